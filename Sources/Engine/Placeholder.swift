@@ -1,0 +1,1 @@
+// The Engine module: see README.md for what it holds. (Placeholder until its first source lands.)

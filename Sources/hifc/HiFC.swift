@@ -1,0 +1,11 @@
+import ArgumentParser
+
+/// The `hifc` command: serve, generate, bench, inspect, doctor.
+@main
+struct HiFC: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "hifc",
+        abstract: "An LLM inference server whose KV cache overflows from GPU memory to flash.",
+        subcommands: []
+    )
+}

@@ -1,0 +1,1 @@
+// Tests of Backend. (Placeholder until its first test lands.)

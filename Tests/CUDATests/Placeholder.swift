@@ -1,0 +1,1 @@
+// Tests of CUDA. (Placeholder until its first test lands.)

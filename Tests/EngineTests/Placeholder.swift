@@ -1,0 +1,1 @@
+// Tests of Engine. (Placeholder until its first test lands.)

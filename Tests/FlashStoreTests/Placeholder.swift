@@ -1,0 +1,1 @@
+// Tests of FlashStore. (Placeholder until its first test lands.)

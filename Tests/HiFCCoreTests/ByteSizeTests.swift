@@ -1,0 +1,35 @@
+import XCTest
+@testable import HiFCCore
+
+final class ByteSizeTests: XCTestCase {
+    func testBinaryAndDecimalUnitsParse() throws {
+        XCTAssertEqual(try ByteSize(parsing: "4GiB").bytes, 4 << 30)
+        XCTAssertEqual(try ByteSize(parsing: "8mib").bytes, 8 << 20)
+        XCTAssertEqual(try ByteSize(parsing: "6000TB").bytes, 6_000_000_000_000_000)
+        XCTAssertEqual(try ByteSize(parsing: "1.5 GB").bytes, 1_500_000_000)
+        XCTAssertEqual(try ByteSize(parsing: "4096").bytes, 4096)
+    }
+
+    func testBadSizesNameTheCause() {
+        XCTAssertThrowsError(try ByteSize(parsing: "")) { XCTAssertEqual($0 as? ByteSize.ParseError, .empty) }
+        XCTAssertThrowsError(try ByteSize(parsing: "lots")) {
+            XCTAssertEqual($0 as? ByteSize.ParseError, .notANumber("lots"))
+        }
+        XCTAssertThrowsError(try ByteSize(parsing: "4 parsecs")) {
+            XCTAssertTrue("\($0)".contains("parsecs"))
+        }
+        XCTAssertThrowsError(try ByteSize(parsing: "-1GiB"))
+    }
+
+    func testDescriptionUsesTheLargestWholeUnit() {
+        XCTAssertEqual(ByteSize.mib(8).description, "8 MiB")
+        XCTAssertEqual(ByteSize(3 << 29).description, "1.5 GiB")
+    }
+
+    func testBlockLayoutOf8BLlamaIs8MiB() {
+        let layout = KVBlockLayout(layers: 32, kvHeads: 8, headDim: 128, blockTokens: 64, dtype: .bfloat16)
+        XCTAssertEqual(layout.blockBytes, 8 << 20)
+        XCTAssertEqual(layout.blocks(forTokens: 8700), 136)
+        XCTAssertEqual(layout.elementOffset(layer: 1, value: true, token: 2), ((1 * 2 + 1) * 64 + 2) * 1024)
+    }
+}

@@ -1,0 +1,1 @@
+// Tests of Models. (Placeholder until its first test lands.)

@@ -1,0 +1,1 @@
+// Tests of Server. (Placeholder until its first test lands.)
