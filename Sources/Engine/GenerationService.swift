@@ -1,0 +1,100 @@
+import HiFCCore
+
+/// One message of a chat, as the OpenAI API sends it.
+public struct ChatMessage: Sendable, Hashable {
+    /// "system", "user", "assistant" or "tool".
+    public var role: String
+    /// The message text.
+    public var content: String
+
+    public init(role: String, content: String) {
+        self.role = role
+        self.content = content
+    }
+}
+
+/// What a client asks the engine to generate.
+public struct GenerationRequest: Sendable {
+    /// Unique id of the request (the server's request id).
+    public var id: String
+    /// The prompt, already tokenized.
+    public var promptTokens: [Int]
+    /// How to sample and when to stop.
+    public var sampling: SamplingParams
+
+    public init(id: String, promptTokens: [Int], sampling: SamplingParams) {
+        self.id = id
+        self.promptTokens = promptTokens
+        self.sampling = sampling
+    }
+}
+
+/// Why generation of a request ended (OpenAI's `finish_reason`).
+public enum FinishReason: String, Sendable, Hashable {
+    /// EOS, a stop string or a stop token.
+    case stop
+    /// `maxTokens` or the model's context length reached.
+    case length
+    /// The client went away or the request was aborted.
+    case abort
+}
+
+/// Token counts of one request (OpenAI's `usage`).
+public struct TokenUsage: Sendable, Hashable {
+    public var promptTokens: Int
+    public var completionTokens: Int
+    public var totalTokens: Int { promptTokens + completionTokens }
+
+    public init(promptTokens: Int, completionTokens: Int) {
+        self.promptTokens = promptTokens
+        self.completionTokens = completionTokens
+    }
+}
+
+/// What the engine streams back for one request.
+public enum GenerationEvent: Sendable, Hashable {
+    /// New tokens and the text they complete. `text` may be empty while a multi-byte character is
+    /// still incomplete, and it never contains a stop string.
+    case delta(tokenIDs: [Int], text: String)
+    /// The last event of a request.
+    case finished(FinishReason, TokenUsage)
+}
+
+/// Why a request could not be generated; each case is the client's fault and has a message for it.
+public enum GenerationError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// Prompt plus `maxTokens` exceed the model's context.
+    case contextTooLong(promptTokens: Int, maxTokens: Int, limit: Int)
+    /// The prompt has no tokens.
+    case emptyPrompt
+    /// A request's parameters are out of range; `parameter` names which.
+    case invalidParameter(parameter: String, reason: String)
+    /// The engine stopped (shut down, or a fault it could not recover from).
+    case engineStopped(String)
+
+    public var description: String {
+        switch self {
+        case .contextTooLong(let p, let m, let limit):
+            return "This model's maximum context length is \(limit) tokens; the request has \(p) prompt tokens and asks for \(m) more."
+        case .emptyPrompt: return "The prompt is empty."
+        case .invalidParameter(let p, let reason): return "Invalid '\(p)': \(reason)"
+        case .engineStopped(let why): return "The engine stopped: \(why)"
+        }
+    }
+}
+
+/// The engine as the HTTP server sees it.
+///
+/// Cancelling the task that consumes `generate`'s stream (a client that disconnects) aborts the
+/// request and frees its KV blocks.
+public protocol GenerationService: Sendable {
+    /// The model's name as `/v1/models` lists it.
+    var modelID: String { get }
+    /// Most tokens (prompt plus output) of one sequence.
+    var maxContextTokens: Int { get }
+    /// Tokenizes plain text (completions), adding the model's BOS token when it uses one.
+    func encode(_ text: String) throws -> [Int]
+    /// Renders `messages` with the model's chat template, ready to generate the assistant's turn.
+    func encodeChat(_ messages: [ChatMessage]) throws -> [Int]
+    /// Starts generating; the stream ends after `.finished`, or throws a `GenerationError`.
+    func generate(_ request: GenerationRequest) -> AsyncThrowingStream<GenerationEvent, Error>
+}
