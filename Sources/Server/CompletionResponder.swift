@@ -45,7 +45,7 @@ struct CompletionResponder: Sendable {
         }
         if disconnected.isSet || outcome.finishReasons.contains(nil) {
             metrics.recordClientDisconnect(endpoint: plan.endpoint.rawValue)
-            throw OpenAIError.unavailable("The request was aborted before it finished.")
+            throw OpenAIError.clientClosedRequest
         }
         finish(plan, outcome, start: start)
         let usage = UsageBody(promptTokens: plan.promptTokens, completionTokens: outcome.completionTokens)

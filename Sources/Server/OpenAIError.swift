@@ -49,6 +49,12 @@ public struct OpenAIError: Error, HTTPResponseError, Sendable, Hashable, CustomS
             type: "invalid_request_error", code: "request_too_large")
     }
 
+    /// HTTP 499 (nginx's "client closed request"): the client went away before its answer, which
+    /// was therefore aborted; logged and counted, never seen by anyone.
+    public static let clientClosedRequest = OpenAIError(
+        status: HTTPResponse.Status(code: 499, reasonPhrase: "Client Closed Request"),
+        message: "The client closed the connection; the request was aborted.", type: "client_closed_request")
+
     /// HTTP 503: the engine cannot take requests.
     public static func unavailable(_ message: String) -> OpenAIError {
         OpenAIError(status: .serviceUnavailable, message: message, type: "server_error", code: "engine_unavailable")

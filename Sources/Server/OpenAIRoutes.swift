@@ -18,10 +18,16 @@ public struct OpenAIRoutes: Sendable {
     public var maxBodyBytes: Int
     /// Where request lines go.
     public var logger: Logger
+    /// Runs before each `/metrics` answer, to refresh gauges that are read rather than pushed.
+    public var beforeMetricsRender: @Sendable () -> Void
 
     /// Routes for `service`; `servedModelName` defaults to the service's own model id.
-    public init(service: any GenerationService, servedModelName: String? = nil, maxBodyBytes: Int = 4 << 20, logger: Logger) {
+    public init(
+        service: any GenerationService, servedModelName: String? = nil, maxBodyBytes: Int = 4 << 20, logger: Logger,
+        beforeMetricsRender: @escaping @Sendable () -> Void = {}
+    ) {
         self.service = service
+        self.beforeMetricsRender = beforeMetricsRender
         self.servedModelName = servedModelName ?? service.modelID
         self.maxBodyBytes = maxBodyBytes
         self.logger = logger
@@ -69,8 +75,10 @@ public struct OpenAIRoutes: Sendable {
             Self.jsonResponse(["status": "ok", "model": modelName])
         }
 
+        let beforeMetricsRender = self.beforeMetricsRender
         router.get("metrics") { _, _ in
-            Response(
+            beforeMetricsRender()
+            return Response(
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                 body: ResponseBody(byteBuffer: ByteBuffer(string: ServerMetrics.render())))
         }

@@ -30,12 +30,11 @@ struct GenerationOptions: Decodable, Sendable {
     init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         model = try c.decode(String.self, forKey: .model)
-        maxTokens = try c.decodeIfPresent(Int.self, forKey: .maxCompletionTokens)
-            ?? c.decodeIfPresent(Int.self, forKey: .maxTokens)
+        maxTokens = try Self.wholeNumber(c, .maxCompletionTokens) ?? Self.wholeNumber(c, .maxTokens)
         temperature = try c.decodeIfPresent(Double.self, forKey: .temperature)
         topP = try c.decodeIfPresent(Double.self, forKey: .topP)
         seed = try c.decodeIfPresent(Int64.self, forKey: .seed)
-        n = try c.decodeIfPresent(Int.self, forKey: .n)
+        n = try Self.wholeNumber(c, .n)
         stream = try c.decodeIfPresent(Bool.self, forKey: .stream) ?? false
         includeUsage = try c.decodeIfPresent(StreamOptions.self, forKey: .streamOptions)?.includeUsage ?? false
         if let one = try? c.decodeIfPresent(String.self, forKey: .stop) {
@@ -43,6 +42,18 @@ struct GenerationOptions: Decodable, Sendable {
         } else {
             stop = try c.decodeIfPresent([String].self, forKey: .stop) ?? []
         }
+    }
+}
+
+extension GenerationOptions {
+    /// A count that must be a whole number; 2.5 is refused with the key named (Foundation's own
+    /// error for it names no key on every platform).
+    private static func wholeNumber(_ c: KeyedDecodingContainer<CodingKeys>, _ key: CodingKeys) throws -> Int? {
+        guard let value = try c.decodeIfPresent(Double.self, forKey: key) else { return nil }
+        guard value == value.rounded(), abs(value) < 1e15 else {
+            throw DecodingError.dataCorrupted(.init(codingPath: c.codingPath + [key], debugDescription: "expected a whole number, got \(value)"))
+        }
+        return Int(value)
     }
 }
 

@@ -62,6 +62,8 @@ public struct ServerConfiguration: Hashable, Sendable {
     public var preemption = PreemptionMode.swapFlash
     /// Most swapped sequences read back from flash ahead of their turn.
     public var prefetchDepth = 2
+    /// Host memory of the DRAM swap tier (`swap-dram`, and the baseline of comparisons).
+    public var dramSwap = ByteSize.gib(1)
 
     // MARK: Flash tier
 
