@@ -182,7 +182,14 @@ public final class EngineCore {
     }
 
     /// A snapshot of the counters, with the queues and KV use of now.
-    public func snapshot() -> EngineStats { stats }
+    public func snapshot() -> EngineStats {
+        var now = stats
+        now.kvUtilization = scheduler.pool.utilization
+        now.waiting = scheduler.waitingCount
+        now.running = scheduler.runningCount
+        now.swapped = scheduler.swappedCount
+        return now
+    }
 
     // MARK: Outputs
 
@@ -273,11 +280,7 @@ public final class EngineCore {
     }
 
     private func publishQueues() {
-        stats.kvUtilization = scheduler.pool.utilization
-        stats.waiting = scheduler.waitingCount
-        stats.running = scheduler.runningCount
-        stats.swapped = scheduler.swappedCount
-        metrics.recordQueues(stats)
+        metrics.recordQueues(snapshot())
     }
 
     private static func seconds(since start: ContinuousClock.Instant) -> Double {

@@ -132,7 +132,10 @@ private final class StepLoop: @unchecked Sendable {
                     return
                 }
             }
-            guard !core.isIdle else { continue }
+            guard !core.isIdle else {
+                publish()
+                continue
+            }
             do {
                 for (id, event) in try core.step() {
                     guard let stream = streams[id] else { continue }
@@ -146,9 +149,13 @@ private final class StepLoop: @unchecked Sendable {
                 logger.error("a step failed, every running request is stopped: \(error)")
                 stopAll(because: "a step failed: \(error)")
             }
-            let snapshot = core.snapshot()
-            stats.value.withLock { $0 = snapshot }
+            publish()
         }
+    }
+
+    private func publish() {
+        let snapshot = core.snapshot()
+        stats.value.withLock { $0 = snapshot }
     }
 
     private func stopAll(because reason: String) {
