@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Runs the whole test suite. The reference checks use NumPy, and the kernel build check uses
-# NVRTC from PyPI (no GPU needed); both are installed here if missing.
+# Runs the whole test suite. The reference checks use NumPy, the kernel build check uses NVRTC
+# from PyPI (no GPU needed), and the server's client test uses the official `openai` package; each
+# is installed here if missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()
 python3 -c 'import numpy' 2>/dev/null || need+=(numpy)
+python3 -c 'import openai' 2>/dev/null || need+=(openai)
 python3 -c "import nvidia.cu13" 2>/dev/null || python3 -c "import nvidia.cuda_nvrtc" 2>/dev/null || need+=("nvidia-cuda-nvrtc==13.0.88")
 if [ ${#need[@]} -gt 0 ]; then
   python3 -m pip install -q "${need[@]}"

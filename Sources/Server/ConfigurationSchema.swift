@@ -63,7 +63,15 @@ public enum ConfigurationSchema {
                 config.device = device
             },
             render: { $0.device.description }),
-        size("kv-budget", atLeast: .kib(1), help: "device memory for KV blocks; when full, sequences are preempted (swapped to flash)", \.kvBudget),
+        ConfigurationSetting(
+            key: "kv-budget", valueName: "SIZE|N blocks", help: "device memory for KV blocks; when full, sequences are preempted (swapped to flash)",
+            apply: { config, values in
+                do { config.kvBudget = try KVBudget(parsing: values.last ?? "") } catch {
+                    throw SettingValueError(reason: "\(error)")
+                }
+                guard config.kvBudget.blockCount(blockBytes: 1) > 0 else { throw SettingValueError(reason: "must be more than zero") }
+            },
+            render: { $0.kvBudget.description }),
         integer("block-size", in: 1...1024, help: "tokens per KV block", \.blockSize),
         integer("max-batch-tokens", in: 1...1_048_576, help: "most tokens computed in one engine step", \.maxBatchTokens),
         integer("max-running", in: 1...65_536, help: "most sequences running at once", \.maxRunning),

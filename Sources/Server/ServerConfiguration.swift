@@ -49,9 +49,9 @@ public struct ServerConfiguration: Hashable, Sendable {
 
     /// Compute device.
     public var device = DeviceSelection.cpu
-    /// Bytes of device memory for KV blocks; small by default so that a few concurrent requests
-    /// already make the engine swap to flash.
-    public var kvBudget = ByteSize.kib(256)
+    /// Device memory for KV blocks (a size, or a count of blocks); small by default so that a few
+    /// concurrent requests already make the engine swap to flash.
+    public var kvBudget = KVBudget.bytes(.kib(256))
     /// Tokens per KV block.
     public var blockSize = 16
     /// Most tokens computed in one engine step (prefill chunks plus decodes).

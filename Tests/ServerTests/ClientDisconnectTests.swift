@@ -39,7 +39,7 @@ final class ClientDisconnectTests: XCTestCase {
 }
 
 /// A bare TCP connection to the test server on 127.0.0.1, to hang up mid-request.
-private final class RawHTTPConnection {
+final class RawHTTPConnection {
     private let fd: Int32
 
     init(port: Int) throws {
@@ -65,6 +65,9 @@ private final class RawHTTPConnection {
         guard n > 0 else { throw POSIXError(.EIO) }
         return String(decoding: buffer[..<n], as: UTF8.self)
     }
+
+    /// Closes normally (FIN).
+    func close() { _ = Glibc.close(fd) }
 
     /// Closes with a TCP reset (SO_LINGER 0), as a killed client or a proxy's timeout does.
     func reset() {

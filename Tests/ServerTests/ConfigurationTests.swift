@@ -29,7 +29,7 @@ final class ConfigurationTests: XCTestCase {
         let environment = ["HIFC_CONFIG": path, "HIFC_PORT": "9002", "HIFC_KV_BUDGET": "3MiB"]
         let config = try ConfigurationLoader.load(arguments: ["--port", "9003"], environment: environment)
         XCTAssertEqual(config.port, 9003, "flag over environment")
-        XCTAssertEqual(config.kvBudget, .mib(3), "environment over YAML")
+        XCTAssertEqual(config.kvBudget, .bytes(.mib(3)), "environment over YAML")
         XCTAssertEqual(config.host, "0.0.0.0", "YAML over default")
         XCTAssertEqual(config.blockSize, 32)
         XCTAssertEqual(config.flashCapacity, .gib(1))
