@@ -30,7 +30,7 @@ struct CompletionResponder: Sendable {
     ) async throws -> Response {
         let start = ContinuousClock.now
         metrics.inFlight.increment()
-        if plan.stream { return streamingResponse(plan, start: start) }
+        if plan.stream { return try await streamingResponse(plan, start: start) }
         defer { metrics.inFlight.decrement() }
         let streams = ChoiceStreams(plan.choices, service: service)
         let disconnected = DisconnectFlag()
@@ -49,23 +49,32 @@ struct CompletionResponder: Sendable {
         }
         finish(plan, outcome, start: start)
         let usage = UsageBody(promptTokens: plan.promptTokens, completionTokens: outcome.completionTokens)
-        let body: ByteBuffer
-        switch plan.endpoint {
-        case .completions:
-            let choices = outcome.texts.indices.map { TextChoice(index: $0, text: outcome.texts[$0], finishReason: outcome.finishReasons[$0]) }
-            body = Self.json(CompletionEnvelope(id: plan.id, object: "text_completion", created: plan.created, model: plan.model, choices: choices, usage: usage))
-        case .chatCompletions:
-            let choices = outcome.texts.indices.map { ChatChoice(index: $0, content: outcome.texts[$0], finishReason: outcome.finishReasons[$0]) }
-            body = Self.json(CompletionEnvelope(id: plan.id, object: "chat.completion", created: plan.created, model: plan.model, choices: choices, usage: usage))
+        let chat = plan.endpoint == .chatCompletions
+        let choices = outcome.texts.indices.map { i in
+            ResponseChoice(index: i, content: chat ? .message(outcome.texts[i]) : .text(outcome.texts[i]), finishReason: outcome.finishReasons[i])
         }
+        let body = Self.json(CompletionEnvelope(
+            id: plan.id, object: chat ? "chat.completion" : "text_completion", created: plan.created, model: plan.model,
+            choices: choices, usage: usage))
         return Response(status: .ok, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: body))
     }
 
-    private func streamingResponse(_ plan: CompletionPlan, start: ContinuousClock.Instant) -> Response {
+    /// Server-sent events of `plan`. The first event is awaited before the response starts, so that
+    /// a request the engine refuses (a token outside the vocabulary, say) is still a 4xx.
+    private func streamingResponse(_ plan: CompletionPlan, start: ContinuousClock.Instant) async throws -> Response {
+        let streams = ChoiceStreams(plan.choices, service: service)
+        let cursor = EventCursor(streams.events)
+        let first: (choice: Int, event: GenerationEvent)?
+        do {
+            first = try await cursor.next()
+        } catch {
+            streams.cancel()
+            metrics.inFlight.decrement()
+            throw Self.openAIError(error)
+        }
         let responder = self
         let body = ResponseBody { writer in
             defer { responder.metrics.inFlight.decrement() }
-            let streams = ChoiceStreams(plan.choices, service: responder.service)
             defer { streams.cancel() }
             var outcome = Outcome(choices: plan.choices.count)
             do {
@@ -74,11 +83,17 @@ struct CompletionResponder: Sendable {
                         try await writer.write(responder.chunk(plan, choice: index, text: "", finish: nil, withRole: true))
                     }
                 }
-                var events = streams.events.makeAsyncIterator()
-                while true {
-                    let next: (choice: Int, event: GenerationEvent)?
+                var next = first
+                while let (choice, event) = next {
+                    responder.record(event, choice: choice, into: &outcome, start: start)
+                    switch event {
+                    case .delta(_, let text):
+                        if !text.isEmpty { try await writer.write(responder.chunk(plan, choice: choice, text: text, finish: nil)) }
+                    case .finished(let reason, _):
+                        try await writer.write(responder.chunk(plan, choice: choice, text: nil, finish: reason))
+                    }
                     do {
-                        next = try await events.next()
+                        next = try await cursor.next()
                     } catch {
                         // Headers are gone already: the error travels as an event, as OpenAI sends it.
                         let failure = Self.openAIError(error)
@@ -86,14 +101,6 @@ struct CompletionResponder: Sendable {
                         try await writer.write(ServerSentEvents.event(failure))
                         try await writer.finish(nil)
                         return
-                    }
-                    guard let (choice, event) = next else { break }
-                    responder.record(event, choice: choice, into: &outcome, start: start)
-                    switch event {
-                    case .delta(_, let text):
-                        if !text.isEmpty { try await writer.write(responder.chunk(plan, choice: choice, text: text, finish: nil)) }
-                    case .finished(let reason, _):
-                        try await writer.write(responder.chunk(plan, choice: choice, text: nil, finish: reason))
                     }
                 }
                 if plan.includeUsage {
@@ -138,19 +145,16 @@ struct CompletionResponder: Sendable {
     }
 
     private func chunk(_ plan: CompletionPlan, choice: Int, text: String?, finish: FinishReason?, withRole: Bool = false) -> ByteBuffer {
-        switch plan.endpoint {
-        case .completions:
-            let choices = [TextChoice(index: choice, text: text ?? "", finishReason: finish)]
-            return ServerSentEvents.event(CompletionEnvelope(id: plan.id, object: "text_completion", created: plan.created, model: plan.model, choices: choices))
-        case .chatCompletions:
-            let choices = [ChatDeltaChoice(index: choice, role: withRole ? "assistant" : nil, content: text, finishReason: finish)]
-            return ServerSentEvents.event(CompletionEnvelope(id: plan.id, object: "chat.completion.chunk", created: plan.created, model: plan.model, choices: choices))
-        }
+        let chat = plan.endpoint == .chatCompletions
+        let content: ResponseChoice.Content = chat ? .delta(role: withRole ? "assistant" : nil, content: text) : .text(text ?? "")
+        return ServerSentEvents.event(CompletionEnvelope(
+            id: plan.id, object: chat ? "chat.completion.chunk" : "text_completion", created: plan.created, model: plan.model,
+            choices: [ResponseChoice(index: choice, content: content, finishReason: finish)]))
     }
 
     private func usageChunk(_ plan: CompletionPlan, usage: UsageBody) -> ByteBuffer {
         let object = plan.endpoint == .completions ? "text_completion" : "chat.completion.chunk"
-        return ServerSentEvents.event(CompletionEnvelope<TextChoice>(id: plan.id, object: object, created: plan.created, model: plan.model, choices: [], usage: usage))
+        return ServerSentEvents.event(CompletionEnvelope(id: plan.id, object: object, created: plan.created, model: plan.model, choices: [], usage: usage))
     }
 
     /// The OpenAI error an engine failure maps to.
@@ -170,6 +174,19 @@ struct CompletionResponder: Sendable {
         let elapsed = ContinuousClock.now - start
         return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
     }
+}
+
+/// The iterator of a request's events, handed from the handler (which awaits the first event) to
+/// the response body's writer (which awaits the rest). It is unchecked `Sendable` because exactly
+/// one task uses it at a time: the handler's last use happens before the body starts.
+private final class EventCursor: @unchecked Sendable {
+    private var iterator: AsyncThrowingStream<(choice: Int, event: GenerationEvent), Error>.AsyncIterator
+
+    init(_ events: AsyncThrowingStream<(choice: Int, event: GenerationEvent), Error>) {
+        iterator = events.makeAsyncIterator()
+    }
+
+    func next() async throws -> (choice: Int, event: GenerationEvent)? { try await iterator.next() }
 }
 
 /// Set once when a request's connection closes; read after its generation ends.

@@ -108,14 +108,14 @@ public enum ConfigurationSchema {
     public static var helpText: String {
         let defaults = ServerConfiguration()
         var lines = [
-            "Settings (precedence: flag > environment > YAML file > default). The YAML file is given",
-            "with --config FILE or HIFC_CONFIG; its keys are the names below, a dot nesting a key.",
+            "Settings: flag > environment variable > YAML file (--config FILE or HIFC_CONFIG) > default.",
             "",
         ]
         for s in settings {
             let value = s.render(defaults)
-            lines.append("  \(s.flag) \(s.valueName)   [env \(s.environment), yaml \(s.key)]")
-            lines.append("      \(s.help)" + (value.isEmpty ? "" : " (default: \(value))"))
+            lines.append("  \(s.flag) \(s.valueName)")
+            lines.append("      env \(s.environment), yaml \(s.key)" + (value.isEmpty ? "" : ", default \(value)"))
+            lines.append("      \(s.help)")
         }
         return lines.joined(separator: "\n")
     }
@@ -134,30 +134,29 @@ public enum ConfigurationSchema {
 
     // MARK: Kinds of setting
 
-    private static func text(
-        _ key: String, valueName: String, help: String,
-        _ field: WritableKeyPath<ServerConfiguration, String> & Sendable
+    private static func text<Value>(
+        _ key: String, valueName: String, help: String, _ field: WritableKeyPath<ServerConfiguration, Value> & Sendable,
+        wrap: @escaping @Sendable (String) -> Value, render: @escaping @Sendable (Value) -> String
     ) -> ConfigurationSetting {
         ConfigurationSetting(
             key: key, valueName: valueName, help: help,
             apply: { config, values in
                 guard let value = values.last, !value.isEmpty else { throw SettingValueError(reason: "it is empty") }
-                config[keyPath: field] = value
+                config[keyPath: field] = wrap(value)
             },
-            render: { $0[keyPath: field] })
+            render: { render($0[keyPath: field]) })
+    }
+
+    private static func text(
+        _ key: String, valueName: String, help: String, _ field: WritableKeyPath<ServerConfiguration, String> & Sendable
+    ) -> ConfigurationSetting {
+        text(key, valueName: valueName, help: help, field, wrap: { $0 }, render: { $0 })
     }
 
     private static func optionalText(
-        _ key: String, valueName: String, help: String,
-        _ field: WritableKeyPath<ServerConfiguration, String?> & Sendable
+        _ key: String, valueName: String, help: String, _ field: WritableKeyPath<ServerConfiguration, String?> & Sendable
     ) -> ConfigurationSetting {
-        ConfigurationSetting(
-            key: key, valueName: valueName, help: help,
-            apply: { config, values in
-                guard let value = values.last, !value.isEmpty else { throw SettingValueError(reason: "it is empty") }
-                config[keyPath: field] = value
-            },
-            render: { $0[keyPath: field] ?? "" })
+        text(key, valueName: valueName, help: help, field, wrap: { $0 }, render: { $0 ?? "" })
     }
 
     private static func integer(

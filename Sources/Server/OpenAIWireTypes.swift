@@ -172,68 +172,50 @@ struct UsageBody: Encodable, Sendable {
 }
 
 /// A response or stream chunk of either endpoint: the envelope is shared, the choices differ.
-struct CompletionEnvelope<Choice: Encodable & Sendable>: Encodable, Sendable {
+struct CompletionEnvelope: Encodable, Sendable {
     var id: String
     /// `text_completion`, `chat.completion` or `chat.completion.chunk`.
     var object: String
     var created: Int
     var model: String
-    var choices: [Choice]
+    var choices: [ResponseChoice]
     /// Present in final responses, and in the last chunk of a stream that asked for it.
     var usage: UsageBody?
 }
 
-/// A choice of `/v1/completions` (whole or one chunk of it).
-struct TextChoice: Encodable, Sendable {
-    var index: Int
-    var text: String
-    var finishReason: FinishReason?
-
-    private enum CodingKeys: String, CodingKey { case index, text, logprobs, finishReason = "finish_reason" }
-
-    func encode(to encoder: any Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(index, forKey: .index)
-        try c.encode(text, forKey: .text)
-        try c.encodeNil(forKey: .logprobs)
-        try c.encode(finishReason?.rawValue, forKey: .finishReason)
+/// One choice of a response or chunk.
+struct ResponseChoice: Encodable, Sendable {
+    /// What the choice carries, by endpoint.
+    enum Content: Sendable {
+        /// `/v1/completions`, whole or streamed: `"text"`.
+        case text(String)
+        /// `/v1/chat/completions`, whole: `"message": {"role": "assistant", "content"}`.
+        case message(String)
+        /// `/v1/chat/completions`, streamed: `"delta"`; the first carries the role, the last nothing.
+        case delta(role: String?, content: String?)
     }
-}
 
-/// A whole choice of `/v1/chat/completions`.
-struct ChatChoice: Encodable, Sendable {
     var index: Int
-    var content: String
+    var content: Content
     var finishReason: FinishReason?
 
-    private enum CodingKeys: String, CodingKey { case index, message, logprobs, finishReason = "finish_reason" }
+    private enum CodingKeys: String, CodingKey { case index, text, message, delta, logprobs, finishReason = "finish_reason" }
 
     func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(index, forKey: .index)
-        try c.encode(["role": "assistant", "content": content], forKey: .message)
-        try c.encodeNil(forKey: .logprobs)
-        try c.encode(finishReason?.rawValue, forKey: .finishReason)
-    }
-}
-
-/// One streamed piece of a chat choice: the first carries the role, the last the finish reason.
-struct ChatDeltaChoice: Encodable, Sendable {
-    var index: Int
-    var role: String?
-    var content: String?
-    var finishReason: FinishReason?
-
-    private enum CodingKeys: String, CodingKey { case index, delta, logprobs, finishReason = "finish_reason" }
-
-    func encode(to encoder: any Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(index, forKey: .index)
-        var delta: [String: String] = [:]
-        delta["role"] = role
-        delta["content"] = content
-        try c.encode(delta, forKey: .delta)
-        try c.encodeNil(forKey: .logprobs)
+        switch content {
+        case .text(let text):
+            try c.encode(text, forKey: .text)
+        case .message(let text):
+            try c.encode(["role": "assistant", "content": text], forKey: .message)
+        case .delta(let role, let text):
+            var delta: [String: String] = [:]
+            delta["role"] = role
+            delta["content"] = text
+            try c.encode(delta, forKey: .delta)
+        }
+        try c.encodeNil(forKey: .logprobs)  // null, as OpenAI sends when logprobs were not asked for
         try c.encode(finishReason?.rawValue, forKey: .finishReason)
     }
 }

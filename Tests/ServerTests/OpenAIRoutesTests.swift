@@ -122,6 +122,14 @@ final class OpenAIRoutesTests: XCTestCase {
         }
     }
 
+    func testStreamTheEngineRefusesAtOnceIsABadRequest() async throws {
+        try await withServer(ScriptedGenerationService()) { client in
+            let response = try await client.post("/v1/completions", #"{"model":"scripted","prompt":"REFUSE","stream":true}"#)
+            XCTAssertEqual(response.status, .badRequest)
+            XCTAssertEqual(try response.error["param"] as? String, "prompt")
+        }
+    }
+
     func testModelsHealthAndMetrics() async throws {
         try await withServer(ScriptedGenerationService()) { client in
             let models = try await client.execute(uri: "/v1/models", method: .get)

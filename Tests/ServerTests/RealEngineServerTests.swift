@@ -71,6 +71,17 @@ final class RealEngineServerTests: XCTestCase {
         }
     }
 
+    func testTokenOutsideTheVocabularyIsABadRequestStreamedOrNot() async throws {
+        let model = self.model
+        try await withRealServer { client in
+            for stream in [false, true] {
+                let response = try await client.post("/v1/completions", #"{"model":"\#(model)","prompt":[1,99999999],"stream":\#(stream)}"#)
+                XCTAssertEqual(response.status, .badRequest, String(buffer: response.body))
+                XCTAssertEqual(try response.error["param"] as? String, "prompt")
+            }
+        }
+    }
+
     func testConcurrentRequestsSwapToFlashAndItShowsInMetrics() async throws {
         let model = self.model
         let before = Self.metric("hifc_swap_outs_total", in: ServerMetrics.render())

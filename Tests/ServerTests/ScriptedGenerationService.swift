@@ -5,7 +5,8 @@ import Synchronization
 
 /// A small deterministic `GenerationService` for testing the HTTP layer alone: text is tokenized
 /// as its UTF-8 bytes, and choice tokens are `100 + i`, spelled " t<i>". A prompt containing
-/// "FAIL" fails after its first token; every request records how its stream ended.
+/// "FAIL" fails after its first token, one containing "REFUSE" before any; every request records
+/// how its stream ended.
 final class ScriptedGenerationService: GenerationService {
     let modelID = "scripted"
     let maxContextTokens: Int
@@ -32,10 +33,15 @@ final class ScriptedGenerationService: GenerationService {
 
     func generate(_ request: GenerationRequest) -> AsyncThrowingStream<GenerationEvent, Error> {
         log.withLock { $0.requests.append(request) }
-        let fails = String(decoding: request.promptTokens.map(UInt8.init(truncatingIfNeeded:)), as: UTF8.self).contains("FAIL")
+        let prompt = String(decoding: request.promptTokens.map(UInt8.init(truncatingIfNeeded:)), as: UTF8.self)
+        let fails = prompt.contains("FAIL"), refuses = prompt.contains("REFUSE")
         let delay = tokenDelay
         let (stream, continuation) = AsyncThrowingStream<GenerationEvent, Error>.makeStream()
         let task = Task {
+            if refuses {
+                continuation.finish(throwing: GenerationError.invalidParameter(parameter: "prompt", reason: "scripted refusal"))
+                return
+            }
             for i in 0..<request.sampling.maxTokens {
                 if delay > .zero { try? await Task.sleep(for: delay) }
                 if Task.isCancelled { return }
