@@ -6,6 +6,10 @@ struct HiFC: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "hifc",
         abstract: "An LLM inference server whose KV cache overflows from GPU memory to flash.",
-        subcommands: []
+        subcommands: [
+            SynthModelCommand.self,
+            GenerateCommand.self,
+            BenchCommand.self,
+        ]
     )
 }
