@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Runs the whole test suite. The reference checks use NumPy, the kernel build check uses NVRTC
-# from PyPI (no GPU needed), and the server's client test uses the official `openai` package; each
-# is installed here if missing.
+# Runs the whole test suite. The Python packages the tests use are installed here if missing:
+# NumPy and tokenizers (reference checks), NVRTC from PyPI (the kernel build check, no GPU needed)
+# and the official `openai` client (the server's client test).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()
