@@ -33,8 +33,9 @@ struct CompletionResponder: Sendable {
         if plan.stream { return try await streamingResponse(plan, start: start) }
         defer { metrics.inFlight.decrement() }
         let streams = ChoiceStreams(plan.choices, service: service)
-        let disconnected = DisconnectFlag()
-        whenConnectionCloses { disconnected.set(); streams.cancel() }
+        let watch = DisconnectWatch(streams)
+        whenConnectionCloses { watch.connectionClosed() }
+        defer { watch.disarm() }
         var outcome = Outcome(choices: plan.choices.count)
         do {
             for try await (choice, event) in streams.events {
@@ -43,9 +44,12 @@ struct CompletionResponder: Sendable {
         } catch {
             throw Self.openAIError(error)
         }
-        if disconnected.isSet || outcome.finishReasons.contains(nil) {
+        if watch.fired {
             metrics.recordClientDisconnect(endpoint: plan.endpoint.rawValue)
             throw OpenAIError.clientClosedRequest
+        }
+        guard !outcome.finishReasons.contains(nil) else {
+            throw OpenAIError.unavailable("The engine ended the request before it finished.")
         }
         finish(plan, outcome, start: start)
         let usage = UsageBody(promptTokens: plan.promptTokens, completionTokens: outcome.completionTokens)
@@ -189,9 +193,27 @@ private final class EventCursor: @unchecked Sendable {
     func next() async throws -> (choice: Int, event: GenerationEvent)? { try await iterator.next() }
 }
 
-/// Set once when a request's connection closes; read after its generation ends.
-private final class DisconnectFlag: Sendable {
-    private let state = Mutex(false)
-    func set() { state.withLock { $0 = true } }
-    var isSet: Bool { state.withLock { $0 } }
+/// Cancels a non-streaming request's generations if its connection closes while they run. The
+/// connection may outlive the request (keep-alive), so the watch lets go of the generations once
+/// the request is answered and only a few bytes stay registered until the connection closes.
+private final class DisconnectWatch: Sendable {
+    private let state: Mutex<(streams: ChoiceStreams?, fired: Bool)>
+
+    init(_ streams: ChoiceStreams) { state = Mutex((streams, false)) }
+
+    /// The connection closed: cancel the generations if they still run.
+    func connectionClosed() {
+        let streams = state.withLock { state -> ChoiceStreams? in
+            guard let streams = state.streams else { return nil }
+            state.fired = true
+            return streams
+        }
+        streams?.cancel()
+    }
+
+    /// The request is answered; a later close of the connection concerns it no more.
+    func disarm() { state.withLock { $0.streams = nil } }
+
+    /// Whether the connection closed while the generations ran.
+    var fired: Bool { state.withLock { $0.fired } }
 }
