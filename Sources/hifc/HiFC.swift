@@ -6,6 +6,12 @@ struct HiFC: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "hifc",
         abstract: "An LLM inference server whose KV cache overflows from GPU memory to flash.",
-        subcommands: [BenchCommand.self, InspectCommand.self, DoctorCommand.self]
+        subcommands: [
+            GenerateCommand.self,
+            SynthModelCommand.self,
+            BenchCommand.self,
+            InspectCommand.self,
+            DoctorCommand.self,
+        ]
     )
 }
