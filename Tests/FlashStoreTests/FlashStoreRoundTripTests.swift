@@ -46,6 +46,21 @@ final class FlashStoreRoundTripTests: XCTestCase {
         }
     }
 
+    func testWritesBeyondTheDailyBudgetAreReported() async throws {
+        let config = { (dir: String) -> FlashStoreConfiguration in
+            var c = testConfiguration([dir])
+            c.dailyWriteBudget = .mib(1)
+            return c
+        }
+        try await withScratchStore(configuration: config) { store, _ in
+            try await put(store, [(.sequence(9, block: 0), [UInt8](repeating: 7, count: 512 << 10))])
+            XCTAssertFalse(store.stats.paths[0].overDailyBudget)
+            try await put(store, [(.sequence(9, block: 1), [UInt8](repeating: 7, count: 600 << 10))])
+            XCTAssertTrue(store.stats.paths[0].overDailyBudget)
+            XCTAssertGreaterThan(store.stats.paths[0].bytesWrittenToday, 1 << 20)
+        }
+    }
+
     func testAPutReplacesAndADeleteRemoves() async throws {
         try await withScratchStore { store, dir in
             let key = BlockKey.content(high: 1, low: 1)
