@@ -77,6 +77,16 @@ final class ConfigurationTests: XCTestCase {
         XCTAssertTrue(refusal(["--config", "/no/such/file.yaml"]).contains("/no/such/file.yaml"))
     }
 
+    func testADeviceWithoutABackendIsRefusedAtStartNamingTheSetting() throws {
+        var configuration = ServerConfiguration()
+        configuration.device = .cuda(0)
+        configuration.dataDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("hifc-\(UUID().uuidString)").path
+        XCTAssertThrowsError(try ServingStack(configuration: configuration, logger: .init(label: "test"))) { error in
+            XCTAssertTrue("\(error)".contains("Setting 'device'"), "\(error)")
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: configuration.dataDirectory), "nothing was written")
+    }
+
     func testNamesAreDerivedFromTheKey() throws {
         let capacity = try XCTUnwrap(ConfigurationSchema.setting(key: "flash.capacity"))
         XCTAssertEqual(capacity.flag, "--flash-capacity")
