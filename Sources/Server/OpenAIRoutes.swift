@@ -85,6 +85,15 @@ public struct OpenAIRoutes: Sendable {
         return router
     }
 
+    /// The application serving these routes at `address`, its connections watched for clients that
+    /// hang up (`ClientHangupHandler`).
+    public func application(address: BindAddress, onServerRunning: @escaping @Sendable () -> Void = {}) -> some ApplicationProtocol {
+        Application(
+            router: router(), server: .http1(configuration: .init(additionalChannelHandlers: [ClientHangupHandler()])),
+            configuration: .init(address: address, serverName: "hifc"),
+            onServerRunning: { _ in onServerRunning() }, logger: logger)
+    }
+
     /// Tokenizing is the client's text meeting the model's tokenizer or chat template: a failure is
     /// the request's fault (an unknown role, a template that refuses the messages), so a 400.
     private static func tokenize(param: String, _ encode: () throws -> [Int]) throws(OpenAIError) -> [Int] {

@@ -8,7 +8,7 @@ import Glibc
 
 /// A client that goes away aborts its generation (which frees its blocks in the engine).
 final class ClientDisconnectTests: XCTestCase {
-    private func assertDisconnectAborts(stream: Bool) async throws {
+    private func assertDisconnectAborts(stream: Bool, reset: Bool = false) async throws {
         let service = ScriptedGenerationService(tokenDelay: .milliseconds(20))
         try await withServer(service, setup: .live) { client in
             let port = try XCTUnwrap(client.port)
@@ -17,10 +17,7 @@ final class ClientDisconnectTests: XCTestCase {
             try socket.send("POST /v1/completions HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)")
             if stream { _ = try socket.receiveSome() }  // the headers and the first chunks
             try await Task.sleep(for: .milliseconds(200))
-            // The server allows half-closed connections, so a plain close (FIN) of a client that
-            // is waiting for a whole answer is only seen when the answer is written; a reset is
-            // seen at once. Streaming clients are noticed by the next chunk either way.
-            socket.reset()
+            if reset { socket.reset() } else { socket.close() }
             let deadline = ContinuousClock.now + .seconds(5)
             while service.terminations.isEmpty, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
         }
@@ -35,6 +32,10 @@ final class ClientDisconnectTests: XCTestCase {
 
     func testNonStreamingClientThatDisconnectsAbortsItsGeneration() async throws {
         try await assertDisconnectAborts(stream: false)
+    }
+
+    func testNonStreamingClientWhoseConnectionIsResetAbortsItsGeneration() async throws {
+        try await assertDisconnectAborts(stream: false, reset: true)
     }
 }
 

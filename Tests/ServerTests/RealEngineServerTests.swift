@@ -30,8 +30,7 @@ final class RealEngineServerTests: XCTestCase {
     private var model: String { stack.routes.servedModelName }
 
     private func withRealServer(setup: TestingSetup = .router, _ body: @escaping @Sendable (any TestClientProtocol) async throws -> Void) async throws {
-        let app = Application(router: stack.routes.router())
-        try await app.test(setup) { client in try await body(client) }
+        try await stack.routes.application(address: .hostname("127.0.0.1", port: 0)).test(setup) { client in try await body(client) }
     }
 
     private static func metric(_ name: String, in text: String) -> Double {

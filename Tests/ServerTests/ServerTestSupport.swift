@@ -11,8 +11,7 @@ func withServer(
     _ body: @escaping @Sendable (any TestClientProtocol) async throws -> Void
 ) async throws {
     let routes = OpenAIRoutes(service: service, maxBodyBytes: maxBodyBytes, logger: Logger(label: "test"))
-    let app = Application(router: routes.router())
-    try await app.test(setup) { client in try await body(client) }
+    try await routes.application(address: .hostname("127.0.0.1", port: 0)).test(setup) { client in try await body(client) }
 }
 
 extension TestClientProtocol {
