@@ -6,7 +6,8 @@ forward pass, then `--decode-tokens` greedy decode steps of the whole batch with
 float32 on all cores. Prints a markdown table (and writes it to --out when given).
 
   bench/cpu_vs_torch.py --model DIR [--hifc .build/release/hifc] [--batch 1,8]
-                        [--prompt-tokens 128] [--decode-tokens 32] [--out bench/results/x.md]
+                        [--prompt-tokens 128] [--decode-tokens 32] [--torch-threads N]
+                        [--out bench/results/x.md]
 
 Without --model, a ~100M-parameter Llama is written first with `hifc synth-model --preset small`.
 Needs torch and transformers (pip install torch transformers); HiFC needs nothing."""
@@ -32,6 +33,8 @@ def torch_figures(args):
     import torch
     from transformers import AutoModelForCausalLM
 
+    if args.torch_threads:
+        torch.set_num_threads(args.torch_threads)
     model = AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.float32)
     model.eval()
     generator = torch.Generator().manual_seed(1)
@@ -76,6 +79,7 @@ def main():
     parser.add_argument("--batch", default="1,8")
     parser.add_argument("--prompt-tokens", type=int, default=128)
     parser.add_argument("--decode-tokens", type=int, default=32)
+    parser.add_argument("--torch-threads", type=int, help="torch.set_num_threads (default: torch's choice)")
     parser.add_argument("--out")
     args = parser.parse_args()
     if not args.model:

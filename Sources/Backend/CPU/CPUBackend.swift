@@ -14,6 +14,12 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
     }
 
     public var name: String { "cpu (\(blas?.path ?? "swift gemm"))" }
+
+    /// Products with fewer rows (decode steps of small batches) use the Swift GEMM even when a BLAS
+    /// library is loaded: they are bound by reading the weights once, which the Swift loop does as
+    /// well, and it avoids waking BLAS's thread pool, whose spinning workers then compete with the
+    /// attention threads (measured: bench/results/cpu_vs_torch.md).
+    public static let smallestBLASRows = 16
     public var kvDType: KVDType { .float32 }
 
     // MARK: Memory
@@ -97,7 +103,7 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
         }
         let a = try x.cpu("linear"), b = try weight.cpu("linear")
         let (result, c) = try allocate([m, n])
-        if let blas {
+        if let blas, m >= Self.smallestBLASRows {
             blas.multiplyTransposed(a, b, c, m: m, n: n, k: k)
         } else {
             SwiftGEMM.multiplyTransposed(a, b, c, m: m, n: n, k: k)
