@@ -7,9 +7,11 @@ struct HiFC: AsyncParsableCommand {
         commandName: "hifc",
         abstract: "An LLM inference server whose KV cache overflows from GPU memory to flash.",
         subcommands: [
-            SynthModelCommand.self,
             GenerateCommand.self,
+            SynthModelCommand.self,
             BenchCommand.self,
+            InspectCommand.self,
+            DoctorCommand.self,
         ]
     )
 }
