@@ -7,7 +7,16 @@ import XCTest
 /// single or sharded, load.
 final class ModelLoadingTests: XCTestCase {
     private func scratch(_ name: String) -> String {
-        NSTemporaryDirectory() + "hifc-loading-\(name)-\(UUID().uuidString)"
+        let dir = NSTemporaryDirectory() + "hifc-loading-\(name)-\(UUID().uuidString)"
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: dir) }
+        return dir
+    }
+
+    /// A tiny synthetic model in a scratch directory removed after the test.
+    private func synth(_ name: String, _ architecture: ModelArchitecture, _ dtype: TensorDType, seed: UInt64 = 0) throws -> String {
+        let dir = scratch(name)
+        try SynthModel(architecture: architecture, preset: .tiny, dtype: dtype, seed: seed).write(to: dir)
+        return dir
     }
 
     private func assertError(_ body: @autoclosure () throws -> some Any, mentions needle: String,
@@ -19,9 +28,7 @@ final class ModelLoadingTests: XCTestCase {
 
     func testMissingDirectoryAndMissingFilesAreNamed() throws {
         assertError(try LoadedModel(directory: "/nonexistent/model", backend: CPUBackend()), mentions: "/nonexistent/model")
-        let dir = scratch("missing")
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        try SynthModel(architecture: .llama, preset: .tiny, dtype: .float32).write(to: dir)
+        let dir = try synth("missing", .llama, .float32)
         try FileManager.default.removeItem(atPath: dir + "/model.safetensors")
         assertError(try LoadedModel(directory: dir, backend: CPUBackend()), mentions: "model.safetensors")
         try FileManager.default.removeItem(atPath: dir + "/tokenizer.json")
@@ -29,9 +36,7 @@ final class ModelLoadingTests: XCTestCase {
     }
 
     func testTruncatedSafetensorsIsNamed() throws {
-        let dir = scratch("truncated")
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        try SynthModel(architecture: .qwen2, preset: .tiny, dtype: .bfloat16).write(to: dir)
+        let dir = try synth("truncated", .qwen2, .bfloat16)
         let path = dir + "/model.safetensors"
         let handle = try XCTUnwrap(FileHandle(forUpdatingAtPath: path))
         try handle.truncate(atOffset: try handle.seekToEnd() - 100)
@@ -40,9 +45,7 @@ final class ModelLoadingTests: XCTestCase {
     }
 
     func testUnsupportedArchitectureAndShapeMismatchAreNamed() throws {
-        let dir = scratch("config")
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        try SynthModel(architecture: .mistral, preset: .tiny, dtype: .float16).write(to: dir)
+        let dir = try synth("config", .mistral, .float16)
         let configPath = dir + "/config.json"
         let original = try Data(contentsOf: URL(fileURLWithPath: configPath))
         var config = try XCTUnwrap(try JSONSerialization.jsonObject(with: original) as? [String: Any])
@@ -56,9 +59,7 @@ final class ModelLoadingTests: XCTestCase {
     }
 
     func testUnsupportedTokenizerTypeIsNamed() throws {
-        let dir = scratch("tokenizer")
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        try SynthModel(architecture: .llama, preset: .tiny, dtype: .float32).write(to: dir)
+        let dir = try synth("tokenizer", .llama, .float32)
         let path = dir + "/tokenizer.json"
         var json = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any])
         var model = try XCTUnwrap(json["model"] as? [String: Any])
@@ -69,10 +70,8 @@ final class ModelLoadingTests: XCTestCase {
     }
 
     func testDTypesAgreeAndShardedWeightsLoad() throws {
-        let dir32 = scratch("f32"), dir16 = scratch("bf16"), sharded = scratch("sharded")
-        defer { for d in [dir32, dir16, sharded] { try? FileManager.default.removeItem(atPath: d) } }
-        try SynthModel(architecture: .llama, preset: .tiny, dtype: .float32, seed: 3).write(to: dir32)
-        try SynthModel(architecture: .llama, preset: .tiny, dtype: .bfloat16, seed: 3).write(to: dir16)
+        let dir32 = try synth("f32", .llama, .float32, seed: 3), dir16 = try synth("bf16", .llama, .bfloat16, seed: 3)
+        let sharded = scratch("sharded")
         // Shard the f32 weights into two files with an index, as large checkpoints are.
         try FileManager.default.copyItem(atPath: dir32, toPath: sharded)
         let whole = try SafeTensorsFile(path: sharded + "/model.safetensors")
