@@ -7,7 +7,8 @@ import XCTest
 final class ChatAndSamplingTests: XCTestCase {
     func testEachFamilysTemplateIsRecognizedAndUnknownFallsBackToPlain() {
         XCTAssertEqual(ChatTemplate.recognize("{{ '<|start_header_id|>' + message['role'] }}"), .llama3)
-        XCTAssertEqual(ChatTemplate.recognize("{{ '[INST] ' + message['content'] + ' [/INST]' }}"), .llama2)
+        XCTAssertEqual(ChatTemplate.recognize("{{ '[INST] ' + message['content'] + ' [/INST]' }}"), .mistral)
+        XCTAssertEqual(ChatTemplate.recognize("{{ '[INST] <<SYS>>\\n' + system + '\\n<</SYS>>' }}"), .llama2)
         XCTAssertEqual(ChatTemplate.recognize("{{'<|im_start|>' + message['role']}}"), .chatML)
         XCTAssertEqual(ChatTemplate.recognize("{{ '<|user|>\\n' }}{{ '<|assistant|>' }}"), .zephyr)
         XCTAssertNil(ChatTemplate.recognize("{{ messages }}"))
@@ -21,6 +22,11 @@ final class ChatAndSamplingTests: XCTestCase {
                        "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nBe brief.<|eot_id|>"
                        + "<|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n")
         XCTAssertEqual(ChatTemplate.llama2.render(turns, bos: "<s>"), "<s>[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\nHi [/INST]")
+        let dialogue = turns + [ChatTurn(role: "assistant", content: "Hello."), ChatTurn(role: "user", content: "Bye")]
+        XCTAssertEqual(ChatTemplate.mistral.render(dialogue, bos: "<s>", eos: "</s>"),
+                       "<s>[INST] Be brief.\n\nHi [/INST] Hello.</s>[INST] Bye [/INST]")
+        XCTAssertEqual(ChatTemplate.llama2.render(dialogue, bos: "<s>", eos: "</s>"),
+                       "<s>[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\nHi [/INST] Hello.</s><s>[INST] Bye [/INST]")
         XCTAssertEqual(ChatTemplate.chatML.render(turns),
                        "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n")
         XCTAssertEqual(ChatTemplate.zephyr.render(turns, eos: "</s>"),
