@@ -83,26 +83,27 @@ struct BenchFlashCommand: AsyncParsableCommand {
     }
 
     private func printJSON(_ rows: [Row]) throws {
+        /// The first block size's figures at the top level, beside the run's settings and all rows.
         struct Report: Encodable {
             var path: String
-            var size_bytes: Int64
-            var queue_depth: Int
-            var block_size: Int
-            var write_gbps: Double
-            var read_gbps: Double
-            var raw_write_gbps: Double
-            var raw_read_gbps: Double
-            var sequential_fraction: Double
-            var write_amplification: Double
-            var results: [Row]
+            var sizeBytes: Int64
+            var queueDepth: Int
+            var rows: [Row]
+
+            enum Keys: String, CodingKey { case path, size_bytes, queue_depth, results }
+
+            func encode(to encoder: Encoder) throws {
+                try rows[0].encode(to: encoder)
+                var container = encoder.container(keyedBy: Keys.self)
+                try container.encode(path, forKey: .path)
+                try container.encode(sizeBytes, forKey: .size_bytes)
+                try container.encode(queueDepth, forKey: .queue_depth)
+                try container.encode(rows, forKey: .results)
+            }
         }
-        let first = rows[0]
-        let report = Report(path: path, size_bytes: try ByteSize(parsing: size).bytes, queue_depth: queueDepth, block_size: first.block_size,
-                            write_gbps: first.write_gbps, read_gbps: first.read_gbps, raw_write_gbps: first.raw_write_gbps,
-                            raw_read_gbps: first.raw_read_gbps, sequential_fraction: first.sequential_fraction,
-                            write_amplification: first.write_amplification, results: rows)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
+        let report = Report(path: path, sizeBytes: try ByteSize(parsing: size).bytes, queueDepth: queueDepth, rows: rows)
         print(String(decoding: try encoder.encode(report), as: UTF8.self))
     }
 

@@ -56,7 +56,7 @@ struct InspectCommand: AsyncParsableCommand {
             let created = Date(timeIntervalSince1970: path.createdAt)
             print("  written since creation (\(created)): \(ByteSize(path.bytesWrittenSinceCreation)), \(ByteSize(Int64(path.bytesPerDay)))/day")
             if let years = path.lifetimeYears, let tbw = path.enduranceTBW {
-                print("  predicted lifetime \(String(format: "%.1f", years)) years at \(ByteSize(tbw)) TBW")
+                print("  predicted lifetime \(String(format: "%.1f", years)) years at \(String(format: "%.0f", Double(tbw) / 1e12)) TBW")
             } else {
                 print("  predicted lifetime: pass --flash-tbw to estimate")
             }

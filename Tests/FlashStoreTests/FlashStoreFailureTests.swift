@@ -5,104 +5,94 @@ import HiFCCore
 
 final class FlashStoreFailureTests: XCTestCase {
     func testAFlippedPayloadByteOnDiskIsAChecksumMiss() async throws {
-        let dir = try makeFlashDirectory()
-        defer { removeFlashDirectory(dir) }
-        let store = try FlashStore(configuration: testConfiguration([dir]))
-        defer { store.close() }
-        let key = BlockKey.content(high: 2, low: 2)
-        try await put(store, [(key, expectedPayload(key, length: 10_000))])
-        let locator = try XCTUnwrap(store.locate(key))
-        try flipByte(in: locator.regionFile, at: locator.payloadOffset + 1234)
-        let (result, _) = await getBytes(store, key, capacity: 10_000)
-        guard case .miss(.checksumMismatch) = result else { return XCTFail("expected a checksum miss, got \(result)") }
-        XCTAssertEqual(store.stats.corruptOrFailedReads, 1)
+        try await withScratchStore { store, dir in
+            let key = BlockKey.content(high: 2, low: 2)
+            try await put(store, [(key, expectedPayload(key, length: 10_000))])
+            let locator = try XCTUnwrap(store.locate(key))
+            try flipByte(in: locator.regionFile, at: locator.payloadOffset + 1234)
+            let (result, _) = await getBytes(store, key, capacity: 10_000)
+            guard case .miss(.checksumMismatch) = result else { return XCTFail("expected a checksum miss, got \(result)") }
+            XCTAssertEqual(store.stats.corruptOrFailedReads, 1)
+        }
     }
 
     func testAFlippedHeaderByteIsAHeaderMiss() async throws {
-        let dir = try makeFlashDirectory()
-        defer { removeFlashDirectory(dir) }
-        let store = try FlashStore(configuration: testConfiguration([dir]))
-        defer { store.close() }
-        let key = BlockKey.content(high: 2, low: 3)
-        try await put(store, [(key, expectedPayload(key, length: 10_000))])
-        let locator = try XCTUnwrap(store.locate(key))
-        try flipByte(in: locator.regionFile, at: locator.payloadOffset - 4096 + 10)
-        let (result, _) = await getBytes(store, key, capacity: 10_000)
-        guard case .miss(.headerMismatch) = result else { return XCTFail("expected a header miss, got \(result)") }
+        try await withScratchStore { store, dir in
+            let key = BlockKey.content(high: 2, low: 3)
+            try await put(store, [(key, expectedPayload(key, length: 10_000))])
+            let locator = try XCTUnwrap(store.locate(key))
+            try flipByte(in: locator.regionFile, at: locator.payloadOffset - 4096 + 10)
+            let (result, _) = await getBytes(store, key, capacity: 10_000)
+            guard case .miss(.headerMismatch) = result else { return XCTFail("expected a header miss, got \(result)") }
+        }
     }
 
     func testInjectedCorruptionAndReadErrorsAreMissesWithReasons() async throws {
-        let dir = try makeFlashDirectory()
-        defer { removeFlashDirectory(dir) }
         let faults = ScriptedFaults()
-        let store = try FlashStore(configuration: testConfiguration([dir]), faultInjector: faults)
-        defer { store.close() }
-        let key = BlockKey.sequence(1, block: 1)
-        try await put(store, [(key, expectedPayload(key, length: 5000))])
-        faults.corruptReads(true)
-        let (corrupt, _) = await getBytes(store, key, capacity: 5000)
-        guard case .miss(.checksumMismatch) = corrupt else { return XCTFail("got \(corrupt)") }
-        faults.corruptReads(false)
-        faults.failReads(EIO)
-        let (failed, _) = await getBytes(store, key, capacity: 5000)
-        guard case .miss(.ioError(let why)) = failed else { return XCTFail("got \(failed)") }
-        XCTAssertTrue(why.contains(FlashStoreConfiguration.regionFileName), why)
-        faults.failReads(nil)
-        let (healed, got) = await getBytes(store, key, capacity: 5000)
-        XCTAssertTrue(healed.isHit)
-        XCTAssertEqual(got, expectedPayload(key, length: 5000))
+        try await withScratchStore(faults: faults) { store, dir in
+            let key = BlockKey.sequence(1, block: 1)
+            try await put(store, [(key, expectedPayload(key, length: 5000))])
+            faults.corruptReads(true)
+            let (corrupt, _) = await getBytes(store, key, capacity: 5000)
+            guard case .miss(.checksumMismatch) = corrupt else { return XCTFail("got \(corrupt)") }
+            faults.corruptReads(false)
+            faults.failReads(EIO)
+            let (failed, _) = await getBytes(store, key, capacity: 5000)
+            guard case .miss(.ioError(let why)) = failed else { return XCTFail("got \(failed)") }
+            XCTAssertTrue(why.contains(FlashStoreConfiguration.regionFileName), why)
+            faults.failReads(nil)
+            let (healed, got) = await getBytes(store, key, capacity: 5000)
+            XCTAssertTrue(healed.isHit)
+            XCTAssertEqual(got, expectedPayload(key, length: 5000))
+        }
     }
 
     func testENOSPCAndEIOOnWriteNameThePathAndKeepEarlierBlocks() async throws {
-        let dir = try makeFlashDirectory()
-        defer { removeFlashDirectory(dir) }
         let faults = ScriptedFaults()
-        let store = try FlashStore(configuration: testConfiguration([dir]), faultInjector: faults)
-        defer { store.close() }
-        let key = BlockKey.content(high: 8, low: 8)
-        try await put(store, [(key, expectedPayload(key, length: 70_000))])
-        for code in [ENOSPC, EIO] {
-            faults.failWrites(code)
-            do {
-                try await put(store, [(key, [9, 9, 9]), (.content(high: 8, low: 9), [1])])
-                XCTFail("the write must fail")
-            } catch let error as FlashStoreError {
-                XCTAssertTrue(error.description.contains(dir), error.description)
-                XCTAssertTrue(error.description.contains(String(cString: strerror(code))), error.description)
+        try await withScratchStore(faults: faults) { store, dir in
+            let key = BlockKey.content(high: 8, low: 8)
+            try await put(store, [(key, expectedPayload(key, length: 70_000))])
+            for code in [ENOSPC, EIO] {
+                faults.failWrites(code)
+                do {
+                    try await put(store, [(key, [9, 9, 9]), (.content(high: 8, low: 9), [1])])
+                    XCTFail("the write must fail")
+                } catch let error as FlashStoreError {
+                    XCTAssertTrue(error.description.contains(dir), error.description)
+                    XCTAssertTrue(error.description.contains(String(cString: strerror(code))), error.description)
+                }
             }
+            faults.failWrites(nil)
+            let (result, got) = await getBytes(store, key, capacity: 70_000)
+            XCTAssertEqual(result, .hit(length: 70_000), "the failed batch did not replace the stored block")
+            XCTAssertEqual(got, expectedPayload(key, length: 70_000))
+            XCTAssertFalse(store.contains(.content(high: 8, low: 9)))
+            XCTAssertEqual(store.stats.paths[0].liveSlots, 1, "the failed slots were released")
         }
-        faults.failWrites(nil)
-        let (result, got) = await getBytes(store, key, capacity: 70_000)
-        XCTAssertEqual(result, .hit(length: 70_000), "the failed batch did not replace the stored block")
-        XCTAssertEqual(got, expectedPayload(key, length: 70_000))
-        XCTAssertFalse(store.contains(.content(high: 8, low: 9)))
-        XCTAssertEqual(store.stats.paths[0].liveSlots, 1, "the failed slots were released")
     }
 
     func testAFullRegionIsAClearErrorAndLosesNothing() async throws {
-        let dir = try makeFlashDirectory()
-        defer { removeFlashDirectory(dir) }
         let capacity = ByteSize(Int64(FlashLayout.superblockAreaSize + 2 << 20))
-        let store = try FlashStore(configuration: testConfiguration([dir], capacity: capacity, segment: .mib(1)))
-        defer { store.close() }
-        let kept = (0..<3).map { BlockKey.content(high: 1, low: UInt64($0)) }
-        try await put(store, kept.map { ($0, expectedPayload($0, length: 500_000)) })
-        do {
-            try await put(store, [(.content(high: 2, low: 0), expectedPayload(.content(high: 2, low: 0), length: 900_000))])
-            XCTFail("the region cannot hold it")
-        } catch let error as FlashStoreError {
-            guard case .regionFull = error else { return XCTFail("\(error)") }
-            XCTAssertTrue(error.description.contains(dir), error.description)
-        }
-        do {
-            try await put(store, [(.content(high: 2, low: 1), [UInt8](repeating: 1, count: 2 << 20))])
-            XCTFail("a block larger than a segment")
-        } catch let error as FlashStoreError {
-            guard case .blockTooLarge = error else { return XCTFail("\(error)") }
-        }
-        for key in kept {
-            let (_, got) = await getBytes(store, key, capacity: 500_000)
-            XCTAssertEqual(got, expectedPayload(key, length: 500_000))
+        try await withScratchStore(configuration: { testConfiguration([$0], capacity: capacity, segment: .mib(1)) }) { store, dir in
+            let kept = (0..<3).map { BlockKey.content(high: 1, low: UInt64($0)) }
+            try await put(store, kept.map { ($0, expectedPayload($0, length: 500_000)) })
+            do {
+                try await put(store, [(.content(high: 2, low: 0), expectedPayload(.content(high: 2, low: 0), length: 900_000))])
+                XCTFail("the region cannot hold it")
+            } catch let error as FlashStoreError {
+                guard case .regionFull = error else { return XCTFail("\(error)") }
+                XCTAssertTrue(error.description.contains(dir), error.description)
+            }
+            do {
+                try await put(store, [(.content(high: 2, low: 1), [UInt8](repeating: 1, count: 2 << 20))])
+                XCTFail("a block larger than a segment")
+            } catch let error as FlashStoreError {
+                guard case .blockTooLarge = error else { return XCTFail("\(error)") }
+            }
+            for key in kept {
+                let (_, got) = await getBytes(store, key, capacity: 500_000)
+                XCTAssertEqual(got, expectedPayload(key, length: 500_000))
+            }
         }
     }
 

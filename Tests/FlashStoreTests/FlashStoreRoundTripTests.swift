@@ -7,66 +7,73 @@ final class FlashStoreRoundTripTests: XCTestCase {
     private let sizes = [0, 1, 100, 4095, 4096, 4097, 65_539, 1 << 20, 3 * (1 << 20) + 5]
 
     func testRandomPayloadsOfManySizesComeBackExactly() async throws {
-        let dir = try makeFlashDirectory()
-        defer { removeFlashDirectory(dir) }
-        let store = try FlashStore(configuration: testConfiguration([dir]))
-        defer { store.close() }
-        let blocks = sizes.enumerated().map { i, n in (BlockKey.content(high: 7, low: UInt64(i)), expectedPayload(.content(high: 7, low: UInt64(i)), length: n)) }
-        try await put(store, blocks)
-        for (key, bytes) in blocks {
-            let (result, got) = await getBytes(store, key, capacity: bytes.count + 3)
-            XCTAssertEqual(result, .hit(length: bytes.count), "\(key)")
-            XCTAssertEqual(got, bytes, "\(key)")
+        try await withScratchStore { store, dir in
+            let blocks = sizes.enumerated().map { i, n in (BlockKey.content(high: 7, low: UInt64(i)), expectedPayload(.content(high: 7, low: UInt64(i)), length: n)) }
+            try await put(store, blocks)
+            for (key, bytes) in blocks {
+                let (result, got) = await getBytes(store, key, capacity: bytes.count + 3)
+                XCTAssertEqual(result, .hit(length: bytes.count), "\(key)")
+                XCTAssertEqual(got, bytes, "\(key)")
+            }
+            let (missing, _) = await getBytes(store, .content(high: 9, low: 9), capacity: 10)
+            XCTAssertEqual(missing, .miss(.absent))
+            let (small, _) = await getBytes(store, blocks[7].0, capacity: 10)
+            XCTAssertEqual(small, .miss(.bufferTooSmall(needed: 1 << 20, given: 10)))
         }
-        let (missing, _) = await getBytes(store, .content(high: 9, low: 9), capacity: 10)
-        XCTAssertEqual(missing, .miss(.absent))
-        let (small, _) = await getBytes(store, blocks[7].0, capacity: 10)
-        XCTAssertEqual(small, .miss(.bufferTooSmall(needed: 1 << 20, given: 10)))
     }
 
     func testAlignedBuffersRoundTripWithoutStaging() async throws {
-        let dir = try makeFlashDirectory()
-        defer { removeFlashDirectory(dir) }
-        let store = try FlashStore(configuration: testConfiguration([dir]))
-        defer { store.close() }
-        let source = AlignedBuffer(count: 1 << 20), sink = AlignedBuffer(count: 1 << 20)
-        let key = BlockKey.sequence(1, block: 0)
-        source.bytes.copyBytes(from: expectedPayload(key, length: 1 << 20))
-        try await store.put([FlashPutItem(key: key, bytes: UnsafeRawBufferPointer(source.bytes))])
-        let result = await store.get([key], into: [FlashReadTarget(sink.bytes)])
-        XCTAssertEqual(result, [.hit(length: 1 << 20)])
-        XCTAssertTrue(sink.bytes.elementsEqual(source.bytes))
+        try await withScratchStore { store, dir in
+            let source = AlignedBuffer(count: 1 << 20), sink = AlignedBuffer(count: 1 << 20)
+            let key = BlockKey.sequence(1, block: 0)
+            source.bytes.copyBytes(from: expectedPayload(key, length: 1 << 20))
+            try await store.put([FlashPutItem(key: key, bytes: UnsafeRawBufferPointer(source.bytes))])
+            let result = await store.get([key], into: [FlashReadTarget(sink.bytes)])
+            XCTAssertEqual(result, [.hit(length: 1 << 20)])
+            XCTAssertTrue(sink.bytes.elementsEqual(source.bytes))
+        }
     }
 
     func testABatchIsWrittenSequentiallyWithLowWriteAmplification() async throws {
-        let dir = try makeFlashDirectory()
-        defer { removeFlashDirectory(dir) }
-        let store = try FlashStore(configuration: testConfiguration([dir]))
-        defer { store.close() }
-        try await put(store, (0..<8).map { (BlockKey.sequence(2, block: $0), expectedPayload(.sequence(2, block: $0), length: 1 << 20)) })
-        let stats = store.stats
-        XCTAssertGreaterThanOrEqual(stats.sequentialFraction, 0.99)
-        XCTAssertLessThan(try XCTUnwrap(stats.writeAmplification), 1.01)
-        XCTAssertEqual(stats.liveSlots, 8)
-        XCTAssertGreaterThan(stats.paths[0].bytesWrittenSinceCreation, 8 << 20)
-        XCTAssertNotNil(stats.paths[0].lifetimeYears)
+        try await withScratchStore { store, dir in
+            try await put(store, (0..<8).map { (BlockKey.sequence(2, block: $0), expectedPayload(.sequence(2, block: $0), length: 1 << 20)) })
+            let stats = store.stats
+            XCTAssertGreaterThanOrEqual(stats.sequentialFraction, 0.99)
+            XCTAssertLessThan(try XCTUnwrap(stats.writeAmplification), 1.01)
+            XCTAssertEqual(stats.liveSlots, 8)
+            XCTAssertGreaterThan(stats.paths[0].bytesWrittenSinceCreation, 8 << 20)
+            XCTAssertNotNil(stats.paths[0].lifetimeYears)
+        }
+    }
+
+    func testWritesBeyondTheDailyBudgetAreReported() async throws {
+        let config = { (dir: String) -> FlashStoreConfiguration in
+            var c = testConfiguration([dir])
+            c.dailyWriteBudget = .mib(1)
+            return c
+        }
+        try await withScratchStore(configuration: config) { store, _ in
+            try await put(store, [(.sequence(9, block: 0), [UInt8](repeating: 7, count: 512 << 10))])
+            XCTAssertFalse(store.stats.paths[0].overDailyBudget)
+            try await put(store, [(.sequence(9, block: 1), [UInt8](repeating: 7, count: 600 << 10))])
+            XCTAssertTrue(store.stats.paths[0].overDailyBudget)
+            XCTAssertGreaterThan(store.stats.paths[0].bytesWrittenToday, 1 << 20)
+        }
     }
 
     func testAPutReplacesAndADeleteRemoves() async throws {
-        let dir = try makeFlashDirectory()
-        defer { removeFlashDirectory(dir) }
-        let store = try FlashStore(configuration: testConfiguration([dir]))
-        defer { store.close() }
-        let key = BlockKey.content(high: 1, low: 1)
-        try await put(store, [(key, [1, 2, 3])])
-        try await put(store, [(key, [4, 5, 6, 7])])
-        let (_, got) = await getBytes(store, key, capacity: 16)
-        XCTAssertEqual(got, [4, 5, 6, 7])
-        store.delete([key])
-        XCTAssertFalse(store.contains(key))
-        let (result, _) = await getBytes(store, key, capacity: 16)
-        XCTAssertEqual(result, .miss(.absent))
-        XCTAssertEqual(store.stats.paths[0].liveBytes, 0, "both slots are dead")
+        try await withScratchStore { store, dir in
+            let key = BlockKey.content(high: 1, low: 1)
+            try await put(store, [(key, [1, 2, 3])])
+            try await put(store, [(key, [4, 5, 6, 7])])
+            let (_, got) = await getBytes(store, key, capacity: 16)
+            XCTAssertEqual(got, [4, 5, 6, 7])
+            store.delete([key])
+            XCTAssertFalse(store.contains(key))
+            let (result, _) = await getBytes(store, key, capacity: 16)
+            XCTAssertEqual(result, .miss(.absent))
+            XCTAssertEqual(store.stats.paths[0].liveBytes, 0, "both slots are dead")
+        }
     }
 
     func testAfterRestartContentBlocksAreFoundAndSequenceBlocksReclaimed() async throws {
@@ -120,64 +127,60 @@ final class FlashStoreRoundTripTests: XCTestCase {
     }
 
     func testReservedSlotsWrittenByTheCallerAreCommittedAndLocated() async throws {
-        let dir = try makeFlashDirectory()
-        defer { removeFlashDirectory(dir) }
-        let store = try FlashStore(configuration: testConfiguration([dir]))
-        defer { store.close() }
-        let keys = [BlockKey.sequence(5, block: 0), .sequence(5, block: 1)]
-        let reservation = try await store.reserve(keys.map { (key: $0, length: 8192 + 17) })
-        XCTAssertFalse(store.contains(keys[0]), "nothing is mapped before commit")
-        var checksums: [UInt32] = []
-        for slot in reservation.slots {
-            XCTAssertEqual(slot.payloadOffset % 4096, 0)
-            let buffer = AlignedBuffer(count: slot.paddedLength)
-            buffer.bytes.copyBytes(from: expectedPayload(slot.key, length: slot.length))
-            XCTAssertEqual(pwrite(slot.fileDescriptor, buffer.bytes.baseAddress, slot.paddedLength, off_t(slot.payloadOffset)), slot.paddedLength)
-            checksums.append(CRC32C.checksum(of: UnsafeRawBufferPointer(rebasing: buffer.bytes[0..<slot.length])))
-        }
-        try await store.commit(reservation, checksums: checksums)
-        do {
+        try await withScratchStore { store, dir in
+            let keys = [BlockKey.sequence(5, block: 0), .sequence(5, block: 1)]
+            let reservation = try await store.reserve(keys.map { (key: $0, length: 8192 + 17) })
+            XCTAssertFalse(store.contains(keys[0]), "nothing is mapped before commit")
+            var checksums: [UInt32] = []
+            for slot in reservation.slots {
+                XCTAssertEqual(slot.payloadOffset % 4096, 0)
+                let buffer = AlignedBuffer(count: slot.paddedLength)
+                buffer.bytes.copyBytes(from: expectedPayload(slot.key, length: slot.length))
+                XCTAssertEqual(pwrite(slot.fileDescriptor, buffer.bytes.baseAddress, slot.paddedLength, off_t(slot.payloadOffset)), slot.paddedLength)
+                checksums.append(CRC32C.checksum(of: UnsafeRawBufferPointer(rebasing: buffer.bytes[0..<slot.length])))
+            }
             try await store.commit(reservation, checksums: checksums)
-            XCTFail("a reservation commits once")
-        } catch let error as FlashStoreError {
-            XCTAssertTrue(error.description.contains("already committed"))
+            do {
+                try await store.commit(reservation, checksums: checksums)
+                XCTFail("a reservation commits once")
+            } catch let error as FlashStoreError {
+                XCTAssertTrue(error.description.contains("already committed"))
+            }
+            for key in keys {
+                let (result, got) = await getBytes(store, key, capacity: 9000)
+                XCTAssertEqual(result, .hit(length: 8209))
+                XCTAssertEqual(got, expectedPayload(key, length: 8209))
+                let locator = try XCTUnwrap(store.locate(key))
+                let buffer = AlignedBuffer(count: locator.paddedLength)
+                XCTAssertEqual(pread(locator.fileDescriptor, buffer.bytes.baseAddress, locator.paddedLength, off_t(locator.payloadOffset)), locator.paddedLength)
+                XCTAssertEqual(CRC32C.checksum(of: UnsafeRawBufferPointer(rebasing: buffer.bytes[0..<locator.length])), locator.checksum)
+            }
+            let aborted = try await store.reserve([(key: .sequence(6, block: 0), length: 4096)])
+            store.abort(aborted)
+            XCTAssertFalse(store.contains(.sequence(6, block: 0)))
         }
-        for key in keys {
-            let (result, got) = await getBytes(store, key, capacity: 9000)
-            XCTAssertEqual(result, .hit(length: 8209))
-            XCTAssertEqual(got, expectedPayload(key, length: 8209))
-            let locator = try XCTUnwrap(store.locate(key))
-            let buffer = AlignedBuffer(count: locator.paddedLength)
-            XCTAssertEqual(pread(locator.fileDescriptor, buffer.bytes.baseAddress, locator.paddedLength, off_t(locator.payloadOffset)), locator.paddedLength)
-            XCTAssertEqual(CRC32C.checksum(of: UnsafeRawBufferPointer(rebasing: buffer.bytes[0..<locator.length])), locator.checksum)
-        }
-        let aborted = try await store.reserve([(key: .sequence(6, block: 0), length: 4096)])
-        store.abort(aborted)
-        XCTAssertFalse(store.contains(.sequence(6, block: 0)))
     }
 
     func testConcurrentPutsAndGetsFromManyTasksAllSucceed() async throws {
-        let dir = try makeFlashDirectory()
-        defer { removeFlashDirectory(dir) }
-        let store = try FlashStore(configuration: testConfiguration([dir], capacity: .mib(128)))
-        defer { store.close() }
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for task in 0..<16 {
-                group.addTask {
-                    for round in 0..<4 {
-                        let keys = (0..<3).map { BlockKey.sequence(UInt64(task), block: round * 3 + $0) }
-                        try await put(store, keys.map { ($0, expectedPayload($0, length: 50_000 + task * 100)) })
-                        for key in keys {
-                            let (result, got) = await getBytes(store, key, capacity: 60_000)
-                            XCTAssertTrue(result.isHit, "\(key): \(result)")
-                            XCTAssertEqual(got, expectedPayload(key, length: 50_000 + task * 100))
+        try await withScratchStore(configuration: { testConfiguration([$0], capacity: .mib(128)) }) { store, dir in
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for task in 0..<16 {
+                    group.addTask {
+                        for round in 0..<4 {
+                            let keys = (0..<3).map { BlockKey.sequence(UInt64(task), block: round * 3 + $0) }
+                            try await put(store, keys.map { ($0, expectedPayload($0, length: 50_000 + task * 100)) })
+                            for key in keys {
+                                let (result, got) = await getBytes(store, key, capacity: 60_000)
+                                XCTAssertTrue(result.isHit, "\(key): \(result)")
+                                XCTAssertEqual(got, expectedPayload(key, length: 50_000 + task * 100))
+                            }
                         }
                     }
                 }
+                try await group.waitForAll()
             }
-            try await group.waitForAll()
+            XCTAssertEqual(store.stats.liveSlots, 16 * 12)
         }
-        XCTAssertEqual(store.stats.liveSlots, 16 * 12)
     }
 
     func testCompactionMovesLiveSlotsSoTheRegionKeepsAcceptingWrites() async throws {

@@ -86,3 +86,17 @@ final class ScriptedFaults: IOFaultInjector, @unchecked Sendable {
     func faultBeforeRead(path: String, offset: Int64, length: Int) -> Int32? { lock.lock(); defer { lock.unlock() }; return readErrno }
     func corruptRead(path: String, offset: Int64) -> Bool { lock.lock(); defer { lock.unlock() }; return corrupt }
 }
+
+/// Opens a store on a fresh scratch directory, runs `body` with it, then closes the store and
+/// removes the directory.
+func withScratchStore(
+    _ name: String = #function, faults: (any IOFaultInjector)? = nil,
+    configuration: (String) -> FlashStoreConfiguration = { testConfiguration([$0]) },
+    _ body: (FlashStore, String) async throws -> Void
+) async throws {
+    let dir = try makeFlashDirectory(name)
+    defer { removeFlashDirectory(dir) }
+    let store = try FlashStore(configuration: configuration(dir), faultInjector: faults)
+    defer { store.close() }
+    try await body(store, dir)
+}
