@@ -13,9 +13,9 @@ public final class FlashTier: KVTierStore {
     /// A tier over `store`.
     public init(store: FlashStore) { self.store = store }
 
-    public func write(_ blocks: [KVTierWrite]) async throws(KVTierError) {
+    public func write(_ blocks: [FlashPutItem]) async throws(KVTierError) {
         do {
-            try await store.put(blocks.map { FlashPutItem(key: $0.key, bytes: $0.bytes) })
+            try await store.put(blocks)
         } catch let error as FlashStoreError {
             switch error {
             case .regionFull: throw .full(tier: .flash, detail: error.description)
@@ -27,17 +27,17 @@ public final class FlashTier: KVTierStore {
         }
     }
 
-    public func read(_ blocks: [KVTierRead]) async throws(KVTierError) {
-        let results = await store.get(blocks.map(\.key), into: blocks.map { FlashReadTarget($0.into) })
-        for (block, result) in zip(blocks, results) {
+    public func read(_ keys: [BlockKey], into targets: [FlashReadTarget]) async throws(KVTierError) {
+        let results = await store.get(keys, into: targets)
+        for (n, result) in results.enumerated() {
             switch result {
-            case .hit(let length) where length == block.into.count: continue
-            case .hit(let length): throw .corrupt(block.key, detail: "\(length) bytes stored for a \(block.into.count)-byte block")
-            case .miss(.absent): throw .missing(block.key)
+            case .hit(let length) where length == targets[n].bytes.count: continue
+            case .hit(let length): throw .corrupt(keys[n], detail: "\(length) bytes stored for a \(targets[n].bytes.count)-byte block")
+            case .miss(.absent): throw .missing(keys[n])
             case .miss(let reason):
                 switch reason {
-                case .checksumMismatch, .headerMismatch: throw .corrupt(block.key, detail: reason.description)
-                default: throw .io("flash read of \(block.key): \(reason)")
+                case .checksumMismatch, .headerMismatch: throw .corrupt(keys[n], detail: reason.description)
+                default: throw .io("flash read of \(keys[n]): \(reason)")
                 }
             }
         }

@@ -1,3 +1,4 @@
+import FlashStore
 import Foundation
 import HiFCCore
 import Synchronization
@@ -37,7 +38,7 @@ public final class HostMemoryTier: KVTierStore {
     /// Blocks stored now.
     public var storedBlocks: Int { slots.withLock { $0.byKey.count } }
 
-    public func write(_ blocks: [KVTierWrite]) async throws(KVTierError) {
+    public func write(_ blocks: [FlashPutItem]) async throws(KVTierError) {
         for block in blocks {
             guard block.bytes.count == blockBytes else {
                 throw .io("a \(block.bytes.count)-byte block for a host tier of \(blockBytes)-byte slots")
@@ -52,11 +53,11 @@ public final class HostMemoryTier: KVTierStore {
         }
     }
 
-    public func read(_ blocks: [KVTierRead]) async throws(KVTierError) {
-        for block in blocks {
-            guard let slot = slots.withLock({ $0.byKey[block.key] }) else { throw .missing(block.key) }
-            guard block.into.count >= blockBytes else { throw .io("a \(block.into.count)-byte buffer for a \(blockBytes)-byte block") }
-            block.into.baseAddress!.copyMemory(from: memory + slot * slotStride, byteCount: blockBytes)
+    public func read(_ keys: [BlockKey], into targets: [FlashReadTarget]) async throws(KVTierError) {
+        for (key, target) in zip(keys, targets) {
+            guard let slot = slots.withLock({ $0.byKey[key] }) else { throw .missing(key) }
+            guard target.bytes.count >= blockBytes else { throw .io("a \(target.bytes.count)-byte buffer for a \(blockBytes)-byte block") }
+            target.bytes.baseAddress!.copyMemory(from: memory + slot * slotStride, byteCount: blockBytes)
         }
     }
 

@@ -1,3 +1,4 @@
+import FlashStore
 import HiFCCore
 
 /// Why a swap tier could not keep or give back a block.
@@ -21,45 +22,20 @@ public enum KVTierError: Error, Sendable, Hashable, CustomStringConvertible {
     }
 }
 
-/// One block handed to a tier: its key and its bytes (valid for the duration of the call).
-public struct KVTierWrite: @unchecked Sendable {
-    /// The block's key.
-    public var key: BlockKey
-    /// The block's bytes.
-    public var bytes: UnsafeRawBufferPointer
-
-    /// A block to write.
-    public init(key: BlockKey, bytes: UnsafeRawBufferPointer) {
-        self.key = key
-        self.bytes = bytes
-    }
-}
-
-/// One block asked of a tier: its key and where its bytes go (valid for the duration of the call).
-public struct KVTierRead: @unchecked Sendable {
-    /// The block's key.
-    public var key: BlockKey
-    /// Where the block's bytes go.
-    public var into: UnsafeMutableRawBufferPointer
-
-    /// A block to read.
-    public init(key: BlockKey, into: UnsafeMutableRawBufferPointer) {
-        self.key = key
-        self.into = into
-    }
-}
-
 /// A place where KV blocks of preempted sequences wait: host memory or the flash cache.
 ///
 /// The swapper calls it from its tasks, several at once, with all the blocks of one sequence in
-/// one call, so a flash tier can write them as one large sequential run.
+/// one call, so a flash tier can write them as one large sequential run. Blocks are passed as the
+/// flash store's `FlashPutItem` and `FlashReadTarget` (a key or buffer and its bytes), whatever
+/// the tier.
 public protocol KVTierStore: Sendable {
     /// Which tier this is.
     var tier: SwapTier { get }
-    /// Stores every block, or throws (blocks already stored stay until `remove`).
-    func write(_ blocks: [KVTierWrite]) async throws(KVTierError)
-    /// Reads every block intact, or throws.
-    func read(_ blocks: [KVTierRead]) async throws(KVTierError)
+    /// Stores every block, or throws (blocks already stored stay until `remove`). The items'
+    /// bytes stay valid until it returns.
+    func write(_ blocks: [FlashPutItem]) async throws(KVTierError)
+    /// Reads block `keys[i]` into `targets[i]` intact for every `i`, or throws.
+    func read(_ keys: [BlockKey], into targets: [FlashReadTarget]) async throws(KVTierError)
     /// Forgets the blocks under `keys` (nothing for keys it does not hold).
     func remove(_ keys: [BlockKey])
 }

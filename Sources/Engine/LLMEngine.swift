@@ -137,7 +137,11 @@ private final class StepLoop: @unchecked Sendable {
                 continue
             }
             do {
-                for (id, event) in try core.step() {
+                let events = try core.step()
+                // Published before the events, so a consumer that sees its request finish also
+                // sees it counted.
+                publish()
+                for (id, event) in events {
                     guard let stream = streams[id] else { continue }
                     stream.yield(event)
                     if case .finished = event {
@@ -148,8 +152,8 @@ private final class StepLoop: @unchecked Sendable {
             } catch {
                 logger.error("a step failed, every running request is stopped: \(error)")
                 stopAll(because: "a step failed: \(error)")
+                publish()
             }
-            publish()
         }
     }
 

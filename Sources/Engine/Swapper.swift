@@ -1,4 +1,5 @@
 import Backend
+import FlashStore
 import Foundation
 import HiFCCore
 import Logging
@@ -66,8 +67,8 @@ public final class Swapper: Sendable {
             guard let store = tiers[swap.tier] else { throw KVTierError.io("no \(swap.tier) tier is configured") }
             try await withBlockBuffers(swap.blocks, direction) { buffers throws(KVTierError) in
                 switch direction {
-                case .out: try await store.write(zip(keys, buffers).map { KVTierWrite(key: $0, bytes: UnsafeRawBufferPointer($1)) })
-                case .in: try await store.read(zip(keys, buffers).map { KVTierRead(key: $0, into: $1) })
+                case .out: try await store.write(zip(keys, buffers).map { FlashPutItem(key: $0, bytes: UnsafeRawBufferPointer($1)) })
+                case .in: try await store.read(keys, into: buffers.map { FlashReadTarget($0) })
                 }
             }
         } catch let error as KVTierError {

@@ -62,6 +62,9 @@ struct BenchSwapCommand: AsyncParsableCommand {
     @Option(help: "Multiplies prompt and output lengths (to fit small machines).")
     var scale: Double = 1
 
+    @Option(help: "Rounds over the modes (alternating their order); figures are the mean.")
+    var repeats: Int = 1
+
     @Flag(help: "Print a JSON list, one object per mode.")
     var json = false
 
@@ -75,6 +78,8 @@ struct BenchSwapCommand: AsyncParsableCommand {
         var output_tokens: Int
         var seconds: Double
         var output_tokens_per_s: Double
+        /// The highest of the rounds' output tokens/s: the run least disturbed by other load.
+        var best_output_tokens_per_s: Double
         var mean_latency_s: Double
         var p99_latency_s: Double
         var mean_ttft_s: Double
@@ -86,6 +91,23 @@ struct BenchSwapCommand: AsyncParsableCommand {
         var exposed_swap_s: Double
         var flash_bytes_written: Int
         var ssd_lifetime_years: Double?
+
+        /// The mean of several runs of one mode (counts rounded).
+        static func mean(of runs: [Result]) -> Result {
+            func average(_ value: (Result) -> Double) -> Double { runs.reduce(0) { $0 + value($1) } / Double(runs.count) }
+            func averageCount(_ value: (Result) -> Int) -> Int { Int(average { Double(value($0)) }.rounded()) }
+            let lifetimes = runs.compactMap(\.ssd_lifetime_years)
+            return Result(
+                mode: runs[0].mode, requests: runs[0].requests, output_tokens: averageCount(\.output_tokens),
+                seconds: average(\.seconds), output_tokens_per_s: average(\.output_tokens_per_s),
+                best_output_tokens_per_s: runs.map(\.output_tokens_per_s).max()!,
+                mean_latency_s: average(\.mean_latency_s), p99_latency_s: average(\.p99_latency_s),
+                mean_ttft_s: average(\.mean_ttft_s), preemptions: averageCount(\.preemptions),
+                recomputed_tokens: averageCount(\.recomputed_tokens), swap_bytes: averageCount(\.swap_bytes),
+                swap_failures: averageCount(\.swap_failures), swap_seconds: average(\.swap_seconds),
+                exposed_swap_s: average(\.exposed_swap_s), flash_bytes_written: averageCount(\.flash_bytes_written),
+                ssd_lifetime_years: lifetimes.isEmpty ? nil : lifetimes.reduce(0, +) / Double(lifetimes.count))
+        }
     }
 
     func run() async throws {
@@ -106,7 +128,7 @@ struct BenchSwapCommand: AsyncParsableCommand {
         } catch {
             throw ValidationError("\(error)")
         }
-        guard requests > 0, scale > 0 else { throw ValidationError("--requests and --scale must be positive") }
+        guard requests > 0, scale > 0, repeats > 0 else { throw ValidationError("--requests, --scale and --repeats must be positive") }
 
         let loaded = try loadModel()
         let work = shape.requests(count: requests, scale: scale, vocabulary: min(loaded.tokenizer.vocabularySize, loaded.config.vocabSize))
@@ -114,34 +136,46 @@ struct BenchSwapCommand: AsyncParsableCommand {
         let meanTokens = work.reduce(0) { $0 + $1.prompt.count + $1.maxTokens } / work.count
         let stride = (layout.blockBytes + 4095) / 4096 * 4096
         let blocks = budget.blockCount(blockBytes: stride)
-        if !json {
-            print("bench swap: \(loaded.name), workload \(shape) x\(scale) (\(requests) requests, mean \(meanTokens) tokens each), "
-                + "KV budget \(budget) = \(blocks) blocks of \(blockTokens) tokens, about \(blocks * blockTokens / max(meanTokens, 1)) requests")
-        }
+        let heading = "bench swap: \(loaded.name), workload \(shape) x\(scale) (\(requests) requests, mean \(meanTokens) tokens each), "
+            + "KV budget \(budget) = \(blocks) blocks of \(blockTokens) tokens, about \(blocks * blockTokens / max(meanTokens, 1)) requests"
+        if !json { FileHandle.standardError.write(Data((heading + "\n").utf8)) }
 
-        var results: [Result] = []
-        for mode in modes {
-            var flashStore: FlashStore?
-            var regionDirectory: String?
-            if mode == .swapFlash || mode == .auto {
-                let directory = (flashPath as NSString).appendingPathComponent("hifc-bench-swap-\(getpid())")
-                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-                regionDirectory = directory
-                flashStore = try FlashStore(configuration: FlashStoreConfiguration(paths: [directory], capacityPerPath: capacity))
+        // Rounds alternate the order of the modes (forward, backward, ...) so that a drift in the
+        // machine's load does not favour the modes that run first; each mode's figures are the
+        // mean over the rounds.
+        var runs: [PreemptionMode: [Result]] = [:]
+        for round in 0..<repeats {
+            for mode in round % 2 == 0 ? modes : modes.reversed() {
+                runs[mode, default: []].append(try await runOnce(mode, loaded: loaded, work: work, budget: budget, tbw: tbw, dram: dram, capacity: capacity))
             }
-            defer {
-                flashStore?.close()
-                if let regionDirectory { try? FileManager.default.removeItem(atPath: regionDirectory) }
-            }
-            let configuration = EngineConfiguration(
-                kvBudget: budget, blockTokens: blockTokens, maxStepTokens: maxStepTokens, maxRunning: requests,
-                preemption: mode, prefetchDepth: prefetchDepth, hostSwapCapacity: dram)
-            let engine = try LLMEngine(loaded: loaded, configuration: configuration, flashTier: flashStore.map { FlashTier(store: $0) })
-            let result = try await measure(engine, mode: mode, work: work, tbw: tbw)
-            engine.shutdown()
-            results.append(result)
         }
-        try report(results)
+        let results = modes.map { Result.mean(of: runs[$0]!) }
+        try report(results, heading: heading)
+    }
+
+    /// One mode's run through a fresh engine (and, for the flash modes, a fresh scratch region).
+    private func runOnce(
+        _ mode: PreemptionMode, loaded: LoadedModel, work: [BenchWorkload.Request], budget: KVBudget, tbw: ByteSize,
+        dram: ByteSize, capacity: ByteSize
+    ) async throws -> Result {
+        var flashStore: FlashStore?
+        var regionDirectory: String?
+        if mode == .swapFlash || mode == .auto {
+            let directory = (flashPath as NSString).appendingPathComponent("hifc-bench-swap-\(getpid())")
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            regionDirectory = directory
+            flashStore = try FlashStore(configuration: FlashStoreConfiguration(paths: [directory], capacityPerPath: capacity))
+        }
+        defer {
+            flashStore?.close()
+            if let regionDirectory { try? FileManager.default.removeItem(atPath: regionDirectory) }
+        }
+        let configuration = EngineConfiguration(
+            kvBudget: budget, blockTokens: blockTokens, maxStepTokens: maxStepTokens, maxRunning: requests,
+            preemption: mode, prefetchDepth: prefetchDepth, hostSwapCapacity: dram)
+        let engine = try LLMEngine(loaded: loaded, configuration: configuration, flashTier: flashStore.map { FlashTier(store: $0) })
+        defer { engine.shutdown() }
+        return try await measure(engine, mode: mode, work: work, tbw: tbw)
     }
 
     /// A model directory, or a synthetic model written to a temporary one.
@@ -194,7 +228,7 @@ struct BenchSwapCommand: AsyncParsableCommand {
         let bytesPerDay = Double(stats.flashBytesWritten) / seconds * 86_400
         return Result(
             mode: mode.rawValue, requests: work.count, output_tokens: tokens, seconds: seconds,
-            output_tokens_per_s: Double(tokens) / seconds,
+            output_tokens_per_s: Double(tokens) / seconds, best_output_tokens_per_s: Double(tokens) / seconds,
             mean_latency_s: latencies.reduce(0, +) / Double(latencies.count),
             p99_latency_s: latencies[min(latencies.count - 1, Int((Double(latencies.count) * 0.99).rounded(.up)) - 1)],
             mean_ttft_s: timings.reduce(0) { $0 + $1.ttft } / Double(timings.count),
@@ -205,12 +239,12 @@ struct BenchSwapCommand: AsyncParsableCommand {
             ssd_lifetime_years: bytesPerDay > 0 ? Double(tbw.bytes) / (bytesPerDay * 365) : nil)
     }
 
-    private func report(_ results: [Result]) throws {
+    private func report(_ results: [Result], heading: String) throws {
         if let csv {
-            var lines = ["mode,requests,output_tokens,seconds,output_tokens_per_s,mean_latency_s,p99_latency_s,mean_ttft_s,preemptions,recomputed_tokens,swap_bytes,swap_failures,swap_seconds,exposed_swap_s,flash_bytes_written,ssd_lifetime_years"]
+            var lines = ["mode,requests,output_tokens,seconds,output_tokens_per_s,best_output_tokens_per_s,mean_latency_s,p99_latency_s,mean_ttft_s,preemptions,recomputed_tokens,swap_bytes,swap_failures,swap_seconds,exposed_swap_s,flash_bytes_written,ssd_lifetime_years"]
             for r in results {
                 let fields: [String] = [
-                    r.mode, "\(r.requests)", "\(r.output_tokens)", "\(r.seconds)", "\(r.output_tokens_per_s)",
+                    r.mode, "\(r.requests)", "\(r.output_tokens)", "\(r.seconds)", "\(r.output_tokens_per_s)", "\(r.best_output_tokens_per_s)",
                     "\(r.mean_latency_s)", "\(r.p99_latency_s)", "\(r.mean_ttft_s)", "\(r.preemptions)", "\(r.recomputed_tokens)",
                     "\(r.swap_bytes)", "\(r.swap_failures)", "\(r.swap_seconds)", "\(r.exposed_swap_s)",
                     "\(r.flash_bytes_written)", r.ssd_lifetime_years.map { "\($0)" } ?? "",
@@ -225,12 +259,14 @@ struct BenchSwapCommand: AsyncParsableCommand {
             print(String(decoding: try encoder.encode(results), as: UTF8.self))
             return
         }
-        print("mode          out tok/s  mean lat s  p99 lat s  mean TTFT s  preempt  recomputed  swap bytes  exposed s  flash written  SSD life")
+        print(heading)
+        print("mode          out tok/s   best tok/s  mean lat s  p99 lat s  mean TTFT s  preempt  recomputed  swap bytes  exposed s  flash written  SSD life")
         for r in results {
             let life = r.ssd_lifetime_years.map { String(format: "%.1f y", $0) } ?? "-"
             print([
                 r.mode.padding(toLength: 12, withPad: " ", startingAt: 0),
-                String(format: "%10.2f", r.output_tokens_per_s), String(format: "%11.2f", r.mean_latency_s),
+                String(format: "%10.2f", r.output_tokens_per_s), String(format: "%12.2f", r.best_output_tokens_per_s),
+                String(format: "%11.2f", r.mean_latency_s),
                 String(format: "%10.2f", r.p99_latency_s), String(format: "%12.2f", r.mean_ttft_s),
                 String(format: "%8d", r.preemptions), String(format: "%11d", r.recomputed_tokens),
                 "\(ByteSize(Int64(r.swap_bytes)))".leftPadded(11), String(format: "%10.3f", r.exposed_swap_s),

@@ -1,4 +1,5 @@
 import HiFCCore
+import Models
 
 /// The requests of `hifc bench swap`: prompt lengths drawn around a named data set's mean (the
 /// paper's workloads) or fixed, outputs of a fixed length, token ids drawn at random, all from a
@@ -54,32 +55,14 @@ struct BenchWorkload: Sendable, Hashable, CustomStringConvertible {
 
     /// `count` requests with lengths multiplied by `scale`, token ids below `vocabulary`.
     func requests(count: Int, scale: Double, vocabulary: Int, seed: UInt64 = 42) -> [Request] {
-        var random = SplitMix64(seed: seed)
+        var random = SeededGenerator(seed: seed)
         let output = max(1, Int((Double(outputTokens) * scale).rounded()))
         return (0..<count).map { _ in
             // Uniform in mean * (1 ± spread): the mean is kept, lengths differ between requests.
-            let factor = 1 + spread * (2 * random.nextUnit() - 1)
+            let factor = 1 + spread * (2 * Double.random(in: 0..<1, using: &random) - 1)
             let length = max(1, Int((Double(meanPromptTokens) * scale * factor).rounded()))
             let prompt = (0..<length).map { _ in Int(random.next() % UInt64(vocabulary)) }
             return Request(prompt: prompt, maxTokens: output)
         }
     }
-}
-
-/// A small, fast, seeded generator of pseudo-random numbers (SplitMix64).
-struct SplitMix64: RandomNumberGenerator {
-    private var state: UInt64
-
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    /// A number in [0, 1).
-    mutating func nextUnit() -> Double { Double(next() >> 11) / Double(1 << 53) }
 }
