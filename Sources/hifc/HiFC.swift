@@ -6,6 +6,6 @@ struct HiFC: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "hifc",
         abstract: "An LLM inference server whose KV cache overflows from GPU memory to flash.",
-        subcommands: []
+        subcommands: [CheckCommand.self]
     )
 }
