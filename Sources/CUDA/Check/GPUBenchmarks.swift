@@ -90,7 +90,7 @@ public struct GPUBenchmarks {
             let scratch = try device.allocate(CUDAKernels.attentionScratchFloats(rows: batch, qHeads: 32, headDim: 128, splits: splits) * 4)
             let ms = try time {
                 try kernels.pagedAttention(
-                    q: q.address, qStride: 32 * 128, pool: pool.buffer.address, blockTables: tb.address, tableStride: blocksPerSeq,
+                    q: q.address, qStride: 32 * 128, pool: pool.buffer.address, blockStride: pool.blockStride, blockTables: tb.address, tableStride: blocksPerSeq,
                     rowTable: rows.address, contextLengths: lens.address, maxContext: context, output: out.address,
                     rows: batch, qHeads: 32, layer: 5, layout: layout, scale: 0.088, splits: splits,
                     scratch: scratch.address, stream: stream)

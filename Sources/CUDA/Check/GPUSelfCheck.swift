@@ -221,7 +221,11 @@ public final class GPUSelfCheck: @unchecked Sendable {
     }
 
     func checkAttention() throws -> [GPUCheckResult] {
-        let layout = KVBlockLayout(layers: 3, kvHeads: 2, headDim: 128, blockTokens: 16, dtype: .bfloat16)
+        try checkAttention(headDim: 128) + checkAttention(headDim: 16)
+    }
+
+    func checkAttention(headDim: Int) throws -> [GPUCheckResult] {
+        let layout = KVBlockLayout(layers: 3, kvHeads: 2, headDim: headDim, blockTokens: 16, dtype: .bfloat16)
         let qHeads = 8, layer = 1, poolBlocks = 96
         let contexts = [1, 100, 700, 17]
         let maxBlocks = layout.blocks(forTokens: contexts.max()!)
@@ -234,7 +238,9 @@ public final class GPUSelfCheck: @unchecked Sendable {
         let tableStride = maxBlocks
         var flatTables = [Int32](repeating: -1, count: contexts.count * tableStride)
         for (s, t) in tables.enumerated() { for (i, b) in t.enumerated() { flatTables[s * tableStride + i] = b } }
-        let pool = try poisoned(poolBlocks * layout.blockBytes)
+        // Blocks further apart than their size, so the kernels' use of the stride is exercised.
+        let stride = layout.blockBytes + 8192
+        let pool = try poisoned(poolBlocks * stride)
         // New K/V for every token of every sequence, written by kv_write as one batch.
         let te = layout.tokenElements, kvStride = 2 * te + 64
         let totalTokens = contexts.reduce(0, +)
@@ -244,23 +250,23 @@ public final class GPUSelfCheck: @unchecked Sendable {
             for t in 0..<c { slots.append(tables[s][t / layout.blockTokens] * Int32(layout.blockTokens) + Int32(t % layout.blockTokens)) }
         }
         let kvb = try upload(kv), slotb = try upload(slots)
-        try kernels.writeKV(pool: pool.address, k: kvb.address, v: kvb.address + UInt64(te * 4), kvStride: kvStride, slots: slotb.address,
+        try kernels.writeKV(pool: pool.address, blockStride: stride, k: kvb.address, v: kvb.address + UInt64(te * 4), kvStride: kvStride, slots: slotb.address,
                             tokens: totalTokens, layer: layer, layout: layout, stream: stream)
         try stream.synchronize()
         // The pool must hold exactly the rounded K/V at each token's place.
-        let poolBits = try pool.download(UInt16.self, count: poolBlocks * layout.blockElements)
+        let poolBits = try pool.download(UInt16.self, count: poolBlocks * stride / 2)
         var poolMismatch = 0
         var keys = [[Float]](), values = [[Float]]()  // per global token
         for (g, slot) in slots.enumerated() {
             let block = Int(slot) / layout.blockTokens, off = Int(slot) % layout.blockTokens
-            let kOff = block * layout.blockElements + layout.elementOffset(layer: layer, value: false, token: off)
-            let vOff = block * layout.blockElements + layout.elementOffset(layer: layer, value: true, token: off)
+            let kOff = block * stride / 2 + layout.elementOffset(layer: layer, value: false, token: off)
+            let vOff = block * stride / 2 + layout.elementOffset(layer: layer, value: true, token: off)
             let k = (0..<te).map { HostReference.roundBF16(kv[g * kvStride + $0]) }
             let v = (0..<te).map { HostReference.roundBF16(kv[g * kvStride + te + $0]) }
             for i in 0..<te where poolBits[kOff + i] != HostReference.bf16(k[i]) || poolBits[vOff + i] != HostReference.bf16(v[i]) { poolMismatch += 1 }
             keys.append(k); values.append(v)
         }
-        var results = [GPUCheckResult(name: "kv write \(totalTokens) tokens into the block-major pool (mismatching elements)", error: Double(poolMismatch), tolerance: 0)]
+        var results = [GPUCheckResult(name: "kv write (head dim \(headDim)) \(totalTokens) tokens into the block-major pool (mismatching elements)", error: Double(poolMismatch), tolerance: 0)]
         let tableb = try upload(flatTables)
         let hd = layout.headDim, scale = 1 / Float(hd).squareRoot()
         let groupSize = qHeads / layout.kvHeads
@@ -298,7 +304,7 @@ public final class GPUSelfCheck: @unchecked Sendable {
             let scratch = try device.allocate(CUDAKernels.attentionScratchFloats(rows: rows, qHeads: qHeads, headDim: hd, splits: splits) * 4)
             let out = try poisoned(rows * qHeads * hd * 2)
             try kernels.pagedAttention(
-                q: qb.address, qStride: qHeads * hd, pool: pool.address, blockTables: tableb.address, tableStride: tableStride,
+                q: qb.address, qStride: qHeads * hd, pool: pool.address, blockStride: stride, blockTables: tableb.address, tableStride: tableStride,
                 rowTable: rowb.address, contextLengths: lenb.address, maxContext: rowLen.max()!, output: out.address,
                 rows: rows, qHeads: qHeads, layer: layer, layout: layout, scale: scale, splits: splits,
                 scratch: scratch.address, stream: stream)
@@ -306,11 +312,11 @@ public final class GPUSelfCheck: @unchecked Sendable {
             results.append(GPUCheckResult(name: name, error: HostReference.relativeError(got, reference(q: q, rowSeq: rowSeq, rowLen: rowLen)), tolerance: 8e-3))
         }
         let seqs = Array(contexts.indices)
-        try run(name: "paged decode attention, contexts \(contexts), GQA \(qHeads)/\(layout.kvHeads), 1 split", rowSeq: seqs, rowLen: contexts, splits: 1)
-        try run(name: "paged decode attention, contexts \(contexts), 5 splits", rowSeq: seqs, rowLen: contexts, splits: 5)
+        try run(name: "paged decode attention, head dim \(hd), contexts \(contexts), GQA \(qHeads)/\(layout.kvHeads), 1 split", rowSeq: seqs, rowLen: contexts, splits: 1)
+        try run(name: "paged decode attention, head dim \(hd), contexts \(contexts), 5 splits", rowSeq: seqs, rowLen: contexts, splits: 5)
         // Prefill: every token of sequence 1 as a query row, causally masked by its context length.
         let p = contexts[1]
-        try run(name: "paged prefill attention, \(p) causal query rows, 3 splits", rowSeq: Array(repeating: 1, count: p), rowLen: Array(1...p), splits: 3)
+        try run(name: "paged prefill attention, head dim \(hd), \(p) causal query rows, 3 splits", rowSeq: Array(repeating: 1, count: p), rowLen: Array(1...p), splits: 3)
         return results
     }
 

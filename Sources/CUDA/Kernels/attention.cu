@@ -9,24 +9,23 @@
 #define ATTN_WARPS 4
 #define ATTN_MAX_PER_LANE 8   // head_dim <= 256
 
-// Grid (rows, q_heads, splits); block 32 * ATTN_WARPS threads. head_dim a multiple of 32.
+// Grid (rows, q_heads, splits); block 32 * ATTN_WARPS threads. head_dim <= 256; lane l holds
+// elements l, l + 32, ... of a head.
 extern "C" __global__ void __launch_bounds__(32 * ATTN_WARPS) paged_attention_partial(
     const float* __restrict__ q, int q_stride,
     const bf16_t* __restrict__ pool,
     const int* __restrict__ block_tables, int table_stride,
     const int* __restrict__ row_table, const int* __restrict__ ctx_len,
     float* __restrict__ part_m, float* __restrict__ part_l, float* __restrict__ part_acc,
-    int q_heads, int kv_heads, int head_dim, int layer, int layers, int block_tokens,
+    int q_heads, int kv_heads, int head_dim, int layer, int block_tokens, long block_stride,
     int tokens_per_split, float scale)
 {
     __shared__ float sm_m[ATTN_WARPS], sm_l[ATTN_WARPS];
     __shared__ float sm_acc[ATTN_WARPS][32 * ATTN_MAX_PER_LANE];
     const int r = blockIdx.x, h = blockIdx.y, split = blockIdx.z, splits = gridDim.z;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    const int per_lane = head_dim >> 5;
     const int kvh = h / (q_heads / kv_heads);
     const int token_elems = kv_heads * head_dim;
-    const long block_elems = (long)layers * 2 * block_tokens * token_elems;
     const int* table = block_tables + (long)row_table[r] * table_stride;
     const int len = ctx_len[r];
     const int start = split * tokens_per_split;
@@ -36,20 +35,20 @@ extern "C" __global__ void __launch_bounds__(32 * ATTN_WARPS) paged_attention_pa
     const float* qh = q + (long)r * q_stride + (long)h * head_dim;
 #pragma unroll
     for (int j = 0; j < ATTN_MAX_PER_LANE; ++j) {
-        qv[j] = j < per_lane ? qh[lane + 32 * j] * scale : 0.0f;
+        qv[j] = lane + 32 * j < head_dim ? qh[lane + 32 * j] * scale : 0.0f;
         acc[j] = 0.0f;
     }
     float m = NEG_INF, l = 0.0f;
     for (int t = start + warp; t < end; t += ATTN_WARPS) {
         const long block = table[t / block_tokens];
         const int off = t % block_tokens;
-        const bf16_t* k = pool + block * block_elems + ((long)(layer * 2) * block_tokens + off) * token_elems
+        const bf16_t* k = pool + block * block_stride + ((long)(layer * 2) * block_tokens + off) * token_elems
             + (long)kvh * head_dim;
         const bf16_t* v = k + (long)block_tokens * token_elems;
         float s = 0.0f;
 #pragma unroll
         for (int j = 0; j < ATTN_MAX_PER_LANE; ++j)
-            if (j < per_lane) s += qv[j] * bf16_to_f32(k[lane + 32 * j]);
+            if (lane + 32 * j < head_dim) s += qv[j] * bf16_to_f32(k[lane + 32 * j]);
         s = warp_sum(s);
         const float m_new = fmaxf(m, s);
         const float corr = expf(m - m_new);
@@ -57,13 +56,13 @@ extern "C" __global__ void __launch_bounds__(32 * ATTN_WARPS) paged_attention_pa
         l = l * corr + p;
 #pragma unroll
         for (int j = 0; j < ATTN_MAX_PER_LANE; ++j)
-            if (j < per_lane) acc[j] = acc[j] * corr + p * bf16_to_f32(v[lane + 32 * j]);
+            if (lane + 32 * j < head_dim) acc[j] = acc[j] * corr + p * bf16_to_f32(v[lane + 32 * j]);
         m = m_new;
     }
     if (lane == 0) { sm_m[warp] = m; sm_l[warp] = l; }
 #pragma unroll
     for (int j = 0; j < ATTN_MAX_PER_LANE; ++j)
-        if (j < per_lane) sm_acc[warp][lane + 32 * j] = acc[j];
+        if (lane + 32 * j < head_dim) sm_acc[warp][lane + 32 * j] = acc[j];
     __syncthreads();
     float mx = NEG_INF;
     for (int w = 0; w < ATTN_WARPS; ++w) mx = fmaxf(mx, sm_m[w]);

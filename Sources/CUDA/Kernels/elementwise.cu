@@ -39,3 +39,21 @@ extern "C" __global__ void embedding_bf16_to_f32(
     for (int i = threadIdx.x; i < dim; i += blockDim.x)
         out[(long)blockIdx.x * dim + i] = bf16_to_f32(table[row * dim + i]);
 }
+
+// y[r, c] += bias[c] (bf16 bias, fp32 y).
+extern "C" __global__ void add_bias_f32(float* __restrict__ y, const bf16_t* __restrict__ bias, int cols, long n) {
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x)
+        y[i] += bf16_to_f32(bias[i % cols]);
+}
+
+// out[i, :] = x[rows[i], :], 4-byte elements (fp32 rows, or bf16 rows of even length as pairs).
+extern "C" __global__ void gather_rows_u32(const unsigned int* __restrict__ x, const int* __restrict__ rows, unsigned int* __restrict__ out, int cols) {
+    const long src = rows[blockIdx.x];
+    for (int i = threadIdx.x; i < cols; i += blockDim.x) out[(long)blockIdx.x * cols + i] = x[src * cols + i];
+}
+
+// out = a + b, fp32.
+extern "C" __global__ void add_f32(const float* __restrict__ a, const float* __restrict__ b, float* __restrict__ out, long n) {
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x)
+        out[i] = a[i] + b[i];
+}

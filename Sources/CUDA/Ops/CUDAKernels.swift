@@ -38,6 +38,25 @@ public struct CUDAKernels: Sendable {
         try library.function("silu_mul_f32_to_bf16").launch(grid: (gridFor(rows * inter), 1, 1), block: (256, 1, 1), stream: stream, arguments: a)
     }
 
+    /// `y[r, c] += bias[c]` over `rows` fp32 rows of `cols`, bf16 bias.
+    public func addBias(_ y: CUdeviceptr, bias: CUdeviceptr, rows: Int, cols: Int, stream: CUDAStream) throws {
+        var a = KernelArguments(); a.add(y); a.add(bias); a.add(int: cols); a.add(Int64Arg(rows * cols))
+        try library.function("add_bias_f32").launch(grid: (gridFor(rows * cols), 1, 1), block: (256, 1, 1), stream: stream, arguments: a)
+    }
+
+    /// `out = a + b` over `n` fp32 values.
+    public func add(_ x: CUdeviceptr, _ y: CUdeviceptr, output: CUdeviceptr, count n: Int, stream: CUDAStream) throws {
+        var a = KernelArguments(); a.add(x); a.add(y); a.add(output); a.add(Int64Arg(n))
+        try library.function("add_f32").launch(grid: (gridFor(n), 1, 1), block: (256, 1, 1), stream: stream, arguments: a)
+    }
+
+    /// `out[i, :] = x[rows[i], :]` for rows of `rowBytes` bytes (a multiple of 4); `rows` is Int32.
+    public func gatherRows(_ x: CUdeviceptr, rows: CUdeviceptr, count: Int, rowBytes: Int, output: CUdeviceptr, stream: CUDAStream) throws {
+        guard rowBytes % 4 == 0 else { throw CUDAError.invalidArgument("gather of \(rowBytes)-byte rows") }
+        var a = KernelArguments(); a.add(x); a.add(rows); a.add(output); a.add(int: rowBytes / 4)
+        try library.function("gather_rows_u32").launch(grid: (count, 1, 1), block: (256, 1, 1), stream: stream, arguments: a)
+    }
+
     /// `out[t, :] = table[ids[t], :]` (bf16 table, fp32 out); ids must be checked by the caller.
     public func embedding(table: CUdeviceptr, ids: CUdeviceptr, output: CUdeviceptr, tokens: Int, dim: Int, stream: CUDAStream) throws {
         var a = KernelArguments(); a.add(table); a.add(ids); a.add(output); a.add(int: dim)
@@ -60,13 +79,13 @@ public struct CUDAKernels: Sendable {
     }
 
     /// Writes `tokens` new K/V rows (fp32, rows `kvStride` apart) into the bf16 block-major pool
-    /// at `slots` (block · blockTokens + offset) for `layer`.
-    public func writeKV(pool: CUdeviceptr, k: CUdeviceptr, v: CUdeviceptr, kvStride: Int, slots: CUdeviceptr,
+    /// (blocks `blockStride` bytes apart) at `slots` (Int32 block · blockTokens + offset) for `layer`.
+    public func writeKV(pool: CUdeviceptr, blockStride: Int, k: CUdeviceptr, v: CUdeviceptr, kvStride: Int, slots: CUdeviceptr,
                         tokens: Int, layer: Int, layout: KVBlockLayout, stream: CUDAStream) throws {
         guard layout.dtype == .bfloat16 else { throw CUDAError.invalidArgument("KV pool dtype \(layout.dtype); the CUDA kernels use bf16") }
         var a = KernelArguments()
         a.add(pool); a.add(k); a.add(v); a.add(int: kvStride); a.add(slots)
-        a.add(int: layer); a.add(int: layout.layers); a.add(int: layout.blockTokens); a.add(int: layout.tokenElements)
+        a.add(int: layer); a.add(int: layout.blockTokens); a.add(int: layout.tokenElements); a.add(Int64Arg(blockStride / 2))
         try library.function("kv_write_bf16").launch(grid: (tokens, 1, 1), block: (min(1024, (layout.tokenElements + 31) / 32 * 32), 1, 1), stream: stream, arguments: a)
     }
 
@@ -83,18 +102,19 @@ public struct CUDAKernels: Sendable {
         return max(1, min(wanted, (maxContext + 255) / 256))
     }
 
-    /// Paged attention for `rows` query rows (fp32 q, rows `qStride` apart) over the bf16 pool;
+    /// Paged attention for `rows` query rows (fp32 q, rows `qStride` apart) over the bf16 pool
+    /// (blocks `blockStride` bytes apart);
     /// row r reads the block table row `rowTable[r]` and attends to its first `contextLengths[r]`
     /// tokens. Output is bf16 `[rows, qHeads · headDim]`. `scratch` holds
     /// `attentionScratchFloats` floats.
     public func pagedAttention(
-        q: CUdeviceptr, qStride: Int, pool: CUdeviceptr, blockTables: CUdeviceptr, tableStride: Int,
+        q: CUdeviceptr, qStride: Int, pool: CUdeviceptr, blockStride: Int, blockTables: CUdeviceptr, tableStride: Int,
         rowTable: CUdeviceptr, contextLengths: CUdeviceptr, maxContext: Int, output: CUdeviceptr,
         rows: Int, qHeads: Int, layer: Int, layout: KVBlockLayout, scale: Float, splits: Int,
         scratch: CUdeviceptr, stream: CUDAStream
     ) throws {
         let hd = layout.headDim
-        guard hd % 32 == 0, hd <= 256 else { throw CUDAError.invalidArgument("attention: head dim \(hd) must be a multiple of 32, at most 256") }
+        guard hd > 0, hd <= 256 else { throw CUDAError.invalidArgument("attention: head dim \(hd) must be at most 256") }
         guard qHeads % layout.kvHeads == 0 else { throw CUDAError.invalidArgument("attention: \(qHeads) query heads over \(layout.kvHeads) KV heads") }
         guard layout.dtype == .bfloat16 else { throw CUDAError.invalidArgument("KV pool dtype \(layout.dtype); the CUDA kernels use bf16") }
         let splits = max(1, splits)
@@ -104,8 +124,8 @@ public struct CUDAKernels: Sendable {
         var a = KernelArguments()
         a.add(q); a.add(int: qStride); a.add(pool); a.add(blockTables); a.add(int: tableStride)
         a.add(rowTable); a.add(contextLengths); a.add(partM); a.add(partL); a.add(partAcc)
-        a.add(int: qHeads); a.add(int: layout.kvHeads); a.add(int: hd); a.add(int: layer); a.add(int: layout.layers)
-        a.add(int: layout.blockTokens); a.add(int: tokensPerSplit); a.add(scale)
+        a.add(int: qHeads); a.add(int: layout.kvHeads); a.add(int: hd); a.add(int: layer)
+        a.add(int: layout.blockTokens); a.add(Int64Arg(blockStride / 2)); a.add(int: tokensPerSplit); a.add(scale)
         try library.function("paged_attention_partial").launch(grid: (rows, qHeads, splits), block: (128, 1, 1), stream: stream, arguments: a)
         var c = KernelArguments()
         c.add(partM); c.add(partL); c.add(partAcc); c.add(output); c.add(int: qHeads); c.add(int: hd); c.add(int: splits)

@@ -34,18 +34,18 @@ public final class CUFileBlockIO: BlockFileIO, @unchecked Sendable {
 
     public func write(_ extents: [BlockFileExtent], after: CUDAEvent?) throws {
         try after?.synchronize()
-        let bytes = pool.layout.blockBytes
+        let bytes = directIOLength(pool.layout.blockBytes)
         for e in extents {
             _ = try pool.address(of: e.block)
-            try handle.write(from: pool.buffer.address, bufferOffset: e.block * bytes, bytes: bytes, fileOffset: e.fileOffset)
+            try handle.write(from: pool.buffer.address, bufferOffset: e.block * pool.blockStride, bytes: bytes, fileOffset: e.fileOffset)
         }
     }
 
     public func read(_ extents: [BlockFileExtent]) throws -> CUDAEvent? {
-        let bytes = pool.layout.blockBytes
+        let bytes = directIOLength(pool.layout.blockBytes)
         for e in extents {
             _ = try pool.address(of: e.block)
-            try handle.read(into: pool.buffer.address, bufferOffset: e.block * bytes, bytes: bytes, fileOffset: e.fileOffset)
+            try handle.read(into: pool.buffer.address, bufferOffset: e.block * pool.blockStride, bytes: bytes, fileOffset: e.fileOffset)
         }
         // cuFileRead returns once the bytes are in device memory.
         return nil

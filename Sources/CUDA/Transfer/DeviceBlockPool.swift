@@ -10,22 +10,26 @@ public final class DeviceBlockPool: @unchecked Sendable {
     public let blocks: Int
     /// The memory.
     public let buffer: DeviceBuffer
+    /// Bytes from one block's start to the next: `layout.blockBytes` rounded up to 4 KiB, so
+    /// every block is aligned for O_DIRECT and cuFile.
+    public let blockStride: Int
 
     /// Allocates `blocks` blocks on `device`.
     public init(device: CUDADevice, layout: KVBlockLayout, blocks: Int) throws {
         guard blocks > 0 else { throw CUDAError.invalidArgument("a KV pool of \(blocks) blocks") }
         self.layout = layout
         self.blocks = blocks
-        buffer = try device.allocate(blocks * layout.blockBytes)
+        blockStride = directIOLength(layout.blockBytes)
+        buffer = try device.allocate(blocks * blockStride)
     }
 
     /// Blocks that fit in `budget` bytes.
-    public static func blocks(fitting budget: Int, layout: KVBlockLayout) -> Int { budget / layout.blockBytes }
+    public static func blocks(fitting budget: Int, layout: KVBlockLayout) -> Int { budget / directIOLength(layout.blockBytes) }
 
     /// Device address of block `index`.
     public func address(of index: Int) throws -> CUdeviceptr {
         guard index >= 0 && index < blocks else { throw CUDAError.invalidArgument("KV block \(index) outside a pool of \(blocks)") }
-        return buffer.address + UInt64(index * layout.blockBytes)
+        return buffer.address + UInt64(index * blockStride)
     }
 }
 

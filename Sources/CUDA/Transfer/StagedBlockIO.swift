@@ -1,3 +1,4 @@
+import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -6,7 +7,7 @@ import Glibc
 /// small ring of pinned host buffers, with the device copies on a stream of their own, so the
 /// copy of one block overlaps the disk I/O of the next (the fallback LMCache's GDS backend has).
 public final class StagedBlockIO: BlockFileIO, @unchecked Sendable {
-    // One caller at a time (the transfer engine's queue); the ring is reused across calls.
+    // The ring is shared by every call: `lock` lets one transfer use it at a time.
     public var path: String { "O_DIRECT staging ring (\(ring.count) x \(slotBytes >> 10) KiB pinned)" }
     let pool: DeviceBlockPool
     let fd: Int32
@@ -15,6 +16,7 @@ public final class StagedBlockIO: BlockFileIO, @unchecked Sendable {
     private let staging: PinnedBuffer
     private let ring: [CUDAEvent]
     private let slotBytes: Int
+    private let lock = NSLock()
 
     /// A ring of `depth` pinned block buffers for I/O on `fd` (opened with O_DIRECT).
     public init(pool: DeviceBlockPool, fd: Int32, filePath: String, device: CUDADevice, depth: Int = 4) throws {
@@ -31,6 +33,8 @@ public final class StagedBlockIO: BlockFileIO, @unchecked Sendable {
     private func slot(_ i: Int) -> UnsafeMutableRawPointer { staging.pointer + (i % ring.count) * slotBytes }
 
     public func write(_ extents: [BlockFileExtent], after: CUDAEvent?) throws {
+        lock.lock()
+        defer { lock.unlock() }
         if let after { try stream.wait(for: after) }
         let bytes = pool.layout.blockBytes
         func stage(_ i: Int) throws {
@@ -46,6 +50,8 @@ public final class StagedBlockIO: BlockFileIO, @unchecked Sendable {
     }
 
     public func read(_ extents: [BlockFileExtent]) throws -> CUDAEvent? {
+        lock.lock()
+        defer { lock.unlock() }
         let bytes = pool.layout.blockBytes
         for (i, e) in extents.enumerated() {
             // The slot is free once the copy that last used it has finished.
