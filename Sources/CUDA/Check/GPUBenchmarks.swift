@@ -68,7 +68,7 @@ public struct GPUBenchmarks {
                 totalMs += ms; totalBytes += bytes
                 lines.append("decode gemm batch \(batch) \(name) \(outF)x\(inF): " + String(format: "%.4f ms, %.0f GB/s of weights", ms, bytes / ms / 1e6))
             }
-            lines.append(String(format: "decode gemms of one 8B layer, batch %2d: %.3f ms = %.2fx the copy roofline (%.0f GB/s)", batch, totalMs, totalMs / (totalBytes / (copyBW / 2) / 1e6), totalBytes / totalMs / 1e6))
+            lines.append(String(format: "decode gemms of one 8B layer, batch %2d: %.3f ms = %.2fx the roofline (weights read at the copy's %.0f GB/s)", batch, totalMs, totalMs / (totalBytes / copyBW / 1e6), copyBW))
         }
 
         // Paged decode attention of one 8B layer: 32 query heads over 8 KV heads of 128, 64-token blocks.
@@ -86,7 +86,7 @@ public struct GPUBenchmarks {
             try kernels.fillRandom(q.address, bytes: batch * 32 * 128 * 4, seed: 15, stream: stream)
             try sanitizeF32(q.address, count: batch * 32 * 128)
             let out = try device.allocate(batch * 32 * 128 * 2)
-            let splits = CUDAKernels.attentionSplits(maxContext: context, rows: batch, qHeads: 32, multiprocessors: device.info.multiprocessors)
+            let splits = CUDAKernels.attentionSplits(maxContext: context, rows: batch, kvHeads: 8, multiprocessors: device.info.multiprocessors)
             let scratch = try device.allocate(CUDAKernels.attentionScratchFloats(rows: batch, qHeads: 32, headDim: 128, splits: splits) * 4)
             let ms = try time {
                 try kernels.pagedAttention(
@@ -96,8 +96,32 @@ public struct GPUBenchmarks {
                     scratch: scratch.address, stream: stream)
             }
             let kvBytes = Double(batch * context * 2 * layout.tokenElements * 2)
-            lines.append(String(format: "paged decode attention, batch %2d, context %5d, %d splits: %.4f ms, %.0f GB/s of KV (%.2fx the copy roofline)",
-                                batch, context, splits, ms, kvBytes / ms / 1e6, ms / (kvBytes / (copyBW / 2) / 1e6)))
+            lines.append(String(format: "paged decode attention, batch %2d, context %5d, %d splits: %.4f ms, %.0f GB/s of KV (%.2fx the roofline)",
+                                batch, context, splits, ms, kvBytes / ms / 1e6, ms / (kvBytes / copyBW / 1e6)))
+        }
+        // Prefill attention of one 8B layer over one sequence of T tokens (causal): T query rows.
+        for t in [512, 2048] {
+            let blocksPerSeq = layout.blocks(forTokens: t)
+            let pool = try DeviceBlockPool(device: device, layout: layout, blocks: blocksPerSeq)
+            try kernels.fillRandom(pool.buffer.address, bytes: pool.buffer.bytes, seed: 16, stream: stream)
+            try sanitizeBF16(pool.buffer.address, count: pool.buffer.bytes / 2)
+            let tb = try device.allocate(blocksPerSeq * 4); try tb.upload((0..<blocksPerSeq).map { Int32($0) })
+            let rows = try device.allocate(t * 4); try rows.upload([Int32](repeating: 0, count: t))
+            let lens = try device.allocate(t * 4); try lens.upload((1...t).map { Int32($0) })
+            let q = try device.allocate(t * 32 * 128 * 4)
+            try kernels.fillRandom(q.address, bytes: t * 32 * 128 * 4, seed: 17, stream: stream)
+            try sanitizeF32(q.address, count: t * 32 * 128)
+            let out = try device.allocate(t * 32 * 128 * 2)
+            let splits = CUDAKernels.attentionSplits(maxContext: t, rows: t, kvHeads: 8, multiprocessors: device.info.multiprocessors)
+            let scratch = try device.allocate(CUDAKernels.attentionScratchFloats(rows: t, qHeads: 32, headDim: 128, splits: splits) * 4)
+            let ms = try time(iterations: 5) {
+                try kernels.pagedAttention(
+                    q: q.address, qStride: 32 * 128, pool: pool.buffer.address, blockStride: pool.blockStride, blockTables: tb.address,
+                    tableStride: blocksPerSeq, rowTable: rows.address, contextLengths: lens.address, maxContext: t, output: out.address,
+                    rows: t, qHeads: 32, layer: 5, layout: layout, scale: 0.088, splits: splits, scratch: scratch.address, stream: stream)
+            }
+            let flops = 4.0 * 32 * Double(t) * Double(t) * 128 / 2
+            lines.append(String(format: "paged prefill attention, T=%d (one layer, 32/8 heads of 128): %.4f ms, %.1f TFLOP/s", t, ms, flops / ms / 1e9))
         }
         return lines
     }

@@ -85,10 +85,12 @@ public final class DynamicLibrary: @unchecked Sendable {
     /// The file the loader picked for `name`, from /proc/self/maps (Linux), for messages.
     private static func resolvedPath(of name: String) -> String? {
         guard let maps = try? String(contentsOfFile: "/proc/self/maps", encoding: .utf8) else { return nil }
+        // The file may carry a longer version than the soname: libcuda.so.1 -> libcuda.so.580.159.04.
+        let stem = name.range(of: ".so").map { String(name[..<$0.upperBound]) } ?? name
         for line in maps.split(separator: "\n") {
             guard let slash = line.firstIndex(of: "/") else { continue }
             let path = line[slash...]
-            if path.hasSuffix("/" + name) || path.contains("/" + name + ".") { return String(path) }
+            if let file = path.split(separator: "/").last, file.hasPrefix(stem) { return String(path) }
         }
         return nil
     }

@@ -69,7 +69,7 @@ public struct NVRTC: @unchecked Sendable {
         var program: Program?
         try check(nvrtcCreateProgram(&program, source, name, 0, nil, nil), "nvrtcCreateProgram(\(name))")
         defer { _ = nvrtcDestroyProgram(&program) }
-        let options = ["--gpu-architecture=\(architecture)", "--std=c++17", "-default-device", "--use_fast_math=false"] + extra
+        let options = ["--gpu-architecture=\(architecture)", "--std=c++17", "-default-device"] + extra
         let cOptions = options.map { strdup($0) }
         defer { cOptions.forEach { free($0) } }
         let status = cOptions.map { UnsafePointer($0) }.withUnsafeBufferPointer { buf in

@@ -95,11 +95,12 @@ public struct CUDAKernels: Sendable {
     }
 
     /// The number of context splits for a longest context of `maxContext` tokens: enough blocks
-    /// of work to fill the GPU, each split at least 256 tokens.
-    public static func attentionSplits(maxContext: Int, rows: Int, qHeads: Int, multiprocessors: Int) -> Int {
-        let work = rows * qHeads
+    /// (one per query row, KV head and split) for four per multiprocessor, each split at least
+    /// 64 tokens.
+    public static func attentionSplits(maxContext: Int, rows: Int, kvHeads: Int, multiprocessors: Int) -> Int {
+        let work = max(1, rows * kvHeads)
         let wanted = max(1, (multiprocessors * 4 + work - 1) / work)
-        return max(1, min(wanted, (maxContext + 255) / 256))
+        return max(1, min(wanted, (maxContext + 63) / 64))
     }
 
     /// Paged attention for `rows` query rows (fp32 q, rows `qStride` apart) over the bf16 pool
@@ -115,7 +116,9 @@ public struct CUDAKernels: Sendable {
     ) throws {
         let hd = layout.headDim
         guard hd > 0, hd <= 256 else { throw CUDAError.invalidArgument("attention: head dim \(hd) must be at most 256") }
-        guard qHeads % layout.kvHeads == 0 else { throw CUDAError.invalidArgument("attention: \(qHeads) query heads over \(layout.kvHeads) KV heads") }
+        guard qHeads % layout.kvHeads == 0, qHeads / layout.kvHeads <= 8 else {
+            throw CUDAError.invalidArgument("attention: \(qHeads) query heads over \(layout.kvHeads) KV heads (at most 8 per KV head)")
+        }
         guard layout.dtype == .bfloat16 else { throw CUDAError.invalidArgument("KV pool dtype \(layout.dtype); the CUDA kernels use bf16") }
         let splits = max(1, splits)
         let tokensPerSplit = max(1, (maxContext + splits - 1) / splits)
@@ -126,7 +129,7 @@ public struct CUDAKernels: Sendable {
         a.add(rowTable); a.add(contextLengths); a.add(partM); a.add(partL); a.add(partAcc)
         a.add(int: qHeads); a.add(int: layout.kvHeads); a.add(int: hd); a.add(int: layer)
         a.add(int: layout.blockTokens); a.add(Int64Arg(blockStride / 2)); a.add(int: tokensPerSplit); a.add(scale)
-        try library.function("paged_attention_partial").launch(grid: (rows, qHeads, splits), block: (128, 1, 1), stream: stream, arguments: a)
+        try library.function("paged_attention_partial").launch(grid: (rows, layout.kvHeads, splits), block: (128, 1, 1), stream: stream, arguments: a)
         var c = KernelArguments()
         c.add(partM); c.add(partL); c.add(partAcc); c.add(output); c.add(int: qHeads); c.add(int: hd); c.add(int: splits)
         try library.function("paged_attention_combine").launch(grid: (rows, qHeads, 1), block: (hd, 1, 1), stream: stream, arguments: c)
