@@ -1,0 +1,53 @@
+import Foundation
+import Logging
+
+/// A CBLAS library opened at run time, so nothing has to be installed for HiFC to build or run.
+///
+/// Looked for, in order: the path in `HIFC_BLAS_LIBRARY`, then `libopenblas.so.0`,
+/// `libopenblas.so`, `libcblas.so.3`, `libcblas.so`, `libblas.so.3`, `libblis.so.4`,
+/// `libmkl_rt.so`; the first that exports `cblas_sgemm` wins. `HIFC_BLAS=off` skips the search, so
+/// the multithreaded Swift GEMM is used.
+public struct BLASLibrary: @unchecked Sendable {
+    typealias SGEMM = @convention(c) (
+        Int32, Int32, Int32, Int32, Int32, Int32, Float, UnsafePointer<Float>?, Int32,
+        UnsafePointer<Float>?, Int32, Float, UnsafeMutablePointer<Float>?, Int32
+    ) -> Void
+
+    /// The file that was opened.
+    public let path: String
+    let sgemm: SGEMM
+
+    /// Library names tried in order when `HIFC_BLAS_LIBRARY` is not set.
+    public static let candidates = [
+        "libopenblas.so.0", "libopenblas.so", "libcblas.so.3", "libcblas.so", "libblas.so.3",
+        "libblis.so.4", "libmkl_rt.so",
+    ]
+
+    /// The library the environment asks for, or the first candidate found; nil for the fallback.
+    public static func load(environment: [String: String] = ProcessInfo.processInfo.environment,
+                            logger: Logger? = nil) -> BLASLibrary? {
+        if let mode = environment["HIFC_BLAS"]?.lowercased(), ["off", "0", "no", "swift"].contains(mode) {
+            logger?.info("HIFC_BLAS=\(mode): using the Swift GEMM")
+            return nil
+        }
+        let names = environment["HIFC_BLAS_LIBRARY"].map { [$0] } ?? candidates
+        for name in names {
+            guard let handle = dlopen(name, RTLD_NOW | RTLD_LOCAL) else { continue }
+            guard let symbol = dlsym(handle, "cblas_sgemm") else {
+                logger?.debug("\(name) has no cblas_sgemm")
+                dlclose(handle)
+                continue
+            }
+            return BLASLibrary(path: name, sgemm: unsafeBitCast(symbol, to: SGEMM.self))
+        }
+        logger?.info("no CBLAS library found (tried \(names.joined(separator: ", "))): using the Swift GEMM")
+        return nil
+    }
+
+    /// `c[m×n] = a[m×k] · b[n×k]ᵀ`, all row-major and contiguous.
+    func multiplyTransposed(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
+                            _ c: UnsafeMutablePointer<Float>, m: Int, n: Int, k: Int) {
+        // 101 = CblasRowMajor, 111 = CblasNoTrans, 112 = CblasTrans.
+        sgemm(101, 111, 112, Int32(m), Int32(n), Int32(k), 1, a, Int32(k), b, Int32(k), 0, c, Int32(n))
+    }
+}

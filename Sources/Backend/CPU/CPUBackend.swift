@@ -1,0 +1,244 @@
+import Foundation
+import HiFCCore
+import Logging
+
+/// The CPU backend: f32 everywhere, matrix products through a CBLAS library found at run time
+/// (`BLASLibrary`) or the multithreaded `SwiftGEMM`, attention and elementwise ops in Swift.
+public final class CPUBackend: ComputeBackend, @unchecked Sendable {
+    /// The CBLAS library in use; nil when the Swift GEMM is.
+    public let blas: BLASLibrary?
+
+    /// A backend using `blas` (by default whatever `BLASLibrary.load()` finds).
+    public init(blas: BLASLibrary? = BLASLibrary.load()) {
+        self.blas = blas
+    }
+
+    public var name: String { "cpu (\(blas?.path ?? "swift gemm"))" }
+    public var kvDType: KVDType { .float32 }
+
+    // MARK: Memory
+
+    private func allocate(_ shape: [Int]) throws -> (DeviceTensor, UnsafeMutablePointer<Float>) {
+        let storage = try CPUStorage(count: shape.reduce(1, *))
+        return (DeviceTensor(storage: storage, shape: shape, dtype: .float32), storage.pointer)
+    }
+
+    public func upload(_ tensor: HostTensor) throws -> DeviceTensor {
+        if tensor.dtype == .float32, Int(bitPattern: tensor.bytes) % MemoryLayout<Float>.alignment == 0 {
+            // An f32 tensor in a mapped file is used in place: no copy, no extra memory.
+            let pointer = UnsafeMutablePointer(mutating: tensor.bytes.assumingMemoryBound(to: Float.self))
+            let storage = CPUStorage(borrowing: pointer, count: tensor.count, owner: tensor.owner)
+            return DeviceTensor(storage: storage, shape: tensor.shape, dtype: .float32)
+        }
+        let (result, out) = try allocate(tensor.shape)
+        tensor.convert(into: out)
+        return result
+    }
+
+    public func uploadFloat32(_ values: [Float], shape: [Int]) throws -> DeviceTensor {
+        guard shape.reduce(1, *) == values.count else {
+            throw BackendError.shapeMismatch(op: "uploadFloat32", detail: "\(values.count) values for shape \(shape)")
+        }
+        let (result, out) = try allocate(shape)
+        values.withUnsafeBufferPointer { out.update(from: $0.baseAddress!, count: values.count) }
+        return result
+    }
+
+    public func download(_ tensor: DeviceTensor) throws -> [Float] {
+        let p = try tensor.cpu("download")
+        return Array(UnsafeBufferPointer(start: p, count: tensor.count))
+    }
+
+    public func makeKVCachePool(layout: KVBlockLayout, blocks: Int) throws -> any KVCachePool {
+        try CPUKVCachePool(layout: layout, blocks: blocks)
+    }
+
+    public func prepare(_ batch: StepBatch) throws -> any PreparedStep {
+        CPUPreparedStep(batch: batch)
+    }
+
+    // MARK: Ops
+
+    public func embedding(_ table: DeviceTensor, step: any PreparedStep) throws -> DeviceTensor {
+        let ids = step.batch.tokenIDs
+        let vocab = table.rows, width = table.columns
+        let src = try table.cpu("embedding")
+        let (result, out) = try allocate([ids.count, width])
+        for (row, id) in ids.enumerated() {
+            guard id >= 0, Int(id) < vocab else {
+                throw BackendError.shapeMismatch(op: "embedding", detail: "token id \(id) outside a vocabulary of \(vocab)")
+            }
+            (out + row * width).update(from: src + Int(id) * width, count: width)
+        }
+        return result
+    }
+
+    public func rmsNorm(_ x: DeviceTensor, weight: DeviceTensor, epsilon: Float) throws -> DeviceTensor {
+        let width = x.columns
+        guard weight.count == width else {
+            throw BackendError.shapeMismatch(op: "rmsNorm", detail: "x \(x.shape), weight \(weight.shape)")
+        }
+        let src = try x.cpu("rmsNorm"), w = try weight.cpu("rmsNorm")
+        let (result, out) = try allocate(x.shape)
+        for row in 0..<x.rows {
+            let xr = src + row * width, yr = out + row * width
+            var sum: Float = 0
+            for i in 0..<width { sum += xr[i] * xr[i] }
+            let inverse = 1 / (sum / Float(width) + epsilon).squareRoot()
+            for i in 0..<width { yr[i] = xr[i] * inverse * w[i] }
+        }
+        return result
+    }
+
+    public func linear(_ x: DeviceTensor, weight: DeviceTensor, bias: DeviceTensor?) throws -> DeviceTensor {
+        let m = x.rows, k = x.columns, n = weight.rows
+        guard weight.shape.count == 2, weight.columns == k else {
+            throw BackendError.shapeMismatch(op: "linear", detail: "x \(x.shape), weight \(weight.shape)")
+        }
+        let a = try x.cpu("linear"), b = try weight.cpu("linear")
+        let (result, c) = try allocate([m, n])
+        if let blas {
+            blas.multiplyTransposed(a, b, c, m: m, n: n, k: k)
+        } else {
+            SwiftGEMM.multiplyTransposed(a, b, c, m: m, n: n, k: k)
+        }
+        if let bias {
+            guard bias.count == n else {
+                throw BackendError.shapeMismatch(op: "linear", detail: "bias \(bias.shape) for \(n) outputs")
+            }
+            let bp = try bias.cpu("linear")
+            for row in 0..<m {
+                let cr = c + row * n
+                for j in 0..<n { cr[j] += bp[j] }
+            }
+        }
+        return result
+    }
+
+    public func rotary(
+        q: DeviceTensor, k: DeviceTensor, headDim: Int, inverseFrequencies: DeviceTensor,
+        step: any PreparedStep
+    ) throws -> (q: DeviceTensor, k: DeviceTensor) {
+        let half = headDim / 2
+        guard headDim % 2 == 0, inverseFrequencies.count == half,
+              q.columns % headDim == 0, k.columns % headDim == 0,
+              q.rows == step.batch.tokenCount, k.rows == q.rows else {
+            throw BackendError.shapeMismatch(
+                op: "rotary", detail: "q \(q.shape), k \(k.shape), headDim \(headDim), frequencies \(inverseFrequencies.shape)")
+        }
+        let frequencies = try inverseFrequencies.cpu("rotary")
+        let (qOut, qp) = try allocate(q.shape), (kOut, kp) = try allocate(k.shape)
+        qp.update(from: try q.cpu("rotary"), count: q.count)
+        kp.update(from: try k.cpu("rotary"), count: k.count)
+        var cosines = [Float](repeating: 0, count: half), sines = cosines
+        for (row, position) in step.batch.positions.enumerated() {
+            for i in 0..<half {
+                // Angles in Double: positions reach 10^5 and f32 would lose the low digits.
+                let angle = Double(position) * Double(frequencies[i])
+                cosines[i] = Float(cos(angle))
+                sines[i] = Float(sin(angle))
+            }
+            for (base, width) in [(qp + row * q.columns, q.columns), (kp + row * k.columns, k.columns)] {
+                var head = base
+                while head < base + width {
+                    for i in 0..<half {
+                        let x1 = head[i], x2 = head[i + half]
+                        head[i] = x1 * cosines[i] - x2 * sines[i]
+                        head[i + half] = x2 * cosines[i] + x1 * sines[i]
+                    }
+                    head += headDim
+                }
+            }
+        }
+        return (qOut, kOut)
+    }
+
+    public func siluAndMultiply(gate: DeviceTensor, up: DeviceTensor) throws -> DeviceTensor {
+        guard gate.shape == up.shape else {
+            throw BackendError.shapeMismatch(op: "siluAndMultiply", detail: "gate \(gate.shape), up \(up.shape)")
+        }
+        let g = try gate.cpu("siluAndMultiply"), u = try up.cpu("siluAndMultiply")
+        let (result, out) = try allocate(gate.shape)
+        for i in 0..<gate.count {
+            let x = g[i]
+            out[i] = x / (1 + exp(-x)) * u[i]
+        }
+        return result
+    }
+
+    public func add(_ a: DeviceTensor, _ b: DeviceTensor) throws -> DeviceTensor {
+        guard a.shape == b.shape else {
+            throw BackendError.shapeMismatch(op: "add", detail: "\(a.shape) + \(b.shape)")
+        }
+        let x = try a.cpu("add"), y = try b.cpu("add")
+        let (result, out) = try allocate(a.shape)
+        for i in 0..<a.count { out[i] = x[i] + y[i] }
+        return result
+    }
+
+    private func cpuPool(_ pool: any KVCachePool) throws -> CPUKVCachePool {
+        guard let pool = pool as? CPUKVCachePool else { throw BackendError.foreignObject("the KV pool") }
+        return pool
+    }
+
+    public func writeKV(
+        k: DeviceTensor, v: DeviceTensor, layer: Int, pool: any KVCachePool, step: any PreparedStep
+    ) throws {
+        let pool = try cpuPool(pool)
+        let layout = pool.layout, width = layout.tokenElements
+        let slots = step.batch.slotMapping
+        guard k.shape == v.shape, k.columns == width, k.rows == slots.count, layer >= 0, layer < layout.layers else {
+            throw BackendError.shapeMismatch(
+                op: "writeKV", detail: "k \(k.shape), v \(v.shape), layer \(layer), \(slots.count) slots, \(width) KV elements per token")
+        }
+        let kp = try k.cpu("writeKV"), vp = try v.cpu("writeKV")
+        let floats = pool.floats, stride = pool.strideElements
+        for (row, slot) in slots.enumerated() {
+            let block = Int(slot) / layout.blockTokens, offset = Int(slot) % layout.blockTokens
+            guard block < pool.blockCount else { throw BackendError.badStep("slot \(slot) outside the pool") }
+            let blockBase = floats + block * stride
+            (blockBase + layout.elementOffset(layer: layer, value: false, token: offset))
+                .update(from: kp + row * width, count: width)
+            (blockBase + layout.elementOffset(layer: layer, value: true, token: offset))
+                .update(from: vp + row * width, count: width)
+        }
+    }
+
+    public func pagedAttention(
+        q: DeviceTensor, heads: Int, layer: Int, scale: Float, pool: any KVCachePool,
+        step: any PreparedStep
+    ) throws -> DeviceTensor {
+        let pool = try cpuPool(pool)
+        let layout = pool.layout
+        guard heads % layout.kvHeads == 0, q.columns == heads * layout.headDim,
+              q.rows == step.batch.tokenCount, layer >= 0, layer < layout.layers else {
+            throw BackendError.shapeMismatch(
+                op: "pagedAttention", detail: "q \(q.shape), \(heads) heads, \(layout.kvHeads) KV heads of \(layout.headDim), layer \(layer)")
+        }
+        try step.batch.validate(poolBlocks: pool.blockCount)
+        let (result, out) = try allocate(q.shape)
+        let attention = CPUPagedAttention(
+            pool: pool, layer: layer, heads: heads, scale: scale, query: try q.cpu("pagedAttention"), output: out)
+        attention.run(step.batch.sequences)
+        return result
+    }
+
+    public func gatherLogitRows(_ x: DeviceTensor, step: any PreparedStep) throws -> DeviceTensor {
+        let rows = step.batch.logitRows, width = x.columns
+        let src = try x.cpu("gatherLogitRows")
+        let (result, out) = try allocate([rows.count, width])
+        for (i, row) in rows.enumerated() {
+            guard row >= 0, Int(row) < x.rows else {
+                throw BackendError.badStep("logit row \(row) outside 0..<\(x.rows)")
+            }
+            (out + i * width).update(from: src + Int(row) * width, count: width)
+        }
+        return result
+    }
+}
+
+/// The CPU backend's prepared step: the host description is all it needs.
+final class CPUPreparedStep: PreparedStep {
+    let batch: StepBatch
+    init(batch: StepBatch) { self.batch = batch }
+}

@@ -1,0 +1,65 @@
+import HiFCCore
+
+/// The op-level compute interface the Llama-family forward pass (in Models) is written against.
+/// The CPU backend implements it here; the CUDA backend implements it on the GPU.
+///
+/// Conventions: activations are 2-D `[tokens, features]`, row-major; a linear weight is
+/// `[out, in]` as in PyTorch; every op returns a new tensor (a backend may reuse freed memory).
+/// Ops that need per-step facts (positions, slots, block tables) take the `PreparedStep` made by
+/// `prepare(_:)` once per step.
+public protocol ComputeBackend: AnyObject, Sendable {
+    /// A short name for logs ("cpu (openblas)", "cuda (H100)").
+    var name: String { get }
+    /// The element type the backend keeps KV in; pools are made with layouts of this dtype.
+    var kvDType: KVDType { get }
+
+    // MARK: Memory
+
+    /// Copies (or, where the format allows, references) a weight; the backend picks its storage
+    /// dtype (the CPU keeps f32, a GPU bf16).
+    func upload(_ tensor: HostTensor) throws -> DeviceTensor
+    /// A small table kept in f32 whatever the storage dtype (rotary inverse frequencies).
+    func uploadFloat32(_ values: [Float], shape: [Int]) throws -> DeviceTensor
+    /// Copies a tensor to the host as f32, row-major.
+    func download(_ tensor: DeviceTensor) throws -> [Float]
+    /// Allocates a KV pool of `blocks` blocks of `layout` (whose dtype must be `kvDType`).
+    func makeKVCachePool(layout: KVBlockLayout, blocks: Int) throws -> any KVCachePool
+    /// Makes the step's metadata available to the ops (a GPU uploads it once here).
+    func prepare(_ batch: StepBatch) throws -> any PreparedStep
+
+    // MARK: Ops
+
+    /// Rows of `table` (`[vocab, hidden]`) for the step's token ids: `[tokens, hidden]`.
+    func embedding(_ table: DeviceTensor, step: any PreparedStep) throws -> DeviceTensor
+    /// Root-mean-square normalization of each row, times `weight` (`[features]`).
+    func rmsNorm(_ x: DeviceTensor, weight: DeviceTensor, epsilon: Float) throws -> DeviceTensor
+    /// `x · weightᵀ + bias`: `[tokens, in]` × `[out, in]` → `[tokens, out]`.
+    func linear(_ x: DeviceTensor, weight: DeviceTensor, bias: DeviceTensor?) throws -> DeviceTensor
+    /// Rotates `q` (`[tokens, heads*headDim]`) and `k` (`[tokens, kvHeads*headDim]`) by each
+    /// row's position with the "rotate half" convention of HF Llama: pairs `(i, i + headDim/2)`
+    /// turn by `position * inverseFrequencies[i]` (`inverseFrequencies` has `headDim/2` entries,
+    /// from `uploadFloat32`, scaling already applied).
+    func rotary(
+        q: DeviceTensor, k: DeviceTensor, headDim: Int, inverseFrequencies: DeviceTensor,
+        step: any PreparedStep
+    ) throws -> (q: DeviceTensor, k: DeviceTensor)
+    /// `silu(gate) * up`, elementwise.
+    func siluAndMultiply(gate: DeviceTensor, up: DeviceTensor) throws -> DeviceTensor
+    /// `a + b`, elementwise.
+    func add(_ a: DeviceTensor, _ b: DeviceTensor) throws -> DeviceTensor
+    /// Writes row `r` of `k` and `v` (`[tokens, kvHeads*headDim]`) into `layer` of the pool at slot
+    /// `step.batch.slotMapping[r]`.
+    func writeKV(
+        k: DeviceTensor, v: DeviceTensor, layer: Int, pool: any KVCachePool, step: any PreparedStep
+    ) throws
+    /// Causal attention of `q` (`[tokens, heads*headDim]`) over each sequence's cached K/V in
+    /// `layer` of the pool (which `writeKV` has already extended by this step's rows): query row `i`
+    /// of a sequence sees positions `0 ... contextLength - queryLength + i`. Query head `h` reads KV
+    /// head `h / (heads / kvHeads)`. Returns `[tokens, heads*headDim]`.
+    func pagedAttention(
+        q: DeviceTensor, heads: Int, layer: Int, scale: Float, pool: any KVCachePool,
+        step: any PreparedStep
+    ) throws -> DeviceTensor
+    /// The rows `step.batch.logitRows` of `x`, in that order.
+    func gatherLogitRows(_ x: DeviceTensor, step: any PreparedStep) throws -> DeviceTensor
+}

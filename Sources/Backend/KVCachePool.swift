@@ -1,0 +1,48 @@
+import HiFCCore
+
+/// Where one KV block lives, for code that moves blocks without the backend's help.
+public enum KVBlockAddress: @unchecked Sendable, Hashable {
+    /// Host memory, 4 KiB aligned: the flash store may `pwrite`/`pread` it with O_DIRECT in place.
+    case host(UnsafeMutableRawPointer)
+    /// A device address (a CUDA `CUdeviceptr`), 4 KiB aligned, for cuFile (`cuFileRead`/`Write`
+    /// with the pool's allocation registered once through `cuFileBufRegister`).
+    case device(UInt64)
+}
+
+/// The paged KV cache: a backend-owned allocation of `blockCount` blocks, each laid out block-major
+/// as `layout` says (`[layer][K|V][token][kvHead][headDim]`), each starting on a 4 KiB boundary
+/// `blockStride` bytes after the previous one.
+///
+/// The engine owns which block belongs to whom; the pool only stores bytes. Blocks are moved to
+/// and from other tiers either by copying (`copyBlock`, any backend) or, zero-copy, through
+/// `address(ofBlock:)`: the CPU pool answers `.host` pointers that O_DIRECT can use directly; a GPU
+/// pool answers `.device` addresses for GPUDirect Storage.
+public protocol KVCachePool: AnyObject, Sendable {
+    /// Layout of one block (its dtype is the backend's KV dtype).
+    var layout: KVBlockLayout { get }
+    /// Number of blocks.
+    var blockCount: Int { get }
+    /// Bytes from the start of one block to the next: `layout.blockBytes` rounded up to 4 KiB.
+    var blockStride: Int { get }
+    /// Copies block `block` (`layout.blockBytes` bytes) into `destination`.
+    func copyBlock(_ block: Int, to destination: UnsafeMutableRawBufferPointer) throws
+    /// Overwrites block `block` with `layout.blockBytes` bytes from `source`.
+    func copyBlock(_ block: Int, from source: UnsafeRawBufferPointer) throws
+    /// Where block `block` starts, for zero-copy transfers.
+    func address(ofBlock block: Int) throws -> KVBlockAddress
+}
+
+extension KVCachePool {
+    /// Total bytes of the pool's allocation.
+    public var totalBytes: Int { blockCount * blockStride }
+
+    /// Throws unless `block` is in the pool and `bytes` is one block's size.
+    public func checkBlock(_ block: Int, bytes: Int) throws(BackendError) {
+        guard block >= 0, block < blockCount else {
+            throw .badBlock(detail: "block \(block) is outside the pool of \(blockCount) blocks")
+        }
+        guard bytes == layout.blockBytes else {
+            throw .badBlock(detail: "a host buffer of \(bytes) bytes for a block of \(layout.blockBytes) bytes")
+        }
+    }
+}

@@ -1,1 +1,0 @@
-// The Backend module: see README.md for what it holds. (Placeholder until its first source lands.)

@@ -1,0 +1,55 @@
+import Foundation
+import HiFCCore
+
+/// Everything the flash store is told at start. The command line (`--flash-path`,
+/// `--flash-capacity`, `--flash-tbw`, ...), the environment (`HIFC_FLASH_PATHS`) and the YAML
+/// config (`flash.paths`, ...) all map onto this value.
+public struct FlashStoreConfiguration: Hashable, Sendable {
+    /// Directories (a region file `hifc-flash.region` is made in each) or raw block devices.
+    public var paths: [String]
+    /// Bytes of the region on each path: the size of the SSD's pSLC area.
+    public var capacityPerPath: ByteSize
+    /// Bytes of one log segment.
+    public var segmentSize: ByteSize
+    /// How a batch's blocks are spread over the paths.
+    public var placement: FlashPlacementPolicy
+    /// The GPU this store serves (affinity placement picks path `gpuIndex % paths.count`).
+    public var gpuIndex: Int
+    /// Endurance rating of each region (`--flash-tbw`, e.g. 6000TB for 200 GiB of pSLC).
+    public var enduranceTBW: ByteSize?
+    /// Optional daily write budget per path; `stats` reports when a path exceeds it.
+    public var dailyWriteBudget: ByteSize?
+    /// Requests in flight at once (threads of the I/O pool).
+    public var queueDepth: Int
+    /// A closed segment whose live fraction is below this is compacted when space runs short.
+    public var compactionThreshold: Double
+    /// Compaction starts when fewer segments than this are free on a path.
+    public var minimumFreeSegments: Int
+
+    /// The file made inside a directory path to hold its region.
+    public static let regionFileName = "hifc-flash.region"
+
+    /// A configuration with the defaults: 256 MiB segments, stripe placement, queue depth 16.
+    public init(
+        paths: [String], capacityPerPath: ByteSize, segmentSize: ByteSize = .mib(256),
+        placement: FlashPlacementPolicy = .stripe, gpuIndex: Int = 0, enduranceTBW: ByteSize? = nil,
+        dailyWriteBudget: ByteSize? = nil, queueDepth: Int = 16, compactionThreshold: Double = 0.25,
+        minimumFreeSegments: Int = 2
+    ) {
+        self.paths = paths
+        self.capacityPerPath = capacityPerPath
+        self.segmentSize = segmentSize
+        self.placement = placement
+        self.gpuIndex = gpuIndex
+        self.enduranceTBW = enduranceTBW
+        self.dailyWriteBudget = dailyWriteBudget
+        self.queueDepth = queueDepth
+        self.compactionThreshold = compactionThreshold
+        self.minimumFreeSegments = minimumFreeSegments
+    }
+
+    /// Paths from a comma-separated list (`--flash-path /a,/b`, `HIFC_FLASH_PATHS`), blanks dropped.
+    public static func parsePaths(_ list: String) -> [String] {
+        list.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+    }
+}

@@ -1,1 +1,0 @@
-// The FlashStore module: see README.md for what it holds. (Placeholder until its first source lands.)

@@ -1,1 +1,0 @@
-// Tests of Models. (Placeholder until its first test lands.)
