@@ -2,6 +2,7 @@ import ArgumentParser
 import CUDA
 import Foundation
 import HiFCCore
+import Models
 
 /// `hifc check`: self-checks of the parts that need special hardware.
 struct CheckCommand: AsyncParsableCommand {
@@ -33,6 +34,12 @@ struct CheckGPUCommand: AsyncParsableCommand {
     @Flag(help: "Also time GEMMs, attention and copies against the device's ceilings.")
     var bench = false
 
+    @Option(help: "Synthetic Llama presets whose logits to compare with the CPU backend (comma-separated: tiny, small, 1b, 8b; empty for none).")
+    var models: String = "tiny"
+
+    @Option(help: "Where the synthetic models are written (removed afterwards).")
+    var workDir: String = NSTemporaryDirectory()
+
     func run() async throws {
         for line in CUDAProbe.run(flashPath: swapDir) { print(line) }
         let gpu = try CUDADevice(ordinal: try CUDADeviceSelection.ordinal(device))
@@ -43,10 +50,22 @@ struct CheckGPUCommand: AsyncParsableCommand {
         for r in results { print(r) }
         if let swapDir {
             let layout = KVBlockLayout(layers: 32, kvHeads: 8, headDim: 128, blockTokens: 64, dtype: .bfloat16)
-            let (swap, timings) = try GPUSwapCheck(kernels: check.kernels).run(directory: swapDir, layout: layout, blocks: swapBlocks)
+            let (swap, timings) = try await GPUSwapCheck(kernels: check.kernels).run(directory: swapDir, layout: layout, blocks: swapBlocks)
             for r in swap { print(r) }
             for t in timings { print(t) }
             results += swap
+        }
+        let presets = try models.split(separator: ",").map { name -> SynthModel.Preset in
+            guard let p = SynthModel.Preset(rawValue: String(name)) else { throw ValidationError("unknown preset \(name)") }
+            return p
+        }
+        if !presets.isEmpty {
+            let backend = try CUDABackend(ordinal: gpu.info.ordinal)
+            for preset in presets {
+                let model = try GPUModelCheck(cuda: backend).run(preset: preset, workDirectory: workDir)
+                for r in model { print(r) }
+                results += model
+            }
         }
         if bench {
             for line in try GPUBenchmarks(kernels: check.kernels, blas: check.blas).run() { print(line) }

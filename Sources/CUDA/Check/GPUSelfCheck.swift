@@ -221,12 +221,14 @@ public final class GPUSelfCheck: @unchecked Sendable {
     }
 
     func checkAttention() throws -> [GPUCheckResult] {
-        try checkAttention(headDim: 128) + checkAttention(headDim: 16)
+        // Each kernel variant: head dim <= 128 with groups of <= 4 and of <= 8, and head dim 256.
+        try checkAttention(headDim: 128, qHeads: 8) + checkAttention(headDim: 16, qHeads: 4)
+            + checkAttention(headDim: 64, qHeads: 12) + checkAttention(headDim: 256, qHeads: 14)
     }
 
-    func checkAttention(headDim: Int) throws -> [GPUCheckResult] {
+    func checkAttention(headDim: Int, qHeads: Int) throws -> [GPUCheckResult] {
         let layout = KVBlockLayout(layers: 3, kvHeads: 2, headDim: headDim, blockTokens: 16, dtype: .bfloat16)
-        let qHeads = 8, layer = 1, poolBlocks = 96
+        let layer = 1, poolBlocks = 96
         let contexts = [1, 100, 700, 17]
         let maxBlocks = layout.blocks(forTokens: contexts.max()!)
         // Each sequence gets distinct blocks in shuffled order, so block-table indexing is exercised.

@@ -1,3 +1,4 @@
+import FlashStore
 import Foundation
 import HiFCCore
 #if canImport(Glibc)
@@ -20,7 +21,7 @@ public struct GPUSwapCheck {
     }
 
     /// Results and a table of timings (GB/s) for `blocks` blocks of `layout` through a file in `directory`.
-    public func run(directory: String, layout: KVBlockLayout, blocks: Int) throws -> (results: [GPUCheckResult], timings: [String]) {
+    public func run(directory: String, layout: KVBlockLayout, blocks: Int) async throws -> (results: [GPUCheckResult], timings: [String]) {
         var results: [GPUCheckResult] = []
         var timings: [String] = []
         let pool = try DeviceBlockPool(device: device, layout: layout, blocks: blocks)
@@ -38,7 +39,7 @@ public struct GPUSwapCheck {
             let host = try [UInt8](unsafeUninitializedCapacity: bytes) { buf, n in
                 try device.copy(from: try pool.address(of: b), to: UnsafeMutableRawPointer(buf.baseAddress!), bytes: bytes); n = bytes
             }
-            if host.withUnsafeBytes(HostReference.crc32c) != before[b] { crcWrong += 1 }
+            if CRC32C.checksum(of: host) != before[b] { crcWrong += 1 }
         }
         results.append(GPUCheckResult(name: "GPU CRC32C of \(bytes >> 20) MiB blocks vs host (wrong blocks)", error: Double(crcWrong), tolerance: 0))
         let distinct = Set(before).count
@@ -94,7 +95,43 @@ public struct GPUSwapCheck {
             try io.read(extents.reversed())?.synchronize()
             let rd = gb / Date().timeIntervalSince(t0)
             try verify("swap-flash via \(io.path)")
-            timings.append(String(format: "swap-flash  out %6.2f GB/s   in %6.2f GB/s   ", wr, rd) + "(\(io.path), \(blocks) x \(bytes >> 20) MiB)")
+            timings.append(String(format: "swap-flash  out %6.2f GB/s   in %6.2f GB/s   ", wr, rd) + "(raw file, \(io.path), \(blocks) x \(bytes >> 20) MiB)")
+        }
+
+        // Through the flash store: reserve, GPU checksums, commit; locate, read, checksums checked.
+        for useCUFile in [true, false] {
+            let storeDir = directory + "/hifc-store-check-\(getpid())-\(useCUFile)"
+            try FileManager.default.createDirectory(atPath: storeDir, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(atPath: storeDir) }
+            let store = try FlashStore(configuration: FlashStoreConfiguration(
+                paths: [storeDir], capacityPerPath: ByteSize(Int64(blocks * bytes * 2 + (512 << 20))), segmentSize: .mib(256)))
+            defer { store.close() }
+            let swapper = CUDAFlashSwap(pool: pool, store: store, kernels: kernels, compute: stream, useCUFile: useCUFile)
+            // Sequences of 16 blocks, as the engine swaps them.
+            let sequences = stride(from: 0, to: blocks, by: 16).map { Array($0..<min(blocks, $0 + 16)) }
+            func keys(_ seq: [Int]) -> [BlockKey] { seq.map { BlockKey.sequence(UInt64($0 / 16), block: $0 % 16) } }
+            t0 = Date()
+            for seq in sequences { try await swapper.swapOutToFlash(blocks: seq, keys: keys(seq)) }
+            let wr = gb / Date().timeIntervalSince(t0)
+            try poison()
+            t0 = Date()
+            for seq in sequences { try await swapper.swapInFromFlash(keys: keys(seq), into: seq) }
+            try stream.synchronize()
+            let rd = gb / Date().timeIntervalSince(t0)
+            let name = "swap-flash through the flash store via " + swapper.pathsInUse.joined(separator: ", ")
+            try verify(name)
+            timings.append(String(format: "swap-flash  out %6.2f GB/s   in %6.2f GB/s   ", wr, rd) + "(flash store, \(swapper.pathsInUse.joined()), \(blocks) x \(bytes >> 20) MiB, CRC32C on the GPU)")
+            // A block damaged on flash must be refused, never handed back as data.
+            if let l = store.locate(keys(sequences[0])[0]) {
+                var junk = [UInt8](repeating: 0x5a, count: 4096)
+                let p = UnsafeMutableRawPointer.allocate(byteCount: 4096, alignment: 4096)
+                defer { p.deallocate() }
+                junk.withUnsafeMutableBytes { p.copyMemory(from: $0.baseAddress!, byteCount: 4096) }
+                _ = pwrite(l.fileDescriptor, p, 4096, off_t(l.payloadOffset))
+                var refused = 0.0
+                do { try await swapper.swapInFromFlash(keys: [l.key], into: [0]) } catch { refused = 1 }
+                results.append(GPUCheckResult(name: "\(name): a damaged block is refused (not refused = 1)", error: 1 - refused, tolerance: 0))
+            }
         }
         return (results, timings)
     }

@@ -63,18 +63,3 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-
-extension HostReference {
-    private static let crcTable: [UInt32] = (0..<256).map { i -> UInt32 in
-        var c = UInt32(i)
-        for _ in 0..<8 { c = (c & 1) != 0 ? (c >> 1) ^ 0x82F6_3B78 : c >> 1 }
-        return c
-    }
-
-    /// CRC32C of `bytes`, byte at a time (the slow, obviously right version the GPU's is checked against).
-    public static func crc32c(_ bytes: UnsafeRawBufferPointer) -> UInt32 {
-        var crc: UInt32 = 0xFFFF_FFFF
-        for b in bytes { crc = crcTable[Int((crc ^ UInt32(b)) & 0xFF)] ^ (crc >> 8) }
-        return crc ^ 0xFFFF_FFFF
-    }
-}

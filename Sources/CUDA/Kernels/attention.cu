@@ -7,49 +7,52 @@
 // serve both. row_table[r] picks the block-table row of the query's sequence.
 
 #define ATTN_WARPS 4
-#define ATTN_MAX_PER_LANE 8   // head_dim <= 256
-#define ATTN_MAX_GROUP 8      // query heads per KV head
 
-// Loads the `per_lane` consecutive bf16 values a lane owns as floats, with one vector load when
-// the count is 1, 2, 4 or 8 (rows of K and V are aligned to their head size).
-__device__ __forceinline__ void load_lane_chunk(const bf16_t* p, int per_lane, bool active, float out[ATTN_MAX_PER_LANE]) {
+// Loads the `per_lane` (<= E) consecutive bf16 values a lane owns as floats, with one vector load
+// when the count is 2, 4 or 8 (rows of K and V are aligned to their head size).
+template <int E>
+__device__ __forceinline__ void load_lane_chunk(const bf16_t* p, int per_lane, bool active, float out[E]) {
 #pragma unroll
-    for (int j = 0; j < ATTN_MAX_PER_LANE; ++j) out[j] = 0.0f;
+    for (int j = 0; j < E; ++j) out[j] = 0.0f;
     if (!active) return;
-    if (per_lane == 4) {
+    if (E >= 8 && per_lane == 8) {
+        const uint4 w = *reinterpret_cast<const uint4*>(p);
+        const unsigned int ws[4] = {w.x, w.y, w.z, w.w};
+#pragma unroll
+        for (int j = 0; j < 4 && 2 * j + 1 < E; ++j) {
+            out[2 * j] = __uint_as_float(ws[j] << 16);
+            out[2 * j + 1] = __uint_as_float(ws[j] & 0xFFFF0000u);
+        }
+    } else if (E >= 4 && per_lane == 4) {
         const uint2 w = *reinterpret_cast<const uint2*>(p);
         out[0] = __uint_as_float(w.x << 16); out[1] = __uint_as_float(w.x & 0xFFFF0000u);
         out[2] = __uint_as_float(w.y << 16); out[3] = __uint_as_float(w.y & 0xFFFF0000u);
-    } else if (per_lane == 8) {
-        const uint4 w = *reinterpret_cast<const uint4*>(p);
-        out[0] = __uint_as_float(w.x << 16); out[1] = __uint_as_float(w.x & 0xFFFF0000u);
-        out[2] = __uint_as_float(w.y << 16); out[3] = __uint_as_float(w.y & 0xFFFF0000u);
-        out[4] = __uint_as_float(w.z << 16); out[5] = __uint_as_float(w.z & 0xFFFF0000u);
-        out[6] = __uint_as_float(w.w << 16); out[7] = __uint_as_float(w.w & 0xFFFF0000u);
-    } else if (per_lane == 2) {
+    } else if (E >= 2 && per_lane == 2) {
         const unsigned int w = *reinterpret_cast<const unsigned int*>(p);
         out[0] = __uint_as_float(w << 16); out[1] = __uint_as_float(w & 0xFFFF0000u);
     } else {
 #pragma unroll
-        for (int j = 0; j < ATTN_MAX_PER_LANE; ++j) if (j < per_lane) out[j] = bf16_to_f32(p[j]);
+        for (int j = 0; j < E; ++j) if (j < per_lane) out[j] = bf16_to_f32(p[j]);
     }
 }
 
-// Grid (rows, kv_heads, splits); block 32 * ATTN_WARPS threads. One block serves every query
-// head of its KV head (grouped-query attention), so each K/V row is read once for the group.
-// Lane l owns elements [l * per_lane, (l + 1) * per_lane) of a head (per_lane = ceil(head_dim/32)).
-// Warps take the split's tokens in turn, each keeping an online softmax; the block merges them.
-extern "C" __global__ void __launch_bounds__(32 * ATTN_WARPS) paged_attention_partial(
-    const float* __restrict__ q, int q_stride,
-    const bf16_t* __restrict__ pool,
+// One block per (query row, KV head, split of the context), 32 * ATTN_WARPS threads. The block
+// serves every query head of its KV head (grouped-query attention), so each K/V row is read
+// once for the group. Lane l owns elements [l * per_lane, (l + 1) * per_lane) of a head
+// (per_lane = ceil(head_dim / 32) <= E); group <= G. Each warp takes TOK consecutive tokens at a
+// time (independent loads and reductions in flight), keeping an online softmax per query head;
+// the block then merges its warps into one partial result per head.
+template <int E, int G, int TOK>
+__device__ __forceinline__ void attention_partial(
+    const float* __restrict__ q, int q_stride, const bf16_t* __restrict__ pool,
     const int* __restrict__ block_tables, int table_stride,
     const int* __restrict__ row_table, const int* __restrict__ ctx_len,
     float* __restrict__ part_m, float* __restrict__ part_l, float* __restrict__ part_acc,
     int q_heads, int kv_heads, int head_dim, int layer, int block_tokens, long block_stride,
     int tokens_per_split, float scale)
 {
-    __shared__ float sm_m[ATTN_WARPS][ATTN_MAX_GROUP], sm_l[ATTN_WARPS][ATTN_MAX_GROUP];
-    __shared__ float sm_acc[ATTN_WARPS][ATTN_MAX_GROUP][32 * ATTN_MAX_PER_LANE];
+    __shared__ float sm_m[ATTN_WARPS][G], sm_l[ATTN_WARPS][G];
+    __shared__ float sm_acc[ATTN_WARPS][G][32 * E];
     const int r = blockIdx.x, kvh = blockIdx.y, split = blockIdx.z, splits = gridDim.z;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int group = q_heads / kv_heads;
@@ -62,50 +65,68 @@ extern "C" __global__ void __launch_bounds__(32 * ATTN_WARPS) paged_attention_pa
     const int start = split * tokens_per_split;
     const int end = min(len, start + tokens_per_split);
 
-    float qv[ATTN_MAX_GROUP][ATTN_MAX_PER_LANE], acc[ATTN_MAX_GROUP][ATTN_MAX_PER_LANE];
-    float m[ATTN_MAX_GROUP], l[ATTN_MAX_GROUP];
+    float qv[G][E], acc[G][E], m[G], l[G];
 #pragma unroll
-    for (int g = 0; g < ATTN_MAX_GROUP; ++g) {
+    for (int g = 0; g < G; ++g) {
         const float* qh = q + (long)r * q_stride + (long)(kvh * group + g) * head_dim + d0;
 #pragma unroll
-        for (int j = 0; j < ATTN_MAX_PER_LANE; ++j) {
+        for (int j = 0; j < E; ++j) {
             qv[g][j] = (g < group && active && j < per_lane && d0 + j < head_dim) ? qh[j] * scale : 0.0f;
             acc[g][j] = 0.0f;
         }
         m[g] = NEG_INF;
         l[g] = 0.0f;
     }
-    for (int t = start + warp; t < end; t += ATTN_WARPS) {
-        const long block = table[t / block_tokens];
-        const int off = t % block_tokens;
-        const bf16_t* k = pool + block * block_stride + ((long)(layer * 2) * block_tokens + off) * token_elems
-            + (long)kvh * head_dim + d0;
-        const bf16_t* v = k + (long)block_tokens * token_elems;
-        float kf[ATTN_MAX_PER_LANE], vf[ATTN_MAX_PER_LANE];
-        load_lane_chunk(k, per_lane, active, kf);
-        load_lane_chunk(v, per_lane, active, vf);
+    for (int base = start + warp * TOK; base < end; base += ATTN_WARPS * TOK) {
+        float kf[TOK][E], vf[TOK][E];
 #pragma unroll
-        for (int g = 0; g < ATTN_MAX_GROUP; ++g) {
+        for (int i = 0; i < TOK; ++i) {
+            const int t = base + i;
+            const bool valid = t < end;
+            const long block = valid ? table[t / block_tokens] : 0;
+            const int off = t % block_tokens;
+            const bf16_t* k = pool + block * block_stride + ((long)(layer * 2) * block_tokens + off) * token_elems
+                + (long)kvh * head_dim + d0;
+            load_lane_chunk<E>(k, per_lane, active && valid, kf[i]);
+            load_lane_chunk<E>(k + (long)block_tokens * token_elems, per_lane, active && valid, vf[i]);
+        }
+#pragma unroll
+        for (int g = 0; g < G; ++g) {
             if (g >= group) break;
-            float s = 0.0f;
+            float s[TOK];
 #pragma unroll
-            for (int j = 0; j < ATTN_MAX_PER_LANE; ++j) s += qv[g][j] * kf[j];
-            s = warp_sum(s);
-            const float m_new = fmaxf(m[g], s);
-            const float corr = expf(m[g] - m_new);
-            const float p = expf(s - m_new);
-            l[g] = l[g] * corr + p;
+            for (int i = 0; i < TOK; ++i) {
+                float d = 0.0f;
 #pragma unroll
-            for (int j = 0; j < ATTN_MAX_PER_LANE; ++j) acc[g][j] = acc[g][j] * corr + p * vf[j];
-            m[g] = m_new;
+                for (int j = 0; j < E; ++j) d += qv[g][j] * kf[i][j];
+                s[i] = d;
+            }
+#pragma unroll
+            for (int i = 0; i < TOK; ++i) s[i] = warp_sum(s[i]);
+            float mx = m[g];
+#pragma unroll
+            for (int i = 0; i < TOK; ++i) if (base + i < end) mx = fmaxf(mx, s[i]);
+            const float corr = expf(m[g] - mx);
+            float psum = 0.0f, p[TOK];
+#pragma unroll
+            for (int i = 0; i < TOK; ++i) { p[i] = base + i < end ? expf(s[i] - mx) : 0.0f; psum += p[i]; }
+            l[g] = l[g] * corr + psum;
+#pragma unroll
+            for (int j = 0; j < E; ++j) {
+                float a = acc[g][j] * corr;
+#pragma unroll
+                for (int i = 0; i < TOK; ++i) a += p[i] * vf[i][j];
+                acc[g][j] = a;
+            }
+            m[g] = mx;
         }
     }
 #pragma unroll
-    for (int g = 0; g < ATTN_MAX_GROUP; ++g) {
+    for (int g = 0; g < G; ++g) {
         if (g >= group) break;
         if (lane == 0) { sm_m[warp][g] = m[g]; sm_l[warp][g] = l[g]; }
 #pragma unroll
-        for (int j = 0; j < ATTN_MAX_PER_LANE; ++j)
+        for (int j = 0; j < E; ++j)
             if (j < per_lane && d0 + j < head_dim) sm_acc[warp][g][d0 + j] = acc[g][j];
     }
     __syncthreads();
@@ -123,6 +144,28 @@ extern "C" __global__ void __launch_bounds__(32 * ATTN_WARPS) paged_attention_pa
             part_acc[out * head_dim + d] = a;
         }
     }
+}
+
+#define ATTN_PARAMS \
+    const float* __restrict__ q, int q_stride, const bf16_t* __restrict__ pool, \
+    const int* __restrict__ block_tables, int table_stride, \
+    const int* __restrict__ row_table, const int* __restrict__ ctx_len, \
+    float* __restrict__ part_m, float* __restrict__ part_l, float* __restrict__ part_acc, \
+    int q_heads, int kv_heads, int head_dim, int layer, int block_tokens, long block_stride, \
+    int tokens_per_split, float scale
+#define ATTN_ARGS q, q_stride, pool, block_tables, table_stride, row_table, ctx_len, part_m, part_l, part_acc, \
+    q_heads, kv_heads, head_dim, layer, block_tokens, block_stride, tokens_per_split, scale
+
+// Grid (rows, kv_heads, splits). The host picks the smallest variant that fits: head_dim <= 32*E,
+// query heads per KV head <= G.
+extern "C" __global__ void __launch_bounds__(32 * ATTN_WARPS) paged_attention_partial_e4g4(ATTN_PARAMS) {
+    attention_partial<4, 4, 4>(ATTN_ARGS);
+}
+extern "C" __global__ void __launch_bounds__(32 * ATTN_WARPS) paged_attention_partial_e4g8(ATTN_PARAMS) {
+    attention_partial<4, 8, 2>(ATTN_ARGS);
+}
+extern "C" __global__ void __launch_bounds__(32 * ATTN_WARPS) paged_attention_partial_e8g8(ATTN_PARAMS) {
+    attention_partial<8, 8, 2>(ATTN_ARGS);
 }
 
 // Grid (rows, q_heads); block head_dim threads (<= 256). out is [rows, q_heads * head_dim], bf16.

@@ -129,7 +129,9 @@ public struct CUDAKernels: Sendable {
         a.add(rowTable); a.add(contextLengths); a.add(partM); a.add(partL); a.add(partAcc)
         a.add(int: qHeads); a.add(int: layout.kvHeads); a.add(int: hd); a.add(int: layer)
         a.add(int: layout.blockTokens); a.add(Int64Arg(blockStride / 2)); a.add(int: tokensPerSplit); a.add(scale)
-        try library.function("paged_attention_partial").launch(grid: (rows, layout.kvHeads, splits), block: (128, 1, 1), stream: stream, arguments: a)
+        let group = qHeads / layout.kvHeads
+        let variant = hd <= 128 && group <= 4 ? "e4g4" : hd <= 128 ? "e4g8" : "e8g8"
+        try library.function("paged_attention_partial_" + variant).launch(grid: (rows, layout.kvHeads, splits), block: (128, 1, 1), stream: stream, arguments: a)
         var c = KernelArguments()
         c.add(partM); c.add(partL); c.add(partAcc); c.add(output); c.add(int: qHeads); c.add(int: hd); c.add(int: splits)
         try library.function("paged_attention_combine").launch(grid: (rows, qHeads, 1), block: (hd, 1, 1), stream: stream, arguments: c)
