@@ -24,12 +24,11 @@ struct GPUModelCheck {
         let gpuKV = try gpuModel.model.makeKVCachePool(blockTokens: blockTokens, blocks: blocks)
         // The same shuffled block table on both sides.
         let table = Array(0..<blocks).shuffled()
-        var tokens = (0..<promptLength).map { _ in Int.random(in: 0..<config.vocabSize) }
-        var cpuTokens = tokens, gpuTokens = tokens
         var worst = 0.0, first = 0.0
-        var agreeSteps = 0, diverged = false
+        var agreeSteps = 0, diverged = false, margin = ""
+
         var position = 0
-        var chunk = tokens
+        var chunk = (0..<promptLength).map { _ in Int.random(in: 0..<config.vocabSize) }
         for step in 0...steps {
             let cpuLogits = try cpuModel.model.forward(ForwardBatch([ForwardSequence(tokens: chunk, startPosition: position, blockTable: table)]), kv: cpuKV)[0]
             let gpuLogits = try gpuModel.model.forward(ForwardBatch([ForwardSequence(tokens: chunk, startPosition: position, blockTable: table)]), kv: gpuKV)[0]
@@ -40,17 +39,23 @@ struct GPUModelCheck {
             let gpuNext = gpuLogits.indices.max { gpuLogits[$0] < gpuLogits[$1] }!
             position += chunk.count
             if step == steps { break }
-            cpuTokens.append(cpuNext); gpuTokens.append(gpuNext)
-            if cpuNext == gpuNext && !diverged { agreeSteps += 1 } else { diverged = true }
+            if cpuNext == gpuNext && !diverged {
+                agreeSteps += 1
+            } else if !diverged {
+                diverged = true
+                // How near a tie the CPU's own logits were where the two first chose differently.
+                margin = String(format: ", the CPU's logits of the two picks differ by %.2e there (of a spread of %.2e)",
+                                cpuLogits[cpuNext] - cpuLogits[gpuNext], (cpuLogits.max() ?? 0) - (cpuLogits.min() ?? 0))
+            }
             // Both continue with the CPU's token, so the logits stay comparable after a near-tie.
             chunk = [cpuNext]
-            tokens.append(cpuNext)
         }
         let name = "synthetic \(preset.rawValue) llama (\(config.layers) layers, hidden \(config.hiddenSize), head dim \(config.headDim))"
         return [
             GPUCheckResult(name: "\(name): prefill logits of \(promptLength) tokens vs CPU backend", error: first, tolerance: 1e-2),
             GPUCheckResult(name: "\(name): worst logits over \(steps) decode steps vs CPU backend", error: worst, tolerance: 1e-2),
-            GPUCheckResult(name: "\(name): greedy steps before the first disagreement (of \(steps))", error: Double(steps - agreeSteps), tolerance: 0),
+            GPUCheckResult(name: "\(name): greedy steps agreeing before the first disagreement: \(agreeSteps) of \(steps)\(margin) (error = steps lost)",
+                           error: Double(steps - agreeSteps), tolerance: 0),
         ]
     }
 }

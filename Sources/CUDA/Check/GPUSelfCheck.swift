@@ -12,6 +12,14 @@ public struct GPUCheckResult: Sendable, CustomStringConvertible {
     /// A failure's cause, when the check could not run.
     public var failure: String?
 
+    /// A result; `failure` says why the check could not run.
+    public init(name: String, error: Double, tolerance: Double, failure: String? = nil) {
+        self.name = name
+        self.error = error
+        self.tolerance = tolerance
+        self.failure = failure
+    }
+
     /// Whether the check passed.
     public var passed: Bool { failure == nil && error <= tolerance && !error.isNaN }
 

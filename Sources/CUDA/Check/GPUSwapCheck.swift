@@ -121,16 +121,22 @@ public struct GPUSwapCheck {
             let name = "swap-flash through the flash store via " + swapper.pathsInUse.joined(separator: ", ")
             try verify(name)
             timings.append(String(format: "swap-flash  out %6.2f GB/s   in %6.2f GB/s   ", wr, rd) + "(flash store, \(swapper.pathsInUse.joined()), \(blocks) x \(bytes >> 20) MiB, CRC32C on the GPU)")
-            // A block damaged on flash must be refused, never handed back as data.
+            // A block damaged on flash must be refused, never handed back as data. Block 0 is
+            // kept aside meanwhile, since the refused read lands in it.
             if let l = store.locate(keys(sequences[0])[0]) {
-                var junk = [UInt8](repeating: 0x5a, count: 4096)
+                let saved = try device.allocate(bytes)
+                try stream.copy(from: try pool.address(of: 0), to: saved.address, bytes: bytes)
+                try stream.synchronize()
                 let p = UnsafeMutableRawPointer.allocate(byteCount: 4096, alignment: 4096)
                 defer { p.deallocate() }
-                junk.withUnsafeMutableBytes { p.copyMemory(from: $0.baseAddress!, byteCount: 4096) }
-                _ = pwrite(l.fileDescriptor, p, 4096, off_t(l.payloadOffset))
+                for i in 0..<4096 { p.storeBytes(of: UInt8.random(in: 0...255), toByteOffset: i, as: UInt8.self) }
+                let written = pwrite(l.fileDescriptor, p, 4096, off_t(l.payloadOffset))
                 var refused = 0.0
                 do { try await swapper.swapInFromFlash(keys: [l.key], into: [0]) } catch { refused = 1 }
-                results.append(GPUCheckResult(name: "\(name): a damaged block is refused (not refused = 1)", error: 1 - refused, tolerance: 0))
+                results.append(GPUCheckResult(name: "\(name): a damaged block is refused (not refused = 1)", error: 1 - refused, tolerance: 0,
+                                              failure: written == 4096 ? nil : "could not damage the slot: pwrite returned \(written)"))
+                try stream.copy(from: saved.address, to: try pool.address(of: 0), bytes: bytes)
+                try stream.synchronize()
             }
         }
         return (results, timings)

@@ -22,6 +22,10 @@ public final class CUFileBlockIO: BlockFileIO, @unchecked Sendable {
             try cufile.registerBuffer(pool.buffer.address, bytes: pool.buffer.bytes)
             registered = true
             registrationNote = nil
+        } catch CUDAError.cufile(_, 5023, _) {
+            // Already registered by another user of the same pool (who deregisters it).
+            registered = false
+            registrationNote = nil
         } catch {
             registered = false
             registrationNote = "\(error)"
