@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()
 python3 -c 'import numpy' 2>/dev/null || need+=(numpy)
+python3 -c "import tokenizers" 2>/dev/null || need+=(tokenizers)
 # The nvidia-cuda-nvrtc 13 wheel puts libnvrtc.so.13 in site-packages/nvidia/cu13/lib (a namespace
 # package that other cu13 wheels share), so look for the library itself, not the import.
 python3 - <<'PY' 2>/dev/null || need+=("nvidia-cuda-nvrtc==13.0.88")
@@ -16,4 +17,19 @@ if [ ${#need[@]} -gt 0 ]; then
   python3 -m pip install -q "${need[@]}"
 fi
 swift build --build-tests
-swift test --skip-build "$@"
+# XCTest only: the suite has no Swift Testing tests, and its empty run would close the log.
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+set +e
+swift test --skip-build --disable-swift-testing "$@" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+# One plain summary line last, from XCTest's own count.
+summary=$(grep -E "Executed [0-9]+ tests?, with" "$log" | tail -1)
+total=$(sed -E 's/.*Executed ([0-9]+) tests?.*/\1/' <<<"$summary")
+skipped=$(grep -oE "with [0-9]+ tests? skipped" <<<"$summary" | grep -oE "[0-9]+" || echo 0)
+failed=$(grep -oE "and [0-9]+ failures?|with [0-9]+ failures?" <<<"$summary" | grep -oE "[0-9]+" || echo 0)
+if [ -n "$total" ]; then
+  echo "tests: $((total - skipped - failed)) passed, $failed failed, $skipped skipped"
+fi
+exit "$status"

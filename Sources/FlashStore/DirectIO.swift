@@ -24,32 +24,24 @@ enum DirectIO {
 
     /// Writes all of `vectors` at `offset`, continuing after short writes; 0 or an errno.
     static func writeFully(fd: Int32, vectors: [iovec], offset: Int64) -> Int32 {
-        var vectors = vectors
-        var offset = offset
-        var first = 0
-        while first < vectors.count {
-            let count = min(vectors.count - first, 1024)
-            let n = vectors[first...].withUnsafeBufferPointer { pwritev(fd, $0.baseAddress, Int32(count), off_t(offset)) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                return errno
-            }
-            if n == 0 { return EIO }
-            offset += Int64(n)
-            first = advance(&vectors, from: first, by: n)
-        }
-        return 0
+        transferFully(vectors: vectors, offset: offset) { pwritev(fd, $0, $1, $2) }
     }
 
     /// Reads all of `vectors` from `offset`, continuing after short reads; 0 or an errno (EIO
     /// when the file ends first).
     static func readFully(fd: Int32, vectors: [iovec], offset: Int64) -> Int32 {
+        transferFully(vectors: vectors, offset: offset) { preadv(fd, $0, $1, $2) }
+    }
+
+    /// Runs `call` (preadv or pwritev) until every byte of `vectors` has moved, retrying EINTR.
+    private static func transferFully(vectors: [iovec], offset: Int64,
+                                      _ call: (UnsafePointer<iovec>?, Int32, off_t) -> Int) -> Int32 {
         var vectors = vectors
         var offset = offset
         var first = 0
         while first < vectors.count {
             let count = min(vectors.count - first, 1024)
-            let n = vectors[first...].withUnsafeBufferPointer { preadv(fd, $0.baseAddress, Int32(count), off_t(offset)) }
+            let n = vectors[first...].withUnsafeBufferPointer { call($0.baseAddress, Int32(count), off_t(offset)) }
             if n < 0 {
                 if errno == EINTR { continue }
                 return errno

@@ -93,11 +93,16 @@ final class FlashRegionFile: @unchecked Sendable {
 
     /// The newer valid superblock copy, if any.
     func readSuperblock() throws(FlashStoreError) -> RegionSuperblock? {
+        try Self.newestSuperblock(fd: fd, file: regionFile)
+    }
+
+    /// Reads both superblock copies through `fd` and returns the valid one updated last.
+    static func newestSuperblock(fd: Int32, file: String) throws(FlashStoreError) -> RegionSuperblock? {
         let page = AlignedBuffer(count: FlashLayout.pageSize)
         var best: RegionSuperblock?
         for offset in RegionSuperblock.copyOffsets {
             let rc = DirectIO.readFully(fd: fd, vectors: [DirectIO.vector(page.bytes.baseAddress!, page.bytes.count)], offset: offset)
-            guard rc == 0 else { throw .ioFailed(path: regionFile, operation: "read", offset: offset, errno: rc, message: DirectIO.message(rc)) }
+            guard rc == 0 else { throw .ioFailed(path: file, operation: "read", offset: offset, errno: rc, message: DirectIO.message(rc)) }
             if let copy = RegionSuperblock(decoding: UnsafeRawBufferPointer(page.bytes)), copy.updateCount >= (best?.updateCount ?? 0) {
                 best = copy
             }
@@ -113,4 +118,23 @@ final class FlashRegionFile: @unchecked Sendable {
     }
 
     func close() { Glibc.close(fd) }
+}
+
+extension FlashStore {
+    /// The capacity and segment size recorded in the region at `path` (a directory holding a
+    /// region file, or a block device), read without changing anything; nil when there is no
+    /// region there yet. `hifc inspect` uses it to open a region with its own settings.
+    public static func existingGeometry(at path: String) throws -> FlashRegionGeometry? {
+        var info = stat()
+        guard stat(path, &info) == 0 else { throw FlashStoreError.missingPath(path) }
+        let file = (info.st_mode & S_IFMT) == S_IFDIR
+            ? (path as NSString).appendingPathComponent(FlashStoreConfiguration.regionFileName) : path
+        guard access(file, F_OK) == 0 else { return nil }
+        let fd = open(file, O_RDONLY | O_CLOEXEC | DirectIO.directFlag)
+        guard fd >= 0 else { throw FlashStoreError.cannotOpen(path: file, errno: errno, message: DirectIO.message(errno)) }
+        defer { Glibc.close(fd) }
+        let best = try FlashRegionFile.newestSuperblock(fd: fd, file: file)
+        guard let best else { return nil }
+        return try FlashRegionGeometry(capacity: best.capacity, segmentSize: best.segmentSize)
+    }
 }

@@ -538,7 +538,8 @@ public final class FlashStore: @unchecked Sendable {
         _ = await pool.run(picked.entries.enumerated().map { n, entry in
             readJob(key: entry.key, location: entry.location, target: FlashReadTarget(buffers[n].bytes), results: outcomes, index: n)
         })
-        let readable = picked.entries.indices.filter { outcomes.values[$0].isHit }
+        let read = outcomes.values
+        let readable = picked.entries.indices.filter { read[$0].isHit }
         guard !readable.isEmpty else { return 0 }
         let moves: [PlannedSlot]? = locked { state in
             guard let placements = state.allocators[path].allocate(

@@ -15,7 +15,6 @@ final class IOThreadPool: @unchecked Sendable {
     private var queue: [Job] = []
     private var head = 0
     private var stopping = false
-    private var threads: [Thread] = []
 
     /// Number of threads, the most requests in flight at once.
     let width: Int
@@ -24,10 +23,10 @@ final class IOThreadPool: @unchecked Sendable {
     init(width: Int, name: String = "hifc-flash-io") {
         self.width = max(1, width)
         for i in 0..<self.width {
-            let thread = Thread { [unowned self] in self.work() }
+            // Each thread holds the pool until `shutdown` lets it return.
+            let thread = Thread { self.work() }
             thread.name = "\(name)-\(i)"
             thread.stackSize = 1 << 20
-            threads.append(thread)
             thread.start()
         }
     }

@@ -6,6 +6,13 @@ struct HiFC: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "hifc",
         abstract: "An LLM inference server whose KV cache overflows from GPU memory to flash.",
-        subcommands: [CheckCommand.self]
+        subcommands: [
+            GenerateCommand.self,
+            SynthModelCommand.self,
+            BenchCommand.self,
+            InspectCommand.self,
+            DoctorCommand.self,
+            CheckCommand.self,
+        ]
     )
 }

@@ -1,0 +1,41 @@
+import HiFCCore
+
+/// How an `LLMEngine` runs: the command line's `serve` and `bench swap` flags map onto it.
+public struct EngineConfiguration: Sendable, Hashable {
+    /// Device memory for KV (`--kv-budget`).
+    public var kvBudget: KVBudget
+    /// Tokens per KV block (`--block-tokens`; the paper uses 64).
+    public var blockTokens: Int
+    /// Most tokens computed in one step: the chunked-prefill budget (`--max-step-tokens`).
+    public var maxStepTokens: Int
+    /// Most sequences running at once (`--max-running`).
+    public var maxRunning: Int
+    /// What happens to preempted sequences (`--preemption`).
+    public var preemption: PreemptionMode
+    /// Most swapped sequences read back at once, while the current step computes (`--prefetch-depth`).
+    public var prefetchDepth: Int
+    /// Host memory of the DRAM swap tier (`--dram-swap`); used by `swap-dram`.
+    public var hostSwapCapacity: ByteSize
+    /// Bytes the flash tier may take per day; `auto` recomputes instead past it (`--flash-daily-budget`).
+    public var flashDailyWriteBudget: ByteSize?
+    /// The name `/v1/models` lists; nil: the model directory's name.
+    public var modelID: String?
+
+    /// A configuration with the defaults of `hifc serve`.
+    public init(
+        kvBudget: KVBudget = .bytes(.gib(4)), blockTokens: Int = 64, maxStepTokens: Int = 512,
+        maxRunning: Int = 64, preemption: PreemptionMode = .swapFlash, prefetchDepth: Int = 2,
+        hostSwapCapacity: ByteSize = .gib(16), flashDailyWriteBudget: ByteSize? = nil,
+        modelID: String? = nil
+    ) {
+        self.kvBudget = kvBudget
+        self.blockTokens = blockTokens
+        self.maxStepTokens = maxStepTokens
+        self.maxRunning = maxRunning
+        self.preemption = preemption
+        self.prefetchDepth = prefetchDepth
+        self.hostSwapCapacity = hostSwapCapacity
+        self.flashDailyWriteBudget = flashDailyWriteBudget
+        self.modelID = modelID
+    }
+}

@@ -1,0 +1,173 @@
+import Backend
+import Foundation
+import HiFCCore
+import Logging
+import Models
+import Synchronization
+
+/// The engine as the server and the CLI use it: requests in, an `AsyncThrowingStream` of events
+/// out per request, the step loop (`EngineCore`) running on its own thread.
+///
+/// Cancelling the task that consumes a request's stream aborts the request and frees its KV
+/// blocks. `stats()` returns a snapshot of the counters; the same figures go to swift-metrics
+/// under `hifc_` names.
+public final class LLMEngine: GenerationService {
+    public let modelID: String
+    public let maxContextTokens: Int
+    private let loaded: LoadedModel
+    private let inbox = CommandInbox()
+    private let latestStats = LatestStats()
+    private let nextID = Atomic<UInt64>(1)
+    private let logger = Logger(label: "hifc.engine")
+
+    /// Starts an engine for `loaded` and its step thread. The KV pool is sized by
+    /// `configuration.kvBudget`; `flashTier` (a `FlashTier` over the `FlashStore`) is needed by
+    /// `swap-flash` and `auto`; `deviceSwapper` may supply a backend's direct device<->flash path
+    /// for it (see `EngineCore.init`). `modelID` defaults to the model directory's name.
+    public init(
+        loaded: LoadedModel, configuration: EngineConfiguration, flashTier: (any KVTierStore)? = nil,
+        deviceSwapper: ((any KVCachePool) throws -> (any DeviceKVSwapper)?)? = nil
+    ) throws {
+        let core = try EngineCore(loaded: loaded, configuration: configuration, flashTier: flashTier, deviceSwapper: deviceSwapper)
+        modelID = configuration.modelID ?? loaded.name
+        maxContextTokens = core.maxSequenceTokens
+        self.loaded = loaded
+        let loop = StepLoop(core: core, inbox: inbox, stats: latestStats, logger: logger)
+        let thread = Thread { loop.run() }
+        thread.name = "hifc-engine"
+        thread.stackSize = 8 << 20
+        thread.start()
+    }
+
+    deinit { inbox.post(.shutdown) }
+
+    public func encode(_ text: String) throws -> [Int] { loaded.tokenizer.encode(text) }
+
+    public func encodeChat(_ messages: [ChatMessage]) throws -> [Int] {
+        loaded.encodeChat(messages.map { ChatTurn(role: $0.role, content: $0.content) })
+    }
+
+    public func generate(_ request: GenerationRequest) -> AsyncThrowingStream<GenerationEvent, Error> {
+        let (stream, continuation) = AsyncThrowingStream.makeStream(of: GenerationEvent.self, throwing: Error.self)
+        let id = nextID.add(1, ordering: .relaxed).oldValue
+        let inbox = self.inbox
+        continuation.onTermination = { termination in
+            if case .cancelled = termination { inbox.post(.abort(id)) }
+        }
+        inbox.post(.add(id, request, continuation))
+        return stream
+    }
+
+    /// A snapshot of the engine's counters after its latest step.
+    public func stats() -> EngineStats { latestStats.value.withLock { $0 } }
+
+    /// Stops the step loop; requests still running end with `GenerationError.engineStopped`.
+    public func shutdown() { inbox.post(.shutdown) }
+}
+
+/// The counters after the latest step, written by the step thread, read by anyone.
+final class LatestStats: Sendable {
+    let value = Mutex(EngineStats())
+}
+
+/// What the public side asks of the step loop.
+enum EngineCommand: Sendable {
+    case add(SequenceID, GenerationRequest, AsyncThrowingStream<GenerationEvent, Error>.Continuation)
+    case abort(SequenceID)
+    case shutdown
+}
+
+/// Commands waiting for the step loop; it blocks here only while it has nothing to run.
+final class CommandInbox: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var commands: [EngineCommand] = []
+
+    func post(_ command: EngineCommand) {
+        condition.withLock {
+            commands.append(command)
+            condition.signal()
+        }
+    }
+
+    /// The commands posted so far; waits for one first when `wait` is true.
+    func take(wait: Bool) -> [EngineCommand] {
+        condition.withLock {
+            while wait, commands.isEmpty { condition.wait() }
+            defer { commands = [] }
+            return commands
+        }
+    }
+}
+
+/// The step thread: applies commands, runs `EngineCore.step`, hands events to the streams.
+private final class StepLoop: @unchecked Sendable {
+    // Touched only on the step thread.
+    private let core: EngineCore
+    private var streams: [SequenceID: AsyncThrowingStream<GenerationEvent, Error>.Continuation] = [:]
+    private let inbox: CommandInbox
+    private let stats: LatestStats
+    private let logger: Logger
+
+    init(core: EngineCore, inbox: CommandInbox, stats: LatestStats, logger: Logger) {
+        self.core = core
+        self.inbox = inbox
+        self.stats = stats
+        self.logger = logger
+    }
+
+    func run() {
+        while true {
+            for command in inbox.take(wait: core.isIdle) {
+                switch command {
+                case .add(let id, let request, let continuation):
+                    do {
+                        try core.add(id: id, request)
+                        streams[id] = continuation
+                    } catch {
+                        continuation.finish(throwing: error)
+                    }
+                case .abort(let id):
+                    let last = core.abort(id: id)
+                    if let stream = streams.removeValue(forKey: id) {
+                        if let last { stream.yield(last) }
+                        stream.finish()
+                    }
+                case .shutdown:
+                    stopAll(because: "the engine was shut down")
+                    return
+                }
+            }
+            guard !core.isIdle else {
+                publish()
+                continue
+            }
+            do {
+                for (id, event) in try core.step() {
+                    guard let stream = streams[id] else { continue }
+                    stream.yield(event)
+                    if case .finished = event {
+                        stream.finish()
+                        streams[id] = nil
+                    }
+                }
+            } catch {
+                logger.error("a step failed, every running request is stopped: \(error)")
+                stopAll(because: "a step failed: \(error)")
+            }
+            publish()
+        }
+    }
+
+    private func publish() {
+        let snapshot = core.snapshot()
+        stats.value.withLock { $0 = snapshot }
+    }
+
+    private func stopAll(because reason: String) {
+        for (id, stream) in streams {
+            core.abort(id: id)
+            stream.finish(throwing: GenerationError.engineStopped(reason))
+        }
+        streams = [:]
+    }
+}

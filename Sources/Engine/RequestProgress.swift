@@ -1,0 +1,48 @@
+import HiFCCore
+import Models
+
+/// One request's output side while it runs: how its next token is sampled, its text so far, and
+/// when it is done.
+struct RequestProgress {
+    let request: GenerationRequest
+    private let eos: Set<Int>
+    private var sampler: Sampler
+    private var detokenizer: IncrementalDetokenizer
+    private var stopFilter: StopStringFilter
+    private(set) var usage: TokenUsage
+
+    init(request: GenerationRequest, tokenizer: Tokenizer, eos: Set<Int>) {
+        self.request = request
+        self.eos = eos
+        self.sampler = Sampler(request.sampling)
+        self.detokenizer = IncrementalDetokenizer(tokenizer: tokenizer)
+        self.stopFilter = StopStringFilter(request.sampling.stop)
+        self.usage = TokenUsage(promptTokens: request.promptTokens.count, completionTokens: 0)
+    }
+
+    /// The next token from `logits`.
+    mutating func sample(_ logits: [Float]) -> Int { sampler.sample(logits) }
+
+    /// Takes the sequence's newest token: the text it adds, and why generation ends if it does.
+    mutating func advance(_ sequence: GenerationSequence, maxSequenceTokens: Int) -> (text: String, finish: FinishReason?) {
+        let sampling = request.sampling
+        let token = sequence.tokens.last!
+        usage.completionTokens = sequence.generatedCount
+        if (!sampling.ignoreEOS && eos.contains(token)) || sampling.stopTokenIDs.contains(token) {
+            return (finishText(), .stop)
+        }
+        let text = stopFilter.feed(detokenizer.append(token))
+        if stopFilter.stopped { return (text, .stop) }
+        if sequence.generatedCount >= sampling.maxTokens || sequence.tokens.count >= maxSequenceTokens {
+            let rest = finishText()
+            return (text + rest, stopFilter.stopped ? .stop : .length)
+        }
+        return (text, nil)
+    }
+
+    /// The text held back by the detokenizer and the stop filter, at the end of generation.
+    private mutating func finishText() -> String {
+        let text = stopFilter.feed(detokenizer.flush())
+        return text + stopFilter.finish()
+    }
+}

@@ -1,0 +1,50 @@
+import ArgumentParser
+import Backend
+import Foundation
+import Logging
+import Models
+
+/// `hifc bench model`: prefill and decode tokens/s of a model on the CPU backend.
+struct BenchModelCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "model",
+        abstract: "Measure prefill and decode tokens/s of a model directory on the CPU backend.")
+
+    @Option(help: "HF model directory.") var model: String
+    @Option(help: "Batch sizes to measure, comma-separated.") var batch: String = "1,8"
+    @Option(name: .customLong("prompt-tokens"), help: "Prompt tokens per sequence.") var promptTokens: Int = 128
+    @Option(name: .customLong("decode-tokens"), help: "Tokens generated per sequence.") var decodeTokens: Int = 32
+    @Option(name: .customLong("block-size"), help: "Tokens per KV block.") var blockSize: Int = 64
+    @Flag(name: .customLong("swift-gemm"), help: "Use the Swift GEMM even when a BLAS library is found.")
+    var swiftGEMM = false
+    @Flag(help: "Print one JSON object per measurement instead of a table.") var json = false
+    @Option(help: "cpu (the default here), auto, cuda or cuda:N.") var device: String = "cpu"
+
+    func run() throws {
+        let batches = batch.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !batches.isEmpty, batches.allSatisfy({ $0 > 0 }) else {
+            throw ValidationError("--batch must list positive batch sizes, e.g. 1,8")
+        }
+        guard promptTokens > 0, decodeTokens > 0 else {
+            throw ValidationError("--prompt-tokens and --decode-tokens must be positive")
+        }
+        let backend: any ComputeBackend = device == "cpu" ? CPUBackend(blas: swiftGEMM ? nil : BLASLibrary.load()) : try BackendChoice.make(device)
+        let loadStart = Date()
+        let loaded = try LoadedModel(directory: model, backend: backend)
+        let loadSeconds = Date().timeIntervalSince(loadStart)
+        if !json {
+            print("model \(model): \(loaded.config.architecture.rawValue), \(loaded.config.parameterCount / 1_000_000)M parameters; "
+                  + "backend \(backend.name); loaded in \(String(format: "%.2f", loadSeconds)) s; "
+                  + "\(ProcessInfo.processInfo.activeProcessorCount) cores")
+        }
+        let bench = ModelBenchmark(model: loaded.model, blockTokens: blockSize)
+        for b in batches {
+            let figures = try bench.run(batch: b, promptTokens: promptTokens, decodeTokens: decodeTokens)
+            if json {
+                print(#"{"engine":"hifc","backend":"\#(backend.name)","batch":\#(b),"prompt_tokens":\#(promptTokens),"decode_tokens":\#(decodeTokens),"prefill_tok_s":\#(figures.prefillTokensPerSecond),"decode_tok_s":\#(figures.decodeTokensPerSecond)}"#)
+            } else {
+                print(figures)
+            }
+        }
+    }
+}

@@ -1,0 +1,255 @@
+import ArgumentParser
+import Backend
+import CUDA
+import Engine
+import FlashStore
+import Foundation
+import HiFCCore
+import Models
+
+/// `hifc bench swap`: the paper's experiment. The same requests run under each preemption mode
+/// with a KV budget that starves the device, and the modes are compared side by side.
+struct BenchSwapCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "swap",
+        abstract: "Compare preemption modes (recompute, swap-dram, swap-flash, auto) under a starved KV budget.",
+        discussion: """
+            Generates --requests requests whose prompt lengths follow --workload (qasper about 3.6K \
+            tokens, govreport 8.7K, narrativeqa 18.4K, each with 1K output tokens, or IN:OUT), \
+            multiplied by --scale, and runs them all at once through a fresh engine per mode. \
+            Reports output tokens/s, mean and p99 latency, mean time to first token, preemptions, \
+            swap bytes, swap time left exposed, flash bytes written and the SSD lifetime at that \
+            write rate. --model takes a model directory, or synth:tiny / synth:small to write a \
+            synthetic model first.
+            """
+    )
+
+    @Option(help: "A model directory, or synth:tiny|small for a synthetic one.")
+    var model: String
+
+    @Option(help: "qasper, govreport, narrativeqa, or IN:OUT token counts.")
+    var workload: String = "govreport"
+
+    @Option(help: "Requests, all submitted at the start.")
+    var requests: Int = 16
+
+    @Option(name: .customLong("kv-budget"), help: "Device KV memory: a size (4GiB) or a block count.")
+    var kvBudget: String = "4GiB"
+
+    @Option(help: "Preemption modes to compare, comma-separated.")
+    var mode: String = "recompute,swap-dram,swap-flash,auto"
+
+    @Option(name: .customLong("flash-path"), help: "A directory on the SSD for the flash tier (a scratch region, removed after).")
+    var flashPath: String = NSTemporaryDirectory()
+
+    @Option(name: .customLong("flash-capacity"), help: "Size of the scratch flash region.")
+    var flashCapacity: String = "8GiB"
+
+    @Option(name: .customLong("flash-tbw"), help: "Endurance of the flash region, for the lifetime estimate.")
+    var flashTBW: String = "6000TB"
+
+    @Option(name: .customLong("dram-swap"), help: "Host memory of the DRAM swap tier.")
+    var dramSwap: String = "16GiB"
+
+    @Option(name: .customLong("block-tokens"), help: "Tokens per KV block.")
+    var blockTokens: Int = 64
+
+    @Option(name: .customLong("max-step-tokens"), help: "Tokens computed per step (chunked prefill budget).")
+    var maxStepTokens: Int = 512
+
+    @Option(name: .customLong("prefetch-depth"), help: "Swapped sequences read back at once.")
+    var prefetchDepth: Int = 2
+
+    @Option(help: "Multiplies prompt and output lengths (to fit small machines).")
+    var scale: Double = 1
+
+    @Flag(help: "Print a JSON list, one object per mode.")
+    var json = false
+
+    @Option(help: "Also write the figures to this CSV file.")
+    var csv: String?
+
+    @Option(help: "cpu (the default here), auto, cuda or cuda:N. On a GPU, swap-flash moves blocks with cuFile.")
+    var device: String = "cpu"
+
+    /// The figures of one mode.
+    struct Result: Codable {
+        var mode: String
+        var requests: Int
+        var output_tokens: Int
+        var seconds: Double
+        var output_tokens_per_s: Double
+        var mean_latency_s: Double
+        var p99_latency_s: Double
+        var mean_ttft_s: Double
+        var preemptions: Int
+        var recomputed_tokens: Int
+        var swap_bytes: Int
+        var swap_failures: Int
+        var swap_seconds: Double
+        var exposed_swap_s: Double
+        var flash_bytes_written: Int
+        var ssd_lifetime_years: Double?
+    }
+
+    func run() async throws {
+        let modes: [PreemptionMode] = try mode.split(separator: ",").map {
+            guard let mode = PreemptionMode(rawValue: $0.trimmingCharacters(in: .whitespaces)) else {
+                throw ValidationError("unknown mode '\($0)'; use recompute, swap-dram, swap-flash or auto")
+            }
+            return mode
+        }
+        let budget: KVBudget, tbw: ByteSize, dram: ByteSize, capacity: ByteSize
+        let shape: BenchWorkload
+        do {
+            budget = try KVBudget(parsing: kvBudget)
+            tbw = try ByteSize(parsing: flashTBW)
+            dram = try ByteSize(parsing: dramSwap)
+            capacity = try ByteSize(parsing: flashCapacity)
+            shape = try BenchWorkload(parsing: workload)
+        } catch {
+            throw ValidationError("\(error)")
+        }
+        guard requests > 0, scale > 0 else { throw ValidationError("--requests and --scale must be positive") }
+
+        let loaded = try loadModel()
+        let work = shape.requests(count: requests, scale: scale, vocabulary: min(loaded.tokenizer.vocabularySize, loaded.config.vocabSize))
+        let layout = loaded.model.kvLayout(blockTokens: blockTokens)
+        let meanTokens = work.reduce(0) { $0 + $1.prompt.count + $1.maxTokens } / work.count
+        let stride = (layout.blockBytes + 4095) / 4096 * 4096
+        let blocks = budget.blockCount(blockBytes: stride)
+        if !json {
+            print("bench swap: \(loaded.name), workload \(shape) x\(scale) (\(requests) requests, mean \(meanTokens) tokens each), "
+                + "KV budget \(budget) = \(blocks) blocks of \(blockTokens) tokens, about \(blocks * blockTokens / max(meanTokens, 1)) requests")
+        }
+
+        var results: [Result] = []
+        for mode in modes {
+            var flashStore: FlashStore?
+            var regionDirectory: String?
+            if mode == .swapFlash || mode == .auto {
+                let directory = (flashPath as NSString).appendingPathComponent("hifc-bench-swap-\(getpid())")
+                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+                regionDirectory = directory
+                flashStore = try FlashStore(configuration: FlashStoreConfiguration(paths: [directory], capacityPerPath: capacity))
+            }
+            defer {
+                flashStore?.close()
+                if let regionDirectory { try? FileManager.default.removeItem(atPath: regionDirectory) }
+            }
+            let configuration = EngineConfiguration(
+                kvBudget: budget, blockTokens: blockTokens, maxStepTokens: maxStepTokens, maxRunning: requests,
+                preemption: mode, prefetchDepth: prefetchDepth, hostSwapCapacity: dram)
+            let cuda = loaded.model.backend as? CUDABackend
+            let engine = try LLMEngine(
+                loaded: loaded, configuration: configuration, flashTier: flashStore.map { FlashTier(store: $0) },
+                deviceSwapper: { pool in try flashStore.flatMap { store in try cuda?.makeFlashSwapper(pool: pool, store: store) } })
+            let result = try await measure(engine, mode: mode, work: work, tbw: tbw)
+            engine.shutdown()
+            results.append(result)
+        }
+        try report(results)
+    }
+
+    /// A model directory, or a synthetic model written to a temporary one.
+    private func loadModel() throws -> LoadedModel {
+        var directory = model
+        if model.hasPrefix("synth:") {
+            guard let preset = SynthModel.Preset(rawValue: String(model.dropFirst(6))) else {
+                throw ValidationError("unknown synthetic model '\(model)'; use synth:tiny or synth:small")
+            }
+            directory = NSTemporaryDirectory() + "hifc-synth-\(preset.rawValue)"
+            if !FileManager.default.fileExists(atPath: directory + "/model.safetensors") {
+                try SynthModel(architecture: .llama, preset: preset).write(to: directory)
+            }
+        }
+        return try LoadedModel(directory: directory, backend: device == "cpu" ? CPUBackend() : try BackendChoice.make(device))
+    }
+
+    /// Runs every request at once through `engine` and collects the figures.
+    private func measure(_ engine: LLMEngine, mode: PreemptionMode, work: [BenchWorkload.Request], tbw: ByteSize) async throws -> Result {
+        let expected = work.reduce(0) { $0 + $1.maxTokens }
+        let progress = BenchProgress(label: mode.rawValue, total: expected, enabled: true)
+        let started = ContinuousClock.now
+        let timings = try await withThrowingTaskGroup(of: (latency: Double, ttft: Double, tokens: Int).self) { group in
+            for (n, request) in work.enumerated() {
+                var sampling = SamplingParams.greedy(maxTokens: request.maxTokens)
+                sampling.ignoreEOS = true
+                let stream = engine.generate(GenerationRequest(id: "bench-\(n)", promptTokens: request.prompt, sampling: sampling))
+                group.addTask {
+                    var ttft: Double?
+                    var tokens = 0
+                    for try await event in stream {
+                        if case .delta(let ids, _) = event {
+                            if ttft == nil { ttft = BenchProgress.seconds(since: started) }
+                            tokens += ids.count
+                            progress.advance(by: ids.count)
+                        }
+                    }
+                    return (BenchProgress.seconds(since: started), ttft ?? 0, tokens)
+                }
+            }
+            var all: [(latency: Double, ttft: Double, tokens: Int)] = []
+            for try await timing in group { all.append(timing) }
+            return all
+        }
+        let seconds = BenchProgress.seconds(since: started)
+        progress.finish()
+        let stats = engine.stats()
+        let latencies = timings.map(\.latency).sorted()
+        let tokens = timings.reduce(0) { $0 + $1.tokens }
+        let bytesPerDay = Double(stats.flashBytesWritten) / seconds * 86_400
+        return Result(
+            mode: mode.rawValue, requests: work.count, output_tokens: tokens, seconds: seconds,
+            output_tokens_per_s: Double(tokens) / seconds,
+            mean_latency_s: latencies.reduce(0, +) / Double(latencies.count),
+            p99_latency_s: latencies[min(latencies.count - 1, Int((Double(latencies.count) * 0.99).rounded(.up)) - 1)],
+            mean_ttft_s: timings.reduce(0) { $0 + $1.ttft } / Double(timings.count),
+            preemptions: stats.preemptions, recomputed_tokens: stats.recomputedTokens,
+            swap_bytes: stats.swapOutBytes + stats.swapInBytes, swap_failures: stats.swapFailures,
+            swap_seconds: stats.swapSeconds, exposed_swap_s: stats.exposedSwapSeconds,
+            flash_bytes_written: stats.flashBytesWritten,
+            ssd_lifetime_years: bytesPerDay > 0 ? Double(tbw.bytes) / (bytesPerDay * 365) : nil)
+    }
+
+    private func report(_ results: [Result]) throws {
+        if let csv {
+            var lines = ["mode,requests,output_tokens,seconds,output_tokens_per_s,mean_latency_s,p99_latency_s,mean_ttft_s,preemptions,recomputed_tokens,swap_bytes,swap_failures,swap_seconds,exposed_swap_s,flash_bytes_written,ssd_lifetime_years"]
+            for r in results {
+                let fields: [String] = [
+                    r.mode, "\(r.requests)", "\(r.output_tokens)", "\(r.seconds)", "\(r.output_tokens_per_s)",
+                    "\(r.mean_latency_s)", "\(r.p99_latency_s)", "\(r.mean_ttft_s)", "\(r.preemptions)", "\(r.recomputed_tokens)",
+                    "\(r.swap_bytes)", "\(r.swap_failures)", "\(r.swap_seconds)", "\(r.exposed_swap_s)",
+                    "\(r.flash_bytes_written)", r.ssd_lifetime_years.map { "\($0)" } ?? "",
+                ]
+                lines.append(fields.joined(separator: ","))
+            }
+            try (lines.joined(separator: "\n") + "\n").write(toFile: csv, atomically: true, encoding: .utf8)
+        }
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            print(String(decoding: try encoder.encode(results), as: UTF8.self))
+            return
+        }
+        print("mode          out tok/s  mean lat s  p99 lat s  mean TTFT s  preempt  recomputed  swap bytes  exposed s  flash written  SSD life")
+        for r in results {
+            let life = r.ssd_lifetime_years.map { String(format: "%.1f y", $0) } ?? "-"
+            print([
+                r.mode.padding(toLength: 12, withPad: " ", startingAt: 0),
+                String(format: "%10.2f", r.output_tokens_per_s), String(format: "%11.2f", r.mean_latency_s),
+                String(format: "%10.2f", r.p99_latency_s), String(format: "%12.2f", r.mean_ttft_s),
+                String(format: "%8d", r.preemptions), String(format: "%11d", r.recomputed_tokens),
+                "\(ByteSize(Int64(r.swap_bytes)))".leftPadded(11), String(format: "%10.3f", r.exposed_swap_s),
+                "\(ByteSize(Int64(r.flash_bytes_written)))".leftPadded(14), life.leftPadded(9),
+            ].joined(separator: " "))
+        }
+    }
+}
+
+extension String {
+    /// The string right-aligned in `width` columns.
+    fileprivate func leftPadded(_ width: Int) -> String {
+        count >= width ? self : String(repeating: " ", count: width - count) + self
+    }
+}

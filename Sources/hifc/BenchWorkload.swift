@@ -1,0 +1,85 @@
+import HiFCCore
+
+/// The requests of `hifc bench swap`: prompt lengths drawn around a named data set's mean (the
+/// paper's workloads) or fixed, outputs of a fixed length, token ids drawn at random, all from a
+/// seed so every mode of one run sees the same requests.
+struct BenchWorkload: Sendable, Hashable, CustomStringConvertible {
+    /// Mean prompt tokens (before scaling).
+    var meanPromptTokens: Int
+    /// Output tokens per request (before scaling).
+    var outputTokens: Int
+    /// Relative spread of prompt lengths (0: all the same).
+    var spread: Double
+    /// The name it was given.
+    var name: String
+
+    /// Why a workload name was not understood.
+    struct ParseError: Error, CustomStringConvertible {
+        var text: String
+        var description: String {
+            "unknown workload '\(text)'; use qasper, govreport, narrativeqa or IN:OUT (for example 2048:512)"
+        }
+    }
+
+    /// Qasper (about 3.6K prompt tokens), GovReport (8.7K), NarrativeQA (18.4K), with 1K output
+    /// tokens as in the paper; or `IN:OUT`, fixed lengths.
+    init(parsing text: String) throws(ParseError) {
+        switch text.lowercased() {
+        case "qasper": self.init(name: "qasper", meanPromptTokens: 3_600, outputTokens: 1_024, spread: 0.25)
+        case "govreport": self.init(name: "govreport", meanPromptTokens: 8_700, outputTokens: 1_024, spread: 0.25)
+        case "narrativeqa": self.init(name: "narrativeqa", meanPromptTokens: 18_400, outputTokens: 1_024, spread: 0.25)
+        default:
+            let parts = text.split(separator: ":")
+            guard parts.count == 2, let input = Int(parts[0]), let output = Int(parts[1]), input > 0, output > 0 else {
+                throw ParseError(text: text)
+            }
+            self.init(name: text, meanPromptTokens: input, outputTokens: output, spread: 0)
+        }
+    }
+
+    init(name: String, meanPromptTokens: Int, outputTokens: Int, spread: Double) {
+        self.name = name
+        self.meanPromptTokens = meanPromptTokens
+        self.outputTokens = outputTokens
+        self.spread = spread
+    }
+
+    var description: String { name }
+
+    /// One generated request.
+    struct Request: Sendable, Hashable {
+        var prompt: [Int]
+        var maxTokens: Int
+    }
+
+    /// `count` requests with lengths multiplied by `scale`, token ids below `vocabulary`.
+    func requests(count: Int, scale: Double, vocabulary: Int, seed: UInt64 = 42) -> [Request] {
+        var random = SplitMix64(seed: seed)
+        let output = max(1, Int((Double(outputTokens) * scale).rounded()))
+        return (0..<count).map { _ in
+            // Uniform in mean * (1 ± spread): the mean is kept, lengths differ between requests.
+            let factor = 1 + spread * (2 * random.nextUnit() - 1)
+            let length = max(1, Int((Double(meanPromptTokens) * scale * factor).rounded()))
+            let prompt = (0..<length).map { _ in Int(random.next() % UInt64(vocabulary)) }
+            return Request(prompt: prompt, maxTokens: output)
+        }
+    }
+}
+
+/// A small, fast, seeded generator of pseudo-random numbers (SplitMix64).
+struct SplitMix64: RandomNumberGenerator {
+    private var state: UInt64
+
+    init(seed: UInt64) { state = seed }
+
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    /// A number in [0, 1).
+    mutating func nextUnit() -> Double { Double(next() >> 11) / Double(1 << 53) }
+}

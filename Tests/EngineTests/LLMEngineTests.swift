@@ -1,0 +1,67 @@
+import Engine
+import Foundation
+import HiFCCore
+import XCTest
+
+/// The engine as the server sees it: streams, errors, cancellation.
+final class LLMEngineTests: XCTestCase {
+    private func makeEngine(blocks: Int = 100) throws -> LLMEngine {
+        try LLMEngine(
+            loaded: EngineFixture.loaded,
+            configuration: EngineConfiguration(kvBudget: .blocks(blocks), blockTokens: 16, preemption: .recompute))
+    }
+
+    private func greedy(_ maxTokens: Int) -> SamplingParams {
+        var sampling = SamplingParams.greedy(maxTokens: maxTokens)
+        sampling.ignoreEOS = true
+        return sampling
+    }
+
+    func testStreamDeliversTheSameTokensAsTheStepLoopThenUsage() async throws {
+        let prompt = EngineFixture.prompts(1)[0]
+        let expected = try EngineFixture.run([prompt], maxTokens: 12, blocks: 100, mode: .recompute)
+        let engine = try makeEngine()
+        var tokens: [Int] = []
+        var last: GenerationEvent?
+        for try await event in engine.generate(GenerationRequest(id: "a", promptTokens: prompt, sampling: greedy(12))) {
+            if case .delta(let ids, _) = event { tokens += ids }
+            last = event
+        }
+        XCTAssertEqual(tokens, expected.tokens[0])
+        XCTAssertEqual(last, .finished(.length, TokenUsage(promptTokens: prompt.count, completionTokens: 12)))
+        XCTAssertEqual(engine.stats().generatedTokens, 12)
+    }
+
+    func testBadRequestsEndWithAClearError() async throws {
+        let engine = try makeEngine(blocks: 4)
+        do {
+            for try await _ in engine.generate(GenerationRequest(id: "e", promptTokens: [], sampling: greedy(4))) {}
+            XCTFail("an empty prompt was accepted")
+        } catch {
+            XCTAssertEqual(error as? GenerationError, .emptyPrompt)
+        }
+        do {
+            for try await _ in engine.generate(GenerationRequest(id: "l", promptTokens: [5, 6], sampling: greedy(100))) {}
+            XCTFail("a request larger than the KV budget was accepted")
+        } catch {
+            XCTAssertEqual(error as? GenerationError, .contextTooLong(promptTokens: 2, maxTokens: 100, limit: 64))
+        }
+    }
+
+    func testCancellingTheConsumerAbortsTheRequestAndFreesItsBlocks() async throws {
+        let engine = try makeEngine()
+        let stream = engine.generate(GenerationRequest(id: "c", promptTokens: EngineFixture.prompts(1)[0], sampling: greedy(1_000)))
+        let consumer = Task {
+            for try await _ in stream {}
+        }
+        let deadline = Date(timeIntervalSinceNow: 30)
+        while engine.stats().generatedTokens < 5, Date() < deadline { try await Task.sleep(for: .milliseconds(5)) }
+        XCTAssertGreaterThan(engine.stats().kvUtilization, 0)
+        consumer.cancel()
+        while engine.stats().finishedRequests < 1, Date() < deadline { try await Task.sleep(for: .milliseconds(5)) }
+        let stats = engine.stats()
+        XCTAssertEqual(stats.finishedRequests, 1)
+        XCTAssertEqual(stats.running, 0)
+        XCTAssertLessThan(stats.generatedTokens, 1_000)
+    }
+}

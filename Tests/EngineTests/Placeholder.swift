@@ -1,1 +1,0 @@
-// Tests of Engine. (Placeholder until its first test lands.)

@@ -1,1 +1,0 @@
-// Tests of FlashStore. (Placeholder until its first test lands.)
