@@ -85,20 +85,23 @@ public final class CUDABackend: ComputeBackend, @unchecked Sendable {
     // MARK: dtype plumbing
 
     /// `t` as fp32 (a conversion when it is bf16).
-    func float32(_ t: DeviceTensor, _ op: String) throws -> DeviceTensor {
-        if t.dtype == .float32 { return t }
-        guard t.dtype == .bfloat16 else { throw BackendError.shapeMismatch(op: op, detail: "dtype \(t.dtype)") }
-        let (out, p) = try allocate(t.shape, .float32)
-        try kernels.bf16ToF32(try t.cudaAddress(op), p, count: t.count, stream: stream)
-        return out
-    }
+    func float32(_ t: DeviceTensor, _ op: String) throws -> DeviceTensor { try converted(t, to: .float32, op) }
 
     /// `t` as bf16 (a conversion when it is fp32).
-    func bfloat16(_ t: DeviceTensor, _ op: String) throws -> DeviceTensor {
-        if t.dtype == .bfloat16 { return t }
-        guard t.dtype == .float32 else { throw BackendError.shapeMismatch(op: op, detail: "dtype \(t.dtype)") }
-        let (out, p) = try allocate(t.shape, .bfloat16)
-        try kernels.f32ToBF16(try t.cudaAddress(op), p, count: t.count, stream: stream)
+    func bfloat16(_ t: DeviceTensor, _ op: String) throws -> DeviceTensor { try converted(t, to: .bfloat16, op) }
+
+    /// `t` in `dtype` (fp32 or bf16), converted on the GPU when it is the other one.
+    private func converted(_ t: DeviceTensor, to dtype: TensorDType, _ op: String) throws -> DeviceTensor {
+        if t.dtype == dtype { return t }
+        guard [.float32, .bfloat16].contains(t.dtype), [.float32, .bfloat16].contains(dtype) else {
+            throw BackendError.shapeMismatch(op: op, detail: "dtype \(t.dtype)")
+        }
+        let (out, p) = try allocate(t.shape, dtype)
+        if dtype == .float32 {
+            try kernels.bf16ToF32(try t.cudaAddress(op), p, count: t.count, stream: stream)
+        } else {
+            try kernels.f32ToBF16(try t.cudaAddress(op), p, count: t.count, stream: stream)
+        }
         return out
     }
 

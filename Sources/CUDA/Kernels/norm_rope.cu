@@ -1,9 +1,11 @@
 // RMSNorm and rotary position embedding.
 
-// out = x / sqrt(mean(x^2) + eps) * w, one block per row; fp32 in, bf16 out (a GEMM input).
-extern "C" __global__ void rmsnorm_f32_to_bf16(
-    const float* __restrict__ x, const bf16_t* __restrict__ w, bf16_t* __restrict__ out, int dim, float eps)
-{
+__device__ __forceinline__ void store_value(bf16_t* p, float v) { *p = f32_to_bf16(v); }
+__device__ __forceinline__ void store_value(float* p, float v) { *p = v; }
+
+// out = x / sqrt(mean(x^2) + eps) * w, one block per row, fp32 in.
+template <typename Out>
+__device__ __forceinline__ void rmsnorm_row(const float* __restrict__ x, const bf16_t* __restrict__ w, Out* __restrict__ out, int dim, float eps) {
     __shared__ float scratch[33];
     const float* row = x + (long)blockIdx.x * dim;
     float ss = 0.0f;
@@ -11,21 +13,16 @@ extern "C" __global__ void rmsnorm_f32_to_bf16(
     ss = block_sum(ss, scratch);
     const float inv = rsqrtf(ss / dim + eps);
     for (int i = threadIdx.x; i < dim; i += blockDim.x)
-        out[(long)blockIdx.x * dim + i] = f32_to_bf16(row[i] * inv * bf16_to_f32(w[i]));
+        store_value(out + (long)blockIdx.x * dim + i, row[i] * inv * bf16_to_f32(w[i]));
 }
 
-// The same with an fp32 output.
-extern "C" __global__ void rmsnorm_f32(
-    const float* __restrict__ x, const bf16_t* __restrict__ w, float* __restrict__ out, int dim, float eps)
-{
-    __shared__ float scratch[33];
-    const float* row = x + (long)blockIdx.x * dim;
-    float ss = 0.0f;
-    for (int i = threadIdx.x; i < dim; i += blockDim.x) ss += row[i] * row[i];
-    ss = block_sum(ss, scratch);
-    const float inv = rsqrtf(ss / dim + eps);
-    for (int i = threadIdx.x; i < dim; i += blockDim.x)
-        out[(long)blockIdx.x * dim + i] = row[i] * inv * bf16_to_f32(w[i]);
+// bf16 out: the input of a matrix product.
+extern "C" __global__ void rmsnorm_f32_to_bf16(const float* __restrict__ x, const bf16_t* __restrict__ w, bf16_t* __restrict__ out, int dim, float eps) {
+    rmsnorm_row(x, w, out, dim, eps);
+}
+
+extern "C" __global__ void rmsnorm_f32(const float* __restrict__ x, const bf16_t* __restrict__ w, float* __restrict__ out, int dim, float eps) {
+    rmsnorm_row(x, w, out, dim, eps);
 }
 
 // Rotates heads in place, the "rotate half" convention of HF Llama: element i pairs with

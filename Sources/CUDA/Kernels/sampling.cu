@@ -1,16 +1,7 @@
 // Sampling helpers over fp32 logits rows.
 
-// out[r] = index of the largest logit of row r (the smallest such index on ties); one block per row.
-extern "C" __global__ void argmax_f32(const float* __restrict__ logits, int vocab, int* __restrict__ out) {
-    __shared__ float best_v[32];
-    __shared__ int best_i[32];
-    const float* row = logits + (long)blockIdx.x * vocab;
-    float v = NEG_INF;
-    int idx = 0x7fffffff;
-    for (int i = threadIdx.x; i < vocab; i += blockDim.x) {
-        const float x = row[i];
-        if (x > v) { v = x; idx = i; }
-    }
+// The block-wide largest (v, idx), smallest index on ties; thread 0 gets the result.
+__device__ __forceinline__ void block_argmax(float& v, int& idx, float* best_v, int* best_i) {
     for (int o = 16; o > 0; o >>= 1) {
         const float ov = __shfl_xor_sync(0xffffffffu, v, o);
         const int oi = __shfl_xor_sync(0xffffffffu, idx, o);
@@ -22,8 +13,22 @@ extern "C" __global__ void argmax_f32(const float* __restrict__ logits, int voca
     if (threadIdx.x == 0) {
         for (int w = 1; w < (int)(blockDim.x >> 5); ++w)
             if (best_v[w] > v || (best_v[w] == v && best_i[w] < idx)) { v = best_v[w]; idx = best_i[w]; }
-        out[blockIdx.x] = idx == 0x7fffffff ? 0 : idx;
     }
+}
+
+// out[r] = index of the largest logit of row r (the smallest such index on ties); one block per row.
+extern "C" __global__ void argmax_f32(const float* __restrict__ logits, int vocab, int* __restrict__ out) {
+    __shared__ float best_v[32];
+    __shared__ int best_i[32];
+    const float* row = logits + (long)blockIdx.x * vocab;
+    float v = NEG_INF;
+    int idx = 0x7fffffff;
+    for (int i = threadIdx.x; i < vocab; i += blockDim.x) {
+        const float x = row[i];
+        if (x > v) { v = x; idx = i; }
+    }
+    block_argmax(v, idx, best_v, best_i);
+    if (threadIdx.x == 0) out[blockIdx.x] = idx == 0x7fffffff ? 0 : idx;
 }
 
 // The k largest logits of each row, in descending order (values and indices); one block per row,
@@ -48,17 +53,8 @@ extern "C" __global__ void topk_f32(
             const bool after = x < pv || (x == pv && i > pi);
             if (after && (x > v || (x == v && i < idx))) { v = x; idx = i; }
         }
-        for (int o = 16; o > 0; o >>= 1) {
-            const float ov = __shfl_xor_sync(0xffffffffu, v, o);
-            const int oi = __shfl_xor_sync(0xffffffffu, idx, o);
-            if (ov > v || (ov == v && oi < idx)) { v = ov; idx = oi; }
-        }
-        const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-        if (lane == 0) { best_v[warp] = v; best_i[warp] = idx; }
-        __syncthreads();
+        block_argmax(v, idx, best_v, best_i);
         if (threadIdx.x == 0) {
-            for (int w = 1; w < (int)(blockDim.x >> 5); ++w)
-                if (best_v[w] > v || (best_v[w] == v && best_i[w] < idx)) { v = best_v[w]; idx = best_i[w]; }
             taken_v[round] = v;
             taken_i[round] = idx;
             out_v[(long)blockIdx.x * k + round] = v;
