@@ -40,6 +40,9 @@ struct CheckGPUCommand: AsyncParsableCommand {
     @Option(help: "Where the synthetic models are written (removed afterwards).")
     var workDir: String = NSTemporaryDirectory()
 
+    @Flag(help: "Keep the synthetic models with their prompt and prefill logits, for a PyTorch comparison.")
+    var keepModels = false
+
     func run() async throws {
         for line in CUDAProbe.run(flashPath: swapDir) { print(line) }
         let gpu = try CUDADevice(ordinal: try CUDADeviceSelection.ordinal(device))
@@ -62,7 +65,7 @@ struct CheckGPUCommand: AsyncParsableCommand {
         if !presets.isEmpty {
             let backend = try CUDABackend(ordinal: gpu.info.ordinal)
             for preset in presets {
-                let model = try GPUModelCheck(cuda: backend).run(preset: preset, workDirectory: workDir)
+                let model = try GPUModelCheck(cuda: backend).run(preset: preset, workDirectory: workDir, keep: keepModels)
                 for r in model { print(r) }
                 results += model
             }

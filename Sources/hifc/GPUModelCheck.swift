@@ -9,11 +9,14 @@ struct GPUModelCheck {
     let cuda: CUDABackend
 
     /// Results for `preset` (a directory of random weights is written under `workDirectory`).
-    func run(preset: SynthModel.Preset, workDirectory: String, promptLength: Int = 24, steps: Int = 32) throws -> [GPUCheckResult] {
+    /// With `keep`, the model directory stays and gets `reference-prompt.json` (the prompt's
+    /// token ids) and `reference-logits-cpu.f32` / `-cuda.f32` (the prefill's last-token logits,
+    /// raw little-endian floats), for a comparison with PyTorch (bench/cuda/torch_logits.py).
+    func run(preset: SynthModel.Preset, workDirectory: String, promptLength: Int = 24, steps: Int = 32, keep: Bool = false) throws -> [GPUCheckResult] {
         let dir = workDirectory + "/synth-\(preset.rawValue)"
         let started = Date()
         _ = try SynthModel(architecture: .llama, preset: preset, seed: UInt64.random(in: 0...UInt64(UInt32.max))).write(to: dir)
-        defer { try? FileManager.default.removeItem(atPath: dir) }
+        defer { if !keep { try? FileManager.default.removeItem(atPath: dir) } }
         let cpuModel = try LoadedModel(directory: dir, backend: CPUBackend())
         let gpuModel = try LoadedModel(directory: dir, backend: cuda)
         print("  \(preset.rawValue): written and loaded on both backends in \(String(format: "%.1f", Date().timeIntervalSince(started))) s")
@@ -33,7 +36,14 @@ struct GPUModelCheck {
             let cpuLogits = try cpuModel.model.forward(ForwardBatch([ForwardSequence(tokens: chunk, startPosition: position, blockTable: table)]), kv: cpuKV)[0]
             let gpuLogits = try gpuModel.model.forward(ForwardBatch([ForwardSequence(tokens: chunk, startPosition: position, blockTable: table)]), kv: gpuKV)[0]
             let err = HostReference.relativeError(gpuLogits, cpuLogits.map(Double.init))
-            if step == 0 { first = err }
+            if step == 0 {
+                first = err
+                if keep {
+                    try JSONSerialization.data(withJSONObject: chunk).write(to: URL(fileURLWithPath: dir + "/reference-prompt.json"))
+                    try cpuLogits.withUnsafeBytes { try Data($0).write(to: URL(fileURLWithPath: dir + "/reference-logits-cpu.f32")) }
+                    try gpuLogits.withUnsafeBytes { try Data($0).write(to: URL(fileURLWithPath: dir + "/reference-logits-cuda.f32")) }
+                }
+            }
             worst = max(worst, err)
             let cpuNext = cpuLogits.indices.max { cpuLogits[$0] < cpuLogits[$1] }!
             let gpuNext = gpuLogits.indices.max { gpuLogits[$0] < gpuLogits[$1] }!
