@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Runs the whole test suite. The reference checks use NumPy, and the kernel build check uses
-# NVRTC from PyPI (no GPU needed); both are installed here if missing.
+# Runs the whole test suite. The Python packages the tests use are installed here if missing:
+# NumPy and tokenizers (reference checks), NVRTC from PyPI (the kernel build check, no GPU needed)
+# and the official `openai` client (the server's client test).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()
 python3 -c 'import numpy' 2>/dev/null || need+=(numpy)
+python3 -c 'import openai' 2>/dev/null || need+=(openai)
 python3 -c "import tokenizers" 2>/dev/null || need+=(tokenizers)
 # The nvidia-cuda-nvrtc 13 wheel puts libnvrtc.so.13 in site-packages/nvidia/cu13/lib (a namespace
 # package that other cu13 wheels share), so look for the library itself, not the import.

@@ -16,19 +16,22 @@ public struct ChatTurn: Sendable, Hashable {
 /// `chat_template` and rendered in Swift (no Jinja interpreter):
 ///
 /// - `llama3`: `<|start_header_id|>role<|end_header_id|>\n\ncontent<|eot_id|>`
-/// - `llama2`: `[INST] <<SYS>>\nsystem\n<</SYS>>\n\nuser [/INST] answer</s>` (Llama 2, Mistral)
+/// - `llama2`: `<s>[INST] <<SYS>>\nsystem\n<</SYS>>\n\nuser [/INST] answer</s>`, BOS before
+///   every `[INST]` (Llama 2)
+/// - `mistral`: `<s>[INST] user [/INST] answer</s>[INST] ...`, BOS once, a system message put
+///   before the first user message (Mistral)
 /// - `chatML`: `<|im_start|>role\ncontent<|im_end|>\n` (Qwen2)
 /// - `zephyr`: `<|role|>\ncontent</s>\n` (TinyLlama chat, Zephyr)
 /// - `plain`: the fallback for an unrecognized or missing template: `role: content` lines, then
 ///   `assistant:`.
 public enum ChatTemplate: String, Sendable, CaseIterable {
-    case llama3, llama2, chatML, zephyr, plain
+    case llama3, llama2, mistral, chatML, zephyr, plain
 
     /// The family of a Jinja template, by the markers it contains; nil when none matches.
     public static func recognize(_ jinja: String) -> ChatTemplate? {
         if jinja.contains("<|start_header_id|>") { return .llama3 }
         if jinja.contains("<|im_start|>") { return .chatML }
-        if jinja.contains("[INST]") { return .llama2 }
+        if jinja.contains("[INST]") { return jinja.contains("<<SYS>>") ? .llama2 : .mistral }
         if jinja.contains("<|user|>") && jinja.contains("<|assistant|>") { return .zephyr }
         return nil
     }
@@ -70,6 +73,24 @@ public enum ChatTemplate: String, Sendable, CaseIterable {
                     system = nil
                 }
                 s += bos + "[INST] \(content) [/INST]"
+            }
+            return s
+        case .mistral:
+            var rest = turns[...]
+            var system: String?
+            if rest.first?.role == "system" { system = rest.removeFirst().content }
+            var s = bos
+            for t in rest {
+                if t.role == "assistant" {
+                    s += " \(t.content.trimmingWhitespace)" + eos
+                    continue
+                }
+                var content = t.content.trimmingWhitespace
+                if let sys = system {
+                    content = sys.trimmingWhitespace + "\n\n" + content
+                    system = nil
+                }
+                s += "[INST] \(content) [/INST]"
             }
             return s
         case .chatML:

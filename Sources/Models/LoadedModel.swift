@@ -46,7 +46,7 @@ public final class LoadedModel: Sendable {
         let bos = tokenizer.bosTokenID.map { tokenizer.tokens[$0] } ?? ""
         let eos = tokenizer.eosTokenIDs.sorted().first.map { tokenizer.tokens[$0] } ?? ""
         switch chatTemplate {
-        case .llama3, .llama2:
+        case .llama3, .llama2, .mistral:
             // These templates spell BOS themselves.
             return tokenizer.encode(chatTemplate.render(turns, bos: bos, eos: eos), addSpecialTokens: false)
         case .chatML, .zephyr, .plain:

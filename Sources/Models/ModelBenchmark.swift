@@ -2,8 +2,8 @@ import Backend
 import Foundation
 
 /// Prefill and decode throughput of a model on its backend, at a given batch size: `batch`
-/// sequences of `promptTokens` random tokens are prefilled (each sequence in one step), then
-/// decoded together for `decodeTokens` steps.
+/// sequences of `promptTokens` random tokens are prefilled together in one step, then decoded
+/// together for `decodeTokens` steps (greedy), as `bench/cpu_vs_torch.py` does with PyTorch.
 public struct ModelBenchmark: Sendable {
     /// One measurement.
     public struct Figures: Sendable, CustomStringConvertible {
@@ -41,12 +41,9 @@ public struct ModelBenchmark: Sendable {
         _ = try model.forward(ForwardBatch([ForwardSequence(tokens: [1], startPosition: 0, blockTable: tables[0])]), kv: pool)
 
         let prefillStart = Date()
-        var last: [Int] = []
-        for i in 0..<batch {
-            let logits = try model.forward(ForwardBatch([ForwardSequence(
-                tokens: prompts[i], startPosition: 0, blockTable: tables[i])]), kv: pool)[0]
-            last.append(Sampler.argmax(logits))
-        }
+        var last = try model.forward(ForwardBatch((0..<batch).map {
+            ForwardSequence(tokens: prompts[$0], startPosition: 0, blockTable: tables[$0])
+        }), kv: pool).map(Sampler.argmax)
         let prefill = Date().timeIntervalSince(prefillStart)
 
         let decodeStart = Date()

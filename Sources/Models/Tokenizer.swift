@@ -31,6 +31,10 @@ public final class Tokenizer: Sendable {
     public let addedTokens: [AddedToken]
     let byteFallback: Bool
     let ignoreMerges: Bool
+    /// SentencePiece-style text is one piece for BPE; when no vocabulary token has a "▁" right
+    /// after another character, no merge can cross a word start, so BPE may run word by word
+    /// (the same tokens, without the quadratic cost on long prompts).
+    let splitsAtWordStarts: Bool
     let unknownID: Int?
     /// The bytes each token id decodes to.
     let bytesOfToken: [[UInt8]]
@@ -151,6 +155,14 @@ public final class Tokenizer: Sendable {
         self.addedTokens = added.sorted { $0.content.utf8.count > $1.content.utf8.count }
         self.byteFallback = model["byte_fallback"] as? Bool ?? false
         self.ignoreMerges = model["ignore_merges"] as? Bool ?? false
+        self.splitsAtWordStarts = kind == .sentencePiece && !tokens.contains { token in
+            var previous: Character?
+            for c in token {
+                if c == "▁", let p = previous, p != "▁" { return true }
+                previous = c
+            }
+            return false
+        }
         self.unknownID = (model["unk_token"] as? String).flatMap { vocabulary[$0] }.map(Int.init)
         self.bytesOfToken = bytes
         self.specialIDs = specialIDs
@@ -215,11 +227,33 @@ public final class Tokenizer: Sendable {
             case .added(let id): ids.append(id)
             case .text(let s):
                 let normalized = normalizer.apply(s)
-                for piece in preTokenizer.pieces(normalized, first: first) { encodePiece(piece, into: &ids) }
+                for piece in preTokenizer.pieces(normalized, first: first) {
+                    if splitsAtWordStarts {
+                        for word in Self.wordsAtMetaspace(piece) { encodePiece(word, into: &ids) }
+                    } else {
+                        encodePiece(piece, into: &ids)
+                    }
+                }
             }
             first = false
         }
         return ids
+    }
+
+    /// `text` cut before each "▁" that follows another character.
+    static func wordsAtMetaspace(_ text: String) -> [String] {
+        var words: [String] = [], current = ""
+        var previous: Character?
+        for c in text {
+            if c == "▁", let p = previous, p != "▁" {
+                words.append(current)
+                current = ""
+            }
+            current.append(c)
+            previous = c
+        }
+        if !current.isEmpty { words.append(current) }
+        return words
     }
 
     private enum Segment { case text(String), added(Int) }

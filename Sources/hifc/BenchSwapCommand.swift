@@ -140,10 +140,10 @@ struct BenchSwapCommand: AsyncParsableCommand {
             let configuration = EngineConfiguration(
                 kvBudget: budget, blockTokens: blockTokens, maxStepTokens: maxStepTokens, maxRunning: requests,
                 preemption: mode, prefetchDepth: prefetchDepth, hostSwapCapacity: dram)
-            let cuda = loaded.model.backend as? CUDABackend
+            let store = flashStore
             let engine = try LLMEngine(
                 loaded: loaded, configuration: configuration, flashTier: flashStore.map { FlashTier(store: $0) },
-                deviceSwapper: { pool in try flashStore.flatMap { store in try cuda?.makeFlashSwapper(pool: pool, store: store) } })
+                deviceSwapper: { pool in store.flatMap { (pool as? CUDAKVCachePool)?.makeFlashSwapper(store: $0) } })
             let result = try await measure(engine, mode: mode, work: work, tbw: tbw)
             engine.shutdown()
             results.append(result)

@@ -7,6 +7,7 @@ struct HiFC: AsyncParsableCommand {
         commandName: "hifc",
         abstract: "An LLM inference server whose KV cache overflows from GPU memory to flash.",
         subcommands: [
+            ServeCommand.self,
             GenerateCommand.self,
             SynthModelCommand.self,
             BenchCommand.self,

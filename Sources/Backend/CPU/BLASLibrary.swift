@@ -13,9 +13,17 @@ public struct BLASLibrary: @unchecked Sendable {
         UnsafePointer<Float>?, Int32, Float, UnsafeMutablePointer<Float>?, Int32
     ) -> Void
 
+    typealias SGEMV = @convention(c) (
+        Int32, Int32, Int32, Int32, Float, UnsafePointer<Float>?, Int32, UnsafePointer<Float>?, Int32,
+        Float, UnsafeMutablePointer<Float>?, Int32
+    ) -> Void
+
     /// The file that was opened.
     public let path: String
     let sgemm: SGEMM
+    /// `cblas_sgemv` when exported: one-row products (decode at batch 1) skip GEMM's packing of
+    /// the whole weight matrix.
+    let sgemv: SGEMV?
 
     /// Library names tried in order when `HIFC_BLAS_LIBRARY` is not set.
     public static let candidates = [
@@ -38,7 +46,8 @@ public struct BLASLibrary: @unchecked Sendable {
                 dlclose(handle)
                 continue
             }
-            return BLASLibrary(path: name, sgemm: unsafeBitCast(symbol, to: SGEMM.self))
+            let gemv = dlsym(handle, "cblas_sgemv").map { unsafeBitCast($0, to: SGEMV.self) }
+            return BLASLibrary(path: name, sgemm: unsafeBitCast(symbol, to: SGEMM.self), sgemv: gemv)
         }
         logger?.info("no CBLAS library found (tried \(names.joined(separator: ", "))): using the Swift GEMM")
         return nil
@@ -48,6 +57,10 @@ public struct BLASLibrary: @unchecked Sendable {
     func multiplyTransposed(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
                             _ c: UnsafeMutablePointer<Float>, m: Int, n: Int, k: Int) {
         // 101 = CblasRowMajor, 111 = CblasNoTrans, 112 = CblasTrans.
+        if m == 1, let sgemv {
+            sgemv(101, 111, Int32(n), Int32(k), 1, b, Int32(k), a, 1, 0, c, 1)
+            return
+        }
         sgemm(101, 111, 112, Int32(m), Int32(n), Int32(k), 1, a, Int32(k), b, Int32(k), 0, c, Int32(n))
     }
 }

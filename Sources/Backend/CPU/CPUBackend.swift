@@ -14,6 +14,18 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
     }
 
     public var name: String { "cpu (\(blas?.path ?? "swift gemm"))" }
+
+    /// Products with fewer rows (decode steps of small batches) use the Swift GEMM even when a BLAS
+    /// library is loaded: they are bound by reading the weights once, which the Swift loop does as
+    /// well, and it avoids waking BLAS's thread pool, whose spinning workers then compete with the
+    /// attention threads (measured: bench/results/cpu_vs_torch.md).
+    public static let smallestBLASRows = 16
+
+    /// Elementwise work below this many elements per thread stays on one thread.
+    static let elementsPerTask = 1 << 16
+
+    /// Rows of `width` elements worth one thread.
+    static func rowsPerTask(_ width: Int) -> Int { max(1, elementsPerTask / max(width, 1)) }
     public var kvDType: KVDType { .float32 }
 
     // MARK: Memory
@@ -80,12 +92,14 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
         }
         let src = try x.cpu("rmsNorm"), w = try weight.cpu("rmsNorm")
         let (result, out) = try allocate(x.shape)
-        for row in 0..<x.rows {
-            let xr = src + row * width, yr = out + row * width
-            var sum: Float = 0
-            for i in 0..<width { sum += xr[i] * xr[i] }
-            let inverse = 1 / (sum / Float(width) + epsilon).squareRoot()
-            for i in 0..<width { yr[i] = xr[i] * inverse * w[i] }
+        parallelRanges(x.rows, minimumPerTask: Self.rowsPerTask(width)) { rows in
+            for row in rows {
+                let xr = src + row * width, yr = out + row * width
+                var sum: Float = 0
+                for i in 0..<width { sum += xr[i] * xr[i] }
+                let inverse = 1 / (sum / Float(width) + epsilon).squareRoot()
+                for i in 0..<width { yr[i] = xr[i] * inverse * w[i] }
+            }
         }
         return result
     }
@@ -97,7 +111,7 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
         }
         let a = try x.cpu("linear"), b = try weight.cpu("linear")
         let (result, c) = try allocate([m, n])
-        if let blas {
+        if let blas, m >= Self.smallestBLASRows {
             blas.multiplyTransposed(a, b, c, m: m, n: n, k: k)
         } else {
             SwiftGEMM.multiplyTransposed(a, b, c, m: m, n: n, k: k)
@@ -130,23 +144,27 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
         let (qOut, qp) = try allocate(q.shape), (kOut, kp) = try allocate(k.shape)
         qp.update(from: try q.cpu("rotary"), count: q.count)
         kp.update(from: try k.cpu("rotary"), count: k.count)
-        var cosines = [Float](repeating: 0, count: half), sines = cosines
-        for (row, position) in step.batch.positions.enumerated() {
-            for i in 0..<half {
-                // Angles in Double: positions reach 10^5 and f32 would lose the low digits.
-                let angle = Double(position) * Double(frequencies[i])
-                cosines[i] = Float(cos(angle))
-                sines[i] = Float(sin(angle))
-            }
-            for (base, width) in [(qp + row * q.columns, q.columns), (kp + row * k.columns, k.columns)] {
-                var head = base
-                while head < base + width {
-                    for i in 0..<half {
-                        let x1 = head[i], x2 = head[i + half]
-                        head[i] = x1 * cosines[i] - x2 * sines[i]
-                        head[i + half] = x2 * cosines[i] + x1 * sines[i]
+        let positions = step.batch.positions
+        let qWidth = q.columns, kWidth = k.columns
+        parallelRanges(positions.count, minimumPerTask: Self.rowsPerTask(qWidth + kWidth)) { rows in
+            var cosines = [Float](repeating: 0, count: half), sines = cosines
+            for row in rows {
+                for i in 0..<half {
+                    // Angles in Double: positions reach 10^5 and f32 would lose the low digits.
+                    let angle = Double(positions[row]) * Double(frequencies[i])
+                    cosines[i] = Float(cos(angle))
+                    sines[i] = Float(sin(angle))
+                }
+                for (base, width) in [(qp + row * qWidth, qWidth), (kp + row * kWidth, kWidth)] {
+                    var head = base
+                    while head < base + width {
+                        for i in 0..<half {
+                            let x1 = head[i], x2 = head[i + half]
+                            head[i] = x1 * cosines[i] - x2 * sines[i]
+                            head[i + half] = x2 * cosines[i] + x1 * sines[i]
+                        }
+                        head += headDim
                     }
-                    head += headDim
                 }
             }
         }
@@ -159,9 +177,11 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
         }
         let g = try gate.cpu("siluAndMultiply"), u = try up.cpu("siluAndMultiply")
         let (result, out) = try allocate(gate.shape)
-        for i in 0..<gate.count {
-            let x = g[i]
-            out[i] = x / (1 + exp(-x)) * u[i]
+        parallelRanges(gate.count, minimumPerTask: Self.elementsPerTask) { range in
+            for i in range {
+                let x = g[i]
+                out[i] = x / (1 + exp(-x)) * u[i]
+            }
         }
         return result
     }
@@ -172,7 +192,9 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
         }
         let x = try a.cpu("add"), y = try b.cpu("add")
         let (result, out) = try allocate(a.shape)
-        for i in 0..<a.count { out[i] = x[i] + y[i] }
+        parallelRanges(a.count, minimumPerTask: Self.elementsPerTask) { range in
+            for i in range { out[i] = x[i] + y[i] }
+        }
         return result
     }
 

@@ -53,10 +53,7 @@ struct CPUPagedAttention: @unchecked Sendable {
             let sc = scores + g * visible
             var maximum = -Float.infinity
             for j in 0..<visible {
-                let key = blockBase(j) + keyPlane
-                var dot: Float = 0
-                for e in 0..<d { dot += q[e] * key[e] }
-                dot *= scale
+                let dot = Self.dot(q, blockBase(j) + keyPlane, d) * scale
                 sc[j] = dot
                 maximum = max(maximum, dot)
             }
@@ -67,12 +64,39 @@ struct CPUPagedAttention: @unchecked Sendable {
                 total += p
             }
             let out = output + queryRow * rowWidth + h * d
-            for e in 0..<d { out[e] = 0 }
+            out.initialize(repeating: 0, count: d)
+            let inverse = 1 / total
             for j in 0..<visible {
-                let value = blockBase(j) + valuePlane
-                let weight = sc[j] / total
-                for e in 0..<d { out[e] += weight * value[e] }
+                Self.accumulate(out, blockBase(j) + valuePlane, sc[j] * inverse, d)
             }
         }
+    }
+
+    /// `x · y` over `n` floats.
+    @inline(__always)
+    static func dot(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ n: Int) -> Float {
+        var acc = SIMD8<Float>()
+        var e = 0
+        while e + 8 <= n {
+            acc += UnsafeRawPointer(x + e).loadUnaligned(as: SIMD8<Float>.self)
+                * UnsafeRawPointer(y + e).loadUnaligned(as: SIMD8<Float>.self)
+            e += 8
+        }
+        var total = acc.sum()
+        while e < n { total += x[e] * y[e]; e += 1 }
+        return total
+    }
+
+    /// `out += weight * x` over `n` floats.
+    @inline(__always)
+    static func accumulate(_ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ weight: Float, _ n: Int) {
+        var e = 0
+        while e + 8 <= n {
+            let o = UnsafeMutableRawPointer(out + e)
+            o.storeBytes(of: o.loadUnaligned(as: SIMD8<Float>.self)
+                         + weight * UnsafeRawPointer(x + e).loadUnaligned(as: SIMD8<Float>.self), as: SIMD8<Float>.self)
+            e += 8
+        }
+        while e < n { out[e] += weight * x[e]; e += 1 }
     }
 }

@@ -1,5 +1,4 @@
 import Backend
-import FlashStore
 import Foundation
 import HiFCCore
 
@@ -75,7 +74,7 @@ public final class CUDABackend: ComputeBackend, @unchecked Sendable {
         guard layout.dtype == kvDType else {
             throw BackendError.shapeMismatch(op: "makeKVCachePool", detail: "KV dtype \(layout.dtype); the CUDA backend keeps bf16")
         }
-        return try CUDAKVCachePool(device: device, layout: layout, blocks: blocks, compute: stream)
+        return try CUDAKVCachePool(device: device, layout: layout, blocks: blocks, compute: stream, kernels: kernels)
     }
 
     public func prepare(_ batch: StepBatch) throws -> any PreparedStep {
@@ -245,15 +244,5 @@ public final class CUDABackend: ComputeBackend, @unchecked Sendable {
         try kernels.gatherRows(try xf.cudaAddress("gatherLogitRows"), rows: s.address(.logitRows), count: n,
                                rowBytes: x.columns * 4, output: p, stream: stream)
         return out
-    }
-}
-
-extension CUDABackend {
-    /// A swapper that moves blocks of `pool` (made by this backend) between GPU memory and
-    /// `store` with cuFile, or the O_DIRECT staging ring where cuFile refuses (`useCUFile: false`
-    /// forces the ring).
-    public func makeFlashSwapper(pool: any KVCachePool, store: FlashStore, useCUFile: Bool = true) throws -> CUDAFlashSwap {
-        CUDAFlashSwap(pool: try cudaPool(pool, "makeFlashSwapper").pool, store: store, kernels: kernels,
-                      compute: stream, useCUFile: useCUFile)
     }
 }

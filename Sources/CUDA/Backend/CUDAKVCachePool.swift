@@ -1,4 +1,5 @@
 import Backend
+import FlashStore
 import HiFCCore
 
 /// The paged KV cache in GPU memory (bf16, block-major), as the model and the engine see it.
@@ -10,10 +11,12 @@ public final class CUDAKVCachePool: KVCachePool, @unchecked Sendable {
     let device: CUDADevice
     /// The stream the model's ops run on: copies of a block wait for the work queued there.
     public let compute: CUDAStream
+    let kernels: CUDAKernels
 
-    init(device: CUDADevice, layout: KVBlockLayout, blocks: Int, compute: CUDAStream) throws {
+    init(device: CUDADevice, layout: KVBlockLayout, blocks: Int, compute: CUDAStream, kernels: CUDAKernels) throws {
         self.device = device
         self.compute = compute
+        self.kernels = kernels
         pool = try DeviceBlockPool(device: device, layout: layout, blocks: blocks)
     }
 
@@ -40,6 +43,12 @@ public final class CUDAKVCachePool: KVCachePool, @unchecked Sendable {
         let stream = try device.makeStream()
         try stream.copy(from: source.baseAddress!, to: try pool.address(of: block), bytes: layout.blockBytes)
         try stream.synchronize()
+    }
+
+    /// A swapper that moves this pool's blocks between GPU memory and `store` with cuFile, or
+    /// the O_DIRECT staging ring where cuFile refuses (`useCUFile: false` forces the ring).
+    public func makeFlashSwapper(store: FlashStore, useCUFile: Bool = true) -> CUDAFlashSwap {
+        CUDAFlashSwap(pool: pool, store: store, kernels: kernels, compute: compute, useCUFile: useCUFile)
     }
 
     public func address(ofBlock block: Int) throws -> KVBlockAddress {

@@ -1,0 +1,219 @@
+import Engine
+import Foundation
+import Hummingbird
+import Logging
+import Synchronization
+
+/// Runs a `CompletionPlan` on the engine and answers it: one JSON body, or server-sent events.
+struct CompletionResponder: Sendable {
+    var service: any GenerationService
+    var metrics: HTTPMetrics
+    var logger: Logger
+
+    /// What one request produced, for the response, the metrics and the log.
+    private struct Outcome {
+        var texts: [String]
+        var finishReasons: [FinishReason?]
+        var completionTokens = 0
+        var firstTokenSeconds: Double?
+
+        init(choices: Int) {
+            texts = Array(repeating: "", count: choices)
+            finishReasons = Array(repeating: nil, count: choices)
+        }
+    }
+
+    /// The response to `plan`; `whenConnectionCloses` aborts a non-streaming generation whose
+    /// client went away.
+    func respond(
+        to plan: CompletionPlan, whenConnectionCloses: @escaping @Sendable (@escaping @Sendable () -> Void) -> Void
+    ) async throws -> Response {
+        let start = ContinuousClock.now
+        metrics.inFlight.increment()
+        if plan.stream { return try await streamingResponse(plan, start: start) }
+        defer { metrics.inFlight.decrement() }
+        let streams = ChoiceStreams(plan.choices, service: service)
+        let watch = DisconnectWatch(streams)
+        whenConnectionCloses { watch.connectionClosed() }
+        defer { watch.disarm() }
+        var outcome = Outcome(choices: plan.choices.count)
+        do {
+            for try await (choice, event) in streams.events {
+                record(event, choice: choice, into: &outcome, start: start)
+            }
+        } catch {
+            throw Self.openAIError(error)
+        }
+        if watch.fired {
+            metrics.recordClientDisconnect(endpoint: plan.endpoint.rawValue)
+            throw OpenAIError.clientClosedRequest
+        }
+        guard !outcome.finishReasons.contains(nil) else {
+            throw OpenAIError.unavailable("The engine ended the request before it finished.")
+        }
+        finish(plan, outcome, start: start)
+        let usage = UsageBody(promptTokens: plan.promptTokens, completionTokens: outcome.completionTokens)
+        let chat = plan.endpoint == .chatCompletions
+        let choices = outcome.texts.indices.map { i in
+            ResponseChoice(index: i, content: chat ? .message(outcome.texts[i]) : .text(outcome.texts[i]), finishReason: outcome.finishReasons[i])
+        }
+        let body = Self.json(CompletionEnvelope(
+            id: plan.id, object: chat ? "chat.completion" : "text_completion", created: plan.created, model: plan.model,
+            choices: choices, usage: usage))
+        return Response(status: .ok, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: body))
+    }
+
+    /// Server-sent events of `plan`. The first event is awaited before the response starts, so that
+    /// a request the engine refuses (a token outside the vocabulary, say) is still a 4xx.
+    private func streamingResponse(_ plan: CompletionPlan, start: ContinuousClock.Instant) async throws -> Response {
+        let streams = ChoiceStreams(plan.choices, service: service)
+        let cursor = EventCursor(streams.events)
+        let first: (choice: Int, event: GenerationEvent)?
+        do {
+            first = try await cursor.next()
+        } catch {
+            streams.cancel()
+            metrics.inFlight.decrement()
+            throw Self.openAIError(error)
+        }
+        let responder = self
+        let body = ResponseBody { writer in
+            defer { responder.metrics.inFlight.decrement() }
+            defer { streams.cancel() }
+            var outcome = Outcome(choices: plan.choices.count)
+            do {
+                if plan.endpoint == .chatCompletions {
+                    for index in plan.choices.indices {
+                        try await writer.write(responder.chunk(plan, choice: index, text: "", finish: nil, withRole: true))
+                    }
+                }
+                var next = first
+                while let (choice, event) = next {
+                    responder.record(event, choice: choice, into: &outcome, start: start)
+                    switch event {
+                    case .delta(_, let text):
+                        if !text.isEmpty { try await writer.write(responder.chunk(plan, choice: choice, text: text, finish: nil)) }
+                    case .finished(let reason, _):
+                        try await writer.write(responder.chunk(plan, choice: choice, text: nil, finish: reason))
+                    }
+                    do {
+                        next = try await cursor.next()
+                    } catch {
+                        // Headers are gone already: the error travels as an event, as OpenAI sends it.
+                        let failure = Self.openAIError(error)
+                        responder.logger.warning("\(plan.id) failed while streaming: \(failure.message)")
+                        try await writer.write(ServerSentEvents.event(failure))
+                        try await writer.finish(nil)
+                        return
+                    }
+                }
+                if plan.includeUsage {
+                    let usage = UsageBody(promptTokens: plan.promptTokens, completionTokens: outcome.completionTokens)
+                    try await writer.write(responder.usageChunk(plan, usage: usage))
+                }
+                try await writer.write(ServerSentEvents.done)
+                try await writer.finish(nil)
+                responder.finish(plan, outcome, start: start)
+            } catch {
+                // A write failed: the client is gone. Cancelling the streams aborts the generations.
+                streams.cancel()
+                responder.metrics.recordClientDisconnect(endpoint: plan.endpoint.rawValue)
+                responder.logger.info("\(plan.id) aborted: the client disconnected after \(outcome.completionTokens) tokens")
+                throw error
+            }
+        }
+        return Response(status: .ok, headers: ServerSentEvents.headers, body: body)
+    }
+
+    private func record(_ event: GenerationEvent, choice: Int, into outcome: inout Outcome, start: ContinuousClock.Instant) {
+        switch event {
+        case .delta(let tokens, let text):
+            outcome.texts[choice] += text
+            if outcome.firstTokenSeconds == nil, !tokens.isEmpty { outcome.firstTokenSeconds = Self.seconds(since: start) }
+        case .finished(let reason, let usage):
+            outcome.finishReasons[choice] = reason
+            outcome.completionTokens += usage.completionTokens
+        }
+    }
+
+    /// Metrics and the log line of a request that was served in full.
+    private func finish(_ plan: CompletionPlan, _ outcome: Outcome, start: ContinuousClock.Instant) {
+        let seconds = Self.seconds(since: start)
+        let endpoint = plan.endpoint.rawValue
+        metrics.recordLatency(endpoint: endpoint, seconds: seconds)
+        if let ttft = outcome.firstTokenSeconds { metrics.recordTimeToFirstToken(endpoint: endpoint, seconds: ttft) }
+        let reasons = Set(outcome.finishReasons.compactMap { $0?.rawValue }).sorted().joined(separator: ",")
+        let ttft = outcome.firstTokenSeconds.map { String(format: "%.3f s", $0) } ?? "-"
+        logger.info(
+            "served \(endpoint) \(plan.id)\(plan.stream ? " (stream)" : ""): \(plan.choices.count) choice(s), \(plan.promptTokens) prompt + \(outcome.completionTokens) completion tokens, finish \(reasons), first token \(ttft), total \(String(format: "%.3f s", seconds))")
+    }
+
+    private func chunk(_ plan: CompletionPlan, choice: Int, text: String?, finish: FinishReason?, withRole: Bool = false) -> ByteBuffer {
+        let chat = plan.endpoint == .chatCompletions
+        let content: ResponseChoice.Content = chat ? .delta(role: withRole ? "assistant" : nil, content: text) : .text(text ?? "")
+        return ServerSentEvents.event(CompletionEnvelope(
+            id: plan.id, object: chat ? "chat.completion.chunk" : "text_completion", created: plan.created, model: plan.model,
+            choices: [ResponseChoice(index: choice, content: content, finishReason: finish)]))
+    }
+
+    private func usageChunk(_ plan: CompletionPlan, usage: UsageBody) -> ByteBuffer {
+        let object = plan.endpoint == .completions ? "text_completion" : "chat.completion.chunk"
+        return ServerSentEvents.event(CompletionEnvelope(id: plan.id, object: object, created: plan.created, model: plan.model, choices: [], usage: usage))
+    }
+
+    /// The OpenAI error an engine failure maps to.
+    static func openAIError(_ error: any Error) -> OpenAIError {
+        switch error {
+        case let error as OpenAIError: return error
+        case let error as GenerationError: return OpenAIError(error)
+        default: return .internalError("Generation failed: \(error)")
+        }
+    }
+
+    static func json(_ value: some Encodable) -> ByteBuffer {
+        ByteBuffer(bytes: (try? JSONEncoder().encode(value)) ?? Data("{}".utf8))
+    }
+
+    private static func seconds(since start: ContinuousClock.Instant) -> Double {
+        let elapsed = ContinuousClock.now - start
+        return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+    }
+}
+
+/// The iterator of a request's events, handed from the handler (which awaits the first event) to
+/// the response body's writer (which awaits the rest). It is unchecked `Sendable` because exactly
+/// one task uses it at a time: the handler's last use happens before the body starts.
+private final class EventCursor: @unchecked Sendable {
+    private var iterator: AsyncThrowingStream<(choice: Int, event: GenerationEvent), Error>.AsyncIterator
+
+    init(_ events: AsyncThrowingStream<(choice: Int, event: GenerationEvent), Error>) {
+        iterator = events.makeAsyncIterator()
+    }
+
+    func next() async throws -> (choice: Int, event: GenerationEvent)? { try await iterator.next() }
+}
+
+/// Cancels a non-streaming request's generations if its connection closes while they run. The
+/// connection may outlive the request (keep-alive), so the watch lets go of the generations once
+/// the request is answered and only a few bytes stay registered until the connection closes.
+private final class DisconnectWatch: Sendable {
+    private let state: Mutex<(streams: ChoiceStreams?, fired: Bool)>
+
+    init(_ streams: ChoiceStreams) { state = Mutex((streams, false)) }
+
+    /// The connection closed: cancel the generations if they still run.
+    func connectionClosed() {
+        let streams = state.withLock { state -> ChoiceStreams? in
+            guard let streams = state.streams else { return nil }
+            state.fired = true
+            return streams
+        }
+        streams?.cancel()
+    }
+
+    /// The request is answered; a later close of the connection concerns it no more.
+    func disarm() { state.withLock { $0.streams = nil } }
+
+    /// Whether the connection closed while the generations ran.
+    var fired: Bool { state.withLock { $0.fired } }
+}

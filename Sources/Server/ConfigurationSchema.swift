@@ -1,0 +1,218 @@
+import Foundation
+import HiFCCore
+
+/// One setting of `ServerConfiguration`: its names as a flag, an environment variable and a YAML
+/// key, how its text is parsed, and its help. The flag and variable names are derived from the
+/// key unless a setting says otherwise, so the three spellings cannot drift apart.
+public struct ConfigurationSetting: Sendable {
+    /// YAML key; a dot nests (`flash.paths` is `paths:` under `flash:`).
+    public let key: String
+    /// Command-line flag (`--flash-capacity`).
+    public let flag: String
+    /// Environment variable (`HIFC_FLASH_CAPACITY`).
+    public let environment: String
+    /// What the value looks like in help (`SIZE`, `N`, `cpu|cuda[:N]`).
+    public let valueName: String
+    /// One line of help.
+    public let help: String
+    /// Whether the setting takes several values (a repeated flag, a YAML list, or commas).
+    public let isList: Bool
+    /// Parses `values` into `configuration`; throws `SettingValueError` naming what is wrong.
+    let apply: @Sendable (inout ServerConfiguration, [String]) throws -> Void
+    /// The setting's value in `configuration`, as text ("" when unset).
+    public let render: @Sendable (ServerConfiguration) -> String
+
+    init(
+        key: String, flag: String? = nil, valueName: String, help: String, isList: Bool = false,
+        apply: @escaping @Sendable (inout ServerConfiguration, [String]) throws -> Void,
+        render: @escaping @Sendable (ServerConfiguration) -> String
+    ) {
+        self.key = key
+        self.flag = flag ?? "--" + key.replacingOccurrences(of: ".", with: "-")
+        self.environment = "HIFC_" + key.uppercased().map { $0 == "." || $0 == "-" ? "_" : String($0) }.joined()
+        self.valueName = valueName
+        self.help = help
+        self.isList = isList
+        self.apply = apply
+        self.render = render
+    }
+}
+
+/// Why one value of a setting was refused (the loader adds the setting and where it came from).
+struct SettingValueError: Error {
+    let reason: String
+}
+
+/// The table of every setting `hifc serve` reads, from which flags, environment variables, YAML
+/// keys, `--help` and the README's table are all derived.
+public enum ConfigurationSchema {
+    /// Every setting, in the order help lists them.
+    public static let settings: [ConfigurationSetting] = [
+        optionalText("model", valueName: "DIR", help: "HF model directory (config.json, *.safetensors, tokenizer.json); unset: a synthetic model made on first use", \.model),
+        optionalText("served-model-name", valueName: "NAME", help: "model name that /v1/models lists and requests use; unset: the model directory's name", \.servedModelName),
+        text("host", valueName: "ADDRESS", help: "address to listen on", \.host),
+        integer("port", in: 1...65_535, help: "TCP port to listen on", \.port),
+        size("max-body-size", atLeast: .kib(1), help: "largest request body accepted; larger ones get HTTP 413", \.maxBodySize),
+        text("data-dir", valueName: "DIR", help: "where the server keeps what it makes: the synthetic model, the default flash region", \.dataDirectory),
+        ConfigurationSetting(
+            key: "device", valueName: "cpu|cuda[:N]", help: "compute device",
+            apply: { config, values in
+                guard let device = DeviceSelection(parsing: values.last ?? "") else {
+                    throw SettingValueError(reason: "expected cpu, cuda or cuda:N")
+                }
+                config.device = device
+            },
+            render: { $0.device.description }),
+        ConfigurationSetting(
+            key: "kv-budget", valueName: "SIZE|N blocks", help: "device memory for KV blocks; when full, sequences are preempted (swapped to flash)",
+            apply: { config, values in
+                do { config.kvBudget = try KVBudget(parsing: values.last ?? "") } catch {
+                    throw SettingValueError(reason: "\(error)")
+                }
+                guard config.kvBudget.blockCount(blockBytes: 1) > 0 else { throw SettingValueError(reason: "must be more than zero") }
+            },
+            render: { $0.kvBudget.description }),
+        integer("block-size", in: 1...1024, help: "tokens per KV block", \.blockSize),
+        integer("max-batch-tokens", in: 1...1_048_576, help: "most tokens computed in one engine step", \.maxBatchTokens),
+        integer("max-running", in: 1...65_536, help: "most sequences running at once", \.maxRunning),
+        choice("preemption", help: "what happens to a preempted sequence", \.preemption),
+        integer("prefetch-depth", in: 1...1024, help: "most swapped sequences read back ahead of their turn", \.prefetchDepth),
+        size("dram-swap", atLeast: .mib(1), help: "host memory of the DRAM swap tier (preemption swap-dram)", \.dramSwap),
+        ConfigurationSetting(
+            key: "flash.paths", flag: "--flash-path", valueName: "PATH", help: "flash directories or devices (repeat the flag, or separate with commas); unset: <data-dir>/flash",
+            isList: true,
+            apply: { config, values in
+                config.flashPaths = values.flatMap { $0.split(separator: ",") }
+                    .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+                guard !config.flashPaths.isEmpty else { throw SettingValueError(reason: "no path given") }
+            },
+            render: { $0.flashPaths.joined(separator: ",") }),
+        size("flash.capacity", atLeast: .mib(1), help: "bytes of the flash region on each path (its pSLC area)", \.flashCapacity),
+        size("flash.tbw", atLeast: ByteSize(1), help: "endurance of each region in bytes written (e.g. 6000TB), for the lifetime estimate", \.flashTBW),
+        optionalSize("flash.daily-write-budget", help: "bytes a path may be written per day before it is reported; unset: no budget", \.flashDailyWriteBudget),
+        choice("flash.placement", help: "how blocks are spread over several paths", \.flashPlacement),
+        size("flash.segment-size", atLeast: .kib(64), help: "bytes of one log segment of the flash region", \.flashSegmentSize),
+    ]
+
+    /// The setting whose flag is `flag`.
+    public static func setting(flag: String) -> ConfigurationSetting? {
+        settings.first { $0.flag == flag }
+    }
+
+    /// The setting whose YAML key is `key`.
+    public static func setting(key: String) -> ConfigurationSetting? {
+        settings.first { $0.key == key }
+    }
+
+    /// The settings as `--help` shows them.
+    public static var helpText: String {
+        let defaults = ServerConfiguration()
+        var lines = [
+            "Settings: flag > environment variable > YAML file (--config FILE or HIFC_CONFIG) > default.",
+            "",
+        ]
+        for s in settings {
+            let value = s.render(defaults)
+            lines.append("  \(s.flag) \(s.valueName)")
+            lines.append("      env \(s.environment), yaml \(s.key)" + (value.isEmpty ? "" : ", default \(value)"))
+            lines.append("      \(s.help)")
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    /// The settings as a Markdown table (the README's "Configuration" table is this text).
+    public static var markdownTable: String {
+        let defaults = ServerConfiguration()
+        var lines = ["| flag | environment | YAML key | default | meaning |", "| --- | --- | --- | --- | --- |"]
+        for s in settings {
+            let value = s.render(defaults)
+            let flag = "`\(s.flag) \(s.valueName.replacingOccurrences(of: "|", with: "\\|"))`"
+            lines.append("| \(flag) | `\(s.environment)` | `\(s.key)` | \(value.isEmpty ? "" : "`\(value)`") | \(s.help) |")
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    // MARK: Kinds of setting
+
+    private static func text<Value>(
+        _ key: String, valueName: String, help: String, _ field: WritableKeyPath<ServerConfiguration, Value> & Sendable,
+        wrap: @escaping @Sendable (String) -> Value, render: @escaping @Sendable (Value) -> String
+    ) -> ConfigurationSetting {
+        ConfigurationSetting(
+            key: key, valueName: valueName, help: help,
+            apply: { config, values in
+                guard let value = values.last, !value.isEmpty else { throw SettingValueError(reason: "it is empty") }
+                config[keyPath: field] = wrap(value)
+            },
+            render: { render($0[keyPath: field]) })
+    }
+
+    private static func text(
+        _ key: String, valueName: String, help: String, _ field: WritableKeyPath<ServerConfiguration, String> & Sendable
+    ) -> ConfigurationSetting {
+        text(key, valueName: valueName, help: help, field, wrap: { $0 }, render: { $0 })
+    }
+
+    private static func optionalText(
+        _ key: String, valueName: String, help: String, _ field: WritableKeyPath<ServerConfiguration, String?> & Sendable
+    ) -> ConfigurationSetting {
+        text(key, valueName: valueName, help: help, field, wrap: { $0 }, render: { $0 ?? "" })
+    }
+
+    private static func integer(
+        _ key: String, in range: ClosedRange<Int>, help: String,
+        _ field: WritableKeyPath<ServerConfiguration, Int> & Sendable
+    ) -> ConfigurationSetting {
+        ConfigurationSetting(
+            key: key, valueName: "N", help: help,
+            apply: { config, values in
+                guard let value = Int(values.last ?? "") else { throw SettingValueError(reason: "expected a whole number") }
+                guard range.contains(value) else {
+                    throw SettingValueError(reason: "must be between \(range.lowerBound) and \(range.upperBound)")
+                }
+                config[keyPath: field] = value
+            },
+            render: { String($0[keyPath: field]) })
+    }
+
+    private static func parseSize(_ text: String, atLeast minimum: ByteSize) throws -> ByteSize {
+        let size: ByteSize
+        do { size = try ByteSize(parsing: text) } catch { throw SettingValueError(reason: error.description) }
+        guard size >= minimum else { throw SettingValueError(reason: "must be at least \(minimum)") }
+        return size
+    }
+
+    private static func size(
+        _ key: String, atLeast minimum: ByteSize, help: String,
+        _ field: WritableKeyPath<ServerConfiguration, ByteSize> & Sendable
+    ) -> ConfigurationSetting {
+        ConfigurationSetting(
+            key: key, valueName: "SIZE", help: help,
+            apply: { config, values in config[keyPath: field] = try parseSize(values.last ?? "", atLeast: minimum) },
+            render: { $0[keyPath: field].description })
+    }
+
+    private static func optionalSize(
+        _ key: String, help: String, _ field: WritableKeyPath<ServerConfiguration, ByteSize?> & Sendable
+    ) -> ConfigurationSetting {
+        ConfigurationSetting(
+            key: key, valueName: "SIZE", help: help,
+            apply: { config, values in config[keyPath: field] = try parseSize(values.last ?? "", atLeast: ByteSize(1)) },
+            render: { $0[keyPath: field]?.description ?? "" })
+    }
+
+    private static func choice<Choice: RawRepresentable & CaseIterable & Sendable>(
+        _ key: String, help: String, _ field: WritableKeyPath<ServerConfiguration, Choice> & Sendable
+    ) -> ConfigurationSetting where Choice.RawValue == String {
+        let names = Choice.allCases.map(\.rawValue)
+        return ConfigurationSetting(
+            key: key, valueName: names.joined(separator: "|"), help: help,
+            apply: { config, values in
+                guard let value = Choice(rawValue: (values.last ?? "").lowercased()) else {
+                    throw SettingValueError(reason: "expected one of \(names.joined(separator: ", "))")
+                }
+                config[keyPath: field] = value
+            },
+            render: { $0[keyPath: field].rawValue })
+    }
+}

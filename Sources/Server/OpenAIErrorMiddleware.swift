@@ -1,0 +1,46 @@
+import Hummingbird
+import Logging
+
+/// Answers every failure with an OpenAI-style error body (unknown routes and methods included),
+/// and counts every answered request by endpoint and status.
+struct OpenAIErrorMiddleware: RouterMiddleware {
+    typealias Context = ServerRequestContext
+
+    let metrics: HTTPMetrics
+    let logger: Logger
+
+    /// Paths counted under their own name; others count as "other", so that a scan of random
+    /// paths cannot grow the metrics without bound.
+    private static let knownPaths: Set<String> = ["/v1/completions", "/v1/chat/completions", "/v1/models", "/health", "/metrics"]
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let endpoint = Self.knownPaths.contains(request.uri.path) ? request.uri.path : "other"
+        let response: Response
+        do {
+            response = try await next(request, context)
+        } catch {
+            let failure = Self.openAIError(error, request: request)
+            if failure.status.code >= 500 {
+                logger.error("\(request.method) \(request.uri.path) failed: \(failure.message)")
+            } else {
+                logger.info("\(request.method) \(request.uri.path) refused (\(failure.status.code)): \(failure.message)")
+            }
+            response = try failure.response(from: request, context: context)
+        }
+        metrics.recordRequest(endpoint: endpoint, status: response.status.code)
+        return response
+    }
+
+    private static func openAIError(_ error: any Error, request: Request) -> OpenAIError {
+        switch error {
+        case let error as OpenAIError:
+            return error
+        case let error as HTTPError where error.status == .notFound:
+            return OpenAIError(status: .notFound, message: "There is no route \(request.method) \(request.uri.path).", type: "invalid_request_error", code: "not_found")
+        case let error as HTTPResponseError where error.status.code < 500:
+            return OpenAIError(status: error.status, message: "\(error.status.reasonPhrase) (\(request.method) \(request.uri.path)).", type: "invalid_request_error")
+        default:
+            return .internalError("The server failed: \(error)")
+        }
+    }
+}

@@ -1,1 +1,0 @@
-// The Server module: see README.md for what it holds. (Placeholder until its first source lands.)

@@ -1,0 +1,90 @@
+import HiFCCore
+
+/// Which compute device the engine runs on (`--device cpu`, `cuda`, `cuda:1`).
+public enum DeviceSelection: Hashable, Sendable, CustomStringConvertible {
+    /// The CPU backend (the embedded default).
+    case cpu
+    /// The NVIDIA GPU of this index.
+    case cuda(Int)
+
+    /// Reads "cpu", "cuda" (GPU 0) or "cuda:N"; nil for anything else.
+    public init?(parsing text: String) {
+        let s = text.lowercased()
+        if s == "cpu" { self = .cpu; return }
+        if s == "cuda" { self = .cuda(0); return }
+        guard s.hasPrefix("cuda:"), let index = Int(s.dropFirst(5)), index >= 0 else { return nil }
+        self = .cuda(index)
+    }
+
+    public var description: String {
+        switch self {
+        case .cpu: return "cpu"
+        case .cuda(let index): return "cuda:\(index)"
+        }
+    }
+}
+
+/// Everything `hifc serve` can be told, from flags, `HIFC_*` environment variables or a YAML file.
+///
+/// One value type; `ConfigurationSchema.settings` is the one table that says how each field is
+/// named and parsed in all three places, and `ConfigurationLoader` applies them in order of
+/// precedence (flag > environment > YAML > default).
+public struct ServerConfiguration: Hashable, Sendable {
+    // MARK: Server
+
+    /// HF model directory; nil serves the synthetic model made on first use under `dataDirectory`.
+    public var model: String?
+    /// Name `/v1/models` lists and requests must use; nil uses the model directory's name.
+    public var servedModelName: String?
+    /// Address to listen on.
+    public var host = "127.0.0.1"
+    /// TCP port to listen on.
+    public var port = 8000
+    /// Largest request body accepted (larger ones get HTTP 413).
+    public var maxBodySize = ByteSize.mib(4)
+    /// Where the server keeps what it makes itself: the synthetic model, the default flash region.
+    public var dataDirectory = "hifc-data"
+
+    // MARK: Engine
+
+    /// Compute device.
+    public var device = DeviceSelection.cpu
+    /// Device memory for KV blocks (a size, or a count of blocks); small by default so that a few
+    /// concurrent requests already make the engine swap to flash.
+    public var kvBudget = KVBudget.bytes(.kib(256))
+    /// Tokens per KV block.
+    public var blockSize = 16
+    /// Most tokens computed in one engine step (prefill chunks plus decodes).
+    public var maxBatchTokens = 512
+    /// Most sequences running at once.
+    public var maxRunning = 64
+    /// What happens to a preempted sequence.
+    public var preemption = PreemptionMode.swapFlash
+    /// Most swapped sequences read back from flash ahead of their turn.
+    public var prefetchDepth = 2
+    /// Host memory of the DRAM swap tier (`swap-dram`, and the baseline of comparisons).
+    public var dramSwap = ByteSize.gib(1)
+
+    // MARK: Flash tier
+
+    /// Flash directories or devices; empty uses `<data-directory>/flash`.
+    public var flashPaths: [String] = []
+    /// Bytes of the flash region on each path (its pSLC area).
+    public var flashCapacity = ByteSize.mib(256)
+    /// Endurance rating of each region (decimal terabytes written), for the lifetime estimate.
+    public var flashTBW = ByteSize(6_000 * 1_000_000_000_000)
+    /// Bytes a path may be written per day before the flash store reports it; nil: no budget.
+    public var flashDailyWriteBudget: ByteSize?
+    /// How blocks are spread over several flash paths.
+    public var flashPlacement = FlashPlacementPolicy.stripe
+    /// Bytes of one log segment of the flash region.
+    public var flashSegmentSize = ByteSize.mib(8)
+
+    /// The embedded defaults.
+    public init() {}
+
+    /// The flash paths in use: the configured ones, or the default directory under `dataDirectory`.
+    public var effectiveFlashPaths: [String] {
+        flashPaths.isEmpty ? [dataDirectory + "/flash"] : flashPaths
+    }
+}

@@ -1,0 +1,112 @@
+import Backend
+import HiFCCore
+import XCTest
+
+/// The CPU backend's ops against plain loops, its GEMMs against each other, and the KV pool's
+/// alignment and copies.
+final class CPUBackendTests: XCTestCase {
+    private func tensor(_ backend: CPUBackend, _ values: [Float], _ shape: [Int]) throws -> DeviceTensor {
+        try backend.uploadFloat32(values, shape: shape)
+    }
+
+    private func values(_ count: Int, seed: Int) -> [Float] {
+        (0..<count).map { i in Float(((i * 7919 + seed * 104_729) % 2001) - 1000) / 1000 }
+    }
+
+    func testSwiftGEMMAndBLASAgreeWithPlainLoopsOnOddShapes() throws {
+        let backends = [CPUBackend(blas: nil)] + (BLASLibrary.load().map { [CPUBackend(blas: $0)] } ?? [])
+        for (m, n, k) in [(1, 1, 1), (1, 37, 19), (5, 7, 3), (4, 8, 16), (9, 13, 70), (33, 65, 129)] {
+            let a = values(m * k, seed: 1), b = values(n * k, seed: 2), bias = values(n, seed: 3)
+            var expected = [Float](repeating: 0, count: m * n)
+            for i in 0..<m {
+                for j in 0..<n {
+                    var s: Float = 0
+                    for p in 0..<k { s += a[i * k + p] * b[j * k + p] }
+                    expected[i * n + j] = s + bias[j]
+                }
+            }
+            for backend in backends {
+                let y = try backend.linear(try tensor(backend, a, [m, k]), weight: try tensor(backend, b, [n, k]),
+                                           bias: try tensor(backend, bias, [n]))
+                XCTAssertEqual(y.shape, [m, n])
+                let got = try backend.download(y)
+                for (g, e) in zip(got, expected) {
+                    XCTAssertEqual(g, e, accuracy: 1e-4 * max(1, abs(e)), "\(backend.name) \(m)x\(n)x\(k)")
+                }
+            }
+        }
+    }
+
+    func testLinearRejectsMismatchedShapes() throws {
+        let backend = CPUBackend(blas: nil)
+        XCTAssertThrowsError(try backend.linear(try tensor(backend, [1, 2, 3], [1, 3]),
+                                                weight: try tensor(backend, [1, 2, 3, 4], [2, 2]), bias: nil))
+    }
+
+    func testKVPoolBlocksAre4KiBAlignedAndCopiesRoundTrip() throws {
+        let layout = KVBlockLayout(layers: 3, kvHeads: 2, headDim: 8, blockTokens: 5, dtype: .float32)
+        let pool = try CPUBackend(blas: nil).makeKVCachePool(layout: layout, blocks: 4)
+        XCTAssertEqual(pool.blockStride % 4096, 0)
+        XCTAssertGreaterThanOrEqual(pool.blockStride, layout.blockBytes)
+        for block in 0..<4 {
+            guard case .host(let pointer) = try pool.address(ofBlock: block) else { return XCTFail("not a host pool") }
+            XCTAssertEqual(Int(bitPattern: pointer) % 4096, 0)
+        }
+        let source = (0..<(layout.blockBytes / 4)).map { Float($0) }
+        try source.withUnsafeBytes { try pool.copyBlock(2, from: $0) }
+        var back = [Float](repeating: 0, count: source.count)
+        try back.withUnsafeMutableBytes { try pool.copyBlock(2, to: $0) }
+        XCTAssertEqual(back, source)
+        try back.withUnsafeMutableBytes { try pool.copyBlock(1, to: $0) }
+        XCTAssertEqual(Set(back), [0], "a neighbouring block was touched")
+        XCTAssertThrowsError(try back.withUnsafeMutableBytes { try pool.copyBlock(4, to: $0) })
+        XCTAssertThrowsError(try Array(source.dropLast()).withUnsafeBytes { try pool.copyBlock(0, from: $0) })
+    }
+
+    func testPagedAttentionMatchesDenseCausalAttentionWithGroupedHeads() throws {
+        let backend = CPUBackend(blas: nil)
+        let heads = 4, kvHeads = 2, d = 4, blockTokens = 3, tokens = 7
+        let layout = KVBlockLayout(layers: 2, kvHeads: kvHeads, headDim: d, blockTokens: blockTokens, dtype: .float32)
+        let pool = try backend.makeKVCachePool(layout: layout, blocks: 6)
+        // Blocks out of order, to check that the block table is followed.
+        let table: [Int32] = [4, 1, 5]
+        let step = try backend.prepare(try StepBatch.make(
+            chunks: [(tokens: Array(repeating: 0, count: tokens), startPosition: 0, blockTable: table, wantsLogits: true)],
+            blockTokens: blockTokens))
+        let q = values(tokens * heads * d, seed: 4)
+        let k = values(tokens * kvHeads * d, seed: 5), v = values(tokens * kvHeads * d, seed: 6)
+        try backend.writeKV(k: try tensor(backend, k, [tokens, kvHeads * d]), v: try tensor(backend, v, [tokens, kvHeads * d]),
+                            layer: 1, pool: pool, step: step)
+        let scale: Float = 0.5
+        let out = try backend.download(try backend.pagedAttention(
+            q: try tensor(backend, q, [tokens, heads * d]), heads: heads, layer: 1, scale: scale, pool: pool, step: step))
+        for t in 0..<tokens {
+            for h in 0..<heads {
+                let g = h / (heads / kvHeads)
+                var scores = (0...t).map { j in
+                    (0..<d).reduce(Float(0)) { $0 + q[(t * heads + h) * d + $1] * k[(j * kvHeads + g) * d + $1] } * scale
+                }
+                let m = scores.max()!
+                scores = scores.map { exp($0 - m) }
+                let total = scores.reduce(0, +)
+                for e in 0..<d {
+                    let expected = (0...t).reduce(Float(0)) { $0 + scores[$1] / total * v[($1 * kvHeads + g) * d + e] }
+                    XCTAssertEqual(out[(t * heads + h) * d + e], expected, accuracy: 1e-5)
+                }
+            }
+        }
+    }
+
+    func testStepValidationRejectsBlocksOutsideThePool() throws {
+        let batch = try StepBatch.make(
+            chunks: [(tokens: [1, 2], startPosition: 0, blockTable: [9], wantsLogits: true)], blockTokens: 4)
+        XCTAssertThrowsError(try batch.validate(poolBlocks: 4))
+        XCTAssertThrowsError(try StepBatch.make(
+            chunks: [(tokens: [1, 2, 3], startPosition: 2, blockTable: [0], wantsLogits: true)], blockTokens: 4))
+    }
+
+    func testBLASCanBeTurnedOffByEnvironment() {
+        XCTAssertNil(BLASLibrary.load(environment: ["HIFC_BLAS": "off"]))
+        XCTAssertNil(BLASLibrary.load(environment: ["HIFC_BLAS_LIBRARY": "/nonexistent/libnothing.so"]))
+    }
+}

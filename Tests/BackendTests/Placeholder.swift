@@ -1,1 +1,0 @@
-// Tests of Backend. (Placeholder until its first test lands.)

@@ -1,0 +1,104 @@
+import Foundation
+import HiFCCore
+import XCTest
+
+@testable import Server
+
+final class ConfigurationTests: XCTestCase {
+    private func yamlFile(_ text: String) throws -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("hifc-\(UUID().uuidString).yaml").path
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: path) }
+        return path
+    }
+
+    func testDefaultsApplyWithNothingGiven() throws {
+        XCTAssertEqual(try ConfigurationLoader.load(arguments: [], environment: [:]), ServerConfiguration())
+    }
+
+    func testFlagBeatsEnvironmentBeatsYAMLBeatsDefault() throws {
+        let path = try yamlFile("""
+            port: 9001
+            host: 0.0.0.0
+            kv-budget: 2MiB
+            block-size: 32
+            flash:
+              capacity: 1GiB
+              paths: [/a, /b]
+            """)
+        let environment = ["HIFC_CONFIG": path, "HIFC_PORT": "9002", "HIFC_KV_BUDGET": "3MiB"]
+        let config = try ConfigurationLoader.load(arguments: ["--port", "9003"], environment: environment)
+        XCTAssertEqual(config.port, 9003, "flag over environment")
+        XCTAssertEqual(config.kvBudget, .bytes(.mib(3)), "environment over YAML")
+        XCTAssertEqual(config.host, "0.0.0.0", "YAML over default")
+        XCTAssertEqual(config.blockSize, 32)
+        XCTAssertEqual(config.flashCapacity, .gib(1))
+        XCTAssertEqual(config.flashPaths, ["/a", "/b"])
+        XCTAssertEqual(config.maxBatchTokens, ServerConfiguration().maxBatchTokens, "default where nothing is said")
+    }
+
+    func testEveryFlagFormAndListSetting() throws {
+        let config = try ConfigurationLoader.load(
+            arguments: [
+                "--model", "/m", "--device=cuda:1", "--flash-path", "/x", "--flash-path", "/y,/z", "--preemption", "swap-dram",
+                "--flash-placement", "affinity", "--flash-tbw", "6000TB", "--flash-daily-write-budget", "100GB",
+                "--served-model-name", "llama", "--max-body-size", "1MiB",
+            ],
+            environment: ["HIFC_FLASH_PATHS": "/ignored"])
+        XCTAssertEqual(config.model, "/m")
+        XCTAssertEqual(config.device, .cuda(1))
+        XCTAssertEqual(config.flashPaths, ["/x", "/y", "/z"])
+        XCTAssertEqual(config.preemption, .swapDRAM)
+        XCTAssertEqual(config.flashPlacement, .affinity)
+        XCTAssertEqual(config.flashTBW, ByteSize(6_000_000_000_000_000))
+        XCTAssertEqual(config.flashDailyWriteBudget, ByteSize(100_000_000_000))
+        XCTAssertEqual(config.servedModelName, "llama")
+        XCTAssertEqual(config.maxBodySize, .mib(1))
+    }
+
+    func testInvalidValuesNameTheSettingAndTheirSource() throws {
+        func refusal(_ arguments: [String], _ environment: [String: String] = [:]) -> String {
+            do {
+                _ = try ConfigurationLoader.load(arguments: arguments, environment: environment)
+                return "accepted"
+            } catch { return error.description }
+        }
+        XCTAssertTrue(refusal(["--port", "70000"]).contains("'port'"))
+        XCTAssertTrue(refusal(["--port", "70000"]).contains("flag --port"))
+        XCTAssertTrue(refusal([], ["HIFC_KV_BUDGET": "lots"]).contains("environment variable HIFC_KV_BUDGET"))
+        XCTAssertTrue(refusal(["--device", "tpu"]).contains("'device'"))
+        XCTAssertTrue(refusal(["--preemption", "swap"]).contains("recompute, swap-dram, swap-flash, auto"))
+        XCTAssertTrue(refusal(["--no-such-flag", "1"]).contains("Unknown option '--no-such-flag'"))
+        XCTAssertTrue(refusal(["--port"]).contains("needs a value"))
+        let typo = try yamlFile("flash:\n  capacty: 1GiB\n")
+        XCTAssertTrue(refusal(["--config", typo]).contains("Unknown setting 'flash.capacty'"))
+        let badValue = try yamlFile("flash:\n  segment-size: 1KiB\n")
+        XCTAssertTrue(refusal(["--config", badValue]).contains("key 'flash.segment-size' of \(badValue)"))
+        XCTAssertTrue(refusal(["--config", "/no/such/file.yaml"]).contains("/no/such/file.yaml"))
+    }
+
+    func testADeviceWithoutABackendIsRefusedAtStartNamingTheSetting() throws {
+        var configuration = ServerConfiguration()
+        configuration.device = .cuda(0)
+        configuration.dataDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("hifc-\(UUID().uuidString)").path
+        XCTAssertThrowsError(try ServingStack(configuration: configuration, logger: .init(label: "test"))) { error in
+            XCTAssertTrue("\(error)".contains("Setting 'device'"), "\(error)")
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: configuration.dataDirectory), "nothing was written")
+    }
+
+    func testNamesAreDerivedFromTheKey() throws {
+        let capacity = try XCTUnwrap(ConfigurationSchema.setting(key: "flash.capacity"))
+        XCTAssertEqual(capacity.flag, "--flash-capacity")
+        XCTAssertEqual(capacity.environment, "HIFC_FLASH_CAPACITY")
+        let budget = try XCTUnwrap(ConfigurationSchema.setting(key: "flash.daily-write-budget"))
+        XCTAssertEqual(budget.environment, "HIFC_FLASH_DAILY_WRITE_BUDGET")
+        XCTAssertEqual(Set(ConfigurationSchema.settings.map(\.flag)).count, ConfigurationSchema.settings.count)
+    }
+
+    func testReadmeTableIsTheSchemaTable() throws {
+        let readme = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../README.md")
+        let text = try String(contentsOf: readme, encoding: .utf8)
+        XCTAssertTrue(text.contains(ConfigurationSchema.markdownTable), "the README's configuration table must be exactly:\n\(ConfigurationSchema.markdownTable)")
+    }
+}

@@ -1,1 +1,0 @@
-// Tests of Server. (Placeholder until its first test lands.)

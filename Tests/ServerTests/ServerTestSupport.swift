@@ -1,0 +1,50 @@
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import Logging
+import Server
+import XCTest
+
+/// Runs `body` against an in-process server on `service`.
+func withServer(
+    _ service: ScriptedGenerationService, maxBodyBytes: Int = 1 << 20, setup: TestingSetup = .router,
+    _ body: @escaping @Sendable (any TestClientProtocol) async throws -> Void
+) async throws {
+    let routes = OpenAIRoutes(service: service, maxBodyBytes: maxBodyBytes, logger: Logger(label: "test"))
+    try await routes.application(address: .hostname("127.0.0.1", port: 0)).test(setup) { client in try await body(client) }
+}
+
+extension TestClientProtocol {
+    /// POSTs `json` (sent as written) to `uri`.
+    func post(_ uri: String, _ json: String) async throws -> TestResponse {
+        try await execute(uri: uri, method: .post, headers: [.contentType: "application/json"], body: ByteBuffer(string: json))
+    }
+}
+
+extension TestResponse {
+    /// The body as a JSON object.
+    var json: [String: Any] {
+        get throws {
+            let data = Data(body.readableBytesView)
+            return try XCTUnwrap(JSONSerialization.jsonObject(with: data) as? [String: Any], String(decoding: data, as: UTF8.self))
+        }
+    }
+
+    /// The `error` object of an OpenAI error body.
+    var error: [String: Any] {
+        get throws { try XCTUnwrap(json["error"] as? [String: Any]) }
+    }
+
+    /// The `data:` payloads of a server-sent event stream, in order.
+    var events: [String] {
+        String(buffer: body).components(separatedBy: "\n\n").filter { !$0.isEmpty }.map { event in
+            XCTAssertTrue(event.hasPrefix("data: "), "not an SSE data line: \(event)")
+            return String(event.dropFirst(6))
+        }
+    }
+}
+
+/// Parses a JSON object of an event.
+func jsonObject(_ text: String) throws -> [String: Any] {
+    try XCTUnwrap(JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
+}
