@@ -2,6 +2,7 @@ import ArgumentParser
 import Backend
 import CUDA
 import Logging
+import Server
 
 /// `--device`: which backend runs the model. "auto" (the default) takes GPU 0 when the CUDA
 /// driver finds one and the CPU backend otherwise; "cpu", "cuda" and "cuda:N" choose explicitly,
@@ -19,8 +20,11 @@ enum BackendChoice {
             }
             return CPUBackend(blas: BLASLibrary.load(logger: logger))
         default:
+            guard case .cuda(let ordinal) = DeviceSelection(parsing: device) else {
+                throw ValidationError("--device \(device): expected auto, cpu, cuda or cuda:N")
+            }
             do {
-                return try CUDABackend(ordinal: try CUDADeviceSelection.ordinal(device))
+                return try CUDABackend(ordinal: ordinal)
             } catch let error as CUDAError {
                 throw ValidationError("--device \(device): \(error)")
             }

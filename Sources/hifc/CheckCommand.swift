@@ -3,6 +3,7 @@ import CUDA
 import Foundation
 import HiFCCore
 import Models
+import Server
 
 /// `hifc check`: self-checks of the parts that need special hardware.
 struct CheckCommand: AsyncParsableCommand {
@@ -45,7 +46,10 @@ struct CheckGPUCommand: AsyncParsableCommand {
 
     func run() async throws {
         for line in CUDAProbe.run(flashPath: swapDir) { print(line) }
-        let gpu = try CUDADevice(ordinal: try CUDADeviceSelection.ordinal(device))
+        guard case .cuda(let ordinal) = DeviceSelection(parsing: device) else {
+            throw ValidationError("--device \(device): expected cuda or cuda:N")
+        }
+        let gpu = try CUDADevice(ordinal: ordinal)
         let started = Date()
         let check = try GPUSelfCheck(device: gpu)
         print("kernels compiled and loaded in \(String(format: "%.2f", Date().timeIntervalSince(started))) s")

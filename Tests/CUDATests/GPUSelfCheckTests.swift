@@ -15,11 +15,4 @@ final class GPUSelfCheckTests: XCTestCase {
         let results = try GPUSelfCheck(device: try CUDADevice(ordinal: 0)).runAll()
         for r in results { XCTAssertTrue(r.passed, "\(r)") }
     }
-
-    func testDeviceSelectionParsesCudaAndOrdinals() throws {
-        XCTAssertEqual(try CUDADeviceSelection.ordinal("cuda"), 0)
-        XCTAssertEqual(try CUDADeviceSelection.ordinal("cuda:3"), 3)
-        XCTAssertThrowsError(try CUDADeviceSelection.ordinal("cuda:x"))
-        XCTAssertThrowsError(try CUDADeviceSelection.ordinal("metal"))
-    }
 }
