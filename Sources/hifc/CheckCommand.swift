@@ -45,10 +45,10 @@ struct CheckGPUCommand: AsyncParsableCommand {
     var keepModels = false
 
     func run() async throws {
-        for line in CUDAProbe.run(flashPath: swapDir) { print(line) }
         guard case .cuda(let ordinal) = DeviceSelection(parsing: device) else {
             throw ValidationError("--device \(device): expected cuda or cuda:N")
         }
+        for line in CUDAProbe.run(flashPath: swapDir) { print(line) }
         let gpu = try CUDADevice(ordinal: ordinal)
         let started = Date()
         let check = try GPUSelfCheck(device: gpu)
