@@ -8,7 +8,13 @@ need=()
 python3 -c 'import numpy' 2>/dev/null || need+=(numpy)
 python3 -c 'import openai' 2>/dev/null || need+=(openai)
 python3 -c "import tokenizers" 2>/dev/null || need+=(tokenizers)
-python3 -c "import nvidia.cu13" 2>/dev/null || python3 -c "import nvidia.cuda_nvrtc" 2>/dev/null || need+=("nvidia-cuda-nvrtc==13.0.88")
+# The nvidia-cuda-nvrtc 13 wheel puts libnvrtc.so.13 in site-packages/nvidia/cu13/lib (a namespace
+# package that other cu13 wheels share), so look for the library itself, not the import.
+python3 - <<'PY' 2>/dev/null || need+=("nvidia-cuda-nvrtc==13.0.88")
+import glob, site, sys
+dirs = site.getsitepackages() + [site.getusersitepackages()]
+sys.exit(0 if any(glob.glob(d + "/nvidia/*/lib/libnvrtc.so.1[23]") for d in dirs) else 1)
+PY
 if [ ${#need[@]} -gt 0 ]; then
   python3 -m pip install -q "${need[@]}"
 fi

@@ -55,7 +55,12 @@ public final class EngineCore {
 
     /// An engine for `loaded` whose KV pool is sized by `configuration.kvBudget`. `flashTier` is
     /// the flash cache (`FlashTier` over a `FlashStore`), needed by `swap-flash` and `auto`.
-    public init(loaded: LoadedModel, configuration: EngineConfiguration, flashTier: (any KVTierStore)? = nil) throws {
+    /// `deviceSwapper`, given the KV pool, may return a backend's direct device<->flash swapper
+    /// (GPUDirect Storage) for the flash tier's store.
+    public init(
+        loaded: LoadedModel, configuration: EngineConfiguration, flashTier: (any KVTierStore)? = nil,
+        deviceSwapper: ((any KVCachePool) throws -> (any DeviceKVSwapper)?)? = nil
+    ) throws {
         self.configuration = configuration
         self.loaded = loaded
         let model = loaded.model
@@ -76,7 +81,8 @@ public final class EngineCore {
             tiers.append(flashTier)
         }
         let inbox = completions
-        swapper = Swapper(pool: kv, tiers: tiers) { inbox.post($0) }
+        let direct = try tiers.contains { $0.tier == .flash } ? deviceSwapper?(kv) : nil
+        swapper = Swapper(pool: kv, tiers: tiers, deviceSwapper: direct) { inbox.post($0) }
         runner = ModelRunner(model: model, kv: kv)
 
         let schedulerConfig = SchedulerConfig(

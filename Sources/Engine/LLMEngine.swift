@@ -1,3 +1,4 @@
+import Backend
 import Foundation
 import HiFCCore
 import Logging
@@ -21,9 +22,13 @@ public final class LLMEngine: GenerationService {
 
     /// Starts an engine for `loaded` and its step thread. The KV pool is sized by
     /// `configuration.kvBudget`; `flashTier` (a `FlashTier` over the `FlashStore`) is needed by
-    /// `swap-flash` and `auto`. `modelID` defaults to the model directory's name.
-    public init(loaded: LoadedModel, configuration: EngineConfiguration, flashTier: (any KVTierStore)? = nil) throws {
-        let core = try EngineCore(loaded: loaded, configuration: configuration, flashTier: flashTier)
+    /// `swap-flash` and `auto`; `deviceSwapper` may supply a backend's direct device<->flash path
+    /// for it (see `EngineCore.init`). `modelID` defaults to the model directory's name.
+    public init(
+        loaded: LoadedModel, configuration: EngineConfiguration, flashTier: (any KVTierStore)? = nil,
+        deviceSwapper: ((any KVCachePool) throws -> (any DeviceKVSwapper)?)? = nil
+    ) throws {
+        let core = try EngineCore(loaded: loaded, configuration: configuration, flashTier: flashTier, deviceSwapper: deviceSwapper)
         modelID = configuration.modelID ?? loaded.name
         maxContextTokens = core.maxSequenceTokens
         self.loaded = loaded

@@ -36,15 +36,18 @@ public struct SwapCompletion: Sendable {
 public final class Swapper: Sendable {
     private let pool: any KVCachePool
     private let tiers: [SwapTier: any KVTierStore]
+    private let deviceSwapper: (any DeviceKVSwapper)?
     private let onCompletion: @Sendable (SwapCompletion) -> Void
     private let logger = Logger(label: "hifc.swapper")
 
-    /// A swapper between `pool` and `tiers`.
+    /// A swapper between `pool` and `tiers`. `deviceSwapper`, when given (a GPU backend's), moves
+    /// flash swaps straight between device memory and flash instead of staging them here.
     public init(
-        pool: any KVCachePool, tiers: [any KVTierStore],
+        pool: any KVCachePool, tiers: [any KVTierStore], deviceSwapper: (any DeviceKVSwapper)? = nil,
         onCompletion: @escaping @Sendable (SwapCompletion) -> Void
     ) {
         self.pool = pool
+        self.deviceSwapper = deviceSwapper
         self.tiers = Dictionary(tiers.map { ($0.tier, $0) }, uniquingKeysWith: { first, _ in first })
         self.onCompletion = onCompletion
     }
@@ -65,10 +68,17 @@ public final class Swapper: Sendable {
         var failure: KVTierError?
         do {
             guard let store = tiers[swap.tier] else { throw KVTierError.io("no \(swap.tier) tier is configured") }
-            try await withBlockBuffers(swap.blocks, direction) { buffers throws(KVTierError) in
+            if swap.tier == .flash, let device = deviceSwapper {
                 switch direction {
-                case .out: try await store.write(zip(keys, buffers).map { FlashPutItem(key: $0, bytes: UnsafeRawBufferPointer($1)) })
-                case .in: try await store.read(keys, into: buffers.map { FlashReadTarget($0) })
+                case .out: try await device.swapOutToFlash(blocks: swap.blocks, keys: keys)
+                case .in: try await device.swapInFromFlash(keys: keys, into: swap.blocks)
+                }
+            } else {
+                try await withBlockBuffers(swap.blocks, direction) { buffers throws(KVTierError) in
+                    switch direction {
+                    case .out: try await store.write(zip(keys, buffers).map { FlashPutItem(key: $0, bytes: UnsafeRawBufferPointer($1)) })
+                    case .in: try await store.read(keys, into: buffers.map { FlashReadTarget($0) })
+                    }
                 }
             }
         } catch let error as KVTierError {

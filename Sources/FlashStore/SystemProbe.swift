@@ -4,8 +4,8 @@ import HiFCCore
 import Glibc
 #endif
 
-/// What this machine offers the flash tier, for `hifc doctor`: O_DIRECT on a path, io_uring,
-/// and (through `LibraryProbe`) the NVIDIA libraries.
+/// What this machine offers the flash tier, for `hifc doctor`: O_DIRECT on a path and io_uring
+/// (the NVIDIA libraries are probed by the CUDA target's `CUDAProbe`).
 public enum SystemProbe {
     /// The outcome of one check: whether it passed and what was found or why not.
     public struct Finding: Hashable, Sendable {
@@ -79,47 +79,4 @@ public enum SystemProbe {
         return Finding(available: false, detail: "io_uring exists only on Linux; the store uses its pread/pwrite thread pool")
         #endif
     }
-}
-
-/// A dlopen probe for a shared library, reusable by every part that loads one at run time.
-public enum LibraryProbe {
-    /// Directories searched before the loader path: `$CUDA_HOME/lib64`, `/usr/local/cuda/lib64`.
-    public static var cudaDirectories: [String] {
-        var dirs: [String] = []
-        if let home = ProcessInfo.processInfo.environment["CUDA_HOME"], !home.isEmpty { dirs.append(home + "/lib64") }
-        dirs.append("/usr/local/cuda/lib64")
-        return dirs
-    }
-
-    /// Tries each of `names` (sonames, most preferred first) in each of `directories`, then
-    /// through the loader path; the finding names the file that opened, or every path tried.
-    public static func find(_ names: [String], in directories: [String] = cudaDirectories) -> SystemProbe.Finding {
-        var tried: [String] = []
-        for name in names {
-            for dir in directories {
-                let path = dir + "/" + name
-                tried.append(path)
-                if let handle = dlopen(path, RTLD_NOW | RTLD_LOCAL) {
-                    dlclose(handle)
-                    return SystemProbe.Finding(available: true, detail: path)
-                }
-            }
-        }
-        for name in names {
-            tried.append(name + " (loader path)")
-            if let handle = dlopen(name, RTLD_NOW | RTLD_LOCAL) {
-                dlclose(handle)
-                return SystemProbe.Finding(available: true, detail: "\(name) through the loader path")
-            }
-        }
-        return SystemProbe.Finding(available: false, detail: "not found; tried " + tried.joined(separator: ", "))
-    }
-
-    /// The NVIDIA libraries HiFC loads, by role, with the sonames to try.
-    public static let nvidiaLibraries: [(role: String, names: [String])] = [
-        ("CUDA driver", ["libcuda.so.1", "libcuda.so"]),
-        ("NVRTC", ["libnvrtc.so.13", "libnvrtc.so.12", "libnvrtc.so"]),
-        ("cuBLAS", ["libcublas.so.13", "libcublas.so.12", "libcublas.so"]),
-        ("cuFile", ["libcufile.so.0", "libcufile.so"]),
-    ]
 }

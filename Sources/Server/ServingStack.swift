@@ -38,14 +38,28 @@ public final class ServingStack: Sendable {
     public let routes: OpenAIRoutes
 
     /// Loads (or, with no `model`, first writes) the model, opens the flash store and starts the engine.
-    public init(configuration: ServerConfiguration, logger: Logger) throws {
+    /// `backend` makes the backend for a device other than the CPU (the command line passes the
+    /// CUDA one; without it such a device is refused); `deviceSwapper` may give the engine a
+    /// backend's direct device<->flash swapper for the KV pool and the flash store.
+    public init(
+        configuration: ServerConfiguration, logger: Logger,
+        backend: ((DeviceSelection) throws -> any ComputeBackend)? = nil,
+        deviceSwapper: ((any KVCachePool, FlashStore) throws -> (any DeviceKVSwapper)?)? = nil
+    ) throws {
         ServerMetrics.bootstrap()  // before the engine makes its instruments
         self.configuration = configuration
-        guard configuration.device == .cpu else {
+        let compute: any ComputeBackend
+        if configuration.device == .cpu {
+            compute = CPUBackend()
+        } else if let backend {
+            do { compute = try backend(configuration.device) } catch {
+                throw ServingStackError.deviceUnavailable(configuration.device, reason: "\(error)")
+            }
+        } else {
             throw ServingStackError.deviceUnavailable(configuration.device, reason: "serving runs on the CPU backend in this build; use --device cpu")
         }
         let directory = try configuration.model ?? DefaultModel.provision(dataDirectory: configuration.dataDirectory, logger: logger)
-        model = try LoadedModel(directory: directory, backend: CPUBackend(), logger: logger)
+        model = try LoadedModel(directory: directory, backend: compute, logger: logger)
 
         let usesFlash = configuration.preemption == .swapFlash || configuration.preemption == .auto
         if usesFlash {
@@ -58,8 +72,10 @@ public final class ServingStack: Sendable {
         } else {
             flashStore = nil
         }
+        let opened = flashStore
         engine = try LLMEngine(
-            loaded: model, configuration: configuration.engineConfiguration, flashTier: flashStore.map { FlashTier(store: $0) })
+            loaded: model, configuration: configuration.engineConfiguration, flashTier: flashStore.map { FlashTier(store: $0) },
+            deviceSwapper: { pool in try opened.flatMap { try deviceSwapper?(pool, $0) } })
         let store = flashStore
         routes = OpenAIRoutes(
             service: engine, servedModelName: configuration.servedModelName, maxBodyBytes: Int(configuration.maxBodySize.bytes),

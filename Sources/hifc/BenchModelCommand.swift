@@ -18,6 +18,7 @@ struct BenchModelCommand: ParsableCommand {
     @Flag(name: .customLong("swift-gemm"), help: "Use the Swift GEMM even when a BLAS library is found.")
     var swiftGEMM = false
     @Flag(help: "Print one JSON object per measurement instead of a table.") var json = false
+    @Option(help: "cpu (the default here), auto, cuda or cuda:N.") var device: String = "cpu"
 
     func run() throws {
         let batches = batch.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
@@ -27,7 +28,7 @@ struct BenchModelCommand: ParsableCommand {
         guard promptTokens > 0, decodeTokens > 0 else {
             throw ValidationError("--prompt-tokens and --decode-tokens must be positive")
         }
-        let backend = CPUBackend(blas: swiftGEMM ? nil : BLASLibrary.load())
+        let backend: any ComputeBackend = device == "cpu" ? CPUBackend(blas: swiftGEMM ? nil : BLASLibrary.load()) : try BackendChoice.make(device)
         let loadStart = Date()
         let loaded = try LoadedModel(directory: model, backend: backend)
         let loadSeconds = Date().timeIntervalSince(loadStart)

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Backend
+import CUDA
 import Engine
 import FlashStore
 import Foundation
@@ -70,6 +71,9 @@ struct BenchSwapCommand: AsyncParsableCommand {
 
     @Option(help: "Also write the figures to this CSV file.")
     var csv: String?
+
+    @Option(help: "cpu (the default here), auto, cuda or cuda:N. On a GPU, swap-flash moves blocks with cuFile.")
+    var device: String = "cpu"
 
     /// The figures of one mode.
     struct Result: Codable {
@@ -173,7 +177,10 @@ struct BenchSwapCommand: AsyncParsableCommand {
         let configuration = EngineConfiguration(
             kvBudget: budget, blockTokens: blockTokens, maxStepTokens: maxStepTokens, maxRunning: requests,
             preemption: mode, prefetchDepth: prefetchDepth, hostSwapCapacity: dram)
-        let engine = try LLMEngine(loaded: loaded, configuration: configuration, flashTier: flashStore.map { FlashTier(store: $0) })
+        let store = flashStore
+        let engine = try LLMEngine(
+            loaded: loaded, configuration: configuration, flashTier: flashStore.map { FlashTier(store: $0) },
+            deviceSwapper: { pool in store.flatMap { (pool as? CUDAKVCachePool)?.makeFlashSwapper(store: $0) } })
         defer { engine.shutdown() }
         return try await measure(engine, mode: mode, work: work, tbw: tbw)
     }
@@ -190,7 +197,7 @@ struct BenchSwapCommand: AsyncParsableCommand {
                 try SynthModel(architecture: .llama, preset: preset).write(to: directory)
             }
         }
-        return try LoadedModel(directory: directory, backend: CPUBackend())
+        return try LoadedModel(directory: directory, backend: device == "cpu" ? CPUBackend() : try BackendChoice.make(device))
     }
 
     /// Runs every request at once through `engine` and collects the figures.

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CUDA
 import FlashStore
 import Foundation
 
@@ -18,16 +19,17 @@ struct DoctorCommand: AsyncParsableCommand {
             flashPath ?? ProcessInfo.processInfo.environment["HIFC_FLASH_PATHS"] ?? FileManager.default.currentDirectoryPath)
         var findings: [(String, SystemProbe.Finding)] = paths.map { ("O_DIRECT", SystemProbe.directIO(in: $0)) }
         findings.append(("io_uring", SystemProbe.ioUring()))
-        findings += Self.libraryFindings()
+        findings += Self.nvidiaFindings(flashPath: paths.first)
         let width = findings.map(\.0.count).max() ?? 0
         for (name, finding) in findings {
             print(name.padding(toLength: width, withPad: " ", startingAt: 0), finding.available ? "ok     " : "missing", finding.detail)
         }
     }
 
-    /// The NVIDIA libraries, probed by dlopen over `$CUDA_HOME/lib64`, `/usr/local/cuda/lib64`
-    /// and the loader path.
-    static func libraryFindings() -> [(String, SystemProbe.Finding)] {
-        LibraryProbe.nvidiaLibraries.map { ($0.role, LibraryProbe.find($0.names)) }
+    /// The NVIDIA stack as the CUDA backend finds it (`CUDAProbe`): each library with its path
+    /// and version (or every path tried), each GPU with its compute capability and memory, and
+    /// whether cuFile can register a file on the first flash path (or why not).
+    static func nvidiaFindings(flashPath: String?) -> [(String, SystemProbe.Finding)] {
+        CUDAProbe.run(flashPath: flashPath).map { ($0.item, SystemProbe.Finding(available: $0.ok, detail: $0.detail)) }
     }
 }

@@ -22,6 +22,7 @@ struct GenerateCommand: ParsableCommand {
     @Option(help: "Stop string (repeatable).") var stop: [String] = []
     @Option(name: .customLong("block-size"), help: "Tokens per KV block.") var blockSize: Int = 64
     @Flag(help: "Print token counts and speeds to stderr at the end.") var stats = false
+    @Option(help: "auto (GPU 0 if there is one, else CPU), cpu, cuda or cuda:N.") var device: String = "auto"
 
     func run() throws {
         guard maxTokens > 0 else { throw ValidationError("--max-tokens must be positive") }
@@ -30,7 +31,7 @@ struct GenerateCommand: ParsableCommand {
         guard blockSize > 0 else { throw ValidationError("--block-size must be positive") }
         var logger = Logger(label: "hifc.generate")
         logger.logLevel = .warning
-        let backend = CPUBackend(blas: BLASLibrary.load(logger: logger))
+        let backend = try BackendChoice.make(device, logger: logger)
         let loaded = try LoadedModel(directory: model, backend: backend, logger: logger)
         let tokens = chat
             ? loaded.encodeChat([ChatTurn(role: "user", content: prompt)])

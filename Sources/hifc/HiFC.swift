@@ -13,6 +13,7 @@ struct HiFC: AsyncParsableCommand {
             BenchCommand.self,
             InspectCommand.self,
             DoctorCommand.self,
+            CheckCommand.self,
         ]
     )
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CUDA
 import Foundation
 import Hummingbird
 import Logging
@@ -29,7 +30,10 @@ struct ServeCommand: AsyncParsableCommand {
         let logger = Logger(label: "hifc.serve")
         let stack: ServingStack
         do {
-            stack = try ServingStack(configuration: configuration, logger: logger)
+            stack = try ServingStack(
+                configuration: configuration, logger: logger,
+                backend: { try BackendChoice.make($0.description, logger: logger) },
+                deviceSwapper: { pool, store in (pool as? CUDAKVCachePool)?.makeFlashSwapper(store: store) })
         } catch {
             logger.critical("cannot start: \(error)")
             throw ExitCode(1)

@@ -1,0 +1,57 @@
+import Backend
+import FlashStore
+import HiFCCore
+
+/// The paged KV cache in GPU memory (bf16, block-major), as the model and the engine see it.
+/// `address(ofBlock:)` answers device addresses, which the transfer engine hands to cuFile.
+public final class CUDAKVCachePool: KVCachePool, @unchecked Sendable {
+    // Immutable; block contents are ordered by streams and events.
+    /// The blocks.
+    public let pool: DeviceBlockPool
+    let device: CUDADevice
+    /// The stream the model's ops run on: copies of a block wait for the work queued there.
+    public let compute: CUDAStream
+    let kernels: CUDAKernels
+
+    init(device: CUDADevice, layout: KVBlockLayout, blocks: Int, compute: CUDAStream, kernels: CUDAKernels) throws {
+        self.device = device
+        self.compute = compute
+        self.kernels = kernels
+        pool = try DeviceBlockPool(device: device, layout: layout, blocks: blocks)
+    }
+
+    public var layout: KVBlockLayout { pool.layout }
+    public var blockCount: Int { pool.blocks }
+    public var blockStride: Int { pool.blockStride }
+
+    /// Copies a block to host memory on a stream of its own, after the compute stream's queued
+    /// work (an event), so the copy does not stall the model.
+    public func copyBlock(_ block: Int, to destination: UnsafeMutableRawBufferPointer) throws {
+        try checkBlock(block, bytes: destination.count)
+        let ready = try device.makeEvent()
+        try ready.record(on: compute)
+        let stream = try device.makeStream()
+        try stream.wait(for: ready)
+        try stream.copy(from: try pool.address(of: block), to: destination.baseAddress!, bytes: layout.blockBytes)
+        try stream.synchronize()
+    }
+
+    /// Overwrites a block from host memory on a stream of its own; returns when the bytes are on
+    /// the device, so later compute work sees them.
+    public func copyBlock(_ block: Int, from source: UnsafeRawBufferPointer) throws {
+        try checkBlock(block, bytes: source.count)
+        let stream = try device.makeStream()
+        try stream.copy(from: source.baseAddress!, to: try pool.address(of: block), bytes: layout.blockBytes)
+        try stream.synchronize()
+    }
+
+    /// A swapper that moves this pool's blocks between GPU memory and `store` with cuFile, or
+    /// the O_DIRECT staging ring where cuFile refuses (`useCUFile: false` forces the ring).
+    public func makeFlashSwapper(store: FlashStore, useCUFile: Bool = true) -> CUDAFlashSwap {
+        CUDAFlashSwap(pool: pool, store: store, kernels: kernels, compute: compute, useCUFile: useCUFile)
+    }
+
+    public func address(ofBlock block: Int) throws -> KVBlockAddress {
+        .device(try pool.address(of: block))
+    }
+}

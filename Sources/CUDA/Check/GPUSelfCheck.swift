@@ -1,0 +1,358 @@
+import Foundation
+import HiFCCore
+
+/// One line of `hifc check gpu`: an op run on the GPU against a float64 host reference.
+public struct GPUCheckResult: Sendable, CustomStringConvertible {
+    /// What was checked ("rmsnorm 17x4096").
+    public var name: String
+    /// ‖gpu − ref‖ / ‖ref‖, or mismatching elements for exact checks.
+    public var error: Double
+    /// The largest error that passes.
+    public var tolerance: Double
+    /// A failure's cause, when the check could not run.
+    public var failure: String?
+
+    /// A result; `failure` says why the check could not run.
+    public init(name: String, error: Double, tolerance: Double, failure: String? = nil) {
+        self.name = name
+        self.error = error
+        self.tolerance = tolerance
+        self.failure = failure
+    }
+
+    /// Whether the check passed.
+    public var passed: Bool { failure == nil && error <= tolerance && !error.isNaN }
+
+    public var description: String {
+        let status = passed ? "ok  " : "FAIL"
+        if let failure { return "\(status) \(name): \(failure)" }
+        return "\(status) \(name): error \(String(format: "%.3e", error)) (tolerance \(String(format: "%.0e", tolerance)))"
+    }
+}
+
+/// Runs every kernel and the cuBLAS product on fresh random inputs and compares each with a
+/// float64 reference computed on the host (METHOD.md: fresh inputs, poisoned outputs, every
+/// call checked). Outputs are filled with NaN bits before each run so unwritten elements fail.
+public final class GPUSelfCheck: @unchecked Sendable {
+    // Used from one thread at a time (the command that runs the checks).
+    let device: CUDADevice
+    /// The compiled kernels under check.
+    public let kernels: CUDAKernels
+    /// The cuBLAS handle under check.
+    public let blas: CUBLAS
+    let stream: CUDAStream
+
+    /// Compiles the kernels for `device` and creates a cuBLAS handle.
+    public init(device: CUDADevice) throws {
+        self.device = device
+        kernels = CUDAKernels(library: try KernelLibrary(device: device, sources: try KernelSources.load()))
+        blas = try CUBLAS(device: device)
+        stream = try device.makeStream()
+    }
+
+    /// Every check, in order; a check that throws is reported as failed with the error.
+    public func runAll() -> [GPUCheckResult] {
+        var results: [GPUCheckResult] = []
+        let checks: [(String, () throws -> [GPUCheckResult])] = [
+            ("bf16 conversion", checkConversions), ("embedding", checkEmbedding), ("rmsnorm", checkRMSNorm),
+            ("rope", checkRope), ("silu*mul", checkSiluMul), ("residual add", checkResidualAdd),
+            ("gemm", checkGemm), ("kv write + paged attention", checkAttention), ("argmax/top-k", checkSampling),
+        ]
+        for (name, check) in checks {
+            do { results += try check() } catch {
+                results.append(GPUCheckResult(name: name, error: .nan, tolerance: 0, failure: "\(error)"))
+            }
+        }
+        return results
+    }
+
+    // MARK: helpers
+
+    func upload(_ values: [Float]) throws -> DeviceBuffer {
+        let b = try device.allocate(max(4, values.count * 4)); try b.upload(values); return b
+    }
+
+    func upload(_ values: [Int32]) throws -> DeviceBuffer {
+        let b = try device.allocate(max(4, values.count * 4)); try b.upload(values); return b
+    }
+
+    /// Uploads `values` rounded to bf16; returns the buffer and the rounded values.
+    func uploadBF16(_ values: [Float]) throws -> (DeviceBuffer, [Float]) {
+        let bits = values.map(HostReference.bf16)
+        let b = try device.allocate(max(2, bits.count * 2)); try b.upload(bits)
+        return (b, bits.map { HostReference.float(bf16: $0) })
+    }
+
+    /// A buffer of `bytes` filled with 0xFF (NaN as fp32 and bf16).
+    func poisoned(_ bytes: Int) throws -> DeviceBuffer {
+        let b = try device.allocate(bytes)
+        try stream.fill(b.address, value: 0xff, bytes: bytes)
+        return b
+    }
+
+    func downloadBF16(_ b: DeviceBuffer, count: Int) throws -> [Float] {
+        try stream.synchronize()
+        return try b.download(UInt16.self, count: count).map { HostReference.float(bf16: $0) }
+    }
+
+    func downloadF32(_ b: DeviceBuffer, count: Int) throws -> [Float] {
+        try stream.synchronize()
+        return try b.download(Float.self, count: count)
+    }
+
+    // MARK: checks
+
+    func checkConversions() throws -> [GPUCheckResult] {
+        let n = (1 << 20) + 7
+        var x = HostReference.randomNormal(n, scale: 3)
+        x[0] = .infinity; x[1] = -.infinity; x[2] = 1e-40; x[3] = 3.0e38
+        let input = try upload(x)
+        let out16 = try poisoned(n * 2)
+        try kernels.f32ToBF16(input.address, out16.address, count: n, stream: stream)
+        try stream.synchronize()
+        let bits = try out16.download(UInt16.self, count: n)
+        let mismatches = zip(bits, x).filter { $0 != HostReference.bf16($1) }.count
+        let back = try poisoned(n * 4)
+        try kernels.bf16ToF32(out16.address, back.address, count: n, stream: stream)
+        let f = try downloadF32(back, count: n)
+        let mismatches2 = zip(f, bits).filter { $0.bitPattern != HostReference.float(bf16: $1).bitPattern }.count
+        return [
+            GPUCheckResult(name: "f32->bf16 \(n) values (mismatching bits)", error: Double(mismatches), tolerance: 0),
+            GPUCheckResult(name: "bf16->f32 \(n) values (mismatching bits)", error: Double(mismatches2), tolerance: 0),
+        ]
+    }
+
+    func checkEmbedding() throws -> [GPUCheckResult] {
+        let vocab = 1000, dim = 576, tokens = 37
+        let (table, tableValues) = try uploadBF16(HostReference.randomNormal(vocab * dim))
+        let ids = (0..<tokens).map { _ in Int32.random(in: 0..<Int32(vocab)) }
+        let idBuf = try upload(ids)
+        let out = try poisoned(tokens * dim * 4)
+        try kernels.embedding(table: table.address, ids: idBuf.address, output: out.address, tokens: tokens, dim: dim, stream: stream)
+        let got = try downloadF32(out, count: tokens * dim)
+        var ref: [Double] = []
+        for id in ids { ref += tableValues[Int(id) * dim..<(Int(id) + 1) * dim].map(Double.init) }
+        return [GPUCheckResult(name: "embedding \(tokens) tokens x \(dim)", error: HostReference.relativeError(got, ref), tolerance: 0)]
+    }
+
+    func checkRMSNorm() throws -> [GPUCheckResult] {
+        var results: [GPUCheckResult] = []
+        for (rows, dim) in [(17, 4096), (3, 576)] {
+            let x = HostReference.randomNormal(rows * dim, scale: 2)
+            let (w, wv) = try uploadBF16(HostReference.randomNormal(dim, scale: 0.5).map { $0 + 1 })
+            let xb = try upload(x)
+            var ref = [Double](repeating: 0, count: rows * dim)
+            for r in 0..<rows {
+                let row = x[r * dim..<(r + 1) * dim].map(Double.init)
+                let inv = 1 / ((row.reduce(0) { $0 + $1 * $1 } / Double(dim)) + 1e-5).squareRoot()
+                for i in 0..<dim { ref[r * dim + i] = row[i] * inv * Double(wv[i]) }
+            }
+            let out16 = try poisoned(rows * dim * 2)
+            try kernels.rmsNorm(xb.address, weight: w.address, output: out16.address, rows: rows, dim: dim, eps: 1e-5, bf16Output: true, stream: stream)
+            results.append(GPUCheckResult(name: "rmsnorm \(rows)x\(dim) bf16 out", error: HostReference.relativeError(try downloadBF16(out16, count: rows * dim), ref), tolerance: 8e-3))
+            let out32 = try poisoned(rows * dim * 4)
+            try kernels.rmsNorm(xb.address, weight: w.address, output: out32.address, rows: rows, dim: dim, eps: 1e-5, bf16Output: false, stream: stream)
+            results.append(GPUCheckResult(name: "rmsnorm \(rows)x\(dim) f32 out", error: HostReference.relativeError(try downloadF32(out32, count: rows * dim), ref), tolerance: 1e-5))
+        }
+        return results
+    }
+
+    func checkRope() throws -> [GPUCheckResult] {
+        let tokens = 9, heads = 8, hd = 128, stride = 3 * heads * hd
+        let x = HostReference.randomNormal(tokens * stride)
+        let positions = (0..<tokens).map { _ in Int32.random(in: 0..<131_072) }
+        let inv = HostReference.ropeInverseFrequencies(headDim: hd, theta: 500_000, llama3: (8, 1, 4, 8192))
+        let xb = try upload(x), pb = try upload(positions), ib = try upload(inv)
+        try kernels.rope(xb.address, rowStride: stride, positions: pb.address, inverseFrequencies: ib.address, tokens: tokens, heads: heads, headDim: hd, stream: stream)
+        let got = try downloadF32(xb, count: tokens * stride)
+        var ref = x.map(Double.init)
+        for t in 0..<tokens {
+            for h in 0..<heads {
+                for i in 0..<hd / 2 {
+                    // The angle is formed in fp32, as HF does; the reference differs only in cos/sin.
+                    let angle = Double(Float(positions[t]) * inv[i])
+                    let a = Double(x[t * stride + h * hd + i]), b = Double(x[t * stride + h * hd + i + hd / 2])
+                    ref[t * stride + h * hd + i] = a * cos(angle) - b * sin(angle)
+                    ref[t * stride + h * hd + i + hd / 2] = b * cos(angle) + a * sin(angle)
+                }
+            }
+        }
+        return [GPUCheckResult(name: "rope \(tokens) tokens x \(heads) heads x \(hd), llama3 scaling", error: HostReference.relativeError(got, ref), tolerance: 1e-4)]
+    }
+
+    func checkSiluMul() throws -> [GPUCheckResult] {
+        let rows = 13, inter = 1000
+        let gu = HostReference.randomNormal(rows * 2 * inter, scale: 2)
+        let b = try upload(gu)
+        let out = try poisoned(rows * inter * 2)
+        try kernels.siluMul(gate: b.address, up: b.address + UInt64(inter * 4), stride: 2 * inter, output: out.address, inter: inter, rows: rows, stream: stream)
+        var ref: [Double] = []
+        for r in 0..<rows {
+            for i in 0..<inter {
+                let g = Double(gu[r * 2 * inter + i]), u = Double(gu[r * 2 * inter + inter + i])
+                ref.append(g / (1 + exp(-g)) * u)
+            }
+        }
+        return [GPUCheckResult(name: "silu*mul \(rows)x\(inter) fused gate|up", error: HostReference.relativeError(try downloadBF16(out, count: rows * inter), ref), tolerance: 8e-3)]
+    }
+
+    func checkResidualAdd() throws -> [GPUCheckResult] {
+        let n = 100_003
+        let x = HostReference.randomNormal(n), y = HostReference.randomNormal(n)
+        let xb = try upload(x), yb = try upload(y)
+        try kernels.residualAdd(xb.address, yb.address, count: n, stream: stream)
+        let ref = zip(x, y).map { Double($0) + Double($1) }
+        return [GPUCheckResult(name: "residual add \(n)", error: HostReference.relativeError(try downloadF32(xb, count: n), ref), tolerance: 1e-7)]
+    }
+
+    func checkGemm() throws -> [GPUCheckResult] {
+        var results: [GPUCheckResult] = []
+        for (m, n, k) in [(1, 1536, 1024), (16, 1000, 576), (100, 384, 2048)] {
+            let (x, xv) = try uploadBF16(HostReference.randomNormal(m * k))
+            let (w, wv) = try uploadBF16(HostReference.randomNormal(n * k, scale: 0.05))
+            var ref = [Double](repeating: 0, count: m * n)
+            for i in 0..<m {
+                for j in 0..<n {
+                    var s = 0.0
+                    for l in 0..<k { s += Double(xv[i * k + l]) * Double(wv[j * k + l]) }
+                    ref[i * n + j] = s
+                }
+            }
+            let y = try poisoned(m * n * 4)
+            try blas.linear(x: x.address, w: w.address, y: y.address, yType: .float32, m: m, n: n, k: k, stream: stream)
+            results.append(GPUCheckResult(name: "cublas linear \(m)x\(k) · (\(n)x\(k))ᵀ f32 out", error: HostReference.relativeError(try downloadF32(y, count: m * n), ref), tolerance: 1e-5))
+            let y16 = try poisoned(m * n * 2)
+            try blas.linear(x: x.address, w: w.address, y: y16.address, yType: .bfloat16, m: m, n: n, k: k, stream: stream)
+            results.append(GPUCheckResult(name: "cublas linear \(m)x\(k) · (\(n)x\(k))ᵀ bf16 out", error: HostReference.relativeError(try downloadBF16(y16, count: m * n), ref), tolerance: 8e-3))
+        }
+        return results
+    }
+
+    func checkAttention() throws -> [GPUCheckResult] {
+        // Each kernel variant: head dim <= 128 with groups of <= 4 and of <= 8, and head dim 256.
+        try checkAttention(headDim: 128, qHeads: 8) + checkAttention(headDim: 16, qHeads: 4)
+            + checkAttention(headDim: 64, qHeads: 12) + checkAttention(headDim: 256, qHeads: 14)
+    }
+
+    func checkAttention(headDim: Int, qHeads: Int) throws -> [GPUCheckResult] {
+        let layout = KVBlockLayout(layers: 3, kvHeads: 2, headDim: headDim, blockTokens: 16, dtype: .bfloat16)
+        let layer = 1, poolBlocks = 96
+        let contexts = [1, 100, 700, 17]
+        let maxBlocks = layout.blocks(forTokens: contexts.max()!)
+        // Each sequence gets distinct blocks in shuffled order, so block-table indexing is exercised.
+        var free = Array(0..<poolBlocks).shuffled()
+        var tables = [[Int32]]()
+        for c in contexts {
+            tables.append((0..<layout.blocks(forTokens: c)).map { _ in Int32(free.removeLast()) })
+        }
+        let tableStride = maxBlocks
+        var flatTables = [Int32](repeating: -1, count: contexts.count * tableStride)
+        for (s, t) in tables.enumerated() { for (i, b) in t.enumerated() { flatTables[s * tableStride + i] = b } }
+        // Blocks further apart than their size, so the kernels' use of the stride is exercised.
+        let stride = layout.blockBytes + 8192
+        let pool = try poisoned(poolBlocks * stride)
+        // New K/V for every token of every sequence, written by kv_write as one batch.
+        let te = layout.tokenElements, kvStride = 2 * te + 64
+        let totalTokens = contexts.reduce(0, +)
+        let kv = HostReference.randomNormal(totalTokens * kvStride)
+        var slots: [Int32] = []
+        for (s, c) in contexts.enumerated() {
+            for t in 0..<c { slots.append(tables[s][t / layout.blockTokens] * Int32(layout.blockTokens) + Int32(t % layout.blockTokens)) }
+        }
+        let kvb = try upload(kv), slotb = try upload(slots)
+        try kernels.writeKV(pool: pool.address, blockStride: stride, k: kvb.address, v: kvb.address + UInt64(te * 4), kvStride: kvStride, slots: slotb.address,
+                            tokens: totalTokens, layer: layer, layout: layout, stream: stream)
+        try stream.synchronize()
+        // The pool must hold exactly the rounded K/V at each token's place.
+        let poolBits = try pool.download(UInt16.self, count: poolBlocks * stride / 2)
+        var poolMismatch = 0
+        var keys = [[Float]](), values = [[Float]]()  // per global token
+        for (g, slot) in slots.enumerated() {
+            let block = Int(slot) / layout.blockTokens, off = Int(slot) % layout.blockTokens
+            let kOff = block * stride / 2 + layout.elementOffset(layer: layer, value: false, token: off)
+            let vOff = block * stride / 2 + layout.elementOffset(layer: layer, value: true, token: off)
+            let k = (0..<te).map { HostReference.roundBF16(kv[g * kvStride + $0]) }
+            let v = (0..<te).map { HostReference.roundBF16(kv[g * kvStride + te + $0]) }
+            for i in 0..<te where poolBits[kOff + i] != HostReference.bf16(k[i]) || poolBits[vOff + i] != HostReference.bf16(v[i]) { poolMismatch += 1 }
+            keys.append(k); values.append(v)
+        }
+        var results = [GPUCheckResult(name: "kv write (head dim \(headDim)) \(totalTokens) tokens into the block-major pool (mismatching elements)", error: Double(poolMismatch), tolerance: 0)]
+        let tableb = try upload(flatTables)
+        let hd = layout.headDim, scale = 1 / Float(hd).squareRoot()
+        let groupSize = qHeads / layout.kvHeads
+        var firstToken = [0]
+        for c in contexts { firstToken.append(firstToken.last! + c) }
+
+        func reference(q: [Float], rowSeq: [Int], rowLen: [Int]) -> [Double] {
+            var out = [Double](repeating: 0, count: rowSeq.count * qHeads * hd)
+            for r in 0..<rowSeq.count {
+                for h in 0..<qHeads {
+                    let kvh = h / groupSize
+                    var scores = [Double]()
+                    for t in 0..<rowLen[r] {
+                        let k = keys[firstToken[rowSeq[r]] + t]
+                        var s = 0.0
+                        for d in 0..<hd { s += Double(q[r * qHeads * hd + h * hd + d] * scale) * Double(k[kvh * hd + d]) }
+                        scores.append(s)
+                    }
+                    let mx = scores.max()!
+                    let e = scores.map { exp($0 - mx) }
+                    let z = e.reduce(0, +)
+                    for t in 0..<rowLen[r] {
+                        let v = values[firstToken[rowSeq[r]] + t]
+                        for d in 0..<hd { out[(r * qHeads + h) * hd + d] += e[t] / z * Double(v[kvh * hd + d]) }
+                    }
+                }
+            }
+            return out
+        }
+
+        func run(name: String, rowSeq: [Int], rowLen: [Int], splits: Int) throws {
+            let rows = rowSeq.count
+            let q = HostReference.randomNormal(rows * qHeads * hd)
+            let qb = try upload(q), rowb = try upload(rowSeq.map(Int32.init)), lenb = try upload(rowLen.map(Int32.init))
+            let scratch = try device.allocate(CUDAKernels.attentionScratchFloats(rows: rows, qHeads: qHeads, headDim: hd, splits: splits) * 4)
+            let out = try poisoned(rows * qHeads * hd * 2)
+            try kernels.pagedAttention(
+                q: qb.address, qStride: qHeads * hd, pool: pool.address, blockStride: stride, blockTables: tableb.address, tableStride: tableStride,
+                rowTable: rowb.address, contextLengths: lenb.address, maxContext: rowLen.max()!, output: out.address,
+                rows: rows, qHeads: qHeads, layer: layer, layout: layout, scale: scale, splits: splits,
+                scratch: scratch.address, stream: stream)
+            let got = try downloadBF16(out, count: rows * qHeads * hd)
+            results.append(GPUCheckResult(name: name, error: HostReference.relativeError(got, reference(q: q, rowSeq: rowSeq, rowLen: rowLen)), tolerance: 8e-3))
+        }
+        let seqs = Array(contexts.indices)
+        try run(name: "paged decode attention, head dim \(hd), contexts \(contexts), GQA \(qHeads)/\(layout.kvHeads), 1 split", rowSeq: seqs, rowLen: contexts, splits: 1)
+        try run(name: "paged decode attention, head dim \(hd), contexts \(contexts), 5 splits", rowSeq: seqs, rowLen: contexts, splits: 5)
+        // Prefill: every token of sequence 1 as a query row, causally masked by its context length.
+        let p = contexts[1]
+        try run(name: "paged prefill attention, head dim \(hd), \(p) causal query rows, 3 splits", rowSeq: Array(repeating: 1, count: p), rowLen: Array(1...p), splits: 3)
+        return results
+    }
+
+    func checkSampling() throws -> [GPUCheckResult] {
+        let rows = 4, vocab = 128_256, k = 8
+        let logits = HostReference.randomNormal(rows * vocab, scale: 4)
+        let lb = try upload(logits)
+        let out = try poisoned(rows * 4)
+        try kernels.argmax(logits: lb.address, rows: rows, vocab: vocab, output: out.address, stream: stream)
+        try stream.synchronize()
+        let got = try out.download(Int32.self, count: rows)
+        var wrong = 0
+        var wrongTopK = 0
+        let tv = try poisoned(rows * k * 4), ti = try poisoned(rows * k * 4)
+        try kernels.topK(logits: lb.address, rows: rows, vocab: vocab, k: k, values: tv.address, indices: ti.address, stream: stream)
+        try stream.synchronize()
+        let gotIdx = try ti.download(Int32.self, count: rows * k)
+        for r in 0..<rows {
+            let row = Array(logits[r * vocab..<(r + 1) * vocab])
+            let order = row.indices.sorted { row[$0] > row[$1] || (row[$0] == row[$1] && $0 < $1) }
+            if Int(got[r]) != order[0] { wrong += 1 }
+            for j in 0..<k where Int(gotIdx[r * k + j]) != order[j] { wrongTopK += 1 }
+        }
+        return [
+            GPUCheckResult(name: "argmax \(rows)x\(vocab) (wrong rows)", error: Double(wrong), tolerance: 0),
+            GPUCheckResult(name: "top-\(k) \(rows)x\(vocab) (wrong entries)", error: Double(wrongTopK), tolerance: 0),
+        ]
+    }
+}

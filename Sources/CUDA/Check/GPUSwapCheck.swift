@@ -1,0 +1,144 @@
+import FlashStore
+import Foundation
+import HiFCCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `hifc check gpu --swap-dir`: swaps a pool of random KV blocks out to a file and back through
+/// cuFile, through the O_DIRECT staging fallback, and to pinned DRAM, checks every block's
+/// CRC32C afterwards (losslessness), and times each direction.
+public struct GPUSwapCheck {
+    let device: CUDADevice
+    let kernels: CUDAKernels
+    let stream: CUDAStream
+
+    /// A check over `kernels`' device.
+    public init(kernels: CUDAKernels) throws {
+        self.kernels = kernels
+        device = kernels.library.device
+        stream = try device.makeStream()
+    }
+
+    /// Results and a table of timings (GB/s) for `blocks` blocks of `layout` through a file in `directory`.
+    public func run(directory: String, layout: KVBlockLayout, blocks: Int) async throws -> (results: [GPUCheckResult], timings: [String]) {
+        var results: [GPUCheckResult] = []
+        var timings: [String] = []
+        let pool = try DeviceBlockPool(device: device, layout: layout, blocks: blocks)
+        let bytes = layout.blockBytes
+        let combiner = CRC32CCombiner(pieceBytes: CUDAKernels.checksumPieceBytes)
+        let scratch = try device.allocate((bytes / CUDAKernels.checksumPieceBytes + 1) * 4)
+        try kernels.fillRandom(pool.buffer.address, bytes: pool.buffer.bytes, seed: UInt64.random(in: 1...UInt64.max), stream: stream)
+        func checksums() throws -> [UInt32] {
+            try (0..<blocks).map { try kernels.crc32c(try pool.address(of: $0), bytes: bytes, scratch: scratch.address, combiner: combiner, stream: stream) }
+        }
+        let before = try checksums()
+        // The GPU's CRC against the host's, on two whole blocks.
+        var crcWrong = 0
+        for b in [0, blocks - 1] {
+            let host = try [UInt8](unsafeUninitializedCapacity: bytes) { buf, n in
+                try device.copy(from: try pool.address(of: b), to: UnsafeMutableRawPointer(buf.baseAddress!), bytes: bytes); n = bytes
+            }
+            if CRC32C.checksum(of: host) != before[b] { crcWrong += 1 }
+        }
+        results.append(GPUCheckResult(name: "GPU CRC32C of \(bytes >> 20) MiB blocks vs host (wrong blocks)", error: Double(crcWrong), tolerance: 0))
+        let distinct = Set(before).count
+        results.append(GPUCheckResult(name: "random blocks are distinct (repeated checksums)", error: Double(blocks - distinct), tolerance: 0))
+
+        func verify(_ name: String) throws {
+            let after = try checksums()
+            let lost = zip(before, after).filter { $0 != $1 }.count
+            results.append(GPUCheckResult(name: "\(name): blocks changed by a round trip of \(blocks) blocks", error: Double(lost), tolerance: 0))
+        }
+        func poison() throws {
+            try stream.fill(pool.buffer.address, value: 0xff, bytes: pool.buffer.bytes)
+            try stream.synchronize()
+        }
+        let gb = Double(blocks * bytes) / 1e9
+
+        // swap-dram: pinned host memory.
+        let host = try HostBlockPool(device: pool, blocks: blocks, gpu: device)
+        var t0 = Date()
+        try host.swapOut((0..<blocks).map { ($0, $0) }, after: nil).synchronize()
+        let dramOut = gb / Date().timeIntervalSince(t0)
+        try poison()
+        t0 = Date()
+        try host.swapIn((0..<blocks).map { ($0, $0) }).synchronize()
+        let dramIn = gb / Date().timeIntervalSince(t0)
+        try verify("swap-dram")
+        timings.append(String(format: "swap-dram   out %6.2f GB/s   in %6.2f GB/s", dramOut, dramIn))
+
+        let path = directory + "/hifc-swap-check-\(getpid())"
+        let fd = open(path, O_RDWR | O_CREAT | O_TRUNC | openDirectFlag, 0o600)
+        guard fd >= 0 else { throw CUDAError.io(call: "open(O_DIRECT)", path: path, errno: errno) }
+        defer { close(fd); unlink(path) }
+        guard ftruncate(fd, off_t(blocks * directIOLength(bytes))) == 0 else { throw CUDAError.io(call: "ftruncate", path: path, errno: errno) }
+        var paths: [BlockFileIO] = []
+        do {
+            let c = try CUFileBlockIO(pool: pool, fd: fd, filePath: path)
+            if let note = c.registrationNote { timings.append("cuFile buffer registration refused: \(note)") }
+            paths.append(c)
+        } catch {
+            timings.append("cuFile unavailable (\(error)); only the fallback is checked")
+        }
+        paths.append(try StagedBlockIO(pool: pool, fd: fd, filePath: path, device: device))
+        for io in paths {
+            // Sequential slots, as the log-structured store writes them; read back in reverse.
+            let extents = (0..<blocks).map { BlockFileExtent(block: $0, fileOffset: $0 * directIOLength(bytes)) }
+            let ready = try device.makeEvent()
+            try ready.record(on: stream)
+            t0 = Date()
+            try io.write(extents, after: ready)
+            let wr = gb / Date().timeIntervalSince(t0)
+            try poison()
+            t0 = Date()
+            try io.read(extents.reversed())?.synchronize()
+            let rd = gb / Date().timeIntervalSince(t0)
+            try verify("swap-flash via \(io.path)")
+            timings.append(String(format: "swap-flash  out %6.2f GB/s   in %6.2f GB/s   ", wr, rd) + "(raw file, \(io.path), \(blocks) x \(bytes >> 20) MiB)")
+        }
+
+        // Through the flash store: reserve, GPU checksums, commit; locate, read, checksums checked.
+        for useCUFile in [true, false] {
+            let storeDir = directory + "/hifc-store-check-\(getpid())-\(useCUFile)"
+            try FileManager.default.createDirectory(atPath: storeDir, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(atPath: storeDir) }
+            let store = try FlashStore(configuration: FlashStoreConfiguration(
+                paths: [storeDir], capacityPerPath: ByteSize(Int64(blocks * bytes * 2 + (512 << 20))), segmentSize: .mib(256)))
+            defer { store.close() }
+            let swapper = CUDAFlashSwap(pool: pool, store: store, kernels: kernels, compute: stream, useCUFile: useCUFile)
+            // Sequences of 16 blocks, as the engine swaps them.
+            let sequences = stride(from: 0, to: blocks, by: 16).map { Array($0..<min(blocks, $0 + 16)) }
+            func keys(_ seq: [Int]) -> [BlockKey] { seq.map { BlockKey.sequence(UInt64($0 / 16), block: $0 % 16) } }
+            t0 = Date()
+            for seq in sequences { try await swapper.swapOutToFlash(blocks: seq, keys: keys(seq)) }
+            let wr = gb / Date().timeIntervalSince(t0)
+            try poison()
+            t0 = Date()
+            for seq in sequences { try await swapper.swapInFromFlash(keys: keys(seq), into: seq) }
+            try stream.synchronize()
+            let rd = gb / Date().timeIntervalSince(t0)
+            let name = "swap-flash through the flash store via " + swapper.pathsInUse.joined(separator: ", ")
+            try verify(name)
+            timings.append(String(format: "swap-flash  out %6.2f GB/s   in %6.2f GB/s   ", wr, rd) + "(flash store, \(swapper.pathsInUse.joined()), \(blocks) x \(bytes >> 20) MiB, CRC32C on the GPU)")
+            // A block damaged on flash must be refused, never handed back as data. Block 0 is
+            // kept aside meanwhile, since the refused read lands in it.
+            if let l = store.locate(keys(sequences[0])[0]) {
+                let saved = try device.allocate(bytes)
+                try stream.copy(from: try pool.address(of: 0), to: saved.address, bytes: bytes)
+                try stream.synchronize()
+                let p = UnsafeMutableRawPointer.allocate(byteCount: 4096, alignment: 4096)
+                defer { p.deallocate() }
+                for i in 0..<4096 { p.storeBytes(of: UInt8.random(in: 0...255), toByteOffset: i, as: UInt8.self) }
+                let written = pwrite(l.fileDescriptor, p, 4096, off_t(l.payloadOffset))
+                var refused = 0.0
+                do { try await swapper.swapInFromFlash(keys: [l.key], into: [0]) } catch { refused = 1 }
+                results.append(GPUCheckResult(name: "\(name): a damaged block is refused (not refused = 1)", error: 1 - refused, tolerance: 0,
+                                              failure: written == 4096 ? nil : "could not damage the slot: pwrite returned \(written)"))
+                try stream.copy(from: saved.address, to: try pool.address(of: 0), bytes: bytes)
+                try stream.synchronize()
+            }
+        }
+        return (results, timings)
+    }
+}

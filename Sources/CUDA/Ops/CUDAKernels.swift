@@ -1,0 +1,203 @@
+import HiFCCore
+
+/// Typed launchers for the NVRTC-compiled kernels of `Sources/CUDA/Kernels/`.
+///
+/// Tensors are device addresses with element counts; activations are fp32 and weights, GEMM
+/// inputs and the KV pool are bf16 (fp32 accumulation everywhere). Each launcher checks what
+/// the host can check (shapes, limits) and names the kernel in any error.
+public struct CUDAKernels: Sendable {
+    /// The compiled kernels.
+    public let library: KernelLibrary
+
+    /// Launchers over `library`.
+    public init(library: KernelLibrary) { self.library = library }
+
+    private func gridFor(_ n: Int, threads: Int = 256) -> Int { max(1, min((n + threads - 1) / threads, 65535)) }
+
+    /// `out[i] = bf16(in[i])`.
+    public func f32ToBF16(_ input: CUdeviceptr, _ output: CUdeviceptr, count n: Int, stream: CUDAStream) throws {
+        var a = KernelArguments(); a.add(input); a.add(output); a.add(Int64Arg(n))
+        try library.function("f32_to_bf16_kernel").launch(grid: (gridFor(n), 1, 1), block: (256, 1, 1), stream: stream, arguments: a)
+    }
+
+    /// `out[i] = f32(in[i])`.
+    public func bf16ToF32(_ input: CUdeviceptr, _ output: CUdeviceptr, count n: Int, stream: CUDAStream) throws {
+        var a = KernelArguments(); a.add(input); a.add(output); a.add(Int64Arg(n))
+        try library.function("bf16_to_f32_kernel").launch(grid: (gridFor(n), 1, 1), block: (256, 1, 1), stream: stream, arguments: a)
+    }
+
+    /// `x += y` over `n` fp32 values.
+    public func residualAdd(_ x: CUdeviceptr, _ y: CUdeviceptr, count n: Int, stream: CUDAStream) throws {
+        var a = KernelArguments(); a.add(x); a.add(y); a.add(Int64Arg(n))
+        try library.function("residual_add_f32").launch(grid: (gridFor(n), 1, 1), block: (256, 1, 1), stream: stream, arguments: a)
+    }
+
+    /// `out[r, i] = silu(gate[r, i]) · up[r, i]` (bf16 out); gate/up rows `stride` floats apart.
+    public func siluMul(gate: CUdeviceptr, up: CUdeviceptr, stride: Int, output: CUdeviceptr, inter: Int, rows: Int, stream: CUDAStream) throws {
+        var a = KernelArguments(); a.add(gate); a.add(up); a.add(int: stride); a.add(output); a.add(int: inter); a.add(int: rows)
+        try library.function("silu_mul_f32_to_bf16").launch(grid: (gridFor(rows * inter), 1, 1), block: (256, 1, 1), stream: stream, arguments: a)
+    }
+
+    /// `y[r, c] += bias[c]` over `rows` fp32 rows of `cols`, bf16 bias.
+    public func addBias(_ y: CUdeviceptr, bias: CUdeviceptr, rows: Int, cols: Int, stream: CUDAStream) throws {
+        var a = KernelArguments(); a.add(y); a.add(bias); a.add(int: cols); a.add(Int64Arg(rows * cols))
+        try library.function("add_bias_f32").launch(grid: (gridFor(rows * cols), 1, 1), block: (256, 1, 1), stream: stream, arguments: a)
+    }
+
+    /// `out = a + b` over `n` fp32 values.
+    public func add(_ x: CUdeviceptr, _ y: CUdeviceptr, output: CUdeviceptr, count n: Int, stream: CUDAStream) throws {
+        var a = KernelArguments(); a.add(x); a.add(y); a.add(output); a.add(Int64Arg(n))
+        try library.function("add_f32").launch(grid: (gridFor(n), 1, 1), block: (256, 1, 1), stream: stream, arguments: a)
+    }
+
+    /// `out[i, :] = x[rows[i], :]` for rows of `rowBytes` bytes (a multiple of 4); `rows` is Int32.
+    public func gatherRows(_ x: CUdeviceptr, rows: CUdeviceptr, count: Int, rowBytes: Int, output: CUdeviceptr, stream: CUDAStream) throws {
+        guard rowBytes % 4 == 0 else { throw CUDAError.invalidArgument("gather of \(rowBytes)-byte rows") }
+        var a = KernelArguments(); a.add(x); a.add(rows); a.add(output); a.add(int: rowBytes / 4)
+        try library.function("gather_rows_u32").launch(grid: (count, 1, 1), block: (256, 1, 1), stream: stream, arguments: a)
+    }
+
+    /// `out[t, :] = table[ids[t], :]` (bf16 table, fp32 out); ids must be checked by the caller.
+    public func embedding(table: CUdeviceptr, ids: CUdeviceptr, output: CUdeviceptr, tokens: Int, dim: Int, stream: CUDAStream) throws {
+        var a = KernelArguments(); a.add(table); a.add(ids); a.add(output); a.add(int: dim)
+        try library.function("embedding_bf16_to_f32").launch(grid: (tokens, 1, 1), block: (256, 1, 1), stream: stream, arguments: a)
+    }
+
+    /// RMSNorm of `rows` fp32 rows with a bf16 weight; `bf16Output` picks the output type.
+    public func rmsNorm(_ x: CUdeviceptr, weight: CUdeviceptr, output: CUdeviceptr, rows: Int, dim: Int, eps: Float, bf16Output: Bool, stream: CUDAStream) throws {
+        var a = KernelArguments(); a.add(x); a.add(weight); a.add(output); a.add(int: dim); a.add(eps)
+        let name = bf16Output ? "rmsnorm_f32_to_bf16" : "rmsnorm_f32"
+        try library.function(name).launch(grid: (rows, 1, 1), block: (min(1024, max(32, (dim / 4 + 31) / 32 * 32)), 1, 1), stream: stream, arguments: a)
+    }
+
+    /// Rotary embedding in place on `heads` heads per token (HF "rotate half" convention).
+    public func rope(_ x: CUdeviceptr, rowStride: Int, positions: CUdeviceptr, inverseFrequencies: CUdeviceptr,
+                     tokens: Int, heads: Int, headDim: Int, stream: CUDAStream) throws {
+        guard headDim % 2 == 0, headDim <= 2048 else { throw CUDAError.invalidArgument("rope: head dim \(headDim)") }
+        var a = KernelArguments(); a.add(x); a.add(int: rowStride); a.add(positions); a.add(inverseFrequencies); a.add(int: headDim)
+        try library.function("rope_f32").launch(grid: (tokens, heads, 1), block: (headDim / 2, 1, 1), stream: stream, arguments: a)
+    }
+
+    /// Writes `tokens` new K/V rows (fp32, rows `kvStride` apart) into the bf16 block-major pool
+    /// (blocks `blockStride` bytes apart) at `slots` (Int32 block · blockTokens + offset) for `layer`.
+    public func writeKV(pool: CUdeviceptr, blockStride: Int, k: CUdeviceptr, v: CUdeviceptr, kvStride: Int, slots: CUdeviceptr,
+                        tokens: Int, layer: Int, layout: KVBlockLayout, stream: CUDAStream) throws {
+        guard layout.dtype == .bfloat16 else { throw CUDAError.invalidArgument("KV pool dtype \(layout.dtype); the CUDA kernels use bf16") }
+        var a = KernelArguments()
+        a.add(pool); a.add(k); a.add(v); a.add(int: kvStride); a.add(slots)
+        a.add(int: layer); a.add(int: layout.blockTokens); a.add(int: layout.tokenElements); a.add(Int64Arg(blockStride / 2))
+        try library.function("kv_write_bf16").launch(grid: (tokens, 1, 1), block: (min(1024, (layout.tokenElements + 31) / 32 * 32), 1, 1), stream: stream, arguments: a)
+    }
+
+    /// Scratch sizes (floats) that `pagedAttention` needs for `rows` query rows.
+    public static func attentionScratchFloats(rows: Int, qHeads: Int, headDim: Int, splits: Int) -> Int {
+        rows * qHeads * splits * (2 + headDim)
+    }
+
+    /// The number of context splits for a longest context of `maxContext` tokens: enough blocks
+    /// (one per query row, KV head and split) for four per multiprocessor, each split at least
+    /// 64 tokens.
+    public static func attentionSplits(maxContext: Int, rows: Int, kvHeads: Int, multiprocessors: Int) -> Int {
+        let work = max(1, rows * kvHeads)
+        let wanted = max(1, (multiprocessors * 4 + work - 1) / work)
+        return max(1, min(wanted, (maxContext + 63) / 64))
+    }
+
+    /// Paged attention for `rows` query rows (fp32 q, rows `qStride` apart) over the bf16 pool
+    /// (blocks `blockStride` bytes apart);
+    /// row r reads the block table row `rowTable[r]` and attends to its first `contextLengths[r]`
+    /// tokens. Output is bf16 `[rows, qHeads · headDim]`. `scratch` holds
+    /// `attentionScratchFloats` floats.
+    public func pagedAttention(
+        q: CUdeviceptr, qStride: Int, pool: CUdeviceptr, blockStride: Int, blockTables: CUdeviceptr, tableStride: Int,
+        rowTable: CUdeviceptr, contextLengths: CUdeviceptr, maxContext: Int, output: CUdeviceptr,
+        rows: Int, qHeads: Int, layer: Int, layout: KVBlockLayout, scale: Float, splits: Int,
+        scratch: CUdeviceptr, stream: CUDAStream
+    ) throws {
+        let hd = layout.headDim
+        guard hd > 0, hd <= 256 else { throw CUDAError.invalidArgument("attention: head dim \(hd) must be at most 256") }
+        guard qHeads % layout.kvHeads == 0, qHeads / layout.kvHeads <= 8 else {
+            throw CUDAError.invalidArgument("attention: \(qHeads) query heads over \(layout.kvHeads) KV heads (at most 8 per KV head)")
+        }
+        guard layout.dtype == .bfloat16 else { throw CUDAError.invalidArgument("KV pool dtype \(layout.dtype); the CUDA kernels use bf16") }
+        let splits = max(1, splits)
+        let tokensPerSplit = max(1, (maxContext + splits - 1) / splits)
+        let parts = rows * qHeads * splits
+        let partM = scratch, partL = scratch + UInt64(parts * 4), partAcc = scratch + UInt64(parts * 8)
+        var a = KernelArguments()
+        a.add(q); a.add(int: qStride); a.add(pool); a.add(blockTables); a.add(int: tableStride)
+        a.add(rowTable); a.add(contextLengths); a.add(partM); a.add(partL); a.add(partAcc)
+        a.add(int: qHeads); a.add(int: layout.kvHeads); a.add(int: hd); a.add(int: layer)
+        a.add(int: layout.blockTokens); a.add(Int64Arg(blockStride / 2)); a.add(int: tokensPerSplit); a.add(scale)
+        let group = qHeads / layout.kvHeads
+        let variant = hd <= 128 && group <= 4 ? "e4g4" : hd <= 128 ? "e4g8" : "e8g8"
+        try library.function("paged_attention_partial_" + variant).launch(grid: (rows, layout.kvHeads, splits), block: (128, 1, 1), stream: stream, arguments: a)
+        var c = KernelArguments()
+        c.add(partM); c.add(partL); c.add(partAcc); c.add(output); c.add(int: qHeads); c.add(int: hd); c.add(int: splits)
+        try library.function("paged_attention_combine").launch(grid: (rows, qHeads, 1), block: (hd, 1, 1), stream: stream, arguments: c)
+    }
+
+    /// `out[r]` = index of the largest of row r's `vocab` fp32 logits (Int32).
+    public func argmax(logits: CUdeviceptr, rows: Int, vocab: Int, output: CUdeviceptr, stream: CUDAStream) throws {
+        var a = KernelArguments(); a.add(logits); a.add(int: vocab); a.add(output)
+        try library.function("argmax_f32").launch(grid: (rows, 1, 1), block: (1024, 1, 1), stream: stream, arguments: a)
+    }
+
+    /// The `k` (<= 64) largest logits of each row, descending: values (fp32) and indices (Int32).
+    public func topK(logits: CUdeviceptr, rows: Int, vocab: Int, k: Int, values: CUdeviceptr, indices: CUdeviceptr, stream: CUDAStream) throws {
+        guard k >= 1, k <= 64, k <= vocab else { throw CUDAError.invalidArgument("top-k with k=\(k), vocab \(vocab)") }
+        var a = KernelArguments(); a.add(logits); a.add(int: vocab); a.add(int: k); a.add(values); a.add(indices)
+        try library.function("topk_f32").launch(grid: (rows, 1, 1), block: (1024, 1, 1), stream: stream, arguments: a)
+    }
+}
+
+/// A C `long` kernel argument.
+struct Int64Arg {
+    let value: Int64
+    init(_ v: Int) { value = Int64(v) }
+}
+
+extension KernelArguments {
+    /// Appends a C `long`.
+    mutating func add(_ v: Int64Arg) { add(raw: v.value) }
+}
+
+extension CUDAKernels {
+    /// Pieces the GPU checksums separately before the host combines them.
+    public static let checksumPieceBytes = 16 * 1024
+
+    /// CRC32C of `bytes` bytes at `data` (16-byte aligned): the GPU checksums 16 KiB pieces in
+    /// parallel into `scratch` (`bytes / 16 KiB + 1` UInt32s), the host combines them. Waits
+    /// for `stream`.
+    public func crc32c(_ data: CUdeviceptr, bytes: Int, scratch: CUdeviceptr, combiner: CRC32CCombiner, stream: CUDAStream) throws -> UInt32 {
+        let piece = CUDAKernels.checksumPieceBytes
+        precondition(combiner.pieceBytes == piece)
+        let pieces = (bytes + piece - 1) / piece
+        var a = KernelArguments(); a.add(data); a.add(Int64Arg(bytes)); a.add(int: piece); a.add(scratch)
+        try library.function("crc32c_chunks").launch(grid: ((pieces + 127) / 128, 1, 1), block: (128, 1, 1), stream: stream, arguments: a)
+        var crcs = [UInt32](repeating: 0, count: pieces)
+        try stream.synchronize()
+        try crcs.withUnsafeMutableBytes { try library.device.copy(from: scratch, to: $0.baseAddress!, bytes: pieces * 4) }
+        return combiner.combine(pieces: crcs, lastBytes: bytes - (pieces - 1) * piece)
+    }
+
+    /// Fills `bytes` (a multiple of 4) with pseudo-random bits from `seed`.
+    public func fillRandom(_ data: CUdeviceptr, bytes: Int, seed: UInt64, stream: CUDAStream) throws {
+        var a = KernelArguments(); a.add(data); a.add(Int64Arg(bytes / 4)); a.add(raw: seed)
+        try library.function("fill_random_u32").launch(grid: (4096, 1, 1), block: (256, 1, 1), stream: stream, arguments: a)
+    }
+}
+
+extension CUDAKernels {
+    /// Turns random fp32 bit patterns into ordinary numbers in [-0.5, 0.5).
+    public func normalizeRandomF32(_ x: CUdeviceptr, count n: Int, stream: CUDAStream) throws {
+        var a = KernelArguments(); a.add(x); a.add(Int64Arg(n))
+        try library.function("normalize_random_f32").launch(grid: (4096, 1, 1), block: (256, 1, 1), stream: stream, arguments: a)
+    }
+
+    /// Turns random bf16 bit patterns into ordinary numbers in [-0.5, 0.5).
+    public func normalizeRandomBF16(_ x: CUdeviceptr, count n: Int, stream: CUDAStream) throws {
+        var a = KernelArguments(); a.add(x); a.add(Int64Arg(n))
+        try library.function("normalize_random_bf16").launch(grid: (4096, 1, 1), block: (256, 1, 1), stream: stream, arguments: a)
+    }
+}

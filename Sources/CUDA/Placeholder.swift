@@ -1,1 +1,0 @@
-// The CUDA module: see README.md for what it holds. (Placeholder until its first source lands.)

@@ -1,0 +1,57 @@
+/// Block I/O straight between GPU memory and the file through cuFile (GPUDirect Storage).
+///
+/// The whole pool is registered with `cuFileBufRegister` once, so no call pins memory; when the
+/// registration is refused cuFile still works through its own bounce buffers, and the reason is
+/// kept in `registrationNote`.
+public final class CUFileBlockIO: BlockFileIO, @unchecked Sendable {
+    // cuFile calls are thread-safe; the pool and handle are immutable after init.
+    public var path: String { "cuFile" }
+    let pool: DeviceBlockPool
+    let handle: CUFileHandle
+    let cufile: CUFile
+    /// Why the pool could not be registered, if it could not.
+    public let registrationNote: String?
+    private let registered: Bool
+
+    /// Registers `fd` (opened with O_DIRECT; `filePath` for messages) and the pool with cuFile.
+    public init(pool: DeviceBlockPool, fd: Int32, filePath: String) throws {
+        cufile = try CUFile.shared()
+        self.pool = pool
+        handle = try cufile.register(fd: fd, path: filePath)
+        do {
+            try cufile.registerBuffer(pool.buffer.address, bytes: pool.buffer.bytes)
+            registered = true
+            registrationNote = nil
+        } catch CUDAError.cufile(_, 5023, _) {
+            // Already registered by another user of the same pool (who deregisters it).
+            registered = false
+            registrationNote = nil
+        } catch {
+            registered = false
+            registrationNote = "\(error)"
+        }
+    }
+
+    deinit {
+        if registered { try? cufile.deregisterBuffer(pool.buffer.address) }
+    }
+
+    public func write(_ extents: [BlockFileExtent], after: CUDAEvent?) throws {
+        try after?.synchronize()
+        let bytes = directIOLength(pool.layout.blockBytes)
+        for e in extents {
+            _ = try pool.address(of: e.block)
+            try handle.write(from: pool.buffer.address, bufferOffset: e.block * pool.blockStride, bytes: bytes, fileOffset: e.fileOffset)
+        }
+    }
+
+    public func read(_ extents: [BlockFileExtent]) throws -> CUDAEvent? {
+        let bytes = directIOLength(pool.layout.blockBytes)
+        for e in extents {
+            _ = try pool.address(of: e.block)
+            try handle.read(into: pool.buffer.address, bufferOffset: e.block * pool.blockStride, bytes: bytes, fileOffset: e.fileOffset)
+        }
+        // cuFileRead returns once the bytes are in device memory.
+        return nil
+    }
+}

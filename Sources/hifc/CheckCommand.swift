@@ -1,0 +1,84 @@
+import ArgumentParser
+import CUDA
+import Foundation
+import HiFCCore
+import Models
+import Server
+
+/// `hifc check`: self-checks of the parts that need special hardware.
+struct CheckCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "check",
+        abstract: "Self-checks of hardware-dependent parts.",
+        subcommands: [CheckGPUCommand.self]
+    )
+}
+
+/// `hifc check gpu`: every CUDA kernel and the cuBLAS product against float64 references on
+/// fresh random inputs, then (optionally) swap losslessness and timings; exits non-zero when any
+/// check fails.
+struct CheckGPUCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gpu",
+        abstract: "Run every CUDA kernel against a float64 host reference on random inputs."
+    )
+
+    @Option(help: "The GPU to check (cuda or cuda:N).")
+    var device: String = "cuda:0"
+
+    @Option(help: "A directory on the flash device: probe cuFile there and check swaps through a file in it.")
+    var swapDir: String?
+
+    @Option(help: "KV blocks (8 MiB, an 8B Llama's 64-token block) in the swap check.")
+    var swapBlocks: Int = 128
+
+    @Flag(help: "Also time GEMMs, attention and copies against the device's ceilings.")
+    var bench = false
+
+    @Option(help: "Synthetic Llama presets whose logits to compare with the CPU backend (comma-separated: tiny, small, 1b, 8b; empty for none).")
+    var models: String = "tiny"
+
+    @Option(help: "Where the synthetic models are written (removed afterwards).")
+    var workDir: String = NSTemporaryDirectory()
+
+    @Flag(help: "Keep the synthetic models with their prompt and prefill logits, for a PyTorch comparison.")
+    var keepModels = false
+
+    func run() async throws {
+        guard case .cuda(let ordinal) = DeviceSelection(parsing: device) else {
+            throw ValidationError("--device \(device): expected cuda or cuda:N")
+        }
+        for line in CUDAProbe.run(flashPath: swapDir) { print(line) }
+        let gpu = try CUDADevice(ordinal: ordinal)
+        let started = Date()
+        let check = try GPUSelfCheck(device: gpu)
+        print("kernels compiled and loaded in \(String(format: "%.2f", Date().timeIntervalSince(started))) s")
+        var results = check.runAll()
+        for r in results { print(r) }
+        if let swapDir {
+            let layout = KVBlockLayout(layers: 32, kvHeads: 8, headDim: 128, blockTokens: 64, dtype: .bfloat16)
+            let (swap, timings) = try await GPUSwapCheck(kernels: check.kernels).run(directory: swapDir, layout: layout, blocks: swapBlocks)
+            for r in swap { print(r) }
+            for t in timings { print(t) }
+            results += swap
+        }
+        let presets = try models.split(separator: ",").map { name -> SynthModel.Preset in
+            guard let p = SynthModel.Preset(rawValue: String(name)) else { throw ValidationError("unknown preset \(name)") }
+            return p
+        }
+        if !presets.isEmpty {
+            let backend = try CUDABackend(ordinal: gpu.info.ordinal)
+            for preset in presets {
+                let model = try GPUModelCheck(cuda: backend).run(preset: preset, workDirectory: workDir, keep: keepModels)
+                for r in model { print(r) }
+                results += model
+            }
+        }
+        if bench {
+            for line in try GPUBenchmarks(kernels: check.kernels, blas: check.blas).run() { print(line) }
+        }
+        let failed = results.filter { !$0.passed }.count
+        print("\(results.count - failed) of \(results.count) GPU checks passed")
+        if failed > 0 { throw ExitCode(1) }
+    }
+}

@@ -1,0 +1,71 @@
+import Backend
+import CUDA
+import Foundation
+import Models
+
+/// The forward pass of a synthetic model on the CUDA backend against the CPU backend: logits of
+/// a prefill and of each greedy decode step (relative error), and whether the greedy tokens agree.
+struct GPUModelCheck {
+    let cuda: CUDABackend
+
+    /// Results for `preset` (a directory of random weights is written under `workDirectory`).
+    /// With `keep`, the model directory stays and gets `reference-prompt.json` (the prompt's
+    /// token ids) and `reference-logits-cpu.f32` / `-cuda.f32` (the prefill's last-token logits,
+    /// raw little-endian floats), for a comparison with PyTorch (bench/cuda/torch_logits.py).
+    func run(preset: SynthModel.Preset, workDirectory: String, promptLength: Int = 24, steps: Int = 32, keep: Bool = false) throws -> [GPUCheckResult] {
+        let dir = workDirectory + "/synth-\(preset.rawValue)"
+        let started = Date()
+        _ = try SynthModel(architecture: .llama, preset: preset, seed: UInt64.random(in: 0...UInt64(UInt32.max))).write(to: dir)
+        defer { if !keep { try? FileManager.default.removeItem(atPath: dir) } }
+        let cpuModel = try LoadedModel(directory: dir, backend: CPUBackend())
+        let gpuModel = try LoadedModel(directory: dir, backend: cuda)
+        print("  \(preset.rawValue): written and loaded on both backends in \(String(format: "%.1f", Date().timeIntervalSince(started))) s")
+        let config = cpuModel.config
+        let blockTokens = 16
+        let blocks = (promptLength + steps) / blockTokens + 2
+        let cpuKV = try cpuModel.model.makeKVCachePool(blockTokens: blockTokens, blocks: blocks)
+        let gpuKV = try gpuModel.model.makeKVCachePool(blockTokens: blockTokens, blocks: blocks)
+        // The same shuffled block table on both sides.
+        let table = Array(0..<blocks).shuffled()
+        var worst = 0.0, first = 0.0
+        var agreeSteps = 0, diverged = false, margin = ""
+
+        var position = 0
+        var chunk = (0..<promptLength).map { _ in Int.random(in: 0..<config.vocabSize) }
+        for step in 0...steps {
+            let cpuLogits = try cpuModel.model.forward(ForwardBatch([ForwardSequence(tokens: chunk, startPosition: position, blockTable: table)]), kv: cpuKV)[0]
+            let gpuLogits = try gpuModel.model.forward(ForwardBatch([ForwardSequence(tokens: chunk, startPosition: position, blockTable: table)]), kv: gpuKV)[0]
+            let err = HostReference.relativeError(gpuLogits, cpuLogits.map(Double.init))
+            if step == 0 {
+                first = err
+                if keep {
+                    try JSONSerialization.data(withJSONObject: chunk).write(to: URL(fileURLWithPath: dir + "/reference-prompt.json"))
+                    try cpuLogits.withUnsafeBytes { try Data($0).write(to: URL(fileURLWithPath: dir + "/reference-logits-cpu.f32")) }
+                    try gpuLogits.withUnsafeBytes { try Data($0).write(to: URL(fileURLWithPath: dir + "/reference-logits-cuda.f32")) }
+                }
+            }
+            worst = max(worst, err)
+            let cpuNext = cpuLogits.indices.max { cpuLogits[$0] < cpuLogits[$1] }!
+            let gpuNext = gpuLogits.indices.max { gpuLogits[$0] < gpuLogits[$1] }!
+            position += chunk.count
+            if step == steps { break }
+            if cpuNext == gpuNext && !diverged {
+                agreeSteps += 1
+            } else if !diverged {
+                diverged = true
+                // How near a tie the CPU's own logits were where the two first chose differently.
+                margin = String(format: ", the CPU's logits of the two picks differ by %.2e there (of a spread of %.2e)",
+                                cpuLogits[cpuNext] - cpuLogits[gpuNext], (cpuLogits.max() ?? 0) - (cpuLogits.min() ?? 0))
+            }
+            // Both continue with the CPU's token, so the logits stay comparable after a near-tie.
+            chunk = [cpuNext]
+        }
+        let name = "synthetic \(preset.rawValue) llama (\(config.layers) layers, hidden \(config.hiddenSize), head dim \(config.headDim))"
+        return [
+            GPUCheckResult(name: "\(name): prefill logits of \(promptLength) tokens vs CPU backend", error: first, tolerance: 1e-2),
+            GPUCheckResult(name: "\(name): worst logits over \(steps) decode steps vs CPU backend", error: worst, tolerance: 1e-2),
+            GPUCheckResult(name: "\(name): greedy steps agreeing before the first disagreement: \(agreeSteps) of \(steps)\(margin) (error = steps lost)",
+                           error: Double(steps - agreeSteps), tolerance: 0),
+        ]
+    }
+}

@@ -1,0 +1,61 @@
+import XCTest
+@testable import CUDA
+
+/// Every kernel must compile with NVRTC for Hopper. No GPU is needed: CI runs this with NVRTC
+/// from PyPI (scripts/test.sh installs `nvidia-cuda-nvrtc`), so a broken kernel fails CI.
+final class KernelCompileTests: XCTestCase {
+    func testEveryKernelCompilesForSM90() throws {
+        let nvrtc: NVRTC
+        do {
+            nvrtc = try NVRTC.shared()
+        } catch {
+            XCTFail("""
+                NVRTC is needed to check the CUDA kernels and was not found: \(error)
+                Install it with: python3 -m pip install nvidia-cuda-nvrtc==13.0.88 (scripts/test.sh does this)
+                """)
+            return
+        }
+        let sources = try KernelSources.load()
+        XCTAssertFalse(sources.modules.isEmpty)
+        for (name, source) in sources.modules.sorted(by: { $0.key < $1.key }) {
+            XCTAssertNoThrow(try nvrtc.compile(source: source, name: name + ".cu", architecture: "sm_90"), name)
+        }
+    }
+
+    func testKernelNamesAreFoundInSources() throws {
+        let sources = try KernelSources.load()
+        let all = sources.modules.values.flatMap { KernelLibrary.kernelNames(in: $0) }
+        for name in ["paged_attention_partial_e4g4", "paged_attention_partial_e4g8", "paged_attention_partial_e8g8", "paged_attention_combine", "rmsnorm_f32_to_bf16", "rope_f32",
+                     "kv_write_bf16", "argmax_f32", "topk_f32", "silu_mul_f32_to_bf16", "embedding_bf16_to_f32"] {
+            XCTAssertTrue(all.contains(name), "\(name) missing from the kernel sources")
+        }
+    }
+
+    func testCompileErrorCarriesTheCompilerLog() throws {
+        guard let nvrtc = try? NVRTC.shared() else { throw XCTSkip("NVRTC not installed; testEveryKernelCompilesForSM90 says how") }
+        XCTAssertThrowsError(try nvrtc.compile(source: "extern \"C\" __global__ void k() { undefined_thing; }", name: "bad.cu", architecture: "sm_90")) { error in
+            XCTAssertTrue("\(error)".contains("undefined_thing"), "\(error)")
+        }
+    }
+
+    func testCacheKeyChangesWithSourceArchitectureAndCompiler() {
+        let cache = KernelCache(directory: NSTemporaryDirectory() + "/hifc-kcache-\(getpid())")
+        let a = cache.key(source: "x", architecture: "sm_90", compilerVersion: "13.0")
+        XCTAssertNotEqual(a, cache.key(source: "y", architecture: "sm_90", compilerVersion: "13.0"))
+        XCTAssertNotEqual(a, cache.key(source: "x", architecture: "sm_80", compilerVersion: "13.0"))
+        XCTAssertNotEqual(a, cache.key(source: "x", architecture: "sm_90", compilerVersion: "12.8"))
+        XCTAssertEqual(a, cache.key(source: "x", architecture: "sm_90", compilerVersion: "13.0"))
+        cache.store(key: a, image: [1, 2, 3])
+        XCTAssertEqual(cache.load(key: a), [1, 2, 3])
+        try? FileManager.default.removeItem(atPath: cache.directory)
+    }
+
+    func testMissingLibraryErrorListsEveryPathTried() {
+        XCTAssertThrowsError(try DynamicLibrary.open(anyOf: ["libhifc-no-such-library.so.7"])) { error in
+            let text = "\(error)"
+            XCTAssertTrue(text.contains("libhifc-no-such-library.so.7"), text)
+            XCTAssertTrue(text.contains("/usr/local/cuda/lib64/libhifc-no-such-library.so.7"), text)
+            XCTAssertTrue(text.contains("loader path"), text)
+        }
+    }
+}

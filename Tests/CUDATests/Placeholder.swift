@@ -1,1 +1,0 @@
-// Tests of CUDA. (Placeholder until its first test lands.)
