@@ -46,11 +46,12 @@ public struct SynthModel: Sendable {
             c = ModelConfig(architecture: architecture, hiddenSize: 4096, intermediateSize: 14_336, layers: 32, heads: 32,
                             kvHeads: 8, vocabSize: architecture == .mistral ? 32_000 : 128_256,
                             ropeTheta: architecture == .mistral ? 1_000_000 : 500_000,
-                            maxPositions: architecture == .mistral ? 32_768 : 8192)
+                            maxPositions: architecture == .mistral ? 32_768 : 131_072)
         }
-        if architecture == .llama, preset == .tiny || preset == .oneB {
-            // Exercise Llama 3.1's rope scaling (what Llama 3.2 1B ships with).
-            c.ropeScaling = .llama3(factor: preset == .tiny ? 8 : 32, lowFrequencyFactor: 1, highFrequencyFactor: 4,
+        if architecture == .llama, preset == .tiny || preset == .oneB || preset == .eightB {
+            // Llama 3.1's rope scaling: what Llama 3.2 1B and Llama 3.1 8B (the base of the paper's
+            // DeepSeek-R1-Distill-Llama-8B, whose 8.7K-token GovReport prompts need the long context) ship with.
+            c.ropeScaling = .llama3(factor: preset == .oneB ? 32 : 8, lowFrequencyFactor: 1, highFrequencyFactor: 4,
                                     originalMaxPositions: preset == .tiny ? 64 : 8192)
         }
         if architecture == .qwen2, preset == .tiny { c.tieWordEmbeddings = true }
