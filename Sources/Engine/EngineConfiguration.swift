@@ -4,9 +4,9 @@ import HiFCCore
 public struct EngineConfiguration: Sendable, Hashable {
     /// Device memory for KV (`--kv-budget`).
     public var kvBudget: KVBudget
-    /// Tokens per KV block (`--block-tokens`; the paper uses 64).
+    /// Tokens per KV block (`--block-size`; the paper uses 64).
     public var blockTokens: Int
-    /// Most tokens computed in one step: the chunked-prefill budget (`--max-step-tokens`).
+    /// Most tokens computed in one step: the chunked-prefill budget (`--max-batch-tokens`).
     public var maxStepTokens: Int
     /// Most sequences running at once (`--max-running`).
     public var maxRunning: Int
@@ -16,7 +16,7 @@ public struct EngineConfiguration: Sendable, Hashable {
     public var prefetchDepth: Int
     /// Host memory of the DRAM swap tier (`--dram-swap`); used by `swap-dram`.
     public var hostSwapCapacity: ByteSize
-    /// Bytes the flash tier may take per day; `auto` recomputes instead past it (`--flash-daily-budget`).
+    /// Bytes the flash tier may take per day; `auto` recomputes instead past it (`--flash-daily-write-budget`).
     public var flashDailyWriteBudget: ByteSize?
     /// The name `/v1/models` lists; nil: the model directory's name.
     public var modelID: String?

@@ -51,10 +51,10 @@ struct BenchSwapCommand: AsyncParsableCommand {
     @Option(name: .customLong("dram-swap"), help: "Host memory of the DRAM swap tier.")
     var dramSwap: String = "16GiB"
 
-    @Option(name: .customLong("block-tokens"), help: "Tokens per KV block.")
+    @Option(name: .customLong("block-size"), help: "Tokens per KV block.")
     var blockTokens: Int = 64
 
-    @Option(name: .customLong("max-step-tokens"), help: "Tokens computed per step (chunked prefill budget).")
+    @Option(name: .customLong("max-batch-tokens"), help: "Tokens computed per step (chunked prefill budget).")
     var maxStepTokens: Int = 512
 
     @Option(name: .customLong("prefetch-depth"), help: "Swapped sequences read back at once.")
