@@ -1,0 +1,149 @@
+# Loads HiFC's CUDA kernels (Sources/CUDA/Kernels, common.cuh prepended, as KernelLibrary does)
+# with NVRTC and the driver API through ctypes, and launches them on PyTorch tensors: a quick
+# loop for checking a kernel against a torch reference and timing it beside torch on the GPU
+# machine, without a Swift build. The Swift binary (`hifc check gpu`) stays the real check.
+#
+#   from kernel_lab import Lab
+#   lab = Lab()                       # compiles every module for the current GPU
+#   lab.launch("rope_f32", grid, block, [x, 128, pos, inv, 128])   # tensors, ints, floats
+import ctypes
+import glob
+import os
+
+import torch
+
+KERNELS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "Sources", "CUDA", "Kernels")
+
+
+def _load(name, dirs):
+    for d in dirs:
+        for p in sorted(glob.glob(os.path.join(d, name))):
+            return ctypes.CDLL(p, mode=ctypes.RTLD_GLOBAL)
+    raise OSError(f"{name} not found in {dirs}")
+
+
+class Lab:
+    def __init__(self, kernels_dir=KERNELS, modules=None):
+        torch.cuda.init()
+        torch.zeros(1, device="cuda")  # makes the primary context current on this thread
+        dirs = [os.environ.get("CUDA_HOME", "/usr/local/cuda") + "/lib64", "/usr/local/cuda/lib64"]
+        self.cuda = ctypes.CDLL("libcuda.so.1")
+        try:
+            _load("libnvrtc-builtins.so.1*", dirs)
+        except OSError:
+            pass
+        self.nvrtc = _load("libnvrtc.so.1[23]*", dirs)
+        major, minor = torch.cuda.get_device_capability()
+        self.arch = f"sm_{major}{minor}"
+        common = open(os.path.join(kernels_dir, "common.cuh")).read()
+        self.functions = {}
+        self._modules = []
+        files = sorted(glob.glob(os.path.join(kernels_dir, "*.cu")))
+        for f in files:
+            name = os.path.basename(f)[:-3]
+            if modules and name not in modules:
+                continue
+            src = common + f'\n#line 1 "{name}.cu"\n' + open(f).read()
+            self._add_module(name, src)
+
+    def _check(self, rc, what):
+        if rc != 0:
+            s = ctypes.c_char_p()
+            self.cuda.cuGetErrorString(rc, ctypes.byref(s))
+            raise RuntimeError(f"{what}: CUDA error {rc} {s.value}")
+
+    def _add_module(self, name, src):
+        prog = ctypes.c_void_p()
+        assert self.nvrtc.nvrtcCreateProgram(ctypes.byref(prog), src.encode(), (name + ".cu").encode(), 0, None, None) == 0
+        opts = [f"--gpu-architecture={self.arch}".encode(), b"--std=c++17", b"-default-device"]
+        arr = (ctypes.c_char_p * len(opts))(*opts)
+        rc = self.nvrtc.nvrtcCompileProgram(prog, len(opts), arr)
+        n = ctypes.c_size_t()
+        self.nvrtc.nvrtcGetProgramLogSize(prog, ctypes.byref(n))
+        log = ctypes.create_string_buffer(n.value)
+        self.nvrtc.nvrtcGetProgramLog(prog, log)
+        if rc != 0:
+            raise RuntimeError(f"{name}.cu does not compile:\n{log.value.decode()}")
+        self.nvrtc.nvrtcGetCUBINSize(prog, ctypes.byref(n))
+        image = ctypes.create_string_buffer(n.value)
+        self.nvrtc.nvrtcGetCUBIN(prog, image)
+        module = ctypes.c_void_p()
+        self._check(self.cuda.cuModuleLoadData(ctypes.byref(module), image), f"cuModuleLoadData({name})")
+        self._modules.append(module)
+        src_names = set()
+        import re
+        for m in re.finditer(r'extern\s+"C"\s+__global__\s+void\s+(?:__launch_bounds__\([^)]*\)\s+)?(\w+)', src):
+            src_names.add(m.group(1))
+        for k in src_names:
+            fn = ctypes.c_void_p()
+            self._check(self.cuda.cuModuleGetFunction(ctypes.byref(fn), module, k.encode()), f"cuModuleGetFunction({k})")
+            self.functions[k] = fn
+
+    def launch(self, kernel, grid, block, args, shared=0, stream=None):
+        """args: torch tensors (passed as device pointers), ints (C int), floats (C float),
+        or ctypes values (passed as they are, e.g. ctypes.c_long for a C long)."""
+        holders = []
+        for a in args:
+            if isinstance(a, torch.Tensor):
+                assert a.is_cuda
+                holders.append(ctypes.c_uint64(a.data_ptr()))
+            elif isinstance(a, bool):
+                raise TypeError("pass bools as ints")
+            elif isinstance(a, int):
+                holders.append(ctypes.c_int(a))
+            elif isinstance(a, float):
+                holders.append(ctypes.c_float(a))
+            else:
+                holders.append(a)
+        params = (ctypes.c_void_p * len(holders))(*[ctypes.cast(ctypes.pointer(h), ctypes.c_void_p) for h in holders])
+        g = tuple(grid) + (1,) * (3 - len(grid))
+        b = tuple(block) + (1,) * (3 - len(block))
+        s = stream if stream is not None else torch.cuda.current_stream().cuda_stream
+        fn = self.functions[kernel]
+        if shared > 48 * 1024:
+            # CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES = 8
+            self._check(self.cuda.cuFuncSetAttribute(fn, 8, shared), f"cuFuncSetAttribute({kernel})")
+        self._check(self.cuda.cuLaunchKernel(fn, *g, *b, shared, ctypes.c_void_p(s), params, None), f"launch {kernel}")
+
+
+def median_ms(fn, iters=20, warmup=3):
+    """Median milliseconds of fn() over iters runs, timed with CUDA events."""
+    for _ in range(warmup):
+        fn()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(iters):
+        s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        s.record()
+        fn()
+        e.record()
+        e.synchronize()
+        times.append(s.elapsed_time(e))
+    times.sort()
+    return times[len(times) // 2]
+
+
+def copy_bandwidth_gbs():
+    """Device-to-device copy of 1 GiB, bytes read plus written per second (GB/s): the roofline."""
+    a = torch.empty(1 << 30, dtype=torch.uint8, device="cuda").random_()
+    b = torch.empty_like(a)
+    ms = median_ms(lambda: b.copy_(a))
+    return 2 * a.numel() / ms / 1e6
+
+
+def rel_err(x, ref):
+    x, ref = x.double(), ref.double()
+    return ((x - ref).norm() / ref.norm()).item()
+
+
+def graph_ms(fn, reps=20, iters=10):
+    """Median GPU milliseconds of one fn() call, with `reps` calls captured in a CUDA graph so
+    that Python's launch overhead is not timed (kernels launched through Lab.launch use the
+    current stream, which is the capture stream inside the graph)."""
+    fn()  # compile/warm outside the capture
+    torch.cuda.synchronize()
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g):
+        for _ in range(reps):
+            fn()
+    return median_ms(g.replay, iters=iters) / reps
