@@ -43,8 +43,12 @@ public protocol ComputeBackend: AnyObject, Sendable {
         q: DeviceTensor, k: DeviceTensor, headDim: Int, inverseFrequencies: DeviceTensor,
         step: any PreparedStep
     ) throws -> (q: DeviceTensor, k: DeviceTensor)
-    /// `silu(gate) * up`, elementwise.
-    func siluAndMultiply(gate: DeviceTensor, up: DeviceTensor) throws -> DeviceTensor
+    /// `silu(gate) * up` for `gateUp` = `[tokens, 2*inter]` holding gate in its first `inter`
+    /// columns and up in the rest (the fused gate/up product): `[tokens, inter]`.
+    func siluAndMultiply(_ gateUp: DeviceTensor) throws -> DeviceTensor
+    /// Splits `x` (`[tokens, Σ widths]`) into contiguous `[tokens, widths[i]]` tensors, left to
+    /// right: the outputs of a fused product (q/k/v) taken apart.
+    func splitColumns(_ x: DeviceTensor, widths: [Int]) throws -> [DeviceTensor]
     /// `a + b`, elementwise.
     func add(_ a: DeviceTensor, _ b: DeviceTensor) throws -> DeviceTensor
     /// Writes row `r` of `k` and `v` (`[tokens, kvHeads*headDim]`) into `layer` of the pool at slot

@@ -60,3 +60,39 @@ public struct HostTensor: @unchecked Sendable {
         }
     }
 }
+
+extension HostTensor {
+    /// The rows of `parts` stacked into one `[Σ rows, columns]` tensor (1-D parts: one vector)
+    /// in newly owned memory: how a model fuses projections that read the same input (q/k/v,
+    /// gate/up) into one product. Parts of different dtypes are stacked as f32.
+    public static func stackingRows(_ parts: [HostTensor], name: String) throws(BackendError) -> HostTensor {
+        guard let first = parts.first else { throw .shapeMismatch(op: "stackingRows", detail: "no tensors to stack for \(name)") }
+        let vectors = first.shape.count == 1
+        for p in parts where vectors ? p.shape.count != 1 : (p.shape.count != 2 || p.shape[1] != first.shape[1]) {
+            throw .shapeMismatch(op: "stackingRows", detail: "\(p.name) \(p.shape) cannot stack with \(first.name) \(first.shape)")
+        }
+        let total = parts.reduce(0) { $0 + $1.count }
+        let shape = vectors ? [total] : [total / first.shape[1], first.shape[1]]
+        let dtype = parts.allSatisfy({ $0.dtype == first.dtype }) ? first.dtype : .float32
+        let storage = HostBytes(count: total * dtype.size)
+        var offset = 0
+        for p in parts {
+            if p.dtype == dtype {
+                (storage.pointer + offset).copyMemory(from: p.bytes, byteCount: p.count * dtype.size)
+            } else {
+                p.convert(into: (storage.pointer + offset).bindMemory(to: Float.self, capacity: p.count))
+            }
+            offset += p.count * dtype.size
+        }
+        return HostTensor(bytes: UnsafeRawPointer(storage.pointer), shape: shape, dtype: dtype, owner: storage, name: name)
+    }
+}
+
+/// Host memory owned by the tensor views made from it (see `HostTensor.owner`).
+final class HostBytes: @unchecked Sendable {
+    // Written once while the owning tensor is built, read-only afterwards.
+    let pointer: UnsafeMutableRawPointer
+
+    init(count: Int) { pointer = .allocate(byteCount: max(1, count), alignment: 64) }
+    deinit { pointer.deallocate() }
+}

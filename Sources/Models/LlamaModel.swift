@@ -6,12 +6,18 @@ import HiFCCore
 /// weights live on the backend, and each step runs every layer's ops there, reading and writing
 /// K/V in a paged `KVCachePool`.
 public final class LlamaModel: Sendable {
-    /// One decoder layer's weights on the backend.
+    /// One decoder layer's weights on the backend. The projections that read the same input are
+    /// stacked into one matrix each (q/k/v, gate/up): a decode step reads every weight once, and
+    /// one large product streams it faster than several small ones.
     struct Layer: Sendable {
         let inputNorm, postAttentionNorm: DeviceTensor
-        let q, k, v, o: DeviceTensor
-        let qBias, kBias, vBias: DeviceTensor?
-        let gate, up, down: DeviceTensor
+        /// `[qOut + 2·kvOut, hidden]`: q, k, v rows in that order.
+        let qkv: DeviceTensor
+        let qkvBias: DeviceTensor?
+        let o: DeviceTensor
+        /// `[2·intermediate, hidden]`: gate rows, then up rows.
+        let gateUp: DeviceTensor
+        let down: DeviceTensor
     }
 
     /// The configuration the weights were checked against.
@@ -34,24 +40,26 @@ public final class LlamaModel: Sendable {
         func load(_ name: String, _ shape: [Int]) throws -> DeviceTensor {
             try backend.upload(try weights.tensor(name, shape: shape))
         }
+        func loadStacked(_ names: [(String, [Int])], as name: String) throws -> DeviceTensor {
+            try backend.upload(try HostTensor.stackingRows(try names.map { try weights.tensor($0.0, shape: $0.1) }, name: name))
+        }
         embedding = try load("model.embed_tokens.weight", [config.vocabSize, h])
         var layers: [Layer] = []
         for i in 0..<config.layers {
             let p = "model.layers.\(i)."
             let bias = config.attentionBias
+            let a = p + "self_attn.", inter = config.intermediateSize
             layers.append(Layer(
                 inputNorm: try load(p + "input_layernorm.weight", [h]),
                 postAttentionNorm: try load(p + "post_attention_layernorm.weight", [h]),
-                q: try load(p + "self_attn.q_proj.weight", [qOut, h]),
-                k: try load(p + "self_attn.k_proj.weight", [kvOut, h]),
-                v: try load(p + "self_attn.v_proj.weight", [kvOut, h]),
-                o: try load(p + "self_attn.o_proj.weight", [h, qOut]),
-                qBias: bias ? try load(p + "self_attn.q_proj.bias", [qOut]) : nil,
-                kBias: bias ? try load(p + "self_attn.k_proj.bias", [kvOut]) : nil,
-                vBias: bias ? try load(p + "self_attn.v_proj.bias", [kvOut]) : nil,
-                gate: try load(p + "mlp.gate_proj.weight", [config.intermediateSize, h]),
-                up: try load(p + "mlp.up_proj.weight", [config.intermediateSize, h]),
-                down: try load(p + "mlp.down_proj.weight", [h, config.intermediateSize])))
+                qkv: try loadStacked([(a + "q_proj.weight", [qOut, h]), (a + "k_proj.weight", [kvOut, h]),
+                                      (a + "v_proj.weight", [kvOut, h])], as: a + "qkv_proj.weight"),
+                qkvBias: bias ? try loadStacked([(a + "q_proj.bias", [qOut]), (a + "k_proj.bias", [kvOut]),
+                                                 (a + "v_proj.bias", [kvOut])], as: a + "qkv_proj.bias") : nil,
+                o: try load(a + "o_proj.weight", [h, qOut]),
+                gateUp: try loadStacked([(p + "mlp.gate_proj.weight", [inter, h]), (p + "mlp.up_proj.weight", [inter, h])],
+                                        as: p + "mlp.gate_up_proj.weight"),
+                down: try load(p + "mlp.down_proj.weight", [h, inter])))
         }
         self.layers = layers
         finalNorm = try load("model.norm.weight", [h])
@@ -100,12 +108,12 @@ public final class LlamaModel: Sendable {
         let prepared = try backend.prepare(step)
         let b = backend
         let scale = 1 / Float(config.headDim).squareRoot()
+        let qkvWidths = [config.heads * config.headDim, config.kvHeads * config.headDim, config.kvHeads * config.headDim]
         var x = try b.embedding(embedding, step: prepared)
         for (i, layer) in layers.enumerated() {
             let normed = try b.rmsNorm(x, weight: layer.inputNorm, epsilon: config.rmsNormEpsilon)
-            let q = try b.linear(normed, weight: layer.q, bias: layer.qBias)
-            let k = try b.linear(normed, weight: layer.k, bias: layer.kBias)
-            let v = try b.linear(normed, weight: layer.v, bias: layer.vBias)
+            let qkv = try b.splitColumns(try b.linear(normed, weight: layer.qkv, bias: layer.qkvBias), widths: qkvWidths)
+            let (q, k, v) = (qkv[0], qkv[1], qkv[2])
             let rotated = try b.rotary(q: q, k: k, headDim: config.headDim,
                                        inverseFrequencies: inverseFrequencies, step: prepared)
             try b.writeKV(k: rotated.k, v: v, layer: i, pool: kv, step: prepared)
@@ -113,9 +121,7 @@ public final class LlamaModel: Sendable {
                                                  pool: kv, step: prepared)
             x = try b.add(x, try b.linear(attention, weight: layer.o, bias: nil))
             let normed2 = try b.rmsNorm(x, weight: layer.postAttentionNorm, epsilon: config.rmsNormEpsilon)
-            let gate = try b.linear(normed2, weight: layer.gate, bias: nil)
-            let up = try b.linear(normed2, weight: layer.up, bias: nil)
-            let activated = try b.siluAndMultiply(gate: gate, up: up)
+            let activated = try b.siluAndMultiply(try b.linear(normed2, weight: layer.gateUp, bias: nil))
             x = try b.add(x, try b.linear(activated, weight: layer.down, bias: nil))
         }
         var logits: [[Float]] = Array(repeating: [], count: batch.sequences.count)

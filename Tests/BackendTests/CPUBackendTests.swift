@@ -43,6 +43,54 @@ final class CPUBackendTests: XCTestCase {
                                                 weight: try tensor(backend, [1, 2, 3, 4], [2, 2]), bias: nil))
     }
 
+    func testFusedProductsSplitBackIntoTheirParts() throws {
+        let backend = CPUBackend(blas: nil)
+        let rows = 3, widths = [4, 2, 2]
+        let x = values(rows * 8, seed: 4)
+        let parts = try backend.splitColumns(try tensor(backend, x, [rows, 8]), widths: widths)
+        XCTAssertEqual(parts.map(\.shape), [[3, 4], [3, 2], [3, 2]])
+        var start = 0
+        for (part, width) in zip(parts, widths) {
+            let got = try backend.download(part)
+            for r in 0..<rows {
+                XCTAssertEqual(Array(got[(r * width)..<((r + 1) * width)]), Array(x[(r * 8 + start)..<(r * 8 + start + width)]))
+            }
+            start += width
+        }
+        XCTAssertThrowsError(try backend.splitColumns(try tensor(backend, x, [rows, 8]), widths: [4, 3]))
+
+        // silu(gate) * up over the two halves of one fused gate|up row.
+        let gateUp = values(rows * 6, seed: 5)
+        let activated = try backend.download(try backend.siluAndMultiply(try tensor(backend, gateUp, [rows, 6])))
+        for r in 0..<rows {
+            for c in 0..<3 {
+                let g = gateUp[r * 6 + c], u = gateUp[r * 6 + 3 + c]
+                XCTAssertEqual(activated[r * 3 + c], g / (1 + exp(-g)) * u, accuracy: 1e-6)
+            }
+        }
+        XCTAssertThrowsError(try backend.siluAndMultiply(try tensor(backend, [1, 2, 3], [1, 3])))
+    }
+
+    func testStackedWeightsKeepEveryRowInOrder() throws {
+        let a: [UInt16] = [1, 2, 3, 4], b: [UInt16] = [5, 6]
+        let stacked = try a.withUnsafeBytes { pa in
+            try b.withUnsafeBytes { pb in
+                try HostTensor.stackingRows([
+                    HostTensor(bytes: pa.baseAddress!, shape: [2, 2], dtype: .bfloat16, owner: nil, name: "a"),
+                    HostTensor(bytes: pb.baseAddress!, shape: [1, 2], dtype: .bfloat16, owner: nil, name: "b"),
+                ], name: "ab")
+            }
+        }
+        XCTAssertEqual(stacked.shape, [3, 2])
+        XCTAssertEqual((0..<6).map { stacked.bytes.load(fromByteOffset: $0 * 2, as: UInt16.self) }, [1, 2, 3, 4, 5, 6])
+        XCTAssertThrowsError(try a.withUnsafeBytes { pa in
+            try HostTensor.stackingRows([
+                HostTensor(bytes: pa.baseAddress!, shape: [2, 2], dtype: .bfloat16, owner: nil, name: "a"),
+                HostTensor(bytes: pa.baseAddress!, shape: [1, 4], dtype: .bfloat16, owner: nil, name: "wide"),
+            ], name: "bad")
+        }) { XCTAssertTrue("\($0)".contains("wide"), "\($0)") }
+    }
+
     func testKVPoolBlocksAre4KiBAlignedAndCopiesRoundTrip() throws {
         let layout = KVBlockLayout(layers: 3, kvHeads: 2, headDim: 8, blockTokens: 5, dtype: .float32)
         let pool = try CPUBackend(blas: nil).makeKVCachePool(layout: layout, blocks: 4)

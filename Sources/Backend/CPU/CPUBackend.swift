@@ -171,19 +171,37 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
         return (qOut, kOut)
     }
 
-    public func siluAndMultiply(gate: DeviceTensor, up: DeviceTensor) throws -> DeviceTensor {
-        guard gate.shape == up.shape else {
-            throw BackendError.shapeMismatch(op: "siluAndMultiply", detail: "gate \(gate.shape), up \(up.shape)")
+    public func siluAndMultiply(_ gateUp: DeviceTensor) throws -> DeviceTensor {
+        guard gateUp.shape.count == 2, gateUp.columns % 2 == 0 else {
+            throw BackendError.shapeMismatch(op: "siluAndMultiply", detail: "gate/up \(gateUp.shape) needs an even column count")
         }
-        let g = try gate.cpu("siluAndMultiply"), u = try up.cpu("siluAndMultiply")
-        let (result, out) = try allocate(gate.shape)
-        parallelRanges(gate.count, minimumPerTask: Self.elementsPerTask) { range in
+        let x = try gateUp.cpu("siluAndMultiply")
+        let rows = gateUp.rows, inter = gateUp.columns / 2
+        let (result, out) = try allocate([rows, inter])
+        parallelRanges(rows * inter, minimumPerTask: Self.elementsPerTask) { range in
             for i in range {
-                let x = g[i]
-                out[i] = x / (1 + exp(-x)) * u[i]
+                let r = i / inter, c = i - r * inter
+                let g = x[r * 2 * inter + c]
+                out[i] = g / (1 + exp(-g)) * x[r * 2 * inter + inter + c]
             }
         }
         return result
+    }
+
+    public func splitColumns(_ x: DeviceTensor, widths: [Int]) throws -> [DeviceTensor] {
+        guard x.shape.count == 2, widths.allSatisfy({ $0 > 0 }), widths.reduce(0, +) == x.columns else {
+            throw BackendError.shapeMismatch(op: "splitColumns", detail: "\(x.shape) into widths \(widths)")
+        }
+        let src = try x.cpu("splitColumns")
+        var start = 0
+        return try widths.map { width in
+            let (result, out) = try allocate([x.rows, width])
+            for r in 0..<x.rows {
+                (out + r * width).update(from: src + r * x.columns + start, count: width)
+            }
+            start += width
+            return result
+        }
     }
 
     public func add(_ a: DeviceTensor, _ b: DeviceTensor) throws -> DeviceTensor {

@@ -181,15 +181,32 @@ public final class CUDABackend: ComputeBackend, @unchecked Sendable {
         return (try rotate(q), try rotate(k))
     }
 
-    public func siluAndMultiply(gate: DeviceTensor, up: DeviceTensor) throws -> DeviceTensor {
-        guard gate.shape == up.shape else {
-            throw BackendError.shapeMismatch(op: "siluAndMultiply", detail: "gate \(gate.shape), up \(up.shape)")
+    public func siluAndMultiply(_ gateUp: DeviceTensor) throws -> DeviceTensor {
+        guard gateUp.shape.count == 2, gateUp.columns % 2 == 0 else {
+            throw BackendError.shapeMismatch(op: "siluAndMultiply", detail: "gate/up \(gateUp.shape) needs an even column count")
         }
-        let g = try float32(gate, "siluAndMultiply"), u = try float32(up, "siluAndMultiply")
-        let (out, p) = try allocate(gate.shape, .bfloat16)
-        try kernels.siluMul(gate: try g.cudaAddress("siluAndMultiply"), up: try u.cudaAddress("siluAndMultiply"),
-                            stride: gate.columns, output: p, inter: gate.columns, rows: gate.count / gate.columns, stream: stream)
+        let x = try float32(gateUp, "siluAndMultiply")
+        let inter = gateUp.columns / 2
+        let (out, p) = try allocate([gateUp.rows, inter], .bfloat16)
+        let gate = try x.cudaAddress("siluAndMultiply")
+        try kernels.siluMul(gate: gate, up: gate + UInt64(inter * 4), stride: gateUp.columns, output: p, inter: inter,
+                            rows: gateUp.rows, stream: stream)
         return out
+    }
+
+    public func splitColumns(_ x: DeviceTensor, widths: [Int]) throws -> [DeviceTensor] {
+        guard x.shape.count == 2, widths.allSatisfy({ $0 > 0 }), widths.reduce(0, +) == x.columns else {
+            throw BackendError.shapeMismatch(op: "splitColumns", detail: "\(x.shape) into widths \(widths)")
+        }
+        let xf = try float32(x, "splitColumns")
+        let src = try xf.cudaAddress("splitColumns")
+        var start = 0
+        return try widths.map { width in
+            let (out, p) = try allocate([x.rows, width], .float32)
+            try kernels.copyColumns(src, inputColumns: x.columns, start: start, output: p, columns: width, rows: x.rows, stream: stream)
+            start += width
+            return out
+        }
     }
 
     public func add(_ a: DeviceTensor, _ b: DeviceTensor) throws -> DeviceTensor {

@@ -201,3 +201,15 @@ extension CUDAKernels {
         try library.function("normalize_random_bf16").launch(grid: (4096, 1, 1), block: (256, 1, 1), stream: stream, arguments: a)
     }
 }
+
+extension CUDAKernels {
+    /// `out[r, c] = x[r, start + c]` for `rows` rows of `columns` 4-byte elements taken from rows
+    /// of `inputColumns`.
+    public func copyColumns(_ x: CUdeviceptr, inputColumns: Int, start: Int, output: CUdeviceptr, columns: Int, rows: Int, stream: CUDAStream) throws {
+        guard start >= 0, columns > 0, start + columns <= inputColumns else {
+            throw CUDAError.invalidArgument("copy of columns \(start)..<\(start + columns) from rows of \(inputColumns)")
+        }
+        var a = KernelArguments(); a.add(x); a.add(int: inputColumns); a.add(int: start); a.add(output); a.add(int: columns); a.add(Int64Arg(rows * columns))
+        try library.function("copy_columns_u32").launch(grid: (gridFor(rows * columns), 1, 1), block: (256, 1, 1), stream: stream, arguments: a)
+    }
+}
