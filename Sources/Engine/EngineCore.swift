@@ -187,6 +187,14 @@ public final class EngineCore {
         return events
     }
 
+    /// Waits until every swap in flight has completed (or failed) and applies the outcomes, so
+    /// that nothing still reads or writes the KV pool or the flash store after shutdown.
+    public func finishSwapsInFlight() {
+        while !swapsInFlight.isEmpty {
+            apply(completions.wait(timeout: 1))
+        }
+    }
+
     /// A snapshot of the counters, with the queues and KV use of now.
     public func snapshot() -> EngineStats {
         var now = stats

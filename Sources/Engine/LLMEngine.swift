@@ -16,6 +16,8 @@ public final class LLMEngine: GenerationService {
     public let maxContextTokens: Int
     private let loaded: LoadedModel
     private let inbox = CommandInbox()
+    /// Signalled once when the step thread has returned.
+    private let stopped = DispatchSemaphore(value: 0)
     private let latestStats = LatestStats()
     private let nextID = Atomic<UInt64>(1)
     private let logger = Logger(label: "hifc.engine")
@@ -33,7 +35,11 @@ public final class LLMEngine: GenerationService {
         maxContextTokens = core.maxSequenceTokens
         self.loaded = loaded
         let loop = StepLoop(core: core, inbox: inbox, stats: latestStats, logger: logger)
-        let thread = Thread { loop.run() }
+        let stopped = self.stopped
+        let thread = Thread {
+            loop.run()
+            stopped.signal()
+        }
         thread.name = "hifc-engine"
         thread.stackSize = 8 << 20
         thread.start()
@@ -61,8 +67,14 @@ public final class LLMEngine: GenerationService {
     /// A snapshot of the engine's counters after its latest step.
     public func stats() -> EngineStats { latestStats.value.withLock { $0 } }
 
-    /// Stops the step loop; requests still running end with `GenerationError.engineStopped`.
-    public func shutdown() { inbox.post(.shutdown) }
+    /// Stops the step loop and returns once it has stopped and its swaps in flight have finished
+    /// (so the pool and the flash store may be closed next); requests still running end with
+    /// `GenerationError.engineStopped`. Later calls return at once.
+    public func shutdown() {
+        inbox.post(.shutdown)
+        stopped.wait()
+        stopped.signal()
+    }
 }
 
 /// The counters after the latest step, written by the step thread, read by anyone.
@@ -134,6 +146,7 @@ private final class StepLoop: @unchecked Sendable {
                     }
                 case .shutdown:
                     stopAll(because: "the engine was shut down")
+                    core.finishSwapsInFlight()
                     return
                 }
             }

@@ -12,12 +12,20 @@ public struct ModelBenchmark: Sendable {
         public var decodeTokens: Int
         /// Prompt tokens per second (all sequences).
         public var prefillTokensPerSecond: Double
-        /// Generated tokens per second (all sequences).
+        /// Generated tokens per second (all sequences), host-side sampling included.
         public var decodeTokensPerSecond: Double
+        /// Median time of one decode step's forward pass (logits copied to the host, sampling
+        /// not included), milliseconds.
+        public var decodeStepMilliseconds: Double
+        /// Bytes a decode step must read at least: every weight once (the embedding table only
+        /// when it is also the LM head) and the KV of every sequence at its middle context length.
+        /// Divided by the device's copy bandwidth this is the step's memory roofline.
+        public var decodeStepBytes: Double
 
         public var description: String {
-            String(format: "batch %2d  prompt %5d  decode %4d  prefill %9.1f tok/s  decode %8.1f tok/s",
-                   batch, promptTokens, decodeTokens, prefillTokensPerSecond, decodeTokensPerSecond)
+            String(format: "batch %2d  prompt %5d  decode %4d  prefill %9.1f tok/s  decode %8.1f tok/s  step %7.3f ms (reads %.2f GB)",
+                   batch, promptTokens, decodeTokens, prefillTokensPerSecond, decodeTokensPerSecond,
+                   decodeStepMilliseconds, decodeStepBytes / 1e9)
         }
     }
 
@@ -47,16 +55,26 @@ public struct ModelBenchmark: Sendable {
         let prefill = Date().timeIntervalSince(prefillStart)
 
         let decodeStart = Date()
+        var stepSeconds: [Double] = []
         for step in 0..<decodeTokens {
+            let stepStart = Date()
             let logits = try model.forward(ForwardBatch((0..<batch).map {
                 ForwardSequence(tokens: [last[$0]], startPosition: promptTokens + step, blockTable: tables[$0])
             }), kv: pool)
+            stepSeconds.append(Date().timeIntervalSince(stepStart))
             last = logits.map(Sampler.argmax)
         }
         let decode = Date().timeIntervalSince(decodeStart)
+        let c = model.config
+        // The backend keeps weights in its KV dtype (bf16 on a GPU, f32 on the CPU).
+        let element = Double(model.backend.kvDType.size)
+        let weights = Double(c.parameterCount - (c.tieWordEmbeddings ? 0 : c.vocabSize * c.hiddenSize)) * element
+        let kv = Double(batch) * (Double(promptTokens) + Double(decodeTokens) / 2) * Double(2 * c.layers * c.kvHeads * c.headDim) * element
         return Figures(batch: batch, promptTokens: promptTokens, decodeTokens: decodeTokens,
                        prefillTokensPerSecond: Double(batch * promptTokens) / prefill,
-                       decodeTokensPerSecond: Double(batch * decodeTokens) / decode)
+                       decodeTokensPerSecond: Double(batch * decodeTokens) / decode,
+                       decodeStepMilliseconds: stepSeconds.sorted()[stepSeconds.count / 2] * 1000,
+                       decodeStepBytes: weights + kv)
     }
 }
 

@@ -4,11 +4,11 @@ import Foundation
 import Logging
 import Models
 
-/// `hifc bench model`: prefill and decode tokens/s of a model on the CPU backend.
+/// `hifc bench model`: prefill and decode tokens/s of a model, and its decode step time, on the CPU or a GPU.
 struct BenchModelCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "model",
-        abstract: "Measure prefill and decode tokens/s of a model directory on the CPU backend.")
+        abstract: "Measure prefill and decode tokens/s and the decode step time of a model directory.")
 
     @Option(help: "HF model directory.") var model: String
     @Option(help: "Batch sizes to measure, comma-separated.") var batch: String = "1,8"
@@ -41,7 +41,7 @@ struct BenchModelCommand: ParsableCommand {
         for b in batches {
             let figures = try bench.run(batch: b, promptTokens: promptTokens, decodeTokens: decodeTokens)
             if json {
-                print(#"{"engine":"hifc","backend":"\#(backend.name)","batch":\#(b),"prompt_tokens":\#(promptTokens),"decode_tokens":\#(decodeTokens),"prefill_tok_s":\#(figures.prefillTokensPerSecond),"decode_tok_s":\#(figures.decodeTokensPerSecond)}"#)
+                print(#"{"engine":"hifc","backend":"\#(backend.name)","batch":\#(b),"prompt_tokens":\#(promptTokens),"decode_tokens":\#(decodeTokens),"prefill_tok_s":\#(figures.prefillTokensPerSecond),"decode_tok_s":\#(figures.decodeTokensPerSecond),"decode_step_ms":\#(figures.decodeStepMilliseconds),"decode_step_bytes":\#(figures.decodeStepBytes)}"#)
             } else {
                 print(figures)
             }

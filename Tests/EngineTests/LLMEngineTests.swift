@@ -48,6 +48,31 @@ final class LLMEngineTests: XCTestCase {
         }
     }
 
+    func testShutdownStopsRunningRequestsAndReturnsOnceTheStepThreadHasStopped() async throws {
+        let engine = try LLMEngine(
+            loaded: EngineFixture.loaded,
+            configuration: EngineConfiguration(kvBudget: .blocks(12), blockTokens: 16, preemption: .swapDRAM))
+        let streams = EngineFixture.prompts(4).enumerated().map { n, prompt in
+            engine.generate(GenerationRequest(id: "s\(n)", promptTokens: prompt, sampling: greedy(150)))
+        }
+        let deadline = Date(timeIntervalSinceNow: 30)
+        while engine.stats().generatedTokens < 20, Date() < deadline { try await Task.sleep(for: .milliseconds(5)) }
+        engine.shutdown()
+        // The step thread is gone: nothing counts any more, and a second shutdown returns at once.
+        let after = engine.stats()
+        try await Task.sleep(for: .milliseconds(50))
+        XCTAssertEqual(engine.stats().generatedTokens, after.generatedTokens)
+        engine.shutdown()
+        for stream in streams {
+            do {
+                for try await _ in stream {}
+                XCTFail("a request outlived the engine")
+            } catch {
+                guard case .engineStopped = error as? GenerationError else { return XCTFail("\(error)") }
+            }
+        }
+    }
+
     func testCancellingTheConsumerAbortsTheRequestAndFreesItsBlocks() async throws {
         let engine = try makeEngine()
         let stream = engine.generate(GenerationRequest(id: "c", promptTokens: EngineFixture.prompts(1)[0], sampling: greedy(1_000)))
