@@ -6,10 +6,10 @@ import Darwin
 #endif
 
 /// The POSIX calls of the direct-I/O data path, each returning the errno of a failure so that the
-/// store can name the path and the cause.
-enum DirectIO {
+/// caller can name the path and the cause. The CUDA fallback path moves its blocks with them too.
+public enum DirectIO {
     /// The O_DIRECT open flag (not exported to Swift by Glibc; its value depends on the CPU).
-    static var directFlag: Int32 {
+    public static var directFlag: Int32 {
         #if os(Linux) && arch(x86_64)
         return 0o40000
         #elseif os(Linux) && (arch(arm64) || arch(arm))
@@ -20,16 +20,16 @@ enum DirectIO {
     }
 
     /// The text of an errno value ("No space left on device").
-    static func message(_ code: Int32) -> String { String(cString: strerror(code)) }
+    public static func message(_ code: Int32) -> String { String(cString: strerror(code)) }
 
     /// Writes all of `vectors` at `offset`, continuing after short writes; 0 or an errno.
-    static func writeFully(fd: Int32, vectors: [iovec], offset: Int64) -> Int32 {
+    public static func writeFully(fd: Int32, vectors: [iovec], offset: Int64) -> Int32 {
         transferFully(vectors: vectors, offset: offset) { pwritev(fd, $0, $1, $2) }
     }
 
     /// Reads all of `vectors` from `offset`, continuing after short reads; 0 or an errno (EIO
     /// when the file ends first).
-    static func readFully(fd: Int32, vectors: [iovec], offset: Int64) -> Int32 {
+    public static func readFully(fd: Int32, vectors: [iovec], offset: Int64) -> Int32 {
         transferFully(vectors: vectors, offset: offset) { preadv(fd, $0, $1, $2) }
     }
 

@@ -1,3 +1,4 @@
+import FlashStore
 import Foundation
 
 /// What `hifc doctor` reports about the NVIDIA stack: each library (path and version), each GPU,
@@ -82,7 +83,7 @@ public enum CUDAProbe {
     static func probeCUFile(cufile: CUFile, device: CUDADevice, directory: String) -> Line {
         let item = "cuFile on \(directory)"
         let path = directory + "/.hifc-cufile-probe-\(getpid())"
-        let fd = open(path, O_RDWR | O_CREAT | openDirectFlag, 0o600)
+        let fd = open(path, O_RDWR | O_CREAT | DirectIO.directFlag, 0o600)
         guard fd >= 0 else {
             return Line(item: item, ok: false, detail: "cannot open \(path) with O_DIRECT: \(String(cString: strerror(errno)))")
         }

@@ -69,21 +69,29 @@ public struct GPUSwapCheck {
         timings.append(String(format: "swap-dram   out %6.2f GB/s   in %6.2f GB/s", dramOut, dramIn))
 
         let path = directory + "/hifc-swap-check-\(getpid())"
-        let fd = open(path, O_RDWR | O_CREAT | O_TRUNC | openDirectFlag, 0o600)
+        let fd = open(path, O_RDWR | O_CREAT | O_TRUNC | DirectIO.directFlag, 0o600)
         guard fd >= 0 else { throw CUDAError.io(call: "open(O_DIRECT)", path: path, errno: errno) }
         defer { close(fd); unlink(path) }
         guard ftruncate(fd, off_t(blocks * directIOLength(bytes))) == 0 else { throw CUDAError.io(call: "ftruncate", path: path, errno: errno) }
-        var paths: [BlockFileIO] = []
-        do {
-            let c = try CUFileBlockIO(pool: pool, fd: fd, filePath: path)
-            if let note = c.registrationNote { timings.append("cuFile buffer registration refused: \(note)") }
-            paths.append(c)
-        } catch {
-            timings.append("cuFile unavailable (\(error)); only the fallback is checked")
-        }
-        paths.append(try StagedBlockIO(pool: pool, fd: fd, filePath: path, device: device))
-        for io in paths {
-            // Sequential slots, as the log-structured store writes them; read back in reverse.
+        // Each path with one request in flight and with four, as `dd` (one request at a time)
+        // and the store's swapper (four) use the disk.
+        var cuFileMissing = false
+        for (useCUFile, depth) in [(true, 1), (true, 4), (false, 1), (false, 4)] where !(useCUFile && cuFileMissing) {
+            let io: BlockFileIO
+            if useCUFile {
+                do {
+                    let c = try CUFileBlockIO(pool: pool, fd: fd, filePath: path, depth: depth)
+                    if let note = c.registrationNote { timings.append("cuFile buffer registration refused: \(note)") }
+                    io = c
+                } catch {
+                    timings.append("cuFile unavailable (\(error)); only the fallback is checked")
+                    cuFileMissing = true
+                    continue
+                }
+            } else {
+                io = try StagedBlockIO(pool: pool, fd: fd, filePath: path, device: device, depth: depth)
+            }
+            // Sequential slots, as the log-structured store writes them, read back in order.
             let extents = (0..<blocks).map { BlockFileExtent(block: $0, fileOffset: $0 * directIOLength(bytes)) }
             let ready = try device.makeEvent()
             try ready.record(on: stream)
@@ -92,7 +100,7 @@ public struct GPUSwapCheck {
             let wr = gb / Date().timeIntervalSince(t0)
             try poison()
             t0 = Date()
-            try io.read(extents.reversed())?.synchronize()
+            try io.read(extents)?.synchronize()
             let rd = gb / Date().timeIntervalSince(t0)
             try verify("swap-flash via \(io.path)")
             timings.append(String(format: "swap-flash  out %6.2f GB/s   in %6.2f GB/s   ", wr, rd) + "(raw file, \(io.path), \(blocks) x \(bytes >> 20) MiB)")

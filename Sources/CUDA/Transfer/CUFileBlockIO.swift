@@ -2,10 +2,13 @@
 ///
 /// The whole pool is registered with `cuFileBufRegister` once, so no call pins memory; when the
 /// registration is refused cuFile still works through its own bounce buffers, and the reason is
-/// kept in `registrationNote`.
+/// kept in `registrationNote`. `depth` blocks move at once (one cuFile call per block on each of
+/// `depth` threads): one request at a time leaves the disk idle between requests.
 public final class CUFileBlockIO: BlockFileIO, @unchecked Sendable {
     // cuFile calls are thread-safe; the pool and handle are immutable after init.
-    public var path: String { "cuFile" }
+    public var path: String { depth > 1 ? "cuFile, \(depth) requests in flight" : "cuFile" }
+    /// Blocks in flight at once.
+    public let depth: Int
     let pool: DeviceBlockPool
     let handle: CUFileHandle
     let cufile: CUFile
@@ -14,7 +17,8 @@ public final class CUFileBlockIO: BlockFileIO, @unchecked Sendable {
     private let registered: Bool
 
     /// Registers `fd` (opened with O_DIRECT; `filePath` for messages) and the pool with cuFile.
-    public init(pool: DeviceBlockPool, fd: Int32, filePath: String) throws {
+    public init(pool: DeviceBlockPool, fd: Int32, filePath: String, depth: Int = 4) throws {
+        self.depth = max(1, depth)
         cufile = try CUFile.shared()
         self.pool = pool
         handle = try cufile.register(fd: fd, path: filePath)
@@ -39,7 +43,8 @@ public final class CUFileBlockIO: BlockFileIO, @unchecked Sendable {
     public func write(_ extents: [BlockFileExtent], after: CUDAEvent?) throws {
         try after?.synchronize()
         let bytes = directIOLength(pool.layout.blockBytes)
-        for e in extents {
+        try concurrentlyForEach(extents.count, depth: depth) { i in
+            let e = extents[i]
             _ = try pool.address(of: e.block)
             try handle.write(from: pool.buffer.address, bufferOffset: e.block * pool.blockStride, bytes: bytes, fileOffset: e.fileOffset)
         }
@@ -47,7 +52,8 @@ public final class CUFileBlockIO: BlockFileIO, @unchecked Sendable {
 
     public func read(_ extents: [BlockFileExtent]) throws -> CUDAEvent? {
         let bytes = directIOLength(pool.layout.blockBytes)
-        for e in extents {
+        try concurrentlyForEach(extents.count, depth: depth) { i in
+            let e = extents[i]
             _ = try pool.address(of: e.block)
             try handle.read(into: pool.buffer.address, bufferOffset: e.block * pool.blockStride, bytes: bytes, fileOffset: e.fileOffset)
         }

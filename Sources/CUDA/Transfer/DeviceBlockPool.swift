@@ -62,10 +62,3 @@ public protocol BlockFileIO: Sendable {
 
 /// Rounds `bytes` up to the 4096-byte granularity of O_DIRECT.
 @inline(__always) func directIOLength(_ bytes: Int) -> Int { (bytes + 4095) & ~4095 }
-
-/// Linux's O_DIRECT open flag, which Glibc does not export to Swift (it needs _GNU_SOURCE).
-#if arch(arm64)
-let openDirectFlag: Int32 = 0o200000
-#else
-let openDirectFlag: Int32 = 0o40000
-#endif
