@@ -28,7 +28,7 @@ struct GPUModelCheck {
         // The same shuffled block table on both sides.
         let table = Array(0..<blocks).shuffled()
         var worst = 0.0, first = 0.0
-        var agreeSteps = 0, diverged = false, margin = ""
+        var agreeSteps = 0, ties = 0, splits = 0, margins: [String] = []
 
         var position = 0
         var chunk = (0..<promptLength).map { _ in Int.random(in: 0..<config.vocabSize) }
@@ -49,13 +49,16 @@ struct GPUModelCheck {
             let gpuNext = gpuLogits.indices.max { gpuLogits[$0] < gpuLogits[$1] }!
             position += chunk.count
             if step == steps { break }
-            if cpuNext == gpuNext && !diverged {
+            if cpuNext == gpuNext {
                 agreeSteps += 1
-            } else if !diverged {
-                diverged = true
-                // How near a tie the CPU's own logits were where the two first chose differently.
-                margin = String(format: ", the CPU's logits of the two picks differ by %.2e there (of a spread of %.2e)",
-                                cpuLogits[cpuNext] - cpuLogits[gpuNext], (cpuLogits.max() ?? 0) - (cpuLogits.min() ?? 0))
+            } else {
+                // A near-tie: the CPU's own logits of the two picks lie closer together than
+                // the logits' error allowance (1e-2 of their RMS, twice: once per pick). Random
+                // weights give flat logits where this happens on some seeds.
+                let gap = cpuLogits[cpuNext] - cpuLogits[gpuNext]
+                let rms = (cpuLogits.reduce(0) { $0 + Double($1) * Double($1) } / Double(cpuLogits.count)).squareRoot()
+                if Double(gap) <= 2e-2 * rms { ties += 1 } else { splits += 1 }
+                margins.append(String(format: "step %d: gap %.2e vs allowance %.2e", step, gap, 2e-2 * rms))
             }
             // Both continue with the CPU's token, so the logits stay comparable after a near-tie.
             chunk = [cpuNext]
@@ -64,8 +67,9 @@ struct GPUModelCheck {
         return [
             GPUCheckResult(name: "\(name): prefill logits of \(promptLength) tokens vs CPU backend", error: first, tolerance: 1e-2),
             GPUCheckResult(name: "\(name): worst logits over \(steps) decode steps vs CPU backend", error: worst, tolerance: 1e-2),
-            GPUCheckResult(name: "\(name): greedy steps agreeing before the first disagreement: \(agreeSteps) of \(steps)\(margin) (error = steps lost)",
-                           error: Double(steps - agreeSteps), tolerance: 0),
+            GPUCheckResult(name: "\(name): greedy tokens agree on \(agreeSteps) of \(steps) steps, \(ties) near-ties"
+                               + (margins.isEmpty ? "" : " (" + margins.joined(separator: "; ") + ")") + " (error = splits beyond a near-tie)",
+                           error: Double(splits), tolerance: 0),
         ]
     }
 }

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# One visit to the GPU machine: kernel and swap checks, the disk's own O_DIRECT speed (dd), the
+# whole 8B-shaped model against PyTorch + transformers, and an error exit of the CUDA engine.
+# Run from the repository root after `bash .device/unpack.sh`; logs go to $OUT (or ./gpu-logs).
+#   bash bench/cuda/gpu-visit.sh [checks] [model] [swap] [exit]     (default: all four)
+set -uo pipefail
+out="${OUT:-gpu-logs}"; mkdir -p "$out"
+work=/var/tmp/hifc; mkdir -p "$work"
+export HIFC_KERNEL_CACHE=/tmp/hifc-kc
+steps="${*:-checks model swap exit}"
+has() { [[ " $steps " == *" $1 "* ]]; }
+stamp() { echo "== $(date -u +%H:%M:%S) $*" | tee -a "$out/summary.txt"; }
+
+disk_dd() {  # O_DIRECT, 8 MiB requests, one at a time: the disk's figure to compare against
+    dd if=/dev/urandom of="$work/dd.src" bs=8M count=128 status=none
+    local w r
+    w=$(dd if="$work/dd.src" of="$work/dd.dat" bs=8M count=128 oflag=direct conv=fsync 2>&1 | tail -1)
+    r=$(dd if="$work/dd.dat" of=/dev/null bs=8M count=128 iflag=direct 2>&1 | tail -1)
+    echo "dd O_DIRECT 1 GiB bs=8M  write: $w  |  read: $r" | tee -a "$out/summary.txt"
+    rm -f "$work/dd.src" "$work/dd.dat"
+}
+
+if has checks; then
+    stamp "doctor"; .device/hifc doctor --flash-path "$work" > "$out/doctor.txt" 2>&1
+    stamp "dd before"; disk_dd
+    stamp "check gpu"
+    .device/hifc check gpu --swap-dir "$work" --swap-blocks 128 --bench --models tiny,1b --work-dir "$work" > "$out/check.txt" 2>&1
+    echo "check gpu rc=$?" | tee -a "$out/summary.txt"
+    grep -E "FAIL|passed|swap-flash|swap-dram|roofline|TFLOP|GB/s" "$out/check.txt" | tee -a "$out/summary.txt"
+    stamp "dd after"; disk_dd
+fi
+
+if has model; then
+    model="$work/synth-8b"
+    stamp "synth 8b"
+    [ -e "$model/model.safetensors" ] || [ -e "$model/model.safetensors.index.json" ] || \
+        .device/hifc synth-model --preset 8b --out "$model" > "$out/synth.txt" 2>&1
+    stamp "hifc bench model"
+    .device/hifc bench model --model "$model" --device cuda --batch "${BATCH:-1,16}" --prompt-tokens "${PROMPT:-2048}" \
+        --decode-tokens 32 --json 2>&1 | tee "$out/hifc-model.txt" | tee -a "$out/summary.txt"
+    stamp "torch model"
+    python3 bench/cuda/torch_model.py "$model" --batch "${BATCH:-1,16}" --prompt-tokens "${PROMPT:-2048}" --decode-tokens 32 \
+        2>&1 | grep -v Warning | tee "$out/torch-model.txt" | tee -a "$out/summary.txt"
+fi
+
+if has swap; then
+    stamp "bench swap"
+    .device/hifc bench swap --model synth:8b --device cuda --workload govreport --scale "${SCALE:-0.25}" --requests 8 \
+        --kv-budget "${BUDGET:-1GiB}" --mode swap-dram,swap-flash --flash-path "$work" --flash-capacity 8GiB \
+        > "$out/bench-swap.txt" 2>&1
+    echo "bench swap rc=$?" | tee -a "$out/summary.txt"
+    tail -8 "$out/bench-swap.txt" | tee -a "$out/summary.txt"
+fi
+
+if has exit; then
+    stamp "an error exit of the CUDA engine (must end with a message, not a signal)"
+    .device/hifc bench swap --model synth:tiny --device cuda --kv-budget 4KiB --requests 2 --scale 0.01 \
+        --mode swap-flash --flash-path "$work" > "$out/error-exit.txt" 2>&1
+    echo "error exit rc=$? (139 would be a segfault)" | tee -a "$out/summary.txt"
+    tail -3 "$out/error-exit.txt" | tee -a "$out/summary.txt"
+fi
+stamp "done"
