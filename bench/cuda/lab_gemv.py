@@ -41,8 +41,8 @@ def variants(lab):
 def launcher_choice(m, n, k, sms):
     """(kernel, feature rows per CTA, warps): what SkinnyGEMM.swift picks (keep the two in step)."""
     if m <= 8:
-        if (n + 15) // 16 >= 8 * sms:
-            return "gemv_bf16_t1r1u4p1h1", 16, 8
+        if (n + 15) // 16 >= 16 * sms:
+            return "gemv_bf16_t1r1u4p1h1", 16, 16
         return "gemv_bf16_t1r1u2p1h1", 16, 16
     return "gemv_bf16_t2r2u2p1h1", 32, 16
 

@@ -153,11 +153,12 @@ public final class CUDABackend: ComputeBackend, @unchecked Sendable {
         let xAddress = try xb.cudaAddress("linear"), wAddress = try w.cudaAddress("linear")
         let m = x.rows, n = weight.rows, k = x.columns
         // Decode batches go to the skinny kernel: on the H100 (bench/results/gemv-h100.md, CUDA
-        // graphs, weights larger than L2) it reads an 8B layer's weights (qkv, o, gate_up, down)
-        // in 0.153 ms at m = 1 against cuBLAS's 0.162 ms (roofline 0.146 ms), 0.155 / 0.164 ms
-        // at m = 8 and 0.163 / 0.165 ms at m = 16, and the 128256-row LM head 7-9% faster at
-        // every m ≤ 16. At m = 16 the margin is thin (qkv and a lone 14336x4096 lose 3-6%);
-        // above 16 rows cuBLAS's tiled kernels take over.
+        // graphs, weights larger than L2) it reads an 8B layer's weights (qkv, o, gate_up, down;
+        // roofline 0.147 ms) in 0.153 ms at m = 1 against cuBLAS's 0.162 ms, 0.155 / 0.164 ms at
+        // m = 8 and 0.162 / 0.168 ms at m = 16, and the 128256-row LM head 6-11% faster at every
+        // m <= 16. At m = 16 the margin is thinnest (qkv loses 2%, a lone 14336x4096 7%, the
+        // layer still wins 3.5%). The kernel has no variant past 16 rows; larger batches (not
+        // measured against it) stay on cuBLAS.
         if CUDAKernels.skinnyGEMMAccepts(m: m, n: n, k: k, x: xAddress, w: wAddress) {
             try kernels.skinnyLinear(x: xAddress, w: wAddress, y: p, m: m, n: n, k: k, stream: stream)
         } else {

@@ -228,16 +228,16 @@ public final class GPUSelfCheck: @unchecked Sendable {
         return results
     }
 
-    /// The decode-batch kernel against a float64 reference: each of its three configurations
-    /// (m = 1 and 3 take the one-token-tile kernels, m = 9 and 16 the two-tile one), n not a
-    /// multiple of the 16- or 32-feature CTA tile, k a multiple of the 256-element step (4096),
-    /// not (576) and not even of the 32-element chunk (200).
+    /// The decode-batch kernel against a float64 reference: each of its three kernels (m = 1,
+    /// 2 and 3 take the one-token-tile ones, m = 9 and 16 the two-tile one), n not a multiple of
+    /// the 16- or 32-feature CTA tile, and k whole steps (4096), whole 32-element chunks but
+    /// partial steps (576, 64) and a partial chunk (200).
     func checkSkinnyGemm() throws -> [GPUCheckResult] {
         var results: [GPUCheckResult] = []
         var cases: [(Int, Int, Int)] = []
         for m in [1, 3, 16] { for k in [576, 4096] { cases.append((m, 1000, k)) } }
-        // 28672 features take the 8-warp variant (>= 8 CTAs per SM on an H100).
-        cases += [(9, 333, 200), (2, 28672, 64)]
+        // 40000 features take the LM-head variant (>= 16 CTAs per SM up to 156 SMs).
+        cases += [(9, 333, 200), (2, 40000, 64)]
         for (m, n, k) in cases {
             let (x, xv) = try uploadBF16(HostReference.randomNormal(m * k))
             let (w, wv) = try uploadBF16(HostReference.randomNormal(n * k, scale: 0.05))

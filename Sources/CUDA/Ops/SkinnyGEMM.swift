@@ -5,8 +5,8 @@ import HiFCCore
 /// At up to 16 rows a product reads every weight once and does little else, so it is bound by
 /// the weight read. The kernel streams weights with 16-byte loads and does the arithmetic on the
 /// tensor cores (`mma.sync` m16n8k16, bf16 in, fp32 accumulation); on the H100 it reads an 8B
-/// Llama layer's weights at 1.04–1.06x the copy roofline for m ≤ 8, where cuBLAS takes
-/// 1.11–1.12x (bench/results/gemv-h100.md).
+/// Llama layer's weights at 1.04–1.05x the copy roofline for m ≤ 8 and 1.10x at m = 16, where
+/// cuBLAS takes 1.10–1.14x (bench/results/gemv-h100.md).
 extension CUDAKernels {
     /// The most rows (tokens) `skinnyLinear` takes.
     public static let skinnyGEMMMaxRows = 16
@@ -19,14 +19,14 @@ extension CUDAKernels {
 
     /// The kernel, the output features per CTA and the warps per CTA for a shape.
     ///
-    /// From the H100 sweep (bench/results/gemv-h100.md): at m ≤ 8 one token tile, two 32-k
-    /// chunks per step and 16 warps won everywhere except on products with ≥ 8 CTAs per SM
-    /// (28672 or 128256 features), where four chunks per step and 8 warps (the same bytes in
-    /// flight per CTA, half the CTA's k-split reduction) were 1% ahead; at m ≤ 16 two token tiles
-    /// and two feature tiles per CTA with 16 warps had the best sum over an 8B layer.
+    /// From the H100 sweeps (bench/results/gemv-h100.md): at m ≤ 8 one token tile, two 32-k
+    /// chunks per step and 16 warps won or tied on every shape except the LM head (≥ 16 CTAs
+    /// per SM), where four chunks per step were 1% ahead, consistently over two runs; at
+    /// m ≤ 16 two token tiles and two feature tiles per CTA with 16 warps had the best sum over
+    /// the seven shapes and over an 8B layer.
     static func skinnyGEMMConfiguration(m: Int, n: Int, multiprocessors: Int) -> (kernel: String, features: Int, warps: Int) {
         if m <= 8 {
-            return (n + 15) / 16 >= 8 * multiprocessors ? ("gemv_bf16_t1r1u4p1h1", 16, 8) : ("gemv_bf16_t1r1u2p1h1", 16, 16)
+            return ((n + 15) / 16 >= 16 * multiprocessors ? "gemv_bf16_t1r1u4p1h1" : "gemv_bf16_t1r1u2p1h1", 16, 16)
         }
         return ("gemv_bf16_t2r2u2p1h1", 32, 16)
     }
