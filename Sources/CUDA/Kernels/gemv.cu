@@ -158,9 +158,9 @@ __device__ __forceinline__ void skinny_gemm(const bf16_t* __restrict__ x, const 
 
 // grid ceil(n / (16·R)), block 32·warps (warps <= the launch bound / 32); x, w 16-byte aligned,
 // k % 8 == 0. Names: t<token tiles>r<feature tiles>u<chunks per step>p<prefetch>h<L2 hint>.
-// These three won a sweep of 13 variants × 4-16 warps on the H100 (bench/results/gemv-h100.md):
-// prefetching the next step beat deeper unrolling without it (the latter left HBM idle between
-// steps), and at m = 16 two feature tiles per CTA halve the x reads per weight byte.
+// These three won two sweeps (12 and 11 variants × 4-16 warps) on the H100
+// (bench/results/gemv-h100.md): prefetching the next step beat deeper unrolling without it, and
+// at m = 16 two feature tiles per CTA, which halve the x reads per weight byte, came out ahead.
 #define GEMV_ARGS const bf16_t* __restrict__ x, const bf16_t* __restrict__ w, float* __restrict__ y, int m, int n, int k
 extern "C" __global__ void __launch_bounds__(512) gemv_bf16_t1r1u2p1h1(GEMV_ARGS) { skinny_gemm<1, 1, 2, 1, 1, 16>(x, w, y, m, n, k); }
 extern "C" __global__ void __launch_bounds__(512) gemv_bf16_t1r1u4p1h1(GEMV_ARGS) { skinny_gemm<1, 1, 4, 1, 1, 16>(x, w, y, m, n, k); }
