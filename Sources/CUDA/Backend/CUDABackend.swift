@@ -3,7 +3,8 @@ import Foundation
 import HiFCCore
 
 /// The `ComputeBackend` on an NVIDIA GPU: weights in bf16 (uploaded once), activations in fp32,
-/// matrix products through cuBLAS (bf16 inputs, fp32 accumulation), everything else by the
+/// matrix products through cuBLAS or, for decode batches of up to 16 rows, the skinny kernel
+/// of `gemv.cu` (bf16 inputs, fp32 accumulation either way), everything else by the
 /// NVRTC-compiled kernels of `Sources/CUDA/Kernels`, all on one compute stream.
 ///
 /// Dtypes between ops: `embedding`, `linear`, `rotary`, `add` give fp32; `rmsNorm`,
@@ -149,8 +150,20 @@ public final class CUDABackend: ComputeBackend, @unchecked Sendable {
         let xb = try bfloat16(x, "linear")
         let w = try bfloat16(weight, "linear")
         let (out, p) = try allocate([x.rows, weight.rows], .float32)
-        try blas.linear(x: try xb.cudaAddress("linear"), w: try w.cudaAddress("linear"), y: p, yType: .float32,
-                        m: x.rows, n: weight.rows, k: x.columns, stream: stream)
+        let xAddress = try xb.cudaAddress("linear"), wAddress = try w.cudaAddress("linear")
+        let m = x.rows, n = weight.rows, k = x.columns
+        // Decode batches go to the skinny kernel: on the H100 (bench/results/gemv-h100.md, CUDA
+        // graphs, weights larger than L2) it reads an 8B layer's weights (qkv, o, gate_up, down;
+        // roofline 0.147 ms) in 0.153 ms at m = 1 against cuBLAS's 0.162 ms, 0.155 / 0.164 ms at
+        // m = 8 and 0.162 / 0.168 ms at m = 16, and the 128256-row LM head 6-11% faster at every
+        // m <= 16. At m = 16 the margin is thinnest (qkv loses 2%, a lone 14336x4096 7%, the
+        // layer still wins 3.5%). The kernel has no variant past 16 rows; larger batches (not
+        // measured against it) stay on cuBLAS.
+        if CUDAKernels.skinnyGEMMAccepts(m: m, n: n, k: k, x: xAddress, w: wAddress) {
+            try kernels.skinnyLinear(x: xAddress, w: wAddress, y: p, m: m, n: n, k: k, stream: stream)
+        } else {
+            try blas.linear(x: xAddress, w: wAddress, y: p, yType: .float32, m: m, n: n, k: k, stream: stream)
+        }
         if let bias {
             guard bias.count == weight.rows else {
                 throw BackendError.shapeMismatch(op: "linear", detail: "bias \(bias.shape) for \(weight.rows) outputs")

@@ -56,8 +56,9 @@ public struct GPUBenchmarks {
 
         // Decode products of an 8B Llama layer (batch 1 and 16): weight-read bound.
         let shapes = [("qkv", 6144, 4096), ("o", 4096, 4096), ("gate_up", 28672, 4096), ("down", 4096, 14336)]
+        // Each product twice: cuBLAS, then the skinny kernel CUDABackend.linear uses at these batches.
         for batch in [1, 16] {
-            var totalMs = 0.0, totalBytes = 0.0
+            var totalMs = 0.0, totalBytes = 0.0, skinnyMs = 0.0
             for (name, outF, inF) in shapes {
                 let wt = try device.allocate(outF * inF * 2)
                 try kernels.fillRandom(wt.address, bytes: outF * inF * 2, seed: 13, stream: stream)
@@ -65,10 +66,16 @@ public struct GPUBenchmarks {
                 let out = try device.allocate(batch * outF * 4)
                 let ms = try time { try blas.linear(x: x.address, w: wt.address, y: out.address, yType: .float32, m: batch, n: outF, k: inF, stream: stream) }
                 let bytes = Double(outF * inF * 2)
+                let roof = bytes / copyBW / 1e6
                 totalMs += ms; totalBytes += bytes
-                lines.append("decode gemm batch \(batch) \(name) \(outF)x\(inF): " + String(format: "%.4f ms, %.0f GB/s of weights", ms, bytes / ms / 1e6))
+                lines.append("decode gemm batch \(batch) \(name) \(outF)x\(inF): " + String(format: "%.4f ms, %.0f GB/s of weights, %.2fx roofline", ms, bytes / ms / 1e6, ms / roof))
+                let sms = try time { try kernels.skinnyLinear(x: x.address, w: wt.address, y: out.address, m: batch, n: outF, k: inF, stream: stream) }
+                skinnyMs += sms
+                lines.append("decode skinny gemm batch \(batch) \(name) \(outF)x\(inF): " + String(format: "%.4f ms, %.0f GB/s of weights, %.2fx roofline (cuBLAS %.4f ms)", sms, bytes / sms / 1e6, sms / roof, ms))
             }
-            lines.append(String(format: "decode gemms of one 8B layer, batch %2d: %.3f ms = %.2fx the roofline (weights read at the copy's %.0f GB/s)", batch, totalMs, totalMs / (totalBytes / copyBW / 1e6), copyBW))
+            let roof = totalBytes / copyBW / 1e6
+            lines.append(String(format: "decode gemms of one 8B layer, batch %2d: %.3f ms = %.2fx the roofline (weights read at the copy's %.0f GB/s)", batch, totalMs, totalMs / roof, copyBW))
+            lines.append(String(format: "decode skinny gemms of one 8B layer, batch %2d: %.3f ms = %.2fx the roofline (cuBLAS %.3f ms)", batch, skinnyMs, skinnyMs / roof, totalMs))
         }
 
         // Paged decode attention of one 8B layer: 32 query heads over 8 KV heads of 128, 64-token blocks.

@@ -56,7 +56,7 @@ public final class GPUSelfCheck: @unchecked Sendable {
         let checks: [(String, () throws -> [GPUCheckResult])] = [
             ("bf16 conversion", checkConversions), ("embedding", checkEmbedding), ("rmsnorm", checkRMSNorm),
             ("rope", checkRope), ("silu*mul", checkSiluMul), ("residual add", checkResidualAdd),
-            ("gemm", checkGemm), ("kv write + paged attention", checkAttention), ("argmax/top-k", checkSampling),
+            ("gemm", checkGemm), ("skinny gemm", checkSkinnyGemm), ("kv write + paged attention", checkAttention), ("argmax/top-k", checkSampling),
         ]
         for (name, check) in checks {
             do { results += try check() } catch {
@@ -224,6 +224,35 @@ public final class GPUSelfCheck: @unchecked Sendable {
             let y16 = try poisoned(m * n * 2)
             try blas.linear(x: x.address, w: w.address, y: y16.address, yType: .bfloat16, m: m, n: n, k: k, stream: stream)
             results.append(GPUCheckResult(name: "cublas linear \(m)x\(k) · (\(n)x\(k))ᵀ bf16 out", error: HostReference.relativeError(try downloadBF16(y16, count: m * n), ref), tolerance: 8e-3))
+        }
+        return results
+    }
+
+    /// The decode-batch kernel against a float64 reference: each of its three kernels (m = 1,
+    /// 2 and 3 take the one-token-tile ones, m = 9 and 16 the two-tile one), n not a multiple of
+    /// the 16- or 32-feature CTA tile, and k whole steps (4096), whole 32-element chunks but
+    /// partial steps (576, 64) and a partial chunk (200).
+    func checkSkinnyGemm() throws -> [GPUCheckResult] {
+        var results: [GPUCheckResult] = []
+        var cases: [(Int, Int, Int)] = []
+        for m in [1, 3, 16] { for k in [576, 4096] { cases.append((m, 1000, k)) } }
+        // 40000 features take the LM-head variant (>= 16 CTAs per SM up to 156 SMs).
+        cases += [(9, 333, 200), (2, 40000, 64)]
+        for (m, n, k) in cases {
+            let (x, xv) = try uploadBF16(HostReference.randomNormal(m * k))
+            let (w, wv) = try uploadBF16(HostReference.randomNormal(n * k, scale: 0.05))
+            var ref = [Double](repeating: 0, count: m * n)
+            for i in 0..<m {
+                for j in 0..<n {
+                    var s = 0.0
+                    for l in 0..<k { s += Double(xv[i * k + l]) * Double(wv[j * k + l]) }
+                    ref[i * n + j] = s
+                }
+            }
+            let y = try poisoned(m * n * 4)
+            try kernels.skinnyLinear(x: x.address, w: w.address, y: y.address, m: m, n: n, k: k, stream: stream)
+            // fp32 accumulation split over 8-16 warps: ~1e-6 at k = 4096 on the H100.
+            results.append(GPUCheckResult(name: "skinny linear \(m)x\(k) · (\(n)x\(k))ᵀ f32 out", error: HostReference.relativeError(try downloadF32(y, count: m * n), ref), tolerance: 1e-5))
         }
         return results
     }

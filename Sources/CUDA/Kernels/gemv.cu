@@ -1,0 +1,167 @@
+// Skinny matrix products for decode: y[m, n] (fp32) = x[m, k] (bf16) · W[n, k]ᵀ (bf16), m <= 16,
+// fp32 accumulation. At these m the product reads every weight once and does little else, so
+// the kernel is built around the weight stream: 16-byte loads that bypass L1, several in flight
+// per thread, and enough warps per multiprocessor to keep HBM busy.
+//
+// The arithmetic runs on the tensor cores (mma.sync m16n8k16, bf16 in, fp32 accumulate) with
+// 16 weight rows as the A operand and 8 tokens of x as B: at m = 16 an 8B layer is ~3.5 GFMA,
+// which as FFMA (plus the x operand traffic it needs) would no longer hide under the loads.
+//
+// The order of k inside a dot product is free, so A and B fragments need not be laid out the
+// way the PTX manual draws them as long as both use the same permutation of k. Thread
+// (g = lane / 4, t = lane % 4) loads 8 consecutive k (16 bytes) of weight rows g and g + 8 and
+// of x row g, all at the same k offset: registers .x/.y feed one mma, .z/.w the next. So no
+// shuffles or shared-memory staging are needed, and x comes straight from L1 (it is small and
+// every warp reads it).
+//
+// Work split: a CTA owns 16·R output features; its warps walk k in interleaved steps of 32·U
+// and meet in shared memory at the end. Splitting k inside the CTA gives small-n shapes (4096
+// features = 256 CTAs) enough warps per SM without atomics or a second pass; splitting k across
+// CTAs as well (atomics into a zeroed y) was measured on the H100 and never paid.
+
+// Weights are read once: keep them out of L1, and let L2 fetch whole 256-byte lines, since the
+// next loads of this warp (and of its neighbours in k) continue the same rows.
+template <int H>
+__device__ __forceinline__ uint4 gemv_load_weight(const bf16_t* p) {
+    uint4 v;
+    if (H) {
+        asm("ld.global.nc.L1::no_allocate.L2::256B.v4.u32 {%0,%1,%2,%3}, [%4];"
+            : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
+    } else {
+        asm("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
+            : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
+    }
+    return v;
+}
+
+// x is reread by every CTA: cache it in L1.
+__device__ __forceinline__ uint4 gemv_load_x(const bf16_t* p) {
+    uint4 v;
+    asm("ld.global.nc.v4.u32 {%0,%1,%2,%3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
+    return v;
+}
+
+__device__ __forceinline__ void gemv_mma(float* c, unsigned a0, unsigned a1, unsigned a2, unsigned a3, unsigned b0, unsigned b1) {
+    asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+
+// T: token tiles of 8 (m <= 8·T); R: 16-feature tiles per CTA; U: 32-k chunks per step;
+// P: prefetch the next step's loads before the current step's mma; H: L2 256-byte hint;
+// W: the most warps a CTA may have (sizes the shared reduction buffer).
+template <int T, int R, int U, int P, int H, int W>
+__device__ __forceinline__ void skinny_gemm(const bf16_t* __restrict__ x, const bf16_t* __restrict__ w,
+                                            float* __restrict__ y, int m, int n, int k) {
+    __shared__ float red[W][R * T * 4][32];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+    const int g = lane >> 2, t = lane & 3;
+    const int row0 = blockIdx.x * (16 * R);
+
+    // Rows past n read row n - 1 (valid memory) and are not stored.
+    const bf16_t* wp[2 * R];
+#pragma unroll
+    for (int r = 0; r < R; r++) {
+        wp[2 * r] = w + (size_t)min(row0 + 16 * r + g, n - 1) * k + 8 * t;
+        wp[2 * r + 1] = w + (size_t)min(row0 + 16 * r + g + 8, n - 1) * k + 8 * t;
+    }
+    const bf16_t* xp[T];
+    bool xon[T];
+#pragma unroll
+    for (int tt = 0; tt < T; tt++) {
+        xon[tt] = 8 * tt + g < m;
+        xp[tt] = x + (size_t)(xon[tt] ? 8 * tt + g : 0) * k + 8 * t;
+    }
+
+    float acc[R][T][4];
+#pragma unroll
+    for (int r = 0; r < R; r++)
+#pragma unroll
+        for (int tt = 0; tt < T; tt++)
+#pragma unroll
+            for (int c = 0; c < 4; c++) acc[r][tt][c] = 0.0f;
+
+    const int STEP = 32 * U;
+    const int steps = (k + STEP - 1) / STEP;
+    const int stride = warps;
+    int s = warp;
+
+    uint4 wa[U][2 * R], xa[U][T];
+    const uint4 zero = make_uint4(0u, 0u, 0u, 0u);
+    // k % 8 == 0, so a thread's 8-element chunk is either wholly inside k or wholly outside.
+#define GEMV_LOAD(S, WR, XR)                                                              \
+    {                                                                                     \
+        const int kb = (S) * STEP;                                                        \
+        _Pragma("unroll") for (int u = 0; u < U; u++) {                                   \
+            const bool in = kb + 32 * u + 8 * t < k;                                      \
+            _Pragma("unroll") for (int j = 0; j < 2 * R; j++)                             \
+                WR[u][j] = in ? gemv_load_weight<H>(wp[j] + kb + 32 * u) : zero;          \
+            _Pragma("unroll") for (int tt = 0; tt < T; tt++)                              \
+                XR[u][tt] = in && xon[tt] ? gemv_load_x(xp[tt] + kb + 32 * u) : zero;     \
+        }                                                                                 \
+    }
+#define GEMV_COMPUTE(WR, XR)                                                                                    \
+    {                                                                                                           \
+        _Pragma("unroll") for (int u = 0; u < U; u++)                                                           \
+            _Pragma("unroll") for (int r = 0; r < R; r++)                                                       \
+                _Pragma("unroll") for (int tt = 0; tt < T; tt++) {                                              \
+                    gemv_mma(acc[r][tt], WR[u][2 * r].x, WR[u][2 * r + 1].x, WR[u][2 * r].y, WR[u][2 * r + 1].y, \
+                             XR[u][tt].x, XR[u][tt].y);                                                         \
+                    gemv_mma(acc[r][tt], WR[u][2 * r].z, WR[u][2 * r + 1].z, WR[u][2 * r].w, WR[u][2 * r + 1].w, \
+                             XR[u][tt].z, XR[u][tt].w);                                                         \
+                }                                                                                               \
+    }
+
+    if (P) {
+        if (s < steps) GEMV_LOAD(s, wa, xa);
+        for (; s < steps; s += stride) {
+            uint4 wn[U][2 * R], xn[U][T];
+            const int sn = s + stride;
+            if (sn < steps) GEMV_LOAD(sn, wn, xn);
+            GEMV_COMPUTE(wa, xa);
+#pragma unroll
+            for (int u = 0; u < U; u++) {
+#pragma unroll
+                for (int j = 0; j < 2 * R; j++) wa[u][j] = wn[u][j];
+#pragma unroll
+                for (int tt = 0; tt < T; tt++) xa[u][tt] = xn[u][tt];
+            }
+        }
+    } else {
+        for (; s < steps; s += stride) {
+            GEMV_LOAD(s, wa, xa);
+            GEMV_COMPUTE(wa, xa);
+        }
+    }
+#undef GEMV_LOAD
+#undef GEMV_COMPUTE
+
+    // Accumulator c of tile (r, tt) holds feature row0 + 16r + g (+8 for c >= 2), token
+    // 8tt + 2t + (c & 1).
+#pragma unroll
+    for (int r = 0; r < R; r++)
+#pragma unroll
+        for (int tt = 0; tt < T; tt++)
+#pragma unroll
+            for (int c = 0; c < 4; c++) red[warp][(r * T + tt) * 4 + c][lane] = acc[r][tt][c];
+    __syncthreads();
+    for (int i = threadIdx.x; i < R * T * 4 * 32; i += blockDim.x) {
+        const int j = i >> 5, l = i & 31;
+        float v = 0.0f;
+        for (int q = 0; q < warps; q++) v += red[q][j][l];
+        const int c = j & 3, tt = (j >> 2) % T, r = (j >> 2) / T;
+        const int row = row0 + 16 * r + (l >> 2) + (c >= 2 ? 8 : 0);
+        const int tok = 8 * tt + 2 * (l & 3) + (c & 1);
+        if (row < n && tok < m) y[(size_t)tok * n + row] = v;
+    }
+}
+
+// grid ceil(n / (16·R)), block 32·warps (warps <= the launch bound / 32); x, w 16-byte aligned,
+// k % 8 == 0. Names: t<token tiles>r<feature tiles>u<chunks per step>p<prefetch>h<L2 hint>.
+// These three won two sweeps (12 and 11 variants × 4-16 warps) on the H100
+// (bench/results/gemv-h100.md): prefetching the next step beat deeper unrolling without it, and
+// at m = 16 two feature tiles per CTA, which halve the x reads per weight byte, came out ahead.
+#define GEMV_ARGS const bf16_t* __restrict__ x, const bf16_t* __restrict__ w, float* __restrict__ y, int m, int n, int k
+extern "C" __global__ void __launch_bounds__(512) gemv_bf16_t1r1u2p1h1(GEMV_ARGS) { skinny_gemm<1, 1, 2, 1, 1, 16>(x, w, y, m, n, k); }
+extern "C" __global__ void __launch_bounds__(512) gemv_bf16_t1r1u4p1h1(GEMV_ARGS) { skinny_gemm<1, 1, 4, 1, 1, 16>(x, w, y, m, n, k); }
+extern "C" __global__ void __launch_bounds__(512) gemv_bf16_t2r2u2p1h1(GEMV_ARGS) { skinny_gemm<2, 2, 2, 1, 1, 16>(x, w, y, m, n, k); }

@@ -1,0 +1,187 @@
+# Skinny decode products (Sources/CUDA/Kernels/gemv.cu): y[m, n] fp32 = x[m, k] bf16 · W[n, k]ᵀ bf16
+# for m <= 16, checked against a float64 torch reference on fresh random inputs (outputs poisoned
+# with NaN first), then timed for the 8B Llama shapes beside torch F.linear (bf16, cuBLAS) against
+# the weight-read roofline (1 GiB device-to-device copy, bytes read plus written).
+# Every timed call reads a different copy of the weights, with the copies together larger than
+# L2, so nothing is served from cache that a real decode step would read from HBM.
+#
+# Usage (GPU machine): python3 bench/cuda/lab_gemv.py [--kernels DIR] [--json FILE] [--quick]
+#   --kernels: directory with common.cuh and gemv.cu (default Sources/CUDA/Kernels)
+#   --quick:   only the kernel configuration the Swift launcher uses, no sweep
+import argparse
+import json
+import math
+import os
+import re
+import sys
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from kernel_lab import KERNELS, Lab, copy_bandwidth_gbs, graph_ms, rel_err  # noqa: E402
+
+SHAPES = [("qkv", 6144, 4096), ("o", 4096, 4096), ("gate_up", 28672, 4096), ("down", 4096, 14336),
+          ("k or v", 1024, 4096), ("14336x4096", 14336, 4096), ("lm_head", 128256, 4096)]
+LAYER = ["qkv", "o", "gate_up", "down"]
+MS = [1, 2, 4, 8, 16]
+NAME = re.compile(r"gemv_bf16_t(\d)r(\d)u(\d)p(\d)h(\d)(_b8)?$")
+
+
+def variants(lab):
+    out = []
+    for name in lab.functions:
+        mt = NAME.match(name)
+        if mt:
+            t, r, u, p, h = map(int, mt.groups()[:5])
+            out.append(dict(name=name, t=t, r=r, u=u, p=p, h=h, maxw=8 if mt.group(6) else 16))
+    return sorted(out, key=lambda v: v["name"])
+
+
+def launcher_choice(m, n, k, sms):
+    """(kernel, feature rows per CTA, warps): what SkinnyGEMM.swift picks (keep the two in step)."""
+    if m <= 8:
+        if (n + 15) // 16 >= 16 * sms:
+            return "gemv_bf16_t1r1u4p1h1", 16, 16
+        return "gemv_bf16_t1r1u2p1h1", 16, 16
+    return "gemv_bf16_t2r2u2p1h1", 32, 16
+
+
+def run(lab, v, x, w, y, warps):
+    m, k = x.shape
+    n = w.shape[0]
+    rows = 16 * v["r"]
+    lab.launch(v["name"], ((n + rows - 1) // rows,), (32 * warps,), [x, w, y, m, n, k])
+
+
+def check(lab, vs):
+    failures = 0
+    worst = {}
+    cases = [(1, 1000, 576), (3, 1000, 576), (16, 1000, 576), (1, 1000, 4096), (3, 1000, 4096), (16, 1000, 4096),
+             (5, 333, 200), (8, 1024, 4104), (11, 4096, 14336), (16, 6144, 4096)]
+    for (m, n, k) in cases:
+        x = (torch.randn(m, k, device="cuda")).to(torch.bfloat16)
+        w = (torch.randn(n, k, device="cuda") * 0.05).to(torch.bfloat16)
+        ref = x.double() @ w.double().T
+        for v in vs:
+            if m > 8 * v["t"]:
+                continue
+            for warps in (1, 4, 8, 16):
+                if warps > v["maxw"]:
+                    continue
+                y = torch.full((m, n), float("nan"), device="cuda")
+                run(lab, v, x, w, y, warps)
+                torch.cuda.synchronize()
+                err = rel_err(y, ref)
+                # One warp keeps a single accumulator chain over all of k: on the H100 the tensor
+                # cores' fp32 accumulation drifts to 1.6e-5 over 14336 products. The launcher
+                # uses 8-16 warps, i.e. 8-16 partial sums, and stays near 1e-6.
+                tol = 3e-5 if warps == 1 else 1e-5
+                key = (m, n, k)
+                if warps > 1:
+                    worst[key] = max(worst.get(key, 0.0), err)
+                if not err < tol:
+                    failures += 1
+                    print(f"FAIL {v['name']} warps {warps} m={m} n={n} k={k}: err {err:.3e}")
+    for (m, n, k), e in worst.items():
+        print(f"check m={m:2d} n={n:5d} k={k:5d}: worst rel err over variants and 4-16 warps {e:.2e} {'ok' if e < 1e-5 else 'FAIL'}")
+    return failures
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--kernels", default=KERNELS)
+    ap.add_argument("--json", default=None)
+    ap.add_argument("--quick", action="store_true")
+    args = ap.parse_args()
+    lab = Lab(kernels_dir=args.kernels, modules=["gemv"])
+    vs = variants(lab)
+    sms = torch.cuda.get_device_properties(0).multi_processor_count
+    l2 = torch.cuda.get_device_properties(0).L2_cache_size
+    bw = copy_bandwidth_gbs()
+    print(f"{torch.cuda.get_device_name()} ({sms} SMs, L2 {l2 >> 20} MiB): d2d copy {bw:.0f} GB/s (read+write); torch {torch.__version__}")
+    torch.manual_seed(1234)
+    failures = check(lab, vs)
+
+    byname = {v["name"]: v for v in vs}
+    results = []  # dicts: shape, m, what, ms
+    for (sname, n, k) in SHAPES:
+        wbytes = n * k * 2
+        copies = max(1, min(20, math.ceil(3 * l2 / wbytes)))
+        ws = [(torch.rand(n, k, device="cuda") - 0.5).to(torch.bfloat16) for _ in range(copies)]
+        for m in MS:
+            x = (torch.rand(m, k, device="cuda") - 0.5).to(torch.bfloat16)
+            y = torch.empty(m, n, device="cuda")
+            it = [0]
+
+            def nxt():
+                it[0] += 1
+                return ws[it[0] % copies]
+            tms = graph_ms(lambda: F.linear(x, nxt()))
+            results.append(dict(shape=sname, n=n, k=k, m=m, what="torch", ms=tms))
+            configs = []
+            if args.quick:
+                name, _, warps = launcher_choice(m, n, k, sms)
+                configs.append((byname[name], warps))
+            else:
+                for v in vs:
+                    if m > 8 * v["t"] or (m <= 8 and v["t"] == 2):
+                        continue
+                    for warps in ((8, 16) if v["t"] == 1 else (4, 8, 16)):
+                        if warps <= v["maxw"]:
+                            configs.append((v, warps))
+            for (v, warps) in configs:
+                ms = graph_ms(lambda: run(lab, v, x, nxt(), y, warps))
+                results.append(dict(shape=sname, n=n, k=k, m=m, what=f"{v['name']} w{warps}", ms=ms))
+            best = min((r for r in results if r["shape"] == sname and r["m"] == m and r["what"] != "torch"), key=lambda r: r["ms"])
+            print(f"  {sname} m={m}: torch {tms:.4f} ms, best {best['ms']:.4f} ms ({best['what']}), roofline {wbytes / bw / 1e6:.4f} ms", flush=True)
+        del ws
+        torch.cuda.empty_cache()
+        if args.json:  # after every shape, so a run cut short still leaves its data
+            json.dump(dict(bw=bw, results=results), open(args.json, "w"), indent=0)
+
+    def roof(n, k):
+        return n * k * 2 / bw / 1e6
+
+    # Each configuration summed over the four products of one layer, per m: picks one fixed config.
+    if not args.quick:
+        print("\nsum over one 8B layer (qkv+o+gate_up+down), ms, per configuration (best 6 per m):")
+        for m in MS:
+            tot = {}
+            for r in results:
+                if r["m"] == m and r["shape"] in LAYER and r["what"] != "torch":
+                    tot.setdefault(r["what"], []).append(r["ms"])
+            full = sorted((sum(v), w) for w, v in tot.items() if len(v) == 4)
+            print(f"  m={m:2d}: " + ", ".join(f"{w} {t:.4f}" for t, w in full[:6]))
+
+    print(f"\nfinal table (roofline = weight bytes / {bw:.0f} GB/s; ours = launcher's choice, best = best swept config)")
+    hdr = f"{'shape':>11} {'n x k':>12} {'m':>2} | {'torch ms':>8} {'GB/s':>5} {'x roof':>6} | {'ours ms':>8} {'GB/s':>5} {'x roof':>6} {'vs torch':>8}"
+    if not args.quick:
+        hdr += f" | {'best ms':>8} {'x roof':>6} best config"
+    print(hdr)
+    layer = {}
+    for (sname, n, k) in SHAPES:
+        for m in MS:
+            rs = [r for r in results if r["shape"] == sname and r["m"] == m]
+            t = next(r["ms"] for r in rs if r["what"] == "torch")
+            name, _, warps = launcher_choice(m, n, k, sms)
+            o = next(r["ms"] for r in rs if r["what"] == f"{name} w{warps}")
+            b = min((r for r in rs if r["what"] != "torch"), key=lambda r: r["ms"])
+            rf = roof(n, k)
+            gb = n * k * 2 / 1e6
+            line = (f"{sname:>11} {n:>6}x{k:<5} {m:>2} | {t:8.4f} {gb / t:5.0f} {t / rf:6.2f} | {o:8.4f} {gb / o:5.0f} {o / rf:6.2f} {t / o:7.2f}x")
+            if not args.quick:
+                line += f" | {b['ms']:8.4f} {b['ms'] / rf:6.2f} {b['what']}"
+            print(line)
+            if sname in LAYER:
+                acc = layer.setdefault(m, [0.0, 0.0, 0.0])
+                acc[0] += t; acc[1] += o; acc[2] += rf
+    for m in MS:
+        t, o, rf = layer[m]
+        print(f"one 8B layer (qkv+o+gate_up+down) m={m:2d}: torch {t:.4f} ms = {t / rf:.2f}x roofline, ours {o:.4f} ms = {o / rf:.2f}x roofline ({rf:.4f} ms)")
+    print("correctness failures:", failures)
+    sys.exit(1 if failures else 0)
+
+
+if __name__ == "__main__":
+    main()
