@@ -35,29 +35,29 @@ public protocol ComputeBackend: AnyObject, Sendable {
     func rmsNorm(_ x: DeviceTensor, weight: DeviceTensor, epsilon: Float) throws -> DeviceTensor
     /// `x · weightᵀ + bias`: `[tokens, in]` × `[out, in]` → `[tokens, out]`.
     func linear(_ x: DeviceTensor, weight: DeviceTensor, bias: DeviceTensor?) throws -> DeviceTensor
-    /// Rotates `q` (`[tokens, heads*headDim]`) and `k` (`[tokens, kvHeads*headDim]`) by each
-    /// row's position with the "rotate half" convention of HF Llama: pairs `(i, i + headDim/2)`
-    /// turn by `position * inverseFrequencies[i]` (`inverseFrequencies` has `headDim/2` entries,
-    /// from `uploadFloat32`, scaling already applied).
-    func rotary(
-        q: DeviceTensor, k: DeviceTensor, headDim: Int, inverseFrequencies: DeviceTensor,
-        step: any PreparedStep
-    ) throws -> (q: DeviceTensor, k: DeviceTensor)
+    /// One layer's attention inputs from its fused q|k|v product `qkv`
+    /// (`[tokens, (heads + 2·kvHeads)·headDim]`, q then k then v columns): rotates q and k by
+    /// each row's position with the "rotate half" convention of HF Llama (pairs
+    /// `(i, i + headDim/2)` turn by `position * inverseFrequencies[i]`; `inverseFrequencies` has
+    /// `headDim/2` entries from `uploadFloat32`, scaling already applied), writes row `r`'s k and
+    /// v into `layer` of the pool at slot `step.batch.slotMapping[r]`, and returns the rotated q
+    /// (`[tokens, heads·headDim]`). One op, so a GPU makes one pass over the row.
+    func attentionInputs(
+        qkv: DeviceTensor, heads: Int, headDim: Int, inverseFrequencies: DeviceTensor, layer: Int,
+        pool: any KVCachePool, step: any PreparedStep
+    ) throws -> DeviceTensor
     /// `silu(gate) * up` for `gateUp` = `[tokens, 2*inter]` holding gate in its first `inter`
     /// columns and up in the rest (the fused gate/up product): `[tokens, inter]`.
     func siluAndMultiply(_ gateUp: DeviceTensor) throws -> DeviceTensor
-    /// Splits `x` (`[tokens, Σ widths]`) into contiguous `[tokens, widths[i]]` tensors, left to
-    /// right: the outputs of a fused product (q/k/v) taken apart.
-    func splitColumns(_ x: DeviceTensor, widths: [Int]) throws -> [DeviceTensor]
     /// `a + b`, elementwise.
     func add(_ a: DeviceTensor, _ b: DeviceTensor) throws -> DeviceTensor
-    /// Writes row `r` of `k` and `v` (`[tokens, kvHeads*headDim]`) into `layer` of the pool at slot
-    /// `step.batch.slotMapping[r]`.
-    func writeKV(
-        k: DeviceTensor, v: DeviceTensor, layer: Int, pool: any KVCachePool, step: any PreparedStep
-    ) throws
+    /// The residual add that ends a block fused with the norm that begins the next: returns
+    /// `sum = x + y` and `rmsNorm(sum, weight, epsilon)`.
+    func addAndNormalize(
+        _ x: DeviceTensor, _ y: DeviceTensor, weight: DeviceTensor, epsilon: Float
+    ) throws -> (sum: DeviceTensor, normed: DeviceTensor)
     /// Causal attention of `q` (`[tokens, heads*headDim]`) over each sequence's cached K/V in
-    /// `layer` of the pool (which `writeKV` has already extended by this step's rows): query row `i`
+    /// `layer` of the pool (which `attentionInputs` has already extended by this step's rows): query row `i`
     /// of a sequence sees positions `0 ... contextLength - queryLength + i`. Query head `h` reads KV
     /// head `h / (heads / kvHeads)`. Returns `[tokens, heads*headDim]`.
     func pagedAttention(

@@ -108,27 +108,28 @@ public final class LlamaModel: Sendable {
         let prepared = try backend.prepare(step)
         let b = backend
         let scale = 1 / Float(config.headDim).squareRoot()
-        let qkvWidths = [config.heads * config.headDim, config.kvHeads * config.headDim, config.kvHeads * config.headDim]
         var x = try b.embedding(embedding, step: prepared)
+        var normed = try b.rmsNorm(x, weight: layers[0].inputNorm, epsilon: config.rmsNormEpsilon)
         for (i, layer) in layers.enumerated() {
-            let normed = try b.rmsNorm(x, weight: layer.inputNorm, epsilon: config.rmsNormEpsilon)
-            let qkv = try b.splitColumns(try b.linear(normed, weight: layer.qkv, bias: layer.qkvBias), widths: qkvWidths)
-            let (q, k, v) = (qkv[0], qkv[1], qkv[2])
-            let rotated = try b.rotary(q: q, k: k, headDim: config.headDim,
-                                       inverseFrequencies: inverseFrequencies, step: prepared)
-            try b.writeKV(k: rotated.k, v: v, layer: i, pool: kv, step: prepared)
-            let attention = try b.pagedAttention(q: rotated.q, heads: config.heads, layer: i, scale: scale,
-                                                 pool: kv, step: prepared)
-            x = try b.add(x, try b.linear(attention, weight: layer.o, bias: nil))
-            let normed2 = try b.rmsNorm(x, weight: layer.postAttentionNorm, epsilon: config.rmsNormEpsilon)
-            let activated = try b.siluAndMultiply(try b.linear(normed2, weight: layer.gateUp, bias: nil))
-            x = try b.add(x, try b.linear(activated, weight: layer.down, bias: nil))
+            let q = try b.attentionInputs(
+                qkv: try b.linear(normed, weight: layer.qkv, bias: layer.qkvBias), heads: config.heads,
+                headDim: config.headDim, inverseFrequencies: inverseFrequencies, layer: i, pool: kv, step: prepared)
+            let attention = try b.pagedAttention(q: q, heads: config.heads, layer: i, scale: scale, pool: kv, step: prepared)
+            let afterAttention = try b.addAndNormalize(x, try b.linear(attention, weight: layer.o, bias: nil),
+                                                       weight: layer.postAttentionNorm, epsilon: config.rmsNormEpsilon)
+            let mlp = try b.linear(try b.siluAndMultiply(try b.linear(afterAttention.normed, weight: layer.gateUp, bias: nil)),
+                                   weight: layer.down, bias: nil)
+            if i + 1 < layers.count {
+                (x, normed) = try b.addAndNormalize(afterAttention.sum, mlp, weight: layers[i + 1].inputNorm, epsilon: config.rmsNormEpsilon)
+            } else {
+                x = try b.add(afterAttention.sum, mlp)
+            }
         }
         var logits: [[Float]] = Array(repeating: [], count: batch.sequences.count)
         guard !step.logitRows.isEmpty else { return logits }
         let last = try b.gatherLogitRows(x, step: prepared)
-        let normed = try b.rmsNorm(last, weight: finalNorm, epsilon: config.rmsNormEpsilon)
-        let flat = try b.download(try b.linear(normed, weight: lmHead, bias: nil))
+        let flat = try b.download(try b.linear(try b.rmsNorm(last, weight: finalNorm, epsilon: config.rmsNormEpsilon),
+                                               weight: lmHead, bias: nil))
         var row = 0
         for (n, sequence) in batch.sequences.enumerated() where sequence.wantsLogits {
             logits[n] = Array(flat[(row * config.vocabSize)..<((row + 1) * config.vocabSize)])

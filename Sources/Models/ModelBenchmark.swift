@@ -45,8 +45,15 @@ public struct ModelBenchmark: Sendable {
         var generator = SeededGenerator(seed: seed)
         let vocab = model.config.vocabSize
         let prompts = (0..<batch).map { _ in (0..<promptTokens).map { _ in Int(generator.next() % UInt64(vocab)) } }
-        // Warm-up: touches the weights once so page faults of the mapping are not timed.
-        _ = try model.forward(ForwardBatch([ForwardSequence(tokens: [1], startPosition: 0, blockTable: tables[0])]), kv: pool)
+        // Warm-up at the measured shapes: touches the weights once (page faults of the mapping)
+        // and lets a backend size its scratch memory and pick its kernels before timing. The
+        // timed prefill then writes the same KV slots again.
+        _ = try model.forward(ForwardBatch((0..<batch).map {
+            ForwardSequence(tokens: prompts[$0], startPosition: 0, blockTable: tables[$0])
+        }), kv: pool)
+        _ = try model.forward(ForwardBatch((0..<batch).map {
+            ForwardSequence(tokens: [prompts[$0][0]], startPosition: promptTokens, blockTable: tables[$0])
+        }), kv: pool)
 
         let prefillStart = Date()
         var last = try model.forward(ForwardBatch((0..<batch).map {

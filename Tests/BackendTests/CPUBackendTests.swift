@@ -43,22 +43,39 @@ final class CPUBackendTests: XCTestCase {
                                                 weight: try tensor(backend, [1, 2, 3, 4], [2, 2]), bias: nil))
     }
 
-    func testFusedProductsSplitBackIntoTheirParts() throws {
+    func testAttentionInputsRotateQAndKAndWriteKAndVAsTheSeparateOpsDo() throws {
         let backend = CPUBackend(blas: nil)
-        let rows = 3, widths = [4, 2, 2]
-        let x = values(rows * 8, seed: 4)
-        let parts = try backend.splitColumns(try tensor(backend, x, [rows, 8]), widths: widths)
-        XCTAssertEqual(parts.map(\.shape), [[3, 4], [3, 2], [3, 2]])
-        var start = 0
-        for (part, width) in zip(parts, widths) {
-            let got = try backend.download(part)
-            for r in 0..<rows {
-                XCTAssertEqual(Array(got[(r * width)..<((r + 1) * width)]), Array(x[(r * 8 + start)..<(r * 8 + start + width)]))
-            }
-            start += width
-        }
-        XCTAssertThrowsError(try backend.splitColumns(try tensor(backend, x, [rows, 8]), widths: [4, 3]))
+        let heads = 4, kvHeads = 2, d = 4, tokens = 5
+        let layout = KVBlockLayout(layers: 2, kvHeads: kvHeads, headDim: d, blockTokens: 4, dtype: .float32)
+        let step = try backend.prepare(try StepBatch.make(
+            chunks: [(tokens: Array(repeating: 0, count: tokens), startPosition: 3, blockTable: [2, 0], wantsLogits: true)],
+            blockTokens: 4))
+        let width = (heads + 2 * kvHeads) * d
+        let qkv = try tensor(backend, values(tokens * width, seed: 7), [tokens, width])
+        let frequencies = try tensor(backend, [1, 0.01], [2])
+        let fused = try backend.makeKVCachePool(layout: layout, blocks: 3)
+        let q = try backend.download(try backend.attentionInputs(
+            qkv: qkv, heads: heads, headDim: d, inverseFrequencies: frequencies, layer: 1, pool: fused, step: step))
 
+        let separate = try backend.makeKVCachePool(layout: layout, blocks: 3)
+        let parts = try backend.splitColumns(qkv, widths: [heads * d, kvHeads * d, kvHeads * d])
+        let rotated = try backend.rotary(q: parts[0], k: parts[1], headDim: d, inverseFrequencies: frequencies, step: step)
+        try backend.writeKV(k: rotated.k, v: parts[2], layer: 1, pool: separate, step: step)
+        XCTAssertEqual(q, try backend.download(rotated.q))
+        for block in 0..<3 {
+            var a = [Float](repeating: 0, count: layout.blockBytes / 4), b = a
+            try a.withUnsafeMutableBytes { try fused.copyBlock(block, to: $0) }
+            try b.withUnsafeMutableBytes { try separate.copyBlock(block, to: $0) }
+            XCTAssertEqual(a, b, "block \(block)")
+        }
+        XCTAssertThrowsError(try backend.attentionInputs(
+            qkv: try tensor(backend, values(tokens * 8, seed: 1), [tokens, 8]), heads: heads, headDim: d,
+            inverseFrequencies: frequencies, layer: 1, pool: fused, step: step))
+    }
+
+    func testFusedGateUpAndResidualNormMatchPlainLoops() throws {
+        let backend = CPUBackend(blas: nil)
+        let rows = 3
         // silu(gate) * up over the two halves of one fused gate|up row.
         let gateUp = values(rows * 6, seed: 5)
         let activated = try backend.download(try backend.siluAndMultiply(try tensor(backend, gateUp, [rows, 6])))
@@ -69,6 +86,18 @@ final class CPUBackendTests: XCTestCase {
             }
         }
         XCTAssertThrowsError(try backend.siluAndMultiply(try tensor(backend, [1, 2, 3], [1, 3])))
+
+        let x = values(rows * 4, seed: 8), y = values(rows * 4, seed: 9), w = values(4, seed: 10)
+        let (sum, normed) = try backend.addAndNormalize(try tensor(backend, x, [rows, 4]), try tensor(backend, y, [rows, 4]),
+                                                        weight: try tensor(backend, w, [4]), epsilon: 1e-5)
+        let expectedSum = zip(x, y).map { $0 + $1 }
+        XCTAssertEqual(try backend.download(sum), expectedSum)
+        let got = try backend.download(normed)
+        for r in 0..<rows {
+            let row = expectedSum[(r * 4)..<(r * 4 + 4)]
+            let inverse = 1 / (row.reduce(0) { $0 + $1 * $1 } / 4 + 1e-5).squareRoot()
+            for c in 0..<4 { XCTAssertEqual(got[r * 4 + c], expectedSum[r * 4 + c] * inverse * w[c], accuracy: 1e-5) }
+        }
     }
 
     func testStackedWeightsKeepEveryRowInOrder() throws {

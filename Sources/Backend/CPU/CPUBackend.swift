@@ -129,6 +129,30 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
         return result
     }
 
+    public func attentionInputs(
+        qkv: DeviceTensor, heads: Int, headDim: Int, inverseFrequencies: DeviceTensor, layer: Int,
+        pool: any KVCachePool, step: any PreparedStep
+    ) throws -> DeviceTensor {
+        let layout = try cpuPool(pool).layout
+        let widths = [heads * headDim, layout.kvHeads * headDim, layout.kvHeads * headDim]
+        guard qkv.shape.count == 2, qkv.columns == widths.reduce(0, +), headDim == layout.headDim else {
+            throw BackendError.shapeMismatch(op: "attentionInputs", detail: "qkv \(qkv.shape) for \(heads) + 2 x \(layout.kvHeads) heads of \(headDim) (pool head dim \(layout.headDim))")
+        }
+        let parts = try splitColumns(qkv, widths: widths)
+        let rotated = try rotary(q: parts[0], k: parts[1], headDim: headDim, inverseFrequencies: inverseFrequencies, step: step)
+        try writeKV(k: rotated.k, v: parts[2], layer: layer, pool: pool, step: step)
+        return rotated.q
+    }
+
+    public func addAndNormalize(
+        _ x: DeviceTensor, _ y: DeviceTensor, weight: DeviceTensor, epsilon: Float
+    ) throws -> (sum: DeviceTensor, normed: DeviceTensor) {
+        let sum = try add(x, y)
+        return (sum, try rmsNorm(sum, weight: weight, epsilon: epsilon))
+    }
+
+    /// Rotates `q` (`[tokens, heads·headDim]`) and `k` (`[tokens, kvHeads·headDim]`) by each row's
+    /// position, as `attentionInputs` describes.
     public func rotary(
         q: DeviceTensor, k: DeviceTensor, headDim: Int, inverseFrequencies: DeviceTensor,
         step: any PreparedStep
@@ -188,6 +212,8 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
         return result
     }
 
+    /// Splits `x` (`[tokens, Σ widths]`) into contiguous `[tokens, widths[i]]` tensors, left to
+    /// right: the outputs of a fused product taken apart.
     public func splitColumns(_ x: DeviceTensor, widths: [Int]) throws -> [DeviceTensor] {
         guard x.shape.count == 2, widths.allSatisfy({ $0 > 0 }), widths.reduce(0, +) == x.columns else {
             throw BackendError.shapeMismatch(op: "splitColumns", detail: "\(x.shape) into widths \(widths)")
@@ -221,6 +247,8 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
         return pool
     }
 
+    /// Writes row `r` of `k` and `v` (`[tokens, kvHeads·headDim]`) into `layer` of the pool at
+    /// slot `step.batch.slotMapping[r]`.
     public func writeKV(
         k: DeviceTensor, v: DeviceTensor, layer: Int, pool: any KVCachePool, step: any PreparedStep
     ) throws {

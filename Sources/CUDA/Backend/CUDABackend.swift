@@ -7,8 +7,9 @@ import HiFCCore
 /// of `gemv.cu` (bf16 inputs, fp32 accumulation either way), everything else by the
 /// NVRTC-compiled kernels of `Sources/CUDA/Kernels`, all on one compute stream.
 ///
-/// Dtypes between ops: `embedding`, `linear`, `rotary`, `add` give fp32; `rmsNorm`,
-/// `siluAndMultiply` and `pagedAttention` give bf16, since a matrix product reads them next.
+/// Dtypes between ops: `embedding`, `linear`, `attentionInputs`, `add` give fp32; `rmsNorm`,
+/// `addAndNormalize`'s norm, `siluAndMultiply` and `pagedAttention` give bf16, since a matrix
+/// product reads them next.
 /// Every op accepts either and converts where it must.
 public final class CUDABackend: ComputeBackend, @unchecked Sendable {
     // The model calls ops from one thread at a time; all device work is ordered on `stream`.
@@ -174,24 +175,24 @@ public final class CUDABackend: ComputeBackend, @unchecked Sendable {
         return out
     }
 
-    public func rotary(
-        q: DeviceTensor, k: DeviceTensor, headDim: Int, inverseFrequencies: DeviceTensor, step: any PreparedStep
-    ) throws -> (q: DeviceTensor, k: DeviceTensor) {
-        let s = try prepared(step, "rotary")
-        guard q.columns % headDim == 0, k.columns % headDim == 0, inverseFrequencies.count == headDim / 2,
-              inverseFrequencies.dtype == .float32, q.rows == s.batch.tokenCount, k.rows == q.rows else {
-            throw BackendError.shapeMismatch(op: "rotary", detail: "q \(q.shape), k \(k.shape), head dim \(headDim), frequencies \(inverseFrequencies.shape)")
+    public func attentionInputs(
+        qkv: DeviceTensor, heads: Int, headDim: Int, inverseFrequencies: DeviceTensor, layer: Int,
+        pool: any KVCachePool, step: any PreparedStep
+    ) throws -> DeviceTensor {
+        let s = try prepared(step, "attentionInputs"), kv = try cudaPool(pool, "attentionInputs")
+        let layout = kv.layout
+        guard qkv.shape.count == 2, qkv.columns == (heads + 2 * layout.kvHeads) * headDim, headDim == layout.headDim,
+              qkv.rows == s.batch.tokenCount, inverseFrequencies.count == headDim / 2, inverseFrequencies.dtype == .float32,
+              layer >= 0, layer < layout.layers else {
+            throw BackendError.shapeMismatch(op: "attentionInputs", detail: "qkv \(qkv.shape) for \(heads) + 2 x \(layout.kvHeads) heads of \(headDim) (pool head dim \(layout.headDim)), layer \(layer) of \(layout.layers), frequencies \(inverseFrequencies.shape)")
         }
-        let inv = try inverseFrequencies.cudaAddress("rotary")
-        func rotate(_ t: DeviceTensor) throws -> DeviceTensor {
-            let src = try float32(t, "rotary")
-            let (out, p) = try allocate(t.shape, .float32)
-            try stream.copy(from: try src.cudaAddress("rotary"), to: p, bytes: t.count * 4)
-            try kernels.rope(p, rowStride: t.columns, positions: s.address(.positions), inverseFrequencies: inv,
-                             tokens: t.rows, heads: t.columns / headDim, headDim: headDim, stream: stream)
-            return out
-        }
-        return (try rotate(q), try rotate(k))
+        let x = try float32(qkv, "attentionInputs")
+        let (q, p) = try allocate([qkv.rows, heads * headDim], .float32)
+        try kernels.ropeAndWriteKV(qkv: try x.cudaAddress("attentionInputs"), heads: heads, positions: s.address(.positions),
+                                   inverseFrequencies: try inverseFrequencies.cudaAddress("attentionInputs"), slots: s.address(.slots),
+                                   qOutput: p, pool: kv.pool.buffer.address, blockStride: kv.blockStride, tokens: qkv.rows,
+                                   layer: layer, layout: layout, stream: stream)
+        return q
     }
 
     public func siluAndMultiply(_ gateUp: DeviceTensor) throws -> DeviceTensor {
@@ -207,21 +208,6 @@ public final class CUDABackend: ComputeBackend, @unchecked Sendable {
         return out
     }
 
-    public func splitColumns(_ x: DeviceTensor, widths: [Int]) throws -> [DeviceTensor] {
-        guard x.shape.count == 2, widths.allSatisfy({ $0 > 0 }), widths.reduce(0, +) == x.columns else {
-            throw BackendError.shapeMismatch(op: "splitColumns", detail: "\(x.shape) into widths \(widths)")
-        }
-        let xf = try float32(x, "splitColumns")
-        let src = try xf.cudaAddress("splitColumns")
-        var start = 0
-        return try widths.map { width in
-            let (out, p) = try allocate([x.rows, width], .float32)
-            try kernels.copyColumns(src, inputColumns: x.columns, start: start, output: p, columns: width, rows: x.rows, stream: stream)
-            start += width
-            return out
-        }
-    }
-
     public func add(_ a: DeviceTensor, _ b: DeviceTensor) throws -> DeviceTensor {
         guard a.shape == b.shape else { throw BackendError.shapeMismatch(op: "add", detail: "\(a.shape) + \(b.shape)") }
         let af = try float32(a, "add"), bf = try float32(b, "add")
@@ -230,17 +216,19 @@ public final class CUDABackend: ComputeBackend, @unchecked Sendable {
         return out
     }
 
-    public func writeKV(k: DeviceTensor, v: DeviceTensor, layer: Int, pool: any KVCachePool, step: any PreparedStep) throws {
-        let s = try prepared(step, "writeKV"), kv = try cudaPool(pool, "writeKV")
-        let layout = kv.layout
-        guard k.shape == v.shape, k.columns == layout.tokenElements, k.rows == s.batch.tokenCount,
-              layer >= 0, layer < layout.layers else {
-            throw BackendError.shapeMismatch(op: "writeKV", detail: "k \(k.shape), v \(v.shape), layer \(layer) of \(layout.layers), \(layout.tokenElements) KV elements per token")
+    public func addAndNormalize(
+        _ x: DeviceTensor, _ y: DeviceTensor, weight: DeviceTensor, epsilon: Float
+    ) throws -> (sum: DeviceTensor, normed: DeviceTensor) {
+        guard x.shape == y.shape, x.shape.count == 2, weight.count == x.columns else {
+            throw BackendError.shapeMismatch(op: "addAndNormalize", detail: "x \(x.shape), y \(y.shape), weight \(weight.shape)")
         }
-        let kf = try float32(k, "writeKV"), vf = try float32(v, "writeKV")
-        try kernels.writeKV(pool: kv.pool.buffer.address, blockStride: kv.blockStride, k: try kf.cudaAddress("writeKV"),
-                            v: try vf.cudaAddress("writeKV"), kvStride: k.columns, slots: s.address(.slots),
-                            tokens: k.rows, layer: layer, layout: layout, stream: stream)
+        let xf = try float32(x, "addAndNormalize"), yf = try float32(y, "addAndNormalize"), w = try bfloat16(weight, "addAndNormalize")
+        let (sum, sp) = try allocate(x.shape, .float32)
+        let (normed, np) = try allocate(x.shape, .bfloat16)
+        try kernels.addRMSNorm(try xf.cudaAddress("addAndNormalize"), try yf.cudaAddress("addAndNormalize"), sum: sp,
+                               weight: try w.cudaAddress("addAndNormalize"), output: np, rows: x.rows, dim: x.columns,
+                               eps: epsilon, stream: stream)
+        return (sum, normed)
     }
 
     public func pagedAttention(

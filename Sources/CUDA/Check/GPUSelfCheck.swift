@@ -55,7 +55,7 @@ public final class GPUSelfCheck: @unchecked Sendable {
         var results: [GPUCheckResult] = []
         let checks: [(String, () throws -> [GPUCheckResult])] = [
             ("bf16 conversion", checkConversions), ("embedding", checkEmbedding), ("rmsnorm", checkRMSNorm),
-            ("rope", checkRope), ("silu*mul", checkSiluMul), ("residual add", checkResidualAdd),
+            ("rope + kv write", checkRopeAndKVWrite), ("silu*mul", checkSiluMul), ("residual add", checkResidualAdd),
             ("gemm", checkGemm), ("skinny gemm", checkSkinnyGemm), ("kv write + paged attention", checkAttention), ("argmax/top-k", checkSampling),
         ]
         for (name, check) in checks {
@@ -153,31 +153,64 @@ public final class GPUSelfCheck: @unchecked Sendable {
             let out32 = try poisoned(rows * dim * 4)
             try kernels.rmsNorm(xb.address, weight: w.address, output: out32.address, rows: rows, dim: dim, eps: 1e-5, bf16Output: false, stream: stream)
             results.append(GPUCheckResult(name: "rmsnorm \(rows)x\(dim) f32 out", error: HostReference.relativeError(try downloadF32(out32, count: rows * dim), ref), tolerance: 1e-5))
+            // The same rows as the sum of two halves, through the fused residual add + norm.
+            let half = x.map { $0 * 0.25 }, rest = zip(x, half).map { $0 - $1 }
+            let hb = try upload(half), rb = try upload(rest)
+            let sum = try poisoned(rows * dim * 4), normed = try poisoned(rows * dim * 2)
+            try kernels.addRMSNorm(hb.address, rb.address, sum: sum.address, weight: w.address, output: normed.address, rows: rows, dim: dim, eps: 1e-5, stream: stream)
+            results.append(GPUCheckResult(name: "add + rmsnorm \(rows)x\(dim): sum f32", error: HostReference.relativeError(try downloadF32(sum, count: rows * dim), x.map(Double.init)), tolerance: 1e-6))
+            results.append(GPUCheckResult(name: "add + rmsnorm \(rows)x\(dim): normed bf16", error: HostReference.relativeError(try downloadBF16(normed, count: rows * dim), ref), tolerance: 8e-3))
         }
         return results
     }
 
-    func checkRope() throws -> [GPUCheckResult] {
-        let tokens = 9, heads = 8, hd = 128, stride = 3 * heads * hd
-        let x = HostReference.randomNormal(tokens * stride)
+    func checkRopeAndKVWrite() throws -> [GPUCheckResult] {
+        // 8 query heads over 2 KV heads of 128, Llama-3 scaled frequencies, positions up to 128K.
+        let tokens = 9, heads = 8, kvHeads = 2, hd = 128, width = (heads + 2 * kvHeads) * hd
+        let layout = KVBlockLayout(layers: 3, kvHeads: kvHeads, headDim: hd, blockTokens: 16, dtype: .bfloat16)
+        let layer = 1, blocks = 5, stride = layout.blockBytes + 4096
+        let x = HostReference.randomNormal(tokens * width)
         let positions = (0..<tokens).map { _ in Int32.random(in: 0..<131_072) }
+        let slots = Array(0..<(blocks * layout.blockTokens)).shuffled().prefix(tokens).map { Int32($0) }
         let inv = HostReference.ropeInverseFrequencies(headDim: hd, theta: 500_000, llama3: (8, 1, 4, 8192))
-        let xb = try upload(x), pb = try upload(positions), ib = try upload(inv)
-        try kernels.rope(xb.address, rowStride: stride, positions: pb.address, inverseFrequencies: ib.address, tokens: tokens, heads: heads, headDim: hd, stream: stream)
-        let got = try downloadF32(xb, count: tokens * stride)
-        var ref = x.map(Double.init)
+        let xb = try upload(x), pb = try upload(positions), ib = try upload(inv), sb = try upload(slots)
+        let q = try poisoned(tokens * heads * hd * 4), pool = try poisoned(blocks * stride)
+        try kernels.ropeAndWriteKV(qkv: xb.address, heads: heads, positions: pb.address, inverseFrequencies: ib.address, slots: sb.address,
+                                   qOutput: q.address, pool: pool.address, blockStride: stride, tokens: tokens, layer: layer,
+                                   layout: layout, stream: stream)
+        let gotQ = try downloadF32(q, count: tokens * heads * hd)
+        try stream.synchronize()
+        let poolBits = try pool.download(UInt16.self, count: blocks * stride / 2)
+        var refQ = [Double](), refK = [Double](), gotK = [Double]()
+        var vMismatch = 0
         for t in 0..<tokens {
-            for h in 0..<heads {
+            let block = Int(slots[t]) / layout.blockTokens, off = Int(slots[t]) % layout.blockTokens
+            let kBase = block * stride / 2 + layout.elementOffset(layer: layer, value: false, token: off)
+            let vBase = block * stride / 2 + layout.elementOffset(layer: layer, value: true, token: off)
+            for h in 0..<(heads + kvHeads) {
+                var rotated = [Double](repeating: 0, count: hd)
                 for i in 0..<hd / 2 {
                     // The angle is formed in fp32, as HF does; the reference differs only in cos/sin.
                     let angle = Double(Float(positions[t]) * inv[i])
-                    let a = Double(x[t * stride + h * hd + i]), b = Double(x[t * stride + h * hd + i + hd / 2])
-                    ref[t * stride + h * hd + i] = a * cos(angle) - b * sin(angle)
-                    ref[t * stride + h * hd + i + hd / 2] = b * cos(angle) + a * sin(angle)
+                    let a = Double(x[t * width + h * hd + i]), b = Double(x[t * width + h * hd + i + hd / 2])
+                    rotated[i] = a * cos(angle) - b * sin(angle)
+                    rotated[i + hd / 2] = b * cos(angle) + a * sin(angle)
+                }
+                if h < heads {
+                    refQ += rotated
+                } else {
+                    refK += rotated
+                    gotK += (0..<hd).map { Double(HostReference.float(bf16: poolBits[kBase + (h - heads) * hd + $0])) }
                 }
             }
+            for i in 0..<kvHeads * hd where poolBits[vBase + i] != HostReference.bf16(x[t * width + (heads + kvHeads) * hd + i]) { vMismatch += 1 }
         }
-        return [GPUCheckResult(name: "rope \(tokens) tokens x \(heads) heads x \(hd), llama3 scaling", error: HostReference.relativeError(got, ref), tolerance: 1e-4)]
+        let name = "rope + kv write, \(tokens) tokens of \(heads) q / \(kvHeads) kv heads x \(hd), llama3 scaling"
+        return [
+            GPUCheckResult(name: name + ": rotated q", error: HostReference.relativeError(gotQ, refQ), tolerance: 1e-4),
+            GPUCheckResult(name: name + ": rotated k in the pool (bf16)", error: HostReference.relativeError(gotK.map(Float.init), refK), tolerance: 8e-3),
+            GPUCheckResult(name: name + ": v in the pool (mismatching elements)", error: Double(vMismatch), tolerance: 0),
+        ]
     }
 
     func checkSiluMul() throws -> [GPUCheckResult] {

@@ -57,13 +57,3 @@ extern "C" __global__ void add_f32(const float* __restrict__ a, const float* __r
     for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x)
         out[i] = a[i] + b[i];
 }
-
-// out[r, c] = in[r, start + c] over [rows, cols] of 4-byte elements: one output of a fused
-// product (q, k or v of the q|k|v columns) made contiguous.
-extern "C" __global__ void copy_columns_u32(const unsigned int* __restrict__ in, int in_cols, int start,
-                                           unsigned int* __restrict__ out, int cols, long n) {
-    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x) {
-        const long r = i / cols, c = i % cols;
-        out[i] = in[r * in_cols + start + c];
-    }
-}

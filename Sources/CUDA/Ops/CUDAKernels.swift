@@ -70,16 +70,31 @@ public struct CUDAKernels: Sendable {
         try library.function(name).launch(grid: (rows, 1, 1), block: (min(1024, max(32, (dim / 4 + 31) / 32 * 32)), 1, 1), stream: stream, arguments: a)
     }
 
-    /// Rotary embedding in place on `heads` heads per token (HF "rotate half" convention).
-    public func rope(_ x: CUdeviceptr, rowStride: Int, positions: CUdeviceptr, inverseFrequencies: CUdeviceptr,
-                     tokens: Int, heads: Int, headDim: Int, stream: CUDAStream) throws {
-        guard headDim % 2 == 0, headDim <= 2048 else { throw CUDAError.invalidArgument("rope: head dim \(headDim)") }
-        var a = KernelArguments(); a.add(x); a.add(int: rowStride); a.add(positions); a.add(inverseFrequencies); a.add(int: headDim)
-        try library.function("rope_f32").launch(grid: (tokens, heads, 1), block: (headDim / 2, 1, 1), stream: stream, arguments: a)
+    /// `sum = x + y` (fp32) and `out = rmsNorm(sum) · weight` (bf16) over `rows` rows of `dim`.
+    public func addRMSNorm(_ x: CUdeviceptr, _ y: CUdeviceptr, sum: CUdeviceptr, weight: CUdeviceptr, output: CUdeviceptr,
+                           rows: Int, dim: Int, eps: Float, stream: CUDAStream) throws {
+        var a = KernelArguments(); a.add(x); a.add(y); a.add(sum); a.add(weight); a.add(output); a.add(int: dim); a.add(eps)
+        try library.function("add_rmsnorm_f32_to_bf16").launch(grid: (rows, 1, 1), block: (min(1024, max(32, (dim / 4 + 31) / 32 * 32)), 1, 1), stream: stream, arguments: a)
+    }
+
+    /// Rotates the q and k heads of the fused q|k|v rows `qkv` (fp32, `tokens` rows of
+    /// `(heads + 2·kvHeads)·headDim`) by `positions`, writes q to `qOutput` (fp32) and k, v into
+    /// `layer` of the bf16 pool (blocks `blockStride` bytes apart) at `slots` (Int32).
+    public func ropeAndWriteKV(qkv: CUdeviceptr, heads: Int, positions: CUdeviceptr, inverseFrequencies: CUdeviceptr,
+                               slots: CUdeviceptr, qOutput: CUdeviceptr, pool: CUdeviceptr, blockStride: Int,
+                               tokens: Int, layer: Int, layout: KVBlockLayout, stream: CUDAStream) throws {
+        guard layout.dtype == .bfloat16 else { throw CUDAError.invalidArgument("KV pool dtype \(layout.dtype); the CUDA kernels use bf16") }
+        guard layout.headDim % 2 == 0 else { throw CUDAError.invalidArgument("rope: head dim \(layout.headDim) is odd") }
+        var a = KernelArguments()
+        a.add(qkv); a.add(int: heads); a.add(int: layout.kvHeads); a.add(int: layout.headDim); a.add(positions); a.add(inverseFrequencies)
+        a.add(slots); a.add(qOutput); a.add(pool); a.add(int: layer); a.add(int: layout.blockTokens); a.add(Int64Arg(blockStride / 2))
+        let pairs = (heads + layout.kvHeads) * layout.headDim / 2
+        try library.function("rope_qkv_write_kv").launch(grid: (tokens, 1, 1), block: (min(1024, (pairs + 31) / 32 * 32), 1, 1), stream: stream, arguments: a)
     }
 
     /// Writes `tokens` new K/V rows (fp32, rows `kvStride` apart) into the bf16 block-major pool
-    /// (blocks `blockStride` bytes apart) at `slots` (Int32 block · blockTokens + offset) for `layer`.
+    /// (blocks `blockStride` bytes apart) at `slots` (Int32 block · blockTokens + offset) for `layer`,
+    /// unrotated: how the checks and benchmarks fill a pool (the model uses `ropeAndWriteKV`).
     public func writeKV(pool: CUdeviceptr, blockStride: Int, k: CUdeviceptr, v: CUdeviceptr, kvStride: Int, slots: CUdeviceptr,
                         tokens: Int, layer: Int, layout: KVBlockLayout, stream: CUDAStream) throws {
         guard layout.dtype == .bfloat16 else { throw CUDAError.invalidArgument("KV pool dtype \(layout.dtype); the CUDA kernels use bf16") }
@@ -199,17 +214,5 @@ extension CUDAKernels {
     public func normalizeRandomBF16(_ x: CUdeviceptr, count n: Int, stream: CUDAStream) throws {
         var a = KernelArguments(); a.add(x); a.add(Int64Arg(n))
         try library.function("normalize_random_bf16").launch(grid: (4096, 1, 1), block: (256, 1, 1), stream: stream, arguments: a)
-    }
-}
-
-extension CUDAKernels {
-    /// `out[r, c] = x[r, start + c]` for `rows` rows of `columns` 4-byte elements taken from rows
-    /// of `inputColumns`.
-    public func copyColumns(_ x: CUdeviceptr, inputColumns: Int, start: Int, output: CUdeviceptr, columns: Int, rows: Int, stream: CUDAStream) throws {
-        guard start >= 0, columns > 0, start + columns <= inputColumns else {
-            throw CUDAError.invalidArgument("copy of columns \(start)..<\(start + columns) from rows of \(inputColumns)")
-        }
-        var a = KernelArguments(); a.add(x); a.add(int: inputColumns); a.add(int: start); a.add(output); a.add(int: columns); a.add(Int64Arg(rows * columns))
-        try library.function("copy_columns_u32").launch(grid: (gridFor(rows * columns), 1, 1), block: (256, 1, 1), stream: stream, arguments: a)
     }
 }
