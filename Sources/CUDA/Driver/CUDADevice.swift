@@ -371,9 +371,12 @@ public struct CUDAFunction: @unchecked Sendable {
 
 /// The parameter list of a kernel launch: each value is copied into storage the launch points at.
 public struct KernelArguments {
-    private var values: [[UInt8]] = []
+    // Every kernel parameter is a pointer, an int, a long or a float: each gets one 8-byte slot,
+    // so building the list costs one small array rather than an allocation per argument (a
+    // decode step launches several hundred kernels).
+    private var slots: [UInt64] = []
 
-    public init() {}
+    public init() { slots.reserveCapacity(20) }
 
     /// Appends a device pointer.
     public mutating func add(_ p: CUdeviceptr) { append(p) }
@@ -384,21 +387,23 @@ public struct KernelArguments {
     /// Appends a `float`.
     public mutating func add(_ v: Float) { append(v) }
 
-    /// Appends any plain value, byte for byte.
+    /// Appends any plain value of at most 8 bytes, byte for byte.
     public mutating func add<T>(raw v: T) { append(v) }
 
     private mutating func append<T>(_ v: T) {
-        values.append(withUnsafeBytes(of: v) { Array($0) })
+        precondition(MemoryLayout<T>.size <= 8, "a kernel argument of \(MemoryLayout<T>.size) bytes")
+        var slot: UInt64 = 0
+        withUnsafeMutableBytes(of: &slot) { $0.storeBytes(of: v, as: T.self) }
+        slots.append(slot)
     }
 
     func withPointers<R>(_ body: (UnsafeMutablePointer<UnsafeMutableRawPointer?>) throws -> R) throws -> R {
-        let storage = values.map { bytes -> UnsafeMutableRawPointer in
-            let p = UnsafeMutableRawPointer.allocate(byteCount: max(bytes.count, 8), alignment: 16)
-            bytes.withUnsafeBytes { p.copyMemory(from: $0.baseAddress!, byteCount: bytes.count) }
-            return p
+        var values = slots
+        return try values.withUnsafeMutableBufferPointer { v in
+            try withUnsafeTemporaryAllocation(of: UnsafeMutableRawPointer?.self, capacity: max(1, v.count)) { pointers in
+                for i in 0..<v.count { pointers[i] = UnsafeMutableRawPointer(v.baseAddress! + i) }
+                return try body(pointers.baseAddress!)
+            }
         }
-        defer { storage.forEach { $0.deallocate() } }
-        var pointers: [UnsafeMutableRawPointer?] = storage
-        return try pointers.withUnsafeMutableBufferPointer { try body($0.baseAddress!) }
     }
 }
