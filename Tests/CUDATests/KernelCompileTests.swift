@@ -25,7 +25,9 @@ final class KernelCompileTests: XCTestCase {
     func testKernelNamesAreFoundInSources() throws {
         let sources = try KernelSources.load()
         let all = sources.modules.values.flatMap { KernelLibrary.kernelNames(in: $0) }
-        for name in ["paged_attention_partial_e4g4", "paged_attention_partial_e4g8", "paged_attention_partial_e8g8", "paged_attention_combine", "rmsnorm_f32_to_bf16", "rope_f32",
+        for name in ["paged_attention_partial_e4g4", "paged_attention_partial_e4g8", "paged_attention_partial_e8g8", "paged_attention_combine",
+                     "prefill_attention_d64_w4", "prefill_attention_d128_w4", "prefill_attention_d64_w8", "prefill_attention_d128_w8",
+                     "rmsnorm_f32_to_bf16", "rope_f32",
                      "kv_write_bf16", "argmax_f32", "topk_f32", "silu_mul_f32_to_bf16", "embedding_bf16_to_f32"] {
             XCTAssertTrue(all.contains(name), "\(name) missing from the kernel sources")
         }
