@@ -17,7 +17,13 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from kernel_lab import KERNELS, Lab, graph_ms, rel_err  # noqa: E402
 
 TILE_TOKENS = 64  # PA_TILE_TOKENS
-BN = 64           # PA_BN
+# Kernel variants (warps, m16 row tiles per warp, keys per shared tile) per head dim.
+VARIANTS = {64: [(4, 1, 64), (8, 1, 64), (8, 2, 64)], 128: [(4, 1, 64), (8, 1, 64), (8, 2, 32)]}
+
+
+def variant_name(hd, v):
+    w, m, n = v
+    return f"prefill_attention_d{hd}_w{w}m{m}n{n}"
 
 
 def tile_table(chunks):
@@ -33,11 +39,12 @@ def tile_table(chunks):
     return torch.tensor(tiles, dtype=torch.int32, device="cuda").view(-1, 4)
 
 
-def launch_config(hd, warps, group, n_tiles):
-    bm = 16 * warps
+def launch_config(hd, cfg, group, n_tiles):
+    warps, mt, bn = cfg
+    bm = 16 * mt * warps
     tpc = min(TILE_TOKENS, bm // group)
     slices = (TILE_TOKENS + tpc - 1) // tpc
-    shared = (bm + 4 * BN) * hd * 2
+    shared = (bm + 4 * bn) * hd * 2
     return slices * n_tiles, shared
 
 
@@ -62,11 +69,11 @@ class Pool:
             self.data[blocks[:, None], base[:, None] + cols[None, :]] = x.reshape(n, te).to(torch.bfloat16)
 
 
-def run_kernel(lab, variant, q, q_stride, pool, tables, tiles, out, qh, kvh, hd, layer, scale, warps):
-    grid_y, shared = launch_config(hd, warps, qh // kvh, tiles.shape[0])
+def run_kernel(lab, cfg, q, q_stride, pool, tables, tiles, out, qh, kvh, hd, layer, scale):
+    grid_y, shared = launch_config(hd, cfg, qh // kvh, tiles.shape[0])
 
     def call():
-        lab.launch(variant, (kvh, grid_y), (32 * warps,),
+        lab.launch(variant_name(hd, cfg), (kvh, grid_y), (32 * cfg[0],),
                    [q, q_stride, pool.data, tables, tables.shape[1], tiles, out, qh, kvh, layer, pool.bt,
                     ctypes.c_long(pool.stride), scale], shared=shared)
     return call
@@ -88,7 +95,7 @@ def reference(q, ks, vs, chunks, qh, kvh, hd, scale):
     return out
 
 
-def check_mix(lab, name, hd, qh, kvh, bt, seqs, warps, gen):
+def check_mix(lab, name, hd, qh, kvh, bt, seqs, cfg, gen):
     """seqs: [(cached, new)] tokens per sequence; a (n, 1) entry is a decode row."""
     layers, layer = 3, 1
     blocks_per = [(c + n + bt - 1) // bt for c, n in seqs]
@@ -118,17 +125,17 @@ def check_mix(lab, name, hd, qh, kvh, bt, seqs, warps, gen):
     tiles = tile_table(chunks)
     out = torch.full((rows, qh * hd), float("nan"), dtype=torch.bfloat16, device="cuda")
     scale = hd ** -0.5
-    variant = f"prefill_attention_d{hd}_w{warps}"
-    run_kernel(lab, variant, q, q_stride, pool, tables, tiles, out, qh, kvh, hd, layer, scale, warps)()
+    variant = variant_name(hd, cfg)
+    run_kernel(lab, cfg, q, q_stride, pool, tables, tiles, out, qh, kvh, hd, layer, scale)()
     torch.cuda.synchronize()
     ref = reference(q[:, :qh * hd], ks, vs, chunks, qh, kvh, hd, scale)
     err = rel_err(out.float(), ref)
     ok = err < 8e-3 and not torch.isnan(out).any().item()
-    print(f"check {variant:26s} {name:58s}: err {err:.2e} {'ok' if ok else 'FAIL'}")
+    print(f"check {variant:30s} {name:58s}: err {err:.2e} {'ok' if ok else 'FAIL'}")
     return ok
 
 
-def timing(lab, t_tokens, warps_list, gen):
+def timing(lab, t_tokens, variants, gen):
     layers, kvh, hd, bt, qh, layer = 32, 8, 128, 64, 32, 5
     nb = (t_tokens + bt - 1) // bt
     pool = Pool(layers, kvh, hd, bt, nb, pad=0)
@@ -150,15 +157,15 @@ def timing(lab, t_tokens, warps_list, gen):
     ref = None
     if t_tokens <= 2048:
         ref = reference(q, [k], [v], [(0, t_tokens, t_tokens)], qh, kvh, hd, scale)
-    lines = [f"T={t_tokens:5d} sdpa (bf16, contiguous)      : {sd_ms * 1000:8.1f} us {flops / sd_ms / 1e9:6.1f} TFLOP/s"
+    lines = [f"T={t_tokens:5d} sdpa (bf16, contiguous)            : {sd_ms * 1000:8.1f} us {flops / sd_ms / 1e9:6.1f} TFLOP/s"
              + (f"  err vs f64 {rel_err(sd_out.float(), ref):.2e}" if ref is not None else "")]
-    for warps in warps_list:
+    for cfg in variants:
         out = torch.full((t_tokens, qh * hd), float("nan"), dtype=torch.bfloat16, device="cuda")
-        call = run_kernel(lab, f"prefill_attention_d{hd}_w{warps}", q, qh * hd, pool, table, tiles, out, qh, kvh, hd, layer, scale, warps)
+        call = run_kernel(lab, cfg, q, qh * hd, pool, table, tiles, out, qh, kvh, hd, layer, scale)
         ms = graph_ms(call)
         err_sd = rel_err(out.float(), sd_out.float())
         err = f"err vs f64 {rel_err(out.float(), ref):.2e}" if ref is not None else ""
-        lines.append(f"T={t_tokens:5d} ours prefill_attention_d128_w{warps}: {ms * 1000:8.1f} us {flops / ms / 1e9:6.1f} TFLOP/s"
+        lines.append(f"T={t_tokens:5d} ours {variant_name(hd, cfg)}: {ms * 1000:8.1f} us {flops / ms / 1e9:6.1f} TFLOP/s"
                      f"  {ms / sd_ms:5.2f}x sdpa  {err}  diff vs sdpa {err_sd:.2e}")
     del pool
     torch.cuda.empty_cache()
@@ -180,12 +187,12 @@ def main():
         ("GQA 4, bt 64: one 1000-token prompt", 128, 32, 8, 64, [(0, 1000)]),
     ]
     failures = 0
-    for warps in (4, 8):
-        for name, hd, qh, kvh, bt, seqs in mixes:
-            failures += 0 if check_mix(lab, name, hd, qh, kvh, bt, seqs, warps, gen) else 1
+    for name, hd, qh, kvh, bt, seqs in mixes:
+        for cfg in VARIANTS[hd]:
+            failures += 0 if check_mix(lab, name, hd, qh, kvh, bt, seqs, cfg, gen) else 1
     print("timing: one sequence of T tokens, 32 query heads over 8 KV heads of 128, 64-token blocks, shuffled table; GPU time via CUDA graphs")
     for t in (512, 2048, 8192):
-        for line in timing(lab, t, (4, 8), gen):
+        for line in timing(lab, t, VARIANTS[128], gen):
             print(line)
     print("all checks ok" if failures == 0 else f"{failures} checks FAILED")
     sys.exit(1 if failures else 0)

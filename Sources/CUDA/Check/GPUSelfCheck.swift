@@ -332,17 +332,20 @@ public final class GPUSelfCheck: @unchecked Sendable {
     }
 
     func checkPrefillAttention() throws -> [GPUCheckResult] {
-        // Both kernel variants (grouped heads take eight warps, ungrouped four) at both head dims.
-        try checkPrefillAttention(headDim: 128, qHeads: 8, kvHeads: 2, blockTokens: 16)
-            + checkPrefillAttention(headDim: 64, qHeads: 2, kvHeads: 2, blockTokens: 64)
-            + checkPrefillAttention(headDim: 128, qHeads: 2, kvHeads: 2, blockTokens: 64)
-            + checkPrefillAttention(headDim: 64, qHeads: 8, kvHeads: 2, blockTokens: 16)
+        // Every kernel variant: ungrouped heads (four warps), grouped heads with one and with two
+        // row tiles per warp, at both head dims.
+        try checkPrefillAttention(headDim: 128, qHeads: 8, kvHeads: 2, blockTokens: 16, wide: false)
+            + checkPrefillAttention(headDim: 128, qHeads: 8, kvHeads: 2, blockTokens: 64, wide: true)
+            + checkPrefillAttention(headDim: 64, qHeads: 2, kvHeads: 2, blockTokens: 64, wide: nil)
+            + checkPrefillAttention(headDim: 128, qHeads: 2, kvHeads: 2, blockTokens: 16, wide: nil)
+            + checkPrefillAttention(headDim: 64, qHeads: 8, kvHeads: 2, blockTokens: 16, wide: false)
+            + checkPrefillAttention(headDim: 64, qHeads: 8, kvHeads: 2, blockTokens: 64, wide: true)
     }
 
     /// One step mixing a prefill from position 0, a chunk starting mid-sequence (its earlier
     /// tokens already cached), decode rows and a chunk of exactly one tile, through the tile table
     /// and one launch of the tensor-core kernel.
-    func checkPrefillAttention(headDim hd: Int, qHeads: Int, kvHeads: Int, blockTokens: Int) throws -> [GPUCheckResult] {
+    func checkPrefillAttention(headDim hd: Int, qHeads: Int, kvHeads: Int, blockTokens: Int, wide: Bool?) throws -> [GPUCheckResult] {
         let layout = KVBlockLayout(layers: 3, kvHeads: kvHeads, headDim: hd, blockTokens: blockTokens, dtype: .bfloat16)
         let layer = 1
         // (tokens cached before the step, new tokens in the step) per sequence.
@@ -390,7 +393,7 @@ public final class GPUSelfCheck: @unchecked Sendable {
         try kernels.prefillAttention(
             q: qb.address, qStride: qStride, pool: pool.address, blockStride: stride, blockTables: tableb.address, tableStride: tableStride,
             tiles: tileb.address, tileCount: tiles.count / 4, output: out.address, qHeads: qHeads, layer: layer, layout: layout,
-            scale: scale, stream: stream)
+            scale: scale, wide: wide, stream: stream)
         let got = try downloadBF16(out, count: rows * qHeads * hd)
 
         let group = qHeads / kvHeads
@@ -417,7 +420,7 @@ public final class GPUSelfCheck: @unchecked Sendable {
         }
         let shape = seqs.map { $0.0 == 0 ? "\($0.1)" : "\($0.0)+\($0.1)" }.joined(separator: ", ")
         return [GPUCheckResult(
-            name: "prefill attention (tensor cores), head dim \(hd), GQA \(qHeads)/\(kvHeads), \(blockTokens)-token blocks, chunks [cached+]new \(shape) in one launch",
+            name: "prefill attention (tensor cores), head dim \(hd), GQA \(qHeads)/\(kvHeads)\(wide == true ? " wide" : ""), \(blockTokens)-token blocks, chunks [cached+]new \(shape) in one launch",
             error: HostReference.relativeError(got, ref), tolerance: 8e-3)]
     }
 

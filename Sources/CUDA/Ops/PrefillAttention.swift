@@ -92,17 +92,35 @@ extension CUDAKernels {
         return order.flatMap { i in [tiles[i].first, tiles[i].rows, tiles[i].table, tiles[i].visible].map { Int32($0) } }
     }
 
-    /// The kernel variant for a shape: warps per block (16 query rows, i.e. tokens × grouped
-    /// heads, per warp), the blocks each tile is split into, and the dynamic shared memory.
-    static func prefillLaunchShape(headDim: Int, group: Int) -> (name: String, warps: Int, slices: Int, sharedBytes: Int) {
-        // Eight warps halve the shared-memory reads of K/V per MMA, but a block only takes one
-        // tile's 64 tokens, so without grouped heads to fill 128 rows four warps do the same work.
-        let warps = group >= 2 ? 8 : 4
-        let rowsPerBlock = 16 * warps
-        let tokensPerBlock = min(prefillTileTokens, rowsPerBlock / group)
-        let slices = (prefillTileTokens + tokensPerBlock - 1) / tokensPerBlock
-        let shared = (rowsPerBlock + 4 * prefillKeyTile) * headDim * 2
-        return ("prefill_attention_d\(headDim)_w\(warps)", warps, slices, shared)
+    /// The kernel variant for a shape: warps per block, m16 row tiles per warp (a row is a token
+    /// × one of its grouped query heads), keys per shared-memory tile, the blocks each table tile
+    /// is split into, and the dynamic shared memory. `wide` picks two row tiles per warp (nil:
+    /// when the launch still has two blocks per multiprocessor with them).
+    static func prefillLaunchShape(
+        headDim: Int, group: Int, tileCount: Int = 1, kvHeads: Int = 1, multiprocessors: Int = 132, wide: Bool? = nil
+    ) -> (name: String, warps: Int, rowTiles: Int, keyTile: Int, slices: Int, sharedBytes: Int) {
+        func slicesFor(rows: Int) -> Int {
+            let tokens = min(prefillTileTokens, rows / group)
+            return (prefillTileTokens + tokens - 1) / tokens
+        }
+        // A block covers at most one table tile (64 tokens): without grouped heads only 64 rows
+        // are there to fill, so 4 warps of one row tile. With groups, 8 warps halve each warp's
+        // share of the K/V shared-memory reads per block; two row tiles per warp (256 rows) halve
+        // them again (measured on H100, 8B layer shape: 2.0x sdpa's time at T=2048 against 2.4x),
+        // but give a quarter of the blocks, which at T=512 leaves multiprocessors idle (3.5x
+        // against 2.2x). Keys per tile drop to 32 with two row tiles and head dim 128, where the
+        // registers would otherwise spill.
+        let (warps, rowTiles): (Int, Int)
+        if group == 1 {
+            (warps, rowTiles) = (4, 1)
+        } else {
+            let wideBlocks = tileCount * slicesFor(rows: 16 * 8 * 2) * kvHeads
+            (warps, rowTiles) = (wide ?? (wideBlocks >= 2 * multiprocessors)) ? (8, 2) : (8, 1)
+        }
+        let keyTile = rowTiles == 2 && headDim > 64 ? 32 : prefillKeyTile
+        let rows = 16 * warps * rowTiles
+        let shared = (rows + 4 * keyTile) * headDim * 2
+        return ("prefill_attention_d\(headDim)_w\(warps)m\(rowTiles)n\(keyTile)", warps, rowTiles, keyTile, slicesFor(rows: rows), shared)
     }
 
     /// Checks `prefillAttention`'s arguments.
@@ -118,7 +136,8 @@ extension CUDAKernels {
             throw .badQStride(qStride: qStride, rowFloats: qHeads * layout.headDim)
         }
         guard blockStride % 16 == 0 else { throw .misalignedBlockStride(blockStride) }
-        let slices = prefillLaunchShape(headDim: layout.headDim, group: qHeads / layout.kvHeads).slices
+        // The narrowest variant splits a tile into the most blocks.
+        let slices = prefillLaunchShape(headDim: layout.headDim, group: qHeads / layout.kvHeads, wide: false).slices
         let limit = 65535 / slices
         guard tileCount >= 1, tileCount <= limit else { throw .badTileCount(tileCount: tileCount, limit: limit) }
     }
@@ -133,13 +152,17 @@ extension CUDAKernels {
     /// - `blockTables`: Int32 rows `tableStride` apart; `tiles`: `tileCount` entries of
     ///   `prefillTiles` (16-byte aligned).
     /// - `output`: bf16 `[rows, qHeads · headDim]`; rows no tile covers are left alone.
+    /// - `wide`: forces (true) or forbids (false) the variant with two row tiles per warp for
+    ///   grouped heads; nil chooses by the launch's size (the self check tries both).
     public func prefillAttention(
         q: CUdeviceptr, qStride: Int, pool: CUdeviceptr, blockStride: Int, blockTables: CUdeviceptr, tableStride: Int,
         tiles: CUdeviceptr, tileCount: Int, output: CUdeviceptr, qHeads: Int, layer: Int, layout: KVBlockLayout,
-        scale: Float, stream: CUDAStream
+        scale: Float, wide: Bool? = nil, stream: CUDAStream
     ) throws {
         try Self.validatePrefillAttention(qStride: qStride, blockStride: blockStride, tileCount: tileCount, qHeads: qHeads, layout: layout)
-        let shape = Self.prefillLaunchShape(headDim: layout.headDim, group: qHeads / layout.kvHeads)
+        let shape = Self.prefillLaunchShape(
+            headDim: layout.headDim, group: qHeads / layout.kvHeads, tileCount: tileCount, kvHeads: layout.kvHeads,
+            multiprocessors: library.device.info.multiprocessors, wide: wide)
         var a = KernelArguments()
         a.add(q); a.add(int: qStride); a.add(pool); a.add(blockTables); a.add(int: tableStride); a.add(tiles)
         a.add(output); a.add(int: qHeads); a.add(int: layout.kvHeads); a.add(int: layer); a.add(int: layout.blockTokens)
