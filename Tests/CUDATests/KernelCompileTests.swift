@@ -25,7 +25,10 @@ final class KernelCompileTests: XCTestCase {
     func testKernelNamesAreFoundInSources() throws {
         let sources = try KernelSources.load()
         let all = sources.modules.values.flatMap { KernelLibrary.kernelNames(in: $0) }
-        for name in ["paged_attention_partial_e4g4", "paged_attention_partial_e4g8", "paged_attention_partial_e8g8", "paged_attention_combine", "rmsnorm_f32_to_bf16", "add_rmsnorm_f32_to_bf16", "rope_qkv_write_kv",
+        for name in ["paged_attention_partial_e4g4", "paged_attention_partial_e4g8", "paged_attention_partial_e8g8", "paged_attention_combine",
+                     "prefill_attention_d64_w4m1n64", "prefill_attention_d64_w8m1n64", "prefill_attention_d64_w8m2n64",
+                     "prefill_attention_d128_w4m1n64", "prefill_attention_d128_w8m1n64", "prefill_attention_d128_w8m2n32",
+                     "rmsnorm_f32_to_bf16", "add_rmsnorm_f32_to_bf16", "rope_qkv_write_kv",
                      "kv_write_bf16", "argmax_f32", "topk_f32", "silu_mul_f32_to_bf16", "embedding_bf16_to_f32",
                      "gemv_bf16_t1r1u2p1h1", "gemv_bf16_t1r1u4p1h1", "gemv_bf16_t2r2u2p1h1"] {
             XCTAssertTrue(all.contains(name), "\(name) missing from the kernel sources")

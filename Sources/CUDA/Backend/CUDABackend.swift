@@ -240,6 +240,17 @@ public final class CUDABackend: ComputeBackend, @unchecked Sendable {
             throw BackendError.shapeMismatch(op: "pagedAttention", detail: "q \(q.shape), \(heads) heads of \(layout.headDim) over \(layout.kvHeads) KV heads")
         }
         let qf = try float32(q, "pagedAttention")
+        // A step with a prefill chunk goes to the tensor-core kernel whole (its decode rows as
+        // 1-token chunks): one launch, and the decode kernel's one-row-at-a-time work is what made
+        // long prompts slow. Pure decode steps keep the split-context decode kernel.
+        if s.hasMultiRowChunk, CUDAKernels.prefillAttentionSupports(headDim: layout.headDim, qHeads: heads, kvHeads: layout.kvHeads) {
+            let (out, p) = try allocate([q.rows, q.columns], .bfloat16)
+            try kernels.prefillAttention(
+                q: try qf.cudaAddress("pagedAttention"), qStride: q.columns, pool: kv.pool.buffer.address, blockStride: kv.blockStride,
+                blockTables: s.address(.blockTables), tableStride: s.tableStride, tiles: s.address(.prefillTiles),
+                tileCount: s.prefillTileCount, output: p, qHeads: heads, layer: layer, layout: layout, scale: scale, stream: stream)
+            return out
+        }
         let rows = q.rows
         let splits = CUDAKernels.attentionSplits(maxContext: s.maxContext, rows: rows, kvHeads: layout.kvHeads, multiprocessors: device.info.multiprocessors)
         let scratch = try memory.take(CUDAKernels.attentionScratchFloats(rows: rows, qHeads: heads, headDim: layout.headDim, splits: splits) * 4)

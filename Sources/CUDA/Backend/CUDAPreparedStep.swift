@@ -2,16 +2,22 @@ import Backend
 
 /// A step's metadata uploaded once to the GPU, as Int32 arrays in one allocation: token ids,
 /// positions, KV slots, block tables (one row per sequence), and per query row its sequence and
-/// visible context length (causal masking), and the logit rows.
+/// visible context length (causal masking), the logit rows, and the prefill attention kernel's
+/// tile table (`CUDAKernels.prefillTiles`).
 final class CUDAPreparedStep: PreparedStep, @unchecked Sendable {
     // Immutable after init.
-    enum Part: Int, CaseIterable { case tokenIDs, positions, slots, blockTables, rowSequence, rowContext, logitRows }
+    enum Part: Int, CaseIterable { case tokenIDs, positions, slots, blockTables, rowSequence, rowContext, logitRows, prefillTiles }
 
     let batch: StepBatch
     /// Entries per block-table row (the longest table).
     let tableStride: Int
     /// The longest context any query row sees.
     let maxContext: Int
+    /// Entries (four Int32 each) of the `.prefillTiles` part.
+    let prefillTileCount: Int
+    /// Whether some sequence has more than one query row (a prefill chunk): then the tensor-core
+    /// prefill kernel serves the whole step, else the decode kernel.
+    let hasMultiRowChunk: Bool
     private let buffer: DeviceBuffer
     private let offsets: [Int]
     private let cache: DeviceMemoryCache
@@ -38,16 +44,21 @@ final class CUDAPreparedStep: PreparedStep, @unchecked Sendable {
             longest = max(longest, s.contextLength)
         }
         maxContext = longest
+        hasMultiRowChunk = batch.sequences.contains { $0.queryLength > 1 }
+        let tiles = CUDAKernels.prefillTiles(batch.sequences.enumerated().map { i, s in
+            PrefillChunk(queryStart: s.queryStart, queryLength: s.queryLength, contextLength: s.contextLength, tableRow: i)
+        })
+        prefillTileCount = tiles.count / 4
         if let bad = batch.slotMapping.first(where: { $0 < 0 || $0 > Int64(Int32.max) }) {
             throw BackendError.badStep("KV slot \(bad) outside 0..<2^31")
         }
         let slots = batch.slotMapping.map { Int32($0) }
-        let parts: [[Int32]] = [batch.tokenIDs, batch.positions, slots, tables, rowSequence, rowContext, batch.logitRows]
+        let parts: [[Int32]] = [batch.tokenIDs, batch.positions, slots, tables, rowSequence, rowContext, batch.logitRows, tiles]
         var flat: [Int32] = [], offsets: [Int] = []
         for p in parts {
             offsets.append(flat.count * 4)
             flat += p
-            // Keep each part 16-byte aligned.
+            // Keep each part 16-byte aligned (the tile table is read as int4).
             while flat.count % 4 != 0 { flat.append(0) }
         }
         self.offsets = offsets

@@ -56,7 +56,8 @@ public final class GPUSelfCheck: @unchecked Sendable {
         let checks: [(String, () throws -> [GPUCheckResult])] = [
             ("bf16 conversion", checkConversions), ("embedding", checkEmbedding), ("rmsnorm", checkRMSNorm),
             ("rope + kv write", checkRopeAndKVWrite), ("silu*mul", checkSiluMul), ("residual add", checkResidualAdd),
-            ("gemm", checkGemm), ("skinny gemm", checkSkinnyGemm), ("kv write + paged attention", checkAttention), ("argmax/top-k", checkSampling),
+            ("gemm", checkGemm), ("skinny gemm", checkSkinnyGemm), ("kv write + paged attention", checkAttention),
+            ("prefill attention (tensor cores)", checkPrefillAttention), ("argmax/top-k", checkSampling),
         ]
         for (name, check) in checks {
             do { results += try check() } catch {
@@ -390,6 +391,99 @@ public final class GPUSelfCheck: @unchecked Sendable {
         let p = contexts[1]
         try run(name: "paged prefill attention, head dim \(hd), \(p) causal query rows, 3 splits", rowSeq: Array(repeating: 1, count: p), rowLen: Array(1...p), splits: 3)
         return results
+    }
+
+    func checkPrefillAttention() throws -> [GPUCheckResult] {
+        // Every kernel variant: ungrouped heads (four warps), grouped heads with one and with two
+        // row tiles per warp, at both head dims.
+        try checkPrefillAttention(headDim: 128, qHeads: 8, kvHeads: 2, blockTokens: 16, wide: false)
+            + checkPrefillAttention(headDim: 128, qHeads: 8, kvHeads: 2, blockTokens: 64, wide: true)
+            + checkPrefillAttention(headDim: 64, qHeads: 2, kvHeads: 2, blockTokens: 64, wide: nil)
+            + checkPrefillAttention(headDim: 128, qHeads: 2, kvHeads: 2, blockTokens: 16, wide: nil)
+            + checkPrefillAttention(headDim: 64, qHeads: 8, kvHeads: 2, blockTokens: 16, wide: false)
+            + checkPrefillAttention(headDim: 64, qHeads: 8, kvHeads: 2, blockTokens: 64, wide: true)
+    }
+
+    /// One step mixing a prefill from position 0, a chunk starting mid-sequence (its earlier
+    /// tokens already cached), decode rows and a chunk of exactly one tile, through the tile table
+    /// and one launch of the tensor-core kernel.
+    func checkPrefillAttention(headDim hd: Int, qHeads: Int, kvHeads: Int, blockTokens: Int, wide: Bool?) throws -> [GPUCheckResult] {
+        let layout = KVBlockLayout(layers: 3, kvHeads: kvHeads, headDim: hd, blockTokens: blockTokens, dtype: .bfloat16)
+        let layer = 1
+        // (tokens cached before the step, new tokens in the step) per sequence.
+        let seqs = [(0, 100), (300, 77), (512, 1), (0, 64), (40, 1)]
+        let contexts = seqs.map { $0.0 + $0.1 }
+        let blocksPer = contexts.map { layout.blocks(forTokens: $0) }
+        let poolBlocks = blocksPer.reduce(0, +) + 5
+        var free = Array(0..<poolBlocks).shuffled()
+        let tables = blocksPer.map { n in (0..<n).map { _ in Int32(free.removeLast()) } }
+        let tableStride = blocksPer.max()! + 1
+        var flatTables = [Int32](repeating: -1, count: seqs.count * tableStride)
+        for (s, t) in tables.enumerated() { for (i, b) in t.enumerated() { flatTables[s * tableStride + i] = b } }
+        // NaN everywhere but the sequences' own K/V: slots past a context are read (as a tile's
+        // tail) only if the kernel fails to mask them, and would then turn the output into NaN.
+        let stride = layout.blockBytes + 4096
+        let pool = try poisoned(poolBlocks * stride)
+        let te = layout.tokenElements, kvStride = 2 * te
+        let totalTokens = contexts.reduce(0, +)
+        let kv = HostReference.randomNormal(totalTokens * kvStride)
+        var slots: [Int32] = []
+        for (s, c) in contexts.enumerated() {
+            for t in 0..<c { slots.append(tables[s][t / blockTokens] * Int32(blockTokens) + Int32(t % blockTokens)) }
+        }
+        let kvb = try upload(kv), slotb = try upload(slots)
+        try kernels.writeKV(pool: pool.address, blockStride: stride, k: kvb.address, v: kvb.address + UInt64(te * 4), kvStride: kvStride,
+                            slots: slotb.address, tokens: totalTokens, layer: layer, layout: layout, stream: stream)
+        var firstToken = [0]
+        for c in contexts { firstToken.append(firstToken.last! + c) }
+        func key(_ s: Int, _ t: Int, _ i: Int) -> Double { Double(HostReference.roundBF16(kv[(firstToken[s] + t) * kvStride + i])) }
+        func value(_ s: Int, _ t: Int, _ i: Int) -> Double { Double(HostReference.roundBF16(kv[(firstToken[s] + t) * kvStride + te + i])) }
+
+        var chunks: [PrefillChunk] = []
+        var rows = 0
+        for (i, (cached, new)) in seqs.enumerated() {
+            chunks.append(PrefillChunk(queryStart: rows, queryLength: new, contextLength: cached + new, tableRow: i))
+            rows += new
+        }
+        // Query rows wider than the query heads, as a fused qkv projection leaves them.
+        let qStride = (qHeads + 2 * kvHeads) * hd
+        let q = HostReference.randomNormal(rows * qStride)
+        let tiles = CUDAKernels.prefillTiles(chunks)
+        let qb = try upload(q), tableb = try upload(flatTables), tileb = try upload(tiles)
+        let out = try poisoned(rows * qHeads * hd * 2)
+        let scale = 1 / Float(hd).squareRoot()
+        try kernels.prefillAttention(
+            q: qb.address, qStride: qStride, pool: pool.address, blockStride: stride, blockTables: tableb.address, tableStride: tableStride,
+            tiles: tileb.address, tileCount: tiles.count / 4, output: out.address, qHeads: qHeads, layer: layer, layout: layout,
+            scale: scale, wide: wide, stream: stream)
+        let got = try downloadBF16(out, count: rows * qHeads * hd)
+
+        let group = qHeads / kvHeads
+        var ref = [Double](repeating: 0, count: rows * qHeads * hd)
+        for (s, c) in chunks.enumerated() {
+            for j in 0..<c.queryLength {
+                let r = c.queryStart + j, visible = c.contextLength - c.queryLength + j + 1
+                for h in 0..<qHeads {
+                    let kvh = h / group
+                    var scores = [Double](repeating: 0, count: visible)
+                    for t in 0..<visible {
+                        var dot = 0.0
+                        for d in 0..<hd { dot += Double(q[r * qStride + h * hd + d]) * key(s, t, kvh * hd + d) }
+                        scores[t] = dot * Double(scale)
+                    }
+                    let mx = scores.max()!
+                    let e = scores.map { exp($0 - mx) }
+                    let z = e.reduce(0, +)
+                    for t in 0..<visible {
+                        for d in 0..<hd { ref[(r * qHeads + h) * hd + d] += e[t] / z * value(s, t, kvh * hd + d) }
+                    }
+                }
+            }
+        }
+        let shape = seqs.map { $0.0 == 0 ? "\($0.1)" : "\($0.0)+\($0.1)" }.joined(separator: ", ")
+        return [GPUCheckResult(
+            name: "prefill attention (tensor cores), head dim \(hd), GQA \(qHeads)/\(kvHeads)\(wide == true ? " wide" : ""), \(blockTokens)-token blocks, chunks [cached+]new \(shape) in one launch",
+            error: HostReference.relativeError(got, ref), tolerance: 8e-3)]
     }
 
     func checkSampling() throws -> [GPUCheckResult] {

@@ -1,0 +1,320 @@
+// Causal prefill attention over the paged KV pool on tensor cores, FlashAttention-2 style: each
+// warp keeps 16 or 32 query rows (one or two m16 tiles) with their output in registers and the
+// block streams the sequence's K/V through shared memory in 32- or 64-key tiles (cp.async,
+// double-buffered), computing S = QKᵀ and O += PV with mma.sync m16n8k16 (bf16 in, fp32
+// accumulate) and an online softmax held in registers; the scores never reach memory.
+//
+// Work comes from a tile table built on the host (CUDAPreparedStep): one int4 per tile of up to
+// PA_TILE_TOKENS consecutive query tokens of one sequence, {first query row, tokens, block-table
+// row, keys visible to the first token}; token j of the tile sees keys [0, visible + j). So any
+// mix of prefill chunks (starting at position 0 or mid-sequence) and decode rows (1-token tiles)
+// runs as one launch.
+//
+// Grouped-query heads are packed into the rows of a block: row m is token m / G, query head
+// kv_head * G + m % G. The G heads sharing a KV head then read each K/V tile once, a decode row
+// still fills G rows of the MMA, and the causal diagonal is cut at tokens rather than 64-row
+// granularity. A block takes min(PA_TILE_TOKENS, BM / G) tokens of a tile ("a slice"); the grid is
+// (kv_heads, tiles * slices_per_tile), so slices of one tile are neighbours and the host orders
+// the table heaviest first.
+
+#define PA_TILE_TOKENS 64
+#define PA_LOG2E 1.4426950408889634f
+
+__device__ __forceinline__ unsigned int pa_smem_addr(const void* p) {
+    return (unsigned int)__cvta_generic_to_shared(p);
+}
+
+// 16 bytes global -> shared, asynchronously; with valid false the destination is zero-filled and
+// nothing is read (keys past the context must be finite: P = 0 times a NaN V would still be NaN).
+__device__ __forceinline__ void pa_cp_async16(unsigned int dst, const void* src, bool valid) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" :: "r"(dst), "l"(src), "r"(valid ? 16 : 0));
+}
+__device__ __forceinline__ void pa_cp_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N>
+__device__ __forceinline__ void pa_cp_wait() { asm volatile("cp.async.wait_group %0;\n" :: "n"(N)); }
+
+__device__ __forceinline__ void pa_ldmatrix_x4(unsigned int addr, unsigned int& r0, unsigned int& r1, unsigned int& r2, unsigned int& r3) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3) : "r"(addr));
+}
+__device__ __forceinline__ void pa_ldmatrix_x4_trans(unsigned int addr, unsigned int& r0, unsigned int& r1, unsigned int& r2, unsigned int& r3) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3) : "r"(addr));
+}
+
+// c += a · b for one 16x8 fp32 tile (a: 16x16 bf16 row-major fragment, b: 16x8 bf16 column-major).
+__device__ __forceinline__ void pa_mma(float c[4], const unsigned int a[4], unsigned int b0, unsigned int b1) {
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+// Two fp32 as bf16x2 (round to nearest even): lo in the low half.
+__device__ __forceinline__ unsigned int pa_pack_bf16(float lo, float hi) {
+    unsigned int r;
+    asm("cvt.rn.bf16x2.f32 %0, %1, %2;\n" : "=r"(r) : "f"(hi), "f"(lo));
+    return r;
+}
+
+// Shared tiles are [rows][D] bf16 with each row's 16-byte chunks XOR-swizzled by (row & 7), so the
+// eight rows one ldmatrix reads (same logical chunk) fall in eight different bank groups.
+template <int D>
+__device__ __forceinline__ int pa_swz(int row, int chunk) { return row * D + ((chunk ^ (row & 7)) << 3); }
+
+template <int D, int WARPS, int MT, int BN>
+__device__ __forceinline__ void prefill_attention_body(
+    const float* __restrict__ q, int q_stride, const bf16_t* __restrict__ pool,
+    const int* __restrict__ block_tables, int table_stride, const int4* __restrict__ tiles,
+    bf16_t* __restrict__ out, int q_heads, int kv_heads, int layer, int block_tokens, long block_stride,
+    float scale)
+{
+    constexpr int BM = 16 * MT * WARPS, CH = D / 8, THREADS = 32 * WARPS;
+    extern __shared__ __align__(128) unsigned char pa_smem[];
+    bf16_t* sQ = reinterpret_cast<bf16_t*>(pa_smem);   // [BM][D]
+    bf16_t* sK = sQ + BM * D;                          // [2][BN][D]
+    bf16_t* sV = sK + 2 * BN * D;                   // [2][BN][D]
+
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int kvh = blockIdx.x;
+    const int group = q_heads / kv_heads;
+    const int tpc = min(PA_TILE_TOKENS, BM / group);
+    const int slices = (PA_TILE_TOKENS + tpc - 1) / tpc;
+    const int4 tile = tiles[blockIdx.y / slices];      // {first row, tokens, table row, visible}
+    const int tok0 = (blockIdx.y % slices) * tpc;
+    if (tok0 >= tile.y) return;
+    const int ntok = min(tpc, tile.y - tok0);
+    const int used_rows = ntok * group;
+    const int first_visible = tile.w + tok0;           // keys the slice's first token sees
+    const int kv_end = first_visible + ntok - 1;       // keys its last token sees
+    const int n_tiles = (kv_end + BN - 1) / BN;
+    const int* table = block_tables + (long)tile.z * table_stride;
+    const int token_elems = kv_heads * D;
+    const bf16_t* k_layer = pool + (long)(layer * 2) * block_tokens * token_elems + (long)kvh * D;
+    const long v_offset = (long)block_tokens * token_elems;
+
+    const unsigned int sK_addr = pa_smem_addr(sK), sV_addr = pa_smem_addr(sV);
+    auto load_kv = [&](int t, int buf) {
+        const int n0 = t * BN;
+        const unsigned int kb = sK_addr + buf * BN * D * 2, vb = sV_addr + buf * BN * D * 2;
+        // With two m16 tiles per warp the registers are short: two rows at a time, as fully
+        // unrolled row addresses would spill. With one, full unrolling measured faster on H100.
+#pragma unroll (MT == 1 ? BN * CH / THREADS : 2)
+        for (int it = 0; it < BN * CH / THREADS; ++it) {
+            const int i = tid + it * THREADS;
+            const int r = i / CH, c = i % CH, pos = n0 + r;
+            const bool valid = pos < kv_end;
+            const bf16_t* src = pool;
+            if (valid) {
+                const long block = table[pos / block_tokens];
+                src = k_layer + block * block_stride + (long)(pos % block_tokens) * token_elems + c * 8;
+            }
+            const unsigned int so = pa_swz<D>(r, c) * 2;
+            pa_cp_async16(kb + so, src, valid);
+            pa_cp_async16(vb + so, valid ? src + v_offset : src, valid);
+        }
+    };
+
+    load_kv(0, 0);
+    pa_cp_commit();
+
+    // Q: fp32 -> scaled bf16 in shared (rows past the slice are zero and never stored). The scale
+    // carries log2(e) so the softmax can use exp2.
+    const float qs = scale * PA_LOG2E;
+#pragma unroll
+    for (int it = 0; it < BM * CH / THREADS; ++it) {
+        const int i = tid + it * THREADS;
+        const int m = i / CH, c = i % CH;
+        uint4 w = make_uint4(0, 0, 0, 0);
+        if (m < used_rows) {
+            const float* src = q + (long)(tile.x + tok0 + m / group) * q_stride + (long)(kvh * group + m % group) * D + c * 8;
+            const float4 a = *reinterpret_cast<const float4*>(src), b = *reinterpret_cast<const float4*>(src + 4);
+            w = make_uint4(pa_pack_bf16(a.x * qs, a.y * qs), pa_pack_bf16(a.z * qs, a.w * qs),
+                           pa_pack_bf16(b.x * qs, b.y * qs), pa_pack_bf16(b.z * qs, b.w * qs));
+        }
+        *reinterpret_cast<uint4*>(sQ + pa_swz<D>(m, c)) = w;
+    }
+    __syncthreads();
+
+    // Warp w owns MT m16 tiles: rows (w * MT + i) * 16 ... + 15. With one tile, Q stays in
+    // registers; with two, Q is re-read from shared memory for every key tile (FlashAttention-2
+    // does the same) so that the registers go to the second tile, whose rows reuse every K and V
+    // fragment a warp loads: half the shared-memory traffic per MMA.
+    const unsigned int sQ_addr = pa_smem_addr(sQ);
+    unsigned int qf[MT == 1 ? D / 16 : 1][4];
+    if constexpr (MT == 1) {
+        const int row = warp * 16 + (lane & 15);
+#pragma unroll
+        for (int kk = 0; kk < D / 16; ++kk)
+            pa_ldmatrix_x4(sQ_addr + pa_swz<D>(row, kk * 2 + (lane >> 4)) * 2, qf[kk][0], qf[kk][1], qf[kk][2], qf[kk][3]);
+    }
+
+    // This thread's rows (fragment rows lane/4 and lane/4 + 8 of each of its m16 tiles) and how
+    // many keys each sees; rows past the slice copy the first row's limit so they stay finite.
+    const int g = lane >> 2, tq = lane & 3;
+    int lim[MT][2];
+#pragma unroll
+    for (int i = 0; i < MT; ++i)
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+            const int row = (warp * MT + i) * 16 + g + 8 * h;
+            lim[i][h] = row < used_rows ? first_visible + row / group : first_visible;
+        }
+
+    float o[MT][D / 8][4];
+    float mx[MT][2], l[MT][2];
+#pragma unroll
+    for (int i = 0; i < MT; ++i) {
+#pragma unroll
+        for (int j = 0; j < D / 8; ++j) o[i][j][0] = o[i][j][1] = o[i][j][2] = o[i][j][3] = 0.0f;
+        mx[i][0] = mx[i][1] = NEG_INF;
+        l[i][0] = l[i][1] = 0.0f;
+    }
+
+    for (int t = 0; t < n_tiles; ++t) {
+        // The other buffer was released by the __syncthreads that ended the previous iteration.
+        if (t + 1 < n_tiles) load_kv(t + 1, (t + 1) & 1);
+        pa_cp_commit();
+        pa_cp_wait<1>();
+        __syncthreads();
+        const unsigned int kb = sK_addr + (t & 1) * BN * D * 2, vb = sV_addr + (t & 1) * BN * D * 2;
+
+        float s[MT][BN / 8][4];
+#pragma unroll
+        for (int i = 0; i < MT; ++i)
+#pragma unroll
+            for (int j = 0; j < BN / 8; ++j) s[i][j][0] = s[i][j][1] = s[i][j][2] = s[i][j][3] = 0.0f;
+#pragma unroll
+        for (int kk = 0; kk < D / 16; ++kk) {
+            unsigned int a[MT][4];
+#pragma unroll
+            for (int i = 0; i < MT; ++i) {
+                if constexpr (MT == 1) {
+                    a[i][0] = qf[kk][0]; a[i][1] = qf[kk][1]; a[i][2] = qf[kk][2]; a[i][3] = qf[kk][3];
+                } else {
+                    const int row = (warp * MT + i) * 16 + (lane & 15);
+                    pa_ldmatrix_x4(sQ_addr + pa_swz<D>(row, kk * 2 + (lane >> 4)) * 2, a[i][0], a[i][1], a[i][2], a[i][3]);
+                }
+            }
+#pragma unroll
+            for (int j = 0; j < BN / 8; j += 2) {
+                unsigned int b0, b1, b2, b3;
+                const int key = j * 8 + (lane & 7) + ((lane >> 4) << 3);
+                pa_ldmatrix_x4(kb + pa_swz<D>(key, kk * 2 + ((lane >> 3) & 1)) * 2, b0, b1, b2, b3);
+#pragma unroll
+                for (int i = 0; i < MT; ++i) {
+                    pa_mma(s[i][j], a[i], b0, b1);
+                    pa_mma(s[i][j + 1], a[i], b2, b3);
+                }
+            }
+        }
+
+        const int n0 = t * BN;
+        if (n0 + BN > first_visible) {
+#pragma unroll
+            for (int i = 0; i < MT; ++i)
+#pragma unroll
+                for (int j = 0; j < BN / 8; ++j) {
+                    const int key = n0 + j * 8 + 2 * tq;
+                    if (key >= lim[i][0]) s[i][j][0] = NEG_INF;
+                    if (key + 1 >= lim[i][0]) s[i][j][1] = NEG_INF;
+                    if (key >= lim[i][1]) s[i][j][2] = NEG_INF;
+                    if (key + 1 >= lim[i][1]) s[i][j][3] = NEG_INF;
+                }
+        }
+
+        // Online softmax; the running max is shared by the four lanes of a row (quad), the running
+        // sum stays per lane until the end. Key 0 is visible to every row, so after the first
+        // tile the max is finite and a fully masked later tile only adds exp2(-inf) = 0.
+        unsigned int pf[MT][BN / 16][4];
+#pragma unroll
+        for (int i = 0; i < MT; ++i) {
+            float x0 = mx[i][0], x1 = mx[i][1];
+#pragma unroll
+            for (int j = 0; j < BN / 8; ++j) {
+                x0 = fmaxf(x0, fmaxf(s[i][j][0], s[i][j][1]));
+                x1 = fmaxf(x1, fmaxf(s[i][j][2], s[i][j][3]));
+            }
+            x0 = fmaxf(x0, __shfl_xor_sync(0xffffffffu, x0, 1));
+            x0 = fmaxf(x0, __shfl_xor_sync(0xffffffffu, x0, 2));
+            x1 = fmaxf(x1, __shfl_xor_sync(0xffffffffu, x1, 1));
+            x1 = fmaxf(x1, __shfl_xor_sync(0xffffffffu, x1, 2));
+            const float c0 = exp2f(mx[i][0] - x0), c1 = exp2f(mx[i][1] - x1);
+            mx[i][0] = x0; mx[i][1] = x1;
+            float l0 = l[i][0] * c0, l1 = l[i][1] * c1;
+#pragma unroll
+            for (int j = 0; j < D / 8; ++j) { o[i][j][0] *= c0; o[i][j][1] *= c0; o[i][j][2] *= c1; o[i][j][3] *= c1; }
+#pragma unroll
+            for (int j = 0; j < BN / 8; ++j) {
+                const float p0 = exp2f(s[i][j][0] - x0), p1 = exp2f(s[i][j][1] - x0);
+                const float p2 = exp2f(s[i][j][2] - x1), p3 = exp2f(s[i][j][3] - x1);
+                l0 += p0 + p1; l1 += p2 + p3;
+                // S's accumulator layout is the A-operand layout of the next product.
+                pf[i][j >> 1][(j & 1) * 2] = pa_pack_bf16(p0, p1);
+                pf[i][j >> 1][(j & 1) * 2 + 1] = pa_pack_bf16(p2, p3);
+            }
+            l[i][0] = l0; l[i][1] = l1;
+        }
+
+#pragma unroll
+        for (int kk = 0; kk < BN / 16; ++kk) {
+#pragma unroll
+            for (int j = 0; j < D / 8; j += 2) {
+                unsigned int b0, b1, b2, b3;
+                const int key = kk * 16 + (lane & 7) + (((lane >> 3) & 1) << 3);
+                pa_ldmatrix_x4_trans(vb + pa_swz<D>(key, j + (lane >> 4)) * 2, b0, b1, b2, b3);
+#pragma unroll
+                for (int i = 0; i < MT; ++i) {
+                    pa_mma(o[i][j], pf[i][kk], b0, b1);
+                    pa_mma(o[i][j + 1], pf[i][kk], b2, b3);
+                }
+            }
+        }
+        __syncthreads();
+    }
+
+    const long out_stride = (long)q_heads * D;
+#pragma unroll
+    for (int i = 0; i < MT; ++i)
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+            float sum = l[i][h];
+            sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+            sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+            const float inv = 1.0f / sum;
+            const int row = (warp * MT + i) * 16 + g + 8 * h;
+            if (row < used_rows) {
+                bf16_t* dst = out + (long)(tile.x + tok0 + row / group) * out_stride + (long)(kvh * group + row % group) * D + 2 * tq;
+#pragma unroll
+                for (int j = 0; j < D / 8; ++j)
+                    *reinterpret_cast<unsigned int*>(dst + j * 8) = pa_pack_bf16(o[i][j][2 * h] * inv, o[i][j][2 * h + 1] * inv);
+            }
+        }
+}
+
+#define PA_PARAMS \
+    const float* __restrict__ q, int q_stride, const bf16_t* __restrict__ pool, \
+    const int* __restrict__ block_tables, int table_stride, const int4* __restrict__ tiles, \
+    bf16_t* __restrict__ out, int q_heads, int kv_heads, int layer, int block_tokens, long block_stride, float scale
+#define PA_ARGS q, q_stride, pool, block_tables, table_stride, tiles, out, q_heads, kv_heads, layer, block_tokens, block_stride, scale
+
+// Grid (kv_heads, tiles * slices), 32 * W threads, dynamic shared memory (16 * M * W + 4 * N) * D * 2
+// bytes. Names: head dim D, W warps, M m16 row tiles per warp, N keys per shared tile. Written out
+// rather than made by a macro: the host finds kernels by scanning for `extern "C" __global__` lines.
+extern "C" __global__ void __launch_bounds__(128) prefill_attention_d64_w4m1n64(PA_PARAMS) {
+    prefill_attention_body<64, 4, 1, 64>(PA_ARGS);
+}
+extern "C" __global__ void __launch_bounds__(256) prefill_attention_d64_w8m1n64(PA_PARAMS) {
+    prefill_attention_body<64, 8, 1, 64>(PA_ARGS);
+}
+extern "C" __global__ void __launch_bounds__(256) prefill_attention_d64_w8m2n64(PA_PARAMS) {
+    prefill_attention_body<64, 8, 2, 64>(PA_ARGS);
+}
+extern "C" __global__ void __launch_bounds__(128) prefill_attention_d128_w4m1n64(PA_PARAMS) {
+    prefill_attention_body<128, 4, 1, 64>(PA_ARGS);
+}
+extern "C" __global__ void __launch_bounds__(256) prefill_attention_d128_w8m1n64(PA_PARAMS) {
+    prefill_attention_body<128, 8, 1, 64>(PA_ARGS);
+}
+extern "C" __global__ void __launch_bounds__(256) prefill_attention_d128_w8m2n32(PA_PARAMS) {
+    prefill_attention_body<128, 8, 2, 32>(PA_ARGS);
+}

@@ -1,0 +1,174 @@
+import HiFCCore
+
+/// Why `CUDAKernels.prefillAttention` refused its arguments; each case names the argument.
+public enum PrefillAttentionError: Error, CustomStringConvertible, Sendable, Equatable {
+    /// `layout.headDim` has no kernel variant (64 and 128 do).
+    case unsupportedHeadDim(Int)
+    /// `qHeads` is not a multiple of `layout.kvHeads` with 1 to 8 query heads per KV head.
+    case unsupportedGrouping(qHeads: Int, kvHeads: Int)
+    /// `qStride` (floats) is shorter than a row of query heads or not a multiple of 4 (16-byte loads).
+    case badQStride(qStride: Int, rowFloats: Int)
+    /// `blockStride` (bytes) is not a multiple of 16, so K/V rows would be misaligned for cp.async.
+    case misalignedBlockStride(Int)
+    /// `tileCount` is not positive, or its blocks exceed the grid's 65535 rows.
+    case badTileCount(tileCount: Int, limit: Int)
+    /// `layout.dtype` is not bf16.
+    case unsupportedKVDType(KVDType)
+
+    public var description: String {
+        switch self {
+        case let .unsupportedHeadDim(d):
+            return "prefillAttention: layout.headDim \(d) has no kernel (supported: \(CUDAKernels.prefillAttentionHeadDims))"
+        case let .unsupportedGrouping(q, kv):
+            return "prefillAttention: qHeads \(q) over layout.kvHeads \(kv) (needs 1 to 8 query heads per KV head)"
+        case let .badQStride(stride, row):
+            return "prefillAttention: qStride \(stride) floats for rows of \(row) (needs >= the row and a multiple of 4)"
+        case let .misalignedBlockStride(s):
+            return "prefillAttention: blockStride \(s) bytes is not a multiple of 16"
+        case let .badTileCount(n, limit):
+            return "prefillAttention: tileCount \(n) (needs 1 ... \(limit) for this grouping)"
+        case let .unsupportedKVDType(t):
+            return "prefillAttention: layout.dtype \(t); the kernel reads bf16"
+        }
+    }
+}
+
+/// One prefill chunk of a step, as the tile table sees it: query rows `queryStart ..<
+/// queryStart + queryLength`, the sequence's `contextLength` tokens cached (its new ones
+/// included), and its block-table row.
+public struct PrefillChunk: Sendable, Hashable {
+    /// First query row of the chunk in the step.
+    public var queryStart: Int
+    /// Query rows (new tokens); 1 for a decode row.
+    public var queryLength: Int
+    /// Tokens of the sequence in the pool once the chunk's K/V are written.
+    public var contextLength: Int
+    /// Row of the step's block tables.
+    public var tableRow: Int
+
+    /// A chunk; `contextLength >= queryLength >= 1`.
+    public init(queryStart: Int, queryLength: Int, contextLength: Int, tableRow: Int) {
+        self.queryStart = queryStart
+        self.queryLength = queryLength
+        self.contextLength = contextLength
+        self.tableRow = tableRow
+    }
+}
+
+extension CUDAKernels {
+    /// Query tokens per tile-table entry (`PA_TILE_TOKENS` in prefill_attention.cu).
+    public static let prefillTileTokens = 64
+    /// Head dims with a tensor-core prefill kernel; others take `pagedAttention`.
+    public static let prefillAttentionHeadDims = [64, 128]
+    /// Keys per shared-memory tile (`PA_BN`).
+    static let prefillKeyTile = 64
+
+    /// Whether `prefillAttention` runs this shape.
+    public static func prefillAttentionSupports(headDim: Int, qHeads: Int, kvHeads: Int) -> Bool {
+        prefillAttentionHeadDims.contains(headDim) && kvHeads > 0 && qHeads % kvHeads == 0
+            && (1...8).contains(qHeads / kvHeads)
+    }
+
+    /// The tile table of a step: four Int32 per tile of up to `prefillTileTokens` consecutive
+    /// query tokens of one chunk — first query row, tokens, block-table row, keys visible to the
+    /// tile's first token (token j of the tile sees one more than token 0 per j, causally). Tiles
+    /// are ordered by descending work (keys their last token sees), so that under a causal mask
+    /// the long tiles start first and the short ones fill the tail of the launch.
+    public static func prefillTiles(_ chunks: [PrefillChunk]) -> [Int32] {
+        var tiles: [(first: Int, rows: Int, table: Int, visible: Int)] = []
+        for c in chunks {
+            var off = 0
+            while off < c.queryLength {
+                let rows = min(prefillTileTokens, c.queryLength - off)
+                tiles.append((c.queryStart + off, rows, c.tableRow, c.contextLength - c.queryLength + off + 1))
+                off += rows
+            }
+        }
+        // Stable for equal work, so the table (and the launch) is the same for the same step.
+        let order = tiles.indices.sorted {
+            let a = tiles[$0].visible + tiles[$0].rows, b = tiles[$1].visible + tiles[$1].rows
+            return a != b ? a > b : $0 < $1
+        }
+        return order.flatMap { i in [tiles[i].first, tiles[i].rows, tiles[i].table, tiles[i].visible].map { Int32($0) } }
+    }
+
+    /// The kernel variant for a shape: warps per block, m16 row tiles per warp (a row is a token
+    /// × one of its grouped query heads), keys per shared-memory tile, the blocks each table tile
+    /// is split into, and the dynamic shared memory. `wide` picks two row tiles per warp (nil:
+    /// when the launch still has two blocks per multiprocessor with them).
+    static func prefillLaunchShape(
+        headDim: Int, group: Int, tileCount: Int = 1, kvHeads: Int = 1, multiprocessors: Int = 132, wide: Bool? = nil
+    ) -> (name: String, warps: Int, rowTiles: Int, keyTile: Int, slices: Int, sharedBytes: Int) {
+        func slicesFor(rows: Int) -> Int {
+            let tokens = min(prefillTileTokens, rows / group)
+            return (prefillTileTokens + tokens - 1) / tokens
+        }
+        // A block covers at most one table tile (64 tokens): without grouped heads only 64 rows
+        // are there to fill, so 4 warps of one row tile. With groups, 8 warps halve each warp's
+        // share of the K/V shared-memory reads per block; two row tiles per warp (256 rows) halve
+        // them again (measured on H100, 8B layer shape: 2.0x sdpa's time at T=2048 against 2.4x),
+        // but give a quarter of the blocks, which at T=512 leaves multiprocessors idle (3.5x
+        // against 2.2x). Keys per tile drop to 32 with two row tiles and head dim 128, where the
+        // registers would otherwise spill.
+        let (warps, rowTiles): (Int, Int)
+        if group == 1 {
+            (warps, rowTiles) = (4, 1)
+        } else {
+            let wideBlocks = tileCount * slicesFor(rows: 16 * 8 * 2) * kvHeads
+            (warps, rowTiles) = (wide ?? (wideBlocks >= 2 * multiprocessors)) ? (8, 2) : (8, 1)
+        }
+        let keyTile = rowTiles == 2 && headDim > 64 ? 32 : prefillKeyTile
+        let rows = 16 * warps * rowTiles
+        let shared = (rows + 4 * keyTile) * headDim * 2
+        return ("prefill_attention_d\(headDim)_w\(warps)m\(rowTiles)n\(keyTile)", warps, rowTiles, keyTile, slicesFor(rows: rows), shared)
+    }
+
+    /// Checks `prefillAttention`'s arguments.
+    public static func validatePrefillAttention(
+        qStride: Int, blockStride: Int, tileCount: Int, qHeads: Int, layout: KVBlockLayout
+    ) throws(PrefillAttentionError) {
+        guard layout.dtype == .bfloat16 else { throw .unsupportedKVDType(layout.dtype) }
+        guard prefillAttentionHeadDims.contains(layout.headDim) else { throw .unsupportedHeadDim(layout.headDim) }
+        guard prefillAttentionSupports(headDim: layout.headDim, qHeads: qHeads, kvHeads: layout.kvHeads) else {
+            throw .unsupportedGrouping(qHeads: qHeads, kvHeads: layout.kvHeads)
+        }
+        guard qStride >= qHeads * layout.headDim, qStride % 4 == 0 else {
+            throw .badQStride(qStride: qStride, rowFloats: qHeads * layout.headDim)
+        }
+        guard blockStride % 16 == 0 else { throw .misalignedBlockStride(blockStride) }
+        // The narrowest variant splits a tile into the most blocks.
+        let slices = prefillLaunchShape(headDim: layout.headDim, group: qHeads / layout.kvHeads, wide: false).slices
+        let limit = 65535 / slices
+        guard tileCount >= 1, tileCount <= limit else { throw .badTileCount(tileCount: tileCount, limit: limit) }
+    }
+
+    /// Causal attention of a step's query rows over their sequences' K/V in the bf16 pool, on
+    /// tensor cores (flash attention: no scores in memory), for every chunk of the step in one
+    /// launch — prefill chunks from position 0 or mid-sequence, and decode rows as 1-token chunks.
+    ///
+    /// - `q`: fp32 `[rows, qHeads · headDim]`, rows `qStride` floats apart; `scale` multiplies
+    ///   q·k (applied to q before it is rounded to bf16).
+    /// - `pool`: blocks `blockStride` bytes apart; the chunks' own K/V must already be written.
+    /// - `blockTables`: Int32 rows `tableStride` apart; `tiles`: `tileCount` entries of
+    ///   `prefillTiles` (16-byte aligned).
+    /// - `output`: bf16 `[rows, qHeads · headDim]`; rows no tile covers are left alone.
+    /// - `wide`: forces (true) or forbids (false) the variant with two row tiles per warp for
+    ///   grouped heads; nil chooses by the launch's size (the self check tries both).
+    public func prefillAttention(
+        q: CUdeviceptr, qStride: Int, pool: CUdeviceptr, blockStride: Int, blockTables: CUdeviceptr, tableStride: Int,
+        tiles: CUdeviceptr, tileCount: Int, output: CUdeviceptr, qHeads: Int, layer: Int, layout: KVBlockLayout,
+        scale: Float, wide: Bool? = nil, stream: CUDAStream
+    ) throws {
+        try Self.validatePrefillAttention(qStride: qStride, blockStride: blockStride, tileCount: tileCount, qHeads: qHeads, layout: layout)
+        let shape = Self.prefillLaunchShape(
+            headDim: layout.headDim, group: qHeads / layout.kvHeads, tileCount: tileCount, kvHeads: layout.kvHeads,
+            multiprocessors: library.device.info.multiprocessors, wide: wide)
+        var a = KernelArguments()
+        a.add(q); a.add(int: qStride); a.add(pool); a.add(blockTables); a.add(int: tableStride); a.add(tiles)
+        a.add(output); a.add(int: qHeads); a.add(int: layout.kvHeads); a.add(int: layer); a.add(int: layout.blockTokens)
+        a.add(Int64Arg(blockStride / 2)); a.add(scale)
+        try library.function(shape.name).launch(
+            grid: (layout.kvHeads, tileCount * shape.slices, 1), block: (32 * shape.warps, 1, 1),
+            sharedBytes: shape.sharedBytes, stream: stream, arguments: a)
+    }
+}

@@ -1,0 +1,202 @@
+# Tensor-core prefill attention over the paged KV pool (Sources/CUDA/Kernels/prefill_attention.cu)
+# on the GPU: correctness against a float64 torch reference for several chunk mixes (prefill from
+# position 0, a chunk starting mid-sequence, decode rows, GQA 1/3/4/8, head dims 64/128, block
+# sizes 16/32/64/128, a q stride wider than the heads, pool slots past each context poisoned with
+# NaN), then timing for one sequence of T tokens in the 8B Llama layer shape beside
+# torch.nn.functional.scaled_dot_product_attention (bf16, contiguous, causal, GQA), both GPU-only
+# through CUDA graphs.
+# Usage (GPU machine): python3 bench/cuda/lab_prefill_attention.py [kernels_dir]
+import ctypes
+import os
+import sys
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from kernel_lab import KERNELS, Lab, graph_ms, rel_err  # noqa: E402
+
+TILE_TOKENS = 64  # PA_TILE_TOKENS
+# Kernel variants (warps, m16 row tiles per warp, keys per shared tile) per head dim.
+VARIANTS = {64: [(4, 1, 64), (8, 1, 64), (8, 2, 64)], 128: [(4, 1, 64), (8, 1, 64), (8, 2, 32)]}
+
+
+def variant_name(hd, v):
+    w, m, n = v
+    return f"prefill_attention_d{hd}_w{w}m{m}n{n}"
+
+
+def tile_table(chunks):
+    """chunks: [(query_start, query_length, context_length)], sequence i uses block-table row i.
+    The same table CUDAPreparedStep builds: int4 {first row, tokens, table row, keys visible to the
+    first token} per 64 tokens of a chunk, heaviest first."""
+    tiles = []
+    for i, (start, qlen, ctx) in enumerate(chunks):
+        for off in range(0, qlen, TILE_TOKENS):
+            rows = min(TILE_TOKENS, qlen - off)
+            tiles.append((start + off, rows, i, ctx - qlen + off + 1))
+    tiles.sort(key=lambda t: -(t[3] + t[1] - 1))
+    return torch.tensor(tiles, dtype=torch.int32, device="cuda").view(-1, 4)
+
+
+def launch_config(hd, cfg, group, n_tiles):
+    warps, mt, bn = cfg
+    bm = 16 * mt * warps
+    tpc = min(TILE_TOKENS, bm // group)
+    slices = (TILE_TOKENS + tpc - 1) // tpc
+    shared = (bm + 4 * bn) * hd * 2
+    return slices * n_tiles, shared
+
+
+class Pool:
+    """A block-major bf16 pool [blocks][layers][2][bt][kvh][hd] with `pad` spare elements after
+    each block; everything but the sequences' own K/V is NaN."""
+
+    def __init__(self, layers, kvh, hd, bt, blocks, pad=1024):
+        self.layers, self.kvh, self.hd, self.bt, self.pad = layers, kvh, hd, bt, pad
+        self.block_elems = layers * 2 * bt * kvh * hd
+        self.stride = self.block_elems + pad
+        self.data = torch.full((blocks, self.stride), float("nan"), dtype=torch.bfloat16, device="cuda")
+
+    def write(self, table, layer, k, v):
+        """k, v: [n, kvh, hd] for positions 0..n-1 of a sequence with block table `table`."""
+        n, te = k.shape[0], self.kvh * self.hd
+        pos = torch.arange(n, device="cuda")
+        blocks = table.long()[pos // self.bt]
+        cols = torch.arange(te, device="cuda")
+        for which, x in ((0, k), (1, v)):
+            base = ((layer * 2 + which) * self.bt + pos % self.bt) * te
+            self.data[blocks[:, None], base[:, None] + cols[None, :]] = x.reshape(n, te).to(torch.bfloat16)
+
+
+def run_kernel(lab, cfg, q, q_stride, pool, tables, tiles, out, qh, kvh, hd, layer, scale):
+    grid_y, shared = launch_config(hd, cfg, qh // kvh, tiles.shape[0])
+
+    def call():
+        lab.launch(variant_name(hd, cfg), (kvh, grid_y), (32 * cfg[0],),
+                   [q, q_stride, pool.data, tables, tables.shape[1], tiles, out, qh, kvh, layer, pool.bt,
+                    ctypes.c_long(pool.stride), scale], shared=shared)
+    return call
+
+
+def reference(q, ks, vs, chunks, qh, kvh, hd, scale):
+    """float64; q [rows, qh*hd] (already sliced to the heads), ks/vs[i] [ctx_i, kvh, hd]."""
+    out = torch.zeros(q.shape[0], qh * hd, dtype=torch.float64, device="cuda")
+    for i, (start, qlen, ctx) in enumerate(chunks):
+        qq = q[start:start + qlen].double().view(qlen, qh, hd).transpose(0, 1)            # [qh, qlen, hd]
+        k = ks[i][:ctx].double().repeat_interleave(qh // kvh, dim=1).transpose(0, 1)       # [qh, ctx, hd]
+        v = vs[i][:ctx].double().repeat_interleave(qh // kvh, dim=1).transpose(0, 1)
+        s = torch.einsum("hqd,hkd->hqk", qq, k) * scale
+        limit = ctx - qlen + torch.arange(qlen, device="cuda") + 1
+        mask = torch.arange(ctx, device="cuda")[None, :] >= limit[:, None]
+        s = s.masked_fill(mask[None], float("-inf"))
+        p = torch.softmax(s, dim=-1)
+        out[start:start + qlen] = torch.einsum("hqk,hkd->qhd", p, v).reshape(qlen, qh * hd)
+    return out
+
+
+def check_mix(lab, name, hd, qh, kvh, bt, seqs, cfg, gen):
+    """seqs: [(cached, new)] tokens per sequence; a (n, 1) entry is a decode row."""
+    layers, layer = 3, 1
+    blocks_per = [(c + n + bt - 1) // bt for c, n in seqs]
+    total_blocks = sum(blocks_per) + 3
+    pool = Pool(layers, kvh, hd, bt, total_blocks)
+    perm = torch.randperm(total_blocks, generator=gen).tolist()
+    width = max(blocks_per)
+    tables = torch.full((len(seqs), width + 2), -1, dtype=torch.int32)
+    ks, vs, chunks, start = [], [], [], 0
+    for i, (cached, new) in enumerate(seqs):
+        ctx = cached + new
+        tables[i, :blocks_per[i]] = torch.tensor(perm[:blocks_per[i]], dtype=torch.int32)
+        perm = perm[blocks_per[i]:]
+        k = (torch.rand(ctx, kvh, hd, generator=gen) - 0.5).to(torch.bfloat16).cuda()
+        v = (torch.rand(ctx, kvh, hd, generator=gen) - 0.5).to(torch.bfloat16).cuda()
+        ks.append(k)
+        vs.append(v)
+        chunks.append((start, new, ctx))
+        start += new
+    tables = tables.cuda()
+    for i in range(len(seqs)):
+        pool.write(tables[i], layer, ks[i], vs[i])
+    rows = start
+    # q rows wider than the query heads (as in a fused qkv projection), random in [-2, 2).
+    q_stride = (qh + 2 * kvh) * hd
+    q = (torch.rand(rows, q_stride, generator=gen) * 4 - 2).cuda()
+    tiles = tile_table(chunks)
+    out = torch.full((rows, qh * hd), float("nan"), dtype=torch.bfloat16, device="cuda")
+    scale = hd ** -0.5
+    variant = variant_name(hd, cfg)
+    run_kernel(lab, cfg, q, q_stride, pool, tables, tiles, out, qh, kvh, hd, layer, scale)()
+    torch.cuda.synchronize()
+    ref = reference(q[:, :qh * hd], ks, vs, chunks, qh, kvh, hd, scale)
+    err = rel_err(out.float(), ref)
+    ok = err < 8e-3 and not torch.isnan(out).any().item()
+    print(f"check {variant:30s} {name:58s}: err {err:.2e} {'ok' if ok else 'FAIL'}")
+    return ok
+
+
+def timing(lab, t_tokens, variants, gen):
+    layers, kvh, hd, bt, qh, layer = 32, 8, 128, 64, 32, 5
+    nb = (t_tokens + bt - 1) // bt
+    pool = Pool(layers, kvh, hd, bt, nb, pad=0)
+    table = torch.randperm(nb, generator=gen).to(torch.int32).cuda().view(1, nb)
+    k = (torch.rand(t_tokens, kvh, hd, generator=gen) - 0.5).to(torch.bfloat16).cuda()
+    v = (torch.rand(t_tokens, kvh, hd, generator=gen) - 0.5).to(torch.bfloat16).cuda()
+    pool.write(table[0], layer, k, v)
+    q = (torch.rand(t_tokens, qh * hd, generator=gen) * 4 - 2).cuda()
+    scale = hd ** -0.5
+    tiles = tile_table([(0, t_tokens, t_tokens)])
+    flops = 4.0 * qh * t_tokens * t_tokens * hd / 2
+
+    qs = q.view(t_tokens, qh, hd).transpose(0, 1).unsqueeze(0).to(torch.bfloat16).contiguous()
+    kt = k.transpose(0, 1).unsqueeze(0).contiguous()
+    vt = v.transpose(0, 1).unsqueeze(0).contiguous()
+    sd = lambda: F.scaled_dot_product_attention(qs, kt, vt, is_causal=True, enable_gqa=True, scale=scale)  # noqa: E731
+    sd_out = sd().squeeze(0).transpose(0, 1).reshape(t_tokens, qh * hd)
+    sd_ms = graph_ms(sd)
+    ref = None
+    if t_tokens <= 2048:
+        ref = reference(q, [k], [v], [(0, t_tokens, t_tokens)], qh, kvh, hd, scale)
+    lines = [f"T={t_tokens:5d} sdpa (bf16, contiguous)            : {sd_ms * 1000:8.1f} us {flops / sd_ms / 1e9:6.1f} TFLOP/s"
+             + (f"  err vs f64 {rel_err(sd_out.float(), ref):.2e}" if ref is not None else "")]
+    for cfg in variants:
+        out = torch.full((t_tokens, qh * hd), float("nan"), dtype=torch.bfloat16, device="cuda")
+        call = run_kernel(lab, cfg, q, qh * hd, pool, table, tiles, out, qh, kvh, hd, layer, scale)
+        ms = graph_ms(call)
+        err_sd = rel_err(out.float(), sd_out.float())
+        err = f"err vs f64 {rel_err(out.float(), ref):.2e}" if ref is not None else ""
+        lines.append(f"T={t_tokens:5d} ours {variant_name(hd, cfg)}: {ms * 1000:8.1f} us {flops / ms / 1e9:6.1f} TFLOP/s"
+                     f"  {ms / sd_ms:5.2f}x sdpa  {err}  diff vs sdpa {err_sd:.2e}")
+    del pool
+    torch.cuda.empty_cache()
+    return lines
+
+
+def main():
+    kernels = sys.argv[1] if len(sys.argv) > 1 else KERNELS
+    lab = Lab(kernels_dir=kernels, modules=["prefill_attention"])
+    print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}, kernels from {os.path.abspath(kernels)}")
+    gen = torch.Generator().manual_seed(20261124)
+    mixes = [
+        # (name, head dim, q heads, kv heads, block tokens, [(cached, new)])
+        ("GQA 4, bt 16: 100 from 0, 77 after 300, decode@513, 64 from 0", 128, 8, 2, 16, [(0, 100), (300, 77), (512, 1), (0, 64)]),
+        ("GQA 1, bt 64: 100 from 0, 77 after 300, decode@513, 64 from 0", 64, 4, 4, 64, [(0, 100), (300, 77), (512, 1), (0, 64)]),
+        ("GQA 8, bt 32: decode@40, 200 after 1000, decode@7, 1 from 0", 128, 16, 2, 32, [(39, 1), (1000, 200), (6, 1), (0, 1)]),
+        ("GQA 4, bt 128: 333 from 0, decode@129, 65 after 63", 64, 8, 2, 128, [(0, 333), (128, 1), (63, 65)]),
+        ("GQA 3, bt 64: 150 from 0, decode@90, 31 after 17", 128, 6, 2, 64, [(0, 150), (89, 1), (17, 31)]),
+        ("GQA 4, bt 64: one 1000-token prompt", 128, 32, 8, 64, [(0, 1000)]),
+    ]
+    failures = 0
+    for name, hd, qh, kvh, bt, seqs in mixes:
+        for cfg in VARIANTS[hd]:
+            failures += 0 if check_mix(lab, name, hd, qh, kvh, bt, seqs, cfg, gen) else 1
+    print("timing: one sequence of T tokens, 32 query heads over 8 KV heads of 128, 64-token blocks, shuffled table; GPU time via CUDA graphs")
+    for t in (512, 2048, 8192):
+        for line in timing(lab, t, VARIANTS[128], gen):
+            print(line)
+    print("all checks ok" if failures == 0 else f"{failures} checks FAILED")
+    sys.exit(1 if failures else 0)
+
+
+if __name__ == "__main__":
+    main()
