@@ -1,91 +1,147 @@
 # Paged decode attention (Sources/CUDA/Kernels/attention.cu) on the GPU against a float64 torch
 # reference on fresh random inputs, and its time against the KV-read roofline (1 GiB
-# device-to-device copy, bytes read plus written), for the 8B Llama layer shape.
-# Usage (GPU machine): python3 bench/cuda/lab_decode_attention.py
+# device-to-device copy, bytes read plus written): the 8B Llama layer shape at several batches
+# and contexts, each kernel variant at several context splits.
+# Usage (GPU machine): python3 bench/cuda/lab_decode_attention.py [--kernels DIR] [--extra NAME ...]
+import argparse
 import ctypes
 import sys
 
 import torch
 
-from kernel_lab import Lab, copy_bandwidth_gbs, graph_ms, rel_err
-
-LAYERS, KVH, HD, BT, QH = 32, 8, 128, 64, 32
-TE = KVH * HD
-BLOCK_ELEMS = LAYERS * 2 * BT * TE  # already a multiple of 2048 elements (4 KiB)
+from kernel_lab import KERNELS, Lab, copy_bandwidth_gbs, graph_ms, rel_err
 
 
-def splits_for(max_ctx, rows, kvh, sms):
-    work = max(1, rows * kvh)
-    wanted = max(1, (sms * 4 + work - 1) // work)
-    return max(1, min(wanted, (max_ctx + 63) // 64))
+class Shape:
+    def __init__(self, layers, kvh, hd, bt, qh):
+        self.layers, self.kvh, self.hd, self.bt, self.qh = layers, kvh, hd, bt, qh
+        self.te = kvh * hd
+        self.block_elems = layers * 2 * bt * self.te  # a multiple of 2048 elements (4 KiB) here
 
 
-def run_attention(lab, q, pool, tables, row_table, ctx, max_ctx, layer, splits, scale):
+def wide_name(shape, tokens_per_split):
+    # As CUDAKernels.wideAttentionKernel picks it.
+    g = shape.qh // shape.kvh
+    g = 1 if g == 1 else 4 if g <= 4 else 8
+    u = 4 if tokens_per_split <= 256 and g <= 4 and shape.hd <= 128 else 2
+    return f"paged_attention_wide_d{shape.hd}g{g}u{u}"
+
+
+def splits_for(context, rows, kvh, sms):
+    # As CUDAKernels.attentionSplits.
+    wanted = max(1, (sms * 4 + rows * kvh - 1) // (rows * kvh))
+    return max(1, min(wanted, (context + 127) // 128))
+
+
+def old_name(shape):
+    g = shape.qh // shape.kvh
+    return "paged_attention_partial_" + ("e4g4" if shape.hd <= 128 and g <= 4 else "e4g8" if shape.hd <= 128 else "e8g8")
+
+
+def make_call(lab, kernel, shape, q, pool, tables, row_table, ctx, max_ctx, layer, splits, scale):
     rows = q.shape[0]
-    parts = rows * QH * splits
+    parts = rows * shape.qh * splits
     part_m = torch.empty(parts, device="cuda")
     part_l = torch.empty(parts, device="cuda")
-    part_acc = torch.empty(parts * HD, device="cuda")
-    out = torch.empty(rows, QH * HD, dtype=torch.bfloat16, device="cuda")
+    part_acc = torch.empty(parts * shape.hd, device="cuda")
+    out = torch.full((rows, shape.qh * shape.hd), float("nan"), dtype=torch.bfloat16, device="cuda")
     tps = (max_ctx + splits - 1) // splits
 
     def call():
-        lab.launch("paged_attention_partial_e4g4", (rows, KVH, splits), (128,),
-                   [q, QH * HD, pool, tables, tables.shape[1], row_table, ctx, part_m, part_l, part_acc,
-                    QH, KVH, HD, layer, BT, ctypes.c_long(BLOCK_ELEMS), tps, scale])
-        lab.launch("paged_attention_combine", (rows, QH), (HD,), [part_m, part_l, part_acc, out, QH, HD, splits])
+        lab.launch(kernel, (rows, shape.kvh, splits), (128,),
+                   [q, shape.qh * shape.hd, pool, tables, tables.shape[1], row_table, ctx, part_m, part_l, part_acc,
+                    shape.qh, shape.kvh, shape.hd, layer, shape.bt, ctypes.c_long(shape.block_elems), tps, scale])
+        lab.launch("paged_attention_combine", (rows, shape.qh), (shape.hd,), [part_m, part_l, part_acc, out, shape.qh, shape.hd, splits])
     return out, call
 
 
-def reference(q, pool, tables, ctx, layer, scale):
+def reference(shape, q, pool, tables, ctx, layer, scale):
     outs = []
     for r in range(q.shape[0]):
         n = int(ctx[r])
-        blocks = tables[r].long()
-        per = pool.view(-1, LAYERS, 2, BT, KVH, HD)[blocks][:, layer]  # [nb, 2, BT, KVH, HD]
-        k = per[:, 0].reshape(-1, KVH, HD)[:n].double()
-        v = per[:, 1].reshape(-1, KVH, HD)[:n].double()
-        qr = q[r].view(QH, HD).double()
-        kk = k.repeat_interleave(QH // KVH, dim=1)  # [n, QH, HD]
-        vv = v.repeat_interleave(QH // KVH, dim=1)
-        s = torch.einsum("hd,nhd->hn", qr, kk) * scale
-        p = torch.softmax(s, dim=-1)
-        outs.append(torch.einsum("hn,nhd->hd", p, vv).reshape(-1))
+        per = pool.view(-1, shape.layers, 2, shape.bt, shape.kvh, shape.hd)[tables[r].long()][:, layer]
+        k = per[:, 0].reshape(-1, shape.kvh, shape.hd)[:n].double()
+        v = per[:, 1].reshape(-1, shape.kvh, shape.hd)[:n].double()
+        qr = q[r].view(shape.qh, shape.hd).double()
+        g = shape.qh // shape.kvh
+        s = torch.einsum("hd,nhd->hn", qr, k.repeat_interleave(g, dim=1)) * scale
+        outs.append(torch.einsum("hn,nhd->hd", torch.softmax(s, dim=-1), v.repeat_interleave(g, dim=1)).reshape(-1))
     return torch.stack(outs)
 
 
+def inputs(shape, batch, context, seed):
+    torch.manual_seed(seed)
+    nb = (context + shape.bt - 1) // shape.bt
+    pool = (torch.rand(batch * nb, shape.block_elems, device="cuda") - 0.5).to(torch.bfloat16)
+    tables = torch.randperm(batch * nb, device="cuda", dtype=torch.int32).view(batch, nb).contiguous()
+    lens = [max(1, context - 37 * i) for i in range(batch)]
+    ctx = torch.tensor(lens, dtype=torch.int32, device="cuda")
+    row_table = torch.arange(batch, dtype=torch.int32, device="cuda")
+    q = torch.rand(batch, shape.qh * shape.hd, device="cuda") - 0.5
+    return pool, tables, ctx, row_table, q
+
+
 def main():
-    lab = Lab(modules=["attention"])
-    sms = torch.cuda.get_device_properties(0).multi_processor_count
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--kernels", default=KERNELS)
+    ap.add_argument("--extra", nargs="*", default=[], help="more partial kernels (same parameters) to time for the 8B shape")
+    args = ap.parse_args()
+    lab = Lab(args.kernels, modules=["attention"])
     bw = copy_bandwidth_gbs()
     print(f"{torch.cuda.get_device_name()}: d2d copy {bw:.0f} GB/s (read+write)")
-    torch.manual_seed(1234)
     failures = 0
-    for batch, context in [(1, 100), (3, 700), (1, 4096), (16, 4096), (1, 32768)]:
-        nb = (context + BT - 1) // BT
-        pool = (torch.rand(batch * nb, BLOCK_ELEMS, device="cuda") - 0.5).to(torch.bfloat16)
-        tables = torch.randperm(batch * nb, device="cuda", dtype=torch.int32).view(batch, nb).contiguous()
-        # Varied lengths per row: the longest is `context`.
-        ctx = torch.tensor([context - 37 * i if context - 37 * i > 0 else context for i in range(batch)], dtype=torch.int32, device="cuda")
-        row_table = torch.arange(batch, dtype=torch.int32, device="cuda")
-        q = (torch.rand(batch, QH * HD, device="cuda") - 0.5)
-        scale = HD ** -0.5
-        splits = splits_for(context, batch, KVH, sms)
-        out, call = run_attention(lab, q, pool, tables, row_table, ctx, context, 5, splits, scale)
-        call()
-        torch.cuda.synchronize()
-        check_rows = list(range(min(batch, 4)))
-        ref = reference(q[check_rows], pool, tables[check_rows], ctx[check_rows], 5, scale)
-        err = rel_err(out[check_rows].float(), ref)
-        ok = err < 8e-3
-        failures += 0 if ok else 1
-        ms = graph_ms(call)
-        kv_bytes = int(ctx.sum()) * 2 * TE * 2
+    # Correctness: head dims, grouping, block sizes, odd lengths, several splits.
+    for (hd, qh, kvh, bt, batch, context) in [(128, 32, 8, 64, 3, 700), (128, 8, 8, 16, 2, 100), (64, 14, 2, 16, 4, 33),
+                                              (256, 16, 2, 32, 2, 300), (64, 24, 8, 128, 1, 1), (128, 32, 8, 64, 16, 257)]:
+        shape = Shape(3, kvh, hd, bt, qh)
+        pool, tables, ctx, row_table, q = inputs(shape, batch, context, 7 + hd + batch)
+        ref = reference(shape, q, pool, tables, ctx, 1, hd ** -0.5)
+        for splits in (1, 3, 8):
+            for kernel in [wide_name(shape, (context + splits - 1) // splits)] + args.extra * (hd == 128 and qh // kvh == 4):
+                out, call = make_call(lab, kernel, shape, q, pool, tables, row_table, ctx, context, 1, splits, hd ** -0.5)
+                call()
+                torch.cuda.synchronize()
+                err = rel_err(out.float(), ref)
+                ok = err < 8e-3
+                failures += 0 if ok else 1
+                print(f"check {kernel:32s} hd {hd:3d} heads {qh:2d}/{kvh} bt {bt:3d} batch {batch:2d} ctx {context:4d} splits {splits}: err {err:.2e} {'ok' if ok else 'FAIL'}")
+    # Timing: the 8B layer shape.
+    shape = Shape(32, 8, 128, 64, 32)
+    table = []
+    for batch, context in [(1, 2048), (1, 4096), (16, 2048), (16, 4096), (1, 32768), (64, 1024)]:
+        pool, tables, ctx, row_table, q = inputs(shape, batch, context, 99)
+        kv_bytes = int(ctx.sum()) * 2 * shape.te * 2
         roof = kv_bytes / bw / 1e6
-        print(f"decode attention batch {batch:2d} context {context:5d} splits {splits:3d}: err {err:.2e} {'ok' if ok else 'FAIL'}  "
-              f"{ms * 1000:8.1f} us  {kv_bytes / ms / 1e6:6.0f} GB/s of KV  {ms / roof:5.2f}x roofline")
+        sms = torch.cuda.get_device_properties(0).multi_processor_count
+        splits = splits_for(context, batch, shape.kvh, sms)
+        tps = (context + splits - 1) // splits
+        kernel = wide_name(shape, tps)
+        out, call = make_call(lab, kernel, shape, q, pool, tables, row_table, ctx, context, 5, splits, 0.088)
+        ms = graph_ms(call)
+        line = (f"{'as hifc picks: ' + kernel:46s} batch {batch:2d} context {context:5d}: {ms * 1000:7.1f} us at {splits:3d} splits, "
+                f"{kv_bytes / ms / 1e6:5.0f} GB/s of KV, {ms / roof:5.2f}x roofline")
+        print(line)
+        table.append(line)
+        for kernel in [old_name(shape), "paged_attention_wide_d128g4u2", "paged_attention_wide_d128g4u4"] + args.extra:
+            best = None
+            for tps in (64, 128, 256, 512, 1024, 2048, 4096):
+                if tps > context and tps != 64:
+                    continue
+                splits = (context + tps - 1) // tps
+                if batch * shape.kvh * splits > 65535 * 8:
+                    continue
+                out, call = make_call(lab, kernel, shape, q, pool, tables, row_table, ctx, context, 5, splits, 0.088)
+                ms = graph_ms(call)
+                if best is None or ms < best[0]:
+                    best = (ms, splits, tps)
+            ms, splits, tps = best
+            line = (f"{kernel:46s} batch {batch:2d} context {context:5d}: best {ms * 1000:7.1f} us at {splits:3d} splits ({tps:4d} tokens), "
+                    f"{kv_bytes / ms / 1e6:5.0f} GB/s of KV, {ms / roof:5.2f}x roofline")
+            print(line)
+            table.append(line)
         del pool
         torch.cuda.empty_cache()
+    print("\n".join(["", "summary:"] + table))
     sys.exit(1 if failures else 0)
 
 

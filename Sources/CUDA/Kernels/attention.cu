@@ -188,3 +188,189 @@ extern "C" __global__ void paged_attention_combine(
     }
     out[((long)r * q_heads + h) * head_dim + d] = f32_to_bf16(den > 0.0f ? num / den : 0.0f);
 }
+
+// Decode attention with 16-byte loads, for head dims of 8 * L with L in {8, 16, 32} (64, 128,
+// 256): L lanes hold one K or V row of a head (8 bf16 each), so a warp reads 32 / L tokens per
+// load instruction, and U such loads of K and of V are in flight before the first is used. The
+// softmax maximum is kept per warp (the same in every lane) so the lanes of different tokens add
+// their shares of P·V straight into one accumulator, summed across token groups at the end.
+// Grid (rows, kv_heads, splits), 32 * ATTN_WARPS threads; writes the same partial results as
+// attention_partial, for paged_attention_combine.
+template <int L, int G, int U>
+__device__ __forceinline__ void attention_partial_wide(
+    const float* __restrict__ q, int q_stride, const bf16_t* __restrict__ pool,
+    const int* __restrict__ block_tables, int table_stride,
+    const int* __restrict__ row_table, const int* __restrict__ ctx_len,
+    float* __restrict__ part_m, float* __restrict__ part_l, float* __restrict__ part_acc,
+    int q_heads, int kv_heads, int head_dim, int layer, int block_tokens, long block_stride,
+    int tokens_per_split, float scale)
+{
+    constexpr int GROUPS = 32 / L;            // tokens per load instruction
+    constexpr int HD = 8 * L;
+    __shared__ float sm_m[ATTN_WARPS][G], sm_l[ATTN_WARPS][G];
+    __shared__ float sm_acc[ATTN_WARPS][G][HD];
+    const int r = blockIdx.x, kvh = blockIdx.y, split = blockIdx.z, splits = gridDim.z;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int sub = lane / L, d0 = (lane % L) * 8;
+    const int group = q_heads / kv_heads;
+    const int token_elems = kv_heads * HD;
+    const int* table = block_tables + (long)row_table[r] * table_stride;
+    const int len = ctx_len[r];
+    const int start = split * tokens_per_split;
+    const int end = min(len, start + tokens_per_split);
+    const long layer_k = (long)(layer * 2) * block_tokens * token_elems + (long)kvh * HD + d0;
+    const long v_offset = (long)block_tokens * token_elems;
+
+    float qv[G][8], acc[G][8], m[G], l[G];
+#pragma unroll
+    for (int g = 0; g < G; ++g) {
+        const float* qh = q + (long)r * q_stride + (long)(kvh * group + g) * HD + d0;
+#pragma unroll
+        for (int j = 0; j < 8; ++j) {
+            qv[g][j] = g < group ? qh[j] * scale : 0.0f;
+            acc[g][j] = 0.0f;
+        }
+        m[g] = NEG_INF;
+        l[g] = 0.0f;
+    }
+    // A warp takes U * GROUPS consecutive tokens per iteration; lane group `sub` takes every
+    // GROUPS-th of them.
+    constexpr int STEP = U * GROUPS;
+    for (int base = start + warp * STEP; base < end; base += ATTN_WARPS * STEP) {
+        uint4 kw[U], vw[U];
+#pragma unroll
+        for (int u = 0; u < U; ++u) {
+            const int t = base + u * GROUPS + sub;
+            if (t < end) {
+                const bf16_t* k = pool + (long)table[t / block_tokens] * block_stride + layer_k
+                    + (long)(t % block_tokens) * token_elems;
+                kw[u] = *reinterpret_cast<const uint4*>(k);
+                vw[u] = *reinterpret_cast<const uint4*>(k + v_offset);
+            } else {
+                kw[u] = make_uint4(0, 0, 0, 0);
+                vw[u] = make_uint4(0, 0, 0, 0);
+            }
+        }
+        float kf[U][8];
+#pragma unroll
+        for (int u = 0; u < U; ++u) {
+            const unsigned int w[4] = {kw[u].x, kw[u].y, kw[u].z, kw[u].w};
+#pragma unroll
+            for (int j = 0; j < 4; ++j) {
+                kf[u][2 * j] = __uint_as_float(w[j] << 16);
+                kf[u][2 * j + 1] = __uint_as_float(w[j] & 0xFFFF0000u);
+            }
+        }
+#pragma unroll
+        for (int g = 0; g < G; ++g) {
+            if (g >= group) break;
+            float s[U];
+#pragma unroll
+            for (int u = 0; u < U; ++u) {
+                float d = 0.0f;
+#pragma unroll
+                for (int j = 0; j < 8; ++j) d += qv[g][j] * kf[u][j];
+#pragma unroll
+                for (int o = L / 2; o > 0; o >>= 1) d += __shfl_xor_sync(0xffffffffu, d, o);
+                s[u] = base + u * GROUPS + sub < end ? d : NEG_INF;
+            }
+            float mx = m[g];
+#pragma unroll
+            for (int u = 0; u < U; ++u) mx = fmaxf(mx, s[u]);
+#pragma unroll
+            for (int o = L; o < 32; o <<= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+            const float corr = expf(m[g] - mx);
+            float p[U], psum = 0.0f;
+#pragma unroll
+            for (int u = 0; u < U; ++u) { p[u] = expf(s[u] - mx); psum += p[u]; }
+            l[g] = l[g] * corr + psum;
+#pragma unroll
+            for (int j = 0; j < 8; ++j) acc[g][j] *= corr;
+#pragma unroll
+            for (int u = 0; u < U; ++u) {
+                const unsigned int w[4] = {vw[u].x, vw[u].y, vw[u].z, vw[u].w};
+#pragma unroll
+                for (int j = 0; j < 4; ++j) {
+                    acc[g][2 * j] += p[u] * __uint_as_float(w[j] << 16);
+                    acc[g][2 * j + 1] += p[u] * __uint_as_float(w[j] & 0xFFFF0000u);
+                }
+            }
+            m[g] = mx;
+        }
+    }
+    // Sum the token groups' shares (the maximum is already the warp's), then merge the warps.
+#pragma unroll
+    for (int g = 0; g < G; ++g) {
+        if (g >= group) break;
+#pragma unroll
+        for (int o = L; o < 32; o <<= 1) {
+            l[g] += __shfl_xor_sync(0xffffffffu, l[g], o);
+#pragma unroll
+            for (int j = 0; j < 8; ++j) acc[g][j] += __shfl_xor_sync(0xffffffffu, acc[g][j], o);
+        }
+        if (lane == 0) { sm_m[warp][g] = m[g]; sm_l[warp][g] = l[g]; }
+        if (sub == 0) {
+#pragma unroll
+            for (int j = 0; j < 8; ++j) sm_acc[warp][g][d0 + j] = acc[g][j];
+        }
+    }
+    __syncthreads();
+    for (int g = 0; g < group; ++g) {
+        float mx = NEG_INF;
+        for (int w = 0; w < ATTN_WARPS; ++w) mx = fmaxf(mx, sm_m[w][g]);
+        const long out = ((long)r * q_heads + kvh * group + g) * splits + split;
+        float lsum = 0.0f;
+        for (int w = 0; w < ATTN_WARPS; ++w) lsum += sm_m[w][g] == NEG_INF ? 0.0f : sm_l[w][g] * expf(sm_m[w][g] - mx);
+        if (threadIdx.x == 0) { part_m[out] = mx; part_l[out] = lsum; }
+        for (int d = threadIdx.x; d < HD; d += blockDim.x) {
+            float a = 0.0f;
+            for (int w = 0; w < ATTN_WARPS; ++w)
+                if (sm_m[w][g] != NEG_INF) a += sm_acc[w][g][d] * expf(sm_m[w][g] - mx);
+            part_acc[out * head_dim + d] = a;
+        }
+    }
+}
+
+// Variants by head dim (d64, d128, d256), query heads per KV head (g1, g4, g8) and loads in
+// flight per lane (u2, u4: four suit short splits, where latency dominates; two leave registers
+// for more resident warps on long ones). Written out, not by a macro, so that the kernel names
+// stay visible to KernelLibrary's scan of the source.
+extern "C" __global__ void __launch_bounds__(32 * ATTN_WARPS) paged_attention_wide_d64g1u2(ATTN_PARAMS) {
+    attention_partial_wide<8, 1, 2>(ATTN_ARGS);
+}
+extern "C" __global__ void __launch_bounds__(32 * ATTN_WARPS) paged_attention_wide_d64g1u4(ATTN_PARAMS) {
+    attention_partial_wide<8, 1, 4>(ATTN_ARGS);
+}
+extern "C" __global__ void __launch_bounds__(32 * ATTN_WARPS) paged_attention_wide_d64g4u2(ATTN_PARAMS) {
+    attention_partial_wide<8, 4, 2>(ATTN_ARGS);
+}
+extern "C" __global__ void __launch_bounds__(32 * ATTN_WARPS) paged_attention_wide_d64g4u4(ATTN_PARAMS) {
+    attention_partial_wide<8, 4, 4>(ATTN_ARGS);
+}
+extern "C" __global__ void __launch_bounds__(32 * ATTN_WARPS) paged_attention_wide_d64g8u2(ATTN_PARAMS) {
+    attention_partial_wide<8, 8, 2>(ATTN_ARGS);
+}
+extern "C" __global__ void __launch_bounds__(32 * ATTN_WARPS) paged_attention_wide_d128g1u2(ATTN_PARAMS) {
+    attention_partial_wide<16, 1, 2>(ATTN_ARGS);
+}
+extern "C" __global__ void __launch_bounds__(32 * ATTN_WARPS) paged_attention_wide_d128g1u4(ATTN_PARAMS) {
+    attention_partial_wide<16, 1, 4>(ATTN_ARGS);
+}
+extern "C" __global__ void __launch_bounds__(32 * ATTN_WARPS) paged_attention_wide_d128g4u2(ATTN_PARAMS) {
+    attention_partial_wide<16, 4, 2>(ATTN_ARGS);
+}
+extern "C" __global__ void __launch_bounds__(32 * ATTN_WARPS) paged_attention_wide_d128g4u4(ATTN_PARAMS) {
+    attention_partial_wide<16, 4, 4>(ATTN_ARGS);
+}
+extern "C" __global__ void __launch_bounds__(32 * ATTN_WARPS) paged_attention_wide_d128g8u2(ATTN_PARAMS) {
+    attention_partial_wide<16, 8, 2>(ATTN_ARGS);
+}
+extern "C" __global__ void __launch_bounds__(32 * ATTN_WARPS) paged_attention_wide_d256g1u2(ATTN_PARAMS) {
+    attention_partial_wide<32, 1, 2>(ATTN_ARGS);
+}
+extern "C" __global__ void __launch_bounds__(32 * ATTN_WARPS) paged_attention_wide_d256g4u2(ATTN_PARAMS) {
+    attention_partial_wide<32, 4, 2>(ATTN_ARGS);
+}
+extern "C" __global__ void __launch_bounds__(32 * ATTN_WARPS) paged_attention_wide_d256g8u2(ATTN_PARAMS) {
+    attention_partial_wide<32, 8, 2>(ATTN_ARGS);
+}

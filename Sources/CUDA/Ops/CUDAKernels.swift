@@ -111,11 +111,22 @@ public struct CUDAKernels: Sendable {
 
     /// The number of context splits for a longest context of `maxContext` tokens: enough blocks
     /// (one per query row, KV head and split) for four per multiprocessor, each split at least
-    /// 64 tokens.
+    /// 128 tokens (the best of 64 to 4096 on an H100 at batch 1 to 64, contexts 1K to 32K:
+    /// bench/results/decode-attention-h100.md).
     public static func attentionSplits(maxContext: Int, rows: Int, kvHeads: Int, multiprocessors: Int) -> Int {
         let work = max(1, rows * kvHeads)
         let wanted = max(1, (multiprocessors * 4 + work - 1) / work)
-        return max(1, min(wanted, (maxContext + 63) / 64))
+        return max(1, min(wanted, (maxContext + 127) / 128))
+    }
+
+    /// The 16-byte-load decode kernel for a head dim of 64, 128 or 256 and up to 8 query heads per
+    /// KV head, with four loads in flight per lane on splits of at most 256 tokens and two on
+    /// longer ones; nil where only the general kernel applies.
+    static func wideAttentionKernel(headDim: Int, group: Int, tokensPerSplit: Int) -> String? {
+        guard [64, 128, 256].contains(headDim), group >= 1, group <= 8 else { return nil }
+        let g = group == 1 ? 1 : group <= 4 ? 4 : 8
+        let u = tokensPerSplit <= 256 && g <= 4 && headDim <= 128 ? 4 : 2
+        return "paged_attention_wide_d\(headDim)g\(g)u\(u)"
     }
 
     /// Paged attention for `rows` query rows (fp32 q, rows `qStride` apart) over the bf16 pool
@@ -145,8 +156,9 @@ public struct CUDAKernels: Sendable {
         a.add(int: qHeads); a.add(int: layout.kvHeads); a.add(int: hd); a.add(int: layer)
         a.add(int: layout.blockTokens); a.add(Int64Arg(blockStride / 2)); a.add(int: tokensPerSplit); a.add(scale)
         let group = qHeads / layout.kvHeads
-        let variant = hd <= 128 && group <= 4 ? "e4g4" : hd <= 128 ? "e4g8" : "e8g8"
-        try library.function("paged_attention_partial_" + variant).launch(grid: (rows, layout.kvHeads, splits), block: (128, 1, 1), stream: stream, arguments: a)
+        let general = "paged_attention_partial_" + (hd <= 128 && group <= 4 ? "e4g4" : hd <= 128 ? "e4g8" : "e8g8")
+        let kernel = CUDAKernels.wideAttentionKernel(headDim: hd, group: group, tokensPerSplit: tokensPerSplit) ?? general
+        try library.function(kernel).launch(grid: (rows, layout.kvHeads, splits), block: (128, 1, 1), stream: stream, arguments: a)
         var c = KernelArguments()
         c.add(partM); c.add(partL); c.add(partAcc); c.add(output); c.add(int: qHeads); c.add(int: hd); c.add(int: splits)
         try library.function("paged_attention_combine").launch(grid: (rows, qHeads, 1), block: (hd, 1, 1), stream: stream, arguments: c)
