@@ -27,10 +27,10 @@ public struct GPUSwapCheck {
         let pool = try DeviceBlockPool(device: device, layout: layout, blocks: blocks)
         let bytes = layout.blockBytes
         let combiner = CRC32CCombiner(pieceBytes: CUDAKernels.checksumPieceBytes)
-        let scratch = try device.allocate((bytes / CUDAKernels.checksumPieceBytes + 1) * 4)
+        let scratch = try device.allocate(blocks * (bytes / CUDAKernels.checksumPieceBytes + 1) * 4)
         try kernels.fillRandom(pool.buffer.address, bytes: pool.buffer.bytes, seed: UInt64.random(in: 1...UInt64.max), stream: stream)
         func checksums() throws -> [UInt32] {
-            try (0..<blocks).map { try kernels.crc32c(try pool.address(of: $0), bytes: bytes, scratch: scratch.address, combiner: combiner, stream: stream) }
+            try kernels.crc32c(blocks: try (0..<blocks).map { try pool.address(of: $0) }, bytes: bytes, scratch: scratch.address, combiner: combiner, stream: stream)
         }
         let before = try checksums()
         // The GPU's CRC against the host's, on two whole blocks.

@@ -193,19 +193,25 @@ extension CUDAKernels {
     /// Pieces the GPU checksums separately before the host combines them.
     public static let checksumPieceBytes = 16 * 1024
 
-    /// CRC32C of `bytes` bytes at `data` (16-byte aligned): the GPU checksums 16 KiB pieces in
-    /// parallel into `scratch` (`bytes / 16 KiB + 1` UInt32s), the host combines them. Waits
-    /// for `stream`.
-    public func crc32c(_ data: CUdeviceptr, bytes: Int, scratch: CUdeviceptr, combiner: CRC32CCombiner, stream: CUDAStream) throws -> UInt32 {
+    /// CRC32C of each of `blocks` buffers of `bytes` bytes each (16-byte aligned): every block's
+    /// pieces are checksummed by kernels queued back to back into `scratch` (`blocks.count ·
+    /// (bytes / 16 KiB + 1)` UInt32s), then one wait and one copy bring them all to the host to
+    /// be combined. Waits for `stream`.
+    public func crc32c(blocks: [CUdeviceptr], bytes: Int, scratch: CUdeviceptr, combiner: CRC32CCombiner, stream: CUDAStream) throws -> [UInt32] {
         let piece = CUDAKernels.checksumPieceBytes
         precondition(combiner.pieceBytes == piece)
         let pieces = (bytes + piece - 1) / piece
-        var a = KernelArguments(); a.add(data); a.add(Int64Arg(bytes)); a.add(int: piece); a.add(scratch)
-        try library.function("crc32c_chunks").launch(grid: ((pieces + 127) / 128, 1, 1), block: (128, 1, 1), stream: stream, arguments: a)
-        var crcs = [UInt32](repeating: 0, count: pieces)
+        for (i, block) in blocks.enumerated() {
+            var a = KernelArguments(); a.add(block); a.add(Int64Arg(bytes)); a.add(int: piece); a.add(scratch + UInt64(i * pieces * 4))
+            try library.function("crc32c_chunks").launch(grid: ((pieces + 127) / 128, 1, 1), block: (128, 1, 1), stream: stream, arguments: a)
+        }
+        let count = blocks.count * pieces
+        var crcs = [UInt32](repeating: 0, count: count)
         try stream.synchronize()
-        try crcs.withUnsafeMutableBytes { try library.device.copy(from: scratch, to: $0.baseAddress!, bytes: pieces * 4) }
-        return combiner.combine(pieces: crcs, lastBytes: bytes - (pieces - 1) * piece)
+        try crcs.withUnsafeMutableBytes { try library.device.copy(from: scratch, to: $0.baseAddress!, bytes: count * 4) }
+        return (0..<blocks.count).map {
+            combiner.combine(pieces: Array(crcs[($0 * pieces)..<(($0 + 1) * pieces)]), lastBytes: bytes - (pieces - 1) * piece)
+        }
     }
 
     /// Fills `bytes` (a multiple of 4) with pseudo-random bits from `seed`.

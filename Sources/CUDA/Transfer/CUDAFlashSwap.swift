@@ -68,12 +68,12 @@ public final class CUDAFlashSwap: DeviceKVSwapper, @unchecked Sendable {
         return paths.values.map(\.path)
     }
 
-    /// CRC32C of each block, computed on the GPU on `stream` after what is queued there.
+    /// CRC32C of each block, computed on the GPU on `stream` after what is queued there, with
+    /// one wait for all of them.
     func checksums(_ blocks: [Int], stream: CUDAStream) throws -> [UInt32] {
-        let scratch = try pool.buffer.device.allocate((pool.layout.blockBytes / CUDAKernels.checksumPieceBytes + 1) * 4)
-        return try blocks.map {
-            try kernels.crc32c(try pool.address(of: $0), bytes: pool.layout.blockBytes, scratch: scratch.address, combiner: combiner, stream: stream)
-        }
+        let scratch = try pool.buffer.device.allocate(blocks.count * (pool.layout.blockBytes / CUDAKernels.checksumPieceBytes + 1) * 4)
+        return try kernels.crc32c(blocks: try blocks.map { try pool.address(of: $0) }, bytes: pool.layout.blockBytes,
+                                  scratch: scratch.address, combiner: combiner, stream: stream)
     }
 
     /// Writes pool blocks `blocks` to flash under `keys`, as one reservation of contiguous slots.
