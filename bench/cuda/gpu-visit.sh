@@ -2,12 +2,12 @@
 # One visit to the GPU machine: kernel and swap checks, the disk's own O_DIRECT speed (dd), the
 # whole 8B-shaped model against PyTorch + transformers, and an error exit of the CUDA engine.
 # Run from the repository root after `bash .device/unpack.sh`; logs go to $OUT (or ./gpu-logs).
-#   bash bench/cuda/gpu-visit.sh [checks] [model] [swap] [exit]     (default: all four)
+#   bash bench/cuda/gpu-visit.sh [checks] [labs] [model] [long] [swap] [exit]   (default: all)
 set -uo pipefail
 out="${OUT:-gpu-logs}"; mkdir -p "$out"
 work=/var/tmp/hifc; mkdir -p "$work"
 export HIFC_KERNEL_CACHE=/tmp/hifc-kc
-steps="${*:-checks model swap exit}"
+steps="${*:-checks labs model long swap exit}"
 has() { [[ " $steps " == *" $1 "* ]]; }
 stamp() { echo "== $(date -u +%H:%M:%S) $*" | tee -a "$out/summary.txt"; }
 
@@ -30,23 +30,44 @@ if has checks; then
     stamp "dd after"; disk_dd
 fi
 
-if has model; then
+if has labs; then
+    stamp "kernel labs (python + torch, kernels from Sources/CUDA/Kernels)"
+    (cd bench/cuda && python3 lab_decode_attention.py > "$out/lab-decode.txt" 2>&1; echo "decode lab rc=$?";
+     python3 lab_prefill_attention.py > "$out/lab-prefill.txt" 2>&1; echo "prefill lab rc=$?") | tee -a "$out/summary.txt"
+    sed -n '/^summary:/,$p' "$out/lab-decode.txt" | tee -a "$out/summary.txt"
+    tail -12 "$out/lab-prefill.txt" | tee -a "$out/summary.txt"
+fi
+
+synth8b() {
     model="$work/synth-8b"
-    stamp "synth 8b"
     [ -e "$model/model.safetensors" ] || [ -e "$model/model.safetensors.index.json" ] || \
         .device/hifc synth-model --preset 8b --out "$model" > "$out/synth.txt" 2>&1
+}
+
+if has model; then
+    stamp "synth 8b"; synth8b
     stamp "hifc bench model"
     .device/hifc bench model --model "$model" --device cuda --batch "${BATCH:-1,16}" --prompt-tokens "${PROMPT:-2048}" \
         --decode-tokens 32 --json 2>&1 | tee "$out/hifc-model.txt" | tee -a "$out/summary.txt"
     stamp "torch model"
     python3 bench/cuda/torch_model.py "$model" --batch "${BATCH:-1,16}" --prompt-tokens "${PROMPT:-2048}" --decode-tokens 32 \
-        2>&1 | grep -v Warning | tee "$out/torch-model.txt" | tee -a "$out/summary.txt"
+        2>&1 | grep -v Warning | grep engine | tee "$out/torch-model.txt" | tee -a "$out/summary.txt"
+fi
+
+if has long; then  # prefill of one long prompt (the paper's GovReport prompts are about 8.7K tokens)
+    stamp "synth 8b"; synth8b
+    stamp "hifc bench model, 8192-token prompt"
+    .device/hifc bench model --model "$model" --device cuda --batch 1 --prompt-tokens 8192 --decode-tokens 8 --json 2>&1 \
+        | tee "$out/hifc-model-8k.txt" | tee -a "$out/summary.txt"
+    stamp "torch model, 8192-token prompt"
+    python3 bench/cuda/torch_model.py "$model" --batch 1 --prompt-tokens 8192 --decode-tokens 8 2>&1 | grep -v Warning \
+        | grep engine | tee "$out/torch-model-8k.txt" | tee -a "$out/summary.txt"
 fi
 
 if has swap; then
     stamp "bench swap"
     .device/hifc bench swap --model synth:8b --device cuda --workload govreport --scale "${SCALE:-0.25}" --requests 8 \
-        --kv-budget "${BUDGET:-1GiB}" --mode swap-dram,swap-flash --flash-path "$work" --flash-capacity 8GiB \
+        --kv-budget "${BUDGET:-1GiB}" --mode "${MODES:-swap-dram,swap-flash}" --flash-path "$work" --flash-capacity "${CAPACITY:-8GiB}" \
         > "$out/bench-swap.txt" 2>&1
     echo "bench swap rc=$?" | tee -a "$out/summary.txt"
     tail -8 "$out/bench-swap.txt" | tee -a "$out/summary.txt"
