@@ -29,7 +29,7 @@ def wide_name(shape, tokens_per_split):
 
 def splits_for(context, rows, kvh, sms):
     # As CUDAKernels.attentionSplits.
-    wanted = max(1, (sms * 4 + rows * kvh - 1) // (rows * kvh))
+    wanted = max(1, sms * 4 // (rows * kvh))
     return max(1, min(wanted, (context + 127) // 128))
 
 

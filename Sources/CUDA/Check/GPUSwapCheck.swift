@@ -97,6 +97,9 @@ public struct GPUSwapCheck {
             try ready.record(on: stream)
             t0 = Date()
             try io.write(extents, after: ready)
+            // Flushed before the clock stops, as `dd conv=fsync` is timed, and so that the reads
+            // below do not race the disk's write-back.
+            guard fsync(fd) == 0 else { throw CUDAError.io(call: "fsync", path: path, errno: errno) }
             let wr = gb / Date().timeIntervalSince(t0)
             try poison()
             t0 = Date()
@@ -120,6 +123,7 @@ public struct GPUSwapCheck {
             func keys(_ seq: [Int]) -> [BlockKey] { seq.map { BlockKey.sequence(UInt64($0 / 16), block: $0 % 16) } }
             t0 = Date()
             for seq in sequences { try await swapper.swapOutToFlash(blocks: seq, keys: keys(seq)) }
+            sync()  // as for the raw file: flushed before the clock stops
             let wr = gb / Date().timeIntervalSince(t0)
             try poison()
             t0 = Date()

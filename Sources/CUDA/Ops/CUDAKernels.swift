@@ -109,13 +109,13 @@ public struct CUDAKernels: Sendable {
         rows * qHeads * splits * (2 + headDim)
     }
 
-    /// The number of context splits for a longest context of `maxContext` tokens: enough blocks
-    /// (one per query row, KV head and split) for four per multiprocessor, each split at least
-    /// 128 tokens (the best of 64 to 4096 on an H100 at batch 1 to 64, contexts 1K to 32K:
-    /// bench/results/decode-attention-h100.md).
+    /// The number of context splits for a longest context of `maxContext` tokens: as many blocks
+    /// (one per query row, KV head and split) as fit four per multiprocessor, one wave (a second,
+    /// partial wave cost 40% at batch 16 on an H100), each split at least 128 tokens (the best of
+    /// 64 to 4096 there at batch 1 to 64, contexts 1K to 32K: bench/results/decode-attention-h100.md).
     public static func attentionSplits(maxContext: Int, rows: Int, kvHeads: Int, multiprocessors: Int) -> Int {
         let work = max(1, rows * kvHeads)
-        let wanted = max(1, (multiprocessors * 4 + work - 1) / work)
+        let wanted = max(1, multiprocessors * 4 / work)
         return max(1, min(wanted, (maxContext + 127) / 128))
     }
 
