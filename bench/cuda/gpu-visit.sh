@@ -64,13 +64,14 @@ if has long; then  # prefill of one long prompt (the paper's GovReport prompts a
         | grep engine | tee "$out/torch-model-8k.txt" | tee -a "$out/summary.txt"
 fi
 
-if has swap; then
+if has swap; then  # the paper's setting: 8B shape, GovReport-like prompts, 4 GiB of KV
+    stamp "synth 8b"; synth8b
     stamp "bench swap"
-    .device/hifc bench swap --model synth:8b --device cuda --workload govreport --scale "${SCALE:-0.25}" --requests 8 \
-        --kv-budget "${BUDGET:-1GiB}" --mode "${MODES:-swap-dram,swap-flash}" --flash-path "$work" --flash-capacity "${CAPACITY:-8GiB}" \
+    ${SWAP_LIMIT:+timeout $SWAP_LIMIT} .device/hifc bench swap --model "$model" --device cuda --workload govreport --scale "${SCALE:-1}" --requests 8 \
+        --kv-budget "${BUDGET:-4GiB}" --mode "${MODES:-swap-dram,swap-flash}" --flash-path "$work" --flash-capacity "${CAPACITY:-16GiB}" \
         > "$out/bench-swap.txt" 2>&1
     echo "bench swap rc=$?" | tee -a "$out/summary.txt"
-    tail -8 "$out/bench-swap.txt" | tee -a "$out/summary.txt"
+    tail -12 "$out/bench-swap.txt" | tee -a "$out/summary.txt"
 fi
 
 if has exit; then
