@@ -19,17 +19,17 @@ class Shape:
         self.block_elems = layers * 2 * bt * self.te  # a multiple of 2048 elements (4 KiB) here
 
 
-def wide_name(shape, tokens_per_split):
+def wide_name(shape, tokens_per_split=None):
     # As CUDAKernels.wideAttentionKernel picks it.
     g = shape.qh // shape.kvh
     g = 1 if g == 1 else 4 if g <= 4 else 8
-    u = 4 if tokens_per_split <= 256 and g <= 4 and shape.hd <= 128 else 2
+    u = 4 if g <= 4 and shape.hd <= 128 else 2
     return f"paged_attention_wide_d{shape.hd}g{g}u{u}"
 
 
 def splits_for(context, rows, kvh, sms):
     # As CUDAKernels.attentionSplits.
-    wanted = max(1, sms * 4 // (rows * kvh))
+    wanted = max(2, sms * 2 // (rows * kvh))
     return max(1, min(wanted, (context + 127) // 128))
 
 
@@ -122,7 +122,7 @@ def main():
                 f"{kv_bytes / ms / 1e6:5.0f} GB/s of KV, {ms / roof:5.2f}x roofline")
         print(line)
         table.append(line)
-        for kernel in [old_name(shape), "paged_attention_wide_d128g4u2", "paged_attention_wide_d128g4u4"] + args.extra:
+        for kernel in [old_name(shape), "paged_attention_wide_d128g4u4"] + args.extra:
             best = None
             for tps in (64, 128, 256, 512, 1024, 2048, 4096):
                 if tps > context and tps != 64:

@@ -234,23 +234,30 @@ __device__ __forceinline__ void attention_partial_wide(
         l[g] = 0.0f;
     }
     // A warp takes U * GROUPS consecutive tokens per iteration; lane group `sub` takes every
-    // GROUPS-th of them.
+    // GROUPS-th of them. The next iteration's K/V loads are issued before this one's arithmetic:
+    // each iteration waits on two dependent loads (block table, then K/V), and with one
+    // iteration in flight per warp the kernel was latency-bound at a third of the bandwidth.
     constexpr int STEP = U * GROUPS;
-    for (int base = start + warp * STEP; base < end; base += ATTN_WARPS * STEP) {
-        uint4 kw[U], vw[U];
+    uint4 kw[U], vw[U];
+    auto load = [&](int from, uint4 (&kd)[U], uint4 (&vd)[U]) {
 #pragma unroll
         for (int u = 0; u < U; ++u) {
-            const int t = base + u * GROUPS + sub;
+            const int t = from + u * GROUPS + sub;
             if (t < end) {
                 const bf16_t* k = pool + (long)table[t / block_tokens] * block_stride + layer_k
                     + (long)(t % block_tokens) * token_elems;
-                kw[u] = *reinterpret_cast<const uint4*>(k);
-                vw[u] = *reinterpret_cast<const uint4*>(k + v_offset);
+                kd[u] = *reinterpret_cast<const uint4*>(k);
+                vd[u] = *reinterpret_cast<const uint4*>(k + v_offset);
             } else {
-                kw[u] = make_uint4(0, 0, 0, 0);
-                vw[u] = make_uint4(0, 0, 0, 0);
+                kd[u] = make_uint4(0, 0, 0, 0);
+                vd[u] = make_uint4(0, 0, 0, 0);
             }
         }
+    };
+    load(start + warp * STEP, kw, vw);
+    for (int base = start + warp * STEP; base < end; base += ATTN_WARPS * STEP) {
+        uint4 nk[U], nv[U];
+        load(base + ATTN_WARPS * STEP, nk, nv);
         float kf[U][8];
 #pragma unroll
         for (int u = 0; u < U; ++u) {
@@ -297,6 +304,8 @@ __device__ __forceinline__ void attention_partial_wide(
             }
             m[g] = mx;
         }
+#pragma unroll
+        for (int u = 0; u < U; ++u) { kw[u] = nk[u]; vw[u] = nv[u]; }
     }
     // Sum the token groups' shares (the maximum is already the warp's), then merge the warps.
 #pragma unroll
@@ -332,17 +341,10 @@ __device__ __forceinline__ void attention_partial_wide(
 }
 
 // Variants by head dim (d64, d128, d256), query heads per KV head (g1, g4, g8) and loads in
-// flight per lane (u2, u4: four suit short splits, where latency dominates; two leave registers
-// for more resident warps on long ones). Written out, not by a macro, so that the kernel names
+// flight per lane (u4 where the registers allow, u2 for the larger groups and head dims). Written out, not by a macro, so that the kernel names
 // stay visible to KernelLibrary's scan of the source.
-extern "C" __global__ void __launch_bounds__(32 * ATTN_WARPS) paged_attention_wide_d64g1u2(ATTN_PARAMS) {
-    attention_partial_wide<8, 1, 2>(ATTN_ARGS);
-}
 extern "C" __global__ void __launch_bounds__(32 * ATTN_WARPS) paged_attention_wide_d64g1u4(ATTN_PARAMS) {
     attention_partial_wide<8, 1, 4>(ATTN_ARGS);
-}
-extern "C" __global__ void __launch_bounds__(32 * ATTN_WARPS) paged_attention_wide_d64g4u2(ATTN_PARAMS) {
-    attention_partial_wide<8, 4, 2>(ATTN_ARGS);
 }
 extern "C" __global__ void __launch_bounds__(32 * ATTN_WARPS) paged_attention_wide_d64g4u4(ATTN_PARAMS) {
     attention_partial_wide<8, 4, 4>(ATTN_ARGS);
@@ -350,14 +352,8 @@ extern "C" __global__ void __launch_bounds__(32 * ATTN_WARPS) paged_attention_wi
 extern "C" __global__ void __launch_bounds__(32 * ATTN_WARPS) paged_attention_wide_d64g8u2(ATTN_PARAMS) {
     attention_partial_wide<8, 8, 2>(ATTN_ARGS);
 }
-extern "C" __global__ void __launch_bounds__(32 * ATTN_WARPS) paged_attention_wide_d128g1u2(ATTN_PARAMS) {
-    attention_partial_wide<16, 1, 2>(ATTN_ARGS);
-}
 extern "C" __global__ void __launch_bounds__(32 * ATTN_WARPS) paged_attention_wide_d128g1u4(ATTN_PARAMS) {
     attention_partial_wide<16, 1, 4>(ATTN_ARGS);
-}
-extern "C" __global__ void __launch_bounds__(32 * ATTN_WARPS) paged_attention_wide_d128g4u2(ATTN_PARAMS) {
-    attention_partial_wide<16, 4, 2>(ATTN_ARGS);
 }
 extern "C" __global__ void __launch_bounds__(32 * ATTN_WARPS) paged_attention_wide_d128g4u4(ATTN_PARAMS) {
     attention_partial_wide<16, 4, 4>(ATTN_ARGS);

@@ -109,24 +109,24 @@ public struct CUDAKernels: Sendable {
         rows * qHeads * splits * (2 + headDim)
     }
 
-    /// The number of context splits for a longest context of `maxContext` tokens: as many blocks
-    /// (one per query row, KV head and split) as fit four per multiprocessor, one wave (a second,
-    /// partial wave cost 40% at batch 16 on an H100), each split at least 128 tokens (the best of
-    /// 64 to 4096 there at batch 1 to 64, contexts 1K to 32K: bench/results/decode-attention-h100.md).
+    /// The number of context splits for a longest context of `maxContext` tokens: about two
+    /// blocks (one per query row, KV head and split) per multiprocessor, at least two splits,
+    /// each of at least 128 tokens. From timings at batch 1 to 64 and contexts 1K to 32K on an
+    /// H100 (bench/results/decode-attention-h100.md): more, shorter blocks lost to the combine
+    /// and to partial waves; fewer, longer ones to each warp's serial walk.
     public static func attentionSplits(maxContext: Int, rows: Int, kvHeads: Int, multiprocessors: Int) -> Int {
         let work = max(1, rows * kvHeads)
-        let wanted = max(1, multiprocessors * 4 / work)
+        let wanted = max(2, multiprocessors * 2 / work)
         return max(1, min(wanted, (maxContext + 127) / 128))
     }
 
     /// The 16-byte-load decode kernel for a head dim of 64, 128 or 256 and up to 8 query heads per
-    /// KV head, with four loads in flight per lane on splits of at most 256 tokens and two on
-    /// longer ones; nil where only the general kernel applies.
-    static func wideAttentionKernel(headDim: Int, group: Int, tokensPerSplit: Int) -> String? {
+    /// KV head (four loads in flight per lane where the registers allow, two otherwise); nil where
+    /// only the general kernel applies.
+    static func wideAttentionKernel(headDim: Int, group: Int) -> String? {
         guard [64, 128, 256].contains(headDim), group >= 1, group <= 8 else { return nil }
         let g = group == 1 ? 1 : group <= 4 ? 4 : 8
-        let u = tokensPerSplit <= 256 && g <= 4 && headDim <= 128 ? 4 : 2
-        return "paged_attention_wide_d\(headDim)g\(g)u\(u)"
+        return "paged_attention_wide_d\(headDim)g\(g)u\(g <= 4 && headDim <= 128 ? 4 : 2)"
     }
 
     /// Paged attention for `rows` query rows (fp32 q, rows `qStride` apart) over the bf16 pool
@@ -157,7 +157,7 @@ public struct CUDAKernels: Sendable {
         a.add(int: layout.blockTokens); a.add(Int64Arg(blockStride / 2)); a.add(int: tokensPerSplit); a.add(scale)
         let group = qHeads / layout.kvHeads
         let general = "paged_attention_partial_" + (hd <= 128 && group <= 4 ? "e4g4" : hd <= 128 ? "e4g8" : "e8g8")
-        let kernel = CUDAKernels.wideAttentionKernel(headDim: hd, group: group, tokensPerSplit: tokensPerSplit) ?? general
+        let kernel = CUDAKernels.wideAttentionKernel(headDim: hd, group: group) ?? general
         try library.function(kernel).launch(grid: (rows, layout.kvHeads, splits), block: (128, 1, 1), stream: stream, arguments: a)
         var c = KernelArguments()
         c.add(partM); c.add(partL); c.add(partAcc); c.add(output); c.add(int: qHeads); c.add(int: hd); c.add(int: splits)
