@@ -9,20 +9,7 @@ import time
 import torch
 from transformers import AutoModelForCausalLM
 
-
-def copy_bandwidth_gbs():
-    a = torch.empty(1 << 30, dtype=torch.uint8, device="cuda").random_()
-    b = torch.empty_like(a)
-    for _ in range(3):
-        b.copy_(a)
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(20):
-        s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        s.record(); b.copy_(a); e.record(); e.synchronize()
-        times.append(s.elapsed_time(e))
-    times.sort()
-    return 2 * a.numel() / times[len(times) // 2] / 1e6
+from kernel_lab import copy_bandwidth_gbs
 
 
 def main():

@@ -244,14 +244,7 @@ public final class GPUSelfCheck: @unchecked Sendable {
         for (m, n, k) in [(1, 1536, 1024), (16, 1000, 576), (100, 384, 2048)] {
             let (x, xv) = try uploadBF16(HostReference.randomNormal(m * k))
             let (w, wv) = try uploadBF16(HostReference.randomNormal(n * k, scale: 0.05))
-            var ref = [Double](repeating: 0, count: m * n)
-            for i in 0..<m {
-                for j in 0..<n {
-                    var s = 0.0
-                    for l in 0..<k { s += Double(xv[i * k + l]) * Double(wv[j * k + l]) }
-                    ref[i * n + j] = s
-                }
-            }
+            let ref = HostReference.linear(xv, wv, m: m, n: n, k: k)
             let y = try poisoned(m * n * 4)
             try blas.linear(x: x.address, w: w.address, y: y.address, yType: .float32, m: m, n: n, k: k, stream: stream)
             results.append(GPUCheckResult(name: "cublas linear \(m)x\(k) · (\(n)x\(k))ᵀ f32 out", error: HostReference.relativeError(try downloadF32(y, count: m * n), ref), tolerance: 1e-5))
@@ -275,14 +268,7 @@ public final class GPUSelfCheck: @unchecked Sendable {
         for (m, n, k) in cases {
             let (x, xv) = try uploadBF16(HostReference.randomNormal(m * k))
             let (w, wv) = try uploadBF16(HostReference.randomNormal(n * k, scale: 0.05))
-            var ref = [Double](repeating: 0, count: m * n)
-            for i in 0..<m {
-                for j in 0..<n {
-                    var s = 0.0
-                    for l in 0..<k { s += Double(xv[i * k + l]) * Double(wv[j * k + l]) }
-                    ref[i * n + j] = s
-                }
-            }
+            let ref = HostReference.linear(xv, wv, m: m, n: n, k: k)
             let y = try poisoned(m * n * 4)
             try kernels.skinnyLinear(x: x.address, w: w.address, y: y.address, m: m, n: n, k: k, stream: stream)
             // fp32 accumulation split over 8-16 warps: ~1e-6 at k = 4096 on the H100.

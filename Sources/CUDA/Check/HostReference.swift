@@ -56,10 +56,17 @@ public enum HostReference {
             return Float(f)
         }
     }
-}
 
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
+    /// `x · wᵀ` in float64: `x` is `[m, k]`, `w` is `[n, k]`, the result `[m, n]`.
+    public static func linear(_ x: [Float], _ w: [Float], m: Int, n: Int, k: Int) -> [Double] {
+        var out = [Double](repeating: 0, count: m * n)
+        for i in 0..<m {
+            for j in 0..<n {
+                var s = 0.0
+                for l in 0..<k { s += Double(x[i * k + l]) * Double(w[j * k + l]) }
+                out[i * n + j] = s
+            }
+        }
+        return out
+    }
+}
