@@ -70,3 +70,9 @@ public enum HostReference {
         return out
     }
 }
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
