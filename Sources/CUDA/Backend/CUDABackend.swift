@@ -25,6 +25,9 @@ public final class CUDABackend: ComputeBackend, @unchecked Sendable {
     let memory: DeviceMemoryCache
     /// Pinned host memory that downloads pass through, grown to the largest download so far.
     private let downloadStaging = Mutex<PinnedBuffer?>(nil)
+    /// With `HIFC_CUDA_STEP_TIMING=1`, one stderr line per step: how long the host took to queue
+    /// it and how long it then waited for the GPU (a wait near zero means the host is the bound).
+    private let stepTiming = ProcessInfo.processInfo.environment["HIFC_CUDA_STEP_TIMING"] == "1" ? CUDAStepTiming() : nil
 
     /// Opens GPU `ordinal`, compiles (or loads from the cache) the kernels and creates cuBLAS.
     public init(ordinal: Int = 0) throws {
@@ -80,7 +83,9 @@ public final class CUDABackend: ComputeBackend, @unchecked Sendable {
             }
             let pinned = staging!.pointer
             try stream.copy(from: try f.cudaAddress("download"), to: pinned, bytes: bytes)
+            let enqueued = ContinuousClock.now
             try stream.synchronize()
+            stepTiming?.report(enqueued: enqueued, done: ContinuousClock.now)
             return [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
                 UnsafeMutableRawPointer(buffer.baseAddress!).copyMemory(from: pinned, byteCount: bytes)
                 initialized = count
@@ -96,7 +101,8 @@ public final class CUDABackend: ComputeBackend, @unchecked Sendable {
     }
 
     public func prepare(_ batch: StepBatch) throws -> any PreparedStep {
-        try CUDAPreparedStep(batch: batch, backend: self)
+        stepTiming?.start(rows: batch.tokenCount)
+        return try CUDAPreparedStep(batch: batch, backend: self)
     }
 
     // MARK: dtype plumbing
@@ -289,5 +295,20 @@ public final class CUDABackend: ComputeBackend, @unchecked Sendable {
         try kernels.gatherRows(try xf.cudaAddress("gatherLogitRows"), rows: s.address(.logitRows), count: n,
                                rowBytes: x.columns * 4, output: p, stream: stream)
         return out
+    }
+}
+
+/// The host's side of each step's time, for `HIFC_CUDA_STEP_TIMING`.
+final class CUDAStepTiming: Sendable {
+    private let state = Mutex<(start: ContinuousClock.Instant, rows: Int)?>(nil)
+
+    func start(rows: Int) { state.withLock { $0 = (ContinuousClock.now, rows) } }
+
+    func report(enqueued: ContinuousClock.Instant, done: ContinuousClock.Instant) {
+        guard let (start, rows) = state.withLock({ current in defer { current = nil }; return current }) else { return }
+        func ms(_ d: Duration) -> Double { Double(d.components.seconds) * 1e3 + Double(d.components.attoseconds) * 1e-15 }
+        let line = String(format: "cuda step: %d rows, host queued it in %.3f ms, then waited %.3f ms for the GPU\n",
+                          rows, ms(enqueued - start), ms(done - enqueued))
+        FileHandle.standardError.write(line.data(using: .utf8)!)
     }
 }
