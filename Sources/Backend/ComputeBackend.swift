@@ -22,6 +22,9 @@ public protocol ComputeBackend: AnyObject, Sendable {
     func uploadFloat32(_ values: [Float], shape: [Int]) throws -> DeviceTensor
     /// Copies a tensor to the host as f32, row-major.
     func download(_ tensor: DeviceTensor) throws -> [Float]
+    /// Copies a 2-D tensor to the host as one f32 array per row (a step's logits, one row per
+    /// sequence), each copied once.
+    func downloadRows(_ tensor: DeviceTensor) throws -> [[Float]]
     /// Allocates a KV pool of `blocks` blocks of `layout` (whose dtype must be `kvDType`).
     func makeKVCachePool(layout: KVBlockLayout, blocks: Int) throws -> any KVCachePool
     /// Makes the step's metadata available to the ops (a GPU uploads it once here).

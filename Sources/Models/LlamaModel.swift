@@ -128,12 +128,10 @@ public final class LlamaModel: Sendable {
         var logits: [[Float]] = Array(repeating: [], count: batch.sequences.count)
         guard !step.logitRows.isEmpty else { return logits }
         let last = try b.gatherLogitRows(x, step: prepared)
-        let flat = try b.download(try b.linear(try b.rmsNorm(last, weight: finalNorm, epsilon: config.rmsNormEpsilon),
-                                               weight: lmHead, bias: nil))
-        var row = 0
+        var rows = try b.downloadRows(try b.linear(try b.rmsNorm(last, weight: finalNorm, epsilon: config.rmsNormEpsilon),
+                                                   weight: lmHead, bias: nil)).makeIterator()
         for (n, sequence) in batch.sequences.enumerated() where sequence.wantsLogits {
-            logits[n] = Array(flat[(row * config.vocabSize)..<((row + 1) * config.vocabSize)])
-            row += 1
+            logits[n] = rows.next()!
         }
         return logits
     }

@@ -100,6 +100,14 @@ final class CPUBackendTests: XCTestCase {
         }
     }
 
+    func testDownloadRowsGivesEachRowItsOwnArray() throws {
+        let backend = CPUBackend(blas: nil)
+        let x = values(12, seed: 11)
+        XCTAssertEqual(try backend.downloadRows(try tensor(backend, x, [3, 4])),
+                       [Array(x[0..<4]), Array(x[4..<8]), Array(x[8..<12])])
+        XCTAssertThrowsError(try backend.downloadRows(try tensor(backend, x, [12])))
+    }
+
     func testStackedWeightsKeepEveryRowInOrder() throws {
         let a: [UInt16] = [1, 2, 3, 4], b: [UInt16] = [5, 6]
         let stacked = try a.withUnsafeBytes { pa in

@@ -61,6 +61,12 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
         return Array(UnsafeBufferPointer(start: p, count: tensor.count))
     }
 
+    public func downloadRows(_ tensor: DeviceTensor) throws -> [[Float]] {
+        guard tensor.shape.count == 2 else { throw BackendError.shapeMismatch(op: "downloadRows", detail: "shape \(tensor.shape)") }
+        let p = try tensor.cpu("downloadRows")
+        return (0..<tensor.rows).map { Array(UnsafeBufferPointer(start: p + $0 * tensor.columns, count: tensor.columns)) }
+    }
+
     public func makeKVCachePool(layout: KVBlockLayout, blocks: Int) throws -> any KVCachePool {
         try CPUKVCachePool(layout: layout, blocks: blocks)
     }

@@ -73,10 +73,28 @@ public final class CUDABackend: ComputeBackend, @unchecked Sendable {
     }
 
     public func download(_ tensor: DeviceTensor) throws -> [Float] {
+        try downloaded(tensor) { pinned, count in
+            [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
+                buffer.baseAddress!.update(from: pinned, count: count)
+                initialized = count
+            }
+        }
+    }
+
+    public func downloadRows(_ tensor: DeviceTensor) throws -> [[Float]] {
+        guard tensor.shape.count == 2 else { throw BackendError.shapeMismatch(op: "downloadRows", detail: "shape \(tensor.shape)") }
+        let columns = tensor.columns
+        return try downloaded(tensor) { pinned, _ in
+            (0..<tensor.rows).map { Array(UnsafeBufferPointer(start: pinned + $0 * columns, count: columns)) }
+        }
+    }
+
+    /// `tensor` as f32 in pinned host memory, handed to `body` while the memory is held. A copy
+    /// into pageable memory is staged by the driver at a few GB/s, which was milliseconds of every
+    /// batch-16 decode step's 8 MB of logits.
+    private func downloaded<R>(_ tensor: DeviceTensor, _ body: (UnsafePointer<Float>, Int) -> R) throws -> R {
         let f = try float32(tensor, "download")
         let count = tensor.count, bytes = count * 4
-        // Through pinned memory: a copy into pageable memory is staged by the driver at a few
-        // GB/s, which was milliseconds of every batch-16 decode step's 8 MB of logits.
         return try downloadStaging.withLock { staging in
             if staging.map({ $0.bytes < bytes }) ?? true {
                 staging = try device.allocatePinned(max(bytes, 1 << 20))
@@ -86,10 +104,7 @@ public final class CUDABackend: ComputeBackend, @unchecked Sendable {
             let enqueued = ContinuousClock.now
             try stream.synchronize()
             stepTiming?.report(enqueued: enqueued, done: ContinuousClock.now)
-            return [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
-                UnsafeMutableRawPointer(buffer.baseAddress!).copyMemory(from: pinned, byteCount: bytes)
-                initialized = count
-            }
+            return body(UnsafePointer(pinned.assumingMemoryBound(to: Float.self)), count)
         }
     }
 
