@@ -21,6 +21,7 @@ struct BenchModelCommand: ParsableCommand {
     @Option(help: "cpu (the default here), auto, cuda or cuda:N.") var device: String = "cpu"
 
     func run() throws {
+        MallocTuning.keepFreedBlocksMapped()
         let batches = batch.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
         guard !batches.isEmpty, batches.allSatisfy({ $0 > 0 }) else {
             throw ValidationError("--batch must list positive batch sizes, e.g. 1,8")

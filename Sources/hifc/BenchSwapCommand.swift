@@ -115,6 +115,7 @@ struct BenchSwapCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        MallocTuning.keepFreedBlocksMapped()
         let modes: [PreemptionMode] = try mode.split(separator: ",").map {
             guard let mode = PreemptionMode(rawValue: $0.trimmingCharacters(in: .whitespaces)) else {
                 throw ValidationError("unknown mode '\($0)'; use recompute, swap-dram, swap-flash or auto")

@@ -25,6 +25,7 @@ struct GenerateCommand: ParsableCommand {
     @Option(help: "auto (GPU 0 if there is one, else CPU), cpu, cuda or cuda:N.") var device: String = "auto"
 
     func run() throws {
+        MallocTuning.keepFreedBlocksMapped()
         guard maxTokens > 0 else { throw ValidationError("--max-tokens must be positive") }
         guard temperature >= 0 else { throw ValidationError("--temperature must be 0 or more") }
         guard topP > 0, topP <= 1 else { throw ValidationError("--top-p must be in (0, 1]") }

@@ -21,6 +21,7 @@ struct ServeCommand: AsyncParsableCommand {
     var settings: [String] = []
 
     func run() async throws {
+        MallocTuning.keepFreedBlocksMapped()
         let configuration: ServerConfiguration
         do {
             configuration = try ConfigurationLoader.load(arguments: settings)
