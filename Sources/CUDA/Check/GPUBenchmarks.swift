@@ -106,50 +106,41 @@ public struct GPUBenchmarks {
             lines.append(String(format: "paged decode attention, batch %2d, context %5d, %d splits: %.4f ms, %.0f GB/s of KV (%.2fx the roofline)",
                                 batch, context, splits, ms, kvBytes / ms / 1e6, ms / (kvBytes / copyBW / 1e6)))
         }
-        // Prefill attention of one 8B layer over one sequence of T tokens (causal): T query rows.
-        for t in [512, 2048] {
+        // Prefill attention of one 8B layer over one sequence of T tokens (causal), on the same
+        // inputs through both paths: the tensor-core kernel the backend uses for prefill (one
+        // tile-table launch), and up to T=2048 the decode kernel with one query row per token.
+        for t in [512, 2048, 8192] {
             let blocksPerSeq = layout.blocks(forTokens: t)
             let pool = try DeviceBlockPool(device: device, layout: layout, blocks: blocksPerSeq)
             try kernels.fillRandom(pool.buffer.address, bytes: pool.buffer.bytes, seed: 16, stream: stream)
             try sanitizeBF16(pool.buffer.address, count: pool.buffer.bytes / 2)
-            let tb = try device.allocate(blocksPerSeq * 4); try tb.upload((0..<blocksPerSeq).map { Int32($0) })
-            let rows = try device.allocate(t * 4); try rows.upload([Int32](repeating: 0, count: t))
-            let lens = try device.allocate(t * 4); try lens.upload((1...t).map { Int32($0) })
+            let tb = try device.allocate(blocksPerSeq * 4); try tb.upload((0..<blocksPerSeq).map { Int32($0) }.shuffled())
             let q = try device.allocate(t * 32 * 128 * 4)
             try kernels.fillRandom(q.address, bytes: t * 32 * 128 * 4, seed: 17, stream: stream)
             try sanitizeF32(q.address, count: t * 32 * 128)
             let out = try device.allocate(t * 32 * 128 * 2)
-            let splits = CUDAKernels.attentionSplits(maxContext: t, rows: t, kvHeads: 8, multiprocessors: device.info.multiprocessors)
-            let scratch = try device.allocate(CUDAKernels.attentionScratchFloats(rows: t, qHeads: 32, headDim: 128, splits: splits) * 4)
-            let ms = try time(iterations: 5) {
-                try kernels.pagedAttention(
-                    q: q.address, qStride: 32 * 128, pool: pool.buffer.address, blockStride: pool.blockStride, blockTables: tb.address,
-                    tableStride: blocksPerSeq, rowTable: rows.address, contextLengths: lens.address, maxContext: t, output: out.address,
-                    rows: t, qHeads: 32, layer: 5, layout: layout, scale: 0.088, splits: splits, scratch: scratch.address, stream: stream)
-            }
             let flops = 4.0 * 32 * Double(t) * Double(t) * 128 / 2
-            lines.append(String(format: "paged prefill attention, T=%d (one layer, 32/8 heads of 128): %.4f ms, %.1f TFLOP/s", t, ms, flops / ms / 1e9))
-        }
-        // The same shapes on the tensor-core prefill kernel (one tile-table launch), up to T=8192.
-        for t in [512, 2048, 8192] {
-            let blocksPerSeq = layout.blocks(forTokens: t)
-            let pool = try DeviceBlockPool(device: device, layout: layout, blocks: blocksPerSeq)
-            try kernels.fillRandom(pool.buffer.address, bytes: pool.buffer.bytes, seed: 18, stream: stream)
-            try sanitizeBF16(pool.buffer.address, count: pool.buffer.bytes / 2)
-            let tb = try device.allocate(blocksPerSeq * 4); try tb.upload((0..<blocksPerSeq).map { Int32($0) }.shuffled())
+            if t <= 2048 {
+                let rows = try device.allocate(t * 4); try rows.upload([Int32](repeating: 0, count: t))
+                let lens = try device.allocate(t * 4); try lens.upload((1...t).map { Int32($0) })
+                let splits = CUDAKernels.attentionSplits(maxContext: t, rows: t, kvHeads: 8, multiprocessors: device.info.multiprocessors)
+                let scratch = try device.allocate(CUDAKernels.attentionScratchFloats(rows: t, qHeads: 32, headDim: 128, splits: splits) * 4)
+                let ms = try time(iterations: 5) {
+                    try kernels.pagedAttention(
+                        q: q.address, qStride: 32 * 128, pool: pool.buffer.address, blockStride: pool.blockStride, blockTables: tb.address,
+                        tableStride: blocksPerSeq, rowTable: rows.address, contextLengths: lens.address, maxContext: t, output: out.address,
+                        rows: t, qHeads: 32, layer: 5, layout: layout, scale: 0.088, splits: splits, scratch: scratch.address, stream: stream)
+                }
+                lines.append(String(format: "paged prefill attention, T=%d (one layer, 32/8 heads of 128): %.4f ms, %.1f TFLOP/s", t, ms, flops / ms / 1e9))
+            }
             let tiles = CUDAKernels.prefillTiles([PrefillChunk(queryStart: 0, queryLength: t, contextLength: t, tableRow: 0)])
             let tib = try device.allocate(tiles.count * 4); try tib.upload(tiles)
-            let q = try device.allocate(t * 32 * 128 * 4)
-            try kernels.fillRandom(q.address, bytes: t * 32 * 128 * 4, seed: 19, stream: stream)
-            try sanitizeF32(q.address, count: t * 32 * 128)
-            let out = try device.allocate(t * 32 * 128 * 2)
             let ms = try time(iterations: 10) {
                 try kernels.prefillAttention(
                     q: q.address, qStride: 32 * 128, pool: pool.buffer.address, blockStride: pool.blockStride, blockTables: tb.address,
                     tableStride: blocksPerSeq, tiles: tib.address, tileCount: tiles.count / 4, output: out.address, qHeads: 32,
                     layer: 5, layout: layout, scale: 0.088, stream: stream)
             }
-            let flops = 4.0 * 32 * Double(t) * Double(t) * 128 / 2
             lines.append(String(format: "tensor-core prefill attention, T=%d (one layer, 32/8 heads of 128): %.4f ms, %.1f TFLOP/s", t, ms, flops / ms / 1e9))
         }
         return lines
