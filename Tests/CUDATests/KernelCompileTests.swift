@@ -22,6 +22,23 @@ final class KernelCompileTests: XCTestCase {
         }
     }
 
+    /// Kernels are launched with programmatic dependent launch, so a kernel that never waits for
+    /// the one before it could read its inputs before they are written (common.cuh).
+    func testEveryKernelWaitsForThePreviousKernel() throws {
+        guard let nvrtc = try? NVRTC.shared() else { throw XCTSkip("NVRTC not installed; testEveryKernelCompilesForSM90 says how") }
+        let sources = try KernelSources.load()
+        for (name, source) in sources.modules.sorted(by: { $0.key < $1.key }) {
+            let ptx = try nvrtc.ptx(source: source, name: name + ".cu", architecture: "sm_90")
+            // Each entry's text runs from its `.entry` line to the next one.
+            let entries = ptx.components(separatedBy: ".entry ").dropFirst()
+            XCTAssertEqual(entries.count, KernelLibrary.kernelNames(in: source).count, name)
+            for entry in entries {
+                let kernel = entry.prefix { $0 != "(" }
+                XCTAssertTrue(entry.contains("griddepcontrol.wait"), "\(name).cu: \(kernel) never calls wait_for_previous_kernel()")
+            }
+        }
+    }
+
     func testKernelNamesAreFoundInSources() throws {
         let sources = try KernelSources.load()
         let all = sources.modules.values.flatMap { KernelLibrary.kernelNames(in: $0) }

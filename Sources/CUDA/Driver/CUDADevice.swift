@@ -1,3 +1,5 @@
+import Foundation
+
 /// Facts about one GPU, as the driver reports them.
 public struct CUDADeviceInfo: Sendable, CustomStringConvertible {
     /// Device ordinal.
@@ -33,6 +35,11 @@ public final class CUDADevice: @unchecked Sendable {
     public let api: DriverAPI
     /// What the driver reports about the device.
     public let info: CUDADeviceInfo
+    /// Whether kernels launch with programmatic stream serialization, so that each may start
+    /// while the one before it finishes (Hopper and later, with `cuLaunchKernelEx`; the kernels
+    /// wait for their inputs themselves, see common.cuh). `HIFC_CUDA_PDL=0` turns it off, for
+    /// comparing the two in one run.
+    public let overlapsDependentLaunches: Bool
     let context: CUcontext
 
     /// Number of CUDA devices, or an error when the driver cannot be loaded.
@@ -76,6 +83,8 @@ public final class CUDADevice: @unchecked Sendable {
         info = CUDADeviceInfo(
             ordinal: ordinal, name: String(cString: nameBuf), computeCapability: (major, minor),
             totalMemory: total, multiprocessors: sms, maxSharedMemoryPerBlock: smem)
+        overlapsDependentLaunches = major >= 9 && api.cuLaunchKernelEx != nil
+            && ProcessInfo.processInfo.environment["HIFC_CUDA_PDL"] != "0"
         var ctx: CUcontext?
         try api.check(api.cuDevicePrimaryCtxRetain(&ctx, dev), "cuDevicePrimaryCtxRetain(\(ordinal))")
         guard let ctx else { throw CUDAError.driver(call: "cuDevicePrimaryCtxRetain", code: 0, message: "null context") }
@@ -359,12 +368,44 @@ public struct CUDAFunction: @unchecked Sendable {
             throw CUDAError.invalidArgument("\(name): empty grid \(grid)")
         }
         try arguments.withPointers { params in
-            try device.api.check(
-                device.api.cuLaunchKernel(
-                    handle, UInt32(grid.0), UInt32(grid.1), UInt32(grid.2),
-                    UInt32(block.0), UInt32(block.1), UInt32(block.2), UInt32(sharedBytes),
-                    stream.handle, params, nil),
-                "cuLaunchKernel(\(name), grid \(grid), block \(block))")
+            if device.overlapsDependentLaunches, let launchEx = device.api.cuLaunchKernelEx {
+                try withDependentLaunchConfig(grid: grid, block: block, sharedBytes: sharedBytes, stream: stream) { config in
+                    try device.api.check(launchEx(config, handle, params, nil), "cuLaunchKernelEx(\(name), grid \(grid), block \(block))")
+                }
+            } else {
+                try device.api.check(
+                    device.api.cuLaunchKernel(
+                        handle, UInt32(grid.0), UInt32(grid.1), UInt32(grid.2),
+                        UInt32(block.0), UInt32(block.1), UInt32(block.2), UInt32(sharedBytes),
+                        stream.handle, params, nil),
+                    "cuLaunchKernel(\(name), grid \(grid), block \(block))")
+            }
+        }
+    }
+}
+
+/// Calls `body` with a `CUlaunchConfig` that carries one attribute,
+/// CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION = 1. The structs are written at the
+/// offsets cuda.h gives them on 64-bit Linux: `CUlaunchConfig` is seven 32-bit dimensions and
+/// sizes, the stream at 32, the attribute pointer at 40 and the count at 48 (56 bytes);
+/// `CUlaunchAttribute` is a 32-bit id padded to 8 and a 64-byte value union (72 bytes).
+private func withDependentLaunchConfig<R>(
+    grid: (Int, Int, Int), block: (Int, Int, Int), sharedBytes: Int, stream: CUDAStream,
+    _ body: (UnsafeRawPointer) throws -> R
+) throws -> R {
+    try withUnsafeTemporaryAllocation(byteCount: 72, alignment: 8) { attribute in
+        attribute.initializeMemory(as: UInt8.self, repeating: 0)
+        attribute.storeBytes(of: Int32(6), toByteOffset: 0, as: Int32.self)  // ..._PROGRAMMATIC_STREAM_SERIALIZATION
+        attribute.storeBytes(of: Int32(1), toByteOffset: 8, as: Int32.self)  // programmaticStreamSerializationAllowed
+        return try withUnsafeTemporaryAllocation(byteCount: 56, alignment: 8) { config in
+            config.initializeMemory(as: UInt8.self, repeating: 0)
+            for (i, v) in [grid.0, grid.1, grid.2, block.0, block.1, block.2, sharedBytes].enumerated() {
+                config.storeBytes(of: UInt32(v), toByteOffset: 4 * i, as: UInt32.self)
+            }
+            config.storeBytes(of: UnsafeRawPointer(stream.handle), toByteOffset: 32, as: UnsafeRawPointer?.self)
+            config.storeBytes(of: UnsafeRawPointer(attribute.baseAddress!), toByteOffset: 40, as: UnsafeRawPointer.self)
+            config.storeBytes(of: UInt32(1), toByteOffset: 48, as: UInt32.self)
+            return try body(UnsafeRawPointer(config.baseAddress!))
         }
     }
 }

@@ -52,6 +52,10 @@ public struct DriverAPI: @unchecked Sendable {
         CUfunction?, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, CUstream?,
         UnsafeMutablePointer<UnsafeMutableRawPointer?>?, UnsafeMutablePointer<UnsafeMutableRawPointer?>?
     ) -> Status
+    /// `cuLaunchKernelEx` (CUDA 12 drivers and later), for launch attributes; nil on older drivers.
+    let cuLaunchKernelEx: (@convention(c) (
+        UnsafeRawPointer, CUfunction?, UnsafeMutablePointer<UnsafeMutableRawPointer?>?, UnsafeMutablePointer<UnsafeMutableRawPointer?>?
+    ) -> Status)?
     let cuGetErrorString: @convention(c) (Status, UnsafeMutablePointer<UnsafePointer<CChar>?>) -> Status
     let cuGetErrorName: @convention(c) (Status, UnsafeMutablePointer<UnsafePointer<CChar>?>) -> Status
 
@@ -96,6 +100,7 @@ public struct DriverAPI: @unchecked Sendable {
         cuModuleGetFunction = try l.function("cuModuleGetFunction")
         cuFuncSetAttribute = try l.function("cuFuncSetAttribute")
         cuLaunchKernel = try l.function("cuLaunchKernel")
+        cuLaunchKernelEx = l.optionalFunction("cuLaunchKernelEx")
         cuGetErrorString = try l.function("cuGetErrorString")
         cuGetErrorName = try l.function("cuGetErrorName")
     }

@@ -18,6 +18,8 @@ public struct NVRTC: @unchecked Sendable {
     let nvrtcGetProgramLog: @convention(c) (Program?, UnsafeMutablePointer<CChar>) -> Status
     let nvrtcGetCUBINSize: @convention(c) (Program?, UnsafeMutablePointer<Int>) -> Status
     let nvrtcGetCUBIN: @convention(c) (Program?, UnsafeMutablePointer<UInt8>) -> Status
+    let nvrtcGetPTXSize: @convention(c) (Program?, UnsafeMutablePointer<Int>) -> Status
+    let nvrtcGetPTX: @convention(c) (Program?, UnsafeMutablePointer<CChar>) -> Status
 
     /// The library the entry points came from.
     public let library: DynamicLibrary
@@ -33,6 +35,8 @@ public struct NVRTC: @unchecked Sendable {
         nvrtcGetProgramLog = try l.function("nvrtcGetProgramLog")
         nvrtcGetCUBINSize = try l.function("nvrtcGetCUBINSize")
         nvrtcGetCUBIN = try l.function("nvrtcGetCUBIN")
+        nvrtcGetPTXSize = try l.function("nvrtcGetPTXSize")
+        nvrtcGetPTX = try l.function("nvrtcGetPTX")
     }
 
     /// NVRTC, loaded once per process (newest major version first).
@@ -66,6 +70,29 @@ public struct NVRTC: @unchecked Sendable {
     /// Compiles `source` (named `name` in messages) to a cubin for `architecture` ("sm_90").
     /// A compile error carries the compiler's log.
     public func compile(source: String, name: String, architecture: String, options extra: [String] = []) throws -> [UInt8] {
+        try compiled(source: source, name: name, architecture: architecture, options: extra) { program in
+            var size = 0
+            try check(nvrtcGetCUBINSize(program, &size), "nvrtcGetCUBINSize(\(name))")
+            var cubin = [UInt8](repeating: 0, count: size)
+            try check(nvrtcGetCUBIN(program, &cubin), "nvrtcGetCUBIN(\(name))")
+            return cubin
+        }
+    }
+
+    /// The PTX that `compile` makes its cubin from, for tests that read the generated code.
+    public func ptx(source: String, name: String, architecture: String) throws -> String {
+        try compiled(source: source, name: name, architecture: architecture, options: []) { program in
+            var size = 0
+            try check(nvrtcGetPTXSize(program, &size), "nvrtcGetPTXSize(\(name))")
+            var text = [CChar](repeating: 0, count: max(size, 1))
+            try check(nvrtcGetPTX(program, &text), "nvrtcGetPTX(\(name))")
+            return String(cString: text)
+        }
+    }
+
+    private func compiled<R>(
+        source: String, name: String, architecture: String, options extra: [String], _ output: (Program?) throws -> R
+    ) throws -> R {
         var program: Program?
         try check(nvrtcCreateProgram(&program, source, name, 0, nil, nil), "nvrtcCreateProgram(\(name))")
         defer { _ = nvrtcDestroyProgram(&program) }
@@ -84,11 +111,7 @@ public struct NVRTC: @unchecked Sendable {
             logText = String(cString: log)
         }
         try check(status, "nvrtcCompileProgram(\(name), \(architecture))", log: logText)
-        var size = 0
-        try check(nvrtcGetCUBINSize(program, &size), "nvrtcGetCUBINSize(\(name))")
-        var cubin = [UInt8](repeating: 0, count: size)
-        try check(nvrtcGetCUBIN(program, &cubin), "nvrtcGetCUBIN(\(name))")
-        return cubin
+        return try output(program)
     }
 }
 

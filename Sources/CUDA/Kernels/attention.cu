@@ -159,12 +159,15 @@ __device__ __forceinline__ void attention_partial(
 // Grid (rows, kv_heads, splits). The host picks the smallest variant that fits: head_dim <= 32*E,
 // query heads per KV head <= G.
 extern "C" __global__ void __launch_bounds__(32 * ATTN_WARPS) paged_attention_partial_e4g4(ATTN_PARAMS) {
+    wait_for_previous_kernel();
     attention_partial<4, 4, 4>(ATTN_ARGS);
 }
 extern "C" __global__ void __launch_bounds__(32 * ATTN_WARPS) paged_attention_partial_e4g8(ATTN_PARAMS) {
+    wait_for_previous_kernel();
     attention_partial<4, 8, 2>(ATTN_ARGS);
 }
 extern "C" __global__ void __launch_bounds__(32 * ATTN_WARPS) paged_attention_partial_e8g8(ATTN_PARAMS) {
+    wait_for_previous_kernel();
     attention_partial<8, 8, 2>(ATTN_ARGS);
 }
 
@@ -173,6 +176,7 @@ extern "C" __global__ void paged_attention_combine(
     const float* __restrict__ part_m, const float* __restrict__ part_l, const float* __restrict__ part_acc,
     bf16_t* __restrict__ out, int q_heads, int head_dim, int splits)
 {
+    wait_for_previous_kernel();
     const int r = blockIdx.x, h = blockIdx.y, d = threadIdx.x;
     if (d >= head_dim) return;
     const long base = ((long)r * q_heads + h) * splits;
@@ -344,29 +348,38 @@ __device__ __forceinline__ void attention_partial_wide(
 // flight per lane (u4 where the registers allow, u2 for the larger groups and head dims). Written out, not by a macro, so that the kernel names
 // stay visible to KernelLibrary's scan of the source.
 extern "C" __global__ void __launch_bounds__(32 * ATTN_WARPS) paged_attention_wide_d64g1u4(ATTN_PARAMS) {
+    wait_for_previous_kernel();
     attention_partial_wide<8, 1, 4>(ATTN_ARGS);
 }
 extern "C" __global__ void __launch_bounds__(32 * ATTN_WARPS) paged_attention_wide_d64g4u4(ATTN_PARAMS) {
+    wait_for_previous_kernel();
     attention_partial_wide<8, 4, 4>(ATTN_ARGS);
 }
 extern "C" __global__ void __launch_bounds__(32 * ATTN_WARPS) paged_attention_wide_d64g8u2(ATTN_PARAMS) {
+    wait_for_previous_kernel();
     attention_partial_wide<8, 8, 2>(ATTN_ARGS);
 }
 extern "C" __global__ void __launch_bounds__(32 * ATTN_WARPS) paged_attention_wide_d128g1u4(ATTN_PARAMS) {
+    wait_for_previous_kernel();
     attention_partial_wide<16, 1, 4>(ATTN_ARGS);
 }
 extern "C" __global__ void __launch_bounds__(32 * ATTN_WARPS) paged_attention_wide_d128g4u4(ATTN_PARAMS) {
+    wait_for_previous_kernel();
     attention_partial_wide<16, 4, 4>(ATTN_ARGS);
 }
 extern "C" __global__ void __launch_bounds__(32 * ATTN_WARPS) paged_attention_wide_d128g8u2(ATTN_PARAMS) {
+    wait_for_previous_kernel();
     attention_partial_wide<16, 8, 2>(ATTN_ARGS);
 }
 extern "C" __global__ void __launch_bounds__(32 * ATTN_WARPS) paged_attention_wide_d256g1u2(ATTN_PARAMS) {
+    wait_for_previous_kernel();
     attention_partial_wide<32, 1, 2>(ATTN_ARGS);
 }
 extern "C" __global__ void __launch_bounds__(32 * ATTN_WARPS) paged_attention_wide_d256g4u2(ATTN_PARAMS) {
+    wait_for_previous_kernel();
     attention_partial_wide<32, 4, 2>(ATTN_ARGS);
 }
 extern "C" __global__ void __launch_bounds__(32 * ATTN_WARPS) paged_attention_wide_d256g8u2(ATTN_PARAMS) {
+    wait_for_previous_kernel();
     attention_partial_wide<32, 8, 2>(ATTN_ARGS);
 }

@@ -5,6 +5,7 @@
 
 // out[i] = CRC32C of bytes [i*chunk, min((i+1)*chunk, bytes)); one thread per chunk.
 extern "C" __global__ void crc32c_chunks(const unsigned char* __restrict__ data, long bytes, int chunk, unsigned int* __restrict__ out) {
+    wait_for_previous_kernel();
     __shared__ unsigned int table[256];
     for (int i = threadIdx.x; i < 256; i += blockDim.x) {
         unsigned int c = i;
@@ -37,6 +38,7 @@ extern "C" __global__ void crc32c_chunks(const unsigned char* __restrict__ data,
 // Fills `words` 32-bit words with pseudo-random bits from (seed, index) (a splitmix64 hash), for
 // checks and benchmarks that must never run on zeros.
 extern "C" __global__ void fill_random_u32(unsigned int* __restrict__ out, long words, unsigned long long seed) {
+    wait_for_previous_kernel();
     for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < words; i += (long)gridDim.x * blockDim.x) {
         unsigned long long z = seed + 0x9E3779B97F4A7C15ull * (unsigned long long)(i + 1);
         z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
@@ -48,6 +50,7 @@ extern "C" __global__ void fill_random_u32(unsigned int* __restrict__ out, long 
 // Turns random fp32 bit patterns into ordinary numbers in [-0.5, 0.5): mantissa bits kept, the
 // exponent set to that of [1, 2), then 1.5 subtracted.
 extern "C" __global__ void normalize_random_f32(float* __restrict__ x, long n) {
+    wait_for_previous_kernel();
     for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x) {
         const unsigned int u = __float_as_uint(x[i]);
         x[i] = __uint_as_float((u & 0x007FFFFFu) | 0x3F800000u) - 1.5f;
@@ -56,6 +59,7 @@ extern "C" __global__ void normalize_random_f32(float* __restrict__ x, long n) {
 
 // The same for bf16 bit patterns.
 extern "C" __global__ void normalize_random_bf16(bf16_t* __restrict__ x, long n) {
+    wait_for_previous_kernel();
     for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x) {
         const float f = bf16_to_f32((bf16_t)((x[i] & 0x007Fu) | 0x3F80u)) - 1.5f;
         x[i] = f32_to_bf16(f);

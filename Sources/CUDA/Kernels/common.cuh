@@ -42,3 +42,30 @@ __device__ __forceinline__ float block_sum(float v, float* scratch /* >= 33 floa
     __syncthreads();
     return total;
 }
+
+// Programmatic dependent launch (Hopper and later). The host launches every kernel with
+// programmatic stream serialization, so a kernel may start while the one before it in the stream
+// is still finishing. Every kernel calls `grid_dependency_wait()` before it reads anything an
+// earlier kernel wrote (and before it writes anything an earlier kernel may still read): it
+// returns once the previous grid has finished and its writes are visible. Because every kernel
+// waits, each one finishing implies that all before it have. Work that depends on nothing earlier,
+// such as loading weights, may come before the wait. `grid_dependents_launch()` lets the next
+// kernel's blocks be scheduled once every block of this grid has called it or exited. On older
+// GPUs, and when a kernel is launched without the attribute, both are no-ops.
+__device__ __forceinline__ void grid_dependency_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
+__device__ __forceinline__ void grid_dependents_launch() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
+// Every kernel's first statement (the skinny GEMM's comes after its first weight loads).
+__device__ __forceinline__ void wait_for_previous_kernel() {
+    grid_dependency_wait();
+    grid_dependents_launch();
+}

@@ -1,17 +1,20 @@
 // Element-wise kernels: conversions, residual add, SiLU-and-multiply, embedding lookup.
 
 extern "C" __global__ void f32_to_bf16_kernel(const float* __restrict__ in, bf16_t* __restrict__ out, long n) {
+    wait_for_previous_kernel();
     for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x)
         out[i] = f32_to_bf16(in[i]);
 }
 
 extern "C" __global__ void bf16_to_f32_kernel(const bf16_t* __restrict__ in, float* __restrict__ out, long n) {
+    wait_for_previous_kernel();
     for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x)
         out[i] = bf16_to_f32(in[i]);
 }
 
 // x += y, in fp32.
 extern "C" __global__ void residual_add_f32(float* __restrict__ x, const float* __restrict__ y, long n) {
+    wait_for_previous_kernel();
     for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x)
         x[i] += y[i];
 }
@@ -22,6 +25,7 @@ extern "C" __global__ void silu_mul_f32_to_bf16(
     const float* __restrict__ gate, const float* __restrict__ up, int stride,
     bf16_t* __restrict__ out, int inter, int rows)
 {
+    wait_for_previous_kernel();
     const long n = (long)rows * inter;
     for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x) {
         const long r = i / inter, c = i % inter;
@@ -35,6 +39,7 @@ extern "C" __global__ void silu_mul_f32_to_bf16(
 extern "C" __global__ void embedding_bf16_to_f32(
     const bf16_t* __restrict__ table, const int* __restrict__ ids, float* __restrict__ out, int dim)
 {
+    wait_for_previous_kernel();
     const long row = ids[blockIdx.x];
     for (int i = threadIdx.x; i < dim; i += blockDim.x)
         out[(long)blockIdx.x * dim + i] = bf16_to_f32(table[row * dim + i]);
@@ -42,18 +47,21 @@ extern "C" __global__ void embedding_bf16_to_f32(
 
 // y[r, c] += bias[c] (bf16 bias, fp32 y).
 extern "C" __global__ void add_bias_f32(float* __restrict__ y, const bf16_t* __restrict__ bias, int cols, long n) {
+    wait_for_previous_kernel();
     for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x)
         y[i] += bf16_to_f32(bias[i % cols]);
 }
 
 // out[i, :] = x[rows[i], :], 4-byte elements (fp32 rows, or bf16 rows of even length as pairs).
 extern "C" __global__ void gather_rows_u32(const unsigned int* __restrict__ x, const int* __restrict__ rows, unsigned int* __restrict__ out, int cols) {
+    wait_for_previous_kernel();
     const long src = rows[blockIdx.x];
     for (int i = threadIdx.x; i < cols; i += blockDim.x) out[(long)blockIdx.x * cols + i] = x[src * cols + i];
 }
 
 // out = a + b, fp32.
 extern "C" __global__ void add_f32(const float* __restrict__ a, const float* __restrict__ b, float* __restrict__ out, long n) {
+    wait_for_previous_kernel();
     for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x)
         out[i] = a[i] + b[i];
 }

@@ -89,17 +89,25 @@ __device__ __forceinline__ void skinny_gemm(const bf16_t* __restrict__ x, const 
     uint4 wa[U][2 * R], xa[U][T];
     const uint4 zero = make_uint4(0u, 0u, 0u, 0u);
     // k % 8 == 0, so a thread's 8-element chunk is either wholly inside k or wholly outside.
-#define GEMV_LOAD(S, WR, XR)                                                              \
+#define GEMV_LOAD_W(S, WR)                                                                \
     {                                                                                     \
         const int kb = (S) * STEP;                                                        \
         _Pragma("unroll") for (int u = 0; u < U; u++) {                                   \
             const bool in = kb + 32 * u + 8 * t < k;                                      \
             _Pragma("unroll") for (int j = 0; j < 2 * R; j++)                             \
                 WR[u][j] = in ? gemv_load_weight<H>(wp[j] + kb + 32 * u) : zero;          \
+        }                                                                                 \
+    }
+#define GEMV_LOAD_X(S, XR)                                                                \
+    {                                                                                     \
+        const int kb = (S) * STEP;                                                        \
+        _Pragma("unroll") for (int u = 0; u < U; u++) {                                   \
+            const bool in = kb + 32 * u + 8 * t < k;                                      \
             _Pragma("unroll") for (int tt = 0; tt < T; tt++)                              \
                 XR[u][tt] = in && xon[tt] ? gemv_load_x(xp[tt] + kb + 32 * u) : zero;     \
         }                                                                                 \
     }
+#define GEMV_LOAD(S, WR, XR) { GEMV_LOAD_W(S, WR); GEMV_LOAD_X(S, XR); }
 #define GEMV_COMPUTE(WR, XR)                                                                                    \
     {                                                                                                           \
         _Pragma("unroll") for (int u = 0; u < U; u++)                                                           \
@@ -112,8 +120,12 @@ __device__ __forceinline__ void skinny_gemm(const bf16_t* __restrict__ x, const 
                 }                                                                                               \
     }
 
+    // The weights do not depend on the kernel before this one, so their first loads are issued
+    // before waiting for it (programmatic dependent launch, common.cuh); x is its output.
     if (P) {
-        if (s < steps) GEMV_LOAD(s, wa, xa);
+        if (s < steps) GEMV_LOAD_W(s, wa);
+        wait_for_previous_kernel();
+        if (s < steps) GEMV_LOAD_X(s, xa);
         for (; s < steps; s += stride) {
             uint4 wn[U][2 * R], xn[U][T];
             const int sn = s + stride;
@@ -128,12 +140,15 @@ __device__ __forceinline__ void skinny_gemm(const bf16_t* __restrict__ x, const 
             }
         }
     } else {
+        wait_for_previous_kernel();
         for (; s < steps; s += stride) {
             GEMV_LOAD(s, wa, xa);
             GEMV_COMPUTE(wa, xa);
         }
     }
 #undef GEMV_LOAD
+#undef GEMV_LOAD_W
+#undef GEMV_LOAD_X
 #undef GEMV_COMPUTE
 
     // Accumulator c of tile (r, tt) holds feature row0 + 16r + g (+8 for c >= 2), token

@@ -8,6 +8,7 @@ extern "C" __global__ void kv_write_bf16(
     bf16_t* __restrict__ pool, const float* __restrict__ k, const float* __restrict__ v, int kv_stride,
     const int* __restrict__ slots, int layer, int block_tokens, int token_elems, long block_stride)
 {
+    wait_for_previous_kernel();
     const int t = blockIdx.x;
     const long slot = slots[t];
     const long block = slot / block_tokens, off = slot % block_tokens;

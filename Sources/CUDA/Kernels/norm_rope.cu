@@ -19,10 +19,12 @@ __device__ __forceinline__ void rmsnorm_row(const float* __restrict__ x, const b
 
 // bf16 out: the input of a matrix product.
 extern "C" __global__ void rmsnorm_f32_to_bf16(const float* __restrict__ x, const bf16_t* __restrict__ w, bf16_t* __restrict__ out, int dim, float eps) {
+    wait_for_previous_kernel();
     rmsnorm_row(x, w, out, dim, eps);
 }
 
 extern "C" __global__ void rmsnorm_f32(const float* __restrict__ x, const bf16_t* __restrict__ w, float* __restrict__ out, int dim, float eps) {
+    wait_for_previous_kernel();
     rmsnorm_row(x, w, out, dim, eps);
 }
 
@@ -32,6 +34,7 @@ extern "C" __global__ void add_rmsnorm_f32_to_bf16(
     const float* __restrict__ x, const float* __restrict__ y, float* __restrict__ sum,
     const bf16_t* __restrict__ w, bf16_t* __restrict__ out, int dim, float eps)
 {
+    wait_for_previous_kernel();
     __shared__ float scratch[33];
     const long base = (long)blockIdx.x * dim;
     float ss = 0.0f;
@@ -58,6 +61,7 @@ extern "C" __global__ void rope_qkv_write_kv(
     const int* __restrict__ positions, const float* __restrict__ inv_freq, const int* __restrict__ slots,
     float* __restrict__ q_out, bf16_t* __restrict__ pool, int layer, int block_tokens, long block_stride)
 {
+    wait_for_previous_kernel();
     const int t = blockIdx.x, half = head_dim / 2;
     const int token_elems = kv_heads * head_dim;
     const float* row = qkv + (long)t * (heads * head_dim + 2 * token_elems);

@@ -301,20 +301,26 @@ __device__ __forceinline__ void prefill_attention_body(
 // bytes. Names: head dim D, W warps, M m16 row tiles per warp, N keys per shared tile. Written out
 // rather than made by a macro: the host finds kernels by scanning for `extern "C" __global__` lines.
 extern "C" __global__ void __launch_bounds__(128) prefill_attention_d64_w4m1n64(PA_PARAMS) {
+    wait_for_previous_kernel();
     prefill_attention_body<64, 4, 1, 64>(PA_ARGS);
 }
 extern "C" __global__ void __launch_bounds__(256) prefill_attention_d64_w8m1n64(PA_PARAMS) {
+    wait_for_previous_kernel();
     prefill_attention_body<64, 8, 1, 64>(PA_ARGS);
 }
 extern "C" __global__ void __launch_bounds__(256) prefill_attention_d64_w8m2n64(PA_PARAMS) {
+    wait_for_previous_kernel();
     prefill_attention_body<64, 8, 2, 64>(PA_ARGS);
 }
 extern "C" __global__ void __launch_bounds__(128) prefill_attention_d128_w4m1n64(PA_PARAMS) {
+    wait_for_previous_kernel();
     prefill_attention_body<128, 4, 1, 64>(PA_ARGS);
 }
 extern "C" __global__ void __launch_bounds__(256) prefill_attention_d128_w8m1n64(PA_PARAMS) {
+    wait_for_previous_kernel();
     prefill_attention_body<128, 8, 1, 64>(PA_ARGS);
 }
 extern "C" __global__ void __launch_bounds__(256) prefill_attention_d128_w8m2n32(PA_PARAMS) {
+    wait_for_previous_kernel();
     prefill_attention_body<128, 8, 2, 32>(PA_ARGS);
 }

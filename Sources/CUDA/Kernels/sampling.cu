@@ -18,6 +18,7 @@ __device__ __forceinline__ void block_argmax(float& v, int& idx, float* best_v, 
 
 // out[r] = index of the largest logit of row r (the smallest such index on ties); one block per row.
 extern "C" __global__ void argmax_f32(const float* __restrict__ logits, int vocab, int* __restrict__ out) {
+    wait_for_previous_kernel();
     __shared__ float best_v[32];
     __shared__ int best_i[32];
     const float* row = logits + (long)blockIdx.x * vocab;
@@ -37,6 +38,7 @@ extern "C" __global__ void argmax_f32(const float* __restrict__ logits, int voca
 extern "C" __global__ void topk_f32(
     const float* __restrict__ logits, int vocab, int k, float* __restrict__ out_v, int* __restrict__ out_i)
 {
+    wait_for_previous_kernel();
     __shared__ float best_v[32];
     __shared__ int best_i[32];
     __shared__ float taken_v[64];
