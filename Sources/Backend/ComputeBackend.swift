@@ -25,6 +25,9 @@ public protocol ComputeBackend: AnyObject, Sendable {
     /// Copies a 2-D tensor to the host as one f32 array per row (a step's logits, one row per
     /// sequence), each copied once.
     func downloadRows(_ tensor: DeviceTensor) throws -> [[Float]]
+    /// The index of the largest value of each row of a 2-D tensor (the first on ties), found where
+    /// the tensor lives so that only the indices reach the host: greedy decoding's pick.
+    func argmaxRows(_ tensor: DeviceTensor) throws -> [Int]
     /// Allocates a KV pool of `blocks` blocks of `layout` (whose dtype must be `kvDType`).
     func makeKVCachePool(layout: KVBlockLayout, blocks: Int) throws -> any KVCachePool
     /// Makes the step's metadata available to the ops (a GPU uploads it once here).

@@ -157,7 +157,7 @@ public final class EngineCore {
         var events: [(SequenceID, GenerationEvent)] = []
         if plan.hasCompute {
             let clock = ContinuousClock.now
-            let logits = try runner.run(plan) { scheduler.sequence($0)! }
+            let outputs = try runner.run(plan, sequences: { scheduler.sequence($0)! }, greedy: { requests[$0]!.isGreedy })
             let seconds = Self.seconds(since: clock)
             stats.computeSeconds += seconds
             if !plan.prefills.isEmpty, seconds > 0 {
@@ -165,8 +165,12 @@ public final class EngineCore {
                 scheduler.costModel.prefillTokensPerSecond = 0.8 * scheduler.costModel.prefillTokensPerSecond + 0.2 * speed
             }
             var sampled: [SequenceID: Int] = [:]
-            for (id, row) in logits {
-                sampled[id] = requests[id]!.sample(row)
+            for (id, output) in outputs {
+                switch output {
+                case .greedyToken(let token): sampled[id] = token
+                case .logits(let row): sampled[id] = requests[id]!.sample(row)
+                case .none: break
+                }
             }
             scheduler.completeStep(plan, sampled: sampled)
             for chunk in plan.chunks where chunk.samples {

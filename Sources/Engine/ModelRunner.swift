@@ -3,13 +3,17 @@ import HiFCCore
 import Models
 
 /// Runs the compute part of a `StepPlan`: turns its chunks into the model's `ForwardBatch`, with
-/// each sequence's tokens and block table, and returns the logits of the chunks that sample.
+/// each sequence's tokens and block table, and returns what the chunks that sample need: their
+/// logits, or for greedy requests the token itself, picked by the backend.
 struct ModelRunner: Sendable {
     let model: LlamaModel
     let kv: any KVCachePool
 
-    /// Logits (vocabulary-sized) of the last token of every chunk whose `samples` is true.
-    func run(_ plan: StepPlan, sequences: (SequenceID) -> GenerationSequence) throws -> [SequenceID: [Float]] {
+    /// The output of the last token of every chunk whose `samples` is true. `greedy` says which
+    /// sequences decode greedily.
+    func run(
+        _ plan: StepPlan, sequences: (SequenceID) -> GenerationSequence, greedy: (SequenceID) -> Bool
+    ) throws -> [SequenceID: ForwardOutput] {
         let chunks = plan.chunks
         let batch = ForwardBatch(chunks.map { chunk in
             let sequence = sequences(chunk.sequence)
@@ -17,11 +21,12 @@ struct ModelRunner: Sendable {
                 tokens: Array(sequence.tokens[chunk.start ..< chunk.start + chunk.count]),
                 startPosition: chunk.start,
                 blockTable: sequence.table.blocks,
-                wantsLogits: chunk.samples)
+                wantsLogits: chunk.samples,
+                greedy: chunk.samples && greedy(chunk.sequence))
         })
-        let logits = try model.forward(batch, kv: kv)
-        var bySequence: [SequenceID: [Float]] = [:]
-        for (chunk, row) in zip(chunks, logits) where chunk.samples { bySequence[chunk.sequence] = row }
+        let outputs = try model.step(batch, kv: kv)
+        var bySequence: [SequenceID: ForwardOutput] = [:]
+        for (chunk, output) in zip(chunks, outputs) where chunk.samples { bySequence[chunk.sequence] = output }
         return bySequence
     }
 }

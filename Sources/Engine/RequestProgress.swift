@@ -23,6 +23,9 @@ struct RequestProgress {
     /// The next token from `logits`.
     mutating func sample(_ logits: [Float]) -> Int { sampler.sample(logits) }
 
+    /// Whether the next token is always the most likely one, so the backend may pick it itself.
+    var isGreedy: Bool { sampler.isGreedy }
+
     /// Takes the sequence's newest token: the text it adds, and why generation ends if it does.
     mutating func advance(_ sequence: GenerationSequence, maxSequenceTokens: Int) -> (text: String, finish: FinishReason?) {
         let sampling = request.sampling

@@ -84,10 +84,23 @@ public final class LlamaModel: Sendable {
         try backend.makeKVCachePool(layout: kvLayout(blockTokens: blockTokens), blocks: blocks)
     }
 
-    /// Runs one step: appends every sequence's new tokens to its KV (in `kv`, through its block
-    /// table) and returns, per sequence in order, the logits (`vocabSize` floats) of its last new
-    /// token, or an empty array for a sequence whose `wantsLogits` is false.
+    /// Runs one step and returns, per sequence in order, the logits (`vocabSize` floats) of its
+    /// last new token, or an empty array for a sequence whose `wantsLogits` is false. `greedy`
+    /// marks are ignored: every sequence that wants logits gets them. See `step`.
     public func forward(_ batch: ForwardBatch, kv: any KVCachePool) throws -> [[Float]] {
+        var all = batch
+        for i in all.sequences.indices { all.sequences[i].greedy = false }
+        return try step(all, kv: kv).map { output in
+            if case .logits(let row) = output { return row }
+            return []
+        }
+    }
+
+    /// Runs one step: appends every sequence's new tokens to its KV (in `kv`, through its block
+    /// table) and returns, per sequence in order, what it asked for: the logits of its last new
+    /// token, or for a `greedy` sequence the index of the largest of them, picked by the backend
+    /// where the logits are.
+    public func step(_ batch: ForwardBatch, kv: any KVCachePool) throws -> [ForwardOutput] {
         guard !batch.sequences.isEmpty else { throw ModelError.badInput("a forward step with no sequences") }
         let layout = kv.layout
         guard layout.layers == config.layers, layout.kvHeads == config.kvHeads, layout.headDim == config.headDim else {
@@ -125,14 +138,18 @@ public final class LlamaModel: Sendable {
                 x = try b.add(afterAttention.sum, mlp)
             }
         }
-        var logits: [[Float]] = Array(repeating: [], count: batch.sequences.count)
-        guard !step.logitRows.isEmpty else { return logits }
+        var outputs = [ForwardOutput](repeating: .none, count: batch.sequences.count)
+        guard !step.logitRows.isEmpty else { return outputs }
         let last = try b.gatherLogitRows(x, step: prepared)
-        var rows = try b.downloadRows(try b.linear(try b.rmsNorm(last, weight: finalNorm, epsilon: config.rmsNormEpsilon),
-                                                   weight: lmHead, bias: nil)).makeIterator()
-        for (n, sequence) in batch.sequences.enumerated() where sequence.wantsLogits {
-            logits[n] = rows.next()!
+        let logits = try b.linear(try b.rmsNorm(last, weight: finalNorm, epsilon: config.rmsNormEpsilon), weight: lmHead, bias: nil)
+        let wanting = batch.sequences.indices.filter { batch.sequences[$0].wantsLogits }
+        // Logit rows follow the wanting sequences' order. Greedy rows take the backend's argmax,
+        // and the logits come to the host only when some row samples from them.
+        let greedy = wanting.contains { batch.sequences[$0].greedy } ? try b.argmaxRows(logits) : []
+        let rows = wanting.contains { !batch.sequences[$0].greedy } ? try b.downloadRows(logits) : []
+        for (row, n) in wanting.enumerated() {
+            outputs[n] = batch.sequences[n].greedy ? .greedyToken(greedy[row]) : .logits(rows[row])
         }
-        return logits
+        return outputs
     }
 }

@@ -12,10 +12,11 @@ public struct ModelBenchmark: Sendable {
         public var decodeTokens: Int
         /// Prompt tokens per second (all sequences).
         public var prefillTokensPerSecond: Double
-        /// Generated tokens per second (all sequences), host-side sampling included.
+        /// Generated tokens per second (all sequences).
         public var decodeTokensPerSecond: Double
-        /// Median time of one decode step's forward pass (logits copied to the host, sampling
-        /// not included), milliseconds.
+        /// Median time of one decode step, milliseconds: the forward pass and the greedy pick of
+        /// every sequence's next token, done by the backend as the engine does it for greedy
+        /// requests (only the token ids reach the host).
         public var decodeStepMilliseconds: Double
         /// Bytes a decode step must read at least: every weight once (the embedding table only
         /// when it is also the LM head) and the KV of every sequence at its middle context length.
@@ -56,20 +57,20 @@ public struct ModelBenchmark: Sendable {
         }), kv: pool)
 
         let prefillStart = Date()
-        var last = try model.forward(ForwardBatch((0..<batch).map {
-            ForwardSequence(tokens: prompts[$0], startPosition: 0, blockTable: tables[$0])
-        }), kv: pool).map(Sampler.argmax)
+        var last = Self.tokens(try model.step(ForwardBatch((0..<batch).map {
+            ForwardSequence(tokens: prompts[$0], startPosition: 0, blockTable: tables[$0], greedy: true)
+        }), kv: pool))
         let prefill = Date().timeIntervalSince(prefillStart)
 
         let decodeStart = Date()
         var stepSeconds: [Double] = []
         for step in 0..<decodeTokens {
             let stepStart = Date()
-            let logits = try model.forward(ForwardBatch((0..<batch).map {
-                ForwardSequence(tokens: [last[$0]], startPosition: promptTokens + step, blockTable: tables[$0])
+            let outputs = try model.step(ForwardBatch((0..<batch).map {
+                ForwardSequence(tokens: [last[$0]], startPosition: promptTokens + step, blockTable: tables[$0], greedy: true)
             }), kv: pool)
             stepSeconds.append(Date().timeIntervalSince(stepStart))
-            last = logits.map(Sampler.argmax)
+            last = Self.tokens(outputs)
         }
         let decode = Date().timeIntervalSince(decodeStart)
         let c = model.config
@@ -82,6 +83,14 @@ public struct ModelBenchmark: Sendable {
                        decodeTokensPerSecond: Double(batch * decodeTokens) / decode,
                        decodeStepMilliseconds: stepSeconds.sorted()[stepSeconds.count / 2] * 1000,
                        decodeStepBytes: weights + kv)
+    }
+
+    /// The tokens of a step whose sequences are all greedy.
+    private static func tokens(_ outputs: [ForwardOutput]) -> [Int] {
+        outputs.map { output in
+            guard case .greedyToken(let token) = output else { preconditionFailure("a greedy sequence returned \(output)") }
+            return token
+        }
     }
 }
 

@@ -32,9 +32,12 @@ public struct Sampler: Sendable {
         return best
     }
 
+    /// Whether `sample` always returns the largest logit's index (temperature 0).
+    public var isGreedy: Bool { !(params.temperature > 0) }
+
     /// Chooses a token id from `logits`.
     public mutating func sample(_ logits: [Float]) -> Int {
-        guard params.temperature > 0, logits.count > 1 else { return Self.argmax(logits) }
+        guard !isGreedy, logits.count > 1 else { return Self.argmax(logits) }
         var candidates = Array(logits.indices)
         if params.topK > 0, params.topK < candidates.count {
             candidates.sort { logits[$0] > logits[$1] }

@@ -4,7 +4,9 @@ import Foundation
 import Models
 
 /// The forward pass of a synthetic model on the CUDA backend against the CPU backend: logits of
-/// a prefill and of each greedy decode step (relative error), and whether the greedy tokens agree.
+/// a prefill and of each greedy decode step (relative error), whether the greedy tokens agree, and
+/// whether the GPU's own greedy pick (`LlamaModel.step`, argmax on the device) is the argmax of
+/// the logits it downloads.
 struct GPUModelCheck {
     let cuda: CUDABackend
 
@@ -29,12 +31,16 @@ struct GPUModelCheck {
         let table = Array(0..<blocks).shuffled()
         var worst = 0.0, first = 0.0
         var agreeSteps = 0, ties = 0, splits = 0, margins: [String] = []
+        var devicePickMisses = 0
 
         var position = 0
         var chunk = (0..<promptLength).map { _ in Int.random(in: 0..<config.vocabSize) }
         for step in 0...steps {
             let cpuLogits = try cpuModel.model.forward(ForwardBatch([ForwardSequence(tokens: chunk, startPosition: position, blockTable: table)]), kv: cpuKV)[0]
             let gpuLogits = try gpuModel.model.forward(ForwardBatch([ForwardSequence(tokens: chunk, startPosition: position, blockTable: table)]), kv: gpuKV)[0]
+            // The same step again with the pick made on the device (it rewrites the same K/V).
+            let devicePick = try gpuModel.model.step(ForwardBatch([ForwardSequence(tokens: chunk, startPosition: position, blockTable: table, greedy: true)]), kv: gpuKV)[0]
+            if devicePick != .greedyToken(Sampler.argmax(gpuLogits)) { devicePickMisses += 1 }
             let err = HostReference.relativeError(gpuLogits, cpuLogits.map(Double.init))
             if step == 0 {
                 first = err
@@ -70,6 +76,8 @@ struct GPUModelCheck {
             GPUCheckResult(name: "\(name): greedy tokens agree on \(agreeSteps) of \(steps) steps, \(ties) near-ties"
                                + (margins.isEmpty ? "" : " (" + margins.joined(separator: "; ") + ")") + " (error = splits beyond a near-tie)",
                            error: Double(splits), tolerance: 0),
+            GPUCheckResult(name: "\(name): the device's greedy pick is the downloaded logits' argmax on \(steps + 1 - devicePickMisses) of \(steps + 1) steps",
+                           error: Double(devicePickMisses), tolerance: 0),
         ]
     }
 }

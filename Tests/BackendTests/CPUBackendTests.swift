@@ -108,6 +108,13 @@ final class CPUBackendTests: XCTestCase {
         XCTAssertThrowsError(try backend.downloadRows(try tensor(backend, x, [12])))
     }
 
+    func testArgmaxRowsTakesTheFirstOfTiedMaxima() throws {
+        let backend = CPUBackend(blas: nil)
+        let x: [Float] = [0.5, 2, 2, -1, /**/ 3, 1, 0, 3, /**/ -4, -3, -2, -1]
+        XCTAssertEqual(try backend.argmaxRows(try tensor(backend, x, [3, 4])), [1, 0, 3])
+        XCTAssertThrowsError(try backend.argmaxRows(try tensor(backend, x, [12])))
+    }
+
     func testStackedWeightsKeepEveryRowInOrder() throws {
         let a: [UInt16] = [1, 2, 3, 4], b: [UInt16] = [5, 6]
         let stacked = try a.withUnsafeBytes { pa in

@@ -116,4 +116,21 @@ final class ForwardReferenceTests: XCTestCase {
             XCTAssertLessThan(relativeError(b, a.map(Double.init)), 1e-5)
         }
     }
+    func testGreedyStepReturnsTheLargestLogitOnlyWhereAsked() throws {
+        let fixture = try ModelFixture(.llama)
+        defer { fixture.remove() }
+        let tables = (0..<4).map { ModelFixture.blockTable(index: $0) }
+        let sequences = [
+            ForwardSequence(tokens: Array(prompt[0..<5]), startPosition: 0, blockTable: tables[0], greedy: true),
+            ForwardSequence(tokens: Array(prompt[3..<9]), startPosition: 0, blockTable: tables[1]),
+            ForwardSequence(tokens: Array(prompt[0..<4]), startPosition: 0, blockTable: tables[2], wantsLogits: false, greedy: true),
+            ForwardSequence(tokens: Array(prompt[6..<20]), startPosition: 0, blockTable: tables[3], greedy: true),
+        ]
+        let logits = try fixture.model.forward(ForwardBatch(sequences), kv: try fixture.pool(sequences: 4))
+        let outputs = try fixture.model.step(ForwardBatch(sequences), kv: try fixture.pool(sequences: 4))
+        XCTAssertEqual(outputs, [.greedyToken(Sampler.argmax(logits[0])), .logits(logits[1]), .none, .greedyToken(Sampler.argmax(logits[3]))])
+        // With every row greedy no logits are downloaded; the picks are the same.
+        let greedyOnly = try fixture.model.step(ForwardBatch([sequences[0], sequences[3]]), kv: try fixture.pool(sequences: 4))
+        XCTAssertEqual(greedyOnly, [outputs[0], outputs[3]])
+    }
 }

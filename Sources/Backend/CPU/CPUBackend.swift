@@ -67,6 +67,17 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
         return (0..<tensor.rows).map { Array(UnsafeBufferPointer(start: p + $0 * tensor.columns, count: tensor.columns)) }
     }
 
+    public func argmaxRows(_ tensor: DeviceTensor) throws -> [Int] {
+        guard tensor.shape.count == 2, tensor.columns > 0 else { throw BackendError.shapeMismatch(op: "argmaxRows", detail: "shape \(tensor.shape)") }
+        let p = try tensor.cpu("argmaxRows")
+        return (0..<tensor.rows).map { r in
+            let row = p + r * tensor.columns
+            var best = 0
+            for i in 1..<tensor.columns where row[i] > row[best] { best = i }
+            return best
+        }
+    }
+
     public func makeKVCachePool(layout: KVBlockLayout, blocks: Int) throws -> any KVCachePool {
         try CPUKVCachePool(layout: layout, blocks: blocks)
     }

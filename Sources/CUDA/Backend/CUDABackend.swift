@@ -89,22 +89,38 @@ public final class CUDABackend: ComputeBackend, @unchecked Sendable {
         }
     }
 
+    public func argmaxRows(_ tensor: DeviceTensor) throws -> [Int] {
+        guard tensor.shape.count == 2, tensor.columns > 0 else { throw BackendError.shapeMismatch(op: "argmaxRows", detail: "shape \(tensor.shape)") }
+        let f = try float32(tensor, "argmaxRows")
+        let indices = try memory.take(tensor.rows * 4)
+        defer { memory.give(indices) }
+        try kernels.argmax(logits: try f.cudaAddress("argmaxRows"), rows: tensor.rows, vocab: tensor.columns, output: indices.address, stream: stream)
+        return try downloaded(address: indices.address, count: tensor.rows, as: Int32.self) { pinned, count in
+            (0..<count).map { Int(pinned[$0]) }
+        }
+    }
+
     /// `tensor` as f32 in pinned host memory, handed to `body` while the memory is held. A copy
     /// into pageable memory is staged by the driver at a few GB/s, which was milliseconds of every
     /// batch-16 decode step's 8 MB of logits.
     private func downloaded<R>(_ tensor: DeviceTensor, _ body: (UnsafePointer<Float>, Int) -> R) throws -> R {
         let f = try float32(tensor, "download")
-        let count = tensor.count, bytes = count * 4
+        return try downloaded(address: try f.cudaAddress("download"), count: tensor.count, as: Float.self, body)
+    }
+
+    /// `count` elements at `address` copied to pinned host memory after the stream's work so far.
+    private func downloaded<T, R>(address: CUdeviceptr, count: Int, as: T.Type, _ body: (UnsafePointer<T>, Int) -> R) throws -> R {
+        let bytes = count * MemoryLayout<T>.stride
         return try downloadStaging.withLock { staging in
             if staging.map({ $0.bytes < bytes }) ?? true {
                 staging = try device.allocatePinned(max(bytes, 1 << 20))
             }
             let pinned = staging!.pointer
-            try stream.copy(from: try f.cudaAddress("download"), to: pinned, bytes: bytes)
+            try stream.copy(from: address, to: pinned, bytes: bytes)
             let enqueued = ContinuousClock.now
             try stream.synchronize()
             stepTiming?.report(enqueued: enqueued, done: ContinuousClock.now)
-            return body(UnsafePointer(pinned.assumingMemoryBound(to: Float.self)), count)
+            return body(UnsafePointer(pinned.assumingMemoryBound(to: T.self)), count)
         }
     }
 
