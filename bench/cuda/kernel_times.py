@@ -21,6 +21,7 @@ p.add_argument("--batch", type=int, default=1)
 p.add_argument("--prompt", type=int, default=2048)
 p.add_argument("--steps", type=int, default=2)
 p.add_argument("--ncu", default="ncu")
+p.add_argument("--raw", help="also write ncu's CSV here")
 args = p.parse_args()
 
 decode = args.steps + 1
@@ -30,13 +31,15 @@ cmd = [args.ncu, "--csv", "--metrics", "gpu__time_duration.sum", "--cache-contro
 print("command:", " ".join(cmd), flush=True)
 run = subprocess.run(cmd, capture_output=True, text=True)
 text = run.stdout
+if args.raw:
+    open(args.raw, "w").write(text)
 start = text.find('"ID"')
 if run.returncode != 0 or start < 0:
     print(text[-4000:], run.stderr[-4000:], file=sys.stderr)
     sys.exit(1)
 print("\n".join(l for l in text[:start].splitlines() if not l.startswith("==PROF==")))
 rows = [r for r in csv.DictReader(io.StringIO(text[start:])) if r["Metric Name"] == "gpu__time_duration.sum"]
-to_us = {"nsecond": 1e-3, "usecond": 1.0, "msecond": 1e3}
+to_us = {"ns": 1e-3, "nsecond": 1e-3, "us": 1.0, "usecond": 1.0, "ms": 1e3, "msecond": 1e3}
 launches = [(r["Kernel Name"].split("(")[0], float(r["Metric Value"].replace(",", "")) * to_us[r["Metric Unit"]]) for r in rows]
 # A decode step starts with the embedding lookup; the last `steps` of them are steady decode steps.
 starts = [i for i, (name, _) in enumerate(launches) if name.startswith("embedding_bf16_to_f32")]
