@@ -25,7 +25,7 @@ p.add_argument("--raw", help="also write ncu's CSV here")
 args = p.parse_args()
 
 decode = args.steps + 1
-cmd = [args.ncu, "--csv", "--metrics", "gpu__time_duration.sum", "--cache-control", "none",
+cmd = [args.ncu, "--csv", "--metrics", "gpu__time_duration.sum", "--cache-control", "none", "--clock-control", "none",
        ".device/hifc", "bench", "model", "--model", args.model, "--device", "cuda", "--batch", str(args.batch),
        "--prompt-tokens", str(args.prompt), "--decode-tokens", str(decode)]
 print("command:", " ".join(cmd), flush=True)

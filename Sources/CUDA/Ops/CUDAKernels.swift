@@ -65,16 +65,28 @@ public struct CUDAKernels: Sendable {
 
     /// RMSNorm of `rows` fp32 rows with a bf16 weight; `bf16Output` picks the output type.
     public func rmsNorm(_ x: CUdeviceptr, weight: CUdeviceptr, output: CUdeviceptr, rows: Int, dim: Int, eps: Float, bf16Output: Bool, stream: CUDAStream) throws {
-        var a = KernelArguments(); a.add(x); a.add(weight); a.add(output); a.add(int: dim); a.add(eps)
         let name = bf16Output ? "rmsnorm_f32_to_bf16" : "rmsnorm_f32"
-        try library.function(name).launch(grid: (rows, 1, 1), block: (min(1024, max(32, (dim / 4 + 31) / 32 * 32)), 1, 1), stream: stream, arguments: a)
+        let block = try Self.normBlock(name, dim: dim, addresses: [x, weight, output])
+        var a = KernelArguments(); a.add(x); a.add(weight); a.add(output); a.add(int: dim); a.add(eps)
+        try library.function(name).launch(grid: (rows, 1, 1), block: (block, 1, 1), stream: stream, arguments: a)
     }
 
     /// `sum = x + y` (fp32) and `out = rmsNorm(sum) · weight` (bf16) over `rows` rows of `dim`.
     public func addRMSNorm(_ x: CUdeviceptr, _ y: CUdeviceptr, sum: CUdeviceptr, weight: CUdeviceptr, output: CUdeviceptr,
                            rows: Int, dim: Int, eps: Float, stream: CUDAStream) throws {
+        let block = try Self.normBlock("add_rmsnorm_f32_to_bf16", dim: dim, addresses: [x, y, sum, weight, output])
         var a = KernelArguments(); a.add(x); a.add(y); a.add(sum); a.add(weight); a.add(output); a.add(int: dim); a.add(eps)
-        try library.function("add_rmsnorm_f32_to_bf16").launch(grid: (rows, 1, 1), block: (min(1024, max(32, (dim / 4 + 31) / 32 * 32)), 1, 1), stream: stream, arguments: a)
+        try library.function("add_rmsnorm_f32_to_bf16").launch(grid: (rows, 1, 1), block: (block, 1, 1), stream: stream, arguments: a)
+    }
+
+    /// Threads per row of the norm kernels, which keep a row in registers as float4 chunks, at
+    /// most four a thread (norm_rope.cu): one chunk a thread up to 1024 chunks.
+    static func normBlock(_ kernel: String, dim: Int, addresses: [CUdeviceptr]) throws -> Int {
+        guard dim > 0, dim % 4 == 0, dim <= 4 * 4 * 1024 else {
+            throw CUDAError.invalidArgument("\(kernel): rows of \(dim) elements; the kernel takes a multiple of 4 up to 16384")
+        }
+        guard addresses.allSatisfy({ $0 % 16 == 0 }) else { throw CUDAError.invalidArgument("\(kernel): tensors must be 16-byte aligned") }
+        return min(1024, (dim / 4 + 31) / 32 * 32)
     }
 
     /// Rotates the q and k heads of the fused q|k|v rows `qkv` (fp32, `tokens` rows of
@@ -85,11 +97,15 @@ public struct CUDAKernels: Sendable {
                                tokens: Int, layer: Int, layout: KVBlockLayout, stream: CUDAStream) throws {
         guard layout.dtype == .bfloat16 else { throw CUDAError.invalidArgument("KV pool dtype \(layout.dtype); the CUDA kernels use bf16") }
         guard layout.headDim % 2 == 0 else { throw CUDAError.invalidArgument("rope: head dim \(layout.headDim) is odd") }
+        guard layout.headDim <= 1024 else { throw CUDAError.invalidArgument("rope: head dim \(layout.headDim) is over 1024") }
+        // About 128 threads a block: enough blocks for a decode batch to spread over the GPU.
+        let half = layout.headDim / 2, perBlock = max(1, 128 / half), allHeads = heads + 2 * layout.kvHeads
         var a = KernelArguments()
-        a.add(qkv); a.add(int: heads); a.add(int: layout.kvHeads); a.add(int: layout.headDim); a.add(positions); a.add(inverseFrequencies)
-        a.add(slots); a.add(qOutput); a.add(pool); a.add(int: layer); a.add(int: layout.blockTokens); a.add(Int64Arg(blockStride / 2))
-        let pairs = (heads + layout.kvHeads) * layout.headDim / 2
-        try library.function("rope_qkv_write_kv").launch(grid: (tokens, 1, 1), block: (min(1024, (pairs + 31) / 32 * 32), 1, 1), stream: stream, arguments: a)
+        a.add(qkv); a.add(int: heads); a.add(int: layout.kvHeads); a.add(int: layout.headDim); a.add(int: perBlock); a.add(positions)
+        a.add(inverseFrequencies); a.add(slots); a.add(qOutput); a.add(pool); a.add(int: layer); a.add(int: layout.blockTokens)
+        a.add(Int64Arg(blockStride / 2))
+        try library.function("rope_qkv_write_kv").launch(grid: (tokens, (allHeads + perBlock - 1) / perBlock, 1), block: (perBlock * half, 1, 1),
+                                                         sharedBytes: layout.headDim * 4, stream: stream, arguments: a)
     }
 
     /// Writes `tokens` new K/V rows (fp32, rows `kvStride` apart) into the bf16 block-major pool
