@@ -492,8 +492,22 @@ public final class GPUSelfCheck: @unchecked Sendable {
             if Int(got[r]) != order[0] { wrong += 1 }
             for j in 0..<k where Int(gotIdx[r * k + j]) != order[j] { wrongTopK += 1 }
         }
+        // A vocabulary not divisible by 4 takes the kernel's scalar path; ties must go to the first.
+        let oddRows = 3, oddVocab = 1001
+        var odd = HostReference.randomNormal(oddRows * oddVocab, scale: 4)
+        odd[oddVocab + 7] = 100
+        odd[oddVocab + 900] = 100
+        let ob = try upload(odd), oo = try poisoned(oddRows * 4)
+        try kernels.argmax(logits: ob.address, rows: oddRows, vocab: oddVocab, output: oo.address, stream: stream)
+        try stream.synchronize()
+        let oddGot = try oo.download(Int32.self, count: oddRows)
+        let oddWrong = (0..<oddRows).filter { r in
+            let row = Array(odd[r * oddVocab..<(r + 1) * oddVocab])
+            return Int(oddGot[r]) != row.indices.max { row[$0] < row[$1] || (row[$0] == row[$1] && $0 > $1) }!
+        }.count
         return [
             GPUCheckResult(name: "argmax \(rows)x\(vocab) (wrong rows)", error: Double(wrong), tolerance: 0),
+            GPUCheckResult(name: "argmax \(oddRows)x\(oddVocab), a tie in row 1 (wrong rows)", error: Double(oddWrong), tolerance: 0),
             GPUCheckResult(name: "top-\(k) \(rows)x\(vocab) (wrong entries)", error: Double(wrongTopK), tolerance: 0),
         ]
     }
