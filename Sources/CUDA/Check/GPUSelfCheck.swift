@@ -215,19 +215,22 @@ public final class GPUSelfCheck: @unchecked Sendable {
     }
 
     func checkSiluMul() throws -> [GPUCheckResult] {
-        let rows = 13, inter = 1000
-        let gu = HostReference.randomNormal(rows * 2 * inter, scale: 2)
-        let b = try upload(gu)
-        let out = try poisoned(rows * inter * 2)
-        try kernels.siluMul(gate: b.address, up: b.address + UInt64(inter * 4), stride: 2 * inter, output: out.address, inter: inter, rows: rows, stream: stream)
-        var ref: [Double] = []
-        for r in 0..<rows {
-            for i in 0..<inter {
-                let g = Double(gu[r * 2 * inter + i]), u = Double(gu[r * 2 * inter + inter + i])
-                ref.append(g / (1 + exp(-g)) * u)
+        // 1000 columns take the kernel's four-column path, 999 its scalar one.
+        try [1000, 999].map { inter in
+            let rows = 13
+            let gu = HostReference.randomNormal(rows * 2 * inter, scale: 2)
+            let b = try upload(gu)
+            let out = try poisoned(rows * inter * 2)
+            try kernels.siluMul(gate: b.address, up: b.address + UInt64(inter * 4), stride: 2 * inter, output: out.address, inter: inter, rows: rows, stream: stream)
+            var ref: [Double] = []
+            for r in 0..<rows {
+                for i in 0..<inter {
+                    let g = Double(gu[r * 2 * inter + i]), u = Double(gu[r * 2 * inter + inter + i])
+                    ref.append(g / (1 + exp(-g)) * u)
+                }
             }
+            return GPUCheckResult(name: "silu*mul \(rows)x\(inter) fused gate|up", error: HostReference.relativeError(try downloadBF16(out, count: rows * inter), ref), tolerance: 8e-3)
         }
-        return [GPUCheckResult(name: "silu*mul \(rows)x\(inter) fused gate|up", error: HostReference.relativeError(try downloadBF16(out, count: rows * inter), ref), tolerance: 8e-3)]
     }
 
     func checkResidualAdd() throws -> [GPUCheckResult] {

@@ -20,18 +20,33 @@ extern "C" __global__ void residual_add_f32(float* __restrict__ x, const float* 
 }
 
 // out[r, i] = silu(gate[r, i]) * up[r, i]; gate and up rows are `stride` floats apart (they may
-// be the two halves of one fused gate|up product); out is [rows, inter] in bf16.
+// be the two halves of one fused gate|up product); out is [rows, inter] in bf16. With inter and
+// stride multiples of 4 a thread takes four columns (16-byte loads, one 8-byte store).
+__device__ __forceinline__ float silu_times(float g, float u) { return g / (1.0f + expf(-g)) * u; }
+
 extern "C" __global__ void silu_mul_f32_to_bf16(
     const float* __restrict__ gate, const float* __restrict__ up, int stride,
     bf16_t* __restrict__ out, int inter, int rows)
 {
     wait_for_previous_kernel();
+    if ((inter & 3) == 0 && (stride & 3) == 0) {
+        const int inter4 = inter / 4;
+        const long n = (long)rows * inter4;
+        for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x) {
+            const long r = i / inter4, c = 4 * (i % inter4);
+            const float4 g = *reinterpret_cast<const float4*>(gate + r * stride + c);
+            const float4 u = *reinterpret_cast<const float4*>(up + r * stride + c);
+            uint2 packed;
+            packed.x = (unsigned int)f32_to_bf16(silu_times(g.x, u.x)) | ((unsigned int)f32_to_bf16(silu_times(g.y, u.y)) << 16);
+            packed.y = (unsigned int)f32_to_bf16(silu_times(g.z, u.z)) | ((unsigned int)f32_to_bf16(silu_times(g.w, u.w)) << 16);
+            *reinterpret_cast<uint2*>(out + r * inter + c) = packed;
+        }
+        return;
+    }
     const long n = (long)rows * inter;
     for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x) {
         const long r = i / inter, c = i % inter;
-        const float g = gate[r * stride + c];
-        const float s = g / (1.0f + expf(-g));
-        out[i] = f32_to_bf16(s * up[r * stride + c]);
+        out[i] = f32_to_bf16(silu_times(gate[r * stride + c], up[r * stride + c]));
     }
 }
 

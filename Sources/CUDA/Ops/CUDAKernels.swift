@@ -34,8 +34,14 @@ public struct CUDAKernels: Sendable {
 
     /// `out[r, i] = silu(gate[r, i]) · up[r, i]` (bf16 out); gate/up rows `stride` floats apart.
     public func siluMul(gate: CUdeviceptr, up: CUdeviceptr, stride: Int, output: CUdeviceptr, inter: Int, rows: Int, stream: CUDAStream) throws {
+        // The kernel takes four columns a thread when both counts are multiples of 4.
+        let fourColumns = inter % 4 == 0 && stride % 4 == 0
+        if fourColumns, ![gate, up, output].allSatisfy({ $0 % 16 == 0 }) {
+            throw CUDAError.invalidArgument("silu_mul: gate, up and output must be 16-byte aligned")
+        }
         var a = KernelArguments(); a.add(gate); a.add(up); a.add(int: stride); a.add(output); a.add(int: inter); a.add(int: rows)
-        try library.function("silu_mul_f32_to_bf16").launch(grid: (gridFor(rows * inter), 1, 1), block: (256, 1, 1), stream: stream, arguments: a)
+        try library.function("silu_mul_f32_to_bf16").launch(grid: (gridFor(rows * inter / (fourColumns ? 4 : 1)), 1, 1), block: (256, 1, 1),
+                                                            stream: stream, arguments: a)
     }
 
     /// `y[r, c] += bias[c]` over `rows` fp32 rows of `cols`, bf16 bias.
@@ -80,13 +86,14 @@ public struct CUDAKernels: Sendable {
     }
 
     /// Threads per row of the norm kernels, which keep a row in registers as float4 chunks, at
-    /// most four a thread (norm_rope.cu): one chunk a thread up to 1024 chunks.
+    /// most four a thread (norm_rope.cu).
     static func normBlock(_ kernel: String, dim: Int, addresses: [CUdeviceptr]) throws -> Int {
         guard dim > 0, dim % 4 == 0, dim <= 4 * 4 * 1024 else {
             throw CUDAError.invalidArgument("\(kernel): rows of \(dim) elements; the kernel takes a multiple of 4 up to 16384")
         }
         guard addresses.allSatisfy({ $0 % 16 == 0 }) else { throw CUDAError.invalidArgument("\(kernel): tensors must be 16-byte aligned") }
-        return min(1024, (dim / 4 + 31) / 32 * 32)
+        // Four chunks a thread: fewer warps to sum over, and every load still in flight at once.
+        return min(1024, ((dim / 4 + 3) / 4 + 31) / 32 * 32)
     }
 
     /// Rotates the q and k heads of the fused q|k|v rows `qkv` (fp32, `tokens` rows of
