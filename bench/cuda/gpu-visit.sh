@@ -2,14 +2,14 @@
 # One visit to the GPU machine: kernel and swap checks, the disk's own O_DIRECT speed (dd), the
 # whole 8B-shaped model against PyTorch + transformers, and an error exit of the CUDA engine.
 # Run from the repository root after `bash .device/unpack.sh`; logs go to $OUT (or ./gpu-logs).
-#   bash bench/cuda/gpu-visit.sh [checks] [labs] [model] [long] [swap] [exit]   (default: all)
+#   bash bench/cuda/gpu-visit.sh [checks] [labs] [model] [long] [swap] [sanitizer] [exit]   (default: all)
 # env: BATCH, PROMPT (model); PDL_AB=1 repeats bench model with HIFC_CUDA_PDL=0; STEP_TIMING=1 adds
 # a run with HIFC_CUDA_STEP_TIMING=1; MODES, SWAP_LIMIT, SCALE, BUDGET, CAPACITY (swap)
 set -uo pipefail
 out="${OUT:-gpu-logs}"; mkdir -p "$out"
 work=/var/tmp/hifc; mkdir -p "$work"
 export HIFC_KERNEL_CACHE=/tmp/hifc-kc
-steps="${*:-checks labs model long swap exit}"
+steps="${*:-checks labs model long swap sanitizer exit}"
 has() { [[ " $steps " == *" $1 "* ]]; }
 stamp() { echo "== $(date -u +%H:%M:%S) $*" | tee -a "$out/summary.txt"; }
 
@@ -85,6 +85,17 @@ if has swap; then  # the paper's setting: 8B shape, GovReport-like prompts, 4 Gi
         > "$out/bench-swap.txt" 2>&1
     echo "bench swap rc=$?" | tee -a "$out/summary.txt"
     tail -12 "$out/bench-swap.txt" | tee -a "$out/summary.txt"
+fi
+
+if has sanitizer; then  # memcheck of the kernels' checks, the tiny model and a short engine run (greedy picks on the GPU)
+    stamp "compute-sanitizer memcheck"
+    compute-sanitizer --tool memcheck --leak-check no .device/hifc check gpu --models tiny > "$out/memcheck-check.txt" 2>&1
+    echo "memcheck check gpu rc=$?" | tee -a "$out/summary.txt"
+    grep -E "ERROR SUMMARY|GPU checks passed" "$out/memcheck-check.txt" | tee -a "$out/summary.txt"
+    compute-sanitizer --tool memcheck --leak-check no .device/hifc bench swap --model synth:tiny --device cuda --requests 4 \
+        --scale 0.02 --kv-budget 64KiB --mode swap-flash --flash-path "$work" > "$out/memcheck-engine.txt" 2>&1
+    echo "memcheck bench swap rc=$?" | tee -a "$out/summary.txt"
+    grep -E "ERROR SUMMARY|swap-flash" "$out/memcheck-engine.txt" | tail -3 | tee -a "$out/summary.txt"
 fi
 
 if has exit; then
