@@ -27,7 +27,7 @@ public final class CUDABackend: ComputeBackend, @unchecked Sendable {
     private let downloadStaging = Mutex<PinnedBuffer?>(nil)
     /// With `HIFC_CUDA_STEP_TIMING=1`, one stderr line per step: how long the host took to queue
     /// it and how long it then waited for the GPU (a wait near zero means the host is the bound).
-    private let stepTiming = ProcessInfo.processInfo.environment["HIFC_CUDA_STEP_TIMING"] == "1" ? CUDAStepTiming() : nil
+    private let stepTiming: CUDAStepTiming?
 
     /// Opens GPU `ordinal`, compiles (or loads from the cache) the kernels and creates cuBLAS.
     public init(ordinal: Int = 0) throws {
@@ -36,6 +36,7 @@ public final class CUDABackend: ComputeBackend, @unchecked Sendable {
         blas = try CUBLAS(device: device)
         stream = try device.makeStream()
         memory = DeviceMemoryCache(device: device)
+        stepTiming = ProcessInfo.processInfo.environment["HIFC_CUDA_STEP_TIMING"] == "1" ? try CUDAStepTiming(device: device) : nil
     }
 
     public var name: String { "cuda:\(device.info.ordinal) (\(device.info.name))" }
@@ -116,10 +117,11 @@ public final class CUDABackend: ComputeBackend, @unchecked Sendable {
                 staging = try device.allocatePinned(max(bytes, 1 << 20))
             }
             let pinned = staging!.pointer
+            try stepTiming?.computeEnqueued(on: stream)
             try stream.copy(from: address, to: pinned, bytes: bytes)
             let enqueued = ContinuousClock.now
             try stream.synchronize()
-            stepTiming?.report(enqueued: enqueued, done: ContinuousClock.now)
+            try stepTiming?.report(enqueued: enqueued, done: ContinuousClock.now)
             return body(UnsafePointer(pinned.assumingMemoryBound(to: T.self)), count)
         }
     }
@@ -133,7 +135,9 @@ public final class CUDABackend: ComputeBackend, @unchecked Sendable {
 
     public func prepare(_ batch: StepBatch) throws -> any PreparedStep {
         stepTiming?.start(rows: batch.tokenCount)
-        return try CUDAPreparedStep(batch: batch, backend: self)
+        let step = try CUDAPreparedStep(batch: batch, backend: self)
+        try stepTiming?.uploaded(on: stream)
+        return step
     }
 
     // MARK: dtype plumbing
@@ -329,17 +333,32 @@ public final class CUDABackend: ComputeBackend, @unchecked Sendable {
     }
 }
 
-/// The host's side of each step's time, for `HIFC_CUDA_STEP_TIMING`.
-final class CUDAStepTiming: Sendable {
+/// Where each step's time goes, for `HIFC_CUDA_STEP_TIMING`: on the host, from `prepare` until
+/// the step is queued and then the wait for the GPU; on the GPU (events), from the end of the
+/// step's metadata upload to the end of its last kernel. A GPU span shorter than the step means
+/// the GPU idled while the host prepared or launched.
+final class CUDAStepTiming: @unchecked Sendable {
+    // The model runs one step at a time; `state` is only touched from that thread.
+    private let computeStart: CUDAEvent, computeEnd: CUDAEvent
     private let state = Mutex<(start: ContinuousClock.Instant, rows: Int)?>(nil)
+
+    init(device: CUDADevice) throws {
+        computeStart = try device.makeEvent(timing: true)
+        computeEnd = try device.makeEvent(timing: true)
+    }
 
     func start(rows: Int) { state.withLock { $0 = (ContinuousClock.now, rows) } }
 
-    func report(enqueued: ContinuousClock.Instant, done: ContinuousClock.Instant) {
+    func uploaded(on stream: CUDAStream) throws { try computeStart.record(on: stream) }
+
+    func computeEnqueued(on stream: CUDAStream) throws { try computeEnd.record(on: stream) }
+
+    func report(enqueued: ContinuousClock.Instant, done: ContinuousClock.Instant) throws {
         guard let (start, rows) = state.withLock({ current in defer { current = nil }; return current }) else { return }
         func ms(_ d: Duration) -> Double { Double(d.components.seconds) * 1e3 + Double(d.components.attoseconds) * 1e-15 }
-        let line = String(format: "cuda step: %d rows, host queued it in %.3f ms, then waited %.3f ms for the GPU\n",
-                          rows, ms(enqueued - start), ms(done - enqueued))
+        let gpu = try computeEnd.milliseconds(since: computeStart)
+        let line = String(format: "cuda step: %d rows, host queued it in %.3f ms, then waited %.3f ms for the GPU; GPU span %.3f ms\n",
+                          rows, ms(enqueued - start), ms(done - enqueued), gpu)
         FileHandle.standardError.write(line.data(using: .utf8)!)
     }
 }
