@@ -43,7 +43,7 @@ final class KernelCompileTests: XCTestCase {
         let sources = try KernelSources.load()
         let all = sources.modules.values.flatMap { KernelLibrary.kernelNames(in: $0) }
         for name in ["paged_attention_partial_e4g4", "paged_attention_partial_e4g8", "paged_attention_partial_e8g8", "paged_attention_combine",
-                     "paged_attention_wide_d64g4u4", "paged_attention_wide_d128g4u4", "paged_attention_wide_d128g8u2", "paged_attention_wide_d256g8u2",
+                     "paged_attention_decode_d64", "paged_attention_decode_d128", "paged_attention_decode_d256",
                      "prefill_attention_d64_w4m1n64", "prefill_attention_d64_w8m1n64", "prefill_attention_d64_w8m2n64",
                      "prefill_attention_d128_w4m1n64", "prefill_attention_d128_w8m1n64", "prefill_attention_d128_w8m2n32",
                      "rmsnorm_f32_to_bf16", "add_rmsnorm_f32_to_bf16", "rope_qkv_write_kv",
@@ -62,7 +62,7 @@ final class KernelCompileTests: XCTestCase {
                 XCTAssertTrue(name.map(all.contains) ?? false, "head dim \(headDim), group \(group): \(name ?? "none")")
             }
         }
-        // Head dims without a 16-byte-load variant keep the general kernel.
+        // Head dims without a tensor-core decode kernel keep the general kernel.
         XCTAssertNil(CUDAKernels.wideAttentionKernel(headDim: 80, group: 4))
         XCTAssertNil(CUDAKernels.wideAttentionKernel(headDim: 128, group: 9))
     }

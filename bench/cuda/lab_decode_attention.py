@@ -1,58 +1,98 @@
 # Paged decode attention (Sources/CUDA/Kernels/attention.cu) on the GPU against a float64 torch
 # reference on fresh random inputs, and its time against the KV-read roofline (1 GiB
 # device-to-device copy, bytes read plus written): the 8B Llama layer shape at several batches
-# and contexts, each kernel variant at several context splits.
-# Usage (GPU machine): python3 bench/cuda/lab_decode_attention.py [--kernels DIR] [--extra NAME ...]
+# and contexts, each kernel variant at several context splits, the whole attention timed (the
+# partial kernel and, where one runs, the combine kernel).
+# Usage (GPU machine, from bench/cuda):
+#   python3 lab_decode_attention.py [--kernels DIR] [--baseline DIR]
+# --baseline names another Kernels directory holding the earlier paged_attention_wide_* kernels
+# (commit 0612be2's; partial results, then paged_attention_combine), timed with their splits rule
+# beside this one's in the same run.
+# bench/cuda/lab_decode_variants.cu is appended to attention.cu for lab-only variants.
 import argparse
 import ctypes
+import os
+import shutil
 import sys
+import tempfile
 
 import torch
 
 from kernel_lab import KERNELS, Lab, copy_bandwidth_gbs, graph_ms, rel_err
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+# Warps, keys per warp per stage, stages: paged_attention_decode_d* as CUDAKernels.decodeAttentionLaunch
+# launches them, then the lab-only variants.
+DECODE = {"paged_attention_decode_d64": (4, 16, 3), "paged_attention_decode_d128": (8, 16, 3), "paged_attention_decode_d256": (4, 16, 3)}
+LAB_VARIANTS = {
+    "lab_decode_d128_w4k16s2": (4, 16, 2), "lab_decode_d128_w4k16s3": (4, 16, 3), "lab_decode_d128_w4k16s4": (4, 16, 4),
+    "lab_decode_d128_w2k16s4": (2, 16, 4), "lab_decode_d128_w8k16s2": (8, 16, 2), "lab_decode_d128_w4k32s2": (4, 32, 2),
+}
 
 
 class Shape:
     def __init__(self, layers, kvh, hd, bt, qh):
         self.layers, self.kvh, self.hd, self.bt, self.qh = layers, kvh, hd, bt, qh
         self.te = kvh * hd
-        self.block_elems = layers * 2 * bt * self.te  # a multiple of 2048 elements (4 KiB) here
+        self.block_elems = layers * 2 * bt * self.te
 
 
-def wide_name(shape, tokens_per_split=None):
-    # As CUDAKernels.wideAttentionKernel picks it.
-    g = shape.qh // shape.kvh
-    g = 1 if g == 1 else 4 if g <= 4 else 8
-    u = 4 if g <= 4 and shape.hd <= 128 else 2
-    return f"paged_attention_wide_d{shape.hd}g{g}u{u}"
+def decode_name(shape):
+    # As CUDAKernels.decodeAttentionKernel picks it.
+    return f"paged_attention_decode_d{shape.hd}"
+
+
+def decode_smem(hd, warps, keys, stages):
+    # As CUDAKernels.decodeAttentionSharedBytes: Q's m16 tile, then the K/V stages.
+    return 16 * hd * 2 + stages * 2 * warps * keys * hd * 2
 
 
 def splits_for(context, rows, kvh, sms):
     # As CUDAKernels.attentionSplits.
+    wanted = max(sms // (rows * kvh), (context + 4095) // 4096)
+    return max(1, min(wanted, (context + 127) // 128))
+
+
+def main_splits_for(context, rows, kvh, sms):
+    # CUDAKernels.attentionSplits of the wide kernels (0612be2), for the baseline.
     wanted = max(2, sms * 2 // (rows * kvh))
     return max(1, min(wanted, (context + 127) // 128))
 
 
-def old_name(shape):
+def baseline_name(shape):
     g = shape.qh // shape.kvh
-    return "paged_attention_partial_" + ("e4g4" if shape.hd <= 128 and g <= 4 else "e4g8" if shape.hd <= 128 else "e8g8")
+    g = 1 if g == 1 else 4 if g <= 4 else 8
+    return f"paged_attention_wide_d{shape.hd}g{g}u{4 if g <= 4 and shape.hd <= 128 else 2}"
 
 
-def make_call(lab, kernel, shape, q, pool, tables, row_table, ctx, max_ctx, layer, splits, scale):
-    rows = q.shape[0]
-    parts = rows * shape.qh * splits
-    part_m = torch.empty(parts, device="cuda")
-    part_l = torch.empty(parts, device="cuda")
-    part_acc = torch.empty(parts * shape.hd, device="cuda")
-    out = torch.full((rows, shape.qh * shape.hd), float("nan"), dtype=torch.bfloat16, device="cuda")
-    tps = (max_ctx + splits - 1) // splits
+class Call:
+    """One attention: inputs bound, scratch and output allocated; the decode kernel writes the
+    output itself at one split, otherwise paged_attention_combine runs after it. `old`: main's
+    kernel, which always leaves the output to the combine."""
 
-    def call():
-        lab.launch(kernel, (rows, shape.kvh, splits), (128,),
-                   [q, shape.qh * shape.hd, pool, tables, tables.shape[1], row_table, ctx, part_m, part_l, part_acc,
-                    shape.qh, shape.kvh, shape.hd, layer, shape.bt, ctypes.c_long(shape.block_elems), tps, scale])
-        lab.launch("paged_attention_combine", (rows, shape.qh), (shape.hd,), [part_m, part_l, part_acc, out, shape.qh, shape.hd, splits])
-    return out, call
+    def __init__(self, lab, kernel, shape, q, pool, tables, row_table, ctx, max_ctx, layer, splits, scale, old=False):
+        rows = q.shape[0]
+        parts = rows * shape.qh * splits
+        self.part_m = torch.empty(parts, device="cuda")
+        self.part_l = torch.empty(parts, device="cuda")
+        self.part_acc = torch.empty(parts * shape.hd, device="cuda")
+        self.out = torch.full((rows, shape.qh * shape.hd), float("nan"), dtype=torch.bfloat16, device="cuda")
+        tps = (max_ctx + splits - 1) // splits
+        args = [q, shape.qh * shape.hd, pool, tables, tables.shape[1], row_table, ctx, self.part_m, self.part_l, self.part_acc,
+                shape.qh, shape.kvh, shape.hd, layer, shape.bt, ctypes.c_long(shape.block_elems), tps, scale]
+        warps, keys, stages = {**DECODE, **LAB_VARIANTS}.get(kernel, (0, 0, 0))
+        if old:
+            shared, threads, combine = 0, 128, True
+        else:
+            args += [self.out]
+            shared, threads, combine = decode_smem(shape.hd, warps, keys, stages), 32 * warps, splits > 1
+        cargs = [self.part_m, self.part_l, self.part_acc, self.out, shape.qh, shape.hd, splits]
+
+        def call():
+            lab.launch(kernel, (rows, shape.kvh, splits), (threads,), args, shared=shared)
+            if combine:
+                lab.launch("paged_attention_combine", (rows, shape.qh), (shape.hd,), cargs)
+        self.call = call
 
 
 def reference(shape, q, pool, tables, ctx, layer, scale):
@@ -81,67 +121,89 @@ def inputs(shape, batch, context, seed):
     return pool, tables, ctx, row_table, q
 
 
+def lab_dir(kernels):
+    d = tempfile.mkdtemp()
+    shutil.copy(os.path.join(kernels, "common.cuh"), d)
+    with open(os.path.join(d, "attention.cu"), "w") as f:
+        f.write(open(os.path.join(kernels, "attention.cu")).read() + "\n" + open(os.path.join(HERE, "lab_decode_variants.cu")).read())
+    return d
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--kernels", default=KERNELS)
-    ap.add_argument("--extra", nargs="*", default=[], help="more partial kernels (same parameters) to time for the 8B shape")
+    ap.add_argument("--baseline", default=None)
     args = ap.parse_args()
-    lab = Lab(args.kernels, modules=["attention"])
+    lab = Lab(lab_dir(args.kernels), modules=["attention"])
+    base = Lab(args.baseline, modules=["attention"]) if args.baseline else None
     bw = copy_bandwidth_gbs()
-    print(f"{torch.cuda.get_device_name()}: d2d copy {bw:.0f} GB/s (read+write)")
+    sms = torch.cuda.get_device_properties(0).multi_processor_count
+    print(f"{torch.cuda.get_device_name()}: d2d copy {bw:.0f} GB/s (read+write), {sms} SMs")
     failures = 0
-    # Correctness: head dims, grouping, block sizes, odd lengths, several splits.
+    # Correctness: head dims, grouping (1-8 query heads per KV head), block sizes, odd lengths,
+    # several splits (some past the shorter rows' ends), each call made twice on a poisoned output.
     for (hd, qh, kvh, bt, batch, context) in [(128, 32, 8, 64, 3, 700), (128, 8, 8, 16, 2, 100), (64, 14, 2, 16, 4, 33),
-                                              (256, 16, 2, 32, 2, 300), (64, 24, 8, 128, 1, 1), (128, 32, 8, 64, 16, 257)]:
+                                              (256, 16, 2, 32, 2, 300), (64, 24, 8, 128, 1, 1), (128, 32, 8, 64, 16, 257),
+                                              (256, 64, 8, 16, 3, 129), (64, 8, 8, 64, 5, 520), (128, 16, 8, 128, 2, 1000),
+                                              (128, 40, 8, 32, 3, 77), (256, 8, 8, 64, 2, 450), (64, 48, 8, 32, 2, 260)]:
         shape = Shape(3, kvh, hd, bt, qh)
         pool, tables, ctx, row_table, q = inputs(shape, batch, context, 7 + hd + batch)
         ref = reference(shape, q, pool, tables, ctx, 1, hd ** -0.5)
-        for splits in (1, 3, 8):
-            for kernel in [wide_name(shape, (context + splits - 1) // splits)] + args.extra * (hd == 128 and qh // kvh == 4):
-                out, call = make_call(lab, kernel, shape, q, pool, tables, row_table, ctx, context, 1, splits, hd ** -0.5)
-                call()
-                torch.cuda.synchronize()
-                err = rel_err(out.float(), ref)
-                ok = err < 8e-3
+        kernels = [decode_name(shape)] + [k for k in LAB_VARIANTS if hd == 128 and qh // kvh == 4]
+        for splits in (1, 3, 8, 24):
+            for kernel in kernels:
+                c = Call(lab, kernel, shape, q, pool, tables, row_table, ctx, context, 1, splits, hd ** -0.5)
+                errs = []
+                for _ in range(2):
+                    c.out.fill_(float("nan"))
+                    c.call()
+                    torch.cuda.synchronize()
+                    errs.append(rel_err(c.out.float(), ref))
+                ok = max(errs) < 8e-3
                 failures += 0 if ok else 1
-                print(f"check {kernel:32s} hd {hd:3d} heads {qh:2d}/{kvh} bt {bt:3d} batch {batch:2d} ctx {context:4d} splits {splits}: err {err:.2e} {'ok' if ok else 'FAIL'}")
+                print(f"check {kernel:30s} hd {hd:3d} heads {qh:2d}/{kvh} bt {bt:3d} batch {batch:2d} "
+                      f"ctx {context:4d} splits {splits:2d}: err {max(errs):.2e} {'ok' if ok else 'FAIL'}")
+    print(f"correctness: {failures} failures")
     # Timing: the 8B layer shape.
     shape = Shape(32, 8, 128, 64, 32)
     table = []
-    for batch, context in [(1, 2048), (1, 4096), (16, 2048), (16, 4096), (1, 32768), (64, 1024)]:
+    for batch, context in [(1, 2048), (1, 4096), (16, 2048), (16, 4096), (1, 32768), (64, 1024), (16, 512)]:
         pool, tables, ctx, row_table, q = inputs(shape, batch, context, 99)
         kv_bytes = int(ctx.sum()) * 2 * shape.te * 2
         roof = kv_bytes / bw / 1e6
-        sms = torch.cuda.get_device_properties(0).multi_processor_count
-        splits = splits_for(context, batch, shape.kvh, sms)
-        tps = (context + splits - 1) // splits
-        kernel = wide_name(shape, tps)
-        out, call = make_call(lab, kernel, shape, q, pool, tables, row_table, ctx, context, 5, splits, 0.088)
-        ms = graph_ms(call)
-        line = (f"{'as hifc picks: ' + kernel:46s} batch {batch:2d} context {context:5d}: {ms * 1000:7.1f} us at {splits:3d} splits, "
-                f"{kv_bytes / ms / 1e6:5.0f} GB/s of KV, {ms / roof:5.2f}x roofline")
-        print(line)
-        table.append(line)
-        for kernel in [old_name(shape), "paged_attention_wide_d128g4u4"] + args.extra:
-            best = None
-            for tps in (64, 128, 256, 512, 1024, 2048, 4096):
-                if tps > context and tps != 64:
-                    continue
-                splits = (context + tps - 1) // tps
-                if batch * shape.kvh * splits > 65535 * 8:
-                    continue
-                out, call = make_call(lab, kernel, shape, q, pool, tables, row_table, ctx, context, 5, splits, 0.088)
-                ms = graph_ms(call)
-                if best is None or ms < best[0]:
-                    best = (ms, splits, tps)
-            ms, splits, tps = best
-            line = (f"{kernel:46s} batch {batch:2d} context {context:5d}: best {ms * 1000:7.1f} us at {splits:3d} splits ({tps:4d} tokens), "
+
+        def row(label, ms, splits, extra=""):
+            line = (f"{label:40s} batch {batch:2d} context {context:5d}: {ms * 1000:7.1f} us at {splits:3d} splits{extra}, "
                     f"{kv_bytes / ms / 1e6:5.0f} GB/s of KV, {ms / roof:5.2f}x roofline")
             print(line)
             table.append(line)
+
+        if base:
+            splits = main_splits_for(context, batch, shape.kvh, sms)
+            c = Call(base, baseline_name(shape), shape, q, pool, tables, row_table, ctx, context, 5, splits, 0.088, old=True)
+            row("main picks: " + baseline_name(shape), graph_ms(c.call), splits)
+        splits = splits_for(context, batch, shape.kvh, sms)
+        c = Call(lab, decode_name(shape), shape, q, pool, tables, row_table, ctx, context, 5, splits, 0.088)
+        row("hifc picks: " + decode_name(shape), graph_ms(c.call), splits)
+        candidates = [(baseline_name(shape), base, True)] if base else []
+        for kernel, owner, old in candidates + [(k, lab, False) for k in [decode_name(shape)] + list(LAB_VARIANTS)]:
+            times = []
+            for tps in (32, 64, 128, 256, 512, 1024, 2048, 4096):
+                if tps > context and tps != 32:
+                    continue
+                splits = (context + tps - 1) // tps
+                if splits > 512:
+                    continue
+                c = Call(owner, kernel, shape, q, pool, tables, row_table, ctx, context, 5, splits, 0.088, old=old)
+                times.append((graph_ms(c.call), splits, tps))
+            ms, splits, tps = min(times)
+            sweep = " ".join(f"{s}:{t * 1000:.1f}" for t, s, _ in sorted(times, key=lambda x: x[1]))
+            print(f"   sweep {kernel}: {sweep}")
+            row(f"{kernel} best", ms, splits, f" ({tps} tokens)")
         del pool
         torch.cuda.empty_cache()
     print("\n".join(["", "summary:"] + table))
+    print(f"correctness: {failures} failures")
     sys.exit(1 if failures else 0)
 
 

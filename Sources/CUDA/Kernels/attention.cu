@@ -1,6 +1,8 @@
 // Paged attention over the block-major KV pool, split across the context (flash-decoding):
 // pass 1 computes, for each query row, head and split of the context, a partial softmax
-// (running max m, sum l, weighted sum of V); pass 2 combines the splits.
+// (running max m, sum l, weighted sum of V); pass 2 combines the splits. The tensor-core decode
+// kernels (head dims 64, 128, 256) write the output themselves when there is one split, and the
+// host then skips pass 2.
 //
 // A "query row" is one token's query: a decode step has one per sequence, a prefill has one per
 // prompt token, each with its own visible context length (causal masking), so the same kernels
@@ -193,193 +195,283 @@ extern "C" __global__ void paged_attention_combine(
     out[((long)r * q_heads + h) * head_dim + d] = f32_to_bf16(den > 0.0f ? num / den : 0.0f);
 }
 
-// Decode attention with 16-byte loads, for head dims of 8 * L with L in {8, 16, 32} (64, 128,
-// 256): L lanes hold one K or V row of a head (8 bf16 each), so a warp reads 32 / L tokens per
-// load instruction, and U such loads of K and of V are in flight before the first is used. The
-// softmax maximum is kept per warp (the same in every lane) so the lanes of different tokens add
-// their shares of P·V straight into one accumulator, summed across token groups at the end.
-// Grid (rows, kv_heads, splits), 32 * ATTN_WARPS threads; writes the same partial results as
-// attention_partial, for paged_attention_combine.
-template <int L, int G, int U>
-__device__ __forceinline__ void attention_partial_wide(
+#define DECODE_PARAMS ATTN_PARAMS, bf16_t* __restrict__ out
+#define DECODE_ARGS ATTN_ARGS, out
+
+// The end of a decode block: merges its warps' online softmax states (sm_m, sm_l: [W][G];
+// sm_acc: [W][G][HD], visible to the whole block) into one per query head. With one split that
+// is the answer, written as bf16 here, and the host launches no combine; otherwise the block
+// writes its partial result for paged_attention_combine.
+template <int W, int G, int HD>
+__device__ __forceinline__ void finish_decode_block(
+    const float* sm_m, const float* sm_l, const float* sm_acc,
+    float* __restrict__ part_m, float* __restrict__ part_l, float* __restrict__ part_acc,
+    bf16_t* __restrict__ out, int q_heads, int kv_heads)
+{
+    const int r = blockIdx.x, kvh = blockIdx.y, split = blockIdx.z, splits = gridDim.z;
+    const int group = q_heads / kv_heads;
+    const long head0 = (long)r * q_heads + kvh * group;
+    for (int i = threadIdx.x; i < group * HD; i += blockDim.x) {
+        const int g = i / HD, d = i % HD;
+        float mx = NEG_INF;
+#pragma unroll
+        for (int w = 0; w < W; ++w) mx = fmaxf(mx, sm_m[w * G + g]);
+        float lsum = 0.0f, a = 0.0f;
+#pragma unroll
+        for (int w = 0; w < W; ++w) {
+            const float mw = sm_m[w * G + g];
+            if (mw == NEG_INF) continue;
+            const float e = exp2f(mw - mx);
+            lsum += sm_l[w * G + g] * e;
+            a += sm_acc[(w * G + g) * HD + d] * e;
+        }
+        if (splits == 1) {
+            out[(head0 + g) * HD + d] = f32_to_bf16(lsum > 0.0f ? a / lsum : 0.0f);
+        } else {
+            // The combine weighs splits by exp(m): back from the log2 domain.
+            const long p = (head0 + g) * splits + split;
+            if (d == 0) { part_m[p] = mx == NEG_INF ? NEG_INF : mx * 0.6931471805599453f; part_l[p] = lsum; }
+            part_acc[p * HD + d] = a;
+        }
+    }
+}
+
+__device__ __forceinline__ unsigned int smem_addr(const void* p) { return (unsigned int)__cvta_generic_to_shared(p); }
+
+// 16 bytes global -> shared, asynchronously; with valid false the destination is zero-filled and
+// nothing is read (keys past the context must be finite: P = 0 times a NaN V would still be NaN).
+__device__ __forceinline__ void cp_async16(unsigned int dst, const void* src, bool valid) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(dst), "l"(src), "r"(valid ? 16 : 0) : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;" :: "n"(N) : "memory"); }
+
+__device__ __forceinline__ void ldmatrix_x4(unsigned int addr, unsigned int& r0, unsigned int& r1, unsigned int& r2, unsigned int& r3) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3) : "r"(addr));
+}
+__device__ __forceinline__ void ldmatrix_x4_trans(unsigned int addr, unsigned int& r0, unsigned int& r1, unsigned int& r2, unsigned int& r3) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3) : "r"(addr));
+}
+
+// c += a · b for one 16x8 fp32 tile (a: 16x16 bf16 row-major fragment, b: 16x8 bf16 column-major).
+__device__ __forceinline__ void mma_bf16(float c[4], const unsigned int a[4], unsigned int b0, unsigned int b1) {
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+// Two fp32 as bf16x2 (round to nearest even): lo in the low half.
+__device__ __forceinline__ unsigned int pack_bf16x2(float lo, float hi) {
+    unsigned int r;
+    asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
+    return r;
+}
+
+// Shared tiles are [rows][D] bf16 with each row's 16-byte chunks XOR-swizzled by (row & 7), so the
+// eight rows one ldmatrix reads (same logical chunk) fall in eight different bank groups.
+template <int D>
+__device__ __forceinline__ int swz(int row, int chunk) { return row * D + ((chunk ^ (row & 7)) << 3); }
+
+// Decode attention on tensor cores. On CUDA cores the 8B shape was bound by instruction issue,
+// not memory: a warp spent some 100 instructions per token (unpacking, FMAs, shuffle reductions,
+// exponentials) and, with one or two warps per scheduler, time per token did not move with the
+// bytes in flight. Here one m16n8k16 MMA does a 16x8x16 piece of S = QKᵀ or O += PV.
+//
+// The block (row, KV head, split) puts its group's query heads in the rows of one m16 tile (rows
+// past the group are zero and never written) and streams the split's K/V through shared memory,
+// BN = W * KW keys per stage (cp.async, S stages, S - 1 in flight while it computes). Warp w takes
+// keys [w * KW, (w + 1) * KW) of every stage with its own online softmax (log2 domain: q carries
+// log2(e)); the warps merge at the end. Q and P are rounded to bf16 for the MMAs, as in prefill.
+// Grid (rows, kv_heads, splits), 32 * W threads, (16 + 2 * S * BN) * D * 2 bytes of dynamic shared
+// memory (CUDAKernels.decodeAttentionLaunch).
+template <int D, int W, int KW, int S>
+__device__ __forceinline__ void attention_decode_mma(
     const float* __restrict__ q, int q_stride, const bf16_t* __restrict__ pool,
     const int* __restrict__ block_tables, int table_stride,
     const int* __restrict__ row_table, const int* __restrict__ ctx_len,
     float* __restrict__ part_m, float* __restrict__ part_l, float* __restrict__ part_acc,
     int q_heads, int kv_heads, int head_dim, int layer, int block_tokens, long block_stride,
-    int tokens_per_split, float scale)
+    int tokens_per_split, float scale, bf16_t* __restrict__ out)
 {
-    constexpr int GROUPS = 32 / L;            // tokens per load instruction
-    constexpr int HD = 8 * L;
-    __shared__ float sm_m[ATTN_WARPS][G], sm_l[ATTN_WARPS][G];
-    __shared__ float sm_acc[ATTN_WARPS][G][HD];
-    const int r = blockIdx.x, kvh = blockIdx.y, split = blockIdx.z, splits = gridDim.z;
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    const int sub = lane / L, d0 = (lane % L) * 8;
+    constexpr int CH = D / 8, BN = W * KW, THREADS = 32 * W;
+    constexpr int STAGE = 2 * BN * D;          // bf16 per stage: K rows, then V rows
+    // With head dim 256 the output fragments alone take 128 registers: Q is re-read from shared
+    // memory per MMA step rather than held.
+    constexpr bool QREG = D <= 128;
+    static_assert(KW % 16 == 0 && (BN * CH) % THREADS == 0, "stage shape");
+    static_assert(S * STAGE * 2 >= W * 8 * D * 4, "the warps' merge reuses the stages");
+    extern __shared__ __align__(128) unsigned char decode_smem[];
+    bf16_t* sQ = reinterpret_cast<bf16_t*>(decode_smem);   // [16][D]
+    bf16_t* sKV = sQ + 16 * D;                              // [S][2][BN][D]
+    __shared__ float sm_m[W * 8], sm_l[W * 8];
+
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int r = blockIdx.x, kvh = blockIdx.y, split = blockIdx.z;
     const int group = q_heads / kv_heads;
-    const int token_elems = kv_heads * HD;
+    const int token_elems = kv_heads * D;
     const int* table = block_tables + (long)row_table[r] * table_stride;
     const int len = ctx_len[r];
     const int start = split * tokens_per_split;
     const int end = min(len, start + tokens_per_split);
-    const long layer_k = (long)(layer * 2) * block_tokens * token_elems + (long)kvh * HD + d0;
+    const int n_tiles = end > start ? (end - start + BN - 1) / BN : 0;
+    const bf16_t* k_layer = pool + (long)(layer * 2) * block_tokens * token_elems + (long)kvh * D;
     const long v_offset = (long)block_tokens * token_elems;
+    const unsigned int sKV_addr = smem_addr(sKV), sQ_addr = smem_addr(sQ);
 
-    float qv[G][8], acc[G][8], m[G], l[G];
+    auto load_kv = [&](int t) {
+        const int n0 = start + t * BN;
+        const unsigned int kb = sKV_addr + (t % S) * STAGE * 2, vb = kb + BN * D * 2;
 #pragma unroll
-    for (int g = 0; g < G; ++g) {
-        const float* qh = q + (long)r * q_stride + (long)(kvh * group + g) * HD + d0;
-#pragma unroll
-        for (int j = 0; j < 8; ++j) {
-            qv[g][j] = g < group ? qh[j] * scale : 0.0f;
-            acc[g][j] = 0.0f;
-        }
-        m[g] = NEG_INF;
-        l[g] = 0.0f;
-    }
-    // A warp takes U * GROUPS consecutive tokens per iteration; lane group `sub` takes every
-    // GROUPS-th of them. The next iteration's K/V loads are issued before this one's arithmetic:
-    // each iteration waits on two dependent loads (block table, then K/V), and with one
-    // iteration in flight per warp the kernel was latency-bound at a third of the bandwidth.
-    constexpr int STEP = U * GROUPS;
-    uint4 kw[U], vw[U];
-    auto load = [&](int from, uint4 (&kd)[U], uint4 (&vd)[U]) {
-#pragma unroll
-        for (int u = 0; u < U; ++u) {
-            const int t = from + u * GROUPS + sub;
-            if (t < end) {
-                const bf16_t* k = pool + (long)table[t / block_tokens] * block_stride + layer_k
-                    + (long)(t % block_tokens) * token_elems;
-                kd[u] = *reinterpret_cast<const uint4*>(k);
-                vd[u] = *reinterpret_cast<const uint4*>(k + v_offset);
-            } else {
-                kd[u] = make_uint4(0, 0, 0, 0);
-                vd[u] = make_uint4(0, 0, 0, 0);
-            }
+        for (int it = 0; it < BN * CH / THREADS; ++it) {
+            const int i = tid + it * THREADS;
+            const int row = i / CH, c = i % CH, pos = n0 + row;
+            const bool valid = pos < end;
+            const bf16_t* src = pool;
+            if (valid) src = k_layer + (long)table[pos / block_tokens] * block_stride + (long)(pos % block_tokens) * token_elems + c * 8;
+            const unsigned int so = swz<D>(row, c) * 2;
+            cp_async16(kb + so, src, valid);
+            cp_async16(vb + so, valid ? src + v_offset : src, valid);
         }
     };
-    load(start + warp * STEP, kw, vw);
-    for (int base = start + warp * STEP; base < end; base += ATTN_WARPS * STEP) {
-        uint4 nk[U], nv[U];
-        load(base + ATTN_WARPS * STEP, nk, nv);
-        float kf[U][8];
 #pragma unroll
-        for (int u = 0; u < U; ++u) {
-            const unsigned int w[4] = {kw[u].x, kw[u].y, kw[u].z, kw[u].w};
-#pragma unroll
-            for (int j = 0; j < 4; ++j) {
-                kf[u][2 * j] = __uint_as_float(w[j] << 16);
-                kf[u][2 * j + 1] = __uint_as_float(w[j] & 0xFFFF0000u);
-            }
-        }
-#pragma unroll
-        for (int g = 0; g < G; ++g) {
-            if (g >= group) break;
-            float s[U];
-#pragma unroll
-            for (int u = 0; u < U; ++u) {
-                float d = 0.0f;
-#pragma unroll
-                for (int j = 0; j < 8; ++j) d += qv[g][j] * kf[u][j];
-#pragma unroll
-                for (int o = L / 2; o > 0; o >>= 1) d += __shfl_xor_sync(0xffffffffu, d, o);
-                s[u] = base + u * GROUPS + sub < end ? d : NEG_INF;
-            }
-            float mx = m[g];
-#pragma unroll
-            for (int u = 0; u < U; ++u) mx = fmaxf(mx, s[u]);
-#pragma unroll
-            for (int o = L; o < 32; o <<= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
-            const float corr = expf(m[g] - mx);
-            float p[U], psum = 0.0f;
-#pragma unroll
-            for (int u = 0; u < U; ++u) { p[u] = expf(s[u] - mx); psum += p[u]; }
-            l[g] = l[g] * corr + psum;
-#pragma unroll
-            for (int j = 0; j < 8; ++j) acc[g][j] *= corr;
-#pragma unroll
-            for (int u = 0; u < U; ++u) {
-                const unsigned int w[4] = {vw[u].x, vw[u].y, vw[u].z, vw[u].w};
-#pragma unroll
-                for (int j = 0; j < 4; ++j) {
-                    acc[g][2 * j] += p[u] * __uint_as_float(w[j] << 16);
-                    acc[g][2 * j + 1] += p[u] * __uint_as_float(w[j] & 0xFFFF0000u);
-                }
-            }
-            m[g] = mx;
-        }
-#pragma unroll
-        for (int u = 0; u < U; ++u) { kw[u] = nk[u]; vw[u] = nv[u]; }
+    for (int t = 0; t < S - 1; ++t) {
+        if (t < n_tiles) load_kv(t);
+        cp_async_commit();
     }
-    // Sum the token groups' shares (the maximum is already the warp's), then merge the warps.
+
+    const float qs = scale * 1.4426950408889634f;
 #pragma unroll
-    for (int g = 0; g < G; ++g) {
-        if (g >= group) break;
-#pragma unroll
-        for (int o = L; o < 32; o <<= 1) {
-            l[g] += __shfl_xor_sync(0xffffffffu, l[g], o);
-#pragma unroll
-            for (int j = 0; j < 8; ++j) acc[g][j] += __shfl_xor_sync(0xffffffffu, acc[g][j], o);
+    for (int it = 0; it < (16 * CH + THREADS - 1) / THREADS; ++it) {
+        const int i = tid + it * THREADS;
+        if (i >= 16 * CH) break;
+        const int m = i / CH, c = i % CH;
+        uint4 w = make_uint4(0, 0, 0, 0);
+        if (m < group) {
+            const float* src = q + (long)r * q_stride + (long)(kvh * group + m) * D + c * 8;
+            const float4 a = *reinterpret_cast<const float4*>(src), b = *reinterpret_cast<const float4*>(src + 4);
+            w = make_uint4(pack_bf16x2(a.x * qs, a.y * qs), pack_bf16x2(a.z * qs, a.w * qs),
+                           pack_bf16x2(b.x * qs, b.y * qs), pack_bf16x2(b.z * qs, b.w * qs));
         }
-        if (lane == 0) { sm_m[warp][g] = m[g]; sm_l[warp][g] = l[g]; }
-        if (sub == 0) {
-#pragma unroll
-            for (int j = 0; j < 8; ++j) sm_acc[warp][g][d0 + j] = acc[g][j];
-        }
+        *reinterpret_cast<uint4*>(sQ + swz<D>(m, c)) = w;
     }
     __syncthreads();
-    for (int g = 0; g < group; ++g) {
-        float mx = NEG_INF;
-        for (int w = 0; w < ATTN_WARPS; ++w) mx = fmaxf(mx, sm_m[w][g]);
-        const long out = ((long)r * q_heads + kvh * group + g) * splits + split;
-        float lsum = 0.0f;
-        for (int w = 0; w < ATTN_WARPS; ++w) lsum += sm_m[w][g] == NEG_INF ? 0.0f : sm_l[w][g] * expf(sm_m[w][g] - mx);
-        if (threadIdx.x == 0) { part_m[out] = mx; part_l[out] = lsum; }
-        for (int d = threadIdx.x; d < HD; d += blockDim.x) {
-            float a = 0.0f;
-            for (int w = 0; w < ATTN_WARPS; ++w)
-                if (sm_m[w][g] != NEG_INF) a += sm_acc[w][g][d] * expf(sm_m[w][g] - mx);
-            part_acc[out * head_dim + d] = a;
+    unsigned int qf[QREG ? D / 16 : 1][4];
+    if constexpr (QREG) {
+#pragma unroll
+        for (int kk = 0; kk < D / 16; ++kk)
+            ldmatrix_x4(sQ_addr + swz<D>(lane & 15, kk * 2 + (lane >> 4)) * 2, qf[kk][0], qf[kk][1], qf[kk][2], qf[kk][3]);
+    }
+
+    // This lane's fragment row lane / 4 is query head g of the group; rows 8-15 (fragment
+    // elements 2 and 3) are padding, their P is zero.
+    const int g = lane >> 2, tq = lane & 3;
+    float o[D / 8][4];
+#pragma unroll
+    for (int j = 0; j < D / 8; ++j) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.0f;
+    float mx = NEG_INF, l = 0.0f;
+
+    for (int t = 0; t < n_tiles; ++t) {
+        cp_async_wait<S - 2>();
+        // Stage t is complete for every thread, and every warp is done with stage t - 1, which
+        // the next copy overwrites.
+        __syncthreads();
+        if (t + S - 1 < n_tiles) load_kv(t + S - 1);
+        cp_async_commit();
+        const unsigned int kb = sKV_addr + (t % S) * STAGE * 2, vb = kb + BN * D * 2;
+        const int key0 = warp * KW;
+
+        float s[KW / 8][4];
+#pragma unroll
+        for (int j = 0; j < KW / 8; ++j) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;
+#pragma unroll
+        for (int kk = 0; kk < D / 16; ++kk) {
+            unsigned int a[4];
+            if constexpr (QREG) {
+                a[0] = qf[kk][0]; a[1] = qf[kk][1]; a[2] = qf[kk][2]; a[3] = qf[kk][3];
+            } else {
+                ldmatrix_x4(sQ_addr + swz<D>(lane & 15, kk * 2 + (lane >> 4)) * 2, a[0], a[1], a[2], a[3]);
+            }
+#pragma unroll
+            for (int j = 0; j < KW / 8; j += 2) {
+                unsigned int b0, b1, b2, b3;
+                const int key = key0 + j * 8 + (lane & 7) + ((lane >> 4) << 3);
+                ldmatrix_x4(kb + swz<D>(key, kk * 2 + ((lane >> 3) & 1)) * 2, b0, b1, b2, b3);
+                mma_bf16(s[j], a, b0, b1);
+                mma_bf16(s[j + 1], a, b2, b3);
+            }
+        }
+
+        const int pos0 = start + t * BN + key0 + 2 * tq;
+        float x = mx;
+#pragma unroll
+        for (int j = 0; j < KW / 8; ++j) {
+            if (pos0 + j * 8 >= end) s[j][0] = NEG_INF;
+            if (pos0 + j * 8 + 1 >= end) s[j][1] = NEG_INF;
+            x = fmaxf(x, fmaxf(s[j][0], s[j][1]));
+        }
+        x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 1));
+        x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 2));
+        // A warp that has seen no key yet (x = -inf) must get P = 0 and a zero rescale, not NaN.
+        const float ref = x == NEG_INF ? 0.0f : x;
+        const float corr = exp2f(mx - ref);
+        mx = x;
+        l *= corr;
+#pragma unroll
+        for (int j = 0; j < D / 8; ++j) { o[j][0] *= corr; o[j][1] *= corr; }
+        unsigned int pf[KW / 16][4];
+#pragma unroll
+        for (int j = 0; j < KW / 8; ++j) {
+            const float p0 = exp2f(s[j][0] - ref), p1 = exp2f(s[j][1] - ref);
+            l += p0 + p1;
+            // S's accumulator layout is the A-operand layout of the next product.
+            pf[j >> 1][(j & 1) * 2] = pack_bf16x2(p0, p1);
+            pf[j >> 1][(j & 1) * 2 + 1] = 0u;
+        }
+#pragma unroll
+        for (int kk = 0; kk < KW / 16; ++kk) {
+#pragma unroll
+            for (int j = 0; j < D / 8; j += 2) {
+                unsigned int b0, b1, b2, b3;
+                const int key = key0 + kk * 16 + (lane & 7) + (((lane >> 3) & 1) << 3);
+                ldmatrix_x4_trans(vb + swz<D>(key, j + (lane >> 4)) * 2, b0, b1, b2, b3);
+                mma_bf16(o[j], pf[kk], b0, b1);
+                mma_bf16(o[j + 1], pf[kk], b2, b3);
+            }
         }
     }
+
+    // Merge the warps in the stages' memory, which no copy writes any more.
+    l += __shfl_xor_sync(0xffffffffu, l, 1);
+    l += __shfl_xor_sync(0xffffffffu, l, 2);
+    __syncthreads();
+    float* sm_acc = reinterpret_cast<float*>(sKV);   // [W][8][D]
+    if (tq == 0) { sm_m[warp * 8 + g] = mx; sm_l[warp * 8 + g] = l; }
+#pragma unroll
+    for (int j = 0; j < D / 8; ++j) {
+        sm_acc[(warp * 8 + g) * D + j * 8 + 2 * tq] = o[j][0];
+        sm_acc[(warp * 8 + g) * D + j * 8 + 2 * tq + 1] = o[j][1];
+    }
+    __syncthreads();
+    finish_decode_block<W, 8, D>(sm_m, sm_l, sm_acc, part_m, part_l, part_acc, out, q_heads, kv_heads);
 }
 
-// Variants by head dim (d64, d128, d256), query heads per KV head (g1, g4, g8) and loads in
-// flight per lane (u4 where the registers allow, u2 for the larger groups and head dims). Written out, not by a macro, so that the kernel names
-// stay visible to KernelLibrary's scan of the source.
-extern "C" __global__ void __launch_bounds__(32 * ATTN_WARPS) paged_attention_wide_d64g1u4(ATTN_PARAMS) {
+// Head dims 64, 128 and 256, up to 8 query heads per KV head; 16 keys per warp per stage, three
+// stages. Head dim 128 (the 8B shape) takes 8 warps, one block per SM (196 KiB of stages): on the
+// H100 it beat 4 warps by 2-18% and 2 stages by up to 13%, each at its best split count
+// (bench/results/decode-attention-h100.md); the others keep 4 warps, not timed. Written out, not by a macro, so that the kernel names stay
+// visible to KernelLibrary's scan of the source.
+extern "C" __global__ void __launch_bounds__(128) paged_attention_decode_d64(DECODE_PARAMS) {
     wait_for_previous_kernel();
-    attention_partial_wide<8, 1, 4>(ATTN_ARGS);
+    attention_decode_mma<64, 4, 16, 3>(DECODE_ARGS);
 }
-extern "C" __global__ void __launch_bounds__(32 * ATTN_WARPS) paged_attention_wide_d64g4u4(ATTN_PARAMS) {
+extern "C" __global__ void __launch_bounds__(256) paged_attention_decode_d128(DECODE_PARAMS) {
     wait_for_previous_kernel();
-    attention_partial_wide<8, 4, 4>(ATTN_ARGS);
+    attention_decode_mma<128, 8, 16, 3>(DECODE_ARGS);
 }
-extern "C" __global__ void __launch_bounds__(32 * ATTN_WARPS) paged_attention_wide_d64g8u2(ATTN_PARAMS) {
+extern "C" __global__ void __launch_bounds__(128) paged_attention_decode_d256(DECODE_PARAMS) {
     wait_for_previous_kernel();
-    attention_partial_wide<8, 8, 2>(ATTN_ARGS);
-}
-extern "C" __global__ void __launch_bounds__(32 * ATTN_WARPS) paged_attention_wide_d128g1u4(ATTN_PARAMS) {
-    wait_for_previous_kernel();
-    attention_partial_wide<16, 1, 4>(ATTN_ARGS);
-}
-extern "C" __global__ void __launch_bounds__(32 * ATTN_WARPS) paged_attention_wide_d128g4u4(ATTN_PARAMS) {
-    wait_for_previous_kernel();
-    attention_partial_wide<16, 4, 4>(ATTN_ARGS);
-}
-extern "C" __global__ void __launch_bounds__(32 * ATTN_WARPS) paged_attention_wide_d128g8u2(ATTN_PARAMS) {
-    wait_for_previous_kernel();
-    attention_partial_wide<16, 8, 2>(ATTN_ARGS);
-}
-extern "C" __global__ void __launch_bounds__(32 * ATTN_WARPS) paged_attention_wide_d256g1u2(ATTN_PARAMS) {
-    wait_for_previous_kernel();
-    attention_partial_wide<32, 1, 2>(ATTN_ARGS);
-}
-extern "C" __global__ void __launch_bounds__(32 * ATTN_WARPS) paged_attention_wide_d256g4u2(ATTN_PARAMS) {
-    wait_for_previous_kernel();
-    attention_partial_wide<32, 4, 2>(ATTN_ARGS);
-}
-extern "C" __global__ void __launch_bounds__(32 * ATTN_WARPS) paged_attention_wide_d256g8u2(ATTN_PARAMS) {
-    wait_for_previous_kernel();
-    attention_partial_wide<32, 8, 2>(ATTN_ARGS);
+    attention_decode_mma<256, 4, 16, 3>(DECODE_ARGS);
 }

@@ -132,24 +132,31 @@ public struct CUDAKernels: Sendable {
         rows * qHeads * splits * (2 + headDim)
     }
 
-    /// The number of context splits for a longest context of `maxContext` tokens: about two
-    /// blocks (one per query row, KV head and split) per multiprocessor, at least two splits,
-    /// each of at least 128 tokens. From timings at batch 1 to 64 and contexts 1K to 32K on an
-    /// H100 (bench/results/decode-attention-h100.md): more, shorter blocks lost to the combine
-    /// and to partial waves; fewer, longer ones to each warp's serial walk.
+    /// The number of context splits for a longest context of `maxContext` tokens: about one block
+    /// (query row, KV head, split) per multiprocessor, since a tensor-core decode block of head dim
+    /// 128 fills one with its shared-memory stages; at least one split per 4096 tokens, so that
+    /// one long row among short ones is still spread over many multiprocessors; at least 128
+    /// tokens per split. From timings of batches 1 to 64 and contexts 512 to 32K on an H100
+    /// (bench/results/decode-attention-h100.md): batch 16 at 2K-4K was 7-15% slower at two
+    /// splits than at one, batch 1 at 2K-32K fastest at 16 (8 KV heads).
     public static func attentionSplits(maxContext: Int, rows: Int, kvHeads: Int, multiprocessors: Int) -> Int {
         let work = max(1, rows * kvHeads)
-        let wanted = max(2, multiprocessors * 2 / work)
+        let wanted = max(multiprocessors / work, (maxContext + 4095) / 4096)
         return max(1, min(wanted, (maxContext + 127) / 128))
     }
 
-    /// The 16-byte-load decode kernel for a head dim of 64, 128 or 256 and up to 8 query heads per
-    /// KV head (four loads in flight per lane where the registers allow, two otherwise); nil where
-    /// only the general kernel applies.
+    /// The tensor-core decode kernel for a head dim of 64, 128 or 256 and up to 8 query heads per
+    /// KV head; nil where only the general kernel applies.
     static func wideAttentionKernel(headDim: Int, group: Int) -> String? {
+        decodeAttentionLaunch(headDim: headDim, group: group)?.kernel
+    }
+
+    /// The decode kernel's name, threads per block and dynamic shared memory (Q's 16-row tile,
+    /// then three stages of K and V rows, 16 keys per warp each), as attention.cu instantiates it.
+    static func decodeAttentionLaunch(headDim: Int, group: Int) -> (kernel: String, threads: Int, sharedBytes: Int)? {
         guard [64, 128, 256].contains(headDim), group >= 1, group <= 8 else { return nil }
-        let g = group == 1 ? 1 : group <= 4 ? 4 : 8
-        return "paged_attention_wide_d\(headDim)g\(g)u\(g <= 4 && headDim <= 128 ? 4 : 2)"
+        let warps = headDim == 128 ? 8 : 4, keysPerStage = warps * 16, stages = 3
+        return ("paged_attention_decode_d\(headDim)", 32 * warps, (16 + 2 * stages * keysPerStage) * headDim * 2)
     }
 
     /// Paged attention for `rows` query rows (fp32 q, rows `qStride` apart) over the bf16 pool
@@ -179,9 +186,16 @@ public struct CUDAKernels: Sendable {
         a.add(int: qHeads); a.add(int: layout.kvHeads); a.add(int: hd); a.add(int: layer)
         a.add(int: layout.blockTokens); a.add(Int64Arg(blockStride / 2)); a.add(int: tokensPerSplit); a.add(scale)
         let group = qHeads / layout.kvHeads
-        let general = "paged_attention_partial_" + (hd <= 128 && group <= 4 ? "e4g4" : hd <= 128 ? "e4g8" : "e8g8")
-        let kernel = CUDAKernels.wideAttentionKernel(headDim: hd, group: group) ?? general
-        try library.function(kernel).launch(grid: (rows, layout.kvHeads, splits), block: (128, 1, 1), stream: stream, arguments: a)
+        if let decode = CUDAKernels.decodeAttentionLaunch(headDim: hd, group: group) {
+            a.add(output)
+            try library.function(decode.kernel).launch(grid: (rows, layout.kvHeads, splits), block: (decode.threads, 1, 1),
+                                                       sharedBytes: decode.sharedBytes, stream: stream, arguments: a)
+            // One split's block wrote the output itself.
+            if splits == 1 { return }
+        } else {
+            let general = "paged_attention_partial_" + (hd <= 128 && group <= 4 ? "e4g4" : hd <= 128 ? "e4g8" : "e8g8")
+            try library.function(general).launch(grid: (rows, layout.kvHeads, splits), block: (128, 1, 1), stream: stream, arguments: a)
+        }
         var c = KernelArguments()
         c.add(partM); c.add(partL); c.add(partAcc); c.add(output); c.add(int: qHeads); c.add(int: hd); c.add(int: splits)
         try library.function("paged_attention_combine").launch(grid: (rows, qHeads, 1), block: (hd, 1, 1), stream: stream, arguments: c)
