@@ -44,8 +44,8 @@ final class KernelCompileTests: XCTestCase {
         let all = sources.modules.values.flatMap { KernelLibrary.kernelNames(in: $0) }
         for name in ["paged_attention_partial_e4g4", "paged_attention_partial_e4g8", "paged_attention_partial_e8g8", "paged_attention_combine",
                      "paged_attention_decode_d64", "paged_attention_decode_d128", "paged_attention_decode_d256",
-                     "prefill_attention_d64_w4m1n64", "prefill_attention_d64_w8m1n64", "prefill_attention_d64_w8m2n64",
-                     "prefill_attention_d128_w4m1n64", "prefill_attention_d128_w8m1n64", "prefill_attention_d128_w8m2n32",
+                     "prefill_attention_d64_w4m1n64s2", "prefill_attention_d64_w8m2n64s2",
+                     "prefill_attention_d128_w4m1n64s2", "prefill_attention_d128_w8m2n64s3",
                      "rmsnorm_f32_to_bf16", "add_rmsnorm_f32_to_bf16", "rope_qkv_write_kv",
                      "kv_write_bf16", "argmax_f32", "topk_f32", "silu_mul_f32_to_bf16", "embedding_bf16_to_f32",
                      "gemv_bf16_t1r1u2p1h1", "gemv_bf16_t1r1u4p1h1", "gemv_bf16_t2r2u2p1h1"] {
@@ -65,6 +65,19 @@ final class KernelCompileTests: XCTestCase {
         // Head dims without a tensor-core decode kernel keep the general kernel.
         XCTAssertNil(CUDAKernels.wideAttentionKernel(headDim: 80, group: 4))
         XCTAssertNil(CUDAKernels.wideAttentionKernel(headDim: 128, group: 9))
+    }
+
+    func testEveryPrefillAttentionChoiceNamesAKernelThatExists() throws {
+        let sources = try KernelSources.load()
+        let all = Set(sources.modules.values.flatMap { KernelLibrary.kernelNames(in: $0) })
+        for headDim in CUDAKernels.prefillAttentionHeadDims {
+            for group in 1...8 {
+                for wide in [false, true] {
+                    let name = CUDAKernels.prefillLaunchShape(headDim: headDim, group: group, wide: wide).name
+                    XCTAssertTrue(all.contains(name), "head dim \(headDim), group \(group), wide \(wide): \(name)")
+                }
+            }
+        }
     }
 
     func testCompileErrorCarriesTheCompilerLog() throws {

@@ -1,11 +1,13 @@
 # Tensor-core prefill attention over the paged KV pool (Sources/CUDA/Kernels/prefill_attention.cu)
 # on the GPU: correctness against a float64 torch reference for several chunk mixes (prefill from
 # position 0, a chunk starting mid-sequence, decode rows, GQA 1/3/4/8, head dims 64/128, block
-# sizes 16/32/64/128, a q stride wider than the heads, pool slots past each context poisoned with
+# sizes 16/32/48/64/128, a q stride wider than the heads, pool slots past each context poisoned with
 # NaN), then timing for one sequence of T tokens in the 8B Llama layer shape beside
 # torch.nn.functional.scaled_dot_product_attention (bf16, contiguous, causal, GQA), both GPU-only
 # through CUDA graphs.
-# Usage (GPU machine): python3 bench/cuda/lab_prefill_attention.py [kernels_dir]
+# Usage (GPU machine): python3 bench/cuda/lab_prefill_attention.py [kernels_dir [baseline_kernels_dir]]
+# A baseline folder (another commit's Sources/CUDA/Kernels) is timed in the same process, with
+# the variant names and launch shapes of that commit's file (BASELINE_VARIANTS).
 import ctypes
 import os
 import sys
@@ -17,13 +19,17 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from kernel_lab import KERNELS, Lab, graph_ms, rel_err  # noqa: E402
 
 TILE_TOKENS = 64  # PA_TILE_TOKENS
-# Kernel variants (warps, m16 row tiles per warp, keys per shared tile) per head dim.
-VARIANTS = {64: [(4, 1, 64), (8, 1, 64), (8, 2, 64)], 128: [(4, 1, 64), (8, 1, 64), (8, 2, 32)]}
+# Kernel variants (warps, m16 row tiles per warp, keys per shared tile, K/V tiles in flight) per
+# head dim.
+VARIANTS = {64: [(4, 1, 64, 2), (8, 2, 64, 2)], 128: [(4, 1, 64, 2), (8, 2, 64, 3)]}
+# The variants of commit 072bfe1 (two K/V tiles in flight, no stage count in the name), timed
+# beside ours when a baseline folder is given.
+BASELINE_VARIANTS = [(4, 1, 64, 2), (8, 1, 64, 2), (8, 2, 32, 2)]
 
 
-def variant_name(hd, v):
-    w, m, n = v
-    return f"prefill_attention_d{hd}_w{w}m{m}n{n}"
+def variant_name(hd, v, baseline=False):
+    w, m, n, s = v
+    return f"prefill_attention_d{hd}_w{w}m{m}n{n}" + ("" if baseline else f"s{s}")
 
 
 def tile_table(chunks):
@@ -40,11 +46,11 @@ def tile_table(chunks):
 
 
 def launch_config(hd, cfg, group, n_tiles):
-    warps, mt, bn = cfg
+    warps, mt, bn, stages = cfg
     bm = 16 * mt * warps
     tpc = min(TILE_TOKENS, bm // group)
     slices = (TILE_TOKENS + tpc - 1) // tpc
-    shared = (bm + 4 * bn) * hd * 2
+    shared = (bm + 2 * stages * bn) * hd * 2
     return slices * n_tiles, shared
 
 
@@ -69,11 +75,11 @@ class Pool:
             self.data[blocks[:, None], base[:, None] + cols[None, :]] = x.reshape(n, te).to(torch.bfloat16)
 
 
-def run_kernel(lab, cfg, q, q_stride, pool, tables, tiles, out, qh, kvh, hd, layer, scale):
+def run_kernel(lab, cfg, q, q_stride, pool, tables, tiles, out, qh, kvh, hd, layer, scale, baseline=False):
     grid_y, shared = launch_config(hd, cfg, qh // kvh, tiles.shape[0])
 
     def call():
-        lab.launch(variant_name(hd, cfg), (kvh, grid_y), (32 * cfg[0],),
+        lab.launch(variant_name(hd, cfg, baseline), (kvh, grid_y), (32 * cfg[0],),
                    [q, q_stride, pool.data, tables, tables.shape[1], tiles, out, qh, kvh, layer, pool.bt,
                     ctypes.c_long(pool.stride), scale], shared=shared)
     return call
@@ -135,7 +141,8 @@ def check_mix(lab, name, hd, qh, kvh, bt, seqs, cfg, gen):
     return ok
 
 
-def timing(lab, t_tokens, variants, gen):
+def timing(lab, t_tokens, variants, gen, base=None):
+    """base: the baseline's Lab, or None."""
     layers, kvh, hd, bt, qh, layer = 32, 8, 128, 64, 32, 5
     nb = (t_tokens + bt - 1) // bt
     pool = Pool(layers, kvh, hd, bt, nb, pad=0)
@@ -157,15 +164,17 @@ def timing(lab, t_tokens, variants, gen):
     ref = None
     if t_tokens <= 2048:
         ref = reference(q, [k], [v], [(0, t_tokens, t_tokens)], qh, kvh, hd, scale)
-    lines = [f"T={t_tokens:5d} sdpa (bf16, contiguous)            : {sd_ms * 1000:8.1f} us {flops / sd_ms / 1e9:6.1f} TFLOP/s"
+    lines = [f"T={t_tokens:5d} {'sdpa (bf16, contiguous)':40s}: {sd_ms * 1000:8.1f} us {flops / sd_ms / 1e9:6.1f} TFLOP/s"
              + (f"  err vs f64 {rel_err(sd_out.float(), ref):.2e}" if ref is not None else "")]
-    for cfg in variants:
+    runs = [(lab, cfg, False) for cfg in variants] + ([(base, cfg, True) for cfg in BASELINE_VARIANTS] if base else [])
+    for which, cfg, is_base in runs:
         out = torch.full((t_tokens, qh * hd), float("nan"), dtype=torch.bfloat16, device="cuda")
-        call = run_kernel(lab, cfg, q, qh * hd, pool, table, tiles, out, qh, kvh, hd, layer, scale)
+        call = run_kernel(which, cfg, q, qh * hd, pool, table, tiles, out, qh, kvh, hd, layer, scale, is_base)
         ms = graph_ms(call)
         err_sd = rel_err(out.float(), sd_out.float())
         err = f"err vs f64 {rel_err(out.float(), ref):.2e}" if ref is not None else ""
-        lines.append(f"T={t_tokens:5d} ours {variant_name(hd, cfg)}: {ms * 1000:8.1f} us {flops / ms / 1e9:6.1f} TFLOP/s"
+        label = ("base " if is_base else "ours ") + variant_name(hd, cfg, is_base)
+        lines.append(f"T={t_tokens:5d} {label:40s}: {ms * 1000:8.1f} us {flops / ms / 1e9:6.1f} TFLOP/s"
                      f"  {ms / sd_ms:5.2f}x sdpa  {err}  diff vs sdpa {err_sd:.2e}")
     del pool
     torch.cuda.empty_cache()
@@ -175,7 +184,9 @@ def timing(lab, t_tokens, variants, gen):
 def main():
     kernels = sys.argv[1] if len(sys.argv) > 1 else KERNELS
     lab = Lab(kernels_dir=kernels, modules=["prefill_attention"])
-    print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}, kernels from {os.path.abspath(kernels)}")
+    base = Lab(kernels_dir=sys.argv[2], modules=["prefill_attention"]) if len(sys.argv) > 2 else None
+    print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}, kernels from {os.path.abspath(kernels)}"
+          + (f", baseline from {os.path.abspath(sys.argv[2])}" if base else ""))
     gen = torch.Generator().manual_seed(20261124)
     mixes = [
         # (name, head dim, q heads, kv heads, block tokens, [(cached, new)])
@@ -185,14 +196,15 @@ def main():
         ("GQA 4, bt 128: 333 from 0, decode@129, 65 after 63", 64, 8, 2, 128, [(0, 333), (128, 1), (63, 65)]),
         ("GQA 3, bt 64: 150 from 0, decode@90, 31 after 17", 128, 6, 2, 64, [(0, 150), (89, 1), (17, 31)]),
         ("GQA 4, bt 64: one 1000-token prompt", 128, 32, 8, 64, [(0, 1000)]),
+        ("GQA 4, bt 48: 300 from 0, decode@200, 70 after 130", 128, 8, 2, 48, [(0, 300), (199, 1), (130, 70)]),
     ]
     failures = 0
     for name, hd, qh, kvh, bt, seqs in mixes:
         for cfg in VARIANTS[hd]:
             failures += 0 if check_mix(lab, name, hd, qh, kvh, bt, seqs, cfg, gen) else 1
     print("timing: one sequence of T tokens, 32 query heads over 8 KV heads of 128, 64-token blocks, shuffled table; GPU time via CUDA graphs")
-    for t in (512, 2048, 8192):
-        for line in timing(lab, t, VARIANTS[128], gen):
+    for t in (512, 1024, 2048, 8192):
+        for line in timing(lab, t, VARIANTS[128], gen, base):
             print(line)
     print("all checks ok" if failures == 0 else f"{failures} checks FAILED")
     sys.exit(1 if failures else 0)

@@ -1,7 +1,7 @@
 // Causal prefill attention over the paged KV pool on tensor cores, FlashAttention-2 style: each
 // warp keeps 16 or 32 query rows (one or two m16 tiles) with their output in registers and the
-// block streams the sequence's K/V through shared memory in 32- or 64-key tiles (cp.async,
-// double-buffered), computing S = QKᵀ and O += PV with mma.sync m16n8k16 (bf16 in, fp32
+// block streams the sequence's K/V through shared memory in 64-key tiles (cp.async, two or three
+// tiles in flight), computing S = QKᵀ and O += PV with mma.sync m16n8k16 (bf16 in, fp32
 // accumulate) and an online softmax held in registers; the scores never reach memory.
 //
 // Work comes from a tile table built on the host (CUDAPreparedStep): one int4 per tile of up to
@@ -56,12 +56,23 @@ __device__ __forceinline__ unsigned int pa_pack_bf16(float lo, float hi) {
     return r;
 }
 
+// ex2.approx with denormals flushed: exp2f's denormal handling would add three instructions per
+// score, and a probability under 2^-126 of the row's largest adds nothing to its sum.
+__device__ __forceinline__ float pa_exp2(float x) {
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+    return y;
+}
+
 // Shared tiles are [rows][D] bf16 with each row's 16-byte chunks XOR-swizzled by (row & 7), so the
 // eight rows one ldmatrix reads (same logical chunk) fall in eight different bank groups.
 template <int D>
 __device__ __forceinline__ int pa_swz(int row, int chunk) { return row * D + ((chunk ^ (row & 7)) << 3); }
 
-template <int D, int WARPS, int MT, int BN>
+// STAGES K/V tiles are in flight: tile t + STAGES - 1 is requested right after the barrier that
+// opens iteration t, into the buffer of tile t - 1, which every warp has finished reading by then;
+// so one barrier per key tile suffices.
+template <int D, int WARPS, int MT, int BN, int STAGES>
 __device__ __forceinline__ void prefill_attention_body(
     const float* __restrict__ q, int q_stride, const bf16_t* __restrict__ pool,
     const int* __restrict__ block_tables, int table_stride, const int4* __restrict__ tiles,
@@ -69,10 +80,13 @@ __device__ __forceinline__ void prefill_attention_body(
     float scale)
 {
     constexpr int BM = 16 * MT * WARPS, CH = D / 8, THREADS = 32 * WARPS;
+    constexpr int COPY_ROWS = THREADS / CH;            // K/V rows one pass of the block copies
+    static_assert(THREADS % CH == 0 && BN % COPY_ROWS == 0, "copy passes must tile the key tile");
+    constexpr unsigned int TILE_BYTES = BN * D * 2;
     extern __shared__ __align__(128) unsigned char pa_smem[];
     bf16_t* sQ = reinterpret_cast<bf16_t*>(pa_smem);   // [BM][D]
-    bf16_t* sK = sQ + BM * D;                          // [2][BN][D]
-    bf16_t* sV = sK + 2 * BN * D;                   // [2][BN][D]
+    bf16_t* sK = sQ + BM * D;                          // [STAGES][BN][D]
+    bf16_t* sV = sK + STAGES * BN * D;                 // [STAGES][BN][D]
 
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int kvh = blockIdx.x;
@@ -89,33 +103,39 @@ __device__ __forceinline__ void prefill_attention_body(
     const int n_tiles = (kv_end + BN - 1) / BN;
     const int* table = block_tables + (long)tile.z * table_stride;
     const int token_elems = kv_heads * D;
-    const bf16_t* k_layer = pool + (long)(layer * 2) * block_tokens * token_elems + (long)kvh * D;
     const long v_offset = (long)block_tokens * token_elems;
 
+    // Each thread copies one 16-byte chunk column of rows copy_row + k * COPY_ROWS of every tile.
+    // pos / block_tokens as the high word of (pos + 1) * floor((2^32 - 1) / block_tokens), exact
+    // while (pos + 1) * block_tokens <= 2^32: a run-time division per row was most of the copy.
+    const int copy_chunk = tid % CH, copy_row = tid / CH;
+    const bf16_t* k_src = pool + (long)(layer * 2) * block_tokens * token_elems + (long)kvh * D + copy_chunk * 8;
+    const unsigned int bt_magic = 0xffffffffu / (unsigned int)block_tokens;
     const unsigned int sK_addr = pa_smem_addr(sK), sV_addr = pa_smem_addr(sV);
     auto load_kv = [&](int t, int buf) {
         const int n0 = t * BN;
-        const unsigned int kb = sK_addr + buf * BN * D * 2, vb = sV_addr + buf * BN * D * 2;
-        // With two m16 tiles per warp the registers are short: two rows at a time, as fully
-        // unrolled row addresses would spill. With one, full unrolling measured faster on H100.
-#pragma unroll (MT == 1 ? BN * CH / THREADS : 2)
-        for (int it = 0; it < BN * CH / THREADS; ++it) {
-            const int i = tid + it * THREADS;
-            const int r = i / CH, c = i % CH, pos = n0 + r;
+        const unsigned int kb = sK_addr + buf * TILE_BYTES, vb = sV_addr + buf * TILE_BYTES;
+        // One row at a time: unrolled, the rows' addresses would take registers the MMAs need.
+#pragma unroll 1
+        for (int k = 0; k < BN / COPY_ROWS; ++k) {
+            const int r = copy_row + k * COPY_ROWS, pos = n0 + r;
             const bool valid = pos < kv_end;
             const bf16_t* src = pool;
             if (valid) {
-                const long block = table[pos / block_tokens];
-                src = k_layer + block * block_stride + (long)(pos % block_tokens) * token_elems + c * 8;
+                const int blk = (int)__umulhi((unsigned int)pos + 1, bt_magic);
+                src = k_src + table[blk] * block_stride + (long)(pos - blk * block_tokens) * token_elems;
             }
-            const unsigned int so = pa_swz<D>(r, c) * 2;
+            const unsigned int so = pa_swz<D>(r, copy_chunk) * 2;
             pa_cp_async16(kb + so, src, valid);
             pa_cp_async16(vb + so, valid ? src + v_offset : src, valid);
         }
     };
 
-    load_kv(0, 0);
-    pa_cp_commit();
+#pragma unroll
+    for (int s = 0; s < STAGES - 1; ++s) {
+        if (s < n_tiles) load_kv(s, s);
+        pa_cp_commit();
+    }
 
     // Q: fp32 -> scaled bf16 in shared (rows past the slice are zero and never stored). The scale
     // carries log2(e) so the softmax can use exp2.
@@ -170,13 +190,17 @@ __device__ __forceinline__ void prefill_attention_body(
         l[i][0] = l[i][1] = 0.0f;
     }
 
+    int buf = 0;                                       // t % STAGES
     for (int t = 0; t < n_tiles; ++t) {
-        // The other buffer was released by the __syncthreads that ended the previous iteration.
-        if (t + 1 < n_tiles) load_kv(t + 1, (t + 1) & 1);
-        pa_cp_commit();
-        pa_cp_wait<1>();
+        pa_cp_wait<STAGES - 2>();
         __syncthreads();
-        const unsigned int kb = sK_addr + (t & 1) * BN * D * 2, vb = sV_addr + (t & 1) * BN * D * 2;
+        {
+            const int t_load = t + STAGES - 1, b_load = buf == 0 ? STAGES - 1 : buf - 1;
+            if (t_load < n_tiles) load_kv(t_load, b_load);
+            pa_cp_commit();
+        }
+        const unsigned int kb = sK_addr + buf * TILE_BYTES, vb = sV_addr + buf * TILE_BYTES;
+        buf = buf + 1 == STAGES ? 0 : buf + 1;
 
         float s[MT][BN / 8][4];
 #pragma unroll
@@ -224,7 +248,9 @@ __device__ __forceinline__ void prefill_attention_body(
 
         // Online softmax; the running max is shared by the four lanes of a row (quad), the running
         // sum stays per lane until the end. Key 0 is visible to every row, so after the first
-        // tile the max is finite and a fully masked later tile only adds exp2(-inf) = 0.
+        // tile the max is finite and a fully masked later tile only adds exp2(-inf) = 0. Once the
+        // maxima settle most tiles raise none of a warp's rows, and then the rescale (a multiply
+        // per output element) is skipped: it would multiply by exactly 1.
         unsigned int pf[MT][BN / 16][4];
 #pragma unroll
         for (int i = 0; i < MT; ++i) {
@@ -238,15 +264,18 @@ __device__ __forceinline__ void prefill_attention_body(
             x0 = fmaxf(x0, __shfl_xor_sync(0xffffffffu, x0, 2));
             x1 = fmaxf(x1, __shfl_xor_sync(0xffffffffu, x1, 1));
             x1 = fmaxf(x1, __shfl_xor_sync(0xffffffffu, x1, 2));
-            const float c0 = exp2f(mx[i][0] - x0), c1 = exp2f(mx[i][1] - x1);
-            mx[i][0] = x0; mx[i][1] = x1;
-            float l0 = l[i][0] * c0, l1 = l[i][1] * c1;
+            if (__any_sync(0xffffffffu, x0 != mx[i][0] || x1 != mx[i][1])) {
+                const float c0 = pa_exp2(mx[i][0] - x0), c1 = pa_exp2(mx[i][1] - x1);
+                l[i][0] *= c0; l[i][1] *= c1;
 #pragma unroll
-            for (int j = 0; j < D / 8; ++j) { o[i][j][0] *= c0; o[i][j][1] *= c0; o[i][j][2] *= c1; o[i][j][3] *= c1; }
+                for (int j = 0; j < D / 8; ++j) { o[i][j][0] *= c0; o[i][j][1] *= c0; o[i][j][2] *= c1; o[i][j][3] *= c1; }
+                mx[i][0] = x0; mx[i][1] = x1;
+            }
+            float l0 = l[i][0], l1 = l[i][1];
 #pragma unroll
             for (int j = 0; j < BN / 8; ++j) {
-                const float p0 = exp2f(s[i][j][0] - x0), p1 = exp2f(s[i][j][1] - x0);
-                const float p2 = exp2f(s[i][j][2] - x1), p3 = exp2f(s[i][j][3] - x1);
+                const float p0 = pa_exp2(s[i][j][0] - x0), p1 = pa_exp2(s[i][j][1] - x0);
+                const float p2 = pa_exp2(s[i][j][2] - x1), p3 = pa_exp2(s[i][j][3] - x1);
                 l0 += p0 + p1; l1 += p2 + p3;
                 // S's accumulator layout is the A-operand layout of the next product.
                 pf[i][j >> 1][(j & 1) * 2] = pa_pack_bf16(p0, p1);
@@ -269,7 +298,6 @@ __device__ __forceinline__ void prefill_attention_body(
                 }
             }
         }
-        __syncthreads();
     }
 
     const long out_stride = (long)q_heads * D;
@@ -297,30 +325,24 @@ __device__ __forceinline__ void prefill_attention_body(
     bf16_t* __restrict__ out, int q_heads, int kv_heads, int layer, int block_tokens, long block_stride, float scale
 #define PA_ARGS q, q_stride, pool, block_tables, table_stride, tiles, out, q_heads, kv_heads, layer, block_tokens, block_stride, scale
 
-// Grid (kv_heads, tiles * slices), 32 * W threads, dynamic shared memory (16 * M * W + 4 * N) * D * 2
-// bytes. Names: head dim D, W warps, M m16 row tiles per warp, N keys per shared tile. Written out
-// rather than made by a macro: the host finds kernels by scanning for `extern "C" __global__` lines.
-extern "C" __global__ void __launch_bounds__(128) prefill_attention_d64_w4m1n64(PA_PARAMS) {
+// Grid (kv_heads, tiles * slices), 32 * W threads, dynamic shared memory (16 * M * W + 2 * S * N) * D * 2
+// bytes. Names: head dim D, W warps, M m16 row tiles per warp, N keys per shared tile, S K/V tiles
+// in flight. The 1 in __launch_bounds__ lets ptxas use every register a thread may have: without
+// it, it held a 256-thread variant to 128 registers and spilled. Written out rather than made by
+// a macro: the host finds kernels by scanning for `extern "C" __global__` lines.
+extern "C" __global__ void __launch_bounds__(128, 1) prefill_attention_d64_w4m1n64s2(PA_PARAMS) {
     wait_for_previous_kernel();
-    prefill_attention_body<64, 4, 1, 64>(PA_ARGS);
+    prefill_attention_body<64, 4, 1, 64, 2>(PA_ARGS);
 }
-extern "C" __global__ void __launch_bounds__(256) prefill_attention_d64_w8m1n64(PA_PARAMS) {
+extern "C" __global__ void __launch_bounds__(256, 1) prefill_attention_d64_w8m2n64s2(PA_PARAMS) {
     wait_for_previous_kernel();
-    prefill_attention_body<64, 8, 1, 64>(PA_ARGS);
+    prefill_attention_body<64, 8, 2, 64, 2>(PA_ARGS);
 }
-extern "C" __global__ void __launch_bounds__(256) prefill_attention_d64_w8m2n64(PA_PARAMS) {
+extern "C" __global__ void __launch_bounds__(128, 1) prefill_attention_d128_w4m1n64s2(PA_PARAMS) {
     wait_for_previous_kernel();
-    prefill_attention_body<64, 8, 2, 64>(PA_ARGS);
+    prefill_attention_body<128, 4, 1, 64, 2>(PA_ARGS);
 }
-extern "C" __global__ void __launch_bounds__(128) prefill_attention_d128_w4m1n64(PA_PARAMS) {
+extern "C" __global__ void __launch_bounds__(256, 1) prefill_attention_d128_w8m2n64s3(PA_PARAMS) {
     wait_for_previous_kernel();
-    prefill_attention_body<128, 4, 1, 64>(PA_ARGS);
-}
-extern "C" __global__ void __launch_bounds__(256) prefill_attention_d128_w8m1n64(PA_PARAMS) {
-    wait_for_previous_kernel();
-    prefill_attention_body<128, 8, 1, 64>(PA_ARGS);
-}
-extern "C" __global__ void __launch_bounds__(256) prefill_attention_d128_w8m2n32(PA_PARAMS) {
-    wait_for_previous_kernel();
-    prefill_attention_body<128, 8, 2, 32>(PA_ARGS);
+    prefill_attention_body<128, 8, 2, 64, 3>(PA_ARGS);
 }

@@ -60,7 +60,7 @@ extension CUDAKernels {
     public static let prefillTileTokens = 64
     /// Head dims with a tensor-core prefill kernel; others take `pagedAttention`.
     public static let prefillAttentionHeadDims = [64, 128]
-    /// Keys per shared-memory tile (`PA_BN`).
+    /// Keys per shared-memory tile (the N of the kernel names).
     static let prefillKeyTile = 64
 
     /// Whether `prefillAttention` runs this shape.
@@ -95,7 +95,7 @@ extension CUDAKernels {
     /// The kernel variant for a shape: warps per block, m16 row tiles per warp (a row is a token
     /// × one of its grouped query heads), keys per shared-memory tile, the blocks each table tile
     /// is split into, and the dynamic shared memory. `wide` picks two row tiles per warp (nil:
-    /// when the launch still has two blocks per multiprocessor with them).
+    /// when the launch still has a block per multiprocessor with them).
     static func prefillLaunchShape(
         headDim: Int, group: Int, tileCount: Int = 1, kvHeads: Int = 1, multiprocessors: Int = 132, wide: Bool? = nil
     ) -> (name: String, warps: Int, rowTiles: Int, keyTile: Int, slices: Int, sharedBytes: Int) {
@@ -103,24 +103,29 @@ extension CUDAKernels {
             let tokens = min(prefillTileTokens, rows / group)
             return (prefillTileTokens + tokens - 1) / tokens
         }
-        // A block covers at most one table tile (64 tokens): without grouped heads only 64 rows
-        // are there to fill, so 4 warps of one row tile. With groups, 8 warps halve each warp's
-        // share of the K/V shared-memory reads per block; two row tiles per warp (256 rows) halve
-        // them again (measured on H100, 8B layer shape: 2.0x sdpa's time at T=2048 against 2.4x),
-        // but give a quarter of the blocks, which at T=512 leaves multiprocessors idle (3.5x
-        // against 2.2x). Keys per tile drop to 32 with two row tiles and head dim 128, where the
-        // registers would otherwise spill.
+        // A block covers at most one table tile (64 tokens). Narrow: 4 warps of one row tile,
+        // two blocks per multiprocessor, the most blocks for a small launch. Wide (grouped heads
+        // only: without them a tile has just 64 rows): 8 warps of two row tiles, so each K and V
+        // fragment a warp loads from shared memory feeds four MMAs instead of two, at one block
+        // per multiprocessor. Measured on H100, 8B layer shape (bench/results/prefill-attention-h100.md):
+        // wide takes 0.77x narrow's time at T=2048 (256 blocks), 1.22x at T=1024 (128 blocks)
+        // and 1.64x at T=512 (64 blocks).
         let (warps, rowTiles): (Int, Int)
         if group == 1 {
             (warps, rowTiles) = (4, 1)
         } else {
             let wideBlocks = tileCount * slicesFor(rows: 16 * 8 * 2) * kvHeads
-            (warps, rowTiles) = (wide ?? (wideBlocks >= 2 * multiprocessors)) ? (8, 2) : (8, 1)
+            (warps, rowTiles) = (wide ?? (wideBlocks >= multiprocessors)) ? (8, 2) : (4, 1)
         }
-        let keyTile = rowTiles == 2 && headDim > 64 ? 32 : prefillKeyTile
+        // A third K/V tile in flight measured 1% faster for the wide variant at head dim 128 (T =
+        // 2048 and 8192); the others keep two, which leaves the narrow one room for two blocks per
+        // multiprocessor.
+        let stages = rowTiles == 2 && headDim > 64 ? 3 : 2
+        let keyTile = prefillKeyTile
         let rows = 16 * warps * rowTiles
-        let shared = (rows + 4 * keyTile) * headDim * 2
-        return ("prefill_attention_d\(headDim)_w\(warps)m\(rowTiles)n\(keyTile)", warps, rowTiles, keyTile, slicesFor(rows: rows), shared)
+        let shared = (rows + 2 * stages * keyTile) * headDim * 2
+        return ("prefill_attention_d\(headDim)_w\(warps)m\(rowTiles)n\(keyTile)s\(stages)", warps, rowTiles, keyTile,
+                slicesFor(rows: rows), shared)
     }
 
     /// Checks `prefillAttention`'s arguments.
