@@ -9,6 +9,7 @@
 #   --kernels: directory with common.cuh and gemv.cu (default Sources/CUDA/Kernels)
 #   --quick:   only the kernel configuration the Swift launcher uses, no sweep
 import argparse
+import ctypes
 import json
 import math
 import os
@@ -38,13 +39,19 @@ def variants(lab):
     return sorted(out, key=lambda v: v["name"])
 
 
-def launcher_choice(m, n, k, sms):
-    """(kernel, feature rows per CTA, warps): what SkinnyGEMM.swift picks (keep the two in step)."""
+def launcher_choice(lab, m, n, sms):
+    """(kernel, feature rows per CTA, warps): what SkinnyGEMM.swift picks (keep the two in step):
+    the usual launch, or a leaner one where only the leaner one fits in one wave of resident CTAs."""
+    def fits(name, features, warps):
+        blocks = ctypes.c_int()
+        lab._check(lab.cuda.cuOccupancyMaxActiveBlocksPerMultiprocessor(ctypes.byref(blocks), lab.functions[name], 32 * warps,
+                                                                        ctypes.c_size_t(0)), "cuOccupancyMaxActiveBlocksPerMultiprocessor")
+        return (n + features - 1) // features <= max(1, blocks.value) * sms
     if m <= 8:
-        if (n + 15) // 16 >= 16 * sms:
-            return "gemv_bf16_t1r1u4p1h1", 16, 16
-        return "gemv_bf16_t1r1u2p1h1", 16, 16
-    return "gemv_bf16_t2r2u2p1h1", 32, 16
+        usual, lean = ("gemv_bf16_t1r1u4p1h1", 16, 8), ("gemv_bf16_t1r1u2p1h1", 16, 8)
+        return lean if not fits(*usual) and fits(*lean) else usual
+    wide = ("gemv_bf16_t2r2u2p1h1", 32, 16)
+    return wide if fits(*wide) else ("gemv_bf16_t2r2u2p1h1", 32, 8)
 
 
 def run(lab, v, x, w, y, warps):
@@ -121,7 +128,7 @@ def main():
             results.append(dict(shape=sname, n=n, k=k, m=m, what="torch", ms=tms))
             configs = []
             if args.quick:
-                name, _, warps = launcher_choice(m, n, k, sms)
+                name, _, warps = launcher_choice(lab, m, n, sms)
                 configs.append((byname[name], warps))
             else:
                 for v in vs:
@@ -164,7 +171,7 @@ def main():
         for m in MS:
             rs = [r for r in results if r["shape"] == sname and r["m"] == m]
             t = next(r["ms"] for r in rs if r["what"] == "torch")
-            name, _, warps = launcher_choice(m, n, k, sms)
+            name, _, warps = launcher_choice(lab, m, n, sms)
             o = next(r["ms"] for r in rs if r["what"] == f"{name} w{warps}")
             b = min((r for r in rs if r["what"] != "torch"), key=lambda r: r["ms"])
             rf = roof(n, k)

@@ -32,7 +32,7 @@ public final class CUDABackend: ComputeBackend, @unchecked Sendable {
     /// Opens GPU `ordinal`, compiles (or loads from the cache) the kernels and creates cuBLAS.
     public init(ordinal: Int = 0) throws {
         device = try CUDADevice(ordinal: ordinal)
-        kernels = CUDAKernels(library: try KernelLibrary(device: device, sources: try KernelSources.load()))
+        kernels = try CUDAKernels(library: try KernelLibrary(device: device, sources: try KernelSources.load()))
         blas = try CUBLAS(device: device)
         stream = try device.makeStream()
         memory = DeviceMemoryCache(device: device)

@@ -45,7 +45,7 @@ public final class GPUSelfCheck: @unchecked Sendable {
     /// Compiles the kernels for `device` and creates a cuBLAS handle.
     public init(device: CUDADevice) throws {
         self.device = device
-        kernels = CUDAKernels(library: try KernelLibrary(device: device, sources: try KernelSources.load()))
+        kernels = try CUDAKernels(library: try KernelLibrary(device: device, sources: try KernelSources.load()))
         blas = try CUBLAS(device: device)
         stream = try device.makeStream()
     }

@@ -353,6 +353,18 @@ public struct CUDAFunction: @unchecked Sendable {
     public let name: String
     let handle: CUfunction
 
+    /// How many blocks of `threads` threads (and `sharedBytes` of dynamic shared memory) fit on
+    /// one multiprocessor at once, as the driver computes it from the kernel's registers and
+    /// shared memory.
+    public func residentBlocksPerMultiprocessor(threads: Int, sharedBytes: Int = 0) throws -> Int {
+        let device = module.device
+        try device.makeCurrent()
+        var blocks: Int32 = 0
+        try device.api.check(device.api.cuOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, handle, Int32(threads), sharedBytes),
+                             "cuOccupancyMaxActiveBlocksPerMultiprocessor(\(name), \(threads) threads)")
+        return Int(blocks)
+    }
+
     /// Launches the kernel on `stream` with `grid` blocks of `block` threads.
     public func launch(
         grid: (Int, Int, Int), block: (Int, Int, Int), sharedBytes: Int = 0,

@@ -48,6 +48,7 @@ public struct DriverAPI: @unchecked Sendable {
     let cuModuleUnload: @convention(c) (CUmodule?) -> Status
     let cuModuleGetFunction: @convention(c) (UnsafeMutablePointer<CUfunction?>, CUmodule?, UnsafePointer<CChar>) -> Status
     let cuFuncSetAttribute: @convention(c) (CUfunction?, Int32, Int32) -> Status
+    let cuOccupancyMaxActiveBlocksPerMultiprocessor: @convention(c) (UnsafeMutablePointer<Int32>, CUfunction?, Int32, Int) -> Status
     let cuLaunchKernel: @convention(c) (
         CUfunction?, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, CUstream?,
         UnsafeMutablePointer<UnsafeMutableRawPointer?>?, UnsafeMutablePointer<UnsafeMutableRawPointer?>?
@@ -99,6 +100,7 @@ public struct DriverAPI: @unchecked Sendable {
         cuModuleUnload = try l.function("cuModuleUnload")
         cuModuleGetFunction = try l.function("cuModuleGetFunction")
         cuFuncSetAttribute = try l.function("cuFuncSetAttribute")
+        cuOccupancyMaxActiveBlocksPerMultiprocessor = try l.function("cuOccupancyMaxActiveBlocksPerMultiprocessor")
         cuLaunchKernel = try l.function("cuLaunchKernel")
         cuLaunchKernelEx = l.optionalFunction("cuLaunchKernelEx")
         cuGetErrorString = try l.function("cuGetErrorString")

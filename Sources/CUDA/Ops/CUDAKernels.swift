@@ -8,9 +8,14 @@ import HiFCCore
 public struct CUDAKernels: Sendable {
     /// The compiled kernels.
     public let library: KernelLibrary
+    /// How many CTAs of each skinny-GEMM launch fit on one multiprocessor (SkinnyGEMM.swift).
+    let skinnyGEMMResidency: [SkinnyGEMMLaunch: Int]
 
     /// Launchers over `library`.
-    public init(library: KernelLibrary) { self.library = library }
+    public init(library: KernelLibrary) throws {
+        self.library = library
+        skinnyGEMMResidency = try CUDAKernels.skinnyGEMMResidency(library: library)
+    }
 
     private func gridFor(_ n: Int, threads: Int = 256) -> Int { max(1, min((n + threads - 1) / threads, 65535)) }
 

@@ -1,12 +1,39 @@
 import HiFCCore
 
+/// One way to launch the skinny GEMM of `gemv.cu`: the kernel, the output features each CTA
+/// owns, and its warps.
+public struct SkinnyGEMMLaunch: Hashable, Sendable {
+    /// The kernel's name (`gemv_bf16_t<token tiles>r<feature tiles>u<chunks>p1h1`).
+    public let kernel: String
+    /// Output features per CTA (16 per feature tile).
+    public let features: Int
+    /// Warps per CTA.
+    public let warps: Int
+
+    /// m ≤ 8, four 32-k chunks a step: the usual choice for m ≤ 8.
+    static let oneTileFourChunks = SkinnyGEMMLaunch(kernel: "gemv_bf16_t1r1u4p1h1", features: 16, warps: 8)
+    /// m ≤ 8, two chunks a step: fewer registers, so twice as many CTAs fit on a multiprocessor.
+    static let oneTileTwoChunks = SkinnyGEMMLaunch(kernel: "gemv_bf16_t1r1u2p1h1", features: 16, warps: 8)
+    /// m ≤ 16, two token and two feature tiles, 16 warps: one CTA fills a multiprocessor's registers.
+    static let twoTilesSixteenWarps = SkinnyGEMMLaunch(kernel: "gemv_bf16_t2r2u2p1h1", features: 32, warps: 16)
+    /// The same kernel with 8 warps: two CTAs fit on a multiprocessor.
+    static let twoTilesEightWarps = SkinnyGEMMLaunch(kernel: "gemv_bf16_t2r2u2p1h1", features: 32, warps: 8)
+
+    /// Every launch `CUDAKernels.skinnyGEMMLaunch` can choose.
+    static let all: [SkinnyGEMMLaunch] = [.oneTileFourChunks, .oneTileTwoChunks, .twoTilesSixteenWarps, .twoTilesEightWarps]
+
+    /// CTAs of an n-feature product.
+    func blocks(n: Int) -> Int { (n + features - 1) / features }
+}
+
 /// Decode-sized matrix products (`Sources/CUDA/Kernels/gemv.cu`).
 ///
 /// At up to 16 rows a product reads every weight once and does little else, so it is bound by
 /// the weight read. The kernel streams weights with 16-byte loads and does the arithmetic on the
-/// tensor cores (`mma.sync` m16n8k16, bf16 in, fp32 accumulation); on the H100 it reads an 8B
+/// tensor cores (`mma.sync` m16n8k16, bf16 in, fp32 accumulation). On the H100 it reads an 8B
 /// Llama layer's weights at 1.04–1.05x the copy roofline for m ≤ 8 and 1.10x at m = 16, where
-/// cuBLAS takes 1.10–1.14x (bench/results/gemv-h100.md).
+/// cuBLAS takes 1.10–1.14x; on the H200 the launches chosen below take 1.07x and 1.20x by the
+/// sweep's times (bench/results/gemv-h100.md, gemv-h200.md).
 extension CUDAKernels {
     /// The most rows (tokens) `skinnyLinear` takes.
     public static let skinnyGEMMMaxRows = 16
@@ -17,18 +44,38 @@ extension CUDAKernels {
             && k <= Int(Int32.max) && x % 16 == 0 && w % 16 == 0
     }
 
-    /// The kernel, the output features per CTA and the warps per CTA for a shape.
-    ///
-    /// From the H100 sweeps (bench/results/gemv-h100.md): at m ≤ 8 one token tile, two 32-k
-    /// chunks per step and 16 warps won or tied on every shape except the LM head (≥ 16 CTAs
-    /// per SM), where four chunks per step were 1% ahead, consistently over two runs; at
-    /// m ≤ 16 two token tiles and two feature tiles per CTA with 16 warps had the best sum over
-    /// the seven shapes and over an 8B layer.
-    static func skinnyGEMMConfiguration(m: Int, n: Int, multiprocessors: Int) -> (kernel: String, features: Int, warps: Int) {
-        if m <= 8 {
-            return ((n + 15) / 16 >= 16 * multiprocessors ? "gemv_bf16_t1r1u4p1h1" : "gemv_bf16_t1r1u2p1h1", 16, 16)
+    /// How many CTAs of each skinny-GEMM launch fit on one multiprocessor, from the driver.
+    static func skinnyGEMMResidency(library: KernelLibrary) throws -> [SkinnyGEMMLaunch: Int] {
+        var resident: [SkinnyGEMMLaunch: Int] = [:]
+        for launch in SkinnyGEMMLaunch.all {
+            resident[launch] = try library.function(launch.kernel).residentBlocksPerMultiprocessor(threads: 32 * launch.warps)
         }
-        return ("gemv_bf16_t2r2u2p1h1", 32, 16)
+        return resident
+    }
+
+    /// The launch for an m-row, n-feature product, given how many CTAs of each launch fit on a
+    /// multiprocessor (`resident`).
+    ///
+    /// The products of a decode step are a few waves of CTAs at most, and each wave lasts a few
+    /// microseconds, so a launch just over one wave spends its second wave on a mostly idle GPU.
+    /// Where the usual launch would be such a launch and a leaner one fits in one wave, the lean
+    /// one is taken. From the sweeps of every launch on both GPUs (bench/results/gemv-h100.md,
+    /// gemv-h200.md): at m ≤ 8, four chunks a step with 8 warps was the fastest on the H200 for
+    /// every 8B shape but qkv and within 2% of the fastest on the H100; on qkv (384 CTAs, 1.5
+    /// waves of it on 132 multiprocessors) two chunks a step (one wave) took 8% less time on the
+    /// H200 and 2% less on the H100. At m ≤ 16, 16 warps were fastest where they fit in one wave
+    /// (o, down: 128 CTAs); on qkv 8 warps took 15% less time on the H200 and 6% less on the
+    /// H100; with many waves (gate_up, the LM head) 8 warps took 2–4% less on the H200 and 1–2%
+    /// more on the H100.
+    static func skinnyGEMMLaunch(m: Int, n: Int, multiprocessors: Int, resident: [SkinnyGEMMLaunch: Int]) -> SkinnyGEMMLaunch {
+        func fitsOneWave(_ launch: SkinnyGEMMLaunch) -> Bool {
+            launch.blocks(n: n) <= max(1, resident[launch] ?? 1) * multiprocessors
+        }
+        if m <= 8 {
+            let usual = SkinnyGEMMLaunch.oneTileFourChunks, lean = SkinnyGEMMLaunch.oneTileTwoChunks
+            return !fitsOneWave(usual) && fitsOneWave(lean) ? lean : usual
+        }
+        return fitsOneWave(.twoTilesSixteenWarps) ? .twoTilesSixteenWarps : .twoTilesEightWarps
     }
 
     /// `y[m, n] = x[m, k] · w[n, k]ᵀ` for 1 ≤ m ≤ 16: x and w bf16 (row-major, dense, 16-byte
@@ -44,9 +91,9 @@ extension CUDAKernels {
         guard x % 16 == 0, w % 16 == 0 else {
             throw CUDAError.invalidArgument("skinny linear: x at 0x\(String(x, radix: 16)), w at 0x\(String(w, radix: 16)); both must be 16-byte aligned")
         }
-        let c = CUDAKernels.skinnyGEMMConfiguration(m: m, n: n, multiprocessors: library.device.info.multiprocessors)
+        let c = CUDAKernels.skinnyGEMMLaunch(m: m, n: n, multiprocessors: library.device.info.multiprocessors, resident: skinnyGEMMResidency)
         var a = KernelArguments()
         a.add(x); a.add(w); a.add(y); a.add(int: m); a.add(int: n); a.add(int: k)
-        try library.function(c.kernel).launch(grid: ((n + c.features - 1) / c.features, 1, 1), block: (32 * c.warps, 1, 1), stream: stream, arguments: a)
+        try library.function(c.kernel).launch(grid: (c.blocks(n: n), 1, 1), block: (32 * c.warps, 1, 1), stream: stream, arguments: a)
     }
 }

@@ -1,0 +1,51 @@
+import XCTest
+@testable import CUDA
+
+/// The skinny GEMM's launch choice is pure: it takes the driver's residency figures as input,
+/// so it is tested here with the figures of an H100/H200 (132 multiprocessors; 2, 4, 1 and 2
+/// resident CTAs of the four launches, from the kernels' register counts).
+final class SkinnyGEMMLaunchTests: XCTestCase {
+    private let hopper: [SkinnyGEMMLaunch: Int] = [
+        .oneTileFourChunks: 2, .oneTileTwoChunks: 4, .twoTilesSixteenWarps: 1, .twoTilesEightWarps: 2,
+    ]
+
+    private func launch(m: Int, n: Int) -> SkinnyGEMMLaunch {
+        CUDAKernels.skinnyGEMMLaunch(m: m, n: n, multiprocessors: 132, resident: hopper)
+    }
+
+    func testDecodeProductsJustOverOneWaveTakeTheLeanerLaunch() {
+        // qkv of an 8B Llama: 384 CTAs, 1.5 waves of the usual launch, one wave of the lean one.
+        XCTAssertEqual(launch(m: 1, n: 6144), .oneTileTwoChunks)
+        XCTAssertEqual(launch(m: 16, n: 6144), .twoTilesEightWarps)
+    }
+
+    func testProductsWithinOneWaveOrManyWavesKeepTheUsualLaunch() {
+        for m in [1, 4, 8] {
+            XCTAssertEqual(launch(m: m, n: 4096), .oneTileFourChunks, "o and down, m = \(m)")
+            XCTAssertEqual(launch(m: m, n: 28672), .oneTileFourChunks, "gate_up, m = \(m)")
+            XCTAssertEqual(launch(m: m, n: 128256), .oneTileFourChunks, "LM head, m = \(m)")
+        }
+        XCTAssertEqual(launch(m: 16, n: 4096), .twoTilesSixteenWarps)
+        XCTAssertEqual(launch(m: 9, n: 28672), .twoTilesEightWarps)
+        XCTAssertEqual(launch(m: 16, n: 128256), .twoTilesEightWarps)
+    }
+
+    func testEveryLaunchCoversEveryFeature() {
+        for l in SkinnyGEMMLaunch.all {
+            for n in [1, 15, 16, 17, 4096, 6145] {
+                XCTAssertGreaterThanOrEqual(l.blocks(n: n) * l.features, n, "\(l.kernel), n = \(n)")
+                XCTAssertLessThan((l.blocks(n: n) - 1) * l.features, n, "\(l.kernel), n = \(n)")
+            }
+        }
+    }
+
+    func testEveryLaunchNamesAKernelThatExists() throws {
+        let sources = try KernelSources.load()
+        let all = Set(sources.modules.values.flatMap { KernelLibrary.kernelNames(in: $0) })
+        for l in SkinnyGEMMLaunch.all { XCTAssertTrue(all.contains(l.kernel), l.kernel) }
+    }
+
+    func testAMissingResidencyFigureCountsAsOneCTA() {
+        XCTAssertEqual(CUDAKernels.skinnyGEMMLaunch(m: 1, n: 6144, multiprocessors: 132, resident: [:]), .oneTileFourChunks)
+    }
+}
