@@ -182,15 +182,20 @@ extern "C" __global__ void paged_attention_combine(
     const int r = blockIdx.x, h = blockIdx.y, d = threadIdx.x;
     if (d >= head_dim) return;
     const long base = ((long)r * q_heads + h) * splits;
+    // The partials were just written and come from L2. Unrolled loops with unconditional loads
+    // keep eight splits' loads in flight at once; a branch per split had made each split one
+    // more L2 round trip (6 us for 16 splits at batch 1 on an H200). An empty split (m = -inf,
+    // l = 0, acc = 0) is dropped by a select, so no load depends on a comparison.
     float mx = NEG_INF;
+#pragma unroll 8
     for (int s = 0; s < splits; ++s) mx = fmaxf(mx, part_m[base + s]);
     float num = 0.0f, den = 0.0f;
+#pragma unroll 8
     for (int s = 0; s < splits; ++s) {
-        const float ms = part_m[base + s];
-        if (ms == NEG_INF) continue;
-        const float w = expf(ms - mx);
-        den += w * part_l[base + s];
-        num += w * part_acc[(base + s) * head_dim + d];
+        const float ms = part_m[base + s], l = part_l[base + s], acc = part_acc[(base + s) * head_dim + d];
+        const float w = ms == NEG_INF ? 0.0f : expf(ms - mx);
+        den += w * l;
+        num += w * acc;
     }
     out[((long)r * q_heads + h) * head_dim + d] = f32_to_bf16(den > 0.0f ? num / den : 0.0f);
 }
