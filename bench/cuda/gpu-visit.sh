@@ -3,7 +3,8 @@
 # whole 8B-shaped model against PyTorch + transformers, and an error exit of the CUDA engine.
 # Run from the repository root after `bash .device/unpack.sh`; logs go to $OUT (or ./gpu-logs).
 #   bash bench/cuda/gpu-visit.sh [checks] [labs] [model] [long] [swap] [sanitizer] [exit]   (default: all)
-# env: BATCH, PROMPT (model); PDL_AB=1 repeats bench model with HIFC_CUDA_PDL=0; STEP_TIMING=1 adds
+# env: BATCH, PROMPT (model); BASELINE=DIR first runs bench model with DIR/hifc (an earlier binary, packed
+# and unpacked like .device); PDL_AB=1 repeats bench model with HIFC_CUDA_PDL=0; STEP_TIMING=1 adds
 # a run with HIFC_CUDA_STEP_TIMING=1; MODES, SWAP_LIMIT, SCALE, BUDGET, CAPACITY (swap)
 set -uo pipefail
 out="${OUT:-gpu-logs}"; mkdir -p "$out"
@@ -48,6 +49,11 @@ synth8b() {
 
 if has model; then
     stamp "synth 8b"; synth8b
+    if [ -n "${BASELINE:-}" ]; then  # an earlier binary (its own .device-like folder, unpacked), same run, same model
+        stamp "baseline $BASELINE/hifc bench model"
+        "$BASELINE/hifc" bench model --model "$model" --device cuda --batch "${BATCH:-1,16}" --prompt-tokens "${PROMPT:-2048}" \
+            --decode-tokens 32 --json 2>&1 | tee "$out/baseline-model.txt" | tee -a "$out/summary.txt"
+    fi
     stamp "hifc bench model"
     .device/hifc bench model --model "$model" --device cuda --batch "${BATCH:-1,16}" --prompt-tokens "${PROMPT:-2048}" \
         --decode-tokens 32 --json 2>&1 | tee "$out/hifc-model.txt" | tee -a "$out/summary.txt"
@@ -87,13 +93,14 @@ if has swap; then  # the paper's setting: 8B shape, GovReport-like prompts, 4 Gi
     tail -12 "$out/bench-swap.txt" | tee -a "$out/summary.txt"
 fi
 
-if has sanitizer; then  # memcheck of the kernels' checks, the tiny model and a short engine run (greedy picks on the GPU)
+if has sanitizer; then  # memcheck of the kernels' checks, the tiny model and a short engine run that swaps (greedy picks on the GPU)
     stamp "compute-sanitizer memcheck"
     compute-sanitizer --tool memcheck --leak-check no .device/hifc check gpu --models tiny > "$out/memcheck-check.txt" 2>&1
     echo "memcheck check gpu rc=$?" | tee -a "$out/summary.txt"
     grep -E "ERROR SUMMARY|GPU checks passed" "$out/memcheck-check.txt" | tee -a "$out/summary.txt"
-    compute-sanitizer --tool memcheck --leak-check no .device/hifc bench swap --model synth:tiny --device cuda --requests 4 \
-        --scale 0.02 --kv-budget 64KiB --mode swap-flash --flash-path "$work" > "$out/memcheck-engine.txt" 2>&1
+    # 6 requests of 350 tokens (6 blocks each) over 16 blocks of KV: sequences are swapped out and back in.
+    compute-sanitizer --tool memcheck --leak-check no .device/hifc bench swap --model synth:tiny --device cuda --requests 6 \
+        --workload 100:250 --kv-budget 16 --mode swap-flash --flash-path "$work" > "$out/memcheck-engine.txt" 2>&1
     echo "memcheck bench swap rc=$?" | tee -a "$out/summary.txt"
     grep -E "ERROR SUMMARY|swap-flash" "$out/memcheck-engine.txt" | tail -3 | tee -a "$out/summary.txt"
 fi
