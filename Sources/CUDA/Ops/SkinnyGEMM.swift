@@ -2,13 +2,13 @@ import HiFCCore
 
 /// One way to launch the skinny GEMM of `gemv.cu`: the kernel, the output features each CTA
 /// owns, and its warps.
-public struct SkinnyGEMMLaunch: Hashable, Sendable {
+struct SkinnyGEMMLaunch: Hashable, Sendable {
     /// The kernel's name (`gemv_bf16_t<token tiles>r<feature tiles>u<chunks>p1h1`).
-    public let kernel: String
+    let kernel: String
     /// Output features per CTA (16 per feature tile).
-    public let features: Int
+    let features: Int
     /// Warps per CTA.
-    public let warps: Int
+    let warps: Int
 
     /// m ≤ 8, four 32-k chunks a step: the usual choice for m ≤ 8.
     static let oneTileFourChunks = SkinnyGEMMLaunch(kernel: "gemv_bf16_t1r1u4p1h1", features: 16, warps: 8)
