@@ -55,6 +55,10 @@ public protocol ComputeBackend: AnyObject, Sendable {
     /// `silu(gate) * up` for `gateUp` = `[tokens, 2*inter]` holding gate in its first `inter`
     /// columns and up in the rest (the fused gate/up product): `[tokens, inter]`.
     func siluAndMultiply(_ gateUp: DeviceTensor) throws -> DeviceTensor
+    /// The MLP's gated half: `siluAndMultiply(linear(x, weight: gateUp, bias: nil))`, with
+    /// `gateUp` the fused `[2*inter, in]` weight (gate rows first): `[tokens, inter]`. One op, so
+    /// a GPU can apply the activation as the product's sums come out instead of writing them.
+    func gatedLinear(_ x: DeviceTensor, gateUp: DeviceTensor) throws -> DeviceTensor
     /// `a + b`, elementwise.
     func add(_ a: DeviceTensor, _ b: DeviceTensor) throws -> DeviceTensor
     /// The residual add that ends a block fused with the norm that begins the next: returns
@@ -72,4 +76,11 @@ public protocol ComputeBackend: AnyObject, Sendable {
     ) throws -> DeviceTensor
     /// The rows `step.batch.logitRows` of `x`, in that order.
     func gatherLogitRows(_ x: DeviceTensor, step: any PreparedStep) throws -> DeviceTensor
+}
+
+extension ComputeBackend {
+    /// The product, then the activation: for backends with nothing to gain from fusing them.
+    public func gatedLinear(_ x: DeviceTensor, gateUp: DeviceTensor) throws -> DeviceTensor {
+        try siluAndMultiply(try linear(x, weight: gateUp, bias: nil))
+    }
 }

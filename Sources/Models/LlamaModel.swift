@@ -130,8 +130,7 @@ public final class LlamaModel: Sendable {
             let attention = try b.pagedAttention(q: q, heads: config.heads, layer: i, scale: scale, pool: kv, step: prepared)
             let afterAttention = try b.addAndNormalize(x, try b.linear(attention, weight: layer.o, bias: nil),
                                                        weight: layer.postAttentionNorm, epsilon: config.rmsNormEpsilon)
-            let mlp = try b.linear(try b.siluAndMultiply(try b.linear(afterAttention.normed, weight: layer.gateUp, bias: nil)),
-                                   weight: layer.down, bias: nil)
+            let mlp = try b.linear(try b.gatedLinear(afterAttention.normed, gateUp: layer.gateUp), weight: layer.down, bias: nil)
             if i + 1 < layers.count {
                 (x, normed) = try b.addAndNormalize(afterAttention.sum, mlp, weight: layers[i + 1].inputNorm, epsilon: config.rmsNormEpsilon)
             } else {

@@ -2,11 +2,12 @@ import XCTest
 @testable import CUDA
 
 /// The skinny GEMM's launch choice is pure: it takes the driver's residency figures as input,
-/// so it is tested here with the figures of an H100/H200 (132 multiprocessors; 2, 4, 1 and 2
-/// resident CTAs of the four launches, from the kernels' register counts).
+/// so it is tested here with the figures of an H100/H200 (132 multiprocessors; 2, 4, 1, 2, 4
+/// and 2 resident CTAs of the six launches, from the kernels' register counts).
 final class SkinnyGEMMLaunchTests: XCTestCase {
     private let hopper: [SkinnyGEMMLaunch: Int] = [
         .oneTileFourChunks: 2, .oneTileTwoChunks: 4, .twoTilesSixteenWarps: 1, .twoTilesEightWarps: 2,
+        .fourTilesFourWarps: 4, .fourTilesEightWarps: 2,
     ]
 
     private func launch(m: Int, n: Int) -> SkinnyGEMMLaunch {
@@ -26,8 +27,23 @@ final class SkinnyGEMMLaunchTests: XCTestCase {
             XCTAssertEqual(launch(m: m, n: 128256), .oneTileFourChunks, "LM head, m = \(m)")
         }
         XCTAssertEqual(launch(m: 16, n: 4096), .twoTilesSixteenWarps)
-        XCTAssertEqual(launch(m: 9, n: 28672), .twoTilesEightWarps)
-        XCTAssertEqual(launch(m: 16, n: 128256), .twoTilesEightWarps)
+    }
+
+    func testWideProductsAtSixteenRowsTakeFourTilesWhileEveryMultiprocessorStaysBusy() {
+        // 448 and 2004 CTAs of 4 warps: 13.6 warps a multiprocessor and more.
+        XCTAssertEqual(launch(m: 9, n: 28672), .fourTilesFourWarps, "gate_up")
+        XCTAssertEqual(launch(m: 16, n: 128256), .fourTilesFourWarps, "LM head")
+        // 224 CTAs: 6.8 warps a multiprocessor with 4, so 8 (one wave at 2 a multiprocessor).
+        XCTAssertEqual(launch(m: 16, n: 14336), .fourTilesEightWarps)
+        // qkv: 96 four-tile CTAs would leave most multiprocessors idle.
+        XCTAssertEqual(launch(m: 16, n: 6144), .twoTilesEightWarps)
+    }
+
+    func testTheGatedFormHasTheSameCTAsForHalfTheFeatures() {
+        for l in SkinnyGEMMLaunch.all {
+            XCTAssertEqual(l.gated.blocks(n: 14336), l.blocks(n: 28672), l.kernel)
+            XCTAssertEqual(l.gated.warps, l.warps)
+        }
     }
 
     func testEveryLaunchCoversEveryFeature() {
@@ -42,7 +58,10 @@ final class SkinnyGEMMLaunchTests: XCTestCase {
     func testEveryLaunchNamesAKernelThatExists() throws {
         let sources = try KernelSources.load()
         let all = Set(sources.modules.values.flatMap { KernelLibrary.kernelNames(in: $0) })
-        for l in SkinnyGEMMLaunch.all { XCTAssertTrue(all.contains(l.kernel), l.kernel) }
+        for l in SkinnyGEMMLaunch.all {
+            XCTAssertTrue(all.contains(l.kernel), l.kernel)
+            XCTAssertTrue(all.contains(l.gated.kernel), l.gated.kernel)
+        }
     }
 
     func testAMissingResidencyFigureCountsAsOneCTA() {

@@ -27,6 +27,7 @@ DECODE = {"paged_attention_decode_d64": (4, 16, 3), "paged_attention_decode_d128
 LAB_VARIANTS = {
     "lab_decode_d128_w4k16s2": (4, 16, 2), "lab_decode_d128_w4k16s3": (4, 16, 3), "lab_decode_d128_w4k16s4": (4, 16, 4),
     "lab_decode_d128_w2k16s4": (2, 16, 4), "lab_decode_d128_w8k16s2": (8, 16, 2), "lab_decode_d128_w4k32s2": (4, 32, 2),
+    "lab_decode_d128_w8k16s3_l2_128": (8, 16, 3), "lab_decode_d128_w8k16s3_l2_256": (8, 16, 3),
 }
 
 
@@ -84,7 +85,7 @@ class Call:
         if old:
             shared, threads, combine = 0, 128, True
         else:
-            args += [self.out]
+            args += [self.out, 1 << 30]  # fresh_tokens: every position counts as just written (no PDL here anyway)
             shared, threads, combine = decode_smem(shape.hd, warps, keys, stages), 32 * warps, splits > 1
         cargs = [self.part_m, self.part_l, self.part_acc, self.out, shape.qh, shape.hd, splits]
 

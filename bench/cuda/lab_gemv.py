@@ -5,16 +5,23 @@
 # Every timed call reads a different copy of the weights, with the copies together larger than
 # L2, so nothing is served from cache that a real decode step would read from HBM.
 #
-# Usage (GPU machine): python3 bench/cuda/lab_gemv.py [--kernels DIR] [--json FILE] [--quick]
+# Usage (GPU machine): python3 bench/cuda/lab_gemv.py [--kernels DIR] [--json FILE] [--quick] [--ms 1,16]
 #   --kernels: directory with common.cuh and gemv.cu (default Sources/CUDA/Kernels)
 #   --quick:   only the kernel configuration the Swift launcher uses, no sweep
+#   --ms:      the row counts to time (default 1,2,4,8,16)
+#   --profile: launch each m = 16 configuration once on gate_up's shape, for Nsight Compute, and stop
+#   --gated:   the gated (_silu) launch the Swift launcher picks against the plain one followed by
+#              silu_mul_f32_to_bf16, on gate_up's shape: equal to the bit, and the time of each
+# bench/cuda/lab_gemv_variants.cu is appended to gemv.cu for lab-only configurations.
 import argparse
 import ctypes
 import json
 import math
 import os
 import re
+import shutil
 import sys
+import tempfile
 
 import torch
 import torch.nn.functional as F
@@ -26,6 +33,7 @@ SHAPES = [("qkv", 6144, 4096), ("o", 4096, 4096), ("gate_up", 28672, 4096), ("do
           ("k or v", 1024, 4096), ("14336x4096", 14336, 4096), ("lm_head", 128256, 4096)]
 LAYER = ["qkv", "o", "gate_up", "down"]
 MS = [1, 2, 4, 8, 16]
+HERE = os.path.dirname(os.path.abspath(__file__))
 NAME = re.compile(r"gemv_bf16_t(\d)r(\d)u(\d)p(\d)h(\d)(_b8)?$")
 
 
@@ -51,7 +59,14 @@ def launcher_choice(lab, m, n, sms):
         usual, lean = ("gemv_bf16_t1r1u4p1h1", 16, 8), ("gemv_bf16_t1r1u2p1h1", 16, 8)
         return lean if not fits(*usual) and fits(*lean) else usual
     wide = ("gemv_bf16_t2r2u2p1h1", 32, 16)
-    return wide if fits(*wide) else ("gemv_bf16_t2r2u2p1h1", 32, 8)
+    if fits(*wide):
+        return wide
+    busy, four = 12 * sms, (n + 63) // 64
+    if four * 4 >= busy:
+        return ("gemv_bf16_t2r4u1p1h1_b8", 64, 4)
+    if four * 8 >= busy and fits("gemv_bf16_t2r4u1p1h1_b8", 64, 8):
+        return ("gemv_bf16_t2r4u1p1h1_b8", 64, 8)
+    return ("gemv_bf16_t2r2u2p1h1", 32, 8)
 
 
 def run(lab, v, x, w, y, warps):
@@ -95,14 +110,89 @@ def check(lab, vs):
     return failures
 
 
+def lab_dir(kernels):
+    d = tempfile.mkdtemp()
+    shutil.copy(os.path.join(kernels, "common.cuh"), d)
+    shutil.copy(os.path.join(kernels, "elementwise.cu"), d)
+    with open(os.path.join(d, "gemv.cu"), "w") as f:
+        f.write(open(os.path.join(kernels, "gemv.cu")).read() + "\n" + open(os.path.join(HERE, "lab_gemv_variants.cu")).read())
+    return d
+
+
+def profile(lab, vs):
+    """One launch of every m = 16 configuration on gate_up's shape, and of the m = 8 launch (for ncu)."""
+    for (sname, n, k) in SHAPES:
+        if sname != "gate_up":
+            continue
+        x = (torch.rand(16, k, device="cuda") - 0.5).to(torch.bfloat16)
+        w = (torch.rand(n, k, device="cuda") - 0.5).to(torch.bfloat16)
+        y = torch.empty(16, n, device="cuda")
+        for v in vs:
+            if v["t"] == 2:
+                for warps in (4, 8, 16):
+                    if warps <= v["maxw"]:
+                        run(lab, v, x, w, y, warps)
+        x8 = x[:8].contiguous()
+        run(lab, next(v for v in vs if v["name"] == "gemv_bf16_t1r1u4p1h1"), x8, w, y, 8)
+        torch.cuda.synchronize()
+
+
+def gated(lab, ms_list, sms):
+    """The launcher's gated kernel vs its plain kernel + silu_mul on gate_up (n = 28672, k = 4096)."""
+    n, k = 28672, 4096
+    inter = n // 2
+    l2 = torch.cuda.get_device_properties(0).L2_cache_size
+    copies = max(1, math.ceil(3 * l2 / (n * k * 2)))
+    ws = [(torch.rand(n, k, device="cuda") - 0.5).to(torch.bfloat16) for _ in range(copies)]
+    failures = 0
+    for m in ms_list:
+        name, features, warps = launcher_choice(lab, m, n, sms)
+        x = (torch.rand(m, k, device="cuda") - 0.5).to(torch.bfloat16)
+        y = torch.empty(m, n, device="cuda")
+        a = torch.empty(m, inter, dtype=torch.bfloat16, device="cuda")
+        b = torch.empty(m, inter, dtype=torch.bfloat16, device="cuda")
+        it = [0]
+
+        def nxt():
+            it[0] += 1
+            return ws[it[0] % copies]
+
+        def plain(w=None):
+            w = nxt() if w is None else w
+            lab.launch(name, ((n + features - 1) // features,), (32 * warps,), [x, w, y, m, n, k])
+            lab.launch("silu_mul_f32_to_bf16", (max(1, min((m * inter // 4 + 255) // 256, 65535)),), (256,), [y, y[:, inter:], n, a, inter, m])
+
+        def fused(w=None):
+            w = nxt() if w is None else w
+            lab.launch(name + "_silu", ((inter + features // 2 - 1) // (features // 2),), (32 * warps,), [x, w, b, m, n, k])
+        a.fill_(float("nan")); b.fill_(float("nan"))
+        plain(ws[0]); fused(ws[0])
+        torch.cuda.synchronize()
+        differ = int((a.view(torch.int16) != b.view(torch.int16)).sum())
+        failures += 1 if differ else 0
+        tp, tf = graph_ms(plain), graph_ms(fused)
+        print(f"gated gate_up m={m:2d} ({name} w{warps}): product + silu_mul {tp * 1000:6.1f} us, gated {tf * 1000:6.1f} us "
+              f"({(tp - tf) * 1000:+.1f} us); {differ} elements differ")
+    return failures
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--kernels", default=KERNELS)
     ap.add_argument("--json", default=None)
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--gated", action="store_true")
+    ap.add_argument("--ms", default=",".join(map(str, MS)))
     args = ap.parse_args()
-    lab = Lab(kernels_dir=args.kernels, modules=["gemv"])
+    ms_list = [int(m) for m in args.ms.split(",")]
+    lab = Lab(kernels_dir=lab_dir(args.kernels), modules=["gemv", "elementwise"])
     vs = variants(lab)
+    if args.profile:
+        profile(lab, vs)
+        return
+    if args.gated:
+        sys.exit(1 if gated(lab, ms_list, torch.cuda.get_device_properties(0).multi_processor_count) else 0)
     sms = torch.cuda.get_device_properties(0).multi_processor_count
     l2 = torch.cuda.get_device_properties(0).L2_cache_size
     bw = copy_bandwidth_gbs()
@@ -116,7 +206,7 @@ def main():
         wbytes = n * k * 2
         copies = max(1, min(20, math.ceil(3 * l2 / wbytes)))
         ws = [(torch.rand(n, k, device="cuda") - 0.5).to(torch.bfloat16) for _ in range(copies)]
-        for m in MS:
+        for m in ms_list:
             x = (torch.rand(m, k, device="cuda") - 0.5).to(torch.bfloat16)
             y = torch.empty(m, n, device="cuda")
             it = [0]
@@ -153,7 +243,7 @@ def main():
     # Each configuration summed over the four products of one layer, per m: picks one fixed config.
     if not args.quick:
         print("\nsum over one 8B layer (qkv+o+gate_up+down), ms, per configuration (best 6 per m):")
-        for m in MS:
+        for m in ms_list:
             tot = {}
             for r in results:
                 if r["m"] == m and r["shape"] in LAYER and r["what"] != "torch":
@@ -168,7 +258,7 @@ def main():
     print(hdr)
     layer = {}
     for (sname, n, k) in SHAPES:
-        for m in MS:
+        for m in ms_list:
             rs = [r for r in results if r["shape"] == sname and r["m"] == m]
             t = next(r["ms"] for r in rs if r["what"] == "torch")
             name, _, warps = launcher_choice(lab, m, n, sms)
@@ -183,7 +273,7 @@ def main():
             if sname in LAYER:
                 acc = layer.setdefault(m, [0.0, 0.0, 0.0])
                 acc[0] += t; acc[1] += o; acc[2] += rf
-    for m in MS:
+    for m in ms_list:
         t, o, rf = layer[m]
         print(f"one 8B layer (qkv+o+gate_up+down) m={m:2d}: torch {t:.4f} ms = {t / rf:.2f}x roofline, ours {o:.4f} ms = {o / rf:.2f}x roofline ({rf:.4f} ms)")
     print("correctness failures:", failures)

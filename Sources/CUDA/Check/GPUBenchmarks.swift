@@ -99,7 +99,7 @@ public struct GPUBenchmarks {
                 try kernels.pagedAttention(
                     q: q.address, qStride: 32 * 128, pool: pool.buffer.address, blockStride: pool.blockStride, blockTables: tb.address, tableStride: blocksPerSeq,
                     rowTable: rows.address, contextLengths: lens.address, maxContext: context, output: out.address,
-                    rows: batch, qHeads: 32, layer: 5, layout: layout, scale: 0.088, splits: splits,
+                    rows: batch, qHeads: 32, layer: 5, layout: layout, scale: 0.088, splits: splits, freshTokens: 1,
                     scratch: scratch.address, stream: stream)
             }
             let kvBytes = Double(batch * context * 2 * layout.tokenElements * 2)
@@ -129,7 +129,8 @@ public struct GPUBenchmarks {
                     try kernels.pagedAttention(
                         q: q.address, qStride: 32 * 128, pool: pool.buffer.address, blockStride: pool.blockStride, blockTables: tb.address,
                         tableStride: blocksPerSeq, rowTable: rows.address, contextLengths: lens.address, maxContext: t, output: out.address,
-                        rows: t, qHeads: 32, layer: 5, layout: layout, scale: 0.088, splits: splits, scratch: scratch.address, stream: stream)
+                        rows: t, qHeads: 32, layer: 5, layout: layout, scale: 0.088, splits: splits, freshTokens: Int(Int32.max),
+                        scratch: scratch.address, stream: stream)
                 }
                 lines.append(String(format: "paged prefill attention, T=%d (one layer, 32/8 heads of 128): %.4f ms, %.1f TFLOP/s", t, ms, flops / ms / 1e9))
             }

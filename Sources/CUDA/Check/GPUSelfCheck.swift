@@ -56,7 +56,7 @@ public final class GPUSelfCheck: @unchecked Sendable {
         let checks: [(String, () throws -> [GPUCheckResult])] = [
             ("bf16 conversion", checkConversions), ("embedding", checkEmbedding), ("rmsnorm", checkRMSNorm),
             ("rope + kv write", checkRopeAndKVWrite), ("silu*mul", checkSiluMul), ("residual add", checkResidualAdd),
-            ("gemm", checkGemm), ("skinny gemm", checkSkinnyGemm), ("kv write + paged attention", checkAttention),
+            ("gemm", checkGemm), ("skinny gemm", checkSkinnyGemm), ("skinny gated gemm", checkSkinnyGatedGemm), ("kv write + paged attention", checkAttention),
             ("prefill attention (tensor cores)", checkPrefillAttention), ("argmax/top-k", checkSampling),
         ]
         for (name, check) in checks {
@@ -266,8 +266,9 @@ public final class GPUSelfCheck: @unchecked Sendable {
         var results: [GPUCheckResult] = []
         var cases: [(Int, Int, Int)] = []
         for m in [1, 3, 16] { for k in [576, 4096] { cases.append((m, 1000, k)) } }
-        // 40000 features take the LM-head variant (>= 16 CTAs per SM up to 156 SMs).
-        cases += [(9, 333, 200), (2, 40000, 64)]
+        // Wide products at m = 16 take the four-tile launches (4 warps at 40000 features, 8 at
+        // 14336 on 132 SMs, SkinnyGEMM.swift).
+        cases += [(9, 333, 200), (2, 40000, 64), (16, 40000, 64), (16, 14336, 256)]
         for (m, n, k) in cases {
             let (x, xv) = try uploadBF16(HostReference.randomNormal(m * k))
             let (w, wv) = try uploadBF16(HostReference.randomNormal(n * k, scale: 0.05))
@@ -278,6 +279,36 @@ public final class GPUSelfCheck: @unchecked Sendable {
             results.append(GPUCheckResult(name: "skinny linear \(m)x\(k) · (\(n)x\(k))ᵀ f32 out", error: HostReference.relativeError(try downloadF32(y, count: m * n), ref), tolerance: 1e-5))
         }
         return results
+    }
+
+    /// The gated form (`skinnySiluGatedLinear`) against float64 silu(gate)·up, and against the
+    /// plain product followed by `siluMul`, which it must equal to the bit: one- and two-tile
+    /// launches, an odd feature count, and the two four-tile launches of wide products at m = 16.
+    func checkSkinnyGatedGemm() throws -> [GPUCheckResult] {
+        try [(1, 2000, 576), (3, 2000, 4096), (9, 666, 200), (16, 2000, 4096), (16, 28672, 64), (16, 14336, 256), (5, 28672, 64)].flatMap { (m, n, k) in
+            let inter = n / 2
+            let (x, xv) = try uploadBF16(HostReference.randomNormal(m * k))
+            let (w, wv) = try uploadBF16(HostReference.randomNormal(n * k, scale: 0.05))
+            let sums = HostReference.linear(xv, wv, m: m, n: n, k: k)
+            var ref: [Double] = []
+            for r in 0..<m {
+                for i in 0..<inter {
+                    let g = sums[r * n + i], u = sums[r * n + inter + i]
+                    ref.append(g / (1 + exp(-g)) * u)
+                }
+            }
+            let out = try poisoned(m * inter * 2), y = try poisoned(m * n * 4), unfused = try poisoned(m * inter * 2)
+            try kernels.skinnySiluGatedLinear(x: x.address, w: w.address, out: out.address, m: m, n: n, k: k, stream: stream)
+            try kernels.skinnyLinear(x: x.address, w: w.address, y: y.address, m: m, n: n, k: k, stream: stream)
+            try kernels.siluMul(gate: y.address, up: y.address + UInt64(inter * 4), stride: n, output: unfused.address, inter: inter, rows: m, stream: stream)
+            let got = try downloadBF16(out, count: m * inter), plain = try downloadBF16(unfused, count: m * inter)
+            let differing = zip(got, plain).filter { $0.0.bitPattern != $0.1.bitPattern }.count
+            let name = "skinny gated linear \(m)x\(k) · (\(n)x\(k))ᵀ, silu(gate)·up bf16 out"
+            return [
+                GPUCheckResult(name: name, error: HostReference.relativeError(got, ref), tolerance: 8e-3),
+                GPUCheckResult(name: name + ": elements differing from the product then silu*mul", error: Double(differing), tolerance: 0),
+            ]
+        }
     }
 
     func checkAttention() throws -> [GPUCheckResult] {
@@ -359,7 +390,9 @@ public final class GPUSelfCheck: @unchecked Sendable {
             return out
         }
 
-        func run(name: String, rowSeq: [Int], rowLen: [Int], splits: Int) throws {
+        // freshTokens 1 lets decode blocks read K/V before waiting for the previous kernel (here
+        // nothing is still writing the pool, so both paths must give the reference).
+        func run(name: String, rowSeq: [Int], rowLen: [Int], splits: Int, freshTokens: Int = 1) throws {
             let rows = rowSeq.count
             let q = HostReference.randomNormal(rows * qHeads * hd)
             let qb = try upload(q), rowb = try upload(rowSeq.map(Int32.init)), lenb = try upload(rowLen.map(Int32.init))
@@ -368,7 +401,7 @@ public final class GPUSelfCheck: @unchecked Sendable {
             try kernels.pagedAttention(
                 q: qb.address, qStride: qHeads * hd, pool: pool.address, blockStride: stride, blockTables: tableb.address, tableStride: tableStride,
                 rowTable: rowb.address, contextLengths: lenb.address, maxContext: rowLen.max()!, output: out.address,
-                rows: rows, qHeads: qHeads, layer: layer, layout: layout, scale: scale, splits: splits,
+                rows: rows, qHeads: qHeads, layer: layer, layout: layout, scale: scale, splits: splits, freshTokens: freshTokens,
                 scratch: scratch.address, stream: stream)
             let got = try downloadBF16(out, count: rows * qHeads * hd)
             results.append(GPUCheckResult(name: name, error: HostReference.relativeError(got, reference(q: q, rowSeq: rowSeq, rowLen: rowLen)), tolerance: 8e-3))
@@ -376,9 +409,12 @@ public final class GPUSelfCheck: @unchecked Sendable {
         let seqs = Array(contexts.indices)
         try run(name: "paged decode attention, head dim \(hd), contexts \(contexts), GQA \(qHeads)/\(layout.kvHeads), 1 split", rowSeq: seqs, rowLen: contexts, splits: 1)
         try run(name: "paged decode attention, head dim \(hd), contexts \(contexts), 5 splits", rowSeq: seqs, rowLen: contexts, splits: 5)
+        try run(name: "paged decode attention, head dim \(hd), contexts \(contexts), 5 splits, waiting before any read", rowSeq: seqs,
+                rowLen: contexts, splits: 5, freshTokens: Int(Int32.max))
         // Prefill: every token of sequence 1 as a query row, causally masked by its context length.
         let p = contexts[1]
-        try run(name: "paged prefill attention, head dim \(hd), \(p) causal query rows, 3 splits", rowSeq: Array(repeating: 1, count: p), rowLen: Array(1...p), splits: 3)
+        try run(name: "paged prefill attention, head dim \(hd), \(p) causal query rows, 3 splits", rowSeq: Array(repeating: 1, count: p), rowLen: Array(1...p), splits: 3,
+                freshTokens: Int(Int32.max))
         return results
     }
 

@@ -76,7 +76,7 @@ public struct GPUSwapCheck {
         // Each path with one request in flight and with four, as `dd` (one request at a time)
         // and the store's swapper (four) use the disk.
         var cuFileMissing = false
-        for (useCUFile, depth) in [(true, 1), (true, 4), (false, 1), (false, 4)] where !(useCUFile && cuFileMissing) {
+        for (useCUFile, depth) in [(true, 1), (true, 4), (true, 8), (false, 1), (false, 4)] where !(useCUFile && cuFileMissing) {
             let io: BlockFileIO
             if useCUFile {
                 do {

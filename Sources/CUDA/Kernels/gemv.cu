@@ -47,23 +47,41 @@ __device__ __forceinline__ void gemv_mma(float* c, unsigned a0, unsigned a1, uns
         : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
 }
 
+// silu(g)·u, as silu_mul_f32_to_bf16 computes it.
+__device__ __forceinline__ float gemv_silu_times(float g, float u) { return g / (1.0f + expf(-g)) * u; }
+
 // T: token tiles of 8 (m <= 8·T); R: 16-feature tiles per CTA; U: 32-k chunks per step;
 // P: prefetch the next step's loads before the current step's mma; H: L2 256-byte hint;
-// W: the most warps a CTA may have (sizes the shared reduction buffer).
-template <int T, int R, int U, int P, int H, int W>
+// W: the most warps a CTA may have (sizes the shared reduction buffer); G: gated (below).
+//
+// Gated (G = 1), for an MLP's fused gate|up weight (n rows: gate rows 0 .. n/2 - 1, then up):
+// tile r takes gate rows f .. f + 7 as its A rows 0-7 and the up rows of the same features as
+// rows 8-15 (f = 8·(R·blockIdx.x + r)), so one thread ends up holding a feature's gate and up
+// sums for the same tokens and writes silu(gate)·up as bf16 ([m, n/2]). The sums are the ones
+// the plain kernel would write, so the result is bit for bit that of the product followed by
+// silu_mul_f32_to_bf16, without the fp32 [m, n] round trip and the extra launch.
+template <int T, int R, int U, int P, int H, int W, int G>
 __device__ __forceinline__ void skinny_gemm(const bf16_t* __restrict__ x, const bf16_t* __restrict__ w,
-                                            float* __restrict__ y, int m, int n, int k) {
+                                            void* __restrict__ y, int m, int n, int k) {
     __shared__ float red[W][R * T * 4][32];
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
     const int g = lane >> 2, t = lane & 3;
-    const int row0 = blockIdx.x * (16 * R);
+    // Output features per CTA: 16 a tile, or 8 gated (each tile row pairs with its up row).
+    const int half = n / 2;
+    const int row0 = blockIdx.x * ((G ? 8 : 16) * R);
 
-    // Rows past n read row n - 1 (valid memory) and are not stored.
+    // Rows past n (past n / 2 gated) read the last row (valid memory) and are not stored.
     const bf16_t* wp[2 * R];
 #pragma unroll
     for (int r = 0; r < R; r++) {
-        wp[2 * r] = w + (size_t)min(row0 + 16 * r + g, n - 1) * k + 8 * t;
-        wp[2 * r + 1] = w + (size_t)min(row0 + 16 * r + g + 8, n - 1) * k + 8 * t;
+        if (G) {
+            const int f = min(row0 + 8 * r + g, half - 1);
+            wp[2 * r] = w + (size_t)f * k + 8 * t;
+            wp[2 * r + 1] = w + (size_t)(half + f) * k + 8 * t;
+        } else {
+            wp[2 * r] = w + (size_t)min(row0 + 16 * r + g, n - 1) * k + 8 * t;
+            wp[2 * r + 1] = w + (size_t)min(row0 + 16 * r + g + 8, n - 1) * k + 8 * t;
+        }
     }
     const bf16_t* xp[T];
     bool xon[T];
@@ -160,6 +178,20 @@ __device__ __forceinline__ void skinny_gemm(const bf16_t* __restrict__ x, const 
 #pragma unroll
             for (int c = 0; c < 4; c++) red[warp][(r * T + tt) * 4 + c][lane] = acc[r][tt][c];
     __syncthreads();
+    if (G) {
+        // Item (tile, token tile, c < 2, lane): gate in accumulator c, up in c + 2.
+        for (int i = threadIdx.x; i < R * T * 2 * 32; i += blockDim.x) {
+            const int j = i >> 5, l = i & 31;
+            const int c = j & 1, tt = (j >> 1) % T, r = (j >> 1) / T;
+            const int a = (r * T + tt) * 4 + c;
+            float gate = 0.0f, up = 0.0f;
+            for (int q = 0; q < warps; q++) { gate += red[q][a][l]; up += red[q][a + 2][l]; }
+            const int f = row0 + 8 * r + (l >> 2);
+            const int tok = 8 * tt + 2 * (l & 3) + c;
+            if (f < half && tok < m) static_cast<bf16_t*>(y)[(size_t)tok * half + f] = f32_to_bf16(gemv_silu_times(gate, up));
+        }
+        return;
+    }
     for (int i = threadIdx.x; i < R * T * 4 * 32; i += blockDim.x) {
         const int j = i >> 5, l = i & 31;
         float v = 0.0f;
@@ -167,16 +199,24 @@ __device__ __forceinline__ void skinny_gemm(const bf16_t* __restrict__ x, const 
         const int c = j & 3, tt = (j >> 2) % T, r = (j >> 2) / T;
         const int row = row0 + 16 * r + (l >> 2) + (c >= 2 ? 8 : 0);
         const int tok = 8 * tt + 2 * (l & 3) + (c & 1);
-        if (row < n && tok < m) y[(size_t)tok * n + row] = v;
+        if (row < n && tok < m) static_cast<float*>(y)[(size_t)tok * n + row] = v;
     }
 }
 
-// grid ceil(n / (16·R)), block 32·warps (warps <= the launch bound / 32); x, w 16-byte aligned,
-// k % 8 == 0. Names: t<token tiles>r<feature tiles>u<chunks per step>p<prefetch>h<L2 hint>.
-// These three won two sweeps (12 and 11 variants × 4-16 warps) on the H100
+// grid ceil(n / (16·R)) (gated: ceil(n / 2 / (8·R))), block 32·warps (warps <= the launch bound
+// / 32, and <= 8 for _b8); x, w 16-byte aligned, k % 8 == 0 (gated: n even). Names: t<token
+// tiles>r<feature tiles>u<chunks per step>p<prefetch>h<L2 hint>; _silu: gated, y is bf16
+// [m, n/2]. The first three won two sweeps (12 and 11 variants × 4-16 warps) on the H100
 // (bench/results/gemv-h100.md): prefetching the next step beat deeper unrolling without it, and
 // at m = 16 two feature tiles per CTA, which halve the x reads per weight byte, came out ahead.
-#define GEMV_ARGS const bf16_t* __restrict__ x, const bf16_t* __restrict__ w, float* __restrict__ y, int m, int n, int k
-extern "C" __global__ void __launch_bounds__(512) gemv_bf16_t1r1u2p1h1(GEMV_ARGS) { skinny_gemm<1, 1, 2, 1, 1, 16>(x, w, y, m, n, k); }
-extern "C" __global__ void __launch_bounds__(512) gemv_bf16_t1r1u4p1h1(GEMV_ARGS) { skinny_gemm<1, 1, 4, 1, 1, 16>(x, w, y, m, n, k); }
-extern "C" __global__ void __launch_bounds__(512) gemv_bf16_t2r2u2p1h1(GEMV_ARGS) { skinny_gemm<2, 2, 2, 1, 1, 16>(x, w, y, m, n, k); }
+// Four tiles (t2r4, 4 warps, four CTAs a multiprocessor) won at m = 16 on the H200 where n is
+// large (gate_up, the LM head; bench/results/gemv-h200.md).
+#define GEMV_ARGS const bf16_t* __restrict__ x, const bf16_t* __restrict__ w, void* __restrict__ y, int m, int n, int k
+extern "C" __global__ void __launch_bounds__(512) gemv_bf16_t1r1u2p1h1(GEMV_ARGS) { skinny_gemm<1, 1, 2, 1, 1, 16, 0>(x, w, y, m, n, k); }
+extern "C" __global__ void __launch_bounds__(512) gemv_bf16_t1r1u4p1h1(GEMV_ARGS) { skinny_gemm<1, 1, 4, 1, 1, 16, 0>(x, w, y, m, n, k); }
+extern "C" __global__ void __launch_bounds__(512) gemv_bf16_t2r2u2p1h1(GEMV_ARGS) { skinny_gemm<2, 2, 2, 1, 1, 16, 0>(x, w, y, m, n, k); }
+extern "C" __global__ void __launch_bounds__(256) gemv_bf16_t2r4u1p1h1_b8(GEMV_ARGS) { skinny_gemm<2, 4, 1, 1, 1, 8, 0>(x, w, y, m, n, k); }
+extern "C" __global__ void __launch_bounds__(512) gemv_bf16_t1r1u2p1h1_silu(GEMV_ARGS) { skinny_gemm<1, 1, 2, 1, 1, 16, 1>(x, w, y, m, n, k); }
+extern "C" __global__ void __launch_bounds__(512) gemv_bf16_t1r1u4p1h1_silu(GEMV_ARGS) { skinny_gemm<1, 1, 4, 1, 1, 16, 1>(x, w, y, m, n, k); }
+extern "C" __global__ void __launch_bounds__(512) gemv_bf16_t2r2u2p1h1_silu(GEMV_ARGS) { skinny_gemm<2, 2, 2, 1, 1, 16, 1>(x, w, y, m, n, k); }
+extern "C" __global__ void __launch_bounds__(256) gemv_bf16_t2r4u1p1h1_b8_silu(GEMV_ARGS) { skinny_gemm<2, 4, 1, 1, 1, 8, 1>(x, w, y, m, n, k); }

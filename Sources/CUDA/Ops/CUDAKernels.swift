@@ -168,11 +168,14 @@ public struct CUDAKernels: Sendable {
     /// (blocks `blockStride` bytes apart);
     /// row r reads the block table row `rowTable[r]` and attends to its first `contextLengths[r]`
     /// tokens. Output is bf16 `[rows, qHeads · headDim]`. `scratch` holds
-    /// `attentionScratchFloats` floats.
+    /// `attentionScratchFloats` floats. `freshTokens`: how many of each row's newest positions the
+    /// kernel queued just before this one may still be writing (1 in a decode step, after
+    /// `ropeAndWriteKV`); the tensor-core kernel reads older ones before it waits for that kernel.
+    /// Pass `Int(Int32.max)` when the pool may be written anywhere.
     public func pagedAttention(
         q: CUdeviceptr, qStride: Int, pool: CUdeviceptr, blockStride: Int, blockTables: CUdeviceptr, tableStride: Int,
         rowTable: CUdeviceptr, contextLengths: CUdeviceptr, maxContext: Int, output: CUdeviceptr,
-        rows: Int, qHeads: Int, layer: Int, layout: KVBlockLayout, scale: Float, splits: Int,
+        rows: Int, qHeads: Int, layer: Int, layout: KVBlockLayout, scale: Float, splits: Int, freshTokens: Int,
         scratch: CUdeviceptr, stream: CUDAStream
     ) throws {
         let hd = layout.headDim
@@ -192,7 +195,7 @@ public struct CUDAKernels: Sendable {
         a.add(int: layout.blockTokens); a.add(Int64Arg(blockStride / 2)); a.add(int: tokensPerSplit); a.add(scale)
         let group = qHeads / layout.kvHeads
         if let decode = CUDAKernels.decodeAttentionLaunch(headDim: hd, group: group) {
-            a.add(output)
+            a.add(output); a.add(int: min(max(0, freshTokens), Int(Int32.max)))
             try library.function(decode.kernel).launch(grid: (rows, layout.kvHeads, splits), block: (decode.threads, 1, 1),
                                                        sharedBytes: decode.sharedBytes, stream: stream, arguments: a)
             // One split's block wrote the output itself.

@@ -18,12 +18,22 @@ struct SkinnyGEMMLaunch: Hashable, Sendable {
     static let twoTilesSixteenWarps = SkinnyGEMMLaunch(kernel: "gemv_bf16_t2r2u2p1h1", features: 32, warps: 16)
     /// The same kernel with 8 warps: two CTAs fit on a multiprocessor.
     static let twoTilesEightWarps = SkinnyGEMMLaunch(kernel: "gemv_bf16_t2r2u2p1h1", features: 32, warps: 8)
+    /// m ≤ 16, four feature tiles, one chunk a step, 4 warps: x is read once per 64 features,
+    /// and four CTAs fit on a multiprocessor.
+    static let fourTilesFourWarps = SkinnyGEMMLaunch(kernel: "gemv_bf16_t2r4u1p1h1_b8", features: 64, warps: 4)
+    /// The same kernel with 8 warps (its most).
+    static let fourTilesEightWarps = SkinnyGEMMLaunch(kernel: "gemv_bf16_t2r4u1p1h1_b8", features: 64, warps: 8)
 
     /// Every launch `CUDAKernels.skinnyGEMMLaunch` can choose.
-    static let all: [SkinnyGEMMLaunch] = [.oneTileFourChunks, .oneTileTwoChunks, .twoTilesSixteenWarps, .twoTilesEightWarps]
+    static let all: [SkinnyGEMMLaunch] = [.oneTileFourChunks, .oneTileTwoChunks, .twoTilesSixteenWarps, .twoTilesEightWarps,
+                                          .fourTilesFourWarps, .fourTilesEightWarps]
 
     /// CTAs of an n-feature product.
     func blocks(n: Int) -> Int { (n + features - 1) / features }
+
+    /// The gated form of this launch (`_silu`, gemv.cu): the same CTAs, each writing
+    /// silu(gate)·up for half as many output features.
+    var gated: SkinnyGEMMLaunch { SkinnyGEMMLaunch(kernel: kernel + "_silu", features: features / 2, warps: warps) }
 }
 
 /// Decode-sized matrix products (`Sources/CUDA/Kernels/gemv.cu`).
@@ -66,7 +76,10 @@ extension CUDAKernels {
     /// H200 and 2% less on the H100. At m ≤ 16, 16 warps were fastest where they fit in one wave
     /// (o, down: 128 CTAs); on qkv 8 warps took 15% less time on the H200 and 6% less on the
     /// H100; with many waves (gate_up, the LM head) 8 warps took 2–4% less on the H200 and 1–2%
-    /// more on the H100.
+    /// more on the H100. Where n is large enough that four-tile CTAs still give every
+    /// multiprocessor 12 warps or more, four tiles (x read once per 64 features) were faster on
+    /// the H200: gate_up 62.4 against 63.9 us with 4 warps, the LM head 254.9 against 271.0, a
+    /// 14336-row product 32.8 against 34.3 with 8 warps in one wave (gemv-h200.md, second sweep).
     static func skinnyGEMMLaunch(m: Int, n: Int, multiprocessors: Int, resident: [SkinnyGEMMLaunch: Int]) -> SkinnyGEMMLaunch {
         func fitsOneWave(_ launch: SkinnyGEMMLaunch) -> Bool {
             launch.blocks(n: n) <= max(1, resident[launch] ?? 1) * multiprocessors
@@ -75,25 +88,47 @@ extension CUDAKernels {
             let usual = SkinnyGEMMLaunch.oneTileFourChunks, lean = SkinnyGEMMLaunch.oneTileTwoChunks
             return !fitsOneWave(usual) && fitsOneWave(lean) ? lean : usual
         }
-        return fitsOneWave(.twoTilesSixteenWarps) ? .twoTilesSixteenWarps : .twoTilesEightWarps
+        if fitsOneWave(.twoTilesSixteenWarps) { return .twoTilesSixteenWarps }
+        let busy = 12 * multiprocessors, four = SkinnyGEMMLaunch.fourTilesFourWarps
+        if four.blocks(n: n) * four.warps >= busy { return four }
+        let fourEight = SkinnyGEMMLaunch.fourTilesEightWarps
+        if fourEight.blocks(n: n) * fourEight.warps >= busy && fitsOneWave(fourEight) { return fourEight }
+        return .twoTilesEightWarps
     }
 
     /// `y[m, n] = x[m, k] · w[n, k]ᵀ` for 1 ≤ m ≤ 16: x and w bf16 (row-major, dense, 16-byte
     /// aligned), y fp32, fp32 accumulation; every element of y is written. `k` must be a multiple
     /// of 8 (the kernel reads 8 elements at a time); `n` is free.
     public func skinnyLinear(x: CUdeviceptr, w: CUdeviceptr, y: CUdeviceptr, m: Int, n: Int, k: Int, stream: CUDAStream) throws {
+        try launchSkinnyGEMM(x: x, w: w, y: y, m: m, n: n, k: k, gated: false, stream: stream)
+    }
+
+    /// `out[m, n/2] = silu(g) · u` (bf16) for `[g | u] = x[m, k] · w[n, k]ᵀ`, w the fused gate|up
+    /// weight (gate rows first, n even), 1 ≤ m ≤ 16: the sums `skinnyLinear` would write, put
+    /// through `siluMul` without leaving the kernel, so the result is the same to the bit.
+    public func skinnySiluGatedLinear(x: CUdeviceptr, w: CUdeviceptr, out: CUdeviceptr, m: Int, n: Int, k: Int, stream: CUDAStream) throws {
+        guard n % 2 == 0 else { throw CUDAError.invalidArgument("skinny gated linear: n=\(n) gate|up rows; it must be even") }
+        try launchSkinnyGEMM(x: x, w: w, y: out, m: m, n: n, k: k, gated: true, stream: stream)
+    }
+
+    private func launchSkinnyGEMM(x: CUdeviceptr, w: CUdeviceptr, y: CUdeviceptr, m: Int, n: Int, k: Int, gated: Bool, stream: CUDAStream) throws {
+        let what = gated ? "skinny gated linear" : "skinny linear"
         guard m >= 1, m <= CUDAKernels.skinnyGEMMMaxRows else {
-            throw CUDAError.invalidArgument("skinny linear: m=\(m) rows; it takes 1...\(CUDAKernels.skinnyGEMMMaxRows) (use cuBLAS above)")
+            throw CUDAError.invalidArgument("\(what): m=\(m) rows; it takes 1...\(CUDAKernels.skinnyGEMMMaxRows) (use cuBLAS above)")
         }
         guard n >= 1, n <= Int(Int32.max), k >= 8, k <= Int(Int32.max), k % 8 == 0 else {
-            throw CUDAError.invalidArgument("skinny linear: n=\(n), k=\(k); needs n >= 1 and k a positive multiple of 8")
+            throw CUDAError.invalidArgument("\(what): n=\(n), k=\(k); needs n >= 1 and k a positive multiple of 8")
         }
         guard x % 16 == 0, w % 16 == 0 else {
-            throw CUDAError.invalidArgument("skinny linear: x at 0x\(String(x, radix: 16)), w at 0x\(String(w, radix: 16)); both must be 16-byte aligned")
+            throw CUDAError.invalidArgument("\(what): x at 0x\(String(x, radix: 16)), w at 0x\(String(w, radix: 16)); both must be 16-byte aligned")
         }
-        let c = CUDAKernels.skinnyGEMMLaunch(m: m, n: n, multiprocessors: library.device.info.multiprocessors, resident: skinnyGEMMResidency)
+        // The gated launch has the plain one's CTAs (half the features each, gate and up rows
+        // both), so the plain rule and residency decide for it.
+        let plain = CUDAKernels.skinnyGEMMLaunch(m: m, n: n, multiprocessors: library.device.info.multiprocessors, resident: skinnyGEMMResidency)
+        let c = gated ? plain.gated : plain
+        let outputs = gated ? n / 2 : n
         var a = KernelArguments()
         a.add(x); a.add(w); a.add(y); a.add(int: m); a.add(int: n); a.add(int: k)
-        try library.function(c.kernel).launch(grid: (c.blocks(n: n), 1, 1), block: (32 * c.warps, 1, 1), stream: stream, arguments: a)
+        try library.function(c.kernel).launch(grid: (c.blocks(n: outputs), 1, 1), block: (32 * c.warps, 1, 1), stream: stream, arguments: a)
     }
 }

@@ -3,7 +3,10 @@
 /// The whole pool is registered with `cuFileBufRegister` once, so no call pins memory; when the
 /// registration is refused cuFile still works through its own bounce buffers, and the reason is
 /// kept in `registrationNote`. `depth` blocks move at once (one cuFile call per block on each of
-/// `depth` threads): one request at a time leaves the disk idle between requests.
+/// `depth` threads): one request at a time leaves the disk idle between requests. Each call is
+/// made with the pool's CUDA context current on its thread: cuFile pushes and pops the caller's
+/// context around its copies, and on a worker thread with none it fails inside
+/// (`cuCtxPopCurrent` returning INVALID_CONTEXT under compute-sanitizer).
 public final class CUFileBlockIO: BlockFileIO, @unchecked Sendable {
     // cuFile calls are thread-safe; the pool and handle are immutable after init.
     public var path: String { depth > 1 ? "cuFile, \(depth) requests in flight" : "cuFile" }
@@ -19,6 +22,7 @@ public final class CUFileBlockIO: BlockFileIO, @unchecked Sendable {
     /// Registers `fd` (opened with O_DIRECT; `filePath` for messages) and the pool with cuFile.
     public init(pool: DeviceBlockPool, fd: Int32, filePath: String, depth: Int = 4) throws {
         self.depth = max(1, depth)
+        try pool.buffer.device.makeCurrent()
         cufile = try CUFile.shared()
         self.pool = pool
         handle = try cufile.register(fd: fd, path: filePath)
@@ -46,6 +50,7 @@ public final class CUFileBlockIO: BlockFileIO, @unchecked Sendable {
         try concurrentlyForEach(extents.count, depth: depth) { i in
             let e = extents[i]
             _ = try pool.address(of: e.block)
+            try pool.buffer.device.makeCurrent()
             try handle.write(from: pool.buffer.address, bufferOffset: e.block * pool.blockStride, bytes: bytes, fileOffset: e.fileOffset)
         }
     }
@@ -55,6 +60,7 @@ public final class CUFileBlockIO: BlockFileIO, @unchecked Sendable {
         try concurrentlyForEach(extents.count, depth: depth) { i in
             let e = extents[i]
             _ = try pool.address(of: e.block)
+            try pool.buffer.device.makeCurrent()
             try handle.read(into: pool.buffer.address, bufferOffset: e.block * pool.blockStride, bytes: bytes, fileOffset: e.fileOffset)
         }
         // cuFileRead returns once the bytes are in device memory.
