@@ -52,6 +52,12 @@ public protocol ComputeBackend: AnyObject, Sendable {
         qkv: DeviceTensor, heads: Int, headDim: Int, inverseFrequencies: DeviceTensor, layer: Int,
         pool: any KVCachePool, step: any PreparedStep
     ) throws -> DeviceTensor
+    /// `attentionInputs(qkv: linear(x, weight: qkv, bias: bias), ...)` as one op, so a GPU can
+    /// rotate q and k and store k and v as the product's sums come out.
+    func projectAttentionInputs(
+        _ x: DeviceTensor, qkv: DeviceTensor, bias: DeviceTensor?, heads: Int, headDim: Int, inverseFrequencies: DeviceTensor,
+        layer: Int, pool: any KVCachePool, step: any PreparedStep
+    ) throws -> DeviceTensor
     /// `silu(gate) * up` for `gateUp` = `[tokens, 2*inter]` holding gate in its first `inter`
     /// columns and up in the rest (the fused gate/up product): `[tokens, inter]`.
     func siluAndMultiply(_ gateUp: DeviceTensor) throws -> DeviceTensor
@@ -79,6 +85,15 @@ public protocol ComputeBackend: AnyObject, Sendable {
 }
 
 extension ComputeBackend {
+    /// The product, then the attention inputs: for backends with nothing to gain from fusing them.
+    public func projectAttentionInputs(
+        _ x: DeviceTensor, qkv: DeviceTensor, bias: DeviceTensor?, heads: Int, headDim: Int, inverseFrequencies: DeviceTensor,
+        layer: Int, pool: any KVCachePool, step: any PreparedStep
+    ) throws -> DeviceTensor {
+        try attentionInputs(qkv: try linear(x, weight: qkv, bias: bias), heads: heads, headDim: headDim,
+                            inverseFrequencies: inverseFrequencies, layer: layer, pool: pool, step: step)
+    }
+
     /// The product, then the activation: for backends with nothing to gain from fusing them.
     public func gatedLinear(_ x: DeviceTensor, gateUp: DeviceTensor) throws -> DeviceTensor {
         try siluAndMultiply(try linear(x, weight: gateUp, bias: nil))

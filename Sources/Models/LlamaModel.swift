@@ -124,9 +124,9 @@ public final class LlamaModel: Sendable {
         var x = try b.embedding(embedding, step: prepared)
         var normed = try b.rmsNorm(x, weight: layers[0].inputNorm, epsilon: config.rmsNormEpsilon)
         for (i, layer) in layers.enumerated() {
-            let q = try b.attentionInputs(
-                qkv: try b.linear(normed, weight: layer.qkv, bias: layer.qkvBias), heads: config.heads,
-                headDim: config.headDim, inverseFrequencies: inverseFrequencies, layer: i, pool: kv, step: prepared)
+            let q = try b.projectAttentionInputs(
+                normed, qkv: layer.qkv, bias: layer.qkvBias, heads: config.heads, headDim: config.headDim,
+                inverseFrequencies: inverseFrequencies, layer: i, pool: kv, step: prepared)
             let attention = try b.pagedAttention(q: q, heads: config.heads, layer: i, scale: scale, pool: kv, step: prepared)
             let afterAttention = try b.addAndNormalize(x, try b.linear(attention, weight: layer.o, bias: nil),
                                                        weight: layer.postAttentionNorm, epsilon: config.rmsNormEpsilon)

@@ -61,6 +61,7 @@ final class SkinnyGEMMLaunchTests: XCTestCase {
         for l in SkinnyGEMMLaunch.all {
             XCTAssertTrue(all.contains(l.kernel), l.kernel)
             XCTAssertTrue(all.contains(l.gated.kernel), l.gated.kernel)
+            XCTAssertTrue(all.contains(l.rotary.kernel), l.rotary.kernel)
         }
     }
 

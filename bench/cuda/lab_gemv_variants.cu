@@ -3,7 +3,7 @@
 // weight byte), one chunk a step (u1: fewer registers, more CTAs per
 // multiprocessor), and no prefetch (p0). _b8: at most 8 warps (t2r1u4 needs 158
 // registers).
-extern "C" __global__ void __launch_bounds__(512) gemv_bf16_t2r1u2p1h1(GEMV_ARGS) { skinny_gemm<2, 1, 2, 1, 1, 16, 0>(x, w, y, m, n, k); }
-extern "C" __global__ void __launch_bounds__(256) gemv_bf16_t2r1u4p1h1_b8(GEMV_ARGS) { skinny_gemm<2, 1, 4, 1, 1, 8, 0>(x, w, y, m, n, k); }
-extern "C" __global__ void __launch_bounds__(512) gemv_bf16_t2r2u1p1h1(GEMV_ARGS) { skinny_gemm<2, 2, 1, 1, 1, 16, 0>(x, w, y, m, n, k); }
-extern "C" __global__ void __launch_bounds__(512) gemv_bf16_t2r2u4p0h1(GEMV_ARGS) { skinny_gemm<2, 2, 4, 0, 1, 16, 0>(x, w, y, m, n, k); }
+extern "C" __global__ void __launch_bounds__(512) gemv_bf16_t2r1u2p1h1(GEMV_ARGS) { skinny_gemm<2, 1, 2, 1, 1, 16, 0>(x, w, y, m, n, k, GEMV_PLAIN); }
+extern "C" __global__ void __launch_bounds__(256) gemv_bf16_t2r1u4p1h1_b8(GEMV_ARGS) { skinny_gemm<2, 1, 4, 1, 1, 8, 0>(x, w, y, m, n, k, GEMV_PLAIN); }
+extern "C" __global__ void __launch_bounds__(512) gemv_bf16_t2r2u1p1h1(GEMV_ARGS) { skinny_gemm<2, 2, 1, 1, 1, 16, 0>(x, w, y, m, n, k, GEMV_PLAIN); }
+extern "C" __global__ void __launch_bounds__(512) gemv_bf16_t2r2u4p0h1(GEMV_ARGS) { skinny_gemm<2, 2, 4, 0, 1, 16, 0>(x, w, y, m, n, k, GEMV_PLAIN); }

@@ -252,6 +252,35 @@ public final class CUDABackend: ComputeBackend, @unchecked Sendable {
         return q
     }
 
+    /// Decode batches (up to 16 rows) without a q|k|v bias take the skinny kernel's rotary form,
+    /// which rotates and stores the product's sums itself: the fp32 `[rows, q|k|v]` product is
+    /// never written and `rope_qkv_write_kv` is not launched (1.5-1.8 us a layer less than the
+    /// two on the H200, bench/results/model-h200.md).
+    public func projectAttentionInputs(
+        _ x: DeviceTensor, qkv: DeviceTensor, bias: DeviceTensor?, heads: Int, headDim: Int, inverseFrequencies: DeviceTensor,
+        layer: Int, pool: any KVCachePool, step: any PreparedStep
+    ) throws -> DeviceTensor {
+        let s = try prepared(step, "projectAttentionInputs"), kv = try cudaPool(pool, "projectAttentionInputs")
+        let layout = kv.layout
+        let xb = try bfloat16(x, "projectAttentionInputs")
+        let w = try bfloat16(qkv, "projectAttentionInputs")
+        let xAddress = try xb.cudaAddress("projectAttentionInputs"), wAddress = try w.cudaAddress("projectAttentionInputs")
+        let m = x.rows, n = qkv.rows, k = x.columns
+        guard bias == nil, qkv.shape.count == 2, qkv.columns == k, headDim == layout.headDim, headDim % 16 == 0,
+              n == (heads + 2 * layout.kvHeads) * headDim, m == s.batch.tokenCount, inverseFrequencies.count == headDim / 2,
+              inverseFrequencies.dtype == .float32, layer >= 0, layer < layout.layers,
+              CUDAKernels.skinnyGEMMAccepts(m: m, n: n, k: k, x: xAddress, w: wAddress) else {
+            return try attentionInputs(qkv: try linear(xb, weight: w, bias: bias), heads: heads, headDim: headDim,
+                                       inverseFrequencies: inverseFrequencies, layer: layer, pool: pool, step: step)
+        }
+        let (q, p) = try allocate([m, heads * headDim], .float32)
+        try kernels.skinnyRotaryLinear(
+            x: xAddress, w: wAddress, m: m, n: n, k: k, heads: heads, positions: s.address(.positions),
+            inverseFrequencies: try inverseFrequencies.cudaAddress("projectAttentionInputs"), slots: s.address(.slots), qOutput: p,
+            pool: kv.pool.buffer.address, blockStride: kv.blockStride, layer: layer, layout: layout, stream: stream)
+        return q
+    }
+
     public func siluAndMultiply(_ gateUp: DeviceTensor) throws -> DeviceTensor {
         guard gateUp.shape.count == 2, gateUp.columns % 2 == 0 else {
             throw BackendError.shapeMismatch(op: "siluAndMultiply", detail: "gate/up \(gateUp.shape) needs an even column count")
@@ -267,8 +296,8 @@ public final class CUDABackend: ComputeBackend, @unchecked Sendable {
 
     /// Decode batches (up to 16 rows) take the skinny kernel's gated form, which applies the
     /// activation to the sums as they come out: the fp32 `[rows, 2·inter]` product is never
-    /// written and the activation kernel is not launched (2.4-2.8 us a layer on the H200,
-    /// bench/results/model-h200.md). The result is the same to the bit as the two ops'.
+    /// written and the activation kernel is not launched (1.8-2.8 us a layer less on the H200,
+    /// bench/results/gemv-h200.md). The result is the same to the bit as the two ops'.
     public func gatedLinear(_ x: DeviceTensor, gateUp: DeviceTensor) throws -> DeviceTensor {
         guard gateUp.shape.count == 2, gateUp.columns == x.columns, gateUp.rows % 2 == 0 else {
             throw BackendError.shapeMismatch(op: "gatedLinear", detail: "x \(x.shape), gate/up weight \(gateUp.shape) (needs an even row count)")

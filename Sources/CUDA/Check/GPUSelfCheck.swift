@@ -56,7 +56,7 @@ public final class GPUSelfCheck: @unchecked Sendable {
         let checks: [(String, () throws -> [GPUCheckResult])] = [
             ("bf16 conversion", checkConversions), ("embedding", checkEmbedding), ("rmsnorm", checkRMSNorm),
             ("rope + kv write", checkRopeAndKVWrite), ("silu*mul", checkSiluMul), ("residual add", checkResidualAdd),
-            ("gemm", checkGemm), ("skinny gemm", checkSkinnyGemm), ("skinny gated gemm", checkSkinnyGatedGemm), ("kv write + paged attention", checkAttention),
+            ("gemm", checkGemm), ("skinny gemm", checkSkinnyGemm), ("skinny gated gemm", checkSkinnyGatedGemm), ("skinny rotary gemm", checkSkinnyRotaryGemm), ("kv write + paged attention", checkAttention),
             ("prefill attention (tensor cores)", checkPrefillAttention), ("argmax/top-k", checkSampling),
         ]
         for (name, check) in checks {
@@ -307,6 +307,54 @@ public final class GPUSelfCheck: @unchecked Sendable {
             return [
                 GPUCheckResult(name: name, error: HostReference.relativeError(got, ref), tolerance: 8e-3),
                 GPUCheckResult(name: name + ": elements differing from the product then silu*mul", error: Double(differing), tolerance: 0),
+            ]
+        }
+    }
+
+    /// The rotary form (`skinnyRotaryLinear`) against the plain product followed by
+    /// `ropeAndWriteKV` on the same inputs: q within fp32 rounding, k within one bf16 step, v
+    /// equal. Head dims 16, 64 and 128; one- and two-token-tile launches.
+    func checkSkinnyRotaryGemm() throws -> [GPUCheckResult] {
+        try [(1, 4, 2, 16, 64), (3, 8, 2, 128, 576), (9, 12, 4, 64, 200), (16, 32, 8, 128, 256)].flatMap { (m, heads, kvHeads, hd, k) in
+            let n = (heads + 2 * kvHeads) * hd
+            let layout = KVBlockLayout(layers: 3, kvHeads: kvHeads, headDim: hd, blockTokens: 16, dtype: .bfloat16)
+            let layer = 2, blocks = 3, stride = layout.blockBytes + 4096
+            let (x, _) = try uploadBF16(HostReference.randomNormal(m * k))
+            let (w, _) = try uploadBF16(HostReference.randomNormal(n * k, scale: 0.05))
+            let positions = (0..<m).map { _ in Int32.random(in: 0..<131_072) }
+            let slots = Array(0..<(blocks * layout.blockTokens)).shuffled().prefix(m).map { Int32($0) }
+            let inv = HostReference.ropeInverseFrequencies(headDim: hd, theta: 500_000, llama3: (8, 1, 4, 8192))
+            let pb = try upload(positions), ib = try upload(inv), sb = try upload(slots)
+            let q = try poisoned(m * heads * hd * 4), pool = try poisoned(blocks * stride)
+            let y = try poisoned(m * n * 4), qRef = try poisoned(m * heads * hd * 4), poolRef = try poisoned(blocks * stride)
+            try kernels.skinnyRotaryLinear(x: x.address, w: w.address, m: m, n: n, k: k, heads: heads, positions: pb.address,
+                                           inverseFrequencies: ib.address, slots: sb.address, qOutput: q.address, pool: pool.address,
+                                           blockStride: stride, layer: layer, layout: layout, stream: stream)
+            try kernels.skinnyLinear(x: x.address, w: w.address, y: y.address, m: m, n: n, k: k, stream: stream)
+            try kernels.ropeAndWriteKV(qkv: y.address, heads: heads, positions: pb.address, inverseFrequencies: ib.address, slots: sb.address,
+                                       qOutput: qRef.address, pool: poolRef.address, blockStride: stride, tokens: m, layer: layer,
+                                       layout: layout, stream: stream)
+            let gotQ = try downloadF32(q, count: m * heads * hd), refQ = try downloadF32(qRef, count: m * heads * hd)
+            let got = try pool.download(UInt16.self, count: blocks * stride / 2), ref = try poolRef.download(UInt16.self, count: blocks * stride / 2)
+            // Written elements: the k and v rows at each token's slot (everything else stays poisoned in both).
+            var kApart = 0, kDiffer = 0, vDiffer = 0
+            for slot in slots {
+                let base = Int(slot) / layout.blockTokens * stride / 2, off = Int(slot) % layout.blockTokens
+                let kOff = base + layout.elementOffset(layer: layer, value: false, token: off)
+                let vOff = base + layout.elementOffset(layer: layer, value: true, token: off)
+                for i in 0..<layout.tokenElements {
+                    if got[kOff + i] != ref[kOff + i] { kDiffer += 1 }
+                    if abs(Int(Int16(bitPattern: got[kOff + i])) - Int(Int16(bitPattern: ref[kOff + i]))) > 1 { kApart += 1 }
+                    if got[vOff + i] != ref[vOff + i] { vDiffer += 1 }
+                }
+            }
+            let elsewhere = zip(got, ref).filter { $0.0 != $0.1 }.count - kDiffer - vDiffer
+            let name = "skinny rotary linear \(m)x\(k), \(heads) q / \(kvHeads) kv heads x \(hd), against the product then rope + kv write"
+            return [
+                GPUCheckResult(name: name + ": q", error: HostReference.relativeError(gotQ, refQ.map(Double.init)), tolerance: 1e-6),
+                GPUCheckResult(name: name + ": k elements more than one bf16 step apart", error: Double(kApart), tolerance: 0),
+                GPUCheckResult(name: name + ": v elements differing", error: Double(vDiffer), tolerance: 0),
+                GPUCheckResult(name: name + ": pool elements differing outside the tokens' k and v", error: Double(elsewhere), tolerance: 0),
             ]
         }
     }

@@ -50,6 +50,17 @@ __device__ __forceinline__ void gemv_mma(float* c, unsigned a0, unsigned a1, uns
 // silu(g)·u, as silu_mul_f32_to_bf16 computes it.
 __device__ __forceinline__ float gemv_silu_times(float g, float u) { return g / (1.0f + expf(-g)) * u; }
 
+// Where the rotary form (G = 2) puts its results: as rope_qkv_write_kv (norm_rope.cu) takes them.
+struct GemvRotaryOut {
+    const int* positions;
+    const float* inv_freq;
+    const int* slots;
+    float* q_out;
+    bf16_t* pool;
+    int heads, kv_heads, head_dim, layer, block_tokens;
+    long block_stride;
+};
+
 // T: token tiles of 8 (m <= 8·T); R: 16-feature tiles per CTA; U: 32-k chunks per step;
 // P: prefetch the next step's loads before the current step's mma; H: L2 256-byte hint;
 // W: the most warps a CTA may have (sizes the shared reduction buffer); G: gated (below).
@@ -60,9 +71,16 @@ __device__ __forceinline__ float gemv_silu_times(float g, float u) { return g / 
 // sums for the same tokens and writes silu(gate)·up as bf16 ([m, n/2]). The sums are the ones
 // the plain kernel would write, so the result is bit for bit that of the product followed by
 // silu_mul_f32_to_bf16, without the fp32 [m, n] round trip and the extra launch.
+//
+// Rotary (G = 2), for attention's fused q|k|v weight (n = (heads + 2·kv_heads)·head_dim rows,
+// head_dim a multiple of 16): tile i takes dims d .. d + 7 of head h as its A rows 0-7 and
+// dims d + head_dim/2 .. + 7 as rows 8-15 (h = i / (head_dim/16), d = 8·(i mod head_dim/16)),
+// so a thread holds both halves of each "rotate half" pair and does what rope_qkv_write_kv
+// would: rotates q and k by the token's position, writes q (fp32) to q_out and k, v (bf16) to
+// the token's slot in the pool. No y is written.
 template <int T, int R, int U, int P, int H, int W, int G>
 __device__ __forceinline__ void skinny_gemm(const bf16_t* __restrict__ x, const bf16_t* __restrict__ w,
-                                            void* __restrict__ y, int m, int n, int k) {
+                                            void* __restrict__ y, int m, int n, int k, const GemvRotaryOut ro) {
     __shared__ float red[W][R * T * 4][32];
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
     const int g = lane >> 2, t = lane & 3;
@@ -72,12 +90,18 @@ __device__ __forceinline__ void skinny_gemm(const bf16_t* __restrict__ x, const 
 
     // Rows past n (past n / 2 gated) read the last row (valid memory) and are not stored.
     const bf16_t* wp[2 * R];
+    const int tiles_per_head = G == 2 ? ro.head_dim / 16 : 1;
 #pragma unroll
     for (int r = 0; r < R; r++) {
-        if (G) {
+        if (G == 1) {
             const int f = min(row0 + 8 * r + g, half - 1);
             wp[2 * r] = w + (size_t)f * k + 8 * t;
             wp[2 * r + 1] = w + (size_t)(half + f) * k + 8 * t;
+        } else if (G == 2) {
+            const int tile = min(blockIdx.x * R + r, n / 16 - 1);
+            const int f = (tile / tiles_per_head) * ro.head_dim + 8 * (tile % tiles_per_head) + g;
+            wp[2 * r] = w + (size_t)f * k + 8 * t;
+            wp[2 * r + 1] = w + (size_t)(f + ro.head_dim / 2) * k + 8 * t;
         } else {
             wp[2 * r] = w + (size_t)min(row0 + 16 * r + g, n - 1) * k + 8 * t;
             wp[2 * r + 1] = w + (size_t)min(row0 + 16 * r + g + 8, n - 1) * k + 8 * t;
@@ -178,7 +202,46 @@ __device__ __forceinline__ void skinny_gemm(const bf16_t* __restrict__ x, const 
 #pragma unroll
             for (int c = 0; c < 4; c++) red[warp][(r * T + tt) * 4 + c][lane] = acc[r][tt][c];
     __syncthreads();
-    if (G) {
+    if (G == 2) {
+        // Item (tile, token tile, c < 2, lane): the pair's first half in accumulator c, its
+        // second in c + 2.
+        const int hd = ro.head_dim, rhalf = hd / 2, kv_elems = ro.kv_heads * hd;
+        for (int i = threadIdx.x; i < R * T * 2 * 32; i += blockDim.x) {
+            const int j = i >> 5, l = i & 31;
+            const int c = j & 1, tt = (j >> 1) % T, r = (j >> 1) / T;
+            const int acc_index = (r * T + tt) * 4 + c;
+            float a = 0.0f, b = 0.0f;
+            for (int q = 0; q < warps; q++) { a += red[q][acc_index][l]; b += red[q][acc_index + 2][l]; }
+            const int tile = blockIdx.x * R + r, tok = 8 * tt + 2 * (l & 3) + c;
+            if (tile >= n / 16 || tok >= m) continue;
+            const int head = tile / tiles_per_head, d = 8 * (tile % tiles_per_head) + (l >> 2);
+            if (head >= ro.heads + ro.kv_heads) {
+                const long slot = ro.slots[tok];
+                bf16_t* v = ro.pool + (slot / ro.block_tokens) * ro.block_stride
+                    + ((long)(ro.layer * 2 + 1) * ro.block_tokens + slot % ro.block_tokens) * kv_elems
+                    + (head - ro.heads - ro.kv_heads) * hd;
+                v[d] = f32_to_bf16(a);
+                v[d + rhalf] = f32_to_bf16(b);
+                continue;
+            }
+            float sn, cs;
+            sincosf((float)ro.positions[tok] * ro.inv_freq[d], &sn, &cs);
+            const float lo = a * cs - b * sn, hi = b * cs + a * sn;
+            if (head < ro.heads) {
+                float* qh = ro.q_out + (long)tok * ro.heads * hd + head * hd;
+                qh[d] = lo;
+                qh[d + rhalf] = hi;
+            } else {
+                const long slot = ro.slots[tok];
+                bf16_t* kh = ro.pool + (slot / ro.block_tokens) * ro.block_stride
+                    + ((long)(ro.layer * 2) * ro.block_tokens + slot % ro.block_tokens) * kv_elems + (head - ro.heads) * hd;
+                kh[d] = f32_to_bf16(lo);
+                kh[d + rhalf] = f32_to_bf16(hi);
+            }
+        }
+        return;
+    }
+    if (G == 1) {
         // Item (tile, token tile, c < 2, lane): gate in accumulator c, up in c + 2.
         for (int i = threadIdx.x; i < R * T * 2 * 32; i += blockDim.x) {
             const int j = i >> 5, l = i & 31;
@@ -206,17 +269,29 @@ __device__ __forceinline__ void skinny_gemm(const bf16_t* __restrict__ x, const 
 // grid ceil(n / (16·R)) (gated: ceil(n / 2 / (8·R))), block 32·warps (warps <= the launch bound
 // / 32, and <= 8 for _b8); x, w 16-byte aligned, k % 8 == 0 (gated: n even). Names: t<token
 // tiles>r<feature tiles>u<chunks per step>p<prefetch>h<L2 hint>; _silu: gated, y is bf16
-// [m, n/2]. The first three won two sweeps (12 and 11 variants × 4-16 warps) on the H100
-// (bench/results/gemv-h100.md): prefetching the next step beat deeper unrolling without it, and
-// at m = 16 two feature tiles per CTA, which halve the x reads per weight byte, came out ahead.
+// [m, n/2]; _rope: rotary (head_dim % 16 == 0). The first three won two sweeps (12 and 11
+// variants × 4-16 warps) on the H100 (bench/results/gemv-h100.md): prefetching the next step
+// beat deeper unrolling without it, and at m = 16 two feature tiles per CTA, which halve the x
+// reads per weight byte, came out ahead.
 // Four tiles (t2r4, 4 warps, four CTAs a multiprocessor) won at m = 16 on the H200 where n is
 // large (gate_up, the LM head; bench/results/gemv-h200.md).
 #define GEMV_ARGS const bf16_t* __restrict__ x, const bf16_t* __restrict__ w, void* __restrict__ y, int m, int n, int k
-extern "C" __global__ void __launch_bounds__(512) gemv_bf16_t1r1u2p1h1(GEMV_ARGS) { skinny_gemm<1, 1, 2, 1, 1, 16, 0>(x, w, y, m, n, k); }
-extern "C" __global__ void __launch_bounds__(512) gemv_bf16_t1r1u4p1h1(GEMV_ARGS) { skinny_gemm<1, 1, 4, 1, 1, 16, 0>(x, w, y, m, n, k); }
-extern "C" __global__ void __launch_bounds__(512) gemv_bf16_t2r2u2p1h1(GEMV_ARGS) { skinny_gemm<2, 2, 2, 1, 1, 16, 0>(x, w, y, m, n, k); }
-extern "C" __global__ void __launch_bounds__(256) gemv_bf16_t2r4u1p1h1_b8(GEMV_ARGS) { skinny_gemm<2, 4, 1, 1, 1, 8, 0>(x, w, y, m, n, k); }
-extern "C" __global__ void __launch_bounds__(512) gemv_bf16_t1r1u2p1h1_silu(GEMV_ARGS) { skinny_gemm<1, 1, 2, 1, 1, 16, 1>(x, w, y, m, n, k); }
-extern "C" __global__ void __launch_bounds__(512) gemv_bf16_t1r1u4p1h1_silu(GEMV_ARGS) { skinny_gemm<1, 1, 4, 1, 1, 16, 1>(x, w, y, m, n, k); }
-extern "C" __global__ void __launch_bounds__(512) gemv_bf16_t2r2u2p1h1_silu(GEMV_ARGS) { skinny_gemm<2, 2, 2, 1, 1, 16, 1>(x, w, y, m, n, k); }
-extern "C" __global__ void __launch_bounds__(256) gemv_bf16_t2r4u1p1h1_b8_silu(GEMV_ARGS) { skinny_gemm<2, 4, 1, 1, 1, 8, 1>(x, w, y, m, n, k); }
+#define GEMV_PLAIN GemvRotaryOut{}
+extern "C" __global__ void __launch_bounds__(512) gemv_bf16_t1r1u2p1h1(GEMV_ARGS) { skinny_gemm<1, 1, 2, 1, 1, 16, 0>(x, w, y, m, n, k, GEMV_PLAIN); }
+extern "C" __global__ void __launch_bounds__(512) gemv_bf16_t1r1u4p1h1(GEMV_ARGS) { skinny_gemm<1, 1, 4, 1, 1, 16, 0>(x, w, y, m, n, k, GEMV_PLAIN); }
+extern "C" __global__ void __launch_bounds__(512) gemv_bf16_t2r2u2p1h1(GEMV_ARGS) { skinny_gemm<2, 2, 2, 1, 1, 16, 0>(x, w, y, m, n, k, GEMV_PLAIN); }
+extern "C" __global__ void __launch_bounds__(256) gemv_bf16_t2r4u1p1h1_b8(GEMV_ARGS) { skinny_gemm<2, 4, 1, 1, 1, 8, 0>(x, w, y, m, n, k, GEMV_PLAIN); }
+extern "C" __global__ void __launch_bounds__(512) gemv_bf16_t1r1u2p1h1_silu(GEMV_ARGS) { skinny_gemm<1, 1, 2, 1, 1, 16, 1>(x, w, y, m, n, k, GEMV_PLAIN); }
+extern "C" __global__ void __launch_bounds__(512) gemv_bf16_t1r1u4p1h1_silu(GEMV_ARGS) { skinny_gemm<1, 1, 4, 1, 1, 16, 1>(x, w, y, m, n, k, GEMV_PLAIN); }
+extern "C" __global__ void __launch_bounds__(512) gemv_bf16_t2r2u2p1h1_silu(GEMV_ARGS) { skinny_gemm<2, 2, 2, 1, 1, 16, 1>(x, w, y, m, n, k, GEMV_PLAIN); }
+extern "C" __global__ void __launch_bounds__(256) gemv_bf16_t2r4u1p1h1_b8_silu(GEMV_ARGS) { skinny_gemm<2, 4, 1, 1, 1, 8, 1>(x, w, y, m, n, k, GEMV_PLAIN); }
+
+// _rope: the rotary form; y is unused (pass 0), the rest is rope_qkv_write_kv's.
+#define GEMV_ROPE_ARGS GEMV_ARGS, const int* __restrict__ positions, const float* __restrict__ inv_freq, \
+    const int* __restrict__ slots, float* __restrict__ q_out, bf16_t* __restrict__ pool, int heads, int kv_heads, \
+    int head_dim, int layer, int block_tokens, long block_stride
+#define GEMV_ROPE GemvRotaryOut{positions, inv_freq, slots, q_out, pool, heads, kv_heads, head_dim, layer, block_tokens, block_stride}
+extern "C" __global__ void __launch_bounds__(512) gemv_bf16_t1r1u2p1h1_rope(GEMV_ROPE_ARGS) { skinny_gemm<1, 1, 2, 1, 1, 16, 2>(x, w, y, m, n, k, GEMV_ROPE); }
+extern "C" __global__ void __launch_bounds__(512) gemv_bf16_t1r1u4p1h1_rope(GEMV_ROPE_ARGS) { skinny_gemm<1, 1, 4, 1, 1, 16, 2>(x, w, y, m, n, k, GEMV_ROPE); }
+extern "C" __global__ void __launch_bounds__(512) gemv_bf16_t2r2u2p1h1_rope(GEMV_ROPE_ARGS) { skinny_gemm<2, 2, 2, 1, 1, 16, 2>(x, w, y, m, n, k, GEMV_ROPE); }
+extern "C" __global__ void __launch_bounds__(256) gemv_bf16_t2r4u1p1h1_b8_rope(GEMV_ROPE_ARGS) { skinny_gemm<2, 4, 1, 1, 1, 8, 2>(x, w, y, m, n, k, GEMV_ROPE); }

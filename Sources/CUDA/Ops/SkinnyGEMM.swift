@@ -34,6 +34,27 @@ struct SkinnyGEMMLaunch: Hashable, Sendable {
     /// The gated form of this launch (`_silu`, gemv.cu): the same CTAs, each writing
     /// silu(gate)·up for half as many output features.
     var gated: SkinnyGEMMLaunch { SkinnyGEMMLaunch(kernel: kernel + "_silu", features: features / 2, warps: warps) }
+    /// The rotary form (`_rope`): the same CTAs over a permutation of the same rows.
+    var rotary: SkinnyGEMMLaunch { SkinnyGEMMLaunch(kernel: kernel + "_rope", features: features, warps: warps) }
+}
+
+/// What a skinny GEMM does with its sums (gemv.cu's forms).
+enum SkinnyGEMMForm {
+    /// Writes them (fp32 `[m, n]`).
+    case plain
+    /// silu(gate)·up of a fused gate|up product (bf16 `[m, n/2]`).
+    case gated
+    /// Rotates and stores a fused q|k|v product, as `ropeAndWriteKV` would.
+    case rotary
+
+    /// The launcher's name in messages.
+    var launcher: String {
+        switch self {
+        case .plain: "skinny linear"
+        case .gated: "skinny gated linear"
+        case .rotary: "skinny rotary linear"
+        }
+    }
 }
 
 /// Decode-sized matrix products (`Sources/CUDA/Kernels/gemv.cu`).
@@ -100,7 +121,9 @@ extension CUDAKernels {
     /// aligned), y fp32, fp32 accumulation; every element of y is written. `k` must be a multiple
     /// of 8 (the kernel reads 8 elements at a time); `n` is free.
     public func skinnyLinear(x: CUdeviceptr, w: CUdeviceptr, y: CUdeviceptr, m: Int, n: Int, k: Int, stream: CUDAStream) throws {
-        try launchSkinnyGEMM(x: x, w: w, y: y, m: m, n: n, k: k, gated: false, stream: stream)
+        var a = KernelArguments()
+        a.add(x); a.add(w); a.add(y); a.add(int: m); a.add(int: n); a.add(int: k)
+        try launchSkinnyGEMM(x: x, w: w, m: m, n: n, k: k, form: .plain, arguments: a, stream: stream)
     }
 
     /// `out[m, n/2] = silu(g) · u` (bf16) for `[g | u] = x[m, k] · w[n, k]ᵀ`, w the fused gate|up
@@ -108,11 +131,33 @@ extension CUDAKernels {
     /// through `siluMul` without leaving the kernel, so the result is the same to the bit.
     public func skinnySiluGatedLinear(x: CUdeviceptr, w: CUdeviceptr, out: CUdeviceptr, m: Int, n: Int, k: Int, stream: CUDAStream) throws {
         guard n % 2 == 0 else { throw CUDAError.invalidArgument("skinny gated linear: n=\(n) gate|up rows; it must be even") }
-        try launchSkinnyGEMM(x: x, w: w, y: out, m: m, n: n, k: k, gated: true, stream: stream)
+        var a = KernelArguments()
+        a.add(x); a.add(w); a.add(out); a.add(int: m); a.add(int: n); a.add(int: k)
+        try launchSkinnyGEMM(x: x, w: w, m: m, n: n, k: k, form: .gated, arguments: a, stream: stream)
     }
 
-    private func launchSkinnyGEMM(x: CUdeviceptr, w: CUdeviceptr, y: CUdeviceptr, m: Int, n: Int, k: Int, gated: Bool, stream: CUDAStream) throws {
-        let what = gated ? "skinny gated linear" : "skinny linear"
+    /// `ropeAndWriteKV` of `x[m, k] · w[n, k]ᵀ` for 1 ≤ m ≤ 16, w the fused q|k|v weight (n =
+    /// (heads + 2·kvHeads)·headDim rows, head dim a multiple of 16): q rotated into `qOutput`
+    /// (fp32 `[m, heads·headDim]`), k rotated and v into `layer` of the bf16 pool at `slots`.
+    /// The product is never written: each pair of dims to rotate is summed in one thread.
+    public func skinnyRotaryLinear(x: CUdeviceptr, w: CUdeviceptr, m: Int, n: Int, k: Int, heads: Int, positions: CUdeviceptr,
+                                   inverseFrequencies: CUdeviceptr, slots: CUdeviceptr, qOutput: CUdeviceptr, pool: CUdeviceptr,
+                                   blockStride: Int, layer: Int, layout: KVBlockLayout, stream: CUDAStream) throws {
+        guard layout.dtype == .bfloat16 else { throw CUDAError.invalidArgument("KV pool dtype \(layout.dtype); the CUDA kernels use bf16") }
+        guard layout.headDim % 16 == 0, n == (heads + 2 * layout.kvHeads) * layout.headDim else {
+            throw CUDAError.invalidArgument("skinny rotary linear: \(n) q|k|v rows for \(heads) + 2 x \(layout.kvHeads) heads of \(layout.headDim) (needs that many rows and a head dim that is a multiple of 16)")
+        }
+        var a = KernelArguments()
+        a.add(x); a.add(w); a.add(CUdeviceptr(0)); a.add(int: m); a.add(int: n); a.add(int: k)
+        a.add(positions); a.add(inverseFrequencies); a.add(slots); a.add(qOutput); a.add(pool)
+        a.add(int: heads); a.add(int: layout.kvHeads); a.add(int: layout.headDim); a.add(int: layer); a.add(int: layout.blockTokens)
+        a.add(Int64Arg(blockStride / 2))
+        try launchSkinnyGEMM(x: x, w: w, m: m, n: n, k: k, form: .rotary, arguments: a, stream: stream)
+    }
+
+    private func launchSkinnyGEMM(x: CUdeviceptr, w: CUdeviceptr, m: Int, n: Int, k: Int, form: SkinnyGEMMForm,
+                                  arguments: KernelArguments, stream: CUDAStream) throws {
+        let what = form.launcher
         guard m >= 1, m <= CUDAKernels.skinnyGEMMMaxRows else {
             throw CUDAError.invalidArgument("\(what): m=\(m) rows; it takes 1...\(CUDAKernels.skinnyGEMMMaxRows) (use cuBLAS above)")
         }
@@ -122,13 +167,14 @@ extension CUDAKernels {
         guard x % 16 == 0, w % 16 == 0 else {
             throw CUDAError.invalidArgument("\(what): x at 0x\(String(x, radix: 16)), w at 0x\(String(w, radix: 16)); both must be 16-byte aligned")
         }
-        // The gated launch has the plain one's CTAs (half the features each, gate and up rows
-        // both), so the plain rule and residency decide for it.
+        // The other forms have the plain launch's CTAs over the same rows, so the plain rule and
+        // residency decide for them.
         let plain = CUDAKernels.skinnyGEMMLaunch(m: m, n: n, multiprocessors: library.device.info.multiprocessors, resident: skinnyGEMMResidency)
-        let c = gated ? plain.gated : plain
-        let outputs = gated ? n / 2 : n
-        var a = KernelArguments()
-        a.add(x); a.add(w); a.add(y); a.add(int: m); a.add(int: n); a.add(int: k)
-        try library.function(c.kernel).launch(grid: (c.blocks(n: outputs), 1, 1), block: (32 * c.warps, 1, 1), stream: stream, arguments: a)
+        let (c, outputs) = switch form {
+        case .plain: (plain, n)
+        case .gated: (plain.gated, n / 2)
+        case .rotary: (plain.rotary, n)
+        }
+        try library.function(c.kernel).launch(grid: (c.blocks(n: outputs), 1, 1), block: (32 * c.warps, 1, 1), stream: stream, arguments: arguments)
     }
 }
