@@ -61,6 +61,23 @@ struct GemvRotaryOut {
     long block_stride;
 };
 
+// Item i of a paired epilogue (gated, rotary): tile r's rows g and g + 8 for one token, whose
+// sums over the CTA's warps are accumulators c and c + 2 (c < 2) of lane l = i mod 32 in
+// `red`. Gives r, the token, the tile row g = l / 4 and both sums, in the warps' order.
+template <int R, int T>
+__device__ __forceinline__ void gemv_paired_item(const float (*red)[R * T * 4][32], int warps, int i,
+                                                 int& r, int& tok, int& g, float& lo, float& hi) {
+    const int j = i >> 5, l = i & 31;
+    const int c = j & 1, tt = (j >> 1) % T;
+    r = (j >> 1) / T;
+    tok = 8 * tt + 2 * (l & 3) + c;
+    g = l >> 2;
+    const int a = (r * T + tt) * 4 + c;
+    lo = 0.0f;
+    hi = 0.0f;
+    for (int q = 0; q < warps; q++) { lo += red[q][a][l]; hi += red[q][a + 2][l]; }
+}
+
 // T: token tiles of 8 (m <= 8·T); R: 16-feature tiles per CTA; U: 32-k chunks per step;
 // P: prefetch the next step's loads before the current step's mma; H: L2 256-byte hint;
 // W: the most warps a CTA may have (sizes the shared reduction buffer); G: gated (below).
@@ -203,18 +220,15 @@ __device__ __forceinline__ void skinny_gemm(const bf16_t* __restrict__ x, const 
             for (int c = 0; c < 4; c++) red[warp][(r * T + tt) * 4 + c][lane] = acc[r][tt][c];
     __syncthreads();
     if (G == 2) {
-        // Item (tile, token tile, c < 2, lane): the pair's first half in accumulator c, its
-        // second in c + 2.
+        // Each item: a rotation pair's first half (dim d) and second (d + head_dim/2).
         const int hd = ro.head_dim, rhalf = hd / 2, kv_elems = ro.kv_heads * hd;
         for (int i = threadIdx.x; i < R * T * 2 * 32; i += blockDim.x) {
-            const int j = i >> 5, l = i & 31;
-            const int c = j & 1, tt = (j >> 1) % T, r = (j >> 1) / T;
-            const int acc_index = (r * T + tt) * 4 + c;
-            float a = 0.0f, b = 0.0f;
-            for (int q = 0; q < warps; q++) { a += red[q][acc_index][l]; b += red[q][acc_index + 2][l]; }
-            const int tile = blockIdx.x * R + r, tok = 8 * tt + 2 * (l & 3) + c;
+            int r, tok, row;
+            float a, b;
+            gemv_paired_item<R, T>(red, warps, i, r, tok, row, a, b);
+            const int tile = blockIdx.x * R + r;
             if (tile >= n / 16 || tok >= m) continue;
-            const int head = tile / tiles_per_head, d = 8 * (tile % tiles_per_head) + (l >> 2);
+            const int head = tile / tiles_per_head, d = 8 * (tile % tiles_per_head) + row;
             if (head >= ro.heads + ro.kv_heads) {
                 const long slot = ro.slots[tok];
                 bf16_t* v = ro.pool + (slot / ro.block_tokens) * ro.block_stride
@@ -242,15 +256,12 @@ __device__ __forceinline__ void skinny_gemm(const bf16_t* __restrict__ x, const 
         return;
     }
     if (G == 1) {
-        // Item (tile, token tile, c < 2, lane): gate in accumulator c, up in c + 2.
+        // Each item: a feature's gate and up sums.
         for (int i = threadIdx.x; i < R * T * 2 * 32; i += blockDim.x) {
-            const int j = i >> 5, l = i & 31;
-            const int c = j & 1, tt = (j >> 1) % T, r = (j >> 1) / T;
-            const int a = (r * T + tt) * 4 + c;
-            float gate = 0.0f, up = 0.0f;
-            for (int q = 0; q < warps; q++) { gate += red[q][a][l]; up += red[q][a + 2][l]; }
-            const int f = row0 + 8 * r + (l >> 2);
-            const int tok = 8 * tt + 2 * (l & 3) + c;
+            int r, tok, row;
+            float gate, up;
+            gemv_paired_item<R, T>(red, warps, i, r, tok, row, gate, up);
+            const int f = row0 + 8 * r + row;
             if (f < half && tok < m) static_cast<bf16_t*>(y)[(size_t)tok * half + f] = f32_to_bf16(gemv_silu_times(gate, up));
         }
         return;
