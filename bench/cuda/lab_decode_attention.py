@@ -27,7 +27,6 @@ DECODE = {"paged_attention_decode_d64": (4, 16, 3), "paged_attention_decode_d128
 LAB_VARIANTS = {
     "lab_decode_d128_w4k16s2": (4, 16, 2), "lab_decode_d128_w4k16s3": (4, 16, 3), "lab_decode_d128_w4k16s4": (4, 16, 4),
     "lab_decode_d128_w2k16s4": (2, 16, 4), "lab_decode_d128_w8k16s2": (8, 16, 2), "lab_decode_d128_w4k32s2": (4, 32, 2),
-    "lab_decode_d128_w8k16s3_l2_128": (8, 16, 3), "lab_decode_d128_w8k16s3_l2_256": (8, 16, 3),
 }
 
 

@@ -74,7 +74,8 @@ public struct GPUSwapCheck {
         defer { close(fd); unlink(path) }
         guard ftruncate(fd, off_t(blocks * directIOLength(bytes))) == 0 else { throw CUDAError.io(call: "ftruncate", path: path, errno: errno) }
         // Each path with one request in flight and with four, as `dd` (one request at a time)
-        // and the store's swapper (four) use the disk.
+        // and the store's swapper (four) use the disk; cuFile also with eight, to see whether
+        // the swapper would gain from more.
         var cuFileMissing = false
         for (useCUFile, depth) in [(true, 1), (true, 4), (true, 8), (false, 1), (false, 4)] where !(useCUFile && cuFileMissing) {
             let io: BlockFileIO

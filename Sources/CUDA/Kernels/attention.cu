@@ -245,16 +245,8 @@ __device__ __forceinline__ unsigned int smem_addr(const void* p) { return (unsig
 
 // 16 bytes global -> shared, asynchronously; with valid false the destination is zero-filled and
 // nothing is read (keys past the context must be finite: P = 0 times a NaN V would still be NaN).
-// L2P: the L2 prefetch size hint (0 none, 1 128 bytes, 2 256 bytes).
-template <int L2P = 0>
 __device__ __forceinline__ void cp_async16(unsigned int dst, const void* src, bool valid) {
-    if (L2P == 2) {
-        asm volatile("cp.async.cg.shared.global.L2::256B [%0], [%1], 16, %2;" :: "r"(dst), "l"(src), "r"(valid ? 16 : 0) : "memory");
-    } else if (L2P == 1) {
-        asm volatile("cp.async.cg.shared.global.L2::128B [%0], [%1], 16, %2;" :: "r"(dst), "l"(src), "r"(valid ? 16 : 0) : "memory");
-    } else {
-        asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(dst), "l"(src), "r"(valid ? 16 : 0) : "memory");
-    }
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(dst), "l"(src), "r"(valid ? 16 : 0) : "memory");
 }
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
 template <int N>
@@ -301,13 +293,14 @@ __device__ __forceinline__ int swz(int row, int chunk) { return row * D + ((chun
 // Grid (rows, kv_heads, splits), 32 * W threads, (16 + 2 * S * BN) * D * 2 bytes of dynamic shared
 // memory (CUDAKernels.decodeAttentionLaunch).
 //
-// The kernel before this one (rope_qkv_write_kv) writes q and the newest `fresh_tokens` positions
-// of each row's context; everything older was in the pool before it started, and so were the
-// block tables and lengths (copied from the host before the step's first kernel). So a block
-// whose first S - 1 stages hold only older positions issues their copies before it waits for that
-// kernel (programmatic dependent launch, common.cuh), and the wait then hides behind them. The
-// host passes a larger fresh_tokens than any context where it cannot say (a prefill chunk).
-template <int D, int W, int KW, int S, int L2P>
+// The kernel before this one (rope_qkv_write_kv, or the skinny GEMM's rotary form, gemv.cu)
+// writes q and the newest `fresh_tokens` positions of each row's context; everything older was
+// in the pool before it started, and so were the block tables and lengths (copied from the host
+// before the step's first kernel). So a block whose first S - 1 stages hold only older positions
+// issues their copies before it waits for that kernel (programmatic dependent launch,
+// common.cuh), and the wait then hides behind them. The host passes a larger fresh_tokens than
+// any context where it cannot say (a prefill chunk).
+template <int D, int W, int KW, int S>
 __device__ __forceinline__ void attention_decode_mma(
     const float* __restrict__ q, int q_stride, const bf16_t* __restrict__ pool,
     const int* __restrict__ block_tables, int table_stride,
@@ -352,8 +345,8 @@ __device__ __forceinline__ void attention_decode_mma(
             const bf16_t* src = pool;
             if (valid) src = k_layer + (long)table[pos / block_tokens] * block_stride + (long)(pos % block_tokens) * token_elems + c * 8;
             const unsigned int so = swz<D>(row, c) * 2;
-            cp_async16<L2P>(kb + so, src, valid);
-            cp_async16<L2P>(vb + so, valid ? src + v_offset : src, valid);
+            cp_async16(kb + so, src, valid);
+            cp_async16(vb + so, valid ? src + v_offset : src, valid);
         }
     };
     auto load_first_stages = [&]() {
@@ -491,11 +484,11 @@ __device__ __forceinline__ void attention_decode_mma(
 // (bench/results/decode-attention-h100.md); the others keep 4 warps, not timed. Written out, not by a macro, so that the kernel names stay
 // visible to KernelLibrary's scan of the source.
 extern "C" __global__ void __launch_bounds__(128) paged_attention_decode_d64(DECODE_PARAMS) {
-    attention_decode_mma<64, 4, 16, 3, 0>(DECODE_ARGS);
+    attention_decode_mma<64, 4, 16, 3>(DECODE_ARGS);
 }
 extern "C" __global__ void __launch_bounds__(256) paged_attention_decode_d128(DECODE_PARAMS) {
-    attention_decode_mma<128, 8, 16, 3, 0>(DECODE_ARGS);
+    attention_decode_mma<128, 8, 16, 3>(DECODE_ARGS);
 }
 extern "C" __global__ void __launch_bounds__(128) paged_attention_decode_d256(DECODE_PARAMS) {
-    attention_decode_mma<256, 4, 16, 3, 0>(DECODE_ARGS);
+    attention_decode_mma<256, 4, 16, 3>(DECODE_ARGS);
 }

@@ -3,7 +3,8 @@ import HiFCCore
 /// One way to launch the skinny GEMM of `gemv.cu`: the kernel, the output features each CTA
 /// owns, and its warps.
 struct SkinnyGEMMLaunch: Hashable, Sendable {
-    /// The kernel's name (`gemv_bf16_t<token tiles>r<feature tiles>u<chunks>p1h1`).
+    /// The kernel's name (`gemv_bf16_t<token tiles>r<feature tiles>u<chunks>p1h1`, `_b8` where it
+    /// takes at most 8 warps).
     let kernel: String
     /// Output features per CTA (16 per feature tile).
     let features: Int
