@@ -254,8 +254,8 @@ public final class CUDABackend: ComputeBackend, @unchecked Sendable {
 
     /// Decode batches (up to 16 rows) without a q|k|v bias take the skinny kernel's rotary form,
     /// which rotates and stores the product's sums itself: the fp32 `[rows, q|k|v]` product is
-    /// never written and `rope_qkv_write_kv` is not launched (1.5-1.8 us a layer less than the
-    /// two on the H200, bench/results/model-h200.md).
+    /// never written and `rope_qkv_write_kv` is not launched (1.8 us a layer less than the two
+    /// at batch 1 on the H200, bench/results/model-h200.md).
     public func projectAttentionInputs(
         _ x: DeviceTensor, qkv: DeviceTensor, bias: DeviceTensor?, heads: Int, headDim: Int, inverseFrequencies: DeviceTensor,
         layer: Int, pool: any KVCachePool, step: any PreparedStep
