@@ -274,10 +274,13 @@ public final class CUDABackend: ComputeBackend, @unchecked Sendable {
                                        inverseFrequencies: inverseFrequencies, layer: layer, pool: pool, step: step)
         }
         let (q, p) = try allocate([m, heads * headDim], .float32)
-        try kernels.skinnyRotaryLinear(
-            x: xAddress, w: wAddress, m: m, n: n, k: k, heads: heads, positions: s.address(.positions),
-            inverseFrequencies: try inverseFrequencies.cudaAddress("projectAttentionInputs"), slots: s.address(.slots), qOutput: p,
-            pool: kv.pool.buffer.address, blockStride: kv.blockStride, layer: layer, layout: layout, stream: stream)
+        // Held through the launch: released earlier, a converted x could hand its memory to `q`.
+        try withExtendedLifetime((xb, w)) {
+            try kernels.skinnyRotaryLinear(
+                x: xAddress, w: wAddress, m: m, n: n, k: k, heads: heads, positions: s.address(.positions),
+                inverseFrequencies: try inverseFrequencies.cudaAddress("projectAttentionInputs"), slots: s.address(.slots), qOutput: p,
+                pool: kv.pool.buffer.address, blockStride: kv.blockStride, layer: layer, layout: layout, stream: stream)
+        }
         return q
     }
 
@@ -310,7 +313,10 @@ public final class CUDABackend: ComputeBackend, @unchecked Sendable {
             return try siluAndMultiply(try linear(xb, weight: w, bias: nil))
         }
         let (out, p) = try allocate([m, n / 2], .bfloat16)
-        try kernels.skinnySiluGatedLinear(x: xAddress, w: wAddress, out: p, m: m, n: n, k: k, stream: stream)
+        // Held through the launch: released earlier, a converted x could hand its memory to `out`.
+        try withExtendedLifetime((xb, w)) {
+            try kernels.skinnySiluGatedLinear(x: xAddress, w: wAddress, out: p, m: m, n: n, k: k, stream: stream)
+        }
         return out
     }
 
