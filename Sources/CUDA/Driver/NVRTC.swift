@@ -86,8 +86,13 @@ public struct NVRTC: @unchecked Sendable {
             try check(nvrtcGetPTXSize(program, &size), "nvrtcGetPTXSize(\(name))")
             var text = [CChar](repeating: 0, count: max(size, 1))
             try check(nvrtcGetPTX(program, &text), "nvrtcGetPTX(\(name))")
-            return String(cString: text)
+            return NVRTC.text(text)
         }
+    }
+
+    /// A NUL-terminated C string that NVRTC wrote into `chars`, as UTF-8 (invalid bytes replaced).
+    static func text(_ chars: [CChar]) -> String {
+        String(decoding: chars.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     private func compiled<R>(
@@ -108,7 +113,7 @@ public struct NVRTC: @unchecked Sendable {
         if logSize > 1 {
             var log = [CChar](repeating: 0, count: logSize)
             _ = nvrtcGetProgramLog(program, &log)
-            logText = String(cString: log)
+            logText = NVRTC.text(log)
         }
         try check(status, "nvrtcCompileProgram(\(name), \(architecture))", log: logText)
         return try output(program)
