@@ -83,7 +83,8 @@ public struct SynthModel: Sendable {
         c.torchDType = dtype.torchName
         try tokenizer.write(to: directory)
         try writeJSON(c.jsonObject(), to: directory + "/config.json")
-        var generation: [String: Any] = ["bos_token_id": tokenizer.bosTokenID, "do_sample": false]
+        var generation: [String: Any] = ["do_sample": false]
+        if let bos = tokenizer.bosTokenID { generation["bos_token_id"] = bos }
         generation["eos_token_id"] = tokenizer.eosTokenIDs.count == 1 ? tokenizer.eosTokenIDs[0] : tokenizer.eosTokenIDs
         try writeJSON(generation, to: directory + "/generation_config.json")
         try SafeTensorsWriter.write(tensors(for: c), dtype: dtype, to: directory + "/model.safetensors")

@@ -106,7 +106,7 @@ public final class GPUSelfCheck: @unchecked Sendable {
     func checkConversions() throws -> [GPUCheckResult] {
         let n = (1 << 20) + 7
         var x = HostReference.randomNormal(n, scale: 3)
-        x[0] = .infinity; x[1] = -.infinity; x[2] = 1e-40; x[3] = 3.0e38
+        x[0] = .infinity; x[1] = -.infinity; x[2] = Float.leastNormalMagnitude / 128; x[3] = 3.0e38
         let input = try upload(x)
         let out16 = try poisoned(n * 2)
         try kernels.f32ToBF16(input.address, out16.address, count: n, stream: stream)

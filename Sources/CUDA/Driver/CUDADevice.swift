@@ -81,7 +81,7 @@ public final class CUDADevice: @unchecked Sendable {
         let sms = try attribute(16, "MULTIPROCESSOR_COUNT")
         let smem = try attribute(97, "MAX_SHARED_MEMORY_PER_BLOCK_OPTIN")
         info = CUDADeviceInfo(
-            ordinal: ordinal, name: String(cString: nameBuf), computeCapability: (major, minor),
+            ordinal: ordinal, name: String(nulTerminated: nameBuf), computeCapability: (major, minor),
             totalMemory: total, multiprocessors: sms, maxSharedMemoryPerBlock: smem)
         overlapsDependentLaunches = major >= 9 && api.cuLaunchKernelEx != nil
             && ProcessInfo.processInfo.environment["HIFC_CUDA_PDL"] != "0"

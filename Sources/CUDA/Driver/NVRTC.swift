@@ -86,13 +86,8 @@ public struct NVRTC: @unchecked Sendable {
             try check(nvrtcGetPTXSize(program, &size), "nvrtcGetPTXSize(\(name))")
             var text = [CChar](repeating: 0, count: max(size, 1))
             try check(nvrtcGetPTX(program, &text), "nvrtcGetPTX(\(name))")
-            return NVRTC.text(text)
+            return String(nulTerminated: text)
         }
-    }
-
-    /// A NUL-terminated C string that NVRTC wrote into `chars`, as UTF-8 (invalid bytes replaced).
-    static func text(_ chars: [CChar]) -> String {
-        String(decoding: chars.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     private func compiled<R>(
@@ -113,7 +108,7 @@ public struct NVRTC: @unchecked Sendable {
         if logSize > 1 {
             var log = [CChar](repeating: 0, count: logSize)
             _ = nvrtcGetProgramLog(program, &log)
-            logText = NVRTC.text(log)
+            logText = String(nulTerminated: log)
         }
         try check(status, "nvrtcCompileProgram(\(name), \(architecture))", log: logText)
         return try output(program)
