@@ -26,6 +26,14 @@ __device__ __forceinline__ float warp_max(float v) {
     return v;
 }
 
+// The K row of the token at `slot` (block · block_tokens + offset) in `layer` of the block-major
+// KV pool ([layer][K|V][token][kv_head][head_dim] a block, blocks block_stride elements apart,
+// HiFCCore.KVBlockLayout); its V row is block_tokens · token_elems elements further on.
+__device__ __forceinline__ bf16_t* kv_slot_k_row(bf16_t* pool, long slot, int layer, int block_tokens, int token_elems,
+                                                 long block_stride) {
+    return pool + (slot / block_tokens) * block_stride + ((long)(layer * 2) * block_tokens + slot % block_tokens) * token_elems;
+}
+
 // Sum over the whole block (blockDim.x a multiple of 32); every thread gets the result.
 __device__ __forceinline__ float block_sum(float v, float* scratch /* >= 33 floats of shared */) {
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;

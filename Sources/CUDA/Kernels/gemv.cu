@@ -230,10 +230,8 @@ __device__ __forceinline__ void skinny_gemm(const bf16_t* __restrict__ x, const 
             if (tile >= n / 16 || tok >= m) continue;
             const int head = tile / tiles_per_head, d = 8 * (tile % tiles_per_head) + row;
             if (head >= ro.heads + ro.kv_heads) {
-                const long slot = ro.slots[tok];
-                bf16_t* v = ro.pool + (slot / ro.block_tokens) * ro.block_stride
-                    + ((long)(ro.layer * 2 + 1) * ro.block_tokens + slot % ro.block_tokens) * kv_elems
-                    + (head - ro.heads - ro.kv_heads) * hd;
+                bf16_t* v = kv_slot_k_row(ro.pool, ro.slots[tok], ro.layer, ro.block_tokens, kv_elems, ro.block_stride)
+                    + (long)ro.block_tokens * kv_elems + (head - ro.heads - ro.kv_heads) * hd;
                 v[d] = f32_to_bf16(a);
                 v[d + rhalf] = f32_to_bf16(b);
                 continue;
@@ -246,9 +244,8 @@ __device__ __forceinline__ void skinny_gemm(const bf16_t* __restrict__ x, const 
                 qh[d] = lo;
                 qh[d + rhalf] = hi;
             } else {
-                const long slot = ro.slots[tok];
-                bf16_t* kh = ro.pool + (slot / ro.block_tokens) * ro.block_stride
-                    + ((long)(ro.layer * 2) * ro.block_tokens + slot % ro.block_tokens) * kv_elems + (head - ro.heads) * hd;
+                bf16_t* kh = kv_slot_k_row(ro.pool, ro.slots[tok], ro.layer, ro.block_tokens, kv_elems, ro.block_stride)
+                    + (head - ro.heads) * hd;
                 kh[d] = f32_to_bf16(lo);
                 kh[d + rhalf] = f32_to_bf16(hi);
             }

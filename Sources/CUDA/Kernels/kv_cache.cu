@@ -10,9 +10,7 @@ extern "C" __global__ void kv_write_bf16(
 {
     wait_for_previous_kernel();
     const int t = blockIdx.x;
-    const long slot = slots[t];
-    const long block = slot / block_tokens, off = slot % block_tokens;
-    bf16_t* kd = pool + block * block_stride + ((long)(layer * 2) * block_tokens + off) * token_elems;
+    bf16_t* kd = kv_slot_k_row(pool, slots[t], layer, block_tokens, token_elems, block_stride);
     bf16_t* vd = kd + (long)block_tokens * token_elems;
     for (int i = threadIdx.x; i < token_elems; i += blockDim.x) {
         kd[i] = f32_to_bf16(k[(long)t * kv_stride + i]);

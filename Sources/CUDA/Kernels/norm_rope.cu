@@ -136,9 +136,7 @@ extern "C" __global__ void rope_qkv_write_kv(
         q[i + half] = b * c + a * s;
         return;
     }
-    const long slot = slots[t];
-    bf16_t* k_dst = pool + (slot / block_tokens) * block_stride
-        + ((long)(layer * 2) * block_tokens + slot % block_tokens) * token_elems;
+    bf16_t* k_dst = kv_slot_k_row(pool, slots[t], layer, block_tokens, token_elems, block_stride);
     if (h < heads + kv_heads) {
         const float c = angles[i], s = angles[half + i];
         bf16_t* k = k_dst + (h - heads) * head_dim;
