@@ -122,9 +122,7 @@ extension CUDAKernels {
     /// aligned), y fp32, fp32 accumulation; every element of y is written. `k` must be a multiple
     /// of 8 (the kernel reads 8 elements at a time); `n` is free.
     public func skinnyLinear(x: CUdeviceptr, w: CUdeviceptr, y: CUdeviceptr, m: Int, n: Int, k: Int, stream: CUDAStream) throws {
-        var a = KernelArguments()
-        a.add(x); a.add(w); a.add(y); a.add(int: m); a.add(int: n); a.add(int: k)
-        try launchSkinnyGEMM(x: x, w: w, m: m, n: n, k: k, form: .plain, arguments: a, stream: stream)
+        try launchSkinnyGEMM(x: x, w: w, y: y, m: m, n: n, k: k, form: .plain, stream: stream)
     }
 
     /// `out[m, n/2] = silu(g) · u` (bf16) for `[g | u] = x[m, k] · w[n, k]ᵀ`, w the fused gate|up
@@ -132,9 +130,7 @@ extension CUDAKernels {
     /// through `siluMul` without leaving the kernel, so the result is the same to the bit.
     public func skinnySiluGatedLinear(x: CUdeviceptr, w: CUdeviceptr, out: CUdeviceptr, m: Int, n: Int, k: Int, stream: CUDAStream) throws {
         guard n % 2 == 0 else { throw CUDAError.invalidArgument("skinny gated linear: n=\(n) gate|up rows; it must be even") }
-        var a = KernelArguments()
-        a.add(x); a.add(w); a.add(out); a.add(int: m); a.add(int: n); a.add(int: k)
-        try launchSkinnyGEMM(x: x, w: w, m: m, n: n, k: k, form: .gated, arguments: a, stream: stream)
+        try launchSkinnyGEMM(x: x, w: w, y: out, m: m, n: n, k: k, form: .gated, stream: stream)
     }
 
     /// `ropeAndWriteKV` of `x[m, k] · w[n, k]ᵀ` for 1 ≤ m ≤ 16, w the fused q|k|v weight (n =
@@ -148,16 +144,17 @@ extension CUDAKernels {
         guard layout.headDim % 16 == 0, n == (heads + 2 * layout.kvHeads) * layout.headDim else {
             throw CUDAError.invalidArgument("skinny rotary linear: \(n) q|k|v rows for \(heads) + 2 x \(layout.kvHeads) heads of \(layout.headDim) (needs that many rows and a head dim that is a multiple of 16)")
         }
-        var a = KernelArguments()
-        a.add(x); a.add(w); a.add(CUdeviceptr(0)); a.add(int: m); a.add(int: n); a.add(int: k)
-        a.add(positions); a.add(inverseFrequencies); a.add(slots); a.add(qOutput); a.add(pool)
-        a.add(int: heads); a.add(int: layout.kvHeads); a.add(int: layout.headDim); a.add(int: layer); a.add(int: layout.blockTokens)
-        a.add(Int64Arg(blockStride / 2))
-        try launchSkinnyGEMM(x: x, w: w, m: m, n: n, k: k, form: .rotary, arguments: a, stream: stream)
+        try launchSkinnyGEMM(x: x, w: w, y: 0, m: m, n: n, k: k, form: .rotary, stream: stream) { a in
+            a.add(positions); a.add(inverseFrequencies); a.add(slots); a.add(qOutput); a.add(pool)
+            a.add(int: heads); a.add(int: layout.kvHeads); a.add(int: layout.headDim); a.add(int: layer); a.add(int: layout.blockTokens)
+            a.add(Int64Arg(blockStride / 2))
+        }
     }
 
-    private func launchSkinnyGEMM(x: CUdeviceptr, w: CUdeviceptr, m: Int, n: Int, k: Int, form: SkinnyGEMMForm,
-                                  arguments: KernelArguments, stream: CUDAStream) throws {
+    /// Checks the shape and alignment, then launches `form` with the arguments every form starts
+    /// with (x, w, y, m, n, k) followed by the ones `formArguments` adds.
+    private func launchSkinnyGEMM(x: CUdeviceptr, w: CUdeviceptr, y: CUdeviceptr, m: Int, n: Int, k: Int, form: SkinnyGEMMForm,
+                                  stream: CUDAStream, formArguments: (inout KernelArguments) -> Void = { _ in }) throws {
         let what = form.launcher
         guard m >= 1, m <= CUDAKernels.skinnyGEMMMaxRows else {
             throw CUDAError.invalidArgument("\(what): m=\(m) rows; it takes 1...\(CUDAKernels.skinnyGEMMMaxRows) (use cuBLAS above)")
@@ -176,6 +173,9 @@ extension CUDAKernels {
         case .gated: (plain.gated, n / 2)
         case .rotary: (plain.rotary, n)
         }
-        try library.function(c.kernel).launch(grid: (c.blocks(n: outputs), 1, 1), block: (32 * c.warps, 1, 1), stream: stream, arguments: arguments)
+        var a = KernelArguments()
+        a.add(x); a.add(w); a.add(y); a.add(int: m); a.add(int: n); a.add(int: k)
+        formArguments(&a)
+        try library.function(c.kernel).launch(grid: (c.blocks(n: outputs), 1, 1), block: (32 * c.warps, 1, 1), stream: stream, arguments: a)
     }
 }
