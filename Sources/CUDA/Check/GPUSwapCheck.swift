@@ -73,11 +73,10 @@ public struct GPUSwapCheck {
         guard fd >= 0 else { throw CUDAError.io(call: "open(O_DIRECT)", path: path, errno: errno) }
         defer { close(fd); unlink(path) }
         guard ftruncate(fd, off_t(blocks * directIOLength(bytes))) == 0 else { throw CUDAError.io(call: "ftruncate", path: path, errno: errno) }
-        // Each path with one request in flight and with four, as `dd` (one request at a time)
-        // and the store's swapper (four) use the disk; cuFile also with eight, to see whether
-        // the swapper would gain from more.
+        // Each path with one request in flight, as `dd` uses the disk, with four, and with eight,
+        // as the store's swapper does.
         var cuFileMissing = false
-        for (useCUFile, depth) in [(true, 1), (true, 4), (true, 8), (false, 1), (false, 4)] where !(useCUFile && cuFileMissing) {
+        for (useCUFile, depth) in [(true, 1), (true, 4), (true, 8), (false, 1), (false, 4), (false, 8)] where !(useCUFile && cuFileMissing) {
             let io: BlockFileIO
             if useCUFile {
                 do {
@@ -116,27 +115,33 @@ public struct GPUSwapCheck {
             try FileManager.default.createDirectory(atPath: storeDir, withIntermediateDirectories: true)
             defer { try? FileManager.default.removeItem(atPath: storeDir) }
             let store = try FlashStore(configuration: FlashStoreConfiguration(
-                paths: [storeDir], capacityPerPath: ByteSize(Int64(blocks * bytes * 2 + (512 << 20))), segmentSize: .mib(256)))
+                paths: [storeDir], capacityPerPath: ByteSize(Int64(blocks * bytes * 3 + (512 << 20))), segmentSize: .mib(256)))
             defer { store.close() }
             let swapper = CUDAFlashSwap(pool: pool, store: store, kernels: kernels, compute: stream, useCUFile: useCUFile)
-            // Sequences of 16 blocks, as the engine swaps them.
-            let sequences = stride(from: 0, to: blocks, by: 16).map { Array($0..<min(blocks, $0 + 16)) }
-            func keys(_ seq: [Int]) -> [BlockKey] { seq.map { BlockKey.sequence(UInt64($0 / 16), block: $0 % 16) } }
-            t0 = Date()
-            for seq in sequences { try await swapper.swapOutToFlash(blocks: seq, keys: keys(seq)) }
-            sync()  // as for the raw file: flushed before the clock stops
-            let wr = gb / Date().timeIntervalSince(t0)
-            try poison()
-            t0 = Date()
-            for seq in sequences { try await swapper.swapInFromFlash(keys: keys(seq), into: seq) }
-            try stream.synchronize()
-            let rd = gb / Date().timeIntervalSince(t0)
-            let name = "swap-flash through the flash store via " + swapper.pathsInUse.joined(separator: ", ")
-            try verify(name)
-            timings.append(String(format: "swap-flash  out %6.2f GB/s   in %6.2f GB/s   ", wr, rd) + "(flash store, \(swapper.pathsInUse.joined()), \(blocks) x \(bytes >> 20) MiB, CRC32C on the GPU)")
+            // Sequences of 16 blocks (1K tokens of the 8B model), then the whole pool as one
+            // sequence, as the engine swaps a sequence of the paper's 8.7K-token prompts: one
+            // reservation, one read.
+            func keys(_ seq: [Int], round: Int) -> [BlockKey] { seq.indices.map { BlockKey.sequence(UInt64(round * blocks + seq[0]), block: $0) } }
+            var name = ""
+            for (round, length) in [16, blocks].enumerated() {
+                let sequences = stride(from: 0, to: blocks, by: length).map { Array($0..<min(blocks, $0 + length)) }
+                t0 = Date()
+                for seq in sequences { try await swapper.swapOutToFlash(blocks: seq, keys: keys(seq, round: round)) }
+                sync()  // as for the raw file: flushed before the clock stops
+                let wr = gb / Date().timeIntervalSince(t0)
+                try poison()
+                t0 = Date()
+                for seq in sequences { try await swapper.swapInFromFlash(keys: keys(seq, round: round), into: seq) }
+                try stream.synchronize()
+                let rd = gb / Date().timeIntervalSince(t0)
+                name = "swap-flash through the flash store via " + swapper.pathsInUse.joined(separator: ", ")
+                try verify(name + ", sequences of \(length) blocks")
+                timings.append(String(format: "swap-flash  out %6.2f GB/s   in %6.2f GB/s   ", wr, rd)
+                    + "(flash store, \(swapper.pathsInUse.joined()), \(blocks) x \(bytes >> 20) MiB in sequences of \(length), CRC32C on the GPU)")
+            }
             // A block damaged on flash must be refused, never handed back as data. Block 0 is
             // kept aside meanwhile, since the refused read lands in it.
-            if let l = store.locate(keys(sequences[0])[0]) {
+            if let l = store.locate(keys([0], round: 0)[0]) {
                 let saved = try device.allocate(bytes)
                 try stream.copy(from: try pool.address(of: 0), to: saved.address, bytes: bytes)
                 try stream.synchronize()

@@ -20,7 +20,7 @@ public final class StagedBlockIO: BlockFileIO, @unchecked Sendable {
     private let lock = NSLock()
 
     /// `depth` pinned block buffers and copy streams for I/O on `fd` (opened with O_DIRECT).
-    public init(pool: DeviceBlockPool, fd: Int32, filePath: String, device: CUDADevice, depth: Int = 4) throws {
+    public init(pool: DeviceBlockPool, fd: Int32, filePath: String, device: CUDADevice, depth: Int = 8) throws {
         self.pool = pool
         self.fd = fd
         self.filePath = filePath
@@ -37,8 +37,7 @@ public final class StagedBlockIO: BlockFileIO, @unchecked Sendable {
         defer { lock.unlock() }
         if let after { for s in streams { try s.wait(for: after) } }
         let bytes = pool.layout.blockBytes
-        try concurrentlyForEach(extents.count, depth: streams.count) { i in
-            let w = i % streams.count
+        try concurrentlyForEach(extents.count, depth: streams.count) { w, i in
             try streams[w].copy(from: try pool.address(of: extents[i].block), to: slot(w), bytes: bytes)
             try streams[w].synchronize()
             try transfer(DirectIO.writeFully, "pwrite", slot(w), offset: extents[i].fileOffset)
@@ -49,8 +48,7 @@ public final class StagedBlockIO: BlockFileIO, @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         let bytes = pool.layout.blockBytes
-        try concurrentlyForEach(extents.count, depth: streams.count) { i in
-            let w = i % streams.count
+        try concurrentlyForEach(extents.count, depth: streams.count) { w, i in
             // The buffer is free once the copy that last used it has finished.
             try streams[w].synchronize()
             try transfer(DirectIO.readFully, "pread", slot(w), offset: extents[i].fileOffset)
