@@ -139,6 +139,21 @@ public struct GPUSwapCheck {
                 timings.append(String(format: "swap-flash  out %6.2f GB/s   in %6.2f GB/s   ", wr, rd)
                     + "(flash store, \(swapper.pathsInUse.joined()), \(blocks) x \(bytes >> 20) MiB in sequences of \(length), CRC32C on the GPU)")
             }
+            // The last round's slots read again by the swapper's own I/O path alone (no locate,
+            // checksums or stream per swap): what the store's file gives at that depth, which
+            // tells the file's layout (a header page before each payload, a preallocated file)
+            // apart from the swap's own costs when the store reads slower than the raw file.
+            let located = keys(Array(0..<blocks), round: 1).compactMap { store.locate($0) }
+            if located.count == blocks, let fd = located.first?.fileDescriptor, located.allSatisfy({ $0.fileDescriptor == fd }) {
+                let io = try swapper.io(for: fd, path: located[0].regionFile)
+                try poison()
+                t0 = Date()
+                try io.read(located.enumerated().map { BlockFileExtent(block: $0.offset, fileOffset: Int($0.element.payloadOffset)) })?.synchronize()
+                let rd = gb / Date().timeIntervalSince(t0)
+                try verify(name + ", its slots read without the store")
+                timings.append(String(format: "swap-flash                 in %6.2f GB/s   ", rd)
+                    + "(the store's slots through \(io.path) alone, \(blocks) x \(bytes >> 20) MiB)")
+            }
             // A block damaged on flash must be refused, never handed back as data. Block 0 is
             // kept aside meanwhile, since the refused read lands in it.
             if let l = store.locate(keys([0], round: 0)[0]) {
