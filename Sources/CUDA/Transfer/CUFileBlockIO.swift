@@ -3,8 +3,9 @@
 /// The whole pool is registered with `cuFileBufRegister` once, so no call pins memory; when the
 /// registration is refused cuFile still works through its own bounce buffers, and the reason is
 /// kept in `registrationNote`. `depth` blocks move at once (one cuFile call per block on each of
-/// `depth` threads): one request at a time leaves the disk idle between requests, and on the GPU
-/// machine's disk 8 in flight read faster than 4 in 4 of 5 checks (bench/results/cuda-h200.md).
+/// `depth` threads): one request at a time leaves the disk idle between requests. On the GPU
+/// machine's virtual disk 8 in flight and 4 moved alike within its noise over 16 checks (8 read
+/// faster in 9 of them; bench/results/cuda-h200.md); the swapper uses 8.
 /// Each call is made with the pool's CUDA context current on its thread: cuFile pushes and pops
 /// the caller's context around its copies, and on a worker thread with none it fails inside
 /// (`cuCtxPopCurrent` returning INVALID_CONTEXT under compute-sanitizer).
