@@ -2,10 +2,10 @@
 # One visit to the GPU machine: kernel and swap checks, the disk's own O_DIRECT speed (dd), the
 # whole 8B-shaped model against PyTorch + transformers, and an error exit of the CUDA engine.
 # Run from the repository root after `bash .device/unpack.sh`; logs go to $OUT (or ./gpu-logs).
-#   bash bench/cuda/gpu-visit.sh [checks] [labs] [model] [long] [swap] [sanitizer] [exit]   (default: all)
+#   bash bench/cuda/gpu-visit.sh [checks] [labs] [model] [long] [swap] [swapio] [sanitizer] [exit]   (default: all but swapio)
 # env: BATCH, PROMPT (model); BASELINE=DIR first runs bench model with DIR/hifc (an earlier binary, packed
 # and unpacked like .device); PDL_AB=1 repeats bench model with HIFC_CUDA_PDL=0; STEP_TIMING=1 adds
-# a run with HIFC_CUDA_STEP_TIMING=1; MODES, SWAP_LIMIT, SCALE, BUDGET, CAPACITY (swap)
+# a run with HIFC_CUDA_STEP_TIMING=1; MODES, SWAP_LIMIT, SCALE, BUDGET, CAPACITY (swap); ROUNDS (swapio, 3)
 set -uo pipefail
 out="${OUT:-gpu-logs}"; mkdir -p "$out"
 work=/var/tmp/hifc; mkdir -p "$work"
@@ -21,6 +21,9 @@ disk_dd() {  # O_DIRECT, 8 MiB requests, one at a time: the disk's figure to com
     r=$(dd if="$work/dd.dat" of=/dev/null bs=8M count=128 iflag=direct 2>&1 | tail -1)
     echo "dd O_DIRECT 1 GiB bs=8M  write: $w  |  read: $r" | tee -a "$out/summary.txt"
     rm -f "$work/dd.src" "$work/dd.dat"
+    # GB/s from dd's bytes and seconds ("N bytes (...) copied, S s, ..."), for swapio's ratios.
+    dd_write=$(awk -F'[ ,]+' '{print $1 / $(NF-3) / 1e9}' <<< "$w")
+    dd_read=$(awk -F'[ ,]+' '{print $1 / $(NF-3) / 1e9}' <<< "$r")
 }
 
 if has checks; then
@@ -91,6 +94,21 @@ if has swap; then  # the paper's setting: 8B shape, GovReport-like prompts, 4 Gi
         > "$out/bench-swap.txt" 2>&1
     echo "bench swap rc=$?" | tee -a "$out/summary.txt"
     tail -12 "$out/bench-swap.txt" | tee -a "$out/summary.txt"
+fi
+
+if has swapio; then  # swap I/O against dd in alternating rounds: this disk's own speed moves within minutes
+    for round in $(seq 1 "${ROUNDS:-3}"); do
+        stamp "swap I/O round $round"
+        disk_dd; w0=$dd_write; r0=$dd_read
+        .device/hifc check gpu --swap-dir "$work" --swap-blocks 128 --models "" > "$out/swapio-$round.txt" 2>&1
+        echo "check gpu rc=$?" | tee -a "$out/summary.txt"
+        disk_dd
+        grep -E "swap-flash .*(flash store|alone)" "$out/swapio-$round.txt" | tee -a "$out/summary.txt"
+        # The store via cuFile in 16-block swaps against the mean of dd's two runs around it.
+        awk -v w="$w0" -v r="$r0" -v w2="$dd_write" -v r2="$dd_read" \
+            '/flash store, cuFile.*sequences of 16,/ { printf "round ratio: store out %.0f%% of dd write, in %.0f%% of dd read\n", 200 * $3 / (w + w2), 200 * $6 / (r + r2) }' \
+            "$out/swapio-$round.txt" | tee -a "$out/summary.txt"
+    done
 fi
 
 if has sanitizer; then  # memcheck of the kernels' checks, the tiny model and a short engine run that swaps (greedy picks on the GPU)
