@@ -123,7 +123,8 @@ public struct GPUSwapCheck {
             // reservation, one read.
             func keys(_ seq: [Int], round: Int) -> [BlockKey] { seq.indices.map { BlockKey.sequence(UInt64(round * blocks + seq[0]), block: $0) } }
             var name = ""
-            for (round, length) in [16, blocks].enumerated() {
+            let lengths = [16, blocks]
+            for (round, length) in lengths.enumerated() {
                 let sequences = stride(from: 0, to: blocks, by: length).map { Array($0..<min(blocks, $0 + length)) }
                 t0 = Date()
                 for seq in sequences { try await swapper.swapOutToFlash(blocks: seq, keys: keys(seq, round: round)) }
@@ -143,7 +144,7 @@ public struct GPUSwapCheck {
             // checksums or stream per swap): what the store's file gives at that depth, which
             // tells the file's layout (a header page before each payload, a preallocated file)
             // apart from the swap's own costs when the store reads slower than the raw file.
-            let located = keys(Array(0..<blocks), round: 1).compactMap { store.locate($0) }
+            let located = keys(Array(0..<blocks), round: lengths.count - 1).compactMap { store.locate($0) }
             if located.count == blocks, let fd = located.first?.fileDescriptor, located.allSatisfy({ $0.fileDescriptor == fd }) {
                 let io = try swapper.io(for: fd, path: located[0].regionFile)
                 try poison()
