@@ -27,10 +27,10 @@ public struct GPUSwapCheck {
         let pool = try DeviceBlockPool(device: device, layout: layout, blocks: blocks)
         let bytes = layout.blockBytes
         let combiner = CRC32CCombiner(pieceBytes: CUDAKernels.checksumPieceBytes)
-        let scratch = try device.allocate(blocks * (bytes / CUDAKernels.checksumPieceBytes + 1) * 4)
+        let scratch = try device.allocate(CUDAKernels.checksumScratchBytes(blocks: blocks, bytes: bytes))
         try kernels.fillRandom(pool.buffer.address, bytes: pool.buffer.bytes, seed: UInt64.random(in: 1...UInt64.max), stream: stream)
         func checksums() throws -> [UInt32] {
-            try kernels.crc32c(blocks: try (0..<blocks).map { try pool.address(of: $0) }, bytes: bytes, scratch: scratch.address, combiner: combiner, stream: stream)
+            try kernels.crc32c(blocks: try (0..<blocks).map { try pool.address(of: $0) }, bytes: bytes, scratch: scratch, combiner: combiner, stream: stream)
         }
         let before = try checksums()
         // The GPU's CRC against the host's, on two whole blocks.
@@ -40,8 +40,26 @@ public struct GPUSwapCheck {
                 try device.copy(from: try pool.address(of: b), to: UnsafeMutableRawPointer(buf.baseAddress!), bytes: bytes); n = bytes
             }
             if CRC32C.checksum(of: host) != before[b] { crcWrong += 1 }
+            // A length that ends inside a piece and inside a 16-byte word: the kernel's byte tail.
+            let odd = max(1, bytes - CUDAKernels.checksumPieceBytes / 2 - 13)
+            let gpuOdd = try kernels.crc32c(blocks: [try pool.address(of: b)], bytes: odd, scratch: scratch,
+                                            combiner: combiner, stream: stream)
+            if CRC32C.checksum(of: Array(host[0..<odd])) != gpuOdd[0] { crcWrong += 1 }
         }
-        results.append(GPUCheckResult(name: "GPU CRC32C of \(bytes >> 20) MiB blocks vs host (wrong blocks)", error: Double(crcWrong), tolerance: 0))
+        results.append(GPUCheckResult(name: "GPU CRC32C of \(bytes >> 20) MiB blocks and of odd lengths vs host (wrong blocks)", error: Double(crcWrong), tolerance: 0))
+        // The checksum's own speed: every pool block in one call, and in calls of 16 as a swap of a
+        // 16-block sequence makes them (launch, wait, copy and the host's combine included).
+        var t0 = Date()
+        _ = try checksums()
+        let crcWhole = Double(blocks * bytes) / 1e9 / Date().timeIntervalSince(t0)
+        t0 = Date()
+        for first in stride(from: 0, to: blocks, by: 16) {
+            _ = try kernels.crc32c(blocks: try (first..<min(blocks, first + 16)).map { try pool.address(of: $0) }, bytes: bytes,
+                                   scratch: scratch, combiner: combiner, stream: stream)
+        }
+        let crcSixteen = Double(blocks * bytes) / 1e9 / Date().timeIntervalSince(t0)
+        timings.append(String(format: "CRC32C on the GPU  %7.1f GB/s in one call of %d blocks, %7.1f GB/s in calls of 16 (%d MiB blocks)",
+                              crcWhole, blocks, crcSixteen, bytes >> 20))
         let distinct = Set(before).count
         results.append(GPUCheckResult(name: "random blocks are distinct (repeated checksums)", error: Double(blocks - distinct), tolerance: 0))
 
@@ -58,7 +76,7 @@ public struct GPUSwapCheck {
 
         // swap-dram: pinned host memory.
         let host = try HostBlockPool(device: pool, blocks: blocks, gpu: device)
-        var t0 = Date()
+        t0 = Date()
         try host.swapOut((0..<blocks).map { ($0, $0) }, after: nil).synchronize()
         let dramOut = gb / Date().timeIntervalSince(t0)
         try poison()

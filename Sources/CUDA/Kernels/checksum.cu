@@ -1,38 +1,53 @@
-// CRC32C (Castagnoli, reflected polynomial 0x82F63B78) of a device buffer, for the checksum in
-// each flash slot's header: pass 1 computes the CRC of every `chunk`-byte piece in parallel; the
-// host combines the pieces (CRC32CCombiner), so a swapped-out block is checksummed without ever
-// being copied to host memory.
+// CRC32C (Castagnoli, reflected polynomial 0x82F63B78) of device buffers, for the checksum in
+// each flash slot's header: every `chunk`-byte piece of every block is checksummed by a thread of
+// its own, and the host combines the pieces (CRC32CCombiner), so a swapped-out block is
+// checksummed without ever being copied to host memory.
+//
+// All the blocks of a swap go in one launch (grid.y = block): a launch per block gave the GPU
+// only bytes / chunk / 128 CTAs at a time, one block after another. Each thread takes 8 bytes a
+// step through eight tables (slicing-by-8, as the store's host CRC32C does), so the chain of
+// dependent shared-memory lookups is an eighth of the bytewise one.
 
-// out[i] = CRC32C of bytes [i*chunk, min((i+1)*chunk, bytes)); one thread per chunk.
-extern "C" __global__ void crc32c_chunks(const unsigned char* __restrict__ data, long bytes, int chunk, unsigned int* __restrict__ out) {
+// out[b * chunks + i] = CRC32C of bytes [i*chunk, min((i+1)*chunk, bytes)) of block b, whose
+// address is blocks[b]; blocks are 16-byte aligned and chunk a multiple of 16.
+extern "C" __global__ void crc32c_blocks(const unsigned long long* __restrict__ blocks, long bytes, int chunk,
+                                         unsigned int* __restrict__ out) {
     wait_for_previous_kernel();
-    __shared__ unsigned int table[256];
-    for (int i = threadIdx.x; i < 256; i += blockDim.x) {
-        unsigned int c = i;
+    // table[k][v]: the CRC contribution of byte v, k bytes before the end of an 8-byte step.
+    __shared__ unsigned int table[8][256];
+    for (int v = threadIdx.x; v < 256; v += blockDim.x) {
+        unsigned int c = v;
         for (int k = 0; k < 8; ++k) c = (c & 1u) ? (c >> 1) ^ 0x82F63B78u : c >> 1;
-        table[i] = c;
+        table[0][v] = c;
     }
     __syncthreads();
+    for (int k = 1; k < 8; ++k) {
+        for (int v = threadIdx.x; v < 256; v += blockDim.x) {
+            const unsigned int prev = table[k - 1][v];
+            table[k][v] = (prev >> 8) ^ table[0][prev & 0xFFu];
+        }
+        __syncthreads();
+    }
     const long chunks = (bytes + chunk - 1) / chunk;
     const long i = blockIdx.x * (long)blockDim.x + threadIdx.x;
     if (i >= chunks) return;
+    const unsigned char* data = reinterpret_cast<const unsigned char*>(blocks[blockIdx.y]);
     const long start = i * chunk;
     const long end = min(bytes, start + chunk);
     unsigned int crc = 0xFFFFFFFFu;
     long p = start;
-    // Whole 16-byte words first (chunks are 16-byte aligned when the buffer is).
     for (; p + 16 <= end; p += 16) {
         const uint4 w = *reinterpret_cast<const uint4*>(data + p);
-        const unsigned int words[4] = {w.x, w.y, w.z, w.w};
+        const unsigned int halves[2][2] = {{w.x, w.y}, {w.z, w.w}};
 #pragma unroll
-        for (int j = 0; j < 4; ++j) {
-            unsigned int v = words[j];
-#pragma unroll
-            for (int b = 0; b < 4; ++b) { crc = table[(crc ^ v) & 0xFFu] ^ (crc >> 8); v >>= 8; }
+        for (int h = 0; h < 2; ++h) {
+            const unsigned int lo = halves[h][0] ^ crc, hi = halves[h][1];
+            crc = table[7][lo & 0xFFu] ^ table[6][(lo >> 8) & 0xFFu] ^ table[5][(lo >> 16) & 0xFFu] ^ table[4][lo >> 24]
+                ^ table[3][hi & 0xFFu] ^ table[2][(hi >> 8) & 0xFFu] ^ table[1][(hi >> 16) & 0xFFu] ^ table[0][hi >> 24];
         }
     }
-    for (; p < end; ++p) crc = table[(crc ^ data[p]) & 0xFFu] ^ (crc >> 8);
-    out[i] = crc ^ 0xFFFFFFFFu;
+    for (; p < end; ++p) crc = table[0][(crc ^ data[p]) & 0xFFu] ^ (crc >> 8);
+    out[blockIdx.y * chunks + i] = crc ^ 0xFFFFFFFFu;
 }
 
 // Fills `words` 32-bit words with pseudo-random bits from (seed, index) (a splitmix64 hash), for

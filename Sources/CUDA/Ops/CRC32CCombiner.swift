@@ -4,7 +4,10 @@
 public struct CRC32CCombiner: Sendable {
     /// The piece size the shift operator was built for.
     public let pieceBytes: Int
-    private let shift: [UInt32]  // 32 columns of the "append pieceBytes zero bytes" operator
+    // The "append pieceBytes zero bytes" operator as four 256-entry tables, one per byte of the
+    // CRC it shifts: a swap combines 512 pieces for each 8 MiB block, with four lookups each
+    // instead of up to 32 conditional XORs.
+    private let shiftTables: [UInt32]
 
     /// A combiner for pieces of `pieceBytes` bytes.
     public init(pieceBytes: Int) {
@@ -22,12 +25,15 @@ public struct CRC32CCombiner: Sendable {
             power = CRC32CCombiner.compose(power, power)
             bits >>= 1
         }
-        shift = result!
+        let shift = result!
+        shiftTables = (0..<4).flatMap { k in (0..<256).map { CRC32CCombiner.apply(shift, UInt32($0) << (8 * k)) } }
     }
 
     /// The CRC of A followed by B, given CRC(A), CRC(B) and B's length of `pieceBytes`.
     public func combine(_ crcA: UInt32, _ crcB: UInt32) -> UInt32 {
-        CRC32CCombiner.apply(shift, crcA) ^ crcB
+        shiftTables.withUnsafeBufferPointer { t in
+            t[Int(crcA & 0xFF)] ^ t[256 + Int((crcA >> 8) & 0xFF)] ^ t[512 + Int((crcA >> 16) & 0xFF)] ^ t[768 + Int(crcA >> 24)]
+        } ^ crcB
     }
 
     /// The CRC of the concatenation of pieces, each `pieceBytes` long except perhaps the last,

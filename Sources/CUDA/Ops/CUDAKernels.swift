@@ -238,24 +238,39 @@ extension CUDAKernels {
     /// Pieces the GPU checksums separately before the host combines them.
     public static let checksumPieceBytes = 16 * 1024
 
-    /// CRC32C of each of `blocks` buffers of `bytes` bytes each (16-byte aligned): every block's
-    /// pieces are checksummed by kernels queued back to back into `scratch` (`blocks.count ·
-    /// (bytes / 16 KiB + 1)` UInt32s), then one wait and one copy bring them all to the host to
-    /// be combined. Waits for `stream`.
-    public func crc32c(blocks: [CUdeviceptr], bytes: Int, scratch: CUdeviceptr, combiner: CRC32CCombiner, stream: CUDAStream) throws -> [UInt32] {
+    /// Bytes of device scratch `crc32c` needs for `blocks` blocks of `bytes` bytes each: the
+    /// blocks' addresses, then the CRC of every piece.
+    public static func checksumScratchBytes(blocks: Int, bytes: Int) -> Int {
+        blocks * (8 + (bytes + checksumPieceBytes - 1) / checksumPieceBytes * 4)
+    }
+
+    /// CRC32C of each of `blocks` buffers of `bytes` bytes each (16-byte aligned), after the work
+    /// queued on `stream`: one launch checksums the pieces of all of them into `scratch` (at least
+    /// `checksumScratchBytes`), then one wait and one copy bring the pieces to the host to be
+    /// combined. `scratch` must not be in use by another call meanwhile.
+    public func crc32c(blocks: [CUdeviceptr], bytes: Int, scratch: DeviceBuffer, combiner: CRC32CCombiner, stream: CUDAStream) throws -> [UInt32] {
         let piece = CUDAKernels.checksumPieceBytes
         precondition(combiner.pieceBytes == piece)
-        let pieces = (bytes + piece - 1) / piece
-        for (i, block) in blocks.enumerated() {
-            var a = KernelArguments(); a.add(block); a.add(Int64Arg(bytes)); a.add(int: piece); a.add(scratch + UInt64(i * pieces * 4))
-            try library.function("crc32c_chunks").launch(grid: ((pieces + 127) / 128, 1, 1), block: (128, 1, 1), stream: stream, arguments: a)
+        guard !blocks.isEmpty else { return [] }
+        let needed = CUDAKernels.checksumScratchBytes(blocks: blocks.count, bytes: bytes)
+        guard scratch.bytes >= needed else {
+            throw CUDAError.invalidArgument("checksum scratch of \(scratch.bytes) bytes for \(blocks.count) blocks of \(bytes) bytes (needs \(needed))")
         }
-        let count = blocks.count * pieces
-        var crcs = [UInt32](repeating: 0, count: count)
+        let pieces = (bytes + piece - 1) / piece
+        let crcs = scratch.address + UInt64(blocks.count * 8)
+        try blocks.withUnsafeBytes { try stream.copy(from: $0.baseAddress!, to: scratch.address, bytes: $0.count) }
+        // grid.y is at most 65535 blocks a launch.
+        for first in stride(from: 0, to: blocks.count, by: 65535) {
+            let count = min(65535, blocks.count - first)
+            var a = KernelArguments()
+            a.add(scratch.address + UInt64(first * 8)); a.add(Int64Arg(bytes)); a.add(int: piece); a.add(crcs + UInt64(first * pieces * 4))
+            try library.function("crc32c_blocks").launch(grid: ((pieces + 127) / 128, count, 1), block: (128, 1, 1), stream: stream, arguments: a)
+        }
+        var host = [UInt32](repeating: 0, count: blocks.count * pieces)
         try stream.synchronize()
-        try crcs.withUnsafeMutableBytes { try library.device.copy(from: scratch, to: $0.baseAddress!, bytes: count * 4) }
+        try host.withUnsafeMutableBytes { try library.device.copy(from: crcs, to: $0.baseAddress!, bytes: $0.count) }
         return (0..<blocks.count).map {
-            combiner.combine(pieces: Array(crcs[($0 * pieces)..<(($0 + 1) * pieces)]), lastBytes: bytes - (pieces - 1) * piece)
+            combiner.combine(pieces: Array(host[($0 * pieces)..<(($0 + 1) * pieces)]), lastBytes: bytes - (pieces - 1) * piece)
         }
     }
 

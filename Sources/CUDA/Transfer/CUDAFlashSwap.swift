@@ -27,6 +27,10 @@ public final class CUDAFlashSwap: DeviceKVSwapper, @unchecked Sendable {
     private var paths: [Int32: BlockFileIO] = [:]
     private var cuFileRefusal: String?
     private let useCUFile: Bool
+    // Checksum scratch kept between swaps, each big enough for a swap of the whole pool: a
+    // cuMemAlloc and cuMemFree per swap cost time, and the free may wait for the whole device,
+    // the compute stream's step included.
+    private var idleScratch: [DeviceBuffer] = []
 
     /// A swapper between `pool` and `store`; `useCUFile: false` forces the staging fallback.
     public init(pool: DeviceBlockPool, store: FlashStore, kernels: CUDAKernels, compute: CUDAStream,
@@ -71,9 +75,11 @@ public final class CUDAFlashSwap: DeviceKVSwapper, @unchecked Sendable {
     /// CRC32C of each block, computed on the GPU on `stream` after what is queued there, with
     /// one wait for all of them.
     func checksums(_ blocks: [Int], stream: CUDAStream) throws -> [UInt32] {
-        let scratch = try pool.buffer.device.allocate(blocks.count * (pool.layout.blockBytes / CUDAKernels.checksumPieceBytes + 1) * 4)
+        let scratch = try lock.withLock({ idleScratch.popLast() })
+            ?? pool.buffer.device.allocate(CUDAKernels.checksumScratchBytes(blocks: pool.blocks, bytes: pool.layout.blockBytes))
+        defer { lock.withLock { idleScratch.append(scratch) } }
         return try kernels.crc32c(blocks: try blocks.map { try pool.address(of: $0) }, bytes: pool.layout.blockBytes,
-                                  scratch: scratch.address, combiner: combiner, stream: stream)
+                                  scratch: scratch, combiner: combiner, stream: stream)
     }
 
     /// Writes pool blocks `blocks` to flash under `keys`, as one reservation of contiguous slots.
