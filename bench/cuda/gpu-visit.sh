@@ -3,7 +3,8 @@
 # whole 8B-shaped model against PyTorch + transformers, and an error exit of the CUDA engine.
 # Run from the repository root after `bash .device/unpack.sh`; logs go to $OUT (or ./gpu-logs).
 #   bash bench/cuda/gpu-visit.sh [checks] [labs] [model] [long] [swap] [swapio] [sanitizer] [exit]   (default: all but swapio)
-# env: BATCH, PROMPT (model); BASELINE=DIR first runs bench model with DIR/hifc (an earlier binary, packed
+# env: BATCH, PROMPT, DECODE (model: decode tokens, 32; the first 15 or so steps after the prefill run at
+# power-capped clocks, model-h200.md); BASELINE=DIR first runs bench model with DIR/hifc (an earlier binary, packed
 # and unpacked like .device); PDL_AB=1 repeats bench model with HIFC_CUDA_PDL=0; STEP_TIMING=1 adds
 # a run with HIFC_CUDA_STEP_TIMING=1; MODES, SWAP_LIMIT, SCALE, BUDGET, CAPACITY (swap); ROUNDS (swapio, 3)
 set -uo pipefail
@@ -55,15 +56,15 @@ if has model; then
     if [ -n "${BASELINE:-}" ]; then  # an earlier binary (its own .device-like folder, unpacked), same run, same model
         stamp "baseline $BASELINE/hifc bench model"
         "$BASELINE/hifc" bench model --model "$model" --device cuda --batch "${BATCH:-1,16}" --prompt-tokens "${PROMPT:-2048}" \
-            --decode-tokens 32 --json 2>&1 | tee "$out/baseline-model.txt" | tee -a "$out/summary.txt"
+            --decode-tokens "${DECODE:-32}" --json 2>&1 | tee "$out/baseline-model.txt" | tee -a "$out/summary.txt"
     fi
     stamp "hifc bench model"
     .device/hifc bench model --model "$model" --device cuda --batch "${BATCH:-1,16}" --prompt-tokens "${PROMPT:-2048}" \
-        --decode-tokens 32 --json 2>&1 | tee "$out/hifc-model.txt" | tee -a "$out/summary.txt"
+        --decode-tokens "${DECODE:-32}" --json 2>&1 | tee "$out/hifc-model.txt" | tee -a "$out/summary.txt"
     if [ -n "${PDL_AB:-}" ]; then  # the same binary without programmatic dependent launch, same run
         stamp "hifc bench model, HIFC_CUDA_PDL=0"
         HIFC_CUDA_PDL=0 .device/hifc bench model --model "$model" --device cuda --batch "${BATCH:-1,16}" --prompt-tokens "${PROMPT:-2048}" \
-            --decode-tokens 32 --json 2>&1 | tee "$out/hifc-model-nopdl.txt" | tee -a "$out/summary.txt"
+            --decode-tokens "${DECODE:-32}" --json 2>&1 | tee "$out/hifc-model-nopdl.txt" | tee -a "$out/summary.txt"
     fi
     if [ -n "${STEP_TIMING:-}" ]; then  # host queueing vs GPU wait per step (stderr lines)
         stamp "hifc bench model, HIFC_CUDA_STEP_TIMING=1"
@@ -72,7 +73,7 @@ if has model; then
         grep "cuda step" "$out/hifc-model-timing.txt" | tail -20 | tee -a "$out/summary.txt"
     fi
     stamp "torch model"
-    python3 bench/cuda/torch_model.py "$model" --batch "${BATCH:-1,16}" --prompt-tokens "${PROMPT:-2048}" --decode-tokens 32 \
+    python3 bench/cuda/torch_model.py "$model" --batch "${BATCH:-1,16}" --prompt-tokens "${PROMPT:-2048}" --decode-tokens "${DECODE:-32}" \
         2>&1 | grep -v Warning | grep engine | tee "$out/torch-model.txt" | tee -a "$out/summary.txt"
 fi
 
