@@ -26,11 +26,11 @@ public struct GPUSwapCheck {
         var timings: [String] = []
         let pool = try DeviceBlockPool(device: device, layout: layout, blocks: blocks)
         let bytes = layout.blockBytes
-        let combiner = CRC32CCombiner(pieceBytes: CUDAKernels.checksumPieceBytes)
         let scratch = try device.allocate(CUDAKernels.checksumScratchBytes(blocks: blocks, bytes: bytes))
         try kernels.fillRandom(pool.buffer.address, bytes: pool.buffer.bytes, seed: UInt64.random(in: 1...UInt64.max), stream: stream)
-        func checksums() throws -> [UInt32] {
-            try kernels.crc32c(blocks: try (0..<blocks).map { try pool.address(of: $0) }, bytes: bytes, scratch: scratch, combiner: combiner, stream: stream)
+        // The GPU's CRC32C of the first `length` bytes of each of `range`'s pool blocks.
+        func checksums(_ range: Range<Int>? = nil, length: Int = bytes) throws -> [UInt32] {
+            try kernels.crc32c(blocks: try (range ?? 0..<blocks).map { try pool.address(of: $0) }, bytes: length, scratch: scratch, stream: stream)
         }
         let before = try checksums()
         // The GPU's CRC against the host's, on two whole blocks.
@@ -42,8 +42,7 @@ public struct GPUSwapCheck {
             if CRC32C.checksum(of: host) != before[b] { crcWrong += 1 }
             // A length that ends inside a piece and inside a 16-byte word: the kernel's byte tail.
             let odd = max(1, bytes - CUDAKernels.checksumPieceBytes / 2 - 13)
-            let gpuOdd = try kernels.crc32c(blocks: [try pool.address(of: b)], bytes: odd, scratch: scratch,
-                                            combiner: combiner, stream: stream)
+            let gpuOdd = try checksums(b..<(b + 1), length: odd)
             if CRC32C.checksum(of: Array(host[0..<odd])) != gpuOdd[0] { crcWrong += 1 }
         }
         results.append(GPUCheckResult(name: "GPU CRC32C of \(bytes >> 20) MiB blocks and of odd lengths vs host (wrong blocks)", error: Double(crcWrong), tolerance: 0))
@@ -54,8 +53,7 @@ public struct GPUSwapCheck {
         let crcWhole = Double(blocks * bytes) / 1e9 / Date().timeIntervalSince(t0)
         t0 = Date()
         for first in stride(from: 0, to: blocks, by: 16) {
-            _ = try kernels.crc32c(blocks: try (first..<min(blocks, first + 16)).map { try pool.address(of: $0) }, bytes: bytes,
-                                   scratch: scratch, combiner: combiner, stream: stream)
+            _ = try checksums(first..<min(blocks, first + 16))
         }
         let crcSixteen = Double(blocks * bytes) / 1e9 / Date().timeIntervalSince(t0)
         timings.append(String(format: "CRC32C on the GPU  %7.1f GB/s in one call of %d blocks, %7.1f GB/s in calls of 16 (%d MiB blocks)",

@@ -238,6 +238,10 @@ extension CUDAKernels {
     /// Pieces the GPU checksums separately before the host combines them.
     public static let checksumPieceBytes = 16 * 1024
 
+    /// Joins the pieces' CRCs; its shift operator depends only on the piece size, so one serves
+    /// every call.
+    static let checksumCombiner = CRC32CCombiner(pieceBytes: checksumPieceBytes)
+
     /// Bytes of device scratch `crc32c` needs for `blocks` blocks of `bytes` bytes each: the
     /// blocks' addresses, then the CRC of every piece.
     public static func checksumScratchBytes(blocks: Int, bytes: Int) -> Int {
@@ -248,9 +252,8 @@ extension CUDAKernels {
     /// queued on `stream`: one launch checksums the pieces of all of them into `scratch` (at least
     /// `checksumScratchBytes`), then one wait and one copy bring the pieces to the host to be
     /// combined. `scratch` must not be in use by another call meanwhile.
-    public func crc32c(blocks: [CUdeviceptr], bytes: Int, scratch: DeviceBuffer, combiner: CRC32CCombiner, stream: CUDAStream) throws -> [UInt32] {
+    public func crc32c(blocks: [CUdeviceptr], bytes: Int, scratch: DeviceBuffer, stream: CUDAStream) throws -> [UInt32] {
         let piece = CUDAKernels.checksumPieceBytes
-        precondition(combiner.pieceBytes == piece)
         guard !blocks.isEmpty else { return [] }
         let needed = CUDAKernels.checksumScratchBytes(blocks: blocks.count, bytes: bytes)
         guard scratch.bytes >= needed else {
@@ -270,7 +273,7 @@ extension CUDAKernels {
         try stream.synchronize()
         try host.withUnsafeMutableBytes { try library.device.copy(from: crcs, to: $0.baseAddress!, bytes: $0.count) }
         return (0..<blocks.count).map {
-            combiner.combine(pieces: Array(host[($0 * pieces)..<(($0 + 1) * pieces)]), lastBytes: bytes - (pieces - 1) * piece)
+            CUDAKernels.checksumCombiner.combine(pieces: Array(host[($0 * pieces)..<(($0 + 1) * pieces)]), lastBytes: bytes - (pieces - 1) * piece)
         }
     }
 

@@ -22,7 +22,6 @@ public final class CUDAFlashSwap: DeviceKVSwapper, @unchecked Sendable {
     let kernels: CUDAKernels
     let compute: CUDAStream
     let logger: Logger
-    private let combiner = CRC32CCombiner(pieceBytes: CUDAKernels.checksumPieceBytes)
     private let lock = NSLock()
     private var paths: [Int32: BlockFileIO] = [:]
     private var cuFileRefusal: String?
@@ -79,7 +78,7 @@ public final class CUDAFlashSwap: DeviceKVSwapper, @unchecked Sendable {
             ?? pool.buffer.device.allocate(CUDAKernels.checksumScratchBytes(blocks: pool.blocks, bytes: pool.layout.blockBytes))
         defer { lock.withLock { idleScratch.append(scratch) } }
         return try kernels.crc32c(blocks: try blocks.map { try pool.address(of: $0) }, bytes: pool.layout.blockBytes,
-                                  scratch: scratch, combiner: combiner, stream: stream)
+                                  scratch: scratch, stream: stream)
     }
 
     /// Writes pool blocks `blocks` to flash under `keys`, as one reservation of contiguous slots.
