@@ -24,10 +24,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 # Warps, keys per warp per stage, stages: paged_attention_decode_d* as CUDAKernels.decodeAttentionLaunch
 # launches them, then the lab-only variants.
 DECODE = {"paged_attention_decode_d64": (4, 16, 3), "paged_attention_decode_d128": (8, 16, 3), "paged_attention_decode_d256": (4, 16, 3)}
-LAB_VARIANTS = {
-    "lab_decode_d128_w4k16s2": (4, 16, 2), "lab_decode_d128_w4k16s3": (4, 16, 3), "lab_decode_d128_w4k16s4": (4, 16, 4),
-    "lab_decode_d128_w2k16s4": (2, 16, 4), "lab_decode_d128_w8k16s2": (8, 16, 2), "lab_decode_d128_w4k32s2": (4, 32, 2),
-}
+LAB_VARIANTS = {}  # name: (warps, keys, stages), from lab_decode_variants.cu
 
 
 class Shape:
@@ -109,12 +106,14 @@ def reference(shape, q, pool, tables, ctx, layer, scale):
     return torch.stack(outs)
 
 
-def inputs(shape, batch, context, seed):
+def inputs(shape, batch, context, seed, equal=False):
+    # Rows of different lengths (context - 37 i), or with `equal` all of `context`, as in a decode
+    # step of `hifc bench model`.
     torch.manual_seed(seed)
     nb = (context + shape.bt - 1) // shape.bt
     pool = (torch.rand(batch * nb, shape.block_elems, device="cuda") - 0.5).to(torch.bfloat16)
     tables = torch.randperm(batch * nb, device="cuda", dtype=torch.int32).view(batch, nb).contiguous()
-    lens = [max(1, context - 37 * i) for i in range(batch)]
+    lens = [context if equal else max(1, context - 37 * i) for i in range(batch)]
     ctx = torch.tensor(lens, dtype=torch.int32, device="cuda")
     row_table = torch.arange(batch, dtype=torch.int32, device="cuda")
     q = torch.rand(batch, shape.qh * shape.hd, device="cuda") - 0.5
@@ -167,13 +166,14 @@ def main():
     # Timing: the 8B layer shape.
     shape = Shape(32, 8, 128, 64, 32)
     table = []
-    for batch, context in [(1, 2048), (1, 4096), (16, 2048), (16, 4096), (1, 32768), (64, 1024), (16, 512)]:
-        pool, tables, ctx, row_table, q = inputs(shape, batch, context, 99)
+    for batch, context, equal in [(1, 2048, False), (1, 4096, False), (16, 2048, False), (16, 2048, True), (16, 4096, False),
+                                  (1, 32768, False), (64, 1024, False), (16, 512, False)]:
+        pool, tables, ctx, row_table, q = inputs(shape, batch, context, 99, equal)
         kv_bytes = int(ctx.sum()) * 2 * shape.te * 2
         roof = kv_bytes / bw / 1e6
 
         def row(label, ms, splits, extra=""):
-            line = (f"{label:40s} batch {batch:2d} context {context:5d}: {ms * 1000:7.1f} us at {splits:3d} splits{extra}, "
+            line = (f"{label:40s} batch {batch:2d} context {context:5d}{'=' if equal else ' '}: {ms * 1000:7.1f} us at {splits:3d} splits{extra}, "
                     f"{kv_bytes / ms / 1e6:5.0f} GB/s of KV, {ms / roof:5.2f}x roofline")
             print(line)
             table.append(line)

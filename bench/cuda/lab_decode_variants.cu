@@ -1,23 +1,6 @@
-// Lab-only configurations of attention.cu's tensor-core decode kernel (appended to it by
-// lab_decode_attention.py): head dim 128 with other warps per block (w), keys per warp per stage
-// (k) and stages (s) than paged_attention_decode_d128's w8 k16 s3. (Its copies with the L2
-// prefetch-size hints, timed in bench/results/decode-attention-h200.md, changed nothing and were
-// removed; commit e9441ea has them.)
-extern "C" __global__ void __launch_bounds__(128) lab_decode_d128_w4k16s2(DECODE_PARAMS) {
-    attention_decode_mma<128, 4, 16, 2>(DECODE_ARGS);
-}
-extern "C" __global__ void __launch_bounds__(128) lab_decode_d128_w4k16s3(DECODE_PARAMS) {
-    attention_decode_mma<128, 4, 16, 3>(DECODE_ARGS);
-}
-extern "C" __global__ void __launch_bounds__(128) lab_decode_d128_w4k16s4(DECODE_PARAMS) {
-    attention_decode_mma<128, 4, 16, 4>(DECODE_ARGS);
-}
-extern "C" __global__ void __launch_bounds__(64) lab_decode_d128_w2k16s4(DECODE_PARAMS) {
-    attention_decode_mma<128, 2, 16, 4>(DECODE_ARGS);
-}
-extern "C" __global__ void __launch_bounds__(256) lab_decode_d128_w8k16s2(DECODE_PARAMS) {
-    attention_decode_mma<128, 8, 16, 2>(DECODE_ARGS);
-}
-extern "C" __global__ void __launch_bounds__(128) lab_decode_d128_w4k32s2(DECODE_PARAMS) {
-    attention_decode_mma<128, 4, 32, 2>(DECODE_ARGS);
-}
+// Lab-only configurations of attention.cu's tensor-core decode kernel, appended to it by
+// lab_decode_attention.py and named in its LAB_VARIANTS (head dim 128 with other warps per block,
+// keys per warp per stage or stages than paged_attention_decode_d128's w8 k16 s3). None at
+// present: the configurations timed so far (w4 k16 s2/s3/s4/s6, w2 k16 s4, w6 k16 s4, w8 k16 s2,
+// w12 k16 s2, w4 k32 s2/s3, per-warp copy pipelines, a compile-time block size, L2 prefetch-size
+// hints) are in bench/results/decode-attention-h100.md and -h200.md, with the commits that had them.

@@ -360,13 +360,15 @@ public final class GPUSelfCheck: @unchecked Sendable {
     }
 
     func checkAttention() throws -> [GPUCheckResult] {
-        // Each kernel variant: head dim <= 128 with groups of <= 4 and of <= 8, and head dim 256.
-        try checkAttention(headDim: 128, qHeads: 8) + checkAttention(headDim: 16, qHeads: 4)
-            + checkAttention(headDim: 64, qHeads: 12) + checkAttention(headDim: 256, qHeads: 14)
+        // Each kernel variant: head dim <= 128 with groups of <= 4 and of <= 8, and head dim 256;
+        // block sizes that are and are not powers of two (the kernels find a position's block
+        // without a division, common.cuh's block_index).
+        try checkAttention(headDim: 128, qHeads: 8, blockTokens: 24) + checkAttention(headDim: 16, qHeads: 4, blockTokens: 16)
+            + checkAttention(headDim: 64, qHeads: 12, blockTokens: 64) + checkAttention(headDim: 256, qHeads: 14, blockTokens: 16)
     }
 
-    func checkAttention(headDim: Int, qHeads: Int) throws -> [GPUCheckResult] {
-        let layout = KVBlockLayout(layers: 3, kvHeads: 2, headDim: headDim, blockTokens: 16, dtype: .bfloat16)
+    func checkAttention(headDim: Int, qHeads: Int, blockTokens: Int) throws -> [GPUCheckResult] {
+        let layout = KVBlockLayout(layers: 3, kvHeads: 2, headDim: headDim, blockTokens: blockTokens, dtype: .bfloat16)
         let layer = 1, poolBlocks = 96
         let contexts = [1, 100, 700, 17]
         let maxBlocks = layout.blocks(forTokens: contexts.max()!)
@@ -455,7 +457,8 @@ public final class GPUSelfCheck: @unchecked Sendable {
             results.append(GPUCheckResult(name: name, error: HostReference.relativeError(got, reference(q: q, rowSeq: rowSeq, rowLen: rowLen)), tolerance: 8e-3))
         }
         let seqs = Array(contexts.indices)
-        try run(name: "paged decode attention, head dim \(hd), contexts \(contexts), GQA \(qHeads)/\(layout.kvHeads), 1 split", rowSeq: seqs, rowLen: contexts, splits: 1)
+        try run(name: "paged decode attention, head dim \(hd), blocks of \(blockTokens), contexts \(contexts), GQA \(qHeads)/\(layout.kvHeads), 1 split",
+                rowSeq: seqs, rowLen: contexts, splits: 1)
         try run(name: "paged decode attention, head dim \(hd), contexts \(contexts), 5 splits", rowSeq: seqs, rowLen: contexts, splits: 5)
         try run(name: "paged decode attention, head dim \(hd), contexts \(contexts), 5 splits, waiting before any read", rowSeq: seqs,
                 rowLen: contexts, splits: 5, freshTokens: Int(Int32.max))
@@ -472,7 +475,7 @@ public final class GPUSelfCheck: @unchecked Sendable {
         try checkPrefillAttention(headDim: 128, qHeads: 8, kvHeads: 2, blockTokens: 16, wide: false)
             + checkPrefillAttention(headDim: 128, qHeads: 8, kvHeads: 2, blockTokens: 64, wide: true)
             + checkPrefillAttention(headDim: 64, qHeads: 2, kvHeads: 2, blockTokens: 64, wide: nil)
-            + checkPrefillAttention(headDim: 128, qHeads: 2, kvHeads: 2, blockTokens: 16, wide: nil)
+            + checkPrefillAttention(headDim: 128, qHeads: 2, kvHeads: 2, blockTokens: 24, wide: nil)
             + checkPrefillAttention(headDim: 64, qHeads: 8, kvHeads: 2, blockTokens: 16, wide: false)
             + checkPrefillAttention(headDim: 64, qHeads: 8, kvHeads: 2, blockTokens: 64, wide: true)
     }

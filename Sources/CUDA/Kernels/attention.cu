@@ -66,6 +66,7 @@ __device__ __forceinline__ void attention_partial(
     const int len = ctx_len[r];
     const int start = split * tokens_per_split;
     const int end = min(len, start + tokens_per_split);
+    const unsigned int bt_magic = block_index_magic(block_tokens);
 
     float qv[G][E], acc[G][E], m[G], l[G];
 #pragma unroll
@@ -85,8 +86,9 @@ __device__ __forceinline__ void attention_partial(
         for (int i = 0; i < TOK; ++i) {
             const int t = base + i;
             const bool valid = t < end;
-            const long block = valid ? table[t / block_tokens] : 0;
-            const int off = t % block_tokens;
+            const int bi = block_index(t, bt_magic);
+            const long block = valid ? table[bi] : 0;
+            const int off = t - bi * block_tokens;
             const bf16_t* k = pool + block * block_stride + ((long)(layer * 2) * block_tokens + off) * token_elems
                 + (long)kvh * head_dim + d0;
             load_lane_chunk<E>(k, per_lane, active && valid, kf[i]);
@@ -333,6 +335,7 @@ __device__ __forceinline__ void attention_decode_mma(
     const bf16_t* k_layer = pool + (long)(layer * 2) * block_tokens * token_elems + (long)kvh * D;
     const long v_offset = (long)block_tokens * token_elems;
     const unsigned int sKV_addr = smem_addr(sKV), sQ_addr = smem_addr(sQ);
+    const unsigned int bt_magic = block_index_magic(block_tokens);
 
     auto load_kv = [&](int t) {
         const int n0 = start + t * BN;
@@ -343,7 +346,10 @@ __device__ __forceinline__ void attention_decode_mma(
             const int row = i / CH, c = i % CH, pos = n0 + row;
             const bool valid = pos < end;
             const bf16_t* src = pool;
-            if (valid) src = k_layer + (long)table[pos / block_tokens] * block_stride + (long)(pos % block_tokens) * token_elems + c * 8;
+            if (valid) {
+                const int bi = block_index(pos, bt_magic);
+                src = k_layer + (long)table[bi] * block_stride + (long)(pos - bi * block_tokens) * token_elems + c * 8;
+            }
             const unsigned int so = swz<D>(row, c) * 2;
             cp_async16(kb + so, src, valid);
             cp_async16(vb + so, valid ? src + v_offset : src, valid);

@@ -106,11 +106,9 @@ __device__ __forceinline__ void prefill_attention_body(
     const long v_offset = (long)block_tokens * token_elems;
 
     // Each thread copies one 16-byte chunk column of rows copy_row + k * COPY_ROWS of every tile.
-    // pos / block_tokens as the high word of (pos + 1) * floor((2^32 - 1) / block_tokens), exact
-    // while (pos + 1) * block_tokens <= 2^32: a run-time division per row was most of the copy.
     const int copy_chunk = tid % CH, copy_row = tid / CH;
     const bf16_t* k_src = pool + (long)(layer * 2) * block_tokens * token_elems + (long)kvh * D + copy_chunk * 8;
-    const unsigned int bt_magic = 0xffffffffu / (unsigned int)block_tokens;
+    const unsigned int bt_magic = block_index_magic(block_tokens);
     const unsigned int sK_addr = pa_smem_addr(sK), sV_addr = pa_smem_addr(sV);
     auto load_kv = [&](int t, int buf) {
         const int n0 = t * BN;
@@ -122,7 +120,7 @@ __device__ __forceinline__ void prefill_attention_body(
             const bool valid = pos < kv_end;
             const bf16_t* src = pool;
             if (valid) {
-                const int blk = (int)__umulhi((unsigned int)pos + 1, bt_magic);
+                const int blk = block_index(pos, bt_magic);
                 src = k_src + table[blk] * block_stride + (long)(pos - blk * block_tokens) * token_elems;
             }
             const unsigned int so = pa_swz<D>(r, copy_chunk) * 2;

@@ -150,6 +150,14 @@ public struct CUDAKernels: Sendable {
         return max(1, min(wanted, (maxContext + 127) / 128))
     }
 
+    /// Checks that the attention kernels' division-free block lookup (`block_index`, common.cuh)
+    /// is exact for every position of a context: it is while context · blockTokens <= 2^32.
+    public static func checkBlockIndexing(maxContext: Int, blockTokens: Int) throws {
+        guard maxContext * blockTokens <= 1 << 32 else {
+            throw CUDAError.invalidArgument("attention: a context of \(maxContext) tokens in blocks of \(blockTokens) exceeds the kernels' 2^32 limit on context x block tokens")
+        }
+    }
+
     /// The tensor-core decode kernel for a head dim of 64, 128 or 256 and up to 8 query heads per
     /// KV head; nil where only the general kernel applies.
     static func wideAttentionKernel(headDim: Int, group: Int) -> String? {
@@ -184,6 +192,7 @@ public struct CUDAKernels: Sendable {
             throw CUDAError.invalidArgument("attention: \(qHeads) query heads over \(layout.kvHeads) KV heads (at most 8 per KV head)")
         }
         guard layout.dtype == .bfloat16 else { throw CUDAError.invalidArgument("KV pool dtype \(layout.dtype); the CUDA kernels use bf16") }
+        try Self.checkBlockIndexing(maxContext: maxContext, blockTokens: layout.blockTokens)
         let splits = max(1, splits)
         let tokensPerSplit = max(1, (maxContext + splits - 1) / splits)
         let parts = rows * qHeads * splits
