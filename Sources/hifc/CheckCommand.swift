@@ -15,8 +15,8 @@ struct CheckCommand: AsyncParsableCommand {
 }
 
 /// `hifc check gpu`: every CUDA kernel and the cuBLAS product against float64 references on
-/// fresh random inputs, then (optionally) swap losslessness and timings; exits non-zero when any
-/// check fails.
+/// fresh random inputs, then (optionally) swap losslessness and timings, the engine's swaps
+/// under a starved KV budget, and synthetic models' logits; exits non-zero when any check fails.
 struct CheckGPUCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gpu",
@@ -26,7 +26,7 @@ struct CheckGPUCommand: AsyncParsableCommand {
     @Option(help: "The GPU to check (cuda or cuda:N).")
     var device: String = "cuda:0"
 
-    @Option(help: "A directory on the flash device: probe cuFile there and check swaps through a file in it.")
+    @Option(help: "A directory on the flash device: probe cuFile there, check swaps through a file in it, and run the engine under a starved KV budget swapping there.")
     var swapDir: String?
 
     @Option(help: "KV blocks (8 MiB, an 8B Llama's 64-token block) in the swap check.")
@@ -66,8 +66,13 @@ struct CheckGPUCommand: AsyncParsableCommand {
             guard let p = SynthModel.Preset(rawValue: String(name)) else { throw ValidationError("unknown preset \(name)") }
             return p
         }
-        if !presets.isEmpty {
-            let backend = try CUDABackend(ordinal: gpu.info.ordinal)
+        let backend = swapDir != nil || !presets.isEmpty ? try CUDABackend(ordinal: gpu.info.ordinal) : nil
+        if let swapDir, let backend {
+            let engine = try GPUEngineSwapCheck(backend: backend).run(flashDirectory: swapDir, workDirectory: workDir)
+            for r in engine { print(r) }
+            results += engine
+        }
+        if let backend {
             for preset in presets {
                 let model = try GPUModelCheck(cuda: backend).run(preset: preset, workDirectory: workDir, keep: keepModels)
                 for r in model { print(r) }

@@ -20,42 +20,17 @@ enum EngineFixture {
         (0..<count).map { n in (0..<(17 + (n % 8) * 6)).map { (n * 31 + $0 * 7) % 200 + 3 } }
     }
 
-    /// What a run produced: each request's generated tokens and finish reason, and the counters.
-    struct Run {
-        var tokens: [SequenceID: [Int]] = [:]
-        var finish: [SequenceID: FinishReason] = [:]
-        var stats = EngineStats()
-    }
-
     /// Runs greedy requests for `prompts` (each generating `maxTokens`) through an engine with
     /// `blocks` KV blocks of 16 tokens, to the end.
     static func run(
         _ prompts: [[Int]], maxTokens: Int, blocks: Int, mode: PreemptionMode,
         flashTier: (any KVTierStore)? = nil, maxStepTokens: Int = 48
-    ) throws -> Run {
+    ) throws -> GreedyRun {
         let configuration = EngineConfiguration(
             kvBudget: .blocks(blocks), blockTokens: 16, maxStepTokens: maxStepTokens, maxRunning: 8,
             preemption: mode, prefetchDepth: 2, hostSwapCapacity: .mib(64))
         let core = try EngineCore(loaded: loaded, configuration: configuration, flashTier: flashTier)
-        var sampling = SamplingParams.greedy(maxTokens: maxTokens)
-        sampling.ignoreEOS = true
-        for (n, prompt) in prompts.enumerated() {
-            try core.add(id: SequenceID(n), GenerationRequest(id: "r\(n)", promptTokens: prompt, sampling: sampling))
-        }
-        var run = Run()
-        var steps = 0
-        while !core.isIdle {
-            steps += 1
-            guard steps < 20_000 else { XCTFail("the engine makes no progress"); break }
-            for (id, event) in try core.step() {
-                switch event {
-                case .delta(let ids, _): run.tokens[id, default: []] += ids
-                case .finished(let reason, _): run.finish[id] = reason
-                }
-            }
-        }
-        run.stats = core.snapshot()
-        return run
+        return try GreedyRun.run(prompts, maxTokens: maxTokens, through: core)
     }
 
     /// A flash store in a fresh directory.
