@@ -31,10 +31,14 @@ struct GPUEngineSwapCheck {
         let loaded = try LoadedModel(directory: dir, backend: backend)
         let prompts = (0..<promptCount).map { n in (0..<(17 + (n % 8) * 6)).map { (n * 31 + $0 * 7) % 200 + 3 } }
 
-        let reference = try generate(loaded, prompts, blocks: 200, mode: .recompute)
-        var results = [GPUCheckResult(
-            name: "engine on the GPU, \(promptCount) greedy requests of \(maxTokens) tokens, unstarved: preemptions (none expected)",
-            error: Double(reference.stats.preemptions), tolerance: 0)]
+        let unstarved = "engine on the GPU, \(promptCount) greedy requests of \(maxTokens) tokens, unstarved"
+        let reference: GreedyRun
+        do {
+            reference = try generate(loaded, prompts, blocks: 200, mode: .recompute).run
+        } catch {
+            return [GPUCheckResult(name: unstarved, error: .infinity, tolerance: 0, failure: "\(error)")]
+        }
+        var results = [GPUCheckResult(name: "\(unstarved): preemptions (none expected)", error: Double(reference.stats.preemptions), tolerance: 0)]
         let cases: [(label: String, mode: PreemptionMode, useCUFile: Bool?)] = [
             ("swap-flash via cuFile", .swapFlash, true), ("swap-flash via the O_DIRECT staging ring", .swapFlash, false),
             ("swap-dram", .swapDRAM, nil), ("recompute", .recompute, nil),
@@ -42,8 +46,10 @@ struct GPUEngineSwapCheck {
         for c in cases {
             let name = "engine on the GPU under starvation (\(starvedBlocks) blocks of 16 tokens), \(c.label)"
             do {
-                let run = try generate(loaded, prompts, blocks: starvedBlocks, mode: c.mode, flashDirectory: flashDirectory, useCUFile: c.useCUFile)
-                results += judge(run, against: reference, name: name, swaps: c.mode != .recompute)
+                let (run, paths) = try generate(loaded, prompts, blocks: starvedBlocks, mode: c.mode, flashDirectory: flashDirectory, useCUFile: c.useCUFile)
+                // cuFile refusing the file would silently put the first case on the ring.
+                let io = paths.isEmpty ? "" : " (I/O: " + paths.sorted().joined(separator: ", ") + ")"
+                results += judge(run, against: reference, name: name + io, swaps: c.mode != .recompute)
             } catch {
                 results.append(GPUCheckResult(name: name, error: .infinity, tolerance: 0, failure: "\(error)"))
             }
@@ -52,9 +58,10 @@ struct GPUEngineSwapCheck {
     }
 
     /// One run through a fresh engine; for `swap-flash`, over a fresh flash store in
-    /// `flashDirectory` and the CUDA pool's direct swapper (`useCUFile: false` forces the ring).
+    /// `flashDirectory` and the CUDA pool's direct swapper (`useCUFile: false` forces the ring),
+    /// whose I/O paths come back with the run.
     private func generate(_ loaded: LoadedModel, _ prompts: [[Int]], blocks: Int, mode: PreemptionMode,
-                          flashDirectory: String? = nil, useCUFile: Bool? = nil) throws -> GreedyRun {
+                          flashDirectory: String? = nil, useCUFile: Bool? = nil) throws -> (run: GreedyRun, paths: [String]) {
         var store: FlashStore?
         var regionDirectory: String?
         if mode == .swapFlash, let flashDirectory {
@@ -71,10 +78,15 @@ struct GPUEngineSwapCheck {
             kvBudget: .blocks(blocks), blockTokens: 16, maxStepTokens: 48, maxRunning: 8,
             preemption: mode, prefetchDepth: 2, hostSwapCapacity: .mib(64))
         let opened = store
+        var swapper: CUDAFlashSwap?
         let core = try EngineCore(
             loaded: loaded, configuration: configuration, flashTier: opened.map { FlashTier(store: $0) },
-            deviceSwapper: { pool in opened.flatMap { (pool as? CUDAKVCachePool)?.makeFlashSwapper(store: $0, useCUFile: useCUFile ?? true) } })
-        return try GreedyRun.run(prompts, maxTokens: maxTokens, through: core)
+            deviceSwapper: { pool in
+                swapper = opened.flatMap { (pool as? CUDAKVCachePool)?.makeFlashSwapper(store: $0, useCUFile: useCUFile ?? true) }
+                return swapper
+            })
+        let run = try GreedyRun.run(prompts, maxTokens: maxTokens, through: core)
+        return (run, swapper?.pathsInUse ?? [])
     }
 
     private func judge(_ run: GreedyRun, against reference: GreedyRun, name: String, swaps: Bool) -> [GPUCheckResult] {
