@@ -13,14 +13,20 @@ import Models
 /// before it was written, or the swap fails) and the requests' tokens are those of the
 /// unstarved run. The tokens also catch a block read or written before the compute stream was
 /// done with it, which a checksum taken at the same moment would not.
+///
+/// Steps hold at most 8 tokens, so that a row's arithmetic does not depend on the rest of its
+/// batch and equal tokens can be asked for: every product then takes the skinny kernel's m <= 8
+/// launch, which depends on n alone (larger steps go to other launches or to cuBLAS, whose sums
+/// may round differently), and the tiny model's attention (head dim 16, contexts under 128
+/// tokens) runs the general kernel with one split.
 struct GPUEngineSwapCheck {
     /// The CUDA backend (any backend runs it, but only CUDA's pool swaps straight to flash).
     let backend: any ComputeBackend
 
     private let promptCount = 24
     private let maxTokens = 64
-    private let starvedBlocks = 10
-    private let minimumSwapOuts = 20
+    private let starvedBlocks = 8
+    private let minimumSwapOuts = 12
 
     /// Results for the synthetic tiny model (written under `workDirectory`), its flash regions
     /// in `flashDirectory`.
@@ -75,7 +81,7 @@ struct GPUEngineSwapCheck {
             if let regionDirectory { try? FileManager.default.removeItem(atPath: regionDirectory) }
         }
         let configuration = EngineConfiguration(
-            kvBudget: .blocks(blocks), blockTokens: 16, maxStepTokens: 48, maxRunning: 8,
+            kvBudget: .blocks(blocks), blockTokens: 16, maxStepTokens: 8, maxRunning: 8,
             preemption: mode, prefetchDepth: 2, hostSwapCapacity: .mib(64))
         let opened = store
         var swapper: CUDAFlashSwap?
