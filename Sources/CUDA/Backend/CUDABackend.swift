@@ -351,7 +351,6 @@ public final class CUDABackend: ComputeBackend, @unchecked Sendable {
         guard q.columns == heads * layout.headDim, q.rows == s.batch.tokenCount, heads % layout.kvHeads == 0 else {
             throw BackendError.shapeMismatch(op: "pagedAttention", detail: "q \(q.shape), \(heads) heads of \(layout.headDim) over \(layout.kvHeads) KV heads")
         }
-        try CUDAKernels.checkBlockIndexing(maxContext: s.maxContext, blockTokens: layout.blockTokens)
         let qf = try float32(q, "pagedAttention")
         // A step with a prefill chunk goes to the tensor-core kernel whole (its decode rows as
         // 1-token chunks): one launch, and the decode kernel's one-row-at-a-time work is what made

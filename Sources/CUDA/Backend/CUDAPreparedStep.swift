@@ -44,6 +44,9 @@ final class CUDAPreparedStep: PreparedStep, @unchecked Sendable {
             longest = max(longest, s.contextLength)
         }
         maxContext = longest
+        // Once a step rather than in every layer's attention: both attention kernels find a
+        // position's block by common.cuh's block_index.
+        try CUDAKernels.checkBlockIndexing(maxContext: longest, blockTokens: batch.blockTokens)
         hasMultiRowChunk = batch.sequences.contains { $0.queryLength > 1 }
         let tiles = CUDAKernels.prefillTiles(batch.sequences.enumerated().map { i, s in
             PrefillChunk(queryStart: s.queryStart, queryLength: s.queryLength, contextLength: s.contextLength, tableRow: i)
