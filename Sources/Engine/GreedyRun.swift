@@ -28,6 +28,13 @@ public struct GreedyRun: Sendable {
         }
     }
 
+    /// `count` different prompts of 17 to 59 tokens, ids in 3..<203 (inside any synthetic
+    /// model's vocabulary): lengths that end inside a block and cross block boundaries at
+    /// different steps, so preemptions fall at many different points.
+    public static func distinctPrompts(_ count: Int) -> [[Int]] {
+        (0..<count).map { n in (0..<(17 + (n % 8) * 6)).map { (n * 31 + $0 * 7) % 200 + 3 } }
+    }
+
     /// Runs `prompts` (each generating exactly `maxTokens`, end-of-sequence ignored) through
     /// `core` until it is idle.
     public static func run(_ prompts: [[Int]], maxTokens: Int, through core: EngineCore, stepLimit: Int = 20_000) throws -> GreedyRun {

@@ -35,7 +35,7 @@ struct GPUEngineSwapCheck {
         _ = try SynthModel(architecture: .llama, preset: .tiny, seed: UInt64.random(in: 0...UInt64(UInt32.max))).write(to: dir)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let loaded = try LoadedModel(directory: dir, backend: backend)
-        let prompts = (0..<promptCount).map { n in (0..<(17 + (n % 8) * 6)).map { (n * 31 + $0 * 7) % 200 + 3 } }
+        let prompts = GreedyRun.distinctPrompts(promptCount)
 
         let unstarved = "engine on the GPU, \(promptCount) greedy requests of \(maxTokens) tokens, unstarved"
         let reference: GreedyRun

@@ -46,7 +46,7 @@ private final class PeriodicFaults: IOFaultInjector, @unchecked Sendable {
 /// When flash I/O fails, the sequence is recomputed and its request still completes with the
 /// same tokens; the failure is counted.
 final class EngineFaultTests: XCTestCase {
-    private let prompts = EngineFixture.prompts(6)
+    private let prompts = GreedyRun.distinctPrompts(6)
     private let maxTokens = 64
 
     private func check(_ faults: PeriodicFaults?, _ name: String) throws {

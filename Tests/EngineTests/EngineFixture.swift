@@ -15,11 +15,6 @@ enum EngineFixture {
         return try! LoadedModel(directory: directory, backend: CPUBackend())
     }()
 
-    /// `count` different prompts of 17 to 59 tokens, ids inside the vocabulary.
-    static func prompts(_ count: Int) -> [[Int]] {
-        (0..<count).map { n in (0..<(17 + (n % 8) * 6)).map { (n * 31 + $0 * 7) % 200 + 3 } }
-    }
-
     /// Runs greedy requests for `prompts` (each generating `maxTokens`) through an engine with
     /// `blocks` KV blocks of 16 tokens, to the end.
     static func run(

@@ -7,7 +7,7 @@ import XCTest
 /// Greedy outputs under a starved KV budget, in every preemption mode, must match a run whose
 /// budget never runs out, token for token.
 final class EngineLosslessnessTests: XCTestCase {
-    private let prompts = EngineFixture.prompts(24)
+    private let prompts = GreedyRun.distinctPrompts(24)
     private let maxTokens = 64
 
     private func reference() throws -> GreedyRun {

@@ -18,7 +18,7 @@ final class LLMEngineTests: XCTestCase {
     }
 
     func testStreamDeliversTheSameTokensAsTheStepLoopThenUsage() async throws {
-        let prompt = EngineFixture.prompts(1)[0]
+        let prompt = GreedyRun.distinctPrompts(1)[0]
         let expected = try EngineFixture.run([prompt], maxTokens: 12, blocks: 100, mode: .recompute)
         let engine = try makeEngine()
         var tokens: [Int] = []
@@ -52,7 +52,7 @@ final class LLMEngineTests: XCTestCase {
         let engine = try LLMEngine(
             loaded: EngineFixture.loaded,
             configuration: EngineConfiguration(kvBudget: .blocks(12), blockTokens: 16, preemption: .swapDRAM))
-        let streams = EngineFixture.prompts(4).enumerated().map { n, prompt in
+        let streams = GreedyRun.distinctPrompts(4).enumerated().map { n, prompt in
             engine.generate(GenerationRequest(id: "s\(n)", promptTokens: prompt, sampling: greedy(150)))
         }
         let deadline = Date(timeIntervalSinceNow: 30)
@@ -75,7 +75,7 @@ final class LLMEngineTests: XCTestCase {
 
     func testCancellingTheConsumerAbortsTheRequestAndFreesItsBlocks() async throws {
         let engine = try makeEngine()
-        let stream = engine.generate(GenerationRequest(id: "c", promptTokens: EngineFixture.prompts(1)[0], sampling: greedy(1_000)))
+        let stream = engine.generate(GenerationRequest(id: "c", promptTokens: GreedyRun.distinctPrompts(1)[0], sampling: greedy(1_000)))
         let consumer = Task {
             for try await _ in stream {}
         }
