@@ -20,6 +20,8 @@ public struct FlashReservedSlot: Sendable, Hashable {
     public let payloadOffset: Int64
     /// Payload bytes.
     public let length: Int
+    /// The region file or device, for the writer's messages.
+    public let regionFile: String
     /// `length` rounded up to 4 KiB: the caller may write this many bytes (padding included).
     public var paddedLength: Int { FlashLayout.padded(length) }
 }

@@ -271,7 +271,8 @@ public final class FlashStore: @unchecked Sendable {
             state.reservations[id] = slots
             return FlashReservation(id: id, slots: slots.map {
                 FlashReservedSlot(key: $0.key, fileDescriptor: regions[$0.path].fd,
-                                  payloadOffset: $0.placement.offset + Int64(FlashLayout.slotHeaderSize), length: $0.length)
+                                  payloadOffset: $0.placement.offset + Int64(FlashLayout.slotHeaderSize), length: $0.length,
+                                  regionFile: regions[$0.path].regionFile)
             })
         }
     }

@@ -43,7 +43,7 @@ public final class CUDAFlashSwap: DeviceKVSwapper, @unchecked Sendable {
     }
 
     /// How blocks move for the file behind `fd`: cuFile where it accepts the file, the staging
-    /// ring otherwise (the refusal is logged once).
+    /// ring otherwise (the refusal is logged once, and the path chosen once per file).
     func io(for fd: Int32, path: String) throws -> BlockFileIO {
         lock.lock()
         defer { lock.unlock() }
@@ -62,6 +62,9 @@ public final class CUDAFlashSwap: DeviceKVSwapper, @unchecked Sendable {
         }
         let io = try chosen ?? StagedBlockIO(pool: pool, fd: fd, filePath: path, device: device)
         paths[fd] = io
+        // Once a region file: without it a server's log would not say whether GPUDirect Storage
+        // is in use, only when it is not.
+        logger.info("swaps of \(path) go through \(io.path)")
         return io
     }
 
@@ -95,7 +98,7 @@ public final class CUDAFlashSwap: DeviceKVSwapper, @unchecked Sendable {
             let done = try device.makeEvent()
             try done.record(on: stream)
             for (fd, group) in Dictionary(grouping: zip(blocks, reservation.slots).map { $0 }, by: { $0.1.fileDescriptor }) {
-                let io = try io(for: fd, path: "flash region fd \(fd)")
+                let io = try io(for: fd, path: group[0].1.regionFile)
                 try io.write(group.map { BlockFileExtent(block: $0.0, fileOffset: Int($0.1.payloadOffset)) }, after: done)
             }
             try await store.commit(reservation, checksums: sums)
