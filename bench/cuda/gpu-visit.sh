@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # One visit to the GPU machine: kernel and swap checks, the disk's own O_DIRECT speed (dd), the
-# whole 8B-shaped model against PyTorch + transformers, and an error exit of the CUDA engine.
+# whole 8B-shaped model against PyTorch + transformers, the server under load, and an error exit
+# of the CUDA engine.
 # Run from the repository root after `bash .device/unpack.sh`; logs go to $OUT (or ./gpu-logs).
-#   bash bench/cuda/gpu-visit.sh [checks] [labs] [model] [long] [swap] [swapio] [sanitizer] [exit]   (default: all but swapio)
+#   bash bench/cuda/gpu-visit.sh [checks] [labs] [model] [long] [swap] [swapio] [sanitizer] [serve] [exit]   (default: all but swapio)
 # env: BATCH, PROMPT, DECODE (model: decode tokens, 32; the first 15 or so steps after the prefill run at
 # power-capped clocks, model-h200.md); BASELINE=DIR first runs bench model with DIR/hifc (an earlier binary, packed
 # and unpacked like .device); PDL_AB=1 repeats bench model with HIFC_CUDA_PDL=0; STEP_TIMING=1 adds
@@ -11,7 +12,7 @@ set -uo pipefail
 out="${OUT:-gpu-logs}"; mkdir -p "$out"
 work=/var/tmp/hifc; mkdir -p "$work"
 export HIFC_KERNEL_CACHE=/tmp/hifc-kc
-steps="${*:-checks labs model long swap sanitizer exit}"
+steps="${*:-checks labs model long swap sanitizer serve exit}"
 has() { [[ " $steps " == *" $1 "* ]]; }
 stamp() { echo "== $(date -u +%H:%M:%S) $*" | tee -a "$out/summary.txt"; }
 
@@ -122,6 +123,28 @@ if has sanitizer; then  # memcheck of the kernels' checks, the tiny model and a 
         --workload 100:250 --kv-budget 16 --mode swap-flash --flash-path "$work" > "$out/memcheck-engine.txt" 2>&1
     echo "memcheck bench swap rc=$?" | tee -a "$out/summary.txt"
     grep -E "ERROR SUMMARY|swap-flash" "$out/memcheck-engine.txt" | tail -3 | tee -a "$out/summary.txt"
+fi
+
+if has serve; then  # the OpenAI server on the GPU, embedded default (tiny synthetic model, 256 KiB of KV, swap-flash), under load
+    stamp "hifc serve --device cuda, 16 streaming clients"
+    repo=$PWD; run="$work/serve"; rm -rf "$run"; mkdir -p "$run"
+    (cd "$run" && exec "$repo/.device/hifc" serve --device cuda --port 8011) > "$out/serve.txt" 2>&1 &
+    pid=$!
+    for _ in $(seq 1 120); do curl -sf localhost:8011/health > /dev/null && break; sleep 0.5; done
+    # One greedy completion alone, one sent while 16 clients keep the KV budget starved, one after.
+    greedy() { curl -s localhost:8011/v1/completions -H 'Content-Type: application/json' \
+        -d '{"model":"synth-llama-tiny","prompt":"The quick brown fox jumps over the lazy dog, again and","max_tokens":96,"temperature":0}' > "$out/greedy-$1.json"; }
+    greedy alone
+    (sleep 8; greedy under-load) &
+    python3 bench/server-load.py --url http://127.0.0.1:8011 --pid $pid --clients 16 --seconds 25 --max-tokens 256 2>&1 \
+        | tee "$out/serve-load.txt" | tee -a "$out/summary.txt"
+    wait $!
+    greedy after
+    curl -s localhost:8011/metrics > "$out/serve-metrics.txt"
+    kill $pid; wait $pid
+    python3 -c 'import json, sys; t = [json.load(open(f))["choices"][0]["text"] for f in sys.argv[1:]]; print("serve greedy text alone = under load = after:", t[0] == t[1] == t[2])' \
+        "$out"/greedy-{alone,under-load,after}.json | tee -a "$out/summary.txt"
+    grep -E "swaps of|cuFile|staging" "$out/serve.txt" | head -4 | tee -a "$out/summary.txt"
 fi
 
 if has exit; then
