@@ -7,7 +7,7 @@ let package = Package(
     name: "HiFC",
     platforms: [.macOS(.v14)],
     products: [
-        .executable(name: "hifc", targets: ["hifc"]),
+        .executable(name: "hifc", targets: ["hifc"])
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),

@@ -90,8 +90,9 @@ extension ComputeBackend {
         _ x: DeviceTensor, qkv: DeviceTensor, bias: DeviceTensor?, heads: Int, headDim: Int, inverseFrequencies: DeviceTensor,
         layer: Int, pool: any KVCachePool, step: any PreparedStep
     ) throws -> DeviceTensor {
-        try attentionInputs(qkv: try linear(x, weight: qkv, bias: bias), heads: heads, headDim: headDim,
-                            inverseFrequencies: inverseFrequencies, layer: layer, pool: pool, step: step)
+        try attentionInputs(
+            qkv: try linear(x, weight: qkv, bias: bias), heads: heads, headDim: headDim,
+            inverseFrequencies: inverseFrequencies, layer: layer, pool: pool, step: step)
     }
 
     /// The product, then the activation: for backends with nothing to gain from fusing them.

@@ -58,14 +58,19 @@ public struct StepBatch: Sendable, Hashable {
         chunks: [(tokens: [Int32], startPosition: Int, blockTable: [Int32], wantsLogits: Bool)],
         blockTokens: Int
     ) throws(BackendError) -> StepBatch {
-        var ids: [Int32] = [], positions: [Int32] = [], slots: [Int64] = []
-        var sequences: [StepSequence] = [], logitRows: [Int32] = []
+        var ids: [Int32] = []
+        var positions: [Int32] = []
+        var slots: [Int64] = []
+        var sequences: [StepSequence] = []
+        var logitRows: [Int32] = []
         for (n, chunk) in chunks.enumerated() {
             guard !chunk.tokens.isEmpty else { throw .badStep("sequence \(n) has no new tokens") }
             guard chunk.startPosition >= 0 else { throw .badStep("sequence \(n) starts at a negative position") }
             let context = chunk.startPosition + chunk.tokens.count
             guard chunk.blockTable.count * blockTokens >= context else {
-                throw .badStep("sequence \(n) needs \(context) positions but its block table of \(chunk.blockTable.count) blocks holds \(chunk.blockTable.count * blockTokens)")
+                throw .badStep(
+                    "sequence \(n) needs \(context) positions but its block table of \(chunk.blockTable.count) blocks holds \(chunk.blockTable.count * blockTokens)"
+                )
             }
             let start = ids.count
             for (i, token) in chunk.tokens.enumerated() {
@@ -74,12 +79,15 @@ public struct StepBatch: Sendable, Hashable {
                 positions.append(Int32(p))
                 slots.append(Int64(chunk.blockTable[p / blockTokens]) * Int64(blockTokens) + Int64(p % blockTokens))
             }
-            sequences.append(StepSequence(queryStart: start, queryLength: chunk.tokens.count,
-                                          contextLength: context, blockTable: chunk.blockTable))
+            sequences.append(
+                StepSequence(
+                    queryStart: start, queryLength: chunk.tokens.count,
+                    contextLength: context, blockTable: chunk.blockTable))
             if chunk.wantsLogits { logitRows.append(Int32(ids.count - 1)) }
         }
-        return StepBatch(tokenIDs: ids, positions: positions, slotMapping: slots, sequences: sequences,
-                         logitRows: logitRows, blockTokens: blockTokens)
+        return StepBatch(
+            tokenIDs: ids, positions: positions, slotMapping: slots, sequences: sequences,
+            logitRows: logitRows, blockTokens: blockTokens)
     }
 
     /// Checks that rows, sequences and block tables agree, and that every block is below `blocks`.

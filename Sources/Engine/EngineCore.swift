@@ -292,7 +292,10 @@ public final class EngineCore {
     /// Flash bytes written in the engine's current day (days counted from its start).
     private func flashBytesToday(adding bytes: Int) -> Double {
         let day = Int(Self.seconds(since: started) / 86_400)
-        if day != flashDay { flashDay = day; flashBytesDay = 0 }
+        if day != flashDay {
+            flashDay = day
+            flashBytesDay = 0
+        }
         flashBytesDay += Double(bytes)
         return flashBytesDay
     }

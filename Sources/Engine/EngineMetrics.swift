@@ -24,7 +24,10 @@ struct EngineMetrics: Sendable {
     /// Records a finished swap.
     func record(_ completion: SwapCompletion) {
         swapSeconds.increment(by: completion.seconds)
-        if completion.failure != nil { swapFailures.increment(); return }
+        if completion.failure != nil {
+            swapFailures.increment()
+            return
+        }
         switch completion.direction {
         case .out:
             swapOuts.increment()

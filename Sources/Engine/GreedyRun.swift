@@ -66,7 +66,8 @@ public struct GreedyRun: Sendable {
 
     /// Where request `id` first leaves `reference`'s tokens (its index), nil where they agree.
     public func firstDivergence(of id: SequenceID, from reference: GreedyRun) -> Int? {
-        let mine = tokens[id] ?? [], theirs = reference.tokens[id] ?? []
+        let mine = tokens[id] ?? []
+        let theirs = reference.tokens[id] ?? []
         if mine == theirs { return nil }
         return (0..<min(mine.count, theirs.count)).first { mine[$0] != theirs[$0] } ?? min(mine.count, theirs.count)
     }

@@ -15,15 +15,16 @@ struct ModelRunner: Sendable {
         _ plan: StepPlan, sequences: (SequenceID) -> GenerationSequence, greedy: (SequenceID) -> Bool
     ) throws -> [SequenceID: ForwardOutput] {
         let chunks = plan.chunks
-        let batch = ForwardBatch(chunks.map { chunk in
-            let sequence = sequences(chunk.sequence)
-            return ForwardSequence(
-                tokens: Array(sequence.tokens[chunk.start ..< chunk.start + chunk.count]),
-                startPosition: chunk.start,
-                blockTable: sequence.table.blocks,
-                wantsLogits: chunk.samples,
-                greedy: chunk.samples && greedy(chunk.sequence))
-        })
+        let batch = ForwardBatch(
+            chunks.map { chunk in
+                let sequence = sequences(chunk.sequence)
+                return ForwardSequence(
+                    tokens: Array(sequence.tokens[chunk.start..<chunk.start + chunk.count]),
+                    startPosition: chunk.start,
+                    blockTable: sequence.table.blocks,
+                    wantsLogits: chunk.samples,
+                    greedy: chunk.samples && greedy(chunk.sequence))
+            })
         let outputs = try model.step(batch, kv: kv)
         var bySequence: [SequenceID: ForwardOutput] = [:]
         for (chunk, output) in zip(chunks, outputs) where chunk.samples { bySequence[chunk.sequence] = output }

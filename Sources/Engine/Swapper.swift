@@ -91,10 +91,11 @@ public final class Swapper: Sendable {
             logger.warning("swap-\(direction.rawValue) of sequence \(swap.sequence) (\(swap.tier)) failed, it will be recomputed: \(failure)")
         }
         let elapsed = (ContinuousClock.now - started).components
-        onCompletion(SwapCompletion(
-            sequence: swap.sequence, direction: direction, tier: swap.tier,
-            bytes: swap.blocks.count * pool.blockStride,
-            seconds: Double(elapsed.seconds) + Double(elapsed.attoseconds) * 1e-18, failure: failure))
+        onCompletion(
+            SwapCompletion(
+                sequence: swap.sequence, direction: direction, tier: swap.tier,
+                bytes: swap.blocks.count * pool.blockStride,
+                seconds: Double(elapsed.seconds) + Double(elapsed.attoseconds) * 1e-18, failure: failure))
     }
 
     /// Calls `body` with one host buffer of `blockStride` bytes (a 4 KiB multiple, so flash I/O
@@ -115,7 +116,7 @@ public final class Swapper: Sendable {
         let bytes = pool.layout.blockBytes
         let staging = UnsafeMutableRawBufferPointer.allocate(byteCount: stride * blocks.count, alignment: 4096)
         defer { staging.deallocate() }
-        let buffers = blocks.indices.map { UnsafeMutableRawBufferPointer(rebasing: staging[$0 * stride ..< ($0 + 1) * stride]) }
+        let buffers = blocks.indices.map { UnsafeMutableRawBufferPointer(rebasing: staging[$0 * stride..<($0 + 1) * stride]) }
         if direction == .out {
             for (block, buffer) in zip(blocks, buffers) {
                 try pool.copyBlock(block, to: UnsafeMutableRawBufferPointer(rebasing: buffer[..<bytes]))

@@ -1,8 +1,9 @@
 import HiFCCore
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// A page-aligned, page-sized heap buffer for direct I/O, freed when the last reference goes.

@@ -1,8 +1,9 @@
 import HiFCCore
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// The POSIX calls of the direct-I/O data path, each returning the errno of a failure so that the
@@ -11,11 +12,11 @@ public enum DirectIO {
     /// The O_DIRECT open flag (not exported to Swift by Glibc; its value depends on the CPU).
     public static var directFlag: Int32 {
         #if os(Linux) && arch(x86_64)
-        return 0o40000
+            return 0o40000
         #elseif os(Linux) && (arch(arm64) || arch(arm))
-        return 0o200000
+            return 0o200000
         #else
-        return 0
+            return 0
         #endif
     }
 
@@ -34,8 +35,10 @@ public enum DirectIO {
     }
 
     /// Runs `call` (preadv or pwritev) until every byte of `vectors` has moved, retrying EINTR.
-    private static func transferFully(vectors: [iovec], offset: Int64,
-                                      _ call: (UnsafePointer<iovec>?, Int32, off_t) -> Int) -> Int32 {
+    private static func transferFully(
+        vectors: [iovec], offset: Int64,
+        _ call: (UnsafePointer<iovec>?, Int32, off_t) -> Int
+    ) -> Int32 {
         var vectors = vectors
         var offset = offset
         var first = 0

@@ -1,7 +1,8 @@
 import Foundation
 import HiFCCore
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The raw O_DIRECT bandwidth of a directory's file system: sequential writes, then reads, of one
@@ -26,7 +27,10 @@ public enum DirectIOBenchmark {
             if code == EINVAL { throw FlashStoreError.directIONotSupported(path: file, message: DirectIO.message(code)) }
             throw FlashStoreError.cannotOpen(path: file, errno: code, message: DirectIO.message(code))
         }
-        defer { close(fd); unlink(file) }
+        defer {
+            close(fd)
+            unlink(file)
+        }
         let requests = Int(totalBytes / Int64(requestSize))
         let rc = posix_fallocate(fd, 0, off_t(Int64(requests) * Int64(requestSize)))
         guard rc == 0 else { throw FlashStoreError.insufficientSpace(path: file, needed: totalBytes, available: nil) }
@@ -35,15 +39,17 @@ public enum DirectIOBenchmark {
         let buffers = (0..<queueDepth).map { _ in randomBuffer(requestSize) }
         func pass(write: Bool) throws -> Double {
             let started = DispatchTime.now().uptimeNanoseconds
-            let codes = pool.runBlocking((0..<requests).map { i in
-                let buffer = buffers[i % buffers.count]
-                return {
-                    let vector = [DirectIO.vector(buffer.bytes.baseAddress!, requestSize)]
-                    let offset = Int64(i) * Int64(requestSize)
-                    return write ? DirectIO.writeFully(fd: fd, vectors: vector, offset: offset)
-                                 : DirectIO.readFully(fd: fd, vectors: vector, offset: offset)
-                }
-            })
+            let codes = pool.runBlocking(
+                (0..<requests).map { i in
+                    let buffer = buffers[i % buffers.count]
+                    return {
+                        let vector = [DirectIO.vector(buffer.bytes.baseAddress!, requestSize)]
+                        let offset = Int64(i) * Int64(requestSize)
+                        return write
+                            ? DirectIO.writeFully(fd: fd, vectors: vector, offset: offset)
+                            : DirectIO.readFully(fd: fd, vectors: vector, offset: offset)
+                    }
+                })
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
             if let bad = codes.first(where: { $0 != 0 }) {
                 throw FlashStoreError.ioFailed(path: file, operation: write ? "write" : "read", offset: 0, errno: bad, message: DirectIO.message(bad))

@@ -1,7 +1,8 @@
 import Foundation
 import HiFCCore
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// One path's region, opened for direct I/O: a preallocated file `hifc-flash.region` inside a
@@ -127,7 +128,8 @@ extension FlashStore {
     public static func existingGeometry(at path: String) throws -> FlashRegionGeometry? {
         var info = stat()
         guard stat(path, &info) == 0 else { throw FlashStoreError.missingPath(path) }
-        let file = (info.st_mode & S_IFMT) == S_IFDIR
+        let file =
+            (info.st_mode & S_IFMT) == S_IFDIR
             ? (path as NSString).appendingPathComponent(FlashStoreConfiguration.regionFileName) : path
         guard access(file, F_OK) == 0 else { return nil }
         let fd = open(file, O_RDONLY | O_CLOEXEC | DirectIO.directFlag)

@@ -62,8 +62,9 @@ public final class FlashStore: @unchecked Sendable {
         var footprint: Int { FlashLayout.slotFootprint(payloadLength: length) }
 
         func location(checksum: UInt32) -> FlashSlotLocation {
-            FlashSlotLocation(path: path, segment: placement.segment, offset: placement.offset,
-                              length: length, generation: generation, checksum: checksum)
+            FlashSlotLocation(
+                path: path, segment: placement.segment, offset: placement.offset,
+                length: length, generation: generation, checksum: checksum)
         }
     }
 
@@ -74,8 +75,9 @@ public final class FlashStore: @unchecked Sendable {
         guard !configuration.paths.isEmpty else { throw FlashStoreError.noPaths }
         let geometry: FlashRegionGeometry
         do {
-            geometry = try FlashRegionGeometry(capacity: configuration.capacityPerPath.bytes,
-                                               segmentSize: Int(configuration.segmentSize.bytes))
+            geometry = try FlashRegionGeometry(
+                capacity: configuration.capacityPerPath.bytes,
+                segmentSize: Int(configuration.segmentSize.bytes))
         } catch {
             throw FlashStoreError.badGeometry(error.description)
         }
@@ -129,8 +131,10 @@ public final class FlashStore: @unchecked Sendable {
                 state.superblocks.append(superblock)
                 scans.append(try RegionScanner(region: region, geometry: geometry).scan(on: pool))
             } else {
-                state.superblocks.append(RegionSuperblock(capacity: geometry.capacity, segmentSize: geometry.segmentSize,
-                                                          wear: WearLedger(createdAt: now), updateCount: 0))
+                state.superblocks.append(
+                    RegionSuperblock(
+                        capacity: geometry.capacity, segmentSize: geometry.segmentSize,
+                        wear: WearLedger(createdAt: now), updateCount: 0))
                 scans.append([])
                 report.regionsCreated += 1
             }
@@ -144,8 +148,9 @@ public final class FlashStore: @unchecked Sendable {
                         report.sequenceSlotsReclaimed += 1
                         continue
                     }
-                    let location = FlashSlotLocation(path: path, segment: segment, offset: header.slotOffset, length: header.payloadLength,
-                                                     generation: header.generation, checksum: header.payloadChecksum)
+                    let location = FlashSlotLocation(
+                        path: path, segment: segment, offset: header.slotOffset, length: header.payloadLength,
+                        generation: header.generation, checksum: header.payloadChecksum)
                     if map.insert(header.key, at: location) != nil { report.supersededCopies += 1 }
                 }
             }
@@ -160,8 +165,9 @@ public final class FlashStore: @unchecked Sendable {
         state.allocators = scans.enumerated().map { path, segments in
             var allocator = FlashSegmentAllocator(geometry: geometry, firstSequence: segments.isEmpty ? firstSequence : 1)
             for (segment, scan) in segments.enumerated() where scan.sequence != 0 {
-                allocator.restore(segment: segment, sequence: scan.sequence, frontier: scan.frontier,
-                                  liveSlots: live[path][segment].slots, liveBytes: live[path][segment].bytes)
+                allocator.restore(
+                    segment: segment, sequence: scan.sequence, frontier: scan.frontier,
+                    liveSlots: live[path][segment].slots, liveBytes: live[path][segment].bytes)
             }
             return allocator
         }
@@ -269,11 +275,14 @@ public final class FlashStore: @unchecked Sendable {
             let id = state.nextReservation
             state.nextReservation += 1
             state.reservations[id] = slots
-            return FlashReservation(id: id, slots: slots.map {
-                FlashReservedSlot(key: $0.key, fileDescriptor: regions[$0.path].fd,
-                                  payloadOffset: $0.placement.offset + Int64(FlashLayout.slotHeaderSize), length: $0.length,
-                                  regionFile: regions[$0.path].regionFile)
-            })
+            return FlashReservation(
+                id: id,
+                slots: slots.map {
+                    FlashReservedSlot(
+                        key: $0.key, fileDescriptor: regions[$0.path].fd,
+                        payloadOffset: $0.placement.offset + Int64(FlashLayout.slotHeaderSize), length: $0.length,
+                        regionFile: regions[$0.path].regionFile)
+                })
         }
     }
 
@@ -290,7 +299,9 @@ public final class FlashStore: @unchecked Sendable {
             }
             // The caller's payload writes, then the store's header writes.
             for slot in slots {
-                record(write: FlashLayout.padded(slot.length), at: slot.placement.offset + Int64(FlashLayout.slotHeaderSize), path: slot.path, in: &state)
+                record(
+                    write: FlashLayout.padded(slot.length), at: slot.placement.offset + Int64(FlashLayout.slotHeaderSize), path: slot.path, in: &state
+                )
             }
             for slot in slots {
                 record(write: FlashLayout.slotHeaderSize, at: slot.placement.offset, path: slot.path, in: &state)
@@ -319,8 +330,9 @@ public final class FlashStore: @unchecked Sendable {
     public func locate(_ key: BlockKey) -> FlashSlotLocator? {
         locked { state in
             state.map[key].map {
-                FlashSlotLocator(key: key, fileDescriptor: regions[$0.path].fd, payloadOffset: $0.payloadOffset, length: $0.length,
-                                 checksum: $0.checksum, generation: $0.generation, regionFile: regions[$0.path].regionFile)
+                FlashSlotLocator(
+                    key: key, fileDescriptor: regions[$0.path].fd, payloadOffset: $0.payloadOffset, length: $0.length,
+                    checksum: $0.checksum, generation: $0.generation, regionFile: regions[$0.path].regionFile)
             }
         }
     }
@@ -398,8 +410,9 @@ public final class FlashStore: @unchecked Sendable {
                 for slot in slots { state.allocators[slot.path].release(segment: slot.placement.segment, footprint: slot.footprint) }
             }
             let slot = slots[failed]
-            throw FlashStoreError.ioFailed(path: regions[slot.path].regionFile, operation: "write", offset: slot.placement.offset,
-                                           errno: codes[failed], message: DirectIO.message(codes[failed]))
+            throw FlashStoreError.ioFailed(
+                path: regions[slot.path].regionFile, operation: "write", offset: slot.placement.offset,
+                errno: codes[failed], message: DirectIO.message(codes[failed]))
         }
         locked { state in
             for (slot, checksum) in zip(slots, checksums) {
@@ -415,9 +428,12 @@ public final class FlashStore: @unchecked Sendable {
 
     /// A job that writes one slot: header page and payload in one pwritev. The payload's CRC32C
     /// is computed on the I/O thread (so checksums of a batch run in parallel) unless known.
-    private func writeJob(_ slot: PlannedSlot, payload: UnsafeRawBufferPointer?, knownChecksum: UInt32?,
-                          checksums: ChecksumBox, index: Int) -> IOThreadPool.Job {
-        let fd = regions[slot.path].fd, file = regions[slot.path].regionFile
+    private func writeJob(
+        _ slot: PlannedSlot, payload: UnsafeRawBufferPointer?, knownChecksum: UInt32?,
+        checksums: ChecksumBox, index: Int
+    ) -> IOThreadPool.Job {
+        let fd = regions[slot.path].fd
+        let file = regions[slot.path].regionFile
         let injector = faultInjector
         let payload = SendableBytes(payload)
         return {
@@ -425,8 +441,10 @@ public final class FlashStore: @unchecked Sendable {
             let checksum = knownChecksum ?? bytes.map { CRC32C.checksum(of: $0) } ?? 0
             checksums.set(index, checksum)
             let header = AlignedBuffer(count: FlashLayout.slotHeaderSize)
-            SlotHeader(key: slot.key, generation: slot.generation, segmentSequence: slot.placement.sequence,
-                       slotOffset: slot.placement.offset, payloadLength: slot.length, payloadChecksum: checksum).encode(into: header.bytes)
+            SlotHeader(
+                key: slot.key, generation: slot.generation, segmentSequence: slot.placement.sequence,
+                slotOffset: slot.placement.offset, payloadLength: slot.length, payloadChecksum: checksum
+            ).encode(into: header.bytes)
             var vectors = [DirectIO.vector(header.bytes.baseAddress!, header.bytes.count)]
             var staging: AlignedBuffer?
             if let bytes, bytes.count > 0 {
@@ -451,9 +469,12 @@ public final class FlashStore: @unchecked Sendable {
 
     /// A job that reads one slot (header page and payload in one preadv) and verifies the header
     /// and the payload's CRC32C before reporting a hit.
-    private func readJob(key: BlockKey, location: FlashSlotLocation, target: FlashReadTarget,
-                         results: ReadResultBox, index: Int) -> IOThreadPool.Job {
-        let fd = regions[location.path].fd, file = regions[location.path].regionFile
+    private func readJob(
+        key: BlockKey, location: FlashSlotLocation, target: FlashReadTarget,
+        results: ReadResultBox, index: Int
+    ) -> IOThreadPool.Job {
+        let fd = regions[location.path].fd
+        let file = regions[location.path].regionFile
         let injector = faultInjector
         return {
             let padded = FlashLayout.padded(location.length)
@@ -463,7 +484,8 @@ public final class FlashStore: @unchecked Sendable {
             let destination = staging?.bytes ?? target.bytes
             var vectors = [DirectIO.vector(header.bytes.baseAddress!, header.bytes.count)]
             if padded > 0 { vectors.append(DirectIO.vector(destination.baseAddress!, padded)) }
-            let rc = injector?.faultBeforeRead(path: file, offset: location.offset, length: padded + header.bytes.count)
+            let rc =
+                injector?.faultBeforeRead(path: file, offset: location.offset, length: padded + header.bytes.count)
                 ?? DirectIO.readFully(fd: fd, vectors: vectors, offset: location.offset)
             guard rc == 0 else {
                 results.set(index, .miss(.ioError("read of \(file) at byte \(location.offset): \(DirectIO.message(rc))")))
@@ -481,16 +503,21 @@ public final class FlashStore: @unchecked Sendable {
         }
     }
 
-    private static func verify(header page: AlignedBuffer, payload: UnsafeRawBufferPointer, key: BlockKey,
-                               location: FlashSlotLocation) -> FlashReadResult {
+    private static func verify(
+        header page: AlignedBuffer, payload: UnsafeRawBufferPointer, key: BlockKey,
+        location: FlashSlotLocation
+    ) -> FlashReadResult {
         let header: SlotHeader
         do { header = try SlotHeader(decoding: UnsafeRawBufferPointer(page.bytes)) } catch {
             return .miss(.headerMismatch(error.description))
         }
         guard header.key == key, header.generation == location.generation, header.payloadLength == location.length,
-              header.slotOffset == location.offset, header.payloadChecksum == location.checksum
+            header.slotOffset == location.offset, header.payloadChecksum == location.checksum
         else {
-            return .miss(.headerMismatch("slot holds \(header.key) generation \(header.generation) of \(header.payloadLength) bytes; expected \(key) generation \(location.generation) of \(location.length) bytes"))
+            return .miss(
+                .headerMismatch(
+                    "slot holds \(header.key) generation \(header.generation) of \(header.payloadLength) bytes; expected \(key) generation \(location.generation) of \(location.length) bytes"
+                ))
         }
         let found = CRC32C.checksum(of: payload)
         guard found == location.checksum else { return .miss(.checksumMismatch(expected: location.checksum, found: found)) }
@@ -520,14 +547,18 @@ public final class FlashStore: @unchecked Sendable {
         guard start else { return 0 }
         var moved = 0
         for path in regions.indices { moved += await compact(path: path) }
-        locked { $0.compacting = false; $0.compactedSlots += Int64(moved) }
+        locked {
+            $0.compacting = false
+            $0.compactedSlots += Int64(moved)
+        }
         return moved
     }
 
     private func compact(path: Int) async -> Int {
         let picked: (segment: Int, entries: [(key: BlockKey, location: FlashSlotLocation)])? = locked { state in
-            guard let segment = state.allocators[path].compactionCandidate(
-                threshold: configuration.compactionThreshold, minimumFreeSegments: configuration.minimumFreeSegments)
+            guard
+                let segment = state.allocators[path].compactionCandidate(
+                    threshold: configuration.compactionThreshold, minimumFreeSegments: configuration.minimumFreeSegments)
             else { return nil }
             state.allocators[path].pin(segment: segment)
             return (segment, state.map.entries(inPath: path, segment: segment))
@@ -536,29 +567,35 @@ public final class FlashStore: @unchecked Sendable {
         defer { locked { $0.allocators[path].unpin(segment: picked.segment) } }
         let buffers = picked.entries.map { AlignedBuffer(count: max($0.location.length, 1), zeroed: false) }
         let outcomes = ReadResultBox(count: picked.entries.count)
-        _ = await pool.run(picked.entries.enumerated().map { n, entry in
-            readJob(key: entry.key, location: entry.location, target: FlashReadTarget(buffers[n].bytes), results: outcomes, index: n)
-        })
+        _ = await pool.run(
+            picked.entries.enumerated().map { n, entry in
+                readJob(key: entry.key, location: entry.location, target: FlashReadTarget(buffers[n].bytes), results: outcomes, index: n)
+            })
         let read = outcomes.values
         let readable = picked.entries.indices.filter { read[$0].isHit }
         guard !readable.isEmpty else { return 0 }
         let moves: [PlannedSlot]? = locked { state in
-            guard let placements = state.allocators[path].allocate(
-                footprints: readable.map { picked.entries[$0].location.footprint }) else { return nil }
+            guard
+                let placements = state.allocators[path].allocate(
+                    footprints: readable.map { picked.entries[$0].location.footprint })
+            else { return nil }
             let moves = zip(readable, placements).map { n, placement in
-                PlannedSlot(key: picked.entries[n].key, path: path, placement: placement,
-                            length: picked.entries[n].location.length, generation: picked.entries[n].location.generation)
+                PlannedSlot(
+                    key: picked.entries[n].key, path: path, placement: placement,
+                    length: picked.entries[n].location.length, generation: picked.entries[n].location.generation)
             }
             for move in moves { record(write: move.footprint, at: move.placement.offset, path: path, in: &state) }
             return moves
         }
         guard let moves else { return 0 }
         let box = ChecksumBox(count: moves.count)
-        let codes = await pool.run(moves.enumerated().map { i, move in
-            let entry = picked.entries[readable[i]]
-            return writeJob(move, payload: UnsafeRawBufferPointer(rebasing: buffers[readable[i]].bytes[0..<entry.location.length]),
-                            knownChecksum: entry.location.checksum, checksums: box, index: i)
-        })
+        let codes = await pool.run(
+            moves.enumerated().map { i, move in
+                let entry = picked.entries[readable[i]]
+                return writeJob(
+                    move, payload: UnsafeRawBufferPointer(rebasing: buffers[readable[i]].bytes[0..<entry.location.length]),
+                    knownChecksum: entry.location.checksum, checksums: box, index: i)
+            })
         return locked { state in
             var moved = 0
             for (i, move) in moves.enumerated() {
@@ -604,9 +641,11 @@ public final class FlashStore: @unchecked Sendable {
         return locked { state in
             var liveSlots = [Int](repeating: 0, count: regions.count)
             for (_, location) in state.map.entries { liveSlots[location.path] += 1 }
-            let tbw = configuration.enduranceTBW?.bytes, budget = configuration.dailyWriteBudget?.bytes
+            let tbw = configuration.enduranceTBW?.bytes
+            let budget = configuration.dailyWriteBudget?.bytes
             let paths = regions.indices.map { path in
-                let allocator = state.allocators[path], wear = state.superblocks[path].wear
+                let allocator = state.allocators[path]
+                let wear = state.superblocks[path].wear
                 return FlashPathStats(
                     path: regions[path].path, regionFile: regions[path].regionFile, capacity: geometry.capacity,
                     segmentSize: geometry.segmentSize, segments: geometry.segmentCount, freeSegments: allocator.freeSegmentCount,
@@ -615,9 +654,10 @@ public final class FlashStore: @unchecked Sendable {
                     bytesPerDay: wear.bytesPerDay(at: now), enduranceTBW: tbw, lifetimeYears: wear.lifetimeYears(endurance: tbw, at: now),
                     dailyWriteBudget: budget, bytesWrittenToday: wear.bytesWrittenToday, overDailyBudget: wear.isOverBudget(budget, at: now))
             }
-            return FlashStoreStats(writePattern: state.pattern, bytesRead: state.bytesRead, reads: state.reads,
-                                   corruptOrFailedReads: state.failedReads, compactedSlots: state.compactedSlots,
-                                   liveSlots: state.map.count, paths: paths, recovery: state.recovery)
+            return FlashStoreStats(
+                writePattern: state.pattern, bytesRead: state.bytesRead, reads: state.reads,
+                corruptOrFailedReads: state.failedReads, compactedSlots: state.compactedSlots,
+                liveSlots: state.map.count, paths: paths, recovery: state.recovery)
         }
     }
 
@@ -652,8 +692,16 @@ private final class ChecksumBox: @unchecked Sendable {
     private let lock = NSLock()
     private var storage: [UInt32]
     init(count: Int) { storage = Array(repeating: 0, count: count) }
-    func set(_ index: Int, _ value: UInt32) { lock.lock(); storage[index] = value; lock.unlock() }
-    var values: [UInt32] { lock.lock(); defer { lock.unlock() }; return storage }
+    func set(_ index: Int, _ value: UInt32) {
+        lock.lock()
+        storage[index] = value
+        lock.unlock()
+    }
+    var values: [UInt32] {
+        lock.lock()
+        defer { lock.unlock() }
+        return storage
+    }
 }
 
 /// Read outcomes decided by I/O threads, one per read of a batch.
@@ -661,7 +709,19 @@ private final class ReadResultBox: @unchecked Sendable {
     private let lock = NSLock()
     private var storage: [FlashReadResult]
     init(count: Int) { storage = Array(repeating: .miss(.absent), count: count) }
-    func set(_ index: Int, _ value: FlashReadResult) { lock.lock(); storage[index] = value; lock.unlock() }
-    func isHit(_ index: Int) -> Bool { lock.lock(); defer { lock.unlock() }; return storage[index].isHit }
-    var values: [FlashReadResult] { lock.lock(); defer { lock.unlock() }; return storage }
+    func set(_ index: Int, _ value: FlashReadResult) {
+        lock.lock()
+        storage[index] = value
+        lock.unlock()
+    }
+    func isHit(_ index: Int) -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return storage[index].isHit
+    }
+    var values: [FlashReadResult] {
+        lock.lock()
+        defer { lock.unlock() }
+        return storage
+    }
 }

@@ -60,9 +60,10 @@ public struct FlashStoreBenchmark: Sendable {
         let perSegment = segmentSize / FlashLayout.slotFootprint(payloadLength: blockSize)
         let segments = (blocks + perSegment - 1) / perSegment + 3
         let capacity = Int64(FlashLayout.superblockAreaSize) + Int64(segments) * Int64(segmentSize)
-        let store = try FlashStore(configuration: FlashStoreConfiguration(
-            paths: [scratch], capacityPerPath: ByteSize(capacity), segmentSize: ByteSize(Int64(segmentSize)),
-            placement: .affinity, queueDepth: queueDepth))
+        let store = try FlashStore(
+            configuration: FlashStoreConfiguration(
+                paths: [scratch], capacityPerPath: ByteSize(capacity), segmentSize: ByteSize(Int64(segmentSize)),
+                placement: .affinity, queueDepth: queueDepth))
         defer { store.close() }
 
         let sources = (0..<4).map { _ in DirectIOBenchmark.randomBuffer(blockSize) }
@@ -73,9 +74,10 @@ public struct FlashStoreBenchmark: Sendable {
             for task in 0..<Self.tasks {
                 group.addTask {
                     for batch in batches.indices where batch % Self.tasks == task {
-                        try await store.put(batches[batch].map {
-                            FlashPutItem(key: Self.key($0), bytes: UnsafeRawBufferPointer(sources[$0 % sources.count].bytes))
-                        })
+                        try await store.put(
+                            batches[batch].map {
+                                FlashPutItem(key: Self.key($0), bytes: UnsafeRawBufferPointer(sources[$0 % sources.count].bytes))
+                            })
                     }
                 }
             }
@@ -103,8 +105,9 @@ public struct FlashStoreBenchmark: Sendable {
         let readSeconds = Double(DispatchTime.now().uptimeNanoseconds - readStart) / 1e9
         if misses > 0 { throw ReadBackFailed(misses: misses, blocks: blocks, directory: directory) }
         let bytes = Double(blocks) * Double(blockSize)
-        return Result(writeGBps: bytes / writeSeconds / 1e9, readGBps: bytes / readSeconds / 1e9,
-                      sequentialFraction: stats.sequentialFraction, writeAmplification: stats.writeAmplification ?? 0,
-                      writes: stats.writeCount, bytesWritten: stats.bytesWritten)
+        return Result(
+            writeGBps: bytes / writeSeconds / 1e9, readGBps: bytes / readSeconds / 1e9,
+            sequentialFraction: stats.sequentialFraction, writeAmplification: stats.writeAmplification ?? 0,
+            writes: stats.writeCount, bytesWritten: stats.bytesWritten)
     }
 }

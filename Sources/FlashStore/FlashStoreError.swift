@@ -53,7 +53,8 @@ public enum FlashStoreError: Error, CustomStringConvertible, Equatable {
         case .ioFailed(let p, let op, let offset, let e, let m):
             return "flash \(op) on \(p) at byte \(offset) failed: \(m) (errno \(e))"
         case .regionFull(let paths, let needed):
-            return "flash regions \(paths.joined(separator: ", ")) are full: no room for \(ByteSize(needed)) of slots and nothing to compact; raise --flash-capacity or delete blocks"
+            return
+                "flash regions \(paths.joined(separator: ", ")) are full: no room for \(ByteSize(needed)) of slots and nothing to compact; raise --flash-capacity or delete blocks"
         case .blockTooLarge(let key, let length, let segment):
             return "block \(key) of \(ByteSize(Int64(length))) does not fit a flash segment of \(ByteSize(Int64(segment))); raise the segment size"
         case .duplicateKey(let key): return "a flash batch names block \(key) twice"

@@ -70,9 +70,14 @@ final class IOThreadPool: @unchecked Sendable {
         if jobs.isEmpty { return [] }
         return await withCheckedContinuation { (continuation: CheckedContinuation<[Int32], Never>) in
             let batch = BatchCompletion(count: jobs.count, continuation: continuation)
-            enqueue(jobs.enumerated().map { index, job in
-                { let rc = job(); batch.finish(index, rc); return rc }
-            })
+            enqueue(
+                jobs.enumerated().map { index, job in
+                    {
+                        let rc = job()
+                        batch.finish(index, rc)
+                        return rc
+                    }
+                })
         }
     }
 
@@ -81,9 +86,15 @@ final class IOThreadPool: @unchecked Sendable {
     func runBlocking(_ jobs: [Job]) -> [Int32] {
         let done = DispatchSemaphore(value: 0)
         let results = ResultBox(count: jobs.count)
-        enqueue(jobs.enumerated().map { index, job in
-            { let rc = job(); results.set(index, rc); done.signal(); return rc }
-        })
+        enqueue(
+            jobs.enumerated().map { index, job in
+                {
+                    let rc = job()
+                    results.set(index, rc)
+                    done.signal()
+                    return rc
+                }
+            })
         for _ in jobs { done.wait() }
         return results.values
     }
@@ -117,6 +128,14 @@ private final class ResultBox: @unchecked Sendable {
     private let lock = NSLock()
     private var storage: [Int32]
     init(count: Int) { storage = Array(repeating: 0, count: count) }
-    func set(_ index: Int, _ value: Int32) { lock.lock(); storage[index] = value; lock.unlock() }
-    var values: [Int32] { lock.lock(); defer { lock.unlock() }; return storage }
+    func set(_ index: Int, _ value: Int32) {
+        lock.lock()
+        storage[index] = value
+        lock.unlock()
+    }
+    var values: [Int32] {
+        lock.lock()
+        defer { lock.unlock() }
+        return storage
+    }
 }

@@ -28,18 +28,21 @@ struct RegionScanner {
     /// Scans every segment on `pool`; the segments' scans run in parallel.
     func scan(on pool: IOThreadPool) throws(FlashStoreError) -> [SegmentScan] {
         let results = ScanResults(count: geometry.segmentCount)
-        let region = self.region, geometry = self.geometry
-        let codes = pool.runBlocking((0..<geometry.segmentCount).map { index in
-            { () -> Int32 in
-                var scan = SegmentScan()
-                let rc = RegionScanner(region: region, geometry: geometry).scanSegment(index, into: &scan)
-                results.set(index, scan)
-                return rc
-            }
-        })
+        let region = self.region
+        let geometry = self.geometry
+        let codes = pool.runBlocking(
+            (0..<geometry.segmentCount).map { index in
+                { () -> Int32 in
+                    var scan = SegmentScan()
+                    let rc = RegionScanner(region: region, geometry: geometry).scanSegment(index, into: &scan)
+                    results.set(index, scan)
+                    return rc
+                }
+            })
         if let failed = codes.firstIndex(where: { $0 != 0 }) {
-            throw .ioFailed(path: region.regionFile, operation: "recovery read", offset: geometry.segmentStart(failed),
-                            errno: codes[failed], message: DirectIO.message(codes[failed]))
+            throw .ioFailed(
+                path: region.regionFile, operation: "recovery read", offset: geometry.segmentStart(failed),
+                errno: codes[failed], message: DirectIO.message(codes[failed]))
         }
         return results.values
     }
@@ -49,12 +52,13 @@ struct RegionScanner {
         let page = AlignedBuffer(count: FlashLayout.pageSize)
         var offset = 0
         while offset + FlashLayout.slotHeaderSize <= geometry.segmentSize {
-            let rc = DirectIO.readFully(fd: region.fd, vectors: [DirectIO.vector(page.bytes.baseAddress!, page.bytes.count)], offset: start + Int64(offset))
+            let rc = DirectIO.readFully(
+                fd: region.fd, vectors: [DirectIO.vector(page.bytes.baseAddress!, page.bytes.count)], offset: start + Int64(offset))
             if rc != 0 { return rc }
             guard let header = try? SlotHeader(decoding: UnsafeRawBufferPointer(page.bytes)),
-                  header.slotOffset == start + Int64(offset),
-                  offset == 0 || header.segmentSequence == scan.sequence,
-                  fits(header, at: offset)
+                header.slotOffset == start + Int64(offset),
+                offset == 0 || header.segmentSequence == scan.sequence,
+                fits(header, at: offset)
             else { break }
             if offset == 0 { scan.sequence = header.segmentSequence }
             scan.slots.append(header)
@@ -78,14 +82,16 @@ struct RegionScanner {
         while max(chunkStart, nextSlot) < geometry.segmentSize {
             chunkStart = max(chunkStart, nextSlot)
             let length = min(chunk.bytes.count, geometry.segmentSize - chunkStart)
-            let rc = DirectIO.readFully(fd: region.fd, vectors: [DirectIO.vector(chunk.bytes.baseAddress!, length)], offset: start + Int64(chunkStart))
+            let rc = DirectIO.readFully(
+                fd: region.fd, vectors: [DirectIO.vector(chunk.bytes.baseAddress!, length)], offset: start + Int64(chunkStart))
             if rc != 0 { return rc }
             var pageOffset = max(nextSlot, chunkStart)
             while pageOffset < chunkStart + length {
                 let local = pageOffset - chunkStart
                 let bytes = UnsafeRawBufferPointer(rebasing: chunk.bytes[local..<(local + FlashLayout.pageSize)])
                 if let header = try? SlotHeader(decoding: bytes), header.segmentSequence == scan.sequence,
-                   header.slotOffset == start + Int64(pageOffset), fits(header, at: pageOffset) {
+                    header.slotOffset == start + Int64(pageOffset), fits(header, at: pageOffset)
+                {
                     scan.slots.append(header)
                     scan.resynchronized = true
                     pageOffset += FlashLayout.slotFootprint(payloadLength: header.payloadLength)
@@ -107,6 +113,14 @@ private final class ScanResults: @unchecked Sendable {
     private let lock = NSLock()
     private var storage: [RegionScanner.SegmentScan]
     init(count: Int) { storage = Array(repeating: .init(), count: count) }
-    func set(_ index: Int, _ value: RegionScanner.SegmentScan) { lock.lock(); storage[index] = value; lock.unlock() }
-    var values: [RegionScanner.SegmentScan] { lock.lock(); defer { lock.unlock() }; return storage }
+    func set(_ index: Int, _ value: RegionScanner.SegmentScan) {
+        lock.lock()
+        storage[index] = value
+        lock.unlock()
+    }
+    var values: [RegionScanner.SegmentScan] {
+        lock.lock()
+        defer { lock.unlock() }
+        return storage
+    }
 }

@@ -39,12 +39,13 @@ struct RegionSuperblock: Hashable, Sendable {
             T(littleEndian: page.loadUnaligned(fromByteOffset: offset, as: T.self))
         }
         guard page.count >= 80, load(0, UInt64.self) == Self.magic, load(8, UInt32.self) == Self.version,
-              CRC32C.checksum(of: UnsafeRawBufferPointer(rebasing: page[0..<76])) == load(76, UInt32.self)
+            CRC32C.checksum(of: UnsafeRawBufferPointer(rebasing: page[0..<76])) == load(76, UInt32.self)
         else { return nil }
         capacity = load(16, Int64.self)
         segmentSize = Int(load(24, Int64.self))
-        wear = WearLedger(createdAt: Double(bitPattern: load(32, UInt64.self)), bytesWritten: load(40, Int64.self),
-                          dayStartedAt: Double(bitPattern: load(48, UInt64.self)), bytesWrittenToday: load(56, Int64.self))
+        wear = WearLedger(
+            createdAt: Double(bitPattern: load(32, UInt64.self)), bytesWritten: load(40, Int64.self),
+            dayStartedAt: Double(bitPattern: load(48, UInt64.self)), bytesWrittenToday: load(56, Int64.self))
         updateCount = load(64, UInt64.self)
     }
 

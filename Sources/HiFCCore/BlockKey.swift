@@ -41,7 +41,8 @@ public struct BlockKey: Hashable, Sendable, CustomStringConvertible {
         switch kind {
         case .sequence: return "seq\(high)/block\(low)"
         case .content:
-            let h = String(high, radix: 16), l = String(low, radix: 16)
+            let h = String(high, radix: 16)
+            let l = String(low, radix: 16)
             return "prefix:" + String(repeating: "0", count: 16 - h.count) + h
                 + String(repeating: "0", count: 16 - l.count) + l
         }

@@ -63,7 +63,10 @@ public struct ByteSize: Hashable, Comparable, Sendable, CustomStringConvertible 
         let names = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"]
         var value = Double(bytes)
         var i = 0
-        while value >= 1024, i < names.count - 1 { value /= 1024; i += 1 }
+        while value >= 1024, i < names.count - 1 {
+            value /= 1024
+            i += 1
+        }
         if value == value.rounded() { return "\(Int64(value)) \(names[i])" }
         return "\((value * 100).rounded() / 100) \(names[i])"
     }

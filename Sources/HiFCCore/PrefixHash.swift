@@ -26,7 +26,8 @@ public struct PrefixHash: Hashable, Sendable, CustomStringConvertible {
     public func appending<Tokens: Collection>(_ tokens: Tokens) -> PrefixHash where Tokens.Element == Int {
         // Two lanes with different multipliers, each absorbing every token and the count, then a
         // final cross-mix so every output bit depends on both lanes.
-        var a = high, b = low
+        var a = high
+        var b = low
         for token in tokens {
             let t = UInt64(bitPattern: Int64(token))
             a = Self.mix(a ^ t) &* 0x9E37_79B9_7F4A_7C15
@@ -43,7 +44,7 @@ public struct PrefixHash: Hashable, Sendable, CustomStringConvertible {
         var hashes: [PrefixHash] = []
         var start = 0
         while start + blockTokens <= tokens.count {
-            hash = hash.appending(tokens[start ..< start + blockTokens])
+            hash = hash.appending(tokens[start..<start + blockTokens])
             hashes.append(hash)
             start += blockTokens
         }

@@ -126,13 +126,19 @@ public struct Scheduler: Sendable {
             let count = min(sequence.uncomputed, budget)
             let missing = sequence.table.blocksMissing(forTokens: sequence.computed + count)
             if missing > 0 {
-                if starved { index += 1; continue }
+                if starved {
+                    index += 1
+                    continue
+                }
                 var selfPreempted = false
                 while pool.freeCount < missing, pool.freeCount + blocksBeingWritten < missing {
                     let victim = running.removeLast()
                     preempt(victim, into: &plan)
                     preempted = true
-                    if victim == id { selfPreempted = true; break }
+                    if victim == id {
+                        selfPreempted = true
+                        break
+                    }
                 }
                 if selfPreempted { break }
                 guard let blocks = pool.allocate(missing) else {

@@ -14,7 +14,9 @@ struct BPEMerger: Sendable {
     func merge(_ symbols: inout [Int32]) {
         guard symbols.count > 1 else { return }
         while true {
-            var bestRank = Int32.max, bestMerged: Int32 = 0, bestPair = Pair(left: -1, right: -1)
+            var bestRank = Int32.max
+            var bestMerged: Int32 = 0
+            var bestPair = Pair(left: -1, right: -1)
             for i in 0..<(symbols.count - 1) {
                 if let m = merges[Pair(left: symbols[i], right: symbols[i + 1])], m.rank < bestRank {
                     bestRank = m.rank

@@ -13,9 +13,11 @@ enum BPETrainer {
                     counts[PairKey(word.symbols[i], word.symbols[i + 1]), default: 0] += word.count
                 }
             }
-            guard let best = counts.max(by: { a, b in
-                a.value != b.value ? a.value < b.value : (a.key.left, a.key.right) > (b.key.left, b.key.right)
-            }), best.value >= 2 else { break }
+            guard
+                let best = counts.max(by: { a, b in
+                    a.value != b.value ? a.value < b.value : (a.key.left, a.key.right) > (b.key.left, b.key.right)
+                }), best.value >= 2
+            else { break }
             let (left, right) = (best.key.left, best.key.right)
             merges.append((left, right))
             for w in words.indices where words[w].symbols.count > 1 {

@@ -43,7 +43,8 @@ public enum ChatTemplate: String, Sendable, CaseIterable {
             return .plain
         }
         if let known = recognize(jinja) { return known }
-        logger?.warning("\(source): chat_template not recognized as Llama 3, Llama 2/Mistral, ChatML or Zephyr; chats use the plain 'role: content' format")
+        logger?.warning(
+            "\(source): chat_template not recognized as Llama 3, Llama 2/Mistral, ChatML or Zephyr; chats use the plain 'role: content' format")
         return .plain
     }
 

@@ -51,9 +51,17 @@ public struct IncrementalDetokenizer: Sendable {
                 continue
             }
             let needed: Int
-            if b & 0x80 == 0 { needed = 0 } else if b & 0xE0 == 0xC0 { needed = 1 } else if b & 0xF0 == 0xE0 {
+            if b & 0x80 == 0 {
+                needed = 0
+            } else if b & 0xE0 == 0xC0 {
+                needed = 1
+            } else if b & 0xF0 == 0xE0 {
                 needed = 2
-            } else if b & 0xF8 == 0xF0 { needed = 3 } else { needed = 0 }
+            } else if b & 0xF8 == 0xF0 {
+                needed = 3
+            } else {
+                needed = 0
+            }
             return continuation < needed ? i : n
         }
         return n

@@ -35,8 +35,10 @@ public final class LlamaModel: Sendable {
     public init(config: ModelConfig, weights: WeightFiles, backend: any ComputeBackend) throws {
         self.config = config
         self.backend = backend
-        let h = config.hiddenSize, d = config.headDim
-        let qOut = config.heads * d, kvOut = config.kvHeads * d
+        let h = config.hiddenSize
+        let d = config.headDim
+        let qOut = config.heads * d
+        let kvOut = config.kvHeads * d
         func load(_ name: String, _ shape: [Int]) throws -> DeviceTensor {
             try backend.upload(try weights.tensor(name, shape: shape))
         }
@@ -48,18 +50,28 @@ public final class LlamaModel: Sendable {
         for i in 0..<config.layers {
             let p = "model.layers.\(i)."
             let bias = config.attentionBias
-            let a = p + "self_attn.", inter = config.intermediateSize
-            layers.append(Layer(
-                inputNorm: try load(p + "input_layernorm.weight", [h]),
-                postAttentionNorm: try load(p + "post_attention_layernorm.weight", [h]),
-                qkv: try loadStacked([(a + "q_proj.weight", [qOut, h]), (a + "k_proj.weight", [kvOut, h]),
-                                      (a + "v_proj.weight", [kvOut, h])], as: a + "qkv_proj.weight"),
-                qkvBias: bias ? try loadStacked([(a + "q_proj.bias", [qOut]), (a + "k_proj.bias", [kvOut]),
-                                                 (a + "v_proj.bias", [kvOut])], as: a + "qkv_proj.bias") : nil,
-                o: try load(a + "o_proj.weight", [h, qOut]),
-                gateUp: try loadStacked([(p + "mlp.gate_proj.weight", [inter, h]), (p + "mlp.up_proj.weight", [inter, h])],
-                                        as: p + "mlp.gate_up_proj.weight"),
-                down: try load(p + "mlp.down_proj.weight", [h, inter])))
+            let a = p + "self_attn."
+            let inter = config.intermediateSize
+            layers.append(
+                Layer(
+                    inputNorm: try load(p + "input_layernorm.weight", [h]),
+                    postAttentionNorm: try load(p + "post_attention_layernorm.weight", [h]),
+                    qkv: try loadStacked(
+                        [
+                            (a + "q_proj.weight", [qOut, h]), (a + "k_proj.weight", [kvOut, h]),
+                            (a + "v_proj.weight", [kvOut, h]),
+                        ], as: a + "qkv_proj.weight"),
+                    qkvBias: bias
+                        ? try loadStacked(
+                            [
+                                (a + "q_proj.bias", [qOut]), (a + "k_proj.bias", [kvOut]),
+                                (a + "v_proj.bias", [kvOut]),
+                            ], as: a + "qkv_proj.bias") : nil,
+                    o: try load(a + "o_proj.weight", [h, qOut]),
+                    gateUp: try loadStacked(
+                        [(p + "mlp.gate_proj.weight", [inter, h]), (p + "mlp.up_proj.weight", [inter, h])],
+                        as: p + "mlp.gate_up_proj.weight"),
+                    down: try load(p + "mlp.down_proj.weight", [h, inter])))
         }
         self.layers = layers
         finalNorm = try load("model.norm.weight", [h])
@@ -75,8 +87,9 @@ public final class LlamaModel: Sendable {
 
     /// The KV block layout of this model in the backend's KV dtype.
     public func kvLayout(blockTokens: Int) -> KVBlockLayout {
-        KVBlockLayout(layers: config.layers, kvHeads: config.kvHeads, headDim: config.headDim,
-                      blockTokens: blockTokens, dtype: backend.kvDType)
+        KVBlockLayout(
+            layers: config.layers, kvHeads: config.kvHeads, headDim: config.headDim,
+            blockTokens: blockTokens, dtype: backend.kvDType)
     }
 
     /// A KV pool of `blocks` blocks of `blockTokens` tokens for this model on its backend.
@@ -104,7 +117,8 @@ public final class LlamaModel: Sendable {
         guard !batch.sequences.isEmpty else { throw ModelError.badInput("a forward step with no sequences") }
         let layout = kv.layout
         guard layout.layers == config.layers, layout.kvHeads == config.kvHeads, layout.headDim == config.headDim else {
-            throw ModelError.badInput("the KV pool's layout (\(layout.layers) layers, \(layout.kvHeads) KV heads of \(layout.headDim)) does not fit the model")
+            throw ModelError.badInput(
+                "the KV pool's layout (\(layout.layers) layers, \(layout.kvHeads) KV heads of \(layout.headDim)) does not fit the model")
         }
         for (n, sequence) in batch.sequences.enumerated() {
             if let bad = sequence.tokens.first(where: { $0 < 0 || $0 >= config.vocabSize }) {
@@ -113,8 +127,10 @@ public final class LlamaModel: Sendable {
         }
         let step = try StepBatch.make(
             chunks: batch.sequences.map {
-                (tokens: $0.tokens.map { Int32($0) }, startPosition: $0.startPosition,
-                 blockTable: $0.blockTable.map { Int32($0) }, wantsLogits: $0.wantsLogits)
+                (
+                    tokens: $0.tokens.map { Int32($0) }, startPosition: $0.startPosition,
+                    blockTable: $0.blockTable.map { Int32($0) }, wantsLogits: $0.wantsLogits
+                )
             },
             blockTokens: layout.blockTokens)
         try step.validate(poolBlocks: kv.blockCount)
@@ -128,8 +144,9 @@ public final class LlamaModel: Sendable {
                 normed, qkv: layer.qkv, bias: layer.qkvBias, heads: config.heads, headDim: config.headDim,
                 inverseFrequencies: inverseFrequencies, layer: i, pool: kv, step: prepared)
             let attention = try b.pagedAttention(q: q, heads: config.heads, layer: i, scale: scale, pool: kv, step: prepared)
-            let afterAttention = try b.addAndNormalize(x, try b.linear(attention, weight: layer.o, bias: nil),
-                                                       weight: layer.postAttentionNorm, epsilon: config.rmsNormEpsilon)
+            let afterAttention = try b.addAndNormalize(
+                x, try b.linear(attention, weight: layer.o, bias: nil),
+                weight: layer.postAttentionNorm, epsilon: config.rmsNormEpsilon)
             let mlp = try b.linear(try b.gatedLinear(afterAttention.normed, gateUp: layer.gateUp), weight: layer.down, bias: nil)
             if i + 1 < layers.count {
                 (x, normed) = try b.addAndNormalize(afterAttention.sum, mlp, weight: layers[i + 1].inputNorm, epsilon: config.rmsNormEpsilon)

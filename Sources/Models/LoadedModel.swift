@@ -32,8 +32,9 @@ public final class LoadedModel: Sendable {
         }
         chatTemplate = ChatTemplate.resolve(jinja, logger: logger, source: directory + "/tokenizer_config.json")
         guard tokenizer.vocabularySize <= config.vocabSize else {
-            throw ModelError.badConfig(key: "vocab_size", file: directory + "/config.json",
-                                       reason: "is \(config.vocabSize), smaller than the tokenizer's \(tokenizer.vocabularySize) tokens")
+            throw ModelError.badConfig(
+                key: "vocab_size", file: directory + "/config.json",
+                reason: "is \(config.vocabSize), smaller than the tokenizer's \(tokenizer.vocabularySize) tokens")
         }
         model = try LlamaModel(config: config, weights: try WeightFiles(directory: directory), backend: backend)
     }

@@ -24,9 +24,10 @@ public struct ModelBenchmark: Sendable {
         public var decodeStepBytes: Double
 
         public var description: String {
-            String(format: "batch %2d  prompt %5d  decode %4d  prefill %9.1f tok/s  decode %8.1f tok/s  step %7.3f ms (reads %.2f GB)",
-                   batch, promptTokens, decodeTokens, prefillTokensPerSecond, decodeTokensPerSecond,
-                   decodeStepMilliseconds, decodeStepBytes / 1e9)
+            String(
+                format: "batch %2d  prompt %5d  decode %4d  prefill %9.1f tok/s  decode %8.1f tok/s  step %7.3f ms (reads %.2f GB)",
+                batch, promptTokens, decodeTokens, prefillTokensPerSecond, decodeTokensPerSecond,
+                decodeStepMilliseconds, decodeStepBytes / 1e9)
         }
     }
 
@@ -49,26 +50,35 @@ public struct ModelBenchmark: Sendable {
         // Warm-up at the measured shapes: touches the weights once (page faults of the mapping)
         // and lets a backend size its scratch memory and pick its kernels before timing. The
         // timed prefill then writes the same KV slots again.
-        _ = try model.forward(ForwardBatch((0..<batch).map {
-            ForwardSequence(tokens: prompts[$0], startPosition: 0, blockTable: tables[$0])
-        }), kv: pool)
-        _ = try model.forward(ForwardBatch((0..<batch).map {
-            ForwardSequence(tokens: [prompts[$0][0]], startPosition: promptTokens, blockTable: tables[$0])
-        }), kv: pool)
+        _ = try model.forward(
+            ForwardBatch(
+                (0..<batch).map {
+                    ForwardSequence(tokens: prompts[$0], startPosition: 0, blockTable: tables[$0])
+                }), kv: pool)
+        _ = try model.forward(
+            ForwardBatch(
+                (0..<batch).map {
+                    ForwardSequence(tokens: [prompts[$0][0]], startPosition: promptTokens, blockTable: tables[$0])
+                }), kv: pool)
 
         let prefillStart = Date()
-        var last = Self.tokens(try model.step(ForwardBatch((0..<batch).map {
-            ForwardSequence(tokens: prompts[$0], startPosition: 0, blockTable: tables[$0], greedy: true)
-        }), kv: pool))
+        var last = Self.tokens(
+            try model.step(
+                ForwardBatch(
+                    (0..<batch).map {
+                        ForwardSequence(tokens: prompts[$0], startPosition: 0, blockTable: tables[$0], greedy: true)
+                    }), kv: pool))
         let prefill = Date().timeIntervalSince(prefillStart)
 
         let decodeStart = Date()
         var stepSeconds: [Double] = []
         for step in 0..<decodeTokens {
             let stepStart = Date()
-            let outputs = try model.step(ForwardBatch((0..<batch).map {
-                ForwardSequence(tokens: [last[$0]], startPosition: promptTokens + step, blockTable: tables[$0], greedy: true)
-            }), kv: pool)
+            let outputs = try model.step(
+                ForwardBatch(
+                    (0..<batch).map {
+                        ForwardSequence(tokens: [last[$0]], startPosition: promptTokens + step, blockTable: tables[$0], greedy: true)
+                    }), kv: pool)
             stepSeconds.append(Date().timeIntervalSince(stepStart))
             last = Self.tokens(outputs)
         }
@@ -78,11 +88,12 @@ public struct ModelBenchmark: Sendable {
         let element = Double(model.backend.kvDType.size)
         let weights = Double(c.parameterCount - (c.tieWordEmbeddings ? 0 : c.vocabSize * c.hiddenSize)) * element
         let kv = Double(batch) * (Double(promptTokens) + Double(decodeTokens) / 2) * Double(2 * c.layers * c.kvHeads * c.headDim) * element
-        return Figures(batch: batch, promptTokens: promptTokens, decodeTokens: decodeTokens,
-                       prefillTokensPerSecond: Double(batch * promptTokens) / prefill,
-                       decodeTokensPerSecond: Double(batch * decodeTokens) / decode,
-                       decodeStepMilliseconds: stepSeconds.sorted()[stepSeconds.count / 2] * 1000,
-                       decodeStepBytes: weights + kv)
+        return Figures(
+            batch: batch, promptTokens: promptTokens, decodeTokens: decodeTokens,
+            prefillTokensPerSecond: Double(batch * promptTokens) / prefill,
+            decodeTokensPerSecond: Double(batch * decodeTokens) / decode,
+            decodeStepMilliseconds: stepSeconds.sorted()[stepSeconds.count / 2] * 1000,
+            decodeStepBytes: weights + kv)
     }
 
     /// The tokens of a step whose sequences are all greedy.

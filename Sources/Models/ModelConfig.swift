@@ -87,8 +87,9 @@ public struct ModelConfig: Sendable, Hashable {
         let heads = try json.positiveInt("num_attention_heads")
         let kvHeads = try json.optionalInt("num_key_value_heads") ?? heads
         guard kvHeads > 0, heads % kvHeads == 0 else {
-            throw .badConfig(key: "num_key_value_heads", file: path,
-                             reason: "is \(kvHeads), which does not divide num_attention_heads \(heads)")
+            throw .badConfig(
+                key: "num_key_value_heads", file: path,
+                reason: "is \(kvHeads), which does not divide num_attention_heads \(heads)")
         }
         let headDim = try json.optionalInt("head_dim") ?? hidden / heads
         guard headDim > 0, headDim % 2 == 0 else {
@@ -109,8 +110,9 @@ public struct ModelConfig: Sendable, Hashable {
             case "linear":
                 scaling = .linear(factor: try sub.optionalDouble("factor") ?? 1)
             default:
-                throw .badConfig(key: "rope_scaling", file: path,
-                                 reason: "has type '\(kind)'; supported: llama3, linear, default")
+                throw .badConfig(
+                    key: "rope_scaling", file: path,
+                    reason: "has type '\(kind)'; supported: llama3, linear, default")
             }
         }
         self.init(
@@ -158,10 +160,11 @@ public struct ModelConfig: Sendable, Hashable {
         if eosTokenIDs.count > 1 { object["eos_token_id"] = eosTokenIDs }
         switch ropeScaling {
         case .llama3(let factor, let low, let high, let original):
-            object["rope_scaling"] = [
-                "rope_type": "llama3", "factor": factor, "low_freq_factor": low,
-                "high_freq_factor": high, "original_max_position_embeddings": original,
-            ] as [String: Any]
+            object["rope_scaling"] =
+                [
+                    "rope_type": "llama3", "factor": factor, "low_freq_factor": low,
+                    "high_freq_factor": high, "original_max_position_embeddings": original,
+                ] as [String: Any]
         case .linear(let factor):
             object["rope_scaling"] = ["rope_type": "linear", "factor": factor] as [String: Any]
         case nil: break
@@ -171,7 +174,8 @@ public struct ModelConfig: Sendable, Hashable {
 
     /// Parameters of the model (embedding, layers, final norm, LM head unless tied).
     public var parameterCount: Int {
-        let attention = hiddenSize * (heads + 2 * kvHeads) * headDim + heads * headDim * hiddenSize
+        let attention =
+            hiddenSize * (heads + 2 * kvHeads) * headDim + heads * headDim * hiddenSize
             + (attentionBias ? (heads + 2 * kvHeads) * headDim : 0)
         let mlp = 3 * hiddenSize * intermediateSize
         let layer = attention + mlp + 2 * hiddenSize

@@ -55,8 +55,10 @@ struct PreTokenizer: @unchecked Sendable {
             }
         case "ByteLevel":
             let useRegex = json["use_regex"] as? Bool ?? true
-            steps.append(.byteLevel(addPrefixSpace: json["add_prefix_space"] as? Bool ?? false,
-                                    regex: useRegex ? try regex(gpt2Pattern, file: file) : nil))
+            steps.append(
+                .byteLevel(
+                    addPrefixSpace: json["add_prefix_space"] as? Bool ?? false,
+                    regex: useRegex ? try regex(gpt2Pattern, file: file) : nil))
         case "Metaspace":
             let scheme = json["prepend_scheme"] as? String ?? ((json["add_prefix_space"] as? Bool ?? true) ? "always" : "never")
             steps.append(.metaspace(prepend: scheme != "never", split: json["split"] as? Bool ?? true))
@@ -112,9 +114,13 @@ struct PreTokenizer: @unchecked Sendable {
     }
 
     private static func splitBeforeMetaspace(_ text: String) -> [String] {
-        var result: [String] = [], current = ""
+        var result: [String] = []
+        var current = ""
         for c in text {
-            if c == "▁", !current.isEmpty { result.append(current); current = "" }
+            if c == "▁", !current.isEmpty {
+                result.append(current)
+                current = ""
+            }
             current.append(c)
         }
         if !current.isEmpty { result.append(current) }
@@ -122,10 +128,14 @@ struct PreTokenizer: @unchecked Sendable {
     }
 
     private static func splitDigits(_ text: String) -> [String] {
-        var result: [String] = [], current = ""
+        var result: [String] = []
+        var current = ""
         for c in text {
             if c.isASCII, c.isNumber {
-                if !current.isEmpty { result.append(current); current = "" }
+                if !current.isEmpty {
+                    result.append(current)
+                    current = ""
+                }
                 result.append(String(c))
             } else {
                 current.append(c)

@@ -36,8 +36,9 @@ public struct SafeTensorsFile: Sendable {
         var entries: [String: Entry] = [:]
         for (name, value) in json where name != "__metadata__" {
             guard let info = value as? [String: Any], let dtypeName = info["dtype"] as? String,
-                  let shape = (info["shape"] as? [NSNumber])?.map(\.intValue),
-                  let offsets = (info["data_offsets"] as? [NSNumber])?.map(\.intValue), offsets.count == 2 else {
+                let shape = (info["shape"] as? [NSNumber])?.map(\.intValue),
+                let offsets = (info["data_offsets"] as? [NSNumber])?.map(\.intValue), offsets.count == 2
+            else {
                 throw .badSafetensors(path, reason: "tensor '\(name)' has no dtype, shape or data_offsets")
             }
             guard let dtype = TensorDType(name: dtypeName) else {
@@ -48,7 +49,8 @@ public struct SafeTensorsFile: Sendable {
                 throw .badSafetensors(path, reason: "tensor '\(name)' of shape \(shape) \(dtypeName) spans bytes \(offsets[0])..<\(offsets[1])")
             }
             guard offsets[1] <= dataLength else {
-                throw .badSafetensors(path, reason: "tensor '\(name)' ends at byte \(offsets[1]) but the data has \(dataLength) bytes (truncated file)")
+                throw .badSafetensors(
+                    path, reason: "tensor '\(name)' ends at byte \(offsets[1]) but the data has \(dataLength) bytes (truncated file)")
             }
             entries[name] = Entry(dtype: dtype, shape: shape, range: offsets[0]..<offsets[1])
         }
@@ -58,7 +60,8 @@ public struct SafeTensorsFile: Sendable {
     /// A view of tensor `name`'s bytes inside the mapping; nil when the file lacks it.
     public func tensor(_ name: String) -> HostTensor? {
         guard let entry = entries[name] else { return nil }
-        return HostTensor(bytes: file.bytes + dataStart + entry.range.lowerBound, shape: entry.shape,
-                          dtype: entry.dtype, owner: file, name: name)
+        return HostTensor(
+            bytes: file.bytes + dataStart + entry.range.lowerBound, shape: entry.shape,
+            dtype: entry.dtype, owner: file, name: name)
     }
 }

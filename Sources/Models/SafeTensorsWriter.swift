@@ -23,9 +23,10 @@ public struct SafeTensorsWriter {
         var offset = 0
         for tensor in tensors {
             let bytes = tensor.shape.reduce(1, *) * dtype.size
-            header[tensor.name] = [
-                "dtype": dtype.rawValue, "shape": tensor.shape, "data_offsets": [offset, offset + bytes],
-            ] as [String: Any]
+            header[tensor.name] =
+                [
+                    "dtype": dtype.rawValue, "shape": tensor.shape, "data_offsets": [offset, offset + bytes],
+                ] as [String: Any]
             offset += bytes
         }
         guard var json = try? JSONSerialization.data(withJSONObject: header, options: [.sortedKeys]) else {
@@ -34,7 +35,8 @@ public struct SafeTensorsWriter {
         // Pad the header so the data starts 8-byte aligned, as the reference writer does.
         while (8 + json.count) % 8 != 0 { json.append(0x20) }
         guard FileManager.default.createFile(atPath: path, contents: nil),
-              let handle = FileHandle(forWritingAtPath: path) else {
+            let handle = FileHandle(forWritingAtPath: path)
+        else {
             throw .unreadable(path, reason: "cannot create the file")
         }
         defer { try? handle.close() }

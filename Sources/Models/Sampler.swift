@@ -48,7 +48,8 @@ public struct Sampler: Sendable {
         if params.topP < 1 {
             let order = weights.indices.sorted { weights[$0] > weights[$1] }
             let total = weights.reduce(0, +)
-            var kept: [Int] = [], mass = 0.0
+            var kept: [Int] = []
+            var mass = 0.0
             for i in order {
                 kept.append(i)
                 mass += weights[i] / total

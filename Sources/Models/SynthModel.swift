@@ -11,7 +11,9 @@ public struct SynthModel: Sendable {
     /// Named shapes: `tiny` for tests, `small` (about 100M parameters) for CPU benchmarks, `1b`
     /// and `8b` for the real shapes of Llama 3.2 1B and Llama 3 8B (or the family's nearest).
     public enum Preset: String, Sendable, CaseIterable {
-        case tiny, small, oneB = "1b", eightB = "8b"
+        case tiny, small
+        case oneB = "1b"
+        case eightB = "8b"
     }
 
     /// The model's configuration (its vocabulary is at least the tokenizer's).
@@ -26,33 +28,40 @@ public struct SynthModel: Sendable {
         var c: ModelConfig
         switch (preset, architecture) {
         case (.tiny, _):
-            c = ModelConfig(architecture: architecture, hiddenSize: 64, intermediateSize: 176, layers: 2, heads: 4,
-                            kvHeads: 2, vocabSize: 0, ropeTheta: 10_000, maxPositions: 2048)
+            c = ModelConfig(
+                architecture: architecture, hiddenSize: 64, intermediateSize: 176, layers: 2, heads: 4,
+                kvHeads: 2, vocabSize: 0, ropeTheta: 10_000, maxPositions: 2048)
         case (.small, _):
-            c = ModelConfig(architecture: architecture, hiddenSize: 768, intermediateSize: 2048, layers: 12, heads: 12,
-                            kvHeads: 4, vocabSize: 32_000, ropeTheta: 10_000, maxPositions: 4096, tieWordEmbeddings: true)
+            c = ModelConfig(
+                architecture: architecture, hiddenSize: 768, intermediateSize: 2048, layers: 12, heads: 12,
+                kvHeads: 4, vocabSize: 32_000, ropeTheta: 10_000, maxPositions: 4096, tieWordEmbeddings: true)
         case (.oneB, .qwen2):
-            c = ModelConfig(architecture: .qwen2, hiddenSize: 1536, intermediateSize: 8960, layers: 28, heads: 12,
-                            kvHeads: 2, vocabSize: 151_936, ropeTheta: 1_000_000, maxPositions: 32_768,
-                            tieWordEmbeddings: true)
+            c = ModelConfig(
+                architecture: .qwen2, hiddenSize: 1536, intermediateSize: 8960, layers: 28, heads: 12,
+                kvHeads: 2, vocabSize: 151_936, ropeTheta: 1_000_000, maxPositions: 32_768,
+                tieWordEmbeddings: true)
         case (.oneB, _):
-            c = ModelConfig(architecture: architecture, hiddenSize: 2048, intermediateSize: 8192, layers: 16, heads: 32,
-                            kvHeads: 8, headDim: 64, vocabSize: architecture == .mistral ? 32_000 : 128_256,
-                            ropeTheta: 500_000, maxPositions: 131_072, tieWordEmbeddings: true)
+            c = ModelConfig(
+                architecture: architecture, hiddenSize: 2048, intermediateSize: 8192, layers: 16, heads: 32,
+                kvHeads: 8, headDim: 64, vocabSize: architecture == .mistral ? 32_000 : 128_256,
+                ropeTheta: 500_000, maxPositions: 131_072, tieWordEmbeddings: true)
         case (.eightB, .qwen2):
-            c = ModelConfig(architecture: .qwen2, hiddenSize: 3584, intermediateSize: 18_944, layers: 28, heads: 28,
-                            kvHeads: 4, vocabSize: 152_064, ropeTheta: 1_000_000, maxPositions: 32_768)
+            c = ModelConfig(
+                architecture: .qwen2, hiddenSize: 3584, intermediateSize: 18_944, layers: 28, heads: 28,
+                kvHeads: 4, vocabSize: 152_064, ropeTheta: 1_000_000, maxPositions: 32_768)
         case (.eightB, _):
-            c = ModelConfig(architecture: architecture, hiddenSize: 4096, intermediateSize: 14_336, layers: 32, heads: 32,
-                            kvHeads: 8, vocabSize: architecture == .mistral ? 32_000 : 128_256,
-                            ropeTheta: architecture == .mistral ? 1_000_000 : 500_000,
-                            maxPositions: architecture == .mistral ? 32_768 : 131_072)
+            c = ModelConfig(
+                architecture: architecture, hiddenSize: 4096, intermediateSize: 14_336, layers: 32, heads: 32,
+                kvHeads: 8, vocabSize: architecture == .mistral ? 32_000 : 128_256,
+                ropeTheta: architecture == .mistral ? 1_000_000 : 500_000,
+                maxPositions: architecture == .mistral ? 32_768 : 131_072)
         }
         if architecture == .llama, preset == .tiny || preset == .oneB || preset == .eightB {
             // Llama 3.1's rope scaling: what Llama 3.2 1B and Llama 3.1 8B (the base of the paper's
             // DeepSeek-R1-Distill-Llama-8B, whose 8.7K-token GovReport prompts need the long context) ship with.
-            c.ropeScaling = .llama3(factor: preset == .oneB ? 32 : 8, lowFrequencyFactor: 1, highFrequencyFactor: 4,
-                                    originalMaxPositions: preset == .tiny ? 64 : 8192)
+            c.ropeScaling = .llama3(
+                factor: preset == .oneB ? 32 : 8, lowFrequencyFactor: 1, highFrequencyFactor: 4,
+                originalMaxPositions: preset == .tiny ? 64 : 8192)
         }
         if architecture == .qwen2, preset == .tiny { c.tieWordEmbeddings = true }
         c.rmsNormEpsilon = architecture == .qwen2 ? 1e-6 : 1e-5
@@ -92,16 +101,21 @@ public struct SynthModel: Sendable {
     }
 
     private func tensors(for c: ModelConfig) -> [SafeTensorsWriter.Tensor] {
-        let h = c.hiddenSize, d = c.headDim, qOut = c.heads * d, kvOut = c.kvHeads * d, inter = c.intermediateSize
+        let h = c.hiddenSize
+        let d = c.headDim
+        let qOut = c.heads * d
+        let kvOut = c.kvHeads * d
+        let inter = c.intermediateSize
         var list: [SafeTensorsWriter.Tensor] = []
         func uniform(_ name: String, _ shape: [Int], std: Float, mean: Float = 0) {
             let key = seed ^ Self.hash(name)
             let halfWidth = std * 3.0.squareRoot().asFloat
-            list.append(SafeTensorsWriter.Tensor(name: name, shape: shape) { buffer, start in
-                for i in 0..<buffer.count {
-                    buffer[i] = mean + halfWidth * Self.uniformSigned(key, UInt64(start + i))
-                }
-            })
+            list.append(
+                SafeTensorsWriter.Tensor(name: name, shape: shape) { buffer, start in
+                    for i in 0..<buffer.count {
+                        buffer[i] = mean + halfWidth * Self.uniformSigned(key, UInt64(start + i))
+                    }
+                })
         }
         let embeddingStd: Float = c.tieWordEmbeddings ? 2 / Float(h).squareRoot() : 1
         uniform("model.embed_tokens.weight", [c.vocabSize, h], std: embeddingStd)

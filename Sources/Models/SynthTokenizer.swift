@@ -31,7 +31,8 @@ struct SynthTokenizer {
                 words[ByteLevelAlphabet.encode(piece.utf8).unicodeScalars.map { String($0) }, default: 0] += 1
             }
             vocabulary = ByteLevelAlphabet.characterForByte.map { String($0) }
-            specialTokens = architecture == .llama
+            specialTokens =
+                architecture == .llama
                 ? ["<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"]
                 : ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
             bosToken = architecture == .llama ? "<|begin_of_text|>" : nil
@@ -63,11 +64,14 @@ struct SynthTokenizer {
     var chatTemplate: String {
         switch architecture {
         case .llama:
-            return "{{ bos_token }}{% for message in messages %}{{ '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n' + message['content'] | trim + '<|eot_id|>' }}{% endfor %}{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}{% endif %}"
+            return
+                "{{ bos_token }}{% for message in messages %}{{ '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n' + message['content'] | trim + '<|eot_id|>' }}{% endfor %}{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}{% endif %}"
         case .qwen2:
-            return "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ '<|im_start|>system\\nYou are a helpful assistant.<|im_end|>\\n' }}{% endif %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+            return
+                "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ '<|im_start|>system\\nYou are a helpful assistant.<|im_end|>\\n' }}{% endif %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
         case .mistral:
-            return "{{ bos_token }}{% for message in messages %}{% if message['role'] == 'user' %}{{ '[INST] ' + message['content'] + ' [/INST]' }}{% else %}{{ ' ' + message['content'] + eos_token }}{% endif %}{% endfor %}"
+            return
+                "{{ bos_token }}{% for message in messages %}{% if message['role'] == 'user' %}{{ '[INST] ' + message['content'] + ' [/INST]' }}{% else %}{{ ' ' + message['content'] + eos_token }}{% endif %}{% endfor %}"
         }
     }
 
@@ -76,8 +80,10 @@ struct SynthTokenizer {
         var vocab: [String: Int] = [:]
         for (i, t) in vocabulary.enumerated() where !(architecture != .mistral && specialTokens.contains(t)) { vocab[t] = i }
         let added: [[String: Any]] = specialTokens.map {
-            ["id": id($0), "content": $0, "single_word": false, "lstrip": false, "rstrip": false,
-             "normalized": false, "special": true]
+            [
+                "id": id($0), "content": $0, "single_word": false, "lstrip": false, "rstrip": false,
+                "normalized": false, "special": true,
+            ]
         }
         var model: [String: Any] = [
             "type": "BPE", "dropout": NSNull(), "continuing_subword_prefix": NSNull(),
@@ -88,8 +94,10 @@ struct SynthTokenizer {
             [
                 "type": "TemplateProcessing",
                 "single": [["SpecialToken": ["id": bos, "type_id": 0]], ["Sequence": ["id": "A", "type_id": 0]]],
-                "pair": [["SpecialToken": ["id": bos, "type_id": 0]], ["Sequence": ["id": "A", "type_id": 0]],
-                         ["SpecialToken": ["id": bos, "type_id": 1]], ["Sequence": ["id": "B", "type_id": 1]]],
+                "pair": [
+                    ["SpecialToken": ["id": bos, "type_id": 0]], ["Sequence": ["id": "A", "type_id": 0]],
+                    ["SpecialToken": ["id": bos, "type_id": 1]], ["Sequence": ["id": "B", "type_id": 1]],
+                ],
                 "special_tokens": [bos: ["id": bos, "ids": [id(bos)], "tokens": [bos]]],
             ]
         }
@@ -108,7 +116,8 @@ struct SynthTokenizer {
                     ["type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": false],
                 ],
             ]
-            document["post_processor"] = bosProcessor
+            document["post_processor"] =
+                bosProcessor
                 ?? ["type": "ByteLevel", "add_prefix_space": false, "trim_offsets": false, "use_regex": false]
             document["decoder"] = ["type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true]
         case .mistral:

@@ -57,9 +57,12 @@ public struct TextGenerator: Sendable {
         var position = 0
         while position < prompt.count {
             let end = min(prompt.count, position + prefillChunk)
-            logits = try model.model.forward(ForwardBatch([ForwardSequence(
-                tokens: Array(prompt[position..<end]), startPosition: position, blockTable: table,
-                wantsLogits: end == prompt.count)]), kv: pool)[0]
+            logits = try model.model.forward(
+                ForwardBatch([
+                    ForwardSequence(
+                        tokens: Array(prompt[position..<end]), startPosition: position, blockTable: table,
+                        wantsLogits: end == prompt.count)
+                ]), kv: pool)[0]
             position = end
         }
         let prefillSeconds = Date().timeIntervalSince(prefillStart)
@@ -71,20 +74,36 @@ public struct TextGenerator: Sendable {
         while generated.count < budget {
             let next = sampler.sample(logits)
             generated.append(next)
-            if endIDs.contains(next) { finish = .stop; break }
+            if endIDs.contains(next) {
+                finish = .stop
+                break
+            }
             let delta = stops.feed(detokenizer.append(next))
-            if !delta.isEmpty { text += delta; onText(delta) }
-            if stops.stopped { finish = .stop; break }
+            if !delta.isEmpty {
+                text += delta
+                onText(delta)
+            }
+            if stops.stopped {
+                finish = .stop
+                break
+            }
             if generated.count == budget { break }
-            logits = try model.model.forward(ForwardBatch([ForwardSequence(
-                tokens: [next], startPosition: position, blockTable: table)]), kv: pool)[0]
+            logits = try model.model.forward(
+                ForwardBatch([
+                    ForwardSequence(
+                        tokens: [next], startPosition: position, blockTable: table)
+                ]), kv: pool)[0]
             position += 1
         }
         if !stops.stopped {
             let rest = stops.feed(detokenizer.flush()) + stops.finish()
-            if !rest.isEmpty { text += rest; onText(rest) }
+            if !rest.isEmpty {
+                text += rest
+                onText(rest)
+            }
         }
-        return Result(tokenIDs: generated, text: text, finish: finish, prefillSeconds: prefillSeconds,
-                      decodeSeconds: Date().timeIntervalSince(decodeStart))
+        return Result(
+            tokenIDs: generated, text: text, finish: finish, prefillSeconds: prefillSeconds,
+            decodeSeconds: Date().timeIntervalSince(decodeStart))
     }
 }

@@ -59,8 +59,9 @@ public final class Tokenizer: Sendable {
         let tokenizerConfig = try? JSONFile(path: directory + "/tokenizer_config.json")
         let generation = try? JSONFile(path: directory + "/generation_config.json")
         let model = try? JSONFile(path: directory + "/config.json")
-        try self.init(json: json.object, file: path, tokenizerConfig: tokenizerConfig?.object ?? [:],
-                      extraEOS: (generation?.intList("eos_token_id") ?? []) + (model?.intList("eos_token_id") ?? []))
+        try self.init(
+            json: json.object, file: path, tokenizerConfig: tokenizerConfig?.object ?? [:],
+            extraEOS: (generation?.intList("eos_token_id") ?? []) + (model?.intList("eos_token_id") ?? []))
     }
 
     /// A tokenizer from parsed tokenizer.json and tokenizer_config.json objects.
@@ -101,7 +102,8 @@ public final class Tokenizer: Sendable {
                 throw .badJSON(file, reason: "merge \(rank) is neither \"a b\" nor [a, b]")
             }
             guard parts.count == 2, let l = vocabulary[parts[0]], let r = vocabulary[parts[1]],
-                  let m = vocabulary[parts[0] + parts[1]] else {
+                let m = vocabulary[parts[0] + parts[1]]
+            else {
                 throw .badJSON(file, reason: "merge \(rank) (\(parts)) names tokens that are not in the vocabulary")
             }
             merges[BPEMerger.Pair(left: l, right: r)] = (Int32(rank), m)
@@ -115,7 +117,8 @@ public final class Tokenizer: Sendable {
         if preTokenizer.isByteLevel || decoderTypes.contains("ByteLevel") {
             kind = .byteLevel
         } else if normalizer.usesMetaspace || decoderTypes.contains("Metaspace")
-                    || decoderTypes.contains("ByteFallback") || model["byte_fallback"] as? Bool == true {
+            || decoderTypes.contains("ByteFallback") || model["byte_fallback"] as? Bool == true
+        {
             kind = .sentencePiece
         } else {
             throw .unsupportedTokenizer(file, reason: "neither byte-level nor SentencePiece-style BPE (decoder \(decoderTypes))")
@@ -155,18 +158,21 @@ public final class Tokenizer: Sendable {
         self.addedTokens = added.sorted { $0.content.utf8.count > $1.content.utf8.count }
         self.byteFallback = model["byte_fallback"] as? Bool ?? false
         self.ignoreMerges = model["ignore_merges"] as? Bool ?? false
-        self.splitsAtWordStarts = kind == .sentencePiece && !tokens.contains { token in
-            var previous: Character?
-            for c in token {
-                if c == "▁", let p = previous, p != "▁" { return true }
-                previous = c
+        self.splitsAtWordStarts =
+            kind == .sentencePiece
+            && !tokens.contains { token in
+                var previous: Character?
+                for c in token {
+                    if c == "▁", let p = previous, p != "▁" { return true }
+                    previous = c
+                }
+                return false
             }
-            return false
-        }
         self.unknownID = (model["unk_token"] as? String).flatMap { vocabulary[$0] }.map(Int.init)
         self.bytesOfToken = bytes
         self.specialIDs = specialIDs
-        self.stripsLeadingSpace = kind == .sentencePiece
+        self.stripsLeadingSpace =
+            kind == .sentencePiece
             && (decoderTypes.contains("Strip") || decoderTypes.contains("Metaspace"))
         self.prefixIDs = prefix
         self.bosTokenID = bos
@@ -242,7 +248,8 @@ public final class Tokenizer: Sendable {
 
     /// `text` cut before each "▁" that follows another character.
     static func wordsAtMetaspace(_ text: String) -> [String] {
-        var words: [String] = [], current = ""
+        var words: [String] = []
+        var current = ""
         var previous: Character?
         for c in text {
             if c == "▁", let p = previous, p != "▁" {
@@ -256,18 +263,25 @@ public final class Tokenizer: Sendable {
         return words
     }
 
-    private enum Segment { case text(String), added(Int) }
+    private enum Segment {
+        case text(String)
+        case added(Int)
+    }
 
     private func splitOnAddedTokens(_ text: String) -> [Segment] {
         guard !addedTokens.isEmpty else { return [.text(text)] }
         let bytes = Array(text.utf8)
         var segments: [Segment] = []
-        var start = 0, i = 0
+        var start = 0
+        var i = 0
         let candidates = addedTokens.map { (Array($0.content.utf8), $0.id) }.filter { !$0.0.isEmpty }
         while i < bytes.count {
             var matched: ([UInt8], Int)?
             for candidate in candidates where candidate.0[0] == bytes[i] && i + candidate.0.count <= bytes.count {
-                if bytes[i..<(i + candidate.0.count)].elementsEqual(candidate.0) { matched = candidate; break }
+                if bytes[i..<(i + candidate.0.count)].elementsEqual(candidate.0) {
+                    matched = candidate
+                    break
+                }
             }
             if let (content, id) = matched {
                 if i > start { segments.append(.text(String(decoding: bytes[start..<i], as: UTF8.self))) }

@@ -27,7 +27,8 @@ public struct WeightFiles: Sendable {
         } else if FileManager.default.fileExists(atPath: single) {
             names = ["model.safetensors"]
         } else {
-            let others = (try? FileManager.default.contentsOfDirectory(atPath: directory))?
+            let others =
+                (try? FileManager.default.contentsOfDirectory(atPath: directory))?
                 .filter { $0.hasSuffix(".safetensors") }.sorted() ?? []
             guard !others.isEmpty else { throw .missingFile(single) }
             names = others

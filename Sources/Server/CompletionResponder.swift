@@ -57,9 +57,10 @@ struct CompletionResponder: Sendable {
         let choices = outcome.texts.indices.map { i in
             ResponseChoice(index: i, content: chat ? .message(outcome.texts[i]) : .text(outcome.texts[i]), finishReason: outcome.finishReasons[i])
         }
-        let body = Self.json(CompletionEnvelope(
-            id: plan.id, object: chat ? "chat.completion" : "text_completion", created: plan.created, model: plan.model,
-            choices: choices, usage: usage))
+        let body = Self.json(
+            CompletionEnvelope(
+                id: plan.id, object: chat ? "chat.completion" : "text_completion", created: plan.created, model: plan.model,
+                choices: choices, usage: usage))
         return Response(status: .ok, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: body))
     }
 
@@ -145,20 +146,23 @@ struct CompletionResponder: Sendable {
         let reasons = Set(outcome.finishReasons.compactMap { $0?.rawValue }).sorted().joined(separator: ",")
         let ttft = outcome.firstTokenSeconds.map { String(format: "%.3f s", $0) } ?? "-"
         logger.info(
-            "served \(endpoint) \(plan.id)\(plan.stream ? " (stream)" : ""): \(plan.choices.count) choice(s), \(plan.promptTokens) prompt + \(outcome.completionTokens) completion tokens, finish \(reasons), first token \(ttft), total \(String(format: "%.3f s", seconds))")
+            "served \(endpoint) \(plan.id)\(plan.stream ? " (stream)" : ""): \(plan.choices.count) choice(s), \(plan.promptTokens) prompt + \(outcome.completionTokens) completion tokens, finish \(reasons), first token \(ttft), total \(String(format: "%.3f s", seconds))"
+        )
     }
 
     private func chunk(_ plan: CompletionPlan, choice: Int, text: String?, finish: FinishReason?, withRole: Bool = false) -> ByteBuffer {
         let chat = plan.endpoint == .chatCompletions
         let content: ResponseChoice.Content = chat ? .delta(role: withRole ? "assistant" : nil, content: text) : .text(text ?? "")
-        return ServerSentEvents.event(CompletionEnvelope(
-            id: plan.id, object: chat ? "chat.completion.chunk" : "text_completion", created: plan.created, model: plan.model,
-            choices: [ResponseChoice(index: choice, content: content, finishReason: finish)]))
+        return ServerSentEvents.event(
+            CompletionEnvelope(
+                id: plan.id, object: chat ? "chat.completion.chunk" : "text_completion", created: plan.created, model: plan.model,
+                choices: [ResponseChoice(index: choice, content: content, finishReason: finish)]))
     }
 
     private func usageChunk(_ plan: CompletionPlan, usage: UsageBody) -> ByteBuffer {
         let object = plan.endpoint == .completions ? "text_completion" : "chat.completion.chunk"
-        return ServerSentEvents.event(CompletionEnvelope(id: plan.id, object: object, created: plan.created, model: plan.model, choices: [], usage: usage))
+        return ServerSentEvents.event(
+            CompletionEnvelope(id: plan.id, object: object, created: plan.created, model: plan.model, choices: [], usage: usage))
     }
 
     /// The OpenAI error an engine failure maps to.

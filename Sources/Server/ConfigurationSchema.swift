@@ -48,12 +48,18 @@ struct SettingValueError: Error {
 public enum ConfigurationSchema {
     /// Every setting, in the order help lists them.
     public static let settings: [ConfigurationSetting] = [
-        optionalText("model", valueName: "DIR", help: "HF model directory (config.json, *.safetensors, tokenizer.json); unset: a synthetic model made on first use", \.model),
-        optionalText("served-model-name", valueName: "NAME", help: "model name that /v1/models lists and requests use; unset: the model directory's name", \.servedModelName),
+        optionalText(
+            "model", valueName: "DIR",
+            help: "HF model directory (config.json, *.safetensors, tokenizer.json); unset: a synthetic model made on first use", \.model),
+        optionalText(
+            "served-model-name", valueName: "NAME", help: "model name that /v1/models lists and requests use; unset: the model directory's name",
+            \.servedModelName),
         text("host", valueName: "ADDRESS", help: "address to listen on", \.host),
         integer("port", in: 1...65_535, help: "TCP port to listen on", \.port),
         size("max-body-size", atLeast: .kib(1), help: "largest request body accepted; larger ones get HTTP 413", \.maxBodySize),
-        text("data-dir", valueName: "DIR", help: "where the server keeps what it makes: the synthetic model, the default flash region", \.dataDirectory),
+        text(
+            "data-dir", valueName: "DIR", help: "where the server keeps what it makes: the synthetic model, the default flash region", \.dataDirectory
+        ),
         ConfigurationSetting(
             key: "device", valueName: "cpu|cuda[:N]", help: "compute device",
             apply: { config, values in
@@ -79,7 +85,8 @@ public enum ConfigurationSchema {
         integer("prefetch-depth", in: 1...1024, help: "most swapped sequences read back ahead of their turn", \.prefetchDepth),
         size("dram-swap", atLeast: .mib(1), help: "host memory of the DRAM swap tier (preemption swap-dram)", \.dramSwap),
         ConfigurationSetting(
-            key: "flash.paths", flag: "--flash-path", valueName: "PATH", help: "flash directories or devices (repeat the flag, or separate with commas); unset: <data-dir>/flash",
+            key: "flash.paths", flag: "--flash-path", valueName: "PATH",
+            help: "flash directories or devices (repeat the flag, or separate with commas); unset: <data-dir>/flash",
             isList: true,
             apply: { config, values in
                 config.flashPaths = values.flatMap { $0.split(separator: ",") }
@@ -88,8 +95,10 @@ public enum ConfigurationSchema {
             },
             render: { $0.flashPaths.joined(separator: ",") }),
         size("flash.capacity", atLeast: .mib(1), help: "bytes of the flash region on each path (its pSLC area)", \.flashCapacity),
-        size("flash.tbw", atLeast: ByteSize(1), help: "endurance of each region in bytes written (e.g. 6000TB), for the lifetime estimate", \.flashTBW),
-        optionalSize("flash.daily-write-budget", help: "bytes a path may be written per day before it is reported; unset: no budget", \.flashDailyWriteBudget),
+        size(
+            "flash.tbw", atLeast: ByteSize(1), help: "endurance of each region in bytes written (e.g. 6000TB), for the lifetime estimate", \.flashTBW),
+        optionalSize(
+            "flash.daily-write-budget", help: "bytes a path may be written per day before it is reported; unset: no budget", \.flashDailyWriteBudget),
         choice("flash.placement", help: "how blocks are spread over several paths", \.flashPlacement),
         size("flash.segment-size", atLeast: .kib(64), help: "bytes of one log segment of the flash region", \.flashSegmentSize),
     ]

@@ -36,9 +36,12 @@ struct OpenAIErrorMiddleware: RouterMiddleware {
         case let error as OpenAIError:
             return error
         case let error as HTTPError where error.status == .notFound:
-            return OpenAIError(status: .notFound, message: "There is no route \(request.method) \(request.uri.path).", type: "invalid_request_error", code: "not_found")
+            return OpenAIError(
+                status: .notFound, message: "There is no route \(request.method) \(request.uri.path).", type: "invalid_request_error",
+                code: "not_found")
         case let error as HTTPResponseError where error.status.code < 500:
-            return OpenAIError(status: error.status, message: "\(error.status.reasonPhrase) (\(request.method) \(request.uri.path)).", type: "invalid_request_error")
+            return OpenAIError(
+                status: error.status, message: "\(error.status.reasonPhrase) (\(request.method) \(request.uri.path)).", type: "invalid_request_error")
         default:
             return .internalError("The server failed: \(error)")
         }

@@ -18,7 +18,9 @@ struct GenerationOptions: Decodable, Sendable {
 
     private enum CodingKeys: String, CodingKey {
         case model, temperature, seed, stop, n, stream
-        case maxTokens = "max_tokens", maxCompletionTokens = "max_completion_tokens", topP = "top_p"
+        case maxTokens = "max_tokens"
+        case maxCompletionTokens = "max_completion_tokens"
+        case topP = "top_p"
         case streamOptions = "stream_options"
     }
 
@@ -86,9 +88,11 @@ struct CompletionRequest: Decodable, Sendable {
             guard c.contains(.prompt) else {
                 throw DecodingError.keyNotFound(CodingKeys.prompt, .init(codingPath: c.codingPath, debugDescription: "missing"))
             }
-            throw DecodingError.typeMismatch(String.self, .init(
-                codingPath: c.codingPath + [CodingKeys.prompt],
-                debugDescription: "expected a string, a list of strings, a list of token ids, or a list of such lists"))
+            throw DecodingError.typeMismatch(
+                String.self,
+                .init(
+                    codingPath: c.codingPath + [CodingKeys.prompt],
+                    debugDescription: "expected a string, a list of strings, a list of token ids, or a list of such lists"))
         }
         guard !prompts.isEmpty else {
             throw DecodingError.dataCorrupted(.init(codingPath: [CodingKeys.prompt], debugDescription: "the list of prompts is empty"))
@@ -119,9 +123,10 @@ struct ChatCompletionRequest: Decodable, Sendable {
             let c = try decoder.container(keyedBy: CodingKeys.self)
             role = try c.decode(String.self, forKey: .role)
             guard ChatCompletionRequest.roles.contains(role) else {
-                throw DecodingError.dataCorrupted(.init(
-                    codingPath: c.codingPath + [CodingKeys.role],
-                    debugDescription: "unknown role '\(role)'; expected one of \(ChatCompletionRequest.roles.sorted().joined(separator: ", "))"))
+                throw DecodingError.dataCorrupted(
+                    .init(
+                        codingPath: c.codingPath + [CodingKeys.role],
+                        debugDescription: "unknown role '\(role)'; expected one of \(ChatCompletionRequest.roles.sorted().joined(separator: ", "))"))
             }
             if try c.decodeNil(forKey: .content) {
                 content = ""
@@ -131,9 +136,10 @@ struct ChatCompletionRequest: Decodable, Sendable {
                 let parts = try c.decode([Part].self, forKey: .content)
                 content = try parts.map { part in
                     guard part.type == "text", let text = part.text else {
-                        throw DecodingError.dataCorrupted(.init(
-                            codingPath: c.codingPath + [CodingKeys.content],
-                            debugDescription: "only text content parts are supported, not '\(part.type)'"))
+                        throw DecodingError.dataCorrupted(
+                            .init(
+                                codingPath: c.codingPath + [CodingKeys.content],
+                                debugDescription: "only text content parts are supported, not '\(part.type)'"))
                     }
                     return text
                 }.joined()
@@ -160,7 +166,9 @@ struct UsageBody: Encodable, Sendable {
     var totalTokens: Int { promptTokens + completionTokens }
 
     private enum CodingKeys: String, CodingKey {
-        case promptTokens = "prompt_tokens", completionTokens = "completion_tokens", totalTokens = "total_tokens"
+        case promptTokens = "prompt_tokens"
+        case completionTokens = "completion_tokens"
+        case totalTokens = "total_tokens"
     }
 
     func encode(to encoder: any Encoder) throws {
@@ -199,7 +207,10 @@ struct ResponseChoice: Encodable, Sendable {
     var content: Content
     var finishReason: FinishReason?
 
-    private enum CodingKeys: String, CodingKey { case index, text, message, delta, logprobs, finishReason = "finish_reason" }
+    private enum CodingKeys: String, CodingKey {
+        case index, text, message, delta, logprobs
+        case finishReason = "finish_reason"
+    }
 
     func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
@@ -230,7 +241,9 @@ struct ModelListBody: Encodable, Sendable {
         var maxModelLen: Int
 
         private enum CodingKeys: String, CodingKey {
-            case id, object, created, ownedBy = "owned_by", maxModelLen = "max_model_len"
+            case id, object, created
+            case ownedBy = "owned_by"
+            case maxModelLen = "max_model_len"
         }
     }
 

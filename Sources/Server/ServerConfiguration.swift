@@ -10,8 +10,14 @@ public enum DeviceSelection: Hashable, Sendable, CustomStringConvertible {
     /// Reads "cpu", "cuda" (GPU 0) or "cuda:N"; nil for anything else.
     public init?(parsing text: String) {
         let s = text.lowercased()
-        if s == "cpu" { self = .cpu; return }
-        if s == "cuda" { self = .cuda(0); return }
+        if s == "cpu" {
+            self = .cpu
+            return
+        }
+        if s == "cuda" {
+            self = .cuda(0)
+            return
+        }
         guard s.hasPrefix("cuda:"), let index = Int(s.dropFirst(5)), index >= 0 else { return nil }
         self = .cuda(index)
     }

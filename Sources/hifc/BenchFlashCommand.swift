@@ -51,7 +51,8 @@ struct BenchFlashCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let total: ByteSize, sizes: [ByteSize]
+        let total: ByteSize
+        let sizes: [ByteSize]
         do {
             total = try ByteSize(parsing: size)
             sizes = try blockSizes.split(separator: ",").map { try ByteSize(parsing: String($0)) }
@@ -64,19 +65,23 @@ struct BenchFlashCommand: AsyncParsableCommand {
         if !json { print("flash bench: \(path), \(total) per run, queue depth \(queueDepth)") }
         for block in sizes {
             let raw = try DirectIOBenchmark.run(directory: path, totalBytes: total.bytes, requestSize: Int(block.bytes), queueDepth: queueDepth)
-            let store = try await FlashStoreBenchmark(directory: path, totalBytes: total.bytes, blockSize: Int(block.bytes), queueDepth: queueDepth).run()
-            rows.append(Row(block_size: Int(block.bytes), write_gbps: store.writeGBps, read_gbps: store.readGBps,
-                            raw_write_gbps: raw.writeGBps, raw_read_gbps: raw.readGBps,
-                            write_ratio: store.writeGBps / raw.writeGBps, read_ratio: store.readGBps / raw.readGBps,
-                            sequential_fraction: store.sequentialFraction, write_amplification: store.writeAmplification,
-                            writes: store.writes, bytes_written: store.bytesWritten))
+            let store = try await FlashStoreBenchmark(directory: path, totalBytes: total.bytes, blockSize: Int(block.bytes), queueDepth: queueDepth)
+                .run()
+            rows.append(
+                Row(
+                    block_size: Int(block.bytes), write_gbps: store.writeGBps, read_gbps: store.readGBps,
+                    raw_write_gbps: raw.writeGBps, raw_read_gbps: raw.readGBps,
+                    write_ratio: store.writeGBps / raw.writeGBps, read_ratio: store.readGBps / raw.readGBps,
+                    sequential_fraction: store.sequentialFraction, write_amplification: store.writeAmplification,
+                    writes: store.writes, bytes_written: store.bytesWritten))
             if !json, let row = rows.last {
                 if rows.count == 1 {
                     print("block     store write  raw write  ratio   store read  raw read  ratio   sequential  write amp.")
                 }
-                print(pad("\(ByteSize(Int64(row.block_size)))", 9), pad(gbps(row.write_gbps), 12), pad(gbps(row.raw_write_gbps), 10),
-                      pad(percent(row.write_ratio), 7), pad(gbps(row.read_gbps), 11), pad(gbps(row.raw_read_gbps), 9),
-                      pad(percent(row.read_ratio), 7), pad(percent(row.sequential_fraction), 11), String(format: "%.4f", row.write_amplification))
+                print(
+                    pad("\(ByteSize(Int64(row.block_size)))", 9), pad(gbps(row.write_gbps), 12), pad(gbps(row.raw_write_gbps), 10),
+                    pad(percent(row.write_ratio), 7), pad(gbps(row.read_gbps), 11), pad(gbps(row.raw_read_gbps), 9),
+                    pad(percent(row.read_ratio), 7), pad(percent(row.sequential_fraction), 11), String(format: "%.4f", row.write_amplification))
             }
         }
         if json { try printJSON(rows) }

@@ -34,15 +34,18 @@ struct BenchModelCommand: ParsableCommand {
         let loaded = try LoadedModel(directory: model, backend: backend)
         let loadSeconds = Date().timeIntervalSince(loadStart)
         if !json {
-            print("model \(model): \(loaded.config.architecture.rawValue), \(loaded.config.parameterCount / 1_000_000)M parameters; "
-                  + "backend \(backend.name); loaded in \(String(format: "%.2f", loadSeconds)) s; "
-                  + "\(ProcessInfo.processInfo.activeProcessorCount) cores")
+            print(
+                "model \(model): \(loaded.config.architecture.rawValue), \(loaded.config.parameterCount / 1_000_000)M parameters; "
+                    + "backend \(backend.name); loaded in \(String(format: "%.2f", loadSeconds)) s; "
+                    + "\(ProcessInfo.processInfo.activeProcessorCount) cores")
         }
         let bench = ModelBenchmark(model: loaded.model, blockTokens: blockSize)
         for b in batches {
             let figures = try bench.run(batch: b, promptTokens: promptTokens, decodeTokens: decodeTokens)
             if json {
-                print(#"{"engine":"hifc","backend":"\#(backend.name)","batch":\#(b),"prompt_tokens":\#(promptTokens),"decode_tokens":\#(decodeTokens),"prefill_tok_s":\#(figures.prefillTokensPerSecond),"decode_tok_s":\#(figures.decodeTokensPerSecond),"decode_step_ms":\#(figures.decodeStepMilliseconds),"decode_step_bytes":\#(figures.decodeStepBytes)}"#)
+                print(
+                    #"{"engine":"hifc","backend":"\#(backend.name)","batch":\#(b),"prompt_tokens":\#(promptTokens),"decode_tokens":\#(decodeTokens),"prefill_tok_s":\#(figures.prefillTokensPerSecond),"decode_tok_s":\#(figures.decodeTokensPerSecond),"decode_step_ms":\#(figures.decodeStepMilliseconds),"decode_step_bytes":\#(figures.decodeStepBytes)}"#
+                )
             } else {
                 print(figures)
             }

@@ -122,7 +122,10 @@ struct BenchSwapCommand: AsyncParsableCommand {
             }
             return mode
         }
-        let budget: KVBudget, tbw: ByteSize, dram: ByteSize, capacity: ByteSize
+        let budget: KVBudget
+        let tbw: ByteSize
+        let dram: ByteSize
+        let capacity: ByteSize
         let shape: BenchWorkload
         do {
             budget = try KVBudget(parsing: kvBudget)
@@ -141,7 +144,8 @@ struct BenchSwapCommand: AsyncParsableCommand {
         let meanTokens = work.reduce(0) { $0 + $1.prompt.count + $1.maxTokens } / work.count
         let stride = (layout.blockBytes + 4095) / 4096 * 4096
         let blocks = budget.blockCount(blockBytes: stride)
-        let heading = "bench swap: \(loaded.name), workload \(shape) x\(scale) (\(requests) requests, mean \(meanTokens) tokens each), "
+        let heading =
+            "bench swap: \(loaded.name), workload \(shape) x\(scale) (\(requests) requests, mean \(meanTokens) tokens each), "
             + "KV budget \(budget) = \(blocks) blocks of \(blockTokens) tokens, about \(blocks * blockTokens / max(meanTokens, 1)) requests"
         if !json { FileHandle.standardError.write(Data((heading + "\n").utf8)) }
 
@@ -151,7 +155,8 @@ struct BenchSwapCommand: AsyncParsableCommand {
         var runs: [PreemptionMode: [Result]] = [:]
         for round in 0..<repeats {
             for mode in round % 2 == 0 ? modes : modes.reversed() {
-                runs[mode, default: []].append(try await runOnce(mode, loaded: loaded, work: work, budget: budget, tbw: tbw, dram: dram, capacity: capacity))
+                runs[mode, default: []].append(
+                    try await runOnce(mode, loaded: loaded, work: work, budget: budget, tbw: tbw, dram: dram, capacity: capacity))
             }
         }
         let results = modes.map { Result.mean(of: runs[$0]!) }
@@ -249,7 +254,9 @@ struct BenchSwapCommand: AsyncParsableCommand {
 
     private func report(_ results: [Result], heading: String) throws {
         if let csv {
-            var lines = ["mode,requests,output_tokens,seconds,output_tokens_per_s,best_output_tokens_per_s,mean_latency_s,p99_latency_s,mean_ttft_s,preemptions,recomputed_tokens,swap_bytes,swap_failures,swap_seconds,exposed_swap_s,flash_bytes_written,ssd_lifetime_years"]
+            var lines = [
+                "mode,requests,output_tokens,seconds,output_tokens_per_s,best_output_tokens_per_s,mean_latency_s,p99_latency_s,mean_ttft_s,preemptions,recomputed_tokens,swap_bytes,swap_failures,swap_seconds,exposed_swap_s,flash_bytes_written,ssd_lifetime_years"
+            ]
             for r in results {
                 let fields: [String] = [
                     r.mode, "\(r.requests)", "\(r.output_tokens)", "\(r.seconds)", "\(r.output_tokens_per_s)", "\(r.best_output_tokens_per_s)",
@@ -268,18 +275,21 @@ struct BenchSwapCommand: AsyncParsableCommand {
             return
         }
         print(heading)
-        print("mode          out tok/s   best tok/s  mean lat s  p99 lat s  mean TTFT s  preempt  recomputed  swap bytes  exposed s  flash written  SSD life")
+        print(
+            "mode          out tok/s   best tok/s  mean lat s  p99 lat s  mean TTFT s  preempt  recomputed  swap bytes  exposed s  flash written  SSD life"
+        )
         for r in results {
             let life = r.ssd_lifetime_years.map { String(format: "%.1f y", $0) } ?? "-"
-            print([
-                r.mode.padding(toLength: 12, withPad: " ", startingAt: 0),
-                String(format: "%10.2f", r.output_tokens_per_s), String(format: "%12.2f", r.best_output_tokens_per_s),
-                String(format: "%11.2f", r.mean_latency_s),
-                String(format: "%10.2f", r.p99_latency_s), String(format: "%12.2f", r.mean_ttft_s),
-                String(format: "%8d", r.preemptions), String(format: "%11d", r.recomputed_tokens),
-                "\(ByteSize(Int64(r.swap_bytes)))".leftPadded(11), String(format: "%10.3f", r.exposed_swap_s),
-                "\(ByteSize(Int64(r.flash_bytes_written)))".leftPadded(14), life.leftPadded(9),
-            ].joined(separator: " "))
+            print(
+                [
+                    r.mode.padding(toLength: 12, withPad: " ", startingAt: 0),
+                    String(format: "%10.2f", r.output_tokens_per_s), String(format: "%12.2f", r.best_output_tokens_per_s),
+                    String(format: "%11.2f", r.mean_latency_s),
+                    String(format: "%10.2f", r.p99_latency_s), String(format: "%12.2f", r.mean_ttft_s),
+                    String(format: "%8d", r.preemptions), String(format: "%11d", r.recomputed_tokens),
+                    "\(ByteSize(Int64(r.swap_bytes)))".leftPadded(11), String(format: "%10.3f", r.exposed_swap_s),
+                    "\(ByteSize(Int64(r.flash_bytes_written)))".leftPadded(14), life.leftPadded(9),
+                ].joined(separator: " "))
         }
     }
 }

@@ -26,7 +26,10 @@ struct CheckGPUCommand: AsyncParsableCommand {
     @Option(help: "The GPU to check (cuda or cuda:N).")
     var device: String = "cuda:0"
 
-    @Option(help: "A directory on the flash device: probe cuFile there, check swaps through a file in it, and run the engine under a starved KV budget swapping there.")
+    @Option(
+        help:
+            "A directory on the flash device: probe cuFile there, check swaps through a file in it, and run the engine under a starved KV budget swapping there."
+    )
     var swapDir: String?
 
     @Option(help: "KV blocks (8 MiB, an 8B Llama's 64-token block) in the swap check.")

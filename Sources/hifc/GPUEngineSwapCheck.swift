@@ -52,7 +52,8 @@ struct GPUEngineSwapCheck {
         for c in cases {
             let name = "engine on the GPU under starvation (\(starvedBlocks) blocks of 16 tokens), \(c.label)"
             do {
-                let (run, paths) = try generate(loaded, prompts, blocks: starvedBlocks, mode: c.mode, flashDirectory: flashDirectory, useCUFile: c.useCUFile)
+                let (run, paths) = try generate(
+                    loaded, prompts, blocks: starvedBlocks, mode: c.mode, flashDirectory: flashDirectory, useCUFile: c.useCUFile)
                 // cuFile refusing the file would silently put the first case on the ring.
                 let io = paths.isEmpty ? "" : " (I/O: " + paths.sorted().joined(separator: ", ") + ")"
                 results += judge(run, against: reference, name: name + io, swaps: c.mode != .recompute)
@@ -66,8 +67,10 @@ struct GPUEngineSwapCheck {
     /// One run through a fresh engine; for `swap-flash`, over a fresh flash store in
     /// `flashDirectory` and the CUDA pool's direct swapper (`useCUFile: false` forces the ring),
     /// whose I/O paths come back with the run.
-    private func generate(_ loaded: LoadedModel, _ prompts: [[Int]], blocks: Int, mode: PreemptionMode,
-                          flashDirectory: String? = nil, useCUFile: Bool? = nil) throws -> (run: GreedyRun, paths: [String]) {
+    private func generate(
+        _ loaded: LoadedModel, _ prompts: [[Int]], blocks: Int, mode: PreemptionMode,
+        flashDirectory: String? = nil, useCUFile: Bool? = nil
+    ) throws -> (run: GreedyRun, paths: [String]) {
         var store: FlashStore?
         var regionDirectory: String?
         if mode == .swapFlash, let flashDirectory {
@@ -98,22 +101,30 @@ struct GPUEngineSwapCheck {
     private func judge(_ run: GreedyRun, against reference: GreedyRun, name: String, swaps: Bool) -> [GPUCheckResult] {
         let s = run.stats
         let differing = run.differences(from: reference)
-        let divergences = differing.prefix(4).map { "request \($0) from token \(run.firstDivergence(of: $0, from: reference).map(String.init) ?? "-")" }
-        var results = [GPUCheckResult(
-            name: "\(name): requests whose tokens differ from the unstarved run's or that did not finish, of \(promptCount)"
-                + (divergences.isEmpty ? "" : " (" + divergences.joined(separator: ", ") + ")"),
-            error: Double(differing.count), tolerance: 0)]
+        let divergences = differing.prefix(4).map {
+            "request \($0) from token \(run.firstDivergence(of: $0, from: reference).map(String.init) ?? "-")"
+        }
+        var results = [
+            GPUCheckResult(
+                name: "\(name): requests whose tokens differ from the unstarved run's or that did not finish, of \(promptCount)"
+                    + (divergences.isEmpty ? "" : " (" + divergences.joined(separator: ", ") + ")"),
+                error: Double(differing.count), tolerance: 0)
+        ]
         if swaps {
             results += [
-                GPUCheckResult(name: "\(name): \(s.swapOuts) swap-outs, at least \(minimumSwapOuts) wanted (error = too few to starve)",
-                               error: s.swapOuts >= minimumSwapOuts ? 0 : 1, tolerance: 0),
-                GPUCheckResult(name: "\(name): swap-outs never read back (\(s.swapOuts) out, \(s.swapIns) in)",
-                               error: Double(abs(s.swapOuts - s.swapIns)), tolerance: 0),
+                GPUCheckResult(
+                    name: "\(name): \(s.swapOuts) swap-outs, at least \(minimumSwapOuts) wanted (error = too few to starve)",
+                    error: s.swapOuts >= minimumSwapOuts ? 0 : 1, tolerance: 0),
+                GPUCheckResult(
+                    name: "\(name): swap-outs never read back (\(s.swapOuts) out, \(s.swapIns) in)",
+                    error: Double(abs(s.swapOuts - s.swapIns)), tolerance: 0),
                 GPUCheckResult(name: "\(name): swaps that failed (a checksum mismatch fails one)", error: Double(s.swapFailures), tolerance: 0),
             ]
         } else {
-            results.append(GPUCheckResult(name: "\(name): \(s.preemptions) preemptions, at least \(minimumSwapOuts) wanted (error = too few to starve)",
-                                          error: s.preemptions >= minimumSwapOuts ? 0 : 1, tolerance: 0))
+            results.append(
+                GPUCheckResult(
+                    name: "\(name): \(s.preemptions) preemptions, at least \(minimumSwapOuts) wanted (error = too few to starve)",
+                    error: s.preemptions >= minimumSwapOuts ? 0 : 1, tolerance: 0))
         }
         return results
     }

@@ -14,7 +14,8 @@ struct GPUModelCheck {
     /// With `keep`, the model directory stays and gets `reference-prompt.json` (the prompt's
     /// token ids) and `reference-logits-cpu.f32` / `-cuda.f32` (the prefill's last-token logits,
     /// raw little-endian floats), for a comparison with PyTorch (bench/cuda/torch_logits.py).
-    func run(preset: SynthModel.Preset, workDirectory: String, promptLength: Int = 24, steps: Int = 32, keep: Bool = false) throws -> [GPUCheckResult] {
+    func run(preset: SynthModel.Preset, workDirectory: String, promptLength: Int = 24, steps: Int = 32, keep: Bool = false) throws -> [GPUCheckResult]
+    {
         let dir = workDirectory + "/synth-\(preset.rawValue)"
         let started = Date()
         _ = try SynthModel(architecture: .llama, preset: preset, seed: UInt64.random(in: 0...UInt64(UInt32.max))).write(to: dir)
@@ -29,17 +30,24 @@ struct GPUModelCheck {
         let gpuKV = try gpuModel.model.makeKVCachePool(blockTokens: blockTokens, blocks: blocks)
         // The same shuffled block table on both sides.
         let table = Array(0..<blocks).shuffled()
-        var worst = 0.0, first = 0.0
-        var agreeSteps = 0, ties = 0, splits = 0, margins: [String] = []
+        var worst = 0.0
+        var first = 0.0
+        var agreeSteps = 0
+        var ties = 0
+        var splits = 0
+        var margins: [String] = []
         var devicePickMisses = 0
 
         var position = 0
         var chunk = (0..<promptLength).map { _ in Int.random(in: 0..<config.vocabSize) }
         for step in 0...steps {
-            let cpuLogits = try cpuModel.model.forward(ForwardBatch([ForwardSequence(tokens: chunk, startPosition: position, blockTable: table)]), kv: cpuKV)[0]
-            let gpuLogits = try gpuModel.model.forward(ForwardBatch([ForwardSequence(tokens: chunk, startPosition: position, blockTable: table)]), kv: gpuKV)[0]
+            let cpuLogits = try cpuModel.model.forward(
+                ForwardBatch([ForwardSequence(tokens: chunk, startPosition: position, blockTable: table)]), kv: cpuKV)[0]
+            let gpuLogits = try gpuModel.model.forward(
+                ForwardBatch([ForwardSequence(tokens: chunk, startPosition: position, blockTable: table)]), kv: gpuKV)[0]
             // The same step again with the pick made on the device (it rewrites the same K/V).
-            let devicePick = try gpuModel.model.step(ForwardBatch([ForwardSequence(tokens: chunk, startPosition: position, blockTable: table, greedy: true)]), kv: gpuKV)[0]
+            let devicePick = try gpuModel.model.step(
+                ForwardBatch([ForwardSequence(tokens: chunk, startPosition: position, blockTable: table, greedy: true)]), kv: gpuKV)[0]
             if devicePick != .greedyToken(Sampler.argmax(gpuLogits)) { devicePickMisses += 1 }
             let err = HostReference.relativeError(gpuLogits, cpuLogits.map(Double.init))
             if step == 0 {
@@ -73,11 +81,13 @@ struct GPUModelCheck {
         return [
             GPUCheckResult(name: "\(name): prefill logits of \(promptLength) tokens vs CPU backend", error: first, tolerance: 1e-2),
             GPUCheckResult(name: "\(name): worst logits over \(steps) decode steps vs CPU backend", error: worst, tolerance: 1e-2),
-            GPUCheckResult(name: "\(name): greedy tokens agree on \(agreeSteps) of \(steps) steps, \(ties) near-ties"
-                               + (margins.isEmpty ? "" : " (" + margins.joined(separator: "; ") + ")") + " (error = splits beyond a near-tie)",
-                           error: Double(splits), tolerance: 0),
-            GPUCheckResult(name: "\(name): the device's greedy pick is the downloaded logits' argmax on \(steps + 1 - devicePickMisses) of \(steps + 1) steps",
-                           error: Double(devicePickMisses), tolerance: 0),
+            GPUCheckResult(
+                name: "\(name): greedy tokens agree on \(agreeSteps) of \(steps) steps, \(ties) near-ties"
+                    + (margins.isEmpty ? "" : " (" + margins.joined(separator: "; ") + ")") + " (error = splits beyond a near-tie)",
+                error: Double(splits), tolerance: 0),
+            GPUCheckResult(
+                name: "\(name): the device's greedy pick is the downloaded logits' argmax on \(steps + 1 - devicePickMisses) of \(steps + 1) steps",
+                error: Double(devicePickMisses), tolerance: 0),
         ]
     }
 }

@@ -34,11 +34,13 @@ struct GenerateCommand: ParsableCommand {
         logger.logLevel = .warning
         let backend = try BackendChoice.make(device, logger: logger)
         let loaded = try LoadedModel(directory: model, backend: backend, logger: logger)
-        let tokens = chat
+        let tokens =
+            chat
             ? loaded.encodeChat([ChatTurn(role: "user", content: prompt)])
             : loaded.tokenizer.encode(prompt)
-        let params = SamplingParams(maxTokens: maxTokens, temperature: temperature, topK: topK, topP: topP,
-                                    seed: seed, stop: stop)
+        let params = SamplingParams(
+            maxTokens: maxTokens, temperature: temperature, topK: topK, topP: topP,
+            seed: seed, stop: stop)
         let generator = TextGenerator(model: loaded, blockTokens: blockSize)
         let result = try generator.generate(prompt: tokens, params: params) { delta in
             FileHandle.standardOutput.write(Data(delta.utf8))
@@ -47,10 +49,11 @@ struct GenerateCommand: ParsableCommand {
         if stats {
             let decodeRate = Double(result.tokenIDs.count) / max(result.decodeSeconds, 1e-9)
             let prefillRate = Double(tokens.count) / max(result.prefillSeconds, 1e-9)
-            FileHandle.standardError.write(Data((
-                "[\(backend.name)] prompt \(tokens.count) tokens at \(String(format: "%.1f", prefillRate)) tok/s, "
-                + "generated \(result.tokenIDs.count) at \(String(format: "%.1f", decodeRate)) tok/s, finish: \(result.finish.rawValue)\n"
-            ).utf8))
+            FileHandle.standardError.write(
+                Data(
+                    ("[\(backend.name)] prompt \(tokens.count) tokens at \(String(format: "%.1f", prefillRate)) tok/s, "
+                        + "generated \(result.tokenIDs.count) at \(String(format: "%.1f", decodeRate)) tok/s, finish: \(result.finish.rawValue)\n")
+                        .utf8))
         }
     }
 }

@@ -39,11 +39,13 @@ struct InspectCommand: AsyncParsableCommand {
             }
             geometry = found
         }
-        let store = try FlashStore(configuration: FlashStoreConfiguration(
-            paths: paths, capacityPerPath: ByteSize(geometry!.capacity), segmentSize: ByteSize(Int64(geometry!.segmentSize)),
-            enduranceTBW: tbw, queueDepth: 4))
+        let store = try FlashStore(
+            configuration: FlashStoreConfiguration(
+                paths: paths, capacityPerPath: ByteSize(geometry!.capacity), segmentSize: ByteSize(Int64(geometry!.segmentSize)),
+                enduranceTBW: tbw, queueDepth: 4))
         defer { store.close() }
-        let stats = store.stats, layout = store.segments
+        let stats = store.stats
+        let layout = store.segments
         if json {
             try printJSON(stats, layout)
             return
@@ -68,11 +70,18 @@ struct InspectCommand: AsyncParsableCommand {
             }
         }
         let r = stats.recovery
-        print("scan: \(r.contentSlotsRecovered) content blocks, \(r.sequenceSlotsReclaimed) swapped-sequence blocks reclaimed, \(r.supersededCopies) superseded copies, \(r.segmentsResynchronized) segments searched past a torn write")
+        print(
+            "scan: \(r.contentSlotsRecovered) content blocks, \(r.sequenceSlotsReclaimed) swapped-sequence blocks reclaimed, \(r.supersededCopies) superseded copies, \(r.segmentsResynchronized) segments searched past a torn write"
+        )
     }
 
     private func printJSON(_ stats: FlashStoreStats, _ layout: [[FlashSegmentAllocator.Segment]]) throws {
-        struct Segment: Encodable { var index: Int; var state: String; var live_slots: Int; var live_bytes: Int }
+        struct Segment: Encodable {
+            var index: Int
+            var state: String
+            var live_slots: Int
+            var live_bytes: Int
+        }
         struct Path: Encodable {
             var path: String, region_file: String, capacity: Int64, segment_size: Int, segments: Int, free_segments: Int
             var live_slots: Int, live_bytes: Int64, bytes_written_since_creation: Int64, created_at: Double
@@ -83,19 +92,24 @@ struct InspectCommand: AsyncParsableCommand {
             var content_slots_recovered: Int, sequence_slots_reclaimed: Int, superseded_copies: Int
         }
         let paths = stats.paths.enumerated().map { i, p in
-            Path(path: p.path, region_file: p.regionFile, capacity: p.capacity, segment_size: p.segmentSize, segments: p.segments,
-                 free_segments: p.freeSegments, live_slots: p.liveSlots, live_bytes: p.liveBytes,
-                 bytes_written_since_creation: p.bytesWrittenSinceCreation, created_at: p.createdAt, bytes_per_day: p.bytesPerDay,
-                 tbw: p.enduranceTBW, lifetime_years: p.lifetimeYears,
-                 used_segments: layout[i].enumerated().filter { $0.element.state != .free }.map {
-                     Segment(index: $0.offset, state: $0.element.state.rawValue, live_slots: $0.element.liveSlots, live_bytes: $0.element.liveBytes)
-                 })
+            Path(
+                path: p.path, region_file: p.regionFile, capacity: p.capacity, segment_size: p.segmentSize, segments: p.segments,
+                free_segments: p.freeSegments, live_slots: p.liveSlots, live_bytes: p.liveBytes,
+                bytes_written_since_creation: p.bytesWrittenSinceCreation, created_at: p.createdAt, bytes_per_day: p.bytesPerDay,
+                tbw: p.enduranceTBW, lifetime_years: p.lifetimeYears,
+                used_segments: layout[i].enumerated().filter { $0.element.state != .free }.map {
+                    Segment(index: $0.offset, state: $0.element.state.rawValue, live_slots: $0.element.liveSlots, live_bytes: $0.element.liveBytes)
+                })
         }
         let r = stats.recovery
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
-        print(String(decoding: try encoder.encode(Report(paths: paths, content_slots_recovered: r.contentSlotsRecovered,
-                                                         sequence_slots_reclaimed: r.sequenceSlotsReclaimed,
-                                                         superseded_copies: r.supersededCopies)), as: UTF8.self))
+        print(
+            String(
+                decoding: try encoder.encode(
+                    Report(
+                        paths: paths, content_slots_recovered: r.contentSlotsRecovered,
+                        sequence_slots_reclaimed: r.sequenceSlotsReclaimed,
+                        superseded_copies: r.supersededCopies)), as: UTF8.self))
     }
 }

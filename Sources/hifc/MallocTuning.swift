@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// glibc returns each freed allocation above its mmap threshold (128 KiB at first) to the
@@ -13,13 +13,14 @@ enum MallocTuning {
     /// `HIFC_MALLOC_DEFAULTS=1` leaves glibc's defaults (less memory kept, more page faults).
     static func keepFreedBlocksMapped() {
         #if canImport(Glibc)
-        if getenv("HIFC_MALLOC_DEFAULTS") != nil { return }
-        // mallopt is not exported to Swift; its parameter numbers are glibc's ABI.
-        guard let handle = dlopen(nil, RTLD_NOW), let symbol = dlsym(handle, "mallopt") else { return }
-        let mallopt = unsafeBitCast(symbol, to: (@convention(c) (Int32, Int32) -> Int32).self)
-        let trimThreshold: Int32 = -1, mmapThreshold: Int32 = -3
-        _ = mallopt(mmapThreshold, 64 << 20)
-        _ = mallopt(trimThreshold, 256 << 20)
+            if getenv("HIFC_MALLOC_DEFAULTS") != nil { return }
+            // mallopt is not exported to Swift; its parameter numbers are glibc's ABI.
+            guard let handle = dlopen(nil, RTLD_NOW), let symbol = dlsym(handle, "mallopt") else { return }
+            let mallopt = unsafeBitCast(symbol, to: (@convention(c) (Int32, Int32) -> Int32).self)
+            let trimThreshold: Int32 = -1
+            let mmapThreshold: Int32 = -3
+            _ = mallopt(mmapThreshold, 64 << 20)
+            _ = mallopt(trimThreshold, 256 << 20)
         #endif
     }
 }

@@ -42,9 +42,12 @@ struct ServeCommand: AsyncParsableCommand {
         defer { stack.shutdown() }
         let flash = stack.flashStore.map { _ in configuration.effectiveFlashPaths.joined(separator: ", ") } ?? "off"
         logger.info(
-            "model \(stack.routes.servedModelName) (\(stack.model.directory)), device \(configuration.device), KV budget \(configuration.kvBudget), context \(stack.engine.maxContextTokens) tokens, preemption \(configuration.preemption.rawValue), flash \(flash)")
+            "model \(stack.routes.servedModelName) (\(stack.model.directory)), device \(configuration.device), KV budget \(configuration.kvBudget), context \(stack.engine.maxContextTokens) tokens, preemption \(configuration.preemption.rawValue), flash \(flash)"
+        )
         let app = stack.routes.application(address: .hostname(configuration.host, port: configuration.port)) {
-            logger.info("listening on http://\(configuration.host):\(configuration.port) (POST /v1/completions, /v1/chat/completions; GET /v1/models, /health, /metrics)")
+            logger.info(
+                "listening on http://\(configuration.host):\(configuration.port) (POST /v1/completions, /v1/chat/completions; GET /v1/models, /health, /metrics)"
+            )
         }
         try await app.runService()
     }

@@ -36,22 +36,31 @@ struct SynthModelCommand: ParsableCommand {
         var synth = SynthModel(architecture: architecture, preset: shape, dtype: weightType, seed: seed)
         var c = synth.config
         if let layers { c.layers = layers }
-        if let hidden { c.hiddenSize = hidden; c.headDim = hidden / (heads ?? c.heads) }
+        if let hidden {
+            c.hiddenSize = hidden
+            c.headDim = hidden / (heads ?? c.heads)
+        }
         if let intermediate { c.intermediateSize = intermediate }
-        if let heads { c.heads = heads; c.headDim = c.hiddenSize / heads }
+        if let heads {
+            c.heads = heads
+            c.headDim = c.hiddenSize / heads
+        }
         if let kvHeads { c.kvHeads = kvHeads }
         if let headDim { c.headDim = headDim }
         if let vocab { c.vocabSize = vocab }
-        for (name, value) in [("layers", c.layers), ("hidden", c.hiddenSize), ("intermediate", c.intermediateSize),
-                              ("heads", c.heads), ("kv-heads", c.kvHeads), ("head-dim", c.headDim)] where value <= 0 {
+        for (name, value) in [
+            ("layers", c.layers), ("hidden", c.hiddenSize), ("intermediate", c.intermediateSize),
+            ("heads", c.heads), ("kv-heads", c.kvHeads), ("head-dim", c.headDim),
+        ] where value <= 0 {
             throw ValidationError("--\(name) must be positive")
         }
         guard c.heads % c.kvHeads == 0 else { throw ValidationError("--heads must be a multiple of --kv-heads") }
         guard c.headDim % 2 == 0 else { throw ValidationError("the head dimension must be even") }
         synth.config = c
         let written = try synth.write(to: out)
-        print("wrote \(out): \(architecture.rawValue), \(written.layers) layers, hidden \(written.hiddenSize), "
-              + "\(written.heads)/\(written.kvHeads) heads of \(written.headDim), vocab \(written.vocabSize), "
-              + "\(written.parameterCount / 1_000_000)M parameters in \(dtype)")
+        print(
+            "wrote \(out): \(architecture.rawValue), \(written.layers) layers, hidden \(written.hiddenSize), "
+                + "\(written.heads)/\(written.kvHeads) heads of \(written.headDim), vocab \(written.vocabSize), "
+                + "\(written.parameterCount / 1_000_000)M parameters in \(dtype)")
     }
 }

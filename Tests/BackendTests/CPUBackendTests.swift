@@ -16,7 +16,9 @@ final class CPUBackendTests: XCTestCase {
     func testSwiftGEMMAndBLASAgreeWithPlainLoopsOnOddShapes() throws {
         let backends = [CPUBackend(blas: nil)] + (BLASLibrary.load().map { [CPUBackend(blas: $0)] } ?? [])
         for (m, n, k) in [(1, 1, 1), (1, 37, 19), (5, 7, 3), (4, 8, 16), (9, 13, 70), (33, 65, 129)] {
-            let a = values(m * k, seed: 1), b = values(n * k, seed: 2), bias = values(n, seed: 3)
+            let a = values(m * k, seed: 1)
+            let b = values(n * k, seed: 2)
+            let bias = values(n, seed: 3)
             var expected = [Float](repeating: 0, count: m * n)
             for i in 0..<m {
                 for j in 0..<n {
@@ -26,8 +28,9 @@ final class CPUBackendTests: XCTestCase {
                 }
             }
             for backend in backends {
-                let y = try backend.linear(try tensor(backend, a, [m, k]), weight: try tensor(backend, b, [n, k]),
-                                           bias: try tensor(backend, bias, [n]))
+                let y = try backend.linear(
+                    try tensor(backend, a, [m, k]), weight: try tensor(backend, b, [n, k]),
+                    bias: try tensor(backend, bias, [n]))
                 XCTAssertEqual(y.shape, [m, n])
                 let got = try backend.download(y)
                 for (g, e) in zip(got, expected) {
@@ -39,23 +42,30 @@ final class CPUBackendTests: XCTestCase {
 
     func testLinearRejectsMismatchedShapes() throws {
         let backend = CPUBackend(blas: nil)
-        XCTAssertThrowsError(try backend.linear(try tensor(backend, [1, 2, 3], [1, 3]),
-                                                weight: try tensor(backend, [1, 2, 3, 4], [2, 2]), bias: nil))
+        XCTAssertThrowsError(
+            try backend.linear(
+                try tensor(backend, [1, 2, 3], [1, 3]),
+                weight: try tensor(backend, [1, 2, 3, 4], [2, 2]), bias: nil))
     }
 
     func testAttentionInputsRotateQAndKAndWriteKAndVAsTheSeparateOpsDo() throws {
         let backend = CPUBackend(blas: nil)
-        let heads = 4, kvHeads = 2, d = 4, tokens = 5
+        let heads = 4
+        let kvHeads = 2
+        let d = 4
+        let tokens = 5
         let layout = KVBlockLayout(layers: 2, kvHeads: kvHeads, headDim: d, blockTokens: 4, dtype: .float32)
-        let step = try backend.prepare(try StepBatch.make(
-            chunks: [(tokens: Array(repeating: 0, count: tokens), startPosition: 3, blockTable: [2, 0], wantsLogits: true)],
-            blockTokens: 4))
+        let step = try backend.prepare(
+            try StepBatch.make(
+                chunks: [(tokens: Array(repeating: 0, count: tokens), startPosition: 3, blockTable: [2, 0], wantsLogits: true)],
+                blockTokens: 4))
         let width = (heads + 2 * kvHeads) * d
         let qkv = try tensor(backend, values(tokens * width, seed: 7), [tokens, width])
         let frequencies = try tensor(backend, [1, 0.01], [2])
         let fused = try backend.makeKVCachePool(layout: layout, blocks: 3)
-        let q = try backend.download(try backend.attentionInputs(
-            qkv: qkv, heads: heads, headDim: d, inverseFrequencies: frequencies, layer: 1, pool: fused, step: step))
+        let q = try backend.download(
+            try backend.attentionInputs(
+                qkv: qkv, heads: heads, headDim: d, inverseFrequencies: frequencies, layer: 1, pool: fused, step: step))
 
         let separate = try backend.makeKVCachePool(layout: layout, blocks: 3)
         let parts = try backend.splitColumns(qkv, widths: [heads * d, kvHeads * d, kvHeads * d])
@@ -63,14 +73,16 @@ final class CPUBackendTests: XCTestCase {
         try backend.writeKV(k: rotated.k, v: parts[2], layer: 1, pool: separate, step: step)
         XCTAssertEqual(q, try backend.download(rotated.q))
         for block in 0..<3 {
-            var a = [Float](repeating: 0, count: layout.blockBytes / 4), b = a
+            var a = [Float](repeating: 0, count: layout.blockBytes / 4)
+            var b = a
             try a.withUnsafeMutableBytes { try fused.copyBlock(block, to: $0) }
             try b.withUnsafeMutableBytes { try separate.copyBlock(block, to: $0) }
             XCTAssertEqual(a, b, "block \(block)")
         }
-        XCTAssertThrowsError(try backend.attentionInputs(
-            qkv: try tensor(backend, values(tokens * 8, seed: 1), [tokens, 8]), heads: heads, headDim: d,
-            inverseFrequencies: frequencies, layer: 1, pool: fused, step: step))
+        XCTAssertThrowsError(
+            try backend.attentionInputs(
+                qkv: try tensor(backend, values(tokens * 8, seed: 1), [tokens, 8]), heads: heads, headDim: d,
+                inverseFrequencies: frequencies, layer: 1, pool: fused, step: step))
     }
 
     func testFusedGateUpAndResidualNormMatchPlainLoops() throws {
@@ -81,15 +93,19 @@ final class CPUBackendTests: XCTestCase {
         let activated = try backend.download(try backend.siluAndMultiply(try tensor(backend, gateUp, [rows, 6])))
         for r in 0..<rows {
             for c in 0..<3 {
-                let g = gateUp[r * 6 + c], u = gateUp[r * 6 + 3 + c]
+                let g = gateUp[r * 6 + c]
+                let u = gateUp[r * 6 + 3 + c]
                 XCTAssertEqual(activated[r * 3 + c], g / (1 + exp(-g)) * u, accuracy: 1e-6)
             }
         }
         XCTAssertThrowsError(try backend.siluAndMultiply(try tensor(backend, [1, 2, 3], [1, 3])))
 
-        let x = values(rows * 4, seed: 8), y = values(rows * 4, seed: 9), w = values(4, seed: 10)
-        let (sum, normed) = try backend.addAndNormalize(try tensor(backend, x, [rows, 4]), try tensor(backend, y, [rows, 4]),
-                                                        weight: try tensor(backend, w, [4]), epsilon: 1e-5)
+        let x = values(rows * 4, seed: 8)
+        let y = values(rows * 4, seed: 9)
+        let w = values(4, seed: 10)
+        let (sum, normed) = try backend.addAndNormalize(
+            try tensor(backend, x, [rows, 4]), try tensor(backend, y, [rows, 4]),
+            weight: try tensor(backend, w, [4]), epsilon: 1e-5)
         let expectedSum = zip(x, y).map { $0 + $1 }
         XCTAssertEqual(try backend.download(sum), expectedSum)
         let got = try backend.download(normed)
@@ -103,8 +119,9 @@ final class CPUBackendTests: XCTestCase {
     func testDownloadRowsGivesEachRowItsOwnArray() throws {
         let backend = CPUBackend(blas: nil)
         let x = values(12, seed: 11)
-        XCTAssertEqual(try backend.downloadRows(try tensor(backend, x, [3, 4])),
-                       [Array(x[0..<4]), Array(x[4..<8]), Array(x[8..<12])])
+        XCTAssertEqual(
+            try backend.downloadRows(try tensor(backend, x, [3, 4])),
+            [Array(x[0..<4]), Array(x[4..<8]), Array(x[8..<12])])
         XCTAssertThrowsError(try backend.downloadRows(try tensor(backend, x, [12])))
     }
 
@@ -116,23 +133,28 @@ final class CPUBackendTests: XCTestCase {
     }
 
     func testStackedWeightsKeepEveryRowInOrder() throws {
-        let a: [UInt16] = [1, 2, 3, 4], b: [UInt16] = [5, 6]
+        let a: [UInt16] = [1, 2, 3, 4]
+        let b: [UInt16] = [5, 6]
         let stacked = try a.withUnsafeBytes { pa in
             try b.withUnsafeBytes { pb in
-                try HostTensor.stackingRows([
-                    HostTensor(bytes: pa.baseAddress!, shape: [2, 2], dtype: .bfloat16, owner: nil, name: "a"),
-                    HostTensor(bytes: pb.baseAddress!, shape: [1, 2], dtype: .bfloat16, owner: nil, name: "b"),
-                ], name: "ab")
+                try HostTensor.stackingRows(
+                    [
+                        HostTensor(bytes: pa.baseAddress!, shape: [2, 2], dtype: .bfloat16, owner: nil, name: "a"),
+                        HostTensor(bytes: pb.baseAddress!, shape: [1, 2], dtype: .bfloat16, owner: nil, name: "b"),
+                    ], name: "ab")
             }
         }
         XCTAssertEqual(stacked.shape, [3, 2])
         XCTAssertEqual((0..<6).map { stacked.bytes.load(fromByteOffset: $0 * 2, as: UInt16.self) }, [1, 2, 3, 4, 5, 6])
-        XCTAssertThrowsError(try a.withUnsafeBytes { pa in
-            try HostTensor.stackingRows([
-                HostTensor(bytes: pa.baseAddress!, shape: [2, 2], dtype: .bfloat16, owner: nil, name: "a"),
-                HostTensor(bytes: pa.baseAddress!, shape: [1, 4], dtype: .bfloat16, owner: nil, name: "wide"),
-            ], name: "bad")
-        }) { XCTAssertTrue("\($0)".contains("wide"), "\($0)") }
+        XCTAssertThrowsError(
+            try a.withUnsafeBytes { pa in
+                try HostTensor.stackingRows(
+                    [
+                        HostTensor(bytes: pa.baseAddress!, shape: [2, 2], dtype: .bfloat16, owner: nil, name: "a"),
+                        HostTensor(bytes: pa.baseAddress!, shape: [1, 4], dtype: .bfloat16, owner: nil, name: "wide"),
+                    ], name: "bad")
+            }
+        ) { XCTAssertTrue("\($0)".contains("wide"), "\($0)") }
     }
 
     func testKVPoolBlocksAre4KiBAlignedAndCopiesRoundTrip() throws {
@@ -157,21 +179,29 @@ final class CPUBackendTests: XCTestCase {
 
     func testPagedAttentionMatchesDenseCausalAttentionWithGroupedHeads() throws {
         let backend = CPUBackend(blas: nil)
-        let heads = 4, kvHeads = 2, d = 4, blockTokens = 3, tokens = 7
+        let heads = 4
+        let kvHeads = 2
+        let d = 4
+        let blockTokens = 3
+        let tokens = 7
         let layout = KVBlockLayout(layers: 2, kvHeads: kvHeads, headDim: d, blockTokens: blockTokens, dtype: .float32)
         let pool = try backend.makeKVCachePool(layout: layout, blocks: 6)
         // Blocks out of order, to check that the block table is followed.
         let table: [Int32] = [4, 1, 5]
-        let step = try backend.prepare(try StepBatch.make(
-            chunks: [(tokens: Array(repeating: 0, count: tokens), startPosition: 0, blockTable: table, wantsLogits: true)],
-            blockTokens: blockTokens))
+        let step = try backend.prepare(
+            try StepBatch.make(
+                chunks: [(tokens: Array(repeating: 0, count: tokens), startPosition: 0, blockTable: table, wantsLogits: true)],
+                blockTokens: blockTokens))
         let q = values(tokens * heads * d, seed: 4)
-        let k = values(tokens * kvHeads * d, seed: 5), v = values(tokens * kvHeads * d, seed: 6)
-        try backend.writeKV(k: try tensor(backend, k, [tokens, kvHeads * d]), v: try tensor(backend, v, [tokens, kvHeads * d]),
-                            layer: 1, pool: pool, step: step)
+        let k = values(tokens * kvHeads * d, seed: 5)
+        let v = values(tokens * kvHeads * d, seed: 6)
+        try backend.writeKV(
+            k: try tensor(backend, k, [tokens, kvHeads * d]), v: try tensor(backend, v, [tokens, kvHeads * d]),
+            layer: 1, pool: pool, step: step)
         let scale: Float = 0.5
-        let out = try backend.download(try backend.pagedAttention(
-            q: try tensor(backend, q, [tokens, heads * d]), heads: heads, layer: 1, scale: scale, pool: pool, step: step))
+        let out = try backend.download(
+            try backend.pagedAttention(
+                q: try tensor(backend, q, [tokens, heads * d]), heads: heads, layer: 1, scale: scale, pool: pool, step: step))
         for t in 0..<tokens {
             for h in 0..<heads {
                 let g = h / (heads / kvHeads)
@@ -193,8 +223,9 @@ final class CPUBackendTests: XCTestCase {
         let batch = try StepBatch.make(
             chunks: [(tokens: [1, 2], startPosition: 0, blockTable: [9], wantsLogits: true)], blockTokens: 4)
         XCTAssertThrowsError(try batch.validate(poolBlocks: 4))
-        XCTAssertThrowsError(try StepBatch.make(
-            chunks: [(tokens: [1, 2, 3], startPosition: 2, blockTable: [0], wantsLogits: true)], blockTokens: 4))
+        XCTAssertThrowsError(
+            try StepBatch.make(
+                chunks: [(tokens: [1, 2, 3], startPosition: 2, blockTable: [0], wantsLogits: true)], blockTokens: 4))
     }
 
     func testBLASCanBeTurnedOffByEnvironment() {

@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import CUDA
 
 /// The attention kernels find a position's block by a multiply-high instead of a division

@@ -1,5 +1,6 @@
 import FlashStore
 import XCTest
+
 @testable import CUDA
 
 /// The host half of the GPU checksum: piece CRCs combined must equal the flash store's CRC32C.

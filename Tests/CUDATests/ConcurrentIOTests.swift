@@ -1,12 +1,14 @@
 import Foundation
 import Synchronization
 import XCTest
+
 @testable import CUDA
 
 /// The worker loop that keeps several block requests in flight (cuFile and the staging ring).
 final class ConcurrentIOTests: XCTestCase {
     func testEveryIndexRunsOnceAndNoWorkerRunsTwoAtOnce() throws {
-        let count = 97, depth = 4
+        let count = 97
+        let depth = 4
         let runs = Mutex([Int](repeating: 0, count: count))
         let busy = Mutex(Set<Int>())
         let overlap = Atomic<Bool>(false)
@@ -40,10 +42,12 @@ final class ConcurrentIOTests: XCTestCase {
     func testTheFirstErrorIsRethrownAfterTheWorkersStop() {
         struct Refused: Error, Equatable { let index: Int }
         let ran = Atomic<Int>(0)
-        XCTAssertThrowsError(try concurrentlyForEach(1000, depth: 4) { _, index in
-            ran.add(1, ordering: .relaxed)
-            if index == 10 { throw Refused(index: index) }
-        }) { XCTAssertEqual($0 as? Refused, Refused(index: 10)) }
+        XCTAssertThrowsError(
+            try concurrentlyForEach(1000, depth: 4) { _, index in
+                ran.add(1, ordering: .relaxed)
+                if index == 10 { throw Refused(index: index) }
+            }
+        ) { XCTAssertEqual($0 as? Refused, Refused(index: 10)) }
         XCTAssertLessThan(ran.load(ordering: .relaxed), 1000, "the workers went on after the error")
     }
 }

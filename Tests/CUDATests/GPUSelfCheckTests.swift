@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import CUDA
 
 /// The kernels against float64 references on a real GPU; skipped (saying why) where there is none,

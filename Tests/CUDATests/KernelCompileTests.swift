@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import CUDA
 
 /// Every kernel must compile with NVRTC for Hopper. No GPU is needed: CI runs this with NVRTC
@@ -9,7 +10,8 @@ final class KernelCompileTests: XCTestCase {
         do {
             nvrtc = try NVRTC.shared()
         } catch {
-            XCTFail("""
+            XCTFail(
+                """
                 NVRTC is needed to check the CUDA kernels and was not found: \(error)
                 Install it with: python3 -m pip install nvidia-cuda-nvrtc==13.0.88 (scripts/test.sh does this)
                 """)
@@ -42,13 +44,15 @@ final class KernelCompileTests: XCTestCase {
     func testKernelNamesAreFoundInSources() throws {
         let sources = try KernelSources.load()
         let all = sources.modules.values.flatMap { KernelLibrary.kernelNames(in: $0) }
-        for name in ["paged_attention_partial_e4g4", "paged_attention_partial_e4g8", "paged_attention_partial_e8g8", "paged_attention_combine",
-                     "paged_attention_decode_d64", "paged_attention_decode_d128", "paged_attention_decode_d256",
-                     "prefill_attention_d64_w4m1n64s2", "prefill_attention_d64_w8m2n64s2",
-                     "prefill_attention_d128_w4m1n64s2", "prefill_attention_d128_w8m2n64s3",
-                     "rmsnorm_f32_to_bf16", "add_rmsnorm_f32_to_bf16", "rope_qkv_write_kv",
-                     "kv_write_bf16", "argmax_f32", "topk_f32", "silu_mul_f32_to_bf16", "embedding_bf16_to_f32",
-                     "gemv_bf16_t1r1u2p1h1", "gemv_bf16_t1r1u4p1h1", "gemv_bf16_t2r2u2p1h1"] {
+        for name in [
+            "paged_attention_partial_e4g4", "paged_attention_partial_e4g8", "paged_attention_partial_e8g8", "paged_attention_combine",
+            "paged_attention_decode_d64", "paged_attention_decode_d128", "paged_attention_decode_d256",
+            "prefill_attention_d64_w4m1n64s2", "prefill_attention_d64_w8m2n64s2",
+            "prefill_attention_d128_w4m1n64s2", "prefill_attention_d128_w8m2n64s3",
+            "rmsnorm_f32_to_bf16", "add_rmsnorm_f32_to_bf16", "rope_qkv_write_kv",
+            "kv_write_bf16", "argmax_f32", "topk_f32", "silu_mul_f32_to_bf16", "embedding_bf16_to_f32",
+            "gemv_bf16_t1r1u2p1h1", "gemv_bf16_t1r1u4p1h1", "gemv_bf16_t2r2u2p1h1",
+        ] {
             XCTAssertTrue(all.contains(name), "\(name) missing from the kernel sources")
         }
     }
@@ -82,7 +86,9 @@ final class KernelCompileTests: XCTestCase {
 
     func testCompileErrorCarriesTheCompilerLog() throws {
         guard let nvrtc = try? NVRTC.shared() else { throw XCTSkip("NVRTC not installed; testEveryKernelCompilesForSM90 says how") }
-        XCTAssertThrowsError(try nvrtc.compile(source: "extern \"C\" __global__ void k() { undefined_thing; }", name: "bad.cu", architecture: "sm_90")) { error in
+        XCTAssertThrowsError(
+            try nvrtc.compile(source: "extern \"C\" __global__ void k() { undefined_thing; }", name: "bad.cu", architecture: "sm_90")
+        ) { error in
             XCTAssertTrue("\(error)".contains("undefined_thing"), "\(error)")
         }
     }

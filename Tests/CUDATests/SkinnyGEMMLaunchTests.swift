@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import CUDA
 
 /// The skinny GEMM's launch choice is pure: it takes the driver's residency figures as input,

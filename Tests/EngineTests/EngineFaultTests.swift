@@ -7,7 +7,11 @@ import XCTest
 /// Fails every `period`-th write or read of the flash store's data path with `errno`, or corrupts
 /// every `period`-th read.
 private final class PeriodicFaults: IOFaultInjector, @unchecked Sendable {
-    enum Kind { case write(Int32), read(Int32), corrupt }
+    enum Kind {
+        case write(Int32)
+        case read(Int32)
+        case corrupt
+    }
     private let kind: Kind
     private let period: Int
     private let lock = NSLock()
@@ -22,7 +26,10 @@ private final class PeriodicFaults: IOFaultInjector, @unchecked Sendable {
     private func tick() -> Bool {
         lock.withLock {
             count += 1
-            if count % period == 0 { injected += 1; return true }
+            if count % period == 0 {
+                injected += 1
+                return true
+            }
             return false
         }
     }

@@ -20,7 +20,9 @@ final class EngineLosslessnessTests: XCTestCase {
 
     private func assertSame(_ run: GreedyRun, as reference: GreedyRun, _ mode: String) {
         for id in run.differences(from: reference) {
-            XCTFail("\(mode): sequence \(id) differs from token \(run.firstDivergence(of: id, from: reference).map(String.init) ?? "-") or did not finish (\(String(describing: run.finish[id])))")
+            XCTFail(
+                "\(mode): sequence \(id) differs from token \(run.firstDivergence(of: id, from: reference).map(String.init) ?? "-") or did not finish (\(String(describing: run.finish[id])))"
+            )
         }
     }
 

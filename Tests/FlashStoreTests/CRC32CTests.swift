@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import FlashStore
 
 final class CRC32CTests: XCTestCase {
@@ -31,8 +32,9 @@ final class CRC32CTests: XCTestCase {
                 }
             }
             let whole = CRC32C.checksum(of: all)
-            let split = CRC32C.update(CRC32C.checksum(of: UnsafeRawBufferPointer(rebasing: all[0..<123])),
-                                      with: UnsafeRawBufferPointer(rebasing: all[123...]))
+            let split = CRC32C.update(
+                CRC32C.checksum(of: UnsafeRawBufferPointer(rebasing: all[0..<123])),
+                with: UnsafeRawBufferPointer(rebasing: all[123...]))
             XCTAssertEqual(split, whole, "update continues a checksum")
         }
     }

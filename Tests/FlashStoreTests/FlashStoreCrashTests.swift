@@ -1,7 +1,8 @@
 import Foundation
-import XCTest
-@testable import FlashStore
 import HiFCCore
+import XCTest
+
+@testable import FlashStore
 
 /// A writer killed with SIGKILL in the middle of a batch.
 ///

@@ -1,7 +1,8 @@
 import Foundation
-import XCTest
-@testable import FlashStore
 import HiFCCore
+import XCTest
+
+@testable import FlashStore
 
 final class FlashStoreFailureTests: XCTestCase {
     func testAFlippedPayloadByteOnDiskIsAChecksumMiss() async throws {
@@ -115,8 +116,9 @@ final class FlashStoreFailureTests: XCTestCase {
             guard case .insufficientSpace(let path, _, _)? = $0 as? FlashStoreError else { return XCTFail("\($0)") }
             XCTAssertTrue(path.hasPrefix(dir))
         }
-        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/" + FlashStoreConfiguration.regionFileName),
-                       "a region that could not be preallocated is not left behind")
+        XCTAssertFalse(
+            FileManager.default.fileExists(atPath: dir + "/" + FlashStoreConfiguration.regionFileName),
+            "a region that could not be preallocated is not left behind")
         XCTAssertThrowsError(try FlashStore(configuration: testConfiguration([dir], segment: ByteSize(5000)))) {
             guard case .badGeometry? = $0 as? FlashStoreError else { return XCTFail("\($0)") }
         }

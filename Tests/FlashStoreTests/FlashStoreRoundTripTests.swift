@@ -1,14 +1,17 @@
 import Foundation
-import XCTest
-@testable import FlashStore
 import HiFCCore
+import XCTest
+
+@testable import FlashStore
 
 final class FlashStoreRoundTripTests: XCTestCase {
     private let sizes = [0, 1, 100, 4095, 4096, 4097, 65_539, 1 << 20, 3 * (1 << 20) + 5]
 
     func testRandomPayloadsOfManySizesComeBackExactly() async throws {
         try await withScratchStore { store, dir in
-            let blocks = sizes.enumerated().map { i, n in (BlockKey.content(high: 7, low: UInt64(i)), expectedPayload(.content(high: 7, low: UInt64(i)), length: n)) }
+            let blocks = sizes.enumerated().map { i, n in
+                (BlockKey.content(high: 7, low: UInt64(i)), expectedPayload(.content(high: 7, low: UInt64(i)), length: n))
+            }
             try await put(store, blocks)
             for (key, bytes) in blocks {
                 let (result, got) = await getBytes(store, key, capacity: bytes.count + 3)
@@ -24,7 +27,8 @@ final class FlashStoreRoundTripTests: XCTestCase {
 
     func testAlignedBuffersRoundTripWithoutStaging() async throws {
         try await withScratchStore { store, dir in
-            let source = AlignedBuffer(count: 1 << 20), sink = AlignedBuffer(count: 1 << 20)
+            let source = AlignedBuffer(count: 1 << 20)
+            let sink = AlignedBuffer(count: 1 << 20)
             let key = BlockKey.sequence(1, block: 0)
             source.bytes.copyBytes(from: expectedPayload(key, length: 1 << 20))
             try await store.put([FlashPutItem(key: key, bytes: UnsafeRawBufferPointer(source.bytes))])
@@ -105,8 +109,12 @@ final class FlashStoreRoundTripTests: XCTestCase {
     }
 
     func testStripeSpreadsABatchOverAllPathsAndAffinityKeepsItOnOne() async throws {
-        let a = try makeFlashDirectory("a"), b = try makeFlashDirectory("b")
-        defer { removeFlashDirectory(a); removeFlashDirectory(b) }
+        let a = try makeFlashDirectory("a")
+        let b = try makeFlashDirectory("b")
+        defer {
+            removeFlashDirectory(a)
+            removeFlashDirectory(b)
+        }
         let keys = (0..<6).map { BlockKey.sequence(4, block: $0) }
         do {
             let store = try FlashStore(configuration: testConfiguration([a, b], placement: .stripe))
@@ -152,7 +160,8 @@ final class FlashStoreRoundTripTests: XCTestCase {
                 XCTAssertEqual(got, expectedPayload(key, length: 8209))
                 let locator = try XCTUnwrap(store.locate(key))
                 let buffer = AlignedBuffer(count: locator.paddedLength)
-                XCTAssertEqual(pread(locator.fileDescriptor, buffer.bytes.baseAddress, locator.paddedLength, off_t(locator.payloadOffset)), locator.paddedLength)
+                XCTAssertEqual(
+                    pread(locator.fileDescriptor, buffer.bytes.baseAddress, locator.paddedLength, off_t(locator.payloadOffset)), locator.paddedLength)
                 XCTAssertEqual(CRC32C.checksum(of: UnsafeRawBufferPointer(rebasing: buffer.bytes[0..<locator.length])), locator.checksum)
             }
             let aborted = try await store.reserve([(key: .sequence(6, block: 0), length: 4096)])

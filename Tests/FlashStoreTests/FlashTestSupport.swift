@@ -1,7 +1,8 @@
 import Foundation
-import XCTest
-@testable import FlashStore
 import HiFCCore
+import XCTest
+
+@testable import FlashStore
 
 /// A scratch directory on a file system that takes O_DIRECT: the system temporary directory when
 /// it does, else `.build-tmp` in the package (ignored by git); removed by `cleanUp`.
@@ -28,10 +29,13 @@ func removeFlashDirectory(_ path: String) {
 }
 
 /// A configuration of small segments for tests.
-func testConfiguration(_ paths: [String], capacity: ByteSize = .mib(64), segment: ByteSize = .mib(4),
-                       placement: FlashPlacementPolicy = .stripe) -> FlashStoreConfiguration {
-    FlashStoreConfiguration(paths: paths, capacityPerPath: capacity, segmentSize: segment, placement: placement,
-                            enduranceTBW: ByteSize(6_000_000_000_000_000), queueDepth: 8)
+func testConfiguration(
+    _ paths: [String], capacity: ByteSize = .mib(64), segment: ByteSize = .mib(4),
+    placement: FlashPlacementPolicy = .stripe
+) -> FlashStoreConfiguration {
+    FlashStoreConfiguration(
+        paths: paths, capacityPerPath: capacity, segmentSize: segment, placement: placement,
+        enduranceTBW: ByteSize(6_000_000_000_000_000), queueDepth: 8)
 }
 
 /// Bytes that depend only on the key and the length, so a reader can tell right bytes from wrong.
@@ -78,13 +82,37 @@ final class ScriptedFaults: IOFaultInjector, @unchecked Sendable {
     private var readErrno: Int32?
     private var corrupt = false
 
-    func failWrites(_ code: Int32?) { lock.lock(); writeErrno = code; lock.unlock() }
-    func failReads(_ code: Int32?) { lock.lock(); readErrno = code; lock.unlock() }
-    func corruptReads(_ on: Bool) { lock.lock(); corrupt = on; lock.unlock() }
+    func failWrites(_ code: Int32?) {
+        lock.lock()
+        writeErrno = code
+        lock.unlock()
+    }
+    func failReads(_ code: Int32?) {
+        lock.lock()
+        readErrno = code
+        lock.unlock()
+    }
+    func corruptReads(_ on: Bool) {
+        lock.lock()
+        corrupt = on
+        lock.unlock()
+    }
 
-    func faultBeforeWrite(path: String, offset: Int64, length: Int) -> Int32? { lock.lock(); defer { lock.unlock() }; return writeErrno }
-    func faultBeforeRead(path: String, offset: Int64, length: Int) -> Int32? { lock.lock(); defer { lock.unlock() }; return readErrno }
-    func corruptRead(path: String, offset: Int64) -> Bool { lock.lock(); defer { lock.unlock() }; return corrupt }
+    func faultBeforeWrite(path: String, offset: Int64, length: Int) -> Int32? {
+        lock.lock()
+        defer { lock.unlock() }
+        return writeErrno
+    }
+    func faultBeforeRead(path: String, offset: Int64, length: Int) -> Int32? {
+        lock.lock()
+        defer { lock.unlock() }
+        return readErrno
+    }
+    func corruptRead(path: String, offset: Int64) -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return corrupt
+    }
 }
 
 /// Opens a store on a fresh scratch directory, runs `body` with it, then closes the store and

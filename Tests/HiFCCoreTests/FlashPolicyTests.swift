@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import HiFCCore
 
 final class FlashPlacementTests: XCTestCase {
@@ -22,7 +23,7 @@ final class WearLedgerTests: XCTestCase {
     func testLifetimeFollowsThePapersFormula() throws {
         var ledger = WearLedger(createdAt: 0)
         ledger.record(bytes: 2_000_000_000_000, at: 10)  // 2 TB ...
-        let day = 86_400.0                                 // ... in one day
+        let day = 86_400.0  // ... in one day
         XCTAssertEqual(ledger.bytesPerDay(at: day), 2e12, accuracy: 1)
         // 6000 TB / (2 TB/day x 365) = 8.22 years.
         XCTAssertEqual(try XCTUnwrap(ledger.lifetimeYears(endurance: 6_000_000_000_000_000, at: day)), 6000.0 / 730, accuracy: 1e-9)

@@ -1,12 +1,14 @@
 import XCTest
+
 @testable import HiFCCore
 
 final class FlashSegmentAllocatorTests: XCTestCase {
     private let mib = 1 << 20
 
     private func allocator(segments: Int, segmentSize: Int = 1 << 20) throws -> FlashSegmentAllocator {
-        FlashSegmentAllocator(geometry: try FlashRegionGeometry(
-            capacity: Int64(FlashLayout.superblockAreaSize + segments * segmentSize), segmentSize: segmentSize))
+        FlashSegmentAllocator(
+            geometry: try FlashRegionGeometry(
+                capacity: Int64(FlashLayout.superblockAreaSize + segments * segmentSize), segmentSize: segmentSize))
     }
 
     func testABatchLandsContiguouslyInTheOpenSegment() throws {

@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import HiFCCore
 
 final class FlashSlotMapTests: XCTestCase {

@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import HiFCCore
 
 final class PrefixHashTests: XCTestCase {
@@ -15,8 +16,9 @@ final class PrefixHashTests: XCTestCase {
 
     func testOnlyFullBlocksAreHashedAndNamespacesStayApart() {
         XCTAssertEqual(PrefixHash.chain(Array(0..<15), blockTokens: 8, namespace: 1).count, 1)
-        XCTAssertNotEqual(PrefixHash.chain(Array(0..<8), blockTokens: 8, namespace: 1),
-                          PrefixHash.chain(Array(0..<8), blockTokens: 8, namespace: 2))
+        XCTAssertNotEqual(
+            PrefixHash.chain(Array(0..<8), blockTokens: 8, namespace: 1),
+            PrefixHash.chain(Array(0..<8), blockTokens: 8, namespace: 2))
         let hash = PrefixHash.chain(Array(0..<8), blockTokens: 8, namespace: 1)[0]
         XCTAssertEqual(hash.key.kind, .content)
     }

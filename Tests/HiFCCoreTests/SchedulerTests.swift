@@ -1,13 +1,15 @@
 import XCTest
+
 @testable import HiFCCore
 
 final class SchedulerTests: XCTestCase {
     private func makeScheduler(
         blocks: Int, stepTokens: Int = 64, mode: PreemptionMode = .swapFlash, prefetch: Int = 2
     ) -> Scheduler {
-        Scheduler(config: SchedulerConfig(
-            blockTokens: 4, deviceBlocks: blocks, blockBytes: 1024, maxStepTokens: stepTokens,
-            preemption: mode, prefetchDepth: prefetch))
+        Scheduler(
+            config: SchedulerConfig(
+                blockTokens: 4, deviceBlocks: blocks, blockBytes: 1024, maxStepTokens: stepTokens,
+                preemption: mode, prefetchDepth: prefetch))
     }
 
     /// Samples token `position * 10 + id` for each sampling chunk and reports the step.
@@ -172,8 +174,10 @@ final class SchedulerTests: XCTestCase {
                 expectedLength[SequenceID(id)] = prompt.count + 24
                 try scheduler.add(id: SequenceID(id), prompt: prompt, maxTotalTokens: prompt.count + 24)
             }
-            var inFlightOut: [SequenceID] = [], inFlightIn: [SequenceID] = []
-            var preemptions = 0, steps = 0
+            var inFlightOut: [SequenceID] = []
+            var inFlightIn: [SequenceID] = []
+            var preemptions = 0
+            var steps = 0
             while !scheduler.isIdle {
                 steps += 1
                 XCTAssertLessThan(steps, 2_000, "\(mode) makes no progress")
@@ -189,9 +193,11 @@ final class SchedulerTests: XCTestCase {
                     let sequence = scheduler.sequence(chunk.sequence)!
                     // The token sampled after position p is always p * 10 + id: recompute and
                     // swap never change what a sequence sees.
-                    XCTAssertEqual(sequence.tokens.last, sequence.tokens.count - 1 == sequence.promptCount
-                        ? sequence.promptCount * 10 + Int(chunk.sequence)
-                        : (sequence.tokens.count - 1) * 10 + Int(chunk.sequence))
+                    XCTAssertEqual(
+                        sequence.tokens.last,
+                        sequence.tokens.count - 1 == sequence.promptCount
+                            ? sequence.promptCount * 10 + Int(chunk.sequence)
+                            : (sequence.tokens.count - 1) * 10 + Int(chunk.sequence))
                     if sequence.tokens.count == expectedLength[chunk.sequence] { _ = scheduler.finish(chunk.sequence) }
                 }
             }

@@ -18,19 +18,24 @@ final class ChatAndSamplingTests: XCTestCase {
 
     func testTemplatesRenderTheFamilysFormat() {
         let turns = [ChatTurn(role: "system", content: "Be brief."), ChatTurn(role: "user", content: "Hi")]
-        XCTAssertEqual(ChatTemplate.llama3.render(turns, bos: "<|begin_of_text|>"),
-                       "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nBe brief.<|eot_id|>"
-                       + "<|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n")
+        XCTAssertEqual(
+            ChatTemplate.llama3.render(turns, bos: "<|begin_of_text|>"),
+            "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nBe brief.<|eot_id|>"
+                + "<|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n")
         XCTAssertEqual(ChatTemplate.llama2.render(turns, bos: "<s>"), "<s>[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\nHi [/INST]")
         let dialogue = turns + [ChatTurn(role: "assistant", content: "Hello."), ChatTurn(role: "user", content: "Bye")]
-        XCTAssertEqual(ChatTemplate.mistral.render(dialogue, bos: "<s>", eos: "</s>"),
-                       "<s>[INST] Be brief.\n\nHi [/INST] Hello.</s>[INST] Bye [/INST]")
-        XCTAssertEqual(ChatTemplate.llama2.render(dialogue, bos: "<s>", eos: "</s>"),
-                       "<s>[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\nHi [/INST] Hello.</s><s>[INST] Bye [/INST]")
-        XCTAssertEqual(ChatTemplate.chatML.render(turns),
-                       "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n")
-        XCTAssertEqual(ChatTemplate.zephyr.render(turns, eos: "</s>"),
-                       "<|system|>\nBe brief.</s>\n<|user|>\nHi</s>\n<|assistant|>\n")
+        XCTAssertEqual(
+            ChatTemplate.mistral.render(dialogue, bos: "<s>", eos: "</s>"),
+            "<s>[INST] Be brief.\n\nHi [/INST] Hello.</s>[INST] Bye [/INST]")
+        XCTAssertEqual(
+            ChatTemplate.llama2.render(dialogue, bos: "<s>", eos: "</s>"),
+            "<s>[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\nHi [/INST] Hello.</s><s>[INST] Bye [/INST]")
+        XCTAssertEqual(
+            ChatTemplate.chatML.render(turns),
+            "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n")
+        XCTAssertEqual(
+            ChatTemplate.zephyr.render(turns, eos: "</s>"),
+            "<|system|>\nBe brief.</s>\n<|user|>\nHi</s>\n<|assistant|>\n")
         XCTAssertEqual(ChatTemplate.plain.render(turns), "system: Be brief.\nuser: Hi\nassistant:")
     }
 
@@ -49,7 +54,8 @@ final class ChatAndSamplingTests: XCTestCase {
         let logits: [Float] = [0.1, 2.0, 1.9, -1, 0.5]
         var greedy = Sampler(.greedy(maxTokens: 1))
         XCTAssertEqual(greedy.sample(logits), 1)
-        var a = Sampler(SamplingParams(temperature: 1, seed: 42)), b = Sampler(SamplingParams(temperature: 1, seed: 42))
+        var a = Sampler(SamplingParams(temperature: 1, seed: 42))
+        var b = Sampler(SamplingParams(temperature: 1, seed: 42))
         XCTAssertEqual((0..<50).map { _ in a.sample(logits) }, (0..<50).map { _ in b.sample(logits) })
         var topK = Sampler(SamplingParams(temperature: 5, topK: 2, seed: 1))
         XCTAssertEqual(Set((0..<200).map { _ in topK.sample(logits) }), [1, 2])

@@ -63,7 +63,8 @@ final class ForwardReferenceTests: XCTestCase {
             for s in 0..<steps {
                 let next = Sampler.argmax(logits)
                 out.append(next)
-                logits = try fixture.model.forward(ForwardBatch([ForwardSequence(tokens: [next], startPosition: p.count + s, blockTable: table)]), kv: pool)[0]
+                logits = try fixture.model.forward(
+                    ForwardBatch([ForwardSequence(tokens: [next], startPosition: p.count + s, blockTable: table)]), kv: pool)[0]
             }
             alone.append(out)
             aloneLogits.append(logits)
@@ -71,16 +72,20 @@ final class ForwardReferenceTests: XCTestCase {
         // Together: one pool, prefills batched in one step, then batched decodes.
         let pool = try fixture.pool(sequences: prompts.count)
         let tables = prompts.indices.map { ModelFixture.blockTable(index: $0) }
-        var logits = try fixture.model.forward(ForwardBatch(prompts.indices.map {
-            ForwardSequence(tokens: prompts[$0], startPosition: 0, blockTable: tables[$0])
-        }), kv: pool)
+        var logits = try fixture.model.forward(
+            ForwardBatch(
+                prompts.indices.map {
+                    ForwardSequence(tokens: prompts[$0], startPosition: 0, blockTable: tables[$0])
+                }), kv: pool)
         var together = [[Int]](repeating: [], count: prompts.count)
         for s in 0..<steps {
             let next = logits.map(Sampler.argmax)
             for i in prompts.indices { together[i].append(next[i]) }
-            logits = try fixture.model.forward(ForwardBatch(prompts.indices.map {
-                ForwardSequence(tokens: [next[$0]], startPosition: prompts[$0].count + s, blockTable: tables[$0])
-            }), kv: pool)
+            logits = try fixture.model.forward(
+                ForwardBatch(
+                    prompts.indices.map {
+                        ForwardSequence(tokens: [next[$0]], startPosition: prompts[$0].count + s, blockTable: tables[$0])
+                    }), kv: pool)
         }
         XCTAssertEqual(together, alone)
         for i in prompts.indices {
@@ -94,14 +99,16 @@ final class ForwardReferenceTests: XCTestCase {
         defer { fixture.remove() }
         let table = ModelFixture.blockTable(index: 0)
         let oneShotPool = try fixture.pool()
-        let oneShot = try fixture.model.forward(ForwardBatch([ForwardSequence(tokens: prompt, startPosition: 0, blockTable: table)]), kv: oneShotPool)[0]
+        let oneShot = try fixture.model.forward(
+            ForwardBatch([ForwardSequence(tokens: prompt, startPosition: 0, blockTable: table)]), kv: oneShotPool)[0]
         let chunkedPool = try fixture.pool()
         var start = 0
         var last: [Float] = []
         for size in [7, 1, 5, 7] {
             let chunk = Array(prompt[start..<(start + size)])
             let isLast = start + size == prompt.count
-            let out = try fixture.model.forward(ForwardBatch([ForwardSequence(tokens: chunk, startPosition: start, blockTable: table, wantsLogits: isLast)]), kv: chunkedPool)[0]
+            let out = try fixture.model.forward(
+                ForwardBatch([ForwardSequence(tokens: chunk, startPosition: start, blockTable: table, wantsLogits: isLast)]), kv: chunkedPool)[0]
             XCTAssertEqual(out.isEmpty, !isLast)
             last = out
             start += size
@@ -109,7 +116,8 @@ final class ForwardReferenceTests: XCTestCase {
         XCTAssertLessThan(relativeError(last, oneShot.map(Double.init)), 1e-5)
         // The cached K/V is the same too: every block of the sequence matches byte for byte closely.
         let bytes = oneShotPool.layout.blockBytes
-        var a = [Float](repeating: 0, count: bytes / 4), b = a
+        var a = [Float](repeating: 0, count: bytes / 4)
+        var b = a
         for block in table.prefix(2) {
             try a.withUnsafeMutableBytes { try oneShotPool.copyBlock(block, to: $0) }
             try b.withUnsafeMutableBytes { try chunkedPool.copyBlock(block, to: $0) }

@@ -9,8 +9,10 @@ struct ModelFixture {
     let directory: String
     let loaded: LoadedModel
 
-    init(_ architecture: ModelArchitecture, dtype: TensorDType = .float32, seed: UInt64 = 7,
-         backend: any ComputeBackend = CPUBackend()) throws {
+    init(
+        _ architecture: ModelArchitecture, dtype: TensorDType = .float32, seed: UInt64 = 7,
+        backend: any ComputeBackend = CPUBackend()
+    ) throws {
         directory = NSTemporaryDirectory() + "hifc-models-\(architecture.modelType)-\(dtype.rawValue)-\(UUID().uuidString)"
         try SynthModel(architecture: architecture, preset: .tiny, dtype: dtype, seed: seed).write(to: directory)
         loaded = try LoadedModel(directory: directory, backend: backend)

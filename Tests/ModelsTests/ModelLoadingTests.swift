@@ -19,8 +19,10 @@ final class ModelLoadingTests: XCTestCase {
         return dir
     }
 
-    private func assertError(_ body: @autoclosure () throws -> some Any, mentions needle: String,
-                             file: StaticString = #filePath, line: UInt = #line) {
+    private func assertError(
+        _ body: @autoclosure () throws -> some Any, mentions needle: String,
+        file: StaticString = #filePath, line: UInt = #line
+    ) {
         XCTAssertThrowsError(try body(), file: file, line: line) { error in
             XCTAssertTrue("\(error)".contains(needle), "error '\(error)' does not mention '\(needle)'", file: file, line: line)
         }
@@ -70,7 +72,8 @@ final class ModelLoadingTests: XCTestCase {
     }
 
     func testDTypesAgreeAndShardedWeightsLoad() throws {
-        let dir32 = try synth("f32", .llama, .float32, seed: 3), dir16 = try synth("bf16", .llama, .bfloat16, seed: 3)
+        let dir32 = try synth("f32", .llama, .float32, seed: 3)
+        let dir16 = try synth("bf16", .llama, .bfloat16, seed: 3)
         let sharded = scratch("sharded")
         // Shard the f32 weights into two files with an index, as large checkpoints are.
         try FileManager.default.copyItem(atPath: dir32, toPath: sharded)

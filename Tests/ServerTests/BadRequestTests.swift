@@ -46,7 +46,8 @@ final class BadRequestTests: XCTestCase {
     }
 
     func testWrongTypesAreNamed() async throws {
-        try await assertRefused("/v1/completions", #"{"model":"scripted","prompt":"hi","max_tokens":"ten"}"#, param: "max_tokens", code: "invalid_type")
+        try await assertRefused(
+            "/v1/completions", #"{"model":"scripted","prompt":"hi","max_tokens":"ten"}"#, param: "max_tokens", code: "invalid_type")
         try await assertRefused("/v1/completions", #"{"model":"scripted","prompt":"hi","max_tokens":2.5}"#, param: "max_tokens")
         try await assertRefused("/v1/completions", #"{"model":"scripted","prompt":{"a":1}}"#, param: "prompt", code: "invalid_type")
         try await assertRefused("/v1/completions", #"{"model":"scripted","prompt":"hi","stream":"yes"}"#, param: "stream", code: "invalid_type")
@@ -63,7 +64,8 @@ final class BadRequestTests: XCTestCase {
         try await assertRefused("/v1/completions", #"{"model":"scripted","prompt":[1,-2]}"#, param: "prompt")
         try await assertRefused("/v1/completions", #"{"model":"scripted","prompt":[]}"#, param: "prompt")
         try await assertRefused("/v1/chat/completions", #"{"model":"scripted","messages":[]}"#, param: "messages")
-        try await assertRefused("/v1/chat/completions", #"{"model":"scripted","messages":[{"role":"wizard","content":"hi"}]}"#, param: "messages.0.role")
+        try await assertRefused(
+            "/v1/chat/completions", #"{"model":"scripted","messages":[{"role":"wizard","content":"hi"}]}"#, param: "messages.0.role")
         try await assertRefused(
             "/v1/chat/completions", #"{"model":"scripted","messages":[{"role":"user","content":[{"type":"image_url"}]}]}"#,
             param: "messages.0.content")
@@ -75,7 +77,8 @@ final class BadRequestTests: XCTestCase {
 
     func testRequestsBeyondTheContextAreRefused() async throws {
         // The scripted model's context is 64 tokens.
-        try await assertRefused("/v1/completions", #"{"model":"scripted","prompt":"hi","max_tokens":63}"#, param: "max_tokens", code: "context_length_exceeded")
+        try await assertRefused(
+            "/v1/completions", #"{"model":"scripted","prompt":"hi","max_tokens":63}"#, param: "max_tokens", code: "context_length_exceeded")
         let long = String(repeating: "x", count: 64)
         try await assertRefused("/v1/completions", #"{"model":"scripted","prompt":"\#(long)"}"#, param: "prompt", code: "context_length_exceeded")
         try await assertRefused(

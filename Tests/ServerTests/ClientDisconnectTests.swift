@@ -3,7 +3,7 @@ import HummingbirdTesting
 import XCTest
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A client that goes away aborts its generation (which frees its blocks in the engine).
@@ -14,7 +14,9 @@ final class ClientDisconnectTests: XCTestCase {
             let port = try XCTUnwrap(client.port)
             let body = #"{"model":"scripted","prompt":"hi","max_tokens":60,"stream":\#(stream)}"#
             let socket = try RawHTTPConnection(port: port)
-            try socket.send("POST /v1/completions HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)")
+            try socket.send(
+                "POST /v1/completions HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
+            )
             if stream { _ = try socket.receiveSome() }  // the headers and the first chunks
             try await Task.sleep(for: .milliseconds(200))
             if reset { socket.reset() } else { socket.close() }

@@ -17,7 +17,8 @@ final class ConfigurationTests: XCTestCase {
     }
 
     func testFlagBeatsEnvironmentBeatsYAMLBeatsDefault() throws {
-        let path = try yamlFile("""
+        let path = try yamlFile(
+            """
             port: 9001
             host: 0.0.0.0
             kv-budget: 2MiB
@@ -99,6 +100,8 @@ final class ConfigurationTests: XCTestCase {
     func testReadmeTableIsTheSchemaTable() throws {
         let readme = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../README.md")
         let text = try String(contentsOf: readme, encoding: .utf8)
-        XCTAssertTrue(text.contains(ConfigurationSchema.markdownTable), "the README's configuration table must be exactly:\n\(ConfigurationSchema.markdownTable)")
+        XCTAssertTrue(
+            text.contains(ConfigurationSchema.markdownTable),
+            "the README's configuration table must be exactly:\n\(ConfigurationSchema.markdownTable)")
     }
 }

@@ -56,7 +56,8 @@ final class OpenAIRoutesTests: XCTestCase {
     func testChatRendersMessagesWithTheTemplateAndReturnsAMessage() async throws {
         let service = ScriptedGenerationService()
         try await withServer(service) { client in
-            let body = #"{"model":"scripted","messages":[{"role":"system","content":"S"},{"role":"user","content":[{"type":"text","text":"U"}]}],"max_tokens":2}"#
+            let body =
+                #"{"model":"scripted","messages":[{"role":"system","content":"S"},{"role":"user","content":[{"type":"text","text":"U"}]}],"max_tokens":2}"#
             let response = try await client.post("/v1/chat/completions", body)
             XCTAssertEqual(response.status, .ok)
             let json = try response.json

@@ -29,7 +29,8 @@ final class RealEngineServerTests: XCTestCase {
 
     private var model: String { stack.routes.servedModelName }
 
-    private func withRealServer(setup: TestingSetup = .router, _ body: @escaping @Sendable (any TestClientProtocol) async throws -> Void) async throws {
+    private func withRealServer(setup: TestingSetup = .router, _ body: @escaping @Sendable (any TestClientProtocol) async throws -> Void) async throws
+    {
         try await stack.routes.application(address: .hostname("127.0.0.1", port: 0)).test(setup) { client in try await body(client) }
     }
 
@@ -40,7 +41,8 @@ final class RealEngineServerTests: XCTestCase {
     func testBothEndpointsServeTheRealModelWholeAndStreamed() async throws {
         let model = self.model
         try await withRealServer { client in
-            let completion = try await client.post("/v1/completions", #"{"model":"\#(model)","prompt":"Once upon a time","max_tokens":6,"temperature":0}"#)
+            let completion = try await client.post(
+                "/v1/completions", #"{"model":"\#(model)","prompt":"Once upon a time","max_tokens":6,"temperature":0}"#)
             XCTAssertEqual(completion.status, .ok, String(buffer: completion.body))
             let usage = try XCTUnwrap(completion.json["usage"] as? [String: Int])
             XCTAssertEqual(usage["completion_tokens"].map { $0 <= 6 && $0 >= 1 }, true)
@@ -53,7 +55,9 @@ final class RealEngineServerTests: XCTestCase {
             XCTAssertEqual(pieces.joined(), text, "streaming and not give the same greedy text")
 
             let chat = try await client.post(
-                "/v1/chat/completions", #"{"model":"\#(model)","messages":[{"role":"user","content":"Hi"}],"max_tokens":5,"stream":true,"stream_options":{"include_usage":true}}"#)
+                "/v1/chat/completions",
+                #"{"model":"\#(model)","messages":[{"role":"user","content":"Hi"}],"max_tokens":5,"stream":true,"stream_options":{"include_usage":true}}"#
+            )
             let chunks = try chat.events.dropLast().map(jsonObject)
             XCTAssertEqual(chat.events.last, "[DONE]")
             XCTAssertNotNil(chunks.last?["usage"] as? [String: Int])
@@ -110,7 +114,9 @@ final class RealEngineServerTests: XCTestCase {
             let port = try XCTUnwrap(client.port)
             let body = #"{"model":"\#(model)","prompt":"a long answer","max_tokens":400,"stream":true}"#
             let socket = try RawHTTPConnection(port: port)
-            try socket.send("POST /v1/completions HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)")
+            try socket.send(
+                "POST /v1/completions HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
+            )
             _ = try socket.receiveSome()
             socket.close()
             let deadline = ContinuousClock.now + .seconds(20)
@@ -129,10 +135,13 @@ final class RealEngineServerTests: XCTestCase {
     func testOfficialOpenAIClient() async throws {
         let available = Process.exitStatus(of: "/usr/bin/env", ["python3", "-c", "import openai"]) == 0
         if !available {
-            if ProcessInfo.processInfo.environment["CI"] != nil { XCTFail("the openai package is missing: pip install openai (scripts/test.sh does)") }
+            if ProcessInfo.processInfo.environment["CI"] != nil {
+                XCTFail("the openai package is missing: pip install openai (scripts/test.sh does)")
+            }
             throw XCTSkip("the openai package is missing: pip install openai (scripts/test.sh does)")
         }
-        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../scripts/openai-client-check.py").standardized.path
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../scripts/openai-client-check.py")
+            .standardized.path
         let model = self.model
         try await withRealServer(setup: .live) { client in
             let port = try XCTUnwrap(client.port)

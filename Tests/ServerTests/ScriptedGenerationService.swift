@@ -34,7 +34,8 @@ final class ScriptedGenerationService: GenerationService {
     func generate(_ request: GenerationRequest) -> AsyncThrowingStream<GenerationEvent, Error> {
         log.withLock { $0.requests.append(request) }
         let prompt = String(decoding: request.promptTokens.map(UInt8.init(truncatingIfNeeded:)), as: UTF8.self)
-        let fails = prompt.contains("FAIL"), refuses = prompt.contains("REFUSE")
+        let fails = prompt.contains("FAIL")
+        let refuses = prompt.contains("REFUSE")
         let delay = tokenDelay
         let (stream, continuation) = AsyncThrowingStream<GenerationEvent, Error>.makeStream()
         let task = Task {

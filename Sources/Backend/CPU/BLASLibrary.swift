@@ -8,15 +8,17 @@ import Logging
 /// `libmkl_rt.so`; the first that exports `cblas_sgemm` wins. `HIFC_BLAS=off` skips the search, so
 /// the multithreaded Swift GEMM is used.
 public struct BLASLibrary: @unchecked Sendable {
-    typealias SGEMM = @convention(c) (
-        Int32, Int32, Int32, Int32, Int32, Int32, Float, UnsafePointer<Float>?, Int32,
-        UnsafePointer<Float>?, Int32, Float, UnsafeMutablePointer<Float>?, Int32
-    ) -> Void
+    typealias SGEMM =
+        @convention(c) (
+            Int32, Int32, Int32, Int32, Int32, Int32, Float, UnsafePointer<Float>?, Int32,
+            UnsafePointer<Float>?, Int32, Float, UnsafeMutablePointer<Float>?, Int32
+        ) -> Void
 
-    typealias SGEMV = @convention(c) (
-        Int32, Int32, Int32, Int32, Float, UnsafePointer<Float>?, Int32, UnsafePointer<Float>?, Int32,
-        Float, UnsafeMutablePointer<Float>?, Int32
-    ) -> Void
+    typealias SGEMV =
+        @convention(c) (
+            Int32, Int32, Int32, Int32, Float, UnsafePointer<Float>?, Int32, UnsafePointer<Float>?, Int32,
+            Float, UnsafeMutablePointer<Float>?, Int32
+        ) -> Void
 
     /// The file that was opened.
     public let path: String
@@ -32,8 +34,10 @@ public struct BLASLibrary: @unchecked Sendable {
     ]
 
     /// The library the environment asks for, or the first candidate found; nil for the fallback.
-    public static func load(environment: [String: String] = ProcessInfo.processInfo.environment,
-                            logger: Logger? = nil) -> BLASLibrary? {
+    public static func load(
+        environment: [String: String] = ProcessInfo.processInfo.environment,
+        logger: Logger? = nil
+    ) -> BLASLibrary? {
         if let mode = environment["HIFC_BLAS"]?.lowercased(), ["off", "0", "no", "swift"].contains(mode) {
             logger?.info("HIFC_BLAS=\(mode): using the Swift GEMM")
             return nil
@@ -54,8 +58,10 @@ public struct BLASLibrary: @unchecked Sendable {
     }
 
     /// `c[m×n] = a[m×k] · b[n×k]ᵀ`, all row-major and contiguous.
-    func multiplyTransposed(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
-                            _ c: UnsafeMutablePointer<Float>, m: Int, n: Int, k: Int) {
+    func multiplyTransposed(
+        _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
+        _ c: UnsafeMutablePointer<Float>, m: Int, n: Int, k: Int
+    ) {
         // 101 = CblasRowMajor, 111 = CblasNoTrans, 112 = CblasTrans.
         if m == 1, let sgemv {
             sgemv(101, 111, Int32(n), Int32(k), 1, b, Int32(k), a, 1, 0, c, 1)

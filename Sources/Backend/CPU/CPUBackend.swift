@@ -90,7 +90,8 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
 
     public func embedding(_ table: DeviceTensor, step: any PreparedStep) throws -> DeviceTensor {
         let ids = step.batch.tokenIDs
-        let vocab = table.rows, width = table.columns
+        let vocab = table.rows
+        let width = table.columns
         let src = try table.cpu("embedding")
         let (result, out) = try allocate([ids.count, width])
         for (row, id) in ids.enumerated() {
@@ -107,11 +108,13 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
         guard weight.count == width else {
             throw BackendError.shapeMismatch(op: "rmsNorm", detail: "x \(x.shape), weight \(weight.shape)")
         }
-        let src = try x.cpu("rmsNorm"), w = try weight.cpu("rmsNorm")
+        let src = try x.cpu("rmsNorm")
+        let w = try weight.cpu("rmsNorm")
         let (result, out) = try allocate(x.shape)
         parallelRanges(x.rows, minimumPerTask: Self.rowsPerTask(width)) { rows in
             for row in rows {
-                let xr = src + row * width, yr = out + row * width
+                let xr = src + row * width
+                let yr = out + row * width
                 var sum: Float = 0
                 for i in 0..<width { sum += xr[i] * xr[i] }
                 let inverse = 1 / (sum / Float(width) + epsilon).squareRoot()
@@ -122,11 +125,14 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
     }
 
     public func linear(_ x: DeviceTensor, weight: DeviceTensor, bias: DeviceTensor?) throws -> DeviceTensor {
-        let m = x.rows, k = x.columns, n = weight.rows
+        let m = x.rows
+        let k = x.columns
+        let n = weight.rows
         guard weight.shape.count == 2, weight.columns == k else {
             throw BackendError.shapeMismatch(op: "linear", detail: "x \(x.shape), weight \(weight.shape)")
         }
-        let a = try x.cpu("linear"), b = try weight.cpu("linear")
+        let a = try x.cpu("linear")
+        let b = try weight.cpu("linear")
         let (result, c) = try allocate([m, n])
         if let blas, m >= Self.smallestBLASRows {
             blas.multiplyTransposed(a, b, c, m: m, n: n, k: k)
@@ -153,7 +159,9 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
         let layout = try cpuPool(pool).layout
         let widths = [heads * headDim, layout.kvHeads * headDim, layout.kvHeads * headDim]
         guard qkv.shape.count == 2, qkv.columns == widths.reduce(0, +), headDim == layout.headDim else {
-            throw BackendError.shapeMismatch(op: "attentionInputs", detail: "qkv \(qkv.shape) for \(heads) + 2 x \(layout.kvHeads) heads of \(headDim) (pool head dim \(layout.headDim))")
+            throw BackendError.shapeMismatch(
+                op: "attentionInputs",
+                detail: "qkv \(qkv.shape) for \(heads) + 2 x \(layout.kvHeads) heads of \(headDim) (pool head dim \(layout.headDim))")
         }
         let parts = try splitColumns(qkv, widths: widths)
         let rotated = try rotary(q: parts[0], k: parts[1], headDim: headDim, inverseFrequencies: inverseFrequencies, step: step)
@@ -176,19 +184,23 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
     ) throws -> (q: DeviceTensor, k: DeviceTensor) {
         let half = headDim / 2
         guard headDim % 2 == 0, inverseFrequencies.count == half,
-              q.columns % headDim == 0, k.columns % headDim == 0,
-              q.rows == step.batch.tokenCount, k.rows == q.rows else {
+            q.columns % headDim == 0, k.columns % headDim == 0,
+            q.rows == step.batch.tokenCount, k.rows == q.rows
+        else {
             throw BackendError.shapeMismatch(
                 op: "rotary", detail: "q \(q.shape), k \(k.shape), headDim \(headDim), frequencies \(inverseFrequencies.shape)")
         }
         let frequencies = try inverseFrequencies.cpu("rotary")
-        let (qOut, qp) = try allocate(q.shape), (kOut, kp) = try allocate(k.shape)
+        let (qOut, qp) = try allocate(q.shape)
+        let (kOut, kp) = try allocate(k.shape)
         qp.update(from: try q.cpu("rotary"), count: q.count)
         kp.update(from: try k.cpu("rotary"), count: k.count)
         let positions = step.batch.positions
-        let qWidth = q.columns, kWidth = k.columns
+        let qWidth = q.columns
+        let kWidth = k.columns
         parallelRanges(positions.count, minimumPerTask: Self.rowsPerTask(qWidth + kWidth)) { rows in
-            var cosines = [Float](repeating: 0, count: half), sines = cosines
+            var cosines = [Float](repeating: 0, count: half)
+            var sines = cosines
             for row in rows {
                 for i in 0..<half {
                     // Angles in Double: positions reach 10^5 and f32 would lose the low digits.
@@ -200,7 +212,8 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
                     var head = base
                     while head < base + width {
                         for i in 0..<half {
-                            let x1 = head[i], x2 = head[i + half]
+                            let x1 = head[i]
+                            let x2 = head[i + half]
                             head[i] = x1 * cosines[i] - x2 * sines[i]
                             head[i + half] = x2 * cosines[i] + x1 * sines[i]
                         }
@@ -217,11 +230,13 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
             throw BackendError.shapeMismatch(op: "siluAndMultiply", detail: "gate/up \(gateUp.shape) needs an even column count")
         }
         let x = try gateUp.cpu("siluAndMultiply")
-        let rows = gateUp.rows, inter = gateUp.columns / 2
+        let rows = gateUp.rows
+        let inter = gateUp.columns / 2
         let (result, out) = try allocate([rows, inter])
         parallelRanges(rows * inter, minimumPerTask: Self.elementsPerTask) { range in
             for i in range {
-                let r = i / inter, c = i - r * inter
+                let r = i / inter
+                let c = i - r * inter
                 let g = x[r * 2 * inter + c]
                 out[i] = g / (1 + exp(-g)) * x[r * 2 * inter + inter + c]
             }
@@ -251,7 +266,8 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
         guard a.shape == b.shape else {
             throw BackendError.shapeMismatch(op: "add", detail: "\(a.shape) + \(b.shape)")
         }
-        let x = try a.cpu("add"), y = try b.cpu("add")
+        let x = try a.cpu("add")
+        let y = try b.cpu("add")
         let (result, out) = try allocate(a.shape)
         parallelRanges(a.count, minimumPerTask: Self.elementsPerTask) { range in
             for i in range { out[i] = x[i] + y[i] }
@@ -270,16 +286,20 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
         k: DeviceTensor, v: DeviceTensor, layer: Int, pool: any KVCachePool, step: any PreparedStep
     ) throws {
         let pool = try cpuPool(pool)
-        let layout = pool.layout, width = layout.tokenElements
+        let layout = pool.layout
+        let width = layout.tokenElements
         let slots = step.batch.slotMapping
         guard k.shape == v.shape, k.columns == width, k.rows == slots.count, layer >= 0, layer < layout.layers else {
             throw BackendError.shapeMismatch(
                 op: "writeKV", detail: "k \(k.shape), v \(v.shape), layer \(layer), \(slots.count) slots, \(width) KV elements per token")
         }
-        let kp = try k.cpu("writeKV"), vp = try v.cpu("writeKV")
-        let floats = pool.floats, stride = pool.strideElements
+        let kp = try k.cpu("writeKV")
+        let vp = try v.cpu("writeKV")
+        let floats = pool.floats
+        let stride = pool.strideElements
         for (row, slot) in slots.enumerated() {
-            let block = Int(slot) / layout.blockTokens, offset = Int(slot) % layout.blockTokens
+            let block = Int(slot) / layout.blockTokens
+            let offset = Int(slot) % layout.blockTokens
             guard block < pool.blockCount else { throw BackendError.badStep("slot \(slot) outside the pool") }
             let blockBase = floats + block * stride
             (blockBase + layout.elementOffset(layer: layer, value: false, token: offset))
@@ -296,7 +316,8 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
         let pool = try cpuPool(pool)
         let layout = pool.layout
         guard heads % layout.kvHeads == 0, q.columns == heads * layout.headDim,
-              q.rows == step.batch.tokenCount, layer >= 0, layer < layout.layers else {
+            q.rows == step.batch.tokenCount, layer >= 0, layer < layout.layers
+        else {
             throw BackendError.shapeMismatch(
                 op: "pagedAttention", detail: "q \(q.shape), \(heads) heads, \(layout.kvHeads) KV heads of \(layout.headDim), layer \(layer)")
         }
@@ -309,7 +330,8 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
     }
 
     public func gatherLogitRows(_ x: DeviceTensor, step: any PreparedStep) throws -> DeviceTensor {
-        let rows = step.batch.logitRows, width = x.columns
+        let rows = step.batch.logitRows
+        let width = x.columns
         let src = try x.cpu("gatherLogitRows")
         let (result, out) = try allocate([rows.count, width])
         for (i, row) in rows.enumerated() {

@@ -32,11 +32,16 @@ struct CPUPagedAttention: @unchecked Sendable {
         }
     }
 
-    private func attend(_ sequence: StepSequence, row i: Int, kvHead: Int, group: Int,
-                        scores: UnsafeMutablePointer<Float>) {
+    private func attend(
+        _ sequence: StepSequence, row i: Int, kvHead: Int, group: Int,
+        scores: UnsafeMutablePointer<Float>
+    ) {
         let layout = pool.layout
-        let d = layout.headDim, tokenElements = layout.tokenElements, blockTokens = layout.blockTokens
-        let floats = pool.floats, stride = pool.strideElements
+        let d = layout.headDim
+        let tokenElements = layout.tokenElements
+        let blockTokens = layout.blockTokens
+        let floats = pool.floats
+        let stride = pool.strideElements
         let visible = sequence.contextLength - sequence.queryLength + i + 1
         let queryRow = sequence.queryStart + i
         let rowWidth = heads * d
@@ -78,12 +83,16 @@ struct CPUPagedAttention: @unchecked Sendable {
         var acc = SIMD8<Float>()
         var e = 0
         while e + 8 <= n {
-            acc += UnsafeRawPointer(x + e).loadUnaligned(as: SIMD8<Float>.self)
+            acc +=
+                UnsafeRawPointer(x + e).loadUnaligned(as: SIMD8<Float>.self)
                 * UnsafeRawPointer(y + e).loadUnaligned(as: SIMD8<Float>.self)
             e += 8
         }
         var total = acc.sum()
-        while e < n { total += x[e] * y[e]; e += 1 }
+        while e < n {
+            total += x[e] * y[e]
+            e += 1
+        }
         return total
     }
 
@@ -93,10 +102,14 @@ struct CPUPagedAttention: @unchecked Sendable {
         var e = 0
         while e + 8 <= n {
             let o = UnsafeMutableRawPointer(out + e)
-            o.storeBytes(of: o.loadUnaligned(as: SIMD8<Float>.self)
-                         + weight * UnsafeRawPointer(x + e).loadUnaligned(as: SIMD8<Float>.self), as: SIMD8<Float>.self)
+            o.storeBytes(
+                of: o.loadUnaligned(as: SIMD8<Float>.self)
+                    + weight * UnsafeRawPointer(x + e).loadUnaligned(as: SIMD8<Float>.self), as: SIMD8<Float>.self)
             e += 8
         }
-        while e < n { out[e] += weight * x[e]; e += 1 }
+        while e < n {
+            out[e] += weight * x[e]
+            e += 1
+        }
     }
 }

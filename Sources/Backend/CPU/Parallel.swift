@@ -13,7 +13,8 @@ func parallelRanges(_ count: Int, minimumPerTask: Int = 1, _ body: (Range<Int>) 
     withoutActuallyEscaping(body) { body in
         let work = RangeWork(body: body)
         DispatchQueue.concurrentPerform(iterations: tasks) { t in
-            let lo = count * t / tasks, hi = count * (t + 1) / tasks
+            let lo = count * t / tasks
+            let hi = count * (t + 1) / tasks
             if lo < hi { work.body(lo..<hi) }
         }
     }

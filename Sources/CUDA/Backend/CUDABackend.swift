@@ -180,12 +180,14 @@ public final class CUDABackend: ComputeBackend, @unchecked Sendable {
         guard table.shape.count == 2, table.dtype == .bfloat16 else {
             throw BackendError.shapeMismatch(op: "embedding", detail: "table \(table.shape) \(table.dtype)")
         }
-        let tokens = s.batch.tokenCount, dim = table.columns
+        let tokens = s.batch.tokenCount
+        let dim = table.columns
         if let bad = s.batch.tokenIDs.first(where: { $0 < 0 || Int($0) >= table.rows }) {
             throw BackendError.badStep("token id \(bad) outside the embedding table of \(table.rows) rows")
         }
         let (out, p) = try allocate([tokens, dim], .float32)
-        try kernels.embedding(table: try table.cudaAddress("embedding"), ids: s.address(.tokenIDs), output: p, tokens: tokens, dim: dim, stream: stream)
+        try kernels.embedding(
+            table: try table.cudaAddress("embedding"), ids: s.address(.tokenIDs), output: p, tokens: tokens, dim: dim, stream: stream)
         return out
     }
 
@@ -196,8 +198,9 @@ public final class CUDABackend: ComputeBackend, @unchecked Sendable {
         let xf = try float32(x, "rmsNorm")
         let w = try bfloat16(weight, "rmsNorm")
         let (out, p) = try allocate(x.shape, .bfloat16)
-        try kernels.rmsNorm(try xf.cudaAddress("rmsNorm"), weight: try w.cudaAddress("rmsNorm"), output: p,
-                            rows: x.rows, dim: x.columns, eps: epsilon, bf16Output: true, stream: stream)
+        try kernels.rmsNorm(
+            try xf.cudaAddress("rmsNorm"), weight: try w.cudaAddress("rmsNorm"), output: p,
+            rows: x.rows, dim: x.columns, eps: epsilon, bf16Output: true, stream: stream)
         return out
     }
 
@@ -208,8 +211,11 @@ public final class CUDABackend: ComputeBackend, @unchecked Sendable {
         let xb = try bfloat16(x, "linear")
         let w = try bfloat16(weight, "linear")
         let (out, p) = try allocate([x.rows, weight.rows], .float32)
-        let xAddress = try xb.cudaAddress("linear"), wAddress = try w.cudaAddress("linear")
-        let m = x.rows, n = weight.rows, k = x.columns
+        let xAddress = try xb.cudaAddress("linear")
+        let wAddress = try w.cudaAddress("linear")
+        let m = x.rows
+        let n = weight.rows
+        let k = x.columns
         // Decode batches go to the skinny kernel: on the H100 (bench/results/gemv-h100.md, CUDA
         // graphs, weights larger than L2) it reads an 8B layer's weights (qkv, o, gate_up, down;
         // roofline 0.147 ms) in 0.153 ms at m = 1 against cuBLAS's 0.162 ms, 0.155 / 0.164 ms at
@@ -236,19 +242,26 @@ public final class CUDABackend: ComputeBackend, @unchecked Sendable {
         qkv: DeviceTensor, heads: Int, headDim: Int, inverseFrequencies: DeviceTensor, layer: Int,
         pool: any KVCachePool, step: any PreparedStep
     ) throws -> DeviceTensor {
-        let s = try prepared(step, "attentionInputs"), kv = try cudaPool(pool, "attentionInputs")
+        let s = try prepared(step, "attentionInputs")
+        let kv = try cudaPool(pool, "attentionInputs")
         let layout = kv.layout
         guard qkv.shape.count == 2, qkv.columns == (heads + 2 * layout.kvHeads) * headDim, headDim == layout.headDim,
-              qkv.rows == s.batch.tokenCount, inverseFrequencies.count == headDim / 2, inverseFrequencies.dtype == .float32,
-              layer >= 0, layer < layout.layers else {
-            throw BackendError.shapeMismatch(op: "attentionInputs", detail: "qkv \(qkv.shape) for \(heads) + 2 x \(layout.kvHeads) heads of \(headDim) (pool head dim \(layout.headDim)), layer \(layer) of \(layout.layers), frequencies \(inverseFrequencies.shape)")
+            qkv.rows == s.batch.tokenCount, inverseFrequencies.count == headDim / 2, inverseFrequencies.dtype == .float32,
+            layer >= 0, layer < layout.layers
+        else {
+            throw BackendError.shapeMismatch(
+                op: "attentionInputs",
+                detail:
+                    "qkv \(qkv.shape) for \(heads) + 2 x \(layout.kvHeads) heads of \(headDim) (pool head dim \(layout.headDim)), layer \(layer) of \(layout.layers), frequencies \(inverseFrequencies.shape)"
+            )
         }
         let x = try float32(qkv, "attentionInputs")
         let (q, p) = try allocate([qkv.rows, heads * headDim], .float32)
-        try kernels.ropeAndWriteKV(qkv: try x.cudaAddress("attentionInputs"), heads: heads, positions: s.address(.positions),
-                                   inverseFrequencies: try inverseFrequencies.cudaAddress("attentionInputs"), slots: s.address(.slots),
-                                   qOutput: p, pool: kv.pool.buffer.address, blockStride: kv.blockStride, tokens: qkv.rows,
-                                   layer: layer, layout: layout, stream: stream)
+        try kernels.ropeAndWriteKV(
+            qkv: try x.cudaAddress("attentionInputs"), heads: heads, positions: s.address(.positions),
+            inverseFrequencies: try inverseFrequencies.cudaAddress("attentionInputs"), slots: s.address(.slots),
+            qOutput: p, pool: kv.pool.buffer.address, blockStride: kv.blockStride, tokens: qkv.rows,
+            layer: layer, layout: layout, stream: stream)
         return q
     }
 
@@ -260,18 +273,24 @@ public final class CUDABackend: ComputeBackend, @unchecked Sendable {
         _ x: DeviceTensor, qkv: DeviceTensor, bias: DeviceTensor?, heads: Int, headDim: Int, inverseFrequencies: DeviceTensor,
         layer: Int, pool: any KVCachePool, step: any PreparedStep
     ) throws -> DeviceTensor {
-        let s = try prepared(step, "projectAttentionInputs"), kv = try cudaPool(pool, "projectAttentionInputs")
+        let s = try prepared(step, "projectAttentionInputs")
+        let kv = try cudaPool(pool, "projectAttentionInputs")
         let layout = kv.layout
         let xb = try bfloat16(x, "projectAttentionInputs")
         let w = try bfloat16(qkv, "projectAttentionInputs")
-        let xAddress = try xb.cudaAddress("projectAttentionInputs"), wAddress = try w.cudaAddress("projectAttentionInputs")
-        let m = x.rows, n = qkv.rows, k = x.columns
+        let xAddress = try xb.cudaAddress("projectAttentionInputs")
+        let wAddress = try w.cudaAddress("projectAttentionInputs")
+        let m = x.rows
+        let n = qkv.rows
+        let k = x.columns
         guard bias == nil, qkv.shape.count == 2, qkv.columns == k, headDim == layout.headDim, headDim % 16 == 0,
-              n == (heads + 2 * layout.kvHeads) * headDim, m == s.batch.tokenCount, inverseFrequencies.count == headDim / 2,
-              inverseFrequencies.dtype == .float32, layer >= 0, layer < layout.layers,
-              CUDAKernels.skinnyGEMMAccepts(m: m, n: n, k: k, x: xAddress, w: wAddress) else {
-            return try attentionInputs(qkv: try linear(xb, weight: w, bias: bias), heads: heads, headDim: headDim,
-                                       inverseFrequencies: inverseFrequencies, layer: layer, pool: pool, step: step)
+            n == (heads + 2 * layout.kvHeads) * headDim, m == s.batch.tokenCount, inverseFrequencies.count == headDim / 2,
+            inverseFrequencies.dtype == .float32, layer >= 0, layer < layout.layers,
+            CUDAKernels.skinnyGEMMAccepts(m: m, n: n, k: k, x: xAddress, w: wAddress)
+        else {
+            return try attentionInputs(
+                qkv: try linear(xb, weight: w, bias: bias), heads: heads, headDim: headDim,
+                inverseFrequencies: inverseFrequencies, layer: layer, pool: pool, step: step)
         }
         let (q, p) = try allocate([m, heads * headDim], .float32)
         // Held through the launch: released earlier, a converted x could hand its memory to `q`.
@@ -292,8 +311,9 @@ public final class CUDABackend: ComputeBackend, @unchecked Sendable {
         let inter = gateUp.columns / 2
         let (out, p) = try allocate([gateUp.rows, inter], .bfloat16)
         let gate = try x.cudaAddress("siluAndMultiply")
-        try kernels.siluMul(gate: gate, up: gate + UInt64(inter * 4), stride: gateUp.columns, output: p, inter: inter,
-                            rows: gateUp.rows, stream: stream)
+        try kernels.siluMul(
+            gate: gate, up: gate + UInt64(inter * 4), stride: gateUp.columns, output: p, inter: inter,
+            rows: gateUp.rows, stream: stream)
         return out
     }
 
@@ -307,8 +327,11 @@ public final class CUDABackend: ComputeBackend, @unchecked Sendable {
         }
         let xb = try bfloat16(x, "gatedLinear")
         let w = try bfloat16(gateUp, "gatedLinear")
-        let xAddress = try xb.cudaAddress("gatedLinear"), wAddress = try w.cudaAddress("gatedLinear")
-        let m = x.rows, n = gateUp.rows, k = x.columns
+        let xAddress = try xb.cudaAddress("gatedLinear")
+        let wAddress = try w.cudaAddress("gatedLinear")
+        let m = x.rows
+        let n = gateUp.rows
+        let k = x.columns
         guard CUDAKernels.skinnyGEMMAccepts(m: m, n: n, k: k, x: xAddress, w: wAddress) else {
             return try siluAndMultiply(try linear(xb, weight: w, bias: nil))
         }
@@ -322,7 +345,8 @@ public final class CUDABackend: ComputeBackend, @unchecked Sendable {
 
     public func add(_ a: DeviceTensor, _ b: DeviceTensor) throws -> DeviceTensor {
         guard a.shape == b.shape else { throw BackendError.shapeMismatch(op: "add", detail: "\(a.shape) + \(b.shape)") }
-        let af = try float32(a, "add"), bf = try float32(b, "add")
+        let af = try float32(a, "add")
+        let bf = try float32(b, "add")
         let (out, p) = try allocate(a.shape, .float32)
         try kernels.add(try af.cudaAddress("add"), try bf.cudaAddress("add"), output: p, count: a.count, stream: stream)
         return out
@@ -334,22 +358,27 @@ public final class CUDABackend: ComputeBackend, @unchecked Sendable {
         guard x.shape == y.shape, x.shape.count == 2, weight.count == x.columns else {
             throw BackendError.shapeMismatch(op: "addAndNormalize", detail: "x \(x.shape), y \(y.shape), weight \(weight.shape)")
         }
-        let xf = try float32(x, "addAndNormalize"), yf = try float32(y, "addAndNormalize"), w = try bfloat16(weight, "addAndNormalize")
+        let xf = try float32(x, "addAndNormalize")
+        let yf = try float32(y, "addAndNormalize")
+        let w = try bfloat16(weight, "addAndNormalize")
         let (sum, sp) = try allocate(x.shape, .float32)
         let (normed, np) = try allocate(x.shape, .bfloat16)
-        try kernels.addRMSNorm(try xf.cudaAddress("addAndNormalize"), try yf.cudaAddress("addAndNormalize"), sum: sp,
-                               weight: try w.cudaAddress("addAndNormalize"), output: np, rows: x.rows, dim: x.columns,
-                               eps: epsilon, stream: stream)
+        try kernels.addRMSNorm(
+            try xf.cudaAddress("addAndNormalize"), try yf.cudaAddress("addAndNormalize"), sum: sp,
+            weight: try w.cudaAddress("addAndNormalize"), output: np, rows: x.rows, dim: x.columns,
+            eps: epsilon, stream: stream)
         return (sum, normed)
     }
 
     public func pagedAttention(
         q: DeviceTensor, heads: Int, layer: Int, scale: Float, pool: any KVCachePool, step: any PreparedStep
     ) throws -> DeviceTensor {
-        let s = try prepared(step, "pagedAttention"), kv = try cudaPool(pool, "pagedAttention")
+        let s = try prepared(step, "pagedAttention")
+        let kv = try cudaPool(pool, "pagedAttention")
         let layout = kv.layout
         guard q.columns == heads * layout.headDim, q.rows == s.batch.tokenCount, heads % layout.kvHeads == 0 else {
-            throw BackendError.shapeMismatch(op: "pagedAttention", detail: "q \(q.shape), \(heads) heads of \(layout.headDim) over \(layout.kvHeads) KV heads")
+            throw BackendError.shapeMismatch(
+                op: "pagedAttention", detail: "q \(q.shape), \(heads) heads of \(layout.headDim) over \(layout.kvHeads) KV heads")
         }
         let qf = try float32(q, "pagedAttention")
         // A step with a prefill chunk goes to the tensor-core kernel whole (its decode rows as
@@ -364,7 +393,8 @@ public final class CUDABackend: ComputeBackend, @unchecked Sendable {
             return out
         }
         let rows = q.rows
-        let splits = CUDAKernels.attentionSplits(maxContext: s.maxContext, rows: rows, kvHeads: layout.kvHeads, multiprocessors: device.info.multiprocessors)
+        let splits = CUDAKernels.attentionSplits(
+            maxContext: s.maxContext, rows: rows, kvHeads: layout.kvHeads, multiprocessors: device.info.multiprocessors)
         let scratch = try memory.take(CUDAKernels.attentionScratchFloats(rows: rows, qHeads: heads, headDim: layout.headDim, splits: splits) * 4)
         defer { memory.give(scratch) }
         let (out, p) = try allocate([rows, q.columns], .bfloat16)
@@ -385,8 +415,9 @@ public final class CUDABackend: ComputeBackend, @unchecked Sendable {
         guard n > 0 else { throw BackendError.badStep("no logit rows to gather") }
         let xf = try float32(x, "gatherLogitRows")
         let (out, p) = try allocate([n, x.columns], .float32)
-        try kernels.gatherRows(try xf.cudaAddress("gatherLogitRows"), rows: s.address(.logitRows), count: n,
-                               rowBytes: x.columns * 4, output: p, stream: stream)
+        try kernels.gatherRows(
+            try xf.cudaAddress("gatherLogitRows"), rows: s.address(.logitRows), count: n,
+            rowBytes: x.columns * 4, output: p, stream: stream)
         return out
     }
 }
@@ -412,11 +443,17 @@ final class CUDAStepTiming: @unchecked Sendable {
     func computeEnqueued(on stream: CUDAStream) throws { try computeEnd.record(on: stream) }
 
     func report(enqueued: ContinuousClock.Instant, done: ContinuousClock.Instant) throws {
-        guard let (start, rows) = state.withLock({ current in defer { current = nil }; return current }) else { return }
+        guard
+            let (start, rows) = state.withLock({ current in
+                defer { current = nil }
+                return current
+            })
+        else { return }
         func ms(_ d: Duration) -> Double { Double(d.components.seconds) * 1e3 + Double(d.components.attoseconds) * 1e-15 }
         let gpu = try computeEnd.milliseconds(since: computeStart)
-        let line = String(format: "cuda step: %d rows, host queued it in %.3f ms, then waited %.3f ms for the GPU; GPU span %.3f ms\n",
-                          rows, ms(enqueued - start), ms(done - enqueued), gpu)
+        let line = String(
+            format: "cuda step: %d rows, host queued it in %.3f ms, then waited %.3f ms for the GPU; GPU span %.3f ms\n",
+            rows, ms(enqueued - start), ms(done - enqueued), gpu)
         FileHandle.standardError.write(line.data(using: .utf8)!)
     }
 }

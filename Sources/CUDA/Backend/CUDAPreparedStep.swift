@@ -29,7 +29,8 @@ final class CUDAPreparedStep: PreparedStep, @unchecked Sendable {
             throw BackendError.badStep("\(n) tokens but \(batch.positions.count) positions and \(batch.slotMapping.count) slots")
         }
         tableStride = max(1, batch.sequences.map(\.blockTable.count).max() ?? 1)
-        var rowSequence = [Int32](repeating: 0, count: n), rowContext = [Int32](repeating: 0, count: n)
+        var rowSequence = [Int32](repeating: 0, count: n)
+        var rowContext = [Int32](repeating: 0, count: n)
         var tables = [Int32](repeating: 0, count: batch.sequences.count * tableStride)
         var longest = 1
         for (i, s) in batch.sequences.enumerated() {
@@ -48,16 +49,18 @@ final class CUDAPreparedStep: PreparedStep, @unchecked Sendable {
         // position's block by common.cuh's block_index.
         try CUDAKernels.checkBlockIndexing(maxContext: longest, blockTokens: batch.blockTokens)
         hasMultiRowChunk = batch.sequences.contains { $0.queryLength > 1 }
-        let tiles = CUDAKernels.prefillTiles(batch.sequences.enumerated().map { i, s in
-            PrefillChunk(queryStart: s.queryStart, queryLength: s.queryLength, contextLength: s.contextLength, tableRow: i)
-        })
+        let tiles = CUDAKernels.prefillTiles(
+            batch.sequences.enumerated().map { i, s in
+                PrefillChunk(queryStart: s.queryStart, queryLength: s.queryLength, contextLength: s.contextLength, tableRow: i)
+            })
         prefillTileCount = tiles.count / 4
         if let bad = batch.slotMapping.first(where: { $0 < 0 || $0 > Int64(Int32.max) }) {
             throw BackendError.badStep("KV slot \(bad) outside 0..<2^31")
         }
         let slots = batch.slotMapping.map { Int32($0) }
         let parts: [[Int32]] = [batch.tokenIDs, batch.positions, slots, tables, rowSequence, rowContext, batch.logitRows, tiles]
-        var flat: [Int32] = [], offsets: [Int] = []
+        var flat: [Int32] = []
+        var offsets: [Int] = []
         for p in parts {
             offsets.append(flat.count * 4)
             flat += p

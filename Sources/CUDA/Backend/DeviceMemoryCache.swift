@@ -33,13 +33,17 @@ final class DeviceMemoryCache: @unchecked Sendable {
             return try device.allocate(size)
         } catch {
             // Out of memory: drop every cached buffer and try once more.
-            lock.lock(); free.removeAll(); lock.unlock()
+            lock.lock()
+            free.removeAll()
+            lock.unlock()
             return try device.allocate(size)
         }
     }
 
     /// Returns a buffer for reuse.
     func give(_ buffer: DeviceBuffer) {
-        lock.lock(); free[buffer.bytes, default: []].append(buffer); lock.unlock()
+        lock.lock()
+        free[buffer.bytes, default: []].append(buffer)
+        lock.unlock()
     }
 }

@@ -87,7 +87,10 @@ public enum CUDAProbe {
         guard fd >= 0 else {
             return Line(item: item, ok: false, detail: "cannot open \(path) with O_DIRECT: \(String(cString: strerror(errno)))")
         }
-        defer { close(fd); unlink(path) }
+        defer {
+            close(fd)
+            unlink(path)
+        }
         do {
             let handle = try cufile.register(fd: fd, path: path)
             let bytes = 1 << 20

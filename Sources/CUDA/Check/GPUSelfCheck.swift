@@ -56,7 +56,8 @@ public final class GPUSelfCheck: @unchecked Sendable {
         let checks: [(String, () throws -> [GPUCheckResult])] = [
             ("bf16 conversion", checkConversions), ("embedding", checkEmbedding), ("rmsnorm", checkRMSNorm),
             ("rope + kv write", checkRopeAndKVWrite), ("silu*mul", checkSiluMul), ("residual add", checkResidualAdd),
-            ("gemm", checkGemm), ("skinny gemm", checkSkinnyGemm), ("skinny gated gemm", checkSkinnyGatedGemm), ("skinny rotary gemm", checkSkinnyRotaryGemm), ("kv write + paged attention", checkAttention),
+            ("gemm", checkGemm), ("skinny gemm", checkSkinnyGemm), ("skinny gated gemm", checkSkinnyGatedGemm),
+            ("skinny rotary gemm", checkSkinnyRotaryGemm), ("kv write + paged attention", checkAttention),
             ("prefill attention (tensor cores)", checkPrefillAttention), ("argmax/top-k", checkSampling),
         ]
         for (name, check) in checks {
@@ -70,17 +71,22 @@ public final class GPUSelfCheck: @unchecked Sendable {
     // MARK: helpers
 
     func upload(_ values: [Float]) throws -> DeviceBuffer {
-        let b = try device.allocate(max(4, values.count * 4)); try b.upload(values); return b
+        let b = try device.allocate(max(4, values.count * 4))
+        try b.upload(values)
+        return b
     }
 
     func upload(_ values: [Int32]) throws -> DeviceBuffer {
-        let b = try device.allocate(max(4, values.count * 4)); try b.upload(values); return b
+        let b = try device.allocate(max(4, values.count * 4))
+        try b.upload(values)
+        return b
     }
 
     /// Uploads `values` rounded to bf16; returns the buffer and the rounded values.
     func uploadBF16(_ values: [Float]) throws -> (DeviceBuffer, [Float]) {
         let bits = values.map(HostReference.bf16)
-        let b = try device.allocate(max(2, bits.count * 2)); try b.upload(bits)
+        let b = try device.allocate(max(2, bits.count * 2))
+        try b.upload(bits)
         return (b, bits.map { HostReference.float(bf16: $0) })
     }
 
@@ -106,7 +112,10 @@ public final class GPUSelfCheck: @unchecked Sendable {
     func checkConversions() throws -> [GPUCheckResult] {
         let n = (1 << 20) + 7
         var x = HostReference.randomNormal(n, scale: 3)
-        x[0] = .infinity; x[1] = -.infinity; x[2] = Float.leastNormalMagnitude / 128; x[3] = 3.0e38
+        x[0] = .infinity
+        x[1] = -.infinity
+        x[2] = Float.leastNormalMagnitude / 128
+        x[3] = 3.0e38
         let input = try upload(x)
         let out16 = try poisoned(n * 2)
         try kernels.f32ToBF16(input.address, out16.address, count: n, stream: stream)
@@ -124,7 +133,9 @@ public final class GPUSelfCheck: @unchecked Sendable {
     }
 
     func checkEmbedding() throws -> [GPUCheckResult] {
-        let vocab = 1000, dim = 576, tokens = 37
+        let vocab = 1000
+        let dim = 576
+        let tokens = 37
         let (table, tableValues) = try uploadBF16(HostReference.randomNormal(vocab * dim))
         let ids = (0..<tokens).map { _ in Int32.random(in: 0..<Int32(vocab)) }
         let idBuf = try upload(ids)
@@ -149,43 +160,75 @@ public final class GPUSelfCheck: @unchecked Sendable {
                 for i in 0..<dim { ref[r * dim + i] = row[i] * inv * Double(wv[i]) }
             }
             let out16 = try poisoned(rows * dim * 2)
-            try kernels.rmsNorm(xb.address, weight: w.address, output: out16.address, rows: rows, dim: dim, eps: 1e-5, bf16Output: true, stream: stream)
-            results.append(GPUCheckResult(name: "rmsnorm \(rows)x\(dim) bf16 out", error: HostReference.relativeError(try downloadBF16(out16, count: rows * dim), ref), tolerance: 8e-3))
+            try kernels.rmsNorm(
+                xb.address, weight: w.address, output: out16.address, rows: rows, dim: dim, eps: 1e-5, bf16Output: true, stream: stream)
+            results.append(
+                GPUCheckResult(
+                    name: "rmsnorm \(rows)x\(dim) bf16 out", error: HostReference.relativeError(try downloadBF16(out16, count: rows * dim), ref),
+                    tolerance: 8e-3))
             let out32 = try poisoned(rows * dim * 4)
-            try kernels.rmsNorm(xb.address, weight: w.address, output: out32.address, rows: rows, dim: dim, eps: 1e-5, bf16Output: false, stream: stream)
-            results.append(GPUCheckResult(name: "rmsnorm \(rows)x\(dim) f32 out", error: HostReference.relativeError(try downloadF32(out32, count: rows * dim), ref), tolerance: 1e-5))
+            try kernels.rmsNorm(
+                xb.address, weight: w.address, output: out32.address, rows: rows, dim: dim, eps: 1e-5, bf16Output: false, stream: stream)
+            results.append(
+                GPUCheckResult(
+                    name: "rmsnorm \(rows)x\(dim) f32 out", error: HostReference.relativeError(try downloadF32(out32, count: rows * dim), ref),
+                    tolerance: 1e-5))
             // The same rows as the sum of two halves, through the fused residual add + norm.
-            let half = x.map { $0 * 0.25 }, rest = zip(x, half).map { $0 - $1 }
-            let hb = try upload(half), rb = try upload(rest)
-            let sum = try poisoned(rows * dim * 4), normed = try poisoned(rows * dim * 2)
-            try kernels.addRMSNorm(hb.address, rb.address, sum: sum.address, weight: w.address, output: normed.address, rows: rows, dim: dim, eps: 1e-5, stream: stream)
-            results.append(GPUCheckResult(name: "add + rmsnorm \(rows)x\(dim): sum f32", error: HostReference.relativeError(try downloadF32(sum, count: rows * dim), x.map(Double.init)), tolerance: 1e-6))
-            results.append(GPUCheckResult(name: "add + rmsnorm \(rows)x\(dim): normed bf16", error: HostReference.relativeError(try downloadBF16(normed, count: rows * dim), ref), tolerance: 8e-3))
+            let half = x.map { $0 * 0.25 }
+            let rest = zip(x, half).map { $0 - $1 }
+            let hb = try upload(half)
+            let rb = try upload(rest)
+            let sum = try poisoned(rows * dim * 4)
+            let normed = try poisoned(rows * dim * 2)
+            try kernels.addRMSNorm(
+                hb.address, rb.address, sum: sum.address, weight: w.address, output: normed.address, rows: rows, dim: dim, eps: 1e-5, stream: stream)
+            results.append(
+                GPUCheckResult(
+                    name: "add + rmsnorm \(rows)x\(dim): sum f32",
+                    error: HostReference.relativeError(try downloadF32(sum, count: rows * dim), x.map(Double.init)), tolerance: 1e-6))
+            results.append(
+                GPUCheckResult(
+                    name: "add + rmsnorm \(rows)x\(dim): normed bf16",
+                    error: HostReference.relativeError(try downloadBF16(normed, count: rows * dim), ref), tolerance: 8e-3))
         }
         return results
     }
 
     func checkRopeAndKVWrite() throws -> [GPUCheckResult] {
         // 8 query heads over 2 KV heads of 128, Llama-3 scaled frequencies, positions up to 128K.
-        let tokens = 9, heads = 8, kvHeads = 2, hd = 128, width = (heads + 2 * kvHeads) * hd
+        let tokens = 9
+        let heads = 8
+        let kvHeads = 2
+        let hd = 128
+        let width = (heads + 2 * kvHeads) * hd
         let layout = KVBlockLayout(layers: 3, kvHeads: kvHeads, headDim: hd, blockTokens: 16, dtype: .bfloat16)
-        let layer = 1, blocks = 5, stride = layout.blockBytes + 4096
+        let layer = 1
+        let blocks = 5
+        let stride = layout.blockBytes + 4096
         let x = HostReference.randomNormal(tokens * width)
         let positions = (0..<tokens).map { _ in Int32.random(in: 0..<131_072) }
         let slots = Array(0..<(blocks * layout.blockTokens)).shuffled().prefix(tokens).map { Int32($0) }
         let inv = HostReference.ropeInverseFrequencies(headDim: hd, theta: 500_000, llama3: (8, 1, 4, 8192))
-        let xb = try upload(x), pb = try upload(positions), ib = try upload(inv), sb = try upload(slots)
-        let q = try poisoned(tokens * heads * hd * 4), pool = try poisoned(blocks * stride)
-        try kernels.ropeAndWriteKV(qkv: xb.address, heads: heads, positions: pb.address, inverseFrequencies: ib.address, slots: sb.address,
-                                   qOutput: q.address, pool: pool.address, blockStride: stride, tokens: tokens, layer: layer,
-                                   layout: layout, stream: stream)
+        let xb = try upload(x)
+        let pb = try upload(positions)
+        let ib = try upload(inv)
+        let sb = try upload(slots)
+        let q = try poisoned(tokens * heads * hd * 4)
+        let pool = try poisoned(blocks * stride)
+        try kernels.ropeAndWriteKV(
+            qkv: xb.address, heads: heads, positions: pb.address, inverseFrequencies: ib.address, slots: sb.address,
+            qOutput: q.address, pool: pool.address, blockStride: stride, tokens: tokens, layer: layer,
+            layout: layout, stream: stream)
         let gotQ = try downloadF32(q, count: tokens * heads * hd)
         try stream.synchronize()
         let poolBits = try pool.download(UInt16.self, count: blocks * stride / 2)
-        var refQ = [Double](), refK = [Double](), gotK = [Double]()
+        var refQ = [Double]()
+        var refK = [Double]()
+        var gotK = [Double]()
         var vMismatch = 0
         for t in 0..<tokens {
-            let block = Int(slots[t]) / layout.blockTokens, off = Int(slots[t]) % layout.blockTokens
+            let block = Int(slots[t]) / layout.blockTokens
+            let off = Int(slots[t]) % layout.blockTokens
             let kBase = block * stride / 2 + layout.elementOffset(layer: layer, value: false, token: off)
             let vBase = block * stride / 2 + layout.elementOffset(layer: layer, value: true, token: off)
             for h in 0..<(heads + kvHeads) {
@@ -193,7 +236,8 @@ public final class GPUSelfCheck: @unchecked Sendable {
                 for i in 0..<hd / 2 {
                     // The angle is formed in fp32, as HF does; the reference differs only in cos/sin.
                     let angle = Double(Float(positions[t]) * inv[i])
-                    let a = Double(x[t * width + h * hd + i]), b = Double(x[t * width + h * hd + i + hd / 2])
+                    let a = Double(x[t * width + h * hd + i])
+                    let b = Double(x[t * width + h * hd + i + hd / 2])
                     rotated[i] = a * cos(angle) - b * sin(angle)
                     rotated[i + hd / 2] = b * cos(angle) + a * sin(angle)
                 }
@@ -209,7 +253,8 @@ public final class GPUSelfCheck: @unchecked Sendable {
         let name = "rope + kv write, \(tokens) tokens of \(heads) q / \(kvHeads) kv heads x \(hd), llama3 scaling"
         return [
             GPUCheckResult(name: name + ": rotated q", error: HostReference.relativeError(gotQ, refQ), tolerance: 1e-4),
-            GPUCheckResult(name: name + ": rotated k in the pool (bf16)", error: HostReference.relativeError(gotK.map(Float.init), refK), tolerance: 8e-3),
+            GPUCheckResult(
+                name: name + ": rotated k in the pool (bf16)", error: HostReference.relativeError(gotK.map(Float.init), refK), tolerance: 8e-3),
             GPUCheckResult(name: name + ": v in the pool (mismatching elements)", error: Double(vMismatch), tolerance: 0),
         ]
     }
@@ -221,22 +266,28 @@ public final class GPUSelfCheck: @unchecked Sendable {
             let gu = HostReference.randomNormal(rows * 2 * inter, scale: 2)
             let b = try upload(gu)
             let out = try poisoned(rows * inter * 2)
-            try kernels.siluMul(gate: b.address, up: b.address + UInt64(inter * 4), stride: 2 * inter, output: out.address, inter: inter, rows: rows, stream: stream)
+            try kernels.siluMul(
+                gate: b.address, up: b.address + UInt64(inter * 4), stride: 2 * inter, output: out.address, inter: inter, rows: rows, stream: stream)
             var ref: [Double] = []
             for r in 0..<rows {
                 for i in 0..<inter {
-                    let g = Double(gu[r * 2 * inter + i]), u = Double(gu[r * 2 * inter + inter + i])
+                    let g = Double(gu[r * 2 * inter + i])
+                    let u = Double(gu[r * 2 * inter + inter + i])
                     ref.append(g / (1 + exp(-g)) * u)
                 }
             }
-            return GPUCheckResult(name: "silu*mul \(rows)x\(inter) fused gate|up", error: HostReference.relativeError(try downloadBF16(out, count: rows * inter), ref), tolerance: 8e-3)
+            return GPUCheckResult(
+                name: "silu*mul \(rows)x\(inter) fused gate|up", error: HostReference.relativeError(try downloadBF16(out, count: rows * inter), ref),
+                tolerance: 8e-3)
         }
     }
 
     func checkResidualAdd() throws -> [GPUCheckResult] {
         let n = 100_003
-        let x = HostReference.randomNormal(n), y = HostReference.randomNormal(n)
-        let xb = try upload(x), yb = try upload(y)
+        let x = HostReference.randomNormal(n)
+        let y = HostReference.randomNormal(n)
+        let xb = try upload(x)
+        let yb = try upload(y)
         try kernels.residualAdd(xb.address, yb.address, count: n, stream: stream)
         let ref = zip(x, y).map { Double($0) + Double($1) }
         return [GPUCheckResult(name: "residual add \(n)", error: HostReference.relativeError(try downloadF32(xb, count: n), ref), tolerance: 1e-7)]
@@ -250,10 +301,16 @@ public final class GPUSelfCheck: @unchecked Sendable {
             let ref = HostReference.linear(xv, wv, m: m, n: n, k: k)
             let y = try poisoned(m * n * 4)
             try blas.linear(x: x.address, w: w.address, y: y.address, yType: .float32, m: m, n: n, k: k, stream: stream)
-            results.append(GPUCheckResult(name: "cublas linear \(m)x\(k) · (\(n)x\(k))ᵀ f32 out", error: HostReference.relativeError(try downloadF32(y, count: m * n), ref), tolerance: 1e-5))
+            results.append(
+                GPUCheckResult(
+                    name: "cublas linear \(m)x\(k) · (\(n)x\(k))ᵀ f32 out", error: HostReference.relativeError(try downloadF32(y, count: m * n), ref),
+                    tolerance: 1e-5))
             let y16 = try poisoned(m * n * 2)
             try blas.linear(x: x.address, w: w.address, y: y16.address, yType: .bfloat16, m: m, n: n, k: k, stream: stream)
-            results.append(GPUCheckResult(name: "cublas linear \(m)x\(k) · (\(n)x\(k))ᵀ bf16 out", error: HostReference.relativeError(try downloadBF16(y16, count: m * n), ref), tolerance: 8e-3))
+            results.append(
+                GPUCheckResult(
+                    name: "cublas linear \(m)x\(k) · (\(n)x\(k))ᵀ bf16 out",
+                    error: HostReference.relativeError(try downloadBF16(y16, count: m * n), ref), tolerance: 8e-3))
         }
         return results
     }
@@ -276,7 +333,10 @@ public final class GPUSelfCheck: @unchecked Sendable {
             let y = try poisoned(m * n * 4)
             try kernels.skinnyLinear(x: x.address, w: w.address, y: y.address, m: m, n: n, k: k, stream: stream)
             // fp32 accumulation split over 8-16 warps: ~1e-6 at k = 4096 on the H100.
-            results.append(GPUCheckResult(name: "skinny linear \(m)x\(k) · (\(n)x\(k))ᵀ f32 out", error: HostReference.relativeError(try downloadF32(y, count: m * n), ref), tolerance: 1e-5))
+            results.append(
+                GPUCheckResult(
+                    name: "skinny linear \(m)x\(k) · (\(n)x\(k))ᵀ f32 out", error: HostReference.relativeError(try downloadF32(y, count: m * n), ref),
+                    tolerance: 1e-5))
         }
         return results
     }
@@ -285,7 +345,8 @@ public final class GPUSelfCheck: @unchecked Sendable {
     /// plain product followed by `siluMul`, which it must equal to the bit: one- and two-tile
     /// launches, an odd feature count, and the two four-tile launches of wide products at m = 16.
     func checkSkinnyGatedGemm() throws -> [GPUCheckResult] {
-        try [(1, 2000, 576), (3, 2000, 4096), (9, 666, 200), (16, 2000, 4096), (16, 28672, 64), (16, 14336, 256), (5, 28672, 64)].flatMap { (m, n, k) in
+        try [(1, 2000, 576), (3, 2000, 4096), (9, 666, 200), (16, 2000, 4096), (16, 28672, 64), (16, 14336, 256), (5, 28672, 64)].flatMap {
+            (m, n, k) in
             let inter = n / 2
             let (x, xv) = try uploadBF16(HostReference.randomNormal(m * k))
             let (w, wv) = try uploadBF16(HostReference.randomNormal(n * k, scale: 0.05))
@@ -293,15 +354,20 @@ public final class GPUSelfCheck: @unchecked Sendable {
             var ref: [Double] = []
             for r in 0..<m {
                 for i in 0..<inter {
-                    let g = sums[r * n + i], u = sums[r * n + inter + i]
+                    let g = sums[r * n + i]
+                    let u = sums[r * n + inter + i]
                     ref.append(g / (1 + exp(-g)) * u)
                 }
             }
-            let out = try poisoned(m * inter * 2), y = try poisoned(m * n * 4), unfused = try poisoned(m * inter * 2)
+            let out = try poisoned(m * inter * 2)
+            let y = try poisoned(m * n * 4)
+            let unfused = try poisoned(m * inter * 2)
             try kernels.skinnySiluGatedLinear(x: x.address, w: w.address, out: out.address, m: m, n: n, k: k, stream: stream)
             try kernels.skinnyLinear(x: x.address, w: w.address, y: y.address, m: m, n: n, k: k, stream: stream)
-            try kernels.siluMul(gate: y.address, up: y.address + UInt64(inter * 4), stride: n, output: unfused.address, inter: inter, rows: m, stream: stream)
-            let got = try downloadBF16(out, count: m * inter), plain = try downloadBF16(unfused, count: m * inter)
+            try kernels.siluMul(
+                gate: y.address, up: y.address + UInt64(inter * 4), stride: n, output: unfused.address, inter: inter, rows: m, stream: stream)
+            let got = try downloadBF16(out, count: m * inter)
+            let plain = try downloadBF16(unfused, count: m * inter)
             let differing = zip(got, plain).filter { $0.0.bitPattern != $0.1.bitPattern }.count
             let name = "skinny gated linear \(m)x\(k) · (\(n)x\(k))ᵀ, silu(gate)·up bf16 out"
             return [
@@ -318,28 +384,42 @@ public final class GPUSelfCheck: @unchecked Sendable {
         try [(1, 4, 2, 16, 64), (3, 8, 2, 128, 576), (9, 12, 4, 64, 200), (16, 32, 8, 128, 256)].flatMap { (m, heads, kvHeads, hd, k) in
             let n = (heads + 2 * kvHeads) * hd
             let layout = KVBlockLayout(layers: 3, kvHeads: kvHeads, headDim: hd, blockTokens: 16, dtype: .bfloat16)
-            let layer = 2, blocks = 3, stride = layout.blockBytes + 4096
+            let layer = 2
+            let blocks = 3
+            let stride = layout.blockBytes + 4096
             let (x, _) = try uploadBF16(HostReference.randomNormal(m * k))
             let (w, _) = try uploadBF16(HostReference.randomNormal(n * k, scale: 0.05))
             let positions = (0..<m).map { _ in Int32.random(in: 0..<131_072) }
             let slots = Array(0..<(blocks * layout.blockTokens)).shuffled().prefix(m).map { Int32($0) }
             let inv = HostReference.ropeInverseFrequencies(headDim: hd, theta: 500_000, llama3: (8, 1, 4, 8192))
-            let pb = try upload(positions), ib = try upload(inv), sb = try upload(slots)
-            let q = try poisoned(m * heads * hd * 4), pool = try poisoned(blocks * stride)
-            let y = try poisoned(m * n * 4), qRef = try poisoned(m * heads * hd * 4), poolRef = try poisoned(blocks * stride)
-            try kernels.skinnyRotaryLinear(x: x.address, w: w.address, m: m, n: n, k: k, heads: heads, positions: pb.address,
-                                           inverseFrequencies: ib.address, slots: sb.address, qOutput: q.address, pool: pool.address,
-                                           blockStride: stride, layer: layer, layout: layout, stream: stream)
+            let pb = try upload(positions)
+            let ib = try upload(inv)
+            let sb = try upload(slots)
+            let q = try poisoned(m * heads * hd * 4)
+            let pool = try poisoned(blocks * stride)
+            let y = try poisoned(m * n * 4)
+            let qRef = try poisoned(m * heads * hd * 4)
+            let poolRef = try poisoned(blocks * stride)
+            try kernels.skinnyRotaryLinear(
+                x: x.address, w: w.address, m: m, n: n, k: k, heads: heads, positions: pb.address,
+                inverseFrequencies: ib.address, slots: sb.address, qOutput: q.address, pool: pool.address,
+                blockStride: stride, layer: layer, layout: layout, stream: stream)
             try kernels.skinnyLinear(x: x.address, w: w.address, y: y.address, m: m, n: n, k: k, stream: stream)
-            try kernels.ropeAndWriteKV(qkv: y.address, heads: heads, positions: pb.address, inverseFrequencies: ib.address, slots: sb.address,
-                                       qOutput: qRef.address, pool: poolRef.address, blockStride: stride, tokens: m, layer: layer,
-                                       layout: layout, stream: stream)
-            let gotQ = try downloadF32(q, count: m * heads * hd), refQ = try downloadF32(qRef, count: m * heads * hd)
-            let got = try pool.download(UInt16.self, count: blocks * stride / 2), ref = try poolRef.download(UInt16.self, count: blocks * stride / 2)
+            try kernels.ropeAndWriteKV(
+                qkv: y.address, heads: heads, positions: pb.address, inverseFrequencies: ib.address, slots: sb.address,
+                qOutput: qRef.address, pool: poolRef.address, blockStride: stride, tokens: m, layer: layer,
+                layout: layout, stream: stream)
+            let gotQ = try downloadF32(q, count: m * heads * hd)
+            let refQ = try downloadF32(qRef, count: m * heads * hd)
+            let got = try pool.download(UInt16.self, count: blocks * stride / 2)
+            let ref = try poolRef.download(UInt16.self, count: blocks * stride / 2)
             // Written elements: the k and v rows at each token's slot (everything else stays poisoned in both).
-            var kApart = 0, kDiffer = 0, vDiffer = 0
+            var kApart = 0
+            var kDiffer = 0
+            var vDiffer = 0
             for slot in slots {
-                let base = Int(slot) / layout.blockTokens * stride / 2, off = Int(slot) % layout.blockTokens
+                let base = Int(slot) / layout.blockTokens * stride / 2
+                let off = Int(slot) % layout.blockTokens
                 let kOff = base + layout.elementOffset(layer: layer, value: false, token: off)
                 let vOff = base + layout.elementOffset(layer: layer, value: true, token: off)
                 for i in 0..<layout.tokenElements {
@@ -369,7 +449,8 @@ public final class GPUSelfCheck: @unchecked Sendable {
 
     func checkAttention(headDim: Int, qHeads: Int, blockTokens: Int) throws -> [GPUCheckResult] {
         let layout = KVBlockLayout(layers: 3, kvHeads: 2, headDim: headDim, blockTokens: blockTokens, dtype: .bfloat16)
-        let layer = 1, poolBlocks = 96
+        let layer = 1
+        let poolBlocks = 96
         let contexts = [1, 100, 700, 17]
         let maxBlocks = layout.blocks(forTokens: contexts.max()!)
         // Each sequence gets distinct blocks in shuffled order, so block-table indexing is exercised.
@@ -385,33 +466,46 @@ public final class GPUSelfCheck: @unchecked Sendable {
         let stride = layout.blockBytes + 8192
         let pool = try poisoned(poolBlocks * stride)
         // New K/V for every token of every sequence, written by kv_write as one batch.
-        let te = layout.tokenElements, kvStride = 2 * te + 64
+        let te = layout.tokenElements
+        let kvStride = 2 * te + 64
         let totalTokens = contexts.reduce(0, +)
         let kv = HostReference.randomNormal(totalTokens * kvStride)
         var slots: [Int32] = []
         for (s, c) in contexts.enumerated() {
             for t in 0..<c { slots.append(tables[s][t / layout.blockTokens] * Int32(layout.blockTokens) + Int32(t % layout.blockTokens)) }
         }
-        let kvb = try upload(kv), slotb = try upload(slots)
-        try kernels.writeKV(pool: pool.address, blockStride: stride, k: kvb.address, v: kvb.address + UInt64(te * 4), kvStride: kvStride, slots: slotb.address,
-                            tokens: totalTokens, layer: layer, layout: layout, stream: stream)
+        let kvb = try upload(kv)
+        let slotb = try upload(slots)
+        try kernels.writeKV(
+            pool: pool.address, blockStride: stride, k: kvb.address, v: kvb.address + UInt64(te * 4), kvStride: kvStride, slots: slotb.address,
+            tokens: totalTokens, layer: layer, layout: layout, stream: stream)
         try stream.synchronize()
         // The pool must hold exactly the rounded K/V at each token's place.
         let poolBits = try pool.download(UInt16.self, count: poolBlocks * stride / 2)
         var poolMismatch = 0
-        var keys = [[Float]](), values = [[Float]]()  // per global token
+        var keys = [[Float]]()
+        var values = [[Float]]()  // per global token
         for (g, slot) in slots.enumerated() {
-            let block = Int(slot) / layout.blockTokens, off = Int(slot) % layout.blockTokens
+            let block = Int(slot) / layout.blockTokens
+            let off = Int(slot) % layout.blockTokens
             let kOff = block * stride / 2 + layout.elementOffset(layer: layer, value: false, token: off)
             let vOff = block * stride / 2 + layout.elementOffset(layer: layer, value: true, token: off)
             let k = (0..<te).map { HostReference.roundBF16(kv[g * kvStride + $0]) }
             let v = (0..<te).map { HostReference.roundBF16(kv[g * kvStride + te + $0]) }
-            for i in 0..<te where poolBits[kOff + i] != HostReference.bf16(k[i]) || poolBits[vOff + i] != HostReference.bf16(v[i]) { poolMismatch += 1 }
-            keys.append(k); values.append(v)
+            for i in 0..<te where poolBits[kOff + i] != HostReference.bf16(k[i]) || poolBits[vOff + i] != HostReference.bf16(v[i]) {
+                poolMismatch += 1
+            }
+            keys.append(k)
+            values.append(v)
         }
-        var results = [GPUCheckResult(name: "kv write (head dim \(headDim)) \(totalTokens) tokens into the block-major pool (mismatching elements)", error: Double(poolMismatch), tolerance: 0)]
+        var results = [
+            GPUCheckResult(
+                name: "kv write (head dim \(headDim)) \(totalTokens) tokens into the block-major pool (mismatching elements)",
+                error: Double(poolMismatch), tolerance: 0)
+        ]
         let tableb = try upload(flatTables)
-        let hd = layout.headDim, scale = 1 / Float(hd).squareRoot()
+        let hd = layout.headDim
+        let scale = 1 / Float(hd).squareRoot()
         let groupSize = qHeads / layout.kvHeads
         var firstToken = [0]
         for c in contexts { firstToken.append(firstToken.last! + c) }
@@ -445,7 +539,9 @@ public final class GPUSelfCheck: @unchecked Sendable {
         func run(name: String, rowSeq: [Int], rowLen: [Int], splits: Int, freshTokens: Int = 1) throws {
             let rows = rowSeq.count
             let q = HostReference.randomNormal(rows * qHeads * hd)
-            let qb = try upload(q), rowb = try upload(rowSeq.map(Int32.init)), lenb = try upload(rowLen.map(Int32.init))
+            let qb = try upload(q)
+            let rowb = try upload(rowSeq.map(Int32.init))
+            let lenb = try upload(rowLen.map(Int32.init))
             let scratch = try device.allocate(CUDAKernels.attentionScratchFloats(rows: rows, qHeads: qHeads, headDim: hd, splits: splits) * 4)
             let out = try poisoned(rows * qHeads * hd * 2)
             try kernels.pagedAttention(
@@ -454,18 +550,23 @@ public final class GPUSelfCheck: @unchecked Sendable {
                 rows: rows, qHeads: qHeads, layer: layer, layout: layout, scale: scale, splits: splits, freshTokens: freshTokens,
                 scratch: scratch.address, stream: stream)
             let got = try downloadBF16(out, count: rows * qHeads * hd)
-            results.append(GPUCheckResult(name: name, error: HostReference.relativeError(got, reference(q: q, rowSeq: rowSeq, rowLen: rowLen)), tolerance: 8e-3))
+            results.append(
+                GPUCheckResult(name: name, error: HostReference.relativeError(got, reference(q: q, rowSeq: rowSeq, rowLen: rowLen)), tolerance: 8e-3))
         }
         let seqs = Array(contexts.indices)
-        try run(name: "paged decode attention, head dim \(hd), blocks of \(blockTokens), contexts \(contexts), GQA \(qHeads)/\(layout.kvHeads), 1 split",
-                rowSeq: seqs, rowLen: contexts, splits: 1)
+        try run(
+            name: "paged decode attention, head dim \(hd), blocks of \(blockTokens), contexts \(contexts), GQA \(qHeads)/\(layout.kvHeads), 1 split",
+            rowSeq: seqs, rowLen: contexts, splits: 1)
         try run(name: "paged decode attention, head dim \(hd), contexts \(contexts), 5 splits", rowSeq: seqs, rowLen: contexts, splits: 5)
-        try run(name: "paged decode attention, head dim \(hd), contexts \(contexts), 5 splits, waiting before any read", rowSeq: seqs,
-                rowLen: contexts, splits: 5, freshTokens: Int(Int32.max))
+        try run(
+            name: "paged decode attention, head dim \(hd), contexts \(contexts), 5 splits, waiting before any read", rowSeq: seqs,
+            rowLen: contexts, splits: 5, freshTokens: Int(Int32.max))
         // Prefill: every token of sequence 1 as a query row, causally masked by its context length.
         let p = contexts[1]
-        try run(name: "paged prefill attention, head dim \(hd), \(p) causal query rows, 3 splits", rowSeq: Array(repeating: 1, count: p), rowLen: Array(1...p), splits: 3,
-                freshTokens: Int(Int32.max))
+        try run(
+            name: "paged prefill attention, head dim \(hd), \(p) causal query rows, 3 splits", rowSeq: Array(repeating: 1, count: p),
+            rowLen: Array(1...p), splits: 3,
+            freshTokens: Int(Int32.max))
         return results
     }
 
@@ -500,16 +601,19 @@ public final class GPUSelfCheck: @unchecked Sendable {
         // tail) only if the kernel fails to mask them, and would then turn the output into NaN.
         let stride = layout.blockBytes + 4096
         let pool = try poisoned(poolBlocks * stride)
-        let te = layout.tokenElements, kvStride = 2 * te
+        let te = layout.tokenElements
+        let kvStride = 2 * te
         let totalTokens = contexts.reduce(0, +)
         let kv = HostReference.randomNormal(totalTokens * kvStride)
         var slots: [Int32] = []
         for (s, c) in contexts.enumerated() {
             for t in 0..<c { slots.append(tables[s][t / blockTokens] * Int32(blockTokens) + Int32(t % blockTokens)) }
         }
-        let kvb = try upload(kv), slotb = try upload(slots)
-        try kernels.writeKV(pool: pool.address, blockStride: stride, k: kvb.address, v: kvb.address + UInt64(te * 4), kvStride: kvStride,
-                            slots: slotb.address, tokens: totalTokens, layer: layer, layout: layout, stream: stream)
+        let kvb = try upload(kv)
+        let slotb = try upload(slots)
+        try kernels.writeKV(
+            pool: pool.address, blockStride: stride, k: kvb.address, v: kvb.address + UInt64(te * 4), kvStride: kvStride,
+            slots: slotb.address, tokens: totalTokens, layer: layer, layout: layout, stream: stream)
         var firstToken = [0]
         for c in contexts { firstToken.append(firstToken.last! + c) }
         func key(_ s: Int, _ t: Int, _ i: Int) -> Double { Double(HostReference.roundBF16(kv[(firstToken[s] + t) * kvStride + i])) }
@@ -525,7 +629,9 @@ public final class GPUSelfCheck: @unchecked Sendable {
         let qStride = (qHeads + 2 * kvHeads) * hd
         let q = HostReference.randomNormal(rows * qStride)
         let tiles = CUDAKernels.prefillTiles(chunks)
-        let qb = try upload(q), tableb = try upload(flatTables), tileb = try upload(tiles)
+        let qb = try upload(q)
+        let tableb = try upload(flatTables)
+        let tileb = try upload(tiles)
         let out = try poisoned(rows * qHeads * hd * 2)
         let scale = 1 / Float(hd).squareRoot()
         try kernels.prefillAttention(
@@ -538,7 +644,8 @@ public final class GPUSelfCheck: @unchecked Sendable {
         var ref = [Double](repeating: 0, count: rows * qHeads * hd)
         for (s, c) in chunks.enumerated() {
             for j in 0..<c.queryLength {
-                let r = c.queryStart + j, visible = c.contextLength - c.queryLength + j + 1
+                let r = c.queryStart + j
+                let visible = c.contextLength - c.queryLength + j + 1
                 for h in 0..<qHeads {
                     let kvh = h / group
                     var scores = [Double](repeating: 0, count: visible)
@@ -557,13 +664,18 @@ public final class GPUSelfCheck: @unchecked Sendable {
             }
         }
         let shape = seqs.map { $0.0 == 0 ? "\($0.1)" : "\($0.0)+\($0.1)" }.joined(separator: ", ")
-        return [GPUCheckResult(
-            name: "prefill attention (tensor cores), head dim \(hd), GQA \(qHeads)/\(kvHeads)\(wide == true ? " wide" : ""), \(blockTokens)-token blocks, chunks [cached+]new \(shape) in one launch",
-            error: HostReference.relativeError(got, ref), tolerance: 8e-3)]
+        return [
+            GPUCheckResult(
+                name:
+                    "prefill attention (tensor cores), head dim \(hd), GQA \(qHeads)/\(kvHeads)\(wide == true ? " wide" : ""), \(blockTokens)-token blocks, chunks [cached+]new \(shape) in one launch",
+                error: HostReference.relativeError(got, ref), tolerance: 8e-3)
+        ]
     }
 
     func checkSampling() throws -> [GPUCheckResult] {
-        let rows = 4, vocab = 128_256, k = 8
+        let rows = 4
+        let vocab = 128_256
+        let k = 8
         let logits = HostReference.randomNormal(rows * vocab, scale: 4)
         let lb = try upload(logits)
         let out = try poisoned(rows * 4)
@@ -572,7 +684,8 @@ public final class GPUSelfCheck: @unchecked Sendable {
         let got = try out.download(Int32.self, count: rows)
         var wrong = 0
         var wrongTopK = 0
-        let tv = try poisoned(rows * k * 4), ti = try poisoned(rows * k * 4)
+        let tv = try poisoned(rows * k * 4)
+        let ti = try poisoned(rows * k * 4)
         try kernels.topK(logits: lb.address, rows: rows, vocab: vocab, k: k, values: tv.address, indices: ti.address, stream: stream)
         try stream.synchronize()
         let gotIdx = try ti.download(Int32.self, count: rows * k)
@@ -583,11 +696,13 @@ public final class GPUSelfCheck: @unchecked Sendable {
             for j in 0..<k where Int(gotIdx[r * k + j]) != order[j] { wrongTopK += 1 }
         }
         // A vocabulary not divisible by 4 takes the kernel's scalar path; ties must go to the first.
-        let oddRows = 3, oddVocab = 1001
+        let oddRows = 3
+        let oddVocab = 1001
         var odd = HostReference.randomNormal(oddRows * oddVocab, scale: 4)
         odd[oddVocab + 7] = 100
         odd[oddVocab + 900] = 100
-        let ob = try upload(odd), oo = try poisoned(oddRows * 4)
+        let ob = try upload(odd)
+        let oo = try poisoned(oddRows * 4)
         try kernels.argmax(logits: ob.address, rows: oddRows, vocab: oddVocab, output: oo.address, stream: stream)
         try stream.synchronize()
         let oddGot = try oo.download(Int32.self, count: oddRows)

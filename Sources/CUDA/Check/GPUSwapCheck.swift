@@ -1,8 +1,9 @@
 import FlashStore
 import Foundation
 import HiFCCore
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// `hifc check gpu --swap-dir`: swaps a pool of random KV blocks out to a file and back through
@@ -37,7 +38,8 @@ public struct GPUSwapCheck {
         var crcWrong = 0
         for b in [0, blocks - 1] {
             let host = try [UInt8](unsafeUninitializedCapacity: bytes) { buf, n in
-                try device.copy(from: try pool.address(of: b), to: UnsafeMutableRawPointer(buf.baseAddress!), bytes: bytes); n = bytes
+                try device.copy(from: try pool.address(of: b), to: UnsafeMutableRawPointer(buf.baseAddress!), bytes: bytes)
+                n = bytes
             }
             if CRC32C.checksum(of: host) != before[b] { crcWrong += 1 }
             // A length that ends inside a piece and inside a 16-byte word: the kernel's byte tail.
@@ -45,7 +47,9 @@ public struct GPUSwapCheck {
             let gpuOdd = try checksums(b..<(b + 1), length: odd)
             if CRC32C.checksum(of: Array(host[0..<odd])) != gpuOdd[0] { crcWrong += 1 }
         }
-        results.append(GPUCheckResult(name: "GPU CRC32C of \(bytes >> 20) MiB blocks and of odd lengths vs host (wrong blocks)", error: Double(crcWrong), tolerance: 0))
+        results.append(
+            GPUCheckResult(
+                name: "GPU CRC32C of \(bytes >> 20) MiB blocks and of odd lengths vs host (wrong blocks)", error: Double(crcWrong), tolerance: 0))
         // The checksum's own speed: every pool block in one call, and in calls of 16 as a swap of a
         // 16-block sequence makes them (launch, wait, copy and the host's combine included).
         var t0 = Date()
@@ -56,8 +60,10 @@ public struct GPUSwapCheck {
             _ = try checksums(first..<min(blocks, first + 16))
         }
         let crcSixteen = Double(blocks * bytes) / 1e9 / Date().timeIntervalSince(t0)
-        timings.append(String(format: "CRC32C on the GPU  %7.1f GB/s in one call of %d blocks, %7.1f GB/s in calls of 16 (%d MiB blocks)",
-                              crcWhole, blocks, crcSixteen, bytes >> 20))
+        timings.append(
+            String(
+                format: "CRC32C on the GPU  %7.1f GB/s in one call of %d blocks, %7.1f GB/s in calls of 16 (%d MiB blocks)",
+                crcWhole, blocks, crcSixteen, bytes >> 20))
         let distinct = Set(before).count
         results.append(GPUCheckResult(name: "random blocks are distinct (repeated checksums)", error: Double(blocks - distinct), tolerance: 0))
 
@@ -87,7 +93,10 @@ public struct GPUSwapCheck {
         let path = directory + "/hifc-swap-check-\(getpid())"
         let fd = open(path, O_RDWR | O_CREAT | O_TRUNC | DirectIO.directFlag, 0o600)
         guard fd >= 0 else { throw CUDAError.io(call: "open(O_DIRECT)", path: path, errno: errno) }
-        defer { close(fd); unlink(path) }
+        defer {
+            close(fd)
+            unlink(path)
+        }
         guard ftruncate(fd, off_t(blocks * directIOLength(bytes))) == 0 else { throw CUDAError.io(call: "ftruncate", path: path, errno: errno) }
         // Each path with one request in flight, as `dd` uses the disk, with four, and with eight,
         // as the store's swapper does.
@@ -122,7 +131,8 @@ public struct GPUSwapCheck {
             try io.read(extents)?.synchronize()
             let rd = gb / Date().timeIntervalSince(t0)
             try verify("swap-flash via \(io.path)")
-            timings.append(String(format: "swap-flash  out %6.2f GB/s   in %6.2f GB/s   ", wr, rd) + "(raw file, \(io.path), \(blocks) x \(bytes >> 20) MiB)")
+            timings.append(
+                String(format: "swap-flash  out %6.2f GB/s   in %6.2f GB/s   ", wr, rd) + "(raw file, \(io.path), \(blocks) x \(bytes >> 20) MiB)")
         }
 
         // Through the flash store: reserve, GPU checksums, commit; locate, read, checksums checked.
@@ -130,8 +140,9 @@ public struct GPUSwapCheck {
             let storeDir = directory + "/hifc-store-check-\(getpid())-\(useCUFile)"
             try FileManager.default.createDirectory(atPath: storeDir, withIntermediateDirectories: true)
             defer { try? FileManager.default.removeItem(atPath: storeDir) }
-            let store = try FlashStore(configuration: FlashStoreConfiguration(
-                paths: [storeDir], capacityPerPath: ByteSize(Int64(blocks * bytes * 3 + (512 << 20))), segmentSize: .mib(256)))
+            let store = try FlashStore(
+                configuration: FlashStoreConfiguration(
+                    paths: [storeDir], capacityPerPath: ByteSize(Int64(blocks * bytes * 3 + (512 << 20))), segmentSize: .mib(256)))
             defer { store.close() }
             let swapper = CUDAFlashSwap(pool: pool, store: store, kernels: kernels, compute: stream, useCUFile: useCUFile)
             // Sequences of 16 blocks (1K tokens of the 8B model), then the whole pool as one
@@ -153,8 +164,10 @@ public struct GPUSwapCheck {
                 let rd = gb / Date().timeIntervalSince(t0)
                 name = "swap-flash through the flash store via " + swapper.pathsInUse.joined(separator: ", ")
                 try verify(name + ", sequences of \(length) blocks")
-                timings.append(String(format: "swap-flash  out %6.2f GB/s   in %6.2f GB/s   ", wr, rd)
-                    + "(flash store, \(swapper.pathsInUse.joined()), \(blocks) x \(bytes >> 20) MiB in sequences of \(length), CRC32C on the GPU)")
+                timings.append(
+                    String(format: "swap-flash  out %6.2f GB/s   in %6.2f GB/s   ", wr, rd)
+                        + "(flash store, \(swapper.pathsInUse.joined()), \(blocks) x \(bytes >> 20) MiB in sequences of \(length), CRC32C on the GPU)"
+                )
             }
             // The last round's slots read again by the swapper's own I/O path alone (no locate,
             // checksums or stream per swap): what the store's file gives at that depth, which
@@ -168,8 +181,9 @@ public struct GPUSwapCheck {
                 try io.read(located.enumerated().map { BlockFileExtent(block: $0.offset, fileOffset: Int($0.element.payloadOffset)) })?.synchronize()
                 let rd = gb / Date().timeIntervalSince(t0)
                 try verify(name + ", its slots read without the store")
-                timings.append(String(format: "swap-flash                 in %6.2f GB/s   ", rd)
-                    + "(the store's slots through \(io.path) alone, \(blocks) x \(bytes >> 20) MiB)")
+                timings.append(
+                    String(format: "swap-flash                 in %6.2f GB/s   ", rd)
+                        + "(the store's slots through \(io.path) alone, \(blocks) x \(bytes >> 20) MiB)")
             }
             // A block damaged on flash must be refused, never handed back as data. Block 0 is
             // kept aside meanwhile, since the refused read lands in it.
@@ -183,8 +197,10 @@ public struct GPUSwapCheck {
                 let written = pwrite(l.fileDescriptor, p, 4096, off_t(l.payloadOffset))
                 var refused = 0.0
                 do { try await swapper.swapInFromFlash(keys: [l.key], into: [0]) } catch { refused = 1 }
-                results.append(GPUCheckResult(name: "\(name): a damaged block is refused (not refused = 1)", error: 1 - refused, tolerance: 0,
-                                              failure: written == 4096 ? nil : "could not damage the slot: pwrite returned \(written)"))
+                results.append(
+                    GPUCheckResult(
+                        name: "\(name): a damaged block is refused (not refused = 1)", error: 1 - refused, tolerance: 0,
+                        failure: written == 4096 ? nil : "could not damage the slot: pwrite returned \(written)"))
                 try stream.copy(from: saved.address, to: try pool.address(of: 0), bytes: bytes)
                 try stream.synchronize()
             }

@@ -16,7 +16,8 @@ public enum HostReference {
     /// ‖a − b‖ / ‖b‖ (b the reference); infinite when anything is NaN.
     public static func relativeError(_ a: [Float], _ b: [Double]) -> Double {
         precondition(a.count == b.count)
-        var num = 0.0, den = 0.0
+        var num = 0.0
+        var den = 0.0
         for (x, y) in zip(a, b) {
             if x.isNaN || y.isNaN { return .infinity }
             num += (Double(x) - y) * (Double(x) - y)
@@ -29,7 +30,8 @@ public enum HostReference {
     public static func randomNormal(_ n: Int, scale: Float = 1) -> [Float] {
         var g = SystemRandomNumberGenerator()
         return (0..<n).map { _ in
-            let u1 = Float.random(in: Float.ulpOfOne..<1, using: &g), u2 = Float.random(in: 0..<1, using: &g)
+            let u1 = Float.random(in: Float.ulpOfOne..<1, using: &g)
+            let u2 = Float.random(in: 0..<1, using: &g)
             return scale * (-2 * log(u1)).squareRoot() * cos(2 * .pi * u2)
         }
     }
@@ -72,7 +74,7 @@ public enum HostReference {
 }
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif

@@ -9,11 +9,12 @@ public final class CUBLAS: @unchecked Sendable {
     private let cublasSetStream: @convention(c) (Handle?, CUstream?) -> Status
     private let cublasGetVersion: @convention(c) (Handle?, UnsafeMutablePointer<Int32>) -> Status
     private let cublasGetStatusString: (@convention(c) (Status) -> UnsafePointer<CChar>?)?
-    private let cublasGemmEx: @convention(c) (
-        Handle?, Int32, Int32, Int32, Int32, Int32,
-        UnsafeRawPointer, UInt64, Int32, Int32, UInt64, Int32, Int32,
-        UnsafeRawPointer, UInt64, Int32, Int32, Int32, Int32
-    ) -> Status
+    private let cublasGemmEx:
+        @convention(c) (
+            Handle?, Int32, Int32, Int32, Int32, Int32,
+            UnsafeRawPointer, UInt64, Int32, Int32, UInt64, Int32, Int32,
+            UnsafeRawPointer, UInt64, Int32, Int32, Int32, Int32
+        ) -> Status
 
     /// The library the entry points came from.
     public let library: DynamicLibrary

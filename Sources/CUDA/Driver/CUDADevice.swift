@@ -83,7 +83,8 @@ public final class CUDADevice: @unchecked Sendable {
         info = CUDADeviceInfo(
             ordinal: ordinal, name: String(nulTerminated: nameBuf), computeCapability: (major, minor),
             totalMemory: total, multiprocessors: sms, maxSharedMemoryPerBlock: smem)
-        overlapsDependentLaunches = major >= 9 && api.cuLaunchKernelEx != nil
+        overlapsDependentLaunches =
+            major >= 9 && api.cuLaunchKernelEx != nil
             && ProcessInfo.processInfo.environment["HIFC_CUDA_PDL"] != "0"
         var ctx: CUcontext?
         try api.check(api.cuDevicePrimaryCtxRetain(&ctx, dev), "cuDevicePrimaryCtxRetain(\(ordinal))")
@@ -100,7 +101,8 @@ public final class CUDADevice: @unchecked Sendable {
     /// Free and total device memory in bytes.
     public func memoryInfo() throws -> (free: Int, total: Int) {
         try makeCurrent()
-        var free = 0, total = 0
+        var free = 0
+        var total = 0
         try api.check(api.cuMemGetInfo(&free, &total), "cuMemGetInfo")
         return (free, total)
     }
@@ -360,8 +362,9 @@ public struct CUDAFunction: @unchecked Sendable {
         let device = module.device
         try device.makeCurrent()
         var blocks: Int32 = 0
-        try device.api.check(device.api.cuOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, handle, Int32(threads), sharedBytes),
-                             "cuOccupancyMaxActiveBlocksPerMultiprocessor(\(name), \(threads) threads)")
+        try device.api.check(
+            device.api.cuOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, handle, Int32(threads), sharedBytes),
+            "cuOccupancyMaxActiveBlocksPerMultiprocessor(\(name), \(threads) threads)")
         return Int(blocks)
     }
 

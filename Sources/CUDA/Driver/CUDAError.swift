@@ -54,7 +54,7 @@ public enum CUDAError: Error, CustomStringConvertible, Sendable {
 }
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif

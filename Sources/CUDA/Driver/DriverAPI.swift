@@ -49,14 +49,18 @@ public struct DriverAPI: @unchecked Sendable {
     let cuModuleGetFunction: @convention(c) (UnsafeMutablePointer<CUfunction?>, CUmodule?, UnsafePointer<CChar>) -> Status
     let cuFuncSetAttribute: @convention(c) (CUfunction?, Int32, Int32) -> Status
     let cuOccupancyMaxActiveBlocksPerMultiprocessor: @convention(c) (UnsafeMutablePointer<Int32>, CUfunction?, Int32, Int) -> Status
-    let cuLaunchKernel: @convention(c) (
-        CUfunction?, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, CUstream?,
-        UnsafeMutablePointer<UnsafeMutableRawPointer?>?, UnsafeMutablePointer<UnsafeMutableRawPointer?>?
-    ) -> Status
+    let cuLaunchKernel:
+        @convention(c) (
+            CUfunction?, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, CUstream?,
+            UnsafeMutablePointer<UnsafeMutableRawPointer?>?, UnsafeMutablePointer<UnsafeMutableRawPointer?>?
+        ) -> Status
     /// `cuLaunchKernelEx` (CUDA 12 drivers and later), for launch attributes; nil on older drivers.
-    let cuLaunchKernelEx: (@convention(c) (
-        UnsafeRawPointer, CUfunction?, UnsafeMutablePointer<UnsafeMutableRawPointer?>?, UnsafeMutablePointer<UnsafeMutableRawPointer?>?
-    ) -> Status)?
+    let cuLaunchKernelEx:
+        (
+            @convention(c) (
+                UnsafeRawPointer, CUfunction?, UnsafeMutablePointer<UnsafeMutableRawPointer?>?, UnsafeMutablePointer<UnsafeMutableRawPointer?>?
+            ) -> Status
+        )?
     let cuGetErrorString: @convention(c) (Status, UnsafeMutablePointer<UnsafePointer<CChar>?>) -> Status
     let cuGetErrorName: @convention(c) (Status, UnsafeMutablePointer<UnsafePointer<CChar>?>) -> Status
 

@@ -53,8 +53,9 @@ public struct KernelSources: Sendable {
             dirs.append(base + "/HiFC_CUDA.resources")
         }
         if let resources = Bundle.main.resourceURL?.path { dirs.append(resources + "/HiFC_CUDA.resources/Kernels") }
-        dirs.append(URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("Kernels").path)
+        dirs.append(
+            URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+                .appendingPathComponent("Kernels").path)
         return dirs
     }
 }

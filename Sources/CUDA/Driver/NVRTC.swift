@@ -1,3 +1,5 @@
+import Foundation
+
 /// NVIDIA's run-time compiler (`libnvrtc.so.13` or `.12`), loaded by `dlopen`.
 ///
 /// Turns CUDA C source into a cubin for one GPU architecture. It needs no GPU, so CI uses it to
@@ -8,10 +10,11 @@ public struct NVRTC: @unchecked Sendable {
     typealias Program = OpaquePointer
     let nvrtcVersion: @convention(c) (UnsafeMutablePointer<Int32>, UnsafeMutablePointer<Int32>) -> Status
     let nvrtcGetErrorString: @convention(c) (Status) -> UnsafePointer<CChar>?
-    let nvrtcCreateProgram: @convention(c) (
-        UnsafeMutablePointer<Program?>, UnsafePointer<CChar>, UnsafePointer<CChar>?, Int32,
-        UnsafePointer<UnsafePointer<CChar>?>?, UnsafePointer<UnsafePointer<CChar>?>?
-    ) -> Status
+    let nvrtcCreateProgram:
+        @convention(c) (
+            UnsafeMutablePointer<Program?>, UnsafePointer<CChar>, UnsafePointer<CChar>?, Int32,
+            UnsafePointer<UnsafePointer<CChar>?>?, UnsafePointer<UnsafePointer<CChar>?>?
+        ) -> Status
     let nvrtcDestroyProgram: @convention(c) (UnsafeMutablePointer<Program?>) -> Status
     let nvrtcCompileProgram: @convention(c) (Program?, Int32, UnsafePointer<UnsafePointer<CChar>?>?) -> Status
     let nvrtcGetProgramLogSize: @convention(c) (Program?, UnsafeMutablePointer<Int>) -> Status
@@ -56,7 +59,8 @@ public struct NVRTC: @unchecked Sendable {
 
     /// The compiler's version as "13.0".
     public var version: String {
-        var major: Int32 = 0, minor: Int32 = 0
+        var major: Int32 = 0
+        var minor: Int32 = 0
         _ = nvrtcVersion(&major, &minor)
         return "\(major).\(minor)"
     }
@@ -115,9 +119,8 @@ public struct NVRTC: @unchecked Sendable {
     }
 }
 
-import Foundation
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif

@@ -51,7 +51,9 @@ public struct CRC32CCombiner: Sendable {
     }
 
     private static func apply(_ m: [UInt32], _ v: UInt32) -> UInt32 {
-        var v = v, sum: UInt32 = 0, i = 0
+        var v = v
+        var sum: UInt32 = 0
+        var i = 0
         while v != 0 {
             if v & 1 == 1 { sum ^= m[i] }
             v >>= 1

@@ -21,19 +21,28 @@ public struct CUDAKernels: Sendable {
 
     /// `out[i] = bf16(in[i])`.
     public func f32ToBF16(_ input: CUdeviceptr, _ output: CUdeviceptr, count n: Int, stream: CUDAStream) throws {
-        var a = KernelArguments(); a.add(input); a.add(output); a.add(Int64Arg(n))
+        var a = KernelArguments()
+        a.add(input)
+        a.add(output)
+        a.add(Int64Arg(n))
         try library.function("f32_to_bf16_kernel").launch(grid: (gridFor(n), 1, 1), block: (256, 1, 1), stream: stream, arguments: a)
     }
 
     /// `out[i] = f32(in[i])`.
     public func bf16ToF32(_ input: CUdeviceptr, _ output: CUdeviceptr, count n: Int, stream: CUDAStream) throws {
-        var a = KernelArguments(); a.add(input); a.add(output); a.add(Int64Arg(n))
+        var a = KernelArguments()
+        a.add(input)
+        a.add(output)
+        a.add(Int64Arg(n))
         try library.function("bf16_to_f32_kernel").launch(grid: (gridFor(n), 1, 1), block: (256, 1, 1), stream: stream, arguments: a)
     }
 
     /// `x += y` over `n` fp32 values.
     public func residualAdd(_ x: CUdeviceptr, _ y: CUdeviceptr, count n: Int, stream: CUDAStream) throws {
-        var a = KernelArguments(); a.add(x); a.add(y); a.add(Int64Arg(n))
+        var a = KernelArguments()
+        a.add(x)
+        a.add(y)
+        a.add(Int64Arg(n))
         try library.function("residual_add_f32").launch(grid: (gridFor(n), 1, 1), block: (256, 1, 1), stream: stream, arguments: a)
     }
 
@@ -44,49 +53,88 @@ public struct CUDAKernels: Sendable {
         if fourColumns, ![gate, up, output].allSatisfy({ $0 % 16 == 0 }) {
             throw CUDAError.invalidArgument("silu_mul: gate, up and output must be 16-byte aligned")
         }
-        var a = KernelArguments(); a.add(gate); a.add(up); a.add(int: stride); a.add(output); a.add(int: inter); a.add(int: rows)
-        try library.function("silu_mul_f32_to_bf16").launch(grid: (gridFor(rows * inter / (fourColumns ? 4 : 1)), 1, 1), block: (256, 1, 1),
-                                                            stream: stream, arguments: a)
+        var a = KernelArguments()
+        a.add(gate)
+        a.add(up)
+        a.add(int: stride)
+        a.add(output)
+        a.add(int: inter)
+        a.add(int: rows)
+        try library.function("silu_mul_f32_to_bf16").launch(
+            grid: (gridFor(rows * inter / (fourColumns ? 4 : 1)), 1, 1), block: (256, 1, 1),
+            stream: stream, arguments: a)
     }
 
     /// `y[r, c] += bias[c]` over `rows` fp32 rows of `cols`, bf16 bias.
     public func addBias(_ y: CUdeviceptr, bias: CUdeviceptr, rows: Int, cols: Int, stream: CUDAStream) throws {
-        var a = KernelArguments(); a.add(y); a.add(bias); a.add(int: cols); a.add(Int64Arg(rows * cols))
+        var a = KernelArguments()
+        a.add(y)
+        a.add(bias)
+        a.add(int: cols)
+        a.add(Int64Arg(rows * cols))
         try library.function("add_bias_f32").launch(grid: (gridFor(rows * cols), 1, 1), block: (256, 1, 1), stream: stream, arguments: a)
     }
 
     /// `out = a + b` over `n` fp32 values.
     public func add(_ x: CUdeviceptr, _ y: CUdeviceptr, output: CUdeviceptr, count n: Int, stream: CUDAStream) throws {
-        var a = KernelArguments(); a.add(x); a.add(y); a.add(output); a.add(Int64Arg(n))
+        var a = KernelArguments()
+        a.add(x)
+        a.add(y)
+        a.add(output)
+        a.add(Int64Arg(n))
         try library.function("add_f32").launch(grid: (gridFor(n), 1, 1), block: (256, 1, 1), stream: stream, arguments: a)
     }
 
     /// `out[i, :] = x[rows[i], :]` for rows of `rowBytes` bytes (a multiple of 4); `rows` is Int32.
     public func gatherRows(_ x: CUdeviceptr, rows: CUdeviceptr, count: Int, rowBytes: Int, output: CUdeviceptr, stream: CUDAStream) throws {
         guard rowBytes % 4 == 0 else { throw CUDAError.invalidArgument("gather of \(rowBytes)-byte rows") }
-        var a = KernelArguments(); a.add(x); a.add(rows); a.add(output); a.add(int: rowBytes / 4)
+        var a = KernelArguments()
+        a.add(x)
+        a.add(rows)
+        a.add(output)
+        a.add(int: rowBytes / 4)
         try library.function("gather_rows_u32").launch(grid: (count, 1, 1), block: (256, 1, 1), stream: stream, arguments: a)
     }
 
     /// `out[t, :] = table[ids[t], :]` (bf16 table, fp32 out); ids must be checked by the caller.
     public func embedding(table: CUdeviceptr, ids: CUdeviceptr, output: CUdeviceptr, tokens: Int, dim: Int, stream: CUDAStream) throws {
-        var a = KernelArguments(); a.add(table); a.add(ids); a.add(output); a.add(int: dim)
+        var a = KernelArguments()
+        a.add(table)
+        a.add(ids)
+        a.add(output)
+        a.add(int: dim)
         try library.function("embedding_bf16_to_f32").launch(grid: (tokens, 1, 1), block: (256, 1, 1), stream: stream, arguments: a)
     }
 
     /// RMSNorm of `rows` fp32 rows with a bf16 weight; `bf16Output` picks the output type.
-    public func rmsNorm(_ x: CUdeviceptr, weight: CUdeviceptr, output: CUdeviceptr, rows: Int, dim: Int, eps: Float, bf16Output: Bool, stream: CUDAStream) throws {
+    public func rmsNorm(
+        _ x: CUdeviceptr, weight: CUdeviceptr, output: CUdeviceptr, rows: Int, dim: Int, eps: Float, bf16Output: Bool, stream: CUDAStream
+    ) throws {
         let name = bf16Output ? "rmsnorm_f32_to_bf16" : "rmsnorm_f32"
         let block = try Self.normBlock(name, dim: dim, addresses: [x, weight, output])
-        var a = KernelArguments(); a.add(x); a.add(weight); a.add(output); a.add(int: dim); a.add(eps)
+        var a = KernelArguments()
+        a.add(x)
+        a.add(weight)
+        a.add(output)
+        a.add(int: dim)
+        a.add(eps)
         try library.function(name).launch(grid: (rows, 1, 1), block: (block, 1, 1), stream: stream, arguments: a)
     }
 
     /// `sum = x + y` (fp32) and `out = rmsNorm(sum) · weight` (bf16) over `rows` rows of `dim`.
-    public func addRMSNorm(_ x: CUdeviceptr, _ y: CUdeviceptr, sum: CUdeviceptr, weight: CUdeviceptr, output: CUdeviceptr,
-                           rows: Int, dim: Int, eps: Float, stream: CUDAStream) throws {
+    public func addRMSNorm(
+        _ x: CUdeviceptr, _ y: CUdeviceptr, sum: CUdeviceptr, weight: CUdeviceptr, output: CUdeviceptr,
+        rows: Int, dim: Int, eps: Float, stream: CUDAStream
+    ) throws {
         let block = try Self.normBlock("add_rmsnorm_f32_to_bf16", dim: dim, addresses: [x, y, sum, weight, output])
-        var a = KernelArguments(); a.add(x); a.add(y); a.add(sum); a.add(weight); a.add(output); a.add(int: dim); a.add(eps)
+        var a = KernelArguments()
+        a.add(x)
+        a.add(y)
+        a.add(sum)
+        a.add(weight)
+        a.add(output)
+        a.add(int: dim)
+        a.add(eps)
         try library.function("add_rmsnorm_f32_to_bf16").launch(grid: (rows, 1, 1), block: (block, 1, 1), stream: stream, arguments: a)
     }
 
@@ -104,32 +152,57 @@ public struct CUDAKernels: Sendable {
     /// Rotates the q and k heads of the fused q|k|v rows `qkv` (fp32, `tokens` rows of
     /// `(heads + 2·kvHeads)·headDim`) by `positions`, writes q to `qOutput` (fp32) and k, v into
     /// `layer` of the bf16 pool (blocks `blockStride` bytes apart) at `slots` (Int32).
-    public func ropeAndWriteKV(qkv: CUdeviceptr, heads: Int, positions: CUdeviceptr, inverseFrequencies: CUdeviceptr,
-                               slots: CUdeviceptr, qOutput: CUdeviceptr, pool: CUdeviceptr, blockStride: Int,
-                               tokens: Int, layer: Int, layout: KVBlockLayout, stream: CUDAStream) throws {
+    public func ropeAndWriteKV(
+        qkv: CUdeviceptr, heads: Int, positions: CUdeviceptr, inverseFrequencies: CUdeviceptr,
+        slots: CUdeviceptr, qOutput: CUdeviceptr, pool: CUdeviceptr, blockStride: Int,
+        tokens: Int, layer: Int, layout: KVBlockLayout, stream: CUDAStream
+    ) throws {
         guard layout.dtype == .bfloat16 else { throw CUDAError.invalidArgument("KV pool dtype \(layout.dtype); the CUDA kernels use bf16") }
         guard layout.headDim % 2 == 0 else { throw CUDAError.invalidArgument("rope: head dim \(layout.headDim) is odd") }
         guard layout.headDim <= 1024 else { throw CUDAError.invalidArgument("rope: head dim \(layout.headDim) is over 1024") }
         // About 128 threads a block: enough blocks for a decode batch to spread over the GPU.
-        let half = layout.headDim / 2, perBlock = max(1, 128 / half), allHeads = heads + 2 * layout.kvHeads
+        let half = layout.headDim / 2
+        let perBlock = max(1, 128 / half)
+        let allHeads = heads + 2 * layout.kvHeads
         var a = KernelArguments()
-        a.add(qkv); a.add(int: heads); a.add(int: layout.kvHeads); a.add(int: layout.headDim); a.add(int: perBlock); a.add(positions)
-        a.add(inverseFrequencies); a.add(slots); a.add(qOutput); a.add(pool); a.add(int: layer); a.add(int: layout.blockTokens)
+        a.add(qkv)
+        a.add(int: heads)
+        a.add(int: layout.kvHeads)
+        a.add(int: layout.headDim)
+        a.add(int: perBlock)
+        a.add(positions)
+        a.add(inverseFrequencies)
+        a.add(slots)
+        a.add(qOutput)
+        a.add(pool)
+        a.add(int: layer)
+        a.add(int: layout.blockTokens)
         a.add(Int64Arg(blockStride / 2))
-        try library.function("rope_qkv_write_kv").launch(grid: (tokens, (allHeads + perBlock - 1) / perBlock, 1), block: (perBlock * half, 1, 1),
-                                                         sharedBytes: layout.headDim * 4, stream: stream, arguments: a)
+        try library.function("rope_qkv_write_kv").launch(
+            grid: (tokens, (allHeads + perBlock - 1) / perBlock, 1), block: (perBlock * half, 1, 1),
+            sharedBytes: layout.headDim * 4, stream: stream, arguments: a)
     }
 
     /// Writes `tokens` new K/V rows (fp32, rows `kvStride` apart) into the bf16 block-major pool
     /// (blocks `blockStride` bytes apart) at `slots` (Int32 block · blockTokens + offset) for `layer`,
     /// unrotated: how the checks and benchmarks fill a pool (the model uses `ropeAndWriteKV`).
-    public func writeKV(pool: CUdeviceptr, blockStride: Int, k: CUdeviceptr, v: CUdeviceptr, kvStride: Int, slots: CUdeviceptr,
-                        tokens: Int, layer: Int, layout: KVBlockLayout, stream: CUDAStream) throws {
+    public func writeKV(
+        pool: CUdeviceptr, blockStride: Int, k: CUdeviceptr, v: CUdeviceptr, kvStride: Int, slots: CUdeviceptr,
+        tokens: Int, layer: Int, layout: KVBlockLayout, stream: CUDAStream
+    ) throws {
         guard layout.dtype == .bfloat16 else { throw CUDAError.invalidArgument("KV pool dtype \(layout.dtype); the CUDA kernels use bf16") }
         var a = KernelArguments()
-        a.add(pool); a.add(k); a.add(v); a.add(int: kvStride); a.add(slots)
-        a.add(int: layer); a.add(int: layout.blockTokens); a.add(int: layout.tokenElements); a.add(Int64Arg(blockStride / 2))
-        try library.function("kv_write_bf16").launch(grid: (tokens, 1, 1), block: (min(1024, (layout.tokenElements + 31) / 32 * 32), 1, 1), stream: stream, arguments: a)
+        a.add(pool)
+        a.add(k)
+        a.add(v)
+        a.add(int: kvStride)
+        a.add(slots)
+        a.add(int: layer)
+        a.add(int: layout.blockTokens)
+        a.add(int: layout.tokenElements)
+        a.add(Int64Arg(blockStride / 2))
+        try library.function("kv_write_bf16").launch(
+            grid: (tokens, 1, 1), block: (min(1024, (layout.tokenElements + 31) / 32 * 32), 1, 1), stream: stream, arguments: a)
     }
 
     /// Scratch sizes (floats) that `pagedAttention` needs for `rows` query rows.
@@ -154,7 +227,8 @@ public struct CUDAKernels: Sendable {
     /// is exact for every position of a context: it is while context · blockTokens <= 2^32.
     public static func checkBlockIndexing(maxContext: Int, blockTokens: Int) throws {
         guard maxContext * blockTokens <= 1 << 32 else {
-            throw CUDAError.invalidArgument("attention: a context of \(maxContext) tokens in blocks of \(blockTokens) exceeds the kernels' 2^32 limit on context x block tokens")
+            throw CUDAError.invalidArgument(
+                "attention: a context of \(maxContext) tokens in blocks of \(blockTokens) exceeds the kernels' 2^32 limit on context x block tokens")
         }
     }
 
@@ -168,7 +242,9 @@ public struct CUDAKernels: Sendable {
     /// then three stages of K and V rows, 16 keys per warp each), as attention.cu instantiates it.
     static func decodeAttentionLaunch(headDim: Int, group: Int) -> (kernel: String, threads: Int, sharedBytes: Int)? {
         guard [64, 128, 256].contains(headDim), group >= 1, group <= 8 else { return nil }
-        let warps = headDim == 128 ? 8 : 4, keysPerStage = warps * 16, stages = 3
+        let warps = headDim == 128 ? 8 : 4
+        let keysPerStage = warps * 16
+        let stages = 3
         return ("paged_attention_decode_d\(headDim)", 32 * warps, (16 + 2 * stages * keysPerStage) * headDim * 2)
     }
 
@@ -196,17 +272,35 @@ public struct CUDAKernels: Sendable {
         let splits = max(1, splits)
         let tokensPerSplit = max(1, (maxContext + splits - 1) / splits)
         let parts = rows * qHeads * splits
-        let partM = scratch, partL = scratch + UInt64(parts * 4), partAcc = scratch + UInt64(parts * 8)
+        let partM = scratch
+        let partL = scratch + UInt64(parts * 4)
+        let partAcc = scratch + UInt64(parts * 8)
         var a = KernelArguments()
-        a.add(q); a.add(int: qStride); a.add(pool); a.add(blockTables); a.add(int: tableStride)
-        a.add(rowTable); a.add(contextLengths); a.add(partM); a.add(partL); a.add(partAcc)
-        a.add(int: qHeads); a.add(int: layout.kvHeads); a.add(int: hd); a.add(int: layer)
-        a.add(int: layout.blockTokens); a.add(Int64Arg(blockStride / 2)); a.add(int: tokensPerSplit); a.add(scale)
+        a.add(q)
+        a.add(int: qStride)
+        a.add(pool)
+        a.add(blockTables)
+        a.add(int: tableStride)
+        a.add(rowTable)
+        a.add(contextLengths)
+        a.add(partM)
+        a.add(partL)
+        a.add(partAcc)
+        a.add(int: qHeads)
+        a.add(int: layout.kvHeads)
+        a.add(int: hd)
+        a.add(int: layer)
+        a.add(int: layout.blockTokens)
+        a.add(Int64Arg(blockStride / 2))
+        a.add(int: tokensPerSplit)
+        a.add(scale)
         let group = qHeads / layout.kvHeads
         if let decode = CUDAKernels.decodeAttentionLaunch(headDim: hd, group: group) {
-            a.add(output); a.add(int: min(max(0, freshTokens), Int(Int32.max)))
-            try library.function(decode.kernel).launch(grid: (rows, layout.kvHeads, splits), block: (decode.threads, 1, 1),
-                                                       sharedBytes: decode.sharedBytes, stream: stream, arguments: a)
+            a.add(output)
+            a.add(int: min(max(0, freshTokens), Int(Int32.max)))
+            try library.function(decode.kernel).launch(
+                grid: (rows, layout.kvHeads, splits), block: (decode.threads, 1, 1),
+                sharedBytes: decode.sharedBytes, stream: stream, arguments: a)
             // One split's block wrote the output itself.
             if splits == 1 { return }
         } else {
@@ -214,20 +308,34 @@ public struct CUDAKernels: Sendable {
             try library.function(general).launch(grid: (rows, layout.kvHeads, splits), block: (128, 1, 1), stream: stream, arguments: a)
         }
         var c = KernelArguments()
-        c.add(partM); c.add(partL); c.add(partAcc); c.add(output); c.add(int: qHeads); c.add(int: hd); c.add(int: splits)
+        c.add(partM)
+        c.add(partL)
+        c.add(partAcc)
+        c.add(output)
+        c.add(int: qHeads)
+        c.add(int: hd)
+        c.add(int: splits)
         try library.function("paged_attention_combine").launch(grid: (rows, qHeads, 1), block: (hd, 1, 1), stream: stream, arguments: c)
     }
 
     /// `out[r]` = index of the largest of row r's `vocab` fp32 logits (Int32).
     public func argmax(logits: CUdeviceptr, rows: Int, vocab: Int, output: CUdeviceptr, stream: CUDAStream) throws {
-        var a = KernelArguments(); a.add(logits); a.add(int: vocab); a.add(output)
+        var a = KernelArguments()
+        a.add(logits)
+        a.add(int: vocab)
+        a.add(output)
         try library.function("argmax_f32").launch(grid: (rows, 1, 1), block: (1024, 1, 1), stream: stream, arguments: a)
     }
 
     /// The `k` (<= 64) largest logits of each row, descending: values (fp32) and indices (Int32).
     public func topK(logits: CUdeviceptr, rows: Int, vocab: Int, k: Int, values: CUdeviceptr, indices: CUdeviceptr, stream: CUDAStream) throws {
         guard k >= 1, k <= 64, k <= vocab else { throw CUDAError.invalidArgument("top-k with k=\(k), vocab \(vocab)") }
-        var a = KernelArguments(); a.add(logits); a.add(int: vocab); a.add(int: k); a.add(values); a.add(indices)
+        var a = KernelArguments()
+        a.add(logits)
+        a.add(int: vocab)
+        a.add(int: k)
+        a.add(values)
+        a.add(indices)
         try library.function("topk_f32").launch(grid: (rows, 1, 1), block: (1024, 1, 1), stream: stream, arguments: a)
     }
 }
@@ -266,7 +374,8 @@ extension CUDAKernels {
         guard !blocks.isEmpty else { return [] }
         let needed = CUDAKernels.checksumScratchBytes(blocks: blocks.count, bytes: bytes)
         guard scratch.bytes >= needed else {
-            throw CUDAError.invalidArgument("checksum scratch of \(scratch.bytes) bytes for \(blocks.count) blocks of \(bytes) bytes (needs \(needed))")
+            throw CUDAError.invalidArgument(
+                "checksum scratch of \(scratch.bytes) bytes for \(blocks.count) blocks of \(bytes) bytes (needs \(needed))")
         }
         let pieces = (bytes + piece - 1) / piece
         let crcs = scratch.address + UInt64(blocks.count * 8)
@@ -275,7 +384,10 @@ extension CUDAKernels {
         for first in stride(from: 0, to: blocks.count, by: 65535) {
             let count = min(65535, blocks.count - first)
             var a = KernelArguments()
-            a.add(scratch.address + UInt64(first * 8)); a.add(Int64Arg(bytes)); a.add(int: piece); a.add(crcs + UInt64(first * pieces * 4))
+            a.add(scratch.address + UInt64(first * 8))
+            a.add(Int64Arg(bytes))
+            a.add(int: piece)
+            a.add(crcs + UInt64(first * pieces * 4))
             try library.function("crc32c_blocks").launch(grid: ((pieces + 127) / 128, count, 1), block: (128, 1, 1), stream: stream, arguments: a)
         }
         var host = [UInt32](repeating: 0, count: blocks.count * pieces)
@@ -288,7 +400,10 @@ extension CUDAKernels {
 
     /// Fills `bytes` (a multiple of 4) with pseudo-random bits from `seed`.
     public func fillRandom(_ data: CUdeviceptr, bytes: Int, seed: UInt64, stream: CUDAStream) throws {
-        var a = KernelArguments(); a.add(data); a.add(Int64Arg(bytes / 4)); a.add(raw: seed)
+        var a = KernelArguments()
+        a.add(data)
+        a.add(Int64Arg(bytes / 4))
+        a.add(raw: seed)
         try library.function("fill_random_u32").launch(grid: (4096, 1, 1), block: (256, 1, 1), stream: stream, arguments: a)
     }
 }
@@ -296,13 +411,17 @@ extension CUDAKernels {
 extension CUDAKernels {
     /// Turns random fp32 bit patterns into ordinary numbers in [-0.5, 0.5).
     public func normalizeRandomF32(_ x: CUdeviceptr, count n: Int, stream: CUDAStream) throws {
-        var a = KernelArguments(); a.add(x); a.add(Int64Arg(n))
+        var a = KernelArguments()
+        a.add(x)
+        a.add(Int64Arg(n))
         try library.function("normalize_random_f32").launch(grid: (4096, 1, 1), block: (256, 1, 1), stream: stream, arguments: a)
     }
 
     /// Turns random bf16 bit patterns into ordinary numbers in [-0.5, 0.5).
     public func normalizeRandomBF16(_ x: CUdeviceptr, count n: Int, stream: CUDAStream) throws {
-        var a = KernelArguments(); a.add(x); a.add(Int64Arg(n))
+        var a = KernelArguments()
+        a.add(x)
+        a.add(Int64Arg(n))
         try library.function("normalize_random_bf16").launch(grid: (4096, 1, 1), block: (256, 1, 1), stream: stream, arguments: a)
     }
 }

@@ -86,7 +86,8 @@ extension CUDAKernels {
         }
         // Stable for equal work, so the table (and the launch) is the same for the same step.
         let order = tiles.indices.sorted {
-            let a = tiles[$0].visible + tiles[$0].rows, b = tiles[$1].visible + tiles[$1].rows
+            let a = tiles[$0].visible + tiles[$0].rows
+            let b = tiles[$1].visible + tiles[$1].rows
             return a != b ? a > b : $0 < $1
         }
         return order.flatMap { i in [tiles[i].first, tiles[i].rows, tiles[i].table, tiles[i].visible].map { Int32($0) } }
@@ -124,8 +125,10 @@ extension CUDAKernels {
         let keyTile = prefillKeyTile
         let rows = 16 * warps * rowTiles
         let shared = (rows + 2 * stages * keyTile) * headDim * 2
-        return ("prefill_attention_d\(headDim)_w\(warps)m\(rowTiles)n\(keyTile)s\(stages)", warps, rowTiles, keyTile,
-                slicesFor(rows: rows), shared)
+        return (
+            "prefill_attention_d\(headDim)_w\(warps)m\(rowTiles)n\(keyTile)s\(stages)", warps, rowTiles, keyTile,
+            slicesFor(rows: rows), shared
+        )
     }
 
     /// Checks `prefillAttention`'s arguments.
@@ -169,9 +172,19 @@ extension CUDAKernels {
             headDim: layout.headDim, group: qHeads / layout.kvHeads, tileCount: tileCount, kvHeads: layout.kvHeads,
             multiprocessors: library.device.info.multiprocessors, wide: wide)
         var a = KernelArguments()
-        a.add(q); a.add(int: qStride); a.add(pool); a.add(blockTables); a.add(int: tableStride); a.add(tiles)
-        a.add(output); a.add(int: qHeads); a.add(int: layout.kvHeads); a.add(int: layer); a.add(int: layout.blockTokens)
-        a.add(Int64Arg(blockStride / 2)); a.add(scale)
+        a.add(q)
+        a.add(int: qStride)
+        a.add(pool)
+        a.add(blockTables)
+        a.add(int: tableStride)
+        a.add(tiles)
+        a.add(output)
+        a.add(int: qHeads)
+        a.add(int: layout.kvHeads)
+        a.add(int: layer)
+        a.add(int: layout.blockTokens)
+        a.add(Int64Arg(blockStride / 2))
+        a.add(scale)
         try library.function(shape.name).launch(
             grid: (layout.kvHeads, tileCount * shape.slices, 1), block: (32 * shape.warps, 1, 1),
             sharedBytes: shape.sharedBytes, stream: stream, arguments: a)

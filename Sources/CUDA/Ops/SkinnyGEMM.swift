@@ -26,8 +26,10 @@ struct SkinnyGEMMLaunch: Hashable, Sendable {
     static let fourTilesEightWarps = SkinnyGEMMLaunch(kernel: "gemv_bf16_t2r4u1p1h1_b8", features: 64, warps: 8)
 
     /// Every launch `CUDAKernels.skinnyGEMMLaunch` can choose.
-    static let all: [SkinnyGEMMLaunch] = [.oneTileFourChunks, .oneTileTwoChunks, .twoTilesSixteenWarps, .twoTilesEightWarps,
-                                          .fourTilesFourWarps, .fourTilesEightWarps]
+    static let all: [SkinnyGEMMLaunch] = [
+        .oneTileFourChunks, .oneTileTwoChunks, .twoTilesSixteenWarps, .twoTilesEightWarps,
+        .fourTilesFourWarps, .fourTilesEightWarps,
+    ]
 
     /// CTAs of an n-feature product.
     func blocks(n: Int) -> Int { (n + features - 1) / features }
@@ -107,11 +109,13 @@ extension CUDAKernels {
             launch.blocks(n: n) <= max(1, resident[launch] ?? 1) * multiprocessors
         }
         if m <= 8 {
-            let usual = SkinnyGEMMLaunch.oneTileFourChunks, lean = SkinnyGEMMLaunch.oneTileTwoChunks
+            let usual = SkinnyGEMMLaunch.oneTileFourChunks
+            let lean = SkinnyGEMMLaunch.oneTileTwoChunks
             return !fitsOneWave(usual) && fitsOneWave(lean) ? lean : usual
         }
         if fitsOneWave(.twoTilesSixteenWarps) { return .twoTilesSixteenWarps }
-        let busy = 12 * multiprocessors, four = SkinnyGEMMLaunch.fourTilesFourWarps
+        let busy = 12 * multiprocessors
+        let four = SkinnyGEMMLaunch.fourTilesFourWarps
         if four.blocks(n: n) * four.warps >= busy { return four }
         let fourEight = SkinnyGEMMLaunch.fourTilesEightWarps
         if fourEight.blocks(n: n) * fourEight.warps >= busy && fitsOneWave(fourEight) { return fourEight }
@@ -137,24 +141,38 @@ extension CUDAKernels {
     /// (heads + 2·kvHeads)·headDim rows, head dim a multiple of 16): q rotated into `qOutput`
     /// (fp32 `[m, heads·headDim]`), k rotated and v into `layer` of the bf16 pool at `slots`.
     /// The product is never written: each pair of dims to rotate is summed in one thread.
-    public func skinnyRotaryLinear(x: CUdeviceptr, w: CUdeviceptr, m: Int, n: Int, k: Int, heads: Int, positions: CUdeviceptr,
-                                   inverseFrequencies: CUdeviceptr, slots: CUdeviceptr, qOutput: CUdeviceptr, pool: CUdeviceptr,
-                                   blockStride: Int, layer: Int, layout: KVBlockLayout, stream: CUDAStream) throws {
+    public func skinnyRotaryLinear(
+        x: CUdeviceptr, w: CUdeviceptr, m: Int, n: Int, k: Int, heads: Int, positions: CUdeviceptr,
+        inverseFrequencies: CUdeviceptr, slots: CUdeviceptr, qOutput: CUdeviceptr, pool: CUdeviceptr,
+        blockStride: Int, layer: Int, layout: KVBlockLayout, stream: CUDAStream
+    ) throws {
         guard layout.dtype == .bfloat16 else { throw CUDAError.invalidArgument("KV pool dtype \(layout.dtype); the CUDA kernels use bf16") }
         guard layout.headDim % 16 == 0, n == (heads + 2 * layout.kvHeads) * layout.headDim else {
-            throw CUDAError.invalidArgument("skinny rotary linear: \(n) q|k|v rows for \(heads) + 2 x \(layout.kvHeads) heads of \(layout.headDim) (needs that many rows and a head dim that is a multiple of 16)")
+            throw CUDAError.invalidArgument(
+                "skinny rotary linear: \(n) q|k|v rows for \(heads) + 2 x \(layout.kvHeads) heads of \(layout.headDim) (needs that many rows and a head dim that is a multiple of 16)"
+            )
         }
         try launchSkinnyGEMM(x: x, w: w, y: 0, m: m, n: n, k: k, form: .rotary, stream: stream) { a in
-            a.add(positions); a.add(inverseFrequencies); a.add(slots); a.add(qOutput); a.add(pool)
-            a.add(int: heads); a.add(int: layout.kvHeads); a.add(int: layout.headDim); a.add(int: layer); a.add(int: layout.blockTokens)
+            a.add(positions)
+            a.add(inverseFrequencies)
+            a.add(slots)
+            a.add(qOutput)
+            a.add(pool)
+            a.add(int: heads)
+            a.add(int: layout.kvHeads)
+            a.add(int: layout.headDim)
+            a.add(int: layer)
+            a.add(int: layout.blockTokens)
             a.add(Int64Arg(blockStride / 2))
         }
     }
 
     /// Checks the shape and alignment, then launches `form` with the arguments every form starts
     /// with (x, w, y, m, n, k) followed by the ones `formArguments` adds.
-    private func launchSkinnyGEMM(x: CUdeviceptr, w: CUdeviceptr, y: CUdeviceptr, m: Int, n: Int, k: Int, form: SkinnyGEMMForm,
-                                  stream: CUDAStream, formArguments: (inout KernelArguments) -> Void = { _ in }) throws {
+    private func launchSkinnyGEMM(
+        x: CUdeviceptr, w: CUdeviceptr, y: CUdeviceptr, m: Int, n: Int, k: Int, form: SkinnyGEMMForm,
+        stream: CUDAStream, formArguments: (inout KernelArguments) -> Void = { _ in }
+    ) throws {
         let what = form.launcher
         guard m >= 1, m <= CUDAKernels.skinnyGEMMMaxRows else {
             throw CUDAError.invalidArgument("\(what): m=\(m) rows; it takes 1...\(CUDAKernels.skinnyGEMMMaxRows) (use cuBLAS above)")
@@ -168,13 +186,19 @@ extension CUDAKernels {
         // The other forms have the plain launch's CTAs over the same rows, so the plain rule and
         // residency decide for them.
         let plain = CUDAKernels.skinnyGEMMLaunch(m: m, n: n, multiprocessors: library.device.info.multiprocessors, resident: skinnyGEMMResidency)
-        let (c, outputs) = switch form {
-        case .plain: (plain, n)
-        case .gated: (plain.gated, n / 2)
-        case .rotary: (plain.rotary, n)
-        }
+        let (c, outputs) =
+            switch form {
+            case .plain: (plain, n)
+            case .gated: (plain.gated, n / 2)
+            case .rotary: (plain.rotary, n)
+            }
         var a = KernelArguments()
-        a.add(x); a.add(w); a.add(y); a.add(int: m); a.add(int: n); a.add(int: k)
+        a.add(x)
+        a.add(w)
+        a.add(y)
+        a.add(int: m)
+        a.add(int: n)
+        a.add(int: k)
         formArguments(&a)
         try library.function(c.kernel).launch(grid: (c.blocks(n: outputs), 1, 1), block: (32 * c.warps, 1, 1), stream: stream, arguments: a)
     }

@@ -32,8 +32,10 @@ public final class CUDAFlashSwap: DeviceKVSwapper, @unchecked Sendable {
     private var idleScratch: [DeviceBuffer] = []
 
     /// A swapper between `pool` and `store`; `useCUFile: false` forces the staging fallback.
-    public init(pool: DeviceBlockPool, store: FlashStore, kernels: CUDAKernels, compute: CUDAStream,
-                useCUFile: Bool = true, logger: Logger = Logger(label: "hifc.cuda.swap")) {
+    public init(
+        pool: DeviceBlockPool, store: FlashStore, kernels: CUDAKernels, compute: CUDAStream,
+        useCUFile: Bool = true, logger: Logger = Logger(label: "hifc.cuda.swap")
+    ) {
         self.pool = pool
         self.store = store
         self.kernels = kernels
@@ -70,18 +72,21 @@ public final class CUDAFlashSwap: DeviceKVSwapper, @unchecked Sendable {
 
     /// The I/O path each region file uses so far ("cuFile", "O_DIRECT staging ring ...").
     public var pathsInUse: [String] {
-        lock.lock(); defer { lock.unlock() }
+        lock.lock()
+        defer { lock.unlock() }
         return paths.values.map(\.path)
     }
 
     /// CRC32C of each block, computed on the GPU on `stream` after what is queued there, with
     /// one wait for all of them.
     func checksums(_ blocks: [Int], stream: CUDAStream) throws -> [UInt32] {
-        let scratch = try lock.withLock({ idleScratch.popLast() })
+        let scratch =
+            try lock.withLock({ idleScratch.popLast() })
             ?? pool.buffer.device.allocate(CUDAKernels.checksumScratchBytes(blocks: pool.blocks, bytes: pool.layout.blockBytes))
         defer { lock.withLock { idleScratch.append(scratch) } }
-        return try kernels.crc32c(blocks: try blocks.map { try pool.address(of: $0) }, bytes: pool.layout.blockBytes,
-                                  scratch: scratch, stream: stream)
+        return try kernels.crc32c(
+            blocks: try blocks.map { try pool.address(of: $0) }, bytes: pool.layout.blockBytes,
+            scratch: scratch, stream: stream)
     }
 
     /// Writes pool blocks `blocks` to flash under `keys`, as one reservation of contiguous slots.

@@ -1,7 +1,8 @@
 import FlashStore
 import Foundation
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The fallback when cuFile is missing or refuses the file: O_DIRECT `pwrite`/`pread` through

@@ -45,7 +45,8 @@ public struct FlashRegionGeometry: Hashable, Sendable {
             case .segmentSizeTooSmall(let s):
                 return "flash segment size \(ByteSize(Int64(s))) is below the 1 MiB minimum"
             case .capacityTooSmall(let c, let s):
-                return "flash capacity \(ByteSize(c)) holds no segment of \(ByteSize(Int64(s))) after the 1 MiB superblock area; raise --flash-capacity"
+                return
+                    "flash capacity \(ByteSize(c)) holds no segment of \(ByteSize(Int64(s))) after the 1 MiB superblock area; raise --flash-capacity"
             }
         }
     }

@@ -145,8 +145,9 @@ public struct FlashSegmentAllocator: Sendable {
     /// valid slot and the live slots in it. Recovered segments are closed; appends resume in a
     /// fresh segment.
     public mutating func restore(segment: Int, sequence: UInt64, frontier: Int, liveSlots: Int, liveBytes: Int) {
-        segments[segment] = Segment(state: .closed, frontier: frontier, liveSlots: liveSlots,
-                                    liveBytes: liveBytes, pins: 0, sequence: sequence)
+        segments[segment] = Segment(
+            state: .closed, frontier: frontier, liveSlots: liveSlots,
+            liveBytes: liveBytes, pins: 0, sequence: sequence)
         nextSequence = max(nextSequence, sequence + 1)
         freeIfDead(segment)
     }
