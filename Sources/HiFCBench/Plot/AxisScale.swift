@@ -30,9 +30,10 @@ public struct AxisScale: Sendable, Hashable {
     /// Where `value` falls, 0 at `lower` to 1 at `upper`.
     public func fraction(_ value: Double) -> Double { (value - lower) / (upper - lower) }
 
-    /// A tick's label: as many decimals as the step needs, thousands as `k`.
+    /// A tick's label: as many decimals as the step needs; on an axis reaching 10,000 or more,
+    /// thousands as `k`.
     public func label(_ value: Double) -> String {
-        if abs(value) >= 10_000, step >= 1_000 {
+        if max(abs(upper), abs(lower)) >= 10_000, step >= 1_000, value != 0 {
             let thousands = value / 1_000
             return thousands == thousands.rounded() ? "\(Int(thousands))k" : String(format: "%.1fk", thousands)
         }

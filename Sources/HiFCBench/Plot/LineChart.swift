@@ -23,7 +23,7 @@ public struct LineChart: Chart {
             let color = ChartAxes.color(index)
             var run: [(x: Double, y: Double)] = []
             func flush() {
-                if run.count > 1 { svg.polyline(run, stroke: color, width: entry.dashed ? 1.5 : 2) }
+                if run.count > 1 { svg.polyline(run, stroke: color, width: 2, dashed: entry.dashed) }
                 run.removeAll()
             }
             for (position, value) in entry.values.prefix(categories.count).enumerated() {

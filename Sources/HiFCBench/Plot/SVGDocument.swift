@@ -29,10 +29,11 @@ public struct SVGDocument: Sendable {
         )
     }
 
-    public mutating func polyline(_ points: [(x: Double, y: Double)], stroke: String, width: Double = 2) {
+    public mutating func polyline(_ points: [(x: Double, y: Double)], stroke: String, width: Double = 2, dashed: Bool = false) {
         let list = points.map { "\(Self.number($0.x)),\(Self.number($0.y))" }.joined(separator: " ")
+        let dash = dashed ? #" stroke-dasharray="6 3""# : ""
         elements.append(
-            #"<polyline points="\#(list)" fill="none" stroke="\#(stroke)" stroke-width="\#(Self.number(width))" stroke-linejoin="round"/>"#)
+            #"<polyline points="\#(list)" fill="none" stroke="\#(stroke)" stroke-width="\#(Self.number(width))" stroke-linejoin="round"\#(dash)/>"#)
     }
 
     public mutating func circle(x: Double, y: Double, radius: Double, fill: String) {
