@@ -41,6 +41,7 @@ public final class StreamingHTTPClient: Sendable {
         timeout: Duration = .seconds(600)
     ) async throws(HTTPClientError) -> AsyncThrowingStream<Part, any Error> {
         let (stream, continuation) = AsyncThrowingStream<Part, any Error>.makeStream()
+        let limit = TimeAmount.nanoseconds(timeout.components.seconds * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000)
         let channel: any Channel
         do {
             channel = try await ClientBootstrap(group: group)
@@ -49,21 +50,15 @@ public final class StreamingHTTPClient: Sendable {
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHTTPClientHandlers()
-                        try channel.pipeline.syncOperations.addHandler(ResponseReader(continuation))
+                        try channel.pipeline.syncOperations.addHandler(ResponseReader(continuation, timeout: limit))
                     }
                 }
                 .connect(host: url.host, port: url.port).get()
         } catch {
             throw .cannotConnect(url.description, reason: "\(error)")
         }
-        let nanoseconds = timeout.components.seconds * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000
-        let deadline = channel.eventLoop.scheduleTask(in: .nanoseconds(nanoseconds)) {
-            channel.pipeline.fireErrorCaught(HTTPClientError.timedOut(seconds: Double(nanoseconds) / 1e9))
-        }
-        continuation.onTermination = { _ in
-            deadline.cancel()
-            channel.close(promise: nil)
-        }
+        // A consumer that stops early closes the connection (closing a closed channel is harmless).
+        continuation.onTermination = { _ in channel.close(promise: nil) }
         var head = HTTPRequestHead(version: .http1_1, method: method, uri: url.path + path)
         head.headers.add(name: "Host", value: "\(url.host):\(url.port)")
         head.headers.add(name: "Connection", value: "close")
@@ -138,15 +133,36 @@ public enum HTTPClientError: Error, CustomStringConvertible, Sendable {
 }
 
 /// Hands the response's parts to the stream as the event loop reads them, stamping each with the
-/// time of the read.
+/// time of the read, and fails the response if it has not ended within its time limit.
 private final class ResponseReader: ChannelInboundHandler {
     typealias InboundIn = HTTPClientResponsePart
 
     private let continuation: AsyncThrowingStream<StreamingHTTPClient.Part, any Error>.Continuation
+    private let timeout: TimeAmount
+    private var deadline: Scheduled<Void>?
     private var ended = false
 
-    init(_ continuation: AsyncThrowingStream<StreamingHTTPClient.Part, any Error>.Continuation) {
+    init(_ continuation: AsyncThrowingStream<StreamingHTTPClient.Part, any Error>.Continuation, timeout: TimeAmount) {
         self.continuation = continuation
+        self.timeout = timeout
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        let limit = timeout
+        deadline = context.eventLoop.assumeIsolated().scheduleTask(in: limit) { [self] in
+            fail(HTTPClientError.timedOut(seconds: Double(limit.nanoseconds) / 1e9))
+            context.close(promise: nil)
+        }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) { deadline?.cancel() }
+
+    /// Ends the stream with `error` unless it has ended.
+    private func fail(_ error: any Error) {
+        guard !ended else { return }
+        ended = true
+        deadline?.cancel()
+        continuation.finish(throwing: error)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -158,6 +174,7 @@ private final class ResponseReader: ChannelInboundHandler {
             continuation.yield(.body(buffer, receivedAt: now))
         case .end:
             ended = true
+            deadline?.cancel()
             continuation.yield(.end(receivedAt: now))
             continuation.finish()
             context.close(promise: nil)
@@ -165,18 +182,12 @@ private final class ResponseReader: ChannelInboundHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        if !ended {
-            ended = true
-            continuation.finish(throwing: error)
-        }
+        fail(error)
         context.close(promise: nil)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        if !ended {
-            ended = true
-            continuation.finish(throwing: HTTPClientError.closedEarly)
-        }
+        fail(HTTPClientError.closedEarly)
         context.fireChannelInactive()
     }
 }

@@ -202,11 +202,12 @@ struct BenchServeCommand: AsyncParsableCommand {
             return
         }
         print(heading(settings, shape: shape))
-        for summary in summaries { printSummary(summary) }
+        for summary in summaries { printSummary(summary, turns: shape.turns) }
     }
 
-    private func printSummary(_ s: ServeRunSummary) {
-        let rate = s.request_rate == "inf" ? "inf" : "\(s.request_rate) req/s"
+    /// One rate's figures; with sessions of several turns the rate is of sessions.
+    private func printSummary(_ s: ServeRunSummary, turns: Int) {
+        let rate = s.request_rate == "inf" ? "inf" : "\(s.request_rate) \(turns > 1 ? "sessions" : "req")/s"
         print(
             "rate \(rate): \(s.completed) of \(s.requests) completed, \(s.failed) failed, in \(String(format: "%.1f", s.duration_s)) s: "
                 + String(

@@ -116,4 +116,30 @@ final class ServeBenchClientTests: XCTestCase {
             try await http.shutdown()
         }
     }
+
+    func testStreamThatOutlivesItsTimeoutCountsAsATimeout() async throws {
+        let router = Router()
+        router.post("v1/completions") { _, _ -> Response in
+            Response(
+                status: .ok, headers: [.contentType: "text/event-stream"],
+                body: ResponseBody { writer in
+                    try await writer.write(ByteBuffer(string: #"data: {"choices":[{"index":0,"text":"slow"}]}"# + "\n\n"))
+                    try await Task.sleep(for: .seconds(1))
+                    try await writer.finish(nil)
+                })
+        }
+        let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)))
+        try await app.test(.live) { client in
+            let base = try BaseURL(parsing: "http://127.0.0.1:\(try XCTUnwrap(client.port))")
+            let http = StreamingHTTPClient()
+            let prompts = SyntheticPrompt(tokenizer: nil)
+            let workload = ServeWorkload(shape: .init(requests: 1, inputLengths: .fixed(3), outputLengths: .fixed(2)), seed: 0, prompts: prompts)
+            let runner = ServeBenchRunner(
+                settings: .init(baseURL: base, endpoint: .completions, model: "m", timeout: .milliseconds(300)), client: http, prompts: prompts)
+            let outcome = await runner.run(workload, rate: .infinite, seed: 0) { _ in }.outcomes[0]
+            XCTAssertEqual(outcome.failure?.kind, "timeout", "\(String(describing: outcome.failure))")
+            XCTAssertEqual(outcome.latency, 0.3, accuracy: 0.25)
+            try await http.shutdown()
+        }
+    }
 }
