@@ -53,8 +53,6 @@ public final class EngineCore {
     private var requests: [SequenceID: RequestProgress] = [:]
     /// Totals since start.
     private var totals = EngineStats()
-    /// The step being counted: requests added or aborted since the last step count towards it.
-    private var current = EngineStats()
     private let metrics = EngineMetrics()
     private let logger = Logger(label: "hifc.engine")
 
@@ -131,7 +129,9 @@ public final class EngineCore {
         }
         scheduler.add(id: id, prompt: request.promptTokens, maxTotalTokens: total, cacheSalt: request.cacheSalt)
         requests[id] = RequestProgress(request: request, tokenizer: loaded.tokenizer, eos: loaded.eosTokenIDs)
-        current.promptTokens += request.promptTokens.count
+        var added = EngineStats()
+        added.promptTokens = request.promptTokens.count
+        record(&added)
     }
 
     /// Aborts a request: its blocks are freed (at once, or when its transfers complete). Returns
@@ -140,8 +140,9 @@ public final class EngineCore {
     public func abort(id: SequenceID) -> GenerationEvent? {
         guard let progress = requests.removeValue(forKey: id) else { return nil }
         scheduler.finish(id)
-        scheduler.takeDeletes().forEach(transfers.delete)
-        current.finishedRequests += 1
+        var aborted = EngineStats()
+        aborted.finishedRequests = 1
+        record(&aborted)
         return .finished(.abort, progress.usage)
     }
 
@@ -150,7 +151,8 @@ public final class EngineCore {
     @discardableResult
     public func resetPrefixCache(flash: Bool) -> (device: Int, flash: Int) {
         let dropped = scheduler.resetPrefixCache(flash: flash)
-        scheduler.takeDeletes().forEach(transfers.delete)
+        var reset = EngineStats()
+        record(&reset)
         logger.info("prefix cache reset: \(dropped.device) device blocks and \(dropped.flash) flash blocks forgotten")
         return dropped
     }
@@ -159,8 +161,7 @@ public final class EngineCore {
 
     /// Runs one step and returns the requests' new events in order.
     public func step() throws -> [(SequenceID, GenerationEvent)] {
-        var step = current
-        current = EngineStats()
+        var step = EngineStats()
         apply(outcomes.drain(), to: &step)
         updateFlashBudget()
         let plan = scheduler.schedule()
@@ -199,7 +200,7 @@ public final class EngineCore {
             if !requests.isEmpty { step.exposedSwapSeconds += Self.seconds(since: clock) }
             apply(arrived, to: &step)
         }
-        finishStep(&step)
+        record(&step)
         return events
     }
 
@@ -209,7 +210,7 @@ public final class EngineCore {
         while scheduler.hasTransfersInFlight {
             var step = EngineStats()
             apply(outcomes.wait(timeout: 1), to: &step)
-            finishStep(&step)
+            record(&step)
         }
     }
 
@@ -273,8 +274,10 @@ public final class EngineCore {
         }
     }
 
-    /// Adds the scheduler's events and the state of now to `step`, then records it.
-    private func finishStep(_ step: inout EngineStats) {
+    /// Adds the scheduler's events and the state of now to `step` (a step, or a change between
+    /// steps: a request added or aborted), carries out the tier deletes decided meanwhile, and
+    /// records it in the totals and the metrics.
+    private func record(_ step: inout EngineStats) {
         let events = scheduler.takeEvents()
         step.deviceHitTokens += events.deviceHitTokens
         step.flashHitTokens += events.flashHitTokens

@@ -104,4 +104,12 @@ public protocol GenerationService: Sendable {
     func encodeChat(_ messages: [ChatMessage]) throws -> [Int]
     /// Starts generating; the stream ends after `.finished`, or throws a `GenerationError`.
     func generate(_ request: GenerationRequest) -> AsyncThrowingStream<GenerationEvent, Error>
+    /// Forgets cached prefixes on the device and, with `flash`, on flash; returns the numbers of
+    /// device and flash blocks forgotten.
+    func resetPrefixCache(flash: Bool) async -> (device: Int, flash: Int)
+}
+
+extension GenerationService {
+    /// A service without a prefix cache has nothing to forget.
+    public func resetPrefixCache(flash: Bool) async -> (device: Int, flash: Int) { (0, 0) }
 }

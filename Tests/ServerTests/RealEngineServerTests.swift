@@ -44,7 +44,7 @@ final class RealEngineServerTests: XCTestCase {
             let completion = try await client.post(
                 "/v1/completions", #"{"model":"\#(model)","prompt":"Once upon a time","max_tokens":6,"temperature":0}"#)
             XCTAssertEqual(completion.status, .ok, String(buffer: completion.body))
-            let usage = try XCTUnwrap(completion.json["usage"] as? [String: Int])
+            let usage = try XCTUnwrap(usageCounts(completion.json["usage"]))
             XCTAssertEqual(usage["completion_tokens"].map { $0 <= 6 && $0 >= 1 }, true)
             let text = try XCTUnwrap((completion.json["choices"] as? [[String: Any]])?.first?["text"] as? String)
 
@@ -60,7 +60,7 @@ final class RealEngineServerTests: XCTestCase {
             )
             let chunks = try chat.events.dropLast().map(jsonObject)
             XCTAssertEqual(chat.events.last, "[DONE]")
-            XCTAssertNotNil(chunks.last?["usage"] as? [String: Int])
+            XCTAssertNotNil(usageCounts(chunks.last?["usage"]))
         }
     }
 
