@@ -12,8 +12,8 @@ public final class LoadedModel: Sendable {
     public let config: ModelConfig
     public let tokenizer: Tokenizer
     public let chatTemplate: ChatTemplate
-    /// The forward pass.
-    public let model: LlamaModel
+    /// The forward pass of the config's architecture.
+    public let model: any CausalLanguageModel
 
     /// Loads `directory` onto `backend`. Every problem is an error naming the file or tensor.
     public init(directory: String, backend: any ComputeBackend, logger: Logger? = nil) throws {
@@ -36,7 +36,7 @@ public final class LoadedModel: Sendable {
                 key: "vocab_size", file: directory + "/config.json",
                 reason: "is \(config.vocabSize), smaller than the tokenizer's \(tokenizer.vocabularySize) tokens")
         }
-        model = try LlamaModel(config: config, weights: try WeightFiles(directory: directory), backend: backend)
+        model = try config.makeModel(weights: try WeightFiles(directory: directory), backend: backend)
     }
 
     /// Ids that end generation: the tokenizer's and config's EOS ids.
@@ -47,7 +47,7 @@ public final class LoadedModel: Sendable {
         let bos = tokenizer.bosTokenID.map { tokenizer.tokens[$0] } ?? ""
         let eos = tokenizer.eosTokenIDs.sorted().first.map { tokenizer.tokens[$0] } ?? ""
         switch chatTemplate {
-        case .llama3, .llama2, .mistral:
+        case .llama3, .llama2, .mistral, .gemma:
             // These templates spell BOS themselves.
             return tokenizer.encode(chatTemplate.render(turns, bos: bos, eos: eos), addSpecialTokens: false)
         case .chatML, .zephyr, .plain:
