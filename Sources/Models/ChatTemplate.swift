@@ -47,7 +47,8 @@ public enum ChatTemplate: String, Sendable, CaseIterable {
         }
         if let known = recognize(jinja) { return known }
         logger?.warning(
-            "\(source): chat_template not recognized as Llama 3, Llama 2/Mistral, ChatML, Zephyr or Gemma; chats use the plain 'role: content' format")
+            "\(source): chat_template not recognized as Llama 3, Llama 2/Mistral, ChatML, Zephyr or Gemma; chats use the plain 'role: content' format"
+        )
         return .plain
     }
 

@@ -129,7 +129,8 @@ extension ModelConfig {
             }
             var local: Double? = defaultLocal
             if let set = parameters[LayerAttention.sliding.rawValue] as? [String: Any] {
-                let sliding = try readRopeSet(JSONFile(path: json.path, object: set), key: "rope_parameters.sliding_attention", maxPositions: maxPositions)
+                let sliding = try readRopeSet(
+                    JSONFile(path: json.path, object: set), key: "rope_parameters.sliding_attention", maxPositions: maxPositions)
                 if sliding.scaling != nil {
                     throw .badConfig(
                         key: "rope_parameters.sliding_attention.rope_type", file: json.path,
@@ -151,7 +152,8 @@ extension ModelConfig {
     private static func readRopeSet(_ set: JSONFile, key: String, maxPositions: Int) throws(ModelError) -> (theta: Double?, scaling: RopeScaling?) {
         let kind = set.optionalString("rope_type") ?? set.optionalString("type") ?? "default"
         if let factor = try set.optionalDouble("partial_rotary_factor"), factor != 1 {
-            throw .badConfig(key: key + ".partial_rotary_factor", file: set.path, reason: "is \(factor): only full-width rotary embedding is implemented")
+            throw .badConfig(
+                key: key + ".partial_rotary_factor", file: set.path, reason: "is \(factor): only full-width rotary embedding is implemented")
         }
         let theta = try set.optionalDouble("rope_theta")
         switch kind {
@@ -187,11 +189,11 @@ extension ModelConfig {
         case .llama:
             return (nil, Array(repeating: .full, count: layers))
         case .mistral:
-            let window = try json.object.keys.contains("sliding_window") ? json.optionalInt("sliding_window") : 4096
-            if let window, window < 1 {
-                throw .badConfig(key: "sliding_window", file: json.path, reason: "should be positive, not \(window)")
+            let every = try json.object.keys.contains("sliding_window") ? json.optionalInt("sliding_window") : 4096
+            if let every, every < 1 {
+                throw .badConfig(key: "sliding_window", file: json.path, reason: "should be positive, not \(every)")
             }
-            return (window, Array(repeating: window == nil ? .full : .sliding, count: layers))
+            return (every, Array(repeating: every == nil ? .full : .sliding, count: layers))
         case .qwen2, .qwen3:
             window = try json.optionalBool("use_sliding_window") == true ? try json.optionalInt("sliding_window") ?? 4096 : nil
             let first = try json.optionalInt("max_window_layers") ?? 28

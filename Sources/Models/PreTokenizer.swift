@@ -99,11 +99,11 @@ struct PreTokenizer: @unchecked Sendable {
             case .split(let regex, let behavior):
                 pieces = pieces.flatMap { Self.split($0, regex, behavior: behavior) }
             case .byteLevel(let addPrefixSpace, let regex):
-                if addPrefixSpace, let head = pieces.first, !head.hasPrefix(" ") { pieces[0] = " " + head }
+                if addPrefixSpace, let head = pieces.first, !head.startsLiterally(with: " ") { pieces[0] = " " + head }
                 if let regex { pieces = pieces.flatMap { Self.split($0, regex) } }
             case .metaspace(let prepend, let everySegment, let split):
-                pieces = pieces.map { $0.replacingOccurrences(of: " ", with: "▁") }
-                if prepend, first || everySegment, let head = pieces.first, !head.hasPrefix("▁") { pieces[0] = "▁" + head }
+                pieces = pieces.map { $0.replacingLiterally(" ", with: "▁") }
+                if prepend, first || everySegment, let head = pieces.first, !head.startsLiterally(with: "▁") { pieces[0] = "▁" + head }
                 if split { pieces = pieces.flatMap(Self.splitBeforeMetaspace) }
             case .digits:
                 pieces = pieces.flatMap(Self.splitDigits)
@@ -140,35 +140,45 @@ struct PreTokenizer: @unchecked Sendable {
         return result
     }
 
+    // Both cut between Unicode scalars, as tokenizers does between Rust chars: a combining mark
+    // after "▁" or a digit is its own scalar, though Swift joins the two into one Character.
     private static func splitBeforeMetaspace(_ text: String) -> [String] {
         var result: [String] = []
-        var current = ""
-        for c in text {
+        var current = String.UnicodeScalarView()
+        for c in text.unicodeScalars {
             if c == "▁", !current.isEmpty {
-                result.append(current)
-                current = ""
+                result.append(String(current))
+                current = String.UnicodeScalarView()
             }
             current.append(c)
         }
-        if !current.isEmpty { result.append(current) }
+        if !current.isEmpty { result.append(String(current)) }
         return result
+    }
+
+    /// Rust's `char::is_numeric`: general categories Nd, Nl and No (so "½" and "Ⅻ" too).
+    static func isNumeric(_ scalar: Unicode.Scalar) -> Bool {
+        switch scalar.properties.generalCategory {
+        case .decimalNumber, .letterNumber, .otherNumber: return true
+        default: return false
+        }
     }
 
     private static func splitDigits(_ text: String) -> [String] {
         var result: [String] = []
-        var current = ""
-        for c in text {
-            if c.isASCII, c.isNumber {
+        var current = String.UnicodeScalarView()
+        for c in text.unicodeScalars {
+            if isNumeric(c) {
                 if !current.isEmpty {
-                    result.append(current)
-                    current = ""
+                    result.append(String(current))
+                    current = String.UnicodeScalarView()
                 }
                 result.append(String(c))
             } else {
                 current.append(c)
             }
         }
-        if !current.isEmpty { result.append(current) }
+        if !current.isEmpty { result.append(String(current)) }
         return result
     }
 }

@@ -34,12 +34,13 @@ public struct SynthModel: Sendable {
                 vocabSize: 0, ropeTheta: 1_000_000, maxPositions: 2048)
         case (.tiny, .gemma3):
             // Four layers alternating sliding (a window of 8) and global, each with its rotary
-            // base, the global one scaled; a query scalar other than the head dim; soft-capped logits.
+            // base, the global one scaled; a query scalar other than the head dim; soft-capped logits
+            // (a cap that is not a whole number, since transformers refuses an integer there).
             c = ModelConfig(
                 architecture: .gemma3, hiddenSize: 64, intermediateSize: 176, layers: 4, heads: 4, kvHeads: 1, headDim: 32,
                 vocabSize: 0, ropeTheta: 1_000_000, ropeScaling: .linear(factor: 8), maxPositions: 2048, tieWordEmbeddings: true,
                 slidingWindow: 8, layerTypes: [.sliding, .full, .sliding, .full], localRopeTheta: 10_000,
-                queryPreAttentionScalar: 24, finalLogitSoftcapping: 30)
+                queryPreAttentionScalar: 24, finalLogitSoftcapping: 7.5)
         case (.small, .gemma3):
             // Gemma 3 270M.
             c = ModelConfig(

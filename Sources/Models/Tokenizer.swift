@@ -139,7 +139,7 @@ public final class Tokenizer: Sendable {
             } else if let byte = Self.byteFallbackValue(text) {
                 bytes[id] = [byte]
             } else {
-                bytes[id] = Array(text.replacingOccurrences(of: "▁", with: " ").utf8)
+                bytes[id] = Array(text.replacingLiterally("▁", with: " ").utf8)
             }
         }
 
@@ -165,8 +165,8 @@ public final class Tokenizer: Sendable {
         self.splitsAtWordStarts =
             kind == .sentencePiece
             && !tokens.contains { token in
-                var previous: Character?
-                for c in token {
+                var previous: Unicode.Scalar?
+                for c in token.unicodeScalars {
                     if c == "▁", let p = previous, p != "▁" { return true }
                     previous = c
                 }
@@ -255,18 +255,19 @@ public final class Tokenizer: Sendable {
 
     /// `text` cut before each "▁" that follows another character.
     static func wordsAtMetaspace(_ text: String) -> [String] {
+        // Scalars, not Characters: a combining mark after "▁" must not hide the "▁".
         var words: [String] = []
-        var current = ""
-        var previous: Character?
-        for c in text {
+        var current = String.UnicodeScalarView()
+        var previous: Unicode.Scalar?
+        for c in text.unicodeScalars {
             if c == "▁", let p = previous, p != "▁" {
-                words.append(current)
-                current = ""
+                words.append(String(current))
+                current = String.UnicodeScalarView()
             }
             current.append(c)
             previous = c
         }
-        if !current.isEmpty { words.append(current) }
+        if !current.isEmpty { words.append(String(current)) }
         return words
     }
 
@@ -378,7 +379,8 @@ public final class Tokenizer: Sendable {
             }
         }
         if !run.isEmpty { text += decodesByteRunsApart ? Self.byteRunText(run) : String(decoding: run, as: UTF8.self) }
-        if stripsLeadingSpace, text.first == " " { text.removeFirst() }
+        // The first scalar: a space followed by a combining mark is one Character in Swift.
+        if stripsLeadingSpace, text.unicodeScalars.first == " " { text.unicodeScalars.removeFirst() }
         return text
     }
 }

@@ -43,7 +43,9 @@ struct GPUModelCheck {
         defer { if !keep { try? FileManager.default.removeItem(atPath: dir) } }
         let cpuModel = try LoadedModel(directory: dir, backend: CPUBackend())
         let gpuModel = try LoadedModel(directory: dir, backend: cuda)
-        print("  \(architecture.modelType) \(preset.rawValue): written and loaded on both backends in \(String(format: "%.1f", Date().timeIntervalSince(started))) s")
+        print(
+            "  \(architecture.modelType) \(preset.rawValue): written and loaded on both backends in \(String(format: "%.1f", Date().timeIntervalSince(started))) s"
+        )
         let config = cpuModel.config
         let blockTokens = 16
         let blocks = (promptLength + steps) / blockTokens + 2

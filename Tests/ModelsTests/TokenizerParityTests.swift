@@ -62,6 +62,13 @@ final class TokenizerParityTests: XCTestCase {
             let withSpecials = try XCTUnwrap(item["text_special"] as? String)
             let ours = tokenizer.decode(ids)
             let oursWithSpecials = tokenizer.decode(ids, skipSpecialTokens: false)
+            // Streamed, the same text (a continuation keeps the leading space a decode strips).
+            var detokenizer = IncrementalDetokenizer(tokenizer: tokenizer)
+            let streamed = ids.map { detokenizer.append($0) }.joined() + detokenizer.flush()
+            if streamed != text && streamed != " " + text {
+                if failures < 10 { XCTFail("\(name): streaming \(ids) gave \(streamed.debugDescription), tokenizers: \(text.debugDescription)") }
+                failures += 1
+            }
             if ours != text || oursWithSpecials != withSpecials {
                 if failures < 10 {
                     XCTFail(

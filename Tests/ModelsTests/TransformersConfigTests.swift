@@ -95,8 +95,14 @@ final class TransformersConfigTests: XCTestCase {
                 XCTAssertTrue("\(error)".contains(key), "'\(error)' does not name \(key)", line: line)
             }
         }
-        try assertRefused("llama", { $0["rope_parameters"] = ["rope_type": "yarn", "factor": 4.0, "rope_theta": 10_000.0] }, mentions: "rope_parameters.rope_type")
-        try assertRefused("llama", { $0["rope_parameters"] = nil; $0["rope_scaling"] = ["type": "dynamic", "factor": 2.0] }, mentions: "rope_scaling.rope_type")
+        try assertRefused(
+            "llama", { $0["rope_parameters"] = ["rope_type": "yarn", "factor": 4.0, "rope_theta": 10_000.0] }, mentions: "rope_parameters.rope_type")
+        try assertRefused(
+            "llama",
+            {
+                $0["rope_parameters"] = nil
+                $0["rope_scaling"] = ["type": "dynamic", "factor": 2.0]
+            }, mentions: "rope_scaling.rope_type")
         try assertRefused("llama", { $0["hidden_act"] = "gelu" }, mentions: "hidden_act")
         try assertRefused("llama", { $0["mlp_bias"] = true }, mentions: "mlp_bias")
         try assertRefused("llama", { $0["quantization_config"] = ["quant_method": "awq"] }, mentions: "quantization_config")
@@ -137,7 +143,7 @@ final class TransformersConfigTests: XCTestCase {
             try JSONSerialization.data(withJSONObject: object).write(to: URL(fileURLWithPath: directory + "/config.json"))
             let fixture = try ModelFixture(directory: directory)
             XCTAssertEqual(fixture.loaded.config.layerTypes, config.layerTypes, name)
-            let steps = 24
+            let steps = 12
             let reference = try fixture.reference(prompt: prompt, steps: steps)
             let pool = try fixture.pool(tokens: prompt.count + steps)
             let table = ModelFixture.blockTable(index: 0, tokens: prompt.count + steps)

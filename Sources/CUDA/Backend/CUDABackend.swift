@@ -395,7 +395,8 @@ public final class CUDABackend: ComputeBackend, @unchecked Sendable {
         }
         let rows = q.rows
         let splits = CUDAKernels.attentionSplits(
-            maxContext: CUDAKernels.attendedSpan(maxContext: s.maxContext, window: window), rows: rows, kvHeads: layout.kvHeads, multiprocessors: device.info.multiprocessors)
+            maxContext: CUDAKernels.attendedSpan(maxContext: s.maxContext, window: window), rows: rows, kvHeads: layout.kvHeads,
+            multiprocessors: device.info.multiprocessors)
         let scratch = try memory.take(CUDAKernels.attentionScratchFloats(rows: rows, qHeads: heads, headDim: layout.headDim, splits: splits) * 4)
         defer { memory.give(scratch) }
         let (out, p) = try allocate([rows, q.columns], .bfloat16)

@@ -49,7 +49,8 @@ extension GPUSelfCheck {
             }
             results.append(
                 GPUCheckResult(
-                    name: "gelu-tanh*mul \(rows)x\(inter) fused gate|up", error: HostReference.relativeError(try downloadBF16(out, count: rows * inter), ref),
+                    name: "gelu-tanh*mul \(rows)x\(inter) fused gate|up",
+                    error: HostReference.relativeError(try downloadBF16(out, count: rows * inter), ref),
                     tolerance: 8e-3))
         }
         let n = 5 * 1152

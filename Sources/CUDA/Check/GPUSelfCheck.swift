@@ -575,7 +575,9 @@ public final class GPUSelfCheck: @unchecked Sendable {
             try run(
                 name: "paged decode attention, window \(window), head dim \(hd), GQA \(qHeads)/\(layout.kvHeads), contexts \(contexts), 1 split",
                 rowSeq: seqs, rowLen: contexts, splits: 1)
-            try run(name: "paged decode attention, window \(window), head dim \(hd), contexts \(contexts), 3 splits", rowSeq: seqs, rowLen: contexts, splits: 3)
+            try run(
+                name: "paged decode attention, window \(window), head dim \(hd), contexts \(contexts), 3 splits", rowSeq: seqs, rowLen: contexts,
+                splits: 3)
             let p = contexts[1]
             try run(
                 name: "paged prefill attention (decode kernels), window \(window), head dim \(hd), \(p) causal query rows, 2 splits",
@@ -612,7 +614,9 @@ public final class GPUSelfCheck: @unchecked Sendable {
     /// One step mixing a prefill from position 0, a chunk starting mid-sequence (its earlier
     /// tokens already cached), decode rows and a chunk of exactly one tile, through the tile table
     /// and one launch of the tensor-core kernel.
-    func checkPrefillAttention(headDim hd: Int, qHeads: Int, kvHeads: Int, blockTokens: Int, wide: Bool?, window: Int? = nil) throws -> [GPUCheckResult] {
+    func checkPrefillAttention(headDim hd: Int, qHeads: Int, kvHeads: Int, blockTokens: Int, wide: Bool?, window: Int? = nil) throws
+        -> [GPUCheckResult]
+    {
         let layout = KVBlockLayout(layers: 3, kvHeads: kvHeads, headDim: hd, blockTokens: blockTokens, dtype: .bfloat16)
         let layer = 1
         // (tokens cached before the step, new tokens in the step) per sequence.
