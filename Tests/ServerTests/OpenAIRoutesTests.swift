@@ -19,7 +19,7 @@ final class OpenAIRoutesTests: XCTestCase {
             XCTAssertEqual(choices[0]["text"] as? String, " t0 t1 t2")
             XCTAssertEqual(choices[0]["finish_reason"] as? String, "length")
             let usage = try XCTUnwrap(usageCounts(json["usage"]))
-            XCTAssertEqual(usage, ["prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8])
+            XCTAssertEqual(usage, ["prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8, "cached_tokens": 0])
         }
     }
 
