@@ -204,6 +204,19 @@ public final class EngineCore {
         return events
     }
 
+    /// Saves every cached device block that flash lacks and waits for the writes, so the device's
+    /// prefix cache survives a restart (at shutdown, after the requests have stopped). Returns
+    /// the blocks saved.
+    @discardableResult
+    public func saveCachedPrefixes() -> Int {
+        updateFlashBudget()
+        guard let write = scheduler.saveAllCachedBlocks() else { return 0 }
+        transfers.start(write)
+        finishTransfersInFlight()
+        logger.info("saved \(write.blocks.count) cached prefix blocks to flash for the next start")
+        return write.blocks.count
+    }
+
     /// Waits until every transfer in flight has completed (or failed) and applies the outcomes,
     /// so that nothing still reads or writes the KV pool or the tiers after shutdown.
     public func finishTransfersInFlight() {

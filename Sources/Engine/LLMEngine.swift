@@ -76,9 +76,10 @@ public final class LLMEngine: GenerationService {
         }
     }
 
-    /// Stops the step loop and returns once it has stopped and its swaps in flight have finished
-    /// (so the pool and the flash store may be closed next); requests still running end with
-    /// `GenerationError.engineStopped`. Later calls return at once.
+    /// Stops the step loop and returns once it has stopped, its transfers in flight have finished
+    /// and the device's cached prefixes are saved to flash (so the pool and the flash store may be
+    /// closed next); requests still running end with `GenerationError.engineStopped`. Later calls
+    /// return at once.
     public func shutdown() {
         inbox.post(.shutdown)
         stopped.wait()
@@ -138,6 +139,8 @@ private final class StepLoop: @unchecked Sendable {
                 case .shutdown:
                     stopAll(because: "the engine was shut down")
                     core.finishTransfersInFlight()
+                    core.saveCachedPrefixes()
+                    publish()
                     return
                 }
             }

@@ -439,6 +439,29 @@ public struct Scheduler: Sendable {
         prefixBlocksBeingWritten += blocks.count
     }
 
+    /// A write of every cached device block that flash lacks, whatever the prefix write policy and
+    /// the writes in flight: at shutdown, so the device cache survives the restart. Nil when
+    /// there is nothing to save, no flash prefix cache, or no flash budget left today.
+    public mutating func saveAllCachedBlocks() -> StepPlan.Write? {
+        guard config.savesPrefixesToFlash else { return nil }
+        var blocks: [Int] = []
+        var keys: [BlockKey] = []
+        for (block, content) in kv.pool.cachedBlocks {
+            let key = content.key
+            guard !tiers.isStored(key, in: .flash), !tiers.isPending(key, in: .flash) else { continue }
+            guard costModel.flashBudgetAllows(bytes: (blocks.count + 1) * config.blockBytes) else { break }
+            tiers.beginWrite(key, to: .flash)
+            kv.pin(block)
+            blocks.append(block)
+            keys.append(key)
+        }
+        guard !blocks.isEmpty else { return nil }
+        let write = StepPlan.Write(id: takeTransferID(), tier: .flash, purpose: .savePrefix, blocks: blocks, keys: keys)
+        writes[write.id] = write
+        prefixBlocksBeingWritten += blocks.count
+        return write
+    }
+
     /// Forgets the device's cached prefixes and, with `flash`, the prefix blocks this instance
     /// keeps on flash (deleted through the next plan or `takeDeletes`). Returns the numbers of
     /// device and flash blocks forgotten.

@@ -88,6 +88,34 @@ final class PrefixCacheEngineTests: XCTestCase {
         store.close()
     }
 
+    func testTheDeviceCacheIsSavedAtShutdownAndFoundAfterARestart() async throws {
+        let directory = NSTemporaryDirectory() + "hifc-prefix-shutdown-\(UUID().uuidString)"
+        let prompt = Array(3..<90)
+        func generate(_ store: FlashStore) async throws -> (tokens: [Int], engine: LLMEngine) {
+            // On-evict saves nothing while the device has room: only the shutdown saves these blocks.
+            let engine = try LLMEngine(
+                loaded: EngineFixture.loaded, configuration: EngineFixture.configuration(blocks: 200, mode: .recompute, prefixCaching: true),
+                flashTier: FlashTier(store: store))
+            var tokens: [Int] = []
+            for try await event in engine.generate(GenerationRequest(id: "p", promptTokens: prompt, sampling: greedy(maxTokens))) {
+                if case .delta(let ids, _) = event { tokens += ids }
+            }
+            return (tokens, engine)
+        }
+        let store = try EngineFixture.flashStore(path: directory)
+        let first = try await generate(store)
+        XCTAssertEqual(first.engine.stats().prefixBlocksSaved, 0)
+        first.engine.shutdown()
+        XCTAssertEqual(first.engine.stats().prefixBlocksSaved, 6, "110 computed tokens: 6 full blocks")
+        store.close()
+        let reopened = try EngineFixture.flashStore(path: directory)
+        let second = try await generate(reopened)
+        XCTAssertEqual(second.tokens, first.tokens)
+        XCTAssertEqual(second.engine.stats().flashHitTokens, 80)
+        second.engine.shutdown()
+        reopened.close()
+    }
+
     func testADamagedPrefixSlotIsRecomputedAndCounted() throws {
         let directory = NSTemporaryDirectory() + "hifc-prefix-damaged-\(UUID().uuidString)"
         let prompt = Array(3..<90)

@@ -181,6 +181,9 @@ public struct BlockPool: Sendable {
         return blocks
     }
 
+    /// Every block holding cached content, with its content.
+    public var cachedBlocks: [(block: Int, content: PrefixHash)] { blockByContent.map { ($0.value, $0.key) } }
+
     /// Forgets every block's cached content (used blocks keep their KV and owners). Returns how
     /// many blocks held content.
     @discardableResult
