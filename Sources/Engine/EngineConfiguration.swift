@@ -27,6 +27,9 @@ public struct EngineConfiguration: Sendable, Hashable {
     /// Flash bytes the prefix cache may keep (`--prefix-cache-flash-size`); nil: half of the
     /// flash tier's regions, the other half left to swaps.
     public var prefixCacheFlashSize: ByteSize?
+    /// Whether prefix blocks found on flash are loaded: as the cost model decides (the
+    /// default), or always or never (to measure one against the other).
+    public var prefixLoadDecision: PrefixLoadDecision = .costModel
 
     /// A configuration with the defaults of `hifc serve`.
     public init(

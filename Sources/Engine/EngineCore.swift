@@ -96,7 +96,8 @@ public final class EngineCore {
             preemption: configuration.preemption, prefetchDepth: configuration.prefetchDepth,
             prefixCaching: configuration.prefixCaching, namespace: namespace, hasFlashTier: flashTier != nil,
             prefixWritePolicy: configuration.prefixCacheWrite,
-            prefixFlashBlocks: Int(prefixFlashBytes / Int64(FlashLayout.slotFootprint(payloadLength: layout.blockBytes))))
+            prefixFlashBlocks: Int(prefixFlashBytes / Int64(FlashLayout.slotFootprint(payloadLength: layout.blockBytes))),
+            prefixLoadDecision: configuration.prefixLoadDecision)
         scheduler = Scheduler(config: schedulerConfig)
         maxSequenceTokens = min(loaded.config.maxPositions, schedulerConfig.maxSequenceTokens)
         if let flashTier, schedulerConfig.savesPrefixesToFlash {

@@ -305,7 +305,13 @@ public struct Scheduler: Sendable {
         guard !keys.isEmpty else { return [] }
         let start = first * config.blockTokens
         let end = (first + keys.count) * config.blockTokens
-        guard costModel.loadPays(from: start, to: end, bytes: keys.count * config.blockBytes, tier: .flash) else {
+        let pays: Bool
+        switch config.prefixLoadDecision {
+        case .costModel: pays = costModel.loadPays(from: start, to: end, bytes: keys.count * config.blockBytes, tier: .flash)
+        case .always: pays = true
+        case .never: pays = false
+        }
+        guard pays else {
             events.declinedLoads += 1
             events.declinedLoadTokens += end - start
             return []

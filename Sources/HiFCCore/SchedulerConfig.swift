@@ -14,6 +14,18 @@ public enum PrefixWritePolicy: String, Sendable, Hashable, CaseIterable, CustomS
     public var description: String { rawValue }
 }
 
+/// Whether prefix blocks found on flash are loaded or recomputed.
+public enum PrefixLoadDecision: String, Sendable, Hashable, CaseIterable, CustomStringConvertible {
+    /// Whichever `KVCostModel` predicts is faster (the default).
+    case costModel = "cost-model"
+    /// Always load (to measure loading against recomputing).
+    case always
+    /// Never load: flash is written but not read for prefixes.
+    case never
+
+    public var description: String { rawValue }
+}
+
 /// The limits and policies the scheduler works within.
 public struct SchedulerConfig: Hashable, Sendable {
     /// Tokens per KV block.
@@ -43,13 +55,16 @@ public struct SchedulerConfig: Hashable, Sendable {
     /// Most prefix blocks being written to flash at once (the rest wait, so prefix saves never
     /// crowd out swap I/O).
     public var prefixWritesInFlight: Int
+    /// Whether prefix blocks found on flash are loaded.
+    public var prefixLoadDecision: PrefixLoadDecision
 
     /// A configuration; counts must be positive.
     public init(
         blockTokens: Int, deviceBlocks: Int, blockBytes: Int, maxStepTokens: Int = 512,
         maxRunning: Int = 256, preemption: PreemptionMode = .swapFlash, prefetchDepth: Int = 2,
         prefixCaching: Bool = true, namespace: PrefixNamespace, hasFlashTier: Bool = true,
-        prefixWritePolicy: PrefixWritePolicy = .onEvict, prefixFlashBlocks: Int = 0, prefixWritesInFlight: Int = 16
+        prefixWritePolicy: PrefixWritePolicy = .onEvict, prefixFlashBlocks: Int = 0, prefixWritesInFlight: Int = 16,
+        prefixLoadDecision: PrefixLoadDecision = .costModel
     ) {
         precondition(blockTokens > 0 && deviceBlocks > 0 && maxStepTokens > 0 && maxRunning > 0 && prefetchDepth > 0)
         self.blockTokens = blockTokens
@@ -65,6 +80,7 @@ public struct SchedulerConfig: Hashable, Sendable {
         self.prefixWritePolicy = prefixWritePolicy
         self.prefixFlashBlocks = prefixFlashBlocks
         self.prefixWritesInFlight = prefixWritesInFlight
+        self.prefixLoadDecision = prefixLoadDecision
     }
 
     /// Most tokens one sequence can ever hold on the device.
