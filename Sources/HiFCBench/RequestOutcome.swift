@@ -7,6 +7,8 @@ public struct RequestOutcome: Sendable {
     public var sentAt: Double
     /// Prompt tokens: the server's count from `usage` when it sent one, else the count asked for.
     public var promptTokens: Int
+    /// Prompt tokens the server's prefix cache supplied, when it says (`cached_tokens` in usage).
+    public var cachedPromptTokens: Int?
     /// Output tokens: the server's count when it sent one, else the number of text chunks.
     public var outputTokens: Int
     /// Seconds from the first attempt to the first token (0 when it failed).
@@ -31,7 +33,8 @@ public struct RequestOutcome: Sendable {
         session: Int, turn: Int, sentAt: Double, promptTokens: Int, latency: Double, retries: Int, _ failure: RequestFailure
     ) -> RequestOutcome {
         RequestOutcome(
-            session: session, turn: turn, sentAt: sentAt, promptTokens: promptTokens, outputTokens: 0, ttft: 0, latency: latency,
+            session: session, turn: turn, sentAt: sentAt, promptTokens: promptTokens, cachedPromptTokens: nil, outputTokens: 0, ttft: 0,
+            latency: latency,
             interTokenLatencies: [], retries: retries, failure: failure)
     }
 }

@@ -120,6 +120,7 @@ public struct ServeBenchRunner: Sendable {
             case .success(let measured):
                 let outcome = RequestOutcome(
                     session: session, turn: turn, sentAt: sentAt, promptTokens: measured.promptTokens ?? promptTokens,
+                    cachedPromptTokens: measured.cachedPromptTokens,
                     outputTokens: measured.outputTokens, ttft: measured.ttft ?? 0, latency: measured.latency,
                     interTokenLatencies: measured.interTokenLatencies, retries: retries, failure: nil)
                 return (outcome, measured.text)

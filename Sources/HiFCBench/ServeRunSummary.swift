@@ -23,6 +23,9 @@ public struct ServeRunSummary: Codable, Sendable {
     public var total_token_throughput: Double
     public var mean_input_tokens: Double
     public var mean_output_tokens: Double
+    /// Share of completed requests' prompt tokens that the server's prefix cache supplied, from
+    /// `usage.prompt_tokens_details.cached_tokens` (nil when the server does not report it).
+    public var cached_prompt_fraction: Double?
     /// Time to first token.
     public var ttft_ms: LatencyStats
     /// Time per output token after the first, per request.
@@ -58,6 +61,8 @@ public struct ServeRunSummary: Codable, Sendable {
         total_token_throughput = Double(outputTokens + inputTokens) / duration
         mean_input_tokens = done.isEmpty ? 0 : Double(inputTokens) / Double(done.count)
         mean_output_tokens = done.isEmpty ? 0 : Double(outputTokens) / Double(done.count)
+        let cached = done.compactMap(\.cachedPromptTokens)
+        cached_prompt_fraction = cached.isEmpty || inputTokens == 0 ? nil : Double(cached.reduce(0, +)) / Double(inputTokens)
         ttft_ms = LatencyStats(done.map { $0.ttft * 1000 })
         tpot_ms = LatencyStats(done.compactMap { $0.tpot.map { $0 * 1000 } })
         itl_ms = LatencyStats(done.flatMap { $0.interTokenLatencies.map { $0 * 1000 } })
@@ -75,7 +80,7 @@ public struct ServeRunSummary: Codable, Sendable {
 
     /// CSV header matching `csvRow`.
     public static let csvHeader =
-        "request_rate,max_concurrency,requests,completed,failed,retries,duration_s,request_throughput,output_token_throughput,total_token_throughput,mean_input_tokens,mean_output_tokens,"
+        "request_rate,max_concurrency,requests,completed,failed,retries,duration_s,request_throughput,output_token_throughput,total_token_throughput,mean_input_tokens,mean_output_tokens,cached_prompt_fraction,"
         + ["ttft", "tpot", "itl", "e2el"].map { m in ["mean", "p50", "p90", "p99"].map { "\(m)_\($0)_ms" }.joined(separator: ",") }.joined(
             separator: ",")
         + ",slo,goodput,goodput_fraction,errors"
@@ -88,7 +93,7 @@ public struct ServeRunSummary: Codable, Sendable {
             [
                 request_rate, max_concurrency.map { "\($0)" } ?? "", "\(requests)", "\(completed)", "\(failed)", "\(retries)", "\(duration_s)",
                 "\(request_throughput)", "\(output_token_throughput)", "\(total_token_throughput)", "\(mean_input_tokens)",
-                "\(mean_output_tokens)",
+                "\(mean_output_tokens)", cached_prompt_fraction.map { "\($0)" } ?? "",
             ] + latencies + [slo, goodput.map { "\($0)" } ?? "", goodput_fraction.map { "\($0)" } ?? "", errorText]
         return fields.map { $0.contains(",") || $0.contains("\"") ? "\"\($0.replacingOccurrences(of: "\"", with: "\"\""))\"" : $0 }
             .joined(separator: ",")

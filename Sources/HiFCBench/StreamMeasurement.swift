@@ -16,6 +16,8 @@ public struct StreamMeasurement: Sendable {
     /// `usage` of the stream, if the server sent it.
     public private(set) var promptTokens: Int?
     public private(set) var completionTokens: Int?
+    /// Prompt tokens the server's prefix cache supplied (`usage.prompt_tokens_details.cached_tokens`).
+    public private(set) var cachedPromptTokens: Int?
     /// Whether `data: [DONE]` arrived.
     public private(set) var done = false
     /// When the last event arrived.
@@ -39,8 +41,10 @@ public struct StreamMeasurement: Sendable {
             var delta: Delta?
         }
         struct Usage: Decodable {
+            struct PromptDetails: Decodable { var cached_tokens: Int? }
             var prompt_tokens: Int?
             var completion_tokens: Int?
+            var prompt_tokens_details: PromptDetails?
         }
         struct Failure: Decodable { var message: String? }
         var choices: [Choice]?
@@ -63,6 +67,7 @@ public struct StreamMeasurement: Sendable {
         if let usage = chunk.usage {
             promptTokens = usage.prompt_tokens ?? promptTokens
             completionTokens = usage.completion_tokens ?? completionTokens
+            cachedPromptTokens = usage.prompt_tokens_details?.cached_tokens ?? cachedPromptTokens
         }
         let piece = (chunk.choices ?? []).map { $0.text ?? $0.delta?.content ?? "" }.joined()
         if !piece.isEmpty {

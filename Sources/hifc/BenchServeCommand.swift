@@ -223,6 +223,9 @@ struct BenchServeCommand: AsyncParsableCommand {
         if let goodput = s.goodput, let fraction = s.goodput_fraction {
             print(String(format: "goodput %.2f req/s (%.1f%% of requests) under ", goodput, fraction * 100) + s.slo)
         }
+        if let cached = s.cached_prompt_fraction {
+            print(String(format: "prefix cache: %.1f%% of prompt tokens cached (the server's usage)", cached * 100))
+        }
         if !s.errors.isEmpty {
             print("errors: " + s.errors.sorted { $0.key < $1.key }.map { "\($0.key) x\($0.value)" }.joined(separator: ", "))
         }

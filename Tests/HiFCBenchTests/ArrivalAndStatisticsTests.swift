@@ -65,7 +65,8 @@ final class ArrivalAndStatisticsTests: XCTestCase {
     func testSummaryCountsThroughputGoodputAndErrors() {
         func answered(_ session: Int, ttft: Double, latency: Double, tokens: Int) -> RequestOutcome {
             RequestOutcome(
-                session: session, turn: 0, sentAt: Double(session), promptTokens: 100, outputTokens: tokens, ttft: ttft, latency: latency,
+                session: session, turn: 0, sentAt: Double(session), promptTokens: 100, cachedPromptTokens: session == 0 ? 0 : 64,
+                outputTokens: tokens, ttft: ttft, latency: latency,
                 interTokenLatencies: Array(repeating: (latency - ttft) / Double(tokens - 1), count: tokens - 1), retries: 0, failure: nil)
         }
         let outcomes = [
@@ -86,6 +87,7 @@ final class ArrivalAndStatisticsTests: XCTestCase {
         XCTAssertEqual(summary.tpot_ms.mean, 200.0 / 3, accuracy: 1e-9)
         XCTAssertEqual(summary.ttft_ms.p50, 200, accuracy: 1e-9)
         XCTAssertEqual(summary.itl_ms.count, 27)
+        XCTAssertEqual(summary.cached_prompt_fraction ?? 0, 128.0 / 300, accuracy: 1e-9)
         XCTAssertEqual(summary.goodput ?? 0, 0.2, accuracy: 1e-9, "only request 1 meets both objectives")
         XCTAssertEqual(summary.goodput_fraction ?? 0, 0.25, accuracy: 1e-9)
         let header = ServeRunSummary.csvHeader.split(separator: ",")

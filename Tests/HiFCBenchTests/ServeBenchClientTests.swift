@@ -50,6 +50,7 @@ final class ServeBenchClientTests: XCTestCase {
                 XCTAssertLessThanOrEqual(outcome.interTokenLatencies.count, 11, "at most one gap per token after the first")
                 if outcome.turn == 0 { XCTAssertEqual(outcome.promptTokens, 24, "token-id prompts arrive exactly") }
                 if outcome.turn == 1 { XCTAssertGreaterThan(outcome.promptTokens, 48, "the second turn resends the first and its reply") }
+                XCTAssertNotNil(outcome.cachedPromptTokens, "hifc reports the prefix cache's share in usage")
             }
             let summary = ServeRunSummary(run, maxConcurrency: 2, objectives: ServiceLevelObjectives(e2el: 60_000))
             XCTAssertEqual(summary.completed, 4)

@@ -24,7 +24,8 @@ final class StreamParsingTests: XCTestCase {
         try measurement.receive(#"{"choices":[{"index":0,"delta":{"content":"lo"}}]}"#, at: start + .milliseconds(55))
         try measurement.receive(#"{"choices":[{"index":0,"text":" there","finish_reason":null}]}"#, at: start + .milliseconds(75))
         try measurement.receive(
-            #"{"choices":[],"usage":{"prompt_tokens":12,"completion_tokens":4,"total_tokens":16}}"#, at: start + .milliseconds(76))
+            #"{"choices":[],"usage":{"prompt_tokens":12,"completion_tokens":4,"total_tokens":16,"prompt_tokens_details":{"cached_tokens":8}}}"#,
+            at: start + .milliseconds(76))
         try measurement.receive("[DONE]", at: start + .milliseconds(77))
         XCTAssertEqual(measurement.text, "Hello there")
         XCTAssertEqual(measurement.ttft ?? 0, 0.040, accuracy: 1e-9)
@@ -34,6 +35,7 @@ final class StreamParsingTests: XCTestCase {
         XCTAssertEqual(measurement.latency, 0.077, accuracy: 1e-9)
         XCTAssertEqual(measurement.outputTokens, 4, "the server's count, not the three chunks")
         XCTAssertEqual(measurement.promptTokens, 12)
+        XCTAssertEqual(measurement.cachedPromptTokens, 8)
         XCTAssertTrue(measurement.done)
     }
 
