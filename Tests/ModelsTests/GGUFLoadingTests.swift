@@ -42,7 +42,9 @@ final class GGUFLoadingTests: XCTestCase {
 
     /// Both load; the GGUF's tokenizer and chat template encode like the directory's; the same
     /// prompt gives the same logits and 12 greedy tokens.
-    private func assertSameModel(_ directory: String, _ gguf: String, sameTokenizer: Bool = true, file: StaticString = #filePath, line: UInt = #line) throws {
+    private func assertSameModel(_ directory: String, _ gguf: String, sameTokenizer: Bool = true, file: StaticString = #filePath, line: UInt = #line)
+        throws
+    {
         let hf = try LoadedModel(directory: directory, backend: CPUBackend())
         let g = try LoadedModel(directory: gguf, backend: CPUBackend())
         // llama.cpp stores Mistral as `llama`: the same forward pass.
