@@ -6,7 +6,7 @@ import Models
 /// each sequence's tokens and block table, and returns what the chunks that sample need: their
 /// logits, or for greedy requests the token itself, picked by the backend.
 struct ModelRunner: Sendable {
-    let model: LlamaModel
+    let model: any CausalLanguageModel
     let kv: any KVCachePool
 
     /// The output of the last token of every chunk whose `samples` is true. `greedy` says which

@@ -15,8 +15,8 @@ public final class LoadedModel: Sendable {
     /// The system message the chat template puts first when a chat has none (ChatML templates
     /// name their own), nil when it adds none.
     public let defaultSystemPrompt: String?
-    /// The forward pass.
-    public let model: LlamaModel
+    /// The forward pass of the config's architecture.
+    public let model: any CausalLanguageModel
 
     /// Loads `directory` (an HF model directory or a `.gguf` file) onto `backend`. Every problem
     /// is an error naming the file, key or tensor.
@@ -63,7 +63,7 @@ public final class LoadedModel: Sendable {
                 key: "vocab_size", file: configSource,
                 reason: "is \(config.vocabSize), smaller than the tokenizer's \(tokenizer.vocabularySize) tokens")
         }
-        model = try LlamaModel(config: config, weights: weights, backend: backend)
+        model = try config.makeModel(weights: weights, backend: backend)
     }
 
     /// Ids that end generation: the tokenizer's and config's EOS ids.
@@ -78,7 +78,7 @@ public final class LoadedModel: Sendable {
         let bos = tokenizer.bosTokenID.map { tokenizer.tokens[$0] } ?? ""
         let eos = tokenizer.eosTokenIDs.sorted().first.map { tokenizer.tokens[$0] } ?? ""
         switch chatTemplate {
-        case .llama3, .llama2, .mistral:
+        case .llama3, .llama2, .mistral, .gemma:
             // These templates spell BOS themselves.
             return tokenizer.encode(chatTemplate.render(turns, bos: bos, eos: eos), addSpecialTokens: false)
         case .chatML, .zephyr, .plain:
