@@ -1,5 +1,6 @@
 import Backend
 import Foundation
+import HiFCCore
 import Logging
 
 /// A model loaded for serving: config, tokenizer, chat template and the weights on a backend,
@@ -17,6 +18,9 @@ public final class LoadedModel: Sendable {
     public let defaultSystemPrompt: String?
     /// The forward pass of the config's architecture.
     public let model: any CausalLanguageModel
+    /// A digest of everything that decides the model's KV for given token ids: its config,
+    /// tokenizer files and weights (`ModelFingerprint`); the prefix cache's namespace starts here.
+    public let fingerprint: [UInt8]
 
     /// Loads `directory` (an HF model directory or a `.gguf` file) onto `backend`. Every problem
     /// is an error naming the file, key or tensor.
@@ -42,7 +46,14 @@ public final class LoadedModel: Sendable {
             jinja = template
             templateSource = directory + "/tokenizer_config.json"
             configSource = directory + "/config.json"
-            weights = try WeightFiles(directory: directory)
+            let files = try WeightFiles(directory: directory)
+            weights = files
+            var digest = ModelFingerprint()
+            for file in ["config.json", "tokenizer.json", "tokenizer_config.json"] {
+                if let bytes = FileManager.default.contents(atPath: directory + "/" + file) { digest.add(file, bytes) }
+            }
+            files.fingerprint(into: &digest)
+            fingerprint = digest.finalize()
         } else {
             guard GGUFFile.isGGUF(path: directory) else {
                 throw ModelError.badGGUF(directory, reason: "neither a model directory nor a GGUF file (it does not start with 'GGUF')")
@@ -55,6 +66,10 @@ public final class LoadedModel: Sendable {
             templateSource = directory + " (tokenizer.chat_template)"
             configSource = directory
             weights = try GGUFWeights(file: file, config: config)
+            // One file holds the config, tokenizer and weights: all of its bytes make the digest.
+            var digest = ModelFingerprint()
+            digest.add("gguf", UnsafeRawBufferPointer(start: file.file.bytes, count: file.file.count))
+            fingerprint = digest.finalize()
         }
         chatTemplate = ChatTemplate.resolve(jinja, logger: logger, source: templateSource)
         defaultSystemPrompt = chatTemplate == .chatML ? jinja.flatMap(ChatTemplate.defaultSystemPrompt(in:)) : nil
