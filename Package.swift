@@ -62,7 +62,7 @@ let package = Package(
         .target(
             name: "Server",
             dependencies: [
-                "Engine", "Models", "HiFCCore", "FlashStore", "Backend",
+                "Engine", "Models", "SynthModels", "HiFCCore", "FlashStore", "Backend",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -71,10 +71,27 @@ let package = Package(
                 .product(name: "Yams", package: "Yams"),
             ]
         ),
+        // Synthetic model directories (random weights, a trained BPE tokenizer, a chat template):
+        // the server's offline default model, and the models of the checks, benchmarks and tests.
+        .target(
+            name: "SynthModels",
+            dependencies: ["Models", "Backend"]
+        ),
+        // Checks of the parts that need special hardware (`hifc check gpu`) and the greedy runs
+        // the losslessness checks and tests compare; no library a program embeds links them.
+        .target(
+            name: "HiFCChecks",
+            dependencies: ["HiFCCore", "FlashStore", "Backend", "Models", "SynthModels", "CUDA", "Engine"]
+        ),
+        // The benchmarks behind `hifc bench` and `hifc check gpu --bench`.
+        .target(
+            name: "HiFCBench",
+            dependencies: ["HiFCCore", "FlashStore", "Backend", "Models", "CUDA", "Engine"]
+        ),
         .executableTarget(
             name: "hifc",
             dependencies: [
-                "HiFCCore", "FlashStore", "Backend", "Models", "CUDA", "Engine", "Server",
+                "HiFCCore", "FlashStore", "Backend", "Models", "SynthModels", "CUDA", "Engine", "Server", "HiFCChecks", "HiFCBench",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -82,13 +99,14 @@ let package = Package(
         .testTarget(name: "HiFCCoreTests", dependencies: ["HiFCCore"]),
         .testTarget(name: "FlashStoreTests", dependencies: ["FlashStore", "HiFCCore"]),
         .testTarget(name: "BackendTests", dependencies: ["Backend", "HiFCCore"]),
-        .testTarget(name: "ModelsTests", dependencies: ["Models", "Backend", "HiFCCore"], exclude: ["Reference"]),
-        .testTarget(name: "CUDATests", dependencies: ["CUDA", "Backend", "HiFCCore"]),
-        .testTarget(name: "EngineTests", dependencies: ["Engine", "Models", "FlashStore", "Backend", "HiFCCore"]),
+        .testTarget(name: "ModelsTests", dependencies: ["Models", "SynthModels", "HiFCBench", "Backend", "HiFCCore"], exclude: ["Reference"]),
+        .testTarget(name: "CUDATests", dependencies: ["CUDA", "HiFCChecks", "Backend", "HiFCCore"]),
+        .testTarget(
+            name: "EngineTests", dependencies: ["Engine", "HiFCChecks", "Models", "SynthModels", "FlashStore", "Backend", "HiFCCore"]),
         .testTarget(
             name: "ServerTests",
             dependencies: [
-                "Server", "Engine", "Models",
+                "Server", "Engine", "Models", "SynthModels",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]
         ),

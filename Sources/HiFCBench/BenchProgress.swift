@@ -3,21 +3,22 @@ import Synchronization
 
 /// A progress bar on standard error: tokens generated of those expected, redrawn at most ten
 /// times a second.
-final class BenchProgress: Sendable {
+public final class BenchProgress: Sendable {
     private let label: String
     private let total: Int
     private let enabled: Bool
     private let state = Mutex((done: 0, drawn: ContinuousClock.now))
     private let started = ContinuousClock.now
 
-    init(label: String, total: Int, enabled: Bool) {
+    /// A bar labelled `label` for `total` tokens; nothing is drawn unless `enabled`.
+    public init(label: String, total: Int, enabled: Bool) {
         self.label = label
         self.total = max(total, 1)
         self.enabled = enabled
     }
 
     /// Counts `count` more tokens.
-    func advance(by count: Int) {
+    public func advance(by count: Int) {
         let line: String? = state.withLock { state in
             state.done += count
             guard enabled, ContinuousClock.now - state.drawn > .milliseconds(100) else { return nil }
@@ -28,7 +29,7 @@ final class BenchProgress: Sendable {
     }
 
     /// Draws the full bar and ends its line.
-    func finish() {
+    public func finish() {
         guard enabled else { return }
         let done = state.withLock { $0.done }
         FileHandle.standardError.write(Data((render(done) + "\n").utf8))
@@ -44,7 +45,7 @@ final class BenchProgress: Sendable {
     }
 
     /// Seconds since `start`.
-    static func seconds(since start: ContinuousClock.Instant) -> Double {
+    public static func seconds(since start: ContinuousClock.Instant) -> Double {
         let elapsed = (ContinuousClock.now - start).components
         return Double(elapsed.seconds) + Double(elapsed.attoseconds) * 1e-18
     }

@@ -4,27 +4,28 @@ import Models
 /// The requests of `hifc bench swap`: prompt lengths drawn around a named data set's mean (the
 /// paper's workloads) or fixed, outputs of a fixed length, token ids drawn at random, all from a
 /// seed so every mode of one run sees the same requests.
-struct BenchWorkload: Sendable, Hashable, CustomStringConvertible {
+public struct BenchWorkload: Sendable, Hashable, CustomStringConvertible {
     /// Mean prompt tokens (before scaling).
-    var meanPromptTokens: Int
+    public var meanPromptTokens: Int
     /// Output tokens per request (before scaling).
-    var outputTokens: Int
+    public var outputTokens: Int
     /// Relative spread of prompt lengths (0: all the same).
-    var spread: Double
+    public var spread: Double
     /// The name it was given.
-    var name: String
+    public var name: String
 
     /// Why a workload name was not understood.
-    struct ParseError: Error, CustomStringConvertible {
-        var text: String
-        var description: String {
+    public struct ParseError: Error, CustomStringConvertible {
+        /// The text that was not understood.
+        public var text: String
+        public var description: String {
             "unknown workload '\(text)'; use qasper, govreport, narrativeqa or IN:OUT (for example 2048:512)"
         }
     }
 
     /// Qasper (about 3.6K prompt tokens), GovReport (8.7K), NarrativeQA (18.4K), with 1K output
     /// tokens as in the paper; or `IN:OUT`, fixed lengths.
-    init(parsing text: String) throws(ParseError) {
+    public init(parsing text: String) throws(ParseError) {
         switch text.lowercased() {
         case "qasper": self.init(name: "qasper", meanPromptTokens: 3_600, outputTokens: 1_024, spread: 0.25)
         case "govreport": self.init(name: "govreport", meanPromptTokens: 8_700, outputTokens: 1_024, spread: 0.25)
@@ -38,23 +39,26 @@ struct BenchWorkload: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
-    init(name: String, meanPromptTokens: Int, outputTokens: Int, spread: Double) {
+    /// A workload of fixed mean lengths.
+    public init(name: String, meanPromptTokens: Int, outputTokens: Int, spread: Double) {
         self.name = name
         self.meanPromptTokens = meanPromptTokens
         self.outputTokens = outputTokens
         self.spread = spread
     }
 
-    var description: String { name }
+    public var description: String { name }
 
     /// One generated request.
-    struct Request: Sendable, Hashable {
-        var prompt: [Int]
-        var maxTokens: Int
+    public struct Request: Sendable, Hashable {
+        /// The prompt's token ids.
+        public var prompt: [Int]
+        /// Tokens to generate.
+        public var maxTokens: Int
     }
 
     /// `count` requests with lengths multiplied by `scale`, token ids below `vocabulary`.
-    func requests(count: Int, scale: Double, vocabulary: Int, seed: UInt64 = 42) -> [Request] {
+    public func requests(count: Int, scale: Double, vocabulary: Int, seed: UInt64 = 42) -> [Request] {
         var random = SeededGenerator(seed: seed)
         let output = max(1, Int((Double(outputTokens) * scale).rounded()))
         return (0..<count).map { _ in

@@ -2,19 +2,24 @@ import Backend
 import CUDA
 import Foundation
 import Models
+import SynthModels
 
 /// The forward pass of a synthetic model on the CUDA backend against the CPU backend: logits of
 /// a prefill and of each greedy decode step (relative error), whether the greedy tokens agree, and
 /// whether the GPU's own greedy pick (`LlamaModel.step`, argmax on the device) is the argmax of
 /// the logits it downloads.
-struct GPUModelCheck {
+public struct GPUModelCheck {
     let cuda: CUDABackend
+
+    /// A check of `cuda` against the CPU backend.
+    public init(cuda: CUDABackend) { self.cuda = cuda }
 
     /// Results for `preset` (a directory of random weights is written under `workDirectory`).
     /// With `keep`, the model directory stays and gets `reference-prompt.json` (the prompt's
     /// token ids) and `reference-logits-cpu.f32` / `-cuda.f32` (the prefill's last-token logits,
     /// raw little-endian floats), for a comparison with PyTorch (bench/cuda/torch_logits.py).
-    func run(preset: SynthModel.Preset, workDirectory: String, promptLength: Int = 24, steps: Int = 32, keep: Bool = false) throws -> [GPUCheckResult]
+    public func run(preset: SynthModel.Preset, workDirectory: String, promptLength: Int = 24, steps: Int = 32, keep: Bool = false) throws
+        -> [GPUCheckResult]
     {
         let dir = workDirectory + "/synth-\(preset.rawValue)"
         let started = Date()

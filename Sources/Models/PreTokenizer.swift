@@ -1,7 +1,7 @@
 import Foundation
 
 /// How text is cut into pieces before BPE, as a tokenizer.json states it.
-struct PreTokenizer: @unchecked Sendable {
+package struct PreTokenizer: @unchecked Sendable {
     /// One step of the pipeline.
     enum Step {
         /// Cut at regex matches, keeping matches and the text between as pieces ("Isolated").
@@ -98,7 +98,7 @@ struct PreTokenizer: @unchecked Sendable {
         return pieces.filter { !$0.isEmpty }
     }
 
-    static func split(_ text: String, _ regex: NSRegularExpression) -> [String] {
+    package static func split(_ text: String, _ regex: NSRegularExpression) -> [String] {
         let ns = text as NSString
         var result: [String] = []
         var last = 0

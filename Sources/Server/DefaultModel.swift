@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Models
+import SynthModels
 
 /// The model `hifc serve` uses when none is given: a synthetic Llama (`SynthModel`, random
 /// weights, a working tokenizer and chat template) written under the data directory on first use

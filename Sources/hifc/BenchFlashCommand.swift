@@ -1,6 +1,7 @@
 import ArgumentParser
 import FlashStore
 import Foundation
+import HiFCBench
 import HiFCCore
 
 /// `hifc bench flash`: the flash store's write and read bandwidth through O_DIRECT, beside the raw

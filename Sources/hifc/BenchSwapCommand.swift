@@ -4,8 +4,10 @@ import CUDA
 import Engine
 import FlashStore
 import Foundation
+import HiFCBench
 import HiFCCore
 import Models
+import SynthModels
 
 /// `hifc bench swap`: the paper's experiment. The same requests run under each preemption mode
 /// with a KV budget that starves the device, and the modes are compared side by side.
@@ -142,8 +144,7 @@ struct BenchSwapCommand: AsyncParsableCommand {
         let work = shape.requests(count: requests, scale: scale, vocabulary: min(loaded.tokenizer.vocabularySize, loaded.config.vocabSize))
         let layout = loaded.model.kvLayout(blockTokens: blockTokens)
         let meanTokens = work.reduce(0) { $0 + $1.prompt.count + $1.maxTokens } / work.count
-        let stride = (layout.blockBytes + 4095) / 4096 * 4096
-        let blocks = budget.blockCount(blockBytes: stride)
+        let blocks = budget.blockCount(blockBytes: layout.blockStride)
         let heading =
             "bench swap: \(loaded.name), workload \(shape) x\(scale) (\(requests) requests, mean \(meanTokens) tokens each), "
             + "KV budget \(budget) = \(blocks) blocks of \(blockTokens) tokens, about \(blocks * blockTokens / max(meanTokens, 1)) requests"

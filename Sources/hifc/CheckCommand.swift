@@ -1,9 +1,12 @@
 import ArgumentParser
 import CUDA
 import Foundation
+import HiFCBench
+import HiFCChecks
 import HiFCCore
 import Models
 import Server
+import SynthModels
 
 /// `hifc check`: self-checks of the parts that need special hardware.
 struct CheckCommand: AsyncParsableCommand {
