@@ -1,5 +1,6 @@
 import Foundation
 import HiFCCore
+import Logging
 
 extension FlashStore {
     /// Reads each region's superblock, scans its segments and maps the content-addressed slots
@@ -11,7 +12,8 @@ extension FlashStore {
         var map = FlashSlotMap()
         var nextGeneration: UInt64 = 1
         for region in regions {
-            if let superblock = try region.readSuperblock() {
+            let found = try region.readSuperblock()
+            if case .valid(let superblock) = found {
                 guard superblock.capacity == geometry.capacity, superblock.segmentSize == geometry.segmentSize else {
                     throw FlashStoreError.regionMismatch(
                         path: region.regionFile,
@@ -26,7 +28,17 @@ extension FlashStore {
                         capacity: geometry.capacity, segmentSize: geometry.segmentSize,
                         wear: WearLedger(createdAt: now), updateCount: 0))
                 scans.append([])
-                report.regionsCreated += 1
+                if case .corrupt = found {
+                    // Both copies damaged: the slots' geometry and the wear record are unknown.
+                    // The region is a cache, so it starts afresh rather than keeping the server
+                    // down; loudly, and counted, never silently.
+                    report.regionsRebuilt += 1
+                    logger.error(
+                        "flash region \(region.regionFile): both superblock copies are damaged; the region starts afresh (its cached blocks are dropped and its wear record restarts now)"
+                    )
+                } else {
+                    report.regionsCreated += 1
+                }
             }
         }
         for (path, segments) in scans.enumerated() {

@@ -1,5 +1,6 @@
 import Foundation
 import HiFCCore
+import Logging
 
 /// The flash KV cache store: blocks of KV cache kept in a fixed, preallocated region per flash
 /// path, written log-structured with large sequential O_DIRECT writes, each slot checksummed,
@@ -33,6 +34,7 @@ public final class FlashStore: @unchecked Sendable {
     let pool: IOThreadPool
     let faultInjector: (any IOFaultInjector)?
     let placement: FlashPlacement
+    let logger: Logger
     let lock = NSLock()
     let superblockLock = NSLock()
     /// Read and written only inside `locked` (internal, not private, for the extensions' files).
@@ -77,7 +79,12 @@ public final class FlashStore: @unchecked Sendable {
     /// Opens (creating and preallocating where needed) the region on every path and rebuilds the
     /// slot map from them. Throws `FlashStoreError` naming the path and cause when a path is
     /// missing, unwritable, refuses O_DIRECT, lacks space or holds a region of other geometry.
-    public init(configuration: FlashStoreConfiguration, faultInjector: (any IOFaultInjector)? = nil) throws {
+    /// A region whose two superblock copies are both damaged is started afresh and logged to
+    /// `logger` as an error (and counted in `stats.recovery.regionsRebuilt`); a region another
+    /// process holds open is refused with `regionInUse` naming that process.
+    public init(
+        configuration: FlashStoreConfiguration, faultInjector: (any IOFaultInjector)? = nil, logger: Logger = Logger(label: "hifc.flash")
+    ) throws {
         guard !configuration.paths.isEmpty else { throw FlashStoreError.noPaths }
         let geometry: FlashRegionGeometry
         do {
@@ -98,6 +105,7 @@ public final class FlashStore: @unchecked Sendable {
         self.geometry = geometry
         self.regions = regions
         self.faultInjector = faultInjector
+        self.logger = logger
         self.placement = FlashPlacement(policy: configuration.placement, pathCount: regions.count, gpuIndex: configuration.gpuIndex)
         self.pool = IOThreadPool(width: configuration.queueDepth)
         self.state = State(allocators: [])

@@ -100,7 +100,7 @@ public enum ConfigurationSchema {
         optionalSize(
             "flash.daily-write-budget", help: "bytes a path may be written per day before it is reported; unset: no budget", \.flashDailyWriteBudget),
         choice("flash.placement", help: "how blocks are spread over several paths", \.flashPlacement),
-        size("flash.segment-size", atLeast: .kib(64), help: "bytes of one log segment of the flash region", \.flashSegmentSize),
+        size("flash.segment-size", atLeast: ByteSize(Int64(FlashRegionGeometry.minimumSegmentSize)), help: "bytes of one log segment of the flash region", \.flashSegmentSize),
     ]
 
     /// The setting whose flag is `flag`.
