@@ -67,10 +67,11 @@ public enum FlashStoreError: Error, CustomStringConvertible, Equatable {
         case .badReservation(let why): return "flash reservation: \(why)"
         case .closed: return "the flash store is closed"
         case .regionInUse(let p, let holder):
-            return "flash region \(p) is in use by " + (holder.map { "\($0)" } ?? "another process")
+            return "flash region \(p) is in use by " + (holder ?? "another process")
                 + "; a region has one writer at a time: stop that process, or give this one another --flash-path"
         case .corruptSuperblocks(let p):
-            return "flash region \(p) exists but both of its superblock copies are damaged, so its geometry and wear record are unknown; a server opening it starts it afresh (its cached blocks are dropped, logged and counted in the recovery report)"
+            return "flash region \(p) exists but both of its superblock copies are damaged, so its geometry and wear record are unknown; "
+                + "a server opening it starts it afresh (its cached blocks are dropped, logged and counted in the recovery report)"
         }
     }
 }

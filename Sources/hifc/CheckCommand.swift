@@ -54,7 +54,7 @@ struct CheckGPUCommand: AsyncParsableCommand {
         guard case .cuda(let ordinal) = DeviceSelection(parsing: device) else {
             throw ValidationError("--device \(device): expected cuda or cuda:N")
         }
-        for line in CUDAProbe.run(flashPath: swapDir) { print(line) }
+        for line in CUDAProbe.run(flashPath: swapDir).lines { print(line) }
         let gpu = try CUDADevice(ordinal: ordinal)
         let started = Date()
         let check = try GPUSelfCheck(device: gpu)
