@@ -112,6 +112,13 @@ let package = Package(
             name: "EngineTests",
             dependencies: ["Engine", "HiFCChecks", "HiFCTestSupport", "Models", "SynthModels", "FlashStore", "Backend", "HiFCCore"]),
         .testTarget(
+            name: "CommandLineTests",
+            dependencies: [
+                "hifc", "Server", "Engine", "FlashStore", "SynthModels", "HiFCCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(
             name: "ServerTests",
             dependencies: [
                 "Server", "Engine", "Models", "SynthModels",
