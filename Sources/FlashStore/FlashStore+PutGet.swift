@@ -75,6 +75,11 @@ extension FlashStore {
         }
     }
 
+    /// Every content-addressed (prefix) key mapped now, e.g. those recovered at start.
+    public var contentKeys: [BlockKey] {
+        locked { state in state.map.entries.compactMap { $0.key.kind == .content ? $0.key : nil } }
+    }
+
     /// Whether `key` is mapped (a get may still miss if its slot proves corrupt).
     public func contains(_ key: BlockKey) -> Bool {
         locked { $0.map[key] != nil }

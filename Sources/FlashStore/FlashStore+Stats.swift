@@ -28,6 +28,19 @@ extension FlashStore {
         }
     }
 
+    /// Bytes written to the regions in the current budget day, summed over paths (the wear
+    /// ledgers' count, headers and padding included): the one daily counter that write budgets
+    /// are kept against.
+    public var bytesWrittenToday: Int64 {
+        let now = Date().timeIntervalSince1970
+        return locked { state in
+            state.superblocks.reduce(0) { $0 + (now - $1.wear.dayStartedAt < 86_400 ? $1.wear.bytesWrittenToday : 0) }
+        }
+    }
+
+    /// Bytes of all regions together.
+    public var totalCapacity: Int64 { geometry.capacity * Int64(regions.count) }
+
     /// Per path, each segment's accounting (for `hifc inspect`).
     public var segments: [[FlashSegmentAllocator.Segment]] {
         locked { $0.allocators.map(\.segments) }

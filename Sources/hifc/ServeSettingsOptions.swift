@@ -82,6 +82,15 @@ struct ServeSettingsOptions: ParsableArguments {
     @Option(name: .customLong("flash-segment-size"), help: ServeSettingsOptions.help("flash.segment-size"))
     var flashSegmentSize: String?
 
+    @Option(name: .customLong("prefix-cache"), help: ServeSettingsOptions.help("prefix-cache"))
+    var prefixCache: String?
+
+    @Option(name: .customLong("prefix-cache-write"), help: ServeSettingsOptions.help("prefix-cache-write"))
+    var prefixCacheWrite: String?
+
+    @Option(name: .customLong("prefix-cache-flash-size"), help: ServeSettingsOptions.help("prefix-cache-flash-size"))
+    var prefixCacheFlashSize: String?
+
     /// The values given on the command line, by schema key.
     var given: [(key: String, values: [String])] {
         [
@@ -105,6 +114,9 @@ struct ServeSettingsOptions: ParsableArguments {
             ("flash.daily-write-budget", flashDailyWriteBudget.map { [$0] } ?? []),
             ("flash.placement", flashPlacement.map { [$0] } ?? []),
             ("flash.segment-size", flashSegmentSize.map { [$0] } ?? []),
+            ("prefix-cache", prefixCache.map { [$0] } ?? []),
+            ("prefix-cache-write", prefixCacheWrite.map { [$0] } ?? []),
+            ("prefix-cache-flash-size", prefixCacheFlashSize.map { [$0] } ?? []),
         ]
     }
     // END GENERATED
