@@ -110,7 +110,8 @@ let package = Package(
         .testTarget(
             name: "FlashStoreTests", dependencies: ["FlashStore", "HiFCCore", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "BackendTests", dependencies: ["Backend", "HiFCCore"]),
-        .testTarget(name: "ModelsTests", dependencies: ["Models", "SynthModels", "HiFCBench", "Backend", "HiFCCore"], exclude: ["Reference", "Fixtures"]),
+        .testTarget(
+            name: "ModelsTests", dependencies: ["Models", "SynthModels", "HiFCBench", "Backend", "HiFCCore"], exclude: ["Reference", "Fixtures"]),
         .testTarget(name: "CUDATests", dependencies: ["CUDA", "HiFCChecks", "Backend", "HiFCCore"]),
         .testTarget(
             name: "EngineTests",
