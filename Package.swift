@@ -131,7 +131,7 @@ let package = Package(
         .testTarget(
             name: "HiFCBenchTests",
             dependencies: [
-                "HiFCBench", "Server", "Models",
+                "HiFCBench", "Server", "Models", "SynthModels",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]
