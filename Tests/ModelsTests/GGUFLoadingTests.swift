@@ -146,7 +146,7 @@ final class GGUFLoadingTests: XCTestCase {
         let hf = try LoadedModel(directory: directory, backend: CPUBackend())
         for text in ["Hello world", "The quick brown fox jumps over the lazy dog.", "line\nbreak <start_of_turn>user"] {
             XCTAssertEqual(loaded.tokenizer.decode(loaded.tokenizer.encode(text), skipSpecialTokens: false), "<bos>" + text)
-            XCTAssertEqual(hf.tokenizer.decode(loaded.tokenizer.encode(text)), text)
+            XCTAssertEqual(hf.tokenizer.decode(loaded.tokenizer.encode(text), skipSpecialTokens: false), "<bos>" + text)
         }
         XCTAssertEqual(loaded.tokenizer.encode("<start_of_turn>model\n", addSpecialTokens: false).first, hf.tokenizer.id(of: "<start_of_turn>"))
     }

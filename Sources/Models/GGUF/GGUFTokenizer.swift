@@ -71,12 +71,8 @@ extension Tokenizer {
             return id
         }
 
-        var vocab: [String: Any] = [:]
         var added: [[String: Any]] = []
         for (id, text) in tokens.enumerated() {
-            guard vocab.updateValue(NSNumber(value: id), forKey: text) == nil else {
-                throw .badConfig(key: "tokenizer.ggml.tokens", file: path, reason: "holds '\(text)' twice")
-            }
             let kind = type(id)
             if kind == .control || (kind == .userDefined && !respelled.contains(id)) {
                 added.append(["id": NSNumber(value: id), "content": text, "special": kind == .control])
@@ -84,7 +80,8 @@ extension Tokenizer {
         }
 
         var json: [String: Any] = ["added_tokens": added]
-        var bpe: [String: Any] = ["type": "BPE", "vocab": vocab]
+        // The tokens in id order (see `TokenText`); a text held twice is refused there.
+        var bpe: [String: Any] = ["type": "BPE", "vocab": tokens]
         var addsBOS: Bool
         switch model {
         case "gpt2":
@@ -169,8 +166,7 @@ extension Tokenizer {
     /// two vocabulary tokens, the earlier token's first, and within one token the longer left
     /// piece first.
     static func mergesInTokenOrder(tokens: [String]) -> [[String]] {
-        var index: [String: Int] = [:]
-        for (id, text) in tokens.enumerated() where index[text] == nil { index[text] = id }
+        let known = Set(tokens.map(TokenText.init))
         var merges: [[String]] = []
         for text in tokens {
             let scalars = Array(text.unicodeScalars)
@@ -182,7 +178,7 @@ extension Tokenizer {
                 right.append(contentsOf: scalars[cut...])
                 let l = String(left)
                 let r = String(right)
-                if index[l] != nil, index[r] != nil { merges.append([l, r]) }
+                if known.contains(TokenText(l)), known.contains(TokenText(r)) { merges.append([l, r]) }
             }
         }
         return merges
@@ -192,8 +188,8 @@ extension Tokenizer {
     /// two vocabulary tokens, highest-scoring result first (then by ids, for a stable order), as
     /// HF's converter derives them from a SentencePiece model.
     static func sentencePieceMerges(tokens: [String], scores: [Float], mergeable: (Int) -> Bool) -> [[String]] {
-        var index: [String: Int] = [:]
-        for (id, text) in tokens.enumerated() { index[text] = id }
+        var index: [TokenText: Int] = [:]
+        for (id, text) in tokens.enumerated() { index[TokenText(text)] = id }
         var candidates: [(score: Float, merged: Int, left: Int, right: Int)] = []
         for (id, text) in tokens.enumerated() where mergeable(id) {
             let scalars = Array(text.unicodeScalars)
@@ -203,7 +199,7 @@ extension Tokenizer {
                 left.append(contentsOf: scalars[..<cut])
                 var right = String.UnicodeScalarView()
                 right.append(contentsOf: scalars[cut...])
-                if let l = index[String(left)], let r = index[String(right)] {
+                if let l = index[TokenText(String(left))], let r = index[TokenText(String(right))] {
                     candidates.append((scores[id], id, l, r))
                 }
             }
