@@ -30,10 +30,13 @@ let package = Package(
             name: "FlashStore",
             dependencies: ["HiFCCore", .product(name: "Logging", package: "swift-log")]
         ),
+        // The CPU backend's kernels and thread pool in C, built for several instruction sets and
+        // chosen at run time (Sources/CPUKernels/include/CPUKernels.h says why C).
+        .target(name: "CPUKernels", exclude: ["KernelsF32.inc", "QuantDot.inc"]),
         // The compute protocol and its CPU implementation.
         .target(
             name: "Backend",
-            dependencies: ["HiFCCore", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["HiFCCore", "CPUKernels", .product(name: "Logging", package: "swift-log")]
         ),
         // HF model directories: config, safetensors, tokenizers, the Llama family.
         .target(
@@ -65,6 +68,7 @@ let package = Package(
                 "Engine", "Models", "HiFCCore", "FlashStore", "Backend",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

@@ -55,6 +55,8 @@ public struct ServerConfiguration: Hashable, Sendable {
 
     /// Compute device.
     public var device = DeviceSelection.cpu
+    /// CPU threads of the CPU backend (and its BLAS library); nil: the physical cores.
+    public var threads: Int?
     /// Device memory for KV blocks (a size, or a count of blocks); small by default so that a few
     /// concurrent requests already make the engine swap to flash.
     public var kvBudget = KVBudget.bytes(.kib(256))

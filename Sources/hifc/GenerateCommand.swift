@@ -23,6 +23,7 @@ struct GenerateCommand: ParsableCommand {
     @Option(name: .customLong("block-size"), help: "Tokens per KV block.") var blockSize: Int = 64
     @Flag(help: "Print token counts and speeds to stderr at the end.") var stats = false
     @Option(help: "auto (GPU 0 if there is one, else CPU), cpu, cuda or cuda:N.") var device: String = "auto"
+    @Option(help: "CPU threads (default: the physical cores).") var threads: Int?
 
     func run() throws {
         MallocTuning.keepFreedBlocksMapped()
@@ -32,7 +33,7 @@ struct GenerateCommand: ParsableCommand {
         guard blockSize > 0 else { throw ValidationError("--block-size must be positive") }
         var logger = Logger(label: "hifc.generate")
         logger.logLevel = .warning
-        let backend = try BackendChoice.make(device, logger: logger)
+        let backend = try BackendChoice.make(device, threads: threads, logger: logger)
         let loaded = try LoadedModel(directory: model, backend: backend, logger: logger)
         let tokens =
             chat
