@@ -85,7 +85,7 @@ let package = Package(
         ),
         .testTarget(name: "HiFCCoreTests", dependencies: ["HiFCCore"]),
         .testTarget(name: "FlashStoreTests", dependencies: ["FlashStore", "HiFCCore"]),
-        .testTarget(name: "BackendTests", dependencies: ["Backend", "CPUKernels", "HiFCCore"]),
+        .testTarget(name: "BackendTests", dependencies: ["Backend", "CPUKernels", "HiFCCore"], exclude: ["Reference"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Backend", "HiFCCore"], exclude: ["Reference"]),
         .testTarget(name: "CUDATests", dependencies: ["CUDA", "Backend", "HiFCCore"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Models", "FlashStore", "Backend", "HiFCCore"]),
