@@ -60,7 +60,8 @@ public enum ConfigurationSchema {
         integer("port", in: 1...65_535, help: "TCP port to listen on", \.port),
         size("max-body-size", atLeast: .kib(1), help: "largest request body accepted; larger ones get HTTP 413", \.maxBodySize),
         text(
-            "data-dir", valueName: "DIR", help: "where the server keeps what it makes or fetches: the default models, the default flash region", \.dataDirectory
+            "data-dir", valueName: "DIR", help: "where the server keeps what it makes or fetches: the default models, the default flash region",
+            \.dataDirectory
         ),
         ConfigurationSetting(
             key: "device", valueName: "cpu|cuda[:N]", help: "compute device",

@@ -18,6 +18,8 @@ struct BenchModelCommand: ParsableCommand {
     @Flag(name: .customLong("no-blas"), help: "Do every product with the C kernels even when a BLAS library is found.")
     var noBLAS = false
     @Option(help: "CPU threads (default: the physical cores).") var threads: Int?
+    @Flag(help: "Decode a GGUF's quantized weights to f32 at load instead of computing on the blocks (CPU).")
+    var dequantize = false
     @Flag(help: "Print one JSON object per measurement instead of a table.") var json = false
     @Option(help: "cpu (the default here), auto, cuda or cuda:N.") var device: String = "cpu"
 
@@ -30,7 +32,7 @@ struct BenchModelCommand: ParsableCommand {
         guard promptTokens > 0, decodeTokens > 0 else {
             throw ValidationError("--prompt-tokens and --decode-tokens must be positive")
         }
-        let backend = try BackendChoice.make(device, threads: threads, blas: !noBLAS)
+        let backend = try BackendChoice.make(device, threads: threads, blas: !noBLAS, dequantize: dequantize)
         let loadStart = Date()
         let loaded = try LoadedModel(directory: model, backend: backend)
         let loadSeconds = Date().timeIntervalSince(loadStart)

@@ -1,7 +1,8 @@
-@testable import Backend
 import CPUKernels
 import HiFCCore
 import XCTest
+
+@testable import Backend
 
 /// The C kernels of the CPU backend: every instruction set this CPU has against the portable
 /// one, the quantized formats against their dequantization (itself checked against values from
@@ -154,6 +155,32 @@ final class CPUKernelTests: XCTestCase {
             for (isa, c) in results.dropFirst() {
                 assertClose(c, results[0].1, relative: 1e-5, "type \(t) on \(isa)")
             }
+        }
+    }
+
+    func testQuantizedWeightsStayQuantizedAndMultiplyLikeTheirDequantizedCopy() throws {
+        let (m, n, k) = (3, 9, 256)
+        let bytes = blocks(HIFC_QUANT_Q4_K, count: n, scales: [(0, 0.02), (2, 0.05)], salt: 5)
+        let weight = try bytes.withUnsafeBytes { raw in
+            try QuantizedTensor(type: .q4_K, shape: [n, k], bytes: raw.baseAddress!, owner: nil, name: "w")
+        }
+        let kept = CPUBackend(blas: nil)
+        let decoded = CPUBackend(blas: nil, dequantizesAtLoad: true)
+        try bytes.withUnsafeBytes { _ in
+            let q = try kept.upload(weight)
+            let f = try decoded.upload(weight)
+            XCTAssertEqual(try kept.download(q), try decoded.download(f), "the blocks decode as the dequantized copy")
+            let x = values(m * k, seed: 9)
+            let y = try kept.download(try kept.linear(try kept.uploadFloat32(x, shape: [m, k]), weight: q, bias: nil))
+            let reference = try decoded.download(try decoded.linear(try decoded.uploadFloat32(x, shape: [m, k]), weight: f, bias: nil))
+            // 8-bit activations: within 1% of the largest output.
+            assertClose(y, reference, relative: 0.01, "Q4_K product")
+            // Embedding rows of a quantized table are its decoded rows.
+            let step = try kept.prepare(
+                try StepBatch.make(chunks: [(tokens: [4, 0], startPosition: 0, blockTable: [0], wantsLogits: true)], blockTokens: 4))
+            let rows = try kept.download(try kept.embedding(q, step: step))
+            let table = try decoded.download(f)
+            XCTAssertEqual(Array(rows[0..<k]), Array(table[4 * k..<5 * k]))
         }
     }
 

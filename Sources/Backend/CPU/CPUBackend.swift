@@ -11,13 +11,18 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
     public let blas: BLASLibrary?
     /// The threads the ops run on.
     public let pool: CPUThreadPool
+    /// Whether GGML-quantized weights are decoded to f32 at load instead of kept as blocks (for
+    /// accuracy checks of the integer kernels).
+    public let dequantizesAtLoad: Bool
 
     /// A backend using `blas` (by default whatever `BLASLibrary.load()` finds) and `pool` (by
     /// default the process's, `CPUThreadPool.shared`); the BLAS library is told to use as many
-    /// threads as the pool has.
-    public init(blas: BLASLibrary? = BLASLibrary.load(), pool: CPUThreadPool = .shared) {
+    /// threads as the pool has. Quantized weights in Q8_0, Q4_0, Q4_1, Q4_K and Q6_K stay quantized
+    /// unless `dequantizesAtLoad`.
+    public init(blas: BLASLibrary? = BLASLibrary.load(), pool: CPUThreadPool = .shared, dequantizesAtLoad: Bool = false) {
         self.blas = blas
         self.pool = pool
+        self.dequantizesAtLoad = dequantizesAtLoad
         blas?.setThreads(pool.threads)
     }
 
@@ -52,6 +57,13 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
         return result
     }
 
+    public func upload(_ tensor: QuantizedTensor) throws -> DeviceTensor {
+        if !dequantizesAtLoad, let storage = CPUQuantizedStorage(tensor) {
+            return DeviceTensor(storage: storage, shape: tensor.shape, dtype: .float32)
+        }
+        return try upload(try tensor.dequantized())
+    }
+
     public func uploadFloat32(_ values: [Float], shape: [Int]) throws -> DeviceTensor {
         guard shape.reduce(1, *) == values.count else {
             throw BackendError.shapeMismatch(op: "uploadFloat32", detail: "\(values.count) values for shape \(shape)")
@@ -62,6 +74,13 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
     }
 
     public func download(_ tensor: DeviceTensor) throws -> [Float] {
+        if let quantized = tensor.cpuQuantized {
+            var values = [Float](repeating: 0, count: tensor.count)
+            values.withUnsafeMutableBufferPointer { out in
+                for row in 0..<tensor.rows { quantized.dequantizeRow(row, into: out.baseAddress! + row * tensor.columns) }
+            }
+            return values
+        }
         let p = try tensor.cpu("download")
         return Array(UnsafeBufferPointer(start: p, count: tensor.count))
     }
@@ -94,12 +113,16 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
         let ids = step.batch.tokenIDs
         let vocab = table.rows
         let width = table.columns
-        let src = try table.cpu("embedding")
+        if let bad = ids.first(where: { $0 < 0 || Int($0) >= vocab }) {
+            throw BackendError.shapeMismatch(op: "embedding", detail: "token id \(bad) outside a vocabulary of \(vocab)")
+        }
         let (result, out) = try allocate([ids.count, width])
+        if let quantized = table.cpuQuantized {
+            for (row, id) in ids.enumerated() { quantized.dequantizeRow(Int(id), into: out + row * width) }
+            return result
+        }
+        let src = try table.cpu("embedding")
         for (row, id) in ids.enumerated() {
-            guard id >= 0, Int(id) < vocab else {
-                throw BackendError.shapeMismatch(op: "embedding", detail: "token id \(id) outside a vocabulary of \(vocab)")
-            }
             (out + row * width).update(from: src + Int(id) * width, count: width)
         }
         return result
@@ -126,9 +149,14 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
             throw BackendError.shapeMismatch(op: "linear", detail: "bias \(bias.shape) for \(n) outputs")
         }
         let a = try x.cpu("linear")
-        let b = try weight.cpu("linear")
         let bp = try bias?.cpu("linear")
         let (result, c) = try allocate([m, n])
+        if let quantized = weight.cpuQuantized {
+            var scratch = [UInt8](repeating: 0, count: hifc_gemm_quant_scratch(quantized.kernelType, m, k))
+            hifc_gemm_quant(pool.raw, quantized.kernelType, a, quantized.tensor.bytes, bp, c, m, n, k, &scratch)
+            return result
+        }
+        let b = try weight.cpu("linear")
         if let blas, m >= Self.smallestBLASRows {
             pool.park()
             blas.multiplyTransposed(a, b, c, m: m, n: n, k: k)
@@ -153,7 +181,8 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
         guard inverseFrequencies.count == headDim / 2, headDim % 2 == 0, qkv.rows == step.batch.tokenCount, layer >= 0, layer < layout.layers
         else {
             throw BackendError.shapeMismatch(
-                op: "attentionInputs", detail: "qkv \(qkv.shape), \(step.batch.tokenCount) tokens, frequencies \(inverseFrequencies.shape), layer \(layer)")
+                op: "attentionInputs",
+                detail: "qkv \(qkv.shape), \(step.batch.tokenCount) tokens, frequencies \(inverseFrequencies.shape), layer \(layer)")
         }
         let kvPool = try cpuPool(pool)
         for slot in step.batch.slotMapping where slot < 0 || slot >= Int64(kvPool.blockCount * layout.blockTokens) {
@@ -339,7 +368,6 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
         return result
     }
 }
-
 
 extension CPUBackend {
     /// Sets up the process for the CPU backend once, at start-up: the kernels' instruction set
