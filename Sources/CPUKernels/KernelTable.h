@@ -70,8 +70,6 @@ typedef struct {
 } hifc_kernel_table;
 
 extern const hifc_kernel_table hifc_kernels_portable;
-void hifc_quantize_q8_portable(const float *x, hifc_block_q8 *out, long k);
-void hifc_quantize_q8k_portable(const float *x, hifc_block_q8k *out, long k);
 void hifc_gemm_quant_tile_portable(
     int type, const uint8_t *w, long row_bytes, int nr, const uint8_t *a, long act_bytes, int mr, long k, float *out, long ldc);
 #if defined(__x86_64__)

@@ -1,8 +1,6 @@
 // Quantized weights in plain C: block sizes, dequantization (the reference every SIMD path is
-// tested against, and the "dequantize at load" path), the activations' 8-bit quantization and
-// the portable integer dot products.
-#include <math.h>
-#include <string.h>
+// tested against, and the "dequantize at load" path) and the portable integer dot products.
+// (The activations' 8-bit quantization is in KernelsF32.inc, vectorized with the f32 kernels.)
 
 #include "QuantBlocks.h"
 
@@ -92,40 +90,6 @@ static int uses_q8k(int type) { return type == HIFC_QUANT_Q4_K || type == HIFC_Q
 size_t hifc_gemm_quant_scratch(int type, long m, long k) {
     return uses_q8k(type) ? (size_t)m * (size_t)(k / 256) * sizeof(hifc_block_q8k)
                           : (size_t)m * (size_t)(k / 32) * sizeof(hifc_block_q8);
-}
-
-void hifc_quantize_q8_portable(const float *x, hifc_block_q8 *out, long k) {
-    for (long b = 0; b < k / 32; b++, x += 32) {
-        float amax = 0;
-        for (int i = 0; i < 32; i++) amax = fabsf(x[i]) > amax ? fabsf(x[i]) : amax;
-        float d = amax / 127, inverse = d > 0 ? 1 / d : 0;
-        int sum = 0;
-        for (int i = 0; i < 32; i++) {
-            int q = (int)nearbyintf(x[i] * inverse);
-            out[b].qs[i] = (int8_t)q;
-            sum += q;
-        }
-        out[b].d = d;
-        out[b].sum = d * (float)sum;
-    }
-}
-
-void hifc_quantize_q8k_portable(const float *x, hifc_block_q8k *out, long k) {
-    for (long b = 0; b < k / 256; b++, x += 256) {
-        float amax = 0;
-        for (int i = 0; i < 256; i++) amax = fabsf(x[i]) > amax ? fabsf(x[i]) : amax;
-        float d = amax / 127, inverse = d > 0 ? 1 / d : 0;
-        for (int g = 0; g < 16; g++) {
-            int sum = 0;
-            for (int i = 16 * g; i < 16 * g + 16; i++) {
-                int q = (int)nearbyintf(x[i] * inverse);
-                out[b].qs[i] = (int8_t)q;
-                sum += q;
-            }
-            out[b].sums[g] = (int16_t)sum;
-        }
-        out[b].d = d;
-    }
 }
 
 /// `Σ w·a` of one weight row and one quantized activation row, in plain C.
