@@ -49,7 +49,7 @@ def run(command, **kwargs):
 
 def llama_bench(args):
     out = run([os.path.join(args.llama_bin, "llama-bench"), "-m", args.gguf, "-p", str(args.prompt_tokens),
-               "-n", str(args.gen_tokens), "-t", str(args.threads), "-o", "json"])
+               "-n", str(args.gen_tokens), "-t", str(args.threads), "-r", str(args.repetitions), "-o", "json"])
     figures = {}
     for test in json.loads(out):
         key = "prompt" if test["n_prompt"] > 0 else "generation"
@@ -162,6 +162,7 @@ def main():
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--prompt-tokens", type=int, default=512)
     parser.add_argument("--gen-tokens", type=int, default=128)
+    parser.add_argument("--repetitions", type=int, default=3, help="llama-bench repetitions (it reports their mean)")
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--requests", type=int, default=2, help="requests per client")
     parser.add_argument("--max-tokens", type=int, default=128)
