@@ -380,7 +380,7 @@ static void attention_chunk(void *context, long chunk, int thread) {
 
 void hifc_paged_attention(
     hifc_pool *pool, const float *q, float *out, int heads, float scale, const hifc_sequence *sequences, int sequence_count,
-    hifc_kv_layer kv) {
+    int window, hifc_kv_layer kv) {
     const int d = kv.head_dim, group = heads / kv.kv_heads;
     const int tile_rows = group >= 16 ? 1 : 16 / group;
     const int threads = hifc_pool_threads(pool);
@@ -393,7 +393,7 @@ void hifc_paged_attention(
         long tiles = ceil_div(sequences[s].query_length, tile_rows);
         int split = 1;
         if (tiles == 1 && unsplit < 2L * threads) {
-            long by_keys = sequences[s].context_length / KEYS_PER_SPLIT, by_threads = ceil_div(2L * threads, unsplit);
+            long by_keys = (window > 0 && window < sequences[s].context_length ? window : sequences[s].context_length) / KEYS_PER_SPLIT, by_threads = ceil_div(2L * threads, unsplit);
             split = (int)(by_keys < by_threads ? by_keys : by_threads);
             if (split < 1) split = 1;
         }
@@ -408,13 +408,17 @@ void hifc_paged_attention(
         const hifc_sequence *seq = &sequences[s];
         for (int row0 = 0; row0 < seq->query_length; row0 += tile_rows) {
             int rows = seq->query_length - row0 < tile_rows ? seq->query_length - row0 : tile_rows;
+            // Keys any row of the tile sees: from the first row's window start to the context's end.
+            long low = window > 0 ? (long)seq->context_length - seq->query_length + row0 + 1 - window : 0;
+            if (low < 0) low = 0;
+            long span = seq->context_length - low;
             for (int h = 0; h < kv.kv_heads; h++) {
                 for (int part = 0; part < splits[s]; part++) {
                     hifc_attention_item it = {
                         .q = q, .out = out, .row_stride = (long)heads * d, .group = group, .kv_head = h, .scale = scale,
-                        .sequence = seq, .row0 = row0, .rows = rows,
-                        .key0 = (int)((long)seq->context_length * part / splits[s]),
-                        .key1 = (int)((long)seq->context_length * (part + 1) / splits[s])};
+                        .sequence = seq, .row0 = row0, .rows = rows, .window = window,
+                        .key0 = (int)(low + span * part / splits[s]),
+                        .key1 = (int)(low + span * (part + 1) / splits[s])};
                     if (splits[s] > 1) {
                         long pairs = (long)rows * group;
                         it.partial_max = partials + used;

@@ -22,6 +22,7 @@ typedef struct {
     const hifc_sequence *sequence;
     int row0, rows;
     int key0, key1;
+    int window;  // keys a row sees at most (its own and the window - 1 before it); 0: all
     float *partial_max, *partial_sum, *partial_acc;  // [rows*group], [rows*group], [rows*group*d]
 } hifc_attention_item;
 

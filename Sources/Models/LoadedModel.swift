@@ -1,5 +1,6 @@
 import Backend
 import Foundation
+import HiFCCore
 import Logging
 
 /// A model loaded for serving: config, tokenizer, chat template and the weights on a backend,
@@ -15,8 +16,11 @@ public final class LoadedModel: Sendable {
     /// The system message the chat template puts first when a chat has none (ChatML templates
     /// name their own), nil when it adds none.
     public let defaultSystemPrompt: String?
-    /// The forward pass.
-    public let model: LlamaModel
+    /// The forward pass of the config's architecture.
+    public let model: any CausalLanguageModel
+    /// A digest of everything that decides the model's KV for given token ids: its config,
+    /// tokenizer files and weights (`ModelFingerprint`); the prefix cache's namespace starts here.
+    public let fingerprint: [UInt8]
 
     /// Loads `directory` (an HF model directory or a `.gguf` file) onto `backend`. Every problem
     /// is an error naming the file, key or tensor.
@@ -63,7 +67,19 @@ public final class LoadedModel: Sendable {
                 key: "vocab_size", file: configSource,
                 reason: "is \(config.vocabSize), smaller than the tokenizer's \(tokenizer.vocabularySize) tokens")
         }
-        model = try LlamaModel(config: config, weights: weights, backend: backend)
+        model = try config.makeModel(weights: weights, backend: backend)
+        var fingerprint = ModelFingerprint()
+        if isDirectory.boolValue {
+            for file in ["config.json", "tokenizer.json", "tokenizer_config.json"] {
+                if let bytes = FileManager.default.contents(atPath: directory + "/" + file) { fingerprint.add(file, bytes) }
+            }
+        } else {
+            // A GGUF's config and tokenizer are its metadata: the config it gave and the vocabulary.
+            fingerprint.add("config", Array("\(config)".utf8))
+            fingerprint.add("tokenizer", Array("\(tokenizer.vocabularySize)".utf8))
+        }
+        weights.fingerprint(into: &fingerprint)
+        self.fingerprint = fingerprint.finalize()
     }
 
     /// Ids that end generation: the tokenizer's and config's EOS ids.
@@ -78,7 +94,7 @@ public final class LoadedModel: Sendable {
         let bos = tokenizer.bosTokenID.map { tokenizer.tokens[$0] } ?? ""
         let eos = tokenizer.eosTokenIDs.sorted().first.map { tokenizer.tokens[$0] } ?? ""
         switch chatTemplate {
-        case .llama3, .llama2, .mistral:
+        case .llama3, .llama2, .mistral, .gemma:
             // These templates spell BOS themselves.
             return tokenizer.encode(chatTemplate.render(turns, bos: bos, eos: eos), addSpecialTokens: false)
         case .chatML, .zephyr, .plain:

@@ -35,12 +35,19 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
     /// does not wake BLAS's thread pool, whose spinning workers then compete with ours.
     public static let smallestBLASRows = 16
 
+    /// Elementwise work below this many elements per thread stays on one thread (the ops written
+    /// in Swift, `CPUFamilyOps`).
+    static let elementsPerTask = 1 << 16
+
+    /// Rows of `width` elements worth one thread.
+    static func rowsPerTask(_ width: Int) -> Int { max(1, elementsPerTask / max(width, 1)) }
+
     public var kvDType: KVDType { .float32 }
 
     // MARK: Memory
 
     /// A new tensor of `shape` whose every element the caller writes.
-    private func allocate(_ shape: [Int]) throws -> (DeviceTensor, UnsafeMutablePointer<Float>) {
+    func allocate(_ shape: [Int]) throws -> (DeviceTensor, UnsafeMutablePointer<Float>) {
         let storage = try CPUStorage(count: shape.reduce(1, *), zeroed: false)
         return (DeviceTensor(storage: storage, shape: shape, dtype: .float32), storage.pointer)
     }
@@ -334,9 +341,10 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
     }
 
     public func pagedAttention(
-        q: DeviceTensor, heads: Int, layer: Int, scale: Float, pool: any KVCachePool,
+        q: DeviceTensor, heads: Int, layer: Int, scale: Float, window: Int?, pool: any KVCachePool,
         step: any PreparedStep
     ) throws -> DeviceTensor {
+        if let window, window < 1 { throw BackendError.shapeMismatch(op: "pagedAttention", detail: "sliding window of \(window) tokens") }
         let pool = try cpuPool(pool)
         let layout = pool.layout
         guard heads % layout.kvHeads == 0, q.columns == heads * layout.headDim,
@@ -350,6 +358,7 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
         let (result, out) = try allocate(q.shape)
         hifc_paged_attention(
             self.pool.raw, try q.cpu("pagedAttention"), out, Int32(heads), scale, prepared.sequences, Int32(step.batch.sequences.count),
+            Int32(window ?? 0),
             pool.kernelLayer(layer))
         return result
     }

@@ -131,11 +131,12 @@ void hifc_rope_store_kv(
     hifc_kv_layer kv);
 
 /// Causal attention of `q` (`[tokens, heads·headDim]`) over each sequence's K/V: query row `i`
-/// of a sequence sees positions `0 ... context - query_length + i`; head `h` reads KV head
+/// of a sequence, at position `p = context - query_length + i`, sees positions `0 ... p`, or with
+/// a sliding `window` (> 0; 0: none) only `p - window + 1 ... p`; head `h` reads KV head
 /// `h / (heads / kv_heads)`. Writes `out` (`[tokens, heads·headDim]`).
 void hifc_paged_attention(
     hifc_pool *pool, const float *q, float *out, int heads, float scale, const hifc_sequence *sequences,
-    int sequence_count, hifc_kv_layer kv);
+    int sequence_count, int window, hifc_kv_layer kv);
 
 // MARK: Quantized weights (GGML block formats)
 
