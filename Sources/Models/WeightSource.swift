@@ -1,5 +1,4 @@
 import Backend
-import HiFCCore
 
 /// Where a model's weights come from, by the HF names the model asks for: an HF directory's
 /// safetensors (`WeightFiles`) or a GGUF file (`GGUFWeights`).
@@ -10,8 +9,6 @@ public protocol WeightSource: Sendable {
     func contains(_ name: String) -> Bool
     /// Tensor `name`, checked against `shape`; missing or misshapen is an error naming it.
     func weight(_ name: String, shape: [Int]) throws -> WeightTensor
-    /// Adds every tensor (name, type, shape, samples of its bytes) to `fingerprint`.
-    func fingerprint(into fingerprint: inout ModelFingerprint)
 }
 
 extension WeightFiles: WeightSource {

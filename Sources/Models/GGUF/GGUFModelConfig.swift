@@ -21,7 +21,8 @@ extension ModelConfig {
             throw .badConfig(key: key("attention.key_length"), file: path, reason: "should be positive and even, not \(headDim)")
         }
         if let valueLength = try file.int(key("attention.value_length")), valueLength != headDim {
-            throw .badConfig(key: key("attention.value_length"), file: path, reason: "is \(valueLength), unlike the key length \(headDim); not supported")
+            throw .badConfig(
+                key: key("attention.value_length"), file: path, reason: "is \(valueLength), unlike the key length \(headDim); not supported")
         }
         if let rotary = try file.int(key("rope.dimension_count")), rotary != headDim {
             throw .badConfig(

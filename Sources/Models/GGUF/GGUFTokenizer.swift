@@ -3,7 +3,8 @@ import Foundation
 extension Tokenizer {
     /// GGUF's token types (`tokenizer.ggml.token_type`), as llama.cpp numbers them.
     enum GGUFTokenType: Int {
-        case normal = 1, unknown, control, userDefined, unused, byte
+        case normal = 1
+        case unknown, control, userDefined, unused, byte
     }
 
     /// Token texts that end generation when they are control tokens, beside the ids the file
@@ -73,7 +74,9 @@ extension Tokenizer {
             guard let entry = GGUFPreTokenizers.table[pre] else {
                 throw .badConfig(
                     key: "tokenizer.ggml.pre", file: path,
-                    reason: "is '\(pre)', a pre-tokenizer HiFC does not know (supported: \(GGUFPreTokenizers.table.keys.sorted().joined(separator: ", ")))")
+                    reason:
+                        "is '\(pre)', a pre-tokenizer HiFC does not know (supported: \(GGUFPreTokenizers.table.keys.sorted().joined(separator: ", ")))"
+                )
             }
             guard let merges = try file.array("tokenizer.ggml.merges") else {
                 throw .badConfig(key: "tokenizer.ggml.merges", file: path, reason: "is missing")
@@ -111,7 +114,8 @@ extension Tokenizer {
             json["decoder"] = ["type": "Sequence", "decoders": decoders]
             addsBOS = true
         default:
-            throw .badConfig(key: "tokenizer.ggml.model", file: path, reason: "is '\(model)'; supported: gpt2 (byte-level BPE), llama (SentencePiece)")
+            throw .badConfig(
+                key: "tokenizer.ggml.model", file: path, reason: "is '\(model)'; supported: gpt2 (byte-level BPE), llama (SentencePiece)")
         }
         json["model"] = bpe
 

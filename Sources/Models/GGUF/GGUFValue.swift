@@ -1,7 +1,17 @@
 /// One metadata value of a GGUF file, in the type the file gives it.
 public enum GGUFValue: Sendable, Hashable {
-    case uint8(UInt8), int8(Int8), uint16(UInt16), int16(Int16), uint32(UInt32), int32(Int32)
-    case uint64(UInt64), int64(Int64), float32(Float), float64(Double), bool(Bool), string(String)
+    case uint8(UInt8)
+    case int8(Int8)
+    case uint16(UInt16)
+    case int16(Int16)
+    case uint32(UInt32)
+    case int32(Int32)
+    case uint64(UInt64)
+    case int64(Int64)
+    case float32(Float)
+    case float64(Double)
+    case bool(Bool)
+    case string(String)
     /// A homogeneous array (its elements carry their type).
     case array([GGUFValue])
 

@@ -1,5 +1,4 @@
 import Backend
-import HiFCCore
 
 /// The weights of a GGUF file under the HF names the model asks for: llama.cpp's names mapped
 /// back (`GGUFTensorNames`), dimensions already in row-major order (`GGUFFile`), and the rotary
@@ -20,20 +19,6 @@ public struct GGUFWeights: WeightSource {
     }
 
     public var origin: String { file.path }
-
-    public func fingerprint(into fingerprint: inout ModelFingerprint) {
-        for name in file.tensors.keys.sorted() {
-            guard let tensor = try? file.tensor(name) else { continue }
-            switch tensor {
-            case .dense(let t):
-                let bytes = UnsafeRawBufferPointer(start: t.bytes, count: t.count * t.dtype.size)
-                fingerprint.addTensor(name: name, dtype: "\(t.dtype)", shape: t.shape, bytes: bytes)
-            case .quantized(let t):
-                let bytes = UnsafeRawBufferPointer(start: t.bytes, count: t.byteCount)
-                fingerprint.addTensor(name: name, dtype: "\(t.type)", shape: t.shape, bytes: bytes)
-            }
-        }
-    }
 
     public func contains(_ name: String) -> Bool {
         GGUFTensorNames.gguf(for: name).map { file.tensors[$0] != nil } ?? false
