@@ -190,8 +190,29 @@ final class GGUFLoadingTests: XCTestCase {
         let types = Set(file.tensors.values.compactMap(\.type))
         XCTAssertTrue(types.isSuperset(of: [.q8_0, .q4_0, .q4_1, .q5_0, .q5_1, .q2_K, .q3_K, .q4_K, .q5_K, .q6_K, .f16, .bf16]), "\(types)")
         try assertSameModel(directory, gguf)
-        // Kept as blocks (Q8_0, Q4_0, Q4_1, Q4_K, Q6_K), the products run on 8-bit activations as
-        // llama.cpp's do: the prompt's logits stay within a few percent of the decoded weights'.
+        try assertIntegerKernelsMatchDecodedWeights(gguf)
+    }
+
+    func testQuantizedQwen3AndGemma3GGUFsRunOnTheIntegerKernels() throws {
+        // The two families' own parts (q/k norms, Gemma's four 1 + w norms, scaled embedding, tied
+        // head) beside weights the CPU backend keeps as blocks, as in a real GGUF file.
+        let qwen3 = ModelConfig(
+            architecture: .qwen3, hiddenSize: 256, intermediateSize: 512, layers: 2, heads: 4, kvHeads: 2, headDim: 64,
+            vocabSize: 0, rmsNormEpsilon: 1e-6, ropeTheta: 1_000_000, maxPositions: 2048, tieWordEmbeddings: true)
+        let gemma3 = ModelConfig(
+            architecture: .gemma3, hiddenSize: 256, intermediateSize: 512, layers: 2, heads: 4, kvHeads: 1, headDim: 64,
+            vocabSize: 0, rmsNormEpsilon: 1e-6, ropeTheta: 1_000_000, maxPositions: 2048, tieWordEmbeddings: true,
+            slidingWindow: 8, layerTypes: SynthModel.gemmaLayerTypes(2), localRopeTheta: 10_000, queryPreAttentionScalar: 64)
+        for config in [qwen3, gemma3] {
+            let (directory, gguf) = try write(SynthModel(config: config, dtype: .float32, seed: 11), ["--types", "mixed"])
+            try assertSameModel(directory, gguf, sameTokenizer: config.architecture != .gemma3)
+            try assertIntegerKernelsMatchDecodedWeights(gguf)
+        }
+    }
+
+    /// Kept as blocks (Q8_0, Q4_0, Q4_1, Q4_K, Q6_K), the products run on 8-bit activations as
+    /// llama.cpp's do: the prompt's logits stay within a few percent of the decoded weights'.
+    private func assertIntegerKernelsMatchDecodedWeights(_ gguf: String, file: StaticString = #filePath, line: UInt = #line) throws {
         let decoded = try LoadedModel(directory: gguf, backend: CPUBackend(dequantizesAtLoad: true))
         let kept = try LoadedModel(directory: gguf, backend: CPUBackend())
         let prompt = kept.tokenizer.encode("The quick brown fox jumps over the lazy dog")
@@ -200,7 +221,7 @@ final class GGUFLoadingTests: XCTestCase {
             return try loaded.model.forward(ForwardBatch([ForwardSequence(tokens: prompt, startPosition: 0, blockTable: [0, 1])]), kv: pool)[0]
         }
         let error = relativeError(try logits(kept), try logits(decoded).map(Double.init))
-        XCTAssertLessThan(error, 0.03, "integer kernels' logits differ by \(error)")
+        XCTAssertLessThan(error, 0.03, "integer kernels' logits differ by \(error)", file: file, line: line)
     }
 
     func testUnsupportedContentIsRefusedByName() throws {
