@@ -34,7 +34,8 @@ struct ServeCommand: AsyncParsableCommand {
             stack = try ServingStack(
                 configuration: configuration, logger: logger,
                 backend: { try BackendChoice.make($0.description, logger: logger) },
-                deviceSwapper: { pool, store in (pool as? CUDAKVCachePool)?.makeFlashSwapper(store: store) })
+                deviceSwapper: { pool, store in (pool as? CUDAKVCachePool)?.makeFlashSwapper(store: store) },
+                flashFaults: ChaosFlashFaults.fromEnvironment(logger: logger))
         } catch {
             logger.critical("cannot start: \(error)")
             throw ExitCode(1)
@@ -44,11 +45,14 @@ struct ServeCommand: AsyncParsableCommand {
         logger.info(
             "model \(stack.routes.servedModelName) (\(stack.model.directory)), device \(configuration.device), KV budget \(configuration.kvBudget), context \(stack.engine.maxContextTokens) tokens, preemption \(configuration.preemption.rawValue), flash \(flash)"
         )
-        let app = stack.routes.application(address: .hostname(configuration.host, port: configuration.port)) {
+        // SIGTERM or SIGINT: graceful shutdown (see `HTTPServerService`); a second one exits at once.
+        let signals = ShutdownSignals(logger: logger) { await stack.beginShutdown() }
+        let scheme = configuration.tlsCertificate == nil ? "http" : "https"
+        try await stack.serve(address: .hostname(configuration.host, port: configuration.port)) { port in
             logger.info(
-                "listening on http://\(configuration.host):\(configuration.port) (POST /v1/completions, /v1/chat/completions; GET /v1/models, /health, /metrics)"
+                "listening on \(scheme)://\(configuration.host):\(port ?? configuration.port) (POST /v1/completions, /v1/chat/completions; GET /v1/models, /health, /metrics)\(configuration.apiKeys.isEmpty ? "" : "; API key required")"
             )
         }
-        try await app.runService()
+        withExtendedLifetime(signals) { logger.info("the server has stopped; stopping the engine") }
     }
 }
