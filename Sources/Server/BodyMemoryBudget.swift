@@ -5,8 +5,8 @@ import Synchronization
 /// Each body is bounded by `--max-body-size`, but hundreds of connections sending large bodies at
 /// once would still hold hundreds of them; past this budget a request gets a 503 instead. A body
 /// is always let in when nothing else is held, so one of the largest allowed size gets through.
-/// When the bodies held fall back to nothing after a burst, the heap is trimmed (`HeapTrimmer`),
-/// so that the memory they took goes back to the system.
+/// Once a burst of bodies (16 MiB or more) is being given back, the heap is trimmed after it
+/// (`HeapTrimmer`), so that the memory they took goes back to the system.
 final class BodyMemoryBudget: Sendable {
     /// Most bytes held at once.
     let limit: Int
@@ -31,8 +31,8 @@ final class BodyMemoryBudget: Sendable {
         guard bytes > 0 else { return }
         let trim = state.withLock { state -> Bool in
             state.held -= bytes
-            guard state.held == 0, state.sinceTrim >= Self.trimAfterBytes else { return false }
-            state.sinceTrim = 0
+            guard state.sinceTrim >= Self.trimAfterBytes else { return false }
+            if state.held == 0 { state.sinceTrim = 0 }
             return true
         }
         if trim { HeapTrimmer.shared.request() }

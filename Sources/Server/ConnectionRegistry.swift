@@ -32,7 +32,13 @@ final class ConnectionRegistry: Sendable {
     private struct State {
         var entries: [ObjectIdentifier: Entry] = [:]
         var tick: UInt64 = 0
+        /// Most connections open at once since the heap was last trimmed.
+        var peak = 0
     }
+
+    /// Connections that, once gone, are worth a heap trim: each held read buffers and parts of
+    /// its request, which stay in the heap after they are freed (see `HeapTrimmer`).
+    static let trimAfterConnections = 32
 
     /// Most connections open at once.
     let limit: Int
@@ -63,6 +69,7 @@ final class ConnectionRegistry: Sendable {
             }
             state.tick += 1
             state.entries[id] = Entry(channel: channel, phase: .idle, since: state.tick)
+            state.peak = max(state.peak, state.entries.count)
             return (true, evicted)
         }
         if let evicted = outcome.evicted {
@@ -74,7 +81,15 @@ final class ConnectionRegistry: Sendable {
             return false
         }
         channel.closeFuture.whenComplete { [self] _ in
-            state.withLock { _ = $0.entries.removeValue(forKey: id) }
+            let burstGone = state.withLock { state -> Bool in
+                state.entries[id] = nil
+                // A crowd of connections is going: give their buffers back to the system once it
+                // has gone (the trimmer waits for a quiet second).
+                let trim = state.peak - state.entries.count >= Self.trimAfterConnections
+                if state.entries.isEmpty { state.peak = 0 }
+                return trim
+            }
+            if burstGone { HeapTrimmer.shared.request() }
             publishCount()
         }
         publishCount()
