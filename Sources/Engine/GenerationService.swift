@@ -97,4 +97,12 @@ public protocol GenerationService: Sendable {
     func encodeChat(_ messages: [ChatMessage]) throws -> [Int]
     /// Starts generating; the stream ends after `.finished`, or throws a `GenerationError`.
     func generate(_ request: GenerationRequest) -> AsyncThrowingStream<GenerationEvent, Error>
+    /// Sequences the engine holds without running them (waiting for admission, or preempted), as
+    /// of its latest step; the server's admission hands it no more while this is high.
+    var backlog: Int { get }
+}
+
+extension GenerationService {
+    /// No backlog known: a service that does not report one.
+    public var backlog: Int { 0 }
 }

@@ -5,11 +5,12 @@ import Collections
 ///
 /// The engine serves its sequences first come, first served, so a request that put thousands of
 /// sequences into it would hold everyone else back until they were all done. Here each request is
-/// a group; only `maxInEngine` sequences are in the engine at once, and of those at most
-/// `maxUnstarted` have not yet produced their first event (so the engine's own queue stays short
-/// and a newcomer is never far behind). The next sequence handed out always comes from the group
-/// with the fewest sequences in the engine (ties: the one served longest ago), which gives a new
-/// request the next free place however large the others are.
+/// a group; only `maxInEngine` sequences are in the engine at once, and fewer than
+/// `maxEngineBacklog` of them wait inside it (handed out but not started, or waiting or preempted
+/// as the engine reports), so the engine's own queue stays short and a newcomer is never far
+/// behind. The next sequence handed out always comes from the group with the fewest sequences in
+/// the engine (ties: the one served longest ago), which gives a new request the next free place
+/// however large the others are.
 ///
 /// Admission is all or nothing per group: a group whose sequences would take the queue past
 /// `maxQueuedSequences` or `maxQueuedTokens` is refused (the server answers 429), unless the queue
@@ -25,15 +26,16 @@ public struct FairDispatchQueue<Item: Sendable>: Sendable {
         public var maxQueuedTokens: Int
         /// Most sequences in the engine at once.
         public var maxInEngine: Int
-        /// Most sequences in the engine that have not produced their first event.
-        public var maxUnstarted: Int
+        /// Sequences waiting inside the engine (not started, waiting or preempted there) at which
+        /// no more are handed out.
+        public var maxEngineBacklog: Int
 
-        public init(maxQueuedSequences: Int, maxQueuedTokens: Int, maxInEngine: Int, maxUnstarted: Int) {
-            precondition(maxQueuedSequences > 0 && maxQueuedTokens > 0 && maxInEngine > 0 && maxUnstarted > 0)
+        public init(maxQueuedSequences: Int, maxQueuedTokens: Int, maxInEngine: Int, maxEngineBacklog: Int) {
+            precondition(maxQueuedSequences > 0 && maxQueuedTokens > 0 && maxInEngine > 0 && maxEngineBacklog > 0)
             self.maxQueuedSequences = maxQueuedSequences
             self.maxQueuedTokens = maxQueuedTokens
             self.maxInEngine = maxInEngine
-            self.maxUnstarted = maxUnstarted
+            self.maxEngineBacklog = maxEngineBacklog
         }
     }
 
@@ -110,8 +112,9 @@ public struct FairDispatchQueue<Item: Sendable>: Sendable {
 
     /// The next sequence to hand to the engine, if the engine may take one: from the group with
     /// the fewest sequences in the engine, ties going to the one served longest ago.
-    public mutating func next() -> (group: GroupID, item: Item)? {
-        guard inEngine < limits.maxInEngine, unstarted < limits.maxUnstarted else { return nil }
+    /// `engineBacklog` is what the engine last reported waiting or preempted in it.
+    public mutating func next(engineBacklog: Int = 0) -> (group: GroupID, item: Item)? {
+        guard inEngine < limits.maxInEngine, max(unstarted, engineBacklog) < limits.maxEngineBacklog else { return nil }
         var best: (id: GroupID, inEngine: Int, lastServed: UInt64)?
         for (id, group) in groups where !group.pending.isEmpty {
             if let b = best, (b.inEngine, b.lastServed) <= (group.inEngine, group.lastServed) { continue }

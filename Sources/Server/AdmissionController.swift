@@ -8,8 +8,9 @@ import Synchronization
 ///
 /// Each request's choices enter a `FairDispatchQueue` as one group, or are refused at once with a
 /// 429 naming the full bound and a `Retry-After` estimate. The controller hands sequences to the
-/// engine as the queue allows (a bounded number in the engine, the next one from the request with
-/// the fewest there), runs one task per sequence in the engine, and merges each request's events
+/// engine as the queue allows (a bounded number in the engine, few waiting or preempted inside it
+/// as `GenerationService.backlog` reports, the next one from the request with the fewest there),
+/// runs one task per sequence in the engine, and merges each request's events
 /// into its `ChoiceStreams`. Ending a request (`ChoiceStreams.cancel`, a client gone) drops its
 /// waiting sequences and aborts those in the engine together.
 ///
@@ -113,7 +114,8 @@ final class AdmissionController: Sendable {
     /// Starts every sequence the queue lets into the engine now.
     private func dispatch() {
         state.withLock { state in
-            while let (group, choice) = state.queue.next() {
+            let backlog = service.backlog
+            while let (group, choice) = state.queue.next(engineBacklog: backlog) {
                 guard state.groups[group] != nil else {
                     state.queue.finished(group: group, started: false)
                     continue
@@ -137,6 +139,9 @@ final class AdmissionController: Sendable {
                 if !started {
                     started = true
                     state.withLock { $0.queue.started(group: group) }
+                    dispatch()
+                } else if state.withLock({ $0.queue.queuedSequences > 0 }) {
+                    // Each step may have emptied the engine's backlog: look again while any wait.
                     dispatch()
                 }
                 if case .finished(_, let usage) = event {

@@ -147,10 +147,10 @@ public final class ServingStack: Sendable {
 }
 
 extension ServerConfiguration {
-    /// Most sequences in the engine that have not produced their first token: the rest wait in the
-    /// server's fair queue, so that a newcomer is never behind a long engine queue (see
-    /// `FairDispatchQueue`).
-    public static let engineLookahead = 4
+    /// Sequences waiting inside the engine (not started, or waiting or preempted there) at which
+    /// the server hands it no more: the rest wait in the server's fair queue, so that a newcomer
+    /// is never behind a long engine queue (see `FairDispatchQueue`).
+    public static let engineBacklog = 4
 
     /// The per-request limits.
     public var requestLimits: RequestLimits {
@@ -162,7 +162,7 @@ extension ServerConfiguration {
     var admissionLimits: FairDispatchQueue<AdmissionController.Choice>.Limits {
         .init(
             maxQueuedSequences: maxQueuedSequences, maxQueuedTokens: maxQueuedTokens, maxInEngine: maxRunning,
-            maxUnstarted: Self.engineLookahead)
+            maxEngineBacklog: Self.engineBacklog)
     }
 
     /// The engine's share of the settings.

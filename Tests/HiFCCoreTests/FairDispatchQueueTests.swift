@@ -5,8 +5,8 @@ import XCTest
 final class FairDispatchQueueTests: XCTestCase {
     private typealias Queue = FairDispatchQueue<String>
 
-    private func limits(sequences: Int = 100, tokens: Int = 10_000, inEngine: Int = 4, unstarted: Int = 4) -> Queue.Limits {
-        .init(maxQueuedSequences: sequences, maxQueuedTokens: tokens, maxInEngine: inEngine, maxUnstarted: unstarted)
+    private func limits(sequences: Int = 100, tokens: Int = 10_000, inEngine: Int = 4, backlog: Int = 4) -> Queue.Limits {
+        .init(maxQueuedSequences: sequences, maxQueuedTokens: tokens, maxInEngine: inEngine, maxEngineBacklog: backlog)
     }
 
     private func items(_ prefix: String, _ count: Int, tokens: Int = 10) -> [(item: String, tokens: Int)] {
@@ -47,14 +47,16 @@ final class FairDispatchQueueTests: XCTestCase {
         XCTAssertEqual(queue.activeGroups, 0)
     }
 
-    func testUnstartedSequencesAreBounded() {
-        var queue = Queue(limits: limits(inEngine: 10, unstarted: 2))
+    func testSequencesWaitingInsideTheEngineAreBounded() {
+        var queue = Queue(limits: limits(inEngine: 10, backlog: 2))
         XCTAssertNil(queue.enqueue(group: 1, items: items("a", 5)))
         XCTAssertNotNil(queue.next())
         XCTAssertNotNil(queue.next())
         XCTAssertNil(queue.next(), "two sequences wait in the engine already")
         queue.started(group: 1)
-        XCTAssertEqual(queue.next()?.item, "a2")
+        queue.started(group: 1)
+        XCTAssertNil(queue.next(engineBacklog: 2), "the engine reports two preempted")
+        XCTAssertEqual(queue.next(engineBacklog: 1)?.item, "a2")
     }
 
     func testAFullQueueRefusesByCountAndByTokensButAnEmptyOneTakesAnything() {
