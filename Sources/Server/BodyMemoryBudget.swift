@@ -18,12 +18,14 @@ final class BodyMemoryBudget: Sendable {
 
     /// Takes `bytes` more for a body; false when they would go past the limit.
     func reserve(_ bytes: Int) -> Bool {
-        state.withLock { state in
-            guard state.held == 0 || state.held + bytes <= limit else { return false }
+        let (taken, burst) = state.withLock { state -> (Bool, Bool) in
+            guard state.held == 0 || state.held + bytes <= limit else { return (false, false) }
             state.held += bytes
             state.sinceTrim += bytes
-            return true
+            return (true, state.sinceTrim >= Self.trimAfterBytes && state.sinceTrim - bytes < Self.trimAfterBytes)
         }
+        if burst { HeapTrimmer.shared.burstBegan() }
+        return taken
     }
 
     /// Gives back `bytes` taken by `reserve`.

@@ -32,13 +32,17 @@ final class ConnectionRegistry: Sendable {
     private struct State {
         var entries: [ObjectIdentifier: Entry] = [:]
         var tick: UInt64 = 0
-        /// Most connections open at once since the heap was last trimmed.
+        /// Fewest and most connections open since the last burst (see `burst`).
+        var low = 0
         var peak = 0
+        /// Whether connections have risen by `burstConnections` since `low`: a crowd whose read
+        /// buffers and request parts are worth giving back to the system once it has gone (see
+        /// `HeapTrimmer`).
+        var burst = false
     }
 
-    /// Connections that, once gone, are worth a heap trim: each held read buffers and parts of
-    /// its request, which stay in the heap after they are freed (see `HeapTrimmer`).
-    static let trimAfterConnections = 32
+    /// Connections more than usual that make a burst.
+    static let burstConnections = 32
 
     /// Most connections open at once.
     let limit: Int
@@ -57,21 +61,25 @@ final class ConnectionRegistry: Sendable {
     /// channel closes.
     func admit(_ channel: any Channel) -> Bool {
         let id = ObjectIdentifier(channel)
-        let outcome = state.withLock { state -> (admitted: Bool, evicted: (any Channel)?) in
+        let outcome = state.withLock { state -> (admitted: Bool, evicted: (any Channel)?, burstBegins: Bool) in
             var evicted: (any Channel)?
             if state.entries.count >= limit {
                 let victim = state.entries.filter { $0.value.phase != .answering }.min { a, b in
                     (a.value.phase, a.value.since) < (b.value.phase, b.value.since)
                 }
-                guard let victim else { return (false, nil) }
+                guard let victim else { return (false, nil, false) }
                 state.entries[victim.key] = nil
                 evicted = victim.value.channel
             }
             state.tick += 1
+            state.low = min(state.low, state.entries.count)
             state.entries[id] = Entry(channel: channel, phase: .idle, since: state.tick)
             state.peak = max(state.peak, state.entries.count)
-            return (true, evicted)
+            let burstBegins = !state.burst && state.entries.count - state.low >= Self.burstConnections
+            if burstBegins { state.burst = true }
+            return (true, evicted, burstBegins)
         }
+        if outcome.burstBegins { HeapTrimmer.shared.burstBegan() }
         if let evicted = outcome.evicted {
             evicted.close(promise: nil)
             Counter(label: "hifc_http_connections_evicted_total").increment()
@@ -83,11 +91,13 @@ final class ConnectionRegistry: Sendable {
         channel.closeFuture.whenComplete { [self] _ in
             let burstGone = state.withLock { state -> Bool in
                 state.entries[id] = nil
-                // A crowd of connections is going: give their buffers back to the system once it
-                // has gone (the trimmer waits for a quiet second).
-                let trim = state.peak - state.entries.count >= Self.trimAfterConnections
-                if state.entries.isEmpty { state.peak = 0 }
-                return trim
+                // The crowd is going: its memory goes back to the system once it has gone (the
+                // trimmer waits for a quiet second).
+                guard state.burst, state.peak - state.entries.count >= Self.burstConnections else { return false }
+                state.burst = false
+                state.low = state.entries.count
+                state.peak = state.entries.count
+                return true
             }
             if burstGone { HeapTrimmer.shared.request() }
             publishCount()

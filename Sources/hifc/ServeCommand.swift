@@ -21,7 +21,10 @@ struct ServeCommand: AsyncParsableCommand {
     var settings: [String] = []
 
     func run() async throws {
-        MallocTuning.keepFreedBlocksMapped()
+        if MallocTuning.keepFreedBlocksMapped() {
+            // Lowered during bursts of request bodies or connections, so their memory goes back.
+            HeapTrimmer.shared.setSteadyTrimThreshold(MallocTuning.trimThresholdBytes)
+        }
         let configuration: ServerConfiguration
         do {
             configuration = try ConfigurationLoader.load(arguments: settings)

@@ -204,23 +204,18 @@ def scenario_input(args):
             status == 400 and "--max-request-sequences" in body["error"]["message"] and time.time() - start < 5,
             f"{status} in {time.time() - start:.2f} s",
         )
-        # One engine place (--max-running 1): of a slow request's four choices one runs and three
-        # wait, a second request fills the queue (4), and the next finds it full.
-        context = request(port, "GET", "/v1/models", key=KEY)[2]["data"][0]["max_model_len"]
+        # One engine place (--max-running 1) and a queue of 4: a request of 64 sequences is let
+        # in (an empty queue takes any request within the per-request limits) and fills it, so
+        # the next one is refused until it is served.
         results = []
-        threads = [
-            threading.Thread(target=lambda: results.append(completion(server, model, "slow", context - 8, n=4)[0])),
-            threading.Thread(target=lambda: results.append(completion(server, model, "queued", 4, n=1)[0])),
-        ]
-        threads[0].start()
-        time.sleep(0.1)
-        threads[1].start()
-        time.sleep(0.1)
+        big = threading.Thread(target=lambda: results.append(completion(server, model, ["slow"] * 4, 64, n=16)[0]))
+        big.start()
+        time.sleep(0.2)
         status, headers, body = completion(server, model, "refused", 4)
         check("input: a full queue answers 429 with Retry-After", status == 429 and "Retry-After" in headers, f"{status} {headers.get('Retry-After')}")
-        for t in threads:
-            t.join()
-        check("input: the queued requests are served", results == [200, 200], str(results))
+        big.join()
+        results.append(completion(server, model, "after", 4)[0])
+        check("input: the queued request and a later one are served", results == [200, 200], str(results))
         check("input: no 5xx in the server's answers", "failed:" not in server.log(), "")
     finally:
         server.stop()
@@ -230,7 +225,7 @@ def scenario_input(args):
 
 
 def scenario_fairness(args):
-    server = Server(args.binary, args.work, "fairness", ["--api-key", KEY]).start()
+    server = Server(args.binary, args.work, "fairness", ["--api-key", KEY] + args.fairness_flags).start()
     try:
         model = model_of(server)
         samples = 10 if args.short else 60
@@ -349,6 +344,7 @@ def settled_rss(server, seconds):
     while time.time() < deadline and time.time() - stable_since < 12:
         time.sleep(0.25)
         now = server.rss_mib()
+        if os.environ.get("CHAOS_DEBUG"): print(f"     rss {now:.1f}", flush=True)
         if now < last - 0.5:
             stable_since = time.time()
         last = now
@@ -649,8 +645,10 @@ def main():
     parser.add_argument("--scenario", action="append", choices=sorted(SCENARIOS), help="run only these (repeatable)")
     parser.add_argument("--work", help="scratch directory (default: a new temporary one, removed after)")
     parser.add_argument("--json", help="write the figures here")
+    parser.add_argument("--fairness-flags", default="", help="extra `hifc serve` flags for the fairness scenario (e.g. '--kv-budget 16MiB')")
     args = parser.parse_args()
     args.short = not args.long
+    args.fairness_flags = args.fairness_flags.split()
     keep = args.work is not None
     args.work = args.work or tempfile.mkdtemp(prefix="hifc-chaos-")
     os.makedirs(args.work, exist_ok=True)
