@@ -18,6 +18,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.81.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.0"),
+        .package(url: "https://github.com/apple/swift-crypto", "3.0.0"..<"5.0.0"),
         // Already in the graph through Hummingbird; named for the server's connection handling, TLS and shutdown.
         .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.34.1"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.2"),
@@ -27,7 +28,10 @@ let package = Package(
         // Pure decisions, no I/O: block pool, scheduler, flash layout, slot map, wear, placement.
         .target(
             name: "HiFCCore",
-            dependencies: [.product(name: "Collections", package: "swift-collections")]
+            dependencies: [
+                .product(name: "Collections", package: "swift-collections"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
         ),
         // Flash I/O: the pSLC-confined, log-structured, checksummed O_DIRECT store.
         .target(
@@ -91,7 +95,7 @@ let package = Package(
         .testTarget(name: "HiFCCoreTests", dependencies: ["HiFCCore"]),
         .testTarget(name: "FlashStoreTests", dependencies: ["FlashStore", "HiFCCore"]),
         .testTarget(name: "BackendTests", dependencies: ["Backend", "HiFCCore"]),
-        .testTarget(name: "ModelsTests", dependencies: ["Models", "Backend", "HiFCCore"], exclude: ["Reference"]),
+        .testTarget(name: "ModelsTests", dependencies: ["Models", "Backend", "HiFCCore"], exclude: ["Reference", "Fixtures"]),
         .testTarget(name: "CUDATests", dependencies: ["CUDA", "Backend", "HiFCCore"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Models", "FlashStore", "Backend", "HiFCCore"]),
         .testTarget(

@@ -1,6 +1,6 @@
 import HiFCCore
 
-/// The op-level compute interface the Llama-family forward pass (in Models) is written against.
+/// The op-level compute interface the forward passes (in Models) are written against.
 /// The CPU backend implements it here; the CUDA backend implements it on the GPU.
 ///
 /// Conventions: activations are 2-D `[tokens, features]`, row-major; a linear weight is
@@ -74,12 +74,27 @@ public protocol ComputeBackend: AnyObject, Sendable {
     ) throws -> (sum: DeviceTensor, normed: DeviceTensor)
     /// Causal attention of `q` (`[tokens, heads*headDim]`) over each sequence's cached K/V in
     /// `layer` of the pool (which `attentionInputs` has already extended by this step's rows): query row `i`
-    /// of a sequence sees positions `0 ... contextLength - queryLength + i`. Query head `h` reads KV
+    /// of a sequence, at position `p = contextLength - queryLength + i`, sees positions `0 ... p`, or
+    /// with a sliding `window` only the last `window` of them, `p - window + 1 ... p` (HF's
+    /// sliding-window mask: key `j` is visible when `p - j < window`). Query head `h` reads KV
     /// head `h / (heads / kvHeads)`. Returns `[tokens, heads*headDim]`.
     func pagedAttention(
-        q: DeviceTensor, heads: Int, layer: Int, scale: Float, pool: any KVCachePool,
+        q: DeviceTensor, heads: Int, layer: Int, scale: Float, window: Int?, pool: any KVCachePool,
         step: any PreparedStep
     ) throws -> DeviceTensor
+    /// Root-mean-square normalization of every q head and every k head of a fused q|k|v product
+    /// (`[tokens, (heads + 2·kvHeads)·headDim]`), each head on its own `headDim` values, times
+    /// `queryWeight` or `keyWeight` (`[headDim]`); the v columns are copied unchanged. Qwen3's and
+    /// Gemma 3's q/k norm, which comes before the rotation.
+    func normalizeQueryKeyHeads(
+        _ qkv: DeviceTensor, heads: Int, kvHeads: Int, headDim: Int, queryWeight: DeviceTensor, keyWeight: DeviceTensor,
+        epsilon: Float
+    ) throws -> DeviceTensor
+    /// `gelu_tanh(gate) * up` for `gateUp` = `[tokens, 2*inter]` (gate columns first), with
+    /// PyTorch's tanh approximation of GELU (`gelu_pytorch_tanh`, Gemma's MLP): `[tokens, inter]`.
+    func geluTanhAndMultiply(_ gateUp: DeviceTensor) throws -> DeviceTensor
+    /// `x * factor`, elementwise (Gemma's embeddings, scaled by the square root of the width).
+    func scale(_ x: DeviceTensor, by factor: Float) throws -> DeviceTensor
     /// The rows `step.batch.logitRows` of `x`, in that order.
     func gatherLogitRows(_ x: DeviceTensor, step: any PreparedStep) throws -> DeviceTensor
 }
@@ -93,6 +108,13 @@ extension ComputeBackend {
         try attentionInputs(
             qkv: try linear(x, weight: qkv, bias: bias), heads: heads, headDim: headDim,
             inverseFrequencies: inverseFrequencies, layer: layer, pool: pool, step: step)
+    }
+
+    /// Causal attention over the whole context (no sliding window).
+    public func pagedAttention(
+        q: DeviceTensor, heads: Int, layer: Int, scale: Float, pool: any KVCachePool, step: any PreparedStep
+    ) throws -> DeviceTensor {
+        try pagedAttention(q: q, heads: heads, layer: layer, scale: scale, window: nil, pool: pool, step: step)
     }
 
     /// The product, then the activation: for backends with nothing to gain from fusing them.

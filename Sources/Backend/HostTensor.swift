@@ -88,6 +88,25 @@ extension HostTensor {
     }
 }
 
+extension HostTensor {
+    /// `values` (`shape.reduce(1, *)` of them) as an f32 tensor in newly owned memory: a weight a
+    /// model derives at load (Gemma's `1 + w` norm scales).
+    public static func float32(_ values: [Float], shape: [Int], name: String) -> HostTensor {
+        precondition(shape.reduce(1, *) == values.count, "\(name): \(values.count) values for shape \(shape)")
+        let storage = HostBytes(count: values.count * 4)
+        values.withUnsafeBytes { storage.pointer.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+        return HostTensor(bytes: UnsafeRawPointer(storage.pointer), shape: shape, dtype: .float32, owner: storage, name: name)
+    }
+
+    /// Every element as f32, in a new array.
+    public func floats() -> [Float] {
+        [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
+            convert(into: buffer.baseAddress!)
+            initialized = count
+        }
+    }
+}
+
 /// Host memory owned by the tensor views made from it (see `HostTensor.owner`).
 final class HostBytes: @unchecked Sendable {
     // Written once while the owning tensor is built, read-only afterwards.

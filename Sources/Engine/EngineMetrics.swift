@@ -1,49 +1,49 @@
-import HiFCCore
 import Metrics
 
 /// The engine's swift-metrics instruments (names prefixed `hifc_`), which the server publishes.
+/// They are fed only by `record`, from each step's `EngineStats`.
 struct EngineMetrics: Sendable {
-    let preemptions = Counter(label: "hifc_preemptions_total")
-    let recomputedTokens = Counter(label: "hifc_recomputed_tokens_total")
-    let swapOuts = Counter(label: "hifc_swap_outs_total")
-    let swapIns = Counter(label: "hifc_swap_ins_total")
-    let swapOutBytes = Counter(label: "hifc_swap_out_bytes_total")
-    let swapInBytes = Counter(label: "hifc_swap_in_bytes_total")
-    let swapFailures = Counter(label: "hifc_swap_failures_total")
-    let swapSeconds = FloatingPointCounter(label: "hifc_swap_seconds_total")
-    let exposedSwapSeconds = FloatingPointCounter(label: "hifc_swap_exposed_seconds_total")
-    let flashBytesWritten = Counter(label: "hifc_flash_bytes_written_total")
-    let generatedTokens = Counter(label: "hifc_generated_tokens_total")
-    let promptTokens = Counter(label: "hifc_prompt_tokens_total")
-    let kvUtilization = Gauge(label: "hifc_kv_utilization")
-    let waiting = Gauge(label: "hifc_queue_waiting")
-    let running = Gauge(label: "hifc_queue_running")
-    let swapped = Gauge(label: "hifc_queue_swapped")
-    let stepSeconds = Timer(label: "hifc_step_seconds")
+    private let counters: [(Counter, @Sendable (EngineStats) -> Int)] = [
+        (Counter(label: "hifc_preemptions_total"), { $0.preemptions }),
+        (Counter(label: "hifc_recomputed_tokens_total"), { $0.recomputedTokens }),
+        (Counter(label: "hifc_swap_outs_total"), { $0.swapOuts }),
+        (Counter(label: "hifc_swap_ins_total"), { $0.swapIns }),
+        (Counter(label: "hifc_swap_out_bytes_total"), { $0.swapOutBytes }),
+        (Counter(label: "hifc_swap_in_bytes_total"), { $0.swapInBytes }),
+        (Counter(label: "hifc_swap_failures_total"), { $0.swapFailures }),
+        (Counter(label: "hifc_flash_bytes_written_total"), { $0.flashBytesWritten }),
+        (Counter(label: "hifc_generated_tokens_total"), { $0.generatedTokens }),
+        (Counter(label: "hifc_prompt_tokens_total"), { $0.promptTokens }),
+        (Counter(label: "hifc_prefix_cache_hit_tokens_total", dimensions: [("tier", "device")]), { $0.deviceHitTokens }),
+        (Counter(label: "hifc_prefix_cache_hit_tokens_total", dimensions: [("tier", "flash")]), { $0.flashHitTokens }),
+        (Counter(label: "hifc_prefix_cache_loads_total"), { $0.prefixLoads }),
+        (Counter(label: "hifc_prefix_cache_load_bytes_total"), { $0.prefixLoadBytes }),
+        (Counter(label: "hifc_prefix_cache_load_failures_total"), { $0.prefixLoadFailures }),
+        (Counter(label: "hifc_prefix_cache_loads_declined_total"), { $0.declinedLoads }),
+        (Counter(label: "hifc_prefix_cache_saved_blocks_total"), { $0.prefixBlocksSaved }),
+        (Counter(label: "hifc_prefix_cache_evictions_total", dimensions: [("tier", "device")]), { $0.deviceEvictions }),
+        (Counter(label: "hifc_prefix_cache_evictions_total", dimensions: [("tier", "flash")]), { $0.flashPrefixEvictions }),
+    ]
+    private let seconds: [(FloatingPointCounter, @Sendable (EngineStats) -> Double)] = [
+        (FloatingPointCounter(label: "hifc_swap_seconds_total"), { $0.swapSeconds }),
+        (FloatingPointCounter(label: "hifc_swap_exposed_seconds_total"), { $0.exposedSwapSeconds }),
+        (FloatingPointCounter(label: "hifc_prefix_cache_load_seconds_total"), { $0.prefixLoadSeconds }),
+    ]
+    private let gauges: [(Gauge, @Sendable (EngineStats) -> Double)] = [
+        (Gauge(label: "hifc_kv_utilization"), { $0.kvUtilization }),
+        (Gauge(label: "hifc_queue_waiting"), { Double($0.waiting) }),
+        (Gauge(label: "hifc_queue_running"), { Double($0.running) }),
+        (Gauge(label: "hifc_queue_swapped"), { Double($0.swapped) }),
+        (Gauge(label: "hifc_prefix_cache_blocks", dimensions: [("tier", "device")]), { Double($0.cachedBlocks) }),
+        (Gauge(label: "hifc_prefix_cache_blocks", dimensions: [("tier", "flash")]), { Double($0.flashPrefixBlocks) }),
+    ]
+    private let stepSeconds = Timer(label: "hifc_step_seconds")
 
-    /// Records a finished swap.
-    func record(_ completion: SwapCompletion) {
-        swapSeconds.increment(by: completion.seconds)
-        if completion.failure != nil {
-            swapFailures.increment()
-            return
-        }
-        switch completion.direction {
-        case .out:
-            swapOuts.increment()
-            swapOutBytes.increment(by: completion.bytes)
-            if completion.tier == .flash { flashBytesWritten.increment(by: completion.bytes) }
-        case .in:
-            swapIns.increment()
-            swapInBytes.increment(by: completion.bytes)
-        }
-    }
-
-    /// Records the queues and KV use after a step.
-    func recordQueues(_ stats: EngineStats) {
-        kvUtilization.record(stats.kvUtilization)
-        waiting.record(stats.waiting)
-        running.record(stats.running)
-        swapped.record(stats.swapped)
+    /// Records one step's figures.
+    func record(_ step: EngineStats) {
+        for (counter, value) in counters where value(step) > 0 { counter.increment(by: value(step)) }
+        for (counter, value) in seconds where value(step) > 0 { counter.increment(by: value(step)) }
+        for (gauge, value) in gauges { gauge.record(value(step)) }
+        if step.steps > 0 { stepSeconds.recordSeconds(step.computeSeconds) }
     }
 }

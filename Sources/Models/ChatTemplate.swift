@@ -22,10 +22,12 @@ public struct ChatTurn: Sendable, Hashable {
 ///   before the first user message (Mistral)
 /// - `chatML`: `<|im_start|>role\ncontent<|im_end|>\n` (Qwen2)
 /// - `zephyr`: `<|role|>\ncontent</s>\n` (TinyLlama chat, Zephyr)
+/// - `gemma`: `<bos><start_of_turn>user\ncontent<end_of_turn>\n`, the assistant's role named
+///   `model`, a system message put before the first user message (Gemma 3)
 /// - `plain`: the fallback for an unrecognized or missing template: `role: content` lines, then
 ///   `assistant:`.
 public enum ChatTemplate: String, Sendable, CaseIterable {
-    case llama3, llama2, mistral, chatML, zephyr, plain
+    case llama3, llama2, mistral, chatML, zephyr, gemma, plain
 
     /// The family of a Jinja template, by the markers it contains; nil when none matches.
     public static func recognize(_ jinja: String) -> ChatTemplate? {
@@ -33,6 +35,7 @@ public enum ChatTemplate: String, Sendable, CaseIterable {
         if jinja.contains("<|im_start|>") { return .chatML }
         if jinja.contains("[INST]") { return jinja.contains("<<SYS>>") ? .llama2 : .mistral }
         if jinja.contains("<|user|>") && jinja.contains("<|assistant|>") { return .zephyr }
+        if jinja.contains("<start_of_turn>") { return .gemma }
         return nil
     }
 
@@ -44,7 +47,8 @@ public enum ChatTemplate: String, Sendable, CaseIterable {
         }
         if let known = recognize(jinja) { return known }
         logger?.warning(
-            "\(source): chat_template not recognized as Llama 3, Llama 2/Mistral, ChatML or Zephyr; chats use the plain 'role: content' format")
+            "\(source): chat_template not recognized as Llama 3, Llama 2/Mistral, ChatML, Zephyr or Gemma; chats use the plain 'role: content' format"
+        )
         return .plain
     }
 
@@ -105,6 +109,20 @@ public enum ChatTemplate: String, Sendable, CaseIterable {
             var s = ""
             for t in turns { s += "<|\(t.role)|>\n\(t.content)\(eos)\n" }
             return s + "<|assistant|>\n"
+        case .gemma:
+            var rest = turns[...]
+            var system: String?
+            if rest.first?.role == "system" { system = rest.removeFirst().content }
+            var s = bos
+            for t in rest {
+                var content = t.content.trimmingWhitespace
+                if let sys = system {
+                    content = sys.trimmingWhitespace + "\n\n" + content
+                    system = nil
+                }
+                s += "<start_of_turn>\(t.role == "assistant" ? "model" : t.role)\n\(content)<end_of_turn>\n"
+            }
+            return s + "<start_of_turn>model\n"
         case .plain:
             var s = ""
             for t in turns { s += "\(t.role): \(t.content)\n" }

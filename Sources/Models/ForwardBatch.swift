@@ -9,7 +9,7 @@ public struct ForwardSequence: Sendable, Hashable {
     /// Whether the step should return logits for the last of `tokens` (false for a prefill chunk
     /// that is not the prompt's last).
     public var wantsLogits: Bool
-    /// Whether only the most likely next token is wanted (greedy decoding), so `LlamaModel.step`
+    /// Whether only the most likely next token is wanted (greedy decoding), so `CausalLanguageModel.step`
     /// may pick it where the logits are rather than bring them to the host: a batch of 16 on an
     /// 8B Llama otherwise moves 8 MB of logits a step.
     public var greedy: Bool

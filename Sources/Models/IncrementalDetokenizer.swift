@@ -1,6 +1,7 @@
 /// Turns generated token ids into text deltas as they arrive, holding back the bytes of a
 /// multi-byte character until it is complete, so every delta is valid text and the deltas join
-/// to the full decoded output.
+/// to the full decoded output. A SentencePiece tokenizer's run of byte-fallback tokens is held
+/// until the run ends, since HF decodes a run that is not valid UTF-8 as one U+FFFD per byte.
 public struct IncrementalDetokenizer: Sendable {
     private let tokenizer: Tokenizer
     private let skipSpecialTokens: Bool
@@ -18,6 +19,16 @@ public struct IncrementalDetokenizer: Sendable {
     /// Adds one token; returns the text it completes (possibly empty).
     public mutating func append(_ id: Int) -> String {
         if skipSpecialTokens && tokenizer.isSpecial(id) { return "" }
+        if tokenizer.decodesByteRunsApart {
+            if tokenizer.isByteFallbackToken(id) {
+                pending += tokenizer.bytes(of: id)
+                return ""
+            }
+            let delta = (pending.isEmpty ? "" : Tokenizer.byteRunText(pending)) + String(decoding: tokenizer.bytes(of: id), as: UTF8.self)
+            pending = []
+            text += delta
+            return delta
+        }
         pending += tokenizer.bytes(of: id)
         let complete = Self.completePrefixLength(pending)
         guard complete > 0 else { return "" }
@@ -30,7 +41,7 @@ public struct IncrementalDetokenizer: Sendable {
     /// Emits whatever is held back (an incomplete character becomes U+FFFD), at the end of output.
     public mutating func flush() -> String {
         guard !pending.isEmpty else { return "" }
-        let delta = String(decoding: pending, as: UTF8.self)
+        let delta = tokenizer.decodesByteRunsApart ? Tokenizer.byteRunText(pending) : String(decoding: pending, as: UTF8.self)
         pending = []
         text += delta
         return delta

@@ -2,10 +2,11 @@ import Backend
 import Foundation
 import HiFCCore
 
-/// The Llama-family decoder (Llama, Mistral, Qwen2) written once against `ComputeBackend`:
+/// The Llama-family decoder (Llama, Mistral, Qwen2, Qwen3) written once against `ComputeBackend`:
 /// weights live on the backend, and each step runs every layer's ops there, reading and writing
-/// K/V in a paged `KVCachePool`.
-public final class LlamaModel: Sendable {
+/// K/V in a paged `KVCachePool`. The family's variations come from the config: q/k/v biases
+/// (Qwen2), per-head q/k norms (Qwen3), sliding-window layers (Mistral, Qwen2, Qwen3).
+public final class LlamaModel: CausalLanguageModel {
     /// One decoder layer's weights on the backend. The projections that read the same input are
     /// stacked into one matrix each (q/k/v, gate/up): a decode step reads every weight once, and
     /// one large product streams it faster than several small ones.
@@ -14,6 +15,8 @@ public final class LlamaModel: Sendable {
         /// `[qOut + 2·kvOut, hidden]`: q, k, v rows in that order.
         let qkv: DeviceTensor
         let qkvBias: DeviceTensor?
+        /// Qwen3's per-head RMSNorm weights of q and k (`[headDim]` each).
+        let queryNorm, keyNorm: DeviceTensor?
         let o: DeviceTensor
         /// `[2·intermediate, hidden]`: gate rows, then up rows.
         let gateUp: DeviceTensor
@@ -67,6 +70,8 @@ public final class LlamaModel: Sendable {
                                 (a + "q_proj.bias", [qOut]), (a + "k_proj.bias", [kvOut]),
                                 (a + "v_proj.bias", [kvOut]),
                             ], as: a + "qkv_proj.bias") : nil,
+                    queryNorm: config.architecture.normalizesQueryKeyHeads ? try load(a + "q_norm.weight", [d]) : nil,
+                    keyNorm: config.architecture.normalizesQueryKeyHeads ? try load(a + "k_norm.weight", [d]) : nil,
                     o: try load(a + "o_proj.weight", [h, qOut]),
                     gateUp: try loadStacked(
                         [(p + "mlp.gate_proj.weight", [inter, h]), (p + "mlp.up_proj.weight", [inter, h])],
@@ -85,87 +90,39 @@ public final class LlamaModel: Sendable {
         inverseFrequencies = try backend.uploadFloat32(frequencies, shape: [frequencies.count])
     }
 
-    /// The KV block layout of this model in the backend's KV dtype.
-    public func kvLayout(blockTokens: Int) -> KVBlockLayout {
-        KVBlockLayout(
-            layers: config.layers, kvHeads: config.kvHeads, headDim: config.headDim,
-            blockTokens: blockTokens, dtype: backend.kvDType)
-    }
-
-    /// A KV pool of `blocks` blocks of `blockTokens` tokens for this model on its backend.
-    public func makeKVCachePool(blockTokens: Int, blocks: Int) throws -> any KVCachePool {
-        try backend.makeKVCachePool(layout: kvLayout(blockTokens: blockTokens), blocks: blocks)
-    }
-
-    /// Runs one step and returns, per sequence in order, the logits (`vocabSize` floats) of its
-    /// last new token, or an empty array for a sequence whose `wantsLogits` is false. `greedy`
-    /// marks are ignored: every sequence that wants logits gets them. See `step`.
-    public func forward(_ batch: ForwardBatch, kv: any KVCachePool) throws -> [[Float]] {
-        var all = batch
-        for i in all.sequences.indices { all.sequences[i].greedy = false }
-        return try step(all, kv: kv).map { output in
-            if case .logits(let row) = output { return row }
-            return []
-        }
-    }
-
-    /// Runs one step: appends every sequence's new tokens to its KV (in `kv`, through its block
-    /// table) and returns, per sequence in order, what it asked for: the logits of its last new
-    /// token, or for a `greedy` sequence the index of the largest of them, picked by the backend
-    /// where the logits are.
     public func step(_ batch: ForwardBatch, kv: any KVCachePool) throws -> [ForwardOutput] {
-        guard !batch.sequences.isEmpty else { throw ModelError.badInput("a forward step with no sequences") }
-        let layout = kv.layout
-        guard layout.layers == config.layers, layout.kvHeads == config.kvHeads, layout.headDim == config.headDim else {
-            throw ModelError.badInput(
-                "the KV pool's layout (\(layout.layers) layers, \(layout.kvHeads) KV heads of \(layout.headDim)) does not fit the model")
-        }
-        for (n, sequence) in batch.sequences.enumerated() {
-            if let bad = sequence.tokens.first(where: { $0 < 0 || $0 >= config.vocabSize }) {
-                throw ModelError.badInput("sequence \(n): token id \(bad) is outside the vocabulary of \(config.vocabSize)")
-            }
-        }
-        let step = try StepBatch.make(
-            chunks: batch.sequences.map {
-                (
-                    tokens: $0.tokens.map { Int32($0) }, startPosition: $0.startPosition,
-                    blockTable: $0.blockTable.map { Int32($0) }, wantsLogits: $0.wantsLogits
-                )
-            },
-            blockTokens: layout.blockTokens)
-        try step.validate(poolBlocks: kv.blockCount)
-        let prepared = try backend.prepare(step)
+        let (step, prepared) = try prepareStep(batch, kv: kv)
         let b = backend
-        let scale = 1 / Float(config.headDim).squareRoot()
+        let scale = config.attentionScale
         var x = try b.embedding(embedding, step: prepared)
         var normed = try b.rmsNorm(x, weight: layers[0].inputNorm, epsilon: config.rmsNormEpsilon)
         for (i, layer) in layers.enumerated() {
-            let q = try b.projectAttentionInputs(
-                normed, qkv: layer.qkv, bias: layer.qkvBias, heads: config.heads, headDim: config.headDim,
-                inverseFrequencies: inverseFrequencies, layer: i, pool: kv, step: prepared)
-            let attention = try b.pagedAttention(q: q, heads: config.heads, layer: i, scale: scale, pool: kv, step: prepared)
+            let q: DeviceTensor
+            if let queryNorm = layer.queryNorm, let keyNorm = layer.keyNorm {
+                // The norms come between the product and the rotation, so the two are not fused.
+                let qkv = try b.normalizeQueryKeyHeads(
+                    try b.linear(normed, weight: layer.qkv, bias: layer.qkvBias), heads: config.heads, kvHeads: config.kvHeads,
+                    headDim: config.headDim, queryWeight: queryNorm, keyWeight: keyNorm, epsilon: config.rmsNormEpsilon)
+                q = try b.attentionInputs(
+                    qkv: qkv, heads: config.heads, headDim: config.headDim, inverseFrequencies: inverseFrequencies, layer: i,
+                    pool: kv, step: prepared)
+            } else {
+                q = try b.projectAttentionInputs(
+                    normed, qkv: layer.qkv, bias: layer.qkvBias, heads: config.heads, headDim: config.headDim,
+                    inverseFrequencies: inverseFrequencies, layer: i, pool: kv, step: prepared)
+            }
+            let attention = try b.pagedAttention(
+                q: q, heads: config.heads, layer: i, scale: scale, window: config.window(layer: i), pool: kv, step: prepared)
             let afterAttention = try b.addAndNormalize(
                 x, try b.linear(attention, weight: layer.o, bias: nil),
                 weight: layer.postAttentionNorm, epsilon: config.rmsNormEpsilon)
-            let mlp = try b.linear(try b.gatedLinear(afterAttention.normed, gateUp: layer.gateUp), weight: layer.down, bias: nil)
+            let mlp = try b.linear(try activatedGate(afterAttention.normed, gateUp: layer.gateUp), weight: layer.down, bias: nil)
             if i + 1 < layers.count {
                 (x, normed) = try b.addAndNormalize(afterAttention.sum, mlp, weight: layers[i + 1].inputNorm, epsilon: config.rmsNormEpsilon)
             } else {
                 x = try b.add(afterAttention.sum, mlp)
             }
         }
-        var outputs = [ForwardOutput](repeating: .none, count: batch.sequences.count)
-        guard !step.logitRows.isEmpty else { return outputs }
-        let last = try b.gatherLogitRows(x, step: prepared)
-        let logits = try b.linear(try b.rmsNorm(last, weight: finalNorm, epsilon: config.rmsNormEpsilon), weight: lmHead, bias: nil)
-        let wanting = batch.sequences.indices.filter { batch.sequences[$0].wantsLogits }
-        // Logit rows follow the wanting sequences' order. Greedy rows take the backend's argmax,
-        // and the logits come to the host only when some row samples from them.
-        let greedy = wanting.contains { batch.sequences[$0].greedy } ? try b.argmaxRows(logits) : []
-        let rows = wanting.contains { !batch.sequences[$0].greedy } ? try b.downloadRows(logits) : []
-        for (row, n) in wanting.enumerated() {
-            outputs[n] = batch.sequences[n].greedy ? .greedyToken(greedy[row]) : .logits(rows[row])
-        }
-        return outputs
+        return try finishStep(x, finalNorm: finalNorm, lmHead: lmHead, batch: batch, step: step, prepared: prepared)
     }
 }

@@ -31,10 +31,10 @@ public struct ModelBenchmark: Sendable {
         }
     }
 
-    public let model: LlamaModel
+    public let model: any CausalLanguageModel
     public let blockTokens: Int
 
-    public init(model: LlamaModel, blockTokens: Int = 64) {
+    public init(model: any CausalLanguageModel, blockTokens: Int = 64) {
         self.model = model
         self.blockTokens = blockTokens
     }

@@ -1,11 +1,14 @@
 import Foundation
 
-/// The three Llama-family architectures HiFC runs: one forward pass, small differences in
-/// config (Qwen2 has q/k/v biases; Mistral's sliding window is not applied, see README).
+/// The architectures HiFC runs. Llama, Mistral, Qwen2 and Qwen3 share one forward pass
+/// (`LlamaModel`) with small differences in config (Qwen2's q/k/v biases, Qwen3's q/k norm,
+/// Mistral's and Qwen2's sliding windows); Gemma 3's text model has its own (`Gemma3Model`).
 public enum ModelArchitecture: String, Sendable, CaseIterable {
     case llama = "LlamaForCausalLM"
     case mistral = "MistralForCausalLM"
     case qwen2 = "Qwen2ForCausalLM"
+    case qwen3 = "Qwen3ForCausalLM"
+    case gemma3 = "Gemma3ForCausalLM"
 
     /// The `model_type` `config.json` carries for it.
     public var modelType: String {
@@ -13,8 +16,32 @@ public enum ModelArchitecture: String, Sendable, CaseIterable {
         case .llama: return "llama"
         case .mistral: return "mistral"
         case .qwen2: return "qwen2"
+        case .qwen3: return "qwen3"
+        case .gemma3: return "gemma3_text"
         }
     }
+
+    /// The short name commands take (`--arch`): the model type without Gemma's `_text`.
+    public var name: String { self == .gemma3 ? "gemma3" : modelType }
+
+    /// Whether each attention head's q and k are RMS-normalized before the rotation.
+    public var normalizesQueryKeyHeads: Bool { self == .qwen3 || self == .gemma3 }
+}
+
+/// The MLP's gate activation (`hidden_act`, or Gemma's `hidden_activation`).
+public enum HiddenActivation: String, Sendable, Hashable {
+    /// `x · sigmoid(x)` (`silu`, also spelled `swish`).
+    case silu
+    /// PyTorch's tanh approximation of GELU (`gelu_pytorch_tanh`).
+    case geluTanh = "gelu_pytorch_tanh"
+}
+
+/// Which keys a layer attends to (an entry of `layer_types`).
+public enum LayerAttention: String, Sendable, Hashable {
+    /// Every earlier position (`full_attention`).
+    case full = "full_attention"
+    /// The last `sliding_window` positions (`sliding_attention`).
+    case sliding = "sliding_attention"
 }
 
 /// How rotary position frequencies are scaled for long contexts.
@@ -42,10 +69,23 @@ public struct ModelConfig: Sendable, Hashable {
     public var tieWordEmbeddings: Bool
     /// Whether q/k/v projections have biases (Qwen2 always; Llama when `attention_bias`).
     public var attentionBias: Bool
-    /// The dtype the weights were saved in (`torch_dtype`), when stated.
+    /// The dtype the weights were saved in (`torch_dtype`, or transformers 5's `dtype`), when stated.
     public var torchDType: String?
     public var bosTokenID: Int?
     public var eosTokenIDs: [Int]
+    /// The MLP's gate activation.
+    public var hiddenActivation: HiddenActivation
+    /// Positions a sliding layer attends to (`sliding_window`), counting its own; nil when no layer slides.
+    public var slidingWindow: Int?
+    /// Each layer's attention, `layers` entries (`layer_types`; all `.full` without a window).
+    public var layerTypes: [LayerAttention]
+    /// The rotary base of sliding layers when it differs from `ropeTheta` (Gemma 3's
+    /// `rope_local_base_freq`); their frequencies are never scaled.
+    public var localRopeTheta: Double?
+    /// Attention scores are scaled by `1/sqrt(query_pre_attn_scalar)` (Gemma) instead of `1/sqrt(headDim)`.
+    public var queryPreAttentionScalar: Double?
+    /// Final logits become `cap · tanh(logits / cap)` (Gemma's `final_logit_softcapping`).
+    public var finalLogitSoftcapping: Double?
 
     /// A config from its parts (as `synth-model` builds one).
     public init(
@@ -53,7 +93,9 @@ public struct ModelConfig: Sendable, Hashable {
         kvHeads: Int, headDim: Int? = nil, vocabSize: Int, rmsNormEpsilon: Float = 1e-5,
         ropeTheta: Double = 10_000, ropeScaling: RopeScaling? = nil, maxPositions: Int = 4096,
         tieWordEmbeddings: Bool = false, attentionBias: Bool? = nil, torchDType: String? = nil,
-        bosTokenID: Int? = nil, eosTokenIDs: [Int] = []
+        bosTokenID: Int? = nil, eosTokenIDs: [Int] = [], hiddenActivation: HiddenActivation? = nil,
+        slidingWindow: Int? = nil, layerTypes: [LayerAttention]? = nil, localRopeTheta: Double? = nil,
+        queryPreAttentionScalar: Double? = nil, finalLogitSoftcapping: Double? = nil
     ) {
         self.architecture = architecture
         self.hiddenSize = hiddenSize
@@ -72,104 +114,22 @@ public struct ModelConfig: Sendable, Hashable {
         self.torchDType = torchDType
         self.bosTokenID = bosTokenID
         self.eosTokenIDs = eosTokenIDs
+        self.hiddenActivation = hiddenActivation ?? (architecture == .gemma3 ? .geluTanh : .silu)
+        self.slidingWindow = slidingWindow
+        self.layerTypes = layerTypes ?? Array(repeating: slidingWindow == nil ? .full : .sliding, count: layers)
+        self.localRopeTheta = localRopeTheta
+        self.queryPreAttentionScalar = queryPreAttentionScalar
+        self.finalLogitSoftcapping = finalLogitSoftcapping
     }
 
-    /// Reads `config.json` at `path`.
-    public init(contentsOf path: String) throws(ModelError) {
-        let json = try JSONFile(path: path)
-        guard let name = (json.object["architectures"] as? [String])?.first else {
-            throw .badConfig(key: "architectures", file: path, reason: "is missing")
-        }
-        guard let architecture = ModelArchitecture(rawValue: name) else {
-            throw .unsupportedArchitecture(name, file: path)
-        }
-        let hidden = try json.positiveInt("hidden_size")
-        let heads = try json.positiveInt("num_attention_heads")
-        let kvHeads = try json.optionalInt("num_key_value_heads") ?? heads
-        guard kvHeads > 0, heads % kvHeads == 0 else {
-            throw .badConfig(
-                key: "num_key_value_heads", file: path,
-                reason: "is \(kvHeads), which does not divide num_attention_heads \(heads)")
-        }
-        let headDim = try json.optionalInt("head_dim") ?? hidden / heads
-        guard headDim > 0, headDim % 2 == 0 else {
-            throw .badConfig(key: "head_dim", file: path, reason: "should be positive and even, not \(headDim)")
-        }
-        var scaling: RopeScaling?
-        if let rope = json.object["rope_scaling"] as? [String: Any] {
-            let sub = JSONFile(path: path, object: rope)
-            let kind = sub.optionalString("rope_type") ?? sub.optionalString("type") ?? "default"
-            switch kind {
-            case "default": scaling = nil
-            case "llama3":
-                scaling = .llama3(
-                    factor: try sub.optionalDouble("factor") ?? 8,
-                    lowFrequencyFactor: try sub.optionalDouble("low_freq_factor") ?? 1,
-                    highFrequencyFactor: try sub.optionalDouble("high_freq_factor") ?? 4,
-                    originalMaxPositions: try sub.optionalInt("original_max_position_embeddings") ?? 8192)
-            case "linear":
-                scaling = .linear(factor: try sub.optionalDouble("factor") ?? 1)
-            default:
-                throw .badConfig(
-                    key: "rope_scaling", file: path,
-                    reason: "has type '\(kind)'; supported: llama3, linear, default")
-            }
-        }
-        self.init(
-            architecture: architecture,
-            hiddenSize: hidden,
-            intermediateSize: try json.positiveInt("intermediate_size"),
-            layers: try json.positiveInt("num_hidden_layers"),
-            heads: heads, kvHeads: kvHeads, headDim: headDim,
-            vocabSize: try json.positiveInt("vocab_size"),
-            rmsNormEpsilon: Float(try json.optionalDouble("rms_norm_eps") ?? 1e-6),
-            ropeTheta: try json.optionalDouble("rope_theta") ?? 10_000,
-            ropeScaling: scaling,
-            maxPositions: try json.optionalInt("max_position_embeddings") ?? 4096,
-            tieWordEmbeddings: try json.optionalBool("tie_word_embeddings") ?? false,
-            attentionBias: architecture == .qwen2 ? true : (try json.optionalBool("attention_bias") ?? false),
-            torchDType: json.optionalString("torch_dtype") ?? json.optionalString("dtype"),
-            bosTokenID: try json.optionalInt("bos_token_id"),
-            eosTokenIDs: json.intList("eos_token_id"))
+    /// The sliding window of layer `layer`, nil when it attends to every earlier position.
+    public func window(layer: Int) -> Int? {
+        layer < layerTypes.count && layerTypes[layer] == .sliding ? slidingWindow : nil
     }
 
-    /// The `config.json` document HF transformers reads for this config.
-    public func jsonObject() -> [String: Any] {
-        var object: [String: Any] = [
-            "architectures": [architecture.rawValue],
-            "model_type": architecture.modelType,
-            "hidden_size": hiddenSize,
-            "intermediate_size": intermediateSize,
-            "num_hidden_layers": layers,
-            "num_attention_heads": heads,
-            "num_key_value_heads": kvHeads,
-            "head_dim": headDim,
-            "vocab_size": vocabSize,
-            "rms_norm_eps": Double(rmsNormEpsilon),
-            "rope_theta": ropeTheta,
-            "max_position_embeddings": maxPositions,
-            "tie_word_embeddings": tieWordEmbeddings,
-            "hidden_act": "silu",
-            "use_cache": true,
-        ]
-        if architecture != .qwen2 { object["attention_bias"] = attentionBias }
-        if architecture == .qwen2 { object["use_sliding_window"] = false }
-        if let torchDType { object["torch_dtype"] = torchDType }
-        if let bosTokenID { object["bos_token_id"] = bosTokenID }
-        if eosTokenIDs.count == 1 { object["eos_token_id"] = eosTokenIDs[0] }
-        if eosTokenIDs.count > 1 { object["eos_token_id"] = eosTokenIDs }
-        switch ropeScaling {
-        case .llama3(let factor, let low, let high, let original):
-            object["rope_scaling"] =
-                [
-                    "rope_type": "llama3", "factor": factor, "low_freq_factor": low,
-                    "high_freq_factor": high, "original_max_position_embeddings": original,
-                ] as [String: Any]
-        case .linear(let factor):
-            object["rope_scaling"] = ["rope_type": "linear", "factor": factor] as [String: Any]
-        case nil: break
-        }
-        return object
+    /// The scale of attention scores: `1/sqrt(query_pre_attn_scalar)` where set, else `1/sqrt(headDim)`.
+    public var attentionScale: Float {
+        Float(1 / (queryPreAttentionScalar ?? Double(headDim)).squareRoot())
     }
 
     /// Parameters of the model (embedding, layers, final norm, LM head unless tied).
@@ -178,7 +138,8 @@ public struct ModelConfig: Sendable, Hashable {
             hiddenSize * (heads + 2 * kvHeads) * headDim + heads * headDim * hiddenSize
             + (attentionBias ? (heads + 2 * kvHeads) * headDim : 0)
         let mlp = 3 * hiddenSize * intermediateSize
-        let layer = attention + mlp + 2 * hiddenSize
+        let norms = (architecture == .gemma3 ? 4 : 2) * hiddenSize + (architecture.normalizesQueryKeyHeads ? 2 * headDim : 0)
+        let layer = attention + mlp + norms
         return vocabSize * hiddenSize * (tieWordEmbeddings ? 1 : 2) + layers * layer + hiddenSize
     }
 }

@@ -29,7 +29,8 @@ public enum ModelError: Error, CustomStringConvertible, Sendable, Equatable {
         case .unreadable(let path, let reason): return "\(path): cannot read: \(reason)"
         case .badJSON(let path, let reason): return "\(path): \(reason)"
         case .unsupportedArchitecture(let name, let file):
-            return "\(file): architecture '\(name)' is not supported (supported: LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM)"
+            return
+                "\(file): architecture '\(name)' is not supported (supported: \(ModelArchitecture.allCases.map(\.rawValue).joined(separator: ", ")))"
         case .badConfig(let key, let file, let reason): return "\(file): '\(key)' \(reason)"
         case .badSafetensors(let path, let reason): return "\(path): not a valid safetensors file: \(reason)"
         case .missingTensor(let name, let dir): return "tensor '\(name)' is missing from the weights in \(dir)"

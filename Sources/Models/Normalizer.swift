@@ -48,7 +48,7 @@ struct Normalizer: Sendable {
             case .nfc: s = s.precomposedStringWithCanonicalMapping
             case .nfkc: s = s.precomposedStringWithCompatibilityMapping
             case .prepend(let prefix): if !s.isEmpty { s = prefix + s }
-            case .replace(let pattern, let content): s = s.replacingOccurrences(of: pattern, with: content)
+            case .replace(let pattern, let content): s = s.replacingLiterally(pattern, with: content)
             }
         }
         return s

@@ -4,15 +4,28 @@ import Foundation
 struct PreTokenizer: @unchecked Sendable {
     /// One step of the pipeline.
     enum Step {
-        /// Cut at regex matches, keeping matches and the text between as pieces ("Isolated").
-        case split(NSRegularExpression)
+        /// Cut at regex matches; `behavior` says where each match goes.
+        case split(NSRegularExpression, SplitBehavior)
         /// Byte-level: optionally the GPT-2 regex split, optionally a leading space added.
         case byteLevel(addPrefixSpace: Bool, regex: NSRegularExpression?)
-        /// SentencePiece's Metaspace: spaces become "▁", a "▁" prepended, optionally a cut before
-        /// each "▁".
-        case metaspace(prepend: Bool, split: Bool)
+        /// SentencePiece's Metaspace: spaces become "▁", a "▁" prepended (to the input's first
+        /// segment, or with `everySegment` to every segment between added tokens), optionally a
+        /// cut before each "▁".
+        case metaspace(prepend: Bool, everySegment: Bool, split: Bool)
         /// Each digit its own piece.
         case digits
+    }
+
+    /// Where a `Split` step puts the text its pattern matches (tokenizers' `SplitDelimiterBehavior`).
+    enum SplitBehavior: String {
+        /// A piece of its own.
+        case isolated = "Isolated"
+        /// Dropped.
+        case removed = "Removed"
+        /// Joined to the piece before it.
+        case mergedWithPrevious = "MergedWithPrevious"
+        /// Joined to the piece after it.
+        case mergedWithNext = "MergedWithNext"
     }
 
     let steps: [Step]
@@ -42,14 +55,15 @@ struct PreTokenizer: @unchecked Sendable {
             for item in json["pretokenizers"] as? [[String: Any]] ?? [] { try parse(item, into: &steps, file: file) }
         case "Split":
             let pattern = json["pattern"] as? [String: Any]
-            let behavior = json["behavior"] as? String ?? "Isolated"
-            guard behavior == "Isolated", (json["invert"] as? Bool ?? false) == false else {
-                throw .unsupportedTokenizer(file, reason: "Split with behavior \(behavior) is not supported (only Isolated)")
+            let name = json["behavior"] as? String ?? "Isolated"
+            guard let behavior = SplitBehavior(rawValue: name), (json["invert"] as? Bool ?? false) == false else {
+                throw .unsupportedTokenizer(
+                    file, reason: "Split with behavior \(name)\((json["invert"] as? Bool ?? false) ? ", inverted," : "") is not supported")
             }
             if let text = pattern?["Regex"] as? String {
-                steps.append(.split(try regex(text, file: file)))
+                steps.append(.split(try regex(text, file: file), behavior))
             } else if let text = pattern?["String"] as? String {
-                steps.append(.split(try regex(NSRegularExpression.escapedPattern(for: text), file: file)))
+                steps.append(.split(try regex(NSRegularExpression.escapedPattern(for: text), file: file), behavior))
             } else {
                 throw .unsupportedTokenizer(file, reason: "Split without a pattern")
             }
@@ -61,7 +75,7 @@ struct PreTokenizer: @unchecked Sendable {
                     regex: useRegex ? try regex(gpt2Pattern, file: file) : nil))
         case "Metaspace":
             let scheme = json["prepend_scheme"] as? String ?? ((json["add_prefix_space"] as? Bool ?? true) ? "always" : "never")
-            steps.append(.metaspace(prepend: scheme != "never", split: json["split"] as? Bool ?? true))
+            steps.append(.metaspace(prepend: scheme != "never", everySegment: scheme == "always", split: json["split"] as? Bool ?? true))
         case "Digits":
             guard json["individual_digits"] as? Bool ?? false else {
                 throw .unsupportedTokenizer(file, reason: "Digits without individual_digits is not supported")
@@ -82,14 +96,14 @@ struct PreTokenizer: @unchecked Sendable {
         var pieces = [text]
         for step in steps {
             switch step {
-            case .split(let regex):
-                pieces = pieces.flatMap { Self.split($0, regex) }
+            case .split(let regex, let behavior):
+                pieces = pieces.flatMap { Self.split($0, regex, behavior: behavior) }
             case .byteLevel(let addPrefixSpace, let regex):
-                if addPrefixSpace, let head = pieces.first, !head.hasPrefix(" ") { pieces[0] = " " + head }
+                if addPrefixSpace, let head = pieces.first, !head.startsLiterally(with: " ") { pieces[0] = " " + head }
                 if let regex { pieces = pieces.flatMap { Self.split($0, regex) } }
-            case .metaspace(let prepend, let split):
-                pieces = pieces.map { $0.replacingOccurrences(of: " ", with: "▁") }
-                if prepend, first, let head = pieces.first, !head.hasPrefix("▁") { pieces[0] = "▁" + head }
+            case .metaspace(let prepend, let everySegment, let split):
+                pieces = pieces.map { $0.replacingLiterally(" ", with: "▁") }
+                if prepend, first || everySegment, let head = pieces.first, !head.startsLiterally(with: "▁") { pieces[0] = "▁" + head }
                 if split { pieces = pieces.flatMap(Self.splitBeforeMetaspace) }
             case .digits:
                 pieces = pieces.flatMap(Self.splitDigits)
@@ -98,50 +112,73 @@ struct PreTokenizer: @unchecked Sendable {
         return pieces.filter { !$0.isEmpty }
     }
 
-    static func split(_ text: String, _ regex: NSRegularExpression) -> [String] {
+    static func split(_ text: String, _ regex: NSRegularExpression, behavior: SplitBehavior = .isolated) -> [String] {
         let ns = text as NSString
         var result: [String] = []
         var last = 0
+        // With mergedWithNext, a match waits here for the text after it.
+        var carried = ""
         for match in regex.matches(in: text, range: NSRange(location: 0, length: ns.length)) where match.range.length > 0 {
-            if match.range.location > last {
-                result.append(ns.substring(with: NSRange(location: last, length: match.range.location - last)))
+            let between = match.range.location > last ? ns.substring(with: NSRange(location: last, length: match.range.location - last)) : ""
+            let matched = ns.substring(with: match.range)
+            switch behavior {
+            case .isolated:
+                if !between.isEmpty { result.append(between) }
+                result.append(matched)
+            case .removed:
+                if !between.isEmpty { result.append(between) }
+            case .mergedWithPrevious:
+                result.append(between + matched)
+            case .mergedWithNext:
+                if !(carried + between).isEmpty { result.append(carried + between) }
+                carried = matched
             }
-            result.append(ns.substring(with: match.range))
             last = match.range.location + match.range.length
         }
-        if last < ns.length { result.append(ns.substring(from: last)) }
+        let tail = last < ns.length ? ns.substring(from: last) : ""
+        if !(carried + tail).isEmpty { result.append(carried + tail) }
         return result
     }
 
+    // Both cut between Unicode scalars, as tokenizers does between Rust chars: a combining mark
+    // after "▁" or a digit is its own scalar, though Swift joins the two into one Character.
     private static func splitBeforeMetaspace(_ text: String) -> [String] {
         var result: [String] = []
-        var current = ""
-        for c in text {
+        var current = String.UnicodeScalarView()
+        for c in text.unicodeScalars {
             if c == "▁", !current.isEmpty {
-                result.append(current)
-                current = ""
+                result.append(String(current))
+                current = String.UnicodeScalarView()
             }
             current.append(c)
         }
-        if !current.isEmpty { result.append(current) }
+        if !current.isEmpty { result.append(String(current)) }
         return result
+    }
+
+    /// Rust's `char::is_numeric`: general categories Nd, Nl and No (so "½" and "Ⅻ" too).
+    static func isNumeric(_ scalar: Unicode.Scalar) -> Bool {
+        switch scalar.properties.generalCategory {
+        case .decimalNumber, .letterNumber, .otherNumber: return true
+        default: return false
+        }
     }
 
     private static func splitDigits(_ text: String) -> [String] {
         var result: [String] = []
-        var current = ""
-        for c in text {
-            if c.isASCII, c.isNumber {
+        var current = String.UnicodeScalarView()
+        for c in text.unicodeScalars {
+            if isNumeric(c) {
                 if !current.isEmpty {
-                    result.append(current)
-                    current = ""
+                    result.append(String(current))
+                    current = String.UnicodeScalarView()
                 }
                 result.append(String(c))
             } else {
                 current.append(c)
             }
         }
-        if !current.isEmpty { result.append(current) }
+        if !current.isEmpty { result.append(String(current)) }
         return result
     }
 }

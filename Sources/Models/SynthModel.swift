@@ -27,6 +27,49 @@ public struct SynthModel: Sendable {
     public init(architecture: ModelArchitecture, preset: Preset, dtype: TensorDType = .bfloat16, seed: UInt64 = 0) {
         var c: ModelConfig
         switch (preset, architecture) {
+        case (.tiny, .qwen3):
+            // A head dim other than hidden / heads, as Qwen3 states it.
+            c = ModelConfig(
+                architecture: .qwen3, hiddenSize: 64, intermediateSize: 176, layers: 2, heads: 4, kvHeads: 2, headDim: 32,
+                vocabSize: 0, ropeTheta: 1_000_000, maxPositions: 2048)
+        case (.tiny, .gemma3):
+            // Four layers alternating sliding (a window of 8) and global, each with its rotary
+            // base, the global one scaled; a query scalar other than the head dim; soft-capped logits
+            // (a cap that is not a whole number, since transformers refuses an integer there).
+            c = ModelConfig(
+                architecture: .gemma3, hiddenSize: 64, intermediateSize: 176, layers: 4, heads: 4, kvHeads: 1, headDim: 32,
+                vocabSize: 0, ropeTheta: 1_000_000, ropeScaling: .linear(factor: 8), maxPositions: 2048, tieWordEmbeddings: true,
+                slidingWindow: 8, layerTypes: [.sliding, .full, .sliding, .full], localRopeTheta: 10_000,
+                queryPreAttentionScalar: 24, finalLogitSoftcapping: 7.5)
+        case (.small, .gemma3):
+            // Gemma 3 270M.
+            c = ModelConfig(
+                architecture: .gemma3, hiddenSize: 640, intermediateSize: 2048, layers: 18, heads: 4, kvHeads: 1, headDim: 256,
+                vocabSize: 262_144, ropeTheta: 1_000_000, maxPositions: 32_768, tieWordEmbeddings: true, slidingWindow: 512,
+                layerTypes: Self.gemmaLayerTypes(18), localRopeTheta: 10_000, queryPreAttentionScalar: 256)
+        case (.oneB, .gemma3):
+            // Gemma 3 1B.
+            c = ModelConfig(
+                architecture: .gemma3, hiddenSize: 1152, intermediateSize: 6912, layers: 26, heads: 4, kvHeads: 1, headDim: 256,
+                vocabSize: 262_144, ropeTheta: 1_000_000, maxPositions: 32_768, tieWordEmbeddings: true, slidingWindow: 512,
+                layerTypes: Self.gemmaLayerTypes(26), localRopeTheta: 10_000, queryPreAttentionScalar: 256)
+        case (.eightB, .gemma3):
+            // Gemma 3 12B's text model.
+            c = ModelConfig(
+                architecture: .gemma3, hiddenSize: 3840, intermediateSize: 15_360, layers: 48, heads: 16, kvHeads: 8, headDim: 256,
+                vocabSize: 262_208, ropeTheta: 1_000_000, ropeScaling: .linear(factor: 8), maxPositions: 131_072,
+                tieWordEmbeddings: true, slidingWindow: 1024, layerTypes: Self.gemmaLayerTypes(48), localRopeTheta: 10_000,
+                queryPreAttentionScalar: 256)
+        case (.oneB, .qwen3):
+            // Qwen3 1.7B.
+            c = ModelConfig(
+                architecture: .qwen3, hiddenSize: 2048, intermediateSize: 6144, layers: 28, heads: 16, kvHeads: 8, headDim: 128,
+                vocabSize: 151_936, ropeTheta: 1_000_000, maxPositions: 40_960, tieWordEmbeddings: true)
+        case (.eightB, .qwen3):
+            // Qwen3 8B.
+            c = ModelConfig(
+                architecture: .qwen3, hiddenSize: 4096, intermediateSize: 12_288, layers: 36, heads: 32, kvHeads: 8, headDim: 128,
+                vocabSize: 151_936, ropeTheta: 1_000_000, maxPositions: 40_960)
         case (.tiny, _):
             c = ModelConfig(
                 architecture: architecture, hiddenSize: 64, intermediateSize: 176, layers: 2, heads: 4,
@@ -64,10 +107,15 @@ public struct SynthModel: Sendable {
                 originalMaxPositions: preset == .tiny ? 64 : 8192)
         }
         if architecture == .qwen2, preset == .tiny { c.tieWordEmbeddings = true }
-        c.rmsNormEpsilon = architecture == .qwen2 ? 1e-6 : 1e-5
+        c.rmsNormEpsilon = [.qwen2, .qwen3, .gemma3].contains(architecture) ? 1e-6 : 1e-5
         config = c
         self.dtype = dtype
         self.seed = seed
+    }
+
+    /// Gemma 3's layer pattern: five sliding layers, then a global one.
+    public static func gemmaLayerTypes(_ layers: Int) -> [LayerAttention] {
+        (0..<layers).map { ($0 + 1) % 6 == 0 ? .full : .sliding }
     }
 
     /// A model of `config` (whose `vocabSize` may be 0: the tokenizer's size is used).
@@ -121,7 +169,9 @@ public struct SynthModel: Sendable {
         uniform("model.embed_tokens.weight", [c.vocabSize, h], std: embeddingStd)
         for i in 0..<c.layers {
             let p = "model.layers.\(i)."
-            uniform(p + "input_layernorm.weight", [h], std: 0.05, mean: 1)
+            // Gemma's norms scale by 1 + w: their weights are stored as offsets from 1.
+            let normMean: Float = c.architecture == .gemma3 ? 0 : 1
+            uniform(p + "input_layernorm.weight", [h], std: 0.05, mean: normMean)
             uniform(p + "self_attn.q_proj.weight", [qOut, h], std: 1 / Float(h).squareRoot())
             uniform(p + "self_attn.k_proj.weight", [kvOut, h], std: 1 / Float(h).squareRoot())
             uniform(p + "self_attn.v_proj.weight", [kvOut, h], std: 1 / Float(h).squareRoot())
@@ -130,13 +180,21 @@ public struct SynthModel: Sendable {
                 uniform(p + "self_attn.k_proj.bias", [kvOut], std: 0.1)
                 uniform(p + "self_attn.v_proj.bias", [kvOut], std: 0.1)
             }
+            if c.architecture.normalizesQueryKeyHeads {
+                uniform(p + "self_attn.q_norm.weight", [d], std: 0.1, mean: normMean)
+                uniform(p + "self_attn.k_norm.weight", [d], std: 0.1, mean: normMean)
+            }
             uniform(p + "self_attn.o_proj.weight", [h, qOut], std: 1 / Float(qOut).squareRoot())
-            uniform(p + "post_attention_layernorm.weight", [h], std: 0.05, mean: 1)
+            uniform(p + "post_attention_layernorm.weight", [h], std: 0.05, mean: normMean)
+            if c.architecture == .gemma3 {
+                uniform(p + "pre_feedforward_layernorm.weight", [h], std: 0.05, mean: normMean)
+                uniform(p + "post_feedforward_layernorm.weight", [h], std: 0.05, mean: normMean)
+            }
             uniform(p + "mlp.gate_proj.weight", [inter, h], std: 1 / Float(h).squareRoot())
             uniform(p + "mlp.up_proj.weight", [inter, h], std: 1 / Float(h).squareRoot())
             uniform(p + "mlp.down_proj.weight", [h, inter], std: 1 / Float(inter).squareRoot())
         }
-        uniform("model.norm.weight", [h], std: 0.05, mean: 1)
+        uniform("model.norm.weight", [h], std: 0.05, mean: c.architecture == .gemma3 ? 0 : 1)
         if !c.tieWordEmbeddings {
             uniform("lm_head.weight", [c.vocabSize, h], std: 2 / Float(h).squareRoot())
         }

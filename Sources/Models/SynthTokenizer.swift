@@ -1,8 +1,9 @@
 import Foundation
 
 /// A working tokenizer for a synthetic model, in the format of its family: byte-level BPE with
-/// Llama 3's or Qwen2's split regex and special tokens, or (Mistral) SentencePiece-style BPE with
-/// byte fallback; merges are learned from `TrainingCorpus`.
+/// Llama 3's or Qwen2's split regex and special tokens (Qwen3 uses Qwen2's), or SentencePiece-style
+/// BPE with byte fallback, Mistral's (a "▁" prepended, decoded with one leading space stripped)
+/// or Gemma's (no "▁" prepended); merges are learned from `TrainingCorpus`.
 struct SynthTokenizer {
     let architecture: ModelArchitecture
     /// Vocabulary entries in id order (special tokens last, as added tokens).
@@ -24,7 +25,7 @@ struct SynthTokenizer {
         var words: [[String]: Int] = [:]
         var vocabulary: [String]
         switch architecture {
-        case .llama, .qwen2:
+        case .llama, .qwen2, .qwen3:
             let pattern = architecture == .llama ? Self.llama3Pattern : Self.qwen2Pattern
             let regex = try! NSRegularExpression(pattern: pattern)
             for piece in PreTokenizer.split(TrainingCorpus.text, regex) {
@@ -37,23 +38,27 @@ struct SynthTokenizer {
                 : ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
             bosToken = architecture == .llama ? "<|begin_of_text|>" : nil
             eosTokens = architecture == .llama ? ["<|end_of_text|>", "<|eot_id|>"] : ["<|im_end|>", "<|endoftext|>"]
-        case .mistral:
+        case .mistral, .gemma3:
             for word in TrainingCorpus.text.split(separator: " ", omittingEmptySubsequences: false) {
                 words[("▁" + word).unicodeScalars.map { String($0) }, default: 0] += 1
             }
-            vocabulary = ["<unk>", "<s>", "</s>"] + (0..<256).map { String(format: "<0x%02X>", $0) }
+            let leading = architecture == .mistral ? ["<unk>", "<s>", "</s>"] : ["<pad>", "<eos>", "<bos>", "<unk>", "<mask>"]
+            vocabulary = leading + (0..<256).map { String(format: "<0x%02X>", $0) }
             let characters = Set(("▁" + TrainingCorpus.text.replacingOccurrences(of: " ", with: "▁")).unicodeScalars.map { String($0) })
             vocabulary += characters.sorted()
-            specialTokens = ["<unk>", "<s>", "</s>"]
-            bosToken = "<s>"
-            eosTokens = ["</s>"]
+            specialTokens = architecture == .mistral ? leading : leading + ["<start_of_turn>", "<end_of_turn>"]
+            bosToken = architecture == .mistral ? "<s>" : "<bos>"
+            eosTokens = architecture == .mistral ? ["</s>"] : ["<eos>", "<end_of_turn>"]
         }
         merges = BPETrainer.learn(words: words, maxMerges: maxMerges)
         var seen = Set(vocabulary)
         for (l, r) in merges where seen.insert(l + r).inserted { vocabulary.append(l + r) }
-        if architecture != .mistral { vocabulary += specialTokens }
+        vocabulary += specialTokens.filter { !seen.contains($0) }
         self.vocabulary = vocabulary
     }
+
+    /// Whether the family's tokenizer is SentencePiece-style (spaces as "▁", byte fallback).
+    private var isSentencePiece: Bool { architecture == .mistral || architecture == .gemma3 }
 
     var vocabularySize: Int { vocabulary.count }
     private func id(_ token: String) -> Int { vocabulary.firstIndex(of: token)! }
@@ -66,19 +71,22 @@ struct SynthTokenizer {
         case .llama:
             return
                 "{{ bos_token }}{% for message in messages %}{{ '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n' + message['content'] | trim + '<|eot_id|>' }}{% endfor %}{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}{% endif %}"
-        case .qwen2:
+        case .qwen2, .qwen3:
             return
                 "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ '<|im_start|>system\\nYou are a helpful assistant.<|im_end|>\\n' }}{% endif %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
         case .mistral:
             return
                 "{{ bos_token }}{% for message in messages %}{% if message['role'] == 'user' %}{{ '[INST] ' + message['content'] + ' [/INST]' }}{% else %}{{ ' ' + message['content'] + eos_token }}{% endif %}{% endfor %}"
+        case .gemma3:
+            return
+                "{{ bos_token }}{% for message in messages %}{% set role = 'model' if message['role'] == 'assistant' else message['role'] %}{{ '<start_of_turn>' + role + '\\n' + message['content'] | trim + '<end_of_turn>\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<start_of_turn>model\\n' }}{% endif %}"
         }
     }
 
     /// The tokenizer.json document.
     var tokenizerJSON: [String: Any] {
         var vocab: [String: Int] = [:]
-        for (i, t) in vocabulary.enumerated() where !(architecture != .mistral && specialTokens.contains(t)) { vocab[t] = i }
+        for (i, t) in vocabulary.enumerated() where !(!isSentencePiece && specialTokens.contains(t)) { vocab[t] = i }
         let added: [[String: Any]] = specialTokens.map {
             [
                 "id": id($0), "content": $0, "single_word": false, "lstrip": false, "rstrip": false,
@@ -102,13 +110,13 @@ struct SynthTokenizer {
             ]
         }
         switch architecture {
-        case .llama, .qwen2:
+        case .llama, .qwen2, .qwen3:
             let pattern = architecture == .llama ? Self.llama3Pattern : Self.qwen2Pattern
             model["unk_token"] = NSNull()
             model["fuse_unk"] = false
             model["byte_fallback"] = false
             model["ignore_merges"] = architecture == .llama
-            document["normalizer"] = architecture == .qwen2 ? ["type": "NFC"] : NSNull()
+            document["normalizer"] = architecture == .llama ? NSNull() : ["type": "NFC"]
             document["pre_tokenizer"] = [
                 "type": "Sequence",
                 "pretokenizers": [
@@ -142,6 +150,20 @@ struct SynthTokenizer {
                     ["type": "Strip", "content": " ", "start": 1, "stop": 0],
                 ],
             ]
+        case .gemma3:
+            model["unk_token"] = "<unk>"
+            model["fuse_unk"] = true
+            model["byte_fallback"] = true
+            model["ignore_merges"] = false
+            document["normalizer"] = ["type": "Replace", "pattern": ["String": " "], "content": "▁"]
+            document["pre_tokenizer"] = ["type": "Split", "pattern": ["String": " "], "behavior": "MergedWithPrevious", "invert": false]
+            document["post_processor"] = bosProcessor
+            document["decoder"] = [
+                "type": "Sequence",
+                "decoders": [
+                    ["type": "Replace", "pattern": ["String": "▁"], "content": " "], ["type": "ByteFallback"], ["type": "Fuse"],
+                ],
+            ]
         }
         document["model"] = model
         return document
@@ -156,7 +178,7 @@ struct SynthTokenizer {
         ]
         config["bos_token"] = bosToken ?? NSNull()
         config["add_bos_token"] = bosToken != nil
-        if architecture == .mistral { config["unk_token"] = "<unk>" }
+        if isSentencePiece { config["unk_token"] = "<unk>" }
         try writeJSON(config, to: directory + "/tokenizer_config.json")
     }
 }

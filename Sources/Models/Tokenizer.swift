@@ -41,6 +41,10 @@ public final class Tokenizer: Sendable {
     let specialIDs: Set<Int>
     /// Whether `decode` drops one leading space (SentencePiece's decoder does).
     let stripsLeadingSpace: Bool
+    /// Which ids are byte-fallback tokens (`<0xXX>`) that the decoder's ByteFallback step joins:
+    /// each run of them becomes its text when the run is valid UTF-8, else one U+FFFD per token
+    /// (as HF `tokenizers` does). Empty for byte-level BPE, whose bytes are decoded all together.
+    let byteFallbackTokens: [Bool]
     /// Ids the post-processor puts before every encoded text (the BOS of Llama models).
     public let prefixIDs: [Int]
     /// The BOS token id, when the model has one.
@@ -135,7 +139,7 @@ public final class Tokenizer: Sendable {
             } else if let byte = Self.byteFallbackValue(text) {
                 bytes[id] = [byte]
             } else {
-                bytes[id] = Array(text.replacingOccurrences(of: "▁", with: " ").utf8)
+                bytes[id] = Array(text.replacingLiterally("▁", with: " ").utf8)
             }
         }
 
@@ -161,8 +165,8 @@ public final class Tokenizer: Sendable {
         self.splitsAtWordStarts =
             kind == .sentencePiece
             && !tokens.contains { token in
-                var previous: Character?
-                for c in token {
+                var previous: Unicode.Scalar?
+                for c in token.unicodeScalars {
                     if c == "▁", let p = previous, p != "▁" { return true }
                     previous = c
                 }
@@ -174,6 +178,9 @@ public final class Tokenizer: Sendable {
         self.stripsLeadingSpace =
             kind == .sentencePiece
             && (decoderTypes.contains("Strip") || decoderTypes.contains("Metaspace"))
+        self.byteFallbackTokens =
+            kind == .sentencePiece && decoderTypes.contains("ByteFallback")
+            ? tokens.enumerated().map { id, text in !addedIDs.contains(id) && Self.byteFallbackValue(text) != nil } : []
         self.prefixIDs = prefix
         self.bosTokenID = bos
         self.eosTokenIDs = eos
@@ -248,18 +255,19 @@ public final class Tokenizer: Sendable {
 
     /// `text` cut before each "▁" that follows another character.
     static func wordsAtMetaspace(_ text: String) -> [String] {
+        // Scalars, not Characters: a combining mark after "▁" must not hide the "▁".
         var words: [String] = []
-        var current = ""
-        var previous: Character?
-        for c in text {
+        var current = String.UnicodeScalarView()
+        var previous: Unicode.Scalar?
+        for c in text.unicodeScalars {
             if c == "▁", let p = previous, p != "▁" {
-                words.append(current)
-                current = ""
+                words.append(String(current))
+                current = String.UnicodeScalarView()
             }
             current.append(c)
             previous = c
         }
-        if !current.isEmpty { words.append(current) }
+        if !current.isEmpty { words.append(String(current)) }
         return words
     }
 
@@ -338,11 +346,41 @@ public final class Tokenizer: Sendable {
         id >= 0 && id < bytesOfToken.count ? bytesOfToken[id] : []
     }
 
-    /// The text of `ids`; special tokens are left out when `skipSpecialTokens`.
+    /// Whether `id` is a byte-fallback token whose runs decode together (see `byteRunText`).
+    public func isByteFallbackToken(_ id: Int) -> Bool {
+        id >= 0 && id < byteFallbackTokens.count && byteFallbackTokens[id]
+    }
+
+    /// Whether runs of byte-fallback tokens decode apart from the tokens around them.
+    public var decodesByteRunsApart: Bool { !byteFallbackTokens.isEmpty }
+
+    /// The text of a run of byte-fallback tokens' bytes: itself when it is valid UTF-8, otherwise
+    /// one U+FFFD per byte (HF `tokenizers`' ByteFallback decoder).
+    public static func byteRunText(_ bytes: [UInt8]) -> String {
+        let text = String(decoding: bytes, as: UTF8.self)
+        // Decoding replaced something exactly when the text no longer spells the same bytes.
+        return text.utf8.elementsEqual(bytes) ? text : String(repeating: "\u{FFFD}", count: bytes.count)
+    }
+
+    /// The text of `ids`; special tokens are left out when `skipSpecialTokens`. Byte-level BPE
+    /// decodes all bytes together (invalid sequences become U+FFFD); SentencePiece decodes each
+    /// run of byte-fallback tokens on its own (`byteRunText`) and strips one leading space where
+    /// its decoder says so.
     public func decode(_ ids: [Int], skipSpecialTokens: Bool = true) -> String {
-        var bytes: [UInt8] = []
-        for id in ids where !(skipSpecialTokens && specialIDs.contains(id)) { bytes += self.bytes(of: id) }
-        if stripsLeadingSpace, bytes.first == 0x20 { bytes.removeFirst() }
-        return String(decoding: bytes, as: UTF8.self)
+        var text = ""
+        var run: [UInt8] = []
+        for id in ids where !(skipSpecialTokens && specialIDs.contains(id)) {
+            if decodesByteRunsApart && !isByteFallbackToken(id) {
+                if !run.isEmpty { text += Self.byteRunText(run) }
+                run = []
+                text += String(decoding: bytes(of: id), as: UTF8.self)
+            } else {
+                run += bytes(of: id)
+            }
+        }
+        if !run.isEmpty { text += decodesByteRunsApart ? Self.byteRunText(run) : String(decoding: run, as: UTF8.self) }
+        // The first scalar: a space followed by a combining mark is one Character in Swift.
+        if stripsLeadingSpace, text.unicodeScalars.first == " " { text.unicodeScalars.removeFirst() }
+        return text
     }
 }

@@ -10,6 +10,7 @@ import Logging
 /// ```
 /// POST /v1/completions        POST /v1/chat/completions
 /// GET  /v1/models             GET  /health        GET /metrics
+/// POST /reset_prefix_cache[?flash=true]
 /// ```
 ///
 /// Around the routes: API keys (`APIKeyMiddleware`), per-request limits (`RequestLimits`),
@@ -37,6 +38,7 @@ public struct OpenAIRoutes: Sendable {
     /// Every route and the methods it answers, for 405s and the metrics' endpoint names.
     static let allowedMethods: [String: [HTTPRequest.Method]] = [
         "/v1/completions": [.post], "/v1/chat/completions": [.post], "/v1/models": [.get], "/health": [.get], "/metrics": [.get],
+        "/reset_prefix_cache": [.post],
     ]
 
     /// Routes for `service` with `configuration`'s limits; the served name defaults to the
@@ -97,6 +99,13 @@ public struct OpenAIRoutes: Sendable {
         router.get("v1/models") { _, _ in
             let model = ModelListBody.Model(id: modelName, created: Int(Date().timeIntervalSince1970), maxModelLen: service.maxContextTokens)
             return Self.jsonResponse(ModelListBody(data: [model]))
+        }
+
+        // vLLM's name: drops the device's cached prefixes, and with ?flash=true the flash ones.
+        router.post("reset_prefix_cache") { request, _ in
+            let flash = request.uri.queryParameters.get("flash").map { ["true", "1", "yes"].contains($0.lowercased()) } ?? false
+            let dropped = await service.resetPrefixCache(flash: flash)
+            return Self.jsonResponse(["device_blocks": dropped.device, "flash_blocks": dropped.flash])
         }
 
         router.get("health") { _, _ in

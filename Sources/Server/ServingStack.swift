@@ -75,7 +75,8 @@ public final class ServingStack: Sendable {
         let directory = try configuration.model ?? DefaultModel.provision(dataDirectory: configuration.dataDirectory, logger: logger)
         model = try LoadedModel(directory: directory, backend: compute, logger: logger)
 
-        let usesFlash = configuration.preemption == .swapFlash || configuration.preemption == .auto
+        // Flash holds swapped sequences and the prefix cache's second level.
+        let usesFlash = configuration.preemption == .swapFlash || configuration.preemption == .auto || configuration.prefixCache
         if usesFlash {
             for path in configuration.effectiveFlashPaths where !path.hasPrefix("/dev/") {
                 do { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) } catch {
@@ -170,7 +171,8 @@ extension ServerConfiguration {
         EngineConfiguration(
             kvBudget: kvBudget, blockTokens: blockSize, maxStepTokens: maxBatchTokens, maxRunning: maxRunning,
             preemption: preemption, prefetchDepth: prefetchDepth, hostSwapCapacity: dramSwap,
-            flashDailyWriteBudget: flashDailyWriteBudget, modelID: servedModelName)
+            flashDailyWriteBudget: flashDailyWriteBudget, modelID: servedModelName, prefixCaching: prefixCache,
+            prefixCacheWrite: prefixCacheWrite, prefixCacheFlashSize: prefixCacheFlashSize)
     }
 
     /// The flash store's share of the settings.

@@ -138,7 +138,7 @@ struct BenchSwapCommand: AsyncParsableCommand {
         }
         guard requests > 0, scale > 0, repeats > 0 else { throw ValidationError("--requests, --scale and --repeats must be positive") }
 
-        let loaded = try loadModel()
+        let loaded = try BenchModelSource.load(model, device: device)
         let work = shape.requests(count: requests, scale: scale, vocabulary: min(loaded.tokenizer.vocabularySize, loaded.config.vocabSize))
         let layout = loaded.model.kvLayout(blockTokens: blockTokens)
         let meanTokens = work.reduce(0) { $0 + $1.prompt.count + $1.maxTokens } / work.count
@@ -189,21 +189,6 @@ struct BenchSwapCommand: AsyncParsableCommand {
             deviceSwapper: { pool in store.flatMap { (pool as? CUDAKVCachePool)?.makeFlashSwapper(store: $0) } })
         defer { engine.shutdown() }
         return try await measure(engine, mode: mode, work: work, tbw: tbw)
-    }
-
-    /// A model directory, or a synthetic model written to a temporary one.
-    private func loadModel() throws -> LoadedModel {
-        var directory = model
-        if model.hasPrefix("synth:") {
-            guard let preset = SynthModel.Preset(rawValue: String(model.dropFirst(6))) else {
-                throw ValidationError("unknown synthetic model '\(model)'; use synth:tiny or synth:small")
-            }
-            directory = NSTemporaryDirectory() + "hifc-synth-\(preset.rawValue)"
-            if !FileManager.default.fileExists(atPath: directory + "/model.safetensors") {
-                try SynthModel(architecture: .llama, preset: preset).write(to: directory)
-            }
-        }
-        return try LoadedModel(directory: directory, backend: device == "cpu" ? CPUBackend() : try BackendChoice.make(device))
     }
 
     /// Runs every request at once through `engine` and collects the figures.

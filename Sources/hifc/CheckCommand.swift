@@ -38,7 +38,10 @@ struct CheckGPUCommand: AsyncParsableCommand {
     @Flag(help: "Also time GEMMs, attention and copies against the device's ceilings.")
     var bench = false
 
-    @Option(help: "Synthetic Llama presets whose logits to compare with the CPU backend (comma-separated: tiny, small, 1b, 8b; empty for none).")
+    @Option(
+        help:
+            "Synthetic models whose logits to compare with the CPU backend (comma-separated PRESET for Llama or ARCH:PRESET, ARCH one of llama, mistral, qwen2, qwen3, gemma3 and PRESET one of tiny, small, 1b, 8b; Mistral and Qwen2 get a 16-token sliding window; empty for none)."
+    )
     var models: String = "tiny"
 
     @Option(help: "Where the synthetic models are written (removed afterwards).")
@@ -65,8 +68,8 @@ struct CheckGPUCommand: AsyncParsableCommand {
             for t in timings { print(t) }
             results += swap
         }
-        let presets = try models.split(separator: ",").map { name -> SynthModel.Preset in
-            guard let p = SynthModel.Preset(rawValue: String(name)) else { throw ValidationError("unknown preset \(name)") }
+        let presets = try models.split(separator: ",").map { name -> (ModelArchitecture, SynthModel.Preset) in
+            guard let p = GPUModelCheck.parse(String(name)) else { throw ValidationError("--models: unknown model \(name)") }
             return p
         }
         let backend = swapDir != nil || !presets.isEmpty ? try CUDABackend(ordinal: gpu.info.ordinal) : nil
@@ -76,8 +79,8 @@ struct CheckGPUCommand: AsyncParsableCommand {
             results += engine
         }
         if let backend {
-            for preset in presets {
-                let model = try GPUModelCheck(cuda: backend).run(preset: preset, workDirectory: workDir, keep: keepModels)
+            for (architecture, preset) in presets {
+                let model = try GPUModelCheck(cuda: backend).run(preset: preset, architecture: architecture, workDirectory: workDir, keep: keepModels)
                 for r in model { print(r) }
                 results += model
             }

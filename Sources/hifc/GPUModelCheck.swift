@@ -5,24 +5,47 @@ import Models
 
 /// The forward pass of a synthetic model on the CUDA backend against the CPU backend: logits of
 /// a prefill and of each greedy decode step (relative error), whether the greedy tokens agree, and
-/// whether the GPU's own greedy pick (`LlamaModel.step`, argmax on the device) is the argmax of
+/// whether the GPU's own greedy pick (`CausalLanguageModel.step`, argmax on the device) is the argmax of
 /// the logits it downloads.
 struct GPUModelCheck {
     let cuda: CUDABackend
+
+    /// The sliding window given to Mistral and Qwen2 models (every layer, and Qwen2's second half
+    /// of its layers): shorter than the prompt, so the windowed kernels decide the logits.
+    static let slidingWindow = 16
+
+    /// A model of `--models`: `PRESET` (Llama) or `ARCH:PRESET` (`qwen3:tiny`, `gemma3:1b`,
+    /// `mistral:tiny` ...).
+    static func parse(_ entry: String) -> (ModelArchitecture, SynthModel.Preset)? {
+        let parts = entry.split(separator: ":").map(String.init)
+        guard parts.count <= 2, let preset = SynthModel.Preset(rawValue: parts.last ?? "") else { return nil }
+        guard parts.count == 2 else { return (.llama, preset) }
+        guard let architecture = ModelArchitecture.allCases.first(where: { $0.name == parts[0].lowercased() }) else { return nil }
+        return (architecture, preset)
+    }
 
     /// Results for `preset` (a directory of random weights is written under `workDirectory`).
     /// With `keep`, the model directory stays and gets `reference-prompt.json` (the prompt's
     /// token ids) and `reference-logits-cpu.f32` / `-cuda.f32` (the prefill's last-token logits,
     /// raw little-endian floats), for a comparison with PyTorch (bench/cuda/torch_logits.py).
-    func run(preset: SynthModel.Preset, workDirectory: String, promptLength: Int = 24, steps: Int = 32, keep: Bool = false) throws -> [GPUCheckResult]
-    {
-        let dir = workDirectory + "/synth-\(preset.rawValue)"
+    func run(
+        preset: SynthModel.Preset, architecture: ModelArchitecture = .llama, workDirectory: String, promptLength: Int = 24, steps: Int = 32,
+        keep: Bool = false
+    ) throws -> [GPUCheckResult] {
+        let dir = workDirectory + "/synth-\(architecture.modelType)-\(preset.rawValue)"
         let started = Date()
-        _ = try SynthModel(architecture: .llama, preset: preset, seed: UInt64.random(in: 0...UInt64(UInt32.max))).write(to: dir)
+        var synth = SynthModel(architecture: architecture, preset: preset, seed: UInt64.random(in: 0...UInt64(UInt32.max)))
+        if architecture == .mistral || architecture == .qwen2 {
+            synth.config.slidingWindow = Self.slidingWindow
+            synth.config.layerTypes = (0..<synth.config.layers).map { architecture == .mistral || $0 >= synth.config.layers / 2 ? .sliding : .full }
+        }
+        _ = try synth.write(to: dir)
         defer { if !keep { try? FileManager.default.removeItem(atPath: dir) } }
         let cpuModel = try LoadedModel(directory: dir, backend: CPUBackend())
         let gpuModel = try LoadedModel(directory: dir, backend: cuda)
-        print("  \(preset.rawValue): written and loaded on both backends in \(String(format: "%.1f", Date().timeIntervalSince(started))) s")
+        print(
+            "  \(architecture.modelType) \(preset.rawValue): written and loaded on both backends in \(String(format: "%.1f", Date().timeIntervalSince(started))) s"
+        )
         let config = cpuModel.config
         let blockTokens = 16
         let blocks = (promptLength + steps) / blockTokens + 2
@@ -77,7 +100,9 @@ struct GPUModelCheck {
             // Both continue with the CPU's token, so the logits stay comparable after a near-tie.
             chunk = [cpuNext]
         }
-        let name = "synthetic \(preset.rawValue) llama (\(config.layers) layers, hidden \(config.hiddenSize), head dim \(config.headDim))"
+        let window = config.slidingWindow.map { ", sliding window \($0) on \(config.layerTypes.filter { $0 == .sliding }.count) layers" } ?? ""
+        let name =
+            "synthetic \(preset.rawValue) \(architecture.modelType) (\(config.layers) layers, hidden \(config.hiddenSize), head dim \(config.headDim)\(window))"
         return [
             GPUCheckResult(name: "\(name): prefill logits of \(promptLength) tokens vs CPU backend", error: first, tolerance: 1e-2),
             GPUCheckResult(name: "\(name): worst logits over \(steps) decode steps vs CPU backend", error: worst, tolerance: 1e-2),

@@ -6,9 +6,9 @@ import Models
 struct SynthModelCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "synth-model",
-        abstract: "Write a Llama/Mistral/Qwen2 model directory with random weights, for tests and benchmarks.")
+        abstract: "Write a Llama/Mistral/Qwen2/Qwen3/Gemma 3 model directory with random weights, for tests and benchmarks.")
 
-    @Option(help: "Architecture: llama, mistral or qwen2.")
+    @Option(help: "Architecture: llama, mistral, qwen2, qwen3 or gemma3.")
     var arch: String = "llama"
     @Option(help: "Shape preset: tiny, small (about 100M parameters), 1b or 8b (Llama 3 8B shapes).")
     var preset: String = "tiny"
@@ -24,8 +24,8 @@ struct SynthModelCommand: ParsableCommand {
     @Option(help: "Directory to write.") var out: String
 
     func run() throws {
-        guard let architecture = ModelArchitecture.allCases.first(where: { $0.modelType == arch.lowercased() }) else {
-            throw ValidationError("--arch must be llama, mistral or qwen2, not '\(arch)'")
+        guard let architecture = ModelArchitecture.allCases.first(where: { $0.name == arch.lowercased() }) else {
+            throw ValidationError("--arch must be one of \(ModelArchitecture.allCases.map(\.name).joined(separator: ", ")), not '\(arch)'")
         }
         guard let shape = SynthModel.Preset(rawValue: preset.lowercased()) else {
             throw ValidationError("--preset must be tiny, small, 1b or 8b, not '\(preset)'")
@@ -35,7 +35,12 @@ struct SynthModelCommand: ParsableCommand {
         }
         var synth = SynthModel(architecture: architecture, preset: shape, dtype: weightType, seed: seed)
         var c = synth.config
-        if let layers { c.layers = layers }
+        if let layers {
+            c.layers = layers
+            // The family's layer pattern at the new depth.
+            c.layerTypes =
+                architecture == .gemma3 ? SynthModel.gemmaLayerTypes(layers) : Array(repeating: c.layerTypes.first ?? .full, count: layers)
+        }
         if let hidden {
             c.hiddenSize = hidden
             c.headDim = hidden / (heads ?? c.heads)

@@ -11,6 +11,7 @@ final class ChatAndSamplingTests: XCTestCase {
         XCTAssertEqual(ChatTemplate.recognize("{{ '[INST] <<SYS>>\\n' + system + '\\n<</SYS>>' }}"), .llama2)
         XCTAssertEqual(ChatTemplate.recognize("{{'<|im_start|>' + message['role']}}"), .chatML)
         XCTAssertEqual(ChatTemplate.recognize("{{ '<|user|>\\n' }}{{ '<|assistant|>' }}"), .zephyr)
+        XCTAssertEqual(ChatTemplate.recognize("{{ '<start_of_turn>' + role + '\\n' }}"), .gemma)
         XCTAssertNil(ChatTemplate.recognize("{{ messages }}"))
         XCTAssertEqual(ChatTemplate.resolve("{{ messages }}"), .plain)
         XCTAssertEqual(ChatTemplate.resolve(nil), .plain)
@@ -37,6 +38,22 @@ final class ChatAndSamplingTests: XCTestCase {
             ChatTemplate.zephyr.render(turns, eos: "</s>"),
             "<|system|>\nBe brief.</s>\n<|user|>\nHi</s>\n<|assistant|>\n")
         XCTAssertEqual(ChatTemplate.plain.render(turns), "system: Be brief.\nuser: Hi\nassistant:")
+        XCTAssertEqual(
+            ChatTemplate.gemma.render(dialogue, bos: "<bos>"),
+            "<bos><start_of_turn>user\nBe brief.\n\nHi<end_of_turn>\n<start_of_turn>model\nHello.<end_of_turn>\n"
+                + "<start_of_turn>user\nBye<end_of_turn>\n<start_of_turn>model\n")
+    }
+
+    func testGemmaChatPromptHasOneBOSAndItsTurnMarkers() throws {
+        let fixture = try ModelFixture(.gemma3)
+        defer { fixture.remove() }
+        XCTAssertEqual(fixture.loaded.chatTemplate, .gemma)
+        let ids = fixture.loaded.encodeChat([ChatTurn(role: "user", content: "Hi")])
+        let tokenizer = fixture.loaded.tokenizer
+        XCTAssertEqual(ids.first, tokenizer.bosTokenID)
+        XCTAssertEqual(ids.filter { $0 == tokenizer.bosTokenID }.count, 1, "BOS added twice")
+        XCTAssertEqual(ids.filter { $0 == tokenizer.id(of: "<start_of_turn>") }.count, 2)
+        XCTAssertTrue(fixture.loaded.eosTokenIDs.contains(try XCTUnwrap(tokenizer.id(of: "<end_of_turn>"))))
     }
 
     func testSynthModelsChatPromptsUseTheirSpecialTokens() throws {

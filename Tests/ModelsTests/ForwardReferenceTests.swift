@@ -9,10 +9,13 @@ import XCTest
 final class ForwardReferenceTests: XCTestCase {
     let prompt = [5, 17, 42, 99, 3, 250, 8, 64, 128, 7, 33, 21, 11, 200, 19, 77, 4, 90, 31, 60]
 
-    private func checkAgainstReference(_ architecture: ModelArchitecture, backend: any ComputeBackend) throws {
-        let fixture = try ModelFixture(architecture, backend: backend)
+    /// Prompt logits and `steps` greedy tokens against the NumPy reference (which recomputes the
+    /// whole sequence each step: the newer families take fewer steps to keep CI short).
+    private func checkAgainstReference(
+        _ architecture: ModelArchitecture, backend: any ComputeBackend, steps: Int = 64, adjust: (inout ModelConfig) -> Void = { _ in }
+    ) throws {
+        let fixture = try ModelFixture(architecture, backend: backend, adjust: adjust)
         defer { fixture.remove() }
-        let steps = 64
         let reference = try fixture.reference(prompt: prompt, steps: steps)
         let pool = try fixture.pool(tokens: prompt.count + steps)
         let table = ModelFixture.blockTable(index: 0, tokens: prompt.count + steps)
@@ -41,6 +44,38 @@ final class ForwardReferenceTests: XCTestCase {
 
     func testQwen2MatchesNumPyReference() throws {
         try checkAgainstReference(.qwen2, backend: CPUBackend())
+    }
+
+    func testQwen3MatchesNumPyReference() throws {
+        try checkAgainstReference(.qwen3, backend: CPUBackend(), steps: 24)
+    }
+
+    func testGemma3MatchesNumPyReference() throws {
+        try checkAgainstReference(.gemma3, backend: CPUBackend(), steps: 24)
+    }
+
+    /// Mistral slides every layer; a window of 6 is far shorter than the 44 positions decoded.
+    func testSlidingWindowMistralMatchesNumPyReference() throws {
+        try checkAgainstReference(.mistral, backend: CPUBackend(), steps: 24) { config in
+            config.slidingWindow = 6
+            config.layerTypes = Array(repeating: .sliding, count: config.layers)
+        }
+    }
+
+    /// Qwen2 slides the layers from `max_window_layers` on: here the second of two.
+    func testSlidingWindowQwen2MatchesNumPyReference() throws {
+        try checkAgainstReference(.qwen2, backend: CPUBackend(), steps: 24) { config in
+            config.slidingWindow = 5
+            config.layerTypes = [.full, .sliding]
+        }
+    }
+
+    /// Qwen3 with its sliding window in use on one of two layers.
+    func testSlidingWindowQwen3MatchesNumPyReference() throws {
+        try checkAgainstReference(.qwen3, backend: CPUBackend(), steps: 24) { config in
+            config.slidingWindow = 7
+            config.layerTypes = [.sliding, .full]
+        }
     }
 
     func testSwiftGEMMFallbackMatchesNumPyReference() throws {
@@ -95,7 +130,15 @@ final class ForwardReferenceTests: XCTestCase {
     }
 
     func testChunkedPrefillEqualsOneShotPrefill() throws {
-        let fixture = try ModelFixture(.qwen2)
+        try checkChunkedPrefillEqualsOneShot(try ModelFixture(.qwen2))
+    }
+
+    /// Sliding windows (of 8) and two rotary bases, across chunk boundaries.
+    func testChunkedPrefillEqualsOneShotPrefillForGemma3() throws {
+        try checkChunkedPrefillEqualsOneShot(try ModelFixture(.gemma3))
+    }
+
+    private func checkChunkedPrefillEqualsOneShot(_ fixture: ModelFixture) throws {
         defer { fixture.remove() }
         let table = ModelFixture.blockTable(index: 0)
         let oneShotPool = try fixture.pool()

@@ -9,18 +9,27 @@ struct ModelFixture {
     let directory: String
     let loaded: LoadedModel
 
+    /// The tiny preset of `architecture`, its config first changed by `adjust` (a sliding window).
     init(
         _ architecture: ModelArchitecture, dtype: TensorDType = .float32, seed: UInt64 = 7,
-        backend: any ComputeBackend = CPUBackend()
+        backend: any ComputeBackend = CPUBackend(), adjust: (inout ModelConfig) -> Void = { _ in }
     ) throws {
         directory = NSTemporaryDirectory() + "hifc-models-\(architecture.modelType)-\(dtype.rawValue)-\(UUID().uuidString)"
-        try SynthModel(architecture: architecture, preset: .tiny, dtype: dtype, seed: seed).write(to: directory)
+        var synth = SynthModel(architecture: architecture, preset: .tiny, dtype: dtype, seed: seed)
+        adjust(&synth.config)
+        try synth.write(to: directory)
+        loaded = try LoadedModel(directory: directory, backend: backend)
+    }
+
+    /// A model directory already written to `directory`, loaded on `backend`.
+    init(directory: String, backend: any ComputeBackend = CPUBackend()) throws {
+        self.directory = directory
         loaded = try LoadedModel(directory: directory, backend: backend)
     }
 
     func remove() { try? FileManager.default.removeItem(atPath: directory) }
 
-    var model: LlamaModel { loaded.model }
+    var model: any CausalLanguageModel { loaded.model }
 
     /// A pool with room for `sequences` sequences of `tokens` tokens.
     func pool(blockTokens: Int = 16, sequences: Int = 1, tokens: Int = 256) throws -> any KVCachePool {
@@ -35,20 +44,25 @@ struct ModelFixture {
 
     /// The reference (NumPy) logits of `prompt`'s last position and `steps` greedy tokens after it.
     func reference(prompt: [Int], steps: Int) throws -> (logits: [Double], greedy: [Int]) {
+        try run(script: "reference_forward.py", python: "python3", prompt: prompt, steps: steps)
+    }
+
+    /// The same answers from `Reference/<script>` run by `python` (a name on the PATH or a path).
+    func run(script name: String, python: String, prompt: [Int], steps: Int) throws -> (logits: [Double], greedy: [Int]) {
         let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-            .appendingPathComponent("Reference/reference_forward.py").path
+            .appendingPathComponent("Reference/" + name).path
         let request = directory + "/request.json"
         try JSONSerialization.data(withJSONObject: ["prompt": prompt, "steps": steps])
             .write(to: URL(fileURLWithPath: request))
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", script, directory, request]
+        process.arguments = [python, script, directory, request]
         let out = Pipe()
         process.standardOutput = out
         try process.run()
         let data = out.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        XCTAssertEqual(process.terminationStatus, 0, "the NumPy reference failed")
+        XCTAssertEqual(process.terminationStatus, 0, "\(name) failed")
         let json = try XCTUnwrap(try JSONSerialization.jsonObject(with: data) as? [String: Any])
         let logits = try XCTUnwrap(json["logits"] as? [NSNumber]).map(\.doubleValue)
         let greedy = try XCTUnwrap(json["greedy"] as? [NSNumber]).map(\.intValue)

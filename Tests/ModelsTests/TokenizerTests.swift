@@ -40,8 +40,9 @@ final class TokenizerTests: XCTestCase {
     private func specialsText(_ architecture: ModelArchitecture) -> String {
         switch architecture {
         case .llama: return "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nHi there<|eot_id|>"
-        case .qwen2: return "<|im_start|>user\nHi there<|im_end|>\n<|im_start|>assistant\n"
+        case .qwen2, .qwen3: return "<|im_start|>user\nHi there<|im_end|>\n<|im_start|>assistant\n"
         case .mistral: return "[INST] Hi there [/INST] Hello</s>"
+        case .gemma3: return "<start_of_turn>user\nHi there<end_of_turn>\n<start_of_turn>model\n"
         }
     }
 
@@ -66,6 +67,7 @@ final class TokenizerTests: XCTestCase {
     func testByteLevelLlama3TokenizerMatchesHFTokenizers() throws { try checkAgainstHFTokenizers(.llama) }
     func testByteLevelQwen2TokenizerMatchesHFTokenizers() throws { try checkAgainstHFTokenizers(.qwen2) }
     func testSentencePieceByteFallbackTokenizerMatchesHFTokenizers() throws { try checkAgainstHFTokenizers(.mistral) }
+    func testGemmaSentencePieceTokenizerMatchesHFTokenizers() throws { try checkAgainstHFTokenizers(.gemma3) }
 
     func testEncodeDecodeRoundTripsForEveryFamily() throws {
         for architecture in ModelArchitecture.allCases {
@@ -73,7 +75,7 @@ final class TokenizerTests: XCTestCase {
             defer { fixture.remove() }
             let tokenizer = fixture.loaded.tokenizer
             for text in Self.corpus {
-                let normalized = architecture == .qwen2 ? text.precomposedStringWithCanonicalMapping : text
+                let normalized = [.qwen2, .qwen3].contains(architecture) ? text.precomposedStringWithCanonicalMapping : text
                 XCTAssertEqual(tokenizer.decode(tokenizer.encode(text)), normalized, "\(architecture): \(text.debugDescription)")
             }
         }

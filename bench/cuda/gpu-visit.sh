@@ -32,7 +32,9 @@ if has checks; then
     stamp "doctor"; .device/hifc doctor --flash-path "$work" > "$out/doctor.txt" 2>&1
     stamp "dd before"; disk_dd
     stamp "check gpu"
-    .device/hifc check gpu --swap-dir "$work" --swap-blocks 128 --bench --models tiny,1b --work-dir "$work" > "$out/check.txt" 2>&1
+    # Model families: Qwen3 and Gemma 3, Mistral and Qwen2 with sliding windows (GPUModelCheck).
+    .device/hifc check gpu --swap-dir "$work" --swap-blocks 128 --bench \
+        --models tiny,1b,mistral:tiny,qwen2:tiny,qwen3:tiny,gemma3:tiny,mistral:1b,qwen3:1b,gemma3:1b --work-dir "$work" > "$out/check.txt" 2>&1
     echo "check gpu rc=$?" | tee -a "$out/summary.txt"
     grep -E "FAIL|passed|swap-flash|swap-dram|roofline|TFLOP|GB/s" "$out/check.txt" | tee -a "$out/summary.txt"
     stamp "dd after"; disk_dd

@@ -261,12 +261,14 @@ def scenario_fairness(args):
                 if status == 429:
                     time.sleep(0.05)
 
-        flooders = [threading.Thread(target=flood, daemon=True) for _ in range(8)]
+        flooders = [threading.Thread(target=flood, daemon=True) for _ in range(args.hostile_clients)]
         for t in flooders:
             t.start()
         time.sleep(2)
         loaded = normal_latencies(samples)
         stop.set()
+        for t in flooders:
+            t.join(timeout=120)
         p99_alone, p99_loaded = percentile(alone, 99), percentile(loaded, 99)
         ratio = p99_loaded / p99_alone
         SUMMARY["fairness"] = {
@@ -275,6 +277,7 @@ def scenario_fairness(args):
             "normal_p50_loaded_s": round(statistics.median(loaded), 4),
             "normal_p99_loaded_s": round(p99_loaded, 4),
             "p99_ratio": round(ratio, 2),
+            "hostile_clients": args.hostile_clients,
             "hostile_requests": dict(hostile),
         }
         print(f"     fairness: {SUMMARY['fairness']}")
@@ -645,6 +648,7 @@ def main():
     parser.add_argument("--scenario", action="append", choices=sorted(SCENARIOS), help="run only these (repeatable)")
     parser.add_argument("--work", help="scratch directory (default: a new temporary one, removed after)")
     parser.add_argument("--json", help="write the figures here")
+    parser.add_argument("--hostile-clients", type=int, default=1, help="concurrent hostile clients in the fairness scenario")
     parser.add_argument("--fairness-flags", default="", help="extra `hifc serve` flags for the fairness scenario (e.g. '--kv-budget 16MiB')")
     args = parser.parse_args()
     args.short = not args.long

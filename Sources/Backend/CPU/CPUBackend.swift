@@ -30,7 +30,7 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
 
     // MARK: Memory
 
-    private func allocate(_ shape: [Int]) throws -> (DeviceTensor, UnsafeMutablePointer<Float>) {
+    func allocate(_ shape: [Int]) throws -> (DeviceTensor, UnsafeMutablePointer<Float>) {
         let storage = try CPUStorage(count: shape.reduce(1, *))
         return (DeviceTensor(storage: storage, shape: shape, dtype: .float32), storage.pointer)
     }
@@ -310,9 +310,10 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
     }
 
     public func pagedAttention(
-        q: DeviceTensor, heads: Int, layer: Int, scale: Float, pool: any KVCachePool,
+        q: DeviceTensor, heads: Int, layer: Int, scale: Float, window: Int?, pool: any KVCachePool,
         step: any PreparedStep
     ) throws -> DeviceTensor {
+        if let window, window < 1 { throw BackendError.shapeMismatch(op: "pagedAttention", detail: "sliding window of \(window) tokens") }
         let pool = try cpuPool(pool)
         let layout = pool.layout
         guard heads % layout.kvHeads == 0, q.columns == heads * layout.headDim,
@@ -324,7 +325,7 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
         try step.batch.validate(poolBlocks: pool.blockCount)
         let (result, out) = try allocate(q.shape)
         let attention = CPUPagedAttention(
-            pool: pool, layer: layer, heads: heads, scale: scale, query: try q.cpu("pagedAttention"), output: out)
+            pool: pool, layer: layer, heads: heads, scale: scale, window: window, query: try q.cpu("pagedAttention"), output: out)
         attention.run(step.batch.sequences)
         return result
     }

@@ -1,6 +1,7 @@
 import Foundation
 
-/// Causal attention over the paged, block-major KV pool for one layer, on the CPU.
+/// Causal attention over the paged, block-major KV pool for one layer, on the CPU, optionally
+/// limited to a sliding window of the most recent `window` positions.
 ///
 /// Work is split over (query row, KV head) pairs; each pair serves the whole group of query heads
 /// that share the KV head, so every K and V row is read once per group.
@@ -9,6 +10,8 @@ struct CPUPagedAttention: @unchecked Sendable {
     let layer: Int
     let heads: Int
     let scale: Float
+    /// Keys a query sees at most (its own position and the `window - 1` before it); nil: all.
+    let window: Int?
     let query: UnsafeMutablePointer<Float>
     let output: UnsafeMutablePointer<Float>
 
@@ -43,6 +46,8 @@ struct CPUPagedAttention: @unchecked Sendable {
         let floats = pool.floats
         let stride = pool.strideElements
         let visible = sequence.contextLength - sequence.queryLength + i + 1
+        // The first position the window leaves visible (HF: key j is seen when p - j < window).
+        let first = window.map { max(0, visible - $0) } ?? 0
         let queryRow = sequence.queryStart + i
         let rowWidth = heads * d
         let keyPlane = layout.elementOffset(layer: layer, value: false, token: 0) + kvHead * d
@@ -55,15 +60,15 @@ struct CPUPagedAttention: @unchecked Sendable {
         for g in 0..<group {
             let h = kvHead * group + g
             let q = query + queryRow * rowWidth + h * d
-            let sc = scores + g * visible
+            let sc = scores + g * visible - first
             var maximum = -Float.infinity
-            for j in 0..<visible {
+            for j in first..<visible {
                 let dot = Self.dot(q, blockBase(j) + keyPlane, d) * scale
                 sc[j] = dot
                 maximum = max(maximum, dot)
             }
             var total: Float = 0
-            for j in 0..<visible {
+            for j in first..<visible {
                 let p = exp(sc[j] - maximum)
                 sc[j] = p
                 total += p
@@ -71,7 +76,7 @@ struct CPUPagedAttention: @unchecked Sendable {
             let out = output + queryRow * rowWidth + h * d
             out.initialize(repeating: 0, count: d)
             let inverse = 1 / total
-            for j in 0..<visible {
+            for j in first..<visible {
                 Self.accumulate(out, blockBase(j) + valuePlane, sc[j] * inverse, d)
             }
         }

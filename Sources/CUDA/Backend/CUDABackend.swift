@@ -371,7 +371,7 @@ public final class CUDABackend: ComputeBackend, @unchecked Sendable {
     }
 
     public func pagedAttention(
-        q: DeviceTensor, heads: Int, layer: Int, scale: Float, pool: any KVCachePool, step: any PreparedStep
+        q: DeviceTensor, heads: Int, layer: Int, scale: Float, window: Int?, pool: any KVCachePool, step: any PreparedStep
     ) throws -> DeviceTensor {
         let s = try prepared(step, "pagedAttention")
         let kv = try cudaPool(pool, "pagedAttention")
@@ -389,12 +389,14 @@ public final class CUDABackend: ComputeBackend, @unchecked Sendable {
             try kernels.prefillAttention(
                 q: try qf.cudaAddress("pagedAttention"), qStride: q.columns, pool: kv.pool.buffer.address, blockStride: kv.blockStride,
                 blockTables: s.address(.blockTables), tableStride: s.tableStride, tiles: s.address(.prefillTiles),
-                tileCount: s.prefillTileCount, output: p, qHeads: heads, layer: layer, layout: layout, scale: scale, stream: stream)
+                tileCount: s.prefillTileCount, output: p, qHeads: heads, layer: layer, layout: layout, scale: scale, window: window,
+                stream: stream)
             return out
         }
         let rows = q.rows
         let splits = CUDAKernels.attentionSplits(
-            maxContext: s.maxContext, rows: rows, kvHeads: layout.kvHeads, multiprocessors: device.info.multiprocessors)
+            maxContext: CUDAKernels.attendedSpan(maxContext: s.maxContext, window: window), rows: rows, kvHeads: layout.kvHeads,
+            multiprocessors: device.info.multiprocessors)
         let scratch = try memory.take(CUDAKernels.attentionScratchFloats(rows: rows, qHeads: heads, headDim: layout.headDim, splits: splits) * 4)
         defer { memory.give(scratch) }
         let (out, p) = try allocate([rows, q.columns], .bfloat16)
@@ -402,7 +404,7 @@ public final class CUDABackend: ComputeBackend, @unchecked Sendable {
             q: try qf.cudaAddress("pagedAttention"), qStride: q.columns, pool: kv.pool.buffer.address, blockStride: kv.blockStride,
             blockTables: s.address(.blockTables), tableStride: s.tableStride, rowTable: s.address(.rowSequence),
             contextLengths: s.address(.rowContext), maxContext: s.maxContext, output: p, rows: rows, qHeads: heads,
-            layer: layer, layout: layout, scale: scale, splits: splits,
+            layer: layer, layout: layout, scale: scale, window: window, splits: splits,
             // Every row is its sequence's one new token here (a multi-row chunk went to the
             // prefill kernel above, or must count as written anywhere).
             freshTokens: s.hasMultiRowChunk ? Int(Int32.max) : 1, scratch: scratch.address, stream: stream)

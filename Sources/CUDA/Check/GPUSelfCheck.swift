@@ -58,7 +58,9 @@ public final class GPUSelfCheck: @unchecked Sendable {
             ("rope + kv write", checkRopeAndKVWrite), ("silu*mul", checkSiluMul), ("residual add", checkResidualAdd),
             ("gemm", checkGemm), ("skinny gemm", checkSkinnyGemm), ("skinny gated gemm", checkSkinnyGatedGemm),
             ("skinny rotary gemm", checkSkinnyRotaryGemm), ("kv write + paged attention", checkAttention),
-            ("prefill attention (tensor cores)", checkPrefillAttention), ("argmax/top-k", checkSampling),
+            ("prefill attention (tensor cores)", checkPrefillAttention),
+            ("sliding-window attention", checkSlidingWindowAttention), ("model family ops", checkFamilyOps),
+            ("argmax/top-k", checkSampling),
         ]
         for (name, check) in checks {
             do { results += try check() } catch {
@@ -447,7 +449,18 @@ public final class GPUSelfCheck: @unchecked Sendable {
             + checkAttention(headDim: 64, qHeads: 12, blockTokens: 64) + checkAttention(headDim: 256, qHeads: 14, blockTokens: 16)
     }
 
-    func checkAttention(headDim: Int, qHeads: Int, blockTokens: Int) throws -> [GPUCheckResult] {
+    /// Windows shorter than some contexts and longer than others, through the decode kernels
+    /// (tensor-core and general), split and unsplit, and the tensor-core prefill kernel: a window
+    /// of w keeps positions p - w + 1 ... p.
+    func checkSlidingWindowAttention() throws -> [GPUCheckResult] {
+        try checkAttention(headDim: 128, qHeads: 8, blockTokens: 24, window: 37) + checkAttention(headDim: 16, qHeads: 4, blockTokens: 16, window: 5)
+            + checkAttention(headDim: 256, qHeads: 4, blockTokens: 16, window: 300)
+            + checkPrefillAttention(headDim: 128, qHeads: 8, kvHeads: 2, blockTokens: 16, wide: false, window: 70)
+            + checkPrefillAttention(headDim: 128, qHeads: 8, kvHeads: 2, blockTokens: 64, wide: true, window: 7)
+            + checkPrefillAttention(headDim: 64, qHeads: 2, kvHeads: 2, blockTokens: 24, wide: nil, window: 130)
+    }
+
+    func checkAttention(headDim: Int, qHeads: Int, blockTokens: Int, window: Int? = nil) throws -> [GPUCheckResult] {
         let layout = KVBlockLayout(layers: 3, kvHeads: 2, headDim: headDim, blockTokens: blockTokens, dtype: .bfloat16)
         let layer = 1
         let poolBlocks = 96
@@ -513,10 +526,12 @@ public final class GPUSelfCheck: @unchecked Sendable {
         func reference(q: [Float], rowSeq: [Int], rowLen: [Int]) -> [Double] {
             var out = [Double](repeating: 0, count: rowSeq.count * qHeads * hd)
             for r in 0..<rowSeq.count {
+                // The window's first position (0 without one).
+                let first = window.map { max(0, rowLen[r] - $0) } ?? 0
                 for h in 0..<qHeads {
                     let kvh = h / groupSize
                     var scores = [Double]()
-                    for t in 0..<rowLen[r] {
+                    for t in first..<rowLen[r] {
                         let k = keys[firstToken[rowSeq[r]] + t]
                         var s = 0.0
                         for d in 0..<hd { s += Double(q[r * qHeads * hd + h * hd + d] * scale) * Double(k[kvh * hd + d]) }
@@ -525,9 +540,9 @@ public final class GPUSelfCheck: @unchecked Sendable {
                     let mx = scores.max()!
                     let e = scores.map { exp($0 - mx) }
                     let z = e.reduce(0, +)
-                    for t in 0..<rowLen[r] {
+                    for t in first..<rowLen[r] {
                         let v = values[firstToken[rowSeq[r]] + t]
-                        for d in 0..<hd { out[(r * qHeads + h) * hd + d] += e[t] / z * Double(v[kvh * hd + d]) }
+                        for d in 0..<hd { out[(r * qHeads + h) * hd + d] += e[t - first] / z * Double(v[kvh * hd + d]) }
                     }
                 }
             }
@@ -547,13 +562,28 @@ public final class GPUSelfCheck: @unchecked Sendable {
             try kernels.pagedAttention(
                 q: qb.address, qStride: qHeads * hd, pool: pool.address, blockStride: stride, blockTables: tableb.address, tableStride: tableStride,
                 rowTable: rowb.address, contextLengths: lenb.address, maxContext: rowLen.max()!, output: out.address,
-                rows: rows, qHeads: qHeads, layer: layer, layout: layout, scale: scale, splits: splits, freshTokens: freshTokens,
+                rows: rows, qHeads: qHeads, layer: layer, layout: layout, scale: scale, window: window, splits: splits,
+                freshTokens: freshTokens,
                 scratch: scratch.address, stream: stream)
             let got = try downloadBF16(out, count: rows * qHeads * hd)
             results.append(
                 GPUCheckResult(name: name, error: HostReference.relativeError(got, reference(q: q, rowSeq: rowSeq, rowLen: rowLen)), tolerance: 8e-3))
         }
         let seqs = Array(contexts.indices)
+        if let window {
+            // Only the decode shapes: the prefill rows below are the same kernels.
+            try run(
+                name: "paged decode attention, window \(window), head dim \(hd), GQA \(qHeads)/\(layout.kvHeads), contexts \(contexts), 1 split",
+                rowSeq: seqs, rowLen: contexts, splits: 1)
+            try run(
+                name: "paged decode attention, window \(window), head dim \(hd), contexts \(contexts), 3 splits", rowSeq: seqs, rowLen: contexts,
+                splits: 3)
+            let p = contexts[1]
+            try run(
+                name: "paged prefill attention (decode kernels), window \(window), head dim \(hd), \(p) causal query rows, 2 splits",
+                rowSeq: Array(repeating: 1, count: p), rowLen: Array(1...p), splits: 2, freshTokens: Int(Int32.max))
+            return Array(results.dropFirst())
+        }
         try run(
             name: "paged decode attention, head dim \(hd), blocks of \(blockTokens), contexts \(contexts), GQA \(qHeads)/\(layout.kvHeads), 1 split",
             rowSeq: seqs, rowLen: contexts, splits: 1)
@@ -584,7 +614,9 @@ public final class GPUSelfCheck: @unchecked Sendable {
     /// One step mixing a prefill from position 0, a chunk starting mid-sequence (its earlier
     /// tokens already cached), decode rows and a chunk of exactly one tile, through the tile table
     /// and one launch of the tensor-core kernel.
-    func checkPrefillAttention(headDim hd: Int, qHeads: Int, kvHeads: Int, blockTokens: Int, wide: Bool?) throws -> [GPUCheckResult] {
+    func checkPrefillAttention(headDim hd: Int, qHeads: Int, kvHeads: Int, blockTokens: Int, wide: Bool?, window: Int? = nil) throws
+        -> [GPUCheckResult]
+    {
         let layout = KVBlockLayout(layers: 3, kvHeads: kvHeads, headDim: hd, blockTokens: blockTokens, dtype: .bfloat16)
         let layer = 1
         // (tokens cached before the step, new tokens in the step) per sequence.
@@ -637,7 +669,7 @@ public final class GPUSelfCheck: @unchecked Sendable {
         try kernels.prefillAttention(
             q: qb.address, qStride: qStride, pool: pool.address, blockStride: stride, blockTables: tableb.address, tableStride: tableStride,
             tiles: tileb.address, tileCount: tiles.count / 4, output: out.address, qHeads: qHeads, layer: layer, layout: layout,
-            scale: scale, wide: wide, stream: stream)
+            scale: scale, window: window, wide: wide, stream: stream)
         let got = try downloadBF16(out, count: rows * qHeads * hd)
 
         let group = qHeads / kvHeads
@@ -646,19 +678,20 @@ public final class GPUSelfCheck: @unchecked Sendable {
             for j in 0..<c.queryLength {
                 let r = c.queryStart + j
                 let visible = c.contextLength - c.queryLength + j + 1
+                let first = window.map { max(0, visible - $0) } ?? 0
                 for h in 0..<qHeads {
                     let kvh = h / group
-                    var scores = [Double](repeating: 0, count: visible)
-                    for t in 0..<visible {
+                    var scores = [Double](repeating: 0, count: visible - first)
+                    for t in first..<visible {
                         var dot = 0.0
                         for d in 0..<hd { dot += Double(q[r * qStride + h * hd + d]) * key(s, t, kvh * hd + d) }
-                        scores[t] = dot * Double(scale)
+                        scores[t - first] = dot * Double(scale)
                     }
                     let mx = scores.max()!
                     let e = scores.map { exp($0 - mx) }
                     let z = e.reduce(0, +)
-                    for t in 0..<visible {
-                        for d in 0..<hd { ref[(r * qHeads + h) * hd + d] += e[t] / z * value(s, t, kvh * hd + d) }
+                    for t in first..<visible {
+                        for d in 0..<hd { ref[(r * qHeads + h) * hd + d] += e[t - first] / z * value(s, t, kvh * hd + d) }
                     }
                 }
             }
@@ -667,7 +700,7 @@ public final class GPUSelfCheck: @unchecked Sendable {
         return [
             GPUCheckResult(
                 name:
-                    "prefill attention (tensor cores), head dim \(hd), GQA \(qHeads)/\(kvHeads)\(wide == true ? " wide" : ""), \(blockTokens)-token blocks, chunks [cached+]new \(shape) in one launch",
+                    "prefill attention (tensor cores)\(window.map { ", window \($0)" } ?? ""), head dim \(hd), GQA \(qHeads)/\(kvHeads)\(wide == true ? " wide" : ""), \(blockTokens)-token blocks, chunks [cached+]new \(shape) in one launch",
                 error: HostReference.relativeError(got, ref), tolerance: 8e-3)
         ]
     }

@@ -6,7 +6,9 @@
 //
 // A "query row" is one token's query: a decode step has one per sequence, a prefill has one per
 // prompt token, each with its own visible context length (causal masking), so the same kernels
-// serve both. row_table[r] picks the block-table row of the query's sequence.
+// serve both. row_table[r] picks the block-table row of the query's sequence. With a sliding
+// window (window > 0, Mistral, Qwen2, Gemma 3) a row of context length len sees only its last
+// `window` keys, len - window ..< len.
 
 #define ATTN_WARPS 4
 
@@ -51,7 +53,7 @@ __device__ __forceinline__ void attention_partial(
     const int* __restrict__ row_table, const int* __restrict__ ctx_len,
     float* __restrict__ part_m, float* __restrict__ part_l, float* __restrict__ part_acc,
     int q_heads, int kv_heads, int head_dim, int layer, int block_tokens, long block_stride,
-    int tokens_per_split, float scale)
+    int tokens_per_split, float scale, int window)
 {
     __shared__ float sm_m[ATTN_WARPS][G], sm_l[ATTN_WARPS][G];
     __shared__ float sm_acc[ATTN_WARPS][G][32 * E];
@@ -64,7 +66,9 @@ __device__ __forceinline__ void attention_partial(
     const int token_elems = kv_heads * head_dim;
     const int* table = block_tables + (long)row_table[r] * table_stride;
     const int len = ctx_len[r];
-    const int start = split * tokens_per_split;
+    // The splits cover the keys the row sees: all of them, or with a sliding window (window > 0)
+    // the last `window`.
+    const int start = (window > 0 ? max(0, len - window) : 0) + split * tokens_per_split;
     const int end = min(len, start + tokens_per_split);
     const unsigned int bt_magic = block_index_magic(block_tokens);
 
@@ -156,9 +160,9 @@ __device__ __forceinline__ void attention_partial(
     const int* __restrict__ row_table, const int* __restrict__ ctx_len, \
     float* __restrict__ part_m, float* __restrict__ part_l, float* __restrict__ part_acc, \
     int q_heads, int kv_heads, int head_dim, int layer, int block_tokens, long block_stride, \
-    int tokens_per_split, float scale
+    int tokens_per_split, float scale, int window
 #define ATTN_ARGS q, q_stride, pool, block_tables, table_stride, row_table, ctx_len, part_m, part_l, part_acc, \
-    q_heads, kv_heads, head_dim, layer, block_tokens, block_stride, tokens_per_split, scale
+    q_heads, kv_heads, head_dim, layer, block_tokens, block_stride, tokens_per_split, scale, window
 
 // Grid (rows, kv_heads, splits). The host picks the smallest variant that fits: head_dim <= 32*E,
 // query heads per KV head <= G.
@@ -309,7 +313,7 @@ __device__ __forceinline__ void attention_decode_mma(
     const int* __restrict__ row_table, const int* __restrict__ ctx_len,
     float* __restrict__ part_m, float* __restrict__ part_l, float* __restrict__ part_acc,
     int q_heads, int kv_heads, int head_dim, int layer, int block_tokens, long block_stride,
-    int tokens_per_split, float scale, bf16_t* __restrict__ out, int fresh_tokens)
+    int tokens_per_split, float scale, int window, bf16_t* __restrict__ out, int fresh_tokens)
 {
     constexpr int CH = D / 8, BN = W * KW, THREADS = 32 * W;
     constexpr int STAGE = 2 * BN * D;          // bf16 per stage: K rows, then V rows
@@ -329,7 +333,9 @@ __device__ __forceinline__ void attention_decode_mma(
     const int token_elems = kv_heads * D;
     const int* table = block_tables + (long)row_table[r] * table_stride;
     const int len = ctx_len[r];
-    const int start = split * tokens_per_split;
+    // The splits cover the keys the row sees: all of them, or with a sliding window (window > 0)
+    // the last `window`.
+    const int start = (window > 0 ? max(0, len - window) : 0) + split * tokens_per_split;
     const int end = min(len, start + tokens_per_split);
     const int n_tiles = end > start ? (end - start + BN - 1) / BN : 0;
     const bf16_t* k_layer = pool + (long)(layer * 2) * block_tokens * token_elems + (long)kvh * D;

@@ -77,7 +77,7 @@ __device__ __forceinline__ void prefill_attention_body(
     const float* __restrict__ q, int q_stride, const bf16_t* __restrict__ pool,
     const int* __restrict__ block_tables, int table_stride, const int4* __restrict__ tiles,
     bf16_t* __restrict__ out, int q_heads, int kv_heads, int layer, int block_tokens, long block_stride,
-    float scale)
+    float scale, int window)
 {
     constexpr int BM = 16 * MT * WARPS, CH = D / 8, THREADS = 32 * WARPS;
     constexpr int COPY_ROWS = THREADS / CH;            // K/V rows one pass of the block copies
@@ -100,7 +100,11 @@ __device__ __forceinline__ void prefill_attention_body(
     const int used_rows = ntok * group;
     const int first_visible = tile.w + tok0;           // keys the slice's first token sees
     const int kv_end = first_visible + ntok - 1;       // keys its last token sees
-    const int n_tiles = (kv_end + BN - 1) / BN;
+    // With a sliding window (window > 0) token j of the slice sees keys [first_visible + j -
+    // window, first_visible + j): key tiles wholly before the first token's window are skipped.
+    const int t_first = window > 0 ? max(0, first_visible - window) / BN : 0;
+    const int window_top = window > 0 ? kv_end - window : 0;   // no row masks keys from here up
+    const int n_tiles = (kv_end + BN - 1) / BN - t_first;
     const int* table = block_tables + (long)tile.z * table_stride;
     const int token_elems = kv_heads * D;
     const long v_offset = (long)block_tokens * token_elems;
@@ -111,7 +115,7 @@ __device__ __forceinline__ void prefill_attention_body(
     const unsigned int bt_magic = block_index_magic(block_tokens);
     const unsigned int sK_addr = pa_smem_addr(sK), sV_addr = pa_smem_addr(sV);
     auto load_kv = [&](int t, int buf) {
-        const int n0 = t * BN;
+        const int n0 = (t_first + t) * BN;
         const unsigned int kb = sK_addr + buf * TILE_BYTES, vb = sV_addr + buf * TILE_BYTES;
         // One row at a time: unrolled, the rows' addresses would take registers the MMAs need.
 #pragma unroll 1
@@ -169,13 +173,14 @@ __device__ __forceinline__ void prefill_attention_body(
     // This thread's rows (fragment rows lane/4 and lane/4 + 8 of each of its m16 tiles) and how
     // many keys each sees; rows past the slice copy the first row's limit so they stay finite.
     const int g = lane >> 2, tq = lane & 3;
-    int lim[MT][2];
+    int lim[MT][2], lo[MT][2];
 #pragma unroll
     for (int i = 0; i < MT; ++i)
 #pragma unroll
         for (int h = 0; h < 2; ++h) {
             const int row = (warp * MT + i) * 16 + g + 8 * h;
             lim[i][h] = row < used_rows ? first_visible + row / group : first_visible;
+            lo[i][h] = window > 0 ? lim[i][h] - window : 0;
         }
 
     float o[MT][D / 8][4];
@@ -230,25 +235,26 @@ __device__ __forceinline__ void prefill_attention_body(
             }
         }
 
-        const int n0 = t * BN;
-        if (n0 + BN > first_visible) {
+        const int n0 = (t_first + t) * BN;
+        if (n0 + BN > first_visible || n0 < window_top) {
 #pragma unroll
             for (int i = 0; i < MT; ++i)
 #pragma unroll
                 for (int j = 0; j < BN / 8; ++j) {
                     const int key = n0 + j * 8 + 2 * tq;
-                    if (key >= lim[i][0]) s[i][j][0] = NEG_INF;
-                    if (key + 1 >= lim[i][0]) s[i][j][1] = NEG_INF;
-                    if (key >= lim[i][1]) s[i][j][2] = NEG_INF;
-                    if (key + 1 >= lim[i][1]) s[i][j][3] = NEG_INF;
+                    if (key >= lim[i][0] || key < lo[i][0]) s[i][j][0] = NEG_INF;
+                    if (key + 1 >= lim[i][0] || key + 1 < lo[i][0]) s[i][j][1] = NEG_INF;
+                    if (key >= lim[i][1] || key < lo[i][1]) s[i][j][2] = NEG_INF;
+                    if (key + 1 >= lim[i][1] || key + 1 < lo[i][1]) s[i][j][3] = NEG_INF;
                 }
         }
 
         // Online softmax; the running max is shared by the four lanes of a row (quad), the running
-        // sum stays per lane until the end. Key 0 is visible to every row, so after the first
-        // tile the max is finite and a fully masked later tile only adds exp2(-inf) = 0. Once the
-        // maxima settle most tiles raise none of a warp's rows, and then the rescale (a multiply
-        // per output element) is skipped: it would multiply by exactly 1.
+        // sum stays per lane until the end. A row that has seen no key yet (its max still -inf:
+        // under a sliding window, a tile wholly before the row's window) takes 0 as its
+        // reference, so its P and its rescale are 0, not NaN. Once the maxima settle most tiles
+        // raise none of a warp's rows, and then the rescale (a multiply per output element) is
+        // skipped: it would multiply by exactly 1.
         unsigned int pf[MT][BN / 16][4];
 #pragma unroll
         for (int i = 0; i < MT; ++i) {
@@ -262,8 +268,9 @@ __device__ __forceinline__ void prefill_attention_body(
             x0 = fmaxf(x0, __shfl_xor_sync(0xffffffffu, x0, 2));
             x1 = fmaxf(x1, __shfl_xor_sync(0xffffffffu, x1, 1));
             x1 = fmaxf(x1, __shfl_xor_sync(0xffffffffu, x1, 2));
+            const float r0 = x0 == NEG_INF ? 0.0f : x0, r1 = x1 == NEG_INF ? 0.0f : x1;
             if (__any_sync(0xffffffffu, x0 != mx[i][0] || x1 != mx[i][1])) {
-                const float c0 = pa_exp2(mx[i][0] - x0), c1 = pa_exp2(mx[i][1] - x1);
+                const float c0 = pa_exp2(mx[i][0] - r0), c1 = pa_exp2(mx[i][1] - r1);
                 l[i][0] *= c0; l[i][1] *= c1;
 #pragma unroll
                 for (int j = 0; j < D / 8; ++j) { o[i][j][0] *= c0; o[i][j][1] *= c0; o[i][j][2] *= c1; o[i][j][3] *= c1; }
@@ -272,8 +279,8 @@ __device__ __forceinline__ void prefill_attention_body(
             float l0 = l[i][0], l1 = l[i][1];
 #pragma unroll
             for (int j = 0; j < BN / 8; ++j) {
-                const float p0 = pa_exp2(s[i][j][0] - x0), p1 = pa_exp2(s[i][j][1] - x0);
-                const float p2 = pa_exp2(s[i][j][2] - x1), p3 = pa_exp2(s[i][j][3] - x1);
+                const float p0 = pa_exp2(s[i][j][0] - r0), p1 = pa_exp2(s[i][j][1] - r0);
+                const float p2 = pa_exp2(s[i][j][2] - r1), p3 = pa_exp2(s[i][j][3] - r1);
                 l0 += p0 + p1; l1 += p2 + p3;
                 // S's accumulator layout is the A-operand layout of the next product.
                 pf[i][j >> 1][(j & 1) * 2] = pa_pack_bf16(p0, p1);
@@ -320,8 +327,8 @@ __device__ __forceinline__ void prefill_attention_body(
 #define PA_PARAMS \
     const float* __restrict__ q, int q_stride, const bf16_t* __restrict__ pool, \
     const int* __restrict__ block_tables, int table_stride, const int4* __restrict__ tiles, \
-    bf16_t* __restrict__ out, int q_heads, int kv_heads, int layer, int block_tokens, long block_stride, float scale
-#define PA_ARGS q, q_stride, pool, block_tables, table_stride, tiles, out, q_heads, kv_heads, layer, block_tokens, block_stride, scale
+    bf16_t* __restrict__ out, int q_heads, int kv_heads, int layer, int block_tokens, long block_stride, float scale, int window
+#define PA_ARGS q, q_stride, pool, block_tables, table_stride, tiles, out, q_heads, kv_heads, layer, block_tokens, block_stride, scale, window
 
 // Grid (kv_heads, tiles * slices), 32 * W threads, dynamic shared memory (16 * M * W + 2 * S * N) * D * 2
 // bytes. Names: head dim D, W warps, M m16 row tiles per warp, N keys per shared tile, S K/V tiles

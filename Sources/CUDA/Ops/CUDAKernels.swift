@@ -223,6 +223,11 @@ public struct CUDAKernels: Sendable {
         return max(1, min(wanted, (maxContext + 127) / 128))
     }
 
+    /// The most keys one query row attends to: the longest context, or a shorter sliding window.
+    public static func attendedSpan(maxContext: Int, window: Int?) -> Int {
+        min(maxContext, window ?? maxContext)
+    }
+
     /// Checks that the attention kernels' division-free block lookup (`block_index`, common.cuh)
     /// is exact for every position of a context: it is while context · blockTokens <= 2^32.
     public static func checkBlockIndexing(maxContext: Int, blockTokens: Int) throws {
@@ -255,11 +260,12 @@ public struct CUDAKernels: Sendable {
     /// `attentionScratchFloats` floats. `freshTokens`: how many of each row's newest positions the
     /// kernel queued just before this one may still be writing (1 in a decode step, after
     /// `ropeAndWriteKV`); the tensor-core kernel reads older ones before it waits for that kernel.
-    /// Pass `Int(Int32.max)` when the pool may be written anywhere.
+    /// Pass `Int(Int32.max)` when the pool may be written anywhere. With a sliding `window`, row r
+    /// attends only to its last `window` tokens, and `splits` divide those.
     public func pagedAttention(
         q: CUdeviceptr, qStride: Int, pool: CUdeviceptr, blockStride: Int, blockTables: CUdeviceptr, tableStride: Int,
         rowTable: CUdeviceptr, contextLengths: CUdeviceptr, maxContext: Int, output: CUdeviceptr,
-        rows: Int, qHeads: Int, layer: Int, layout: KVBlockLayout, scale: Float, splits: Int, freshTokens: Int,
+        rows: Int, qHeads: Int, layer: Int, layout: KVBlockLayout, scale: Float, window: Int? = nil, splits: Int, freshTokens: Int,
         scratch: CUdeviceptr, stream: CUDAStream
     ) throws {
         let hd = layout.headDim
@@ -269,8 +275,9 @@ public struct CUDAKernels: Sendable {
         }
         guard layout.dtype == .bfloat16 else { throw CUDAError.invalidArgument("KV pool dtype \(layout.dtype); the CUDA kernels use bf16") }
         try Self.checkBlockIndexing(maxContext: maxContext, blockTokens: layout.blockTokens)
+        if let window, window < 1 { throw CUDAError.invalidArgument("attention: a sliding window of \(window) tokens") }
         let splits = max(1, splits)
-        let tokensPerSplit = max(1, (maxContext + splits - 1) / splits)
+        let tokensPerSplit = max(1, (Self.attendedSpan(maxContext: maxContext, window: window) + splits - 1) / splits)
         let parts = rows * qHeads * splits
         let partM = scratch
         let partL = scratch + UInt64(parts * 4)
@@ -294,6 +301,7 @@ public struct CUDAKernels: Sendable {
         a.add(Int64Arg(blockStride / 2))
         a.add(int: tokensPerSplit)
         a.add(scale)
+        a.add(int: window.map { min($0, Int(Int32.max)) } ?? 0)
         let group = qHeads / layout.kvHeads
         if let decode = CUDAKernels.decodeAttentionLaunch(headDim: hd, group: group) {
             a.add(output)

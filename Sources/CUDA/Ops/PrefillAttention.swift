@@ -14,6 +14,8 @@ public enum PrefillAttentionError: Error, CustomStringConvertible, Sendable, Equ
     case badTileCount(tileCount: Int, limit: Int)
     /// `layout.dtype` is not bf16.
     case unsupportedKVDType(KVDType)
+    /// The sliding window is not positive.
+    case badWindow(Int)
 
     public var description: String {
         switch self {
@@ -29,6 +31,8 @@ public enum PrefillAttentionError: Error, CustomStringConvertible, Sendable, Equ
             return "prefillAttention: tileCount \(n) (needs 1 ... \(limit) for this grouping)"
         case let .unsupportedKVDType(t):
             return "prefillAttention: layout.dtype \(t); the kernel reads bf16"
+        case let .badWindow(w):
+            return "prefillAttention: a sliding window of \(w) tokens (needs at least 1)"
         }
     }
 }
@@ -162,12 +166,14 @@ extension CUDAKernels {
     /// - `output`: bf16 `[rows, qHeads · headDim]`; rows no tile covers are left alone.
     /// - `wide`: forces (true) or forbids (false) the variant with two row tiles per warp for
     ///   grouped heads; nil chooses by the launch's size (the self check tries both).
+    /// - `window`: a sliding window; a token at position p then sees only keys `p - window + 1 ... p`.
     public func prefillAttention(
         q: CUdeviceptr, qStride: Int, pool: CUdeviceptr, blockStride: Int, blockTables: CUdeviceptr, tableStride: Int,
         tiles: CUdeviceptr, tileCount: Int, output: CUdeviceptr, qHeads: Int, layer: Int, layout: KVBlockLayout,
-        scale: Float, wide: Bool? = nil, stream: CUDAStream
+        scale: Float, window: Int? = nil, wide: Bool? = nil, stream: CUDAStream
     ) throws {
         try Self.validatePrefillAttention(qStride: qStride, blockStride: blockStride, tileCount: tileCount, qHeads: qHeads, layout: layout)
+        if let window, window < 1 { throw PrefillAttentionError.badWindow(window) }
         let shape = Self.prefillLaunchShape(
             headDim: layout.headDim, group: qHeads / layout.kvHeads, tileCount: tileCount, kvHeads: layout.kvHeads,
             multiprocessors: library.device.info.multiprocessors, wide: wide)
@@ -185,6 +191,7 @@ extension CUDAKernels {
         a.add(int: layout.blockTokens)
         a.add(Int64Arg(blockStride / 2))
         a.add(scale)
+        a.add(int: window.map { min($0, Int(Int32.max)) } ?? 0)
         try library.function(shape.name).launch(
             grid: (layout.kvHeads, tileCount * shape.slices, 1), block: (32 * shape.warps, 1, 1),
             sharedBytes: shape.sharedBytes, stream: stream, arguments: a)

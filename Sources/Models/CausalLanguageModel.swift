@@ -1,0 +1,116 @@
+import Backend
+import Foundation
+import HiFCCore
+
+/// A decoder-only language model whose weights live on a backend: what the engine runs. Each
+/// architecture family is one type written against `ComputeBackend` (`LlamaModel` for Llama,
+/// Mistral, Qwen2 and Qwen3; `Gemma3Model`).
+public protocol CausalLanguageModel: AnyObject, Sendable {
+    /// The configuration the weights were checked against.
+    var config: ModelConfig { get }
+    /// Where the weights live and the ops run.
+    var backend: any ComputeBackend { get }
+    /// Runs one step: appends every sequence's new tokens to its KV (in `kv`, through its block
+    /// table) and returns, per sequence in order, what it asked for: the logits of its last new
+    /// token, or for a `greedy` sequence the index of the largest of them, picked by the backend
+    /// where the logits are.
+    func step(_ batch: ForwardBatch, kv: any KVCachePool) throws -> [ForwardOutput]
+}
+
+extension ModelConfig {
+    /// The forward pass of this config's architecture with the weights of `weights` uploaded to
+    /// `backend`; a missing or misshapen tensor is an error naming it.
+    public func makeModel(weights: WeightFiles, backend: any ComputeBackend) throws -> any CausalLanguageModel {
+        switch architecture {
+        case .gemma3: return try Gemma3Model(config: self, weights: weights, backend: backend)
+        case .llama, .mistral, .qwen2, .qwen3: return try LlamaModel(config: self, weights: weights, backend: backend)
+        }
+    }
+}
+
+extension CausalLanguageModel {
+    /// The KV block layout of this model in the backend's KV dtype.
+    public func kvLayout(blockTokens: Int) -> KVBlockLayout {
+        KVBlockLayout(
+            layers: config.layers, kvHeads: config.kvHeads, headDim: config.headDim,
+            blockTokens: blockTokens, dtype: backend.kvDType)
+    }
+
+    /// A KV pool of `blocks` blocks of `blockTokens` tokens for this model on its backend.
+    public func makeKVCachePool(blockTokens: Int, blocks: Int) throws -> any KVCachePool {
+        try backend.makeKVCachePool(layout: kvLayout(blockTokens: blockTokens), blocks: blocks)
+    }
+
+    /// Runs one step and returns, per sequence in order, the logits (`vocabSize` floats) of its
+    /// last new token, or an empty array for a sequence whose `wantsLogits` is false. `greedy`
+    /// marks are ignored: every sequence that wants logits gets them. See `step`.
+    public func forward(_ batch: ForwardBatch, kv: any KVCachePool) throws -> [[Float]] {
+        var all = batch
+        for i in all.sequences.indices { all.sequences[i].greedy = false }
+        return try step(all, kv: kv).map { output in
+            if case .logits(let row) = output { return row }
+            return []
+        }
+    }
+
+    /// The MLP's gated half for the config's activation: `act(gate) · up` from the fused gate/up
+    /// weight (`[tokens, intermediate]`).
+    func activatedGate(_ x: DeviceTensor, gateUp: DeviceTensor) throws -> DeviceTensor {
+        switch config.hiddenActivation {
+        case .silu: return try backend.gatedLinear(x, gateUp: gateUp)
+        case .geluTanh: return try backend.geluTanhAndMultiply(try backend.linear(x, weight: gateUp, bias: nil))
+        }
+    }
+
+    /// Checks `batch` against the pool and the vocabulary, and describes it to the backend.
+    func prepareStep(_ batch: ForwardBatch, kv: any KVCachePool) throws -> (step: StepBatch, prepared: any PreparedStep) {
+        guard !batch.sequences.isEmpty else { throw ModelError.badInput("a forward step with no sequences") }
+        let layout = kv.layout
+        guard layout.layers == config.layers, layout.kvHeads == config.kvHeads, layout.headDim == config.headDim else {
+            throw ModelError.badInput(
+                "the KV pool's layout (\(layout.layers) layers, \(layout.kvHeads) KV heads of \(layout.headDim)) does not fit the model")
+        }
+        for (n, sequence) in batch.sequences.enumerated() {
+            if let bad = sequence.tokens.first(where: { $0 < 0 || $0 >= config.vocabSize }) {
+                throw ModelError.badInput("sequence \(n): token id \(bad) is outside the vocabulary of \(config.vocabSize)")
+            }
+        }
+        let step = try StepBatch.make(
+            chunks: batch.sequences.map {
+                (
+                    tokens: $0.tokens.map { Int32($0) }, startPosition: $0.startPosition,
+                    blockTable: $0.blockTable.map { Int32($0) }, wantsLogits: $0.wantsLogits
+                )
+            },
+            blockTokens: layout.blockTokens)
+        try step.validate(poolBlocks: kv.blockCount)
+        return (step, try backend.prepare(step))
+    }
+
+    /// The step's outputs from the last hidden states `x` (`[tokens, hidden]`): the final norm and
+    /// the LM head on the rows that want logits, then per sequence the backend's argmax (greedy)
+    /// or the logits brought to the host, soft-capped where the config says so.
+    func finishStep(
+        _ x: DeviceTensor, finalNorm: DeviceTensor, lmHead: DeviceTensor, batch: ForwardBatch, step: StepBatch,
+        prepared: any PreparedStep
+    ) throws -> [ForwardOutput] {
+        let b = backend
+        var outputs = [ForwardOutput](repeating: .none, count: batch.sequences.count)
+        guard !step.logitRows.isEmpty else { return outputs }
+        let last = try b.gatherLogitRows(x, step: prepared)
+        let logits = try b.linear(try b.rmsNorm(last, weight: finalNorm, epsilon: config.rmsNormEpsilon), weight: lmHead, bias: nil)
+        let wanting = batch.sequences.indices.filter { batch.sequences[$0].wantsLogits }
+        // Logit rows follow the wanting sequences' order. Greedy rows take the backend's argmax,
+        // and the logits come to the host only when some row samples from them. Soft-capping
+        // (cap · tanh(x / cap)) keeps the order of the logits, so the argmax needs none.
+        let greedy = wanting.contains { batch.sequences[$0].greedy } ? try b.argmaxRows(logits) : []
+        var rows = wanting.contains { !batch.sequences[$0].greedy } ? try b.downloadRows(logits) : []
+        if let cap = config.finalLogitSoftcapping.map(Float.init) {
+            rows = rows.map { row in row.map { cap * tanh($0 / cap) } }
+        }
+        for (row, n) in wanting.enumerated() {
+            outputs[n] = batch.sequences[n].greedy ? .greedyToken(greedy[row]) : .logits(rows[row])
+        }
+        return outputs
+    }
+}
