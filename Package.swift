@@ -84,10 +84,20 @@ let package = Package(
                 .product(name: "Yams", package: "Yams"),
             ]
         ),
+        // Benchmarks' logic: workloads, the serving benchmark's client and figures, plots.
+        .target(
+            name: "HiFCBench",
+            dependencies: [
+                "HiFCCore", "Models",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
         .executableTarget(
             name: "hifc",
             dependencies: [
-                "HiFCCore", "FlashStore", "Backend", "Models", "CUDA", "Engine", "Server",
+                "HiFCCore", "FlashStore", "Backend", "Models", "CUDA", "Engine", "Server", "HiFCBench",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -98,6 +108,14 @@ let package = Package(
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Backend", "HiFCCore"], exclude: ["Reference", "Fixtures"]),
         .testTarget(name: "CUDATests", dependencies: ["CUDA", "Backend", "HiFCCore"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Models", "FlashStore", "Backend", "HiFCCore"]),
+        .testTarget(
+            name: "HiFCBenchTests",
+            dependencies: [
+                "HiFCBench", "Server", "Models",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ]
+        ),
         .testTarget(
             name: "ServerTests",
             dependencies: [

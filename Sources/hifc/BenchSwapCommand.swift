@@ -4,6 +4,7 @@ import CUDA
 import Engine
 import FlashStore
 import Foundation
+import HiFCBench
 import HiFCCore
 import Models
 
@@ -15,19 +16,21 @@ struct BenchSwapCommand: AsyncParsableCommand {
         abstract: "Compare preemption modes (recompute, swap-dram, swap-flash, auto) under a starved KV budget.",
         discussion: """
             Generates --requests requests whose prompt lengths follow --workload (qasper about 3.6K \
-            tokens, govreport 8.7K, narrativeqa 18.4K, each with 1K output tokens, or IN:OUT), \
-            multiplied by --scale, and runs them all at once through a fresh engine per mode. \
+            tokens, govreport 8.7K, narrativeqa 18.4K, each with 1K output tokens, or IN:OUT; a \
+            comma-separated list runs each in turn), multiplied by --scale, and runs them all at once \
+            through a fresh engine per mode. \
             Reports output tokens/s, mean and p99 latency, mean time to first token, preemptions, \
             swap bytes, swap time left exposed, flash bytes written and the SSD lifetime at that \
             write rate. --model takes a model directory, or synth:tiny / synth:small to write a \
-            synthetic model first.
+            synthetic model first. --plot FILE draws output tokens/s per mode and workload (SVG, or \
+            PNG through rsvg-convert).
             """
     )
 
     @Option(help: "A model directory, or synth:tiny|small for a synthetic one.")
     var model: String
 
-    @Option(help: "qasper, govreport, narrativeqa, or IN:OUT token counts.")
+    @Option(help: "qasper, govreport, narrativeqa, or IN:OUT token counts; a comma-separated list runs each.")
     var workload: String = "govreport"
 
     @Option(help: "Requests, all submitted at the start.")
@@ -72,11 +75,15 @@ struct BenchSwapCommand: AsyncParsableCommand {
     @Option(help: "Also write the figures to this CSV file.")
     var csv: String?
 
+    @Option(help: "Also draw output tokens/s per mode and workload to this file (.svg, or .png through rsvg-convert).")
+    var plot: String?
+
     @Option(help: "cpu (the default here), auto, cuda or cuda:N. On a GPU, swap-flash moves blocks with cuFile.")
     var device: String = "cpu"
 
     /// The figures of one mode.
     struct Result: Codable {
+        var workload: String
         var mode: String
         var requests: Int
         var output_tokens: Int
@@ -102,7 +109,7 @@ struct BenchSwapCommand: AsyncParsableCommand {
             func averageCount(_ value: (Result) -> Int) -> Int { Int(average { Double(value($0)) }.rounded()) }
             let lifetimes = runs.compactMap(\.ssd_lifetime_years)
             return Result(
-                mode: runs[0].mode, requests: runs[0].requests, output_tokens: averageCount(\.output_tokens),
+                workload: runs[0].workload, mode: runs[0].mode, requests: runs[0].requests, output_tokens: averageCount(\.output_tokens),
                 seconds: average(\.seconds), output_tokens_per_s: average(\.output_tokens_per_s),
                 best_output_tokens_per_s: runs.map(\.output_tokens_per_s).max()!,
                 mean_latency_s: average(\.mean_latency_s), p99_latency_s: average(\.p99_latency_s),
@@ -126,46 +133,53 @@ struct BenchSwapCommand: AsyncParsableCommand {
         let tbw: ByteSize
         let dram: ByteSize
         let capacity: ByteSize
-        let shape: BenchWorkload
+        let shapes: [BenchWorkload]
         do {
             budget = try KVBudget(parsing: kvBudget)
             tbw = try ByteSize(parsing: flashTBW)
             dram = try ByteSize(parsing: dramSwap)
             capacity = try ByteSize(parsing: flashCapacity)
-            shape = try BenchWorkload(parsing: workload)
+            shapes = try workload.split(separator: ",").map { try BenchWorkload(parsing: $0.trimmingCharacters(in: .whitespaces)) }
         } catch {
             throw ValidationError("\(error)")
         }
+        guard !shapes.isEmpty else { throw ValidationError("--workload names no workload") }
         guard requests > 0, scale > 0, repeats > 0 else { throw ValidationError("--requests, --scale and --repeats must be positive") }
 
         let loaded = try BenchModelSource.load(model, device: device)
-        let work = shape.requests(count: requests, scale: scale, vocabulary: min(loaded.tokenizer.vocabularySize, loaded.config.vocabSize))
-        let layout = loaded.model.kvLayout(blockTokens: blockTokens)
-        let meanTokens = work.reduce(0) { $0 + $1.prompt.count + $1.maxTokens } / work.count
-        let stride = (layout.blockBytes + 4095) / 4096 * 4096
-        let blocks = budget.blockCount(blockBytes: stride)
-        let heading =
-            "bench swap: \(loaded.name), workload \(shape) x\(scale) (\(requests) requests, mean \(meanTokens) tokens each), "
-            + "KV budget \(budget) = \(blocks) blocks of \(blockTokens) tokens, about \(blocks * blockTokens / max(meanTokens, 1)) requests"
-        if !json { FileHandle.standardError.write(Data((heading + "\n").utf8)) }
+        var results: [Result] = []
+        var headings: [String] = []
+        for shape in shapes {
+            let work = shape.requests(count: requests, scale: scale, vocabulary: min(loaded.tokenizer.vocabularySize, loaded.config.vocabSize))
+            let layout = loaded.model.kvLayout(blockTokens: blockTokens)
+            let meanTokens = work.reduce(0) { $0 + $1.prompt.count + $1.maxTokens } / work.count
+            let stride = (layout.blockBytes + 4095) / 4096 * 4096
+            let blocks = budget.blockCount(blockBytes: stride)
+            let heading =
+                "bench swap: \(loaded.name), workload \(shape) x\(scale) (\(requests) requests, mean \(meanTokens) tokens each), "
+                + "KV budget \(budget) = \(blocks) blocks of \(blockTokens) tokens, about \(blocks * blockTokens / max(meanTokens, 1)) requests"
+            if !json { FileHandle.standardError.write(Data((heading + "\n").utf8)) }
+            headings.append(heading)
 
-        // Rounds alternate the order of the modes (forward, backward, ...) so that a drift in the
-        // machine's load does not favour the modes that run first; each mode's figures are the
-        // mean over the rounds.
-        var runs: [PreemptionMode: [Result]] = [:]
-        for round in 0..<repeats {
-            for mode in round % 2 == 0 ? modes : modes.reversed() {
-                runs[mode, default: []].append(
-                    try await runOnce(mode, loaded: loaded, work: work, budget: budget, tbw: tbw, dram: dram, capacity: capacity))
+            // Rounds alternate the order of the modes (forward, backward, ...) so that a drift in the
+            // machine's load does not favour the modes that run first; each mode's figures are the
+            // mean over the rounds.
+            var runs: [PreemptionMode: [Result]] = [:]
+            for round in 0..<repeats {
+                for mode in round % 2 == 0 ? modes : modes.reversed() {
+                    runs[mode, default: []].append(
+                        try await runOnce(
+                            mode, workload: shape, loaded: loaded, work: work, budget: budget, tbw: tbw, dram: dram, capacity: capacity))
+                }
             }
+            results += modes.map { Result.mean(of: runs[$0]!) }
         }
-        let results = modes.map { Result.mean(of: runs[$0]!) }
-        try report(results, heading: heading)
+        try report(results, headings: headings, modes: modes.map(\.rawValue), workloads: shapes.map(\.name))
     }
 
     /// One mode's run through a fresh engine (and, for the flash modes, a fresh scratch region).
     private func runOnce(
-        _ mode: PreemptionMode, loaded: LoadedModel, work: [BenchWorkload.Request], budget: KVBudget, tbw: ByteSize,
+        _ mode: PreemptionMode, workload: BenchWorkload, loaded: LoadedModel, work: [BenchWorkload.Request], budget: KVBudget, tbw: ByteSize,
         dram: ByteSize, capacity: ByteSize
     ) async throws -> Result {
         var flashStore: FlashStore?
@@ -188,11 +202,13 @@ struct BenchSwapCommand: AsyncParsableCommand {
             loaded: loaded, configuration: configuration, flashTier: flashStore.map { FlashTier(store: $0) },
             deviceSwapper: { pool in store.flatMap { (pool as? CUDAKVCachePool)?.makeFlashSwapper(store: $0) } })
         defer { engine.shutdown() }
-        return try await measure(engine, mode: mode, work: work, tbw: tbw)
+        return try await measure(engine, mode: mode, workload: workload, work: work, tbw: tbw)
     }
 
     /// Runs every request at once through `engine` and collects the figures.
-    private func measure(_ engine: LLMEngine, mode: PreemptionMode, work: [BenchWorkload.Request], tbw: ByteSize) async throws -> Result {
+    private func measure(
+        _ engine: LLMEngine, mode: PreemptionMode, workload: BenchWorkload, work: [BenchWorkload.Request], tbw: ByteSize
+    ) async throws -> Result {
         let expected = work.reduce(0) { $0 + $1.maxTokens }
         let progress = BenchProgress(label: mode.rawValue, total: expected, enabled: true)
         let started = ContinuousClock.now
@@ -225,7 +241,7 @@ struct BenchSwapCommand: AsyncParsableCommand {
         let tokens = timings.reduce(0) { $0 + $1.tokens }
         let bytesPerDay = Double(stats.flashBytesWritten) / seconds * 86_400
         return Result(
-            mode: mode.rawValue, requests: work.count, output_tokens: tokens, seconds: seconds,
+            workload: workload.name, mode: mode.rawValue, requests: work.count, output_tokens: tokens, seconds: seconds,
             output_tokens_per_s: Double(tokens) / seconds, best_output_tokens_per_s: Double(tokens) / seconds,
             mean_latency_s: latencies.reduce(0, +) / Double(latencies.count),
             p99_latency_s: latencies[min(latencies.count - 1, Int((Double(latencies.count) * 0.99).rounded(.up)) - 1)],
@@ -237,14 +253,28 @@ struct BenchSwapCommand: AsyncParsableCommand {
             ssd_lifetime_years: bytesPerDay > 0 ? Double(tbw.bytes) / (bytesPerDay * 365) : nil)
     }
 
-    private func report(_ results: [Result], heading: String) throws {
+    private func report(_ results: [Result], headings: [String], modes: [String], workloads: [String]) throws {
+        if let plot {
+            let chart = GroupedBarChart(
+                title: "bench swap: output tokens/s by preemption mode", xLabel: "workload (x\(scale))", yLabel: "output tokens/s",
+                categories: workloads,
+                series: modes.map { mode in
+                    ChartSeries(name: mode, values: workloads.map { w in results.first { $0.workload == w && $0.mode == mode }?.output_tokens_per_s })
+                })
+            do {
+                try ChartFigure(charts: [chart], columns: 1, panelWidth: max(520, 140 + 90 * Double(workloads.count * modes.count))).write(to: plot)
+            } catch {
+                throw ValidationError(error.description)
+            }
+        }
         if let csv {
             var lines = [
-                "mode,requests,output_tokens,seconds,output_tokens_per_s,best_output_tokens_per_s,mean_latency_s,p99_latency_s,mean_ttft_s,preemptions,recomputed_tokens,swap_bytes,swap_failures,swap_seconds,exposed_swap_s,flash_bytes_written,ssd_lifetime_years"
+                "workload,mode,requests,output_tokens,seconds,output_tokens_per_s,best_output_tokens_per_s,mean_latency_s,p99_latency_s,mean_ttft_s,preemptions,recomputed_tokens,swap_bytes,swap_failures,swap_seconds,exposed_swap_s,flash_bytes_written,ssd_lifetime_years"
             ]
             for r in results {
                 let fields: [String] = [
-                    r.mode, "\(r.requests)", "\(r.output_tokens)", "\(r.seconds)", "\(r.output_tokens_per_s)", "\(r.best_output_tokens_per_s)",
+                    r.workload, r.mode, "\(r.requests)", "\(r.output_tokens)", "\(r.seconds)", "\(r.output_tokens_per_s)",
+                    "\(r.best_output_tokens_per_s)",
                     "\(r.mean_latency_s)", "\(r.p99_latency_s)", "\(r.mean_ttft_s)", "\(r.preemptions)", "\(r.recomputed_tokens)",
                     "\(r.swap_bytes)", "\(r.swap_failures)", "\(r.swap_seconds)", "\(r.exposed_swap_s)",
                     "\(r.flash_bytes_written)", r.ssd_lifetime_years.map { "\($0)" } ?? "",
@@ -259,7 +289,13 @@ struct BenchSwapCommand: AsyncParsableCommand {
             print(String(decoding: try encoder.encode(results), as: UTF8.self))
             return
         }
-        print(heading)
+        for (heading, workload) in zip(headings, workloads) {
+            print(heading)
+            printTable(results.filter { $0.workload == workload })
+        }
+    }
+
+    private func printTable(_ results: [Result]) {
         print(
             "mode          out tok/s   best tok/s  mean lat s  p99 lat s  mean TTFT s  preempt  recomputed  swap bytes  exposed s  flash written  SSD life"
         )

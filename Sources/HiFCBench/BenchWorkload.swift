@@ -3,28 +3,29 @@ import Models
 
 /// The requests of `hifc bench swap`: prompt lengths drawn around a named data set's mean (the
 /// paper's workloads) or fixed, outputs of a fixed length, token ids drawn at random, all from a
-/// seed so every mode of one run sees the same requests.
-struct BenchWorkload: Sendable, Hashable, CustomStringConvertible {
+/// seed so every mode of one run sees the same requests. `hifc bench serve` takes the same names
+/// for its length distributions (`promptLengths(scale:)`, `outputLengths(scale:)`).
+public struct BenchWorkload: Sendable, Hashable, CustomStringConvertible {
     /// Mean prompt tokens (before scaling).
-    var meanPromptTokens: Int
+    public var meanPromptTokens: Int
     /// Output tokens per request (before scaling).
-    var outputTokens: Int
+    public var outputTokens: Int
     /// Relative spread of prompt lengths (0: all the same).
-    var spread: Double
+    public var spread: Double
     /// The name it was given.
-    var name: String
+    public var name: String
 
     /// Why a workload name was not understood.
-    struct ParseError: Error, CustomStringConvertible {
-        var text: String
-        var description: String {
+    public struct ParseError: Error, CustomStringConvertible {
+        public var text: String
+        public var description: String {
             "unknown workload '\(text)'; use qasper, govreport, narrativeqa or IN:OUT (for example 2048:512)"
         }
     }
 
     /// Qasper (about 3.6K prompt tokens), GovReport (8.7K), NarrativeQA (18.4K), with 1K output
     /// tokens as in the paper; or `IN:OUT`, fixed lengths.
-    init(parsing text: String) throws(ParseError) {
+    public init(parsing text: String) throws(ParseError) {
         switch text.lowercased() {
         case "qasper": self.init(name: "qasper", meanPromptTokens: 3_600, outputTokens: 1_024, spread: 0.25)
         case "govreport": self.init(name: "govreport", meanPromptTokens: 8_700, outputTokens: 1_024, spread: 0.25)
@@ -38,23 +39,36 @@ struct BenchWorkload: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
-    init(name: String, meanPromptTokens: Int, outputTokens: Int, spread: Double) {
+    public init(name: String, meanPromptTokens: Int, outputTokens: Int, spread: Double) {
         self.name = name
         self.meanPromptTokens = meanPromptTokens
         self.outputTokens = outputTokens
         self.spread = spread
     }
 
-    var description: String { name }
+    public var description: String { name }
 
     /// One generated request.
-    struct Request: Sendable, Hashable {
-        var prompt: [Int]
-        var maxTokens: Int
+    public struct Request: Sendable, Hashable {
+        public var prompt: [Int]
+        public var maxTokens: Int
+    }
+
+    /// Prompt lengths multiplied by `scale`: uniform in mean * (1 ± spread), as `requests` draws them.
+    public func promptLengths(scale: Double) -> LengthDistribution {
+        let mean = Double(meanPromptTokens) * scale
+        let low = max(1, Int((mean * (1 - spread)).rounded()))
+        let high = max(low, Int((mean * (1 + spread)).rounded()))
+        return low == high ? .fixed(low) : .uniform(low...high)
+    }
+
+    /// Output lengths multiplied by `scale` (fixed).
+    public func outputLengths(scale: Double) -> LengthDistribution {
+        .fixed(max(1, Int((Double(outputTokens) * scale).rounded())))
     }
 
     /// `count` requests with lengths multiplied by `scale`, token ids below `vocabulary`.
-    func requests(count: Int, scale: Double, vocabulary: Int, seed: UInt64 = 42) -> [Request] {
+    public func requests(count: Int, scale: Double, vocabulary: Int, seed: UInt64 = 42) -> [Request] {
         var random = SeededGenerator(seed: seed)
         let output = max(1, Int((Double(outputTokens) * scale).rounded()))
         return (0..<count).map { _ in
