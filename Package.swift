@@ -104,7 +104,7 @@ let package = Package(
         ),
         .testTarget(name: "HiFCCoreTests", dependencies: ["HiFCCore"]),
         .testTarget(name: "FlashStoreTests", dependencies: ["FlashStore", "HiFCCore"]),
-        .testTarget(name: "BackendTests", dependencies: ["Backend", "HiFCCore"]),
+        .testTarget(name: "BackendTests", dependencies: ["Backend", "HiFCCore"], exclude: ["Reference"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Backend", "HiFCCore"], exclude: ["Reference", "Fixtures"]),
         .testTarget(name: "CUDATests", dependencies: ["CUDA", "Backend", "HiFCCore"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Models", "FlashStore", "Backend", "HiFCCore"]),

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Runs the whole test suite. The Python packages the tests use are installed here if missing:
-# NumPy and tokenizers (reference checks), NVRTC from PyPI (the kernel build check, no GPU needed)
-# and the official `openai` client (the server's client test).
+# NumPy, tokenizers and gguf (reference checks: HF tokenization, GGML dequantization, GGUF files
+# written by gguf-py), NVRTC from PyPI (the kernel build check, no GPU needed) and the official
+# `openai` client (the server's client test).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()
 python3 -c 'import numpy' 2>/dev/null || need+=(numpy)
 python3 -c 'import openai' 2>/dev/null || need+=(openai)
 python3 -c "import tokenizers" 2>/dev/null || need+=(tokenizers)
+python3 -c "import gguf" 2>/dev/null || need+=(gguf)
 # The nvidia-cuda-nvrtc 13 wheel puts libnvrtc.so.13 in site-packages/nvidia/cu13/lib (a namespace
 # package that other cu13 wheels share), so look for the library itself, not the import.
 python3 - <<'PY' 2>/dev/null || need+=("nvidia-cuda-nvrtc==13.0.88")

