@@ -39,15 +39,15 @@ public final class ServingStack: Sendable {
     /// The HTTP API over the engine.
     public let routes: OpenAIRoutes
 
-    /// Loads the model (with no `model` or a packaged model's name, fetched first; see `DefaultModel`), opens the flash store and starts the engine.
-    /// `backend` makes the backend for a device other than the CPU (the command line passes the
-    /// CUDA one; without it such a device is refused); `deviceSwapper` may give the engine a
-    /// backend's direct device<->flash swapper for the KV pool and the flash store.
     /// Where the stack logs its start and shutdown.
     private let logger: Logger
     /// The service group of `serve`, once it runs; `beginShutdown` before it exists is remembered.
     private let group = Mutex<(group: ServiceGroup?, shutdownAsked: Bool)>((nil, false))
 
+    /// Loads the model (with no `model` or a packaged model's name, fetched first; see `DefaultModel`), opens the flash store and starts the engine.
+    /// `backend` makes the backend for a device other than the CPU (the command line passes the
+    /// CUDA one; without it `auto` is the CPU and a GPU is refused); `deviceSwapper` may give the
+    /// engine a backend's direct device<->flash swapper for the KV pool and the flash store.
     /// `flashFaults` injects I/O faults into the flash store (the chaos suite's debug hook; nil
     /// in production).
     public init(
@@ -63,7 +63,7 @@ public final class ServingStack: Sendable {
         _ = try ServerTLS.configuration(certificate: configuration.tlsCertificate, key: configuration.tlsKey)
         DefaultModel.removeStalePartials(dataDirectory: configuration.dataDirectory, logger: logger)
         let compute: any ComputeBackend
-        if configuration.device == .cpu {
+        if configuration.device == .cpu || (configuration.device == .auto && backend == nil) {
             compute = CPUBackend()
         } else if let backend {
             do { compute = try backend(configuration.device) } catch {
@@ -140,10 +140,7 @@ public final class ServingStack: Sendable {
     /// which writes its superblocks so the region is reopened as it was.
     public func shutdown() {
         engine.shutdown()
-        guard let flashStore else { return }
-        let live = flashStore.stats.paths.reduce(0) { $0 + $1.liveBytes }
-        flashStore.close()
-        logger.info("flash state saved: \(live) live bytes in \(configuration.effectiveFlashPaths.joined(separator: ", "))")
+        flashStore?.close()
     }
 }
 

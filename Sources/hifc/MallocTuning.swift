@@ -9,12 +9,14 @@
 /// The commands that run a model raise the threshold and the trim threshold, so that freed
 /// blocks stay mapped and are reused.
 enum MallocTuning {
-    /// The trim threshold `keepFreedBlocksMapped` sets.
-    static let trimThresholdBytes: Int32 = 256 << 20
+    /// Freed blocks up to this size stay in the heap (glibc's mmap threshold).
+    static let mmapThreshold = 64 << 20
+    /// Up to this much free heap stays mapped (glibc's trim threshold).
+    static let trimThreshold = 256 << 20
 
-    /// Keeps freed blocks of up to 64 MiB in the heap and up to 256 MiB of free heap mapped;
-    /// `HIFC_MALLOC_DEFAULTS=1` leaves glibc's defaults (less memory kept, more page faults).
-    /// Returns whether the thresholds were set.
+    /// Keeps freed blocks of up to `mmapThreshold` in the heap and up to `trimThreshold` of free
+    /// heap mapped; `HIFC_MALLOC_DEFAULTS=1` leaves glibc's defaults (less memory kept, more page
+    /// faults). Returns whether the thresholds were set.
     @discardableResult
     static func keepFreedBlocksMapped() -> Bool {
         #if canImport(Glibc)
@@ -22,10 +24,10 @@ enum MallocTuning {
             // mallopt is not exported to Swift; its parameter numbers are glibc's ABI.
             guard let handle = dlopen(nil, RTLD_NOW), let symbol = dlsym(handle, "mallopt") else { return false }
             let mallopt = unsafeBitCast(symbol, to: (@convention(c) (Int32, Int32) -> Int32).self)
-            let trimThreshold: Int32 = -1
-            let mmapThreshold: Int32 = -3
-            _ = mallopt(mmapThreshold, 64 << 20)
-            _ = mallopt(trimThreshold, trimThresholdBytes)
+            let mTrimThreshold: Int32 = -1
+            let mMmapThreshold: Int32 = -3
+            _ = mallopt(mMmapThreshold, Int32(mmapThreshold))
+            _ = mallopt(mTrimThreshold, Int32(trimThreshold))
             return true
         #else
             return false

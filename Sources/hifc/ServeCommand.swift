@@ -14,20 +14,23 @@ struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
         abstract: "Serve a model over the OpenAI API (completions, chat completions, models, health, metrics).",
-        discussion: ConfigurationSchema.helpText
+        discussion: """
+            Every setting is a flag, an environment variable and a YAML key (each option below \
+            names all three). Precedence: flag > environment variable > YAML file (--config FILE \
+            or HIFC_CONFIG) > default.
+            """
     )
 
-    @Argument(parsing: .allUnrecognized, help: .hidden)
-    var settings: [String] = []
+    @OptionGroup var settings: ServeSettingsOptions
 
     func run() async throws {
         if MallocTuning.keepFreedBlocksMapped() {
             // Lowered during bursts of request bodies or connections, so their memory goes back.
-            HeapTrimmer.shared.setSteadyTrimThreshold(MallocTuning.trimThresholdBytes)
+            HeapTrimmer.shared.setSteadyTrimThreshold(Int32(MallocTuning.trimThreshold))
         }
         let configuration: ServerConfiguration
         do {
-            configuration = try ConfigurationLoader.load(arguments: settings)
+            configuration = try ConfigurationLoader.load(flags: settings.given, configPath: settings.config)
         } catch {
             throw ValidationError(error.description)
         }
@@ -43,10 +46,10 @@ struct ServeCommand: AsyncParsableCommand {
             logger.critical("cannot start: \(error)")
             throw ExitCode(1)
         }
-        defer { stack.shutdown() }
+        defer { Self.shutDown(stack, logger: logger) }
         let flash = stack.flashStore.map { _ in configuration.effectiveFlashPaths.joined(separator: ", ") } ?? "off"
         logger.info(
-            "model \(stack.routes.servedModelName) (\(stack.model.directory)), device \(configuration.device), KV budget \(configuration.kvBudget), context \(stack.engine.maxContextTokens) tokens, preemption \(configuration.preemption.rawValue), flash \(flash)"
+            "model \(stack.routes.servedModelName) (\(stack.model.directory)), device \(configuration.device) (\(stack.model.model.backend.name)), KV budget \(configuration.kvBudget), context \(stack.engine.maxContextTokens) tokens, preemption \(configuration.preemption.rawValue), flash \(flash)"
         )
         // SIGTERM or SIGINT: graceful shutdown (see `HTTPServerService`); a second one exits at once.
         let signals = ShutdownSignals(logger: logger) { await stack.beginShutdown() }
@@ -56,6 +59,19 @@ struct ServeCommand: AsyncParsableCommand {
                 "listening on \(scheme)://\(configuration.host):\(port ?? configuration.port) (POST /v1/completions, /v1/chat/completions; GET /v1/models, /health, /metrics)\(configuration.apiKeys.isEmpty ? "" : "; API key required")"
             )
         }
-        withExtendedLifetime(signals) { logger.info("the server has stopped; stopping the engine") }
+        withExtendedLifetime(signals) { logger.info("the HTTP server has stopped (no connections left)") }
+    }
+
+    /// Stops the engine and closes the flash store, saying what was left and what was saved.
+    static func shutDown(_ stack: ServingStack, logger: Logger) {
+        let stats = stack.engine.stats()
+        let unfinished = stats.waiting + stats.running + stats.swapped
+        logger.info("stopping the engine: \(stats.finishedRequests) requests served, \(unfinished) unfinished generations stopped")
+        stack.shutdown()
+        if let store = stack.flashStore {
+            let regions = store.stats.paths.map { "\($0.regionFile) (\($0.liveSlots) cached blocks kept)" }
+            logger.info("flash state saved: wear record written and region closed: \(regions.joined(separator: ", "))")
+        }
+        logger.info("hifc serve stopped")
     }
 }

@@ -17,10 +17,11 @@ final class ServeBenchClientTests: XCTestCase {
         defer { try? FileManager.default.removeItem(atPath: dataDirectory) }
         var configuration = ServerConfiguration()
         configuration.dataDirectory = dataDirectory
+        configuration.model = DefaultModel.syntheticName
         configuration.flashCapacity = .mib(64)
         let stack = try ServingStack(configuration: configuration, logger: Logger(label: "test"))
         defer { stack.shutdown() }
-        let tokenizer = try Tokenizer(directory: DefaultModel.directory(dataDirectory: dataDirectory))
+        let tokenizer = try Tokenizer(directory: DefaultModel.syntheticDirectory(dataDirectory: dataDirectory))
         let model = stack.routes.servedModelName
         let context = stack.engine.maxContextTokens
 

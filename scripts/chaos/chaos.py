@@ -526,6 +526,12 @@ def region_files(data_dir):
     return found
 
 
+def flash_trouble(metrics):
+    """Flash failures the server met and recovered from: failed swaps (writes or reads) and reads
+    that came back damaged or failed (swap-ins and prefix-cache loads alike)."""
+    return metrics.get("hifc_swap_failures_total", 0) + metrics.get("hifc_flash_corrupt_or_failed_reads", 0)
+
+
 def scenario_flash(args):
     seconds = 3 if args.short else 60
     data_dir = os.path.join(args.work, "flash-data")
@@ -535,7 +541,7 @@ def scenario_flash(args):
     tokens = 48 if args.short else 120
     try:
         model = model_of(server)
-        refs = references(server, model, tokens, 2 if args.short else len(PROMPTS))
+        refs = references(server, model, tokens, 4 if args.short else len(PROMPTS))
         before = server.metrics()
         load = Load(server, model, refs, tokens, clients=8)
         flips = 0
@@ -556,10 +562,10 @@ def scenario_flash(args):
             time.sleep(0.05)
         load.finish()
         after = server.metrics()
-        detected = after.get("hifc_swap_failures_total", 0) - before.get("hifc_swap_failures_total", 0)
+        detected = flash_trouble(after) - flash_trouble(before)
         swaps = after.get("hifc_swap_outs_total", 0) - before.get("hifc_swap_outs_total", 0)
         SUMMARY["flips"] = {
-            "seconds": seconds, "bytes_flipped": flips, "swap_outs": swaps, "damaged_reads_detected": detected,
+            "seconds": seconds, "bytes_flipped": flips, "swap_outs": swaps, "flash_failures_detected": detected,
             "answers_checked": load.checked, "wrong_answers": load.wrong, "failed_requests": load.failed,
         }
         print(f"     flips: {SUMMARY['flips']}")
@@ -577,9 +583,9 @@ def scenario_flash(args):
         time.sleep(seconds)
         load.finish()
         after = server.metrics()
-        failures = after.get("hifc_swap_failures_total", 0) - before.get("hifc_swap_failures_total", 0)
+        failures = flash_trouble(after) - flash_trouble(before)
         SUMMARY["io_faults"] = {
-            "faults": faults, "seconds": seconds, "swap_failures_recovered": failures,
+            "faults": faults, "seconds": seconds, "flash_failures_recovered": failures,
             "answers_checked": load.checked, "wrong_answers": load.wrong, "failed_requests": load.failed,
         }
         print(f"     io faults: {SUMMARY['io_faults']}")
