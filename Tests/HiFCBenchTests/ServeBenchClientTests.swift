@@ -17,11 +17,10 @@ final class ServeBenchClientTests: XCTestCase {
         defer { try? FileManager.default.removeItem(atPath: dataDirectory) }
         var configuration = ServerConfiguration()
         configuration.dataDirectory = dataDirectory
-        configuration.model = DefaultModel.syntheticName
         configuration.flashCapacity = .mib(64)
         let stack = try ServingStack(configuration: configuration, logger: Logger(label: "test"))
         defer { stack.shutdown() }
-        let tokenizer = try Tokenizer(directory: DefaultModel.syntheticDirectory(dataDirectory: dataDirectory))
+        let tokenizer = stack.model.tokenizer
         let model = stack.routes.servedModelName
         let context = stack.engine.maxContextTokens
 
