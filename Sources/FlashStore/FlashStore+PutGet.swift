@@ -61,6 +61,11 @@ extension FlashStore {
                 results[entry.index] = read[n]
             }
         }
+        if configuration.sharedDirectory {
+            let absent = results.indices.filter { results[$0] == .miss(.absent) }
+            let found = await getShared(absent.map { keys[$0] }, into: absent.map { targets[$0] })
+            for (index, result) in zip(absent, found) { results[index] = result }
+        }
         return results.map { $0! }
     }
 

@@ -158,6 +158,11 @@ public enum ConfigurationSchema {
             "flash.segment-size", atLeast: ByteSize(Int64(FlashRegionGeometry.minimumSegmentSize)),
             help: "bytes of one log segment of the flash region", \.flashSegmentSize),
         toggle(
+            "flash.shared",
+            help:
+                "several servers use the flash directories at once: each writes its own region file there and reuses the prefix blocks the others wrote",
+            \.flashShared),
+        toggle(
             "prefix-cache", help: "share the KV of common prompt prefixes between requests, on the device and on flash (kept across restarts)",
             \.prefixCache),
         choice(

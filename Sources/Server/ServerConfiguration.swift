@@ -132,6 +132,9 @@ public struct ServerConfiguration: Hashable, Sendable {
     public var flashPlacement = FlashPlacementPolicy.stripe
     /// Bytes of one log segment of the flash region.
     public var flashSegmentSize = ByteSize.mib(8)
+    /// Whether several servers use the flash directories at once (each its own region file,
+    /// reading the others' prefix blocks).
+    public var flashShared = false
 
     // MARK: Prefix cache
 

@@ -176,9 +176,11 @@ extension ServerConfiguration {
 
     /// The flash store's share of the settings.
     public var flashStoreConfiguration: FlashStoreConfiguration {
-        FlashStoreConfiguration(
+        var flash = FlashStoreConfiguration(
             paths: effectiveFlashPaths, capacityPerPath: flashCapacity, segmentSize: flashSegmentSize,
             placement: flashPlacement, gpuIndex: { if case .cuda(let index) = device { return index } else { return 0 } }(),
             enduranceTBW: flashTBW, dailyWriteBudget: flashDailyWriteBudget)
+        flash.sharedDirectory = flashShared
+        return flash
     }
 }

@@ -127,6 +127,9 @@ struct ServeSettingsOptions: ParsableArguments {
     @Option(name: .customLong("flash-segment-size"), help: ServeSettingsOptions.help("flash.segment-size"))
     var flashSegmentSize: String?
 
+    @Option(name: .customLong("flash-shared"), help: ServeSettingsOptions.help("flash.shared"))
+    var flashShared: String?
+
     @Option(name: .customLong("prefix-cache"), help: ServeSettingsOptions.help("prefix-cache"))
     var prefixCache: String?
 
@@ -174,6 +177,7 @@ struct ServeSettingsOptions: ParsableArguments {
             ("flash.daily-write-budget", flashDailyWriteBudget.map { [$0] } ?? []),
             ("flash.placement", flashPlacement.map { [$0] } ?? []),
             ("flash.segment-size", flashSegmentSize.map { [$0] } ?? []),
+            ("flash.shared", flashShared.map { [$0] } ?? []),
             ("prefix-cache", prefixCache.map { [$0] } ?? []),
             ("prefix-cache-write", prefixCacheWrite.map { [$0] } ?? []),
             ("prefix-cache-flash-size", prefixCacheFlashSize.map { [$0] } ?? []),
