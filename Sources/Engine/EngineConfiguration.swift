@@ -20,13 +20,16 @@ public struct EngineConfiguration: Sendable, Hashable {
     public var flashDailyWriteBudget: ByteSize?
     /// The name `/v1/models` lists; nil: the model directory's name.
     public var modelID: String?
+    /// This engine's index among the replicas of a data-parallel server (`--data-parallel`): the
+    /// `replica` label of its metrics.
+    public var replica: Int
 
     /// A configuration with the defaults of `hifc serve`.
     public init(
         kvBudget: KVBudget = .bytes(.gib(4)), blockTokens: Int = 64, maxStepTokens: Int = 512,
         maxRunning: Int = 64, preemption: PreemptionMode = .swapFlash, prefetchDepth: Int = 2,
         hostSwapCapacity: ByteSize = .gib(16), flashDailyWriteBudget: ByteSize? = nil,
-        modelID: String? = nil
+        modelID: String? = nil, replica: Int = 0
     ) {
         self.kvBudget = kvBudget
         self.blockTokens = blockTokens
@@ -37,5 +40,6 @@ public struct EngineConfiguration: Sendable, Hashable {
         self.hostSwapCapacity = hostSwapCapacity
         self.flashDailyWriteBudget = flashDailyWriteBudget
         self.modelID = modelID
+        self.replica = replica
     }
 }

@@ -49,7 +49,7 @@ public final class EngineCore {
     private let completions = SwapCompletionInbox()
     private var requests: [SequenceID: RequestProgress] = [:]
     private var swapsInFlight: [SequenceID: StepPlan.Swap] = [:]
-    private let metrics = EngineMetrics()
+    private let metrics: EngineMetrics
     private let logger = Logger(label: "hifc.engine")
     private let started = ContinuousClock.now
 
@@ -63,6 +63,7 @@ public final class EngineCore {
     ) throws {
         self.configuration = configuration
         self.loaded = loaded
+        metrics = EngineMetrics(replica: configuration.replica)
         let model = loaded.model
         let layout = model.kvLayout(blockTokens: configuration.blockTokens)
         let stride = (layout.blockBytes + 4095) / 4096 * 4096

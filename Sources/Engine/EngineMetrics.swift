@@ -1,25 +1,48 @@
 import HiFCCore
 import Metrics
 
-/// The engine's swift-metrics instruments (names prefixed `hifc_`), which the server publishes.
+/// The engine's swift-metrics instruments (names prefixed `hifc_`), which the server publishes,
+/// each labelled with the engine's `replica` index (one engine of a data-parallel server).
 struct EngineMetrics: Sendable {
-    let preemptions = Counter(label: "hifc_preemptions_total")
-    let recomputedTokens = Counter(label: "hifc_recomputed_tokens_total")
-    let swapOuts = Counter(label: "hifc_swap_outs_total")
-    let swapIns = Counter(label: "hifc_swap_ins_total")
-    let swapOutBytes = Counter(label: "hifc_swap_out_bytes_total")
-    let swapInBytes = Counter(label: "hifc_swap_in_bytes_total")
-    let swapFailures = Counter(label: "hifc_swap_failures_total")
-    let swapSeconds = FloatingPointCounter(label: "hifc_swap_seconds_total")
-    let exposedSwapSeconds = FloatingPointCounter(label: "hifc_swap_exposed_seconds_total")
-    let flashBytesWritten = Counter(label: "hifc_flash_bytes_written_total")
-    let generatedTokens = Counter(label: "hifc_generated_tokens_total")
-    let promptTokens = Counter(label: "hifc_prompt_tokens_total")
-    let kvUtilization = Gauge(label: "hifc_kv_utilization")
-    let waiting = Gauge(label: "hifc_queue_waiting")
-    let running = Gauge(label: "hifc_queue_running")
-    let swapped = Gauge(label: "hifc_queue_swapped")
-    let stepSeconds = Timer(label: "hifc_step_seconds")
+    let preemptions: Counter
+    let recomputedTokens: Counter
+    let swapOuts: Counter
+    let swapIns: Counter
+    let swapOutBytes: Counter
+    let swapInBytes: Counter
+    let swapFailures: Counter
+    let swapSeconds: FloatingPointCounter
+    let exposedSwapSeconds: FloatingPointCounter
+    let flashBytesWritten: Counter
+    let generatedTokens: Counter
+    let promptTokens: Counter
+    let kvUtilization: Gauge
+    let waiting: Gauge
+    let running: Gauge
+    let swapped: Gauge
+    let stepSeconds: Timer
+
+    /// The instruments of engine replica `replica`.
+    init(replica: Int) {
+        let dimensions = [("replica", String(replica))]
+        preemptions = Counter(label: "hifc_preemptions_total", dimensions: dimensions)
+        recomputedTokens = Counter(label: "hifc_recomputed_tokens_total", dimensions: dimensions)
+        swapOuts = Counter(label: "hifc_swap_outs_total", dimensions: dimensions)
+        swapIns = Counter(label: "hifc_swap_ins_total", dimensions: dimensions)
+        swapOutBytes = Counter(label: "hifc_swap_out_bytes_total", dimensions: dimensions)
+        swapInBytes = Counter(label: "hifc_swap_in_bytes_total", dimensions: dimensions)
+        swapFailures = Counter(label: "hifc_swap_failures_total", dimensions: dimensions)
+        swapSeconds = FloatingPointCounter(label: "hifc_swap_seconds_total", dimensions: dimensions)
+        exposedSwapSeconds = FloatingPointCounter(label: "hifc_swap_exposed_seconds_total", dimensions: dimensions)
+        flashBytesWritten = Counter(label: "hifc_flash_bytes_written_total", dimensions: dimensions)
+        generatedTokens = Counter(label: "hifc_generated_tokens_total", dimensions: dimensions)
+        promptTokens = Counter(label: "hifc_prompt_tokens_total", dimensions: dimensions)
+        kvUtilization = Gauge(label: "hifc_kv_utilization", dimensions: dimensions)
+        waiting = Gauge(label: "hifc_queue_waiting", dimensions: dimensions)
+        running = Gauge(label: "hifc_queue_running", dimensions: dimensions)
+        swapped = Gauge(label: "hifc_queue_swapped", dimensions: dimensions)
+        stepSeconds = Timer(label: "hifc_step_seconds", dimensions: dimensions)
+    }
 
     /// Records a finished swap.
     func record(_ completion: SwapCompletion) {

@@ -5,8 +5,8 @@ import HiFCCore
     import Glibc
 #endif
 
-/// One path's region, opened for direct I/O: a preallocated file `hifc-flash.region` inside a
-/// directory, or a raw block device. Opening checks that the path exists, is writable, takes
+/// One path's region, opened for direct I/O: a preallocated file (`hifc-flash.region`, or the
+/// store's `regionName`) inside a directory, or a raw block device. Opening checks that the path exists, is writable, takes
 /// O_DIRECT and has room for the whole region, and says which of these failed.
 final class FlashRegionFile: @unchecked Sendable {
     /// The path as configured.
@@ -18,7 +18,7 @@ final class FlashRegionFile: @unchecked Sendable {
     /// Whether a region file was created by this open.
     let created: Bool
 
-    init(path: String, capacity: Int64) throws(FlashStoreError) {
+    init(path: String, capacity: Int64, fileName: String = FlashStoreConfiguration.regionFileName) throws(FlashStoreError) {
         self.path = path
         var info = stat()
         guard stat(path, &info) == 0 else {
@@ -28,7 +28,7 @@ final class FlashRegionFile: @unchecked Sendable {
         let type = info.st_mode & S_IFMT
         let flags = O_RDWR | O_CLOEXEC | DirectIO.directFlag
         if type == S_IFDIR {
-            regionFile = (path as NSString).appendingPathComponent(FlashStoreConfiguration.regionFileName)
+            regionFile = (path as NSString).appendingPathComponent(fileName)
             let existed = access(regionFile, F_OK) == 0
             let fd = open(regionFile, flags | O_CREAT, 0o644)
             guard fd >= 0 else { throw Self.openError(errno, regionFile) }
@@ -123,14 +123,14 @@ final class FlashRegionFile: @unchecked Sendable {
 
 extension FlashStore {
     /// The capacity and segment size recorded in the region at `path` (a directory holding a
-    /// region file, or a block device), read without changing anything; nil when there is no
-    /// region there yet. `hifc inspect` uses it to open a region with its own settings.
-    public static func existingGeometry(at path: String) throws -> FlashRegionGeometry? {
+    /// region file named `fileName`, or a block device), read without changing anything; nil when
+    /// there is no region there yet. `hifc inspect` uses it to open a region with its own settings.
+    public static func existingGeometry(at path: String, fileName: String = FlashStoreConfiguration.regionFileName) throws -> FlashRegionGeometry? {
         var info = stat()
         guard stat(path, &info) == 0 else { throw FlashStoreError.missingPath(path) }
         let file =
             (info.st_mode & S_IFMT) == S_IFDIR
-            ? (path as NSString).appendingPathComponent(FlashStoreConfiguration.regionFileName) : path
+            ? (path as NSString).appendingPathComponent(fileName) : path
         guard access(file, F_OK) == 0 else { return nil }
         let fd = open(file, O_RDONLY | O_CLOEXEC | DirectIO.directFlag)
         guard fd >= 0 else { throw FlashStoreError.cannotOpen(path: file, errno: errno, message: DirectIO.message(errno)) }

@@ -24,16 +24,19 @@ public final class FlashStore: @unchecked Sendable {
     public let configuration: FlashStoreConfiguration
     /// The geometry of every region.
     public let geometry: FlashRegionGeometry
-    private let regions: [FlashRegionFile]
-    private let pool: IOThreadPool
+    let regions: [FlashRegionFile]
+    let pool: IOThreadPool
     private let faultInjector: (any IOFaultInjector)?
     private let placement: FlashPlacement
     private let lock = NSLock()
     private let superblockLock = NSLock()
-    private var state: State
+    /// Extra-copy writes in flight (swarm placement), which `close` waits for.
+    let copyWrites = DispatchGroup()
+    /// Read and written only inside `locked` (internal for FlashStore+Copies.swift).
+    var state: State
 
     /// Everything the lock protects.
-    private struct State {
+    struct State {
         var map = FlashSlotMap()
         var allocators: [FlashSegmentAllocator]
         var superblocks: [RegionSuperblock] = []
@@ -50,10 +53,20 @@ public final class FlashStore: @unchecked Sendable {
         var lastPersist: Double = 0
         var closed = false
         var recovery = FlashRecoveryReport()
+        /// Swarm placement's state; nil under the other policies.
+        var swarm: SwarmPlacement?
+        /// Extra copies of blocks (swarm placement), besides the one in `map`; lost at restart.
+        var copies: [BlockKey: [FlashSlotLocation]] = [:]
+        /// Bytes of I/O issued and not yet done, per path.
+        var queuedBytes: [Int64] = []
+        /// Bytes read per path.
+        var pathBytesRead: [Int64] = []
+        /// Bytes of extra copies written since the store opened.
+        var copyBytesWritten: Int64 = 0
     }
 
     /// A slot chosen for one block of a batch.
-    private struct PlannedSlot: Sendable {
+    struct PlannedSlot: Sendable {
         var key: BlockKey
         var path: Int
         var placement: FlashSegmentAllocator.Placement
@@ -83,7 +96,9 @@ public final class FlashStore: @unchecked Sendable {
         }
         var regions: [FlashRegionFile] = []
         do {
-            for path in configuration.paths { regions.append(try FlashRegionFile(path: path, capacity: geometry.capacity)) }
+            for path in configuration.paths {
+                regions.append(try FlashRegionFile(path: path, capacity: geometry.capacity, fileName: configuration.regionName))
+            }
         } catch {
             regions.forEach { $0.close() }
             throw error
@@ -95,6 +110,12 @@ public final class FlashStore: @unchecked Sendable {
         self.placement = FlashPlacement(policy: configuration.placement, pathCount: regions.count, gpuIndex: configuration.gpuIndex)
         self.pool = IOThreadPool(width: configuration.queueDepth)
         self.state = State(allocators: [])
+        state.queuedBytes = Array(repeating: 0, count: regions.count)
+        state.pathBytesRead = Array(repeating: 0, count: regions.count)
+        if configuration.placement == .swarm {
+            let budget = configuration.replicationBudget?.bytes ?? geometry.capacity * Int64(regions.count) / 10
+            state.swarm = SwarmPlacement(pathCount: regions.count, settings: .init(replicationBudgetBytes: budget))
+        }
         do {
             try recover()
         } catch {
@@ -178,7 +199,7 @@ public final class FlashStore: @unchecked Sendable {
 
     // MARK: Locking
 
-    private func locked<T>(_ body: (inout State) throws -> T) rethrows -> T {
+    func locked<T>(_ body: (inout State) throws -> T) rethrows -> T {
         lock.lock()
         defer { lock.unlock() }
         return try body(&state)
@@ -201,9 +222,11 @@ public final class FlashStore: @unchecked Sendable {
         }
         let checksums = ChecksumBox(count: slots.count)
         let jobs = slots.enumerated().map { index, slot in
-            writeJob(slot, payload: items[index].bytes, knownChecksum: nil, checksums: checksums, index: index)
+            TrackedJob(
+                writeJob(slot, payload: items[index].bytes, knownChecksum: nil, checksums: checksums, index: index), path: slot.path,
+                bytes: slot.footprint)
         }
-        let codes = await pool.run(jobs)
+        let codes = await runTracked(jobs)
         try publish(slots, codes: codes, checksums: checksums.values)
         persistSuperblocks(force: false)
         await compactIfNeeded()
@@ -226,24 +249,32 @@ public final class FlashStore: @unchecked Sendable {
                     results[index] = .miss(.bufferTooSmall(needed: location.length, given: targets[index].bytes.count))
                     continue
                 }
-                state.allocators[location.path].pin(segment: location.segment)
                 reads.append((index, location))
             }
+            if state.swarm != nil { chooseCopies(&reads, keys: keys, in: &state) }
+            for read in reads { state.allocators[read.location.path].pin(segment: read.location.segment) }
         }
         let outcomes = ReadResultBox(count: reads.count)
         let jobs = reads.enumerated().map { n, read in
-            readJob(key: keys[read.index], location: read.location, target: targets[read.index], results: outcomes, index: n)
+            TrackedJob(
+                readJob(key: keys[read.index], location: read.location, target: targets[read.index], results: outcomes, index: n),
+                path: read.location.path, bytes: read.location.footprint)
         }
-        _ = await pool.run(jobs)
+        _ = await runTracked(jobs)
         let read = outcomes.values
         locked { state in
             for (n, entry) in reads.enumerated() {
                 state.allocators[entry.location.path].unpin(segment: entry.location.segment)
                 state.reads += 1
                 state.bytesRead += Int64(entry.location.footprint)
+                state.pathBytesRead[entry.location.path] += Int64(entry.location.footprint)
                 if !read[n].isHit { state.failedReads += 1 }
                 results[entry.index] = read[n]
             }
+        }
+        let hits = reads.indices.filter { read[$0].isHit }
+        if !hits.isEmpty, locked({ $0.swarm != nil }) {
+            copyAfterRead(keys: hits.map { keys[reads[$0].index] }, sources: hits.map { targets[reads[$0].index] })
         }
         return results.map { $0! }
     }
@@ -255,6 +286,7 @@ public final class FlashStore: @unchecked Sendable {
                 if let old = state.map.remove(key) {
                     state.allocators[old.path].release(segment: old.segment, footprint: old.footprint)
                 }
+                dropCopies(of: key, in: &state)
             }
         }
     }
@@ -310,9 +342,11 @@ public final class FlashStore: @unchecked Sendable {
         }
         let box = ChecksumBox(count: slots.count)
         let jobs = slots.enumerated().map { index, slot in
-            writeJob(slot, payload: nil, knownChecksum: checksums[index], checksums: box, index: index)
+            TrackedJob(
+                writeJob(slot, payload: nil, knownChecksum: checksums[index], checksums: box, index: index), path: slot.path,
+                bytes: slot.footprint)
         }
-        let codes = await pool.run(jobs)
+        let codes = await runTracked(jobs)
         try publish(slots, codes: codes, checksums: checksums)
         persistSuperblocks(force: false)
     }
@@ -349,11 +383,19 @@ public final class FlashStore: @unchecked Sendable {
         }
     }
 
-    /// Plans slots; when no path has room, compacts once and tries again.
+    /// Plans slots; when no path has room, drops the extra copies, or compacts once, and tries again.
     private func planWithCompaction(keys: [BlockKey], lengths: [Int]) async throws -> [PlannedSlot] {
         do {
             return try locked { try plan(keys: keys, lengths: lengths, in: &$0) }
         } catch FlashStoreError.regionFull {
+            // Extra copies yield to new blocks first, then compaction frees segments.
+            if let planned = try? locked({ state -> [PlannedSlot]? in
+                guard !state.copies.isEmpty else { return nil }
+                for key in Array(state.copies.keys) { dropCopies(of: key, in: &state) }
+                return try plan(keys: keys, lengths: lengths, in: &state)
+            }) {
+                return planned
+            }
             guard await compact() > 0 else { throw regionFullError(lengths) }
             return try locked { try plan(keys: keys, lengths: lengths, in: &$0) }
         }
@@ -367,7 +409,9 @@ public final class FlashStore: @unchecked Sendable {
     /// is full) and allocates the blocks of each path contiguously.
     private func plan(keys: [BlockKey], lengths: [Int], in state: inout State) throws -> [PlannedSlot] {
         guard !state.closed else { throw FlashStoreError.closed }
-        let preferred = placement.paths(forBatchOf: keys.count, rotation: state.rotation)
+        let preferred =
+            state.swarm != nil
+            ? swarmPaths(keys: keys, lengths: lengths, in: state) : placement.paths(forBatchOf: keys.count, rotation: state.rotation)
         state.rotation &+= keys.count
         var groups: [(path: Int, indices: [Int])] = []
         for (index, path) in preferred.enumerated() {
@@ -398,7 +442,7 @@ public final class FlashStore: @unchecked Sendable {
     }
 
     /// Counts one write in the write pattern and the path's wear ledger.
-    private func record(write length: Int, at offset: Int64, path: Int, in state: inout State) {
+    func record(write length: Int, at offset: Int64, path: Int, in state: inout State) {
         state.pattern.recordWrite(path: path, offset: offset, length: length)
         state.superblocks[path].wear.record(bytes: Int64(length), at: Date().timeIntervalSince1970)
     }
@@ -419,6 +463,7 @@ public final class FlashStore: @unchecked Sendable {
                 if let dead = state.map.insert(slot.key, at: slot.location(checksum: checksum)) {
                     state.allocators[dead.path].release(segment: dead.segment, footprint: dead.footprint)
                 }
+                dropCopies(of: slot.key, in: &state)
                 state.pattern.recordPayload(slot.length)
             }
         }
@@ -428,7 +473,7 @@ public final class FlashStore: @unchecked Sendable {
 
     /// A job that writes one slot: header page and payload in one pwritev. The payload's CRC32C
     /// is computed on the I/O thread (so checksums of a batch run in parallel) unless known.
-    private func writeJob(
+    func writeJob(
         _ slot: PlannedSlot, payload: UnsafeRawBufferPointer?, knownChecksum: UInt32?,
         checksums: ChecksumBox, index: Int
     ) -> IOThreadPool.Job {
@@ -469,7 +514,7 @@ public final class FlashStore: @unchecked Sendable {
 
     /// A job that reads one slot (header page and payload in one preadv) and verifies the header
     /// and the payload's CRC32C before reporting a hit.
-    private func readJob(
+    func readJob(
         key: BlockKey, location: FlashSlotLocation, target: FlashReadTarget,
         results: ReadResultBox, index: Int
     ) -> IOThreadPool.Job {
@@ -560,6 +605,7 @@ public final class FlashStore: @unchecked Sendable {
                 let segment = state.allocators[path].compactionCandidate(
                     threshold: configuration.compactionThreshold, minimumFreeSegments: configuration.minimumFreeSegments)
             else { return nil }
+            dropCopies(inPath: path, segment: segment, in: &state)
             state.allocators[path].pin(segment: segment)
             return (segment, state.map.entries(inPath: path, segment: segment))
         }
@@ -674,6 +720,7 @@ public final class FlashStore: @unchecked Sendable {
             return !state.closed
         }
         guard wasOpen else { return }
+        copyWrites.wait()
         persistSuperblocks(force: true)
         pool.shutdown()
         regions.forEach { $0.close() }
@@ -688,7 +735,7 @@ private struct SendableBytes: @unchecked Sendable {
 }
 
 /// CRC32C values computed by I/O threads, one per slot of a batch.
-private final class ChecksumBox: @unchecked Sendable {
+final class ChecksumBox: @unchecked Sendable {
     private let lock = NSLock()
     private var storage: [UInt32]
     init(count: Int) { storage = Array(repeating: 0, count: count) }
@@ -705,7 +752,7 @@ private final class ChecksumBox: @unchecked Sendable {
 }
 
 /// Read outcomes decided by I/O threads, one per read of a batch.
-private final class ReadResultBox: @unchecked Sendable {
+final class ReadResultBox: @unchecked Sendable {
     private let lock = NSLock()
     private var storage: [FlashReadResult]
     init(count: Int) { storage = Array(repeating: .miss(.absent), count: count) }

@@ -53,8 +53,10 @@ public struct ServerConfiguration: Hashable, Sendable {
 
     // MARK: Engine
 
-    /// Compute device.
+    /// Compute device (of the first replica; replica `i` of a GPU server runs on the `i`-th GPU after it).
     public var device = DeviceSelection.cpu
+    /// Engine replicas behind one router (`--data-parallel`): one per GPU, or CPU replicas that share the cores.
+    public var dataParallel = 1
     /// Device memory for KV blocks (a size, or a count of blocks); small by default so that a few
     /// concurrent requests already make the engine swap to flash.
     public var kvBudget = KVBudget.bytes(.kib(256))
@@ -83,6 +85,8 @@ public struct ServerConfiguration: Hashable, Sendable {
     public var flashDailyWriteBudget: ByteSize?
     /// How blocks are spread over several flash paths.
     public var flashPlacement = FlashPlacementPolicy.stripe
+    /// Bytes the extra copies of swarm placement may take over all paths; nil: a tenth of the capacity.
+    public var flashReplicationBudget: ByteSize?
     /// Bytes of one log segment of the flash region.
     public var flashSegmentSize = ByteSize.mib(8)
 

@@ -75,6 +75,9 @@ struct BenchSwapCommand: AsyncParsableCommand {
     @Option(help: "cpu (the default here), auto, cuda or cuda:N. On a GPU, swap-flash moves blocks with cuFile.")
     var device: String = "cpu"
 
+    @Option(help: "Record the flash transfers of the first swap-flash run to this JSONL file (for bench placement).")
+    var trace: String?
+
     /// The figures of one mode.
     struct Result: Codable {
         var mode: String
@@ -153,20 +156,25 @@ struct BenchSwapCommand: AsyncParsableCommand {
         // machine's load does not favour the modes that run first; each mode's figures are the
         // mean over the rounds.
         var runs: [PreemptionMode: [Result]] = [:]
+        var recorder = try trace.map { try TransferTraceRecorder(path: $0) }
         for round in 0..<repeats {
             for mode in round % 2 == 0 ? modes : modes.reversed() {
+                let traced = mode == .swapFlash ? recorder : nil
+                if traced != nil { recorder = nil }
                 runs[mode, default: []].append(
-                    try await runOnce(mode, loaded: loaded, work: work, budget: budget, tbw: tbw, dram: dram, capacity: capacity))
+                    try await runOnce(mode, loaded: loaded, work: work, budget: budget, tbw: tbw, dram: dram, capacity: capacity, trace: traced))
+                traced?.close()
             }
         }
         let results = modes.map { Result.mean(of: runs[$0]!) }
         try report(results, heading: heading)
     }
 
-    /// One mode's run through a fresh engine (and, for the flash modes, a fresh scratch region).
+    /// One mode's run through a fresh engine (and, for the flash modes, a fresh scratch region),
+    /// its flash transfers recorded in `trace` when given.
     private func runOnce(
         _ mode: PreemptionMode, loaded: LoadedModel, work: [BenchWorkload.Request], budget: KVBudget, tbw: ByteSize,
-        dram: ByteSize, capacity: ByteSize
+        dram: ByteSize, capacity: ByteSize, trace: TransferTraceRecorder? = nil
     ) async throws -> Result {
         var flashStore: FlashStore?
         var regionDirectory: String?
@@ -184,9 +192,17 @@ struct BenchSwapCommand: AsyncParsableCommand {
             kvBudget: budget, blockTokens: blockTokens, maxStepTokens: maxStepTokens, maxRunning: requests,
             preemption: mode, prefetchDepth: prefetchDepth, hostSwapCapacity: dram)
         let store = flashStore
+        let tier: (any KVTierStore)? = flashStore.map { store -> any KVTierStore in
+            guard let trace else { return FlashTier(store: store) }
+            return TracedTierStore(FlashTier(store: store), recorder: trace)
+        }
         let engine = try LLMEngine(
-            loaded: loaded, configuration: configuration, flashTier: flashStore.map { FlashTier(store: $0) },
-            deviceSwapper: { pool in store.flatMap { (pool as? CUDAKVCachePool)?.makeFlashSwapper(store: $0) } })
+            loaded: loaded, configuration: configuration, flashTier: tier,
+            deviceSwapper: { pool in
+                let direct: (any DeviceKVSwapper)? = store.flatMap { (pool as? CUDAKVCachePool)?.makeFlashSwapper(store: $0) }
+                guard let direct, let trace else { return direct }
+                return TracedDeviceSwapper(direct, recorder: trace, blockBytes: pool.blockStride)
+            })
         defer { engine.shutdown() }
         return try await measure(engine, mode: mode, work: work, tbw: tbw)
     }

@@ -40,9 +40,14 @@ struct ServeCommand: AsyncParsableCommand {
             throw ExitCode(1)
         }
         defer { stack.shutdown() }
-        let flash = stack.flashStore.map { _ in configuration.effectiveFlashPaths.joined(separator: ", ") } ?? "off"
+        let first = stack.replicas[0]
+        let flash =
+            first.flashStore.map { _ in
+                configuration.effectiveFlashPaths.joined(separator: ", ") + " (\(configuration.flashPlacement.rawValue) placement)"
+            } ?? "off"
+        let devices = stack.replicas.map(\.device.description).joined(separator: ", ")
         logger.info(
-            "model \(stack.routes.servedModelName) (\(stack.model.directory)), device \(configuration.device), KV budget \(configuration.kvBudget), context \(stack.engine.maxContextTokens) tokens, preemption \(configuration.preemption.rawValue), flash \(flash)"
+            "model \(stack.routes.servedModelName) (\(first.model.directory)), \(stack.replicas.count == 1 ? "device" : "\(stack.replicas.count) replicas on") \(devices), KV budget \(configuration.kvBudget) each, context \(stack.service.maxContextTokens) tokens, preemption \(configuration.preemption.rawValue), flash \(flash)"
         )
         let app = stack.routes.application(address: .hostname(configuration.host, port: configuration.port)) {
             logger.info(
