@@ -6,6 +6,7 @@ import FlashStore
 import Foundation
 import HiFCCore
 import Models
+import Server
 
 /// `hifc bench swap`: the paper's experiment. The same requests run under each preemption mode
 /// with a KV budget that starves the device, and the modes are compared side by side.
@@ -39,8 +40,18 @@ struct BenchSwapCommand: AsyncParsableCommand {
     @Option(help: "Preemption modes to compare, comma-separated.")
     var mode: String = "recompute,swap-dram,swap-flash,auto"
 
-    @Option(name: .customLong("flash-path"), help: "A directory on the SSD for the flash tier (a scratch region, removed after).")
+    @Option(
+        name: .customLong("flash-path"),
+        help: "Directories for the flash tier, comma-separated, one per SSD (a scratch region in each, removed after).")
     var flashPath: String = NSTemporaryDirectory()
+
+    @Option(name: .customLong("flash-placement"), help: "How blocks are spread over several flash paths: affinity, stripe or swarm.")
+    var flashPlacement: String = "stripe"
+
+    @Option(
+        name: .customLong("data-parallel"),
+        help: "Engine replicas behind the router, each on its own GPU from --device on (or sharing the CPU); --requests are split among them.")
+    var dataParallel: Int = 1
 
     @Option(name: .customLong("flash-capacity"), help: "Size of the scratch flash region.")
     var flashCapacity: String = "8GiB"
@@ -130,7 +141,12 @@ struct BenchSwapCommand: AsyncParsableCommand {
         let dram: ByteSize
         let capacity: ByteSize
         let shape: BenchWorkload
+        let placement: FlashPlacementPolicy
         do {
+            guard let policy = FlashPlacementPolicy(rawValue: flashPlacement) else {
+                throw ValidationError("unknown --flash-placement '\(flashPlacement)'; use affinity, stripe or swarm")
+            }
+            placement = policy
             budget = try KVBudget(parsing: kvBudget)
             tbw = try ByteSize(parsing: flashTBW)
             dram = try ByteSize(parsing: dramSwap)
@@ -139,9 +155,12 @@ struct BenchSwapCommand: AsyncParsableCommand {
         } catch {
             throw ValidationError("\(error)")
         }
-        guard requests > 0, scale > 0, repeats > 0 else { throw ValidationError("--requests, --scale and --repeats must be positive") }
+        guard requests > 0, scale > 0, repeats > 0, dataParallel > 0 else {
+            throw ValidationError("--requests, --scale, --repeats and --data-parallel must be positive")
+        }
 
-        let loaded = try loadModel()
+        let models = try loadModels()
+        let loaded = models[0]
         let work = shape.requests(count: requests, scale: scale, vocabulary: min(loaded.tokenizer.vocabularySize, loaded.config.vocabSize))
         let layout = loaded.model.kvLayout(blockTokens: blockTokens)
         let meanTokens = work.reduce(0) { $0 + $1.prompt.count + $1.maxTokens } / work.count
@@ -150,6 +169,8 @@ struct BenchSwapCommand: AsyncParsableCommand {
         let heading =
             "bench swap: \(loaded.name), workload \(shape) x\(scale) (\(requests) requests, mean \(meanTokens) tokens each), "
             + "KV budget \(budget) = \(blocks) blocks of \(blockTokens) tokens, about \(blocks * blockTokens / max(meanTokens, 1)) requests"
+            + (dataParallel > 1 ? ", per replica; \(dataParallel) replicas" : "")
+            + ", flash \(FlashStoreConfiguration.parsePaths(flashPath).count) path(s), \(placement.rawValue) placement"
         if !json { FileHandle.standardError.write(Data((heading + "\n").utf8)) }
 
         // Rounds alternate the order of the modes (forward, backward, ...) so that a drift in the
@@ -162,7 +183,9 @@ struct BenchSwapCommand: AsyncParsableCommand {
                 let traced = mode == .swapFlash ? recorder : nil
                 if traced != nil { recorder = nil }
                 runs[mode, default: []].append(
-                    try await runOnce(mode, loaded: loaded, work: work, budget: budget, tbw: tbw, dram: dram, capacity: capacity, trace: traced))
+                    try await runOnce(
+                        mode, models: models, work: work, budget: budget, tbw: tbw, dram: dram, capacity: capacity, placement: placement,
+                        trace: traced))
                 traced?.close()
             }
         }
@@ -170,45 +193,62 @@ struct BenchSwapCommand: AsyncParsableCommand {
         try report(results, heading: heading)
     }
 
-    /// One mode's run through a fresh engine (and, for the flash modes, a fresh scratch region),
-    /// its flash transfers recorded in `trace` when given.
+    /// One mode's run through fresh engines, one per model (and, for the flash modes, fresh
+    /// scratch regions: one region file per replica on each path), their flash transfers
+    /// recorded in `trace` when given.
     private func runOnce(
-        _ mode: PreemptionMode, loaded: LoadedModel, work: [BenchWorkload.Request], budget: KVBudget, tbw: ByteSize,
-        dram: ByteSize, capacity: ByteSize, trace: TransferTraceRecorder? = nil
+        _ mode: PreemptionMode, models: [LoadedModel], work: [BenchWorkload.Request], budget: KVBudget, tbw: ByteSize,
+        dram: ByteSize, capacity: ByteSize, placement: FlashPlacementPolicy, trace: TransferTraceRecorder? = nil
     ) async throws -> Result {
-        var flashStore: FlashStore?
-        var regionDirectory: String?
-        if mode == .swapFlash || mode == .auto {
-            let directory = (flashPath as NSString).appendingPathComponent("hifc-bench-swap-\(getpid())")
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-            regionDirectory = directory
-            flashStore = try FlashStore(configuration: FlashStoreConfiguration(paths: [directory], capacityPerPath: capacity))
-        }
+        var stores: [FlashStore] = []
+        var directories: [String] = []
         defer {
-            flashStore?.close()
-            if let regionDirectory { try? FileManager.default.removeItem(atPath: regionDirectory) }
+            stores.forEach { $0.close() }
+            directories.forEach { try? FileManager.default.removeItem(atPath: $0) }
         }
-        let configuration = EngineConfiguration(
-            kvBudget: budget, blockTokens: blockTokens, maxStepTokens: maxStepTokens, maxRunning: requests,
-            preemption: mode, prefetchDepth: prefetchDepth, hostSwapCapacity: dram)
-        let store = flashStore
-        let tier: (any KVTierStore)? = flashStore.map { store -> any KVTierStore in
-            guard let trace else { return FlashTier(store: store) }
-            return TracedTierStore(FlashTier(store: store), recorder: trace)
+        if mode == .swapFlash || mode == .auto {
+            for path in FlashStoreConfiguration.parsePaths(flashPath) {
+                let directory = (path as NSString).appendingPathComponent("hifc-bench-swap-\(getpid())")
+                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+                directories.append(directory)
+            }
+            for replica in models.indices {
+                stores.append(
+                    try FlashStore(
+                        configuration: FlashStoreConfiguration(
+                            paths: directories, capacityPerPath: ByteSize(capacity.bytes / Int64(models.count)), placement: placement,
+                            gpuIndex: replica, regionName: models.count == 1 ? FlashStoreConfiguration.regionFileName : "hifc-flash-\(replica).region"))
+                )
+            }
         }
-        let engine = try LLMEngine(
-            loaded: loaded, configuration: configuration, flashTier: tier,
-            deviceSwapper: { pool in
-                let direct: (any DeviceKVSwapper)? = store.flatMap { (pool as? CUDAKVCachePool)?.makeFlashSwapper(store: $0) }
-                guard let direct, let trace else { return direct }
-                return TracedDeviceSwapper(direct, recorder: trace, blockBytes: pool.blockStride)
-            })
-        defer { engine.shutdown() }
-        return try await measure(engine, mode: mode, work: work, tbw: tbw)
+        var engines: [LLMEngine] = []
+        defer { engines.forEach { $0.shutdown() } }
+        for (replica, loaded) in models.enumerated() {
+            let configuration = EngineConfiguration(
+                kvBudget: budget, blockTokens: blockTokens, maxStepTokens: maxStepTokens, maxRunning: requests,
+                preemption: mode, prefetchDepth: prefetchDepth, hostSwapCapacity: dram, replica: replica)
+            let store = stores.isEmpty ? nil : stores[replica]
+            let tier: (any KVTierStore)? = store.map { store -> any KVTierStore in
+                guard let trace else { return FlashTier(store: store) }
+                return TracedTierStore(FlashTier(store: store), recorder: trace, replica: replica)
+            }
+            engines.append(
+                try LLMEngine(
+                    loaded: loaded, configuration: configuration, flashTier: tier,
+                    deviceSwapper: { pool in
+                        let direct: (any DeviceKVSwapper)? = store.flatMap { (pool as? CUDAKVCachePool)?.makeFlashSwapper(store: $0) }
+                        guard let direct, let trace else { return direct }
+                        return TracedDeviceSwapper(direct, recorder: trace, blockBytes: pool.blockStride, replica: replica)
+                    }))
+        }
+        let service: any GenerationService =
+            engines.count == 1 ? engines[0] : DataParallelService(replicas: engines, blockTokens: blockTokens, prefixAffinity: false)
+        return try await measure(service, stats: { [engines] in EngineStats.summed(engines.map { $0.stats() }) }, mode: mode, work: work, tbw: tbw)
     }
 
-    /// A model directory, or a synthetic model written to a temporary one.
-    private func loadModel() throws -> LoadedModel {
+    /// The model on each replica's device: a model directory, or a synthetic model written to a
+    /// temporary one.
+    private func loadModels() throws -> [LoadedModel] {
         var directory = model
         if model.hasPrefix("synth:") {
             guard let preset = SynthModel.Preset(rawValue: String(model.dropFirst(6))) else {
@@ -219,11 +259,32 @@ struct BenchSwapCommand: AsyncParsableCommand {
                 try SynthModel(architecture: .llama, preset: preset).write(to: directory)
             }
         }
-        return try LoadedModel(directory: directory, backend: device == "cpu" ? CPUBackend() : try BackendChoice.make(device))
+        if dataParallel == 1 {
+            return [try LoadedModel(directory: directory, backend: device == "cpu" ? CPUBackend() : try BackendChoice.make(device))]
+        }
+        let first: DeviceSelection
+        if device == "cpu" {
+            first = .cpu
+        } else if let selection = DeviceSelection(parsing: device) {
+            first = selection
+        } else {
+            throw ValidationError("--device \(device) with --data-parallel: give cpu, cuda or cuda:N")
+        }
+        return try (0..<dataParallel).map { index in
+            let backend: any ComputeBackend
+            switch first {
+            case .cpu: backend = CPUBackend()
+            case .cuda(let ordinal): backend = try BackendChoice.make("cuda:\(ordinal + index)")
+            }
+            return try LoadedModel(directory: directory, backend: backend)
+        }
     }
 
-    /// Runs every request at once through `engine` and collects the figures.
-    private func measure(_ engine: LLMEngine, mode: PreemptionMode, work: [BenchWorkload.Request], tbw: ByteSize) async throws -> Result {
+    /// Runs every request at once through `service` and collects the figures (`stats`: the
+    /// engines' counters).
+    private func measure(
+        _ service: any GenerationService, stats: () -> EngineStats, mode: PreemptionMode, work: [BenchWorkload.Request], tbw: ByteSize
+    ) async throws -> Result {
         let expected = work.reduce(0) { $0 + $1.maxTokens }
         let progress = BenchProgress(label: mode.rawValue, total: expected, enabled: true)
         let started = ContinuousClock.now
@@ -231,7 +292,7 @@ struct BenchSwapCommand: AsyncParsableCommand {
             for (n, request) in work.enumerated() {
                 var sampling = SamplingParams.greedy(maxTokens: request.maxTokens)
                 sampling.ignoreEOS = true
-                let stream = engine.generate(GenerationRequest(id: "bench-\(n)", promptTokens: request.prompt, sampling: sampling))
+                let stream = service.generate(GenerationRequest(id: "bench-\(n)", promptTokens: request.prompt, sampling: sampling))
                 group.addTask {
                     var ttft: Double?
                     var tokens = 0
@@ -251,7 +312,7 @@ struct BenchSwapCommand: AsyncParsableCommand {
         }
         let seconds = BenchProgress.seconds(since: started)
         progress.finish()
-        let stats = engine.stats()
+        let stats = stats()
         let latencies = timings.map(\.latency).sorted()
         let tokens = timings.reduce(0) { $0 + $1.tokens }
         let bytesPerDay = Double(stats.flashBytesWritten) / seconds * 86_400
@@ -314,5 +375,26 @@ extension String {
     /// The string right-aligned in `width` columns.
     fileprivate func leftPadded(_ width: Int) -> String {
         count >= width ? self : String(repeating: " ", count: width - count) + self
+    }
+}
+
+extension EngineStats {
+    /// The swap and preemption counters of several engines, added up (exposed swap seconds too:
+    /// each engine stalls on its own).
+    fileprivate static func summed(_ all: [EngineStats]) -> EngineStats {
+        var total = EngineStats()
+        for stats in all {
+            total.preemptions += stats.preemptions
+            total.recomputedTokens += stats.recomputedTokens
+            total.swapOuts += stats.swapOuts
+            total.swapOutBytes += stats.swapOutBytes
+            total.swapIns += stats.swapIns
+            total.swapInBytes += stats.swapInBytes
+            total.swapFailures += stats.swapFailures
+            total.swapSeconds += stats.swapSeconds
+            total.exposedSwapSeconds += stats.exposedSwapSeconds
+            total.flashBytesWritten += stats.flashBytesWritten
+        }
+        return total
     }
 }
