@@ -67,6 +67,21 @@ public final class DataParallelService: GenerationService {
 
     public func encodeChat(_ messages: [ChatMessage]) throws -> [Int] { try replicas[0].encodeChat(messages) }
 
+    /// Forgets every replica's cached prefixes, and the router's record of where prefixes went.
+    public func resetPrefixCache(flash: Bool) async -> (device: Int, flash: Int) {
+        var total = (device: 0, flash: 0)
+        for replica in replicas {
+            let forgotten = await replica.resetPrefixCache(flash: flash)
+            total = (total.device + forgotten.device, total.flash + forgotten.flash)
+        }
+        state.withLock { state in
+            if let table = state.affinity {
+                state.affinity = PrefixAffinityTable(blockTokens: table.blockTokens, capacity: table.capacity, maxBlocks: table.maxBlocks)
+            }
+        }
+        return total
+    }
+
     /// Each replica's outstanding work now.
     public var loads: [ReplicaLoad] { state.withLock { $0.loads } }
 
@@ -75,7 +90,7 @@ public final class DataParallelService: GenerationService {
 
     public func generate(_ request: GenerationRequest) -> AsyncThrowingStream<GenerationEvent, Error> {
         let asked = ReplicaRouter.Request(promptTokens: request.promptTokens.count, maxTokens: request.sampling.maxTokens)
-        let (replica, prefill) = route(request.promptTokens, asked)
+        let (replica, prefill) = route(request.promptTokens, salt: request.cacheSalt, asked)
         let upstream = replicas[replica].generate(request)
         let (stream, continuation) = AsyncThrowingStream.makeStream(of: GenerationEvent.self, throwing: Error.self)
         let task = Task { [self] in
@@ -103,12 +118,12 @@ public final class DataParallelService: GenerationService {
 
     /// Picks the replica and counts the request's work there; returns it and the request's
     /// prefill tokens as counted (the prompt, less the blocks the replica is believed to hold).
-    private func route(_ prompt: [Int], _ asked: ReplicaRouter.Request) -> (replica: Int, prefill: Int) {
+    private func route(_ prompt: [Int], salt: String?, _ asked: ReplicaRouter.Request) -> (replica: Int, prefill: Int) {
         let (replica, prefill, hadPrefix) = state.withLock { state in
-            let affinity = state.affinity?.affinity(of: prompt, replicas: replicas.count)
+            let affinity = state.affinity?.affinity(of: prompt, salt: salt, replicas: replicas.count)
             let replica = router.choose(asked, loads: state.loads, affinityBlocks: affinity, rotation: state.rotation)
             state.rotation &+= 1
-            state.affinity?.record(prompt, replica: replica)
+            state.affinity?.record(prompt, salt: salt, replica: replica)
             let prefill = router.cost(of: asked, affinityBlocks: affinity?[replica] ?? 0) - asked.maxTokens
             state.loads[replica].requests += 1
             state.loads[replica].tokens += prefill + asked.maxTokens

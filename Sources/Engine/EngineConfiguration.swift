@@ -23,13 +23,24 @@ public struct EngineConfiguration: Sendable, Hashable {
     /// This engine's index among the replicas of a data-parallel server (`--data-parallel`): the
     /// `replica` label of its metrics.
     public var replica: Int
+    /// Whether requests share the KV of their common prefixes (`--prefix-cache`).
+    public var prefixCaching: Bool
+    /// When cached prefix blocks are saved to flash (`--prefix-cache-write`).
+    public var prefixCacheWrite: PrefixWritePolicy
+    /// Flash bytes the prefix cache may keep (`--prefix-cache-flash-size`); nil: half of the
+    /// flash tier's regions, the other half left to swaps.
+    public var prefixCacheFlashSize: ByteSize?
+    /// Whether prefix blocks found on flash are loaded: as the cost model decides (the
+    /// default), or always or never (to measure one against the other).
+    public var prefixLoadDecision: PrefixLoadDecision = .costModel
 
     /// A configuration with the defaults of `hifc serve`.
     public init(
         kvBudget: KVBudget = .bytes(.gib(4)), blockTokens: Int = 64, maxStepTokens: Int = 512,
         maxRunning: Int = 64, preemption: PreemptionMode = .swapFlash, prefetchDepth: Int = 2,
         hostSwapCapacity: ByteSize = .gib(16), flashDailyWriteBudget: ByteSize? = nil,
-        modelID: String? = nil, replica: Int = 0
+        modelID: String? = nil, prefixCaching: Bool = true, prefixCacheWrite: PrefixWritePolicy = .onEvict,
+        prefixCacheFlashSize: ByteSize? = nil, replica: Int = 0
     ) {
         self.kvBudget = kvBudget
         self.blockTokens = blockTokens
@@ -41,5 +52,8 @@ public struct EngineConfiguration: Sendable, Hashable {
         self.flashDailyWriteBudget = flashDailyWriteBudget
         self.modelID = modelID
         self.replica = replica
+        self.prefixCaching = prefixCaching
+        self.prefixCacheWrite = prefixCacheWrite
+        self.prefixCacheFlashSize = prefixCacheFlashSize
     }
 }

@@ -22,13 +22,15 @@ public enum EngineError: Error, Sendable, Hashable, CustomStringConvertible {
 }
 
 /// The engine's step, run synchronously on one thread: the scheduler, the model runner, the
-/// swapper and the sampler, with requests' outputs returned as events. `LLMEngine` runs it in a
-/// loop on its own thread; tests and the bench may drive it directly.
+/// transfers and the sampler, with requests' outputs returned as events. `LLMEngine` runs it in
+/// a loop on its own thread; tests and the bench may drive it directly.
 ///
-/// One step: take the finished swaps; ask the scheduler for a `StepPlan`; start its swap-outs and
-/// swap-ins on the swapper's I/O threads; run the forward pass over the resident sequences while
-/// that I/O proceeds; sample; return the new tokens, text and finishes. When nothing can compute
-/// until a swap completes, the step waits for it, and that wait is the swap time left exposed.
+/// One step, as nano-vllm has it: schedule -> run -> postprocess. Take the transfers that
+/// finished and report them to the scheduler; ask it for a `StepPlan`; start the plan's writes,
+/// reads and deletes (their I/O overlaps the compute); run the forward pass over the resident
+/// sequences; sample; return the new tokens, text and finishes. When nothing can compute until a
+/// transfer completes, the step waits for it, and that wait is the swap time left exposed. Each
+/// step's figures are one `EngineStats`, which feeds the totals and the metrics.
 ///
 /// Not thread-safe: one thread owns it.
 public final class EngineCore {
@@ -40,23 +42,24 @@ public final class EngineCore {
     public let kv: any KVCachePool
     /// Tokens of one sequence at most: the model's context, or the KV budget when smaller.
     public let maxSequenceTokens: Int
-    /// Counters since start.
-    public private(set) var stats = EngineStats()
+    /// The prefix cache's namespace (model, KV layout, backend).
+    public let namespace: PrefixNamespace
 
     private var scheduler: Scheduler
     private let runner: ModelRunner
-    private let swapper: Swapper
-    private let completions = SwapCompletionInbox()
+    private let transfers: KVTransfers
+    private let outcomes = Inbox<TransferOutcome>()
+    private let flashTier: (any KVTierStore)?
     private var requests: [SequenceID: RequestProgress] = [:]
-    private var swapsInFlight: [SequenceID: StepPlan.Swap] = [:]
+    /// Totals since start.
+    private var totals = EngineStats()
     private let metrics: EngineMetrics
     private let logger = Logger(label: "hifc.engine")
-    private let started = ContinuousClock.now
 
     /// An engine for `loaded` whose KV pool is sized by `configuration.kvBudget`. `flashTier` is
-    /// the flash cache (`FlashTier` over a `FlashStore`), needed by `swap-flash` and `auto`.
-    /// `deviceSwapper`, given the KV pool, may return a backend's direct device<->flash swapper
-    /// (GPUDirect Storage) for the flash tier's store.
+    /// the flash cache (`FlashTier` over a `FlashStore`): needed by `swap-flash` and `auto`, and
+    /// the prefix cache's second level in any mode. `deviceSwapper`, given the KV pool, may
+    /// return a backend's direct device<->flash swapper (GPUDirect Storage) for the flash tier.
     public init(
         loaded: LoadedModel, configuration: EngineConfiguration, flashTier: (any KVTierStore)? = nil,
         deviceSwapper: ((any KVCachePool) throws -> (any DeviceKVSwapper)?)? = nil
@@ -66,38 +69,47 @@ public final class EngineCore {
         metrics = EngineMetrics(replica: configuration.replica)
         let model = loaded.model
         let layout = model.kvLayout(blockTokens: configuration.blockTokens)
-        let stride = (layout.blockBytes + 4095) / 4096 * 4096
+        let stride = FlashLayout.padded(layout.blockBytes)
         let blocks = configuration.kvBudget.blockCount(blockBytes: stride)
         guard blocks > 0 else { throw EngineError.kvBudgetTooSmall(budget: "\(configuration.kvBudget)", blockBytes: stride) }
+        if flashTier == nil, configuration.preemption == .swapFlash || configuration.preemption == .auto {
+            throw EngineError.noFlashTier(configuration.preemption)
+        }
         kv = try model.makeKVCachePool(blockTokens: configuration.blockTokens, blocks: blocks)
+        self.flashTier = flashTier
 
         var tiers: [any KVTierStore] = []
-        switch configuration.preemption {
-        case .recompute: break
-        case .swapDRAM:
+        if configuration.preemption == .swapDRAM {
             let capacity = Int(configuration.hostSwapCapacity.bytes) / kv.blockStride
             tiers.append(HostMemoryTier(blockBytes: kv.blockStride, capacityBlocks: capacity))
-        case .swapFlash, .auto:
-            guard let flashTier else { throw EngineError.noFlashTier(configuration.preemption) }
-            tiers.append(flashTier)
         }
-        let inbox = completions
-        let direct = try tiers.contains { $0.tier == .flash } ? deviceSwapper?(kv) : nil
-        swapper = Swapper(pool: kv, tiers: tiers, deviceSwapper: direct) { inbox.post($0) }
+        if let flashTier { tiers.append(flashTier) }
+        let inbox = outcomes
+        let direct = try flashTier != nil ? deviceSwapper?(kv) : nil
+        transfers = KVTransfers(pool: kv, tiers: tiers, deviceSwapper: direct) { inbox.post($0) }
         runner = ModelRunner(model: model, kv: kv)
 
+        namespace = PrefixNamespace(modelIdentity: loaded.fingerprint, layout: layout, backend: model.backend.name)
+        let prefixFlashBytes = configuration.prefixCacheFlashSize?.bytes ?? (flashTier?.capacityBytes).map { $0 / 2 } ?? 0
         let schedulerConfig = SchedulerConfig(
             blockTokens: configuration.blockTokens, deviceBlocks: blocks, blockBytes: layout.blockBytes,
             maxStepTokens: configuration.maxStepTokens, maxRunning: configuration.maxRunning,
-            preemption: configuration.preemption, prefetchDepth: configuration.prefetchDepth)
-        var costModel = PreemptionCostModel()
-        costModel.flashWriteBudgetBytesPerDay = configuration.flashDailyWriteBudget.map { Double($0.bytes) }
-        scheduler = Scheduler(config: schedulerConfig, costModel: costModel)
+            preemption: configuration.preemption, prefetchDepth: configuration.prefetchDepth,
+            prefixCaching: configuration.prefixCaching, namespace: namespace, hasFlashTier: flashTier != nil,
+            prefixWritePolicy: configuration.prefixCacheWrite,
+            prefixFlashBlocks: Int(prefixFlashBytes / Int64(FlashLayout.slotFootprint(payloadLength: layout.blockBytes))),
+            prefixLoadDecision: configuration.prefixLoadDecision)
+        scheduler = Scheduler(config: schedulerConfig)
         maxSequenceTokens = min(loaded.config.maxPositions, schedulerConfig.maxSequenceTokens)
+        if let flashTier, schedulerConfig.savesPrefixesToFlash {
+            let recovered = flashTier.storedContentKeys
+            scheduler.learnStoredBlocks(recovered, in: .flash, owned: true)
+            if !recovered.isEmpty { logger.info("the flash tier holds \(recovered.count) prefix blocks from earlier runs") }
+        }
     }
 
-    /// Whether no request is left (and no swap I/O is in flight).
-    public var isIdle: Bool { scheduler.isIdle && swapsInFlight.isEmpty }
+    /// Whether no request is left and no transfer is in flight.
+    public var isIdle: Bool { scheduler.isIdle }
 
     // MARK: Requests
 
@@ -112,59 +124,62 @@ public final class EngineCore {
             throw .invalidParameter(parameter: "prompt", reason: "token id \(bad) is outside the vocabulary of \(loaded.config.vocabSize)")
         }
         let total = request.promptTokens.count + sampling.maxTokens
+        // The engine's one length check: `maxSequenceTokens` is the smaller of the model's context
+        // and what the whole KV budget holds, the scheduler's limit.
         guard total <= maxSequenceTokens else {
             throw .contextTooLong(promptTokens: request.promptTokens.count, maxTokens: sampling.maxTokens, limit: maxSequenceTokens)
         }
-        do {
-            try scheduler.add(id: id, prompt: request.promptTokens, maxTotalTokens: total)
-        } catch {
-            throw .contextTooLong(promptTokens: request.promptTokens.count, maxTokens: sampling.maxTokens, limit: maxSequenceTokens)
-        }
+        scheduler.add(id: id, prompt: request.promptTokens, maxTotalTokens: total, cacheSalt: request.cacheSalt)
         requests[id] = RequestProgress(request: request, tokenizer: loaded.tokenizer, eos: loaded.eosTokenIDs)
-        stats.promptTokens += request.promptTokens.count
-        metrics.promptTokens.increment(by: request.promptTokens.count)
+        var added = EngineStats()
+        added.promptTokens = request.promptTokens.count
+        record(&added)
     }
 
-    /// Aborts a request: its blocks are freed (at once, or when its swap I/O completes). Returns
+    /// Aborts a request: its blocks are freed (at once, or when its transfers complete). Returns
     /// its last event, or nil when it was not running.
     @discardableResult
     public func abort(id: SequenceID) -> GenerationEvent? {
         guard let progress = requests.removeValue(forKey: id) else { return nil }
-        release(scheduler.finish(id), of: id)
-        stats.finishedRequests += 1
+        scheduler.finish(id)
+        var aborted = EngineStats()
+        aborted.finishedRequests = 1
+        record(&aborted)
         return .finished(.abort, progress.usage)
+    }
+
+    /// Forgets the device's cached prefixes and, with `flash`, the prefix blocks this instance
+    /// keeps on flash (`POST /reset_prefix_cache`). Returns the numbers of blocks forgotten.
+    @discardableResult
+    public func resetPrefixCache(flash: Bool) -> (device: Int, flash: Int) {
+        let dropped = scheduler.resetPrefixCache(flash: flash)
+        var reset = EngineStats()
+        record(&reset)
+        logger.info("prefix cache reset: \(dropped.device) device blocks and \(dropped.flash) flash blocks forgotten")
+        return dropped
     }
 
     // MARK: The step
 
     /// Runs one step and returns the requests' new events in order.
     public func step() throws -> [(SequenceID, GenerationEvent)] {
-        apply(completions.drain())
+        var step = EngineStats()
+        apply(outcomes.drain(), to: &step)
+        updateFlashBudget()
         let plan = scheduler.schedule()
-        for swap in plan.swapOuts {
-            swapsInFlight[swap.sequence] = swap
-            swapper.swapOut(swap)
-        }
-        for swap in plan.swapIns {
-            swapsInFlight[swap.sequence] = swap
-            swapper.swapIn(swap)
-        }
-        stats.preemptions += plan.swapOuts.count + plan.recomputes.count
-        metrics.preemptions.increment(by: plan.swapOuts.count + plan.recomputes.count)
-        let recomputed = plan.recomputes.reduce(0) { $0 + $1.tokens }
-        stats.recomputedTokens += recomputed
-        metrics.recomputedTokens.increment(by: recomputed)
+        plan.writes.forEach(transfers.start)
+        plan.reads.forEach(transfers.start)
+        plan.deletes.forEach(transfers.delete)
+        step.preemptions += plan.preemptions.count
 
         var events: [(SequenceID, GenerationEvent)] = []
         if plan.hasCompute {
             let clock = ContinuousClock.now
-            let outputs = try runner.run(plan, sequences: { scheduler.sequence($0)! }, greedy: { requests[$0]!.isGreedy })
+            let outputs = try runner.run(
+                plan, sequences: { scheduler.sequence($0)! }, blockTables: { scheduler.blockTable(of: $0) },
+                greedy: { requests[$0]!.isGreedy })
             let seconds = Self.seconds(since: clock)
-            stats.computeSeconds += seconds
-            if !plan.prefills.isEmpty, seconds > 0 {
-                let speed = Double(plan.scheduledTokens) / seconds
-                scheduler.costModel.prefillTokensPerSecond = 0.8 * scheduler.costModel.prefillTokensPerSecond + 0.2 * speed
-            }
+            scheduler.costModel.steps.observe(tokens: plan.scheduledTokens, pairs: plan.attendedPairs, seconds: seconds)
             var sampled: [SequenceID: Int] = [:]
             for (id, output) in outputs {
                 switch output {
@@ -175,134 +190,140 @@ public final class EngineCore {
             }
             scheduler.completeStep(plan, sampled: sampled)
             for chunk in plan.chunks where chunk.samples {
-                events += emit(chunk.sequence)
+                events += emit(chunk.sequence, into: &step)
             }
-            stats.steps += 1
-            metrics.stepSeconds.recordSeconds(seconds)
-        } else if !swapsInFlight.isEmpty {
-            // Nothing can compute until a swap completes: this wait is exposed swap time.
+            step.steps = 1
+            step.computeSeconds = seconds
+        } else if scheduler.hasTransfersInFlight {
+            // Nothing can compute until a transfer completes. Waiting on a swap or a load that a
+            // request needs is exposed swap time; waiting on prefix saves alone is not.
             let clock = ContinuousClock.now
-            let arrived = completions.wait(timeout: 1)
-            let waited = Self.seconds(since: clock)
-            stats.exposedSwapSeconds += waited
-            metrics.exposedSwapSeconds.increment(by: waited)
-            apply(arrived)
+            let arrived = outcomes.wait(timeout: 1)
+            if !requests.isEmpty { step.exposedSwapSeconds += Self.seconds(since: clock) }
+            apply(arrived, to: &step)
         }
-        publishQueues()
+        record(&step)
         return events
     }
 
-    /// Waits until every swap in flight has completed (or failed) and applies the outcomes, so
-    /// that nothing still reads or writes the KV pool or the flash store after shutdown.
-    public func finishSwapsInFlight() {
-        while !swapsInFlight.isEmpty {
-            apply(completions.wait(timeout: 1))
+    /// Saves every cached device block that flash lacks and waits for the writes, so the device's
+    /// prefix cache survives a restart (at shutdown, after the requests have stopped). Returns
+    /// the blocks saved.
+    @discardableResult
+    public func saveCachedPrefixes() -> Int {
+        updateFlashBudget()
+        guard let write = scheduler.saveAllCachedBlocks() else { return 0 }
+        transfers.start(write)
+        finishTransfersInFlight()
+        logger.info("saved \(write.blocks.count) cached prefix blocks to flash for the next start")
+        return write.blocks.count
+    }
+
+    /// Waits until every transfer in flight has completed (or failed) and applies the outcomes,
+    /// so that nothing still reads or writes the KV pool or the tiers after shutdown.
+    public func finishTransfersInFlight() {
+        while scheduler.hasTransfersInFlight {
+            var step = EngineStats()
+            apply(outcomes.wait(timeout: 1), to: &step)
+            record(&step)
         }
     }
 
-    /// A snapshot of the counters, with the queues and KV use of now.
-    public func snapshot() -> EngineStats {
-        var now = stats
-        now.kvUtilization = scheduler.pool.utilization
-        now.waiting = scheduler.waitingCount
-        now.running = scheduler.runningCount
-        now.swapped = scheduler.swappedCount
-        return now
-    }
+    /// The totals since start, with the queues and KV use of now.
+    public func snapshot() -> EngineStats { totals }
 
     // MARK: Outputs
 
-    private func emit(_ id: SequenceID) -> [(SequenceID, GenerationEvent)] {
+    private func emit(_ id: SequenceID, into step: inout EngineStats) -> [(SequenceID, GenerationEvent)] {
         guard var progress = requests[id], let sequence = scheduler.sequence(id) else { return [] }
         let token = sequence.tokens.last!
-        stats.generatedTokens += 1
-        metrics.generatedTokens.increment()
+        step.generatedTokens += 1
         let (text, reason) = progress.advance(sequence, maxSequenceTokens: maxSequenceTokens)
         var events: [(SequenceID, GenerationEvent)] = [(id, .delta(tokenIDs: [token], text: text))]
         if let reason {
             events.append((id, .finished(reason, progress.usage)))
             requests[id] = nil
-            release(scheduler.finish(id), of: id)
-            stats.finishedRequests += 1
+            scheduler.finish(id)
+            step.finishedRequests += 1
         } else {
             requests[id] = progress
         }
         return events
     }
 
-    // MARK: Swap bookkeeping
+    // MARK: Bookkeeping
 
-    private func apply(_ arrived: [SwapCompletion]) {
-        for completion in arrived {
-            let swap = swapsInFlight.removeValue(forKey: completion.sequence)
-            metrics.record(completion)
-            stats.swapSeconds += completion.seconds
-            let outcome: Scheduler.IOOutcome = completion.failure == nil ? .completed : .failed
-            if completion.failure != nil {
-                stats.swapFailures += 1
-                if let swap, scheduler.sequence(completion.sequence) != nil {
-                    stats.recomputedTokens += swap.tokens
-                    metrics.recomputedTokens.increment(by: swap.tokens)
-                }
-            } else {
-                learnBandwidth(completion)
+    /// Reports finished transfers to the scheduler and counts them in `step`.
+    private func apply(_ arrived: [TransferOutcome], to step: inout EngineStats) {
+        for outcome in arrived {
+            switch outcome.direction {
+            case .write: scheduler.writeCompleted(outcome.id, succeeded: outcome.failure == nil)
+            case .read: scheduler.readCompleted(outcome.id, intactBlocks: outcome.intactBlocks)
             }
-            switch completion.direction {
-            case .out:
-                if outcome == .completed {
-                    stats.swapOuts += 1
-                    stats.swapOutBytes += completion.bytes
-                    if completion.tier == .flash {
-                        stats.flashBytesWritten += completion.bytes
-                        scheduler.costModel.flashBytesWrittenToday = flashBytesToday(adding: completion.bytes)
-                    }
+            if outcome.failure == nil {
+                scheduler.costModel.observe(outcome.direction, tier: outcome.tier, bytes: outcome.bytes, seconds: outcome.seconds)
+            }
+            if outcome.tier == .flash, outcome.direction == .write { step.flashBytesWritten += outcome.bytes }
+            switch (outcome.forPrefixCache, outcome.direction) {
+            case (false, _):
+                step.swapSeconds += outcome.seconds
+                if outcome.failure != nil { step.swapFailures += 1 }
+                if outcome.direction == .write, outcome.failure == nil {
+                    step.swapOuts += 1
+                    step.swapOutBytes += outcome.bytes
+                } else if outcome.direction == .read {
+                    step.swapIns += 1
+                    step.swapInBytes += outcome.bytes
                 }
-                release(scheduler.swapOutCompleted(completion.sequence, outcome), of: completion.sequence)
-            case .in:
-                if outcome == .completed {
-                    stats.swapIns += 1
-                    stats.swapInBytes += completion.bytes
+            case (true, .write):
+                if outcome.failure == nil {
+                    step.prefixBlocksSaved += outcome.blocks
+                    step.prefixSaveBytes += outcome.bytes
                 }
-                release(scheduler.swapInCompleted(completion.sequence, outcome), of: completion.sequence)
+            case (true, .read):
+                step.prefixLoads += 1
+                step.prefixLoadBytes += outcome.bytes
+                step.prefixLoadSeconds += outcome.seconds
+                if outcome.failure != nil { step.prefixLoadFailures += 1 }
             }
         }
-        if stats.swapSeconds > 0 {
-            scheduler.costModel.exposedSwapFraction = min(stats.exposedSwapSeconds / stats.swapSeconds, 1)
+    }
+
+    /// Adds the scheduler's events and the state of now to `step` (a step, or a change between
+    /// steps: a request added or aborted), carries out the tier deletes decided meanwhile, and
+    /// records it in the totals and the metrics.
+    private func record(_ step: inout EngineStats) {
+        let events = scheduler.takeEvents()
+        step.deviceHitTokens += events.deviceHitTokens
+        step.flashHitTokens += events.flashHitTokens
+        step.declinedLoads += events.declinedLoads
+        step.declinedLoadTokens += events.declinedLoadTokens
+        step.recomputedTokens += events.recomputedTokens
+        step.flashPrefixEvictions += events.flashPrefixEvictions
+        scheduler.takeDeletes().forEach(transfers.delete)
+        let pool = scheduler.kv.pool
+        step.deviceEvictions = pool.evictions - lastEvictions
+        lastEvictions = pool.evictions
+        step.kvUtilization = pool.utilization
+        step.cachedBlocks = pool.cachedCount
+        step.flashPrefixBlocks = scheduler.tiers.prefixBlocks
+        step.waiting = scheduler.waitingCount
+        step.running = scheduler.runningCount
+        step.swapped = scheduler.swappedCount
+        totals.accumulate(step)
+        metrics.record(step)
+        if totals.swapSeconds > 0 {
+            scheduler.costModel.exposedSwapFraction = min(totals.exposedSwapSeconds / totals.swapSeconds, 1)
         }
     }
 
-    private func release(_ removal: Scheduler.Removal, of id: SequenceID) {
-        if case .freeTier(let tier, let blocks) = removal {
-            swapper.free(sequence: id, blocks: blocks, in: tier)
-        }
-    }
+    private var lastEvictions = 0
 
-    private func learnBandwidth(_ completion: SwapCompletion) {
-        guard completion.seconds > 0, completion.bytes > 0 else { return }
-        let speed = Double(completion.bytes) / completion.seconds
-        func blend(_ old: Double?) -> Double { old.map { 0.8 * $0 + 0.2 * speed } ?? speed }
-        switch completion.direction {
-        case .out: scheduler.costModel.writeBytesPerSecond[completion.tier] = blend(scheduler.costModel.writeBytesPerSecond[completion.tier])
-        case .in: scheduler.costModel.readBytesPerSecond[completion.tier] = blend(scheduler.costModel.readBytesPerSecond[completion.tier])
-        }
-    }
-
-    private var flashDay = 0
-    private var flashBytesDay = 0.0
-
-    /// Flash bytes written in the engine's current day (days counted from its start).
-    private func flashBytesToday(adding bytes: Int) -> Double {
-        let day = Int(Self.seconds(since: started) / 86_400)
-        if day != flashDay {
-            flashDay = day
-            flashBytesDay = 0
-        }
-        flashBytesDay += Double(bytes)
-        return flashBytesDay
-    }
-
-    private func publishQueues() {
-        metrics.recordQueues(snapshot())
+    /// Tells the cost model how many bytes flash may still take today, from the flash tier's own
+    /// wear ledger (the one daily counter) and the configured budget.
+    private func updateFlashBudget() {
+        guard let budget = configuration.flashDailyWriteBudget, let written = flashTier?.bytesWrittenToday else { return }
+        scheduler.costModel.flashBytesLeftToday = max(Double(budget.bytes - written), 0)
     }
 
     private static func seconds(since start: ContinuousClock.Instant) -> Double {

@@ -2,9 +2,9 @@ import FlashStore
 import Foundation
 import HiFCCore
 
-/// The flash swap tier (`--preemption swap-flash`, HiFC): a sequence's blocks go to the
-/// `FlashStore` as one batch, written log-structured with large sequential O_DIRECT writes,
-/// straight from the KV pool when its blocks are host memory.
+/// The flash tier (HiFC): blocks go to the `FlashStore` as one batch, written log-structured
+/// with large sequential O_DIRECT writes, straight from the KV pool when its blocks are host
+/// memory. It holds both swapped sequences' blocks and the prefix cache's second level.
 public final class FlashTier: KVTierStore {
     public var tier: SwapTier { .flash }
     /// The store.
@@ -13,9 +13,9 @@ public final class FlashTier: KVTierStore {
     /// A tier over `store`.
     public init(store: FlashStore) { self.store = store }
 
-    public func write(_ blocks: [FlashPutItem]) async throws(KVTierError) {
+    public func write(_ blocks: [KVBlockSource]) async throws(KVTierError) {
         do {
-            try await store.put(blocks)
+            try await store.put(blocks.map { FlashPutItem(key: $0.key, bytes: $0.bytes) })
         } catch let error as FlashStoreError {
             switch error {
             case .regionFull: throw .full(tier: .flash, detail: error.description)
@@ -27,21 +27,28 @@ public final class FlashTier: KVTierStore {
         }
     }
 
-    public func read(_ keys: [BlockKey], into targets: [FlashReadTarget]) async throws(KVTierError) {
-        let results = await store.get(keys, into: targets)
-        for (n, result) in results.enumerated() {
+    public func read(_ blocks: [KVBlockDestination]) async -> (intact: Int, failure: KVTierError?) {
+        let results = await store.get(blocks.map(\.key), into: blocks.map { FlashReadTarget($0.bytes) })
+        for (index, result) in results.enumerated() {
+            let block = blocks[index]
             switch result {
-            case .hit(let length) where length == targets[n].bytes.count: continue
-            case .hit(let length): throw .corrupt(keys[n], detail: "\(length) bytes stored for a \(targets[n].bytes.count)-byte block")
-            case .miss(.absent): throw .missing(keys[n])
+            case .hit(let length) where length == block.bytes.count: continue
+            case .hit(let length):
+                return (index, .corrupt(block.key, detail: "\(length) bytes stored for a \(block.bytes.count)-byte block"))
+            case .miss(.absent): return (index, .missing(block.key))
             case .miss(let reason):
                 switch reason {
-                case .checksumMismatch, .headerMismatch: throw .corrupt(keys[n], detail: reason.description)
-                default: throw .io("flash read of \(keys[n]): \(reason)")
+                case .checksumMismatch, .headerMismatch: return (index, .corrupt(block.key, detail: reason.description))
+                default: return (index, .io("flash read of \(block.key): \(reason)"))
                 }
             }
         }
+        return (blocks.count, nil)
     }
 
     public func remove(_ keys: [BlockKey]) { store.delete(keys) }
+
+    public var capacityBytes: Int64? { store.totalCapacity }
+    public var bytesWrittenToday: Int64? { store.bytesWrittenToday }
+    public var storedContentKeys: [BlockKey] { store.contentKeys }
 }

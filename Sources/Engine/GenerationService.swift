@@ -21,11 +21,15 @@ public struct GenerationRequest: Sendable {
     public var promptTokens: [Int]
     /// How to sample and when to stop.
     public var sampling: SamplingParams
+    /// Keeps this request's cached prefixes apart from those of requests with another salt or
+    /// none (vLLM's `cache_salt`: one tenant cannot find another's prompts by timing).
+    public var cacheSalt: String?
 
-    public init(id: String, promptTokens: [Int], sampling: SamplingParams) {
+    public init(id: String, promptTokens: [Int], sampling: SamplingParams, cacheSalt: String? = nil) {
         self.id = id
         self.promptTokens = promptTokens
         self.sampling = sampling
+        self.cacheSalt = cacheSalt
     }
 }
 
@@ -43,11 +47,14 @@ public enum FinishReason: String, Sendable, Hashable {
 public struct TokenUsage: Sendable, Hashable {
     public var promptTokens: Int
     public var completionTokens: Int
+    /// Prompt tokens whose KV came from the prefix cache (`prompt_tokens_details.cached_tokens`).
+    public var cachedTokens: Int
     public var totalTokens: Int { promptTokens + completionTokens }
 
-    public init(promptTokens: Int, completionTokens: Int) {
+    public init(promptTokens: Int, completionTokens: Int, cachedTokens: Int = 0) {
         self.promptTokens = promptTokens
         self.completionTokens = completionTokens
+        self.cachedTokens = cachedTokens
     }
 }
 
@@ -97,4 +104,12 @@ public protocol GenerationService: Sendable {
     func encodeChat(_ messages: [ChatMessage]) throws -> [Int]
     /// Starts generating; the stream ends after `.finished`, or throws a `GenerationError`.
     func generate(_ request: GenerationRequest) -> AsyncThrowingStream<GenerationEvent, Error>
+    /// Forgets cached prefixes on the device and, with `flash`, on flash; returns the numbers of
+    /// device and flash blocks forgotten.
+    func resetPrefixCache(flash: Bool) async -> (device: Int, flash: Int)
+}
+
+extension GenerationService {
+    /// A service without a prefix cache has nothing to forget.
+    public func resetPrefixCache(flash: Bool) async -> (device: Int, flash: Int) { (0, 0) }
 }

@@ -1,9 +1,8 @@
-import FlashStore
 import Foundation
 import HiFCCore
 import Synchronization
 
-/// The host-memory swap tier (`--preemption swap-dram`): a fixed pool of page-aligned block slots,
+/// The host-memory tier (`--preemption swap-dram`): a fixed pool of page-aligned block slots,
 /// the baseline vLLM swaps to. A block costs one copy each way.
 public final class HostMemoryTier: KVTierStore {
     public var tier: SwapTier { .dram }
@@ -38,7 +37,7 @@ public final class HostMemoryTier: KVTierStore {
     /// Blocks stored now.
     public var storedBlocks: Int { slots.withLock { $0.byKey.count } }
 
-    public func write(_ blocks: [FlashPutItem]) async throws(KVTierError) {
+    public func write(_ blocks: [KVBlockSource]) async throws(KVTierError) {
         for block in blocks {
             guard block.bytes.count == blockBytes else {
                 throw .io("a \(block.bytes.count)-byte block for a host tier of \(blockBytes)-byte slots")
@@ -53,12 +52,15 @@ public final class HostMemoryTier: KVTierStore {
         }
     }
 
-    public func read(_ keys: [BlockKey], into targets: [FlashReadTarget]) async throws(KVTierError) {
-        for (key, target) in zip(keys, targets) {
-            guard let slot = slots.withLock({ $0.byKey[key] }) else { throw .missing(key) }
-            guard target.bytes.count >= blockBytes else { throw .io("a \(target.bytes.count)-byte buffer for a \(blockBytes)-byte block") }
-            target.bytes.baseAddress!.copyMemory(from: memory + slot * slotStride, byteCount: blockBytes)
+    public func read(_ blocks: [KVBlockDestination]) async -> (intact: Int, failure: KVTierError?) {
+        for (index, block) in blocks.enumerated() {
+            guard let slot = slots.withLock({ $0.byKey[block.key] }) else { return (index, .missing(block.key)) }
+            guard block.bytes.count >= blockBytes else {
+                return (index, .io("a \(block.bytes.count)-byte buffer for a \(blockBytes)-byte block"))
+            }
+            block.bytes.baseAddress!.copyMemory(from: memory + slot * slotStride, byteCount: blockBytes)
         }
+        return (blocks.count, nil)
     }
 
     public func remove(_ keys: [BlockKey]) {

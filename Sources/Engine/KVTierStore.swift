@@ -1,7 +1,6 @@
-import FlashStore
 import HiFCCore
 
-/// Why a swap tier could not keep or give back a block.
+/// Why a tier could not keep or give back a block.
 public enum KVTierError: Error, Sendable, Hashable, CustomStringConvertible {
     /// The tier has no free slot for another block.
     case full(tier: SwapTier, detail: String)
@@ -17,25 +16,62 @@ public enum KVTierError: Error, Sendable, Hashable, CustomStringConvertible {
         case .full(let tier, let detail): return "the \(tier) tier is full: \(detail)"
         case .missing(let key): return "the tier holds no block \(key)"
         case .corrupt(let key, let detail): return "block \(key) read back damaged: \(detail)"
-        case .io(let why): return "swap I/O failed: \(why)"
+        case .io(let why): return "tier I/O failed: \(why)"
         }
     }
 }
 
-/// A place where KV blocks of preempted sequences wait: host memory or the flash cache.
+/// One block handed to a tier to keep: its key and the caller's bytes, valid until the write
+/// returns (a raw pointer, hence `@unchecked Sendable`; the caller keeps it alive and unchanged).
+public struct KVBlockSource: @unchecked Sendable {
+    /// The block's key.
+    public var key: BlockKey
+    /// Its bytes.
+    public var bytes: UnsafeRawBufferPointer
+
+    public init(key: BlockKey, bytes: UnsafeRawBufferPointer) {
+        self.key = key
+        self.bytes = bytes
+    }
+}
+
+/// Where a tier puts one block it gives back: the caller's buffer, valid until the read returns.
+public struct KVBlockDestination: @unchecked Sendable {
+    /// The block's key.
+    public var key: BlockKey
+    /// The buffer.
+    public var bytes: UnsafeMutableRawBufferPointer
+
+    public init(key: BlockKey, bytes: UnsafeMutableRawBufferPointer) {
+        self.key = key
+        self.bytes = bytes
+    }
+}
+
+/// A place below the device where KV blocks wait: host memory or the flash cache.
 ///
-/// The swapper calls it from its tasks, several at once, with all the blocks of one sequence in
-/// one call, so a flash tier can write them as one large sequential run. Blocks are passed as the
-/// flash store's `FlashPutItem` and `FlashReadTarget` (a key or buffer and its bytes), whatever
-/// the tier.
+/// The engine's transfers call it from their tasks, several at once, with the blocks of one
+/// transfer in one call, so a flash tier can write them as one large sequential run.
 public protocol KVTierStore: Sendable {
     /// Which tier this is.
     var tier: SwapTier { get }
-    /// Stores every block, or throws (blocks already stored stay until `remove`). The items'
-    /// bytes stay valid until it returns.
-    func write(_ blocks: [FlashPutItem]) async throws(KVTierError)
-    /// Reads block `keys[i]` into `targets[i]` intact for every `i`, or throws.
-    func read(_ keys: [BlockKey], into targets: [FlashReadTarget]) async throws(KVTierError)
+    /// Stores every block, or throws (blocks already stored stay until `remove`).
+    func write(_ blocks: [KVBlockSource]) async throws(KVTierError)
+    /// Reads blocks in order until one is missing or damaged: returns how many leading blocks
+    /// arrived intact and, when not all did, why the next one failed.
+    func read(_ blocks: [KVBlockDestination]) async -> (intact: Int, failure: KVTierError?)
     /// Forgets the blocks under `keys` (nothing for keys it does not hold).
     func remove(_ keys: [BlockKey])
+    /// Bytes the tier can hold, when it knows (the prefix cache takes a share of flash's).
+    var capacityBytes: Int64? { get }
+    /// Bytes written to the tier in the current budget day, when it counts them (flash wear).
+    var bytesWrittenToday: Int64? { get }
+    /// Content (prefix) blocks the tier holds from before this engine started.
+    var storedContentKeys: [BlockKey] { get }
+}
+
+extension KVTierStore {
+    public var capacityBytes: Int64? { nil }
+    public var bytesWrittenToday: Int64? { nil }
+    public var storedContentKeys: [BlockKey] { [] }
 }

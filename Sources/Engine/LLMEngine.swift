@@ -15,7 +15,7 @@ public final class LLMEngine: GenerationService {
     public let modelID: String
     public let maxContextTokens: Int
     private let loaded: LoadedModel
-    private let inbox = CommandInbox()
+    private let inbox = Inbox<EngineCommand>()
     /// Signalled once when the step thread has returned.
     private let stopped = DispatchSemaphore(value: 0)
     private let latestStats = LatestStats()
@@ -67,9 +67,19 @@ public final class LLMEngine: GenerationService {
     /// A snapshot of the engine's counters after its latest step.
     public func stats() -> EngineStats { latestStats.value.withLock { $0 } }
 
-    /// Stops the step loop and returns once it has stopped and its swaps in flight have finished
-    /// (so the pool and the flash store may be closed next); requests still running end with
-    /// `GenerationError.engineStopped`. Later calls return at once.
+    /// Forgets the device's cached prefixes and, with `flash`, the prefix blocks this instance
+    /// keeps on flash (vLLM's `POST /reset_prefix_cache`). Requests running keep their KV.
+    /// Returns the numbers of device and flash blocks forgotten.
+    public func resetPrefixCache(flash: Bool) async -> (device: Int, flash: Int) {
+        await withCheckedContinuation { continuation in
+            inbox.post(.resetPrefixCache(flash: flash, continuation))
+        }
+    }
+
+    /// Stops the step loop and returns once it has stopped, its transfers in flight have finished
+    /// and the device's cached prefixes are saved to flash (so the pool and the flash store may be
+    /// closed next); requests still running end with `GenerationError.engineStopped`. Later calls
+    /// return at once.
     public func shutdown() {
         inbox.post(.shutdown)
         stopped.wait()
@@ -86,29 +96,8 @@ final class LatestStats: Sendable {
 enum EngineCommand: Sendable {
     case add(SequenceID, GenerationRequest, AsyncThrowingStream<GenerationEvent, Error>.Continuation)
     case abort(SequenceID)
+    case resetPrefixCache(flash: Bool, CheckedContinuation<(device: Int, flash: Int), Never>)
     case shutdown
-}
-
-/// Commands waiting for the step loop; it blocks here only while it has nothing to run.
-final class CommandInbox: @unchecked Sendable {
-    private let condition = NSCondition()
-    private var commands: [EngineCommand] = []
-
-    func post(_ command: EngineCommand) {
-        condition.withLock {
-            commands.append(command)
-            condition.signal()
-        }
-    }
-
-    /// The commands posted so far; waits for one first when `wait` is true.
-    func take(wait: Bool) -> [EngineCommand] {
-        condition.withLock {
-            while wait, commands.isEmpty { condition.wait() }
-            defer { commands = [] }
-            return commands
-        }
-    }
 }
 
 /// The step thread: applies commands, runs `EngineCore.step`, hands events to the streams.
@@ -116,11 +105,11 @@ private final class StepLoop: @unchecked Sendable {
     // Touched only on the step thread.
     private let core: EngineCore
     private var streams: [SequenceID: AsyncThrowingStream<GenerationEvent, Error>.Continuation] = [:]
-    private let inbox: CommandInbox
+    private let inbox: Inbox<EngineCommand>
     private let stats: LatestStats
     private let logger: Logger
 
-    init(core: EngineCore, inbox: CommandInbox, stats: LatestStats, logger: Logger) {
+    init(core: EngineCore, inbox: Inbox<EngineCommand>, stats: LatestStats, logger: Logger) {
         self.core = core
         self.inbox = inbox
         self.stats = stats
@@ -129,7 +118,8 @@ private final class StepLoop: @unchecked Sendable {
 
     func run() {
         while true {
-            for command in inbox.take(wait: core.isIdle) {
+            // The step thread blocks here only while it has nothing to run.
+            for command in core.isIdle ? inbox.wait(timeout: nil) : inbox.drain() {
                 switch command {
                 case .add(let id, let request, let continuation):
                     do {
@@ -144,9 +134,13 @@ private final class StepLoop: @unchecked Sendable {
                         if let last { stream.yield(last) }
                         stream.finish()
                     }
+                case .resetPrefixCache(let flash, let reply):
+                    reply.resume(returning: core.resetPrefixCache(flash: flash))
                 case .shutdown:
                     stopAll(because: "the engine was shut down")
-                    core.finishSwapsInFlight()
+                    core.finishTransfersInFlight()
+                    core.saveCachedPrefixes()
+                    publish()
                     return
                 }
             }

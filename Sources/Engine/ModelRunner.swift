@@ -12,7 +12,8 @@ struct ModelRunner: Sendable {
     /// The output of the last token of every chunk whose `samples` is true. `greedy` says which
     /// sequences decode greedily.
     func run(
-        _ plan: StepPlan, sequences: (SequenceID) -> GenerationSequence, greedy: (SequenceID) -> Bool
+        _ plan: StepPlan, sequences: (SequenceID) -> GenerationSequence, blockTables: (SequenceID) -> [Int],
+        greedy: (SequenceID) -> Bool
     ) throws -> [SequenceID: ForwardOutput] {
         let chunks = plan.chunks
         let batch = ForwardBatch(
@@ -21,7 +22,7 @@ struct ModelRunner: Sendable {
                 return ForwardSequence(
                     tokens: Array(sequence.tokens[chunk.start..<chunk.start + chunk.count]),
                     startPosition: chunk.start,
-                    blockTable: sequence.table.blocks,
+                    blockTable: blockTables(chunk.sequence),
                     wantsLogits: chunk.samples,
                     greedy: chunk.samples && greedy(chunk.sequence))
             })

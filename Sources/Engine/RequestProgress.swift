@@ -31,6 +31,7 @@ struct RequestProgress {
         let sampling = request.sampling
         let token = sequence.tokens.last!
         usage.completionTokens = sequence.generatedCount
+        usage.cachedTokens = sequence.cachedPromptTokens
         if (!sampling.ignoreEOS && eos.contains(token)) || sampling.stopTokenIDs.contains(token) {
             return (finishText(), .stop)
         }

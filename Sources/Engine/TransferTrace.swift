@@ -15,7 +15,8 @@ import Synchronization
 /// took, `op` is `write`, `read` or `delete`, `keys` are `BlockKey` descriptions (`seqS/blockB`
 /// or `prefix:<32 hex digits>`), `bytes` the batch's payload bytes (its blocks are equal in size).
 /// A batch is one swap-out, one swap-in, or one prefix save or load: the blocks of one read are
-/// co-activated.
+/// co-activated. (Transfers are recorded as the engine issues them to its flash tier, so a tier
+/// that gives back only the leading blocks of a read is still recorded with all its keys.)
 public final class TransferTraceRecorder: Sendable {
     private let file: Mutex<FileHandle?>
     private let opened = ContinuousClock.now
@@ -73,17 +74,20 @@ public final class TracedTierStore: KVTierStore {
     }
 
     public var tier: SwapTier { base.tier }
+    public var capacityBytes: Int64? { base.capacityBytes }
+    public var bytesWrittenToday: Int64? { base.bytesWrittenToday }
+    public var storedContentKeys: [BlockKey] { base.storedContentKeys }
 
-    public func write(_ blocks: [FlashPutItem]) async throws(KVTierError) {
+    public func write(_ blocks: [KVBlockSource]) async throws(KVTierError) {
         let issued = recorder.now
         defer { recorder.record("write", keys: blocks.map(\.key), bytes: blocks.reduce(0) { $0 + $1.bytes.count }, issued: issued, replica: replica) }
         try await base.write(blocks)
     }
 
-    public func read(_ keys: [BlockKey], into targets: [FlashReadTarget]) async throws(KVTierError) {
+    public func read(_ blocks: [KVBlockDestination]) async -> (intact: Int, failure: KVTierError?) {
         let issued = recorder.now
-        defer { recorder.record("read", keys: keys, bytes: targets.reduce(0) { $0 + $1.bytes.count }, issued: issued, replica: replica) }
-        try await base.read(keys, into: targets)
+        defer { recorder.record("read", keys: blocks.map(\.key), bytes: blocks.reduce(0) { $0 + $1.bytes.count }, issued: issued, replica: replica) }
+        return await base.read(blocks)
     }
 
     public func remove(_ keys: [BlockKey]) {

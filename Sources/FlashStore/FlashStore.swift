@@ -291,6 +291,24 @@ public final class FlashStore: @unchecked Sendable {
         }
     }
 
+    /// Bytes written to the regions in the current budget day, summed over paths (the wear
+    /// ledgers' count, headers and padding included): the one daily counter that write budgets
+    /// are kept against.
+    public var bytesWrittenToday: Int64 {
+        let now = Date().timeIntervalSince1970
+        return locked { state in
+            state.superblocks.reduce(0) { $0 + (now - $1.wear.dayStartedAt < 86_400 ? $1.wear.bytesWrittenToday : 0) }
+        }
+    }
+
+    /// Bytes of all regions together.
+    public var totalCapacity: Int64 { geometry.capacity * Int64(regions.count) }
+
+    /// Every content-addressed (prefix) key mapped now, e.g. those recovered at start.
+    public var contentKeys: [BlockKey] {
+        locked { state in state.map.entries.compactMap { $0.key.kind == .content ? $0.key : nil } }
+    }
+
     /// Whether `key` is mapped (a get may still miss if its slot proves corrupt).
     public func contains(_ key: BlockKey) -> Bool {
         locked { $0.map[key] != nil }

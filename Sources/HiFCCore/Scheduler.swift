@@ -1,112 +1,143 @@
-/// Continuous batching with preemption: decides each step which sequences compute which tokens,
-/// which are preempted (swapped out or recomputed) and which swapped ones come back.
+/// Continuous batching with preemption and a prefix cache: decides each step which sequences
+/// compute which tokens, which are preempted (swapped out or recomputed), which swapped ones
+/// come back, and which blocks move between the device and the tiers below it.
 ///
 /// Policy: first come, first served. Running sequences are served in arrival order, each with its
 /// next prefill chunk (under the step's token budget) or its one decode token. When the device
 /// has too few free blocks for one of them, the most recently arrived running sequence is
-/// preempted (possibly the one asking), as in vLLM. Blocks still being written out by earlier
-/// preemptions count as arriving, so no more is preempted than needed. Swapped sequences resume
-/// (their blocks are read back while the step computes) before any new request is admitted.
+/// preempted (possibly the one asking), as in vLLM; blocks still read by writes in flight count as
+/// arriving, so no more is preempted than needed. Swapped sequences resume before any new request
+/// is admitted.
+///
+/// Prefix cache: every full block is named by its content hash (`PrefixHash`). A sequence being
+/// admitted takes the cached device blocks of its longest cached prefix and, past them, the
+/// blocks found on flash when loading them is faster than computing them (`KVCostModel`); it
+/// computes only the rest. Swaps write blocks under the same keys, so a block already in the tier
+/// is never written twice, and a swapped sequence resumes from whatever of it the device still
+/// caches.
 ///
 /// The scheduler does no I/O: the engine carries out a `StepPlan`, then reports what finished with
-/// `completeStep`, `swapOutCompleted`, `swapInCompleted` and `finish`.
+/// `completeStep`, `writeCompleted`, `readCompleted` and `finish`. Device blocks are the
+/// `KVCacheManager`'s; tier contents are `TierContents`'.
 public struct Scheduler: Sendable {
-    /// The limits.
+    /// The limits and policies.
     public let config: SchedulerConfig
-    /// Decides between swap and recompute in `.auto` mode; the engine updates its measurements.
-    public var costModel: PreemptionCostModel
-    /// The device's KV blocks.
-    public private(set) var pool: BlockPool
+    /// Decides between moving KV and recomputing it; the engine feeds it measurements.
+    public var costModel: KVCostModel
+    /// The device's blocks.
+    public private(set) var kv: KVCacheManager
+    /// What the tiers below the device hold.
+    public private(set) var tiers: TierContents
 
     private var sequences: [SequenceID: GenerationSequence] = [:]
     private var nextArrival: UInt64 = 0
     /// Each queue is kept in arrival order.
     private var waiting: [SequenceID] = []
     private var running: [SequenceID] = []
-    /// Swapping out, swapped, or swapping in.
+    private var loading: [SequenceID] = []
+    /// Swapping out or swapped.
     private var swapped: [SequenceID] = []
-    /// Device blocks held by sequences whose swap-out is in flight: free once the writes complete.
-    private var blocksBeingWritten = 0
+    private var writes: [TransferID: StepPlan.Write] = [:]
+    private var reads: [TransferID: PendingRead] = [:]
+    private var nextTransfer: TransferID = 1
+    /// Tier keys a swapping-out sequence still waits to see stored.
+    private var swapOutWaits: [SequenceID: Set<BlockKey>] = [:]
+    /// The tier keys each swapped sequence needs (pinned in `tiers`).
+    private var tierHolds: [SequenceID: (tier: SwapTier, keys: [BlockKey])] = [:]
+    /// Most tokens each sequence ever had computed, to count tokens computed twice.
+    private var highWater: [SequenceID: Int] = [:]
+    /// Blocks committed since they were last offered to a write-through prefix cache.
+    private var committedForWriteThrough: [(block: Int, hash: PrefixHash)] = []
+    private var prefixBlocksBeingWritten = 0
+    /// Prefix saves in flight when the prefix cache was reset: their blocks are deleted, not kept.
+    private var discardedSaves = Set<TransferID>()
+    private var swapInsInFlight = 0
+    private var pendingDeletes: [StepPlan.Delete] = []
+    private var events = SchedulerEvents()
+    private let defaultRoot: PrefixHash
 
-    /// A scheduler with an empty pool of `config.deviceBlocks` blocks.
-    public init(config: SchedulerConfig, costModel: PreemptionCostModel = PreemptionCostModel()) {
+    /// A read in flight and what its sequence becomes when it completes.
+    private struct PendingRead: Sendable {
+        var read: StepPlan.Read
+        /// Whether loaded tokens count as the request's cached prompt tokens.
+        var countsAsCached: Bool
+    }
+
+    /// A scheduler with an empty device of `config.deviceBlocks` blocks and empty tiers.
+    public init(config: SchedulerConfig, costModel: KVCostModel = KVCostModel()) {
         self.config = config
         self.costModel = costModel
-        self.pool = BlockPool(capacity: config.deviceBlocks)
+        self.costModel.chunkTokens = config.maxStepTokens
+        kv = KVCacheManager(blockTokens: config.blockTokens, blocks: config.deviceBlocks, prefixCaching: config.prefixCaching)
+        tiers = TierContents(keepsPrefixBlocks: config.savesPrefixesToFlash, prefixCapacityBlocks: config.prefixFlashBlocks)
+        defaultRoot = PrefixHash.root(namespace: config.namespace)
     }
 
     // MARK: Reading
 
     /// The sequence with `id`, if it is still scheduled.
     public func sequence(_ id: SequenceID) -> GenerationSequence? { sequences[id] }
+    /// The device blocks of sequence `id`, in token order.
+    public func blockTable(of id: SequenceID) -> [Int] { kv.blocks(of: id) }
     /// Sequences waiting for admission (new or to recompute).
     public var waitingCount: Int { waiting.count }
-    /// Sequences with KV on the device.
-    public var runningCount: Int { running.count }
-    /// Sequences swapping out, swapped, or swapping in.
+    /// Sequences with KV on the device, or loading it.
+    public var runningCount: Int { running.count + loading.count }
+    /// Sequences swapping out or swapped.
     public var swappedCount: Int { swapped.count }
-    /// Whether no sequence is left.
-    public var isIdle: Bool { sequences.isEmpty }
+    /// Whether no sequence is left and no transfer is in flight.
+    public var isIdle: Bool { sequences.isEmpty && writes.isEmpty && reads.isEmpty }
+    /// Whether a transfer is in flight.
+    public var hasTransfersInFlight: Bool { !writes.isEmpty || !reads.isEmpty }
+
+    /// The events since the last call.
+    public mutating func takeEvents() -> SchedulerEvents {
+        defer { events = SchedulerEvents() }
+        return events
+    }
+
+    /// Tier blocks to delete decided since the last plan (by finished or aborted requests).
+    public mutating func takeDeletes() -> [StepPlan.Delete] {
+        defer { pendingDeletes = [] }
+        return pendingDeletes
+    }
 
     // MARK: Requests
 
-    /// Why a sequence cannot be added.
-    public enum AddError: Error, Hashable, CustomStringConvertible {
-        /// The sequence can grow past what the whole device KV budget holds.
-        case exceedsKVBudget(tokens: Int, limit: Int)
-
-        public var description: String {
-            switch self {
-            case .exceedsKVBudget(let tokens, let limit):
-                return "a sequence of up to \(tokens) tokens does not fit the device KV budget of \(limit) tokens; raise --kv-budget"
-            }
-        }
-    }
-
-    /// Adds a waiting sequence of `prompt` that may grow to `maxTokens` tokens in all.
-    public mutating func add(id: SequenceID, prompt: [Int], maxTotalTokens: Int) throws(AddError) {
+    /// Adds a waiting sequence of `prompt` that may grow to `maxTotalTokens` tokens in all, at
+    /// most `config.maxSequenceTokens` (the caller checks requests against it: a longer sequence
+    /// could never fit the device). `cacheSalt` (a request's `cache_salt`) keeps its cached
+    /// prefixes apart from other salts'.
+    public mutating func add(id: SequenceID, prompt: [Int], maxTotalTokens: Int, cacheSalt: String? = nil) {
         precondition(sequences[id] == nil, "sequence \(id) added twice")
-        guard maxTotalTokens <= config.maxSequenceTokens else {
-            throw .exceedsKVBudget(tokens: maxTotalTokens, limit: config.maxSequenceTokens)
-        }
-        let sequence = GenerationSequence(id: id, arrival: nextArrival, prompt: prompt, blockTokens: config.blockTokens)
+        precondition(
+            maxTotalTokens <= config.maxSequenceTokens,
+            "a sequence of up to \(maxTotalTokens) tokens cannot fit \(config.maxSequenceTokens) tokens of KV")
+        let root = cacheSalt.map { $0.isEmpty ? defaultRoot : PrefixHash.root(namespace: config.namespace, salt: $0) } ?? defaultRoot
+        let sequence = GenerationSequence(id: id, arrival: nextArrival, prompt: prompt, blockTokens: config.blockTokens, hashRoot: root)
         nextArrival += 1
         sequences[id] = sequence
         insertByArrival(id, into: &waiting)
     }
 
-    /// What the engine must still clean up after `abort` or `finish`.
-    public enum Removal: Hashable, Sendable {
-        /// Nothing: the sequence is gone and its device blocks are free.
-        case done
-        /// The sequence's KV is in `tier`: its slots there must be freed.
-        case freeTier(SwapTier, blocks: Int)
-        /// I/O on its blocks is in flight: it goes when the engine reports the I/O completed.
-        case afterIO
-        /// No such sequence.
-        case unknown
-    }
-
-    /// Removes a sequence (finished or aborted), freeing its device blocks.
-    public mutating func finish(_ id: SequenceID) -> Removal {
-        guard var sequence = sequences[id] else { return .unknown }
+    /// Removes a sequence (finished or aborted), freeing its device blocks and its tier blocks
+    /// (through `takeDeletes`). A sequence with transfers in flight goes when they complete.
+    public mutating func finish(_ id: SequenceID) {
+        guard var sequence = sequences[id] else { return }
         switch sequence.status {
         case .waiting:
             waiting.removeAll { $0 == id }
         case .running:
             running.removeAll { $0 == id }
-            pool.release(sequence.table.removeAll())
-        case .swapped(let tier):
+            kv.free(id)
+        case .swapped:
             swapped.removeAll { $0 == id }
-            sequences[id] = nil
-            return .freeTier(tier, blocks: sequence.computedBlocks)
-        case .swappingOut, .swappingIn:
+        case .swappingOut, .loading:
             sequence.abortRequested = true
             sequences[id] = sequence
-            return .afterIO
+            return
         }
-        sequences[id] = nil
-        return .done
+        forget(id)
     }
 
     // MARK: Planning
@@ -114,6 +145,7 @@ public struct Scheduler: Sendable {
     /// Plans the next step and updates the queues and block tables as if it will be carried out.
     public mutating func schedule() -> StepPlan {
         var plan = StepPlan()
+        plan.deletes = takeDeletes()
         var budget = config.maxStepTokens
         var preempted = false
         // Once a sequence waits for blocks, later ones may not take new blocks ahead of it.
@@ -124,15 +156,14 @@ public struct Scheduler: Sendable {
             let id = running[index]
             let sequence = sequences[id]!
             let count = min(sequence.uncomputed, budget)
-            let missing = sequence.table.blocksMissing(forTokens: sequence.computed + count)
+            let missing = kv.blocksMissing(id, forTokens: sequence.computed + count)
             if missing > 0 {
                 if starved {
                     index += 1
                     continue
                 }
                 var selfPreempted = false
-                while pool.freeCount < missing, pool.freeCount + blocksBeingWritten < missing {
-                    let victim = running.removeLast()
+                while kv.freeBlocks < missing, kv.freeBlocks + kv.arrivingBlocks < missing, let victim = running.popLast() {
                     preempt(victim, into: &plan)
                     preempted = true
                     if victim == id {
@@ -141,60 +172,151 @@ public struct Scheduler: Sendable {
                     }
                 }
                 if selfPreempted { break }
-                guard let blocks = pool.allocate(missing) else {
+                guard kv.grow(id, toHold: sequence.computed + count) != nil else {
                     starved = true
                     index += 1
                     continue
                 }
-                sequences[id]!.table.append(blocks)
             }
             append(chunk: id, count: count, to: &plan)
             budget -= count
             index += 1
         }
 
-        guard !preempted, !starved else { return plan }
-        resumeSwapped(into: &plan)
-        if swapped.isEmpty { admitWaiting(budget: budget, into: &plan) }
+        if !preempted, !starved {
+            resumeSwapped(into: &plan)
+            if swapped.isEmpty, swapInsInFlight == 0 { admitWaiting(budget: budget, into: &plan) }
+        }
+        savePrefixBlocks(into: &plan)
+        let trimmed = tiers.trimPrefixBlocks()
+        if !trimmed.isEmpty {
+            plan.deletes.append(.init(tier: .flash, keys: trimmed))
+            events.flashPrefixEvictions += trimmed.count
+        }
         return plan
     }
 
     /// Blocks kept free after a resume or admission so the running sequences can grow a step.
-    private var reserveBlocks: Int { running.count }
+    private var reserveBlocks: Int { running.count + loading.count }
 
     private mutating func resumeSwapped(into plan: inout StepPlan) {
-        var inFlight = swapped.filter { if case .swappingIn = sequences[$0]!.status { true } else { false } }.count
         for id in swapped {
-            guard inFlight < config.prefetchDepth, running.count + inFlight < config.maxRunning else { return }
+            guard swapInsInFlight < config.prefetchDepth, running.count + loading.count < config.maxRunning else { return }
             let sequence = sequences[id]!
             guard case .swapped(let tier) = sequence.status else {
                 // An older sequence still swapping out keeps its place: no overtaking.
                 if case .swappingOut = sequence.status { return }
                 continue
             }
+            let stored = sequence.computed
             let needed = sequence.computedBlocks
-            guard pool.freeCount - needed >= reserveBlocks, let blocks = pool.allocate(needed) else { return }
-            sequences[id]!.table.append(blocks)
-            sequences[id]!.status = .swappingIn(tier)
-            plan.swapIns.append(.init(sequence: id, tier: tier, blocks: blocks, tokens: sequence.computed))
-            inFlight += 1
+            let hits = kv.cachedPrefix(sequence.blockHashes.prefix(stored / config.blockTokens))
+            var keys: [BlockKey] = []
+            for block in hits.count..<needed {
+                let key = sequence.key(ofBlock: block, computedTokens: stored)
+                guard tiers.isStored(key, in: tier) else { break }
+                keys.append(key)
+            }
+            let available = hits.count + keys.count
+            let tokens = available == needed ? stored : available * config.blockTokens
+            guard kv.freeBlocks - keys.count - kv.freeBlocksTaken(by: hits) >= reserveBlocks else { return }
+            swapped.removeAll { $0 == id }
+            kv.adopt(id, cached: hits)
+            let blocks = kv.grow(id, toHold: tokens)!
+            sequences[id]!.computed = hits.count * config.blockTokens
+            if keys.isEmpty {
+                sequences[id]!.computed = tokens
+                sequences[id]!.status = .running
+                insertByArrival(id, into: &running)
+                releaseTierHolds(of: id, keepingContentOnFlash: true)
+                continue
+            }
+            let read = StepPlan.Read(
+                id: takeTransferID(), tier: tier, purpose: .swapIn, sequence: id, blocks: blocks, keys: keys,
+                tokens: tokens - hits.count * config.blockTokens)
+            reads[read.id] = PendingRead(read: read, countsAsCached: false)
+            plan.reads.append(read)
+            sequences[id]!.status = .loading(tier)
+            loading.append(id)
+            swapInsInFlight += 1
         }
     }
 
     private mutating func admitWaiting(budget: Int, into plan: inout StepPlan) {
         var budget = budget
-        while let id = waiting.first, budget > 0, running.count < config.maxRunning {
+        while let id = waiting.first, budget > 0, running.count + loading.count < config.maxRunning {
             let sequence = sequences[id]!
-            let count = min(sequence.uncomputed, budget)
-            let missing = sequence.table.blocksMissing(forTokens: sequence.computed + count)
-            guard pool.freeCount - missing >= reserveBlocks, let blocks = pool.allocate(missing) else { return }
+            let blockTokens = config.blockTokens
+            // At least the last token is computed: its logits pick the next one.
+            let reusable = (sequence.tokens.count - 1) / blockTokens
+            let hits = kv.cachedPrefix(sequence.blockHashes.prefix(reusable))
+            let hitTokens = hits.count * blockTokens
+            let flashKeys = prefixBlocksWorthLoading(sequence, after: hits.count, upTo: reusable)
+            if !flashKeys.isEmpty {
+                guard kv.freeBlocks - flashKeys.count - kv.freeBlocksTaken(by: hits) >= reserveBlocks else { return }
+                waiting.removeFirst()
+                admit(id, hits: hits)
+                let blocks = kv.grow(id, toHold: hitTokens + flashKeys.count * blockTokens)!
+                flashKeys.forEach { tiers.touch($0) }
+                let read = StepPlan.Read(
+                    id: takeTransferID(), tier: .flash, purpose: .loadPrefix, sequence: id, blocks: blocks, keys: flashKeys,
+                    tokens: flashKeys.count * blockTokens)
+                reads[read.id] = PendingRead(read: read, countsAsCached: sequence.generatedCount == 0 && !sequence.admitted)
+                plan.reads.append(read)
+                sequences[id]!.status = .loading(.flash)
+                loading.append(id)
+                continue
+            }
+            let count = min(sequence.tokens.count - hitTokens, budget)
+            let missing = kv.blocks(forTokens: hitTokens + count) - hits.count
+            guard kv.freeBlocks - missing - kv.freeBlocksTaken(by: hits) >= reserveBlocks else { return }
             waiting.removeFirst()
-            sequences[id]!.table.append(blocks)
+            admit(id, hits: hits)
+            _ = kv.grow(id, toHold: hitTokens + count)!
             sequences[id]!.status = .running
             insertByArrival(id, into: &running)
             append(chunk: id, count: count, to: &plan)
             budget -= count
         }
+    }
+
+    /// Takes the device cache's `hits` for a waiting sequence being admitted.
+    private mutating func admit(_ id: SequenceID, hits: [Int]) {
+        kv.adopt(id, cached: hits)
+        let hitTokens = hits.count * config.blockTokens
+        var sequence = sequences[id]!
+        sequence.computed = hitTokens
+        if !sequence.admitted, sequence.generatedCount == 0 { sequence.cachedPromptTokens = hitTokens }
+        sequence.admitted = true
+        sequences[id] = sequence
+        events.deviceHitTokens += hitTokens
+    }
+
+    /// The flash keys of `sequence`'s blocks `first ..< limit` found on flash, in order up to the
+    /// first missing one, when loading them is faster than computing them; else none.
+    private mutating func prefixBlocksWorthLoading(_ sequence: GenerationSequence, after first: Int, upTo limit: Int) -> [BlockKey] {
+        guard config.prefixCaching, config.hasFlashTier, first < limit else { return [] }
+        var keys: [BlockKey] = []
+        for block in first..<limit {
+            let key = sequence.blockHashes[block].key
+            guard tiers.isStored(key, in: .flash) else { break }
+            keys.append(key)
+        }
+        guard !keys.isEmpty else { return [] }
+        let start = first * config.blockTokens
+        let end = (first + keys.count) * config.blockTokens
+        let pays: Bool
+        switch config.prefixLoadDecision {
+        case .costModel: pays = costModel.loadPays(from: start, to: end, bytes: keys.count * config.blockBytes, tier: .flash)
+        case .always: pays = true
+        case .never: pays = false
+        }
+        guard pays else {
+            events.declinedLoads += 1
+            events.declinedLoadTokens += end - start
+            return []
+        }
+        return keys
     }
 
     private func append(chunk id: SequenceID, count: Int, to plan: inout StepPlan) {
@@ -204,44 +326,171 @@ public struct Scheduler: Sendable {
         if count == 1, samples, sequence.generatedCount > 0 { plan.decodes.append(chunk) } else { plan.prefills.append(chunk) }
     }
 
+    // MARK: Preemption
+
     /// The choice for one victim, from the preemption mode (and the cost model in `.auto`).
     public func choice(forPreempting sequence: GenerationSequence) -> PreemptionChoice {
-        if sequence.computed == 0 { return .recompute }
+        guard sequence.computed > 0 else { return .recompute }
         switch config.preemption {
         case .recompute: return .recompute
         case .swapDRAM: return .swap(.dram)
-        case .swapFlash: return .swap(.flash)
+        case .swapFlash:
+            return costModel.flashBudgetAllows(bytes: bytesToWrite(sequence, to: .flash)) ? .swap(.flash) : .recompute
         case .auto:
-            return costModel.choose(tokens: sequence.computed, bytes: sequence.computedBlocks * config.blockBytes)
+            return costModel.preemptionChoice(
+                computedTokens: sequence.computed, bytesToWrite: bytesToWrite(sequence, to: .flash),
+                bytesToRead: sequence.computedBlocks * config.blockBytes, tier: .flash)
         }
+    }
+
+    /// Bytes a swap of `sequence` to `tier` would write: its blocks the tier holds not yet.
+    private func bytesToWrite(_ sequence: GenerationSequence, to tier: SwapTier) -> Int {
+        let blocks = (0..<sequence.computedBlocks).filter { block in
+            let key = sequence.key(ofBlock: block, computedTokens: sequence.computed)
+            return !tiers.isStored(key, in: tier) && !tiers.isPending(key, in: tier)
+        }
+        return blocks.count * config.blockBytes
     }
 
     private mutating func preempt(_ id: SequenceID, into plan: inout StepPlan) {
-        var sequence = sequences[id]!
-        switch choice(forPreempting: sequence) {
+        let sequence = sequences[id]!
+        let choice = choice(forPreempting: sequence)
+        plan.preemptions.append(.init(sequence: id, choice: choice, tokens: sequence.computed))
+        switch choice {
         case .recompute:
-            plan.recomputes.append(.init(sequence: id, tokens: sequence.computed))
-            resetForRecompute(&sequence)
+            kv.free(id)
+            resetForRecompute(id)
         case .swap(let tier):
-            // Blocks beyond the computed tokens hold nothing: free them now.
-            let kept = sequence.computedBlocks
-            let all = sequence.table.removeAll()
-            pool.release(Array(all[kept...]))
-            sequence.table.append(Array(all[..<kept]))
-            blocksBeingWritten += kept
-            sequence.status = .swappingOut(tier)
+            let computed = sequence.computed
+            let table = kv.blocks(of: id)
+            var keys: [BlockKey] = []
+            var written: (blocks: [Int], keys: [BlockKey]) = ([], [])
+            var waits = Set<BlockKey>()
+            for block in 0..<sequence.computedBlocks {
+                let key = sequence.key(ofBlock: block, computedTokens: computed)
+                keys.append(key)
+                if tiers.isStored(key, in: tier) { continue }
+                waits.insert(key)
+                if tiers.isPending(key, in: tier) { continue }
+                tiers.beginWrite(key, to: tier)
+                kv.pin(table[block])
+                written.blocks.append(table[block])
+                written.keys.append(key)
+            }
+            // Blocks the tier already holds are free at once; the others once their write ends.
+            kv.free(id)
+            tiers.pin(keys, in: tier)
+            releaseTierHolds(of: id)
+            tierHolds[id] = (tier, keys)
+            if !written.keys.isEmpty {
+                let write = StepPlan.Write(id: takeTransferID(), tier: tier, purpose: .swapOut(id), blocks: written.blocks, keys: written.keys)
+                writes[write.id] = write
+                plan.writes.append(write)
+            }
+            if waits.isEmpty {
+                sequences[id]!.status = .swapped(tier)
+            } else {
+                sequences[id]!.status = .swappingOut(tier)
+                swapOutWaits[id] = waits
+            }
             insertByArrival(id, into: &swapped)
-            plan.swapOuts.append(.init(sequence: id, tier: tier, blocks: Array(all[..<kept]), tokens: sequence.computed))
         }
-        sequences[id] = sequence
     }
 
-    /// Drops a sequence's device KV and puts it back in the waiting queue, at its arrival rank.
-    private mutating func resetForRecompute(_ sequence: inout GenerationSequence) {
-        pool.release(sequence.table.removeAll())
-        sequence.computed = 0
-        sequence.status = .waiting
-        insertByArrival(sequence.id, into: &waiting)
+    /// Puts a sequence whose device KV is gone back in the waiting queue, at its arrival rank.
+    private mutating func resetForRecompute(_ id: SequenceID) {
+        sequences[id]!.computed = 0
+        sequences[id]!.status = .waiting
+        insertByArrival(id, into: &waiting)
+    }
+
+    // MARK: The prefix cache's second level
+
+    /// Plans writes of cached device blocks to flash, by the prefix write policy, within the
+    /// writes allowed in flight and the day's flash budget.
+    private mutating func savePrefixBlocks(into plan: inout StepPlan) {
+        guard config.savesPrefixesToFlash else { return }
+        let room = config.prefixWritesInFlight - prefixBlocksBeingWritten
+        guard room > 0, costModel.flashBudgetAllows(bytes: config.blockBytes) else { return }
+        var candidates: [(block: Int, hash: PrefixHash)]
+        switch config.prefixWritePolicy {
+        case .writeThrough:
+            committedForWriteThrough.removeAll { kv.pool.content(of: $0.block) != $0.hash }
+            candidates = committedForWriteThrough
+        case .onEvict, .reused:
+            // The blocks the next steps would reuse: what one step can allocate, twice over.
+            let lookahead = 2 * (config.maxStepTokens / config.blockTokens + running.count + 1)
+            candidates = kv.nextEvictions(limit: lookahead)
+            if config.prefixWritePolicy == .reused { candidates.removeAll { kv.pool.hits(of: $0.block) < 2 } }
+        }
+        var blocks: [Int] = []
+        var keys: [BlockKey] = []
+        var taken = Set<Int>()
+        for candidate in candidates where blocks.count < room {
+            let key = candidate.hash.key
+            guard !tiers.isStored(key, in: .flash), !tiers.isPending(key, in: .flash) else { continue }
+            tiers.beginWrite(key, to: .flash)
+            kv.pin(candidate.block)
+            blocks.append(candidate.block)
+            keys.append(key)
+            taken.insert(candidate.block)
+        }
+        if config.prefixWritePolicy == .writeThrough {
+            committedForWriteThrough.removeAll { taken.contains($0.block) || tiers.isStored($0.hash.key, in: .flash) }
+        }
+        guard !blocks.isEmpty else { return }
+        let write = StepPlan.Write(id: takeTransferID(), tier: .flash, purpose: .savePrefix, blocks: blocks, keys: keys)
+        writes[write.id] = write
+        plan.writes.append(write)
+        prefixBlocksBeingWritten += blocks.count
+    }
+
+    /// A write of every cached device block that flash lacks, whatever the prefix write policy and
+    /// the writes in flight: at shutdown, so the device cache survives the restart. Nil when
+    /// there is nothing to save, no flash prefix cache, or no flash budget left today.
+    public mutating func saveAllCachedBlocks() -> StepPlan.Write? {
+        guard config.savesPrefixesToFlash else { return nil }
+        var blocks: [Int] = []
+        var keys: [BlockKey] = []
+        for (block, content) in kv.pool.cachedBlocks {
+            let key = content.key
+            guard !tiers.isStored(key, in: .flash), !tiers.isPending(key, in: .flash) else { continue }
+            guard costModel.flashBudgetAllows(bytes: (blocks.count + 1) * config.blockBytes) else { break }
+            tiers.beginWrite(key, to: .flash)
+            kv.pin(block)
+            blocks.append(block)
+            keys.append(key)
+        }
+        guard !blocks.isEmpty else { return nil }
+        let write = StepPlan.Write(id: takeTransferID(), tier: .flash, purpose: .savePrefix, blocks: blocks, keys: keys)
+        writes[write.id] = write
+        prefixBlocksBeingWritten += blocks.count
+        return write
+    }
+
+    /// Forgets the device's cached prefixes and, with `flash`, the prefix blocks this instance
+    /// keeps on flash (deleted through the next plan or `takeDeletes`). Returns the numbers of
+    /// device and flash blocks forgotten.
+    @discardableResult
+    public mutating func resetPrefixCache(flash: Bool) -> (device: Int, flash: Int) {
+        let device = kv.resetCache()
+        committedForWriteThrough = []
+        guard flash else { return (device, 0) }
+        discardedSaves.formUnion(writes.values.filter { $0.purpose == .savePrefix }.map(\.id))
+        let keys = tiers.dropPrefixBlocks()
+        if !keys.isEmpty { pendingDeletes.append(.init(tier: .flash, keys: keys)) }
+        return (device, keys.count)
+    }
+
+    /// Adds blocks found in `tier` without this scheduler writing them (recovered at start, or
+    /// another instance's when `owned` is false).
+    public mutating func learnStoredBlocks(_ keys: [BlockKey], in tier: SwapTier, owned: Bool) {
+        tiers.learn(keys, in: tier, owned: owned)
+    }
+
+    /// Forgets blocks that turned out to be gone from `tier`.
+    public mutating func forgetStoredBlocks(_ keys: [BlockKey], in tier: SwapTier) {
+        tiers.forget(keys, in: tier)
     }
 
     // MARK: Reports from the engine
@@ -252,66 +501,116 @@ public struct Scheduler: Sendable {
         for chunk in plan.chunks {
             guard var sequence = sequences[chunk.sequence], sequence.status == .running else { continue }
             precondition(sequence.computed == chunk.start, "step of sequence \(chunk.sequence) completed twice")
+            let before = highWater[chunk.sequence] ?? 0
+            events.recomputedTokens += max(0, min(chunk.start + chunk.count, before) - chunk.start)
             sequence.computed += chunk.count
-            if chunk.samples, let token = sampled[chunk.sequence] { sequence.tokens.append(token) }
+            highWater[chunk.sequence] = max(before, sequence.computed)
+            if chunk.samples, let token = sampled[chunk.sequence] { sequence.append(token) }
             sequences[chunk.sequence] = sequence
+            let committed = kv.commitFullBlocks(chunk.sequence, hashes: sequence.blockHashes, computedTokens: sequence.computed)
+            if config.savesPrefixesToFlash, config.prefixWritePolicy == .writeThrough { committedForWriteThrough += committed }
         }
     }
 
-    /// The outcome of one sequence's swap I/O.
-    public enum IOOutcome: Hashable, Sendable {
-        /// Every block was written (or read) intact.
-        case completed
-        /// A block could not be written or read (no space, I/O error, checksum mismatch): the
-        /// sequence falls back to recompute.
-        case failed
+    /// A planned write finished: every block stored, or (`succeeded` false) not all. A swap-out
+    /// that depended on it completes, or falls back to recompute when the write failed.
+    public mutating func writeCompleted(_ id: TransferID, succeeded: Bool) {
+        guard let write = writes.removeValue(forKey: id) else { return }
+        write.blocks.forEach { kv.unpin($0) }
+        if discardedSaves.remove(id) != nil {
+            prefixBlocksBeingWritten -= write.blocks.count
+            for key in write.keys { _ = tiers.endWrite(key, to: write.tier, succeeded: false) }
+            if succeeded { pendingDeletes.append(.init(tier: write.tier, keys: write.keys)) }
+            return
+        }
+        var orphans: [BlockKey] = []
+        for key in write.keys where tiers.endWrite(key, to: write.tier, succeeded: succeeded) { orphans.append(key) }
+        if !orphans.isEmpty { pendingDeletes.append(.init(tier: write.tier, keys: orphans)) }
+        if write.purpose == .savePrefix { prefixBlocksBeingWritten -= write.blocks.count }
+        let keys = Set(write.keys)
+        for (sequence, waits) in swapOutWaits where !waits.isDisjoint(with: keys) {
+            guard case .swappingOut(let tier) = sequences[sequence]?.status, tier == write.tier else { continue }
+            if !succeeded {
+                swapOutWaits[sequence] = nil
+                swapOutFinished(sequence, succeeded: false)
+            } else if waits.subtracting(keys).isEmpty {
+                swapOutWaits[sequence] = nil
+                swapOutFinished(sequence, succeeded: true)
+            } else {
+                swapOutWaits[sequence] = waits.subtracting(keys)
+            }
+        }
     }
 
-    /// A swap-out finished: its device blocks are freed. What the engine must clean up is returned
-    /// (tier slots, when the request was aborted meanwhile).
-    @discardableResult
-    public mutating func swapOutCompleted(_ id: SequenceID, _ outcome: IOOutcome) -> Removal {
-        guard var sequence = sequences[id], case .swappingOut(let tier) = sequence.status else { return .unknown }
-        let blocks = sequence.table.removeAll()
-        blocksBeingWritten -= blocks.count
-        pool.release(blocks)
-        swapped.removeAll { $0 == id }
+    private mutating func swapOutFinished(_ id: SequenceID, succeeded: Bool) {
+        guard let sequence = sequences[id], case .swappingOut(let tier) = sequence.status else { return }
         if sequence.abortRequested {
-            sequences[id] = nil
-            return outcome == .completed ? .freeTier(tier, blocks: blocks.count) : .done
+            swapped.removeAll { $0 == id }
+            forget(id)
+        } else if succeeded {
+            sequences[id]!.status = .swapped(tier)
+        } else {
+            swapped.removeAll { $0 == id }
+            releaseTierHolds(of: id)
+            resetForRecompute(id)
         }
-        switch outcome {
-        case .completed:
-            sequence.status = .swapped(tier)
-            insertByArrival(id, into: &swapped)
-        case .failed:
-            resetForRecompute(&sequence)
-        }
-        sequences[id] = sequence
-        return .done
     }
 
-    /// A swap-in finished: the sequence runs from the next step, or, when a read failed, waits to
-    /// be recomputed. The tier's copy is no longer needed either way.
-    @discardableResult
-    public mutating func swapInCompleted(_ id: SequenceID, _ outcome: IOOutcome) -> Removal {
-        guard var sequence = sequences[id], case .swappingIn(let tier) = sequence.status else { return .unknown }
-        swapped.removeAll { $0 == id }
-        let removal = Removal.freeTier(tier, blocks: sequence.computedBlocks)
+    /// A planned read finished with its first `intactBlocks` blocks delivered intact (all of them
+    /// on success). The sequence runs from the next step and computes whatever did not arrive.
+    public mutating func readCompleted(_ id: TransferID, intactBlocks: Int) {
+        guard let pending = reads.removeValue(forKey: id) else { return }
+        let read = pending.read
+        loading.removeAll { $0 == read.sequence }
+        if read.purpose == .swapIn {
+            swapInsInFlight -= 1
+            releaseTierHolds(of: read.sequence, keepingContentOnFlash: true)
+        }
+        guard var sequence = sequences[read.sequence] else { return }
         if sequence.abortRequested {
-            pool.release(sequence.table.removeAll())
-            sequences[id] = nil
-            return removal
+            kv.free(read.sequence)
+            forget(read.sequence)
+            return
         }
-        switch outcome {
-        case .completed:
-            sequence.status = .running
-            insertByArrival(id, into: &running)
-        case .failed:
-            resetForRecompute(&sequence)
+        let intact = min(max(intactBlocks, 0), read.blocks.count)
+        let tokens = intact == read.blocks.count ? read.tokens : intact * config.blockTokens
+        sequence.computed += tokens
+        if read.purpose == .loadPrefix {
+            events.flashHitTokens += tokens
+            if pending.countsAsCached { sequence.cachedPromptTokens += tokens }
         }
-        sequences[id] = sequence
-        return removal
+        sequence.status = .running
+        sequences[read.sequence] = sequence
+        kv.truncate(read.sequence, toBlocks: kv.blocks(forTokens: sequence.computed))
+        kv.commitFullBlocks(read.sequence, hashes: sequence.blockHashes, computedTokens: sequence.computed)
+        if intact < read.blocks.count { tiers.forget(Array(read.keys[intact...].prefix(1)), in: read.tier) }
+        insertByArrival(read.sequence, into: &running)
+    }
+
+    // MARK: Bookkeeping
+
+    /// Ends a sequence's need of its tier blocks. With `keepingContentOnFlash` (a swap-in that
+    /// arrived), its full blocks stay on flash while it lives, so a later swap-out of the same
+    /// sequence writes only what changed; its partial block, which will change, goes at once.
+    private mutating func releaseTierHolds(of id: SequenceID, keepingContentOnFlash: Bool = false) {
+        guard let hold = tierHolds.removeValue(forKey: id) else { return }
+        let kept = keepingContentOnFlash && hold.tier == .flash ? hold.keys.filter { $0.kind == .content } : []
+        let released = kept.isEmpty ? hold.keys : hold.keys.filter { $0.kind != .content }
+        if !kept.isEmpty { tierHolds[id] = (hold.tier, kept) }
+        let deleted = tiers.unpin(released, in: hold.tier)
+        if !deleted.isEmpty { pendingDeletes.append(.init(tier: hold.tier, keys: deleted)) }
+    }
+
+    /// Drops a sequence that has ended, with its tier blocks.
+    private mutating func forget(_ id: SequenceID) {
+        releaseTierHolds(of: id)
+        sequences[id] = nil
+        highWater[id] = nil
+    }
+
+    private mutating func takeTransferID() -> TransferID {
+        defer { nextTransfer += 1 }
+        return nextTransfer
     }
 
     private func insertByArrival(_ id: SequenceID, into queue: inout [SequenceID]) {

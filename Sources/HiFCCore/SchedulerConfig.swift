@@ -1,4 +1,32 @@
-/// The limits the scheduler works within.
+/// When cached prefix blocks are written to flash, the prefix cache's second level
+/// (`--prefix-cache-write`).
+public enum PrefixWritePolicy: String, Sendable, Hashable, CaseIterable, CustomStringConvertible {
+    /// A block is saved as it nears eviction from the device (least recently used free blocks
+    /// first), so only blocks the device is about to forget cost SSD writes.
+    case onEvict = "on-evict"
+    /// Every full block is saved as soon as it is computed: everything survives a restart, at
+    /// the most SSD writes.
+    case writeThrough = "write-through"
+    /// Like `onEvict`, but only blocks taken from the device cache at least twice: spares the SSD
+    /// the blocks nobody reuses.
+    case reused
+
+    public var description: String { rawValue }
+}
+
+/// Whether prefix blocks found on flash are loaded or recomputed.
+public enum PrefixLoadDecision: String, Sendable, Hashable, CaseIterable, CustomStringConvertible {
+    /// Whichever `KVCostModel` predicts is faster (the default).
+    case costModel = "cost-model"
+    /// Always load (to measure loading against recomputing).
+    case always
+    /// Never load: flash is written but not read for prefixes.
+    case never
+
+    public var description: String { rawValue }
+}
+
+/// The limits and policies the scheduler works within.
 public struct SchedulerConfig: Hashable, Sendable {
     /// Tokens per KV block.
     public var blockTokens: Int
@@ -8,17 +36,35 @@ public struct SchedulerConfig: Hashable, Sendable {
     public var blockBytes: Int
     /// Most tokens computed in one step (prefill chunks plus decodes).
     public var maxStepTokens: Int
-    /// Most sequences running (or swapping in) at once.
+    /// Most sequences running (or loading) at once.
     public var maxRunning: Int
     /// What happens to preempted sequences.
     public var preemption: PreemptionMode
     /// Most swapped sequences whose blocks are read back at once (prefetch depth).
     public var prefetchDepth: Int
+    /// Whether full blocks are shared by content (automatic prefix caching).
+    public var prefixCaching: Bool
+    /// The namespace of the content hashes (model, KV layout, backend).
+    public var namespace: PrefixNamespace
+    /// Whether a flash tier exists (for swaps and the prefix cache's second level).
+    public var hasFlashTier: Bool
+    /// When prefix blocks are saved to flash (with `prefixCaching` and a flash tier).
+    public var prefixWritePolicy: PrefixWritePolicy
+    /// Most content blocks this instance keeps on flash for the prefix cache.
+    public var prefixFlashBlocks: Int
+    /// Most prefix blocks being written to flash at once (the rest wait, so prefix saves never
+    /// crowd out swap I/O).
+    public var prefixWritesInFlight: Int
+    /// Whether prefix blocks found on flash are loaded.
+    public var prefixLoadDecision: PrefixLoadDecision
 
     /// A configuration; counts must be positive.
     public init(
         blockTokens: Int, deviceBlocks: Int, blockBytes: Int, maxStepTokens: Int = 512,
-        maxRunning: Int = 256, preemption: PreemptionMode = .swapFlash, prefetchDepth: Int = 2
+        maxRunning: Int = 256, preemption: PreemptionMode = .swapFlash, prefetchDepth: Int = 2,
+        prefixCaching: Bool = true, namespace: PrefixNamespace, hasFlashTier: Bool = true,
+        prefixWritePolicy: PrefixWritePolicy = .onEvict, prefixFlashBlocks: Int = 0, prefixWritesInFlight: Int = 16,
+        prefixLoadDecision: PrefixLoadDecision = .costModel
     ) {
         precondition(blockTokens > 0 && deviceBlocks > 0 && maxStepTokens > 0 && maxRunning > 0 && prefetchDepth > 0)
         self.blockTokens = blockTokens
@@ -28,8 +74,17 @@ public struct SchedulerConfig: Hashable, Sendable {
         self.maxRunning = maxRunning
         self.preemption = preemption
         self.prefetchDepth = prefetchDepth
+        self.prefixCaching = prefixCaching
+        self.namespace = namespace
+        self.hasFlashTier = hasFlashTier
+        self.prefixWritePolicy = prefixWritePolicy
+        self.prefixFlashBlocks = prefixFlashBlocks
+        self.prefixWritesInFlight = prefixWritesInFlight
+        self.prefixLoadDecision = prefixLoadDecision
     }
 
     /// Most tokens one sequence can ever hold on the device.
     public var maxSequenceTokens: Int { deviceBlocks * blockTokens }
+    /// Whether prefix blocks go to flash at all.
+    public var savesPrefixesToFlash: Bool { prefixCaching && hasFlashTier && prefixFlashBlocks > 0 }
 }

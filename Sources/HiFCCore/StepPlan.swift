@@ -1,8 +1,12 @@
+/// Identifies one transfer of blocks the scheduler planned, for the report of its outcome.
+public typealias TransferID = UInt64
+
 /// What one engine step does, as the scheduler decided it.
 ///
-/// The engine starts `swapOuts` and `swapIns` on the swapper first (their I/O overlaps this step's
-/// compute), then runs the forward pass over `prefills` and `decodes`, samples one token for each
-/// chunk whose `samples` is true, and reports back with `Scheduler.completeStep`.
+/// The engine starts the plan's `writes` and `reads` first (their I/O overlaps this step's
+/// compute), deletes `deletes` from the tiers, runs the forward pass over `prefills` and
+/// `decodes`, samples one token for each chunk whose `samples` is true, and reports back with
+/// `Scheduler.completeStep`, `writeCompleted` and `readCompleted`.
 public struct StepPlan: Sendable {
     /// Tokens `start ..< start + count` of a sequence, computed this step.
     public struct Chunk: Hashable, Sendable {
@@ -16,38 +20,86 @@ public struct StepPlan: Sendable {
         public var samples: Bool
     }
 
-    /// Device blocks of a sequence moving between the device and a tier. `blocks[i]` is the
-    /// device block of the sequence's block `i` (the tier names it `BlockKey.sequence(id, block: i)`).
-    public struct Swap: Hashable, Sendable {
+    /// Device blocks written to a tier, one batch (on flash: one sequential run).
+    public struct Write: Hashable, Sendable {
+        /// Why the blocks are written.
+        public enum Purpose: Hashable, Sendable {
+            /// A preempted sequence's blocks that the tier does not hold yet.
+            case swapOut(SequenceID)
+            /// Cached prefix blocks saved to flash (the prefix cache's second level).
+            case savePrefix
+        }
+
+        /// The transfer's id.
+        public var id: TransferID
+        /// The tier written.
+        public var tier: SwapTier
+        /// Why.
+        public var purpose: Purpose
+        /// Device blocks, each stored under the key at the same index.
+        public var blocks: [Int]
+        /// The tier keys.
+        public var keys: [BlockKey]
+    }
+
+    /// Blocks read from a tier into newly allocated device blocks of one sequence.
+    public struct Read: Hashable, Sendable {
+        /// Why the blocks are read.
+        public enum Purpose: Hashable, Sendable {
+            /// A swapped sequence's blocks coming back.
+            case swapIn
+            /// Prefix blocks found on flash, loaded instead of computed.
+            case loadPrefix
+        }
+
+        /// The transfer's id.
+        public var id: TransferID
+        /// The tier read.
+        public var tier: SwapTier
+        /// Why.
+        public var purpose: Purpose
         /// The sequence.
         public var sequence: SequenceID
-        /// The tier written or read.
-        public var tier: SwapTier
-        /// Device blocks in the sequence's block order.
+        /// Device blocks, each filled from the key at the same index.
         public var blocks: [Int]
-        /// Tokens whose KV the blocks hold.
+        /// The tier keys.
+        public var keys: [BlockKey]
+        /// Tokens the blocks hold.
         public var tokens: Int
     }
 
-    /// A sequence preempted by recompute: its device blocks are already free and it waits to
-    /// prefill its `tokens` tokens again.
-    public struct Recompute: Hashable, Sendable {
+    /// A sequence preempted this step.
+    public struct Preemption: Hashable, Sendable {
         /// The sequence.
         public var sequence: SequenceID
-        /// Tokens whose KV was dropped and will be computed again.
+        /// What happens to its KV.
+        public var choice: PreemptionChoice
+        /// Tokens whose KV it had.
         public var tokens: Int
+    }
+
+    /// Blocks to remove from a tier (no one needs them any more, or the prefix cache drops them).
+    public struct Delete: Hashable, Sendable {
+        /// The tier.
+        public var tier: SwapTier
+        /// The keys.
+        public var keys: [BlockKey]
     }
 
     /// Prefill chunks (a prompt, or the tokens of a sequence being recomputed).
     public var prefills: [Chunk] = []
     /// One-token decodes.
     public var decodes: [Chunk] = []
-    /// Preempted sequences whose blocks are written to a tier.
-    public var swapOuts: [Swap] = []
-    /// Swapped sequences whose blocks are read back into newly allocated device blocks.
-    public var swapIns: [Swap] = []
-    /// Sequences preempted by recompute.
-    public var recomputes: [Recompute] = []
+    /// Sequences preempted this step (their writes, if any, are among `writes`).
+    public var preemptions: [Preemption] = []
+    /// Blocks written to tiers.
+    public var writes: [Write] = []
+    /// Blocks read from tiers.
+    public var reads: [Read] = []
+    /// Blocks removed from tiers.
+    public var deletes: [Delete] = []
+    /// Tokens found in the device's prefix cache by sequences admitted this step.
+    public var deviceHitTokens = 0
 
     /// An empty plan.
     public init() {}
@@ -56,8 +108,10 @@ public struct StepPlan: Sendable {
     public var chunks: [Chunk] { prefills + decodes }
     /// Tokens computed this step.
     public var scheduledTokens: Int { chunks.reduce(0) { $0 + $1.count } }
+    /// (query, key) pairs the step's attention covers.
+    public var attendedPairs: Double { chunks.reduce(0) { $0 + StepTimeModel.attendedPairs(from: $1.start, to: $1.start + $1.count) } }
     /// Whether the step computes anything.
     public var hasCompute: Bool { !prefills.isEmpty || !decodes.isEmpty }
     /// Whether the step does nothing at all.
-    public var isEmpty: Bool { !hasCompute && swapOuts.isEmpty && swapIns.isEmpty && recomputes.isEmpty }
+    public var isEmpty: Bool { !hasCompute && preemptions.isEmpty && writes.isEmpty && reads.isEmpty && deletes.isEmpty }
 }

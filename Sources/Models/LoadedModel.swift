@@ -1,5 +1,6 @@
 import Backend
 import Foundation
+import HiFCCore
 import Logging
 
 /// A model directory loaded for serving: config, tokenizer, chat template and the weights on a
@@ -14,6 +15,9 @@ public final class LoadedModel: Sendable {
     public let chatTemplate: ChatTemplate
     /// The forward pass of the config's architecture.
     public let model: any CausalLanguageModel
+    /// A digest of everything that decides the model's KV for given token ids: its config,
+    /// tokenizer files and weights (`ModelFingerprint`); the prefix cache's namespace starts here.
+    public let fingerprint: [UInt8]
 
     /// Loads `directory` onto `backend`. Every problem is an error naming the file or tensor.
     public init(directory: String, backend: any ComputeBackend, logger: Logger? = nil) throws {
@@ -36,7 +40,14 @@ public final class LoadedModel: Sendable {
                 key: "vocab_size", file: directory + "/config.json",
                 reason: "is \(config.vocabSize), smaller than the tokenizer's \(tokenizer.vocabularySize) tokens")
         }
-        model = try config.makeModel(weights: try WeightFiles(directory: directory), backend: backend)
+        let weights = try WeightFiles(directory: directory)
+        model = try config.makeModel(weights: weights, backend: backend)
+        var fingerprint = ModelFingerprint()
+        for file in ["config.json", "tokenizer.json", "tokenizer_config.json"] {
+            if let bytes = FileManager.default.contents(atPath: directory + "/" + file) { fingerprint.add(file, bytes) }
+        }
+        weights.fingerprint(into: &fingerprint)
+        self.fingerprint = fingerprint.finalize()
     }
 
     /// Ids that end generation: the tokenizer's and config's EOS ids.

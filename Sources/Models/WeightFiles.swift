@@ -1,5 +1,6 @@
 import Backend
 import Foundation
+import HiFCCore
 
 /// All weight files of a model directory: `model.safetensors`, or the shards that
 /// `model.safetensors.index.json` lists, each memory-mapped.
@@ -48,6 +49,16 @@ public struct WeightFiles: Sendable {
 
     /// Every tensor name.
     public var tensorNames: [String] { location.keys.sorted() }
+
+    /// Adds every tensor (name, dtype, shape, samples of its bytes), in name order, to
+    /// `fingerprint`.
+    public func fingerprint(into fingerprint: inout ModelFingerprint) {
+        for name in tensorNames {
+            guard let fileName = location[name], let tensor = files[fileName]?.tensor(name) else { continue }
+            let bytes = UnsafeRawBufferPointer(start: tensor.bytes, count: tensor.count * tensor.dtype.size)
+            fingerprint.addTensor(name: name, dtype: "\(tensor.dtype)", shape: tensor.shape, bytes: bytes)
+        }
+    }
 
     /// Whether a tensor is present.
     public func contains(_ name: String) -> Bool { location[name] != nil }

@@ -96,7 +96,7 @@ struct CompletionPlan: Sendable {
                     maxTokens: maxTokens, temperature: Float(temperature), topP: Float(topP), stop: options.stop)
                 // Choices of one seeded request differ from each other but repeat across requests.
                 sampling.seed = options.seed.map { UInt64(bitPattern: $0) &+ UInt64(index) }
-                choices.append(GenerationRequest(id: "\(id)-\(index)", promptTokens: tokens, sampling: sampling))
+                choices.append(GenerationRequest(id: "\(id)-\(index)", promptTokens: tokens, sampling: sampling, cacheSalt: options.cacheSalt))
             }
         }
         self.endpoint = endpoint

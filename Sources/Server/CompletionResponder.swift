@@ -15,11 +15,22 @@ struct CompletionResponder: Sendable {
         var texts: [String]
         var finishReasons: [FinishReason?]
         var completionTokens = 0
+        /// Each choice's prompt tokens found in the prefix cache.
+        var cachedTokens: [Int]
         var firstTokenSeconds: Double?
 
         init(choices: Int) {
             texts = Array(repeating: "", count: choices)
             finishReasons = Array(repeating: nil, count: choices)
+            cachedTokens = Array(repeating: 0, count: choices)
+        }
+
+        /// The usage of `plan`: each prompt counted once, with the most of it any of its choices
+        /// found cached (choices are prompt-major, `n` per prompt).
+        func usage(_ plan: CompletionPlan) -> UsageBody {
+            let perPrompt = max(cachedTokens.count / max(plan.promptTokenCounts.count, 1), 1)
+            let cached = stride(from: 0, to: cachedTokens.count, by: perPrompt).reduce(0) { $0 + cachedTokens[$1..<$1 + perPrompt].max()! }
+            return UsageBody(promptTokens: plan.promptTokens, completionTokens: completionTokens, cachedTokens: cached)
         }
     }
 
@@ -52,7 +63,7 @@ struct CompletionResponder: Sendable {
             throw OpenAIError.unavailable("The engine ended the request before it finished.")
         }
         finish(plan, outcome, start: start)
-        let usage = UsageBody(promptTokens: plan.promptTokens, completionTokens: outcome.completionTokens)
+        let usage = outcome.usage(plan)
         let chat = plan.endpoint == .chatCompletions
         let choices = outcome.texts.indices.map { i in
             ResponseChoice(index: i, content: chat ? .message(outcome.texts[i]) : .text(outcome.texts[i]), finishReason: outcome.finishReasons[i])
@@ -109,8 +120,7 @@ struct CompletionResponder: Sendable {
                     }
                 }
                 if plan.includeUsage {
-                    let usage = UsageBody(promptTokens: plan.promptTokens, completionTokens: outcome.completionTokens)
-                    try await writer.write(responder.usageChunk(plan, usage: usage))
+                    try await writer.write(responder.usageChunk(plan, usage: outcome.usage(plan)))
                 }
                 try await writer.write(ServerSentEvents.done)
                 try await writer.finish(nil)
@@ -134,6 +144,7 @@ struct CompletionResponder: Sendable {
         case .finished(let reason, let usage):
             outcome.finishReasons[choice] = reason
             outcome.completionTokens += usage.completionTokens
+            outcome.cachedTokens[choice] = usage.cachedTokens
         }
     }
 

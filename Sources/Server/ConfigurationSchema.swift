@@ -114,6 +114,16 @@ public enum ConfigurationSchema {
             help: "bytes the extra copies of hot blocks may take over all paths (swarm placement); unset: a tenth of the flash capacity",
             \.flashReplicationBudget),
         size("flash.segment-size", atLeast: .kib(64), help: "bytes of one log segment of the flash region", \.flashSegmentSize),
+        toggle(
+            "prefix-cache", help: "share the KV of common prompt prefixes between requests, on the device and on flash (kept across restarts)",
+            \.prefixCache),
+        choice(
+            "prefix-cache-write",
+            help: "when cached prefix blocks are saved to flash: as they near eviction, as soon as computed, or once reused twice",
+            \.prefixCacheWrite),
+        optionalSize(
+            "prefix-cache-flash-size", help: "flash bytes the prefix cache may keep; unset: half of the flash regions, the rest left to swaps",
+            \.prefixCacheFlashSize),
     ]
 
     /// The setting whose flag is `flag`.
@@ -221,6 +231,19 @@ public enum ConfigurationSchema {
             key: key, valueName: "SIZE", help: help,
             apply: { config, values in config[keyPath: field] = try parseSize(values.last ?? "", atLeast: ByteSize(1)) },
             render: { $0[keyPath: field]?.description ?? "" })
+    }
+
+    private static func toggle(_ key: String, help: String, _ field: WritableKeyPath<ServerConfiguration, Bool> & Sendable) -> ConfigurationSetting {
+        ConfigurationSetting(
+            key: key, valueName: "on|off", help: help,
+            apply: { config, values in
+                switch (values.last ?? "").lowercased() {
+                case "on", "true", "yes", "1": config[keyPath: field] = true
+                case "off", "false", "no", "0": config[keyPath: field] = false
+                default: throw SettingValueError(reason: "expected on or off")
+                }
+            },
+            render: { $0[keyPath: field] ? "on" : "off" })
     }
 
     private static func choice<Choice: RawRepresentable & CaseIterable & Sendable>(

@@ -8,6 +8,7 @@ import Logging
 /// ```
 /// POST /v1/completions        POST /v1/chat/completions
 /// GET  /v1/models             GET  /health        GET /metrics
+/// POST /reset_prefix_cache[?flash=true]
 /// ```
 public struct OpenAIRoutes: Sendable {
     /// The engine.
@@ -69,6 +70,13 @@ public struct OpenAIRoutes: Sendable {
         router.get("v1/models") { _, _ in
             let model = ModelListBody.Model(id: modelName, created: Int(Date().timeIntervalSince1970), maxModelLen: service.maxContextTokens)
             return Self.jsonResponse(ModelListBody(data: [model]))
+        }
+
+        // vLLM's name: drops the device's cached prefixes, and with ?flash=true the flash ones.
+        router.post("reset_prefix_cache") { request, _ in
+            let flash = request.uri.queryParameters.get("flash").map { ["true", "1", "yes"].contains($0.lowercased()) } ?? false
+            let dropped = await service.resetPrefixCache(flash: flash)
+            return Self.jsonResponse(["device_blocks": dropped.device, "flash_blocks": dropped.flash])
         }
 
         router.get("health") { _, _ in

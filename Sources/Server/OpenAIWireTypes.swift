@@ -15,9 +15,12 @@ struct GenerationOptions: Decodable, Sendable {
     var n: Int?
     var stream: Bool
     var includeUsage: Bool
+    /// vLLM's `cache_salt`: requests see only cached prefixes written under the same salt.
+    var cacheSalt: String?
 
     private enum CodingKeys: String, CodingKey {
         case model, temperature, seed, stop, n, stream
+        case cacheSalt = "cache_salt"
         case maxTokens = "max_tokens"
         case maxCompletionTokens = "max_completion_tokens"
         case topP = "top_p"
@@ -39,6 +42,7 @@ struct GenerationOptions: Decodable, Sendable {
         n = try Self.wholeNumber(c, .n)
         stream = try c.decodeIfPresent(Bool.self, forKey: .stream) ?? false
         includeUsage = try c.decodeIfPresent(StreamOptions.self, forKey: .streamOptions)?.includeUsage ?? false
+        cacheSalt = try c.decodeIfPresent(String.self, forKey: .cacheSalt)
         if let one = try? c.decodeIfPresent(String.self, forKey: .stop) {
             stop = [one]
         } else {
@@ -163,12 +167,20 @@ struct ChatCompletionRequest: Decodable, Sendable {
 struct UsageBody: Encodable, Sendable {
     var promptTokens: Int
     var completionTokens: Int
+    /// Prompt tokens whose KV came from the prefix cache (`prompt_tokens_details.cached_tokens`).
+    var cachedTokens: Int
     var totalTokens: Int { promptTokens + completionTokens }
 
     private enum CodingKeys: String, CodingKey {
         case promptTokens = "prompt_tokens"
         case completionTokens = "completion_tokens"
         case totalTokens = "total_tokens"
+        case promptTokensDetails = "prompt_tokens_details"
+    }
+
+    private struct PromptTokensDetails: Encodable {
+        var cachedTokens: Int
+        private enum CodingKeys: String, CodingKey { case cachedTokens = "cached_tokens" }
     }
 
     func encode(to encoder: any Encoder) throws {
@@ -176,6 +188,7 @@ struct UsageBody: Encodable, Sendable {
         try c.encode(promptTokens, forKey: .promptTokens)
         try c.encode(completionTokens, forKey: .completionTokens)
         try c.encode(totalTokens, forKey: .totalTokens)
+        try c.encode(PromptTokensDetails(cachedTokens: cachedTokens), forKey: .promptTokensDetails)
     }
 }
 

@@ -90,6 +90,15 @@ public struct ServerConfiguration: Hashable, Sendable {
     /// Bytes of one log segment of the flash region.
     public var flashSegmentSize = ByteSize.mib(8)
 
+    // MARK: Prefix cache
+
+    /// Whether requests share the KV of their common prefixes, on the device and on flash.
+    public var prefixCache = true
+    /// When cached prefix blocks are saved to flash.
+    public var prefixCacheWrite = PrefixWritePolicy.onEvict
+    /// Flash bytes the prefix cache may keep; nil: half of the flash regions.
+    public var prefixCacheFlashSize: ByteSize?
+
     /// The embedded defaults.
     public init() {}
 

@@ -74,7 +74,8 @@ public final class ServingStack: Sendable {
             do { return try backend(device) } catch { throw ServingStackError.deviceUnavailable(device, reason: "\(error)") }
         }
         let directory = try configuration.model ?? DefaultModel.provision(dataDirectory: configuration.dataDirectory, logger: logger)
-        let usesFlash = configuration.preemption == .swapFlash || configuration.preemption == .auto
+        // Flash holds swapped sequences and the prefix cache's second level.
+        let usesFlash = configuration.preemption == .swapFlash || configuration.preemption == .auto || configuration.prefixCache
         if usesFlash {
             for path in configuration.effectiveFlashPaths {
                 if path.hasPrefix("/dev/") {
@@ -112,8 +113,8 @@ public final class ServingStack: Sendable {
             replicas.count == 1
             ? replicas[0].engine
             : DataParallelService(
-                // Prefix affinity pays only where an engine keeps prefixes (the prefix cache).
-                replicas: replicas.map(\.engine), blockTokens: configuration.blockSize, prefixAffinity: false)
+                // Prefix affinity pays only where the engines keep prefixes (the prefix cache).
+                replicas: replicas.map(\.engine), blockTokens: configuration.blockSize, prefixAffinity: configuration.prefixCache)
         let stores = replicas.compactMap(\.flashStore)
         routes = OpenAIRoutes(
             service: service, servedModelName: configuration.servedModelName, maxBodyBytes: Int(configuration.maxBodySize.bytes),
@@ -176,7 +177,9 @@ extension ServerConfiguration {
         EngineConfiguration(
             kvBudget: kvBudget, blockTokens: blockSize, maxStepTokens: maxBatchTokens, maxRunning: maxRunning,
             preemption: preemption, prefetchDepth: prefetchDepth, hostSwapCapacity: dramSwap,
-            flashDailyWriteBudget: flashDailyWriteBudget, modelID: servedModelName, replica: index)
+            flashDailyWriteBudget: flashDailyWriteBudget, modelID: servedModelName, prefixCaching: prefixCache,
+            prefixCacheWrite: prefixCacheWrite, prefixCacheFlashSize: prefixCacheFlashSize.map { ByteSize($0.bytes / Int64(dataParallel)) },
+            replica: index)
     }
 
     /// Replica `index`'s flash store's share of the settings. With one replica, its region is

@@ -6,6 +6,6 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Run a benchmark and print its figures.",
-        subcommands: [BenchFlashCommand.self, BenchModelCommand.self, BenchPlacementCommand.self, BenchSwapCommand.self]
+        subcommands: [BenchFlashCommand.self, BenchModelCommand.self, BenchPlacementCommand.self, BenchSwapCommand.self, BenchPrefixCommand.self]
     )
 }

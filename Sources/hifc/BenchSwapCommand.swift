@@ -217,7 +217,8 @@ struct BenchSwapCommand: AsyncParsableCommand {
                     try FlashStore(
                         configuration: FlashStoreConfiguration(
                             paths: directories, capacityPerPath: ByteSize(capacity.bytes / Int64(models.count)), placement: placement,
-                            gpuIndex: replica, regionName: models.count == 1 ? FlashStoreConfiguration.regionFileName : "hifc-flash-\(replica).region"))
+                            gpuIndex: replica, regionName: models.count == 1 ? FlashStoreConfiguration.regionFileName : "hifc-flash-\(replica).region"
+                        ))
                 )
             }
         }
@@ -246,22 +247,10 @@ struct BenchSwapCommand: AsyncParsableCommand {
         return try await measure(service, stats: { [engines] in EngineStats.summed(engines.map { $0.stats() }) }, mode: mode, work: work, tbw: tbw)
     }
 
-    /// The model on each replica's device: a model directory, or a synthetic model written to a
-    /// temporary one.
+    /// The model on each replica's device (`--data-parallel`): replica `i` on GPU `cuda:(K + i)`
+    /// for `--device cuda:K`, or on the CPU.
     private func loadModels() throws -> [LoadedModel] {
-        var directory = model
-        if model.hasPrefix("synth:") {
-            guard let preset = SynthModel.Preset(rawValue: String(model.dropFirst(6))) else {
-                throw ValidationError("unknown synthetic model '\(model)'; use synth:tiny or synth:small")
-            }
-            directory = NSTemporaryDirectory() + "hifc-synth-\(preset.rawValue)"
-            if !FileManager.default.fileExists(atPath: directory + "/model.safetensors") {
-                try SynthModel(architecture: .llama, preset: preset).write(to: directory)
-            }
-        }
-        if dataParallel == 1 {
-            return [try LoadedModel(directory: directory, backend: device == "cpu" ? CPUBackend() : try BackendChoice.make(device))]
-        }
+        if dataParallel == 1 { return [try BenchModelSource.load(model, device: device)] }
         let first: DeviceSelection
         if device == "cpu" {
             first = .cpu
@@ -271,12 +260,10 @@ struct BenchSwapCommand: AsyncParsableCommand {
             throw ValidationError("--device \(device) with --data-parallel: give cpu, cuda or cuda:N")
         }
         return try (0..<dataParallel).map { index in
-            let backend: any ComputeBackend
             switch first {
-            case .cpu: backend = CPUBackend()
-            case .cuda(let ordinal): backend = try BackendChoice.make("cuda:\(ordinal + index)")
+            case .cpu: return try BenchModelSource.load(model, device: "cpu")
+            case .cuda(let ordinal): return try BenchModelSource.load(model, device: "cuda:\(ordinal + index)")
             }
-            return try LoadedModel(directory: directory, backend: backend)
         }
     }
 

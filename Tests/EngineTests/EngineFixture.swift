@@ -15,22 +15,33 @@ enum EngineFixture {
         return try! LoadedModel(directory: directory, backend: CPUBackend())
     }()
 
+    /// The configuration of the engine tests: `blocks` KV blocks of 16 tokens, 8 sequences.
+    static func configuration(
+        blocks: Int, mode: PreemptionMode, maxStepTokens: Int = 48, prefixCaching: Bool = false,
+        prefixCacheWrite: PrefixWritePolicy = .onEvict
+    ) -> EngineConfiguration {
+        EngineConfiguration(
+            kvBudget: .blocks(blocks), blockTokens: 16, maxStepTokens: maxStepTokens, maxRunning: 8,
+            preemption: mode, prefetchDepth: 2, hostSwapCapacity: .mib(64), prefixCaching: prefixCaching,
+            prefixCacheWrite: prefixCacheWrite)
+    }
+
     /// Runs greedy requests for `prompts` (each generating `maxTokens`) through an engine with
     /// `blocks` KV blocks of 16 tokens, to the end.
     static func run(
         _ prompts: [[Int]], maxTokens: Int, blocks: Int, mode: PreemptionMode,
-        flashTier: (any KVTierStore)? = nil, maxStepTokens: Int = 48
+        flashTier: (any KVTierStore)? = nil, maxStepTokens: Int = 48, prefixCaching: Bool = false
     ) throws -> GreedyRun {
-        let configuration = EngineConfiguration(
-            kvBudget: .blocks(blocks), blockTokens: 16, maxStepTokens: maxStepTokens, maxRunning: 8,
-            preemption: mode, prefetchDepth: 2, hostSwapCapacity: .mib(64))
+        let configuration = configuration(blocks: blocks, mode: mode, maxStepTokens: maxStepTokens, prefixCaching: prefixCaching)
         let core = try EngineCore(loaded: loaded, configuration: configuration, flashTier: flashTier)
         return try GreedyRun.run(prompts, maxTokens: maxTokens, through: core)
     }
 
-    /// A flash store in a fresh directory.
-    static func flashStore(capacity: ByteSize = .mib(64), segment: ByteSize = .mib(1), faults: (any IOFaultInjector)? = nil) throws -> FlashStore {
-        let path = NSTemporaryDirectory() + "hifc-engine-flash-\(UUID().uuidString)"
+    /// A flash store in `path` (a fresh directory when nil).
+    static func flashStore(
+        capacity: ByteSize = .mib(64), segment: ByteSize = .mib(1), faults: (any IOFaultInjector)? = nil, path: String? = nil
+    ) throws -> FlashStore {
+        let path = path ?? NSTemporaryDirectory() + "hifc-engine-flash-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         return try FlashStore(
             configuration: FlashStoreConfiguration(paths: [path], capacityPerPath: capacity, segmentSize: segment),

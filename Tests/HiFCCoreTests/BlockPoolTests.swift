@@ -11,9 +11,11 @@ final class BlockPoolTests: XCTestCase {
         XCTAssertEqual(pool.utilization, 0.75)
     }
 
-    func testBlockReturnsToFreeListOnlyWhenLastOwnerReleases() {
+    func testBlockReturnsToTheFreeBlocksOnlyWhenTheLastOwnerReleases() {
         var pool = BlockPool(capacity: 2)
         let blocks = pool.allocate(1)!
+        let hash = PrefixHash.root(namespace: SchedulerTests.namespace).appending([1])
+        pool.commit(blocks[0], content: hash)
         pool.retain(blocks)
         XCTAssertEqual(pool.refCount(blocks[0]), 2)
         pool.release(blocks)
@@ -21,16 +23,17 @@ final class BlockPoolTests: XCTestCase {
         pool.release(blocks)
         XCTAssertEqual(pool.freeCount, 2)
         XCTAssertEqual(pool.refCount(blocks[0]), 0)
+        XCTAssertEqual(pool.block(holding: hash), blocks[0], "a freed full block keeps its content")
     }
 
-    func testBlockTableMapsTokensToSlots() {
-        var table = BlockTable(blockTokens: 4)
-        XCTAssertEqual(table.blocksMissing(forTokens: 9), 3)
-        table.append([7, 2, 5])
-        XCTAssertEqual(table.blocksMissing(forTokens: 9), 0)
-        XCTAssertEqual(table.slot(of: 5).block, 2)
-        XCTAssertEqual(table.slot(of: 5).offset, 1)
-        XCTAssertEqual(table.removeAll(), [7, 2, 5])
-        XCTAssertEqual(table.tokenCapacity, 0)
+    func testDuplicateContentStaysPrivate() {
+        var pool = BlockPool(capacity: 2)
+        let blocks = pool.allocate(2)!
+        let hash = PrefixHash.root(namespace: SchedulerTests.namespace).appending([1])
+        XCTAssertTrue(pool.commit(blocks[0], content: hash))
+        XCTAssertFalse(pool.commit(blocks[1], content: hash))
+        pool.release(blocks)
+        XCTAssertEqual(pool.cachedCount, 1)
+        XCTAssertEqual(pool.block(holding: hash), blocks[0])
     }
 }

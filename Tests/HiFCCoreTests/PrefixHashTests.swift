@@ -3,30 +3,56 @@ import XCTest
 @testable import HiFCCore
 
 final class PrefixHashTests: XCTestCase {
+    private let root = PrefixHash.root(namespace: SchedulerTests.namespace)
+
     func testEqualPrefixesShareHashesAndADifferenceChangesEveryLaterBlock() {
         let a = Array(0..<40)
         var b = a
         b[17] = 999
-        let ha = PrefixHash.chain(a, blockTokens: 8, namespace: 1)
-        let hb = PrefixHash.chain(b, blockTokens: 8, namespace: 1)
+        let ha = PrefixHash.chain(a, blockTokens: 8, from: root)
+        let hb = PrefixHash.chain(b, blockTokens: 8, from: root)
         XCTAssertEqual(ha.count, 5)
         XCTAssertEqual(Array(ha[..<2]), Array(hb[..<2]), "blocks before the change are shared")
         for i in 2..<5 { XCTAssertNotEqual(ha[i], hb[i], "block \(i) covers the changed token") }
     }
 
-    func testOnlyFullBlocksAreHashedAndNamespacesStayApart() {
-        XCTAssertEqual(PrefixHash.chain(Array(0..<15), blockTokens: 8, namespace: 1).count, 1)
-        XCTAssertNotEqual(
-            PrefixHash.chain(Array(0..<8), blockTokens: 8, namespace: 1),
-            PrefixHash.chain(Array(0..<8), blockTokens: 8, namespace: 2))
-        let hash = PrefixHash.chain(Array(0..<8), blockTokens: 8, namespace: 1)[0]
+    func testOnlyFullBlocksAreHashedAndKeysAreContentKeys() {
+        XCTAssertEqual(PrefixHash.chain(Array(0..<15), blockTokens: 8, from: root).count, 1)
+        let hash = PrefixHash.chain(Array(0..<8), blockTokens: 8, from: root)[0]
         XCTAssertEqual(hash.key.kind, .content)
+        XCTAssertEqual(hash.key.high, hash.words.0)
     }
 
     func testBlockOrderMatters() {
-        let x = PrefixHash(namespace: 0).appending([1, 2]).appending([3, 4])
-        let y = PrefixHash(namespace: 0).appending([3, 4]).appending([1, 2])
-        XCTAssertNotEqual(x, y)
-        XCTAssertNotEqual(PrefixHash(namespace: 0).appending([1, 2]), PrefixHash(namespace: 0).appending([2, 1]))
+        XCTAssertNotEqual(root.appending([1, 2]).appending([3, 4]), root.appending([3, 4]).appending([1, 2]))
+        XCTAssertNotEqual(root.appending([1, 2]), root.appending([2, 1]))
+    }
+
+    func testTheChainIsSHA256OfTheParentAndTheTokens() {
+        // Python: hashlib.sha256(bytes(range(32)) + (1).to_bytes(4, "little") + (2).to_bytes(4, "little")).
+        let parent = PrefixHash(bytes: Array(0..<32))
+        let child = parent.appending([1, 2])
+        XCTAssertEqual(child.words.0, 0x5ea9_f47d_a47b_7d02)
+        XCTAssertEqual(child.words.1, 0xe3d4_b8c3_8c62_df97)
+        XCTAssertEqual(child.words.2, 0xaecd_079d_e270_b354)
+        XCTAssertEqual(child.words.3, 0x58bf_d7e0_d6aa_ce14)
+    }
+
+    func testNamespacesAndSaltsStartDifferentChains() {
+        let layout = KVBlockLayout(layers: 1, kvHeads: 1, headDim: 4, blockTokens: 4, dtype: .float32)
+        let a = PrefixNamespace(modelIdentity: [1], layout: layout, backend: "cpu")
+        var bf16 = layout
+        bf16.dtype = .bfloat16
+        let variants = [
+            PrefixNamespace(modelIdentity: [2], layout: layout, backend: "cpu"),
+            PrefixNamespace(modelIdentity: [1], layout: bf16, backend: "cpu"),
+            PrefixNamespace(
+                modelIdentity: [1], layout: KVBlockLayout(layers: 1, kvHeads: 1, headDim: 4, blockTokens: 8, dtype: .float32), backend: "cpu"),
+            PrefixNamespace(modelIdentity: [1], layout: layout, backend: "cuda"),
+        ]
+        for other in variants { XCTAssertNotEqual(PrefixHash.root(namespace: a), PrefixHash.root(namespace: other)) }
+        XCTAssertEqual(PrefixHash.root(namespace: a), PrefixHash.root(namespace: a, salt: ""))
+        XCTAssertNotEqual(PrefixHash.root(namespace: a), PrefixHash.root(namespace: a, salt: "tenant"))
+        XCTAssertNotEqual(PrefixHash.root(namespace: a, salt: "x"), PrefixHash.root(namespace: a, salt: "y"))
     }
 }

@@ -77,6 +77,15 @@ final class PrefixAffinityTableTests: XCTestCase {
         XCTAssertEqual(table.affinity(of: third, replicas: 3), [0, 0, 4])
     }
 
+    func testADifferentCacheSaltSharesNoAffinity() {
+        var table = PrefixAffinityTable(blockTokens: 4)
+        let prompt = Array(0..<16)
+        table.record(prompt, salt: "tenant-a", replica: 1)
+        XCTAssertEqual(table.affinity(of: prompt, salt: "tenant-a", replicas: 2), [0, 4])
+        XCTAssertEqual(table.affinity(of: prompt, salt: "tenant-b", replicas: 2), [0, 0])
+        XCTAssertEqual(table.affinity(of: prompt, replicas: 2), [0, 0])
+    }
+
     func testOnlyTheFirstMaxBlocksAreLookedAt() {
         let table = PrefixAffinityTable(blockTokens: 2, maxBlocks: 3)
         XCTAssertEqual(table.blockHashes(Array(0..<20)).count, 3)

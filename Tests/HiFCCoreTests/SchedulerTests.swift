@@ -2,18 +2,25 @@ import XCTest
 
 @testable import HiFCCore
 
+/// The scheduler's decisions without a model: tokens are "sampled" as `position * 10 + id`, and
+/// transfers complete when the test says so.
 final class SchedulerTests: XCTestCase {
-    private func makeScheduler(
-        blocks: Int, stepTokens: Int = 64, mode: PreemptionMode = .swapFlash, prefetch: Int = 2
+    static let namespace = PrefixNamespace(
+        modelIdentity: [1, 2, 3], layout: KVBlockLayout(layers: 1, kvHeads: 1, headDim: 4, blockTokens: 4, dtype: .float32), backend: "test")
+
+    static func makeScheduler(
+        blocks: Int, stepTokens: Int = 64, mode: PreemptionMode = .swapFlash, prefetch: Int = 2, prefixCaching: Bool = false,
+        writePolicy: PrefixWritePolicy = .onEvict, prefixFlashBlocks: Int = 0
     ) -> Scheduler {
         Scheduler(
             config: SchedulerConfig(
                 blockTokens: 4, deviceBlocks: blocks, blockBytes: 1024, maxStepTokens: stepTokens,
-                preemption: mode, prefetchDepth: prefetch))
+                preemption: mode, prefetchDepth: prefetch, prefixCaching: prefixCaching, namespace: namespace,
+                prefixWritePolicy: writePolicy, prefixFlashBlocks: prefixFlashBlocks))
     }
 
     /// Samples token `position * 10 + id` for each sampling chunk and reports the step.
-    private func run(_ plan: StepPlan, on scheduler: inout Scheduler) {
+    static func run(_ plan: StepPlan, on scheduler: inout Scheduler) {
         var sampled: [SequenceID: Int] = [:]
         for chunk in plan.chunks where chunk.samples {
             sampled[chunk.sequence] = (chunk.start + chunk.count) * 10 + Int(chunk.sequence)
@@ -21,9 +28,21 @@ final class SchedulerTests: XCTestCase {
         scheduler.completeStep(plan, sampled: sampled)
     }
 
-    func testPrefillIsChunkedUnderTheStepTokenBudget() throws {
+    /// Reports every transfer of `plan` as completed intact.
+    static func complete(_ plan: StepPlan, on scheduler: inout Scheduler) {
+        for write in plan.writes { scheduler.writeCompleted(write.id, succeeded: true) }
+        for read in plan.reads { scheduler.readCompleted(read.id, intactBlocks: read.blocks.count) }
+    }
+
+    private func makeScheduler(blocks: Int, stepTokens: Int = 64, mode: PreemptionMode = .swapFlash) -> Scheduler {
+        Self.makeScheduler(blocks: blocks, stepTokens: stepTokens, mode: mode)
+    }
+
+    private func run(_ plan: StepPlan, on scheduler: inout Scheduler) { Self.run(plan, on: &scheduler) }
+
+    func testPrefillIsChunkedUnderTheStepTokenBudget() {
         var scheduler = makeScheduler(blocks: 16, stepTokens: 8)
-        try scheduler.add(id: 1, prompt: Array(0..<20), maxTotalTokens: 30)
+        scheduler.add(id: 1, prompt: Array(0..<20), maxTotalTokens: 30)
         var starts: [Int] = []
         for _ in 0..<3 {
             let plan = scheduler.schedule()
@@ -35,13 +54,13 @@ final class SchedulerTests: XCTestCase {
         XCTAssertEqual(scheduler.sequence(1)?.generatedCount, 1)
         let decode = scheduler.schedule()
         XCTAssertEqual(decode.decodes.map(\.start), [20])
-        XCTAssertEqual(scheduler.sequence(1)?.table.blocks.count, 6)
+        XCTAssertEqual(scheduler.blockTable(of: 1).count, 6)
     }
 
-    func testRequestsAreAdmittedFirstComeFirstServed() throws {
+    func testRequestsAreAdmittedFirstComeFirstServed() {
         var scheduler = makeScheduler(blocks: 16, stepTokens: 10)
-        try scheduler.add(id: 5, prompt: Array(0..<8), maxTotalTokens: 12)
-        try scheduler.add(id: 3, prompt: Array(0..<8), maxTotalTokens: 12)
+        scheduler.add(id: 5, prompt: Array(0..<8), maxTotalTokens: 12)
+        scheduler.add(id: 3, prompt: Array(0..<8), maxTotalTokens: 12)
         let plan = scheduler.schedule()
         XCTAssertEqual(plan.prefills.map(\.sequence), [5, 3])
         XCTAssertEqual(plan.prefills.map(\.count), [8, 2])
@@ -49,12 +68,12 @@ final class SchedulerTests: XCTestCase {
 
     /// Two running sequences (8 and 4 prompt tokens) in 5 blocks of 4 tokens, stepped until the
     /// first preemption; returns that plan (not yet carried out).
-    private func stepUntilPreemption(_ scheduler: inout Scheduler) throws -> StepPlan {
-        try scheduler.add(id: 1, prompt: Array(0..<8), maxTotalTokens: 20)
-        try scheduler.add(id: 2, prompt: Array(0..<4), maxTotalTokens: 20)
+    private func stepUntilPreemption(_ scheduler: inout Scheduler) -> StepPlan {
+        scheduler.add(id: 1, prompt: Array(0..<8), maxTotalTokens: 20)
+        scheduler.add(id: 2, prompt: Array(100..<104), maxTotalTokens: 20)
         for _ in 0..<20 {
             let plan = scheduler.schedule()
-            if !plan.swapOuts.isEmpty || !plan.recomputes.isEmpty { return plan }
+            if !plan.preemptions.isEmpty { return plan }
             XCTAssertEqual(Set(plan.chunks.map(\.sequence)), [1, 2], "both sequences run until the pool is full")
             run(plan, on: &scheduler)
         }
@@ -62,147 +81,178 @@ final class SchedulerTests: XCTestCase {
         return StepPlan()
     }
 
-    func testMostRecentSequenceIsSwappedOutAndItsBlocksFreedOnlyAfterTheWrite() throws {
+    func testMostRecentSequenceIsSwappedOutAndItsBlocksFreedOnlyAfterTheWrite() {
         var scheduler = makeScheduler(blocks: 5)
-        let plan = try stepUntilPreemption(&scheduler)
-        XCTAssertEqual(plan.swapOuts.map(\.sequence), [2], "the newest sequence is the victim")
-        let swap = try XCTUnwrap(plan.swapOuts.first)
-        let victim = try XCTUnwrap(scheduler.sequence(2))
-        XCTAssertEqual(swap.tier, .flash)
-        XCTAssertEqual(swap.tokens, victim.computed)
-        XCTAssertEqual(swap.blocks.count, victim.computedBlocks)
+        let plan = stepUntilPreemption(&scheduler)
+        XCTAssertEqual(plan.preemptions.map(\.sequence), [2], "the newest sequence is the victim")
+        let write = try! XCTUnwrap(plan.writes.first)
+        let victim = scheduler.sequence(2)!
+        XCTAssertEqual(write.tier, .flash)
+        XCTAssertEqual(write.purpose, .swapOut(2))
+        XCTAssertEqual(plan.preemptions[0].tokens, victim.computed)
+        XCTAssertEqual(write.blocks.count, victim.computedBlocks)
+        XCTAssertEqual(write.keys.first, victim.blockHashes.first?.key, "a full block is written under its content hash")
         XCTAssertEqual(victim.status, .swappingOut(.flash))
         XCTAssertFalse(plan.chunks.contains { $0.sequence == 2 })
-        let free = scheduler.pool.freeCount
-        // Nothing more is preempted while the write is in flight, and its blocks stay held.
+        XCTAssertEqual(scheduler.kv.arrivingBlocks, write.blocks.count, "blocks being written are not handed out")
+        // Nothing more is preempted while the write is in flight.
         let waiting = scheduler.schedule()
-        XCTAssertTrue(waiting.swapOuts.isEmpty && waiting.recomputes.isEmpty)
+        XCTAssertTrue(waiting.preemptions.isEmpty)
         run(waiting, on: &scheduler)
-        XCTAssertLessThanOrEqual(scheduler.pool.freeCount, free)
-        let before = scheduler.pool.freeCount
-        scheduler.swapOutCompleted(2, .completed)
-        XCTAssertEqual(scheduler.pool.freeCount, before + swap.blocks.count)
+        let before = scheduler.kv.freeBlocks
+        scheduler.writeCompleted(write.id, succeeded: true)
+        XCTAssertEqual(scheduler.kv.freeBlocks, before + write.blocks.count)
         XCTAssertEqual(scheduler.sequence(2)?.status, .swapped(.flash))
         XCTAssertEqual(scheduler.schedule().chunks.map(\.sequence), [1])
     }
 
-    func testSwappedSequenceResumesBeforeNewRequestsAreAdmitted() throws {
+    func testSwappedSequenceResumesBeforeNewRequestsAreAdmitted() {
         var scheduler = makeScheduler(blocks: 5)
-        let plan = try stepUntilPreemption(&scheduler)
+        let plan = stepUntilPreemption(&scheduler)
         run(plan, on: &scheduler)
-        scheduler.swapOutCompleted(2, .completed)
-        try scheduler.add(id: 3, prompt: Array(0..<4), maxTotalTokens: 8)
+        Self.complete(plan, on: &scheduler)
+        scheduler.add(id: 3, prompt: Array(200..<204), maxTotalTokens: 8)
         // Finish 1; then 2 comes back before 3 is admitted.
-        XCTAssertEqual(scheduler.finish(1), .done)
+        scheduler.finish(1)
         let resume = scheduler.schedule()
-        XCTAssertEqual(resume.swapIns.map(\.sequence), [2])
-        XCTAssertEqual(resume.swapIns.first?.blocks.count, scheduler.sequence(2)?.computedBlocks)
+        XCTAssertEqual(resume.reads.map(\.sequence), [2])
+        XCTAssertEqual(resume.reads.first?.purpose, .swapIn)
+        XCTAssertEqual(resume.reads.first?.blocks.count, (plan.preemptions[0].tokens + 3) / 4)
         XCTAssertTrue(resume.prefills.isEmpty, "no admission while a sequence is swapped")
-        XCTAssertEqual(scheduler.sequence(2)?.status, .swappingIn(.flash))
+        XCTAssertEqual(scheduler.sequence(2)?.status, .loading(.flash))
         XCTAssertTrue(scheduler.schedule().chunks.isEmpty, "a sequence runs only once all its blocks arrived")
-        XCTAssertEqual(scheduler.swapInCompleted(2, .completed), .freeTier(.flash, blocks: resume.swapIns[0].blocks.count))
+        Self.complete(resume, on: &scheduler)
         let after = scheduler.schedule()
         XCTAssertEqual(after.decodes.map(\.sequence), [2])
         XCTAssertEqual(after.prefills.map(\.sequence), [3])
+        let written = plan.writes[0].keys
+        XCTAssertEqual(
+            Set(after.deletes.flatMap(\.keys)), Set(written.filter { $0.kind == .sequence }), "a partial block's copy goes once read back")
+        scheduler.finish(2)
+        XCTAssertEqual(
+            Set(scheduler.takeDeletes().flatMap(\.keys)), Set(written.filter { $0.kind == .content }),
+            "full blocks stay on flash while the sequence lives, and go with it (no prefix cache)")
     }
 
-    func testRecomputeFreesBlocksAtOnceAndRequeuesAllTokens() throws {
+    func testRecomputeFreesBlocksAtOnceAndRequeuesAllTokens() {
         var scheduler = makeScheduler(blocks: 5, mode: .recompute)
-        let plan = try stepUntilPreemption(&scheduler)
-        let victim = try XCTUnwrap(scheduler.sequence(2))
-        XCTAssertEqual(plan.recomputes.map(\.sequence), [2])
-        XCTAssertGreaterThan(plan.recomputes[0].tokens, 4)
+        let plan = stepUntilPreemption(&scheduler)
+        let victim = scheduler.sequence(2)!
+        XCTAssertEqual(plan.preemptions.map(\.sequence), [2])
+        XCTAssertEqual(plan.preemptions[0].choice, .recompute)
+        XCTAssertGreaterThan(plan.preemptions[0].tokens, 4)
         XCTAssertEqual(victim.status, .waiting)
         XCTAssertEqual(victim.computed, 0)
-        XCTAssertTrue(victim.table.blocks.isEmpty)
-        XCTAssertEqual(victim.tokens.count, plan.recomputes[0].tokens + 1, "generated tokens are kept and recomputed")
+        XCTAssertTrue(scheduler.blockTable(of: 2).isEmpty)
+        XCTAssertEqual(victim.tokens.count, plan.preemptions[0].tokens + 1, "generated tokens are kept and recomputed")
     }
 
-    func testFailedSwapOutFallsBackToRecompute() throws {
+    func testFailedSwapOutFallsBackToRecompute() {
         var scheduler = makeScheduler(blocks: 5)
-        _ = try stepUntilPreemption(&scheduler)
-        let held = scheduler.sequence(2)!.table.blocks.count
-        let free = scheduler.pool.freeCount
-        XCTAssertEqual(scheduler.swapOutCompleted(2, .failed), .done)
+        let plan = stepUntilPreemption(&scheduler)
+        let written = plan.writes[0].blocks.count
+        let free = scheduler.kv.freeBlocks
+        scheduler.writeCompleted(plan.writes[0].id, succeeded: false)
         XCTAssertEqual(scheduler.sequence(2)?.status, .waiting)
         XCTAssertEqual(scheduler.sequence(2)?.computed, 0)
-        XCTAssertEqual(scheduler.pool.freeCount, free + held)
+        XCTAssertEqual(scheduler.kv.freeBlocks, free + written)
+        XCTAssertFalse(scheduler.tiers.isStored(plan.writes[0].keys[0], in: .flash))
     }
 
-    func testFailedSwapInFallsBackToRecompute() throws {
+    func testPartlyFailedSwapInComputesWhatDidNotArrive() {
         var scheduler = makeScheduler(blocks: 5)
-        let plan = try stepUntilPreemption(&scheduler)
+        let plan = stepUntilPreemption(&scheduler)
         run(plan, on: &scheduler)
-        scheduler.swapOutCompleted(2, .completed)
-        XCTAssertEqual(scheduler.finish(1), .done)
+        Self.complete(plan, on: &scheduler)
+        scheduler.finish(1)
         let resume = scheduler.schedule()
-        XCTAssertEqual(resume.swapIns.map(\.sequence), [2])
-        XCTAssertEqual(scheduler.swapInCompleted(2, .failed), .freeTier(.flash, blocks: resume.swapIns[0].blocks.count))
-        XCTAssertEqual(scheduler.sequence(2)?.status, .waiting)
-        XCTAssertEqual(scheduler.pool.freeCount, 5)
-        let tokens = scheduler.sequence(2)!.tokens.count
-        XCTAssertEqual(scheduler.schedule().prefills.first?.count, tokens)
+        let read = try! XCTUnwrap(resume.reads.first)
+        XCTAssertGreaterThan(read.blocks.count, 1)
+        scheduler.readCompleted(read.id, intactBlocks: 1)
+        XCTAssertEqual(scheduler.sequence(2)?.status, .running)
+        XCTAssertEqual(scheduler.sequence(2)?.computed, 4, "the first block arrived")
+        XCTAssertEqual(scheduler.blockTable(of: 2).count, 1)
+        let next = scheduler.schedule()
+        XCTAssertEqual(next.prefills.first?.start, 4)
+        XCTAssertEqual(next.prefills.first?.count, scheduler.sequence(2)!.tokens.count - 4)
     }
 
-    func testAbortDuringSwapOutFreesBlocksWhenTheWriteCompletes() throws {
+    func testAbortDuringSwapOutFreesBlocksWhenTheWriteCompletes() {
         var scheduler = makeScheduler(blocks: 5)
-        let plan = try stepUntilPreemption(&scheduler)
-        let free = scheduler.pool.freeCount
-        XCTAssertEqual(scheduler.finish(2), .afterIO)
-        XCTAssertEqual(scheduler.pool.freeCount, free, "the write still reads those blocks")
-        let blocks = plan.swapOuts[0].blocks.count
-        XCTAssertEqual(scheduler.swapOutCompleted(2, .completed), .freeTier(.flash, blocks: blocks))
+        let plan = stepUntilPreemption(&scheduler)
+        let free = scheduler.kv.freeBlocks
+        scheduler.finish(2)
+        XCTAssertEqual(scheduler.kv.freeBlocks, free, "the write still reads those blocks")
+        let blocks = plan.writes[0].blocks.count
+        scheduler.writeCompleted(plan.writes[0].id, succeeded: true)
         XCTAssertNil(scheduler.sequence(2))
-        XCTAssertEqual(scheduler.pool.freeCount, free + blocks)
+        XCTAssertEqual(scheduler.kv.freeBlocks, free + blocks)
+        XCTAssertEqual(Set(scheduler.takeDeletes().flatMap(\.keys)), Set(plan.writes[0].keys), "its tier copies are deleted")
     }
 
-    func testSequenceLargerThanTheBudgetIsRefused() {
-        var scheduler = makeScheduler(blocks: 4)
-        XCTAssertThrowsError(try scheduler.add(id: 1, prompt: [1], maxTotalTokens: 17)) {
-            XCTAssertTrue("\($0)".contains("--kv-budget"))
+    func testSequencePreemptedAgainWritesOnlyBlocksTheTierLacks() {
+        var scheduler = makeScheduler(blocks: 5)
+        var plan = stepUntilPreemption(&scheduler)
+        let first = plan.writes[0]
+        run(plan, on: &scheduler)
+        Self.complete(plan, on: &scheduler)
+        scheduler.finish(1)
+        scheduler.add(id: 3, prompt: Array(300..<312), maxTotalTokens: 20)
+        // 2 resumes and runs; 3 is admitted beside it until 2 is preempted again.
+        var second: StepPlan.Write?
+        for _ in 0..<30 where second == nil {
+            plan = scheduler.schedule()
+            second = plan.writes.first { $0.purpose == .swapOut(2) }
+            run(plan, on: &scheduler)
+            Self.complete(plan, on: &scheduler)
         }
+        guard let second else { return XCTFail("2 was not preempted again") }
+        let fullBefore = first.keys.filter { $0.kind == .content }
+        XCTAssertFalse(fullBefore.isEmpty)
+        XCTAssertTrue(Set(second.keys).isDisjoint(with: fullBefore), "blocks already on flash are not written again")
     }
 
-    /// Many sequences of different lengths through a tiny pool, with swap I/O completing one step
-    /// later: every sequence finishes with exactly the tokens a free run gives, and no block leaks.
-    func testStarvedWorkloadFinishesEverySequenceWithoutLeaks() throws {
+    /// Many sequences of different lengths through a tiny pool, with transfers completing one
+    /// step later: every sequence finishes with exactly the tokens a free run gives, and no block
+    /// leaks, in every mode, with and without the prefix cache.
+    func testStarvedWorkloadFinishesEverySequenceWithoutLeaks() {
         for mode in [PreemptionMode.recompute, .swapDRAM, .swapFlash, .auto] {
-            var scheduler = makeScheduler(blocks: 10, stepTokens: 16, mode: mode)
-            var expectedLength: [SequenceID: Int] = [:]
-            for id in 1...8 {
-                let prompt = Array(0..<(3 + id))
-                expectedLength[SequenceID(id)] = prompt.count + 24
-                try scheduler.add(id: SequenceID(id), prompt: prompt, maxTotalTokens: prompt.count + 24)
-            }
-            var inFlightOut: [SequenceID] = []
-            var inFlightIn: [SequenceID] = []
-            var preemptions = 0
-            var steps = 0
-            while !scheduler.isIdle {
-                steps += 1
-                XCTAssertLessThan(steps, 2_000, "\(mode) makes no progress")
-                if steps > 2_000 { return }
-                for id in inFlightOut { scheduler.swapOutCompleted(id, .completed) }
-                for id in inFlightIn { scheduler.swapInCompleted(id, .completed) }
-                let plan = scheduler.schedule()
-                inFlightOut = plan.swapOuts.map(\.sequence)
-                inFlightIn = plan.swapIns.map(\.sequence)
-                preemptions += plan.swapOuts.count + plan.recomputes.count
-                run(plan, on: &scheduler)
-                for chunk in plan.chunks where chunk.samples {
-                    let sequence = scheduler.sequence(chunk.sequence)!
-                    // The token sampled after position p is always p * 10 + id: recompute and
-                    // swap never change what a sequence sees.
-                    XCTAssertEqual(
-                        sequence.tokens.last,
-                        sequence.tokens.count - 1 == sequence.promptCount
-                            ? sequence.promptCount * 10 + Int(chunk.sequence)
-                            : (sequence.tokens.count - 1) * 10 + Int(chunk.sequence))
-                    if sequence.tokens.count == expectedLength[chunk.sequence] { _ = scheduler.finish(chunk.sequence) }
+            for prefixCaching in [false, true] {
+                var scheduler = Self.makeScheduler(
+                    blocks: 10, stepTokens: 16, mode: mode, prefixCaching: prefixCaching, prefixFlashBlocks: prefixCaching ? 8 : 0)
+                var expectedLength: [SequenceID: Int] = [:]
+                for id in 1...8 {
+                    // Pairs of sequences share their first block.
+                    let prompt = Array(0..<4) + Array(0..<(id % 4)).map { $0 + 10 * id }
+                    expectedLength[SequenceID(id)] = prompt.count + 24
+                    scheduler.add(id: SequenceID(id), prompt: prompt, maxTotalTokens: prompt.count + 24)
                 }
+                var inFlight = StepPlan()
+                var preemptions = 0
+                var steps = 0
+                while !scheduler.isIdle {
+                    steps += 1
+                    XCTAssertLessThan(steps, 2_000, "\(mode) makes no progress")
+                    if steps > 2_000 { return }
+                    Self.complete(inFlight, on: &scheduler)
+                    let plan = scheduler.schedule()
+                    inFlight = plan
+                    preemptions += plan.preemptions.count
+                    run(plan, on: &scheduler)
+                    for chunk in plan.chunks where chunk.samples {
+                        let sequence = scheduler.sequence(chunk.sequence)!
+                        // The token sampled after position p is always p * 10 + id: recompute,
+                        // swaps and shared blocks never change what a sequence sees.
+                        XCTAssertEqual(sequence.tokens.last, (sequence.tokens.count - 1) * 10 + Int(chunk.sequence))
+                        if sequence.tokens.count == expectedLength[chunk.sequence] { scheduler.finish(chunk.sequence) }
+                    }
+                }
+                XCTAssertGreaterThan(preemptions, 3, "\(mode): the pool is meant to be starved")
+                XCTAssertEqual(scheduler.kv.freeBlocks, 10, "\(mode), prefix cache \(prefixCaching): leaked blocks")
+                XCTAssertEqual(scheduler.kv.arrivingBlocks, 0)
+                if !prefixCaching { XCTAssertEqual(scheduler.tiers.storedCount(in: .flash), 0, "\(mode) leaked tier blocks") }
+                XCTAssertEqual(scheduler.tiers.storedCount(in: .dram), 0, "\(mode) leaked host blocks")
             }
-            XCTAssertGreaterThan(preemptions, 3, "\(mode): the pool is meant to be starved")
-            XCTAssertEqual(scheduler.pool.freeCount, 10, "\(mode) leaked blocks")
         }
     }
 }

@@ -18,8 +18,8 @@ final class OpenAIRoutesTests: XCTestCase {
             XCTAssertEqual(choices.count, 1)
             XCTAssertEqual(choices[0]["text"] as? String, " t0 t1 t2")
             XCTAssertEqual(choices[0]["finish_reason"] as? String, "length")
-            let usage = try XCTUnwrap(json["usage"] as? [String: Int])
-            XCTAssertEqual(usage, ["prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8])
+            let usage = try XCTUnwrap(usageCounts(json["usage"]))
+            XCTAssertEqual(usage, ["prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8, "cached_tokens": 0])
         }
     }
 
@@ -31,7 +31,7 @@ final class OpenAIRoutesTests: XCTestCase {
             XCTAssertEqual(response.status, .ok)
             let choices = try XCTUnwrap(response.json["choices"] as? [[String: Any]])
             XCTAssertEqual(choices.map { $0["index"] as? Int }, [0, 1])
-            XCTAssertEqual((try response.json["usage"] as? [String: Int])?["completion_tokens"], 4)
+            XCTAssertEqual(usageCounts(try response.json["usage"])?["completion_tokens"], 4)
         }
         let requests = service.requests.sorted { $0.id < $1.id }
         XCTAssertEqual(requests.count, 2)
@@ -46,7 +46,7 @@ final class OpenAIRoutesTests: XCTestCase {
         try await withServer(service) { client in
             let response = try await client.post("/v1/completions", #"{"model":"scripted","prompt":[[1,2,3],[4,5]]}"#)
             XCTAssertEqual(response.status, .ok)
-            let usage = try XCTUnwrap(response.json["usage"] as? [String: Int])
+            let usage = try XCTUnwrap(usageCounts(response.json["usage"]))
             XCTAssertEqual(usage["prompt_tokens"], 5)
             XCTAssertEqual(usage["completion_tokens"], 32)
         }
@@ -94,7 +94,7 @@ final class OpenAIRoutesTests: XCTestCase {
             XCTAssertEqual(texts.joined(), " t0 t1")
             let finishes = chunks.compactMap { ($0["choices"] as? [[String: Any]])?.first?["finish_reason"] as? String }
             XCTAssertEqual(finishes, ["length"])
-            let usage = try XCTUnwrap(chunks.last?["usage"] as? [String: Int])
+            let usage = try XCTUnwrap(usageCounts(chunks.last?["usage"]))
             XCTAssertEqual(usage["completion_tokens"], 2)
             XCTAssertEqual((chunks.last?["choices"] as? [Any])?.count, 0)
         }

@@ -46,7 +46,7 @@ final class RealEngineServerTests: XCTestCase {
             let completion = try await client.post(
                 "/v1/completions", #"{"model":"\#(model)","prompt":"Once upon a time","max_tokens":6,"temperature":0}"#)
             XCTAssertEqual(completion.status, .ok, String(buffer: completion.body))
-            let usage = try XCTUnwrap(completion.json["usage"] as? [String: Int])
+            let usage = try XCTUnwrap(usageCounts(completion.json["usage"]))
             XCTAssertEqual(usage["completion_tokens"].map { $0 <= 6 && $0 >= 1 }, true)
             let text = try XCTUnwrap((completion.json["choices"] as? [[String: Any]])?.first?["text"] as? String)
 
@@ -62,7 +62,34 @@ final class RealEngineServerTests: XCTestCase {
             )
             let chunks = try chat.events.dropLast().map(jsonObject)
             XCTAssertEqual(chat.events.last, "[DONE]")
-            XCTAssertNotNil(chunks.last?["usage"] as? [String: Int])
+            XCTAssertNotNil(usageCounts(chunks.last?["usage"]))
+        }
+    }
+
+    func testARepeatedPromptReportsCachedTokensUntilTheCacheIsReset() async throws {
+        let model = self.model
+        let prompt = Array(repeating: "the quick brown fox jumps over the lazy dog", count: 8).joined(separator: " ")
+        try await withRealServer { client in
+            func cached(salt: String? = nil) async throws -> Int? {
+                let saltField = salt.map { #","cache_salt":"\#($0)""# } ?? ""
+                let response = try await client.post(
+                    "/v1/completions", #"{"model":"\#(model)","prompt":"\#(prompt)","max_tokens":2,"temperature":0\#(saltField)}"#)
+                XCTAssertEqual(response.status, .ok, String(buffer: response.body))
+                return usageCounts(try response.json["usage"])?["cached_tokens"]
+            }
+            let first = try await cached()
+            XCTAssertEqual(first, 0)
+            let second = try await cached()
+            XCTAssertGreaterThanOrEqual(second ?? 0, 16, "the repeated prompt's full blocks come from the cache")
+            let salted = try await cached(salt: "tenant")
+            XCTAssertEqual(salted, 0, "another salt sees nothing")
+            let reset = try await client.post("/reset_prefix_cache?flash=true", "")
+            XCTAssertEqual(reset.status, .ok)
+            XCTAssertGreaterThan((try reset.json["device_blocks"] as? Int) ?? 0, 0)
+            let afterReset = try await cached()
+            XCTAssertEqual(afterReset, 0, "nothing is cached after a reset")
+            let metrics = String(buffer: try await client.execute(uri: "/metrics", method: .get).body)
+            XCTAssertTrue(metrics.contains(#"hifc_prefix_cache_hit_tokens_total{replica="0",tier="device"}"#), metrics)
         }
     }
 

@@ -48,3 +48,12 @@ extension TestResponse {
 func jsonObject(_ text: String) throws -> [String: Any] {
     try XCTUnwrap(JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
 }
+
+/// A response's `usage` as counts: its whole-number fields, with
+/// `prompt_tokens_details.cached_tokens` as `cached_tokens`; nil when it is not an object.
+func usageCounts(_ usage: Any?) -> [String: Int]? {
+    guard let object = usage as? [String: Any] else { return nil }
+    var counts = object.compactMapValues { $0 as? Int }
+    if let cached = (object["prompt_tokens_details"] as? [String: Any])?["cached_tokens"] as? Int { counts["cached_tokens"] = cached }
+    return counts
+}

@@ -2,8 +2,9 @@
 /// can go where its prefix is likely cached without asking the engines.
 ///
 /// A prompt's full blocks are named by a chained 64-bit hash (block `i`'s hash covers every token
-/// up to the end of block `i`, so equal hashes mean equal prefixes, up to a collision, which costs
-/// only a worse routing choice). Each hash remembers the replicas it was routed to. Memory is
+/// up to the end of block `i`, and the request's cache salt, so equal hashes mean equal prefixes
+/// that the engines' prefix cache may share, up to a collision, which costs only a worse routing
+/// choice). Each hash remembers the replicas it was routed to. Memory is
 /// bounded: at most `capacity` hashes, the least recently routed forgotten first.
 public struct PrefixAffinityTable: Sendable {
     /// Tokens per block (the engines' KV block size).
@@ -39,12 +40,16 @@ public struct PrefixAffinityTable: Sendable {
     /// Block hashes remembered now.
     public var count: Int { slotOfHash.count }
 
-    /// The chained hashes of the prompt's leading full blocks (at most `maxBlocks`).
-    public func blockHashes(_ prompt: [Int]) -> [UInt64] {
+    /// The chained hashes of the prompt's leading full blocks (at most `maxBlocks`), under `salt`.
+    public func blockHashes(_ prompt: [Int], salt: String? = nil) -> [UInt64] {
         let blocks = min(prompt.count / blockTokens, maxBlocks)
         var hashes: [UInt64] = []
         hashes.reserveCapacity(blocks)
         var hash: UInt64 = 0xCBF2_9CE4_8422_2325
+        if let salt {
+            for byte in salt.utf8 { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01B3 }
+            hash = Self.finalize(hash ^ 0x5A17)
+        }
         for block in 0..<blocks {
             for token in prompt[block * blockTokens..<(block + 1) * blockTokens] {
                 hash = (hash ^ UInt64(bitPattern: Int64(token))) &* 0x0000_0100_0000_01B3
@@ -55,13 +60,13 @@ public struct PrefixAffinityTable: Sendable {
         return hashes
     }
 
-    /// For each of `replicas` replicas, how many of the prompt's leading blocks were routed to it
-    /// and are still remembered.
-    public func affinity(of prompt: [Int], replicas: Int) -> [Int] {
+    /// For each of `replicas` replicas, how many of the prompt's leading blocks (under the same
+    /// `salt`) were routed to it and are still remembered.
+    public func affinity(of prompt: [Int], salt: String? = nil, replicas: Int) -> [Int] {
         precondition(replicas > 0 && replicas <= Self.maxReplicas, "the table tells apart 1 to \(Self.maxReplicas) replicas")
         var matched = [Int](repeating: 0, count: replicas)
         var candidates: UInt64 = replicas == 64 ? ~0 : (1 << UInt64(replicas)) - 1
-        for hash in blockHashes(prompt) {
+        for hash in blockHashes(prompt, salt: salt) {
             guard let slot = slotOfHash[hash] else { break }
             candidates &= entries[slot].replicas
             if candidates == 0 { break }
@@ -70,10 +75,10 @@ public struct PrefixAffinityTable: Sendable {
         return matched
     }
 
-    /// Remembers that `prompt` was routed to `replica` (its blocks become the most recent).
-    public mutating func record(_ prompt: [Int], replica: Int) {
+    /// Remembers that `prompt` (with `salt`) was routed to `replica` (its blocks become the most recent).
+    public mutating func record(_ prompt: [Int], salt: String? = nil, replica: Int) {
         precondition(replica >= 0 && replica < Self.maxReplicas, "replica \(replica) is outside 0..<\(Self.maxReplicas)")
-        for hash in blockHashes(prompt) {
+        for hash in blockHashes(prompt, salt: salt) {
             let slot: Int
             if let existing = slotOfHash[hash] {
                 slot = existing

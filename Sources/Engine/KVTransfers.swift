@@ -1,0 +1,155 @@
+import Backend
+import Foundation
+import HiFCCore
+import Logging
+
+/// A planned transfer that finished.
+public struct TransferOutcome: Sendable {
+    /// Which transfer.
+    public var id: TransferID
+    /// Device to tier, or back.
+    public var direction: TransferDirection
+    /// The tier.
+    public var tier: SwapTier
+    /// Whether it served a swap (of a preempted sequence) or the prefix cache.
+    public var forPrefixCache: Bool
+    /// Blocks planned.
+    public var blocks: Int
+    /// Leading blocks moved intact (a write is all or nothing).
+    public var intactBlocks: Int
+    /// Bytes moved intact.
+    public var bytes: Int
+    /// Seconds from the start of the I/O to its end.
+    public var seconds: Double
+    /// Why not every block moved; nil when all did.
+    public var failure: KVTierError?
+}
+
+/// Carries out a plan's transfers between the device's KV pool and the tiers, each in a task of
+/// its own, so the I/O overlaps the engine's compute (which runs on the step thread).
+///
+/// Where the pool's blocks are host memory (the CPU backend) a tier reads and writes them in
+/// place; otherwise they are staged through host buffers with the pool's copies, except flash
+/// transfers of a pool that lives on a GPU, which the backend's `DeviceKVSwapper` moves directly
+/// (GPUDirect Storage). Outcomes go to `onOutcome`, from the transfer's task.
+public final class KVTransfers: Sendable {
+    private let pool: any KVCachePool
+    private let tiers: [SwapTier: any KVTierStore]
+    private let deviceSwapper: (any DeviceKVSwapper)?
+    private let onOutcome: @Sendable (TransferOutcome) -> Void
+    private let logger = Logger(label: "hifc.transfers")
+
+    /// Transfers between `pool` and `tiers`; `deviceSwapper`, when given (a GPU backend's),
+    /// moves flash transfers straight between device memory and flash.
+    public init(
+        pool: any KVCachePool, tiers: [any KVTierStore], deviceSwapper: (any DeviceKVSwapper)? = nil,
+        onOutcome: @escaping @Sendable (TransferOutcome) -> Void
+    ) {
+        self.pool = pool
+        self.deviceSwapper = deviceSwapper
+        self.tiers = Dictionary(tiers.map { ($0.tier, $0) }, uniquingKeysWith: { first, _ in first })
+        self.onOutcome = onOutcome
+    }
+
+    /// Starts writing a plan's blocks to their tier.
+    public func start(_ write: StepPlan.Write) {
+        Task.detached { [self] in
+            await run(
+                id: write.id, .write, tier: write.tier, forPrefixCache: write.purpose == .savePrefix, blocks: write.blocks, keys: write.keys)
+        }
+    }
+
+    /// Starts reading a plan's blocks from their tier.
+    public func start(_ read: StepPlan.Read) {
+        Task.detached { [self] in
+            await run(id: read.id, .read, tier: read.tier, forPrefixCache: read.purpose == .loadPrefix, blocks: read.blocks, keys: read.keys)
+        }
+    }
+
+    /// Removes blocks from their tier.
+    public func delete(_ delete: StepPlan.Delete) {
+        tiers[delete.tier]?.remove(delete.keys)
+    }
+
+    private func run(
+        id: TransferID, _ direction: TransferDirection, tier: SwapTier, forPrefixCache: Bool, blocks: [Int], keys: [BlockKey]
+    ) async {
+        let started = ContinuousClock.now
+        var intact = 0
+        var failure: KVTierError?
+        do {
+            guard let store = tiers[tier] else { throw KVTierError.io("no \(tier) tier is configured") }
+            if tier == .flash, let device = deviceSwapper {
+                switch direction {
+                case .write: try await device.swapOutToFlash(blocks: blocks, keys: keys)
+                case .read: try await device.swapInFromFlash(keys: keys, into: blocks)
+                }
+                intact = blocks.count
+            } else {
+                intact = try await withBlockBuffers(blocks, direction) { buffers throws(KVTierError) in
+                    switch direction {
+                    case .write:
+                        try await store.write(zip(keys, buffers).map { KVBlockSource(key: $0, bytes: UnsafeRawBufferPointer($1)) })
+                        return blocks.count
+                    case .read:
+                        let result = await store.read(zip(keys, buffers).map { KVBlockDestination(key: $0, bytes: $1) })
+                        failure = result.failure
+                        return result.intact
+                    }
+                }
+            }
+        } catch let error as KVTierError {
+            failure = error
+        } catch {
+            failure = .io("\(error)")
+        }
+        if direction == .write, failure != nil {
+            intact = 0
+            tiers[tier]?.remove(keys)
+        }
+        if let failure {
+            let what = forPrefixCache ? (direction == .write ? "prefix save" : "prefix load") : (direction == .write ? "swap-out" : "swap-in")
+            logger.warning("\(what) of \(blocks.count) blocks (\(tier)) failed after \(intact), the rest is recomputed: \(failure)")
+        }
+        let elapsed = (ContinuousClock.now - started).components
+        onOutcome(
+            TransferOutcome(
+                id: id, direction: direction, tier: tier, forPrefixCache: forPrefixCache, blocks: blocks.count, intactBlocks: intact,
+                bytes: intact * pool.blockStride, seconds: Double(elapsed.seconds) + Double(elapsed.attoseconds) * 1e-18,
+                failure: failure))
+    }
+
+    /// Calls `body` with one host buffer of `blockStride` bytes (a 4 KiB multiple, so flash I/O
+    /// can be O_DIRECT) per block: the blocks themselves when the pool lives in host memory,
+    /// staging copies otherwise (filled before a write, copied back after a read for the blocks
+    /// that arrived intact). Returns what `body` returns: the blocks moved intact.
+    private func withBlockBuffers(
+        _ blocks: [Int], _ direction: TransferDirection,
+        _ body: ([UnsafeMutableRawBufferPointer]) async throws(KVTierError) -> Int
+    ) async throws -> Int {
+        let stride = pool.blockStride
+        var inPlace: [UnsafeMutableRawBufferPointer] = []
+        for block in blocks {
+            guard case .host(let pointer) = try pool.address(ofBlock: block) else { break }
+            inPlace.append(UnsafeMutableRawBufferPointer(start: pointer, count: stride))
+        }
+        if inPlace.count == blocks.count { return try await body(inPlace) }
+
+        let bytes = pool.layout.blockBytes
+        let staging = UnsafeMutableRawBufferPointer.allocate(byteCount: stride * blocks.count, alignment: 4096)
+        defer { staging.deallocate() }
+        let buffers = blocks.indices.map { UnsafeMutableRawBufferPointer(rebasing: staging[$0 * stride..<($0 + 1) * stride]) }
+        if direction == .write {
+            for (block, buffer) in zip(blocks, buffers) {
+                try pool.copyBlock(block, to: UnsafeMutableRawBufferPointer(rebasing: buffer[..<bytes]))
+            }
+        }
+        let intact = try await body(buffers)
+        if direction == .read {
+            for (block, buffer) in zip(blocks.prefix(intact), buffers) {
+                try pool.copyBlock(block, from: UnsafeRawBufferPointer(rebasing: buffer[..<bytes]))
+            }
+        }
+        return intact
+    }
+}

@@ -1,0 +1,237 @@
+import XCTest
+
+@testable import HiFCCore
+
+/// The prefix cache's decisions: device hits, flash loads, saves to flash, salts, limits.
+final class PrefixCacheSchedulingTests: XCTestCase {
+    private func makeScheduler(
+        blocks: Int = 32, mode: PreemptionMode = .swapFlash, policy: PrefixWritePolicy = .onEvict, flashBlocks: Int = 64
+    ) -> Scheduler {
+        SchedulerTests.makeScheduler(
+            blocks: blocks, stepTokens: 64, mode: mode, prefixCaching: true, writePolicy: policy, prefixFlashBlocks: flashBlocks)
+    }
+
+    /// Runs `id` alone until it has sampled `generate` tokens, completing transfers at once.
+    private func runToCompletion(_ id: SequenceID, generate: Int, on scheduler: inout Scheduler) {
+        for _ in 0..<200 {
+            let plan = scheduler.schedule()
+            SchedulerTests.run(plan, on: &scheduler)
+            SchedulerTests.complete(plan, on: &scheduler)
+            if let sequence = scheduler.sequence(id), sequence.generatedCount >= generate {
+                scheduler.finish(id)
+                return
+            }
+        }
+        XCTFail("sequence \(id) did not finish")
+    }
+
+    func testSecondRequestWithTheSamePromptComputesOnlyItsLastBlock() {
+        var scheduler = makeScheduler()
+        let prompt = Array(0..<18)
+        scheduler.add(id: 1, prompt: prompt, maxTotalTokens: 24)
+        runToCompletion(1, generate: 2, on: &scheduler)
+        XCTAssertEqual(scheduler.kv.pool.cachedCount, 4, "the first request's 4 full prompt blocks (and none of its partial) stay cached")
+        scheduler.add(id: 2, prompt: prompt, maxTotalTokens: 24)
+        let plan = scheduler.schedule()
+        XCTAssertEqual(plan.prefills.map(\.start), [16], "blocks 0-3 come from the cache")
+        XCTAssertEqual(plan.prefills.map(\.count), [2])
+        XCTAssertEqual(scheduler.sequence(2)?.cachedPromptTokens, 16)
+        XCTAssertEqual(scheduler.takeEvents().deviceHitTokens, 16)
+    }
+
+    func testAPromptThatIsAllCachedStillComputesItsLastToken() {
+        var scheduler = makeScheduler()
+        scheduler.add(id: 1, prompt: Array(0..<16), maxTotalTokens: 20)
+        runToCompletion(1, generate: 1, on: &scheduler)
+        scheduler.add(id: 2, prompt: Array(0..<16), maxTotalTokens: 20)
+        let plan = scheduler.schedule()
+        XCTAssertEqual(plan.prefills.first?.start, 12, "at least the last token is computed, for its logits")
+        XCTAssertEqual(plan.prefills.first?.count, 4)
+    }
+
+    func testRunningSequencesShareBlocksAndEachKeepsThemUntilItEnds() {
+        var scheduler = makeScheduler()
+        scheduler.add(id: 1, prompt: Array(0..<12), maxTotalTokens: 20)
+        var plan = scheduler.schedule()
+        SchedulerTests.run(plan, on: &scheduler)
+        scheduler.add(id: 2, prompt: Array(0..<12) + [99], maxTotalTokens: 20)
+        plan = scheduler.schedule()
+        SchedulerTests.run(plan, on: &scheduler)
+        let shared = Array(scheduler.blockTable(of: 1).prefix(3))
+        XCTAssertEqual(Array(scheduler.blockTable(of: 2).prefix(3)), shared)
+        for block in shared { XCTAssertEqual(scheduler.kv.pool.refCount(block), 2) }
+        scheduler.finish(1)
+        for block in shared { XCTAssertEqual(scheduler.kv.pool.refCount(block), 1, "the other sequence still holds it") }
+        scheduler.finish(2)
+        XCTAssertEqual(scheduler.kv.pool.usedCount, 0)
+        XCTAssertEqual(scheduler.kv.pool.cachedFreeCount, 3)
+    }
+
+    func testSaltsKeepPrefixesApart() {
+        var scheduler = makeScheduler()
+        scheduler.add(id: 1, prompt: Array(0..<18), maxTotalTokens: 24, cacheSalt: "tenant-a")
+        runToCompletion(1, generate: 1, on: &scheduler)
+        scheduler.add(id: 2, prompt: Array(0..<18), maxTotalTokens: 24, cacheSalt: "tenant-b")
+        XCTAssertEqual(scheduler.schedule().prefills.first?.start, 0, "another salt finds nothing")
+        scheduler.add(id: 3, prompt: Array(0..<18), maxTotalTokens: 24, cacheSalt: "tenant-a")
+        let plan = scheduler.schedule()
+        XCTAssertEqual(plan.prefills.first { $0.sequence == 3 }?.start, 16, "the same salt finds its prefix")
+    }
+
+    func testCachedBlocksAreReusedLeastRecentlyFreedFirstAndPrefixesOutliveTails() {
+        var pool = BlockPool(capacity: 4)
+        let root = PrefixHash.root(namespace: SchedulerTests.namespace)
+        let hashes = PrefixHash.chain(Array(0..<16), blockTokens: 4, from: root)
+        let blocks = pool.allocate(4)!
+        for (block, hash) in zip(blocks, hashes) { XCTAssertTrue(pool.commit(block, content: hash)) }
+        pool.release(blocks.reversed())  // the tail first, as KVCacheManager frees
+        XCTAssertEqual(pool.freeCount, 4)
+        XCTAssertEqual(pool.cachedCount, 4)
+        let taken = pool.allocate(1)!
+        XCTAssertEqual(taken, [blocks[3]], "the tail block is forgotten first")
+        XCTAssertEqual(pool.evictions, 1)
+        XCTAssertNil(pool.block(holding: hashes[3]))
+        XCTAssertEqual(pool.block(holding: hashes[0]), blocks[0])
+    }
+
+    func testAPinnedBlockIsNeverHandedOut() {
+        var pool = BlockPool(capacity: 2)
+        let blocks = pool.allocate(2)!
+        pool.pin(blocks[0])
+        pool.release(blocks)
+        XCTAssertEqual(pool.freeCount, 1)
+        XCTAssertEqual(pool.arrivingCount, 1)
+        XCTAssertEqual(pool.allocate(1), [blocks[1]])
+        XCTAssertNil(pool.allocate(1), "the pinned block waits for its write")
+        pool.unpin(blocks[0])
+        XCTAssertEqual(pool.allocate(1), [blocks[0]])
+    }
+
+    // MARK: Flash
+
+    /// A scheduler whose flash tier holds the blocks of `prompt`'s full blocks (as after a
+    /// restart), with reads and recompute priced by `readBytesPerSecond`.
+    private func schedulerWithPrefixOnFlash(_ prompt: [Int], readBytesPerSecond: Double) -> Scheduler {
+        var scheduler = makeScheduler()
+        let hashes = PrefixHash.chain(prompt, blockTokens: 4, from: PrefixHash.root(namespace: SchedulerTests.namespace))
+        scheduler.learnStoredBlocks(hashes.map(\.key), in: .flash, owned: true)
+        scheduler.costModel.readBytesPerSecond[.flash] = readBytesPerSecond
+        scheduler.costModel.transferLatency = 0
+        // Recompute: 1 ms a token.
+        scheduler.costModel.steps = StepTimeModel(tokensPerSecond: 1_000)
+        return scheduler
+    }
+
+    func testPrefixFoundOnFlashIsLoadedWhenThatIsFaster() {
+        let prompt = Array(0..<30)
+        var scheduler = schedulerWithPrefixOnFlash(prompt, readBytesPerSecond: 1e9)
+        scheduler.add(id: 1, prompt: prompt, maxTotalTokens: 40)
+        let plan = scheduler.schedule()
+        let read = try! XCTUnwrap(plan.reads.first)
+        XCTAssertEqual(read.purpose, .loadPrefix)
+        XCTAssertEqual(read.keys.count, 7, "every full block but none past the last prompt token")
+        XCTAssertTrue(plan.prefills.isEmpty, "the sequence waits for its load")
+        XCTAssertEqual(scheduler.sequence(1)?.status, .loading(.flash))
+        scheduler.readCompleted(read.id, intactBlocks: 7)
+        XCTAssertEqual(scheduler.sequence(1)?.computed, 28)
+        XCTAssertEqual(scheduler.sequence(1)?.cachedPromptTokens, 28)
+        XCTAssertEqual(scheduler.takeEvents().flashHitTokens, 28)
+        let next = scheduler.schedule()
+        XCTAssertEqual(next.prefills.first?.start, 28)
+        XCTAssertEqual(next.prefills.first?.count, 2)
+        XCTAssertEqual(scheduler.kv.pool.cachedCount, 7, "loaded blocks join the device cache")
+    }
+
+    func testPrefixOnASlowFlashIsRecomputed() {
+        let prompt = Array(0..<30)
+        // 7 KiB at 1 MB/s is 7 ms; computing 28 tokens at 1 ms each is 28 ms: load. At 100 kB/s,
+        // 70 ms: compute.
+        var scheduler = schedulerWithPrefixOnFlash(prompt, readBytesPerSecond: 1e5)
+        scheduler.add(id: 1, prompt: prompt, maxTotalTokens: 40)
+        let plan = scheduler.schedule()
+        XCTAssertTrue(plan.reads.isEmpty)
+        XCTAssertEqual(plan.prefills.first?.count, 30)
+        let events = scheduler.takeEvents()
+        XCTAssertEqual(events.declinedLoads, 1)
+        XCTAssertEqual(events.declinedLoadTokens, 28)
+    }
+
+    func testADamagedPrefixBlockIsAMissAndTheRestIsComputed() {
+        let prompt = Array(0..<30)
+        var scheduler = schedulerWithPrefixOnFlash(prompt, readBytesPerSecond: 1e9)
+        scheduler.add(id: 1, prompt: prompt, maxTotalTokens: 40)
+        let read = scheduler.schedule().reads[0]
+        scheduler.readCompleted(read.id, intactBlocks: 3)
+        XCTAssertEqual(scheduler.sequence(1)?.computed, 12)
+        XCTAssertFalse(scheduler.tiers.isStored(read.keys[3], in: .flash), "the damaged block is not tried again")
+        XCTAssertEqual(scheduler.schedule().prefills.first?.start, 12)
+    }
+
+    func testOnEvictSavesTheBlocksNextInLineToBeForgotten() {
+        var scheduler = makeScheduler(blocks: 8, policy: .onEvict)
+        scheduler.add(id: 1, prompt: Array(0..<17), maxTotalTokens: 20)
+        var plan = scheduler.schedule()
+        XCTAssertTrue(plan.writes.isEmpty, "nothing is evictable while the blocks are used")
+        SchedulerTests.run(plan, on: &scheduler)
+        scheduler.finish(1)
+        plan = scheduler.schedule()
+        let save = try! XCTUnwrap(plan.writes.first)
+        XCTAssertEqual(save.purpose, .savePrefix)
+        XCTAssertEqual(save.keys.count, 4)
+        XCTAssertEqual(scheduler.kv.arrivingBlocks, 4, "saved blocks are pinned until written")
+        scheduler.writeCompleted(save.id, succeeded: true)
+        XCTAssertTrue(save.keys.allSatisfy { scheduler.tiers.isStored($0, in: .flash) })
+        XCTAssertTrue(scheduler.schedule().writes.isEmpty, "a block is saved once")
+    }
+
+    func testWriteThroughSavesEachBlockAsSoonAsItIsFull() {
+        var scheduler = makeScheduler(policy: .writeThrough)
+        scheduler.add(id: 1, prompt: Array(0..<9), maxTotalTokens: 20)
+        let plan = scheduler.schedule()
+        SchedulerTests.run(plan, on: &scheduler)
+        let save = try! XCTUnwrap(scheduler.schedule().writes.first)
+        XCTAssertEqual(save.keys.count, 2, "the two full prompt blocks, while the sequence still runs")
+    }
+
+    func testReusedSavesOnlyBlocksTakenFromTheCacheTwice() {
+        var scheduler = makeScheduler(blocks: 16, policy: .reused)
+        let shared = Array(0..<8)
+        for id in SequenceID(1)...3 {
+            scheduler.add(id: id, prompt: shared + [Int(id) * 100, 1, 2, 3, 4], maxTotalTokens: 16)
+            runToCompletion(id, generate: 1, on: &scheduler)
+        }
+        let saved = Set(scheduler.schedule().writes.flatMap(\.keys))
+        let hashes = PrefixHash.chain(shared, blockTokens: 4, from: PrefixHash.root(namespace: SchedulerTests.namespace))
+        XCTAssertEqual(saved, Set(hashes.map(\.key)), "only the two shared blocks were hit twice")
+    }
+
+    func testFlashPrefixBlocksStayWithinTheirRoom() {
+        var scheduler = makeScheduler(blocks: 8, policy: .onEvict, flashBlocks: 3)
+        scheduler.add(id: 1, prompt: Array(0..<21), maxTotalTokens: 24)
+        SchedulerTests.run(scheduler.schedule(), on: &scheduler)
+        scheduler.finish(1)
+        let save = scheduler.schedule().writes[0]
+        XCTAssertEqual(save.keys.count, 5)
+        scheduler.writeCompleted(save.id, succeeded: true)
+        let plan = scheduler.schedule()
+        XCTAssertEqual(plan.deletes.flatMap(\.keys).count, 2, "the least recently used beyond 3 go")
+        XCTAssertEqual(scheduler.tiers.prefixBlocks, 3)
+        XCTAssertEqual(scheduler.takeEvents().flashPrefixEvictions, 2)
+    }
+
+    func testResetForgetsDeviceAndFlashPrefixes() {
+        var scheduler = makeScheduler(blocks: 8)
+        scheduler.add(id: 1, prompt: Array(0..<9), maxTotalTokens: 12)
+        runToCompletion(1, generate: 1, on: &scheduler)
+        let save = try! XCTUnwrap(scheduler.schedule().writes.first)
+        let reset = scheduler.resetPrefixCache(flash: true)
+        XCTAssertEqual(reset.device, 2)
+        XCTAssertEqual(scheduler.kv.pool.cachedCount, 0)
+        scheduler.add(id: 2, prompt: Array(0..<9), maxTotalTokens: 12)
+        let plan = scheduler.schedule()
+        XCTAssertEqual(plan.prefills.first?.start, 0)
+        XCTAssertTrue(plan.reads.isEmpty, "flash blocks still being written when the cache was reset are not found either")
+        scheduler.writeCompleted(save.id, succeeded: true)
+        XCTAssertEqual(Set(scheduler.takeDeletes().flatMap(\.keys)), Set(save.keys), "and they are deleted once written")
+    }
+}
