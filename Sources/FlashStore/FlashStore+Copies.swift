@@ -73,20 +73,21 @@ extension FlashStore {
         for key in keys { dropCopies(of: key, in: &state) }
     }
 
-    /// After a read batch whose `keys` arrived intact in `sources`: tells swarm placement, drops
-    /// the copies it gives up and starts writing the copies it asks for from the bytes just read.
-    /// The writes run on the I/O threads after `get` returns; `close` waits for them.
-    func copyAfterRead(keys: [BlockKey], sources: [FlashReadTarget]) {
+    /// After a read batch whose `keys` arrived intact in `sources` (issued when the paths had
+    /// `queuedAtIssue` bytes queued): tells swarm placement, drops the copies it gives up and
+    /// starts writing the copies it asks for from the bytes just read. The writes run on the I/O
+    /// threads after `get` returns; `close` waits for them.
+    func copyAfterRead(keys: [BlockKey], sources: [FlashReadTarget], queuedAtIssue: [Int64]) {
         let planned: [(slot: PlannedSlot, source: FlashSlotLocation, from: Int)] = locked { state in
             guard !state.closed, state.swarm != nil else { return [] }
             let present = keys.indices.filter { state.map[keys[$0]] != nil }
             let (map, copies) = (state.map, state.copies)
             let pathsOf = { (key: BlockKey) -> [Int] in map[key].map { [$0.path] + (copies[key]?.map(\.path) ?? []) } ?? [] }
-            let (queued, used) = (state.queuedBytes, state.allocators.map { Int64($0.liveBytes) })
+            let used = state.allocators.map { Int64($0.liveBytes) }
             // In place: the co-activation record is large, a copy of it per read would cost.
             let plan = state.swarm!.noteRead(
                 keys: present.map { keys[$0] }, lengths: present.map { map[keys[$0]]!.footprint }, copies: present.map { pathsOf(keys[$0]) },
-                queuedBytes: queued, usedBytes: used, pathsOf: pathsOf)
+                queuedBytes: queuedAtIssue, usedBytes: used, pathsOf: pathsOf)
             for key in plan.drops { dropCopies(of: key, in: &state) }
             let index = Dictionary(present.map { (keys[$0], $0) }, uniquingKeysWith: { first, _ in first })
             var planned: [(slot: PlannedSlot, source: FlashSlotLocation, from: Int)] = []

@@ -239,7 +239,7 @@ public final class FlashStore: @unchecked Sendable {
         precondition(keys.count == targets.count, "get needs one target per key")
         var results = [FlashReadResult?](repeating: nil, count: keys.count)
         var reads: [(index: Int, location: FlashSlotLocation)] = []
-        locked { state in
+        let queuedAtIssue = locked { state -> [Int64] in
             for (index, key) in keys.enumerated() {
                 guard !state.closed, let location = state.map[key] else {
                     results[index] = .miss(state.closed ? .ioError("the flash store is closed") : .absent)
@@ -253,6 +253,7 @@ public final class FlashStore: @unchecked Sendable {
             }
             if state.swarm != nil { chooseCopies(&reads, keys: keys, in: &state) }
             for read in reads { state.allocators[read.location.path].pin(segment: read.location.segment) }
+            return state.queuedBytes
         }
         let outcomes = ReadResultBox(count: reads.count)
         let jobs = reads.enumerated().map { n, read in
@@ -274,7 +275,7 @@ public final class FlashStore: @unchecked Sendable {
         }
         let hits = reads.indices.filter { read[$0].isHit }
         if !hits.isEmpty, locked({ $0.swarm != nil }) {
-            copyAfterRead(keys: hits.map { keys[reads[$0].index] }, sources: hits.map { targets[reads[$0].index] })
+            copyAfterRead(keys: hits.map { keys[reads[$0].index] }, sources: hits.map { targets[reads[$0].index] }, queuedAtIssue: queuedAtIssue)
         }
         return results.map { $0! }
     }

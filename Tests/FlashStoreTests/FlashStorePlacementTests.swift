@@ -9,10 +9,14 @@ import XCTest
 final class FlashStorePlacementTests: XCTestCase {
     private let length = 64 << 10
 
-    /// A store over two scratch paths under swarm placement.
-    private func withSwarmStore(_ body: (FlashStore) async throws -> Void) async throws {
+    /// A store over two scratch paths under swarm placement; `prepare` first runs on a store of
+    /// the same paths under affinity placement (everything on the first path).
+    private func withSwarmStore(prepare: (FlashStore) async throws -> Void = { _ in }, _ body: (FlashStore) async throws -> Void) async throws {
         let dirs = [try makeFlashDirectory("swarm-a"), try makeFlashDirectory("swarm-b")]
         defer { dirs.forEach(removeFlashDirectory) }
+        let before = try FlashStore(configuration: testConfiguration(dirs, placement: .affinity))
+        try await prepare(before)
+        before.close()
         var configuration = testConfiguration(dirs, placement: .swarm)
         configuration.replicationBudget = .mib(1)
         let store = try FlashStore(configuration: configuration)
@@ -26,35 +30,42 @@ final class FlashStorePlacementTests: XCTestCase {
         XCTAssertTrue(condition(), message())
     }
 
-    func testSwarmSpreadsABatchOverThePathsAndCopiesAHotBlockThatStaysIntact() async throws {
+    /// Reads `keys` in one batch; returns each one's bytes (empty on a miss).
+    private func readBatch(_ store: FlashStore, _ keys: [BlockKey]) async -> [[UInt8]] {
+        let buffers = keys.map { _ in AlignedBuffer(count: length) }
+        let results = await store.get(keys, into: buffers.map { FlashReadTarget($0.bytes) })
+        return zip(results, buffers).map { result, buffer in result.isHit ? Array(buffer.bytes[0..<length]) : [] }
+    }
+
+    func testSwarmSpreadsANewBatchOverThePaths() async throws {
         try await withSwarmStore { store in
             let keys = (0..<4).map { BlockKey.content(high: 3, low: UInt64($0)) }
             try await put(store, keys.map { ($0, expectedPayload($0, length: length)) })
             XCTAssertEqual(store.stats.paths.map(\.liveSlots), [2, 2], "a batch of four lands two per path")
+        }
+    }
 
-            // Block 0, read again and again (a shared prefix), gets a copy on the other path.
-            for _ in 0..<4 {
-                let (result, bytes) = await getBytes(store, keys[0], capacity: length)
-                XCTAssertEqual(result, .hit(length: length))
-                XCTAssertEqual(bytes, expectedPayload(keys[0], length: length))
-            }
-            try await eventually({ store.copyStats.copies == 1 }, "no copy after four reads: \(store.copyStats)")
-            // Two reads of it in one batch go to the two paths, and both copies hold the right bytes.
+    func testACrowdedPrefixReadTwiceIsCopiedToTheIdlePathAndItsReadsThenSpread() async throws {
+        let keys = (0..<4).map { BlockKey.content(high: 4, low: UInt64($0)) }
+        try await withSwarmStore(prepare: { try await put($0, keys.map { ($0, expectedPayload($0, length: length)) }) }) { store in
+            XCTAssertEqual(store.stats.paths.map(\.liveSlots), [4, 0], "written under affinity: all on the first path")
+            for _ in 0..<2 { _ = await readBatch(store, keys) }
+            try await eventually({ store.copyStats.copies == 2 }, "two blocks should be copied to the idle path: \(store.copyStats)")
             let before = store.copyStats.bytesReadPerPath
-            let buffers = [AlignedBuffer(count: length), AlignedBuffer(count: length)]
-            let results = await store.get([keys[0], keys[0]], into: buffers.map { FlashReadTarget($0.bytes) })
-            XCTAssertEqual(results, [.hit(length: length), .hit(length: length)])
-            for buffer in buffers { XCTAssertEqual(Array(buffer.bytes), expectedPayload(keys[0], length: length)) }
+            let read = await readBatch(store, keys)
+            XCTAssertEqual(read, keys.map { expectedPayload($0, length: length) }, "copies and primaries hold the right bytes")
             let after = store.copyStats.bytesReadPerPath
-            XCTAssertTrue(zip(after, before).allSatisfy { $0 > $1 }, "both copies serve reads: \(before) -> \(after)")
+            XCTAssertEqual(zip(after, before).map { $0 - $1 }, [2, 2].map { Int64($0 * FlashLayout.slotFootprint(payloadLength: length)) })
 
-            // Replacing the block drops its copy; the new bytes come back, from the only copy.
+            // Replacing a block drops its copy; the new bytes come back. Deleting drops the other.
             let replacement = [UInt8](repeating: 0xAB, count: length)
-            try await put(store, [(keys[0], replacement)])
+            let copied = [keys[0], keys[1]]  // the first blocks the busy path served
+            try await put(store, [(copied[0], replacement)])
+            XCTAssertEqual(store.copyStats.copies, 1)
+            let replaced = await readBatch(store, [copied[0]])
+            XCTAssertEqual(replaced, [replacement])
+            store.delete([copied[1]])
             XCTAssertEqual(store.copyStats.copies, 0)
-            let (_, bytes) = await getBytes(store, keys[0], capacity: length)
-            XCTAssertEqual(bytes, replacement)
-            store.delete([keys[0]])
             XCTAssertEqual(store.copyStats.copyBytes, 0)
         }
     }

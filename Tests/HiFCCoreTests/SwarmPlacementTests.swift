@@ -61,19 +61,30 @@ final class SwarmPlacementTests: XCTestCase {
         XCTAssertEqual(chosen, [0, 1, 0, 2])
     }
 
-    func testAHotContentBlockGetsOneMoreCopyPerThresholdReadsUpToOnePerPath() {
+    func testAHotContentBlockThatWaitedGetsOneMoreCopyPerThresholdReadsUpToOnePerPath() {
         var swarm = SwarmPlacement(pathCount: 3, settings: .init(replicateAfterReads: 2, replicationBudgetBytes: 1000))
         var holders = [0]
         var copiesMade: [Int] = []
         for _ in 0..<8 {
+            // Each read found its copies' paths busy (300 bytes queued) and another idle.
+            let queued = (0..<3).map { holders.contains($0) ? Int64(300) : 0 }
             let plan = swarm.noteRead(
-                keys: [key(1)], lengths: [100], copies: [holders], queuedBytes: [0, 0, 0], usedBytes: [0, 0, 0], pathsOf: { _ in [] })
+                keys: [key(1)], lengths: [100], copies: [holders], queuedBytes: queued, usedBytes: [0, 0, 0], pathsOf: { _ in [] })
             holders += plan.copies.map(\.path)
             copiesMade.append(plan.copies.count)
         }
         XCTAssertEqual(copiesMade, [0, 1, 0, 1, 0, 0, 0, 0], "a copy at 2 and 4 reads, then every path holds one")
         XCTAssertEqual(Set(holders), [0, 1, 2])
         XCTAssertEqual(swarm.replicaBytes, 200)
+    }
+
+    func testAHotBlockWhosePathWasNotBusierIsNotCopied() {
+        var swarm = SwarmPlacement(pathCount: 3, settings: .init(replicateAfterReads: 1, replicationBudgetBytes: 1000))
+        for _ in 0..<4 {
+            let plan = swarm.noteRead(
+                keys: [key(1)], lengths: [100], copies: [[0]], queuedBytes: [50, 0, 0], usedBytes: [0, 0, 0], pathsOf: { _ in [] })
+            XCTAssertTrue(plan.isEmpty, "50 queued bytes ahead of a 100-byte read: a copy elsewhere gains too little")
+        }
     }
 
     func testSwappedSequenceBlocksAreNeverCopied() {
@@ -105,7 +116,7 @@ final class SwarmPlacementTests: XCTestCase {
     func testWhenTheBudgetIsSpentAHotterBlockTakesTheCopiesOfTheColdest() {
         var swarm = SwarmPlacement(pathCount: 2, settings: .init(replicateAfterReads: 2, replicationBudgetBytes: 100))
         func read(_ k: BlockKey) -> ReplicationPlan {
-            swarm.noteRead(keys: [k], lengths: [100], copies: [[0]], queuedBytes: [0, 0], usedBytes: [0, 0], pathsOf: { _ in [0] })
+            swarm.noteRead(keys: [k], lengths: [100], copies: [[0]], queuedBytes: [100, 0], usedBytes: [0, 0], pathsOf: { _ in [0] })
         }
         _ = read(key(1))
         XCTAssertEqual(read(key(1)).copies.map(\.key), [key(1)])  // 2 reads: copied, the budget is full

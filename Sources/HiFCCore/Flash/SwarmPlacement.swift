@@ -32,9 +32,10 @@ public struct ReplicationPlan: Hashable, Sendable {
 ///   block goes to the path holding the fewest of those partners, then the one with the fewest
 ///   bytes queued, then the least used: one later read then spreads over every drive.
 /// - Extra copies of content (prefix) blocks, within a byte budget: a block read by many requests
-///   gets one more copy each `replicateAfterReads` reads, up to one per path; and when a prefix
-///   load found its blocks crowded on some paths, blocks read more than once are copied to the
-///   paths it left idle. A copy goes where the block's partners are fewest. When the budget is
+///   gets one more copy each `replicateAfterReads` reads, up to one per path, when its read had
+///   to queue behind more bytes than another path held (a copy there would have been faster); and
+///   when a prefix load found its blocks crowded on some paths, blocks read more than once are
+///   copied to the paths it left idle. A copy goes where the block's partners are fewest. When the budget is
 ///   spent, a hotter block takes the copies of the coldest one. Copies of swapped-sequence blocks
 ///   are never made: each is read once.
 /// - Reads: each block is read from the copy whose path has the fewest bytes queued.
@@ -128,7 +129,8 @@ public struct SwarmPlacement: Sendable {
     // MARK: Replication
 
     /// Records a read batch (one swap-in or prefix load) and decides extra copies. `copies[i]`
-    /// lists the paths holding `keys[i]` now; `pathsOf` gives the paths of any other stored block.
+    /// lists the paths holding `keys[i]` now; `queuedBytes` is each path's backlog when the batch
+    /// was issued; `pathsOf` gives the paths of any other stored block.
     public mutating func noteRead(
         keys: [BlockKey], lengths: [Int], copies: [[Int]], queuedBytes: [Int64], usedBytes: [Int64], pathsOf: (BlockKey) -> [Int]
     ) -> ReplicationPlan {
@@ -162,10 +164,13 @@ public struct SwarmPlacement: Sendable {
             return true
         }
 
-        // Hot blocks: one more copy per `replicateAfterReads` reads.
+        // Hot blocks whose copies all sat behind a busier queue than another path's: one more
+        // copy per `replicateAfterReads` reads.
+        let idlest = queuedBytes.min() ?? 0
         for index in keys.indices where keys[index].kind == .content && !holders[index].isEmpty {
+            let waited = holders[index].map { queuedBytes[$0] }.min()! - idlest >= Int64(lengths[index])
             let wanted = min(maxCopies, 1 + record.reads(of: keys[index]) / settings.replicateAfterReads)
-            if holders[index].count < wanted { _ = addCopy(index) }
+            if waited, holders[index].count < wanted { _ = addCopy(index) }
         }
 
         // A crowded load: copy blocks read more than once from its busiest paths to its idlest.

@@ -1,3 +1,4 @@
+import Engine
 import Foundation
 import HiFCCore
 
@@ -110,24 +111,5 @@ struct BlockTrace: Sendable {
         let writeBytes = writes.reduce(0) { $0 + $1.bytes }
         return
             "\(events.count) batches over \(String(format: "%.1f", (events.last?.t ?? 0) - (events.first?.t ?? 0))) s: \(reads.count) reads (\(ByteSize(Int64(readBytes)))), \(writes.count) writes (\(ByteSize(Int64(writeBytes)))), \(blocks) distinct blocks"
-    }
-}
-
-extension BlockKey {
-    /// A key from its description (`seqS/blockB`, `prefix:<32 hex digits>`), as traces hold it.
-    init?(traceText text: String) {
-        if text.hasPrefix("seq"), let slash = text.firstIndex(of: "/") {
-            let rest = text[text.index(after: slash)...]
-            guard rest.hasPrefix("block"), let sequence = UInt64(text[text.index(text.startIndex, offsetBy: 3)..<slash]),
-                let block = UInt64(rest.dropFirst(5))
-            else { return nil }
-            self = BlockKey(kind: .sequence, high: sequence, low: block)
-        } else if text.hasPrefix("prefix:"), text.count == 39 {
-            let hex = text.dropFirst(7)
-            guard let high = UInt64(hex.prefix(16), radix: 16), let low = UInt64(hex.suffix(16), radix: 16) else { return nil }
-            self = .content(high: high, low: low)
-        } else {
-            return nil
-        }
     }
 }

@@ -144,15 +144,14 @@ struct PlacementSimulation {
             guard !present.isEmpty else { return }
             let copies = present.map { locations[$0]! }
             let lengths = Array(repeating: length, count: present.count)
-            let chosen =
-                policy == .swarm
-                ? SwarmPlacement.chooseCopies(copies, lengths: lengths, queuedBytes: drives.queuedBytes(at: time)) : copies.map { $0[0] }
+            let queued = drives.queuedBytes(at: time)
+            let chosen = policy == .swarm ? SwarmPlacement.chooseCopies(copies, lengths: lengths, queuedBytes: queued) : copies.map { $0[0] }
             var bytes = [Int64](repeating: 0, count: drives.count)
             for path in chosen { bytes[path] += Int64(length) }
             let end = drives.transfer(bytes, write: false, at: time)
             readLatencies.append(end - time)
             intervals.append((time, end))
-            if swarm != nil { replicate(present, lengths: lengths, copies: copies, after: end) }
+            if swarm != nil { replicate(present, lengths: lengths, copies: copies, queuedAtIssue: queued, after: end) }
         }
     }
 
@@ -172,9 +171,9 @@ struct PlacementSimulation {
         }
     }
 
-    /// Swarm's copies after a read, written once the read is done (the store writes them from
-    /// the bytes just read).
-    private mutating func replicate(_ keys: [BlockKey], lengths: [Int], copies: [[Int]], after time: Double) {
+    /// Swarm's copies after a read (`queued`: the drives' backlogs when it was issued), written
+    /// once the read is done (the store writes them from the bytes just read).
+    private mutating func replicate(_ keys: [BlockKey], lengths: [Int], copies: [[Int]], queuedAtIssue queued: [Int64], after time: Double) {
         let plan: ReplicationPlan
         do {  // the snapshot of `locations` ends here, before they change
             let locations = self.locations
