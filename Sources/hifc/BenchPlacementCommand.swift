@@ -18,8 +18,8 @@ struct BenchPlacementCommand: AsyncParsableCommand {
             completion, reads and writes), read latency, bandwidth utilisation (drive-seconds of \
             transfer over drive-seconds available while any I/O was in flight) and bytes of extra \
             copies. With --real PATHS the same trace runs through a FlashStore on those paths, one \
-            scratch region each (removed after); --limit-bandwidth then holds each path to that \
-            speed in the store's I/O layer (a benchmark stand-in, for when the kernel cannot \
+            scratch region each (removed after), utilisation counted against --bandwidth; \
+            --limit-bandwidth holds each path to that speed in the store's I/O layer (a benchmark stand-in, for when the kernel cannot \
             throttle the paths; bench/flash-paths/throttled-loops.sh makes kernel-throttled ones).
             """
     )
@@ -41,6 +41,9 @@ struct BenchPlacementCommand: AsyncParsableCommand {
 
     @Option(name: .customLong("write-bandwidth"), help: "Write bandwidth of one SSD per second; unset: --bandwidth.")
     var writeBandwidth: String?
+
+    @Flag(help: "Simulated drives read and write at full bandwidth at once (the kernel throttle's model, for --real on throttled loops).")
+    var duplex = false
 
     @Option(help: "Placement policies to compare, comma-separated.")
     var policies: String = "affinity,stripe,swarm"
@@ -133,7 +136,8 @@ struct BenchPlacementCommand: AsyncParsableCommand {
         var results: [(kind: String, result: PlacementSimulationResult)] = []
         for policy in policyList {
             var simulation = PlacementSimulation(
-                policy: policy, drives: SimulatedDrives(count: ssds, readBandwidth: read, writeBandwidth: write), replicationBudget: budget)
+                policy: policy, drives: SimulatedDrives(count: ssds, readBandwidth: read, writeBandwidth: write, duplex: duplex),
+                replicationBudget: budget)
             for event in blockTrace.events { simulation.apply(event, timeScale: timeScale) }
             results.append(("simulated", simulation.result))
         }
@@ -142,15 +146,20 @@ struct BenchPlacementCommand: AsyncParsableCommand {
             guard !paths.isEmpty else { throw ValidationError("--real names no path") }
             for policy in policyList {
                 results.append(
-                    ("real", try await replay(blockTrace, on: paths, policy: policy, capacity: regionCapacity, budget: budget, limit: limit)))
+                    (
+                        "real",
+                        try await replay(
+                            blockTrace, on: paths, policy: policy, capacity: regionCapacity, budget: budget, limit: limit, bandwidth: read)
+                    ))
             }
         }
         report(results, heading: "bench placement: \(source); \(blockTrace.summary)")
     }
 
     /// One policy's replay through a fresh store on scratch regions under `paths`.
+    /// `bandwidth` (the paths' speed, as throttled) is the base of the bandwidth utilisation.
     private func replay(
-        _ trace: BlockTrace, on paths: [String], policy: FlashPlacementPolicy, capacity: ByteSize, budget: Int64, limit: Double?
+        _ trace: BlockTrace, on paths: [String], policy: FlashPlacementPolicy, capacity: ByteSize, budget: Int64, limit: Double?, bandwidth: Double
     ) async throws -> PlacementSimulationResult {
         let scratch = paths.map { ($0 as NSString).appendingPathComponent("hifc-bench-placement-\(getpid())") }
         for directory in scratch { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) }
@@ -162,7 +171,7 @@ struct BenchPlacementCommand: AsyncParsableCommand {
                 replicationBudget: ByteSize(budget)),
             faultInjector: limit.map { PathBandwidthLimiter(bytesPerSecond: $0) })
         defer { store.close() }
-        return try await TraceReplay(trace: trace, timeScale: timeScale).run(on: store, policy: policy, bandwidth: limit)
+        return try await TraceReplay(trace: trace, timeScale: timeScale).run(on: store, policy: policy, bandwidth: limit ?? bandwidth)
     }
 
     private func report(_ results: [(kind: String, result: PlacementSimulationResult)], heading: String) {

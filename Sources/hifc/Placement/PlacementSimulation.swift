@@ -2,29 +2,39 @@ import Foundation
 import HiFCCore
 
 /// Simulated SSDs for `bench placement`: each serves its requests one after another (first come,
-/// first served) at a fixed bandwidth, reads and writes alike; a batch spread over several drives
-/// ends when its last drive is done. This is the model the Swarm paper's I/O time rests on: a
-/// drive's bandwidth is the resource, parallel drives add up.
+/// first served) at a fixed bandwidth; a batch spread over several drives ends when its last
+/// drive is done. This is the model the Swarm paper's I/O time rests on: a drive's bandwidth is
+/// the resource, parallel drives add up. Reads and writes share one queue per drive (an SSD's
+/// bandwidth is shared), or, `duplex`, each direction has its own (as the kernel's per-direction
+/// block throttle behaves, which `throttled-loops.sh` uses).
 struct SimulatedDrives: Sendable {
     /// Bytes per second of one drive, reading and writing.
     let readBandwidth: Double
     let writeBandwidth: Double
-    /// When each drive finishes what it was given.
+    /// Whether reads and writes queue apart.
+    let duplex: Bool
+    /// When each drive finishes the reads (and, unless duplex, the writes) it was given.
     private(set) var busyUntil: [Double]
+    /// When each drive finishes the writes it was given, when duplex.
+    private var writesBusyUntil: [Double]
     /// Drive-seconds of transfer given to all drives.
     private(set) var busySeconds = 0.0
 
-    init(count: Int, readBandwidth: Double, writeBandwidth: Double) {
+    init(count: Int, readBandwidth: Double, writeBandwidth: Double, duplex: Bool = false) {
         self.readBandwidth = readBandwidth
         self.writeBandwidth = writeBandwidth
+        self.duplex = duplex
         busyUntil = Array(repeating: 0, count: count)
+        writesBusyUntil = busyUntil
     }
 
     var count: Int { busyUntil.count }
 
     /// Bytes each drive still has to transfer at `time` (its backlog, at read speed).
     func queuedBytes(at time: Double) -> [Int64] {
-        busyUntil.map { Int64(max($0 - time, 0) * readBandwidth) }
+        busyUntil.indices.map { path in
+            Int64((max(busyUntil[path] - time, 0) + (duplex ? max(writesBusyUntil[path] - time, 0) : 0)) * readBandwidth)
+        }
     }
 
     /// Gives `bytes[path]` to each drive at `time`; returns when the last one is done (`time`
@@ -33,9 +43,16 @@ struct SimulatedDrives: Sendable {
         var end = time
         for (path, amount) in bytes.enumerated() where amount > 0 {
             let seconds = Double(amount) / (write ? writeBandwidth : readBandwidth)
-            busyUntil[path] = max(busyUntil[path], time) + seconds
+            let done: Double
+            if write && duplex {
+                writesBusyUntil[path] = max(writesBusyUntil[path], time) + seconds
+                done = writesBusyUntil[path]
+            } else {
+                busyUntil[path] = max(busyUntil[path], time) + seconds
+                done = busyUntil[path]
+            }
             busySeconds += seconds
-            end = max(end, busyUntil[path])
+            end = max(end, done)
         }
         return end
     }
@@ -52,7 +69,8 @@ struct PlacementSimulationResult: Codable, Sendable {
     var io_seconds: Double
     var mean_read_ms: Double
     var p99_read_ms: Double
-    /// Drive-seconds of transfer over drive-seconds available while any I/O was in flight.
+    /// Drive-seconds of transfer over drive-seconds available while any I/O was in flight (duplex
+    /// drives count each direction's seconds, so this can pass 100%).
     var bandwidth_utilization: Double
     /// Bytes of extra copies written (swarm's replication), and blocks read that were never written.
     var copy_bytes: Int64

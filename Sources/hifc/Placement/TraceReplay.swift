@@ -20,8 +20,8 @@ struct TraceReplay {
     }
 
     /// Replays the trace through `store` and returns its figures under `policy` (bandwidth
-    /// utilisation against `bandwidth` bytes/s per path when a limit is known).
-    func run(on store: FlashStore, policy: FlashPlacementPolicy, bandwidth: Double?) async throws -> PlacementSimulationResult {
+    /// utilisation against `bandwidth` bytes/s per path).
+    func run(on store: FlashStore, policy: FlashPlacementPolicy, bandwidth: Double) async throws -> PlacementSimulationResult {
         let largest = trace.events.map(\.blockBytes).max() ?? 0
         let payload = AlignedBuffer(count: max(FlashLayout.padded(largest), 4096))
         for i in stride(from: 0, to: payload.bytes.count, by: 8) {
@@ -52,7 +52,7 @@ struct TraceReplay {
         let paths = Double(store.configuration.paths.count)
         return PlacementSimulationResult(
             policy: policy, ssds: store.configuration.paths.count, readLatencies: measured.readLatencies, writeSeconds: measured.writeSeconds,
-            utilization: bandwidth.map { span > 0 ? Double(measured.bytesMoved + copied) / $0 / (span * paths) : 0 } ?? 0,
+            utilization: span > 0 ? Double(measured.bytesMoved + copied) / bandwidth / (span * paths) : 0,
             copyBytes: copied, misses: measured.misses)
     }
 
