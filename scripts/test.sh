@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Runs the whole test suite. The Python packages the tests use are installed here if missing:
-# NumPy and tokenizers (reference checks), NVRTC from PyPI (the kernel build check, no GPU needed)
-# and the official `openai` client (the server's client test).
+# NumPy, tokenizers and gguf (reference checks: HF tokenization, GGML dequantization, GGUF files
+# written by gguf-py), NVRTC from PyPI (the kernel build check, no GPU needed) and the official
+# `openai` client (the server's client test).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()
 python3 -c 'import numpy' 2>/dev/null || need+=(numpy)
 python3 -c 'import openai' 2>/dev/null || need+=(openai)
 python3 -c "import tokenizers" 2>/dev/null || need+=(tokenizers)
+python3 -c "import gguf" 2>/dev/null || need+=(gguf)
 # The nvidia-cuda-nvrtc 13 wheel puts libnvrtc.so.13 in site-packages/nvidia/cu13/lib (a namespace
 # package that other cu13 wheels share), so look for the library itself, not the import.
 python3 - <<'PY' 2>/dev/null || need+=("nvidia-cuda-nvrtc==13.0.88")
@@ -16,7 +18,8 @@ dirs = site.getsitepackages() + [site.getusersitepackages()]
 sys.exit(0 if any(glob.glob(d + "/nvidia/*/lib/libnvrtc.so.1[23]") for d in dirs) else 1)
 PY
 if [ ${#need[@]} -gt 0 ]; then
-  python3 -m pip install -q "${need[@]}"
+  # --root-user-action: CI installs as root into its own interpreter, which pip would warn about.
+  python3 -m pip install -q --root-user-action=ignore "${need[@]}"
 fi
 swift build --build-tests
 # XCTest only: the suite has no Swift Testing tests, and its empty run would close the log.

@@ -18,6 +18,10 @@ public protocol ComputeBackend: AnyObject, Sendable {
     /// Copies (or, where the format allows, references) a weight; the backend picks its storage
     /// dtype (the CPU keeps f32, a GPU bf16).
     func upload(_ tensor: HostTensor) throws -> DeviceTensor
+    /// Uploads a weight kept in GGML blocks (from a GGUF file). A backend with kernels for the
+    /// block format may keep it quantized; the default decodes it to f32 and uses
+    /// `upload(_: HostTensor)`, which stores it in the backend's dtype.
+    func upload(_ tensor: QuantizedTensor) throws -> DeviceTensor
     /// A small table kept in f32 whatever the storage dtype (rotary inverse frequencies).
     func uploadFloat32(_ values: [Float], shape: [Int]) throws -> DeviceTensor
     /// Copies a tensor to the host as f32, row-major.
@@ -100,6 +104,11 @@ public protocol ComputeBackend: AnyObject, Sendable {
 }
 
 extension ComputeBackend {
+    /// Dequantizes at load: for backends without kernels on GGML blocks.
+    public func upload(_ tensor: QuantizedTensor) throws -> DeviceTensor {
+        try upload(try tensor.dequantized())
+    }
+
     /// The product, then the attention inputs: for backends with nothing to gain from fusing them.
     public func projectAttentionInputs(
         _ x: DeviceTensor, qkv: DeviceTensor, bias: DeviceTensor?, heads: Int, headDim: Int, inverseFrequencies: DeviceTensor,

@@ -20,7 +20,7 @@ public protocol CausalLanguageModel: AnyObject, Sendable {
 extension ModelConfig {
     /// The forward pass of this config's architecture with the weights of `weights` uploaded to
     /// `backend`; a missing or misshapen tensor is an error naming it.
-    public func makeModel(weights: WeightFiles, backend: any ComputeBackend) throws -> any CausalLanguageModel {
+    public func makeModel(weights: any WeightSource, backend: any ComputeBackend) throws -> any CausalLanguageModel {
         switch architecture {
         case .gemma3: return try Gemma3Model(config: self, weights: weights, backend: backend)
         case .llama, .mistral, .qwen2, .qwen3: return try LlamaModel(config: self, weights: weights, backend: backend)

@@ -139,3 +139,23 @@ extension String {
         return String(s)
     }
 }
+
+extension ChatTemplate {
+    /// The system message a ChatML Jinja template writes when a chat has none, as the literal
+    /// after `<|im_start|>system` and a newline (SmolLM2: "You are a helpful AI assistant named
+    /// SmolLM, ..."; Qwen2: "You are a helpful assistant."); nil when it writes none literally.
+    public static func defaultSystemPrompt(in jinja: String) -> String? {
+        for opening in ["<|im_start|>system\n", "<|im_start|>system\\n"] {
+            var rest = jinja[...]
+            while let start = rest.range(of: opening) {
+                rest = rest[start.upperBound...]
+                guard let end = rest.range(of: "<|im_end|>") else { break }
+                let text = rest[..<end.lowerBound]
+                if !text.isEmpty, !text.contains(where: { "'\"{}+".contains($0) }) {
+                    return text.replacingOccurrences(of: "\\n", with: "\n")
+                }
+            }
+        }
+        return nil
+    }
+}

@@ -39,7 +39,7 @@ public final class Gemma3Model: CausalLanguageModel {
 
     /// Uploads the weights of `weights` to `backend`, checking every tensor's shape against
     /// `config`; a missing or misshapen tensor is an error naming it.
-    public init(config: ModelConfig, weights: WeightFiles, backend: any ComputeBackend) throws {
+    public init(config: ModelConfig, weights: any WeightSource, backend: any ComputeBackend) throws {
         guard config.architecture == .gemma3 else {
             throw ModelError.badInput("Gemma3Model cannot run a \(config.architecture.rawValue) config")
         }
@@ -51,15 +51,15 @@ public final class Gemma3Model: CausalLanguageModel {
         let kvOut = config.kvHeads * d
         let inter = config.intermediateSize
         func load(_ name: String, _ shape: [Int]) throws -> DeviceTensor {
-            try backend.upload(try weights.tensor(name, shape: shape))
+            try backend.upload(try weights.weight(name, shape: shape))
         }
         // Gemma's RMSNorm multiplies by 1 + w.
         func loadNorm(_ name: String, _ width: Int) throws -> DeviceTensor {
-            let w = try weights.tensor(name, shape: [width])
+            let w = try weights.weight(name, shape: [width]).dense()
             return try backend.upload(HostTensor.float32(w.floats().map { 1 + $0 }, shape: [width], name: name))
         }
         func loadStacked(_ names: [(String, [Int])], as name: String) throws -> DeviceTensor {
-            try backend.upload(try HostTensor.stackingRows(try names.map { try weights.tensor($0.0, shape: $0.1) }, name: name))
+            try backend.upload(try WeightTensor.stackingRows(try names.map { try weights.weight($0.0, shape: $0.1) }, name: name))
         }
         embedding = try load("model.embed_tokens.weight", [config.vocabSize, h])
         var layers: [Layer] = []

@@ -35,7 +35,7 @@ public final class LlamaModel: CausalLanguageModel {
 
     /// Uploads the weights of `weights` to `backend`, checking every tensor's shape against
     /// `config`; a missing or misshapen tensor is an error naming it.
-    public init(config: ModelConfig, weights: WeightFiles, backend: any ComputeBackend) throws {
+    public init(config: ModelConfig, weights: any WeightSource, backend: any ComputeBackend) throws {
         self.config = config
         self.backend = backend
         let h = config.hiddenSize
@@ -43,10 +43,10 @@ public final class LlamaModel: CausalLanguageModel {
         let qOut = config.heads * d
         let kvOut = config.kvHeads * d
         func load(_ name: String, _ shape: [Int]) throws -> DeviceTensor {
-            try backend.upload(try weights.tensor(name, shape: shape))
+            try backend.upload(try weights.weight(name, shape: shape))
         }
         func loadStacked(_ names: [(String, [Int])], as name: String) throws -> DeviceTensor {
-            try backend.upload(try HostTensor.stackingRows(try names.map { try weights.tensor($0.0, shape: $0.1) }, name: name))
+            try backend.upload(try WeightTensor.stackingRows(try names.map { try weights.weight($0.0, shape: $0.1) }, name: name))
         }
         embedding = try load("model.embed_tokens.weight", [config.vocabSize, h])
         var layers: [Layer] = []

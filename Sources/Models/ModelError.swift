@@ -12,6 +12,8 @@ public enum ModelError: Error, CustomStringConvertible, Sendable, Equatable {
     case badConfig(key: String, file: String, reason: String)
     /// A safetensors file shorter than its header says, or with a malformed header.
     case badSafetensors(String, reason: String)
+    /// A GGUF file that is malformed, or holds something HiFC does not read (the reason says what).
+    case badGGUF(String, reason: String)
     /// A tensor the architecture needs is in none of the weight files.
     case missingTensor(String, directory: String)
     /// A tensor whose shape disagrees with the config.
@@ -33,6 +35,7 @@ public enum ModelError: Error, CustomStringConvertible, Sendable, Equatable {
                 "\(file): architecture '\(name)' is not supported (supported: \(ModelArchitecture.allCases.map(\.rawValue).joined(separator: ", ")))"
         case .badConfig(let key, let file, let reason): return "\(file): '\(key)' \(reason)"
         case .badSafetensors(let path, let reason): return "\(path): not a valid safetensors file: \(reason)"
+        case .badGGUF(let path, let reason): return "\(path): \(reason)"
         case .missingTensor(let name, let dir): return "tensor '\(name)' is missing from the weights in \(dir)"
         case .tensorShape(let name, let file, let expected, let found):
             return "\(file): tensor '\(name)' has shape \(found) but the config implies \(expected)"

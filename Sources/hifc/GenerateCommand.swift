@@ -9,9 +9,9 @@ import Models
 struct GenerateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "generate",
-        abstract: "Generate text from a prompt with a model directory, streaming it to stdout.")
+        abstract: "Generate text from a prompt with a model directory or GGUF file, streaming it to stdout.")
 
-    @Option(help: "HF model directory (config.json, *.safetensors, tokenizer.json).") var model: String
+    @Option(help: "HF model directory (config.json, *.safetensors, tokenizer.json) or GGUF file.") var model: String
     @Option(help: "The prompt text.") var prompt: String
     @Flag(help: "Wrap the prompt as a user message in the model's chat template.") var chat = false
     @Option(name: .customLong("max-tokens"), help: "Most tokens to generate.") var maxTokens: Int = 128
@@ -22,7 +22,12 @@ struct GenerateCommand: ParsableCommand {
     @Option(help: "Stop string (repeatable).") var stop: [String] = []
     @Option(name: .customLong("block-size"), help: "Tokens per KV block.") var blockSize: Int = 64
     @Flag(help: "Print token counts and speeds to stderr at the end.") var stats = false
+    @Flag(name: .customLong("token-ids"), help: "Print the prompt's and the generated token ids to stderr (for comparisons with other engines).")
+    var tokenIDs = false
     @Option(help: "auto (GPU 0 if there is one, else CPU), cpu, cuda or cuda:N.") var device: String = "auto"
+    @Option(help: "CPU threads (default: the physical cores).") var threads: Int?
+    @Flag(help: "Decode a GGUF's quantized weights to f32 at load instead of computing on the blocks (CPU).")
+    var dequantize = false
 
     func run() throws {
         MallocTuning.keepFreedBlocksMapped()
@@ -32,7 +37,7 @@ struct GenerateCommand: ParsableCommand {
         guard blockSize > 0 else { throw ValidationError("--block-size must be positive") }
         var logger = Logger(label: "hifc.generate")
         logger.logLevel = .warning
-        let backend = try BackendChoice.make(device, logger: logger)
+        let backend = try BackendChoice.make(device, threads: threads, dequantize: dequantize, logger: logger)
         let loaded = try LoadedModel(directory: model, backend: backend, logger: logger)
         let tokens =
             chat
@@ -46,6 +51,9 @@ struct GenerateCommand: ParsableCommand {
             FileHandle.standardOutput.write(Data(delta.utf8))
         }
         print("")
+        if tokenIDs {
+            FileHandle.standardError.write(Data("prompt ids: \(tokens)\ngenerated ids: \(result.tokenIDs)\n".utf8))
+        }
         if stats {
             let decodeRate = Double(result.tokenIDs.count) / max(result.decodeSeconds, 1e-9)
             let prefillRate = Double(tokens.count) / max(result.prefillSeconds, 1e-9)

@@ -1,6 +1,6 @@
 import ArgumentParser
 
-/// The `hifc` command: serve, generate, bench, inspect, doctor.
+/// The `hifc` command: serve, generate, pull, bench, inspect, doctor.
 @main
 struct HiFC: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -9,6 +9,7 @@ struct HiFC: AsyncParsableCommand {
         subcommands: [
             ServeCommand.self,
             GenerateCommand.self,
+            PullCommand.self,
             SynthModelCommand.self,
             BenchCommand.self,
             InspectCommand.self,

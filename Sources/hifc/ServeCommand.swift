@@ -14,17 +14,20 @@ struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
         abstract: "Serve a model over the OpenAI API (completions, chat completions, models, health, metrics).",
-        discussion: ConfigurationSchema.helpText
+        discussion: """
+            Every setting is a flag, an environment variable and a YAML key (each option below \
+            names all three). Precedence: flag > environment variable > YAML file (--config FILE \
+            or HIFC_CONFIG) > default.
+            """
     )
 
-    @Argument(parsing: .allUnrecognized, help: .hidden)
-    var settings: [String] = []
+    @OptionGroup var settings: ServeSettingsOptions
 
     func run() async throws {
         MallocTuning.keepFreedBlocksMapped()
         let configuration: ServerConfiguration
         do {
-            configuration = try ConfigurationLoader.load(arguments: settings)
+            configuration = try ConfigurationLoader.load(flags: settings.given, configPath: settings.config)
         } catch {
             throw ValidationError(error.description)
         }
@@ -39,21 +42,42 @@ struct ServeCommand: AsyncParsableCommand {
             logger.critical("cannot start: \(error)")
             throw ExitCode(1)
         }
-        defer { stack.shutdown() }
+        defer { Self.shutDown(stack, logger: logger) }
         let first = stack.replicas[0]
         let flash =
             first.flashStore.map { _ in
                 configuration.effectiveFlashPaths.joined(separator: ", ") + " (\(configuration.flashPlacement.rawValue) placement)"
             } ?? "off"
-        let devices = stack.replicas.map(\.device.description).joined(separator: ", ")
+        let devices = stack.replicas.map { "\($0.device) (\($0.model.model.backend.name))" }.joined(separator: ", ")
         logger.info(
-            "model \(stack.routes.servedModelName) (\(first.model.directory)), \(stack.replicas.count == 1 ? "device" : "\(stack.replicas.count) replicas on") \(devices), KV budget \(configuration.kvBudget) each, context \(stack.service.maxContextTokens) tokens, preemption \(configuration.preemption.rawValue), flash \(flash)"
+            "model \(stack.routes.servedModelName) (\(first.model.directory)), \(stack.replicas.count == 1 ? "device" : "\(stack.replicas.count) replicas on") \(devices), KV budget \(configuration.kvBudget)\(stack.replicas.count == 1 ? "" : " each"), context \(stack.service.maxContextTokens) tokens, preemption \(configuration.preemption.rawValue), flash \(flash)"
         )
-        let app = stack.routes.application(address: .hostname(configuration.host, port: configuration.port)) {
+        let app = stack.routes.application(
+            address: .hostname(configuration.host, port: configuration.port), eventLoopThreads: stack.replicas[0].device == .cpu ? 1 : nil
+        ) {
             logger.info(
                 "listening on http://\(configuration.host):\(configuration.port) (POST /v1/completions, /v1/chat/completions; GET /v1/models, /health, /metrics)"
             )
         }
         try await app.runService()
+        logger.info("stop signal received: the HTTP server stopped accepting connections and answered the requests in flight")
+    }
+
+    /// Stops the engines and closes the flash stores, saying what was left and what was saved.
+    static func shutDown(_ stack: ServingStack, logger: Logger) {
+        for replica in stack.replicas {
+            let stats = replica.engine.stats()
+            let unfinished = stats.waiting + stats.running + stats.swapped
+            let engine = stack.replicas.count == 1 ? "the engine" : "engine replica \(replica.index)"
+            logger.info("stopping \(engine): \(stats.finishedRequests) requests served, \(unfinished) unfinished generations stopped")
+        }
+        stack.shutdown()
+        let regions = stack.replicas.compactMap(\.flashStore).flatMap { store in
+            store.stats.paths.map { "\($0.regionFile) (\($0.liveSlots) cached blocks kept)" }
+        }
+        if !regions.isEmpty {
+            logger.info("flash state saved: wear record written and region closed: \(regions.joined(separator: ", "))")
+        }
+        logger.info("hifc serve stopped")
     }
 }

@@ -1,5 +1,6 @@
 import Engine
 import Foundation
+import HiFCChecks
 import HiFCCore
 import XCTest
 

@@ -26,7 +26,8 @@ final class OpenAIRoutesTests: XCTestCase {
     func testSamplingParametersReachTheEngine() async throws {
         let service = ScriptedGenerationService()
         try await withServer(service) { client in
-            let body = #"{"model":"scripted","prompt":"hi","max_tokens":2,"temperature":0.5,"top_p":0.9,"seed":7,"stop":["x","y"],"n":2}"#
+            let body =
+                #"{"model":"scripted","prompt":"hi","max_tokens":2,"temperature":0.5,"top_p":0.9,"seed":7,"stop":["x","y"],"n":2,"ignore_eos":true}"#
             let response = try await client.post("/v1/completions", body)
             XCTAssertEqual(response.status, .ok)
             let choices = try XCTUnwrap(response.json["choices"] as? [[String: Any]])
@@ -38,6 +39,7 @@ final class OpenAIRoutesTests: XCTestCase {
         XCTAssertEqual(requests[0].sampling.temperature, 0.5)
         XCTAssertEqual(requests[0].sampling.topP, 0.9)
         XCTAssertEqual(requests[0].sampling.stop, ["x", "y"])
+        XCTAssertTrue(requests[0].sampling.ignoreEOS)
         XCTAssertEqual(requests.map(\.sampling.seed), [7, 8], "choices of a seeded request get distinct, repeatable seeds")
     }
 

@@ -8,8 +8,8 @@ import XCTest
 
 @testable import Server
 
-/// The server end to end over the real `LLMEngine`, with the embedded default's synthetic tiny
-/// Llama, the CPU backend and a flash region in a temporary directory.
+/// The server end to end over the real `LLMEngine`, with the synthetic tiny Llama (no network),
+/// the CPU backend and a flash region in a temporary directory.
 final class RealEngineServerTests: XCTestCase {
     private var stack: ServingStack!
     private var dataDirectory: String!
@@ -18,6 +18,7 @@ final class RealEngineServerTests: XCTestCase {
         dataDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("hifc-server-\(UUID().uuidString)").path
         var configuration = ServerConfiguration()
         configuration.dataDirectory = dataDirectory
+        configuration.model = DefaultModel.syntheticName
         configuration.flashCapacity = .mib(64)
         stack = try ServingStack(configuration: configuration, logger: Logger(label: "test"))
     }
@@ -130,7 +131,7 @@ final class RealEngineServerTests: XCTestCase {
                 try await group.waitForAll()
             }
             let metrics = String(buffer: try await client.execute(uri: "/metrics", method: .get).body)
-            XCTAssertGreaterThan(Self.metric("hifc_swap_outs_total", in: metrics), before, "a 256 KiB KV budget swaps to flash:\n\(metrics)")
+            XCTAssertGreaterThan(Self.metric("hifc_swap_outs_total", in: metrics), before, "a 32-block KV budget swaps to flash:\n\(metrics)")
             XCTAssertTrue(metrics.contains("hifc_flash_predicted_lifetime_years") || metrics.contains("hifc_flash_live_bytes"), metrics)
         }
         XCTAssertGreaterThan(stack.replicas[0].engine.stats().swapOuts, 0)

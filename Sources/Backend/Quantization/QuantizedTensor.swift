@@ -1,0 +1,84 @@
+/// A weight tensor kept as GGML blocks, as a GGUF file stores it: the seam through which a
+/// backend may take quantized weights as they are (`ComputeBackend.upload(_:QuantizedTensor)`)
+/// instead of dequantized floats.
+///
+/// Rows are the last dimension, so a row is a whole number of blocks and row `r` starts at byte
+/// `r * rowBytes`: rows can be stacked and reordered without decoding.
+public struct QuantizedTensor: @unchecked Sendable {
+    /// The block format.
+    public let type: GGMLType
+    /// Dimensions, outermost first (row-major, as `HostTensor`; GGUF lists them innermost first).
+    public let shape: [Int]
+    /// First byte of the blocks.
+    public let bytes: UnsafeRawPointer
+    /// What keeps `bytes` valid (the file mapping, or memory made by `stackingRows`).
+    public let owner: AnyObject?
+    /// A name for messages.
+    public let name: String
+
+    /// A view of `shape` elements of `type` at `bytes`; the row length must be whole blocks.
+    public init(type: GGMLType, shape: [Int], bytes: UnsafeRawPointer, owner: AnyObject?, name: String) throws(QuantizationError) {
+        guard let columns = shape.last, columns > 0, columns % type.blockElements == 0 else {
+            throw .badShape(tensor: name, detail: "rows of \(shape.last ?? 0) elements are not whole \(type) blocks of \(type.blockElements)")
+        }
+        self.type = type
+        self.shape = shape
+        self.bytes = bytes
+        self.owner = owner
+        self.name = name
+    }
+
+    /// Number of elements.
+    public var count: Int { shape.reduce(1, *) }
+    /// Elements per row (the last dimension).
+    public var columns: Int { shape.last ?? 1 }
+    /// Number of rows (all dimensions but the last).
+    public var rows: Int { count / columns }
+    /// Bytes of one row.
+    public var rowBytes: Int { columns / type.blockElements * type.blockBytes }
+    /// Bytes of the whole tensor.
+    public var byteCount: Int { rows * rowBytes }
+
+    /// The tensor decoded into f32, in new memory, with the same shape.
+    public func dequantized() throws(QuantizationError) -> HostTensor {
+        let storage = HostBytes(count: count * 4)
+        try GGMLDequantizer.dequantize(
+            type, elements: count, from: bytes, into: storage.pointer.bindMemory(to: Float.self, capacity: count), tensor: name)
+        return HostTensor(bytes: UnsafeRawPointer(storage.pointer), shape: shape, dtype: .float32, owner: storage, name: name)
+    }
+
+    /// The rows of `parts` (all of one type and row length) stacked into one tensor in new memory,
+    /// still quantized; nil when the parts differ in type or row length.
+    public static func stackingRows(_ parts: [QuantizedTensor], name: String) -> QuantizedTensor? {
+        guard let first = parts.first,
+            parts.allSatisfy({ $0.type == first.type && $0.columns == first.columns && $0.shape.count == first.shape.count })
+        else { return nil }
+        let rows = parts.reduce(0) { $0 + $1.rows }
+        let storage = HostBytes(count: rows * first.rowBytes)
+        var offset = 0
+        for p in parts {
+            (storage.pointer + offset).copyMemory(from: p.bytes, byteCount: p.byteCount)
+            offset += p.byteCount
+        }
+        let shape = first.shape.count == 1 ? [rows * first.columns] : [rows, first.columns]
+        return try? QuantizedTensor(type: first.type, shape: shape, bytes: UnsafeRawPointer(storage.pointer), owner: storage, name: name)
+    }
+
+    /// The tensor with its rows reordered, in new memory: row `i` of the result is row `order[i]`.
+    public func permutingRows(_ order: [Int]) throws(QuantizationError) -> QuantizedTensor {
+        guard order.count == rows, Set(order) == Set(0..<rows) else {
+            throw .badShape(tensor: name, detail: "a row order of \(order.count) rows for a tensor of \(rows)")
+        }
+        let storage = permuteRows(bytes, rowBytes: rowBytes, order: order)
+        return try QuantizedTensor(type: type, shape: shape, bytes: UnsafeRawPointer(storage.pointer), owner: storage, name: name)
+    }
+}
+
+/// Rows of `rowBytes` bytes at `source`, copied in `order` into new memory.
+func permuteRows(_ source: UnsafeRawPointer, rowBytes: Int, order: [Int]) -> HostBytes {
+    let storage = HostBytes(count: order.count * rowBytes)
+    for (i, row) in order.enumerated() {
+        (storage.pointer + i * rowBytes).copyMemory(from: source + row * rowBytes, byteCount: rowBytes)
+    }
+    return storage
+}

@@ -1,0 +1,122 @@
+import Backend
+import Foundation
+import Models
+
+/// Prefill and decode throughput of a model on its backend, at a given batch size: `batch`
+/// sequences of `promptTokens` random tokens are prefilled together in one step, then decoded
+/// together for `decodeTokens` steps (greedy), as `bench/cpu_vs_torch.py` does with PyTorch.
+public struct ModelBenchmark: Sendable {
+    /// One measurement.
+    public struct Figures: Sendable, CustomStringConvertible {
+        public var batch: Int
+        public var promptTokens: Int
+        public var decodeTokens: Int
+        /// Prompt tokens per second (all sequences).
+        public var prefillTokensPerSecond: Double
+        /// Generated tokens per second (all sequences).
+        public var decodeTokensPerSecond: Double
+        /// Median time of one decode step, milliseconds: the forward pass and the greedy pick of
+        /// every sequence's next token, done by the backend as the engine does it for greedy
+        /// requests (only the token ids reach the host).
+        public var decodeStepMilliseconds: Double
+        /// Bytes a decode step must read at least: every weight once (the embedding table only
+        /// when it is also the LM head) and the KV of every sequence at its middle context length.
+        /// Divided by the device's copy bandwidth this is the step's memory roofline.
+        public var decodeStepBytes: Double
+
+        public var description: String {
+            String(
+                format: "batch %2d  prompt %5d  decode %4d  prefill %9.1f tok/s  decode %8.1f tok/s  step %7.3f ms (reads %.2f GB)",
+                batch, promptTokens, decodeTokens, prefillTokensPerSecond, decodeTokensPerSecond,
+                decodeStepMilliseconds, decodeStepBytes / 1e9)
+        }
+    }
+
+    public let model: any CausalLanguageModel
+    public let blockTokens: Int
+
+    public init(model: any CausalLanguageModel, blockTokens: Int = 64) {
+        self.model = model
+        self.blockTokens = blockTokens
+    }
+
+    /// Runs one measurement (after a short warm-up step).
+    public func run(batch: Int, promptTokens: Int, decodeTokens: Int, seed: UInt64 = 1) throws -> Figures {
+        let perSequence = (promptTokens + decodeTokens + blockTokens - 1) / blockTokens
+        let pool = try model.makeKVCachePool(blockTokens: blockTokens, blocks: batch * perSequence)
+        let tables = (0..<batch).map { Array(($0 * perSequence)..<(($0 + 1) * perSequence)) }
+        var generator = SeededGenerator(seed: seed)
+        let vocab = model.config.vocabSize
+        let prompts = (0..<batch).map { _ in (0..<promptTokens).map { _ in Int(generator.next() % UInt64(vocab)) } }
+        // Warm-up at the measured shapes: touches the weights once (page faults of the mapping)
+        // and lets a backend size its scratch memory and pick its kernels before timing. The
+        // timed prefill then writes the same KV slots again.
+        _ = try model.forward(
+            ForwardBatch(
+                (0..<batch).map {
+                    ForwardSequence(tokens: prompts[$0], startPosition: 0, blockTable: tables[$0])
+                }), kv: pool)
+        _ = try model.forward(
+            ForwardBatch(
+                (0..<batch).map {
+                    ForwardSequence(tokens: [prompts[$0][0]], startPosition: promptTokens, blockTable: tables[$0])
+                }), kv: pool)
+
+        let prefillStart = Date()
+        var last = Self.tokens(
+            try model.step(
+                ForwardBatch(
+                    (0..<batch).map {
+                        ForwardSequence(tokens: prompts[$0], startPosition: 0, blockTable: tables[$0], greedy: true)
+                    }), kv: pool))
+        let prefill = Date().timeIntervalSince(prefillStart)
+
+        let decodeStart = Date()
+        var stepSeconds: [Double] = []
+        for step in 0..<decodeTokens {
+            let stepStart = Date()
+            let outputs = try model.step(
+                ForwardBatch(
+                    (0..<batch).map {
+                        ForwardSequence(tokens: [last[$0]], startPosition: promptTokens + step, blockTable: tables[$0], greedy: true)
+                    }), kv: pool)
+            stepSeconds.append(Date().timeIntervalSince(stepStart))
+            last = Self.tokens(outputs)
+        }
+        let decode = Date().timeIntervalSince(decodeStart)
+        let c = model.config
+        // The backend keeps weights in its KV dtype (bf16 on a GPU, f32 on the CPU).
+        let element = Double(model.backend.kvDType.size)
+        let weights = Double(c.parameterCount - (c.tieWordEmbeddings ? 0 : c.vocabSize * c.hiddenSize)) * element
+        let kv = Double(batch) * (Double(promptTokens) + Double(decodeTokens) / 2) * Double(2 * c.layers * c.kvHeads * c.headDim) * element
+        return Figures(
+            batch: batch, promptTokens: promptTokens, decodeTokens: decodeTokens,
+            prefillTokensPerSecond: Double(batch * promptTokens) / prefill,
+            decodeTokensPerSecond: Double(batch * decodeTokens) / decode,
+            decodeStepMilliseconds: stepSeconds.sorted()[stepSeconds.count / 2] * 1000,
+            decodeStepBytes: weights + kv)
+    }
+
+    /// The tokens of a step whose sequences are all greedy.
+    private static func tokens(_ outputs: [ForwardOutput]) -> [Int] {
+        outputs.map { output in
+            guard case .greedyToken(let token) = output else { preconditionFailure("a greedy sequence returned \(output)") }
+            return token
+        }
+    }
+}
+
+/// A seeded SplitMix64 generator, so benchmark prompts are the same on every run.
+public struct SeededGenerator: RandomNumberGenerator, Sendable {
+    var state: UInt64
+    /// A generator whose sequence is fixed by `seed`.
+    public init(seed: UInt64) { state = seed }
+    /// The next 64 random bits.
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}

@@ -1,0 +1,137 @@
+import Backend
+import Foundation
+import XCTest
+
+/// The GGML block decoders against gguf-py's (`gguf.quants.dequantize`) on random blocks.
+final class GGMLDequantizerTests: XCTestCase {
+    /// The types HiFC decodes, by the names gguf-py gives them.
+    static let types: [(GGMLType, String)] = [
+        (.f32, "F32"), (.f16, "F16"), (.bf16, "BF16"), (.q4_0, "Q4_0"), (.q4_1, "Q4_1"), (.q5_0, "Q5_0"),
+        (.q5_1, "Q5_1"), (.q8_0, "Q8_0"), (.q2_K, "Q2_K"), (.q3_K, "Q3_K"), (.q4_K, "Q4_K"), (.q5_K, "Q5_K"),
+        (.q6_K, "Q6_K"),
+    ]
+
+    /// Runs the Python reference into a new directory and returns it.
+    private func reference(seed: Int) throws -> String {
+        let directory = NSTemporaryDirectory() + "hifc-dequant-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("Reference/dequantize_reference.py").path
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", script, directory, String(seed)]
+        let errors = Pipe()
+        process.standardError = errors
+        try process.run()
+        let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        if message.contains("No module named 'gguf'") { throw XCTSkip("the gguf Python package is not installed (scripts/test.sh installs it)") }
+        XCTAssertEqual(process.terminationStatus, 0, "the gguf-py reference failed: \(message)")
+        return directory
+    }
+
+    func testEveryTypeDecodesLikeGGUFPy() throws {
+        let directory = try reference(seed: 11)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        for (type, name) in Self.types {
+            let blocks = try Data(contentsOf: URL(fileURLWithPath: "\(directory)/\(name).blocks"))
+            let expected = try Data(contentsOf: URL(fileURLWithPath: "\(directory)/\(name).f32"))
+            let count = expected.count / 4
+            XCTAssertEqual(type.byteCount(elements: count), blocks.count, "\(name): block size")
+            var decoded = [Float](repeating: .nan, count: count)
+            try blocks.withUnsafeBytes { raw in
+                try GGMLDequantizer.dequantize(type, elements: count, from: raw.baseAddress!, into: &decoded, tensor: name)
+            }
+            let reference = expected.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+            let mismatches = zip(decoded, reference).enumerated().filter { $0.element.0.bitPattern != $0.element.1.bitPattern }
+            XCTAssertTrue(
+                mismatches.isEmpty,
+                "\(name): \(mismatches.count) of \(count) values differ from gguf-py, first at \(mismatches.first.map { "\($0.offset): \($0.element.0) vs \($0.element.1)" } ?? "")"
+            )
+        }
+    }
+
+    func testParallelDecodingEqualsBlockByBlock() throws {
+        // 2 MiB of Q4_K: enough blocks to spread over the cores.
+        let type = GGMLType.q4_K
+        let blocks = 4096
+        var bytes = [UInt8](repeating: 0, count: blocks * type.blockBytes)
+        var state: UInt64 = 0x9E37_79B9_7F4A_7C15
+        for i in bytes.indices {
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            bytes[i] = UInt8(truncatingIfNeeded: state >> 56)
+        }
+        for b in 0..<blocks {  // finite scales
+            bytes[b * type.blockBytes + 1] &= 0x3B
+            bytes[b * type.blockBytes + 3] &= 0x3B
+        }
+        let count = blocks * type.blockElements
+        var whole = [Float](repeating: 0, count: count)
+        try GGMLDequantizer.dequantize(type, elements: count, from: bytes, into: &whole)
+        for b in stride(from: 0, to: blocks, by: 397) {
+            var one = [Float](repeating: 0, count: type.blockElements)
+            try bytes.withUnsafeBytes { raw in
+                try GGMLDequantizer.dequantize(type, elements: type.blockElements, from: raw.baseAddress! + b * type.blockBytes, into: &one)
+            }
+            XCTAssertEqual(Array(whole[(b * type.blockElements)..<((b + 1) * type.blockElements)]), one, "block \(b)")
+        }
+    }
+
+    func testUndecodableTypeIsAnErrorNamingTensorAndType() {
+        let bytes = [UInt8](repeating: 0, count: 64)
+        var out = [Float](repeating: 0, count: 256)
+        XCTAssertThrowsError(try GGMLDequantizer.dequantize(.iq2_xxs, elements: 256, from: bytes, into: &out, tensor: "blk.3.ffn_up.weight")) {
+            let message = "\($0)"
+            XCTAssertTrue(message.contains("blk.3.ffn_up.weight") && message.contains("IQ2_XXS"), message)
+        }
+        XCTAssertThrowsError(try GGMLDequantizer.dequantize(.q8_0, elements: 33, from: bytes, into: &out, tensor: "t")) {
+            XCTAssertTrue("\($0)".contains("33 elements"), "\($0)")
+        }
+    }
+
+    func testQuantizedRowsStackAndReorderWithoutDecoding() throws {
+        let type = GGMLType.q8_0
+        // Row r of `a` (3 rows of 64) holds blocks with scale 1 and quants r*10 + column % 32.
+        func tensor(rows: Int, base: Int, name: String) throws -> QuantizedTensor {
+            var bytes: [UInt8] = []
+            for r in 0..<rows {
+                for _ in 0..<2 {
+                    bytes += [0x00, 0x3C]  // f16 1.0
+                    bytes += (0..<32).map { UInt8((base + r) * 2 + $0 % 3) }
+                }
+            }
+            let storage = Storage(bytes)
+            return try QuantizedTensor(type: type, shape: [rows, 64], bytes: storage.pointer, owner: storage, name: name)
+        }
+        let a = try tensor(rows: 3, base: 0, name: "a")
+        let b = try tensor(rows: 2, base: 10, name: "b")
+        let stacked = try XCTUnwrap(QuantizedTensor.stackingRows([a, b], name: "ab"))
+        XCTAssertEqual(stacked.shape, [5, 64])
+        let permuted = try stacked.permutingRows([4, 0, 3, 1, 2])
+        let rows = try floats(permuted.dequantized())
+        let original = try floats(stacked.dequantized())
+        for (i, source) in [4, 0, 3, 1, 2].enumerated() {
+            XCTAssertEqual(Array(rows[(i * 64)..<((i + 1) * 64)]), Array(original[(source * 64)..<((source + 1) * 64)]))
+        }
+        XCTAssertNil(QuantizedTensor.stackingRows([a, try tensor(rows: 1, base: 0, name: "c").reshaped(type: .q4_0)], name: "x"))
+    }
+
+    private func floats(_ t: HostTensor) -> [Float] { (0..<t.count).map { t.float(at: $0) } }
+}
+
+/// Bytes kept alive as a tensor's owner.
+private final class Storage {
+    let pointer: UnsafeMutableRawPointer
+    init(_ bytes: [UInt8]) {
+        pointer = .allocate(byteCount: bytes.count, alignment: 16)
+        pointer.copyMemory(from: bytes, byteCount: bytes.count)
+    }
+    deinit { pointer.deallocate() }
+}
+
+extension QuantizedTensor {
+    /// The same bytes read as another type with the same row length (for a stacking mismatch).
+    fileprivate func reshaped(type: GGMLType) throws -> QuantizedTensor {
+        try QuantizedTensor(type: type, shape: shape, bytes: bytes, owner: owner, name: name)
+    }
+}
