@@ -85,7 +85,7 @@ public final class ServingStack: Sendable {
         let usesFlash = configuration.preemption == .swapFlash || configuration.preemption == .auto || configuration.prefixCache
         if usesFlash {
             for path in configuration.effectiveFlashPaths {
-                if path.hasPrefix("/dev/") {
+                if Self.isBlockDevice(path) {
                     guard configuration.dataParallel == 1 else {
                         throw ServingStackError.flashPathUnusable(
                             path,
@@ -127,6 +127,13 @@ public final class ServingStack: Sendable {
         routes = OpenAIRoutes(
             service: service, servedModelName: configuration.servedModelName, maxBodyBytes: Int(configuration.maxBodySize.bytes),
             logger: logger, beforeMetricsRender: { stores.forEach(Self.recordFlashGauges) })
+    }
+
+    /// Whether `path` is a block device (a raw flash path, which holds one region); anything
+    /// else is a directory, made when missing (a directory under /dev, such as /dev/shm, too).
+    private static func isBlockDevice(_ path: String) -> Bool {
+        var info = stat()
+        return stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFBLK
     }
 
     /// The first replica's backend and the device it turned out to be (`auto` resolved), with the

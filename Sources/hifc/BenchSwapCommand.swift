@@ -173,7 +173,9 @@ struct BenchSwapCommand: AsyncParsableCommand {
     /// The model on each replica's device (`--data-parallel`): replica `i` on GPU `cuda:(K + i)`
     /// for `--device cuda:K` (`auto`: from GPU 0 when the first replica found one), or on the CPU.
     private func loadModels() throws -> [LoadedModel] {
-        let first = try BenchModelSource.load(model, device: device)
+        // CPU replicas split the physical cores, each on its own pool (as `hifc serve` does).
+        let share = max(1, CPUThreadPool.physicalCores / dataParallel)
+        let first = try BenchModelSource.load(model, device: device, cpuThreads: dataParallel > 1 ? share : nil)
         guard dataParallel > 1 else { return [first] }
         let ordinal: Int?
         switch DeviceSelection(parsing: device) {
@@ -183,7 +185,9 @@ struct BenchSwapCommand: AsyncParsableCommand {
         case nil: throw ValidationError("--device \(device) with --data-parallel: give auto, cpu, cuda or cuda:N")
         }
         return try [first]
-            + (1..<dataParallel).map { index in try BenchModelSource.load(model, device: ordinal.map { "cuda:\($0 + index)" } ?? "cpu") }
+            + (1..<dataParallel).map { index in
+                try BenchModelSource.load(model, device: ordinal.map { "cuda:\($0 + index)" } ?? "cpu", cpuThreads: share)
+            }
     }
 
     private func report(_ results: [SwapBenchmarkResult], headings: [String], modes: [String], workloads: [String]) throws {

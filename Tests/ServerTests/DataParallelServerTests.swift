@@ -1,3 +1,4 @@
+import Backend
 import Engine
 import FlashStore
 import Foundation
@@ -18,8 +19,11 @@ final class DataParallelServerTests: XCTestCase {
         let data = FileManager.default.temporaryDirectory.appendingPathComponent("hifc-dp-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: data) }
         var configuration = ServerConfiguration()
+        configuration.model = DefaultModel.syntheticName
         configuration.dataDirectory = data
         configuration.dataParallel = 2
+        configuration.device = .cpu
+        configuration.threads = 2  // split: one thread per replica
         configuration.flashCapacity = .mib(64)
         configuration.kvBudget = .blocks(16)  // about one request's KV: concurrent ones swap
         configuration.flashPlacement = placement
@@ -53,6 +57,7 @@ final class DataParallelServerTests: XCTestCase {
     func testTwoReplicasShareTheLoadAnswerAlikeAndEachSwapsToItsOwnRegion() async throws {
         try await withStack(flashPaths: 1, placement: .affinity) { stack, paths in
             XCTAssertEqual(stack.replicas.count, 2)
+            XCTAssertEqual(stack.replicas.map { ($0.model.model.backend as? CPUBackend)?.pool.threads }, [1, 1], "CPU replicas split --threads")
             let router = try XCTUnwrap(stack.service as? DataParallelService)
             // The same prompt six times at once: the replicas split them, and greedy text does
             // not depend on which replica (or whether it swapped) produced it.

@@ -234,7 +234,7 @@ if has multi; then  # one GPU over several flash paths (issue 20): placements en
     if bash bench/flash-paths/throttled-loops.sh up 4 400MB 6G > "$out/loops.txt" 2>&1; then
         stamp "bench placement --real on 4 kernel-throttled loop devices of 400 MB/s (1 MiB blocks, same trace shape)"
         bash bench/flash-paths/throttled-loops.sh run .device/hifc bench placement --synthesize --save-batch 1 --block-size 1MiB \
-            --requests 200 --ssds 4 --bandwidth 400MB --capacity 1GiB --real "$(bash bench/flash-paths/throttled-loops.sh paths)" \
+            --requests 200 --ssds 4 --bandwidth 400MB --duplex --capacity 1GiB --real "$(bash bench/flash-paths/throttled-loops.sh paths)" \
             2>&1 | tee "$out/placement-real.txt" | tee -a "$out/summary.txt"
         bash bench/flash-paths/throttled-loops.sh down
     else
