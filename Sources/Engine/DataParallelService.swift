@@ -68,6 +68,9 @@ public final class DataParallelService: GenerationService {
     public func encodeChat(_ messages: [ChatMessage]) throws -> [Int] { try replicas[0].encodeChat(messages) }
 
     /// Forgets every replica's cached prefixes, and the router's record of where prefixes went.
+    /// The replicas' backlogs added up (the server's admission limits count every replica).
+    public var backlog: Int { replicas.reduce(0) { $0 + $1.backlog } }
+
     public func resetPrefixCache(flash: Bool) async -> (device: Int, flash: Int) {
         var total = (device: 0, flash: 0)
         for replica in replicas {

@@ -101,11 +101,34 @@ public final class EngineCore {
             prefixLoadDecision: configuration.prefixLoadDecision)
         scheduler = Scheduler(config: schedulerConfig)
         maxSequenceTokens = min(loaded.config.maxPositions, schedulerConfig.maxSequenceTokens)
+        flashTier?.adoptNamespace(namespace)
         if let flashTier, schedulerConfig.savesPrefixesToFlash {
             let recovered = flashTier.storedContentKeys
             scheduler.learnStoredBlocks(recovered, in: .flash, owned: true)
             if !recovered.isEmpty { logger.info("the flash tier holds \(recovered.count) prefix blocks from earlier runs") }
+            if flashTier.isShared {
+                let shared = refreshSharedBlocks(every: 0)
+                logger.info("shared flash directory: \(shared) prefix blocks of other instances readable")
+            }
         }
+    }
+
+    /// Last look at the other instances' regions in a shared flash directory.
+    private var lastSharedRefresh = ContinuousClock.now
+
+    /// In a shared flash directory, learns the blocks other instances wrote (not this one's to
+    /// delete) and forgets those they lost, when `seconds` have passed since the last look.
+    /// Returns the blocks newly found. The scan reads only slot headers written since the last.
+    @discardableResult
+    private func refreshSharedBlocks(every seconds: Double) -> Int {
+        guard let flashTier, flashTier.isShared, configuration.prefixCaching,
+            Self.seconds(since: lastSharedRefresh) >= seconds
+        else { return 0 }
+        lastSharedRefresh = .now
+        let change = flashTier.refreshSharedBlocks()
+        scheduler.learnStoredBlocks(change.found, in: .flash, owned: false)
+        scheduler.forgetSharedBlocks(change.gone, in: .flash)
+        return change.found.count
     }
 
     /// Whether no request is left and no transfer is in flight.
@@ -129,6 +152,8 @@ public final class EngineCore {
         guard total <= maxSequenceTokens else {
             throw .contextTooLong(promptTokens: request.promptTokens.count, maxTokens: sampling.maxTokens, limit: maxSequenceTokens)
         }
+        // A new request may share a prefix another instance wrote a moment ago.
+        refreshSharedBlocks(every: Self.sharedRefreshOnRequest)
         scheduler.add(id: id, prompt: request.promptTokens, maxTotalTokens: total, cacheSalt: request.cacheSalt)
         requests[id] = RequestProgress(request: request, tokenizer: loaded.tokenizer, eos: loaded.eosTokenIDs)
         var added = EngineStats()
@@ -166,6 +191,7 @@ public final class EngineCore {
         var step = EngineStats()
         apply(outcomes.drain(), to: &step)
         updateFlashBudget()
+        refreshSharedBlocks(every: Self.sharedRefreshInterval)
         let plan = scheduler.schedule()
         plan.writes.forEach(transfers.start)
         plan.reads.forEach(transfers.start)
@@ -318,6 +344,11 @@ public final class EngineCore {
     }
 
     private var lastEvictions = 0
+
+    /// Seconds between looks at other instances' regions while steps run, and at least between
+    /// two looks on new requests.
+    static let sharedRefreshInterval = 2.0
+    static let sharedRefreshOnRequest = 0.25
 
     /// Tells the cost model how many bytes flash may still take today, from the flash tier's own
     /// wear ledger (the one daily counter) and the configured budget.

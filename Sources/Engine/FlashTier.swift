@@ -51,4 +51,14 @@ public final class FlashTier: KVTierStore {
     public var capacityBytes: Int64? { store.totalCapacity }
     public var bytesWrittenToday: Int64? { store.bytesWrittenToday }
     public var storedContentKeys: [BlockKey] { store.contentKeys }
+    public var isShared: Bool { store.configuration.sharedDirectory }
+
+    public func refreshSharedBlocks() -> (found: [BlockKey], gone: [BlockKey]) {
+        let change = store.refreshSharedRegions()
+        return (change.found, change.gone)
+    }
+
+    public func adoptNamespace(_ namespace: PrefixNamespace) {
+        store.setContentNamespace(tag: namespace.tag, summary: namespace.summary)
+    }
 }

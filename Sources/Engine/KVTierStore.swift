@@ -68,10 +68,21 @@ public protocol KVTierStore: Sendable {
     var bytesWrittenToday: Int64? { get }
     /// Content (prefix) blocks the tier holds from before this engine started.
     var storedContentKeys: [BlockKey] { get }
+    /// Whether other instances write to the same tier (a shared flash directory).
+    var isShared: Bool { get }
+    /// For a shared tier: looks for blocks other instances wrote or lost since the last call
+    /// (blocking I/O, bounded by what changed). Empty for a tier no one else writes.
+    func refreshSharedBlocks() -> (found: [BlockKey], gone: [BlockKey])
+    /// Records the prefix-cache namespace of the content blocks this engine writes (flash slot
+    /// headers carry its tag, so `hifc inspect` counts blocks per namespace).
+    func adoptNamespace(_ namespace: PrefixNamespace)
 }
 
 extension KVTierStore {
     public var capacityBytes: Int64? { nil }
     public var bytesWrittenToday: Int64? { nil }
     public var storedContentKeys: [BlockKey] { [] }
+    public var isShared: Bool { false }
+    public func refreshSharedBlocks() -> (found: [BlockKey], gone: [BlockKey]) { ([], []) }
+    public func adoptNamespace(_ namespace: PrefixNamespace) {}
 }

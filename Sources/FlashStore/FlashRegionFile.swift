@@ -13,9 +13,13 @@ import HiFCCore
 /// until `close`, or until the process dies, since the kernel drops it with the descriptor) and
 /// writes who holds it to `hifc-flash.region.lock` beside a region file, so a second writer
 /// (another server, `hifc inspect`) is refused with an error naming the holder. Readers that only
-/// read another writer's region (the shared prefix cache) take no lock: every slot they read is
-/// checked against its header and CRC32C, and a lock of theirs would keep the region's own writer
-/// from restarting.
+/// read another writer's region (the shared prefix cache, `init(readingOnly:)`) take no lock:
+/// every slot they read is checked against its header and CRC32C, and a lock of theirs would keep
+/// the region's own writer from restarting.
+///
+/// In a shared directory (`FlashStoreConfiguration.sharedDirectory`) each instance writes the
+/// first region file no other instance holds: `hifc-flash.region`, then `hifc-flash-2.region`,
+/// and so on, so several servers can point at one directory and read each other's blocks.
 final class FlashRegionFile: @unchecked Sendable {
     /// The path as configured.
     let path: String
@@ -28,7 +32,33 @@ final class FlashRegionFile: @unchecked Sendable {
     /// The file naming this region's writer while it holds the lock (none for block devices).
     let holderFile: String?
 
-    init(path: String, capacity: Int64, fileName: String = FlashStoreConfiguration.regionFileName) throws(FlashStoreError) {
+    /// Opens the region at `path` for writing: the region file `fileName` in a directory, or, with
+    /// `shared`, the first region file that no other instance holds (at most
+    /// `FlashStoreConfiguration.maxSharedInstances`).
+    static func open(
+        path: String, capacity: Int64, shared: Bool, fileName: String = FlashStoreConfiguration.regionFileName
+    ) throws(FlashStoreError) -> FlashRegionFile {
+        guard shared, isDirectory(path) else {
+            return try FlashRegionFile(path: path, capacity: capacity, fileName: fileName)
+        }
+        var lastRefusal: FlashStoreError?
+        for instance in 1...FlashStoreConfiguration.maxSharedInstances {
+            do throws(FlashStoreError) {
+                return try FlashRegionFile(path: path, capacity: capacity, fileName: FlashStoreConfiguration.regionFileName(instance: instance))
+            } catch {
+                guard case .regionInUse = error else { throw error }
+                lastRefusal = error
+            }
+        }
+        throw lastRefusal!
+    }
+
+    private static func isDirectory(_ path: String) -> Bool {
+        var info = stat()
+        return stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR
+    }
+
+    private init(path: String, capacity: Int64, fileName: String) throws(FlashStoreError) {
         self.path = path
         var info = stat()
         guard stat(path, &info) == 0 else {
@@ -40,7 +70,7 @@ final class FlashRegionFile: @unchecked Sendable {
         if type == S_IFDIR {
             regionFile = (path as NSString).appendingPathComponent(fileName)
             let existed = access(regionFile, F_OK) == 0
-            let fd = open(regionFile, flags | O_CREAT, 0o644)
+            let fd = Glibc.open(regionFile, flags | O_CREAT, 0o644)
             guard fd >= 0 else { throw Self.openError(errno, regionFile) }
             self.fd = fd
             created = !existed
@@ -62,7 +92,7 @@ final class FlashRegionFile: @unchecked Sendable {
             }
         } else if type == S_IFBLK {
             regionFile = path
-            let fd = open(path, flags)
+            let fd = Glibc.open(path, flags)
             guard fd >= 0 else { throw Self.openError(errno, path) }
             self.fd = fd
             created = false
@@ -85,6 +115,17 @@ final class FlashRegionFile: @unchecked Sendable {
         } else {
             throw .notADirectoryOrDevice(path)
         }
+    }
+
+    /// Opens another instance's region file for reading only, without its lock (see above).
+    init(readingOnly file: String) throws(FlashStoreError) {
+        path = (file as NSString).deletingLastPathComponent
+        regionFile = file
+        let fd = Glibc.open(file, O_RDONLY | O_CLOEXEC | DirectIO.directFlag)
+        guard fd >= 0 else { throw Self.openError(errno, file) }
+        self.fd = fd
+        created = false
+        holderFile = nil
     }
 
     /// Takes the region's exclusive lock without waiting and records this process in

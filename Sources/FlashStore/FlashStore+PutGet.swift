@@ -72,6 +72,11 @@ extension FlashStore {
         if !hits.isEmpty, locked({ $0.swarm != nil }) {
             copyAfterRead(keys: hits.map { keys[reads[$0].index] }, sources: hits.map { targets[reads[$0].index] }, queuedAtIssue: queuedAtIssue)
         }
+        if configuration.sharedDirectory {
+            let absent = results.indices.filter { results[$0] == .miss(.absent) }
+            let found = await getShared(absent.map { keys[$0] }, into: absent.map { targets[$0] })
+            for (index, result) in zip(absent, found) { results[index] = result }
+        }
         return results.map { $0! }
     }
 

@@ -24,7 +24,8 @@ import Logging
 /// The type is split by concern over `FlashStore+*.swift`: PutGet (batched put, get, delete),
 /// GPUDirect (reserve, commit, locate for callers that move payloads themselves), Planning (slot
 /// allocation and publishing), SlotIO (the I/O jobs and their checks), Compaction, Recovery (the
-/// start-up scan), Superblocks and Stats.
+/// start-up scan), Sharing (other instances' regions in a shared directory, namespace tags),
+/// Superblocks and Stats.
 public final class FlashStore: @unchecked Sendable {
     /// The configuration the store was opened with.
     public let configuration: FlashStoreConfiguration
@@ -41,6 +42,8 @@ public final class FlashStore: @unchecked Sendable {
     let copyWrites = DispatchGroup()
     /// Read and written only inside `locked` (internal, not private, for the extensions' files).
     var state: State
+    /// Other instances' regions in a shared directory (empty unless `sharedDirectory`).
+    let shared = SharedRegions()
 
     /// Everything the lock protects.
     struct State {
@@ -70,6 +73,8 @@ public final class FlashStore: @unchecked Sendable {
         var pathBytesRead: [Int64] = []
         /// Bytes of extra copies written since the store opened.
         var copyBytesWritten: Int64 = 0
+        /// Written into the headers of content slots (`setContentNamespace`).
+        var contentNamespaceTag: UInt64 = 0
     }
 
     /// A slot chosen for one block of a batch.
@@ -109,7 +114,9 @@ public final class FlashStore: @unchecked Sendable {
         var regions: [FlashRegionFile] = []
         do {
             for path in configuration.paths {
-                regions.append(try FlashRegionFile(path: path, capacity: geometry.capacity, fileName: configuration.regionName))
+                regions.append(
+                    try FlashRegionFile.open(
+                        path: path, capacity: geometry.capacity, shared: configuration.sharedDirectory, fileName: configuration.regionName))
             }
         } catch {
             regions.forEach { $0.close() }
@@ -166,6 +173,7 @@ public final class FlashStore: @unchecked Sendable {
         guard wasOpen else { return }
         copyWrites.wait()
         persistSuperblocks(force: true)
+        shared.close()
         pool.shutdown()
         regions.forEach { $0.close() }
     }

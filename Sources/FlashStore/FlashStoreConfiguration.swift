@@ -33,8 +33,29 @@ public struct FlashStoreConfiguration: Hashable, Sendable {
     /// server, each with its own region).
     public var regionName: String
 
+    /// Whether several instances (server processes on one host, or hosts sharing a file system)
+    /// use the directories at once: each writes its own region file there and reads the others'
+    /// content (prefix) blocks read-only. Off: a second instance on a directory is refused.
+    public var sharedDirectory: Bool = false
+
     /// The file made inside a directory path to hold its region, unless `regionName` says otherwise.
     public static let regionFileName = "hifc-flash.region"
+
+    /// Most instances sharing one directory.
+    public static let maxSharedInstances = 64
+
+    /// The region file of the `instance`-th instance in a shared directory (1: `hifc-flash.region`,
+    /// 2: `hifc-flash-2.region`, ...).
+    public static func regionFileName(instance: Int) -> String {
+        instance == 1 ? regionFileName : "hifc-flash-\(instance).region"
+    }
+
+    /// Whether `name` is a region file of some instance in a shared directory.
+    public static func isRegionFileName(_ name: String) -> Bool {
+        if name == regionFileName { return true }
+        guard name.hasPrefix("hifc-flash-"), name.hasSuffix(".region") else { return false }
+        return Int(name.dropFirst("hifc-flash-".count).dropLast(".region".count)).map { $0 >= 2 } ?? false
+    }
 
     /// A configuration with the defaults: 256 MiB segments, stripe placement, queue depth 16.
     public init(

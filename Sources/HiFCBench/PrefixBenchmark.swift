@@ -35,8 +35,12 @@ public struct PrefixBenchmark: Sendable {
         public var ttft_mean_s: Double
         public var ttft_p50_s: Double
         public var ttft_p99_s: Double
-        public var device_hit_rate: Double
-        public var flash_hit_rate: Double
+        /// Prompt tokens the responses reported as cached (`usage.cached_tokens`) over all prompt tokens.
+        public var cached_token_rate: Double
+        /// Tokens taken from the device cache and loaded from flash, as the engine counts them: a
+        /// preempted request admitted again counts again, so these can exceed the prompt tokens.
+        public var device_hit_tokens: Int
+        public var flash_hit_tokens: Int
         public var loaded_bytes: Int
         public var load_seconds: Double
         public var load_failures: Int
@@ -120,8 +124,8 @@ public struct PrefixBenchmark: Sendable {
             workload: workload.rawValue, setup: setup, requests: timings.count, prompt_tokens: stats.promptTokens,
             output_tokens: stats.generatedTokens, seconds: seconds, output_tokens_per_s: Double(stats.generatedTokens) / seconds,
             ttft_mean_s: ttfts.reduce(0, +) / Double(max(ttfts.count, 1)), ttft_p50_s: Self.percentile(ttfts, 0.5),
-            ttft_p99_s: Self.percentile(ttfts, 0.99), device_hit_rate: Double(stats.deviceHitTokens) / Double(prompt),
-            flash_hit_rate: Double(stats.flashHitTokens) / Double(prompt), loaded_bytes: stats.prefixLoadBytes,
+            ttft_p99_s: Self.percentile(ttfts, 0.99), cached_token_rate: Double(timings.reduce(0) { $0 + $1.cachedTokens }) / Double(prompt),
+            device_hit_tokens: stats.deviceHitTokens, flash_hit_tokens: stats.flashHitTokens, loaded_bytes: stats.prefixLoadBytes,
             load_seconds: stats.prefixLoadSeconds, load_failures: stats.prefixLoadFailures, declined_loads: stats.declinedLoads,
             flash_bytes_written: stats.flashBytesWritten)
     }
@@ -130,6 +134,8 @@ public struct PrefixBenchmark: Sendable {
     struct Timing: Sendable {
         var ttft: Double
         var tokens: [Int]
+        /// The prompt tokens the response reported as cached.
+        var cachedTokens = 0
     }
 
     /// Sends `workload`'s requests through `engine` and returns each one's timing.
@@ -185,13 +191,16 @@ public struct PrefixBenchmark: Sendable {
         let started = ContinuousClock.now
         var ttft: Double?
         var tokens: [Int] = []
+        var cached = 0
         for try await event in engine.generate(GenerationRequest(id: "prefix-bench", promptTokens: prompt, sampling: sampling)) {
-            if case .delta(let ids, _) = event {
+            switch event {
+            case .delta(let ids, _):
                 if ttft == nil { ttft = Self.seconds(since: started) }
                 tokens += ids
+            case .finished(_, let usage): cached = usage.cachedTokens
             }
         }
-        return Timing(ttft: ttft ?? Self.seconds(since: started), tokens: tokens)
+        return Timing(ttft: ttft ?? Self.seconds(since: started), tokens: tokens, cachedTokens: cached)
     }
 
     // MARK: The sweep

@@ -7,6 +7,8 @@ import Hummingbird
 import Logging
 import Metrics
 import Models
+import ServiceLifecycle
+import Synchronization
 
 /// Why the server cannot start with its configuration (beyond a value that does not parse).
 public enum ServingStackError: Error, CustomStringConvertible {
@@ -52,6 +54,11 @@ public final class ServingStack: Sendable {
     /// The HTTP API over the service.
     public let routes: OpenAIRoutes
 
+    /// Where the stack logs its start and shutdown.
+    private let logger: Logger
+    /// The service group of `serve`, once it runs; `beginShutdown` before it exists is remembered.
+    private let group = Mutex<(group: ServiceGroup?, shutdownAsked: Bool)>((nil, false))
+
     /// Loads the model (with no `model` or a packaged model's name, fetched first; see
     /// `DefaultModel`), opens the flash stores and starts the engines: one per replica, replica
     /// `i` on the CPU or on GPU `cuda:(N + i)` for `--device cuda:N` (`auto` resolves to GPU 0 or
@@ -59,14 +66,20 @@ public final class ServingStack: Sendable {
     /// physical cores) between them, each on its own pool. `backend` makes the backend for a
     /// device other than the CPU (the command line passes the CUDA one; without it `auto` is the
     /// CPU and a GPU is refused); `deviceSwapper` may give an engine a backend's direct
-    /// device<->flash swapper for its KV pool and flash store.
+    /// device<->flash swapper for its KV pool and flash store. `flashFaults` injects I/O faults
+    /// into the flash stores (the chaos suite's debug hook; nil in production).
     public init(
         configuration: ServerConfiguration, logger: Logger,
         backend: ((DeviceSelection) throws -> any ComputeBackend)? = nil,
-        deviceSwapper: ((any KVCachePool, FlashStore) throws -> (any DeviceKVSwapper)?)? = nil
+        deviceSwapper: ((any KVCachePool, FlashStore) throws -> (any DeviceKVSwapper)?)? = nil,
+        flashFaults: (any IOFaultInjector)? = nil
     ) throws {
         ServerMetrics.bootstrap()  // before the engines make their instruments
         self.configuration = configuration
+        self.logger = logger
+        // Checked before anything is written, so a half-given TLS setting costs nothing.
+        _ = try ServerTLS.configuration(certificate: configuration.tlsCertificate, key: configuration.tlsKey)
+        DefaultModel.removeStalePartials(dataDirectory: configuration.dataDirectory, logger: logger)
         // Every device is opened before anything is written, so a bad one leaves nothing behind.
         let first = try Self.firstBackend(configuration: configuration, logger: logger, backend: backend)
         var backends: [any ComputeBackend] = [first.backend]
@@ -107,7 +120,7 @@ public final class ServingStack: Sendable {
                     try Self.startReplica(
                         index, on: compute, device: configuration.device(ofReplica: index, firstResolvedTo: firstDevice),
                         configuration: configuration, modelDirectory: directory, usesFlash: usesFlash, logger: logger,
-                        deviceSwapper: deviceSwapper))
+                        deviceSwapper: deviceSwapper, flashFaults: flashFaults))
             }
         } catch {
             for replica in replicas {
@@ -125,8 +138,35 @@ public final class ServingStack: Sendable {
                 replicas: replicas.map(\.engine), blockTokens: configuration.blockSize, prefixAffinity: configuration.prefixCache)
         let stores = replicas.compactMap(\.flashStore)
         routes = OpenAIRoutes(
-            service: service, servedModelName: configuration.servedModelName, maxBodyBytes: Int(configuration.maxBodySize.bytes),
-            logger: logger, beforeMetricsRender: { stores.forEach(Self.recordFlashGauges) })
+            service: service, configuration: configuration, logger: logger,
+            beforeMetricsRender: { Self.recordFlashGauges(stores) })
+    }
+
+    /// Serves HTTP at `address` until `beginShutdown` has run its course (see
+    /// `HTTPServerService`), then returns; `shutdown` comes next. `onRunning` gets the port once
+    /// the server listens.
+    public func serve(
+        address: BindAddress, eventLoopThreads: Int? = nil, onRunning: @escaping @Sendable (_ port: Int?) -> Void = { _ in }
+    ) async throws {
+        let application = try routes.application(address: address, eventLoopThreads: eventLoopThreads, onServerRunning: onRunning)
+        let service = HTTPServerService(application: application, routes: routes, timeout: configuration.shutdownTimeout, logger: logger)
+        let group = ServiceGroup(services: [service], logger: logger)
+        let asked = self.group.withLock { state -> Bool in
+            state.group = group
+            return state.shutdownAsked
+        }
+        if asked { await group.triggerGracefulShutdown() }
+        try await group.run()
+    }
+
+    /// Starts the graceful shutdown of `serve`: no new connections or requests, running requests
+    /// finish or are aborted after `--shutdown-timeout`. Later calls do nothing more.
+    public func beginShutdown() async {
+        let group = self.group.withLock { state -> ServiceGroup? in
+            defer { state.shutdownAsked = true }
+            return state.shutdownAsked ? nil : state.group
+        }
+        await group?.triggerGracefulShutdown()
     }
 
     /// Whether `path` is a block device (a raw flash path, which holds one region); anything
@@ -166,11 +206,13 @@ public final class ServingStack: Sendable {
     private static func startReplica(
         _ index: Int, on compute: any ComputeBackend, device: DeviceSelection, configuration: ServerConfiguration, modelDirectory: String,
         usesFlash: Bool,
-        logger: Logger, deviceSwapper: ((any KVCachePool, FlashStore) throws -> (any DeviceKVSwapper)?)?
+        logger: Logger, deviceSwapper: ((any KVCachePool, FlashStore) throws -> (any DeviceKVSwapper)?)?,
+        flashFaults: (any IOFaultInjector)?
     ) throws -> EngineReplica {
         let model = try LoadedModel(directory: modelDirectory, backend: compute, logger: logger)
         let flashStore =
-            usesFlash ? try FlashStore(configuration: configuration.flashStoreConfiguration(replica: index, device: device)) : nil
+            usesFlash
+            ? try FlashStore(configuration: configuration.flashStoreConfiguration(replica: index, device: device), faultInjector: flashFaults) : nil
         do {
             let engine = try LLMEngine(
                 loaded: model, configuration: configuration.engineConfiguration(replica: index),
@@ -183,9 +225,12 @@ public final class ServingStack: Sendable {
         }
     }
 
-    /// The flash store's wear figures as gauges, refreshed at each scrape of `/metrics`.
-    private static func recordFlashGauges(_ store: FlashStore) {
-        for path in store.stats.paths {
+    /// The flash stores' wear figures as gauges, refreshed at each scrape of `/metrics` (each
+    /// path's labelled with its region file, one per replica).
+    private static func recordFlashGauges(_ stores: [FlashStore]) {
+        let all = stores.map(\.stats)
+        Gauge(label: "hifc_flash_corrupt_or_failed_reads").record(all.reduce(0) { $0 + $1.corruptOrFailedReads })
+        for path in all.flatMap(\.paths) {
             let dimensions = [("path", path.path), ("region", path.regionFile)]
             Gauge(label: "hifc_flash_live_bytes", dimensions: dimensions).record(path.liveBytes)
             Gauge(label: "hifc_flash_bytes_written_since_creation", dimensions: dimensions).record(path.bytesWrittenSinceCreation)
@@ -196,7 +241,8 @@ public final class ServingStack: Sendable {
         }
     }
 
-    /// Stops the engines and closes the flash stores.
+    /// Stops the engines (requests still in them end with `engineStopped`) and closes the flash
+    /// stores, which write their superblocks so the regions are reopened as they were.
     public func shutdown() {
         for replica in replicas {
             replica.engine.shutdown()
@@ -215,6 +261,25 @@ extension ServerConfiguration {
         }
     }
 
+    /// Sequences waiting inside an engine (not started, or waiting or preempted there) at which
+    /// the server hands it no more: the rest wait in the server's fair queue, so that a newcomer
+    /// is never behind a long engine queue (see `FairDispatchQueue`).
+    public static let engineBacklog = 4
+
+    /// The per-request limits.
+    public var requestLimits: RequestLimits {
+        RequestLimits(
+            maxSequences: maxRequestSequences, maxPromptTokens: maxRequestPromptTokens, maxCompletionTokens: maxRequestCompletionTokens)
+    }
+
+    /// The admission queue's bounds: the queue's, and the engines' share (`maxRunning` sequences
+    /// and the backlog per replica: the router hands each replica its part).
+    var admissionLimits: FairDispatchQueue<AdmissionController.Choice>.Limits {
+        .init(
+            maxQueuedSequences: maxQueuedSequences, maxQueuedTokens: maxQueuedTokens, maxInEngine: maxRunning * dataParallel,
+            maxEngineBacklog: Self.engineBacklog * dataParallel)
+    }
+
     /// Replica `index`'s engine's share of the settings.
     public func engineConfiguration(replica index: Int = 0) -> EngineConfiguration {
         EngineConfiguration(
@@ -227,18 +292,23 @@ extension ServerConfiguration {
 
     /// Replica `index`'s flash store's share of the settings. With one replica, its region is
     /// `hifc-flash.region` on each path, of `flashCapacity`; with N, replica `i` has its own
-    /// region file `hifc-flash-<i>.region` on every path, of `flashCapacity / N`, so the
-    /// replicas sharing a path (N:1) split its pSLC area and never share a region. Affinity
+    /// region file on every path, named as the `i+1`-th instance of a shared directory
+    /// (`hifc-flash.region`, `hifc-flash-2.region`, ...), of `flashCapacity / N`, so the
+    /// replicas sharing a path (N:1) split its pSLC area and never share a region. With
+    /// `--flash-shared` each replica instead takes the first region file no one holds and reads
+    /// the others' prefix blocks, as separate servers do. Affinity
     /// placement sends replica `i` to path `gpu % paths` (1:1 when there are as many paths as
     /// replicas); stripe and swarm use every path (N:N).
     /// `device` is the replica's resolved device (its GPU picks the affinity path).
     public func flashStoreConfiguration(replica index: Int = 0, device replicaDevice: DeviceSelection? = nil) -> FlashStoreConfiguration {
         let gpu: Int
         if case .cuda(let ordinal) = replicaDevice ?? device(ofReplica: index, firstResolvedTo: device) { gpu = ordinal } else { gpu = index }
-        return FlashStoreConfiguration(
+        var flash = FlashStoreConfiguration(
             paths: effectiveFlashPaths, capacityPerPath: ByteSize(flashCapacity.bytes / Int64(dataParallel)), segmentSize: flashSegmentSize,
             placement: flashPlacement, gpuIndex: gpu, enduranceTBW: flashTBW, dailyWriteBudget: flashDailyWriteBudget,
-            regionName: dataParallel == 1 ? FlashStoreConfiguration.regionFileName : "hifc-flash-\(index).region",
+            regionName: FlashStoreConfiguration.regionFileName(instance: index + 1),
             replicationBudget: flashReplicationBudget.map { ByteSize($0.bytes / Int64(dataParallel)) })
+        flash.sharedDirectory = flashShared
+        return flash
     }
 }

@@ -133,7 +133,9 @@ struct BenchPrefixCommand: AsyncParsableCommand {
         }
         print(heading)
         if !figures.isEmpty {
-            print("workload setup    requests  out tok/s  TTFT mean  TTFT p50  TTFT p99  device hit  flash hit  loaded      load GB/s  declined")
+            print(
+                "workload setup    requests  out tok/s  TTFT mean  TTFT p50  TTFT p99    cached  device hits  flash hits  loaded      load GB/s  declined"
+            )
             for f in figures {
                 let loadRate = f.load_seconds > 0 ? String(format: "%.2f", Double(f.loaded_bytes) / f.load_seconds / 1e9) : "-"
                 print(
@@ -142,7 +144,8 @@ struct BenchPrefixCommand: AsyncParsableCommand {
                         f.setup.rawValue.padding(toLength: 9, withPad: " ", startingAt: 0),
                         String(format: "%8d", f.requests), String(format: "%10.1f", f.output_tokens_per_s),
                         String(format: "%10.4f", f.ttft_mean_s), String(format: "%9.4f", f.ttft_p50_s), String(format: "%9.4f", f.ttft_p99_s),
-                        String(format: "%10.1f%%", f.device_hit_rate * 100), String(format: "%9.1f%%", f.flash_hit_rate * 100),
+                        String(format: "%8.1f%%", f.cached_token_rate * 100), String(format: "%12d", f.device_hit_tokens),
+                        String(format: "%11d", f.flash_hit_tokens),
                         "\(ByteSize(Int64(f.loaded_bytes)))".padding(toLength: 11, withPad: " ", startingAt: 0),
                         loadRate.padding(toLength: 10, withPad: " ", startingAt: 0),
                         String(format: "%8d", f.declined_loads),

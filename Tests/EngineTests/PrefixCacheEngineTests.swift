@@ -71,7 +71,7 @@ final class PrefixCacheEngineTests: XCTestCase {
     }
 
     func testPrefixHitSurvivesRestart() throws {
-        let directory = NSTemporaryDirectory() + "hifc-prefix-restart-\(UUID().uuidString)"
+        let directory = EngineFixture.scratch + "/prefix-restart-\(UUID().uuidString)"
         let prompt = Array(3..<90)
         let expected = try runInTurn([prompt], through: try core(prefixCaching: false))
         do {
@@ -90,7 +90,7 @@ final class PrefixCacheEngineTests: XCTestCase {
     }
 
     func testTheDeviceCacheIsSavedAtShutdownAndFoundAfterARestart() async throws {
-        let directory = NSTemporaryDirectory() + "hifc-prefix-shutdown-\(UUID().uuidString)"
+        let directory = EngineFixture.scratch + "/prefix-shutdown-\(UUID().uuidString)"
         let prompt = Array(3..<90)
         func generate(_ store: FlashStore) async throws -> (tokens: [Int], engine: LLMEngine) {
             // On-evict saves nothing while the device has room: only the shutdown saves these blocks.
@@ -118,7 +118,7 @@ final class PrefixCacheEngineTests: XCTestCase {
     }
 
     func testADamagedPrefixSlotIsRecomputedAndCounted() throws {
-        let directory = NSTemporaryDirectory() + "hifc-prefix-damaged-\(UUID().uuidString)"
+        let directory = EngineFixture.scratch + "/prefix-damaged-\(UUID().uuidString)"
         let prompt = Array(3..<90)
         let expected = try runInTurn([prompt], through: try core(prefixCaching: false))
         do {
@@ -137,7 +137,7 @@ final class PrefixCacheEngineTests: XCTestCase {
     }
 
     func testAnotherModelOnTheSameDirectoryFindsNothing() throws {
-        let directory = NSTemporaryDirectory() + "hifc-prefix-foreign-\(UUID().uuidString)"
+        let directory = EngineFixture.scratch + "/prefix-foreign-\(UUID().uuidString)"
         let prompt = Array(3..<90)
         do {
             let store = try EngineFixture.flashStore(path: directory)
@@ -146,7 +146,7 @@ final class PrefixCacheEngineTests: XCTestCase {
             first.finishTransfersInFlight()
             store.close()
         }
-        let otherDirectory = NSTemporaryDirectory() + "hifc-engine-other-model-\(UUID().uuidString)"
+        let otherDirectory = EngineFixture.scratch + "/engine-other-model-\(UUID().uuidString)"
         try SynthModel(architecture: .llama, preset: .tiny, dtype: .float32, seed: 12).write(to: otherDirectory)
         let other = try LoadedModel(directory: otherDirectory, backend: CPUBackend())
         let store = try EngineFixture.flashStore(path: directory)

@@ -69,7 +69,9 @@ final class DataParallelServerTests: XCTestCase {
             XCTAssertEqual(router.loads, [ReplicaLoad(), ReplicaLoad()], "each request's work is released when its stream ends")
             for replica in stack.replicas {
                 XCTAssertGreaterThan(replica.engine.stats().swapOuts, 0, "replica \(replica.index) should swap under 256 KiB of KV")
-                XCTAssertEqual(replica.flashStore?.stats.paths.map(\.regionFile), ["\(paths[0])/hifc-flash-\(replica.index).region"])
+                XCTAssertEqual(
+                    replica.flashStore?.stats.paths.map(\.regionFile),
+                    ["\(paths[0])/\(FlashStoreConfiguration.regionFileName(instance: replica.index + 1))"])
             }
             // N:1: one path, one region per replica, each half of the path's capacity.
             XCTAssertEqual(stack.replicas.compactMap { $0.flashStore?.geometry.capacity }, [32 << 20, 32 << 20])
