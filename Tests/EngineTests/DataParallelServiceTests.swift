@@ -10,7 +10,13 @@ private final class HeldReplica: GenerationService {
     private let open = Mutex<[(id: String, continuation: AsyncThrowingStream<GenerationEvent, Error>.Continuation)]>([])
     private let cancelled = Mutex<[String]>([])
 
-    init(maxContextTokens: Int = 4096) { self.maxContextTokens = maxContextTokens }
+    /// What it reports held without running (`GenerationService.backlog`).
+    let backlog: Int
+
+    init(maxContextTokens: Int = 4096, backlog: Int = 0) {
+        self.maxContextTokens = maxContextTokens
+        self.backlog = backlog
+    }
 
     func encode(_ text: String) throws -> [Int] { text.unicodeScalars.map { Int($0.value) } }
     func encodeChat(_ messages: [ChatMessage]) throws -> [Int] { try encode(messages.map(\.content).joined()) }
@@ -103,5 +109,11 @@ final class DataParallelServiceTests: XCTestCase {
         XCTAssertEqual(replicas[1].ids, ["other", "s6"])
         for replica in replicas { replica.ids.forEach(replica.finish) }
         for stream in streams { for try await _ in stream {} }
+    }
+
+    func testTheBacklogIsEveryReplicasAddedUp() {
+        let service = DataParallelService(
+            replicas: [HeldReplica(backlog: 3), HeldReplica(backlog: 2)], blockTokens: 16, prefixAffinity: false)
+        XCTAssertEqual(service.backlog, 5, "the server's admission sees the sequences held in every replica")
     }
 }
