@@ -20,6 +20,9 @@ public struct EngineConfiguration: Sendable, Hashable {
     public var flashDailyWriteBudget: ByteSize?
     /// The name `/v1/models` lists; nil: the model directory's name.
     public var modelID: String?
+    /// This engine's index among the replicas of a data-parallel server (`--data-parallel`): the
+    /// `replica` label of its metrics.
+    public var replica: Int
     /// Whether requests share the KV of their common prefixes (`--prefix-cache`).
     public var prefixCaching: Bool
     /// When cached prefix blocks are saved to flash (`--prefix-cache-write`).
@@ -37,7 +40,7 @@ public struct EngineConfiguration: Sendable, Hashable {
         maxRunning: Int = 64, preemption: PreemptionMode = .swapFlash, prefetchDepth: Int = 2,
         hostSwapCapacity: ByteSize = .gib(16), flashDailyWriteBudget: ByteSize? = nil,
         modelID: String? = nil, prefixCaching: Bool = true, prefixCacheWrite: PrefixWritePolicy = .onEvict,
-        prefixCacheFlashSize: ByteSize? = nil
+        prefixCacheFlashSize: ByteSize? = nil, replica: Int = 0
     ) {
         self.kvBudget = kvBudget
         self.blockTokens = blockTokens
@@ -48,6 +51,7 @@ public struct EngineConfiguration: Sendable, Hashable {
         self.hostSwapCapacity = hostSwapCapacity
         self.flashDailyWriteBudget = flashDailyWriteBudget
         self.modelID = modelID
+        self.replica = replica
         self.prefixCaching = prefixCaching
         self.prefixCacheWrite = prefixCacheWrite
         self.prefixCacheFlashSize = prefixCacheFlashSize

@@ -53,7 +53,7 @@ public final class EngineCore {
     private var requests: [SequenceID: RequestProgress] = [:]
     /// Totals since start.
     private var totals = EngineStats()
-    private let metrics = EngineMetrics()
+    private let metrics: EngineMetrics
     private let logger = Logger(label: "hifc.engine")
 
     /// An engine for `loaded` whose KV pool is sized by `configuration.kvBudget`. `flashTier` is
@@ -66,6 +66,7 @@ public final class EngineCore {
     ) throws {
         self.configuration = configuration
         self.loaded = loaded
+        metrics = EngineMetrics(replica: configuration.replica)
         let model = loaded.model
         let layout = model.kvLayout(blockTokens: configuration.blockTokens)
         let stride = FlashLayout.padded(layout.blockBytes)

@@ -5,8 +5,8 @@ import HiFCCore
     import Glibc
 #endif
 
-/// One path's region, opened for direct I/O: a preallocated file `hifc-flash.region` inside a
-/// directory, or a raw block device. Opening checks that the path exists, is writable, takes
+/// One path's region, opened for direct I/O: a preallocated file (`hifc-flash.region`, or the
+/// store's `regionName`) inside a directory, or a raw block device. Opening checks that the path exists, is writable, takes
 /// O_DIRECT and has room for the whole region, and says which of these failed.
 ///
 /// A region has one writer at a time: opening takes an exclusive `flock` on the region (held
@@ -32,11 +32,14 @@ final class FlashRegionFile: @unchecked Sendable {
     /// The file naming this region's writer while it holds the lock (none for block devices).
     let holderFile: String?
 
-    /// Opens the region at `path` for writing. In a directory with `shared`, takes the first
-    /// region file that no other instance holds (at most `FlashStoreConfiguration.maxSharedInstances`).
-    static func open(path: String, capacity: Int64, shared: Bool) throws(FlashStoreError) -> FlashRegionFile {
+    /// Opens the region at `path` for writing: the region file `fileName` in a directory, or, with
+    /// `shared`, the first region file that no other instance holds (at most
+    /// `FlashStoreConfiguration.maxSharedInstances`).
+    static func open(
+        path: String, capacity: Int64, shared: Bool, fileName: String = FlashStoreConfiguration.regionFileName
+    ) throws(FlashStoreError) -> FlashRegionFile {
         guard shared, isDirectory(path) else {
-            return try FlashRegionFile(path: path, capacity: capacity, fileName: FlashStoreConfiguration.regionFileName)
+            return try FlashRegionFile(path: path, capacity: capacity, fileName: fileName)
         }
         var lastRefusal: FlashStoreError?
         for instance in 1...FlashStoreConfiguration.maxSharedInstances {
@@ -215,16 +218,16 @@ final class FlashRegionFile: @unchecked Sendable {
 
 extension FlashStore {
     /// The capacity and segment size recorded in the region at `path` (a directory holding a
-    /// region file, or a block device), read without changing anything and without the region's
-    /// lock; nil when there is no region there yet (no file, or one whose superblocks were never
-    /// written). Throws `corruptSuperblocks` when both copies are damaged. `hifc inspect` uses it
-    /// to open a region with its own settings.
-    public static func existingGeometry(at path: String) throws -> FlashRegionGeometry? {
+    /// region file named `fileName`, or a block device), read without changing anything and
+    /// without the region's lock; nil when there is no region there yet (no file, or one whose
+    /// superblocks were never written). Throws `corruptSuperblocks` when both copies are damaged.
+    /// `hifc inspect` uses it to open a region with its own settings.
+    public static func existingGeometry(at path: String, fileName: String = FlashStoreConfiguration.regionFileName) throws -> FlashRegionGeometry? {
         var info = stat()
         guard stat(path, &info) == 0 else { throw FlashStoreError.missingPath(path) }
         let file =
             (info.st_mode & S_IFMT) == S_IFDIR
-            ? (path as NSString).appendingPathComponent(FlashStoreConfiguration.regionFileName) : path
+            ? (path as NSString).appendingPathComponent(fileName) : path
         guard access(file, F_OK) == 0 else { return nil }
         let fd = open(file, O_RDONLY | O_CLOEXEC | DirectIO.directFlag)
         guard fd >= 0 else { throw FlashStoreError.cannotOpen(path: file, errno: errno, message: DirectIO.message(errno)) }

@@ -46,9 +46,11 @@ extension FlashStore {
         }
         let box = ChecksumBox(count: slots.count)
         let jobs = slots.enumerated().map { index, slot in
-            writeJob(slot, payload: nil, knownChecksum: checksums[index], checksums: box, index: index)
+            TrackedJob(
+                writeJob(slot, payload: nil, knownChecksum: checksums[index], checksums: box, index: index), path: slot.path,
+                bytes: slot.footprint)
         }
-        let codes = await pool.run(jobs)
+        let codes = await runTracked(jobs)
         try publish(slots, codes: codes, checksums: checksums)
         persistSuperblocks(force: false)
     }

@@ -38,6 +38,8 @@ public final class FlashStore: @unchecked Sendable {
     let logger: Logger
     let lock = NSLock()
     let superblockLock = NSLock()
+    /// Extra-copy writes in flight (swarm placement), which `close` waits for.
+    let copyWrites = DispatchGroup()
     /// Read and written only inside `locked` (internal, not private, for the extensions' files).
     var state: State
     /// Other instances' regions in a shared directory (empty unless `sharedDirectory`).
@@ -61,6 +63,16 @@ public final class FlashStore: @unchecked Sendable {
         var lastPersist: Double = 0
         var closed = false
         var recovery = FlashRecoveryReport()
+        /// Swarm placement's state; nil under the other policies.
+        var swarm: SwarmPlacement?
+        /// Extra copies of blocks (swarm placement), besides the one in `map`; lost at restart.
+        var copies: [BlockKey: [FlashSlotLocation]] = [:]
+        /// Bytes of I/O issued and not yet done, per path.
+        var queuedBytes: [Int64] = []
+        /// Bytes read per path.
+        var pathBytesRead: [Int64] = []
+        /// Bytes of extra copies written since the store opened.
+        var copyBytesWritten: Int64 = 0
         /// Written into the headers of content slots (`setContentNamespace`).
         var contentNamespaceTag: UInt64 = 0
     }
@@ -102,7 +114,9 @@ public final class FlashStore: @unchecked Sendable {
         var regions: [FlashRegionFile] = []
         do {
             for path in configuration.paths {
-                regions.append(try FlashRegionFile.open(path: path, capacity: geometry.capacity, shared: configuration.sharedDirectory))
+                regions.append(
+                    try FlashRegionFile.open(
+                        path: path, capacity: geometry.capacity, shared: configuration.sharedDirectory, fileName: configuration.regionName))
             }
         } catch {
             regions.forEach { $0.close() }
@@ -116,6 +130,12 @@ public final class FlashStore: @unchecked Sendable {
         self.placement = FlashPlacement(policy: configuration.placement, pathCount: regions.count, gpuIndex: configuration.gpuIndex)
         self.pool = IOThreadPool(width: configuration.queueDepth)
         self.state = State(allocators: [])
+        state.queuedBytes = Array(repeating: 0, count: regions.count)
+        state.pathBytesRead = Array(repeating: 0, count: regions.count)
+        if configuration.placement == .swarm {
+            let budget = configuration.replicationBudget?.bytes ?? geometry.capacity * Int64(regions.count) / 10
+            state.swarm = SwarmPlacement(pathCount: regions.count, settings: .init(replicationBudgetBytes: budget))
+        }
         do {
             try recover()
         } catch {
@@ -151,6 +171,7 @@ public final class FlashStore: @unchecked Sendable {
             return !state.closed
         }
         guard wasOpen else { return }
+        copyWrites.wait()
         persistSuperblocks(force: true)
         shared.close()
         pool.shutdown()

@@ -76,6 +76,8 @@ public struct PrefixBenchmark: Sendable {
     let deviceSwapper: @Sendable (any KVCachePool, FlashStore) -> (any DeviceKVSwapper)?
     /// Where progress lines go.
     let progress: @Sendable (String) -> Void
+    /// Records every engine's flash transfers (prefix saves and loads), when given (`--trace`).
+    public var trace: TransferTraceRecorder?
 
     /// A benchmark of `loaded`; scratch flash regions of `flashCapacity` go under `flashRoot`.
     public init(
@@ -267,9 +269,18 @@ public struct PrefixBenchmark: Sendable {
         configuration.prefixLoadDecision = decision
         if let policy { configuration.prefixCacheWrite = policy }
         let swapper = deviceSwapper
+        let trace = self.trace
+        let tier: (any KVTierStore)? = store.map { store -> any KVTierStore in
+            guard let trace else { return FlashTier(store: store) }
+            return TracedTierStore(FlashTier(store: store), recorder: trace)
+        }
         return try LLMEngine(
-            loaded: loaded, configuration: configuration, flashTier: store.map { FlashTier(store: $0) },
-            deviceSwapper: { pool in store.flatMap { swapper(pool, $0) } })
+            loaded: loaded, configuration: configuration, flashTier: tier,
+            deviceSwapper: { pool in
+                let direct = store.flatMap { swapper(pool, $0) }
+                guard let direct, let trace else { return direct }
+                return TracedDeviceSwapper(direct, recorder: trace, blockBytes: pool.blockStride)
+            })
     }
 
     private func openStore(_ directory: String) throws -> FlashStore {

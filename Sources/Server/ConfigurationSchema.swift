@@ -114,6 +114,11 @@ public enum ConfigurationSchema {
                 config.device = device
             },
             render: { $0.device.description }),
+        integer(
+            "data-parallel", in: 1...PrefixAffinityTable.maxReplicas,
+            help:
+                "engine replicas behind one router, each on its own GPU (from --device cuda:N on) or share of the CPU cores; each request goes to the least loaded",
+            \.dataParallel),
         ConfigurationSetting(
             key: "threads", valueName: "N",
             help: "CPU threads the model computes on (the CPU backend and its BLAS library); unset: the physical cores",
@@ -153,7 +158,15 @@ public enum ConfigurationSchema {
             "flash.tbw", atLeast: ByteSize(1), help: "endurance of each region in bytes written (e.g. 6000TB), for the lifetime estimate", \.flashTBW),
         optionalSize(
             "flash.daily-write-budget", help: "bytes a path may be written per day before it is reported; unset: no budget", \.flashDailyWriteBudget),
-        choice("flash.placement", help: "how blocks are spread over several paths", \.flashPlacement),
+        choice(
+            "flash.placement",
+            help:
+                "how blocks are spread over several paths: affinity (replica i on path i % paths), stripe (each batch over all), swarm (co-activated blocks apart, hot ones copied)",
+            \.flashPlacement),
+        optionalSize(
+            "flash.replication-budget",
+            help: "bytes the extra copies of hot blocks may take over all paths (swarm placement); unset: a tenth of the flash capacity",
+            \.flashReplicationBudget),
         size(
             "flash.segment-size", atLeast: ByteSize(Int64(FlashRegionGeometry.minimumSegmentSize)),
             help: "bytes of one log segment of the flash region", \.flashSegmentSize),

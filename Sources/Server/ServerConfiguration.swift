@@ -98,8 +98,11 @@ public struct ServerConfiguration: Hashable, Sendable {
 
     // MARK: Engine
 
-    /// Compute device: GPU 0 when there is one, else the CPU backend.
+    /// Compute device: GPU 0 when there is one, else the CPU backend (of the first replica;
+    /// replica `i` of a GPU server runs on the `i`-th GPU after it).
     public var device = DeviceSelection.auto
+    /// Engine replicas behind one router (`--data-parallel`): one per GPU, or CPU replicas that share the cores.
+    public var dataParallel = 1
     /// CPU threads of the CPU backend (and its BLAS library); nil: the physical cores.
     public var threads: Int?
     /// Device memory for KV blocks (a size, or a count of blocks); small by default (32 blocks, 512
@@ -130,6 +133,8 @@ public struct ServerConfiguration: Hashable, Sendable {
     public var flashDailyWriteBudget: ByteSize?
     /// How blocks are spread over several flash paths.
     public var flashPlacement = FlashPlacementPolicy.stripe
+    /// Bytes the extra copies of swarm placement may take over all paths; nil: a tenth of the capacity.
+    public var flashReplicationBudget: ByteSize?
     /// Bytes of one log segment of the flash region.
     public var flashSegmentSize = ByteSize.mib(8)
     /// Whether several servers use the flash directories at once (each its own region file,

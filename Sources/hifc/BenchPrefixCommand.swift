@@ -73,6 +73,9 @@ struct BenchPrefixCommand: AsyncParsableCommand {
     @Flag(help: "Print one JSON object.")
     var json = false
 
+    @Option(help: "Record every flash transfer (prefix saves and loads) to this JSONL file (for bench placement).")
+    var trace: String?
+
     func run() async throws {
         MallocTuning.keepFreedBlocksMapped()
         let workloads = try list(workload) { PrefixWorkload(rawValue: $0) }
@@ -94,13 +97,15 @@ struct BenchPrefixCommand: AsyncParsableCommand {
             shape.turns * (shape.messageTokens + shape.answerTokens), shape.documentTokens + shape.questionTokens + shape.answerTokens,
             (shape.sweepSizes.max() ?? 0) + 17)
         let loaded = try BenchModelSource.load(model, device: device, context: longest)
-        let benchmark = PrefixBenchmark(
+        var benchmark = PrefixBenchmark(
             loaded: loaded,
             configuration: EngineConfiguration(kvBudget: budget, blockTokens: blockTokens, maxStepTokens: maxStepTokens, maxRunning: 64),
             flashRoot: flashPath, flashCapacity: capacity, shape: shape,
             source: TokenSource(vocabulary: min(loaded.tokenizer.vocabularySize, loaded.config.vocabSize)),
             deviceSwapper: { pool, store in (pool as? CUDAKVCachePool)?.makeFlashSwapper(store: store) },
             progress: { line in FileHandle.standardError.write(Data(("bench prefix: " + line + "\n").utf8)) })
+        benchmark.trace = try trace.map { try TransferTraceRecorder(path: $0) }
+        defer { benchmark.trace?.close() }
 
         var figures: [PrefixBenchmark.Figures] = []
         for workload in workloads where workload != .sweep {

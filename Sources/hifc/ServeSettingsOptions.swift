@@ -85,6 +85,9 @@ struct ServeSettingsOptions: ParsableArguments {
     @Option(name: .customLong("device"), help: ServeSettingsOptions.help("device"))
     var device: String?
 
+    @Option(name: .customLong("data-parallel"), help: ServeSettingsOptions.help("data-parallel"))
+    var dataParallel: String?
+
     @Option(name: .customLong("threads"), help: ServeSettingsOptions.help("threads"))
     var threads: String?
 
@@ -123,6 +126,9 @@ struct ServeSettingsOptions: ParsableArguments {
 
     @Option(name: .customLong("flash-placement"), help: ServeSettingsOptions.help("flash.placement"))
     var flashPlacement: String?
+
+    @Option(name: .customLong("flash-replication-budget"), help: ServeSettingsOptions.help("flash.replication-budget"))
+    var flashReplicationBudget: String?
 
     @Option(name: .customLong("flash-segment-size"), help: ServeSettingsOptions.help("flash.segment-size"))
     var flashSegmentSize: String?
@@ -163,6 +169,7 @@ struct ServeSettingsOptions: ParsableArguments {
             ("tls.cert", tlsCert.map { [$0] } ?? []),
             ("tls.key", tlsKey.map { [$0] } ?? []),
             ("device", device.map { [$0] } ?? []),
+            ("data-parallel", dataParallel.map { [$0] } ?? []),
             ("threads", threads.map { [$0] } ?? []),
             ("kv-budget", kvBudget.map { [$0] } ?? []),
             ("block-size", blockSize.map { [$0] } ?? []),
@@ -176,6 +183,7 @@ struct ServeSettingsOptions: ParsableArguments {
             ("flash.tbw", flashTbw.map { [$0] } ?? []),
             ("flash.daily-write-budget", flashDailyWriteBudget.map { [$0] } ?? []),
             ("flash.placement", flashPlacement.map { [$0] } ?? []),
+            ("flash.replication-budget", flashReplicationBudget.map { [$0] } ?? []),
             ("flash.segment-size", flashSegmentSize.map { [$0] } ?? []),
             ("flash.shared", flashShared.map { [$0] } ?? []),
             ("prefix-cache", prefixCache.map { [$0] } ?? []),

@@ -12,6 +12,14 @@ final class ConfigurationTests: XCTestCase {
         return path
     }
 
+    func testAdmissionLetsEachDataParallelReplicaTakeItsShare() throws {
+        var configuration = try ConfigurationLoader.load(arguments: ["--max-running", "8", "--data-parallel", "3"], environment: [:])
+        XCTAssertEqual(configuration.admissionLimits.maxInEngine, 24)
+        XCTAssertEqual(configuration.admissionLimits.maxEngineBacklog, 3 * ServerConfiguration.engineBacklog)
+        configuration.dataParallel = 1
+        XCTAssertEqual(configuration.admissionLimits.maxInEngine, 8)
+    }
+
     func testDefaultsApplyWithNothingGiven() throws {
         XCTAssertEqual(try ConfigurationLoader.load(arguments: [], environment: [:]), ServerConfiguration())
     }

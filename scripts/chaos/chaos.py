@@ -108,10 +108,11 @@ class Server:
 
     def metrics(self):
         status, _, text = request(self.port, "GET", "/metrics", key=KEY, raw=True)
-        values = {}
+        values = {}  # by metric name, labelled series (one per engine replica, ...) summed
         for line in text.splitlines():
             if line and not line.startswith("#"):
                 name, _, value = line.rpartition(" ")
+                name = name.split("{", 1)[0]
                 try:
                     values[name] = values.get(name, 0) + float(value)
                 except ValueError:
