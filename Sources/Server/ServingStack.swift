@@ -110,7 +110,7 @@ extension ServerConfiguration {
             kvBudget: kvBudget, blockTokens: blockSize, maxStepTokens: maxBatchTokens, maxRunning: maxRunning,
             preemption: preemption, prefetchDepth: prefetchDepth, hostSwapCapacity: dramSwap,
             flashDailyWriteBudget: flashDailyWriteBudget, modelID: servedModelName, prefixCaching: prefixCache,
-            prefixCacheWrite: prefixCacheWrite, prefixCacheFlashSize: prefixCacheFlashSize)
+            prefixCacheWrite: prefixCacheWrite, prefixCacheFlashSize: prefixCacheFlashSize, kvDType: kvDType)
     }
 
     /// The flash store's share of the settings.

@@ -79,6 +79,9 @@ struct BenchSwapCommand: AsyncParsableCommand {
     @Option(help: "cpu (the default here), auto, cuda or cuda:N. On a GPU, swap-flash moves blocks with cuFile.")
     var device: String = "cpu"
 
+    @Option(name: .customLong("kv-dtype"), help: "KV cache element type: auto (the backend's own), bf16 or fp8.")
+    var kvDType: KVDTypeChoice = .auto
+
     func run() async throws {
         MallocTuning.keepFreedBlocksMapped()
         let modes: [PreemptionMode] = try mode.split(separator: ",").map {
@@ -109,12 +112,12 @@ struct BenchSwapCommand: AsyncParsableCommand {
         var headings: [String] = []
         for shape in shapes {
             let work = shape.requests(count: requests, scale: scale, vocabulary: min(loaded.tokenizer.vocabularySize, loaded.config.vocabSize))
-            let layout = loaded.model.kvLayout(blockTokens: blockTokens)
+            let layout = loaded.model.kvLayout(blockTokens: blockTokens, dtype: kvDType)
             let meanTokens = work.reduce(0) { $0 + $1.prompt.count + $1.maxTokens } / work.count
             let blocks = budget.blockCount(blockBytes: layout.blockStride)
             let heading =
                 "bench swap: \(loaded.name), workload \(shape) x\(scale) (\(requests) requests, mean \(meanTokens) tokens each), "
-                + "KV budget \(budget) = \(blocks) blocks of \(blockTokens) tokens, about \(blocks * blockTokens / max(meanTokens, 1)) requests"
+                + "KV \(layout.dtype.rawValue), budget \(budget) = \(blocks) blocks of \(blockTokens) tokens (\(layout.blockBytes) bytes), about \(blocks * blockTokens / max(meanTokens, 1)) requests"
             if !json { FileHandle.standardError.write(Data((heading + "\n").utf8)) }
             headings.append(heading)
 
@@ -122,7 +125,7 @@ struct BenchSwapCommand: AsyncParsableCommand {
                 loaded: loaded, workload: shape.name, requests: work,
                 engine: EngineConfiguration(
                     kvBudget: budget, blockTokens: blockTokens, maxStepTokens: maxStepTokens, maxRunning: requests,
-                    prefetchDepth: prefetchDepth, hostSwapCapacity: dram),
+                    prefetchDepth: prefetchDepth, hostSwapCapacity: dram, kvDType: kvDType),
                 flashDirectory: flashPath, flashCapacity: capacity, enduranceTBW: tbw)
             // Rounds alternate the order of the modes (forward, backward, ...) so that a drift in the
             // machine's load does not favour the modes that run first; each mode's figures are the
