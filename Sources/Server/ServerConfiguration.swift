@@ -59,6 +59,43 @@ public struct ServerConfiguration: Hashable, Sendable {
     /// Where the server keeps what it makes itself: the synthetic model, the default flash region.
     public var dataDirectory = "hifc-data"
 
+    // MARK: Limits and admission
+
+    /// Most sequences (prompts x `n`) one request may create.
+    public var maxRequestSequences = 64
+    /// Most prompt tokens of one request, counted once per sequence.
+    public var maxRequestPromptTokens = 131_072
+    /// Most completion tokens one request may ask for (`max_tokens` x sequences).
+    public var maxRequestCompletionTokens = 65_536
+    /// Most sequences waiting for the engine; requests beyond get HTTP 429.
+    public var maxQueuedSequences = 512
+    /// Most tokens (prompt plus `max_tokens`) of the sequences waiting for the engine.
+    public var maxQueuedTokens = 524_288
+
+    // MARK: Connections
+
+    /// Most open connections; beyond it the longest idle one is closed for a new one.
+    public var maxConnections = 1024
+    /// A connection with no request for this long is closed.
+    public var idleTimeout = Duration.seconds(60)
+    /// Most time to receive a request's headers and body once its first byte has arrived.
+    public var requestReadTimeout = Duration.seconds(30)
+    /// Most bytes of request bodies held at once, over all connections.
+    public var maxBodyMemory = ByteSize.mib(64)
+    /// How long SIGTERM waits for running requests before aborting them.
+    public var shutdownTimeout = Duration.seconds(30)
+
+    // MARK: Security
+
+    /// Keys a client must send as `Authorization: Bearer KEY`; empty: no key needed.
+    public var apiKeys: [String] = []
+    /// Whether `/metrics` answers without a key when keys are set.
+    public var publicMetrics = false
+    /// PEM certificate chain for HTTPS; with `tlsKey`, the server speaks only HTTPS.
+    public var tlsCertificate: String?
+    /// PEM private key of `tlsCertificate`.
+    public var tlsKey: String?
+
     // MARK: Engine
 
     /// Compute device: GPU 0 when there is one, else the CPU backend.

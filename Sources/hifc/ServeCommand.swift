@@ -1,4 +1,5 @@
 import ArgumentParser
+import Backend
 import CUDA
 import Foundation
 import Hummingbird
@@ -24,7 +25,10 @@ struct ServeCommand: AsyncParsableCommand {
     @OptionGroup var settings: ServeSettingsOptions
 
     func run() async throws {
-        MallocTuning.keepFreedBlocksMapped()
+        if MallocTuning.keepFreedBlocksMapped() {
+            // Lowered during bursts of request bodies or connections, so their memory goes back.
+            HeapTrimmer.shared.setSteadyTrimThreshold(Int32(MallocTuning.trimThreshold))
+        }
         let configuration: ServerConfiguration
         do {
             configuration = try ConfigurationLoader.load(flags: settings.given, configPath: settings.config)
@@ -37,7 +41,8 @@ struct ServeCommand: AsyncParsableCommand {
             stack = try ServingStack(
                 configuration: configuration, logger: logger,
                 backend: { try BackendChoice.make($0.description, logger: logger) },
-                deviceSwapper: { pool, store in (pool as? CUDAKVCachePool)?.makeFlashSwapper(store: store) })
+                deviceSwapper: { pool, store in (pool as? CUDAKVCachePool)?.makeFlashSwapper(store: store) },
+                flashFaults: ChaosFlashFaults.fromEnvironment(logger: logger))
         } catch {
             logger.critical("cannot start: \(error)")
             throw ExitCode(1)
@@ -47,15 +52,17 @@ struct ServeCommand: AsyncParsableCommand {
         logger.info(
             "model \(stack.routes.servedModelName) (\(stack.model.directory)), device \(configuration.device) (\(stack.model.model.backend.name)), KV budget \(configuration.kvBudget), context \(stack.engine.maxContextTokens) tokens, preemption \(configuration.preemption.rawValue), flash \(flash)"
         )
-        let app = stack.routes.application(
-            address: .hostname(configuration.host, port: configuration.port), eventLoopThreads: configuration.device == .cpu ? 1 : nil
-        ) {
+        // SIGTERM or SIGINT: graceful shutdown (see `HTTPServerService`); a second one exits at once.
+        let signals = ShutdownSignals(logger: logger) { await stack.beginShutdown() }
+        let scheme = configuration.tlsCertificate == nil ? "http" : "https"
+        try await stack.serve(
+            address: .hostname(configuration.host, port: configuration.port), eventLoopThreads: stack.model.model.backend is CPUBackend ? 1 : nil
+        ) { port in
             logger.info(
-                "listening on http://\(configuration.host):\(configuration.port) (POST /v1/completions, /v1/chat/completions; GET /v1/models, /health, /metrics)"
+                "listening on \(scheme)://\(configuration.host):\(port ?? configuration.port) (POST /v1/completions, /v1/chat/completions; GET /v1/models, /health, /metrics)\(configuration.apiKeys.isEmpty ? "" : "; API key required")"
             )
         }
-        try await app.runService()
-        logger.info("stop signal received: the HTTP server stopped accepting connections and answered the requests in flight")
+        withExtendedLifetime(signals) { logger.info("the HTTP server has stopped (no connections left)") }
     }
 
     /// Stops the engine and closes the flash store, saying what was left and what was saved.

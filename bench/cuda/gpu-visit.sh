@@ -3,7 +3,7 @@
 # whole 8B-shaped model against PyTorch + transformers, the server under load, and an error exit
 # of the CUDA engine.
 # Run from the repository root after `bash .device/unpack.sh`; logs go to $OUT (or ./gpu-logs).
-#   bash bench/cuda/gpu-visit.sh [checks] [labs] [model] [long] [swap] [swapio] [sanitizer] [serve] [exit] [smollm2] [cpu]
+#   bash bench/cuda/gpu-visit.sh [checks] [labs] [model] [long] [swap] [swapio] [prefix] [sanitizer] [serve] [exit] [smollm2] [cpu] [cpu]
 #   (default: all but swapio, smollm2 and cpu; smollm2 and cpu need the GGUF carried in parts, see the smollm2 step)
 # env: BATCH, PROMPT, DECODE (model: decode tokens, 32; the first 15 or so steps after the prefill run at
 # power-capped clocks, model-h200.md); BASELINE=DIR first runs bench model with DIR/hifc (an earlier binary, packed
@@ -102,6 +102,24 @@ if has swap; then  # the paper's setting: 8B shape, GovReport-like prompts, 4 Gi
         > "$out/bench-swap.txt" 2>&1
     echo "bench swap rc=$?" | tee -a "$out/summary.txt"
     tail -12 "$out/bench-swap.txt" | tee -a "$out/summary.txt"
+fi
+
+if has prefix; then  # the prefix cache on the 8B shape: load vs recompute vs the cost model, 1K-32K; document QA
+    stamp "synth 8b"; synth8b
+    stamp "dd before prefix"; disk_dd
+    stamp "bench prefix sweep"
+    .device/hifc bench prefix --model "$model" --device cuda --workload sweep --sizes "${PREFIX_SIZES:-1024,2048,4096,8192,16384,32768}" \
+        --block-size 64 --kv-budget 20GiB --max-batch-tokens 8192 --flash-path "$work" --flash-capacity 24GiB --json \
+        > "$out/prefix-sweep.json" 2> "$out/prefix-sweep.log"
+    echo "bench prefix sweep rc=$?" | tee -a "$out/summary.txt"
+    cat "$out/prefix-sweep.json" | tee -a "$out/summary.txt"
+    stamp "bench prefix docqa"
+    .device/hifc bench prefix --model "$model" --device cuda --workload docqa --documents 3 --document-tokens "${DOC_TOKENS:-16384}" \
+        --questions 8 --concurrency 4 --block-size 64 --kv-budget "${PREFIX_BUDGET:-4GiB}" --max-batch-tokens 8192 \
+        --flash-path "$work" --flash-capacity 24GiB --json > "$out/prefix-docqa.json" 2> "$out/prefix-docqa.log"
+    echo "bench prefix docqa rc=$?" | tee -a "$out/summary.txt"
+    cat "$out/prefix-docqa.json" | tee -a "$out/summary.txt"
+    stamp "dd after prefix"; disk_dd
 fi
 
 if has swapio; then  # swap I/O against dd in alternating rounds: this disk's own speed moves within minutes
