@@ -6,6 +6,9 @@ public struct EngineConfiguration: Sendable, Hashable {
     public var kvBudget: KVBudget
     /// Tokens per KV block (`--block-size`; the paper uses 64).
     public var blockTokens: Int
+    /// The KV cache's element type (`--kv-dtype`): the backend's own, bf16, or fp8 E4M3 with
+    /// scales (half of bf16's bytes on the device, on flash and in every swap and prefix load).
+    public var kvDType: KVDTypeChoice
     /// Most tokens computed in one step: the chunked-prefill budget (`--max-batch-tokens`).
     public var maxStepTokens: Int
     /// Most sequences running at once (`--max-running`).
@@ -40,8 +43,9 @@ public struct EngineConfiguration: Sendable, Hashable {
         maxRunning: Int = 64, preemption: PreemptionMode = .swapFlash, prefetchDepth: Int = 2,
         hostSwapCapacity: ByteSize = .gib(16), flashDailyWriteBudget: ByteSize? = nil,
         modelID: String? = nil, prefixCaching: Bool = true, prefixCacheWrite: PrefixWritePolicy = .onEvict,
-        prefixCacheFlashSize: ByteSize? = nil, replica: Int = 0
+        prefixCacheFlashSize: ByteSize? = nil, replica: Int = 0, kvDType: KVDTypeChoice = .auto
     ) {
+        self.kvDType = kvDType
         self.kvBudget = kvBudget
         self.blockTokens = blockTokens
         self.maxStepTokens = maxStepTokens

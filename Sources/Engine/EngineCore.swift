@@ -68,14 +68,14 @@ public final class EngineCore {
         self.loaded = loaded
         metrics = EngineMetrics(replica: configuration.replica)
         let model = loaded.model
-        let layout = model.kvLayout(blockTokens: configuration.blockTokens)
+        let layout = model.kvLayout(blockTokens: configuration.blockTokens, dtype: configuration.kvDType)
         let stride = FlashLayout.padded(layout.blockBytes)
         let blocks = configuration.kvBudget.blockCount(blockBytes: stride)
         guard blocks > 0 else { throw EngineError.kvBudgetTooSmall(budget: "\(configuration.kvBudget)", blockBytes: stride) }
         if flashTier == nil, configuration.preemption == .swapFlash || configuration.preemption == .auto {
             throw EngineError.noFlashTier(configuration.preemption)
         }
-        kv = try model.makeKVCachePool(blockTokens: configuration.blockTokens, blocks: blocks)
+        kv = try model.makeKVCachePool(blockTokens: configuration.blockTokens, blocks: blocks, dtype: configuration.kvDType)
         self.flashTier = flashTier
 
         var tiers: [any KVTierStore] = []

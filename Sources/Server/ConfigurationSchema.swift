@@ -138,6 +138,9 @@ public enum ConfigurationSchema {
             },
             render: { $0.kvBudget.description }),
         integer("block-size", in: 1...1024, help: "tokens per KV block", \.blockSize),
+        choice(
+            "kv-dtype", help: "KV cache element type; auto: the backend's own (CPU f32, CUDA bf16); fp8: E4M3 with a scale per token and KV head",
+            \.kvDType),
         integer("max-batch-tokens", in: 1...1_048_576, help: "most tokens computed in one engine step", \.maxBatchTokens),
         integer("max-running", in: 1...65_536, help: "most sequences running at once", \.maxRunning),
         choice("preemption", help: "what happens to a preempted sequence", \.preemption),

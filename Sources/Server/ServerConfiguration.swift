@@ -110,6 +110,8 @@ public struct ServerConfiguration: Hashable, Sendable {
     public var kvBudget = KVBudget.blocks(32)
     /// Tokens per KV block.
     public var blockSize = 16
+    /// The KV cache's element type: the backend's own (auto), bf16, or fp8 E4M3 with scales.
+    public var kvDType = KVDTypeChoice.auto
     /// Most tokens computed in one engine step (prefill chunks plus decodes).
     public var maxBatchTokens = 512
     /// Most sequences running at once.

@@ -287,7 +287,7 @@ extension ServerConfiguration {
             preemption: preemption, prefetchDepth: prefetchDepth, hostSwapCapacity: dramSwap,
             flashDailyWriteBudget: flashDailyWriteBudget, modelID: servedModelName, prefixCaching: prefixCache,
             prefixCacheWrite: prefixCacheWrite, prefixCacheFlashSize: prefixCacheFlashSize.map { ByteSize($0.bytes / Int64(dataParallel)) },
-            replica: index)
+            replica: index, kvDType: kvDType)
     }
 
     /// Replica `index`'s flash store's share of the settings. With one replica, its region is

@@ -94,6 +94,9 @@ struct BenchSwapCommand: AsyncParsableCommand {
     @Option(help: "Record the flash transfers of the first swap-flash run to this JSONL file (for bench placement).")
     var trace: String?
 
+    @Option(name: .customLong("kv-dtype"), help: "KV cache element type: auto (the backend's own), bf16 or fp8.")
+    var kvDType: KVDTypeChoice = .auto
+
     func run() async throws {
         MallocTuning.keepFreedBlocksMapped()
         let modes: [PreemptionMode] = try mode.split(separator: ",").map {
@@ -133,12 +136,12 @@ struct BenchSwapCommand: AsyncParsableCommand {
         var headings: [String] = []
         for shape in shapes {
             let work = shape.requests(count: requests, scale: scale, vocabulary: min(loaded.tokenizer.vocabularySize, loaded.config.vocabSize))
-            let layout = loaded.model.kvLayout(blockTokens: blockTokens)
+            let layout = loaded.model.kvLayout(blockTokens: blockTokens, dtype: kvDType)
             let meanTokens = work.reduce(0) { $0 + $1.prompt.count + $1.maxTokens } / work.count
             let blocks = budget.blockCount(blockBytes: layout.blockStride)
             let heading =
                 "bench swap: \(loaded.name), workload \(shape) x\(scale) (\(requests) requests, mean \(meanTokens) tokens each), "
-                + "KV budget \(budget) = \(blocks) blocks of \(blockTokens) tokens, about \(blocks * blockTokens / max(meanTokens, 1)) requests"
+                + "KV \(layout.dtype.rawValue), budget \(budget) = \(blocks) blocks of \(blockTokens) tokens (\(layout.blockBytes) bytes), about \(blocks * blockTokens / max(meanTokens, 1)) requests"
                 + (dataParallel > 1 ? ", per replica; \(dataParallel) replicas" : "")
                 + ", flash \(FlashStoreConfiguration.parsePaths(flashPath).count) path(s), \(placement.rawValue) placement"
             if !json { FileHandle.standardError.write(Data((heading + "\n").utf8)) }
@@ -148,7 +151,7 @@ struct BenchSwapCommand: AsyncParsableCommand {
                 loaded: loaded, workload: shape.name, requests: work,
                 engine: EngineConfiguration(
                     kvBudget: budget, blockTokens: blockTokens, maxStepTokens: maxStepTokens, maxRunning: requests,
-                    prefetchDepth: prefetchDepth, hostSwapCapacity: dram),
+                    prefetchDepth: prefetchDepth, hostSwapCapacity: dram, kvDType: kvDType),
                 flashDirectory: flashPath, flashCapacity: capacity, enduranceTBW: tbw)
             benchmark.replicaModels = Array(models.dropFirst())
             benchmark.placement = placement

@@ -97,6 +97,9 @@ struct ServeSettingsOptions: ParsableArguments {
     @Option(name: .customLong("block-size"), help: ServeSettingsOptions.help("block-size"))
     var blockSize: String?
 
+    @Option(name: .customLong("kv-dtype"), help: ServeSettingsOptions.help("kv-dtype"))
+    var kvDtype: String?
+
     @Option(name: .customLong("max-batch-tokens"), help: ServeSettingsOptions.help("max-batch-tokens"))
     var maxBatchTokens: String?
 
@@ -173,6 +176,7 @@ struct ServeSettingsOptions: ParsableArguments {
             ("threads", threads.map { [$0] } ?? []),
             ("kv-budget", kvBudget.map { [$0] } ?? []),
             ("block-size", blockSize.map { [$0] } ?? []),
+            ("kv-dtype", kvDtype.map { [$0] } ?? []),
             ("max-batch-tokens", maxBatchTokens.map { [$0] } ?? []),
             ("max-running", maxRunning.map { [$0] } ?? []),
             ("preemption", preemption.map { [$0] } ?? []),
