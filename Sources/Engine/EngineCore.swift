@@ -106,11 +106,29 @@ public final class EngineCore {
             let recovered = flashTier.storedContentKeys
             scheduler.learnStoredBlocks(recovered, in: .flash, owned: true)
             if !recovered.isEmpty { logger.info("the flash tier holds \(recovered.count) prefix blocks from earlier runs") }
+            measureFlashReads()
             if flashTier.isShared {
                 let shared = refreshSharedBlocks(every: 0)
                 logger.info("shared flash directory: \(shared) prefix blocks of other instances readable")
             }
         }
+    }
+
+    /// Whether the cost model has a measured flash read bandwidth (a probe, or a read done).
+    private var flashReadsMeasured = false
+    private var stepsSinceProbe = 0
+
+    /// Seeds the cost model's flash read bandwidth with a measurement of reading back blocks
+    /// flash holds, until a real read has measured it. Without it the model starts from a guess
+    /// (3 GB/s), and a disk slower than the guess loads prefixes that recomputing would serve
+    /// sooner. Tried at start and then every 256 steps while flash holds too little to measure.
+    private func measureFlashReads() {
+        guard !flashReadsMeasured, configuration.prefixCaching, let flashTier else { return }
+        stepsSinceProbe = 0
+        guard let bandwidth = flashTier.measureReadBandwidth() else { return }
+        scheduler.costModel.readBytesPerSecond[.flash] = bandwidth
+        flashReadsMeasured = true
+        logger.info("flash read bandwidth measured on stored blocks: \(String(format: "%.2f", bandwidth / 1e9)) GB/s")
     }
 
     /// Last look at the other instances' regions in a shared flash directory.
@@ -192,6 +210,8 @@ public final class EngineCore {
         apply(outcomes.drain(), to: &step)
         updateFlashBudget()
         refreshSharedBlocks(every: Self.sharedRefreshInterval)
+        stepsSinceProbe += 1
+        if !flashReadsMeasured, stepsSinceProbe >= 256 { measureFlashReads() }
         let plan = scheduler.schedule()
         plan.writes.forEach(transfers.start)
         plan.reads.forEach(transfers.start)
@@ -288,6 +308,7 @@ public final class EngineCore {
             }
             if outcome.failure == nil {
                 scheduler.costModel.observe(outcome.direction, tier: outcome.tier, bytes: outcome.bytes, seconds: outcome.seconds)
+                if outcome.tier == .flash, outcome.direction == .read { flashReadsMeasured = true }
             }
             if outcome.tier == .flash, outcome.direction == .write { step.flashBytesWritten += outcome.bytes }
             switch (outcome.forPrefixCache, outcome.direction) {

@@ -58,6 +58,8 @@ public final class FlashTier: KVTierStore {
         return (change.found, change.gone)
     }
 
+    public func measureReadBandwidth() -> Double? { store.measureReadBandwidth(maxBytes: 128 << 20) }
+
     public func adoptNamespace(_ namespace: PrefixNamespace) {
         store.setContentNamespace(tag: namespace.tag, summary: namespace.summary)
     }

@@ -76,6 +76,9 @@ public protocol KVTierStore: Sendable {
     /// Records the prefix-cache namespace of the content blocks this engine writes (flash slot
     /// headers carry its tag, so `hifc inspect` counts blocks per namespace).
     func adoptNamespace(_ namespace: PrefixNamespace)
+    /// Bytes per second of reading back blocks the tier holds, measured now (blocking); nil when
+    /// it holds too little to measure.
+    func measureReadBandwidth() -> Double?
 }
 
 extension KVTierStore {
@@ -85,4 +88,5 @@ extension KVTierStore {
     public var isShared: Bool { false }
     public func refreshSharedBlocks() -> (found: [BlockKey], gone: [BlockKey]) { ([], []) }
     public func adoptNamespace(_ namespace: PrefixNamespace) {}
+    public func measureReadBandwidth() -> Double? { nil }
 }

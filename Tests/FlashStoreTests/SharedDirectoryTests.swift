@@ -108,3 +108,20 @@ final class SharedDirectoryTests: XCTestCase {
         XCTAssertEqual(census[0].namespaces.map(\.blocks), [2])
     }
 }
+
+/// The read-bandwidth measurement the engine's cost model starts from.
+final class ReadProbeTests: XCTestCase {
+    func testReadBandwidthIsMeasuredOnStoredBlocksOnlyWhenThereAreEnough() async throws {
+        let directory = try makeFlashDirectory()
+        defer { removeFlashDirectory(directory) }
+        let store = try FlashStore(configuration: testConfiguration([directory], capacity: .mib(64), segment: .mib(4)))
+        defer { store.close() }
+        let keys = (0..<5).map { BlockKey(kind: .content, high: 7, low: UInt64($0)) }
+        try await put(store, keys.prefix(1).map { ($0, expectedPayload($0, length: 1 << 20)) })
+        XCTAssertNil(store.measureReadBandwidth(maxBytes: 8 << 20, minimumBytes: 4 << 20), "1 MiB is too little to judge")
+        try await put(store, keys.dropFirst().map { ($0, expectedPayload($0, length: 1 << 20)) })
+        let bandwidth = try XCTUnwrap(store.measureReadBandwidth(maxBytes: 8 << 20, minimumBytes: 4 << 20))
+        XCTAssertGreaterThan(bandwidth, 0)
+        XCTAssertEqual(store.stats.corruptOrFailedReads, 0)
+    }
+}
