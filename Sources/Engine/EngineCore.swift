@@ -172,7 +172,7 @@ public final class EngineCore {
         }
         // A new request may share a prefix another instance wrote a moment ago.
         refreshSharedBlocks(every: Self.sharedRefreshOnRequest)
-        scheduler.add(id: id, prompt: request.promptTokens, maxTotalTokens: total, cacheSalt: request.cacheSalt)
+        scheduler.add(id: id, prompt: request.promptTokens, maxTotalTokens: total, cacheSalt: request.cacheSalt, group: request.fairnessGroup)
         requests[id] = RequestProgress(request: request, tokenizer: loaded.tokenizer, eos: loaded.eosTokenIDs)
         var added = EngineStats()
         added.promptTokens = request.promptTokens.count

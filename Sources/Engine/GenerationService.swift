@@ -24,12 +24,17 @@ public struct GenerationRequest: Sendable {
     /// Keeps this request's cached prefixes apart from those of requests with another salt or
     /// none (vLLM's `cache_salt`: one tenant cannot find another's prompts by timing).
     public var cacheSalt: String?
+    /// The request this sequence is one of (the server's request: its `n` choices and prompts),
+    /// for the engine's fairness between requests (`FairShare`). Sequences that name none are one
+    /// request together, served first come, first served.
+    public var fairnessGroup: FairShare.Group
 
-    public init(id: String, promptTokens: [Int], sampling: SamplingParams, cacheSalt: String? = nil) {
+    public init(id: String, promptTokens: [Int], sampling: SamplingParams, cacheSalt: String? = nil, fairnessGroup: FairShare.Group = nil) {
         self.id = id
         self.promptTokens = promptTokens
         self.sampling = sampling
         self.cacheSalt = cacheSalt
+        self.fairnessGroup = fairnessGroup
     }
 }
 

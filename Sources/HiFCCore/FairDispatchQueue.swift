@@ -3,14 +3,15 @@ import Collections
 /// The server's waiting room in front of the engine: requests' sequences wait here, bounded by
 /// count and by tokens, and are handed to the engine a few at a time, fairly between requests.
 ///
-/// The engine serves its sequences first come, first served, so a request that put thousands of
-/// sequences into it would hold everyone else back until they were all done. Here each request is
-/// a group; only `maxInEngine` sequences are in the engine at once, and fewer than
-/// `maxEngineBacklog` of them wait inside it (handed out but not started, or waiting or preempted
-/// as the engine reports), so the engine's own queue stays short and a newcomer is never far
-/// behind. The next sequence handed out always comes from the group with the fewest sequences in
-/// the engine (ties: the one served longest ago), which gives a new request the next free place
-/// however large the others are.
+/// A request that put thousands of sequences into the engine at once would hold its memory and
+/// its queues for all of them. Here each request is a group; only `maxInEngine` sequences are in
+/// the engine at once, and fewer than `maxEngineBacklog` of them wait inside it (handed out but not
+/// started, or waiting or preempted as the engine reports), so the engine's own queue stays short.
+/// The next sequence handed out always comes from the group with the fewest sequences in the
+/// engine (ties: the one served longest ago), which gives a new request the next free place
+/// however large the others are. A group with no sequence in the engine does not even wait for a
+/// place: it may pass both bounds by up to `maxEngineBacklog` sequences in all, since the engine
+/// serves the request with the least service first (`FairShare`) and makes room for it.
 ///
 /// Admission is all or nothing per group: a group whose sequences would take the queue past
 /// `maxQueuedSequences` or `maxQueuedTokens` is refused (the server answers 429), unless the queue
@@ -111,12 +112,14 @@ public struct FairDispatchQueue<Item: Sendable>: Sendable {
     }
 
     /// The next sequence to hand to the engine, if the engine may take one: from the group with
-    /// the fewest sequences in the engine, ties going to the one served longest ago.
-    /// `engineBacklog` is what the engine last reported waiting or preempted in it.
+    /// the fewest sequences in the engine, ties going to the one served longest ago; past the
+    /// bounds, only a group with none in the engine (see above). `engineBacklog` is what the
+    /// engine last reported waiting or preempted in it.
     public mutating func next(engineBacklog: Int = 0) -> (group: GroupID, item: Item)? {
-        guard inEngine < limits.maxInEngine, max(unstarted, engineBacklog) < limits.maxEngineBacklog else { return nil }
+        let full = inEngine >= limits.maxInEngine || max(unstarted, engineBacklog) >= limits.maxEngineBacklog
+        guard !full || inEngine < limits.maxInEngine + limits.maxEngineBacklog else { return nil }
         var best: (id: GroupID, inEngine: Int, lastServed: UInt64)?
-        for (id, group) in groups where !group.pending.isEmpty {
+        for (id, group) in groups where !group.pending.isEmpty && (!full || group.inEngine == 0) {
             if let b = best, (b.inEngine, b.lastServed) <= (group.inEngine, group.lastServed) { continue }
             best = (id, group.inEngine, group.lastServed)
         }

@@ -2,12 +2,16 @@
 /// compute which tokens, which are preempted (swapped out or recomputed), which swapped ones
 /// come back, and which blocks move between the device and the tiers below it.
 ///
-/// Policy: first come, first served. Running sequences are served in arrival order, each with its
-/// next prefill chunk (under the step's token budget) or its one decode token. When the device
-/// has too few free blocks for one of them, the most recently arrived running sequence is
-/// preempted (possibly the one asking), as in vLLM; blocks still read by writes in flight count as
-/// arriving, so no more is preempted than needed. Swapped sequences resume before any new request
-/// is admitted.
+/// Policy: first come, first served within a request, least attained service between requests
+/// (`FairShare`). Running sequences are served in that order, each with its next prefill chunk
+/// (under the step's token budget) or its one decode token; a request that has had more service
+/// takes no more of a step than those before it. When the device has too few free blocks for one
+/// of them, the last running sequence in that order is preempted (possibly the one asking): the
+/// newest of the most-served request, as in vLLM when there is one request; blocks still read by
+/// writes in flight count as arriving, so no more is preempted than needed. Swapped sequences
+/// resume before any new request is admitted, except a request whose service is a step's tokens
+/// below the most-served running request's: it is admitted first, preempting that one's sequences
+/// if it must (`admitUnderserved`).
 ///
 /// Prefix cache: every full block is named by its content hash (`PrefixHash`). A sequence being
 /// admitted takes the cached device blocks of its longest cached prefix and, past them, the
@@ -55,6 +59,8 @@ public struct Scheduler: Sendable {
     private var pendingDeletes: [StepPlan.Delete] = []
     private var events = SchedulerEvents()
     private let defaultRoot: PrefixHash
+    /// Each request's attained service, for the order between requests.
+    private var fairShare = FairShare()
 
     /// A read in flight and what its sequence becomes when it completes.
     private struct PendingRead: Sendable {
@@ -107,8 +113,9 @@ public struct Scheduler: Sendable {
     /// Adds a waiting sequence of `prompt` that may grow to `maxTotalTokens` tokens in all, at
     /// most `config.maxSequenceTokens` (the caller checks requests against it: a longer sequence
     /// could never fit the device). `cacheSalt` (a request's `cache_salt`) keeps its cached
-    /// prefixes apart from other salts'.
-    public mutating func add(id: SequenceID, prompt: [Int], maxTotalTokens: Int, cacheSalt: String? = nil) {
+    /// prefixes apart from other salts'. `group` names the request it belongs to (see `FairShare`;
+    /// nil: one group with every other sequence that names none).
+    public mutating func add(id: SequenceID, prompt: [Int], maxTotalTokens: Int, cacheSalt: String? = nil, group: FairShare.Group = nil) {
         precondition(sequences[id] == nil, "sequence \(id) added twice")
         precondition(
             maxTotalTokens <= config.maxSequenceTokens,
@@ -117,6 +124,7 @@ public struct Scheduler: Sendable {
         let sequence = GenerationSequence(id: id, arrival: nextArrival, prompt: prompt, blockTokens: config.blockTokens, hashRoot: root)
         nextArrival += 1
         sequences[id] = sequence
+        fairShare.join(id, group: group)
         insertByArrival(id, into: &waiting)
     }
 
@@ -151,19 +159,17 @@ public struct Scheduler: Sendable {
         // Once a sequence waits for blocks, later ones may not take new blocks ahead of it.
         var starved = false
 
-        var index = 0
-        while index < running.count, budget > 0 {
-            let id = running[index]
-            let sequence = sequences[id]!
-            let count = min(sequence.uncomputed, budget)
+        var share = fairShare.step()
+        for id in fairOrder(running) where budget > 0 {
+            // A victim of an earlier sequence's growth.
+            guard let sequence = sequences[id], sequence.status == .running else { continue }
+            let count = min(sequence.uncomputed, budget, share.allowance(for: id))
+            guard count > 0 else { continue }
             let missing = kv.blocksMissing(id, forTokens: sequence.computed + count)
             if missing > 0 {
-                if starved {
-                    index += 1
-                    continue
-                }
+                if starved { continue }
                 var selfPreempted = false
-                while kv.freeBlocks < missing, kv.freeBlocks + kv.arrivingBlocks < missing, let victim = running.popLast() {
+                while kv.freeBlocks < missing, kv.freeBlocks + kv.arrivingBlocks < missing, let victim = takeVictim() {
                     preempt(victim, into: &plan)
                     preempted = true
                     if victim == id {
@@ -174,18 +180,18 @@ public struct Scheduler: Sendable {
                 if selfPreempted { break }
                 guard kv.grow(id, toHold: sequence.computed + count) != nil else {
                     starved = true
-                    index += 1
                     continue
                 }
             }
             append(chunk: id, count: count, to: &plan)
+            share.take(count, by: id)
             budget -= count
-            index += 1
         }
 
+        if admitUnderserved(budget: &budget, share: &share, into: &plan) { preempted = true }
         if !preempted, !starved {
             resumeSwapped(into: &plan)
-            if swapped.isEmpty, swapInsInFlight == 0 { admitWaiting(budget: budget, into: &plan) }
+            if swapped.isEmpty, swapInsInFlight == 0 { admitWaiting(budget: &budget, share: &share, into: &plan) }
         }
         savePrefixBlocks(into: &plan)
         let trimmed = tiers.trimPrefixBlocks()
@@ -242,9 +248,13 @@ public struct Scheduler: Sendable {
         }
     }
 
-    private mutating func admitWaiting(budget: Int, into plan: inout StepPlan) {
-        var budget = budget
-        while let id = waiting.first, budget > 0, running.count + loading.count < config.maxRunning {
+    /// Admits waiting sequences in fair order while they fit and their request's `share` of the
+    /// step allows; with `underservedOnly`, only those of requests `isUnderserved` says may pass.
+    private mutating func admitWaiting(
+        budget: inout Int, share: inout FairShare.Step, underservedOnly: Bool = false, into plan: inout StepPlan
+    ) {
+        while let id = fairOrder(waiting).first, budget > 0, running.count + loading.count < config.maxRunning {
+            if underservedOnly, !isUnderserved(id) { return }
             let sequence = sequences[id]!
             let blockTokens = config.blockTokens
             // At least the last token is computed: its logits pick the next one.
@@ -254,7 +264,7 @@ public struct Scheduler: Sendable {
             let flashKeys = prefixBlocksWorthLoading(sequence, after: hits.count, upTo: reusable)
             if !flashKeys.isEmpty {
                 guard kv.freeBlocks - flashKeys.count - kv.freeBlocksTaken(by: hits) >= reserveBlocks else { return }
-                waiting.removeFirst()
+                waiting.removeAll { $0 == id }
                 admit(id, hits: hits)
                 let blocks = kv.grow(id, toHold: hitTokens + flashKeys.count * blockTokens)!
                 flashKeys.forEach { tiers.touch($0) }
@@ -267,17 +277,66 @@ public struct Scheduler: Sendable {
                 loading.append(id)
                 continue
             }
-            let count = min(sequence.tokens.count - hitTokens, budget)
+            let count = min(sequence.tokens.count - hitTokens, budget, share.allowance(for: id))
+            guard count > 0 else { return }
             let missing = kv.blocks(forTokens: hitTokens + count) - hits.count
             guard kv.freeBlocks - missing - kv.freeBlocksTaken(by: hits) >= reserveBlocks else { return }
-            waiting.removeFirst()
+            waiting.removeAll { $0 == id }
             admit(id, hits: hits)
             _ = kv.grow(id, toHold: hitTokens + count)!
             sequences[id]!.status = .running
             insertByArrival(id, into: &running)
             append(chunk: id, count: count, to: &plan)
+            share.take(count, by: id)
             budget -= count
         }
+    }
+
+    // MARK: Fairness between requests
+
+    /// `ids` in serving order (see `FairShare.order`).
+    private func fairOrder(_ ids: [SequenceID]) -> [SequenceID] {
+        fairShare.order(ids) { sequences[$0]!.arrival }
+    }
+
+    /// Removes from `running` and returns the sequence to preempt next: the last in serving order,
+    /// the newest sequence of the most-served request.
+    private mutating func takeVictim() -> SequenceID? {
+        guard let victim = fairOrder(running).last else { return nil }
+        running.removeAll { $0 == victim }
+        return victim
+    }
+
+    /// Whether waiting sequence `id`'s request has had a step's tokens less service than the
+    /// most-served request with sequences on the device or swapped, so it may pass the swapped
+    /// ones and preempt that request's running ones. The margin keeps two requests of equal size
+    /// from preempting each other every step.
+    private func isUnderserved(_ id: SequenceID) -> Bool {
+        let heaviest = (running + loading + swapped).lazy.map { fairShare.service(of: $0) }.max() ?? 0
+        return fairShare.service(of: id) + config.maxStepTokens < heaviest
+    }
+
+    /// Admits the waiting sequences of underserved requests (`isUnderserved`) ahead of swapped
+    /// ones, preempting the most-served request's sequences for the first one's first chunk when
+    /// the device is full (of blocks, or of `maxRunning` sequences). Returns whether it preempted.
+    private mutating func admitUnderserved(budget: inout Int, share: inout FairShare.Step, into plan: inout StepPlan) -> Bool {
+        guard let first = fairOrder(waiting).first, isUnderserved(first), budget > 0 else { return false }
+        // As if nothing were cached (the admission itself reuses what is).
+        let firstChunk = kv.blocks(forTokens: min(sequences[first]!.tokens.count, budget))
+        var preempted = false
+        while kv.freeBlocks + kv.arrivingBlocks < firstChunk + reserveBlocks || running.count + loading.count >= config.maxRunning,
+            let heaviest = fairOrder(running).last,
+            fairShare.service(of: first) + config.maxStepTokens < fairShare.service(of: heaviest), let victim = takeVictim()
+        {
+            preempt(victim, into: &plan)
+            preempted = true
+            // The victim may have had a chunk planned in this step: it is not computed.
+            for chunk in plan.chunks where chunk.sequence == victim { budget += chunk.count }
+            plan.prefills.removeAll { $0.sequence == victim }
+            plan.decodes.removeAll { $0.sequence == victim }
+        }
+        admitWaiting(budget: &budget, share: &share, underservedOnly: true, into: &plan)
+        return preempted
     }
 
     /// Takes the device cache's `hits` for a waiting sequence being admitted.
@@ -504,6 +563,7 @@ public struct Scheduler: Sendable {
             let before = highWater[chunk.sequence] ?? 0
             events.recomputedTokens += max(0, min(chunk.start + chunk.count, before) - chunk.start)
             sequence.computed += chunk.count
+            fairShare.record(chunk.sequence, tokens: chunk.count)
             highWater[chunk.sequence] = max(before, sequence.computed)
             if chunk.samples, let token = sampled[chunk.sequence] { sequence.append(token) }
             sequences[chunk.sequence] = sequence
@@ -606,6 +666,7 @@ public struct Scheduler: Sendable {
         releaseTierHolds(of: id)
         sequences[id] = nil
         highWater[id] = nil
+        fairShare.leave(id)
     }
 
     private mutating func takeTransferID() -> TransferID {

@@ -134,8 +134,11 @@ final class AdmissionController: Sendable {
         }
         var started = false
         var failure: (any Error)?
+        // The engine shares itself fairly between requests, as the queue does.
+        var request = choice.request
+        request.fairnessGroup = group
         do {
-            for try await event in service.generate(choice.request) {
+            for try await event in service.generate(request) {
                 if !started {
                     started = true
                     state.withLock { $0.queue.started(group: group) }

@@ -27,10 +27,22 @@ final class FairDispatchQueueTests: XCTestCase {
         var queue = Queue(limits: limits(inEngine: 4))
         XCTAssertNil(queue.enqueue(group: 1, items: items("big", 50)))
         XCTAssertEqual(drainStarted(&queue), ["big0", "big1", "big2", "big3"], "the engine's share is full")
-        XCTAssertNil(queue.enqueue(group: 2, items: items("small", 1)))
-        XCTAssertNil(queue.next(), "nothing more until a sequence leaves")
+        XCTAssertNil(queue.enqueue(group: 2, items: items("small", 2)))
+        XCTAssertEqual(queue.next()?.item, "small0", "a group with none in the engine passes the full share")
+        XCTAssertNil(queue.next(), "its second sequence waits for a place")
         queue.finished(group: 1, started: true)
-        XCTAssertEqual(queue.next()?.item, "small0", "the group with the fewest in the engine goes first")
+        queue.finished(group: 1, started: true)
+        XCTAssertEqual(queue.next()?.item, "small1", "the group with the fewest in the engine goes first")
+    }
+
+    func testGroupsWithNothingInTheEnginePassTheBoundsByAtMostTheBacklog() {
+        var queue = Queue(limits: limits(inEngine: 2, backlog: 2))
+        XCTAssertNil(queue.enqueue(group: 1, items: items("big", 10)))
+        XCTAssertEqual(drainStarted(&queue), ["big0", "big1"])
+        for group in 2...5 { XCTAssertNil(queue.enqueue(group: Queue.GroupID(group), items: items("s\(group)-", 1))) }
+        XCTAssertEqual(queue.next(engineBacklog: 5)?.item, "s2-0")
+        XCTAssertEqual(queue.next(engineBacklog: 5)?.item, "s3-0")
+        XCTAssertNil(queue.next(engineBacklog: 5), "two past the engine's share, as many as its backlog")
     }
 
     func testGroupsAlternateWhenBothHaveWork() {
