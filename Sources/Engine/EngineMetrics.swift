@@ -37,6 +37,11 @@ struct EngineMetrics: Sendable {
         (Gauge(label: "hifc_prefix_cache_blocks", dimensions: [("tier", "device")]), { Double($0.cachedBlocks) }),
         (Gauge(label: "hifc_prefix_cache_blocks", dimensions: [("tier", "flash")]), { Double($0.flashPrefixBlocks) }),
     ]
+    /// Recorded only while a flash write budget is set.
+    private let budgetGauges: [(Gauge, @Sendable (EngineStats) -> Int?)] = [
+        (Gauge(label: "hifc_flash_daily_write_budget_bytes"), { $0.flashDailyWriteBudget }),
+        (Gauge(label: "hifc_flash_write_budget_left_bytes"), { $0.flashBytesLeftToday }),
+    ]
     private let stepSeconds = Timer(label: "hifc_step_seconds")
 
     /// Records one step's figures.
@@ -44,6 +49,9 @@ struct EngineMetrics: Sendable {
         for (counter, value) in counters where value(step) > 0 { counter.increment(by: value(step)) }
         for (counter, value) in seconds where value(step) > 0 { counter.increment(by: value(step)) }
         for (gauge, value) in gauges { gauge.record(value(step)) }
+        for (gauge, value) in budgetGauges {
+            if let bytes = value(step) { gauge.record(Double(bytes)) }
+        }
         if step.steps > 0 { stepSeconds.recordSeconds(step.computeSeconds) }
     }
 }

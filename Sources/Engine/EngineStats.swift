@@ -66,6 +66,10 @@ public struct EngineStats: Sendable, Hashable, Codable {
     public var cachedBlocks = 0
     /// Prefix blocks kept on flash.
     public var flashPrefixBlocks = 0
+    /// Bytes the flash tier may take per day (configured, or set by the target lifetime), and
+    /// what is left of today's; nil without a budget.
+    public var flashDailyWriteBudget: Int?
+    public var flashBytesLeftToday: Int?
     /// Queue lengths.
     public var waiting = 0
     public var running = 0
@@ -109,6 +113,8 @@ public struct EngineStats: Sendable, Hashable, Codable {
         kvUtilization = later.kvUtilization
         cachedBlocks = later.cachedBlocks
         flashPrefixBlocks = later.flashPrefixBlocks
+        flashDailyWriteBudget = later.flashDailyWriteBudget
+        flashBytesLeftToday = later.flashBytesLeftToday
         waiting = later.waiting
         running = later.running
         swapped = later.swapped

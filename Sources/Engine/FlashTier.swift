@@ -51,4 +51,5 @@ public final class FlashTier: KVTierStore {
     public var capacityBytes: Int64? { store.totalCapacity }
     public var bytesWrittenToday: Int64? { store.bytesWrittenToday }
     public var storedContentKeys: [BlockKey] { store.contentKeys }
+    public var regionCount: Int { store.configuration.paths.count }
 }

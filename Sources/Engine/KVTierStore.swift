@@ -68,10 +68,13 @@ public protocol KVTierStore: Sendable {
     var bytesWrittenToday: Int64? { get }
     /// Content (prefix) blocks the tier holds from before this engine started.
     var storedContentKeys: [BlockKey] { get }
+    /// Regions (devices) the tier writes to, over which per-region write budgets add up.
+    var regionCount: Int { get }
 }
 
 extension KVTierStore {
     public var capacityBytes: Int64? { nil }
     public var bytesWrittenToday: Int64? { nil }
     public var storedContentKeys: [BlockKey] { [] }
+    public var regionCount: Int { 1 }
 }

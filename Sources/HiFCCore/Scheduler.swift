@@ -114,7 +114,8 @@ public struct Scheduler: Sendable {
             maxTotalTokens <= config.maxSequenceTokens,
             "a sequence of up to \(maxTotalTokens) tokens cannot fit \(config.maxSequenceTokens) tokens of KV")
         let root = cacheSalt.map { $0.isEmpty ? defaultRoot : PrefixHash.root(namespace: config.namespace, salt: $0) } ?? defaultRoot
-        let sequence = GenerationSequence(id: id, arrival: nextArrival, prompt: prompt, blockTokens: config.blockTokens, hashRoot: root)
+        let sequence = GenerationSequence(
+            id: id, arrival: nextArrival, prompt: prompt, maxTotalTokens: maxTotalTokens, blockTokens: config.blockTokens, hashRoot: root)
         nextArrival += 1
         sequences[id] = sequence
         insertByArrival(id, into: &waiting)
@@ -199,6 +200,24 @@ public struct Scheduler: Sendable {
     /// Blocks kept free after a resume or admission so the running sequences can grow a step.
     private var reserveBlocks: Int { running.count + loading.count }
 
+    /// Blocks kept free after resuming `resumed` so that it and the sequences on the device can
+    /// all grow by `config.resumeHeadroomTokens` tokens (each up to its request's limit) before
+    /// anyone must be preempted again: hysteresis, so that a sequence swapped in is not swapped
+    /// straight back out. At least `reserveBlocks`.
+    private func resumeReserve(for resumed: GenerationSequence, holding blocks: Int) -> Int {
+        let headroom = config.resumeHeadroomTokens
+        guard headroom > 0 else { return reserveBlocks }
+        func growth(_ sequence: GenerationSequence, holding held: Int) -> Int {
+            let tokens = min(sequence.tokens.count + headroom, sequence.maxTotalTokens)
+            return max(0, kv.blocks(forTokens: tokens) - held)
+        }
+        var reserve = growth(resumed, holding: blocks)
+        for id in running + loading {
+            reserve += growth(sequences[id]!, holding: kv.blocks(of: id).count)
+        }
+        return max(reserve, reserveBlocks)
+    }
+
     private mutating func resumeSwapped(into plan: inout StepPlan) {
         for id in swapped {
             guard swapInsInFlight < config.prefetchDepth, running.count + loading.count < config.maxRunning else { return }
@@ -219,7 +238,8 @@ public struct Scheduler: Sendable {
             }
             let available = hits.count + keys.count
             let tokens = available == needed ? stored : available * config.blockTokens
-            guard kv.freeBlocks - keys.count - kv.freeBlocksTaken(by: hits) >= reserveBlocks else { return }
+            let reserve = resumeReserve(for: sequence, holding: hits.count + keys.count)
+            guard kv.freeBlocks - keys.count - kv.freeBlocksTaken(by: hits) >= reserve else { return }
             swapped.removeAll { $0 == id }
             kv.adopt(id, cached: hits)
             let blocks = kv.grow(id, toHold: tokens)!
@@ -329,18 +349,38 @@ public struct Scheduler: Sendable {
     // MARK: Preemption
 
     /// The choice for one victim, from the preemption mode (and the cost model in `.auto`).
+    ///
+    /// Under a flash write budget (`KVCostModel.flashBytesLeftToday`) flash takes only the swaps
+    /// that pay, those faster than recomputing, so the budget goes where it saves the most; once
+    /// a swap would pass it, the victim goes to the DRAM tier where one is configured (when that
+    /// pays too), else it is recomputed.
     public func choice(forPreempting sequence: GenerationSequence) -> PreemptionChoice {
         guard sequence.computed > 0 else { return .recompute }
         switch config.preemption {
         case .recompute: return .recompute
         case .swapDRAM: return .swap(.dram)
         case .swapFlash:
-            return costModel.flashBudgetAllows(bytes: bytesToWrite(sequence, to: .flash)) ? .swap(.flash) : .recompute
+            let write = bytesToWrite(sequence, to: .flash)
+            guard costModel.flashBudgetAllows(bytes: write) else { return overBudgetChoice(for: sequence) }
+            guard costModel.flashBytesLeftToday != nil else { return .swap(.flash) }
+            return preemptionChoice(for: sequence, tier: .flash) == .swap(.flash) ? .swap(.flash) : .recompute
         case .auto:
-            return costModel.preemptionChoice(
-                computedTokens: sequence.computed, bytesToWrite: bytesToWrite(sequence, to: .flash),
-                bytesToRead: sequence.computedBlocks * config.blockBytes, tier: .flash)
+            guard costModel.flashBudgetAllows(bytes: bytesToWrite(sequence, to: .flash)) else { return overBudgetChoice(for: sequence) }
+            return preemptionChoice(for: sequence, tier: .flash)
         }
+    }
+
+    /// The cost model's choice between swapping `sequence` to `tier` and recomputing it.
+    private func preemptionChoice(for sequence: GenerationSequence, tier: SwapTier) -> PreemptionChoice {
+        costModel.preemptionChoice(
+            computedTokens: sequence.computed, bytesToWrite: bytesToWrite(sequence, to: tier),
+            bytesToRead: sequence.computedBlocks * config.blockBytes, tier: tier)
+    }
+
+    /// Where a victim goes when flash may take no more today: the DRAM tier when there is one
+    /// and it pays, else recompute.
+    private func overBudgetChoice(for sequence: GenerationSequence) -> PreemptionChoice {
+        config.hasDRAMTier ? preemptionChoice(for: sequence, tier: .dram) : .recompute
     }
 
     /// Bytes a swap of `sequence` to `tier` would write: its blocks the tier holds not yet.
