@@ -18,7 +18,8 @@ dirs = site.getsitepackages() + [site.getusersitepackages()]
 sys.exit(0 if any(glob.glob(d + "/nvidia/*/lib/libnvrtc.so.1[23]") for d in dirs) else 1)
 PY
 if [ ${#need[@]} -gt 0 ]; then
-  python3 -m pip install -q "${need[@]}"
+  # --root-user-action: CI installs as root into its own interpreter, which pip would warn about.
+  python3 -m pip install -q --root-user-action=ignore "${need[@]}"
 fi
 swift build --build-tests
 # XCTest only: the suite has no Swift Testing tests, and its empty run would close the log.

@@ -72,7 +72,7 @@ public enum DirectIO {
     }
 
     /// One I/O vector over `count` bytes at `pointer`.
-    static func vector(_ pointer: UnsafeRawPointer, _ count: Int) -> iovec {
+    package static func vector(_ pointer: UnsafeRawPointer, _ count: Int) -> iovec {
         iovec(iov_base: UnsafeMutableRawPointer(mutating: pointer), iov_len: count)
     }
 }

@@ -8,6 +8,14 @@ import HiFCCore
 /// One path's region, opened for direct I/O: a preallocated file `hifc-flash.region` inside a
 /// directory, or a raw block device. Opening checks that the path exists, is writable, takes
 /// O_DIRECT and has room for the whole region, and says which of these failed.
+///
+/// A region has one writer at a time: opening takes an exclusive `flock` on the region (held
+/// until `close`, or until the process dies, since the kernel drops it with the descriptor) and
+/// writes who holds it to `hifc-flash.region.lock` beside a region file, so a second writer
+/// (another server, `hifc inspect`) is refused with an error naming the holder. Readers that only
+/// read another writer's region (the shared prefix cache) take no lock: every slot they read is
+/// checked against its header and CRC32C, and a lock of theirs would keep the region's own writer
+/// from restarting.
 final class FlashRegionFile: @unchecked Sendable {
     /// The path as configured.
     let path: String
@@ -17,6 +25,8 @@ final class FlashRegionFile: @unchecked Sendable {
     let fd: Int32
     /// Whether a region file was created by this open.
     let created: Bool
+    /// The file naming this region's writer while it holds the lock (none for block devices).
+    let holderFile: String?
 
     init(path: String, capacity: Int64) throws(FlashStoreError) {
         self.path = path
@@ -34,12 +44,20 @@ final class FlashRegionFile: @unchecked Sendable {
             guard fd >= 0 else { throw Self.openError(errno, regionFile) }
             self.fd = fd
             created = !existed
+            holderFile = regionFile + ".lock"
+            do throws(FlashStoreError) {
+                try Self.lockExclusively(fd: fd, file: regionFile, holderFile: holderFile)
+            } catch {
+                Glibc.close(fd)
+                throw error
+            }
             do throws(FlashStoreError) {
                 try Self.preallocate(fd: fd, file: regionFile, directory: path, capacity: capacity)
                 try Self.probeDirectIO(fd: fd, file: regionFile)
             } catch {
-                Glibc.close(fd)
+                if let holderFile { unlink(holderFile) }
                 if created { unlink(regionFile) }
+                Glibc.close(fd)
                 throw error
             }
         } else if type == S_IFBLK {
@@ -48,6 +66,13 @@ final class FlashRegionFile: @unchecked Sendable {
             guard fd >= 0 else { throw Self.openError(errno, path) }
             self.fd = fd
             created = false
+            holderFile = nil
+            do throws(FlashStoreError) {
+                try Self.lockExclusively(fd: fd, file: path, holderFile: nil)
+            } catch {
+                Glibc.close(fd)
+                throw error
+            }
             let size = Int64(lseek(fd, 0, SEEK_END))
             if size < capacity {
                 Glibc.close(fd)
@@ -60,6 +85,25 @@ final class FlashRegionFile: @unchecked Sendable {
         } else {
             throw .notADirectoryOrDevice(path)
         }
+    }
+
+    /// Takes the region's exclusive lock without waiting and records this process in
+    /// `holderFile`; when another open of the region holds it, throws `regionInUse` with what
+    /// that writer recorded. File systems without `flock` (some network ones) go unlocked.
+    private static func lockExclusively(fd: Int32, file: String, holderFile: String?) throws(FlashStoreError) {
+        if flock(fd, LOCK_EX | LOCK_NB) != 0 {
+            let code = errno
+            if code == ENOLCK || code == EOPNOTSUPP { return }
+            guard code == EWOULDBLOCK else { throw .cannotOpen(path: file, errno: code, message: "flock: " + DirectIO.message(code)) }
+            let holder = holderFile.flatMap { try? String(contentsOfFile: $0, encoding: .utf8) }?
+                .trimmingCharacters(in: .whitespacesAndNewlines)
+            throw .regionInUse(path: file, holder: holder.flatMap { $0.isEmpty ? nil : "\($0) (says \(holderFile!))" })
+        }
+        guard let holderFile else { return }
+        let command = ProcessInfo.processInfo.arguments.joined(separator: " ")
+        let since = ISO8601DateFormatter().string(from: Date())
+        // Best effort: the lock is what keeps a second writer out; this only names the holder.
+        try? "pid \(getpid()) (\(command.prefix(300))), since \(since)\n".write(toFile: holderFile, atomically: true, encoding: .utf8)
     }
 
     private static func openError(_ code: Int32, _ file: String) -> FlashStoreError {
@@ -92,23 +136,28 @@ final class FlashRegionFile: @unchecked Sendable {
         if rc != 0 { throw .ioFailed(path: file, operation: "read", offset: 0, errno: rc, message: DirectIO.message(rc)) }
     }
 
-    /// The newer valid superblock copy, if any.
-    func readSuperblock() throws(FlashStoreError) -> RegionSuperblock? {
+    /// What the two superblock copies hold.
+    func readSuperblock() throws(FlashStoreError) -> RegionSuperblock.Found {
         try Self.newestSuperblock(fd: fd, file: regionFile)
     }
 
-    /// Reads both superblock copies through `fd` and returns the valid one updated last.
-    static func newestSuperblock(fd: Int32, file: String) throws(FlashStoreError) -> RegionSuperblock? {
+    /// Reads both superblock copies through `fd`: the valid one updated last, or whether the two
+    /// pages were never written (all zeros) or hold something else.
+    static func newestSuperblock(fd: Int32, file: String) throws(FlashStoreError) -> RegionSuperblock.Found {
         let page = AlignedBuffer(count: FlashLayout.pageSize)
         var best: RegionSuperblock?
+        var blank = true
         for offset in RegionSuperblock.copyOffsets {
             let rc = DirectIO.readFully(fd: fd, vectors: [DirectIO.vector(page.bytes.baseAddress!, page.bytes.count)], offset: offset)
             guard rc == 0 else { throw .ioFailed(path: file, operation: "read", offset: offset, errno: rc, message: DirectIO.message(rc)) }
-            if let copy = RegionSuperblock(decoding: UnsafeRawBufferPointer(page.bytes)), copy.updateCount >= (best?.updateCount ?? 0) {
-                best = copy
+            if let copy = RegionSuperblock(decoding: UnsafeRawBufferPointer(page.bytes)) {
+                if copy.updateCount >= (best?.updateCount ?? 0) { best = copy }
+            } else if page.bytes.contains(where: { $0 != 0 }) {
+                blank = false
             }
         }
-        return best
+        if let best { return .valid(best) }
+        return blank ? .blank : .corrupt
     }
 
     /// Writes `superblock` to the copy its update count selects; 0 or an errno.
@@ -118,13 +167,20 @@ final class FlashRegionFile: @unchecked Sendable {
         return DirectIO.writeFully(fd: fd, vectors: [DirectIO.vector(page.bytes.baseAddress!, page.bytes.count)], offset: superblock.nextCopyOffset)
     }
 
-    func close() { Glibc.close(fd) }
+    /// Removes the holder file (while the lock is still held, so it is this process's) and closes
+    /// the region, which releases the lock.
+    func close() {
+        if let holderFile { unlink(holderFile) }
+        Glibc.close(fd)
+    }
 }
 
 extension FlashStore {
     /// The capacity and segment size recorded in the region at `path` (a directory holding a
-    /// region file, or a block device), read without changing anything; nil when there is no
-    /// region there yet. `hifc inspect` uses it to open a region with its own settings.
+    /// region file, or a block device), read without changing anything and without the region's
+    /// lock; nil when there is no region there yet (no file, or one whose superblocks were never
+    /// written). Throws `corruptSuperblocks` when both copies are damaged. `hifc inspect` uses it
+    /// to open a region with its own settings.
     public static func existingGeometry(at path: String) throws -> FlashRegionGeometry? {
         var info = stat()
         guard stat(path, &info) == 0 else { throw FlashStoreError.missingPath(path) }
@@ -135,8 +191,10 @@ extension FlashStore {
         let fd = open(file, O_RDONLY | O_CLOEXEC | DirectIO.directFlag)
         guard fd >= 0 else { throw FlashStoreError.cannotOpen(path: file, errno: errno, message: DirectIO.message(errno)) }
         defer { Glibc.close(fd) }
-        let best = try FlashRegionFile.newestSuperblock(fd: fd, file: file)
-        guard let best else { return nil }
-        return try FlashRegionGeometry(capacity: best.capacity, segmentSize: best.segmentSize)
+        switch try FlashRegionFile.newestSuperblock(fd: fd, file: file) {
+        case .valid(let superblock): return try FlashRegionGeometry(capacity: superblock.capacity, segmentSize: superblock.segmentSize)
+        case .blank: return nil
+        case .corrupt: throw FlashStoreError.corruptSuperblocks(path: file)
+        }
     }
 }

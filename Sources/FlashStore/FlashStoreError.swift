@@ -33,6 +33,12 @@ public enum FlashStoreError: Error, CustomStringConvertible, Equatable {
     case badReservation(String)
     /// The store was closed.
     case closed
+    /// Another process (or another store in this one) holds the region open for writing; `holder`
+    /// is what its holder file says about it.
+    case regionInUse(path: String, holder: String?)
+    /// Neither superblock copy of an existing region is valid (reported where the region is only
+    /// read; a store opening it for writing starts it afresh, logs it and counts it).
+    case corruptSuperblocks(path: String)
 
     public var description: String {
         switch self {
@@ -60,6 +66,12 @@ public enum FlashStoreError: Error, CustomStringConvertible, Equatable {
         case .duplicateKey(let key): return "a flash batch names block \(key) twice"
         case .badReservation(let why): return "flash reservation: \(why)"
         case .closed: return "the flash store is closed"
+        case .regionInUse(let p, let holder):
+            return "flash region \(p) is in use by " + (holder ?? "another process")
+                + "; a region has one writer at a time: stop that process, or give this one another --flash-path"
+        case .corruptSuperblocks(let p):
+            return "flash region \(p) exists but both of its superblock copies are damaged, so its geometry and wear record are unknown; "
+                + "a server opening it starts it afresh (its cached blocks are dropped, logged and counted in the recovery report)"
         }
     }
 }

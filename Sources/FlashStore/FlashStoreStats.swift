@@ -78,8 +78,10 @@ public struct FlashRecoveryReport: Hashable, Sendable {
     public var supersededCopies: Int = 0
     /// Segments in which the scan met a torn or foreign header and searched past it.
     public var segmentsResynchronized: Int = 0
-    /// Whether a region was created afresh rather than found.
+    /// Regions created afresh (no region file, or one whose superblocks were never written).
     public var regionsCreated: Int = 0
+    /// Regions found with both superblock copies damaged and started afresh (logged as errors).
+    public var regionsRebuilt: Int = 0
 
     /// An empty report.
     public init() {}

@@ -7,9 +7,9 @@ import Foundation
 /// io_uring would cut the system-call cost, but a thread per in-flight request already keeps an
 /// NVMe queue full at the request sizes of KV blocks (1 MiB and up); `SystemProbe` reports
 /// whether io_uring is available, and this pool is what the store uses either way.
-final class IOThreadPool: @unchecked Sendable {
+package final class IOThreadPool: @unchecked Sendable {
     /// A unit of work: runs on a pool thread and returns 0 or an errno.
-    typealias Job = @Sendable () -> Int32
+    package typealias Job = @Sendable () -> Int32
 
     private let condition = NSCondition()
     private var queue: [Job] = []
@@ -20,7 +20,7 @@ final class IOThreadPool: @unchecked Sendable {
     let width: Int
 
     /// A pool of `width` threads (at least one).
-    init(width: Int, name: String = "hifc-flash-io") {
+    package init(width: Int, name: String = "hifc-flash-io") {
         self.width = max(1, width)
         for i in 0..<self.width {
             // Each thread holds the pool until `shutdown` lets it return.
@@ -32,7 +32,7 @@ final class IOThreadPool: @unchecked Sendable {
     }
 
     /// Stops the threads once the queue drains.
-    func shutdown() {
+    package func shutdown() {
         condition.lock()
         stopping = true
         condition.broadcast()
@@ -66,7 +66,7 @@ final class IOThreadPool: @unchecked Sendable {
     }
 
     /// Runs `jobs` on the pool and returns their results, in order, when all have finished.
-    func run(_ jobs: [Job]) async -> [Int32] {
+    package func run(_ jobs: [Job]) async -> [Int32] {
         if jobs.isEmpty { return [] }
         return await withCheckedContinuation { (continuation: CheckedContinuation<[Int32], Never>) in
             let batch = BatchCompletion(count: jobs.count, continuation: continuation)
@@ -83,7 +83,7 @@ final class IOThreadPool: @unchecked Sendable {
 
     /// Runs `jobs` on the pool and blocks the calling thread until all have finished (for
     /// synchronous start-up work such as the recovery scan).
-    func runBlocking(_ jobs: [Job]) -> [Int32] {
+    package func runBlocking(_ jobs: [Job]) -> [Int32] {
         let done = DispatchSemaphore(value: 0)
         let results = ResultBox(count: jobs.count)
         enqueue(

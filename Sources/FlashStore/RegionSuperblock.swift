@@ -8,6 +8,16 @@ import HiFCCore
 /// segment size i64, created-at f64, bytes written i64, day-started-at f64, bytes written today
 /// i64, update count u64, then a CRC32C u32 over the 76 bytes before it.
 struct RegionSuperblock: Hashable, Sendable {
+    /// What a region's two superblock pages hold.
+    enum Found {
+        /// A valid copy (the newer, when both are).
+        case valid(RegionSuperblock)
+        /// Both pages all zeros: never written (a region whose first start was cut short).
+        case blank
+        /// Neither page is a valid copy, and not both are blank: both copies are damaged.
+        case corrupt
+    }
+
     static let magic: UInt64 = 0x4853_4C46_4346_4948  // "HIFCFLSH"
     static let version: UInt32 = 1
     static let copyOffsets: [Int64] = [0, Int64(FlashLayout.pageSize)]

@@ -17,6 +17,7 @@ public struct BenchWorkload: Sendable, Hashable, CustomStringConvertible {
 
     /// Why a workload name was not understood.
     public struct ParseError: Error, CustomStringConvertible {
+        /// The text that was not understood.
         public var text: String
         public var description: String {
             "unknown workload '\(text)'; use qasper, govreport, narrativeqa or IN:OUT (for example 2048:512)"
@@ -39,6 +40,7 @@ public struct BenchWorkload: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
+    /// A workload of fixed mean lengths.
     public init(name: String, meanPromptTokens: Int, outputTokens: Int, spread: Double) {
         self.name = name
         self.meanPromptTokens = meanPromptTokens
@@ -50,7 +52,9 @@ public struct BenchWorkload: Sendable, Hashable, CustomStringConvertible {
 
     /// One generated request.
     public struct Request: Sendable, Hashable {
+        /// The prompt's token ids.
         public var prompt: [Int]
+        /// Tokens to generate.
         public var maxTokens: Int
     }
 

@@ -46,6 +46,10 @@ public struct KVBlockLayout: Hashable, Sendable {
     public var blockElements: Int { layers * 2 * planeElements }
     /// Bytes of one block.
     public var blockBytes: Int { blockElements * dtype.size }
+    /// Bytes from one block's start to the next in a KV pool, and of one block's payload on
+    /// flash: `blockBytes` rounded up to the 4 KiB page (`FlashLayout.padded`), so every block of a
+    /// pool is aligned for O_DIRECT and cuFile. Every pool and budget uses this one stride.
+    public var blockStride: Int { FlashLayout.padded(blockBytes) }
     /// Bytes of KV per token, all layers.
     public var bytesPerToken: Int { layers * 2 * tokenElements * dtype.size }
 

@@ -1,7 +1,7 @@
 import Foundation
 
 /// How text is cut into pieces before BPE, as a tokenizer.json states it.
-struct PreTokenizer: @unchecked Sendable {
+package struct PreTokenizer: @unchecked Sendable {
     /// One step of the pipeline.
     enum Step {
         /// Cut at regex matches; `behavior` says where each match goes.
@@ -17,7 +17,7 @@ struct PreTokenizer: @unchecked Sendable {
     }
 
     /// Where a `Split` step puts the text its pattern matches (tokenizers' `SplitDelimiterBehavior`).
-    enum SplitBehavior: String {
+    package enum SplitBehavior: String {
         /// A piece of its own.
         case isolated = "Isolated"
         /// Dropped.
@@ -112,7 +112,7 @@ struct PreTokenizer: @unchecked Sendable {
         return pieces.filter { !$0.isEmpty }
     }
 
-    static func split(_ text: String, _ regex: NSRegularExpression, behavior: SplitBehavior = .isolated) -> [String] {
+    package static func split(_ text: String, _ regex: NSRegularExpression, behavior: SplitBehavior = .isolated) -> [String] {
         let ns = text as NSString
         var result: [String] = []
         var last = 0

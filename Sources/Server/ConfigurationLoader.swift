@@ -18,8 +18,20 @@ public enum ConfigurationLoader {
         arguments: [String], environment: [String: String] = ProcessInfo.processInfo.environment
     ) throws(ConfigurationError) -> ServerConfiguration {
         let flags = try parseFlags(arguments)
+        return try load(flags: flags.values.map { (key: $0.0.key, values: $0.1) }, configPath: flags.configPath, environment: environment)
+    }
+
+    /// The configuration that flag values already parsed (by schema key; `hifc serve` parses its
+    /// flags with ArgumentParser), the YAML file named by `configPath` and `environment` describe.
+    public static func load(
+        flags: [(key: String, values: [String])], configPath: String?,
+        environment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws(ConfigurationError) -> ServerConfiguration {
+        if let unknown = flags.first(where: { ConfigurationSchema.setting(key: $0.key) == nil }) {
+            throw .unknownFlag(unknown.key)
+        }
         var config = ServerConfiguration()
-        if let path = flags.configPath ?? environment[configEnvironment] {
+        if let path = configPath ?? environment[configEnvironment] {
             for (key, values) in try readYAML(path: path) {
                 guard let setting = ConfigurationSchema.setting(key: key) else {
                     throw .unknownKey(path: path, key: key)
@@ -31,7 +43,9 @@ public enum ConfigurationLoader {
             guard let value = environment[setting.environment] else { continue }
             try apply(setting, [value], to: &config, source: .environment(setting.environment))
         }
-        for (setting, values) in flags.values {
+        for setting in ConfigurationSchema.settings {
+            let values = flags.filter { $0.key == setting.key }.flatMap(\.values)
+            guard !values.isEmpty else { continue }
             try apply(setting, values, to: &config, source: .flag(setting.flag))
         }
         return config

@@ -44,7 +44,8 @@ struct SettingValueError: Error {
 }
 
 /// The table of every setting `hifc serve` reads, from which flags, environment variables, YAML
-/// keys, `--help` and the README's table are all derived.
+/// keys, `hifc serve`'s options and their help (`ServeSettingsOptions`, generated from it) and the
+/// README's table are all derived.
 public enum ConfigurationSchema {
     /// Every setting, in the order help lists them.
     public static let settings: [ConfigurationSetting] = [
@@ -64,10 +65,10 @@ public enum ConfigurationSchema {
             \.dataDirectory
         ),
         ConfigurationSetting(
-            key: "device", valueName: "cpu|cuda[:N]", help: "compute device",
+            key: "device", valueName: "auto|cpu|cuda[:N]", help: "compute device; auto: GPU 0 when the CUDA driver finds one, else the CPU",
             apply: { config, values in
                 guard let device = DeviceSelection(parsing: values.last ?? "") else {
-                    throw SettingValueError(reason: "expected cpu, cuda or cuda:N")
+                    throw SettingValueError(reason: "expected auto, cpu, cuda or cuda:N")
                 }
                 config.device = device
             },
@@ -115,7 +116,9 @@ public enum ConfigurationSchema {
             },
             render: { $0.flashTargetLifetime?.description ?? "" }),
         choice("flash.placement", help: "how blocks are spread over several paths", \.flashPlacement),
-        size("flash.segment-size", atLeast: .kib(64), help: "bytes of one log segment of the flash region", \.flashSegmentSize),
+        size(
+            "flash.segment-size", atLeast: ByteSize(Int64(FlashRegionGeometry.minimumSegmentSize)),
+            help: "bytes of one log segment of the flash region", \.flashSegmentSize),
         toggle(
             "prefix-cache", help: "share the KV of common prompt prefixes between requests, on the device and on flash (kept across restarts)",
             \.prefixCache),
@@ -136,22 +139,6 @@ public enum ConfigurationSchema {
     /// The setting whose YAML key is `key`.
     public static func setting(key: String) -> ConfigurationSetting? {
         settings.first { $0.key == key }
-    }
-
-    /// The settings as `--help` shows them.
-    public static var helpText: String {
-        let defaults = ServerConfiguration()
-        var lines = [
-            "Settings: flag > environment variable > YAML file (--config FILE or HIFC_CONFIG) > default.",
-            "",
-        ]
-        for s in settings {
-            let value = s.render(defaults)
-            lines.append("  \(s.flag) \(s.valueName)")
-            lines.append("      env \(s.environment), yaml \(s.key)" + (value.isEmpty ? "" : ", default \(value)"))
-            lines.append("      \(s.help)")
-        }
-        return lines.joined(separator: "\n")
     }
 
     /// The settings as a Markdown table (the README's "Configuration" table is this text).

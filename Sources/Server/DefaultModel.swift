@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Models
+import SynthModels
 
 /// What `hifc serve` serves for each `model` setting that is not a path:
 ///

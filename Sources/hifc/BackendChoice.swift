@@ -13,10 +13,22 @@ enum BackendChoice {
         case "cpu":
             return CPUBackend(blas: BLASLibrary.load(logger: logger))
         case "auto":
-            if let count = try? CUDADevice.count(), count > 0 {
-                do { return try CUDABackend(ordinal: 0) } catch {
-                    logger?.warning("GPU 0 found but unusable, running on the CPU: \(error)")
+            do {
+                let count = try CUDADevice.count()
+                if count > 0 {
+                    let backend = try CUDABackend(ordinal: 0)
+                    logger?.info("device auto: \(backend.name), the first of \(count) GPUs")
+                    return backend
                 }
+                logger?.info("device auto: the CUDA driver finds no GPU, running on the CPU backend")
+            } catch let error as CUDAError {
+                if case .libraryNotFound = error {
+                    logger?.info("device auto: no CUDA driver (libcuda), running on the CPU backend")
+                } else {
+                    logger?.warning("device auto: GPU 0 found but unusable, running on the CPU backend: \(error)")
+                }
+            } catch {
+                logger?.warning("device auto: GPU 0 found but unusable, running on the CPU backend: \(error)")
             }
             return CPUBackend(blas: BLASLibrary.load(logger: logger))
         default:

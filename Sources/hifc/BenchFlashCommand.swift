@@ -1,6 +1,7 @@
 import ArgumentParser
 import FlashStore
 import Foundation
+import HiFCBench
 import HiFCCore
 
 /// `hifc bench flash`: the flash store's write and read bandwidth through O_DIRECT, beside the raw
@@ -20,7 +21,7 @@ struct BenchFlashCommand: AsyncParsableCommand {
             """
     )
 
-    @Option(help: "A directory on the file system to measure.")
+    @Option(help: "A directory on the file system to measure (created if missing).")
     var path: String
 
     @Option(help: "Bytes written and read per run, e.g. 4GiB.")
@@ -60,6 +61,10 @@ struct BenchFlashCommand: AsyncParsableCommand {
         guard queueDepth > 0 else { throw ValidationError("--queue-depth must be at least 1") }
         for block in sizes where block.bytes <= 0 || block.bytes % 4096 != 0 || block.bytes > total.bytes {
             throw ValidationError("block size \(block) must be a positive multiple of 4 KiB no larger than --size \(total)")
+        }
+        // Made like the server makes its flash directories, so a fresh path can be measured.
+        do { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) } catch {
+            throw ValidationError("--path \(path): cannot create the directory: \(error.localizedDescription)")
         }
         var rows: [Row] = []
         if !json { print("flash bench: \(path), \(total) per run, queue depth \(queueDepth)") }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Backend
 import Foundation
+import HiFCBench
 import Logging
 import Models
 

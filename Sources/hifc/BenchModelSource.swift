@@ -2,6 +2,7 @@ import ArgumentParser
 import Backend
 import Foundation
 import Models
+import SynthModels
 
 /// The model a benchmark runs: a model directory, or `synth:PRESET` for a synthetic Llama written
 /// to a temporary directory first (reused by later runs).

@@ -3,6 +3,7 @@ import Backend
 import CUDA
 import Engine
 import Foundation
+import HiFCBench
 import HiFCCore
 import Models
 

@@ -1,8 +1,6 @@
 import ArgumentParser
 import Backend
-import CUDA
 import Engine
-import FlashStore
 import Foundation
 import HiFCBench
 import HiFCCore
@@ -81,46 +79,6 @@ struct BenchSwapCommand: AsyncParsableCommand {
     @Option(help: "cpu (the default here), auto, cuda or cuda:N. On a GPU, swap-flash moves blocks with cuFile.")
     var device: String = "cpu"
 
-    /// The figures of one mode.
-    struct Result: Codable {
-        var workload: String
-        var mode: String
-        var requests: Int
-        var output_tokens: Int
-        var seconds: Double
-        var output_tokens_per_s: Double
-        /// The highest of the rounds' output tokens/s: the run least disturbed by other load.
-        var best_output_tokens_per_s: Double
-        var mean_latency_s: Double
-        var p99_latency_s: Double
-        var mean_ttft_s: Double
-        var preemptions: Int
-        var recomputed_tokens: Int
-        var swap_bytes: Int
-        var swap_failures: Int
-        var swap_seconds: Double
-        var exposed_swap_s: Double
-        var flash_bytes_written: Int
-        var ssd_lifetime_years: Double?
-
-        /// The mean of several runs of one mode (counts rounded).
-        static func mean(of runs: [Result]) -> Result {
-            func average(_ value: (Result) -> Double) -> Double { runs.reduce(0) { $0 + value($1) } / Double(runs.count) }
-            func averageCount(_ value: (Result) -> Int) -> Int { Int(average { Double(value($0)) }.rounded()) }
-            let lifetimes = runs.compactMap(\.ssd_lifetime_years)
-            return Result(
-                workload: runs[0].workload, mode: runs[0].mode, requests: runs[0].requests, output_tokens: averageCount(\.output_tokens),
-                seconds: average(\.seconds), output_tokens_per_s: average(\.output_tokens_per_s),
-                best_output_tokens_per_s: runs.map(\.output_tokens_per_s).max()!,
-                mean_latency_s: average(\.mean_latency_s), p99_latency_s: average(\.p99_latency_s),
-                mean_ttft_s: average(\.mean_ttft_s), preemptions: averageCount(\.preemptions),
-                recomputed_tokens: averageCount(\.recomputed_tokens), swap_bytes: averageCount(\.swap_bytes),
-                swap_failures: averageCount(\.swap_failures), swap_seconds: average(\.swap_seconds),
-                exposed_swap_s: average(\.exposed_swap_s), flash_bytes_written: averageCount(\.flash_bytes_written),
-                ssd_lifetime_years: lifetimes.isEmpty ? nil : lifetimes.reduce(0, +) / Double(lifetimes.count))
-        }
-    }
-
     func run() async throws {
         MallocTuning.keepFreedBlocksMapped()
         let modes: [PreemptionMode] = try mode.split(separator: ",").map {
@@ -147,113 +105,40 @@ struct BenchSwapCommand: AsyncParsableCommand {
         guard requests > 0, scale > 0, repeats > 0 else { throw ValidationError("--requests, --scale and --repeats must be positive") }
 
         let loaded = try BenchModelSource.load(model, device: device)
-        var results: [Result] = []
+        var results: [SwapBenchmarkResult] = []
         var headings: [String] = []
         for shape in shapes {
             let work = shape.requests(count: requests, scale: scale, vocabulary: min(loaded.tokenizer.vocabularySize, loaded.config.vocabSize))
             let layout = loaded.model.kvLayout(blockTokens: blockTokens)
             let meanTokens = work.reduce(0) { $0 + $1.prompt.count + $1.maxTokens } / work.count
-            let stride = (layout.blockBytes + 4095) / 4096 * 4096
-            let blocks = budget.blockCount(blockBytes: stride)
+            let blocks = budget.blockCount(blockBytes: layout.blockStride)
             let heading =
                 "bench swap: \(loaded.name), workload \(shape) x\(scale) (\(requests) requests, mean \(meanTokens) tokens each), "
                 + "KV budget \(budget) = \(blocks) blocks of \(blockTokens) tokens, about \(blocks * blockTokens / max(meanTokens, 1)) requests"
             if !json { FileHandle.standardError.write(Data((heading + "\n").utf8)) }
             headings.append(heading)
 
+            let benchmark = SwapBenchmark(
+                loaded: loaded, workload: shape.name, requests: work,
+                engine: EngineConfiguration(
+                    kvBudget: budget, blockTokens: blockTokens, maxStepTokens: maxStepTokens, maxRunning: requests,
+                    prefetchDepth: prefetchDepth, hostSwapCapacity: dram),
+                flashDirectory: flashPath, flashCapacity: capacity, enduranceTBW: tbw)
             // Rounds alternate the order of the modes (forward, backward, ...) so that a drift in the
             // machine's load does not favour the modes that run first; each mode's figures are the
             // mean over the rounds.
-            var runs: [PreemptionMode: [Result]] = [:]
+            var runs: [PreemptionMode: [SwapBenchmarkResult]] = [:]
             for round in 0..<repeats {
                 for mode in round % 2 == 0 ? modes : modes.reversed() {
-                    runs[mode, default: []].append(
-                        try await runOnce(
-                            mode, workload: shape, loaded: loaded, work: work, budget: budget, tbw: tbw, dram: dram, capacity: capacity))
+                    runs[mode, default: []].append(try await benchmark.run(mode))
                 }
             }
-            results += modes.map { Result.mean(of: runs[$0]!) }
+            results += modes.map { SwapBenchmarkResult.mean(of: runs[$0]!) }
         }
         try report(results, headings: headings, modes: modes.map(\.rawValue), workloads: shapes.map(\.name))
     }
 
-    /// One mode's run through a fresh engine (and, for the flash modes, a fresh scratch region).
-    private func runOnce(
-        _ mode: PreemptionMode, workload: BenchWorkload, loaded: LoadedModel, work: [BenchWorkload.Request], budget: KVBudget, tbw: ByteSize,
-        dram: ByteSize, capacity: ByteSize
-    ) async throws -> Result {
-        var flashStore: FlashStore?
-        var regionDirectory: String?
-        if mode == .swapFlash || mode == .auto {
-            let directory = (flashPath as NSString).appendingPathComponent("hifc-bench-swap-\(getpid())")
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-            regionDirectory = directory
-            flashStore = try FlashStore(configuration: FlashStoreConfiguration(paths: [directory], capacityPerPath: capacity))
-        }
-        defer {
-            flashStore?.close()
-            if let regionDirectory { try? FileManager.default.removeItem(atPath: regionDirectory) }
-        }
-        let configuration = EngineConfiguration(
-            kvBudget: budget, blockTokens: blockTokens, maxStepTokens: maxStepTokens, maxRunning: requests,
-            preemption: mode, prefetchDepth: prefetchDepth, hostSwapCapacity: dram)
-        let store = flashStore
-        let engine = try LLMEngine(
-            loaded: loaded, configuration: configuration, flashTier: flashStore.map { FlashTier(store: $0) },
-            deviceSwapper: { pool in store.flatMap { (pool as? CUDAKVCachePool)?.makeFlashSwapper(store: $0) } })
-        defer { engine.shutdown() }
-        return try await measure(engine, mode: mode, workload: workload, work: work, tbw: tbw)
-    }
-
-    /// Runs every request at once through `engine` and collects the figures.
-    private func measure(
-        _ engine: LLMEngine, mode: PreemptionMode, workload: BenchWorkload, work: [BenchWorkload.Request], tbw: ByteSize
-    ) async throws -> Result {
-        let expected = work.reduce(0) { $0 + $1.maxTokens }
-        let progress = BenchProgress(label: mode.rawValue, total: expected, enabled: true)
-        let started = ContinuousClock.now
-        let timings = try await withThrowingTaskGroup(of: (latency: Double, ttft: Double, tokens: Int).self) { group in
-            for (n, request) in work.enumerated() {
-                var sampling = SamplingParams.greedy(maxTokens: request.maxTokens)
-                sampling.ignoreEOS = true
-                let stream = engine.generate(GenerationRequest(id: "bench-\(n)", promptTokens: request.prompt, sampling: sampling))
-                group.addTask {
-                    var ttft: Double?
-                    var tokens = 0
-                    for try await event in stream {
-                        if case .delta(let ids, _) = event {
-                            if ttft == nil { ttft = BenchProgress.seconds(since: started) }
-                            tokens += ids.count
-                            progress.advance(by: ids.count)
-                        }
-                    }
-                    return (BenchProgress.seconds(since: started), ttft ?? 0, tokens)
-                }
-            }
-            var all: [(latency: Double, ttft: Double, tokens: Int)] = []
-            for try await timing in group { all.append(timing) }
-            return all
-        }
-        let seconds = BenchProgress.seconds(since: started)
-        progress.finish()
-        let stats = engine.stats()
-        let latencies = timings.map(\.latency).sorted()
-        let tokens = timings.reduce(0) { $0 + $1.tokens }
-        let bytesPerDay = Double(stats.flashBytesWritten) / seconds * 86_400
-        return Result(
-            workload: workload.name, mode: mode.rawValue, requests: work.count, output_tokens: tokens, seconds: seconds,
-            output_tokens_per_s: Double(tokens) / seconds, best_output_tokens_per_s: Double(tokens) / seconds,
-            mean_latency_s: latencies.reduce(0, +) / Double(latencies.count),
-            p99_latency_s: latencies[min(latencies.count - 1, Int((Double(latencies.count) * 0.99).rounded(.up)) - 1)],
-            mean_ttft_s: timings.reduce(0) { $0 + $1.ttft } / Double(timings.count),
-            preemptions: stats.preemptions, recomputed_tokens: stats.recomputedTokens,
-            swap_bytes: stats.swapOutBytes + stats.swapInBytes, swap_failures: stats.swapFailures,
-            swap_seconds: stats.swapSeconds, exposed_swap_s: stats.exposedSwapSeconds,
-            flash_bytes_written: stats.flashBytesWritten,
-            ssd_lifetime_years: bytesPerDay > 0 ? Double(tbw.bytes) / (bytesPerDay * 365) : nil)
-    }
-
-    private func report(_ results: [Result], headings: [String], modes: [String], workloads: [String]) throws {
+    private func report(_ results: [SwapBenchmarkResult], headings: [String], modes: [String], workloads: [String]) throws {
         if let plot {
             let chart = GroupedBarChart(
                 title: "bench swap: output tokens/s by preemption mode", xLabel: "workload (x\(scale))", yLabel: "output tokens/s",
@@ -295,7 +180,7 @@ struct BenchSwapCommand: AsyncParsableCommand {
         }
     }
 
-    private func printTable(_ results: [Result]) {
+    private func printTable(_ results: [SwapBenchmarkResult]) {
         print(
             "mode          out tok/s   best tok/s  mean lat s  p99 lat s  mean TTFT s  preempt  recomputed  swap bytes  exposed s  flash written  SSD life"
         )

@@ -1,9 +1,12 @@
 import ArgumentParser
 import CUDA
 import Foundation
+import HiFCBench
+import HiFCChecks
 import HiFCCore
 import Models
 import Server
+import SynthModels
 
 /// `hifc check`: self-checks of the parts that need special hardware.
 struct CheckCommand: AsyncParsableCommand {
@@ -54,7 +57,7 @@ struct CheckGPUCommand: AsyncParsableCommand {
         guard case .cuda(let ordinal) = DeviceSelection(parsing: device) else {
             throw ValidationError("--device \(device): expected cuda or cuda:N")
         }
-        for line in CUDAProbe.run(flashPath: swapDir) { print(line) }
+        for line in CUDAProbe.run(flashPath: swapDir).lines { print(line) }
         let gpu = try CUDADevice(ordinal: ordinal)
         let started = Date()
         let check = try GPUSelfCheck(device: gpu)

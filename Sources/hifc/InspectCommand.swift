@@ -5,7 +5,8 @@ import HiFCCore
 
 /// `hifc inspect`: what the flash regions hold: segments, live slots, bytes written and the
 /// predicted lifetime. It opens the regions with the settings recorded in them and runs the
-/// start-up scan, so run it while no server uses the paths.
+/// start-up scan, so it takes each region's writer lock: on a region a server holds it fails,
+/// naming the server's process (its /metrics has the live figures).
 struct InspectCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "inspect",
@@ -32,6 +33,11 @@ struct InspectCommand: AsyncParsableCommand {
         var geometry: FlashRegionGeometry?
         for path in paths {
             guard let found = try FlashStore.existingGeometry(at: path) else {
+                let file = (path as NSString).appendingPathComponent(FlashStoreConfiguration.regionFileName)
+                if FileManager.default.fileExists(atPath: file) {
+                    throw ValidationError(
+                        "\(file) exists but its superblocks were never written (a first start cut short); `hifc serve` initializes it")
+                }
                 throw ValidationError("no flash region at \(path) (expected \(FlashStoreConfiguration.regionFileName) or a block device holding one)")
             }
             if let geometry, geometry != found {

@@ -9,18 +9,24 @@
 /// The commands that run a model raise the threshold and the trim threshold, so that freed
 /// blocks stay mapped and are reused.
 enum MallocTuning {
-    /// Keeps freed blocks of up to 64 MiB in the heap and up to 256 MiB of free heap mapped;
-    /// `HIFC_MALLOC_DEFAULTS=1` leaves glibc's defaults (less memory kept, more page faults).
+    /// Freed blocks up to this size stay in the heap (glibc's mmap threshold).
+    static let mmapThreshold = 64 << 20
+    /// Up to this much free heap stays mapped (glibc's trim threshold).
+    static let trimThreshold = 256 << 20
+
+    /// Keeps freed blocks of up to `mmapThreshold` in the heap and up to `trimThreshold` of free
+    /// heap mapped; `HIFC_MALLOC_DEFAULTS=1` leaves glibc's defaults (less memory kept, more page
+    /// faults).
     static func keepFreedBlocksMapped() {
         #if canImport(Glibc)
             if getenv("HIFC_MALLOC_DEFAULTS") != nil { return }
             // mallopt is not exported to Swift; its parameter numbers are glibc's ABI.
             guard let handle = dlopen(nil, RTLD_NOW), let symbol = dlsym(handle, "mallopt") else { return }
             let mallopt = unsafeBitCast(symbol, to: (@convention(c) (Int32, Int32) -> Int32).self)
-            let trimThreshold: Int32 = -1
-            let mmapThreshold: Int32 = -3
-            _ = mallopt(mmapThreshold, 64 << 20)
-            _ = mallopt(trimThreshold, 256 << 20)
+            let mTrimThreshold: Int32 = -1
+            let mMmapThreshold: Int32 = -3
+            _ = mallopt(mMmapThreshold, Int32(mmapThreshold))
+            _ = mallopt(mTrimThreshold, Int32(trimThreshold))
         #endif
     }
 }

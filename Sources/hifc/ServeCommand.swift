@@ -14,17 +14,20 @@ struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
         abstract: "Serve a model over the OpenAI API (completions, chat completions, models, health, metrics).",
-        discussion: ConfigurationSchema.helpText
+        discussion: """
+            Every setting is a flag, an environment variable and a YAML key (each option below \
+            names all three). Precedence: flag > environment variable > YAML file (--config FILE \
+            or HIFC_CONFIG) > default.
+            """
     )
 
-    @Argument(parsing: .allUnrecognized, help: .hidden)
-    var settings: [String] = []
+    @OptionGroup var settings: ServeSettingsOptions
 
     func run() async throws {
         MallocTuning.keepFreedBlocksMapped()
         let configuration: ServerConfiguration
         do {
-            configuration = try ConfigurationLoader.load(arguments: settings)
+            configuration = try ConfigurationLoader.load(flags: settings.given, configPath: settings.config)
         } catch {
             throw ValidationError(error.description)
         }
@@ -39,10 +42,10 @@ struct ServeCommand: AsyncParsableCommand {
             logger.critical("cannot start: \(error)")
             throw ExitCode(1)
         }
-        defer { stack.shutdown() }
+        defer { Self.shutDown(stack, logger: logger) }
         let flash = stack.flashStore.map { _ in configuration.effectiveFlashPaths.joined(separator: ", ") } ?? "off"
         logger.info(
-            "model \(stack.routes.servedModelName) (\(stack.model.directory)), device \(configuration.device), KV budget \(configuration.kvBudget), context \(stack.engine.maxContextTokens) tokens, preemption \(configuration.preemption.rawValue), flash \(flash)"
+            "model \(stack.routes.servedModelName) (\(stack.model.directory)), device \(configuration.device) (\(stack.model.model.backend.name)), KV budget \(configuration.kvBudget), context \(stack.engine.maxContextTokens) tokens, preemption \(configuration.preemption.rawValue), flash \(flash)"
         )
         let app = stack.routes.application(address: .hostname(configuration.host, port: configuration.port)) {
             logger.info(
@@ -50,5 +53,19 @@ struct ServeCommand: AsyncParsableCommand {
             )
         }
         try await app.runService()
+        logger.info("stop signal received: the HTTP server stopped accepting connections and answered the requests in flight")
+    }
+
+    /// Stops the engine and closes the flash store, saying what was left and what was saved.
+    static func shutDown(_ stack: ServingStack, logger: Logger) {
+        let stats = stack.engine.stats()
+        let unfinished = stats.waiting + stats.running + stats.swapped
+        logger.info("stopping the engine: \(stats.finishedRequests) requests served, \(unfinished) unfinished generations stopped")
+        stack.shutdown()
+        if let store = stack.flashStore {
+            let regions = store.stats.paths.map { "\($0.regionFile) (\($0.liveSlots) cached blocks kept)" }
+            logger.info("flash state saved: wear record written and region closed: \(regions.joined(separator: ", "))")
+        }
+        logger.info("hifc serve stopped")
     }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Backend
 import Models
+import SynthModels
 
 /// `hifc synth-model`: writes an HF model directory with random weights and a working tokenizer.
 struct SynthModelCommand: ParsableCommand {

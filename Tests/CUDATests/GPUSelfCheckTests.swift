@@ -1,3 +1,4 @@
+import HiFCChecks
 import XCTest
 
 @testable import CUDA

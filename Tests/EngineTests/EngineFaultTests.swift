@@ -1,7 +1,9 @@
 import Engine
 import FlashStore
 import Foundation
+import HiFCChecks
 import HiFCCore
+import HiFCTestSupport
 import XCTest
 
 /// Fails every `period`-th write or read of the flash store's data path with `errno`, or corrupts
@@ -55,6 +57,12 @@ private final class PeriodicFaults: IOFaultInjector, @unchecked Sendable {
 final class EngineFaultTests: XCTestCase {
     private let prompts = GreedyRun.distinctPrompts(6)
     private let maxTokens = 64
+
+    override class func setUp() {
+        super.setUp()
+        // Each swap these tests fail on purpose logs a warning; they are shown only if a test fails.
+        CapturedLogs.install()
+    }
 
     private func check(_ faults: PeriodicFaults?, _ name: String) throws {
         try check(EngineFixture.flashStore(faults: faults), name)

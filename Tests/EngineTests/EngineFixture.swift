@@ -2,8 +2,10 @@ import Backend
 import Engine
 import FlashStore
 import Foundation
+import HiFCChecks
 import HiFCCore
 import Models
+import SynthModels
 import XCTest
 
 /// A tiny synthetic model on the CPU backend, written once for all engine tests, and helpers to

@@ -1,6 +1,7 @@
 import Engine
 import FlashStore
 import Foundation
+import HiFCChecks
 import HiFCCore
 import XCTest
 

@@ -1,4 +1,5 @@
 import Engine
+import HiFCChecks
 import HiFCCore
 import XCTest
 

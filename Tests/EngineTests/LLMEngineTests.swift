@@ -1,6 +1,7 @@
 import Backend
 import Engine
 import Foundation
+import HiFCChecks
 import HiFCCore
 import XCTest
 

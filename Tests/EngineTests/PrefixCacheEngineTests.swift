@@ -4,6 +4,7 @@ import FlashStore
 import Foundation
 import HiFCCore
 import Models
+import SynthModels
 import XCTest
 
 /// The prefix cache through the real engine and model: greedy outputs are token for token those

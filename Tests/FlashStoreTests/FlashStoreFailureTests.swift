@@ -1,5 +1,6 @@
 import Foundation
 import HiFCCore
+import Logging
 import XCTest
 
 @testable import FlashStore
@@ -142,6 +143,63 @@ final class FlashStoreFailureTests: XCTestCase {
         XCTAssertEqual(got, [1, 2, 3])
     }
 
+    func testBothSuperblockCopiesDamagedIsALoggedCountedRebuildNeverASilentReset() async throws {
+        let dir = try makeFlashDirectory()
+        defer { removeFlashDirectory(dir) }
+        let key = BlockKey.content(high: 5, low: 5)
+        do {
+            let store = try FlashStore(configuration: testConfiguration([dir]))
+            try await put(store, [(key, [1, 2, 3])])
+            store.close()
+        }
+        let file = dir + "/" + FlashStoreConfiguration.regionFileName
+        for copy in RegionSuperblock.copyOffsets { try flipByte(in: file, at: copy + 20) }
+        XCTAssertThrowsError(try FlashStore.existingGeometry(at: dir), "inspect must not call a damaged region absent") {
+            XCTAssertEqual($0 as? FlashStoreError, .corruptSuperblocks(path: file))
+            XCTAssertTrue("\($0)".contains(file))
+        }
+        let logs = LogLines()
+        let store = try FlashStore(configuration: testConfiguration([dir]), logger: Logger(label: "test") { _ in logs })
+        defer { store.close() }
+        XCTAssertEqual(store.stats.recovery.regionsRebuilt, 1)
+        XCTAssertEqual(store.stats.recovery.regionsCreated, 0)
+        XCTAssertTrue(logs.lines.contains { $0.contains(file) && $0.contains("both superblock copies are damaged") }, "\(logs.lines)")
+        let (result, _) = await getBytes(store, key, capacity: 3)
+        XCTAssertEqual(result, .miss(.absent), "the region started afresh")
+        XCTAssertNotNil(try FlashStore.existingGeometry(at: dir), "and has valid superblocks again")
+    }
+
+    func testARegionWhoseSuperblocksWereNeverWrittenIsNewNotDamaged() throws {
+        let dir = try makeFlashDirectory()
+        defer { removeFlashDirectory(dir) }
+        // A first start killed between creating the file and writing its first superblock.
+        let file = dir + "/" + FlashStoreConfiguration.regionFileName
+        XCTAssertTrue(FileManager.default.createFile(atPath: file, contents: Data(count: 1 << 20)))
+        XCTAssertNil(try FlashStore.existingGeometry(at: dir))
+        let store = try FlashStore(configuration: testConfiguration([dir]))
+        defer { store.close() }
+        XCTAssertEqual(store.stats.recovery.regionsCreated, 1)
+        XCTAssertEqual(store.stats.recovery.regionsRebuilt, 0)
+    }
+
+    func testASecondWriterOfARegionIsRefusedNamingTheHolder() throws {
+        let dir = try makeFlashDirectory()
+        defer { removeFlashDirectory(dir) }
+        let file = dir + "/" + FlashStoreConfiguration.regionFileName
+        let first = try FlashStore(configuration: testConfiguration([dir]))
+        XCTAssertThrowsError(try FlashStore(configuration: testConfiguration([dir]))) {
+            guard case .regionInUse(let path, let holder)? = $0 as? FlashStoreError else { return XCTFail("\($0)") }
+            XCTAssertEqual(path, file)
+            XCTAssertTrue(holder?.contains("pid \(getpid())") == true, "\(String(describing: holder))")
+            XCTAssertTrue("\($0)".contains(file))
+        }
+        XCTAssertNotNil(try FlashStore.existingGeometry(at: dir), "reading the region needs no lock")
+        first.close()
+        XCTAssertFalse(FileManager.default.fileExists(atPath: file + ".lock"), "the holder file goes with the lock")
+        let second = try FlashStore(configuration: testConfiguration([dir]))
+        second.close()
+    }
+
     func testAFileSystemThatRefusesDirectIOIsNamed() throws {
         // tmpfs refused O_DIRECT before Linux 6.6; newer kernels accept it, and then there is
         // nothing to test here.
@@ -169,5 +227,30 @@ final class FlashStoreFailureTests: XCTestCase {
         try handle.seek(toOffset: UInt64(offset))
         try handle.write(contentsOf: Data([byte ^ 0x5A]))
         try handle.synchronize()
+    }
+}
+
+/// A log handler that keeps the lines it is given, for checking what a store logged.
+private final class LogLines: LogHandler, @unchecked Sendable {
+    private let lock = NSLock()
+    private var held: [String] = []
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .trace
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        lock.lock()
+        held.append("\(event.level) \(event.message)")
+        lock.unlock()
+    }
+
+    var lines: [String] {
+        lock.lock()
+        defer { lock.unlock() }
+        return held
     }
 }

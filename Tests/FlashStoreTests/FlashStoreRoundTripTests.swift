@@ -214,4 +214,23 @@ final class FlashStoreRoundTripTests: XCTestCase {
             XCTAssertEqual(got, expectedPayload(key, length: 200_000))
         }
     }
+
+    func testAOneSegmentRegionKeepsTakingSwapsOnceEarlierOnesAreReadBack() async throws {
+        // --flash-capacity 2MiB --flash-segment-size 1MiB: the superblock area and one segment.
+        try await withScratchStore(configuration: { testConfiguration([$0], capacity: .mib(2), segment: .mib(1)) }) { store, _ in
+            // Swaps of 2 to 9 blocks of 28 KiB (32 KiB slots), each read back and deleted before the
+            // next, as a sequence's blocks are: the segment's frontier passes its end many times.
+            for round in 0..<24 {
+                let keys = (0..<(2 + round % 8)).map { BlockKey.sequence(UInt64(round), block: $0) }
+                try await put(store, keys.map { ($0, expectedPayload($0, length: 28 << 10)) })
+                for key in keys {
+                    let (result, got) = await getBytes(store, key, capacity: 28 << 10)
+                    XCTAssertEqual(result, .hit(length: 28 << 10))
+                    XCTAssertEqual(got, expectedPayload(key, length: 28 << 10))
+                }
+                store.delete(keys)
+            }
+            XCTAssertEqual(store.stats.liveSlots, 0)
+        }
+    }
 }

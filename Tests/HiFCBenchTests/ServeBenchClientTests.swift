@@ -20,7 +20,7 @@ final class ServeBenchClientTests: XCTestCase {
         configuration.flashCapacity = .mib(64)
         let stack = try ServingStack(configuration: configuration, logger: Logger(label: "test"))
         defer { stack.shutdown() }
-        let tokenizer = try Tokenizer(directory: DefaultModel.directory(dataDirectory: dataDirectory))
+        let tokenizer = stack.model.tokenizer
         let model = stack.routes.servedModelName
         let context = stack.engine.maxContextTokens
 

@@ -1,5 +1,6 @@
 import Foundation
 import Models
+import SynthModels
 import XCTest
 
 @testable import HiFCBench

@@ -60,6 +60,40 @@ final class FlashSegmentAllocatorTests: XCTestCase {
         XCTAssertEqual(try XCTUnwrap(a.allocate(footprints: [4096]))[0].offset, slot[0].offset + 4096)
     }
 
+    func testAOneSegmentRegionReusesItsSegmentOnceEverythingInItIsDead() throws {
+        var a = try allocator(segments: 1)
+        // Fill most of the segment, then let every slot die, as swaps that were read back do.
+        let early = try XCTUnwrap(a.allocate(footprints: Array(repeating: mib / 8, count: 7)))
+        for slot in early { a.release(segment: slot.segment, footprint: mib / 8) }
+        XCTAssertEqual(a.liveBytes, 0)
+        // A batch longer than the rest of the segment (its first slot fits there, its second does
+        // not) starts the segment afresh.
+        let batch = try XCTUnwrap(a.allocate(footprints: [mib / 16, mib / 4]))
+        XCTAssertEqual(batch.map(\.offset), [1 << 20, (1 << 20) + Int64(mib / 16)])
+        XCTAssertGreaterThan(batch[0].sequence, early[0].sequence, "a new life of the segment")
+        // While something in it lives, a batch that does not fit is refused and nothing changes.
+        let before = a
+        XCTAssertNil(a.allocate(footprints: [mib / 2, mib / 4]))
+        XCTAssertEqual(a.segments, before.segments)
+        // A pinned dead segment (a read in flight) is not recycled under the reader.
+        for (slot, footprint) in zip(batch, [mib / 16, mib / 4]) { a.release(segment: slot.segment, footprint: footprint) }
+        a.pin(segment: 0)
+        XCTAssertNil(a.allocate(footprints: [mib / 2, mib / 4]))
+        a.unpin(segment: 0)
+        XCTAssertNotNil(a.allocate(footprints: [mib / 2, mib / 4]))
+    }
+
+    func testADeadOpenSegmentIsRecycledWhenTheOtherSegmentsAreInUse() throws {
+        var a = try allocator(segments: 2)
+        let kept = try XCTUnwrap(a.allocate(footprints: [mib]))  // segment 0, full and live
+        let passing = try XCTUnwrap(a.allocate(footprints: Array(repeating: mib / 4, count: 3)))  // segment 1
+        for slot in passing { a.release(segment: slot.segment, footprint: mib / 4) }
+        let batch = try XCTUnwrap(a.allocate(footprints: [mib / 8, mib / 2]))
+        XCTAssertEqual(batch.map(\.segment), [1, 1])
+        XCTAssertEqual(batch[0].offset, a.geometry.segmentStart(1), "from the segment's start")
+        XCTAssertEqual(a.segments[kept[0].segment].liveSlots, 1, "the live segment is untouched")
+    }
+
     func testCompactionPicksTheEmptiestClosedSegmentOnlyWhenFreeSegmentsRunShort() throws {
         var a = try allocator(segments: 4)
         let s0 = try XCTUnwrap(a.allocate(footprints: Array(repeating: mib / 4, count: 4)))

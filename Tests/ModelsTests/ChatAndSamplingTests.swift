@@ -1,5 +1,6 @@
 import HiFCCore
 import Models
+import SynthModels
 import XCTest
 
 /// Chat templates are recognized per family and rendered; sampling is greedy, seeded and honours

@@ -2,6 +2,7 @@ import Backend
 import Foundation
 import HiFCCore
 import Models
+import SynthModels
 import XCTest
 
 /// GGUF files written by gguf-py's `GGUFWriter` (as llama.cpp's converter would write them) from

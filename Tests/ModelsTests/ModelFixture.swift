@@ -2,6 +2,7 @@ import Backend
 import Foundation
 import HiFCCore
 import Models
+import SynthModels
 import XCTest
 
 /// A synthetic model written to a temporary directory and loaded on the CPU backend.

@@ -1,6 +1,7 @@
 import Backend
 import Foundation
 import Models
+import SynthModels
 import XCTest
 
 /// Bad model directories fail with errors that name the file or tensor; good ones in every dtype,

@@ -1,3 +1,4 @@
+import HiFCBench
 import HiFCCore
 import Models
 import XCTest

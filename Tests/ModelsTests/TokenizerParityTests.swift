@@ -1,5 +1,6 @@
 import Foundation
 import Models
+import SynthModels
 import XCTest
 
 /// Every tokenizer kind HiFC reads against HF `tokenizers` on a few hundred seeded random strings

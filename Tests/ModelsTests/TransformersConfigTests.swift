@@ -1,6 +1,7 @@
 import Backend
 import Foundation
 import Models
+import SynthModels
 import XCTest
 
 /// config.json as transformers 5 writes it (`rope_parameters`, `dtype`, `layer_types`; the files in

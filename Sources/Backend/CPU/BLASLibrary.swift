@@ -38,8 +38,8 @@ public struct BLASLibrary: @unchecked Sendable {
         environment: [String: String] = ProcessInfo.processInfo.environment,
         logger: Logger? = nil
     ) -> BLASLibrary? {
-        if let mode = environment["HIFC_BLAS"]?.lowercased(), ["off", "0", "no", "swift"].contains(mode) {
-            logger?.info("HIFC_BLAS=\(mode): using the Swift GEMM")
+        if isSwitchedOff(environment: environment) {
+            logger?.info("HIFC_BLAS=\(environment["HIFC_BLAS"] ?? ""): using the Swift GEMM")
             return nil
         }
         let names = environment["HIFC_BLAS_LIBRARY"].map { [$0] } ?? candidates
@@ -55,6 +55,11 @@ public struct BLASLibrary: @unchecked Sendable {
         }
         logger?.info("no CBLAS library found (tried \(names.joined(separator: ", "))): using the Swift GEMM")
         return nil
+    }
+
+    /// Whether `HIFC_BLAS` (off, 0, no or swift) asks for the Swift GEMM instead of a library.
+    public static func isSwitchedOff(environment: [String: String] = ProcessInfo.processInfo.environment) -> Bool {
+        environment["HIFC_BLAS"].map { ["off", "0", "no", "swift"].contains($0.lowercased()) } ?? false
     }
 
     /// `c[m×n] = a[m×k] · b[n×k]ᵀ`, all row-major and contiguous.

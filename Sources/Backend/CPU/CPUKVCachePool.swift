@@ -18,7 +18,7 @@ public final class CPUKVCachePool: KVCachePool, @unchecked Sendable {
         guard blocks > 0 else { throw .badBlock(detail: "a pool needs at least one block, not \(blocks)") }
         self.layout = layout
         blockCount = blocks
-        blockStride = (layout.blockBytes + 4095) / 4096 * 4096
+        blockStride = layout.blockStride
         let (total, overflow) = blockStride.multipliedReportingOverflow(by: blocks)
         var raw: UnsafeMutableRawPointer?
         guard !overflow, posix_memalign(&raw, 4096, total) == 0, let raw else {

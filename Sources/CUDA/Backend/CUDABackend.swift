@@ -56,7 +56,7 @@ public final class CUDABackend: ComputeBackend, @unchecked Sendable {
         if tensor.dtype == .bfloat16 {
             bits.withUnsafeMutableBytes { $0.baseAddress!.copyMemory(from: tensor.bytes, byteCount: n * 2) }
         } else {
-            for i in 0..<n { bits[i] = HostReference.bf16(tensor.float(at: i)) }
+            for i in 0..<n { bits[i] = BFloat16.bits(tensor.float(at: i)) }
         }
         // Weights live as long as the model: their own allocation, not the op cache.
         let buffer = try device.allocate(max(2, n * 2))

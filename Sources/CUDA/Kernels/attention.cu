@@ -247,45 +247,6 @@ __device__ __forceinline__ void finish_decode_block(
     }
 }
 
-__device__ __forceinline__ unsigned int smem_addr(const void* p) { return (unsigned int)__cvta_generic_to_shared(p); }
-
-// 16 bytes global -> shared, asynchronously; with valid false the destination is zero-filled and
-// nothing is read (keys past the context must be finite: P = 0 times a NaN V would still be NaN).
-__device__ __forceinline__ void cp_async16(unsigned int dst, const void* src, bool valid) {
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(dst), "l"(src), "r"(valid ? 16 : 0) : "memory");
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
-template <int N>
-__device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;" :: "n"(N) : "memory"); }
-
-__device__ __forceinline__ void ldmatrix_x4(unsigned int addr, unsigned int& r0, unsigned int& r1, unsigned int& r2, unsigned int& r3) {
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
-                 : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3) : "r"(addr));
-}
-__device__ __forceinline__ void ldmatrix_x4_trans(unsigned int addr, unsigned int& r0, unsigned int& r1, unsigned int& r2, unsigned int& r3) {
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
-                 : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3) : "r"(addr));
-}
-
-// c += a · b for one 16x8 fp32 tile (a: 16x16 bf16 row-major fragment, b: 16x8 bf16 column-major).
-__device__ __forceinline__ void mma_bf16(float c[4], const unsigned int a[4], unsigned int b0, unsigned int b1) {
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
-                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
-// Two fp32 as bf16x2 (round to nearest even): lo in the low half.
-__device__ __forceinline__ unsigned int pack_bf16x2(float lo, float hi) {
-    unsigned int r;
-    asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
-    return r;
-}
-
-// Shared tiles are [rows][D] bf16 with each row's 16-byte chunks XOR-swizzled by (row & 7), so the
-// eight rows one ldmatrix reads (same logical chunk) fall in eight different bank groups.
-template <int D>
-__device__ __forceinline__ int swz(int row, int chunk) { return row * D + ((chunk ^ (row & 7)) << 3); }
-
 // Decode attention on tensor cores. On CUDA cores the 8B shape was bound by instruction issue,
 // not memory: a warp spent some 100 instructions per token (unpacking, FMAs, shuffle reductions,
 // exponentials) and, with one or two warps per scheduler, time per token did not move with the
@@ -431,8 +392,8 @@ __device__ __forceinline__ void attention_decode_mma(
                 unsigned int b0, b1, b2, b3;
                 const int key = key0 + j * 8 + (lane & 7) + ((lane >> 4) << 3);
                 ldmatrix_x4(kb + swz<D>(key, kk * 2 + ((lane >> 3) & 1)) * 2, b0, b1, b2, b3);
-                mma_bf16(s[j], a, b0, b1);
-                mma_bf16(s[j + 1], a, b2, b3);
+                mma_bf16(s[j], a[0], a[1], a[2], a[3], b0, b1);
+                mma_bf16(s[j + 1], a[0], a[1], a[2], a[3], b2, b3);
             }
         }
 
@@ -469,8 +430,8 @@ __device__ __forceinline__ void attention_decode_mma(
                 unsigned int b0, b1, b2, b3;
                 const int key = key0 + kk * 16 + (lane & 7) + (((lane >> 3) & 1) << 3);
                 ldmatrix_x4_trans(vb + swz<D>(key, j + (lane >> 4)) * 2, b0, b1, b2, b3);
-                mma_bf16(o[j], pf[kk], b0, b1);
-                mma_bf16(o[j + 1], pf[kk], b2, b3);
+                mma_bf16(o[j], pf[kk][0], pf[kk][1], pf[kk][2], pf[kk][3], b0, b1);
+                mma_bf16(o[j + 1], pf[kk][0], pf[kk][1], pf[kk][2], pf[kk][3], b2, b3);
             }
         }
     }

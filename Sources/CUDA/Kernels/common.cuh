@@ -86,3 +86,51 @@ __device__ __forceinline__ void wait_for_previous_kernel() {
     grid_dependency_wait();
     grid_dependents_launch();
 }
+
+// Tensor-core and asynchronous-copy helpers (sm_80 and later: cp.async, ldmatrix, mma.sync), used
+// by attention.cu, prefill_attention.cu and gemv.cu. A module that does not call them compiles
+// none of them. Moving them here from those files left every module's cubin byte-identical for
+// sm_80, sm_90 and sm_100 (NVRTC 13.0).
+
+// The shared-memory address of a generic pointer, as cp.async and ldmatrix take it.
+__device__ __forceinline__ unsigned int smem_addr(const void* p) { return (unsigned int)__cvta_generic_to_shared(p); }
+
+// 16 bytes global -> shared, asynchronously; with valid false the destination is zero-filled and
+// nothing is read (keys past the context must be finite: P = 0 times a NaN V would still be NaN).
+__device__ __forceinline__ void cp_async16(unsigned int dst, const void* src, bool valid) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(dst), "l"(src), "r"(valid ? 16 : 0) : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;" :: "n"(N) : "memory"); }
+
+__device__ __forceinline__ void ldmatrix_x4(unsigned int addr, unsigned int& r0, unsigned int& r1, unsigned int& r2, unsigned int& r3) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3) : "r"(addr));
+}
+__device__ __forceinline__ void ldmatrix_x4_trans(unsigned int addr, unsigned int& r0, unsigned int& r1, unsigned int& r2, unsigned int& r3) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3) : "r"(addr));
+}
+
+// c += a · b for one 16x8 fp32 tile (a: 16x16 bf16 row-major fragment in a0..a3, b: 16x8 bf16
+// column-major in b0, b1).
+__device__ __forceinline__ void mma_bf16(float c[4], unsigned int a0, unsigned int a1, unsigned int a2, unsigned int a3,
+                                         unsigned int b0, unsigned int b1) {
+    asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+
+// Two fp32 as bf16x2 (round to nearest even): lo in the low half.
+__device__ __forceinline__ unsigned int pack_bf16x2(float lo, float hi) {
+    unsigned int r;
+    asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
+    return r;
+}
+
+// Shared tiles are [rows][D] bf16 with each row's 16-byte chunks XOR-swizzled by (row & 7), so the
+// eight rows one ldmatrix reads (same logical chunk) fall in eight different bank groups.
+template <int D>
+__device__ __forceinline__ int swz(int row, int chunk) { return row * D + ((chunk ^ (row & 7)) << 3); }
+

@@ -41,12 +41,6 @@ __device__ __forceinline__ uint4 gemv_load_x(const bf16_t* p) {
     return v;
 }
 
-__device__ __forceinline__ void gemv_mma(float* c, unsigned a0, unsigned a1, unsigned a2, unsigned a3, unsigned b0, unsigned b1) {
-    asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
-        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
-}
-
 // silu(g)·u, as silu_mul_f32_to_bf16 computes it.
 __device__ __forceinline__ float gemv_silu_times(float g, float u) { return g / (1.0f + expf(-g)) * u; }
 
@@ -172,9 +166,9 @@ __device__ __forceinline__ void skinny_gemm(const bf16_t* __restrict__ x, const 
         _Pragma("unroll") for (int u = 0; u < U; u++)                                                           \
             _Pragma("unroll") for (int r = 0; r < R; r++)                                                       \
                 _Pragma("unroll") for (int tt = 0; tt < T; tt++) {                                              \
-                    gemv_mma(acc[r][tt], WR[u][2 * r].x, WR[u][2 * r + 1].x, WR[u][2 * r].y, WR[u][2 * r + 1].y, \
+                    mma_bf16(acc[r][tt], WR[u][2 * r].x, WR[u][2 * r + 1].x, WR[u][2 * r].y, WR[u][2 * r + 1].y, \
                              XR[u][tt].x, XR[u][tt].y);                                                         \
-                    gemv_mma(acc[r][tt], WR[u][2 * r].z, WR[u][2 * r + 1].z, WR[u][2 * r].w, WR[u][2 * r + 1].w, \
+                    mma_bf16(acc[r][tt], WR[u][2 * r].z, WR[u][2 * r + 1].z, WR[u][2 * r].w, WR[u][2 * r + 1].w, \
                              XR[u][tt].z, XR[u][tt].w);                                                         \
                 }                                                                                               \
     }

@@ -20,42 +20,6 @@
 #define PA_TILE_TOKENS 64
 #define PA_LOG2E 1.4426950408889634f
 
-__device__ __forceinline__ unsigned int pa_smem_addr(const void* p) {
-    return (unsigned int)__cvta_generic_to_shared(p);
-}
-
-// 16 bytes global -> shared, asynchronously; with valid false the destination is zero-filled and
-// nothing is read (keys past the context must be finite: P = 0 times a NaN V would still be NaN).
-__device__ __forceinline__ void pa_cp_async16(unsigned int dst, const void* src, bool valid) {
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" :: "r"(dst), "l"(src), "r"(valid ? 16 : 0));
-}
-__device__ __forceinline__ void pa_cp_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-template <int N>
-__device__ __forceinline__ void pa_cp_wait() { asm volatile("cp.async.wait_group %0;\n" :: "n"(N)); }
-
-__device__ __forceinline__ void pa_ldmatrix_x4(unsigned int addr, unsigned int& r0, unsigned int& r1, unsigned int& r2, unsigned int& r3) {
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3) : "r"(addr));
-}
-__device__ __forceinline__ void pa_ldmatrix_x4_trans(unsigned int addr, unsigned int& r0, unsigned int& r1, unsigned int& r2, unsigned int& r3) {
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3) : "r"(addr));
-}
-
-// c += a · b for one 16x8 fp32 tile (a: 16x16 bf16 row-major fragment, b: 16x8 bf16 column-major).
-__device__ __forceinline__ void pa_mma(float c[4], const unsigned int a[4], unsigned int b0, unsigned int b1) {
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
-// Two fp32 as bf16x2 (round to nearest even): lo in the low half.
-__device__ __forceinline__ unsigned int pa_pack_bf16(float lo, float hi) {
-    unsigned int r;
-    asm("cvt.rn.bf16x2.f32 %0, %1, %2;\n" : "=r"(r) : "f"(hi), "f"(lo));
-    return r;
-}
-
 // ex2.approx with denormals flushed: exp2f's denormal handling would add three instructions per
 // score, and a probability under 2^-126 of the row's largest adds nothing to its sum.
 __device__ __forceinline__ float pa_exp2(float x) {
@@ -63,11 +27,6 @@ __device__ __forceinline__ float pa_exp2(float x) {
     asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
     return y;
 }
-
-// Shared tiles are [rows][D] bf16 with each row's 16-byte chunks XOR-swizzled by (row & 7), so the
-// eight rows one ldmatrix reads (same logical chunk) fall in eight different bank groups.
-template <int D>
-__device__ __forceinline__ int pa_swz(int row, int chunk) { return row * D + ((chunk ^ (row & 7)) << 3); }
 
 // STAGES K/V tiles are in flight: tile t + STAGES - 1 is requested right after the barrier that
 // opens iteration t, into the buffer of tile t - 1, which every warp has finished reading by then;
@@ -113,7 +72,7 @@ __device__ __forceinline__ void prefill_attention_body(
     const int copy_chunk = tid % CH, copy_row = tid / CH;
     const bf16_t* k_src = pool + (long)(layer * 2) * block_tokens * token_elems + (long)kvh * D + copy_chunk * 8;
     const unsigned int bt_magic = block_index_magic(block_tokens);
-    const unsigned int sK_addr = pa_smem_addr(sK), sV_addr = pa_smem_addr(sV);
+    const unsigned int sK_addr = smem_addr(sK), sV_addr = smem_addr(sV);
     auto load_kv = [&](int t, int buf) {
         const int n0 = (t_first + t) * BN;
         const unsigned int kb = sK_addr + buf * TILE_BYTES, vb = sV_addr + buf * TILE_BYTES;
@@ -127,16 +86,16 @@ __device__ __forceinline__ void prefill_attention_body(
                 const int blk = block_index(pos, bt_magic);
                 src = k_src + table[blk] * block_stride + (long)(pos - blk * block_tokens) * token_elems;
             }
-            const unsigned int so = pa_swz<D>(r, copy_chunk) * 2;
-            pa_cp_async16(kb + so, src, valid);
-            pa_cp_async16(vb + so, valid ? src + v_offset : src, valid);
+            const unsigned int so = swz<D>(r, copy_chunk) * 2;
+            cp_async16(kb + so, src, valid);
+            cp_async16(vb + so, valid ? src + v_offset : src, valid);
         }
     };
 
 #pragma unroll
     for (int s = 0; s < STAGES - 1; ++s) {
         if (s < n_tiles) load_kv(s, s);
-        pa_cp_commit();
+        cp_async_commit();
     }
 
     // Q: fp32 -> scaled bf16 in shared (rows past the slice are zero and never stored). The scale
@@ -150,10 +109,10 @@ __device__ __forceinline__ void prefill_attention_body(
         if (m < used_rows) {
             const float* src = q + (long)(tile.x + tok0 + m / group) * q_stride + (long)(kvh * group + m % group) * D + c * 8;
             const float4 a = *reinterpret_cast<const float4*>(src), b = *reinterpret_cast<const float4*>(src + 4);
-            w = make_uint4(pa_pack_bf16(a.x * qs, a.y * qs), pa_pack_bf16(a.z * qs, a.w * qs),
-                           pa_pack_bf16(b.x * qs, b.y * qs), pa_pack_bf16(b.z * qs, b.w * qs));
+            w = make_uint4(pack_bf16x2(a.x * qs, a.y * qs), pack_bf16x2(a.z * qs, a.w * qs),
+                           pack_bf16x2(b.x * qs, b.y * qs), pack_bf16x2(b.z * qs, b.w * qs));
         }
-        *reinterpret_cast<uint4*>(sQ + pa_swz<D>(m, c)) = w;
+        *reinterpret_cast<uint4*>(sQ + swz<D>(m, c)) = w;
     }
     __syncthreads();
 
@@ -161,13 +120,13 @@ __device__ __forceinline__ void prefill_attention_body(
     // registers; with two, Q is re-read from shared memory for every key tile (FlashAttention-2
     // does the same) so that the registers go to the second tile, whose rows reuse every K and V
     // fragment a warp loads: half the shared-memory traffic per MMA.
-    const unsigned int sQ_addr = pa_smem_addr(sQ);
+    const unsigned int sQ_addr = smem_addr(sQ);
     unsigned int qf[MT == 1 ? D / 16 : 1][4];
     if constexpr (MT == 1) {
         const int row = warp * 16 + (lane & 15);
 #pragma unroll
         for (int kk = 0; kk < D / 16; ++kk)
-            pa_ldmatrix_x4(sQ_addr + pa_swz<D>(row, kk * 2 + (lane >> 4)) * 2, qf[kk][0], qf[kk][1], qf[kk][2], qf[kk][3]);
+            ldmatrix_x4(sQ_addr + swz<D>(row, kk * 2 + (lane >> 4)) * 2, qf[kk][0], qf[kk][1], qf[kk][2], qf[kk][3]);
     }
 
     // This thread's rows (fragment rows lane/4 and lane/4 + 8 of each of its m16 tiles) and how
@@ -195,12 +154,12 @@ __device__ __forceinline__ void prefill_attention_body(
 
     int buf = 0;                                       // t % STAGES
     for (int t = 0; t < n_tiles; ++t) {
-        pa_cp_wait<STAGES - 2>();
+        cp_async_wait<STAGES - 2>();
         __syncthreads();
         {
             const int t_load = t + STAGES - 1, b_load = buf == 0 ? STAGES - 1 : buf - 1;
             if (t_load < n_tiles) load_kv(t_load, b_load);
-            pa_cp_commit();
+            cp_async_commit();
         }
         const unsigned int kb = sK_addr + buf * TILE_BYTES, vb = sV_addr + buf * TILE_BYTES;
         buf = buf + 1 == STAGES ? 0 : buf + 1;
@@ -219,18 +178,18 @@ __device__ __forceinline__ void prefill_attention_body(
                     a[i][0] = qf[kk][0]; a[i][1] = qf[kk][1]; a[i][2] = qf[kk][2]; a[i][3] = qf[kk][3];
                 } else {
                     const int row = (warp * MT + i) * 16 + (lane & 15);
-                    pa_ldmatrix_x4(sQ_addr + pa_swz<D>(row, kk * 2 + (lane >> 4)) * 2, a[i][0], a[i][1], a[i][2], a[i][3]);
+                    ldmatrix_x4(sQ_addr + swz<D>(row, kk * 2 + (lane >> 4)) * 2, a[i][0], a[i][1], a[i][2], a[i][3]);
                 }
             }
 #pragma unroll
             for (int j = 0; j < BN / 8; j += 2) {
                 unsigned int b0, b1, b2, b3;
                 const int key = j * 8 + (lane & 7) + ((lane >> 4) << 3);
-                pa_ldmatrix_x4(kb + pa_swz<D>(key, kk * 2 + ((lane >> 3) & 1)) * 2, b0, b1, b2, b3);
+                ldmatrix_x4(kb + swz<D>(key, kk * 2 + ((lane >> 3) & 1)) * 2, b0, b1, b2, b3);
 #pragma unroll
                 for (int i = 0; i < MT; ++i) {
-                    pa_mma(s[i][j], a[i], b0, b1);
-                    pa_mma(s[i][j + 1], a[i], b2, b3);
+                    mma_bf16(s[i][j], a[i][0], a[i][1], a[i][2], a[i][3], b0, b1);
+                    mma_bf16(s[i][j + 1], a[i][0], a[i][1], a[i][2], a[i][3], b2, b3);
                 }
             }
         }
@@ -283,8 +242,8 @@ __device__ __forceinline__ void prefill_attention_body(
                 const float p2 = pa_exp2(s[i][j][2] - r1), p3 = pa_exp2(s[i][j][3] - r1);
                 l0 += p0 + p1; l1 += p2 + p3;
                 // S's accumulator layout is the A-operand layout of the next product.
-                pf[i][j >> 1][(j & 1) * 2] = pa_pack_bf16(p0, p1);
-                pf[i][j >> 1][(j & 1) * 2 + 1] = pa_pack_bf16(p2, p3);
+                pf[i][j >> 1][(j & 1) * 2] = pack_bf16x2(p0, p1);
+                pf[i][j >> 1][(j & 1) * 2 + 1] = pack_bf16x2(p2, p3);
             }
             l[i][0] = l0; l[i][1] = l1;
         }
@@ -295,11 +254,11 @@ __device__ __forceinline__ void prefill_attention_body(
             for (int j = 0; j < D / 8; j += 2) {
                 unsigned int b0, b1, b2, b3;
                 const int key = kk * 16 + (lane & 7) + (((lane >> 3) & 1) << 3);
-                pa_ldmatrix_x4_trans(vb + pa_swz<D>(key, j + (lane >> 4)) * 2, b0, b1, b2, b3);
+                ldmatrix_x4_trans(vb + swz<D>(key, j + (lane >> 4)) * 2, b0, b1, b2, b3);
 #pragma unroll
                 for (int i = 0; i < MT; ++i) {
-                    pa_mma(o[i][j], pf[i][kk], b0, b1);
-                    pa_mma(o[i][j + 1], pf[i][kk], b2, b3);
+                    mma_bf16(o[i][j], pf[i][kk][0], pf[i][kk][1], pf[i][kk][2], pf[i][kk][3], b0, b1);
+                    mma_bf16(o[i][j + 1], pf[i][kk][0], pf[i][kk][1], pf[i][kk][2], pf[i][kk][3], b2, b3);
                 }
             }
         }
@@ -319,7 +278,7 @@ __device__ __forceinline__ void prefill_attention_body(
                 bf16_t* dst = out + (long)(tile.x + tok0 + row / group) * out_stride + (long)(kvh * group + row % group) * D + 2 * tq;
 #pragma unroll
                 for (int j = 0; j < D / 8; ++j)
-                    *reinterpret_cast<unsigned int*>(dst + j * 8) = pa_pack_bf16(o[i][j][2 * h] * inv, o[i][j][2 * h + 1] * inv);
+                    *reinterpret_cast<unsigned int*>(dst + j * 8) = pack_bf16x2(o[i][j][2 * h] * inv, o[i][j][2 * h + 1] * inv);
             }
         }
 }

@@ -46,7 +46,7 @@ public final class CUDAFlashSwap: DeviceKVSwapper, @unchecked Sendable {
 
     /// How blocks move for the file behind `fd`: cuFile where it accepts the file, the staging
     /// ring otherwise (the refusal is logged once, and the path chosen once per file).
-    func io(for fd: Int32, path: String) throws -> BlockFileIO {
+    package func io(for fd: Int32, path: String) throws -> BlockFileIO {
         lock.lock()
         defer { lock.unlock() }
         if let io = paths[fd] { return io }

@@ -48,7 +48,7 @@ public final class CUFileBlockIO: BlockFileIO, @unchecked Sendable {
 
     public func write(_ extents: [BlockFileExtent], after: CUDAEvent?) throws {
         try after?.synchronize()
-        let bytes = directIOLength(pool.layout.blockBytes)
+        let bytes = pool.layout.blockStride
         try concurrentlyForEach(extents.count, depth: depth) { _, i in
             let e = extents[i]
             _ = try pool.address(of: e.block)
@@ -58,7 +58,7 @@ public final class CUFileBlockIO: BlockFileIO, @unchecked Sendable {
     }
 
     public func read(_ extents: [BlockFileExtent]) throws -> CUDAEvent? {
-        let bytes = directIOLength(pool.layout.blockBytes)
+        let bytes = pool.layout.blockStride
         try concurrentlyForEach(extents.count, depth: depth) { _, i in
             let e = extents[i]
             _ = try pool.address(of: e.block)

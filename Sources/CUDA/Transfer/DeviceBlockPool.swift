@@ -10,8 +10,8 @@ public final class DeviceBlockPool: @unchecked Sendable {
     public let blocks: Int
     /// The memory.
     public let buffer: DeviceBuffer
-    /// Bytes from one block's start to the next: `layout.blockBytes` rounded up to 4 KiB, so
-    /// every block is aligned for O_DIRECT and cuFile.
+    /// Bytes from one block's start to the next (`KVBlockLayout.blockStride`: 4 KiB aligned for
+    /// O_DIRECT and cuFile).
     public let blockStride: Int
 
     /// Allocates `blocks` blocks on `device`.
@@ -19,12 +19,12 @@ public final class DeviceBlockPool: @unchecked Sendable {
         guard blocks > 0 else { throw CUDAError.invalidArgument("a KV pool of \(blocks) blocks") }
         self.layout = layout
         self.blocks = blocks
-        blockStride = directIOLength(layout.blockBytes)
+        blockStride = layout.blockStride
         buffer = try device.allocate(blocks * blockStride)
     }
 
     /// Blocks that fit in `budget` bytes.
-    public static func blocks(fitting budget: Int, layout: KVBlockLayout) -> Int { budget / directIOLength(layout.blockBytes) }
+    public static func blocks(fitting budget: Int, layout: KVBlockLayout) -> Int { budget / layout.blockStride }
 
     /// Device address of block `index`.
     public func address(of index: Int) throws -> CUdeviceptr {
@@ -59,6 +59,3 @@ public protocol BlockFileIO: Sendable {
     /// Reads each extent into its block; the returned event marks the end of the copies.
     func read(_ extents: [BlockFileExtent]) throws -> CUDAEvent?
 }
-
-/// Rounds `bytes` up to the 4096-byte granularity of O_DIRECT.
-@inline(__always) func directIOLength(_ bytes: Int) -> Int { (bytes + 4095) & ~4095 }

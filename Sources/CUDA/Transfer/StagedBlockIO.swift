@@ -25,7 +25,7 @@ public final class StagedBlockIO: BlockFileIO, @unchecked Sendable {
         self.pool = pool
         self.fd = fd
         self.filePath = filePath
-        slotBytes = directIOLength(pool.layout.blockBytes)
+        slotBytes = pool.layout.blockStride
         // Pinned memory from the driver is page-aligned, as O_DIRECT requires.
         staging = try device.allocatePinned(slotBytes * max(1, depth))
         streams = try (0..<max(1, depth)).map { _ in try device.makeStream() }

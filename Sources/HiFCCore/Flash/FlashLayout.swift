@@ -45,17 +45,21 @@ public struct FlashRegionGeometry: Hashable, Sendable {
             case .segmentSizeTooSmall(let s):
                 return "flash segment size \(ByteSize(Int64(s))) is below the 1 MiB minimum"
             case .capacityTooSmall(let c, let s):
+                let smallest = ByteSize(Int64(FlashLayout.superblockAreaSize + s))
                 return
-                    "flash capacity \(ByteSize(c)) holds no segment of \(ByteSize(Int64(s))) after the 1 MiB superblock area; raise --flash-capacity"
+                    "flash capacity \(ByteSize(c)) holds no segment of \(ByteSize(Int64(s))) after the 1 MiB superblock area; the smallest capacity that works with this segment size is \(smallest): raise --flash-capacity or lower --flash-segment-size"
             }
         }
     }
+
+    /// The smallest segment.
+    public static let minimumSegmentSize = 1 << 20
 
     /// A geometry; the segment size must be a page multiple of at least 1 MiB and the capacity
     /// must hold the superblock area and at least one segment.
     public init(capacity: Int64, segmentSize: Int) throws(GeometryError) {
         guard segmentSize % FlashLayout.pageSize == 0 else { throw .segmentSizeNotAligned(segmentSize) }
-        guard segmentSize >= 1 << 20 else { throw .segmentSizeTooSmall(segmentSize) }
+        guard segmentSize >= Self.minimumSegmentSize else { throw .segmentSizeTooSmall(segmentSize) }
         guard capacity >= Int64(FlashLayout.superblockAreaSize + segmentSize) else {
             throw .capacityTooSmall(capacity: capacity, segmentSize: segmentSize)
         }

@@ -72,7 +72,26 @@ public struct FlashSegmentAllocator: Sendable {
     /// Allocates slots of the given footprints, in order and contiguously, starting at the open
     /// segment's frontier and opening free segments as each fills. Returns nil, changing nothing,
     /// when the region cannot hold them all or a footprint exceeds a segment.
+    ///
+    /// When the batch does not fit that way and the open segment holds nothing live, the open
+    /// segment is recycled and the batch starts afresh. Otherwise a wholly dead open segment would
+    /// never be reused: it closes only when a slot does not fit its rest, and by then the batch's
+    /// first slots sit in it, so a region with no other free segment (one segment, or the others
+    /// all holding live slots) would stay full with nothing live in it.
     public mutating func allocate(footprints: [Int]) -> [Placement]? {
+        if let placements = appending(footprints) { return placements }
+        guard let open = openSegment, segments[open].liveSlots == 0, segments[open].pins == 0, segments[open].frontier > 0 else {
+            return nil
+        }
+        var trial = self
+        trial.closeOpenSegment()
+        guard let placements = trial.appending(footprints) else { return nil }
+        self = trial
+        return placements
+    }
+
+    /// `allocate` without recycling a dead open segment first.
+    private mutating func appending(_ footprints: [Int]) -> [Placement]? {
         var trial = self
         var placements: [Placement] = []
         placements.reserveCapacity(footprints.count)

@@ -1,4 +1,5 @@
 import Backend
+import CUDA
 import FlashStore
 import Foundation
 import HiFCCore
@@ -139,7 +140,7 @@ public struct GPUSwapCheck {
             close(fd)
             unlink(path)
         }
-        guard ftruncate(fd, off_t(blocks * directIOLength(bytes))) == 0 else { throw CUDAError.io(call: "ftruncate", path: path, errno: errno) }
+        guard ftruncate(fd, off_t(blocks * layout.blockStride)) == 0 else { throw CUDAError.io(call: "ftruncate", path: path, errno: errno) }
         // Each path with one request in flight, as `dd` uses the disk, with four, and with eight,
         // as the store's swapper does.
         var cuFileMissing = false
@@ -159,7 +160,7 @@ public struct GPUSwapCheck {
                 io = try StagedBlockIO(pool: pool, fd: fd, filePath: path, device: device, depth: depth)
             }
             // Sequential slots, as the log-structured store writes them, read back in order.
-            let extents = (0..<blocks).map { BlockFileExtent(block: $0, fileOffset: $0 * directIOLength(bytes)) }
+            let extents = (0..<blocks).map { BlockFileExtent(block: $0, fileOffset: $0 * layout.blockStride) }
             let ready = try device.makeEvent()
             try ready.record(on: stream)
             t0 = Date()

@@ -1,5 +1,6 @@
 import Backend
 import Foundation
+import Models
 
 /// Prefill and decode throughput of a model on its backend, at a given batch size: `batch`
 /// sequences of `promptTokens` random tokens are prefilled together in one step, then decoded

@@ -2,13 +2,17 @@ import Backend
 import CUDA
 import Foundation
 import Models
+import SynthModels
 
 /// The forward pass of a synthetic model on the CUDA backend against the CPU backend: logits of
 /// a prefill and of each greedy decode step (relative error), whether the greedy tokens agree, and
 /// whether the GPU's own greedy pick (`CausalLanguageModel.step`, argmax on the device) is the argmax of
 /// the logits it downloads.
-struct GPUModelCheck {
+public struct GPUModelCheck {
     let cuda: CUDABackend
+
+    /// A check of `cuda` against the CPU backend.
+    public init(cuda: CUDABackend) { self.cuda = cuda }
 
     /// The sliding window given to Mistral and Qwen2 models (every layer, and Qwen2's second half
     /// of its layers): shorter than the prompt, so the windowed kernels decide the logits.
@@ -16,7 +20,7 @@ struct GPUModelCheck {
 
     /// A model of `--models`: `PRESET` (Llama) or `ARCH:PRESET` (`qwen3:tiny`, `gemma3:1b`,
     /// `mistral:tiny` ...).
-    static func parse(_ entry: String) -> (ModelArchitecture, SynthModel.Preset)? {
+    public static func parse(_ entry: String) -> (ModelArchitecture, SynthModel.Preset)? {
         let parts = entry.split(separator: ":").map(String.init)
         guard parts.count <= 2, let preset = SynthModel.Preset(rawValue: parts.last ?? "") else { return nil }
         guard parts.count == 2 else { return (.llama, preset) }
@@ -28,7 +32,7 @@ struct GPUModelCheck {
     /// With `keep`, the model directory stays and gets `reference-prompt.json` (the prompt's
     /// token ids) and `reference-logits-cpu.f32` / `-cuda.f32` (the prefill's last-token logits,
     /// raw little-endian floats), for a comparison with PyTorch (bench/cuda/torch_logits.py).
-    func run(
+    public func run(
         preset: SynthModel.Preset, architecture: ModelArchitecture = .llama, workDirectory: String, promptLength: Int = 24, steps: Int = 32,
         keep: Bool = false
     ) throws -> [GPUCheckResult] {

@@ -1,4 +1,5 @@
 import Backend
+import Engine
 import HiFCCore
 import Models
 

@@ -5,7 +5,7 @@ import Synchronization
 /// expected. On a terminal a bar redrawn in place at most ten times a second; anywhere else (a log
 /// file, a pipe) a plain line every few seconds, so a log holds a handful of lines rather than
 /// thousands of carriage-return frames.
-final class BenchProgress: Sendable {
+public final class BenchProgress: Sendable {
     private let label: String
     private let total: Int
     private let unit: String
@@ -17,7 +17,7 @@ final class BenchProgress: Sendable {
 
     /// A progress display for `total` `unit`; `lineInterval` spaces the plain lines written when
     /// standard error is not a terminal.
-    init(label: String, total: Int, unit: String = "tokens", enabled: Bool, lineInterval: Duration = .seconds(5)) {
+    public init(label: String, total: Int, unit: String = "tokens", enabled: Bool, lineInterval: Duration = .seconds(5)) {
         self.label = label
         self.total = max(total, 1)
         self.unit = unit
@@ -27,7 +27,7 @@ final class BenchProgress: Sendable {
     }
 
     /// Counts `count` more; `note` (errors so far, say) is shown after the count.
-    func advance(by count: Int, note: String? = nil) {
+    public func advance(by count: Int, note: String? = nil) {
         let line: String? = state.withLock { state in
             state.done += count
             if let note { state.note = note }
@@ -39,7 +39,7 @@ final class BenchProgress: Sendable {
     }
 
     /// Draws the final state and ends its line.
-    func finish() {
+    public func finish() {
         guard enabled else { return }
         let (done, note) = state.withLock { ($0.done, $0.note) }
         write(render(done, note: note), final: true)
@@ -66,7 +66,7 @@ final class BenchProgress: Sendable {
     }
 
     /// Seconds since `start`.
-    static func seconds(since start: ContinuousClock.Instant) -> Double {
+    public static func seconds(since start: ContinuousClock.Instant) -> Double {
         let elapsed = (ContinuousClock.now - start).components
         return Double(elapsed.seconds) + Double(elapsed.attoseconds) * 1e-18
     }

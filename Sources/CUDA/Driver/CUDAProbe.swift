@@ -2,7 +2,8 @@ import FlashStore
 import Foundation
 
 /// What `hifc doctor` reports about the NVIDIA stack: each library (path and version), each GPU,
-/// and whether cuFile can register a file on the flash path (and why not).
+/// and whether cuFile can register a file on the flash path (and why not). Every library is
+/// looked for even when one before it is missing, so one run shows everything that is absent.
 public enum CUDAProbe {
     /// One finding: a name, and either what was found or why it was not.
     public struct Line: Sendable, CustomStringConvertible {
@@ -10,43 +11,55 @@ public enum CUDAProbe {
         public var item: String
         /// Whether it is usable.
         public var ok: Bool
-        /// What was found, or the error.
+        /// What was found, or the error in one line.
         public var detail: String
+        /// The longer account behind a failure, where there is one: every path a missing library
+        /// was looked for in, with the reason each failed.
+        public var trace: String?
 
-        public var description: String { "\(ok ? "ok  " : "FAIL") \(item): \(detail)" }
+        public var description: String { "\(ok ? "ok  " : "FAIL") \(item): \(detail)" + (trace.map { "\n\($0)" } ?? "") }
+    }
+
+    /// What was found.
+    public struct Report: Sendable {
+        /// One line per library, GPU and cuFile check, in the order they were probed.
+        public var lines: [Line]
+        /// GPUs the driver reports (0 without a driver).
+        public var gpus: Int
     }
 
     /// Probes every library and GPU; when `flashPath` is given, also cuFile on a scratch file
     /// created (and removed) in that directory.
-    public static func run(flashPath: String? = nil) -> [Line] {
+    public static func run(flashPath: String? = nil) -> Report {
         var lines: [Line] = []
         var haveDriver = false
+        var gpus = 0
         do {
             let api = try DriverAPI.shared()
             lines.append(Line(item: "libcuda", ok: true, detail: "\(api.library.path), driver API \(try CUDADevice.driverVersion())"))
             haveDriver = true
         } catch {
-            lines.append(Line(item: "libcuda", ok: false, detail: "\(error)"))
+            lines.append(failure("libcuda", error))
         }
         do {
             let nvrtc = try NVRTC.shared()
             lines.append(Line(item: "libnvrtc", ok: true, detail: "\(nvrtc.library.path), version \(nvrtc.version)"))
         } catch {
-            lines.append(Line(item: "libnvrtc", ok: false, detail: "\(error)"))
+            lines.append(failure("libnvrtc", error))
         }
         var firstDevice: CUDADevice?
         if haveDriver {
             do {
-                let n = try CUDADevice.count()
-                if n == 0 { lines.append(Line(item: "GPUs", ok: false, detail: "the driver reports none")) }
-                for i in 0..<n {
+                gpus = try CUDADevice.count()
+                if gpus == 0 { lines.append(Line(item: "GPUs", ok: false, detail: "the driver reports none")) }
+                for i in 0..<gpus {
                     let d = try CUDADevice(ordinal: i)
                     let mem = try d.memoryInfo()
                     lines.append(Line(item: "cuda:\(i)", ok: true, detail: "\(d.info), \(mem.free >> 20) MiB free"))
                     if firstDevice == nil { firstDevice = d }
                 }
             } catch {
-                lines.append(Line(item: "GPUs", ok: false, detail: "\(error)"))
+                lines.append(failure("GPUs", error))
             }
         }
         if let d = firstDevice {
@@ -54,15 +67,10 @@ public enum CUDAProbe {
                 let blas = try CUBLAS(device: d)
                 lines.append(Line(item: "libcublas", ok: true, detail: "\(blas.library.path), version \(blas.version)"))
             } catch {
-                lines.append(Line(item: "libcublas", ok: false, detail: "\(error)"))
+                lines.append(failure("libcublas", error))
             }
         } else {
-            do {
-                let l = try DynamicLibrary.open(anyOf: ["libcublas.so.13", "libcublas.so.12", "libcublas.so"])
-                lines.append(Line(item: "libcublas", ok: true, detail: "\(l.path) (no GPU to create a handle on)"))
-            } catch {
-                lines.append(Line(item: "libcublas", ok: false, detail: "\(error)"))
-            }
+            lines.append(found("libcublas", anyOf: ["libcublas.so.13", "libcublas.so.12", "libcublas.so"], note: "no GPU to create a handle on"))
         }
         if haveDriver {
             do {
@@ -72,10 +80,30 @@ public enum CUDAProbe {
                     lines.append(probeCUFile(cufile: cufile, device: d, directory: flashPath))
                 }
             } catch {
-                lines.append(Line(item: "libcufile", ok: false, detail: "\(error)"))
+                lines.append(failure("libcufile", error))
             }
+        } else {
+            lines.append(found("libcufile", anyOf: ["libcufile.so.0", "libcufile.so"], note: "no CUDA driver to open it with"))
         }
-        return lines
+        return Report(lines: lines, gpus: gpus)
+    }
+
+    /// Whether one of `names` can be loaded, where the library cannot be put to use here.
+    static func found(_ item: String, anyOf names: [String], note: String) -> Line {
+        do {
+            let library = try DynamicLibrary.open(anyOf: names)
+            return Line(item: item, ok: true, detail: "\(library.path) (\(note))")
+        } catch {
+            return failure(item, error)
+        }
+    }
+
+    /// A failed probe: a missing library in one line, with every path tried as its trace.
+    static func failure(_ item: String, _ error: Error) -> Line {
+        if case CUDAError.libraryNotFound(_, let tried, _) = error {
+            return Line(item: item, ok: false, detail: "not found (\(tried.count) places tried)", trace: "\(error)")
+        }
+        return Line(item: item, ok: false, detail: "\(error)")
     }
 
     /// Registers a scratch file in `directory` and a device buffer with cuFile and moves 1 MiB

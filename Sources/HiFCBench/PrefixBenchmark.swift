@@ -9,9 +9,9 @@ import Synchronization
 /// `hifc bench prefix`'s runs: each workload through a fresh engine per setup (cache off, device
 /// cache only, device and flash, and after a restart), and the sweep that times loading a known
 /// prefix from flash against computing it, size by size.
-struct PrefixBenchmark: Sendable {
+public struct PrefixBenchmark: Sendable {
     /// How the engine's prefix cache is set up for a run.
-    enum Setup: String, CaseIterable, Codable {
+    public enum Setup: String, CaseIterable, Codable, Sendable {
         /// No prefix cache: every prompt is computed.
         case cold
         /// The device's prefix cache only (no flash tier).
@@ -24,41 +24,42 @@ struct PrefixBenchmark: Sendable {
     }
 
     /// The figures of one workload in one setup.
-    struct Figures: Codable {
-        var workload: String
-        var setup: Setup
-        var requests: Int
-        var prompt_tokens: Int
-        var output_tokens: Int
-        var seconds: Double
-        var output_tokens_per_s: Double
-        var ttft_mean_s: Double
-        var ttft_p50_s: Double
-        var ttft_p99_s: Double
-        var device_hit_rate: Double
-        var flash_hit_rate: Double
-        var loaded_bytes: Int
-        var load_seconds: Double
-        var load_failures: Int
-        var declined_loads: Int
-        var flash_bytes_written: Int
+    public struct Figures: Codable, Sendable {
+        public var workload: String
+        public var setup: Setup
+        public var requests: Int
+        public var prompt_tokens: Int
+        public var output_tokens: Int
+        public var seconds: Double
+        public var output_tokens_per_s: Double
+        public var ttft_mean_s: Double
+        public var ttft_p50_s: Double
+        public var ttft_p99_s: Double
+        public var device_hit_rate: Double
+        public var flash_hit_rate: Double
+        public var loaded_bytes: Int
+        public var load_seconds: Double
+        public var load_failures: Int
+        public var declined_loads: Int
+        public var flash_bytes_written: Int
     }
 
     /// One prefix size of the sweep: its first token's latency when the prefix is recomputed,
     /// loaded from flash, and left to the cost model.
-    struct SweepRow: Codable {
-        var prefix_tokens: Int
-        var kv_bytes: Int
-        var ttft_recompute_s: Double
-        var ttft_load_s: Double
-        var ttft_auto_s: Double
-        var auto_loaded: Bool
+    public struct SweepRow: Codable, Sendable {
+        public var prefix_tokens: Int
+        public var kv_bytes: Int
+        public var ttft_recompute_s: Double
+        public var ttft_load_s: Double
+        public var ttft_auto_s: Double
+        public var auto_loaded: Bool
         /// The cost model's latency over the faster of the other two (1 is the best possible).
-        var auto_over_best: Double
+        public var auto_over_best: Double
         /// The load's bytes over its I/O time.
-        var load_gbps: Double
+        public var load_gbps: Double
     }
 
+    /// The model the workloads run on.
     let loaded: LoadedModel
     /// Budget, block size, step and running limits; prefix settings are set per setup.
     let configuration: EngineConfiguration
@@ -72,10 +73,26 @@ struct PrefixBenchmark: Sendable {
     /// Where progress lines go.
     let progress: @Sendable (String) -> Void
 
+    /// A benchmark of `loaded`; scratch flash regions of `flashCapacity` go under `flashRoot`.
+    public init(
+        loaded: LoadedModel, configuration: EngineConfiguration, flashRoot: String, flashCapacity: ByteSize, shape: PrefixWorkloadShape,
+        source: TokenSource, deviceSwapper: @escaping @Sendable (any KVCachePool, FlashStore) -> (any DeviceKVSwapper)?,
+        progress: @escaping @Sendable (String) -> Void
+    ) {
+        self.loaded = loaded
+        self.configuration = configuration
+        self.flashRoot = flashRoot
+        self.flashCapacity = flashCapacity
+        self.shape = shape
+        self.source = source
+        self.deviceSwapper = deviceSwapper
+        self.progress = progress
+    }
+
     // MARK: Workloads
 
     /// Runs `workload` (chat or docqa) in `setup` and measures it.
-    func run(_ workload: PrefixWorkload, _ setup: Setup) async throws -> Figures {
+    public func run(_ workload: PrefixWorkload, _ setup: Setup) async throws -> Figures {
         let directory = try scratchDirectory("\(workload)-\(setup)")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         if setup == .restart {
@@ -179,7 +196,7 @@ struct PrefixBenchmark: Sendable {
 
     /// For each prefix size: writes the prefix to flash with one engine, then times a request
     /// that reuses it on fresh engines that recompute it, load it, and leave it to the cost model.
-    func sweep() async throws -> [SweepRow] {
+    public func sweep() async throws -> [SweepRow] {
         let directory = try scratchDirectory("sweep")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let requests = shape.sweepSizes.map { shape.sweepRequest(source, size: $0) }
@@ -261,7 +278,7 @@ struct PrefixBenchmark: Sendable {
 
     /// The disk's own sequential read bandwidth under the flash directory, in GB/s: `dd` with
     /// O_DIRECT over a file of `bytes` written first (8 MiB requests).
-    func ddReadGBps(bytes: Int64) throws -> Double {
+    public func ddReadGBps(bytes: Int64) throws -> Double {
         let directory = try scratchDirectory("dd")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let file = directory + "/dd.bin"

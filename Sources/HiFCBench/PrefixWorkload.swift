@@ -1,6 +1,6 @@
 /// The traffic a prefix cache is deployed for, as token prompts: conversations that resend their
 /// history, and many questions over the same long documents.
-enum PrefixWorkload: String, CaseIterable, CustomStringConvertible {
+public enum PrefixWorkload: String, CaseIterable, CustomStringConvertible, Sendable {
     /// Multi-turn chat: each turn resends the whole conversation (earlier prompts and answers)
     /// and adds a new user message.
     case chat
@@ -9,15 +9,18 @@ enum PrefixWorkload: String, CaseIterable, CustomStringConvertible {
     /// One request per prefix size, alone, to time loading a known prefix against computing it.
     case sweep
 
-    var description: String { rawValue }
+    public var description: String { rawValue }
 }
 
 /// Deterministic token ids standing in for text: the same seed gives the same tokens, so a
 /// document or a message recurs exactly when it should and nowhere else.
-struct TokenSource: Sendable {
+public struct TokenSource: Sendable {
     /// Token ids are drawn from `lowest ..< vocabulary` (the lowest ids are often special tokens).
     let vocabulary: Int
     let lowest = 3
+
+    /// Tokens below `vocabulary`.
+    public init(vocabulary: Int) { self.vocabulary = vocabulary }
 
     /// `count` tokens for the stream named `seed`.
     func tokens(_ count: Int, seed: UInt64) -> [Int] {
@@ -30,21 +33,24 @@ struct TokenSource: Sendable {
 }
 
 /// The shape of each workload (lengths in tokens).
-struct PrefixWorkloadShape: Sendable {
+public struct PrefixWorkloadShape: Sendable {
     /// chat: conversations at once, turns each, tokens of each user message, tokens of each answer.
-    var conversations = 8
-    var turns = 8
-    var messageTokens = 256
-    var answerTokens = 32
+    public var conversations = 8
+    public var turns = 8
+    public var messageTokens = 256
+    public var answerTokens = 32
     /// docqa: documents, their length, questions per document, question tokens, answer tokens,
     /// requests in flight at once.
-    var documents = 3
-    var documentTokens = 8_192
-    var questions = 8
-    var questionTokens = 32
-    var concurrency = 4
+    public var documents = 3
+    public var documentTokens = 8_192
+    public var questions = 8
+    public var questionTokens = 32
+    public var concurrency = 4
     /// sweep: the prefix sizes.
-    var sweepSizes = [1_024, 2_048, 4_096, 8_192, 16_384, 32_768]
+    public var sweepSizes = [1_024, 2_048, 4_096, 8_192, 16_384, 32_768]
+
+    /// The default lengths.
+    public init() {}
 
     /// The docqa requests, interleaved across documents (document 0's first question, document
     /// 1's first, ...), as (document, prompt).

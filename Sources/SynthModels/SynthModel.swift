@@ -1,5 +1,6 @@
 import Backend
 import Foundation
+import Models
 
 /// Writes a valid HF model directory with random weights, for tests and benchmarks at real shapes
 /// without downloading a model: `config.json`, `model.safetensors`, `generation_config.json`, and

@@ -1,4 +1,5 @@
 import Foundation
+import Models
 
 /// A working tokenizer for a synthetic model, in the format of its family: byte-level BPE with
 /// Llama 3's or Qwen2's split regex and special tokens (Qwen3 uses Qwen2's), or SentencePiece-style

@@ -5,6 +5,7 @@ import FlashStore
 import Foundation
 import HiFCCore
 import Models
+import SynthModels
 
 /// The engine on the CUDA backend under a KV budget that forces dozens of preemptions: greedy
 /// requests swapped to flash through cuFile and through the O_DIRECT staging ring, and to pinned
@@ -19,9 +20,12 @@ import Models
 /// launch, which depends on n alone (larger steps go to other launches or to cuBLAS, whose sums
 /// may round differently), and the tiny model's attention (head dim 16, contexts under 128
 /// tokens) runs the general kernel with one split.
-struct GPUEngineSwapCheck {
+public struct GPUEngineSwapCheck {
     /// The CUDA backend (any backend runs it, but only CUDA's pool swaps straight to flash).
     let backend: any ComputeBackend
+
+    /// A check of the engine on `backend`.
+    public init(backend: any ComputeBackend) { self.backend = backend }
 
     private let promptCount = 24
     private let maxTokens = 64
@@ -30,7 +34,7 @@ struct GPUEngineSwapCheck {
 
     /// Results for the synthetic tiny model (written under `workDirectory`), its flash regions
     /// in `flashDirectory`.
-    func run(flashDirectory: String, workDirectory: String) throws -> [GPUCheckResult] {
+    public func run(flashDirectory: String, workDirectory: String) throws -> [GPUCheckResult] {
         let dir = workDirectory + "/synth-tiny-engine-swaps-\(getpid())"
         _ = try SynthModel(architecture: .llama, preset: .tiny, seed: UInt64.random(in: 0...UInt64(UInt32.max))).write(to: dir)
         defer { try? FileManager.default.removeItem(atPath: dir) }

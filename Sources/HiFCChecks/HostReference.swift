@@ -1,14 +1,12 @@
+import Backend
+
 /// bf16 bit conversions and float64 reference versions of the kernels, for checking them on the GPU.
 public enum HostReference {
     /// bf16 bits of `x`, rounded to nearest even (as the kernels and PyTorch do).
-    public static func bf16(_ x: Float) -> UInt16 {
-        let u = x.bitPattern
-        if (u & 0x7fff_ffff) > 0x7f80_0000 { return UInt16(truncatingIfNeeded: (u >> 16) | 0x40) }
-        return UInt16(truncatingIfNeeded: (u &+ 0x7fff &+ ((u >> 16) & 1)) >> 16)
-    }
+    public static func bf16(_ x: Float) -> UInt16 { BFloat16.bits(x) }
 
     /// The float value of bf16 bits.
-    public static func float(bf16 bits: UInt16) -> Float { Float(bitPattern: UInt32(bits) << 16) }
+    public static func float(bf16 bits: UInt16) -> Float { BFloat16.float(bits: bits) }
 
     /// `x` rounded to bf16 and back.
     public static func roundBF16(_ x: Float) -> Float { float(bf16: bf16(x)) }

@@ -1,3 +1,4 @@
+import CUDA
 import Foundation
 
 /// The kernels only some model families use, against float64 host references: Qwen3's and

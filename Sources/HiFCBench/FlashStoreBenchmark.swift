@@ -1,3 +1,4 @@
+import FlashStore
 import Foundation
 import HiFCCore
 

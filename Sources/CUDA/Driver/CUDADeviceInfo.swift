@@ -1,0 +1,24 @@
+/// Facts about one GPU, as the driver reports them.
+public struct CUDADeviceInfo: Sendable, CustomStringConvertible {
+    /// Device ordinal.
+    public var ordinal: Int
+    /// Marketing name ("NVIDIA H100 80GB HBM3").
+    public var name: String
+    /// Compute capability, major and minor (9.0 for Hopper).
+    public var computeCapability: (major: Int, minor: Int)
+    /// Total device memory in bytes.
+    public var totalMemory: Int
+    /// Streaming multiprocessors.
+    public var multiprocessors: Int
+    /// Shared memory a block may opt into, bytes.
+    public var maxSharedMemoryPerBlock: Int
+
+    /// The NVRTC architecture flag for this device ("sm_90").
+    public var architecture: String { "sm_\(computeCapability.major)\(computeCapability.minor)" }
+
+    public var description: String {
+        let gib = Double(totalMemory) / Double(1 << 30)
+        return "cuda:\(ordinal) \(name), compute capability \(computeCapability.major).\(computeCapability.minor), "
+            + "\(String(format: "%.1f", gib)) GiB, \(multiprocessors) SMs"
+    }
+}

@@ -1,0 +1,168 @@
+import CUDA
+import Engine
+import FlashStore
+import Foundation
+import HiFCCore
+import Models
+
+/// The paper's experiment behind `hifc bench swap`: the same requests, all submitted at once,
+/// through a fresh engine per preemption mode under a KV budget that starves the device, and the
+/// figures each mode gives.
+public struct SwapBenchmark: Sendable {
+    /// The model the requests run on.
+    public var loaded: LoadedModel
+    /// The workload's name, carried into the results.
+    public var workload: String
+    /// The requests, the same for every mode.
+    public var requests: [BenchWorkload.Request]
+    /// The engine's settings; each run replaces `preemption` with the mode it measures.
+    public var engine: EngineConfiguration
+    /// Where the flash modes make their scratch region (removed after each run).
+    public var flashDirectory: String
+    /// Size of the scratch region.
+    public var flashCapacity: ByteSize
+    /// Endurance of the flash, for the lifetime at the measured write rate.
+    public var enduranceTBW: ByteSize
+
+    /// A benchmark of `requests` on `loaded`.
+    public init(
+        loaded: LoadedModel, workload: String, requests: [BenchWorkload.Request], engine: EngineConfiguration, flashDirectory: String,
+        flashCapacity: ByteSize, enduranceTBW: ByteSize
+    ) {
+        self.loaded = loaded
+        self.workload = workload
+        self.requests = requests
+        self.engine = engine
+        self.flashDirectory = flashDirectory
+        self.flashCapacity = flashCapacity
+        self.enduranceTBW = enduranceTBW
+    }
+
+    /// One mode's run through a fresh engine (and, for the flash modes, a fresh scratch region),
+    /// with a progress bar on standard error.
+    public func run(_ mode: PreemptionMode) async throws -> SwapBenchmarkResult {
+        var flashStore: FlashStore?
+        var regionDirectory: String?
+        if mode == .swapFlash || mode == .auto {
+            let directory = (flashDirectory as NSString).appendingPathComponent("hifc-bench-swap-\(getpid())")
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            regionDirectory = directory
+            flashStore = try FlashStore(configuration: FlashStoreConfiguration(paths: [directory], capacityPerPath: flashCapacity))
+        }
+        defer {
+            flashStore?.close()
+            if let regionDirectory { try? FileManager.default.removeItem(atPath: regionDirectory) }
+        }
+        var configuration = engine
+        configuration.preemption = mode
+        let store = flashStore
+        let engine = try LLMEngine(
+            loaded: loaded, configuration: configuration, flashTier: flashStore.map { FlashTier(store: $0) },
+            deviceSwapper: { pool in store.flatMap { (pool as? CUDAKVCachePool)?.makeFlashSwapper(store: $0) } })
+        defer { engine.shutdown() }
+        return try await measure(engine, mode: mode)
+    }
+
+    /// Runs every request at once through `engine` and collects the figures.
+    private func measure(_ engine: LLMEngine, mode: PreemptionMode) async throws -> SwapBenchmarkResult {
+        let expected = requests.reduce(0) { $0 + $1.maxTokens }
+        let progress = BenchProgress(label: mode.rawValue, total: expected, enabled: true)
+        let started = ContinuousClock.now
+        let timings = try await withThrowingTaskGroup(of: (latency: Double, ttft: Double, tokens: Int).self) { group in
+            for (n, request) in requests.enumerated() {
+                var sampling = SamplingParams.greedy(maxTokens: request.maxTokens)
+                sampling.ignoreEOS = true
+                let stream = engine.generate(GenerationRequest(id: "bench-\(n)", promptTokens: request.prompt, sampling: sampling))
+                group.addTask {
+                    var ttft: Double?
+                    var tokens = 0
+                    for try await event in stream {
+                        if case .delta(let ids, _) = event {
+                            if ttft == nil { ttft = BenchProgress.seconds(since: started) }
+                            tokens += ids.count
+                            progress.advance(by: ids.count)
+                        }
+                    }
+                    return (BenchProgress.seconds(since: started), ttft ?? 0, tokens)
+                }
+            }
+            var all: [(latency: Double, ttft: Double, tokens: Int)] = []
+            for try await timing in group { all.append(timing) }
+            return all
+        }
+        let seconds = BenchProgress.seconds(since: started)
+        progress.finish()
+        let stats = engine.stats()
+        let latencies = timings.map(\.latency).sorted()
+        let tokens = timings.reduce(0) { $0 + $1.tokens }
+        let bytesPerDay = Double(stats.flashBytesWritten) / seconds * 86_400
+        return SwapBenchmarkResult(
+            workload: workload, mode: mode.rawValue, requests: requests.count, output_tokens: tokens, seconds: seconds,
+            output_tokens_per_s: Double(tokens) / seconds, best_output_tokens_per_s: Double(tokens) / seconds,
+            mean_latency_s: latencies.reduce(0, +) / Double(latencies.count),
+            p99_latency_s: latencies[min(latencies.count - 1, Int((Double(latencies.count) * 0.99).rounded(.up)) - 1)],
+            mean_ttft_s: timings.reduce(0) { $0 + $1.ttft } / Double(timings.count),
+            preemptions: stats.preemptions, recomputed_tokens: stats.recomputedTokens,
+            swap_bytes: stats.swapOutBytes + stats.swapInBytes, swap_failures: stats.swapFailures,
+            swap_seconds: stats.swapSeconds, exposed_swap_s: stats.exposedSwapSeconds,
+            flash_bytes_written: stats.flashBytesWritten,
+            ssd_lifetime_years: bytesPerDay > 0 ? Double(enduranceTBW.bytes) / (bytesPerDay * 365) : nil)
+    }
+}
+
+/// The figures of one mode of `SwapBenchmark` (names as the JSON and CSV reports print them).
+public struct SwapBenchmarkResult: Codable, Sendable {
+    /// The workload's name.
+    public var workload: String
+    /// The preemption mode.
+    public var mode: String
+    /// Requests run.
+    public var requests: Int
+    /// Tokens generated, all requests.
+    public var output_tokens: Int
+    /// Wall time from the first submission to the last token.
+    public var seconds: Double
+    /// Output tokens per second.
+    public var output_tokens_per_s: Double
+    /// The highest of the rounds' output tokens/s: the run least disturbed by other load.
+    public var best_output_tokens_per_s: Double
+    /// Mean seconds from submission to a request's last token.
+    public var mean_latency_s: Double
+    /// The 99th percentile of those seconds.
+    public var p99_latency_s: Double
+    /// Mean seconds to a request's first token.
+    public var mean_ttft_s: Double
+    /// Sequences preempted.
+    public var preemptions: Int
+    /// Tokens prefilled again after a preemption by recompute (or a failed swap).
+    public var recomputed_tokens: Int
+    /// Bytes swapped out and in.
+    public var swap_bytes: Int
+    /// Swaps that failed (their sequences were recomputed).
+    public var swap_failures: Int
+    /// Seconds of swap I/O.
+    public var swap_seconds: Double
+    /// Seconds of swap I/O that no compute hid.
+    public var exposed_swap_s: Double
+    /// Bytes written to flash.
+    public var flash_bytes_written: Int
+    /// Years the SSD lasts at this write rate; nil when nothing was written.
+    public var ssd_lifetime_years: Double?
+
+    /// The mean of several runs of one mode (counts rounded).
+    public static func mean(of runs: [SwapBenchmarkResult]) -> SwapBenchmarkResult {
+        func average(_ value: (SwapBenchmarkResult) -> Double) -> Double { runs.reduce(0) { $0 + value($1) } / Double(runs.count) }
+        func averageCount(_ value: (SwapBenchmarkResult) -> Int) -> Int { Int(average { Double(value($0)) }.rounded()) }
+        let lifetimes = runs.compactMap(\.ssd_lifetime_years)
+        return SwapBenchmarkResult(
+            workload: runs[0].workload, mode: runs[0].mode, requests: runs[0].requests, output_tokens: averageCount(\.output_tokens),
+            seconds: average(\.seconds), output_tokens_per_s: average(\.output_tokens_per_s),
+            best_output_tokens_per_s: runs.map(\.output_tokens_per_s).max()!,
+            mean_latency_s: average(\.mean_latency_s), p99_latency_s: average(\.p99_latency_s),
+            mean_ttft_s: average(\.mean_ttft_s), preemptions: averageCount(\.preemptions),
+            recomputed_tokens: averageCount(\.recomputed_tokens), swap_bytes: averageCount(\.swap_bytes),
+            swap_failures: averageCount(\.swap_failures), swap_seconds: average(\.swap_seconds),
+            exposed_swap_s: average(\.exposed_swap_s), flash_bytes_written: averageCount(\.flash_bytes_written),
+            ssd_lifetime_years: lifetimes.isEmpty ? nil : lifetimes.reduce(0, +) / Double(lifetimes.count))
+    }
+}
