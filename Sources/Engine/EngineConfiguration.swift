@@ -54,7 +54,8 @@ public struct EngineConfiguration: Sendable, Hashable {
         kvBudget: KVBudget = .bytes(.gib(4)), blockTokens: Int = 64, maxStepTokens: Int = 512,
         maxRunning: Int = 64, preemption: PreemptionMode = .swapFlash, prefetchDepth: Int = 2,
         hostSwapCapacity: ByteSize = .gib(16), flashDailyWriteBudget: ByteSize? = nil,
-        flashEnduranceTBW: ByteSize? = nil, flashTargetLifetime: TargetLifetime? = nil, modelID: String? = nil, prefixCaching: Bool = true, prefixCacheWrite: PrefixWritePolicy = .onEvict,
+        flashEnduranceTBW: ByteSize? = nil, flashTargetLifetime: TargetLifetime? = nil, modelID: String? = nil, prefixCaching: Bool = true,
+        prefixCacheWrite: PrefixWritePolicy = .onEvict,
         prefixCacheFlashSize: ByteSize? = nil
     ) {
         self.kvBudget = kvBudget

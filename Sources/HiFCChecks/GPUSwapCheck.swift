@@ -122,16 +122,24 @@ public struct GPUSwapCheck {
         do { try await host.swapOut(blocks: [0], keys: [BlockKey.sequence(UInt64(blocks) + 1, block: 0)]) } catch HostSwapError.full { refusals += 1 }
         do { try await host.swapIn(keys: [BlockKey.sequence(UInt64(blocks) + 1, block: 0)], into: [0]) } catch HostSwapError.missing { refusals += 1 }
         results.append(
-            GPUCheckResult(name: "swap-dram: a swap-out past the pinned pool's capacity and a swap-in of a key it lacks are refused (not refused)", error: Double(2 - refusals), tolerance: 0))
+            GPUCheckResult(
+                name: "swap-dram: a swap-out past the pinned pool's capacity and a swap-in of a key it lacks are refused (not refused)",
+                error: Double(2 - refusals), tolerance: 0))
         let share = min(dramOut / rawOut, dramIn / rawIn)
         results.append(
             GPUCheckResult(
-                name: String(format: "swap-dram engine path at %.0f%% / %.0f%% of the raw pinned copy out / in (error = shortfall below 80%%)", 100 * dramOut / rawOut, 100 * dramIn / rawIn),
+                name: String(
+                    format: "swap-dram engine path at %.0f%% / %.0f%% of the raw pinned copy out / in (error = shortfall below 80%%)",
+                    100 * dramOut / rawOut, 100 * dramIn / rawIn),
                 error: max(0, 0.8 - share), tolerance: 0))
-        timings.append(String(format: "swap-dram   out %6.2f GB/s   in %6.2f GB/s   (raw pinned copy, the whole pool in one cuMemcpyAsync each way)", rawOut, rawIn))
+        timings.append(
+            String(
+                format: "swap-dram   out %6.2f GB/s   in %6.2f GB/s   (raw pinned copy, the whole pool in one cuMemcpyAsync each way)", rawOut, rawIn)
+        )
         timings.append(
             String(format: "swap-dram   out %6.2f GB/s   in %6.2f GB/s   ", dramOut, dramIn)
-                + "(engine path: CUDAHostSwap, \(blocks) x \(bytes >> 20) MiB in sequences of 16, all in flight; \(String(format: "%.0f%% / %.0f%%", 100 * dramOut / rawOut, 100 * dramIn / rawIn)) of raw)")
+                + "(engine path: CUDAHostSwap, \(blocks) x \(bytes >> 20) MiB in sequences of 16, all in flight; \(String(format: "%.0f%% / %.0f%%", 100 * dramOut / rawOut, 100 * dramIn / rawIn)) of raw)"
+        )
 
         let path = directory + "/hifc-swap-check-\(getpid())"
         let fd = open(path, O_RDWR | O_CREAT | O_TRUNC | DirectIO.directFlag, 0o600)

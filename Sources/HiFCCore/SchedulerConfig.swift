@@ -69,7 +69,8 @@ public struct SchedulerConfig: Hashable, Sendable {
     public init(
         blockTokens: Int, deviceBlocks: Int, blockBytes: Int, maxStepTokens: Int = 512,
         maxRunning: Int = 256, preemption: PreemptionMode = .swapFlash, prefetchDepth: Int = 2,
-        resumeHeadroomTokens: Int = SchedulerConfig.defaultResumeHeadroomTokens, prefixCaching: Bool = true, namespace: PrefixNamespace, hasFlashTier: Bool = true, hasDRAMTier: Bool = false,
+        resumeHeadroomTokens: Int = SchedulerConfig.defaultResumeHeadroomTokens, prefixCaching: Bool = true, namespace: PrefixNamespace,
+        hasFlashTier: Bool = true, hasDRAMTier: Bool = false,
         prefixWritePolicy: PrefixWritePolicy = .onEvict, prefixFlashBlocks: Int = 0, prefixWritesInFlight: Int = 16,
         prefixLoadDecision: PrefixLoadDecision = .costModel
     ) {
