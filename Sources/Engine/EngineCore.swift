@@ -273,7 +273,12 @@ public final class EngineCore {
             if outcome.failure == nil {
                 scheduler.costModel.observe(outcome.direction, tier: outcome.tier, bytes: outcome.bytes, seconds: outcome.seconds)
             }
-            if outcome.tier == .flash, outcome.direction == .write { step.flashBytesWritten += outcome.bytes }
+            if outcome.tier == .flash {
+                switch outcome.direction {
+                case .write: step.flashBytesWritten += outcome.bytes
+                case .read: step.flashBytesRead += outcome.bytes
+                }
+            }
             switch (outcome.forPrefixCache, outcome.direction) {
             case (false, _):
                 step.swapSeconds += outcome.seconds

@@ -24,6 +24,8 @@ public struct EngineStats: Sendable, Hashable, Codable {
     public var swapFailures = 0
     /// Bytes written to the flash tier (swaps and prefix blocks).
     public var flashBytesWritten = 0
+    /// Bytes read from the flash tier (swap-ins and prefix loads).
+    public var flashBytesRead = 0
     /// Seconds of swap I/O in all (issue to completion, summed over swaps).
     public var swapSeconds = 0.0
     /// Seconds the step loop waited on transfers.
@@ -91,6 +93,7 @@ public struct EngineStats: Sendable, Hashable, Codable {
         swapInBytes += later.swapInBytes
         swapFailures += later.swapFailures
         flashBytesWritten += later.flashBytesWritten
+        flashBytesRead += later.flashBytesRead
         swapSeconds += later.swapSeconds
         exposedSwapSeconds += later.exposedSwapSeconds
         recomputedTokens += later.recomputedTokens

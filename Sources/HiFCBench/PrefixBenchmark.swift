@@ -277,34 +277,11 @@ public struct PrefixBenchmark: Sendable {
     // MARK: The disk
 
     /// The disk's own sequential read bandwidth under the flash directory, in GB/s: `dd` with
-    /// O_DIRECT over a file of `bytes` written first (8 MiB requests).
+    /// O_DIRECT over a file of `bytes` written first (8 MiB requests; `DiskBandwidth`).
     public func ddReadGBps(bytes: Int64) throws -> Double {
         let directory = try scratchDirectory("dd")
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let file = directory + "/dd.bin"
-        let count = max(bytes / (8 << 20), 1)
-        _ = try Self.shell("dd", ["if=/dev/zero", "of=\(file)", "bs=8M", "count=\(count)", "oflag=direct", "conv=fsync"])
-        let report = try Self.shell("dd", ["if=\(file)", "of=/dev/null", "bs=8M", "iflag=direct"])
-        // "... bytes (...) copied, 0.5 s, 2.1 GB/s": bytes over seconds, decimal.
-        let fields = report.components(separatedBy: ",")
-        guard let copied = report.split(separator: " ").first.flatMap({ Double($0) }),
-            let secondsField = fields.first(where: { $0.hasSuffix(" s") }),
-            let seconds = Double(secondsField.trimmingCharacters(in: .whitespaces).dropLast(2))
-        else { return 0 }
-        return copied / seconds / 1e9
-    }
-
-    private static func shell(_ command: String, _ arguments: [String]) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = [command] + arguments
-        let errors = Pipe()
-        process.standardError = errors
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
-        let output = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        return output.split(separator: "\n").last.map(String.init) ?? ""
+        return try DiskBandwidth.measure(in: directory, bytes: bytes).readGBps
     }
 
     // MARK: Arithmetic

@@ -18,8 +18,9 @@ struct BenchSwapCommand: AsyncParsableCommand {
             comma-separated list runs each in turn), multiplied by --scale, and runs them all at once \
             through a fresh engine per mode. \
             Reports output tokens/s, mean and p99 latency, mean time to first token, preemptions, \
-            swap bytes, swap time left exposed, flash bytes written and the SSD lifetime at that \
-            write rate. --model takes a model directory, or synth:tiny / synth:small to write a \
+            swap bytes, swap time left exposed beside the disk-bound floor (the run's flash bytes at \
+            the bandwidths dd with O_DIRECT measures under --flash-path at the start), bytes written \
+            per output token, flash bytes written and the SSD lifetime at that write rate. --model takes a model directory, or synth:tiny / synth:small to write a \
             synthetic model first. --plot FILE draws output tokens/s per mode and workload (SVG, or \
             PNG through rsvg-convert).
             """
@@ -51,6 +52,19 @@ struct BenchSwapCommand: AsyncParsableCommand {
 
     @Option(name: .customLong("dram-swap"), help: "Host memory of the DRAM swap tier.")
     var dramSwap: String = "16GiB"
+
+    @Option(
+        name: .customLong("flash-target-lifetime"),
+        help: "Keep the flash writes to a daily budget of --flash-tbw / (years x 365) (5y, 18mo, 400d); past it swaps go to DRAM.")
+    var flashTargetLifetime: String?
+
+    @Option(
+        name: .customLong("resume-headroom"),
+        help: "Tokens every sequence on the device must be able to grow by before a swapped one resumes (hysteresis).")
+    var resumeHeadroom: Int = SchedulerConfig.defaultResumeHeadroomTokens
+
+    @Option(name: .customLong("dd-size"), help: "Bytes dd writes and reads under --flash-path for the disk-bound floor (0: no dd).")
+    var ddSize: String = "1GiB"
 
     @Option(name: .customLong("block-size"), help: "Tokens per KV block.")
     var blockTokens: Int = 64
@@ -92,7 +106,11 @@ struct BenchSwapCommand: AsyncParsableCommand {
         let dram: ByteSize
         let capacity: ByteSize
         let shapes: [BenchWorkload]
+        let lifetime: TargetLifetime?
+        let ddBytes: ByteSize
         do {
+            lifetime = try flashTargetLifetime.map { try TargetLifetime(parsing: $0) }
+            ddBytes = try ByteSize(parsing: ddSize)
             budget = try KVBudget(parsing: kvBudget)
             tbw = try ByteSize(parsing: flashTBW)
             dram = try ByteSize(parsing: dramSwap)
@@ -103,8 +121,21 @@ struct BenchSwapCommand: AsyncParsableCommand {
         }
         guard !shapes.isEmpty else { throw ValidationError("--workload names no workload") }
         guard requests > 0, scale > 0, repeats > 0 else { throw ValidationError("--requests, --scale and --repeats must be positive") }
+        guard resumeHeadroom >= 0 else { throw ValidationError("--resume-headroom must be zero or more") }
 
         let loaded = try BenchModelSource.load(model, device: device)
+        // The disk's own bandwidth, once, in the same run: each flash run's floor is its bytes at it.
+        var disk: DiskBandwidth?
+        if ddBytes.bytes > 0, modes.contains(where: { $0 == .swapFlash || $0 == .auto }) {
+            let measured = try DiskBandwidth.measure(in: flashPath, bytes: ddBytes.bytes)
+            disk = measured
+            if !json {
+                FileHandle.standardError.write(
+                    Data(
+                        String(format: "dd O_DIRECT under %@: write %.2f GB/s, read %.2f GB/s\n", flashPath, measured.writeGBps, measured.readGBps)
+                            .utf8))
+            }
+        }
         var results: [SwapBenchmarkResult] = []
         var headings: [String] = []
         for shape in shapes {
@@ -120,10 +151,8 @@ struct BenchSwapCommand: AsyncParsableCommand {
 
             let benchmark = SwapBenchmark(
                 loaded: loaded, workload: shape.name, requests: work,
-                engine: EngineConfiguration(
-                    kvBudget: budget, blockTokens: blockTokens, maxStepTokens: maxStepTokens, maxRunning: requests,
-                    prefetchDepth: prefetchDepth, hostSwapCapacity: dram),
-                flashDirectory: flashPath, flashCapacity: capacity, enduranceTBW: tbw)
+                engine: engineConfiguration(budget: budget, dram: dram, tbw: tbw, lifetime: lifetime),
+                flashDirectory: flashPath, flashCapacity: capacity, enduranceTBW: tbw, disk: disk)
             // Rounds alternate the order of the modes (forward, backward, ...) so that a drift in the
             // machine's load does not favour the modes that run first; each mode's figures are the
             // mean over the rounds.
@@ -136,6 +165,15 @@ struct BenchSwapCommand: AsyncParsableCommand {
             results += modes.map { SwapBenchmarkResult.mean(of: runs[$0]!) }
         }
         try report(results, headings: headings, modes: modes.map(\.rawValue), workloads: shapes.map(\.name))
+    }
+
+    /// The engine's settings from the flags (each run sets its own preemption mode).
+    private func engineConfiguration(budget: KVBudget, dram: ByteSize, tbw: ByteSize, lifetime: TargetLifetime?) -> EngineConfiguration {
+        var configuration = EngineConfiguration(
+            kvBudget: budget, blockTokens: blockTokens, maxStepTokens: maxStepTokens, maxRunning: requests,
+            prefetchDepth: prefetchDepth, hostSwapCapacity: dram, flashEnduranceTBW: tbw, flashTargetLifetime: lifetime)
+        configuration.resumeHeadroomTokens = resumeHeadroom
+        return configuration
     }
 
     private func report(_ results: [SwapBenchmarkResult], headings: [String], modes: [String], workloads: [String]) throws {
@@ -154,7 +192,7 @@ struct BenchSwapCommand: AsyncParsableCommand {
         }
         if let csv {
             var lines = [
-                "workload,mode,requests,output_tokens,seconds,output_tokens_per_s,best_output_tokens_per_s,mean_latency_s,p99_latency_s,mean_ttft_s,preemptions,recomputed_tokens,swap_bytes,swap_failures,swap_seconds,exposed_swap_s,flash_bytes_written,ssd_lifetime_years"
+                "workload,mode,requests,output_tokens,seconds,output_tokens_per_s,best_output_tokens_per_s,mean_latency_s,p99_latency_s,mean_ttft_s,preemptions,recomputed_tokens,swap_bytes,swap_failures,swap_seconds,exposed_swap_s,flash_bytes_written,ssd_lifetime_years,bytes_written_per_output_token,flash_bytes_read,disk_floor_s,dd_write_gbps,dd_read_gbps"
             ]
             for r in results {
                 let fields: [String] = [
@@ -163,6 +201,8 @@ struct BenchSwapCommand: AsyncParsableCommand {
                     "\(r.mean_latency_s)", "\(r.p99_latency_s)", "\(r.mean_ttft_s)", "\(r.preemptions)", "\(r.recomputed_tokens)",
                     "\(r.swap_bytes)", "\(r.swap_failures)", "\(r.swap_seconds)", "\(r.exposed_swap_s)",
                     "\(r.flash_bytes_written)", r.ssd_lifetime_years.map { "\($0)" } ?? "",
+                    "\(r.bytes_written_per_output_token)", "\(r.flash_bytes_read)", r.disk_floor_s.map { "\($0)" } ?? "",
+                    r.dd_write_gbps.map { "\($0)" } ?? "", r.dd_read_gbps.map { "\($0)" } ?? "",
                 ]
                 lines.append(fields.joined(separator: ","))
             }
@@ -182,7 +222,7 @@ struct BenchSwapCommand: AsyncParsableCommand {
 
     private func printTable(_ results: [SwapBenchmarkResult]) {
         print(
-            "mode          out tok/s   best tok/s  mean lat s  p99 lat s  mean TTFT s  preempt  recomputed  swap bytes  exposed s  flash written  SSD life"
+            "mode          out tok/s   best tok/s  mean lat s  p99 lat s  mean TTFT s  preempt  recomputed  swap bytes  exposed s  disk floor s  written/tok  flash written  SSD life"
         )
         for r in results {
             let life = r.ssd_lifetime_years.map { String(format: "%.1f y", $0) } ?? "-"
@@ -194,6 +234,8 @@ struct BenchSwapCommand: AsyncParsableCommand {
                     String(format: "%10.2f", r.p99_latency_s), String(format: "%12.2f", r.mean_ttft_s),
                     String(format: "%8d", r.preemptions), String(format: "%11d", r.recomputed_tokens),
                     "\(ByteSize(Int64(r.swap_bytes)))".leftPadded(11), String(format: "%10.3f", r.exposed_swap_s),
+                    (r.disk_floor_s.map { String(format: "%.3f", $0) } ?? "-").leftPadded(13),
+                    "\(ByteSize(Int64(r.bytes_written_per_output_token.rounded())))".leftPadded(12),
                     "\(ByteSize(Int64(r.flash_bytes_written)))".leftPadded(14), life.leftPadded(9),
                 ].joined(separator: " "))
         }
