@@ -3,12 +3,14 @@
 # whole 8B-shaped model against PyTorch + transformers, the server under load, and an error exit
 # of the CUDA engine.
 # Run from the repository root after `bash .device/unpack.sh`; logs go to $OUT (or ./gpu-logs).
-#   bash bench/cuda/gpu-visit.sh [checks] [labs] [model] [long] [swap] [swapio] [sanitizer] [serve] [exit] [smollm2]
-#   (default: all but swapio and smollm2; smollm2 needs the GGUF carried in parts, see its step)
+#   bash bench/cuda/gpu-visit.sh [checks] [labs] [model] [long] [swap] [swapio] [sanitizer] [serve] [exit] [smollm2] [swappaper]
+#   (default: all but swapio, smollm2 and swappaper; smollm2 needs the GGUF carried in parts, see its step;
+#   swappaper is long: give it alone, one workload and budget per call, see its step)
 # env: BATCH, PROMPT, DECODE (model: decode tokens, 32; the first 15 or so steps after the prefill run at
 # power-capped clocks, model-h200.md); BASELINE=DIR first runs bench model with DIR/hifc (an earlier binary, packed
 # and unpacked like .device); PDL_AB=1 repeats bench model with HIFC_CUDA_PDL=0; STEP_TIMING=1 adds
-# a run with HIFC_CUDA_STEP_TIMING=1; MODES, SWAP_LIMIT, SCALE, BUDGET, CAPACITY (swap); ROUNDS (swapio, 3)
+# a run with HIFC_CUDA_STEP_TIMING=1; MODES, SWAP_LIMIT, SCALE, BUDGET, CAPACITY (swap); ROUNDS (swapio, 3);
+# WORKLOADS, BUDGETS, REQUESTS_QASPER|GOVREPORT|NARRATIVEQA, ROUNDS (2), MODES, SCALE, CAPACITY, DRAM, SWAP_LIMIT (swappaper)
 set -uo pipefail
 out="${OUT:-gpu-logs}"; mkdir -p "$out"
 work=/var/tmp/hifc; mkdir -p "$work"
@@ -108,7 +110,7 @@ if has swapio; then  # swap I/O against dd in alternating rounds: this disk's ow
         .device/hifc check gpu --swap-dir "$work" --swap-blocks 128 --models "" > "$out/swapio-$round.txt" 2>&1
         echo "check gpu rc=$?" | tee -a "$out/summary.txt"
         disk_dd
-        grep -E "swap-flash .*(flash store|alone)" "$out/swapio-$round.txt" | tee -a "$out/summary.txt"
+        grep -E "swap-flash .*(flash store|alone)|swap-dram " "$out/swapio-$round.txt" | tee -a "$out/summary.txt"
         # The store via cuFile in 16-block swaps against the mean of dd's two runs around it.
         awk -v w="$w0" -v r="$r0" -v w2="$dd_write" -v r2="$dd_read" \
             '/flash store, cuFile.*sequences of 16,/ { printf "round ratio: store out %.0f%% of dd write, in %.0f%% of dd read\n", 200 * $3 / (w + w2), 200 * $6 / (r + r2) }' \
@@ -182,5 +184,34 @@ if has exit; then
         --mode swap-flash --flash-path "$work" > "$out/error-exit.txt" 2>&1
     echo "error exit rc=$? (139 would be a segfault)" | tee -a "$out/summary.txt"
     tail -3 "$out/error-exit.txt" | tee -a "$out/summary.txt"
+    # The case of the first session's segfault: the engine is running (its pool on the GPU, its
+    # swapper's cuFile handles open) when a request is refused (4000 + 16 tokens past the tiny
+    # model's 2048-token context), and the process exits with the error right after.
+    for mode in swap-flash swap-dram; do
+        .device/hifc bench swap --model synth:tiny --device cuda --kv-budget 256MiB --requests 2 --workload 4000:16 \
+            --mode "$mode" --flash-path "$work" > "$out/error-exit-running-$mode.txt" 2>&1
+        echo "error exit with the engine running ($mode) rc=$? (1 expected; 139 would be a segfault)" | tee -a "$out/summary.txt"
+        tail -2 "$out/error-exit-running-$mode.txt" | tee -a "$out/summary.txt"
+    done
+fi
+
+if has swappaper; then  # issue 19: every mode on the paper's three workloads, two budgets, two rounds, dd in the run, a plot
+    stamp "synth 8b"; synth8b
+    # One bench swap per workload and budget (each within the 10-minute limit of a device call when
+    # given alone: WORKLOADS=govreport BUDGETS=4GiB ...). Requests per workload: enough to starve
+    # 4 GiB (qasper 3.6K+1K tokens, govreport 8.7K+1K, narrativeqa 18.4K+1K at 128 KiB a token).
+    for budget in ${BUDGETS:-4GiB 16GiB}; do
+        for workload in ${WORKLOADS:-qasper govreport narrativeqa}; do
+            case "$workload" in qasper) n=${REQUESTS_QASPER:-16};; govreport) n=${REQUESTS_GOVREPORT:-8};; *) n=${REQUESTS_NARRATIVEQA:-6};; esac
+            [ "$budget" != 4GiB ] && n=$((n * 2))
+            stamp "bench swap $workload, $n requests, KV budget $budget"
+            ${SWAP_LIMIT:+timeout $SWAP_LIMIT} .device/hifc bench swap --model "$model" --device cuda --workload "$workload" \
+                --scale "${SCALE:-1}" --requests "$n" --kv-budget "$budget" --mode "${MODES:-recompute,swap-dram,swap-flash,auto}" \
+                --repeats "${ROUNDS:-2}" --flash-path "$work" --flash-capacity "${CAPACITY:-48GiB}" --dram-swap "${DRAM:-64GiB}" \
+                --csv "$out/swap-$workload-$budget.csv" --plot "$out/swap-$workload-$budget.svg" > "$out/swap-$workload-$budget.txt" 2>&1
+            echo "bench swap $workload $budget rc=$?" | tee -a "$out/summary.txt"
+            grep -E "^dd O_DIRECT|^mode|^(recompute|swap-dram|swap-flash|auto) " "$out/swap-$workload-$budget.txt" | tee -a "$out/summary.txt"
+        done
+    done
 fi
 stamp "done"
