@@ -34,10 +34,13 @@ let package = Package(
             name: "FlashStore",
             dependencies: ["HiFCCore", .product(name: "Logging", package: "swift-log")]
         ),
+        // The CPU backend's kernels and thread pool in C, built for several instruction sets and
+        // chosen at run time (Sources/CPUKernels/include/CPUKernels.h says why C).
+        .target(name: "CPUKernels", exclude: ["KernelsF32.inc", "QuantDot.inc"]),
         // The compute protocol and its CPU implementation.
         .target(
             name: "Backend",
-            dependencies: ["HiFCCore", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["HiFCCore", "CPUKernels", .product(name: "Logging", package: "swift-log")]
         ),
         // HF model directories: config, safetensors, tokenizers, the Llama family.
         .target(
@@ -69,6 +72,7 @@ let package = Package(
                 "Engine", "Models", "SynthModels", "HiFCCore", "FlashStore", "Backend",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -114,7 +118,7 @@ let package = Package(
         .testTarget(name: "HiFCCoreTests", dependencies: ["HiFCCore"]),
         .testTarget(
             name: "FlashStoreTests", dependencies: ["FlashStore", "HiFCCore", .product(name: "Logging", package: "swift-log")]),
-        .testTarget(name: "BackendTests", dependencies: ["Backend", "HiFCCore"], exclude: ["Reference"]),
+        .testTarget(name: "BackendTests", dependencies: ["Backend", "CPUKernels", "HiFCCore"], exclude: ["Reference"]),
         .testTarget(
             name: "ModelsTests", dependencies: ["Models", "SynthModels", "HiFCBench", "Backend", "HiFCCore"], exclude: ["Reference", "Fixtures"]),
         .testTarget(name: "CUDATests", dependencies: ["CUDA", "HiFCChecks", "Backend", "HiFCCore"]),

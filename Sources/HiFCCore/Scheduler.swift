@@ -360,20 +360,29 @@ public struct Scheduler: Sendable {
         case .recompute: return .recompute
         case .swapDRAM: return .swap(.dram)
         case .swapFlash:
-            let write = bytesToWrite(sequence, to: .flash)
-            guard costModel.flashBudgetAllows(bytes: write) else { return overBudgetChoice(for: sequence) }
+            guard flashBudgetAllows(blocks: blocksToWrite(sequence, to: .flash)) else { return overBudgetChoice(for: sequence) }
             guard costModel.flashBytesLeftToday != nil else { return .swap(.flash) }
             return preemptionChoice(for: sequence, tier: .flash) == .swap(.flash) ? .swap(.flash) : .recompute
         case .auto:
-            guard costModel.flashBudgetAllows(bytes: bytesToWrite(sequence, to: .flash)) else { return overBudgetChoice(for: sequence) }
+            guard flashBudgetAllows(blocks: blocksToWrite(sequence, to: .flash)) else { return overBudgetChoice(for: sequence) }
             return preemptionChoice(for: sequence, tier: .flash)
         }
+    }
+
+    /// Whether flash may take `blocks` more blocks today on top of the flash writes in flight,
+    /// which its wear ledger (`KVCostModel.flashBytesLeftToday`) does not count yet: several swaps
+    /// planned in one step, or before the last ones end, never pass the day's budget together.
+    /// Blocks count as the ledger counts them, at their slots' footprint on flash.
+    private func flashBudgetAllows(blocks: Int) -> Bool {
+        guard costModel.flashBytesLeftToday != nil else { return true }
+        let inFlight = writes.values.reduce(0) { $0 + ($1.tier == .flash ? $1.blocks.count : 0) }
+        return costModel.flashBudgetAllows(bytes: (inFlight + blocks) * FlashLayout.slotFootprint(payloadLength: config.blockBytes))
     }
 
     /// The cost model's choice between swapping `sequence` to `tier` and recomputing it.
     private func preemptionChoice(for sequence: GenerationSequence, tier: SwapTier) -> PreemptionChoice {
         costModel.preemptionChoice(
-            computedTokens: sequence.computed, bytesToWrite: bytesToWrite(sequence, to: tier),
+            computedTokens: sequence.computed, bytesToWrite: blocksToWrite(sequence, to: tier) * config.blockBytes,
             bytesToRead: sequence.computedBlocks * config.blockBytes, tier: tier)
     }
 
@@ -383,13 +392,12 @@ public struct Scheduler: Sendable {
         config.hasDRAMTier ? preemptionChoice(for: sequence, tier: .dram) : .recompute
     }
 
-    /// Bytes a swap of `sequence` to `tier` would write: its blocks the tier holds not yet.
-    private func bytesToWrite(_ sequence: GenerationSequence, to tier: SwapTier) -> Int {
-        let blocks = (0..<sequence.computedBlocks).filter { block in
+    /// Blocks a swap of `sequence` to `tier` would write: those the tier holds not yet.
+    private func blocksToWrite(_ sequence: GenerationSequence, to tier: SwapTier) -> Int {
+        (0..<sequence.computedBlocks).count { block in
             let key = sequence.key(ofBlock: block, computedTokens: sequence.computed)
             return !tiers.isStored(key, in: tier) && !tiers.isPending(key, in: tier)
         }
-        return blocks.count * config.blockBytes
     }
 
     private mutating func preempt(_ id: SequenceID, into plan: inout StepPlan) {
@@ -451,7 +459,7 @@ public struct Scheduler: Sendable {
     private mutating func savePrefixBlocks(into plan: inout StepPlan) {
         guard config.savesPrefixesToFlash else { return }
         let room = config.prefixWritesInFlight - prefixBlocksBeingWritten
-        guard room > 0, costModel.flashBudgetAllows(bytes: config.blockBytes) else { return }
+        guard room > 0, flashBudgetAllows(blocks: 1) else { return }
         var candidates: [(block: Int, hash: PrefixHash)]
         switch config.prefixWritePolicy {
         case .writeThrough:
@@ -469,6 +477,7 @@ public struct Scheduler: Sendable {
         for candidate in candidates where blocks.count < room {
             let key = candidate.hash.key
             guard !tiers.isStored(key, in: .flash), !tiers.isPending(key, in: .flash) else { continue }
+            guard flashBudgetAllows(blocks: blocks.count + 1) else { break }
             tiers.beginWrite(key, to: .flash)
             kv.pin(candidate.block)
             blocks.append(candidate.block)
@@ -495,7 +504,7 @@ public struct Scheduler: Sendable {
         for (block, content) in kv.pool.cachedBlocks {
             let key = content.key
             guard !tiers.isStored(key, in: .flash), !tiers.isPending(key, in: .flash) else { continue }
-            guard costModel.flashBudgetAllows(bytes: (blocks.count + 1) * config.blockBytes) else { break }
+            guard flashBudgetAllows(blocks: blocks.count + 1) else { break }
             tiers.beginWrite(key, to: .flash)
             kv.pin(block)
             blocks.append(block)

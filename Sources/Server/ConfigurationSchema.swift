@@ -74,6 +74,15 @@ public enum ConfigurationSchema {
             },
             render: { $0.device.description }),
         ConfigurationSetting(
+            key: "threads", valueName: "N",
+            help: "CPU threads the model computes on (the CPU backend and its BLAS library); unset: the physical cores",
+            apply: { config, values in
+                guard let value = Int(values.last ?? "") else { throw SettingValueError(reason: "expected a whole number") }
+                guard (1...4096).contains(value) else { throw SettingValueError(reason: "must be between 1 and 4096") }
+                config.threads = value
+            },
+            render: { $0.threads.map(String.init) ?? "" }),
+        ConfigurationSetting(
             key: "kv-budget", valueName: "SIZE|N blocks", help: "device memory for KV blocks; when full, sequences are preempted (swapped to flash)",
             apply: { config, values in
                 do { config.kvBudget = try KVBudget(parsing: values.last ?? "") } catch {

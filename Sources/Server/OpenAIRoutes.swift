@@ -2,6 +2,7 @@ import Engine
 import Foundation
 import Hummingbird
 import Logging
+import NIOPosix
 
 /// The HTTP API: OpenAI's completions, chat completions and models, plus health and metrics.
 ///
@@ -95,11 +96,18 @@ public struct OpenAIRoutes: Sendable {
 
     /// The application serving these routes at `address`, its connections watched for clients that
     /// hang up (`ClientHangupHandler`).
-    public func application(address: BindAddress, onServerRunning: @escaping @Sendable () -> Void = {}) -> some ApplicationProtocol {
+    /// `eventLoopThreads` sizes the HTTP event loops (nil: NIO's shared group, one per core); a
+    /// server whose model computes on the CPU gives them one thread, so they do not compete with
+    /// the compute threads for cores (they only move bytes).
+    public func application(
+        address: BindAddress, eventLoopThreads: Int? = nil, onServerRunning: @escaping @Sendable () -> Void = {}
+    ) -> some ApplicationProtocol {
         Application(
             router: router(), server: .http1(configuration: .init(additionalChannelHandlers: [ClientHangupHandler()])),
             configuration: .init(address: address, serverName: "hifc"),
-            onServerRunning: { _ in onServerRunning() }, logger: logger)
+            onServerRunning: { _ in onServerRunning() },
+            eventLoopGroupProvider: eventLoopThreads.map { .shared(MultiThreadedEventLoopGroup(numberOfThreads: $0)) } ?? .singleton,
+            logger: logger)
     }
 
     /// Tokenizing is the client's text meeting the model's tokenizer or chat template: a failure is

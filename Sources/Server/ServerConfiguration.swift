@@ -63,6 +63,8 @@ public struct ServerConfiguration: Hashable, Sendable {
 
     /// Compute device: GPU 0 when there is one, else the CPU backend.
     public var device = DeviceSelection.auto
+    /// CPU threads of the CPU backend (and its BLAS library); nil: the physical cores.
+    public var threads: Int?
     /// Device memory for KV blocks (a size, or a count of blocks); small by default (32 blocks, 512
     /// tokens) so that a few concurrent requests already make the engine swap to flash.
     public var kvBudget = KVBudget.blocks(32)

@@ -50,7 +50,7 @@ public final class ServingStack: Sendable {
         self.configuration = configuration
         let compute: any ComputeBackend
         if configuration.device == .cpu || (configuration.device == .auto && backend == nil) {
-            compute = CPUBackend()
+            compute = CPUBackend(pool: CPUBackend.configureProcess(threads: configuration.threads, logger: logger))
         } else if let backend {
             do { compute = try backend(configuration.device) } catch {
                 throw ServingStackError.deviceUnavailable(configuration.device, reason: "\(error)")

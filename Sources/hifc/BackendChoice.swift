@@ -6,12 +6,21 @@ import Server
 
 /// `--device`: which backend runs the model. "auto" (the default) takes GPU 0 when the CUDA
 /// driver finds one and the CPU backend otherwise; "cpu", "cuda" and "cuda:N" choose explicitly,
-/// and a GPU that cannot be opened is then an error naming the cause.
+/// and a GPU that cannot be opened is then an error naming the cause. `threads` (`--threads`;
+/// nil: the physical cores) sizes the CPU backend's pool; `dequantize` makes it decode GGUF's
+/// quantized weights to f32 at load (`--dequantize`, for accuracy checks of its integer kernels).
 enum BackendChoice {
-    static func make(_ device: String, logger: Logger? = nil) throws -> any ComputeBackend {
+    static func make(
+        _ device: String, threads: Int? = nil, blas: Bool = true, dequantize: Bool = false, logger: Logger? = nil
+    ) throws -> any ComputeBackend {
+        func cpu() throws -> CPUBackend {
+            if let threads, threads < 1 { throw ValidationError("--threads must be positive") }
+            let pool = CPUBackend.configureProcess(threads: threads, logger: logger)
+            return CPUBackend(blas: blas ? BLASLibrary.load(logger: logger) : nil, pool: pool, dequantizesAtLoad: dequantize)
+        }
         switch device {
         case "cpu":
-            return CPUBackend(blas: BLASLibrary.load(logger: logger))
+            return try cpu()
         case "auto":
             do {
                 let count = try CUDADevice.count()
@@ -30,7 +39,7 @@ enum BackendChoice {
             } catch {
                 logger?.warning("device auto: GPU 0 found but unusable, running on the CPU backend: \(error)")
             }
-            return CPUBackend(blas: BLASLibrary.load(logger: logger))
+            return try cpu()
         default:
             guard case .cuda(let ordinal) = DeviceSelection(parsing: device) else {
                 throw ValidationError("--device \(device): expected auto, cpu, cuda or cuda:N")

@@ -16,8 +16,11 @@ struct BenchModelCommand: ParsableCommand {
     @Option(name: .customLong("prompt-tokens"), help: "Prompt tokens per sequence.") var promptTokens: Int = 128
     @Option(name: .customLong("decode-tokens"), help: "Tokens generated per sequence.") var decodeTokens: Int = 32
     @Option(name: .customLong("block-size"), help: "Tokens per KV block.") var blockSize: Int = 64
-    @Flag(name: .customLong("swift-gemm"), help: "Use the Swift GEMM even when a BLAS library is found.")
-    var swiftGEMM = false
+    @Flag(name: .customLong("no-blas"), help: "Do every product with the C kernels even when a BLAS library is found.")
+    var noBLAS = false
+    @Option(help: "CPU threads (default: the physical cores).") var threads: Int?
+    @Flag(help: "Decode a GGUF's quantized weights to f32 at load instead of computing on the blocks (CPU).")
+    var dequantize = false
     @Flag(help: "Print one JSON object per measurement instead of a table.") var json = false
     @Option(help: "cpu (the default here), auto, cuda or cuda:N.") var device: String = "cpu"
 
@@ -30,7 +33,7 @@ struct BenchModelCommand: ParsableCommand {
         guard promptTokens > 0, decodeTokens > 0 else {
             throw ValidationError("--prompt-tokens and --decode-tokens must be positive")
         }
-        let backend: any ComputeBackend = device == "cpu" ? CPUBackend(blas: swiftGEMM ? nil : BLASLibrary.load()) : try BackendChoice.make(device)
+        let backend = try BackendChoice.make(device, threads: threads, blas: !noBLAS, dequantize: dequantize)
         let loadStart = Date()
         let loaded = try LoadedModel(directory: model, backend: backend)
         let loadSeconds = Date().timeIntervalSince(loadStart)
@@ -38,7 +41,7 @@ struct BenchModelCommand: ParsableCommand {
             print(
                 "model \(model): \(loaded.config.architecture.rawValue), \(loaded.config.parameterCount / 1_000_000)M parameters; "
                     + "backend \(backend.name); loaded in \(String(format: "%.2f", loadSeconds)) s; "
-                    + "\(ProcessInfo.processInfo.activeProcessorCount) cores")
+                    + "\(ProcessInfo.processInfo.activeProcessorCount) logical cores")
         }
         let bench = ModelBenchmark(model: loaded.model, blockTokens: blockSize)
         for b in batches {

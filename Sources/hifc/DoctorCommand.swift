@@ -68,12 +68,12 @@ struct DoctorCommand: AsyncParsableCommand {
         if let library = BLASLibrary.load(environment: environment) {
             blas = "matrix products through \(library.path) (CBLAS)"
         } else if BLASLibrary.isSwitchedOff(environment: environment) {
-            blas = "HIFC_BLAS=\(environment["HIFC_BLAS"] ?? ""): matrix products through the Swift GEMM"
+            blas = "HIFC_BLAS=\(environment["HIFC_BLAS"] ?? ""): matrix products through the C GEMM (CPUKernels)"
         } else {
             let tried = environment["HIFC_BLAS_LIBRARY"].map { [$0] } ?? BLASLibrary.candidates
             blas =
-                "no CBLAS library found (tried \(tried.joined(separator: ", "))): matrix products through the Swift GEMM; "
-                + "`apt-get install libopenblas0` is faster, or HIFC_BLAS_LIBRARY names one"
+                "no CBLAS library found (tried \(tried.joined(separator: ", "))): matrix products through the C GEMM (CPUKernels); "
+                + "`apt-get install libopenblas0` to use OpenBLAS, or HIFC_BLAS_LIBRARY names one"
         }
         let role =
             gpus > 0

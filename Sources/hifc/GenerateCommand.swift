@@ -25,6 +25,9 @@ struct GenerateCommand: ParsableCommand {
     @Flag(name: .customLong("token-ids"), help: "Print the prompt's and the generated token ids to stderr (for comparisons with other engines).")
     var tokenIDs = false
     @Option(help: "auto (GPU 0 if there is one, else CPU), cpu, cuda or cuda:N.") var device: String = "auto"
+    @Option(help: "CPU threads (default: the physical cores).") var threads: Int?
+    @Flag(help: "Decode a GGUF's quantized weights to f32 at load instead of computing on the blocks (CPU).")
+    var dequantize = false
 
     func run() throws {
         MallocTuning.keepFreedBlocksMapped()
@@ -34,7 +37,7 @@ struct GenerateCommand: ParsableCommand {
         guard blockSize > 0 else { throw ValidationError("--block-size must be positive") }
         var logger = Logger(label: "hifc.generate")
         logger.logLevel = .warning
-        let backend = try BackendChoice.make(device, logger: logger)
+        let backend = try BackendChoice.make(device, threads: threads, dequantize: dequantize, logger: logger)
         let loaded = try LoadedModel(directory: model, backend: backend, logger: logger)
         let tokens =
             chat

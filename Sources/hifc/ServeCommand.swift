@@ -47,7 +47,9 @@ struct ServeCommand: AsyncParsableCommand {
         logger.info(
             "model \(stack.routes.servedModelName) (\(stack.model.directory)), device \(configuration.device) (\(stack.model.model.backend.name)), KV budget \(configuration.kvBudget), context \(stack.engine.maxContextTokens) tokens, preemption \(configuration.preemption.rawValue), flash \(flash)"
         )
-        let app = stack.routes.application(address: .hostname(configuration.host, port: configuration.port)) {
+        let app = stack.routes.application(
+            address: .hostname(configuration.host, port: configuration.port), eventLoopThreads: configuration.device == .cpu ? 1 : nil
+        ) {
             logger.info(
                 "listening on http://\(configuration.host):\(configuration.port) (POST /v1/completions, /v1/chat/completions; GET /v1/models, /health, /metrics)"
             )

@@ -43,6 +43,9 @@ struct ServeSettingsOptions: ParsableArguments {
     @Option(name: .customLong("device"), help: ServeSettingsOptions.help("device"))
     var device: String?
 
+    @Option(name: .customLong("threads"), help: ServeSettingsOptions.help("threads"))
+    var threads: String?
+
     @Option(name: .customLong("kv-budget"), help: ServeSettingsOptions.help("kv-budget"))
     var kvBudget: String?
 
@@ -101,6 +104,7 @@ struct ServeSettingsOptions: ParsableArguments {
             ("max-body-size", maxBodySize.map { [$0] } ?? []),
             ("data-dir", dataDir.map { [$0] } ?? []),
             ("device", device.map { [$0] } ?? []),
+            ("threads", threads.map { [$0] } ?? []),
             ("kv-budget", kvBudget.map { [$0] } ?? []),
             ("block-size", blockSize.map { [$0] } ?? []),
             ("max-batch-tokens", maxBatchTokens.map { [$0] } ?? []),

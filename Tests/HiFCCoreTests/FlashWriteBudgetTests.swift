@@ -9,7 +9,9 @@ final class FlashWriteBudgetTests: XCTestCase {
         let fiveYears = FlashWriteBudget(enduranceBytesPerRegion: tbw, targetLifetimeYears: 5)
         XCTAssertEqual(try XCTUnwrap(fiveYears.dailyBytes), 6e15 / (5 * 365), accuracy: 1)
         // Two regions take twice as much; a smaller configured budget holds.
-        XCTAssertEqual(try XCTUnwrap(FlashWriteBudget(enduranceBytesPerRegion: tbw, targetLifetimeYears: 5, regions: 2).dailyBytes), 2 * 6e15 / 1825, accuracy: 1)
+        XCTAssertEqual(
+            try XCTUnwrap(FlashWriteBudget(enduranceBytesPerRegion: tbw, targetLifetimeYears: 5, regions: 2).dailyBytes), 2 * 6e15 / 1825, accuracy: 1
+        )
         let both = FlashWriteBudget(dailyBytesPerRegion: 1_000_000_000_000, enduranceBytesPerRegion: tbw, targetLifetimeYears: 5)
         XCTAssertEqual(both.dailyBytes, 1e12)
         XCTAssertEqual(both.bytesLeft(afterWriting: 400_000_000_000), 6e11)
@@ -61,5 +63,30 @@ final class FlashWriteBudgetTests: XCTestCase {
     func testUnderABudgetFlashTakesOnlySwapsThatPay() {
         XCTAssertEqual(preemptionChoice(.swapFlash, flashBytesLeft: 1e9, hasDRAMTier: false, recomputeIsSlow: false), .recompute)
         XCTAssertEqual(preemptionChoice(.swapFlash, flashBytesLeft: 1e9, hasDRAMTier: false, recomputeIsSlow: true), .swap(.flash))
+    }
+
+    func testFlashWritesInFlightCountAgainstTheBudget() {
+        // Room for 3 blocks (at their footprint on flash) today; each sequence would write 2.
+        var scheduler = Scheduler(
+            config: SchedulerConfig(
+                blockTokens: 4, deviceBlocks: 5, blockBytes: 1024, maxStepTokens: 64, preemption: .swapFlash, prefixCaching: false,
+                namespace: SchedulerTests.namespace),
+            costModel: KVCostModel(
+                steps: StepTimeModel(tokensPerSecond: 1), transferLatency: 0,
+                flashBytesLeftToday: Double(3 * FlashLayout.slotFootprint(payloadLength: 1024))))
+        scheduler.add(id: 1, prompt: Array(0..<8), maxTotalTokens: 16)
+        scheduler.add(id: 2, prompt: Array(100..<108), maxTotalTokens: 16)
+        var plan = scheduler.schedule()
+        for _ in 0..<8 where plan.preemptions.isEmpty {
+            SchedulerTests.run(plan, on: &scheduler)
+            plan = scheduler.schedule()
+        }
+        // Both outgrow their 2 blocks and one block is free: the later one is swapped to flash.
+        XCTAssertEqual(plan.preemptions.map(\.choice), [.swap(.flash)])
+        // Its write is in flight, not yet in the wear ledger: 2 more blocks would pass the budget.
+        XCTAssertEqual(scheduler.choice(forPreempting: scheduler.sequence(1)!), .recompute)
+        // Once it has ended (the ledger as it was, for the test), they fit again.
+        SchedulerTests.complete(plan, on: &scheduler)
+        XCTAssertEqual(scheduler.choice(forPreempting: scheduler.sequence(1)!), .swap(.flash))
     }
 }

@@ -47,7 +47,8 @@ final class GGUFLoadingTests: XCTestCase {
         throws
     {
         let hf = try LoadedModel(directory: directory, backend: CPUBackend())
-        let g = try LoadedModel(directory: gguf, backend: CPUBackend())
+        // Decoded at load: this compares the loaders; the integer kernels have their own check.
+        let g = try LoadedModel(directory: gguf, backend: CPUBackend(dequantizesAtLoad: true))
         // llama.cpp stores Mistral as `llama`: the same forward pass.
         XCTAssertEqual(g.config.architecture, hf.config.architecture == .mistral ? .llama : hf.config.architecture, file: file, line: line)
         XCTAssertEqual(g.config.ropeScaling, hf.config.ropeScaling, file: file, line: line)
@@ -143,6 +144,17 @@ final class GGUFLoadingTests: XCTestCase {
         let types = Set(file.tensors.values.compactMap(\.type))
         XCTAssertTrue(types.isSuperset(of: [.q8_0, .q4_0, .q4_1, .q5_0, .q5_1, .q2_K, .q3_K, .q4_K, .q5_K, .q6_K, .f16, .bf16]), "\(types)")
         try assertSameModel(directory, gguf)
+        // Kept as blocks (Q8_0, Q4_0, Q4_1, Q4_K, Q6_K), the products run on 8-bit activations as
+        // llama.cpp's do: the prompt's logits stay within a few percent of the decoded weights'.
+        let decoded = try LoadedModel(directory: gguf, backend: CPUBackend(dequantizesAtLoad: true))
+        let kept = try LoadedModel(directory: gguf, backend: CPUBackend())
+        let prompt = kept.tokenizer.encode("The quick brown fox jumps over the lazy dog")
+        func logits(_ loaded: LoadedModel) throws -> [Float] {
+            let pool = try loaded.model.makeKVCachePool(blockTokens: 16, blocks: 2)
+            return try loaded.model.forward(ForwardBatch([ForwardSequence(tokens: prompt, startPosition: 0, blockTable: [0, 1])]), kv: pool)[0]
+        }
+        let error = relativeError(try logits(kept), try logits(decoded).map(Double.init))
+        XCTAssertLessThan(error, 0.03, "integer kernels' logits differ by \(error)")
     }
 
     func testUnsupportedContentIsRefusedByName() throws {

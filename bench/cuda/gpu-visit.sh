@@ -3,14 +3,17 @@
 # whole 8B-shaped model against PyTorch + transformers, the server under load, and an error exit
 # of the CUDA engine.
 # Run from the repository root after `bash .device/unpack.sh`; logs go to $OUT (or ./gpu-logs).
-#   bash bench/cuda/gpu-visit.sh [checks] [labs] [model] [long] [swap] [swapio] [sanitizer] [serve] [exit] [smollm2] [swappaper]
-#   (default: all but swapio, smollm2 and swappaper; smollm2 needs the GGUF carried in parts, see its step;
-#   swappaper is long: give it alone, one workload and budget per call, see its step)
+#   bash bench/cuda/gpu-visit.sh [checks] [labs] [model] [long] [swap] [swapio] [sanitizer] [serve] [exit] [smollm2] [cpu] [swapmodes]
+#   (default: all but swapio, smollm2, cpu and swapmodes; smollm2 and cpu need the GGUF carried in parts, see the smollm2 step;
+#   swapmodes fits one device call of its own, about 6 minutes, see its step)
 # env: BATCH, PROMPT, DECODE (model: decode tokens, 32; the first 15 or so steps after the prefill run at
 # power-capped clocks, model-h200.md); BASELINE=DIR first runs bench model with DIR/hifc (an earlier binary, packed
 # and unpacked like .device); PDL_AB=1 repeats bench model with HIFC_CUDA_PDL=0; STEP_TIMING=1 adds
 # a run with HIFC_CUDA_STEP_TIMING=1; MODES, SWAP_LIMIT, SCALE, BUDGET, CAPACITY (swap); ROUNDS (swapio, 3);
-# WORKLOADS, BUDGETS, REQUESTS_QASPER|GOVREPORT|NARRATIVEQA, ROUNDS (2), MODES, SCALE, CAPACITY, DRAM, SWAP_LIMIT (swappaper)
+# cpu: the CPU backend against llama.cpp on the host's cores (bench/llamacpp/compare_cpu.py and the thread scaling
+# curve), with the sdist and the GGUF carried in .device/hifc-bench (HIFC_BENCH_CACHE layout of build.sh: sdist/*.tar.gz,
+# models/*.gguf) or LLAMA_BIN=folder of an llama.cpp build; CPU_THREADS (default: the physical cores), SCALING (1 2 4 8 16)
+# swapmodes: WORKLOADS, BUDGET (4GiB), REQUESTS_QASPER|GOVREPORT|NARRATIVEQA, ROUNDS (2), MODES, SCALE, CAPACITY, DRAM
 set -uo pipefail
 out="${OUT:-gpu-logs}"; mkdir -p "$out"
 work=/var/tmp/hifc; mkdir -p "$work"
@@ -176,6 +179,29 @@ if has smollm2; then
             grep -E "^\| [0-9]|generated ids" "$out/smollm2-$device.md" | tee -a "$out/summary.txt"
         done
     fi
+fi
+
+if has cpu; then  # the CPU backend (no GPU used) against llama.cpp, same GGUF, same threads
+    export HIFC_BENCH_CACHE="${HIFC_BENCH_CACHE:-$PWD/.device/hifc-bench}"
+    gguf="$work/SmolLM2-135M-Instruct.Q4_1.gguf"  # assembled from its parts by the smollm2 step
+    [ -s "$gguf" ] || gguf=$(ls "$HIFC_BENCH_CACHE"/models/*.gguf 2>/dev/null | head -1)
+    cores=$(lscpu -p=CORE,SOCKET 2>/dev/null | grep -v '^#' | sort -u | wc -l)
+    threads="${CPU_THREADS:-$cores}"
+    stamp "llama.cpp CPU build"
+    llama_bin="${LLAMA_BIN:-$(JOBS=16 bash bench/llamacpp/build.sh 2> "$out/llamacpp-build.txt" | tail -1)}"
+    echo "llama.cpp: $llama_bin; gguf: $gguf; threads $threads of $(nproc) logical CPUs" | tee -a "$out/summary.txt"
+    stamp "compare_cpu.py --threads $threads"
+    python3 bench/llamacpp/compare_cpu.py --llama-bin "$llama_bin" --hifc .device/hifc --gguf "$gguf" --threads "$threads" \
+        > "$out/cpu-compare.json" 2> "$out/cpu-compare.log"
+    echo "compare_cpu rc=$?" | tee -a "$out/summary.txt"
+    grep -E '"ratio|tokens_per_second|first_difference' "$out/cpu-compare.json" | tail -8 | tee -a "$out/summary.txt"
+    for t in ${SCALING:-1 2 4 8 16}; do  # the scaling curve: prompt and generation tok/s by threads
+        stamp "threads $t: hifc bench model, llama-bench"
+        .device/hifc bench model --model "$gguf" --batch 1,8 --prompt-tokens 512 --decode-tokens 64 --threads "$t" --json 2>&1 \
+            | grep engine | tee -a "$out/cpu-scaling.txt" | tee -a "$out/summary.txt"
+        "$llama_bin/llama-bench" -m "$gguf" -p 512 -n 64 -t "$t" -o csv 2>/dev/null | tail -2 | tee -a "$out/cpu-scaling.txt" \
+            | tee -a "$out/summary.txt"
+    done
 fi
 
 if has exit; then

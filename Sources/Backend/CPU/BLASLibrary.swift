@@ -6,7 +6,7 @@ import Logging
 /// Looked for, in order: the path in `HIFC_BLAS_LIBRARY`, then `libopenblas.so.0`,
 /// `libopenblas.so`, `libcblas.so.3`, `libcblas.so`, `libblas.so.3`, `libblis.so.4`,
 /// `libmkl_rt.so`; the first that exports `cblas_sgemm` wins. `HIFC_BLAS=off` skips the search, so
-/// the multithreaded Swift GEMM is used.
+/// the C GEMM of `CPUKernels` does every product.
 public struct BLASLibrary: @unchecked Sendable {
     typealias SGEMM =
         @convention(c) (
@@ -27,6 +27,15 @@ public struct BLASLibrary: @unchecked Sendable {
     /// the whole weight matrix.
     let sgemv: SGEMV?
 
+    /// The library's call that sets its thread count (OpenBLAS, BLIS or MKL), when it has one.
+    let threadCount: ThreadCountSetter?
+
+    /// How a library is told its thread count.
+    enum ThreadCountSetter {
+        case int32(@convention(c) (Int32) -> Void)
+        case int64(@convention(c) (Int64) -> Void)
+    }
+
     /// Library names tried in order when `HIFC_BLAS_LIBRARY` is not set.
     public static let candidates = [
         "libopenblas.so.0", "libopenblas.so", "libcblas.so.3", "libcblas.so", "libblas.so.3",
@@ -39,7 +48,7 @@ public struct BLASLibrary: @unchecked Sendable {
         logger: Logger? = nil
     ) -> BLASLibrary? {
         if isSwitchedOff(environment: environment) {
-            logger?.info("HIFC_BLAS=\(environment["HIFC_BLAS"] ?? ""): using the Swift GEMM")
+            logger?.info("HIFC_BLAS=\(environment["HIFC_BLAS"] ?? ""): using the C GEMM")
             return nil
         }
         let names = environment["HIFC_BLAS_LIBRARY"].map { [$0] } ?? candidates
@@ -51,15 +60,32 @@ public struct BLASLibrary: @unchecked Sendable {
                 continue
             }
             let gemv = dlsym(handle, "cblas_sgemv").map { unsafeBitCast($0, to: SGEMV.self) }
-            return BLASLibrary(path: name, sgemm: unsafeBitCast(symbol, to: SGEMM.self), sgemv: gemv)
+            var setter: ThreadCountSetter?
+            if let f = dlsym(handle, "openblas_set_num_threads") ?? dlsym(handle, "MKL_Set_Num_Threads") {
+                setter = .int32(unsafeBitCast(f, to: (@convention(c) (Int32) -> Void).self))
+            } else if let f = dlsym(handle, "bli_thread_set_num_threads") {
+                setter = .int64(unsafeBitCast(f, to: (@convention(c) (Int64) -> Void).self))
+            }
+            return BLASLibrary(path: name, sgemm: unsafeBitCast(symbol, to: SGEMM.self), sgemv: gemv, threadCount: setter)
         }
-        logger?.info("no CBLAS library found (tried \(names.joined(separator: ", "))): using the Swift GEMM")
+        logger?.info("no CBLAS library found (tried \(names.joined(separator: ", "))): using the C GEMM")
         return nil
     }
 
-    /// Whether `HIFC_BLAS` (off, 0, no or swift) asks for the Swift GEMM instead of a library.
+    /// Whether `HIFC_BLAS` (off, 0, no or swift) asks for the C GEMM instead of a library.
     public static func isSwitchedOff(environment: [String: String] = ProcessInfo.processInfo.environment) -> Bool {
         environment["HIFC_BLAS"].map { ["off", "0", "no", "swift"].contains($0.lowercased()) } ?? false
+    }
+
+    /// Tells the library to use `threads` threads (the CPU backend's pool size), so that the two
+    /// pools together never ask for more cores than given. A library without such a call keeps
+    /// its own setting (its environment variable, e.g. `OPENBLAS_NUM_THREADS`).
+    func setThreads(_ threads: Int) {
+        switch threadCount {
+        case .int32(let set): set(Int32(clamping: threads))
+        case .int64(let set): set(Int64(threads))
+        case nil: break
+        }
     }
 
     /// `c[m×n] = a[m×k] · b[n×k]ᵀ`, all row-major and contiguous.

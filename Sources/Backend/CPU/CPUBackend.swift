@@ -1,37 +1,54 @@
+import CPUKernels
 import Foundation
 import HiFCCore
 import Logging
 
-/// The CPU backend: f32 everywhere, matrix products through a CBLAS library found at run time
-/// (`BLASLibrary`) or the multithreaded `SwiftGEMM`, attention and elementwise ops in Swift.
+/// The CPU backend: f32 activations and KV, its ops in C kernels (`CPUKernels`) built for
+/// several instruction sets and chosen at run time, spread over a `CPUThreadPool`; large f32
+/// products may go to a CBLAS library found at run time (`BLASLibrary`).
 public final class CPUBackend: ComputeBackend, @unchecked Sendable {
-    /// The CBLAS library in use; nil when the Swift GEMM is.
+    /// The CBLAS library in use for large f32 products; nil when the C GEMM does them all.
     public let blas: BLASLibrary?
+    /// The threads the ops run on.
+    public let pool: CPUThreadPool
+    /// Whether GGML-quantized weights are decoded to f32 at load instead of kept as blocks (for
+    /// accuracy checks of the integer kernels).
+    public let dequantizesAtLoad: Bool
 
-    /// A backend using `blas` (by default whatever `BLASLibrary.load()` finds).
-    public init(blas: BLASLibrary? = BLASLibrary.load()) {
+    /// A backend using `blas` (by default whatever `BLASLibrary.load()` finds) and `pool` (by
+    /// default the process's, `CPUThreadPool.shared`); the BLAS library is told to use as many
+    /// threads as the pool has. Quantized weights in Q8_0, Q4_0, Q4_1, Q4_K and Q6_K stay quantized
+    /// unless `dequantizesAtLoad`.
+    public init(blas: BLASLibrary? = BLASLibrary.load(), pool: CPUThreadPool = .shared, dequantizesAtLoad: Bool = false) {
         self.blas = blas
+        self.pool = pool
+        self.dequantizesAtLoad = dequantizesAtLoad
+        blas?.setThreads(pool.threads)
     }
 
-    public var name: String { "cpu (\(blas?.path ?? "swift gemm"))" }
+    public var name: String {
+        "cpu (\(String(cString: hifc_isa_name(hifc_isa_active()))), \(pool.threads) threads\(blas.map { ", " + $0.path } ?? ""))"
+    }
 
-    /// Products with fewer rows (decode steps of small batches) use the Swift GEMM even when a BLAS
-    /// library is loaded: they are bound by reading the weights once, which the Swift loop does as
-    /// well, and it avoids waking BLAS's thread pool, whose spinning workers then compete with the
-    /// attention threads (measured: bench/results/cpu_vs_torch.md).
+    /// Products with fewer rows (decode, small batches) use the C GEMM even when a BLAS library is
+    /// loaded: they are bound by reading the weights once, which the C loop does as well, and it
+    /// does not wake BLAS's thread pool, whose spinning workers then compete with ours.
     public static let smallestBLASRows = 16
 
-    /// Elementwise work below this many elements per thread stays on one thread.
+    /// Elementwise work below this many elements per thread stays on one thread (the ops written
+    /// in Swift, `CPUFamilyOps`).
     static let elementsPerTask = 1 << 16
 
     /// Rows of `width` elements worth one thread.
     static func rowsPerTask(_ width: Int) -> Int { max(1, elementsPerTask / max(width, 1)) }
+
     public var kvDType: KVDType { .float32 }
 
     // MARK: Memory
 
+    /// A new tensor of `shape` whose every element the caller writes.
     func allocate(_ shape: [Int]) throws -> (DeviceTensor, UnsafeMutablePointer<Float>) {
-        let storage = try CPUStorage(count: shape.reduce(1, *))
+        let storage = try CPUStorage(count: shape.reduce(1, *), zeroed: false)
         return (DeviceTensor(storage: storage, shape: shape, dtype: .float32), storage.pointer)
     }
 
@@ -47,6 +64,13 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
         return result
     }
 
+    public func upload(_ tensor: QuantizedTensor) throws -> DeviceTensor {
+        if !dequantizesAtLoad, let storage = CPUQuantizedStorage(tensor) {
+            return DeviceTensor(storage: storage, shape: tensor.shape, dtype: .float32)
+        }
+        return try upload(try tensor.dequantized())
+    }
+
     public func uploadFloat32(_ values: [Float], shape: [Int]) throws -> DeviceTensor {
         guard shape.reduce(1, *) == values.count else {
             throw BackendError.shapeMismatch(op: "uploadFloat32", detail: "\(values.count) values for shape \(shape)")
@@ -57,6 +81,13 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
     }
 
     public func download(_ tensor: DeviceTensor) throws -> [Float] {
+        if let quantized = tensor.cpuQuantized {
+            var values = [Float](repeating: 0, count: tensor.count)
+            values.withUnsafeMutableBufferPointer { out in
+                for row in 0..<tensor.rows { quantized.dequantizeRow(row, into: out.baseAddress! + row * tensor.columns) }
+            }
+            return values
+        }
         let p = try tensor.cpu("download")
         return Array(UnsafeBufferPointer(start: p, count: tensor.count))
     }
@@ -70,12 +101,9 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
     public func argmaxRows(_ tensor: DeviceTensor) throws -> [Int] {
         guard tensor.shape.count == 2, tensor.columns > 0 else { throw BackendError.shapeMismatch(op: "argmaxRows", detail: "shape \(tensor.shape)") }
         let p = try tensor.cpu("argmaxRows")
-        return (0..<tensor.rows).map { r in
-            let row = p + r * tensor.columns
-            var best = 0
-            for i in 1..<tensor.columns where row[i] > row[best] { best = i }
-            return best
-        }
+        var indices = [Int64](repeating: 0, count: tensor.rows)
+        hifc_argmax_rows(pool.raw, p, tensor.rows, tensor.columns, &indices)
+        return indices.map { Int($0) }
     }
 
     public func makeKVCachePool(layout: KVBlockLayout, blocks: Int) throws -> any KVCachePool {
@@ -92,12 +120,16 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
         let ids = step.batch.tokenIDs
         let vocab = table.rows
         let width = table.columns
-        let src = try table.cpu("embedding")
+        if let bad = ids.first(where: { $0 < 0 || Int($0) >= vocab }) {
+            throw BackendError.shapeMismatch(op: "embedding", detail: "token id \(bad) outside a vocabulary of \(vocab)")
+        }
         let (result, out) = try allocate([ids.count, width])
+        if let quantized = table.cpuQuantized {
+            for (row, id) in ids.enumerated() { quantized.dequantizeRow(Int(id), into: out + row * width) }
+            return result
+        }
+        let src = try table.cpu("embedding")
         for (row, id) in ids.enumerated() {
-            guard id >= 0, Int(id) < vocab else {
-                throw BackendError.shapeMismatch(op: "embedding", detail: "token id \(id) outside a vocabulary of \(vocab)")
-            }
             (out + row * width).update(from: src + Int(id) * width, count: width)
         }
         return result
@@ -108,19 +140,8 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
         guard weight.count == width else {
             throw BackendError.shapeMismatch(op: "rmsNorm", detail: "x \(x.shape), weight \(weight.shape)")
         }
-        let src = try x.cpu("rmsNorm")
-        let w = try weight.cpu("rmsNorm")
         let (result, out) = try allocate(x.shape)
-        parallelRanges(x.rows, minimumPerTask: Self.rowsPerTask(width)) { rows in
-            for row in rows {
-                let xr = src + row * width
-                let yr = out + row * width
-                var sum: Float = 0
-                for i in 0..<width { sum += xr[i] * xr[i] }
-                let inverse = 1 / (sum / Float(width) + epsilon).squareRoot()
-                for i in 0..<width { yr[i] = xr[i] * inverse * w[i] }
-            }
-        }
+        hifc_rms_norm(pool.raw, try x.cpu("rmsNorm"), try weight.cpu("rmsNorm"), out, x.rows, width, epsilon)
         return result
     }
 
@@ -131,23 +152,24 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
         guard weight.shape.count == 2, weight.columns == k else {
             throw BackendError.shapeMismatch(op: "linear", detail: "x \(x.shape), weight \(weight.shape)")
         }
-        let a = try x.cpu("linear")
-        let b = try weight.cpu("linear")
-        let (result, c) = try allocate([m, n])
-        if let blas, m >= Self.smallestBLASRows {
-            blas.multiplyTransposed(a, b, c, m: m, n: n, k: k)
-        } else {
-            SwiftGEMM.multiplyTransposed(a, b, c, m: m, n: n, k: k)
+        if let bias, bias.count != n {
+            throw BackendError.shapeMismatch(op: "linear", detail: "bias \(bias.shape) for \(n) outputs")
         }
-        if let bias {
-            guard bias.count == n else {
-                throw BackendError.shapeMismatch(op: "linear", detail: "bias \(bias.shape) for \(n) outputs")
-            }
-            let bp = try bias.cpu("linear")
-            for row in 0..<m {
-                let cr = c + row * n
-                for j in 0..<n { cr[j] += bp[j] }
-            }
+        let a = try x.cpu("linear")
+        let bp = try bias?.cpu("linear")
+        let (result, c) = try allocate([m, n])
+        if let quantized = weight.cpuQuantized {
+            var scratch = [UInt8](repeating: 0, count: hifc_gemm_quant_scratch(quantized.kernelType, m, k))
+            hifc_gemm_quant(pool.raw, quantized.kernelType, a, quantized.tensor.bytes, bp, c, m, n, k, &scratch)
+            return result
+        }
+        let b = try weight.cpu("linear")
+        if let blas, m >= Self.smallestBLASRows {
+            pool.park()
+            blas.multiplyTransposed(a, b, c, m: m, n: n, k: k)
+            if let bp { hifc_add_bias(c, bp, m, n) }
+        } else {
+            hifc_gemm_f32(pool.raw, a, b, bp, c, m, n, k)
         }
         return result
     }
@@ -163,21 +185,41 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
                 op: "attentionInputs",
                 detail: "qkv \(qkv.shape) for \(heads) + 2 x \(layout.kvHeads) heads of \(headDim) (pool head dim \(layout.headDim))")
         }
-        let parts = try splitColumns(qkv, widths: widths)
-        let rotated = try rotary(q: parts[0], k: parts[1], headDim: headDim, inverseFrequencies: inverseFrequencies, step: step)
-        try writeKV(k: rotated.k, v: parts[2], layer: layer, pool: pool, step: step)
-        return rotated.q
+        guard inverseFrequencies.count == headDim / 2, headDim % 2 == 0, qkv.rows == step.batch.tokenCount, layer >= 0, layer < layout.layers
+        else {
+            throw BackendError.shapeMismatch(
+                op: "attentionInputs",
+                detail: "qkv \(qkv.shape), \(step.batch.tokenCount) tokens, frequencies \(inverseFrequencies.shape), layer \(layer)")
+        }
+        let kvPool = try cpuPool(pool)
+        for slot in step.batch.slotMapping where slot < 0 || slot >= Int64(kvPool.blockCount * layout.blockTokens) {
+            throw BackendError.badStep("slot \(slot) outside the pool")
+        }
+        let prepared = try cpuStep(step)
+        let table = try prepared.rotaryTable(frequencies: inverseFrequencies, headDim: headDim)
+        let (result, q) = try allocate([qkv.rows, heads * headDim])
+        hifc_rope_store_kv(
+            self.pool.raw, try qkv.cpu("attentionInputs"), qkv.rows, Int32(heads), table, prepared.slots, q,
+            kvPool.kernelLayer(layer))
+        return result
     }
 
     public func addAndNormalize(
         _ x: DeviceTensor, _ y: DeviceTensor, weight: DeviceTensor, epsilon: Float
     ) throws -> (sum: DeviceTensor, normed: DeviceTensor) {
-        let sum = try add(x, y)
-        return (sum, try rmsNorm(sum, weight: weight, epsilon: epsilon))
+        guard x.shape == y.shape, x.shape.count == 2, weight.count == x.columns else {
+            throw BackendError.shapeMismatch(op: "addAndNormalize", detail: "\(x.shape) + \(y.shape), weight \(weight.shape)")
+        }
+        let (sum, s) = try allocate(x.shape)
+        let (normed, n) = try allocate(x.shape)
+        hifc_add_rms_norm(
+            pool.raw, try x.cpu("addAndNormalize"), try y.cpu("addAndNormalize"), try weight.cpu("addAndNormalize"), s, n, x.rows,
+            x.columns, epsilon)
+        return (sum, normed)
     }
 
     /// Rotates `q` (`[tokens, heads·headDim]`) and `k` (`[tokens, kvHeads·headDim]`) by each row's
-    /// position, as `attentionInputs` describes.
+    /// position, as `attentionInputs` describes; the unfused reference the fused op is tested against.
     public func rotary(
         q: DeviceTensor, k: DeviceTensor, headDim: Int, inverseFrequencies: DeviceTensor,
         step: any PreparedStep
@@ -198,27 +240,25 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
         let positions = step.batch.positions
         let qWidth = q.columns
         let kWidth = k.columns
-        parallelRanges(positions.count, minimumPerTask: Self.rowsPerTask(qWidth + kWidth)) { rows in
-            var cosines = [Float](repeating: 0, count: half)
-            var sines = cosines
-            for row in rows {
-                for i in 0..<half {
-                    // Angles in Double: positions reach 10^5 and f32 would lose the low digits.
-                    let angle = Double(positions[row]) * Double(frequencies[i])
-                    cosines[i] = Float(cos(angle))
-                    sines[i] = Float(sin(angle))
-                }
-                for (base, width) in [(qp + row * qWidth, qWidth), (kp + row * kWidth, kWidth)] {
-                    var head = base
-                    while head < base + width {
-                        for i in 0..<half {
-                            let x1 = head[i]
-                            let x2 = head[i + half]
-                            head[i] = x1 * cosines[i] - x2 * sines[i]
-                            head[i + half] = x2 * cosines[i] + x1 * sines[i]
-                        }
-                        head += headDim
+        var cosines = [Float](repeating: 0, count: half)
+        var sines = cosines
+        for row in positions.indices {
+            for i in 0..<half {
+                // Angles in Double: positions reach 10^5 and f32 would lose the low digits.
+                let angle = Double(positions[row]) * Double(frequencies[i])
+                cosines[i] = Float(cos(angle))
+                sines[i] = Float(sin(angle))
+            }
+            for (base, width) in [(qp + row * qWidth, qWidth), (kp + row * kWidth, kWidth)] {
+                var head = base
+                while head < base + width {
+                    for i in 0..<half {
+                        let x1 = head[i]
+                        let x2 = head[i + half]
+                        head[i] = x1 * cosines[i] - x2 * sines[i]
+                        head[i + half] = x2 * cosines[i] + x1 * sines[i]
                     }
+                    head += headDim
                 }
             }
         }
@@ -229,18 +269,8 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
         guard gateUp.shape.count == 2, gateUp.columns % 2 == 0 else {
             throw BackendError.shapeMismatch(op: "siluAndMultiply", detail: "gate/up \(gateUp.shape) needs an even column count")
         }
-        let x = try gateUp.cpu("siluAndMultiply")
-        let rows = gateUp.rows
-        let inter = gateUp.columns / 2
-        let (result, out) = try allocate([rows, inter])
-        parallelRanges(rows * inter, minimumPerTask: Self.elementsPerTask) { range in
-            for i in range {
-                let r = i / inter
-                let c = i - r * inter
-                let g = x[r * 2 * inter + c]
-                out[i] = g / (1 + exp(-g)) * x[r * 2 * inter + inter + c]
-            }
-        }
+        let (result, out) = try allocate([gateUp.rows, gateUp.columns / 2])
+        hifc_silu_mul(pool.raw, try gateUp.cpu("siluAndMultiply"), out, gateUp.rows, gateUp.columns / 2)
         return result
     }
 
@@ -266,12 +296,8 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
         guard a.shape == b.shape else {
             throw BackendError.shapeMismatch(op: "add", detail: "\(a.shape) + \(b.shape)")
         }
-        let x = try a.cpu("add")
-        let y = try b.cpu("add")
         let (result, out) = try allocate(a.shape)
-        parallelRanges(a.count, minimumPerTask: Self.elementsPerTask) { range in
-            for i in range { out[i] = x[i] + y[i] }
-        }
+        hifc_add(pool.raw, try a.cpu("add"), try b.cpu("add"), out, a.count)
         return result
     }
 
@@ -280,8 +306,13 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
         return pool
     }
 
+    private func cpuStep(_ step: any PreparedStep) throws -> CPUPreparedStep {
+        guard let step = step as? CPUPreparedStep else { throw BackendError.foreignObject("the prepared step") }
+        return step
+    }
+
     /// Writes row `r` of `k` and `v` (`[tokens, kvHeads·headDim]`) into `layer` of the pool at
-    /// slot `step.batch.slotMapping[r]`.
+    /// slot `step.batch.slotMapping[r]` (the unfused reference of `attentionInputs`' KV write).
     public func writeKV(
         k: DeviceTensor, v: DeviceTensor, layer: Int, pool: any KVCachePool, step: any PreparedStep
     ) throws {
@@ -323,10 +354,12 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
                 op: "pagedAttention", detail: "q \(q.shape), \(heads) heads, \(layout.kvHeads) KV heads of \(layout.headDim), layer \(layer)")
         }
         try step.batch.validate(poolBlocks: pool.blockCount)
+        let prepared = try cpuStep(step)
         let (result, out) = try allocate(q.shape)
-        let attention = CPUPagedAttention(
-            pool: pool, layer: layer, heads: heads, scale: scale, window: window, query: try q.cpu("pagedAttention"), output: out)
-        attention.run(step.batch.sequences)
+        hifc_paged_attention(
+            self.pool.raw, try q.cpu("pagedAttention"), out, Int32(heads), scale, prepared.sequences, Int32(step.batch.sequences.count),
+            Int32(window ?? 0),
+            pool.kernelLayer(layer))
         return result
     }
 
@@ -345,8 +378,28 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
     }
 }
 
-/// The CPU backend's prepared step: the host description is all it needs.
-final class CPUPreparedStep: PreparedStep {
-    let batch: StepBatch
-    init(batch: StepBatch) { self.batch = batch }
+extension CPUBackend {
+    /// Sets up the process for the CPU backend once, at start-up: the kernels' instruction set
+    /// (`HIFC_CPU_ISA=portable|avx2|avx512` lowers it, for comparisons; the best the CPU has
+    /// otherwise) and the shared pool's threads (`threads`, nil: the physical cores). Returns the
+    /// pool for `init(pool:)`.
+    public static func configureProcess(
+        threads: Int?, environment: [String: String] = ProcessInfo.processInfo.environment, logger: Logger? = nil
+    ) -> CPUThreadPool {
+        if let wanted = environment["HIFC_CPU_ISA"] {
+            let isa: hifc_isa
+            switch wanted.lowercased() {
+            case "portable": isa = HIFC_ISA_PORTABLE
+            case "avx2": isa = HIFC_ISA_AVX2
+            default: isa = HIFC_ISA_AVX512
+            }
+            let chosen = hifc_isa_select(isa)
+            logger?.info("HIFC_CPU_ISA=\(wanted): CPU kernels for \(String(cString: hifc_isa_name(chosen)))")
+        }
+        let pool = CPUThreadPool.configure(threads: threads)
+        logger?.info(
+            "CPU backend: \(pool.threads) threads (\(CPUThreadPool.physicalCores) physical cores), kernels for \(String(cString: hifc_isa_name(hifc_isa_active())))"
+        )
+        return pool
+    }
 }

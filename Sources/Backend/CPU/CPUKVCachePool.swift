@@ -1,3 +1,4 @@
+import CPUKernels
 import Foundation
 import HiFCCore
 
@@ -48,5 +49,16 @@ public final class CPUKVCachePool: KVCachePool, @unchecked Sendable {
     public func address(ofBlock block: Int) throws -> KVBlockAddress {
         try checkBlock(block, bytes: layout.blockBytes)
         return .host(base + block * blockStride)
+    }
+}
+
+extension CPUKVCachePool {
+    /// Where `layer`'s K and V are, as the C kernels read them.
+    func kernelLayer(_ layer: Int) -> hifc_kv_layer {
+        hifc_kv_layer(
+            base: floats, block_stride: strideElements,
+            key_offset: layout.elementOffset(layer: layer, value: false, token: 0),
+            value_offset: layout.elementOffset(layer: layer, value: true, token: 0),
+            block_tokens: Int32(layout.blockTokens), kv_heads: Int32(layout.kvHeads), head_dim: Int32(layout.headDim))
     }
 }

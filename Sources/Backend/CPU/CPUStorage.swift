@@ -10,14 +10,15 @@ final class CPUStorage: TensorStorage, @unchecked Sendable {
     private let owned: Bool
     private let keepAlive: AnyObject?
 
-    /// Zero-filled, 64-byte aligned memory of `count` floats.
-    init(count: Int) throws(BackendError) {
+    /// 64-byte aligned memory of `count` floats, zero-filled unless `zeroed` is false (for an op
+    /// that writes every element).
+    init(count: Int, zeroed: Bool = true) throws(BackendError) {
         var raw: UnsafeMutableRawPointer?
         let bytes = max(count, 1) * 4
         guard posix_memalign(&raw, 64, bytes) == 0, let raw else {
             throw .outOfMemory(what: "a tensor of \(count) floats", bytes: bytes)
         }
-        memset(raw, 0, bytes)
+        if zeroed { memset(raw, 0, bytes) }
         pointer = raw.bindMemory(to: Float.self, capacity: count)
         self.count = count
         owned = true

@@ -1,0 +1,65 @@
+import CPUKernels
+import Foundation
+
+/// The CPU backend's prepared step: the step's per-row arrays and sequences laid out once as the
+/// C kernels read them, and the rotary table, computed on first use and shared by every layer.
+final class CPUPreparedStep: PreparedStep, @unchecked Sendable {
+    let batch: StepBatch
+    /// The sequences with pointers into `blockTables`.
+    let sequences: UnsafeMutablePointer<hifc_sequence>
+    private let blockTables: UnsafeMutablePointer<Int32>
+    let positions: UnsafeMutablePointer<Int32>
+    let slots: UnsafeMutablePointer<Int64>
+    private let lock = NSLock()
+    /// Rotary tables by (inverse frequencies' storage, head dim); written once under `lock`.
+    private var rotaryTables: [RotaryKey: UnsafeMutablePointer<Float>] = [:]
+
+    private struct RotaryKey: Hashable {
+        let frequencies: ObjectIdentifier
+        let headDim: Int
+    }
+
+    init(batch: StepBatch) {
+        self.batch = batch
+        let tableLength = batch.sequences.reduce(0) { $0 + $1.blockTable.count }
+        let tables = UnsafeMutablePointer<Int32>.allocate(capacity: max(1, tableLength))
+        let entries = UnsafeMutablePointer<hifc_sequence>.allocate(capacity: max(1, batch.sequences.count))
+        var offset = 0
+        for (i, s) in batch.sequences.enumerated() {
+            let table = tables + offset
+            s.blockTable.withUnsafeBufferPointer { table.update(from: $0.baseAddress!, count: $0.count) }
+            entries[i] = hifc_sequence(
+                query_start: Int32(s.queryStart), query_length: Int32(s.queryLength), context_length: Int32(s.contextLength),
+                blocks: UnsafePointer(table))
+            offset += s.blockTable.count
+        }
+        blockTables = tables
+        sequences = entries
+        let rowPositions = UnsafeMutablePointer<Int32>.allocate(capacity: max(1, batch.tokenCount))
+        batch.positions.withUnsafeBufferPointer { rowPositions.update(from: $0.baseAddress!, count: $0.count) }
+        positions = rowPositions
+        let rowSlots = UnsafeMutablePointer<Int64>.allocate(capacity: max(1, batch.tokenCount))
+        batch.slotMapping.withUnsafeBufferPointer { rowSlots.update(from: $0.baseAddress!, count: $0.count) }
+        slots = rowSlots
+    }
+
+    deinit {
+        blockTables.deallocate()
+        sequences.deallocate()
+        positions.deallocate()
+        slots.deallocate()
+        for table in rotaryTables.values { table.deallocate() }
+    }
+
+    /// `[tokens][headDim]`: each row's cosines for the `headDim/2` frequencies, then its sines.
+    func rotaryTable(frequencies: DeviceTensor, headDim: Int) throws -> UnsafePointer<Float> {
+        let key = RotaryKey(frequencies: ObjectIdentifier(frequencies.storage), headDim: headDim)
+        lock.lock()
+        defer { lock.unlock() }
+        if let table = rotaryTables[key] { return UnsafePointer(table) }
+        let table = UnsafeMutablePointer<Float>.allocate(capacity: max(1, batch.tokenCount * headDim))
+        hifc_rope_table(positions, batch.tokenCount, try frequencies.cpu("rotary"), Int32(headDim), table)
+        rotaryTables[key] = table
+        return UnsafePointer(table)
+    }
+}

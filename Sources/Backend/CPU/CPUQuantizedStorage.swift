@@ -1,0 +1,41 @@
+import CPUKernels
+
+/// A weight the CPU backend keeps as GGML blocks, as its GGUF file stores them, and multiplies
+/// with the integer kernels of `CPUKernels` (`hifc_gemm_quant`). Its `DeviceTensor` has the
+/// weight's shape and dtype `.float32`, the type the ops compute in; only `linear`, `embedding`
+/// and `download` read it.
+final class CPUQuantizedStorage: TensorStorage, @unchecked Sendable {
+    /// The blocks (memory-mapped from the file, or stacked in memory of their own).
+    let tensor: QuantizedTensor
+    /// The kernels' name of the block format.
+    let kernelType: Int32
+
+    /// Keeps `tensor` as it is when the kernels read its format; nil otherwise.
+    init?(_ tensor: QuantizedTensor) {
+        guard tensor.shape.count == 2, let type = Self.kernelType(tensor.type) else { return nil }
+        self.tensor = tensor
+        kernelType = type
+    }
+
+    /// The formats with integer kernels: Q8_0, Q4_0, Q4_1, Q4_K and Q6_K.
+    static func kernelType(_ type: GGMLType) -> Int32? {
+        switch type {
+        case .q8_0: return Int32(HIFC_QUANT_Q8_0.rawValue)
+        case .q4_0: return Int32(HIFC_QUANT_Q4_0.rawValue)
+        case .q4_1: return Int32(HIFC_QUANT_Q4_1.rawValue)
+        case .q4_K: return Int32(HIFC_QUANT_Q4_K.rawValue)
+        case .q6_K: return Int32(HIFC_QUANT_Q6_K.rawValue)
+        default: return nil
+        }
+    }
+
+    /// Row `row` decoded into `out` (`columns` floats).
+    func dequantizeRow(_ row: Int, into out: UnsafeMutablePointer<Float>) {
+        hifc_dequantize(kernelType, tensor.bytes + row * tensor.rowBytes, out, tensor.columns)
+    }
+}
+
+extension DeviceTensor {
+    /// The GGML blocks of a weight the CPU backend kept quantized; nil for f32 tensors.
+    var cpuQuantized: CPUQuantizedStorage? { storage as? CPUQuantizedStorage }
+}

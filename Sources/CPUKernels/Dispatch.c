@@ -1,0 +1,470 @@
+// Picks the kernel table for this CPU and splits each op into chunks for the pool.
+//
+// Chunk sizes: every chunk carries at least a few microseconds of work (a fork-join with
+// spinning workers costs well under one), and an op gets several chunks per thread where it has
+// the work, so that threads finish together even when one of them is slowed down.
+#include <math.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#if defined(__x86_64__)
+#include <cpuid.h>
+#endif
+
+#include "KernelTable.h"
+
+// MARK: Instruction set
+
+static _Atomic(const hifc_kernel_table *) active_table = NULL;
+static _Atomic int active_isa = -1;
+
+hifc_isa hifc_isa_detected(void) {
+#if defined(__x86_64__)
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return HIFC_ISA_PORTABLE;
+    const int fma = (c >> 12) & 1, osxsave = (c >> 27) & 1, avx = (c >> 28) & 1, f16c = (c >> 29) & 1;
+    if (!(fma && osxsave && avx && f16c)) return HIFC_ISA_PORTABLE;
+    unsigned lo, hi;
+    __asm__ __volatile__("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    if ((lo & 0x6) != 0x6) return HIFC_ISA_PORTABLE;  // the OS saves SSE and AVX state
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return HIFC_ISA_PORTABLE;
+    const int avx2 = (b >> 5) & 1;
+    if (!avx2) return HIFC_ISA_PORTABLE;
+    const int avx512 = ((b >> 16) & 1) && ((b >> 17) & 1) && ((b >> 30) & 1) && ((b >> 31) & 1) && ((c >> 11) & 1);
+    if (avx512 && (lo & 0xE0) == 0xE0) return HIFC_ISA_AVX512;  // ... and the AVX-512 state
+    return HIFC_ISA_AVX2;
+#else
+    return HIFC_ISA_PORTABLE;
+#endif
+}
+
+static const hifc_kernel_table *table_for(hifc_isa isa) {
+#if defined(__x86_64__)
+    if (isa == HIFC_ISA_AVX512) return &hifc_kernels_avx512;
+    if (isa == HIFC_ISA_AVX2) return &hifc_kernels_avx2;
+#endif
+    (void)isa;
+    return &hifc_kernels_portable;
+}
+
+hifc_isa hifc_isa_select(hifc_isa isa) {
+    hifc_isa detected = hifc_isa_detected();
+    if (isa > detected || isa < HIFC_ISA_PORTABLE) isa = detected;
+    atomic_store(&active_table, table_for(isa));
+    atomic_store(&active_isa, (int)isa);
+    return isa;
+}
+
+hifc_isa hifc_isa_active(void) {
+    int isa = atomic_load(&active_isa);
+    return isa < 0 ? hifc_isa_select(hifc_isa_detected()) : (hifc_isa)isa;
+}
+
+const char *hifc_isa_name(hifc_isa isa) { return table_for(isa)->name; }
+
+static const hifc_kernel_table *kernels(void) {
+    const hifc_kernel_table *t = atomic_load_explicit(&active_table, memory_order_relaxed);
+    if (!t) {
+        hifc_isa_active();
+        t = atomic_load(&active_table);
+    }
+    return t;
+}
+
+// MARK: Work split
+
+static long ceil_div(long a, long b) { return (a + b - 1) / b; }
+
+/// How many chunks `units` units of work become: at most `per_thread` per thread, and none
+/// below `min_units`.
+static long chunk_count(hifc_pool *pool, long units, long min_units, int per_thread) {
+    if (units <= 0) return 0;
+    long most = ceil_div(units, min_units > 0 ? min_units : 1);
+    long wanted = (long)hifc_pool_threads(pool) * per_thread;
+    return most < wanted ? most : wanted;
+}
+
+/// Elementwise work worth one chunk: below this a fork-join costs more than it saves.
+#define ELEMENTS_PER_CHUNK 8192
+
+// MARK: Row ops
+
+typedef struct {
+    const hifc_kernel_table *k;
+    const float *x, *y, *w;
+    float *sum, *out;
+    long rows, width, chunks;
+    float eps;
+    int64_t *indices;
+} rows_job;
+
+static void rms_norm_chunk(void *context, long chunk, int thread) {
+    (void)thread;
+    rows_job *j = context;
+    for (long r = j->rows * chunk / j->chunks; r < j->rows * (chunk + 1) / j->chunks; r++) {
+        if (j->sum) {
+            j->k->add_rms_norm_row(j->x + r * j->width, j->y + r * j->width, j->w, j->sum + r * j->width, j->out + r * j->width, j->width, j->eps);
+        } else {
+            j->k->rms_norm_row(j->x + r * j->width, j->w, j->out + r * j->width, j->width, j->eps);
+        }
+    }
+}
+
+void hifc_rms_norm(hifc_pool *pool, const float *x, const float *w, float *y, long rows, long width, float eps) {
+    rows_job j = {.k = kernels(), .x = x, .w = w, .out = y, .rows = rows, .width = width, .eps = eps};
+    j.chunks = chunk_count(pool, rows, ceil_div(ELEMENTS_PER_CHUNK, width), 2);
+    hifc_parallel(pool, j.chunks, rms_norm_chunk, &j);
+}
+
+void hifc_add_rms_norm(
+    hifc_pool *pool, const float *a, const float *b, const float *w, float *sum, float *normed, long rows, long width, float eps) {
+    rows_job j = {.k = kernels(), .x = a, .y = b, .w = w, .sum = sum, .out = normed, .rows = rows, .width = width, .eps = eps};
+    j.chunks = chunk_count(pool, rows, ceil_div(ELEMENTS_PER_CHUNK, width), 2);
+    hifc_parallel(pool, j.chunks, rms_norm_chunk, &j);
+}
+
+static void add_chunk(void *context, long chunk, int thread) {
+    (void)thread;
+    rows_job *j = context;
+    long lo = j->width * chunk / j->chunks, hi = j->width * (chunk + 1) / j->chunks;
+    j->k->add(j->x + lo, j->y + lo, j->out + lo, hi - lo);
+}
+
+void hifc_add(hifc_pool *pool, const float *a, const float *b, float *out, long n) {
+    rows_job j = {.k = kernels(), .x = a, .y = b, .out = out, .width = n};
+    j.chunks = chunk_count(pool, n, ELEMENTS_PER_CHUNK, 2);
+    hifc_parallel(pool, j.chunks, add_chunk, &j);
+}
+
+static void silu_chunk(void *context, long chunk, int thread) {
+    (void)thread;
+    rows_job *j = context;
+    const long inter = j->width, total = j->rows * inter;
+    long i = total * chunk / j->chunks, end = total * (chunk + 1) / j->chunks;
+    while (i < end) {
+        long r = i / inter, c = i % inter;
+        long n = inter - c < end - i ? inter - c : end - i;
+        j->k->silu_mul(j->x + r * 2 * inter + c, j->x + r * 2 * inter + inter + c, j->out + i, n);
+        i += n;
+    }
+}
+
+void hifc_silu_mul(hifc_pool *pool, const float *gate_up, float *out, long rows, long inter) {
+    rows_job j = {.k = kernels(), .x = gate_up, .out = out, .rows = rows, .width = inter};
+    j.chunks = chunk_count(pool, rows * inter, ELEMENTS_PER_CHUNK / 2, 2);
+    hifc_parallel(pool, j.chunks, silu_chunk, &j);
+}
+
+typedef struct {
+    const hifc_kernel_table *k;
+    const float *x;
+    long columns, pieces;
+    float *best;
+    long *where;
+} argmax_job;
+
+static void argmax_chunk(void *context, long chunk, int thread) {
+    (void)thread;
+    argmax_job *j = context;
+    long row = chunk / j->pieces, piece = chunk % j->pieces;
+    long lo = j->columns * piece / j->pieces, hi = j->columns * (piece + 1) / j->pieces;
+    const float *x = j->x + row * j->columns;
+    long at = lo + j->k->argmax(x + lo, hi - lo);
+    j->where[chunk] = at;
+    j->best[chunk] = x[at];
+}
+
+void hifc_argmax_rows(hifc_pool *pool, const float *x, long rows, long columns, int64_t *out) {
+    argmax_job j = {.k = kernels(), .x = x, .columns = columns};
+    j.pieces = chunk_count(pool, columns, 4 * ELEMENTS_PER_CHUNK, 1);
+    if (j.pieces < 1) j.pieces = 1;
+    j.best = malloc(sizeof(float) * (size_t)(rows * j.pieces));
+    j.where = malloc(sizeof(long) * (size_t)(rows * j.pieces));
+    hifc_parallel(pool, rows * j.pieces, argmax_chunk, &j);
+    for (long r = 0; r < rows; r++) {
+        long at = r * j.pieces;
+        for (long p = 1; p < j.pieces; p++) {
+            // The earlier piece wins ties; a NaN maximum (a piece of NaNs) never wins.
+            if (j.best[r * j.pieces + p] > j.best[at] || j.best[at] != j.best[at]) at = r * j.pieces + p;
+        }
+        out[r] = j.where[at];
+    }
+    free(j.best);
+    free(j.where);
+}
+
+// MARK: f32 GEMM
+
+typedef struct {
+    const hifc_kernel_table *k;
+    const float *a, *b, *bias;
+    float *c;
+    long m, n, k_dim, column_chunks, row_blocks, rows_per_block;
+} gemm_job;
+
+static void gemm_chunk(void *context, long chunk, int thread) {
+    (void)thread;
+    gemm_job *j = context;
+    long column_chunk = chunk % j->column_chunks, block = chunk / j->column_chunks;
+    long groups = ceil_div(j->n, 4);
+    long n0 = 4 * (groups * column_chunk / j->column_chunks), n1 = 4 * (groups * (column_chunk + 1) / j->column_chunks);
+    if (n1 > j->n) n1 = j->n;
+    long r0 = block * j->rows_per_block, r1 = r0 + j->rows_per_block < j->m ? r0 + j->rows_per_block : j->m;
+    j->k->gemm_columns(j->a + r0 * j->k_dim, j->b, j->c + r0 * j->n, r1 - r0, j->n, j->k_dim, n0, n1);
+    if (j->bias) {
+        for (long r = r0; r < r1; r++)
+            for (long col = n0; col < n1; col++) j->c[r * j->n + col] += j->bias[col];
+    }
+}
+
+/// Rows of the activations per block: enough to reuse each loaded weight tile many times, few
+/// enough that a block of activations stays in the core's L2 cache.
+static long rows_per_block(long k, long bytes_per_feature) {
+    long rows = (256 * 1024) / (k * bytes_per_feature + 1);
+    return rows < 16 ? 16 : rows;
+}
+
+void hifc_gemm_f32(hifc_pool *pool, const float *a, const float *b, const float *bias, float *c, long m, long n, long k) {
+    gemm_job j = {.k = kernels(), .a = a, .b = b, .bias = bias, .c = c, .m = m, .n = n, .k_dim = k};
+    j.rows_per_block = rows_per_block(k, 4);
+    j.row_blocks = ceil_div(m, j.rows_per_block);
+    long macs_per_group = 4 * k * (m < j.rows_per_block ? m : j.rows_per_block);
+    j.column_chunks = chunk_count(pool, ceil_div(n, 4), ceil_div(32768, macs_per_group), 4);
+    hifc_parallel(pool, j.column_chunks * j.row_blocks, gemm_chunk, &j);
+}
+
+void hifc_add_bias(float *c, const float *bias, long m, long n) {
+    for (long r = 0; r < m; r++) kernels()->add(c + r * n, bias, c + r * n, n);
+}
+
+// MARK: Quantized GEMM
+
+typedef struct {
+    const hifc_kernel_table *k;
+    int type;
+    const float *a;
+    const uint8_t *w;
+    const float *bias;
+    float *c;
+    uint8_t *quantized;
+    long m, n, k_dim, row_bytes, act_bytes, column_chunks, rows_per_block, chunks;
+} quant_job;
+
+static void quantize_chunk(void *context, long chunk, int thread) {
+    (void)thread;
+    quant_job *j = context;
+    for (long r = j->m * chunk / j->chunks; r < j->m * (chunk + 1) / j->chunks; r++) {
+        if (j->type == HIFC_QUANT_Q4_K || j->type == HIFC_QUANT_Q6_K) {
+            j->k->quantize_q8k(j->a + r * j->k_dim, (hifc_block_q8k *)(j->quantized + r * j->act_bytes), j->k_dim);
+        } else {
+            j->k->quantize_q8(j->a + r * j->k_dim, (hifc_block_q8 *)(j->quantized + r * j->act_bytes), j->k_dim);
+        }
+    }
+}
+
+static void quant_chunk(void *context, long chunk, int thread) {
+    (void)thread;
+    quant_job *j = context;
+    const int tr = j->k->quant_tile_rows, tc = j->k->quant_tile_columns;
+    long column_chunk = chunk % j->column_chunks, block = chunk / j->column_chunks;
+    long groups = ceil_div(j->n, tc);
+    long n0 = tc * (groups * column_chunk / j->column_chunks), n1 = tc * (groups * (column_chunk + 1) / j->column_chunks);
+    if (n1 > j->n) n1 = j->n;
+    long r0 = block * j->rows_per_block, r1 = r0 + j->rows_per_block < j->m ? r0 + j->rows_per_block : j->m;
+    for (long col = n0; col < n1; col += tc) {
+        int nr = (int)(n1 - col < tc ? n1 - col : tc);
+        for (long r = r0; r < r1; r += tr) {
+            int mr = (int)(r1 - r < tr ? r1 - r : tr);
+            j->k->gemm_quant_tile(
+                j->type, j->w + col * j->row_bytes, j->row_bytes, nr, j->quantized + r * j->act_bytes, j->act_bytes, mr, j->k_dim,
+                j->c + r * j->n + col, j->n);
+        }
+        if (j->bias) {
+            for (long r = r0; r < r1; r++)
+                for (long x = col; x < col + nr; x++) j->c[r * j->n + x] += j->bias[x];
+        }
+    }
+}
+
+void hifc_gemm_quant(
+    hifc_pool *pool, int type, const float *a, const void *w, const float *bias, float *c, long m, long n, long k, void *scratch) {
+    quant_job j = {.k = kernels(), .type = type, .a = a, .w = w, .bias = bias, .c = c, .quantized = scratch, .m = m, .n = n, .k_dim = k};
+    j.row_bytes = k / hifc_quant_block_weights(type) * hifc_quant_block_bytes(type);
+    j.act_bytes = (long)hifc_gemm_quant_scratch(type, 1, k);
+    j.chunks = chunk_count(pool, m, ceil_div(ELEMENTS_PER_CHUNK, k), 2);
+    hifc_parallel(pool, j.chunks, quantize_chunk, &j);
+    j.rows_per_block = rows_per_block(k, 1);
+    long row_blocks = ceil_div(m, j.rows_per_block);
+    const int tc = j.k->quant_tile_columns;
+    long macs_per_group = tc * k * (m < j.rows_per_block ? m : j.rows_per_block);
+    j.column_chunks = chunk_count(pool, ceil_div(n, tc), ceil_div(65536, macs_per_group), 4);
+    hifc_parallel(pool, j.column_chunks * row_blocks, quant_chunk, &j);
+}
+
+// MARK: Rotary embedding and the KV write
+
+typedef struct {
+    const float *qkv, *table;
+    const int64_t *slots;
+    float *q_out;
+    hifc_kv_layer kv;
+    long rows, chunks;
+    int heads;
+} rope_job;
+
+static void rotate(float *head, const float *cosines, const float *sines, int half) {
+    for (int i = 0; i < half; i++) {
+        float x1 = head[i], x2 = head[i + half];
+        head[i] = x1 * cosines[i] - x2 * sines[i];
+        head[i + half] = x2 * cosines[i] + x1 * sines[i];
+    }
+}
+
+static void rope_chunk(void *context, long chunk, int thread) {
+    (void)thread;
+    rope_job *j = context;
+    const int d = j->kv.head_dim, half = d / 2, kv_heads = j->kv.kv_heads;
+    const long width = (long)(j->heads + 2 * kv_heads) * d, kv_width = (long)kv_heads * d;
+    for (long r = j->rows * chunk / j->chunks; r < j->rows * (chunk + 1) / j->chunks; r++) {
+        const float *row = j->qkv + r * width, *cosines = j->table + r * d, *sines = cosines + half;
+        float *q = j->q_out + r * (long)j->heads * d;
+        memcpy(q, row, sizeof(float) * (size_t)j->heads * (size_t)d);
+        for (int h = 0; h < j->heads; h++) rotate(q + (long)h * d, cosines, sines, half);
+        long slot = j->slots[r];
+        float *block = j->kv.base + (slot / j->kv.block_tokens) * j->kv.block_stride;
+        long offset = (slot % j->kv.block_tokens) * kv_width;
+        float *key = block + j->kv.key_offset + offset;
+        memcpy(key, row + (long)j->heads * d, sizeof(float) * (size_t)kv_width);
+        for (int h = 0; h < kv_heads; h++) rotate(key + (long)h * d, cosines, sines, half);
+        memcpy(block + j->kv.value_offset + offset, row + (long)(j->heads + kv_heads) * d, sizeof(float) * (size_t)kv_width);
+    }
+}
+
+void hifc_rope_table(const int32_t *positions, long rows, const float *inverse_frequencies, int head_dim, float *table) {
+    const int half = head_dim / 2;
+    for (long r = 0; r < rows; r++) {
+        for (int i = 0; i < half; i++) {
+            // Angles in double: positions reach 10^5 and f32 would lose the low digits.
+            double angle = (double)positions[r] * (double)inverse_frequencies[i];
+            table[r * head_dim + i] = (float)cos(angle);
+            table[r * head_dim + half + i] = (float)sin(angle);
+        }
+    }
+}
+
+void hifc_rope_store_kv(
+    hifc_pool *pool, const float *qkv, long rows, int heads, const float *table, const int64_t *slots, float *q_out,
+    hifc_kv_layer kv) {
+    rope_job j = {.qkv = qkv, .table = table, .slots = slots, .q_out = q_out, .kv = kv, .rows = rows, .heads = heads};
+    j.chunks = chunk_count(pool, rows, ceil_div(ELEMENTS_PER_CHUNK, (heads + 2 * kv.kv_heads) * kv.head_dim), 2);
+    hifc_parallel(pool, j.chunks, rope_chunk, &j);
+}
+
+// MARK: Attention
+
+typedef struct {
+    const hifc_kernel_table *k;
+    const hifc_kv_layer *kv;
+    hifc_attention_item *items;
+    float *scratch;
+    long scratch_per_thread;
+} attention_job;
+
+static void attention_chunk(void *context, long chunk, int thread) {
+    attention_job *j = context;
+    j->k->attention(&j->items[chunk], j->kv, j->scratch + (long)thread * j->scratch_per_thread);
+}
+
+/// Keys below which one (rows, KV head) item is not split further.
+#define KEYS_PER_SPLIT 256
+
+void hifc_paged_attention(
+    hifc_pool *pool, const float *q, float *out, int heads, float scale, const hifc_sequence *sequences, int sequence_count,
+    int window, hifc_kv_layer kv) {
+    const int d = kv.head_dim, group = heads / kv.kv_heads;
+    const int tile_rows = group >= 16 ? 1 : 16 / group;
+    const int threads = hifc_pool_threads(pool);
+    // Items before splitting keys, to see whether long contexts must be split to fill the threads.
+    long unsplit = 0;
+    for (int s = 0; s < sequence_count; s++) unsplit += ceil_div(sequences[s].query_length, tile_rows) * kv.kv_heads;
+    long items = 0, partial_pairs = 0;
+    int *splits = malloc(sizeof(int) * (size_t)(sequence_count > 0 ? sequence_count : 1));
+    for (int s = 0; s < sequence_count; s++) {
+        long tiles = ceil_div(sequences[s].query_length, tile_rows);
+        int split = 1;
+        if (tiles == 1 && unsplit < 2L * threads) {
+            long by_keys = (window > 0 && window < sequences[s].context_length ? window : sequences[s].context_length) / KEYS_PER_SPLIT, by_threads = ceil_div(2L * threads, unsplit);
+            split = (int)(by_keys < by_threads ? by_keys : by_threads);
+            if (split < 1) split = 1;
+        }
+        splits[s] = split;
+        items += tiles * kv.kv_heads * split;
+        if (split > 1) partial_pairs += (long)kv.kv_heads * split * sequences[s].query_length * group;
+    }
+    hifc_attention_item *list = malloc(sizeof(hifc_attention_item) * (size_t)items);
+    float *partials = partial_pairs ? malloc(sizeof(float) * (size_t)partial_pairs * (size_t)(d + 2)) : NULL;
+    long n = 0, used = 0;
+    for (int s = 0; s < sequence_count; s++) {
+        const hifc_sequence *seq = &sequences[s];
+        for (int row0 = 0; row0 < seq->query_length; row0 += tile_rows) {
+            int rows = seq->query_length - row0 < tile_rows ? seq->query_length - row0 : tile_rows;
+            // Keys any row of the tile sees: from the first row's window start to the context's end.
+            long low = window > 0 ? (long)seq->context_length - seq->query_length + row0 + 1 - window : 0;
+            if (low < 0) low = 0;
+            long span = seq->context_length - low;
+            for (int h = 0; h < kv.kv_heads; h++) {
+                for (int part = 0; part < splits[s]; part++) {
+                    hifc_attention_item it = {
+                        .q = q, .out = out, .row_stride = (long)heads * d, .group = group, .kv_head = h, .scale = scale,
+                        .sequence = seq, .row0 = row0, .rows = rows, .window = window,
+                        .key0 = (int)(low + span * part / splits[s]),
+                        .key1 = (int)(low + span * (part + 1) / splits[s])};
+                    if (splits[s] > 1) {
+                        long pairs = (long)rows * group;
+                        it.partial_max = partials + used;
+                        it.partial_sum = partials + used + pairs;
+                        it.partial_acc = partials + used + 2 * pairs;
+                        used += pairs * (d + 2);
+                    }
+                    list[n++] = it;
+                }
+            }
+        }
+    }
+    long per_thread = hifc_attention_scratch_floats(tile_rows * group, d);
+    float *scratch = malloc(sizeof(float) * (size_t)per_thread * (size_t)threads);
+    attention_job job = {.k = kernels(), .kv = &kv, .items = list, .scratch = scratch, .scratch_per_thread = per_thread};
+    hifc_parallel(pool, n, attention_chunk, &job);
+    // Merge the parts of split items: weights e^(max_part − max) of each part's sums.
+    for (long i = 0; i < n;) {
+        const hifc_attention_item *first = &list[i];
+        int parts = splits[first->sequence - sequences];
+        if (parts == 1) {
+            i++;
+            continue;
+        }
+        long pairs = (long)first->rows * group;
+        for (long p = 0; p < pairs; p++) {
+            float top = -INFINITY;
+            for (int part = 0; part < parts; part++) top = list[i + part].partial_max[p] > top ? list[i + part].partial_max[p] : top;
+            float denominator = 0;
+            float *o = out + (long)(first->sequence->query_start + first->row0 + p / group) * heads * d + (long)(first->kv_head * group + p % group) * d;
+            memset(o, 0, sizeof(float) * (size_t)d);
+            for (int part = 0; part < parts; part++) {
+                const hifc_attention_item *it = &list[i + part];
+                if (it->partial_max[p] == -INFINITY) continue;
+                float weight = expf(it->partial_max[p] - top);
+                denominator += weight * it->partial_sum[p];
+                const float *acc = it->partial_acc + p * d;
+                for (int e = 0; e < d; e++) o[e] += weight * acc[e];
+            }
+            float inverse = denominator > 0 ? 1 / denominator : 0;
+            for (int e = 0; e < d; e++) o[e] *= inverse;
+        }
+        i += parts;
+    }
+    free(scratch);
+    free(partials);
+    free(list);
+    free(splits);
+}

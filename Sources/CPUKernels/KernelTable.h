@@ -1,0 +1,109 @@
+// The per-instruction-set kernels behind CPUKernels.h: each of KernelsPortable.c, KernelsAVX2.c
+// and KernelsAVX512.c fills one `hifc_kernel_table` from the same source (KernelsF32.inc,
+// QuantDot.inc), compiled for its instruction set; Dispatch.c picks one table at start-up and
+// spreads the work over the pool. These work on one row, one tile or one attention item: the
+// split over threads is Dispatch.c's.
+#ifndef HIFC_KERNEL_TABLE_H
+#define HIFC_KERNEL_TABLE_H
+
+#include "CPUKernels.h"
+
+/// One attention work item: query rows `row0 ..< row0 + rows` of a sequence, the query heads of
+/// one KV head, keys `key0 ..< key1` (each row still sees only its causal prefix). With
+/// `partial_*` null the result is normalized into `out`; otherwise the unnormalized sums and the
+/// running max and denominator go there, for `attention_merge`.
+typedef struct {
+    const float *q;
+    float *out;
+    long row_stride;  // floats per row of q and out (heads * head_dim)
+    int group;        // query heads per KV head
+    int kv_head;
+    float scale;
+    const hifc_sequence *sequence;
+    int row0, rows;
+    int key0, key1;
+    int window;  // keys a row sees at most (its own and the window - 1 before it); 0: all
+    float *partial_max, *partial_sum, *partial_acc;  // [rows*group], [rows*group], [rows*group*d]
+} hifc_attention_item;
+
+/// Per-thread memory an attention item needs, in floats.
+#define HIFC_ATTENTION_KEYS_PER_PASS 128
+static inline long hifc_attention_scratch_floats(int pairs, int head_dim) {
+    return (long)pairs * (HIFC_ATTENTION_KEYS_PER_PASS + head_dim + 2) + 64;
+}
+
+/// Activations quantized for the integer dot products: 32 values with scale `d`, and
+/// `d · Σ q` (for the formats with a min).
+typedef struct {
+    float d;
+    float sum;
+    int8_t qs[32];
+} hifc_block_q8;
+
+/// Activations quantized for the K formats: 256 values with scale `d` and the sums of each 16.
+typedef struct {
+    float d;
+    int16_t sums[16];
+    int8_t qs[256];
+} hifc_block_q8k;
+
+typedef struct {
+    const char *name;
+    float (*dot)(const float *x, const float *y, long n);
+    void (*rms_norm_row)(const float *x, const float *w, float *y, long width, float eps);
+    void (*add_rms_norm_row)(const float *a, const float *b, const float *w, float *sum, float *y, long width, float eps);
+    void (*add)(const float *a, const float *b, float *out, long n);
+    void (*silu_mul)(const float *gate, const float *up, float *out, long n);
+    long (*argmax)(const float *x, long n);
+    /// Columns `n0 ..< n1` of `c[m×n] = a · bᵀ`.
+    void (*gemm_columns)(const float *a, const float *b, float *c, long m, long n, long k, long n0, long n1);
+    void (*attention)(const hifc_attention_item *item, const hifc_kv_layer *kv, float *scratch);
+    /// `d·q` of 32 (or 256) values per block, as hifc_block_q8 / hifc_block_q8k.
+    void (*quantize_q8)(const float *x, hifc_block_q8 *out, long k);
+    void (*quantize_q8k)(const float *x, hifc_block_q8k *out, long k);
+    /// `out[i·ldc + r] = Σ w_r·a_i` for weight rows `r < nr` (in `type`'s blocks, `row_bytes`
+    /// apart) and quantized activation rows `i < mr` (`act_bytes` apart), over `k` features.
+    void (*gemm_quant_tile)(
+        int type, const uint8_t *w, long row_bytes, int nr, const uint8_t *a, long act_bytes, int mr, long k, float *out,
+        long ldc);
+    /// The tile `gemm_quant_tile` is fastest at: activation rows, weight rows.
+    int quant_tile_rows, quant_tile_columns;
+} hifc_kernel_table;
+
+extern const hifc_kernel_table hifc_kernels_portable;
+void hifc_gemm_quant_tile_portable(
+    int type, const uint8_t *w, long row_bytes, int nr, const uint8_t *a, long act_bytes, int mr, long k, float *out, long ldc);
+#if defined(__x86_64__)
+extern const hifc_kernel_table hifc_kernels_avx2;
+extern const hifc_kernel_table hifc_kernels_avx512;
+#endif
+
+/// f16 (IEEE half) bits to f32, without F16C.
+static inline float hifc_half_to_float(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16;
+    uint32_t exponent = (h >> 10) & 0x1f;
+    uint32_t mantissa = h & 0x3ff;
+    uint32_t bits;
+    if (exponent == 0) {
+        if (mantissa == 0) {
+            bits = sign;
+        } else {  // subnormal: normalize
+            int shift = 0;
+            while (!(mantissa & 0x400)) {
+                mantissa <<= 1;
+                shift++;
+            }
+            mantissa &= 0x3ff;
+            bits = sign | ((uint32_t)(127 - 15 - shift + 1) << 23) | (mantissa << 13);
+        }
+    } else if (exponent == 31) {
+        bits = sign | 0x7f800000u | (mantissa << 13);
+    } else {
+        bits = sign | ((exponent + 127 - 15) << 23) | (mantissa << 13);
+    }
+    float f;
+    __builtin_memcpy(&f, &bits, 4);
+    return f;
+}
+
+#endif

@@ -1,0 +1,78 @@
+// GGML's quantized block layouts, byte for byte as GGUF files store them (ggml-common.h in
+// llama.cpp describes the same bytes; the structs here are written from that description).
+// Every struct is packed to its documented size; the f16 fields are raw IEEE half bits.
+#ifndef HIFC_QUANT_BLOCKS_H
+#define HIFC_QUANT_BLOCKS_H
+
+#include <stdint.h>
+
+#include "KernelTable.h"
+
+/// Q8_0: 32 weights `d·q`.
+typedef struct {
+    uint16_t d;
+    int8_t qs[32];
+} block_q8_0;
+
+/// Q4_0: 32 weights `d·(q − 8)`; byte j holds weight j (low nibble) and weight j + 16 (high).
+typedef struct {
+    uint16_t d;
+    uint8_t qs[16];
+} block_q4_0;
+
+/// Q4_1: 32 weights `d·q + m`, nibbles as Q4_0.
+typedef struct {
+    uint16_t d;
+    uint16_t m;
+    uint8_t qs[16];
+} block_q4_1;
+
+/// Q4_K: 256 weights in 8 sub-blocks of 32, sub-block j being `d·sc_j·q − dmin·m_j` with 6-bit
+/// `sc_j`, `m_j` packed in `scales` (see `q4k_scale_min`). Each 32 bytes of `qs` hold two
+/// sub-blocks: 2c in the low nibbles, 2c + 1 in the high.
+typedef struct {
+    uint16_t d;
+    uint16_t dmin;
+    uint8_t scales[12];
+    uint8_t qs[128];
+} block_q4_K;
+
+/// Q6_K: 256 weights `d·scales[e/16]·(q − 32)` with 6-bit q: low 4 bits in `ql`, high 2 in `qh`
+/// (see `hifc_dequantize` for the order).
+typedef struct {
+    uint8_t ql[128];
+    uint8_t qh[64];
+    int8_t scales[16];
+    uint16_t d;
+} block_q6_K;
+
+_Static_assert(sizeof(block_q8_0) == 34, "Q8_0 block is 34 bytes");
+_Static_assert(sizeof(block_q4_0) == 18, "Q4_0 block is 18 bytes");
+_Static_assert(sizeof(block_q4_1) == 20, "Q4_1 block is 20 bytes");
+_Static_assert(sizeof(block_q4_K) == 144, "Q4_K block is 144 bytes");
+_Static_assert(sizeof(block_q6_K) == 210, "Q6_K block is 210 bytes");
+
+/// Sub-block `j`'s 6-bit scale and min of a Q4_K block: j < 4 in the low 6 bits of bytes j and
+/// j + 4; j ≥ 4 split between the low/high nibble of byte j + 4 and the top 2 bits of bytes
+/// j − 4 and j.
+static inline void q4k_scale_min(int j, const uint8_t *q, uint8_t *scale, uint8_t *min) {
+    if (j < 4) {
+        *scale = q[j] & 63;
+        *min = q[j + 4] & 63;
+    } else {
+        *scale = (uint8_t)((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
+        *min = (uint8_t)((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
+    }
+}
+
+/// The 6-bit value of weight `e` (0 ..< 256) of a Q6_K block, unsigned (0 ..< 64).
+static inline int q6k_value(const block_q6_K *b, int e) {
+    int half = e / 128, r = e % 128, quarter = r / 32, l = r % 32;
+    const uint8_t *ql = b->ql + 64 * half, *qh = b->qh + 32 * half;
+    int low = quarter & 1 ? ql[l + 32] : ql[l];
+    low = quarter < 2 ? low & 0xF : low >> 4;
+    int high = (qh[l] >> (2 * quarter)) & 3;
+    return low | (high << 4);
+}
+
+#endif

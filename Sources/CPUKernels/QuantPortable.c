@@ -1,0 +1,160 @@
+// Quantized weights in plain C: block sizes, dequantization (the reference every SIMD path is
+// tested against, and the "dequantize at load" path) and the portable integer dot products.
+// (The activations' 8-bit quantization is in KernelsF32.inc, vectorized with the f32 kernels.)
+
+#include "QuantBlocks.h"
+
+int hifc_quant_block_weights(int type) {
+    switch (type) {
+    case HIFC_QUANT_Q4_0:
+    case HIFC_QUANT_Q4_1:
+    case HIFC_QUANT_Q8_0: return 32;
+    case HIFC_QUANT_Q4_K:
+    case HIFC_QUANT_Q6_K: return 256;
+    default: return 0;
+    }
+}
+
+int hifc_quant_block_bytes(int type) {
+    switch (type) {
+    case HIFC_QUANT_Q4_0: return sizeof(block_q4_0);
+    case HIFC_QUANT_Q4_1: return sizeof(block_q4_1);
+    case HIFC_QUANT_Q8_0: return sizeof(block_q8_0);
+    case HIFC_QUANT_Q4_K: return sizeof(block_q4_K);
+    case HIFC_QUANT_Q6_K: return sizeof(block_q6_K);
+    default: return 0;
+    }
+}
+
+void hifc_dequantize(int type, const void *blocks, float *out, long count) {
+    const long n = count / hifc_quant_block_weights(type);
+    for (long b = 0; b < n; b++) {
+        switch (type) {
+        case HIFC_QUANT_Q8_0: {
+            const block_q8_0 *x = (const block_q8_0 *)blocks + b;
+            float d = hifc_half_to_float(x->d);
+            for (int i = 0; i < 32; i++) out[i] = d * x->qs[i];
+            out += 32;
+            break;
+        }
+        case HIFC_QUANT_Q4_0: {
+            const block_q4_0 *x = (const block_q4_0 *)blocks + b;
+            float d = hifc_half_to_float(x->d);
+            for (int i = 0; i < 16; i++) {
+                out[i] = d * ((x->qs[i] & 0xF) - 8);
+                out[i + 16] = d * ((x->qs[i] >> 4) - 8);
+            }
+            out += 32;
+            break;
+        }
+        case HIFC_QUANT_Q4_1: {
+            const block_q4_1 *x = (const block_q4_1 *)blocks + b;
+            float d = hifc_half_to_float(x->d), m = hifc_half_to_float(x->m);
+            for (int i = 0; i < 16; i++) {
+                out[i] = d * (x->qs[i] & 0xF) + m;
+                out[i + 16] = d * (x->qs[i] >> 4) + m;
+            }
+            out += 32;
+            break;
+        }
+        case HIFC_QUANT_Q4_K: {
+            const block_q4_K *x = (const block_q4_K *)blocks + b;
+            float d = hifc_half_to_float(x->d), dmin = hifc_half_to_float(x->dmin);
+            for (int j = 0; j < 8; j++) {
+                uint8_t sc, m;
+                q4k_scale_min(j, x->scales, &sc, &m);
+                const uint8_t *q = x->qs + 32 * (j / 2);
+                for (int l = 0; l < 32; l++) {
+                    int v = j % 2 ? q[l] >> 4 : q[l] & 0xF;
+                    out[32 * j + l] = d * sc * v - dmin * m;
+                }
+            }
+            out += 256;
+            break;
+        }
+        case HIFC_QUANT_Q6_K: {
+            const block_q6_K *x = (const block_q6_K *)blocks + b;
+            float d = hifc_half_to_float(x->d);
+            for (int e = 0; e < 256; e++) out[e] = d * x->scales[e / 16] * (q6k_value(x, e) - 32);
+            out += 256;
+            break;
+        }
+        default: return;
+        }
+    }
+}
+
+/// Whether `type` pairs with 256-value activation blocks (the K formats) or 32-value ones.
+static int uses_q8k(int type) { return type == HIFC_QUANT_Q4_K || type == HIFC_QUANT_Q6_K; }
+
+size_t hifc_gemm_quant_scratch(int type, long m, long k) {
+    return uses_q8k(type) ? (size_t)m * (size_t)(k / 256) * sizeof(hifc_block_q8k)
+                          : (size_t)m * (size_t)(k / 32) * sizeof(hifc_block_q8);
+}
+
+/// `Σ w·a` of one weight row and one quantized activation row, in plain C.
+static float dot_row(int type, const uint8_t *w, const uint8_t *a, long k) {
+    float total = 0;
+    if (!uses_q8k(type)) {
+        const hifc_block_q8 *y = (const hifc_block_q8 *)a;
+        for (long b = 0; b < k / 32; b++) {
+            int sum = 0;
+            switch (type) {
+            case HIFC_QUANT_Q8_0: {
+                const block_q8_0 *x = (const block_q8_0 *)w + b;
+                for (int i = 0; i < 32; i++) sum += x->qs[i] * y[b].qs[i];
+                total += hifc_half_to_float(x->d) * y[b].d * (float)sum;
+                break;
+            }
+            case HIFC_QUANT_Q4_0: {
+                const block_q4_0 *x = (const block_q4_0 *)w + b;
+                for (int i = 0; i < 16; i++) sum += (x->qs[i] & 0xF) * y[b].qs[i] + (x->qs[i] >> 4) * y[b].qs[i + 16];
+                float d = hifc_half_to_float(x->d);
+                total += d * (y[b].d * (float)sum - 8 * y[b].sum);
+                break;
+            }
+            case HIFC_QUANT_Q4_1: {
+                const block_q4_1 *x = (const block_q4_1 *)w + b;
+                for (int i = 0; i < 16; i++) sum += (x->qs[i] & 0xF) * y[b].qs[i] + (x->qs[i] >> 4) * y[b].qs[i + 16];
+                total += hifc_half_to_float(x->d) * y[b].d * (float)sum + hifc_half_to_float(x->m) * y[b].sum;
+                break;
+            }
+            }
+        }
+        return total;
+    }
+    const hifc_block_q8k *y = (const hifc_block_q8k *)a;
+    for (long b = 0; b < k / 256; b++) {
+        if (type == HIFC_QUANT_Q4_K) {
+            const block_q4_K *x = (const block_q4_K *)w + b;
+            int scaled = 0, mins = 0;
+            for (int j = 0; j < 8; j++) {
+                uint8_t sc, m;
+                q4k_scale_min(j, x->scales, &sc, &m);
+                const uint8_t *q = x->qs + 32 * (j / 2);
+                int sum = 0;
+                for (int l = 0; l < 32; l++) sum += (j % 2 ? q[l] >> 4 : q[l] & 0xF) * y[b].qs[32 * j + l];
+                scaled += sc * sum;
+                mins += m * (y[b].sums[2 * j] + y[b].sums[2 * j + 1]);
+            }
+            total += y[b].d * (hifc_half_to_float(x->d) * (float)scaled - hifc_half_to_float(x->dmin) * (float)mins);
+        } else {
+            const block_q6_K *x = (const block_q6_K *)w + b;
+            int scaled = 0;
+            for (int g = 0; g < 16; g++) {
+                int sum = 0;
+                for (int e = 16 * g; e < 16 * g + 16; e++) sum += q6k_value(x, e) * y[b].qs[e];
+                scaled += x->scales[g] * (sum - 32 * y[b].sums[g]);
+            }
+            total += y[b].d * hifc_half_to_float(x->d) * (float)scaled;
+        }
+    }
+    return total;
+}
+
+void hifc_gemm_quant_tile_portable(
+    int type, const uint8_t *w, long row_bytes, int nr, const uint8_t *a, long act_bytes, int mr, long k, float *out, long ldc) {
+    for (int i = 0; i < mr; i++) {
+        for (int r = 0; r < nr; r++) out[i * ldc + r] = dot_row(type, w + r * row_bytes, a + i * act_bytes, k);
+    }
+}

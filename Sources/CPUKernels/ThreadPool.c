@@ -1,0 +1,176 @@
+// The fork-join pool behind every parallel CPU op (see CPUKernels.h, "Threads").
+//
+// A job is published by bumping `generation`; workers that are spinning see it within
+// nanoseconds, sleeping ones are woken through the condition variable. Chunks are handed out by
+// an atomic counter. The caller takes chunks too and then waits for `running` to reach zero, so
+// a job is finished, and its context still alive, when `hifc_parallel` returns.
+//
+// Lost wake-ups: a worker increments `sleepers` and re-reads `generation` before waiting, both
+// under the mutex, while the caller bumps `generation` and then reads `sleepers` (all sequentially
+// consistent): either the worker sees the new generation and does not sleep, or the caller sees
+// the sleeper and broadcasts under the mutex.
+#define _GNU_SOURCE
+#include "CPUKernels.h"
+
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <time.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define CPU_RELAX() _mm_pause()
+#elif defined(__aarch64__)
+#define CPU_RELAX() __asm__ __volatile__("yield")
+#else
+#define CPU_RELAX() ((void)0)
+#endif
+
+struct hifc_pool {
+    int threads;
+    long spin_nanoseconds;
+    pthread_t *workers;
+    pthread_mutex_t mutex;
+    pthread_cond_t wake;
+    _Atomic uint64_t generation;
+    _Atomic int sleepers;
+    _Atomic int stop;
+    _Atomic int parked;
+    _Atomic int busy;  // a job is being run (submission lock)
+    // The job, written before `generation` is bumped.
+    hifc_chunk_fn body;
+    void *context;
+    long chunks;
+    _Atomic long next_chunk;
+    _Atomic int running;  // workers still in the job
+};
+
+typedef struct {
+    hifc_pool *pool;
+    int index;
+} worker_start;
+
+static long now_nanoseconds(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (long)t.tv_sec * 1000000000L + t.tv_nsec;
+}
+
+static void take_chunks(hifc_pool *pool, int thread) {
+    const long chunks = pool->chunks;
+    for (;;) {
+        long c = atomic_fetch_add_explicit(&pool->next_chunk, 1, memory_order_relaxed);
+        if (c >= chunks) break;
+        pool->body(pool->context, c, thread);
+    }
+}
+
+static void *worker_main(void *argument) {
+    worker_start start = *(worker_start *)argument;
+    free(argument);
+    hifc_pool *pool = start.pool;
+    uint64_t seen = 0;
+    for (;;) {
+        // Spin for the next job, then sleep.
+        long deadline = now_nanoseconds() + pool->spin_nanoseconds;
+        int polls = 0;
+        while (atomic_load(&pool->generation) == seen && !atomic_load(&pool->stop) && !atomic_load(&pool->parked)) {
+            CPU_RELAX();
+            if (++polls % 64 == 0 && now_nanoseconds() > deadline) break;
+        }
+        if (atomic_load(&pool->generation) == seen) {
+            pthread_mutex_lock(&pool->mutex);
+            atomic_fetch_add(&pool->sleepers, 1);
+            while (atomic_load(&pool->generation) == seen && !atomic_load(&pool->stop)) {
+                pthread_cond_wait(&pool->wake, &pool->mutex);
+            }
+            atomic_fetch_sub(&pool->sleepers, 1);
+            pthread_mutex_unlock(&pool->mutex);
+        }
+        if (atomic_load(&pool->stop)) break;
+        seen = atomic_load(&pool->generation);
+        take_chunks(pool, start.index);
+        atomic_fetch_sub_explicit(&pool->running, 1, memory_order_release);
+    }
+    return NULL;
+}
+
+hifc_pool *hifc_pool_create(int threads, int spin_microseconds) {
+    if (threads < 1) threads = 1;
+    hifc_pool *pool = calloc(1, sizeof(hifc_pool));
+    if (!pool) return NULL;
+    pool->threads = threads;
+    pool->spin_nanoseconds = (long)(spin_microseconds < 0 ? 0 : spin_microseconds) * 1000L;
+    pthread_mutex_init(&pool->mutex, NULL);
+    pthread_cond_init(&pool->wake, NULL);
+    pool->workers = calloc((size_t)threads, sizeof(pthread_t));
+    int started = 1;
+    for (int i = 1; i < threads; i++) {
+        worker_start *start = malloc(sizeof(worker_start));
+        if (!start) break;
+        start->pool = pool;
+        start->index = i;
+        pthread_attr_t attributes;
+        pthread_attr_init(&attributes);
+        pthread_attr_setstacksize(&attributes, 1 << 20);
+        int failed = pthread_create(&pool->workers[i], &attributes, worker_main, start);
+        pthread_attr_destroy(&attributes);
+        if (failed) {
+            free(start);
+            break;
+        }
+        started++;
+    }
+    pool->threads = started;
+    return pool;
+}
+
+void hifc_pool_destroy(hifc_pool *pool) {
+    if (!pool) return;
+    pthread_mutex_lock(&pool->mutex);
+    atomic_store(&pool->stop, 1);
+    pthread_cond_broadcast(&pool->wake);
+    pthread_mutex_unlock(&pool->mutex);
+    for (int i = 1; i < pool->threads; i++) pthread_join(pool->workers[i], NULL);
+    pthread_cond_destroy(&pool->wake);
+    pthread_mutex_destroy(&pool->mutex);
+    free(pool->workers);
+    free(pool);
+}
+
+int hifc_pool_threads(const hifc_pool *pool) { return pool ? pool->threads : 1; }
+
+void hifc_pool_park(hifc_pool *pool) {
+    if (!pool) return;
+    atomic_store(&pool->parked, 1);
+}
+
+void hifc_parallel(hifc_pool *pool, long chunks, hifc_chunk_fn body, void *context) {
+    if (chunks <= 0) return;
+    int expected = 0;
+    if (!pool || pool->threads == 1 || chunks == 1 || !atomic_compare_exchange_strong(&pool->busy, &expected, 1)) {
+        for (long c = 0; c < chunks; c++) body(context, c, 0);
+        return;
+    }
+    atomic_store(&pool->parked, 0);
+    pool->body = body;
+    pool->context = context;
+    pool->chunks = chunks;
+    atomic_store_explicit(&pool->next_chunk, 0, memory_order_relaxed);
+    atomic_store_explicit(&pool->running, pool->threads - 1, memory_order_relaxed);
+    atomic_fetch_add(&pool->generation, 1);
+    if (atomic_load(&pool->sleepers) > 0) {
+        pthread_mutex_lock(&pool->mutex);
+        pthread_cond_broadcast(&pool->wake);
+        pthread_mutex_unlock(&pool->mutex);
+    }
+    take_chunks(pool, 0);
+    // Every chunk has been taken; wait for the workers still finishing theirs (and for those
+    // that have not woken yet, which take nothing but must not see this job's context later).
+    int polls = 0;
+    while (atomic_load_explicit(&pool->running, memory_order_acquire) > 0) {
+        CPU_RELAX();
+        if (++polls > 4096) sched_yield();
+    }
+    atomic_store(&pool->busy, 0);
+}

@@ -1,0 +1,173 @@
+// CPUKernels: the CPU backend's inner loops and its thread pool, in C.
+//
+// Why C and not Swift: Swift compiles a function once, for the target the package is built for
+// (baseline x86-64: SSE2), and cannot build one function for several instruction sets and pick
+// one at run time. The release binary has to run on any x86-64 machine yet use AVX2 or AVX-512
+// where the CPU has them. Clang can: each kernel source below is compiled three times (a
+// "portable" baseline, `target("avx2,fma,f16c")` and `target("avx512f,avx512bw,avx512vl,
+// avx512vnni,...")`), once per instruction set, from one text (KernelsF32.inc and the quantized
+// dot products), and `__builtin_cpu_supports` picks the best set once at start-up. The f32
+// kernels use Clang's generic vector types, so the same text becomes SSE, AVX2 or AVX-512 code
+// by the vector width it is compiled with; the int8 dot products of quantized weights use each
+// set's own intrinsics (AVX2 `maddubs`, AVX-512 VNNI `dpbusd`) because no generic form exists.
+//
+// Threads: one process-wide pool of workers (`hifc_pool_*`) that the calling thread joins. Ops
+// are short (microseconds at decode), so workers spin briefly for the next op before sleeping:
+// a fork-join of a few hundred nanoseconds instead of the tens of microseconds a wake-up costs.
+// Work is split into more chunks than threads and taken from an atomic counter, so a thread that
+// the OS preempts delays only its current chunk.
+//
+// Everything here is called from Swift (Sources/Backend/CPU), which checks shapes first: the C
+// functions trust their arguments.
+#ifndef HIFC_CPU_KERNELS_H
+#define HIFC_CPU_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// MARK: Instruction sets
+
+/// The instruction set a kernel was compiled for, best last.
+typedef enum {
+    HIFC_ISA_PORTABLE = 0,  ///< baseline x86-64 (SSE2) or any other CPU: plain C.
+    HIFC_ISA_AVX2 = 1,      ///< AVX2 + FMA + F16C (Haswell, Zen 1 and later).
+    HIFC_ISA_AVX512 = 2,    ///< AVX-512 F/BW/VL/VNNI (Ice Lake, Sapphire Rapids, Zen 4 and later).
+} hifc_isa;
+
+/// The best instruction set this CPU supports.
+hifc_isa hifc_isa_detected(void);
+/// The set the kernels use now (the detected one unless lowered by `hifc_isa_select`).
+hifc_isa hifc_isa_active(void);
+/// Uses `isa`, or the detected set if `isa` is better than the CPU supports; returns the set in
+/// use. For tests (every path can be checked on one machine) and `HIFC_CPU_ISA`.
+hifc_isa hifc_isa_select(hifc_isa isa);
+/// "portable", "avx2" or "avx512".
+const char *hifc_isa_name(hifc_isa isa);
+
+// MARK: Thread pool
+
+/// Physical cores this process may run on (its CPU affinity, SMT siblings counted once): the
+/// default thread count.
+int hifc_physical_cores(void);
+
+/// A pool of worker threads; the thread that calls `hifc_parallel` works as one of them.
+typedef struct hifc_pool hifc_pool;
+
+/// A pool of `threads` threads in all (`threads - 1` workers are started). `spin_microseconds`
+/// is how long an idle worker polls for the next job before it sleeps.
+hifc_pool *hifc_pool_create(int threads, int spin_microseconds);
+/// Stops and joins the workers and frees the pool.
+void hifc_pool_destroy(hifc_pool *pool);
+/// Threads in the pool, the caller included.
+int hifc_pool_threads(const hifc_pool *pool);
+/// Puts the idle workers to sleep at once instead of letting them spin (before handing the cores
+/// to another library's threads, such as a BLAS call).
+void hifc_pool_park(hifc_pool *pool);
+
+/// A job's body: does chunk `chunk` of `chunks`; `thread` (below the pool's thread count) names
+/// per-thread scratch memory.
+typedef void (*hifc_chunk_fn)(void *context, long chunk, int thread);
+
+/// Runs `body(context, c, thread)` for every chunk `c` in `0..<chunks` on the pool and returns
+/// when all are done. With a null pool, or while the pool runs another job (a second caller, or
+/// a body that calls this), the chunks run on the calling thread.
+void hifc_parallel(hifc_pool *pool, long chunks, hifc_chunk_fn body, void *context);
+
+// MARK: f32 ops (all parallel over `pool`, which may be null)
+
+/// `y[r] = x[r] / sqrt(mean(x[r]^2) + eps) * w` for each of `rows` rows of `width`.
+void hifc_rms_norm(hifc_pool *pool, const float *x, const float *w, float *y, long rows, long width, float eps);
+/// `sum = a + b`, then `normed = rms_norm(sum)`: the residual add fused with the next norm.
+void hifc_add_rms_norm(
+    hifc_pool *pool, const float *a, const float *b, const float *w, float *sum, float *normed, long rows, long width,
+    float eps);
+/// `out = a + b` over `n` floats.
+void hifc_add(hifc_pool *pool, const float *a, const float *b, float *out, long n);
+/// `out[r][i] = silu(gate_up[r][i]) * gate_up[r][inter + i]`.
+void hifc_silu_mul(hifc_pool *pool, const float *gate_up, float *out, long rows, long inter);
+/// Index of the largest value of each row (the first on ties) into `out`.
+void hifc_argmax_rows(hifc_pool *pool, const float *x, long rows, long columns, int64_t *out);
+/// `c[m×n] = a[m×k] · b[n×k]ᵀ` (+ `bias[n]` when not null), all row-major.
+void hifc_gemm_f32(
+    hifc_pool *pool, const float *a, const float *b, const float *bias, float *c, long m, long n, long k);
+/// `c[r] += bias` for each of `m` rows of `n` (after a BLAS product).
+void hifc_add_bias(float *c, const float *bias, long m, long n);
+
+// MARK: Paged attention
+
+/// Where one layer's K and V live in a block-major pool (`KVBlockLayout`):
+/// `[layer][K|V][token][kvHead][headDim]` per block, blocks `block_stride` floats apart.
+typedef struct {
+    float *base;          ///< block 0
+    long block_stride;    ///< floats from one block to the next
+    long key_offset;      ///< floats from a block's start to token 0's K of the layer
+    long value_offset;    ///< ... and to its V
+    int block_tokens;     ///< tokens per block
+    int kv_heads;         ///< KV heads
+    int head_dim;         ///< elements per head
+} hifc_kv_layer;
+
+/// One sequence of a step (as `StepSequence`).
+typedef struct {
+    int32_t query_start;     ///< first row of its new tokens
+    int32_t query_length;    ///< new tokens
+    int32_t context_length;  ///< tokens after the step, cached plus new
+    const int32_t *blocks;   ///< block table
+} hifc_sequence;
+
+/// The rotary table of a step: for row `r`, `cos(position[r]·f_i)` for the `head_dim/2`
+/// inverse frequencies, then the sines, into `table[r·head_dim ...]` (angles in double).
+void hifc_rope_table(const int32_t *positions, long rows, const float *inverse_frequencies, int head_dim, float *table);
+
+/// Rotates q and k of each row of `qkv` (`[rows, (heads + 2·kvHeads)·headDim]`) by its row of
+/// `table` (HF "rotate half": pairs `(i, i + headDim/2)`), writes the rotated q to `q_out`
+/// (`[rows, heads·headDim]`) and k and v into the pool at `slots[r]` (block·blockTokens + offset).
+void hifc_rope_store_kv(
+    hifc_pool *pool, const float *qkv, long rows, int heads, const float *table, const int64_t *slots, float *q_out,
+    hifc_kv_layer kv);
+
+/// Causal attention of `q` (`[tokens, heads·headDim]`) over each sequence's K/V: query row `i`
+/// of a sequence, at position `p = context - query_length + i`, sees positions `0 ... p`, or with
+/// a sliding `window` (> 0; 0: none) only `p - window + 1 ... p`; head `h` reads KV head
+/// `h / (heads / kv_heads)`. Writes `out` (`[tokens, heads·headDim]`).
+void hifc_paged_attention(
+    hifc_pool *pool, const float *q, float *out, int heads, float scale, const hifc_sequence *sequences,
+    int sequence_count, int window, hifc_kv_layer kv);
+
+// MARK: Quantized weights (GGML block formats)
+
+/// GGML's type numbers for the block formats these kernels read.
+typedef enum {
+    HIFC_QUANT_Q4_0 = 2,  ///< 32 weights: f16 scale d, 16 bytes of nibbles; w = d·(q − 8)
+    HIFC_QUANT_Q4_1 = 3,  ///< 32 weights: f16 d, f16 min m, 16 bytes of nibbles; w = d·q + m
+    HIFC_QUANT_Q8_0 = 8,  ///< 32 weights: f16 d, 32 int8; w = d·q
+    HIFC_QUANT_Q4_K = 12, ///< 256 weights: f16 d, f16 dmin, 12 bytes of 6-bit scales/mins, 128 bytes of nibbles
+    HIFC_QUANT_Q6_K = 14, ///< 256 weights: 128 bytes low 4 bits, 64 bytes high 2 bits, 16 int8 scales, f16 d
+} hifc_quant_type;
+
+/// Weights per block of `type` (32 or 256); 0 for a type not listed.
+int hifc_quant_block_weights(int type);
+/// Bytes per block of `type`; 0 for a type not listed.
+int hifc_quant_block_bytes(int type);
+/// Writes the `count` weights (a multiple of the block size) of `blocks` as f32: the reference
+/// the kernels are checked against, and the "dequantize at load" path.
+void hifc_dequantize(int type, const void *blocks, float *out, long count);
+/// Bytes of scratch `hifc_gemm_quant` needs for `m` activation rows of `k` features.
+size_t hifc_gemm_quant_scratch(int type, long m, long k);
+/// `c[m×n] = a[m×k] · wᵀ` (+ `bias[n]`) for weights `w` of `n` rows of `k` (a multiple of the
+/// block size) in `type`'s blocks, row after row. The activations are first quantized to 8 bits
+/// per block of 32 (or 256 for the K formats) into `scratch`, as llama.cpp does, so the products
+/// are integer dot products.
+void hifc_gemm_quant(
+    hifc_pool *pool, int type, const float *a, const void *w, const float *bias, float *c, long m, long n, long k,
+    void *scratch);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

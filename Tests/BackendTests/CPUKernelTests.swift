@@ -1,0 +1,205 @@
+import CPUKernels
+import HiFCCore
+import XCTest
+
+@testable import Backend
+
+/// The C kernels of the CPU backend: every instruction set this CPU has against the portable
+/// one, the quantized formats against their dequantization (itself checked against values from
+/// llama.cpp's `gguf` Python package), and the thread pool's fork-join.
+final class CPUKernelTests: XCTestCase {
+    /// The instruction sets this machine can run, portable first.
+    private var instructionSets: [hifc_isa] {
+        [HIFC_ISA_PORTABLE, HIFC_ISA_AVX2, HIFC_ISA_AVX512].filter { $0.rawValue <= hifc_isa_detected().rawValue }
+    }
+
+    /// Runs `body` once per instruction set and returns its results, restoring the best set after.
+    private func acrossInstructionSets<T>(_ body: () throws -> T) rethrows -> [(String, T)] {
+        defer { hifc_isa_select(hifc_isa_detected()) }
+        return try instructionSets.map { isa in
+            hifc_isa_select(isa)
+            return (String(cString: hifc_isa_name(isa)), try body())
+        }
+    }
+
+    private func values(_ count: Int, seed: Int) -> [Float] {
+        (0..<count).map { i in Float(((i * 7919 + seed * 104_729) % 2001) - 1000) / 1000 }
+    }
+
+    private func assertClose(_ a: [Float], _ b: [Float], relative: Float, _ message: String, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertEqual(a.count, b.count, message, file: file, line: line)
+        let scale = max(1, b.map(abs).max() ?? 1)
+        for (i, (x, y)) in zip(a, b).enumerated() where abs(x - y) > relative * scale {
+            XCTFail("\(message): element \(i) is \(x), expected \(y)", file: file, line: line)
+            return
+        }
+    }
+
+    func testEveryInstructionSetComputesTheSameOpsAsThePortableKernels() throws {
+        let pool = CPUThreadPool(threads: 2)
+        let backend = CPUBackend(blas: nil, pool: pool)
+        let (m, n, k) = (5, 37, 70)
+        let a = try backend.uploadFloat32(values(m * k, seed: 1), shape: [m, k])
+        let b = try backend.uploadFloat32(values(n * k, seed: 2), shape: [n, k])
+        let gateUp = try backend.uploadFloat32(values(3 * 2 * 1000, seed: 3).map { $0 * 20 }, shape: [3, 2000])
+        let weight = try backend.uploadFloat32(values(k, seed: 4), shape: [k])
+        let layout = KVBlockLayout(layers: 1, kvHeads: 2, headDim: 16, blockTokens: 16, dtype: .float32)
+        let kv = try backend.makeKVCachePool(layout: layout, blocks: 70)
+        for block in 0..<70 {
+            let floats = values(layout.blockElements, seed: 10 + block)
+            try floats.withUnsafeBytes { try kv.copyBlock(block, from: $0) }
+        }
+        // A prefill chunk of 5 rows and a decode row over 1000 tokens (its keys split over threads).
+        let step = try backend.prepare(
+            try StepBatch.make(
+                chunks: [
+                    (tokens: Array(repeating: 0, count: 5), startPosition: 995, blockTable: (0..<63).reversed().map { Int32($0) }, wantsLogits: true),
+                    (tokens: [0], startPosition: 999, blockTable: (0..<63).map { Int32($0) }, wantsLogits: true),
+                ], blockTokens: 16))
+        let q = try backend.uploadFloat32(values(6 * 4 * 16, seed: 5), shape: [6, 64])
+        let results = try acrossInstructionSets {
+            [
+                try backend.download(try backend.linear(a, weight: b, bias: nil)),
+                try backend.download(try backend.siluAndMultiply(gateUp)),
+                try backend.download(try backend.rmsNorm(a, weight: weight, epsilon: 1e-5)),
+                try backend.download(try backend.addAndNormalize(a, a, weight: weight, epsilon: 1e-5).normed),
+                try backend.download(try backend.pagedAttention(q: q, heads: 4, layer: 0, scale: 0.25, pool: kv, step: step)),
+                try backend.argmaxRows(gateUp).map(Float.init),
+            ]
+        }
+        let names = ["linear", "silu", "rmsNorm", "addAndNormalize", "attention", "argmax"]
+        for (isa, outputs) in results.dropFirst() {
+            for (i, name) in names.enumerated() {
+                assertClose(outputs[i], results[0].1[i], relative: 1e-5, "\(name) on \(isa)")
+            }
+        }
+    }
+
+    /// Deterministic bytes for `blocks` blocks of `type`, with sane f16 scales at `scales`
+    /// (byte offsets within a block).
+    private func blocks(_ type: hifc_quant_type, count: Int, scales: [(Int, Float16)], salt: Int = 0) -> [UInt8] {
+        let size = Int(hifc_quant_block_bytes(Int32(type.rawValue)))
+        var bytes = (0..<(size * count)).map { UInt8(truncatingIfNeeded: ($0 % size + salt * ($0 / size + 1)) * 37 + 11) }
+        for block in 0..<count {
+            for (offset, value) in scales {
+                let bits = value.bitPattern
+                bytes[block * size + offset] = UInt8(bits & 0xFF)
+                bytes[block * size + offset + 1] = UInt8(bits >> 8)
+            }
+        }
+        return bytes
+    }
+
+    private let formats: [(hifc_quant_type, [(Int, Float16)])] = [
+        (HIFC_QUANT_Q8_0, [(0, 0.004)]), (HIFC_QUANT_Q4_0, [(0, 0.03)]), (HIFC_QUANT_Q4_1, [(0, 0.03), (2, -0.2)]),
+        (HIFC_QUANT_Q4_K, [(0, 0.02), (2, 0.05)]), (HIFC_QUANT_Q6_K, [(208, 0.01)]),
+    ]
+
+    func testDequantizationMatchesLlamaCppsPythonPackage() {
+        // Expected values: gguf 0.19 (llama.cpp's gguf-py) `quants.dequantize` of the same bytes
+        // (byte i = 37·i + 11, the f16 fields set as in `formats`).
+        let expected: [hifc_quant_type: [(Int, Float)]] = [
+            HIFC_QUANT_Q8_0: [(0, 0.3401374816894531), (1, 0.48819732666015625), (17, -0.21608734130859375), (31, -0.19207763671875)],
+            HIFC_QUANT_Q4_0: [(0, -0.089996337890625), (1, 0.05999755859375), (17, -0.029998779296875), (31, 0)],
+            HIFC_QUANT_Q4_1: [(0, 0.250030517578125), (1, -0.0799560546875), (17, 0.1600341796875), (31, 0.1600341796875)],
+            HIFC_QUANT_Q4_K: [
+                (0, 4.2720794677734375), (1, -2.54937744140625), (17, -2.54937744140625), (31, 1.171417236328125),
+                (37, -1.11968994140625), (100, 0.5408935546875), (129, -0.599853515625), (255, -0.429290771484375),
+            ],
+            HIFC_QUANT_Q6_K: [
+                (0, -14.313056945800781), (1, 16.963623046875), (17, 5.12109375), (31, -0.960205078125), (37, -2.520538330078125),
+                (100, 25.235389709472656), (129, 4.160888671875), (255, -0.600128173828125),
+            ],
+        ]
+        for (type, scales) in formats {
+            let bytes = blocks(type, count: 1, scales: scales)
+            let weights = Int(hifc_quant_block_weights(Int32(type.rawValue)))
+            var out = [Float](repeating: 0, count: weights)
+            hifc_dequantize(Int32(type.rawValue), bytes, &out, weights)
+            for (i, value) in expected[type]! {
+                XCTAssertEqual(out[i], value, "type \(type.rawValue) weight \(i)")
+            }
+        }
+    }
+
+    func testQuantizedProductsMatchTheDequantizedWeightsOnEveryInstructionSet() {
+        let pool = CPUThreadPool(threads: 2)
+        let (m, n, k) = (6, 11, 512)
+        let a = values(m * k, seed: 7)
+        for (type, scales) in formats {
+            let t = Int32(type.rawValue)
+            let rowBlocks = k / Int(hifc_quant_block_weights(t))
+            let w = blocks(type, count: n * rowBlocks, scales: scales, salt: 3)
+            var dense = [Float](repeating: 0, count: n * k)
+            hifc_dequantize(t, w, &dense, n * k)
+            var scratch = [UInt8](repeating: 0, count: hifc_gemm_quant_scratch(t, m, k))
+            let results = acrossInstructionSets {
+                var c = [Float](repeating: 0, count: m * n)
+                hifc_gemm_quant(pool.raw, t, a, w, nil, &c, m, n, k, &scratch)
+                return c
+            }
+            // The integer path quantizes activations to 8 bits per block: allow that much error,
+            // measured against Σ|w·a| of each output.
+            for i in 0..<m {
+                for j in 0..<n {
+                    var exact: Double = 0
+                    var magnitude: Double = 0
+                    for p in 0..<k {
+                        exact += Double(a[i * k + p]) * Double(dense[j * k + p])
+                        magnitude += abs(Double(a[i * k + p]) * Double(dense[j * k + p]))
+                    }
+                    XCTAssertEqual(Double(results[0].1[i * n + j]), exact, accuracy: 0.01 * magnitude, "type \(t) [\(i), \(j)]")
+                }
+            }
+            // Every SIMD path does the same integer arithmetic as the portable one.
+            for (isa, c) in results.dropFirst() {
+                assertClose(c, results[0].1, relative: 1e-5, "type \(t) on \(isa)")
+            }
+        }
+    }
+
+    func testQuantizedWeightsStayQuantizedAndMultiplyLikeTheirDequantizedCopy() throws {
+        let (m, n, k) = (3, 9, 256)
+        let bytes = blocks(HIFC_QUANT_Q4_K, count: n, scales: [(0, 0.02), (2, 0.05)], salt: 5)
+        let weight = try bytes.withUnsafeBytes { raw in
+            try QuantizedTensor(type: .q4_K, shape: [n, k], bytes: raw.baseAddress!, owner: nil, name: "w")
+        }
+        let kept = CPUBackend(blas: nil)
+        let decoded = CPUBackend(blas: nil, dequantizesAtLoad: true)
+        try bytes.withUnsafeBytes { _ in
+            let q = try kept.upload(weight)
+            let f = try decoded.upload(weight)
+            XCTAssertEqual(try kept.download(q), try decoded.download(f), "the blocks decode as the dequantized copy")
+            let x = values(m * k, seed: 9)
+            let y = try kept.download(try kept.linear(try kept.uploadFloat32(x, shape: [m, k]), weight: q, bias: nil))
+            let reference = try decoded.download(try decoded.linear(try decoded.uploadFloat32(x, shape: [m, k]), weight: f, bias: nil))
+            // 8-bit activations: within 1% of the largest output.
+            assertClose(y, reference, relative: 0.01, "Q4_K product")
+            // Embedding rows of a quantized table are its decoded rows.
+            let step = try kept.prepare(
+                try StepBatch.make(chunks: [(tokens: [4, 0], startPosition: 0, blockTable: [0], wantsLogits: true)], blockTokens: 4))
+            let rows = try kept.download(try kept.embedding(q, step: step))
+            let table = try decoded.download(f)
+            XCTAssertEqual(Array(rows[0..<k]), Array(table[4 * k..<5 * k]))
+        }
+    }
+
+    func testThreadPoolRunsEveryChunkOnceAndRunsNestedCallsInline() {
+        let pool = CPUThreadPool(threads: 3)
+        XCTAssertEqual(pool.threads, 3)
+        var hits = [Int](repeating: 0, count: 1000)
+        hits.withUnsafeMutableBufferPointer { buffer in
+            let base = buffer.baseAddress!
+            pool.parallelRanges(1000) { range in
+                for i in range { base[i] += 1 }
+                // A nested call finds the pool busy and runs on this thread (else this would race).
+                var covered = 0
+                pool.parallelRanges(2) { inner in covered += inner.count }
+                XCTAssertEqual(covered, 2)
+            }
+        }
+        XCTAssertEqual(hits, [Int](repeating: 1, count: 1000))
+        XCTAssertGreaterThanOrEqual(CPUThreadPool.physicalCores, 1)
+        XCTAssertLessThanOrEqual(CPUThreadPool.physicalCores, ProcessInfo.processInfo.activeProcessorCount)
+    }
+}
