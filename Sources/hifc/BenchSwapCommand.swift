@@ -15,7 +15,8 @@ struct BenchSwapCommand: AsyncParsableCommand {
         discussion: """
             Generates --requests requests whose prompt lengths follow --workload (qasper about 3.6K \
             tokens, govreport 8.7K, narrativeqa 18.4K, each with 1K output tokens, or IN:OUT; a \
-            comma-separated list runs each in turn), multiplied by --scale, and runs them all at once \
+            comma-separated list runs each in turn, --requests then one count for all or one per \
+            workload), multiplied by --scale, and runs them all at once \
             through a fresh engine per mode. \
             Reports output tokens/s, mean and p99 latency, mean time to first token, preemptions, \
             swap bytes, swap time left exposed beside the disk-bound floor (the run's flash bytes at \
@@ -32,8 +33,8 @@ struct BenchSwapCommand: AsyncParsableCommand {
     @Option(help: "qasper, govreport, narrativeqa, or IN:OUT token counts; a comma-separated list runs each.")
     var workload: String = "govreport"
 
-    @Option(help: "Requests, all submitted at the start.")
-    var requests: Int = 16
+    @Option(help: "Requests, all submitted at the start: one count, or one per workload of --workload (16,8,6).")
+    var requests: String = "16"
 
     @Option(name: .customLong("kv-budget"), help: "Device KV memory: a size (4GiB) or a block count.")
     var kvBudget: String = "4GiB"
@@ -62,6 +63,11 @@ struct BenchSwapCommand: AsyncParsableCommand {
         name: .customLong("resume-headroom"),
         help: "Tokens every sequence on the device must be able to grow by before a swapped one resumes (hysteresis).")
     var resumeHeadroom: Int = SchedulerConfig.defaultResumeHeadroomTokens
+
+    @Option(
+        name: .customLong("prefix-cache-flash-size"),
+        help: "Flash the prefix cache may fill (0: none, the default: the workload's prompts share nothing, so saves would only add writes).")
+    var prefixCacheFlashSize: String = "0"
 
     @Option(name: .customLong("dd-size"), help: "Bytes dd writes and reads under --flash-path for the disk-bound floor (0: no dd).")
     var ddSize: String = "1GiB"
@@ -108,7 +114,9 @@ struct BenchSwapCommand: AsyncParsableCommand {
         let shapes: [BenchWorkload]
         let lifetime: TargetLifetime?
         let ddBytes: ByteSize
+        let prefixFlash: ByteSize
         do {
+            prefixFlash = try ByteSize(parsing: prefixCacheFlashSize)
             lifetime = try flashTargetLifetime.map { try TargetLifetime(parsing: $0) }
             ddBytes = try ByteSize(parsing: ddSize)
             budget = try KVBudget(parsing: kvBudget)
@@ -120,7 +128,15 @@ struct BenchSwapCommand: AsyncParsableCommand {
             throw ValidationError("\(error)")
         }
         guard !shapes.isEmpty else { throw ValidationError("--workload names no workload") }
-        guard requests > 0, scale > 0, repeats > 0 else { throw ValidationError("--requests, --scale and --repeats must be positive") }
+        let counts = requests.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard counts.count == 1 || counts.count == shapes.count else {
+            throw ValidationError(
+                "--requests '\(requests)' gives \(counts.count) counts for \(shapes.count) workloads: give one, or one per workload")
+        }
+        guard counts.allSatisfy({ ($0 ?? 0) > 0 }), scale > 0, repeats > 0 else {
+            throw ValidationError("--requests ('\(requests)'), --scale and --repeats must be positive")
+        }
+        let requestCounts = counts.count == 1 ? Array(repeating: counts[0]!, count: shapes.count) : counts.map { $0! }
         guard resumeHeadroom >= 0 else { throw ValidationError("--resume-headroom must be zero or more") }
 
         let loaded = try BenchModelSource.load(model, device: device)
@@ -138,7 +154,7 @@ struct BenchSwapCommand: AsyncParsableCommand {
         }
         var results: [SwapBenchmarkResult] = []
         var headings: [String] = []
-        for shape in shapes {
+        for (shape, requests) in zip(shapes, requestCounts) {
             let work = shape.requests(count: requests, scale: scale, vocabulary: min(loaded.tokenizer.vocabularySize, loaded.config.vocabSize))
             let layout = loaded.model.kvLayout(blockTokens: blockTokens)
             let meanTokens = work.reduce(0) { $0 + $1.prompt.count + $1.maxTokens } / work.count
@@ -151,7 +167,7 @@ struct BenchSwapCommand: AsyncParsableCommand {
 
             let benchmark = SwapBenchmark(
                 loaded: loaded, workload: shape.name, requests: work,
-                engine: engineConfiguration(budget: budget, dram: dram, tbw: tbw, lifetime: lifetime),
+                engine: engineConfiguration(budget: budget, requests: requests, dram: dram, tbw: tbw, lifetime: lifetime, prefixFlash: prefixFlash),
                 flashDirectory: flashPath, flashCapacity: capacity, enduranceTBW: tbw, disk: disk)
             // Rounds alternate the order of the modes (forward, backward, ...) so that a drift in the
             // machine's load does not favour the modes that run first; each mode's figures are the
@@ -168,11 +184,14 @@ struct BenchSwapCommand: AsyncParsableCommand {
     }
 
     /// The engine's settings from the flags (each run sets its own preemption mode).
-    private func engineConfiguration(budget: KVBudget, dram: ByteSize, tbw: ByteSize, lifetime: TargetLifetime?) -> EngineConfiguration {
+    private func engineConfiguration(
+        budget: KVBudget, requests: Int, dram: ByteSize, tbw: ByteSize, lifetime: TargetLifetime?, prefixFlash: ByteSize
+    ) -> EngineConfiguration {
         var configuration = EngineConfiguration(
             kvBudget: budget, blockTokens: blockTokens, maxStepTokens: maxStepTokens, maxRunning: requests,
             prefetchDepth: prefetchDepth, hostSwapCapacity: dram, flashEnduranceTBW: tbw, flashTargetLifetime: lifetime)
         configuration.resumeHeadroomTokens = resumeHeadroom
+        configuration.prefixCacheFlashSize = prefixFlash
         return configuration
     }
 

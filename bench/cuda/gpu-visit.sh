@@ -13,7 +13,8 @@
 # cpu: the CPU backend against llama.cpp on the host's cores (bench/llamacpp/compare_cpu.py and the thread scaling
 # curve), with the sdist and the GGUF carried in .device/hifc-bench (HIFC_BENCH_CACHE layout of build.sh: sdist/*.tar.gz,
 # models/*.gguf) or LLAMA_BIN=folder of an llama.cpp build; CPU_THREADS (default: the physical cores), SCALING (1 2 4 8 16)
-# swapmodes: WORKLOADS, BUDGET (4GiB), REQUESTS_QASPER|GOVREPORT|NARRATIVEQA, ROUNDS (2), MODES, SCALE, CAPACITY, DRAM
+# swapmodes: WORKLOADS (qasper,govreport,narrativeqa), REQUESTS (40,20,10: one per workload), SCALE (0.25), BUDGET (4GiB),
+# ROUNDS (2), MODES, CAPACITY, DRAM, SWAP_LIMIT
 set -uo pipefail
 out="${OUT:-gpu-logs}"; mkdir -p "$out"
 work=/var/tmp/hifc; mkdir -p "$work"
@@ -221,23 +222,25 @@ if has exit; then
     done
 fi
 
-if has swappaper; then  # issue 19: every mode on the paper's three workloads, two budgets, two rounds, dd in the run, a plot
+if has swapmodes; then  # issue 19: every mode on the paper's three workloads at 4 GiB, two rounds, dd in the run, a plot
+    # About 6 minutes on the H200 from a fresh machine: the workloads at a quarter of their length
+    # (SCALE 0.25: qasper 0.9K+256 tokens, govreport 2.2K+256, narrativeqa 4.6K+256), each with
+    # requests for about 1.5x what 4 GiB holds (32K tokens of the 8B shape, 128 KiB a token).
     stamp "synth 8b"; synth8b
-    # One bench swap per workload and budget (each within the 10-minute limit of a device call when
-    # given alone: WORKLOADS=govreport BUDGETS=4GiB ...). Requests per workload: enough to starve
-    # 4 GiB (qasper 3.6K+1K tokens, govreport 8.7K+1K, narrativeqa 18.4K+1K at 128 KiB a token).
-    for budget in ${BUDGETS:-4GiB 16GiB}; do
-        for workload in ${WORKLOADS:-qasper govreport narrativeqa}; do
-            case "$workload" in qasper) n=${REQUESTS_QASPER:-16};; govreport) n=${REQUESTS_GOVREPORT:-8};; *) n=${REQUESTS_NARRATIVEQA:-6};; esac
-            [ "$budget" != 4GiB ] && n=$((n * 2))
-            stamp "bench swap $workload, $n requests, KV budget $budget"
-            ${SWAP_LIMIT:+timeout $SWAP_LIMIT} .device/hifc bench swap --model "$model" --device cuda --workload "$workload" \
-                --scale "${SCALE:-1}" --requests "$n" --kv-budget "$budget" --mode "${MODES:-recompute,swap-dram,swap-flash,auto}" \
-                --repeats "${ROUNDS:-2}" --flash-path "$work" --flash-capacity "${CAPACITY:-48GiB}" --dram-swap "${DRAM:-64GiB}" \
-                --csv "$out/swap-$workload-$budget.csv" --plot "$out/swap-$workload-$budget.svg" > "$out/swap-$workload-$budget.txt" 2>&1
-            echo "bench swap $workload $budget rc=$?" | tee -a "$out/summary.txt"
-            grep -E "^dd O_DIRECT|^mode|^(recompute|swap-dram|swap-flash|auto) " "$out/swap-$workload-$budget.txt" | tee -a "$out/summary.txt"
-        done
-    done
+    stamp "swap-dram: the engine's pinned-pool path (CUDAHostSwap) beside the raw pinned copy"
+    .device/hifc check gpu --swap-dir "$work" --swap-blocks 128 --models "" > "$out/swapmodes-check.txt" 2>&1
+    echo "check gpu rc=$?" | tee -a "$out/summary.txt"
+    grep -E "swap-dram|GPU checks passed" "$out/swapmodes-check.txt" | tee -a "$out/summary.txt"
+    disk_dd
+    stamp "bench swap, every mode, ${WORKLOADS:-qasper,govreport,narrativeqa} x${SCALE:-0.25}, ${BUDGET:-4GiB}, ${ROUNDS:-2} rounds"
+    ${SWAP_LIMIT:+timeout $SWAP_LIMIT} .device/hifc bench swap --model "$model" --device cuda \
+        --workload "${WORKLOADS:-qasper,govreport,narrativeqa}" --requests "${REQUESTS:-40,20,10}" --scale "${SCALE:-0.25}" \
+        --kv-budget "${BUDGET:-4GiB}" --mode "${MODES:-recompute,swap-dram,swap-flash,auto}" --repeats "${ROUNDS:-2}" \
+        --flash-path "$work" --flash-capacity "${CAPACITY:-16GiB}" --dram-swap "${DRAM:-8GiB}" \
+        --csv "$out/swapmodes.csv" --plot "$out/swapmodes.svg" > "$out/swapmodes.txt" 2> "$out/swapmodes-progress.txt"
+    echo "bench swap rc=$?" | tee -a "$out/summary.txt"
+    grep -E "^dd O_DIRECT" "$out/swapmodes-progress.txt" | tee -a "$out/summary.txt"
+    tee -a "$out/summary.txt" < "$out/swapmodes.txt"
+    tail -3 "$out/swapmodes-progress.txt" | tee -a "$out/summary.txt"
 fi
 stamp "done"
