@@ -39,9 +39,13 @@ def metrics(url):
             continue
         name, _, value = line.rpartition(" ")
         try:
-            values[name] = float(value)
+            number = float(value)
         except ValueError:
-            pass
+            continue
+        values[name] = number
+        if "{" in name:  # labelled (the engine's carry replica="N"): also summed under the bare name
+            base = name.split("{", 1)[0]
+            values[base] = values.get(base, 0) + number
     return values
 
 
@@ -61,6 +65,7 @@ class Client(threading.Thread):
         self.requests = self.tokens = 0
         self.failures = []
         self.ttfts = []
+        self.latencies = []
 
     def run(self):
         parsed = urllib.parse.urlparse(self.url)
@@ -107,6 +112,7 @@ class Client(threading.Thread):
                     continue
                 self.requests += 1
                 self.tokens += usage["completion_tokens"]
+                self.latencies.append(time.monotonic() - start)
                 if first is not None:
                     self.ttfts.append(first)
             except Exception as error:  # a failure to count, not to stop on
@@ -142,6 +148,7 @@ def main():
     requests = sum(c.requests for c in clients)
     tokens = sum(c.tokens for c in clients)
     ttfts = sorted(t for c in clients for t in c.ttfts)
+    latencies = sorted(t for c in clients for t in c.latencies)
 
     def delta(name):
         return after.get(name, 0) - before.get(name, 0)
@@ -154,10 +161,16 @@ def main():
     if ttfts:
         p95 = ttfts[min(len(ttfts) - 1, int(0.95 * len(ttfts)))]
         print(f"time to first token: median {statistics.median(ttfts):.3f} s, p95 {p95:.3f} s")
+    if latencies:
+        p99 = latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))]
+        print(f"request latency: median {statistics.median(latencies):.3f} s, p99 {p99:.3f} s")
     print(f"server RSS: {before_rss:.1f} MiB before, {after_rss:.1f} MiB after")
     for name in ("hifc_preemptions_total", "hifc_swap_outs_total", "hifc_swap_ins_total",
                  "hifc_flash_bytes_written_total", "hifc_swap_failures_total"):
         print(f"{name}: +{delta(name):.0f}")
+    replicas = sorted(k for k in after if k.startswith("hifc_router_requests_total{"))
+    if replicas:  # a data-parallel server: how the router split the requests
+        print("router: " + ", ".join(f"{k[k.index('{'):]} +{delta(k):.0f}" for k in replicas))
     print(f"hifc_http_requests_in_flight after: {after.get('hifc_http_requests_in_flight', float('nan')):.0f}")
     return 1 if failures else 0
 

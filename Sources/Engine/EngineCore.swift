@@ -55,7 +55,7 @@ public final class EngineCore {
     private var requests: [SequenceID: RequestProgress] = [:]
     /// Totals since start.
     private var totals = EngineStats()
-    private let metrics = EngineMetrics()
+    private let metrics: EngineMetrics
     private let logger = Logger(label: "hifc.engine")
 
     /// An engine for `loaded` whose KV pool is sized by `configuration.kvBudget`. `flashTier` is
@@ -68,15 +68,16 @@ public final class EngineCore {
     ) throws {
         self.configuration = configuration
         self.loaded = loaded
+        metrics = EngineMetrics(replica: configuration.replica)
         let model = loaded.model
-        let layout = model.kvLayout(blockTokens: configuration.blockTokens)
+        let layout = model.kvLayout(blockTokens: configuration.blockTokens, dtype: configuration.kvDType)
         let stride = FlashLayout.padded(layout.blockBytes)
         let blocks = configuration.kvBudget.blockCount(blockBytes: stride)
         guard blocks > 0 else { throw EngineError.kvBudgetTooSmall(budget: "\(configuration.kvBudget)", blockBytes: stride) }
         if flashTier == nil, configuration.preemption == .swapFlash || configuration.preemption == .auto {
             throw EngineError.noFlashTier(configuration.preemption)
         }
-        kv = try model.makeKVCachePool(blockTokens: configuration.blockTokens, blocks: blocks)
+        kv = try model.makeKVCachePool(blockTokens: configuration.blockTokens, blocks: blocks, dtype: configuration.kvDType)
         self.flashTier = flashTier
 
         flashBudget = configuration.flashWriteBudget(regions: flashTier?.regionCount ?? 1)
@@ -111,11 +112,52 @@ public final class EngineCore {
             prefixLoadDecision: configuration.prefixLoadDecision)
         scheduler = Scheduler(config: schedulerConfig)
         maxSequenceTokens = min(loaded.config.maxPositions, schedulerConfig.maxSequenceTokens)
+        flashTier?.adoptNamespace(namespace)
         if let flashTier, schedulerConfig.savesPrefixesToFlash {
             let recovered = flashTier.storedContentKeys
             scheduler.learnStoredBlocks(recovered, in: .flash, owned: true)
             if !recovered.isEmpty { logger.info("the flash tier holds \(recovered.count) prefix blocks from earlier runs") }
+            measureFlashReads()
+            if flashTier.isShared {
+                let shared = refreshSharedBlocks(every: 0)
+                logger.info("shared flash directory: \(shared) prefix blocks of other instances readable")
+            }
         }
+    }
+
+    /// Whether the cost model has a measured flash read bandwidth (a probe, or a read done).
+    private var flashReadsMeasured = false
+    private var stepsSinceProbe = 0
+
+    /// Seeds the cost model's flash read bandwidth with a measurement of reading back blocks
+    /// flash holds, until a real read has measured it. Without it the model starts from a guess
+    /// (3 GB/s), and a disk slower than the guess loads prefixes that recomputing would serve
+    /// sooner. Tried at start and then every 256 steps while flash holds too little to measure.
+    private func measureFlashReads() {
+        guard !flashReadsMeasured, configuration.prefixCaching, let flashTier else { return }
+        stepsSinceProbe = 0
+        guard let bandwidth = flashTier.measureReadBandwidth() else { return }
+        scheduler.costModel.readBytesPerSecond[.flash] = bandwidth
+        flashReadsMeasured = true
+        logger.info("flash read bandwidth measured on stored blocks: \(String(format: "%.2f", bandwidth / 1e9)) GB/s")
+    }
+
+    /// Last look at the other instances' regions in a shared flash directory.
+    private var lastSharedRefresh = ContinuousClock.now
+
+    /// In a shared flash directory, learns the blocks other instances wrote (not this one's to
+    /// delete) and forgets those they lost, when `seconds` have passed since the last look.
+    /// Returns the blocks newly found. The scan reads only slot headers written since the last.
+    @discardableResult
+    private func refreshSharedBlocks(every seconds: Double) -> Int {
+        guard let flashTier, flashTier.isShared, configuration.prefixCaching,
+            Self.seconds(since: lastSharedRefresh) >= seconds
+        else { return 0 }
+        lastSharedRefresh = .now
+        let change = flashTier.refreshSharedBlocks()
+        scheduler.learnStoredBlocks(change.found, in: .flash, owned: false)
+        scheduler.forgetSharedBlocks(change.gone, in: .flash)
+        return change.found.count
     }
 
     /// Whether no request is left and no transfer is in flight.
@@ -139,6 +181,8 @@ public final class EngineCore {
         guard total <= maxSequenceTokens else {
             throw .contextTooLong(promptTokens: request.promptTokens.count, maxTokens: sampling.maxTokens, limit: maxSequenceTokens)
         }
+        // A new request may share a prefix another instance wrote a moment ago.
+        refreshSharedBlocks(every: Self.sharedRefreshOnRequest)
         scheduler.add(id: id, prompt: request.promptTokens, maxTotalTokens: total, cacheSalt: request.cacheSalt)
         requests[id] = RequestProgress(request: request, tokenizer: loaded.tokenizer, eos: loaded.eosTokenIDs)
         var added = EngineStats()
@@ -176,6 +220,9 @@ public final class EngineCore {
         var step = EngineStats()
         apply(outcomes.drain(), to: &step)
         updateFlashBudget()
+        refreshSharedBlocks(every: Self.sharedRefreshInterval)
+        stepsSinceProbe += 1
+        if !flashReadsMeasured, stepsSinceProbe >= 256 { measureFlashReads() }
         let plan = scheduler.schedule()
         plan.writes.forEach(transfers.start)
         plan.reads.forEach(transfers.start)
@@ -272,6 +319,7 @@ public final class EngineCore {
             }
             if outcome.failure == nil {
                 scheduler.costModel.observe(outcome.direction, tier: outcome.tier, bytes: outcome.bytes, seconds: outcome.seconds)
+                if outcome.tier == .flash, outcome.direction == .read { flashReadsMeasured = true }
             }
             if outcome.tier == .flash {
                 switch outcome.direction {
@@ -335,6 +383,11 @@ public final class EngineCore {
     }
 
     private var lastEvictions = 0
+
+    /// Seconds between looks at other instances' regions while steps run, and at least between
+    /// two looks on new requests.
+    static let sharedRefreshInterval = 2.0
+    static let sharedRefreshOnRequest = 0.25
 
     /// Tells the cost model how many bytes flash may still take today, from the flash tier's own
     /// wear ledger (the one daily counter) and the day's budget (configured, or set by the target

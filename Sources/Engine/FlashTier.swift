@@ -52,4 +52,16 @@ public final class FlashTier: KVTierStore {
     public var bytesWrittenToday: Int64? { store.bytesWrittenToday }
     public var storedContentKeys: [BlockKey] { store.contentKeys }
     public var regionCount: Int { store.configuration.paths.count }
+    public var isShared: Bool { store.configuration.sharedDirectory }
+
+    public func refreshSharedBlocks() -> (found: [BlockKey], gone: [BlockKey]) {
+        let change = store.refreshSharedRegions()
+        return (change.found, change.gone)
+    }
+
+    public func measureReadBandwidth() -> Double? { store.measureReadBandwidth(maxBytes: 128 << 20) }
+
+    public func adoptNamespace(_ namespace: PrefixNamespace) {
+        store.setContentNamespace(tag: namespace.tag, summary: namespace.summary)
+    }
 }

@@ -107,9 +107,14 @@ public protocol GenerationService: Sendable {
     /// Forgets cached prefixes on the device and, with `flash`, on flash; returns the numbers of
     /// device and flash blocks forgotten.
     func resetPrefixCache(flash: Bool) async -> (device: Int, flash: Int)
+    /// Sequences the engine holds without running them (waiting for admission, or preempted), as
+    /// of its latest step; the server's admission hands it no more while this is high.
+    var backlog: Int { get }
 }
 
 extension GenerationService {
     /// A service without a prefix cache has nothing to forget.
     public func resetPrefixCache(flash: Bool) async -> (device: Int, flash: Int) { (0, 0) }
+    /// No backlog known: a service that does not report one.
+    public var backlog: Int { 0 }
 }

@@ -70,6 +70,17 @@ public protocol KVTierStore: Sendable {
     var storedContentKeys: [BlockKey] { get }
     /// Regions (devices) the tier writes to, over which per-region write budgets add up.
     var regionCount: Int { get }
+    /// Whether other instances write to the same tier (a shared flash directory).
+    var isShared: Bool { get }
+    /// For a shared tier: looks for blocks other instances wrote or lost since the last call
+    /// (blocking I/O, bounded by what changed). Empty for a tier no one else writes.
+    func refreshSharedBlocks() -> (found: [BlockKey], gone: [BlockKey])
+    /// Records the prefix-cache namespace of the content blocks this engine writes (flash slot
+    /// headers carry its tag, so `hifc inspect` counts blocks per namespace).
+    func adoptNamespace(_ namespace: PrefixNamespace)
+    /// Bytes per second of reading back blocks the tier holds, measured now (blocking); nil when
+    /// it holds too little to measure.
+    func measureReadBandwidth() -> Double?
 }
 
 extension KVTierStore {
@@ -77,4 +88,8 @@ extension KVTierStore {
     public var bytesWrittenToday: Int64? { nil }
     public var storedContentKeys: [BlockKey] { [] }
     public var regionCount: Int { 1 }
+    public var isShared: Bool { false }
+    public func refreshSharedBlocks() -> (found: [BlockKey], gone: [BlockKey]) { ([], []) }
+    public func adoptNamespace(_ namespace: PrefixNamespace) {}
+    public func measureReadBandwidth() -> Double? { nil }
 }

@@ -5,17 +5,21 @@ import HiFCCore
     import Glibc
 #endif
 
-/// One path's region, opened for direct I/O: a preallocated file `hifc-flash.region` inside a
-/// directory, or a raw block device. Opening checks that the path exists, is writable, takes
+/// One path's region, opened for direct I/O: a preallocated file (`hifc-flash.region`, or the
+/// store's `regionName`) inside a directory, or a raw block device. Opening checks that the path exists, is writable, takes
 /// O_DIRECT and has room for the whole region, and says which of these failed.
 ///
 /// A region has one writer at a time: opening takes an exclusive `flock` on the region (held
 /// until `close`, or until the process dies, since the kernel drops it with the descriptor) and
 /// writes who holds it to `hifc-flash.region.lock` beside a region file, so a second writer
 /// (another server, `hifc inspect`) is refused with an error naming the holder. Readers that only
-/// read another writer's region (the shared prefix cache) take no lock: every slot they read is
-/// checked against its header and CRC32C, and a lock of theirs would keep the region's own writer
-/// from restarting.
+/// read another writer's region (the shared prefix cache, `init(readingOnly:)`) take no lock:
+/// every slot they read is checked against its header and CRC32C, and a lock of theirs would keep
+/// the region's own writer from restarting.
+///
+/// In a shared directory (`FlashStoreConfiguration.sharedDirectory`) each instance writes the
+/// first region file no other instance holds: `hifc-flash.region`, then `hifc-flash-2.region`,
+/// and so on, so several servers can point at one directory and read each other's blocks.
 final class FlashRegionFile: @unchecked Sendable {
     /// The path as configured.
     let path: String
@@ -28,7 +32,33 @@ final class FlashRegionFile: @unchecked Sendable {
     /// The file naming this region's writer while it holds the lock (none for block devices).
     let holderFile: String?
 
-    init(path: String, capacity: Int64) throws(FlashStoreError) {
+    /// Opens the region at `path` for writing: the region file `fileName` in a directory, or, with
+    /// `shared`, the first region file that no other instance holds (at most
+    /// `FlashStoreConfiguration.maxSharedInstances`).
+    static func open(
+        path: String, capacity: Int64, shared: Bool, fileName: String = FlashStoreConfiguration.regionFileName
+    ) throws(FlashStoreError) -> FlashRegionFile {
+        guard shared, isDirectory(path) else {
+            return try FlashRegionFile(path: path, capacity: capacity, fileName: fileName)
+        }
+        var lastRefusal: FlashStoreError?
+        for instance in 1...FlashStoreConfiguration.maxSharedInstances {
+            do throws(FlashStoreError) {
+                return try FlashRegionFile(path: path, capacity: capacity, fileName: FlashStoreConfiguration.regionFileName(instance: instance))
+            } catch {
+                guard case .regionInUse = error else { throw error }
+                lastRefusal = error
+            }
+        }
+        throw lastRefusal!
+    }
+
+    private static func isDirectory(_ path: String) -> Bool {
+        var info = stat()
+        return stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR
+    }
+
+    private init(path: String, capacity: Int64, fileName: String) throws(FlashStoreError) {
         self.path = path
         var info = stat()
         guard stat(path, &info) == 0 else {
@@ -38,9 +68,9 @@ final class FlashRegionFile: @unchecked Sendable {
         let type = info.st_mode & S_IFMT
         let flags = O_RDWR | O_CLOEXEC | DirectIO.directFlag
         if type == S_IFDIR {
-            regionFile = (path as NSString).appendingPathComponent(FlashStoreConfiguration.regionFileName)
+            regionFile = (path as NSString).appendingPathComponent(fileName)
             let existed = access(regionFile, F_OK) == 0
-            let fd = open(regionFile, flags | O_CREAT, 0o644)
+            let fd = Glibc.open(regionFile, flags | O_CREAT, 0o644)
             guard fd >= 0 else { throw Self.openError(errno, regionFile) }
             self.fd = fd
             created = !existed
@@ -62,7 +92,7 @@ final class FlashRegionFile: @unchecked Sendable {
             }
         } else if type == S_IFBLK {
             regionFile = path
-            let fd = open(path, flags)
+            let fd = Glibc.open(path, flags)
             guard fd >= 0 else { throw Self.openError(errno, path) }
             self.fd = fd
             created = false
@@ -85,6 +115,17 @@ final class FlashRegionFile: @unchecked Sendable {
         } else {
             throw .notADirectoryOrDevice(path)
         }
+    }
+
+    /// Opens another instance's region file for reading only, without its lock (see above).
+    init(readingOnly file: String) throws(FlashStoreError) {
+        path = (file as NSString).deletingLastPathComponent
+        regionFile = file
+        let fd = Glibc.open(file, O_RDONLY | O_CLOEXEC | DirectIO.directFlag)
+        guard fd >= 0 else { throw Self.openError(errno, file) }
+        self.fd = fd
+        created = false
+        holderFile = nil
     }
 
     /// Takes the region's exclusive lock without waiting and records this process in
@@ -177,16 +218,16 @@ final class FlashRegionFile: @unchecked Sendable {
 
 extension FlashStore {
     /// The capacity and segment size recorded in the region at `path` (a directory holding a
-    /// region file, or a block device), read without changing anything and without the region's
-    /// lock; nil when there is no region there yet (no file, or one whose superblocks were never
-    /// written). Throws `corruptSuperblocks` when both copies are damaged. `hifc inspect` uses it
-    /// to open a region with its own settings.
-    public static func existingGeometry(at path: String) throws -> FlashRegionGeometry? {
+    /// region file named `fileName`, or a block device), read without changing anything and
+    /// without the region's lock; nil when there is no region there yet (no file, or one whose
+    /// superblocks were never written). Throws `corruptSuperblocks` when both copies are damaged.
+    /// `hifc inspect` uses it to open a region with its own settings.
+    public static func existingGeometry(at path: String, fileName: String = FlashStoreConfiguration.regionFileName) throws -> FlashRegionGeometry? {
         var info = stat()
         guard stat(path, &info) == 0 else { throw FlashStoreError.missingPath(path) }
         let file =
             (info.st_mode & S_IFMT) == S_IFDIR
-            ? (path as NSString).appendingPathComponent(FlashStoreConfiguration.regionFileName) : path
+            ? (path as NSString).appendingPathComponent(fileName) : path
         guard access(file, F_OK) == 0 else { return nil }
         let fd = open(file, O_RDONLY | O_CLOEXEC | DirectIO.directFlag)
         guard fd >= 0 else { throw FlashStoreError.cannotOpen(path: file, errno: errno, message: DirectIO.message(errno)) }

@@ -36,6 +36,7 @@ extension FlashStore {
                 let segment = state.allocators[path].compactionCandidate(
                     threshold: configuration.compactionThreshold, minimumFreeSegments: configuration.minimumFreeSegments)
             else { return nil }
+            dropCopies(inPath: path, segment: segment, in: &state)
             state.allocators[path].pin(segment: segment)
             return (segment, state.map.entries(inPath: path, segment: segment))
         }

@@ -46,9 +46,11 @@ extension FlashStore {
         }
         let box = ChecksumBox(count: slots.count)
         let jobs = slots.enumerated().map { index, slot in
-            writeJob(slot, payload: nil, knownChecksum: checksums[index], checksums: box, index: index)
+            TrackedJob(
+                writeJob(slot, payload: nil, knownChecksum: checksums[index], checksums: box, index: index), path: slot.path,
+                bytes: slot.footprint)
         }
-        let codes = await pool.run(jobs)
+        let codes = await runTracked(jobs)
         try publish(slots, codes: codes, checksums: checksums)
         persistSuperblocks(force: false)
     }
@@ -62,14 +64,21 @@ extension FlashStore {
     }
 
     /// Where `key`'s payload lies, for a caller that reads it itself and checks it with
-    /// `CRC32C`; nil when the key is not mapped.
+    /// `CRC32C`; nil when the key is not mapped. In a shared directory, a key this store does not
+    /// hold may lie in another instance's region (its descriptor is read-only).
     public func locate(_ key: BlockKey) -> FlashSlotLocator? {
-        locked { state in
+        let own = locked { state in
             state.map[key].map {
                 FlashSlotLocator(
                     key: key, fileDescriptor: regions[$0.path].fd, payloadOffset: $0.payloadOffset, length: $0.length,
                     checksum: $0.checksum, generation: $0.generation, regionFile: regions[$0.path].regionFile)
             }
+        }
+        if let own { return own }
+        return shared.locate(key).map { location, region in
+            FlashSlotLocator(
+                key: key, fileDescriptor: region.fd, payloadOffset: location.payloadOffset, length: location.length,
+                checksum: location.checksum, generation: location.generation, regionFile: region.regionFile)
         }
     }
 }

@@ -12,11 +12,19 @@ extension FlashStore {
         }
     }
 
-    /// Plans slots; when no path has room, compacts once and tries again.
+    /// Plans slots; when no path has room, drops the extra copies, or compacts once, and tries again.
     func planWithCompaction(keys: [BlockKey], lengths: [Int]) async throws -> [PlannedSlot] {
         do {
             return try locked { try plan(keys: keys, lengths: lengths, in: &$0) }
         } catch FlashStoreError.regionFull {
+            // Extra copies yield to new blocks first, then compaction frees segments.
+            if let planned = try? locked({ state -> [PlannedSlot]? in
+                guard !state.copies.isEmpty else { return nil }
+                for key in Array(state.copies.keys) { dropCopies(of: key, in: &state) }
+                return try plan(keys: keys, lengths: lengths, in: &state)
+            }) {
+                return planned
+            }
             guard await compact() > 0 else { throw regionFullError(lengths) }
             return try locked { try plan(keys: keys, lengths: lengths, in: &$0) }
         }
@@ -30,7 +38,9 @@ extension FlashStore {
     /// is full) and allocates the blocks of each path contiguously.
     func plan(keys: [BlockKey], lengths: [Int], in state: inout State) throws -> [PlannedSlot] {
         guard !state.closed else { throw FlashStoreError.closed }
-        let preferred = placement.paths(forBatchOf: keys.count, rotation: state.rotation)
+        let preferred =
+            state.swarm != nil
+            ? swarmPaths(keys: keys, lengths: lengths, in: state) : placement.paths(forBatchOf: keys.count, rotation: state.rotation)
         state.rotation &+= keys.count
         var groups: [(path: Int, indices: [Int])] = []
         for (index, path) in preferred.enumerated() {
@@ -82,6 +92,7 @@ extension FlashStore {
                 if let dead = state.map.insert(slot.key, at: slot.location(checksum: checksum)) {
                     state.allocators[dead.path].release(segment: dead.segment, footprint: dead.footprint)
                 }
+                dropCopies(of: slot.key, in: &state)
                 state.pattern.recordPayload(slot.length)
             }
         }

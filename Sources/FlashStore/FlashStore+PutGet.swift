@@ -17,9 +17,11 @@ extension FlashStore {
         }
         let checksums = ChecksumBox(count: slots.count)
         let jobs = slots.enumerated().map { index, slot in
-            writeJob(slot, payload: items[index].bytes, knownChecksum: nil, checksums: checksums, index: index)
+            TrackedJob(
+                writeJob(slot, payload: items[index].bytes, knownChecksum: nil, checksums: checksums, index: index), path: slot.path,
+                bytes: slot.footprint)
         }
-        let codes = await pool.run(jobs)
+        let codes = await runTracked(jobs)
         try publish(slots, codes: codes, checksums: checksums.values)
         persistSuperblocks(force: false)
         await compactIfNeeded()
@@ -32,7 +34,7 @@ extension FlashStore {
         precondition(keys.count == targets.count, "get needs one target per key")
         var results = [FlashReadResult?](repeating: nil, count: keys.count)
         var reads: [(index: Int, location: FlashSlotLocation)] = []
-        locked { state in
+        let queuedAtIssue = locked { state -> [Int64] in
             for (index, key) in keys.enumerated() {
                 guard !state.closed, let location = state.map[key] else {
                     results[index] = .miss(state.closed ? .ioError("the flash store is closed") : .absent)
@@ -42,24 +44,38 @@ extension FlashStore {
                     results[index] = .miss(.bufferTooSmall(needed: location.length, given: targets[index].bytes.count))
                     continue
                 }
-                state.allocators[location.path].pin(segment: location.segment)
                 reads.append((index, location))
             }
+            if state.swarm != nil { chooseCopies(&reads, keys: keys, in: &state) }
+            for read in reads { state.allocators[read.location.path].pin(segment: read.location.segment) }
+            return state.queuedBytes
         }
         let outcomes = ReadResultBox(count: reads.count)
         let jobs = reads.enumerated().map { n, read in
-            readJob(key: keys[read.index], location: read.location, target: targets[read.index], results: outcomes, index: n)
+            TrackedJob(
+                readJob(key: keys[read.index], location: read.location, target: targets[read.index], results: outcomes, index: n),
+                path: read.location.path, bytes: read.location.footprint)
         }
-        _ = await pool.run(jobs)
+        _ = await runTracked(jobs)
         let read = outcomes.values
         locked { state in
             for (n, entry) in reads.enumerated() {
                 state.allocators[entry.location.path].unpin(segment: entry.location.segment)
                 state.reads += 1
                 state.bytesRead += Int64(entry.location.footprint)
+                state.pathBytesRead[entry.location.path] += Int64(entry.location.footprint)
                 if !read[n].isHit { state.failedReads += 1 }
                 results[entry.index] = read[n]
             }
+        }
+        let hits = reads.indices.filter { read[$0].isHit }
+        if !hits.isEmpty, locked({ $0.swarm != nil }) {
+            copyAfterRead(keys: hits.map { keys[reads[$0].index] }, sources: hits.map { targets[reads[$0].index] }, queuedAtIssue: queuedAtIssue)
+        }
+        if configuration.sharedDirectory {
+            let absent = results.indices.filter { results[$0] == .miss(.absent) }
+            let found = await getShared(absent.map { keys[$0] }, into: absent.map { targets[$0] })
+            for (index, result) in zip(absent, found) { results[index] = result }
         }
         return results.map { $0! }
     }
@@ -71,6 +87,7 @@ extension FlashStore {
                 if let old = state.map.remove(key) {
                     state.allocators[old.path].release(segment: old.segment, footprint: old.footprint)
                 }
+                dropCopies(of: key, in: &state)
             }
         }
     }

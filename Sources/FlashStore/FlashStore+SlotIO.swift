@@ -12,6 +12,7 @@ extension FlashStore {
         let file = regions[slot.path].regionFile
         let injector = faultInjector
         let payload = SendableBytes(payload)
+        let namespaceTag = slot.key.kind == .content ? locked { $0.contentNamespaceTag } : 0
         return {
             let bytes = payload.bytes
             let checksum = knownChecksum ?? bytes.map { CRC32C.checksum(of: $0) } ?? 0
@@ -19,7 +20,8 @@ extension FlashStore {
             let header = AlignedBuffer(count: FlashLayout.slotHeaderSize)
             SlotHeader(
                 key: slot.key, generation: slot.generation, segmentSequence: slot.placement.sequence,
-                slotOffset: slot.placement.offset, payloadLength: slot.length, payloadChecksum: checksum
+                slotOffset: slot.placement.offset, payloadLength: slot.length, payloadChecksum: checksum,
+                namespaceTag: namespaceTag
             ).encode(into: header.bytes)
             var vectors = [DirectIO.vector(header.bytes.baseAddress!, header.bytes.count)]
             var staging: AlignedBuffer?
@@ -44,13 +46,14 @@ extension FlashStore {
     }
 
     /// A job that reads one slot (header page and payload in one preadv) and verifies the header
-    /// and the payload's CRC32C before reporting a hit.
+    /// and the payload's CRC32C before reporting a hit. `region` is another instance's region
+    /// (shared directory); nil: this store's region `location.path`.
     func readJob(
         key: BlockKey, location: FlashSlotLocation, target: FlashReadTarget,
-        results: ReadResultBox, index: Int
+        results: ReadResultBox, index: Int, region: FlashRegionFile? = nil
     ) -> IOThreadPool.Job {
-        let fd = regions[location.path].fd
-        let file = regions[location.path].regionFile
+        let fd = (region ?? regions[location.path]).fd
+        let file = (region ?? regions[location.path]).regionFile
         let injector = faultInjector
         return {
             let padded = FlashLayout.padded(location.length)

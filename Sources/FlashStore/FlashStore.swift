@@ -24,7 +24,8 @@ import Logging
 /// The type is split by concern over `FlashStore+*.swift`: PutGet (batched put, get, delete),
 /// GPUDirect (reserve, commit, locate for callers that move payloads themselves), Planning (slot
 /// allocation and publishing), SlotIO (the I/O jobs and their checks), Compaction, Recovery (the
-/// start-up scan), Superblocks and Stats.
+/// start-up scan), Sharing (other instances' regions in a shared directory, namespace tags),
+/// Superblocks and Stats.
 public final class FlashStore: @unchecked Sendable {
     /// The configuration the store was opened with.
     public let configuration: FlashStoreConfiguration
@@ -37,8 +38,12 @@ public final class FlashStore: @unchecked Sendable {
     let logger: Logger
     let lock = NSLock()
     let superblockLock = NSLock()
+    /// Extra-copy writes in flight (swarm placement), which `close` waits for.
+    let copyWrites = DispatchGroup()
     /// Read and written only inside `locked` (internal, not private, for the extensions' files).
     var state: State
+    /// Other instances' regions in a shared directory (empty unless `sharedDirectory`).
+    let shared = SharedRegions()
 
     /// Everything the lock protects.
     struct State {
@@ -58,6 +63,18 @@ public final class FlashStore: @unchecked Sendable {
         var lastPersist: Double = 0
         var closed = false
         var recovery = FlashRecoveryReport()
+        /// Swarm placement's state; nil under the other policies.
+        var swarm: SwarmPlacement?
+        /// Extra copies of blocks (swarm placement), besides the one in `map`; lost at restart.
+        var copies: [BlockKey: [FlashSlotLocation]] = [:]
+        /// Bytes of I/O issued and not yet done, per path.
+        var queuedBytes: [Int64] = []
+        /// Bytes read per path.
+        var pathBytesRead: [Int64] = []
+        /// Bytes of extra copies written since the store opened.
+        var copyBytesWritten: Int64 = 0
+        /// Written into the headers of content slots (`setContentNamespace`).
+        var contentNamespaceTag: UInt64 = 0
     }
 
     /// A slot chosen for one block of a batch.
@@ -96,7 +113,11 @@ public final class FlashStore: @unchecked Sendable {
         }
         var regions: [FlashRegionFile] = []
         do {
-            for path in configuration.paths { regions.append(try FlashRegionFile(path: path, capacity: geometry.capacity)) }
+            for path in configuration.paths {
+                regions.append(
+                    try FlashRegionFile.open(
+                        path: path, capacity: geometry.capacity, shared: configuration.sharedDirectory, fileName: configuration.regionName))
+            }
         } catch {
             regions.forEach { $0.close() }
             throw error
@@ -109,6 +130,12 @@ public final class FlashStore: @unchecked Sendable {
         self.placement = FlashPlacement(policy: configuration.placement, pathCount: regions.count, gpuIndex: configuration.gpuIndex)
         self.pool = IOThreadPool(width: configuration.queueDepth)
         self.state = State(allocators: [])
+        state.queuedBytes = Array(repeating: 0, count: regions.count)
+        state.pathBytesRead = Array(repeating: 0, count: regions.count)
+        if configuration.placement == .swarm {
+            let budget = configuration.replicationBudget?.bytes ?? geometry.capacity * Int64(regions.count) / 10
+            state.swarm = SwarmPlacement(pathCount: regions.count, settings: .init(replicationBudgetBytes: budget))
+        }
         do {
             try recover()
         } catch {
@@ -144,7 +171,9 @@ public final class FlashStore: @unchecked Sendable {
             return !state.closed
         }
         guard wasOpen else { return }
+        copyWrites.wait()
         persistSuperblocks(force: true)
+        shared.close()
         pool.shutdown()
         regions.forEach { $0.close() }
     }

@@ -5,7 +5,7 @@ import HiFCCore
 /// `--flash-capacity`, `--flash-tbw`, ...), the environment (`HIFC_FLASH_PATHS`) and the YAML
 /// config (`flash.paths`, ...) all map onto this value.
 public struct FlashStoreConfiguration: Hashable, Sendable {
-    /// Directories (a region file `hifc-flash.region` is made in each) or raw block devices.
+    /// Directories (a region file `regionName` is made in each) or raw block devices.
     public var paths: [String]
     /// Bytes of the region on each path: the size of the SSD's pSLC area.
     public var capacityPerPath: ByteSize
@@ -13,6 +13,9 @@ public struct FlashStoreConfiguration: Hashable, Sendable {
     public var segmentSize: ByteSize
     /// How a batch's blocks are spread over the paths.
     public var placement: FlashPlacementPolicy
+    /// Bytes the extra copies of swarm placement may take on all paths together; nil: a tenth of
+    /// the regions' capacity.
+    public var replicationBudget: ByteSize?
     /// The GPU this store serves (affinity placement picks path `gpuIndex % paths.count`).
     public var gpuIndex: Int
     /// Endurance rating of each region (`--flash-tbw`, e.g. 6000TB for 200 GiB of pSLC).
@@ -25,16 +28,41 @@ public struct FlashStoreConfiguration: Hashable, Sendable {
     public var compactionThreshold: Double
     /// Compaction starts when fewer segments than this are free on a path.
     public var minimumFreeSegments: Int
+    /// The file made inside each directory path to hold this store's region: `regionFileName`,
+    /// or one name per store where several share a directory (the replicas of a data-parallel
+    /// server, each with its own region).
+    public var regionName: String
 
-    /// The file made inside a directory path to hold its region.
+    /// Whether several instances (server processes on one host, or hosts sharing a file system)
+    /// use the directories at once: each writes its own region file there and reads the others'
+    /// content (prefix) blocks read-only. Off: a second instance on a directory is refused.
+    public var sharedDirectory: Bool = false
+
+    /// The file made inside a directory path to hold its region, unless `regionName` says otherwise.
     public static let regionFileName = "hifc-flash.region"
+
+    /// Most instances sharing one directory.
+    public static let maxSharedInstances = 64
+
+    /// The region file of the `instance`-th instance in a shared directory (1: `hifc-flash.region`,
+    /// 2: `hifc-flash-2.region`, ...).
+    public static func regionFileName(instance: Int) -> String {
+        instance == 1 ? regionFileName : "hifc-flash-\(instance).region"
+    }
+
+    /// Whether `name` is a region file of some instance in a shared directory.
+    public static func isRegionFileName(_ name: String) -> Bool {
+        if name == regionFileName { return true }
+        guard name.hasPrefix("hifc-flash-"), name.hasSuffix(".region") else { return false }
+        return Int(name.dropFirst("hifc-flash-".count).dropLast(".region".count)).map { $0 >= 2 } ?? false
+    }
 
     /// A configuration with the defaults: 256 MiB segments, stripe placement, queue depth 16.
     public init(
         paths: [String], capacityPerPath: ByteSize, segmentSize: ByteSize = .mib(256),
         placement: FlashPlacementPolicy = .stripe, gpuIndex: Int = 0, enduranceTBW: ByteSize? = nil,
         dailyWriteBudget: ByteSize? = nil, queueDepth: Int = 16, compactionThreshold: Double = 0.25,
-        minimumFreeSegments: Int = 2
+        minimumFreeSegments: Int = 2, regionName: String = FlashStoreConfiguration.regionFileName, replicationBudget: ByteSize? = nil
     ) {
         self.paths = paths
         self.capacityPerPath = capacityPerPath
@@ -46,6 +74,8 @@ public struct FlashStoreConfiguration: Hashable, Sendable {
         self.queueDepth = queueDepth
         self.compactionThreshold = compactionThreshold
         self.minimumFreeSegments = minimumFreeSegments
+        self.regionName = regionName
+        self.replicationBudget = replicationBudget
     }
 
     /// Paths from a comma-separated list (`--flash-path /a,/b`, `HIFC_FLASH_PATHS`), blanks dropped.

@@ -68,7 +68,7 @@ public enum FlashStoreError: Error, CustomStringConvertible, Equatable {
         case .closed: return "the flash store is closed"
         case .regionInUse(let p, let holder):
             return "flash region \(p) is in use by " + (holder ?? "another process")
-                + "; a region has one writer at a time: stop that process, or give this one another --flash-path"
+                + "; a region has one writer at a time: stop that process, give this one another --flash-path, or share the directory (--flash-shared: each instance writes its own region file there and reads the others')"
         case .corruptSuperblocks(let p):
             return "flash region \(p) exists but both of its superblock copies are damaged, so its geometry and wear record are unknown; "
                 + "a server opening it starts it afresh (its cached blocks are dropped, logged and counted in the recovery report)"

@@ -58,7 +58,9 @@ package final class IOThreadPool: @unchecked Sendable {
         }
     }
 
-    private func enqueue(_ jobs: [Job]) {
+    /// Queues `jobs` without waiting for them (each reports its own end); they run before the
+    /// pool's threads stop, provided they are queued before `shutdown`.
+    func enqueue(_ jobs: [Job]) {
         condition.lock()
         queue.append(contentsOf: jobs)
         condition.broadcast()

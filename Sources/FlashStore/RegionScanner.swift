@@ -25,16 +25,24 @@ struct RegionScanner {
     let region: FlashRegionFile
     let geometry: FlashRegionGeometry
 
-    /// Scans every segment on `pool`; the segments' scans run in parallel.
-    func scan(on pool: IOThreadPool) throws(FlashStoreError) -> [SegmentScan] {
+    /// Scans every segment on `pool`; the segments' scans run in parallel. With `previous` (an
+    /// earlier scan of the same region, which another instance keeps writing), a segment still in
+    /// the same life is only read past its old frontier, slot by slot, and the others in full.
+    func scan(on pool: IOThreadPool, previous: [SegmentScan]? = nil) throws(FlashStoreError) -> [SegmentScan] {
         let results = ScanResults(count: geometry.segmentCount)
         let region = self.region
         let geometry = self.geometry
         let codes = pool.runBlocking(
             (0..<geometry.segmentCount).map { index in
                 { () -> Int32 in
+                    let scanner = RegionScanner(region: region, geometry: geometry)
                     var scan = SegmentScan()
-                    let rc = RegionScanner(region: region, geometry: geometry).scanSegment(index, into: &scan)
+                    var rc: Int32
+                    if let earlier = previous?[index], earlier.sequence != 0 {
+                        rc = scanner.continueSegment(index, from: earlier, into: &scan)
+                    } else {
+                        rc = scanner.scanSegment(index, into: &scan)
+                    }
                     results.set(index, scan)
                     return rc
                 }
@@ -47,14 +55,38 @@ struct RegionScanner {
         return results.values
     }
 
+    /// Goes on from `earlier`'s frontier when the segment's first header still has its sequence
+    /// (no search past a torn write: a later rescan finds what is written by then); scans the
+    /// segment afresh when the segment was reused.
+    private func continueSegment(_ index: Int, from earlier: SegmentScan, into scan: inout SegmentScan) -> Int32 {
+        let page = AlignedBuffer(count: FlashLayout.pageSize)
+        let rc = DirectIO.readFully(
+            fd: region.fd, vectors: [DirectIO.vector(page.bytes.baseAddress!, page.bytes.count)], offset: geometry.segmentStart(index))
+        if rc != 0 { return rc }
+        guard let first = try? SlotHeader(decoding: UnsafeRawBufferPointer(page.bytes)), first.segmentSequence == earlier.sequence
+        else { return scanSegment(index, into: &scan) }
+        scan = earlier
+        let stop = walk(index, from: earlier.frontier, into: &scan)
+        return stop < 0 ? Int32(-stop) : 0
+    }
+
     private func scanSegment(_ index: Int, into scan: inout SegmentScan) -> Int32 {
+        let offset = walk(index, from: 0, into: &scan)
+        if offset < 0 { return Int32(-offset) }
+        guard scan.sequence != 0, offset < geometry.segmentSize else { return 0 }
+        return resynchronize(index, from: offset, into: &scan)
+    }
+
+    /// Follows slot headers from `from` while each is valid and of the segment's sequence;
+    /// returns the offset where it stopped, or minus the errno of a failed read.
+    private func walk(_ index: Int, from: Int, into scan: inout SegmentScan) -> Int {
         let start = geometry.segmentStart(index)
         let page = AlignedBuffer(count: FlashLayout.pageSize)
-        var offset = 0
+        var offset = from
         while offset + FlashLayout.slotHeaderSize <= geometry.segmentSize {
             let rc = DirectIO.readFully(
                 fd: region.fd, vectors: [DirectIO.vector(page.bytes.baseAddress!, page.bytes.count)], offset: start + Int64(offset))
-            if rc != 0 { return rc }
+            if rc != 0 { return -Int(rc) }
             guard let header = try? SlotHeader(decoding: UnsafeRawBufferPointer(page.bytes)),
                 header.slotOffset == start + Int64(offset),
                 offset == 0 || header.segmentSequence == scan.sequence,
@@ -65,8 +97,7 @@ struct RegionScanner {
             offset += FlashLayout.slotFootprint(payloadLength: header.payloadLength)
             scan.frontier = offset
         }
-        guard scan.sequence != 0, offset < geometry.segmentSize else { return 0 }
-        return resynchronize(index, from: offset, into: &scan)
+        return offset
     }
 
     private func fits(_ header: SlotHeader, at offset: Int) -> Bool {

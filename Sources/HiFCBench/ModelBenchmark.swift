@@ -1,5 +1,6 @@
 import Backend
 import Foundation
+import HiFCCore
 import Models
 
 /// Prefill and decode throughput of a model on its backend, at a given batch size: `batch`
@@ -34,16 +35,19 @@ public struct ModelBenchmark: Sendable {
 
     public let model: any CausalLanguageModel
     public let blockTokens: Int
+    /// The KV dtype of the pool (`--kv-dtype`).
+    public let kvDType: KVDTypeChoice
 
-    public init(model: any CausalLanguageModel, blockTokens: Int = 64) {
+    public init(model: any CausalLanguageModel, blockTokens: Int = 64, kvDType: KVDTypeChoice = .auto) {
         self.model = model
         self.blockTokens = blockTokens
+        self.kvDType = kvDType
     }
 
     /// Runs one measurement (after a short warm-up step).
     public func run(batch: Int, promptTokens: Int, decodeTokens: Int, seed: UInt64 = 1) throws -> Figures {
         let perSequence = (promptTokens + decodeTokens + blockTokens - 1) / blockTokens
-        let pool = try model.makeKVCachePool(blockTokens: blockTokens, blocks: batch * perSequence)
+        let pool = try model.makeKVCachePool(blockTokens: blockTokens, blocks: batch * perSequence, dtype: kvDType)
         let tables = (0..<batch).map { Array(($0 * perSequence)..<(($0 + 1) * perSequence)) }
         var generator = SeededGenerator(seed: seed)
         let vocab = model.config.vocabSize
@@ -85,10 +89,11 @@ public struct ModelBenchmark: Sendable {
         }
         let decode = Date().timeIntervalSince(decodeStart)
         let c = model.config
-        // The backend keeps weights in its KV dtype (bf16 on a GPU, f32 on the CPU).
+        // The backend keeps weights in its own KV dtype (bf16 on a GPU, f32 on the CPU); the KV
+        // is read in the pool's dtype, an fp8 pool's scales included.
         let element = Double(model.backend.kvDType.size)
         let weights = Double(c.parameterCount - (c.tieWordEmbeddings ? 0 : c.vocabSize * c.hiddenSize)) * element
-        let kv = Double(batch) * (Double(promptTokens) + Double(decodeTokens) / 2) * Double(2 * c.layers * c.kvHeads * c.headDim) * element
+        let kv = Double(batch) * (Double(promptTokens) + Double(decodeTokens) / 2) * Double(pool.layout.bytesPerToken)
         return Figures(
             batch: batch, promptTokens: promptTokens, decodeTokens: decodeTokens,
             prefillTokensPerSecond: Double(batch * promptTokens) / prefill,

@@ -35,8 +35,12 @@ public struct PrefixBenchmark: Sendable {
         public var ttft_mean_s: Double
         public var ttft_p50_s: Double
         public var ttft_p99_s: Double
-        public var device_hit_rate: Double
-        public var flash_hit_rate: Double
+        /// Prompt tokens the responses reported as cached (`usage.cached_tokens`) over all prompt tokens.
+        public var cached_token_rate: Double
+        /// Tokens taken from the device cache and loaded from flash, as the engine counts them: a
+        /// preempted request admitted again counts again, so these can exceed the prompt tokens.
+        public var device_hit_tokens: Int
+        public var flash_hit_tokens: Int
         public var loaded_bytes: Int
         public var load_seconds: Double
         public var load_failures: Int
@@ -52,6 +56,7 @@ public struct PrefixBenchmark: Sendable {
         public var ttft_recompute_s: Double
         public var ttft_load_s: Double
         public var ttft_auto_s: Double
+        /// Whether the cost model loaded the prefix in every round.
         public var auto_loaded: Bool
         /// The cost model's latency over the faster of the other two (1 is the best possible).
         public var auto_over_best: Double
@@ -72,6 +77,8 @@ public struct PrefixBenchmark: Sendable {
     let deviceSwapper: @Sendable (any KVCachePool, FlashStore) -> (any DeviceKVSwapper)?
     /// Where progress lines go.
     let progress: @Sendable (String) -> Void
+    /// Records every engine's flash transfers (prefix saves and loads), when given (`--trace`).
+    public var trace: TransferTraceRecorder?
 
     /// A benchmark of `loaded`; scratch flash regions of `flashCapacity` go under `flashRoot`.
     public init(
@@ -118,8 +125,8 @@ public struct PrefixBenchmark: Sendable {
             workload: workload.rawValue, setup: setup, requests: timings.count, prompt_tokens: stats.promptTokens,
             output_tokens: stats.generatedTokens, seconds: seconds, output_tokens_per_s: Double(stats.generatedTokens) / seconds,
             ttft_mean_s: ttfts.reduce(0, +) / Double(max(ttfts.count, 1)), ttft_p50_s: Self.percentile(ttfts, 0.5),
-            ttft_p99_s: Self.percentile(ttfts, 0.99), device_hit_rate: Double(stats.deviceHitTokens) / Double(prompt),
-            flash_hit_rate: Double(stats.flashHitTokens) / Double(prompt), loaded_bytes: stats.prefixLoadBytes,
+            ttft_p99_s: Self.percentile(ttfts, 0.99), cached_token_rate: Double(timings.reduce(0) { $0 + $1.cachedTokens }) / Double(prompt),
+            device_hit_tokens: stats.deviceHitTokens, flash_hit_tokens: stats.flashHitTokens, loaded_bytes: stats.prefixLoadBytes,
             load_seconds: stats.prefixLoadSeconds, load_failures: stats.prefixLoadFailures, declined_loads: stats.declinedLoads,
             flash_bytes_written: stats.flashBytesWritten)
     }
@@ -128,6 +135,8 @@ public struct PrefixBenchmark: Sendable {
     struct Timing: Sendable {
         var ttft: Double
         var tokens: [Int]
+        /// The prompt tokens the response reported as cached.
+        var cachedTokens = 0
     }
 
     /// Sends `workload`'s requests through `engine` and returns each one's timing.
@@ -183,13 +192,16 @@ public struct PrefixBenchmark: Sendable {
         let started = ContinuousClock.now
         var ttft: Double?
         var tokens: [Int] = []
+        var cached = 0
         for try await event in engine.generate(GenerationRequest(id: "prefix-bench", promptTokens: prompt, sampling: sampling)) {
-            if case .delta(let ids, _) = event {
+            switch event {
+            case .delta(let ids, _):
                 if ttft == nil { ttft = Self.seconds(since: started) }
                 tokens += ids
+            case .finished(_, let usage): cached = usage.cachedTokens
             }
         }
-        return Timing(ttft: ttft ?? Self.seconds(since: started), tokens: tokens)
+        return Timing(ttft: ttft ?? Self.seconds(since: started), tokens: tokens, cachedTokens: cached)
     }
 
     // MARK: The sweep
@@ -208,32 +220,41 @@ public struct PrefixBenchmark: Sendable {
             writer.shutdown()
             store.close()
         }
-        var ttft: [PrefixLoadDecision: [Double]] = [:]
-        var loaded: [Bool] = []
-        var bandwidth: [Double] = []
-        for decision in [PrefixLoadDecision.never, .always, .costModel] {
-            let store = try openStore(directory)
-            let engine = try makeEngine(prefixCaching: true, store: store, decision: decision)
-            // A long unrelated prompt first: the step time model learns what computing a long
-            // context costs, as a server would from its earlier traffic.
-            let warmUp = source.tokens(shape.sweepSizes.max()!, seed: 99)
-            _ = try await request(warmUp, maxTokens: 1, through: engine)
-            for (size, request) in zip(shape.sweepSizes, requests) {
-                progress("sweep \(size) tokens, \(decision)")
-                let before = engine.stats()
-                let timing = try await self.request(request.prefix + request.question, maxTokens: 1, through: engine)
-                let after = engine.stats()
-                ttft[decision, default: []].append(timing.ttft)
-                if decision == .costModel { loaded.append(after.flashHitTokens > before.flashHitTokens) }
-                if decision == .always {
-                    let seconds = after.prefixLoadSeconds - before.prefixLoadSeconds
-                    bandwidth.append(seconds > 0 ? Double(after.prefixLoadBytes - before.prefixLoadBytes) / seconds / 1e9 : 0)
+        // Two rounds, the decisions in opposite orders, so that whatever the first engine of a
+        // run pays (kernels loaded for new shapes, clocks rising) does not favour one decision;
+        // each figure is the mean of the rounds.
+        let sizes = shape.sweepSizes.count
+        var ttft: [PrefixLoadDecision: [Double]] = [.never: [], .always: [], .costModel: []].mapValues { _ in Array(repeating: 0, count: sizes) }
+        var loaded = Array(repeating: true, count: sizes)
+        var bandwidth = Array(repeating: 0.0, count: sizes)
+        let rounds = 2
+        for round in 0..<rounds {
+            let order: [PrefixLoadDecision] = round % 2 == 0 ? [.never, .always, .costModel] : [.costModel, .always, .never]
+            for decision in order {
+                let store = try openStore(directory)
+                let engine = try makeEngine(prefixCaching: true, store: store, decision: decision)
+                // A long unrelated prompt first: the step time model learns what computing a long
+                // context costs, as a server would from its earlier traffic.
+                let warmUp = source.tokens(shape.sweepSizes.max()!, seed: 99)
+                _ = try await request(warmUp, maxTokens: 1, through: engine)
+                for (n, request) in requests.enumerated() {
+                    progress("sweep \(shape.sweepSizes[n]) tokens, \(decision), round \(round + 1) of \(rounds)")
+                    let before = engine.stats()
+                    let timing = try await self.request(request.prefix + request.question, maxTokens: 1, through: engine)
+                    let after = engine.stats()
+                    ttft[decision]![n] += timing.ttft / Double(rounds)
+                    if decision == .costModel { loaded[n] = loaded[n] && after.flashHitTokens > before.flashHitTokens }
+                    if decision == .always {
+                        let seconds = after.prefixLoadSeconds - before.prefixLoadSeconds
+                        let rate = seconds > 0 ? Double(after.prefixLoadBytes - before.prefixLoadBytes) / seconds / 1e9 : 0
+                        bandwidth[n] += rate / Double(rounds)
+                    }
                 }
+                // The warm-up's and the sweep's blocks need not be saved again at shutdown.
+                _ = await engine.resetPrefixCache(flash: false)
+                engine.shutdown()
+                store.close()
             }
-            // The warm-up's and the sweep's blocks need not be saved again at shutdown.
-            _ = await engine.resetPrefixCache(flash: false)
-            engine.shutdown()
-            store.close()
         }
         let blockBytes = self.loaded.model.kvLayout(blockTokens: configuration.blockTokens).blockBytes
         return shape.sweepSizes.indices.map { n in
@@ -258,9 +279,18 @@ public struct PrefixBenchmark: Sendable {
         configuration.prefixLoadDecision = decision
         if let policy { configuration.prefixCacheWrite = policy }
         let swapper = deviceSwapper
+        let trace = self.trace
+        let tier: (any KVTierStore)? = store.map { store -> any KVTierStore in
+            guard let trace else { return FlashTier(store: store) }
+            return TracedTierStore(FlashTier(store: store), recorder: trace)
+        }
         return try LLMEngine(
-            loaded: loaded, configuration: configuration, flashTier: store.map { FlashTier(store: $0) },
-            deviceSwapper: { pool in store.flatMap { swapper(pool, $0) } })
+            loaded: loaded, configuration: configuration, flashTier: tier,
+            deviceSwapper: { pool in
+                let direct = store.flatMap { swapper(pool, $0) }
+                guard let direct, let trace else { return direct }
+                return TracedDeviceSwapper(direct, recorder: trace, blockBytes: pool.blockStride)
+            })
     }
 
     private func openStore(_ directory: String) throws -> FlashStore {

@@ -1,3 +1,4 @@
+import Backend
 import CUDA
 import Engine
 import FlashStore
@@ -17,7 +18,8 @@ public struct SwapBenchmark: Sendable {
     public var requests: [BenchWorkload.Request]
     /// The engine's settings; each run replaces `preemption` with the mode it measures.
     public var engine: EngineConfiguration
-    /// Where the flash modes make their scratch region (removed after each run).
+    /// Where the flash modes make their scratch regions (removed after each run): a directory,
+    /// or a comma-separated list of them, one flash path each.
     public var flashDirectory: String
     /// Size of the scratch region.
     public var flashCapacity: ByteSize
@@ -26,6 +28,13 @@ public struct SwapBenchmark: Sendable {
     /// The disk's own bandwidth under `flashDirectory`, measured in the same run, for each run's
     /// disk-bound floor; nil: not measured.
     public var disk: DiskBandwidth?
+    /// The model on each further engine replica's device (data-parallel runs: the engines sit
+    /// behind a `DataParallelService`, the first on `loaded`); empty: one engine.
+    public var replicaModels: [LoadedModel] = []
+    /// How blocks are spread over several flash paths.
+    public var placement: FlashPlacementPolicy = .stripe
+    /// Where the runs record their flash transfers (for `hifc bench placement`); nil: nowhere.
+    public var trace: TransferTraceRecorder?
 
     /// A benchmark of `requests` on `loaded`.
     public init(
@@ -42,33 +51,61 @@ public struct SwapBenchmark: Sendable {
         self.disk = disk
     }
 
-    /// One mode's run through a fresh engine (and, for the flash modes, a fresh scratch region),
-    /// with a progress bar on standard error.
+    /// One mode's run through fresh engines, one per replica (and, for the flash modes, fresh
+    /// scratch regions: one region file per replica on each path), with a progress bar on
+    /// standard error.
     public func run(_ mode: PreemptionMode) async throws -> SwapBenchmarkResult {
-        var flashStore: FlashStore?
-        var regionDirectory: String?
-        if mode == .swapFlash || mode == .auto {
-            let directory = (flashDirectory as NSString).appendingPathComponent("hifc-bench-swap-\(getpid())")
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-            regionDirectory = directory
-            flashStore = try FlashStore(configuration: FlashStoreConfiguration(paths: [directory], capacityPerPath: flashCapacity))
-        }
+        let models = [loaded] + replicaModels
+        var stores: [FlashStore] = []
+        var directories: [String] = []
         defer {
-            flashStore?.close()
-            if let regionDirectory { try? FileManager.default.removeItem(atPath: regionDirectory) }
+            stores.forEach { $0.close() }
+            directories.forEach { try? FileManager.default.removeItem(atPath: $0) }
         }
-        var configuration = engine
-        configuration.preemption = mode
-        let store = flashStore
-        let engine = try LLMEngine(
-            loaded: loaded, configuration: configuration, flashTier: flashStore.map { FlashTier(store: $0) },
-            deviceSwapper: { pool in store.flatMap { (pool as? CUDAKVCachePool)?.makeFlashSwapper(store: $0) } })
-        defer { engine.shutdown() }
-        return try await measure(engine, mode: mode)
+        if mode == .swapFlash || mode == .auto {
+            for path in FlashStoreConfiguration.parsePaths(flashDirectory) {
+                let directory = (path as NSString).appendingPathComponent("hifc-bench-swap-\(getpid())")
+                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+                directories.append(directory)
+            }
+            for replica in models.indices {
+                stores.append(
+                    try FlashStore(
+                        configuration: FlashStoreConfiguration(
+                            paths: directories, capacityPerPath: ByteSize(flashCapacity.bytes / Int64(models.count)), placement: placement,
+                            gpuIndex: replica, regionName: models.count == 1 ? FlashStoreConfiguration.regionFileName : "hifc-flash-\(replica).region"
+                        )))
+            }
+        }
+        var engines: [LLMEngine] = []
+        defer { engines.forEach { $0.shutdown() } }
+        for (replica, model) in models.enumerated() {
+            var configuration = engine
+            configuration.preemption = mode
+            configuration.replica = replica
+            let store = stores.isEmpty ? nil : stores[replica]
+            let trace = self.trace
+            let tier: (any KVTierStore)? = store.map { store -> any KVTierStore in
+                guard let trace else { return FlashTier(store: store) }
+                return TracedTierStore(FlashTier(store: store), recorder: trace, replica: replica)
+            }
+            engines.append(
+                try LLMEngine(
+                    loaded: model, configuration: configuration, flashTier: tier,
+                    deviceSwapper: { pool in
+                        let direct: (any DeviceKVSwapper)? = store.flatMap { (pool as? CUDAKVCachePool)?.makeFlashSwapper(store: $0) }
+                        guard let direct, let trace else { return direct }
+                        return TracedDeviceSwapper(direct, recorder: trace, blockBytes: pool.blockStride, replica: replica)
+                    }))
+        }
+        let service: any GenerationService =
+            engines.count == 1 ? engines[0] : DataParallelService(replicas: engines, blockTokens: engine.blockTokens, prefixAffinity: false)
+        return try await measure(service, stats: { [engines] in EngineStats.summed(engines.map { $0.stats() }) }, mode: mode)
     }
 
-    /// Runs every request at once through `engine` and collects the figures.
-    private func measure(_ engine: LLMEngine, mode: PreemptionMode) async throws -> SwapBenchmarkResult {
+    /// Runs every request at once through `service` and collects the figures (`stats`: the
+    /// engines' counters).
+    private func measure(_ service: any GenerationService, stats: () -> EngineStats, mode: PreemptionMode) async throws -> SwapBenchmarkResult {
         let expected = requests.reduce(0) { $0 + $1.maxTokens }
         let progress = BenchProgress(label: mode.rawValue, total: expected, enabled: true)
         let started = ContinuousClock.now
@@ -76,7 +113,7 @@ public struct SwapBenchmark: Sendable {
             for (n, request) in requests.enumerated() {
                 var sampling = SamplingParams.greedy(maxTokens: request.maxTokens)
                 sampling.ignoreEOS = true
-                let stream = engine.generate(GenerationRequest(id: "bench-\(n)", promptTokens: request.prompt, sampling: sampling))
+                let stream = service.generate(GenerationRequest(id: "bench-\(n)", promptTokens: request.prompt, sampling: sampling))
                 group.addTask {
                     var ttft: Double?
                     var tokens = 0
@@ -96,7 +133,7 @@ public struct SwapBenchmark: Sendable {
         }
         let seconds = BenchProgress.seconds(since: started)
         progress.finish()
-        let stats = engine.stats()
+        let stats = stats()
         let latencies = timings.map(\.latency).sorted()
         let tokens = timings.reduce(0) { $0 + $1.tokens }
         let bytesPerDay = Double(stats.flashBytesWritten) / seconds * 86_400
@@ -191,5 +228,27 @@ public struct SwapBenchmarkResult: Codable, Sendable {
             ssd_lifetime_years: lifetimes.isEmpty ? nil : lifetimes.reduce(0, +) / Double(lifetimes.count),
             bytes_written_per_output_token: average(\.bytes_written_per_output_token), flash_bytes_read: averageCount(\.flash_bytes_read),
             disk_floor_s: averageOptional(\.disk_floor_s), dd_write_gbps: runs[0].dd_write_gbps, dd_read_gbps: runs[0].dd_read_gbps)
+    }
+}
+
+extension EngineStats {
+    /// The swap and preemption counters of several engines, added up (exposed swap seconds too:
+    /// each engine stalls on its own).
+    fileprivate static func summed(_ all: [EngineStats]) -> EngineStats {
+        var total = EngineStats()
+        for stats in all {
+            total.preemptions += stats.preemptions
+            total.recomputedTokens += stats.recomputedTokens
+            total.swapOuts += stats.swapOuts
+            total.swapOutBytes += stats.swapOutBytes
+            total.swapIns += stats.swapIns
+            total.swapInBytes += stats.swapInBytes
+            total.swapFailures += stats.swapFailures
+            total.swapSeconds += stats.swapSeconds
+            total.exposedSwapSeconds += stats.exposedSwapSeconds
+            total.flashBytesWritten += stats.flashBytesWritten
+            total.flashBytesRead += stats.flashBytesRead
+        }
+        return total
     }
 }

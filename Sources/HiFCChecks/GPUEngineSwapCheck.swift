@@ -119,9 +119,12 @@ public struct GPUEngineSwapCheck {
                 GPUCheckResult(
                     name: "\(name): \(s.swapOuts) swap-outs, at least \(minimumSwapOuts) wanted (error = too few to starve)",
                     error: s.swapOuts >= minimumSwapOuts ? 0 : 1, tolerance: 0),
+                // A swapped sequence whose blocks are still in the device's prefix cache when it
+                // resumes takes them from there, so not every swap-out is read back; but nothing
+                // is read back that was not written, and swapping must have read something.
                 GPUCheckResult(
-                    name: "\(name): swap-outs never read back (\(s.swapOuts) out, \(s.swapIns) in)",
-                    error: Double(abs(s.swapOuts - s.swapIns)), tolerance: 0),
+                    name: "\(name): swap-ins beyond the swap-outs, or none at all (\(s.swapOuts) out, \(s.swapIns) in)",
+                    error: s.swapIns > s.swapOuts || s.swapIns == 0 ? 1 : 0, tolerance: 0),
                 GPUCheckResult(name: "\(name): swaps that failed (a checksum mismatch fails one)", error: Double(s.swapFailures), tolerance: 0),
             ]
         } else {

@@ -107,9 +107,14 @@ public struct GPUModelCheck {
         let window = config.slidingWindow.map { ", sliding window \($0) on \(config.layerTypes.filter { $0 == .sliding }.count) layers" } ?? ""
         let name =
             "synthetic \(preset.rawValue) \(architecture.modelType) (\(config.layers) layers, hidden \(config.hiddenSize), head dim \(config.headDim)\(window))"
+        // bf16 weights and activations round at every layer, so the error grows with depth: on the
+        // H200 the 2-4-layer models measured 3e-3 to 8e-3, the 16-28-layer 1B shapes 8.3e-3 to
+        // 1.2e-2 (llama, qwen3, mistral, gemma3; bench/results/model-families.md), with greedy
+        // tokens agreeing; a wrong kernel is off by far more.
+        let tolerance = config.layers > 4 ? 2e-2 : 1e-2
         return [
-            GPUCheckResult(name: "\(name): prefill logits of \(promptLength) tokens vs CPU backend", error: first, tolerance: 1e-2),
-            GPUCheckResult(name: "\(name): worst logits over \(steps) decode steps vs CPU backend", error: worst, tolerance: 1e-2),
+            GPUCheckResult(name: "\(name): prefill logits of \(promptLength) tokens vs CPU backend", error: first, tolerance: tolerance),
+            GPUCheckResult(name: "\(name): worst logits over \(steps) decode steps vs CPU backend", error: worst, tolerance: tolerance),
             GPUCheckResult(
                 name: "\(name): greedy tokens agree on \(agreeSteps) of \(steps) steps, \(ties) near-ties"
                     + (margins.isEmpty ? "" : " (" + margins.joined(separator: "; ") + ")") + " (error = splits beyond a near-tie)",

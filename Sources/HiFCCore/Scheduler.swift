@@ -537,9 +537,9 @@ public struct Scheduler: Sendable {
         tiers.learn(keys, in: tier, owned: owned)
     }
 
-    /// Forgets blocks that turned out to be gone from `tier`.
-    public mutating func forgetStoredBlocks(_ keys: [BlockKey], in tier: SwapTier) {
-        tiers.forget(keys, in: tier)
+    /// Forgets blocks another instance wrote and no longer holds (blocks this one owns stay).
+    public mutating func forgetSharedBlocks(_ keys: [BlockKey], in tier: SwapTier) {
+        tiers.forgetForeign(keys, in: tier)
     }
 
     // MARK: Reports from the engine

@@ -29,16 +29,18 @@ extension ModelConfig {
 }
 
 extension CausalLanguageModel {
-    /// The KV block layout of this model in the backend's KV dtype.
-    public func kvLayout(blockTokens: Int) -> KVBlockLayout {
+    /// The KV block layout of this model in the KV dtype `dtype` means on its backend (`auto`:
+    /// the backend's own).
+    public func kvLayout(blockTokens: Int, dtype: KVDTypeChoice = .auto) -> KVBlockLayout {
         KVBlockLayout(
             layers: config.layers, kvHeads: config.kvHeads, headDim: config.headDim,
-            blockTokens: blockTokens, dtype: backend.kvDType)
+            blockTokens: blockTokens, dtype: dtype.resolved(backendDefault: backend.kvDType))
     }
 
-    /// A KV pool of `blocks` blocks of `blockTokens` tokens for this model on its backend.
-    public func makeKVCachePool(blockTokens: Int, blocks: Int) throws -> any KVCachePool {
-        try backend.makeKVCachePool(layout: kvLayout(blockTokens: blockTokens), blocks: blocks)
+    /// A KV pool of `blocks` blocks of `blockTokens` tokens in `dtype` for this model on its
+    /// backend; a dtype the backend cannot keep is an error naming it.
+    public func makeKVCachePool(blockTokens: Int, blocks: Int, dtype: KVDTypeChoice = .auto) throws -> any KVCachePool {
+        try backend.makeKVCachePool(layout: kvLayout(blockTokens: blockTokens, dtype: dtype), blocks: blocks)
     }
 
     /// Runs one step and returns, per sequence in order, the logits (`vocabSize` floats) of its

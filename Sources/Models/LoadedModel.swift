@@ -34,6 +34,7 @@ public final class LoadedModel: Sendable {
         let jinja: String?
         let templateSource: String
         let configSource: String
+        var familyTemplate: ChatTemplate?
         if isDirectory.boolValue {
             name = URL(fileURLWithPath: directory).lastPathComponent
             config = try ModelConfig(contentsOf: directory + "/config.json")
@@ -64,6 +65,7 @@ public final class LoadedModel: Sendable {
             tokenizer = try Tokenizer(gguf: file)
             jinja = try file.string("tokenizer.chat_template")
             templateSource = directory + " (tokenizer.chat_template)"
+            familyTemplate = try GGUFArchitecture(file: file).chatTemplate
             configSource = directory
             weights = try GGUFWeights(file: file, config: config)
             // One file holds the config, tokenizer and weights: all of its bytes make the digest.
@@ -71,7 +73,12 @@ public final class LoadedModel: Sendable {
             digest.add("gguf", UnsafeRawBufferPointer(start: file.file.bytes, count: file.file.count))
             fingerprint = digest.finalize()
         }
-        chatTemplate = ChatTemplate.resolve(jinja, logger: logger, source: templateSource)
+        if jinja == nil, let familyTemplate {
+            logger?.info("\(templateSource) is missing; chats use the \(familyTemplate.rawValue) format of the model's family")
+            chatTemplate = familyTemplate
+        } else {
+            chatTemplate = ChatTemplate.resolve(jinja, logger: logger, source: templateSource)
+        }
         defaultSystemPrompt = chatTemplate == .chatML ? jinja.flatMap(ChatTemplate.defaultSystemPrompt(in:)) : nil
         guard tokenizer.vocabularySize <= config.vocabSize else {
             throw ModelError.badConfig(

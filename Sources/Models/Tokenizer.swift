@@ -22,8 +22,8 @@ public final class Tokenizer: Sendable {
     public let kind: Kind
     /// Every token id's text as the vocabulary spells it.
     public let tokens: [String]
-    /// Token ids by vocabulary text.
-    let vocabulary: [String: Int32]
+    /// Token ids by vocabulary text, compared byte for byte (`TokenText`).
+    let vocabulary: [TokenText: Int32]
     let merger: BPEMerger
     let normalizer: Normalizer
     let preTokenizer: PreTokenizer
@@ -75,25 +75,37 @@ public final class Tokenizer: Sendable {
         guard modelType == "BPE" else {
             throw .unsupportedTokenizer(file, reason: "model type '\(modelType)' (only BPE is supported)")
         }
-        guard let vocab = model["vocab"] as? [String: Any] else { throw .badJSON(file, reason: "has no model.vocab") }
-        var vocabulary: [String: Int32] = [:]
+        var vocabulary: [TokenText: Int32] = [:]
         var maxID = -1
-        for (text, value) in vocab {
-            guard let id = (value as? NSNumber)?.intValue, id >= 0 else {
-                throw .badJSON(file, reason: "vocabulary entry '\(text)' has no integer id")
+        if let vocab = model["vocab"] as? [String: Any] {
+            for (text, value) in vocab {
+                guard let id = (value as? NSNumber)?.intValue, id >= 0 else {
+                    throw .badJSON(file, reason: "vocabulary entry '\(text)' has no integer id")
+                }
+                vocabulary[TokenText(text)] = Int32(id)
+                maxID = max(maxID, id)
             }
-            vocabulary[text] = Int32(id)
-            maxID = max(maxID, id)
+        } else if let texts = model["vocab"] as? [String] {
+            // Tokens in id order (a GGUF file's list): canonically equivalent spellings stay apart,
+            // which a Swift dictionary keyed by String would merge.
+            for (id, text) in texts.enumerated() {
+                guard vocabulary.updateValue(Int32(id), forKey: TokenText(text)) == nil else {
+                    throw .badJSON(file, reason: "the vocabulary holds '\(text)' twice")
+                }
+            }
+            maxID = texts.count - 1
+        } else {
+            throw .badJSON(file, reason: "has no model.vocab")
         }
         var added: [AddedToken] = []
         for item in json["added_tokens"] as? [[String: Any]] ?? [] {
             guard let id = (item["id"] as? NSNumber)?.intValue, let content = item["content"] as? String else { continue }
             added.append(AddedToken(id: id, content: content, special: item["special"] as? Bool ?? false))
-            vocabulary[content] = Int32(id)
+            vocabulary[TokenText(content)] = Int32(id)
             maxID = max(maxID, id)
         }
         var tokens = [String](repeating: "", count: maxID + 1)
-        for (text, id) in vocabulary { tokens[Int(id)] = text }
+        for (text, id) in vocabulary { tokens[Int(id)] = text.string }
 
         var merges: [BPEMerger.Pair: (rank: Int32, merged: Int32)] = [:]
         for (rank, item) in (model["merges"] as? [Any] ?? []).enumerated() {
@@ -105,8 +117,8 @@ public final class Tokenizer: Sendable {
             } else {
                 throw .badJSON(file, reason: "merge \(rank) is neither \"a b\" nor [a, b]")
             }
-            guard parts.count == 2, let l = vocabulary[parts[0]], let r = vocabulary[parts[1]],
-                let m = vocabulary[parts[0] + parts[1]]
+            guard parts.count == 2, let l = vocabulary[TokenText(parts[0])], let r = vocabulary[TokenText(parts[1])],
+                let m = vocabulary[TokenText(parts[0] + parts[1])]
             else {
                 throw .badJSON(file, reason: "merge \(rank) (\(parts)) names tokens that are not in the vocabulary")
             }
@@ -145,7 +157,7 @@ public final class Tokenizer: Sendable {
 
         func idOf(_ setting: Any?) -> Int? {
             let name = (setting as? String) ?? ((setting as? [String: Any])?["content"] as? String)
-            return name.flatMap { vocabulary[$0] }.map(Int.init)
+            return name.flatMap { vocabulary[TokenText($0)] }.map(Int.init)
         }
         var prefix = Self.postProcessorPrefix(json["post_processor"] as? [String: Any], vocabulary: vocabulary)
         let bos = idOf(tokenizerConfig["bos_token"]) ?? prefix.first
@@ -172,7 +184,7 @@ public final class Tokenizer: Sendable {
                 }
                 return false
             }
-        self.unknownID = (model["unk_token"] as? String).flatMap { vocabulary[$0] }.map(Int.init)
+        self.unknownID = (model["unk_token"] as? String).flatMap { vocabulary[TokenText($0)] }.map(Int.init)
         self.bytesOfToken = bytes
         self.specialIDs = specialIDs
         self.stripsLeadingSpace =
@@ -193,7 +205,7 @@ public final class Tokenizer: Sendable {
     }
 
     /// The ids a TemplateProcessing post-processor puts before a single sequence.
-    private static func postProcessorPrefix(_ json: [String: Any]?, vocabulary: [String: Int32]) -> [Int] {
+    private static func postProcessorPrefix(_ json: [String: Any]?, vocabulary: [TokenText: Int32]) -> [Int] {
         guard let json, let type = json["type"] as? String else { return [] }
         if type == "Sequence" {
             for item in json["processors"] as? [[String: Any]] ?? [] {
@@ -208,7 +220,7 @@ public final class Tokenizer: Sendable {
             guard let special = piece["SpecialToken"] as? [String: Any], let name = special["id"] as? String else { break }
             if let ids = ((json["special_tokens"] as? [String: Any])?[name] as? [String: Any])?["ids"] as? [NSNumber] {
                 prefix += ids.map(\.intValue)
-            } else if let id = vocabulary[name] {
+            } else if let id = vocabulary[TokenText(name)] {
                 prefix.append(Int(id))
             }
         }
@@ -225,7 +237,7 @@ public final class Tokenizer: Sendable {
     public func isSpecial(_ id: Int) -> Bool { specialIDs.contains(id) }
 
     /// The id of a token spelled `text` in the vocabulary (or an added token's content).
-    public func id(of text: String) -> Int? { vocabulary[text].map(Int.init) }
+    public func id(of text: String) -> Int? { vocabulary[TokenText(text)].map(Int.init) }
 
     // MARK: Encoding
 
@@ -306,7 +318,7 @@ public final class Tokenizer: Sendable {
 
     private func encodePiece(_ piece: String, into ids: inout [Int]) {
         let spelled = kind == .byteLevel ? ByteLevelAlphabet.encode(piece.utf8) : piece
-        if ignoreMerges, let whole = vocabulary[spelled] {
+        if ignoreMerges, let whole = vocabulary[TokenText(spelled)] {
             ids.append(Int(whole))
             return
         }
@@ -315,7 +327,7 @@ public final class Tokenizer: Sendable {
         var symbols: [Int32] = []
         var unknown: [String] = []
         for scalar in spelled.unicodeScalars {
-            if let id = vocabulary[String(scalar)] {
+            if let id = vocabulary[TokenText(scalar)] {
                 symbols.append(id)
             } else {
                 unknown.append(String(scalar))
@@ -330,7 +342,7 @@ public final class Tokenizer: Sendable {
                 lastWasUnknown = false
             } else if byteFallback {
                 for byte in unknown[Int(-symbol) - 1].utf8 {
-                    if let id = vocabulary[String(format: "<0x%02X>", byte)] { ids.append(Int(id)) }
+                    if let id = vocabulary[TokenText(String(format: "<0x%02X>", byte))] { ids.append(Int(id)) }
                 }
             } else if let unknownID, !lastWasUnknown {
                 ids.append(unknownID)
@@ -383,4 +395,19 @@ public final class Tokenizer: Sendable {
         if stripsLeadingSpace, text.unicodeScalars.first == " " { text.unicodeScalars.removeFirst() }
         return text
     }
+}
+
+/// A token's text as a dictionary key that compares the UTF-8 bytes. Swift's `String` equality is
+/// canonical equivalence ("Å" as U+00C5 equals U+0041 U+030A, and U+212B), while a vocabulary
+/// (and HF `tokenizers`) keeps such spellings as different tokens: Gemma's 262,144 tokens hold
+/// canonically equivalent pairs.
+struct TokenText: Hashable, Sendable {
+    let utf8: [UInt8]
+
+    init(_ text: String) { utf8 = Array(text.utf8) }
+
+    init(_ scalar: Unicode.Scalar) { utf8 = Array(String(scalar).utf8) }
+
+    /// The text itself.
+    var string: String { String(decoding: utf8, as: UTF8.self) }
 }

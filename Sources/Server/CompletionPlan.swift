@@ -41,16 +41,30 @@ struct CompletionPlan: Sendable {
     /// Prompt tokens of the whole request (each prompt counted once, whatever `n`).
     var promptTokens: Int { promptTokenCounts.reduce(0, +) }
 
-    /// Checks `options` and the tokenized `prompts` against `service` and builds the engine requests.
-    init(
-        endpoint: CompletionEndpoint, options: GenerationOptions, prompts: [[Int]], promptParam: String,
-        service: any GenerationService, servedModelName: String
-    ) throws(OpenAIError) {
-        guard options.model == servedModelName else { throw .modelNotFound(options.model, served: servedModelName) }
+    /// Refuses a request whose prompts times `n` make more sequences than `limits` allow; checked
+    /// before anything is tokenized, so that a huge list of prompts costs no work.
+    static func checkSequenceCount(prompts: Int, options: GenerationOptions, promptParam: String, limits: RequestLimits) throws(OpenAIError) {
         let n = options.n ?? 1
         guard (1...Self.maxChoices).contains(n) else {
             throw .invalidRequest("'n' must be between 1 and \(Self.maxChoices); got \(n).", param: "n", code: "invalid_value")
         }
+        let sequences = prompts * n
+        guard sequences <= limits.maxSequences else {
+            throw .requestLimitExceeded(
+                "sequences (\(prompts) prompt(s) x n=\(n))", asked: sequences, limit: limits.maxSequences, setting: "--max-request-sequences",
+                param: n > 1 ? "n" : promptParam)
+        }
+    }
+
+    /// Checks `options` and the tokenized `prompts` against `service` and `limits` and builds the
+    /// engine requests.
+    init(
+        endpoint: CompletionEndpoint, options: GenerationOptions, prompts: [[Int]], promptParam: String,
+        service: any GenerationService, servedModelName: String, limits: RequestLimits
+    ) throws(OpenAIError) {
+        guard options.model == servedModelName else { throw .modelNotFound(options.model, served: servedModelName) }
+        try Self.checkSequenceCount(prompts: prompts.count, options: options, promptParam: promptParam, limits: limits)
+        let n = options.n ?? 1
         let temperature = options.temperature ?? 1
         guard temperature.isFinite, (0...2).contains(temperature) else {
             throw .invalidRequest("'temperature' must be between 0 and 2; got \(temperature).", param: "temperature", code: "invalid_value")
@@ -66,6 +80,15 @@ struct CompletionPlan: Sendable {
             throw .invalidRequest("'stop' must not contain an empty string.", param: "stop", code: "invalid_value")
         }
         let limit = service.maxContextTokens
+        let sequences = prompts.count * n
+        let promptTokens = prompts.reduce(0) { $0 + $1.count } * n
+        guard promptTokens <= limits.maxPromptTokens else {
+            throw .requestLimitExceeded(
+                "prompt tokens (counting each of the n choices)", asked: promptTokens, limit: limits.maxPromptTokens,
+                setting: "--max-request-prompt-tokens", param: promptParam)
+        }
+        // An unset max_tokens means "as many as allowed": the context's room, within the limit.
+        let defaultShare = max(1, limits.maxCompletionTokens / sequences)
         var choices: [GenerationRequest] = []
         let id = endpoint.idPrefix + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(24)
         for tokens in prompts {
@@ -88,7 +111,7 @@ struct CompletionPlan: Sendable {
                 }
                 maxTokens = asked
             } else {
-                maxTokens = endpoint == .completions ? min(Self.defaultCompletionTokens, room) : room
+                maxTokens = min(endpoint == .completions ? min(Self.defaultCompletionTokens, room) : room, defaultShare)
             }
             for _ in 0..<n {
                 let index = choices.count
@@ -98,6 +121,12 @@ struct CompletionPlan: Sendable {
                 sampling.seed = options.seed.map { UInt64(bitPattern: $0) &+ UInt64(index) }
                 choices.append(GenerationRequest(id: "\(id)-\(index)", promptTokens: tokens, sampling: sampling, cacheSalt: options.cacheSalt))
             }
+        }
+        // After the context checks, which name the more basic mistake of a single huge max_tokens.
+        if let asked = options.maxTokens, asked * sequences > limits.maxCompletionTokens {
+            throw .requestLimitExceeded(
+                "completion tokens (max_tokens \(asked) x \(sequences) sequence(s))", asked: asked * sequences, limit: limits.maxCompletionTokens,
+                setting: "--max-request-completion-tokens", param: "max_tokens")
         }
         self.endpoint = endpoint
         self.id = id

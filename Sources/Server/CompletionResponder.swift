@@ -4,9 +4,10 @@ import Hummingbird
 import Logging
 import Synchronization
 
-/// Runs a `CompletionPlan` on the engine and answers it: one JSON body, or server-sent events.
+/// Runs a `CompletionPlan` through admission on the engine and answers it: one JSON body, or
+/// server-sent events.
 struct CompletionResponder: Sendable {
-    var service: any GenerationService
+    var admission: AdmissionController
     var metrics: HTTPMetrics
     var logger: Logger
 
@@ -40,10 +41,10 @@ struct CompletionResponder: Sendable {
         to plan: CompletionPlan, whenConnectionCloses: @escaping @Sendable (@escaping @Sendable () -> Void) -> Void
     ) async throws -> Response {
         let start = ContinuousClock.now
+        let streams = try admission.submit(plan.choices)
         metrics.inFlight.increment()
-        if plan.stream { return try await streamingResponse(plan, start: start) }
+        if plan.stream { return try await streamingResponse(plan, streams: streams, start: start) }
         defer { metrics.inFlight.decrement() }
-        let streams = ChoiceStreams(plan.choices, service: service)
         let watch = DisconnectWatch(streams)
         whenConnectionCloses { watch.connectionClosed() }
         defer { watch.disarm() }
@@ -77,8 +78,7 @@ struct CompletionResponder: Sendable {
 
     /// Server-sent events of `plan`. The first event is awaited before the response starts, so that
     /// a request the engine refuses (a token outside the vocabulary, say) is still a 4xx.
-    private func streamingResponse(_ plan: CompletionPlan, start: ContinuousClock.Instant) async throws -> Response {
-        let streams = ChoiceStreams(plan.choices, service: service)
+    private func streamingResponse(_ plan: CompletionPlan, streams: ChoiceStreams, start: ContinuousClock.Instant) async throws -> Response {
         let cursor = EventCursor(streams.events)
         let first: (choice: Int, event: GenerationEvent)?
         do {

@@ -64,6 +64,47 @@ public enum ConfigurationSchema {
             "data-dir", valueName: "DIR", help: "where the server keeps what it makes or fetches: the default models, the default flash region",
             \.dataDirectory
         ),
+        integer(
+            "max-request-sequences", in: 1...65_536, help: "most sequences (prompts x n) one request may create; more get HTTP 400",
+            \.maxRequestSequences),
+        integer(
+            "max-request-prompt-tokens", in: 1...1 << 30, help: "most prompt tokens of one request, counted once per sequence; more get HTTP 400",
+            \.maxRequestPromptTokens),
+        integer(
+            "max-request-completion-tokens", in: 1...1 << 30,
+            help: "most completion tokens one request may ask for (max_tokens x sequences); more get HTTP 400", \.maxRequestCompletionTokens),
+        integer(
+            "max-queued-sequences", in: 1...1 << 24, help: "most sequences waiting for the engine; requests beyond get HTTP 429 with Retry-After",
+            \.maxQueuedSequences),
+        integer(
+            "max-queued-tokens", in: 1...1 << 40,
+            help: "most tokens (prompt plus max_tokens) of the sequences waiting for the engine; requests beyond get HTTP 429", \.maxQueuedTokens),
+        integer(
+            "max-connections", in: 1...1 << 20,
+            help: "most open connections (kept below the open-file limit); beyond it the longest idle connection is closed for a new one",
+            \.maxConnections),
+        duration("idle-timeout", help: "a connection with no request for this long is closed", \.idleTimeout),
+        duration(
+            "request-read-timeout",
+            help: "most time to receive a request's headers and body once its first byte arrived; then the connection is closed",
+            \.requestReadTimeout),
+        size(
+            "max-body-memory", atLeast: .kib(1), help: "most bytes of request bodies held at once over all connections; beyond it HTTP 503",
+            \.maxBodyMemory),
+        duration(
+            "shutdown-timeout", help: "on SIGTERM, how long running requests may finish before they are aborted; a second signal exits at once",
+            \.shutdownTimeout),
+        ConfigurationSetting(
+            key: "api-key", valueName: "KEY",
+            help: "API key clients must send as 'Authorization: Bearer KEY' (repeat, or separate with commas); unset: no key needed", isList: true,
+            apply: { config, values in
+                config.apiKeys = values.flatMap { $0.split(separator: ",") }.map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+                guard !config.apiKeys.isEmpty else { throw SettingValueError(reason: "no key given") }
+            },
+            render: { $0.apiKeys.isEmpty ? "" : "(\($0.apiKeys.count) key(s))" }),
+        boolean("public-metrics", help: "serve /metrics without an API key when keys are set", \.publicMetrics),
+        optionalText("tls.cert", valueName: "PEM", help: "certificate chain for HTTPS (with --tls-key); unset: plain HTTP", \.tlsCertificate),
+        optionalText("tls.key", valueName: "PEM", help: "private key of --tls-cert", \.tlsKey),
         ConfigurationSetting(
             key: "device", valueName: "auto|cpu|cuda[:N]", help: "compute device; auto: GPU 0 when the CUDA driver finds one, else the CPU",
             apply: { config, values in
@@ -73,6 +114,11 @@ public enum ConfigurationSchema {
                 config.device = device
             },
             render: { $0.device.description }),
+        integer(
+            "data-parallel", in: 1...PrefixAffinityTable.maxReplicas,
+            help:
+                "engine replicas behind one router, each on its own GPU (from --device cuda:N on) or share of the CPU cores; each request goes to the least loaded",
+            \.dataParallel),
         ConfigurationSetting(
             key: "threads", valueName: "N",
             help: "CPU threads the model computes on (the CPU backend and its BLAS library); unset: the physical cores",
@@ -92,6 +138,9 @@ public enum ConfigurationSchema {
             },
             render: { $0.kvBudget.description }),
         integer("block-size", in: 1...1024, help: "tokens per KV block", \.blockSize),
+        choice(
+            "kv-dtype", help: "KV cache element type; auto: the backend's own (CPU f32, CUDA bf16); fp8: E4M3 with a scale per token and KV head",
+            \.kvDType),
         integer("max-batch-tokens", in: 1...1_048_576, help: "most tokens computed in one engine step", \.maxBatchTokens),
         integer("max-running", in: 1...65_536, help: "most sequences running at once", \.maxRunning),
         choice("preemption", help: "what happens to a preempted sequence", \.preemption),
@@ -124,10 +173,23 @@ public enum ConfigurationSchema {
                 }
             },
             render: { $0.flashTargetLifetime?.description ?? "" }),
-        choice("flash.placement", help: "how blocks are spread over several paths", \.flashPlacement),
+        choice(
+            "flash.placement",
+            help:
+                "how blocks are spread over several paths: affinity (replica i on path i % paths), stripe (each batch over all), swarm (co-activated blocks apart, hot ones copied)",
+            \.flashPlacement),
+        optionalSize(
+            "flash.replication-budget",
+            help: "bytes the extra copies of hot blocks may take over all paths (swarm placement); unset: a tenth of the flash capacity",
+            \.flashReplicationBudget),
         size(
             "flash.segment-size", atLeast: ByteSize(Int64(FlashRegionGeometry.minimumSegmentSize)),
             help: "bytes of one log segment of the flash region", \.flashSegmentSize),
+        toggle(
+            "flash.shared",
+            help:
+                "several servers use the flash directories at once: each writes its own region file there and reuses the prefix blocks the others wrote",
+            \.flashShared),
         toggle(
             "prefix-cache", help: "share the KV of common prompt prefixes between requests, on the device and on flash (kept across restarts)",
             \.prefixCache),
@@ -201,6 +263,59 @@ public enum ConfigurationSchema {
                     throw SettingValueError(reason: "must be between \(range.lowerBound) and \(range.upperBound)")
                 }
                 config[keyPath: field] = value
+            },
+            render: { String($0[keyPath: field]) })
+    }
+
+    private static func duration(
+        _ key: String, help: String, _ field: WritableKeyPath<ServerConfiguration, Duration> & Sendable
+    ) -> ConfigurationSetting {
+        ConfigurationSetting(
+            key: key, valueName: "DURATION", help: help,
+            apply: { config, values in
+                guard let value = parseDuration(values.last ?? "") else {
+                    throw SettingValueError(reason: "expected a duration such as 30s, 500ms or 2m")
+                }
+                guard value > .zero else { throw SettingValueError(reason: "must be more than zero") }
+                config[keyPath: field] = value
+            },
+            render: { renderDuration($0[keyPath: field]) })
+    }
+
+    /// Reads "30", "30s", "500ms", "2m" or "1h" (a bare number is seconds).
+    static func parseDuration(_ text: String) -> Duration? {
+        let s = text.trimmingCharacters(in: .whitespaces).lowercased()
+        let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)]
+        var number = s
+        var scale = 1.0
+        for (suffix, seconds) in units where s.hasSuffix(suffix) {
+            number = String(s.dropLast(suffix.count))
+            scale = seconds
+            break
+        }
+        guard let value = Double(number), value.isFinite, value >= 0, value * scale < 1e9 else { return nil }
+        return .milliseconds(Int64((value * scale * 1000).rounded()))
+    }
+
+    /// "30s", "500ms", "2m": the shortest exact spelling.
+    static func renderDuration(_ duration: Duration) -> String {
+        let ms = duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
+        if ms % 60_000 == 0 { return "\(ms / 60_000)m" }
+        if ms % 1000 == 0 { return "\(ms / 1000)s" }
+        return "\(ms)ms"
+    }
+
+    private static func boolean(
+        _ key: String, help: String, _ field: WritableKeyPath<ServerConfiguration, Bool> & Sendable
+    ) -> ConfigurationSetting {
+        ConfigurationSetting(
+            key: key, valueName: "true|false", help: help,
+            apply: { config, values in
+                switch (values.last ?? "").lowercased() {
+                case "true", "yes", "1", "on": config[keyPath: field] = true
+                case "false", "no", "0", "off": config[keyPath: field] = false
+                default: throw SettingValueError(reason: "expected true or false")
+                }
             },
             render: { String($0[keyPath: field]) })
     }

@@ -47,6 +47,24 @@ public enum DefaultModel {
         dataDirectory + "/models/synth-llama-\(preset.rawValue)"
     }
 
+    /// Removes `<data-dir>/models/*.partial-<pid>` left by a first start that was killed while
+    /// writing its model (the pid no longer runs); one of a start running now is left alone.
+    public static func removeStalePartials(dataDirectory: String, logger: Logger) {
+        let models = dataDirectory + "/models"
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: models) else { return }
+        for name in names {
+            guard let marker = name.range(of: ".partial-", options: .backwards), let pid = Int32(name[marker.upperBound...]) else { continue }
+            // kill(pid, 0) fails with ESRCH only when no such process exists.
+            guard pid != getpid(), kill(pid, 0) != 0, errno == ESRCH else { continue }
+            do {
+                try FileManager.default.removeItem(atPath: models + "/" + name)
+                logger.info("removed \(models)/\(name), left by a start that was interrupted")
+            } catch {
+                logger.warning("cannot remove \(models)/\(name), left by an interrupted start: \(error.localizedDescription)")
+            }
+        }
+    }
+
     /// The synthetic model's directory, written first if it is not there yet.
     public static func synthetic(dataDirectory: String, logger: Logger) throws -> String {
         let directory = syntheticDirectory(dataDirectory: dataDirectory)

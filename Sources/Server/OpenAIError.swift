@@ -1,5 +1,6 @@
 import Engine
 import Foundation
+import HiFCCore
 import Hummingbird
 
 /// An error as the OpenAI API reports it: an HTTP status and the body
@@ -18,14 +19,19 @@ public struct OpenAIError: Error, HTTPResponseError, Sendable, Hashable, CustomS
     public var param: String?
     /// A machine-readable code (`context_length_exceeded`, `model_not_found`, ...).
     public var code: String?
+    /// Headers the response carries besides its content type (`Retry-After`, `Allow`, ...).
+    public var headers: HTTPFields
 
     /// An error with every field given.
-    public init(status: HTTPResponse.Status, message: String, type: String, param: String? = nil, code: String? = nil) {
+    public init(
+        status: HTTPResponse.Status, message: String, type: String, param: String? = nil, code: String? = nil, headers: HTTPFields = [:]
+    ) {
         self.status = status
         self.message = message
         self.type = type
         self.param = param
         self.code = code
+        self.headers = headers
     }
 
     public var description: String { "\(status.code) \(type): \(message)" }
@@ -48,6 +54,56 @@ public struct OpenAIError: Error, HTTPResponseError, Sendable, Hashable, CustomS
             status: .contentTooLarge, message: "The request body is larger than the server's limit of \(limit) bytes (--max-body-size).",
             type: "invalid_request_error", code: "request_too_large")
     }
+
+    /// HTTP 400: the request asks for more work than one request may (`--max-request-*`);
+    /// `setting` names the limit's flag.
+    public static func requestLimitExceeded(_ what: String, asked: Int, limit: Int, setting: String, param: String) -> OpenAIError {
+        .invalidRequest(
+            "The request asks for \(asked) \(what); this server allows at most \(limit) per request (\(setting)).", param: param,
+            code: "request_limit_exceeded")
+    }
+
+    /// HTTP 401: no API key, or not one of the server's (`--api-key`).
+    public static let invalidAPIKey = OpenAIError(
+        status: .unauthorized,
+        message: "Incorrect or missing API key: send one of the server's keys (--api-key) as 'Authorization: Bearer KEY'.",
+        type: "invalid_request_error", code: "invalid_api_key", headers: [.wwwAuthenticate: "Bearer"])
+
+    /// HTTP 405: the path exists for other methods, which `allowed` lists.
+    public static func methodNotAllowed(_ method: HTTPRequest.Method, path: String, allowed: [HTTPRequest.Method]) -> OpenAIError {
+        let list = allowed.map(\.rawValue).joined(separator: ", ")
+        return OpenAIError(
+            status: .methodNotAllowed, message: "\(path) does not accept \(method); use \(list).", type: "invalid_request_error",
+            code: "method_not_allowed", headers: [.allow: list])
+    }
+
+    /// HTTP 429: the server's waiting queue is full (`--max-queued-sequences`,
+    /// `--max-queued-tokens`); `Retry-After` says when it may have room.
+    public static func queueFull(_ refusal: FairDispatchQueue<some Sendable>.Refusal, retryAfterSeconds: Int) -> OpenAIError {
+        let detail: String
+        switch refusal {
+        case .sequences(let queued, let asked, let limit):
+            detail = "\(queued) sequences are waiting and this request adds \(asked), over the limit of \(limit) (--max-queued-sequences)"
+        case .tokens(let queued, let asked, let limit):
+            detail = "\(queued) tokens are waiting and this request adds \(asked), over the limit of \(limit) (--max-queued-tokens)"
+        }
+        return OpenAIError(
+            status: .tooManyRequests, message: "The server is busy: \(detail). Retry after \(retryAfterSeconds) s.", type: "rate_limit_error",
+            code: "queue_full", headers: [.retryAfter: String(retryAfterSeconds)])
+    }
+
+    /// HTTP 503: too many request bodies are being read at once (`--max-body-memory`).
+    public static func bodiesBusy(limit: Int) -> OpenAIError {
+        OpenAIError(
+            status: .serviceUnavailable,
+            message: "The server is reading too many request bodies at once (\(limit) bytes in all, --max-body-memory); retry shortly.",
+            type: "server_error", code: "server_busy", headers: [.retryAfter: "1"])
+    }
+
+    /// HTTP 503: the server is shutting down and takes no new work.
+    public static let shuttingDown = OpenAIError(
+        status: .serviceUnavailable, message: "The server is shutting down and takes no new requests.", type: "server_error",
+        code: "shutting_down")
 
     /// HTTP 499 (nginx's "client closed request"): the client went away before its answer, which
     /// was therefore aborted; logged and counted, never seen by anyone.
@@ -100,8 +156,8 @@ public struct OpenAIError: Error, HTTPResponseError, Sendable, Hashable, CustomS
     }
 
     public func response(from request: Request, context: some RequestContext) throws -> Response {
-        Response(
-            status: status, headers: [.contentType: "application/json"],
-            body: ResponseBody(byteBuffer: ByteBuffer(bytes: jsonBody)))
+        var fields = headers
+        fields[.contentType] = "application/json"
+        return Response(status: status, headers: fields, body: ResponseBody(byteBuffer: ByteBuffer(bytes: jsonBody)))
     }
 }

@@ -9,18 +9,17 @@ struct OpenAIErrorMiddleware: RouterMiddleware {
     let metrics: HTTPMetrics
     let logger: Logger
 
-    /// Paths counted under their own name; others count as "other", so that a scan of random
-    /// paths cannot grow the metrics without bound.
-    private static let knownPaths: Set<String> = ["/v1/completions", "/v1/chat/completions", "/v1/models", "/health", "/metrics"]
-
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        let endpoint = Self.knownPaths.contains(request.uri.path) ? request.uri.path : "other"
+        // Paths other than the routes count as "other", so that a scan of random paths cannot
+        // grow the metrics without bound.
+        let endpoint = OpenAIRoutes.allowedMethods[request.uri.path] != nil ? request.uri.path : "other"
         let response: Response
         do {
             response = try await next(request, context)
         } catch {
             let failure = Self.openAIError(error, request: request)
-            if failure.status.code >= 500 {
+            // A 503 is load or shutdown (the server refusing work it cannot take now), not a fault.
+            if failure.status.code >= 500, failure.status != .serviceUnavailable {
                 logger.error("\(request.method) \(request.uri.path) failed: \(failure.message)")
             } else {
                 logger.info("\(request.method) \(request.uri.path) refused (\(failure.status.code)): \(failure.message)")
@@ -36,6 +35,9 @@ struct OpenAIErrorMiddleware: RouterMiddleware {
         case let error as OpenAIError:
             return error
         case let error as HTTPError where error.status == .notFound:
+            if let allowed = OpenAIRoutes.allowedMethods[request.uri.path] {
+                return .methodNotAllowed(request.method, path: request.uri.path, allowed: allowed)
+            }
             return OpenAIError(
                 status: .notFound, message: "There is no route \(request.method) \(request.uri.path).", type: "invalid_request_error",
                 code: "not_found")

@@ -42,7 +42,7 @@ struct GenerationOptions: Decodable, Sendable {
         maxTokens = try Self.wholeNumber(c, .maxCompletionTokens) ?? Self.wholeNumber(c, .maxTokens)
         temperature = try c.decodeIfPresent(Double.self, forKey: .temperature)
         topP = try c.decodeIfPresent(Double.self, forKey: .topP)
-        seed = try c.decodeIfPresent(Int64.self, forKey: .seed)
+        seed = try Self.seed(c)
         n = try Self.wholeNumber(c, .n)
         stream = try c.decodeIfPresent(Bool.self, forKey: .stream) ?? false
         includeUsage = try c.decodeIfPresent(StreamOptions.self, forKey: .streamOptions)?.includeUsage ?? false
@@ -57,6 +57,20 @@ struct GenerationOptions: Decodable, Sendable {
 }
 
 extension GenerationOptions {
+    /// The seed, a 64-bit integer; a number outside that range (2^70, 1.5) is refused with the key
+    /// named (Foundation's own error for it says the body is not JSON).
+    private static func seed(_ c: KeyedDecodingContainer<CodingKeys>) throws -> Int64? {
+        do {
+            return try c.decodeIfPresent(Int64.self, forKey: .seed)
+        } catch {
+            guard let number = try? c.decode(Double.self, forKey: .seed) else { throw error }
+            throw DecodingError.dataCorrupted(
+                .init(
+                    codingPath: c.codingPath + [CodingKeys.seed],
+                    debugDescription: "expected a whole number between \(Int64.min) and \(Int64.max), got \(number)"))
+        }
+    }
+
     /// A count that must be a whole number; 2.5 is refused with the key named (Foundation's own
     /// error for it names no key on every platform).
     private static func wholeNumber(_ c: KeyedDecodingContainer<CodingKeys>, _ key: CodingKeys) throws -> Int? {

@@ -1,30 +1,75 @@
 import Foundation
 import Hummingbird
 
-/// Reads a request's JSON body within the size limit and decodes it, turning every way it can be
-/// wrong (too large, not JSON, a missing field, a wrong type) into an `OpenAIError` that names the
-/// parameter.
+/// Reads a request's JSON body within the size limits and decodes it, turning every way it can be
+/// wrong (too large, not UTF-8, not JSON, a missing field, a wrong type) into an `OpenAIError` that
+/// names the parameter.
+///
+/// The bytes of the body are counted against `budget` while they are read and decoded, so that
+/// many large bodies at once get 503s rather than the server's memory.
 struct RequestBodyDecoder: Sendable {
     /// Largest body accepted, in bytes.
     var maxBodyBytes: Int
+    /// Bytes of bodies held at once over all requests.
+    var budget: BodyMemoryBudget
 
-    /// The decoded body, or an `OpenAIError` (413 when too large, 400 otherwise).
+    /// The decoded body, or an `OpenAIError` (413 when too large, 503 when the budget is spent,
+    /// 400 otherwise).
     func decode<Body: Decodable>(_ type: Body.Type, from request: Request) async throws -> Body {
-        if let declared = request.headers[.contentLength].flatMap(Int.init), declared > maxBodyBytes {
+        let declared = request.headers[.contentLength].flatMap(Int.init)
+        if let declared, declared > maxBodyBytes {
             throw OpenAIError.bodyTooLarge(limit: maxBodyBytes)
         }
+        var reserved = 0
+        defer { budget.release(reserved) }
         var bytes = Data()
-        for try await chunk in request.body {
-            guard bytes.count + chunk.readableBytes <= maxBodyBytes else { throw OpenAIError.bodyTooLarge(limit: maxBodyBytes) }
-            bytes.append(contentsOf: chunk.readableBytesView)
+        if let declared, declared > 0 {
+            guard budget.reserve(declared) else { throw OpenAIError.bodiesBusy(limit: budget.limit) }
+            reserved = declared
+            bytes.reserveCapacity(declared)
+        }
+        do {
+            for try await chunk in request.body {
+                let total = bytes.count + chunk.readableBytes
+                guard total <= maxBodyBytes else { throw OpenAIError.bodyTooLarge(limit: maxBodyBytes) }
+                if total > reserved {
+                    guard budget.reserve(total - reserved) else { throw OpenAIError.bodiesBusy(limit: budget.limit) }
+                    reserved = total
+                }
+                bytes.append(contentsOf: chunk.readableBytesView)
+            }
+        } catch let error as OpenAIError {
+            throw error
+        } catch {
+            // The body stopped arriving: the connection closed (or was cut by the read timeout).
+            throw OpenAIError.clientClosedRequest
         }
         guard !bytes.isEmpty else {
             throw OpenAIError.invalidRequest("The request body is empty; send a JSON object.", code: "invalid_json")
+        }
+        if let offset = Self.firstInvalidUTF8Offset(bytes) {
+            throw OpenAIError.invalidRequest(
+                "The request body is not valid UTF-8 (the first invalid byte is at offset \(offset)); JSON must be sent as UTF-8.",
+                code: "invalid_encoding")
         }
         do {
             return try JSONDecoder().decode(Body.self, from: bytes)
         } catch let error as DecodingError {
             throw Self.openAIError(error)
+        }
+    }
+
+    /// Where `bytes` stop being UTF-8, or nil when they all are.
+    static func firstInvalidUTF8Offset(_ bytes: Data) -> Int? {
+        var iterator = bytes.makeIterator()
+        var decoder = UTF8()
+        var offset = 0
+        while true {
+            switch decoder.decode(&iterator) {
+            case .scalarValue(let scalar): offset += UTF8.width(scalar)
+            case .emptyInput: return nil
+            case .error: return offset
+            }
         }
     }
 

@@ -59,10 +59,50 @@ public struct ServerConfiguration: Hashable, Sendable {
     /// Where the server keeps what it makes itself: the synthetic model, the default flash region.
     public var dataDirectory = "hifc-data"
 
+    // MARK: Limits and admission
+
+    /// Most sequences (prompts x `n`) one request may create.
+    public var maxRequestSequences = 64
+    /// Most prompt tokens of one request, counted once per sequence.
+    public var maxRequestPromptTokens = 131_072
+    /// Most completion tokens one request may ask for (`max_tokens` x sequences).
+    public var maxRequestCompletionTokens = 65_536
+    /// Most sequences waiting for the engine; requests beyond get HTTP 429.
+    public var maxQueuedSequences = 512
+    /// Most tokens (prompt plus `max_tokens`) of the sequences waiting for the engine.
+    public var maxQueuedTokens = 524_288
+
+    // MARK: Connections
+
+    /// Most open connections; beyond it the longest idle one is closed for a new one.
+    public var maxConnections = 1024
+    /// A connection with no request for this long is closed.
+    public var idleTimeout = Duration.seconds(60)
+    /// Most time to receive a request's headers and body once its first byte has arrived.
+    public var requestReadTimeout = Duration.seconds(30)
+    /// Most bytes of request bodies held at once, over all connections.
+    public var maxBodyMemory = ByteSize.mib(64)
+    /// How long SIGTERM waits for running requests before aborting them.
+    public var shutdownTimeout = Duration.seconds(30)
+
+    // MARK: Security
+
+    /// Keys a client must send as `Authorization: Bearer KEY`; empty: no key needed.
+    public var apiKeys: [String] = []
+    /// Whether `/metrics` answers without a key when keys are set.
+    public var publicMetrics = false
+    /// PEM certificate chain for HTTPS; with `tlsKey`, the server speaks only HTTPS.
+    public var tlsCertificate: String?
+    /// PEM private key of `tlsCertificate`.
+    public var tlsKey: String?
+
     // MARK: Engine
 
-    /// Compute device: GPU 0 when there is one, else the CPU backend.
+    /// Compute device: GPU 0 when there is one, else the CPU backend (of the first replica;
+    /// replica `i` of a GPU server runs on the `i`-th GPU after it).
     public var device = DeviceSelection.auto
+    /// Engine replicas behind one router (`--data-parallel`): one per GPU, or CPU replicas that share the cores.
+    public var dataParallel = 1
     /// CPU threads of the CPU backend (and its BLAS library); nil: the physical cores.
     public var threads: Int?
     /// Device memory for KV blocks (a size, or a count of blocks); small by default (32 blocks, 512
@@ -70,6 +110,8 @@ public struct ServerConfiguration: Hashable, Sendable {
     public var kvBudget = KVBudget.blocks(32)
     /// Tokens per KV block.
     public var blockSize = 16
+    /// The KV cache's element type: the backend's own (auto), bf16, or fp8 E4M3 with scales.
+    public var kvDType = KVDTypeChoice.auto
     /// Most tokens computed in one engine step (prefill chunks plus decodes).
     public var maxBatchTokens = 512
     /// Most sequences running at once.
@@ -97,8 +139,13 @@ public struct ServerConfiguration: Hashable, Sendable {
     public var flashTargetLifetime: TargetLifetime?
     /// How blocks are spread over several flash paths.
     public var flashPlacement = FlashPlacementPolicy.stripe
+    /// Bytes the extra copies of swarm placement may take over all paths; nil: a tenth of the capacity.
+    public var flashReplicationBudget: ByteSize?
     /// Bytes of one log segment of the flash region.
     public var flashSegmentSize = ByteSize.mib(8)
+    /// Whether several servers use the flash directories at once (each its own region file,
+    /// reading the others' prefix blocks).
+    public var flashShared = false
 
     // MARK: Prefix cache
 

@@ -6,6 +6,9 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Run a benchmark and print its figures.",
-        subcommands: [BenchFlashCommand.self, BenchModelCommand.self, BenchServeCommand.self, BenchSwapCommand.self, BenchPrefixCommand.self]
+        subcommands: [
+            BenchFlashCommand.self, BenchModelCommand.self, BenchPlacementCommand.self, BenchServeCommand.self, BenchSwapCommand.self,
+            BenchPrefixCommand.self, BenchKVDTypeCommand.self,
+        ]
     )
 }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Backend
 import Foundation
 import HiFCBench
+import HiFCCore
 import Logging
 import Models
 
@@ -23,6 +24,8 @@ struct BenchModelCommand: ParsableCommand {
     var dequantize = false
     @Flag(help: "Print one JSON object per measurement instead of a table.") var json = false
     @Option(help: "cpu (the default here), auto, cuda or cuda:N.") var device: String = "cpu"
+    @Option(name: .customLong("kv-dtype"), help: "KV cache element type: auto (the backend's own), bf16 or fp8.")
+    var kvDType: KVDTypeChoice = .auto
 
     func run() throws {
         MallocTuning.keepFreedBlocksMapped()
@@ -40,15 +43,15 @@ struct BenchModelCommand: ParsableCommand {
         if !json {
             print(
                 "model \(model): \(loaded.config.architecture.rawValue), \(loaded.config.parameterCount / 1_000_000)M parameters; "
-                    + "backend \(backend.name); loaded in \(String(format: "%.2f", loadSeconds)) s; "
+                    + "backend \(backend.name); KV \(kvDType.resolved(backendDefault: backend.kvDType).rawValue); loaded in \(String(format: "%.2f", loadSeconds)) s; "
                     + "\(ProcessInfo.processInfo.activeProcessorCount) logical cores")
         }
-        let bench = ModelBenchmark(model: loaded.model, blockTokens: blockSize)
+        let bench = ModelBenchmark(model: loaded.model, blockTokens: blockSize, kvDType: kvDType)
         for b in batches {
             let figures = try bench.run(batch: b, promptTokens: promptTokens, decodeTokens: decodeTokens)
             if json {
                 print(
-                    #"{"engine":"hifc","backend":"\#(backend.name)","batch":\#(b),"prompt_tokens":\#(promptTokens),"decode_tokens":\#(decodeTokens),"prefill_tok_s":\#(figures.prefillTokensPerSecond),"decode_tok_s":\#(figures.decodeTokensPerSecond),"decode_step_ms":\#(figures.decodeStepMilliseconds),"decode_step_bytes":\#(figures.decodeStepBytes)}"#
+                    #"{"engine":"hifc","backend":"\#(backend.name)","batch":\#(b),"prompt_tokens":\#(promptTokens),"decode_tokens":\#(decodeTokens),"kv_dtype":"\#(kvDType.rawValue)","prefill_tok_s":\#(figures.prefillTokensPerSecond),"decode_tok_s":\#(figures.decodeTokensPerSecond),"decode_step_ms":\#(figures.decodeStepMilliseconds),"decode_step_bytes":\#(figures.decodeStepBytes)}"#
                 )
             } else {
                 print(figures)

@@ -9,7 +9,9 @@ import SynthModels
 enum BenchModelSource {
     /// Loads `spec` onto `device`'s backend. A synthetic model is written with room for at least
     /// `context` positions (its presets' own limits are short), so long-context benchmarks fit.
-    static func load(_ spec: String, device: String, context: Int = 0) throws -> LoadedModel {
+    /// `cpuThreads` gives a CPU model its own pool of that many threads (the replicas of a
+    /// data-parallel run split the cores); nil: the process's shared pool.
+    static func load(_ spec: String, device: String, context: Int = 0, cpuThreads: Int? = nil) throws -> LoadedModel {
         var directory = spec
         if spec.hasPrefix("synth:") {
             guard let preset = SynthModel.Preset(rawValue: String(spec.dropFirst(6))) else {
@@ -20,6 +22,8 @@ enum BenchModelSource {
             directory = NSTemporaryDirectory() + "hifc-synth-\(preset.rawValue)-\(synth.config.maxPositions)"
             if !FileManager.default.fileExists(atPath: directory + "/model.safetensors") { try synth.write(to: directory) }
         }
-        return try LoadedModel(directory: directory, backend: device == "cpu" ? CPUBackend() : try BackendChoice.make(device))
+        return try LoadedModel(
+            directory: directory,
+            backend: device == "cpu" ? CPUBackend(pool: cpuThreads.map { CPUThreadPool(threads: $0) } ?? .shared) : try BackendChoice.make(device))
     }
 }

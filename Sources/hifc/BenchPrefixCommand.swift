@@ -73,6 +73,9 @@ struct BenchPrefixCommand: AsyncParsableCommand {
     @Flag(help: "Print one JSON object.")
     var json = false
 
+    @Option(help: "Record every flash transfer (prefix saves and loads) to this JSONL file (for bench placement).")
+    var trace: String?
+
     func run() async throws {
         MallocTuning.keepFreedBlocksMapped()
         let workloads = try list(workload) { PrefixWorkload(rawValue: $0) }
@@ -94,13 +97,15 @@ struct BenchPrefixCommand: AsyncParsableCommand {
             shape.turns * (shape.messageTokens + shape.answerTokens), shape.documentTokens + shape.questionTokens + shape.answerTokens,
             (shape.sweepSizes.max() ?? 0) + 17)
         let loaded = try BenchModelSource.load(model, device: device, context: longest)
-        let benchmark = PrefixBenchmark(
+        var benchmark = PrefixBenchmark(
             loaded: loaded,
             configuration: EngineConfiguration(kvBudget: budget, blockTokens: blockTokens, maxStepTokens: maxStepTokens, maxRunning: 64),
             flashRoot: flashPath, flashCapacity: capacity, shape: shape,
             source: TokenSource(vocabulary: min(loaded.tokenizer.vocabularySize, loaded.config.vocabSize)),
             deviceSwapper: { pool, store in (pool as? CUDAKVCachePool)?.makeFlashSwapper(store: store) },
             progress: { line in FileHandle.standardError.write(Data(("bench prefix: " + line + "\n").utf8)) })
+        benchmark.trace = try trace.map { try TransferTraceRecorder(path: $0) }
+        defer { benchmark.trace?.close() }
 
         var figures: [PrefixBenchmark.Figures] = []
         for workload in workloads where workload != .sweep {
@@ -128,7 +133,9 @@ struct BenchPrefixCommand: AsyncParsableCommand {
         }
         print(heading)
         if !figures.isEmpty {
-            print("workload setup    requests  out tok/s  TTFT mean  TTFT p50  TTFT p99  device hit  flash hit  loaded      load GB/s  declined")
+            print(
+                "workload setup    requests  out tok/s  TTFT mean  TTFT p50  TTFT p99    cached  device hits  flash hits  loaded      load GB/s  declined"
+            )
             for f in figures {
                 let loadRate = f.load_seconds > 0 ? String(format: "%.2f", Double(f.loaded_bytes) / f.load_seconds / 1e9) : "-"
                 print(
@@ -137,7 +144,8 @@ struct BenchPrefixCommand: AsyncParsableCommand {
                         f.setup.rawValue.padding(toLength: 9, withPad: " ", startingAt: 0),
                         String(format: "%8d", f.requests), String(format: "%10.1f", f.output_tokens_per_s),
                         String(format: "%10.4f", f.ttft_mean_s), String(format: "%9.4f", f.ttft_p50_s), String(format: "%9.4f", f.ttft_p99_s),
-                        String(format: "%10.1f%%", f.device_hit_rate * 100), String(format: "%9.1f%%", f.flash_hit_rate * 100),
+                        String(format: "%8.1f%%", f.cached_token_rate * 100), String(format: "%12d", f.device_hit_tokens),
+                        String(format: "%11d", f.flash_hit_tokens),
                         "\(ByteSize(Int64(f.loaded_bytes)))".padding(toLength: 11, withPad: " ", startingAt: 0),
                         loadRate.padding(toLength: 10, withPad: " ", startingAt: 0),
                         String(format: "%8d", f.declined_loads),

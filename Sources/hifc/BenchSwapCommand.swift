@@ -1,10 +1,12 @@
 import ArgumentParser
 import Backend
 import Engine
+import FlashStore
 import Foundation
 import HiFCBench
 import HiFCCore
 import Models
+import Server
 
 /// `hifc bench swap`: the paper's experiment. The same requests run under each preemption mode
 /// with a KV budget that starves the device, and the modes are compared side by side.
@@ -42,8 +44,18 @@ struct BenchSwapCommand: AsyncParsableCommand {
     @Option(help: "Preemption modes to compare, comma-separated.")
     var mode: String = "recompute,swap-dram,swap-flash,auto"
 
-    @Option(name: .customLong("flash-path"), help: "A directory on the SSD for the flash tier (a scratch region, removed after).")
+    @Option(
+        name: .customLong("flash-path"),
+        help: "Directories for the flash tier, comma-separated, one per SSD (a scratch region in each, removed after).")
     var flashPath: String = NSTemporaryDirectory()
+
+    @Option(name: .customLong("flash-placement"), help: "How blocks are spread over several flash paths: affinity, stripe or swarm.")
+    var flashPlacement: String = "stripe"
+
+    @Option(
+        name: .customLong("data-parallel"),
+        help: "Engine replicas behind the router, each on its own GPU from --device on (or sharing the CPU); --requests are split among them.")
+    var dataParallel: Int = 1
 
     @Option(name: .customLong("flash-capacity"), help: "Size of the scratch flash region.")
     var flashCapacity: String = "8GiB"
@@ -99,6 +111,12 @@ struct BenchSwapCommand: AsyncParsableCommand {
     @Option(help: "cpu (the default here), auto, cuda or cuda:N. On a GPU, swap-flash moves blocks with cuFile.")
     var device: String = "cpu"
 
+    @Option(help: "Record the flash transfers of the first swap-flash run to this JSONL file (for bench placement).")
+    var trace: String?
+
+    @Option(name: .customLong("kv-dtype"), help: "KV cache element type: auto (the backend's own), bf16 or fp8.")
+    var kvDType: KVDTypeChoice = .auto
+
     func run() async throws {
         MallocTuning.keepFreedBlocksMapped()
         let modes: [PreemptionMode] = try mode.split(separator: ",").map {
@@ -115,10 +133,15 @@ struct BenchSwapCommand: AsyncParsableCommand {
         let lifetime: TargetLifetime?
         let ddBytes: ByteSize
         let prefixFlash: ByteSize
+        let placement: FlashPlacementPolicy
         do {
             prefixFlash = try ByteSize(parsing: prefixCacheFlashSize)
             lifetime = try flashTargetLifetime.map { try TargetLifetime(parsing: $0) }
             ddBytes = try ByteSize(parsing: ddSize)
+            guard let policy = FlashPlacementPolicy(rawValue: flashPlacement) else {
+                throw ValidationError("unknown --flash-placement '\(flashPlacement)'; use affinity, stripe or swarm")
+            }
+            placement = policy
             budget = try KVBudget(parsing: kvBudget)
             tbw = try ByteSize(parsing: flashTBW)
             dram = try ByteSize(parsing: dramSwap)
@@ -133,13 +156,15 @@ struct BenchSwapCommand: AsyncParsableCommand {
             throw ValidationError(
                 "--requests '\(requests)' gives \(counts.count) counts for \(shapes.count) workloads: give one, or one per workload")
         }
-        guard counts.allSatisfy({ ($0 ?? 0) > 0 }), scale > 0, repeats > 0 else {
-            throw ValidationError("--requests ('\(requests)'), --scale and --repeats must be positive")
+        guard counts.allSatisfy({ ($0 ?? 0) > 0 }), scale > 0, repeats > 0, dataParallel > 0 else {
+            throw ValidationError("--requests ('\(requests)'), --scale, --repeats and --data-parallel must be positive")
         }
         let requestCounts = counts.count == 1 ? Array(repeating: counts[0]!, count: shapes.count) : counts.map { $0! }
         guard resumeHeadroom >= 0 else { throw ValidationError("--resume-headroom must be zero or more") }
 
-        let loaded = try BenchModelSource.load(model, device: device)
+        let models = try loadModels()
+        let loaded = models[0]
+        var recorder = try trace.map { try TransferTraceRecorder(path: $0) }
         // The disk's own bandwidth, once, in the same run: each flash run's floor is its bytes at it.
         var disk: DiskBandwidth?
         if ddBytes.bytes > 0, modes.contains(where: { $0 == .swapFlash || $0 == .auto }) {
@@ -156,26 +181,34 @@ struct BenchSwapCommand: AsyncParsableCommand {
         var headings: [String] = []
         for (shape, requests) in zip(shapes, requestCounts) {
             let work = shape.requests(count: requests, scale: scale, vocabulary: min(loaded.tokenizer.vocabularySize, loaded.config.vocabSize))
-            let layout = loaded.model.kvLayout(blockTokens: blockTokens)
+            let layout = loaded.model.kvLayout(blockTokens: blockTokens, dtype: kvDType)
             let meanTokens = work.reduce(0) { $0 + $1.prompt.count + $1.maxTokens } / work.count
             let blocks = budget.blockCount(blockBytes: layout.blockStride)
             let heading =
                 "bench swap: \(loaded.name), workload \(shape) x\(scale) (\(requests) requests, mean \(meanTokens) tokens each), "
-                + "KV budget \(budget) = \(blocks) blocks of \(blockTokens) tokens, about \(blocks * blockTokens / max(meanTokens, 1)) requests"
+                + "KV \(layout.dtype.rawValue), budget \(budget) = \(blocks) blocks of \(blockTokens) tokens (\(layout.blockBytes) bytes), about \(blocks * blockTokens / max(meanTokens, 1)) requests"
+                + (dataParallel > 1 ? ", per replica; \(dataParallel) replicas" : "")
+                + ", flash \(FlashStoreConfiguration.parsePaths(flashPath).count) path(s), \(placement.rawValue) placement"
             if !json { FileHandle.standardError.write(Data((heading + "\n").utf8)) }
             headings.append(heading)
 
-            let benchmark = SwapBenchmark(
+            var benchmark = SwapBenchmark(
                 loaded: loaded, workload: shape.name, requests: work,
                 engine: engineConfiguration(budget: budget, requests: requests, dram: dram, tbw: tbw, lifetime: lifetime, prefixFlash: prefixFlash),
                 flashDirectory: flashPath, flashCapacity: capacity, enduranceTBW: tbw, disk: disk)
+            benchmark.replicaModels = Array(models.dropFirst())
+            benchmark.placement = placement
             // Rounds alternate the order of the modes (forward, backward, ...) so that a drift in the
             // machine's load does not favour the modes that run first; each mode's figures are the
             // mean over the rounds.
             var runs: [PreemptionMode: [SwapBenchmarkResult]] = [:]
             for round in 0..<repeats {
                 for mode in round % 2 == 0 ? modes : modes.reversed() {
+                    // The first swap-flash run is traced.
+                    benchmark.trace = mode == .swapFlash ? recorder : nil
+                    if benchmark.trace != nil { recorder = nil }
                     runs[mode, default: []].append(try await benchmark.run(mode))
+                    benchmark.trace?.close()
                 }
             }
             results += modes.map { SwapBenchmarkResult.mean(of: runs[$0]!) }
@@ -189,10 +222,31 @@ struct BenchSwapCommand: AsyncParsableCommand {
     ) -> EngineConfiguration {
         var configuration = EngineConfiguration(
             kvBudget: budget, blockTokens: blockTokens, maxStepTokens: maxStepTokens, maxRunning: requests,
-            prefetchDepth: prefetchDepth, hostSwapCapacity: dram, flashEnduranceTBW: tbw, flashTargetLifetime: lifetime)
+            prefetchDepth: prefetchDepth, hostSwapCapacity: dram, flashEnduranceTBW: tbw, flashTargetLifetime: lifetime,
+            kvDType: kvDType)
         configuration.resumeHeadroomTokens = resumeHeadroom
         configuration.prefixCacheFlashSize = prefixFlash
         return configuration
+    }
+
+    /// The model on each replica's device (`--data-parallel`): replica `i` on GPU `cuda:(K + i)`
+    /// for `--device cuda:K` (`auto`: from GPU 0 when the first replica found one), or on the CPU.
+    private func loadModels() throws -> [LoadedModel] {
+        // CPU replicas split the physical cores, each on its own pool (as `hifc serve` does).
+        let share = max(1, CPUThreadPool.physicalCores / dataParallel)
+        let first = try BenchModelSource.load(model, device: device, cpuThreads: dataParallel > 1 ? share : nil)
+        guard dataParallel > 1 else { return [first] }
+        let ordinal: Int?
+        switch DeviceSelection(parsing: device) {
+        case .cpu: ordinal = nil
+        case .cuda(let index): ordinal = index
+        case .auto: ordinal = first.model.backend is CPUBackend ? nil : 0
+        case nil: throw ValidationError("--device \(device) with --data-parallel: give auto, cpu, cuda or cuda:N")
+        }
+        return try [first]
+            + (1..<dataParallel).map { index in
+                try BenchModelSource.load(model, device: ordinal.map { "cuda:\($0 + index)" } ?? "cpu", cpuThreads: share)
+            }
     }
 
     private func report(_ results: [SwapBenchmarkResult], headings: [String], modes: [String], workloads: [String]) throws {

@@ -24,6 +24,11 @@ struct GenerateCommand: ParsableCommand {
     @Flag(help: "Print token counts and speeds to stderr at the end.") var stats = false
     @Flag(name: .customLong("token-ids"), help: "Print the prompt's and the generated token ids to stderr (for comparisons with other engines).")
     var tokenIDs = false
+    @Option(
+        help: ArgumentHelp(
+            "Write the logits after the prompt's last token to this file, little-endian f32 (for comparisons with other engines).",
+            valueName: "file"))
+    var logits: String?
     @Option(help: "auto (GPU 0 if there is one, else CPU), cpu, cuda or cuda:N.") var device: String = "auto"
     @Option(help: "CPU threads (default: the physical cores).") var threads: Int?
     @Flag(help: "Decode a GGUF's quantized weights to f32 at load instead of computing on the blocks (CPU).")
@@ -46,6 +51,7 @@ struct GenerateCommand: ParsableCommand {
         let params = SamplingParams(
             maxTokens: maxTokens, temperature: temperature, topK: topK, topP: topP,
             seed: seed, stop: stop)
+        if let logits { try writePromptLogits(loaded, tokens, to: logits) }
         let generator = TextGenerator(model: loaded, blockTokens: blockSize)
         let result = try generator.generate(prompt: tokens, params: params) { delta in
             FileHandle.standardOutput.write(Data(delta.utf8))
@@ -63,5 +69,15 @@ struct GenerateCommand: ParsableCommand {
                         + "generated \(result.tokenIDs.count) at \(String(format: "%.1f", decodeRate)) tok/s, finish: \(result.finish.rawValue)\n")
                         .utf8))
         }
+    }
+
+    /// One prefill of `tokens` on a KV pool of its own, its last row of logits written raw.
+    private func writePromptLogits(_ loaded: LoadedModel, _ tokens: [Int], to path: String) throws {
+        let blocks = (tokens.count + blockSize - 1) / blockSize
+        let pool = try loaded.model.makeKVCachePool(blockTokens: blockSize, blocks: blocks)
+        let sequence = ForwardSequence(tokens: tokens, startPosition: 0, blockTable: Array(0..<blocks))
+        let row = try loaded.model.forward(ForwardBatch([sequence]), kv: pool)[0]
+        let data = row.withUnsafeBufferPointer { Data(buffer: $0) }
+        try data.write(to: URL(fileURLWithPath: path))
     }
 }

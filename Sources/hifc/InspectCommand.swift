@@ -6,7 +6,9 @@ import HiFCCore
 /// `hifc inspect`: what the flash regions hold: segments, live slots, bytes written and the
 /// predicted lifetime. It opens the regions with the settings recorded in them and runs the
 /// start-up scan, so it takes each region's writer lock: on a region a server holds it fails,
-/// naming the server's process (its /metrics has the live figures).
+/// naming the server's process (its /metrics has the live figures). First, without any lock,
+/// it counts the prefix blocks of every region file in each directory (every instance's, in a
+/// shared directory) per namespace: the model, KV layout and backend they were written for.
 struct InspectCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "inspect",
@@ -28,6 +30,8 @@ struct InspectCommand: AsyncParsableCommand {
     func run() async throws {
         let paths = FlashStoreConfiguration.parsePaths(flashPath ?? ProcessInfo.processInfo.environment["HIFC_FLASH_PATHS"] ?? "")
         guard !paths.isEmpty else { throw ValidationError("pass --flash-path DIR (or set HIFC_FLASH_PATHS)") }
+        let census = try paths.filter(Self.isDirectory).flatMap { try FlashStore.prefixCensus(directory: $0) }
+        if !json { printCensus(census) }
         let tbw: ByteSize?
         do { tbw = try flashTBW.map { try ByteSize(parsing: $0) } } catch { throw ValidationError("--flash-tbw: \(error)") }
         var geometry: FlashRegionGeometry?
@@ -53,7 +57,7 @@ struct InspectCommand: AsyncParsableCommand {
         let stats = store.stats
         let layout = store.segments
         if json {
-            try printJSON(stats, layout)
+            try printJSON(stats, layout, census)
             return
         }
         for (index, path) in stats.paths.enumerated() {
@@ -81,7 +85,23 @@ struct InspectCommand: AsyncParsableCommand {
         )
     }
 
-    private func printJSON(_ stats: FlashStoreStats, _ layout: [[FlashSegmentAllocator.Segment]]) throws {
+    private static func isDirectory(_ path: String) -> Bool {
+        var directory: ObjCBool = false
+        return FileManager.default.fileExists(atPath: path, isDirectory: &directory) && directory.boolValue
+    }
+
+    private func printCensus(_ census: [FlashRegionCensus]) {
+        for region in census {
+            let total = region.namespaces.reduce(0) { $0 + $1.blocks }
+            print("prefix blocks in \(region.regionFile): \(total)")
+            for namespace in region.namespaces {
+                let what = namespace.tag == 0 ? "written before namespace tags" : namespace.summary ?? "no description recorded"
+                print("  namespace \(FlashStore.hexTag(namespace.tag)): \(namespace.blocks) blocks, \(ByteSize(namespace.bytes)) (\(what))")
+            }
+        }
+    }
+
+    private func printJSON(_ stats: FlashStoreStats, _ layout: [[FlashSegmentAllocator.Segment]], _ census: [FlashRegionCensus]) throws {
         struct Segment: Encodable {
             var index: Int
             var state: String
@@ -93,9 +113,16 @@ struct InspectCommand: AsyncParsableCommand {
             var live_slots: Int, live_bytes: Int64, bytes_written_since_creation: Int64, created_at: Double
             var bytes_per_day: Double, tbw: Int64?, lifetime_years: Double?, used_segments: [Segment]
         }
+        struct Namespace: Encodable {
+            var tag: String, summary: String?, blocks: Int, bytes: Int64
+        }
+        struct Region: Encodable {
+            var region_file: String, namespaces: [Namespace]
+        }
         struct Report: Encodable {
             var paths: [Path]
             var content_slots_recovered: Int, sequence_slots_reclaimed: Int, superseded_copies: Int
+            var prefix_blocks: [Region]
         }
         let paths = stats.paths.enumerated().map { i, p in
             Path(
@@ -116,6 +143,13 @@ struct InspectCommand: AsyncParsableCommand {
                     Report(
                         paths: paths, content_slots_recovered: r.contentSlotsRecovered,
                         sequence_slots_reclaimed: r.sequenceSlotsReclaimed,
-                        superseded_copies: r.supersededCopies)), as: UTF8.self))
+                        superseded_copies: r.supersededCopies,
+                        prefix_blocks: census.map { region in
+                            Region(
+                                region_file: region.regionFile,
+                                namespaces: region.namespaces.map {
+                                    Namespace(tag: FlashStore.hexTag($0.tag), summary: $0.summary, blocks: $0.blocks, bytes: $0.bytes)
+                                })
+                        })), as: UTF8.self))
     }
 }

@@ -16,17 +16,21 @@ enum MallocTuning {
 
     /// Keeps freed blocks of up to `mmapThreshold` in the heap and up to `trimThreshold` of free
     /// heap mapped; `HIFC_MALLOC_DEFAULTS=1` leaves glibc's defaults (less memory kept, more page
-    /// faults).
-    static func keepFreedBlocksMapped() {
+    /// faults). Returns whether the thresholds were set.
+    @discardableResult
+    static func keepFreedBlocksMapped() -> Bool {
         #if canImport(Glibc)
-            if getenv("HIFC_MALLOC_DEFAULTS") != nil { return }
+            if getenv("HIFC_MALLOC_DEFAULTS") != nil { return false }
             // mallopt is not exported to Swift; its parameter numbers are glibc's ABI.
-            guard let handle = dlopen(nil, RTLD_NOW), let symbol = dlsym(handle, "mallopt") else { return }
+            guard let handle = dlopen(nil, RTLD_NOW), let symbol = dlsym(handle, "mallopt") else { return false }
             let mallopt = unsafeBitCast(symbol, to: (@convention(c) (Int32, Int32) -> Int32).self)
             let mTrimThreshold: Int32 = -1
             let mMmapThreshold: Int32 = -3
             _ = mallopt(mMmapThreshold, Int32(mmapThreshold))
             _ = mallopt(mTrimThreshold, Int32(trimThreshold))
+            return true
+        #else
+            return false
         #endif
     }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Backend
 import CUDA
 import Foundation
 import Hummingbird
@@ -24,7 +25,10 @@ struct ServeCommand: AsyncParsableCommand {
     @OptionGroup var settings: ServeSettingsOptions
 
     func run() async throws {
-        MallocTuning.keepFreedBlocksMapped()
+        if MallocTuning.keepFreedBlocksMapped() {
+            // Lowered during bursts of request bodies or connections, so their memory goes back.
+            HeapTrimmer.shared.setSteadyTrimThreshold(Int32(MallocTuning.trimThreshold))
+        }
         let configuration: ServerConfiguration
         do {
             configuration = try ConfigurationLoader.load(flags: settings.given, configPath: settings.config)
@@ -37,35 +41,49 @@ struct ServeCommand: AsyncParsableCommand {
             stack = try ServingStack(
                 configuration: configuration, logger: logger,
                 backend: { try BackendChoice.make($0.description, logger: logger) },
-                deviceSwapper: { pool, store in (pool as? CUDAKVCachePool)?.makeFlashSwapper(store: store) })
+                deviceSwapper: { pool, store in (pool as? CUDAKVCachePool)?.makeFlashSwapper(store: store) },
+                flashFaults: ChaosFlashFaults.fromEnvironment(logger: logger))
         } catch {
             logger.critical("cannot start: \(error)")
             throw ExitCode(1)
         }
         defer { Self.shutDown(stack, logger: logger) }
-        let flash = stack.flashStore.map { _ in configuration.effectiveFlashPaths.joined(separator: ", ") } ?? "off"
+        let first = stack.replicas[0]
+        let flash =
+            first.flashStore.map { _ in
+                configuration.effectiveFlashPaths.joined(separator: ", ") + " (\(configuration.flashPlacement.rawValue) placement)"
+            } ?? "off"
+        let devices = stack.replicas.map { "\($0.device) (\($0.model.model.backend.name))" }.joined(separator: ", ")
         logger.info(
-            "model \(stack.routes.servedModelName) (\(stack.model.directory)), device \(configuration.device) (\(stack.model.model.backend.name)), KV budget \(configuration.kvBudget), context \(stack.engine.maxContextTokens) tokens, preemption \(configuration.preemption.rawValue), flash \(flash)"
+            "model \(stack.routes.servedModelName) (\(first.model.directory)), \(stack.replicas.count == 1 ? "device" : "\(stack.replicas.count) replicas on") \(devices), KV budget \(configuration.kvBudget)\(stack.replicas.count == 1 ? "" : " each"), context \(stack.service.maxContextTokens) tokens, preemption \(configuration.preemption.rawValue), flash \(flash)"
         )
-        let app = stack.routes.application(
-            address: .hostname(configuration.host, port: configuration.port), eventLoopThreads: configuration.device == .cpu ? 1 : nil
-        ) {
+        // SIGTERM or SIGINT: graceful shutdown (see `HTTPServerService`); a second one exits at once.
+        let signals = ShutdownSignals(logger: logger) { await stack.beginShutdown() }
+        let scheme = configuration.tlsCertificate == nil ? "http" : "https"
+        try await stack.serve(
+            address: .hostname(configuration.host, port: configuration.port),
+            eventLoopThreads: stack.replicas[0].model.model.backend is CPUBackend ? 1 : nil
+        ) { port in
             logger.info(
-                "listening on http://\(configuration.host):\(configuration.port) (POST /v1/completions, /v1/chat/completions; GET /v1/models, /health, /metrics)"
+                "listening on \(scheme)://\(configuration.host):\(port ?? configuration.port) (POST /v1/completions, /v1/chat/completions; GET /v1/models, /health, /metrics)\(configuration.apiKeys.isEmpty ? "" : "; API key required")"
             )
         }
-        try await app.runService()
-        logger.info("stop signal received: the HTTP server stopped accepting connections and answered the requests in flight")
+        withExtendedLifetime(signals) { logger.info("the HTTP server has stopped (no connections left)") }
     }
 
-    /// Stops the engine and closes the flash store, saying what was left and what was saved.
+    /// Stops the engines and closes the flash stores, saying what was left and what was saved.
     static func shutDown(_ stack: ServingStack, logger: Logger) {
-        let stats = stack.engine.stats()
-        let unfinished = stats.waiting + stats.running + stats.swapped
-        logger.info("stopping the engine: \(stats.finishedRequests) requests served, \(unfinished) unfinished generations stopped")
+        for replica in stack.replicas {
+            let stats = replica.engine.stats()
+            let unfinished = stats.waiting + stats.running + stats.swapped
+            let engine = stack.replicas.count == 1 ? "the engine" : "engine replica \(replica.index)"
+            logger.info("stopping \(engine): \(stats.finishedRequests) requests served, \(unfinished) unfinished generations stopped")
+        }
         stack.shutdown()
-        if let store = stack.flashStore {
-            let regions = store.stats.paths.map { "\($0.regionFile) (\($0.liveSlots) cached blocks kept)" }
+        let regions = stack.replicas.compactMap(\.flashStore).flatMap { store in
+            store.stats.paths.map { "\($0.regionFile) (\($0.liveSlots) cached blocks kept)" }
+        }
+        if !regions.isEmpty {
             logger.info("flash state saved: wear record written and region closed: \(regions.joined(separator: ", "))")
         }
         logger.info("hifc serve stopped")

@@ -40,8 +40,53 @@ struct ServeSettingsOptions: ParsableArguments {
     @Option(name: .customLong("data-dir"), help: ServeSettingsOptions.help("data-dir"))
     var dataDir: String?
 
+    @Option(name: .customLong("max-request-sequences"), help: ServeSettingsOptions.help("max-request-sequences"))
+    var maxRequestSequences: String?
+
+    @Option(name: .customLong("max-request-prompt-tokens"), help: ServeSettingsOptions.help("max-request-prompt-tokens"))
+    var maxRequestPromptTokens: String?
+
+    @Option(name: .customLong("max-request-completion-tokens"), help: ServeSettingsOptions.help("max-request-completion-tokens"))
+    var maxRequestCompletionTokens: String?
+
+    @Option(name: .customLong("max-queued-sequences"), help: ServeSettingsOptions.help("max-queued-sequences"))
+    var maxQueuedSequences: String?
+
+    @Option(name: .customLong("max-queued-tokens"), help: ServeSettingsOptions.help("max-queued-tokens"))
+    var maxQueuedTokens: String?
+
+    @Option(name: .customLong("max-connections"), help: ServeSettingsOptions.help("max-connections"))
+    var maxConnections: String?
+
+    @Option(name: .customLong("idle-timeout"), help: ServeSettingsOptions.help("idle-timeout"))
+    var idleTimeout: String?
+
+    @Option(name: .customLong("request-read-timeout"), help: ServeSettingsOptions.help("request-read-timeout"))
+    var requestReadTimeout: String?
+
+    @Option(name: .customLong("max-body-memory"), help: ServeSettingsOptions.help("max-body-memory"))
+    var maxBodyMemory: String?
+
+    @Option(name: .customLong("shutdown-timeout"), help: ServeSettingsOptions.help("shutdown-timeout"))
+    var shutdownTimeout: String?
+
+    @Option(name: .customLong("api-key"), help: ServeSettingsOptions.help("api-key"))
+    var apiKey: [String] = []
+
+    @Option(name: .customLong("public-metrics"), help: ServeSettingsOptions.help("public-metrics"))
+    var publicMetrics: String?
+
+    @Option(name: .customLong("tls-cert"), help: ServeSettingsOptions.help("tls.cert"))
+    var tlsCert: String?
+
+    @Option(name: .customLong("tls-key"), help: ServeSettingsOptions.help("tls.key"))
+    var tlsKey: String?
+
     @Option(name: .customLong("device"), help: ServeSettingsOptions.help("device"))
     var device: String?
+
+    @Option(name: .customLong("data-parallel"), help: ServeSettingsOptions.help("data-parallel"))
+    var dataParallel: String?
 
     @Option(name: .customLong("threads"), help: ServeSettingsOptions.help("threads"))
     var threads: String?
@@ -51,6 +96,9 @@ struct ServeSettingsOptions: ParsableArguments {
 
     @Option(name: .customLong("block-size"), help: ServeSettingsOptions.help("block-size"))
     var blockSize: String?
+
+    @Option(name: .customLong("kv-dtype"), help: ServeSettingsOptions.help("kv-dtype"))
+    var kvDtype: String?
 
     @Option(name: .customLong("max-batch-tokens"), help: ServeSettingsOptions.help("max-batch-tokens"))
     var maxBatchTokens: String?
@@ -79,11 +127,20 @@ struct ServeSettingsOptions: ParsableArguments {
     @Option(name: .customLong("flash-daily-write-budget"), help: ServeSettingsOptions.help("flash.daily-write-budget"))
     var flashDailyWriteBudget: String?
 
+    @Option(name: .customLong("flash-target-lifetime"), help: ServeSettingsOptions.help("flash.target-lifetime"))
+    var flashTargetLifetime: String?
+
     @Option(name: .customLong("flash-placement"), help: ServeSettingsOptions.help("flash.placement"))
     var flashPlacement: String?
 
+    @Option(name: .customLong("flash-replication-budget"), help: ServeSettingsOptions.help("flash.replication-budget"))
+    var flashReplicationBudget: String?
+
     @Option(name: .customLong("flash-segment-size"), help: ServeSettingsOptions.help("flash.segment-size"))
     var flashSegmentSize: String?
+
+    @Option(name: .customLong("flash-shared"), help: ServeSettingsOptions.help("flash.shared"))
+    var flashShared: String?
 
     @Option(name: .customLong("prefix-cache"), help: ServeSettingsOptions.help("prefix-cache"))
     var prefixCache: String?
@@ -103,10 +160,26 @@ struct ServeSettingsOptions: ParsableArguments {
             ("port", port.map { [$0] } ?? []),
             ("max-body-size", maxBodySize.map { [$0] } ?? []),
             ("data-dir", dataDir.map { [$0] } ?? []),
+            ("max-request-sequences", maxRequestSequences.map { [$0] } ?? []),
+            ("max-request-prompt-tokens", maxRequestPromptTokens.map { [$0] } ?? []),
+            ("max-request-completion-tokens", maxRequestCompletionTokens.map { [$0] } ?? []),
+            ("max-queued-sequences", maxQueuedSequences.map { [$0] } ?? []),
+            ("max-queued-tokens", maxQueuedTokens.map { [$0] } ?? []),
+            ("max-connections", maxConnections.map { [$0] } ?? []),
+            ("idle-timeout", idleTimeout.map { [$0] } ?? []),
+            ("request-read-timeout", requestReadTimeout.map { [$0] } ?? []),
+            ("max-body-memory", maxBodyMemory.map { [$0] } ?? []),
+            ("shutdown-timeout", shutdownTimeout.map { [$0] } ?? []),
+            ("api-key", apiKey),
+            ("public-metrics", publicMetrics.map { [$0] } ?? []),
+            ("tls.cert", tlsCert.map { [$0] } ?? []),
+            ("tls.key", tlsKey.map { [$0] } ?? []),
             ("device", device.map { [$0] } ?? []),
+            ("data-parallel", dataParallel.map { [$0] } ?? []),
             ("threads", threads.map { [$0] } ?? []),
             ("kv-budget", kvBudget.map { [$0] } ?? []),
             ("block-size", blockSize.map { [$0] } ?? []),
+            ("kv-dtype", kvDtype.map { [$0] } ?? []),
             ("max-batch-tokens", maxBatchTokens.map { [$0] } ?? []),
             ("max-running", maxRunning.map { [$0] } ?? []),
             ("preemption", preemption.map { [$0] } ?? []),
@@ -116,8 +189,11 @@ struct ServeSettingsOptions: ParsableArguments {
             ("flash.capacity", flashCapacity.map { [$0] } ?? []),
             ("flash.tbw", flashTbw.map { [$0] } ?? []),
             ("flash.daily-write-budget", flashDailyWriteBudget.map { [$0] } ?? []),
+            ("flash.target-lifetime", flashTargetLifetime.map { [$0] } ?? []),
             ("flash.placement", flashPlacement.map { [$0] } ?? []),
+            ("flash.replication-budget", flashReplicationBudget.map { [$0] } ?? []),
             ("flash.segment-size", flashSegmentSize.map { [$0] } ?? []),
+            ("flash.shared", flashShared.map { [$0] } ?? []),
             ("prefix-cache", prefixCache.map { [$0] } ?? []),
             ("prefix-cache-write", prefixCacheWrite.map { [$0] } ?? []),
             ("prefix-cache-flash-size", prefixCacheFlashSize.map { [$0] } ?? []),

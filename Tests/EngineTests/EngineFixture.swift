@@ -11,7 +11,17 @@ import XCTest
 /// A tiny synthetic model on the CPU backend, written once for all engine tests, and helpers to
 /// run a set of requests through an `EngineCore` to the end.
 enum EngineFixture {
-    static let directory = NSTemporaryDirectory() + "hifc-engine-tests-\(UUID().uuidString)"
+    /// Everything the engine tests write (the model, every flash region they make), removed when
+    /// the test process exits: a flash region preallocates its whole capacity, and hundreds of
+    /// them left behind fill a disk.
+    static let scratch: String = {
+        let root = NSTemporaryDirectory() + "hifc-engine-tests-\(getpid())"
+        try? FileManager.default.removeItem(atPath: root)
+        try! FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        atexit { try? FileManager.default.removeItem(atPath: NSTemporaryDirectory() + "hifc-engine-tests-\(getpid())") }
+        return root
+    }()
+    static let directory = scratch + "/model"
     static let loaded: LoadedModel = {
         try! SynthModel(architecture: .llama, preset: .tiny, dtype: .float32, seed: 11).write(to: directory)
         return try! LoadedModel(directory: directory, backend: CPUBackend())
@@ -41,12 +51,13 @@ enum EngineFixture {
 
     /// A flash store in `path` (a fresh directory when nil).
     static func flashStore(
-        capacity: ByteSize = .mib(64), segment: ByteSize = .mib(1), faults: (any IOFaultInjector)? = nil, path: String? = nil
+        capacity: ByteSize = .mib(64), segment: ByteSize = .mib(1), faults: (any IOFaultInjector)? = nil, path: String? = nil,
+        shared: Bool = false
     ) throws -> FlashStore {
-        let path = path ?? NSTemporaryDirectory() + "hifc-engine-flash-\(UUID().uuidString)"
+        let path = path ?? scratch + "/flash-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        return try FlashStore(
-            configuration: FlashStoreConfiguration(paths: [path], capacityPerPath: capacity, segmentSize: segment),
-            faultInjector: faults)
+        var configuration = FlashStoreConfiguration(paths: [path], capacityPerPath: capacity, segmentSize: segment)
+        configuration.sharedDirectory = shared
+        return try FlashStore(configuration: configuration, faultInjector: faults)
     }
 }

@@ -54,7 +54,7 @@ final class PrefixCacheCrashTests: XCTestCase {
     }
 
     func testKilledEngineLeavesNoWrongTokenAfterRestart() async throws {
-        let directory = NSTemporaryDirectory() + "hifc-prefix-crash-\(UUID().uuidString)"
+        let directory = EngineFixture.scratch + "/prefix-crash-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
         _ = FileManager.default.createFile(atPath: directory + "/progress", contents: nil)

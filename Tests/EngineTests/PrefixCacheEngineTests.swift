@@ -37,12 +37,11 @@ final class PrefixCacheEngineTests: XCTestCase {
 
     private func core(
         prefixCaching: Bool, blocks: Int = 200, mode: PreemptionMode = .recompute, store: FlashStore? = nil,
-        policy: PrefixWritePolicy = .onEvict, loaded: LoadedModel = EngineFixture.loaded
+        policy: PrefixWritePolicy = .onEvict, loaded: LoadedModel = EngineFixture.loaded, kvDType: KVDTypeChoice = .auto
     ) throws -> EngineCore {
-        try EngineCore(
-            loaded: loaded,
-            configuration: EngineFixture.configuration(blocks: blocks, mode: mode, prefixCaching: prefixCaching, prefixCacheWrite: policy),
-            flashTier: store.map { FlashTier(store: $0) })
+        var configuration = EngineFixture.configuration(blocks: blocks, mode: mode, prefixCaching: prefixCaching, prefixCacheWrite: policy)
+        configuration.kvDType = kvDType
+        return try EngineCore(loaded: loaded, configuration: configuration, flashTier: store.map { FlashTier(store: $0) })
     }
 
     func testSharedPrefixesGiveTheSameTokensWithTheCacheOnAndOff() throws {
@@ -71,7 +70,7 @@ final class PrefixCacheEngineTests: XCTestCase {
     }
 
     func testPrefixHitSurvivesRestart() throws {
-        let directory = NSTemporaryDirectory() + "hifc-prefix-restart-\(UUID().uuidString)"
+        let directory = EngineFixture.scratch + "/prefix-restart-\(UUID().uuidString)"
         let prompt = Array(3..<90)
         let expected = try runInTurn([prompt], through: try core(prefixCaching: false))
         do {
@@ -90,7 +89,7 @@ final class PrefixCacheEngineTests: XCTestCase {
     }
 
     func testTheDeviceCacheIsSavedAtShutdownAndFoundAfterARestart() async throws {
-        let directory = NSTemporaryDirectory() + "hifc-prefix-shutdown-\(UUID().uuidString)"
+        let directory = EngineFixture.scratch + "/prefix-shutdown-\(UUID().uuidString)"
         let prompt = Array(3..<90)
         func generate(_ store: FlashStore) async throws -> (tokens: [Int], engine: LLMEngine) {
             // On-evict saves nothing while the device has room: only the shutdown saves these blocks.
@@ -118,7 +117,7 @@ final class PrefixCacheEngineTests: XCTestCase {
     }
 
     func testADamagedPrefixSlotIsRecomputedAndCounted() throws {
-        let directory = NSTemporaryDirectory() + "hifc-prefix-damaged-\(UUID().uuidString)"
+        let directory = EngineFixture.scratch + "/prefix-damaged-\(UUID().uuidString)"
         let prompt = Array(3..<90)
         let expected = try runInTurn([prompt], through: try core(prefixCaching: false))
         do {
@@ -137,7 +136,7 @@ final class PrefixCacheEngineTests: XCTestCase {
     }
 
     func testAnotherModelOnTheSameDirectoryFindsNothing() throws {
-        let directory = NSTemporaryDirectory() + "hifc-prefix-foreign-\(UUID().uuidString)"
+        let directory = EngineFixture.scratch + "/prefix-foreign-\(UUID().uuidString)"
         let prompt = Array(3..<90)
         do {
             let store = try EngineFixture.flashStore(path: directory)
@@ -146,7 +145,7 @@ final class PrefixCacheEngineTests: XCTestCase {
             first.finishTransfersInFlight()
             store.close()
         }
-        let otherDirectory = NSTemporaryDirectory() + "hifc-engine-other-model-\(UUID().uuidString)"
+        let otherDirectory = EngineFixture.scratch + "/engine-other-model-\(UUID().uuidString)"
         try SynthModel(architecture: .llama, preset: .tiny, dtype: .float32, seed: 12).write(to: otherDirectory)
         let other = try LoadedModel(directory: otherDirectory, backend: CPUBackend())
         let store = try EngineFixture.flashStore(path: directory)
@@ -154,6 +153,35 @@ final class PrefixCacheEngineTests: XCTestCase {
         _ = try runInTurn([prompt], through: restarted)
         XCTAssertEqual(restarted.snapshot().flashHitTokens, 0)
         XCTAssertEqual(restarted.snapshot().declinedLoads, 0, "the other model's blocks are not even candidates")
+        store.close()
+    }
+
+    /// fp8 blocks (elements and scales) go to flash and come back whole, and a cache of the other
+    /// KV dtype on the same directory never finds them: the dtype is part of the namespace.
+    func testFP8AndF32CachesOnTheSameDirectoryNeverShareBlocks() throws {
+        let directory = NSTemporaryDirectory() + "hifc-prefix-fp8-\(UUID().uuidString)"
+        let prompt = Array(3..<90)
+        let expected = try runInTurn([prompt], through: try core(prefixCaching: false, kvDType: .fp8))
+        do {
+            let store = try EngineFixture.flashStore(path: directory)
+            let first = try core(prefixCaching: true, store: store, policy: .writeThrough, kvDType: .fp8)
+            XCTAssertEqual(try runInTurn([prompt], through: first), expected)
+            first.finishTransfersInFlight()
+            XCTAssertGreaterThan(first.snapshot().prefixBlocksSaved, 0)
+            store.close()
+        }
+        do {
+            let store = try EngineFixture.flashStore(path: directory)
+            let f32 = try core(prefixCaching: true, store: store)
+            _ = try runInTurn([prompt], through: f32)
+            XCTAssertEqual(f32.snapshot().flashHitTokens, 0, "an f32 cache does not load fp8 blocks")
+            XCTAssertEqual(f32.snapshot().declinedLoads, 0, "the fp8 blocks are not even candidates")
+            store.close()
+        }
+        let store = try EngineFixture.flashStore(path: directory)
+        let restarted = try core(prefixCaching: true, store: store, kvDType: .fp8)
+        XCTAssertEqual(try runInTurn([prompt], through: restarted), expected, "the fp8 blocks and their scales came back whole")
+        XCTAssertEqual(restarted.snapshot().flashHitTokens, 80)
         store.close()
     }
 

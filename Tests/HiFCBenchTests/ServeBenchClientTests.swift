@@ -20,9 +20,9 @@ final class ServeBenchClientTests: XCTestCase {
         configuration.flashCapacity = .mib(64)
         let stack = try ServingStack(configuration: configuration, logger: Logger(label: "test"))
         defer { stack.shutdown() }
-        let tokenizer = stack.model.tokenizer
+        let tokenizer = stack.replicas[0].model.tokenizer
         let model = stack.routes.servedModelName
-        let context = stack.engine.maxContextTokens
+        let context = stack.service.maxContextTokens
 
         try await stack.routes.application(address: .hostname("127.0.0.1", port: 0)).test(.live) { client in
             let base = try BaseURL(parsing: "http://127.0.0.1:\(try XCTUnwrap(client.port))")

@@ -33,4 +33,16 @@ final class ByteSizeTests: XCTestCase {
         XCTAssertEqual(layout.blocks(forTokens: 8700), 136)
         XCTAssertEqual(layout.elementOffset(layer: 1, value: true, token: 2), ((1 * 2 + 1) * 64 + 2) * 1024)
     }
+
+    /// An fp8 block of the 8B shape: 4 MiB of E4M3 elements, then 128 KiB of f32 scales (one per
+    /// layer, K|V, token and KV head), 4 KiB aligned: 4.125 MiB against bf16's 8 MiB.
+    func testFP8BlockKeepsItsScalesAfterItsElements() {
+        let layout = KVBlockLayout(layers: 32, kvHeads: 8, headDim: 128, blockTokens: 64, dtype: .fp8e4m3)
+        XCTAssertEqual(layout.elementBytes, 4 << 20)
+        XCTAssertEqual(layout.blockScales, 32 * 2 * 64 * 8)
+        XCTAssertEqual(layout.blockBytes, (4 << 20) + (128 << 10))
+        XCTAssertEqual(layout.blockStride, layout.blockBytes)
+        XCTAssertEqual(layout.scaleOffset(layer: 1, value: true, token: 2), (4 << 20) + ((1 * 2 + 1) * 64 + 2) * 8 * 4)
+        XCTAssertEqual(layout.bytesPerToken * 64, layout.blockBytes)
+    }
 }

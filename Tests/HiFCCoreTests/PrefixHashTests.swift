@@ -43,7 +43,14 @@ final class PrefixHashTests: XCTestCase {
         let a = PrefixNamespace(modelIdentity: [1], layout: layout, backend: "cpu")
         var bf16 = layout
         bf16.dtype = .bfloat16
+        var fp8 = layout
+        fp8.dtype = .fp8e4m3
+        var fp8bf16 = bf16
+        fp8bf16.dtype = .fp8e4m3
+        XCTAssertNotEqual(
+            PrefixNamespace(modelIdentity: [1], layout: bf16, backend: "cuda"), PrefixNamespace(modelIdentity: [1], layout: fp8bf16, backend: "cuda"))
         let variants = [
+            PrefixNamespace(modelIdentity: [1], layout: fp8, backend: "cpu"),
             PrefixNamespace(modelIdentity: [2], layout: layout, backend: "cpu"),
             PrefixNamespace(modelIdentity: [1], layout: bf16, backend: "cpu"),
             PrefixNamespace(

@@ -1,9 +1,10 @@
 import Backend
 import Foundation
 import HiFCCore
-import Models
 import SynthModels
 import XCTest
+
+@testable import Models
 
 /// GGUF files written by gguf-py's `GGUFWriter` (as llama.cpp's converter would write them) from
 /// synthetic HF directories: each must load and generate exactly what its directory does.
@@ -115,6 +116,51 @@ final class GGUFLoadingTests: XCTestCase {
         XCTAssertEqual(loaded.defaultSystemPrompt, "You are a helpful assistant.")
     }
 
+    func testQwen3GGUFGeneratesLikeItsDirectory() throws {
+        // Qwen3: per-head q/k norms (attn_q_norm, attn_k_norm), rows not interleaved, a head dim
+        // other than hidden/heads, the qwen2 pre-tokenizer.
+        let (directory, gguf) = try write(synth(.qwen3))
+        try assertSameModel(directory, gguf)
+    }
+
+    func testGemma3GGUFGeneratesLikeItsDirectory() throws {
+        // Gemma 3 as llama.cpp's converter writes it: every norm weight stored as 1 + w, four norms
+        // a layer under Gemma's names, the window and final softcap as metadata, the layer pattern
+        // (five sliding, one global) and local rope base left to the architecture, linear scaling
+        // on the global layers; Gemma's vocabulary with merges in token order; no chat template.
+        let config = ModelConfig(
+            architecture: .gemma3, hiddenSize: 64, intermediateSize: 176, layers: 7, heads: 4, kvHeads: 1, headDim: 32,
+            vocabSize: 0, rmsNormEpsilon: 1e-6, ropeTheta: 1_000_000, ropeScaling: .linear(factor: 8), maxPositions: 2048,
+            tieWordEmbeddings: true, slidingWindow: 8, layerTypes: SynthModel.gemmaLayerTypes(7), localRopeTheta: 10_000,
+            queryPreAttentionScalar: 32, finalLogitSoftcapping: 7.5)
+        let (directory, gguf) = try write(SynthModel(config: config, dtype: .float32, seed: 3), ["--no-chat-template"])
+        try assertSameModel(directory, gguf, sameTokenizer: false)
+        let loaded = try LoadedModel(directory: gguf, backend: CPUBackend())
+        XCTAssertEqual(loaded.config.layerTypes, [.sliding, .sliding, .sliding, .sliding, .sliding, .full, .sliding])
+        XCTAssertEqual(loaded.config.slidingWindow, 8)
+        XCTAssertEqual(loaded.config.localRopeTheta, 10_000)
+        XCTAssertEqual(loaded.config.queryPreAttentionScalar, 32)
+        XCTAssertEqual(loaded.config.finalLogitSoftcapping, 7.5)
+        XCTAssertEqual(loaded.config.hiddenActivation, .geluTanh)
+        // No template in the file: the family's, as the directory's Jinja template renders it.
+        XCTAssertEqual(loaded.chatTemplate, .gemma)
+        let hf = try LoadedModel(directory: directory, backend: CPUBackend())
+        for text in ["Hello world", "The quick brown fox jumps over the lazy dog.", "line\nbreak <start_of_turn>user"] {
+            XCTAssertEqual(loaded.tokenizer.decode(loaded.tokenizer.encode(text), skipSpecialTokens: false), "<bos>" + text)
+            XCTAssertEqual(hf.tokenizer.decode(loaded.tokenizer.encode(text), skipSpecialTokens: false), "<bos>" + text)
+        }
+        XCTAssertEqual(loaded.tokenizer.encode("<start_of_turn>model\n", addSpecialTokens: false).first, hf.tokenizer.id(of: "<start_of_turn>"))
+    }
+
+    func testGemmaMergesFollowTokenOrderLongerLeftPieceFirst() {
+        // transformers' generate_merges with positions as scores: earlier tokens first, and within
+        // one token the longer left piece first; tokens with no split into two others give none.
+        let tokens = ["<bos>", "a", "b", "▁", "▁▁", "▁▁▁", "ab", "bab", "ba"]
+        XCTAssertEqual(
+            Tokenizer.mergesInTokenOrder(tokens: tokens),
+            [["▁", "▁"], ["▁▁", "▁"], ["▁", "▁▁"], ["a", "b"], ["ba", "b"], ["b", "ab"], ["b", "a"]])
+    }
+
     func testSentencePieceGGUFTokenizesLikeHFAndGeneratesLikeItsDirectory() throws {
         // Mistral as llama.cpp stores it: architecture llama, a SentencePiece vocabulary with
         // scores instead of merges. The reference is HF `tokenizers` on the tokenizer.json its
@@ -144,8 +190,29 @@ final class GGUFLoadingTests: XCTestCase {
         let types = Set(file.tensors.values.compactMap(\.type))
         XCTAssertTrue(types.isSuperset(of: [.q8_0, .q4_0, .q4_1, .q5_0, .q5_1, .q2_K, .q3_K, .q4_K, .q5_K, .q6_K, .f16, .bf16]), "\(types)")
         try assertSameModel(directory, gguf)
-        // Kept as blocks (Q8_0, Q4_0, Q4_1, Q4_K, Q6_K), the products run on 8-bit activations as
-        // llama.cpp's do: the prompt's logits stay within a few percent of the decoded weights'.
+        try assertIntegerKernelsMatchDecodedWeights(gguf)
+    }
+
+    func testQuantizedQwen3AndGemma3GGUFsRunOnTheIntegerKernels() throws {
+        // The two families' own parts (q/k norms, Gemma's four 1 + w norms, scaled embedding, tied
+        // head) beside weights the CPU backend keeps as blocks, as in a real GGUF file.
+        let qwen3 = ModelConfig(
+            architecture: .qwen3, hiddenSize: 256, intermediateSize: 512, layers: 2, heads: 4, kvHeads: 2, headDim: 64,
+            vocabSize: 0, rmsNormEpsilon: 1e-6, ropeTheta: 1_000_000, maxPositions: 2048, tieWordEmbeddings: true)
+        let gemma3 = ModelConfig(
+            architecture: .gemma3, hiddenSize: 256, intermediateSize: 512, layers: 2, heads: 4, kvHeads: 1, headDim: 64,
+            vocabSize: 0, rmsNormEpsilon: 1e-6, ropeTheta: 1_000_000, maxPositions: 2048, tieWordEmbeddings: true,
+            slidingWindow: 8, layerTypes: SynthModel.gemmaLayerTypes(2), localRopeTheta: 10_000, queryPreAttentionScalar: 64)
+        for config in [qwen3, gemma3] {
+            let (directory, gguf) = try write(SynthModel(config: config, dtype: .float32, seed: 11), ["--types", "mixed"])
+            try assertSameModel(directory, gguf, sameTokenizer: config.architecture != .gemma3)
+            try assertIntegerKernelsMatchDecodedWeights(gguf)
+        }
+    }
+
+    /// Kept as blocks (Q8_0, Q4_0, Q4_1, Q4_K, Q6_K), the products run on 8-bit activations as
+    /// llama.cpp's do: the prompt's logits stay within a few percent of the decoded weights'.
+    private func assertIntegerKernelsMatchDecodedWeights(_ gguf: String, file: StaticString = #filePath, line: UInt = #line) throws {
         let decoded = try LoadedModel(directory: gguf, backend: CPUBackend(dequantizesAtLoad: true))
         let kept = try LoadedModel(directory: gguf, backend: CPUBackend())
         let prompt = kept.tokenizer.encode("The quick brown fox jumps over the lazy dog")
@@ -154,12 +221,12 @@ final class GGUFLoadingTests: XCTestCase {
             return try loaded.model.forward(ForwardBatch([ForwardSequence(tokens: prompt, startPosition: 0, blockTable: [0, 1])]), kv: pool)[0]
         }
         let error = relativeError(try logits(kept), try logits(decoded).map(Double.init))
-        XCTAssertLessThan(error, 0.03, "integer kernels' logits differ by \(error)")
+        XCTAssertLessThan(error, 0.03, "integer kernels' logits differ by \(error)", file: file, line: line)
     }
 
     func testUnsupportedContentIsRefusedByName() throws {
-        let (_, gemma) = try write(synth(.llama), ["--arch", "gemma3"])
-        assertError(try LoadedModel(directory: gemma, backend: CPUBackend()), mentions: "general.architecture", "gemma3")
+        let (_, gemma) = try write(synth(.llama), ["--arch", "gemma2"])
+        assertError(try LoadedModel(directory: gemma, backend: CPUBackend()), mentions: "general.architecture", "gemma2")
         let (_, falcon) = try write(synth(.llama), ["--pre", "falcon"])
         assertError(try LoadedModel(directory: falcon, backend: CPUBackend()), mentions: "tokenizer.ggml.pre", "falcon")
         let (_, iq) = try write(synth(.llama), ["--undecodable-type"])

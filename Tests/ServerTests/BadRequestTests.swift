@@ -71,6 +71,39 @@ final class BadRequestTests: XCTestCase {
             param: "messages.0.content")
     }
 
+    func testAnOutOfRangeSeedIsNamed() async throws {
+        try await assertRefused("/v1/completions", #"{"model":"scripted","prompt":"hi","seed":1180591620717411303424}"#, param: "seed")
+        try await assertRefused("/v1/completions", #"{"model":"scripted","prompt":"hi","seed":1.5}"#, param: "seed")
+    }
+
+    func testInvalidUTF8IsReportedAsSuch() async throws {
+        let service = ScriptedGenerationService()
+        try await withServer(service) { client in
+            var body = ByteBuffer(string: #"{"model":"scripted","prompt":["#)
+            body.writeBytes([0x22, 0x61, 0xFF, 0xFE, 0x22])
+            body.writeString("]}")
+            let response = try await client.execute(
+                uri: "/v1/completions", method: .post, headers: [.contentType: "application/json"], body: body)
+            XCTAssertEqual(response.status, .badRequest)
+            XCTAssertEqual(try response.error["code"] as? String, "invalid_encoding")
+            let message = try XCTUnwrap(response.error["message"] as? String)
+            XCTAssertTrue(message.contains("not valid UTF-8") && message.contains("offset 32"), message)
+        }
+        XCTAssertTrue(service.requests.isEmpty)
+    }
+
+    func testAKnownPathWithAnotherMethodIsA405NamingTheAllowedOne() async throws {
+        try await withServer(ScriptedGenerationService()) { client in
+            let response = try await client.execute(uri: "/v1/chat/completions", method: .get)
+            XCTAssertEqual(response.status, .methodNotAllowed)
+            XCTAssertEqual(response.headers[.allow], "POST")
+            XCTAssertEqual(try response.error["code"] as? String, "method_not_allowed")
+            let health = try await client.execute(uri: "/health", method: .post)
+            XCTAssertEqual(health.status, .methodNotAllowed)
+            XCTAssertEqual(health.headers[.allow], "GET")
+        }
+    }
+
     func testUnknownModelIsNotFound() async throws {
         try await assertRefused("/v1/completions", #"{"model":"gpt-9","prompt":"hi"}"#, status: .notFound, param: "model", code: "model_not_found")
     }

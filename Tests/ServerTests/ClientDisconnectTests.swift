@@ -69,6 +69,19 @@ final class RawHTTPConnection {
         return String(decoding: buffer[..<n], as: UTF8.self)
     }
 
+    /// Whether the server closes the connection within `seconds` (reading and dropping whatever
+    /// it sends first).
+    func closedByServer(within seconds: Int) -> Bool {
+        var timeout = timeval(tv_sec: seconds, tv_usec: 0)
+        _ = setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = recv(fd, &buffer, buffer.count, 0)
+            if n == 0 { return true }
+            if n < 0 { return errno == ECONNRESET }
+        }
+    }
+
     /// Closes normally (FIN).
     func close() { _ = Glibc.close(fd) }
 

@@ -5,11 +5,19 @@ import XCTest
 @testable import Server
 
 final class ConfigurationTests: XCTestCase {
-    private func yamlFile(_ text: String) throws -> String {
+    func yamlFile(_ text: String) throws -> String {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("hifc-\(UUID().uuidString).yaml").path
         try text.write(toFile: path, atomically: true, encoding: .utf8)
         addTeardownBlock { try? FileManager.default.removeItem(atPath: path) }
         return path
+    }
+
+    func testAdmissionLetsEachDataParallelReplicaTakeItsShare() throws {
+        var configuration = try ConfigurationLoader.load(arguments: ["--max-running", "8", "--data-parallel", "3"], environment: [:])
+        XCTAssertEqual(configuration.admissionLimits.maxInEngine, 24)
+        XCTAssertEqual(configuration.admissionLimits.maxEngineBacklog, 3 * ServerConfiguration.engineBacklog)
+        configuration.dataParallel = 1
+        XCTAssertEqual(configuration.admissionLimits.maxInEngine, 8)
     }
 
     func testDefaultsApplyWithNothingGiven() throws {
@@ -103,5 +111,35 @@ final class ConfigurationTests: XCTestCase {
         XCTAssertTrue(
             text.contains(ConfigurationSchema.markdownTable),
             "the README's configuration table must be exactly:\n\(ConfigurationSchema.markdownTable)")
+    }
+}
+
+extension ConfigurationTests {
+    func testLimitsTimeoutsAndKeysReadFromEverySource() throws {
+        let path = try yamlFile(
+            """
+            api-key: [a, b]
+            idle-timeout: 2m
+            tls:
+              cert: /c.pem
+              key: /k.pem
+            """)
+        let config = try ConfigurationLoader.load(
+            arguments: ["--request-read-timeout", "500ms", "--max-request-sequences", "8", "--public-metrics", "true", "--config", path],
+            environment: ["HIFC_SHUTDOWN_TIMEOUT": "5", "HIFC_MAX_BODY_MEMORY": "16MiB"])
+        XCTAssertEqual(config.apiKeys, ["a", "b"])
+        XCTAssertEqual(config.idleTimeout, .seconds(120))
+        XCTAssertEqual(config.requestReadTimeout, .milliseconds(500))
+        XCTAssertEqual(config.shutdownTimeout, .seconds(5))
+        XCTAssertEqual(config.maxRequestSequences, 8)
+        XCTAssertEqual(config.maxBodyMemory, .mib(16))
+        XCTAssertTrue(config.publicMetrics)
+        XCTAssertEqual(config.tlsCertificate, "/c.pem")
+        XCTAssertEqual(config.tlsKey, "/k.pem")
+        XCTAssertEqual(try ConfigurationLoader.load(arguments: [], environment: ["HIFC_API_KEY": "x, y"]).apiKeys, ["x", "y"])
+        for bad in [["--idle-timeout", "soon"], ["--idle-timeout", "0s"], ["--public-metrics", "maybe"], ["--max-queued-tokens", "0"]] {
+            XCTAssertThrowsError(try ConfigurationLoader.load(arguments: bad, environment: [:]), "\(bad)")
+        }
+        XCTAssertEqual(ConfigurationSchema.setting(key: "api-key")?.render(config), "(2 key(s))", "keys are never shown")
     }
 }

@@ -30,11 +30,11 @@ final class DefaultModelTests: XCTestCase {
         configuration.flashCapacity = .mib(64)
         let stack = try ServingStack(configuration: configuration, logger: Logger(label: "test"))
         defer { stack.shutdown() }
-        XCTAssertEqual(stack.model.config.layers, 30)
-        XCTAssertEqual(stack.model.config.vocabSize, 49_152)
-        XCTAssertTrue(stack.model.config.tieWordEmbeddings)
-        XCTAssertEqual(stack.model.chatTemplate, .chatML)
-        XCTAssertEqual(stack.model.defaultSystemPrompt, "You are a helpful AI assistant named SmolLM, trained by Hugging Face")
+        XCTAssertEqual(stack.replicas[0].model.config.layers, 30)
+        XCTAssertEqual(stack.replicas[0].model.config.vocabSize, 49_152)
+        XCTAssertTrue(stack.replicas[0].model.config.tieWordEmbeddings)
+        XCTAssertEqual(stack.replicas[0].model.chatTemplate, .chatML)
+        XCTAssertEqual(stack.replicas[0].model.defaultSystemPrompt, "You are a helpful AI assistant named SmolLM, trained by Hugging Face")
         let model = stack.routes.servedModelName
         XCTAssertEqual(model, "SmolLM2-135M-Instruct.Q4_1")
         try await stack.routes.application(address: .hostname("127.0.0.1", port: 0)).test(.router) { client in

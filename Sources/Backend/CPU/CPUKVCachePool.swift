@@ -2,8 +2,9 @@ import CPUKernels
 import Foundation
 import HiFCCore
 
-/// The CPU backend's KV pool: one 4 KiB-aligned host allocation of f32 blocks, each block starting
-/// on a 4 KiB boundary, so the flash store can O_DIRECT straight from and into it.
+/// The CPU backend's KV pool: one 4 KiB-aligned host allocation of f32 or fp8 (E4M3 with scales)
+/// blocks, each block starting on a 4 KiB boundary, so the flash store can O_DIRECT straight from
+/// and into it.
 public final class CPUKVCachePool: KVCachePool, @unchecked Sendable {
     public let layout: KVBlockLayout
     public let blockCount: Int
@@ -11,10 +12,14 @@ public final class CPUKVCachePool: KVCachePool, @unchecked Sendable {
     /// Start of block 0.
     public let base: UnsafeMutableRawPointer
 
-    /// Allocates `blocks` zeroed blocks of `layout` (which must be f32).
+    /// The KV dtypes the CPU kernels read and write.
+    public static let dtypes: [KVDType] = [.float32, .fp8e4m3]
+
+    /// Allocates `blocks` zeroed blocks of `layout` (f32 or fp8e4m3).
     public init(layout: KVBlockLayout, blocks: Int) throws(BackendError) {
-        guard layout.dtype == .float32 else {
-            throw .badBlock(detail: "the CPU pool stores float32 KV, not \(layout.dtype)")
+        guard Self.dtypes.contains(layout.dtype) else {
+            throw .badBlock(
+                detail: "the CPU backend keeps KV in float32 (--kv-dtype auto) or fp8e4m3 (--kv-dtype fp8), not \(layout.dtype)")
         }
         guard blocks > 0 else { throw .badBlock(detail: "a pool needs at least one block, not \(blocks)") }
         self.layout = layout
@@ -30,11 +35,6 @@ public final class CPUKVCachePool: KVCachePool, @unchecked Sendable {
     }
 
     deinit { free(base) }
-
-    /// f32 elements from one block's start to the next.
-    var strideElements: Int { blockStride / 4 }
-    /// The pool as floats.
-    var floats: UnsafeMutablePointer<Float> { base.assumingMemoryBound(to: Float.self) }
 
     public func copyBlock(_ block: Int, to destination: UnsafeMutableRawBufferPointer) throws {
         try checkBlock(block, bytes: destination.count)
@@ -55,10 +55,14 @@ public final class CPUKVCachePool: KVCachePool, @unchecked Sendable {
 extension CPUKVCachePool {
     /// Where `layer`'s K and V are, as the C kernels read them.
     func kernelLayer(_ layer: Int) -> hifc_kv_layer {
-        hifc_kv_layer(
-            base: floats, block_stride: strideElements,
-            key_offset: layout.elementOffset(layer: layer, value: false, token: 0),
-            value_offset: layout.elementOffset(layer: layer, value: true, token: 0),
-            block_tokens: Int32(layout.blockTokens), kv_heads: Int32(layout.kvHeads), head_dim: Int32(layout.headDim))
+        let scaled = layout.dtype.isScaled
+        return hifc_kv_layer(
+            base: base.assumingMemoryBound(to: UInt8.self), block_stride: blockStride,
+            key_offset: layout.elementOffset(layer: layer, value: false, token: 0) * layout.dtype.size,
+            value_offset: layout.elementOffset(layer: layer, value: true, token: 0) * layout.dtype.size,
+            key_scale_offset: scaled ? layout.scaleOffset(layer: layer, value: false, token: 0) : 0,
+            value_scale_offset: scaled ? layout.scaleOffset(layer: layer, value: true, token: 0) : 0,
+            block_tokens: Int32(layout.blockTokens), kv_heads: Int32(layout.kvHeads), head_dim: Int32(layout.headDim),
+            dtype: Int32(scaled ? HIFC_KV_FP8_E4M3.rawValue : HIFC_KV_F32.rawValue))
     }
 }

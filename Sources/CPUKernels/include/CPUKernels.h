@@ -99,17 +99,36 @@ void hifc_add_bias(float *c, const float *bias, long m, long n);
 
 // MARK: Paged attention
 
+/// The element type of a KV pool (`KVDType`): f32, or FP8 E4M3 with one f32 scale per token and
+/// KV head (an element stands for `scale · e4m3`).
+typedef enum {
+    HIFC_KV_F32 = 0,
+    HIFC_KV_FP8_E4M3 = 1,
+} hifc_kv_dtype;
+
 /// Where one layer's K and V live in a block-major pool (`KVBlockLayout`):
-/// `[layer][K|V][token][kvHead][headDim]` per block, blocks `block_stride` floats apart.
+/// `[layer][K|V][token][kvHead][headDim]` per block, blocks `block_stride` bytes apart; an fp8
+/// block keeps its scales after its elements, `[layer][K|V][token][kvHead]` f32.
 typedef struct {
-    float *base;          ///< block 0
-    long block_stride;    ///< floats from one block to the next
-    long key_offset;      ///< floats from a block's start to token 0's K of the layer
-    long value_offset;    ///< ... and to its V
-    int block_tokens;     ///< tokens per block
-    int kv_heads;         ///< KV heads
-    int head_dim;         ///< elements per head
+    uint8_t *base;             ///< block 0
+    long block_stride;         ///< bytes from one block to the next
+    long key_offset;           ///< bytes from a block's start to token 0's K of the layer
+    long value_offset;         ///< ... and to its V
+    long key_scale_offset;     ///< fp8: bytes from a block's start to token 0's K scale of KV head 0
+    long value_scale_offset;   ///< ... and to its V scale
+    int block_tokens;          ///< tokens per block
+    int kv_heads;              ///< KV heads
+    int head_dim;              ///< elements per head
+    int dtype;                 ///< a hifc_kv_dtype
 } hifc_kv_layer;
+
+/// `x` as FP8 E4M3, rounded to nearest even, saturated to ±448 (NaN becomes 0x7f).
+uint8_t hifc_fp8_e4m3_from_float(float x);
+/// The value of the E4M3 byte `bits` (0x7f and 0xff, E4M3's NaNs, read as NaN).
+float hifc_fp8_e4m3_to_float(uint8_t bits);
+/// Writes one token's K and V (`kv_heads·head_dim` floats each) into the pool at `slot`
+/// (block·blockTokens + offset), quantizing them (with their scales) for an fp8 pool.
+void hifc_kv_store(const hifc_kv_layer *kv, long slot, const float *k, const float *v);
 
 /// One sequence of a step (as `StepSequence`).
 typedef struct {

@@ -128,7 +128,9 @@ public final class CUDABackend: ComputeBackend, @unchecked Sendable {
 
     public func makeKVCachePool(layout: KVBlockLayout, blocks: Int) throws -> any KVCachePool {
         guard layout.dtype == kvDType else {
-            throw BackendError.shapeMismatch(op: "makeKVCachePool", detail: "KV dtype \(layout.dtype); the CUDA backend keeps bf16")
+            throw BackendError.shapeMismatch(
+                op: "makeKVCachePool",
+                detail: "KV dtype \(layout.dtype): the CUDA backend keeps KV in bf16 only (--kv-dtype auto or bf16; fp8 runs on the CPU backend)")
         }
         return try CUDAKVCachePool(device: device, layout: layout, blocks: blocks, compute: stream, kernels: kernels)
     }

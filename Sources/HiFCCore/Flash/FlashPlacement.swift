@@ -6,6 +6,11 @@ public enum FlashPlacementPolicy: String, Sendable, CaseIterable {
     /// The blocks of one batch are dealt round-robin over all paths, so a later read of that
     /// batch runs on every SSD at once.
     case stripe
+    /// Swarm's co-activation placement (`SwarmPlacement`): blocks read together land on
+    /// different paths, hot content blocks get extra copies within a budget, and each read goes
+    /// to the copy on the least busy path. Its decisions need the store's history; without it
+    /// (`FlashPlacement.paths`) a batch is striped.
+    case swarm
 }
 
 /// The pure placement decision: which path each block of a batch prefers, and where to turn when
@@ -34,7 +39,7 @@ public struct FlashPlacement: Hashable, Sendable {
     public func paths(forBatchOf count: Int, rotation: Int) -> [Int] {
         switch policy {
         case .affinity: return Array(repeating: affinityPath, count: count)
-        case .stripe: return (0..<count).map { (rotation + $0) % pathCount }
+        case .stripe, .swarm: return (0..<count).map { (rotation + $0) % pathCount }
         }
     }
 

@@ -11,6 +11,8 @@ public struct PrefixNamespace: Hashable, Sendable, CustomStringConvertible {
 
     /// SHA-256 of the components.
     public let digest: [UInt8]
+    /// The components in words, for `hifc inspect` (the model only as its digest's start).
+    public let summary: String
 
     /// The namespace of a model's KV blocks.
     ///
@@ -35,10 +37,25 @@ public struct PrefixNamespace: Hashable, Sendable, CustomStringConvertible {
         add("block-tokens \(layout.blockTokens) dtype \(layout.dtype.rawValue)")
         add("backend \(backend)")
         digest = Array(hasher.finalize())
+        let model = Self.hex(modelIdentity.prefix(6))
+        summary =
+            "model \(model), \(layout.layers) layers x \(layout.kvHeads) KV heads x \(layout.headDim), "
+            + "\(layout.blockTokens)-token blocks, \(layout.dtype.rawValue), \(backend), layout v\(Self.layoutVersion)"
+    }
+
+    /// The digest's first 8 bytes as a number (never 0): what flash slot headers record of the
+    /// namespace, so that blocks can be counted per namespace without their tokens.
+    public var tag: UInt64 {
+        let value = digest.prefix(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+        return value == 0 ? 1 : value
     }
 
     /// The digest in hexadecimal (for `hifc inspect` and logs).
-    public var hex: String { digest.map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined() }
+    public var hex: String { Self.hex(digest) }
+
+    private static func hex<Bytes: Sequence<UInt8>>(_ bytes: Bytes) -> String {
+        bytes.map { $0 < 16 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined()
+    }
 
     public var description: String { String(hex.prefix(16)) }
 }

@@ -58,6 +58,12 @@ public struct TierContents: Sendable {
         }
     }
 
+    /// Forgets blocks another instance wrote (`owned` false) that it no longer holds; a block
+    /// this instance also wrote stays known.
+    public mutating func forgetForeign(_ keys: [BlockKey], in tier: SwapTier) {
+        for key in keys where stored[tier]?[key] == false { stored[tier]?[key] = nil }
+    }
+
     /// Records that a write of `key` to `tier` starts.
     public mutating func beginWrite(_ key: BlockKey, to tier: SwapTier) {
         pending[tier, default: []].insert(key)

@@ -39,10 +39,14 @@ extension ModelConfig {
             throw .badConfig(key: key("vocab_size"), file: path, reason: "is \(stated), but token_embd.weight has \(vocabSize) rows")
         }
         let theta = try file.double(key("rope.freq_base")) ?? 10_000
+        let layers = try file.positiveInt(key("block_count"))
+        let gemma =
+            architecture.family == .gemma3
+            ? try Self.gemma3Attention(file, layers: layers, hidden: hidden, heads: heads, headDim: headDim) : nil
         self.init(
             architecture: architecture.family, hiddenSize: hidden,
             intermediateSize: try file.positiveInt(key("feed_forward_length")),
-            layers: try file.positiveInt(key("block_count")),
+            layers: layers,
             heads: heads, kvHeads: kvHeads, headDim: headDim, vocabSize: vocabSize,
             rmsNormEpsilon: Float(try file.double(key("attention.layer_norm_rms_epsilon")) ?? 1e-5),
             ropeTheta: theta,
@@ -51,7 +55,68 @@ extension ModelConfig {
             tieWordEmbeddings: file.tensors["output.weight"] == nil,
             attentionBias: file.tensors["blk.0.attn_q.bias"] != nil,
             bosTokenID: try file.int("tokenizer.ggml.bos_token_id"),
-            eosTokenIDs: try file.int("tokenizer.ggml.eos_token_id").map { [$0] } ?? [])
+            eosTokenIDs: try file.int("tokenizer.ggml.eos_token_id").map { [$0] } ?? [],
+            slidingWindow: gemma?.slidingWindow, layerTypes: gemma?.layerTypes, localRopeTheta: gemma?.localRopeTheta,
+            queryPreAttentionScalar: gemma?.queryPreAttentionScalar, finalLogitSoftcapping: gemma?.finalLogitSoftcapping)
+    }
+
+    /// What Gemma 3's attention needs beyond the common keys. The file states the window
+    /// (`gemma3.attention.sliding_window`) and, when set, the final softcap; llama.cpp fixes the
+    /// rest for the architecture (`llama_load_hparams_gemma3` / `LLM_ARCH_GEMMA3` in
+    /// llama-model.cpp), and so does this:
+    ///
+    /// - every 6th layer global, the others sliding (`set_swa_pattern(6)`), unless the file says
+    ///   otherwise in `gemma3.attention.sliding_window_pattern` (a period, or one flag a layer);
+    /// - the sliding layers' rotary base 10000, unscaled (`rope_freq_base_train_swa`), unless
+    ///   `gemma3.rope.freq_base_swa` is set;
+    /// - attention scaled by `1/sqrt(head_dim)`, except for the 27B model (62 layers), scaled by
+    ///   `1/sqrt(hidden/heads)`: HF's `query_pre_attn_scalar` of 256 and 168.
+    private static func gemma3Attention(
+        _ file: GGUFFile, layers: Int, hidden: Int, heads: Int, headDim: Int
+    ) throws(ModelError) -> (
+        slidingWindow: Int?, layerTypes: [LayerAttention], localRopeTheta: Double, queryPreAttentionScalar: Double,
+        finalLogitSoftcapping: Double?
+    ) {
+        let prefix = "gemma3."
+        if let cap = try file.double(prefix + "attn_logit_softcapping"), cap > 0 {
+            throw .badConfig(
+                key: prefix + "attn_logit_softcapping", file: file.path, reason: "is \(cap): attention logit softcapping is not supported")
+        }
+        var window = try file.int(prefix + "attention.sliding_window")
+        if let w = window, w < 0 {
+            throw .badConfig(key: prefix + "attention.sliding_window", file: file.path, reason: "should not be negative, not \(w)")
+        }
+        if window == 0 { window = nil }
+        var types = [LayerAttention](repeating: .full, count: layers)
+        if window != nil {
+            let patternKey = prefix + "attention.sliding_window_pattern"
+            switch file.metadata[patternKey] {
+            case nil:
+                types = (0..<layers).map { $0 % 6 < 5 ? .sliding : .full }
+            case .some(let value):
+                if let period = value.intValue {
+                    guard period > 0 else {
+                        throw .badConfig(key: patternKey, file: file.path, reason: "should be a positive period, not \(period)")
+                    }
+                    types = (0..<layers).map { $0 % period < period - 1 ? .sliding : .full }
+                } else if let flags = value.arrayValue, flags.count == layers {
+                    types = try flags.map { flag throws(ModelError) -> LayerAttention in
+                        if let sliding = flag.boolValue { return sliding ? .sliding : .full }
+                        guard let sliding = flag.intValue else {
+                            throw .badConfig(key: patternKey, file: file.path, reason: "holds a \(flag.typeName), not flags")
+                        }
+                        return sliding != 0 ? .sliding : .full
+                    }
+                } else {
+                    throw .badConfig(key: patternKey, file: file.path, reason: "should be a period or one flag for each of the \(layers) layers")
+                }
+            }
+        }
+        let cap = try file.double(prefix + "final_logit_softcapping")
+        return (
+            window, types, try file.double(prefix + "rope.freq_base_swa") ?? 10_000,
+            Double(layers == 62 ? hidden / heads : headDim), cap.flatMap { $0 > 0 ? $0 : nil }
+        )
     }
 
     /// The rope scaling from `<arch>.rope.scaling.*`, or Llama 3's from the per-frequency factors

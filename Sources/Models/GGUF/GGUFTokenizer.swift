@@ -13,15 +13,27 @@ extension Tokenizer {
         "<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<|eom_id|>", "<|end_of_text|>",
     ]
 
+    /// Architectures whose `llama` vocabulary is Gemma's SentencePiece model (transformers'
+    /// `gemma_tokenizer` in integrations/gguf/gguf_tokenizer_mapping.py picks by the same names).
+    static let gemmaVocabularyArchitectures: Set<String> = ["gemma", "gemma2", "gemma3"]
+
     /// The tokenizer a GGUF file's metadata describes: `tokenizer.ggml.model` `gpt2` (byte-level
     /// BPE with `tokenizer.ggml.merges` and the pre-tokenizer named by `tokenizer.ggml.pre`) or
     /// `llama` (SentencePiece BPE whose merges follow `tokenizer.ggml.scores`, with byte
     /// fallback). It is the tokenizer.json HF would write for the same model, read by the same code.
+    ///
+    /// Gemma's vocabulary (`llama` in a `gemma*` file) is read as transformers reads it from GGUF:
+    /// llama.cpp's converter stores its whitespace pieces of 2 to 31 spaces with real spaces as
+    /// user-defined tokens, while HF's tokenizer has them as "▁▁"... in the vocabulary, reached by
+    /// merges; and its merges follow the tokens' order in the file (the pieces' scores agree with
+    /// it for normal tokens but give every user-defined and control token -1000).
     public convenience init(gguf file: GGUFFile) throws(ModelError) {
         let path = file.path
         guard let model = try file.string("tokenizer.ggml.model") else {
             throw .badConfig(key: "tokenizer.ggml.model", file: path, reason: "is missing")
         }
+        let architecture = try file.string("general.architecture") ?? ""
+        let gemma = model == "llama" && Self.gemmaVocabularyArchitectures.contains(architecture)
         guard let tokenValues = try file.array("tokenizer.ggml.tokens") else {
             throw .badConfig(key: "tokenizer.ggml.tokens", file: path, reason: "is missing")
         }
@@ -32,6 +44,14 @@ extension Tokenizer {
                 throw .badConfig(key: "tokenizer.ggml.tokens", file: path, reason: "holds a \(value.typeName), not strings")
             }
             tokens.append(text.isEmpty ? "[EMPTY_\(i)]" : text)
+        }
+        // Gemma: "  " → "▁▁", a vocabulary token like any other (not an added token).
+        var respelled = Set<Int>()
+        if gemma {
+            for (id, text) in tokens.enumerated() where text.unicodeScalars.count > 1 && text.unicodeScalars.allSatisfy({ $0 == " " }) {
+                tokens[id] = String(repeating: "▁", count: text.unicodeScalars.count)
+                respelled.insert(id)
+            }
         }
         let types = try (file.array("tokenizer.ggml.token_type") ?? []).map { value throws(ModelError) -> GGUFTokenType in
             guard let raw = value.intValue else {
@@ -51,20 +71,17 @@ extension Tokenizer {
             return id
         }
 
-        var vocab: [String: Any] = [:]
         var added: [[String: Any]] = []
         for (id, text) in tokens.enumerated() {
-            guard vocab.updateValue(NSNumber(value: id), forKey: text) == nil else {
-                throw .badConfig(key: "tokenizer.ggml.tokens", file: path, reason: "holds '\(text)' twice")
-            }
             let kind = type(id)
-            if kind == .control || kind == .userDefined {
+            if kind == .control || (kind == .userDefined && !respelled.contains(id)) {
                 added.append(["id": NSNumber(value: id), "content": text, "special": kind == .control])
             }
         }
 
         var json: [String: Any] = ["added_tokens": added]
-        var bpe: [String: Any] = ["type": "BPE", "vocab": vocab]
+        // The tokens in id order (see `TokenText`); a text held twice is refused there.
+        var bpe: [String: Any] = ["type": "BPE", "vocab": tokens]
         var addsBOS: Bool
         switch model {
         case "gpt2":
@@ -96,8 +113,12 @@ extension Tokenizer {
             guard let scoreValues = try file.array("tokenizer.ggml.scores"), scoreValues.count == tokens.count else {
                 throw .badConfig(key: "tokenizer.ggml.scores", file: path, reason: "is missing or does not have one score per token")
             }
-            let scores = scoreValues.map { Float($0.doubleValue ?? 0) }
-            bpe["merges"] = Self.sentencePieceMerges(tokens: tokens, scores: scores, mergeable: { type($0) == .normal })
+            if gemma {
+                bpe["merges"] = Self.mergesInTokenOrder(tokens: tokens)
+            } else {
+                let scores = scoreValues.map { Float($0.doubleValue ?? 0) }
+                bpe["merges"] = Self.sentencePieceMerges(tokens: tokens, scores: scores, mergeable: { type($0) == .normal })
+            }
             bpe["byte_fallback"] = types.contains(.byte)
             if let unknown = try token("tokenizer.ggml.unknown_token_id") ?? types.firstIndex(of: .unknown) {
                 bpe["unk_token"] = tokens[unknown]
@@ -140,12 +161,35 @@ extension Tokenizer {
         try self.init(json: json, file: path, tokenizerConfig: tokenizerConfig, extraEOS: eos)
     }
 
+    /// BPE merges for Gemma's vocabulary, as transformers derives them from a GGUF file
+    /// (`generate_merges` with each token's position as its score): every split of any token into
+    /// two vocabulary tokens, the earlier token's first, and within one token the longer left
+    /// piece first.
+    static func mergesInTokenOrder(tokens: [String]) -> [[String]] {
+        let known = Set(tokens.map(TokenText.init))
+        var merges: [[String]] = []
+        for text in tokens {
+            let scalars = Array(text.unicodeScalars)
+            guard scalars.count > 1 else { continue }
+            for cut in stride(from: scalars.count - 1, through: 1, by: -1) {
+                var left = String.UnicodeScalarView()
+                left.append(contentsOf: scalars[..<cut])
+                var right = String.UnicodeScalarView()
+                right.append(contentsOf: scalars[cut...])
+                let l = String(left)
+                let r = String(right)
+                if known.contains(TokenText(l)), known.contains(TokenText(r)) { merges.append([l, r]) }
+            }
+        }
+        return merges
+    }
+
     /// BPE merges equivalent to SentencePiece's score order: every split of a mergeable token into
     /// two vocabulary tokens, highest-scoring result first (then by ids, for a stable order), as
     /// HF's converter derives them from a SentencePiece model.
     static func sentencePieceMerges(tokens: [String], scores: [Float], mergeable: (Int) -> Bool) -> [[String]] {
-        var index: [String: Int] = [:]
-        for (id, text) in tokens.enumerated() { index[text] = id }
+        var index: [TokenText: Int] = [:]
+        for (id, text) in tokens.enumerated() { index[TokenText(text)] = id }
         var candidates: [(score: Float, merged: Int, left: Int, right: Int)] = []
         for (id, text) in tokens.enumerated() where mergeable(id) {
             let scalars = Array(text.unicodeScalars)
@@ -155,7 +199,7 @@ extension Tokenizer {
                 left.append(contentsOf: scalars[..<cut])
                 var right = String.UnicodeScalarView()
                 right.append(contentsOf: scalars[cut...])
-                if let l = index[String(left)], let r = index[String(right)] {
+                if let l = index[TokenText(String(left))], let r = index[TokenText(String(right))] {
                     candidates.append((scores[id], id, l, r))
                 }
             }

@@ -1,8 +1,10 @@
 import Backend
 
-/// The weights of a GGUF file under the HF names the model asks for: llama.cpp's names mapped
-/// back (`GGUFTensorNames`), dimensions already in row-major order (`GGUFFile`), and the rotary
-/// rows of q and k put back in HF's order where the converter interleaved them.
+/// The weights of a GGUF file under the HF names the model asks for, holding what the HF
+/// checkpoint held: llama.cpp's names mapped back (`GGUFArchitecture.ggufName(for:)`),
+/// dimensions already in row-major order (`GGUFFile`), the rotary rows of q and k put back in
+/// HF's order where the converter interleaved them, and Gemma's norm weights without the 1 the
+/// converter added.
 public struct GGUFWeights: WeightSource {
     /// The file.
     public let file: GGUFFile
@@ -21,17 +23,23 @@ public struct GGUFWeights: WeightSource {
     public var origin: String { file.path }
 
     public func contains(_ name: String) -> Bool {
-        GGUFTensorNames.gguf(for: name).map { file.tensors[$0] != nil } ?? false
+        architecture.ggufName(for: name).map { file.tensors[$0] != nil } ?? false
     }
 
     public func weight(_ name: String, shape: [Int]) throws -> WeightTensor {
-        guard let ggufName = GGUFTensorNames.gguf(for: name), let info = file.tensors[ggufName] else {
-            throw ModelError.missingTensor(GGUFTensorNames.gguf(for: name) ?? name, directory: file.path)
+        guard let ggufName = architecture.ggufName(for: name), let info = file.tensors[ggufName] else {
+            throw ModelError.missingTensor(architecture.ggufName(for: name) ?? name, directory: file.path)
         }
         guard info.shape == shape else {
             throw ModelError.tensorShape(ggufName, file: file.path, expected: shape, found: info.shape)
         }
         let tensor = try file.tensor(ggufName)
+        if architecture.normWeightsIncludeOne && ggufName.hasSuffix("norm.weight") {
+            // (1 + w) - 1 in f32, as transformers' GGUF loader does. The model's own 1 + w gives
+            // back the stored value exactly when it is at least 0.5, within 2^-25 below that.
+            let stored = try tensor.dense()
+            return .dense(HostTensor.float32(stored.floats().map { $0 - 1 }, shape: stored.shape, name: ggufName))
+        }
         guard architecture.permutedRotaryRows else { return tensor }
         if name.hasSuffix("self_attn.q_proj.weight") || name.hasSuffix("self_attn.q_proj.bias") {
             return try tensor.permutingRows(Self.halvesOrder(rows: shape[0], heads: heads))

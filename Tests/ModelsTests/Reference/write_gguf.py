@@ -1,9 +1,11 @@
 """Writes an HF model directory (as SynthModel makes it, f32 weights) as a GGUF file the way
 llama.cpp's converter would: llama.cpp tensor names, q/k rotary rows interleaved for `llama`,
-Llama 3 rope scaling as rope_freqs.weight, the tokenizer as tokenizer.ggml.* metadata.
+Llama 3 rope scaling as rope_freqs.weight, the tokenizer as tokenizer.ggml.* metadata; for Gemma 3
+also 1 added to every norm weight, the window and final softcap as metadata (the layer pattern,
+local rope base and query scale must be the ones llama.cpp assumes), no space prefix.
 
 Usage: write_gguf.py HF_DIR OUT.gguf [--types f32|f16|mixed] [--arch NAME] [--pre NAME]
-                     [--undecodable-type] [--alignment N]
+                     [--undecodable-type] [--alignment N] [--no-chat-template]
 
 --types mixed stores the 2-D weights in a rotation of GGML quant types (legacy types quantized by
 gguf-py, k-quant types as random blocks with small scales) and then REWRITES HF_DIR's
@@ -12,7 +14,8 @@ so that both hold the same weights. --types f16 does the same with f16 rounding.
 For a SentencePiece tokenizer it also writes OUT.gguf.tokenizer.json: the tokenizer.json HF's
 converter derives from the GGUF's tokens and scores (merges from scores), for `tokenizers` to
 encode as a reference. --arch and --pre override the names (for refusal tests);
---undecodable-type stores ffn_up of layer 0 as IQ4_NL; --alignment sets general.alignment.
+--undecodable-type stores ffn_up of layer 0 as IQ4_NL; --alignment sets general.alignment;
+--no-chat-template leaves tokenizer.chat_template out.
 Every file also holds one `test.*` key of each metadata value type.
 """
 import argparse
@@ -82,7 +85,7 @@ def random_kquant(rng, qtype, rows, cols):
     return raw.reshape(rows, -1)
 
 
-def tokenizer_metadata(directory, writer, architecture, pre_override, out):
+def tokenizer_metadata(directory, writer, architecture, pre_override, out, with_chat_template):
     tok = json.load(open(f"{directory}/tokenizer.json"))
     config = json.load(open(f"{directory}/tokenizer_config.json"))
     model = tok["model"]
@@ -115,7 +118,8 @@ def tokenizer_metadata(directory, writer, architecture, pre_override, out):
                   for i, (t, ty) in enumerate(zip(tokens, types))]
         writer.add_tokenizer_model("llama")
         writer.add_token_scores(scores)
-        writer.add_add_space_prefix(True)
+        # Gemma's SentencePiece model prepends no "▁" (its converter says so explicitly).
+        writer.add_add_space_prefix(architecture != "gemma3")
         writer.add_unk_token_id(vocab[model["unk_token"]])
         write_converted_spm(out + ".tokenizer.json", tok, tokens, types, scores)
     else:
@@ -126,7 +130,8 @@ def tokenizer_metadata(directory, writer, architecture, pre_override, out):
         writer.add_bos_token_id(vocab[config["bos_token"]])
     writer.add_add_bos_token(bool(config.get("add_bos_token", False)))
     writer.add_eos_token_id(vocab[config["eos_token"]])
-    writer.add_chat_template(config["chat_template"])
+    if with_chat_template:
+        writer.add_chat_template(config["chat_template"])
 
 
 def write_converted_spm(path, tok, tokens, types, scores):
@@ -145,6 +150,25 @@ def write_converted_spm(path, tok, tokens, types, scores):
     json.dump(converted, open(path, "w"))
 
 
+def gemma3_metadata(writer, config, head_dim):
+    """The window and softcap; what llama.cpp fixes for gemma3 is checked, not written."""
+    layers = config["num_hidden_layers"]
+    types = config.get("layer_types") or ["full_attention"] * layers
+    assert types == ["full_attention" if i % 6 == 5 else "sliding_attention" for i in range(layers)], \
+        "llama.cpp assumes five sliding layers, then a global one"
+    assert config.get("query_pre_attn_scalar", head_dim) == head_dim, "llama.cpp scales attention by 1/sqrt(head_dim)"
+    rope = config.get("rope_parameters") or {}
+    local = rope.get("sliding_attention", {}).get("rope_theta", config.get("rope_local_base_freq", 10000.0))
+    assert local == 10000.0, "llama.cpp's local rope base is 10000"
+    writer.add_sliding_window(config["sliding_window"])
+    if config.get("final_logit_softcapping"):
+        writer.add_final_logit_softcapping(config["final_logit_softcapping"])
+    scaling = rope.get("full_attention") or config.get("rope_scaling") or {}
+    if scaling.get("rope_type") == "linear":
+        writer.add_rope_scaling_type(gguf.RopeScalingType.LINEAR)
+        writer.add_rope_scaling_factor(scaling["factor"])
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("directory")
@@ -154,12 +178,13 @@ def main():
     parser.add_argument("--pre")
     parser.add_argument("--undecodable-type", action="store_true")
     parser.add_argument("--alignment", type=int)
+    parser.add_argument("--no-chat-template", action="store_true")
     args = parser.parse_args()
     directory = args.directory
     config = json.load(open(f"{directory}/config.json"))
     tensors = read_safetensors(f"{directory}/model.safetensors")
-    architecture = {"LlamaForCausalLM": "llama", "MistralForCausalLM": "llama", "Qwen2ForCausalLM": "qwen2"}[
-        config["architectures"][0]]
+    architecture = {"LlamaForCausalLM": "llama", "MistralForCausalLM": "llama", "Qwen2ForCausalLM": "qwen2",
+                    "Qwen3ForCausalLM": "qwen3", "Gemma3ForCausalLM": "gemma3"}[config["architectures"][0]]
     permutes = architecture == "llama"
     heads, kv_heads = config["num_attention_heads"], config["num_key_value_heads"]
     head_dim = config.get("head_dim") or config["hidden_size"] // heads
@@ -191,10 +216,14 @@ def main():
     writer.add_key_length(head_dim)
     writer.add_value_length(head_dim)
     writer.add_rope_dimension_count(head_dim)
-    writer.add_rope_freq_base(config.get("rope_theta", 10000.0))
+    rope = config.get("rope_parameters") or {}
+    if architecture == "gemma3":
+        gemma3_metadata(writer, config, head_dim)
+        rope = rope.get("full_attention", rope)
+    writer.add_rope_freq_base(rope.get("rope_theta", config.get("rope_theta", 10000.0)))
     writer.add_layer_norm_rms_eps(config["rms_norm_eps"])
     writer.add_vocab_size(config["vocab_size"])
-    tokenizer_metadata(directory, writer, architecture, args.pre, args.out)
+    tokenizer_metadata(directory, writer, architecture, args.pre, args.out, not args.no_chat_template)
 
     scaling = config.get("rope_scaling")
     if scaling and scaling.get("rope_type") == "llama3":
@@ -219,7 +248,11 @@ def main():
              "lm_head.weight": "output.weight"}
     suffixes = {"input_layernorm": "attn_norm", "post_attention_layernorm": "ffn_norm", "self_attn.q_proj": "attn_q",
                 "self_attn.k_proj": "attn_k", "self_attn.v_proj": "attn_v", "self_attn.o_proj": "attn_output",
+                "self_attn.q_norm": "attn_q_norm", "self_attn.k_norm": "attn_k_norm",
                 "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up", "mlp.down_proj": "ffn_down"}
+    if architecture == "gemma3":
+        suffixes.update({"post_attention_layernorm": "post_attention_norm", "pre_feedforward_layernorm": "ffn_norm",
+                         "post_feedforward_layernorm": "post_ffw_norm"})
     rng = np.random.default_rng(5)
     rotation = [T.Q8_0, T.Q4_K, T.Q4_0, T.Q6_K, T.Q4_1, T.Q2_K, T.Q5_0, T.Q3_K, T.Q5_1, T.Q5_K, T.F16, T.BF16]
     matrices = 0
@@ -235,6 +268,8 @@ def main():
         if permutes and (".q_proj." in hf_name or ".k_proj." in hf_name):
             rows = heads if ".q_proj." in hf_name else kv_heads
             w = interleave(w, rows)
+        if architecture == "gemma3" and hf_name.endswith("norm.weight"):
+            w = w + np.float32(1)  # Gemma's RMSNorm scales by 1 + w; llama.cpp stores 1 + w
         stored, raw_type = w.astype(np.float32), None
         if w.ndim == 2 and args.types == "f16":
             stored = w.astype(np.float16)
@@ -258,6 +293,8 @@ def main():
             back = stored.astype(np.float32)
         if rows is not None:
             back = deinterleave(back, rows)
+        if architecture == "gemma3" and hf_name.endswith("norm.weight"):
+            back = back - np.float32(1)
         rewritten[hf_name] = back
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
