@@ -27,6 +27,8 @@ public struct PrefixBenchmark: Sendable {
     public struct Figures: Codable, Sendable {
         public var workload: String
         public var setup: Setup
+        /// When prefix blocks were saved to flash (`--prefix-cache-write`).
+        public var write_policy: String
         public var requests: Int
         public var prompt_tokens: Int
         public var output_tokens: Int
@@ -99,22 +101,23 @@ public struct PrefixBenchmark: Sendable {
     // MARK: Workloads
 
     /// Runs `workload` (chat or docqa) in `setup` and measures it.
-    public func run(_ workload: PrefixWorkload, _ setup: Setup) async throws -> Figures {
+    public func run(_ workload: PrefixWorkload, _ setup: Setup, writePolicy: PrefixWritePolicy? = nil) async throws -> Figures {
+        let policy = writePolicy ?? configuration.prefixCacheWrite
         let directory = try scratchDirectory("\(workload)-\(setup)")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         if setup == .restart {
             progress("\(workload) \(setup): first engine")
             let store = try openStore(directory)
-            let first = try makeEngine(prefixCaching: true, store: store)
+            let first = try makeEngine(prefixCaching: true, store: store, policy: policy)
             _ = try await drive(workload, through: first)
             first.shutdown()
             store.close()
         }
         let store = setup == .flash || setup == .restart ? try openStore(directory) : nil
         defer { store?.close() }
-        let engine = try makeEngine(prefixCaching: setup != .cold, store: store)
+        let engine = try makeEngine(prefixCaching: setup != .cold, store: store, policy: policy)
         defer { engine.shutdown() }
-        progress("\(workload) \(setup)")
+        progress("\(workload) \(setup), prefix saves \(policy)")
         let started = ContinuousClock.now
         let timings = try await drive(workload, through: engine)
         let seconds = Self.seconds(since: started)
@@ -122,7 +125,7 @@ public struct PrefixBenchmark: Sendable {
         let ttfts = timings.map(\.ttft).sorted()
         let prompt = max(stats.promptTokens, 1)
         return Figures(
-            workload: workload.rawValue, setup: setup, requests: timings.count, prompt_tokens: stats.promptTokens,
+            workload: workload.rawValue, setup: setup, write_policy: policy.rawValue, requests: timings.count, prompt_tokens: stats.promptTokens,
             output_tokens: stats.generatedTokens, seconds: seconds, output_tokens_per_s: Double(stats.generatedTokens) / seconds,
             ttft_mean_s: ttfts.reduce(0, +) / Double(max(ttfts.count, 1)), ttft_p50_s: Self.percentile(ttfts, 0.5),
             ttft_p99_s: Self.percentile(ttfts, 0.99), cached_token_rate: Double(timings.reduce(0) { $0 + $1.cachedTokens }) / Double(prompt),

@@ -10,7 +10,8 @@
 # power-capped clocks, model-h200.md); BASELINE=DIR first runs bench model with DIR/hifc (an earlier binary, packed
 # and unpacked like .device); PDL_AB=1 repeats bench model with HIFC_CUDA_PDL=0; STEP_TIMING=1 adds
 # a run with HIFC_CUDA_STEP_TIMING=1; MODES, SWAP_LIMIT, SCALE, BUDGET, CAPACITY (swap); ROUNDS (swapio, 3);
-# PATHS (multi, 4), PLACEMENTS (multi, affinity stripe swarm), MODES2 (multi2: every preemption mode);
+# PATHS (multi, 4), PLACEMENTS (multi, affinity stripe swarm), MODES2 (multi2: every preemption mode); CHECK_MODELS
+# (checks); PREFIX_SIZES, PREFIX_SETUPS, PREFIX_BUDGET, DOC_TOKENS (prefix);
 # cpu: the CPU backend against llama.cpp on the host's cores (bench/llamacpp/compare_cpu.py and the thread scaling
 # curve), with the sdist and the GGUF carried in .device/hifc-bench (HIFC_BENCH_CACHE layout of build.sh: sdist/*.tar.gz,
 # models/*.gguf) or LLAMA_BIN=folder of an llama.cpp build; CPU_THREADS (default: the physical cores), SCALING (1 2 4 8 16)
@@ -42,7 +43,7 @@ if has checks; then
     stamp "check gpu"
     # Model families: Qwen3 and Gemma 3, Mistral and Qwen2 with sliding windows (GPUModelCheck).
     .device/hifc check gpu --swap-dir "$work" --swap-blocks 128 --bench \
-        --models tiny,1b,mistral:tiny,qwen2:tiny,qwen3:tiny,gemma3:tiny,mistral:1b,qwen3:1b,gemma3:1b --work-dir "$work" > "$out/check.txt" 2>&1
+        --models "${CHECK_MODELS:-tiny,1b,mistral:tiny,qwen2:tiny,qwen3:tiny,gemma3:tiny,mistral:1b,qwen3:1b,gemma3:1b}" --work-dir "$work" > "$out/check.txt" 2>&1
     echo "check gpu rc=$?" | tee -a "$out/summary.txt"
     grep -E "FAIL|passed|swap-flash|swap-dram|roofline|TFLOP|GB/s" "$out/check.txt" | tee -a "$out/summary.txt"
     stamp "dd after"; disk_dd
@@ -118,7 +119,8 @@ if has prefix; then  # the prefix cache on the 8B shape: load vs recompute vs th
     echo "bench prefix sweep rc=$?" | tee -a "$out/summary.txt"
     cat "$out/prefix-sweep.json" | tee -a "$out/summary.txt"
     stamp "bench prefix docqa"
-    .device/hifc bench prefix --model "$model" --device cuda --workload docqa --documents 3 --document-tokens "${DOC_TOKENS:-16384}" \
+    .device/hifc bench prefix --model "$model" --device cuda --workload docqa --setups "${PREFIX_SETUPS:-cold,device,flash,restart}" \
+        --documents 3 --document-tokens "${DOC_TOKENS:-16384}" \
         --questions 8 --concurrency 4 --block-size 64 --kv-budget "${PREFIX_BUDGET:-4GiB}" --max-batch-tokens 8192 \
         --flash-path "$work" --flash-capacity 24GiB --json > "$out/prefix-docqa.json" 2> "$out/prefix-docqa.log"
     echo "bench prefix docqa rc=$?" | tee -a "$out/summary.txt"
