@@ -30,9 +30,16 @@ public protocol KVCachePool: AnyObject, Sendable {
     func copyBlock(_ block: Int, from source: UnsafeRawBufferPointer) throws
     /// Where block `block` starts, for zero-copy transfers.
     func address(ofBlock block: Int) throws -> KVBlockAddress
+    /// A swapper between this pool and `capacityBlocks` blocks of host memory the backend owns
+    /// (the DRAM tier), or nil where the pool is host memory already and a host tier copies its
+    /// blocks in place.
+    func makeHostSwapper(capacityBlocks: Int) throws -> (any DeviceHostSwapper)?
 }
 
 extension KVCachePool {
+    /// None: a pool in host memory needs no swapper of its own.
+    public func makeHostSwapper(capacityBlocks: Int) throws -> (any DeviceHostSwapper)? { nil }
+
     /// Total bytes of the pool's allocation.
     public var totalBytes: Int { blockCount * blockStride }
 

@@ -19,8 +19,19 @@ public struct EngineConfiguration: Sendable, Hashable {
     public var prefetchDepth: Int
     /// Host memory of the DRAM swap tier (`--dram-swap`); used by `swap-dram`.
     public var hostSwapCapacity: ByteSize
-    /// Bytes the flash tier may take per day; `auto` recomputes instead past it (`--flash-daily-write-budget`).
+    /// Bytes each flash region may take per day (`--flash-daily-write-budget`); past the day's
+    /// budget, swaps go to DRAM (`--dram-swap`) or are recomputed, and prefix saves wait.
     public var flashDailyWriteBudget: ByteSize?
+    /// The endurance of each flash region, bytes written (`--flash-tbw`): with
+    /// `flashTargetLifetime`, it sets a daily write budget of its own.
+    public var flashEnduranceTBW: ByteSize?
+    /// How long the flash regions must last (`--flash-target-lifetime`): the engine keeps to a
+    /// daily write budget of `flashEnduranceTBW` / (years x 365), or `flashDailyWriteBudget` where
+    /// that is smaller.
+    public var flashTargetLifetime: TargetLifetime?
+    /// Tokens the sequences on the device must be able to grow by before a swapped one resumes
+    /// (hysteresis against swapping it straight back out; `SchedulerConfig.resumeHeadroomTokens`).
+    public var resumeHeadroomTokens: Int = SchedulerConfig.defaultResumeHeadroomTokens
     /// The name `/v1/models` lists; nil: the model directory's name.
     public var modelID: String?
     /// This engine's index among the replicas of a data-parallel server (`--data-parallel`): the
@@ -37,11 +48,19 @@ public struct EngineConfiguration: Sendable, Hashable {
     /// default), or always or never (to measure one against the other).
     public var prefixLoadDecision: PrefixLoadDecision = .costModel
 
+    /// The flash tier's daily write budget over `regions` regions (nil inside: none).
+    public func flashWriteBudget(regions: Int) -> FlashWriteBudget {
+        FlashWriteBudget(
+            dailyBytesPerRegion: flashDailyWriteBudget?.bytes, enduranceBytesPerRegion: flashEnduranceTBW?.bytes,
+            targetLifetimeYears: flashTargetLifetime?.years, regions: regions)
+    }
+
     /// A configuration with the defaults of `hifc serve`.
     public init(
         kvBudget: KVBudget = .bytes(.gib(4)), blockTokens: Int = 64, maxStepTokens: Int = 512,
         maxRunning: Int = 64, preemption: PreemptionMode = .swapFlash, prefetchDepth: Int = 2,
         hostSwapCapacity: ByteSize = .gib(16), flashDailyWriteBudget: ByteSize? = nil,
+        flashEnduranceTBW: ByteSize? = nil, flashTargetLifetime: TargetLifetime? = nil,
         modelID: String? = nil, prefixCaching: Bool = true, prefixCacheWrite: PrefixWritePolicy = .onEvict,
         prefixCacheFlashSize: ByteSize? = nil, replica: Int = 0, kvDType: KVDTypeChoice = .auto
     ) {
@@ -54,6 +73,8 @@ public struct EngineConfiguration: Sendable, Hashable {
         self.prefetchDepth = prefetchDepth
         self.hostSwapCapacity = hostSwapCapacity
         self.flashDailyWriteBudget = flashDailyWriteBudget
+        self.flashEnduranceTBW = flashEnduranceTBW
+        self.flashTargetLifetime = flashTargetLifetime
         self.modelID = modelID
         self.replica = replica
         self.prefixCaching = prefixCaching

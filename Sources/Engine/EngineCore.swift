@@ -50,6 +50,8 @@ public final class EngineCore {
     private let transfers: KVTransfers
     private let outcomes = Inbox<TransferOutcome>()
     private let flashTier: (any KVTierStore)?
+    /// The flash tier's daily write budget, all regions together.
+    private let flashBudget: FlashWriteBudget
     private var requests: [SequenceID: RequestProgress] = [:]
     /// Totals since start.
     private var totals = EngineStats()
@@ -78,15 +80,23 @@ public final class EngineCore {
         kv = try model.makeKVCachePool(blockTokens: configuration.blockTokens, blocks: blocks, dtype: configuration.kvDType)
         self.flashTier = flashTier
 
+        flashBudget = configuration.flashWriteBudget(regions: flashTier?.regionCount ?? 1)
+        // The DRAM tier, for swap-dram, and beside flash under a flash write budget (where swaps
+        // go once the day's budget is spent): the backend's pinned host pool where the KV pool is
+        // device memory (a GPU), else host memory the blocks are copied to in place.
+        let flashModes: Set<PreemptionMode> = [.swapFlash, .auto]
+        let dramBesideFlash = flashTier != nil && flashModes.contains(configuration.preemption) && flashBudget.dailyBytes != nil
         var tiers: [any KVTierStore] = []
-        if configuration.preemption == .swapDRAM {
+        var hostSwapper: (any DeviceHostSwapper)?
+        if configuration.preemption == .swapDRAM || dramBesideFlash {
             let capacity = Int(configuration.hostSwapCapacity.bytes) / kv.blockStride
-            tiers.append(HostMemoryTier(blockBytes: kv.blockStride, capacityBlocks: capacity))
+            hostSwapper = try kv.makeHostSwapper(capacityBlocks: capacity)
+            if hostSwapper == nil { tiers.append(HostMemoryTier(blockBytes: kv.blockStride, capacityBlocks: capacity)) }
         }
         if let flashTier { tiers.append(flashTier) }
         let inbox = outcomes
         let direct = try flashTier != nil ? deviceSwapper?(kv) : nil
-        transfers = KVTransfers(pool: kv, tiers: tiers, deviceSwapper: direct) { inbox.post($0) }
+        transfers = KVTransfers(pool: kv, tiers: tiers, deviceSwapper: direct, hostSwapper: hostSwapper) { inbox.post($0) }
         runner = ModelRunner(model: model, kv: kv)
 
         namespace = PrefixNamespace(modelIdentity: loaded.fingerprint, layout: layout, backend: model.backend.name)
@@ -95,7 +105,8 @@ public final class EngineCore {
             blockTokens: configuration.blockTokens, deviceBlocks: blocks, blockBytes: layout.blockBytes,
             maxStepTokens: configuration.maxStepTokens, maxRunning: configuration.maxRunning,
             preemption: configuration.preemption, prefetchDepth: configuration.prefetchDepth,
-            prefixCaching: configuration.prefixCaching, namespace: namespace, hasFlashTier: flashTier != nil,
+            resumeHeadroomTokens: configuration.resumeHeadroomTokens,
+            prefixCaching: configuration.prefixCaching, namespace: namespace, hasFlashTier: flashTier != nil, hasDRAMTier: dramBesideFlash,
             prefixWritePolicy: configuration.prefixCacheWrite,
             prefixFlashBlocks: Int(prefixFlashBytes / Int64(FlashLayout.slotFootprint(payloadLength: layout.blockBytes))),
             prefixLoadDecision: configuration.prefixLoadDecision)
@@ -310,7 +321,12 @@ public final class EngineCore {
                 scheduler.costModel.observe(outcome.direction, tier: outcome.tier, bytes: outcome.bytes, seconds: outcome.seconds)
                 if outcome.tier == .flash, outcome.direction == .read { flashReadsMeasured = true }
             }
-            if outcome.tier == .flash, outcome.direction == .write { step.flashBytesWritten += outcome.bytes }
+            if outcome.tier == .flash {
+                switch outcome.direction {
+                case .write: step.flashBytesWritten += outcome.bytes
+                case .read: step.flashBytesRead += outcome.bytes
+                }
+            }
             switch (outcome.forPrefixCache, outcome.direction) {
             case (false, _):
                 step.swapSeconds += outcome.seconds
@@ -354,6 +370,8 @@ public final class EngineCore {
         step.kvUtilization = pool.utilization
         step.cachedBlocks = pool.cachedCount
         step.flashPrefixBlocks = scheduler.tiers.prefixBlocks
+        step.flashDailyWriteBudget = flashBudget.dailyBytes.map { Int($0) }
+        step.flashBytesLeftToday = scheduler.costModel.flashBytesLeftToday.map { Int($0) }
         step.waiting = scheduler.waitingCount
         step.running = scheduler.runningCount
         step.swapped = scheduler.swappedCount
@@ -372,10 +390,11 @@ public final class EngineCore {
     static let sharedRefreshOnRequest = 0.25
 
     /// Tells the cost model how many bytes flash may still take today, from the flash tier's own
-    /// wear ledger (the one daily counter) and the configured budget.
+    /// wear ledger (the one daily counter) and the day's budget (configured, or set by the target
+    /// lifetime, whichever is smaller).
     private func updateFlashBudget() {
-        guard let budget = configuration.flashDailyWriteBudget, let written = flashTier?.bytesWrittenToday else { return }
-        scheduler.costModel.flashBytesLeftToday = max(Double(budget.bytes - written), 0)
+        guard let written = flashTier?.bytesWrittenToday else { return }
+        scheduler.costModel.flashBytesLeftToday = flashBudget.bytesLeft(afterWriting: written)
     }
 
     private static func seconds(since start: ContinuousClock.Instant) -> Double {

@@ -7,6 +7,8 @@ struct EngineMetrics: Sendable {
     private let counters: [(Counter, @Sendable (EngineStats) -> Int)]
     private let seconds: [(FloatingPointCounter, @Sendable (EngineStats) -> Double)]
     private let gauges: [(Gauge, @Sendable (EngineStats) -> Double)]
+    /// Recorded only while a flash write budget is set.
+    private let budgetGauges: [(Gauge, @Sendable (EngineStats) -> Int?)]
     private let stepSeconds: Timer
 
     /// The instruments of engine replica `replica`.
@@ -49,6 +51,11 @@ struct EngineMetrics: Sendable {
         self.counters = counters
         self.seconds = seconds
         self.gauges = gauges
+        let budgetGauges: [(Gauge, @Sendable (EngineStats) -> Int?)] = [
+            (Gauge(label: "hifc_flash_daily_write_budget_bytes", dimensions: replica), { $0.flashDailyWriteBudget }),
+            (Gauge(label: "hifc_flash_write_budget_left_bytes", dimensions: replica), { $0.flashBytesLeftToday }),
+        ]
+        self.budgetGauges = budgetGauges
         stepSeconds = Timer(label: "hifc_step_seconds", dimensions: replica)
     }
 
@@ -57,6 +64,9 @@ struct EngineMetrics: Sendable {
         for (counter, value) in counters where value(step) > 0 { counter.increment(by: value(step)) }
         for (counter, value) in seconds where value(step) > 0 { counter.increment(by: value(step)) }
         for (gauge, value) in gauges { gauge.record(value(step)) }
+        for (gauge, value) in budgetGauges {
+            if let bytes = value(step) { gauge.record(Double(bytes)) }
+        }
         if step.steps > 0 { stepSeconds.recordSeconds(step.computeSeconds) }
     }
 }

@@ -24,6 +24,8 @@ public struct EngineStats: Sendable, Hashable, Codable {
     public var swapFailures = 0
     /// Bytes written to the flash tier (swaps and prefix blocks).
     public var flashBytesWritten = 0
+    /// Bytes read from the flash tier (swap-ins and prefix loads).
+    public var flashBytesRead = 0
     /// Seconds of swap I/O in all (issue to completion, summed over swaps).
     public var swapSeconds = 0.0
     /// Seconds the step loop waited on transfers.
@@ -66,6 +68,10 @@ public struct EngineStats: Sendable, Hashable, Codable {
     public var cachedBlocks = 0
     /// Prefix blocks kept on flash.
     public var flashPrefixBlocks = 0
+    /// Bytes the flash tier may take per day (configured, or set by the target lifetime), and
+    /// what is left of today's; nil without a budget.
+    public var flashDailyWriteBudget: Int?
+    public var flashBytesLeftToday: Int?
     /// Queue lengths.
     public var waiting = 0
     public var running = 0
@@ -87,6 +93,7 @@ public struct EngineStats: Sendable, Hashable, Codable {
         swapInBytes += later.swapInBytes
         swapFailures += later.swapFailures
         flashBytesWritten += later.flashBytesWritten
+        flashBytesRead += later.flashBytesRead
         swapSeconds += later.swapSeconds
         exposedSwapSeconds += later.exposedSwapSeconds
         recomputedTokens += later.recomputedTokens
@@ -109,6 +116,8 @@ public struct EngineStats: Sendable, Hashable, Codable {
         kvUtilization = later.kvUtilization
         cachedBlocks = later.cachedBlocks
         flashPrefixBlocks = later.flashPrefixBlocks
+        flashDailyWriteBudget = later.flashDailyWriteBudget
+        flashBytesLeftToday = later.flashBytesLeftToday
         waiting = later.waiting
         running = later.running
         swapped = later.swapped

@@ -51,6 +51,7 @@ public final class FlashTier: KVTierStore {
     public var capacityBytes: Int64? { store.totalCapacity }
     public var bytesWrittenToday: Int64? { store.bytesWrittenToday }
     public var storedContentKeys: [BlockKey] { store.contentKeys }
+    public var regionCount: Int { store.configuration.paths.count }
     public var isShared: Bool { store.configuration.sharedDirectory }
 
     public func refreshSharedBlocks() -> (found: [BlockKey], gone: [BlockKey]) {

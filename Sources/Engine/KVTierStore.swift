@@ -68,6 +68,8 @@ public protocol KVTierStore: Sendable {
     var bytesWrittenToday: Int64? { get }
     /// Content (prefix) blocks the tier holds from before this engine started.
     var storedContentKeys: [BlockKey] { get }
+    /// Regions (devices) the tier writes to, over which per-region write budgets add up.
+    var regionCount: Int { get }
     /// Whether other instances write to the same tier (a shared flash directory).
     var isShared: Bool { get }
     /// For a shared tier: looks for blocks other instances wrote or lost since the last call
@@ -85,6 +87,7 @@ extension KVTierStore {
     public var capacityBytes: Int64? { nil }
     public var bytesWrittenToday: Int64? { nil }
     public var storedContentKeys: [BlockKey] { [] }
+    public var regionCount: Int { 1 }
     public var isShared: Bool { false }
     public func refreshSharedBlocks() -> (found: [BlockKey], gone: [BlockKey]) { ([], []) }
     public func adoptNamespace(_ namespace: PrefixNamespace) {}

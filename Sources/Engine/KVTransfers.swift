@@ -29,63 +29,97 @@ public struct TransferOutcome: Sendable {
 /// its own, so the I/O overlaps the engine's compute (which runs on the step thread).
 ///
 /// Where the pool's blocks are host memory (the CPU backend) a tier reads and writes them in
-/// place; otherwise they are staged through host buffers with the pool's copies, except flash
-/// transfers of a pool that lives on a GPU, which the backend's `DeviceKVSwapper` moves directly
-/// (GPUDirect Storage). Outcomes go to `onOutcome`, from the transfer's task.
+/// place. A pool that lives on a GPU moves its blocks through the backend's swappers: flash
+/// transfers through its `DeviceKVSwapper` (GPUDirect Storage), DRAM transfers through its
+/// `DeviceHostSwapper` (a pinned host pool, asynchronous copies); anything else is staged through
+/// host buffers with the pool's copies. Outcomes go to `onOutcome`, from the transfer's task.
+///
+/// A transfer's task holds the transfers (and through them the pool and the swappers) only
+/// while it moves bytes, not while it reports: once every outcome has been reported, the owner's
+/// reference is the last, so the GPU memory and the stores' handles go when the owner lets go,
+/// on the owner's thread (see `LLMEngine.shutdown`).
 public final class KVTransfers: Sendable {
     private let pool: any KVCachePool
     private let tiers: [SwapTier: any KVTierStore]
     private let deviceSwapper: (any DeviceKVSwapper)?
+    private let hostSwapper: (any DeviceHostSwapper)?
     private let onOutcome: @Sendable (TransferOutcome) -> Void
     private let logger = Logger(label: "hifc.transfers")
 
     /// Transfers between `pool` and `tiers`; `deviceSwapper`, when given (a GPU backend's),
-    /// moves flash transfers straight between device memory and flash.
+    /// moves flash transfers straight between device memory and flash, and `hostSwapper` DRAM
+    /// transfers between device memory and its pinned host pool (it is then the DRAM tier).
     public init(
         pool: any KVCachePool, tiers: [any KVTierStore], deviceSwapper: (any DeviceKVSwapper)? = nil,
-        onOutcome: @escaping @Sendable (TransferOutcome) -> Void
+        hostSwapper: (any DeviceHostSwapper)? = nil, onOutcome: @escaping @Sendable (TransferOutcome) -> Void
     ) {
         self.pool = pool
         self.deviceSwapper = deviceSwapper
+        self.hostSwapper = hostSwapper
         self.tiers = Dictionary(tiers.map { ($0.tier, $0) }, uniquingKeysWith: { first, _ in first })
         self.onOutcome = onOutcome
     }
 
     /// Starts writing a plan's blocks to their tier.
     public func start(_ write: StepPlan.Write) {
-        Task.detached { [self] in
-            await run(
-                id: write.id, .write, tier: write.tier, forPrefixCache: write.purpose == .savePrefix, blocks: write.blocks, keys: write.keys)
+        let report = onOutcome
+        Task.detached { [weak self] in
+            // `self` is held for the transfer only; the report comes after it is let go.
+            guard
+                let outcome = await self?.run(
+                    id: write.id, .write, tier: write.tier, forPrefixCache: write.purpose == .savePrefix, blocks: write.blocks,
+                    keys: write.keys)
+            else { return }
+            report(outcome)
         }
     }
 
     /// Starts reading a plan's blocks from their tier.
     public func start(_ read: StepPlan.Read) {
-        Task.detached { [self] in
-            await run(id: read.id, .read, tier: read.tier, forPrefixCache: read.purpose == .loadPrefix, blocks: read.blocks, keys: read.keys)
+        let report = onOutcome
+        Task.detached { [weak self] in
+            guard
+                let outcome = await self?.run(
+                    id: read.id, .read, tier: read.tier, forPrefixCache: read.purpose == .loadPrefix, blocks: read.blocks, keys: read.keys)
+            else { return }
+            report(outcome)
         }
     }
 
     /// Removes blocks from their tier.
     public func delete(_ delete: StepPlan.Delete) {
-        tiers[delete.tier]?.remove(delete.keys)
+        remove(delete.keys, from: delete.tier)
+    }
+
+    private func remove(_ keys: [BlockKey], from tier: SwapTier) {
+        if tier == .dram, let hostSwapper {
+            hostSwapper.remove(keys)
+        } else {
+            tiers[tier]?.remove(keys)
+        }
     }
 
     private func run(
         id: TransferID, _ direction: TransferDirection, tier: SwapTier, forPrefixCache: Bool, blocks: [Int], keys: [BlockKey]
-    ) async {
+    ) async -> TransferOutcome {
         let started = ContinuousClock.now
         var intact = 0
         var failure: KVTierError?
         do {
-            guard let store = tiers[tier] else { throw KVTierError.io("no \(tier) tier is configured") }
             if tier == .flash, let device = deviceSwapper {
                 switch direction {
                 case .write: try await device.swapOutToFlash(blocks: blocks, keys: keys)
                 case .read: try await device.swapInFromFlash(keys: keys, into: blocks)
                 }
                 intact = blocks.count
+            } else if tier == .dram, let host = hostSwapper {
+                switch direction {
+                case .write: try await host.swapOut(blocks: blocks, keys: keys)
+                case .read: try await host.swapIn(keys: keys, into: blocks)
+                }
+                intact = blocks.count
             } else {
+                guard let store = tiers[tier] else { throw KVTierError.io("no \(tier) tier is configured") }
                 intact = try await withBlockBuffers(blocks, direction) { buffers throws(KVTierError) in
                     switch direction {
                     case .write:
@@ -100,23 +134,25 @@ public final class KVTransfers: Sendable {
             }
         } catch let error as KVTierError {
             failure = error
+        } catch HostSwapError.full(let needed, let free, let capacity) {
+            failure = .full(tier: .dram, detail: "\(free) of \(capacity) host blocks free, \(needed) needed")
+        } catch HostSwapError.missing(let key) {
+            failure = .missing(key)
         } catch {
             failure = .io("\(error)")
         }
         if direction == .write, failure != nil {
             intact = 0
-            tiers[tier]?.remove(keys)
+            remove(keys, from: tier)
         }
         if let failure {
             let what = forPrefixCache ? (direction == .write ? "prefix save" : "prefix load") : (direction == .write ? "swap-out" : "swap-in")
             logger.warning("\(what) of \(blocks.count) blocks (\(tier)) failed after \(intact), the rest is recomputed: \(failure)")
         }
         let elapsed = (ContinuousClock.now - started).components
-        onOutcome(
-            TransferOutcome(
-                id: id, direction: direction, tier: tier, forPrefixCache: forPrefixCache, blocks: blocks.count, intactBlocks: intact,
-                bytes: intact * pool.blockStride, seconds: Double(elapsed.seconds) + Double(elapsed.attoseconds) * 1e-18,
-                failure: failure))
+        return TransferOutcome(
+            id: id, direction: direction, tier: tier, forPrefixCache: forPrefixCache, blocks: blocks.count, intactBlocks: intact,
+            bytes: intact * pool.blockStride, seconds: Double(elapsed.seconds) + Double(elapsed.attoseconds) * 1e-18, failure: failure)
     }
 
     /// Calls `body` with one host buffer of `blockStride` bytes (a 4 KiB multiple, so flash I/O

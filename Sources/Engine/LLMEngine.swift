@@ -34,10 +34,18 @@ public final class LLMEngine: GenerationService {
         modelID = configuration.modelID ?? loaded.name
         maxContextTokens = core.maxSequenceTokens
         self.loaded = loaded
-        let loop = StepLoop(core: core, inbox: inbox, stats: latestStats, logger: logger)
+        // The step thread takes the only lasting reference to the core, so that the core, and
+        // with it the KV pool, the swappers and their handles on the flash store, are released
+        // on that thread before `shutdown` returns: never later, under a caller that closes the
+        // store or lets the process exit (a GPU pool or a cuFile handle released by this thread
+        // while the CUDA driver and cuFile tear themselves down at exit can crash the process).
+        let handoff = CoreHandoff(core)
+        let inbox = self.inbox
+        let stats = latestStats
+        let logger = self.logger
         let stopped = self.stopped
         let thread = Thread {
-            loop.run()
+            StepLoop(core: handoff.take(), inbox: inbox, stats: stats, logger: logger).run()
             stopped.signal()
         }
         thread.name = "hifc-engine"
@@ -76,14 +84,27 @@ public final class LLMEngine: GenerationService {
         }
     }
 
-    /// Stops the step loop and returns once it has stopped, its transfers in flight have finished
-    /// and the device's cached prefixes are saved to flash (so the pool and the flash store may be
-    /// closed next); requests still running end with `GenerationError.engineStopped`. Later calls
-    /// return at once.
+    /// Stops the step loop and returns once it has stopped, its transfers in flight have finished,
+    /// the device's cached prefixes are saved to flash and the engine's KV pool and swappers are
+    /// released (so the flash store may be closed and the process may exit next); requests still
+    /// running end with `GenerationError.engineStopped`. Later calls return at once.
     public func shutdown() {
         inbox.post(.shutdown)
         stopped.wait()
         stopped.signal()
+    }
+}
+
+/// Hands the engine's core to the step thread, keeping no reference once taken.
+private final class CoreHandoff: @unchecked Sendable {
+    // Written once by the creating thread, taken once by the step thread that it then starts.
+    private var core: EngineCore?
+
+    init(_ core: EngineCore) { self.core = core }
+
+    func take() -> EngineCore {
+        defer { core = nil }
+        return core!
     }
 }
 

@@ -27,6 +27,8 @@ public struct PrefixBenchmark: Sendable {
     public struct Figures: Codable, Sendable {
         public var workload: String
         public var setup: Setup
+        /// When prefix blocks were saved to flash (`--prefix-cache-write`).
+        public var write_policy: String
         public var requests: Int
         public var prompt_tokens: Int
         public var output_tokens: Int
@@ -99,22 +101,23 @@ public struct PrefixBenchmark: Sendable {
     // MARK: Workloads
 
     /// Runs `workload` (chat or docqa) in `setup` and measures it.
-    public func run(_ workload: PrefixWorkload, _ setup: Setup) async throws -> Figures {
+    public func run(_ workload: PrefixWorkload, _ setup: Setup, writePolicy: PrefixWritePolicy? = nil) async throws -> Figures {
+        let policy = writePolicy ?? configuration.prefixCacheWrite
         let directory = try scratchDirectory("\(workload)-\(setup)")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         if setup == .restart {
             progress("\(workload) \(setup): first engine")
             let store = try openStore(directory)
-            let first = try makeEngine(prefixCaching: true, store: store)
+            let first = try makeEngine(prefixCaching: true, store: store, policy: policy)
             _ = try await drive(workload, through: first)
             first.shutdown()
             store.close()
         }
         let store = setup == .flash || setup == .restart ? try openStore(directory) : nil
         defer { store?.close() }
-        let engine = try makeEngine(prefixCaching: setup != .cold, store: store)
+        let engine = try makeEngine(prefixCaching: setup != .cold, store: store, policy: policy)
         defer { engine.shutdown() }
-        progress("\(workload) \(setup)")
+        progress("\(workload) \(setup), prefix saves \(policy)")
         let started = ContinuousClock.now
         let timings = try await drive(workload, through: engine)
         let seconds = Self.seconds(since: started)
@@ -122,7 +125,7 @@ public struct PrefixBenchmark: Sendable {
         let ttfts = timings.map(\.ttft).sorted()
         let prompt = max(stats.promptTokens, 1)
         return Figures(
-            workload: workload.rawValue, setup: setup, requests: timings.count, prompt_tokens: stats.promptTokens,
+            workload: workload.rawValue, setup: setup, write_policy: policy.rawValue, requests: timings.count, prompt_tokens: stats.promptTokens,
             output_tokens: stats.generatedTokens, seconds: seconds, output_tokens_per_s: Double(stats.generatedTokens) / seconds,
             ttft_mean_s: ttfts.reduce(0, +) / Double(max(ttfts.count, 1)), ttft_p50_s: Self.percentile(ttfts, 0.5),
             ttft_p99_s: Self.percentile(ttfts, 0.99), cached_token_rate: Double(timings.reduce(0) { $0 + $1.cachedTokens }) / Double(prompt),
@@ -228,6 +231,17 @@ public struct PrefixBenchmark: Sendable {
         var loaded = Array(repeating: true, count: sizes)
         var bandwidth = Array(repeating: 0.0, count: sizes)
         let rounds = 2
+        // A first engine whose figures are dropped: the process's one-time costs (kernels loaded
+        // for new shapes, first touches of the weights) fall on it, not on the first measured one.
+        do {
+            let store = try openStore(directory)
+            let engine = try makeEngine(prefixCaching: true, store: store, decision: .always)
+            _ = try await request(source.tokens(shape.sweepSizes.max()!, seed: 99), maxTokens: 1, through: engine)
+            for request in requests { _ = try await self.request(request.prefix + request.question, maxTokens: 1, through: engine) }
+            _ = await engine.resetPrefixCache(flash: false)
+            engine.shutdown()
+            store.close()
+        }
         for round in 0..<rounds {
             let order: [PrefixLoadDecision] = round % 2 == 0 ? [.never, .always, .costModel] : [.costModel, .always, .never]
             for decision in order {
@@ -307,34 +321,11 @@ public struct PrefixBenchmark: Sendable {
     // MARK: The disk
 
     /// The disk's own sequential read bandwidth under the flash directory, in GB/s: `dd` with
-    /// O_DIRECT over a file of `bytes` written first (8 MiB requests).
+    /// O_DIRECT over a file of `bytes` written first (8 MiB requests; `DiskBandwidth`).
     public func ddReadGBps(bytes: Int64) throws -> Double {
         let directory = try scratchDirectory("dd")
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let file = directory + "/dd.bin"
-        let count = max(bytes / (8 << 20), 1)
-        _ = try Self.shell("dd", ["if=/dev/zero", "of=\(file)", "bs=8M", "count=\(count)", "oflag=direct", "conv=fsync"])
-        let report = try Self.shell("dd", ["if=\(file)", "of=/dev/null", "bs=8M", "iflag=direct"])
-        // "... bytes (...) copied, 0.5 s, 2.1 GB/s": bytes over seconds, decimal.
-        let fields = report.components(separatedBy: ",")
-        guard let copied = report.split(separator: " ").first.flatMap({ Double($0) }),
-            let secondsField = fields.first(where: { $0.hasSuffix(" s") }),
-            let seconds = Double(secondsField.trimmingCharacters(in: .whitespaces).dropLast(2))
-        else { return 0 }
-        return copied / seconds / 1e9
-    }
-
-    private static func shell(_ command: String, _ arguments: [String]) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = [command] + arguments
-        let errors = Pipe()
-        process.standardError = errors
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
-        let output = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        return output.split(separator: "\n").last.map(String.init) ?? ""
+        return try DiskBandwidth.measure(in: directory, bytes: bytes).readGBps
     }
 
     // MARK: Arithmetic

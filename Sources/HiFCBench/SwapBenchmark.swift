@@ -25,6 +25,9 @@ public struct SwapBenchmark: Sendable {
     public var flashCapacity: ByteSize
     /// Endurance of the flash, for the lifetime at the measured write rate.
     public var enduranceTBW: ByteSize
+    /// The disk's own bandwidth under `flashDirectory`, measured in the same run, for each run's
+    /// disk-bound floor; nil: not measured.
+    public var disk: DiskBandwidth?
     /// The model on each further engine replica's device (data-parallel runs: the engines sit
     /// behind a `DataParallelService`, the first on `loaded`); empty: one engine.
     public var replicaModels: [LoadedModel] = []
@@ -36,7 +39,7 @@ public struct SwapBenchmark: Sendable {
     /// A benchmark of `requests` on `loaded`.
     public init(
         loaded: LoadedModel, workload: String, requests: [BenchWorkload.Request], engine: EngineConfiguration, flashDirectory: String,
-        flashCapacity: ByteSize, enduranceTBW: ByteSize
+        flashCapacity: ByteSize, enduranceTBW: ByteSize, disk: DiskBandwidth? = nil
     ) {
         self.loaded = loaded
         self.workload = workload
@@ -45,6 +48,7 @@ public struct SwapBenchmark: Sendable {
         self.flashDirectory = flashDirectory
         self.flashCapacity = flashCapacity
         self.enduranceTBW = enduranceTBW
+        self.disk = disk
     }
 
     /// One mode's run through fresh engines, one per replica (and, for the flash modes, fresh
@@ -143,7 +147,12 @@ public struct SwapBenchmark: Sendable {
             swap_bytes: stats.swapOutBytes + stats.swapInBytes, swap_failures: stats.swapFailures,
             swap_seconds: stats.swapSeconds, exposed_swap_s: stats.exposedSwapSeconds,
             flash_bytes_written: stats.flashBytesWritten,
-            ssd_lifetime_years: bytesPerDay > 0 ? Double(enduranceTBW.bytes) / (bytesPerDay * 365) : nil)
+            ssd_lifetime_years: bytesPerDay > 0 ? Double(enduranceTBW.bytes) / (bytesPerDay * 365) : nil,
+            bytes_written_per_output_token: tokens > 0 ? Double(stats.swapOutBytes + stats.prefixSaveBytes) / Double(tokens) : 0,
+            flash_bytes_read: stats.flashBytesRead,
+            disk_floor_s: mode == .swapFlash || mode == .auto
+                ? disk.map { $0.floorSeconds(written: stats.flashBytesWritten, read: stats.flashBytesRead) } : nil,
+            dd_write_gbps: disk?.writeGBps, dd_read_gbps: disk?.readGBps)
     }
 }
 
@@ -185,11 +194,27 @@ public struct SwapBenchmarkResult: Codable, Sendable {
     public var flash_bytes_written: Int
     /// Years the SSD lasts at this write rate; nil when nothing was written.
     public var ssd_lifetime_years: Double?
+    /// Bytes written to the swap tier (swap-outs, and prefix blocks saved to flash) per output
+    /// token: what wears the SSD in the flash modes.
+    public var bytes_written_per_output_token: Double
+    /// Bytes read from flash (swap-ins and prefix loads).
+    public var flash_bytes_read: Int
+    /// Seconds the disk needs at least for this run's flash I/O: bytes written and read at `dd`'s
+    /// bandwidths, measured in the same run (the floor of the exposed swap time where the disk
+    /// is the bottleneck); nil without a `dd` measurement.
+    public var disk_floor_s: Double?
+    /// The disk's `dd` O_DIRECT bandwidths in the same run, GB/s; nil when not measured.
+    public var dd_write_gbps: Double?
+    public var dd_read_gbps: Double?
 
     /// The mean of several runs of one mode (counts rounded).
     public static func mean(of runs: [SwapBenchmarkResult]) -> SwapBenchmarkResult {
         func average(_ value: (SwapBenchmarkResult) -> Double) -> Double { runs.reduce(0) { $0 + value($1) } / Double(runs.count) }
         func averageCount(_ value: (SwapBenchmarkResult) -> Int) -> Int { Int(average { Double(value($0)) }.rounded()) }
+        func averageOptional(_ value: (SwapBenchmarkResult) -> Double?) -> Double? {
+            let values = runs.compactMap(value)
+            return values.isEmpty ? nil : values.reduce(0, +) / Double(values.count)
+        }
         let lifetimes = runs.compactMap(\.ssd_lifetime_years)
         return SwapBenchmarkResult(
             workload: runs[0].workload, mode: runs[0].mode, requests: runs[0].requests, output_tokens: averageCount(\.output_tokens),
@@ -200,7 +225,9 @@ public struct SwapBenchmarkResult: Codable, Sendable {
             recomputed_tokens: averageCount(\.recomputed_tokens), swap_bytes: averageCount(\.swap_bytes),
             swap_failures: averageCount(\.swap_failures), swap_seconds: average(\.swap_seconds),
             exposed_swap_s: average(\.exposed_swap_s), flash_bytes_written: averageCount(\.flash_bytes_written),
-            ssd_lifetime_years: lifetimes.isEmpty ? nil : lifetimes.reduce(0, +) / Double(lifetimes.count))
+            ssd_lifetime_years: lifetimes.isEmpty ? nil : lifetimes.reduce(0, +) / Double(lifetimes.count),
+            bytes_written_per_output_token: average(\.bytes_written_per_output_token), flash_bytes_read: averageCount(\.flash_bytes_read),
+            disk_floor_s: averageOptional(\.disk_floor_s), dd_write_gbps: runs[0].dd_write_gbps, dd_read_gbps: runs[0].dd_read_gbps)
     }
 }
 
@@ -220,6 +247,7 @@ extension EngineStats {
             total.swapSeconds += stats.swapSeconds
             total.exposedSwapSeconds += stats.exposedSwapSeconds
             total.flashBytesWritten += stats.flashBytesWritten
+            total.flashBytesRead += stats.flashBytesRead
         }
         return total
     }

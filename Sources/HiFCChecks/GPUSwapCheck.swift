@@ -1,3 +1,4 @@
+import Backend
 import CUDA
 import FlashStore
 import Foundation
@@ -8,8 +9,9 @@ import HiFCCore
 #endif
 
 /// `hifc check gpu --swap-dir`: swaps a pool of random KV blocks out to a file and back through
-/// cuFile, through the O_DIRECT staging fallback, and to pinned DRAM, checks every block's
-/// CRC32C afterwards (losslessness), and times each direction.
+/// cuFile, through the O_DIRECT staging fallback, and to pinned DRAM (raw copies, and the
+/// engine's `CUDAHostSwap` beside them), checks every block's CRC32C afterwards (losslessness),
+/// and times each direction.
 public struct GPUSwapCheck {
     let device: CUDADevice
     let kernels: CUDAKernels
@@ -79,17 +81,65 @@ public struct GPUSwapCheck {
         }
         let gb = Double(blocks * bytes) / 1e9
 
-        // swap-dram: pinned host memory.
-        let host = try HostBlockPool(device: pool, blocks: blocks, gpu: device)
+        // swap-dram. First the raw pinned copy, the link's speed: the whole pool in one
+        // cuMemcpyAsync each way between device memory and a pinned buffer.
+        let poolBytes = blocks * pool.blockStride
+        let rawBytes = Double(poolBytes) / 1e9
+        let raw = try device.allocatePinned(poolBytes)
         t0 = Date()
-        try host.swapOut((0..<blocks).map { ($0, $0) }, after: nil).synchronize()
+        try stream.copy(from: pool.buffer.address, to: raw.pointer, bytes: poolBytes)
+        try stream.synchronize()
+        let rawOut = rawBytes / Date().timeIntervalSince(t0)
+        try poison()
+        t0 = Date()
+        try stream.copy(from: UnsafeRawPointer(raw.pointer), to: pool.buffer.address, bytes: poolBytes)
+        try stream.synchronize()
+        let rawIn = rawBytes / Date().timeIntervalSince(t0)
+        try verify("swap-dram raw pinned copy")
+        // Then the engine's path (`CUDAHostSwap`, what `swap-dram` uses on a GPU): a pool of pinned
+        // host blocks, each sequence of 16 blocks (1K tokens of the 8B model) a transfer of its
+        // own, all issued at once as a starved engine issues them, on the swapper's copy streams,
+        // each resumed by a stream callback.
+        let host = try CUDAHostSwap(pool: pool, compute: stream, capacityBlocks: blocks)
+        let sequences = stride(from: 0, to: blocks, by: 16).map { Array($0..<min(blocks, $0 + 16)) }
+        func hostKeys(_ seq: [Int]) -> [BlockKey] { seq.map { BlockKey.sequence(UInt64(seq[0]), block: $0 - seq[0]) } }
+        t0 = Date()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for seq in sequences { group.addTask { try await host.swapOut(blocks: seq, keys: hostKeys(seq)) } }
+            try await group.waitForAll()
+        }
         let dramOut = gb / Date().timeIntervalSince(t0)
         try poison()
         t0 = Date()
-        try host.swapIn((0..<blocks).map { ($0, $0) }).synchronize()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for seq in sequences { group.addTask { try await host.swapIn(keys: hostKeys(seq), into: seq) } }
+            try await group.waitForAll()
+        }
         let dramIn = gb / Date().timeIntervalSince(t0)
-        try verify("swap-dram")
-        timings.append(String(format: "swap-dram   out %6.2f GB/s   in %6.2f GB/s", dramOut, dramIn))
+        try verify("swap-dram through the engine's pinned pool (CUDAHostSwap, sequences of 16 blocks)")
+        // A full pool refuses more, and a key it does not hold is refused, never read.
+        var refusals = 0
+        do { try await host.swapOut(blocks: [0], keys: [BlockKey.sequence(UInt64(blocks) + 1, block: 0)]) } catch HostSwapError.full { refusals += 1 }
+        do { try await host.swapIn(keys: [BlockKey.sequence(UInt64(blocks) + 1, block: 0)], into: [0]) } catch HostSwapError.missing { refusals += 1 }
+        results.append(
+            GPUCheckResult(
+                name: "swap-dram: a swap-out past the pinned pool's capacity and a swap-in of a key it lacks are refused (not refused)",
+                error: Double(2 - refusals), tolerance: 0))
+        let share = min(dramOut / rawOut, dramIn / rawIn)
+        results.append(
+            GPUCheckResult(
+                name: String(
+                    format: "swap-dram engine path at %.0f%% / %.0f%% of the raw pinned copy out / in (error = shortfall below 80%%)",
+                    100 * dramOut / rawOut, 100 * dramIn / rawIn),
+                error: max(0, 0.8 - share), tolerance: 0))
+        timings.append(
+            String(
+                format: "swap-dram   out %6.2f GB/s   in %6.2f GB/s   (raw pinned copy, the whole pool in one cuMemcpyAsync each way)", rawOut, rawIn)
+        )
+        timings.append(
+            String(format: "swap-dram   out %6.2f GB/s   in %6.2f GB/s   ", dramOut, dramIn)
+                + "(engine path: CUDAHostSwap, \(blocks) x \(bytes >> 20) MiB in sequences of 16, all in flight; \(String(format: "%.0f%% / %.0f%%", 100 * dramOut / rawOut, 100 * dramIn / rawIn)) of raw)"
+        )
 
         let path = directory + "/hifc-swap-check-\(getpid())"
         let fd = open(path, O_RDWR | O_CREAT | O_TRUNC | DirectIO.directFlag, 0o600)

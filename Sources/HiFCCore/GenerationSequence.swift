@@ -41,6 +41,8 @@ public struct GenerationSequence: Sendable {
     public private(set) var tokens: [Int]
     /// How many of `tokens` are the prompt.
     public let promptCount: Int
+    /// Most tokens the sequence may reach (prompt and generated), its request's limit.
+    public let maxTotalTokens: Int
     /// Tokens whose KV is in the cache (on the device, or in the tier while swapped).
     public internal(set) var computed: Int
     /// Where the sequence is.
@@ -60,13 +62,15 @@ public struct GenerationSequence: Sendable {
     /// its I/O completes.
     internal var abortRequested = false
 
-    /// A new sequence of `prompt`, waiting; its full blocks are hashed from `hashRoot`.
-    public init(id: SequenceID, arrival: UInt64, prompt: [Int], blockTokens: Int, hashRoot: PrefixHash) {
+    /// A new sequence of `prompt`, waiting, that may grow to `maxTotalTokens` tokens; its full
+    /// blocks are hashed from `hashRoot`.
+    public init(id: SequenceID, arrival: UInt64, prompt: [Int], maxTotalTokens: Int = .max, blockTokens: Int, hashRoot: PrefixHash) {
         precondition(!prompt.isEmpty, "a sequence needs at least one prompt token")
         self.id = id
         self.arrival = arrival
         self.tokens = prompt
         self.promptCount = prompt.count
+        self.maxTotalTokens = max(maxTotalTokens, prompt.count)
         self.computed = 0
         self.status = .waiting
         self.blockTokens = blockTokens

@@ -121,7 +121,8 @@ public struct Scheduler: Sendable {
             maxTotalTokens <= config.maxSequenceTokens,
             "a sequence of up to \(maxTotalTokens) tokens cannot fit \(config.maxSequenceTokens) tokens of KV")
         let root = cacheSalt.map { $0.isEmpty ? defaultRoot : PrefixHash.root(namespace: config.namespace, salt: $0) } ?? defaultRoot
-        let sequence = GenerationSequence(id: id, arrival: nextArrival, prompt: prompt, blockTokens: config.blockTokens, hashRoot: root)
+        let sequence = GenerationSequence(
+            id: id, arrival: nextArrival, prompt: prompt, maxTotalTokens: maxTotalTokens, blockTokens: config.blockTokens, hashRoot: root)
         nextArrival += 1
         sequences[id] = sequence
         fairShare.join(id, group: group)
@@ -205,6 +206,24 @@ public struct Scheduler: Sendable {
     /// Blocks kept free after a resume or admission so the running sequences can grow a step.
     private var reserveBlocks: Int { running.count + loading.count }
 
+    /// Blocks kept free after resuming `resumed` so that it and the sequences on the device can
+    /// all grow by `config.resumeHeadroomTokens` tokens (each up to its request's limit) before
+    /// anyone must be preempted again: hysteresis, so that a sequence swapped in is not swapped
+    /// straight back out. At least `reserveBlocks`.
+    private func resumeReserve(for resumed: GenerationSequence, holding blocks: Int) -> Int {
+        let headroom = config.resumeHeadroomTokens
+        guard headroom > 0 else { return reserveBlocks }
+        func growth(_ sequence: GenerationSequence, holding held: Int) -> Int {
+            let tokens = min(sequence.tokens.count + headroom, sequence.maxTotalTokens)
+            return max(0, kv.blocks(forTokens: tokens) - held)
+        }
+        var reserve = growth(resumed, holding: blocks)
+        for id in running + loading {
+            reserve += growth(sequences[id]!, holding: kv.blocks(of: id).count)
+        }
+        return max(reserve, reserveBlocks)
+    }
+
     private mutating func resumeSwapped(into plan: inout StepPlan) {
         for id in swapped {
             guard swapInsInFlight < config.prefetchDepth, running.count + loading.count < config.maxRunning else { return }
@@ -225,7 +244,8 @@ public struct Scheduler: Sendable {
             }
             let available = hits.count + keys.count
             let tokens = available == needed ? stored : available * config.blockTokens
-            guard kv.freeBlocks - keys.count - kv.freeBlocksTaken(by: hits) >= reserveBlocks else { return }
+            let reserve = resumeReserve(for: sequence, holding: hits.count + keys.count)
+            guard kv.freeBlocks - keys.count - kv.freeBlocksTaken(by: hits) >= reserve else { return }
             swapped.removeAll { $0 == id }
             kv.adopt(id, cached: hits)
             let blocks = kv.grow(id, toHold: tokens)!
@@ -388,27 +408,55 @@ public struct Scheduler: Sendable {
     // MARK: Preemption
 
     /// The choice for one victim, from the preemption mode (and the cost model in `.auto`).
+    ///
+    /// Under a flash write budget (`KVCostModel.flashBytesLeftToday`) flash takes only the swaps
+    /// that pay, those faster than recomputing, so the budget goes where it saves the most; once
+    /// a swap would pass it, the victim goes to the DRAM tier where one is configured (when that
+    /// pays too), else it is recomputed.
     public func choice(forPreempting sequence: GenerationSequence) -> PreemptionChoice {
         guard sequence.computed > 0 else { return .recompute }
         switch config.preemption {
         case .recompute: return .recompute
         case .swapDRAM: return .swap(.dram)
         case .swapFlash:
-            return costModel.flashBudgetAllows(bytes: bytesToWrite(sequence, to: .flash)) ? .swap(.flash) : .recompute
+            guard flashBudgetAllows(blocks: blocksToWrite(sequence, to: .flash)) else { return overBudgetChoice(for: sequence) }
+            guard costModel.flashBytesLeftToday != nil else { return .swap(.flash) }
+            return preemptionChoice(for: sequence, tier: .flash) == .swap(.flash) ? .swap(.flash) : .recompute
         case .auto:
-            return costModel.preemptionChoice(
-                computedTokens: sequence.computed, bytesToWrite: bytesToWrite(sequence, to: .flash),
-                bytesToRead: sequence.computedBlocks * config.blockBytes, tier: .flash)
+            guard flashBudgetAllows(blocks: blocksToWrite(sequence, to: .flash)) else { return overBudgetChoice(for: sequence) }
+            return preemptionChoice(for: sequence, tier: .flash)
         }
     }
 
-    /// Bytes a swap of `sequence` to `tier` would write: its blocks the tier holds not yet.
-    private func bytesToWrite(_ sequence: GenerationSequence, to tier: SwapTier) -> Int {
-        let blocks = (0..<sequence.computedBlocks).filter { block in
+    /// Whether flash may take `blocks` more blocks today on top of the flash writes in flight,
+    /// which its wear ledger (`KVCostModel.flashBytesLeftToday`) does not count yet: several swaps
+    /// planned in one step, or before the last ones end, never pass the day's budget together.
+    /// Blocks count as the ledger counts them, at their slots' footprint on flash.
+    private func flashBudgetAllows(blocks: Int) -> Bool {
+        guard costModel.flashBytesLeftToday != nil else { return true }
+        let inFlight = writes.values.reduce(0) { $0 + ($1.tier == .flash ? $1.blocks.count : 0) }
+        return costModel.flashBudgetAllows(bytes: (inFlight + blocks) * FlashLayout.slotFootprint(payloadLength: config.blockBytes))
+    }
+
+    /// The cost model's choice between swapping `sequence` to `tier` and recomputing it.
+    private func preemptionChoice(for sequence: GenerationSequence, tier: SwapTier) -> PreemptionChoice {
+        costModel.preemptionChoice(
+            computedTokens: sequence.computed, bytesToWrite: blocksToWrite(sequence, to: tier) * config.blockBytes,
+            bytesToRead: sequence.computedBlocks * config.blockBytes, tier: tier)
+    }
+
+    /// Where a victim goes when flash may take no more today: the DRAM tier when there is one
+    /// and it pays, else recompute.
+    private func overBudgetChoice(for sequence: GenerationSequence) -> PreemptionChoice {
+        config.hasDRAMTier ? preemptionChoice(for: sequence, tier: .dram) : .recompute
+    }
+
+    /// Blocks a swap of `sequence` to `tier` would write: those the tier holds not yet.
+    private func blocksToWrite(_ sequence: GenerationSequence, to tier: SwapTier) -> Int {
+        (0..<sequence.computedBlocks).count { block in
             let key = sequence.key(ofBlock: block, computedTokens: sequence.computed)
             return !tiers.isStored(key, in: tier) && !tiers.isPending(key, in: tier)
         }
-        return blocks.count * config.blockBytes
     }
 
     private mutating func preempt(_ id: SequenceID, into plan: inout StepPlan) {
@@ -470,7 +518,7 @@ public struct Scheduler: Sendable {
     private mutating func savePrefixBlocks(into plan: inout StepPlan) {
         guard config.savesPrefixesToFlash else { return }
         let room = config.prefixWritesInFlight - prefixBlocksBeingWritten
-        guard room > 0, costModel.flashBudgetAllows(bytes: config.blockBytes) else { return }
+        guard room > 0, flashBudgetAllows(blocks: 1) else { return }
         var candidates: [(block: Int, hash: PrefixHash)]
         switch config.prefixWritePolicy {
         case .writeThrough:
@@ -488,6 +536,7 @@ public struct Scheduler: Sendable {
         for candidate in candidates where blocks.count < room {
             let key = candidate.hash.key
             guard !tiers.isStored(key, in: .flash), !tiers.isPending(key, in: .flash) else { continue }
+            guard flashBudgetAllows(blocks: blocks.count + 1) else { break }
             tiers.beginWrite(key, to: .flash)
             kv.pin(candidate.block)
             blocks.append(candidate.block)
@@ -514,7 +563,7 @@ public struct Scheduler: Sendable {
         for (block, content) in kv.pool.cachedBlocks {
             let key = content.key
             guard !tiers.isStored(key, in: .flash), !tiers.isPending(key, in: .flash) else { continue }
-            guard costModel.flashBudgetAllows(bytes: (blocks.count + 1) * config.blockBytes) else { break }
+            guard flashBudgetAllows(blocks: blocks.count + 1) else { break }
             tiers.beginWrite(key, to: .flash)
             kv.pin(block)
             blocks.append(block)

@@ -42,12 +42,19 @@ public struct SchedulerConfig: Hashable, Sendable {
     public var preemption: PreemptionMode
     /// Most swapped sequences whose blocks are read back at once (prefetch depth).
     public var prefetchDepth: Int
+    /// Tokens every sequence on the device, and a swapped one resuming, must be able to grow by
+    /// in the blocks left free before the swapped one resumes (hysteresis against swapping it
+    /// straight back out; 0: only a block per running sequence).
+    public var resumeHeadroomTokens: Int
     /// Whether full blocks are shared by content (automatic prefix caching).
     public var prefixCaching: Bool
     /// The namespace of the content hashes (model, KV layout, backend).
     public var namespace: PrefixNamespace
     /// Whether a flash tier exists (for swaps and the prefix cache's second level).
     public var hasFlashTier: Bool
+    /// Whether a DRAM tier exists beside flash in `swap-flash` and `auto`, which take it once the
+    /// day's flash write budget is spent.
+    public var hasDRAMTier: Bool
     /// When prefix blocks are saved to flash (with `prefixCaching` and a flash tier).
     public var prefixWritePolicy: PrefixWritePolicy
     /// Most content blocks this instance keeps on flash for the prefix cache.
@@ -62,11 +69,12 @@ public struct SchedulerConfig: Hashable, Sendable {
     public init(
         blockTokens: Int, deviceBlocks: Int, blockBytes: Int, maxStepTokens: Int = 512,
         maxRunning: Int = 256, preemption: PreemptionMode = .swapFlash, prefetchDepth: Int = 2,
-        prefixCaching: Bool = true, namespace: PrefixNamespace, hasFlashTier: Bool = true,
+        resumeHeadroomTokens: Int = SchedulerConfig.defaultResumeHeadroomTokens, prefixCaching: Bool = true, namespace: PrefixNamespace,
+        hasFlashTier: Bool = true, hasDRAMTier: Bool = false,
         prefixWritePolicy: PrefixWritePolicy = .onEvict, prefixFlashBlocks: Int = 0, prefixWritesInFlight: Int = 16,
         prefixLoadDecision: PrefixLoadDecision = .costModel
     ) {
-        precondition(blockTokens > 0 && deviceBlocks > 0 && maxStepTokens > 0 && maxRunning > 0 && prefetchDepth > 0)
+        precondition(blockTokens > 0 && deviceBlocks > 0 && maxStepTokens > 0 && maxRunning > 0 && prefetchDepth > 0 && resumeHeadroomTokens >= 0)
         self.blockTokens = blockTokens
         self.deviceBlocks = deviceBlocks
         self.blockBytes = blockBytes
@@ -74,14 +82,20 @@ public struct SchedulerConfig: Hashable, Sendable {
         self.maxRunning = maxRunning
         self.preemption = preemption
         self.prefetchDepth = prefetchDepth
+        self.resumeHeadroomTokens = resumeHeadroomTokens
         self.prefixCaching = prefixCaching
         self.namespace = namespace
         self.hasFlashTier = hasFlashTier
+        self.hasDRAMTier = hasDRAMTier
         self.prefixWritePolicy = prefixWritePolicy
         self.prefixFlashBlocks = prefixFlashBlocks
         self.prefixWritesInFlight = prefixWritesInFlight
         self.prefixLoadDecision = prefixLoadDecision
     }
+
+    /// The default `resumeHeadroomTokens`: against none, it cut govreport x0.05 on the CPU from 25
+    /// preemptions to 2 (bench/results/swap-cpu.md); other values are not measured yet.
+    public static let defaultResumeHeadroomTokens = 128
 
     /// Most tokens one sequence can ever hold on the device.
     public var maxSequenceTokens: Int { deviceBlocks * blockTokens }

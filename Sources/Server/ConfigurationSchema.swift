@@ -160,7 +160,19 @@ public enum ConfigurationSchema {
         size(
             "flash.tbw", atLeast: ByteSize(1), help: "endurance of each region in bytes written (e.g. 6000TB), for the lifetime estimate", \.flashTBW),
         optionalSize(
-            "flash.daily-write-budget", help: "bytes a path may be written per day before it is reported; unset: no budget", \.flashDailyWriteBudget),
+            "flash.daily-write-budget",
+            help: "bytes a path may be written per day; past it swaps go to DRAM (--dram-swap) or are recomputed; unset: no budget",
+            \.flashDailyWriteBudget),
+        ConfigurationSetting(
+            key: "flash.target-lifetime", valueName: "YEARS",
+            help:
+                "how long the flash regions must last (5y, 18mo, 400d): a daily write budget of flash.tbw / (years x 365) per path, kept like flash.daily-write-budget (the smaller holds); unset: none",
+            apply: { config, values in
+                do { config.flashTargetLifetime = try TargetLifetime(parsing: values.last ?? "") } catch {
+                    throw SettingValueError(reason: "\(error)")
+                }
+            },
+            render: { $0.flashTargetLifetime?.description ?? "" }),
         choice(
             "flash.placement",
             help:

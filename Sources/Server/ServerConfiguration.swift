@@ -131,8 +131,12 @@ public struct ServerConfiguration: Hashable, Sendable {
     public var flashCapacity = ByteSize.mib(256)
     /// Endurance rating of each region (decimal terabytes written), for the lifetime estimate.
     public var flashTBW = ByteSize(6_000 * 1_000_000_000_000)
-    /// Bytes a path may be written per day before the flash store reports it; nil: no budget.
+    /// Bytes a path may be written per day (the flash store reports a path past it; the engine
+    /// sends swaps to DRAM or recompute instead); nil: no budget.
     public var flashDailyWriteBudget: ByteSize?
+    /// How long the flash regions must last: the engine keeps a daily write budget of
+    /// `flashTBW` / (years x 365) per path; nil: no target.
+    public var flashTargetLifetime: TargetLifetime?
     /// How blocks are spread over several flash paths.
     public var flashPlacement = FlashPlacementPolicy.stripe
     /// Bytes the extra copies of swarm placement may take over all paths; nil: a tenth of the capacity.

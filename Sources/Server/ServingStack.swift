@@ -285,7 +285,8 @@ extension ServerConfiguration {
         EngineConfiguration(
             kvBudget: kvBudget, blockTokens: blockSize, maxStepTokens: maxBatchTokens, maxRunning: maxRunning,
             preemption: preemption, prefetchDepth: prefetchDepth, hostSwapCapacity: dramSwap,
-            flashDailyWriteBudget: flashDailyWriteBudget, modelID: servedModelName, prefixCaching: prefixCache,
+            flashDailyWriteBudget: flashDailyWriteBudget, flashEnduranceTBW: flashTBW, flashTargetLifetime: flashTargetLifetime,
+            modelID: servedModelName, prefixCaching: prefixCache,
             prefixCacheWrite: prefixCacheWrite, prefixCacheFlashSize: prefixCacheFlashSize.map { ByteSize($0.bytes / Int64(dataParallel)) },
             replica: index, kvDType: kvDType)
     }

@@ -73,6 +73,11 @@ struct BenchPrefixCommand: AsyncParsableCommand {
     @Flag(help: "Print one JSON object.")
     var json = false
 
+    @Option(
+        name: .customLong("prefix-cache-write"),
+        help: "Write policies for the flash and restart setups, comma-separated: on-evict, write-through, reused.")
+    var writePolicies: String = "on-evict"
+
     @Option(help: "Record every flash transfer (prefix saves and loads) to this JSONL file (for bench placement).")
     var trace: String?
 
@@ -81,6 +86,7 @@ struct BenchPrefixCommand: AsyncParsableCommand {
         let workloads = try list(workload) { PrefixWorkload(rawValue: $0) }
         let setups = try list(self.setups) { PrefixBenchmark.Setup(rawValue: $0) }
         let sweepSizes = try list(sizes) { Int($0) }.filter { $0 > 0 }
+        let policies = try list(writePolicies) { PrefixWritePolicy(rawValue: $0) }
         var shape = PrefixWorkloadShape()
         (shape.conversations, shape.turns, shape.messageTokens, shape.answerTokens) = (conversations, turns, messageTokens, answerTokens)
         (shape.documents, shape.documentTokens, shape.questions, shape.concurrency) = (documents, documentTokens, questions, concurrency)
@@ -97,9 +103,11 @@ struct BenchPrefixCommand: AsyncParsableCommand {
             shape.turns * (shape.messageTokens + shape.answerTokens), shape.documentTokens + shape.questionTokens + shape.answerTokens,
             (shape.sweepSizes.max() ?? 0) + 17)
         let loaded = try BenchModelSource.load(model, device: device, context: longest)
+        var engineConfiguration = EngineConfiguration(kvBudget: budget, blockTokens: blockTokens, maxStepTokens: maxStepTokens, maxRunning: 64)
+        engineConfiguration.prefixCacheWrite = policies[0]
         var benchmark = PrefixBenchmark(
             loaded: loaded,
-            configuration: EngineConfiguration(kvBudget: budget, blockTokens: blockTokens, maxStepTokens: maxStepTokens, maxRunning: 64),
+            configuration: engineConfiguration,
             flashRoot: flashPath, flashCapacity: capacity, shape: shape,
             source: TokenSource(vocabulary: min(loaded.tokenizer.vocabularySize, loaded.config.vocabSize)),
             deviceSwapper: { pool, store in (pool as? CUDAKVCachePool)?.makeFlashSwapper(store: store) },
@@ -110,6 +118,12 @@ struct BenchPrefixCommand: AsyncParsableCommand {
         var figures: [PrefixBenchmark.Figures] = []
         for workload in workloads where workload != .sweep {
             for setup in setups { figures.append(try await benchmark.run(workload, setup)) }
+            // The other write policies only change what reaches flash: the setups that use it.
+            for policy in policies.dropFirst() {
+                for setup in setups where setup == .flash || setup == .restart {
+                    figures.append(try await benchmark.run(workload, setup, writePolicy: policy))
+                }
+            }
         }
         let sweep = workloads.contains(.sweep) ? try await benchmark.sweep() : []
         let dd = try benchmark.ddReadGBps(bytes: min(capacity.bytes, 1 << 30))
@@ -141,7 +155,8 @@ struct BenchPrefixCommand: AsyncParsableCommand {
                 print(
                     [
                         f.workload.padding(toLength: 8, withPad: " ", startingAt: 0),
-                        f.setup.rawValue.padding(toLength: 9, withPad: " ", startingAt: 0),
+                        f.setup.rawValue.padding(toLength: 8, withPad: " ", startingAt: 0),
+                        (f.setup == .flash || f.setup == .restart ? f.write_policy : "-").padding(toLength: 14, withPad: " ", startingAt: 0),
                         String(format: "%8d", f.requests), String(format: "%10.1f", f.output_tokens_per_s),
                         String(format: "%10.4f", f.ttft_mean_s), String(format: "%9.4f", f.ttft_p50_s), String(format: "%9.4f", f.ttft_p99_s),
                         String(format: "%8.1f%%", f.cached_token_rate * 100), String(format: "%12d", f.device_hit_tokens),

@@ -17,11 +17,13 @@ struct BenchSwapCommand: AsyncParsableCommand {
         discussion: """
             Generates --requests requests whose prompt lengths follow --workload (qasper about 3.6K \
             tokens, govreport 8.7K, narrativeqa 18.4K, each with 1K output tokens, or IN:OUT; a \
-            comma-separated list runs each in turn), multiplied by --scale, and runs them all at once \
+            comma-separated list runs each in turn, --requests then one count for all or one per \
+            workload), multiplied by --scale, and runs them all at once \
             through a fresh engine per mode. \
             Reports output tokens/s, mean and p99 latency, mean time to first token, preemptions, \
-            swap bytes, swap time left exposed, flash bytes written and the SSD lifetime at that \
-            write rate. --model takes a model directory, or synth:tiny / synth:small to write a \
+            swap bytes, swap time left exposed beside the disk-bound floor (the run's flash bytes at \
+            the bandwidths dd with O_DIRECT measures under --flash-path at the start), bytes written \
+            per output token, flash bytes written and the SSD lifetime at that write rate. --model takes a model directory, or synth:tiny / synth:small to write a \
             synthetic model first. --plot FILE draws output tokens/s per mode and workload (SVG, or \
             PNG through rsvg-convert).
             """
@@ -33,8 +35,8 @@ struct BenchSwapCommand: AsyncParsableCommand {
     @Option(help: "qasper, govreport, narrativeqa, or IN:OUT token counts; a comma-separated list runs each.")
     var workload: String = "govreport"
 
-    @Option(help: "Requests, all submitted at the start.")
-    var requests: Int = 16
+    @Option(help: "Requests, all submitted at the start: one count, or one per workload of --workload (16,8,6).")
+    var requests: String = "16"
 
     @Option(name: .customLong("kv-budget"), help: "Device KV memory: a size (4GiB) or a block count.")
     var kvBudget: String = "4GiB"
@@ -63,6 +65,24 @@ struct BenchSwapCommand: AsyncParsableCommand {
 
     @Option(name: .customLong("dram-swap"), help: "Host memory of the DRAM swap tier.")
     var dramSwap: String = "16GiB"
+
+    @Option(
+        name: .customLong("flash-target-lifetime"),
+        help: "Keep the flash writes to a daily budget of --flash-tbw / (years x 365) (5y, 18mo, 400d); past it swaps go to DRAM.")
+    var flashTargetLifetime: String?
+
+    @Option(
+        name: .customLong("resume-headroom"),
+        help: "Tokens every sequence on the device must be able to grow by before a swapped one resumes (hysteresis).")
+    var resumeHeadroom: Int = SchedulerConfig.defaultResumeHeadroomTokens
+
+    @Option(
+        name: .customLong("prefix-cache-flash-size"),
+        help: "Flash the prefix cache may fill (0: none, the default: the workload's prompts share nothing, so saves would only add writes).")
+    var prefixCacheFlashSize: String = "0"
+
+    @Option(name: .customLong("dd-size"), help: "Bytes dd writes and reads under --flash-path for the disk-bound floor (0: no dd).")
+    var ddSize: String = "1GiB"
 
     @Option(name: .customLong("block-size"), help: "Tokens per KV block.")
     var blockTokens: Int = 64
@@ -110,8 +130,14 @@ struct BenchSwapCommand: AsyncParsableCommand {
         let dram: ByteSize
         let capacity: ByteSize
         let shapes: [BenchWorkload]
+        let lifetime: TargetLifetime?
+        let ddBytes: ByteSize
+        let prefixFlash: ByteSize
         let placement: FlashPlacementPolicy
         do {
+            prefixFlash = try ByteSize(parsing: prefixCacheFlashSize)
+            lifetime = try flashTargetLifetime.map { try TargetLifetime(parsing: $0) }
+            ddBytes = try ByteSize(parsing: ddSize)
             guard let policy = FlashPlacementPolicy(rawValue: flashPlacement) else {
                 throw ValidationError("unknown --flash-placement '\(flashPlacement)'; use affinity, stripe or swarm")
             }
@@ -125,16 +151,35 @@ struct BenchSwapCommand: AsyncParsableCommand {
             throw ValidationError("\(error)")
         }
         guard !shapes.isEmpty else { throw ValidationError("--workload names no workload") }
-        guard requests > 0, scale > 0, repeats > 0, dataParallel > 0 else {
-            throw ValidationError("--requests, --scale, --repeats and --data-parallel must be positive")
+        let counts = requests.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard counts.count == 1 || counts.count == shapes.count else {
+            throw ValidationError(
+                "--requests '\(requests)' gives \(counts.count) counts for \(shapes.count) workloads: give one, or one per workload")
         }
+        guard counts.allSatisfy({ ($0 ?? 0) > 0 }), scale > 0, repeats > 0, dataParallel > 0 else {
+            throw ValidationError("--requests ('\(requests)'), --scale, --repeats and --data-parallel must be positive")
+        }
+        let requestCounts = counts.count == 1 ? Array(repeating: counts[0]!, count: shapes.count) : counts.map { $0! }
+        guard resumeHeadroom >= 0 else { throw ValidationError("--resume-headroom must be zero or more") }
 
         let models = try loadModels()
         let loaded = models[0]
         var recorder = try trace.map { try TransferTraceRecorder(path: $0) }
+        // The disk's own bandwidth, once, in the same run: each flash run's floor is its bytes at it.
+        var disk: DiskBandwidth?
+        if ddBytes.bytes > 0, modes.contains(where: { $0 == .swapFlash || $0 == .auto }) {
+            let measured = try DiskBandwidth.measure(in: flashPath, bytes: ddBytes.bytes)
+            disk = measured
+            if !json {
+                FileHandle.standardError.write(
+                    Data(
+                        String(format: "dd O_DIRECT under %@: write %.2f GB/s, read %.2f GB/s\n", flashPath, measured.writeGBps, measured.readGBps)
+                            .utf8))
+            }
+        }
         var results: [SwapBenchmarkResult] = []
         var headings: [String] = []
-        for shape in shapes {
+        for (shape, requests) in zip(shapes, requestCounts) {
             let work = shape.requests(count: requests, scale: scale, vocabulary: min(loaded.tokenizer.vocabularySize, loaded.config.vocabSize))
             let layout = loaded.model.kvLayout(blockTokens: blockTokens, dtype: kvDType)
             let meanTokens = work.reduce(0) { $0 + $1.prompt.count + $1.maxTokens } / work.count
@@ -149,10 +194,8 @@ struct BenchSwapCommand: AsyncParsableCommand {
 
             var benchmark = SwapBenchmark(
                 loaded: loaded, workload: shape.name, requests: work,
-                engine: EngineConfiguration(
-                    kvBudget: budget, blockTokens: blockTokens, maxStepTokens: maxStepTokens, maxRunning: requests,
-                    prefetchDepth: prefetchDepth, hostSwapCapacity: dram, kvDType: kvDType),
-                flashDirectory: flashPath, flashCapacity: capacity, enduranceTBW: tbw)
+                engine: engineConfiguration(budget: budget, requests: requests, dram: dram, tbw: tbw, lifetime: lifetime, prefixFlash: prefixFlash),
+                flashDirectory: flashPath, flashCapacity: capacity, enduranceTBW: tbw, disk: disk)
             benchmark.replicaModels = Array(models.dropFirst())
             benchmark.placement = placement
             // Rounds alternate the order of the modes (forward, backward, ...) so that a drift in the
@@ -171,6 +214,19 @@ struct BenchSwapCommand: AsyncParsableCommand {
             results += modes.map { SwapBenchmarkResult.mean(of: runs[$0]!) }
         }
         try report(results, headings: headings, modes: modes.map(\.rawValue), workloads: shapes.map(\.name))
+    }
+
+    /// The engine's settings from the flags (each run sets its own preemption mode).
+    private func engineConfiguration(
+        budget: KVBudget, requests: Int, dram: ByteSize, tbw: ByteSize, lifetime: TargetLifetime?, prefixFlash: ByteSize
+    ) -> EngineConfiguration {
+        var configuration = EngineConfiguration(
+            kvBudget: budget, blockTokens: blockTokens, maxStepTokens: maxStepTokens, maxRunning: requests,
+            prefetchDepth: prefetchDepth, hostSwapCapacity: dram, flashEnduranceTBW: tbw, flashTargetLifetime: lifetime,
+            kvDType: kvDType)
+        configuration.resumeHeadroomTokens = resumeHeadroom
+        configuration.prefixCacheFlashSize = prefixFlash
+        return configuration
     }
 
     /// The model on each replica's device (`--data-parallel`): replica `i` on GPU `cuda:(K + i)`
@@ -209,7 +265,7 @@ struct BenchSwapCommand: AsyncParsableCommand {
         }
         if let csv {
             var lines = [
-                "workload,mode,requests,output_tokens,seconds,output_tokens_per_s,best_output_tokens_per_s,mean_latency_s,p99_latency_s,mean_ttft_s,preemptions,recomputed_tokens,swap_bytes,swap_failures,swap_seconds,exposed_swap_s,flash_bytes_written,ssd_lifetime_years"
+                "workload,mode,requests,output_tokens,seconds,output_tokens_per_s,best_output_tokens_per_s,mean_latency_s,p99_latency_s,mean_ttft_s,preemptions,recomputed_tokens,swap_bytes,swap_failures,swap_seconds,exposed_swap_s,flash_bytes_written,ssd_lifetime_years,bytes_written_per_output_token,flash_bytes_read,disk_floor_s,dd_write_gbps,dd_read_gbps"
             ]
             for r in results {
                 let fields: [String] = [
@@ -218,6 +274,8 @@ struct BenchSwapCommand: AsyncParsableCommand {
                     "\(r.mean_latency_s)", "\(r.p99_latency_s)", "\(r.mean_ttft_s)", "\(r.preemptions)", "\(r.recomputed_tokens)",
                     "\(r.swap_bytes)", "\(r.swap_failures)", "\(r.swap_seconds)", "\(r.exposed_swap_s)",
                     "\(r.flash_bytes_written)", r.ssd_lifetime_years.map { "\($0)" } ?? "",
+                    "\(r.bytes_written_per_output_token)", "\(r.flash_bytes_read)", r.disk_floor_s.map { "\($0)" } ?? "",
+                    r.dd_write_gbps.map { "\($0)" } ?? "", r.dd_read_gbps.map { "\($0)" } ?? "",
                 ]
                 lines.append(fields.joined(separator: ","))
             }
@@ -237,7 +295,7 @@ struct BenchSwapCommand: AsyncParsableCommand {
 
     private func printTable(_ results: [SwapBenchmarkResult]) {
         print(
-            "mode          out tok/s   best tok/s  mean lat s  p99 lat s  mean TTFT s  preempt  recomputed  swap bytes  exposed s  flash written  SSD life"
+            "mode          out tok/s   best tok/s  mean lat s  p99 lat s  mean TTFT s  preempt  recomputed  swap bytes  exposed s  disk floor s  written/tok  flash written  SSD life"
         )
         for r in results {
             let life = r.ssd_lifetime_years.map { String(format: "%.1f y", $0) } ?? "-"
@@ -249,6 +307,8 @@ struct BenchSwapCommand: AsyncParsableCommand {
                     String(format: "%10.2f", r.p99_latency_s), String(format: "%12.2f", r.mean_ttft_s),
                     String(format: "%8d", r.preemptions), String(format: "%11d", r.recomputed_tokens),
                     "\(ByteSize(Int64(r.swap_bytes)))".leftPadded(11), String(format: "%10.3f", r.exposed_swap_s),
+                    (r.disk_floor_s.map { String(format: "%.3f", $0) } ?? "-").leftPadded(13),
+                    "\(ByteSize(Int64(r.bytes_written_per_output_token.rounded())))".leftPadded(12),
                     "\(ByteSize(Int64(r.flash_bytes_written)))".leftPadded(14), life.leftPadded(9),
                 ].joined(separator: " "))
         }

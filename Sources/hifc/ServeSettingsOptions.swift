@@ -127,6 +127,9 @@ struct ServeSettingsOptions: ParsableArguments {
     @Option(name: .customLong("flash-daily-write-budget"), help: ServeSettingsOptions.help("flash.daily-write-budget"))
     var flashDailyWriteBudget: String?
 
+    @Option(name: .customLong("flash-target-lifetime"), help: ServeSettingsOptions.help("flash.target-lifetime"))
+    var flashTargetLifetime: String?
+
     @Option(name: .customLong("flash-placement"), help: ServeSettingsOptions.help("flash.placement"))
     var flashPlacement: String?
 
@@ -186,6 +189,7 @@ struct ServeSettingsOptions: ParsableArguments {
             ("flash.capacity", flashCapacity.map { [$0] } ?? []),
             ("flash.tbw", flashTbw.map { [$0] } ?? []),
             ("flash.daily-write-budget", flashDailyWriteBudget.map { [$0] } ?? []),
+            ("flash.target-lifetime", flashTargetLifetime.map { [$0] } ?? []),
             ("flash.placement", flashPlacement.map { [$0] } ?? []),
             ("flash.replication-budget", flashReplicationBudget.map { [$0] } ?? []),
             ("flash.segment-size", flashSegmentSize.map { [$0] } ?? []),

@@ -73,8 +73,11 @@ final class FP8KVCacheTests: XCTestCase {
         for (name, base) in [("prefill", 0), ("decode", 3)] {
             let (exact, quantized, reference) = (outputs[base], outputs[base + 1], outputs[base + 2])
             XCTAssertLessThanOrEqual(maxRelativeError(quantized, reference), 1e-6, "\(name): fp8 attention reads the stored codes and scales")
+            // E4M3 keeps 3 mantissa bits: each stored value is off by up to 2^-4 (6.25%) of itself,
+            // and K's errors move the softmax weights too. Fresh random inputs reached 5.6% here,
+            // so the bound is 10%: a wrong scale or code is off by far more.
             let error = maxRelativeError(quantized, exact)
-            XCTAssertLessThan(error, 0.05, "\(name): fp8 against f32 KV")
+            XCTAssertLessThan(error, 0.1, "\(name): fp8 against f32 KV")
             XCTAssertGreaterThan(error, 0, "\(name): the fp8 pool is quantized")
         }
     }

@@ -57,6 +57,27 @@ final class EngineLosslessnessTests: XCTestCase {
         XCTAssertEqual(run.stats.flashBytesWritten, 0)
     }
 
+    func testTargetLifetimeKeepsTheDailyFlashBudgetLosslessly() throws {
+        // A rating that, over a year's target lifetime, lets flash take 8 blocks a day: far less
+        // than this load swaps (dozens of swaps, see above). What flash cannot take goes to the
+        // DRAM tier set up beside it, or is recomputed.
+        let expected = try reference()
+        let store = try EngineFixture.flashStore()
+        let stride = FlashLayout.padded(EngineFixture.loaded.model.kvLayout(blockTokens: 16).blockBytes)
+        let budget = 8 * stride
+        var configuration = EngineFixture.configuration(blocks: 10, mode: .swapFlash)
+        configuration.flashEnduranceTBW = ByteSize(Int64(budget) * 365)
+        configuration.flashTargetLifetime = TargetLifetime(years: 1)
+        let core = try EngineCore(loaded: EngineFixture.loaded, configuration: configuration, flashTier: FlashTier(store: store))
+        let run = try GreedyRun.run(prompts, maxTokens: maxTokens, through: core)
+        assertSame(run, as: expected, "swap-flash under a target lifetime")
+        XCTAssertGreaterThanOrEqual(run.stats.preemptions, 20)
+        XCTAssertEqual(run.stats.flashDailyWriteBudget, budget, "TBW / (1 year x 365)")
+        XCTAssertLessThanOrEqual(run.stats.flashBytesWritten, budget, "flash took more than the day's budget")
+        let left = try XCTUnwrap(run.stats.flashBytesLeftToday)
+        XCTAssertLessThanOrEqual(left, budget - run.stats.flashBytesWritten)
+    }
+
     func testRecomputeIsLosslessUnderStarvation() throws {
         let expected = try reference()
         let run = try EngineFixture.run(prompts, maxTokens: maxTokens, blocks: 10, mode: .recompute)

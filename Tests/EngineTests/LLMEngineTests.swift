@@ -1,3 +1,4 @@
+import Backend
 import Engine
 import Foundation
 import HiFCChecks
@@ -71,6 +72,37 @@ final class LLMEngineTests: XCTestCase {
             } catch {
                 guard case .engineStopped = error as? GenerationError else { return XCTFail("\(error)") }
             }
+        }
+    }
+
+    /// What a GPU process needs at exit: once `shutdown` returns, the engine's KV pool (device
+    /// memory on a GPU) and everything holding it are gone, so closing the flash store or exiting
+    /// next never races the step thread's teardown.
+    func testShutdownReleasesTheKVPoolBeforeReturning() async throws {
+        final class WeakPool: @unchecked Sendable {
+            weak var pool: (any KVCachePool)?
+        }
+        let store = try EngineFixture.flashStore()
+        defer { store.close() }
+        let seen = WeakPool()
+        let engine = try LLMEngine(
+            loaded: EngineFixture.loaded,
+            configuration: EngineConfiguration(kvBudget: .blocks(12), blockTokens: 16, preemption: .swapFlash),
+            flashTier: FlashTier(store: store),
+            deviceSwapper: { pool in
+                seen.pool = pool
+                return nil
+            })
+        let streams = GreedyRun.distinctPrompts(4).enumerated().map { n, prompt in
+            engine.generate(GenerationRequest(id: "p\(n)", promptTokens: prompt, sampling: greedy(150)))
+        }
+        let deadline = Date(timeIntervalSinceNow: 30)
+        while engine.stats().swapOuts < 1, Date() < deadline { try await Task.sleep(for: .milliseconds(5)) }
+        XCTAssertNotNil(seen.pool)
+        engine.shutdown()
+        XCTAssertNil(seen.pool, "the KV pool outlived shutdown")
+        for stream in streams {
+            do { for try await _ in stream {} } catch {}
         }
     }
 

@@ -10,13 +10,14 @@ final class SchedulerTests: XCTestCase {
 
     static func makeScheduler(
         blocks: Int, stepTokens: Int = 64, mode: PreemptionMode = .swapFlash, prefetch: Int = 2, prefixCaching: Bool = false,
-        writePolicy: PrefixWritePolicy = .onEvict, prefixFlashBlocks: Int = 0
+        writePolicy: PrefixWritePolicy = .onEvict, prefixFlashBlocks: Int = 0,
+        resumeHeadroom: Int = SchedulerConfig.defaultResumeHeadroomTokens
     ) -> Scheduler {
         Scheduler(
             config: SchedulerConfig(
                 blockTokens: 4, deviceBlocks: blocks, blockBytes: 1024, maxStepTokens: stepTokens,
-                preemption: mode, prefetchDepth: prefetch, prefixCaching: prefixCaching, namespace: namespace,
-                prefixWritePolicy: writePolicy, prefixFlashBlocks: prefixFlashBlocks))
+                preemption: mode, prefetchDepth: prefetch, resumeHeadroomTokens: resumeHeadroom, prefixCaching: prefixCaching,
+                namespace: namespace, prefixWritePolicy: writePolicy, prefixFlashBlocks: prefixFlashBlocks))
     }
 
     /// Samples token `position * 10 + id` for each sampling chunk and reports the step.
@@ -210,6 +211,48 @@ final class SchedulerTests: XCTestCase {
         let fullBefore = first.keys.filter { $0.kind == .content }
         XCTAssertFalse(fullBefore.isEmpty)
         XCTAssertTrue(Set(second.keys).isDisjoint(with: fullBefore), "blocks already on flash are not written again")
+    }
+
+    /// Six sequences decoding 48 tokens each in 14 blocks of 4 tokens, transfers completing a
+    /// step after they start. Returns the preemptions, and those that hit a sequence within
+    /// `window` steps of its swap-in (a sequence swapped straight back out).
+    private func steadyLoad(resumeHeadroom: Int, window: Int) -> (preemptions: Int, quick: Int) {
+        var scheduler = Self.makeScheduler(blocks: 14, stepTokens: 32, resumeHeadroom: resumeHeadroom)
+        for id in 1...6 { scheduler.add(id: SequenceID(id), prompt: Array(0..<5).map { $0 + 10 * id }, maxTotalTokens: 53) }
+        var inFlight = StepPlan()
+        var resumedAt: [SequenceID: Int] = [:]
+        var preemptions = 0
+        var quick = 0
+        var step = 0
+        while !scheduler.isIdle, step < 5_000 {
+            step += 1
+            for read in inFlight.reads where read.purpose == .swapIn { resumedAt[read.sequence] = step }
+            Self.complete(inFlight, on: &scheduler)
+            let plan = scheduler.schedule()
+            inFlight = plan
+            for preemption in plan.preemptions {
+                preemptions += 1
+                if let resumed = resumedAt[preemption.sequence], step - resumed <= window { quick += 1 }
+            }
+            run(plan, on: &scheduler)
+            for chunk in plan.chunks where chunk.samples && scheduler.sequence(chunk.sequence)!.tokens.count == 53 {
+                scheduler.finish(chunk.sequence)
+            }
+        }
+        XCTAssertTrue(scheduler.isIdle, "the load finishes")
+        XCTAssertEqual(scheduler.kv.freeBlocks, 14, "no block leaks")
+        return (preemptions, quick)
+    }
+
+    func testResumedSequenceIsNotPreemptedAgainInTheNextSteps() {
+        // Without headroom a sequence comes back as soon as its blocks fit and is soon swapped out again.
+        let thrashing = steadyLoad(resumeHeadroom: 0, window: 8)
+        XCTAssertGreaterThan(thrashing.quick, 0, "the load is meant to thrash without headroom")
+        // With room for 8 more tokens each, no sequence is preempted within 8 steps of its return,
+        // and fewer are preempted in all.
+        let steady = steadyLoad(resumeHeadroom: 8, window: 8)
+        XCTAssertEqual(steady.quick, 0)
+        XCTAssertLessThan(steady.preemptions, thrashing.preemptions)
     }
 
     /// Many sequences of different lengths through a tiny pool, with transfers completing one

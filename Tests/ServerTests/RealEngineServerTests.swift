@@ -137,6 +137,29 @@ final class RealEngineServerTests: XCTestCase {
         XCTAssertGreaterThan(stack.replicas[0].engine.stats().swapOuts, 0)
     }
 
+    func testTargetLifetimeSetsTheDailyWriteBudgetShownInMetrics() async throws {
+        var configuration = ServerConfiguration()
+        configuration.dataDirectory = dataDirectory + "-lifetime"
+        defer { try? FileManager.default.removeItem(atPath: configuration.dataDirectory) }
+        configuration.model = DefaultModel.syntheticName
+        configuration.flashCapacity = .mib(64)
+        configuration.flashTargetLifetime = TargetLifetime(years: 5)
+        let stack = try ServingStack(configuration: configuration, logger: Logger(label: "test"))
+        defer { stack.shutdown() }
+        let model = stack.routes.servedModelName
+        try await stack.routes.application(address: .hostname("127.0.0.1", port: 0)).test(.router) { client in
+            let response = try await client.post("/v1/completions", #"{"model":"\#(model)","prompt":"Once upon a time","max_tokens":4}"#)
+            XCTAssertEqual(response.status, .ok, String(buffer: response.body))
+            let metrics = String(buffer: try await client.execute(uri: "/metrics", method: .get).body)
+            // 6000 TB over 5 years of 365 days, for the one flash path.
+            let budget = Self.metric("hifc_flash_daily_write_budget_bytes", in: metrics)
+            XCTAssertEqual(budget, 6e15 / (5 * 365), accuracy: 1, metrics)
+            let left = Self.metric("hifc_flash_write_budget_left_bytes", in: metrics)
+            XCTAssertGreaterThan(left, 0)
+            XCTAssertLessThanOrEqual(left, budget)
+        }
+    }
+
     func testClientThatDisconnectsFreesItsBlocks() async throws {
         let model = self.model
         let engine = stack.replicas[0].engine

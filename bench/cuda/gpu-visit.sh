@@ -3,17 +3,20 @@
 # whole 8B-shaped model against PyTorch + transformers, the server under load, and an error exit
 # of the CUDA engine.
 # Run from the repository root after `bash .device/unpack.sh`; logs go to $OUT (or ./gpu-logs).
-#   bash bench/cuda/gpu-visit.sh [checks] [labs] [model] [long] [swap] [swapio] [prefix] [sanitizer] [serve] [exit] [smollm2] [gemma3] [cpu] [multi] [multi2]
-#   (default: all but swapio, smollm2, gemma3, cpu, multi and multi2; smollm2, gemma3 and cpu need a GGUF carried in parts,
-#   see the smollm2 step; multi2 needs the 2-GPU machine, nvidia-h200-x2)
+#   bash bench/cuda/gpu-visit.sh [checks] [labs] [model] [long] [swap] [swapio] [prefix] [sanitizer] [serve] [exit] [smollm2] [gemma3] [cpu] [multi] [multi2] [swapmodes]
+#   (default: all but swapio, smollm2, gemma3, cpu, multi, multi2 and swapmodes; smollm2, gemma3 and cpu need a GGUF carried in parts,
+#   see the smollm2 step; multi2 needs the 2-GPU machine, nvidia-h200-x2; swapmodes fits one device call of its own, about 6 minutes)
 # env: BATCH, PROMPT, DECODE (model: decode tokens, 32; the first 15 or so steps after the prefill run at
 # power-capped clocks, model-h200.md); BASELINE=DIR first runs bench model with DIR/hifc (an earlier binary, packed
 # and unpacked like .device); PDL_AB=1 repeats bench model with HIFC_CUDA_PDL=0; STEP_TIMING=1 adds
 # a run with HIFC_CUDA_STEP_TIMING=1; MODES, SWAP_LIMIT, SCALE, BUDGET, CAPACITY (swap); ROUNDS (swapio, 3);
-# PATHS (multi, 4), PLACEMENTS (multi, affinity stripe swarm), MODES2 (multi2: every preemption mode);
+# PATHS (multi, 4), PLACEMENTS (multi, affinity stripe swarm), MODES2 (multi2: every preemption mode); CHECK_MODELS
+# (checks); PREFIX_SIZES, PREFIX_SETUPS, PREFIX_BUDGET, DOC_TOKENS (prefix);
 # cpu: the CPU backend against llama.cpp on the host's cores (bench/llamacpp/compare_cpu.py and the thread scaling
 # curve), with the sdist and the GGUF carried in .device/hifc-bench (HIFC_BENCH_CACHE layout of build.sh: sdist/*.tar.gz,
 # models/*.gguf) or LLAMA_BIN=folder of an llama.cpp build; CPU_THREADS (default: the physical cores), SCALING (1 2 4 8 16)
+# swapmodes: WORKLOADS (qasper,govreport,narrativeqa), REQUESTS (40,20,10: one per workload), SCALE (0.25), BUDGET (4GiB),
+# ROUNDS (2), MODES, CAPACITY, DRAM, SWAP_LIMIT
 set -uo pipefail
 out="${OUT:-gpu-logs}"; mkdir -p "$out"
 work=/var/tmp/hifc; mkdir -p "$work"
@@ -40,7 +43,7 @@ if has checks; then
     stamp "check gpu"
     # Model families: Qwen3 and Gemma 3, Mistral and Qwen2 with sliding windows (GPUModelCheck).
     .device/hifc check gpu --swap-dir "$work" --swap-blocks 128 --bench \
-        --models tiny,1b,mistral:tiny,qwen2:tiny,qwen3:tiny,gemma3:tiny,mistral:1b,qwen3:1b,gemma3:1b --work-dir "$work" > "$out/check.txt" 2>&1
+        --models "${CHECK_MODELS:-tiny,1b,mistral:tiny,qwen2:tiny,qwen3:tiny,gemma3:tiny,mistral:1b,qwen3:1b,gemma3:1b}" --work-dir "$work" > "$out/check.txt" 2>&1
     echo "check gpu rc=$?" | tee -a "$out/summary.txt"
     grep -E "FAIL|passed|swap-flash|swap-dram|roofline|TFLOP|GB/s" "$out/check.txt" | tee -a "$out/summary.txt"
     stamp "dd after"; disk_dd
@@ -116,7 +119,8 @@ if has prefix; then  # the prefix cache on the 8B shape: load vs recompute vs th
     echo "bench prefix sweep rc=$?" | tee -a "$out/summary.txt"
     cat "$out/prefix-sweep.json" | tee -a "$out/summary.txt"
     stamp "bench prefix docqa"
-    .device/hifc bench prefix --model "$model" --device cuda --workload docqa --documents 3 --document-tokens "${DOC_TOKENS:-16384}" \
+    .device/hifc bench prefix --model "$model" --device cuda --workload docqa --setups "${PREFIX_SETUPS:-cold,device,flash,restart}" \
+        --documents 3 --document-tokens "${DOC_TOKENS:-16384}" \
         --questions 8 --concurrency 4 --block-size 64 --kv-budget "${PREFIX_BUDGET:-4GiB}" --max-batch-tokens 8192 \
         --flash-path "$work" --flash-capacity 24GiB --json > "$out/prefix-docqa.json" 2> "$out/prefix-docqa.log"
     echo "bench prefix docqa rc=$?" | tee -a "$out/summary.txt"
@@ -131,7 +135,7 @@ if has swapio; then  # swap I/O against dd in alternating rounds: this disk's ow
         .device/hifc check gpu --swap-dir "$work" --swap-blocks 128 --models "" > "$out/swapio-$round.txt" 2>&1
         echo "check gpu rc=$?" | tee -a "$out/summary.txt"
         disk_dd
-        grep -E "swap-flash .*(flash store|alone)" "$out/swapio-$round.txt" | tee -a "$out/summary.txt"
+        grep -E "swap-flash .*(flash store|alone)|swap-dram " "$out/swapio-$round.txt" | tee -a "$out/summary.txt"
         # The store via cuFile in 16-block swaps against the mean of dd's two runs around it.
         awk -v w="$w0" -v r="$r0" -v w2="$dd_write" -v r2="$dd_read" \
             '/flash store, cuFile.*sequences of 16,/ { printf "round ratio: store out %.0f%% of dd write, in %.0f%% of dd read\n", 200 * $3 / (w + w2), 200 * $6 / (r + r2) }' \
@@ -256,6 +260,37 @@ if has exit; then
         --mode swap-flash --flash-path "$work" > "$out/error-exit.txt" 2>&1
     echo "error exit rc=$? (139 would be a segfault)" | tee -a "$out/summary.txt"
     tail -3 "$out/error-exit.txt" | tee -a "$out/summary.txt"
+    # The case of the first session's segfault: the engine is running (its pool on the GPU, its
+    # swapper's cuFile handles open) when a request is refused (4000 + 16 tokens past the tiny
+    # model's 2048-token context), and the process exits with the error right after.
+    for mode in swap-flash swap-dram; do
+        .device/hifc bench swap --model synth:tiny --device cuda --kv-budget 256MiB --requests 2 --workload 4000:16 \
+            --mode "$mode" --flash-path "$work" > "$out/error-exit-running-$mode.txt" 2>&1
+        echo "error exit with the engine running ($mode) rc=$? (1 expected; 139 would be a segfault)" | tee -a "$out/summary.txt"
+        tail -2 "$out/error-exit-running-$mode.txt" | tee -a "$out/summary.txt"
+    done
+fi
+
+if has swapmodes; then  # issue 19: every mode on the paper's three workloads at 4 GiB, two rounds, dd in the run, a plot
+    # About 6 minutes on the H200 from a fresh machine: the workloads at a quarter of their length
+    # (SCALE 0.25: qasper 0.9K+256 tokens, govreport 2.2K+256, narrativeqa 4.6K+256), each with
+    # requests for about 1.5x what 4 GiB holds (32K tokens of the 8B shape, 128 KiB a token).
+    stamp "synth 8b"; synth8b
+    stamp "swap-dram: the engine's pinned-pool path (CUDAHostSwap) beside the raw pinned copy"
+    .device/hifc check gpu --swap-dir "$work" --swap-blocks 128 --models "" > "$out/swapmodes-check.txt" 2>&1
+    echo "check gpu rc=$?" | tee -a "$out/summary.txt"
+    grep -E "swap-dram|GPU checks passed" "$out/swapmodes-check.txt" | tee -a "$out/summary.txt"
+    disk_dd
+    stamp "bench swap, every mode, ${WORKLOADS:-qasper,govreport,narrativeqa} x${SCALE:-0.25}, ${BUDGET:-4GiB}, ${ROUNDS:-2} rounds"
+    ${SWAP_LIMIT:+timeout $SWAP_LIMIT} .device/hifc bench swap --model "$model" --device cuda \
+        --workload "${WORKLOADS:-qasper,govreport,narrativeqa}" --requests "${REQUESTS:-40,20,10}" --scale "${SCALE:-0.25}" \
+        --kv-budget "${BUDGET:-4GiB}" --mode "${MODES:-recompute,swap-dram,swap-flash,auto}" --repeats "${ROUNDS:-2}" \
+        --flash-path "$work" --flash-capacity "${CAPACITY:-16GiB}" --dram-swap "${DRAM:-8GiB}" \
+        --csv "$out/swapmodes.csv" --plot "$out/swapmodes.svg" > "$out/swapmodes.txt" 2> "$out/swapmodes-progress.txt"
+    echo "bench swap rc=$?" | tee -a "$out/summary.txt"
+    grep -E "^dd O_DIRECT" "$out/swapmodes-progress.txt" | tee -a "$out/summary.txt"
+    tee -a "$out/summary.txt" < "$out/swapmodes.txt"
+    tail -3 "$out/swapmodes-progress.txt" | tee -a "$out/summary.txt"
 fi
 if has multi; then  # one GPU over several flash paths (issue 20): placements end to end, a recorded trace, simulator vs real replay
     stamp "synth 8b"; synth8b

@@ -51,6 +51,12 @@ public final class CUDAKVCachePool: KVCachePool, @unchecked Sendable {
         CUDAFlashSwap(pool: pool, store: store, kernels: kernels, compute: compute, useCUFile: useCUFile)
     }
 
+    /// The DRAM tier's swapper: `capacityBlocks` pinned host blocks, asynchronous copies on
+    /// streams of its own (`CUDAHostSwap`).
+    public func makeHostSwapper(capacityBlocks: Int) throws -> (any DeviceHostSwapper)? {
+        try CUDAHostSwap(pool: pool, compute: compute, capacityBlocks: capacityBlocks)
+    }
+
     public func address(ofBlock block: Int) throws -> KVBlockAddress {
         .device(try pool.address(of: block))
     }

@@ -6,6 +6,9 @@ public typealias CUstream = OpaquePointer
 public typealias CUevent = OpaquePointer
 /// A device address.
 public typealias CUdeviceptr = UInt64
+/// A host function the driver calls once a stream's work queued before it has finished: the
+/// stream, the status of that work (CUDA_SUCCESS or the error that stopped it), the user data.
+public typealias CUstreamCallback = @convention(c) (CUstream?, Int32, UnsafeMutableRawPointer?) -> Void
 
 /// The entry points of `libcuda.so.1` that HiFC uses, resolved once by `dlsym`.
 ///
@@ -39,6 +42,7 @@ public struct DriverAPI: @unchecked Sendable {
     let cuStreamDestroy: @convention(c) (CUstream?) -> Status
     let cuStreamSynchronize: @convention(c) (CUstream?) -> Status
     let cuStreamWaitEvent: @convention(c) (CUstream?, CUevent?, UInt32) -> Status
+    let cuStreamAddCallback: @convention(c) (CUstream?, CUstreamCallback, UnsafeMutableRawPointer?, UInt32) -> Status
     let cuEventCreate: @convention(c) (UnsafeMutablePointer<CUevent?>, UInt32) -> Status
     let cuEventDestroy: @convention(c) (CUevent?) -> Status
     let cuEventRecord: @convention(c) (CUevent?, CUstream?) -> Status
@@ -95,6 +99,7 @@ public struct DriverAPI: @unchecked Sendable {
         cuStreamDestroy = try l.function("cuStreamDestroy_v2")
         cuStreamSynchronize = try l.function("cuStreamSynchronize")
         cuStreamWaitEvent = try l.function("cuStreamWaitEvent")
+        cuStreamAddCallback = try l.function("cuStreamAddCallback")
         cuEventCreate = try l.function("cuEventCreate")
         cuEventDestroy = try l.function("cuEventDestroy_v2")
         cuEventRecord = try l.function("cuEventRecord")
