@@ -236,7 +236,13 @@ public final class EngineCore {
                 plan, sequences: { scheduler.sequence($0)! }, blockTables: { scheduler.blockTable(of: $0) },
                 greedy: { requests[$0]!.isGreedy })
             let seconds = Self.seconds(since: clock)
-            scheduler.costModel.steps.observe(tokens: plan.scheduledTokens, pairs: plan.attendedPairs, seconds: seconds)
+            // An engine's first steps pay one-time costs (kernels launched for the first time at
+            // these shapes, memory touched for the first time) that later steps do not: the
+            // step-time model, which decides load against recompute, learns from the steps after.
+            computeSteps += 1
+            if computeSteps > Self.unobservedFirstSteps {
+                scheduler.costModel.steps.observe(tokens: plan.scheduledTokens, pairs: plan.attendedPairs, seconds: seconds)
+            }
             var sampled: [SequenceID: Int] = [:]
             for (id, output) in outputs {
                 switch output {
@@ -383,6 +389,9 @@ public final class EngineCore {
     }
 
     private var lastEvictions = 0
+    /// Steps that computed something, and how many of the first ones teach the step-time model nothing.
+    private var computeSteps = 0
+    static let unobservedFirstSteps = 2
 
     /// Seconds between looks at other instances' regions while steps run, and at least between
     /// two looks on new requests.
