@@ -407,7 +407,6 @@ public final class EngineCore {
     }
 
     private static func seconds(since start: ContinuousClock.Instant) -> Double {
-        let elapsed = (ContinuousClock.now - start).components
-        return Double(elapsed.seconds) + Double(elapsed.attoseconds) * 1e-18
+        (ContinuousClock.now - start).inSeconds
     }
 }

@@ -149,10 +149,10 @@ public final class KVTransfers: Sendable {
             let what = forPrefixCache ? (direction == .write ? "prefix save" : "prefix load") : (direction == .write ? "swap-out" : "swap-in")
             logger.warning("\(what) of \(blocks.count) blocks (\(tier)) failed after \(intact), the rest is recomputed: \(failure)")
         }
-        let elapsed = (ContinuousClock.now - started).components
+        let elapsed = ContinuousClock.now - started
         return TransferOutcome(
             id: id, direction: direction, tier: tier, forPrefixCache: forPrefixCache, blocks: blocks.count, intactBlocks: intact,
-            bytes: intact * pool.blockStride, seconds: Double(elapsed.seconds) + Double(elapsed.attoseconds) * 1e-18, failure: failure)
+            bytes: intact * pool.blockStride, seconds: elapsed.inSeconds, failure: failure)
     }
 
     /// Calls `body` with one host buffer of `blockStride` bytes (a 4 KiB multiple, so flash I/O

@@ -37,8 +37,8 @@ public final class TransferTraceRecorder: Sendable {
 
     /// Appends one batch.
     public func record(_ op: String, keys: [BlockKey], bytes: Int, issued: ContinuousClock.Instant, replica: Int) {
-        let t = Self.seconds(issued - opened)
-        let took = Self.seconds(ContinuousClock.now - issued)
+        let t = (issued - opened).inSeconds
+        let took = (ContinuousClock.now - issued).inSeconds
         let list = keys.map { "\"\($0.description)\"" }.joined(separator: ",")
         let line =
             String(format: "{\"t\":%.6f,\"seconds\":%.6f,", t, took)
@@ -52,10 +52,6 @@ public final class TransferTraceRecorder: Sendable {
             try? handle?.close()
             handle = nil
         }
-    }
-
-    private static func seconds(_ duration: Duration) -> Double {
-        Double(duration.components.seconds) + Double(duration.components.attoseconds) * 1e-18
     }
 }
 

@@ -41,8 +41,7 @@ extension FlashStore {
             let codes = pool.runBlocking(jobs)
             guard codes.allSatisfy({ $0 == 0 }), results.values.allSatisfy(\.isHit) else { return nil }
         }
-        let elapsed = (ContinuousClock.now - started).components
-        let seconds = Double(elapsed.seconds) + Double(elapsed.attoseconds) * 1e-18
+        let seconds = (ContinuousClock.now - started).inSeconds
         return seconds > 0 ? Double(bytes) / seconds : nil
     }
 }

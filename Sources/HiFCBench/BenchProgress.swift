@@ -1,4 +1,5 @@
 import Foundation
+import HiFCCore
 import Synchronization
 
 /// Progress on standard error: items done (tokens generated, requests answered) of those
@@ -67,7 +68,6 @@ public final class BenchProgress: Sendable {
 
     /// Seconds since `start`.
     public static func seconds(since start: ContinuousClock.Instant) -> Double {
-        let elapsed = (ContinuousClock.now - start).components
-        return Double(elapsed.seconds) + Double(elapsed.attoseconds) * 1e-18
+        (ContinuousClock.now - start).inSeconds
     }
 }

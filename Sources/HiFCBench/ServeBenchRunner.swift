@@ -1,4 +1,5 @@
 import Foundation
+import HiFCCore
 import NIOHTTP1
 
 /// Sends a `ServeWorkload` to an OpenAI-compatible server at a request rate and measures every
@@ -72,7 +73,7 @@ public struct ServeBenchRunner: Sendable {
             for await outcomes in group { all += outcomes }
             return all
         }
-        let duration = StreamMeasurement.seconds(ContinuousClock.now - start)
+        let duration = (ContinuousClock.now - start).inSeconds
         return Run(rate: rate, outcomes: outcomes.sorted { ($0.sentAt, $0.session, $0.turn) < ($1.sentAt, $1.session, $1.turn) }, duration: duration)
     }
 
@@ -90,7 +91,7 @@ public struct ServeBenchRunner: Sendable {
             if outcomes.last?.failure != nil {
                 // The conversation cannot go on without the reply it lacks.
                 let outcome = RequestOutcome.failed(
-                    session: session.index, turn: index, sentAt: StreamMeasurement.seconds(ContinuousClock.now - start),
+                    session: session.index, turn: index, sentAt: (ContinuousClock.now - start).inSeconds,
                     promptTokens: askedTokens, latency: 0, retries: 0,
                     RequestFailure(kind: "skipped", message: "an earlier turn of its session failed"))
                 finished(outcome)
@@ -113,7 +114,7 @@ public struct ServeBenchRunner: Sendable {
     /// first attempt, as its client would see them.
     private func send(_ body: [UInt8], session: Int, turn: Int, promptTokens: Int, start: ContinuousClock.Instant) async -> (RequestOutcome, String) {
         let first = ContinuousClock.now
-        let sentAt = StreamMeasurement.seconds(first - start)
+        let sentAt = (first - start).inSeconds
         var retries = 0
         while true {
             switch await attempt(body, start: first) {
@@ -130,7 +131,7 @@ public struct ServeBenchRunner: Sendable {
                     try? await Task.sleep(for: .milliseconds(Int((failure.retryAfter ?? 1) * 1000)))
                     continue
                 }
-                let latency = StreamMeasurement.seconds(ContinuousClock.now - first)
+                let latency = (ContinuousClock.now - first).inSeconds
                 return (
                     .failed(session: session, turn: turn, sentAt: sentAt, promptTokens: promptTokens, latency: latency, retries: retries, failure), ""
                 )

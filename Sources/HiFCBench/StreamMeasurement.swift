@@ -1,4 +1,5 @@
 import Foundation
+import HiFCCore
 
 /// What one streamed completion delivered and when: built from its SSE events as they arrive.
 ///
@@ -80,17 +81,13 @@ public struct StreamMeasurement: Sendable {
     public var outputTokens: Int { completionTokens ?? arrivals.count }
 
     /// Seconds to the first token.
-    public var ttft: Double? { arrivals.first.map { Self.seconds($0 - start) } }
+    public var ttft: Double? { arrivals.first.map { ($0 - start).inSeconds } }
 
     /// Seconds from sending to the last event.
-    public var latency: Double { Self.seconds(last - start) }
+    public var latency: Double { (last - start).inSeconds }
 
     /// Seconds between successive arrivals.
     public var interTokenLatencies: [Double] {
-        zip(arrivals.dropFirst(), arrivals).map { Self.seconds($0 - $1) }
-    }
-
-    static func seconds(_ duration: Duration) -> Double {
-        Double(duration.components.seconds) + Double(duration.components.attoseconds) * 1e-18
+        zip(arrivals.dropFirst(), arrivals).map { ($0 - $1).inSeconds }
     }
 }

@@ -219,8 +219,7 @@ struct ThroughputWindow {
         windowTokens += tokens
         let elapsed = ContinuousClock.now - windowStart
         guard elapsed >= Self.window else { return }
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-        tokensPerSecond = Double(windowTokens) / seconds
+        tokensPerSecond = Double(windowTokens) / elapsed.inSeconds
         windowStart = .now
         windowTokens = 0
     }

@@ -1,5 +1,6 @@
 import Engine
 import Foundation
+import HiFCCore
 import Hummingbird
 import Logging
 import Synchronization
@@ -190,8 +191,7 @@ struct CompletionResponder: Sendable {
     }
 
     private static func seconds(since start: ContinuousClock.Instant) -> Double {
-        let elapsed = ContinuousClock.now - start
-        return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        (ContinuousClock.now - start).inSeconds
     }
 }
 

@@ -1,4 +1,5 @@
 import Foundation
+import HiFCCore
 import Synchronization
 
 #if canImport(Glibc)
@@ -89,7 +90,7 @@ public final class HeapTrimmer: Sendable {
                 }
                 let wait = due - .now
                 guard wait > .zero else { break }
-                Thread.sleep(forTimeInterval: Double(wait.components.seconds) + Double(wait.components.attoseconds) / 1e18)
+                Thread.sleep(forTimeInterval: wait.inSeconds)
             }
             _ = trim?(0)
             let restore = state.withLock { state -> Int32? in

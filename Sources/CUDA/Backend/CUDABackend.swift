@@ -453,7 +453,7 @@ final class CUDAStepTiming: @unchecked Sendable {
                 return current
             })
         else { return }
-        func ms(_ d: Duration) -> Double { Double(d.components.seconds) * 1e3 + Double(d.components.attoseconds) * 1e-15 }
+        func ms(_ d: Duration) -> Double { d.inSeconds * 1e3 }
         let gpu = try computeEnd.milliseconds(since: computeStart)
         let line = String(
             format: "cuda step: %d rows, host queued it in %.3f ms, then waited %.3f ms for the GPU; GPU span %.3f ms\n",

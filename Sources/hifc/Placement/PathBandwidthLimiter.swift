@@ -1,5 +1,6 @@
 import FlashStore
 import Foundation
+import HiFCCore
 
 /// A BENCHMARK STAND-IN for slower drives, used by `bench placement --real --limit-bandwidth`
 /// where the kernel cannot throttle the paths (no cgroup blkio or io.max): it sits in the flash
@@ -31,8 +32,7 @@ final class PathBandwidthLimiter: IOFaultInjector, @unchecked Sendable {
     /// Waits until the path's simulated drive has transferred `length` bytes after what it was
     /// given before.
     private func hold(_ path: String, _ length: Int) {
-        let elapsed = ContinuousClock.now - start
-        let now = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+        let now = (ContinuousClock.now - start).inSeconds
         let done = lock.withLock {
             let done = max(busyUntil[path] ?? 0, now) + Double(length) / bytesPerSecond
             busyUntil[path] = done
