@@ -100,7 +100,12 @@ public struct SwapBenchmark: Sendable {
         }
         let service: any GenerationService =
             engines.count == 1 ? engines[0] : DataParallelService(replicas: engines, blockTokens: engine.blockTokens, prefixAffinity: false)
-        return try await measure(service, stats: { [engines] in EngineStats.summed(engines.map { $0.stats() }) }, mode: mode)
+        return try await measure(
+            service,
+            stats: { [engines] in
+                // Each engine's counters added up (exposed swap seconds too: each engine stalls on its own).
+                engines.reduce(into: EngineStats()) { $0.accumulate($1.stats()) }
+            }, mode: mode)
     }
 
     /// Runs every request at once through `service` and collects the figures (`stats`: the
@@ -228,27 +233,5 @@ public struct SwapBenchmarkResult: Codable, Sendable {
             ssd_lifetime_years: lifetimes.isEmpty ? nil : lifetimes.reduce(0, +) / Double(lifetimes.count),
             bytes_written_per_output_token: average(\.bytes_written_per_output_token), flash_bytes_read: averageCount(\.flash_bytes_read),
             disk_floor_s: averageOptional(\.disk_floor_s), dd_write_gbps: runs[0].dd_write_gbps, dd_read_gbps: runs[0].dd_read_gbps)
-    }
-}
-
-extension EngineStats {
-    /// The swap and preemption counters of several engines, added up (exposed swap seconds too:
-    /// each engine stalls on its own).
-    fileprivate static func summed(_ all: [EngineStats]) -> EngineStats {
-        var total = EngineStats()
-        for stats in all {
-            total.preemptions += stats.preemptions
-            total.recomputedTokens += stats.recomputedTokens
-            total.swapOuts += stats.swapOuts
-            total.swapOutBytes += stats.swapOutBytes
-            total.swapIns += stats.swapIns
-            total.swapInBytes += stats.swapInBytes
-            total.swapFailures += stats.swapFailures
-            total.swapSeconds += stats.swapSeconds
-            total.exposedSwapSeconds += stats.exposedSwapSeconds
-            total.flashBytesWritten += stats.flashBytesWritten
-            total.flashBytesRead += stats.flashBytesRead
-        }
-        return total
     }
 }
