@@ -231,44 +231,38 @@ public struct PrefixBenchmark: Sendable {
         var loaded = Array(repeating: true, count: sizes)
         var bandwidth = Array(repeating: 0.0, count: sizes)
         let rounds = 2
-        // A first engine whose figures are dropped: the process's one-time costs (kernels loaded
+        // First an engine whose figures are dropped: the process's one-time costs (kernels loaded
         // for new shapes, first touches of the weights) fall on it, not on the first measured one.
-        do {
+        var passes: [(decision: PrefixLoadDecision, round: Int?)] = [(.always, nil)]
+        for round in 0..<rounds {
+            let order: [PrefixLoadDecision] = round % 2 == 0 ? [.never, .always, .costModel] : [.costModel, .always, .never]
+            passes += order.map { ($0, round) }
+        }
+        for (decision, round) in passes {
             let store = try openStore(directory)
-            let engine = try makeEngine(prefixCaching: true, store: store, decision: .always)
-            _ = try await request(source.tokens(shape.sweepSizes.max()!, seed: 99), maxTokens: 1, through: engine)
-            for request in requests { _ = try await self.request(request.prefix + request.question, maxTokens: 1, through: engine) }
+            let engine = try makeEngine(prefixCaching: true, store: store, decision: decision)
+            // A long unrelated prompt first: the step time model learns what computing a long
+            // context costs, as a server would from its earlier traffic.
+            let warmUp = source.tokens(shape.sweepSizes.max()!, seed: 99)
+            _ = try await request(warmUp, maxTokens: 1, through: engine)
+            for (n, request) in requests.enumerated() {
+                if let round { progress("sweep \(shape.sweepSizes[n]) tokens, \(decision), round \(round + 1) of \(rounds)") }
+                let before = engine.stats()
+                let timing = try await self.request(request.prefix + request.question, maxTokens: 1, through: engine)
+                let after = engine.stats()
+                guard round != nil else { continue }
+                ttft[decision]![n] += timing.ttft / Double(rounds)
+                if decision == .costModel { loaded[n] = loaded[n] && after.flashHitTokens > before.flashHitTokens }
+                if decision == .always {
+                    let seconds = after.prefixLoadSeconds - before.prefixLoadSeconds
+                    let rate = seconds > 0 ? Double(after.prefixLoadBytes - before.prefixLoadBytes) / seconds / 1e9 : 0
+                    bandwidth[n] += rate / Double(rounds)
+                }
+            }
+            // The warm-up's and the sweep's blocks need not be saved again at shutdown.
             _ = await engine.resetPrefixCache(flash: false)
             engine.shutdown()
             store.close()
-        }
-        for round in 0..<rounds {
-            let order: [PrefixLoadDecision] = round % 2 == 0 ? [.never, .always, .costModel] : [.costModel, .always, .never]
-            for decision in order {
-                let store = try openStore(directory)
-                let engine = try makeEngine(prefixCaching: true, store: store, decision: decision)
-                // A long unrelated prompt first: the step time model learns what computing a long
-                // context costs, as a server would from its earlier traffic.
-                let warmUp = source.tokens(shape.sweepSizes.max()!, seed: 99)
-                _ = try await request(warmUp, maxTokens: 1, through: engine)
-                for (n, request) in requests.enumerated() {
-                    progress("sweep \(shape.sweepSizes[n]) tokens, \(decision), round \(round + 1) of \(rounds)")
-                    let before = engine.stats()
-                    let timing = try await self.request(request.prefix + request.question, maxTokens: 1, through: engine)
-                    let after = engine.stats()
-                    ttft[decision]![n] += timing.ttft / Double(rounds)
-                    if decision == .costModel { loaded[n] = loaded[n] && after.flashHitTokens > before.flashHitTokens }
-                    if decision == .always {
-                        let seconds = after.prefixLoadSeconds - before.prefixLoadSeconds
-                        let rate = seconds > 0 ? Double(after.prefixLoadBytes - before.prefixLoadBytes) / seconds / 1e9 : 0
-                        bandwidth[n] += rate / Double(rounds)
-                    }
-                }
-                // The warm-up's and the sweep's blocks need not be saved again at shutdown.
-                _ = await engine.resetPrefixCache(flash: false)
-                engine.shutdown()
-                store.close()
-            }
         }
         let blockBytes = self.loaded.model.kvLayout(blockTokens: configuration.blockTokens).blockBytes
         return shape.sweepSizes.indices.map { n in
@@ -336,8 +330,7 @@ public struct PrefixBenchmark: Sendable {
     }
 
     static func seconds(since start: ContinuousClock.Instant) -> Double {
-        let elapsed = (ContinuousClock.now - start).components
-        return Double(elapsed.seconds) + Double(elapsed.attoseconds) * 1e-18
+        (ContinuousClock.now - start).inSeconds
     }
 }
 
