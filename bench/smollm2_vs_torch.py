@@ -77,7 +77,13 @@ def torch_speed(args, torch, model):
     for batch in [int(b) for b in args.batch.split(",")]:
         prompts = torch.randint(0, vocab, (batch, args.prompt_tokens), generator=generator).to(model.device)
         with torch.inference_mode():
-            model(prompts[:, :1])  # warm-up
+            # Warm-up at the measured shapes: the prompt's prefill and a few decode steps, so the
+            # timed runs pay no first-call costs (kernel selection, allocator growth) at them.
+            warm = model(prompts, use_cache=True)
+            token = warm.logits[:, -1, :].argmax(-1, keepdim=True)
+            for _ in range(3):
+                warm = model(token, past_key_values=warm.past_key_values, use_cache=True)
+                token = warm.logits[:, -1, :].argmax(-1, keepdim=True)
             synchronize(torch, args)
             start = time.perf_counter()
             out = model(prompts, use_cache=True)
