@@ -224,9 +224,10 @@ public final class EngineCore {
         stepsSinceProbe += 1
         if !flashReadsMeasured, stepsSinceProbe >= 256 { measureFlashReads() }
         let plan = scheduler.schedule()
+        // Deletes first: each was decided before the plan's writes, so it must land before them.
+        plan.deletes.forEach(transfers.delete)
         plan.writes.forEach(transfers.start)
         plan.reads.forEach(transfers.start)
-        plan.deletes.forEach(transfers.delete)
         step.preemptions += plan.preemptions.count
 
         var events: [(SequenceID, GenerationEvent)] = []

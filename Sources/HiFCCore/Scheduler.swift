@@ -200,7 +200,24 @@ public struct Scheduler: Sendable {
             plan.deletes.append(.init(tier: .flash, keys: trimmed))
             events.flashPrefixEvictions += trimmed.count
         }
+        keepRewrittenBlocks(in: &plan)
         return plan
+    }
+
+    /// Drops from `plan`'s deletes the keys its writes write again. A sequence swapped back in
+    /// releases its partial last block (it will change), and when the same step preempts it again
+    /// before it computes anything, that block is written again under the same key: the new
+    /// copy replaces the old one in the tier, and a delete of the key, landing after the new
+    /// write, would lose it (the next swap-in would find the block missing).
+    private func keepRewrittenBlocks(in plan: inout StepPlan) {
+        guard !plan.writes.isEmpty, !plan.deletes.isEmpty else { return }
+        var written: [SwapTier: Set<BlockKey>] = [:]
+        for write in plan.writes { written[write.tier, default: []].formUnion(write.keys) }
+        plan.deletes = plan.deletes.compactMap { delete in
+            guard let rewritten = written[delete.tier] else { return delete }
+            let keys = delete.keys.filter { !rewritten.contains($0) }
+            return keys.isEmpty ? nil : StepPlan.Delete(tier: delete.tier, keys: keys)
+        }
     }
 
     /// Blocks kept free after a resume or admission so the running sequences can grow a step.

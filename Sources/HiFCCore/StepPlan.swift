@@ -3,10 +3,11 @@ public typealias TransferID = UInt64
 
 /// What one engine step does, as the scheduler decided it.
 ///
-/// The engine starts the plan's `writes` and `reads` first (their I/O overlaps this step's
-/// compute), deletes `deletes` from the tiers, runs the forward pass over `prefills` and
-/// `decodes`, samples one token for each chunk whose `samples` is true, and reports back with
-/// `Scheduler.completeStep`, `writeCompleted` and `readCompleted`.
+/// The engine deletes `deletes` from the tiers, then starts the plan's `writes` and `reads` (their
+/// I/O overlaps this step's compute), runs the forward pass over `prefills` and `decodes`,
+/// samples one token for each chunk whose `samples` is true, and reports back with
+/// `Scheduler.completeStep`, `writeCompleted` and `readCompleted`. A plan never deletes a key it
+/// writes: a write that lands before a delete of its key carried out after it would be lost.
 public struct StepPlan: Sendable {
     /// Tokens `start ..< start + count` of a sequence, computed this step.
     public struct Chunk: Hashable, Sendable {
@@ -96,7 +97,7 @@ public struct StepPlan: Sendable {
     public var writes: [Write] = []
     /// Blocks read from tiers.
     public var reads: [Read] = []
-    /// Blocks removed from tiers.
+    /// Blocks removed from tiers (none of the keys `writes` writes to the same tier).
     public var deletes: [Delete] = []
     /// Tokens found in the device's prefix cache by sequences admitted this step.
     public var deviceHitTokens = 0
