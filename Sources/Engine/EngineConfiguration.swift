@@ -17,7 +17,8 @@ public struct EngineConfiguration: Sendable, Hashable {
     public var preemption: PreemptionMode
     /// Most swapped sequences read back at once, while the current step computes (`--prefetch-depth`).
     public var prefetchDepth: Int
-    /// Host memory of the DRAM swap tier (`--dram-swap`); used by `swap-dram`.
+    /// Host memory of the DRAM swap tier (`--dram-swap`): `swap-dram`'s, `auto`'s first choice while
+    /// it has room, and `swap-flash`'s past a flash write budget.
     public var hostSwapCapacity: ByteSize
     /// Bytes each flash region may take per day (`--flash-daily-write-budget`); past the day's
     /// budget, swaps go to DRAM (`--dram-swap`) or are recomputed, and prefix saves wait.

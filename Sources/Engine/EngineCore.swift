@@ -81,17 +81,18 @@ public final class EngineCore {
         self.flashTier = flashTier
 
         flashBudget = configuration.flashWriteBudget(regions: flashTier?.regionCount ?? 1)
-        // The DRAM tier, for swap-dram, and beside flash under a flash write budget (where swaps
-        // go once the day's budget is spent): the backend's pinned host pool where the KV pool is
+        // The DRAM tier (`--dram-swap` bytes), for swap-dram, for auto (its first choice while it
+        // has room), and beside flash in swap-flash under a flash write budget (where swaps go
+        // once the day's budget is spent): the backend's pinned host pool where the KV pool is
         // device memory (a GPU), else host memory the blocks are copied to in place.
-        let flashModes: Set<PreemptionMode> = [.swapFlash, .auto]
-        let dramBesideFlash = flashTier != nil && flashModes.contains(configuration.preemption) && flashBudget.dailyBytes != nil
+        let dramBesideFlash = flashTier != nil && configuration.preemption == .swapFlash && flashBudget.dailyBytes != nil
+        let hasDRAMTier = configuration.preemption == .swapDRAM || configuration.preemption == .auto || dramBesideFlash
+        let dramBlocks = Int(configuration.hostSwapCapacity.bytes) / kv.blockStride
         var tiers: [any KVTierStore] = []
         var hostSwapper: (any DeviceHostSwapper)?
-        if configuration.preemption == .swapDRAM || dramBesideFlash {
-            let capacity = Int(configuration.hostSwapCapacity.bytes) / kv.blockStride
-            hostSwapper = try kv.makeHostSwapper(capacityBlocks: capacity)
-            if hostSwapper == nil { tiers.append(HostMemoryTier(blockBytes: kv.blockStride, capacityBlocks: capacity)) }
+        if hasDRAMTier {
+            hostSwapper = try kv.makeHostSwapper(capacityBlocks: dramBlocks)
+            if hostSwapper == nil { tiers.append(HostMemoryTier(blockBytes: kv.blockStride, capacityBlocks: dramBlocks)) }
         }
         if let flashTier { tiers.append(flashTier) }
         let inbox = outcomes
@@ -106,7 +107,8 @@ public final class EngineCore {
             maxStepTokens: configuration.maxStepTokens, maxRunning: configuration.maxRunning,
             preemption: configuration.preemption, prefetchDepth: configuration.prefetchDepth,
             resumeHeadroomTokens: configuration.resumeHeadroomTokens,
-            prefixCaching: configuration.prefixCaching, namespace: namespace, hasFlashTier: flashTier != nil, hasDRAMTier: dramBesideFlash,
+            prefixCaching: configuration.prefixCaching, namespace: namespace, hasFlashTier: flashTier != nil, hasDRAMTier: hasDRAMTier,
+            dramBlocks: dramBlocks,
             prefixWritePolicy: configuration.prefixCacheWrite,
             prefixFlashBlocks: Int(prefixFlashBytes / Int64(FlashLayout.slotFootprint(payloadLength: layout.blockBytes))),
             prefixLoadDecision: configuration.prefixLoadDecision)

@@ -1,6 +1,6 @@
 /// The one decision between moving KV and computing it again, from measured speeds: whether a
-/// preempted sequence is swapped or recomputed (`--preemption auto`), and whether prefix blocks
-/// found on flash are loaded or recomputed.
+/// preempted sequence is swapped (to host memory or flash) or recomputed (`--preemption auto`),
+/// and whether prefix blocks found on flash are loaded or recomputed.
 ///
 /// Recomputing tokens costs what `StepTimeModel` predicts for them (matrix products per token,
 /// attention per attended pair: long contexts cost quadratically). Moving blocks costs their bytes
@@ -64,9 +64,31 @@ public struct KVCostModel: Hashable, Sendable {
     /// `tier`: a swap writes `bytesToWrite` (blocks the tier does not hold yet) and later reads
     /// `bytesToRead`.
     public func preemptionChoice(computedTokens: Int, bytesToWrite: Int, bytesToRead: Int, tier: SwapTier) -> PreemptionChoice {
-        if tier == .flash, !flashBudgetAllows(bytes: bytesToWrite) { return .recompute }
-        let swap = (writeSeconds(bytes: bytesToWrite, to: tier) + readSeconds(bytes: bytesToRead, from: tier)) * min(max(exposedSwapFraction, 0), 1)
-        return swap <= recomputeSeconds(from: 0, to: computedTokens) ? .swap(tier) : .recompute
+        cheapestPreemption(computedTokens: computedTokens, swaps: [SwapOption(tier: tier, bytesToWrite: bytesToWrite, bytesToRead: bytesToRead)])
+    }
+
+    /// The cheapest way to preempt a sequence with `computedTokens` tokens of KV: one of the
+    /// `swaps` (each a tier with room for it) or recomputing. A flash swap past the day's write
+    /// budget is not a choice. On a tie a swap wins over recomputing (it spends no compute), and
+    /// an earlier option over a later one.
+    public func cheapestPreemption(computedTokens: Int, swaps: [SwapOption]) -> PreemptionChoice {
+        var best = (choice: PreemptionChoice.recompute, seconds: recomputeSeconds(from: 0, to: computedTokens))
+        var swapped = false
+        for option in swaps where option.tier != .flash || flashBudgetAllows(bytes: option.bytesToWrite) {
+            let seconds = swapSeconds(option)
+            if seconds < best.seconds || (!swapped && seconds <= best.seconds) {
+                best = (.swap(option.tier), seconds)
+                swapped = true
+            }
+        }
+        return best.choice
+    }
+
+    /// Seconds of engine time a swap is expected to cost: its write and its read at the tier's
+    /// bandwidths, times the fraction of swap time not hidden behind compute.
+    public func swapSeconds(_ option: SwapOption) -> Double {
+        (writeSeconds(bytes: option.bytesToWrite, to: option.tier) + readSeconds(bytes: option.bytesToRead, from: option.tier))
+            * min(max(exposedSwapFraction, 0), 1)
     }
 
     /// Whether loading `bytes` of blocks holding tokens `start ..< end` from `tier` is faster than
@@ -83,6 +105,23 @@ public struct KVCostModel: Hashable, Sendable {
         case .write: writeBytesPerSecond[tier] = 0.8 * (writeBytesPerSecond[tier] ?? speed) + 0.2 * speed
         case .read: readBytesPerSecond[tier] = 0.8 * (readBytesPerSecond[tier] ?? speed) + 0.2 * speed
         }
+    }
+}
+
+/// One way to swap a preempted sequence: to `tier`, writing `bytesToWrite` now (the blocks the
+/// tier does not hold yet) and reading `bytesToRead` back when it resumes.
+public struct SwapOption: Hashable, Sendable {
+    /// The tier.
+    public var tier: SwapTier
+    /// Bytes written at the preemption.
+    public var bytesToWrite: Int
+    /// Bytes read back at the resume.
+    public var bytesToRead: Int
+
+    public init(tier: SwapTier, bytesToWrite: Int, bytesToRead: Int) {
+        self.tier = tier
+        self.bytesToWrite = bytesToWrite
+        self.bytesToRead = bytesToRead
     }
 }
 

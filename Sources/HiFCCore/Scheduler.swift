@@ -426,22 +426,28 @@ public struct Scheduler: Sendable {
 
     /// The choice for one victim, from the preemption mode (and the cost model in `.auto`).
     ///
+    /// `auto` takes the cheapest of the tiers that can take the victim and recomputing, by the
+    /// cost model's measured speeds: the DRAM tier while it has room (the fastest by far where
+    /// there is one), flash within the day's write budget, or recomputing.
+    ///
     /// Under a flash write budget (`KVCostModel.flashBytesLeftToday`) flash takes only the swaps
     /// that pay, those faster than recomputing, so the budget goes where it saves the most; once
     /// a swap would pass it, the victim goes to the DRAM tier where one is configured (when that
-    /// pays too), else it is recomputed.
+    /// pays too), else it is recomputed. `swap-dram` recomputes a victim its tier has no room for.
     public func choice(forPreempting sequence: GenerationSequence) -> PreemptionChoice {
         guard sequence.computed > 0 else { return .recompute }
         switch config.preemption {
         case .recompute: return .recompute
-        case .swapDRAM: return .swap(.dram)
+        case .swapDRAM: return dramHasRoom(for: sequence) ? .swap(.dram) : .recompute
         case .swapFlash:
             guard flashBudgetAllows(blocks: blocksToWrite(sequence, to: .flash)) else { return overBudgetChoice(for: sequence) }
             guard costModel.flashBytesLeftToday != nil else { return .swap(.flash) }
             return preemptionChoice(for: sequence, tier: .flash) == .swap(.flash) ? .swap(.flash) : .recompute
         case .auto:
-            guard flashBudgetAllows(blocks: blocksToWrite(sequence, to: .flash)) else { return overBudgetChoice(for: sequence) }
-            return preemptionChoice(for: sequence, tier: .flash)
+            var tiers: [SwapTier] = []
+            if config.hasDRAMTier, dramHasRoom(for: sequence) { tiers.append(.dram) }
+            if config.hasFlashTier, flashBudgetAllows(blocks: blocksToWrite(sequence, to: .flash)) { tiers.append(.flash) }
+            return costModel.cheapestPreemption(computedTokens: sequence.computed, swaps: tiers.map { swapOption(for: sequence, tier: $0) })
         }
     }
 
@@ -457,15 +463,26 @@ public struct Scheduler: Sendable {
 
     /// The cost model's choice between swapping `sequence` to `tier` and recomputing it.
     private func preemptionChoice(for sequence: GenerationSequence, tier: SwapTier) -> PreemptionChoice {
-        costModel.preemptionChoice(
-            computedTokens: sequence.computed, bytesToWrite: blocksToWrite(sequence, to: tier) * config.blockBytes,
-            bytesToRead: sequence.computedBlocks * config.blockBytes, tier: tier)
+        costModel.cheapestPreemption(computedTokens: sequence.computed, swaps: [swapOption(for: sequence, tier: tier)])
+    }
+
+    /// What a swap of `sequence` to `tier` moves: the blocks the tier lacks now, all of them back.
+    private func swapOption(for sequence: GenerationSequence, tier: SwapTier) -> SwapOption {
+        SwapOption(
+            tier: tier, bytesToWrite: blocksToWrite(sequence, to: tier) * config.blockBytes,
+            bytesToRead: sequence.computedBlocks * config.blockBytes)
     }
 
     /// Where a victim goes when flash may take no more today: the DRAM tier when there is one
-    /// and it pays, else recompute.
+    /// with room for it and it pays, else recompute.
     private func overBudgetChoice(for sequence: GenerationSequence) -> PreemptionChoice {
-        config.hasDRAMTier ? preemptionChoice(for: sequence, tier: .dram) : .recompute
+        config.hasDRAMTier && dramHasRoom(for: sequence) ? preemptionChoice(for: sequence, tier: .dram) : .recompute
+    }
+
+    /// Whether the DRAM tier has room for the blocks of `sequence` it does not hold yet, beside
+    /// those it holds and those being written to it.
+    private func dramHasRoom(for sequence: GenerationSequence) -> Bool {
+        tiers.occupiedCount(in: .dram) + blocksToWrite(sequence, to: .dram) <= config.dramBlocks
     }
 
     /// Blocks a swap of `sequence` to `tier` would write: those the tier holds not yet.

@@ -52,9 +52,11 @@ public struct SchedulerConfig: Hashable, Sendable {
     public var namespace: PrefixNamespace
     /// Whether a flash tier exists (for swaps and the prefix cache's second level).
     public var hasFlashTier: Bool
-    /// Whether a DRAM tier exists beside flash in `swap-flash` and `auto`, which take it once the
-    /// day's flash write budget is spent.
+    /// Whether a DRAM (host memory) tier exists: `swap-dram`'s, `auto`'s first choice while it
+    /// has room, and `swap-flash`'s once the day's flash write budget is spent.
     public var hasDRAMTier: Bool
+    /// Blocks the DRAM tier holds at most: swaps that would not fit go elsewhere.
+    public var dramBlocks: Int
     /// When prefix blocks are saved to flash (with `prefixCaching` and a flash tier).
     public var prefixWritePolicy: PrefixWritePolicy
     /// Most content blocks this instance keeps on flash for the prefix cache.
@@ -70,7 +72,7 @@ public struct SchedulerConfig: Hashable, Sendable {
         blockTokens: Int, deviceBlocks: Int, blockBytes: Int, maxStepTokens: Int = 512,
         maxRunning: Int = 256, preemption: PreemptionMode = .swapFlash, prefetchDepth: Int = 2,
         resumeHeadroomTokens: Int = SchedulerConfig.defaultResumeHeadroomTokens, prefixCaching: Bool = true, namespace: PrefixNamespace,
-        hasFlashTier: Bool = true, hasDRAMTier: Bool = false,
+        hasFlashTier: Bool = true, hasDRAMTier: Bool = false, dramBlocks: Int = .max,
         prefixWritePolicy: PrefixWritePolicy = .onEvict, prefixFlashBlocks: Int = 0, prefixWritesInFlight: Int = 16,
         prefixLoadDecision: PrefixLoadDecision = .costModel
     ) {
@@ -87,6 +89,7 @@ public struct SchedulerConfig: Hashable, Sendable {
         self.namespace = namespace
         self.hasFlashTier = hasFlashTier
         self.hasDRAMTier = hasDRAMTier
+        self.dramBlocks = dramBlocks
         self.prefixWritePolicy = prefixWritePolicy
         self.prefixFlashBlocks = prefixFlashBlocks
         self.prefixWritesInFlight = prefixWritesInFlight

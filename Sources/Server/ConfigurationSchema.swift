@@ -145,7 +145,9 @@ public enum ConfigurationSchema {
         integer("max-running", in: 1...65_536, help: "most sequences running at once", \.maxRunning),
         choice("preemption", help: "what happens to a preempted sequence", \.preemption),
         integer("prefetch-depth", in: 1...1024, help: "most swapped sequences read back ahead of their turn", \.prefetchDepth),
-        size("dram-swap", atLeast: .mib(1), help: "host memory of the DRAM swap tier (preemption swap-dram)", \.dramSwap),
+        size(
+            "dram-swap", atLeast: .mib(1), help: "host memory of the DRAM swap tier (preemption swap-dram; auto's first choice while it has room)",
+            \.dramSwap),
         ConfigurationSetting(
             key: "flash.paths", flag: "--flash-path", valueName: "PATH",
             help: "flash directories or devices (repeat the flag, or separate with commas); unset: <data-dir>/flash",

@@ -63,7 +63,7 @@ struct BenchSwapCommand: AsyncParsableCommand {
     @Option(name: .customLong("flash-tbw"), help: "Endurance of the flash region, for the lifetime estimate.")
     var flashTBW: String = "6000TB"
 
-    @Option(name: .customLong("dram-swap"), help: "Host memory of the DRAM swap tier.")
+    @Option(name: .customLong("dram-swap"), help: "Host memory of the DRAM swap tier (swap-dram's, and auto's first choice while it has room).")
     var dramSwap: String = "16GiB"
 
     @Option(
@@ -189,6 +189,7 @@ struct BenchSwapCommand: AsyncParsableCommand {
                 + "KV \(layout.dtype.rawValue), budget \(budget) = \(blocks) blocks of \(blockTokens) tokens (\(layout.blockBytes) bytes), about \(blocks * blockTokens / max(meanTokens, 1)) requests"
                 + (dataParallel > 1 ? ", per replica; \(dataParallel) replicas" : "")
                 + ", flash \(FlashStoreConfiguration.parsePaths(flashPath).count) path(s), \(placement.rawValue) placement"
+                + ", DRAM tier \(dram) (swap-dram's, and auto's first choice)"
             if !json { FileHandle.standardError.write(Data((heading + "\n").utf8)) }
             headings.append(heading)
 

@@ -110,5 +110,24 @@ final class EngineLosslessnessTests: XCTestCase {
         let run = try EngineFixture.run(prompts, maxTokens: maxTokens, blocks: 10, mode: .auto, flashTier: FlashTier(store: store))
         assertSame(run, as: expected, "auto")
         XCTAssertGreaterThanOrEqual(run.stats.preemptions, 20)
+        // The host tier (64 MiB) has room for every victim, and it is the fastest tier.
+        XCTAssertGreaterThan(run.stats.swapOutBytes, 0)
+        XCTAssertEqual(run.stats.flashBytesWritten, 0, "auto swaps to DRAM while it has room")
+        XCTAssertEqual(run.stats.swapFailures, 0)
+    }
+
+    func testAutoModeSendsWhatDRAMHasNoRoomForToFlashLosslessly() throws {
+        let expected = try reference()
+        let store = try EngineFixture.flashStore()
+        var configuration = EngineFixture.configuration(blocks: 10, mode: .auto)
+        // Room for four blocks in host memory: most victims go to flash.
+        let stride = FlashLayout.padded(EngineFixture.loaded.model.kvLayout(blockTokens: 16).blockBytes)
+        configuration.hostSwapCapacity = ByteSize(Int64(4 * stride))
+        let core = try EngineCore(loaded: EngineFixture.loaded, configuration: configuration, flashTier: FlashTier(store: store))
+        let run = try GreedyRun.run(prompts, maxTokens: maxTokens, through: core)
+        assertSame(run, as: expected, "auto with a small DRAM tier")
+        XCTAssertGreaterThan(run.stats.flashBytesWritten, 0, "flash takes what DRAM has no room for")
+        XCTAssertGreaterThan(run.stats.swapOutBytes, run.stats.flashBytesWritten, "DRAM takes some")
+        XCTAssertEqual(run.stats.swapFailures, 0, "no swap is planned into a full tier")
     }
 }

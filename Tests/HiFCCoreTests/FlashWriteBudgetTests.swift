@@ -51,8 +51,11 @@ final class FlashWriteBudgetTests: XCTestCase {
     }
 
     func testSpentFlashBudgetSendsSwapsToDRAMOrRecompute() {
+        // Within the budget swap-flash writes to flash; auto takes DRAM first while it has room.
+        XCTAssertEqual(preemptionChoice(.swapFlash, flashBytesLeft: 1e9, hasDRAMTier: true), .swap(.flash))
+        XCTAssertEqual(preemptionChoice(.auto, flashBytesLeft: 1e9, hasDRAMTier: true), .swap(.dram))
+        XCTAssertEqual(preemptionChoice(.auto, flashBytesLeft: 1e9, hasDRAMTier: false), .swap(.flash))
         for mode in [PreemptionMode.swapFlash, .auto] {
-            XCTAssertEqual(preemptionChoice(mode, flashBytesLeft: 1e9, hasDRAMTier: true), .swap(.flash), "\(mode) within the budget")
             XCTAssertEqual(preemptionChoice(mode, flashBytesLeft: 0, hasDRAMTier: true), .swap(.dram), "\(mode) past it, with DRAM")
             XCTAssertEqual(preemptionChoice(mode, flashBytesLeft: 0, hasDRAMTier: false), .recompute, "\(mode) past it, no DRAM")
         }

@@ -36,6 +36,8 @@ public struct TierContents: Sendable {
     public func isPending(_ key: BlockKey, in tier: SwapTier) -> Bool { pending[tier]?.contains(key) == true }
     /// Blocks stored in `tier`.
     public func storedCount(in tier: SwapTier) -> Int { stored[tier]?.count ?? 0 }
+    /// Blocks `tier` holds or is being written: the room they take.
+    public func occupiedCount(in tier: SwapTier) -> Int { storedCount(in: tier) + (pending[tier]?.count ?? 0) }
     /// Content blocks on flash kept for the prefix cache (needed by no swapped sequence).
     public var prefixBlocks: Int { prefixLRU.count }
 
