@@ -127,6 +127,8 @@ public final class EngineCore {
 
     /// Whether the cost model has a measured flash read bandwidth (a probe, or a read done).
     private var flashReadsMeasured = false
+    /// Whether a real flash read (not the probe) has been measured.
+    private var flashReadDone = false
     private var stepsSinceProbe = 0
 
     /// Seeds the cost model's flash read bandwidth with a measurement of reading back blocks
@@ -324,8 +326,15 @@ public final class EngineCore {
             case .read: scheduler.readCompleted(outcome.id, intactBlocks: outcome.intactBlocks)
             }
             if outcome.failure == nil {
+                if outcome.tier == .flash, outcome.direction == .read, !flashReadDone {
+                    // The start-up probe read into host buffers; a real read also moves the blocks
+                    // to the device (and on a busy disk competes with writes): its speed replaces
+                    // the probe's instead of being averaged with it.
+                    scheduler.costModel.readBytesPerSecond[.flash] = nil
+                    flashReadDone = true
+                    flashReadsMeasured = true
+                }
                 scheduler.costModel.observe(outcome.direction, tier: outcome.tier, bytes: outcome.bytes, seconds: outcome.seconds)
-                if outcome.tier == .flash, outcome.direction == .read { flashReadsMeasured = true }
             }
             if outcome.tier == .flash {
                 switch outcome.direction {
