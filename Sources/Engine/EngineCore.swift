@@ -113,6 +113,7 @@ public final class EngineCore {
         scheduler = Scheduler(config: schedulerConfig)
         maxSequenceTokens = min(loaded.config.maxPositions, schedulerConfig.maxSequenceTokens)
         flashTier?.adoptNamespace(namespace)
+        restoreStepTimeModel()
         if let flashTier, schedulerConfig.savesPrefixesToFlash {
             let recovered = flashTier.storedContentKeys
             scheduler.learnStoredBlocks(recovered, in: .flash, owned: true)
@@ -276,12 +277,38 @@ public final class EngineCore {
     /// the blocks saved.
     @discardableResult
     public func saveCachedPrefixes() -> Int {
+        saveStepTimeModel()
         updateFlashBudget()
         guard let write = scheduler.saveAllCachedBlocks() else { return 0 }
         transfers.start(write)
         finishTransfersInFlight()
         logger.info("saved \(write.blocks.count) cached prefix blocks to flash for the next start")
         return write.blocks.count
+    }
+
+    /// Starts the step-time model from the one the last run on this flash directory saved.
+    private func restoreStepTimeModel() {
+        guard configuration.prefixCaching, let directory = flashTier?.stateDirectory else { return }
+        do {
+            guard let saved = try StepTimeRecord(directory: directory).load(for: namespace) else { return }
+            scheduler.costModel.steps = saved
+            logger.info("step-time model of the last run restored: \(Int(saved.tokensPerSecond)) tokens/s for the products")
+        } catch {
+            logger.warning("the saved step-time model in \(directory) is not readable, starting from a guess: \(error)")
+        }
+    }
+
+    /// Saves the step-time model for the next start, once it has learned from enough steps.
+    private func saveStepTimeModel() {
+        let model = scheduler.costModel.steps
+        guard configuration.prefixCaching, model.observations >= StepTimeRecord.minimumObservations,
+            let directory = flashTier?.stateDirectory
+        else { return }
+        do {
+            try StepTimeRecord(directory: directory).save(model, for: namespace)
+        } catch {
+            logger.warning("could not save the step-time model in \(directory): \(error)")
+        }
     }
 
     /// Waits until every transfer in flight has completed (or failed) and applies the outcomes,
@@ -296,6 +323,9 @@ public final class EngineCore {
 
     /// The totals since start, with the queues and KV use of now.
     public func snapshot() -> EngineStats { totals }
+
+    /// What the engine has learned of its steps' times (the cost model's recompute side).
+    public var stepTimeModel: StepTimeModel { scheduler.costModel.steps }
 
     // MARK: Outputs
 
