@@ -48,6 +48,10 @@ public struct EngineConfiguration: Sendable, Hashable {
     /// Whether prefix blocks found on flash are loaded: as the cost model decides (the
     /// default), or always or never (to measure one against the other).
     public var prefixLoadDecision: PrefixLoadDecision = .costModel
+    /// Whether writes to the flash store are staged: copied off the device blocks first, which are
+    /// then reused while the write goes on (the default); false: written from the device blocks,
+    /// which stay taken until the write ends (to measure one against the other).
+    public var stagesFlashWrites = true
 
     /// The flash tier's daily write budget over `regions` regions (nil inside: none).
     public func flashWriteBudget(regions: Int) -> FlashWriteBudget {

@@ -48,7 +48,7 @@ public final class EngineCore {
     private var scheduler: Scheduler
     private let runner: ModelRunner
     private let transfers: KVTransfers
-    private let outcomes = Inbox<TransferOutcome>()
+    private let outcomes = Inbox<TransferEvent>()
     private let flashTier: (any KVTierStore)?
     /// The flash tier's daily write budget, all regions together.
     private let flashBudget: FlashWriteBudget
@@ -97,7 +97,9 @@ public final class EngineCore {
         if let flashTier { tiers.append(flashTier) }
         let inbox = outcomes
         let direct = try flashTier != nil ? deviceSwapper?(kv) : nil
-        transfers = KVTransfers(pool: kv, tiers: tiers, deviceSwapper: direct, hostSwapper: hostSwapper) { inbox.post($0) }
+        transfers = KVTransfers(
+            pool: kv, tiers: tiers, deviceSwapper: direct, hostSwapper: hostSwapper, stagesFlashWrites: configuration.stagesFlashWrites
+        ) { inbox.post($0) }
         runner = ModelRunner(model: model, kv: kv)
 
         namespace = PrefixNamespace(modelIdentity: loaded.fingerprint, layout: layout, backend: model.backend.name)
@@ -351,9 +353,13 @@ public final class EngineCore {
 
     // MARK: Bookkeeping
 
-    /// Reports finished transfers to the scheduler and counts them in `step`.
-    private func apply(_ arrived: [TransferOutcome], to step: inout EngineStats) {
-        for outcome in arrived {
+    /// Reports staged writes and finished transfers to the scheduler and counts them in `step`.
+    private func apply(_ arrived: [TransferEvent], to step: inout EngineStats) {
+        for event in arrived {
+            guard case .finished(let outcome) = event else {
+                if case .staged(let id) = event { scheduler.writeStaged(id) }
+                continue
+            }
             switch outcome.direction {
             case .write: scheduler.writeCompleted(outcome.id, succeeded: outcome.failure == nil)
             case .read: scheduler.readCompleted(outcome.id, intactBlocks: outcome.intactBlocks)

@@ -25,6 +25,15 @@ public struct TransferOutcome: Sendable {
     public var failure: KVTierError?
 }
 
+/// What the transfers tell the engine, from their tasks.
+public enum TransferEvent: Sendable {
+    /// A write's blocks were copied off their device blocks into host staging: the device blocks
+    /// may be reused while the write goes on from the copy.
+    case staged(TransferID)
+    /// A transfer ended.
+    case finished(TransferOutcome)
+}
+
 /// Carries out a plan's transfers between the device's KV pool and the tiers, each in a task of
 /// its own, so the I/O overlaps the engine's compute (which runs on the step thread).
 ///
@@ -32,7 +41,12 @@ public struct TransferOutcome: Sendable {
 /// place. A pool that lives on a GPU moves its blocks through the backend's swappers: flash
 /// transfers through its `DeviceKVSwapper` (GPUDirect Storage), DRAM transfers through its
 /// `DeviceHostSwapper` (a pinned host pool, asynchronous copies); anything else is staged through
-/// host buffers with the pool's copies. Outcomes go to `onOutcome`, from the transfer's task.
+/// host buffers with the pool's copies. Outcomes go to `onEvent`, from the transfer's task.
+///
+/// A write to the flash store is staged: its blocks are first copied into a host buffer (a
+/// memory copy, fast beside the disk), the engine is told (`TransferEvent.staged`) so the
+/// device blocks can be reused at once, and the write to flash goes on in the background from
+/// the copy. (Writes through a backend's swappers and to host memory, itself a copy, are not.)
 ///
 /// A transfer's task holds the transfers (and through them the pool and the swappers) only
 /// while it moves bytes, not while it reports: once every outcome has been reported, the owner's
@@ -43,26 +57,30 @@ public final class KVTransfers: Sendable {
     private let tiers: [SwapTier: any KVTierStore]
     private let deviceSwapper: (any DeviceKVSwapper)?
     private let hostSwapper: (any DeviceHostSwapper)?
-    private let onOutcome: @Sendable (TransferOutcome) -> Void
+    private let onEvent: @Sendable (TransferEvent) -> Void
+    private let stagesFlashWrites: Bool
     private let logger = Logger(label: "hifc.transfers")
 
     /// Transfers between `pool` and `tiers`; `deviceSwapper`, when given (a GPU backend's),
     /// moves flash transfers straight between device memory and flash, and `hostSwapper` DRAM
     /// transfers between device memory and its pinned host pool (it is then the DRAM tier).
+    /// `stagesFlashWrites` false writes to the flash store from the device blocks in place.
     public init(
         pool: any KVCachePool, tiers: [any KVTierStore], deviceSwapper: (any DeviceKVSwapper)? = nil,
-        hostSwapper: (any DeviceHostSwapper)? = nil, onOutcome: @escaping @Sendable (TransferOutcome) -> Void
+        hostSwapper: (any DeviceHostSwapper)? = nil, stagesFlashWrites: Bool = true,
+        onEvent: @escaping @Sendable (TransferEvent) -> Void
     ) {
         self.pool = pool
+        self.stagesFlashWrites = stagesFlashWrites
         self.deviceSwapper = deviceSwapper
         self.hostSwapper = hostSwapper
         self.tiers = Dictionary(tiers.map { ($0.tier, $0) }, uniquingKeysWith: { first, _ in first })
-        self.onOutcome = onOutcome
+        self.onEvent = onEvent
     }
 
     /// Starts writing a plan's blocks to their tier.
     public func start(_ write: StepPlan.Write) {
-        let report = onOutcome
+        let report = onEvent
         Task.detached { [weak self] in
             // `self` is held for the transfer only; the report comes after it is let go.
             guard
@@ -70,19 +88,19 @@ public final class KVTransfers: Sendable {
                     id: write.id, .write, tier: write.tier, forPrefixCache: write.purpose == .savePrefix, blocks: write.blocks,
                     keys: write.keys)
             else { return }
-            report(outcome)
+            report(.finished(outcome))
         }
     }
 
     /// Starts reading a plan's blocks from their tier.
     public func start(_ read: StepPlan.Read) {
-        let report = onOutcome
+        let report = onEvent
         Task.detached { [weak self] in
             guard
                 let outcome = await self?.run(
                     id: read.id, .read, tier: read.tier, forPrefixCache: read.purpose == .loadPrefix, blocks: read.blocks, keys: read.keys)
             else { return }
-            report(outcome)
+            report(.finished(outcome))
         }
     }
 
@@ -120,7 +138,10 @@ public final class KVTransfers: Sendable {
                 intact = blocks.count
             } else {
                 guard let store = tiers[tier] else { throw KVTierError.io("no \(tier) tier is configured") }
-                intact = try await withBlockBuffers(blocks, direction) { buffers throws(KVTierError) in
+                let report = onEvent
+                var staged: (@Sendable () -> Void)?
+                if direction == .write, tier == .flash, stagesFlashWrites { staged = { report(.staged(id)) } }
+                intact = try await withBlockBuffers(blocks, direction, staged: staged) { buffers throws(KVTierError) in
                     switch direction {
                     case .write:
                         try await store.write(zip(keys, buffers).map { KVBlockSource(key: $0, bytes: UnsafeRawBufferPointer($1)) })
@@ -156,20 +177,21 @@ public final class KVTransfers: Sendable {
     }
 
     /// Calls `body` with one host buffer of `blockStride` bytes (a 4 KiB multiple, so flash I/O
-    /// can be O_DIRECT) per block: the blocks themselves when the pool lives in host memory,
-    /// staging copies otherwise (filled before a write, copied back after a read for the blocks
-    /// that arrived intact). Returns what `body` returns: the blocks moved intact.
+    /// can be O_DIRECT) per block: the blocks themselves when the pool lives in host memory and
+    /// the write is not `staged`, staging copies otherwise (filled before a write, after which
+    /// `staged` is called, and copied back after a read for the blocks that arrived intact).
+    /// Returns what `body` returns: the blocks moved intact.
     private func withBlockBuffers(
-        _ blocks: [Int], _ direction: TransferDirection,
+        _ blocks: [Int], _ direction: TransferDirection, staged: (@Sendable () -> Void)? = nil,
         _ body: ([UnsafeMutableRawBufferPointer]) async throws(KVTierError) -> Int
     ) async throws -> Int {
         let stride = pool.blockStride
         var inPlace: [UnsafeMutableRawBufferPointer] = []
-        for block in blocks {
+        for block in blocks where staged == nil {
             guard case .host(let pointer) = try pool.address(ofBlock: block) else { break }
             inPlace.append(UnsafeMutableRawBufferPointer(start: pointer, count: stride))
         }
-        if inPlace.count == blocks.count { return try await body(inPlace) }
+        if staged == nil, inPlace.count == blocks.count { return try await body(inPlace) }
 
         let bytes = pool.layout.blockBytes
         let staging = UnsafeMutableRawBufferPointer.allocate(byteCount: stride * blocks.count, alignment: 4096)
@@ -179,6 +201,7 @@ public final class KVTransfers: Sendable {
             for (block, buffer) in zip(blocks, buffers) {
                 try pool.copyBlock(block, to: UnsafeMutableRawBufferPointer(rebasing: buffer[..<bytes]))
             }
+            staged?()
         }
         let intact = try await body(buffers)
         if direction == .read {

@@ -42,6 +42,8 @@ public struct Scheduler: Sendable {
     /// Swapping out or swapped.
     private var swapped: [SequenceID] = []
     private var writes: [TransferID: StepPlan.Write] = [:]
+    /// Writes in flight whose blocks are copied off the device already (their device blocks free).
+    private var stagedWrites = Set<TransferID>()
     private var reads: [TransferID: PendingRead] = [:]
     private var nextTransfer: TransferID = 1
     /// Tier keys a swapping-out sequence still waits to see stored.
@@ -675,11 +677,19 @@ public struct Scheduler: Sendable {
         }
     }
 
+    /// A planned write's blocks were copied off the device into host staging: its device blocks
+    /// may be reused (those its sequence freed go back to the free list now) while the write goes
+    /// on. Its sequence stays swapping out, and cannot resume, until the write completes.
+    public mutating func writeStaged(_ id: TransferID) {
+        guard let write = writes[id], stagedWrites.insert(id).inserted else { return }
+        write.blocks.forEach { kv.unpin($0) }
+    }
+
     /// A planned write finished: every block stored, or (`succeeded` false) not all. A swap-out
     /// that depended on it completes, or falls back to recompute when the write failed.
     public mutating func writeCompleted(_ id: TransferID, succeeded: Bool) {
         guard let write = writes.removeValue(forKey: id) else { return }
-        write.blocks.forEach { kv.unpin($0) }
+        if stagedWrites.remove(id) == nil { write.blocks.forEach { kv.unpin($0) } }
         if discardedSaves.remove(id) != nil {
             prefixBlocksBeingWritten -= write.blocks.count
             for key in write.keys { _ = tiers.endWrite(key, to: write.tier, succeeded: false) }

@@ -114,6 +114,10 @@ struct BenchSwapCommand: AsyncParsableCommand {
     @Option(help: "Record the flash transfers of the first swap-flash run to this JSONL file (for bench placement).")
     var trace: String?
 
+    @Flag(
+        name: .customLong("unstaged-flash-writes"),
+        help: "Write swap-outs to flash from the device blocks, which stay taken until the write ends (the behaviour before staging).")
+    var unstagedFlashWrites = false
     @Option(name: .customLong("kv-dtype"), help: "KV cache element type: auto (the backend's own), bf16 or fp8.")
     var kvDType: KVDTypeChoice = .auto
 
@@ -227,6 +231,7 @@ struct BenchSwapCommand: AsyncParsableCommand {
             kvDType: kvDType)
         configuration.resumeHeadroomTokens = resumeHeadroom
         configuration.prefixCacheFlashSize = prefixFlash
+        configuration.stagesFlashWrites = !unstagedFlashWrites
         return configuration
     }
 

@@ -107,6 +107,27 @@ final class SchedulerTests: XCTestCase {
         XCTAssertEqual(scheduler.schedule().chunks.map(\.sequence), [1])
     }
 
+    func testStagedSwapOutFreesItsDeviceBlocksButResumesOnlyOnceWritten() {
+        var scheduler = makeScheduler(blocks: 5)
+        let plan = stepUntilPreemption(&scheduler)
+        let write = try! XCTUnwrap(plan.writes.first)
+        run(plan, on: &scheduler)
+        let before = scheduler.kv.freeBlocks
+        scheduler.writeStaged(write.id)
+        XCTAssertEqual(scheduler.kv.freeBlocks, before + write.blocks.count, "copied off the device: the blocks are free")
+        XCTAssertEqual(scheduler.kv.arrivingBlocks, 0)
+        XCTAssertEqual(scheduler.sequence(2)?.status, .swappingOut(.flash), "the write still runs")
+        scheduler.finish(1)
+        let next = scheduler.schedule()
+        XCTAssertTrue(next.reads.isEmpty, "no swap-in before the write lands")
+        run(next, on: &scheduler)
+        let free = scheduler.kv.freeBlocks
+        scheduler.writeCompleted(write.id, succeeded: true)
+        XCTAssertEqual(scheduler.kv.freeBlocks, free, "the blocks were freed once, at staging")
+        XCTAssertEqual(scheduler.sequence(2)?.status, .swapped(.flash))
+        XCTAssertEqual(scheduler.schedule().reads.map(\.sequence), [2], "it resumes once written")
+    }
+
     func testSwappedSequenceResumesBeforeNewRequestsAreAdmitted() {
         var scheduler = makeScheduler(blocks: 5)
         let plan = stepUntilPreemption(&scheduler)

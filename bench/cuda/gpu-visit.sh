@@ -281,6 +281,7 @@ if has swapmodes; then  # issue 19: every mode on the paper's three workloads at
     echo "check gpu rc=$?" | tee -a "$out/summary.txt"
     grep -E "swap-dram|GPU checks passed" "$out/swapmodes-check.txt" | tee -a "$out/summary.txt"
     disk_dd
+    # auto gets the same --dram-swap pinned pool as swap-dram: its first choice while the victim fits.
     stamp "bench swap, every mode, ${WORKLOADS:-qasper,govreport,narrativeqa} x${SCALE:-0.25}, ${BUDGET:-4GiB}, ${ROUNDS:-2} rounds"
     ${SWAP_LIMIT:+timeout $SWAP_LIMIT} .device/hifc bench swap --model "$model" --device cuda \
         --workload "${WORKLOADS:-qasper,govreport,narrativeqa}" --requests "${REQUESTS:-40,20,10}" --scale "${SCALE:-0.25}" \
