@@ -1,7 +1,6 @@
 import Backend
 import CUDA
 import Foundation
-import HiFCCore
 import Models
 import SynthModels
 
@@ -33,11 +32,9 @@ public struct GPUModelCheck {
     /// With `keep`, the model directory stays and gets `reference-prompt.json` (the prompt's
     /// token ids) and `reference-logits-cpu.f32` / `-cuda.f32` (the prefill's last-token logits,
     /// raw little-endian floats), for a comparison with PyTorch (bench/cuda/torch_logits.py).
-    /// `kvDType` `.fp8` keeps both backends' KV in fp8 (E4M3 with scales), so the CUDA kernels'
-    /// fp8 path is compared with the CPU backend's.
     public func run(
         preset: SynthModel.Preset, architecture: ModelArchitecture = .llama, workDirectory: String, promptLength: Int = 24, steps: Int = 32,
-        keep: Bool = false, kvDType: KVDTypeChoice = .auto
+        keep: Bool = false
     ) throws -> [GPUCheckResult] {
         let dir = workDirectory + "/synth-\(architecture.modelType)-\(preset.rawValue)"
         let started = Date()
@@ -56,8 +53,8 @@ public struct GPUModelCheck {
         let config = cpuModel.config
         let blockTokens = 16
         let blocks = (promptLength + steps) / blockTokens + 2
-        let cpuKV = try cpuModel.model.makeKVCachePool(blockTokens: blockTokens, blocks: blocks, dtype: kvDType)
-        let gpuKV = try gpuModel.model.makeKVCachePool(blockTokens: blockTokens, blocks: blocks, dtype: kvDType)
+        let cpuKV = try cpuModel.model.makeKVCachePool(blockTokens: blockTokens, blocks: blocks)
+        let gpuKV = try gpuModel.model.makeKVCachePool(blockTokens: blockTokens, blocks: blocks)
         // The same shuffled block table on both sides.
         let table = Array(0..<blocks).shuffled()
         var worst = 0.0
@@ -110,14 +107,11 @@ public struct GPUModelCheck {
         let window = config.slidingWindow.map { ", sliding window \($0) on \(config.layerTypes.filter { $0 == .sliding }.count) layers" } ?? ""
         let name =
             "synthetic \(preset.rawValue) \(architecture.modelType) (\(config.layers) layers, hidden \(config.hiddenSize), head dim \(config.headDim)\(window))"
-            + (kvDType == .fp8 ? ", fp8 KV on both backends" : "")
         // bf16 weights and activations round at every layer, so the error grows with depth: on the
         // H200 the 2-4-layer models measured 3e-3 to 8e-3, the 16-28-layer 1B shapes 8.3e-3 to
         // 1.2e-2 (llama, qwen3, mistral, gemma3; bench/results/model-families.md), with greedy
         // tokens agreeing; a wrong kernel is off by far more.
-        // With fp8 KV on both sides a K or V value that the two backends' roundings put on either
-        // side of an E4M3 rounding boundary gets codes a step (6%) apart: twice the allowance.
-        let tolerance = (config.layers > 4 ? 2e-2 : 1e-2) * (kvDType == .fp8 ? 2 : 1)
+        let tolerance = config.layers > 4 ? 2e-2 : 1e-2
         return [
             GPUCheckResult(name: "\(name): prefill logits of \(promptLength) tokens vs CPU backend", error: first, tolerance: tolerance),
             GPUCheckResult(name: "\(name): worst logits over \(steps) decode steps vs CPU backend", error: worst, tolerance: tolerance),

@@ -182,6 +182,21 @@ __device__ __forceinline__ unsigned int pack_bf16x2(float lo, float hi) {
     return r;
 }
 
+// The two E4M3 codes in the low 16 bits of `pair` (element 0 in the low byte) as floats, exactly.
+// sm_89 and later convert a pair in one instruction (to f16, which holds every E4M3 value); the
+// decode of the attention kernels' tiles was most of their instructions without it.
+__device__ __forceinline__ float2 e4m3x2_to_f32x2(unsigned int pair) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 890
+    unsigned int halves;
+    asm("cvt.rn.f16x2.e4m3x2 %0, %1;" : "=r"(halves) : "h"((unsigned short)(pair & 0xffffu)));  // low code -> low half
+    float lo, hi;
+    asm("{\n\t.reg .f16 l, h;\n\tmov.b32 {l, h}, %2;\n\tcvt.f32.f16 %0, l;\n\tcvt.f32.f16 %1, h;\n\t}" : "=f"(lo), "=f"(hi) : "r"(halves));
+    return make_float2(lo, hi);
+#else
+    return make_float2(e4m3_to_f32(pair & 0xffu), e4m3_to_f32((pair >> 8) & 0xffu));
+#endif
+}
+
 // Eight codes (two little-endian words) times `scale`, as four bf16x2 words (element 0 in the low
 // half of the first): the bf16 tiles the tensor-core attention kernels read.
 __device__ __forceinline__ uint4 e4m3x8_to_bf16x8(uint2 codes, float scale) {
@@ -189,8 +204,8 @@ __device__ __forceinline__ uint4 e4m3x8_to_bf16x8(uint2 codes, float scale) {
     unsigned int out[4];
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
-        const unsigned int word = w[j >> 1], shift = (j & 1) * 16;
-        out[j] = pack_bf16x2(e4m3_to_f32((word >> shift) & 0xffu) * scale, e4m3_to_f32((word >> (shift + 8)) & 0xffu) * scale);
+        const float2 f = e4m3x2_to_f32x2(w[j >> 1] >> ((j & 1) * 16));
+        out[j] = pack_bf16x2(f.x * scale, f.y * scale);
     }
     return make_uint4(out[0], out[1], out[2], out[3]);
 }
