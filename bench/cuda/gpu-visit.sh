@@ -10,7 +10,7 @@
 # power-capped clocks, model-h200.md); BASELINE=DIR first runs bench model with DIR/hifc (an earlier binary, packed
 # and unpacked like .device); PDL_AB=1 repeats bench model with HIFC_CUDA_PDL=0; STEP_TIMING=1 adds
 # a run with HIFC_CUDA_STEP_TIMING=1; MODES, SWAP_LIMIT, SCALE, BUDGET, CAPACITY (swap); ROUNDS (swapio, 3);
-# PATHS (multi, 4), PLACEMENTS (multi, affinity stripe swarm), MODES2 (multi2: every preemption mode); CHECK_MODELS
+# PATHS (multi, 4), PLACEMENTS (multi, affinity stripe swarm), REAL_PATHS (multi: 0 skips the loop-device runs), MODES2 (multi2: every preemption mode); CHECK_MODELS
 # (checks); PREFIX_SIZES, PREFIX_SETUPS, PREFIX_BUDGET, DOC_TOKENS (prefix);
 # cpu: the CPU backend against llama.cpp on the host's cores (bench/llamacpp/compare_cpu.py and the thread scaling
 # curve), with the sdist and the GGUF carried in .device/hifc-bench (HIFC_BENCH_CACHE layout of build.sh: sdist/*.tar.gz,
@@ -338,7 +338,9 @@ if has multi; then  # one GPU over several flash paths (issue 20): placements en
         --write-bandwidth "${dd_write}GB" 2>&1 | tee "$out/placement-swap-trace.txt" | tee -a "$out/summary.txt"
     stamp "bench placement: synthetic prefix-sharing trace (8 MiB blocks), simulated, 4 SSDs of 7 GB/s"
     .device/hifc bench placement --synthesize --save-batch 1 --ssds 4 2>&1 | tee "$out/placement-synthetic.txt" | tee -a "$out/summary.txt"
-    if bash bench/flash-paths/throttled-loops.sh up 4 400MB 6G > "$out/loops.txt" 2>&1; then
+    if [ "${REAL_PATHS:-1}" != 1 ]; then
+        echo "multi: the real-path placement runs skipped (REAL_PATHS=${REAL_PATHS})" | tee -a "$out/summary.txt"
+    elif bash bench/flash-paths/throttled-loops.sh up 4 400MB 6G > "$out/loops.txt" 2>&1; then
         stamp "bench placement --real on 4 kernel-throttled loop devices of 400 MB/s (1 MiB blocks, same trace shape)"
         bash bench/flash-paths/throttled-loops.sh run .device/hifc bench placement --synthesize --save-batch 1 --block-size 1MiB \
             --requests 200 --ssds 4 --bandwidth 400MB --duplex --capacity 1GiB --real "$(bash bench/flash-paths/throttled-loops.sh paths)" \
