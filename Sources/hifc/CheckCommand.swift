@@ -52,7 +52,7 @@ struct CheckGPUCommand: AsyncParsableCommand {
         help:
             "Synthetic models (as --models) run with fp8 KV: their logits on the GPU against the CPU backend's fp8 KV and against bf16 KV on the GPU, beside fp8 against f32 on the CPU (empty for none)."
     )
-    var fp8Models: String = "tiny"
+    var fp8Models: String = ""
 
     @Option(help: "Where the synthetic models are written (removed afterwards).")
     var workDir: String = NSTemporaryDirectory()

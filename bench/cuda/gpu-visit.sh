@@ -10,8 +10,8 @@
 # power-capped clocks, model-h200.md); BASELINE=DIR first runs bench model with DIR/hifc (an earlier binary, packed
 # and unpacked like .device); PDL_AB=1 repeats bench model with HIFC_CUDA_PDL=0; STEP_TIMING=1 adds
 # a run with HIFC_CUDA_STEP_TIMING=1; MODES, SWAP_LIMIT, SCALE, BUDGET, CAPACITY (swap); ROUNDS (swapio, 3);
-# PATHS (multi, 4), PLACEMENTS (multi, affinity stripe swarm), REAL_PATHS (multi: 0 skips the loop-device runs), MODES2 (multi2: every preemption mode); CHECK_MODELS
-# (checks); PREFIX_SIZES, PREFIX_SETUPS, PREFIX_BUDGET, DOC_TOKENS (prefix);
+# PATHS (multi, 4), PLACEMENTS (multi, affinity stripe swarm), REAL_PATHS (multi: 0 skips the loop-device runs), MODES2 (multi2: every preemption mode); CHECK_MODELS,
+# CHECK_FP8_MODELS (checks); PREFIX_SIZES, PREFIX_SETUPS, PREFIX_BUDGET, DOC_TOKENS (prefix);
 # cpu: the CPU backend against llama.cpp on the host's cores (bench/llamacpp/compare_cpu.py and the thread scaling
 # curve), with the sdist and the GGUF carried in .device/hifc-bench (HIFC_BENCH_CACHE layout of build.sh: sdist/*.tar.gz,
 # models/*.gguf) or LLAMA_BIN=folder of an llama.cpp build; CPU_THREADS (default: the physical cores), SCALING (1 2 4 8 16)
@@ -45,7 +45,8 @@ if has checks; then
     stamp "check gpu"
     # Model families: Qwen3 and Gemma 3, Mistral and Qwen2 with sliding windows (GPUModelCheck).
     .device/hifc check gpu --swap-dir "$work" --swap-blocks 128 --bench \
-        --models "${CHECK_MODELS:-tiny,1b,mistral:tiny,qwen2:tiny,qwen3:tiny,gemma3:tiny,mistral:1b,qwen3:1b,gemma3:1b}" --work-dir "$work" > "$out/check.txt" 2>&1
+        --models "${CHECK_MODELS:-tiny,1b,mistral:tiny,qwen2:tiny,qwen3:tiny,gemma3:tiny,mistral:1b,qwen3:1b,gemma3:1b}" \
+        --fp8-models "${CHECK_FP8_MODELS:-tiny,mistral:tiny}" --work-dir "$work" > "$out/check.txt" 2>&1
     echo "check gpu rc=$?" | tee -a "$out/summary.txt"
     grep -E "FAIL|passed|swap-flash|swap-dram|roofline|TFLOP|GB/s" "$out/check.txt" | tee -a "$out/summary.txt"
     stamp "dd after"; disk_dd
