@@ -172,7 +172,7 @@ fi
 
 if has sanitizer; then  # memcheck of the kernels' checks, the tiny model and a short engine run that swaps (greedy picks on the GPU)
     stamp "compute-sanitizer memcheck"
-    compute-sanitizer --tool memcheck --leak-check no .device/hifc check gpu --models tiny > "$out/memcheck-check.txt" 2>&1
+    compute-sanitizer --tool memcheck --leak-check no .device/hifc check gpu --models tiny --fp8-models tiny > "$out/memcheck-check.txt" 2>&1
     echo "memcheck check gpu rc=$?" | tee -a "$out/summary.txt"
     grep -E "ERROR SUMMARY|GPU checks passed" "$out/memcheck-check.txt" | tee -a "$out/summary.txt"
     # 6 requests of 350 tokens (6 blocks each) over 16 blocks of KV: sequences are swapped out and back in.
@@ -180,6 +180,11 @@ if has sanitizer; then  # memcheck of the kernels' checks, the tiny model and a 
         --workload 100:250 --kv-budget 16 --mode swap-flash --flash-path "$work" > "$out/memcheck-engine.txt" 2>&1
     echo "memcheck bench swap rc=$?" | tee -a "$out/summary.txt"
     grep -E "ERROR SUMMARY|swap-flash" "$out/memcheck-engine.txt" | tail -3 | tee -a "$out/summary.txt"
+    # The same over fp8 KV (issue 22): its writers, attention kernels and swapped blocks.
+    compute-sanitizer --tool memcheck --leak-check no .device/hifc bench swap --model synth:tiny --device cuda --requests 6 \
+        --workload 100:250 --kv-budget 16 --mode swap-flash --kv-dtype fp8 --flash-path "$work" > "$out/memcheck-engine-fp8.txt" 2>&1
+    echo "memcheck bench swap fp8 rc=$?" | tee -a "$out/summary.txt"
+    grep -E "ERROR SUMMARY|swap-flash" "$out/memcheck-engine-fp8.txt" | tail -3 | tee -a "$out/summary.txt"
 fi
 
 if has serve; then  # the OpenAI server on the GPU: the tiny synthetic model, the default 32 KV blocks, swap-flash, under load
