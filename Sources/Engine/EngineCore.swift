@@ -297,7 +297,9 @@ public final class EngineCore {
         do {
             guard let saved = try StepTimeRecord(directory: directory).load(for: namespace) else { return }
             scheduler.costModel.steps = saved
-            logger.info("step-time model of the last run restored: \(Int(saved.tokensPerSecond)) tokens/s for the products")
+            // The per-token rate is infinite when the fit puts the cost in the other terms.
+            let rate = saved.tokensPerSecond.isFinite ? "\(Int(saved.tokensPerSecond)) tokens/s" : "no per-token cost"
+            logger.info("step-time model of the last run restored (\(saved.observations) steps): \(rate) for the products")
         } catch {
             logger.warning("the saved step-time model in \(directory) is not readable, starting from a guess: \(error)")
         }
