@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// The disk's own sequential bandwidth under a directory, as `dd` with O_DIRECT measures it
 /// (8 MiB requests; the write flushed before its clock stops): the physical limit that the flash
@@ -24,6 +25,34 @@ public struct DiskBandwidth: Sendable, Hashable, Codable {
         let count = max(bytes / (8 << 20), 1)
         let written = try dd(["if=/dev/zero", "of=\(file)", "bs=8M", "count=\(count)", "oflag=direct", "conv=fsync"])
         let read = try dd(["if=\(file)", "of=/dev/null", "bs=8M", "iflag=direct"])
+        return DiskBandwidth(writeGBps: written, readGBps: read)
+    }
+
+    /// The bandwidth of several flash paths used together: `measure` on every directory at once
+    /// (the writes side by side, then the reads), each path's share counted until the slowest
+    /// ends. Directories on one disk share it; separate drives add up.
+    public static func measure(inEach directories: [String], bytes: Int64) throws -> DiskBandwidth {
+        guard directories.count > 1 else { return try measure(in: directories.first ?? NSTemporaryDirectory(), bytes: bytes) }
+        let files = directories.map { ($0 as NSString).appendingPathComponent("hifc-dd-\(getpid()).bin") }
+        defer { files.forEach { try? FileManager.default.removeItem(atPath: $0) } }
+        let count = max(bytes / (8 << 20), 1)
+        func together(_ arguments: @Sendable (String) -> [String]) throws -> Double {
+            let speeds = Mutex([Double](repeating: 0, count: files.count))
+            let failure = Mutex<(any Error)?>(nil)
+            DispatchQueue.concurrentPerform(iterations: files.count) { index in
+                do {
+                    let speed = try dd(arguments(files[index]))
+                    speeds.withLock { $0[index] = speed }
+                } catch {
+                    failure.withLock { $0 = error }
+                }
+            }
+            if let error = failure.withLock({ $0 }) { throw error }
+            // Equal bytes on every path: together they moved n times a path's bytes by the time the slowest ended.
+            return Double(files.count) * (speeds.withLock { $0 }.min() ?? 0)
+        }
+        let written = try together { ["if=/dev/zero", "of=\($0)", "bs=8M", "count=\(count)", "oflag=direct", "conv=fsync"] }
+        let read = try together { ["if=\($0)", "of=/dev/null", "bs=8M", "iflag=direct"] }
         return DiskBandwidth(writeGBps: written, readGBps: read)
     }
 

@@ -172,7 +172,7 @@ struct BenchSwapCommand: AsyncParsableCommand {
         // The disk's own bandwidth, once, in the same run: each flash run's floor is its bytes at it.
         var disk: DiskBandwidth?
         if ddBytes.bytes > 0, modes.contains(where: { $0 == .swapFlash || $0 == .auto }) {
-            let measured = try DiskBandwidth.measure(in: flashPath, bytes: ddBytes.bytes)
+            let measured = try DiskBandwidth.measure(inEach: FlashStoreConfiguration.parsePaths(flashPath), bytes: ddBytes.bytes)
             disk = measured
             if !json {
                 FileHandle.standardError.write(
