@@ -370,6 +370,15 @@ static void quantize_heads(const float *x, uint8_t *out, float *scales, int coun
     }
 }
 
+/// `x` as bf16 bits, rounded to nearest even (NaN stays NaN), as the CUDA kernels round.
+static uint16_t bf16_bits(float x) {
+    uint32_t bits;
+    memcpy(&bits, &x, 4);
+    if ((bits & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((bits >> 16) | 0x40u);
+    bits += 0x7fffu + ((bits >> 16) & 1u);
+    return (uint16_t)(bits >> 16);
+}
+
 void hifc_kv_store(const hifc_kv_layer *kv, long slot, const float *k, const float *v) {
     uint8_t *block = kv->base + (slot / kv->block_tokens) * kv->block_stride;
     const long token = slot % kv->block_tokens, width = (long)kv->kv_heads * kv->head_dim;
@@ -378,6 +387,13 @@ void hifc_kv_store(const hifc_kv_layer *kv, long slot, const float *k, const flo
         float *value_scales = (float *)(block + kv->value_scale_offset) + token * kv->kv_heads;
         quantize_heads(k, block + kv->key_offset + token * width, key_scales, kv->kv_heads, kv->head_dim);
         quantize_heads(v, block + kv->value_offset + token * width, value_scales, kv->kv_heads, kv->head_dim);
+    } else if (kv->dtype == HIFC_KV_BF16) {
+        uint16_t *key = (uint16_t *)(block + kv->key_offset) + token * width;
+        uint16_t *value = (uint16_t *)(block + kv->value_offset) + token * width;
+        for (long i = 0; i < width; i++) {
+            key[i] = bf16_bits(k[i]);
+            value[i] = bf16_bits(v[i]);
+        }
     } else {
         memcpy(block + kv->key_offset + token * width * 4, k, sizeof(float) * (size_t)width);
         memcpy(block + kv->value_offset + token * width * 4, v, sizeof(float) * (size_t)width);

@@ -113,6 +113,7 @@ public final class EngineCore {
         scheduler = Scheduler(config: schedulerConfig)
         maxSequenceTokens = min(loaded.config.maxPositions, schedulerConfig.maxSequenceTokens)
         flashTier?.adoptNamespace(namespace)
+        restoreStepTimeModel()
         if let flashTier, schedulerConfig.savesPrefixesToFlash {
             let recovered = flashTier.storedContentKeys
             scheduler.learnStoredBlocks(recovered, in: .flash, owned: true)
@@ -127,6 +128,8 @@ public final class EngineCore {
 
     /// Whether the cost model has a measured flash read bandwidth (a probe, or a read done).
     private var flashReadsMeasured = false
+    /// Whether a real flash read (not the probe) has been measured.
+    private var flashReadDone = false
     private var stepsSinceProbe = 0
 
     /// Seeds the cost model's flash read bandwidth with a measurement of reading back blocks
@@ -274,12 +277,40 @@ public final class EngineCore {
     /// the blocks saved.
     @discardableResult
     public func saveCachedPrefixes() -> Int {
+        saveStepTimeModel()
         updateFlashBudget()
         guard let write = scheduler.saveAllCachedBlocks() else { return 0 }
         transfers.start(write)
         finishTransfersInFlight()
         logger.info("saved \(write.blocks.count) cached prefix blocks to flash for the next start")
         return write.blocks.count
+    }
+
+    /// Starts the step-time model from the one the last run on this flash directory saved.
+    private func restoreStepTimeModel() {
+        guard configuration.prefixCaching, let directory = flashTier?.stateDirectory else { return }
+        do {
+            guard let saved = try StepTimeRecord(directory: directory).load(for: namespace) else { return }
+            scheduler.costModel.steps = saved
+            // The per-token rate is infinite when the fit puts the cost in the other terms.
+            let rate = saved.tokensPerSecond.isFinite ? "\(Int(saved.tokensPerSecond)) tokens/s" : "no per-token cost"
+            logger.info("step-time model of the last run restored (\(saved.observations) steps): \(rate) for the products")
+        } catch {
+            logger.warning("the saved step-time model in \(directory) is not readable, starting from a guess: \(error)")
+        }
+    }
+
+    /// Saves the step-time model for the next start, once it has learned from enough steps.
+    private func saveStepTimeModel() {
+        let model = scheduler.costModel.steps
+        guard configuration.prefixCaching, model.observations >= StepTimeRecord.minimumObservations,
+            let directory = flashTier?.stateDirectory
+        else { return }
+        do {
+            try StepTimeRecord(directory: directory).save(model, for: namespace)
+        } catch {
+            logger.warning("could not save the step-time model in \(directory): \(error)")
+        }
     }
 
     /// Waits until every transfer in flight has completed (or failed) and applies the outcomes,
@@ -294,6 +325,9 @@ public final class EngineCore {
 
     /// The totals since start, with the queues and KV use of now.
     public func snapshot() -> EngineStats { totals }
+
+    /// What the engine has learned of its steps' times (the cost model's recompute side).
+    public var stepTimeModel: StepTimeModel { scheduler.costModel.steps }
 
     // MARK: Outputs
 
@@ -324,8 +358,15 @@ public final class EngineCore {
             case .read: scheduler.readCompleted(outcome.id, intactBlocks: outcome.intactBlocks)
             }
             if outcome.failure == nil {
+                if outcome.tier == .flash, outcome.direction == .read, !flashReadDone {
+                    // The start-up probe read into host buffers; a real read also moves the blocks
+                    // to the device (and on a busy disk competes with writes): its speed replaces
+                    // the probe's instead of being averaged with it.
+                    scheduler.costModel.readBytesPerSecond[.flash] = nil
+                    flashReadDone = true
+                    flashReadsMeasured = true
+                }
                 scheduler.costModel.observe(outcome.direction, tier: outcome.tier, bytes: outcome.bytes, seconds: outcome.seconds)
-                if outcome.tier == .flash, outcome.direction == .read { flashReadsMeasured = true }
             }
             if outcome.tier == .flash {
                 switch outcome.direction {

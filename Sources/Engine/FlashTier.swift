@@ -53,6 +53,14 @@ public final class FlashTier: KVTierStore {
     public var storedContentKeys: [BlockKey] { store.contentKeys }
     public var regionCount: Int { store.configuration.paths.count }
     public var isShared: Bool { store.configuration.sharedDirectory }
+    /// The first path when it is a directory (a raw block device has no room for a file).
+    public var stateDirectory: String? {
+        var isDirectory: ObjCBool = false
+        guard let path = store.configuration.paths.first, FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory),
+            isDirectory.boolValue
+        else { return nil }
+        return path
+    }
 
     public func refreshSharedBlocks() -> (found: [BlockKey], gone: [BlockKey]) {
         let change = store.refreshSharedRegions()

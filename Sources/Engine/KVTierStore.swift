@@ -81,6 +81,9 @@ public protocol KVTierStore: Sendable {
     /// Bytes per second of reading back blocks the tier holds, measured now (blocking); nil when
     /// it holds too little to measure.
     func measureReadBandwidth() -> Double?
+    /// A directory that outlives the process beside the tier's data (where the engine keeps what
+    /// it learned of this machine's speed); nil for a tier that lives in memory.
+    var stateDirectory: String? { get }
 }
 
 extension KVTierStore {
@@ -92,4 +95,5 @@ extension KVTierStore {
     public func refreshSharedBlocks() -> (found: [BlockKey], gone: [BlockKey]) { ([], []) }
     public func adoptNamespace(_ namespace: PrefixNamespace) {}
     public func measureReadBandwidth() -> Double? { nil }
+    public var stateDirectory: String? { nil }
 }

@@ -9,12 +9,15 @@ extension FlashStore {
     ///
     /// The engine's cost model decides whether a cached prefix is loaded or recomputed from the
     /// measured read bandwidth; until a first load it has only a guess, and a guess that is too
-    /// high loads where recomputing is faster. Blocking; it runs once, at engine start.
+    /// high loads where recomputing is faster. Blocking; it runs once, at engine start. The
+    /// engine's first real read replaces the figure: a load also moves the blocks to the device.
     public func measureReadBandwidth(maxBytes: Int = 256 << 20, minimumBytes: Int = 16 << 20) -> Double? {
         let chosen: [(key: BlockKey, location: FlashSlotLocation)] = locked { state in
             var total = 0
             var picked: [(key: BlockKey, location: FlashSlotLocation)] = []
-            for entry in state.map.entries where entry.key.kind == .content {
+            // Blocks drawn at random, not the same ones at every start: a drive (or a cloud
+            // volume) that kept the last probe's blocks in its cache would report its cache's speed.
+            for entry in state.map.entries.filter({ $0.key.kind == .content }).shuffled() {
                 guard total < maxBytes else { break }
                 picked.append(entry)
                 total += entry.location.length

@@ -273,7 +273,10 @@ public struct Scheduler: Sendable {
     private mutating func admitWaiting(
         budget: inout Int, share: inout FairShare.Step, underservedOnly: Bool = false, into plan: inout StepPlan
     ) {
-        while let id = fairOrder(waiting).first, budget > 0, running.count + loading.count < config.maxRunning {
+        var beingLoaded = keysBeingLoaded()
+        while let id = fairOrder(waiting).first(where: { !awaitsLoad(of: $0, beingLoaded) }), budget > 0,
+            running.count + loading.count < config.maxRunning
+        {
             if underservedOnly, !isUnderserved(id) { return }
             let sequence = sequences[id]!
             let blockTokens = config.blockTokens
@@ -292,6 +295,7 @@ public struct Scheduler: Sendable {
                     id: takeTransferID(), tier: .flash, purpose: .loadPrefix, sequence: id, blocks: blocks, keys: flashKeys,
                     tokens: flashKeys.count * blockTokens)
                 reads[read.id] = PendingRead(read: read, countsAsCached: sequence.generatedCount == 0 && !sequence.admitted)
+                beingLoaded.formUnion(flashKeys)
                 plan.reads.append(read)
                 sequences[id]!.status = .loading(.flash)
                 loading.append(id)
@@ -357,6 +361,22 @@ public struct Scheduler: Sendable {
         }
         admitWaiting(budget: &budget, share: &share, underservedOnly: true, into: &plan)
         return preempted
+    }
+
+    /// Flash keys of the prefix loads in flight.
+    private func keysBeingLoaded() -> Set<BlockKey> {
+        Set(reads.values.lazy.filter { $0.read.purpose == .loadPrefix }.flatMap(\.read.keys))
+    }
+
+    /// Whether waiting sequence `id`'s next uncached block is on its way to the device in another
+    /// sequence's prefix load. It waits for that load: once it arrives its blocks are cached on the
+    /// device and shared, where loading them again would read the same bytes twice (requests on
+    /// one document arriving together each read all of it).
+    private func awaitsLoad(of id: SequenceID, _ beingLoaded: Set<BlockKey>) -> Bool {
+        guard !beingLoaded.isEmpty, let sequence = sequences[id] else { return false }
+        let reusable = (sequence.tokens.count - 1) / config.blockTokens
+        let hits = kv.cachedPrefix(sequence.blockHashes.prefix(reusable)).count
+        return hits < reusable && beingLoaded.contains(sequence.blockHashes[hits].key)
     }
 
     /// Takes the device cache's `hits` for a waiting sequence being admitted.

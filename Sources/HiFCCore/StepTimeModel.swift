@@ -7,7 +7,7 @@
 /// exponential forgetting, so it follows the machine as it warms up or gets busier. It predicts
 /// what recomputing a range of a sequence's tokens costs, for the choices between recomputing
 /// and moving KV (`KVCostModel`).
-public struct StepTimeModel: Hashable, Sendable {
+public struct StepTimeModel: Hashable, Sendable, Codable {
     // Features are scaled (tokens in thousands, pairs in millions) to keep the fit well conditioned.
     private static let tokenScale = 1e-3
     private static let pairScale = 1e-6

@@ -3,12 +3,12 @@ import Foundation
 import HiFCBench
 import HiFCCore
 
-/// `hifc bench kv-dtype`: the accuracy of a KV dtype (fp8) against the backend's own, on one
-/// model and one text (`KVDTypeAccuracy`).
+/// `hifc bench kv-dtype`: the accuracy of a KV dtype (fp8) against the backend's own or bf16, on
+/// one model and one text (`KVDTypeAccuracy`).
 struct BenchKVDTypeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kv-dtype",
-        abstract: "Compare a model's logits, perplexity and greedy output with an fp8 KV cache against its own KV dtype.")
+        abstract: "Compare a model's logits, perplexity and greedy output with an fp8 KV cache against its own KV dtype or bf16.")
 
     @Option(help: "A model directory or GGUF file, or synth:tiny|small|1b|8b for a synthetic Llama.") var model: String
     @Option(help: "A text file to score (e.g. /usr/share/common-licenses/GPL-3).") var text: String
@@ -17,6 +17,8 @@ struct BenchKVDTypeCommand: ParsableCommand {
     @Option(name: .customLong("greedy-tokens"), help: "Tokens generated greedily with each dtype.") var greedyTokens: Int = 128
     @Option(name: .customLong("block-size"), help: "Tokens per KV block.") var blockSize: Int = 16
     @Option(name: .customLong("kv-dtype"), help: "The KV dtype measured: bf16 or fp8.") var kvDType: KVDTypeChoice = .fp8
+    @Option(help: "The KV dtype measured against: auto (the backend's own: f32 on the CPU, bf16 on CUDA) or bf16.")
+    var reference: KVDTypeChoice = .auto
     @Option(help: "cpu (the default here), auto, cuda or cuda:N.") var device: String = "cpu"
     @Flag(help: "Print the figures as one JSON object.") var json = false
 
@@ -33,7 +35,7 @@ struct BenchKVDTypeCommand: ParsableCommand {
             throw ValidationError("--text \(text) has \(tokens.count) tokens, fewer than --prompt-tokens \(promptTokens)")
         }
         let start = Date()
-        let figures = try KVDTypeAccuracy(model: loaded.model, blockTokens: blockSize, candidate: kvDType)
+        let figures = try KVDTypeAccuracy(model: loaded.model, blockTokens: blockSize, reference: reference, candidate: kvDType)
             .run(text: tokens, promptTokens: promptTokens, greedyTokens: greedyTokens)
         let seconds = Date().timeIntervalSince(start)
         if json {

@@ -47,6 +47,13 @@ struct CheckGPUCommand: AsyncParsableCommand {
     )
     var models: String = "tiny"
 
+    @Option(
+        name: .customLong("fp8-models"),
+        help:
+            "Synthetic models (as --models) run with fp8 KV: their logits on the GPU against the CPU backend's fp8 KV and against bf16 KV on the GPU, beside fp8 against f32 on the CPU (empty for none)."
+    )
+    var fp8Models: String = ""
+
     @Option(help: "Where the synthetic models are written (removed afterwards).")
     var workDir: String = NSTemporaryDirectory()
 
@@ -71,11 +78,15 @@ struct CheckGPUCommand: AsyncParsableCommand {
             for t in timings { print(t) }
             results += swap
         }
-        let presets = try models.split(separator: ",").map { name -> (ModelArchitecture, SynthModel.Preset) in
-            guard let p = GPUModelCheck.parse(String(name)) else { throw ValidationError("--models: unknown model \(name)") }
-            return p
+        func parse(_ list: String, _ flag: String) throws -> [(ModelArchitecture, SynthModel.Preset)] {
+            try list.split(separator: ",").map { name in
+                guard let p = GPUModelCheck.parse(String(name)) else { throw ValidationError("\(flag): unknown model \(name)") }
+                return p
+            }
         }
-        let backend = swapDir != nil || !presets.isEmpty ? try CUDABackend(ordinal: gpu.info.ordinal) : nil
+        let presets = try parse(models, "--models")
+        let fp8Presets = try parse(fp8Models, "--fp8-models")
+        let backend = swapDir != nil || !presets.isEmpty || !fp8Presets.isEmpty ? try CUDABackend(ordinal: gpu.info.ordinal) : nil
         if let swapDir, let backend {
             let engine = try GPUEngineSwapCheck(backend: backend).run(flashDirectory: swapDir, workDirectory: workDir)
             for r in engine { print(r) }
@@ -84,6 +95,11 @@ struct CheckGPUCommand: AsyncParsableCommand {
         if let backend {
             for (architecture, preset) in presets {
                 let model = try GPUModelCheck(cuda: backend).run(preset: preset, architecture: architecture, workDirectory: workDir, keep: keepModels)
+                for r in model { print(r) }
+                results += model
+            }
+            for (architecture, preset) in fp8Presets {
+                let model = try GPUKVDTypeCheck(cuda: backend).run(preset: preset, architecture: architecture, workDirectory: workDir)
                 for r in model { print(r) }
                 results += model
             }

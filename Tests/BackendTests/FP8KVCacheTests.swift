@@ -131,12 +131,40 @@ final class FP8KVCacheTests: XCTestCase {
         XCTAssertEqual(try blockBytes(fused), try blockBytes(separate))
     }
 
-    func testTheCPUBackendRefusesABF16PoolNamingTheDtype() {
-        var bf16 = layout
-        bf16.dtype = .bfloat16
-        XCTAssertThrowsError(try CPUBackend(blas: nil).makeKVCachePool(layout: bf16, blocks: 1)) { error in
-            XCTAssertTrue("\(error)".contains("bfloat16"), "\(error)")
+    func testTheCPUBackendRefusesAnF16PoolNamingTheDtype() {
+        var f16 = layout
+        f16.dtype = .float16
+        XCTAssertThrowsError(try CPUBackend(blas: nil).makeKVCachePool(layout: f16, blocks: 1)) { error in
+            XCTAssertTrue("\(error)".contains("float16"), "\(error)")
         }
+    }
+
+    /// A bf16 pool (the CUDA backend's dtype, which fp8's accuracy is measured against) stores
+    /// K/V rounded to bf16 and attends over exactly those values.
+    func testBF16AttentionReadsTheRoundedValues() throws {
+        let backend = CPUBackend(blas: nil, pool: CPUThreadPool(threads: 2))
+        var bf16Layout = layout
+        bf16Layout.dtype = .bfloat16
+        let bf16 = try backend.makeKVCachePool(layout: bf16Layout, blocks: 4)
+        let rounded = try backend.makeKVCachePool(layout: layout, blocks: 4)
+        let step = try backend.prepare(
+            try StepBatch.make(
+                chunks: [(tokens: Array(repeating: 0, count: 50), startPosition: 0, blockTable: [2, 0, 3, 1], wantsLogits: true)],
+                blockTokens: 16))
+        let k = randomHeads(rows: 50, decades: -1...0.5)
+        let v = randomHeads(rows: 50, decades: -2...2)
+        func round(_ x: [Float]) -> [Float] { x.map { BFloat16.float(bits: BFloat16.bits($0)) } }
+        let shape = [50, layout.tokenElements]
+        try backend.writeKV(
+            k: try backend.uploadFloat32(k, shape: shape), v: try backend.uploadFloat32(v, shape: shape), layer: 1, pool: bf16, step: step)
+        try backend.writeKV(
+            k: try backend.uploadFloat32(round(k), shape: shape), v: try backend.uploadFloat32(round(v), shape: shape), layer: 1, pool: rounded,
+            step: step)
+        let q = try backend.uploadFloat32((0..<50 * heads * 64).map { _ in Float.random(in: -1...1) }, shape: [50, heads * 64])
+        let outputs = try [bf16, rounded].map {
+            try backend.download(try backend.pagedAttention(q: q, heads: heads, layer: 1, scale: 0.125, pool: $0, step: step))
+        }
+        XCTAssertLessThanOrEqual(maxRelativeError(outputs[0], outputs[1]), 1e-6)
     }
 
     // MARK: Helpers

@@ -52,6 +52,8 @@ final class KernelCompileTests: XCTestCase {
             "rmsnorm_f32_to_bf16", "add_rmsnorm_f32_to_bf16", "rope_qkv_write_kv",
             "kv_write_bf16", "argmax_f32", "topk_f32", "silu_mul_f32_to_bf16", "embedding_bf16_to_f32",
             "gemv_bf16_t1r1u2p1h1", "gemv_bf16_t1r1u4p1h1", "gemv_bf16_t2r2u2p1h1",
+            "kv_write_fp8", "rope_qkv_write_kv_fp8", "paged_attention_partial_e4g4_fp8", "paged_attention_partial_e4g8_fp8",
+            "paged_attention_partial_e8g8_fp8",
         ] {
             XCTAssertTrue(all.contains(name), "\(name) missing from the kernel sources")
         }
@@ -60,10 +62,12 @@ final class KernelCompileTests: XCTestCase {
     func testEveryDecodeAttentionChoiceNamesAKernelThatExists() throws {
         let sources = try KernelSources.load()
         let all = Set(sources.modules.values.flatMap { KernelLibrary.kernelNames(in: $0) })
-        for headDim in [64, 128, 256] {
-            for group in 1...8 {
-                let name = CUDAKernels.wideAttentionKernel(headDim: headDim, group: group)
-                XCTAssertTrue(name.map(all.contains) ?? false, "head dim \(headDim), group \(group): \(name ?? "none")")
+        for dtype in CUDAKernels.kvDTypes {
+            for headDim in [64, 128, 256] {
+                for group in 1...8 {
+                    let name = CUDAKernels.wideAttentionKernel(headDim: headDim, group: group, dtype: dtype)
+                    XCTAssertTrue(name.map(all.contains) ?? false, "\(dtype), head dim \(headDim), group \(group): \(name ?? "none")")
+                }
             }
         }
         // Head dims without a tensor-core decode kernel keep the general kernel.
@@ -74,12 +78,31 @@ final class KernelCompileTests: XCTestCase {
     func testEveryPrefillAttentionChoiceNamesAKernelThatExists() throws {
         let sources = try KernelSources.load()
         let all = Set(sources.modules.values.flatMap { KernelLibrary.kernelNames(in: $0) })
-        for headDim in CUDAKernels.prefillAttentionHeadDims {
-            for group in 1...8 {
-                for wide in [false, true] {
-                    let name = CUDAKernels.prefillLaunchShape(headDim: headDim, group: group, wide: wide).name
-                    XCTAssertTrue(all.contains(name), "head dim \(headDim), group \(group), wide \(wide): \(name)")
+        for dtype in CUDAKernels.kvDTypes {
+            for headDim in CUDAKernels.prefillAttentionHeadDims {
+                for group in 1...8 {
+                    for wide in [false, true] {
+                        let name = CUDAKernels.prefillLaunchShape(headDim: headDim, group: group, wide: wide, dtype: dtype).name
+                        XCTAssertTrue(all.contains(name), "\(dtype), head dim \(headDim), group \(group), wide \(wide): \(name)")
+                    }
                 }
+            }
+        }
+    }
+
+    /// The fp8 tensor-core kernels fit their shared memory on an H100/H200 (227 KiB a block),
+    /// which the launch asks for by these figures.
+    func testFP8AttentionSharedMemoryFitsHopper() {
+        let limit = 227 * 1024
+        for headDim in [64, 128, 256] {
+            let launch = CUDAKernels.decodeAttentionLaunch(headDim: headDim, group: 8, dtype: .fp8e4m3)!
+            XCTAssertLessThanOrEqual(launch.sharedBytes, limit, launch.kernel)
+            XCTAssertLessThan(launch.sharedBytes, CUDAKernels.decodeAttentionLaunch(headDim: headDim, group: 8)!.sharedBytes, launch.kernel)
+        }
+        for headDim in CUDAKernels.prefillAttentionHeadDims {
+            for wide in [false, true] {
+                let shape = CUDAKernels.prefillLaunchShape(headDim: headDim, group: 4, wide: wide, dtype: .fp8e4m3)
+                XCTAssertLessThanOrEqual(shape.sharedBytes, limit, shape.name)
             }
         }
     }

@@ -1,11 +1,12 @@
 import Backend
-import Engine
 import FlashStore
 import Foundation
 import HiFCCore
 import Models
 import SynthModels
 import XCTest
+
+@testable import Engine
 
 /// The prefix cache through the real engine and model: greedy outputs are token for token those
 /// of the cache off, whatever is shared, preempted, restarted or damaged.
@@ -86,6 +87,35 @@ final class PrefixCacheEngineTests: XCTestCase {
         XCTAssertEqual(try runInTurn([prompt], through: restarted), expected)
         XCTAssertEqual(restarted.snapshot().flashHitTokens, 80, "the prompt's 5 full blocks come from flash")
         store.close()
+    }
+
+    func testTheStepTimesLearnedBeforeARestartPriceRecomputeAfterIt() throws {
+        let directory = EngineFixture.scratch + "/step-time-\(UUID().uuidString)"
+        let learned: StepTimeModel
+        do {
+            let store = try EngineFixture.flashStore(path: directory)
+            let first = try core(prefixCaching: true, store: store)
+            XCTAssertEqual(first.stepTimeModel.observations, 0)
+            _ = try runInTurn(Array(sharedDocument.prefix(2)), through: first)
+            learned = first.stepTimeModel
+            XCTAssertGreaterThanOrEqual(learned.observations, StepTimeRecord.minimumObservations)
+            _ = first.saveCachedPrefixes()
+            store.close()
+        }
+        let store = try EngineFixture.flashStore(path: directory)
+        let restarted = try core(prefixCaching: true, store: store)
+        XCTAssertEqual(restarted.stepTimeModel, learned, "the restarted engine starts from what the first one learned")
+        store.close()
+    }
+
+    func testAnUnreadableStepTimeFileIsIgnored() throws {
+        let directory = EngineFixture.scratch + "/step-time-bad-\(UUID().uuidString)"
+        let store = try EngineFixture.flashStore(path: directory)
+        defer { store.close() }
+        try Data("not json".utf8).write(to: StepTimeRecord(directory: directory).file)
+        let engine = try core(prefixCaching: true, store: store)
+        XCTAssertEqual(engine.stepTimeModel.observations, 0, "it starts from the guess, and runs")
+        XCTAssertEqual(try runInTurn([Array(3..<30)], through: engine).count, 1)
     }
 
     func testTheDeviceCacheIsSavedAtShutdownAndFoundAfterARestart() async throws {

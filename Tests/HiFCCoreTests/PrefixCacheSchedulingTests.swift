@@ -142,6 +142,22 @@ final class PrefixCacheSchedulingTests: XCTestCase {
         XCTAssertEqual(scheduler.kv.pool.cachedCount, 7, "loaded blocks join the device cache")
     }
 
+    func testRequestsOnOneDocumentArrivingTogetherReadItFromFlashOnce() {
+        let document = Array(0..<28)
+        var scheduler = schedulerWithPrefixOnFlash(document, readBytesPerSecond: 1e9)
+        scheduler.add(id: 1, prompt: document + [100, 101], maxTotalTokens: 40)
+        scheduler.add(id: 2, prompt: document + [200, 201], maxTotalTokens: 40)
+        let plan = scheduler.schedule()
+        XCTAssertEqual(plan.reads.count, 1, "the second request waits for the first one's load")
+        XCTAssertEqual(scheduler.sequence(2)?.status, .waiting)
+        XCTAssertTrue(scheduler.schedule().reads.isEmpty, "nor does it load while the first load is in flight")
+        scheduler.readCompleted(plan.reads[0].id, intactBlocks: 7)
+        let next = scheduler.schedule()
+        XCTAssertTrue(next.reads.isEmpty)
+        XCTAssertEqual(next.prefills.first { $0.sequence == 2 }?.start, 28, "the loaded blocks are device hits for the second")
+        XCTAssertEqual(scheduler.sequence(2)?.cachedPromptTokens, 28)
+    }
+
     func testPrefixOnASlowFlashIsRecomputed() {
         let prompt = Array(0..<30)
         // 7 KiB at 1 MB/s is 7 ms; computing 28 tokens at 1 ms each is 28 ms: load. At 100 kB/s,

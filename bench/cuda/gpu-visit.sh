@@ -3,20 +3,22 @@
 # whole 8B-shaped model against PyTorch + transformers, the server under load, and an error exit
 # of the CUDA engine.
 # Run from the repository root after `bash .device/unpack.sh`; logs go to $OUT (or ./gpu-logs).
-#   bash bench/cuda/gpu-visit.sh [checks] [labs] [model] [long] [swap] [swapio] [prefix] [sanitizer] [serve] [exit] [smollm2] [gemma3] [cpu] [multi] [multi2] [swapmodes]
-#   (default: all but swapio, smollm2, gemma3, cpu, multi, multi2 and swapmodes; smollm2, gemma3 and cpu need a GGUF carried in parts,
+#   bash bench/cuda/gpu-visit.sh [checks] [labs] [model] [long] [swap] [swapio] [prefix] [sanitizer] [serve] [exit] [smollm2] [gemma3] [cpu] [multi] [multi2] [swapmodes] [fp8]
+#   (default: all but swapio, smollm2, gemma3, cpu, multi, multi2, swapmodes and fp8; smollm2, gemma3 and cpu need a GGUF carried in parts,
 #   see the smollm2 step; multi2 needs the 2-GPU machine, nvidia-h200-x2; swapmodes fits one device call of its own, about 6 minutes)
 # env: BATCH, PROMPT, DECODE (model: decode tokens, 32; the first 15 or so steps after the prefill run at
 # power-capped clocks, model-h200.md); BASELINE=DIR first runs bench model with DIR/hifc (an earlier binary, packed
 # and unpacked like .device); PDL_AB=1 repeats bench model with HIFC_CUDA_PDL=0; STEP_TIMING=1 adds
 # a run with HIFC_CUDA_STEP_TIMING=1; MODES, SWAP_LIMIT, SCALE, BUDGET, CAPACITY (swap); ROUNDS (swapio, 3);
-# PATHS (multi, 4), PLACEMENTS (multi, affinity stripe swarm), MODES2 (multi2: every preemption mode); CHECK_MODELS
-# (checks); PREFIX_SIZES, PREFIX_SETUPS, PREFIX_BUDGET, DOC_TOKENS (prefix);
+# PATHS (multi, 4), PLACEMENTS (multi, affinity stripe swarm), REAL_PATHS (multi: 0 skips the loop-device runs), MODES2 (multi2: every preemption mode); CHECK_MODELS,
+# CHECK_FP8_MODELS (checks); PREFIX_SIZES, PREFIX_SETUPS, PREFIX_BUDGET, DOC_TOKENS (prefix);
 # cpu: the CPU backend against llama.cpp on the host's cores (bench/llamacpp/compare_cpu.py and the thread scaling
 # curve), with the sdist and the GGUF carried in .device/hifc-bench (HIFC_BENCH_CACHE layout of build.sh: sdist/*.tar.gz,
 # models/*.gguf) or LLAMA_BIN=folder of an llama.cpp build; CPU_THREADS (default: the physical cores), SCALING (1 2 4 8 16)
 # swapmodes: WORKLOADS (qasper,govreport,narrativeqa), REQUESTS (40,20,10: one per workload), SCALE (0.25), BUDGET (4GiB),
 # ROUNDS (2), MODES, CAPACITY, DRAM, SWAP_LIMIT
+# fp8 (issue 22, about 4 minutes with synth-8b already written): FP8_MODELS (tiny,1b,qwen3:tiny,gemma3:tiny,mistral:tiny),
+# FP8_PROMPT (8192), FP8_BATCH (1,16), FP8_SCALE (0.5), FP8_REQUESTS (8), FP8_MODES (swap-flash), BUDGET (4GiB)
 set -uo pipefail
 out="${OUT:-gpu-logs}"; mkdir -p "$out"
 work=/var/tmp/hifc; mkdir -p "$work"
@@ -43,7 +45,8 @@ if has checks; then
     stamp "check gpu"
     # Model families: Qwen3 and Gemma 3, Mistral and Qwen2 with sliding windows (GPUModelCheck).
     .device/hifc check gpu --swap-dir "$work" --swap-blocks 128 --bench \
-        --models "${CHECK_MODELS:-tiny,1b,mistral:tiny,qwen2:tiny,qwen3:tiny,gemma3:tiny,mistral:1b,qwen3:1b,gemma3:1b}" --work-dir "$work" > "$out/check.txt" 2>&1
+        --models "${CHECK_MODELS:-tiny,1b,mistral:tiny,qwen2:tiny,qwen3:tiny,gemma3:tiny,mistral:1b,qwen3:1b,gemma3:1b}" \
+        --fp8-models "${CHECK_FP8_MODELS:-tiny,mistral:tiny}" --work-dir "$work" > "$out/check.txt" 2>&1
     echo "check gpu rc=$?" | tee -a "$out/summary.txt"
     grep -E "FAIL|passed|swap-flash|swap-dram|roofline|TFLOP|GB/s" "$out/check.txt" | tee -a "$out/summary.txt"
     stamp "dd after"; disk_dd
@@ -109,6 +112,30 @@ if has swap; then  # the paper's setting: 8B shape, GovReport-like prompts, 4 Gi
     tail -12 "$out/bench-swap.txt" | tee -a "$out/summary.txt"
 fi
 
+if has fp8; then  # issue 22: fp8 KV on the GPU, its checks, then fp8 against bf16 on the 8B shape
+    stamp "fp8: check gpu (every kernel, the fp8 ones included; synthetic models with fp8 KV)"
+    .device/hifc check gpu --models "" --fp8-models "${FP8_MODELS:-tiny,1b,qwen3:tiny,gemma3:tiny,mistral:tiny}" --work-dir "$work" \
+        > "$out/fp8-check.txt" 2>&1
+    echo "fp8 check gpu rc=$?" | tee -a "$out/summary.txt"
+    grep -E "FAIL|fp8|passed" "$out/fp8-check.txt" | grep -vE "^ok .*bfloat16" | tee -a "$out/summary.txt"
+    stamp "synth 8b"; synth8b
+    for dtype in bf16 fp8; do  # the decode step with long contexts: attention reads half the bytes over fp8
+        stamp "fp8: bench model, KV $dtype, ${FP8_PROMPT:-8192}-token prompts"
+        .device/hifc bench model --model "$model" --device cuda --batch "${FP8_BATCH:-1,16}" --prompt-tokens "${FP8_PROMPT:-8192}" \
+            --decode-tokens 32 --kv-dtype "$dtype" --json > "$out/fp8-model-$dtype.txt" 2>&1
+        echo "bench model $dtype rc=$?" | tee -a "$out/summary.txt"
+        grep engine "$out/fp8-model-$dtype.txt" | tee -a "$out/summary.txt"
+    done
+    for dtype in bf16 fp8; do  # the paper's setting, scaled down: 8B shape, GovReport-like prompts, 4 GiB of KV
+        stamp "fp8: bench swap, KV $dtype, govreport x${FP8_SCALE:-0.5}, ${FP8_REQUESTS:-8} requests, ${BUDGET:-4GiB}"
+        .device/hifc bench swap --model "$model" --device cuda --workload govreport --scale "${FP8_SCALE:-0.5}" \
+            --requests "${FP8_REQUESTS:-8}" --kv-budget "${BUDGET:-4GiB}" --mode "${FP8_MODES:-swap-flash}" --kv-dtype "$dtype" \
+            --flash-path "$work" --flash-capacity "${CAPACITY:-16GiB}" > "$out/fp8-swap-$dtype.txt" 2>&1
+        echo "bench swap $dtype rc=$?" | tee -a "$out/summary.txt"
+        tail -8 "$out/fp8-swap-$dtype.txt" | tee -a "$out/summary.txt"
+    done
+fi
+
 if has prefix; then  # the prefix cache on the 8B shape: load vs recompute vs the cost model, 1K-32K; document QA
     stamp "synth 8b"; synth8b
     stamp "dd before prefix"; disk_dd
@@ -145,7 +172,7 @@ fi
 
 if has sanitizer; then  # memcheck of the kernels' checks, the tiny model and a short engine run that swaps (greedy picks on the GPU)
     stamp "compute-sanitizer memcheck"
-    compute-sanitizer --tool memcheck --leak-check no .device/hifc check gpu --models tiny > "$out/memcheck-check.txt" 2>&1
+    compute-sanitizer --tool memcheck --leak-check no .device/hifc check gpu --models tiny --fp8-models tiny > "$out/memcheck-check.txt" 2>&1
     echo "memcheck check gpu rc=$?" | tee -a "$out/summary.txt"
     grep -E "ERROR SUMMARY|GPU checks passed" "$out/memcheck-check.txt" | tee -a "$out/summary.txt"
     # 6 requests of 350 tokens (6 blocks each) over 16 blocks of KV: sequences are swapped out and back in.
@@ -153,6 +180,11 @@ if has sanitizer; then  # memcheck of the kernels' checks, the tiny model and a 
         --workload 100:250 --kv-budget 16 --mode swap-flash --flash-path "$work" > "$out/memcheck-engine.txt" 2>&1
     echo "memcheck bench swap rc=$?" | tee -a "$out/summary.txt"
     grep -E "ERROR SUMMARY|swap-flash" "$out/memcheck-engine.txt" | tail -3 | tee -a "$out/summary.txt"
+    # The same over fp8 KV (issue 22): its writers, attention kernels and swapped blocks.
+    compute-sanitizer --tool memcheck --leak-check no .device/hifc bench swap --model synth:tiny --device cuda --requests 6 \
+        --workload 100:250 --kv-budget 16 --mode swap-flash --kv-dtype fp8 --flash-path "$work" > "$out/memcheck-engine-fp8.txt" 2>&1
+    echo "memcheck bench swap fp8 rc=$?" | tee -a "$out/summary.txt"
+    grep -E "ERROR SUMMARY|swap-flash" "$out/memcheck-engine-fp8.txt" | tail -3 | tee -a "$out/summary.txt"
 fi
 
 if has serve; then  # the OpenAI server on the GPU: the tiny synthetic model, the default 32 KV blocks, swap-flash, under load
@@ -312,7 +344,9 @@ if has multi; then  # one GPU over several flash paths (issue 20): placements en
         --write-bandwidth "${dd_write}GB" 2>&1 | tee "$out/placement-swap-trace.txt" | tee -a "$out/summary.txt"
     stamp "bench placement: synthetic prefix-sharing trace (8 MiB blocks), simulated, 4 SSDs of 7 GB/s"
     .device/hifc bench placement --synthesize --save-batch 1 --ssds 4 2>&1 | tee "$out/placement-synthetic.txt" | tee -a "$out/summary.txt"
-    if bash bench/flash-paths/throttled-loops.sh up 4 400MB 6G > "$out/loops.txt" 2>&1; then
+    if [ "${REAL_PATHS:-1}" != 1 ]; then
+        echo "multi: the real-path placement runs skipped (REAL_PATHS=${REAL_PATHS})" | tee -a "$out/summary.txt"
+    elif bash bench/flash-paths/throttled-loops.sh up 4 400MB 6G > "$out/loops.txt" 2>&1; then
         stamp "bench placement --real on 4 kernel-throttled loop devices of 400 MB/s (1 MiB blocks, same trace shape)"
         bash bench/flash-paths/throttled-loops.sh run .device/hifc bench placement --synthesize --save-batch 1 --block-size 1MiB \
             --requests 200 --ssds 4 --bandwidth 400MB --duplex --capacity 1GiB --real "$(bash bench/flash-paths/throttled-loops.sh paths)" \

@@ -2,8 +2,8 @@ import CPUKernels
 import Foundation
 import HiFCCore
 
-/// The CPU backend's KV pool: one 4 KiB-aligned host allocation of f32 or fp8 (E4M3 with scales)
-/// blocks, each block starting on a 4 KiB boundary, so the flash store can O_DIRECT straight from
+/// The CPU backend's KV pool: one 4 KiB-aligned host allocation of f32, fp8 (E4M3 with scales) or
+/// bf16 blocks, each block starting on a 4 KiB boundary, so the flash store can O_DIRECT straight from
 /// and into it.
 public final class CPUKVCachePool: KVCachePool, @unchecked Sendable {
     public let layout: KVBlockLayout
@@ -13,13 +13,15 @@ public final class CPUKVCachePool: KVCachePool, @unchecked Sendable {
     public let base: UnsafeMutableRawPointer
 
     /// The KV dtypes the CPU kernels read and write.
-    public static let dtypes: [KVDType] = [.float32, .fp8e4m3]
+    public static let dtypes: [KVDType] = [.float32, .fp8e4m3, .bfloat16]
 
-    /// Allocates `blocks` zeroed blocks of `layout` (f32 or fp8e4m3).
+    /// Allocates `blocks` zeroed blocks of `layout` (f32, fp8e4m3 or bf16).
     public init(layout: KVBlockLayout, blocks: Int) throws(BackendError) {
         guard Self.dtypes.contains(layout.dtype) else {
             throw .badBlock(
-                detail: "the CPU backend keeps KV in float32 (--kv-dtype auto) or fp8e4m3 (--kv-dtype fp8), not \(layout.dtype)")
+                detail:
+                    "the CPU backend keeps KV in float32 (--kv-dtype auto), fp8e4m3 (--kv-dtype fp8) or bfloat16 (--kv-dtype bf16), not \(layout.dtype)"
+            )
         }
         guard blocks > 0 else { throw .badBlock(detail: "a pool needs at least one block, not \(blocks)") }
         self.layout = layout
@@ -63,6 +65,6 @@ extension CPUKVCachePool {
             key_scale_offset: scaled ? layout.scaleOffset(layer: layer, value: false, token: 0) : 0,
             value_scale_offset: scaled ? layout.scaleOffset(layer: layer, value: true, token: 0) : 0,
             block_tokens: Int32(layout.blockTokens), kv_heads: Int32(layout.kvHeads), head_dim: Int32(layout.headDim),
-            dtype: Int32(scaled ? HIFC_KV_FP8_E4M3.rawValue : HIFC_KV_F32.rawValue))
+            dtype: Int32((layout.dtype == .fp8e4m3 ? HIFC_KV_FP8_E4M3 : layout.dtype == .bfloat16 ? HIFC_KV_BF16 : HIFC_KV_F32).rawValue))
     }
 }

@@ -99,11 +99,13 @@ void hifc_add_bias(float *c, const float *bias, long m, long n);
 
 // MARK: Paged attention
 
-/// The element type of a KV pool (`KVDType`): f32, or FP8 E4M3 with one f32 scale per token and
-/// KV head (an element stands for `scale · e4m3`).
+/// The element type of a KV pool (`KVDType`): f32, FP8 E4M3 with one f32 scale per token and
+/// KV head (an element stands for `scale · e4m3`), or bf16 (rounded to nearest even; the CUDA
+/// backend's own dtype, kept here to measure fp8 against it).
 typedef enum {
     HIFC_KV_F32 = 0,
     HIFC_KV_FP8_E4M3 = 1,
+    HIFC_KV_BF16 = 2,
 } hifc_kv_dtype;
 
 /// Where one layer's K and V live in a block-major pool (`KVBlockLayout`):

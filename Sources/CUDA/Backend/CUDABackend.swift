@@ -127,10 +127,10 @@ public final class CUDABackend: ComputeBackend, @unchecked Sendable {
     }
 
     public func makeKVCachePool(layout: KVBlockLayout, blocks: Int) throws -> any KVCachePool {
-        guard layout.dtype == kvDType else {
+        guard CUDAKernels.kvDTypes.contains(layout.dtype) else {
             throw BackendError.shapeMismatch(
                 op: "makeKVCachePool",
-                detail: "KV dtype \(layout.dtype): the CUDA backend keeps KV in bf16 only (--kv-dtype auto or bf16; fp8 runs on the CPU backend)")
+                detail: "KV dtype \(layout.dtype): the CUDA backend keeps KV in bf16 (--kv-dtype auto or bf16) or fp8e4m3 (--kv-dtype fp8)")
         }
         return try CUDAKVCachePool(device: device, layout: layout, blocks: blocks, compute: stream, kernels: kernels)
     }
@@ -270,7 +270,8 @@ public final class CUDABackend: ComputeBackend, @unchecked Sendable {
     /// Decode batches (up to 16 rows) without a q|k|v bias take the skinny kernel's rotary form,
     /// which rotates and stores the product's sums itself: the fp32 `[rows, q|k|v]` product is
     /// never written and `rope_qkv_write_kv` is not launched (1.8 us a layer less than the two
-    /// at batch 1 on the H200, bench/results/model-h200.md).
+    /// at batch 1 on the H200, bench/results/model-h200.md). An fp8 pool takes the two: a head's
+    /// scale needs all of its values, which the rotary form spreads over several CTAs.
     public func projectAttentionInputs(
         _ x: DeviceTensor, qkv: DeviceTensor, bias: DeviceTensor?, heads: Int, headDim: Int, inverseFrequencies: DeviceTensor,
         layer: Int, pool: any KVCachePool, step: any PreparedStep
@@ -285,7 +286,7 @@ public final class CUDABackend: ComputeBackend, @unchecked Sendable {
         let m = x.rows
         let n = qkv.rows
         let k = x.columns
-        guard bias == nil, qkv.shape.count == 2, qkv.columns == k, headDim == layout.headDim, headDim % 16 == 0,
+        guard bias == nil, layout.dtype == .bfloat16, qkv.shape.count == 2, qkv.columns == k, headDim == layout.headDim, headDim % 16 == 0,
             n == (heads + 2 * layout.kvHeads) * headDim, m == s.batch.tokenCount, inverseFrequencies.count == headDim / 2,
             inverseFrequencies.dtype == .float32, layer >= 0, layer < layout.layers,
             CUDAKernels.skinnyGEMMAccepts(m: m, n: n, k: k, x: xAddress, w: wAddress)

@@ -9,6 +9,12 @@
 // serve both. row_table[r] picks the block-table row of the query's sequence. With a sliding
 // window (window > 0, Mistral, Qwen2, Gemma 3) a row of context length len sees only its last
 // `window` keys, len - window ..< len.
+//
+// Every kernel has an _fp8 twin over the fp8 pool (E4M3 codes with a scale per token and KV
+// head, common.cuh; block_stride in bytes, one more argument: the scales' byte offset in a
+// block). The CUDA-core kernel decodes the codes in registers; the tensor-core kernel copies
+// codes and scales into shared memory (half the bytes of bf16) and turns each key tile into the
+// bf16 tile its MMAs read, the scale applied, so from there on both dtypes run the same code.
 
 #define ATTN_WARPS 4
 
@@ -40,20 +46,27 @@ __device__ __forceinline__ void load_lane_chunk(const bf16_t* p, int per_lane, b
     }
 }
 
+// The fp8 form: `per_lane` codes at p, times the row's scale.
+template <int E>
+__device__ __forceinline__ void load_lane_chunk(const fp8_t* p, int per_lane, bool active, float scale, float out[E]) {
+#pragma unroll
+    for (int j = 0; j < E; ++j) out[j] = (active && j < per_lane) ? e4m3_to_f32(p[j]) * scale : 0.0f;
+}
+
 // One block per (query row, KV head, split of the context), 32 * ATTN_WARPS threads. The block
 // serves every query head of its KV head (grouped-query attention), so each K/V row is read
 // once for the group. Lane l owns elements [l * per_lane, (l + 1) * per_lane) of a head
 // (per_lane = ceil(head_dim / 32) <= E); group <= G. Each warp takes TOK consecutive tokens at a
 // time (independent loads and reductions in flight), keeping an online softmax per query head;
 // the block then merges its warps into one partial result per head.
-template <int E, int G, int TOK>
+template <int E, int G, int TOK, typename T>
 __device__ __forceinline__ void attention_partial(
-    const float* __restrict__ q, int q_stride, const bf16_t* __restrict__ pool,
+    const float* __restrict__ q, int q_stride, const T* __restrict__ pool,
     const int* __restrict__ block_tables, int table_stride,
     const int* __restrict__ row_table, const int* __restrict__ ctx_len,
     float* __restrict__ part_m, float* __restrict__ part_l, float* __restrict__ part_acc,
     int q_heads, int kv_heads, int head_dim, int layer, int block_tokens, long block_stride,
-    int tokens_per_split, float scale, int window)
+    int tokens_per_split, float scale, int window, long scale_offset)
 {
     __shared__ float sm_m[ATTN_WARPS][G], sm_l[ATTN_WARPS][G];
     __shared__ float sm_acc[ATTN_WARPS][G][32 * E];
@@ -93,10 +106,22 @@ __device__ __forceinline__ void attention_partial(
             const int bi = block_index(t, bt_magic);
             const long block = valid ? table[bi] : 0;
             const int off = t - bi * block_tokens;
-            const bf16_t* k = pool + block * block_stride + ((long)(layer * 2) * block_tokens + off) * token_elems
+            const T* k = pool + block * block_stride + ((long)(layer * 2) * block_tokens + off) * token_elems
                 + (long)kvh * head_dim + d0;
-            load_lane_chunk<E>(k, per_lane, active && valid, kf[i]);
-            load_lane_chunk<E>(k + (long)block_tokens * token_elems, per_lane, active && valid, vf[i]);
+            if constexpr (sizeof(T) == 1) {
+                const T* scales = pool + block * block_stride;
+                const float ks = valid ? *reinterpret_cast<const float*>(
+                                             scales + kv_scale_offset(scale_offset, layer, 0, off, block_tokens, kv_heads, kvh))
+                                       : 0.0f;
+                const float vs = valid ? *reinterpret_cast<const float*>(
+                                             scales + kv_scale_offset(scale_offset, layer, 1, off, block_tokens, kv_heads, kvh))
+                                       : 0.0f;
+                load_lane_chunk<E>(k, per_lane, active && valid, ks, kf[i]);
+                load_lane_chunk<E>(k + (long)block_tokens * token_elems, per_lane, active && valid, vs, vf[i]);
+            } else {
+                load_lane_chunk<E>(k, per_lane, active && valid, kf[i]);
+                load_lane_chunk<E>(k + (long)block_tokens * token_elems, per_lane, active && valid, vf[i]);
+            }
         }
 #pragma unroll
         for (int g = 0; g < G; ++g) {
@@ -154,13 +179,15 @@ __device__ __forceinline__ void attention_partial(
     }
 }
 
-#define ATTN_PARAMS \
-    const float* __restrict__ q, int q_stride, const bf16_t* __restrict__ pool, \
+#define ATTN_PARAMS_T(T) \
+    const float* __restrict__ q, int q_stride, const T* __restrict__ pool, \
     const int* __restrict__ block_tables, int table_stride, \
     const int* __restrict__ row_table, const int* __restrict__ ctx_len, \
     float* __restrict__ part_m, float* __restrict__ part_l, float* __restrict__ part_acc, \
     int q_heads, int kv_heads, int head_dim, int layer, int block_tokens, long block_stride, \
     int tokens_per_split, float scale, int window
+#define ATTN_PARAMS ATTN_PARAMS_T(bf16_t)
+#define ATTN_PARAMS_FP8 ATTN_PARAMS_T(fp8_t), long scale_offset
 #define ATTN_ARGS q, q_stride, pool, block_tables, table_stride, row_table, ctx_len, part_m, part_l, part_acc, \
     q_heads, kv_heads, head_dim, layer, block_tokens, block_stride, tokens_per_split, scale, window
 
@@ -168,15 +195,27 @@ __device__ __forceinline__ void attention_partial(
 // query heads per KV head <= G.
 extern "C" __global__ void __launch_bounds__(32 * ATTN_WARPS) paged_attention_partial_e4g4(ATTN_PARAMS) {
     wait_for_previous_kernel();
-    attention_partial<4, 4, 4>(ATTN_ARGS);
+    attention_partial<4, 4, 4>(ATTN_ARGS, 0);
 }
 extern "C" __global__ void __launch_bounds__(32 * ATTN_WARPS) paged_attention_partial_e4g8(ATTN_PARAMS) {
     wait_for_previous_kernel();
-    attention_partial<4, 8, 2>(ATTN_ARGS);
+    attention_partial<4, 8, 2>(ATTN_ARGS, 0);
 }
 extern "C" __global__ void __launch_bounds__(32 * ATTN_WARPS) paged_attention_partial_e8g8(ATTN_PARAMS) {
     wait_for_previous_kernel();
-    attention_partial<8, 8, 2>(ATTN_ARGS);
+    attention_partial<8, 8, 2>(ATTN_ARGS, 0);
+}
+extern "C" __global__ void __launch_bounds__(32 * ATTN_WARPS) paged_attention_partial_e4g4_fp8(ATTN_PARAMS_FP8) {
+    wait_for_previous_kernel();
+    attention_partial<4, 4, 4>(ATTN_ARGS, scale_offset);
+}
+extern "C" __global__ void __launch_bounds__(32 * ATTN_WARPS) paged_attention_partial_e4g8_fp8(ATTN_PARAMS_FP8) {
+    wait_for_previous_kernel();
+    attention_partial<4, 8, 2>(ATTN_ARGS, scale_offset);
+}
+extern "C" __global__ void __launch_bounds__(32 * ATTN_WARPS) paged_attention_partial_e8g8_fp8(ATTN_PARAMS_FP8) {
+    wait_for_previous_kernel();
+    attention_partial<8, 8, 2>(ATTN_ARGS, scale_offset);
 }
 
 // Grid (rows, q_heads); block head_dim threads (<= 256). out is [rows, q_heads * head_dim], bf16.
@@ -207,6 +246,7 @@ extern "C" __global__ void paged_attention_combine(
 }
 
 #define DECODE_PARAMS ATTN_PARAMS, bf16_t* __restrict__ out, int fresh_tokens
+#define DECODE_PARAMS_FP8 ATTN_PARAMS_T(fp8_t), bf16_t* __restrict__ out, int fresh_tokens, long scale_offset
 #define DECODE_ARGS ATTN_ARGS, out, fresh_tokens
 
 // The end of a decode block: merges its warps' online softmax states (sm_m, sm_l: [W][G];
@@ -267,25 +307,35 @@ __device__ __forceinline__ void finish_decode_block(
 // issues their copies before it waits for that kernel (programmatic dependent launch,
 // common.cuh), and the wait then hides behind them. The host passes a larger fresh_tokens than
 // any context where it cannot say (a prefill chunk).
-template <int D, int W, int KW, int S>
+//
+// Over the fp8 pool (T = fp8_t) the S stages hold codes and scales, (2 * D + 8) * BN bytes each
+// after one bf16 stage: each key tile is turned into that stage before the MMAs read it (one more
+// barrier a tile), so the shared memory is (16 + 2 * BN) * D * 2 + S * (2 * D + 8) * BN bytes.
+template <int D, int W, int KW, int S, typename T>
 __device__ __forceinline__ void attention_decode_mma(
-    const float* __restrict__ q, int q_stride, const bf16_t* __restrict__ pool,
+    const float* __restrict__ q, int q_stride, const T* __restrict__ pool,
     const int* __restrict__ block_tables, int table_stride,
     const int* __restrict__ row_table, const int* __restrict__ ctx_len,
     float* __restrict__ part_m, float* __restrict__ part_l, float* __restrict__ part_acc,
     int q_heads, int kv_heads, int head_dim, int layer, int block_tokens, long block_stride,
-    int tokens_per_split, float scale, int window, bf16_t* __restrict__ out, int fresh_tokens)
+    int tokens_per_split, float scale, int window, bf16_t* __restrict__ out, int fresh_tokens, long scale_offset)
 {
+    constexpr bool FP8 = sizeof(T) == 1;
     constexpr int CH = D / 8, BN = W * KW, THREADS = 32 * W;
     constexpr int STAGE = 2 * BN * D;          // bf16 per stage: K rows, then V rows
+    constexpr int BUFS = FP8 ? 1 : S;          // bf16 stages
+    constexpr int RAW = 2 * BN * D + 8 * BN;   // bytes per fp8 stage: K codes, V codes, K scales, V scales
+    constexpr int C16 = D / 16;                // 16-byte chunks of an fp8 row
     // With head dim 256 the output fragments alone take 128 registers: Q is re-read from shared
     // memory per MMA step rather than held.
     constexpr bool QREG = D <= 128;
     static_assert(KW % 16 == 0 && (BN * CH) % THREADS == 0, "stage shape");
-    static_assert(S * STAGE * 2 >= W * 8 * D * 4, "the warps' merge reuses the stages");
+    static_assert(!FP8 || (BN * C16) % THREADS == 0, "fp8 stage shape");
+    static_assert(BUFS * STAGE * 2 >= W * 8 * D * 4, "the warps' merge reuses the stages");
     extern __shared__ __align__(128) unsigned char decode_smem[];
     bf16_t* sQ = reinterpret_cast<bf16_t*>(decode_smem);   // [16][D]
-    bf16_t* sKV = sQ + 16 * D;                              // [S][2][BN][D]
+    bf16_t* sKV = sQ + 16 * D;                              // [BUFS][2][BN][D]
+    unsigned char* sRaw = reinterpret_cast<unsigned char*>(sKV + BUFS * STAGE);  // fp8: [S][RAW]
     __shared__ float sm_m[W * 8], sm_l[W * 8];
 
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
@@ -299,20 +349,51 @@ __device__ __forceinline__ void attention_decode_mma(
     const int start = (window > 0 ? max(0, len - window) : 0) + split * tokens_per_split;
     const int end = min(len, start + tokens_per_split);
     const int n_tiles = end > start ? (end - start + BN - 1) / BN : 0;
-    const bf16_t* k_layer = pool + (long)(layer * 2) * block_tokens * token_elems + (long)kvh * D;
+    const T* k_layer = pool + (long)(layer * 2) * block_tokens * token_elems + (long)kvh * D;
     const long v_offset = (long)block_tokens * token_elems;
     const unsigned int sKV_addr = smem_addr(sKV), sQ_addr = smem_addr(sQ);
     const unsigned int bt_magic = block_index_magic(block_tokens);
 
     auto load_kv = [&](int t) {
         const int n0 = start + t * BN;
+        if constexpr (FP8) {
+            const unsigned int kb = smem_addr(sRaw) + (t % S) * RAW, vb = kb + BN * D, ksb = vb + BN * D, vsb = ksb + BN * 4;
+#pragma unroll
+            for (int it = 0; it < BN * C16 / THREADS; ++it) {
+                const int i = tid + it * THREADS;
+                const int row = i / C16, c = i % C16, pos = n0 + row;
+                const bool valid = pos < end;
+                const T* src = pool;
+                if (valid) {
+                    const int bi = block_index(pos, bt_magic);
+                    src = k_layer + (long)table[bi] * block_stride + (long)(pos - bi * block_tokens) * token_elems + c * 16;
+                }
+                cp_async16(kb + row * D + c * 16, src, valid);
+                cp_async16(vb + row * D + c * 16, valid ? src + v_offset : src, valid);
+            }
+            for (int row = tid; row < BN; row += THREADS) {
+                const int pos = n0 + row;
+                const bool valid = pos < end;
+                const T* ks = pool;
+                const T* vs = pool;
+                if (valid) {
+                    const int bi = block_index(pos, bt_magic), off = pos - bi * block_tokens;
+                    const T* block = pool + (long)table[bi] * block_stride;
+                    ks = block + kv_scale_offset(scale_offset, layer, 0, off, block_tokens, kv_heads, kvh);
+                    vs = block + kv_scale_offset(scale_offset, layer, 1, off, block_tokens, kv_heads, kvh);
+                }
+                cp_async4(ksb + row * 4, ks, valid);
+                cp_async4(vsb + row * 4, vs, valid);
+            }
+            return;
+        }
         const unsigned int kb = sKV_addr + (t % S) * STAGE * 2, vb = kb + BN * D * 2;
 #pragma unroll
         for (int it = 0; it < BN * CH / THREADS; ++it) {
             const int i = tid + it * THREADS;
             const int row = i / CH, c = i % CH, pos = n0 + row;
             const bool valid = pos < end;
-            const bf16_t* src = pool;
+            const T* src = pool;
             if (valid) {
                 const int bi = block_index(pos, bt_magic);
                 src = k_layer + (long)table[bi] * block_stride + (long)(pos - bi * block_tokens) * token_elems + c * 8;
@@ -373,7 +454,19 @@ __device__ __forceinline__ void attention_decode_mma(
         __syncthreads();
         if (t + S - 1 < n_tiles) load_kv(t + S - 1);
         cp_async_commit();
-        const unsigned int kb = sKV_addr + (t % S) * STAGE * 2, vb = kb + BN * D * 2;
+        if constexpr (FP8) {
+            // Stage t's codes times their rows' scales into the bf16 stage, which every warp is
+            // done reading (the barrier above).
+            const unsigned char* raw = sRaw + (t % S) * RAW;
+            const float* scales = reinterpret_cast<const float*>(raw + 2 * BN * D);   // K rows', then V rows'
+            for (int i = tid; i < 2 * BN * CH; i += THREADS) {
+                const int v = i / (BN * CH), row = (i / CH) % BN, c = i % CH;
+                const uint2 codes = *reinterpret_cast<const uint2*>(raw + (v * BN + row) * D + c * 8);
+                *reinterpret_cast<uint4*>(sKV + v * BN * D + swz<D>(row, c)) = e4m3x8_to_bf16x8(codes, scales[v * BN + row]);
+            }
+            __syncthreads();
+        }
+        const unsigned int kb = sKV_addr + (FP8 ? 0 : (t % S) * STAGE * 2), vb = kb + BN * D * 2;
         const int key0 = warp * KW;
 
         float s[KW / 8][4];
@@ -457,11 +550,21 @@ __device__ __forceinline__ void attention_decode_mma(
 // (bench/results/decode-attention-h100.md); the others keep 4 warps, not timed. Written out, not by a macro, so that the kernel names stay
 // visible to KernelLibrary's scan of the source.
 extern "C" __global__ void __launch_bounds__(128) paged_attention_decode_d64(DECODE_PARAMS) {
-    attention_decode_mma<64, 4, 16, 3>(DECODE_ARGS);
+    attention_decode_mma<64, 4, 16, 3>(DECODE_ARGS, 0);
 }
 extern "C" __global__ void __launch_bounds__(256) paged_attention_decode_d128(DECODE_PARAMS) {
-    attention_decode_mma<128, 8, 16, 3>(DECODE_ARGS);
+    attention_decode_mma<128, 8, 16, 3>(DECODE_ARGS, 0);
 }
 extern "C" __global__ void __launch_bounds__(128) paged_attention_decode_d256(DECODE_PARAMS) {
-    attention_decode_mma<256, 4, 16, 3>(DECODE_ARGS);
+    attention_decode_mma<256, 4, 16, 3>(DECODE_ARGS, 0);
+}
+// The fp8 pool's, same shapes (not timed against other shapes).
+extern "C" __global__ void __launch_bounds__(128) paged_attention_decode_d64_fp8(DECODE_PARAMS_FP8) {
+    attention_decode_mma<64, 4, 16, 3>(DECODE_ARGS, scale_offset);
+}
+extern "C" __global__ void __launch_bounds__(256) paged_attention_decode_d128_fp8(DECODE_PARAMS_FP8) {
+    attention_decode_mma<128, 8, 16, 3>(DECODE_ARGS, scale_offset);
+}
+extern "C" __global__ void __launch_bounds__(128) paged_attention_decode_d256_fp8(DECODE_PARAMS_FP8) {
+    attention_decode_mma<256, 4, 16, 3>(DECODE_ARGS, scale_offset);
 }

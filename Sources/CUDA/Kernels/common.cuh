@@ -16,6 +16,58 @@ __device__ __forceinline__ bf16_t f32_to_bf16(float f) {
     return (bf16_t)(u >> 16);
 }
 
+// FP8 E4M3 KV (KVDType.fp8e4m3, HiFCCore.FP8E4M3): 1 sign, 4 exponent bits of bias 7, 3 mantissa
+// bits, largest finite 448, codes 0x7f/0xff NaN. A pool of them is bytes; each (layer, K|V, token,
+// KV head) row of head_dim codes has an f32 scale, `scale_offset` bytes from its block's start
+// ([layer][K|V][token][kv_head] floats after the codes), and stands for scale · e4m3. The encoder
+// is the CPU backend's (hifc_fp8_e4m3_from_float, Dispatch.c) step for step, so both backends
+// write the same bytes for the same floats.
+typedef unsigned char fp8_t;
+
+// x as E4M3: round to nearest even, saturated to ±448 (NaN becomes 0x7f).
+__device__ __forceinline__ fp8_t f32_to_e4m3(float x) {
+    const unsigned int bits = __float_as_uint(x);
+    const unsigned int sign = (bits >> 24) & 0x80u;
+    const float a = fabsf(x);
+    if (a != a) return (fp8_t)0x7f;
+    if (a >= 448.0f) return (fp8_t)(sign | 0x7eu);
+    if (a < 0.015625f) return (fp8_t)(sign | (unsigned int)rintf(a * 512.0f));  // subnormals, steps of 2^-9
+    int exponent = (int)((bits >> 23) & 0xffu) - 127;                               // -6 ... 8
+    const float mantissa = __uint_as_float((bits & 0x007fffffu) | 0x3f800000u);    // [1, 2), exact
+    int q = (int)rintf((mantissa - 1.0f) * 8.0f);                                    // 0 ... 8
+    if (q == 8) {
+        q = 0;
+        exponent++;
+    }
+    return (fp8_t)(sign | (unsigned int)((exponent + 7) << 3) | (unsigned int)q);
+}
+
+// The value of the E4M3 code in the low byte of `code`, exact: its exponent and mantissa bits
+// placed at the top of an f32's (bias 127 - 7 = 120 too small), then scaled by 2^120; a
+// subnormal code becomes an f32 subnormal on the way, which the multiply keeps exact since the
+// kernels are compiled without flushing denormals. Five instructions, no branch. The NaN codes
+// (0x7f, 0xff), which the encoder writes only for a NaN input, read as ±480 here.
+__device__ __forceinline__ float e4m3_to_f32(unsigned int code) {
+    return __uint_as_float(((code & 0x7fu) << 20) | ((code & 0x80u) << 24)) * __int_as_float(0x7b800000);  // 2^120
+}
+
+// How an fp8 row of largest magnitude `amax` is coded, as the CPU backend does it: codes are
+// f32_to_e4m3(x · inverse) with inverse = 448 / amax, and the row's scale is amax / 448 (both 0
+// for an all-zero row). amax skips NaN, as the CPU's comparison does.
+__device__ __forceinline__ float e4m3_inverse_scale(float amax) { return amax > 0.0f ? 448.0f / amax : 0.0f; }
+__device__ __forceinline__ float e4m3_scale(float amax) { return amax / 448.0f; }
+__device__ __forceinline__ unsigned int e4m3_amax_bits(float x) {
+    const float a = fabsf(x);
+    return a == a ? __float_as_uint(a) : 0u;  // non-negative floats order as their bits
+}
+
+// The byte offset, within a block, of the scale of `token`'s K (value 0) or V (1) row of KV head
+// `kv_head` in `layer`.
+__device__ __forceinline__ long kv_scale_offset(long scale_offset, int layer, int value, int token, int block_tokens, int kv_heads,
+                                                int kv_head) {
+    return scale_offset + ((((long)(layer * 2 + value) * block_tokens + token) * kv_heads) + kv_head) * 4;
+}
+
 __device__ __forceinline__ float warp_sum(float v) {
     for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
     return v;
@@ -28,9 +80,10 @@ __device__ __forceinline__ float warp_max(float v) {
 
 // The K row of the token at `slot` (block · block_tokens + offset) in `layer` of the block-major
 // KV pool ([layer][K|V][token][kv_head][head_dim] a block, blocks block_stride elements apart,
-// HiFCCore.KVBlockLayout); its V row is block_tokens · token_elems elements further on.
-__device__ __forceinline__ bf16_t* kv_slot_k_row(bf16_t* pool, long slot, int layer, int block_tokens, int token_elems,
-                                                 long block_stride) {
+// HiFCCore.KVBlockLayout); its V row is block_tokens · token_elems elements further on. T is the
+// element type: bf16_t, or fp8_t (whose elements are bytes).
+template <typename T>
+__device__ __forceinline__ T* kv_slot_k_row(T* pool, long slot, int layer, int block_tokens, int token_elems, long block_stride) {
     return pool + (slot / block_tokens) * block_stride + ((long)(layer * 2) * block_tokens + slot % block_tokens) * token_elems;
 }
 
@@ -127,6 +180,40 @@ __device__ __forceinline__ unsigned int pack_bf16x2(float lo, float hi) {
     unsigned int r;
     asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
     return r;
+}
+
+// The two E4M3 codes in the low 16 bits of `pair` (element 0 in the low byte) as floats, exactly.
+// sm_89 and later convert a pair in one instruction (to f16, which holds every E4M3 value); the
+// decode of the attention kernels' tiles was most of their instructions without it.
+__device__ __forceinline__ float2 e4m3x2_to_f32x2(unsigned int pair) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 890
+    unsigned int halves;
+    asm("cvt.rn.f16x2.e4m3x2 %0, %1;" : "=r"(halves) : "h"((unsigned short)(pair & 0xffffu)));  // low code -> low half
+    float lo, hi;
+    asm("{\n\t.reg .f16 l, h;\n\tmov.b32 {l, h}, %2;\n\tcvt.f32.f16 %0, l;\n\tcvt.f32.f16 %1, h;\n\t}" : "=f"(lo), "=f"(hi) : "r"(halves));
+    return make_float2(lo, hi);
+#else
+    return make_float2(e4m3_to_f32(pair & 0xffu), e4m3_to_f32((pair >> 8) & 0xffu));
+#endif
+}
+
+// Eight codes (two little-endian words) times `scale`, as four bf16x2 words (element 0 in the low
+// half of the first): the bf16 tiles the tensor-core attention kernels read.
+__device__ __forceinline__ uint4 e4m3x8_to_bf16x8(uint2 codes, float scale) {
+    const unsigned int w[2] = {codes.x, codes.y};
+    unsigned int out[4];
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+        const float2 f = e4m3x2_to_f32x2(w[j >> 1] >> ((j & 1) * 16));
+        out[j] = pack_bf16x2(f.x * scale, f.y * scale);
+    }
+    return make_uint4(out[0], out[1], out[2], out[3]);
+}
+
+// 4 bytes global -> shared, asynchronously (zero-filled and nothing read when valid is false):
+// an fp8 row's scale.
+__device__ __forceinline__ void cp_async4(unsigned int dst, const void* src, bool valid) {
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;" :: "r"(dst), "l"(src), "r"(valid ? 4 : 0) : "memory");
 }
 
 // Shared tiles are [rows][D] bf16 with each row's 16-byte chunks XOR-swizzled by (row & 7), so the

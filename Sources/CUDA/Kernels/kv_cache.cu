@@ -17,3 +17,40 @@ extern "C" __global__ void kv_write_bf16(
         vd[i] = f32_to_bf16(v[(long)t * kv_stride + i]);
     }
 }
+
+// The fp8 pool (E4M3 codes and a scale per token and KV head, common.cuh): block_stride and
+// scale_offset in bytes. One block per token, one warp per KV head (kv_heads <= 32): the warp
+// finds its head's largest |x| of K and of V, then codes both rows.
+extern "C" __global__ void kv_write_fp8(
+    fp8_t* __restrict__ pool, const float* __restrict__ k, const float* __restrict__ v, int kv_stride,
+    const int* __restrict__ slots, int layer, int block_tokens, int kv_heads, int head_dim, long block_stride, long scale_offset)
+{
+    wait_for_previous_kernel();
+    const int t = blockIdx.x, h = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    if (h >= kv_heads) return;
+    const int token_elems = kv_heads * head_dim;
+    const long slot = slots[t];
+    const long block = slot / block_tokens;
+    const int offset = (int)(slot % block_tokens);
+    fp8_t* kd = kv_slot_k_row(pool, slot, layer, block_tokens, token_elems, block_stride) + (long)h * head_dim;
+    fp8_t* vd = kd + (long)block_tokens * token_elems;
+    const float* ks = k + (long)t * kv_stride + (long)h * head_dim;
+    const float* vs = v + (long)t * kv_stride + (long)h * head_dim;
+    float kmax = 0.0f, vmax = 0.0f;
+    for (int i = lane; i < head_dim; i += 32) {
+        kmax = fmaxf(kmax, __uint_as_float(e4m3_amax_bits(ks[i])));
+        vmax = fmaxf(vmax, __uint_as_float(e4m3_amax_bits(vs[i])));
+    }
+    kmax = warp_max(kmax);
+    vmax = warp_max(vmax);
+    const float kinv = e4m3_inverse_scale(kmax), vinv = e4m3_inverse_scale(vmax);
+    for (int i = lane; i < head_dim; i += 32) {
+        kd[i] = f32_to_e4m3(ks[i] * kinv);
+        vd[i] = f32_to_e4m3(vs[i] * vinv);
+    }
+    if (lane == 0) {
+        fp8_t* base = pool + block * block_stride;
+        *reinterpret_cast<float*>(base + kv_scale_offset(scale_offset, layer, 0, offset, block_tokens, kv_heads, h)) = e4m3_scale(kmax);
+        *reinterpret_cast<float*>(base + kv_scale_offset(scale_offset, layer, 1, offset, block_tokens, kv_heads, h)) = e4m3_scale(vmax);
+    }
+}

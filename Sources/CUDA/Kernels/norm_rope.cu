@@ -148,3 +148,61 @@ extern "C" __global__ void rope_qkv_write_kv(
         v[i + half] = f32_to_bf16(b);
     }
 }
+
+// rope_qkv_write_kv for the fp8 pool (common.cuh): the same grid and threads, block_stride and
+// scale_offset in bytes, and heads_per_block more floats of dynamic shared memory. A K or V head
+// is coded with the scale of its largest |x|, which its threads find through shared memory
+// before any of them writes.
+extern "C" __global__ void rope_qkv_write_kv_fp8(
+    const float* __restrict__ qkv, int heads, int kv_heads, int head_dim, int heads_per_block,
+    const int* __restrict__ positions, const float* __restrict__ inv_freq, const int* __restrict__ slots,
+    float* __restrict__ q_out, fp8_t* __restrict__ pool, int layer, int block_tokens, long block_stride, long scale_offset)
+{
+    extern __shared__ float angles[];  // cos then sin, head_dim / 2 each; then each head's largest |x| (bits)
+    unsigned int* head_max = reinterpret_cast<unsigned int*>(angles + head_dim);
+    const int t = blockIdx.x, half = head_dim / 2;
+    const int i = threadIdx.x % half, local = threadIdx.x / half, h = blockIdx.y * heads_per_block + local;
+    const float frequency = threadIdx.x < half ? inv_freq[threadIdx.x] : 0.0f;
+    wait_for_previous_kernel();
+    if (threadIdx.x < half) sincosf((float)positions[t] * frequency, &angles[half + threadIdx.x], &angles[threadIdx.x]);
+    if (threadIdx.x < heads_per_block) head_max[threadIdx.x] = 0u;
+    __syncthreads();
+    const int token_elems = kv_heads * head_dim;
+    const bool valid = h < heads + 2 * kv_heads;
+    float lo = 0.0f, hi = 0.0f;
+    if (valid) {
+        const float* row = qkv + (long)t * (heads * head_dim + 2 * token_elems) + (long)h * head_dim;
+        const float a = row[i], b = row[i + half];
+        if (h < heads + kv_heads) {
+            const float c = angles[i], s = angles[half + i];
+            lo = a * c - b * s;
+            hi = b * c + a * s;
+        } else {
+            lo = a;
+            hi = b;
+        }
+        if (h < heads) {
+            float* q = q_out + (long)t * heads * head_dim + h * head_dim;
+            q[i] = lo;
+            q[i + half] = hi;
+        } else {
+            atomicMax(&head_max[local], max(e4m3_amax_bits(lo), e4m3_amax_bits(hi)));
+        }
+    }
+    __syncthreads();
+    if (!valid || h < heads) return;
+    const long slot = slots[t];
+    const int value = h < heads + kv_heads ? 0 : 1;
+    const int kvh = h - heads - value * kv_heads;
+    fp8_t* dst = kv_slot_k_row(pool, slot, layer, block_tokens, token_elems, block_stride) + (long)value * block_tokens * token_elems
+        + (long)kvh * head_dim;
+    const float amax = __uint_as_float(head_max[local]);
+    const float inverse = e4m3_inverse_scale(amax);
+    dst[i] = f32_to_e4m3(lo * inverse);
+    dst[i + half] = f32_to_e4m3(hi * inverse);
+    if (i == 0) {
+        const int offset = (int)(slot % block_tokens);
+        *reinterpret_cast<float*>(pool + (slot / block_tokens) * block_stride
+                                  + kv_scale_offset(scale_offset, layer, value, offset, block_tokens, kv_heads, kvh)) = e4m3_scale(amax);
+    }
+}

@@ -16,6 +16,11 @@
 // granularity. A block takes min(PA_TILE_TOKENS, BM / G) tokens of a tile ("a slice"); the grid is
 // (kv_heads, tiles * slices_per_tile), so slices of one tile are neighbours and the host orders
 // the table heaviest first.
+//
+// Over the fp8 pool (the _fp8 kernels, T = fp8_t; common.cuh) the STAGES tiles in flight are
+// codes and scales, (2 * D + 8) * N bytes each, after one bf16 K and V tile that each key tile
+// is turned into (scale applied) before the MMAs read it: one more barrier a tile, and the same
+// code from there on.
 
 #define PA_TILE_TOKENS 64
 #define PA_LOG2E 1.4426950408889634f
@@ -31,21 +36,27 @@ __device__ __forceinline__ float pa_exp2(float x) {
 // STAGES K/V tiles are in flight: tile t + STAGES - 1 is requested right after the barrier that
 // opens iteration t, into the buffer of tile t - 1, which every warp has finished reading by then;
 // so one barrier per key tile suffices.
-template <int D, int WARPS, int MT, int BN, int STAGES>
+template <int D, int WARPS, int MT, int BN, int STAGES, typename T>
 __device__ __forceinline__ void prefill_attention_body(
-    const float* __restrict__ q, int q_stride, const bf16_t* __restrict__ pool,
+    const float* __restrict__ q, int q_stride, const T* __restrict__ pool,
     const int* __restrict__ block_tables, int table_stride, const int4* __restrict__ tiles,
     bf16_t* __restrict__ out, int q_heads, int kv_heads, int layer, int block_tokens, long block_stride,
-    float scale, int window)
+    float scale, int window, long scale_offset)
 {
+    constexpr bool FP8 = sizeof(T) == 1;
     constexpr int BM = 16 * MT * WARPS, CH = D / 8, THREADS = 32 * WARPS;
+    constexpr int BUFS = FP8 ? 1 : STAGES;             // bf16 K/V tiles
+    constexpr int RAW = 2 * BN * D + 8 * BN;           // bytes per fp8 tile: K codes, V codes, K scales, V scales
+    constexpr int C16 = D / 16;                        // 16-byte chunks of an fp8 row
+    static_assert(!FP8 || (BN * C16) % THREADS == 0, "fp8 copies must tile the key tile");
     constexpr int COPY_ROWS = THREADS / CH;            // K/V rows one pass of the block copies
     static_assert(THREADS % CH == 0 && BN % COPY_ROWS == 0, "copy passes must tile the key tile");
     constexpr unsigned int TILE_BYTES = BN * D * 2;
     extern __shared__ __align__(128) unsigned char pa_smem[];
     bf16_t* sQ = reinterpret_cast<bf16_t*>(pa_smem);   // [BM][D]
-    bf16_t* sK = sQ + BM * D;                          // [STAGES][BN][D]
-    bf16_t* sV = sK + STAGES * BN * D;                 // [STAGES][BN][D]
+    bf16_t* sK = sQ + BM * D;                          // [BUFS][BN][D]
+    bf16_t* sV = sK + BUFS * BN * D;                   // [BUFS][BN][D]
+    unsigned char* sRaw = reinterpret_cast<unsigned char*>(sV + BUFS * BN * D);  // fp8: [STAGES][RAW]
 
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int kvh = blockIdx.x;
@@ -70,18 +81,50 @@ __device__ __forceinline__ void prefill_attention_body(
 
     // Each thread copies one 16-byte chunk column of rows copy_row + k * COPY_ROWS of every tile.
     const int copy_chunk = tid % CH, copy_row = tid / CH;
-    const bf16_t* k_src = pool + (long)(layer * 2) * block_tokens * token_elems + (long)kvh * D + copy_chunk * 8;
+    const T* k_layer = pool + (long)(layer * 2) * block_tokens * token_elems + (long)kvh * D;
+    const T* k_src = k_layer + copy_chunk * 8;
     const unsigned int bt_magic = block_index_magic(block_tokens);
     const unsigned int sK_addr = smem_addr(sK), sV_addr = smem_addr(sV);
     auto load_kv = [&](int t, int buf) {
         const int n0 = (t_first + t) * BN;
+        if constexpr (FP8) {
+            const unsigned int kb = smem_addr(sRaw) + buf * RAW, vb = kb + BN * D, ksb = vb + BN * D, vsb = ksb + BN * 4;
+#pragma unroll 1
+            for (int it = 0; it < BN * C16 / THREADS; ++it) {
+                const int i = tid + it * THREADS;
+                const int r = i / C16, c = i % C16, pos = n0 + r;
+                const bool valid = pos < kv_end;
+                const T* src = pool;
+                if (valid) {
+                    const int blk = block_index(pos, bt_magic);
+                    src = k_layer + table[blk] * block_stride + (long)(pos - blk * block_tokens) * token_elems + c * 16;
+                }
+                cp_async16(kb + r * D + c * 16, src, valid);
+                cp_async16(vb + r * D + c * 16, valid ? src + v_offset : src, valid);
+            }
+            for (int r = tid; r < BN; r += THREADS) {
+                const int pos = n0 + r;
+                const bool valid = pos < kv_end;
+                const T* ks = pool;
+                const T* vs = pool;
+                if (valid) {
+                    const int blk = block_index(pos, bt_magic), off = pos - blk * block_tokens;
+                    const T* block = pool + table[blk] * block_stride;
+                    ks = block + kv_scale_offset(scale_offset, layer, 0, off, block_tokens, kv_heads, kvh);
+                    vs = block + kv_scale_offset(scale_offset, layer, 1, off, block_tokens, kv_heads, kvh);
+                }
+                cp_async4(ksb + r * 4, ks, valid);
+                cp_async4(vsb + r * 4, vs, valid);
+            }
+            return;
+        }
         const unsigned int kb = sK_addr + buf * TILE_BYTES, vb = sV_addr + buf * TILE_BYTES;
         // One row at a time: unrolled, the rows' addresses would take registers the MMAs need.
 #pragma unroll 1
         for (int k = 0; k < BN / COPY_ROWS; ++k) {
             const int r = copy_row + k * COPY_ROWS, pos = n0 + r;
             const bool valid = pos < kv_end;
-            const bf16_t* src = pool;
+            const T* src = pool;
             if (valid) {
                 const int blk = block_index(pos, bt_magic);
                 src = k_src + table[blk] * block_stride + (long)(pos - blk * block_tokens) * token_elems;
@@ -161,7 +204,19 @@ __device__ __forceinline__ void prefill_attention_body(
             if (t_load < n_tiles) load_kv(t_load, b_load);
             cp_async_commit();
         }
-        const unsigned int kb = sK_addr + buf * TILE_BYTES, vb = sV_addr + buf * TILE_BYTES;
+        if constexpr (FP8) {
+            // Tile t's codes times their rows' scales into the bf16 tiles, which every warp is
+            // done reading (the barrier above).
+            const unsigned char* raw = sRaw + buf * RAW;
+            const float* scales = reinterpret_cast<const float*>(raw + 2 * BN * D);   // K rows', then V rows'
+            for (int i = tid; i < 2 * BN * CH; i += THREADS) {
+                const int v = i / (BN * CH), r = (i / CH) % BN, c = i % CH;
+                const uint2 codes = *reinterpret_cast<const uint2*>(raw + (v * BN + r) * D + c * 8);
+                *reinterpret_cast<uint4*>((v ? sV : sK) + swz<D>(r, c)) = e4m3x8_to_bf16x8(codes, scales[v * BN + r]);
+            }
+            __syncthreads();
+        }
+        const unsigned int kb = sK_addr + (FP8 ? 0 : buf * TILE_BYTES), vb = sV_addr + (FP8 ? 0 : buf * TILE_BYTES);
         buf = buf + 1 == STAGES ? 0 : buf + 1;
 
         float s[MT][BN / 8][4];
@@ -283,10 +338,12 @@ __device__ __forceinline__ void prefill_attention_body(
         }
 }
 
-#define PA_PARAMS \
-    const float* __restrict__ q, int q_stride, const bf16_t* __restrict__ pool, \
+#define PA_PARAMS_T(T) \
+    const float* __restrict__ q, int q_stride, const T* __restrict__ pool, \
     const int* __restrict__ block_tables, int table_stride, const int4* __restrict__ tiles, \
     bf16_t* __restrict__ out, int q_heads, int kv_heads, int layer, int block_tokens, long block_stride, float scale, int window
+#define PA_PARAMS PA_PARAMS_T(bf16_t)
+#define PA_PARAMS_FP8 PA_PARAMS_T(fp8_t), long scale_offset
 #define PA_ARGS q, q_stride, pool, block_tables, table_stride, tiles, out, q_heads, kv_heads, layer, block_tokens, block_stride, scale, window
 
 // Grid (kv_heads, tiles * slices), 32 * W threads, dynamic shared memory (16 * M * W + 2 * S * N) * D * 2
@@ -296,17 +353,34 @@ __device__ __forceinline__ void prefill_attention_body(
 // a macro: the host finds kernels by scanning for `extern "C" __global__` lines.
 extern "C" __global__ void __launch_bounds__(128, 1) prefill_attention_d64_w4m1n64s2(PA_PARAMS) {
     wait_for_previous_kernel();
-    prefill_attention_body<64, 4, 1, 64, 2>(PA_ARGS);
+    prefill_attention_body<64, 4, 1, 64, 2, bf16_t>(PA_ARGS, 0);
 }
 extern "C" __global__ void __launch_bounds__(256, 1) prefill_attention_d64_w8m2n64s2(PA_PARAMS) {
     wait_for_previous_kernel();
-    prefill_attention_body<64, 8, 2, 64, 2>(PA_ARGS);
+    prefill_attention_body<64, 8, 2, 64, 2, bf16_t>(PA_ARGS, 0);
 }
 extern "C" __global__ void __launch_bounds__(128, 1) prefill_attention_d128_w4m1n64s2(PA_PARAMS) {
     wait_for_previous_kernel();
-    prefill_attention_body<128, 4, 1, 64, 2>(PA_ARGS);
+    prefill_attention_body<128, 4, 1, 64, 2, bf16_t>(PA_ARGS, 0);
 }
 extern "C" __global__ void __launch_bounds__(256, 1) prefill_attention_d128_w8m2n64s3(PA_PARAMS) {
     wait_for_previous_kernel();
-    prefill_attention_body<128, 8, 2, 64, 3>(PA_ARGS);
+    prefill_attention_body<128, 8, 2, 64, 3, bf16_t>(PA_ARGS, 0);
+}
+// The fp8 pool's, same shapes (not timed against other shapes).
+extern "C" __global__ void __launch_bounds__(128, 1) prefill_attention_d64_w4m1n64s2_fp8(PA_PARAMS_FP8) {
+    wait_for_previous_kernel();
+    prefill_attention_body<64, 4, 1, 64, 2, fp8_t>(PA_ARGS, scale_offset);
+}
+extern "C" __global__ void __launch_bounds__(256, 1) prefill_attention_d64_w8m2n64s2_fp8(PA_PARAMS_FP8) {
+    wait_for_previous_kernel();
+    prefill_attention_body<64, 8, 2, 64, 2, fp8_t>(PA_ARGS, scale_offset);
+}
+extern "C" __global__ void __launch_bounds__(128, 1) prefill_attention_d128_w4m1n64s2_fp8(PA_PARAMS_FP8) {
+    wait_for_previous_kernel();
+    prefill_attention_body<128, 4, 1, 64, 2, fp8_t>(PA_ARGS, scale_offset);
+}
+extern "C" __global__ void __launch_bounds__(256, 1) prefill_attention_d128_w8m2n64s3_fp8(PA_PARAMS_FP8) {
+    wait_for_previous_kernel();
+    prefill_attention_body<128, 8, 2, 64, 3, fp8_t>(PA_ARGS, scale_offset);
 }

@@ -2,9 +2,11 @@ import HiFCCore
 
 /// Typed launchers for the NVRTC-compiled kernels of `Sources/CUDA/Kernels/`.
 ///
-/// Tensors are device addresses with element counts; activations are fp32 and weights, GEMM
-/// inputs and the KV pool are bf16 (fp32 accumulation everywhere). Each launcher checks what
-/// the host can check (shapes, limits) and names the kernel in any error.
+/// Tensors are device addresses with element counts; activations are fp32 and weights and GEMM
+/// inputs bf16 (fp32 accumulation everywhere). The KV pool is bf16 or fp8 (E4M3 codes with an
+/// f32 scale per token and KV head, `KVBlockLayout`); its launchers pick the kernels of the
+/// layout's dtype. Each launcher checks what the host can check (shapes, limits) and names the
+/// kernel in any error.
 public struct CUDAKernels: Sendable {
     /// The compiled kernels.
     public let library: KernelLibrary
@@ -149,15 +151,31 @@ public struct CUDAKernels: Sendable {
         return min(1024, ((dim / 4 + 3) / 4 + 31) / 32 * 32)
     }
 
+    /// The KV dtypes the kernels read and write.
+    public static let kvDTypes: [KVDType] = [.bfloat16, .fp8e4m3]
+
+    /// Checks that the kernels keep `layout`'s dtype and that `blockStride` (bytes) holds whole
+    /// elements; answers the suffix of its kernels' names ("" for bf16, "_fp8").
+    static func kvKernelSuffix(_ layout: KVBlockLayout, blockStride: Int, op: String) throws -> String {
+        guard kvDTypes.contains(layout.dtype) else {
+            throw CUDAError.invalidArgument("\(op): KV pool dtype \(layout.dtype); the CUDA kernels keep bf16 or fp8e4m3")
+        }
+        guard blockStride >= layout.blockBytes, blockStride % 16 == 0 else {
+            throw CUDAError.invalidArgument(
+                "\(op): a block stride of \(blockStride) bytes for blocks of \(layout.blockBytes) (needs at least that, a multiple of 16)")
+        }
+        return layout.dtype == .fp8e4m3 ? "_fp8" : ""
+    }
+
     /// Rotates the q and k heads of the fused q|k|v rows `qkv` (fp32, `tokens` rows of
     /// `(heads + 2·kvHeads)·headDim`) by `positions`, writes q to `qOutput` (fp32) and k, v into
-    /// `layer` of the bf16 pool (blocks `blockStride` bytes apart) at `slots` (Int32).
+    /// `layer` of the bf16 or fp8 pool (blocks `blockStride` bytes apart) at `slots` (Int32).
     public func ropeAndWriteKV(
         qkv: CUdeviceptr, heads: Int, positions: CUdeviceptr, inverseFrequencies: CUdeviceptr,
         slots: CUdeviceptr, qOutput: CUdeviceptr, pool: CUdeviceptr, blockStride: Int,
         tokens: Int, layer: Int, layout: KVBlockLayout, stream: CUDAStream
     ) throws {
-        guard layout.dtype == .bfloat16 else { throw CUDAError.invalidArgument("KV pool dtype \(layout.dtype); the CUDA kernels use bf16") }
+        let suffix = try Self.kvKernelSuffix(layout, blockStride: blockStride, op: "rope + kv write")
         guard layout.headDim % 2 == 0 else { throw CUDAError.invalidArgument("rope: head dim \(layout.headDim) is odd") }
         guard layout.headDim <= 1024 else { throw CUDAError.invalidArgument("rope: head dim \(layout.headDim) is over 1024") }
         // About 128 threads a block: enough blocks for a decode batch to spread over the GPU.
@@ -177,20 +195,42 @@ public struct CUDAKernels: Sendable {
         a.add(pool)
         a.add(int: layer)
         a.add(int: layout.blockTokens)
-        a.add(Int64Arg(blockStride / 2))
-        try library.function("rope_qkv_write_kv").launch(
+        a.add(Int64Arg(blockStride / layout.dtype.size))
+        if layout.dtype.isScaled { a.add(Int64Arg(layout.elementBytes)) }
+        // cos and sin; an fp8 pool adds each head's largest |x|.
+        let shared = (layout.headDim + (layout.dtype.isScaled ? perBlock : 0)) * 4
+        try library.function("rope_qkv_write_kv" + suffix).launch(
             grid: (tokens, (allHeads + perBlock - 1) / perBlock, 1), block: (perBlock * half, 1, 1),
-            sharedBytes: layout.headDim * 4, stream: stream, arguments: a)
+            sharedBytes: shared, stream: stream, arguments: a)
     }
 
-    /// Writes `tokens` new K/V rows (fp32, rows `kvStride` apart) into the bf16 block-major pool
-    /// (blocks `blockStride` bytes apart) at `slots` (Int32 block · blockTokens + offset) for `layer`,
-    /// unrotated: how the checks and benchmarks fill a pool (the model uses `ropeAndWriteKV`).
+    /// Writes `tokens` new K/V rows (fp32, rows `kvStride` apart) into the bf16 or fp8 block-major
+    /// pool (blocks `blockStride` bytes apart) at `slots` (Int32 block · blockTokens + offset) for
+    /// `layer`, unrotated: how the checks and benchmarks fill a pool (the model uses
+    /// `ropeAndWriteKV`). An fp8 pool takes at most 32 KV heads (a warp each).
     public func writeKV(
         pool: CUdeviceptr, blockStride: Int, k: CUdeviceptr, v: CUdeviceptr, kvStride: Int, slots: CUdeviceptr,
         tokens: Int, layer: Int, layout: KVBlockLayout, stream: CUDAStream
     ) throws {
-        guard layout.dtype == .bfloat16 else { throw CUDAError.invalidArgument("KV pool dtype \(layout.dtype); the CUDA kernels use bf16") }
+        if try Self.kvKernelSuffix(layout, blockStride: blockStride, op: "kv write") == "_fp8" {
+            guard layout.kvHeads <= 32 else {
+                throw CUDAError.invalidArgument("kv write (fp8): \(layout.kvHeads) KV heads; the kernel takes up to 32")
+            }
+            var a = KernelArguments()
+            a.add(pool)
+            a.add(k)
+            a.add(v)
+            a.add(int: kvStride)
+            a.add(slots)
+            a.add(int: layer)
+            a.add(int: layout.blockTokens)
+            a.add(int: layout.kvHeads)
+            a.add(int: layout.headDim)
+            a.add(Int64Arg(blockStride))
+            a.add(Int64Arg(layout.elementBytes))
+            try library.function("kv_write_fp8").launch(grid: (tokens, 1, 1), block: (32 * layout.kvHeads, 1, 1), stream: stream, arguments: a)
+            return
+        }
         var a = KernelArguments()
         a.add(pool)
         a.add(k)
@@ -239,22 +279,27 @@ public struct CUDAKernels: Sendable {
 
     /// The tensor-core decode kernel for a head dim of 64, 128 or 256 and up to 8 query heads per
     /// KV head; nil where only the general kernel applies.
-    static func wideAttentionKernel(headDim: Int, group: Int) -> String? {
-        decodeAttentionLaunch(headDim: headDim, group: group)?.kernel
+    static func wideAttentionKernel(headDim: Int, group: Int, dtype: KVDType = .bfloat16) -> String? {
+        decodeAttentionLaunch(headDim: headDim, group: group, dtype: dtype)?.kernel
     }
 
     /// The decode kernel's name, threads per block and dynamic shared memory (Q's 16-row tile,
     /// then three stages of K and V rows, 16 keys per warp each), as attention.cu instantiates it.
-    static func decodeAttentionLaunch(headDim: Int, group: Int) -> (kernel: String, threads: Int, sharedBytes: Int)? {
+    /// Over fp8 the three stages hold codes and scales, after one bf16 stage they are decoded into.
+    static func decodeAttentionLaunch(headDim: Int, group: Int, dtype: KVDType = .bfloat16) -> (kernel: String, threads: Int, sharedBytes: Int)? {
         guard [64, 128, 256].contains(headDim), group >= 1, group <= 8 else { return nil }
         let warps = headDim == 128 ? 8 : 4
         let keysPerStage = warps * 16
         let stages = 3
+        if dtype == .fp8e4m3 {
+            let shared = (16 + 2 * keysPerStage) * headDim * 2 + stages * (2 * headDim + 8) * keysPerStage
+            return ("paged_attention_decode_d\(headDim)_fp8", 32 * warps, shared)
+        }
         return ("paged_attention_decode_d\(headDim)", 32 * warps, (16 + 2 * stages * keysPerStage) * headDim * 2)
     }
 
-    /// Paged attention for `rows` query rows (fp32 q, rows `qStride` apart) over the bf16 pool
-    /// (blocks `blockStride` bytes apart);
+    /// Paged attention for `rows` query rows (fp32 q, rows `qStride` apart) over the bf16 or fp8
+    /// pool (blocks `blockStride` bytes apart);
     /// row r reads the block table row `rowTable[r]` and attends to its first `contextLengths[r]`
     /// tokens. Output is bf16 `[rows, qHeads · headDim]`. `scratch` holds
     /// `attentionScratchFloats` floats. `freshTokens`: how many of each row's newest positions the
@@ -273,7 +318,7 @@ public struct CUDAKernels: Sendable {
         guard qHeads % layout.kvHeads == 0, qHeads / layout.kvHeads <= 8 else {
             throw CUDAError.invalidArgument("attention: \(qHeads) query heads over \(layout.kvHeads) KV heads (at most 8 per KV head)")
         }
-        guard layout.dtype == .bfloat16 else { throw CUDAError.invalidArgument("KV pool dtype \(layout.dtype); the CUDA kernels use bf16") }
+        let suffix = try Self.kvKernelSuffix(layout, blockStride: blockStride, op: "attention")
         try Self.checkBlockIndexing(maxContext: maxContext, blockTokens: layout.blockTokens)
         if let window, window < 1 { throw CUDAError.invalidArgument("attention: a sliding window of \(window) tokens") }
         let splits = max(1, splits)
@@ -298,21 +343,23 @@ public struct CUDAKernels: Sendable {
         a.add(int: hd)
         a.add(int: layer)
         a.add(int: layout.blockTokens)
-        a.add(Int64Arg(blockStride / 2))
+        a.add(Int64Arg(blockStride / layout.dtype.size))
         a.add(int: tokensPerSplit)
         a.add(scale)
         a.add(int: window.map { min($0, Int(Int32.max)) } ?? 0)
         let group = qHeads / layout.kvHeads
-        if let decode = CUDAKernels.decodeAttentionLaunch(headDim: hd, group: group) {
+        if let decode = CUDAKernels.decodeAttentionLaunch(headDim: hd, group: group, dtype: layout.dtype) {
             a.add(output)
             a.add(int: min(max(0, freshTokens), Int(Int32.max)))
+            if layout.dtype.isScaled { a.add(Int64Arg(layout.elementBytes)) }
             try library.function(decode.kernel).launch(
                 grid: (rows, layout.kvHeads, splits), block: (decode.threads, 1, 1),
                 sharedBytes: decode.sharedBytes, stream: stream, arguments: a)
             // One split's block wrote the output itself.
             if splits == 1 { return }
         } else {
-            let general = "paged_attention_partial_" + (hd <= 128 && group <= 4 ? "e4g4" : hd <= 128 ? "e4g8" : "e8g8")
+            if layout.dtype.isScaled { a.add(Int64Arg(layout.elementBytes)) }
+            let general = "paged_attention_partial_" + (hd <= 128 && group <= 4 ? "e4g4" : hd <= 128 ? "e4g8" : "e8g8") + suffix
             try library.function(general).launch(grid: (rows, layout.kvHeads, splits), block: (128, 1, 1), stream: stream, arguments: a)
         }
         var c = KernelArguments()

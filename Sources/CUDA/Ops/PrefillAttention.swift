@@ -12,7 +12,7 @@ public enum PrefillAttentionError: Error, CustomStringConvertible, Sendable, Equ
     case misalignedBlockStride(Int)
     /// `tileCount` is not positive, or its blocks exceed the grid's 65535 rows.
     case badTileCount(tileCount: Int, limit: Int)
-    /// `layout.dtype` is not bf16.
+    /// `layout.dtype` is neither bf16 nor fp8e4m3.
     case unsupportedKVDType(KVDType)
     /// The sliding window is not positive.
     case badWindow(Int)
@@ -30,7 +30,7 @@ public enum PrefillAttentionError: Error, CustomStringConvertible, Sendable, Equ
         case let .badTileCount(n, limit):
             return "prefillAttention: tileCount \(n) (needs 1 ... \(limit) for this grouping)"
         case let .unsupportedKVDType(t):
-            return "prefillAttention: layout.dtype \(t); the kernel reads bf16"
+            return "prefillAttention: layout.dtype \(t); the kernels read bf16 or fp8e4m3"
         case let .badWindow(w):
             return "prefillAttention: a sliding window of \(w) tokens (needs at least 1)"
         }
@@ -100,9 +100,11 @@ extension CUDAKernels {
     /// The kernel variant for a shape: warps per block, m16 row tiles per warp (a row is a token
     /// × one of its grouped query heads), keys per shared-memory tile, the blocks each table tile
     /// is split into, and the dynamic shared memory. `wide` picks two row tiles per warp (nil:
-    /// when the launch still has a block per multiprocessor with them).
+    /// when the launch still has a block per multiprocessor with them). Over fp8 (`dtype`) the
+    /// tiles in flight hold codes and scales, after one bf16 K and V tile they are decoded into.
     static func prefillLaunchShape(
-        headDim: Int, group: Int, tileCount: Int = 1, kvHeads: Int = 1, multiprocessors: Int = 132, wide: Bool? = nil
+        headDim: Int, group: Int, tileCount: Int = 1, kvHeads: Int = 1, multiprocessors: Int = 132, wide: Bool? = nil,
+        dtype: KVDType = .bfloat16
     ) -> (name: String, warps: Int, rowTiles: Int, keyTile: Int, slices: Int, sharedBytes: Int) {
         func slicesFor(rows: Int) -> Int {
             let tokens = min(prefillTileTokens, rows / group)
@@ -128,9 +130,13 @@ extension CUDAKernels {
         let stages = rowTiles == 2 && headDim > 64 ? 3 : 2
         let keyTile = prefillKeyTile
         let rows = 16 * warps * rowTiles
-        let shared = (rows + 2 * stages * keyTile) * headDim * 2
+        let fp8 = dtype == .fp8e4m3
+        let shared =
+            fp8
+            ? (rows + 2 * keyTile) * headDim * 2 + stages * (2 * headDim + 8) * keyTile
+            : (rows + 2 * stages * keyTile) * headDim * 2
         return (
-            "prefill_attention_d\(headDim)_w\(warps)m\(rowTiles)n\(keyTile)s\(stages)", warps, rowTiles, keyTile,
+            "prefill_attention_d\(headDim)_w\(warps)m\(rowTiles)n\(keyTile)s\(stages)" + (fp8 ? "_fp8" : ""), warps, rowTiles, keyTile,
             slicesFor(rows: rows), shared
         )
     }
@@ -139,7 +145,7 @@ extension CUDAKernels {
     public static func validatePrefillAttention(
         qStride: Int, blockStride: Int, tileCount: Int, qHeads: Int, layout: KVBlockLayout
     ) throws(PrefillAttentionError) {
-        guard layout.dtype == .bfloat16 else { throw .unsupportedKVDType(layout.dtype) }
+        guard CUDAKernels.kvDTypes.contains(layout.dtype) else { throw .unsupportedKVDType(layout.dtype) }
         guard prefillAttentionHeadDims.contains(layout.headDim) else { throw .unsupportedHeadDim(layout.headDim) }
         guard prefillAttentionSupports(headDim: layout.headDim, qHeads: qHeads, kvHeads: layout.kvHeads) else {
             throw .unsupportedGrouping(qHeads: qHeads, kvHeads: layout.kvHeads)
@@ -154,7 +160,7 @@ extension CUDAKernels {
         guard tileCount >= 1, tileCount <= limit else { throw .badTileCount(tileCount: tileCount, limit: limit) }
     }
 
-    /// Causal attention of a step's query rows over their sequences' K/V in the bf16 pool, on
+    /// Causal attention of a step's query rows over their sequences' K/V in the bf16 or fp8 pool, on
     /// tensor cores (flash attention: no scores in memory), for every chunk of the step in one
     /// launch — prefill chunks from position 0 or mid-sequence, and decode rows as 1-token chunks.
     ///
@@ -176,7 +182,7 @@ extension CUDAKernels {
         if let window, window < 1 { throw PrefillAttentionError.badWindow(window) }
         let shape = Self.prefillLaunchShape(
             headDim: layout.headDim, group: qHeads / layout.kvHeads, tileCount: tileCount, kvHeads: layout.kvHeads,
-            multiprocessors: library.device.info.multiprocessors, wide: wide)
+            multiprocessors: library.device.info.multiprocessors, wide: wide, dtype: layout.dtype)
         var a = KernelArguments()
         a.add(q)
         a.add(int: qStride)
@@ -189,9 +195,10 @@ extension CUDAKernels {
         a.add(int: layout.kvHeads)
         a.add(int: layer)
         a.add(int: layout.blockTokens)
-        a.add(Int64Arg(blockStride / 2))
+        a.add(Int64Arg(blockStride / layout.dtype.size))
         a.add(scale)
         a.add(int: window.map { min($0, Int(Int32.max)) } ?? 0)
+        if layout.dtype.isScaled { a.add(Int64Arg(layout.elementBytes)) }
         try library.function(shape.name).launch(
             grid: (layout.kvHeads, tileCount * shape.slices, 1), block: (32 * shape.warps, 1, 1),
             sharedBytes: shape.sharedBytes, stream: stream, arguments: a)
