@@ -124,37 +124,49 @@ final class CPUKernelTests: XCTestCase {
 
     func testQuantizedProductsMatchTheDequantizedWeightsOnEveryInstructionSet() {
         let pool = CPUThreadPool(threads: 2)
-        let (m, n, k) = (6, 11, 512)
-        let a = values(m * k, seed: 7)
         for (type, scales) in formats {
             let t = Int32(type.rawValue)
-            let rowBlocks = k / Int(hifc_quant_block_weights(t))
-            let w = blocks(type, count: n * rowBlocks, scales: scales, salt: 3)
-            var dense = [Float](repeating: 0, count: n * k)
-            hifc_dequantize(t, w, &dense, n * k)
-            var scratch = [UInt8](repeating: 0, count: hifc_gemm_quant_scratch(t, m, k))
-            let results = acrossInstructionSets {
-                var c = [Float](repeating: 0, count: m * n)
-                hifc_gemm_quant(pool.raw, t, a, w, nil, &c, m, n, k, &scratch)
-                return c
+            // A prefill chunk, and a decode row (its own kernel), over an odd block count where
+            // the format allows (the decode kernel takes two blocks at a time).
+            let weightsPerBlock = Int(hifc_quant_block_weights(t))
+            for (m, n, k) in [(6, 11, 512), (1, 11, weightsPerBlock == 32 ? 544 : 512)] {
+                checkQuantizedProduct(type: type, scales: scales, m: m, n: n, k: k, pool: pool)
             }
-            // The integer path quantizes activations to 8 bits per block: allow that much error,
-            // measured against Σ|w·a| of each output.
-            for i in 0..<m {
-                for j in 0..<n {
-                    var exact: Double = 0
-                    var magnitude: Double = 0
-                    for p in 0..<k {
-                        exact += Double(a[i * k + p]) * Double(dense[j * k + p])
-                        magnitude += abs(Double(a[i * k + p]) * Double(dense[j * k + p]))
-                    }
-                    XCTAssertEqual(Double(results[0].1[i * n + j]), exact, accuracy: 0.01 * magnitude, "type \(t) [\(i), \(j)]")
+        }
+    }
+
+    /// `hifc_gemm_quant` of `m × k` activations and `n` rows of `type` against the dequantized
+    /// weights (within the 8-bit activations' error) and, on every instruction set, against the
+    /// portable kernels.
+    private func checkQuantizedProduct(type: hifc_quant_type, scales: [(Int, Float16)], m: Int, n: Int, k: Int, pool: CPUThreadPool) {
+        let a = values(m * k, seed: 7)
+        let t = Int32(type.rawValue)
+        let rowBlocks = k / Int(hifc_quant_block_weights(t))
+        let w = blocks(type, count: n * rowBlocks, scales: scales, salt: 3)
+        var dense = [Float](repeating: 0, count: n * k)
+        hifc_dequantize(t, w, &dense, n * k)
+        var scratch = [UInt8](repeating: 0, count: hifc_gemm_quant_scratch(t, m, k))
+        let results = acrossInstructionSets {
+            var c = [Float](repeating: 0, count: m * n)
+            hifc_gemm_quant(pool.raw, t, a, w, nil, &c, m, n, k, &scratch)
+            return c
+        }
+        // The integer path quantizes activations to 8 bits per block: allow that much error,
+        // measured against Σ|w·a| of each output.
+        for i in 0..<m {
+            for j in 0..<n {
+                var exact: Double = 0
+                var magnitude: Double = 0
+                for p in 0..<k {
+                    exact += Double(a[i * k + p]) * Double(dense[j * k + p])
+                    magnitude += abs(Double(a[i * k + p]) * Double(dense[j * k + p]))
                 }
+                XCTAssertEqual(Double(results[0].1[i * n + j]), exact, accuracy: 0.01 * magnitude, "type \(t) [\(i), \(j)]")
             }
-            // Every SIMD path does the same integer arithmetic as the portable one.
-            for (isa, c) in results.dropFirst() {
-                assertClose(c, results[0].1, relative: 1e-5, "type \(t) on \(isa)")
-            }
+        }
+        // Every SIMD path does the same integer arithmetic as the portable one.
+        for (isa, c) in results.dropFirst() {
+            assertClose(c, results[0].1, relative: 1e-5, "type \(t), \(m) rows, on \(isa)")
         }
     }
 
