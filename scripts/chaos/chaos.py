@@ -236,7 +236,7 @@ def scenario_fairness(args):
     server = Server(args.binary, args.work, "fairness", ["--api-key", KEY] + args.fairness_flags).start()
     try:
         model = model_of(server)
-        samples = 10 if args.short else 60
+        samples = 10 if args.short else args.fairness_samples
 
         def normal_latencies(count):
             latencies = []
@@ -663,6 +663,7 @@ def main():
     parser.add_argument("--work", help="scratch directory (default: a new temporary one, removed after)")
     parser.add_argument("--json", help="write the figures here")
     parser.add_argument("--hostile-clients", type=int, default=1, help="concurrent hostile clients in the fairness scenario")
+    parser.add_argument("--fairness-samples", type=int, default=60, help="normal requests timed alone and again under the flood (long form)")
     parser.add_argument("--fairness-flags", default="", help="extra `hifc serve` flags for the fairness scenario (e.g. '--kv-budget 16MiB')")
     args = parser.parse_args()
     args.short = not args.long
