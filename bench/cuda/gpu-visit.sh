@@ -10,7 +10,8 @@
 # power-capped clocks, model-h200.md); BASELINE=DIR first runs bench model with DIR/hifc (an earlier binary, packed
 # and unpacked like .device); PDL_AB=1 repeats bench model with HIFC_CUDA_PDL=0; STEP_TIMING=1 adds
 # a run with HIFC_CUDA_STEP_TIMING=1; MODES, SWAP_LIMIT, SCALE, BUDGET, CAPACITY (swap); ROUNDS (swapio, 3);
-# PATHS (multi, 4), PLACEMENTS (multi, affinity stripe swarm), REAL_PATHS (multi: 0 skips the loop-device runs), MODES2 (multi2: every preemption mode); CHECK_MODELS,
+# BUNDLE (1: the logs but summary.txt end as one logs-HHMMSS.tar.xz, as the device tool returns 8 files); PATHS (multi, 4),
+# PLACEMENTS (multi, affinity stripe swarm), REAL_PATHS (multi: 0 skips the loop-device runs), MODES2 (multi2: every preemption mode); CHECK_MODELS,
 # CHECK_FP8_MODELS (checks); PREFIX_SIZES, PREFIX_SETUPS, PREFIX_BUDGET, DOC_TOKENS (prefix);
 # cpu: the CPU backend against llama.cpp on the host's cores (bench/llamacpp/compare_cpu.py and the thread scaling
 # curve), with the sdist and the GGUF carried in .device/hifc-bench (HIFC_BENCH_CACHE layout of build.sh: sdist/*.tar.gz,
@@ -397,3 +398,10 @@ if has multi2; then  # issue 21, on nvidia-h200-x2: one GPU, two GPUs on one fla
 fi
 
 stamp "done"
+# The device tool brings back at most 8 files from $OUT: all but the summary go back as one
+# archive (BUNDLE=0 leaves them as they are).
+if [ "${BUNDLE:-1}" = 1 ] && [ -n "${OUT:-}" ]; then
+    tar -C "$out" --exclude=./summary.txt --exclude="./logs-*.tar.xz" -cJf "/tmp/gpu-logs-$$.tar.xz" . \
+        && find "$out" -mindepth 1 ! -name summary.txt ! -name "logs-*.tar.xz" -delete \
+        && mv "/tmp/gpu-logs-$$.tar.xz" "$out/logs-$(date +%H%M%S).tar.xz"
+fi
