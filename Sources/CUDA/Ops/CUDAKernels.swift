@@ -212,25 +212,11 @@ public struct CUDAKernels: Sendable {
         pool: CUdeviceptr, blockStride: Int, k: CUdeviceptr, v: CUdeviceptr, kvStride: Int, slots: CUdeviceptr,
         tokens: Int, layer: Int, layout: KVBlockLayout, stream: CUDAStream
     ) throws {
-        if try Self.kvKernelSuffix(layout, blockStride: blockStride, op: "kv write") == "_fp8" {
-            guard layout.kvHeads <= 32 else {
-                throw CUDAError.invalidArgument("kv write (fp8): \(layout.kvHeads) KV heads; the kernel takes up to 32")
-            }
-            var a = KernelArguments()
-            a.add(pool)
-            a.add(k)
-            a.add(v)
-            a.add(int: kvStride)
-            a.add(slots)
-            a.add(int: layer)
-            a.add(int: layout.blockTokens)
-            a.add(int: layout.kvHeads)
-            a.add(int: layout.headDim)
-            a.add(Int64Arg(blockStride))
-            a.add(Int64Arg(layout.elementBytes))
-            try library.function("kv_write_fp8").launch(grid: (tokens, 1, 1), block: (32 * layout.kvHeads, 1, 1), stream: stream, arguments: a)
-            return
+        let fp8 = try Self.kvKernelSuffix(layout, blockStride: blockStride, op: "kv write") == "_fp8"
+        if fp8, layout.kvHeads > 32 {
+            throw CUDAError.invalidArgument("kv write (fp8): \(layout.kvHeads) KV heads; the kernel takes up to 32")
         }
+        // Both kernels take the same leading arguments; their layouts' own follow.
         var a = KernelArguments()
         a.add(pool)
         a.add(k)
@@ -239,6 +225,14 @@ public struct CUDAKernels: Sendable {
         a.add(slots)
         a.add(int: layer)
         a.add(int: layout.blockTokens)
+        if fp8 {
+            a.add(int: layout.kvHeads)
+            a.add(int: layout.headDim)
+            a.add(Int64Arg(blockStride))
+            a.add(Int64Arg(layout.elementBytes))
+            try library.function("kv_write_fp8").launch(grid: (tokens, 1, 1), block: (32 * layout.kvHeads, 1, 1), stream: stream, arguments: a)
+            return
+        }
         a.add(int: layout.tokenElements)
         a.add(Int64Arg(blockStride / 2))
         try library.function("kv_write_bf16").launch(
