@@ -3,8 +3,8 @@
 # whole 8B-shaped model against PyTorch + transformers, the server under load, and an error exit
 # of the CUDA engine.
 # Run from the repository root after `bash .device/unpack.sh`; logs go to $OUT (or ./gpu-logs).
-#   bash bench/cuda/gpu-visit.sh [checks] [labs] [model] [long] [swap] [swapio] [prefix] [sanitizer] [serve] [exit] [smollm2] [gemma3] [cpu] [multi] [multi2] [swapmodes] [fp8]
-#   (default: all but swapio, smollm2, gemma3, cpu, multi, multi2, swapmodes and fp8; smollm2, gemma3 and cpu need a GGUF carried in parts,
+#   bash bench/cuda/gpu-visit.sh [checks] [labs] [model] [long] [swap] [swapio] [prefix] [sanitizer] [serve] [exit] [smollm2] [gemma3] [cpu] [multi] [multi2] [swapmodes] [fp8] [graphs]
+#   (default: all but swapio, smollm2, gemma3, cpu, multi, multi2, swapmodes, fp8 and graphs; smollm2, gemma3 and cpu need a GGUF carried in parts,
 #   see the smollm2 step; multi2 needs the 2-GPU machine, nvidia-h200-x2; swapmodes fits one device call of its own, about 6 minutes)
 # env: BATCH, PROMPT, DECODE (model: decode tokens, 32; the first 15 or so steps after the prefill run at
 # power-capped clocks, model-h200.md); BASELINE=DIR first runs bench model with DIR/hifc (an earlier binary, packed
@@ -20,6 +20,8 @@
 # ROUNDS (2), MODES, CAPACITY, DRAM, SWAP_LIMIT
 # fp8 (issue 22, about 4 minutes with synth-8b already written): FP8_MODELS (tiny,1b,qwen3:tiny,gemma3:tiny,mistral:tiny),
 # FP8_PROMPT (8192), FP8_BATCH (1,16), FP8_SCALE (0.5), FP8_REQUESTS (8), FP8_MODES (swap-flash), BUDGET (4GiB)
+# graphs (issue 25, decode steps replayed from CUDA graphs; about 5 minutes with synth-8b already written):
+# GRAPH_MODELS (tiny,1b,qwen3:tiny,gemma3:tiny,mistral:tiny), GRAPH_DECODE (128), BATCH, PROMPT
 set -uo pipefail
 out="${OUT:-gpu-logs}"; mkdir -p "$out"
 work=/var/tmp/hifc; mkdir -p "$work"
@@ -91,6 +93,25 @@ if has model; then
     stamp "torch model"
     python3 bench/cuda/torch_model.py "$model" --batch "${BATCH:-1,16}" --prompt-tokens "${PROMPT:-2048}" --decode-tokens "${DECODE:-32}" \
         2>&1 | grep -v Warning | grep engine | tee "$out/torch-model.txt" | tee -a "$out/summary.txt"
+fi
+
+if has graphs; then  # issue 25: graph replay against kernel-by-kernel launch, then bench model with graphs off and on
+    stamp "graphs: check gpu (kernels, then decode steps through graphs vs kernel by kernel)"
+    .device/hifc check gpu --models "" --graph-models "${GRAPH_MODELS:-tiny,1b,qwen3:tiny,gemma3:tiny,mistral:tiny}" \
+        --work-dir "$work" > "$out/graphs-check.txt" 2>&1
+    echo "graphs check gpu rc=$?" | tee -a "$out/summary.txt"
+    grep -E "FAIL|passed|CUDA graph" "$out/graphs-check.txt" | grep -E "FAIL|passed|batch 16, prompts 230|capturing" | tee -a "$out/summary.txt"
+    stamp "synth 8b"; synth8b
+    for g in 0 1 0 1; do  # off, on, off, on: the same run, alternating, so clock drift shows
+        stamp "graphs: bench model, HIFC_CUDA_GRAPHS=$g"
+        HIFC_CUDA_GRAPHS=$g .device/hifc bench model --model "$model" --device cuda --batch "${BATCH:-1,16}" \
+            --prompt-tokens "${PROMPT:-2048}" --decode-tokens "${GRAPH_DECODE:-128}" --json 2>&1 \
+            | tee -a "$out/graphs-model-$g.txt" | grep -vE "^\s*$" | tee -a "$out/summary.txt"
+    done
+    stamp "graphs: step timing, HIFC_CUDA_GRAPHS=1"
+    HIFC_CUDA_GRAPHS=1 HIFC_CUDA_STEP_TIMING=1 .device/hifc bench model --model "$model" --device cuda --batch "${BATCH:-1,16}" \
+        --prompt-tokens "${PROMPT:-2048}" --decode-tokens 16 > "$out/graphs-timing.txt" 2>&1
+    grep -E "cuda step|capturing" "$out/graphs-timing.txt" | tail -12 | tee -a "$out/summary.txt"
 fi
 
 if has long; then  # prefill of one long prompt (the paper's GovReport prompts are about 8.7K tokens)
