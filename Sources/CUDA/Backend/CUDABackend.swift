@@ -164,7 +164,14 @@ public final class CUDABackend: ComputeBackend, @unchecked Sendable {
     ) throws -> DeviceTensor? {
         let s = try prepared(step, "runStep")
         guard let graph = s.graph else { return try body(s) }
-        return try stepGraphs.run(s, graph: graph, model: model, pool: kv, backend: self, body: body)
+        let before = stepGraphs.captures
+        let replays = stepGraphs.replays
+        let logits = try stepGraphs.run(s, graph: graph, model: model, pool: kv, backend: self, body: body)
+        stepTiming?.launched(
+            stepGraphs.replays > replays
+                ? "replayed the graph of \(graph.shape)"
+                : stepGraphs.captures > before ? "padded to \(graph.shape), then captured" : "padded to \(graph.shape), kernel by kernel")
+        return logits
     }
 
     /// How decode steps launch: `off`, `on` or `padded` (`HIFC_CUDA_GRAPHS` sets it at start;
@@ -486,14 +493,17 @@ public final class CUDABackend: ComputeBackend, @unchecked Sendable {
 final class CUDAStepTiming: @unchecked Sendable {
     // The model runs one step at a time; `state` is only touched from that thread.
     private let computeStart: CUDAEvent, computeEnd: CUDAEvent
-    private let state = Mutex<(start: ContinuousClock.Instant, rows: Int)?>(nil)
+    private let state = Mutex<(start: ContinuousClock.Instant, rows: Int, launch: String)?>(nil)
 
     init(device: CUDADevice) throws {
         computeStart = try device.makeEvent(timing: true)
         computeEnd = try device.makeEvent(timing: true)
     }
 
-    func start(rows: Int) { state.withLock { $0 = (ContinuousClock.now, rows) } }
+    func start(rows: Int) { state.withLock { $0 = (ContinuousClock.now, rows, "kernel by kernel") } }
+
+    /// How the step's work was launched (a graph replay, a capture, kernel by kernel).
+    func launched(_ how: String) { state.withLock { $0?.launch = how } }
 
     func uploaded(on stream: CUDAStream) throws { try computeStart.record(on: stream) }
 
@@ -501,7 +511,7 @@ final class CUDAStepTiming: @unchecked Sendable {
 
     func report(enqueued: ContinuousClock.Instant, done: ContinuousClock.Instant) throws {
         guard
-            let (start, rows) = state.withLock({ current in
+            let (start, rows, launch) = state.withLock({ current in
                 defer { current = nil }
                 return current
             })
@@ -509,8 +519,8 @@ final class CUDAStepTiming: @unchecked Sendable {
         func ms(_ d: Duration) -> Double { d.inSeconds * 1e3 }
         let gpu = try computeEnd.milliseconds(since: computeStart)
         let line = String(
-            format: "cuda step: %d rows, host queued it in %.3f ms, then waited %.3f ms for the GPU; GPU span %.3f ms\n",
-            rows, ms(enqueued - start), ms(done - enqueued), gpu)
+            format: "cuda step: %d rows (%@), host queued it in %.3f ms, then waited %.3f ms for the GPU; GPU span %.3f ms\n",
+            rows, launch, ms(enqueued - start), ms(done - enqueued), gpu)
         FileHandle.standardError.write(line.data(using: .utf8)!)
     }
 }

@@ -42,8 +42,9 @@ public final class CUDAGraph: @unchecked Sendable {
             if let graph { _ = g.cuGraphDestroy(graph) }
             throw error
         }
-        try api.check(g.cuStreamEndCapture(stream.handle, &graph), "cuStreamEndCapture")
-        defer { _ = g.cuGraphDestroy(graph) }
+        let ended = g.cuStreamEndCapture(stream.handle, &graph)
+        defer { if let graph { _ = g.cuGraphDestroy(graph) } }
+        try api.check(ended, "cuStreamEndCapture")
         var exec: CUgraphExec?
         try api.check(g.cuGraphInstantiateWithFlags(&exec, graph, 0), "cuGraphInstantiateWithFlags")
         return CUDAGraph(exec: exec!, device: device, entryPoints: g)
