@@ -145,6 +145,8 @@ public final class CUDABackend: ComputeBackend, @unchecked Sendable {
         return try CUDAKVCachePool(device: device, layout: layout, blocks: blocks, compute: computeStream, kernels: kernels)
     }
 
+    /// A decode step that a graph serves comes back padded to the graph's rows, its metadata in
+    /// the graph's own input buffer: run its ops through `runStep`, before preparing the next step.
     public func prepare(_ batch: StepBatch) throws -> any PreparedStep {
         stepTiming?.start(rows: batch.tokenCount)
         let step: CUDAPreparedStep
