@@ -11,7 +11,8 @@ import SynthModels
 /// the graph (captured on a shape's first step, replayed after). The padded and graph logits
 /// must be identical to the bit (the same kernels with the same arguments); against the
 /// unpadded launch, whose attention splits the context differently, the greedy tokens must
-/// agree (but for near-ties) and the logits stay within rounding.
+/// agree but for near-ties (a flip the measured difference of the two launches' logits explains)
+/// and the logits stay within rounding.
 public struct GPUStepGraphCheck {
     let cuda: CUDABackend
 
@@ -70,10 +71,12 @@ public struct GPUStepGraphCheck {
                         if !padded[i].elementsEqual(graph[i], by: { $0.bitPattern == $1.bitPattern }) { bitMismatches += 1 }
                         let (e, g) = (Sampler.argmax(eager[i]), Sampler.argmax(graph[i]))
                         if e != g {
-                            // A near-tie (random weights give flat logits) is no fault: the two
-                            // picks' unpadded logits closer than the rounding allowance.
-                            let rms = (eager[i].reduce(0) { $0 + Double($1) * Double($1) } / Double(vocab)).squareRoot()
-                            if Double(eager[i][e] - eager[i][g]) <= 2e-3 * rms { ties += 1 } else { tokenMismatches += 1 }
+                            // A near-tie is no fault: the unpadded launch's gap between the two
+                            // picks is within what the measured difference of the two launches'
+                            // logits (the attention's split count differs, so its sums round
+                            // differently) can close, each pick moving by at most that much.
+                            let moved = zip(eager[i], graph[i]).reduce(Float(0)) { max($0, abs($1.0 - $1.1)) }
+                            if eager[i][e] - eager[i][g] <= 2 * moved { ties += 1 } else { tokenMismatches += 1 }
                         }
                         worst = max(worst, HostReference.relativeError(graph[i], eager[i].map(Double.init)))
                     }
