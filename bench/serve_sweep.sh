@@ -13,7 +13,7 @@
 #   OUT (serve-sweep), WORK (/var/tmp/hifc: the flash directory WORK/serve-flash), PORT (8013),
 #   SETTINGS ("flash off"), KV_BUDGET (2GiB: 16K tokens of the 8B shape, about 7 of these requests),
 #   BLOCK_SIZE (64), MAX_BATCH_TOKENS (4096), FLASH_CAPACITY (16GiB), RATES (1,2,4,8,inf),
-#   NUM_PROMPTS (48), LENGTHS (--input-len 1024 --output-len 256 --shared-prefix 1024
+#   NUM_PROMPTS (40), LENGTHS (--input-len 1024 --output-len 256 --shared-prefix 1024
 #   --prefix-groups 4: 2048-token prompts whose first 1024 tokens are one of 4 documents),
 #   GOODPUT (ttft:2000 tpot:50), SERVE_ARGS (more `hifc serve` flags, e.g. --threads 2).
 # Writes OUT/serve-sweep-SETTING.{json,csv,svg,log} and the server's log; prints the CSVs.
@@ -53,7 +53,7 @@ for setting in ${SETTINGS:-flash off}; do
     fi
     read -r -a goodput <<< "${GOODPUT:-ttft:2000 tpot:50}"
     label="hifc serve --device $device, $(basename "$model"), flash tier $setting (${tier[*]}), KV ${KV_BUDGET:-2GiB}; ${lengths[*]}"
-    "$hifc" bench serve --base-url "http://127.0.0.1:$port" --num-prompts "${NUM_PROMPTS:-48}" "${lengths[@]}" \
+    "$hifc" bench serve --base-url "http://127.0.0.1:$port" --num-prompts "${NUM_PROMPTS:-40}" "${lengths[@]}" \
         --request-rate "${RATES:-1,2,4,8,inf}" --goodput "${goodput[@]}" --tokenizer "$model" --json \
         --csv "$out/serve-sweep-$setting.csv" --plot "$out/serve-sweep-$setting.svg" --label "$label" \
         > "$out/serve-sweep-$setting.json" 2> "$out/serve-sweep-$setting.log"
