@@ -12,7 +12,8 @@
 #   HIFC (hifc), MODEL (required: a model directory, also the client's tokenizer), DEVICE (cuda),
 #   OUT (serve-sweep), WORK (/var/tmp/hifc: the flash directory WORK/serve-flash), PORT (8013),
 #   SETTINGS ("flash off"), KV_BUDGET (2GiB: 16K tokens of the 8B shape, about 7 of these requests),
-#   BLOCK_SIZE (64), MAX_BATCH_TOKENS (4096), FLASH_CAPACITY (16GiB), RATES (1,2,4,8,inf),
+#   BLOCK_SIZE (64), MAX_BATCH_TOKENS (4096), FLASH_CAPACITY (14GiB: every request of a run swapped out
+#   at once fits, 40 x 2304 tokens x 128 KiB), PREFIX_FLASH (1GiB), RATES (1,2,4,8,inf),
 #   NUM_PROMPTS (40), LENGTHS (--input-len 1024 --output-len 256 --shared-prefix 1024
 #   --prefix-groups 4: 2048-token prompts whose first 1024 tokens are one of 4 documents),
 #   GOODPUT (ttft:2000 tpot:50), SERVE_ARGS (more `hifc serve` flags, e.g. --threads 2).
@@ -30,8 +31,11 @@ read -r -a extra <<< "${SERVE_ARGS:-}"
 status=0
 for setting in ${SETTINGS:-flash off}; do
     case "$setting" in
-        flash) tier=(--preemption swap-flash --prefix-cache on) ;;
-        off) tier=(--preemption recompute --prefix-cache off) ;;
+        # The 4 shared documents take 0.5 GiB of the 8B shape's KV: a 1 GiB share of flash for the
+        # prefix cache leaves the rest of the region to swaps (by default it would take half).
+        flash) tier=(--preemption swap-flash --prefix-cache on --prefix-cache-flash-size "${PREFIX_FLASH:-1GiB}")
+            what="flash tier on (swap-flash, prefix cache)" ;;
+        off) tier=(--preemption recompute --prefix-cache off); what="flash tier off (recompute, no prefix cache)" ;;
         *) echo "serve_sweep.sh: unknown setting $setting (flash or off)" >&2; exit 2 ;;
     esac
     flash="$work/serve-flash"; rm -rf "$flash"; mkdir -p "$flash"
@@ -39,7 +43,7 @@ for setting in ${SETTINGS:-flash off}; do
     # A fresh server per setting (and a fresh flash directory: nothing cached from the run before).
     (cd "$run" && exec "$hifc" serve --model "$model" --device "$device" --port "$port" --kv-budget "${KV_BUDGET:-2GiB}" \
         --block-size "${BLOCK_SIZE:-64}" --max-batch-tokens "${MAX_BATCH_TOKENS:-4096}" --flash-path "$flash" \
-        --flash-capacity "${FLASH_CAPACITY:-16GiB}" "${tier[@]}" "${extra[@]}") > "$out/serve-$setting.log" 2>&1 &
+        --flash-capacity "${FLASH_CAPACITY:-14GiB}" "${tier[@]}" "${extra[@]}") > "$out/serve-$setting.log" 2>&1 &
     pid=$!
     up=0
     for _ in $(seq 1 600); do
@@ -52,7 +56,7 @@ for setting in ${SETTINGS:-flash off}; do
         kill $pid 2> /dev/null; wait $pid 2> /dev/null; status=1; continue
     fi
     read -r -a goodput <<< "${GOODPUT:-ttft:2000 tpot:50}"
-    label="hifc serve --device $device, $(basename "$model"), flash tier $setting (${tier[*]}), KV ${KV_BUDGET:-2GiB}; ${lengths[*]}"
+    label="hifc serve --device $device, $(basename "$model"), $what, KV ${KV_BUDGET:-2GiB}; ${lengths[*]}"
     "$hifc" bench serve --base-url "http://127.0.0.1:$port" --num-prompts "${NUM_PROMPTS:-40}" "${lengths[@]}" \
         --request-rate "${RATES:-1,2,4,8,inf}" --goodput "${goodput[@]}" --tokenizer "$model" --json \
         --csv "$out/serve-sweep-$setting.csv" --plot "$out/serve-sweep-$setting.svg" --label "$label" \
@@ -61,7 +65,7 @@ for setting in ${SETTINGS:-flash off}; do
     [ "$rc" = 0 ] || status=1
     curl -s "localhost:$port/metrics" > "$out/serve-metrics-$setting.txt"
     kill $pid; wait $pid 2> /dev/null
-    echo "serve sweep, flash tier $setting: bench serve rc=$rc"
+    echo "serve sweep, $what: bench serve rc=$rc"
     # One line a rate: the columns a reader compares first (the CSV and JSON hold every figure).
     python3 - "$out/serve-sweep-$setting.csv" <<'EOF'
 import csv, sys
