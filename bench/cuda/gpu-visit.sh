@@ -449,10 +449,15 @@ if has llamacuda; then  # issue 25: llama.cpp built with CUDA for sm_90, on the 
             nvidia-smi --query-gpu=name,clocks.max.sm,power.limit --format=csv,noheader | tee -a "$out/summary.txt"
             batches="${PEER_BATCH:-1,16,64}"; prompt="${PEER_PROMPT:-2048}"; decode="${PEER_DECODE:-128}"
             stamp "hifc bench model: batch $batches x $prompt-token prompts, $decode decode tokens; batch 1 x 512"
-            { .device/hifc bench model --model "$model" --device cuda --batch "$batches" --prompt-tokens "$prompt" --decode-tokens "$decode" --json
-              .device/hifc bench model --model "$model" --device cuda --batch 1 --prompt-tokens 512 --decode-tokens "$decode" --json; } \
-                > "$out/peer-hifc.jsonl" 2> "$out/peer-hifc.log"
-            echo "hifc bench model rc=$?" | tee -a "$out/summary.txt"
+            # One run a batch size, so that a failure at one (batch 64 had not run on the GPU before) costs only its row.
+            for b in ${batches//,/ }; do
+                .device/hifc bench model --model "$model" --device cuda --batch "$b" --prompt-tokens "$prompt" --decode-tokens "$decode" \
+                    --json >> "$out/peer-hifc.jsonl" 2>> "$out/peer-hifc.log"
+                echo "hifc bench model batch $b rc=$?" | tee -a "$out/summary.txt"
+            done
+            .device/hifc bench model --model "$model" --device cuda --batch 1 --prompt-tokens 512 --decode-tokens "$decode" --json \
+                >> "$out/peer-hifc.jsonl" 2>> "$out/peer-hifc.log"
+            echo "hifc bench model batch 1 x 512 rc=$?" | tee -a "$out/summary.txt"
             # llama-bench: prompt tok/s (ubatch 512, its default, and 2048: the better counts) and decode at batch 1
             # after a $prompt-token context (-d); flash attention on, every layer on the GPU, 3 repetitions.
             stamp "llama-bench: pp512, pp$prompt; tg$decode at depth $prompt"
