@@ -21,7 +21,7 @@
 # fp8 (issue 22, about 4 minutes with synth-8b already written): FP8_MODELS (tiny,1b,qwen3:tiny,gemma3:tiny,mistral:tiny),
 # FP8_PARTS (check,model,swap: which parts run), FP8_PROMPT (8192), FP8_BATCH (1,16), FP8_SCALE (0.5), FP8_REQUESTS (8), FP8_MODES (swap-flash), BUDGET (4GiB)
 # llamacuda (issue 25, one device call of about 8 minutes; carry .smollm2/llamacache made by bench/llamacpp/pack-sdist.sh):
-# LLAMA_SDIST_DIR (.smollm2/llamacache, then .device/hifc-bench), LLAMA_JOBS (16), LLAMA_BUILD_WAIT (420: seconds into the step after which
+# LLAMA_SDIST_DIR (.smollm2/llamacache, then .device/hifc-bench), LLAMA_JOBS (16), LLAMA_BUILD_WAIT (360: seconds into the step after which
 # an unfinished build is left for the step's next run, which builds on and measures),
 # PEER_BATCH (1,16,64), PEER_PROMPT (2048), PEER_DECODE (128)
 # servesweep (issue 25, about 6 minutes): bench/serve_sweep.sh's KV_BUDGET, RATES, NUM_PROMPTS, LENGTHS, SETTINGS
@@ -433,10 +433,10 @@ if has llamacuda; then  # issue 25: llama.cpp built with CUDA for sm_90, on the 
             PYTHONPATH="$src/llama.cpp/gguf-py" python3 bench/llamacpp/synth_to_gguf.py "$model" "$gguf" 2>&1 | tee "$out/llamacuda-gguf.txt" \
                 | tail -1 | tee -a "$out/summary.txt"
         fi
-        # The benchmarks take about 2.5 minutes: past LLAMA_BUILD_WAIT seconds into the step they would
+        # The benchmarks take about 3 minutes: past LLAMA_BUILD_WAIT seconds into the step they would
         # not fit in one 10-minute device call, so the step stops and its next run goes on from there.
-        stamp "waiting for the llama.cpp build (until ${LLAMA_BUILD_WAIT:-420} s into this step)"
-        while kill -0 $build_pid 2> /dev/null && [ $((SECONDS - step_start)) -lt "${LLAMA_BUILD_WAIT:-420}" ]; do sleep 5; done
+        stamp "waiting for the llama.cpp build (until ${LLAMA_BUILD_WAIT:-360} s into this step)"
+        while kill -0 $build_pid 2> /dev/null && [ $((SECONDS - step_start)) -lt "${LLAMA_BUILD_WAIT:-360}" ]; do sleep 5; done
         waited=$((SECONDS - step_start))
         llama_bin="$HIFC_BENCH_CACHE/llama.cpp/$version-cuda/bin"
         if kill -0 $build_pid 2> /dev/null || [ ! -x "$llama_bin/llama-batched-bench" ]; then
