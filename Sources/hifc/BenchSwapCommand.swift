@@ -250,7 +250,7 @@ struct BenchSwapCommand: AsyncParsableCommand {
                 return [Run(mode: mode, prefetch: prefetchSizes[0], label: mode.rawValue)]
             }
             return prefetchSizes.map { size in
-                Run(mode: mode, prefetch: size, label: mode.rawValue + (size.bytes == 0 ? "/no-prefetch" : "/prefetch-\(size)"))
+                Run(mode: mode, prefetch: size, label: mode.rawValue + (size.bytes == 0 ? "/no-prefetch" : "/prefetch-\(size)".filter { $0 != " " }))
             }
         }
     }
@@ -336,13 +336,13 @@ struct BenchSwapCommand: AsyncParsableCommand {
 
     private func printTable(_ results: [SwapBenchmarkResult]) {
         print(
-            "mode                     out tok/s   best tok/s  mean lat s  p99 lat s  mean TTFT s  preempt  recomputed  swap bytes  exposed s  disk floor s  resume ms  prefetched  written/tok  flash written  SSD life"
+            "mode                       out tok/s   best tok/s  mean lat s  p99 lat s  mean TTFT s  preempt  recomputed  swap bytes  exposed s  disk floor s  resume ms  prefetched  written/tok  flash written  SSD life"
         )
         for r in results {
             let life = r.ssd_lifetime_years.map { String(format: "%.1f y", $0) } ?? "-"
             print(
                 [
-                    r.mode.padding(toLength: 23, withPad: " ", startingAt: 0),
+                    r.mode.padding(toLength: 25, withPad: " ", startingAt: 0),
                     String(format: "%10.2f", r.output_tokens_per_s), String(format: "%12.2f", r.best_output_tokens_per_s),
                     String(format: "%11.2f", r.mean_latency_s),
                     String(format: "%10.2f", r.p99_latency_s), String(format: "%12.2f", r.mean_ttft_s),
