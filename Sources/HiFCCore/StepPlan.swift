@@ -82,7 +82,7 @@ public struct StepPlan: Sendable {
         public var tier: SwapTier
         /// The swapped sequence.
         public var sequence: SequenceID
-        /// The tier keys, in the order the swap-in reads them.
+        /// The tier keys of its blocks from the first (those the device still caches too).
         public var keys: [BlockKey]
     }
 

@@ -20,7 +20,7 @@ public enum SwapPrefetchDecision {
     public struct Candidate: Hashable, Sendable {
         /// The sequence.
         public var sequence: SequenceID
-        /// Tier blocks its swap-in would read now.
+        /// Its blocks in the tier (those the device still caches too).
         public var blocks: Int
         /// Whether its blocks may be read ahead: swapped (not still swapping out) to flash.
         public var prefetchable: Bool

@@ -61,11 +61,11 @@ final class SwapPrefetchTests: XCTestCase {
 
     // MARK: The scheduler
 
-    private static func makeScheduler(blocks: Int, depth: Int = 2, prefetchBlocks: Int = 64) -> Scheduler {
+    private static func makeScheduler(blocks: Int, depth: Int = 2, prefetchBlocks: Int = 64, prefixCaching: Bool = false) -> Scheduler {
         Scheduler(
             config: SchedulerConfig(
                 blockTokens: 4, deviceBlocks: blocks, blockBytes: 1024, maxStepTokens: 16, preemption: .swapFlash, prefetchDepth: depth,
-                swapPrefetchBlocks: prefetchBlocks, prefixCaching: false, namespace: SchedulerTests.namespace))
+                swapPrefetchBlocks: prefetchBlocks, prefixCaching: prefixCaching, namespace: SchedulerTests.namespace))
     }
 
     /// Two sequences in 5 blocks stepped until 2 is swapped out and its write has landed, 1 still
@@ -109,6 +109,16 @@ final class SwapPrefetchTests: XCTestCase {
         XCTAssertTrue(resume.droppedPrefetches.isEmpty, "the swap-in takes the prefetch")
         SchedulerTests.complete(resume, on: &scheduler)
         XCTAssertEqual(scheduler.schedule().decodes.map(\.sequence), [2])
+    }
+
+    func testPrefetchReadsEveryBlockTheTierHoldsTheDevicesCachedOnesToo() throws {
+        // The starved device reuses a swapped sequence's cached blocks before it resumes.
+        var scheduler = Self.makeScheduler(blocks: 5, prefixCaching: true)
+        _ = try swapOutSecond(&scheduler)
+        let sequence = try XCTUnwrap(scheduler.sequence(2))
+        let prefetch = try XCTUnwrap(scheduler.schedule().prefetches.first)
+        XCTAssertEqual(prefetch.keys.count, sequence.computedBlocks)
+        XCTAssertEqual(prefetch.keys.first, sequence.blockHashes.first?.key, "from its first block, cached or not")
     }
 
     func testPrefetchOfASequenceAbortedWhileSwappedIsDropped() throws {
