@@ -30,6 +30,10 @@ public struct EngineConfiguration: Sendable, Hashable {
     /// daily write budget of `flashEnduranceTBW` / (years x 365), or `flashDailyWriteBudget` where
     /// that is smaller.
     public var flashTargetLifetime: TargetLifetime?
+    /// Host memory the next swapped sequences to resume (`prefetchDepth` of them) may have their
+    /// flash blocks read into while the device has no room for them yet, so that their swap-in
+    /// at resume copies from host memory instead of waiting on the disk (0: none).
+    public var swapPrefetchCapacity: ByteSize = .gib(2)
     /// Tokens the sequences on the device must be able to grow by before a swapped one resumes
     /// (hysteresis against swapping it straight back out; `SchedulerConfig.resumeHeadroomTokens`).
     public var resumeHeadroomTokens: Int = SchedulerConfig.defaultResumeHeadroomTokens

@@ -108,6 +108,7 @@ public final class EngineCore {
             blockTokens: configuration.blockTokens, deviceBlocks: blocks, blockBytes: layout.blockBytes,
             maxStepTokens: configuration.maxStepTokens, maxRunning: configuration.maxRunning,
             preemption: configuration.preemption, prefetchDepth: configuration.prefetchDepth,
+            swapPrefetchBlocks: flashTier == nil ? 0 : Int(configuration.swapPrefetchCapacity.bytes) / kv.blockStride,
             resumeHeadroomTokens: configuration.resumeHeadroomTokens,
             prefixCaching: configuration.prefixCaching, namespace: namespace, hasFlashTier: flashTier != nil, hasDRAMTier: hasDRAMTier,
             dramBlocks: dramBlocks,
@@ -235,6 +236,10 @@ public final class EngineCore {
         plan.deletes.forEach(transfers.delete)
         plan.writes.forEach(transfers.start)
         plan.reads.forEach(transfers.start)
+        plan.droppedPrefetches.forEach(transfers.drop)
+        plan.prefetches.forEach(transfers.start)
+        let started = ContinuousClock.now
+        for read in plan.reads where read.purpose == .swapIn { swapInsStarted[read.id] = started }
         step.preemptions += plan.preemptions.count
 
         var events: [(SequenceID, GenerationEvent)] = []
@@ -358,15 +363,22 @@ public final class EngineCore {
     /// Reports staged writes and finished transfers to the scheduler and counts them in `step`.
     private func apply(_ arrived: [TransferEvent], to step: inout EngineStats) {
         for event in arrived {
-            guard case .finished(let outcome) = event else {
-                if case .staged(let id) = event { scheduler.writeStaged(id) }
+            let outcome: TransferOutcome
+            switch event {
+            case .staged(let id):
+                scheduler.writeStaged(id)
                 continue
+            case .prefetched(let prefetch):
+                applyPrefetch(prefetch, to: &step)
+                continue
+            case .finished(let finished): outcome = finished
             }
             switch outcome.direction {
             case .write: scheduler.writeCompleted(outcome.id, succeeded: outcome.failure == nil)
             case .read: scheduler.readCompleted(outcome.id, intactBlocks: outcome.intactBlocks)
             }
-            if outcome.failure == nil {
+            // A swap-in that copied blocks from a prefetch's host copies says nothing of the tier's speed.
+            if outcome.failure == nil, outcome.prefetchedBlocks == 0 {
                 if outcome.tier == .flash, outcome.direction == .read, !flashReadDone {
                     // The start-up probe read into host buffers; a real read also moves the blocks
                     // to the device (and on a busy disk competes with writes): its speed replaces
@@ -380,7 +392,7 @@ public final class EngineCore {
             if outcome.tier == .flash {
                 switch outcome.direction {
                 case .write: step.flashBytesWritten += outcome.bytes
-                case .read: step.flashBytesRead += outcome.bytes
+                case .read: step.flashBytesRead += outcome.bytes - outcome.prefetchedBlocks * kv.blockStride
                 }
             }
             switch (outcome.forPrefixCache, outcome.direction) {
@@ -393,6 +405,10 @@ public final class EngineCore {
                 } else if outcome.direction == .read {
                     step.swapIns += 1
                     step.swapInBytes += outcome.bytes
+                    step.prefetchedSwapInBytes += outcome.prefetchedBlocks * kv.blockStride
+                    if let started = swapInsStarted.removeValue(forKey: outcome.id) {
+                        step.swapInWaitSeconds += Self.seconds(since: started)
+                    }
                 }
             case (true, .write):
                 if outcome.failure == nil {
@@ -408,6 +424,17 @@ public final class EngineCore {
         }
     }
 
+    /// Reports a swap prefetch's end to the scheduler and counts its flash read (a real read of
+    /// the disk, though into host memory: the cost model learns the flash read speed from it).
+    private func applyPrefetch(_ prefetch: PrefetchOutcome, to step: inout EngineStats) {
+        scheduler.prefetchCompleted(prefetch.id)
+        step.swapPrefetchBytes += prefetch.bytes
+        if prefetch.tier == .flash { step.flashBytesRead += prefetch.bytes }
+        if prefetch.failure == nil, prefetch.bytes > 0 {
+            scheduler.costModel.observe(.read, tier: prefetch.tier, bytes: prefetch.bytes, seconds: prefetch.seconds)
+        }
+    }
+
     /// Adds the scheduler's events and the state of now to `step` (a step, or a change between
     /// steps: a request added or aborted), carries out the tier deletes decided meanwhile, and
     /// records it in the totals and the metrics.
@@ -420,6 +447,7 @@ public final class EngineCore {
         step.recomputedTokens += events.recomputedTokens
         step.flashPrefixEvictions += events.flashPrefixEvictions
         scheduler.takeDeletes().forEach(transfers.delete)
+        scheduler.takeDroppedPrefetches().forEach(transfers.drop)
         let pool = scheduler.kv.pool
         step.deviceEvictions = pool.evictions - lastEvictions
         lastEvictions = pool.evictions
@@ -439,6 +467,8 @@ public final class EngineCore {
     }
 
     private var lastEvictions = 0
+    /// When each swap-in in flight started, for the time from a resume decision to running.
+    private var swapInsStarted: [TransferID: ContinuousClock.Instant] = [:]
     /// Steps that computed something, and how many of the first ones teach the step-time model nothing.
     private var computeSteps = 0
     static let unobservedFirstSteps = 2

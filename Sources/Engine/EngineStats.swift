@@ -30,6 +30,13 @@ public struct EngineStats: Sendable, Hashable, Codable {
     public var swapSeconds = 0.0
     /// Seconds the step loop waited on transfers.
     public var exposedSwapSeconds = 0.0
+    /// Seconds from each swap-in's start (the scheduler's decision to resume its sequence) to the
+    /// sequence running again, summed over the swap-ins that completed.
+    public var swapInWaitSeconds = 0.0
+    /// Bytes read from flash into host memory ahead of resumes (swap prefetches), and those of
+    /// them swap-ins copied to the device (the rest were dropped unused).
+    public var swapPrefetchBytes = 0
+    public var prefetchedSwapInBytes = 0
     /// Tokens computed again (after a preemption by recompute, or KV lost in a failed transfer).
     public var recomputedTokens = 0
     /// Prompt tokens of requests added, and tokens generated.
@@ -96,6 +103,9 @@ public struct EngineStats: Sendable, Hashable, Codable {
         flashBytesRead += later.flashBytesRead
         swapSeconds += later.swapSeconds
         exposedSwapSeconds += later.exposedSwapSeconds
+        swapInWaitSeconds += later.swapInWaitSeconds
+        swapPrefetchBytes += later.swapPrefetchBytes
+        prefetchedSwapInBytes += later.prefetchedSwapInBytes
         recomputedTokens += later.recomputedTokens
         promptTokens += later.promptTokens
         generatedTokens += later.generatedTokens

@@ -2,6 +2,7 @@ import Backend
 import Foundation
 import HiFCCore
 import Logging
+import Synchronization
 
 /// A planned transfer that finished.
 public struct TransferOutcome: Sendable {
@@ -23,6 +24,25 @@ public struct TransferOutcome: Sendable {
     public var seconds: Double
     /// Why not every block moved; nil when all did.
     public var failure: KVTierError?
+    /// Of a read's intact blocks, those copied from a swap prefetch's host copies rather than
+    /// read from the tier (their bytes were counted by the prefetch).
+    public var prefetchedBlocks = 0
+}
+
+/// A swap prefetch whose read ended.
+public struct PrefetchOutcome: Sendable {
+    /// Which prefetch.
+    public var id: TransferID
+    /// The tier read.
+    public var tier: SwapTier
+    /// Leading blocks read intact into host memory.
+    public var intactBlocks: Int
+    /// Bytes read intact.
+    public var bytes: Int
+    /// Seconds from the start of the read to its end.
+    public var seconds: Double
+    /// Why not every block arrived; nil when all did (the swap-in reads the rest from the tier).
+    public var failure: KVTierError?
 }
 
 /// What the transfers tell the engine, from their tasks.
@@ -32,6 +52,35 @@ public enum TransferEvent: Sendable {
     case staged(TransferID)
     /// A transfer ended.
     case finished(TransferOutcome)
+    /// A swap prefetch's read into host memory ended.
+    case prefetched(PrefetchOutcome)
+}
+
+/// The blocks a swap prefetch read into host memory, by key, until the swap-in that resumes
+/// their sequence copies them to the device (or the prefetch is dropped).
+final class PrefetchedBlocks: @unchecked Sendable {
+    // Written by the prefetch's task before it returns, read only after (through the task's value).
+    private let memory: UnsafeMutableRawBufferPointer
+    private let stride: Int
+    private let index: [BlockKey: Int]
+
+    /// `keys.count` host buffers of `stride` bytes (4 KiB aligned for O_DIRECT), the first
+    /// `intact` of them filled by `fill`.
+    init(keys: [BlockKey], stride: Int, fill: ([UnsafeMutableRawBufferPointer]) async -> Int) async {
+        self.stride = stride
+        let memory = UnsafeMutableRawBufferPointer.allocate(byteCount: max(stride * keys.count, 1), alignment: 4096)
+        self.memory = memory
+        let buffers = keys.indices.map { UnsafeMutableRawBufferPointer(rebasing: memory[$0 * stride..<($0 + 1) * stride]) }
+        let intact = await fill(buffers)
+        index = Dictionary(keys.prefix(intact).enumerated().map { ($1, $0) }, uniquingKeysWith: { first, _ in first })
+    }
+
+    deinit { memory.deallocate() }
+
+    /// The host copy of the block stored under `key`, if the prefetch read it intact.
+    func bytes(of key: BlockKey) -> UnsafeRawBufferPointer? {
+        index[key].map { UnsafeRawBufferPointer(rebasing: memory[$0 * stride..<($0 + 1) * stride]) }
+    }
 }
 
 /// Carries out a plan's transfers between the device's KV pool and the tiers, each in a task of
@@ -46,7 +95,14 @@ public enum TransferEvent: Sendable {
 /// A write to the flash store is staged: its blocks are first copied into a host buffer (a
 /// memory copy, fast beside the disk), the engine is told (`TransferEvent.staged`) so the
 /// device blocks can be reused at once, and the write to flash goes on in the background from
-/// the copy. (Writes through a backend's swappers and to host memory, itself a copy, are not.)
+/// the copy, overlapping the following steps. On a GPU this takes the place of the backend's
+/// direct flash swapper for writes (which holds the device blocks until the disk write ends);
+/// its reads still go straight to the device. (Writes to host memory, itself a copy, are not
+/// staged.)
+///
+/// A swap prefetch (`StepPlan.Prefetch`) reads a swapped sequence's flash blocks into host
+/// memory before its device blocks are free; the swap-in that resumes it copies them to the
+/// device and reads from the tier only what the prefetch did not bring.
 ///
 /// A transfer's task holds the transfers (and through them the pool and the swappers) only
 /// while it moves bytes, not while it reports: once every outcome has been reported, the owner's
@@ -60,6 +116,8 @@ public final class KVTransfers: Sendable {
     private let onEvent: @Sendable (TransferEvent) -> Void
     private let stagesFlashWrites: Bool
     private let logger = Logger(label: "hifc.transfers")
+    /// Swap prefetches in flight or done, until a swap-in takes one or it is dropped.
+    private let prefetches = Mutex<[TransferID: Task<PrefetchedBlocks?, Never>]>([:])
 
     /// Transfers between `pool` and `tiers`; `deviceSwapper`, when given (a GPU backend's),
     /// moves flash transfers straight between device memory and flash, and `hostSwapper` DRAM
@@ -92,16 +150,84 @@ public final class KVTransfers: Sendable {
         }
     }
 
-    /// Starts reading a plan's blocks from their tier.
+    /// Starts reading a plan's blocks from their tier (copying those a prefetch brought from
+    /// host memory).
     public func start(_ read: StepPlan.Read) {
         let report = onEvent
+        let prefetched = read.prefetch.flatMap { id in prefetches.withLock { $0.removeValue(forKey: id) } }
         Task.detached { [weak self] in
             guard
                 let outcome = await self?.run(
-                    id: read.id, .read, tier: read.tier, forPrefixCache: read.purpose == .loadPrefix, blocks: read.blocks, keys: read.keys)
+                    id: read.id, .read, tier: read.tier, forPrefixCache: read.purpose == .loadPrefix, blocks: read.blocks, keys: read.keys,
+                    prefetched: prefetched)
             else { return }
             report(.finished(outcome))
         }
+    }
+
+    /// Starts reading a swapped sequence's blocks from their tier into host memory, where the
+    /// swap-in that resumes it finds them (`StepPlan.Read.prefetch`).
+    public func start(_ prefetch: StepPlan.Prefetch) {
+        let report = onEvent
+        let task = Task.detached { [weak self] () -> PrefetchedBlocks? in
+            // `self` is held for the read only; the report comes after it is let go.
+            guard let read = await self?.readAhead(prefetch) else { return nil }
+            report(.prefetched(read.outcome))
+            return read.blocks
+        }
+        prefetches.withLock { $0[prefetch.id] = task }
+    }
+
+    /// Frees a prefetch's host copies (once its read ends, when it is in flight).
+    public func drop(prefetch id: TransferID) {
+        _ = prefetches.withLock { $0.removeValue(forKey: id) }
+    }
+
+    /// Bytes of one block as the flash tier stores it: a backend's device swapper stores the
+    /// layout's bytes, the engine's own writes whole (padded) block buffers.
+    private var storedBlockBytes: Int { deviceSwapper != nil ? pool.layout.blockBytes : pool.blockStride }
+
+    private func readAhead(_ prefetch: StepPlan.Prefetch) async -> (blocks: PrefetchedBlocks, outcome: PrefetchOutcome) {
+        let started = ContinuousClock.now
+        var failure: KVTierError?
+        let stored = storedBlockBytes
+        let blocks = await PrefetchedBlocks(keys: prefetch.keys, stride: pool.blockStride) { buffers in
+            guard let store = tiers[prefetch.tier] else {
+                failure = .io("no \(prefetch.tier) tier is configured")
+                return 0
+            }
+            let result = await store.read(
+                zip(prefetch.keys, buffers).map { KVBlockDestination(key: $0, bytes: UnsafeMutableRawBufferPointer(rebasing: $1[..<stored])) })
+            failure = result.failure
+            return result.intact
+        }
+        let intact = prefetch.keys.count { blocks.bytes(of: $0) != nil }
+        return (
+            blocks,
+            PrefetchOutcome(
+                id: prefetch.id, tier: prefetch.tier, intactBlocks: intact, bytes: intact * pool.blockStride,
+                seconds: (ContinuousClock.now - started).inSeconds, failure: failure)
+        )
+    }
+
+    /// Copies the blocks of `keys` that `prefetched` holds into the pool blocks at the same
+    /// index of `blocks`; returns the indices it copied. (The device's prefix cache may have
+    /// lost leading blocks the prefetch skipped because the device had them then: those, and any
+    /// the prefetch did not bring, are the tier's to read.)
+    private func copyPrefetched(_ prefetched: Task<PrefetchedBlocks?, Never>, keys: [BlockKey], into blocks: [Int]) async -> Set<Int> {
+        guard let held = await prefetched.value else { return [] }
+        let bytes = pool.layout.blockBytes
+        var copied = Set<Int>()
+        for (index, (key, block)) in zip(keys, blocks).enumerated() {
+            guard let source = held.bytes(of: key) else { continue }
+            do {
+                try pool.copyBlock(block, from: UnsafeRawBufferPointer(rebasing: source[..<bytes]))
+                copied.insert(index)
+            } catch {
+                logger.warning("copying prefetched block \(key) to the device failed, reading it from the tier: \(error)")
+            }
+        }
+        return copied
     }
 
     /// Removes blocks from their tier.
@@ -118,13 +244,22 @@ public final class KVTransfers: Sendable {
     }
 
     private func run(
-        id: TransferID, _ direction: TransferDirection, tier: SwapTier, forPrefixCache: Bool, blocks: [Int], keys: [BlockKey]
+        id: TransferID, _ direction: TransferDirection, tier: SwapTier, forPrefixCache: Bool, blocks planned: [Int], keys plannedKeys: [BlockKey],
+        prefetched: Task<PrefetchedBlocks?, Never>? = nil
     ) async -> TransferOutcome {
         let started = ContinuousClock.now
         var intact = 0
         var failure: KVTierError?
+        // The blocks a prefetch brought are copied from host memory; the tier is read for the rest.
+        var copied = Set<Int>()
+        if let prefetched { copied = await copyPrefetched(prefetched, keys: plannedKeys, into: planned) }
+        let rest = planned.indices.filter { !copied.contains($0) }
+        let blocks = rest.map { planned[$0] }
+        let keys = rest.map { plannedKeys[$0] }
         do {
-            if tier == .flash, let device = deviceSwapper {
+            if blocks.isEmpty {
+                // Everything came from the prefetch.
+            } else if tier == .flash, let device = deviceSwapper, direction == .read || !stagesFlashWrites {
                 switch direction {
                 case .write: try await device.swapOutToFlash(blocks: blocks, keys: keys)
                 case .read: try await device.swapInFromFlash(keys: keys, into: blocks)
@@ -138,13 +273,15 @@ public final class KVTransfers: Sendable {
                 intact = blocks.count
             } else {
                 guard let store = tiers[tier] else { throw KVTierError.io("no \(tier) tier is configured") }
+                let stored = tier == .flash ? storedBlockBytes : pool.blockStride
                 let report = onEvent
                 var staged: (@Sendable () -> Void)?
                 if direction == .write, tier == .flash, stagesFlashWrites { staged = { report(.staged(id)) } }
                 intact = try await withBlockBuffers(blocks, direction, staged: staged) { buffers throws(KVTierError) in
                     switch direction {
                     case .write:
-                        try await store.write(zip(keys, buffers).map { KVBlockSource(key: $0, bytes: UnsafeRawBufferPointer($1)) })
+                        try await store.write(
+                            zip(keys, buffers).map { KVBlockSource(key: $0, bytes: UnsafeRawBufferPointer(rebasing: $1[..<stored])) })
                         return blocks.count
                     case .read:
                         let result = await store.read(zip(keys, buffers).map { KVBlockDestination(key: $0, bytes: $1) })
@@ -166,14 +303,21 @@ public final class KVTransfers: Sendable {
             intact = 0
             remove(keys, from: tier)
         }
+        // Intact: the leading blocks that arrived, from the prefetch or among the tier's intact ones.
+        var fromPrefetch = 0
+        if !copied.isEmpty {
+            let arrived = copied.union(rest.prefix(intact))
+            intact = planned.indices.first { !arrived.contains($0) } ?? planned.count
+            fromPrefetch = copied.count { $0 < intact }
+        }
         if let failure {
             let what = forPrefixCache ? (direction == .write ? "prefix save" : "prefix load") : (direction == .write ? "swap-out" : "swap-in")
-            logger.warning("\(what) of \(blocks.count) blocks (\(tier)) failed after \(intact), the rest is recomputed: \(failure)")
+            logger.warning("\(what) of \(planned.count) blocks (\(tier)) failed after \(intact), the rest is recomputed: \(failure)")
         }
         let elapsed = ContinuousClock.now - started
         return TransferOutcome(
-            id: id, direction: direction, tier: tier, forPrefixCache: forPrefixCache, blocks: blocks.count, intactBlocks: intact,
-            bytes: intact * pool.blockStride, seconds: elapsed.inSeconds, failure: failure)
+            id: id, direction: direction, tier: tier, forPrefixCache: forPrefixCache, blocks: planned.count, intactBlocks: intact,
+            bytes: intact * pool.blockStride, seconds: elapsed.inSeconds, failure: failure, prefetchedBlocks: fromPrefetch)
     }
 
     /// Calls `body` with one host buffer of `blockStride` bytes (a 4 KiB multiple, so flash I/O

@@ -151,6 +151,8 @@ public struct SwapBenchmark: Sendable {
             preemptions: stats.preemptions, recomputed_tokens: stats.recomputedTokens,
             swap_bytes: stats.swapOutBytes + stats.swapInBytes, swap_failures: stats.swapFailures,
             swap_seconds: stats.swapSeconds, exposed_swap_s: stats.exposedSwapSeconds,
+            mean_resume_s: stats.swapIns > 0 ? stats.swapInWaitSeconds / Double(stats.swapIns) : 0,
+            swap_prefetch_bytes: stats.swapPrefetchBytes, prefetched_swap_in_bytes: stats.prefetchedSwapInBytes,
             flash_bytes_written: stats.flashBytesWritten,
             ssd_lifetime_years: bytesPerDay > 0 ? Double(enduranceTBW.bytes) / (bytesPerDay * 365) : nil,
             bytes_written_per_output_token: tokens > 0 ? Double(stats.swapOutBytes + stats.prefixSaveBytes) / Double(tokens) : 0,
@@ -195,6 +197,13 @@ public struct SwapBenchmarkResult: Codable, Sendable {
     public var swap_seconds: Double
     /// Seconds of swap I/O that no compute hid.
     public var exposed_swap_s: Double
+    /// Mean seconds from a swap-in's start (the decision to resume its sequence) to the sequence
+    /// running again; 0 without swap-ins.
+    public var mean_resume_s: Double
+    /// Bytes read from flash into host memory ahead of resumes (swap prefetches), and those of
+    /// them that swap-ins used.
+    public var swap_prefetch_bytes: Int
+    public var prefetched_swap_in_bytes: Int
     /// Bytes written to flash.
     public var flash_bytes_written: Int
     /// Years the SSD lasts at this write rate; nil when nothing was written.
@@ -229,7 +238,9 @@ public struct SwapBenchmarkResult: Codable, Sendable {
             mean_ttft_s: average(\.mean_ttft_s), preemptions: averageCount(\.preemptions),
             recomputed_tokens: averageCount(\.recomputed_tokens), swap_bytes: averageCount(\.swap_bytes),
             swap_failures: averageCount(\.swap_failures), swap_seconds: average(\.swap_seconds),
-            exposed_swap_s: average(\.exposed_swap_s), flash_bytes_written: averageCount(\.flash_bytes_written),
+            exposed_swap_s: average(\.exposed_swap_s), mean_resume_s: average(\.mean_resume_s),
+            swap_prefetch_bytes: averageCount(\.swap_prefetch_bytes), prefetched_swap_in_bytes: averageCount(\.prefetched_swap_in_bytes),
+            flash_bytes_written: averageCount(\.flash_bytes_written),
             ssd_lifetime_years: lifetimes.isEmpty ? nil : lifetimes.reduce(0, +) / Double(lifetimes.count),
             bytes_written_per_output_token: average(\.bytes_written_per_output_token), flash_bytes_read: averageCount(\.flash_bytes_read),
             disk_floor_s: averageOptional(\.disk_floor_s), dd_write_gbps: runs[0].dd_write_gbps, dd_read_gbps: runs[0].dd_read_gbps)

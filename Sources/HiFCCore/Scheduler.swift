@@ -60,6 +60,13 @@ public struct Scheduler: Sendable {
     /// Prefix saves in flight when the prefix cache was reset: their blocks are deleted, not kept.
     private var discardedSaves = Set<TransferID>()
     private var swapInsInFlight = 0
+    /// Swapped sequences whose blocks are being read, or were read, into host memory ahead of
+    /// their resume (`SwapPrefetchDecision`); the swap-in that resumes one takes its prefetch.
+    private var prefetched: [SequenceID: StepPlan.Prefetch] = [:]
+    /// Prefetches whose reads have not ended, wanted or dropped.
+    private var prefetchesInFlight = Set<TransferID>()
+    /// Prefetches dropped since the last plan or `takeDroppedPrefetches`.
+    private var droppedPrefetches: [TransferID] = []
     private var pendingDeletes: [StepPlan.Delete] = []
     private var events = SchedulerEvents()
     private let defaultRoot: PrefixHash
@@ -98,14 +105,21 @@ public struct Scheduler: Sendable {
     /// Sequences swapping out or swapped.
     public var swappedCount: Int { swapped.count }
     /// Whether no sequence is left and no transfer is in flight.
-    public var isIdle: Bool { sequences.isEmpty && writes.isEmpty && reads.isEmpty }
-    /// Whether a transfer is in flight.
-    public var hasTransfersInFlight: Bool { !writes.isEmpty || !reads.isEmpty }
+    public var isIdle: Bool { sequences.isEmpty && !hasTransfersInFlight }
+    /// Whether a transfer is in flight (a swap prefetch too).
+    public var hasTransfersInFlight: Bool { !writes.isEmpty || !reads.isEmpty || !prefetchesInFlight.isEmpty }
 
     /// The events since the last call.
     public mutating func takeEvents() -> SchedulerEvents {
         defer { events = SchedulerEvents() }
         return events
+    }
+
+    /// Swap prefetches dropped since the last plan (their sequences ended between steps): the
+    /// engine frees their host copies.
+    public mutating func takeDroppedPrefetches() -> [TransferID] {
+        defer { droppedPrefetches = [] }
+        return droppedPrefetches
     }
 
     /// Tier blocks to delete decided since the last plan (by finished or aborted requests).
@@ -206,6 +220,7 @@ public struct Scheduler: Sendable {
             resumeSwapped(into: &plan)
             if swapped.isEmpty, swapInsInFlight == 0 { admitWaiting(budget: &budget, share: &share, into: &plan) }
         }
+        planPrefetches(into: &plan)
         savePrefixBlocks(into: &plan)
         let trimmed = tiers.trimPrefixBlocks()
         if !trimmed.isEmpty {
@@ -264,22 +279,18 @@ public struct Scheduler: Sendable {
             }
             let stored = sequence.computed
             let needed = sequence.computedBlocks
-            let hits = kv.cachedPrefix(sequence.blockHashes.prefix(stored / config.blockTokens))
-            var keys: [BlockKey] = []
-            for block in hits.count..<needed {
-                let key = sequence.key(ofBlock: block, computedTokens: stored)
-                guard tiers.isStored(key, in: tier) else { break }
-                keys.append(key)
-            }
+            let (hits, keys) = resumeBlocks(of: sequence, from: tier)
             let available = hits.count + keys.count
             let tokens = available == needed ? stored : available * config.blockTokens
             let reserve = resumeReserve(for: sequence, holding: hits.count + keys.count)
             guard kv.freeBlocks - keys.count - kv.freeBlocksTaken(by: hits) >= reserve else { return }
             swapped.removeAll { $0 == id }
+            let prefetch = prefetched.removeValue(forKey: id)
             kv.adopt(id, cached: hits)
             let blocks = kv.grow(id, toHold: tokens)!
             sequences[id]!.computed = hits.count * config.blockTokens
             if keys.isEmpty {
+                if let prefetch { droppedPrefetches.append(prefetch.id) }
                 sequences[id]!.computed = tokens
                 sequences[id]!.status = .running
                 insertByArrival(id, into: &running)
@@ -288,13 +299,74 @@ public struct Scheduler: Sendable {
             }
             let read = StepPlan.Read(
                 id: takeTransferID(), tier: tier, purpose: .swapIn, sequence: id, blocks: blocks, keys: keys,
-                tokens: tokens - hits.count * config.blockTokens)
+                tokens: tokens - hits.count * config.blockTokens, prefetch: prefetch?.id)
             reads[read.id] = PendingRead(read: read, countsAsCached: false)
             plan.reads.append(read)
             sequences[id]!.status = .loading(tier)
             loading.append(id)
             swapInsInFlight += 1
         }
+    }
+
+    /// The device's cached blocks of swapped `sequence`'s leading blocks, and past them the keys
+    /// of its blocks stored in `tier`, in order up to the first one missing: what its swap-in
+    /// takes from the device cache and reads from the tier.
+    private func resumeBlocks(of sequence: GenerationSequence, from tier: SwapTier) -> (hits: [Int], keys: [BlockKey]) {
+        let stored = sequence.computed
+        let hits = kv.cachedPrefix(sequence.blockHashes.prefix(stored / config.blockTokens))
+        var keys: [BlockKey] = []
+        for block in hits.count..<sequence.computedBlocks {
+            let key = sequence.key(ofBlock: block, computedTokens: stored)
+            guard tiers.isStored(key, in: tier) else { break }
+            keys.append(key)
+        }
+        return (hits, keys)
+    }
+
+    /// The keys of swapped `sequence`'s blocks stored in `tier`, from its first block up to the
+    /// first one missing, the ones the device's prefix cache still holds too.
+    private func tierKeys(of sequence: GenerationSequence, in tier: SwapTier) -> [BlockKey] {
+        var keys: [BlockKey] = []
+        for block in 0..<sequence.computedBlocks {
+            let key = sequence.key(ofBlock: block, computedTokens: sequence.computed)
+            guard tiers.isStored(key, in: tier) else { break }
+            keys.append(key)
+        }
+        return keys
+    }
+
+    /// Starts reading the flash blocks of the next swapped sequences to resume into host memory
+    /// while their device blocks are not free yet, and drops the prefetches no longer wanted
+    /// (`SwapPrefetchDecision`). The swap-in that resumes a prefetched sequence copies its blocks
+    /// from host memory instead of waiting on the disk. A prefetch reads the blocks the device
+    /// still caches too: the starved device reuses them before the resume (on the H200, govreport
+    /// x0.25: 168 of a victim's 256 MiB were cached when its prefetch started, 48 at its resume,
+    /// and the 120 MiB read at resume kept it 100 ms from running), and the swap-in copies only
+    /// those it lacks then.
+    private mutating func planPrefetches(into plan: inout StepPlan) {
+        if config.swapPrefetchBlocks > 0 || !prefetched.isEmpty {
+            let candidates = swapped.prefix(config.prefetchDepth).map { id -> SwapPrefetchDecision.Candidate in
+                let sequence = sequences[id]!
+                guard config.swapPrefetchBlocks > 0, case .swapped(.flash) = sequence.status else {
+                    return .init(sequence: id, blocks: 0, prefetchable: false)
+                }
+                return .init(sequence: id, blocks: tierKeys(of: sequence, in: .flash).count, prefetchable: true)
+            }
+            let change = SwapPrefetchDecision.decide(
+                candidates: candidates, held: prefetched.mapValues(\.keys.count), depth: config.prefetchDepth,
+                capacityBlocks: config.swapPrefetchBlocks)
+            for id in change.drop {
+                if let dropped = prefetched.removeValue(forKey: id) { droppedPrefetches.append(dropped.id) }
+            }
+            for (id, blocks) in change.start {
+                let keys = tierKeys(of: sequences[id]!, in: .flash).prefix(blocks)
+                let prefetch = StepPlan.Prefetch(id: takeTransferID(), tier: .flash, sequence: id, keys: Array(keys))
+                prefetched[id] = prefetch
+                prefetchesInFlight.insert(prefetch.id)
+                plan.prefetches.append(prefetch)
+            }
+        }
+        plan.droppedPrefetches = takeDroppedPrefetches()
     }
 
     /// Admits waiting sequences in fair order while they fit and their request's `share` of the
@@ -736,6 +808,12 @@ public struct Scheduler: Sendable {
         }
     }
 
+    /// A swap prefetch's read ended (whether its blocks arrived is the swap-in's to find out: it
+    /// reads from the tier what the prefetch did not bring).
+    public mutating func prefetchCompleted(_ id: TransferID) {
+        prefetchesInFlight.remove(id)
+    }
+
     /// A planned read finished with its first `intactBlocks` blocks delivered intact (all of them
     /// on success). The sequence runs from the next step and computes whatever did not arrive.
     public mutating func readCompleted(_ id: TransferID, intactBlocks: Int) {
@@ -783,6 +861,7 @@ public struct Scheduler: Sendable {
 
     /// Drops a sequence that has ended, with its tier blocks.
     private mutating func forget(_ id: SequenceID) {
+        if let prefetch = prefetched.removeValue(forKey: id) { droppedPrefetches.append(prefetch.id) }
         releaseTierHolds(of: id)
         sequences[id] = nil
         highWater[id] = nil

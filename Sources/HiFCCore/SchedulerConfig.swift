@@ -42,6 +42,9 @@ public struct SchedulerConfig: Hashable, Sendable {
     public var preemption: PreemptionMode
     /// Most swapped sequences whose blocks are read back at once (prefetch depth).
     public var prefetchDepth: Int
+    /// Blocks of swapped sequences that may be read from flash into host memory ahead of their
+    /// resume (`SwapPrefetchDecision`; 0: none, each swap-in reads its blocks when it resumes).
+    public var swapPrefetchBlocks: Int
     /// Tokens every sequence on the device, and a swapped one resuming, must be able to grow by
     /// in the blocks left free before the swapped one resumes (hysteresis against swapping it
     /// straight back out; 0: only a block per running sequence).
@@ -74,14 +77,16 @@ public struct SchedulerConfig: Hashable, Sendable {
     /// A configuration; counts must be positive.
     public init(
         blockTokens: Int, deviceBlocks: Int, blockBytes: Int, maxStepTokens: Int = 512,
-        maxRunning: Int = 256, preemption: PreemptionMode = .swapFlash, prefetchDepth: Int = 2,
+        maxRunning: Int = 256, preemption: PreemptionMode = .swapFlash, prefetchDepth: Int = 2, swapPrefetchBlocks: Int = 0,
         resumeHeadroomTokens: Int = SchedulerConfig.defaultResumeHeadroomTokens, prefixCaching: Bool = true, namespace: PrefixNamespace,
         hasFlashTier: Bool = true, hasDRAMTier: Bool = false, dramBlocks: Int = .max,
         prefixWritePolicy: PrefixWritePolicy = .onEvict, prefixFlashBlocks: Int = 0, prefixWritesInFlight: Int = 16,
         prefixLoadDecision: PrefixLoadDecision = .costModel,
         sharedStepSlowdown: Double? = SchedulerConfig.defaultSharedStepSlowdown
     ) {
-        precondition(blockTokens > 0 && deviceBlocks > 0 && maxStepTokens > 0 && maxRunning > 0 && prefetchDepth > 0 && resumeHeadroomTokens >= 0)
+        precondition(
+            blockTokens > 0 && deviceBlocks > 0 && maxStepTokens > 0 && maxRunning > 0 && prefetchDepth > 0 && swapPrefetchBlocks >= 0
+                && resumeHeadroomTokens >= 0)
         precondition(sharedStepSlowdown.map { $0 > 1 } ?? true, "a shared step's slowdown must be above 1, or the more-served requests never advance")
         self.blockTokens = blockTokens
         self.deviceBlocks = deviceBlocks
@@ -90,6 +95,7 @@ public struct SchedulerConfig: Hashable, Sendable {
         self.maxRunning = maxRunning
         self.preemption = preemption
         self.prefetchDepth = prefetchDepth
+        self.swapPrefetchBlocks = swapPrefetchBlocks
         self.resumeHeadroomTokens = resumeHeadroomTokens
         self.prefixCaching = prefixCaching
         self.namespace = namespace

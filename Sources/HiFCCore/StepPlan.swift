@@ -67,6 +67,23 @@ public struct StepPlan: Sendable {
         public var keys: [BlockKey]
         /// Tokens the blocks hold.
         public var tokens: Int
+        /// The swap prefetch that read some of `keys` into host memory ahead of this read (its
+        /// blocks are copied from there; the others are read from the tier); nil when none did.
+        public var prefetch: TransferID? = nil
+    }
+
+    /// A swapped sequence's blocks read from its tier into host memory ahead of its resume,
+    /// while its device blocks are not free yet: the swap-in that resumes it (`Read.prefetch`)
+    /// then copies them from host memory instead of waiting on the tier.
+    public struct Prefetch: Hashable, Sendable {
+        /// The transfer's id (`Read.prefetch` names it).
+        public var id: TransferID
+        /// The tier read.
+        public var tier: SwapTier
+        /// The swapped sequence.
+        public var sequence: SequenceID
+        /// The tier keys of its blocks from the first (those the device still caches too).
+        public var keys: [BlockKey]
     }
 
     /// A sequence preempted this step.
@@ -97,6 +114,12 @@ public struct StepPlan: Sendable {
     public var writes: [Write] = []
     /// Blocks read from tiers.
     public var reads: [Read] = []
+    /// Swapped sequences' blocks read into host memory ahead of their resume.
+    public var prefetches: [Prefetch] = []
+    /// Prefetches whose host copies are no longer wanted (their sequence ended, resumed without
+    /// needing them, or is no longer among the next to resume): dropped, or when still in flight,
+    /// dropped as they end.
+    public var droppedPrefetches: [TransferID] = []
     /// Blocks removed from tiers (none of the keys `writes` writes to the same tier).
     public var deletes: [Delete] = []
     /// Tokens found in the device's prefix cache by sequences admitted this step.
@@ -114,5 +137,8 @@ public struct StepPlan: Sendable {
     /// Whether the step computes anything.
     public var hasCompute: Bool { !prefills.isEmpty || !decodes.isEmpty }
     /// Whether the step does nothing at all.
-    public var isEmpty: Bool { !hasCompute && preemptions.isEmpty && writes.isEmpty && reads.isEmpty && deletes.isEmpty }
+    public var isEmpty: Bool {
+        !hasCompute && preemptions.isEmpty && writes.isEmpty && reads.isEmpty && deletes.isEmpty && prefetches.isEmpty
+            && droppedPrefetches.isEmpty
+    }
 }

@@ -93,6 +93,13 @@ struct BenchSwapCommand: AsyncParsableCommand {
     @Option(name: .customLong("prefetch-depth"), help: "Swapped sequences read back at once.")
     var prefetchDepth: Int = 2
 
+    @Option(
+        name: .customLong("swap-prefetch"),
+        help: ArgumentHelp(
+            "Host memory the next swapped sequences' flash blocks are read into ahead of their resume (0: none); a comma-separated list runs the flash modes once per size.",
+            valueName: "sizes"))
+    var swapPrefetch: String = "\(EngineConfiguration().swapPrefetchCapacity)"
+
     @Option(help: "Multiplies prompt and output lengths (to fit small machines).")
     var scale: Double = 1
 
@@ -138,7 +145,9 @@ struct BenchSwapCommand: AsyncParsableCommand {
         let ddBytes: ByteSize
         let prefixFlash: ByteSize
         let placement: FlashPlacementPolicy
+        let prefetchSizes: [ByteSize]
         do {
+            prefetchSizes = try swapPrefetch.split(separator: ",").map { try ByteSize(parsing: $0.trimmingCharacters(in: .whitespaces)) }
             prefixFlash = try ByteSize(parsing: prefixCacheFlashSize)
             lifetime = try flashTargetLifetime.map { try TargetLifetime(parsing: $0) }
             ddBytes = try ByteSize(parsing: ddSize)
@@ -155,6 +164,8 @@ struct BenchSwapCommand: AsyncParsableCommand {
             throw ValidationError("\(error)")
         }
         guard !shapes.isEmpty else { throw ValidationError("--workload names no workload") }
+        guard !prefetchSizes.isEmpty else { throw ValidationError("--swap-prefetch names no size") }
+        let runs = Self.runs(of: modes, prefetchSizes: prefetchSizes)
         let counts = requests.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
         guard counts.count == 1 || counts.count == shapes.count else {
             throw ValidationError(
@@ -206,19 +217,42 @@ struct BenchSwapCommand: AsyncParsableCommand {
             // Rounds alternate the order of the modes (forward, backward, ...) so that a drift in the
             // machine's load does not favour the modes that run first; each mode's figures are the
             // mean over the rounds.
-            var runs: [PreemptionMode: [SwapBenchmarkResult]] = [:]
+            var figures: [String: [SwapBenchmarkResult]] = [:]
             for round in 0..<repeats {
-                for mode in round % 2 == 0 ? modes : modes.reversed() {
+                for run in round % 2 == 0 ? runs : runs.reversed() {
                     // The first swap-flash run is traced.
-                    benchmark.trace = mode == .swapFlash ? recorder : nil
+                    benchmark.trace = run.mode == .swapFlash ? recorder : nil
                     if benchmark.trace != nil { recorder = nil }
-                    runs[mode, default: []].append(try await benchmark.run(mode))
+                    benchmark.engine.swapPrefetchCapacity = run.prefetch
+                    var result = try await benchmark.run(run.mode)
+                    result.mode = run.label
+                    figures[run.label, default: []].append(result)
                     benchmark.trace?.close()
                 }
             }
-            results += modes.map { SwapBenchmarkResult.mean(of: runs[$0]!) }
+            results += runs.map { SwapBenchmarkResult.mean(of: figures[$0.label]!) }
         }
-        try report(results, headings: headings, modes: modes.map(\.rawValue), workloads: shapes.map(\.name))
+        try report(results, headings: headings, modes: runs.map(\.label), workloads: shapes.map(\.name))
+    }
+
+    /// One run of a round: a mode, with the swap prefetch's host memory for the modes that swap
+    /// to flash (one run per size of `--swap-prefetch`, labelled by the size where there are
+    /// several: `swap-flash/no-prefetch`, `swap-flash/prefetch-2GiB`).
+    struct Run {
+        var mode: PreemptionMode
+        var prefetch: ByteSize
+        var label: String
+    }
+
+    static func runs(of modes: [PreemptionMode], prefetchSizes: [ByteSize]) -> [Run] {
+        modes.flatMap { mode -> [Run] in
+            guard mode == .swapFlash || mode == .auto, prefetchSizes.count > 1 else {
+                return [Run(mode: mode, prefetch: prefetchSizes[0], label: mode.rawValue)]
+            }
+            return prefetchSizes.map { size in
+                Run(mode: mode, prefetch: size, label: mode.rawValue + (size.bytes == 0 ? "/no-prefetch" : "/prefetch-\(size)".filter { $0 != " " }))
+            }
+        }
     }
 
     /// The engine's settings from the flags (each run sets its own preemption mode).
@@ -271,7 +305,7 @@ struct BenchSwapCommand: AsyncParsableCommand {
         }
         if let csv {
             var lines = [
-                "workload,mode,requests,output_tokens,seconds,output_tokens_per_s,best_output_tokens_per_s,mean_latency_s,p99_latency_s,mean_ttft_s,preemptions,recomputed_tokens,swap_bytes,swap_failures,swap_seconds,exposed_swap_s,flash_bytes_written,ssd_lifetime_years,bytes_written_per_output_token,flash_bytes_read,disk_floor_s,dd_write_gbps,dd_read_gbps"
+                "workload,mode,requests,output_tokens,seconds,output_tokens_per_s,best_output_tokens_per_s,mean_latency_s,p99_latency_s,mean_ttft_s,preemptions,recomputed_tokens,swap_bytes,swap_failures,swap_seconds,exposed_swap_s,flash_bytes_written,ssd_lifetime_years,bytes_written_per_output_token,flash_bytes_read,disk_floor_s,dd_write_gbps,dd_read_gbps,mean_resume_s,swap_prefetch_bytes,prefetched_swap_in_bytes"
             ]
             for r in results {
                 let fields: [String] = [
@@ -282,6 +316,7 @@ struct BenchSwapCommand: AsyncParsableCommand {
                     "\(r.flash_bytes_written)", r.ssd_lifetime_years.map { "\($0)" } ?? "",
                     "\(r.bytes_written_per_output_token)", "\(r.flash_bytes_read)", r.disk_floor_s.map { "\($0)" } ?? "",
                     r.dd_write_gbps.map { "\($0)" } ?? "", r.dd_read_gbps.map { "\($0)" } ?? "",
+                    "\(r.mean_resume_s)", "\(r.swap_prefetch_bytes)", "\(r.prefetched_swap_in_bytes)",
                 ]
                 lines.append(fields.joined(separator: ","))
             }
@@ -301,19 +336,20 @@ struct BenchSwapCommand: AsyncParsableCommand {
 
     private func printTable(_ results: [SwapBenchmarkResult]) {
         print(
-            "mode          out tok/s   best tok/s  mean lat s  p99 lat s  mean TTFT s  preempt  recomputed  swap bytes  exposed s  disk floor s  written/tok  flash written  SSD life"
+            "mode                       out tok/s   best tok/s  mean lat s  p99 lat s  mean TTFT s  preempt  recomputed  swap bytes  exposed s  disk floor s  resume ms  prefetched  written/tok  flash written  SSD life"
         )
         for r in results {
             let life = r.ssd_lifetime_years.map { String(format: "%.1f y", $0) } ?? "-"
             print(
                 [
-                    r.mode.padding(toLength: 12, withPad: " ", startingAt: 0),
+                    r.mode.padding(toLength: 25, withPad: " ", startingAt: 0),
                     String(format: "%10.2f", r.output_tokens_per_s), String(format: "%12.2f", r.best_output_tokens_per_s),
                     String(format: "%11.2f", r.mean_latency_s),
                     String(format: "%10.2f", r.p99_latency_s), String(format: "%12.2f", r.mean_ttft_s),
                     String(format: "%8d", r.preemptions), String(format: "%11d", r.recomputed_tokens),
                     "\(ByteSize(Int64(r.swap_bytes)))".leftPadded(11), String(format: "%10.3f", r.exposed_swap_s),
                     (r.disk_floor_s.map { String(format: "%.3f", $0) } ?? "-").leftPadded(13),
+                    String(format: "%10.1f", r.mean_resume_s * 1000), "\(ByteSize(Int64(r.prefetched_swap_in_bytes)))".leftPadded(11),
                     "\(ByteSize(Int64(r.bytes_written_per_output_token.rounded())))".leftPadded(12),
                     "\(ByteSize(Int64(r.flash_bytes_written)))".leftPadded(14), life.leftPadded(9),
                 ].joined(separator: " "))

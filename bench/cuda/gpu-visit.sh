@@ -17,7 +17,8 @@
 # curve), with the sdist and the GGUF carried in .device/hifc-bench (HIFC_BENCH_CACHE layout of build.sh: sdist/*.tar.gz,
 # models/*.gguf) or LLAMA_BIN=folder of an llama.cpp build; CPU_THREADS (default: the physical cores), SCALING (1 2 4 8 16)
 # swapmodes: WORKLOADS (qasper,govreport,narrativeqa), REQUESTS (40,20,10: one per workload), SCALE (0.25), BUDGET (4GiB),
-# ROUNDS (2), MODES, CAPACITY, DRAM, SWAP_LIMIT
+# ROUNDS (2), MODES, CAPACITY, DRAM, SWAP_LIMIT, PREFETCH (--swap-prefetch: 0,2GiB runs the flash modes without and with the swap prefetch),
+# UNSTAGED (1: --unstaged-flash-writes, swap-outs written by cuFile from the device blocks instead of staged through host memory)
 # fp8 (issue 22, about 4 minutes with synth-8b already written): FP8_MODELS (tiny,1b,qwen3:tiny,gemma3:tiny,mistral:tiny),
 # FP8_PARTS (check,model,swap: which parts run), FP8_PROMPT (8192), FP8_BATCH (1,16), FP8_SCALE (0.5), FP8_REQUESTS (8), FP8_MODES (swap-flash), BUDGET (4GiB)
 # graphs (issue 25, decode steps replayed from CUDA graphs; about 5 minutes with synth-8b already written):
@@ -348,7 +349,8 @@ if has swapmodes; then  # issue 19: every mode on the paper's three workloads at
     ${SWAP_LIMIT:+timeout $SWAP_LIMIT} .device/hifc bench swap --model "$model" --device cuda \
         --workload "${WORKLOADS:-qasper,govreport,narrativeqa}" --requests "${REQUESTS:-40,20,10}" --scale "${SCALE:-0.25}" \
         --kv-budget "${BUDGET:-4GiB}" --mode "${MODES:-recompute,swap-dram,swap-flash,auto}" --repeats "${ROUNDS:-2}" \
-        --flash-path "$work" --flash-capacity "${CAPACITY:-16GiB}" --dram-swap "${DRAM:-8GiB}" \
+        --flash-path "$work" --flash-capacity "${CAPACITY:-16GiB}" --dram-swap "${DRAM:-8GiB}" ${PREFETCH:+--swap-prefetch "$PREFETCH"} \
+        ${UNSTAGED:+--unstaged-flash-writes} \
         --csv "$out/swapmodes.csv" --plot "$out/swapmodes.svg" > "$out/swapmodes.txt" 2> "$out/swapmodes-progress.txt"
     echo "bench swap rc=$?" | tee -a "$out/summary.txt"
     grep -E "^dd O_DIRECT" "$out/swapmodes-progress.txt" | tee -a "$out/summary.txt"
