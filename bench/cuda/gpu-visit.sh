@@ -3,8 +3,8 @@
 # whole 8B-shaped model against PyTorch + transformers, the server under load, and an error exit
 # of the CUDA engine.
 # Run from the repository root after `bash .device/unpack.sh`; logs go to $OUT (or ./gpu-logs).
-#   bash bench/cuda/gpu-visit.sh [checks] [labs] [model] [long] [swap] [swapio] [prefix] [sanitizer] [serve] [exit] [smollm2] [gemma3] [cpu] [multi] [multi2] [swapmodes] [fp8]
-#   (default: all but swapio, smollm2, gemma3, cpu, multi, multi2, swapmodes and fp8; smollm2, gemma3 and cpu need a GGUF carried in parts,
+#   bash bench/cuda/gpu-visit.sh [checks] [labs] [model] [long] [swap] [swapio] [prefix] [sanitizer] [serve] [exit] [smollm2] [gemma3] [cpu] [multi] [multi2] [swapmodes] [fp8] [fp8lab]
+#   (default: all but swapio, smollm2, gemma3, cpu, multi, multi2, swapmodes, fp8 and fp8lab; smollm2, gemma3 and cpu need a GGUF carried in parts,
 #   see the smollm2 step; multi2 needs the 2-GPU machine, nvidia-h200-x2; swapmodes fits one device call of its own, about 6 minutes)
 # env: BATCH, PROMPT, DECODE (model: decode tokens, 32; the first 15 or so steps after the prefill run at
 # power-capped clocks, model-h200.md); BASELINE=DIR first runs bench model with DIR/hifc (an earlier binary, packed
@@ -19,7 +19,9 @@
 # swapmodes: WORKLOADS (qasper,govreport,narrativeqa), REQUESTS (40,20,10: one per workload), SCALE (0.25), BUDGET (4GiB),
 # ROUNDS (2), MODES, CAPACITY, DRAM, SWAP_LIMIT
 # fp8 (issue 22, about 4 minutes with synth-8b already written): FP8_MODELS (tiny,1b,qwen3:tiny,gemma3:tiny,mistral:tiny),
-# FP8_PROMPT (8192), FP8_BATCH (1,16), FP8_SCALE (0.5), FP8_REQUESTS (8), FP8_MODES (swap-flash), BUDGET (4GiB)
+# FP8_PROMPT (8192), FP8_BATCH (1,16), FP8_SCALE (0.5), FP8_REQUESTS (8), FP8_MODES (swap-flash), BUDGET (4GiB), FP8_SWAP (0 skips bench swap)
+# fp8lab (about 5 minutes, python + torch only): the decode attention lab, bf16 and fp8 kernels side by side
+# (lab_decode_attention.py: correctness against float64, time and GB/s of KV against the copy roofline)
 set -uo pipefail
 out="${OUT:-gpu-logs}"; mkdir -p "$out"
 work=/var/tmp/hifc; mkdir -p "$work"
@@ -128,6 +130,7 @@ if has fp8; then  # issue 22: fp8 KV on the GPU, its checks, then fp8 against bf
         grep engine "$out/fp8-model-$dtype.txt" | tee -a "$out/summary.txt"
     done
     for dtype in bf16 fp8; do  # the paper's setting, scaled down: 8B shape, GovReport-like prompts, 4 GiB of KV
+        [ "${FP8_SWAP:-1}" = 0 ] && break
         stamp "fp8: bench swap, KV $dtype, govreport x${FP8_SCALE:-0.5}, ${FP8_REQUESTS:-8} requests, ${BUDGET:-4GiB}"
         .device/hifc bench swap --model "$model" --device cuda --workload govreport --scale "${FP8_SCALE:-0.5}" \
             --requests "${FP8_REQUESTS:-8}" --kv-budget "${BUDGET:-4GiB}" --mode "${FP8_MODES:-swap-flash}" --kv-dtype "$dtype" \
@@ -135,6 +138,13 @@ if has fp8; then  # issue 22: fp8 KV on the GPU, its checks, then fp8 against bf
         echo "bench swap $dtype rc=$?" | tee -a "$out/summary.txt"
         tail -8 "$out/fp8-swap-$dtype.txt" | tee -a "$out/summary.txt"
     done
+fi
+
+if has fp8lab; then  # issue 22: the decode attention kernels over bf16 and fp8 KV, side by side
+    stamp "fp8lab: decode attention lab, bf16 and fp8 (python + torch, kernels from Sources/CUDA/Kernels)"
+    (cd bench/cuda && python3 lab_decode_attention.py > "$out/lab-decode-fp8.txt" 2>&1; echo "decode lab rc=$?") | tee -a "$out/summary.txt"
+    grep -E "FAIL|correctness" "$out/lab-decode-fp8.txt" | tee -a "$out/summary.txt"
+    sed -n '/^summary:/,$p' "$out/lab-decode-fp8.txt" | tee -a "$out/summary.txt"
 fi
 
 if has prefix; then  # the prefix cache on the 8B shape: load vs recompute vs the cost model, 1K-32K; document QA
