@@ -19,7 +19,7 @@
 # swapmodes: WORKLOADS (qasper,govreport,narrativeqa), REQUESTS (40,20,10: one per workload), SCALE (0.25), BUDGET (4GiB),
 # ROUNDS (2), MODES, CAPACITY, DRAM, SWAP_LIMIT
 # fp8 (issue 22, about 4 minutes with synth-8b already written): FP8_MODELS (tiny,1b,qwen3:tiny,gemma3:tiny,mistral:tiny),
-# FP8_PROMPT (8192), FP8_BATCH (1,16), FP8_SCALE (0.5), FP8_REQUESTS (8), FP8_MODES (swap-flash), BUDGET (4GiB), FP8_SWAP (0 skips bench swap)
+# FP8_PARTS (check,model,swap: which parts run), FP8_PROMPT (8192), FP8_BATCH (1,16), FP8_SCALE (0.5), FP8_REQUESTS (8), FP8_MODES (swap-flash), BUDGET (4GiB)
 # fp8lab (about 5 minutes, python + torch only): the decode attention lab, bf16 and fp8 kernels side by side
 # (lab_decode_attention.py: correctness against float64, time and GB/s of KV against the copy roofline)
 set -uo pipefail
@@ -115,22 +115,24 @@ if has swap; then  # the paper's setting: 8B shape, GovReport-like prompts, 4 Gi
     tail -12 "$out/bench-swap.txt" | tee -a "$out/summary.txt"
 fi
 
+fp8_part() { [[ ",${FP8_PARTS:-check,model,swap}," == *",$1,"* ]]; }
 if has fp8; then  # issue 22: fp8 KV on the GPU, its checks, then fp8 against bf16 on the 8B shape
-    stamp "fp8: check gpu (every kernel, the fp8 ones included; synthetic models with fp8 KV)"
-    .device/hifc check gpu --models "" --fp8-models "${FP8_MODELS:-tiny,1b,qwen3:tiny,gemma3:tiny,mistral:tiny}" --work-dir "$work" \
-        > "$out/fp8-check.txt" 2>&1
-    echo "fp8 check gpu rc=$?" | tee -a "$out/summary.txt"
-    grep -E "FAIL|fp8|passed" "$out/fp8-check.txt" | grep -vE "^ok .*bfloat16" | tee -a "$out/summary.txt"
+    if fp8_part check; then
+        stamp "fp8: check gpu (every kernel, the fp8 ones included; synthetic models with fp8 KV)"
+        .device/hifc check gpu --models "" --fp8-models "${FP8_MODELS:-tiny,1b,qwen3:tiny,gemma3:tiny,mistral:tiny}" --work-dir "$work" \
+            > "$out/fp8-check.txt" 2>&1
+        echo "fp8 check gpu rc=$?" | tee -a "$out/summary.txt"
+        grep -E "FAIL|fp8|passed" "$out/fp8-check.txt" | grep -vE "^ok .*bfloat16" | tee -a "$out/summary.txt"
+    fi
     stamp "synth 8b"; synth8b
-    for dtype in bf16 fp8; do  # the decode step with long contexts: attention reads half the bytes over fp8
+    fp8_part model && for dtype in bf16 fp8; do  # the decode step with long contexts: attention reads half the bytes over fp8
         stamp "fp8: bench model, KV $dtype, ${FP8_PROMPT:-8192}-token prompts"
         .device/hifc bench model --model "$model" --device cuda --batch "${FP8_BATCH:-1,16}" --prompt-tokens "${FP8_PROMPT:-8192}" \
             --decode-tokens 32 --kv-dtype "$dtype" --json > "$out/fp8-model-$dtype.txt" 2>&1
         echo "bench model $dtype rc=$?" | tee -a "$out/summary.txt"
         grep engine "$out/fp8-model-$dtype.txt" | tee -a "$out/summary.txt"
     done
-    for dtype in bf16 fp8; do  # the paper's setting, scaled down: 8B shape, GovReport-like prompts, 4 GiB of KV
-        [ "${FP8_SWAP:-1}" = 0 ] && break
+    fp8_part swap && for dtype in bf16 fp8; do  # the paper's setting, scaled down: 8B shape, GovReport-like prompts, 4 GiB of KV
         stamp "fp8: bench swap, KV $dtype, govreport x${FP8_SCALE:-0.5}, ${FP8_REQUESTS:-8} requests, ${BUDGET:-4GiB}"
         .device/hifc bench swap --model "$model" --device cuda --workload govreport --scale "${FP8_SCALE:-0.5}" \
             --requests "${FP8_REQUESTS:-8}" --kv-budget "${BUDGET:-4GiB}" --mode "${FP8_MODES:-swap-flash}" --kv-dtype "$dtype" \
