@@ -4,7 +4,9 @@
 # and contexts, each kernel variant at several context splits, the whole attention timed (the
 # partial kernel and, where one runs, the combine kernel).
 # Usage (GPU machine, from bench/cuda):
-#   python3 lab_decode_attention.py [--kernels DIR] [--baseline DIR]
+#   python3 lab_decode_attention.py [--kernels DIR] [--baseline DIR] [--quick]
+# --quick: the checks at three shapes and the timing of the decode step's shape only (8B layer,
+# batch 16 and 1, 8192-token contexts), about a minute.
 # --baseline names another Kernels directory holding the earlier paged_attention_wide_* kernels
 # (commit 0612be2's; partial results, then paged_attention_combine), timed with their splits rule
 # beside this one's in the same run.
@@ -193,6 +195,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--kernels", default=KERNELS)
     ap.add_argument("--baseline", default=None)
+    ap.add_argument("--quick", action="store_true")
     args = ap.parse_args()
     lab = Lab(lab_dir(args.kernels), modules=["attention"])
     base = Lab(args.baseline, modules=["attention"]) if args.baseline else None
@@ -206,6 +209,8 @@ def main():
               (256, 16, 2, 32, 2, 300), (64, 24, 8, 128, 1, 1), (128, 32, 8, 64, 16, 257),
               (256, 64, 8, 16, 3, 129), (64, 8, 8, 64, 5, 520), (128, 16, 8, 128, 2, 1000),
               (128, 40, 8, 32, 3, 77), (256, 8, 8, 64, 2, 450), (64, 48, 8, 32, 2, 260)]
+    if args.quick:
+        shapes = [shapes[0], shapes[2], shapes[3]]
     # Each over bf16, over fp8, and over fp8 with rows whose scales span four decades.
     for (hd, qh, kvh, bt, batch, context), (fp8, spread) in itertools.product(shapes, [(False, False), (True, False), (True, True)]):
         shape = Shape(3, kvh, hd, bt, qh, fp8)
@@ -231,7 +236,8 @@ def main():
     table = []
     # Each over bf16, then over fp8; (16, 8192=) and (1, 8192=) are the decode step of fp8-kv.md.
     for batch, context, equal, fp8 in [(b, c, e, f) for b, c, e in [(1, 2048, False), (16, 2048, False), (16, 4096, False), (16, 8192, True),
-                                                                   (1, 8192, True), (1, 32768, False), (64, 1024, False)] for f in (False, True)]:
+                                                                   (1, 8192, True), (1, 32768, False), (64, 1024, False)]
+                                       if not args.quick or context == 8192 for f in (False, True)]:
         shape = Shape(32, 8, 128, 64, 32, fp8)
         pool, _, tables, ctx, row_table, q = inputs(shape, batch, context, 99, equal, random_codes=True)
         kv_bytes = shape.kv_bytes(int(ctx.sum()))

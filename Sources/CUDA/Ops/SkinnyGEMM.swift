@@ -141,12 +141,17 @@ extension CUDAKernels {
         try launchSkinnyGEMM(x: x, w: w, y: out, m: m, n: n, k: k, form: .gated, stream: stream)
     }
 
-    /// Bytes of device scratch the fp8 rotary form needs for a pool of `layout` (staged K/V
-    /// values, their rows' largest |x| and the heads' arrival counts; gemv.cu's
-    /// gemv_rotary_fp8_epilogue): zeroed once, and left zeroed by every launch.
+    /// Bytes of device scratch the fp8 rotary form needs for a pool of `layout` (gemv.cu's
+    /// gemv_rotary_fp8_epilogue): the staged K/V values, which each launch overwrites, then the
+    /// counters (the rows' largest |x|, the heads' arrivals), which must be zero before the first
+    /// launch and which every launch leaves at zero.
     public static func rotaryFP8ScratchBytes(layout: KVBlockLayout) -> Int {
-        let rows = skinnyGEMMMaxRows * 2 * layout.kvHeads
-        return rows * layout.headDim * 4 + rows * 4 + 2 * layout.kvHeads * 4
+        rotaryFP8ScratchCounterOffset(layout: layout) + skinnyGEMMMaxRows * 2 * layout.kvHeads * 4 + 2 * layout.kvHeads * 4
+    }
+
+    /// Where the counters start in the fp8 rotary form's scratch: after the staged values.
+    public static func rotaryFP8ScratchCounterOffset(layout: KVBlockLayout) -> Int {
+        skinnyGEMMMaxRows * 2 * layout.kvHeads * layout.headDim * 4
     }
 
     /// `ropeAndWriteKV` of `x[m, k] · w[n, k]ᵀ` for 1 ≤ m ≤ 16, w the fused q|k|v weight (n =
@@ -182,11 +187,11 @@ extension CUDAKernels {
             a.add(int: layout.blockTokens)
             a.add(Int64Arg(blockStride / layout.dtype.size))
             if fp8 {
-                let rows = CUDAKernels.skinnyGEMMMaxRows * 2 * layout.kvHeads
+                let counters = UInt64(CUDAKernels.rotaryFP8ScratchCounterOffset(layout: layout))
                 a.add(Int64Arg(layout.elementBytes))
                 a.add(rotaryScratch)
-                a.add(rotaryScratch + UInt64(rows * layout.headDim * 4))
-                a.add(rotaryScratch + UInt64(rows * layout.headDim * 4 + rows * 4))
+                a.add(rotaryScratch + counters)
+                a.add(rotaryScratch + counters + UInt64(CUDAKernels.skinnyGEMMMaxRows * 2 * layout.kvHeads * 4))
             }
         }
     }
