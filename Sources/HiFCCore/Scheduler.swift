@@ -5,13 +5,15 @@
 /// Policy: first come, first served within a request, least attained service between requests
 /// (`FairShare`). Running sequences are served in that order, each with its next prefill chunk
 /// (under the step's token budget) or its one decode token; a request that has had more service
-/// takes no more of a step than those before it. When the device has too few free blocks for one
+/// takes no more of a step than those before it, nor more time than `config.sharedStepSlowdown`
+/// allows by the step-time model (`FairShare.Step`). When the device has too few free blocks for one
 /// of them, the last running sequence in that order is preempted (possibly the one asking): the
 /// newest of the most-served request, as in vLLM when there is one request; blocks still read by
 /// writes in flight count as arriving, so no more is preempted than needed. Swapped sequences
 /// resume before any new request is admitted, except a request whose service is a step's tokens
 /// below the most-served running request's: it is admitted first, preempting that one's sequences
-/// if it must (`admitUnderserved`).
+/// if it must (`admitUnderserved`), and planned before the running sequences, so that the others
+/// are held to their share of its first step as of its later ones.
 ///
 /// Prefix cache: every full block is named by its content hash (`PrefixHash`). A sequence being
 /// admitted takes the cached device blocks of its longest cached prefix and, past them, the
@@ -63,6 +65,8 @@ public struct Scheduler: Sendable {
     private let defaultRoot: PrefixHash
     /// Each request's attained service, for the order between requests.
     private var fairShare = FairShare()
+    /// Seconds of a shared step's time budget saved for a trailing request's next token.
+    private var carriedSlack = 0.0
 
     /// A read in flight and what its sequence becomes when it completes.
     private struct PendingRead: Sendable {
@@ -162,11 +166,18 @@ public struct Scheduler: Sendable {
         // Once a sequence waits for blocks, later ones may not take new blocks ahead of it.
         var starved = false
 
-        var share = fairShare.step()
-        for id in fairOrder(running) where budget > 0 {
+        let pace = config.sharedStepSlowdown.map { FairShare.Pace(model: costModel.steps, slowdown: $0) }
+        var share = fairShare.step(margin: config.maxStepTokens, pace: pace, carried: carriedSlack)
+        defer { carriedSlack = share.carriedSlack }
+        // An underserved request's waiting sequences are planned first, so that the more-served
+        // requests' running sequences take their capped share of its first step as of the others
+        // (planned after them, they would fill that step before it got in).
+        preempted = admitUnderserved(budget: &budget, share: &share, into: &plan)
+        let admitted = Set(plan.chunks.map(\.sequence))
+        for id in fairOrder(running) where budget > 0 && !admitted.contains(id) {
             // A victim of an earlier sequence's growth.
             guard let sequence = sequences[id], sequence.status == .running else { continue }
-            let count = min(sequence.uncomputed, budget, share.allowance(for: id))
+            let count = share.grant(min(sequence.uncomputed, budget), to: id, from: sequence.computed)
             guard count > 0 else { continue }
             let missing = kv.blocksMissing(id, forTokens: sequence.computed + count)
             if missing > 0 {
@@ -187,11 +198,10 @@ public struct Scheduler: Sendable {
                 }
             }
             append(chunk: id, count: count, to: &plan)
-            share.take(count, by: id)
+            share.take(count, by: id, from: sequence.computed)
             budget -= count
         }
 
-        if admitUnderserved(budget: &budget, share: &share, into: &plan) { preempted = true }
         if !preempted, !starved {
             resumeSwapped(into: &plan)
             if swapped.isEmpty, swapInsInFlight == 0 { admitWaiting(budget: &budget, share: &share, into: &plan) }
@@ -320,7 +330,7 @@ public struct Scheduler: Sendable {
                 loading.append(id)
                 continue
             }
-            let count = min(sequence.tokens.count - hitTokens, budget, share.allowance(for: id))
+            let count = share.grant(min(sequence.tokens.count - hitTokens, budget), to: id, from: hitTokens)
             guard count > 0 else { return }
             let missing = kv.blocks(forTokens: hitTokens + count) - hits.count
             guard kv.freeBlocks - missing - kv.freeBlocksTaken(by: hits) >= reserveBlocks else { return }
@@ -330,7 +340,7 @@ public struct Scheduler: Sendable {
             sequences[id]!.status = .running
             insertByArrival(id, into: &running)
             append(chunk: id, count: count, to: &plan)
-            share.take(count, by: id)
+            share.take(count, by: id, from: hitTokens)
             budget -= count
         }
     }
@@ -361,7 +371,8 @@ public struct Scheduler: Sendable {
 
     /// Admits the waiting sequences of underserved requests (`isUnderserved`) ahead of swapped
     /// ones, preempting the most-served request's sequences for the first one's first chunk when
-    /// the device is full (of blocks, or of `maxRunning` sequences). Returns whether it preempted.
+    /// the device is full (of blocks, or of `maxRunning` sequences). Called first in a step, before
+    /// any chunk is planned. Returns whether it preempted.
     private mutating func admitUnderserved(budget: inout Int, share: inout FairShare.Step, into plan: inout StepPlan) -> Bool {
         guard let first = fairOrder(waiting).first, isUnderserved(first), budget > 0 else { return false }
         // As if nothing were cached (the admission itself reuses what is).
@@ -373,10 +384,6 @@ public struct Scheduler: Sendable {
         {
             preempt(victim, into: &plan)
             preempted = true
-            // The victim may have had a chunk planned in this step: it is not computed.
-            for chunk in plan.chunks where chunk.sequence == victim { budget += chunk.count }
-            plan.prefills.removeAll { $0.sequence == victim }
-            plan.decodes.removeAll { $0.sequence == victim }
         }
         admitWaiting(budget: &budget, share: &share, underservedOnly: true, into: &plan)
         return preempted

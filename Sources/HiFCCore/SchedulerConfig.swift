@@ -66,6 +66,10 @@ public struct SchedulerConfig: Hashable, Sendable {
     public var prefixWritesInFlight: Int
     /// Whether prefix blocks found on flash are loaded.
     public var prefixLoadDecision: PrefixLoadDecision
+    /// The most a step shared with a less-served request may take, as a multiple of the time
+    /// (by the step-time model) of that request's own part of it: the more-served requests'
+    /// tokens fit in the rest (`FairShare.Pace`). Nil: only the token cap of `FairShare.Step`.
+    public var sharedStepSlowdown: Double?
 
     /// A configuration; counts must be positive.
     public init(
@@ -74,9 +78,11 @@ public struct SchedulerConfig: Hashable, Sendable {
         resumeHeadroomTokens: Int = SchedulerConfig.defaultResumeHeadroomTokens, prefixCaching: Bool = true, namespace: PrefixNamespace,
         hasFlashTier: Bool = true, hasDRAMTier: Bool = false, dramBlocks: Int = .max,
         prefixWritePolicy: PrefixWritePolicy = .onEvict, prefixFlashBlocks: Int = 0, prefixWritesInFlight: Int = 16,
-        prefixLoadDecision: PrefixLoadDecision = .costModel
+        prefixLoadDecision: PrefixLoadDecision = .costModel,
+        sharedStepSlowdown: Double? = SchedulerConfig.defaultSharedStepSlowdown
     ) {
         precondition(blockTokens > 0 && deviceBlocks > 0 && maxStepTokens > 0 && maxRunning > 0 && prefetchDepth > 0 && resumeHeadroomTokens >= 0)
+        precondition(sharedStepSlowdown.map { $0 > 1 } ?? true, "a shared step's slowdown must be above 1, or the more-served requests never advance")
         self.blockTokens = blockTokens
         self.deviceBlocks = deviceBlocks
         self.blockBytes = blockBytes
@@ -94,11 +100,16 @@ public struct SchedulerConfig: Hashable, Sendable {
         self.prefixFlashBlocks = prefixFlashBlocks
         self.prefixWritesInFlight = prefixWritesInFlight
         self.prefixLoadDecision = prefixLoadDecision
+        self.sharedStepSlowdown = sharedStepSlowdown
     }
 
     /// The default `resumeHeadroomTokens`: against none, it cut govreport x0.05 on the CPU from 25
     /// preemptions to 2 (bench/results/swap-cpu.md); other values are not measured yet.
     public static let defaultResumeHeadroomTokens = 128
+
+    /// The default `sharedStepSlowdown`: a normal client's 16-token completions beside a
+    /// 64-sequence flood on the 2-core VM (bench/results/chaos.md, "A time budget for shared steps").
+    public static let defaultSharedStepSlowdown = 1.5
 
     /// Most tokens one sequence can ever hold on the device.
     public var maxSequenceTokens: Int { deviceBlocks * blockTokens }

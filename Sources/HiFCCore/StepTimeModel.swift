@@ -55,6 +55,12 @@ public struct StepTimeModel: Hashable, Sendable, Codable {
         max(theta[0], 0) + max(theta[1], 0) * Double(tokens) * Self.tokenScale + max(theta[2], 0) * pairs * Self.pairScale
     }
 
+    /// Predicted seconds that `tokens` tokens attending to `pairs` pairs add to a step that runs
+    /// anyway: the step's time without its fixed part.
+    public func addedSeconds(tokens: Int, pairs: Double) -> Double {
+        max(theta[1], 0) * Double(tokens) * Self.tokenScale + max(theta[2], 0) * pairs * Self.pairScale
+    }
+
     /// Predicted seconds to compute tokens `start ..< end` of one sequence in chunks of at most
     /// `chunkTokens` (each chunk a step of its own).
     public func seconds(from start: Int, to end: Int, chunkTokens: Int) -> Double {

@@ -66,9 +66,10 @@ final class FairSchedulingTests: XCTestCase {
     }
 
     func testAMoreServedRequestTakesNoMoreOfAStepThanALessServedOne() {
-        var scheduler = SchedulerTests.makeScheduler(blocks: 64, stepTokens: 64)
+        // The token cap alone (no time budget).
+        var scheduler = SchedulerTests.makeScheduler(blocks: 64, stepTokens: 16, sharedStepSlowdown: nil)
         add(4, from: 1, group: 1, prompt: 4, maxTotal: 40, to: &scheduler)
-        run(scheduler.schedule(), on: &scheduler)
+        run(scheduler.schedule(), on: &scheduler)  // a step's tokens of service: no longer request 2's peer
         scheduler.add(id: 9, prompt: Array(0..<4), maxTotalTokens: 12, group: 2)
         var plan = scheduler.schedule()
         XCTAssertEqual(plan.prefills.map(\.sequence), [9])
@@ -78,6 +79,49 @@ final class FairSchedulingTests: XCTestCase {
         run(plan, on: &scheduler)
         scheduler.finish(9)
         XCTAssertEqual(scheduler.schedule().decodes.map(\.sequence), [1, 2, 3, 4], "alone again, request 1 fills the step")
+    }
+
+    func testAnUnderservedRequestsFirstStepHoldsTheOthersToItsShare() {
+        for slowdown in [nil, 1.5] as [Double?] {
+            var scheduler = SchedulerTests.makeScheduler(blocks: 64, stepTokens: 16, sharedStepSlowdown: slowdown)
+            add(8, from: 1, group: 1, prompt: 2, maxTotal: 40, to: &scheduler)
+            for _ in 0..<4 { run(scheduler.schedule(), on: &scheduler) }
+            scheduler.add(id: 20, prompt: Array(0..<3), maxTotalTokens: 8, group: 2)
+            let plan = scheduler.schedule()
+            XCTAssertEqual(plan.prefills.map(\.sequence), [20], "the underserved request is planned first")
+            XCTAssertEqual(plan.prefills.first?.count, 3)
+            // By tokens: as many as request 2's prompt. By time (every token priced alike by the
+            // default model): the half of its prompt's time that 1.5 allows, one token.
+            XCTAssertEqual(
+                plan.decodes.count, slowdown == nil ? 3 : 1, "request 1's eight decoding sequences, slowdown \(String(describing: slowdown))")
+        }
+    }
+
+    func testTheMostServedRequestKeepsFinishingWhileSmallRequestsComeAndGo() {
+        var scheduler = SchedulerTests.makeScheduler(blocks: 64, stepTokens: 16)
+        add(8, from: 1, group: 1, prompt: 2, maxTotal: 24, to: &scheduler)
+        var nextSmall: SequenceID = 100
+        var bigLeft = Set<SequenceID>(1...8)
+        var steps = 0
+        while !bigLeft.isEmpty {
+            steps += 1
+            guard steps < 2_000 else { return XCTFail("the big request is starved: \(bigLeft.count) sequences left") }
+            // A small request is always there: a new one as soon as the last one ends.
+            if !(100..<nextSmall).contains(where: { scheduler.sequence($0) != nil }) {
+                scheduler.add(id: nextSmall, prompt: Array(0..<3).map { $0 + Int(nextSmall) }, maxTotalTokens: 8, group: UInt64(nextSmall))
+                nextSmall += 1
+            }
+            let plan = scheduler.schedule()
+            run(plan, on: &scheduler)
+            for chunk in plan.chunks where chunk.samples {
+                let sequence = scheduler.sequence(chunk.sequence)!
+                if sequence.tokens.count == sequence.maxTotalTokens {
+                    scheduler.finish(chunk.sequence)
+                    bigLeft.remove(chunk.sequence)
+                }
+            }
+        }
+        XCTAssertGreaterThan(nextSmall - 100, 10, "small requests were served all along")
     }
 
     /// The starved workload of `SchedulerTests` with each sequence its own request: every

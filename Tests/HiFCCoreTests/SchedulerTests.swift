@@ -11,13 +11,15 @@ final class SchedulerTests: XCTestCase {
     static func makeScheduler(
         blocks: Int, stepTokens: Int = 64, mode: PreemptionMode = .swapFlash, prefetch: Int = 2, prefixCaching: Bool = false,
         writePolicy: PrefixWritePolicy = .onEvict, prefixFlashBlocks: Int = 0,
-        resumeHeadroom: Int = SchedulerConfig.defaultResumeHeadroomTokens
+        resumeHeadroom: Int = SchedulerConfig.defaultResumeHeadroomTokens,
+        sharedStepSlowdown: Double? = SchedulerConfig.defaultSharedStepSlowdown
     ) -> Scheduler {
         Scheduler(
             config: SchedulerConfig(
                 blockTokens: 4, deviceBlocks: blocks, blockBytes: 1024, maxStepTokens: stepTokens,
                 preemption: mode, prefetchDepth: prefetch, resumeHeadroomTokens: resumeHeadroom, prefixCaching: prefixCaching,
-                namespace: namespace, prefixWritePolicy: writePolicy, prefixFlashBlocks: prefixFlashBlocks))
+                namespace: namespace, prefixWritePolicy: writePolicy, prefixFlashBlocks: prefixFlashBlocks,
+                sharedStepSlowdown: sharedStepSlowdown))
     }
 
     /// Samples token `position * 10 + id` for each sampling chunk and reports the step.
