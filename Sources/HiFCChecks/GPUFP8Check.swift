@@ -187,3 +187,97 @@ extension GPUSelfCheck {
             + checkPrefillAttention(headDim: 128, qHeads: 8, kvHeads: 2, blockTokens: 16, wide: false, window: 70, dtype: fp8)
     }
 }
+
+extension GPUSelfCheck {
+    /// The skinny GEMM's rotary form into an fp8 pool (`skinnyRotaryLinear`, whose K/V heads are
+    /// coded by the CTA that completes them) against the plain product followed by
+    /// `ropeAndWriteKV` into an fp8 pool: q within fp32 rounding, codes at most one E4M3 step
+    /// apart (a sum may differ in its last bit), scales within 1e-6, nothing else written. Two
+    /// launches on one scratch (layers 2, then 0), so the second shows that the first left its
+    /// counters at zero. Head dims 16, 64 and 128; one- to four-tile launches.
+    func checkFP8SkinnyRotaryGemm() throws -> [GPUCheckResult] {
+        try [(1, 4, 2, 16, 64), (3, 8, 2, 128, 576), (9, 12, 4, 64, 200), (16, 32, 8, 128, 256)].flatMap {
+            try checkFP8SkinnyRotaryGemm(m: $0.0, heads: $0.1, kvHeads: $0.2, headDim: $0.3, k: $0.4)
+        }
+    }
+
+    func checkFP8SkinnyRotaryGemm(m: Int, heads: Int, kvHeads: Int, headDim hd: Int, k: Int) throws -> [GPUCheckResult] {
+        let n = (heads + 2 * kvHeads) * hd
+        let layout = KVBlockLayout(layers: 3, kvHeads: kvHeads, headDim: hd, blockTokens: 16, dtype: .fp8e4m3)
+        let blocks = 3
+        let stride = layout.blockStride
+        let (x, _) = try uploadBF16(HostReference.randomNormal(m * k))
+        let (w, _) = try uploadBF16(HostReference.randomNormal(n * k, scale: 0.05))
+        let positions = (0..<m).map { _ in Int32.random(in: 0..<131_072) }
+        let slots = Array(0..<(blocks * layout.blockTokens)).shuffled().prefix(m).map { Int32($0) }
+        let inv = HostReference.ropeInverseFrequencies(headDim: hd, theta: 500_000, llama3: (8, 1, 4, 8192))
+        let pb = try upload(positions)
+        let ib = try upload(inv)
+        let sb = try upload(slots)
+        let scratch = try device.allocate(CUDAKernels.rotaryFP8ScratchBytes(layout: layout))
+        try stream.fill(scratch.address, value: 0, bytes: scratch.bytes)
+        let q = try poisoned(m * heads * hd * 4)
+        let pool = try poisoned(blocks * stride)
+        let y = try poisoned(m * n * 4)
+        let qRef = try poisoned(m * heads * hd * 4)
+        let poolRef = try poisoned(blocks * stride)
+        try kernels.skinnyLinear(x: x.address, w: w.address, y: y.address, m: m, n: n, k: k, stream: stream)
+        for layer in [2, 0] {
+            try kernels.skinnyRotaryLinear(
+                x: x.address, w: w.address, m: m, n: n, k: k, heads: heads, positions: pb.address,
+                inverseFrequencies: ib.address, slots: sb.address, qOutput: q.address, pool: pool.address,
+                blockStride: stride, layer: layer, layout: layout, rotaryScratch: scratch.address, stream: stream)
+            try kernels.ropeAndWriteKV(
+                qkv: y.address, heads: heads, positions: pb.address, inverseFrequencies: ib.address, slots: sb.address,
+                qOutput: qRef.address, pool: poolRef.address, blockStride: stride, tokens: m, layer: layer,
+                layout: layout, stream: stream)
+        }
+        let gotQ = try downloadF32(q, count: m * heads * hd)
+        let refQ = try downloadF32(qRef, count: m * heads * hd)
+        let got = try pool.download(UInt8.self, count: blocks * stride)
+        let ref = try poolRef.download(UInt8.self, count: blocks * stride)
+        try stream.synchronize()
+        // The counters (rows' largest |x|, heads' arrivals) after the staged values, which every
+        // launch overwrites.
+        let counters = CUDAKernels.rotaryFP8ScratchCounterOffset(layout: layout)
+        let left = try scratch.download(UInt8.self, count: scratch.bytes)[counters...]
+        // Written bytes: each token's K and V codes and scales in both layers.
+        var apart = 0
+        var scaleError = 0.0
+        var differing = 0
+        for slot in slots {
+            let base = Int(slot) / layout.blockTokens * stride
+            let token = Int(slot) % layout.blockTokens
+            for layer in [2, 0] {
+                for value in [false, true] {
+                    let codes = base + layout.elementOffset(layer: layer, value: value, token: token)
+                    for i in codes..<(codes + layout.tokenElements) {
+                        let (a, b) = (got[i], ref[i])
+                        if a != b { differing += 1 }
+                        let signed = { (c: UInt8) in c & 0x80 == 0 ? Int(c & 0x7f) : -Int(c & 0x7f) }
+                        if abs(signed(a) - signed(b)) > 1 { apart += 1 }
+                    }
+                    let scales = base + layout.scaleOffset(layer: layer, value: value, token: token)
+                    for h in 0..<kvHeads {
+                        let read = { (bytes: [UInt8]) in
+                            Float(bitPattern: (0..<4).reduce(UInt32(0)) { $0 | UInt32(bytes[scales + h * 4 + $1]) << (8 * $1) })
+                        }
+                        let (a, b) = (read(got), read(ref))
+                        differing += (0..<4).filter { got[scales + h * 4 + $0] != ref[scales + h * 4 + $0] }.count
+                        scaleError = max(scaleError, Double(abs(a - b)) / Double(max(abs(b), .leastNormalMagnitude)))
+                    }
+                }
+            }
+        }
+        let elsewhere = zip(got, ref).filter { $0.0 != $0.1 }.count - differing
+        let name =
+            "fp8 skinny rotary linear \(m)x\(k), \(heads) q / \(kvHeads) kv heads x \(hd), two layers, against the product then rope + kv write"
+        return [
+            GPUCheckResult(name: name + ": q", error: HostReference.relativeError(gotQ, refQ.map(Double.init)), tolerance: 1e-6),
+            GPUCheckResult(name: name + ": codes more than one E4M3 step apart", error: Double(apart), tolerance: 0),
+            GPUCheckResult(name: name + ": scales, max relative difference", error: scaleError, tolerance: 1e-6),
+            GPUCheckResult(name: name + ": pool bytes differing outside the tokens' codes and scales", error: Double(elsewhere), tolerance: 0),
+            GPUCheckResult(name: name + ": scratch counter bytes not back to zero", error: Double(left.filter { $0 != 0 }.count), tolerance: 0),
+        ]
+    }
+}

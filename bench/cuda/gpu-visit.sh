@@ -3,8 +3,8 @@
 # whole 8B-shaped model against PyTorch + transformers, the server under load, and an error exit
 # of the CUDA engine.
 # Run from the repository root after `bash .device/unpack.sh`; logs go to $OUT (or ./gpu-logs).
-#   bash bench/cuda/gpu-visit.sh [checks] [labs] [model] [long] [swap] [swapio] [prefix] [sanitizer] [serve] [exit] [smollm2] [gemma3] [cpu] [multi] [multi2] [swapmodes] [fp8] [graphs] [llamacuda] [servesweep]
-#   (default: all but swapio, smollm2, gemma3, cpu, multi, multi2, swapmodes, fp8, graphs, llamacuda and servesweep; smollm2, gemma3 and cpu need a GGUF carried in parts,
+#   bash bench/cuda/gpu-visit.sh [checks] [labs] [model] [long] [swap] [swapio] [prefix] [sanitizer] [serve] [exit] [smollm2] [gemma3] [cpu] [multi] [multi2] [swapmodes] [fp8] [fp8lab] [graphs] [llamacuda] [servesweep]
+#   (default: all but swapio, smollm2, gemma3, cpu, multi, multi2, swapmodes, fp8, fp8lab, graphs, llamacuda and servesweep; smollm2, gemma3 and cpu need a GGUF carried in parts,
 #   see the smollm2 step; multi2 needs the 2-GPU machine, nvidia-h200-x2; swapmodes fits one device call of its own, about 6 minutes)
 # env: BATCH, PROMPT, DECODE (model: decode tokens, 32; the first 15 or so steps after the prefill run at
 # power-capped clocks, model-h200.md); BASELINE=DIR first runs bench model with DIR/hifc (an earlier binary, packed
@@ -21,6 +21,9 @@
 # UNSTAGED (1: --unstaged-flash-writes, swap-outs written by cuFile from the device blocks instead of staged through host memory)
 # fp8 (issue 22, about 4 minutes with synth-8b already written): FP8_MODELS (tiny,1b,qwen3:tiny,gemma3:tiny,mistral:tiny),
 # FP8_PARTS (check,model,swap: which parts run), FP8_PROMPT (8192), FP8_BATCH (1,16), FP8_SCALE (0.5), FP8_REQUESTS (8), FP8_MODES (swap-flash), BUDGET (4GiB)
+# fp8lab (about 5 minutes, python + torch only): the decode attention lab, bf16 and fp8 kernels side by side
+# (lab_decode_attention.py: correctness against float64, time and GB/s of KV against the copy roofline); LAB_QUICK=1:
+# three check shapes and the 8192-token decode step's shape only, about a minute
 # graphs (issue 25, decode steps replayed from CUDA graphs; about 5 minutes with synth-8b already written):
 # GRAPH_MODELS (tiny,1b,qwen3:tiny,gemma3:tiny,mistral:tiny), GRAPH_DECODE (128), BATCH, PROMPT
 # llamacuda (issue 25, one device call of about 8 minutes; carry .smollm2/llamacache made by bench/llamacpp/pack-sdist.sh):
@@ -165,6 +168,13 @@ if has fp8; then  # issue 22: fp8 KV on the GPU, its checks, then fp8 against bf
         echo "bench swap $dtype rc=$?" | tee -a "$out/summary.txt"
         tail -8 "$out/fp8-swap-$dtype.txt" | tee -a "$out/summary.txt"
     done
+fi
+
+if has fp8lab; then  # issue 22: the decode attention kernels over bf16 and fp8 KV, side by side
+    stamp "fp8lab: decode attention lab, bf16 and fp8 (python + torch, kernels from Sources/CUDA/Kernels)"
+    (cd bench/cuda && python3 lab_decode_attention.py ${LAB_QUICK:+--quick} > "$out/lab-decode-fp8.txt" 2>&1; echo "decode lab rc=$?") | tee -a "$out/summary.txt"
+    grep -E "FAIL|correctness" "$out/lab-decode-fp8.txt" | tee -a "$out/summary.txt"
+    sed -n '/^summary:/,$p' "$out/lab-decode-fp8.txt" | tee -a "$out/summary.txt"
 fi
 
 if has prefix; then  # the prefix cache on the 8B shape: load vs recompute vs the cost model, 1K-32K; document QA

@@ -4,13 +4,20 @@
 # and contexts, each kernel variant at several context splits, the whole attention timed (the
 # partial kernel and, where one runs, the combine kernel).
 # Usage (GPU machine, from bench/cuda):
-#   python3 lab_decode_attention.py [--kernels DIR] [--baseline DIR]
+#   python3 lab_decode_attention.py [--kernels DIR] [--baseline DIR] [--quick]
+# --quick: the checks at three shapes and the timing of the decode step's shape only (8B layer,
+# batch 16 and 1, 8192-token contexts), about a minute.
 # --baseline names another Kernels directory holding the earlier paged_attention_wide_* kernels
 # (commit 0612be2's; partial results, then paged_attention_combine), timed with their splits rule
 # beside this one's in the same run.
 # bench/cuda/lab_decode_variants.cu is appended to attention.cu for lab-only variants.
+# Every check and timing runs over the bf16 pool and over the fp8 pool (E4M3 codes and an f32
+# scale per token and KV head, README "FP8 KV cache"; the _fp8 kernels), side by side: bytes of KV
+# a second against the same roofline, and the error against float64 attention over the values
+# the pool stands for (codes times scales).
 import argparse
 import ctypes
+import itertools
 import os
 import shutil
 import sys
@@ -25,22 +32,36 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 # launches them, then the lab-only variants.
 DECODE = {"paged_attention_decode_d64": (4, 16, 3), "paged_attention_decode_d128": (8, 16, 3), "paged_attention_decode_d256": (4, 16, 3)}
 LAB_VARIANTS = {}  # name: (warps, keys, stages), from lab_decode_variants.cu
+DECODE_FP8 = {"paged_attention_decode_d64_fp8": (4, 16, 5), "paged_attention_decode_d128_fp8": (8, 16, 5),
+              "paged_attention_decode_d256_fp8": (4, 16, 5)}
+LAB_VARIANTS_FP8 = {f"paged_attention_decode_d128_fp8_w{w}k{k}s{s}": (w, k, s)
+                    for w, k, s in [(8, 16, 3), (8, 16, 4), (8, 16, 6), (4, 16, 4), (4, 16, 6), (8, 32, 3)]}
 
 
 class Shape:
-    def __init__(self, layers, kvh, hd, bt, qh):
-        self.layers, self.kvh, self.hd, self.bt, self.qh = layers, kvh, hd, bt, qh
+    def __init__(self, layers, kvh, hd, bt, qh, fp8=False):
+        self.layers, self.kvh, self.hd, self.bt, self.qh, self.fp8 = layers, kvh, hd, bt, qh, fp8
         self.te = kvh * hd
         self.block_elems = layers * 2 * bt * self.te
+        # fp8: a block's codes, then its scales ([layer][K|V][token][kv head] f32), rounded to 16 bytes.
+        self.scale_offset = self.block_elems
+        self.block_bytes = (self.block_elems + layers * 2 * bt * kvh * 4 + 15) // 16 * 16
+
+    def kv_bytes(self, tokens):
+        """Bytes of K and V (and fp8's scales) that `tokens` positions of one layer take."""
+        return tokens * 2 * (self.te + 4 * self.kvh) if self.fp8 else tokens * 2 * self.te * 2
 
 
 def decode_name(shape):
-    # As CUDAKernels.decodeAttentionKernel picks it.
-    return f"paged_attention_decode_d{shape.hd}"
+    # As CUDAKernels.decodeAttentionLaunch picks it.
+    return f"paged_attention_decode_d{shape.hd}" + ("_fp8" if shape.fp8 else "")
 
 
-def decode_smem(hd, warps, keys, stages):
-    # As CUDAKernels.decodeAttentionSharedBytes: Q's m16 tile, then the K/V stages.
+def decode_smem(hd, warps, keys, stages, fp8=False):
+    # As CUDAKernels.decodeAttentionLaunch: bf16, Q's m16 tile then the K/V stages; fp8, stages of
+    # K and V codes and their scales.
+    if fp8:
+        return stages * (2 * hd + 8) * warps * keys
     return 16 * hd * 2 + stages * 2 * warps * keys * hd * 2
 
 
@@ -75,14 +96,17 @@ class Call:
         self.part_acc = torch.empty(parts * shape.hd, device="cuda")
         self.out = torch.full((rows, shape.qh * shape.hd), float("nan"), dtype=torch.bfloat16, device="cuda")
         tps = (max_ctx + splits - 1) // splits
+        stride = shape.block_bytes if shape.fp8 else shape.block_elems
         args = [q, shape.qh * shape.hd, pool, tables, tables.shape[1], row_table, ctx, self.part_m, self.part_l, self.part_acc,
-                shape.qh, shape.kvh, shape.hd, layer, shape.bt, ctypes.c_long(shape.block_elems), tps, scale]
-        warps, keys, stages = {**DECODE, **LAB_VARIANTS}.get(kernel, (0, 0, 0))
+                shape.qh, shape.kvh, shape.hd, layer, shape.bt, ctypes.c_long(stride), tps, scale]
+        warps, keys, stages = {**DECODE, **LAB_VARIANTS, **DECODE_FP8, **LAB_VARIANTS_FP8}.get(kernel, (0, 0, 0))
         if old:
             shared, threads, combine = 0, 128, True
         else:
             args += [self.out, 1 << 30]  # fresh_tokens: every position counts as just written (no PDL here anyway)
-            shared, threads, combine = decode_smem(shape.hd, warps, keys, stages), 32 * warps, splits > 1
+            if shape.fp8:
+                args += [ctypes.c_long(shape.scale_offset)]
+            shared, threads, combine = decode_smem(shape.hd, warps, keys, stages, shape.fp8), 32 * warps, splits > 1
         cargs = [self.part_m, self.part_l, self.part_acc, self.out, shape.qh, shape.hd, splits]
 
         def call():
@@ -92,11 +116,12 @@ class Call:
         self.call = call
 
 
-def reference(shape, q, pool, tables, ctx, layer, scale):
+def reference(shape, q, values, tables, ctx, layer, scale):
+    # values: what the pool stands for, [blocks, layers, K|V, block tokens, KV heads, head dim].
     outs = []
     for r in range(q.shape[0]):
         n = int(ctx[r])
-        per = pool.view(-1, shape.layers, 2, shape.bt, shape.kvh, shape.hd)[tables[r].long()][:, layer]
+        per = values[tables[r].long()][:, layer]
         k = per[:, 0].reshape(-1, shape.kvh, shape.hd)[:n].double()
         v = per[:, 1].reshape(-1, shape.kvh, shape.hd)[:n].double()
         qr = q[r].view(shape.qh, shape.hd).double()
@@ -106,18 +131,56 @@ def reference(shape, q, pool, tables, ctx, layer, scale):
     return torch.stack(outs)
 
 
-def inputs(shape, batch, context, seed, equal=False):
+def fp8_pool(shape, x):
+    """The fp8 pool of the values x [blocks, layers, 2, bt, kvh, hd] (float), coded as the writers
+    code them: scale amax / 448 per row, codes x · 448 / amax rounded to E4M3. Answers the pool
+    (bytes) and the values it stands for."""
+    amax = x.abs().amax(-1, keepdim=True)
+    inv = torch.where(amax > 0, 448.0 / amax, torch.zeros_like(amax))
+    codes = (x * inv).clamp(-448, 448).to(torch.float8_e4m3fn)
+    scales = (amax / 448.0).squeeze(-1).contiguous()
+    return pack_fp8(shape, codes, scales), codes.float() * scales.unsqueeze(-1)
+
+
+def pack_fp8(shape, codes, scales):
+    blocks = codes.shape[0]
+    pool = torch.zeros(blocks, shape.block_bytes, dtype=torch.uint8, device="cuda")
+    pool[:, :shape.block_elems] = codes.reshape(blocks, -1).view(torch.uint8)
+    pool[:, shape.scale_offset:shape.scale_offset + scales[0].numel() * 4] = scales.reshape(blocks, -1).view(torch.uint8)
+    return pool
+
+
+def inputs(shape, batch, context, seed, equal=False, spread=False, random_codes=False):
     # Rows of different lengths (context - 37 i), or with `equal` all of `context`, as in a decode
-    # step of `hifc bench model`.
+    # step of `hifc bench model`. Answers the pool (bf16 elements or fp8 bytes), what its values
+    # stand for (for the reference; None with `random_codes`), the tables, lengths, row table and
+    # q. `spread`: each K/V row's values times 10^u, u uniform in [-3, 1], so that the rows' scales
+    # span four decades. `random_codes` (fp8, for timing): random codes and scales, not coded from
+    # values, which is quicker for pools of many GB.
     torch.manual_seed(seed)
     nb = (context + shape.bt - 1) // shape.bt
-    pool = (torch.rand(batch * nb, shape.block_elems, device="cuda") - 0.5).to(torch.bfloat16)
+    dims = (batch * nb, shape.layers, 2, shape.bt, shape.kvh, shape.hd)
+    if shape.fp8 and random_codes:
+        # Random codes (no NaN: 0x7f, 0xff become 0x7e, 0xfe) and scales of values up to about 0.5.
+        codes = torch.randint(0, 256, dims, dtype=torch.uint8, device="cuda")
+        codes[(codes & 0x7F) == 0x7F] -= 1
+        scales = (torch.rand(dims[:-1], device="cuda") + 0.5) / 896.0
+        pool, values = pack_fp8(shape, codes.view(torch.float8_e4m3fn), scales), None
+    else:
+        x = torch.rand(dims, device="cuda").sub_(0.5)
+        if spread:
+            x *= 10.0 ** (torch.rand(dims[:-1] + (1,), device="cuda") * 4 - 3)
+        if shape.fp8:
+            pool, values = fp8_pool(shape, x)
+        else:
+            pool = x.to(torch.bfloat16).reshape(dims[0], -1)
+            values = pool.view(dims)
     tables = torch.randperm(batch * nb, device="cuda", dtype=torch.int32).view(batch, nb).contiguous()
     lens = [context if equal else max(1, context - 37 * i) for i in range(batch)]
     ctx = torch.tensor(lens, dtype=torch.int32, device="cuda")
     row_table = torch.arange(batch, dtype=torch.int32, device="cuda")
     q = torch.rand(batch, shape.qh * shape.hd, device="cuda") - 0.5
-    return pool, tables, ctx, row_table, q
+    return pool, values, tables, ctx, row_table, q
 
 
 def lab_dir(kernels):
@@ -132,6 +195,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--kernels", default=KERNELS)
     ap.add_argument("--baseline", default=None)
+    ap.add_argument("--quick", action="store_true")
     args = ap.parse_args()
     lab = Lab(lab_dir(args.kernels), modules=["attention"])
     base = Lab(args.baseline, modules=["attention"]) if args.baseline else None
@@ -141,14 +205,19 @@ def main():
     failures = 0
     # Correctness: head dims, grouping (1-8 query heads per KV head), block sizes, odd lengths,
     # several splits (some past the shorter rows' ends), each call made twice on a poisoned output.
-    for (hd, qh, kvh, bt, batch, context) in [(128, 32, 8, 64, 3, 700), (128, 8, 8, 16, 2, 100), (64, 14, 2, 16, 4, 33),
-                                              (256, 16, 2, 32, 2, 300), (64, 24, 8, 128, 1, 1), (128, 32, 8, 64, 16, 257),
-                                              (256, 64, 8, 16, 3, 129), (64, 8, 8, 64, 5, 520), (128, 16, 8, 128, 2, 1000),
-                                              (128, 40, 8, 32, 3, 77), (256, 8, 8, 64, 2, 450), (64, 48, 8, 32, 2, 260)]:
-        shape = Shape(3, kvh, hd, bt, qh)
-        pool, tables, ctx, row_table, q = inputs(shape, batch, context, 7 + hd + batch)
-        ref = reference(shape, q, pool, tables, ctx, 1, hd ** -0.5)
-        kernels = [decode_name(shape)] + [k for k in LAB_VARIANTS if hd == 128 and qh // kvh == 4]
+    shapes = [(128, 32, 8, 64, 3, 700), (128, 8, 8, 16, 2, 100), (64, 14, 2, 16, 4, 33),
+              (256, 16, 2, 32, 2, 300), (64, 24, 8, 128, 1, 1), (128, 32, 8, 64, 16, 257),
+              (256, 64, 8, 16, 3, 129), (64, 8, 8, 64, 5, 520), (128, 16, 8, 128, 2, 1000),
+              (128, 40, 8, 32, 3, 77), (256, 8, 8, 64, 2, 450), (64, 48, 8, 32, 2, 260)]
+    if args.quick:
+        shapes = [shapes[0], shapes[2], shapes[3]]
+    # Each over bf16, over fp8, and over fp8 with rows whose scales span four decades.
+    for (hd, qh, kvh, bt, batch, context), (fp8, spread) in itertools.product(shapes, [(False, False), (True, False), (True, True)]):
+        shape = Shape(3, kvh, hd, bt, qh, fp8)
+        pool, values, tables, ctx, row_table, q = inputs(shape, batch, context, 7 + hd + batch, spread=spread)
+        ref = reference(shape, q, values, tables, ctx, 1, hd ** -0.5)
+        variants = LAB_VARIANTS_FP8 if fp8 else LAB_VARIANTS
+        kernels = [decode_name(shape)] + [k for k in variants if hd == 128 and qh // kvh == 4]
         for splits in (1, 3, 8, 24):
             for kernel in kernels:
                 c = Call(lab, kernel, shape, q, pool, tables, row_table, ctx, context, 1, splits, hd ** -0.5)
@@ -160,33 +229,35 @@ def main():
                     errs.append(rel_err(c.out.float(), ref))
                 ok = max(errs) < 8e-3
                 failures += 0 if ok else 1
-                print(f"check {kernel:30s} hd {hd:3d} heads {qh:2d}/{kvh} bt {bt:3d} batch {batch:2d} "
+                print(f"check {kernel:40s}{' spread' if spread else '       '} hd {hd:3d} heads {qh:2d}/{kvh} bt {bt:3d} batch {batch:2d} "
                       f"ctx {context:4d} splits {splits:2d}: err {max(errs):.2e} {'ok' if ok else 'FAIL'}")
     print(f"correctness: {failures} failures")
     # Timing: the 8B layer shape.
-    shape = Shape(32, 8, 128, 64, 32)
     table = []
-    for batch, context, equal in [(1, 2048, False), (1, 4096, False), (16, 2048, False), (16, 2048, True), (16, 4096, False),
-                                  (1, 32768, False), (64, 1024, False), (16, 512, False)]:
-        pool, tables, ctx, row_table, q = inputs(shape, batch, context, 99, equal)
-        kv_bytes = int(ctx.sum()) * 2 * shape.te * 2
+    # Each over bf16, then over fp8; (16, 8192=) and (1, 8192=) are the decode step of fp8-kv.md.
+    for batch, context, equal, fp8 in [(b, c, e, f) for b, c, e in [(1, 2048, False), (16, 2048, False), (16, 4096, False), (16, 8192, True),
+                                                                   (1, 8192, True), (1, 32768, False), (64, 1024, False)]
+                                       if not args.quick or context == 8192 for f in (False, True)]:
+        shape = Shape(32, 8, 128, 64, 32, fp8)
+        pool, _, tables, ctx, row_table, q = inputs(shape, batch, context, 99, equal, random_codes=True)
+        kv_bytes = shape.kv_bytes(int(ctx.sum()))
         roof = kv_bytes / bw / 1e6
 
         def row(label, ms, splits, extra=""):
-            line = (f"{label:40s} batch {batch:2d} context {context:5d}{'=' if equal else ' '}: {ms * 1000:7.1f} us at {splits:3d} splits{extra}, "
+            line = (f"{'fp8 ' if fp8 else 'bf16'} {label:52s} batch {batch:2d} context {context:5d}{'=' if equal else ' '}: {ms * 1000:7.1f} us at {splits:3d} splits{extra}, "
                     f"{kv_bytes / ms / 1e6:5.0f} GB/s of KV, {ms / roof:5.2f}x roofline")
             print(line)
             table.append(line)
 
-        if base:
+        if base and not fp8:
             splits = main_splits_for(context, batch, shape.kvh, sms)
             c = Call(base, baseline_name(shape), shape, q, pool, tables, row_table, ctx, context, 5, splits, 0.088, old=True)
             row("main picks: " + baseline_name(shape), graph_ms(c.call), splits)
         splits = splits_for(context, batch, shape.kvh, sms)
         c = Call(lab, decode_name(shape), shape, q, pool, tables, row_table, ctx, context, 5, splits, 0.088)
         row("hifc picks: " + decode_name(shape), graph_ms(c.call), splits)
-        candidates = [(baseline_name(shape), base, True)] if base else []
-        for kernel, owner, old in candidates + [(k, lab, False) for k in [decode_name(shape)] + list(LAB_VARIANTS)]:
+        candidates = [(baseline_name(shape), base, True)] if base and not fp8 else []
+        for kernel, owner, old in candidates + [(k, lab, False) for k in [decode_name(shape)] + list(LAB_VARIANTS_FP8 if fp8 else LAB_VARIANTS)]:
             times = []
             for tps in (32, 64, 128, 256, 512, 1024, 2048, 4096):
                 if tps > context and tps != 32:
@@ -200,7 +271,7 @@ def main():
             sweep = " ".join(f"{s}:{t * 1000:.1f}" for t, s, _ in sorted(times, key=lambda x: x[1]))
             print(f"   sweep {kernel}: {sweep}")
             row(f"{kernel} best", ms, splits, f" ({tps} tokens)")
-        del pool
+        del pool, c
         torch.cuda.empty_cache()
     print("\n".join(["", "summary:"] + table))
     print(f"correctness: {failures} failures")

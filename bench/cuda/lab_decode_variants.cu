@@ -1,6 +1,25 @@
-// Lab-only configurations of attention.cu's tensor-core decode kernel, appended to it by
-// lab_decode_attention.py and named in its LAB_VARIANTS (head dim 128 with other warps per block,
-// keys per warp per stage or stages than paged_attention_decode_d128's w8 k16 s3). None at
-// present: the configurations timed so far (w4 k16 s2/s3/s4/s6, w2 k16 s4, w6 k16 s4, w8 k16 s2,
-// w12 k16 s2, w4 k32 s2/s3, per-warp copy pipelines, a compile-time block size, L2 prefetch-size
-// hints) are in bench/results/decode-attention-h100.md and -h200.md, with the commits that had them.
+// Lab-only configurations of attention.cu's tensor-core decode kernels, appended to it by
+// lab_decode_attention.py and named in its LAB_VARIANTS (bf16) and LAB_VARIANTS_FP8: head dim 128
+// with other warps per block, keys per warp per stage or stages than paged_attention_decode_d128
+// (w8 k16 s3) and paged_attention_decode_d128_fp8 (w8 k16 s5). The bf16 configurations timed
+// before (w4 k16 s2/s3/s4/s6, w2 k16 s4, w6 k16 s4, w8 k16 s2, w12 k16 s2, w4 k32 s2/s3, per-warp
+// copy pipelines, a compile-time block size, L2 prefetch-size hints) are in
+// bench/results/decode-attention-h100.md and -h200.md, with the commits that had them.
+extern "C" __global__ void __launch_bounds__(256) paged_attention_decode_d128_fp8_w8k16s3(DECODE_PARAMS_FP8) {
+    attention_decode_fp8<128, 8, 16, 3>(DECODE_ARGS, scale_offset);
+}
+extern "C" __global__ void __launch_bounds__(256) paged_attention_decode_d128_fp8_w8k16s4(DECODE_PARAMS_FP8) {
+    attention_decode_fp8<128, 8, 16, 4>(DECODE_ARGS, scale_offset);
+}
+extern "C" __global__ void __launch_bounds__(256) paged_attention_decode_d128_fp8_w8k16s6(DECODE_PARAMS_FP8) {
+    attention_decode_fp8<128, 8, 16, 6>(DECODE_ARGS, scale_offset);
+}
+extern "C" __global__ void __launch_bounds__(128) paged_attention_decode_d128_fp8_w4k16s4(DECODE_PARAMS_FP8) {
+    attention_decode_fp8<128, 4, 16, 4>(DECODE_ARGS, scale_offset);
+}
+extern "C" __global__ void __launch_bounds__(128) paged_attention_decode_d128_fp8_w4k16s6(DECODE_PARAMS_FP8) {
+    attention_decode_fp8<128, 4, 16, 6>(DECODE_ARGS, scale_offset);
+}
+extern "C" __global__ void __launch_bounds__(256) paged_attention_decode_d128_fp8_w8k32s3(DECODE_PARAMS_FP8) {
+    attention_decode_fp8<128, 8, 32, 3>(DECODE_ARGS, scale_offset);
+}

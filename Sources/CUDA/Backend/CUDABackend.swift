@@ -329,8 +329,9 @@ public final class CUDABackend: ComputeBackend, @unchecked Sendable {
     /// Decode batches (up to 16 rows) without a q|k|v bias take the skinny kernel's rotary form,
     /// which rotates and stores the product's sums itself: the fp32 `[rows, q|k|v]` product is
     /// never written and `rope_qkv_write_kv` is not launched (1.8 us a layer less than the two
-    /// at batch 1 on the H200, bench/results/model-h200.md). An fp8 pool takes the two: a head's
-    /// scale needs all of its values, which the rotary form spreads over several CTAs.
+    /// at batch 1 on the H200, bench/results/model-h200.md). Over an fp8 pool the CTA that
+    /// completes a K/V head codes it (a head's scale needs all of its values, which the rotary
+    /// form spreads over several CTAs), through the pool's rotary scratch.
     public func projectAttentionInputs(
         _ x: DeviceTensor, qkv: DeviceTensor, bias: DeviceTensor?, heads: Int, headDim: Int, inverseFrequencies: DeviceTensor,
         layer: Int, pool: any KVCachePool, step: any PreparedStep
@@ -345,7 +346,8 @@ public final class CUDABackend: ComputeBackend, @unchecked Sendable {
         let m = x.rows
         let n = qkv.rows
         let k = x.columns
-        guard bias == nil, layout.dtype == .bfloat16, qkv.shape.count == 2, qkv.columns == k, headDim == layout.headDim, headDim % 16 == 0,
+        guard bias == nil, layout.dtype == .bfloat16 || kv.rotaryScratch != nil, qkv.shape.count == 2, qkv.columns == k, headDim == layout.headDim,
+            headDim % 16 == 0,
             n == (heads + 2 * layout.kvHeads) * headDim, m == s.batch.tokenCount, inverseFrequencies.count == headDim / 2,
             inverseFrequencies.dtype == .float32, layer >= 0, layer < layout.layers,
             CUDAKernels.skinnyGEMMAccepts(m: m, n: n, k: k, x: xAddress, w: wAddress)
@@ -360,7 +362,8 @@ public final class CUDABackend: ComputeBackend, @unchecked Sendable {
             try kernels.skinnyRotaryLinear(
                 x: xAddress, w: wAddress, m: m, n: n, k: k, heads: heads, positions: s.address(.positions),
                 inverseFrequencies: try inverseFrequencies.cudaAddress("projectAttentionInputs"), slots: s.address(.slots), qOutput: p,
-                pool: kv.pool.buffer.address, blockStride: kv.blockStride, layer: layer, layout: layout, stream: stream)
+                pool: kv.pool.buffer.address, blockStride: kv.blockStride, layer: layer, layout: layout,
+                rotaryScratch: kv.rotaryScratch?.address ?? 0, stream: stream)
         }
         return q
     }

@@ -12,12 +12,23 @@ public final class CUDAKVCachePool: KVCachePool, @unchecked Sendable {
     /// The stream the model's ops run on: copies of a block wait for the work queued there.
     public let compute: CUDAStream
     let kernels: CUDAKernels
+    /// An fp8 pool's scratch for the skinny GEMM's rotary form (`CUDAKernels.rotaryFP8ScratchBytes`,
+    /// zeroed here; the model's launches on `compute` use it one at a time); nil over bf16.
+    let rotaryScratch: DeviceBuffer?
 
     init(device: CUDADevice, layout: KVBlockLayout, blocks: Int, compute: CUDAStream, kernels: CUDAKernels) throws {
         self.device = device
         self.compute = compute
         self.kernels = kernels
         pool = try DeviceBlockPool(device: device, layout: layout, blocks: blocks)
+        if layout.dtype == .fp8e4m3 {
+            let bytes = CUDAKernels.rotaryFP8ScratchBytes(layout: layout)
+            let scratch = try device.allocate(bytes)
+            try scratch.upload([UInt8](repeating: 0, count: bytes))
+            rotaryScratch = scratch
+        } else {
+            rotaryScratch = nil
+        }
     }
 
     public var layout: KVBlockLayout { pool.layout }

@@ -12,9 +12,9 @@
 //
 // Every kernel has an _fp8 twin over the fp8 pool (E4M3 codes with a scale per token and KV
 // head, common.cuh; block_stride in bytes, one more argument: the scales' byte offset in a
-// block). The CUDA-core kernel decodes the codes in registers; the tensor-core kernel copies
-// codes and scales into shared memory (half the bytes of bf16) and turns each key tile into the
-// bf16 tile its MMAs read, the scale applied, so from there on both dtypes run the same code.
+// block). Both read the codes as they are and apply a row's scale once, to its key's score or
+// its value's probability: the CUDA-core kernel decodes codes in registers, the tensor-core one
+// (attention_decode_fp8) feeds them to f16 MMAs.
 
 #define ATTN_WARPS 4
 
@@ -46,11 +46,34 @@ __device__ __forceinline__ void load_lane_chunk(const bf16_t* p, int per_lane, b
     }
 }
 
-// The fp8 form: `per_lane` codes at p, times the row's scale.
+// The fp8 form: the values of the `per_lane` codes at p (the row's scale is applied by the caller,
+// once a token rather than once a code), with one load and a conversion a pair when the count is
+// 2, 4 or 8 and the head dim a multiple of it (`aligned`).
 template <int E>
-__device__ __forceinline__ void load_lane_chunk(const fp8_t* p, int per_lane, bool active, float scale, float out[E]) {
+__device__ __forceinline__ void load_lane_chunk(const fp8_t* p, int per_lane, bool active, bool aligned, float out[E]) {
 #pragma unroll
-    for (int j = 0; j < E; ++j) out[j] = (active && j < per_lane) ? e4m3_to_f32(p[j]) * scale : 0.0f;
+    for (int j = 0; j < E; ++j) out[j] = 0.0f;
+    if (!active) return;
+    if (E >= 8 && per_lane == 8 && aligned) {
+        const uint2 w = *reinterpret_cast<const uint2*>(p);
+        const unsigned int ws[2] = {w.x, w.y};
+#pragma unroll
+        for (int j = 0; j < 4 && 2 * j + 1 < E; ++j) {
+            const float2 f = e4m3x2_to_f32x2(ws[j >> 1] >> ((j & 1) * 16));
+            out[2 * j] = f.x;
+            out[2 * j + 1] = f.y;
+        }
+    } else if (E >= 4 && per_lane == 4 && aligned) {
+        const unsigned int w = *reinterpret_cast<const unsigned int*>(p);
+        const float2 a = e4m3x2_to_f32x2(w), b = e4m3x2_to_f32x2(w >> 16);
+        out[0] = a.x; out[1] = a.y; out[2] = b.x; out[3] = b.y;
+    } else if (E >= 2 && per_lane == 2 && aligned) {
+        const float2 a = e4m3x2_to_f32x2(*reinterpret_cast<const unsigned short*>(p));
+        out[0] = a.x; out[1] = a.y;
+    } else {
+#pragma unroll
+        for (int j = 0; j < E; ++j) if (j < per_lane) out[j] = e4m3_to_f32(p[j]);
+    }
 }
 
 // Keys per split: `tokens_per_split`, or when it is 0 (a CUDA graph's launch, whose split count
@@ -107,8 +130,10 @@ __device__ __forceinline__ void attention_partial(
         m[g] = NEG_INF;
         l[g] = 0.0f;
     }
+    // fp8: vector loads where every lane's chunk is aligned to its size.
+    const bool aligned = head_dim % per_lane == 0;
     for (int base = start + warp * TOK; base < end; base += ATTN_WARPS * TOK) {
-        float kf[TOK][E], vf[TOK][E];
+        float kf[TOK][E], vf[TOK][E], ks[TOK], vs[TOK];  // fp8: the rows' scales
 #pragma unroll
         for (int i = 0; i < TOK; ++i) {
             const int t = base + i;
@@ -120,14 +145,12 @@ __device__ __forceinline__ void attention_partial(
                 + (long)kvh * head_dim + d0;
             if constexpr (sizeof(T) == 1) {
                 const T* scales = pool + block * block_stride;
-                const float ks = valid ? *reinterpret_cast<const float*>(
-                                             scales + kv_scale_offset(scale_offset, layer, 0, off, block_tokens, kv_heads, kvh))
-                                       : 0.0f;
-                const float vs = valid ? *reinterpret_cast<const float*>(
-                                             scales + kv_scale_offset(scale_offset, layer, 1, off, block_tokens, kv_heads, kvh))
-                                       : 0.0f;
-                load_lane_chunk<E>(k, per_lane, active && valid, ks, kf[i]);
-                load_lane_chunk<E>(k + (long)block_tokens * token_elems, per_lane, active && valid, vs, vf[i]);
+                ks[i] = valid ? *reinterpret_cast<const float*>(scales + kv_scale_offset(scale_offset, layer, 0, off, block_tokens, kv_heads, kvh))
+                              : 0.0f;
+                vs[i] = valid ? *reinterpret_cast<const float*>(scales + kv_scale_offset(scale_offset, layer, 1, off, block_tokens, kv_heads, kvh))
+                              : 0.0f;
+                load_lane_chunk<E>(k, per_lane, active && valid, aligned, kf[i]);
+                load_lane_chunk<E>(k + (long)block_tokens * token_elems, per_lane, active && valid, aligned, vf[i]);
             } else {
                 load_lane_chunk<E>(k, per_lane, active && valid, kf[i]);
                 load_lane_chunk<E>(k + (long)block_tokens * token_elems, per_lane, active && valid, vf[i]);
@@ -145,7 +168,10 @@ __device__ __forceinline__ void attention_partial(
                 s[i] = d;
             }
 #pragma unroll
-            for (int i = 0; i < TOK; ++i) s[i] = warp_sum(s[i]);
+            for (int i = 0; i < TOK; ++i) {
+                s[i] = warp_sum(s[i]);
+                if constexpr (sizeof(T) == 1) s[i] *= ks[i];  // q·(s·c) = s·(q·c)
+            }
             float mx = m[g];
 #pragma unroll
             for (int i = 0; i < TOK; ++i) if (base + i < end) mx = fmaxf(mx, s[i]);
@@ -154,6 +180,10 @@ __device__ __forceinline__ void attention_partial(
 #pragma unroll
             for (int i = 0; i < TOK; ++i) { p[i] = base + i < end ? expf(s[i] - mx) : 0.0f; psum += p[i]; }
             l[g] = l[g] * corr + psum;
+            if constexpr (sizeof(T) == 1) {
+#pragma unroll
+                for (int i = 0; i < TOK; ++i) p[i] *= vs[i];  // p·(s·c) = (p·s)·c
+            }
 #pragma unroll
             for (int j = 0; j < E; ++j) {
                 float a = acc[g][j] * corr;
@@ -317,35 +347,25 @@ __device__ __forceinline__ void finish_decode_block(
 // issues their copies before it waits for that kernel (programmatic dependent launch,
 // common.cuh), and the wait then hides behind them. The host passes a larger fresh_tokens than
 // any context where it cannot say (a prefill chunk).
-//
-// Over the fp8 pool (T = fp8_t) the S stages hold codes and scales, (2 * D + 8) * BN bytes each
-// after one bf16 stage: each key tile is turned into that stage before the MMAs read it (one more
-// barrier a tile), so the shared memory is (16 + 2 * BN) * D * 2 + S * (2 * D + 8) * BN bytes.
-template <int D, int W, int KW, int S, typename T>
+template <int D, int W, int KW, int S>
 __device__ __forceinline__ void attention_decode_mma(
-    const float* __restrict__ q, int q_stride, const T* __restrict__ pool,
+    const float* __restrict__ q, int q_stride, const bf16_t* __restrict__ pool,
     const int* __restrict__ block_tables, int table_stride,
     const int* __restrict__ row_table, const int* __restrict__ ctx_len,
     float* __restrict__ part_m, float* __restrict__ part_l, float* __restrict__ part_acc,
     int q_heads, int kv_heads, int head_dim, int layer, int block_tokens, long block_stride,
-    int tokens_per_split, float scale, int window, bf16_t* __restrict__ out, int fresh_tokens, long scale_offset)
+    int tokens_per_split, float scale, int window, bf16_t* __restrict__ out, int fresh_tokens)
 {
-    constexpr bool FP8 = sizeof(T) == 1;
     constexpr int CH = D / 8, BN = W * KW, THREADS = 32 * W;
     constexpr int STAGE = 2 * BN * D;          // bf16 per stage: K rows, then V rows
-    constexpr int BUFS = FP8 ? 1 : S;          // bf16 stages
-    constexpr int RAW = 2 * BN * D + 8 * BN;   // bytes per fp8 stage: K codes, V codes, K scales, V scales
-    constexpr int C16 = D / 16;                // 16-byte chunks of an fp8 row
     // With head dim 256 the output fragments alone take 128 registers: Q is re-read from shared
     // memory per MMA step rather than held.
     constexpr bool QREG = D <= 128;
     static_assert(KW % 16 == 0 && (BN * CH) % THREADS == 0, "stage shape");
-    static_assert(!FP8 || (BN * C16) % THREADS == 0, "fp8 stage shape");
-    static_assert(BUFS * STAGE * 2 >= W * 8 * D * 4, "the warps' merge reuses the stages");
+    static_assert(S * STAGE * 2 >= W * 8 * D * 4, "the warps' merge reuses the stages");
     extern __shared__ __align__(128) unsigned char decode_smem[];
     bf16_t* sQ = reinterpret_cast<bf16_t*>(decode_smem);   // [16][D]
-    bf16_t* sKV = sQ + 16 * D;                              // [BUFS][2][BN][D]
-    unsigned char* sRaw = reinterpret_cast<unsigned char*>(sKV + BUFS * STAGE);  // fp8: [S][RAW]
+    bf16_t* sKV = sQ + 16 * D;                              // [S][2][BN][D]
     __shared__ float sm_m[W * 8], sm_l[W * 8];
 
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
@@ -360,51 +380,20 @@ __device__ __forceinline__ void attention_decode_mma(
     const int start = (window > 0 ? max(0, len - window) : 0) + split * span;
     const int end = min(len, start + span);
     const int n_tiles = end > start ? (end - start + BN - 1) / BN : 0;
-    const T* k_layer = pool + (long)(layer * 2) * block_tokens * token_elems + (long)kvh * D;
+    const bf16_t* k_layer = pool + (long)(layer * 2) * block_tokens * token_elems + (long)kvh * D;
     const long v_offset = (long)block_tokens * token_elems;
     const unsigned int sKV_addr = smem_addr(sKV), sQ_addr = smem_addr(sQ);
     const unsigned int bt_magic = block_index_magic(block_tokens);
 
     auto load_kv = [&](int t) {
         const int n0 = start + t * BN;
-        if constexpr (FP8) {
-            const unsigned int kb = smem_addr(sRaw) + (t % S) * RAW, vb = kb + BN * D, ksb = vb + BN * D, vsb = ksb + BN * 4;
-#pragma unroll
-            for (int it = 0; it < BN * C16 / THREADS; ++it) {
-                const int i = tid + it * THREADS;
-                const int row = i / C16, c = i % C16, pos = n0 + row;
-                const bool valid = pos < end;
-                const T* src = pool;
-                if (valid) {
-                    const int bi = block_index(pos, bt_magic);
-                    src = k_layer + (long)table[bi] * block_stride + (long)(pos - bi * block_tokens) * token_elems + c * 16;
-                }
-                cp_async16(kb + row * D + c * 16, src, valid);
-                cp_async16(vb + row * D + c * 16, valid ? src + v_offset : src, valid);
-            }
-            for (int row = tid; row < BN; row += THREADS) {
-                const int pos = n0 + row;
-                const bool valid = pos < end;
-                const T* ks = pool;
-                const T* vs = pool;
-                if (valid) {
-                    const int bi = block_index(pos, bt_magic), off = pos - bi * block_tokens;
-                    const T* block = pool + (long)table[bi] * block_stride;
-                    ks = block + kv_scale_offset(scale_offset, layer, 0, off, block_tokens, kv_heads, kvh);
-                    vs = block + kv_scale_offset(scale_offset, layer, 1, off, block_tokens, kv_heads, kvh);
-                }
-                cp_async4(ksb + row * 4, ks, valid);
-                cp_async4(vsb + row * 4, vs, valid);
-            }
-            return;
-        }
         const unsigned int kb = sKV_addr + (t % S) * STAGE * 2, vb = kb + BN * D * 2;
 #pragma unroll
         for (int it = 0; it < BN * CH / THREADS; ++it) {
             const int i = tid + it * THREADS;
             const int row = i / CH, c = i % CH, pos = n0 + row;
             const bool valid = pos < end;
-            const T* src = pool;
+            const bf16_t* src = pool;
             if (valid) {
                 const int bi = block_index(pos, bt_magic);
                 src = k_layer + (long)table[bi] * block_stride + (long)(pos - bi * block_tokens) * token_elems + c * 8;
@@ -465,19 +454,7 @@ __device__ __forceinline__ void attention_decode_mma(
         __syncthreads();
         if (t + S - 1 < n_tiles) load_kv(t + S - 1);
         cp_async_commit();
-        if constexpr (FP8) {
-            // Stage t's codes times their rows' scales into the bf16 stage, which every warp is
-            // done reading (the barrier above).
-            const unsigned char* raw = sRaw + (t % S) * RAW;
-            const float* scales = reinterpret_cast<const float*>(raw + 2 * BN * D);   // K rows', then V rows'
-            for (int i = tid; i < 2 * BN * CH; i += THREADS) {
-                const int v = i / (BN * CH), row = (i / CH) % BN, c = i % CH;
-                const uint2 codes = *reinterpret_cast<const uint2*>(raw + (v * BN + row) * D + c * 8);
-                *reinterpret_cast<uint4*>(sKV + v * BN * D + swz<D>(row, c)) = e4m3x8_to_bf16x8(codes, scales[v * BN + row]);
-            }
-            __syncthreads();
-        }
-        const unsigned int kb = sKV_addr + (FP8 ? 0 : (t % S) * STAGE * 2), vb = kb + BN * D * 2;
+        const unsigned int kb = sKV_addr + (t % S) * STAGE * 2, vb = kb + BN * D * 2;
         const int key0 = warp * KW;
 
         float s[KW / 8][4];
@@ -561,21 +538,285 @@ __device__ __forceinline__ void attention_decode_mma(
 // (bench/results/decode-attention-h100.md); the others keep 4 warps, not timed. Written out, not by a macro, so that the kernel names stay
 // visible to KernelLibrary's scan of the source.
 extern "C" __global__ void __launch_bounds__(128) paged_attention_decode_d64(DECODE_PARAMS) {
-    attention_decode_mma<64, 4, 16, 3>(DECODE_ARGS, 0);
+    attention_decode_mma<64, 4, 16, 3>(DECODE_ARGS);
 }
 extern "C" __global__ void __launch_bounds__(256) paged_attention_decode_d128(DECODE_PARAMS) {
-    attention_decode_mma<128, 8, 16, 3>(DECODE_ARGS, 0);
+    attention_decode_mma<128, 8, 16, 3>(DECODE_ARGS);
 }
 extern "C" __global__ void __launch_bounds__(128) paged_attention_decode_d256(DECODE_PARAMS) {
-    attention_decode_mma<256, 4, 16, 3>(DECODE_ARGS, 0);
+    attention_decode_mma<256, 4, 16, 3>(DECODE_ARGS);
 }
-// The fp8 pool's, same shapes (not timed against other shapes).
+// Decode attention over the fp8 pool on tensor cores (f16 MMAs, fp32 accumulation), built so that
+// a code costs about one instruction on its way to an MMA. The first fp8 kernel turned every
+// stage into a bf16 tile (code times scale, through fp32) before the MMAs read it: some four
+// instructions a code and one more barrier a tile, and at batch 16 over 8K-token contexts it took
+// longer than the bf16 kernel reading twice the bytes (bench/results/fp8-kv.md). Here:
+//
+// - Every E4M3 value is exactly an f16, so a pair of codes becomes an MMA operand register in one
+//   conversion (cvt.rn.f16x2.e4m3x2), in registers, straight from the stage's codes; no bf16 tile
+//   is written, no barrier added.
+// - The scales leave the inner loop: a key's scale multiplies its score after the MMA
+//   (q·(s·c) = s·(q·c)), and a value row's scale multiplies that key's probability before the
+//   P·V MMA ((p·s)·c). P·s goes to f16 as a fraction of the warp's largest V scale in the tile,
+//   and the tile's product is added to the output times that largest scale, so f16's range never
+//   matters (P·s of different rows can be decades apart).
+// - Q goes to f16 as a fraction of its head's largest |q| (256 at most), its scale folded into the
+//   score's multiplier likewise.
+// - The order of the dot products' terms is free, so the fragments are laid out for the loads:
+//   a thread's K operand is eight consecutive codes of one key (one 8-byte load for two MMAs, Q's
+//   fragments permuted to match), and its V operand four consecutive dims of four keys (four
+//   4-byte loads, paired by byte permutes, for four MMAs whose output columns are dims
+//   4·n + j of each 32: the output is written back in the right order at the end). Q's fragments
+//   come straight from global memory into registers.
+// - Rows of the stages are stored with their 16-byte chunks XOR-swizzled by (row & 7) (as far as
+//   a row has chunks), which keeps both loads free of bank conflicts at head dims 128 and 256.
+//
+// Grid (rows, kv_heads, splits), 32 * W threads, S stages of BN = W * KW keys: K codes, V codes,
+// K scales, V scales, (2 * D + 8) * BN bytes a stage (CUDAKernels.decodeAttentionLaunch), half a
+// bf16 stage, so the same bytes in flight take more stages. The pipeline, the early copies before
+// the wait for the previous kernel, the online softmax (log2 domain) and the final merge are
+// attention_decode_mma's.
+template <int D, int W, int KW, int S>
+__device__ __forceinline__ void attention_decode_fp8(
+    const float* __restrict__ q, int q_stride, const fp8_t* __restrict__ pool,
+    const int* __restrict__ block_tables, int table_stride,
+    const int* __restrict__ row_table, const int* __restrict__ ctx_len,
+    float* __restrict__ part_m, float* __restrict__ part_l, float* __restrict__ part_acc,
+    int q_heads, int kv_heads, int head_dim, int layer, int block_tokens, long block_stride,
+    int tokens_per_split, float scale, int window, bf16_t* __restrict__ out, int fresh_tokens, long scale_offset)
+{
+    constexpr int BN = W * KW, THREADS = 32 * W;
+    constexpr int C16 = D / 16;                   // 16-byte chunks of a row of codes
+    constexpr int SWZ = (C16 < 8 ? C16 : 8) - 1;  // the chunk swizzle's mask
+    constexpr int RAW = 2 * BN * D + 8 * BN;      // bytes a stage: K codes, V codes, K scales, V scales
+    static_assert(D % 32 == 0 && KW % 16 == 0 && (BN * C16) % THREADS == 0, "stage shape");
+    static_assert(S * RAW >= W * 8 * D * 4, "the warps' merge reuses the stages");
+    extern __shared__ __align__(128) unsigned char decode_smem[];
+    __shared__ float sm_m[W * 8], sm_l[W * 8];
+
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int r = blockIdx.x, kvh = blockIdx.y, split = blockIdx.z;
+    const int group = q_heads / kv_heads;
+    const int token_elems = kv_heads * D;
+    const int* table = block_tables + (long)row_table[r] * table_stride;
+    const int len = ctx_len[r];
+    const int span = split_span(len, window, tokens_per_split, gridDim.z);
+    const int start = (window > 0 ? max(0, len - window) : 0) + split * span;
+    const int end = min(len, start + span);
+    const int n_tiles = end > start ? (end - start + BN - 1) / BN : 0;
+    const fp8_t* k_layer = pool + (long)(layer * 2) * block_tokens * token_elems + (long)kvh * D;
+    const long v_offset = (long)block_tokens * token_elems;
+    const unsigned int smem = smem_addr(decode_smem);
+    const unsigned int bt_magic = block_index_magic(block_tokens);
+    // Byte offset of (row, byte) in a stage's K or V codes.
+    auto at = [](int row, int byte) { return row * D + ((((byte >> 4) ^ (row & SWZ))) << 4) + (byte & 15); };
+
+    auto load_kv = [&](int t) {
+        const int n0 = start + t * BN;
+        const unsigned int kb = smem + (t % S) * RAW, vb = kb + BN * D, ksb = vb + BN * D, vsb = ksb + BN * 4;
+#pragma unroll
+        for (int it = 0; it < BN * C16 / THREADS; ++it) {
+            const int i = tid + it * THREADS;
+            const int row = i / C16, c = i % C16, pos = n0 + row;
+            const bool valid = pos < end;
+            const fp8_t* src = pool;
+            if (valid) {
+                const int bi = block_index(pos, bt_magic);
+                src = k_layer + (long)table[bi] * block_stride + (long)(pos - bi * block_tokens) * token_elems + c * 16;
+            }
+            cp_async16(kb + at(row, c * 16), src, valid);
+            cp_async16(vb + at(row, c * 16), valid ? src + v_offset : src, valid);
+        }
+        for (int row = tid; row < BN; row += THREADS) {
+            const int pos = n0 + row;
+            const bool valid = pos < end;
+            const fp8_t* ks = pool;
+            const fp8_t* vs = pool;
+            if (valid) {
+                const int bi = block_index(pos, bt_magic), off = pos - bi * block_tokens;
+                const fp8_t* block = pool + (long)table[bi] * block_stride;
+                ks = block + kv_scale_offset(scale_offset, layer, 0, off, block_tokens, kv_heads, kvh);
+                vs = block + kv_scale_offset(scale_offset, layer, 1, off, block_tokens, kv_heads, kvh);
+            }
+            cp_async4(ksb + row * 4, ks, valid);
+            cp_async4(vsb + row * 4, vs, valid);
+        }
+    };
+    auto load_first_stages = [&]() {
+#pragma unroll
+        for (int t = 0; t < S - 1; ++t) {
+            if (t < n_tiles) load_kv(t);
+            cp_async_commit();
+        }
+    };
+    const bool early = (long)min(end, start + (S - 1) * BN) + fresh_tokens <= (long)len;
+    if (early) load_first_stages();
+    wait_for_previous_kernel();
+    if (!early) load_first_stages();
+
+    // This lane's fragment row g is query head g of the group (rows 8-15 of the m16 tile, and
+    // rows past the group, are zero); tq picks its columns.
+    const int g = lane >> 2, tq = lane & 3;
+    // Q: dims 32·kc + 8·tq + 4·h + {0, 1} (A register 0) and + {2, 3} (register 2) of k-step
+    // 2·kc + h, matching the K operand below.
+    unsigned int qa[D / 32][2][2];
+    float qmult;  // the score's multiplier: softmax scale · log2(e) / Q's f16 factor
+    {
+        float qv[D / 32][8];
+        float qmax = 0.0f;
+        const float* qh = q + (long)r * q_stride + (long)(kvh * group + g) * D + 8 * tq;
+#pragma unroll
+        for (int kc = 0; kc < D / 32; ++kc) {
+            float4 a = make_float4(0.0f, 0.0f, 0.0f, 0.0f), b = a;
+            if (g < group) {
+                a = *reinterpret_cast<const float4*>(qh + 32 * kc);
+                b = *reinterpret_cast<const float4*>(qh + 32 * kc + 4);
+            }
+            qv[kc][0] = a.x; qv[kc][1] = a.y; qv[kc][2] = a.z; qv[kc][3] = a.w;
+            qv[kc][4] = b.x; qv[kc][5] = b.y; qv[kc][6] = b.z; qv[kc][7] = b.w;
+#pragma unroll
+            for (int e = 0; e < 8; ++e) qmax = fmaxf(qmax, fabsf(qv[kc][e]));
+        }
+        qmax = fmaxf(qmax, __shfl_xor_sync(0xffffffffu, qmax, 1));
+        qmax = fmaxf(qmax, __shfl_xor_sync(0xffffffffu, qmax, 2));
+        const float f = qmax > 0.0f ? 256.0f / qmax : 0.0f;
+        qmult = scale * 1.4426950408889634f * (qmax / 256.0f);
+#pragma unroll
+        for (int kc = 0; kc < D / 32; ++kc)
+#pragma unroll
+            for (int h = 0; h < 2; ++h) {
+                qa[kc][h][0] = pack_f16x2(qv[kc][4 * h] * f, qv[kc][4 * h + 1] * f);
+                qa[kc][h][1] = pack_f16x2(qv[kc][4 * h + 2] * f, qv[kc][4 * h + 3] * f);
+            }
+    }
+
+    // o[c][j]: query head g, dims 32·c + 8·tq + j (element 0) and + 4 (element 1), in units of
+    // the V scales (see above).
+    float o[D / 32][4][2];
+#pragma unroll
+    for (int c = 0; c < D / 32; ++c)
+#pragma unroll
+        for (int j = 0; j < 4; ++j) o[c][j][0] = o[c][j][1] = 0.0f;
+    float mx = NEG_INF, l = 0.0f;
+    const int key0 = warp * KW;
+
+    for (int t = 0; t < n_tiles; ++t) {
+        cp_async_wait<S - 2>();
+        __syncthreads();
+        if (t + S - 1 < n_tiles) load_kv(t + S - 1);
+        cp_async_commit();
+        const unsigned char* kst = decode_smem + (t % S) * RAW;
+        const unsigned char* vst = kst + BN * D;
+        const float* ksc = reinterpret_cast<const float*>(vst + BN * D);
+        const float* vsc = ksc + BN;
+
+        // S = Q Kᵀ over the warp's KW keys: key key0 + 8·j + g is this lane's B column.
+        float s[KW / 8][4];
+#pragma unroll
+        for (int j = 0; j < KW / 8; ++j) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;
+#pragma unroll
+        for (int kc = 0; kc < D / 32; ++kc) {
+#pragma unroll
+            for (int j = 0; j < KW / 8; ++j) {
+                const int key = key0 + 8 * j + g;
+                const uint2 codes = *reinterpret_cast<const uint2*>(kst + at(key, 32 * kc + 8 * tq));
+                const uint2 lo = e4m3x4_to_f16x4(codes.x), hi = e4m3x4_to_f16x4(codes.y);
+                mma_f16(s[j], qa[kc][0][0], 0u, qa[kc][0][1], 0u, lo.x, lo.y);
+                mma_f16(s[j], qa[kc][1][0], 0u, qa[kc][1][1], 0u, hi.x, hi.y);
+            }
+        }
+
+        // Element e of s[j] is key key0 + 8·j + 2·tq + e: times its scale, masked past the end.
+        const int pos0 = start + t * BN + key0 + 2 * tq;
+        float x = mx;
+#pragma unroll
+        for (int j = 0; j < KW / 8; ++j) {
+            const float2 ks = *reinterpret_cast<const float2*>(ksc + key0 + 8 * j + 2 * tq);
+            s[j][0] = pos0 + j * 8 < end ? s[j][0] * ks.x * qmult : NEG_INF;
+            s[j][1] = pos0 + j * 8 + 1 < end ? s[j][1] * ks.y * qmult : NEG_INF;
+            x = fmaxf(x, fmaxf(s[j][0], s[j][1]));
+        }
+        x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 1));
+        x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 2));
+        const float ref = x == NEG_INF ? 0.0f : x;
+        const float corr = exp2f(mx - ref);
+        mx = x;
+        l *= corr;
+        // P·s as a fraction of the tile's largest V scale vmax (keys past the end have scale 0).
+        float vsj[KW / 8][2], vmax = 0.0f;
+#pragma unroll
+        for (int j = 0; j < KW / 8; ++j) {
+            const float2 vs = *reinterpret_cast<const float2*>(vsc + key0 + 8 * j + 2 * tq);
+            vsj[j][0] = vs.x;
+            vsj[j][1] = vs.y;
+            vmax = fmaxf(vmax, fmaxf(vs.x, vs.y));
+        }
+        vmax = fmaxf(vmax, __shfl_xor_sync(0xffffffffu, vmax, 1));
+        vmax = fmaxf(vmax, __shfl_xor_sync(0xffffffffu, vmax, 2));
+        const float vinv = vmax > 0.0f ? 1.0f / vmax : 0.0f;
+        unsigned int pf[KW / 16][2];
+#pragma unroll
+        for (int j = 0; j < KW / 8; ++j) {
+            const float p0 = exp2f(s[j][0] - ref), p1 = exp2f(s[j][1] - ref);
+            l += p0 + p1;
+            // S's accumulator layout is the A-operand layout of the next product (rows 8-15 zero).
+            pf[j >> 1][j & 1] = pack_f16x2(p0 * vsj[j][0] * vinv, p1 * vsj[j][1] * vinv);
+        }
+        // O += P·V: B column n of MMA (c, j) is dim 32·c + 4·n + j, its rows keys 2·tq, +1 (first
+        // register) and 2·tq + 8, + 9 (second) of the k-step's 16.
+#pragma unroll
+        for (int c = 0; c < D / 32; ++c) {
+            float acc[4][4];
+#pragma unroll
+            for (int j = 0; j < 4; ++j) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.0f;
+#pragma unroll
+            for (int kk = 0; kk < KW / 16; ++kk) {
+                const int key = key0 + 16 * kk + 2 * tq, byte = 32 * c + 4 * g;
+                const unsigned int w0 = *reinterpret_cast<const unsigned int*>(vst + at(key, byte));
+                const unsigned int w1 = *reinterpret_cast<const unsigned int*>(vst + at(key + 1, byte));
+                const unsigned int w8 = *reinterpret_cast<const unsigned int*>(vst + at(key + 8, byte));
+                const unsigned int w9 = *reinterpret_cast<const unsigned int*>(vst + at(key + 9, byte));
+                // Dims j = 0, 1 then 2, 3 of the four, each a pair (key, key + 1).
+                const uint2 b01 = e4m3x4_to_f16x4(__byte_perm(w0, w1, 0x5140)), b23 = e4m3x4_to_f16x4(__byte_perm(w0, w1, 0x7362));
+                const uint2 c01 = e4m3x4_to_f16x4(__byte_perm(w8, w9, 0x5140)), c23 = e4m3x4_to_f16x4(__byte_perm(w8, w9, 0x7362));
+                mma_f16(acc[0], pf[kk][0], 0u, pf[kk][1], 0u, b01.x, c01.x);
+                mma_f16(acc[1], pf[kk][0], 0u, pf[kk][1], 0u, b01.y, c01.y);
+                mma_f16(acc[2], pf[kk][0], 0u, pf[kk][1], 0u, b23.x, c23.x);
+                mma_f16(acc[3], pf[kk][0], 0u, pf[kk][1], 0u, b23.y, c23.y);
+            }
+#pragma unroll
+            for (int j = 0; j < 4; ++j) {
+                o[c][j][0] = fmaf(vmax, acc[j][0], o[c][j][0] * corr);
+                o[c][j][1] = fmaf(vmax, acc[j][1], o[c][j][1] * corr);
+            }
+        }
+    }
+
+    // Merge the warps in the stages' memory, which no copy writes any more.
+    l += __shfl_xor_sync(0xffffffffu, l, 1);
+    l += __shfl_xor_sync(0xffffffffu, l, 2);
+    __syncthreads();
+    float* sm_acc = reinterpret_cast<float*>(decode_smem);   // [W][8][D]
+    if (tq == 0) { sm_m[warp * 8 + g] = mx; sm_l[warp * 8 + g] = l; }
+#pragma unroll
+    for (int c = 0; c < D / 32; ++c)
+#pragma unroll
+        for (int j = 0; j < 4; ++j) {
+            sm_acc[(warp * 8 + g) * D + 32 * c + 8 * tq + j] = o[c][j][0];
+            sm_acc[(warp * 8 + g) * D + 32 * c + 8 * tq + 4 + j] = o[c][j][1];
+        }
+    __syncthreads();
+    finish_decode_block<W, 8, D>(sm_m, sm_l, sm_acc, part_m, part_l, part_acc, out, q_heads, kv_heads);
+}
+
+// The fp8 pool's: head dims 64, 128 and 256 with the bf16 kernels' warps and keys per warp, and
+// five stages (four in flight, the bytes of two bf16 stages and a half).
 extern "C" __global__ void __launch_bounds__(128) paged_attention_decode_d64_fp8(DECODE_PARAMS_FP8) {
-    attention_decode_mma<64, 4, 16, 3>(DECODE_ARGS, scale_offset);
+    attention_decode_fp8<64, 4, 16, 5>(DECODE_ARGS, scale_offset);
 }
 extern "C" __global__ void __launch_bounds__(256) paged_attention_decode_d128_fp8(DECODE_PARAMS_FP8) {
-    attention_decode_mma<128, 8, 16, 3>(DECODE_ARGS, scale_offset);
+    attention_decode_fp8<128, 8, 16, 5>(DECODE_ARGS, scale_offset);
 }
 extern "C" __global__ void __launch_bounds__(128) paged_attention_decode_d256_fp8(DECODE_PARAMS_FP8) {
-    attention_decode_mma<256, 4, 16, 3>(DECODE_ARGS, scale_offset);
+    attention_decode_fp8<256, 4, 16, 5>(DECODE_ARGS, scale_offset);
 }

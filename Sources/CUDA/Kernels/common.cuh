@@ -182,6 +182,21 @@ __device__ __forceinline__ unsigned int pack_bf16x2(float lo, float hi) {
     return r;
 }
 
+// c += a · b as mma_bf16, over f16 operands.
+__device__ __forceinline__ void mma_f16(float c[4], unsigned int a0, unsigned int a1, unsigned int a2, unsigned int a3,
+                                        unsigned int b0, unsigned int b1) {
+    asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+
+// Two fp32 as f16x2 (round to nearest even): lo in the low half.
+__device__ __forceinline__ unsigned int pack_f16x2(float lo, float hi) {
+    unsigned int r;
+    asm("cvt.rn.f16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
+    return r;
+}
+
 // The two E4M3 codes in the low 16 bits of `pair` (element 0 in the low byte) as floats, exactly.
 // sm_89 and later convert a pair in one instruction (to f16, which holds every E4M3 value); the
 // decode of the attention kernels' tiles was most of their instructions without it.
@@ -195,6 +210,21 @@ __device__ __forceinline__ float2 e4m3x2_to_f32x2(unsigned int pair) {
 #else
     return make_float2(e4m3_to_f32(pair & 0xffu), e4m3_to_f32((pair >> 8) & 0xffu));
 #endif
+}
+
+// Four E4M3 codes (a little-endian word) as two f16x2 words, exactly (f16 holds every E4M3
+// value): codes 0, 1 in .x, codes 2, 3 in .y, the lower code in the lower half. One instruction
+// a pair from sm_89 on (the fp8 decode attention's operands).
+__device__ __forceinline__ uint2 e4m3x4_to_f16x4(unsigned int codes) {
+    uint2 r;
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 890
+    asm("{\n\t.reg .b16 lo, hi;\n\tmov.b32 {lo, hi}, %2;\n\tcvt.rn.f16x2.e4m3x2 %0, lo;\n\tcvt.rn.f16x2.e4m3x2 %1, hi;\n\t}"
+        : "=r"(r.x), "=r"(r.y) : "r"(codes));
+#else
+    r.x = pack_f16x2(e4m3_to_f32(codes & 0xffu), e4m3_to_f32((codes >> 8) & 0xffu));
+    r.y = pack_f16x2(e4m3_to_f32((codes >> 16) & 0xffu), e4m3_to_f32(codes >> 24));
+#endif
+    return r;
 }
 
 // Eight codes (two little-endian words) times `scale`, as four bf16x2 words (element 0 in the low

@@ -277,19 +277,17 @@ public struct CUDAKernels: Sendable {
         decodeAttentionLaunch(headDim: headDim, group: group, dtype: dtype)?.kernel
     }
 
-    /// The decode kernel's name, threads per block and dynamic shared memory (Q's 16-row tile,
-    /// then three stages of K and V rows, 16 keys per warp each), as attention.cu instantiates it.
-    /// Over fp8 the three stages hold codes and scales, after one bf16 stage they are decoded into.
+    /// The decode kernel's name, threads per block and dynamic shared memory, as attention.cu
+    /// instantiates it: over bf16, Q's 16-row tile, then three stages of K and V rows, 16 keys per
+    /// warp each; over fp8, five stages of K and V codes and their scales (Q stays in registers).
     static func decodeAttentionLaunch(headDim: Int, group: Int, dtype: KVDType = .bfloat16) -> (kernel: String, threads: Int, sharedBytes: Int)? {
         guard [64, 128, 256].contains(headDim), group >= 1, group <= 8 else { return nil }
         let warps = headDim == 128 ? 8 : 4
         let keysPerStage = warps * 16
-        let stages = 3
         if dtype == .fp8e4m3 {
-            let shared = (16 + 2 * keysPerStage) * headDim * 2 + stages * (2 * headDim + 8) * keysPerStage
-            return ("paged_attention_decode_d\(headDim)_fp8", 32 * warps, shared)
+            return ("paged_attention_decode_d\(headDim)_fp8", 32 * warps, 5 * (2 * headDim + 8) * keysPerStage)
         }
-        return ("paged_attention_decode_d\(headDim)", 32 * warps, (16 + 2 * stages * keysPerStage) * headDim * 2)
+        return ("paged_attention_decode_d\(headDim)", 32 * warps, (16 + 2 * 3 * keysPerStage) * headDim * 2)
     }
 
     /// Paged attention for `rows` query rows (fp32 q, rows `qStride` apart) over the bf16 or fp8
