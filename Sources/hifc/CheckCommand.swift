@@ -36,8 +36,12 @@ struct CheckCPUKernelsCommand: ParsableCommand {
 
     func run() throws {
         for line in CPUKernelCheck.environmentLines() { print(line) }
+        fflush(nil)
         let check = CPUKernelCheck(threads: threads ?? CPUThreadPool.physicalCores, repetitions: repetitions)
-        let results = check.run { print($0) }
+        let results = check.run {
+            print($0)
+            fflush(nil)  // each line as it comes, through a pipe too
+        }
         let failed = results.filter { !$0.passed }.count
         let amxExpected = results.filter { $0.isa == "amx" && $0.m >= HIFC_AMX_MIN_ROWS }
         let amxTaken = amxExpected.filter(\.usedAMX).count
