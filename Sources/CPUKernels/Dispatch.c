@@ -365,6 +365,11 @@ static void gemm_quant_amx(hifc_pool *pool, quant_job *q) {
     hifc_amx_count_product();
 }
 
+int hifc_gemm_quant_uses_amx(int type, long m, long n, long k, int threads) {
+    return kernels()->amx_panel_product && amx_handles(type) && m >= HIFC_AMX_MIN_ROWS &&
+           (double)m * (double)n * (double)k >= (double)threads * (double)HIFC_AMX_MIN_MACS_PER_THREAD;
+}
+
 void hifc_gemm_quant(
     hifc_pool *pool, int type, const float *a, const void *w, const float *bias, float *c, long m, long n, long k, void *scratch) {
     quant_job j = {.k = kernels(), .type = type, .a = a, .w = w, .bias = bias, .c = c, .quantized = scratch, .m = m, .n = n, .k_dim = k};
@@ -372,7 +377,7 @@ void hifc_gemm_quant(
     j.act_bytes = (long)hifc_gemm_quant_scratch(type, 1, k);
     j.chunks = chunk_count(pool, m, ceil_div(ELEMENTS_PER_CHUNK, k), 2);
     hifc_parallel(pool, j.chunks, quantize_chunk, &j);
-    if (j.k->amx_panel_product && m >= HIFC_AMX_MIN_ROWS && amx_handles(type)) {
+    if (hifc_gemm_quant_uses_amx(type, m, n, k, hifc_pool_threads(pool))) {
         gemm_quant_amx(pool, &j);
         return;
     }

@@ -15,11 +15,12 @@ public struct CPUKernelCheck {
         /// max |c − portable| / max |portable|.
         public var error: Double
         public var seconds: Double
-        /// Whether it ran on AMX tiles (`hifc_amx_products` counted it).
+        /// Whether it ran on AMX tiles (`hifc_amx_products` counted it), and whether it should have.
         public var usedAMX: Bool
+        public var expectsAMX: Bool
         public static let tolerance = 1e-4
 
-        public var passed: Bool { error <= Self.tolerance }
+        public var passed: Bool { error <= Self.tolerance && usedAMX == expectsAMX }
 
         public var description: String {
             let macs = Double(m) * Double(n) * Double(k)
@@ -58,7 +59,9 @@ public struct CPUKernelCheck {
         return [
             "CPU: \(model); kernels detected: \(String(cString: hifc_isa_name(hifc_isa_detected())))",
             "AMX: cpuid amx-tile \(has(HIFC_AMX_CPU_TILE)), amx-int8 \(has(HIFC_AMX_CPU_INT8)), XCR0 tile state \(has(HIFC_AMX_OS_STATE)), Linux permission \(has(HIFC_AMX_PERMITTED)) -> "
-                + (ready ? "AMX DETECTED, used for products of >= \(HIFC_AMX_MIN_ROWS) rows" : "AMX NOT AVAILABLE (the avx512 kernels run)"),
+                + (ready
+                    ? "AMX DETECTED, used for products of >= \(HIFC_AMX_MIN_ROWS) rows and >= \(HIFC_AMX_MIN_MACS_PER_THREAD) multiply-adds per thread"
+                    : "AMX NOT AVAILABLE (the avx512 kernels run)"),
         ]
     }
 
@@ -89,6 +92,7 @@ public struct CPUKernelCheck {
                         let before = hifc_amx_products()
                         hifc_gemm_quant(pool, t, a, weights, nil, &c, m, n, k, &scratch)
                         let usedAMX = hifc_amx_products() > before
+                        let expectsAMX = hifc_gemm_quant_uses_amx(t, m, n, k, hifc_pool_threads(pool)) != 0
                         let error = zip(c, reference).map { Double(abs($0 - $1)) }.max() ?? 0
                         var best = Double.infinity
                         for _ in 0..<repetitions {
@@ -98,7 +102,7 @@ public struct CPUKernelCheck {
                         }
                         let result = Result(
                             type: name, m: m, n: n, k: k, threads: Int(hifc_pool_threads(pool)), isa: String(cString: hifc_isa_name(isa)),
-                            error: error / max(scale, 1e-30), seconds: best, usedAMX: usedAMX)
+                            error: error / max(scale, 1e-30), seconds: best, usedAMX: usedAMX, expectsAMX: expectsAMX)
                         print(result.description)
                         results.append(result)
                     }

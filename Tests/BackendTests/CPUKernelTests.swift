@@ -230,7 +230,7 @@ final class CPUKernelTests: XCTestCase {
     func testAMXTakesPrefillProductsOnlyWhereTheCPUAndLinuxAllowIt() {
         let ready = hifc_amx_status() & Int32(HIFC_AMX_READY.rawValue) == Int32(HIFC_AMX_READY.rawValue)
         XCTAssertEqual(hifc_isa_detected() == HIFC_ISA_AMX, ready)
-        let (n, k) = (20, 64)
+        let (n, k) = (1040, 64)  // 16 rows: just over the multiply-adds the tiles need on one thread
         let t = Int32(HIFC_QUANT_Q4_1.rawValue)
         let w = blocks(HIFC_QUANT_Q4_1, count: n * k / 32, scales: [(0, 0.03), (2, -0.2)])
         defer { hifc_isa_select(hifc_isa_detected()) }
@@ -241,7 +241,8 @@ final class CPUKernelTests: XCTestCase {
             var scratch = [UInt8](repeating: 0, count: hifc_gemm_quant_scratch(t, m, k))
             let before = hifc_amx_products()
             hifc_gemm_quant(nil, t, a, w, nil, &c, m, n, k, &scratch)
-            XCTAssertEqual(hifc_amx_products() - before, ready && m >= HIFC_AMX_MIN_ROWS ? 1 : 0, "\(m) rows")
+            XCTAssertEqual(hifc_amx_products() - before, hifc_gemm_quant_uses_amx(t, m, n, k, 1) != 0 ? 1 : 0, "\(m) rows")
+            XCTAssertEqual(hifc_gemm_quant_uses_amx(t, m, n, k, 1) != 0, ready && m >= HIFC_AMX_MIN_ROWS && m * n * k >= HIFC_AMX_MIN_MACS_PER_THREAD)
         }
     }
 

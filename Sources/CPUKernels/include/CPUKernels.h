@@ -208,6 +208,13 @@ long hifc_amx_products(void);
 /// Activation rows from which `hifc_gemm_quant` uses the tiles (where AMX is active); fewer
 /// rows (decode) stay on the AVX-512 kernels.
 #define HIFC_AMX_MIN_ROWS 16
+/// Multiply-adds per thread below which the tiles lose to AVX-512 (each thread's AMX start-up
+/// then outweighs its work): on the GPU host's Xeon (2026-12-02) 16 threads lost with 0.13 M and
+/// 0.33 M per thread and won with 3.5 M; one thread won from 2 M.
+#define HIFC_AMX_MIN_MACS_PER_THREAD 1048576L  // 2^20
+/// Whether `hifc_gemm_quant` of `m × k` activations and `n` weight rows of `type` on `threads`
+/// threads runs on AMX tiles with the kernels active now.
+int hifc_gemm_quant_uses_amx(int type, long m, long n, long k, int threads);
 
 /// One 32-value block of 16 rows as an AMX tile operand with its per-row scale and offset (see
 /// AMXLayout.h): weights as the A tile (row j: the 32 codes of weight row j), quantized
