@@ -37,6 +37,15 @@ public protocol ComputeBackend: AnyObject, Sendable {
     func makeKVCachePool(layout: KVBlockLayout, blocks: Int) throws -> any KVCachePool
     /// Makes the step's metadata available to the ops (a GPU uploads it once here).
     func prepare(_ batch: StepBatch) throws -> any PreparedStep
+    /// Runs `body`, a step's device work from `step` to the logits it returns, and returns them.
+    /// A backend may record the work the first time a step of some launch shape comes and, for
+    /// later steps of that shape, replay the record instead of calling `body` (the CUDA
+    /// backend's decode-step graphs): `body` must queue the same work for every step of a
+    /// shape, reading per-step values only through `step`, with `model`'s weights over `kv`.
+    /// The result is valid until the next step.
+    func runStep(
+        _ step: any PreparedStep, model: AnyObject, kv: any KVCachePool, _ body: (any PreparedStep) throws -> DeviceTensor?
+    ) throws -> DeviceTensor?
 
     // MARK: Ops
 
@@ -105,6 +114,13 @@ public protocol ComputeBackend: AnyObject, Sendable {
 }
 
 extension ComputeBackend {
+    /// Calls `body`: for backends that launch every step as it comes.
+    public func runStep(
+        _ step: any PreparedStep, model: AnyObject, kv: any KVCachePool, _ body: (any PreparedStep) throws -> DeviceTensor?
+    ) throws -> DeviceTensor? {
+        try body(step)
+    }
+
     /// Dequantizes at load: for backends without kernels on GGML blocks.
     public func upload(_ tensor: QuantizedTensor) throws -> DeviceTensor {
         try upload(try tensor.dequantized())

@@ -89,18 +89,25 @@ extension CausalLanguageModel {
         return (step, try backend.prepare(step))
     }
 
-    /// The step's outputs from the last hidden states `x` (`[tokens, hidden]`): the final norm and
-    /// the LM head on the rows that want logits, then per sequence the backend's argmax (greedy)
-    /// or the logits brought to the host, soft-capped where the config says so.
-    func finishStep(
-        _ x: DeviceTensor, finalNorm: DeviceTensor, lmHead: DeviceTensor, batch: ForwardBatch, step: StepBatch,
-        prepared: any PreparedStep
+    /// One step: `hidden` runs the layers from the prepared step to the last hidden states
+    /// (`[tokens, hidden]`), then the final norm and the LM head give the logits of the rows that
+    /// want them; the backend runs the two as one unit it may replay (`ComputeBackend.runStep`).
+    /// Then per sequence the backend's argmax (greedy) or the logits brought to the host,
+    /// soft-capped where the config says so.
+    func runStep(
+        _ batch: ForwardBatch, kv: any KVCachePool, finalNorm: DeviceTensor, lmHead: DeviceTensor,
+        hidden: (any PreparedStep) throws -> DeviceTensor
     ) throws -> [ForwardOutput] {
+        let (step, prepared) = try prepareStep(batch, kv: kv)
         let b = backend
+        let logits = try b.runStep(prepared, model: self, kv: kv) { prepared in
+            let x = try hidden(prepared)
+            guard !step.logitRows.isEmpty else { return nil }
+            let last = try b.gatherLogitRows(x, step: prepared)
+            return try b.linear(try b.rmsNorm(last, weight: finalNorm, epsilon: config.rmsNormEpsilon), weight: lmHead, bias: nil)
+        }
         var outputs = [ForwardOutput](repeating: .none, count: batch.sequences.count)
-        guard !step.logitRows.isEmpty else { return outputs }
-        let last = try b.gatherLogitRows(x, step: prepared)
-        let logits = try b.linear(try b.rmsNorm(last, weight: finalNorm, epsilon: config.rmsNormEpsilon), weight: lmHead, bias: nil)
+        guard let logits else { return outputs }
         let wanting = batch.sequences.indices.filter { batch.sequences[$0].wantsLogits }
         // Logit rows follow the wanting sequences' order. Greedy rows take the backend's argmax,
         // and the logits come to the host only when some row samples from them. Soft-capping

@@ -99,32 +99,33 @@ public final class Gemma3Model: CausalLanguageModel {
     }
 
     public func step(_ batch: ForwardBatch, kv: any KVCachePool) throws -> [ForwardOutput] {
-        let (step, prepared) = try prepareStep(batch, kv: kv)
-        let b = backend
-        let eps = config.rmsNormEpsilon
-        var x = try b.scale(try b.embedding(embedding, step: prepared), by: Float(Double(config.hiddenSize).squareRoot()))
-        var normed = try b.rmsNorm(x, weight: layers[0].inputNorm, epsilon: eps)
-        for (i, layer) in layers.enumerated() {
-            let window = config.window(layer: i)
-            let qkv = try b.normalizeQueryKeyHeads(
-                try b.linear(normed, weight: layer.qkv, bias: nil), heads: config.heads, kvHeads: config.kvHeads,
-                headDim: config.headDim, queryWeight: layer.queryNorm, keyWeight: layer.keyNorm, epsilon: eps)
-            let q = try b.attentionInputs(
-                qkv: qkv, heads: config.heads, headDim: config.headDim,
-                inverseFrequencies: config.layerTypes[i] == .sliding ? localFrequencies : globalFrequencies, layer: i,
-                pool: kv, step: prepared)
-            let attention = try b.pagedAttention(
-                q: q, heads: config.heads, layer: i, scale: config.attentionScale, window: window, pool: kv, step: prepared)
-            let attended = try b.rmsNorm(try b.linear(attention, weight: layer.o, bias: nil), weight: layer.postAttentionNorm, epsilon: eps)
-            let afterAttention = try b.addAndNormalize(x, attended, weight: layer.preFeedforwardNorm, epsilon: eps)
-            let mlp = try b.linear(try activatedGate(afterAttention.normed, gateUp: layer.gateUp), weight: layer.down, bias: nil)
-            let fed = try b.rmsNorm(mlp, weight: layer.postFeedforwardNorm, epsilon: eps)
-            if i + 1 < layers.count {
-                (x, normed) = try b.addAndNormalize(afterAttention.sum, fed, weight: layers[i + 1].inputNorm, epsilon: eps)
-            } else {
-                x = try b.add(afterAttention.sum, fed)
+        try runStep(batch, kv: kv, finalNorm: finalNorm, lmHead: lmHead) { prepared in
+            let b = backend
+            let eps = config.rmsNormEpsilon
+            var x = try b.scale(try b.embedding(embedding, step: prepared), by: Float(Double(config.hiddenSize).squareRoot()))
+            var normed = try b.rmsNorm(x, weight: layers[0].inputNorm, epsilon: eps)
+            for (i, layer) in layers.enumerated() {
+                let window = config.window(layer: i)
+                let qkv = try b.normalizeQueryKeyHeads(
+                    try b.linear(normed, weight: layer.qkv, bias: nil), heads: config.heads, kvHeads: config.kvHeads,
+                    headDim: config.headDim, queryWeight: layer.queryNorm, keyWeight: layer.keyNorm, epsilon: eps)
+                let q = try b.attentionInputs(
+                    qkv: qkv, heads: config.heads, headDim: config.headDim,
+                    inverseFrequencies: config.layerTypes[i] == .sliding ? localFrequencies : globalFrequencies, layer: i,
+                    pool: kv, step: prepared)
+                let attention = try b.pagedAttention(
+                    q: q, heads: config.heads, layer: i, scale: config.attentionScale, window: window, pool: kv, step: prepared)
+                let attended = try b.rmsNorm(try b.linear(attention, weight: layer.o, bias: nil), weight: layer.postAttentionNorm, epsilon: eps)
+                let afterAttention = try b.addAndNormalize(x, attended, weight: layer.preFeedforwardNorm, epsilon: eps)
+                let mlp = try b.linear(try activatedGate(afterAttention.normed, gateUp: layer.gateUp), weight: layer.down, bias: nil)
+                let fed = try b.rmsNorm(mlp, weight: layer.postFeedforwardNorm, epsilon: eps)
+                if i + 1 < layers.count {
+                    (x, normed) = try b.addAndNormalize(afterAttention.sum, fed, weight: layers[i + 1].inputNorm, epsilon: eps)
+                } else {
+                    x = try b.add(afterAttention.sum, fed)
+                }
             }
+            return x
         }
-        return try finishStep(x, finalNorm: finalNorm, lmHead: lmHead, batch: batch, step: step, prepared: prepared)
     }
 }

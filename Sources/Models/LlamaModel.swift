@@ -91,38 +91,39 @@ public final class LlamaModel: CausalLanguageModel {
     }
 
     public func step(_ batch: ForwardBatch, kv: any KVCachePool) throws -> [ForwardOutput] {
-        let (step, prepared) = try prepareStep(batch, kv: kv)
-        let b = backend
-        let scale = config.attentionScale
-        var x = try b.embedding(embedding, step: prepared)
-        var normed = try b.rmsNorm(x, weight: layers[0].inputNorm, epsilon: config.rmsNormEpsilon)
-        for (i, layer) in layers.enumerated() {
-            let q: DeviceTensor
-            if let queryNorm = layer.queryNorm, let keyNorm = layer.keyNorm {
-                // The norms come between the product and the rotation, so the two are not fused.
-                let qkv = try b.normalizeQueryKeyHeads(
-                    try b.linear(normed, weight: layer.qkv, bias: layer.qkvBias), heads: config.heads, kvHeads: config.kvHeads,
-                    headDim: config.headDim, queryWeight: queryNorm, keyWeight: keyNorm, epsilon: config.rmsNormEpsilon)
-                q = try b.attentionInputs(
-                    qkv: qkv, heads: config.heads, headDim: config.headDim, inverseFrequencies: inverseFrequencies, layer: i,
-                    pool: kv, step: prepared)
-            } else {
-                q = try b.projectAttentionInputs(
-                    normed, qkv: layer.qkv, bias: layer.qkvBias, heads: config.heads, headDim: config.headDim,
-                    inverseFrequencies: inverseFrequencies, layer: i, pool: kv, step: prepared)
+        try runStep(batch, kv: kv, finalNorm: finalNorm, lmHead: lmHead) { prepared in
+            let b = backend
+            let scale = config.attentionScale
+            var x = try b.embedding(embedding, step: prepared)
+            var normed = try b.rmsNorm(x, weight: layers[0].inputNorm, epsilon: config.rmsNormEpsilon)
+            for (i, layer) in layers.enumerated() {
+                let q: DeviceTensor
+                if let queryNorm = layer.queryNorm, let keyNorm = layer.keyNorm {
+                    // The norms come between the product and the rotation, so the two are not fused.
+                    let qkv = try b.normalizeQueryKeyHeads(
+                        try b.linear(normed, weight: layer.qkv, bias: layer.qkvBias), heads: config.heads, kvHeads: config.kvHeads,
+                        headDim: config.headDim, queryWeight: queryNorm, keyWeight: keyNorm, epsilon: config.rmsNormEpsilon)
+                    q = try b.attentionInputs(
+                        qkv: qkv, heads: config.heads, headDim: config.headDim, inverseFrequencies: inverseFrequencies, layer: i,
+                        pool: kv, step: prepared)
+                } else {
+                    q = try b.projectAttentionInputs(
+                        normed, qkv: layer.qkv, bias: layer.qkvBias, heads: config.heads, headDim: config.headDim,
+                        inverseFrequencies: inverseFrequencies, layer: i, pool: kv, step: prepared)
+                }
+                let attention = try b.pagedAttention(
+                    q: q, heads: config.heads, layer: i, scale: scale, window: config.window(layer: i), pool: kv, step: prepared)
+                let afterAttention = try b.addAndNormalize(
+                    x, try b.linear(attention, weight: layer.o, bias: nil),
+                    weight: layer.postAttentionNorm, epsilon: config.rmsNormEpsilon)
+                let mlp = try b.linear(try activatedGate(afterAttention.normed, gateUp: layer.gateUp), weight: layer.down, bias: nil)
+                if i + 1 < layers.count {
+                    (x, normed) = try b.addAndNormalize(afterAttention.sum, mlp, weight: layers[i + 1].inputNorm, epsilon: config.rmsNormEpsilon)
+                } else {
+                    x = try b.add(afterAttention.sum, mlp)
+                }
             }
-            let attention = try b.pagedAttention(
-                q: q, heads: config.heads, layer: i, scale: scale, window: config.window(layer: i), pool: kv, step: prepared)
-            let afterAttention = try b.addAndNormalize(
-                x, try b.linear(attention, weight: layer.o, bias: nil),
-                weight: layer.postAttentionNorm, epsilon: config.rmsNormEpsilon)
-            let mlp = try b.linear(try activatedGate(afterAttention.normed, gateUp: layer.gateUp), weight: layer.down, bias: nil)
-            if i + 1 < layers.count {
-                (x, normed) = try b.addAndNormalize(afterAttention.sum, mlp, weight: layers[i + 1].inputNorm, epsilon: config.rmsNormEpsilon)
-            } else {
-                x = try b.add(afterAttention.sum, mlp)
-            }
+            return x
         }
-        return try finishStep(x, finalNorm: finalNorm, lmHead: lmHead, batch: batch, step: step, prepared: prepared)
     }
 }

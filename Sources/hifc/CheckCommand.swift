@@ -88,6 +88,13 @@ struct CheckGPUCommand: AsyncParsableCommand {
     )
     var fp8Models: String = ""
 
+    @Option(
+        name: .customLong("graph-models"),
+        help:
+            "Synthetic models (as --models) whose decode steps run through CUDA graphs against the same steps launched kernel by kernel, over several batch sizes and contexts (empty for none)."
+    )
+    var graphModels: String = "tiny"
+
     @Option(help: "Where the synthetic models are written (removed afterwards).")
     var workDir: String = NSTemporaryDirectory()
 
@@ -120,7 +127,9 @@ struct CheckGPUCommand: AsyncParsableCommand {
         }
         let presets = try parse(models, "--models")
         let fp8Presets = try parse(fp8Models, "--fp8-models")
-        let backend = swapDir != nil || !presets.isEmpty || !fp8Presets.isEmpty ? try CUDABackend(ordinal: gpu.info.ordinal) : nil
+        let graphPresets = try parse(graphModels, "--graph-models")
+        let needsBackend = swapDir != nil || !presets.isEmpty || !fp8Presets.isEmpty || !graphPresets.isEmpty
+        let backend = needsBackend ? try CUDABackend(ordinal: gpu.info.ordinal) : nil
         if let swapDir, let backend {
             let engine = try GPUEngineSwapCheck(backend: backend).run(flashDirectory: swapDir, workDirectory: workDir)
             for r in engine { print(r) }
@@ -136,6 +145,11 @@ struct CheckGPUCommand: AsyncParsableCommand {
                 let model = try GPUKVDTypeCheck(cuda: backend).run(preset: preset, architecture: architecture, workDirectory: workDir)
                 for r in model { print(r) }
                 results += model
+            }
+            for (architecture, preset) in graphPresets {
+                let graphs = try GPUStepGraphCheck(cuda: backend).run(preset: preset, architecture: architecture, workDirectory: workDir)
+                for r in graphs { print(r) }
+                results += graphs
             }
         }
         if bench {

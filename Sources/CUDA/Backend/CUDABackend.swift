@@ -20,9 +20,18 @@ public final class CUDABackend: ComputeBackend, @unchecked Sendable {
     public let kernels: CUDAKernels
     /// cuBLAS on the compute stream.
     public let blas: CUBLAS
-    /// The stream every op runs on; transfers order themselves against it with events.
-    public let stream: CUDAStream
-    let memory: DeviceMemoryCache
+    /// The stream every step runs on; transfers order themselves against it with events.
+    public let computeStream: CUDAStream
+    /// The stream ops queue their work on: the compute stream, or while a decode step's CUDA
+    /// graph is being captured, the capture's own stream.
+    public var stream: CUDAStream { capture?.stream ?? computeStream }
+    /// Where ops take device memory from: the op cache, or during a capture the graphs' memory.
+    var memory: DeviceMemoryCache { capture?.memory ?? opMemory }
+    private let opMemory: DeviceMemoryCache
+    /// The capture in progress, if any (set and cleared by `capturing`).
+    private var capture: (stream: CUDAStream, memory: DeviceMemoryCache)?
+    /// Decode steps captured in CUDA graphs and replayed (`HIFC_CUDA_GRAPHS`).
+    let stepGraphs: CUDAStepGraphs
     /// Pinned host memory that downloads pass through, grown to the largest download so far.
     private let downloadStaging = Mutex<PinnedBuffer?>(nil)
     /// With `HIFC_CUDA_STEP_TIMING=1`, one stderr line per step: how long the host took to queue
@@ -34,8 +43,9 @@ public final class CUDABackend: ComputeBackend, @unchecked Sendable {
         device = try CUDADevice(ordinal: ordinal)
         kernels = try CUDAKernels(library: try KernelLibrary(device: device, sources: try KernelSources.load()))
         blas = try CUBLAS(device: device)
-        stream = try device.makeStream()
-        memory = DeviceMemoryCache(device: device)
+        computeStream = try device.makeStream()
+        opMemory = DeviceMemoryCache(device: device)
+        stepGraphs = try CUDAStepGraphs(device: device)
         stepTiming = ProcessInfo.processInfo.environment["HIFC_CUDA_STEP_TIMING"] == "1" ? try CUDAStepTiming(device: device) : nil
     }
 
@@ -132,14 +142,63 @@ public final class CUDABackend: ComputeBackend, @unchecked Sendable {
                 op: "makeKVCachePool",
                 detail: "KV dtype \(layout.dtype): the CUDA backend keeps KV in bf16 (--kv-dtype auto or bf16) or fp8e4m3 (--kv-dtype fp8)")
         }
-        return try CUDAKVCachePool(device: device, layout: layout, blocks: blocks, compute: stream, kernels: kernels)
+        return try CUDAKVCachePool(device: device, layout: layout, blocks: blocks, compute: computeStream, kernels: kernels)
     }
 
+    /// A decode step that a graph serves comes back padded to the graph's rows, its metadata in
+    /// the graph's own input buffer: run its ops through `runStep`, before preparing the next step.
     public func prepare(_ batch: StepBatch) throws -> any PreparedStep {
         stepTiming?.start(rows: batch.tokenCount)
-        let step = try CUDAPreparedStep(batch: batch, backend: self)
+        let step: CUDAPreparedStep
+        if let graph = try stepGraphs.graph(serving: batch) {
+            step = try CUDAPreparedStep(batch: batch, graph: graph, backend: self)
+        } else {
+            step = try CUDAPreparedStep(batch: batch, backend: self)
+        }
         try stepTiming?.uploaded(on: stream)
         return step
+    }
+
+    /// A decode step that a graph serves replays the graph's capture (capturing it first when
+    /// the shape is new, or the model or pool changed); any other step runs `body` as it comes.
+    public func runStep(
+        _ step: any PreparedStep, model: AnyObject, kv: any KVCachePool, _ body: (any PreparedStep) throws -> DeviceTensor?
+    ) throws -> DeviceTensor? {
+        let s = try prepared(step, "runStep")
+        guard let graph = s.graph else { return try body(s) }
+        let before = stepGraphs.captures
+        let replays = stepGraphs.replays
+        let logits = try stepGraphs.run(s, graph: graph, model: model, pool: kv, backend: self, body: body)
+        stepTiming?.launched(
+            stepGraphs.replays > replays
+                ? "replayed the graph of \(graph.shape)"
+                : stepGraphs.captures > before ? "padded to \(graph.shape), then captured" : "padded to \(graph.shape), kernel by kernel")
+        return logits
+    }
+
+    /// How decode steps launch: `off`, `on` or `padded` (`HIFC_CUDA_GRAPHS` sets it at start;
+    /// a check switches it between steps).
+    public var stepGraphMode: CUDAStepGraphMode {
+        get { stepGraphs.mode }
+        set { stepGraphs.mode = newValue }
+    }
+
+    /// Decode-step graphs captured and replays launched so far.
+    public var stepGraphCounts: (captures: Int, replays: Int) { (stepGraphs.captures, stepGraphs.replays) }
+
+    /// Drops every decode-step graph, after the compute stream's work: for anything that changes
+    /// what the captures baked in (weights reloaded or adapted in place, a pool's memory moved).
+    /// A new model or pool object needs no call: graphs are checked against both every step.
+    public func discardStepGraphs() throws {
+        try computeStream.synchronize()
+        stepGraphs.discardAll()
+    }
+
+    /// Runs `body` with ops queuing on `stream` and taking memory from `memory` (a capture).
+    func capturing<R>(stream: CUDAStream, memory: DeviceMemoryCache, _ body: () throws -> R) throws -> R {
+        capture = (stream, memory)
+        defer { capture = nil }
+        return try body()
     }
 
     // MARK: dtype plumbing
@@ -397,6 +456,8 @@ public final class CUDABackend: ComputeBackend, @unchecked Sendable {
             return out
         }
         let rows = q.rows
+        // A graph step's maxContext is its shape's context class; each row then splits its own
+        // context over the splits (tokens per split vary per row, the grid does not).
         let splits = CUDAKernels.attentionSplits(
             maxContext: CUDAKernels.attendedSpan(maxContext: s.maxContext, window: window), rows: rows, kvHeads: layout.kvHeads,
             multiprocessors: device.info.multiprocessors)
@@ -410,7 +471,7 @@ public final class CUDABackend: ComputeBackend, @unchecked Sendable {
             layer: layer, layout: layout, scale: scale, window: window, splits: splits,
             // Every row is its sequence's one new token here (a multi-row chunk went to the
             // prefill kernel above, or must count as written anywhere).
-            freshTokens: s.hasMultiRowChunk ? Int(Int32.max) : 1, scratch: scratch.address, stream: stream)
+            freshTokens: s.hasMultiRowChunk ? Int(Int32.max) : 1, splitsEachRow: s.graph != nil, scratch: scratch.address, stream: stream)
         return out
     }
 
@@ -434,14 +495,17 @@ public final class CUDABackend: ComputeBackend, @unchecked Sendable {
 final class CUDAStepTiming: @unchecked Sendable {
     // The model runs one step at a time; `state` is only touched from that thread.
     private let computeStart: CUDAEvent, computeEnd: CUDAEvent
-    private let state = Mutex<(start: ContinuousClock.Instant, rows: Int)?>(nil)
+    private let state = Mutex<(start: ContinuousClock.Instant, rows: Int, launch: String)?>(nil)
 
     init(device: CUDADevice) throws {
         computeStart = try device.makeEvent(timing: true)
         computeEnd = try device.makeEvent(timing: true)
     }
 
-    func start(rows: Int) { state.withLock { $0 = (ContinuousClock.now, rows) } }
+    func start(rows: Int) { state.withLock { $0 = (ContinuousClock.now, rows, "kernel by kernel") } }
+
+    /// How the step's work was launched (a graph replay, a capture, kernel by kernel).
+    func launched(_ how: String) { state.withLock { $0?.launch = how } }
 
     func uploaded(on stream: CUDAStream) throws { try computeStart.record(on: stream) }
 
@@ -449,7 +513,7 @@ final class CUDAStepTiming: @unchecked Sendable {
 
     func report(enqueued: ContinuousClock.Instant, done: ContinuousClock.Instant) throws {
         guard
-            let (start, rows) = state.withLock({ current in
+            let (start, rows, launch) = state.withLock({ current in
                 defer { current = nil }
                 return current
             })
@@ -457,8 +521,8 @@ final class CUDAStepTiming: @unchecked Sendable {
         func ms(_ d: Duration) -> Double { d.inSeconds * 1e3 }
         let gpu = try computeEnd.milliseconds(since: computeStart)
         let line = String(
-            format: "cuda step: %d rows, host queued it in %.3f ms, then waited %.3f ms for the GPU; GPU span %.3f ms\n",
-            rows, ms(enqueued - start), ms(done - enqueued), gpu)
+            format: "cuda step: %d rows (%@), host queued it in %.3f ms, then waited %.3f ms for the GPU; GPU span %.3f ms\n",
+            rows, launch, ms(enqueued - start), ms(done - enqueued), gpu)
         FileHandle.standardError.write(line.data(using: .utf8)!)
     }
 }

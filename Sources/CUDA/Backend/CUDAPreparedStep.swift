@@ -3,32 +3,91 @@ import Backend
 /// A step's metadata uploaded once to the GPU, as Int32 arrays in one allocation: token ids,
 /// positions, KV slots, block tables (one row per sequence), and per query row its sequence and
 /// visible context length (causal masking), the logit rows, and the prefill attention kernel's
-/// tile table (`CUDAKernels.prefillTiles`).
+/// tile table (`CUDAKernels.prefillTiles`). A decode step that a CUDA graph replays is padded to
+/// the graph's shape and uploaded into the graph's own input buffer (`CUDAStepGraph`).
 final class CUDAPreparedStep: PreparedStep, @unchecked Sendable {
     // Immutable after init.
     enum Part: Int, CaseIterable { case tokenIDs, positions, slots, blockTables, rowSequence, rowContext, logitRows, prefillTiles }
 
+    /// The batch the kernels see: the caller's, or for a graph step that one with padding rows.
     let batch: StepBatch
-    /// Entries per block-table row (the longest table).
+    /// Rows of the caller's batch (the first `realRows` of `batch`).
+    let realRows: Int
+    /// Entries per block-table row (the longest table, or the graph shape's stride).
     let tableStride: Int
-    /// The longest context any query row sees.
+    /// The longest context any query row sees (a graph step: its shape's context class).
     let maxContext: Int
     /// Entries (four Int32 each) of the `.prefillTiles` part.
     let prefillTileCount: Int
     /// Whether some sequence has more than one query row (a prefill chunk): then the tensor-core
     /// prefill kernel serves the whole step, else the decode kernel.
     let hasMultiRowChunk: Bool
+    /// The graph that replays this step; nil for a step launched kernel by kernel as it comes.
+    let graph: CUDAStepGraph?
     private let buffer: DeviceBuffer
     private let offsets: [Int]
-    private let cache: DeviceMemoryCache
+    /// Where `buffer` goes back to; nil when a graph owns it.
+    private let cache: DeviceMemoryCache?
 
+    /// Uploads `batch` as it is into memory of the backend's cache (a synchronous copy).
     init(batch: StepBatch, backend: CUDABackend) throws {
+        let m = try Self.metadata(batch, tableStride: max(1, batch.sequences.map(\.blockTable.count).max() ?? 1))
         self.batch = batch
+        realRows = batch.tokenCount
+        tableStride = m.tableStride
+        maxContext = m.maxContext
+        prefillTileCount = m.prefillTileCount
+        hasMultiRowChunk = m.hasMultiRowChunk
+        offsets = m.offsets
+        graph = nil
+        let cache = backend.memory
+        self.cache = cache
+        buffer = try cache.take(max(16, m.flat.count * 4))
+        try m.flat.withUnsafeBytes { try backend.stream.copy(from: $0.baseAddress!, to: buffer.address, bytes: m.flat.count * 4) }
+        // The host array dies at the end of this scope: the copy must have finished by then.
+        try backend.stream.synchronize()
+    }
+
+    /// Pads `batch` to `graph`'s shape and uploads it into the graph's fixed input buffer: one
+    /// asynchronous copy from pinned memory on the compute stream, which the replay follows.
+    init(batch: StepBatch, graph: CUDAStepGraph, backend: CUDABackend) throws {
+        let shape = graph.shape
+        let padded = shape.padded(batch)
+        let m = try Self.metadata(padded, tableStride: shape.tableStride(blockTokens: batch.blockTokens))
+        self.batch = padded
+        realRows = batch.tokenCount
+        tableStride = m.tableStride
+        maxContext = shape.contextClass
+        prefillTileCount = m.prefillTileCount
+        hasMultiRowChunk = false
+        offsets = m.offsets
+        self.graph = graph
+        cache = nil
+        buffer = try graph.upload(m.flat, on: backend.computeStream)
+    }
+
+    deinit { cache?.give(buffer) }
+
+    /// Device address of one part (Int32 elements).
+    func address(_ part: Part) -> CUdeviceptr { buffer.address + UInt64(offsets[part.rawValue]) }
+
+    /// A step's parts as one Int32 array, each part 16-byte aligned, with the facts the ops need.
+    private struct Metadata {
+        var flat: [Int32]
+        var offsets: [Int]
+        var tableStride: Int
+        var maxContext: Int
+        var prefillTileCount: Int
+        var hasMultiRowChunk: Bool
+    }
+
+    /// Lays out `batch` with block-table rows of `tableStride` entries; entries past a row's
+    /// stride are past its context (a graph's stride covers its context class) and are left out.
+    private static func metadata(_ batch: StepBatch, tableStride: Int) throws -> Metadata {
         let n = batch.tokenCount
         guard batch.positions.count == n, batch.slotMapping.count == n else {
             throw BackendError.badStep("\(n) tokens but \(batch.positions.count) positions and \(batch.slotMapping.count) slots")
         }
-        tableStride = max(1, batch.sequences.map(\.blockTable.count).max() ?? 1)
         var rowSequence = [Int32](repeating: 0, count: n)
         var rowContext = [Int32](repeating: 0, count: n)
         var tables = [Int32](repeating: 0, count: batch.sequences.count * tableStride)
@@ -37,23 +96,20 @@ final class CUDAPreparedStep: PreparedStep, @unchecked Sendable {
             guard s.queryStart >= 0, s.queryStart + s.queryLength <= n, s.contextLength >= s.queryLength else {
                 throw BackendError.badStep("sequence \(i): rows \(s.queryStart)+\(s.queryLength) of \(n), context \(s.contextLength)")
             }
-            for (j, b) in s.blockTable.enumerated() { tables[i * tableStride + j] = b }
+            for (j, b) in s.blockTable.prefix(tableStride).enumerated() { tables[i * tableStride + j] = b }
             for r in 0..<s.queryLength {
                 rowSequence[s.queryStart + r] = Int32(i)
                 rowContext[s.queryStart + r] = Int32(s.contextLength - s.queryLength + r + 1)
             }
             longest = max(longest, s.contextLength)
         }
-        maxContext = longest
         // Once a step rather than in every layer's attention: both attention kernels find a
         // position's block by common.cuh's block_index.
         try CUDAKernels.checkBlockIndexing(maxContext: longest, blockTokens: batch.blockTokens)
-        hasMultiRowChunk = batch.sequences.contains { $0.queryLength > 1 }
         let tiles = CUDAKernels.prefillTiles(
             batch.sequences.enumerated().map { i, s in
                 PrefillChunk(queryStart: s.queryStart, queryLength: s.queryLength, contextLength: s.contextLength, tableRow: i)
             })
-        prefillTileCount = tiles.count / 4
         if let bad = batch.slotMapping.first(where: { $0 < 0 || $0 > Int64(Int32.max) }) {
             throw BackendError.badStep("KV slot \(bad) outside 0..<2^31")
         }
@@ -67,16 +123,8 @@ final class CUDAPreparedStep: PreparedStep, @unchecked Sendable {
             // Keep each part 16-byte aligned (the tile table is read as int4).
             while flat.count % 4 != 0 { flat.append(0) }
         }
-        self.offsets = offsets
-        cache = backend.memory
-        buffer = try backend.memory.take(max(16, flat.count * 4))
-        try flat.withUnsafeBytes { try backend.stream.copy(from: $0.baseAddress!, to: buffer.address, bytes: flat.count * 4) }
-        // The host array dies at the end of this scope: the copy must have finished by then.
-        try backend.stream.synchronize()
+        return Metadata(
+            flat: flat, offsets: offsets, tableStride: tableStride, maxContext: longest, prefillTileCount: tiles.count / 4,
+            hasMultiRowChunk: batch.sequences.contains { $0.queryLength > 1 })
     }
-
-    deinit { cache.give(buffer) }
-
-    /// Device address of one part (Int32 elements).
-    func address(_ part: Part) -> CUdeviceptr { buffer.address + UInt64(offsets[part.rawValue]) }
 }

@@ -10,8 +10,14 @@ final class DeviceMemoryCache: @unchecked Sendable {
     private let device: CUDADevice
     private var free: [Int: [DeviceBuffer]] = [:]
     private let lock = NSLock()
+    private let trimsWhenFull: Bool
 
-    init(device: CUDADevice) { self.device = device }
+    /// A cache on `device`. `trimsWhenFull`: when an allocation runs out of memory, free every
+    /// cached buffer and try again; a cache whose buffers CUDA graphs have captured must not.
+    init(device: CUDADevice, trimsWhenFull: Bool = true) {
+        self.device = device
+        self.trimsWhenFull = trimsWhenFull
+    }
 
     /// Sizes are rounded up so that nearby sizes share buffers: to 512 bytes below 1 MiB, to
     /// 2 MiB above.
@@ -31,7 +37,7 @@ final class DeviceMemoryCache: @unchecked Sendable {
         lock.unlock()
         do {
             return try device.allocate(size)
-        } catch {
+        } catch  where trimsWhenFull {
             // Out of memory: drop every cached buffer and try once more.
             lock.lock()
             free.removeAll()

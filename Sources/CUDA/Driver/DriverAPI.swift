@@ -4,6 +4,8 @@ public typealias CUmodule = OpaquePointer
 public typealias CUfunction = OpaquePointer
 public typealias CUstream = OpaquePointer
 public typealias CUevent = OpaquePointer
+public typealias CUgraph = OpaquePointer
+public typealias CUgraphExec = OpaquePointer
 /// A device address.
 public typealias CUdeviceptr = UInt64
 /// A host function the driver calls once a stream's work queued before it has finished: the
@@ -65,6 +67,8 @@ public struct DriverAPI: @unchecked Sendable {
                 UnsafeRawPointer, CUfunction?, UnsafeMutablePointer<UnsafeMutableRawPointer?>?, UnsafeMutablePointer<UnsafeMutableRawPointer?>?
             ) -> Status
         )?
+    /// Stream capture and graph replay (CUDA 11.4 drivers and later); nil where one is missing.
+    let graphs: GraphEntryPoints?
     let cuGetErrorString: @convention(c) (Status, UnsafeMutablePointer<UnsafePointer<CChar>?>) -> Status
     let cuGetErrorName: @convention(c) (Status, UnsafeMutablePointer<UnsafePointer<CChar>?>) -> Status
 
@@ -112,8 +116,38 @@ public struct DriverAPI: @unchecked Sendable {
         cuOccupancyMaxActiveBlocksPerMultiprocessor = try l.function("cuOccupancyMaxActiveBlocksPerMultiprocessor")
         cuLaunchKernel = try l.function("cuLaunchKernel")
         cuLaunchKernelEx = l.optionalFunction("cuLaunchKernelEx")
+        graphs = GraphEntryPoints(library: l)
         cuGetErrorString = try l.function("cuGetErrorString")
         cuGetErrorName = try l.function("cuGetErrorName")
+    }
+
+    /// The entry points that capture a stream's work into a graph and replay it (`CUDAGraph`).
+    struct GraphEntryPoints: @unchecked Sendable {
+        // C function pointers, as above.
+        let cuStreamBeginCapture: @convention(c) (CUstream?, Int32) -> Status
+        let cuStreamEndCapture: @convention(c) (CUstream?, UnsafeMutablePointer<CUgraph?>) -> Status
+        let cuGraphInstantiateWithFlags: @convention(c) (UnsafeMutablePointer<CUgraphExec?>, CUgraph?, UInt64) -> Status
+        let cuGraphLaunch: @convention(c) (CUgraphExec?, CUstream?) -> Status
+        let cuGraphExecDestroy: @convention(c) (CUgraphExec?) -> Status
+        let cuGraphDestroy: @convention(c) (CUgraph?) -> Status
+
+        /// Nil when the driver lacks one of them.
+        init?(library l: DynamicLibrary) {
+            guard let begin: @convention(c) (CUstream?, Int32) -> Status = l.optionalFunction("cuStreamBeginCapture_v2"),
+                let end: @convention(c) (CUstream?, UnsafeMutablePointer<CUgraph?>) -> Status = l.optionalFunction("cuStreamEndCapture"),
+                let instantiate: @convention(c) (UnsafeMutablePointer<CUgraphExec?>, CUgraph?, UInt64) -> Status = l.optionalFunction(
+                    "cuGraphInstantiateWithFlags"),
+                let launch: @convention(c) (CUgraphExec?, CUstream?) -> Status = l.optionalFunction("cuGraphLaunch"),
+                let destroyExec: @convention(c) (CUgraphExec?) -> Status = l.optionalFunction("cuGraphExecDestroy"),
+                let destroy: @convention(c) (CUgraph?) -> Status = l.optionalFunction("cuGraphDestroy")
+            else { return nil }
+            cuStreamBeginCapture = begin
+            cuStreamEndCapture = end
+            cuGraphInstantiateWithFlags = instantiate
+            cuGraphLaunch = launch
+            cuGraphExecDestroy = destroyExec
+            cuGraphDestroy = destroy
+        }
     }
 
     /// Throws `CUDAError.driver` naming `call` when `status` is not CUDA_SUCCESS.

@@ -53,6 +53,15 @@ __device__ __forceinline__ void load_lane_chunk(const fp8_t* p, int per_lane, bo
     for (int j = 0; j < E; ++j) out[j] = (active && j < per_lane) ? e4m3_to_f32(p[j]) * scale : 0.0f;
 }
 
+// Keys per split: `tokens_per_split`, or when it is 0 (a CUDA graph's launch, whose split count
+// was chosen for a context bound rather than the step's longest row) the row's own span of
+// `len` keys (the last `window` with a sliding window) over the `splits` splits.
+__device__ __forceinline__ int split_span(int len, int window, int tokens_per_split, int splits) {
+    if (tokens_per_split > 0) return tokens_per_split;
+    const int keys = window > 0 ? min(len, window) : len;
+    return max(1, (keys + splits - 1) / splits);
+}
+
 // One block per (query row, KV head, split of the context), 32 * ATTN_WARPS threads. The block
 // serves every query head of its KV head (grouped-query attention), so each K/V row is read
 // once for the group. Lane l owns elements [l * per_lane, (l + 1) * per_lane) of a head
@@ -81,8 +90,9 @@ __device__ __forceinline__ void attention_partial(
     const int len = ctx_len[r];
     // The splits cover the keys the row sees: all of them, or with a sliding window (window > 0)
     // the last `window`.
-    const int start = (window > 0 ? max(0, len - window) : 0) + split * tokens_per_split;
-    const int end = min(len, start + tokens_per_split);
+    const int span = split_span(len, window, tokens_per_split, gridDim.z);
+    const int start = (window > 0 ? max(0, len - window) : 0) + split * span;
+    const int end = min(len, start + span);
     const unsigned int bt_magic = block_index_magic(block_tokens);
 
     float qv[G][E], acc[G][E], m[G], l[G];
@@ -346,8 +356,9 @@ __device__ __forceinline__ void attention_decode_mma(
     const int len = ctx_len[r];
     // The splits cover the keys the row sees: all of them, or with a sliding window (window > 0)
     // the last `window`.
-    const int start = (window > 0 ? max(0, len - window) : 0) + split * tokens_per_split;
-    const int end = min(len, start + tokens_per_split);
+    const int span = split_span(len, window, tokens_per_split, gridDim.z);
+    const int start = (window > 0 ? max(0, len - window) : 0) + split * span;
+    const int end = min(len, start + span);
     const int n_tiles = end > start ? (end - start + BN - 1) / BN : 0;
     const T* k_layer = pool + (long)(layer * 2) * block_tokens * token_elems + (long)kvh * D;
     const long v_offset = (long)block_tokens * token_elems;

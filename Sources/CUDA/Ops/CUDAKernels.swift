@@ -300,12 +300,14 @@ public struct CUDAKernels: Sendable {
     /// kernel queued just before this one may still be writing (1 in a decode step, after
     /// `ropeAndWriteKV`); the tensor-core kernel reads older ones before it waits for that kernel.
     /// Pass `Int(Int32.max)` when the pool may be written anywhere. With a sliding `window`, row r
-    /// attends only to its last `window` tokens, and `splits` divide those.
+    /// attends only to its last `window` tokens, and `splits` divide those: into equal spans of
+    /// `maxContext`'s, or with `splitsEachRow` each row's own keys into `splits` equal spans
+    /// (a CUDA graph's launch, whose `maxContext` is a bound rather than the step's longest row).
     public func pagedAttention(
         q: CUdeviceptr, qStride: Int, pool: CUdeviceptr, blockStride: Int, blockTables: CUdeviceptr, tableStride: Int,
         rowTable: CUdeviceptr, contextLengths: CUdeviceptr, maxContext: Int, output: CUdeviceptr,
         rows: Int, qHeads: Int, layer: Int, layout: KVBlockLayout, scale: Float, window: Int? = nil, splits: Int, freshTokens: Int,
-        scratch: CUdeviceptr, stream: CUDAStream
+        splitsEachRow: Bool = false, scratch: CUdeviceptr, stream: CUDAStream
     ) throws {
         let hd = layout.headDim
         guard hd > 0, hd <= 256 else { throw CUDAError.invalidArgument("attention: head dim \(hd) must be at most 256") }
@@ -316,7 +318,8 @@ public struct CUDAKernels: Sendable {
         try Self.checkBlockIndexing(maxContext: maxContext, blockTokens: layout.blockTokens)
         if let window, window < 1 { throw CUDAError.invalidArgument("attention: a sliding window of \(window) tokens") }
         let splits = max(1, splits)
-        let tokensPerSplit = max(1, (Self.attendedSpan(maxContext: maxContext, window: window) + splits - 1) / splits)
+        // 0 tells the kernels to split each row's own span (attention.cu, split_span).
+        let tokensPerSplit = splitsEachRow ? 0 : max(1, (Self.attendedSpan(maxContext: maxContext, window: window) + splits - 1) / splits)
         let parts = rows * qHeads * splits
         let partM = scratch
         let partL = scratch + UInt64(parts * 4)
