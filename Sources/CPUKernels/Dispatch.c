@@ -11,6 +11,7 @@
 #include <cpuid.h>
 #endif
 
+#include "AMXLayout.h"
 #include "KernelTable.h"
 
 // MARK: Instruction set
@@ -31,7 +32,9 @@ hifc_isa hifc_isa_detected(void) {
     const int avx2 = (b >> 5) & 1;
     if (!avx2) return HIFC_ISA_PORTABLE;
     const int avx512 = ((b >> 16) & 1) && ((b >> 17) & 1) && ((b >> 30) & 1) && ((b >> 31) & 1) && ((c >> 11) & 1);
-    if (avx512 && (lo & 0xE0) == 0xE0) return HIFC_ISA_AVX512;  // ... and the AVX-512 state
+    if (avx512 && (lo & 0xE0) == 0xE0) {  // ... and the AVX-512 state
+        return (hifc_amx_status() & HIFC_AMX_READY) == HIFC_AMX_READY ? HIFC_ISA_AMX : HIFC_ISA_AVX512;
+    }
     return HIFC_ISA_AVX2;
 #else
     return HIFC_ISA_PORTABLE;
@@ -40,6 +43,7 @@ hifc_isa hifc_isa_detected(void) {
 
 static const hifc_kernel_table *table_for(hifc_isa isa) {
 #if defined(__x86_64__)
+    if (isa == HIFC_ISA_AMX) return &hifc_kernels_amx;
     if (isa == HIFC_ISA_AVX512) return &hifc_kernels_avx512;
     if (isa == HIFC_ISA_AVX2) return &hifc_kernels_avx2;
 #endif
@@ -286,6 +290,86 @@ static void quant_chunk(void *context, long chunk, int thread) {
     }
 }
 
+// MARK: Quantized GEMM on AMX tiles
+
+/// Packed activation tiles (16 rows each) a block of rows holds at most: enough rows that each
+/// weight panel, packed once per block, serves many tiles; few enough that the block's packed
+/// activations (640 bytes per 16 rows and 32 features) stay in the core's L2 cache.
+static long amx_tiles_per_block(long blocks) {
+    long tiles = (512 * 1024) / (blocks * (long)sizeof(hifc_amx_block));
+    return tiles < 1 ? 1 : tiles;
+}
+
+typedef struct {
+    quant_job *q;
+    hifc_amx_block *activations;  // [tiles][blocks]
+    hifc_amx_block *panels;       // [threads][blocks]: each thread's packed weight rows
+    long blocks, tiles, tiles_per_block, column_chunks, chunks;
+} amx_job;
+
+static void amx_pack_chunk(void *context, long chunk, int thread) {
+    (void)thread;
+    amx_job *j = context;
+    const quant_job *q = j->q;
+    for (long t = j->tiles * chunk / j->chunks; t < j->tiles * (chunk + 1) / j->chunks; t++) {
+        int mr = q->m - 16 * t < 16 ? (int)(q->m - 16 * t) : 16;
+        q->k->amx_pack_activations(q->quantized + 16 * t * q->act_bytes, q->act_bytes, mr, j->blocks, j->activations + t * j->blocks);
+    }
+}
+
+static void amx_chunk(void *context, long chunk, int thread) {
+    amx_job *j = context;
+    const quant_job *q = j->q;
+    long column_chunk = chunk % j->column_chunks, block = chunk / j->column_chunks;
+    long groups = ceil_div(q->n, 16);
+    long n0 = 16 * (groups * column_chunk / j->column_chunks), n1 = 16 * (groups * (column_chunk + 1) / j->column_chunks);
+    if (n1 > q->n) n1 = q->n;
+    long t0 = block * j->tiles_per_block, t1 = t0 + j->tiles_per_block < j->tiles ? t0 + j->tiles_per_block : j->tiles;
+    long r0 = 16 * t0, r1 = 16 * t1 < q->m ? 16 * t1 : q->m;
+    hifc_amx_block *panel = j->panels + (long)thread * j->blocks;
+    for (long col = n0; col < n1; col += 16) {
+        int nr = (int)(n1 - col < 16 ? n1 - col : 16);
+        q->k->amx_pack_weights(q->type, q->w + col * q->row_bytes, q->row_bytes, nr, j->blocks, panel);
+        q->k->amx_panel_product(panel, j->activations + t0 * j->blocks, j->blocks, nr, r1 - r0, q->c + r0 * q->n + col, q->n);
+        if (q->bias) {
+            for (long r = r0; r < r1; r++)
+                for (long x = col; x < col + nr; x++) q->c[r * q->n + x] += q->bias[x];
+        }
+    }
+}
+
+/// The product of the quantized activations in `q` on AMX tiles: the activations are packed
+/// once into B tiles, then each chunk packs the 16 weight rows of each of its column groups
+/// into A tiles and runs them against its block of activation tiles.
+static void gemm_quant_amx(hifc_pool *pool, quant_job *q) {
+    amx_job j = {.q = q, .blocks = q->k_dim / 32, .tiles = ceil_div(q->m, 16)};
+    const size_t block_bytes = sizeof(hifc_amx_block);
+    j.activations = aligned_alloc(64, block_bytes * (size_t)(j.tiles * j.blocks));
+    j.panels = aligned_alloc(64, block_bytes * (size_t)j.blocks * (size_t)hifc_pool_threads(pool));
+    j.chunks = chunk_count(pool, j.tiles, 1, 2);
+    hifc_parallel(pool, j.chunks, amx_pack_chunk, &j);
+    j.tiles_per_block = amx_tiles_per_block(j.blocks);
+    // Few weight groups (a narrow product such as k/v) are split by rows as well, to give every
+    // thread work; each chunk then packs its weight panel for fewer tiles.
+    const long groups = ceil_div(q->n, 16), wanted = 2L * hifc_pool_threads(pool);
+    if (groups * ceil_div(j.tiles, j.tiles_per_block) < wanted) {
+        long split = ceil_div(j.tiles, ceil_div(wanted, groups));
+        j.tiles_per_block = split < 2 ? 2 : split < j.tiles_per_block ? split : j.tiles_per_block;
+    }
+    long row_blocks = ceil_div(j.tiles, j.tiles_per_block);
+    long macs_per_group = 16 * q->k_dim * 16 * (j.tiles < j.tiles_per_block ? j.tiles : j.tiles_per_block);
+    j.column_chunks = chunk_count(pool, groups, ceil_div(1 << 20, macs_per_group), 4);
+    hifc_parallel(pool, j.column_chunks * row_blocks, amx_chunk, &j);
+    free(j.activations);
+    free(j.panels);
+    hifc_amx_count_product();
+}
+
+int hifc_gemm_quant_uses_amx(int type, long m, long n, long k, int threads) {
+    return kernels()->amx_panel_product && amx_handles(type) && m >= HIFC_AMX_MIN_ROWS &&
+           (double)m * (double)n * (double)k >= (double)threads * (double)HIFC_AMX_MIN_MACS_PER_THREAD;
+}
+
 void hifc_gemm_quant(
     hifc_pool *pool, int type, const float *a, const void *w, const float *bias, float *c, long m, long n, long k, void *scratch) {
     quant_job j = {.k = kernels(), .type = type, .a = a, .w = w, .bias = bias, .c = c, .quantized = scratch, .m = m, .n = n, .k_dim = k};
@@ -293,6 +377,10 @@ void hifc_gemm_quant(
     j.act_bytes = (long)hifc_gemm_quant_scratch(type, 1, k);
     j.chunks = chunk_count(pool, m, ceil_div(ELEMENTS_PER_CHUNK, k), 2);
     hifc_parallel(pool, j.chunks, quantize_chunk, &j);
+    if (hifc_gemm_quant_uses_amx(type, m, n, k, hifc_pool_threads(pool))) {
+        gemm_quant_amx(pool, &j);
+        return;
+    }
     j.rows_per_block = rows_per_block(k, 1);
     long row_blocks = ceil_div(m, j.rows_per_block);
     const int tc = j.k->quant_tile_columns;

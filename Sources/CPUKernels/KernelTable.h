@@ -68,6 +68,14 @@ typedef struct {
         long ldc);
     /// The tile `gemm_quant_tile` is fastest at: activation rows, weight rows.
     int quant_tile_rows, quant_tile_columns;
+    /// Non-null in the AMX table: the prefill products of the 32-weight formats on AMX tiles.
+    /// `out[i·ldc + j] = Σ w_j·a_i` for `rows` activation rows (packed, 16 per tile, `blocks`
+    /// blocks per tile) and the `nr` (≤ 16) weight rows packed in `w[blocks]`.
+    void (*amx_panel_product)(const hifc_amx_block *w, const hifc_amx_block *a, long blocks, int nr, long rows, float *out, long ldc);
+    /// The AMX path's packing (AMXLayout.h) built for the same CPU: `nr` weight rows of `type`, and
+    /// `mr` quantized activation rows `act_bytes` apart, into one block each of `out[blocks]`.
+    void (*amx_pack_weights)(int type, const uint8_t *w, long row_bytes, int nr, long blocks, hifc_amx_block *out);
+    void (*amx_pack_activations)(const uint8_t *a, long act_bytes, int mr, long blocks, hifc_amx_block *out);
 } hifc_kernel_table;
 
 extern const hifc_kernel_table hifc_kernels_portable;
@@ -76,7 +84,14 @@ void hifc_gemm_quant_tile_portable(
 #if defined(__x86_64__)
 extern const hifc_kernel_table hifc_kernels_avx2;
 extern const hifc_kernel_table hifc_kernels_avx512;
+/// The AVX-512 kernels with the AMX prefill products (KernelsAMX.c).
+extern const hifc_kernel_table hifc_kernels_amx;
+void hifc_amx_panel_product(const hifc_amx_block *w, const hifc_amx_block *a, long blocks, int nr, long rows, float *out, long ldc);
+void hifc_amx_pack_weight_panel(int type, const uint8_t *w, long row_bytes, int nr, long blocks, hifc_amx_block *out);
+void hifc_amx_pack_activation_panel(const uint8_t *a, long act_bytes, int mr, long blocks, hifc_amx_block *out);
 #endif
+/// Counts one product run on AMX tiles (`hifc_amx_products`).
+void hifc_amx_count_product(void);
 
 /// f16 (IEEE half) bits to f32, without F16C.
 static inline float hifc_half_to_float(uint16_t h) {

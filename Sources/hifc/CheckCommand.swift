@@ -1,4 +1,6 @@
 import ArgumentParser
+import Backend
+import CPUKernels
 import CUDA
 import Foundation
 import HiFCBench
@@ -13,8 +15,40 @@ struct CheckCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "check",
         abstract: "Self-checks of hardware-dependent parts.",
-        subcommands: [CheckGPUCommand.self]
+        subcommands: [CheckGPUCommand.self, CheckCPUKernelsCommand.self]
     )
+}
+
+/// `hifc check cpu-kernels`: the CPU backend's quantized products on this CPU's AVX-512 and AMX
+/// kernels against the portable ones, with timings and whether AMX was found and taken; exits
+/// non-zero when a product is off or AMX was found but not taken.
+struct CheckCPUKernelsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cpu-kernels",
+        abstract: "Check and time the quantized CPU products (AVX-512, AMX) against the portable kernels."
+    )
+
+    @Option(help: "Threads of the timed runs (each product is also timed on one thread); default: the physical cores.")
+    var threads: Int?
+
+    @Option(help: "Timed runs per product (the best is reported).")
+    var repetitions: Int = 5
+
+    func run() throws {
+        for line in CPUKernelCheck.environmentLines() { print(line) }
+        fflush(nil)
+        let check = CPUKernelCheck(threads: threads ?? CPUThreadPool.physicalCores, repetitions: repetitions)
+        let results = check.run {
+            print($0)
+            fflush(nil)  // each line as it comes, through a pipe too
+        }
+        let failed = results.filter { !$0.passed }.count
+        let amxExpected = results.filter { $0.isa == "amx" && $0.expectsAMX }
+        let amxTaken = amxExpected.filter(\.usedAMX).count
+        if !amxExpected.isEmpty { print("AMX tiles taken by \(amxTaken) of \(amxExpected.count) products large enough for them") }
+        print(failed == 0 && amxTaken == amxExpected.count ? "cpu-kernels: PASS" : "cpu-kernels: FAIL (\(failed) products off)")
+        if failed > 0 || amxTaken != amxExpected.count { throw ExitCode(1) }
+    }
 }
 
 /// `hifc check gpu`: every CUDA kernel and the cuBLAS product against float64 references on

@@ -10,7 +10,7 @@ import XCTest
 final class CPUKernelTests: XCTestCase {
     /// The instruction sets this machine can run, portable first.
     private var instructionSets: [hifc_isa] {
-        [HIFC_ISA_PORTABLE, HIFC_ISA_AVX2, HIFC_ISA_AVX512].filter { $0.rawValue <= hifc_isa_detected().rawValue }
+        [HIFC_ISA_PORTABLE, HIFC_ISA_AVX2, HIFC_ISA_AVX512, HIFC_ISA_AMX].filter { $0.rawValue <= hifc_isa_detected().rawValue }
     }
 
     /// Runs `body` once per instruction set and returns its results, restoring the best set after.
@@ -129,7 +129,8 @@ final class CPUKernelTests: XCTestCase {
             // A prefill chunk, and a decode row (its own kernel), over an odd block count where
             // the format allows (the decode kernel takes two blocks at a time).
             let weightsPerBlock = Int(hifc_quant_block_weights(t))
-            for (m, n, k) in [(6, 11, 512), (1, 11, weightsPerBlock == 32 ? 544 : 512)] {
+            // On a CPU with AMX, 37 rows take its tiles (ragged: 2 tiles and 5 rows, 2 column groups).
+            for (m, n, k) in [(6, 11, 512), (1, 11, weightsPerBlock == 32 ? 544 : 512), (37, 21, 512)] {
                 checkQuantizedProduct(type: type, scales: scales, m: m, n: n, k: k, pool: pool)
             }
         }
@@ -167,6 +168,81 @@ final class CPUKernelTests: XCTestCase {
         // Every SIMD path does the same integer arithmetic as the portable one.
         for (isa, c) in results.dropFirst() {
             assertClose(c, results[0].1, relative: 1e-5, "type \(t), \(m) rows, on \(isa)")
+        }
+    }
+
+    /// Intel's `tdpbssd` on the packed tiles, written from its definition: `c[j][i] = Σ_r Σ_t
+    /// A[j][4r + t] · B[r][4i + t]` over the 8 rows of B (16 s32 sums per row of A).
+    private func tileProduct(_ a: hifc_amx_block, _ b: hifc_amx_block) -> [Int32] {
+        withUnsafeBytes(of: a) { ap in
+            withUnsafeBytes(of: b) { bp in
+                (0..<256).map { index in
+                    let (j, i) = (index / 16, index % 16)
+                    var sum: Int32 = 0
+                    for r in 0..<8 {
+                        for t in 0..<4 {
+                            sum +=
+                                Int32(ap.load(fromByteOffset: 32 * j + 4 * r + t, as: Int8.self))
+                                * Int32(bp.load(fromByteOffset: 64 * r + 4 * i + t, as: Int8.self))
+                        }
+                    }
+                    return sum
+                }
+            }
+        }
+    }
+
+    func testAMXTilePackingAndEpilogueMultiplyLikeThePortableKernel() {
+        // Ragged both ways: 2 activation tiles (16 + 5 rows) and 2 weight groups (16 + 3 rows).
+        let (m, n, k) = (21, 19, 96)
+        let blockCount = k / 32
+        let a = values(m * k, seed: 11)
+        hifc_isa_select(HIFC_ISA_PORTABLE)
+        defer { hifc_isa_select(hifc_isa_detected()) }
+        for (type, scales) in formats where [HIFC_QUANT_Q8_0, HIFC_QUANT_Q4_0, HIFC_QUANT_Q4_1].contains(type) {
+            let t = Int32(type.rawValue)
+            let rowBytes = blockCount * Int(hifc_quant_block_bytes(t))
+            let w = blocks(type, count: n * blockCount, scales: scales, salt: 7)
+            var expected = [Float](repeating: 0, count: m * n)
+            var scratch = [UInt8](repeating: 0, count: hifc_gemm_quant_scratch(t, m, k))
+            hifc_gemm_quant(nil, t, a, w, nil, &expected, m, n, k, &scratch)
+            var c = [Float](repeating: .nan, count: m * n)
+            for row0 in stride(from: 0, to: m, by: 16) {
+                let mr = min(16, m - row0)
+                var activations = [hifc_amx_block](repeating: hifc_amx_block(), count: blockCount)
+                a.withUnsafeBufferPointer { hifc_amx_pack_activations($0.baseAddress! + row0 * k, Int32(mr), k, &activations) }
+                for col0 in stride(from: 0, to: n, by: 16) {
+                    let nr = min(16, n - col0)
+                    var acc = [Float](repeating: 0, count: 256)
+                    for b in 0..<blockCount {
+                        var weights = hifc_amx_block()
+                        w.withUnsafeBytes { hifc_amx_pack_weights(t, $0.baseAddress! + col0 * rowBytes, rowBytes, Int32(nr), b, &weights) }
+                        let activation = activations[b]
+                        hifc_amx_accumulate(tileProduct(weights, activation), &weights, [activation], &acc)
+                    }
+                    c.withUnsafeMutableBufferPointer { hifc_amx_store(acc, Int32(mr), Int32(nr), $0.baseAddress! + row0 * n + col0, n) }
+                }
+            }
+            assertClose(c, expected, relative: 1e-5, "type \(t) through the AMX tile layout")
+        }
+    }
+
+    func testAMXTakesPrefillProductsOnlyWhereTheCPUAndLinuxAllowIt() {
+        let ready = hifc_amx_status() & Int32(HIFC_AMX_READY.rawValue) == Int32(HIFC_AMX_READY.rawValue)
+        XCTAssertEqual(hifc_isa_detected() == HIFC_ISA_AMX, ready)
+        let (n, k) = (1040, 64)  // 16 rows: just over the multiply-adds the tiles need on one thread
+        let t = Int32(HIFC_QUANT_Q4_1.rawValue)
+        let w = blocks(HIFC_QUANT_Q4_1, count: n * k / 32, scales: [(0, 0.03), (2, -0.2)])
+        defer { hifc_isa_select(hifc_isa_detected()) }
+        XCTAssertEqual(hifc_isa_select(HIFC_ISA_AMX) == HIFC_ISA_AMX, ready, "AMX can be chosen only where it is ready")
+        for m in [1, Int(HIFC_AMX_MIN_ROWS)] {
+            let a = values(m * k, seed: m)
+            var c = [Float](repeating: 0, count: m * n)
+            var scratch = [UInt8](repeating: 0, count: hifc_gemm_quant_scratch(t, m, k))
+            let before = hifc_amx_products()
+            hifc_gemm_quant(nil, t, a, w, nil, &c, m, n, k, &scratch)
+            XCTAssertEqual(hifc_amx_products() - before, hifc_gemm_quant_uses_amx(t, m, n, k, 1) != 0 ? 1 : 0, "\(m) rows")
+            XCTAssertEqual(hifc_gemm_quant_uses_amx(t, m, n, k, 1) != 0, ready && m >= HIFC_AMX_MIN_ROWS && m * n * k >= HIFC_AMX_MIN_MACS_PER_THREAD)
         }
     }
 

@@ -96,7 +96,7 @@ final class FP8KVCacheTests: XCTestCase {
         let v = try backend.uploadFloat32(randomHeads(rows: rows, decades: -2...2), shape: [rows, layout.tokenElements])
         try backend.writeKV(k: k, v: v, layer: 0, pool: pool, step: step)
         let q = try backend.uploadFloat32((0..<rows * heads * 64).map { _ in Float.random(in: -1...1) }, shape: [rows, heads * 64])
-        let sets = [HIFC_ISA_PORTABLE, HIFC_ISA_AVX2, HIFC_ISA_AVX512].filter { $0.rawValue <= hifc_isa_detected().rawValue }
+        let sets = [HIFC_ISA_PORTABLE, HIFC_ISA_AVX2, HIFC_ISA_AVX512, HIFC_ISA_AMX].filter { $0.rawValue <= hifc_isa_detected().rawValue }
         defer { hifc_isa_select(hifc_isa_detected()) }
         let results = try sets.map { isa in
             hifc_isa_select(isa)

@@ -373,7 +373,7 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
 
 extension CPUBackend {
     /// Sets up the process for the CPU backend once, at start-up: the kernels' instruction set
-    /// (`HIFC_CPU_ISA=portable|avx2|avx512` lowers it, for comparisons; the best the CPU has
+    /// (`HIFC_CPU_ISA=portable|avx2|avx512|amx` lowers it, for comparisons; the best the CPU has
     /// otherwise) and the shared pool's threads (`threads`, nil: the physical cores). Returns the
     /// pool for `init(pool:)`.
     public static func configureProcess(
@@ -384,7 +384,8 @@ extension CPUBackend {
             switch wanted.lowercased() {
             case "portable": isa = HIFC_ISA_PORTABLE
             case "avx2": isa = HIFC_ISA_AVX2
-            default: isa = HIFC_ISA_AVX512
+            case "avx512": isa = HIFC_ISA_AVX512
+            default: isa = HIFC_ISA_AMX
             }
             let chosen = hifc_isa_select(isa)
             logger?.info("HIFC_CPU_ISA=\(wanted): CPU kernels for \(String(cString: hifc_isa_name(chosen)))")

@@ -36,6 +36,7 @@ typedef enum {
     HIFC_ISA_PORTABLE = 0,  ///< baseline x86-64 (SSE2) or any other CPU: plain C.
     HIFC_ISA_AVX2 = 1,      ///< AVX2 + FMA + F16C (Haswell, Zen 1 and later).
     HIFC_ISA_AVX512 = 2,    ///< AVX-512 F/BW/VL/VNNI (Ice Lake, Sapphire Rapids, Zen 4 and later).
+    HIFC_ISA_AMX = 3,       ///< AVX-512 plus AMX-TILE/AMX-INT8 tiles for prefill products (Sapphire Rapids and later).
 } hifc_isa;
 
 /// The best instruction set this CPU supports.
@@ -45,7 +46,7 @@ hifc_isa hifc_isa_active(void);
 /// Uses `isa`, or the detected set if `isa` is better than the CPU supports; returns the set in
 /// use. For tests (every path can be checked on one machine) and `HIFC_CPU_ISA`.
 hifc_isa hifc_isa_select(hifc_isa isa);
-/// "portable", "avx2" or "avx512".
+/// "portable", "avx2", "avx512" or "amx".
 const char *hifc_isa_name(hifc_isa isa);
 
 // MARK: Thread pool
@@ -186,6 +187,57 @@ size_t hifc_gemm_quant_scratch(int type, long m, long k);
 void hifc_gemm_quant(
     hifc_pool *pool, int type, const float *a, const void *w, const float *bias, float *c, long m, long n, long k,
     void *scratch);
+
+// MARK: Intel AMX tiles (the prefill's quantized products)
+
+/// What the AMX path needs, as bits of `hifc_amx_status`: the CPU's AMX-TILE and AMX-INT8 (CPUID
+/// leaf 7, EDX bits 24 and 25), the OS saving the tile state (XCR0 bits 17 and 18), and Linux's
+/// permission for this process (`arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)`).
+typedef enum {
+    HIFC_AMX_CPU_TILE = 1,
+    HIFC_AMX_CPU_INT8 = 2,
+    HIFC_AMX_OS_STATE = 4,
+    HIFC_AMX_PERMITTED = 8,
+    HIFC_AMX_READY = 15,  ///< all of the above: `hifc_isa_detected` reports HIFC_ISA_AMX
+} hifc_amx_status_bits;
+
+/// The HIFC_AMX_* bits this process has (asks Linux for the permission once, on first call).
+int hifc_amx_status(void);
+/// Quantized products that have run on AMX tiles in this process (for checks that it was used).
+long hifc_amx_products(void);
+/// Activation rows from which `hifc_gemm_quant` uses the tiles (where AMX is active); fewer
+/// rows (decode) stay on the AVX-512 kernels.
+#define HIFC_AMX_MIN_ROWS 16
+/// Multiply-adds per thread below which the tiles lose to AVX-512 (each thread's AMX start-up
+/// then outweighs its work): on the GPU host's Xeon (2026-12-02) 16 threads lost with 0.13 M and
+/// 0.33 M per thread and won with 3.5 M; one thread won from 2 M.
+#define HIFC_AMX_MIN_MACS_PER_THREAD 1048576L  // 2^20
+/// Whether `hifc_gemm_quant` of `m × k` activations and `n` weight rows of `type` on `threads`
+/// threads runs on AMX tiles with the kernels active now.
+int hifc_gemm_quant_uses_amx(int type, long m, long n, long k, int threads);
+
+/// One 32-value block of 16 rows as an AMX tile operand with its per-row scale and offset (see
+/// AMXLayout.h): weights as the A tile (row j: the 32 codes of weight row j), quantized
+/// activations as the B tile (row r: values 4r ..< 4r + 4 of each of the 16 activation rows).
+typedef struct {
+    int8_t qs[512];
+    float scale[16];
+    float offset[16];
+} hifc_amx_block;
+
+// The AMX path's packing and epilogue, for tests on machines without AMX: the tile kernel runs
+// the same code around its `tdpbssd`.
+
+/// Block `block` of `nr` (≤ 16) weight rows of `type` (Q8_0, Q4_0 or Q4_1), `row_bytes` apart.
+void hifc_amx_pack_weights(int type, const void *w, long row_bytes, int nr, long block, hifc_amx_block *out);
+/// Quantizes `mr` (≤ 16) rows of `k` floats as the portable kernels do and packs every block:
+/// `out[k / 32]`.
+void hifc_amx_pack_activations(const float *a, int mr, long k, hifc_amx_block *out);
+/// Adds one block's tile sums `c[16·16]` (row j: weight row j; column i: activation row i) to
+/// `acc[16·16]` (same order), scaled.
+void hifc_amx_accumulate(const int32_t *c, const hifc_amx_block *w, const hifc_amx_block *a, float *acc);
+/// Writes `acc` (as `hifc_amx_accumulate` leaves it) to `out[i·ldc + j]`, `i < mr`, `j < nr`.
+void hifc_amx_store(const float *acc, int mr, int nr, float *out, long ldc);
 
 #ifdef __cplusplus
 }
