@@ -19,40 +19,32 @@
 
 #pragma clang attribute pop
 
+// The AVX-512 entries both tables share.
+#define AVX512_KERNEL_ENTRIES \
+    .dot = k_dot, \
+    .rms_norm_row = k_rms_norm_row, \
+    .add_rms_norm_row = k_add_rms_norm_row, \
+    .add = k_add, \
+    .silu_mul = k_silu_mul, \
+    .argmax = k_argmax, \
+    .gemm_columns = k_gemm_columns, \
+    .attention = k_attention, \
+    .quantize_q8 = k_quantize_q8, \
+    .quantize_q8k = k_quantize_q8k, \
+    .gemm_quant_tile = q_gemm_tile, \
+    .quant_tile_rows = QT_ROWS, \
+    .quant_tile_columns = QT_COLUMNS,
+
 const hifc_kernel_table hifc_kernels_avx512 = {
     .name = "avx512",
-    .dot = k_dot,
-    .rms_norm_row = k_rms_norm_row,
-    .add_rms_norm_row = k_add_rms_norm_row,
-    .add = k_add,
-    .silu_mul = k_silu_mul,
-    .argmax = k_argmax,
-    .gemm_columns = k_gemm_columns,
-    .attention = k_attention,
-    .quantize_q8 = k_quantize_q8,
-    .quantize_q8k = k_quantize_q8k,
-    .gemm_quant_tile = q_gemm_tile,
-    .quant_tile_rows = QT_ROWS,
-    .quant_tile_columns = QT_COLUMNS,
+    AVX512_KERNEL_ENTRIES
 };
 
 /// The same kernels; prefill products of the 32-weight formats go to AMX tiles (Dispatch.c
 /// decides by the activation rows).
 const hifc_kernel_table hifc_kernels_amx = {
     .name = "amx",
-    .dot = k_dot,
-    .rms_norm_row = k_rms_norm_row,
-    .add_rms_norm_row = k_add_rms_norm_row,
-    .add = k_add,
-    .silu_mul = k_silu_mul,
-    .argmax = k_argmax,
-    .gemm_columns = k_gemm_columns,
-    .attention = k_attention,
-    .quantize_q8 = k_quantize_q8,
-    .quantize_q8k = k_quantize_q8k,
-    .gemm_quant_tile = q_gemm_tile,
-    .quant_tile_rows = QT_ROWS,
-    .quant_tile_columns = QT_COLUMNS,
+    AVX512_KERNEL_ENTRIES
     .amx_panel_product = hifc_amx_panel_product,
     .amx_pack_weights = hifc_amx_pack_weight_panel,
     .amx_pack_activations = hifc_amx_pack_activation_panel,
