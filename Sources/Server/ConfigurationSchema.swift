@@ -146,6 +146,10 @@ public enum ConfigurationSchema {
         choice("preemption", help: "what happens to a preempted sequence", \.preemption),
         integer("prefetch-depth", in: 1...1024, help: "most swapped sequences read back ahead of their turn", \.prefetchDepth),
         size(
+            "swap-prefetch", atLeast: ByteSize(0),
+            help: "host memory the next swapped sequences' flash blocks are read into before the device has room for them (0: none)",
+            \.swapPrefetch),
+        size(
             "dram-swap", atLeast: .mib(1), help: "host memory of the DRAM swap tier (preemption swap-dram; auto's first choice while it has room)",
             \.dramSwap),
         ConfigurationSetting(

@@ -120,6 +120,9 @@ public struct ServerConfiguration: Hashable, Sendable {
     public var preemption = PreemptionMode.swapFlash
     /// Most swapped sequences read back from flash ahead of their turn.
     public var prefetchDepth = 2
+    /// Host memory the next `prefetchDepth` swapped sequences' flash blocks are read into while
+    /// the device has no room for them (0: no swap prefetch), per replica.
+    public var swapPrefetch = ByteSize.gib(2)
     /// Host memory of the DRAM swap tier (`swap-dram`, and the baseline of comparisons).
     public var dramSwap = ByteSize.gib(1)
 

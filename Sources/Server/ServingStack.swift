@@ -282,13 +282,15 @@ extension ServerConfiguration {
 
     /// Replica `index`'s engine's share of the settings.
     public func engineConfiguration(replica index: Int = 0) -> EngineConfiguration {
-        EngineConfiguration(
+        var configuration = EngineConfiguration(
             kvBudget: kvBudget, blockTokens: blockSize, maxStepTokens: maxBatchTokens, maxRunning: maxRunning,
             preemption: preemption, prefetchDepth: prefetchDepth, hostSwapCapacity: dramSwap,
             flashDailyWriteBudget: flashDailyWriteBudget, flashEnduranceTBW: flashTBW, flashTargetLifetime: flashTargetLifetime,
             modelID: servedModelName, prefixCaching: prefixCache,
             prefixCacheWrite: prefixCacheWrite, prefixCacheFlashSize: prefixCacheFlashSize.map { ByteSize($0.bytes / Int64(dataParallel)) },
             replica: index, kvDType: kvDType)
+        configuration.swapPrefetchCapacity = swapPrefetch
+        return configuration
     }
 
     /// Replica `index`'s flash store's share of the settings. With one replica, its region is

@@ -112,6 +112,9 @@ struct ServeSettingsOptions: ParsableArguments {
     @Option(name: .customLong("prefetch-depth"), help: ServeSettingsOptions.help("prefetch-depth"))
     var prefetchDepth: String?
 
+    @Option(name: .customLong("swap-prefetch"), help: ServeSettingsOptions.help("swap-prefetch"))
+    var swapPrefetch: String?
+
     @Option(name: .customLong("dram-swap"), help: ServeSettingsOptions.help("dram-swap"))
     var dramSwap: String?
 
@@ -184,6 +187,7 @@ struct ServeSettingsOptions: ParsableArguments {
             ("max-running", maxRunning.map { [$0] } ?? []),
             ("preemption", preemption.map { [$0] } ?? []),
             ("prefetch-depth", prefetchDepth.map { [$0] } ?? []),
+            ("swap-prefetch", swapPrefetch.map { [$0] } ?? []),
             ("dram-swap", dramSwap.map { [$0] } ?? []),
             ("flash.paths", flashPaths),
             ("flash.capacity", flashCapacity.map { [$0] } ?? []),

@@ -45,7 +45,7 @@ final class ReadmeDefaultsTests: XCTestCase {
             "`preemption` (`--preemption`; \(engine.preemption.rawValue))",
             "`prefetchDepth` (`--prefetch-depth`; \(engine.prefetchDepth))",
             "`hostSwapCapacity` (`--dram-swap`; \(engine.hostSwapCapacity))",
-            "`swapPrefetchCapacity` (no serve setting; `bench swap --swap-prefetch`; \(engine.swapPrefetchCapacity))",
+            "`swapPrefetchCapacity` (`--swap-prefetch`, `bench swap --swap-prefetch`; \(engine.swapPrefetchCapacity))",
             "`flashDailyWriteBudget` (`--flash-daily-write-budget`; \(engine.flashDailyWriteBudget.map { "\($0)" } ?? "none"))",
             "a far smaller KV budget and blocks of \(server.blockSize) tokens",
             "(`mallopt`, \(ByteSize(Int64(MallocTuning.mmapThreshold))) and \(ByteSize(Int64(MallocTuning.trimThreshold))))",

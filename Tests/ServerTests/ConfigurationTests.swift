@@ -1,3 +1,4 @@
+import Engine
 import Foundation
 import HiFCCore
 import XCTest
@@ -18,6 +19,17 @@ final class ConfigurationTests: XCTestCase {
         XCTAssertEqual(configuration.admissionLimits.maxEngineBacklog, 3 * ServerConfiguration.engineBacklog)
         configuration.dataParallel = 1
         XCTAssertEqual(configuration.admissionLimits.maxInEngine, 8)
+    }
+
+    func testSwapPrefetchReachesEveryReplicasEngineAndZeroTurnsItOff() throws {
+        XCTAssertEqual(ServerConfiguration().swapPrefetch, EngineConfiguration().swapPrefetchCapacity, "serve keeps the engine's default")
+        let config = try ConfigurationLoader.load(arguments: ["--swap-prefetch", "0", "--data-parallel", "2"], environment: [:])
+        XCTAssertEqual(config.engineConfiguration(replica: 1).swapPrefetchCapacity, ByteSize(0))
+        let fromEnvironment = try ConfigurationLoader.load(arguments: [], environment: ["HIFC_SWAP_PREFETCH": "512MiB"])
+        XCTAssertEqual(fromEnvironment.engineConfiguration().swapPrefetchCapacity, .mib(512))
+        XCTAssertThrowsError(try ConfigurationLoader.load(arguments: ["--swap-prefetch", "lots"], environment: [:])) { error in
+            XCTAssertTrue("\(error)".contains("swap-prefetch"), "\(error)")
+        }
     }
 
     func testDefaultsApplyWithNothingGiven() throws {
