@@ -1,4 +1,5 @@
 import Backend
+import CPUKernels
 import Foundation
 import HiFCCore
 import Models
@@ -160,13 +161,37 @@ public struct KVDTypeAccuracy: Sendable {
             }
             return squared > 0 ? (squaredError / squared).squareRoot() : 0
         }
+        /// The same with each (token, head)'s scale picked as the CPU backend's writer picks it.
+        func searchedScaleError(value: Int) -> Double {
+            var squaredError = 0.0
+            var squared = 0.0
+            var codes = [UInt8](repeating: 0, count: d)
+            for layer in 0..<layout.layers {
+                for row in values[layer][value] {
+                    for head in 0..<layout.kvHeads {
+                        let x = Array(row[head * d..<(head + 1) * d])
+                        let scale = hifc_fp8_e4m3_code_head(x, &codes, Int32(d))
+                        for (v, code) in zip(x, codes) {
+                            let decoded = hifc_fp8_e4m3_to_float(code) * scale
+                            squaredError += Double((v - decoded) * (v - decoded))
+                            squared += Double(v * v)
+                        }
+                    }
+                }
+            }
+            return squared > 0 ? (squaredError / squared).squareRoot() : 0
+        }
         let groupings: [(String, (Int, Int) -> Int)] = [
             ("token and KV head", { token, head in token * layout.kvHeads + head }),
             ("block and KV head", { token, head in token / layout.blockTokens * layout.kvHeads + head }),
             ("layer", { _, _ in 0 }),
         ]
-        return groupings.map { name, group in
-            GranularityError(granularity: name, keyError: error(value: 0, group: group), valueError: error(value: 1, group: group))
-        }
+        let searched = GranularityError(
+            granularity: "token and KV head, least-error scale (the CPU writer's)", keyError: searchedScaleError(value: 0),
+            valueError: searchedScaleError(value: 1))
+        return [searched]
+            + groupings.map { name, group in
+                GranularityError(granularity: name, keyError: error(value: 0, group: group), valueError: error(value: 1, group: group))
+            }
     }
 }

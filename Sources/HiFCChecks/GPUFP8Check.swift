@@ -3,11 +3,11 @@ import Foundation
 import HiFCCore
 
 /// The fp8 KV pool (E4M3 codes with an f32 scale per token and KV head, `KVBlockLayout`) on the
-/// GPU: its writers must store the bytes the CPU backend's encoder gives (`FP8E4M3`, the same
-/// steps), and its attention kernels must attend over exactly the values those bytes stand for.
+/// GPU: its writers must store the bytes of the `amax / 448` coding (`FP8E4M3`, the same steps),
+/// and its attention kernels must attend over exactly the values those bytes stand for.
 extension GPUSelfCheck {
-    /// E4M3 codes of one head's row and its scale, as the CPU backend codes them
-    /// (`hifc_kv_store`): `encode(x · 448 / amax)`, scale `amax / 448`.
+    /// E4M3 codes of one head's row and its scale, as the CUDA writers code them:
+    /// `encode(x · 448 / amax)`, scale `amax / 448` (the CPU backend's first of eight scales).
     static func fp8Row(_ row: ArraySlice<Float>) -> (codes: [UInt8], scale: Float) {
         let amax = row.reduce(Float(0)) { Swift.max($0, abs($1)) }
         let inverse: Float = amax > 0 ? 448 / amax : 0

@@ -38,7 +38,8 @@ public enum FP8E4M3 {
         return code & 0x80 != 0 ? -magnitude : magnitude
     }
 
-    /// The scale of a group of values whose largest magnitude is `amax`: `amax / 448`, so the
-    /// group's largest value is coded as ±448 (0 for an all-zero group).
+    /// The smallest scale of a group of values whose largest magnitude is `amax`: `amax / 448`,
+    /// so the group's largest value is coded as ±448 (0 for an all-zero group). The CUDA writers
+    /// use it; the CPU backend's searches up from it (`hifc_kv_store`).
     public static func scale(amax: Float) -> Float { amax / largest }
 }

@@ -131,6 +131,53 @@ final class FP8KVCacheTests: XCTestCase {
         XCTAssertEqual(try blockBytes(fused), try blockBytes(separate))
     }
 
+    /// Each head's scale is the best of `max |x| / 448 · 2^(j/8)`, j = 0...7: a head never has
+    /// more squared error than under `max |x| / 448`, and Gaussian heads have far less in all.
+    func testEachHeadTakesTheScaleOfLeastErrorNeverWorseThanItsLargestValuesOwn() throws {
+        let backend = CPUBackend(blas: nil, pool: CPUThreadPool(threads: 2))
+        let step = try backend.prepare(
+            try StepBatch.make(
+                chunks: [(tokens: Array(repeating: 0, count: 32), startPosition: 0, blockTable: [0, 1], wantsLogits: true)], blockTokens: 16))
+        let width = layout.tokenElements
+        func gaussian() -> Float { sqrtf(-2 * logf(Float.random(in: Float.ulpOfOne...1))) * cosf(Float.random(in: 0...(2 * .pi))) }
+        let rows = (0..<2).map { _ in (0..<32 * width).map { _ in gaussian() * powf(10, Float.random(in: -2...1)) } }
+        let pool = try backend.makeKVCachePool(layout: fp8Layout, blocks: 2)
+        try backend.writeKV(
+            k: try backend.uploadFloat32(rows[0], shape: [32, width]), v: try backend.uploadFloat32(rows[1], shape: [32, width]), layer: 1,
+            pool: pool, step: step)
+        let quantized = pool.layout
+        var stored = 0.0
+        var largestValuesOwn = 0.0
+        for (block, bytes) in try blockBytes(pool).enumerated() {
+            bytes.withUnsafeBytes { raw in
+                for value in [false, true] {
+                    for token in 0..<quantized.blockTokens {
+                        for head in 0..<quantized.kvHeads {
+                            let scale = raw.load(
+                                fromByteOffset: quantized.scaleOffset(layer: 1, value: value, token: token) + head * 4, as: Float.self)
+                            let start = quantized.elementOffset(layer: 1, value: value, token: token) + head * quantized.headDim
+                            let x = rows[value ? 1 : 0][((block * 16 + token) * width + head * quantized.headDim)...].prefix(quantized.headDim)
+                            let top = x.map(abs).max()!
+                            let octaves = log2(Double(scale * 448 / top))
+                            XCTAssertEqual(octaves * 8, (octaves * 8).rounded(), accuracy: 1e-3, "the scale is max |x| / 448 · 2^(j/8)")
+                            XCTAssertTrue((0...7).contains(Int((octaves * 8).rounded())), "\(octaves)")
+                            var own = 0.0
+                            var chosen = 0.0
+                            for (e, v) in x.enumerated() {
+                                chosen += pow(Double(hifc_fp8_e4m3_to_float(raw[start + e]) * scale - v), 2)
+                                own += pow(Double(hifc_fp8_e4m3_to_float(hifc_fp8_e4m3_from_float(v * 448 / top)) * top / 448 - v), 2)
+                            }
+                            XCTAssertLessThanOrEqual(chosen, own * (1 + 1e-5), "block \(block) token \(token) head \(head)")
+                            stored += chosen
+                            largestValuesOwn += own
+                        }
+                    }
+                }
+            }
+        }
+        XCTAssertLessThan(stored, 0.85 * largestValuesOwn, "the search pays over 128 heads")
+    }
+
     func testTheCPUBackendRefusesAnF16PoolNamingTheDtype() {
         var f16 = layout
         f16.dtype = .float16

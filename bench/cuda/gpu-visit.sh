@@ -15,7 +15,7 @@
 # CHECK_FP8_MODELS (checks); PREFIX_SIZES, PREFIX_SETUPS, PREFIX_BUDGET, DOC_TOKENS (prefix);
 # cpu: the CPU backend against llama.cpp on the host's cores (bench/llamacpp/compare_cpu.py and the thread scaling
 # curve), with the sdist and the GGUF carried in .device/hifc-bench (HIFC_BENCH_CACHE layout of build.sh: sdist/*.tar.gz,
-# models/*.gguf) or LLAMA_BIN=folder of an llama.cpp build; CPU_THREADS (default: the physical cores), SCALING (1 2 4 8 16)
+# models/*.gguf) or LLAMA_BIN=folder of an llama.cpp build; CPU_THREADS (default: the physical cores), SERVE_THREADS (the servers' thread counts; default 8 and CPU_THREADS), SCALING (1 2 4 8 16)
 # swapmodes: WORKLOADS (qasper,govreport,narrativeqa), REQUESTS (40,20,10: one per workload), SCALE (0.25), BUDGET (4GiB),
 # ROUNDS (2), MODES, CAPACITY, DRAM, SWAP_LIMIT, PREFETCH (--swap-prefetch: 0,2GiB runs the flash modes without and with the swap prefetch),
 # UNSTAGED (1: --unstaged-flash-writes, swap-outs written by cuFile from the device blocks instead of staged through host memory)
@@ -314,8 +314,9 @@ if has cpu; then  # the CPU backend (no GPU used) against llama.cpp, same GGUF, 
     llama_bin="${LLAMA_BIN:-$(JOBS=16 bash bench/llamacpp/build.sh 2> "$out/llamacpp-build.txt" | tail -1)}"
     echo "llama.cpp: $llama_bin; gguf: $gguf; threads $threads of $(nproc) logical CPUs" | tee -a "$out/summary.txt"
     stamp "compare_cpu.py --threads $threads"
+    serve_threads="${SERVE_THREADS:-$([ "$threads" -gt 8 ] && echo "8,$threads" || echo "$threads")}"  # llama-server peaks at 8 here
     python3 bench/llamacpp/compare_cpu.py --llama-bin "$llama_bin" --hifc .device/hifc --gguf "$gguf" --threads "$threads" \
-        > "$out/cpu-compare.json" 2> "$out/cpu-compare.log"
+        --serve-threads "$serve_threads" > "$out/cpu-compare.json" 2> "$out/cpu-compare.log"
     echo "compare_cpu rc=$?" | tee -a "$out/summary.txt"
     grep -E '"ratio|tokens_per_second|first_difference' "$out/cpu-compare.json" | tail -8 | tee -a "$out/summary.txt"
     for t in ${SCALING:-1 2 4 8 16}; do  # the scaling curve: prompt and generation tok/s by threads

@@ -10,7 +10,8 @@ Three measurements, each side by side in one run:
    llama-bench's generation from an empty context;
 2. the server's output tokens/s with CLIENTS concurrent streaming clients:
    `llama-server -np CLIENTS` (continuous batching) against `hifc serve`, each client sending
-   REQUESTS greedy /v1/completions of MAX_TOKENS tokens back to back;
+   REQUESTS greedy /v1/completions of MAX_TOKENS tokens back to back, at each thread count of
+   --serve-threads (the ratio compares each server's best);
 3. the greedy continuation of one prompt by both servers, as tokens (llama-server's /tokenize
    of each text), and where the two first differ.
 
@@ -174,6 +175,9 @@ def main():
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--requests", type=int, default=2, help="requests per client")
     parser.add_argument("--max-tokens", type=int, default=128)
+    parser.add_argument("--serve-threads", default="",
+                        help="comma-separated thread counts the servers are each run at (the ratio takes each one's best); "
+                             "default: --threads")
     parser.add_argument("--port", type=int, default=18431)
     parser.add_argument("--skip", default="", help="comma-separated parts to skip: bench,serve")
     args = parser.parse_args()
@@ -190,38 +194,57 @@ def main():
         # Both after a prompt of --prompt-tokens, and both from a (nearly) empty context.
         report["ratio_generation"] = h["generation"] / l["generation_after_prompt"]
         report["ratio_generation_short_prompt"] = report["hifc_bench_short_prompt"]["generation"] / l["generation"]
-        print(json.dumps(report, indent=1), flush=True)
+        # The bench part as progress on stderr; the report goes to stdout once, at the end.
+        print(json.dumps(report, indent=1), file=sys.stderr, flush=True)
 
     if "serve" not in skip:
-        context = args.clients * (64 + args.max_tokens) * 2
-        with tempfile.TemporaryDirectory() as data, open(os.path.join(data, "llama.log"), "w") as llama_log, \
-                open(os.path.join(data, "hifc.log"), "w") as hifc_log:
-            llama = start([os.path.join(args.llama_bin, "llama-server"), "-m", args.gguf, "-t", str(args.threads),
-                           "-tb", str(args.threads), "-np", str(args.clients), "-c", str(context), "-cb",
-                           "--host", "127.0.0.1", "--port", str(args.port)], llama_log)
-            try:
-                wait_ready(args.port, llama)
-                report["llama_server"] = serve_load(args.port, "model", args)
-                greedy_llama, _, _ = stream_completion(args.port, "model", PROMPTS[0], 32)
-                hifc = start([args.hifc, "serve", "--model", args.hifc_model, "--threads", str(args.threads),
-                              "--host", "127.0.0.1", "--port", str(args.port + 1), "--data-dir", data,
-                              "--kv-budget", "256MiB", "--max-running", str(args.clients)], hifc_log)
-                try:
-                    wait_ready(args.port + 1, hifc)
-                    name = json.loads(_get(args.port + 1, "/v1/models"))["data"][0]["id"]
-                    report["hifc_serve"] = serve_load(args.port + 1, name, args)
-                    greedy_hifc, _, _ = stream_completion(args.port + 1, name, PROMPTS[0], 32)
-                finally:
-                    stop(hifc)
-                a, b = tokenize(args.port, greedy_llama), tokenize(args.port, greedy_hifc)
-                same = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
-                report["greedy"] = {"prompt": PROMPTS[0], "llama": greedy_llama, "hifc": greedy_hifc,
-                                    "llama_tokens": a, "hifc_tokens": b, "first_difference_at_token": same}
-            finally:
-                stop(llama)
+        # Each server at each thread count of --serve-threads; the ratio takes each one's best, so
+        # neither is held to a count that suits only the other (llama-server peaks below the
+        # core count on large hosts).
+        counts = [int(t) for t in (args.serve_threads or str(args.threads)).split(",")]
+        report["llama_server_by_threads"], report["hifc_serve_by_threads"] = {}, {}
+        for threads in counts:
+            llama, hifc, greedy = serve_pair(args, threads)
+            report["llama_server_by_threads"][threads], report["hifc_serve_by_threads"][threads] = llama, hifc
+            report.setdefault("greedy", greedy)
+        best = lambda runs: max(runs.items(), key=lambda item: item[1]["tokens_per_second"])
+        (llama_threads, report["llama_server"]), (hifc_threads, report["hifc_serve"]) = \
+            best(report["llama_server_by_threads"]), best(report["hifc_serve_by_threads"])
+        report["serve_threads"] = {"llama_server": llama_threads, "hifc_serve": hifc_threads}
         report["ratio_serve"] = report["hifc_serve"]["tokens_per_second"] / report["llama_server"]["tokens_per_second"]
-        print(json.dumps(report, indent=1), flush=True)
+    print(json.dumps(report, indent=1), flush=True)
 
+
+def serve_pair(args, threads):
+    """llama-server, then hifc serve, at `threads` threads under the same load; the greedy
+    continuation of one prompt by both, as llama-server's tokens."""
+    context = args.clients * (64 + args.max_tokens) * 2
+    with tempfile.TemporaryDirectory() as data, open(os.path.join(data, "llama.log"), "w") as llama_log, \
+            open(os.path.join(data, "hifc.log"), "w") as hifc_log:
+        llama = start([os.path.join(args.llama_bin, "llama-server"), "-m", args.gguf, "-t", str(threads),
+                       "-tb", str(threads), "-np", str(args.clients), "-c", str(context), "-cb",
+                       "--host", "127.0.0.1", "--port", str(args.port)], llama_log)
+        try:
+            wait_ready(args.port, llama)
+            llama_load = serve_load(args.port, "model", args)
+            greedy_llama, _, _ = stream_completion(args.port, "model", PROMPTS[0], 32)
+            hifc = start([args.hifc, "serve", "--model", args.hifc_model, "--threads", str(threads),
+                          "--host", "127.0.0.1", "--port", str(args.port + 1), "--data-dir", data,
+                          "--kv-budget", "256MiB", "--max-running", str(args.clients)], hifc_log)
+            try:
+                wait_ready(args.port + 1, hifc)
+                name = json.loads(_get(args.port + 1, "/v1/models"))["data"][0]["id"]
+                hifc_load = serve_load(args.port + 1, name, args)
+                greedy_hifc, _, _ = stream_completion(args.port + 1, name, PROMPTS[0], 32)
+            finally:
+                stop(hifc)
+            a, b = tokenize(args.port, greedy_llama), tokenize(args.port, greedy_hifc)
+        finally:
+            stop(llama)
+    same = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+    greedy = {"threads": threads, "prompt": PROMPTS[0], "llama": greedy_llama, "hifc": greedy_hifc,
+              "llama_tokens": a, "hifc_tokens": b, "first_difference_at_token": same}
+    return llama_load, hifc_load, greedy
 
 def _get(port, path):
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)

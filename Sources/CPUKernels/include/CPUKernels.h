@@ -129,6 +129,9 @@ typedef struct {
 uint8_t hifc_fp8_e4m3_from_float(float x);
 /// The value of the E4M3 byte `bits` (0x7f and 0xff, E4M3's NaNs, read as NaN).
 float hifc_fp8_e4m3_to_float(uint8_t bits);
+/// Codes one head's `d` floats as E4M3 into `codes` and returns its scale: of `max |x| / 448 ·
+/// 2^(j/8)`, j = 0...7, the one whose codes have the least squared error (0 for an all-zero head).
+float hifc_fp8_e4m3_code_head(const float *x, uint8_t *codes, int d);
 /// Writes one token's K and V (`kv_heads·head_dim` floats each) into the pool at `slot`
 /// (block·blockTokens + offset), quantizing them (with their scales) for an fp8 pool.
 void hifc_kv_store(const hifc_kv_layer *kv, long slot, const float *k, const float *v);
