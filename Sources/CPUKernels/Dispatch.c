@@ -426,37 +426,32 @@ static void rope_chunk(void *context, long chunk, int thread) {
     }
 }
 
-uint8_t hifc_fp8_e4m3_from_float(float x) {
-    uint32_t bits;
-    memcpy(&bits, &x, 4);
-    uint8_t sign = (uint8_t)((bits >> 24) & 0x80);
-    float a = fabsf(x);
-    if (a != a) return 0x7f;
-    if (a >= 448.0f) return sign | 0x7e;
-    if (a < 0.015625f) return sign | (uint8_t)rintf(a * 512.0f);  // subnormals: steps of 2^-9; 8 is 2^-6, 0x08
-    int exponent = (int)((bits >> 23) & 0xff) - 127;                // -6 ... 8
-    float mantissa = a / ldexpf(1.0f, exponent);                    // [1, 2), exact
-    int q = (int)rintf((mantissa - 1.0f) * 8.0f);                   // 0 ... 8, to nearest even
-    if (q == 8) {
-        q = 0;
-        exponent++;
-    }
-    return sign | (uint8_t)((exponent + 7) << 3) | (uint8_t)q;
-}
-
-float hifc_fp8_e4m3_to_float(uint8_t bits) { return hifc_e4m3_value(bits); }
-
-/// `a` (0 <= a, finite) rounded to the nearest E4M3 magnitude (ties to even, saturated at 448), as
-/// a float: what `hifc_fp8_e4m3_from_float` codes, without forming the code.
+/// `a` (0 <= a, not NaN) rounded to the nearest E4M3 magnitude (ties to even, saturated at 448),
+/// as a float. Branch-free, so the scale search's loop vectorizes.
 static inline float e4m3_rounded(float a) {
-    if (a < 0.015625f) return rintf(a * 512.0f) * (1.0f / 512.0f);
     uint32_t bits;
     memcpy(&bits, &a, 4);
     bits = (bits + 0x7ffffu + ((bits >> 20) & 1u)) & 0xfff00000u;  // keep 3 of 23 mantissa bits
-    float rounded;
-    memcpy(&rounded, &bits, 4);
+    float normal;
+    memcpy(&normal, &bits, 4);
+    const float subnormal = ((a * 512.0f + 0x1.8p23f) - 0x1.8p23f) * (1.0f / 512.0f);  // steps of 2^-9, to nearest even
+    const float rounded = a < 0.015625f ? subnormal : normal;
     return rounded < 448.0f ? rounded : 448.0f;
 }
+
+uint8_t hifc_fp8_e4m3_from_float(float x) {
+    uint32_t bits;
+    memcpy(&bits, &x, 4);
+    const uint8_t sign = (uint8_t)((bits >> 24) & 0x80);
+    const float a = fabsf(x);
+    if (a != a) return 0x7f;
+    const float rounded = e4m3_rounded(a);  // its bits hold the code: exponent and 3 mantissa bits
+    if (rounded < 0.015625f) return sign | (uint8_t)(rounded * 512.0f);  // subnormals: 8 is 2^-6, 0x08
+    memcpy(&bits, &rounded, 4);
+    return sign | (uint8_t)((((int)(bits >> 23) - 127 + 7) << 3) | ((bits >> 20) & 7));
+}
+
+float hifc_fp8_e4m3_to_float(uint8_t bits) { return hifc_e4m3_value(bits); }
 
 /// Of the scales `max |x| / 448 * 2^(j/8)`, j = 0...7, the one whose codes have the least
 /// squared error over the head. E4M3 keeps 3 mantissa bits whatever the scale, so the error of a
@@ -473,11 +468,18 @@ float hifc_fp8_e4m3_code_head(const float *x, uint8_t *codes, int d) {
         float least = INFINITY;
         for (int j = 0; j < 8; j++) {
             const float candidate = top * octave_steps[j] / 448.0f, candidate_inverse = 448.0f / (top * octave_steps[j]);
-            float error = 0;
-            for (int e = 0; e < d; e++) {
+            float lanes[8] = {0};  // partial sums, so the loop vectorizes without reassociating
+            int e = 0;
+            for (; e + 8 <= d; e += 8)
+                for (int l = 0; l < 8; l++) {
+                    const float a = fabsf(x[e + l]), miss = e4m3_rounded(a * candidate_inverse) * candidate - a;
+                    lanes[l] += miss * miss;
+                }
+            for (; e < d; e++) {
                 const float a = fabsf(x[e]), miss = e4m3_rounded(a * candidate_inverse) * candidate - a;
-                error += miss * miss;
+                lanes[0] += miss * miss;
             }
+            const float error = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
             if (error < least) {
                 least = error;
                 scale = candidate;

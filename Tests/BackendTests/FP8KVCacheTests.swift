@@ -33,6 +33,10 @@ final class FP8KVCacheTests: XCTestCase {
             XCTAssertEqual(hifc_fp8_e4m3_from_float(hifc_fp8_e4m3_to_float(UInt8(byte))), UInt8(byte), "code \(byte)")
             XCTAssertEqual(FP8E4M3.decode(UInt8(byte)), hifc_fp8_e4m3_to_float(UInt8(byte)), "the host reference decodes code \(byte) alike")
         }
+        for bits in stride(from: UInt32(0), to: UInt32.max, by: 4099) where !Float(bitPattern: bits).isNaN {
+            let x = Float(bitPattern: bits)  // every sign, exponent and rounding case, infinities included
+            XCTAssertEqual(hifc_fp8_e4m3_from_float(x), FP8E4M3.encode(x), "\(x) (bits \(String(bits, radix: 16)))")
+        }
         for _ in 0..<10_000 {
             let x = Float.random(in: -448...448) * (Bool.random() ? 1 : 0x1p-8)
             let error = abs(hifc_fp8_e4m3_to_float(hifc_fp8_e4m3_from_float(x)) - x)
