@@ -37,6 +37,10 @@ public struct EngineConfiguration: Sendable, Hashable {
     /// Tokens the sequences on the device must be able to grow by before a swapped one resumes
     /// (hysteresis against swapping it straight back out; `SchedulerConfig.resumeHeadroomTokens`).
     public var resumeHeadroomTokens: Int = SchedulerConfig.defaultResumeHeadroomTokens
+    /// The most a step shared with a less-served request may take, as a multiple of that
+    /// request's own part of it (`--fair-step-slowdown`; `SchedulerConfig.sharedStepSlowdown`);
+    /// nil: only the token cap.
+    public var sharedStepSlowdown: Double? = SchedulerConfig.defaultSharedStepSlowdown
     /// The name `/v1/models` lists; nil: the model directory's name.
     public var modelID: String?
     /// This engine's index among the replicas of a data-parallel server (`--data-parallel`): the

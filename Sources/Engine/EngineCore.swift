@@ -10,6 +10,8 @@ public enum EngineError: Error, Sendable, Hashable, CustomStringConvertible {
     case kvBudgetTooSmall(budget: String, blockBytes: Int)
     /// `swap-flash` or `auto` was asked for without a flash store.
     case noFlashTier(PreemptionMode)
+    /// `sharedStepSlowdown` is not above 1.
+    case sharedStepSlowdownNotAboveOne(Double)
 
     public var description: String {
         switch self {
@@ -17,6 +19,8 @@ public enum EngineError: Error, Sendable, Hashable, CustomStringConvertible {
             return "the KV budget \(budget) holds no KV block of \(blockBytes) bytes; raise --kv-budget"
         case .noFlashTier(let mode):
             return "--preemption \(mode) needs a flash store; give --flash-path"
+        case .sharedStepSlowdownNotAboveOne(let slowdown):
+            return "--fair-step-slowdown \(slowdown) must be above 1, or the more-served requests never advance"
         }
     }
 }
@@ -74,6 +78,9 @@ public final class EngineCore {
         let stride = FlashLayout.padded(layout.blockBytes)
         let blocks = configuration.kvBudget.blockCount(blockBytes: stride)
         guard blocks > 0 else { throw EngineError.kvBudgetTooSmall(budget: "\(configuration.kvBudget)", blockBytes: stride) }
+        if let slowdown = configuration.sharedStepSlowdown, !(slowdown > 1) {
+            throw EngineError.sharedStepSlowdownNotAboveOne(slowdown)
+        }
         if flashTier == nil, configuration.preemption == .swapFlash || configuration.preemption == .auto {
             throw EngineError.noFlashTier(configuration.preemption)
         }
@@ -114,7 +121,7 @@ public final class EngineCore {
             dramBlocks: dramBlocks,
             prefixWritePolicy: configuration.prefixCacheWrite,
             prefixFlashBlocks: Int(prefixFlashBytes / Int64(FlashLayout.slotFootprint(payloadLength: layout.blockBytes))),
-            prefixLoadDecision: configuration.prefixLoadDecision)
+            prefixLoadDecision: configuration.prefixLoadDecision, sharedStepSlowdown: configuration.sharedStepSlowdown)
         scheduler = Scheduler(config: schedulerConfig)
         maxSequenceTokens = min(loaded.config.maxPositions, schedulerConfig.maxSequenceTokens)
         flashTier?.adoptNamespace(namespace)

@@ -145,6 +145,21 @@ public enum ConfigurationSchema {
         integer("max-running", in: 1...65_536, help: "most sequences running at once", \.maxRunning),
         choice("preemption", help: "what happens to a preempted sequence", \.preemption),
         integer("prefetch-depth", in: 1...1024, help: "most swapped sequences read back ahead of their turn", \.prefetchDepth),
+        ConfigurationSetting(
+            key: "fair-step-slowdown", valueName: "X|off",
+            help:
+                "how much longer a step shared with the least-served request may take than its own part alone (above 1; lower: fairer latency, less throughput for the heaviest requests); off: only the token cap",
+            apply: { config, values in
+                let text = values.last ?? ""
+                if text == "off" {
+                    config.fairStepSlowdown = nil
+                    return
+                }
+                guard let value = Double(text), value.isFinite else { throw SettingValueError(reason: "expected a number above 1, or off") }
+                guard value > 1 else { throw SettingValueError(reason: "must be above 1, or the more-served requests never advance") }
+                config.fairStepSlowdown = value
+            },
+            render: { $0.fairStepSlowdown.map { "\($0)" } ?? "off" }),
         size(
             "swap-prefetch", atLeast: ByteSize(0),
             help: "host memory the next swapped sequences' flash blocks are read into before the device has room for them (0: none)",

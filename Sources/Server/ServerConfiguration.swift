@@ -123,6 +123,9 @@ public struct ServerConfiguration: Hashable, Sendable {
     /// Host memory the next `prefetchDepth` swapped sequences' flash blocks are read into while
     /// the device has no room for them (0: no swap prefetch), per replica.
     public var swapPrefetch = ByteSize.gib(2)
+    /// The most a step shared with the least-served request may take, as a multiple of its own
+    /// part (`SchedulerConfig.sharedStepSlowdown`); nil: only the token cap.
+    public var fairStepSlowdown: Double? = SchedulerConfig.defaultSharedStepSlowdown
     /// Host memory of the DRAM swap tier (`swap-dram`, and the baseline of comparisons).
     public var dramSwap = ByteSize.gib(1)
 

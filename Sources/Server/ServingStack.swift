@@ -290,6 +290,7 @@ extension ServerConfiguration {
             prefixCacheWrite: prefixCacheWrite, prefixCacheFlashSize: prefixCacheFlashSize.map { ByteSize($0.bytes / Int64(dataParallel)) },
             replica: index, kvDType: kvDType)
         configuration.swapPrefetchCapacity = swapPrefetch
+        configuration.sharedStepSlowdown = fairStepSlowdown
         return configuration
     }
 

@@ -112,6 +112,9 @@ struct ServeSettingsOptions: ParsableArguments {
     @Option(name: .customLong("prefetch-depth"), help: ServeSettingsOptions.help("prefetch-depth"))
     var prefetchDepth: String?
 
+    @Option(name: .customLong("fair-step-slowdown"), help: ServeSettingsOptions.help("fair-step-slowdown"))
+    var fairStepSlowdown: String?
+
     @Option(name: .customLong("swap-prefetch"), help: ServeSettingsOptions.help("swap-prefetch"))
     var swapPrefetch: String?
 
@@ -187,6 +190,7 @@ struct ServeSettingsOptions: ParsableArguments {
             ("max-running", maxRunning.map { [$0] } ?? []),
             ("preemption", preemption.map { [$0] } ?? []),
             ("prefetch-depth", prefetchDepth.map { [$0] } ?? []),
+            ("fair-step-slowdown", fairStepSlowdown.map { [$0] } ?? []),
             ("swap-prefetch", swapPrefetch.map { [$0] } ?? []),
             ("dram-swap", dramSwap.map { [$0] } ?? []),
             ("flash.paths", flashPaths),

@@ -34,6 +34,15 @@ final class LLMEngineTests: XCTestCase {
         XCTAssertEqual(engine.stats().generatedTokens, 12)
     }
 
+    func testASharedStepSlowdownNotAboveOneIsRefusedAtStartNamingTheSetting() throws {
+        var configuration = EngineFixture.configuration(blocks: 8, mode: .recompute)
+        configuration.sharedStepSlowdown = 1
+        XCTAssertThrowsError(try EngineCore(loaded: EngineFixture.loaded, configuration: configuration, flashTier: nil)) { error in
+            XCTAssertEqual(error as? EngineError, .sharedStepSlowdownNotAboveOne(1))
+            XCTAssertTrue("\(error)".contains("--fair-step-slowdown"), "\(error)")
+        }
+    }
+
     func testBadRequestsEndWithAClearError() async throws {
         let engine = try makeEngine(blocks: 4)
         do {

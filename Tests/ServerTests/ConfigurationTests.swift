@@ -32,6 +32,19 @@ final class ConfigurationTests: XCTestCase {
         }
     }
 
+    func testFairStepSlowdownIsANumberAboveOneOrOffAndReachesTheEngine() throws {
+        XCTAssertEqual(ServerConfiguration().engineConfiguration().sharedStepSlowdown, EngineConfiguration().sharedStepSlowdown)
+        let tighter = try ConfigurationLoader.load(arguments: ["--fair-step-slowdown", "1.2"], environment: [:])
+        XCTAssertEqual(tighter.engineConfiguration().sharedStepSlowdown, 1.2)
+        let off = try ConfigurationLoader.load(arguments: [], environment: ["HIFC_FAIR_STEP_SLOWDOWN": "off"])
+        XCTAssertNil(off.engineConfiguration().sharedStepSlowdown)
+        for bad in ["1", "0.5", "fast", "inf"] {
+            XCTAssertThrowsError(try ConfigurationLoader.load(arguments: ["--fair-step-slowdown", bad], environment: [:])) { error in
+                XCTAssertTrue("\(error)".contains("fair-step-slowdown"), "\(bad): \(error)")
+            }
+        }
+    }
+
     func testDefaultsApplyWithNothingGiven() throws {
         XCTAssertEqual(try ConfigurationLoader.load(arguments: [], environment: [:]), ServerConfiguration())
     }
