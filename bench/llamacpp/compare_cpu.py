@@ -51,7 +51,8 @@ def run(command, **kwargs):
 
 def llama_bench(args):
     out = run([os.path.join(args.llama_bin, "llama-bench"), "-m", args.gguf, "-p", str(args.prompt_tokens),
-               "-n", str(args.gen_tokens), "-t", str(args.threads), "-r", str(args.repetitions), "-o", "json"])
+               "-n", str(args.gen_tokens), "-t", str(args.threads), "-r", str(args.repetitions), "-o", "json"]
+              + (["--repack", "0"] if args.no_repack else []))
     figures = {}
     for test in json.loads(out):
         key = "prompt" if test["n_prompt"] > 0 else "generation"
@@ -60,7 +61,8 @@ def llama_bench(args):
     # Generation after a prompt as long as hifc's (`-d`: the context already holds that many
     # tokens), so that both generate with the same KV to attend to.
     out = run([os.path.join(args.llama_bin, "llama-bench"), "-m", args.gguf, "-p", "0", "-n", str(args.gen_tokens),
-               "-d", str(args.prompt_tokens), "-t", str(args.threads), "-r", str(args.repetitions), "-o", "json"])
+               "-d", str(args.prompt_tokens), "-t", str(args.threads), "-r", str(args.repetitions), "-o", "json"]
+              + (["--repack", "0"] if args.no_repack else []))
     test = json.loads(out)[-1]
     figures["generation_after_prompt"] = test["avg_ts"]
     figures["generation_after_prompt_stddev"] = test["stddev_ts"]
@@ -178,6 +180,8 @@ def main():
     parser.add_argument("--serve-threads", default="",
                         help="comma-separated thread counts the servers are each run at (the ratio takes each one's best); "
                              "default: --threads")
+    parser.add_argument("--no-repack", action="store_true",
+                        help="run llama.cpp without weight repacking (its AMX path crashed on the 2-core VM of 2026-12-02)")
     parser.add_argument("--port", type=int, default=18431)
     parser.add_argument("--skip", default="", help="comma-separated parts to skip: bench,serve")
     args = parser.parse_args()
@@ -223,7 +227,7 @@ def serve_pair(args, threads):
             open(os.path.join(data, "hifc.log"), "w") as hifc_log:
         llama = start([os.path.join(args.llama_bin, "llama-server"), "-m", args.gguf, "-t", str(threads),
                        "-tb", str(threads), "-np", str(args.clients), "-c", str(context), "-cb",
-                       "--host", "127.0.0.1", "--port", str(args.port)], llama_log)
+                       "--host", "127.0.0.1", "--port", str(args.port)] + (["--no-repack"] if args.no_repack else []), llama_log)
         try:
             wait_ready(args.port, llama)
             llama_load = serve_load(args.port, "model", args)

@@ -65,8 +65,10 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
     }
 
     public func upload(_ tensor: QuantizedTensor) throws -> DeviceTensor {
-        if !dequantizesAtLoad, let storage = CPUQuantizedStorage(tensor) {
-            return DeviceTensor(storage: storage, shape: tensor.shape, dtype: .float32)
+        if !dequantizesAtLoad {
+            // Q5_0 has no kernels of its own; as Q8_0 (the same values) it takes theirs.
+            let kept = tensor.type == .q5_0 && tensor.shape.count == 2 ? try tensor.widenedQ5_0ToQ8_0() : tensor
+            if let storage = CPUQuantizedStorage(kept) { return DeviceTensor(storage: storage, shape: tensor.shape, dtype: .float32) }
         }
         return try upload(try tensor.dequantized())
     }
