@@ -100,6 +100,7 @@ typedef struct {
     long rows, width, chunks;
     float eps;
     int64_t *indices;
+    void (*activation_mul)(const float *gate, const float *up, float *out, long n);  ///< of `k`
 } rows_job;
 
 static void rms_norm_chunk(void *context, long chunk, int thread) {
@@ -140,7 +141,7 @@ void hifc_add(hifc_pool *pool, const float *a, const float *b, float *out, long 
     hifc_parallel(pool, j.chunks, add_chunk, &j);
 }
 
-static void silu_chunk(void *context, long chunk, int thread) {
+static void activation_chunk(void *context, long chunk, int thread) {
     (void)thread;
     rows_job *j = context;
     const long inter = j->width, total = j->rows * inter;
@@ -148,15 +149,24 @@ static void silu_chunk(void *context, long chunk, int thread) {
     while (i < end) {
         long r = i / inter, c = i % inter;
         long n = inter - c < end - i ? inter - c : end - i;
-        j->k->silu_mul(j->x + r * 2 * inter + c, j->x + r * 2 * inter + inter + c, j->out + i, n);
+        j->activation_mul(j->x + r * 2 * inter + c, j->x + r * 2 * inter + inter + c, j->out + i, n);
         i += n;
     }
 }
 
-void hifc_silu_mul(hifc_pool *pool, const float *gate_up, float *out, long rows, long inter) {
-    rows_job j = {.k = kernels(), .x = gate_up, .out = out, .rows = rows, .width = inter};
+static void activation_mul(
+    hifc_pool *pool, void (*op)(const float *, const float *, float *, long), const float *gate_up, float *out, long rows, long inter) {
+    rows_job j = {.k = kernels(), .x = gate_up, .out = out, .rows = rows, .width = inter, .activation_mul = op};
     j.chunks = chunk_count(pool, rows * inter, ELEMENTS_PER_CHUNK / 2, 2);
-    hifc_parallel(pool, j.chunks, silu_chunk, &j);
+    hifc_parallel(pool, j.chunks, activation_chunk, &j);
+}
+
+void hifc_silu_mul(hifc_pool *pool, const float *gate_up, float *out, long rows, long inter) {
+    activation_mul(pool, kernels()->silu_mul, gate_up, out, rows, inter);
+}
+
+void hifc_gelu_tanh_mul(hifc_pool *pool, const float *gate_up, float *out, long rows, long inter) {
+    activation_mul(pool, kernels()->gelu_tanh_mul, gate_up, out, rows, inter);
 }
 
 typedef struct {

@@ -54,6 +54,7 @@ typedef struct {
     void (*add_rms_norm_row)(const float *a, const float *b, const float *w, float *sum, float *y, long width, float eps);
     void (*add)(const float *a, const float *b, float *out, long n);
     void (*silu_mul)(const float *gate, const float *up, float *out, long n);
+    void (*gelu_tanh_mul)(const float *gate, const float *up, float *out, long n);
     long (*argmax)(const float *x, long n);
     /// Columns `n0 ..< n1` of `c[m×n] = a · bᵀ`.
     void (*gemm_columns)(const float *a, const float *b, float *c, long m, long n, long k, long n0, long n1);

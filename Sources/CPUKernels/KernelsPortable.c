@@ -12,6 +12,7 @@ const hifc_kernel_table hifc_kernels_portable = {
     .add_rms_norm_row = k_add_rms_norm_row,
     .add = k_add,
     .silu_mul = k_silu_mul,
+    .gelu_tanh_mul = k_gelu_tanh_mul,
     .argmax = k_argmax,
     .gemm_columns = k_gemm_columns,
     .attention = k_attention,

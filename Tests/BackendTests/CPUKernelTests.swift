@@ -61,18 +61,35 @@ final class CPUKernelTests: XCTestCase {
             [
                 try backend.download(try backend.linear(a, weight: b, bias: nil)),
                 try backend.download(try backend.siluAndMultiply(gateUp)),
+                try backend.download(try backend.geluTanhAndMultiply(gateUp)),
                 try backend.download(try backend.rmsNorm(a, weight: weight, epsilon: 1e-5)),
                 try backend.download(try backend.addAndNormalize(a, a, weight: weight, epsilon: 1e-5).normed),
                 try backend.download(try backend.pagedAttention(q: q, heads: 4, layer: 0, scale: 0.25, pool: kv, step: step)),
                 try backend.argmaxRows(gateUp).map(Float.init),
             ]
         }
-        let names = ["linear", "silu", "rmsNorm", "addAndNormalize", "attention", "argmax"]
+        let names = ["linear", "silu", "geluTanh", "rmsNorm", "addAndNormalize", "attention", "argmax"]
         for (isa, outputs) in results.dropFirst() {
             for (i, name) in names.enumerated() {
                 assertClose(outputs[i], results[0].1[i], relative: 1e-5, "\(name) on \(isa)")
             }
         }
+    }
+
+    /// PyTorch's tanh GELU, `x/2 · (1 + tanh(√(2/π) · (x + 0.044715 x³)))` in double, times `up`,
+    /// on gates from -20 to 20 (past where `exp` of the sigmoid form overflows).
+    func testGELUTanhTimesUpFollowsPyTorchsFormula() throws {
+        let backend = CPUBackend(blas: nil, pool: CPUThreadPool(threads: 2))
+        let gates: [Float] = values(1000, seed: 7).map { $0 * 20 } + [0, -0.0, 1e-6, 88, -88]
+        let ups: [Float] = values(gates.count, seed: 8)
+        let out = try backend.download(try backend.geluTanhAndMultiply(try backend.uploadFloat32(gates + ups, shape: [1, 2 * gates.count])))
+        for (i, (gate, up)) in zip(gates, ups).enumerated() {
+            let x = Double(gate)
+            let inner: Double = 0.797_884_560_802_865_4 * (x + 0.044715 * x * x * x)
+            let expected: Double = x / 2 * (1 + tanh(inner)) * Double(up)
+            XCTAssertEqual(Double(out[i]), expected, accuracy: 1e-5 * max(1, abs(expected)), "gate \(x)")
+        }
+        XCTAssertFalse(out.contains { $0.isNaN }, "a large negative gate gives -0, not NaN")
     }
 
     /// Deterministic bytes for `blocks` blocks of `type`, with sane f16 scales at `scales`

@@ -1,3 +1,4 @@
+import CPUKernels
 import Foundation
 
 /// The CPU backend's ops that only some model families use: Qwen3's and Gemma 3's q/k head norm,
@@ -39,25 +40,10 @@ extension CPUBackend {
         guard gateUp.shape.count == 2, gateUp.columns % 2 == 0 else {
             throw BackendError.shapeMismatch(op: "geluTanhAndMultiply", detail: "gate/up \(gateUp.shape) needs an even column count")
         }
-        let x = try gateUp.cpu("geluTanhAndMultiply")
-        let rows = gateUp.rows
-        let inter = gateUp.columns / 2
-        let (result, out) = try allocate([rows, inter])
-        parallelRanges(rows * inter, minimumPerTask: Self.elementsPerTask) { range in
-            for i in range {
-                let r = i / inter
-                let c = i - r * inter
-                out[i] = Self.geluTanh(x[r * 2 * inter + c]) * x[r * 2 * inter + inter + c]
-            }
-        }
+        let (result, out) = try allocate([gateUp.rows, gateUp.columns / 2])
+        // PyTorch's `gelu(x, approximate="tanh")`, as `x · sigmoid(2u)` in the vector kernels.
+        hifc_gelu_tanh_mul(pool.raw, try gateUp.cpu("geluTanhAndMultiply"), out, gateUp.rows, gateUp.columns / 2)
         return result
-    }
-
-    /// PyTorch's `gelu(x, approximate="tanh")`: `x/2 · (1 + tanh(√(2/π) · (x + 0.044715 x³)))`.
-    @inline(__always)
-    static func geluTanh(_ x: Float) -> Float {
-        let inner: Float = 0.797_884_560_802_865_4 * (x + 0.044715 * x * x * x)
-        return 0.5 * x * (1 + tanh(inner))
     }
 
     public func scale(_ x: DeviceTensor, by factor: Float) throws -> DeviceTensor {

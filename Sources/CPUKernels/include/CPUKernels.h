@@ -90,6 +90,8 @@ void hifc_add_rms_norm(
 void hifc_add(hifc_pool *pool, const float *a, const float *b, float *out, long n);
 /// `out[r][i] = silu(gate_up[r][i]) * gate_up[r][inter + i]`.
 void hifc_silu_mul(hifc_pool *pool, const float *gate_up, float *out, long rows, long inter);
+/// `out[r][i] = gelu_tanh(gate_up[r][i]) * gate_up[r][inter + i]` (PyTorch's tanh approximation).
+void hifc_gelu_tanh_mul(hifc_pool *pool, const float *gate_up, float *out, long rows, long inter);
 /// Index of the largest value of each row (the first on ties) into `out`.
 void hifc_argmax_rows(hifc_pool *pool, const float *x, long rows, long columns, int64_t *out);
 /// `c[m×n] = a[m×k] · b[n×k]ᵀ` (+ `bias[n]` when not null), all row-major.
