@@ -135,44 +135,16 @@ public struct KVDTypeAccuracy: Sendable {
             }
         }
         let d = layout.headDim
-        /// Sums of squared error and squared value with one scale for each group of (token, head)
-        /// pairs that `group` names.
-        func error(value: Int, group: (_ token: Int, _ head: Int) -> Int) -> Double {
+        /// The relative RMS error of K (`value` 0) or V (1) when each head's values `x` are stored
+        /// as `stored(layer, token, head, x)`.
+        func relativeError(value: Int, stored: (_ layer: Int, _ token: Int, _ head: Int, _ x: ArraySlice<Float>) -> [Float]) -> Double {
             var squaredError = 0.0
             var squared = 0.0
             for layer in 0..<layout.layers {
-                var amax: [Int: Float] = [:]
                 for (token, row) in values[layer][value].enumerated() {
                     for head in 0..<layout.kvHeads {
-                        let top = row[head * d..<(head + 1) * d].map(abs).max() ?? 0
-                        amax[group(token, head)] = max(amax[group(token, head), default: 0], top)
-                    }
-                }
-                for (token, row) in values[layer][value].enumerated() {
-                    for head in 0..<layout.kvHeads {
-                        let scale = FP8E4M3.scale(amax: amax[group(token, head)]!)
-                        for x in row[head * d..<(head + 1) * d] {
-                            let decoded = scale > 0 ? FP8E4M3.decode(FP8E4M3.encode(x / scale)) * scale : 0
-                            squaredError += Double((x - decoded) * (x - decoded))
-                            squared += Double(x * x)
-                        }
-                    }
-                }
-            }
-            return squared > 0 ? (squaredError / squared).squareRoot() : 0
-        }
-        /// The same with each (token, head)'s scale picked as the CPU backend's writer picks it.
-        func searchedScaleError(value: Int) -> Double {
-            var squaredError = 0.0
-            var squared = 0.0
-            var codes = [UInt8](repeating: 0, count: d)
-            for layer in 0..<layout.layers {
-                for row in values[layer][value] {
-                    for head in 0..<layout.kvHeads {
-                        let x = Array(row[head * d..<(head + 1) * d])
-                        let scale = hifc_fp8_e4m3_code_head(x, &codes, Int32(d))
-                        for (v, code) in zip(x, codes) {
-                            let decoded = hifc_fp8_e4m3_to_float(code) * scale
+                        let x = row[head * d..<(head + 1) * d]
+                        for (v, decoded) in zip(x, stored(layer, token, head, x)) {
                             squaredError += Double((v - decoded) * (v - decoded))
                             squared += Double(v * v)
                         }
@@ -180,6 +152,31 @@ public struct KVDTypeAccuracy: Sendable {
                 }
             }
             return squared > 0 ? (squaredError / squared).squareRoot() : 0
+        }
+        /// With one scale, `max |x| / 448`, for each group of (token, head) pairs that `group` names.
+        func error(value: Int, group: (_ token: Int, _ head: Int) -> Int) -> Double {
+            let amax = (0..<layout.layers).map { layer in
+                var amax: [Int: Float] = [:]
+                for (token, row) in values[layer][value].enumerated() {
+                    for head in 0..<layout.kvHeads {
+                        let top = row[head * d..<(head + 1) * d].map(abs).max() ?? 0
+                        amax[group(token, head)] = max(amax[group(token, head), default: 0], top)
+                    }
+                }
+                return amax
+            }
+            return relativeError(value: value) { layer, token, head, x in
+                let scale = FP8E4M3.scale(amax: amax[layer][group(token, head)]!)
+                return x.map { scale > 0 ? FP8E4M3.decode(FP8E4M3.encode($0 / scale)) * scale : 0 }
+            }
+        }
+        /// With each (token, head)'s scale picked as the CPU backend's writer picks it.
+        func searchedScaleError(value: Int) -> Double {
+            relativeError(value: value) { _, _, _, x in
+                var codes = [UInt8](repeating: 0, count: x.count)
+                let scale = hifc_fp8_e4m3_code_head(Array(x), &codes, Int32(x.count))
+                return codes.map { hifc_fp8_e4m3_to_float($0) * scale }
+            }
         }
         let groupings: [(String, (Int, Int) -> Int)] = [
             ("token and KV head", { token, head in token * layout.kvHeads + head }),
