@@ -117,14 +117,19 @@ public enum GGMLDequantizer {
     @inline(__always)
     static func q5_0(_ b: UnsafePointer<UInt8>, _ y: UnsafeMutablePointer<Float>) {
         let d = half(b)
-        let qh = highBits(b + 2)
-        let qs = b + 6
         for j in 0..<16 {
-            let low = Int(qs[j] & 0x0F) | Int((qh >> UInt32(j)) & 1) << 4
-            let high = Int(qs[j] >> 4) | Int((qh >> UInt32(j + 16)) & 1) << 4
+            let (low, high) = q5_0Quants(b, j)
             y[j] = d * Float(low - 16)
             y[j + 16] = d * Float(high - 16)
         }
+    }
+
+    /// The 5-bit quants (0...31) of elements `j` and `j + 16` (j < 16) of the Q5_0 block at `b`.
+    @inline(__always)
+    static func q5_0Quants(_ b: UnsafePointer<UInt8>, _ j: Int) -> (low: Int, high: Int) {
+        let qh = highBits(b + 2)
+        let qs = b + 6
+        return (Int(qs[j] & 0x0F) | Int((qh >> UInt32(j)) & 1) << 4, Int(qs[j] >> 4) | Int((qh >> UInt32(j + 16)) & 1) << 4)
     }
 
     /// `d`, `m`, 32 fifth bits, nibbles; `q·d + m`.

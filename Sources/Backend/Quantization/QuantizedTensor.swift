@@ -76,13 +76,10 @@ public struct QuantizedTensor: @unchecked Sendable {
             let q8 = storage.pointer.assumingMemoryBound(to: UInt8.self) + block * GGMLType.q8_0.blockBytes
             q8[0] = q5[0]  // d, f16
             q8[1] = q5[1]
-            let high = GGMLDequantizer.highBits(q5 + 2)
-            let nibbles = q5 + 6
             for j in 0..<16 {
-                let low = Int(nibbles[j] & 0x0F) | Int((high >> UInt32(j)) & 1) << 4
-                let upper = Int(nibbles[j] >> 4) | Int((high >> UInt32(j + 16)) & 1) << 4
+                let (low, high) = GGMLDequantizer.q5_0Quants(q5, j)
                 q8[2 + j] = UInt8(bitPattern: Int8(low - 16))
-                q8[2 + j + 16] = UInt8(bitPattern: Int8(upper - 16))
+                q8[2 + j + 16] = UInt8(bitPattern: Int8(high - 16))
             }
         }
         return try QuantizedTensor(type: .q8_0, shape: shape, bytes: UnsafeRawPointer(storage.pointer), owner: storage, name: name)
