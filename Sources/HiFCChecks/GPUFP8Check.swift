@@ -3,15 +3,41 @@ import Foundation
 import HiFCCore
 
 /// The fp8 KV pool (E4M3 codes with an f32 scale per token and KV head, `KVBlockLayout`) on the
-/// GPU: its writers must store the bytes of the `amax / 448` coding (`FP8E4M3`, the same steps),
-/// and its attention kernels must attend over exactly the values those bytes stand for.
+/// GPU: its writers must store a least-error coding (`fp8Candidates`), and its attention kernels
+/// must attend over exactly the values those bytes stand for.
 extension GPUSelfCheck {
-    /// E4M3 codes of one head's row and its scale, as the CUDA writers code them:
-    /// `encode(x · 448 / amax)`, scale `amax / 448` (the CPU backend's first of eight scales).
-    static func fp8Row(_ row: ArraySlice<Float>) -> (codes: [UInt8], scale: Float) {
+    /// The eight codings a writer chooses among for one head's row, as the CUDA writers
+    /// (common.cuh, `warp_e4m3_least_error_scale`) and the CPU backend (`hifc_fp8_e4m3_code_head`)
+    /// make them: scale `amax / 448 · 2^(j/8)`, j = 0...7, codes `encode(x · 448 / (amax · 2^(j/8)))`;
+    /// each with its squared error (float64). One, scale 0, for an all-zero row.
+    static func fp8Candidates(_ row: ArraySlice<Float>) -> [(codes: [UInt8], scale: Float, error: Double)] {
+        let octaveSteps: [Float] = [1.0, 1.0905077, 1.1892071, 1.2968396, 1.4142135, 1.5422108, 1.6817929, 1.8340081]
         let amax = row.reduce(Float(0)) { Swift.max($0, abs($1)) }
-        let inverse: Float = amax > 0 ? 448 / amax : 0
-        return (row.map { FP8E4M3.encode($0 * inverse) }, FP8E4M3.scale(amax: amax))
+        guard amax > 0 else { return [(row.map { FP8E4M3.encode($0 * 0) }, 0, 0)] }
+        return octaveSteps.map { step in
+            let stepped = amax * step
+            let scale = stepped / FP8E4M3.largest
+            let inverse = FP8E4M3.largest / stepped
+            let codes = row.map { FP8E4M3.encode($0 * inverse) }
+            let error = zip(codes, row).reduce(0.0) { sum, pair in
+                let miss = Double(FP8E4M3.decode(pair.0) * scale) - Double(pair.1)
+                return sum + miss * miss
+            }
+            return (codes, scale, error)
+        }
+    }
+
+    /// How many of a stored fp8 row's codes and scale differ from a least-error coding of `row`,
+    /// and the values they stand for. The stored scale must be one of the eight whose error is
+    /// within 1e-4 of the least: the GPU adds a row's errors in another order than the CPU, so
+    /// two scales whose errors tie within that rounding may go either way.
+    static func fp8Mismatches(row: ArraySlice<Float>, codes: ArraySlice<UInt8>, scaleBits: UInt32) -> (mismatches: Int, values: [Float]) {
+        let candidates = fp8Candidates(row)
+        let least = candidates.map(\.error).min()!
+        let chosen = candidates.first { $0.scale.bitPattern == scaleBits && $0.error <= least * (1 + 1e-4) }
+        let reference = chosen ?? candidates.min { $0.error < $1.error }!
+        let differing = zip(codes, reference.codes).filter { $0.0 != $0.1 }.count + (chosen == nil ? 1 : 0)
+        return (differing, reference.codes.map { FP8E4M3.decode($0) * reference.scale })
     }
 
     /// What `writeKV` must have stored for token g's K and V (`kv[g · kvStride ...]`, V `te`
@@ -38,11 +64,12 @@ extension GPUSelfCheck {
                 if layout.dtype == .fp8e4m3 {
                     let scales = base + layout.scaleOffset(layer: layer, value: value, token: token)
                     for h in 0..<layout.kvHeads {
-                        let (codes, scale) = Self.fp8Row(row[(row.startIndex + h * hd)..<(row.startIndex + (h + 1) * hd)])
-                        for i in 0..<hd where bytes[start + h * hd + i] != codes[i] { mismatches += 1 }
                         let got = (0..<4).reduce(UInt32(0)) { $0 | UInt32(bytes[scales + h * 4 + $1]) << (8 * $1) }
-                        if got != scale.bitPattern { mismatches += 1 }
-                        stored += codes.map { FP8E4M3.decode($0) * scale }
+                        let coded = Self.fp8Mismatches(
+                            row: row[(row.startIndex + h * hd)..<(row.startIndex + (h + 1) * hd)],
+                            codes: bytes[(start + h * hd)..<(start + (h + 1) * hd)], scaleBits: got)
+                        mismatches += coded.mismatches
+                        stored += coded.values
                     }
                 } else {
                     for (i, x) in row.enumerated() {
@@ -87,7 +114,7 @@ extension GPUSelfCheck {
         results.append(
             GPUCheckResult(
                 name:
-                    "fp8 kv write, \(tokens) tokens x \(layout.kvHeads) KV heads of \(layout.headDim), magnitudes 1e-3...1e2: codes and scales differing from the CPU backend's coding",
+                    "fp8 kv write, \(tokens) tokens x \(layout.kvHeads) KV heads of \(layout.headDim), magnitudes 1e-3...1e2: codes and scales differing from a least-error coding",
                 error: Double(stored.mismatches), tolerance: 0))
         for (heads, kvHeads, hd) in [(8, 2, 128), (12, 4, 64), (4, 2, 16)] {
             results += try checkFP8Rope(tokens: 9, heads: heads, kvHeads: kvHeads, headDim: hd)
@@ -122,7 +149,7 @@ extension GPUSelfCheck {
             pool: bf16Pool.address, blockStride: bf16Layout.blockStride, tokens: tokens, layer: layer, layout: bf16Layout, stream: stream)
         let gotQ = try downloadF32(q, count: tokens * heads * hd)
         let refQ = try downloadF32(qRef, count: tokens * heads * hd)
-        // V is stored unrotated: its codes must be the host's coding of the input. K's are
+        // V is stored unrotated: its codes must be a least-error coding of the input. K's are
         // compared as values with a float64 rotation.
         try stream.synchronize()
         var vMismatch = 0
@@ -152,10 +179,10 @@ extension GPUSelfCheck {
                     refK.append(b * cos(angle) + a * sin(angle))
                 }
                 let v = t * width + (heads + kvHeads + h) * hd
-                let (codes, vScale) = Self.fp8Row(x[v..<(v + hd)])
-                for i in 0..<hd where bytes[vStart + h * hd + i] != codes[i] { vMismatch += 1 }
                 let gotScale = (0..<4).reduce(UInt32(0)) { $0 | UInt32(bytes[vScales + h * 4 + $1]) << (8 * $1) }
-                if gotScale != vScale.bitPattern { vMismatch += 1 }
+                vMismatch +=
+                    Self.fp8Mismatches(row: x[v..<(v + hd)], codes: bytes[(vStart + h * hd)..<(vStart + (h + 1) * hd)], scaleBits: gotScale)
+                    .mismatches
             }
         }
         let name = "fp8 rope + kv write, \(tokens) tokens of \(heads) q / \(kvHeads) kv heads x \(hd)"
@@ -165,7 +192,7 @@ extension GPUSelfCheck {
             // E4M3 keeps 3 mantissa bits: a row's relative RMS error is about 2.5% (fp8-kv.md).
             GPUCheckResult(
                 name: name + ": rotated k in the pool, decoded, against float64", error: HostReference.relativeError(gotK, refK), tolerance: 4e-2),
-            GPUCheckResult(name: name + ": v codes and scales differing from the host's coding", error: Double(vMismatch), tolerance: 0),
+            GPUCheckResult(name: name + ": v codes and scales differing from a least-error coding", error: Double(vMismatch), tolerance: 0),
         ]
     }
 

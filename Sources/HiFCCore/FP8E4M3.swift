@@ -39,7 +39,7 @@ public enum FP8E4M3 {
     }
 
     /// The smallest scale of a group of values whose largest magnitude is `amax`: `amax / 448`,
-    /// so the group's largest value is coded as ±448 (0 for an all-zero group). The CUDA writers
-    /// use it; the CPU backend's searches up from it (`hifc_kv_store`).
+    /// so the group's largest value is coded as ±448 (0 for an all-zero group). The writers of
+    /// both backends search up from it (`hifc_fp8_e4m3_code_head`, common.cuh).
     public static func scale(amax: Float) -> Float { amax / largest }
 }

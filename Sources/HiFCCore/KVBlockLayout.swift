@@ -4,7 +4,7 @@ public enum KVDType: String, Sendable, CaseIterable {
     /// FP8 E4M3 (1 sign, 4 exponent bits of bias 7, 3 mantissa bits; largest finite 448, no
     /// infinities) with one f32 scale per token and KV head (`KVBlockLayout.scaleOffset`): an
     /// element stands for `scale · e4m3`. The writer picks the scale, at least `max |x| / 448`
-    /// over the head's values (the CPU backend the best of eight, `hifc_kv_store`; CUDA that one).
+    /// over the head's values (both backends the least-error of eight, `hifc_fp8_e4m3_code_head`).
     case fp8e4m3
 
     /// Bytes per element (not counting an fp8 block's scales).

@@ -20,7 +20,7 @@
 # ROUNDS (2), MODES, CAPACITY, DRAM, SWAP_LIMIT, PREFETCH (--swap-prefetch: 0,2GiB runs the flash modes without and with the swap prefetch),
 # UNSTAGED (1: --unstaged-flash-writes, swap-outs written by cuFile from the device blocks instead of staged through host memory)
 # fp8 (issue 22, about 4 minutes with synth-8b already written): FP8_MODELS (tiny,1b,qwen3:tiny,gemma3:tiny,mistral:tiny),
-# FP8_PARTS (check,model,swap: which parts run), FP8_PROMPT (8192), FP8_BATCH (1,16), FP8_SCALE (0.5), FP8_REQUESTS (8), FP8_MODES (swap-flash), BUDGET (4GiB)
+# FP8_PARTS (check,model,swap: which parts run; accuracy: bench kv-dtype on SmolLM2, its GGUF and .smollm2/GPL-3 carried), FP8_PROMPT (8192), FP8_BATCH (1,16), FP8_SCALE (0.5), FP8_REQUESTS (8), FP8_MODES (swap-flash), BUDGET (4GiB)
 # fp8lab (about 5 minutes, python + torch only): the decode attention lab, bf16 and fp8 kernels side by side
 # (lab_decode_attention.py: correctness against float64, time and GB/s of KV against the copy roofline); LAB_QUICK=1:
 # three check shapes and the 8192-token decode step's shape only, about a minute
@@ -143,6 +143,16 @@ if has swap; then  # the paper's setting: 8B shape, GovReport-like prompts, 4 Gi
     tail -12 "$out/bench-swap.txt" | tee -a "$out/summary.txt"
 fi
 
+# SmolLM2-135M-Instruct Q4_1 at $gguf, put together from the parts carried in earlier calls (the smollm2 step says how).
+smollm2_gguf() {
+    gguf="$work/SmolLM2-135M-Instruct.Q4_1.gguf"
+    [ "$(stat -c %s "$gguf" 2>/dev/null)" = 98362432 ] || cat .smollm2/part-* > "$gguf" 2>/dev/null
+    local size; size=$(stat -c %s "$gguf" 2>/dev/null || echo 0)
+    [ "$size" = 98362432 ] && return 0
+    echo "smollm2: $gguf has $size bytes, not 98362432: carry all of .smollm2/part-*" | tee -a "$out/summary.txt"
+    return 1
+}
+
 fp8_part() { [[ ",${FP8_PARTS:-check,model,swap}," == *",$1,"* ]]; }
 if has fp8; then  # issue 22: fp8 KV on the GPU, its checks, then fp8 against bf16 on the 8B shape
     if fp8_part check; then
@@ -152,7 +162,15 @@ if has fp8; then  # issue 22: fp8 KV on the GPU, its checks, then fp8 against bf
         echo "fp8 check gpu rc=$?" | tee -a "$out/summary.txt"
         grep -E "FAIL|fp8|passed" "$out/fp8-check.txt" | grep -vE "^ok .*bfloat16" | tee -a "$out/summary.txt"
     fi
-    stamp "synth 8b"; synth8b
+    # Perplexity and greedy output with fp8 KV against bf16 KV on the GPU, SmolLM2 on the GPL-3's text (.smollm2/GPL-3).
+    if fp8_part accuracy && smollm2_gguf; then
+        stamp "fp8: bench kv-dtype on cuda, SmolLM2-135M Q4_1, 1,024 tokens of the GPL-3, against bf16 KV"
+        .device/hifc bench kv-dtype --model "$gguf" --device cuda --text .smollm2/GPL-3 --score-tokens 1024 --greedy-tokens 128 \
+            --reference bf16 --kv-dtype fp8 > "$out/fp8-accuracy.txt" 2>&1
+        echo "bench kv-dtype rc=$?" | tee -a "$out/summary.txt"
+        tail -12 "$out/fp8-accuracy.txt" | tee -a "$out/summary.txt"
+    fi
+    fp8_part model || fp8_part swap && { stamp "synth 8b"; synth8b; }
     fp8_part model && for dtype in bf16 fp8; do  # the decode step with long contexts: attention reads half the bytes over fp8
         stamp "fp8: bench model, KV $dtype, ${FP8_PROMPT:-8192}-token prompts"
         .device/hifc bench model --model "$model" --device cuda --batch "${FP8_BATCH:-1,16}" --prompt-tokens "${FP8_PROMPT:-8192}" \
@@ -257,12 +275,7 @@ if has smollm2; then
     # here `hifc pull smollm2; mkdir -p .smollm2; split -b 25M hifc-data/models/SmolLM2-135M-Instruct.Q4_1.gguf
     # .smollm2/part-` and `python3 -m pip download --no-deps gguf -d .whl`, then carry .smollm2/part-aa and
     # -ab in one call, -ac and -ad in the next, .device and .whl in this one. transformers needs gguf.
-    gguf="$work/SmolLM2-135M-Instruct.Q4_1.gguf"
-    [ -s "$gguf" ] || cat .smollm2/part-* > "$gguf"
-    size=$(stat -c %s "$gguf" 2>/dev/null || echo 0)
-    if [ "$size" != 98362432 ]; then
-        echo "smollm2: $gguf has $size bytes, not 98362432: carry all of .smollm2/part-*" | tee -a "$out/summary.txt"
-    else
+    if smollm2_gguf; then
         if ls .whl/gguf-*.whl > /dev/null 2>&1; then
             python3 -m pip install -q --no-index --no-deps --target /tmp/site-gguf .whl/gguf-*.whl && export PYTHONPATH=/tmp/site-gguf
         fi

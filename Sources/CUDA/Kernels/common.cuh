@@ -51,14 +51,20 @@ __device__ __forceinline__ float e4m3_to_f32(unsigned int code) {
     return __uint_as_float(((code & 0x7fu) << 20) | ((code & 0x80u) << 24)) * __int_as_float(0x7b800000);  // 2^120
 }
 
-// How an fp8 row of largest magnitude `amax` is coded, as the CPU backend does it: codes are
-// f32_to_e4m3(x · inverse) with inverse = 448 / amax, and the row's scale is amax / 448 (both 0
-// for an all-zero row). amax skips NaN, as the CPU's comparison does.
-__device__ __forceinline__ float e4m3_inverse_scale(float amax) { return amax > 0.0f ? 448.0f / amax : 0.0f; }
-__device__ __forceinline__ float e4m3_scale(float amax) { return amax / 448.0f; }
+// A row's largest |x| skips NaN, as the CPU's comparison does.
 __device__ __forceinline__ unsigned int e4m3_amax_bits(float x) {
     const float a = fabsf(x);
     return a == a ? __float_as_uint(a) : 0u;  // non-negative floats order as their bits
+}
+
+// `a` (0 <= a) rounded to the nearest E4M3 magnitude (ties to even, saturated at 448): the value
+// of f32_to_e4m3(a), without building the code. The CPU's e4m3_rounded (Dispatch.c) step for step.
+__device__ __forceinline__ float e4m3_rounded(float a) {
+    const unsigned int bits = __float_as_uint(a);
+    const float normal = __uint_as_float((bits + 0x7ffffu + ((bits >> 20) & 1u)) & 0xfff00000u);  // 3 of 23 mantissa bits
+    const float subnormal = __fmul_rn(rintf(__fmul_rn(a, 512.0f)), 1.0f / 512.0f);                // steps of 2^-9
+    const float rounded = a < 0.015625f ? subnormal : normal;
+    return rounded < 448.0f ? rounded : 448.0f;
 }
 
 // The byte offset, within a block, of the scale of `token`'s K (value 0) or V (1) row of KV head
@@ -76,6 +82,42 @@ __device__ __forceinline__ float warp_sum(float v) {
 __device__ __forceinline__ float warp_max(float v) {
     for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
     return v;
+}
+
+// How an fp8 row (a K or V head of one token) is coded, as the CPU backend's
+// hifc_fp8_e4m3_code_head codes it: of the scales top / 448 · 2^(j/8), j = 0...7 (top: the row's
+// largest |x|), the one whose codes have the least squared error over the row; codes are
+// f32_to_e4m3(x · inverse). E4M3 keeps 3 mantissa bits at any scale, so the error depends on
+// where the row falls on the code grid, which the eight scales shift by eighths of an octave
+// (bench/results/fp8-kv.md). One warp searches; `load(i)` gives element i of the `n`; every lane
+// gets the same scale. Products are rounded one by one (no FMA), as on the CPU, so both pick the
+// same scale unless two scales' errors tie within the sums' rounding. An all-zero row: 0 and 0.
+struct E4M3Scale {
+    float scale, inverse;
+};
+template <typename Load>
+__device__ __forceinline__ E4M3Scale warp_e4m3_least_error_scale(Load load, int n, float top, int lane) {
+    E4M3Scale best = {__fdiv_rn(top, 448.0f), top > 0.0f ? __fdiv_rn(448.0f, top) : 0.0f};
+    if (!(top > 0.0f)) return best;
+    const float octave_steps[8] = {1.0f, 1.0905077f, 1.1892071f, 1.2968396f, 1.4142135f, 1.5422108f, 1.6817929f, 1.8340081f};
+    float least = __int_as_float(0x7f800000);
+#pragma unroll 1
+    for (int j = 0; j < 8; j++) {
+        const float stepped = __fmul_rn(top, octave_steps[j]);
+        const float scale = __fdiv_rn(stepped, 448.0f), inverse = __fdiv_rn(448.0f, stepped);
+        float error = 0.0f;
+        for (int i = lane; i < n; i += 32) {
+            const float a = fabsf(load(i));
+            const float miss = __fsub_rn(__fmul_rn(e4m3_rounded(__fmul_rn(a, inverse)), scale), a);
+            error = __fadd_rn(error, __fmul_rn(miss, miss));
+        }
+        error = warp_sum(error);  // the same in every lane: each step adds a pair both ways round
+        if (error < least) {
+            least = error;
+            best = {scale, inverse};
+        }
+    }
+    return best;
 }
 
 // The K row of the token at `slot` (block · block_tokens + offset) in `layer` of the block-major

@@ -79,12 +79,12 @@ __device__ __forceinline__ void gemv_paired_item(const float (*red)[R * T * 4][3
 }
 
 // The rotary form's end over the fp8 pool (G = 3): q as G = 2 writes it; a K or V head is coded
-// with the scale of its largest |x| (rope_qkv_write_kv_fp8's codes and scales, bit for bit), but
-// its tiles_per_head tiles are summed by as many CTAs (or fewer). So each CTA leaves its rotated
-// K/V values in ro.staging and their largest |x| per token in ro.head_max (atomicMax), fences,
-// and counts its tiles into ro.arrivals; the CTA that completes a head codes all of it, every
-// token, and sets the head's counters back to zero for the next launch (they start at zero:
-// CUDAKVCachePool clears them). The values stay in L2 (16 tokens x 16 K/V heads x 128 dims is
+// with its least-error scale (rope_qkv_write_kv_fp8's codes and scales, common.cuh), but its
+// tiles_per_head tiles are summed by as many CTAs (or fewer). So each CTA leaves its rotated K/V
+// values in ro.staging and their largest |x| per token in ro.head_max (atomicMax), fences, and
+// counts its tiles into ro.arrivals; the CTA that completes a head searches each token's scale,
+// codes all of it, and sets the head's counters back to zero for the next launch (they start at
+// zero: CUDAKVCachePool clears them). The values stay in L2 (16 tokens x 16 K/V heads x 128 dims is
 // 128 KiB); what this saves is rope_qkv_write_kv_fp8's launch and its read of the fp32 q|k|v.
 template <int R, int T>
 __device__ __forceinline__ void gemv_rotary_fp8_epilogue(const float (*red)[R * T * 4][32], int warps, int m, int n, int tiles_per_head,
@@ -148,19 +148,22 @@ __device__ __forceinline__ void gemv_rotary_fp8_epilogue(const float (*red)[R * 
         if (slot < 0) continue;
         __threadfence();
         const int value = slot < ro.kv_heads ? 0 : 1, kvh = slot - value * ro.kv_heads;
-        for (int i = threadIdx.x; i < m * hd; i += blockDim.x) {
-            const int tok = i / hd, d = i % hd;
-            const float amax = __uint_as_float(__ldcg(ro.head_max + tok * kv2 + slot));
-            const float x = __ldcg(ro.staging + ((long)tok * kv2 + slot) * hd + d);
+        // A warp a token: its least-error scale, then its codes (other CTAs wrote the staged
+        // values, so they are read from L2).
+        const int lane = threadIdx.x & 31;
+        for (int tok = threadIdx.x >> 5; tok < m; tok += blockDim.x >> 5) {
+            const float* x = ro.staging + ((long)tok * kv2 + slot) * hd;
+            const float top = __uint_as_float(__ldcg(ro.head_max + tok * kv2 + slot));
+            const E4M3Scale best = warp_e4m3_least_error_scale([&](int d) { return __ldcg(x + d); }, hd, top, lane);
             const long at = ro.slots[tok];
             fp8_t* dst = kv_slot_k_row(ro.pool8, at, ro.layer, ro.block_tokens, kv_elems, ro.block_stride)
                 + (long)value * ro.block_tokens * kv_elems + (long)kvh * hd;
-            dst[d] = f32_to_e4m3(x * e4m3_inverse_scale(amax));
-            if (d == 0) {
+            for (int d = lane; d < hd; d += 32) dst[d] = f32_to_e4m3(__ldcg(x + d) * best.inverse);
+            if (lane == 0) {
                 const int offset = (int)(at % ro.block_tokens);
                 *reinterpret_cast<float*>(ro.pool8 + (at / ro.block_tokens) * ro.block_stride
                                           + kv_scale_offset(ro.scale_offset, ro.layer, value, offset, ro.block_tokens, ro.kv_heads, kvh)) =
-                    e4m3_scale(amax);
+                    best.scale;
             }
         }
         __syncthreads();

@@ -20,7 +20,7 @@ extern "C" __global__ void kv_write_bf16(
 
 // The fp8 pool (E4M3 codes and a scale per token and KV head, common.cuh): block_stride and
 // scale_offset in bytes. One block per token, one warp per KV head (kv_heads <= 32): the warp
-// finds its head's largest |x| of K and of V, then codes both rows.
+// finds its head's largest |x| and least-error scale of K and of V, then codes both rows.
 extern "C" __global__ void kv_write_fp8(
     fp8_t* __restrict__ pool, const float* __restrict__ k, const float* __restrict__ v, int kv_stride,
     const int* __restrict__ slots, int layer, int block_tokens, int kv_heads, int head_dim, long block_stride, long scale_offset)
@@ -41,16 +41,15 @@ extern "C" __global__ void kv_write_fp8(
         kmax = fmaxf(kmax, __uint_as_float(e4m3_amax_bits(ks[i])));
         vmax = fmaxf(vmax, __uint_as_float(e4m3_amax_bits(vs[i])));
     }
-    kmax = warp_max(kmax);
-    vmax = warp_max(vmax);
-    const float kinv = e4m3_inverse_scale(kmax), vinv = e4m3_inverse_scale(vmax);
+    const E4M3Scale kscale = warp_e4m3_least_error_scale([&](int i) { return ks[i]; }, head_dim, warp_max(kmax), lane);
+    const E4M3Scale vscale = warp_e4m3_least_error_scale([&](int i) { return vs[i]; }, head_dim, warp_max(vmax), lane);
     for (int i = lane; i < head_dim; i += 32) {
-        kd[i] = f32_to_e4m3(ks[i] * kinv);
-        vd[i] = f32_to_e4m3(vs[i] * vinv);
+        kd[i] = f32_to_e4m3(ks[i] * kscale.inverse);
+        vd[i] = f32_to_e4m3(vs[i] * vscale.inverse);
     }
     if (lane == 0) {
         fp8_t* base = pool + block * block_stride;
-        *reinterpret_cast<float*>(base + kv_scale_offset(scale_offset, layer, 0, offset, block_tokens, kv_heads, h)) = e4m3_scale(kmax);
-        *reinterpret_cast<float*>(base + kv_scale_offset(scale_offset, layer, 1, offset, block_tokens, kv_heads, h)) = e4m3_scale(vmax);
+        *reinterpret_cast<float*>(base + kv_scale_offset(scale_offset, layer, 0, offset, block_tokens, kv_heads, h)) = kscale.scale;
+        *reinterpret_cast<float*>(base + kv_scale_offset(scale_offset, layer, 1, offset, block_tokens, kv_heads, h)) = vscale.scale;
     }
 }

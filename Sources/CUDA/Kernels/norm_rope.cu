@@ -150,16 +150,21 @@ extern "C" __global__ void rope_qkv_write_kv(
 }
 
 // rope_qkv_write_kv for the fp8 pool (common.cuh): the same grid and threads, block_stride and
-// scale_offset in bytes, and heads_per_block more floats of dynamic shared memory. A K or V head
-// is coded with the scale of its largest |x|, which its threads find through shared memory
-// before any of them writes.
+// scale_offset in bytes, and heads_per_block · (head_dim + 3) more floats of dynamic shared
+// memory. A K or V head is coded with its least-error scale: its threads stage the rotated row
+// and its largest |x| in shared memory, a warp searches the scale, then each thread codes its
+// two elements.
 extern "C" __global__ void rope_qkv_write_kv_fp8(
     const float* __restrict__ qkv, int heads, int kv_heads, int head_dim, int heads_per_block,
     const int* __restrict__ positions, const float* __restrict__ inv_freq, const int* __restrict__ slots,
     float* __restrict__ q_out, fp8_t* __restrict__ pool, int layer, int block_tokens, long block_stride, long scale_offset)
 {
-    extern __shared__ float angles[];  // cos then sin, head_dim / 2 each; then each head's largest |x| (bits)
-    unsigned int* head_max = reinterpret_cast<unsigned int*>(angles + head_dim);
+    // cos then sin, head_dim / 2 each; each head's row, its largest |x| (bits), scale and inverse
+    extern __shared__ float angles[];
+    float* rows = angles + head_dim;
+    unsigned int* head_max = reinterpret_cast<unsigned int*>(rows + heads_per_block * head_dim);
+    float* scales = reinterpret_cast<float*>(head_max + heads_per_block);
+    float* inverses = scales + heads_per_block;
     const int t = blockIdx.x, half = head_dim / 2;
     const int i = threadIdx.x % half, local = threadIdx.x / half, h = blockIdx.y * heads_per_block + local;
     const float frequency = threadIdx.x < half ? inv_freq[threadIdx.x] : 0.0f;
@@ -186,8 +191,20 @@ extern "C" __global__ void rope_qkv_write_kv_fp8(
             q[i] = lo;
             q[i + half] = hi;
         } else {
+            rows[local * head_dim + i] = lo;
+            rows[local * head_dim + i + half] = hi;
             atomicMax(&head_max[local], max(e4m3_amax_bits(lo), e4m3_amax_bits(hi)));
         }
+    }
+    __syncthreads();
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    for (int l = warp; l < heads_per_block; l += blockDim.x >> 5) {
+        const int head = blockIdx.y * heads_per_block + l;
+        if (head < heads || head >= heads + 2 * kv_heads) continue;
+        const float* x = rows + l * head_dim;
+        const E4M3Scale best = warp_e4m3_least_error_scale([&](int e) { return x[e]; }, head_dim, __uint_as_float(head_max[l]), lane);
+        scales[l] = best.scale;
+        inverses[l] = best.inverse;
     }
     __syncthreads();
     if (!valid || h < heads) return;
@@ -196,13 +213,11 @@ extern "C" __global__ void rope_qkv_write_kv_fp8(
     const int kvh = h - heads - value * kv_heads;
     fp8_t* dst = kv_slot_k_row(pool, slot, layer, block_tokens, token_elems, block_stride) + (long)value * block_tokens * token_elems
         + (long)kvh * head_dim;
-    const float amax = __uint_as_float(head_max[local]);
-    const float inverse = e4m3_inverse_scale(amax);
-    dst[i] = f32_to_e4m3(lo * inverse);
-    dst[i + half] = f32_to_e4m3(hi * inverse);
+    dst[i] = f32_to_e4m3(lo * inverses[local]);
+    dst[i + half] = f32_to_e4m3(hi * inverses[local]);
     if (i == 0) {
         const int offset = (int)(slot % block_tokens);
         *reinterpret_cast<float*>(pool + (slot / block_tokens) * block_stride
-                                  + kv_scale_offset(scale_offset, layer, value, offset, block_tokens, kv_heads, kvh)) = e4m3_scale(amax);
+                                  + kv_scale_offset(scale_offset, layer, value, offset, block_tokens, kv_heads, kvh)) = scales[local];
     }
 }

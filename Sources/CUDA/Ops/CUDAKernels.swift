@@ -197,8 +197,8 @@ public struct CUDAKernels: Sendable {
         a.add(int: layout.blockTokens)
         a.add(Int64Arg(blockStride / layout.dtype.size))
         if layout.dtype.isScaled { a.add(Int64Arg(layout.elementBytes)) }
-        // cos and sin; an fp8 pool adds each head's largest |x|.
-        let shared = (layout.headDim + (layout.dtype.isScaled ? perBlock : 0)) * 4
+        // cos and sin; an fp8 pool adds each head's row, largest |x|, scale and inverse.
+        let shared = (layout.headDim + (layout.dtype.isScaled ? perBlock * (layout.headDim + 3) : 0)) * 4
         try library.function("rope_qkv_write_kv" + suffix).launch(
             grid: (tokens, (allHeads + perBlock - 1) / perBlock, 1), block: (perBlock * half, 1, 1),
             sharedBytes: shared, stream: stream, arguments: a)
