@@ -57,6 +57,20 @@ public struct FlashStoreConfiguration: Hashable, Sendable {
         return Int(name.dropFirst("hifc-flash-".count).dropLast(".region".count)).map { $0 >= 2 } ?? false
     }
 
+    /// Slots a segment raised by `segmentSizeHolding(blockBytes:)` holds.
+    public static let slotsPerRaisedSegment = 4
+
+    /// A segment size for KV blocks of `blockBytes`: nil where one block and its slot header
+    /// fit `segmentSize`; else the smallest whole MiB holding `slotsPerRaisedSegment` of them. A
+    /// segment smaller than a block would refuse every write of it (an 8B model's 64-token bf16
+    /// block is 8 MiB, and a slot adds a 4 KiB header to it).
+    public func segmentSizeHolding(blockBytes: Int) -> ByteSize? {
+        let slot = Int64(FlashLayout.slotFootprint(payloadLength: blockBytes))
+        guard slot > segmentSize.bytes else { return nil }
+        let mib: Int64 = 1 << 20
+        return .mib((slot * Int64(Self.slotsPerRaisedSegment) + mib - 1) / mib)
+    }
+
     /// A configuration with the defaults: 256 MiB segments, stripe placement, queue depth 16.
     public init(
         paths: [String], capacityPerPath: ByteSize, segmentSize: ByteSize = .mib(256),

@@ -205,7 +205,7 @@ public enum ConfigurationSchema {
             \.flashReplicationBudget),
         size(
             "flash.segment-size", atLeast: ByteSize(Int64(FlashRegionGeometry.minimumSegmentSize)),
-            help: "bytes of one log segment of the flash region", \.flashSegmentSize),
+            help: "bytes of one log segment of the flash region (raised to hold 4 KV blocks where one does not fit)", \.flashSegmentSize),
         toggle(
             "flash.shared",
             help:

@@ -210,12 +210,19 @@ public final class ServingStack: Sendable {
         flashFaults: (any IOFaultInjector)?
     ) throws -> EngineReplica {
         let model = try LoadedModel(directory: modelDirectory, backend: compute, logger: logger)
-        let flashStore =
-            usesFlash
-            ? try FlashStore(configuration: configuration.flashStoreConfiguration(replica: index, device: device), faultInjector: flashFaults) : nil
+        let engineConfiguration = configuration.engineConfiguration(replica: index)
+        var flashConfiguration = configuration.flashStoreConfiguration(replica: index, device: device)
+        let blockBytes = model.model.kvLayout(blockTokens: engineConfiguration.blockTokens, dtype: engineConfiguration.kvDType).blockBytes
+        if usesFlash, let raised = flashConfiguration.segmentSizeHolding(blockBytes: blockBytes) {
+            logger.notice(
+                "flash segments raised from \(flashConfiguration.segmentSize) to \(raised): a KV block of \(ByteSize(Int64(blockBytes))) does not fit the smaller (--flash-segment-size)"
+            )
+            flashConfiguration.segmentSize = raised
+        }
+        let flashStore = usesFlash ? try FlashStore(configuration: flashConfiguration, faultInjector: flashFaults) : nil
         do {
             let engine = try LLMEngine(
-                loaded: model, configuration: configuration.engineConfiguration(replica: index),
+                loaded: model, configuration: engineConfiguration,
                 flashTier: flashStore.map { FlashTier(store: $0) },
                 deviceSwapper: { pool in try flashStore.flatMap { try deviceSwapper?(pool, $0) } })
             return EngineReplica(index: index, device: device, model: model, flashStore: flashStore, engine: engine)
