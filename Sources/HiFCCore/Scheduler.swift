@@ -57,6 +57,8 @@ public struct Scheduler: Sendable {
     /// Blocks committed since they were last offered to a write-through prefix cache.
     private var committedForWriteThrough: [(block: Int, hash: PrefixHash)] = []
     private var prefixBlocksBeingWritten = 0
+    /// When prefix saves may be planned again after one failed, and the pause after the next failure.
+    private var prefixSaveBackoff = PrefixSaveBackoff()
     /// Prefix saves in flight when the prefix cache was reset: their blocks are deleted, not kept.
     private var discardedSaves = Set<TransferID>()
     private var swapInsInFlight = 0
@@ -651,7 +653,7 @@ public struct Scheduler: Sendable {
     /// Plans writes of cached device blocks to flash, by the prefix write policy, within the
     /// writes allowed in flight and the day's flash budget.
     private mutating func savePrefixBlocks(into plan: inout StepPlan) {
-        guard config.savesPrefixesToFlash else { return }
+        guard config.savesPrefixesToFlash, prefixSaveBackoff.allowsSave() else { return }
         let room = config.prefixWritesInFlight - prefixBlocksBeingWritten
         guard room > 0, flashBudgetAllows(blocks: 1) else { return }
         var candidates: [(block: Int, hash: PrefixHash)]
@@ -778,7 +780,10 @@ public struct Scheduler: Sendable {
         var orphans: [BlockKey] = []
         for key in write.keys where tiers.endWrite(key, to: write.tier, succeeded: succeeded) { orphans.append(key) }
         if !orphans.isEmpty { pendingDeletes.append(.init(tier: write.tier, keys: orphans)) }
-        if write.purpose == .savePrefix { prefixBlocksBeingWritten -= write.blocks.count }
+        if write.purpose == .savePrefix {
+            prefixBlocksBeingWritten -= write.blocks.count
+            prefixSaveBackoff.record(succeeded: succeeded)
+        }
         let keys = Set(write.keys)
         for (sequence, waits) in swapOutWaits where !waits.isDisjoint(with: keys) {
             guard case .swappingOut(let tier) = sequences[sequence]?.status, tier == write.tier else { continue }

@@ -200,6 +200,33 @@ final class PrefixCacheSchedulingTests: XCTestCase {
         XCTAssertTrue(scheduler.schedule().writes.isEmpty, "a block is saved once")
     }
 
+    func testAFailedPrefixSaveIsNotRetriedEveryStep() {
+        var scheduler = makeScheduler(blocks: 8, policy: .onEvict)
+        scheduler.add(id: 1, prompt: Array(0..<17), maxTotalTokens: 20)
+        SchedulerTests.run(scheduler.schedule(), on: &scheduler)
+        scheduler.finish(1)
+        // A store that refuses every write: count the saves planned over many steps.
+        var saves = 0
+        for _ in 0..<(PrefixSaveBackoff.shortest * 7) {
+            for write in scheduler.schedule().writes where write.purpose == .savePrefix {
+                saves += 1
+                scheduler.writeCompleted(write.id, succeeded: false)
+            }
+        }
+        // Saves at plans 1, 18 (after a pause of 16) and 51 (after 32); then a pause of 64.
+        XCTAssertEqual(saves, 3, "each failure pauses saves, longer each time")
+        XCTAssertEqual(scheduler.kv.arrivingBlocks, 0, "the blocks of failed saves are unpinned")
+        // Once the store takes writes again, the blocks are saved after the pause.
+        var saved = false
+        for _ in 0..<(PrefixSaveBackoff.shortest * 8) where !saved {
+            for write in scheduler.schedule().writes where write.purpose == .savePrefix {
+                scheduler.writeCompleted(write.id, succeeded: true)
+                saved = write.keys.allSatisfy { scheduler.tiers.isStored($0, in: .flash) }
+            }
+        }
+        XCTAssertTrue(saved)
+    }
+
     func testWriteThroughSavesEachBlockAsSoonAsItIsFull() {
         var scheduler = makeScheduler(policy: .writeThrough)
         scheduler.add(id: 1, prompt: Array(0..<9), maxTotalTokens: 20)
