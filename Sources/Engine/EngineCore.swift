@@ -53,6 +53,8 @@ public final class EngineCore {
     private let runner: ModelRunner
     private let transfers: KVTransfers
     private let outcomes = Inbox<TransferEvent>()
+    /// Longest a step with nothing to compute waits for a transfer before it returns.
+    var transferWaitTimeout: TimeInterval = 1
     private let flashTier: (any KVTierStore)?
     /// The flash tier's daily write budget, all regions together.
     private let flashBudget: FlashWriteBudget
@@ -278,10 +280,11 @@ public final class EngineCore {
             step.steps = 1
             step.computeSeconds = seconds
         } else if scheduler.hasTransfersInFlight {
-            // Nothing can compute until a transfer completes. Waiting on a swap or a load that a
-            // request needs is exposed swap time; waiting on prefix saves alone is not.
+            // Nothing can compute until a transfer completes, or a request arrives (`waker`).
+            // Waiting on a swap or a load that a request needs is exposed swap time; waiting on
+            // prefix saves alone is not.
             let clock = ContinuousClock.now
-            let arrived = outcomes.wait(timeout: 1)
+            let arrived = outcomes.wait(timeout: transferWaitTimeout)
             if !requests.isEmpty { step.exposedSwapSeconds += Self.seconds(since: clock) }
             apply(arrived, to: &step)
         }
@@ -339,6 +342,11 @@ public final class EngineCore {
             record(&step)
         }
     }
+
+    /// Wakes a step that waits for transfers, from any thread: whoever hands the step thread a
+    /// request calls it, so the request is admitted now and not after the transfer (a prefix
+    /// save on an otherwise idle server made each request wait for it).
+    public var waker: StepWaker { StepWaker(outcomes: outcomes) }
 
     /// The totals since start, with the queues and KV use of now.
     public func snapshot() -> EngineStats { totals }
@@ -496,4 +504,12 @@ public final class EngineCore {
     private static func seconds(since start: ContinuousClock.Instant) -> Double {
         (ContinuousClock.now - start).inSeconds
     }
+}
+
+/// Wakes an `EngineCore` step that waits for transfers (`EngineCore.waker`).
+public struct StepWaker: Sendable {
+    fileprivate let outcomes: Inbox<TransferEvent>
+
+    /// Makes the step waiting now, or the next to wait, return at once.
+    public func wake() { outcomes.interrupt() }
 }

@@ -6,6 +6,7 @@ import Foundation
 final class Inbox<Message: Sendable>: @unchecked Sendable {
     private let condition = NSCondition()
     private var messages: [Message] = []
+    private var interrupted = false
 
     /// Leaves a message and wakes a waiting taker.
     func post(_ message: Message) {
@@ -23,16 +24,26 @@ final class Inbox<Message: Sendable>: @unchecked Sendable {
         }
     }
 
-    /// Waits until at least one message is there (or `timeout` passes; nil: no limit), then
-    /// takes them all.
+    /// Makes the taker waiting now, or the next one to wait, return at once with whatever is
+    /// there (possibly nothing).
+    func interrupt() {
+        condition.withLock {
+            interrupted = true
+            condition.broadcast()
+        }
+    }
+
+    /// Waits until at least one message is there (or `timeout` passes, nil: no limit, or an
+    /// `interrupt`), then takes them all.
     func wait(timeout: TimeInterval?) -> [Message] {
         condition.withLock {
             if let timeout {
                 let deadline = Date(timeIntervalSinceNow: timeout)
-                while messages.isEmpty, condition.wait(until: deadline) {}
+                while messages.isEmpty, !interrupted, condition.wait(until: deadline) {}
             } else {
-                while messages.isEmpty { condition.wait() }
+                while messages.isEmpty, !interrupted { condition.wait() }
             }
+            interrupted = false
             defer { messages = [] }
             return messages
         }

@@ -16,6 +16,8 @@ public final class LLMEngine: GenerationService {
     public let maxContextTokens: Int
     private let loaded: LoadedModel
     private let inbox = Inbox<EngineCommand>()
+    /// Wakes the step thread from a wait for transfers, so that it takes a command now.
+    private let waker: StepWaker
     /// Signalled once when the step thread has returned.
     private let stopped = DispatchSemaphore(value: 0)
     private let latestStats = LatestStats()
@@ -33,6 +35,7 @@ public final class LLMEngine: GenerationService {
         let core = try EngineCore(loaded: loaded, configuration: configuration, flashTier: flashTier, deviceSwapper: deviceSwapper)
         modelID = configuration.modelID ?? loaded.name
         maxContextTokens = core.maxSequenceTokens
+        waker = core.waker
         self.loaded = loaded
         // The step thread takes the only lasting reference to the core, so that the core, and
         // with it the KV pool, the swappers and their handles on the flash store, are released
@@ -53,7 +56,13 @@ public final class LLMEngine: GenerationService {
         thread.start()
     }
 
-    deinit { inbox.post(.shutdown) }
+    deinit { post(.shutdown) }
+
+    /// Hands the step thread a command; it takes it before its next step (see `StepWaker`).
+    private func post(_ command: EngineCommand) {
+        inbox.post(command)
+        waker.wake()
+    }
 
     public func encode(_ text: String) throws -> [Int] { loaded.tokenizer.encode(text) }
 
@@ -65,10 +74,13 @@ public final class LLMEngine: GenerationService {
         let (stream, continuation) = AsyncThrowingStream.makeStream(of: GenerationEvent.self, throwing: Error.self)
         let id = nextID.add(1, ordering: .relaxed).oldValue
         let inbox = self.inbox
+        let waker = self.waker
         continuation.onTermination = { termination in
-            if case .cancelled = termination { inbox.post(.abort(id)) }
+            guard case .cancelled = termination else { return }
+            inbox.post(.abort(id))
+            waker.wake()
         }
-        inbox.post(.add(id, request, continuation))
+        post(.add(id, request, continuation))
         return stream
     }
 
@@ -80,7 +92,7 @@ public final class LLMEngine: GenerationService {
     /// Returns the numbers of device and flash blocks forgotten.
     public func resetPrefixCache(flash: Bool) async -> (device: Int, flash: Int) {
         await withCheckedContinuation { continuation in
-            inbox.post(.resetPrefixCache(flash: flash, continuation))
+            post(.resetPrefixCache(flash: flash, continuation))
         }
     }
 
@@ -89,7 +101,7 @@ public final class LLMEngine: GenerationService {
     /// released (so the flash store may be closed and the process may exit next); requests still
     /// running end with `GenerationError.engineStopped`. Later calls return at once.
     public func shutdown() {
-        inbox.post(.shutdown)
+        post(.shutdown)
         stopped.wait()
         stopped.signal()
     }
