@@ -59,6 +59,12 @@ public struct Scheduler: Sendable {
     private var prefixBlocksBeingWritten = 0
     /// When prefix saves may be planned again after one failed, and the pause after the next failure.
     private var prefixSaveBackoff = PrefixSaveBackoff()
+    /// Prefix blocks dropped from flash to keep its room while the device may still cache them,
+    /// with the device block and its hit count when a save first saw it since (block -1 before):
+    /// such a block is saved again only once it is reused (or computed again into another block),
+    /// or every save would push another one out and be pushed out in turn (on the H200 each 8 MiB
+    /// block was written 2.25 times on average).
+    private var trimmedFromFlash: [BlockKey: (block: Int, hits: Int)] = [:]
     /// Prefix saves in flight when the prefix cache was reset: their blocks are deleted, not kept.
     private var discardedSaves = Set<TransferID>()
     private var swapInsInFlight = 0
@@ -225,6 +231,7 @@ public struct Scheduler: Sendable {
         planPrefetches(into: &plan)
         savePrefixBlocks(into: &plan)
         let trimmed = tiers.trimPrefixBlocks()
+        rememberTrimmed(trimmed)
         if !trimmed.isEmpty {
             plan.deletes.append(.init(tier: .flash, keys: trimmed))
             events.flashPrefixEvictions += trimmed.count
@@ -673,6 +680,15 @@ public struct Scheduler: Sendable {
         for candidate in candidates where blocks.count < room {
             let key = candidate.hash.key
             guard !tiers.isStored(key, in: .flash), !tiers.isPending(key, in: .flash) else { continue }
+            if let seen = trimmedFromFlash[key] {
+                let now = (block: candidate.block, hits: kv.pool.hits(of: candidate.block))
+                if seen.block < 0 {
+                    trimmedFromFlash[key] = now  // the first look since the trim
+                    continue
+                }
+                if seen.block == now.block, now.hits <= seen.hits { continue }
+                trimmedFromFlash[key] = nil  // reused since, or computed again into another block
+            }
             guard flashBudgetAllows(blocks: blocks.count + 1) else { break }
             tiers.beginWrite(key, to: .flash)
             kv.pin(candidate.block)
@@ -688,6 +704,15 @@ public struct Scheduler: Sendable {
         writes[write.id] = write
         plan.writes.append(write)
         prefixBlocksBeingWritten += blocks.count
+    }
+
+    /// Notes blocks just trimmed from flash (see `trimmedFromFlash`), and forgets those the
+    /// device no longer caches once there are more of them than device blocks.
+    private mutating func rememberTrimmed(_ keys: [BlockKey]) {
+        for key in keys { trimmedFromFlash[key] = (block: -1, hits: 0) }
+        guard trimmedFromFlash.count > 2 * config.deviceBlocks else { return }
+        let cached = Set(kv.pool.cachedBlocks.map(\.content.key))
+        trimmedFromFlash = trimmedFromFlash.filter { cached.contains($0.key) }
     }
 
     /// A write of every cached device block that flash lacks, whatever the prefix write policy and
@@ -723,6 +748,7 @@ public struct Scheduler: Sendable {
         guard flash else { return (device, 0) }
         discardedSaves.formUnion(writes.values.filter { $0.purpose == .savePrefix }.map(\.id))
         let keys = tiers.dropPrefixBlocks()
+        trimmedFromFlash = [:]
         if !keys.isEmpty { pendingDeletes.append(.init(tier: .flash, keys: keys)) }
         return (device, keys.count)
     }

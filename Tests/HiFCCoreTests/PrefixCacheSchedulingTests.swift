@@ -262,6 +262,34 @@ final class PrefixCacheSchedulingTests: XCTestCase {
         XCTAssertEqual(scheduler.takeEvents().flashPrefixEvictions, 2)
     }
 
+    func testABlockTrimmedFromFlashIsNotSavedAgainUntilReused() {
+        var scheduler = makeScheduler(blocks: 8, policy: .onEvict, flashBlocks: 3)
+        scheduler.add(id: 1, prompt: Array(0..<21), maxTotalTokens: 24)
+        SchedulerTests.run(scheduler.schedule(), on: &scheduler)
+        scheduler.finish(1)
+        let save = scheduler.schedule().writes[0]
+        scheduler.writeCompleted(save.id, succeeded: true)
+        let trimmed = Set(scheduler.schedule().deletes.flatMap(\.keys))
+        XCTAssertEqual(trimmed.count, 2)
+        for _ in 0..<20 {
+            let plan = scheduler.schedule()
+            XCTAssertTrue(plan.writes.isEmpty, "the trimmed blocks, still on the device, are not written again")
+            XCTAssertTrue(plan.deletes.isEmpty)
+        }
+        // The same prompt takes the blocks from the device cache again: now they are worth saving.
+        scheduler.add(id: 2, prompt: Array(0..<21), maxTotalTokens: 24)
+        runToCompletion(2, generate: 1, on: &scheduler)
+        var resaved = Set<BlockKey>()
+        for _ in 0..<4 {
+            let plan = scheduler.schedule()
+            for write in plan.writes {
+                resaved.formUnion(write.keys)
+                scheduler.writeCompleted(write.id, succeeded: true)
+            }
+        }
+        XCTAssertTrue(trimmed.isSubset(of: resaved), "reused since their trim")
+    }
+
     func testResetForgetsDeviceAndFlashPrefixes() {
         var scheduler = makeScheduler(blocks: 8)
         scheduler.add(id: 1, prompt: Array(0..<9), maxTotalTokens: 12)
