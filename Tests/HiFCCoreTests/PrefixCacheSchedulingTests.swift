@@ -248,12 +248,19 @@ final class PrefixCacheSchedulingTests: XCTestCase {
         XCTAssertEqual(saved, Set(hashes.map(\.key)), "only the two shared blocks were hit twice")
     }
 
-    func testFlashPrefixBlocksStayWithinTheirRoom() {
+    /// A scheduler with room for 3 prefix blocks on flash, and the save it planned of a finished
+    /// request's 5 cached blocks (not yet completed).
+    private func saveOverfillingTheFlashRoom() -> (Scheduler, StepPlan.Write) {
         var scheduler = makeScheduler(blocks: 8, policy: .onEvict, flashBlocks: 3)
         scheduler.add(id: 1, prompt: Array(0..<21), maxTotalTokens: 24)
         SchedulerTests.run(scheduler.schedule(), on: &scheduler)
         scheduler.finish(1)
         let save = scheduler.schedule().writes[0]
+        return (scheduler, save)
+    }
+
+    func testFlashPrefixBlocksStayWithinTheirRoom() {
+        var (scheduler, save) = saveOverfillingTheFlashRoom()
         XCTAssertEqual(save.keys.count, 5)
         scheduler.writeCompleted(save.id, succeeded: true)
         let plan = scheduler.schedule()
@@ -263,11 +270,7 @@ final class PrefixCacheSchedulingTests: XCTestCase {
     }
 
     func testABlockTrimmedFromFlashIsNotSavedAgainUntilReused() {
-        var scheduler = makeScheduler(blocks: 8, policy: .onEvict, flashBlocks: 3)
-        scheduler.add(id: 1, prompt: Array(0..<21), maxTotalTokens: 24)
-        SchedulerTests.run(scheduler.schedule(), on: &scheduler)
-        scheduler.finish(1)
-        let save = scheduler.schedule().writes[0]
+        var (scheduler, save) = saveOverfillingTheFlashRoom()
         scheduler.writeCompleted(save.id, succeeded: true)
         let trimmed = Set(scheduler.schedule().deletes.flatMap(\.keys))
         XCTAssertEqual(trimmed.count, 2)
