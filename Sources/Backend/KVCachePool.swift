@@ -28,6 +28,15 @@ public protocol KVCachePool: AnyObject, Sendable {
     func copyBlock(_ block: Int, to destination: UnsafeMutableRawBufferPointer) throws
     /// Overwrites block `block` with `layout.blockBytes` bytes from `source`.
     func copyBlock(_ block: Int, from source: UnsafeRawBufferPointer) throws
+    /// Copies each of `blocks` into the buffer at the same index (`layout.blockBytes` bytes
+    /// each), all at once where the backend can; returns when they are all copied.
+    func copyBlocks(_ blocks: [Int], to destinations: [UnsafeMutableRawBufferPointer]) async throws
+    /// Overwrites each of `blocks` from the buffer at the same index; returns when they are all
+    /// written, so later compute work sees them.
+    func copyBlocks(_ blocks: [Int], from sources: [UnsafeRawBufferPointer]) async throws
+    /// Host buffers to stage `count` blocks through (`HostStagingBuffers`): a GPU pool lends
+    /// page-locked memory it keeps, which its copies fill at the link's speed.
+    func stagingBuffers(count: Int) -> HostStagingBuffers
     /// Where block `block` starts, for zero-copy transfers.
     func address(ofBlock block: Int) throws -> KVBlockAddress
     /// A swapper between this pool and `capacityBlocks` blocks of host memory the backend owns
@@ -39,6 +48,28 @@ public protocol KVCachePool: AnyObject, Sendable {
 extension KVCachePool {
     /// None: a pool in host memory needs no swapper of its own.
     public func makeHostSwapper(capacityBlocks: Int) throws -> (any DeviceHostSwapper)? { nil }
+
+    /// One block at a time.
+    public func copyBlocks(_ blocks: [Int], to destinations: [UnsafeMutableRawBufferPointer]) async throws {
+        try checkPairs(blocks.count, destinations.count)
+        for (block, destination) in zip(blocks, destinations) { try copyBlock(block, to: destination) }
+    }
+
+    /// One block at a time.
+    public func copyBlocks(_ blocks: [Int], from sources: [UnsafeRawBufferPointer]) async throws {
+        try checkPairs(blocks.count, sources.count)
+        for (block, source) in zip(blocks, sources) { try copyBlock(block, from: source) }
+    }
+
+    /// Ordinary memory, allocated for the transfer.
+    public func stagingBuffers(count: Int) -> HostStagingBuffers {
+        .pageable(count: count, stride: blockStride)
+    }
+
+    /// Throws unless a batch of copies has one buffer per block.
+    public func checkPairs(_ blocks: Int, _ buffers: Int) throws(BackendError) {
+        guard blocks == buffers else { throw .badBlock(detail: "\(buffers) host buffers for \(blocks) blocks") }
+    }
 
     /// Total bytes of the pool's allocation.
     public var totalBytes: Int { blockCount * blockStride }

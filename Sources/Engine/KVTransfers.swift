@@ -60,26 +60,21 @@ public enum TransferEvent: Sendable {
 /// their sequence copies them to the device (or the prefetch is dropped).
 final class PrefetchedBlocks: @unchecked Sendable {
     // Written by the prefetch's task before it returns, read only after (through the task's value).
-    private let memory: UnsafeMutableRawBufferPointer
-    private let stride: Int
+    private let staging: HostStagingBuffers
     private let index: [BlockKey: Int]
 
-    /// `keys.count` host buffers of `stride` bytes (4 KiB aligned for O_DIRECT), the first
-    /// `intact` of them filled by `fill`.
-    init(keys: [BlockKey], stride: Int, fill: ([UnsafeMutableRawBufferPointer]) async -> Int) async {
-        self.stride = stride
-        let memory = UnsafeMutableRawBufferPointer.allocate(byteCount: max(stride * keys.count, 1), alignment: 4096)
-        self.memory = memory
-        let buffers = keys.indices.map { UnsafeMutableRawBufferPointer(rebasing: memory[$0 * stride..<($0 + 1) * stride]) }
-        let intact = await fill(buffers)
+    /// `staging` (a buffer per key), the first `intact` of them filled by `fill`.
+    init(keys: [BlockKey], staging: HostStagingBuffers, fill: ([UnsafeMutableRawBufferPointer]) async -> Int) async {
+        self.staging = staging
+        let intact = await fill(staging.buffers)
         index = Dictionary(keys.prefix(intact).enumerated().map { ($1, $0) }, uniquingKeysWith: { first, _ in first })
     }
 
-    deinit { memory.deallocate() }
+    deinit { staging.release() }
 
     /// The host copy of the block stored under `key`, if the prefetch read it intact.
     func bytes(of key: BlockKey) -> UnsafeRawBufferPointer? {
-        index[key].map { UnsafeRawBufferPointer(rebasing: memory[$0 * stride..<($0 + 1) * stride]) }
+        index[key].map { UnsafeRawBufferPointer(staging.buffers[$0]) }
     }
 }
 
@@ -191,7 +186,7 @@ public final class KVTransfers: Sendable {
         let started = ContinuousClock.now
         var failure: KVTierError?
         let stored = storedBlockBytes
-        let blocks = await PrefetchedBlocks(keys: prefetch.keys, stride: pool.blockStride) { buffers in
+        let blocks = await PrefetchedBlocks(keys: prefetch.keys, staging: pool.stagingBuffers(count: prefetch.keys.count)) { buffers in
             guard let store = tiers[prefetch.tier] else {
                 failure = .io("no \(prefetch.tier) tier is configured")
                 return 0
@@ -217,17 +212,16 @@ public final class KVTransfers: Sendable {
     private func copyPrefetched(_ prefetched: Task<PrefetchedBlocks?, Never>, keys: [BlockKey], into blocks: [Int]) async -> Set<Int> {
         guard let held = await prefetched.value else { return [] }
         let bytes = pool.layout.blockBytes
-        var copied = Set<Int>()
-        for (index, (key, block)) in zip(keys, blocks).enumerated() {
-            guard let source = held.bytes(of: key) else { continue }
-            do {
-                try pool.copyBlock(block, from: UnsafeRawBufferPointer(rebasing: source[..<bytes]))
-                copied.insert(index)
-            } catch {
-                logger.warning("copying prefetched block \(key) to the device failed, reading it from the tier: \(error)")
-            }
+        let found = zip(keys, blocks).enumerated().compactMap { index, pair in
+            held.bytes(of: pair.0).map { (index: index, block: pair.1, source: UnsafeRawBufferPointer(rebasing: $0[..<bytes])) }
         }
-        return copied
+        do {
+            try await pool.copyBlocks(found.map(\.block), from: found.map(\.source))
+            return Set(found.map(\.index))
+        } catch {
+            logger.warning("copying \(found.count) prefetched blocks to the device failed, reading them from the tier: \(error)")
+            return []
+        }
     }
 
     /// Removes blocks from their tier.
@@ -322,8 +316,9 @@ public final class KVTransfers: Sendable {
 
     /// Calls `body` with one host buffer of `blockStride` bytes (a 4 KiB multiple, so flash I/O
     /// can be O_DIRECT) per block: the blocks themselves when the pool lives in host memory and
-    /// the write is not `staged`, staging copies otherwise (filled before a write, after which
-    /// `staged` is called, and copied back after a read for the blocks that arrived intact).
+    /// the write is not `staged`, otherwise the pool's staging buffers (pinned on a GPU), filled
+    /// before a write, after which `staged` is called, and copied back after a read for the
+    /// blocks that arrived intact.
     /// Returns what `body` returns: the blocks moved intact.
     private func withBlockBuffers(
         _ blocks: [Int], _ direction: TransferDirection, staged: (@Sendable () -> Void)? = nil,
@@ -338,20 +333,17 @@ public final class KVTransfers: Sendable {
         if staged == nil, inPlace.count == blocks.count { return try await body(inPlace) }
 
         let bytes = pool.layout.blockBytes
-        let staging = UnsafeMutableRawBufferPointer.allocate(byteCount: stride * blocks.count, alignment: 4096)
-        defer { staging.deallocate() }
-        let buffers = blocks.indices.map { UnsafeMutableRawBufferPointer(rebasing: staging[$0 * stride..<($0 + 1) * stride]) }
+        let staging = pool.stagingBuffers(count: blocks.count)
+        defer { staging.release() }
+        let buffers = staging.buffers
         if direction == .write {
-            for (block, buffer) in zip(blocks, buffers) {
-                try pool.copyBlock(block, to: UnsafeMutableRawBufferPointer(rebasing: buffer[..<bytes]))
-            }
+            try await pool.copyBlocks(blocks, to: buffers.map { UnsafeMutableRawBufferPointer(rebasing: $0[..<bytes]) })
             staged?()
         }
         let intact = try await body(buffers)
         if direction == .read {
-            for (block, buffer) in zip(blocks.prefix(intact), buffers) {
-                try pool.copyBlock(block, from: UnsafeRawBufferPointer(rebasing: buffer[..<bytes]))
-            }
+            try await pool.copyBlocks(
+                Array(blocks.prefix(intact)), from: buffers.prefix(intact).map { UnsafeRawBufferPointer(rebasing: $0[..<bytes]) })
         }
         return intact
     }

@@ -177,6 +177,37 @@ final class CPUBackendTests: XCTestCase {
         XCTAssertThrowsError(try Array(source.dropLast()).withUnsafeBytes { try pool.copyBlock(0, from: $0) })
     }
 
+    func testBatchedCopiesThroughStagingBuffersRoundTripAndRefuseMismatchedCounts() async throws {
+        let layout = KVBlockLayout(layers: 2, kvHeads: 1, headDim: 4, blockTokens: 3, dtype: .float32)
+        let pool = try CPUBackend(blas: nil).makeKVCachePool(layout: layout, blocks: 4)
+        let staging = pool.stagingBuffers(count: 2)
+        defer { staging.release() }
+        XCTAssertEqual(staging.buffers.count, 2)
+        for buffer in staging.buffers {
+            XCTAssertEqual(buffer.count, pool.blockStride)
+            XCTAssertEqual(Int(bitPattern: buffer.baseAddress!) % 4096, 0, "O_DIRECT needs 4 KiB alignment")
+        }
+        let bytes = layout.blockBytes
+        let halves = staging.buffers.map { UnsafeMutableRawBufferPointer(rebasing: $0[..<bytes]) }
+        for (index, half) in halves.enumerated() {
+            half.withMemoryRebound(to: Float.self) { floats in
+                for i in floats.indices { floats[i] = Float(index * 1000 + i) }
+            }
+        }
+        try await pool.copyBlocks([3, 1], from: halves.map { UnsafeRawBufferPointer($0) })
+        let back = pool.stagingBuffers(count: 2)
+        defer { back.release() }
+        let backHalves = back.buffers.map { UnsafeMutableRawBufferPointer(rebasing: $0[..<bytes]) }
+        try await pool.copyBlocks([3, 1], to: backHalves)
+        for (sent, received) in zip(halves, backHalves) { XCTAssertEqual(Array(sent), Array(received)) }
+        do {
+            try await pool.copyBlocks([0, 1], to: Array(backHalves.prefix(1)))
+            XCTFail("two blocks copied into one buffer")
+        } catch {
+            XCTAssertTrue("\(error)".contains("1 host buffers for 2 blocks"), "\(error)")
+        }
+    }
+
     func testPagedAttentionMatchesDenseCausalAttentionWithGroupedHeads() throws {
         let backend = CPUBackend(blas: nil)
         let heads = 4

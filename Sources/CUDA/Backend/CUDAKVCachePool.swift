@@ -15,12 +15,15 @@ public final class CUDAKVCachePool: KVCachePool, @unchecked Sendable {
     /// An fp8 pool's scratch for the skinny GEMM's rotary form (`CUDAKernels.rotaryFP8ScratchBytes`,
     /// zeroed here; the model's launches on `compute` use it one at a time); nil over bf16.
     let rotaryScratch: DeviceBuffer?
+    /// Pinned host buffers that staged transfers borrow.
+    let staging: PinnedStagingPool
 
     init(device: CUDADevice, layout: KVBlockLayout, blocks: Int, compute: CUDAStream, kernels: CUDAKernels) throws {
         self.device = device
         self.compute = compute
         self.kernels = kernels
         pool = try DeviceBlockPool(device: device, layout: layout, blocks: blocks)
+        staging = PinnedStagingPool(device: device, stride: pool.blockStride, capacityBytes: PinnedStagingPool.defaultCapacityBytes())
         if layout.dtype == .fp8e4m3 {
             let bytes = CUDAKernels.rotaryFP8ScratchBytes(layout: layout)
             let scratch = try device.allocate(bytes)
@@ -55,6 +58,39 @@ public final class CUDAKVCachePool: KVCachePool, @unchecked Sendable {
         try stream.copy(from: source.baseAddress!, to: try pool.address(of: block), bytes: layout.blockBytes)
         try stream.synchronize()
     }
+
+    /// Copies the blocks to host memory on a stream of their own, after the compute stream's
+    /// queued work, with one wait for all of them (no thread blocked: a stream callback resumes
+    /// the caller). Into the buffers of `stagingBuffers(count:)` they run at the link's speed.
+    public func copyBlocks(_ blocks: [Int], to destinations: [UnsafeMutableRawBufferPointer]) async throws {
+        try checkPairs(blocks.count, destinations.count)
+        for (block, destination) in zip(blocks, destinations) { try checkBlock(block, bytes: destination.count) }
+        let ready = try device.makeEvent()
+        try ready.record(on: compute)
+        let stream = try device.makeStream()
+        try stream.wait(for: ready)
+        try await stream.enqueueThenWait {
+            for (block, destination) in zip(blocks, destinations) {
+                try stream.copy(from: try pool.address(of: block), to: destination.baseAddress!, bytes: layout.blockBytes)
+            }
+        }
+    }
+
+    /// Overwrites the blocks from host memory on a stream of their own; returns when the bytes
+    /// are on the device.
+    public func copyBlocks(_ blocks: [Int], from sources: [UnsafeRawBufferPointer]) async throws {
+        try checkPairs(blocks.count, sources.count)
+        for (block, source) in zip(blocks, sources) { try checkBlock(block, bytes: source.count) }
+        let stream = try device.makeStream()
+        try await stream.enqueueThenWait {
+            for (block, source) in zip(blocks, sources) {
+                try stream.copy(from: source.baseAddress!, to: try pool.address(of: block), bytes: layout.blockBytes)
+            }
+        }
+    }
+
+    /// Pinned buffers while the pool's share lasts (`PinnedStagingPool`), ordinary memory after.
+    public func stagingBuffers(count: Int) -> HostStagingBuffers { staging.take(count) }
 
     /// A swapper that moves this pool's blocks between GPU memory and `store` with cuFile, or
     /// the O_DIRECT staging ring where cuFile refuses (`useCUFile: false` forces the ring).

@@ -20,6 +20,18 @@ extension CUDAStream {
     }
 }
 
+extension CUDAStream {
+    /// Runs `enqueue` (which queues work on this stream), then waits for the stream even when
+    /// enqueueing failed part way: the work already queued may touch the caller's memory until it
+    /// ends. Throws the first failure.
+    public func enqueueThenWait(_ enqueue: () throws -> Void) async throws {
+        var failure: (any Error)?
+        do { try enqueue() } catch { failure = error }
+        do { try await completion() } catch { failure = failure ?? error }
+        if let failure { throw failure }
+    }
+}
+
 /// The continuation a stream callback resumes, boxed so that its address travels as user data.
 private final class CompletionWaiter {
     let continuation: CheckedContinuation<(Int32, Bool), Never>

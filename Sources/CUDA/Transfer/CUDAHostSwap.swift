@@ -77,24 +77,21 @@ public final class CUDAHostSwap: DeviceHostSwapper, @unchecked Sendable {
             }
             return (0..<keys.count).map { _ in map.free.removeLast() }
         }
-        var failure: (any Error)?
         do {
-            let ready = try pool.buffer.device.makeEvent()
-            try ready.record(on: compute)
-            try enqueueing.withLock {
-                try outbound.wait(for: ready)
-                for (block, slot) in zip(blocks, taken) {
-                    try outbound.copy(from: try pool.address(of: block), to: host(slot), bytes: pool.layout.blockBytes)
+            // Even after a failed enqueue, the copies queued before it end before their slots are free.
+            try await outbound.enqueueThenWait {
+                let ready = try pool.buffer.device.makeEvent()
+                try ready.record(on: compute)
+                try enqueueing.withLock {
+                    try outbound.wait(for: ready)
+                    for (block, slot) in zip(blocks, taken) {
+                        try outbound.copy(from: try pool.address(of: block), to: host(slot), bytes: pool.layout.blockBytes)
+                    }
                 }
             }
         } catch {
-            failure = error
-        }
-        // Even after a failed enqueue, the copies queued before it end before their slots are free.
-        do { try await outbound.completion() } catch { failure = failure ?? error }
-        if let failure {
             slots.withLock { map in taken.forEach { map.free.append($0) } }
-            throw failure
+            throw error
         }
         slots.withLock { map in
             for (key, slot) in zip(keys, taken) {
@@ -114,18 +111,13 @@ public final class CUDAHostSwap: DeviceHostSwapper, @unchecked Sendable {
             return found
         }
         defer { slots.withLock { map in taken.forEach { map.endRead($0) } } }
-        var failure: (any Error)?
-        do {
+        try await inbound.enqueueThenWait {
             try enqueueing.withLock {
                 for (slot, block) in zip(taken, blocks) {
                     try inbound.copy(from: UnsafeRawPointer(host(slot)), to: try pool.address(of: block), bytes: pool.layout.blockBytes)
                 }
             }
-        } catch {
-            failure = error
         }
-        do { try await inbound.completion() } catch { failure = failure ?? error }
-        if let failure { throw failure }
     }
 
     public func remove(_ keys: [BlockKey]) {

@@ -1,0 +1,89 @@
+import Backend
+import Foundation
+
+/// Page-locked host block buffers that the engine's staged transfers borrow (prefix saves,
+/// staged swap-outs to flash, swap prefetches), kept for reuse.
+///
+/// A device-to-host copy into ordinary memory goes through the driver's own bounce buffers, and
+/// a fresh allocation faults in every page on first touch: a few GB/s, against the link's ~50 on
+/// an H200, and on the transfer's critical path (a staged swap-out's device blocks are held until
+/// the copy ends). Pinned memory is slow to allocate (`cuMemHostAlloc` locks every page), so it
+/// is allocated in chunks as transfers need it, up to `capacityBlocks`, and never given back
+/// before the pool goes; a transfer that finds it all lent gets ordinary memory for the rest.
+final class PinnedStagingPool: @unchecked Sendable {
+    // `free`, `chunks` and `allocatedBlocks` are guarded by `lock`.
+    let stride: Int
+    let capacityBlocks: Int
+    private let chunkBlocks: Int
+    private let device: CUDADevice
+    private let lock = NSLock()
+    private var chunks: [PinnedBuffer] = []
+    private var free: [UnsafeMutableRawPointer] = []
+    private var allocatedBlocks = 0
+    /// Set when the driver refused a chunk: no more are asked for.
+    private var refused = false
+
+    /// At most `capacityBytes` of pinned buffers of `stride` bytes (a 4 KiB multiple), allocated
+    /// `chunkBlocks` at a time.
+    init(device: CUDADevice, stride: Int, capacityBytes: Int, chunkBlocks: Int = 16) {
+        self.device = device
+        self.stride = stride
+        self.chunkBlocks = max(1, chunkBlocks)
+        capacityBlocks = max(0, capacityBytes / max(stride, 1))
+    }
+
+    /// The default cap: an eighth of the host's memory, at most 4 GiB (pinned pages cannot be
+    /// swapped or reclaimed, so they are kept to a share the rest of the host can spare).
+    static func defaultCapacityBytes() -> Int {
+        min(4 << 30, Int(ProcessInfo.processInfo.physicalMemory / 8))
+    }
+
+    /// `count` buffers: pinned ones while the pool has them (allocating chunks up to the cap),
+    /// ordinary memory for the rest.
+    func take(_ count: Int) -> HostStagingBuffers {
+        var pinned = lock.withLock { popFree(count) }
+        while pinned.count < count, let chunk = allocateChunk() {
+            pinned += lock.withLock {
+                free += (0..<chunk.bytes / stride).map { chunk.pointer + $0 * stride }
+                return popFree(count - pinned.count)
+            }
+        }
+        let rest = count - pinned.count
+        let pageable = rest > 0 ? HostStagingBuffers.pageable(count: rest, stride: stride) : nil
+        let buffers = pinned.map { UnsafeMutableRawBufferPointer(start: $0, count: stride) } + (pageable?.buffers ?? [])
+        return HostStagingBuffers(buffers: buffers) { [self] in
+            lock.withLock { free += pinned }
+            pageable?.release()
+        }
+    }
+
+    /// Pinned buffers lent out or free, in blocks.
+    var pinnedBlocks: Int { lock.withLock { allocatedBlocks } }
+
+    private func popFree(_ count: Int) -> [UnsafeMutableRawPointer] {
+        let taken = Array(free.suffix(count))
+        free.removeLast(taken.count)
+        return taken
+    }
+
+    /// One more chunk, or nil at the cap or once the driver has refused one (the caller then uses
+    /// ordinary memory).
+    private func allocateChunk() -> PinnedBuffer? {
+        let blocks: Int? = lock.withLock {
+            let blocks = min(chunkBlocks, capacityBlocks - allocatedBlocks)
+            guard blocks > 0, !refused else { return nil }
+            allocatedBlocks += blocks
+            return blocks
+        }
+        guard let blocks else { return nil }
+        guard let chunk = try? device.allocatePinned(blocks * stride) else {
+            lock.withLock {
+                allocatedBlocks -= blocks
+                refused = true
+            }
+            return nil
+        }
+        lock.withLock { chunks.append(chunk) }
+        return chunk
+    }
+}
