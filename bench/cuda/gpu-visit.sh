@@ -30,7 +30,8 @@
 # LLAMA_SDIST_DIR (.smollm2/llamacache, then .device/hifc-bench), LLAMA_JOBS (16), LLAMA_BUILD_WAIT (360: seconds into the step after which
 # an unfinished build is left for the step's next run, which builds on and measures),
 # PEER_BATCH (1,16,64), PEER_PROMPT (2048), PEER_DECODE (128)
-# servesweep (issue 25, about 6 minutes): bench/serve_sweep.sh's KV_BUDGET, RATES, NUM_PROMPTS, LENGTHS, SETTINGS
+# servesweep (issue 25, about 6 minutes): bench/serve_sweep.sh's KV_BUDGET, RATES, NUM_PROMPTS, LENGTHS, SETTINGS;
+# BASELINE=DIR first sweeps DIR/hifc (an earlier binary, packed and unpacked like .device) with the flash tier on
 set -uo pipefail
 out="${OUT:-gpu-logs}"; mkdir -p "$out"
 work=/var/tmp/hifc; mkdir -p "$work"
@@ -539,6 +540,11 @@ if has servesweep; then  # issue 25: rate sweeps of `hifc bench serve` on the 8B
         { stamp "synth 8b, vocab 512"; .device/hifc synth-model --preset 8b --vocab 512 --out "$model" > "$out/synth-v512.txt" 2>&1; }
     rm -f "$work/synth-8b.gguf"  # the disk (64 GiB) holds synth-8b, this model and the flash region, not the GGUF too
     df -h "$work" | tail -1 | tee -a "$out/summary.txt"
+    if [ -n "${BASELINE:-}" ]; then  # an earlier binary (its own .device-like folder, unpacked), flash tier on, same run
+        stamp "serve sweep: baseline $BASELINE/hifc serve --device cuda, flash tier on"
+        HIFC="$BASELINE/hifc" MODEL="$model" DEVICE=cuda OUT="$out/baseline" WORK="$work" SETTINGS=flash bash bench/serve_sweep.sh 2>&1 \
+            | sed 's/^/baseline: /' | tee -a "$out/summary.txt"
+    fi
     stamp "serve sweeps: hifc serve --device cuda, flash tier on (swap-flash, prefix cache) and off (recompute, no prefix cache)"
     HIFC=.device/hifc MODEL="$model" DEVICE=cuda OUT="$out" WORK="$work" bash bench/serve_sweep.sh 2>&1 | tee -a "$out/summary.txt"
     rm -rf "$work/serve-flash" "$work/serve-run"
