@@ -3,8 +3,8 @@
 # whole 8B-shaped model against PyTorch + transformers, the server under load, and an error exit
 # of the CUDA engine.
 # Run from the repository root after `bash .device/unpack.sh`; logs go to $OUT (or ./gpu-logs).
-#   bash bench/cuda/gpu-visit.sh [checks] [labs] [model] [long] [swap] [swapio] [prefix] [sanitizer] [serve] [exit] [smollm2] [gemma3] [cpu] [multi] [multi2] [swapmodes] [fp8] [fp8lab] [graphs] [llamacuda] [servesweep]
-#   (default: all but swapio, smollm2, gemma3, cpu, multi, multi2, swapmodes, fp8, fp8lab, graphs, llamacuda and servesweep; smollm2, gemma3 and cpu need a GGUF carried in parts,
+#   bash bench/cuda/gpu-visit.sh [checks] [labs] [model] [long] [swap] [swapio] [prefix] [sanitizer] [serve] [exit] [smollm2] [gemma3] [cpu] [multi] [multi2] [swapmodes] [fp8] [fp8lab] [graphs] [llamacuda] [servepeak] [servesweep]
+#   (default: all but swapio, smollm2, gemma3, cpu, multi, multi2, swapmodes, fp8, fp8lab, graphs, llamacuda, servepeak and servesweep; smollm2, gemma3 and cpu need a GGUF carried in parts,
 #   see the smollm2 step; multi2 needs the 2-GPU machine, nvidia-h200-x2; swapmodes fits one device call of its own, about 6 minutes)
 # env: BATCH, PROMPT, DECODE (model: decode tokens, 32; the first 15 or so steps after the prefill run at
 # power-capped clocks, model-h200.md); BASELINE=DIR first runs bench model with DIR/hifc (an earlier binary, packed
@@ -30,6 +30,8 @@
 # LLAMA_SDIST_DIR (.smollm2/llamacache, then .device/hifc-bench), LLAMA_JOBS (16), LLAMA_BUILD_WAIT (360: seconds into the step after which
 # an unfinished build is left for the step's next run, which builds on and measures),
 # PEER_BATCH (1,16,64), PEER_PROMPT (2048), PEER_DECODE (128)
+# servepeak (issue 25, about 3 minutes): the server at 64 concurrent streams against bench model's batch-64 decode;
+# PEAK_PROMPT (128), PEAK_OUTPUT (512), PEAK_PROMPTS (192), PEAK_KV (16GiB)
 # servesweep (issue 25, about 6 minutes): bench/serve_sweep.sh's KV_BUDGET, RATES, NUM_PROMPTS, LENGTHS, SETTINGS;
 # BASELINE=DIR first sweeps DIR/hifc (an earlier binary, packed and unpacked like .device) with the flash tier on
 set -uo pipefail
@@ -530,15 +532,49 @@ if has llamacuda; then  # issue 25: llama.cpp built with CUDA for sm_90, on the 
     fi
 fi
 
-if has servesweep; then  # issue 25: rate sweeps of `hifc bench serve` on the 8B shape, flash tier on and off, plotted
-    # The 8B shape with a 512-token vocabulary: synth-model's tokenizer has 489 tokens, and the server
-    # streams no chunk for a generated id without text, which over 128256 ids is nearly every one (a
-    # stream of them has no first token to time). The output layer is then 4 MiB instead of 1 GiB,
-    # about 6% less to read per decode step; both settings serve the same model.
+# The 8B shape with a 512-token vocabulary, for the server steps: synth-model's tokenizer has 489
+# tokens, and the server streams no chunk for a generated id without text, which over 128256 ids is
+# nearly every one (a stream of them has no first token to time). The output layer is then 4 MiB
+# instead of 1 GiB, about 6% less to read per decode step.
+synth8b_v512() {
     model="$work/synth-8b-v512"
     [ -e "$model/model.safetensors" ] || [ -e "$model/model.safetensors.index.json" ] || \
         { stamp "synth 8b, vocab 512"; .device/hifc synth-model --preset 8b --vocab 512 --out "$model" > "$out/synth-v512.txt" 2>&1; }
     rm -f "$work/synth-8b.gguf"  # the disk (64 GiB) holds synth-8b, this model and the flash region, not the GGUF too
+}
+
+if has servepeak; then  # issue 25: the server's output tokens/s at 64 concurrent streams against bench model's batch-64 decode
+    # Decode-bound requests (short prompts, long outputs, all of one length) so that the server's
+    # steps are bench model's: 64 sequences decoding at the same contexts. bench model runs before
+    # and after the server, so clock drift shows.
+    synth8b_v512
+    peak_prompt="${PEAK_PROMPT:-128}"; peak_output="${PEAK_OUTPUT:-512}"
+    peak_model() {
+        stamp "hifc bench model, batch 64, prompt $peak_prompt, decode $peak_output"
+        .device/hifc bench model --model "$model" --device cuda --batch 64 --prompt-tokens "$peak_prompt" \
+            --decode-tokens "$peak_output" --json 2>&1 | tee -a "$out/peak-model.txt" | grep -E "decode|engine" | tee -a "$out/summary.txt"
+    }
+    peak_model
+    stamp "hifc serve, 64 concurrent streams: bench serve --max-concurrency 64 --request-rate inf"
+    (exec .device/hifc serve --model "$model" --device cuda --port 8014 --kv-budget "${PEAK_KV:-16GiB}" --max-running 64 \
+        --data-dir "$work/peak-data") > "$out/peak-serve.log" 2>&1 &
+    peak_pid=$!
+    for _ in $(seq 1 600); do curl -sf localhost:8014/health > /dev/null && break; kill -0 $peak_pid 2> /dev/null || break; sleep 0.5; done
+    .device/hifc bench serve --base-url http://127.0.0.1:8014 --num-prompts "${PEAK_PROMPTS:-192}" --max-concurrency 64 \
+        --request-rate inf --input-len "$peak_prompt" --output-len "$peak_output" --tokenizer "$model" --json \
+        > "$out/peak-bench-serve.json" 2> "$out/peak-bench-serve.log"
+    echo "bench serve rc=$?" | tee -a "$out/summary.txt"
+    curl -s localhost:8014/metrics > "$out/peak-metrics.txt"
+    kill $peak_pid; wait $peak_pid 2> /dev/null
+    python3 -c "import json,sys; r=json.load(open(sys.argv[1]))['runs'][0]; print(', '.join(f'{k} {r[k]}' for k in
+        ['completed','failed','duration_s','output_token_throughput']), '| TTFT/TPOT/ITL p50 ms', *(r[k]['p50'] for k in ['ttft_ms','tpot_ms','itl_ms']))" \
+        "$out/peak-bench-serve.json" 2>&1 | tee -a "$out/summary.txt"
+    peak_model
+    rm -rf "$work/peak-data"
+fi
+
+if has servesweep; then  # issue 25: rate sweeps of `hifc bench serve` on the 8B shape, flash tier on and off, plotted
+    synth8b_v512
     df -h "$work" | tail -1 | tee -a "$out/summary.txt"
     if [ -n "${BASELINE:-}" ]; then  # an earlier binary (its own .device-like folder, unpacked), flash tier on, same run
         stamp "serve sweep: baseline $BASELINE/hifc serve --device cuda, flash tier on"
