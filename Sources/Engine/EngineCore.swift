@@ -294,16 +294,22 @@ public final class EngineCore {
 
     /// Saves every cached device block that flash lacks and waits for the writes, so the device's
     /// prefix cache survives a restart (at shutdown, after the requests have stopped). Returns
-    /// the blocks saved.
+    /// the blocks saved: none when the write failed (the transfers log why).
     @discardableResult
     public func saveCachedPrefixes() -> Int {
         saveStepTimeModel()
         updateFlashBudget()
         guard let write = scheduler.saveAllCachedBlocks() else { return 0 }
+        let savedBefore = totals.prefixBlocksSaved
         transfers.start(write)
         finishTransfersInFlight()
-        logger.info("saved \(write.blocks.count) cached prefix blocks to flash for the next start")
-        return write.blocks.count
+        let saved = totals.prefixBlocksSaved - savedBefore
+        if saved == write.blocks.count {
+            logger.info("saved \(saved) cached prefix blocks to flash for the next start")
+        } else {
+            logger.warning("saved \(saved) of \(write.blocks.count) cached prefix blocks to flash for the next start")
+        }
+        return saved
     }
 
     /// Starts the step-time model from the one the last run on this flash directory saved.

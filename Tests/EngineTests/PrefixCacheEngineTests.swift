@@ -89,6 +89,16 @@ final class PrefixCacheEngineTests: XCTestCase {
         store.close()
     }
 
+    func testAShutdownSaveThatFailsReportsNothingSaved() throws {
+        let store = try EngineFixture.flashStore(faults: FailEveryWrite())
+        defer { store.close() }
+        let engine = try core(prefixCaching: true, store: store)
+        _ = try runInTurn(Array(sharedDocument.prefix(2)), through: engine)
+        engine.finishTransfersInFlight()
+        XCTAssertEqual(engine.saveCachedPrefixes(), 0, "no block reached flash, so none is reported saved")
+        XCTAssertEqual(engine.snapshot().prefixBlocksSaved, 0)
+    }
+
     func testTheStepTimesLearnedBeforeARestartPriceRecomputeAfterIt() throws {
         let directory = EngineFixture.scratch + "/step-time-\(UUID().uuidString)"
         let learned: StepTimeModel
@@ -227,6 +237,10 @@ final class PrefixCacheEngineTests: XCTestCase {
 }
 
 /// Corrupts every read of the flash store's data path.
+private final class FailEveryWrite: IOFaultInjector, @unchecked Sendable {
+    func faultBeforeWrite(path: String, offset: Int64, length: Int) -> Int32? { EIO }
+}
+
 private final class CorruptEveryRead: IOFaultInjector, @unchecked Sendable {
     func faultBeforeWrite(path: String, offset: Int64, length: Int) -> Int32? { nil }
     func faultBeforeRead(path: String, offset: Int64, length: Int) -> Int32? { nil }
