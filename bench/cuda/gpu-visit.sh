@@ -31,7 +31,8 @@
 # an unfinished build is left for the step's next run, which builds on and measures),
 # PEER_BATCH (1,16,64), PEER_PROMPT (2048), PEER_DECODE (128)
 # servepeak (issue 25, about 3 minutes): the server at 64 concurrent streams against bench model's batch-64 decode;
-# PEAK_PROMPT (128), PEAK_OUTPUT (512), PEAK_PROMPTS (192), PEAK_KV (16GiB)
+# PEAK_PROMPT (128), PEAK_OUTPUT (512), PEAK_PROMPTS (192), PEAK_KV (16GiB), PEAK_BLOCK (16, the server's default block size;
+# bench model runs at 64 and at it), PEAK_STEP_TIMING (1: HIFC_CUDA_STEP_TIMING in the server, its steps summarized)
 # servesweep (issue 25, about 6 minutes): bench/serve_sweep.sh's KV_BUDGET, RATES, NUM_PROMPTS, LENGTHS, SETTINGS;
 # BASELINE=DIR first sweeps DIR/hifc (an earlier binary, packed and unpacked like .device) with the flash tier on
 set -uo pipefail
@@ -548,16 +549,17 @@ if has servepeak; then  # issue 25: the server's output tokens/s at 64 concurren
     # steps are bench model's: 64 sequences decoding at the same contexts. bench model runs before
     # and after the server, so clock drift shows.
     synth8b_v512
-    peak_prompt="${PEAK_PROMPT:-128}"; peak_output="${PEAK_OUTPUT:-512}"
-    peak_model() {
-        stamp "hifc bench model, batch 64, prompt $peak_prompt, decode $peak_output"
+    peak_prompt="${PEAK_PROMPT:-128}"; peak_output="${PEAK_OUTPUT:-512}"; peak_block="${PEAK_BLOCK:-16}"
+    peak_model() {  # $1: tokens per KV block
+        stamp "hifc bench model, batch 64, prompt $peak_prompt, decode $peak_output, block size $1"
         .device/hifc bench model --model "$model" --device cuda --batch 64 --prompt-tokens "$peak_prompt" \
-            --decode-tokens "$peak_output" --json 2>&1 | tee -a "$out/peak-model.txt" | grep -E "decode|engine" | tee -a "$out/summary.txt"
+            --decode-tokens "$peak_output" --block-size "$1" --json 2>&1 | tee -a "$out/peak-model.txt" | grep -E "decode|engine" | tee -a "$out/summary.txt"
     }
-    peak_model
-    stamp "hifc serve, 64 concurrent streams: bench serve --max-concurrency 64 --request-rate inf"
-    (exec .device/hifc serve --model "$model" --device cuda --port 8014 --kv-budget "${PEAK_KV:-16GiB}" --max-running 64 \
-        --data-dir "$work/peak-data") > "$out/peak-serve.log" 2>&1 &
+    peak_model 64; peak_model "$peak_block"
+    stamp "hifc serve --block-size $peak_block, 64 concurrent streams: bench serve --max-concurrency 64 --request-rate inf"
+    # PEAK_STEP_TIMING=1: a stderr line per step in the server's log (host queueing, wait, GPU span).
+    (HIFC_CUDA_STEP_TIMING="${PEAK_STEP_TIMING:-0}" exec .device/hifc serve --model "$model" --device cuda --port 8014 \
+        --kv-budget "${PEAK_KV:-16GiB}" --max-running 64 --block-size "$peak_block" --data-dir "$work/peak-data") > "$out/peak-serve.log" 2>&1 &
     peak_pid=$!
     for _ in $(seq 1 600); do curl -sf localhost:8014/health > /dev/null && break; kill -0 $peak_pid 2> /dev/null || break; sleep 0.5; done
     .device/hifc bench serve --base-url http://127.0.0.1:8014 --num-prompts "${PEAK_PROMPTS:-192}" --max-concurrency 64 \
@@ -569,7 +571,19 @@ if has servepeak; then  # issue 25: the server's output tokens/s at 64 concurren
     python3 -c "import json,sys; r=json.load(open(sys.argv[1]))['runs'][0]; print(', '.join(f'{k} {r[k]}' for k in
         ['completed','failed','duration_s','output_token_throughput']), '| TTFT/TPOT/ITL p50 ms', *(r[k]['p50'] for k in ['ttft_ms','tpot_ms','itl_ms']))" \
         "$out/peak-bench-serve.json" 2>&1 | tee -a "$out/summary.txt"
-    peak_model
+    grep -E '^hifc_step_seconds_(sum|count)' "$out/peak-metrics.txt" | tr '\n' ' ' | tee -a "$out/summary.txt"; echo | tee -a "$out/summary.txt"
+    # Decode steps of 64 rows: medians of the host's queueing, its wait for the GPU and the GPU span.
+    python3 - "$out/peak-serve.log" <<'EOF' | tee -a "$out/summary.txt"
+import re, statistics, sys
+steps = {}
+for line in open(sys.argv[1]):
+    m = re.match(r"cuda step: 64 rows \((.*)\), host queued it in ([0-9.]+) ms, then waited ([0-9.]+) ms .*span ([0-9.]+) ms", line)
+    if m: steps.setdefault(m[1], []).append([float(m[i]) for i in (2, 3, 4)])
+for how, rows in steps.items():
+    q, w, g = (statistics.median(c) for c in zip(*rows))
+    print(f"server decode steps of 64 rows, {how}: {len(rows)} steps, median host queueing {q:.3f} ms, wait {w:.3f} ms, GPU span {g:.3f} ms")
+EOF
+    peak_model 64
     rm -rf "$work/peak-data"
 fi
 

@@ -103,6 +103,7 @@ class Call:
         if old:
             shared, threads, combine = 0, 128, True
         else:
+            args += [0]  # window: none (the kernels took no window before the sliding-window families)
             args += [self.out, 1 << 30]  # fresh_tokens: every position counts as just written (no PDL here anyway)
             if shape.fp8:
                 args += [ctypes.c_long(shape.scale_offset)]
