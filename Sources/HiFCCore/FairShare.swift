@@ -105,6 +105,9 @@ public struct FairShare: Sendable {
         private let carried: Double
         /// Tokens taken in this step by each group, with the group's service.
         private var taken: [Group: (service: Int, tokens: Int)] = [:]
+        /// The least service of a group that has taken tokens in this step (kept as tokens are
+        /// taken: the scheduler asks for every sequence of a step, so it is not recounted).
+        private var leastTakingService: Int?
         /// The leaders' part of the step.
         private var leading: (tokens: Int, pairs: Double) = (0, 0)
         /// Seconds the trailing tokens add to the step.
@@ -120,9 +123,7 @@ public struct FairShare: Sendable {
         }
 
         /// The service below which a request leads the step; nil while nothing is taken.
-        private var leadBound: Int? {
-            taken.values.filter { $0.tokens > 0 }.map(\.service).min().map { $0 + margin }
-        }
+        private var leadBound: Int? { leastTakingService.map { $0 + margin } }
 
         /// Whether the request of sequence `id` trails a less-served request in this step.
         public func trails(_ id: SequenceID) -> Bool {
@@ -133,9 +134,11 @@ public struct FairShare: Sendable {
         /// Tokens the request of sequence `id` may still take in this step (`Int.max`: no cap).
         public func allowance(for id: SequenceID) -> Int {
             guard let bound = leadBound, share.service(of: id) >= bound else { return Int.max }
-            let takers = taken.values.filter { $0.tokens > 0 }
-            let leaders = takers.reduce(0) { $0 + ($1.service < bound ? $1.tokens : 0) }
-            let trailers = takers.reduce(0) { $0 + ($1.service < bound ? 0 : $1.tokens) }
+            var leaders = 0
+            var trailers = 0
+            for (service, tokens) in taken.values {
+                if service < bound { leaders += tokens } else { trailers += tokens }
+            }
             return max(0, leaders - trailers)
         }
 
@@ -177,7 +180,9 @@ public struct FairShare: Sendable {
                 leading.tokens += tokens
                 leading.pairs += pairs
             }
-            taken[share.group(of: id), default: (share.service(of: id), 0)].tokens += tokens
+            let service = share.service(of: id)
+            taken[share.group(of: id), default: (service, 0)].tokens += tokens
+            if tokens > 0 { leastTakingService = min(leastTakingService ?? service, service) }
         }
 
         /// Seconds of the time budget this step leaves for the next: what it did not use, up to
