@@ -238,7 +238,7 @@ def main():
     # Each over bf16, then over fp8; (16, 8192=) and (1, 8192=) are the decode step of fp8-kv.md.
     for batch, context, equal, fp8 in [(b, c, e, f) for b, c, e in [(1, 2048, False), (16, 2048, False), (16, 4096, False), (16, 8192, True),
                                                                    (1, 8192, True), (1, 32768, False), (64, 1024, False)]
-                                       if not args.quick or context == 8192 for f in (False, True)]:
+                                       if not args.quick or c == 8192 for f in (False, True)]:
         shape = Shape(32, 8, 128, 64, 32, fp8)
         pool, _, tables, ctx, row_table, q = inputs(shape, batch, context, 99, equal, random_codes=True)
         kv_bytes = shape.kv_bytes(int(ctx.sum()))
