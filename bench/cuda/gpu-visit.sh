@@ -32,7 +32,7 @@
 # PEER_BATCH (1,16,64), PEER_PROMPT (2048), PEER_DECODE (128)
 # servepeak (issue 25, about 3 minutes): the server at 64 concurrent streams against bench model's batch-64 decode;
 # PEAK_PROMPT (128), PEAK_OUTPUT (512), PEAK_PROMPTS (192), PEAK_KV (16GiB), PEAK_BLOCK (16, the server's default block size;
-# bench model runs at 64 and at it), PEAK_STEP_TIMING (1: HIFC_CUDA_STEP_TIMING in the server, its steps summarized)
+# bench model runs before the server at each block size of PEAK_MODEL_BLOCKS, default 64 and PEAK_BLOCK, and at 64 after it unless PEAK_MODEL_AFTER=0), PEAK_STEP_TIMING (1: HIFC_CUDA_STEP_TIMING in the server, its steps summarized)
 # servesweep (issue 25, about 6 minutes): bench/serve_sweep.sh's KV_BUDGET, RATES, NUM_PROMPTS, LENGTHS, SETTINGS;
 # BASELINE=DIR first sweeps DIR/hifc (an earlier binary, packed and unpacked like .device) with the flash tier on
 set -uo pipefail
@@ -555,7 +555,7 @@ if has servepeak; then  # issue 25: the server's output tokens/s at 64 concurren
         .device/hifc bench model --model "$model" --device cuda --batch 64 --prompt-tokens "$peak_prompt" \
             --decode-tokens "$peak_output" --block-size "$1" --json 2>&1 | tee -a "$out/peak-model.txt" | grep -E "decode|engine" | tee -a "$out/summary.txt"
     }
-    peak_model 64; peak_model "$peak_block"
+    for b in ${PEAK_MODEL_BLOCKS:-64 $peak_block}; do peak_model "$b"; done
     stamp "hifc serve --block-size $peak_block, 64 concurrent streams: bench serve --max-concurrency 64 --request-rate inf"
     # PEAK_STEP_TIMING=1: a stderr line per step in the server's log (host queueing, wait, GPU span).
     (HIFC_CUDA_STEP_TIMING="${PEAK_STEP_TIMING:-0}" exec .device/hifc serve --model "$model" --device cuda --port 8014 \
@@ -583,7 +583,7 @@ for how, rows in steps.items():
     q, w, g = (statistics.median(c) for c in zip(*rows))
     print(f"server decode steps of 64 rows, {how}: {len(rows)} steps, median host queueing {q:.3f} ms, wait {w:.3f} ms, GPU span {g:.3f} ms")
 EOF
-    peak_model 64
+    [ "${PEAK_MODEL_AFTER:-1}" = 0 ] || peak_model 64
     rm -rf "$work/peak-data"
 fi
 
