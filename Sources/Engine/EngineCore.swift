@@ -363,18 +363,17 @@ public final class EngineCore {
     // MARK: Outputs
 
     private func emit(_ id: SequenceID, into step: inout EngineStats) -> [(SequenceID, GenerationEvent)] {
-        guard var progress = requests[id], let sequence = scheduler.sequence(id) else { return [] }
+        guard requests[id] != nil, let sequence = scheduler.sequence(id) else { return [] }
         let token = sequence.tokens.last!
         step.generatedTokens += 1
-        let (text, reason) = progress.advance(sequence, maxSequenceTokens: maxSequenceTokens)
+        // Advanced in place: a copy taken out of the dictionary and written back would copy the
+        // request's buffers on every token.
+        let (text, reason) = requests[id]!.advance(sequence, maxSequenceTokens: maxSequenceTokens)
         var events: [(SequenceID, GenerationEvent)] = [(id, .delta(tokenIDs: [token], text: text))]
-        if let reason {
+        if let reason, let progress = requests.removeValue(forKey: id) {
             events.append((id, .finished(reason, progress.usage)))
-            requests[id] = nil
             scheduler.finish(id)
             step.finishedRequests += 1
-        } else {
-            requests[id] = progress
         }
         return events
     }

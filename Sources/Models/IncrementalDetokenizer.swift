@@ -7,8 +7,6 @@ public struct IncrementalDetokenizer: Sendable {
     private let skipSpecialTokens: Bool
     /// Bytes received but not yet emitted (an incomplete UTF-8 sequence at the end).
     private var pending: [UInt8] = []
-    /// All text emitted so far.
-    public private(set) var text = ""
 
     /// A detokenizer for a continuation (no leading space is stripped: the output follows a prompt).
     public init(tokenizer: Tokenizer, skipSpecialTokens: Bool = true) {
@@ -26,7 +24,6 @@ public struct IncrementalDetokenizer: Sendable {
             }
             let delta = (pending.isEmpty ? "" : Tokenizer.byteRunText(pending)) + String(decoding: tokenizer.bytes(of: id), as: UTF8.self)
             pending = []
-            text += delta
             return delta
         }
         pending += tokenizer.bytes(of: id)
@@ -34,7 +31,6 @@ public struct IncrementalDetokenizer: Sendable {
         guard complete > 0 else { return "" }
         let delta = String(decoding: pending[..<complete], as: UTF8.self)
         pending.removeFirst(complete)
-        text += delta
         return delta
     }
 
@@ -43,7 +39,6 @@ public struct IncrementalDetokenizer: Sendable {
         guard !pending.isEmpty else { return "" }
         let delta = tokenizer.decodesByteRunsApart ? Tokenizer.byteRunText(pending) : String(decoding: pending, as: UTF8.self)
         pending = []
-        text += delta
         return delta
     }
 
