@@ -12,8 +12,8 @@ import Foundation
 /// before the pool goes; a transfer that finds it all lent gets ordinary memory for the rest.
 final class PinnedStagingPool: @unchecked Sendable {
     // `free`, `chunks` and `allocatedBlocks` are guarded by `lock`.
-    let stride: Int
-    let capacityBlocks: Int
+    private let stride: Int
+    private let capacityBlocks: Int
     private let chunkBlocks: Int
     private let device: CUDADevice
     private let lock = NSLock()
@@ -56,9 +56,6 @@ final class PinnedStagingPool: @unchecked Sendable {
             pageable?.release()
         }
     }
-
-    /// Pinned buffers lent out or free, in blocks.
-    var pinnedBlocks: Int { lock.withLock { allocatedBlocks } }
 
     private func popFree(_ count: Int) -> [UnsafeMutableRawPointer] {
         let taken = Array(free.suffix(count))
