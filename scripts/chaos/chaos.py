@@ -289,6 +289,12 @@ def scenario_fairness(args):
             "hostile_requests": dict(hostile),
         }
         print(f"     fairness: {SUMMARY['fairness']}")
+        if args.fairness_samples_file:
+            # Every latency of the run, one JSON line a run, so that runs can be pooled: one
+            # run's p99 of a few hundred samples moves with the machine's moment.
+            with open(args.fairness_samples_file, "a") as f:
+                f.write(json.dumps({"flags": args.fairness_flags, "hostile_clients": args.hostile_clients,
+                                    "alone_s": alone, "loaded_s": loaded}) + "\n")
         check("fairness: the normal client is never refused or failed", True)
         check("fairness: hostile requests got only 200 or 429", hostile["other"] == 0, str(hostile))
         if not args.short:
@@ -664,6 +670,8 @@ def main():
     parser.add_argument("--json", help="write the figures here")
     parser.add_argument("--hostile-clients", type=int, default=1, help="concurrent hostile clients in the fairness scenario")
     parser.add_argument("--fairness-samples", type=int, default=60, help="normal requests timed alone and again under the flood (long form)")
+    parser.add_argument("--fairness-samples-file", default=None,
+                        help="append the fairness scenario's latencies (alone and loaded) to FILE as one JSON line a run")
     parser.add_argument("--fairness-flags", default="", help="extra `hifc serve` flags for the fairness scenario (e.g. '--kv-budget 16MiB')")
     args = parser.parse_args()
     args.short = not args.long
