@@ -63,14 +63,13 @@ final class PrefetchedBlocks: @unchecked Sendable {
     private let staging: HostStagingBuffers
     private let index: [BlockKey: Int]
 
-    /// `staging` (a buffer per key), the first `intact` of them filled by `fill`.
+    /// `staging` (a buffer per key, given back when this goes), the first `intact` of them
+    /// filled by `fill`.
     init(keys: [BlockKey], staging: HostStagingBuffers, fill: ([UnsafeMutableRawBufferPointer]) async -> Int) async {
         self.staging = staging
         let intact = await fill(staging.buffers)
         index = Dictionary(keys.prefix(intact).enumerated().map { ($1, $0) }, uniquingKeysWith: { first, _ in first })
     }
-
-    deinit { staging.release() }
 
     /// The host copy of the block stored under `key`, if the prefetch read it intact.
     func bytes(of key: BlockKey) -> UnsafeRawBufferPointer? {
