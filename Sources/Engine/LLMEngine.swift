@@ -133,11 +133,14 @@ enum EngineCommand: Sendable {
     case shutdown
 }
 
-/// The step thread: applies commands, runs `EngineCore.step`, hands events to the streams.
+/// The step thread: applies commands, runs `EngineCore.step`, and sends the events to the
+/// requests' streams through `EventDelivery`, which feeds them on its own thread.
 private final class StepLoop: @unchecked Sendable {
     // Touched only on the step thread.
     private let core: EngineCore
-    private var streams: [SequenceID: AsyncThrowingStream<GenerationEvent, Error>.Continuation] = [:]
+    /// Requests whose streams are open.
+    private var open: Set<SequenceID> = []
+    private let delivery = EventDelivery()
     private let inbox: Inbox<EngineCommand>
     private let stats: LatestStats
     private let logger: Logger
@@ -157,16 +160,14 @@ private final class StepLoop: @unchecked Sendable {
                 case .add(let id, let request, let continuation):
                     do {
                         try core.add(id: id, request)
-                        streams[id] = continuation
+                        open.insert(id)
+                        delivery.open(id, continuation)
                     } catch {
                         continuation.finish(throwing: error)
                     }
                 case .abort(let id):
                     let last = core.abort(id: id)
-                    if let stream = streams.removeValue(forKey: id) {
-                        if let last { stream.yield(last) }
-                        stream.finish()
-                    }
+                    if open.remove(id) != nil { delivery.end(id, last: last) }
                 case .resetPrefixCache(let flash, let reply):
                     reply.resume(returning: core.resetPrefixCache(flash: flash))
                 case .shutdown:
@@ -174,6 +175,7 @@ private final class StepLoop: @unchecked Sendable {
                     core.finishTransfersInFlight()
                     core.saveCachedPrefixes()
                     publish()
+                    delivery.stop()
                     return
                 }
             }
@@ -187,13 +189,9 @@ private final class StepLoop: @unchecked Sendable {
                 // sees it counted.
                 publish()
                 for (id, event) in events {
-                    guard let stream = streams[id] else { continue }
-                    stream.yield(event)
-                    if case .finished = event {
-                        stream.finish()
-                        streams[id] = nil
-                    }
+                    if case .finished = event { open.remove(id) }
                 }
+                delivery.deliver(events)
             } catch {
                 logger.error("a step failed, every running request is stopped: \(error)")
                 stopAll(because: "a step failed: \(error)")
@@ -208,10 +206,8 @@ private final class StepLoop: @unchecked Sendable {
     }
 
     private func stopAll(because reason: String) {
-        for (id, stream) in streams {
-            core.abort(id: id)
-            stream.finish(throwing: GenerationError.engineStopped(reason))
-        }
-        streams = [:]
+        for id in open { core.abort(id: id) }
+        open = []
+        delivery.failAll(GenerationError.engineStopped(reason))
     }
 }

@@ -770,16 +770,19 @@ public struct Scheduler: Sendable {
     /// sequence gets its next token from `sampled`.
     public mutating func completeStep(_ plan: StepPlan, sampled: [SequenceID: Int]) {
         for chunk in plan.chunks {
-            guard var sequence = sequences[chunk.sequence], sequence.status == .running else { continue }
-            precondition(sequence.computed == chunk.start, "step of sequence \(chunk.sequence) completed twice")
-            let before = highWater[chunk.sequence] ?? 0
+            let id = chunk.sequence
+            guard sequences[id]?.status == .running else { continue }
+            precondition(sequences[id]!.computed == chunk.start, "step of sequence \(id) completed twice")
+            let before = highWater[id] ?? 0
             events.recomputedTokens += max(0, min(chunk.start + chunk.count, before) - chunk.start)
-            sequence.computed += chunk.count
-            fairShare.record(chunk.sequence, tokens: chunk.count)
-            highWater[chunk.sequence] = max(before, sequence.computed)
-            if chunk.samples, let token = sampled[chunk.sequence] { sequence.append(token) }
-            sequences[chunk.sequence] = sequence
-            let committed = kv.commitFullBlocks(chunk.sequence, hashes: sequence.blockHashes, computedTokens: sequence.computed)
+            let computed = chunk.start + chunk.count
+            fairShare.record(id, tokens: chunk.count)
+            highWater[id] = max(before, computed)
+            // Changed in place: appending to a copy taken out of the dictionary would copy the
+            // sequence's whole token array on every token.
+            sequences[id]!.computed = computed
+            if chunk.samples, let token = sampled[id] { sequences[id]!.append(token) }
+            let committed = kv.commitFullBlocks(id, hashes: sequences[id]!.blockHashes, computedTokens: computed)
             if config.savesPrefixesToFlash, config.prefixWritePolicy == .writeThrough { committedForWriteThrough += committed }
         }
     }

@@ -36,4 +36,43 @@ final class BlockPoolTests: XCTestCase {
         XCTAssertEqual(pool.cachedCount, 1)
         XCTAssertEqual(pool.block(holding: hash), blocks[0])
     }
+
+    func testCachedBlocksAreReusedLeastRecentlyFreedFirstSkippingPinnedAndTakenBack() {
+        var pool = BlockPool(capacity: 5)
+        let blocks = pool.allocate(5)!
+        let root = PrefixHash.root(namespace: SchedulerTests.namespace)
+        for (i, block) in blocks.enumerated() { pool.commit(block, content: root.appending([i])) }
+        // Freed in the order 3, 0, 4, 1, 2: that is the reuse order.
+        pool.release([blocks[3], blocks[0], blocks[4], blocks[1], blocks[2]])
+        XCTAssertEqual(pool.nextEvictions(limit: 5), [blocks[3], blocks[0], blocks[4], blocks[1], blocks[2]])
+        pool.pin(blocks[3])
+        pool.retain([blocks[4]])  // a prefix hit takes it back from the middle
+        XCTAssertEqual(pool.nextEvictions(limit: 5), [blocks[0], blocks[1], blocks[2]])
+        XCTAssertEqual(pool.allocate(2), [blocks[0], blocks[1]], "the pinned oldest block is skipped")
+        XCTAssertEqual(pool.evictions, 2)
+        XCTAssertNil(pool.block(holding: root.appending([0])), "a reused block forgets its content")
+        pool.unpin(blocks[3])
+        XCTAssertEqual(pool.allocate(2), [blocks[3], blocks[2]])
+        XCTAssertEqual(pool.freeCount, 0)
+    }
+
+    func testLRUListRemovesFromAnyPlaceAndKeepsTheOrder() {
+        var list = BlockLRUList(capacity: 8)
+        for block in [5, 1, 7, 0, 3] { list.append(block) }
+        XCTAssertTrue(list.remove(7))
+        XCTAssertFalse(list.remove(7))
+        XCTAssertTrue(list.remove(5))
+        XCTAssertTrue(list.remove(3))
+        XCTAssertEqual(Array(list), [1, 0])
+        XCTAssertEqual(list.first, 1)
+        XCTAssertEqual(list.member(after: 1), 0)
+        XCTAssertNil(list.member(after: 0))
+        list.append(5)
+        XCTAssertEqual(Array(list), [1, 0, 5])
+        XCTAssertEqual(list.count, 3)
+        XCTAssertTrue(list.remove(1) && list.remove(0) && list.remove(5))
+        XCTAssertTrue(list.isEmpty)
+        XCTAssertNil(list.first)
+        XCTAssertEqual(Array(list), [])
+    }
 }

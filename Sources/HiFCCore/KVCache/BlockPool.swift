@@ -25,7 +25,7 @@ public struct BlockPool: Sendable {
     /// Free, no content, not pinned: handed out first.
     private var empty: Deque<Int>
     /// Free with content, least recently freed first; some may be pinned.
-    private var evictable: OrderedSet<Int> = []
+    private var evictable: BlockLRUList
     /// Free, no content, pinned: handed out once their writes finish.
     private var pinnedEmpty: Set<Int> = []
     private var pinnedEvictable = 0
@@ -41,6 +41,7 @@ public struct BlockPool: Sendable {
         contents = Array(repeating: nil, count: capacity)
         hitCounts = Array(repeating: 0, count: capacity)
         empty = Deque(0..<capacity)
+        evictable = BlockLRUList(capacity: capacity)
     }
 
     // MARK: Reading
@@ -81,14 +82,11 @@ public struct BlockPool: Sendable {
         while blocks.count < count, let block = empty.popFirst() {
             blocks.append(block)
         }
-        var index = 0
-        while blocks.count < count {
-            let block = evictable[index]
-            if pinCounts[block] > 0 {
-                index += 1
-                continue
-            }
-            evictable.remove(at: index)
+        var candidate = evictable.first
+        while blocks.count < count, let block = candidate {
+            candidate = evictable.member(after: block)
+            if pinCounts[block] > 0 { continue }
+            evictable.remove(block)
             forgetContent(of: block)
             evictions += 1
             blocks.append(block)
