@@ -37,6 +37,9 @@ public protocol KVCachePool: AnyObject, Sendable {
     /// Host buffers to stage `count` blocks through (`HostStagingBuffers`): a GPU pool lends
     /// page-locked memory it keeps, which its copies fill at the link's speed.
     func stagingBuffers(count: Int) -> HostStagingBuffers
+    /// Makes `count` staging buffers ready before the first transfer asks for them: a GPU pool
+    /// pins them now (slow: every page is locked), so a run's first swap-outs do not pay it.
+    func prepareStagingBuffers(count: Int)
     /// Where block `block` starts, for zero-copy transfers.
     func address(ofBlock block: Int) throws -> KVBlockAddress
     /// A swapper between this pool and `capacityBlocks` blocks of host memory the backend owns
@@ -65,6 +68,9 @@ extension KVCachePool {
     public func stagingBuffers(count: Int) -> HostStagingBuffers {
         .pageable(count: count, stride: blockStride)
     }
+
+    /// Nothing: ordinary memory is allocated as transfers need it.
+    public func prepareStagingBuffers(count: Int) {}
 
     /// Throws unless a batch of copies has one buffer per block.
     public func checkPairs(_ blocks: Int, _ buffers: Int) throws(BackendError) {

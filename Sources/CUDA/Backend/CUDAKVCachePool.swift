@@ -92,6 +92,8 @@ public final class CUDAKVCachePool: KVCachePool, @unchecked Sendable {
     /// Pinned buffers while the pool's share lasts (`PinnedStagingPool`), ordinary memory after.
     public func stagingBuffers(count: Int) -> HostStagingBuffers { staging.take(count) }
 
+    public func prepareStagingBuffers(count: Int) { staging.allocate(count) }
+
     /// A swapper that moves this pool's blocks between GPU memory and `store` with cuFile, or
     /// the O_DIRECT staging ring where cuFile refuses (`useCUFile: false` forces the ring).
     public func makeFlashSwapper(store: FlashStore, useCUFile: Bool = true) -> CUDAFlashSwap {

@@ -8,7 +8,7 @@ import Foundation
 /// a fresh allocation faults in every page on first touch: a few GB/s, against the link's ~50 on
 /// an H200, and on the transfer's critical path (a staged swap-out's device blocks are held until
 /// the copy ends). Pinned memory is slow to allocate (`cuMemHostAlloc` locks every page), so it
-/// is allocated in chunks as transfers need it, up to `capacityBlocks`, and never given back
+/// is allocated in chunks (ahead, `allocate`, or as transfers need it), up to `capacityBlocks`, and never given back
 /// before the pool goes; a transfer that finds it all lent gets ordinary memory for the rest.
 final class PinnedStagingPool: @unchecked Sendable {
     // `free`, `chunks` and `allocatedBlocks` are guarded by `lock`.
@@ -42,11 +42,8 @@ final class PinnedStagingPool: @unchecked Sendable {
     /// ordinary memory for the rest.
     func take(_ count: Int) -> HostStagingBuffers {
         var pinned = lock.withLock { popFree(count) }
-        while pinned.count < count, let chunk = allocateChunk() {
-            pinned += lock.withLock {
-                free += (0..<chunk.bytes / stride).map { chunk.pointer + $0 * stride }
-                return popFree(count - pinned.count)
-            }
+        while pinned.count < count, allocateChunk() {
+            pinned += lock.withLock { popFree(count - pinned.count) }
         }
         let rest = count - pinned.count
         let pageable = rest > 0 ? HostStagingBuffers.pageable(count: rest, stride: stride) : nil
@@ -57,30 +54,38 @@ final class PinnedStagingPool: @unchecked Sendable {
         }
     }
 
+    /// Pins chunks until `count` buffers are free (up to the cap), ahead of the transfers.
+    func allocate(_ count: Int) {
+        while lock.withLock({ free.count < count }), allocateChunk() {}
+    }
+
     private func popFree(_ count: Int) -> [UnsafeMutableRawPointer] {
         let taken = Array(free.suffix(count))
         free.removeLast(taken.count)
         return taken
     }
 
-    /// One more chunk, or nil at the cap or once the driver has refused one (the caller then uses
-    /// ordinary memory).
-    private func allocateChunk() -> PinnedBuffer? {
+    /// Pins one more chunk and adds its buffers to the free ones; false at the cap or once the
+    /// driver has refused one (the caller then uses ordinary memory).
+    private func allocateChunk() -> Bool {
         let blocks: Int? = lock.withLock {
             let blocks = min(chunkBlocks, capacityBlocks - allocatedBlocks)
             guard blocks > 0, !refused else { return nil }
             allocatedBlocks += blocks
             return blocks
         }
-        guard let blocks else { return nil }
+        guard let blocks else { return false }
         guard let chunk = try? device.allocatePinned(blocks * stride) else {
             lock.withLock {
                 allocatedBlocks -= blocks
                 refused = true
             }
-            return nil
+            return false
         }
-        lock.withLock { chunks.append(chunk) }
-        return chunk
+        lock.withLock {
+            chunks.append(chunk)
+            free += (0..<blocks).map { chunk.pointer + $0 * stride }
+        }
+        return true
     }
 }
