@@ -75,4 +75,23 @@ final class BlockPoolTests: XCTestCase {
         XCTAssertNil(list.first)
         XCTAssertEqual(Array(list), [])
     }
+
+    func testKeyLRUListKeepsUseOrderAcrossRemovalsAndReusedSlots() {
+        var list = KeyLRUList<String>()
+        for key in ["a", "b", "c", "d"] { list.append(key) }
+        list.append("b")  // already there: keeps its place
+        XCTAssertEqual(list.ordered, ["a", "b", "c", "d"])
+        XCTAssertTrue(list.remove("b"))
+        list.append("b")  // a touch: removed and appended again
+        XCTAssertEqual(list.removeFirst(), "a")
+        list.append("e")  // takes a freed slot
+        XCTAssertEqual(list.ordered, ["c", "d", "b", "e"])
+        XCTAssertEqual(list.count, 4)
+        for key in (0..<100).map(String.init) { list.append(key) }
+        XCTAssertEqual(list.count, 104)
+        XCTAssertEqual(list.first, "c")
+        list.removeAll()
+        XCTAssertNil(list.removeFirst())
+        XCTAssertEqual(list.count, 0)
+    }
 }

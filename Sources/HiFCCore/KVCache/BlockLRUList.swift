@@ -25,6 +25,16 @@ struct BlockLRUList: Sequence, Sendable {
 
     var isEmpty: Bool { count == 0 }
 
+    /// Ids the list can hold: `0..<capacity`.
+    var capacity: Int { next.count }
+
+    /// Makes room for ids up to `capacity - 1`.
+    mutating func grow(to capacity: Int) {
+        guard capacity > next.count else { return }
+        next += Array(repeating: Self.none, count: capacity - next.count)
+        previous += Array(repeating: Self.notMember, count: capacity - previous.count)
+    }
+
     func contains(_ block: Int) -> Bool { previous[block] != Self.notMember }
 
     /// Adds `block`, not a member, as the newest.

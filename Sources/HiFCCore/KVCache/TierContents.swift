@@ -1,5 +1,3 @@
-import Collections
-
 /// What the scheduler knows of the blocks in the tiers below the device (host memory, flash):
 /// which keys are stored, which are being written, which swapped sequences still need which
 /// keys, and, for content blocks on flash (the prefix cache's second level), which to drop when
@@ -15,7 +13,7 @@ public struct TierContents: Sendable {
     private var pins: [SwapTier: [BlockKey: Int]] = [:]
     /// Content blocks this instance owns on flash that no swapped sequence needs, least recently
     /// used first: the prefix cache's second level.
-    private var prefixLRU: OrderedSet<BlockKey> = []
+    private var prefixLRU = KeyLRUList<BlockKey>()
     /// Most content blocks kept on flash for the prefix cache.
     public var prefixCapacityBlocks: Int
     /// Whether content blocks stay on flash when no sequence needs them (the flash prefix cache).
@@ -112,7 +110,7 @@ public struct TierContents: Sendable {
 
     /// Records a use of prefix block `key` on flash (a load), which keeps it longest.
     public mutating func touch(_ key: BlockKey) {
-        guard prefixLRU.remove(key) != nil else { return }
+        guard prefixLRU.remove(key) else { return }
         prefixLRU.append(key)
     }
 
@@ -120,8 +118,7 @@ public struct TierContents: Sendable {
     /// `prefixCapacityBlocks` stay; they are forgotten here.
     public mutating func trimPrefixBlocks() -> [BlockKey] {
         var deleted: [BlockKey] = []
-        while prefixLRU.count > prefixCapacityBlocks, let key = prefixLRU.first {
-            prefixLRU.removeFirst()
+        while prefixLRU.count > prefixCapacityBlocks, let key = prefixLRU.removeFirst() {
             stored[.flash]?[key] = nil
             deleted.append(key)
         }
@@ -131,7 +128,7 @@ public struct TierContents: Sendable {
     /// Forgets every prefix block this instance owns on flash and returns them for deletion
     /// (`/reset_prefix_cache?flash=true`); blocks swapped sequences need stay.
     public mutating func dropPrefixBlocks() -> [BlockKey] {
-        let keys = Array(prefixLRU)
+        let keys = prefixLRU.ordered
         prefixLRU.removeAll()
         for key in keys { stored[.flash]?[key] = nil }
         return keys
