@@ -8,8 +8,9 @@ import Foundation
 /// a fresh allocation faults in every page on first touch: a few GB/s, against the link's ~50 on
 /// an H200, and on the transfer's critical path (a staged swap-out's device blocks are held until
 /// the copy ends). Pinned memory is slow to allocate (`cuMemHostAlloc` locks every page), so it
-/// is allocated in chunks (ahead, `allocate`, or as transfers need it), up to `capacityBlocks`, and never given back
-/// before the pool goes; a transfer that finds it all lent gets ordinary memory for the rest.
+/// is allocated in chunks, ahead (`allocate`) or as transfers need it, up to `capacityBlocks`,
+/// and never given back before the pool goes; a transfer that finds it all lent gets ordinary
+/// memory for the rest.
 final class PinnedStagingPool: @unchecked Sendable {
     // `free`, `chunks` and `allocatedBlocks` are guarded by `lock`.
     private let stride: Int
