@@ -51,10 +51,6 @@ public final class CUDABackend: ComputeBackend, @unchecked Sendable {
 
     public var name: String { "cuda:\(device.info.ordinal) (\(device.info.name))" }
     public var kvDType: KVDType { .bfloat16 }
-    /// vLLM's OpenAI-server defaults: 8192 on GPUs of 70 GiB or more (H100, H200), else 2048. At
-    /// 512 a wave of 64 new 129-token prompts on the H200 took 17 steps to admit, and the
-    /// sequences admitted last decoded alone at the wave's end (bench-serve.md).
-    public var defaultMaxStepTokens: Int { device.info.totalMemory >= 70 << 30 ? 8192 : 2048 }
 
     // MARK: Memory
 
