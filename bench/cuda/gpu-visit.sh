@@ -32,7 +32,7 @@
 # PEER_BATCH (1,16,64), PEER_PROMPT (2048), PEER_DECODE (128)
 # servepeak (issue 25, about 3 minutes): the server at 64 concurrent streams against bench model's batch-64 decode;
 # PEAK_PROMPT (128), PEAK_OUTPUT (512), PEAK_PROMPTS (192), PEAK_KV (16GiB), PEAK_BLOCK (16, the server's default block size;
-# bench model runs before the server at each block size of PEAK_MODEL_BLOCKS, default 64 and PEAK_BLOCK, and at 64 after it unless PEAK_MODEL_AFTER=0), PEAK_STEP_TIMING (1: HIFC_CUDA_STEP_TIMING in the server, its steps summarized)
+# bench model runs before the server at each block size of PEAK_MODEL_BLOCKS, default 64 and PEAK_BLOCK, and at 64 after it unless PEAK_MODEL_AFTER=0), PEAK_STEP_TIMING (1: HIFC_CUDA_STEP_TIMING in the server, its steps summarized), PEAK_BATCH_TOKENS (the server's --max-batch-tokens)
 # servesweep (issue 25, about 6 minutes): bench/serve_sweep.sh's KV_BUDGET, RATES, NUM_PROMPTS, LENGTHS, SETTINGS;
 # BASELINE=DIR first sweeps DIR/hifc (an earlier binary, packed and unpacked like .device) with the flash tier on
 set -uo pipefail
@@ -561,7 +561,8 @@ if has servepeak; then  # issue 25: the server's output tokens/s at 64 concurren
     stamp "hifc serve --block-size $peak_block, 64 concurrent streams: bench serve --max-concurrency 64 --request-rate inf"
     # PEAK_STEP_TIMING=1: a stderr line per step in the server's log (host queueing, wait, GPU span).
     (HIFC_CUDA_STEP_TIMING="${PEAK_STEP_TIMING:-0}" exec .device/hifc serve --model "$model" --device cuda --port 8014 \
-        --kv-budget "${PEAK_KV:-16GiB}" --max-running 64 --block-size "$peak_block" --data-dir "$work/peak-data") > "$out/peak-serve.log" 2>&1 &
+        --kv-budget "${PEAK_KV:-16GiB}" --max-running 64 --block-size "$peak_block" ${PEAK_BATCH_TOKENS:+--max-batch-tokens "$PEAK_BATCH_TOKENS"} \
+        --data-dir "$work/peak-data") > "$out/peak-serve.log" 2>&1 &
     peak_pid=$!
     for _ in $(seq 1 600); do curl -sf localhost:8014/health > /dev/null && break; kill -0 $peak_pid 2> /dev/null || break; sleep 0.5; done
     .device/hifc bench serve --base-url http://127.0.0.1:8014 --num-prompts "${PEAK_PROMPTS:-192}" --max-concurrency 64 \
