@@ -25,10 +25,7 @@ struct BlockLRUList: Sequence, Sendable {
 
     var isEmpty: Bool { count == 0 }
 
-    /// Ids the list can hold: `0..<capacity`.
-    var capacity: Int { next.count }
-
-    /// Makes room for ids up to `capacity - 1`.
+    /// Makes room for ids in `0..<capacity`.
     mutating func grow(to capacity: Int) {
         guard capacity > next.count else { return }
         next += Array(repeating: Self.none, count: capacity - next.count)
