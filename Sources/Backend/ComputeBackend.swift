@@ -32,11 +32,20 @@ public protocol ComputeBackend: AnyObject, Sendable {
     /// The index of the largest value of each row of a 2-D tensor (the first on ties), found where
     /// the tensor lives so that only the indices reach the host: greedy decoding's pick.
     func argmaxRows(_ tensor: DeviceTensor) throws -> [Int]
+    /// `argmaxRows` queued after the work so far, without waiting for it: a backend that runs
+    /// ahead of the host (a GPU) returns before the indices exist.
+    func argmaxRowsLater(_ tensor: DeviceTensor) throws -> any StepTokens
+    /// Whether ops return before their work is done (a GPU's queue), so that the host can plan
+    /// and launch the next step while this one runs.
+    var runsAhead: Bool { get }
     /// Allocates a KV pool of `blocks` blocks of `layout`; a dtype the backend cannot keep (its
     /// `kvDType`, or another its kernels read and write) is an error naming it.
     func makeKVCachePool(layout: KVBlockLayout, blocks: Int) throws -> any KVCachePool
     /// Makes the step's metadata available to the ops (a GPU uploads it once here).
     func prepare(_ batch: StepBatch) throws -> any PreparedStep
+    /// `prepare`, with the token ids of `batch.feedRows`' rows taken from `previous`, the last
+    /// step's greedy tokens, where they are (on a GPU, before they reach the host).
+    func prepare(_ batch: StepBatch, feeding previous: any StepTokens) throws -> any PreparedStep
     /// Runs `body`, a step's device work from `step` to the logits it returns, and returns them.
     /// A backend may record the work the first time a step of some launch shape comes and, for
     /// later steps of that shape, replay the record instead of calling `body` (the CUDA
@@ -114,6 +123,19 @@ public protocol ComputeBackend: AnyObject, Sendable {
 }
 
 extension ComputeBackend {
+    /// The indices found now: for backends whose ops finish before they return.
+    public func argmaxRowsLater(_ tensor: DeviceTensor) throws -> any StepTokens {
+        ReadyStepTokens(try argmaxRows(tensor))
+    }
+
+    /// False: for backends whose ops finish before they return.
+    public var runsAhead: Bool { false }
+
+    /// Waits for `previous` and writes its tokens into the batch on the host.
+    public func prepare(_ batch: StepBatch, feeding previous: any StepTokens) throws -> any PreparedStep {
+        try prepare(batch.fed(by: try previous.wait()))
+    }
+
     /// Calls `body`: for backends that launch every step as it comes.
     public func runStep(
         _ step: any PreparedStep, model: AnyObject, kv: any KVCachePool, _ body: (any PreparedStep) throws -> DeviceTensor?

@@ -35,11 +35,15 @@ public struct StepBatch: Sendable, Hashable {
     public var logitRows: [Int32]
     /// Tokens per KV block.
     public var blockTokens: Int
+    /// Rows whose token id is the previous step's greedy token of one of its logit rows, not yet
+    /// known on the host when this step was prepared: per row, that logit row, or -1 for a row
+    /// whose id is in `tokenIDs`. Empty when no row is fed (`ComputeBackend.prepare(_:feeding:)`).
+    public var feedRows: [Int32]
 
     /// A step; `validate()` checks that its parts agree.
     public init(
         tokenIDs: [Int32], positions: [Int32], slotMapping: [Int64], sequences: [StepSequence],
-        logitRows: [Int32], blockTokens: Int
+        logitRows: [Int32], blockTokens: Int, feedRows: [Int32] = []
     ) {
         self.tokenIDs = tokenIDs
         self.positions = positions
@@ -47,17 +51,24 @@ public struct StepBatch: Sendable, Hashable {
         self.sequences = sequences
         self.logitRows = logitRows
         self.blockTokens = blockTokens
+        self.feedRows = feedRows
     }
 
     /// Rows (new tokens) in the step.
     public var tokenCount: Int { tokenIDs.count }
 
     /// Builds the per-row arrays from each sequence's new tokens, first position and block table.
-    /// `wantsLogits[i]` asks for the last row of sequence `i` in `logitRows`.
+    /// `wantsLogits[i]` asks for the last row of sequence `i` in `logitRows`. `feeding[i]`, when
+    /// given and not nil, is the previous step's logit row whose greedy token is sequence `i`'s
+    /// one new token (its entry in `tokens` is a placeholder); see `feedRows`.
     public static func make(
         chunks: [(tokens: [Int32], startPosition: Int, blockTable: [Int32], wantsLogits: Bool)],
-        blockTokens: Int
+        blockTokens: Int, feeding: [Int?] = []
     ) throws(BackendError) -> StepBatch {
+        guard feeding.isEmpty || feeding.count == chunks.count else {
+            throw .badStep("\(feeding.count) feeding entries for \(chunks.count) sequences")
+        }
+        var feedRows: [Int32] = []
         var ids: [Int32] = []
         var positions: [Int32] = []
         var slots: [Int64] = []
@@ -84,10 +95,27 @@ public struct StepBatch: Sendable, Hashable {
                     queryStart: start, queryLength: chunk.tokens.count,
                     contextLength: context, blockTable: chunk.blockTable))
             if chunk.wantsLogits { logitRows.append(Int32(ids.count - 1)) }
+            if let row = feeding.isEmpty ? nil : feeding[n] {
+                guard chunk.tokens.count == 1, row >= 0 else { throw .badStep("sequence \(n) is fed row \(row) for \(chunk.tokens.count) tokens") }
+                feedRows += [Int32](repeating: -1, count: ids.count - 1 - feedRows.count) + [Int32(row)]
+            }
         }
+        if !feedRows.isEmpty { feedRows += [Int32](repeating: -1, count: ids.count - feedRows.count) }
         return StepBatch(
             tokenIDs: ids, positions: positions, slotMapping: slots, sequences: sequences,
-            logitRows: logitRows, blockTokens: blockTokens)
+            logitRows: logitRows, blockTokens: blockTokens, feedRows: feedRows)
+    }
+
+    /// This step with the rows of `feedRows` given their token from `tokens` (the previous step's
+    /// greedy tokens by logit row), and nothing left to feed.
+    public func fed(by tokens: [Int]) throws(BackendError) -> StepBatch {
+        var batch = self
+        for (row, source) in feedRows.enumerated() where source >= 0 {
+            guard Int(source) < tokens.count else { throw .badStep("row \(row) is fed logit row \(source) of \(tokens.count)") }
+            batch.tokenIDs[row] = Int32(tokens[Int(source)])
+        }
+        batch.feedRows = []
+        return batch
     }
 
     /// Checks that rows, sequences and block tables agree, and that every block is below `blocks`.
@@ -110,6 +138,7 @@ public struct StepBatch: Sendable, Hashable {
             row += s.queryLength
         }
         guard row == n else { throw .badStep("sequences cover \(row) rows of \(n)") }
+        guard feedRows.isEmpty || feedRows.count == n else { throw .badStep("\(feedRows.count) feed rows for \(n) rows") }
         for r in logitRows where r < 0 || Int(r) >= n { throw .badStep("logit row \(r) outside 0..<\(n)") }
         for s in slotMapping where s < 0 || s >= Int64(blocks * blockTokens) {
             throw .badStep("slot \(s) outside the pool of \(blocks) blocks")
@@ -121,4 +150,22 @@ public struct StepBatch: Sendable, Hashable {
 public protocol PreparedStep: AnyObject, Sendable {
     /// The host description it was made from.
     var batch: StepBatch { get }
+}
+
+/// The greedy tokens of a step's logit rows, one per row: on a GPU possibly still being computed
+/// when the next step is launched, which may take them as its token ids on the device
+/// (`ComputeBackend.prepare(_:feeding:)`) before the host has them.
+public protocol StepTokens: AnyObject, Sendable {
+    /// Waits until the tokens are known and returns them.
+    func wait() throws -> [Int]
+}
+
+/// Tokens known on the host already (a backend that computes each step before it returns).
+public final class ReadyStepTokens: StepTokens {
+    private let tokens: [Int]
+
+    /// Tokens picked already.
+    public init(_ tokens: [Int]) { self.tokens = tokens }
+
+    public func wait() -> [Int] { tokens }
 }

@@ -41,6 +41,9 @@ public struct EngineConfiguration: Sendable, Hashable {
     /// request's own part of it (`--fair-step-slowdown`; `SchedulerConfig.sharedStepSlowdown`);
     /// nil: only the token cap.
     public var sharedStepSlowdown: Double? = SchedulerConfig.defaultSharedStepSlowdown
+    /// Whether a step is launched behind the one before it (`--overlap-steps`): where the
+    /// backend runs ahead of the host by default.
+    public var stepOverlap: StepOverlap = .auto
     /// The name `/v1/models` lists; nil: the model directory's name.
     public var modelID: String?
     /// This engine's index among the replicas of a data-parallel server (`--data-parallel`): the

@@ -115,6 +115,7 @@ public final class EngineCore {
             pool: kv, tiers: tiers, deviceSwapper: direct, hostSwapper: hostSwapper, stagesFlashWrites: configuration.stagesFlashWrites
         ) { inbox.post($0) }
         runner = ModelRunner(model: model, kv: kv)
+        overlapsSteps = configuration.stepOverlap.enabled(backendRunsAhead: model.backend.runsAhead)
 
         namespace = PrefixNamespace(modelIdentity: loaded.fingerprint, layout: layout, backend: model.backend.name)
         let prefixFlashBytes = configuration.prefixCacheFlashSize?.bytes ?? (flashTier?.capacityBytes).map { $0 / 2 } ?? 0
@@ -182,8 +183,15 @@ public final class EngineCore {
         return change.found.count
     }
 
-    /// Whether no request is left and no transfer is in flight.
-    public var isIdle: Bool { scheduler.isIdle }
+    /// Whether no request is left and no transfer or step is in flight.
+    public var isIdle: Bool { scheduler.isIdle && inFlight == nil }
+
+    /// Whether a step is launched behind the one before it, before that one's tokens are back.
+    public let overlapsSteps: Bool
+    /// The step launched ahead, whose events the next `step` returns.
+    private var inFlight: LaunchedStep?
+    /// When the last step's outputs came back.
+    private var lastCollected = ContinuousClock.now
 
     // MARK: Requests
 
@@ -238,6 +246,12 @@ public final class EngineCore {
     // MARK: The step
 
     /// Runs one step and returns the requests' new events in order.
+    ///
+    /// Where the backend runs ahead of the host (`overlapsSteps`), a step whose sequences all
+    /// decode greedily launches the next one before taking its own tokens back
+    /// (`Scheduler.planContinuation`): that step reads this one's tokens on the device, and its
+    /// planning, launch and this step's bookkeeping run while the device computes. Its events
+    /// come from the next call, which does the same for the step after it.
     public func step() throws -> [(SequenceID, GenerationEvent)] {
         var step = EngineStats()
         apply(outcomes.drain(), to: &step)
@@ -245,45 +259,22 @@ public final class EngineCore {
         refreshSharedBlocks(every: Self.sharedRefreshInterval)
         stepsSinceProbe += 1
         if !flashReadsMeasured, stepsSinceProbe >= 256 { measureFlashReads() }
-        let plan = scheduler.schedule()
-        // Deletes first: each was decided before the plan's writes, so it must land before them.
-        plan.deletes.forEach(transfers.delete)
-        plan.writes.forEach(transfers.start)
-        plan.reads.forEach(transfers.start)
-        plan.droppedPrefetches.forEach(transfers.drop)
-        plan.prefetches.forEach(transfers.start)
-        let started = ContinuousClock.now
-        for read in plan.reads where read.purpose == .swapIn { swapInsStarted[read.id] = started }
-        step.preemptions += plan.preemptions.count
-
         var events: [(SequenceID, GenerationEvent)] = []
+        if let launched = inFlight {
+            inFlight = nil
+            inFlight = try launchContinuation(of: launched, into: &step)
+            events = try collect(launched, into: &step)
+            record(&step)
+            return events
+        }
+        let plan = scheduler.schedule()
+        start(plan, into: &step)
         if plan.hasCompute {
-            let clock = ContinuousClock.now
-            let outputs = try runner.run(
+            let launched = try runner.launch(
                 plan, sequences: { scheduler.sequence($0)! }, blockTables: { scheduler.blockTable(of: $0) },
                 greedy: { requests[$0]!.isGreedy })
-            let seconds = Self.seconds(since: clock)
-            // An engine's first steps pay one-time costs (kernels launched for the first time at
-            // these shapes, memory touched for the first time) that later steps do not: the
-            // step-time model, which decides load against recompute, learns from the steps after.
-            computeSteps += 1
-            if computeSteps > Self.unobservedFirstSteps {
-                scheduler.costModel.steps.observe(tokens: plan.scheduledTokens, pairs: plan.attendedPairs, seconds: seconds)
-            }
-            var sampled: [SequenceID: Int] = [:]
-            for (id, output) in outputs {
-                switch output {
-                case .greedyToken(let token): sampled[id] = token
-                case .logits(let row): sampled[id] = requests[id]!.sample(row)
-                case .none: break
-                }
-            }
-            scheduler.completeStep(plan, sampled: sampled)
-            for chunk in plan.chunks where chunk.samples {
-                events += emit(chunk.sequence, into: &step)
-            }
-            step.steps = 1
-            step.computeSeconds = seconds
+            inFlight = try launchContinuation(of: launched, into: &step)
+            events = try collect(launched, into: &step)
         } else if scheduler.hasTransfersInFlight {
             // Nothing can compute until a transfer completes, or a request arrives (`waker`).
             // Waiting on a swap or a load that a request needs is exposed swap time; waiting on
@@ -297,11 +288,85 @@ public final class EngineCore {
         return events
     }
 
+    /// Starts `plan`'s transfers: their I/O overlaps the compute.
+    private func start(_ plan: StepPlan, into step: inout EngineStats) {
+        // Deletes first: each was decided before the plan's writes, so it must land before them.
+        plan.deletes.forEach(transfers.delete)
+        plan.writes.forEach(transfers.start)
+        plan.reads.forEach(transfers.start)
+        plan.droppedPrefetches.forEach(transfers.drop)
+        plan.prefetches.forEach(transfers.start)
+        let started = ContinuousClock.now
+        for read in plan.reads where read.purpose == .swapIn { swapInsStarted[read.id] = started }
+        step.preemptions += plan.preemptions.count
+    }
+
+    /// Launches the step after `launched` behind it, before its tokens are back, where the
+    /// backend runs ahead of the host, every sequence of `launched` that samples decodes
+    /// greedily, and the scheduler can plan it (`Scheduler.planContinuation`).
+    private func launchContinuation(of launched: LaunchedStep, into step: inout EngineStats) throws -> LaunchedStep? {
+        guard overlapsSteps, launched.pending.greedyTokens != nil,
+            launched.plan.chunks.allSatisfy({ !$0.samples || requests[$0.sequence]?.isGreedy != false }),
+            let plan = scheduler.planContinuation(of: launched.plan)
+        else { return nil }
+        start(plan, into: &step)
+        step.stepsLaunchedAhead += 1
+        return try runner.launch(
+            plan, sequences: { scheduler.sequence($0)! }, blockTables: { scheduler.blockTable(of: $0) },
+            greedy: { requests[$0]?.isGreedy ?? true }, feeding: launched)
+    }
+
+    /// Waits for `launched`, samples, reports it to the scheduler and returns its events.
+    private func collect(_ launched: LaunchedStep, into step: inout EngineStats) throws -> [(SequenceID, GenerationEvent)] {
+        let outputs = try launched.outputs()
+        // The device ran this step from its launch, or from the end of the step it was queued behind.
+        let now = ContinuousClock.now
+        let seconds = (now - max(launched.launched, lastCollected)).inSeconds
+        lastCollected = now
+        let plan = launched.plan
+        // An engine's first steps pay one-time costs (kernels launched for the first time at
+        // these shapes, memory touched for the first time) that later steps do not: the
+        // step-time model, which decides load against recompute, learns from the steps after.
+        computeSteps += 1
+        if computeSteps > Self.unobservedFirstSteps {
+            scheduler.costModel.steps.observe(tokens: plan.scheduledTokens, pairs: plan.attendedPairs, seconds: seconds)
+        }
+        var sampled: [SequenceID: Int] = [:]
+        for (id, output) in outputs {
+            // A sequence aborted or finished since the launch has no request left.
+            guard requests[id] != nil else { continue }
+            switch output {
+            case .greedyToken(let token): sampled[id] = token
+            case .logits(let row): sampled[id] = requests[id]!.sample(row)
+            case .none: break
+            }
+        }
+        scheduler.completeStep(plan, sampled: sampled)
+        var events: [(SequenceID, GenerationEvent)] = []
+        for chunk in plan.chunks where chunk.samples {
+            events += emit(chunk.sequence, into: &step)
+        }
+        step.steps += 1
+        step.computeSeconds += seconds
+        return events
+    }
+
+    /// Waits for the step launched ahead, if any, and drops its events: before work that needs
+    /// the device's KV final (the shutdown's prefix saves).
+    private func finishStepInFlight() {
+        guard let launched = inFlight else { return }
+        inFlight = nil
+        var step = EngineStats()
+        do { _ = try collect(launched, into: &step) } catch { logger.warning("the step launched ahead failed: \(error)") }
+        record(&step)
+    }
+
     /// Saves every cached device block that flash lacks and waits for the writes, so the device's
     /// prefix cache survives a restart (at shutdown, after the requests have stopped). Returns
     /// the blocks saved: none when the write failed (the transfers log why).
     @discardableResult
     public func saveCachedPrefixes() -> Int {
+        finishStepInFlight()
         saveStepTimeModel()
         updateFlashBudget()
         guard let write = scheduler.saveAllCachedBlocks() else { return 0 }
@@ -347,6 +412,7 @@ public final class EngineCore {
     /// Waits until every transfer in flight has completed (or failed) and applies the outcomes,
     /// so that nothing still reads or writes the KV pool or the tiers after shutdown.
     public func finishTransfersInFlight() {
+        finishStepInFlight()
         while scheduler.hasTransfersInFlight {
             var step = EngineStats()
             apply(outcomes.wait(timeout: 1), to: &step)

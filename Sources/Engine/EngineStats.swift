@@ -11,6 +11,8 @@ public struct EngineStats: Sendable, Hashable, Codable {
 
     /// Steps run.
     public var steps = 0
+    /// Steps launched behind the step before them, before its tokens were back (`StepOverlap`).
+    public var stepsLaunchedAhead = 0
     /// Sequences preempted (by swap or recompute).
     public var preemptions = 0
     /// Swap-outs that completed, and the bytes they wrote (blocks already in the tier are not
@@ -93,6 +95,7 @@ public struct EngineStats: Sendable, Hashable, Codable {
     /// Adds a later interval: its counters are summed, its state replaces this one's.
     public mutating func accumulate(_ later: EngineStats) {
         steps += later.steps
+        stepsLaunchedAhead += later.stepsLaunchedAhead
         preemptions += later.preemptions
         swapOuts += later.swapOuts
         swapOutBytes += later.swapOutBytes

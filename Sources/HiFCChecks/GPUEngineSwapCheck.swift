@@ -13,7 +13,9 @@ import SynthModels
 /// when every block comes back (each read-back block's GPU CRC32C must match the one taken
 /// before it was written, or the swap fails) and the requests' tokens are those of the
 /// unstarved run. The tokens also catch a block read or written before the compute stream was
-/// done with it, which a checksum taken at the same moment would not.
+/// done with it, which a checksum taken at the same moment would not. The reference runs one
+/// step at a time; every other run launches greedy decode steps behind the step before them,
+/// their tokens fed on the device (`StepOverlap`), and one unstarved run checks that alone.
 ///
 /// Steps hold at most 8 tokens, so that a row's arithmetic does not depend on the rest of its
 /// batch and equal tokens can be asked for: every product then takes the skinny kernel's m <= 8
@@ -44,11 +46,25 @@ public struct GPUEngineSwapCheck {
         let unstarved = "engine on the GPU, \(promptCount) greedy requests of \(maxTokens) tokens, unstarved"
         let reference: GreedyRun
         do {
-            reference = try generate(loaded, prompts, blocks: 200, mode: .recompute).run
+            reference = try generate(loaded, prompts, blocks: 200, mode: .recompute, overlap: .off).run
         } catch {
             return [GPUCheckResult(name: unstarved, error: .infinity, tolerance: 0, failure: "\(error)")]
         }
         var results = [GPUCheckResult(name: "\(unstarved): preemptions (none expected)", error: Double(reference.stats.preemptions), tolerance: 0)]
+        let ahead = "\(unstarved), decode steps launched ahead (tokens fed on the device)"
+        do {
+            let run = try generate(loaded, prompts, blocks: 200, mode: .recompute).run
+            results += [
+                GPUCheckResult(
+                    name: "\(ahead): requests whose tokens differ from the step-at-a-time run's or that did not finish, of \(promptCount)",
+                    error: Double(run.differences(from: reference).count), tolerance: 0),
+                GPUCheckResult(
+                    name: "\(ahead): \(run.stats.stepsLaunchedAhead) of \(run.stats.steps) steps launched ahead (error = none)",
+                    error: run.stats.stepsLaunchedAhead > 0 ? 0 : 1, tolerance: 0),
+            ]
+        } catch {
+            results.append(GPUCheckResult(name: ahead, error: .infinity, tolerance: 0, failure: "\(error)"))
+        }
         let cases: [(label: String, mode: PreemptionMode, useCUFile: Bool?)] = [
             ("swap-flash via cuFile", .swapFlash, true), ("swap-flash via the O_DIRECT staging ring", .swapFlash, false),
             ("swap-dram", .swapDRAM, nil), ("recompute", .recompute, nil),
@@ -73,7 +89,7 @@ public struct GPUEngineSwapCheck {
     /// whose I/O paths come back with the run.
     private func generate(
         _ loaded: LoadedModel, _ prompts: [[Int]], blocks: Int, mode: PreemptionMode,
-        flashDirectory: String? = nil, useCUFile: Bool? = nil
+        flashDirectory: String? = nil, useCUFile: Bool? = nil, overlap: StepOverlap = .auto
     ) throws -> (run: GreedyRun, paths: [String]) {
         var store: FlashStore?
         var regionDirectory: String?
@@ -87,9 +103,10 @@ public struct GPUEngineSwapCheck {
             store?.close()
             if let regionDirectory { try? FileManager.default.removeItem(atPath: regionDirectory) }
         }
-        let configuration = EngineConfiguration(
+        var configuration = EngineConfiguration(
             kvBudget: .blocks(blocks), blockTokens: 16, maxStepTokens: 8, maxRunning: 8,
             preemption: mode, prefetchDepth: 2, hostSwapCapacity: .mib(64))
+        configuration.stepOverlap = overlap
         let opened = store
         var swapper: CUDAFlashSwap?
         let core = try EngineCore(

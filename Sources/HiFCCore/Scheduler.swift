@@ -229,6 +229,55 @@ public struct Scheduler: Sendable {
             if swapped.isEmpty, swapInsInFlight == 0 { admitWaiting(budget: &budget, share: &share, into: &plan) }
         }
         planPrefetches(into: &plan)
+        planUpkeep(into: &plan)
+        return plan
+    }
+
+    /// Plans the step after `plan` before `plan`'s sampled tokens are known, so that the engine
+    /// can launch it behind `plan` on a device that runs ahead of the host (vLLM's asynchronous
+    /// scheduling): each running sequence computes the token `plan` samples for it. Nil when that
+    /// is not the step `schedule` would plan, and the engine waits for `plan` and schedules:
+    /// something waits, is swapped or loading; a running sequence was not sampled in `plan` (a
+    /// prefill goes on); or the device lacks a block for one of them without preempting.
+    ///
+    /// A sequence whose sampled token reaches its length limit ends with `plan` and is left out;
+    /// one that ends otherwise (an end-of-sequence token, a stop string) computes one token for
+    /// nothing, and `finish` frees its blocks while the device may still write that token's K
+    /// and V: the device runs the steps in order, so whatever takes those blocks next writes
+    /// after it. `completeStep(plan)` comes before `completeStep` of the step returned.
+    public mutating func planContinuation(of plan: StepPlan) -> StepPlan? {
+        guard waiting.isEmpty, swapped.isEmpty, loading.isEmpty, !running.isEmpty else { return nil }
+        var next: [SequenceID: Int] = [:]
+        for chunk in plan.chunks {
+            guard let sequence = sequences[chunk.sequence], sequence.status == .running else { continue }
+            guard chunk.samples, sequence.computed == chunk.start else { return nil }
+            next[chunk.sequence] = chunk.start + chunk.count
+        }
+        guard next.count == running.count, running.allSatisfy({ next[$0] != nil }) else { return nil }
+        // The sampled token, at position `start`, ends the request when it reaches its limit.
+        let continuing = fairOrder(running).filter { next[$0]! + 1 < sequences[$0]!.maxTotalTokens }
+        let missing = continuing.reduce(0) { $0 + kv.blocksMissing($1, forTokens: next[$1]! + 1) }
+        guard !continuing.isEmpty, continuing.count <= config.maxStepTokens, missing <= kv.freeBlocks else { return nil }
+        let pace = config.sharedStepSlowdown.map { FairShare.Pace(model: costModel.steps, slowdown: $0) }
+        var share = fairShare.step(margin: config.maxStepTokens, pace: pace, carried: carriedSlack)
+        for id in continuing {
+            guard share.grant(1, to: id, from: next[id]!) == 1 else { return nil }
+            share.take(1, by: id, from: next[id]!)
+        }
+        carriedSlack = share.carriedSlack
+        var continuation = StepPlan()
+        continuation.deletes = takeDeletes()
+        for id in continuing {
+            _ = kv.grow(id, toHold: next[id]! + 1)
+            continuation.decodes.append(StepPlan.Chunk(sequence: id, start: next[id]!, count: 1, samples: true))
+        }
+        planUpkeep(into: &continuation)
+        return continuation
+    }
+
+    /// What every plan does besides computing: prefix saves to flash, the flash prefix blocks
+    /// trimmed to their room, and the deletes its writes make void.
+    private mutating func planUpkeep(into plan: inout StepPlan) {
         savePrefixBlocks(into: &plan)
         let trimmed = tiers.trimPrefixBlocks()
         rememberTrimmed(trimmed)
@@ -237,7 +286,6 @@ public struct Scheduler: Sendable {
             events.flashPrefixEvictions += trimmed.count
         }
         keepRewrittenBlocks(in: &plan)
-        return plan
     }
 
     /// Drops from `plan`'s deletes the keys its writes write again. A sequence swapped back in

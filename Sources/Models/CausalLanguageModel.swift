@@ -15,6 +15,10 @@ public protocol CausalLanguageModel: AnyObject, Sendable {
     /// token, or for a `greedy` sequence the index of the largest of them, picked by the backend
     /// where the logits are.
     func step(_ batch: ForwardBatch, kv: any KVCachePool) throws -> [ForwardOutput]
+    /// `step`, returning once the step's work is queued where the backend runs ahead of the host
+    /// (`ComputeBackend.runsAhead`). `previous`, the last step's greedy tokens, gives the tokens
+    /// of the sequences with a `feedRow`.
+    func launch(_ batch: ForwardBatch, kv: any KVCachePool, feeding previous: (any StepTokens)?) throws -> PendingForward
 }
 
 extension ModelConfig {
@@ -29,6 +33,11 @@ extension ModelConfig {
 }
 
 extension CausalLanguageModel {
+    /// Launches the step and waits for it.
+    public func step(_ batch: ForwardBatch, kv: any KVCachePool) throws -> [ForwardOutput] {
+        try launch(batch, kv: kv, feeding: nil).outputs()
+    }
+
     /// The KV block layout of this model in the KV dtype `dtype` means on its backend (`auto`:
     /// the backend's own).
     public func kvLayout(blockTokens: Int, dtype: KVDTypeChoice = .auto) -> KVBlockLayout {
@@ -65,7 +74,9 @@ extension CausalLanguageModel {
     }
 
     /// Checks `batch` against the pool and the vocabulary, and describes it to the backend.
-    func prepareStep(_ batch: ForwardBatch, kv: any KVCachePool) throws -> (step: StepBatch, prepared: any PreparedStep) {
+    func prepareStep(
+        _ batch: ForwardBatch, kv: any KVCachePool, feeding previous: (any StepTokens)?
+    ) throws -> (step: StepBatch, prepared: any PreparedStep) {
         guard !batch.sequences.isEmpty else { throw ModelError.badInput("a forward step with no sequences") }
         let layout = kv.layout
         guard layout.layers == config.layers, layout.kvHeads == config.kvHeads, layout.headDim == config.headDim else {
@@ -84,21 +95,23 @@ extension CausalLanguageModel {
                     blockTable: $0.blockTable.map { Int32($0) }, wantsLogits: $0.wantsLogits
                 )
             },
-            blockTokens: layout.blockTokens)
+            blockTokens: layout.blockTokens, feeding: batch.sequences.map(\.feedRow))
         try step.validate(poolBlocks: kv.blockCount)
-        return (step, try backend.prepare(step))
+        guard !step.feedRows.isEmpty else { return (step, try backend.prepare(step)) }
+        guard let previous else { throw ModelError.badInput("a step with fed tokens but no previous step's tokens") }
+        return (step, try backend.prepare(step, feeding: previous))
     }
 
     /// One step: `hidden` runs the layers from the prepared step to the last hidden states
     /// (`[tokens, hidden]`), then the final norm and the LM head give the logits of the rows that
     /// want them; the backend runs the two as one unit it may replay (`ComputeBackend.runStep`).
-    /// Then per sequence the backend's argmax (greedy) or the logits brought to the host,
-    /// soft-capped where the config says so.
-    func runStep(
-        _ batch: ForwardBatch, kv: any KVCachePool, finalNorm: DeviceTensor, lmHead: DeviceTensor,
+    /// Then the backend's argmax of every logit row is queued when some sequence is greedy, and
+    /// the logits come to the host, soft-capped where the config says so, when some samples.
+    func launchStep(
+        _ batch: ForwardBatch, kv: any KVCachePool, feeding previous: (any StepTokens)?, finalNorm: DeviceTensor, lmHead: DeviceTensor,
         hidden: (any PreparedStep) throws -> DeviceTensor
-    ) throws -> [ForwardOutput] {
-        let (step, prepared) = try prepareStep(batch, kv: kv)
+    ) throws -> PendingForward {
+        let (step, prepared) = try prepareStep(batch, kv: kv, feeding: previous)
         let b = backend
         let logits = try b.runStep(prepared, model: self, kv: kv) { prepared in
             let x = try hidden(prepared)
@@ -106,20 +119,21 @@ extension CausalLanguageModel {
             let last = try b.gatherLogitRows(x, step: prepared)
             return try b.linear(try b.rmsNorm(last, weight: finalNorm, epsilon: config.rmsNormEpsilon), weight: lmHead, bias: nil)
         }
-        var outputs = [ForwardOutput](repeating: .none, count: batch.sequences.count)
-        guard let logits else { return outputs }
-        let wanting = batch.sequences.indices.filter { batch.sequences[$0].wantsLogits }
+        let wanting = batch.sequences.filter(\.wantsLogits)
         // Logit rows follow the wanting sequences' order. Greedy rows take the backend's argmax,
         // and the logits come to the host only when some row samples from them. Soft-capping
         // (cap · tanh(x / cap)) keeps the order of the logits, so the argmax needs none.
-        let greedy = wanting.contains { batch.sequences[$0].greedy } ? try b.argmaxRows(logits) : []
-        var rows = wanting.contains { !batch.sequences[$0].greedy } ? try b.downloadRows(logits) : []
-        if let cap = config.finalLogitSoftcapping.map(Float.init) {
-            rows = rows.map { row in row.map { cap * tanh($0 / cap) } }
+        var greedyTokens: (any StepTokens)?
+        var rows: [[Float]] = []
+        if let logits {
+            greedyTokens = wanting.contains { $0.greedy } ? try b.argmaxRowsLater(logits) : nil
+            rows = wanting.contains { !$0.greedy } ? try b.downloadRows(logits) : []
+            if let cap = config.finalLogitSoftcapping.map(Float.init) {
+                rows = rows.map { row in row.map { cap * tanh($0 / cap) } }
+            }
         }
-        for (row, n) in wanting.enumerated() {
-            outputs[n] = batch.sequences[n].greedy ? .greedyToken(greedy[row]) : .logits(rows[row])
-        }
-        return outputs
+        return PendingForward(
+            greedyTokens: greedyTokens, wantsLogits: batch.sequences.map { $0.wantsLogits && logits != nil },
+            greedy: batch.sequences.map(\.greedy), rows: rows)
     }
 }

@@ -98,8 +98,8 @@ public final class Gemma3Model: CausalLanguageModel {
         localFrequencies = try backend.uploadFloat32(local, shape: [local.count])
     }
 
-    public func step(_ batch: ForwardBatch, kv: any KVCachePool) throws -> [ForwardOutput] {
-        try runStep(batch, kv: kv, finalNorm: finalNorm, lmHead: lmHead) { prepared in
+    public func launch(_ batch: ForwardBatch, kv: any KVCachePool, feeding previous: (any StepTokens)?) throws -> PendingForward {
+        try launchStep(batch, kv: kv, feeding: previous, finalNorm: finalNorm, lmHead: lmHead) { prepared in
             let b = backend
             let eps = config.rmsNormEpsilon
             var x = try b.scale(try b.embedding(embedding, step: prepared), by: Float(Double(config.hiddenSize).squareRoot()))

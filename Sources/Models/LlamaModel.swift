@@ -90,8 +90,8 @@ public final class LlamaModel: CausalLanguageModel {
         inverseFrequencies = try backend.uploadFloat32(frequencies, shape: [frequencies.count])
     }
 
-    public func step(_ batch: ForwardBatch, kv: any KVCachePool) throws -> [ForwardOutput] {
-        try runStep(batch, kv: kv, finalNorm: finalNorm, lmHead: lmHead) { prepared in
+    public func launch(_ batch: ForwardBatch, kv: any KVCachePool, feeding previous: (any StepTokens)?) throws -> PendingForward {
+        try launchStep(batch, kv: kv, feeding: previous, finalNorm: finalNorm, lmHead: lmHead) { prepared in
             let b = backend
             let scale = config.attentionScale
             var x = try b.embedding(embedding, step: prepared)

@@ -144,6 +144,11 @@ public enum ConfigurationSchema {
         integer("max-batch-tokens", in: 1...1_048_576, help: "most tokens computed in one engine step", \.maxBatchTokens),
         integer("max-running", in: 1...65_536, help: "most sequences running at once", \.maxRunning),
         choice("preemption", help: "what happens to a preempted sequence", \.preemption),
+        choice(
+            "overlap-steps",
+            help:
+                "launch each greedy decode step behind the one before it, its tokens read on the device, so the host plans while the device computes; auto: on a GPU",
+            \.overlapSteps),
         integer("prefetch-depth", in: 1...1024, help: "most swapped sequences read back ahead of their turn", \.prefetchDepth),
         ConfigurationSetting(
             key: "fair-step-slowdown", valueName: "X|off",

@@ -118,6 +118,8 @@ public struct ServerConfiguration: Hashable, Sendable {
     public var maxRunning = 64
     /// What happens to a preempted sequence.
     public var preemption = PreemptionMode.swapFlash
+    /// Whether greedy decode steps are launched behind the step before them (`StepOverlap`).
+    public var overlapSteps = StepOverlap.auto
     /// Most swapped sequences read back from flash ahead of their turn.
     public var prefetchDepth = 2
     /// Host memory the next `prefetchDepth` swapped sequences' flash blocks are read into while

@@ -298,6 +298,7 @@ extension ServerConfiguration {
             replica: index, kvDType: kvDType)
         configuration.swapPrefetchCapacity = swapPrefetch
         configuration.sharedStepSlowdown = fairStepSlowdown
+        configuration.stepOverlap = overlapSteps
         return configuration
     }
 

@@ -109,6 +109,9 @@ struct ServeSettingsOptions: ParsableArguments {
     @Option(name: .customLong("preemption"), help: ServeSettingsOptions.help("preemption"))
     var preemption: String?
 
+    @Option(name: .customLong("overlap-steps"), help: ServeSettingsOptions.help("overlap-steps"))
+    var overlapSteps: String?
+
     @Option(name: .customLong("prefetch-depth"), help: ServeSettingsOptions.help("prefetch-depth"))
     var prefetchDepth: String?
 
@@ -189,6 +192,7 @@ struct ServeSettingsOptions: ParsableArguments {
             ("max-batch-tokens", maxBatchTokens.map { [$0] } ?? []),
             ("max-running", maxRunning.map { [$0] } ?? []),
             ("preemption", preemption.map { [$0] } ?? []),
+            ("overlap-steps", overlapSteps.map { [$0] } ?? []),
             ("prefetch-depth", prefetchDepth.map { [$0] } ?? []),
             ("fair-step-slowdown", fairStepSlowdown.map { [$0] } ?? []),
             ("swap-prefetch", swapPrefetch.map { [$0] } ?? []),

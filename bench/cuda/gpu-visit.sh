@@ -32,7 +32,8 @@
 # PEER_BATCH (1,16,64), PEER_PROMPT (2048), PEER_DECODE (128)
 # servepeak (issue 25, about 3 minutes): the server at 64 concurrent streams against bench model's batch-64 decode;
 # PEAK_PROMPT (128), PEAK_OUTPUT (512), PEAK_PROMPTS (192), PEAK_KV (16GiB), PEAK_BLOCK (16, the server's default block size;
-# bench model runs before the server at each block size of PEAK_MODEL_BLOCKS, default 64 and PEAK_BLOCK, and at 64 after it unless PEAK_MODEL_AFTER=0), PEAK_STEP_TIMING (1: HIFC_CUDA_STEP_TIMING in the server, its steps summarized), PEAK_BATCH_TOKENS (the server's --max-batch-tokens)
+# bench model runs before the server at each block size of PEAK_MODEL_BLOCKS, default 64 and PEAK_BLOCK, and at 64 after it unless PEAK_MODEL_AFTER=0), PEAK_STEP_TIMING (1: HIFC_CUDA_STEP_TIMING in the server, its steps summarized; it times one step at a time, so no step is launched ahead), PEAK_BATCH_TOKENS (the server's --max-batch-tokens),
+# PEAK_OVERLAP (the server's --overlap-steps values, one server run each; default: auto off)
 # servesweep (issue 25, about 6 minutes): bench/serve_sweep.sh's KV_BUDGET, RATES, NUM_PROMPTS, LENGTHS, SETTINGS;
 # BASELINE=DIR first sweeps DIR/hifc (an earlier binary, packed and unpacked like .device) with the flash tier on
 set -uo pipefail
@@ -558,25 +559,26 @@ if has servepeak; then  # issue 25: the server's output tokens/s at 64 concurren
             --decode-tokens "$peak_output" --block-size "$1" --json 2>&1 | tee -a "$out/peak-model.txt" | grep -E "decode|engine" | tee -a "$out/summary.txt"
     }
     for b in ${PEAK_MODEL_BLOCKS:-64 $peak_block}; do peak_model "$b"; done
-    stamp "hifc serve --block-size $peak_block, 64 concurrent streams: bench serve --max-concurrency 64 --request-rate inf"
-    # PEAK_STEP_TIMING=1: a stderr line per step in the server's log (host queueing, wait, GPU span).
-    (HIFC_CUDA_STEP_TIMING="${PEAK_STEP_TIMING:-0}" exec .device/hifc serve --model "$model" --device cuda --port 8014 \
-        --kv-budget "${PEAK_KV:-16GiB}" --max-running 64 --block-size "$peak_block" ${PEAK_BATCH_TOKENS:+--max-batch-tokens "$PEAK_BATCH_TOKENS"} \
-        --data-dir "$work/peak-data") > "$out/peak-serve.log" 2>&1 &
-    peak_pid=$!
-    for _ in $(seq 1 600); do curl -sf localhost:8014/health > /dev/null && break; kill -0 $peak_pid 2> /dev/null || break; sleep 0.5; done
-    .device/hifc bench serve --base-url http://127.0.0.1:8014 --num-prompts "${PEAK_PROMPTS:-192}" --max-concurrency 64 \
-        --request-rate inf --input-len "$peak_prompt" --output-len "$peak_output" --tokenizer "$model" --json \
-        > "$out/peak-bench-serve.json" 2> "$out/peak-bench-serve.log"
-    echo "bench serve rc=$?" | tee -a "$out/summary.txt"
-    curl -s localhost:8014/metrics > "$out/peak-metrics.txt"
-    kill $peak_pid; wait $peak_pid 2> /dev/null
-    python3 -c "import json,sys; r=json.load(open(sys.argv[1]))['runs'][0]; print(', '.join(f'{k} {r[k]}' for k in
-        ['completed','failed','duration_s','output_token_throughput']), '| TTFT/TPOT/ITL p50 ms', *(r[k]['p50'] for k in ['ttft_ms','tpot_ms','itl_ms']))" \
-        "$out/peak-bench-serve.json" 2>&1 | tee -a "$out/summary.txt"
-    grep -E '^hifc_step_seconds_(sum|count)' "$out/peak-metrics.txt" | tr '\n' ' ' | tee -a "$out/summary.txt"; echo | tee -a "$out/summary.txt"
-    # Decode steps of 64 rows: medians of the host's queueing, its wait for the GPU and the GPU span.
-    python3 - "$out/peak-serve.log" <<'EOF' | tee -a "$out/summary.txt"
+    for ov in ${PEAK_OVERLAP:-auto off}; do  # --overlap-steps: steps launched ahead (auto: on the GPU) against one at a time
+        stamp "hifc serve --block-size $peak_block --overlap-steps $ov, 64 concurrent streams: bench serve --max-concurrency 64 --request-rate inf"
+        # PEAK_STEP_TIMING=1: a stderr line per step in the server's log (host queueing, wait, GPU span).
+        (HIFC_CUDA_STEP_TIMING="${PEAK_STEP_TIMING:-0}" exec .device/hifc serve --model "$model" --device cuda --port 8014 \
+            --kv-budget "${PEAK_KV:-16GiB}" --max-running 64 --block-size "$peak_block" ${PEAK_BATCH_TOKENS:+--max-batch-tokens "$PEAK_BATCH_TOKENS"} \
+            --overlap-steps "$ov" --data-dir "$work/peak-data") > "$out/peak-serve-$ov.log" 2>&1 &
+        peak_pid=$!
+        for _ in $(seq 1 600); do curl -sf localhost:8014/health > /dev/null && break; kill -0 $peak_pid 2> /dev/null || break; sleep 0.5; done
+        .device/hifc bench serve --base-url http://127.0.0.1:8014 --num-prompts "${PEAK_PROMPTS:-192}" --max-concurrency 64 \
+            --request-rate inf --input-len "$peak_prompt" --output-len "$peak_output" --tokenizer "$model" --json \
+            > "$out/peak-bench-serve-$ov.json" 2> "$out/peak-bench-serve-$ov.log"
+        echo "bench serve rc=$?" | tee -a "$out/summary.txt"
+        curl -s localhost:8014/metrics > "$out/peak-metrics-$ov.txt"
+        kill $peak_pid; wait $peak_pid 2> /dev/null
+        python3 -c "import json,sys; r=json.load(open(sys.argv[1]))['runs'][0]; print(', '.join(f'{k} {r[k]}' for k in
+            ['completed','failed','duration_s','output_token_throughput']), '| TTFT/TPOT/ITL p50 ms', *(r[k]['p50'] for k in ['ttft_ms','tpot_ms','itl_ms']))" \
+            "$out/peak-bench-serve-$ov.json" 2>&1 | tee -a "$out/summary.txt"
+        grep -E '^hifc_step_seconds_(sum|count)' "$out/peak-metrics-$ov.txt" | tr '\n' ' ' | tee -a "$out/summary.txt"; echo | tee -a "$out/summary.txt"
+        # Decode steps of 64 rows: medians of the host's queueing, its wait for the GPU and the GPU span.
+        python3 - "$out/peak-serve-$ov.log" <<'EOF' | tee -a "$out/summary.txt"
 import re, statistics, sys
 steps = {}
 for line in open(sys.argv[1]):
@@ -586,8 +588,9 @@ for how, rows in steps.items():
     q, w, g = (statistics.median(c) for c in zip(*rows))
     print(f"server decode steps of 64 rows, {how}: {len(rows)} steps, median host queueing {q:.3f} ms, wait {w:.3f} ms, GPU span {g:.3f} ms")
 EOF
+        rm -rf "$work/peak-data"
+    done
     [ "${PEAK_MODEL_AFTER:-1}" = 0 ] || peak_model 64
-    rm -rf "$work/peak-data"
 fi
 
 if has servesweep; then  # issue 25: rate sweeps of `hifc bench serve` on the 8B shape, flash tier on and off, plotted

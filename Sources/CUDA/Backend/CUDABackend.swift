@@ -34,6 +34,8 @@ public final class CUDABackend: ComputeBackend, @unchecked Sendable {
     let stepGraphs: CUDAStepGraphs
     /// Pinned host memory that downloads pass through, grown to the largest download so far.
     private let downloadStaging = Mutex<PinnedBuffer?>(nil)
+    /// Pinned host memory that steps' greedy tokens come back through.
+    private let tokenStaging: CUDATokenStaging
     /// With `HIFC_CUDA_STEP_TIMING=1`, one stderr line per step: how long the host took to queue
     /// it and how long it then waited for the GPU (a wait near zero means the host is the bound).
     private let stepTiming: CUDAStepTiming?
@@ -46,6 +48,7 @@ public final class CUDABackend: ComputeBackend, @unchecked Sendable {
         computeStream = try device.makeStream()
         opMemory = DeviceMemoryCache(device: device)
         stepGraphs = try CUDAStepGraphs(device: device)
+        tokenStaging = CUDATokenStaging(device: device)
         stepTiming = ProcessInfo.processInfo.environment["HIFC_CUDA_STEP_TIMING"] == "1" ? try CUDAStepTiming(device: device) : nil
     }
 
@@ -111,6 +114,26 @@ public final class CUDABackend: ComputeBackend, @unchecked Sendable {
         }
     }
 
+    /// Queued on the compute stream: the host goes on while the GPU works, except with
+    /// `HIFC_CUDA_STEP_TIMING`, which times one step at a time.
+    public var runsAhead: Bool { stepTiming == nil }
+
+    public func argmaxRowsLater(_ tensor: DeviceTensor) throws -> any StepTokens {
+        guard runsAhead else { return ReadyStepTokens(try argmaxRows(tensor)) }
+        guard tensor.shape.count == 2, tensor.columns > 0 else { throw BackendError.shapeMismatch(op: "argmaxRows", detail: "shape \(tensor.shape)") }
+        let f = try float32(tensor, "argmaxRowsLater")
+        let cache = memory
+        let indices = try cache.take(tensor.rows * 4)
+        do {
+            try kernels.argmax(
+                logits: try f.cudaAddress("argmaxRowsLater"), rows: tensor.rows, vocab: tensor.columns, output: indices.address, stream: stream)
+            return try CUDAStepTokens(indices: indices, rows: tensor.rows, memory: cache, staging: tokenStaging, stream: stream)
+        } catch {
+            cache.give(indices)
+            throw error
+        }
+    }
+
     /// `tensor` as f32 in pinned host memory, handed to `body` while the memory is held. A copy
     /// into pageable memory is staged by the driver at a few GB/s, which was milliseconds of every
     /// batch-16 decode step's 8 MB of logits.
@@ -156,6 +179,18 @@ public final class CUDABackend: ComputeBackend, @unchecked Sendable {
             step = try CUDAPreparedStep(batch: batch, backend: self)
         }
         try stepTiming?.uploaded(on: stream)
+        return step
+    }
+
+    /// Prepares `batch` and, on the compute stream after its metadata's upload, copies the fed
+    /// rows' token ids from `previous`'s indices on the device (a kernel): the host never waits
+    /// for `previous`.
+    public func prepare(_ batch: StepBatch, feeding previous: any StepTokens) throws -> any PreparedStep {
+        guard let tokens = previous as? CUDAStepTokens else { return try prepare(try batch.fed(by: try previous.wait())) }
+        let step = try prepared(try prepare(batch), "prepare")
+        try kernels.feedTokens(
+            tokenIDs: step.address(.tokenIDs), feedRows: step.address(.feedRows), rows: step.batch.tokenCount,
+            previous: tokens.indices.address, previousRows: tokens.rows, stream: computeStream)
         return step
     }
 

@@ -2,12 +2,13 @@ import Backend
 
 /// A step's metadata uploaded once to the GPU, as Int32 arrays in one allocation: token ids,
 /// positions, KV slots, block tables (one row per sequence), and per query row its sequence and
-/// visible context length (causal masking), the logit rows, and the prefill attention kernel's
-/// tile table (`CUDAKernels.prefillTiles`). A decode step that a CUDA graph replays is padded to
+/// visible context length (causal masking), the logit rows, the prefill attention kernel's
+/// tile table (`CUDAKernels.prefillTiles`), and per row the previous step's logit row whose
+/// greedy token it takes (`StepBatch.feedRows`; -1 for every row of a step that feeds none). A decode step that a CUDA graph replays is padded to
 /// the graph's shape and uploaded into the graph's own input buffer (`CUDAStepGraph`).
 final class CUDAPreparedStep: PreparedStep, @unchecked Sendable {
     // Immutable after init.
-    enum Part: Int, CaseIterable { case tokenIDs, positions, slots, blockTables, rowSequence, rowContext, logitRows, prefillTiles }
+    enum Part: Int, CaseIterable { case tokenIDs, positions, slots, blockTables, rowSequence, rowContext, logitRows, prefillTiles, feedRows }
 
     /// The batch the kernels see: the caller's, or for a graph step that one with padding rows.
     let batch: StepBatch
@@ -114,7 +115,9 @@ final class CUDAPreparedStep: PreparedStep, @unchecked Sendable {
             throw BackendError.badStep("KV slot \(bad) outside 0..<2^31")
         }
         let slots = batch.slotMapping.map { Int32($0) }
-        let parts: [[Int32]] = [batch.tokenIDs, batch.positions, slots, tables, rowSequence, rowContext, batch.logitRows, tiles]
+        // Every step has the feed part, so that the steps of a graph's shape have one size.
+        let feedRows = batch.feedRows.isEmpty ? [Int32](repeating: -1, count: n) : batch.feedRows
+        let parts: [[Int32]] = [batch.tokenIDs, batch.positions, slots, tables, rowSequence, rowContext, batch.logitRows, tiles, feedRows]
         var flat: [Int32] = []
         var offsets: [Int] = []
         for p in parts {

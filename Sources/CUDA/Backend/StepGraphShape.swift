@@ -33,7 +33,8 @@ public struct StepGraphShape: Hashable, Sendable, CustomStringConvertible {
     /// Entries per block-table row: enough blocks for `contextClass` tokens.
     public func tableStride(blockTokens: Int) -> Int { (contextClass + blockTokens - 1) / blockTokens }
 
-    /// `step` with padding rows appended up to `rows`: each repeats row 0 (its token, position,
+    /// `step` with padding rows appended up to `rows`: each repeats row 0 (its token or the row it
+    /// is fed from, position,
     /// KV slot, block table and context), so the padding writes row 0's K and V, bit for bit the
     /// same values, to row 0's slot, and reads nothing another row writes. Their outputs are
     /// dropped.
@@ -47,6 +48,7 @@ public struct StepGraphShape: Hashable, Sendable, CustomStringConvertible {
             p.sequences.append(
                 StepSequence(queryStart: r, queryLength: 1, contextLength: first.contextLength, blockTable: first.blockTable))
             p.logitRows.append(Int32(r))
+            if !step.feedRows.isEmpty { p.feedRows.append(step.feedRows[0]) }
         }
         return p
     }

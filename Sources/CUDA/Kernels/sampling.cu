@@ -48,6 +48,18 @@ extern "C" __global__ void argmax_f32(const float* __restrict__ logits, int voca
     if (threadIdx.x == 0) out[blockIdx.x] = idx == 0x7fffffff ? 0 : idx;
 }
 
+// token_ids[r] = previous[feed_rows[r]] where feed_rows[r] names one of the previous step's
+// previous_rows greedy picks (-1: the row's id was uploaded): a step launched before the host has
+// the tokens of the step it follows.
+extern "C" __global__ void feed_tokens(int* __restrict__ token_ids, const int* __restrict__ feed_rows, int rows,
+                                       const int* __restrict__ previous, int previous_rows) {
+    wait_for_previous_kernel();
+    const int r = blockIdx.x * blockDim.x + threadIdx.x;
+    if (r >= rows) return;
+    const int source = feed_rows[r];
+    if (source >= 0 && source < previous_rows) token_ids[r] = previous[source];
+}
+
 // The k largest logits of each row, in descending order (values and indices); one block per row,
 // k <= 64. Each round takes the largest remaining value by a block-wide argmax; k rounds over the
 // row (vocabularies are read from L2 after the first pass).

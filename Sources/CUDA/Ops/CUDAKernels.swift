@@ -377,6 +377,20 @@ public struct CUDAKernels: Sendable {
         try library.function("argmax_f32").launch(grid: (rows, 1, 1), block: (1024, 1, 1), stream: stream, arguments: a)
     }
 
+    /// `tokenIDs[r] = previous[feedRows[r]]` for each of `rows` rows whose `feedRows` entry is in
+    /// `0..<previousRows` (Int32 arrays): a step's token ids from the step before's greedy picks.
+    public func feedTokens(
+        tokenIDs: CUdeviceptr, feedRows: CUdeviceptr, rows: Int, previous: CUdeviceptr, previousRows: Int, stream: CUDAStream
+    ) throws {
+        var a = KernelArguments()
+        a.add(tokenIDs)
+        a.add(feedRows)
+        a.add(int: rows)
+        a.add(previous)
+        a.add(int: previousRows)
+        try library.function("feed_tokens").launch(grid: ((rows + 255) / 256, 1, 1), block: (256, 1, 1), stream: stream, arguments: a)
+    }
+
     /// The `k` (<= 64) largest logits of each row, descending: values (fp32) and indices (Int32).
     public func topK(logits: CUdeviceptr, rows: Int, vocab: Int, k: Int, values: CUdeviceptr, indices: CUdeviceptr, stream: CUDAStream) throws {
         guard k >= 1, k <= 64, k <= vocab else { throw CUDAError.invalidArgument("top-k with k=\(k), vocab \(vocab)") }

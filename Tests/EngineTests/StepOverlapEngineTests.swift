@@ -1,0 +1,55 @@
+import Engine
+import FlashStore
+import Foundation
+import HiFCChecks
+import HiFCCore
+import XCTest
+
+/// Steps launched behind the step before them (`StepOverlap.on`, here on the CPU backend, where
+/// the launch computes at once) give every token a step at a time gives.
+final class StepOverlapEngineTests: XCTestCase {
+    private let prompts = GreedyRun.distinctPrompts(12)
+
+    private func run(overlap: StepOverlap, blocks: Int, mode: PreemptionMode, flash: Bool = false, prefixCaching: Bool = false) throws
+        -> GreedyRun
+    {
+        var configuration = EngineFixture.configuration(blocks: blocks, mode: mode, prefixCaching: prefixCaching)
+        configuration.stepOverlap = overlap
+        let tier = flash ? FlashTier(store: try EngineFixture.flashStore()) : nil
+        let core = try EngineCore(loaded: EngineFixture.loaded, configuration: configuration, flashTier: tier)
+        XCTAssertEqual(core.overlapsSteps, overlap == .on)
+        return try GreedyRun.run(prompts, maxTokens: 40, through: core)
+    }
+
+    private func assertSame(_ run: GreedyRun, as reference: GreedyRun, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertEqual(run.tokens.count, prompts.count, file: file, line: line)
+        for id in run.differences(from: reference) {
+            XCTFail(
+                "sequence \(id) differs from token \(run.firstDivergence(of: id, from: reference).map(String.init) ?? "-")", file: file,
+                line: line)
+        }
+    }
+
+    func testStepsLaunchedAheadGiveTheSameTokens() throws {
+        let reference = try run(overlap: .off, blocks: 200, mode: .recompute)
+        XCTAssertEqual(reference.stats.stepsLaunchedAhead, 0)
+        let overlapped = try run(overlap: .on, blocks: 200, mode: .recompute)
+        assertSame(overlapped, as: reference)
+        // The steps while 4 of the 12 requests wait, and those that admit them, run one at a time.
+        XCTAssertGreaterThan(overlapped.stats.stepsLaunchedAhead, overlapped.stats.steps / 3)
+        XCTAssertEqual(overlapped.stats.generatedTokens, reference.stats.generatedTokens)
+    }
+
+    func testStepsLaunchedAheadStayLosslessUnderSwapsAndThePrefixCache() throws {
+        let reference = try run(overlap: .off, blocks: 200, mode: .recompute)
+        let overlapped = try run(overlap: .on, blocks: 12, mode: .swapFlash, flash: true, prefixCaching: true)
+        assertSame(overlapped, as: reference)
+        XCTAssertGreaterThan(overlapped.stats.preemptions, 0, "the budget is meant to force swaps")
+        XCTAssertGreaterThan(overlapped.stats.stepsLaunchedAhead, 0)
+    }
+
+    func testTheCPUBackendDoesNotLaunchAheadByDefault() throws {
+        let core = try EngineCore(loaded: EngineFixture.loaded, configuration: EngineFixture.configuration(blocks: 50, mode: .recompute))
+        XCTAssertFalse(core.overlapsSteps)
+    }
+}
