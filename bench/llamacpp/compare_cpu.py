@@ -232,7 +232,8 @@ def serve_pair(args, threads):
             wait_ready(args.port, llama)
             llama_load = serve_load(args.port, "model", args)
             greedy_llama, _, _ = stream_completion(args.port, "model", PROMPTS[0], 32)
-            hifc = start([args.hifc, "serve", "--model", args.hifc_model, "--threads", str(threads),
+            # --device cpu: on a host with a GPU, `hifc serve`'s default (auto) would take the GPU.
+            hifc = start([args.hifc, "serve", "--model", args.hifc_model, "--device", "cpu", "--threads", str(threads),
                           "--host", "127.0.0.1", "--port", str(args.port + 1), "--data-dir", data,
                           "--kv-budget", "256MiB", "--max-running", str(args.clients)], hifc_log)
             try:
