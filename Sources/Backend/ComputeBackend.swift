@@ -12,6 +12,10 @@ public protocol ComputeBackend: AnyObject, Sendable {
     var name: String { get }
     /// The element type the backend keeps KV in unless told otherwise (`--kv-dtype auto`).
     var kvDType: KVDType { get }
+    /// Most tokens a server's engine step computes unless told otherwise (`--max-batch-tokens`):
+    /// enough prompt tokens a step to keep the backend busy, few enough that the decodes riding
+    /// along are not held up for long.
+    var defaultMaxStepTokens: Int { get }
 
     // MARK: Memory
 

@@ -119,15 +119,9 @@ public enum ConfigurationSchema {
             help:
                 "engine replicas behind one router, each on its own GPU (from --device cuda:N on) or share of the CPU cores; each request goes to the least loaded",
             \.dataParallel),
-        ConfigurationSetting(
-            key: "threads", valueName: "N",
-            help: "CPU threads the model computes on (the CPU backend and its BLAS library); unset: the physical cores",
-            apply: { config, values in
-                guard let value = Int(values.last ?? "") else { throw SettingValueError(reason: "expected a whole number") }
-                guard (1...4096).contains(value) else { throw SettingValueError(reason: "must be between 1 and 4096") }
-                config.threads = value
-            },
-            render: { $0.threads.map(String.init) ?? "" }),
+        optionalInteger(
+            "threads", in: 1...4096, help: "CPU threads the model computes on (the CPU backend and its BLAS library); unset: the physical cores",
+            \.threads),
         ConfigurationSetting(
             key: "kv-budget", valueName: "SIZE|N blocks", help: "device memory for KV blocks; when full, sequences are preempted (swapped to flash)",
             apply: { config, values in
@@ -141,7 +135,10 @@ public enum ConfigurationSchema {
         choice(
             "kv-dtype", help: "KV cache element type; auto: the backend's own (CPU f32, CUDA bf16); fp8: E4M3 with a scale per token and KV head",
             \.kvDType),
-        integer("max-batch-tokens", in: 1...1_048_576, help: "most tokens computed in one engine step", \.maxBatchTokens),
+        optionalInteger(
+            "max-batch-tokens", in: 1...1_048_576,
+            help: "most tokens computed in one engine step; unset: the backend's own (512 on the CPU, 2048 on a GPU)",
+            \.maxBatchTokens),
         integer("max-running", in: 1...65_536, help: "most sequences running at once", \.maxRunning),
         choice("preemption", help: "what happens to a preempted sequence", \.preemption),
         choice(
@@ -283,14 +280,25 @@ public enum ConfigurationSchema {
     ) -> ConfigurationSetting {
         ConfigurationSetting(
             key: key, valueName: "N", help: help,
-            apply: { config, values in
-                guard let value = Int(values.last ?? "") else { throw SettingValueError(reason: "expected a whole number") }
-                guard range.contains(value) else {
-                    throw SettingValueError(reason: "must be between \(range.lowerBound) and \(range.upperBound)")
-                }
-                config[keyPath: field] = value
-            },
+            apply: { config, values in config[keyPath: field] = try wholeNumber(values, in: range) },
             render: { String($0[keyPath: field]) })
+    }
+
+    /// A whole-number setting that may be left unset (the empty rendering).
+    private static func optionalInteger(
+        _ key: String, in range: ClosedRange<Int>, help: String,
+        _ field: WritableKeyPath<ServerConfiguration, Int?> & Sendable
+    ) -> ConfigurationSetting {
+        ConfigurationSetting(
+            key: key, valueName: "N", help: help,
+            apply: { config, values in config[keyPath: field] = try wholeNumber(values, in: range) },
+            render: { $0[keyPath: field].map(String.init) ?? "" })
+    }
+
+    private static func wholeNumber(_ values: [String], in range: ClosedRange<Int>) throws -> Int {
+        guard let value = Int(values.last ?? "") else { throw SettingValueError(reason: "expected a whole number") }
+        guard range.contains(value) else { throw SettingValueError(reason: "must be between \(range.lowerBound) and \(range.upperBound)") }
+        return value
     }
 
     private static func duration(

@@ -112,8 +112,9 @@ public struct ServerConfiguration: Hashable, Sendable {
     public var blockSize = 16
     /// The KV cache's element type: the backend's own (auto), bf16, or fp8 E4M3 with scales.
     public var kvDType = KVDTypeChoice.auto
-    /// Most tokens computed in one engine step (prefill chunks plus decodes).
-    public var maxBatchTokens = 512
+    /// Most tokens computed in one engine step (prefill chunks plus decodes); nil: the backend's
+    /// own (`ComputeBackend.defaultMaxStepTokens`: 512 on the CPU, 2048 on a GPU).
+    public var maxBatchTokens: Int?
     /// Most sequences running at once.
     public var maxRunning = 64
     /// What happens to a preempted sequence.

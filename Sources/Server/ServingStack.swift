@@ -210,7 +210,7 @@ public final class ServingStack: Sendable {
         flashFaults: (any IOFaultInjector)?
     ) throws -> EngineReplica {
         let model = try LoadedModel(directory: modelDirectory, backend: compute, logger: logger)
-        let engineConfiguration = configuration.engineConfiguration(replica: index)
+        let engineConfiguration = configuration.engineConfiguration(replica: index, defaultStepTokens: compute.defaultMaxStepTokens)
         var flashConfiguration = configuration.flashStoreConfiguration(replica: index, device: device)
         let blockBytes = model.model.kvLayout(blockTokens: engineConfiguration.blockTokens, dtype: engineConfiguration.kvDType).blockBytes
         if usesFlash, let raised = flashConfiguration.segmentSizeHolding(blockBytes: blockBytes) {
@@ -287,10 +287,11 @@ extension ServerConfiguration {
             maxEngineBacklog: Self.engineBacklog * dataParallel)
     }
 
-    /// Replica `index`'s engine's share of the settings.
-    public func engineConfiguration(replica index: Int = 0) -> EngineConfiguration {
+    /// Replica `index`'s engine's share of the settings, on a backend whose step size is
+    /// `defaultStepTokens` unless `maxBatchTokens` says otherwise.
+    public func engineConfiguration(replica index: Int = 0, defaultStepTokens: Int = 512) -> EngineConfiguration {
         var configuration = EngineConfiguration(
-            kvBudget: kvBudget, blockTokens: blockSize, maxStepTokens: maxBatchTokens, maxRunning: maxRunning,
+            kvBudget: kvBudget, blockTokens: blockSize, maxStepTokens: maxBatchTokens ?? defaultStepTokens, maxRunning: maxRunning,
             preemption: preemption, prefetchDepth: prefetchDepth, hostSwapCapacity: dramSwap,
             flashDailyWriteBudget: flashDailyWriteBudget, flashEnduranceTBW: flashTBW, flashTargetLifetime: flashTargetLifetime,
             modelID: servedModelName, prefixCaching: prefixCache,

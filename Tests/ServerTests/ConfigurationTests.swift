@@ -1,3 +1,4 @@
+import Backend
 import Engine
 import Foundation
 import HiFCCore
@@ -69,6 +70,16 @@ final class ConfigurationTests: XCTestCase {
         XCTAssertEqual(config.flashCapacity, .gib(1))
         XCTAssertEqual(config.flashPaths, ["/a", "/b"])
         XCTAssertEqual(config.maxBatchTokens, ServerConfiguration().maxBatchTokens, "default where nothing is said")
+    }
+
+    func testStepTokensAreTheBackendsOwnUnlessSet() throws {
+        let unset = try ConfigurationLoader.load(arguments: [], environment: [:])
+        XCTAssertNil(unset.maxBatchTokens)
+        XCTAssertEqual(unset.engineConfiguration(defaultStepTokens: 8192).maxStepTokens, 8192)
+        XCTAssertEqual(CPUBackend().defaultMaxStepTokens, 512)
+        let set = try ConfigurationLoader.load(arguments: ["--max-batch-tokens", "1024"], environment: [:])
+        XCTAssertEqual(set.engineConfiguration(defaultStepTokens: 8192).maxStepTokens, 1024)
+        XCTAssertThrowsError(try ConfigurationLoader.load(arguments: ["--max-batch-tokens", "0"], environment: [:]))
     }
 
     func testEveryFlagFormAndListSetting() throws {

@@ -43,6 +43,8 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
     static func rowsPerTask(_ width: Int) -> Int { max(1, elementsPerTask / max(width, 1)) }
 
     public var kvDType: KVDType { .float32 }
+    /// 512: a step of 512 prompt tokens already takes the CPU's cores tens of milliseconds.
+    public var defaultMaxStepTokens: Int { 512 }
 
     // MARK: Memory
 
