@@ -261,6 +261,7 @@ public final class EngineCore {
         if !flashReadsMeasured, stepsSinceProbe >= 256 { measureFlashReads() }
         var events: [(SequenceID, GenerationEvent)] = []
         if let launched = inFlight {
+            // Cleared first, so that a launch that fails leaves no step in flight.
             inFlight = nil
             inFlight = try launchContinuation(of: launched, into: &step)
             events = try collect(launched, into: &step)

@@ -16,6 +16,7 @@ struct EngineMetrics: Sendable {
         let replica = [("replica", String(index))]
         let counters: [(Counter, @Sendable (EngineStats) -> Int)] = [
             (Counter(label: "hifc_preemptions_total", dimensions: replica), { $0.preemptions }),
+            (Counter(label: "hifc_steps_launched_ahead_total", dimensions: replica), { $0.stepsLaunchedAhead }),
             (Counter(label: "hifc_recomputed_tokens_total", dimensions: replica), { $0.recomputedTokens }),
             (Counter(label: "hifc_swap_outs_total", dimensions: replica), { $0.swapOuts }),
             (Counter(label: "hifc_swap_ins_total", dimensions: replica), { $0.swapIns }),
