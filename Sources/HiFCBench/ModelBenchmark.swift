@@ -24,6 +24,12 @@ public struct ModelBenchmark: Sendable {
         /// when it is also the LM head) and the KV of every sequence at its middle context length.
         /// Divided by the device's copy bandwidth this is the step's memory roofline.
         public var decodeStepBytes: Double
+        /// Whether each decode step was launched behind the one before it, its tokens fed on the
+        /// device, as the engine launches greedy decode steps (`StepOverlap`): a step's time is
+        /// then the time between two steps' tokens coming back.
+        public var launchedAhead: Bool
+        /// The tokens the last decode step picked, one per sequence.
+        public var lastTokens: [Int]
 
         public var description: String {
             String(
@@ -37,11 +43,15 @@ public struct ModelBenchmark: Sendable {
     public let blockTokens: Int
     /// The KV dtype of the pool (`--kv-dtype`).
     public let kvDType: KVDTypeChoice
+    /// Whether decode steps are launched ahead (`--overlap-steps`; auto: where the backend runs
+    /// ahead of the host, as in the engine).
+    public let launchesAhead: Bool
 
-    public init(model: any CausalLanguageModel, blockTokens: Int = 64, kvDType: KVDTypeChoice = .auto) {
+    public init(model: any CausalLanguageModel, blockTokens: Int = 64, kvDType: KVDTypeChoice = .auto, stepOverlap: StepOverlap = .auto) {
         self.model = model
         self.blockTokens = blockTokens
         self.kvDType = kvDType
+        launchesAhead = stepOverlap.enabled(backendRunsAhead: model.backend.runsAhead)
     }
 
     /// Runs one measurement (after a short warm-up step).
@@ -77,16 +87,31 @@ public struct ModelBenchmark: Sendable {
 
         let decodeStart = Date()
         var stepSeconds: [Double] = []
-        for step in 0..<decodeTokens {
-            let stepStart = Date()
-            let outputs = try model.step(
-                ForwardBatch(
-                    (0..<batch).map {
-                        ForwardSequence(tokens: [last[$0]], startPosition: promptTokens + step, blockTable: tables[$0], greedy: true)
-                    }), kv: pool)
-            stepSeconds.append(Date().timeIntervalSince(stepStart))
-            last = Self.tokens(outputs)
+        var lastDone = decodeStart
+        // Launched ahead: the step launched last, whose tokens the next one is fed.
+        var pending: PendingForward?
+        func collect(_ step: PendingForward) throws {
+            last = Self.tokens(try step.outputs())
+            stepSeconds.append(Date().timeIntervalSince(lastDone))
+            lastDone = Date()
         }
+        for step in 0..<decodeTokens {
+            let batch = ForwardBatch(
+                (0..<batch).map {
+                    ForwardSequence(
+                        tokens: [pending == nil ? last[$0] : 0], startPosition: promptTokens + step, blockTable: tables[$0], greedy: true,
+                        feedRow: pending == nil ? nil : $0)
+                })
+            if launchesAhead {
+                let launched = try model.launch(batch, kv: pool, feeding: pending?.greedyTokens)
+                if let pending { try collect(pending) }
+                pending = launched
+            } else {
+                lastDone = Date()
+                try collect(try model.launch(batch, kv: pool, feeding: nil))
+            }
+        }
+        if let pending { try collect(pending) }
         let decode = Date().timeIntervalSince(decodeStart)
         let c = model.config
         // The backend keeps weights in its own KV dtype (bf16 on a GPU, f32 on the CPU); the KV
@@ -99,7 +124,7 @@ public struct ModelBenchmark: Sendable {
             prefillTokensPerSecond: Double(batch * promptTokens) / prefill,
             decodeTokensPerSecond: Double(batch * decodeTokens) / decode,
             decodeStepMilliseconds: stepSeconds.sorted()[stepSeconds.count / 2] * 1000,
-            decodeStepBytes: weights + kv)
+            decodeStepBytes: weights + kv, launchedAhead: launchesAhead, lastTokens: last)
     }
 
     /// The tokens of a step whose sequences are all greedy.

@@ -26,6 +26,10 @@ struct BenchModelCommand: ParsableCommand {
     @Option(help: "cpu (the default here), auto, cuda or cuda:N.") var device: String = "cpu"
     @Option(name: .customLong("kv-dtype"), help: "KV cache element type: auto (the backend's own), bf16 or fp8.")
     var kvDType: KVDTypeChoice = .auto
+    @Option(
+        name: .customLong("overlap-steps"),
+        help: "Launch each decode step behind the one before it, its tokens fed on the device, as the server does: auto (on a GPU), on or off.")
+    var overlapSteps: StepOverlap = .auto
 
     func run() throws {
         MallocTuning.keepFreedBlocksMapped()
@@ -46,12 +50,12 @@ struct BenchModelCommand: ParsableCommand {
                     + "backend \(backend.name); KV \(kvDType.resolved(backendDefault: backend.kvDType).rawValue); loaded in \(String(format: "%.2f", loadSeconds)) s; "
                     + "\(ProcessInfo.processInfo.activeProcessorCount) logical cores")
         }
-        let bench = ModelBenchmark(model: loaded.model, blockTokens: blockSize, kvDType: kvDType)
+        let bench = ModelBenchmark(model: loaded.model, blockTokens: blockSize, kvDType: kvDType, stepOverlap: overlapSteps)
         for b in batches {
             let figures = try bench.run(batch: b, promptTokens: promptTokens, decodeTokens: decodeTokens)
             if json {
                 print(
-                    #"{"engine":"hifc","backend":"\#(backend.name)","batch":\#(b),"prompt_tokens":\#(promptTokens),"decode_tokens":\#(decodeTokens),"kv_dtype":"\#(kvDType.rawValue)","prefill_tok_s":\#(figures.prefillTokensPerSecond),"decode_tok_s":\#(figures.decodeTokensPerSecond),"decode_step_ms":\#(figures.decodeStepMilliseconds),"decode_step_bytes":\#(figures.decodeStepBytes)}"#
+                    #"{"engine":"hifc","backend":"\#(backend.name)","batch":\#(b),"prompt_tokens":\#(promptTokens),"decode_tokens":\#(decodeTokens),"kv_dtype":"\#(kvDType.rawValue)","prefill_tok_s":\#(figures.prefillTokensPerSecond),"decode_tok_s":\#(figures.decodeTokensPerSecond),"decode_step_ms":\#(figures.decodeStepMilliseconds),"decode_step_bytes":\#(figures.decodeStepBytes),"steps_launched_ahead":\#(figures.launchedAhead)}"#
                 )
             } else {
                 print(figures)

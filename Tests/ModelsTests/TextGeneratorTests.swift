@@ -46,4 +46,15 @@ final class TextGeneratorTests: XCTestCase {
             XCTAssertGreaterThan(figures.decodeTokensPerSecond, 0)
         }
     }
+
+    func testBenchmarkLaunchingStepsAheadPicksTheSameTokens() throws {
+        let fixture = try ModelFixture(.mistral)
+        defer { fixture.remove() }
+        let ahead = try ModelBenchmark(model: fixture.model, blockTokens: 8, stepOverlap: .on).run(batch: 3, promptTokens: 10, decodeTokens: 6)
+        let one = try ModelBenchmark(model: fixture.model, blockTokens: 8, stepOverlap: .off).run(batch: 3, promptTokens: 10, decodeTokens: 6)
+        XCTAssertTrue(ahead.launchedAhead)
+        XCTAssertFalse(one.launchedAhead)
+        XCTAssertEqual(ahead.lastTokens, one.lastTokens)
+        XCTAssertEqual(ahead.lastTokens.count, 3)
+    }
 }

@@ -1,0 +1,5 @@
+import ArgumentParser
+import HiFCCore
+
+/// `--overlap-steps auto|on|off` of `bench model` (`hifc serve` takes it from the settings table).
+extension StepOverlap: ExpressibleByArgument {}
