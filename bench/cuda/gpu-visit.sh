@@ -3,8 +3,8 @@
 # whole 8B-shaped model against PyTorch + transformers, the server under load, and an error exit
 # of the CUDA engine.
 # Run from the repository root after `bash .device/unpack.sh`; logs go to $OUT (or ./gpu-logs).
-#   bash bench/cuda/gpu-visit.sh [checks] [labs] [model] [long] [swap] [swapio] [prefix] [sanitizer] [serve] [exit] [smollm2] [gemma3] [cpu] [multi] [multi2] [swapmodes] [fp8] [fp8lab] [graphs] [llamacuda] [servepeak] [servesweep]
-#   (default: all but swapio, smollm2, gemma3, cpu, multi, multi2, swapmodes, fp8, fp8lab, graphs, llamacuda, servepeak and servesweep; smollm2, gemma3 and cpu need a GGUF carried in parts,
+#   bash bench/cuda/gpu-visit.sh [checks] [labs] [model] [long] [swap] [swapio] [prefix] [sanitizer] [serve] [exit] [smollm2] [gemma3] [cpu] [multi] [multi2] [swapmodes] [fp8] [fp8lab] [graphs] [overlap] [llamacuda] [servepeak] [servesweep]
+#   (default: all but swapio, smollm2, gemma3, cpu, multi, multi2, swapmodes, fp8, fp8lab, graphs, overlap, llamacuda, servepeak and servesweep; smollm2, gemma3 and cpu need a GGUF carried in parts,
 #   see the smollm2 step; multi2 needs the 2-GPU machine, nvidia-h200-x2; swapmodes fits one device call of its own, about 6 minutes)
 # env: BATCH, PROMPT, DECODE (model: decode tokens, 32; the first 15 or so steps after the prefill run at
 # power-capped clocks, model-h200.md); BASELINE=DIR first runs bench model with DIR/hifc (an earlier binary, packed
@@ -24,6 +24,7 @@
 # fp8lab (about 5 minutes, python + torch only): the decode attention lab, bf16 and fp8 kernels side by side
 # (lab_decode_attention.py: correctness against float64, time and GB/s of KV against the copy roofline); LAB_QUICK=1:
 # three check shapes and the 8192-token decode step's shape only, about a minute
+# overlap (issue 25): bench model with decode steps launched ahead and one at a time, alternating; BATCH, PROMPT, GRAPH_DECODE
 # graphs (issue 25, decode steps replayed from CUDA graphs; about 5 minutes with synth-8b already written):
 # GRAPH_MODELS (tiny,1b,qwen3:tiny,gemma3:tiny,mistral:tiny), GRAPH_DECODE (128), BATCH, PROMPT
 # llamacuda (issue 25, one device call of about 8 minutes; carry .smollm2/llamacache made by bench/llamacpp/pack-sdist.sh):
@@ -126,6 +127,16 @@ if has graphs; then  # issue 25: graph replay against kernel-by-kernel launch, t
     HIFC_CUDA_GRAPHS=1 HIFC_CUDA_STEP_TIMING=1 .device/hifc bench model --model "$model" --device cuda --batch "${BATCH:-1,16}" \
         --prompt-tokens "${PROMPT:-2048}" --decode-tokens 16 > "$out/graphs-timing.txt" 2>&1
     grep -E "cuda step|capturing" "$out/graphs-timing.txt" | tail -12 | tee -a "$out/summary.txt"
+fi
+
+if has overlap; then  # issue 25: decode steps launched ahead (as the server launches them) against one at a time, graphs on
+    stamp "synth 8b"; synth8b
+    for ov in off auto off auto; do  # alternating in the same run, so clock drift shows
+        stamp "overlap: bench model --overlap-steps $ov"
+        .device/hifc bench model --model "$model" --device cuda --batch "${BATCH:-1,16}" --prompt-tokens "${PROMPT:-2048}" \
+            --decode-tokens "${GRAPH_DECODE:-128}" --overlap-steps "$ov" --json 2>&1 \
+            | tee -a "$out/overlap-model-$ov.txt" | grep -vE "^\s*$" | tee -a "$out/summary.txt"
+    done
 fi
 
 if has long; then  # prefill of one long prompt (the paper's GovReport prompts are about 8.7K tokens)
