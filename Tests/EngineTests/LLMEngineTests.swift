@@ -7,10 +7,10 @@ import XCTest
 
 /// The engine as the server sees it: streams, errors, cancellation.
 final class LLMEngineTests: XCTestCase {
-    private func makeEngine(blocks: Int = 100) throws -> LLMEngine {
-        try LLMEngine(
-            loaded: EngineFixture.loaded,
-            configuration: EngineConfiguration(kvBudget: .blocks(blocks), blockTokens: 16, preemption: .recompute))
+    private func makeEngine(blocks: Int = 100, overlap: StepOverlap = .auto) throws -> LLMEngine {
+        var configuration = EngineConfiguration(kvBudget: .blocks(blocks), blockTokens: 16, preemption: .recompute)
+        configuration.stepOverlap = overlap
+        return try LLMEngine(loaded: EngineFixture.loaded, configuration: configuration)
     }
 
     private func greedy(_ maxTokens: Int) -> SamplingParams {
@@ -116,7 +116,15 @@ final class LLMEngineTests: XCTestCase {
     }
 
     func testCancellingTheConsumerAbortsTheRequestAndFreesItsBlocks() async throws {
-        let engine = try makeEngine()
+        try await cancelMidStream(overlap: .off)
+    }
+
+    func testCancellingARequestWhoseNextStepIsLaunchedAheadFreesItsBlocks() async throws {
+        try await cancelMidStream(overlap: .on)
+    }
+
+    private func cancelMidStream(overlap: StepOverlap) async throws {
+        let engine = try makeEngine(overlap: overlap)
         let stream = engine.generate(GenerationRequest(id: "c", promptTokens: GreedyRun.distinctPrompts(1)[0], sampling: greedy(1_000)))
         let consumer = Task {
             for try await _ in stream {}
@@ -130,5 +138,7 @@ final class LLMEngineTests: XCTestCase {
         XCTAssertEqual(stats.finishedRequests, 1)
         XCTAssertEqual(stats.running, 0)
         XCTAssertLessThan(stats.generatedTokens, 1_000)
+        XCTAssertEqual(stats.kvUtilization, 0, "the aborted request's blocks are free")
+        if overlap == .on { XCTAssertGreaterThan(stats.stepsLaunchedAhead, 0) }
     }
 }

@@ -48,6 +48,47 @@ final class StepOverlapEngineTests: XCTestCase {
         XCTAssertGreaterThan(overlapped.stats.stepsLaunchedAhead, 0)
     }
 
+    /// Every event of `requests` run to the end through an engine, by request: deltas' tokens
+    /// and text, and the finish reason.
+    private func events(overlap: StepOverlap, _ requests: [GenerationRequest]) throws -> (byRequest: [SequenceID: String], stats: EngineStats) {
+        var configuration = EngineFixture.configuration(blocks: 200, mode: .recompute)
+        configuration.stepOverlap = overlap
+        let core = try EngineCore(loaded: EngineFixture.loaded, configuration: configuration)
+        for (n, request) in requests.enumerated() { try core.add(id: SequenceID(n), request) }
+        var log: [SequenceID: String] = [:]
+        while !core.isIdle {
+            for (id, event) in try core.step() {
+                switch event {
+                case .delta(let ids, let text): log[id, default: ""] += "\(ids)\(text.debugDescription) "
+                case .finished(let reason, let usage): log[id, default: ""] += "end \(reason) \(usage.completionTokens)"
+                }
+            }
+        }
+        return (log, core.snapshot())
+    }
+
+    func testRequestsEndingOnAStopLaunchedAheadEndAsOneStepAtATime() throws {
+        // Where each request's tokens would go without stops, to stop them at different steps.
+        let free = try run(overlap: .off, blocks: 200, mode: .recompute)
+        var requests: [GenerationRequest] = []
+        for (n, prompt) in prompts.enumerated() {
+            var sampling = SamplingParams.greedy(maxTokens: 40)
+            let generated = free.tokens[SequenceID(n)]!
+            if n % 2 == 0 {
+                sampling.stopTokenIDs = [generated[5 + n]]
+            } else {
+                sampling.stop = [EngineFixture.loaded.tokenizer.decode(Array(generated[(3 + n)..<(5 + n)]))]
+            }
+            requests.append(GenerationRequest(id: "r\(n)", promptTokens: prompt, sampling: sampling))
+        }
+        let reference = try events(overlap: .off, requests)
+        let ahead = try events(overlap: .on, requests)
+        XCTAssertEqual(ahead.byRequest, reference.byRequest)
+        XCTAssertEqual(ahead.stats.generatedTokens, reference.stats.generatedTokens)
+        XCTAssertLessThan(reference.stats.generatedTokens, prompts.count * 40, "the stops end requests early")
+        XCTAssertGreaterThan(ahead.stats.stepsLaunchedAhead, 0)
+    }
+
     func testTheCPUBackendDoesNotLaunchAheadByDefault() throws {
         let core = try EngineCore(loaded: EngineFixture.loaded, configuration: EngineFixture.configuration(blocks: 50, mode: .recompute))
         XCTAssertFalse(core.overlapsSteps)
