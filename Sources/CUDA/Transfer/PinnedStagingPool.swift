@@ -76,11 +76,19 @@ final class PinnedStagingPool: @unchecked Sendable {
             return blocks
         }
         guard let blocks else { return false }
-        guard let chunk = try? device.allocatePinned(blocks * stride) else {
-            lock.withLock {
+        let chunk: PinnedBuffer
+        do {
+            chunk = try device.allocatePinned(blocks * stride)
+        } catch {
+            let pinnedBlocks = lock.withLock {
                 allocatedBlocks -= blocks
                 refused = true
+                return allocatedBlocks
             }
+            // Once: later transfers run at ordinary memory's few GB/s, which the logs should explain.
+            FileHandle.standardError.write(
+                ("hifc: page-locked staging memory refused after \(pinnedBlocks * stride >> 20) MiB (\(error)); "
+                    + "staged transfers use ordinary memory from now on\n").data(using: .utf8)!)
             return false
         }
         lock.withLock {
