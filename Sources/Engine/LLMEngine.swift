@@ -16,8 +16,7 @@ public final class LLMEngine: GenerationService {
     public let maxContextTokens: Int
     private let loaded: LoadedModel
     private let inbox = Inbox<EngineCommand>()
-    /// Wakes the step thread from a wait for transfers, so that it takes a command now.
-    private let waker: StepWaker
+    private let commands: CommandPost
     /// Signalled once when the step thread has returned.
     private let stopped = DispatchSemaphore(value: 0)
     private let latestStats = LatestStats()
@@ -35,7 +34,7 @@ public final class LLMEngine: GenerationService {
         let core = try EngineCore(loaded: loaded, configuration: configuration, flashTier: flashTier, deviceSwapper: deviceSwapper)
         modelID = configuration.modelID ?? loaded.name
         maxContextTokens = core.maxSequenceTokens
-        waker = core.waker
+        commands = CommandPost(inbox: inbox, waker: core.waker)
         self.loaded = loaded
         // The step thread takes the only lasting reference to the core, so that the core, and
         // with it the KV pool, the swappers and their handles on the flash store, are released
@@ -56,13 +55,7 @@ public final class LLMEngine: GenerationService {
         thread.start()
     }
 
-    deinit { post(.shutdown) }
-
-    /// Hands the step thread a command; it takes it before its next step (see `StepWaker`).
-    private func post(_ command: EngineCommand) {
-        inbox.post(command)
-        waker.wake()
-    }
+    deinit { commands.post(.shutdown) }
 
     public func encode(_ text: String) throws -> [Int] { loaded.tokenizer.encode(text) }
 
@@ -73,14 +66,12 @@ public final class LLMEngine: GenerationService {
     public func generate(_ request: GenerationRequest) -> AsyncThrowingStream<GenerationEvent, Error> {
         let (stream, continuation) = AsyncThrowingStream.makeStream(of: GenerationEvent.self, throwing: Error.self)
         let id = nextID.add(1, ordering: .relaxed).oldValue
-        let inbox = self.inbox
-        let waker = self.waker
+        let commands = self.commands
         continuation.onTermination = { termination in
             guard case .cancelled = termination else { return }
-            inbox.post(.abort(id))
-            waker.wake()
+            commands.post(.abort(id))
         }
-        post(.add(id, request, continuation))
+        commands.post(.add(id, request, continuation))
         return stream
     }
 
@@ -92,7 +83,7 @@ public final class LLMEngine: GenerationService {
     /// Returns the numbers of device and flash blocks forgotten.
     public func resetPrefixCache(flash: Bool) async -> (device: Int, flash: Int) {
         await withCheckedContinuation { continuation in
-            post(.resetPrefixCache(flash: flash, continuation))
+            commands.post(.resetPrefixCache(flash: flash, continuation))
         }
     }
 
@@ -101,7 +92,7 @@ public final class LLMEngine: GenerationService {
     /// released (so the flash store may be closed and the process may exit next); requests still
     /// running end with `GenerationError.engineStopped`. Later calls return at once.
     public func shutdown() {
-        post(.shutdown)
+        commands.post(.shutdown)
         stopped.wait()
         stopped.signal()
     }
@@ -135,6 +126,18 @@ enum EngineCommand: Sendable {
 
 /// The step thread: applies commands, runs `EngineCore.step`, and sends the events to the
 /// requests' streams through `EventDelivery`, which feeds them on its own thread.
+/// Hands the step thread a command, which it takes before its next step, and wakes it from a
+/// wait for transfers (`StepWaker`) so that it takes it now.
+private struct CommandPost: Sendable {
+    let inbox: Inbox<EngineCommand>
+    let waker: StepWaker
+
+    func post(_ command: EngineCommand) {
+        inbox.post(command)
+        waker.wake()
+    }
+}
+
 private final class StepLoop: @unchecked Sendable {
     // Touched only on the step thread.
     private let core: EngineCore
