@@ -60,11 +60,16 @@ public struct Scheduler: Sendable {
     /// When prefix saves may be planned again after one failed, and the pause after the next failure.
     private var prefixSaveBackoff = PrefixSaveBackoff()
     /// Prefix blocks dropped from flash to keep its room while the device may still cache them,
-    /// with the device block and its hit count when a save first saw it since (block -1 before):
-    /// such a block is saved again only once it is reused (or computed again into another block),
-    /// or every save would push another one out and be pushed out in turn (on the H200 each 8 MiB
+    /// with the device block and its hit count when a save first saw it since (nil before): such
+    /// a block is saved again only once it is reused (or computed again into another block), or
+    /// every save would push another one out and be pushed out in turn (on the H200 each 8 MiB
     /// block was written 2.25 times on average).
-    private var trimmedFromFlash: [BlockKey: (block: Int, hits: Int)] = [:]
+    private var trimmedFromFlash: [BlockKey: TrimmedBlockSighting] = [:]
+
+    /// Where a save first saw a block trimmed from flash, and its hits then.
+    private struct TrimmedBlockSighting {
+        var seen: (block: Int, hits: Int)?
+    }
     /// Prefix saves in flight when the prefix cache was reset: their blocks are deleted, not kept.
     private var discardedSaves = Set<TransferID>()
     private var swapInsInFlight = 0
@@ -728,10 +733,10 @@ public struct Scheduler: Sendable {
         for candidate in candidates where blocks.count < room {
             let key = candidate.hash.key
             guard !tiers.isStored(key, in: .flash), !tiers.isPending(key, in: .flash) else { continue }
-            if let seen = trimmedFromFlash[key] {
+            if let sighting = trimmedFromFlash[key] {
                 let now = (block: candidate.block, hits: kv.pool.hits(of: candidate.block))
-                if seen.block < 0 {
-                    trimmedFromFlash[key] = now  // the first look since the trim
+                guard let seen = sighting.seen else {
+                    trimmedFromFlash[key] = TrimmedBlockSighting(seen: now)  // the first look since the trim
                     continue
                 }
                 if seen.block == now.block, now.hits <= seen.hits { continue }
@@ -757,7 +762,7 @@ public struct Scheduler: Sendable {
     /// Notes blocks just trimmed from flash (see `trimmedFromFlash`), and forgets those the
     /// device no longer caches once there are more of them than device blocks.
     private mutating func rememberTrimmed(_ keys: [BlockKey]) {
-        for key in keys { trimmedFromFlash[key] = (block: -1, hits: 0) }
+        for key in keys { trimmedFromFlash[key] = TrimmedBlockSighting(seen: nil) }
         guard trimmedFromFlash.count > 2 * config.deviceBlocks else { return }
         let cached = Set(kv.pool.cachedBlocks.map(\.content.key))
         trimmedFromFlash = trimmedFromFlash.filter { cached.contains($0.key) }
