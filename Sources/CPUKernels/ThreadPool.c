@@ -16,6 +16,7 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -27,22 +28,26 @@
 #endif
 
 struct hifc_pool {
+    // Set at creation.
     int threads;
     long spin_nanoseconds;
     pthread_t *workers;
     pthread_mutex_t mutex;
     pthread_cond_t wake;
-    _Atomic uint64_t generation;
-    _Atomic int sleepers;
-    _Atomic int stop;
-    _Atomic int parked;
-    _Atomic int busy;  // a job is being run (submission lock)
-    // The job, written before `generation` is bumped.
+    // The job, written by the caller before `generation` is bumped.
     hifc_chunk_fn body;
     void *context;
     long chunks;
-    _Atomic long next_chunk;
-    _Atomic int running;  // workers still in the job
+    _Atomic int busy;  // a job is being run (submission lock)
+    // What spinning workers poll, written once a job (`generation`) or rarely. Each line below is
+    // written by other threads many times a job: sharing a line with what the workers poll, every
+    // chunk taken and every worker's finish would pull that line away from every spinner.
+    _Alignas(64) _Atomic uint64_t generation;
+    _Atomic int stop;
+    _Atomic int parked;
+    _Atomic int sleepers;
+    _Alignas(64) _Atomic long next_chunk;
+    _Alignas(64) _Atomic int running;  // workers still in the job
 };
 
 typedef struct {
@@ -97,8 +102,11 @@ static void *worker_main(void *argument) {
 
 hifc_pool *hifc_pool_create(int threads, int spin_microseconds) {
     if (threads < 1) threads = 1;
-    hifc_pool *pool = calloc(1, sizeof(hifc_pool));
+    // Aligned as its cache-line members ask (calloc gives 16 bytes).
+    size_t bytes = (sizeof(hifc_pool) + 63) & ~(size_t)63;
+    hifc_pool *pool = aligned_alloc(64, bytes);
     if (!pool) return NULL;
+    memset(pool, 0, bytes);
     pool->threads = threads;
     pool->spin_nanoseconds = (long)(spin_microseconds < 0 ? 0 : spin_microseconds) * 1000L;
     pthread_mutex_init(&pool->mutex, NULL);
@@ -152,7 +160,8 @@ void hifc_parallel(hifc_pool *pool, long chunks, hifc_chunk_fn body, void *conte
         for (long c = 0; c < chunks; c++) body(context, c, 0);
         return;
     }
-    atomic_store(&pool->parked, 0);
+    // Written only when set: a store each job would pull the polled line from every spinner.
+    if (atomic_load_explicit(&pool->parked, memory_order_relaxed)) atomic_store(&pool->parked, 0);
     pool->body = body;
     pool->context = context;
     pool->chunks = chunks;
