@@ -49,4 +49,24 @@ final class StepGraphShapeTests: XCTestCase {
         // A padded step is a graph step of the same shape.
         XCTAssertEqual(StepGraphShape.serving(padded, maxRows: 64), shape)
     }
+
+    func testPaddingRowsOfAFedStepAreFedAsRowZero() throws {
+        let chunks: [(tokens: [Int32], startPosition: Int, blockTable: [Int32], wantsLogits: Bool)] = [
+            (tokens: [0], startPosition: 20, blockTable: [0, 1], wantsLogits: true),
+            (tokens: [5], startPosition: 30, blockTable: [2, 3], wantsLogits: true),
+            (tokens: [0], startPosition: 9, blockTable: [4], wantsLogits: true),
+        ]
+        let step = try StepBatch.make(chunks: chunks, blockTokens: 16, feeding: [2, nil, 0])
+        XCTAssertEqual(step.feedRows, [2, -1, 0])
+        let padded = try XCTUnwrap(StepGraphShape.serving(step, maxRows: 64)).padded(step)
+        XCTAssertEqual(padded.feedRows, [2, -1, 0, 2])
+        XCTAssertNoThrow(try padded.validate(poolBlocks: 8))
+        // On the host the fed rows take the previous step's picks, and nothing is left to feed.
+        let fed = try padded.fed(by: [11, 12, 13])
+        XCTAssertEqual(fed.tokenIDs, [13, 5, 11, 13])
+        XCTAssertEqual(fed.feedRows, [])
+        XCTAssertThrowsError(try step.fed(by: [11]), "a feed row past the previous step's picks")
+        XCTAssertThrowsError(
+            try StepBatch.make(chunks: [(tokens: [1, 2], startPosition: 0, blockTable: [0], wantsLogits: true)], blockTokens: 16, feeding: [0]))
+    }
 }
