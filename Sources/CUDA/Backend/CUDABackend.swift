@@ -109,14 +109,27 @@ public final class CUDABackend: ComputeBackend, @unchecked Sendable {
     }
 
     public func argmaxRows(_ tensor: DeviceTensor) throws -> [Int] {
-        guard tensor.shape.count == 2, tensor.columns > 0 else { throw BackendError.shapeMismatch(op: "argmaxRows", detail: "shape \(tensor.shape)") }
-        let f = try float32(tensor, "argmaxRows")
-        let indices = try memory.take(tensor.rows * 4)
-        defer { memory.give(indices) }
-        try kernels.argmax(logits: try f.cudaAddress("argmaxRows"), rows: tensor.rows, vocab: tensor.columns, output: indices.address, stream: stream)
+        let (indices, cache) = try queueArgmax(tensor)
+        defer { cache.give(indices) }
         return try downloaded(address: indices.address, count: tensor.rows, as: Int32.self) { pinned, count in
             (0..<count).map { Int(pinned[$0]) }
         }
+    }
+
+    /// Queues the argmax of each row of `tensor` into a buffer of the memory cache returned with it.
+    private func queueArgmax(_ tensor: DeviceTensor) throws -> (indices: DeviceBuffer, cache: DeviceMemoryCache) {
+        guard tensor.shape.count == 2, tensor.columns > 0 else { throw BackendError.shapeMismatch(op: "argmaxRows", detail: "shape \(tensor.shape)") }
+        let f = try float32(tensor, "argmaxRows")
+        let cache = memory
+        let indices = try cache.take(tensor.rows * 4)
+        do {
+            try kernels.argmax(
+                logits: try f.cudaAddress("argmaxRows"), rows: tensor.rows, vocab: tensor.columns, output: indices.address, stream: stream)
+        } catch {
+            cache.give(indices)
+            throw error
+        }
+        return (indices, cache)
     }
 
     /// Queued on the compute stream: the host goes on while the GPU works, except with
@@ -125,13 +138,8 @@ public final class CUDABackend: ComputeBackend, @unchecked Sendable {
 
     public func argmaxRowsLater(_ tensor: DeviceTensor) throws -> any StepTokens {
         guard runsAhead else { return ReadyStepTokens(try argmaxRows(tensor)) }
-        guard tensor.shape.count == 2, tensor.columns > 0 else { throw BackendError.shapeMismatch(op: "argmaxRows", detail: "shape \(tensor.shape)") }
-        let f = try float32(tensor, "argmaxRowsLater")
-        let cache = memory
-        let indices = try cache.take(tensor.rows * 4)
+        let (indices, cache) = try queueArgmax(tensor)
         do {
-            try kernels.argmax(
-                logits: try f.cudaAddress("argmaxRowsLater"), rows: tensor.rows, vocab: tensor.columns, output: indices.address, stream: stream)
             return try CUDAStepTokens(indices: indices, rows: tensor.rows, memory: cache, staging: tokenStaging, stream: stream)
         } catch {
             cache.give(indices)
