@@ -193,8 +193,7 @@ public struct Scheduler: Sendable {
         // Once a sequence waits for blocks, later ones may not take new blocks ahead of it.
         var starved = false
 
-        let pace = config.sharedStepSlowdown.map { FairShare.Pace(model: costModel.steps, slowdown: $0) }
-        var share = fairShare.step(margin: config.maxStepTokens, pace: pace, carried: carriedSlack)
+        var share = startShare()
         defer { carriedSlack = share.carriedSlack }
         // An underserved request's waiting sequences are planned first, so that the more-served
         // requests' running sequences take their capped share of its first step as of the others
@@ -263,8 +262,7 @@ public struct Scheduler: Sendable {
         let continuing = fairOrder(running).filter { next[$0]! + 1 < sequences[$0]!.maxTotalTokens }
         let missing = continuing.reduce(0) { $0 + kv.blocksMissing($1, forTokens: next[$1]! + 1) }
         guard !continuing.isEmpty, continuing.count <= config.maxStepTokens, missing <= kv.freeBlocks else { return nil }
-        let pace = config.sharedStepSlowdown.map { FairShare.Pace(model: costModel.steps, slowdown: $0) }
-        var share = fairShare.step(margin: config.maxStepTokens, pace: pace, carried: carriedSlack)
+        var share = startShare()
         for id in continuing {
             guard share.grant(1, to: id, from: next[id]!) == 1 else { return nil }
             share.take(1, by: id, from: next[id]!)
@@ -278,6 +276,13 @@ public struct Scheduler: Sendable {
         }
         planUpkeep(into: &continuation)
         return continuation
+    }
+
+    /// The requests' shares of a step planned now (`FairShare.Step`), with the time budget the
+    /// steps before saved up.
+    private func startShare() -> FairShare.Step {
+        let pace = config.sharedStepSlowdown.map { FairShare.Pace(model: costModel.steps, slowdown: $0) }
+        return fairShare.step(margin: config.maxStepTokens, pace: pace, carried: carriedSlack)
     }
 
     /// What every plan does besides computing: prefix saves to flash, the flash prefix blocks
