@@ -96,19 +96,19 @@ public struct ModelBenchmark: Sendable {
             lastDone = Date()
         }
         for step in 0..<decodeTokens {
-            let batch = ForwardBatch(
+            let inputs = ForwardBatch(
                 (0..<batch).map {
                     ForwardSequence(
                         tokens: [pending == nil ? last[$0] : 0], startPosition: promptTokens + step, blockTable: tables[$0], greedy: true,
                         feedRow: pending == nil ? nil : $0)
                 })
             if launchesAhead {
-                let launched = try model.launch(batch, kv: pool, feeding: pending?.greedyTokens)
+                let launched = try model.launch(inputs, kv: pool, feeding: pending?.greedyTokens)
                 if let pending { try collect(pending) }
                 pending = launched
             } else {
                 lastDone = Date()
-                try collect(try model.launch(batch, kv: pool, feeding: nil))
+                try collect(try model.launch(inputs, kv: pool, feeding: nil))
             }
         }
         if let pending { try collect(pending) }

@@ -10,14 +10,10 @@ public protocol CausalLanguageModel: AnyObject, Sendable {
     var config: ModelConfig { get }
     /// Where the weights live and the ops run.
     var backend: any ComputeBackend { get }
-    /// Runs one step: appends every sequence's new tokens to its KV (in `kv`, through its block
-    /// table) and returns, per sequence in order, what it asked for: the logits of its last new
-    /// token, or for a `greedy` sequence the index of the largest of them, picked by the backend
-    /// where the logits are.
-    func step(_ batch: ForwardBatch, kv: any KVCachePool) throws -> [ForwardOutput]
-    /// `step`, returning once the step's work is queued where the backend runs ahead of the host
-    /// (`ComputeBackend.runsAhead`). `previous`, the last step's greedy tokens, gives the tokens
-    /// of the sequences with a `feedRow`.
+    /// Launches one step, which appends every sequence's new tokens to its KV (in `kv`, through
+    /// its block table); returns once the step's work is queued where the backend runs ahead of
+    /// the host (`ComputeBackend.runsAhead`). `previous`, the last step's greedy tokens, gives the
+    /// tokens of the sequences with a `feedRow`. The outputs come from `PendingForward.outputs()`.
     func launch(_ batch: ForwardBatch, kv: any KVCachePool, feeding previous: (any StepTokens)?) throws -> PendingForward
 }
 
@@ -33,7 +29,9 @@ extension ModelConfig {
 }
 
 extension CausalLanguageModel {
-    /// Launches the step and waits for it.
+    /// Runs one step (`launch`, then a wait) and returns, per sequence in order, what it asked
+    /// for: the logits of its last new token, or for a `greedy` sequence the index of the largest
+    /// of them, picked by the backend where the logits are.
     public func step(_ batch: ForwardBatch, kv: any KVCachePool) throws -> [ForwardOutput] {
         try launch(batch, kv: kv, feeding: nil).outputs()
     }

@@ -34,10 +34,9 @@ public struct StepGraphShape: Hashable, Sendable, CustomStringConvertible {
     public func tableStride(blockTokens: Int) -> Int { (contextClass + blockTokens - 1) / blockTokens }
 
     /// `step` with padding rows appended up to `rows`: each repeats row 0 (its token or the row it
-    /// is fed from, position,
-    /// KV slot, block table and context), so the padding writes row 0's K and V, bit for bit the
-    /// same values, to row 0's slot, and reads nothing another row writes. Their outputs are
-    /// dropped.
+    /// is fed from, position, KV slot, block table and context), so the padding writes row 0's K
+    /// and V, bit for bit the same values, to row 0's slot, and reads nothing another row writes.
+    /// Their outputs are dropped.
     public func padded(_ step: StepBatch) -> StepBatch {
         var p = step
         let first = step.sequences[0]
