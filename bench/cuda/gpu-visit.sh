@@ -23,7 +23,8 @@
 # FP8_PARTS (check,model,swap: which parts run; accuracy: bench kv-dtype on SmolLM2, its GGUF and .smollm2/GPL-3 carried), FP8_PROMPT (8192), FP8_BATCH (1,16), FP8_SCALE (0.5), FP8_REQUESTS (8), FP8_MODES (swap-flash), BUDGET (4GiB)
 # fp8lab (about 5 minutes, python + torch only): the decode attention lab, bf16 and fp8 kernels side by side
 # (lab_decode_attention.py: correctness against float64, time and GB/s of KV against the copy roofline); LAB_QUICK=1:
-# three check shapes and the 8192-token decode step's shape only, about a minute
+# three check shapes and the 8192-token decode step's shape only, about a minute; LAB_PROFILE=K1,K2: then Nsight Compute
+# (ncu: throughput, warp stalls, instruction mix, occupancy) on those kernels at the fp8 decode step's shape
 # overlap (issue 25): bench model with decode steps launched ahead and one at a time, alternating; BATCH, PROMPT, GRAPH_DECODE
 # graphs (issue 25, decode steps replayed from CUDA graphs; about 5 minutes with synth-8b already written):
 # GRAPH_MODELS (tiny,1b,qwen3:tiny,gemma3:tiny,mistral:tiny), GRAPH_DECODE (128), BATCH, PROMPT
@@ -209,6 +210,13 @@ if has fp8lab; then  # issue 22: the decode attention kernels over bf16 and fp8 
     (cd bench/cuda && python3 lab_decode_attention.py ${LAB_QUICK:+--quick} > "$out/lab-decode-fp8.txt" 2>&1; echo "decode lab rc=$?") | tee -a "$out/summary.txt"
     grep -E "FAIL|correctness" "$out/lab-decode-fp8.txt" | tee -a "$out/summary.txt"
     sed -n '/^summary:/,$p' "$out/lab-decode-fp8.txt" | tee -a "$out/summary.txt"
+    if [[ -n "${LAB_PROFILE:-}" ]]; then  # Nsight Compute's view of the named kernels on the fp8 decode step's shape
+        stamp "fp8lab: ncu on $LAB_PROFILE"
+        (cd bench/cuda && ncu -k regex:paged_attention_decode --launch-skip 0 --launch-count 99 \
+            --section SpeedOfLight --section ComputeWorkloadAnalysis --section WarpStateStats --section InstructionStats \
+            --section SchedulerStats --section Occupancy --section MemoryWorkloadAnalysis --section LaunchStats \
+            python3 lab_decode_attention.py --profile "$LAB_PROFILE" > "$out/lab-decode-ncu.txt" 2>&1; echo "ncu rc=$?") | tee -a "$out/summary.txt"
+    fi
 fi
 
 if has prefix; then  # the prefix cache on the 8B shape: load vs recompute vs the cost model, 1K-32K; document QA

@@ -7,6 +7,8 @@
 #   python3 lab_decode_attention.py [--kernels DIR] [--baseline DIR] [--quick]
 # --quick: the checks at three shapes and the timing of the decode step's shape only (8B layer,
 # batch 16 and 1, 8192-token contexts), about a minute.
+# --profile K1,K2: no checks or sweeps; each named kernel is launched 3 times on the fp8 decode
+# step's shape (batch 16, 8192 tokens, the hifc split count), for a profiler (ncu -k) to pick up.
 # --baseline names another Kernels directory holding the earlier paged_attention_wide_* kernels
 # (commit 0612be2's; partial results, then paged_attention_combine), timed with their splits rule
 # beside this one's in the same run.
@@ -36,6 +38,10 @@ DECODE_FP8 = {"paged_attention_decode_d64_fp8": (4, 16, 5), "paged_attention_dec
               "paged_attention_decode_d256_fp8": (4, 16, 5)}
 LAB_VARIANTS_FP8 = {f"paged_attention_decode_d128_fp8_w{w}k{k}s{s}": (w, k, s)
                     for w, k, s in [(8, 16, 3), (8, 16, 4), (8, 16, 6), (4, 16, 4), (4, 16, 6), (8, 32, 3)]}
+# The transposed products (keys as the MMAs' rows), lab_decode_variants.cu.
+LAB_VARIANTS_FP8.update({f"paged_attention_decode_d128_fp8t_w{w}k{k}s{s}": (w, k, s)
+                         for w, k, s in [(8, 16, 5), (8, 16, 3), (8, 32, 3), (4, 32, 3), (8, 16, 2), (4, 16, 3), (4, 16, 4),
+                                         (4, 32, 2), (16, 16, 2)]})
 
 
 class Shape:
@@ -192,13 +198,30 @@ def lab_dir(kernels):
     return d
 
 
+def profile(lab, kernels):
+    sms = torch.cuda.get_device_properties(0).multi_processor_count
+    shape = Shape(32, 8, 128, 64, 32, True)
+    pool, _, tables, ctx, row_table, q = inputs(shape, 16, 8192, 99, True, random_codes=True)
+    splits = splits_for(8192, 16, shape.kvh, sms)
+    for kernel in kernels:
+        c = Call(lab, kernel, shape, q, pool, tables, row_table, ctx, 8192, 5, splits, 0.088)
+        for _ in range(3):
+            c.call()
+        torch.cuda.synchronize()
+        print(f"profiled {kernel} at {splits} splits")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--kernels", default=KERNELS)
     ap.add_argument("--baseline", default=None)
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--profile", default=None)
     args = ap.parse_args()
     lab = Lab(lab_dir(args.kernels), modules=["attention"])
+    if args.profile:
+        profile(lab, args.profile.split(","))
+        return
     base = Lab(args.baseline, modules=["attention"]) if args.baseline else None
     bw = copy_bandwidth_gbs()
     sms = torch.cuda.get_device_properties(0).multi_processor_count
