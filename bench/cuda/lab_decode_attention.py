@@ -34,14 +34,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 # launches them, then the lab-only variants.
 DECODE = {"paged_attention_decode_d64": (4, 16, 3), "paged_attention_decode_d128": (8, 16, 3), "paged_attention_decode_d256": (4, 16, 3)}
 LAB_VARIANTS = {}  # name: (warps, keys, stages), from lab_decode_variants.cu
-DECODE_FP8 = {"paged_attention_decode_d64_fp8": (4, 16, 5), "paged_attention_decode_d128_fp8": (8, 16, 5),
+DECODE_FP8 = {"paged_attention_decode_d64_fp8": (4, 16, 5), "paged_attention_decode_d128_fp8": (8, 16, 3),
               "paged_attention_decode_d256_fp8": (4, 16, 5)}
 LAB_VARIANTS_FP8 = {f"paged_attention_decode_d128_fp8_w{w}k{k}s{s}": (w, k, s)
-                    for w, k, s in [(8, 16, 3), (8, 16, 4), (8, 16, 6), (4, 16, 4), (4, 16, 6), (8, 32, 3)]}
-# The transposed products (keys as the MMAs' rows), lab_decode_variants.cu.
-LAB_VARIANTS_FP8.update({f"paged_attention_decode_d128_fp8t_w{w}k{k}s{s}": (w, k, s)
-                         for w, k, s in [(8, 16, 5), (8, 16, 3), (8, 32, 3), (4, 32, 3), (8, 16, 2), (4, 16, 3), (4, 16, 4),
-                                         (4, 32, 2), (16, 16, 2)]})
+                    for w, k, s in [(8, 16, 2), (8, 16, 5), (4, 16, 3), (8, 32, 3), (16, 16, 2)]}
 
 
 class Shape:

@@ -32,6 +32,10 @@ public final class CUDABackend: ComputeBackend, @unchecked Sendable {
     private var capture: (stream: CUDAStream, memory: DeviceMemoryCache)?
     /// Decode steps captured in CUDA graphs and replayed (`HIFC_CUDA_GRAPHS`).
     let stepGraphs: CUDAStepGraphs
+    /// Page-locked memory that the metadata of steps launched kernel by kernel passes through,
+    /// used in turn (a step waits only for the copy of the step four before it).
+    private let stepStaging: [MetadataStaging]
+    private var nextStepStaging = 0
     /// Pinned host memory that downloads pass through, grown to the largest download so far.
     private let downloadStaging = Mutex<PinnedBuffer?>(nil)
     /// Pinned host memory that steps' greedy tokens come back through.
@@ -48,6 +52,9 @@ public final class CUDABackend: ComputeBackend, @unchecked Sendable {
         computeStream = try device.makeStream()
         opMemory = DeviceMemoryCache(device: device)
         stepGraphs = try CUDAStepGraphs(device: device)
+        var staging: [MetadataStaging] = []
+        for _ in 0..<4 { staging.append(try MetadataStaging(device: device)) }
+        stepStaging = staging
         tokenStaging = CUDATokenStaging(device: device)
         stepTiming = ProcessInfo.processInfo.environment["HIFC_CUDA_STEP_TIMING"] == "1" ? try CUDAStepTiming(device: device) : nil
     }
@@ -193,6 +200,19 @@ public final class CUDABackend: ComputeBackend, @unchecked Sendable {
         }
         try stepTiming?.uploaded(on: stream)
         return step
+    }
+
+    /// Copies a step's metadata to `destination` on the stream its kernels run on: through
+    /// page-locked memory, asynchronously, so that a step launched ahead is queued behind the
+    /// running one without waiting for it; where the driver refuses page-locked memory, from the
+    /// array itself, waiting for the stream.
+    func uploadStepMetadata(_ flat: [Int32], to destination: CUdeviceptr) throws {
+        let staging = stepStaging[nextStepStaging]
+        nextStepStaging = (nextStepStaging + 1) % stepStaging.count
+        guard try !staging.upload(flat, to: destination, on: stream) else { return }
+        try flat.withUnsafeBytes { try stream.copy(from: $0.baseAddress!, to: destination, bytes: $0.count) }
+        // The array dies when this returns: the copy must have finished by then.
+        try stream.synchronize()
     }
 
     /// Prepares `batch` and, on the compute stream after its metadata's upload, copies the fed

@@ -31,7 +31,7 @@ final class CUDAPreparedStep: PreparedStep, @unchecked Sendable {
     /// Where `buffer` goes back to; nil when a graph owns it.
     private let cache: DeviceMemoryCache?
 
-    /// Uploads `batch` as it is into memory of the backend's cache (a synchronous copy).
+    /// Uploads `batch` as it is into memory of the backend's cache (`CUDABackend.uploadStepMetadata`).
     init(batch: StepBatch, backend: CUDABackend) throws {
         let m = try Self.metadata(batch, tableStride: max(1, batch.sequences.map(\.blockTable.count).max() ?? 1))
         self.batch = batch
@@ -45,9 +45,7 @@ final class CUDAPreparedStep: PreparedStep, @unchecked Sendable {
         let cache = backend.memory
         self.cache = cache
         buffer = try cache.take(max(16, m.flat.count * 4))
-        try m.flat.withUnsafeBytes { try backend.stream.copy(from: $0.baseAddress!, to: buffer.address, bytes: m.flat.count * 4) }
-        // The host array dies at the end of this scope: the copy must have finished by then.
-        try backend.stream.synchronize()
+        try backend.uploadStepMetadata(m.flat, to: buffer.address)
     }
 
     /// Pads `batch` to `graph`'s shape and uploads it into the graph's fixed input buffer: one

@@ -12,9 +12,7 @@ final class CUDAStepGraph: @unchecked Sendable {
     private let device: CUDADevice
     /// The step metadata the captured kernels read; allocated for the first upload's size.
     private var input: DeviceBuffer?
-    private var staging: PinnedBuffer?
-    /// Recorded after each upload: the pinned staging is rewritten only once that copy is done.
-    private let uploaded: CUDAEvent
+    private let staging: MetadataStaging
     private var captured: CUDAGraph?
     private weak var model: AnyObject?
     private weak var pool: AnyObject?
@@ -26,25 +24,21 @@ final class CUDAStepGraph: @unchecked Sendable {
     init(shape: StepGraphShape, device: CUDADevice) throws {
         self.shape = shape
         self.device = device
-        uploaded = try device.makeEvent()
+        staging = try MetadataStaging(device: device)
     }
 
     /// Copies `flat` into the input buffer on `stream` (through pinned memory, asynchronously)
     /// and returns the buffer. Every upload of one shape has the same size.
     func upload(_ flat: [Int32], on stream: CUDAStream) throws -> DeviceBuffer {
         let bytes = max(16, flat.count * 4)
-        if input == nil {
-            input = try device.allocate(bytes)
-            staging = try device.allocatePinned(bytes)
-        }
-        guard let input, let staging, input.bytes == bytes else {
+        if input == nil { input = try device.allocate(bytes) }
+        guard let input, input.bytes == bytes else {
             throw CUDAError.invalidArgument(
                 "decode step graph \(shape): a step's metadata of \(bytes) bytes for an input buffer of \(input?.bytes ?? 0)")
         }
-        try uploaded.synchronize()
-        flat.withUnsafeBytes { staging.pointer.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
-        try stream.copy(from: UnsafeRawPointer(staging.pointer), to: input.address, bytes: flat.count * 4)
-        try uploaded.record(on: stream)
+        guard try staging.upload(flat, to: input.address, on: stream) else {
+            throw CUDAError.invalidArgument("decode step graph \(shape): the driver refused page-locked memory for its metadata")
+        }
         return input
     }
 

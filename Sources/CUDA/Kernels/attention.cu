@@ -547,14 +547,18 @@ extern "C" __global__ void __launch_bounds__(128) paged_attention_decode_d256(DE
     attention_decode_mma<256, 4, 16, 3>(DECODE_ARGS);
 }
 // Decode attention over the fp8 pool on tensor cores (f16 MMAs, fp32 accumulation), built so that
-// a code costs about one instruction on its way to an MMA. The first fp8 kernel turned every
-// stage into a bf16 tile (code times scale, through fp32) before the MMAs read it: some four
-// instructions a code and one more barrier a tile, and at batch 16 over 8K-token contexts it took
-// longer than the bf16 kernel reading twice the bytes (bench/results/fp8-kv.md). Here:
+// a code costs about one instruction on its way to an MMA and a block needs few registers:
 //
 // - Every E4M3 value is exactly an f16, so a pair of codes becomes an MMA operand register in one
-//   conversion (cvt.rn.f16x2.e4m3x2), in registers, straight from the stage's codes; no bf16 tile
-//   is written, no barrier added.
+//   conversion (cvt.rn.f16x2.e4m3x2), in registers, straight from the stage's codes.
+// - Keys are the m16 rows of both products, the group's query heads the n8 columns: S^T = K Q^T
+//   takes 16 keys' codes as the A operand and Q as B; O^T = V^T P^T takes V's codes as A (16 dims
+//   by 16 keys) and P^T as B, which one movmatrix per 8 keys makes from S^T's accumulator. With
+//   at most 8 query heads a KV head, the heads padded to 16 rows (the bf16 kernel's layout) wasted
+//   three quarters of each MMA at the 8B shape's 4; here half as many MMAs do the same work, and
+//   the kernel fits in about 100 registers, so two blocks share a multiprocessor. That was the
+//   gain: at batch 16 over 8K-token contexts one layer's attention went from 110 to 85 us
+//   (bench/results/fp8-kv.md); the same transposed kernel at one block a multiprocessor was not faster.
 // - The scales leave the inner loop: a key's scale multiplies its score after the MMA
 //   (q·(s·c) = s·(q·c)), and a value row's scale multiplies that key's probability before the
 //   P·V MMA ((p·s)·c). P·s goes to f16 as a fraction of the warp's largest V scale in the tile,
@@ -563,19 +567,21 @@ extern "C" __global__ void __launch_bounds__(128) paged_attention_decode_d256(DE
 // - Q goes to f16 as a fraction of its head's largest |q| (256 at most), its scale folded into the
 //   score's multiplier likewise.
 // - The order of the dot products' terms is free, so the fragments are laid out for the loads:
-//   a thread's K operand is eight consecutive codes of one key (one 8-byte load for two MMAs, Q's
-//   fragments permuted to match), and its V operand four consecutive dims of four keys (four
-//   4-byte loads, paired by byte permutes, for four MMAs whose output columns are dims
-//   4·n + j of each 32: the output is written back in the right order at the end). Q's fragments
-//   come straight from global memory into registers.
+//   a lane's K operand is eight consecutive codes of a key (one 8-byte load for two MMAs, Q's
+//   fragments permuted to match), and its V operand four consecutive dims of two keys (two 4-byte
+//   loads, paired by byte permutes, for two MMAs whose rows are dims 4·g + {0, 1} and {2, 3}: the
+//   output is written back in the right order at the end).
 // - Rows of the stages are stored with their 16-byte chunks XOR-swizzled by (row & 7) (as far as
 //   a row has chunks), which keeps both loads free of bank conflicts at head dims 128 and 256.
+// - A stage's copies are one (row, 16-byte chunk) a thread and iteration, so that a warp's copy
+//   covers whole rows. The loop's SASS is mostly their address arithmetic (a block-table lookup
+//   and a 64-bit address each), but a copy of every chunk of a row by two threads, one lookup a
+//   thread, made this kernel and the bf16 one slower (fp8-kv.md).
 //
 // Grid (rows, kv_heads, splits), 32 * W threads, S stages of BN = W * KW keys: K codes, V codes,
-// K scales, V scales, (2 * D + 8) * BN bytes a stage (CUDAKernels.decodeAttentionLaunch), half a
-// bf16 stage, so the same bytes in flight take more stages. The pipeline, the early copies before
-// the wait for the previous kernel, the online softmax (log2 domain) and the final merge are
-// attention_decode_mma's.
+// K scales, V scales, (2 * D + 8) * BN bytes a stage (CUDAKernels.decodeAttentionLaunch). The
+// pipeline, the early copies before the wait for the previous kernel, the online softmax (log2
+// domain) and the final merge are attention_decode_mma's.
 template <int D, int W, int KW, int S>
 __device__ __forceinline__ void attention_decode_fp8(
     const float* __restrict__ q, int q_stride, const fp8_t* __restrict__ pool,
@@ -585,7 +591,7 @@ __device__ __forceinline__ void attention_decode_fp8(
     int q_heads, int kv_heads, int head_dim, int layer, int block_tokens, long block_stride,
     int tokens_per_split, float scale, int window, bf16_t* __restrict__ out, int fresh_tokens, long scale_offset)
 {
-    constexpr int BN = W * KW, THREADS = 32 * W;
+    constexpr int BN = W * KW, THREADS = 32 * W, KT = KW / 16;
     constexpr int C16 = D / 16;                   // 16-byte chunks of a row of codes
     constexpr int SWZ = (C16 < 8 ? C16 : 8) - 1;  // the chunk swizzle's mask
     constexpr int RAW = 2 * BN * D + 8 * BN;      // bytes a stage: K codes, V codes, K scales, V scales
@@ -654,13 +660,12 @@ __device__ __forceinline__ void attention_decode_fp8(
     wait_for_previous_kernel();
     if (!early) load_first_stages();
 
-    // This lane's fragment row g is query head g of the group (rows 8-15 of the m16 tile, and
-    // rows past the group, are zero); tq picks its columns.
     const int g = lane >> 2, tq = lane & 3;
-    // Q: dims 32·kc + 8·tq + 4·h + {0, 1} (A register 0) and + {2, 3} (register 2) of k-step
-    // 2·kc + h, matching the K operand below.
-    unsigned int qa[D / 32][2][2];
-    float qmult;  // the score's multiplier: softmax scale · log2(e) / Q's f16 factor
+    // Q as the B operand: column g is query head g (heads past the group are zero), dims
+    // 32·kc + 8·tq + 4·h + {0, 1} (register 0) and + {2, 3} (register 1) of k-step 2·kc + h,
+    // matching the K codes' A operand.
+    unsigned int qb[D / 32][2][2];
+    float qmult;  // head g's score multiplier: softmax scale · log2(e) / Q's f16 factor
     {
         float qv[D / 32][8];
         float qmax = 0.0f;
@@ -685,23 +690,28 @@ __device__ __forceinline__ void attention_decode_fp8(
         for (int kc = 0; kc < D / 32; ++kc)
 #pragma unroll
             for (int h = 0; h < 2; ++h) {
-                qa[kc][h][0] = pack_f16x2(qv[kc][4 * h] * f, qv[kc][4 * h + 1] * f);
-                qa[kc][h][1] = pack_f16x2(qv[kc][4 * h + 2] * f, qv[kc][4 * h + 3] * f);
+                qb[kc][h][0] = pack_f16x2(qv[kc][4 * h] * f, qv[kc][4 * h + 1] * f);
+                qb[kc][h][1] = pack_f16x2(qv[kc][4 * h + 2] * f, qv[kc][4 * h + 3] * f);
             }
     }
+    // This lane's score columns are heads 2·tq and 2·tq + 1 (head h's multiplier is in lane 4·h).
+    const float qm[2] = {__shfl_sync(0xffffffffu, qmult, 8 * tq), __shfl_sync(0xffffffffu, qmult, 8 * tq + 4)};
 
-    // o[c][j]: query head g, dims 32·c + 8·tq + j (element 0) and + 4 (element 1), in units of
-    // the V scales (see above).
-    float o[D / 32][4][2];
+    // o[c][u][e]: dim 32·c + 4·g + 2·u + (e >> 1), head 2·tq + (e & 1), in units of the V scales.
+    float o[D / 32][2][4];
 #pragma unroll
     for (int c = 0; c < D / 32; ++c)
 #pragma unroll
-        for (int j = 0; j < 4; ++j) o[c][j][0] = o[c][j][1] = 0.0f;
-    float mx = NEG_INF, l = 0.0f;
+        for (int u = 0; u < 2; ++u) o[c][u][0] = o[c][u][1] = o[c][u][2] = o[c][u][3] = 0.0f;
+    // Per head 2·tq + e: the running maximum (the same in the eight lanes of a tq) and this lane's
+    // share of the sum.
+    float mx[2] = {NEG_INF, NEG_INF}, l[2] = {0.0f, 0.0f};
     const int key0 = warp * KW;
 
     for (int t = 0; t < n_tiles; ++t) {
         cp_async_wait<S - 2>();
+        // Stage t is complete for every thread, and every warp is done with stage t - 1, which
+        // the next copy overwrites.
         __syncthreads();
         if (t + S - 1 < n_tiles) load_kv(t + S - 1);
         cp_async_commit();
@@ -710,112 +720,146 @@ __device__ __forceinline__ void attention_decode_fp8(
         const float* ksc = reinterpret_cast<const float*>(vst + BN * D);
         const float* vsc = ksc + BN;
 
-        // S = Q Kᵀ over the warp's KW keys: key key0 + 8·j + g is this lane's B column.
-        float s[KW / 8][4];
+        // S^T over the warp's keys: rows key0 + 16·kt + g (elements 0, 1) and + 8 (2, 3), columns
+        // heads 2·tq and 2·tq + 1. Two accumulators halve the MMAs' dependency chain.
+        float s[KT][4];
 #pragma unroll
-        for (int j = 0; j < KW / 8; ++j) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;
+        for (int kt = 0; kt < KT; ++kt) {
+            float sa[4] = {0.0f, 0.0f, 0.0f, 0.0f}, sb[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+            const int ka = key0 + 16 * kt + g;
 #pragma unroll
-        for (int kc = 0; kc < D / 32; ++kc) {
-#pragma unroll
-            for (int j = 0; j < KW / 8; ++j) {
-                const int key = key0 + 8 * j + g;
-                const uint2 codes = *reinterpret_cast<const uint2*>(kst + at(key, 32 * kc + 8 * tq));
-                const uint2 lo = e4m3x4_to_f16x4(codes.x), hi = e4m3x4_to_f16x4(codes.y);
-                mma_f16(s[j], qa[kc][0][0], 0u, qa[kc][0][1], 0u, lo.x, lo.y);
-                mma_f16(s[j], qa[kc][1][0], 0u, qa[kc][1][1], 0u, hi.x, hi.y);
+            for (int kc = 0; kc < D / 32; ++kc) {
+                const uint2 ca = *reinterpret_cast<const uint2*>(kst + at(ka, 32 * kc + 8 * tq));
+                const uint2 cb = *reinterpret_cast<const uint2*>(kst + at(ka + 8, 32 * kc + 8 * tq));
+                const uint2 alo = e4m3x4_to_f16x4(ca.x), ahi = e4m3x4_to_f16x4(ca.y);
+                const uint2 blo = e4m3x4_to_f16x4(cb.x), bhi = e4m3x4_to_f16x4(cb.y);
+                mma_f16(sa, alo.x, blo.x, alo.y, blo.y, qb[kc][0][0], qb[kc][0][1]);
+                mma_f16(sb, ahi.x, bhi.x, ahi.y, bhi.y, qb[kc][1][0], qb[kc][1][1]);
             }
+#pragma unroll
+            for (int e = 0; e < 4; ++e) s[kt][e] = sa[e] + sb[e];
         }
 
-        // Element e of s[j] is key key0 + 8·j + 2·tq + e: times its scale, masked past the end.
-        const int pos0 = start + t * BN + key0 + 2 * tq;
-        float x = mx;
+        // Scores times their keys' scales, masked past the end; the heads' maxima over the keys
+        // are over the eight lanes of a tq.
+        const int pos0 = start + t * BN + key0 + g;
+        float x[2] = {mx[0], mx[1]};
 #pragma unroll
-        for (int j = 0; j < KW / 8; ++j) {
-            const float2 ks = *reinterpret_cast<const float2*>(ksc + key0 + 8 * j + 2 * tq);
-            s[j][0] = pos0 + j * 8 < end ? s[j][0] * ks.x * qmult : NEG_INF;
-            s[j][1] = pos0 + j * 8 + 1 < end ? s[j][1] * ks.y * qmult : NEG_INF;
-            x = fmaxf(x, fmaxf(s[j][0], s[j][1]));
-        }
-        x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 1));
-        x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 2));
-        const float ref = x == NEG_INF ? 0.0f : x;
-        const float corr = exp2f(mx - ref);
-        mx = x;
-        l *= corr;
-        // P·s as a fraction of the tile's largest V scale vmax (keys past the end have scale 0).
-        float vsj[KW / 8][2], vmax = 0.0f;
+        for (int kt = 0; kt < KT; ++kt) {
+            const int ka = key0 + 16 * kt + g;
+            const float ksa = ksc[ka], ksb = ksc[ka + 8];
+            const bool va = pos0 + 16 * kt < end, vb = pos0 + 16 * kt + 8 < end;
 #pragma unroll
-        for (int j = 0; j < KW / 8; ++j) {
-            const float2 vs = *reinterpret_cast<const float2*>(vsc + key0 + 8 * j + 2 * tq);
-            vsj[j][0] = vs.x;
-            vsj[j][1] = vs.y;
-            vmax = fmaxf(vmax, fmaxf(vs.x, vs.y));
+            for (int e = 0; e < 2; ++e) {
+                s[kt][e] = va ? s[kt][e] * ksa * qm[e] : NEG_INF;
+                s[kt][2 + e] = vb ? s[kt][2 + e] * ksb * qm[e] : NEG_INF;
+                x[e] = fmaxf(x[e], fmaxf(s[kt][e], s[kt][2 + e]));
+            }
         }
-        vmax = fmaxf(vmax, __shfl_xor_sync(0xffffffffu, vmax, 1));
-        vmax = fmaxf(vmax, __shfl_xor_sync(0xffffffffu, vmax, 2));
+        float corr[2], ref[2];
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+            x[e] = fmaxf(x[e], __shfl_xor_sync(0xffffffffu, x[e], 4));
+            x[e] = fmaxf(x[e], __shfl_xor_sync(0xffffffffu, x[e], 8));
+            x[e] = fmaxf(x[e], __shfl_xor_sync(0xffffffffu, x[e], 16));
+            // A head that has seen no key yet (x = -inf) must get P = 0 and a zero rescale, not NaN.
+            ref[e] = x[e] == NEG_INF ? 0.0f : x[e];
+            corr[e] = exp2f(mx[e] - ref[e]);
+            mx[e] = x[e];
+            l[e] *= corr[e];
+        }
+        // P·s as a fraction of the warp's largest V scale in the tile, vmax (keys past the end
+        // have scale 0).
+        float vsa[KT], vsb[KT], vmax = 0.0f;
+#pragma unroll
+        for (int kt = 0; kt < KT; ++kt) {
+            vsa[kt] = vsc[key0 + 16 * kt + g];
+            vsb[kt] = vsc[key0 + 16 * kt + g + 8];
+            vmax = fmaxf(vmax, fmaxf(vsa[kt], vsb[kt]));
+        }
+        vmax = fmaxf(vmax, __shfl_xor_sync(0xffffffffu, vmax, 4));
+        vmax = fmaxf(vmax, __shfl_xor_sync(0xffffffffu, vmax, 8));
+        vmax = fmaxf(vmax, __shfl_xor_sync(0xffffffffu, vmax, 16));
         const float vinv = vmax > 0.0f ? 1.0f / vmax : 0.0f;
-        unsigned int pf[KW / 16][2];
+        // P^T as the B operand: register 0 holds keys 2·tq, +1 of the 16, register 1 keys
+        // 8 + 2·tq, +1, column head g: S^T's accumulator rows (keys) by columns (heads), transposed.
+        unsigned int pb[KT][2];
 #pragma unroll
-        for (int j = 0; j < KW / 8; ++j) {
-            const float p0 = exp2f(s[j][0] - ref), p1 = exp2f(s[j][1] - ref);
-            l += p0 + p1;
-            // S's accumulator layout is the A-operand layout of the next product (rows 8-15 zero).
-            pf[j >> 1][j & 1] = pack_f16x2(p0 * vsj[j][0] * vinv, p1 * vsj[j][1] * vinv);
+        for (int kt = 0; kt < KT; ++kt) {
+            const float p0 = exp2f(s[kt][0] - ref[0]), p1 = exp2f(s[kt][1] - ref[1]);
+            const float p2 = exp2f(s[kt][2] - ref[0]), p3 = exp2f(s[kt][3] - ref[1]);
+            l[0] += p0 + p2;
+            l[1] += p1 + p3;
+            const float wa = vsa[kt] * vinv, wb = vsb[kt] * vinv;
+            pb[kt][0] = transpose_8x8_b16(pack_f16x2(p0 * wa, p1 * wa));
+            pb[kt][1] = transpose_8x8_b16(pack_f16x2(p2 * wb, p3 * wb));
         }
-        // O += P·V: B column n of MMA (c, j) is dim 32·c + 4·n + j, its rows keys 2·tq, +1 (first
-        // register) and 2·tq + 8, + 9 (second) of the k-step's 16.
+        // O^T += V^T P^T: A rows g and g + 8 of MMA (c, u) are dims 32·c + 4·g + 2·u and + 1, its
+        // columns keys 2·tq, +1 (registers 0, 1) and 8 + 2·tq, +1 (registers 2, 3).
+        float acc[D / 32][2][4];
 #pragma unroll
-        for (int c = 0; c < D / 32; ++c) {
-            float acc[4][4];
+        for (int c = 0; c < D / 32; ++c)
 #pragma unroll
-            for (int j = 0; j < 4; ++j) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.0f;
+            for (int u = 0; u < 2; ++u) acc[c][u][0] = acc[c][u][1] = acc[c][u][2] = acc[c][u][3] = 0.0f;
 #pragma unroll
-            for (int kk = 0; kk < KW / 16; ++kk) {
-                const int key = key0 + 16 * kk + 2 * tq, byte = 32 * c + 4 * g;
+        for (int kt = 0; kt < KT; ++kt) {
+            const int key = key0 + 16 * kt + 2 * tq;
+#pragma unroll
+            for (int c = 0; c < D / 32; ++c) {
+                const int byte = 32 * c + 4 * g;
                 const unsigned int w0 = *reinterpret_cast<const unsigned int*>(vst + at(key, byte));
                 const unsigned int w1 = *reinterpret_cast<const unsigned int*>(vst + at(key + 1, byte));
                 const unsigned int w8 = *reinterpret_cast<const unsigned int*>(vst + at(key + 8, byte));
                 const unsigned int w9 = *reinterpret_cast<const unsigned int*>(vst + at(key + 9, byte));
-                // Dims j = 0, 1 then 2, 3 of the four, each a pair (key, key + 1).
+                // Dims 4·g + 0, 1, then 2, 3, each register a pair of keys.
                 const uint2 b01 = e4m3x4_to_f16x4(__byte_perm(w0, w1, 0x5140)), b23 = e4m3x4_to_f16x4(__byte_perm(w0, w1, 0x7362));
                 const uint2 c01 = e4m3x4_to_f16x4(__byte_perm(w8, w9, 0x5140)), c23 = e4m3x4_to_f16x4(__byte_perm(w8, w9, 0x7362));
-                mma_f16(acc[0], pf[kk][0], 0u, pf[kk][1], 0u, b01.x, c01.x);
-                mma_f16(acc[1], pf[kk][0], 0u, pf[kk][1], 0u, b01.y, c01.y);
-                mma_f16(acc[2], pf[kk][0], 0u, pf[kk][1], 0u, b23.x, c23.x);
-                mma_f16(acc[3], pf[kk][0], 0u, pf[kk][1], 0u, b23.y, c23.y);
-            }
-#pragma unroll
-            for (int j = 0; j < 4; ++j) {
-                o[c][j][0] = fmaf(vmax, acc[j][0], o[c][j][0] * corr);
-                o[c][j][1] = fmaf(vmax, acc[j][1], o[c][j][1] * corr);
+                mma_f16(acc[c][0], b01.x, b01.y, c01.x, c01.y, pb[kt][0], pb[kt][1]);
+                mma_f16(acc[c][1], b23.x, b23.y, c23.x, c23.y, pb[kt][0], pb[kt][1]);
             }
         }
+#pragma unroll
+        for (int c = 0; c < D / 32; ++c)
+#pragma unroll
+            for (int u = 0; u < 2; ++u)
+#pragma unroll
+                for (int e = 0; e < 4; ++e) o[c][u][e] = fmaf(vmax, acc[c][u][e], o[c][u][e] * corr[e & 1]);
     }
 
-    // Merge the warps in the stages' memory, which no copy writes any more.
-    l += __shfl_xor_sync(0xffffffffu, l, 1);
-    l += __shfl_xor_sync(0xffffffffu, l, 2);
+    // The heads' sums over the eight lanes of a tq; then merge the warps in the stages' memory,
+    // which no copy writes any more.
+#pragma unroll
+    for (int e = 0; e < 2; ++e) {
+        l[e] += __shfl_xor_sync(0xffffffffu, l[e], 4);
+        l[e] += __shfl_xor_sync(0xffffffffu, l[e], 8);
+        l[e] += __shfl_xor_sync(0xffffffffu, l[e], 16);
+    }
     __syncthreads();
     float* sm_acc = reinterpret_cast<float*>(decode_smem);   // [W][8][D]
-    if (tq == 0) { sm_m[warp * 8 + g] = mx; sm_l[warp * 8 + g] = l; }
+    if (g == 0) {
+#pragma unroll
+        for (int e = 0; e < 2; ++e) { sm_m[warp * 8 + 2 * tq + e] = mx[e]; sm_l[warp * 8 + 2 * tq + e] = l[e]; }
+    }
 #pragma unroll
     for (int c = 0; c < D / 32; ++c)
 #pragma unroll
-        for (int j = 0; j < 4; ++j) {
-            sm_acc[(warp * 8 + g) * D + 32 * c + 8 * tq + j] = o[c][j][0];
-            sm_acc[(warp * 8 + g) * D + 32 * c + 8 * tq + 4 + j] = o[c][j][1];
-        }
+        for (int u = 0; u < 2; ++u)
+#pragma unroll
+            for (int e = 0; e < 4; ++e)
+                sm_acc[(warp * 8 + 2 * tq + (e & 1)) * D + 32 * c + 4 * g + 2 * u + (e >> 1)] = o[c][u][e];
     __syncthreads();
     finish_decode_block<W, 8, D>(sm_m, sm_l, sm_acc, part_m, part_l, part_acc, out, q_heads, kv_heads);
 }
 
-// The fp8 pool's: head dims 64, 128 and 256 with the bf16 kernels' warps and keys per warp, and
-// five stages (four in flight, the bytes of two bf16 stages and a half).
+// The fp8 pool's: head dims 64, 128 and 256 with the bf16 kernels' warps and keys per warp. Head
+// dim 128 (the 8B shape) takes three stages, 101 KiB, so that two blocks share a multiprocessor
+// (the lab's best with two and three stages, decode-attention lab in fp8-kv.md); 64 and 256 keep
+// five, not timed.
 extern "C" __global__ void __launch_bounds__(128) paged_attention_decode_d64_fp8(DECODE_PARAMS_FP8) {
     attention_decode_fp8<64, 4, 16, 5>(DECODE_ARGS, scale_offset);
 }
 extern "C" __global__ void __launch_bounds__(256) paged_attention_decode_d128_fp8(DECODE_PARAMS_FP8) {
-    attention_decode_fp8<128, 8, 16, 5>(DECODE_ARGS, scale_offset);
+    attention_decode_fp8<128, 8, 16, 3>(DECODE_ARGS, scale_offset);
 }
 extern "C" __global__ void __launch_bounds__(128) paged_attention_decode_d256_fp8(DECODE_PARAMS_FP8) {
     attention_decode_fp8<256, 4, 16, 5>(DECODE_ARGS, scale_offset);

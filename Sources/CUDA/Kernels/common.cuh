@@ -232,6 +232,15 @@ __device__ __forceinline__ void mma_f16(float c[4], unsigned int a0, unsigned in
         : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
 }
 
+// An 8x8 matrix of 16-bit elements, one row pair a lane in the MMA accumulator layout (lane
+// holds row lane / 4, columns 2·(lane % 4) and + 1), transposed in registers: the lane then holds
+// the same positions of the transpose.
+__device__ __forceinline__ unsigned int transpose_8x8_b16(unsigned int x) {
+    unsigned int y;
+    asm("movmatrix.sync.aligned.m8n8.trans.b16 %0, %1;" : "=r"(y) : "r"(x));
+    return y;
+}
+
 // Two fp32 as f16x2 (round to nearest even): lo in the low half.
 __device__ __forceinline__ unsigned int pack_f16x2(float lo, float hi) {
     unsigned int r;

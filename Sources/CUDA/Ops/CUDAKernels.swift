@@ -279,13 +279,14 @@ public struct CUDAKernels: Sendable {
 
     /// The decode kernel's name, threads per block and dynamic shared memory, as attention.cu
     /// instantiates it: over bf16, Q's 16-row tile, then three stages of K and V rows, 16 keys per
-    /// warp each; over fp8, five stages of K and V codes and their scales (Q stays in registers).
+    /// warp each; over fp8, stages of K and V codes and their scales (Q stays in registers): three
+    /// at head dim 128, so that two blocks share a multiprocessor, five at 64 and 256.
     static func decodeAttentionLaunch(headDim: Int, group: Int, dtype: KVDType = .bfloat16) -> (kernel: String, threads: Int, sharedBytes: Int)? {
         guard [64, 128, 256].contains(headDim), group >= 1, group <= 8 else { return nil }
         let warps = headDim == 128 ? 8 : 4
         let keysPerStage = warps * 16
         if dtype == .fp8e4m3 {
-            return ("paged_attention_decode_d\(headDim)_fp8", 32 * warps, 5 * (2 * headDim + 8) * keysPerStage)
+            return ("paged_attention_decode_d\(headDim)_fp8", 32 * warps, (headDim == 128 ? 3 : 5) * (2 * headDim + 8) * keysPerStage)
         }
         return ("paged_attention_decode_d\(headDim)", 32 * warps, (16 + 2 * 3 * keysPerStage) * headDim * 2)
     }
