@@ -1,8 +1,8 @@
 /// Page-locked host memory that a step's metadata passes through on its way to the device: the
 /// host writes it, one asynchronous copy on the stream takes it to its device buffer, and an
 /// event recorded after the copy says when the memory may be written again. So the host waits
-/// only for this staging's previous copy, never for the kernels queued before the new one, and a
-/// step can be queued while the step before it still runs (steps launched ahead).
+/// only for this staging's previous copy (and the work queued before that), not for the stream to
+/// drain, and a step can be queued while the step before it still runs (steps launched ahead).
 final class MetadataStaging: @unchecked Sendable {
     // Used from the thread that runs the model's steps, one step at a time.
     private let device: CUDADevice
