@@ -6,8 +6,9 @@ Three measurements, each side by side in one run:
 1. prompt tokens/s (a 512-token prompt) and generation tokens/s at batch 1:
    `llama-bench -m GGUF -p 512 -n 128 -t N` and `llama-bench -p 0 -n 128 -d 512` (generation
    with 512 tokens already in the context) against `hifc bench model --batch 1 --prompt-tokens
-   512 --decode-tokens 128 --threads N`, and hifc once with a 16-token prompt against
-   llama-bench's generation from an empty context;
+   512 --decode-tokens 128 --threads N` (the median of --repetitions runs, as llama-bench
+   repeats its own), and hifc with a 16-token prompt against llama-bench's generation from an
+   empty context;
 2. the server's output tokens/s with CLIENTS concurrent streaming clients:
    `llama-server -np CLIENTS` (continuous batching) against `hifc serve`, each client sending
    REQUESTS greedy /v1/completions of MAX_TOKENS tokens back to back, at each thread count of
@@ -26,6 +27,7 @@ import argparse
 import http.client
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -70,11 +72,17 @@ def llama_bench(args):
 
 
 def hifc_bench(args, prompt_tokens):
-    out = run([args.hifc, "bench", "model", "--model", args.hifc_model, "--batch", "1", "--prompt-tokens", str(prompt_tokens),
-               "--decode-tokens", str(args.gen_tokens), "--threads", str(args.threads), "--json"])
-    line = [l for l in out.splitlines() if l.startswith("{")][-1]
-    figures = json.loads(line)
-    return {"prompt": figures["prefill_tok_s"], "generation": figures["decode_tok_s"], "backend": figures["backend"]}
+    # As many runs as llama-bench's repetitions, each its own process; the median of each figure
+    # (on hosts whose cores are shared one run can be 1.5x off, cpu-vs-llamacpp.md), and every run.
+    runs = []
+    for _ in range(max(1, args.repetitions)):
+        out = run([args.hifc, "bench", "model", "--model", args.hifc_model, "--batch", "1", "--prompt-tokens", str(prompt_tokens),
+                   "--decode-tokens", str(args.gen_tokens), "--threads", str(args.threads), "--json"])
+        runs.append(json.loads([l for l in out.splitlines() if l.startswith("{")][-1]))
+    return {"prompt": statistics.median(r["prefill_tok_s"] for r in runs),
+            "generation": statistics.median(r["decode_tok_s"] for r in runs),
+            "prompt_runs": [r["prefill_tok_s"] for r in runs], "generation_runs": [r["decode_tok_s"] for r in runs],
+            "backend": runs[-1]["backend"]}
 
 
 def wait_ready(port, process, seconds=300):
@@ -173,7 +181,8 @@ def main():
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--prompt-tokens", type=int, default=512)
     parser.add_argument("--gen-tokens", type=int, default=128)
-    parser.add_argument("--repetitions", type=int, default=3, help="llama-bench repetitions (it reports their mean)")
+    parser.add_argument("--repetitions", type=int, default=3,
+                        help="llama-bench repetitions (it reports their mean) and hifc bench model runs (their median)")
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--requests", type=int, default=2, help="requests per client")
     parser.add_argument("--max-tokens", type=int, default=128)
