@@ -124,8 +124,6 @@ enum EngineCommand: Sendable {
     case shutdown
 }
 
-/// The step thread: applies commands, runs `EngineCore.step`, and sends the events to the
-/// requests' streams through `EventDelivery`, which feeds them on its own thread.
 /// Hands the step thread a command, which it takes before its next step, and wakes it from a
 /// wait for transfers (`StepWaker`) so that it takes it now.
 private struct CommandPost: Sendable {
@@ -138,6 +136,8 @@ private struct CommandPost: Sendable {
     }
 }
 
+/// The step thread: applies commands, runs `EngineCore.step`, and sends the events to the
+/// requests' streams through `EventDelivery`, which feeds them on its own thread.
 private final class StepLoop: @unchecked Sendable {
     // Touched only on the step thread.
     private let core: EngineCore
