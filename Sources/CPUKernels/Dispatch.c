@@ -635,7 +635,7 @@ void hifc_paged_attention(
         }
     }
     long per_thread = hifc_attention_scratch_floats(tile_rows * group, d);
-    float *scratch = malloc(sizeof(float) * (size_t)per_thread * (size_t)threads);
+    float *scratch = aligned_alloc(64, sizeof(float) * (size_t)per_thread * (size_t)threads);
     attention_job job = {.k = kernels(), .kv = &kv, .items = list, .scratch = scratch, .scratch_per_thread = per_thread};
     hifc_parallel(pool, n, attention_chunk, &job);
     // Merge the parts of split items: weights e^(max_part − max) of each part's sums.

@@ -26,10 +26,15 @@ typedef struct {
     float *partial_max, *partial_sum, *partial_acc;  // [rows*group], [rows*group], [rows*group*d]
 } hifc_attention_item;
 
-/// Per-thread memory an attention item needs, in floats.
+/// Per-thread memory an attention item needs, in floats: a pass's row pointers, its decoded K or
+/// V rows, and per (row, head) pair its scores, sums, running max and denominator; a multiple
+/// of 64 bytes, so that each thread's part starts aligned.
 #define HIFC_ATTENTION_KEYS_PER_PASS 128
+#define HIFC_ATTENTION_POINTER_FLOATS (HIFC_ATTENTION_KEYS_PER_PASS * (long)(sizeof(void *) / sizeof(float)))
 static inline long hifc_attention_scratch_floats(int pairs, int head_dim) {
-    return (long)pairs * (HIFC_ATTENTION_KEYS_PER_PASS + head_dim + 2) + head_dim + 64;  // + one decoded fp8 row
+    long floats = HIFC_ATTENTION_POINTER_FLOATS + (long)HIFC_ATTENTION_KEYS_PER_PASS * head_dim +
+                  (long)pairs * (HIFC_ATTENTION_KEYS_PER_PASS + head_dim + 2);
+    return (floats + 15) / 16 * 16;
 }
 
 /// Activations quantized for the integer dot products: 32 values with scale `d`, and

@@ -20,12 +20,13 @@ struct CheckCommand: AsyncParsableCommand {
 }
 
 /// `hifc check cpu-kernels`: the CPU backend's quantized products on this CPU's AVX-512 and AMX
-/// kernels against the portable ones, with timings and whether AMX was found and taken; exits
-/// non-zero when a product is off or AMX was found but not taken.
+/// kernels and its attention on every vector instruction set, against the portable ones, with
+/// timings and whether AMX was found and taken; exits non-zero when a result is off or AMX was
+/// found but not taken.
 struct CheckCPUKernelsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cpu-kernels",
-        abstract: "Check and time the quantized CPU products (AVX-512, AMX) against the portable kernels."
+        abstract: "Check and time the quantized CPU products (AVX-512, AMX) and attention against the portable kernels."
     )
 
     @Option(help: "Threads of the timed runs (each product is also timed on one thread); default: the physical cores.")
@@ -42,11 +43,15 @@ struct CheckCPUKernelsCommand: ParsableCommand {
             print($0)
             fflush(nil)  // each line as it comes, through a pipe too
         }
-        let failed = results.filter { !$0.passed }.count
+        let attention = CPUAttentionCheck(threads: check.threads, repetitions: repetitions).run {
+            print($0)
+            fflush(nil)
+        }
+        let failed = results.filter { !$0.passed }.count + attention.filter { !$0.passed }.count
         let amxExpected = results.filter { $0.isa == "amx" && $0.expectsAMX }
         let amxTaken = amxExpected.filter(\.usedAMX).count
         if !amxExpected.isEmpty { print("AMX tiles taken by \(amxTaken) of \(amxExpected.count) products large enough for them") }
-        print(failed == 0 && amxTaken == amxExpected.count ? "cpu-kernels: PASS" : "cpu-kernels: FAIL (\(failed) products off)")
+        print(failed == 0 && amxTaken == amxExpected.count ? "cpu-kernels: PASS" : "cpu-kernels: FAIL (\(failed) products or attention steps off)")
         if failed > 0 || amxTaken != amxExpected.count { throw ExitCode(1) }
     }
 }

@@ -78,6 +78,81 @@ final class CPUKernelTests: XCTestCase {
 
     /// PyTorch's tanh GELU, `x/2 · (1 + tanh(√(2/π) · (x + 0.044715 x³)))` in double, times `up`,
     /// on gates from -20 to 20 (past where `exp` of the sigmoid form overflows).
+    /// Attention on every instruction set against a float64 reference, in shapes that reach each
+    /// path of the kernel: head sizes that are and are not a multiple of the vector width, passes
+    /// of 128 keys and a ragged last one, prefill tiles of several rows (causal inside the pass),
+    /// a sliding window, and a long decode row split over threads and merged.
+    func testPagedAttentionMatchesAFloat64ReferenceOnEveryInstructionSet() throws {
+        let backend = CPUBackend(blas: nil, pool: CPUThreadPool(threads: 2))
+        for (heads, kvHeads, d) in [(9, 3, 64), (4, 1, 40)] {
+            let layout = KVBlockLayout(layers: 1, kvHeads: kvHeads, headDim: d, blockTokens: 16, dtype: .float32)
+            let kv = try backend.makeKVCachePool(layout: layout, blocks: 60)
+            // Sequence A: 150 prompt tokens in blocks 0..<10; sequence B: 601 tokens in blocks 59 down to 22.
+            let tableA = (0..<10).map { Int32($0) }
+            let tableB = (22..<60).reversed().map { Int32($0) }
+            let written = try backend.prepare(
+                try StepBatch.make(
+                    chunks: [
+                        (tokens: Array(repeating: 0, count: 150), startPosition: 0, blockTable: tableA, wantsLogits: true),
+                        (tokens: Array(repeating: 0, count: 601), startPosition: 0, blockTable: tableB, wantsLogits: true),
+                    ], blockTokens: 16))
+            let k = values(751 * kvHeads * d, seed: 21 + d)
+            let v = values(751 * kvHeads * d, seed: 22 + d)
+            try backend.writeKV(
+                k: try backend.uploadFloat32(k, shape: [751, kvHeads * d]), v: try backend.uploadFloat32(v, shape: [751, kvHeads * d]),
+                layer: 0, pool: kv, step: written)
+            // The prompt of A with the last token of B, then B's last token alone (split by keys).
+            typealias Chunk = (tokens: [Int32], startPosition: Int, blockTable: [Int32], wantsLogits: Bool)
+            let prefillAndDecode: [Chunk] = [(Array(repeating: 0, count: 150), 0, tableA, true), ([0], 600, tableB, true)]
+            let decodeAlone: [Chunk] = [([0], 600, tableB, true)]
+            // Each step's rows as (sequence, position).
+            let steps: [([(sequence: Int, position: Int)], [Chunk])] = [
+                ((0..<150).map { (0, $0) } + [(1, 600)], prefillAndDecode), ([(1, 600)], decodeAlone),
+            ]
+            let scale = 1 / Float(d).squareRoot()
+            for window in [nil, 100] {
+                for (rows, chunks) in steps {
+                    let step = try backend.prepare(try StepBatch.make(chunks: chunks, blockTokens: 16))
+                    let queries = values(rows.count * heads * d, seed: 23 + d + rows.count).map { $0 * 3 }
+                    let q = try backend.uploadFloat32(queries, shape: [rows.count, heads * d])
+                    // The reference for every row at a pass's edges and every 7th (float64 in a
+                    // debug build is slow); the kernel's output for the others is not compared.
+                    let checked = rows.indices.filter { [0, 1, 4, 5, 127, 128, 129, 149, 150].contains($0) || $0 % 7 == 3 }
+                    var expected: [Float] = []
+                    for r in checked {
+                        let row = rows[r]
+                        let offset = row.sequence == 0 ? 0 : 150  // B's token t is row 150 + t of k and v
+                        let visible = max(0, row.position - (window ?? Int.max) + 1)...row.position
+                        for h in 0..<heads {
+                            let g = h / (heads / kvHeads)
+                            var scores: [Double] = []
+                            for t in visible {
+                                var dot = 0.0
+                                for e in 0..<d { dot += Double(queries[(r * heads + h) * d + e]) * Double(k[((offset + t) * kvHeads + g) * d + e]) }
+                                scores.append(dot * Double(scale))
+                            }
+                            let top = scores.max()!
+                            let weights = scores.map { exp($0 - top) }
+                            let total = weights.reduce(0, +)
+                            var sums = [Double](repeating: 0, count: d)
+                            for (t, weight) in zip(visible, weights) {
+                                for e in 0..<d { sums[e] += weight * Double(v[((offset + t) * kvHeads + g) * d + e]) }
+                            }
+                            expected += sums.map { Float($0 / total) }
+                        }
+                    }
+                    for (isa, out) in try acrossInstructionSets({
+                        let out = try backend.download(
+                            try backend.pagedAttention(q: q, heads: heads, layer: 0, scale: scale, window: window, pool: kv, step: step))
+                        return checked.flatMap { out[($0 * heads * d)..<(($0 + 1) * heads * d)] }
+                    }) {
+                        assertClose(out, expected, relative: 1e-5, "\(isa), head dim \(d), window \(window ?? 0), \(rows.count) rows")
+                    }
+                }
+            }
+        }
+    }
+
     func testGELUTanhTimesUpFollowsPyTorchsFormula() throws {
         let backend = CPUBackend(blas: nil, pool: CPUThreadPool(threads: 2))
         let gates: [Float] = values(1000, seed: 7).map { $0 * 20 } + [0, -0.0, 1e-6, 88, -88]
