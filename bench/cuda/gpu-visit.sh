@@ -13,7 +13,7 @@
 # BUNDLE (1: the logs but summary.txt end as one logs-HHMMSS.tar.xz, as the device tool returns 8 files); PATHS (multi, 4),
 # PLACEMENTS (multi, affinity stripe swarm), REAL_PATHS (multi: 0 skips the loop-device runs), MODES2 (multi2: every preemption mode); CHECK_MODELS,
 # CHECK_FP8_MODELS (checks); PREFIX_SIZES, PREFIX_SETUPS, PREFIX_BUDGET, DOC_TOKENS (prefix);
-# cpu: the CPU backend against llama.cpp on the host's cores (bench/llamacpp/compare_cpu.py and the thread scaling
+# cpu: `hifc check cpu-kernels` (products and attention against the portable kernels), the CPU backend against llama.cpp on the host's cores (bench/llamacpp/compare_cpu.py and the thread scaling
 # curve), with the sdist and the GGUF carried in .device/hifc-bench (HIFC_BENCH_CACHE layout of build.sh: sdist/*.tar.gz,
 # models/*.gguf) or LLAMA_BIN=folder of an llama.cpp build; CPU_THREADS (default: the physical cores), SERVE_THREADS (the servers' thread counts; default 8 and CPU_THREADS), SCALING (1 2 4 8 16)
 # swapmodes: WORKLOADS (qasper,govreport,narrativeqa), REQUESTS (40,20,10: one per workload), SCALE (0.25), BUDGET (4GiB),
@@ -347,6 +347,10 @@ if has cpu; then  # the CPU backend (no GPU used) against llama.cpp, same GGUF, 
     [ -s "$gguf" ] || gguf=$(ls "$HIFC_BENCH_CACHE"/models/*.gguf 2>/dev/null | head -1)
     cores=$(lscpu -p=CORE,SOCKET 2>/dev/null | grep -v '^#' | sort -u | wc -l)
     threads="${CPU_THREADS:-$cores}"
+    stamp "hifc check cpu-kernels --threads $threads (products and attention on AVX-512 and AMX)"
+    .device/hifc check cpu-kernels --threads "$threads" > "$out/cpu-kernels.txt" 2>&1
+    echo "check cpu-kernels rc=$?" | tee -a "$out/summary.txt"
+    grep -E "FAIL|cpu-kernels:" "$out/cpu-kernels.txt" | tail -5 | tee -a "$out/summary.txt"
     stamp "llama.cpp CPU build"
     llama_bin="${LLAMA_BIN:-$(JOBS=16 bash bench/llamacpp/build.sh 2> "$out/llamacpp-build.txt" | tail -1)}"
     echo "llama.cpp: $llama_bin; gguf: $gguf; threads $threads of $(nproc) logical CPUs" | tee -a "$out/summary.txt"
