@@ -609,7 +609,9 @@ void hifc_paged_attention(
     long n = 0, used = 0;
     for (int s = 0; s < sequence_count; s++) {
         const hifc_sequence *seq = &sequences[s];
-        for (int row0 = 0; row0 < seq->query_length; row0 += tile_rows) {
+        // The last tiles first: a causal tile's keys grow with its rows, and the pool hands items
+        // out in order, so the longest start first and the short ones fill the threads' ends.
+        for (int row0 = (int)(ceil_div(seq->query_length, tile_rows) - 1) * tile_rows; row0 >= 0; row0 -= tile_rows) {
             int rows = seq->query_length - row0 < tile_rows ? seq->query_length - row0 : tile_rows;
             // Keys any row of the tile sees: from the first row's window start to the context's end.
             long low = window > 0 ? (long)seq->context_length - seq->query_length + row0 + 1 - window : 0;
