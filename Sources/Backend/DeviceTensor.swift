@@ -1,6 +1,14 @@
 /// The memory behind a `DeviceTensor`, owned by the backend that made it: host memory for the CPU
 /// backend, a device allocation for a GPU backend. Only that backend looks inside.
-public protocol TensorStorage: AnyObject, Sendable {}
+public protocol TensorStorage: AnyObject, Sendable {
+    /// Bytes of a tensor kept in a packed format (a quantized weight's blocks), whose dtype is
+    /// that of its products' results; nil for a plain array of `dtype` elements.
+    var packedBytes: Int? { get }
+}
+
+extension TensorStorage {
+    public var packedBytes: Int? { nil }
+}
 
 /// A tensor living where its backend computes, so that a chain of ops never visits the host.
 ///
@@ -27,4 +35,6 @@ public struct DeviceTensor: Sendable {
     public var rows: Int { shape.first ?? 1 }
     /// Elements per row of a 2-D tensor (its last dimension).
     public var columns: Int { shape.last ?? 1 }
+    /// Bytes the tensor takes where it lives: its packed blocks, or `count` elements of `dtype`.
+    public var bytes: Int { storage.packedBytes ?? count * dtype.size }
 }

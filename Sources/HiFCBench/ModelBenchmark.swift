@@ -113,11 +113,9 @@ public struct ModelBenchmark: Sendable {
         }
         if let pending { try collect(pending) }
         let decode = Date().timeIntervalSince(decodeStart)
-        let c = model.config
-        // The backend keeps weights in its own KV dtype (bf16 on a GPU, f32 on the CPU); the KV
-        // is read in the pool's dtype, an fp8 pool's scales included.
-        let element = Double(model.backend.kvDType.size)
-        let weights = Double(c.parameterCount - (c.tieWordEmbeddings ? 0 : c.vocabSize * c.hiddenSize)) * element
+        // The weights as the backend keeps them (bf16 on a GPU, f32 or quantized blocks on the
+        // CPU); the KV in the pool's dtype, an fp8 pool's scales included.
+        let weights = Double(model.decodeWeightBytes)
         let kv = Double(batch) * (Double(promptTokens) + Double(decodeTokens) / 2) * Double(pool.layout.bytesPerToken)
         return Figures(
             batch: batch, promptTokens: promptTokens, decodeTokens: decodeTokens,

@@ -10,6 +10,10 @@ public protocol CausalLanguageModel: AnyObject, Sendable {
     var config: ModelConfig { get }
     /// Where the weights live and the ops run.
     var backend: any ComputeBackend { get }
+    /// Bytes of weights a decode step reads, as the backend keeps them (quantized blocks stay
+    /// packed): every layer's, the final norm's and the LM head's; the embedding table is read a
+    /// row a token, so it counts only as the LM head it may also be.
+    var decodeWeightBytes: Int { get }
     /// Launches one step, which appends every sequence's new tokens to its KV (in `kv`, through
     /// its block table); returns once the step's work is queued where the backend runs ahead of
     /// the host (`ComputeBackend.runsAhead`). `previous`, the last step's greedy tokens, gives the

@@ -98,6 +98,16 @@ public final class Gemma3Model: CausalLanguageModel {
         localFrequencies = try backend.uploadFloat32(local, shape: [local.count])
     }
 
+    public var decodeWeightBytes: Int {
+        let perLayer = layers.map { layer in
+            [
+                layer.inputNorm, layer.postAttentionNorm, layer.preFeedforwardNorm, layer.postFeedforwardNorm, layer.qkv, layer.queryNorm,
+                layer.keyNorm, layer.o, layer.gateUp, layer.down,
+            ].map(\.bytes).reduce(0, +)
+        }
+        return perLayer.reduce(0, +) + finalNorm.bytes + lmHead.bytes
+    }
+
     public func launch(_ batch: ForwardBatch, kv: any KVCachePool, feeding previous: (any StepTokens)?) throws -> PendingForward {
         try launchStep(batch, kv: kv, feeding: previous, finalNorm: finalNorm, lmHead: lmHead) { prepared in
             let b = backend

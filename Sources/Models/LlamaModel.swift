@@ -90,6 +90,14 @@ public final class LlamaModel: CausalLanguageModel {
         inverseFrequencies = try backend.uploadFloat32(frequencies, shape: [frequencies.count])
     }
 
+    public var decodeWeightBytes: Int {
+        let perLayer = layers.map { layer in
+            [layer.inputNorm, layer.postAttentionNorm, layer.qkv, layer.o, layer.gateUp, layer.down].map(\.bytes).reduce(0, +)
+                + [layer.qkvBias, layer.queryNorm, layer.keyNorm].compactMap { $0?.bytes }.reduce(0, +)
+        }
+        return perLayer.reduce(0, +) + finalNorm.bytes + lmHead.bytes
+    }
+
     public func launch(_ batch: ForwardBatch, kv: any KVCachePool, feeding previous: (any StepTokens)?) throws -> PendingForward {
         try launchStep(batch, kv: kv, feeding: previous, finalNorm: finalNorm, lmHead: lmHead) { prepared in
             let b = backend

@@ -222,6 +222,12 @@ final class GGUFLoadingTests: XCTestCase {
         }
         let error = relativeError(try logits(kept), try logits(decoded).map(Double.init))
         XCTAssertLessThan(error, 0.03, "integer kernels' logits differ by \(error)", file: file, line: line)
+        // What a decode step reads: every weight but an untied embedding, as f32 once decoded,
+        // and less with the blocks kept packed.
+        let c = decoded.config
+        let f32Bytes = 4 * (c.parameterCount - (c.tieWordEmbeddings ? 0 : c.vocabSize * c.hiddenSize))
+        XCTAssertEqual(decoded.model.decodeWeightBytes, f32Bytes, file: file, line: line)
+        XCTAssertLessThan(kept.model.decodeWeightBytes, f32Bytes, file: file, line: line)
     }
 
     func testUnsupportedContentIsRefusedByName() throws {

@@ -29,6 +29,8 @@ final class CPUQuantizedStorage: TensorStorage, @unchecked Sendable {
         }
     }
 
+    var packedBytes: Int? { tensor.byteCount }
+
     /// Row `row` decoded into `out` (`columns` floats).
     func dequantizeRow(_ row: Int, into out: UnsafeMutablePointer<Float>) {
         hifc_dequantize(kernelType, tensor.bytes + row * tensor.rowBytes, out, tensor.columns)
