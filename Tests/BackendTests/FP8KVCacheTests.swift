@@ -111,6 +111,35 @@ final class FP8KVCacheTests: XCTestCase {
         }
     }
 
+    /// A NaN value written into an fp8 pool is stored as E4M3's NaN code and read back as NaN by
+    /// every instruction set, as f32 and bf16 pools and the GPU do: the heads that attend to it
+    /// give NaN (a finite stand-in, 480 before, would hide the fault), the other KV head's do not.
+    func testANaNInAnFP8PoolReadsAsNaNOnEveryInstructionSet() throws {
+        let backend = CPUBackend(blas: nil, pool: CPUThreadPool(threads: 2))
+        let pool = try backend.makeKVCachePool(layout: fp8Layout, blocks: 2)
+        let step = try backend.prepare(
+            try StepBatch.make(
+                chunks: [(tokens: Array(repeating: 0, count: 20), startPosition: 0, blockTable: [0, 1], wantsLogits: true)], blockTokens: 16))
+        var values = randomHeads(rows: 20, decades: -1...1)
+        values[7 * layout.tokenElements + 5] = .nan  // token 7, KV head 0
+        let k = try backend.uploadFloat32(randomHeads(rows: 20, decades: -1...0.5), shape: [20, layout.tokenElements])
+        let v = try backend.uploadFloat32(values, shape: [20, layout.tokenElements])
+        try backend.writeKV(k: k, v: v, layer: 0, pool: pool, step: step)
+        let q = try backend.uploadFloat32((0..<20 * heads * 64).map { _ in Float.random(in: -1...1) }, shape: [20, heads * 64])
+        let sets = [HIFC_ISA_PORTABLE, HIFC_ISA_AVX2, HIFC_ISA_AVX512, HIFC_ISA_AMX].filter { $0.rawValue <= hifc_isa_detected().rawValue }
+        defer { hifc_isa_select(hifc_isa_detected()) }
+        for isa in sets {
+            hifc_isa_select(isa)
+            let out = try backend.download(try backend.pagedAttention(q: q, heads: heads, layer: 0, scale: 0.125, pool: pool, step: step))
+            let name = String(cString: hifc_isa_name(isa))
+            // Heads 0 and 1 read KV head 0, heads 2 and 3 KV head 1; rows before 7 do not see token 7.
+            let nans = out.indices.filter { out[$0].isNaN }
+            // Element 5 of heads 0 and 1 in every row from token 7 on, and nothing else.
+            let expected = (7..<20).flatMap { row in [0, 1].map { head in (row * heads + head) * 64 + 5 } }
+            XCTAssertEqual(nans, expected, "\(name)")
+        }
+    }
+
     /// The fused rotary + KV write quantizes exactly as the unfused write of the rotated keys.
     func testFusedAttentionInputsStoreTheSameFP8BytesAsWriteKV() throws {
         let backend = CPUBackend(blas: nil, pool: CPUThreadPool(threads: 2))
