@@ -1,5 +1,7 @@
+import Backend
 import CPUKernels
 import Foundation
+import HiFCCore
 
 /// The attention part of `hifc check cpu-kernels`: `hifc_paged_attention` of every instruction set
 /// this CPU runs against the portable kernels, on fresh random queries and K/V in f32, bf16 and
@@ -30,7 +32,7 @@ public struct CPUAttentionCheck {
 
         public var description: String {
             String(
-                format: "%@ attention %-22@ %-4@ %2d threads %-8@ error %.2e  %8.3f ms  %6.2f GB/s of K/V", passed ? "ok  " : "FAIL",
+                format: "%@ attention %-24@ %-8@ %2d threads %-8@ error %.2e  %8.3f ms  %6.2f GB/s of K/V", passed ? "ok  " : "FAIL",
                 shape.name, dtype, threads, isa, error, seconds * 1000, kvBytes / seconds / 1e9)
         }
     }
@@ -58,35 +60,32 @@ public struct CPUAttentionCheck {
 
     /// Runs every shape and pool dtype on each instruction set above the portable one, printing
     /// each result as it comes; returns them all.
-    public func run(print: (String) -> Void) -> [Result] {
+    public func run(print: (String) -> Void) throws -> [Result] {
         var results: [Result] = []
         let sets = [HIFC_ISA_AVX2, HIFC_ISA_AVX512].filter { $0.rawValue <= hifc_isa_detected().rawValue }
         defer { hifc_isa_select(hifc_isa_detected()) }
-        let pools = Array(Set([1, threads])).sorted().map { hifc_pool_create(Int32($0), 200)! }
-        defer { pools.forEach { hifc_pool_destroy($0) } }
-        let dtypes: [(String, hifc_kv_dtype, Int)] = [("f32", HIFC_KV_F32, 4), ("bf16", HIFC_KV_BF16, 2), ("fp8", HIFC_KV_FP8_E4M3, 1)]
+        let backends = Array(Set([1, threads])).sorted().map { CPUBackend(blas: nil, pool: CPUThreadPool(threads: $0)) }
         for shape in Self.shapes {
-            for (name, dtype, elementBytes) in dtypes {
-                let step = RandomAttentionStep(shape: shape, dtype: dtype, elementBytes: elementBytes)
-                defer { step.deallocate() }
+            for dtype in [KVDType.float32, .bfloat16, .fp8e4m3] {
+                let step = try RandomAttentionStep(shape: shape, dtype: dtype, backend: backends.last!)
                 hifc_isa_select(HIFC_ISA_PORTABLE)
-                let reference = step.run(pools.last!)
+                let reference = try step.run(on: backends.last!)
                 let scale = Double(reference.map(abs).max() ?? 1)
                 for isa in sets {
                     hifc_isa_select(isa)
-                    for pool in pools {
-                        let out = step.run(pool)
+                    for backend in backends {
+                        let out = try step.run(on: backend)
                         let error = zip(out, reference).map { Double(abs($0 - $1)) }.max() ?? 0
                         var best = Double.infinity
                         for _ in 0..<repetitions {
                             let start = DispatchTime.now().uptimeNanoseconds
-                            _ = step.run(pool)
+                            _ = try step.run(on: backend)
                             best = min(best, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
                         }
                         let result = Result(
-                            shape: shape, dtype: name, isa: String(cString: hifc_isa_name(isa)), threads: Int(hifc_pool_threads(pool)),
+                            shape: shape, dtype: dtype.rawValue, isa: String(cString: hifc_isa_name(isa)), threads: backend.pool.threads,
                             error: error / max(scale, 1e-30), seconds: best,
-                            kvBytes: Double(shape.sequences * shape.context * shape.kvHeads * shape.headDim * elementBytes * 2))
+                            kvBytes: Double(shape.sequences * shape.context * step.pool.layout.bytesPerToken))
                         print(result.description)
                         results.append(result)
                     }
@@ -97,68 +96,46 @@ public struct CPUAttentionCheck {
     }
 }
 
-/// A block-major pool of one layer holding random K and V for `shape`'s sequences (blocks in a
-/// scattered order), and random queries for their new rows.
+/// Random K and V for `shape`'s sequences written into a CPU KV pool of one layer (their blocks
+/// in a scattered order), and random queries for their new rows: the attention of one step.
 private struct RandomAttentionStep {
     let shape: CPUAttentionCheck.Shape
-    let base: UnsafeMutableRawPointer
-    let layer: hifc_kv_layer
-    /// The sequences' block tables, one after the other (the sequences point into it).
-    let blockTables: UnsafeMutableBufferPointer<Int32>
-    let sequences: [hifc_sequence]
-    let queries: [Float]
+    let pool: any KVCachePool
+    let step: any PreparedStep
+    let queries: DeviceTensor
 
-    init(shape: CPUAttentionCheck.Shape, dtype: hifc_kv_dtype, elementBytes: Int) {
+    init(shape: CPUAttentionCheck.Shape, dtype: KVDType, backend: CPUBackend) throws {
         self.shape = shape
         let blockTokens = CPUAttentionCheck.blockTokens
+        let layout = KVBlockLayout(layers: 1, kvHeads: shape.kvHeads, headDim: shape.headDim, blockTokens: blockTokens, dtype: dtype)
         let blocksPerSequence = (shape.context + blockTokens - 1) / blockTokens
-        let blocks = blocksPerSequence * shape.sequences
-        let plane = blockTokens * shape.kvHeads * shape.headDim * elementBytes
-        let scalePlane = dtype == HIFC_KV_FP8_E4M3 ? blockTokens * shape.kvHeads * 4 : 0
-        let stride = 2 * plane + 2 * scalePlane
-        base = UnsafeMutableRawPointer.allocate(byteCount: stride * blocks, alignment: 64)
-        var layer = hifc_kv_layer()
-        layer.base = base.assumingMemoryBound(to: UInt8.self)
-        layer.block_stride = stride
-        layer.key_offset = 0
-        layer.value_offset = plane
-        layer.key_scale_offset = 2 * plane
-        layer.value_scale_offset = 2 * plane + scalePlane
-        layer.block_tokens = Int32(blockTokens)
-        layer.kv_heads = Int32(shape.kvHeads)
-        layer.head_dim = Int32(shape.headDim)
-        layer.dtype = Int32(dtype.rawValue)
-        blockTables = .allocate(capacity: blocks)
-        _ = blockTables.initialize(from: (0..<blocks).shuffled().map(Int32.init))
-        let width = shape.kvHeads * shape.headDim
-        var sequences: [hifc_sequence] = []
-        for s in 0..<shape.sequences {
-            let table = blockTables.baseAddress! + s * blocksPerSequence
-            for token in 0..<shape.context {
-                let k = (0..<width).map { _ in Float.random(in: -2...2) }
-                let v = (0..<width).map { _ in Float.random(in: -2...2) }
-                hifc_kv_store(&layer, Int(table[token / blockTokens]) * blockTokens + token % blockTokens, k, v)
-            }
-            sequences.append(
-                hifc_sequence(
-                    query_start: Int32(s * shape.queryRows), query_length: Int32(shape.queryRows), context_length: Int32(shape.context),
-                    blocks: table))
-        }
-        self.layer = layer
-        self.sequences = sequences
-        queries = (0..<(shape.sequences * shape.queryRows * shape.heads * shape.headDim)).map { _ in Float.random(in: -2...2) }
+        pool = try backend.makeKVCachePool(layout: layout, blocks: blocksPerSequence * shape.sequences)
+        let order = (0..<(blocksPerSequence * shape.sequences)).shuffled().map(Int32.init)
+        let tables = (0..<shape.sequences).map { Array(order[($0 * blocksPerSequence)..<(($0 + 1) * blocksPerSequence)]) }
+        // Every context token's K and V written by one step, then the step that attends.
+        let written = try backend.prepare(
+            try StepBatch.make(
+                chunks: tables.map { (Array(repeating: 0, count: shape.context), 0, $0, false) }, blockTokens: blockTokens))
+        let rows = shape.sequences * shape.context
+        let k = try backend.uploadFloat32(
+            (0..<(rows * layout.tokenElements)).map { _ in Float.random(in: -2...2) }, shape: [rows, layout.tokenElements])
+        let v = try backend.uploadFloat32(
+            (0..<(rows * layout.tokenElements)).map { _ in Float.random(in: -2...2) }, shape: [rows, layout.tokenElements])
+        try backend.writeKV(k: k, v: v, layer: 0, pool: pool, step: written)
+        step = try backend.prepare(
+            try StepBatch.make(
+                chunks: tables.map { (Array(repeating: 0, count: shape.queryRows), shape.context - shape.queryRows, $0, true) },
+                blockTokens: blockTokens))
+        let width = shape.heads * shape.headDim
+        queries = try backend.uploadFloat32(
+            (0..<(shape.sequences * shape.queryRows * width)).map { _ in Float.random(in: -2...2) },
+            shape: [shape.sequences * shape.queryRows, width])
     }
 
-    /// The step's attention output on `pool` with the kernels selected now.
-    func run(_ pool: OpaquePointer) -> [Float] {
-        var out = [Float](repeating: 0, count: queries.count)
-        hifc_paged_attention(
-            pool, queries, &out, Int32(shape.heads), 1 / Float(shape.headDim).squareRoot(), sequences, Int32(sequences.count), 0, layer)
-        return out
-    }
-
-    func deallocate() {
-        base.deallocate()
-        blockTables.deallocate()
+    /// The step's attention output on `backend`'s threads with the kernels selected now.
+    func run(on backend: CPUBackend) throws -> [Float] {
+        try backend.download(
+            try backend.pagedAttention(
+                q: queries, heads: shape.heads, layer: 0, scale: 1 / Float(shape.headDim).squareRoot(), window: nil, pool: pool, step: step))
     }
 }

@@ -43,7 +43,7 @@ struct CheckCPUKernelsCommand: ParsableCommand {
             print($0)
             fflush(nil)  // each line as it comes, through a pipe too
         }
-        let attention = CPUAttentionCheck(threads: check.threads, repetitions: repetitions).run {
+        let attention = try CPUAttentionCheck(threads: check.threads, repetitions: repetitions).run {
             print($0)
             fflush(nil)
         }
