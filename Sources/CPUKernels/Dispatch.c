@@ -90,6 +90,11 @@ static long chunk_count(hifc_pool *pool, long units, long min_units, int per_thr
 
 /// Elementwise work worth one chunk: below this a fork-join costs more than it saves.
 #define ELEMENTS_PER_CHUNK 8192
+/// The same for ops that cost several times an add an element: quantizing to 8 bits (a block's
+/// maximum, rounding, packing), the rotation and KV store; a gated activation's exponentials take
+/// twice this (a decode row of 1536 stays on the caller). With 8 rows a decode step's
+/// quantizations ran on the caller alone: 13% of the step on 16 cores (`hifc bench model --profile`).
+#define COSTLY_ELEMENTS_PER_CHUNK 1024
 
 // MARK: Row ops
 
@@ -157,7 +162,7 @@ static void activation_chunk(void *context, long chunk, int thread) {
 static void activation_mul(
     hifc_pool *pool, void (*op)(const float *, const float *, float *, long), const float *gate_up, float *out, long rows, long inter) {
     rows_job j = {.k = kernels(), .x = gate_up, .out = out, .rows = rows, .width = inter, .activation_mul = op};
-    j.chunks = chunk_count(pool, rows * inter, ELEMENTS_PER_CHUNK / 2, 2);
+    j.chunks = chunk_count(pool, rows * inter, 2 * COSTLY_ELEMENTS_PER_CHUNK, 2);
     hifc_parallel(pool, j.chunks, activation_chunk, &j);
 }
 
@@ -380,12 +385,17 @@ int hifc_gemm_quant_uses_amx(int type, long m, long n, long k, int threads) {
            (double)m * (double)n * (double)k >= (double)threads * (double)HIFC_AMX_MIN_MACS_PER_THREAD;
 }
 
+/// Least multiply-adds of a quantized product's chunk: about a microsecond of a core's work. A
+/// decode step's products are small (SmolLM2's qkv is 553K multiply-adds for one token): chunks
+/// four times this size left 7 of 16 threads idle in it, where the workers wait spinning anyway.
+#define QUANT_MACS_PER_CHUNK 16384
+
 void hifc_gemm_quant(
     hifc_pool *pool, int type, const float *a, const void *w, const float *bias, float *c, long m, long n, long k, void *scratch) {
     quant_job j = {.k = kernels(), .type = type, .a = a, .w = w, .bias = bias, .c = c, .quantized = scratch, .m = m, .n = n, .k_dim = k};
     j.row_bytes = k / hifc_quant_block_weights(type) * hifc_quant_block_bytes(type);
     j.act_bytes = (long)hifc_gemm_quant_scratch(type, 1, k);
-    j.chunks = chunk_count(pool, m, ceil_div(ELEMENTS_PER_CHUNK, k), 2);
+    j.chunks = chunk_count(pool, m, ceil_div(COSTLY_ELEMENTS_PER_CHUNK, k), 2);
     hifc_parallel(pool, j.chunks, quantize_chunk, &j);
     if (hifc_gemm_quant_uses_amx(type, m, n, k, hifc_pool_threads(pool))) {
         gemm_quant_amx(pool, &j);
@@ -395,7 +405,7 @@ void hifc_gemm_quant(
     long row_blocks = ceil_div(m, j.rows_per_block);
     const int tc = j.k->quant_tile_columns;
     long macs_per_group = tc * k * (m < j.rows_per_block ? m : j.rows_per_block);
-    j.column_chunks = chunk_count(pool, ceil_div(n, tc), ceil_div(65536, macs_per_group), 4);
+    j.column_chunks = chunk_count(pool, ceil_div(n, tc), ceil_div(QUANT_MACS_PER_CHUNK, macs_per_group), 4);
     hifc_parallel(pool, j.column_chunks * row_blocks, quant_chunk, &j);
 }
 
@@ -557,7 +567,7 @@ void hifc_rope_store_kv(
     hifc_pool *pool, const float *qkv, long rows, int heads, const float *table, const int64_t *slots, float *q_out,
     hifc_kv_layer kv) {
     rope_job j = {.qkv = qkv, .table = table, .slots = slots, .q_out = q_out, .kv = kv, .rows = rows, .heads = heads};
-    j.chunks = chunk_count(pool, rows, ceil_div(ELEMENTS_PER_CHUNK, (heads + 2 * kv.kv_heads) * kv.head_dim), 2);
+    j.chunks = chunk_count(pool, rows, ceil_div(COSTLY_ELEMENTS_PER_CHUNK, (heads + 2 * kv.kv_heads) * kv.head_dim), 2);
     j.key_rows = malloc(sizeof(float) * (size_t)hifc_pool_threads(pool) * (size_t)kv.kv_heads * (size_t)kv.head_dim);
     hifc_parallel(pool, j.chunks, rope_chunk, &j);
     free(j.key_rows);
@@ -578,8 +588,11 @@ static void attention_chunk(void *context, long chunk, int thread) {
     j->k->attention(&j->items[chunk], j->kv, j->scratch + (long)thread * j->scratch_per_thread);
 }
 
-/// Keys below which one (rows, KV head) item is not split further.
-#define KEYS_PER_SPLIT 256
+/// Keys below which one (rows, KV head) item is not split further: a decode row of a short
+/// context still spreads over the threads (SmolLM2 has 3 KV heads: 3 items a layer unsplit, and
+/// on 16 cores a 16-token prompt's attention took 11% of the decode step), while a part keeps
+/// enough keys that its merge (a few floats a query head) stays small beside it.
+#define KEYS_PER_SPLIT 32
 
 void hifc_paged_attention(
     hifc_pool *pool, const float *q, float *out, int heads, float scale, const hifc_sequence *sequences, int sequence_count,
@@ -672,4 +685,21 @@ void hifc_paged_attention(
     free(partials);
     free(list);
     free(splits);
+}
+
+// MARK: Names
+
+const char *hifc_chunk_fn_name(hifc_chunk_fn body) {
+    if (body == rms_norm_chunk) return "rms norm";
+    if (body == add_chunk) return "add";
+    if (body == activation_chunk) return "gated activation";
+    if (body == argmax_chunk) return "argmax";
+    if (body == gemm_chunk) return "f32 product";
+    if (body == quantize_chunk) return "activation quantization";
+    if (body == quant_chunk) return "quantized product";
+    if (body == amx_pack_chunk) return "AMX activation packing";
+    if (body == amx_chunk) return "AMX product";
+    if (body == rope_chunk) return "rotary + KV write";
+    if (body == attention_chunk) return "attention";
+    return NULL;
 }

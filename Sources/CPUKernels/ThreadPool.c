@@ -9,6 +9,11 @@
 // under the mutex, while the caller bumps `generation` and then reads `sleepers` (all sequentially
 // consistent): either the worker sees the new generation and does not sleep, or the caller sees
 // the sleeper and broadcasts under the mutex.
+//
+// Profiling (`hifc_pool_profile_start`, for `hifc bench model --profile`): while it is on, each
+// call's wall time is added to a slot of its body, found by probing a small table with
+// compare-and-swap, so that calls from several threads (a second caller runs its chunks inline)
+// can count at once. Off, a call reads one flag.
 #define _GNU_SOURCE
 #include "CPUKernels.h"
 
@@ -48,6 +53,12 @@ struct hifc_pool {
     _Atomic int sleepers;
     _Alignas(64) _Atomic long next_chunk;
     _Alignas(64) _Atomic int running;  // workers still in the job
+    // Profiling: written only by callers, and only while on.
+    _Alignas(64) _Atomic int profiling;
+    struct profile_slot {
+        _Atomic(uintptr_t) body;
+        _Atomic long calls, pooled_calls, chunks, nanoseconds;
+    } profile[HIFC_PROFILE_BODIES];
 };
 
 typedef struct {
@@ -153,12 +164,12 @@ void hifc_pool_park(hifc_pool *pool) {
     atomic_store(&pool->parked, 1);
 }
 
-void hifc_parallel(hifc_pool *pool, long chunks, hifc_chunk_fn body, void *context) {
-    if (chunks <= 0) return;
+/// Runs the job on the pool, or inline on the calling thread; returns whether the pool ran it.
+static int run_job(hifc_pool *pool, long chunks, hifc_chunk_fn body, void *context) {
     int expected = 0;
     if (!pool || pool->threads == 1 || chunks == 1 || !atomic_compare_exchange_strong(&pool->busy, &expected, 1)) {
         for (long c = 0; c < chunks; c++) body(context, c, 0);
-        return;
+        return 0;
     }
     // Written only when set: a store each job would pull the polled line from every spinner.
     if (atomic_load_explicit(&pool->parked, memory_order_relaxed)) atomic_store(&pool->parked, 0);
@@ -182,4 +193,64 @@ void hifc_parallel(hifc_pool *pool, long chunks, hifc_chunk_fn body, void *conte
         if (++polls > 4096) sched_yield();
     }
     atomic_store(&pool->busy, 0);
+    return 1;
+}
+
+static void profile_add(hifc_pool *pool, hifc_chunk_fn body, long chunks, int pooled, long nanoseconds) {
+    const uintptr_t key = (uintptr_t)body;
+    for (int probe = 0; probe < HIFC_PROFILE_BODIES; probe++) {
+        struct profile_slot *slot = &pool->profile[(key / 16 + (uintptr_t)probe) % HIFC_PROFILE_BODIES];
+        uintptr_t found = atomic_load_explicit(&slot->body, memory_order_acquire);
+        if (found == 0 && atomic_compare_exchange_strong(&slot->body, &found, key)) found = key;
+        if (found != key) continue;
+        atomic_fetch_add_explicit(&slot->calls, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&slot->pooled_calls, pooled, memory_order_relaxed);
+        atomic_fetch_add_explicit(&slot->chunks, chunks, memory_order_relaxed);
+        atomic_fetch_add_explicit(&slot->nanoseconds, nanoseconds, memory_order_relaxed);
+        return;
+    }
+}
+
+void hifc_parallel(hifc_pool *pool, long chunks, hifc_chunk_fn body, void *context) {
+    if (chunks <= 0) return;
+    if (!pool || !atomic_load_explicit(&pool->profiling, memory_order_relaxed)) {
+        run_job(pool, chunks, body, context);
+        return;
+    }
+    const long start = now_nanoseconds();
+    const int pooled = run_job(pool, chunks, body, context);
+    profile_add(pool, body, chunks, pooled, now_nanoseconds() - start);
+}
+
+void hifc_pool_profile_start(hifc_pool *pool) {
+    if (!pool) return;
+    atomic_store(&pool->profiling, 0);
+    for (int i = 0; i < HIFC_PROFILE_BODIES; i++) {
+        struct profile_slot *slot = &pool->profile[i];
+        atomic_store(&slot->body, 0);
+        atomic_store(&slot->calls, 0);
+        atomic_store(&slot->pooled_calls, 0);
+        atomic_store(&slot->chunks, 0);
+        atomic_store(&slot->nanoseconds, 0);
+    }
+    atomic_store(&pool->profiling, 1);
+}
+
+int hifc_pool_profile_stop(hifc_pool *pool, hifc_region_profile *out, int capacity) {
+    if (!pool) return 0;
+    atomic_store(&pool->profiling, 0);
+    int n = 0;
+    for (int i = 0; i < HIFC_PROFILE_BODIES && n < capacity; i++) {
+        struct profile_slot *slot = &pool->profile[i];
+        uintptr_t body = atomic_load(&slot->body);
+        if (!body) continue;
+        out[n++] = (hifc_region_profile){
+            .body = (hifc_chunk_fn)body,
+            .calls = atomic_load(&slot->calls),
+            .pooled_calls = atomic_load(&slot->pooled_calls),
+            .chunks = atomic_load(&slot->chunks),
+            .nanoseconds = atomic_load(&slot->nanoseconds),
+        };
+    }
+    return n;
 }

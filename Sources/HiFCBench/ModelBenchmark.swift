@@ -30,6 +30,10 @@ public struct ModelBenchmark: Sendable {
         public var launchedAhead: Bool
         /// The tokens the last decode step picked, one per sequence.
         public var lastTokens: [Int]
+        /// Where the decode steps' time went on the CPU backend, by op (empty unless profiled).
+        public var decodeProfile: [CPUOpProfile] = []
+        /// Wall time of all decode steps, seconds.
+        public var decodeSeconds: Double
 
         public var description: String {
             String(
@@ -46,12 +50,18 @@ public struct ModelBenchmark: Sendable {
     /// Whether decode steps are launched ahead (`--overlap-steps`; auto: where the backend runs
     /// ahead of the host, as in the engine).
     public let launchesAhead: Bool
+    /// Whether the decode steps are profiled by op (`--profile`; the CPU backend's pool only).
+    public let profilesDecode: Bool
 
-    public init(model: any CausalLanguageModel, blockTokens: Int = 64, kvDType: KVDTypeChoice = .auto, stepOverlap: StepOverlap = .auto) {
+    public init(
+        model: any CausalLanguageModel, blockTokens: Int = 64, kvDType: KVDTypeChoice = .auto, stepOverlap: StepOverlap = .auto,
+        profilesDecode: Bool = false
+    ) {
         self.model = model
         self.blockTokens = blockTokens
         self.kvDType = kvDType
         launchesAhead = stepOverlap.enabled(backendRunsAhead: model.backend.runsAhead)
+        self.profilesDecode = profilesDecode
     }
 
     /// Runs one measurement (after a short warm-up step).
@@ -85,6 +95,8 @@ public struct ModelBenchmark: Sendable {
                     }), kv: pool))
         let prefill = Date().timeIntervalSince(prefillStart)
 
+        let profiledPool = profilesDecode ? (model.backend as? CPUBackend)?.pool : nil
+        profiledPool?.startProfile()
         let decodeStart = Date()
         var stepSeconds: [Double] = []
         var lastDone = decodeStart
@@ -113,6 +125,7 @@ public struct ModelBenchmark: Sendable {
         }
         if let pending { try collect(pending) }
         let decode = Date().timeIntervalSince(decodeStart)
+        let profile = profiledPool?.stopProfile() ?? []
         // The weights as the backend keeps them (bf16 on a GPU, f32 or quantized blocks on the
         // CPU); the KV in the pool's dtype, an fp8 pool's scales included.
         let weights = Double(model.decodeWeightBytes)
@@ -122,7 +135,8 @@ public struct ModelBenchmark: Sendable {
             prefillTokensPerSecond: Double(batch * promptTokens) / prefill,
             decodeTokensPerSecond: Double(batch * decodeTokens) / decode,
             decodeStepMilliseconds: stepSeconds.sorted()[stepSeconds.count / 2] * 1000,
-            decodeStepBytes: weights + kv, launchedAhead: launchesAhead, lastTokens: last)
+            decodeStepBytes: weights + kv, launchedAhead: launchesAhead, lastTokens: last, decodeProfile: profile,
+            decodeSeconds: decode)
     }
 
     /// The tokens of a step whose sequences are all greedy.

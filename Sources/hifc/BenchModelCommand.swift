@@ -30,6 +30,7 @@ struct BenchModelCommand: ParsableCommand {
         name: .customLong("overlap-steps"),
         help: "Launch each decode step behind the one before it, its tokens fed on the device, as the server does: auto (on a GPU), on or off.")
     var overlapSteps: StepOverlap = .auto
+    @Flag(help: "On the CPU backend, also print where the decode steps' time went, op by op.") var profile = false
 
     func run() throws {
         MallocTuning.keepFreedBlocksMapped()
@@ -50,7 +51,7 @@ struct BenchModelCommand: ParsableCommand {
                     + "backend \(backend.name); KV \(kvDType.resolved(backendDefault: backend.kvDType).rawValue); loaded in \(String(format: "%.2f", loadSeconds)) s; "
                     + "\(ProcessInfo.processInfo.activeProcessorCount) logical cores")
         }
-        let bench = ModelBenchmark(model: loaded.model, blockTokens: blockSize, kvDType: kvDType, stepOverlap: overlapSteps)
+        let bench = ModelBenchmark(model: loaded.model, blockTokens: blockSize, kvDType: kvDType, stepOverlap: overlapSteps, profilesDecode: profile)
         for b in batches {
             let figures = try bench.run(batch: b, promptTokens: promptTokens, decodeTokens: decodeTokens)
             if json {
@@ -60,6 +61,29 @@ struct BenchModelCommand: ParsableCommand {
             } else {
                 print(figures)
             }
+            if profile { print(Self.profileTable(figures)) }
         }
+    }
+
+    /// The decode steps' time by op, and what no op accounts for.
+    static func profileTable(_ figures: ModelBenchmark.Figures) -> String {
+        let steps = Double(figures.decodeTokens)
+        let stepMilliseconds = String(format: "%.3f", figures.decodeSeconds * 1000 / steps)
+        var lines = ["  decode time by op (\(figures.decodeTokens) steps, \(stepMilliseconds) ms a step):"]
+        func line(_ op: String, _ seconds: Double, _ detail: String) {
+            let share = String(format: "%8.3f ms a step  %5.1f%%  ", seconds * 1000 / steps, 100 * seconds / figures.decodeSeconds)
+            lines.append("    " + op.padding(toLength: 24, withPad: " ", startingAt: 0) + share + detail)
+        }
+        for entry in figures.decodeProfile {
+            let calls = Double(max(entry.calls, 1))
+            line(
+                entry.op, entry.seconds,
+                String(
+                    format: "%.0f calls a step, %.0f%% on the pool, %.1f chunks and %.1f us a call", Double(entry.calls) / steps,
+                    100 * Double(entry.pooledCalls) / calls, Double(entry.chunks) / calls, entry.seconds * 1e6 / calls))
+        }
+        let counted = figures.decodeProfile.map(\.seconds).reduce(0, +)
+        line("outside the ops", figures.decodeSeconds - counted, "serial: embedding, sampling, the Swift between ops")
+        return lines.joined(separator: "\n")
     }
 }

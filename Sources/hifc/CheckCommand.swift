@@ -26,7 +26,7 @@ struct CheckCommand: AsyncParsableCommand {
 struct CheckCPUKernelsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cpu-kernels",
-        abstract: "Check and time the quantized CPU products (AVX-512, AMX) and attention against the portable kernels."
+        abstract: "Check and time the quantized CPU products (AVX-512, AMX) and attention against the portable kernels, and time the thread pool."
     )
 
     @Option(help: "Threads of the timed runs (each product is also timed on one thread); default: the physical cores.")
@@ -44,6 +44,10 @@ struct CheckCPUKernelsCommand: ParsableCommand {
             fflush(nil)  // each line as it comes, through a pipe too
         }
         let attention = try CPUAttentionCheck(threads: check.threads, repetitions: repetitions).run {
+            print($0)
+            fflush(nil)
+        }
+        _ = CPUPoolTiming(threads: check.threads).run {
             print($0)
             fflush(nil)
         }

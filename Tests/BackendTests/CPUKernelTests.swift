@@ -382,4 +382,26 @@ final class CPUKernelTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(CPUThreadPool.physicalCores, 1)
         XCTAssertLessThanOrEqual(CPUThreadPool.physicalCores, ProcessInfo.processInfo.activeProcessorCount)
     }
+
+    func testAProfileCountsEachOpsCallsAndNamesTheKernels() throws {
+        let pool = CPUThreadPool(threads: 2)
+        let backend = CPUBackend(blas: nil, pool: pool)
+        let x = try backend.uploadFloat32((0..<4096).map { Float($0 % 7) - 3 }, shape: [4, 1024])
+        let weight = try backend.uploadFloat32([Float](repeating: 1, count: 1024), shape: [1024])
+        pool.parallelRanges(1) { _ in }  // before the profile: not counted
+        pool.startProfile()
+        for _ in 0..<3 { _ = try backend.rmsNorm(x, weight: weight, epsilon: 1e-5) }
+        pool.parallelRanges(64) { _ in }
+        let profile = pool.stopProfile()
+        pool.parallelRanges(64) { _ in }  // after: not counted
+
+        let norm = try XCTUnwrap(profile.first { $0.op == "rms norm" })
+        XCTAssertEqual(norm.calls, 3)
+        XCTAssertGreaterThan(norm.seconds, 0)
+        let other = try XCTUnwrap(profile.first { $0.op == "other" })
+        XCTAssertEqual(other.calls, 1)
+        XCTAssertEqual(other.pooledCalls, 1)
+        XCTAssertEqual(other.chunks, 8)  // 64 ranges, at most 4 chunks a thread
+        XCTAssertEqual(profile.count, 2)
+    }
 }

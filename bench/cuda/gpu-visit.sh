@@ -3,8 +3,8 @@
 # whole 8B-shaped model against PyTorch + transformers, the server under load, and an error exit
 # of the CUDA engine.
 # Run from the repository root after `bash .device/unpack.sh`; logs go to $OUT (or ./gpu-logs).
-#   bash bench/cuda/gpu-visit.sh [checks] [labs] [model] [long] [swap] [swapio] [prefix] [sanitizer] [serve] [exit] [smollm2] [gemma3] [cpu] [multi] [multi2] [swapmodes] [fp8] [fp8lab] [graphs] [overlap] [llamacuda] [servepeak] [servesweep]
-#   (default: all but swapio, smollm2, gemma3, cpu, multi, multi2, swapmodes, fp8, fp8lab, graphs, overlap, llamacuda, servepeak and servesweep; smollm2, gemma3 and cpu need a GGUF carried in parts,
+#   bash bench/cuda/gpu-visit.sh [checks] [labs] [model] [long] [swap] [swapio] [prefix] [sanitizer] [serve] [exit] [smollm2] [gemma3] [cpuprofile] [cpu] [multi] [multi2] [swapmodes] [fp8] [fp8lab] [graphs] [overlap] [llamacuda] [servepeak] [servesweep]
+#   (default: all but swapio, smollm2, gemma3, cpuprofile, cpu, multi, multi2, swapmodes, fp8, fp8lab, graphs, overlap, llamacuda, servepeak and servesweep; smollm2, gemma3 and cpu need a GGUF carried in parts,
 #   see the smollm2 step; multi2 needs the 2-GPU machine, nvidia-h200-x2; swapmodes fits one device call of its own, about 6 minutes)
 # env: BATCH, PROMPT, DECODE (model: decode tokens, 32; the first 15 or so steps after the prefill run at
 # power-capped clocks, model-h200.md); BASELINE=DIR first runs bench model with DIR/hifc (an earlier binary, packed
@@ -13,6 +13,8 @@
 # BUNDLE (1: the logs but summary.txt end as one logs-HHMMSS.tar.xz, as the device tool returns 8 files); PATHS (multi, 4),
 # PLACEMENTS (multi, affinity stripe swarm), REAL_PATHS (multi: 0 skips the loop-device runs), MODES2 (multi2: every preemption mode); CHECK_MODELS,
 # CHECK_FP8_MODELS (checks); PREFIX_SIZES, PREFIX_SETUPS, PREFIX_BUDGET, DOC_TOKENS (prefix);
+# cpuprofile: `hifc bench model --profile` (a decode step's time by op) at 1 thread and CPU_THREADS, after 16 and 512
+# prompt tokens, and llama-bench's generation at the same threads when LLAMA_BIN is given (see cpu for the GGUF);
 # cpu: `hifc check cpu-kernels` (products and attention against the portable kernels), the CPU backend against llama.cpp on the host's cores (bench/llamacpp/compare_cpu.py and the thread scaling
 # curve), with the sdist and the GGUF carried in .device/hifc-bench (HIFC_BENCH_CACHE layout of build.sh: sdist/*.tar.gz,
 # models/*.gguf) or LLAMA_BIN=folder of an llama.cpp build; CPU_THREADS (default: the physical cores), SERVE_THREADS (the servers' thread counts; default 8 and CPU_THREADS), SCALING (1 2 4 8 16)
@@ -341,12 +343,34 @@ if has gemma3; then
     fi
 fi
 
-if has cpu; then  # the CPU backend (no GPU used) against llama.cpp, same GGUF, same threads
+cpu_setup() {  # the GGUF (from its carried parts, else HIFC_BENCH_CACHE's models) and the thread count
     export HIFC_BENCH_CACHE="${HIFC_BENCH_CACHE:-$PWD/.device/hifc-bench}"
-    gguf="$work/SmolLM2-135M-Instruct.Q4_1.gguf"  # assembled from its parts by the smollm2 step
-    [ -s "$gguf" ] || gguf=$(ls "$HIFC_BENCH_CACHE"/models/*.gguf 2>/dev/null | head -1)
+    smollm2_gguf > /dev/null 2>&1 || gguf=$(ls "$HIFC_BENCH_CACHE"/models/*.gguf 2>/dev/null | head -1)
     cores=$(lscpu -p=CORE,SOCKET 2>/dev/null | grep -v '^#' | sort -u | wc -l)
     threads="${CPU_THREADS:-$cores}"
+}
+
+if has cpuprofile; then  # issue 24: where a decode step's time goes on the host's cores, op by op, beside llama-bench
+    cpu_setup
+    for t in 1 "$threads"; do
+        for p in 16 512; do
+            stamp "cpuprofile: hifc bench model --threads $t --prompt-tokens $p --profile"
+            .device/hifc bench model --model "$gguf" --batch 1 --prompt-tokens "$p" --decode-tokens 128 --threads "$t" --profile 2>&1 \
+                | tee -a "$out/cpu-profile.txt" | grep -v "^model" | tee -a "$out/summary.txt"
+        done
+    done
+    stamp "cpuprofile: hifc bench model --threads $threads --batch 8 --prompt-tokens 16 --profile"
+    .device/hifc bench model --model "$gguf" --batch 8 --prompt-tokens 16 --decode-tokens 64 --threads "$threads" --profile 2>&1 \
+        | tee -a "$out/cpu-profile.txt" | grep -v "^model" | tee -a "$out/summary.txt"
+    if [ -n "${LLAMA_BIN:-}" ]; then
+        stamp "cpuprofile: llama-bench generation from an empty context and after 512 tokens"
+        "$LLAMA_BIN/llama-bench" -m "$gguf" -p 0 -n 128 -d 0,512 -t "1,$threads" -o md 2>/dev/null | tee -a "$out/cpu-profile.txt" \
+            | tee -a "$out/summary.txt"
+    fi
+fi
+
+if has cpu; then  # the CPU backend (no GPU used) against llama.cpp, same GGUF, same threads
+    cpu_setup
     stamp "hifc check cpu-kernels --threads $threads (products and attention on AVX-512 and AMX)"
     .device/hifc check cpu-kernels --threads "$threads" > "$out/cpu-kernels.txt" 2>&1
     echo "check cpu-kernels rc=$?" | tee -a "$out/summary.txt"

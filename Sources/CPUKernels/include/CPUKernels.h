@@ -78,6 +78,26 @@ typedef void (*hifc_chunk_fn)(void *context, long chunk, int thread);
 /// a body that calls this), the chunks run on the calling thread.
 void hifc_parallel(hifc_pool *pool, long chunks, hifc_chunk_fn body, void *context);
 
+/// Wall time of the parallel calls of one body since profiling started (`hifc bench model --profile`).
+typedef struct {
+    hifc_chunk_fn body;  ///< the job's body; `hifc_chunk_fn_name` names the kernels' own
+    long calls;          ///< `hifc_parallel` calls
+    long pooled_calls;   ///< ... of which the pool ran (the others ran inline on the caller)
+    long chunks;         ///< chunks over all calls
+    long nanoseconds;    ///< wall time from each call's entry to its return, summed
+} hifc_region_profile;
+
+/// Most distinct bodies a profile tells apart (later ones are not counted).
+#define HIFC_PROFILE_BODIES 64
+
+/// Clears the pool's profile and starts counting every `hifc_parallel` call on it.
+void hifc_pool_profile_start(hifc_pool *pool);
+/// Stops counting and writes up to `capacity` bodies' figures to `out`; returns how many.
+int hifc_pool_profile_stop(hifc_pool *pool, hifc_region_profile *out, int capacity);
+/// The op a body of these kernels does ("quantized product", "attention", ...), or NULL for a
+/// body from elsewhere.
+const char *hifc_chunk_fn_name(hifc_chunk_fn body);
+
 // MARK: f32 ops (all parallel over `pool`, which may be null)
 
 /// `y[r] = x[r] / sqrt(mean(x[r]^2) + eps) * w` for each of `rows` rows of `width`.
