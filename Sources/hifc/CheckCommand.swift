@@ -36,6 +36,9 @@ struct CheckCPUKernelsCommand: ParsableCommand {
     var repetitions: Int = 5
 
     func run() throws {
+        // As in the commands that run a model: each attention call's scratch is then reused heap
+        // memory, not fresh pages that every timed run faults in again.
+        MallocTuning.keepFreedBlocksMapped()
         for line in CPUKernelCheck.environmentLines() { print(line) }
         fflush(nil)
         let check = CPUKernelCheck(threads: threads ?? CPUThreadPool.physicalCores, repetitions: repetitions)
