@@ -33,7 +33,7 @@ public struct ModelBenchmark: Sendable {
         /// Where the decode steps' time went on the CPU backend, by op (empty unless profiled).
         public var decodeProfile: [CPUOpProfile] = []
         /// Wall time of all decode steps, seconds.
-        public var decodeSeconds: Double
+        public var decodeSeconds: Double { Double(batch * decodeTokens) / decodeTokensPerSecond }
 
         public var description: String {
             String(
@@ -135,8 +135,7 @@ public struct ModelBenchmark: Sendable {
             prefillTokensPerSecond: Double(batch * promptTokens) / prefill,
             decodeTokensPerSecond: Double(batch * decodeTokens) / decode,
             decodeStepMilliseconds: stepSeconds.sorted()[stepSeconds.count / 2] * 1000,
-            decodeStepBytes: weights + kv, launchedAhead: launchesAhead, lastTokens: last, decodeProfile: profile,
-            decodeSeconds: decode)
+            decodeStepBytes: weights + kv, launchedAhead: launchesAhead, lastTokens: last, decodeProfile: profile)
     }
 
     /// The tokens of a step whose sequences are all greedy.

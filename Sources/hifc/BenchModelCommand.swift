@@ -83,7 +83,7 @@ struct BenchModelCommand: ParsableCommand {
                     100 * Double(entry.pooledCalls) / calls, Double(entry.chunks) / calls, entry.seconds * 1e6 / calls))
         }
         let counted = figures.decodeProfile.map(\.seconds).reduce(0, +)
-        line("outside the ops", figures.decodeSeconds - counted, "serial: embedding, sampling, the Swift between ops")
+        line("outside the ops", figures.decodeSeconds - counted, "serial: embedding, sampling, the Swift and C between the ops' parallel calls")
         return lines.joined(separator: "\n")
     }
 }
