@@ -1,12 +1,21 @@
 // The fork-join pool behind every parallel CPU op (see CPUKernels.h, "Threads").
 //
-// A job is published by bumping `generation`; workers that are spinning see it within
-// nanoseconds, sleeping ones are woken through the condition variable. Chunks are handed out by
-// an atomic counter. The caller takes chunks too and then waits for `running` to reach zero, so
-// a job is finished, and its context still alive, when `hifc_parallel` returns.
+// A job is one 64-bit word, `job`: its generation, its chunk count and the next chunk to take.
+// The caller writes the job's body and context, then stores a new word; workers that are
+// spinning see the generation change within nanoseconds, sleeping ones are woken through the
+// condition variable. Every thread takes a chunk with one fetch-and-add on the word, which
+// returns the generation and the chunk count with the chunk: a worker that slept or was
+// descheduled through a whole job and adds to a newer word has taken a chunk of that newer job
+// (or nothing, past its end), never one of a job that is over. The caller takes chunks too and
+// then waits for `finished` to reach the chunk count, so a job is done, and its context still
+// alive, when `hifc_parallel` returns.
 //
-// Lost wake-ups: a worker increments `sleepers` and re-reads `generation` before waiting, both
-// under the mutex, while the caller bumps `generation` and then reads `sleepers` (all sequentially
+// Why not wait for every worker instead: the caller would then wait, each job, for workers that
+// have nothing to do but are not running, which on a busy host (a server's other threads, a
+// client on the same cores) holds a region for a scheduler's time slice.
+//
+// Lost wake-ups: a worker increments `sleepers` and re-reads the word before waiting, both under
+// the mutex, while the caller stores the word and then reads `sleepers` (all sequentially
 // consistent): either the worker sees the new generation and does not sleep, or the caller sees
 // the sleeper and broadcasts under the mutex.
 //
@@ -32,6 +41,21 @@
 #define CPU_RELAX() ((void)0)
 #endif
 
+// The job word: generation (20 bits, wrapping) | chunks (22 bits) | next chunk (22 bits). After a
+// job's last chunk each thread adds at most once more before it waits for the next word, so the
+// next-chunk field stays below its limit when chunks plus threads do.
+#define FIELD_BITS 22
+#define FIELD_MASK ((UINT64_C(1) << FIELD_BITS) - 1)
+#define MOST_THREADS 4096
+#define MOST_CHUNKS_A_JOB ((long)FIELD_MASK - MOST_THREADS)
+
+static inline uint64_t job_word(uint64_t generation, long chunks) {
+    return (generation << (2 * FIELD_BITS)) | ((uint64_t)chunks << FIELD_BITS);
+}
+static inline uint64_t word_generation(uint64_t word) { return word >> (2 * FIELD_BITS); }
+static inline long word_chunks(uint64_t word) { return (long)((word >> FIELD_BITS) & FIELD_MASK); }
+static inline long word_next(uint64_t word) { return (long)(word & FIELD_MASK); }
+
 struct hifc_pool {
     // Set at creation.
     int threads;
@@ -39,20 +63,19 @@ struct hifc_pool {
     pthread_t *workers;
     pthread_mutex_t mutex;
     pthread_cond_t wake;
-    // The job, written by the caller before `generation` is bumped.
+    // The job's body, written by the caller before it stores the job's word, read by a thread
+    // only while it holds one of the job's chunks (so never while the caller rewrites it).
     hifc_chunk_fn body;
     void *context;
-    long chunks;
-    _Atomic int busy;  // a job is being run (submission lock)
-    // What spinning workers poll, written once a job (`generation`) or rarely. Each line below is
-    // written by other threads many times a job: sharing a line with what the workers poll, every
-    // chunk taken and every worker's finish would pull that line away from every spinner.
-    _Alignas(64) _Atomic uint64_t generation;
+    uint64_t generation;  // the caller's count of jobs (under `busy`)
+    _Atomic int busy;     // a job is being run (submission lock)
+    // What spinning workers poll and every thread adds to. `finished` is on its own line: each
+    // chunk's end would otherwise pull the job word away from the threads taking chunks.
+    _Alignas(64) _Atomic uint64_t job;
     _Atomic int stop;
     _Atomic int parked;
     _Atomic int sleepers;
-    _Alignas(64) _Atomic long next_chunk;
-    _Alignas(64) _Atomic int running;  // workers still in the job
+    _Alignas(64) _Atomic long finished;  // chunks of the current job done
     // Profiling: written only by callers, and only while on.
     _Alignas(64) _Atomic int profiling;
     struct profile_slot {
@@ -72,47 +95,49 @@ static long now_nanoseconds(void) {
     return (long)t.tv_sec * 1000000000L + t.tv_nsec;
 }
 
-static void take_chunks(hifc_pool *pool, int thread) {
-    const long chunks = pool->chunks;
+/// Takes and runs chunks of the current job until one past its end; returns the generation of
+/// the word that said so.
+static uint64_t take_chunks(hifc_pool *pool, int thread) {
     for (;;) {
-        long c = atomic_fetch_add_explicit(&pool->next_chunk, 1, memory_order_relaxed);
-        if (c >= chunks) break;
-        pool->body(pool->context, c, thread);
+        uint64_t word = atomic_fetch_add_explicit(&pool->job, 1, memory_order_acq_rel);
+        long chunk = word_next(word);
+        if (chunk >= word_chunks(word)) return word_generation(word);
+        pool->body(pool->context, chunk, thread);
+        atomic_fetch_add_explicit(&pool->finished, 1, memory_order_release);
     }
 }
+
+static int job_pending(hifc_pool *pool, uint64_t seen) { return word_generation(atomic_load(&pool->job)) != seen; }
 
 static void *worker_main(void *argument) {
     worker_start start = *(worker_start *)argument;
     free(argument);
     hifc_pool *pool = start.pool;
-    uint64_t seen = 0;
+    uint64_t seen = word_generation(atomic_load(&pool->job));
     for (;;) {
         // Spin for the next job, then sleep.
         long deadline = now_nanoseconds() + pool->spin_nanoseconds;
         int polls = 0;
-        while (atomic_load(&pool->generation) == seen && !atomic_load(&pool->stop) && !atomic_load(&pool->parked)) {
+        while (!job_pending(pool, seen) && !atomic_load(&pool->stop) && !atomic_load(&pool->parked)) {
             CPU_RELAX();
             if (++polls % 64 == 0 && now_nanoseconds() > deadline) break;
         }
-        if (atomic_load(&pool->generation) == seen) {
+        if (!job_pending(pool, seen)) {
             pthread_mutex_lock(&pool->mutex);
             atomic_fetch_add(&pool->sleepers, 1);
-            while (atomic_load(&pool->generation) == seen && !atomic_load(&pool->stop)) {
-                pthread_cond_wait(&pool->wake, &pool->mutex);
-            }
+            while (!job_pending(pool, seen) && !atomic_load(&pool->stop)) pthread_cond_wait(&pool->wake, &pool->mutex);
             atomic_fetch_sub(&pool->sleepers, 1);
             pthread_mutex_unlock(&pool->mutex);
         }
         if (atomic_load(&pool->stop)) break;
-        seen = atomic_load(&pool->generation);
-        take_chunks(pool, start.index);
-        atomic_fetch_sub_explicit(&pool->running, 1, memory_order_release);
+        seen = take_chunks(pool, start.index);
     }
     return NULL;
 }
 
 hifc_pool *hifc_pool_create(int threads, int spin_microseconds) {
     if (threads < 1) threads = 1;
+    if (threads > MOST_THREADS) threads = MOST_THREADS;
     // Aligned as its cache-line members ask (calloc gives 16 bytes).
     size_t bytes = (sizeof(hifc_pool) + 63) & ~(size_t)63;
     hifc_pool *pool = aligned_alloc(64, bytes);
@@ -164,7 +189,8 @@ void hifc_pool_park(hifc_pool *pool) {
     atomic_store(&pool->parked, 1);
 }
 
-/// Runs the job on the pool, or inline on the calling thread; returns whether the pool ran it.
+/// Runs `chunks` (at most MOST_CHUNKS_A_JOB) chunks on the pool, or inline on the calling
+/// thread; returns whether the pool ran them.
 static int run_job(hifc_pool *pool, long chunks, hifc_chunk_fn body, void *context) {
     int expected = 0;
     if (!pool || pool->threads == 1 || chunks == 1 || !atomic_compare_exchange_strong(&pool->busy, &expected, 1)) {
@@ -175,25 +201,46 @@ static int run_job(hifc_pool *pool, long chunks, hifc_chunk_fn body, void *conte
     if (atomic_load_explicit(&pool->parked, memory_order_relaxed)) atomic_store(&pool->parked, 0);
     pool->body = body;
     pool->context = context;
-    pool->chunks = chunks;
-    atomic_store_explicit(&pool->next_chunk, 0, memory_order_relaxed);
-    atomic_store_explicit(&pool->running, pool->threads - 1, memory_order_relaxed);
-    atomic_fetch_add(&pool->generation, 1);
+    atomic_store_explicit(&pool->finished, 0, memory_order_relaxed);
+    pool->generation++;
+    atomic_store(&pool->job, job_word(pool->generation, chunks));
     if (atomic_load(&pool->sleepers) > 0) {
         pthread_mutex_lock(&pool->mutex);
         pthread_cond_broadcast(&pool->wake);
         pthread_mutex_unlock(&pool->mutex);
     }
     take_chunks(pool, 0);
-    // Every chunk has been taken; wait for the workers still finishing theirs (and for those
-    // that have not woken yet, which take nothing but must not see this job's context later).
+    // Every chunk has been taken; wait for the threads still running theirs.
     int polls = 0;
-    while (atomic_load_explicit(&pool->running, memory_order_acquire) > 0) {
+    while (atomic_load_explicit(&pool->finished, memory_order_acquire) < chunks) {
         CPU_RELAX();
         if (++polls > 4096) sched_yield();
     }
     atomic_store(&pool->busy, 0);
     return 1;
+}
+
+/// A job of more chunks than a job word holds, run as consecutive jobs of a slice each.
+typedef struct {
+    hifc_chunk_fn body;
+    void *context;
+    long offset;
+} slice_job;
+
+static void slice_chunk(void *context, long chunk, int thread) {
+    slice_job *slice = context;
+    slice->body(slice->context, slice->offset + chunk, thread);
+}
+
+static int run_jobs(hifc_pool *pool, long chunks, hifc_chunk_fn body, void *context) {
+    if (chunks <= MOST_CHUNKS_A_JOB) return run_job(pool, chunks, body, context);
+    int pooled = 0;
+    for (long offset = 0; offset < chunks; offset += MOST_CHUNKS_A_JOB) {
+        slice_job slice = {.body = body, .context = context, .offset = offset};
+        long rest = chunks - offset;
+        pooled |= run_job(pool, rest < MOST_CHUNKS_A_JOB ? rest : MOST_CHUNKS_A_JOB, slice_chunk, &slice);
+    }
+    return pooled;
 }
 
 static void profile_add(hifc_pool *pool, hifc_chunk_fn body, long chunks, int pooled, long nanoseconds) {
@@ -214,11 +261,11 @@ static void profile_add(hifc_pool *pool, hifc_chunk_fn body, long chunks, int po
 void hifc_parallel(hifc_pool *pool, long chunks, hifc_chunk_fn body, void *context) {
     if (chunks <= 0) return;
     if (!pool || !atomic_load_explicit(&pool->profiling, memory_order_relaxed)) {
-        run_job(pool, chunks, body, context);
+        run_jobs(pool, chunks, body, context);
         return;
     }
     const long start = now_nanoseconds();
-    const int pooled = run_job(pool, chunks, body, context);
+    const int pooled = run_jobs(pool, chunks, body, context);
     profile_add(pool, body, chunks, pooled, now_nanoseconds() - start);
 }
 

@@ -383,6 +383,52 @@ final class CPUKernelTests: XCTestCase {
         XCTAssertLessThanOrEqual(CPUThreadPool.physicalCores, ProcessInfo.processInfo.activeProcessorCount)
     }
 
+    func testEveryChunkRunsOnceWhenThePoolHasMoreThreadsThanCores() {
+        // With more threads than cores, workers are often descheduled or asleep when a job
+        // starts, and jobs end without them; a late worker must take chunks only of the job it
+        // finds, never of one that is over. Some pauses let the workers fall asleep.
+        let threads = 2 * ProcessInfo.processInfo.activeProcessorCount + 3
+        let pool = CPUThreadPool(threads: threads)
+        let most = 300
+        let hits = UnsafeMutablePointer<Int32>.allocate(capacity: most)
+        let runners = UnsafeMutablePointer<Int32>.allocate(capacity: most)
+        defer {
+            hits.deallocate()
+            runners.deallocate()
+        }
+        var job = (hits: hits, runners: runners)
+        for round in 0..<3000 {
+            let chunks = 1 + (round * 7919) % most
+            hits.initialize(repeating: 0, count: chunks)
+            runners.initialize(repeating: -1, count: chunks)
+            hifc_parallel(
+                pool.raw, chunks,
+                { context, chunk, thread in
+                    let job = context!.assumingMemoryBound(to: (hits: UnsafeMutablePointer<Int32>, runners: UnsafeMutablePointer<Int32>).self)
+                        .pointee
+                    job.hits[chunk] += 1
+                    job.runners[chunk] = thread
+                }, &job)
+            let counts = Array(UnsafeBufferPointer(start: hits, count: chunks))
+            let ran = Array(UnsafeBufferPointer(start: runners, count: chunks))
+            guard counts.allSatisfy({ $0 == 1 }), ran.allSatisfy({ $0 >= 0 && $0 < threads }) else {
+                XCTFail("round \(round), \(chunks) chunks: runs \(counts), threads \(ran)")
+                return
+            }
+            if round % 500 == 0 { usleep(2000) }
+        }
+    }
+
+    func testAJobOfMoreChunksThanOneJobWordHoldsRunsThemAll() {
+        let pool = CPUThreadPool(threads: 3)
+        let count = (1 << 22) + 5000
+        let hits = UnsafeMutablePointer<UInt8>.allocate(capacity: count)
+        defer { hits.deallocate() }
+        hits.initialize(repeating: 0, count: count)
+        hifc_parallel(pool.raw, count, { context, chunk, _ in context!.assumingMemoryBound(to: UInt8.self)[chunk] += 1 }, hits)
+        XCTAssertTrue(UnsafeBufferPointer(start: hits, count: count).allSatisfy { $0 == 1 })
+    }
+
     func testAProfileCountsEachOpsCallsAndNamesTheKernels() throws {
         let pool = CPUThreadPool(threads: 2)
         let backend = CPUBackend(blas: nil, pool: pool)

@@ -153,6 +153,30 @@ def serve_load(port, model, args):
             "mean_ttft": sum(r[2] or 0 for r in results) / len(results)}
 
 
+def hifc_step_counters(port):
+    """The engine's step counters from hifc's /metrics (summed over replicas)."""
+    wanted = {"hifc_step_seconds_sum": "step_seconds", "hifc_step_seconds_count": "steps",
+              "hifc_generated_tokens_total": "generated_tokens", "hifc_prompt_tokens_total": "prompt_tokens"}
+    counters = dict.fromkeys(wanted.values(), 0.0)
+    for line in _get(port, "/metrics").decode().splitlines():
+        name = line.split("{")[0].split(" ")[0]
+        if name in wanted:
+            counters[wanted[name]] += float(line.rsplit(" ", 1)[1])
+    return counters
+
+
+def engine_steps(before, after, seconds):
+    """What hifc's engine did during a load: steps, tokens a step, the mean step, and the share of
+    the load's wall time its steps took (the rest: the engine between steps, or waiting)."""
+    delta = {key: after[key] - before[key] for key in before}
+    steps = max(delta["steps"], 1)
+    return {"steps": int(delta["steps"]), "generated_tokens": int(delta["generated_tokens"]),
+            "prompt_tokens": int(delta["prompt_tokens"]),
+            "generated_tokens_per_step": delta["generated_tokens"] / steps,
+            "mean_step_ms": 1000 * delta["step_seconds"] / steps,
+            "share_of_wall_in_steps": delta["step_seconds"] / seconds}
+
+
 def tokenize(port, text):
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     connection.request("POST", "/tokenize", body=json.dumps({"content": text}), headers={"Content-Type": "application/json"})
@@ -191,6 +215,7 @@ def main():
                              "default: --threads")
     parser.add_argument("--no-repack", action="store_true",
                         help="run llama.cpp without weight repacking (its AMX path crashed on the 2-core VM of 2026-12-02)")
+    parser.add_argument("--hifc-serve-args", default="", help="more flags for `hifc serve`, space-separated")
     parser.add_argument("--port", type=int, default=18431)
     parser.add_argument("--skip", default="", help="comma-separated parts to skip: bench,serve")
     args = parser.parse_args()
@@ -244,11 +269,13 @@ def serve_pair(args, threads):
             # --device cpu: on a host with a GPU, `hifc serve`'s default (auto) would take the GPU.
             hifc = start([args.hifc, "serve", "--model", args.hifc_model, "--device", "cpu", "--threads", str(threads),
                           "--host", "127.0.0.1", "--port", str(args.port + 1), "--data-dir", data,
-                          "--kv-budget", "256MiB", "--max-running", str(args.clients)], hifc_log)
+                          "--kv-budget", "256MiB", "--max-running", str(args.clients)] + args.hifc_serve_args.split(), hifc_log)
             try:
                 wait_ready(args.port + 1, hifc)
                 name = json.loads(_get(args.port + 1, "/v1/models"))["data"][0]["id"]
+                before = hifc_step_counters(args.port + 1)
                 hifc_load = serve_load(args.port + 1, name, args)
+                hifc_load["engine_steps"] = engine_steps(before, hifc_step_counters(args.port + 1), hifc_load["seconds"])
                 greedy_hifc, _, _ = stream_completion(args.port + 1, name, PROMPTS[0], 32)
             finally:
                 stop(hifc)
