@@ -163,8 +163,11 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
         let bp = try bias?.cpu("linear")
         let (result, c) = try allocate([m, n])
         if let quantized = weight.cpuQuantized {
-            var scratch = [UInt8](repeating: 0, count: hifc_gemm_quant_scratch(quantized.kernelType, m, k))
-            hifc_gemm_quant(pool.raw, quantized.kernelType, a, quantized.tensor.bytes, bp, c, m, n, k, &scratch)
+            // The quantized activations, written before they are read: no zero fill, and on the
+            // stack when small (a decode row), since this runs hundreds of times a step.
+            withUnsafeTemporaryAllocation(byteCount: hifc_gemm_quant_scratch(quantized.kernelType, m, k), alignment: 64) { scratch in
+                hifc_gemm_quant(pool.raw, quantized.kernelType, a, quantized.tensor.bytes, bp, c, m, n, k, scratch.baseAddress)
+            }
             return result
         }
         let b = try weight.cpu("linear")
