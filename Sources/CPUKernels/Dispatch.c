@@ -266,52 +266,24 @@ typedef struct {
     const float *bias;
     float *c;
     uint8_t *quantized;
-    /// Set when each thread quantizes the activations itself, inside the product's region (few
-    /// rows): a flag a thread, then each thread's copy of the rows after `quantized`.
-    uint8_t *quantized_by;
     long m, n, k_dim, row_bytes, act_bytes, column_chunks, rows_per_block, chunks;
 } quant_job;
-
-static void quantize_rows(const quant_job *j, long r0, long r1, uint8_t *out) {
-    for (long r = r0; r < r1; r++) {
-        if (j->type == HIFC_QUANT_Q4_K || j->type == HIFC_QUANT_Q6_K) {
-            j->k->quantize_q8k(j->a + r * j->k_dim, (hifc_block_q8k *)(out + r * j->act_bytes), j->k_dim);
-        } else {
-            j->k->quantize_q8(j->a + r * j->k_dim, (hifc_block_q8 *)(out + r * j->act_bytes), j->k_dim);
-        }
-    }
-}
 
 static void quantize_chunk(void *context, long chunk, int thread) {
     (void)thread;
     quant_job *j = context;
-    quantize_rows(j, j->m * chunk / j->chunks, j->m * (chunk + 1) / j->chunks, j->quantized);
-}
-
-/// Activation elements (rows × features) up to which each thread of a quantized product
-/// quantizes the rows itself, in the product's region, instead of the caller before it: a
-/// decode row's quantization (about a microsecond on the caller, with the lines written by
-/// other cores) cost 7% of a SmolLM2 step on 16 cores, as many times a step as there are products;
-/// repeated on every thread it costs each a fraction of that, in parallel.
-#define IN_REGION_QUANTIZED_ELEMENTS 4096
-
-static int quantizes_in_region(long m, long k) { return m * k <= IN_REGION_QUANTIZED_ELEMENTS; }
-
-/// The quantized activations a chunk on `thread` reads: the caller's, or this thread's copy,
-/// made on its first chunk of the job.
-static const uint8_t *activations_for(quant_job *j, int thread) {
-    if (!j->quantized_by) return j->quantized;
-    uint8_t *mine = j->quantized + (long)thread * j->m * j->act_bytes;
-    if (!j->quantized_by[thread]) {
-        quantize_rows(j, 0, j->m, mine);
-        j->quantized_by[thread] = 1;
+    for (long r = j->m * chunk / j->chunks; r < j->m * (chunk + 1) / j->chunks; r++) {
+        if (j->type == HIFC_QUANT_Q4_K || j->type == HIFC_QUANT_Q6_K) {
+            j->k->quantize_q8k(j->a + r * j->k_dim, (hifc_block_q8k *)(j->quantized + r * j->act_bytes), j->k_dim);
+        } else {
+            j->k->quantize_q8(j->a + r * j->k_dim, (hifc_block_q8 *)(j->quantized + r * j->act_bytes), j->k_dim);
+        }
     }
-    return mine;
 }
 
 static void quant_chunk(void *context, long chunk, int thread) {
+    (void)thread;
     quant_job *j = context;
-    const uint8_t *activations = activations_for(j, thread);
     const int tr = j->k->quant_tile_rows, tc = j->k->quant_tile_columns;
     long column_chunk = chunk % j->column_chunks, block = chunk / j->column_chunks;
     long groups = ceil_div(j->n, tc);
@@ -323,7 +295,7 @@ static void quant_chunk(void *context, long chunk, int thread) {
         for (long r = r0; r < r1; r += tr) {
             int mr = (int)(r1 - r < tr ? r1 - r : tr);
             j->k->gemm_quant_tile(
-                j->type, j->w + col * j->row_bytes, j->row_bytes, nr, activations + r * j->act_bytes, j->act_bytes, mr, j->k_dim,
+                j->type, j->w + col * j->row_bytes, j->row_bytes, nr, j->quantized + r * j->act_bytes, j->act_bytes, mr, j->k_dim,
                 j->c + r * j->n + col, j->n);
         }
         if (j->bias) {
@@ -408,13 +380,6 @@ static void gemm_quant_amx(hifc_pool *pool, quant_job *q) {
     hifc_amx_count_product();
 }
 
-size_t hifc_gemm_quant_workspace(const hifc_pool *pool, int type, long m, long k) {
-    const size_t rows = hifc_gemm_quant_scratch(type, m, k);
-    if (!quantizes_in_region(m, k)) return rows;
-    const size_t threads = (size_t)hifc_pool_threads(pool);
-    return threads * rows + threads;
-}
-
 int hifc_gemm_quant_uses_amx(int type, long m, long n, long k, int threads) {
     return kernels()->amx_panel_product && amx_handles(type) && m >= HIFC_AMX_MIN_ROWS &&
            (double)m * (double)n * (double)k >= (double)threads * (double)HIFC_AMX_MIN_MACS_PER_THREAD;
@@ -430,19 +395,11 @@ void hifc_gemm_quant(
     quant_job j = {.k = kernels(), .type = type, .a = a, .w = w, .bias = bias, .c = c, .quantized = scratch, .m = m, .n = n, .k_dim = k};
     j.row_bytes = k / hifc_quant_block_weights(type) * hifc_quant_block_bytes(type);
     j.act_bytes = (long)hifc_gemm_quant_scratch(type, 1, k);
-    const int threads = hifc_pool_threads(pool);
-    if (hifc_gemm_quant_uses_amx(type, m, n, k, threads)) {
-        j.chunks = chunk_count(pool, m, ceil_div(COSTLY_ELEMENTS_PER_CHUNK, k), 2);
-        hifc_parallel(pool, j.chunks, quantize_chunk, &j);
+    j.chunks = chunk_count(pool, m, ceil_div(COSTLY_ELEMENTS_PER_CHUNK, k), 2);
+    hifc_parallel(pool, j.chunks, quantize_chunk, &j);
+    if (hifc_gemm_quant_uses_amx(type, m, n, k, hifc_pool_threads(pool))) {
         gemm_quant_amx(pool, &j);
         return;
-    }
-    if (quantizes_in_region(m, k)) {
-        j.quantized_by = j.quantized + (long)threads * m * j.act_bytes;
-        memset(j.quantized_by, 0, (size_t)threads);
-    } else {
-        j.chunks = chunk_count(pool, m, ceil_div(COSTLY_ELEMENTS_PER_CHUNK, k), 2);
-        hifc_parallel(pool, j.chunks, quantize_chunk, &j);
     }
     j.rows_per_block = rows_per_block(k, 1);
     long row_blocks = ceil_div(m, j.rows_per_block);

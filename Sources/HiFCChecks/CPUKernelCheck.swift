@@ -80,7 +80,7 @@ public struct CPUKernelCheck {
                 let t = Int32(type.rawValue)
                 let weights = Self.randomWeights(type: type, rows: n, k: k)
                 let a = (0..<(m * k)).map { _ in Float.random(in: -1...1) }
-                var scratch = [UInt8](repeating: 0, count: hifc_gemm_quant_workspace(widest, t, m, k))
+                var scratch = [UInt8](repeating: 0, count: hifc_gemm_quant_scratch(t, m, k))
                 var reference = [Float](repeating: 0, count: m * n)
                 hifc_isa_select(HIFC_ISA_PORTABLE)
                 hifc_gemm_quant(widest, t, a, weights, nil, &reference, m, n, k, &scratch)

@@ -165,9 +165,7 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
         if let quantized = weight.cpuQuantized {
             // The quantized activations, written before they are read: no zero fill, and on the
             // stack when small (a decode row), since this runs hundreds of times a step.
-            withUnsafeTemporaryAllocation(
-                byteCount: hifc_gemm_quant_workspace(pool.raw, quantized.kernelType, m, k), alignment: 64
-            ) { scratch in
+            withUnsafeTemporaryAllocation(byteCount: hifc_gemm_quant_scratch(quantized.kernelType, m, k), alignment: 64) { scratch in
                 hifc_gemm_quant(pool.raw, quantized.kernelType, a, quantized.tensor.bytes, bp, c, m, n, k, scratch.baseAddress)
             }
             return result

@@ -203,16 +203,12 @@ int hifc_quant_block_bytes(int type);
 /// Writes the `count` weights (a multiple of the block size) of `blocks` as f32: the reference
 /// the kernels are checked against, and the "dequantize at load" path.
 void hifc_dequantize(int type, const void *blocks, float *out, long count);
-/// Bytes of `m` activation rows of `k` features quantized for `type`'s products.
+/// Bytes of scratch `hifc_gemm_quant` needs for `m` activation rows of `k` features.
 size_t hifc_gemm_quant_scratch(int type, long m, long k);
-/// Bytes of scratch `hifc_gemm_quant` needs on `pool` (NULL: the calling thread alone) for `m`
-/// activation rows of `k` features: the quantized rows, or for a few rows (a decode step's) a
-/// copy of them for each thread, which quantizes them inside the product's parallel region.
-size_t hifc_gemm_quant_workspace(const hifc_pool *pool, int type, long m, long k);
 /// `c[m×n] = a[m×k] · wᵀ` (+ `bias[n]`) for weights `w` of `n` rows of `k` (a multiple of the
 /// block size) in `type`'s blocks, row after row. The activations are first quantized to 8 bits
-/// per block of 32 (or 256 for the K formats) into `scratch` (`hifc_gemm_quant_workspace` bytes),
-/// as llama.cpp does, so the products are integer dot products.
+/// per block of 32 (or 256 for the K formats) into `scratch`, as llama.cpp does, so the products
+/// are integer dot products.
 void hifc_gemm_quant(
     hifc_pool *pool, int type, const float *a, const void *w, const float *bias, float *c, long m, long n, long k,
     void *scratch);
