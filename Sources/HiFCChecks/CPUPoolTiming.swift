@@ -1,3 +1,4 @@
+import Backend
 import CPUKernels
 import Foundation
 
@@ -22,7 +23,7 @@ public struct CPUPoolTiming {
 
     /// Times empty regions of one chunk a thread, four a thread and one chunk per 4 threads.
     public func run(print: (String) -> Void) -> [Result] {
-        guard threads > 1, let pool = hifc_pool_create(Int32(threads), 200) else { return [] }
+        guard threads > 1, let pool = hifc_pool_create(Int32(threads), CPUThreadPool.spinMicroseconds) else { return [] }
         defer { hifc_pool_destroy(pool) }
         let counts = Array(Set([max(threads / 4, 2), threads, 4 * threads])).sorted()
         return counts.map { chunks in

@@ -13,7 +13,7 @@ public final class CPUThreadPool: @unchecked Sendable {
 
     /// How long an idle worker polls for the next op before it sleeps: long enough to bridge the
     /// gaps between the ops of a forward pass, short enough not to hold a core between steps.
-    static let spinMicroseconds: Int32 = 200
+    public static let spinMicroseconds: Int32 = 200
 
     /// A pool of `threads` threads (at least 1).
     public init(threads: Int) {
