@@ -23,7 +23,8 @@
 // Profiling (`hifc_pool_profile_start`, for `hifc bench model --profile`): while it is on, each
 // call's wall time is added to a slot of its body, found by probing a small table with
 // compare-and-swap, so that calls from several threads (a second caller runs its chunks inline)
-// can count at once. Off, a call reads one flag.
+// can count at once. Off, a call reads one flag. Each slot also sums the gap before its calls:
+// the time since the caller's previous call returned (the serial work that leads to this op).
 #define _GNU_SOURCE
 #include "CPUKernels.h"
 
@@ -81,9 +82,10 @@ struct hifc_pool {
     _Alignas(64) _Atomic long finished;  // chunks of the current job done
     // Profiling: written only by callers, and only while on.
     _Alignas(64) _Atomic int profiling;
+    _Atomic long last_return;  // when the last profiled call returned (0: none since the start)
     struct profile_slot {
         _Atomic(uintptr_t) body;
-        _Atomic long calls, pooled_calls, chunks, nanoseconds;
+        _Atomic long calls, pooled_calls, chunks, nanoseconds, gap_nanoseconds;
     } profile[HIFC_PROFILE_BODIES];
 };
 
@@ -252,7 +254,7 @@ static int run_jobs(hifc_pool *pool, long chunks, hifc_chunk_fn body, void *cont
     return pooled;
 }
 
-static void profile_add(hifc_pool *pool, hifc_chunk_fn body, long chunks, int pooled, long nanoseconds) {
+static void profile_add(hifc_pool *pool, hifc_chunk_fn body, long chunks, int pooled, long nanoseconds, long gap) {
     const uintptr_t key = (uintptr_t)body;
     for (int probe = 0; probe < HIFC_PROFILE_BODIES; probe++) {
         struct profile_slot *slot = &pool->profile[(key / 16 + (uintptr_t)probe) % HIFC_PROFILE_BODIES];
@@ -263,6 +265,7 @@ static void profile_add(hifc_pool *pool, hifc_chunk_fn body, long chunks, int po
         atomic_fetch_add_explicit(&slot->pooled_calls, pooled, memory_order_relaxed);
         atomic_fetch_add_explicit(&slot->chunks, chunks, memory_order_relaxed);
         atomic_fetch_add_explicit(&slot->nanoseconds, nanoseconds, memory_order_relaxed);
+        atomic_fetch_add_explicit(&slot->gap_nanoseconds, gap, memory_order_relaxed);
         return;
     }
 }
@@ -274,15 +277,20 @@ void hifc_parallel(hifc_pool *pool, long chunks, hifc_chunk_fn body, void *conte
         return;
     }
     const long start = now_nanoseconds();
+    const long previous = atomic_load_explicit(&pool->last_return, memory_order_relaxed);
     const int pooled = run_jobs(pool, chunks, body, context);
-    profile_add(pool, body, chunks, pooled, now_nanoseconds() - start);
+    const long end = now_nanoseconds();
+    profile_add(pool, body, chunks, pooled, end - start, previous ? start - previous : 0);
+    atomic_store_explicit(&pool->last_return, end, memory_order_relaxed);
 }
 
 void hifc_pool_profile_start(hifc_pool *pool) {
     if (!pool) return;
     atomic_store(&pool->profiling, 0);
+    atomic_store(&pool->last_return, 0);
     for (int i = 0; i < HIFC_PROFILE_BODIES; i++) {
         struct profile_slot *slot = &pool->profile[i];
+        atomic_store(&slot->gap_nanoseconds, 0);
         atomic_store(&slot->body, 0);
         atomic_store(&slot->calls, 0);
         atomic_store(&slot->pooled_calls, 0);
@@ -306,6 +314,7 @@ int hifc_pool_profile_stop(hifc_pool *pool, hifc_region_profile *out, int capaci
             .pooled_calls = atomic_load(&slot->pooled_calls),
             .chunks = atomic_load(&slot->chunks),
             .nanoseconds = atomic_load(&slot->nanoseconds),
+            .gap_nanoseconds = atomic_load(&slot->gap_nanoseconds),
         };
     }
     return n;

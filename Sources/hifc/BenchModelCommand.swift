@@ -79,8 +79,9 @@ struct BenchModelCommand: ParsableCommand {
             line(
                 entry.op, entry.seconds,
                 String(
-                    format: "%.0f calls a step, %.0f%% on the pool, %.1f chunks and %.1f us a call", Double(entry.calls) / steps,
-                    100 * Double(entry.pooledCalls) / calls, Double(entry.chunks) / calls, entry.seconds * 1e6 / calls))
+                    format: "%.0f calls a step, %.0f%% on the pool, %.1f chunks and %.1f us a call, %.1f us serial before it",
+                    Double(entry.calls) / steps, 100 * Double(entry.pooledCalls) / calls, Double(entry.chunks) / calls,
+                    entry.seconds * 1e6 / calls, entry.secondsBefore * 1e6 / calls))
         }
         let counted = figures.decodeProfile.map(\.seconds).reduce(0, +)
         line("outside the ops", figures.decodeSeconds - counted, "serial: embedding, sampling, the Swift and C between the ops' parallel calls")

@@ -1,4 +1,5 @@
 import CPUKernels
+import Foundation
 import HiFCCore
 import XCTest
 
@@ -449,5 +450,23 @@ final class CPUKernelTests: XCTestCase {
         XCTAssertEqual(other.pooledCalls, 1)
         XCTAssertEqual(other.chunks, 8)  // 64 ranges, at most 4 chunks a thread
         XCTAssertEqual(profile.count, 2)
+    }
+
+    func testAProfileCountsTheCallersSerialTimeBeforeEachOp() throws {
+        let pool = CPUThreadPool(threads: 2)
+        let backend = CPUBackend(blas: nil, pool: pool)
+        let x = try backend.uploadFloat32((0..<1024).map { Float($0 % 5) - 2 }, shape: [1, 1024])
+        let weight = try backend.uploadFloat32([Float](repeating: 1, count: 1024), shape: [1024])
+        pool.startProfile()
+        _ = try backend.rmsNorm(x, weight: weight, epsilon: 1e-5)  // the first call: nothing before it counts
+        Thread.sleep(forTimeInterval: 0.02)
+        pool.parallelRanges(64) { _ in }
+        let profile = pool.stopProfile()
+
+        let norm = try XCTUnwrap(profile.first { $0.op == "rms norm" })
+        XCTAssertEqual(norm.secondsBefore, 0)
+        let other = try XCTUnwrap(profile.first { $0.op == "other" })
+        XCTAssertGreaterThanOrEqual(other.secondsBefore, 0.02)
+        XCTAssertLessThan(other.secondsBefore, 5)
     }
 }

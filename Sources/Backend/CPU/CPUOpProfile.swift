@@ -16,6 +16,10 @@ public struct CPUOpProfile: Sendable, Equatable {
     public var chunks: Int
     /// Wall time of all calls, seconds.
     public var seconds: Double
+    /// The caller's serial time before the calls, seconds: from the return of the pool's previous
+    /// profiled call to each call's entry (the Swift and C that lead to the op, and between decode
+    /// steps whatever ran there).
+    public var secondsBefore: Double
 }
 
 extension CPUThreadPool {
@@ -29,11 +33,12 @@ extension CPUThreadPool {
         var byOp: [String: CPUOpProfile] = [:]
         for slot in slots.prefix(count) {
             let op = hifc_chunk_fn_name(slot.body).map { String(cString: $0) } ?? "other"
-            var entry = byOp[op] ?? CPUOpProfile(op: op, calls: 0, pooledCalls: 0, chunks: 0, seconds: 0)
+            var entry = byOp[op] ?? CPUOpProfile(op: op, calls: 0, pooledCalls: 0, chunks: 0, seconds: 0, secondsBefore: 0)
             entry.calls += slot.calls
             entry.pooledCalls += slot.pooled_calls
             entry.chunks += slot.chunks
             entry.seconds += Double(slot.nanoseconds) / 1e9
+            entry.secondsBefore += Double(slot.gap_nanoseconds) / 1e9
             byOp[op] = entry
         }
         return byOp.values.sorted { $0.seconds > $1.seconds }

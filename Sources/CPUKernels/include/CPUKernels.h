@@ -85,6 +85,7 @@ typedef struct {
     long pooled_calls;   ///< ... of which the pool ran (the others ran inline on the caller)
     long chunks;         ///< chunks over all calls
     long nanoseconds;    ///< wall time from each call's entry to its return, summed
+    long gap_nanoseconds;  ///< the caller's time before each call since its previous call returned, summed
 } hifc_region_profile;
 
 /// Most distinct bodies a profile tells apart (later ones are not counted).
