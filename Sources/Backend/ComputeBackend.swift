@@ -92,6 +92,10 @@ public protocol ComputeBackend: AnyObject, Sendable {
     /// `gateUp` the fused `[2*inter, in]` weight (gate rows first): `[tokens, inter]`. One op, so
     /// a GPU can apply the activation as the product's sums come out instead of writing them.
     func gatedLinear(_ x: DeviceTensor, gateUp: DeviceTensor) throws -> DeviceTensor
+    /// The whole SiLU-gated MLP: `linear(gatedLinear(x, gateUp: gateUp), weight: down, bias: nil)`,
+    /// `down` being `[out, inter]`: `[tokens, out]`. One op, so a backend may run both products in
+    /// one parallel call.
+    func gatedMLP(_ x: DeviceTensor, gateUp: DeviceTensor, down: DeviceTensor) throws -> DeviceTensor
     /// `a + b`, elementwise.
     func add(_ a: DeviceTensor, _ b: DeviceTensor) throws -> DeviceTensor
     /// The residual add that ends a block fused with the norm that begins the next: returns
@@ -172,5 +176,10 @@ extension ComputeBackend {
     /// The product, then the activation: for backends with nothing to gain from fusing them.
     public func gatedLinear(_ x: DeviceTensor, gateUp: DeviceTensor) throws -> DeviceTensor {
         try siluAndMultiply(try linear(x, weight: gateUp, bias: nil))
+    }
+
+    /// The gated half, then the down product: for backends with nothing to gain from fusing them.
+    public func gatedMLP(_ x: DeviceTensor, gateUp: DeviceTensor, down: DeviceTensor) throws -> DeviceTensor {
+        try linear(try gatedLinear(x, gateUp: gateUp), weight: down, bias: nil)
     }
 }

@@ -409,6 +409,110 @@ void hifc_gemm_quant(
     hifc_parallel(pool, j.column_chunks * row_blocks, quant_chunk, &j);
 }
 
+// MARK: The gated MLP in one call
+
+static int activation_block(int type) { return type == HIFC_QUANT_Q4_K || type == HIFC_QUANT_Q6_K ? 256 : 32; }
+
+/// One parallel call in two phases: chunks below `up_chunks` compute a range of the intermediate
+/// columns (gate and up products, the activation, its quantization for the down product); the
+/// chunks after them are the down product's, each of which first waits until every chunk of the
+/// first phase is done. The pool hands chunks out in order, so a thread waiting in the second
+/// phase waits only for first-phase chunks that other threads already run.
+typedef struct {
+    quant_job up;    // the gate/up product: `c` = its f32 outputs, `[m, 2·inter]`
+    quant_job down;  // the down product over `quantized` = the activation in 8 bits
+    float *hidden;   // silu(gate) * up, `[m, inter]`
+    long inter, groups, up_chunks, block;
+    _Alignas(64) _Atomic long up_done;
+} gated_mlp_job;
+
+static void gated_mlp_chunk(void *context, long chunk, int thread) {
+    gated_mlp_job *j = context;
+    if (chunk >= j->up_chunks) {
+        while (atomic_load_explicit(&j->up_done, memory_order_acquire) < j->up_chunks) CPU_RELAX();
+        quant_chunk(&j->down, chunk - j->up_chunks, thread);
+        return;
+    }
+    const quant_job *u = &j->up;
+    const int tr = u->k->quant_tile_rows, tc = u->k->quant_tile_columns;
+    const long i0 = j->block * (j->groups * chunk / j->up_chunks), i1 = j->block * (j->groups * (chunk + 1) / j->up_chunks);
+    for (int half = 0; half < 2; half++) {
+        const long first = half * j->inter + i0, last = half * j->inter + i1;
+        for (long col = first; col < last; col += tc) {
+            int nr = (int)(last - col < tc ? last - col : tc);
+            for (long r = 0; r < u->m; r += tr) {
+                int mr = (int)(u->m - r < tr ? u->m - r : tr);
+                u->k->gemm_quant_tile(
+                    u->type, u->w + col * u->row_bytes, u->row_bytes, nr, u->quantized + r * u->act_bytes, u->act_bytes, mr, u->k_dim,
+                    u->c + r * u->n + col, u->n);
+            }
+        }
+    }
+    const quant_job *d = &j->down;
+    for (long r = 0; r < u->m; r++) {
+        const float *gate = u->c + r * u->n;
+        float *h = j->hidden + r * j->inter;
+        u->k->silu_mul(gate + i0, gate + j->inter + i0, h + i0, i1 - i0);
+        uint8_t *row = d->quantized + r * d->act_bytes;
+        if (j->block == 256) {
+            u->k->quantize_q8k(h + i0, (hifc_block_q8k *)row + i0 / 256, i1 - i0);
+        } else {
+            u->k->quantize_q8(h + i0, (hifc_block_q8 *)row + i0 / 32, i1 - i0);
+        }
+    }
+    atomic_fetch_add_explicit(&j->up_done, 1, memory_order_release);
+}
+
+int hifc_gated_mlp_quant_fits(int down_type, long m, long inter) {
+    return m >= 1 && m <= HIFC_GATED_MLP_MOST_ROWS && inter > 0 && inter % activation_block(down_type) == 0;
+}
+
+size_t hifc_gated_mlp_quant_scratch(int gate_up_type, int down_type, long m, long inter, long hidden) {
+    // The quantized input, the gate/up outputs, the activation and its quantized copy, each on its
+    // own cache lines.
+    size_t bytes = 0;
+    size_t parts[4] = {
+        hifc_gemm_quant_scratch(gate_up_type, m, hidden), sizeof(float) * (size_t)(m * 2 * inter), sizeof(float) * (size_t)(m * inter),
+        hifc_gemm_quant_scratch(down_type, m, inter)};
+    for (int i = 0; i < 4; i++) bytes += (parts[i] + 63) / 64 * 64;
+    return bytes;
+}
+
+void hifc_gated_mlp_quant(
+    hifc_pool *pool, int gate_up_type, const void *gate_up, int down_type, const void *down, const float *x, float *out, long m,
+    long inter, long hidden, void *scratch) {
+    uint8_t *at = scratch;
+    uint8_t *quantized_x = at;
+    at += (hifc_gemm_quant_scratch(gate_up_type, m, hidden) + 63) / 64 * 64;
+    float *gate_up_out = (float *)at;
+    at += (sizeof(float) * (size_t)(m * 2 * inter) + 63) / 64 * 64;
+    float *hidden_act = (float *)at;
+    at += (sizeof(float) * (size_t)(m * inter) + 63) / 64 * 64;
+    uint8_t *quantized_h = at;
+
+    gated_mlp_job j = {
+        .up = {.k = kernels(), .type = gate_up_type, .a = x, .w = gate_up, .c = gate_up_out, .quantized = quantized_x, .m = m,
+               .n = 2 * inter, .k_dim = hidden},
+        .down = {.k = kernels(), .type = down_type, .a = hidden_act, .w = down, .c = out, .quantized = quantized_h, .m = m, .n = hidden,
+                 .k_dim = inter},
+        .hidden = hidden_act, .inter = inter, .block = activation_block(down_type)};
+    j.up.row_bytes = hidden / hifc_quant_block_weights(gate_up_type) * hifc_quant_block_bytes(gate_up_type);
+    j.up.act_bytes = (long)hifc_gemm_quant_scratch(gate_up_type, 1, hidden);
+    j.down.row_bytes = inter / hifc_quant_block_weights(down_type) * hifc_quant_block_bytes(down_type);
+    j.down.act_bytes = (long)hifc_gemm_quant_scratch(down_type, 1, inter);
+    atomic_init(&j.up_done, 0);
+    // The input's quantization is the caller's, as in hifc_gemm_quant for a few rows.
+    j.up.chunks = 1;
+    hifc_parallel(pool, 1, quantize_chunk, &j.up);
+    // Chunks of both phases as hifc_gemm_quant splits each product (all rows are one block here).
+    j.groups = inter / j.block;
+    const int tc = j.up.k->quant_tile_columns;
+    j.up_chunks = chunk_count(pool, j.groups, ceil_div(QUANT_MACS_PER_CHUNK, 2 * j.block * hidden * m), 4);
+    j.down.rows_per_block = m;
+    j.down.column_chunks = chunk_count(pool, ceil_div(hidden, tc), ceil_div(QUANT_MACS_PER_CHUNK, tc * inter * m), 4);
+    hifc_parallel(pool, j.up_chunks + j.down.column_chunks, gated_mlp_chunk, &j);
+}
+
 // MARK: Rotary embedding and the KV write
 
 typedef struct {
@@ -701,5 +805,6 @@ const char *hifc_chunk_fn_name(hifc_chunk_fn body) {
     if (body == amx_chunk) return "AMX product";
     if (body == rope_chunk) return "rotary + KV write";
     if (body == attention_chunk) return "attention";
+    if (body == gated_mlp_chunk) return "gated MLP (both products)";
     return NULL;
 }

@@ -34,14 +34,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
-#define CPU_RELAX() _mm_pause()
-#elif defined(__aarch64__)
-#define CPU_RELAX() __asm__ __volatile__("yield")
-#else
-#define CPU_RELAX() ((void)0)
-#endif
+
+#include "KernelTable.h"  // CPU_RELAX
 
 // The job word: generation (20 bits, wrapping) | chunks (22 bits) | next chunk (22 bits). After a
 // job's last chunk each thread adds at most once more before it waits for the next word, so the

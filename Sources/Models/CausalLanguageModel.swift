@@ -66,12 +66,14 @@ extension CausalLanguageModel {
         }
     }
 
-    /// The MLP's gated half for the config's activation: `act(gate) · up` from the fused gate/up
-    /// weight (`[tokens, intermediate]`).
-    func activatedGate(_ x: DeviceTensor, gateUp: DeviceTensor) throws -> DeviceTensor {
+    /// The gated MLP for the config's activation: `(act(gate) · up) · downᵀ` from the fused gate/up
+    /// weight (`[tokens, hidden]`).
+    func mlp(_ x: DeviceTensor, gateUp: DeviceTensor, down: DeviceTensor) throws -> DeviceTensor {
         switch config.hiddenActivation {
-        case .silu: return try backend.gatedLinear(x, gateUp: gateUp)
-        case .geluTanh: return try backend.geluTanhAndMultiply(try backend.linear(x, weight: gateUp, bias: nil))
+        case .silu: return try backend.gatedMLP(x, gateUp: gateUp, down: down)
+        case .geluTanh:
+            let activated = try backend.geluTanhAndMultiply(try backend.linear(x, weight: gateUp, bias: nil))
+            return try backend.linear(activated, weight: down, bias: nil)
         }
     }
 

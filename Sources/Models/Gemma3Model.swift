@@ -127,7 +127,7 @@ public final class Gemma3Model: CausalLanguageModel {
                     q: q, heads: config.heads, layer: i, scale: config.attentionScale, window: window, pool: kv, step: prepared)
                 let attended = try b.rmsNorm(try b.linear(attention, weight: layer.o, bias: nil), weight: layer.postAttentionNorm, epsilon: eps)
                 let afterAttention = try b.addAndNormalize(x, attended, weight: layer.preFeedforwardNorm, epsilon: eps)
-                let mlp = try b.linear(try activatedGate(afterAttention.normed, gateUp: layer.gateUp), weight: layer.down, bias: nil)
+                let mlp = try self.mlp(afterAttention.normed, gateUp: layer.gateUp, down: layer.down)
                 let fed = try b.rmsNorm(mlp, weight: layer.postFeedforwardNorm, epsilon: eps)
                 if i + 1 < layers.count {
                     (x, normed) = try b.addAndNormalize(afterAttention.sum, fed, weight: layers[i + 1].inputNorm, epsilon: eps)

@@ -124,7 +124,7 @@ public final class LlamaModel: CausalLanguageModel {
                 let afterAttention = try b.addAndNormalize(
                     x, try b.linear(attention, weight: layer.o, bias: nil),
                     weight: layer.postAttentionNorm, epsilon: config.rmsNormEpsilon)
-                let mlp = try b.linear(try activatedGate(afterAttention.normed, gateUp: layer.gateUp), weight: layer.down, bias: nil)
+                let mlp = try self.mlp(afterAttention.normed, gateUp: layer.gateUp, down: layer.down)
                 if i + 1 < layers.count {
                     (x, normed) = try b.addAndNormalize(afterAttention.sum, mlp, weight: layers[i + 1].inputNorm, epsilon: config.rmsNormEpsilon)
                 } else {

@@ -339,6 +339,44 @@ final class CPUKernelTests: XCTestCase {
         }
     }
 
+    func testTheGatedMLPInOneCallEqualsItsOpsOneAfterAnotherBitForBit() throws {
+        let (hidden, inter) = (512, 768)
+        let pools = [CPUThreadPool(threads: 3), CPUThreadPool(threads: 1)]
+        let pairs: [(hifc_quant_type, hifc_quant_type)] = [
+            (HIFC_QUANT_Q4_1, HIFC_QUANT_Q4_1), (HIFC_QUANT_Q8_0, HIFC_QUANT_Q6_K), (HIFC_QUANT_Q4_K, HIFC_QUANT_Q4_0),
+        ]
+        for (gateUpType, downType) in pairs {
+            let (g, d) = (Int32(gateUpType.rawValue), Int32(downType.rawValue))
+            let scales = { (type: hifc_quant_type) in self.formats.first { $0.0 == type }!.1 }
+            let gateUp = blocks(gateUpType, count: 2 * inter * hidden / Int(hifc_quant_block_weights(g)), scales: scales(gateUpType), salt: 3)
+            let down = blocks(downType, count: hidden * inter / Int(hifc_quant_block_weights(d)), scales: scales(downType), salt: 7)
+            for m in [1, 3, Int(HIFC_GATED_MLP_MOST_ROWS)] {
+                XCTAssertEqual(hifc_gated_mlp_quant_fits(d, m, inter), 1)
+                let x = values(m * hidden, seed: m)
+                _ = acrossInstructionSets {
+                    for pool in pools {
+                        var products = [Float](repeating: 0, count: m * 2 * inter)
+                        var activated = [Float](repeating: 0, count: m * inter)
+                        var expected = [Float](repeating: 0, count: m * hidden)
+                        var scratch = [UInt8](
+                            repeating: 0, count: max(hifc_gemm_quant_scratch(g, m, hidden), hifc_gemm_quant_scratch(d, m, inter)))
+                        hifc_gemm_quant(pool.raw, g, x, gateUp, nil, &products, m, 2 * inter, hidden, &scratch)
+                        hifc_silu_mul(pool.raw, products, &activated, m, inter)
+                        hifc_gemm_quant(pool.raw, d, activated, down, nil, &expected, m, hidden, inter, &scratch)
+                        var fused = [Float](repeating: .nan, count: m * hidden)
+                        var fusedScratch = [UInt8](repeating: 0, count: hifc_gated_mlp_quant_scratch(g, d, m, inter, hidden))
+                        hifc_gated_mlp_quant(pool.raw, g, gateUp, d, down, x, &fused, m, inter, hidden, &fusedScratch)
+                        let isa = String(cString: hifc_isa_name(hifc_isa_active()))
+                        XCTAssertEqual(
+                            fused, expected, "\(gateUpType.rawValue)/\(downType.rawValue), \(m) rows, \(pool.threads) threads, \(isa)")
+                    }
+                }
+            }
+        }
+        XCTAssertEqual(hifc_gated_mlp_quant_fits(Int32(HIFC_QUANT_Q6_K.rawValue), 1, 300), 0, "a Q6_K down product needs 256-wide blocks")
+        XCTAssertEqual(hifc_gated_mlp_quant_fits(Int32(HIFC_QUANT_Q4_0.rawValue), Int(HIFC_GATED_MLP_MOST_ROWS) + 1, 512), 0)
+    }
+
     func testQuantizedWeightsStayQuantizedAndMultiplyLikeTheirDequantizedCopy() throws {
         let (m, n, k) = (3, 9, 256)
         let bytes = blocks(HIFC_QUANT_Q4_K, count: n, scales: [(0, 0.02), (2, 0.05)], salt: 5)

@@ -181,6 +181,26 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
         return result
     }
 
+    /// One parallel call for both products where the weights are quantized and the rows few
+    /// (`hifc_gated_mlp_quant`: the same values as the ops one after another); otherwise those ops.
+    public func gatedMLP(_ x: DeviceTensor, gateUp: DeviceTensor, down: DeviceTensor) throws -> DeviceTensor {
+        let m = x.rows
+        let hidden = x.columns
+        let inter = gateUp.rows / 2
+        guard let gu = gateUp.cpuQuantized, let dq = down.cpuQuantized, x.shape.count == 2, gateUp.shape.count == 2,
+            down.shape.count == 2, gateUp.columns == hidden, gateUp.rows % 2 == 0, down.columns == inter,
+            hifc_gated_mlp_quant_fits(dq.kernelType, m, inter) != 0
+        else { return try linear(try gatedLinear(x, gateUp: gateUp), weight: down, bias: nil) }
+        let a = try x.cpu("gatedMLP")
+        let (result, out) = try allocate([m, down.rows])
+        let scratchBytes = hifc_gated_mlp_quant_scratch(gu.kernelType, dq.kernelType, m, inter, hidden)
+        withUnsafeTemporaryAllocation(byteCount: scratchBytes, alignment: 64) { scratch in
+            hifc_gated_mlp_quant(
+                pool.raw, gu.kernelType, gu.tensor.bytes, dq.kernelType, dq.tensor.bytes, a, out, m, inter, hidden, scratch.baseAddress)
+        }
+        return result
+    }
+
     public func attentionInputs(
         qkv: DeviceTensor, heads: Int, headDim: Int, inverseFrequencies: DeviceTensor, layer: Int,
         pool: any KVCachePool, step: any PreparedStep

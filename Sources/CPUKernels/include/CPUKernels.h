@@ -214,6 +214,26 @@ void hifc_gemm_quant(
     hifc_pool *pool, int type, const float *a, const void *w, const float *bias, float *c, long m, long n, long k,
     void *scratch);
 
+/// Rows up to which `hifc_gated_mlp_quant` runs the MLP as one parallel call (decode steps and
+/// small batches); more rows take the product, activation and product one after another (from
+/// HIFC_AMX_MIN_ROWS rows, on AMX tiles where the CPU has them).
+#define HIFC_GATED_MLP_MOST_ROWS 8
+/// Bytes of scratch `hifc_gated_mlp_quant` needs.
+size_t hifc_gated_mlp_quant_scratch(int gate_up_type, int down_type, long m, long inter, long hidden);
+/// Whether `hifc_gated_mlp_quant` takes these shapes: at most HIFC_GATED_MLP_MOST_ROWS rows, and
+/// `inter` a multiple of the block that `down_type`'s activations are quantized in (32 or 256).
+int hifc_gated_mlp_quant_fits(int down_type, long m, long inter);
+/// A gated MLP over quantized weights in one parallel call: `out[m×hidden] =
+/// silu(x·gateᵀ) * (x·upᵀ) · downᵀ`, with `gate_up` the `[2·inter, hidden]` rows of gate then up
+/// in `gate_up_type`'s blocks and `down` `[hidden, inter]` in `down_type`'s. The same values as
+/// `hifc_gemm_quant`, `hifc_silu_mul`, `hifc_gemm_quant` in turn (bit for bit), but each thread
+/// applies the activation to the columns it computed and quantizes them for the down product
+/// itself, and the down product's chunks start when the first product's are done, in the same
+/// call: no serial pass on the caller and one fork-join fewer. Needs `hifc_gated_mlp_quant_fits`.
+void hifc_gated_mlp_quant(
+    hifc_pool *pool, int gate_up_type, const void *gate_up, int down_type, const void *down, const float *x, float *out, long m,
+    long inter, long hidden, void *scratch);
+
 // MARK: Intel AMX tiles (the prefill's quantized products)
 
 /// What the AMX path needs, as bits of `hifc_amx_status`: the CPU's AMX-TILE and AMX-INT8 (CPUID
