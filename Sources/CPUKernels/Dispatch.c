@@ -409,30 +409,51 @@ void hifc_gemm_quant(
     hifc_parallel(pool, j.column_chunks * row_blocks, quant_chunk, &j);
 }
 
+// MARK: Two ops in one parallel call
+
+/// Two jobs in one parallel call: chunks below `first_chunks` are the first job's, the chunks after
+/// them the second's, each of which first waits until every chunk of the first is done. The pool
+/// hands chunks out in order, so a thread waiting in the second job waits only for chunks of the
+/// first that other threads already run (or that run inline, in order, on one thread). What it
+/// saves against two calls: a fork-join, and the caller's serial pass between the ops, in which
+/// the workers spin.
+typedef struct {
+    hifc_chunk_fn first, second;
+    void *first_context, *second_context;
+    long first_chunks;
+    _Alignas(64) _Atomic long first_done;
+} two_phase_job;
+
+/// `bytes` rounded up to whole cache lines: parts of one scratch buffer start on their own lines.
+static size_t cache_lines(size_t bytes) { return (bytes + 63) / 64 * 64; }
+
+static inline void two_phase_chunk(two_phase_job *j, long chunk, int thread) {
+    if (chunk < j->first_chunks) {
+        j->first(j->first_context, chunk, thread);
+        atomic_fetch_add_explicit(&j->first_done, 1, memory_order_release);
+        return;
+    }
+    while (atomic_load_explicit(&j->first_done, memory_order_acquire) < j->first_chunks) CPU_RELAX();
+    j->second(j->second_context, chunk - j->first_chunks, thread);
+}
+
 // MARK: The gated MLP in one call
 
 static int activation_block(int type) { return type == HIFC_QUANT_Q4_K || type == HIFC_QUANT_Q6_K ? 256 : 32; }
 
-/// One parallel call in two phases: chunks below `up_chunks` compute a range of the intermediate
-/// columns (gate and up products, the activation, its quantization for the down product); the
-/// chunks after them are the down product's, each of which first waits until every chunk of the
-/// first phase is done. The pool hands chunks out in order, so a thread waiting in the second
-/// phase waits only for first-phase chunks that other threads already run.
+/// The gated MLP's first phase: each chunk computes a range of the intermediate columns (the gate
+/// and up products), the activation, and its quantization for the down product, which is the
+/// second phase.
 typedef struct {
     quant_job up;    // the gate/up product: `c` = its f32 outputs, `[m, 2·inter]`
     quant_job down;  // the down product over `quantized` = the activation in 8 bits
     float *hidden;   // silu(gate) * up, `[m, inter]`
     long inter, groups, up_chunks, block;
-    _Alignas(64) _Atomic long up_done;
 } gated_mlp_job;
 
-static void gated_mlp_chunk(void *context, long chunk, int thread) {
+static void gated_up_chunk(void *context, long chunk, int thread) {
+    (void)thread;
     gated_mlp_job *j = context;
-    if (chunk >= j->up_chunks) {
-        while (atomic_load_explicit(&j->up_done, memory_order_acquire) < j->up_chunks) CPU_RELAX();
-        quant_chunk(&j->down, chunk - j->up_chunks, thread);
-        return;
-    }
     const quant_job *u = &j->up;
     const int tr = u->k->quant_tile_rows, tc = u->k->quant_tile_columns;
     const long i0 = j->block * (j->groups * chunk / j->up_chunks), i1 = j->block * (j->groups * (chunk + 1) / j->up_chunks);
@@ -460,22 +481,18 @@ static void gated_mlp_chunk(void *context, long chunk, int thread) {
             u->k->quantize_q8(h + i0, (hifc_block_q8 *)row + i0 / 32, i1 - i0);
         }
     }
-    atomic_fetch_add_explicit(&j->up_done, 1, memory_order_release);
 }
 
+static void gated_mlp_chunk(void *context, long chunk, int thread) { two_phase_chunk(context, chunk, thread); }
+
 int hifc_gated_mlp_quant_fits(int down_type, long m, long inter) {
-    return m >= 1 && m <= HIFC_GATED_MLP_MOST_ROWS && inter > 0 && inter % activation_block(down_type) == 0;
+    return m >= 1 && m <= HIFC_ONE_CALL_MOST_ROWS && inter > 0 && inter % activation_block(down_type) == 0;
 }
 
 size_t hifc_gated_mlp_quant_scratch(int gate_up_type, int down_type, long m, long inter, long hidden) {
-    // The quantized input, the gate/up outputs, the activation and its quantized copy, each on its
-    // own cache lines.
-    size_t bytes = 0;
-    size_t parts[4] = {
-        hifc_gemm_quant_scratch(gate_up_type, m, hidden), sizeof(float) * (size_t)(m * 2 * inter), sizeof(float) * (size_t)(m * inter),
-        hifc_gemm_quant_scratch(down_type, m, inter)};
-    for (int i = 0; i < 4; i++) bytes += (parts[i] + 63) / 64 * 64;
-    return bytes;
+    // The quantized input, the gate/up outputs, the activation and its quantized copy.
+    return cache_lines(hifc_gemm_quant_scratch(gate_up_type, m, hidden)) + cache_lines(sizeof(float) * (size_t)(m * 2 * inter)) +
+           cache_lines(sizeof(float) * (size_t)(m * inter)) + cache_lines(hifc_gemm_quant_scratch(down_type, m, inter));
 }
 
 void hifc_gated_mlp_quant(
@@ -483,11 +500,11 @@ void hifc_gated_mlp_quant(
     long inter, long hidden, void *scratch) {
     uint8_t *at = scratch;
     uint8_t *quantized_x = at;
-    at += (hifc_gemm_quant_scratch(gate_up_type, m, hidden) + 63) / 64 * 64;
+    at += cache_lines(hifc_gemm_quant_scratch(gate_up_type, m, hidden));
     float *gate_up_out = (float *)at;
-    at += (sizeof(float) * (size_t)(m * 2 * inter) + 63) / 64 * 64;
+    at += cache_lines(sizeof(float) * (size_t)(m * 2 * inter));
     float *hidden_act = (float *)at;
-    at += (sizeof(float) * (size_t)(m * inter) + 63) / 64 * 64;
+    at += cache_lines(sizeof(float) * (size_t)(m * inter));
     uint8_t *quantized_h = at;
 
     gated_mlp_job j = {
@@ -500,7 +517,6 @@ void hifc_gated_mlp_quant(
     j.up.act_bytes = (long)hifc_gemm_quant_scratch(gate_up_type, 1, hidden);
     j.down.row_bytes = inter / hifc_quant_block_weights(down_type) * hifc_quant_block_bytes(down_type);
     j.down.act_bytes = (long)hifc_gemm_quant_scratch(down_type, 1, inter);
-    atomic_init(&j.up_done, 0);
     // The input's quantization is the caller's, as in hifc_gemm_quant for a few rows.
     j.up.chunks = 1;
     hifc_parallel(pool, 1, quantize_chunk, &j.up);
@@ -510,7 +526,10 @@ void hifc_gated_mlp_quant(
     j.up_chunks = chunk_count(pool, j.groups, ceil_div(QUANT_MACS_PER_CHUNK, 2 * j.block * hidden * m), 4);
     j.down.rows_per_block = m;
     j.down.column_chunks = chunk_count(pool, ceil_div(hidden, tc), ceil_div(QUANT_MACS_PER_CHUNK, tc * inter * m), 4);
-    hifc_parallel(pool, j.up_chunks + j.down.column_chunks, gated_mlp_chunk, &j);
+    two_phase_job both = {
+        .first = gated_up_chunk, .first_context = &j, .first_chunks = j.up_chunks, .second = quant_chunk, .second_context = &j.down};
+    atomic_init(&both.first_done, 0);
+    hifc_parallel(pool, j.up_chunks + j.down.column_chunks, gated_mlp_chunk, &both);
 }
 
 // MARK: Rotary embedding and the KV write
@@ -677,6 +696,40 @@ void hifc_rope_store_kv(
     free(j.key_rows);
 }
 
+// MARK: The attention inputs in one call
+
+static void attention_inputs_chunk(void *context, long chunk, int thread) { two_phase_chunk(context, chunk, thread); }
+
+size_t hifc_project_rope_store_kv_scratch(int type, long rows, long hidden, long width, long kv_width, int threads) {
+    return cache_lines(hifc_gemm_quant_scratch(type, rows, hidden)) + cache_lines(sizeof(float) * (size_t)(rows * width)) +
+           sizeof(float) * (size_t)threads * (size_t)kv_width;
+}
+
+void hifc_project_rope_store_kv(
+    hifc_pool *pool, int type, const float *x, const void *w, const float *bias, long rows, long hidden, int heads, const float *table,
+    const int64_t *slots, float *q_out, hifc_kv_layer kv, void *scratch) {
+    const long width = (long)(heads + 2 * kv.kv_heads) * kv.head_dim;
+    uint8_t *at = scratch;
+    quant_job q = {.k = kernels(), .type = type, .a = x, .w = w, .bias = bias, .quantized = at, .m = rows, .n = width, .k_dim = hidden};
+    at += cache_lines(hifc_gemm_quant_scratch(type, rows, hidden));
+    q.c = (float *)at;
+    at += cache_lines(sizeof(float) * (size_t)(rows * width));
+    q.row_bytes = hidden / hifc_quant_block_weights(type) * hifc_quant_block_bytes(type);
+    q.act_bytes = (long)hifc_gemm_quant_scratch(type, 1, hidden);
+    q.chunks = 1;
+    hifc_parallel(pool, 1, quantize_chunk, &q);
+    // The product split as hifc_gemm_quant splits it (all rows one block), then the rows' rotation.
+    const int tc = q.k->quant_tile_columns;
+    q.rows_per_block = rows;
+    q.column_chunks = chunk_count(pool, ceil_div(width, tc), ceil_div(QUANT_MACS_PER_CHUNK, tc * hidden * rows), 4);
+    rope_job r = {.qkv = q.c, .table = table, .slots = slots, .q_out = q_out, .key_rows = (float *)at, .kv = kv, .rows = rows, .heads = heads};
+    r.chunks = chunk_count(pool, rows, ceil_div(COSTLY_ELEMENTS_PER_CHUNK, width), 2);
+    two_phase_job both = {
+        .first = quant_chunk, .first_context = &q, .first_chunks = q.column_chunks, .second = rope_chunk, .second_context = &r};
+    atomic_init(&both.first_done, 0);
+    hifc_parallel(pool, q.column_chunks + r.chunks, attention_inputs_chunk, &both);
+}
+
 // MARK: Attention
 
 typedef struct {
@@ -806,5 +859,6 @@ const char *hifc_chunk_fn_name(hifc_chunk_fn body) {
     if (body == rope_chunk) return "rotary + KV write";
     if (body == attention_chunk) return "attention";
     if (body == gated_mlp_chunk) return "gated MLP (both products)";
+    if (body == attention_inputs_chunk) return "q|k|v product + rotary + KV write";
     return NULL;
 }

@@ -85,6 +85,49 @@ final class CPUBackendTests: XCTestCase {
                 inverseFrequencies: frequencies, layer: 1, pool: fused, step: step))
     }
 
+    func testTheQKVProductAndRotationInOneCallWriteWhatTheTwoOpsWrite() throws {
+        let backend = CPUBackend(blas: nil, pool: CPUThreadPool(threads: 3))
+        let (heads, kvHeads, d, hidden) = (4, 2, 8, 64)
+        let width = (heads + 2 * kvHeads) * d
+        // Q8_0 blocks: an f16 scale, then 32 signed bytes.
+        var bytes: [UInt8] = []
+        for block in 0..<(width * hidden / 32) {
+            let scale = Float16(0.01 + Float(block % 5) * 0.003).bitPattern
+            bytes += [UInt8(scale & 0xFF), UInt8(scale >> 8)] + (0..<32).map { UInt8(truncatingIfNeeded: ($0 + block) * 37 + 11) }
+        }
+        let weight = try bytes.withUnsafeBytes { raw in
+            try backend.upload(try QuantizedTensor(type: .q8_0, shape: [width, hidden], bytes: raw.baseAddress!, owner: nil, name: "qkv"))
+        }
+        let bias = try tensor(backend, values(width, seed: 4), [width])
+        let frequencies = try tensor(backend, [1, 0.1, 0.01, 0.001], [4])
+        for (tokens, dtype) in [(3, KVDType.float32), (1, .fp8e4m3), (9, .float32)] {
+            let layout = KVBlockLayout(layers: 2, kvHeads: kvHeads, headDim: d, blockTokens: 4, dtype: dtype)
+            let step = try backend.prepare(
+                try StepBatch.make(
+                    chunks: [(tokens: Array(repeating: 0, count: tokens), startPosition: 5, blockTable: [2, 0, 1, 3], wantsLogits: true)],
+                    blockTokens: 4))
+            let x = try tensor(backend, values(tokens * hidden, seed: tokens), [tokens, hidden])
+            let oneCall = try backend.makeKVCachePool(layout: layout, blocks: 4)
+            let q = try backend.download(
+                try backend.projectAttentionInputs(
+                    x, qkv: weight, bias: bias, heads: heads, headDim: d, inverseFrequencies: frequencies, layer: 1, pool: oneCall,
+                    step: step))
+            let twoOps = try backend.makeKVCachePool(layout: layout, blocks: 4)
+            let expected = try backend.download(
+                try backend.attentionInputs(
+                    qkv: try backend.linear(x, weight: weight, bias: bias), heads: heads, headDim: d, inverseFrequencies: frequencies,
+                    layer: 1, pool: twoOps, step: step))
+            XCTAssertEqual(q, expected, "\(tokens) tokens, \(dtype)")
+            for block in 0..<4 {
+                var a = [UInt8](repeating: 0, count: layout.blockBytes)
+                var b = a
+                try a.withUnsafeMutableBytes { try oneCall.copyBlock(block, to: $0) }
+                try b.withUnsafeMutableBytes { try twoOps.copyBlock(block, to: $0) }
+                XCTAssertEqual(a, b, "block \(block), \(tokens) tokens, \(dtype)")
+            }
+        }
+    }
+
     func testFusedGateUpAndResidualNormMatchPlainLoops() throws {
         let backend = CPUBackend(blas: nil)
         let rows = 3

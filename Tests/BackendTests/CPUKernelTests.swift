@@ -350,7 +350,7 @@ final class CPUKernelTests: XCTestCase {
             let scales = { (type: hifc_quant_type) in self.formats.first { $0.0 == type }!.1 }
             let gateUp = blocks(gateUpType, count: 2 * inter * hidden / Int(hifc_quant_block_weights(g)), scales: scales(gateUpType), salt: 3)
             let down = blocks(downType, count: hidden * inter / Int(hifc_quant_block_weights(d)), scales: scales(downType), salt: 7)
-            for m in [1, 3, Int(HIFC_GATED_MLP_MOST_ROWS)] {
+            for m in [1, 3, Int(HIFC_ONE_CALL_MOST_ROWS)] {
                 XCTAssertEqual(hifc_gated_mlp_quant_fits(d, m, inter), 1)
                 let x = values(m * hidden, seed: m)
                 _ = acrossInstructionSets {
@@ -374,7 +374,7 @@ final class CPUKernelTests: XCTestCase {
             }
         }
         XCTAssertEqual(hifc_gated_mlp_quant_fits(Int32(HIFC_QUANT_Q6_K.rawValue), 1, 300), 0, "a Q6_K down product needs 256-wide blocks")
-        XCTAssertEqual(hifc_gated_mlp_quant_fits(Int32(HIFC_QUANT_Q4_0.rawValue), Int(HIFC_GATED_MLP_MOST_ROWS) + 1, 512), 0)
+        XCTAssertEqual(hifc_gated_mlp_quant_fits(Int32(HIFC_QUANT_Q4_0.rawValue), Int(HIFC_ONE_CALL_MOST_ROWS) + 1, 512), 0)
     }
 
     func testQuantizedWeightsStayQuantizedAndMultiplyLikeTheirDequantizedCopy() throws {

@@ -205,30 +205,72 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
         qkv: DeviceTensor, heads: Int, headDim: Int, inverseFrequencies: DeviceTensor, layer: Int,
         pool: any KVCachePool, step: any PreparedStep
     ) throws -> DeviceTensor {
-        let layout = try cpuPool(pool).layout
+        guard qkv.shape.count == 2 else { throw BackendError.shapeMismatch(op: "attentionInputs", detail: "qkv \(qkv.shape)") }
+        let plan = try attentionInputsPlan(
+            rows: qkv.rows, width: qkv.columns, heads: heads, headDim: headDim, inverseFrequencies: inverseFrequencies, layer: layer,
+            pool: pool, step: step)
+        let (result, q) = try allocate([qkv.rows, heads * headDim])
+        hifc_rope_store_kv(self.pool.raw, try qkv.cpu("attentionInputs"), qkv.rows, Int32(heads), plan.table, plan.slots, q, plan.layer)
+        return result
+    }
+
+    /// The q|k|v product, its rotation and the KV write in one parallel call where the weight is
+    /// quantized and the rows few (`hifc_project_rope_store_kv`: the same values as the two ops);
+    /// otherwise `linear` then `attentionInputs`.
+    public func projectAttentionInputs(
+        _ x: DeviceTensor, qkv: DeviceTensor, bias: DeviceTensor?, heads: Int, headDim: Int, inverseFrequencies: DeviceTensor,
+        layer: Int, pool: any KVCachePool, step: any PreparedStep
+    ) throws -> DeviceTensor {
+        guard let quantized = qkv.cpuQuantized, x.shape.count == 2, qkv.shape.count == 2, qkv.columns == x.columns,
+            x.rows <= Int(HIFC_ONE_CALL_MOST_ROWS), bias.map({ $0.count == qkv.rows }) ?? true
+        else {
+            return try attentionInputs(
+                qkv: try linear(x, weight: qkv, bias: bias), heads: heads, headDim: headDim, inverseFrequencies: inverseFrequencies,
+                layer: layer, pool: pool, step: step)
+        }
+        let plan = try attentionInputsPlan(
+            rows: x.rows, width: qkv.rows, heads: heads, headDim: headDim, inverseFrequencies: inverseFrequencies, layer: layer, pool: pool,
+            step: step)
+        let a = try x.cpu("projectAttentionInputs")
+        let b = try bias?.cpu("projectAttentionInputs")
+        let (result, q) = try allocate([x.rows, heads * headDim])
+        let scratchBytes = hifc_project_rope_store_kv_scratch(
+            quantized.kernelType, x.rows, x.columns, qkv.rows, Int(plan.layer.kv_heads) * headDim, Int32(self.pool.threads))
+        withUnsafeTemporaryAllocation(byteCount: scratchBytes, alignment: 64) { scratch in
+            hifc_project_rope_store_kv(
+                self.pool.raw, quantized.kernelType, a, quantized.tensor.bytes, b, x.rows, x.columns, Int32(heads), plan.table, plan.slots, q,
+                plan.layer, scratch.baseAddress)
+        }
+        return result
+    }
+
+    /// Checks a step's attention inputs (`rows` q|k|v rows of `width`) against the pool, the step
+    /// and the rotary frequencies, and returns what the kernels take: the rotary table, the rows'
+    /// slots and the pool's layer.
+    private func attentionInputsPlan(
+        rows: Int, width: Int, heads: Int, headDim: Int, inverseFrequencies: DeviceTensor, layer: Int, pool: any KVCachePool,
+        step: any PreparedStep
+    ) throws -> (table: UnsafePointer<Float>, slots: UnsafeMutablePointer<Int64>, layer: hifc_kv_layer) {
+        let kvPool = try cpuPool(pool)
+        let layout = kvPool.layout
         let widths = [heads * headDim, layout.kvHeads * headDim, layout.kvHeads * headDim]
-        guard qkv.shape.count == 2, qkv.columns == widths.reduce(0, +), headDim == layout.headDim else {
+        guard width == widths.reduce(0, +), headDim == layout.headDim else {
             throw BackendError.shapeMismatch(
                 op: "attentionInputs",
-                detail: "qkv \(qkv.shape) for \(heads) + 2 x \(layout.kvHeads) heads of \(headDim) (pool head dim \(layout.headDim))")
+                detail: "qkv [\(rows), \(width)] for \(heads) + 2 x \(layout.kvHeads) heads of \(headDim) (pool head dim \(layout.headDim))")
         }
-        guard inverseFrequencies.count == headDim / 2, headDim % 2 == 0, qkv.rows == step.batch.tokenCount, layer >= 0, layer < layout.layers
+        guard inverseFrequencies.count == headDim / 2, headDim % 2 == 0, rows == step.batch.tokenCount, layer >= 0, layer < layout.layers
         else {
             throw BackendError.shapeMismatch(
                 op: "attentionInputs",
-                detail: "qkv \(qkv.shape), \(step.batch.tokenCount) tokens, frequencies \(inverseFrequencies.shape), layer \(layer)")
+                detail: "qkv [\(rows), \(width)], \(step.batch.tokenCount) tokens, frequencies \(inverseFrequencies.shape), layer \(layer)")
         }
-        let kvPool = try cpuPool(pool)
         for slot in step.batch.slotMapping where slot < 0 || slot >= Int64(kvPool.blockCount * layout.blockTokens) {
             throw BackendError.badStep("slot \(slot) outside the pool")
         }
         let prepared = try cpuStep(step)
         let table = try prepared.rotaryTable(frequencies: inverseFrequencies, headDim: headDim)
-        let (result, q) = try allocate([qkv.rows, heads * headDim])
-        hifc_rope_store_kv(
-            self.pool.raw, try qkv.cpu("attentionInputs"), qkv.rows, Int32(heads), table, prepared.slots, q,
-            kvPool.kernelLayer(layer))
-        return result
+        return (table, prepared.slots, kvPool.kernelLayer(layer))
     }
 
     public func addAndNormalize(

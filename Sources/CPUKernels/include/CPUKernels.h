@@ -214,13 +214,13 @@ void hifc_gemm_quant(
     hifc_pool *pool, int type, const float *a, const void *w, const float *bias, float *c, long m, long n, long k,
     void *scratch);
 
-/// Rows up to which `hifc_gated_mlp_quant` runs the MLP as one parallel call (decode steps and
-/// small batches); more rows take the product, activation and product one after another (from
-/// HIFC_AMX_MIN_ROWS rows, on AMX tiles where the CPU has them).
-#define HIFC_GATED_MLP_MOST_ROWS 8
+/// Rows up to which `hifc_gated_mlp_quant` and `hifc_project_rope_store_kv` run two ops as one
+/// parallel call (decode steps and small batches); more rows take the ops one after another (from
+/// HIFC_AMX_MIN_ROWS rows, the products on AMX tiles where the CPU has them).
+#define HIFC_ONE_CALL_MOST_ROWS 8
 /// Bytes of scratch `hifc_gated_mlp_quant` needs.
 size_t hifc_gated_mlp_quant_scratch(int gate_up_type, int down_type, long m, long inter, long hidden);
-/// Whether `hifc_gated_mlp_quant` takes these shapes: at most HIFC_GATED_MLP_MOST_ROWS rows, and
+/// Whether `hifc_gated_mlp_quant` takes these shapes: at most HIFC_ONE_CALL_MOST_ROWS rows, and
 /// `inter` a multiple of the block that `down_type`'s activations are quantized in (32 or 256).
 int hifc_gated_mlp_quant_fits(int down_type, long m, long inter);
 /// A gated MLP over quantized weights in one parallel call: `out[m×hidden] =
@@ -233,6 +233,16 @@ int hifc_gated_mlp_quant_fits(int down_type, long m, long inter);
 void hifc_gated_mlp_quant(
     hifc_pool *pool, int gate_up_type, const void *gate_up, int down_type, const void *down, const float *x, float *out, long m,
     long inter, long hidden, void *scratch);
+
+/// Bytes of scratch `hifc_project_rope_store_kv` needs, `width` being the q|k|v row's and
+/// `kv_width` a key row's floats, for a pool of `threads`.
+size_t hifc_project_rope_store_kv_scratch(int type, long rows, long hidden, long width, long kv_width, int threads);
+/// `hifc_gemm_quant` of `x` (`[rows, hidden]`, at most HIFC_ONE_CALL_MOST_ROWS rows) by the
+/// quantized q|k|v weight `w` (+ `bias`), then `hifc_rope_store_kv` of its rows, in one parallel
+/// call: the same values, bit for bit, with one fork-join fewer and no serial pass between them.
+void hifc_project_rope_store_kv(
+    hifc_pool *pool, int type, const float *x, const void *w, const float *bias, long rows, long hidden, int heads, const float *table,
+    const int64_t *slots, float *q_out, hifc_kv_layer kv, void *scratch);
 
 // MARK: Intel AMX tiles (the prefill's quantized products)
 
