@@ -390,23 +390,41 @@ int hifc_gemm_quant_uses_amx(int type, long m, long n, long k, int threads) {
 /// four times this size left 7 of 16 threads idle in it, where the workers wait spinning anyway.
 #define QUANT_MACS_PER_CHUNK 16384
 
+/// The job of `c[m×n] = a[m×k]·wᵀ (+ bias)` over `type`'s blocks, its activations to be quantized
+/// into `quantized` (`hifc_gemm_quant_scratch` bytes).
+static quant_job quant_job_of(int type, const float *a, const void *w, const float *bias, float *c, void *quantized, long m, long n, long k) {
+    return (quant_job){
+        .k = kernels(), .type = type, .a = a, .w = w, .bias = bias, .c = c, .quantized = quantized, .m = m, .n = n, .k_dim = k,
+        .row_bytes = k / hifc_quant_block_weights(type) * hifc_quant_block_bytes(type),
+        .act_bytes = (long)hifc_gemm_quant_scratch(type, 1, k)};
+}
+
+/// Quantizes the job's activations, split by rows.
+static void quantize_activations(hifc_pool *pool, quant_job *j) {
+    j->chunks = chunk_count(pool, j->m, ceil_div(COSTLY_ELEMENTS_PER_CHUNK, j->k_dim), 2);
+    hifc_parallel(pool, j->chunks, quantize_chunk, j);
+}
+
+/// Splits the product into blocks of rows that stay in L2 and chunks of columns; returns the
+/// chunks `quant_chunk` takes. Decode rows (fewer than a block) are one block.
+static long split_product(hifc_pool *pool, quant_job *j) {
+    j->rows_per_block = rows_per_block(j->k_dim, 1);
+    const long row_blocks = ceil_div(j->m, j->rows_per_block);
+    const int tc = j->k->quant_tile_columns;
+    const long macs_per_group = tc * j->k_dim * (j->m < j->rows_per_block ? j->m : j->rows_per_block);
+    j->column_chunks = chunk_count(pool, ceil_div(j->n, tc), ceil_div(QUANT_MACS_PER_CHUNK, macs_per_group), 4);
+    return j->column_chunks * row_blocks;
+}
+
 void hifc_gemm_quant(
     hifc_pool *pool, int type, const float *a, const void *w, const float *bias, float *c, long m, long n, long k, void *scratch) {
-    quant_job j = {.k = kernels(), .type = type, .a = a, .w = w, .bias = bias, .c = c, .quantized = scratch, .m = m, .n = n, .k_dim = k};
-    j.row_bytes = k / hifc_quant_block_weights(type) * hifc_quant_block_bytes(type);
-    j.act_bytes = (long)hifc_gemm_quant_scratch(type, 1, k);
-    j.chunks = chunk_count(pool, m, ceil_div(COSTLY_ELEMENTS_PER_CHUNK, k), 2);
-    hifc_parallel(pool, j.chunks, quantize_chunk, &j);
+    quant_job j = quant_job_of(type, a, w, bias, c, scratch, m, n, k);
+    quantize_activations(pool, &j);
     if (hifc_gemm_quant_uses_amx(type, m, n, k, hifc_pool_threads(pool))) {
         gemm_quant_amx(pool, &j);
         return;
     }
-    j.rows_per_block = rows_per_block(k, 1);
-    long row_blocks = ceil_div(m, j.rows_per_block);
-    const int tc = j.k->quant_tile_columns;
-    long macs_per_group = tc * k * (m < j.rows_per_block ? m : j.rows_per_block);
-    j.column_chunks = chunk_count(pool, ceil_div(n, tc), ceil_div(QUANT_MACS_PER_CHUNK, macs_per_group), 4);
-    hifc_parallel(pool, j.column_chunks * row_blocks, quant_chunk, &j);
+    hifc_parallel(pool, split_product(pool, &j), quant_chunk, &j);
 }
 
 // MARK: Two ops in one parallel call
@@ -508,28 +526,19 @@ void hifc_gated_mlp_quant(
     uint8_t *quantized_h = at;
 
     gated_mlp_job j = {
-        .up = {.k = kernels(), .type = gate_up_type, .a = x, .w = gate_up, .c = gate_up_out, .quantized = quantized_x, .m = m,
-               .n = 2 * inter, .k_dim = hidden},
-        .down = {.k = kernels(), .type = down_type, .a = hidden_act, .w = down, .c = out, .quantized = quantized_h, .m = m, .n = hidden,
-                 .k_dim = inter},
+        .up = quant_job_of(gate_up_type, x, gate_up, NULL, gate_up_out, quantized_x, m, 2 * inter, hidden),
+        .down = quant_job_of(down_type, hidden_act, down, NULL, out, quantized_h, m, hidden, inter),
         .hidden = hidden_act, .inter = inter, .block = activation_block(down_type)};
-    j.up.row_bytes = hidden / hifc_quant_block_weights(gate_up_type) * hifc_quant_block_bytes(gate_up_type);
-    j.up.act_bytes = (long)hifc_gemm_quant_scratch(gate_up_type, 1, hidden);
-    j.down.row_bytes = inter / hifc_quant_block_weights(down_type) * hifc_quant_block_bytes(down_type);
-    j.down.act_bytes = (long)hifc_gemm_quant_scratch(down_type, 1, inter);
-    // The input's quantization is the caller's, as in hifc_gemm_quant for a few rows.
-    j.up.chunks = 1;
-    hifc_parallel(pool, 1, quantize_chunk, &j.up);
-    // Chunks of both phases as hifc_gemm_quant splits each product (all rows are one block here).
+    quantize_activations(pool, &j.up);
+    // The first phase splits the intermediate columns by whole activation blocks, the second is
+    // the down product as hifc_gemm_quant splits it (decode rows: one block of rows).
     j.groups = inter / j.block;
-    const int tc = j.up.k->quant_tile_columns;
     j.up_chunks = chunk_count(pool, j.groups, ceil_div(QUANT_MACS_PER_CHUNK, 2 * j.block * hidden * m), 4);
-    j.down.rows_per_block = m;
-    j.down.column_chunks = chunk_count(pool, ceil_div(hidden, tc), ceil_div(QUANT_MACS_PER_CHUNK, tc * inter * m), 4);
+    const long down_chunks = split_product(pool, &j.down);
     two_phase_job both = {
         .first = gated_up_chunk, .first_context = &j, .first_chunks = j.up_chunks, .second = quant_chunk, .second_context = &j.down};
     atomic_init(&both.first_done, 0);
-    hifc_parallel(pool, j.up_chunks + j.down.column_chunks, gated_mlp_chunk, &both);
+    hifc_parallel(pool, j.up_chunks + down_chunks, gated_mlp_chunk, &both);
 }
 
 // MARK: Rotary embedding and the KV write
@@ -710,24 +719,20 @@ void hifc_project_rope_store_kv(
     const int64_t *slots, float *q_out, hifc_kv_layer kv, void *scratch) {
     const long width = (long)(heads + 2 * kv.kv_heads) * kv.head_dim;
     uint8_t *at = scratch;
-    quant_job q = {.k = kernels(), .type = type, .a = x, .w = w, .bias = bias, .quantized = at, .m = rows, .n = width, .k_dim = hidden};
+    uint8_t *quantized = at;
     at += cache_lines(hifc_gemm_quant_scratch(type, rows, hidden));
-    q.c = (float *)at;
+    float *products = (float *)at;
     at += cache_lines(sizeof(float) * (size_t)(rows * width));
-    q.row_bytes = hidden / hifc_quant_block_weights(type) * hifc_quant_block_bytes(type);
-    q.act_bytes = (long)hifc_gemm_quant_scratch(type, 1, hidden);
-    q.chunks = 1;
-    hifc_parallel(pool, 1, quantize_chunk, &q);
-    // The product split as hifc_gemm_quant splits it (all rows one block), then the rows' rotation.
-    const int tc = q.k->quant_tile_columns;
-    q.rows_per_block = rows;
-    q.column_chunks = chunk_count(pool, ceil_div(width, tc), ceil_div(QUANT_MACS_PER_CHUNK, tc * hidden * rows), 4);
+    quant_job q = quant_job_of(type, x, w, bias, products, quantized, rows, width, hidden);
+    quantize_activations(pool, &q);
+    // The product as hifc_gemm_quant splits it, then the rows' rotation.
+    const long product_chunks = split_product(pool, &q);
     rope_job r = {.qkv = q.c, .table = table, .slots = slots, .q_out = q_out, .key_rows = (float *)at, .kv = kv, .rows = rows, .heads = heads};
     r.chunks = chunk_count(pool, rows, ceil_div(COSTLY_ELEMENTS_PER_CHUNK, width), 2);
     two_phase_job both = {
-        .first = quant_chunk, .first_context = &q, .first_chunks = q.column_chunks, .second = rope_chunk, .second_context = &r};
+        .first = quant_chunk, .first_context = &q, .first_chunks = product_chunks, .second = rope_chunk, .second_context = &r};
     atomic_init(&both.first_done, 0);
-    hifc_parallel(pool, q.column_chunks + r.chunks, attention_inputs_chunk, &both);
+    hifc_parallel(pool, product_chunks + r.chunks, attention_inputs_chunk, &both);
 }
 
 // MARK: Attention
