@@ -700,9 +700,8 @@ void hifc_rope_store_kv(
     hifc_kv_layer kv) {
     rope_job j = {.qkv = qkv, .table = table, .slots = slots, .q_out = q_out, .kv = kv, .rows = rows, .heads = heads};
     j.chunks = chunk_count(pool, rows, ceil_div(COSTLY_ELEMENTS_PER_CHUNK, (heads + 2 * kv.kv_heads) * kv.head_dim), 2);
-    j.key_rows = malloc(sizeof(float) * (size_t)hifc_pool_threads(pool) * (size_t)kv.kv_heads * (size_t)kv.head_dim);
+    j.key_rows = hifc_thread_scratch(HIFC_SCRATCH_ROTARY, sizeof(float) * (size_t)hifc_pool_threads(pool) * (size_t)kv.kv_heads * (size_t)kv.head_dim);
     hifc_parallel(pool, j.chunks, rope_chunk, &j);
-    free(j.key_rows);
 }
 
 // MARK: The attention inputs in one call
@@ -737,17 +736,24 @@ void hifc_project_rope_store_kv(
 
 // MARK: Attention
 
+/// One call's attention: its items (a tile of rows of a sequence, one KV head, a range of keys),
+/// the parts of split items to merge, and each thread's buffer, all in the caller's scratch.
 typedef struct {
     const hifc_kernel_table *k;
-    const hifc_kv_layer *kv;
+    hifc_kv_layer kv;
     hifc_attention_item *items;
+    long item_count;
+    const int *splits;  // parts of each sequence's items
+    const hifc_sequence *sequences;
+    float *out;
     float *scratch;
     long scratch_per_thread;
+    int heads, group;
 } attention_job;
 
 static void attention_chunk(void *context, long chunk, int thread) {
     attention_job *j = context;
-    j->k->attention(&j->items[chunk], j->kv, j->scratch + (long)thread * j->scratch_per_thread);
+    j->k->attention(&j->items[chunk], &j->kv, j->scratch + (long)thread * j->scratch_per_thread);
 }
 
 /// Keys below which one (rows, KV head) item is not split further: a decode row of a short
@@ -756,7 +762,19 @@ static void attention_chunk(void *context, long chunk, int thread) {
 /// enough keys that its merge (a few floats a query head) stays small beside it.
 #define KEYS_PER_SPLIT 32
 
-void hifc_paged_attention(
+/// Parts a sequence's items are split into by keys: one unless it has a single tile of rows and
+/// the unsplit items (`unsplit`) would leave threads idle.
+static int key_splits(const hifc_sequence *seq, long tiles, long unsplit, int threads, int window) {
+    if (tiles != 1 || unsplit >= 2L * threads) return 1;
+    long by_keys = (window > 0 && window < seq->context_length ? window : seq->context_length) / KEYS_PER_SPLIT;
+    long by_threads = ceil_div(2L * threads, unsplit);
+    long split = by_keys < by_threads ? by_keys : by_threads;
+    return split < 1 ? 1 : (int)split;
+}
+
+/// Lists the attention's items into the calling thread's scratch (`HIFC_SCRATCH_ATTENTION`):
+/// the splits, the items, the parts' floats, then each thread's buffer.
+static attention_job plan_attention(
     hifc_pool *pool, const float *q, float *out, int heads, float scale, const hifc_sequence *sequences, int sequence_count,
     int window, hifc_kv_layer kv) {
     const int d = kv.head_dim, group = heads / kv.kv_heads;
@@ -766,21 +784,25 @@ void hifc_paged_attention(
     long unsplit = 0;
     for (int s = 0; s < sequence_count; s++) unsplit += ceil_div(sequences[s].query_length, tile_rows) * kv.kv_heads;
     long items = 0, partial_pairs = 0;
-    int *splits = malloc(sizeof(int) * (size_t)(sequence_count > 0 ? sequence_count : 1));
     for (int s = 0; s < sequence_count; s++) {
         long tiles = ceil_div(sequences[s].query_length, tile_rows);
-        int split = 1;
-        if (tiles == 1 && unsplit < 2L * threads) {
-            long by_keys = (window > 0 && window < sequences[s].context_length ? window : sequences[s].context_length) / KEYS_PER_SPLIT, by_threads = ceil_div(2L * threads, unsplit);
-            split = (int)(by_keys < by_threads ? by_keys : by_threads);
-            if (split < 1) split = 1;
-        }
-        splits[s] = split;
+        int split = key_splits(&sequences[s], tiles, unsplit, threads, window);
         items += tiles * kv.kv_heads * split;
         if (split > 1) partial_pairs += (long)kv.kv_heads * split * sequences[s].query_length * group;
     }
-    hifc_attention_item *list = malloc(sizeof(hifc_attention_item) * (size_t)items);
-    float *partials = partial_pairs ? malloc(sizeof(float) * (size_t)partial_pairs * (size_t)(d + 2)) : NULL;
+    const long per_thread = hifc_attention_scratch_floats(tile_rows * group, d);
+    const size_t split_bytes = cache_lines(sizeof(int) * (size_t)(sequence_count > 0 ? sequence_count : 1));
+    const size_t item_bytes = cache_lines(sizeof(hifc_attention_item) * (size_t)(items > 0 ? items : 1));
+    const size_t partial_bytes = cache_lines(sizeof(float) * (size_t)partial_pairs * (size_t)(d + 2));
+    int *splits = hifc_thread_scratch(
+        HIFC_SCRATCH_ATTENTION, split_bytes + item_bytes + partial_bytes + sizeof(float) * (size_t)per_thread * (size_t)threads);
+    for (int s = 0; s < sequence_count; s++)
+        splits[s] = key_splits(&sequences[s], ceil_div(sequences[s].query_length, tile_rows), unsplit, threads, window);
+    uint8_t *at = (uint8_t *)splits + split_bytes;
+    hifc_attention_item *list = (hifc_attention_item *)at;
+    at += item_bytes;
+    float *partials = (float *)at;
+    at += partial_bytes;
     long n = 0, used = 0;
     for (int s = 0; s < sequence_count; s++) {
         const hifc_sequence *seq = &sequences[s];
@@ -811,14 +833,17 @@ void hifc_paged_attention(
             }
         }
     }
-    long per_thread = hifc_attention_scratch_floats(tile_rows * group, d);
-    float *scratch = aligned_alloc(64, sizeof(float) * (size_t)per_thread * (size_t)threads);
-    attention_job job = {.k = kernels(), .kv = &kv, .items = list, .scratch = scratch, .scratch_per_thread = per_thread};
-    hifc_parallel(pool, n, attention_chunk, &job);
-    // Merge the parts of split items: weights e^(max_part − max) of each part's sums.
-    for (long i = 0; i < n;) {
-        const hifc_attention_item *first = &list[i];
-        int parts = splits[first->sequence - sequences];
+    return (attention_job){
+        .k = kernels(), .kv = kv, .items = list, .item_count = n, .splits = splits, .sequences = sequences, .out = out,
+        .scratch = (float *)at, .scratch_per_thread = per_thread, .heads = heads, .group = group};
+}
+
+/// Merges the parts of split items into `out`: weights e^(max_part − max) of each part's sums.
+static void merge_attention_parts(const attention_job *j) {
+    const int d = j->kv.head_dim, group = j->group, heads = j->heads;
+    for (long i = 0; i < j->item_count;) {
+        const hifc_attention_item *first = &j->items[i];
+        int parts = j->splits[first->sequence - j->sequences];
         if (parts == 1) {
             i++;
             continue;
@@ -826,12 +851,12 @@ void hifc_paged_attention(
         long pairs = (long)first->rows * group;
         for (long p = 0; p < pairs; p++) {
             float top = -INFINITY;
-            for (int part = 0; part < parts; part++) top = list[i + part].partial_max[p] > top ? list[i + part].partial_max[p] : top;
+            for (int part = 0; part < parts; part++) top = j->items[i + part].partial_max[p] > top ? j->items[i + part].partial_max[p] : top;
             float denominator = 0;
-            float *o = out + (long)(first->sequence->query_start + first->row0 + p / group) * heads * d + (long)(first->kv_head * group + p % group) * d;
+            float *o = j->out + (long)(first->sequence->query_start + first->row0 + p / group) * heads * d + (long)(first->kv_head * group + p % group) * d;
             memset(o, 0, sizeof(float) * (size_t)d);
             for (int part = 0; part < parts; part++) {
-                const hifc_attention_item *it = &list[i + part];
+                const hifc_attention_item *it = &j->items[i + part];
                 if (it->partial_max[p] == -INFINITY) continue;
                 float weight = expf(it->partial_max[p] - top);
                 denominator += weight * it->partial_sum[p];
@@ -843,10 +868,14 @@ void hifc_paged_attention(
         }
         i += parts;
     }
-    free(scratch);
-    free(partials);
-    free(list);
-    free(splits);
+}
+
+void hifc_paged_attention(
+    hifc_pool *pool, const float *q, float *out, int heads, float scale, const hifc_sequence *sequences, int sequence_count,
+    int window, hifc_kv_layer kv) {
+    attention_job j = plan_attention(pool, q, out, heads, scale, sequences, sequence_count, window, kv);
+    hifc_parallel(pool, j.item_count, attention_chunk, &j);
+    merge_attention_parts(&j);
 }
 
 // MARK: Names

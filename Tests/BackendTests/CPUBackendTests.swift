@@ -1,4 +1,5 @@
 import Backend
+import Foundation
 import HiFCCore
 import XCTest
 
@@ -95,9 +96,10 @@ final class CPUBackendTests: XCTestCase {
             let scale = Float16(0.01 + Float(block % 5) * 0.003).bitPattern
             bytes += [UInt8(scale & 0xFF), UInt8(scale >> 8)] + (0..<32).map { UInt8(truncatingIfNeeded: ($0 + block) * 37 + 11) }
         }
-        let weight = try bytes.withUnsafeBytes { raw in
-            try backend.upload(try QuantizedTensor(type: .q8_0, shape: [width, hidden], bytes: raw.baseAddress!, owner: nil, name: "qkv"))
-        }
+        // The tensor borrows the blocks' memory, which the test keeps (`owner`).
+        let storage = Data(bytes) as NSData
+        let weight = try backend.upload(
+            try QuantizedTensor(type: .q8_0, shape: [width, hidden], bytes: storage.bytes, owner: storage, name: "qkv"))
         let bias = try tensor(backend, values(width, seed: 4), [width])
         let frequencies = try tensor(backend, [1, 0.1, 0.01, 0.001], [4])
         for (tokens, dtype) in [(3, KVDType.float32), (1, .fp8e4m3), (9, .float32)] {

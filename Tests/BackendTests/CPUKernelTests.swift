@@ -403,6 +403,31 @@ final class CPUKernelTests: XCTestCase {
         }
     }
 
+    func testAThreadsScratchIsReusedPerSlotGrowsAndIsItsOwn() throws {
+        let small = try XCTUnwrap(hifc_thread_scratch(Int32(HIFC_SCRATCH_OP), 100))
+        XCTAssertEqual(Int(bitPattern: small) % 64, 0, "64-byte aligned")
+        small.storeBytes(of: 0x5A, as: UInt8.self)
+        XCTAssertEqual(hifc_thread_scratch(Int32(HIFC_SCRATCH_OP), 64), small, "a smaller request reuses the buffer")
+        let other = try XCTUnwrap(hifc_thread_scratch(Int32(HIFC_SCRATCH_ROTARY), 100))
+        XCTAssertNotEqual(other, small, "each slot has its own buffer")
+        // A larger request may move the buffer; all of it is writable.
+        let grown = try XCTUnwrap(hifc_thread_scratch(Int32(HIFC_SCRATCH_OP), 1 << 20))
+        memset(grown, 1, 1 << 20)
+        XCTAssertEqual(Int(bitPattern: grown) % 64, 0)
+        XCTAssertNil(hifc_thread_scratch(Int32(HIFC_SCRATCH_SLOTS), 8), "no such slot")
+        // Another thread gets its own buffer (the semaphore orders its write before the read).
+        final class Address: @unchecked Sendable { var value = 0 }
+        let seen = Address()
+        let done = DispatchSemaphore(value: 0)
+        Thread {
+            seen.value = Int(bitPattern: hifc_thread_scratch(Int32(HIFC_SCRATCH_OP), 100))
+            done.signal()
+        }.start()
+        done.wait()
+        XCTAssertNotEqual(seen.value, 0)
+        XCTAssertNotEqual(seen.value, Int(bitPattern: grown))
+    }
+
     func testThreadPoolRunsEveryChunkOnceAndRunsNestedCallsInline() {
         let pool = CPUThreadPool(threads: 3)
         XCTAssertEqual(pool.threads, 3)

@@ -54,6 +54,16 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
         return (DeviceTensor(storage: storage, shape: shape, dtype: .float32), storage.pointer)
     }
 
+    /// At least `bytes` of scratch for one op's C call, reused by the calling thread's next op
+    /// (`hifc_thread_scratch`): a decode step runs hundreds of ops, each of which would otherwise
+    /// allocate and free it.
+    func opScratch(_ bytes: Int) throws -> UnsafeMutableRawPointer {
+        guard let scratch = hifc_thread_scratch(Int32(HIFC_SCRATCH_OP), bytes) else {
+            throw BackendError.outOfMemory(what: "an op's scratch", bytes: bytes)
+        }
+        return scratch
+    }
+
     public func upload(_ tensor: HostTensor) throws -> DeviceTensor {
         if tensor.dtype == .float32, Int(bitPattern: tensor.bytes) % MemoryLayout<Float>.alignment == 0 {
             // An f32 tensor in a mapped file is used in place: no copy, no extra memory.
@@ -163,11 +173,9 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
         let bp = try bias?.cpu("linear")
         let (result, c) = try allocate([m, n])
         if let quantized = weight.cpuQuantized {
-            // The quantized activations, written before they are read: no zero fill, and on the
-            // stack when small (a decode row), since this runs hundreds of times a step.
-            withUnsafeTemporaryAllocation(byteCount: hifc_gemm_quant_scratch(quantized.kernelType, m, k), alignment: 64) { scratch in
-                hifc_gemm_quant(pool.raw, quantized.kernelType, a, quantized.tensor.bytes, bp, c, m, n, k, scratch.baseAddress)
-            }
+            // The quantized activations, written before they are read.
+            let scratch = try opScratch(hifc_gemm_quant_scratch(quantized.kernelType, m, k))
+            hifc_gemm_quant(pool.raw, quantized.kernelType, a, quantized.tensor.bytes, bp, c, m, n, k, scratch)
             return result
         }
         let b = try weight.cpu("linear")
@@ -193,11 +201,8 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
         else { return try linear(try gatedLinear(x, gateUp: gateUp), weight: down, bias: nil) }
         let a = try x.cpu("gatedMLP")
         let (result, out) = try allocate([m, down.rows])
-        let scratchBytes = hifc_gated_mlp_quant_scratch(gu.kernelType, dq.kernelType, m, inter, hidden)
-        withUnsafeTemporaryAllocation(byteCount: scratchBytes, alignment: 64) { scratch in
-            hifc_gated_mlp_quant(
-                pool.raw, gu.kernelType, gu.tensor.bytes, dq.kernelType, dq.tensor.bytes, a, out, m, inter, hidden, scratch.baseAddress)
-        }
+        let scratch = try opScratch(hifc_gated_mlp_quant_scratch(gu.kernelType, dq.kernelType, m, inter, hidden))
+        hifc_gated_mlp_quant(pool.raw, gu.kernelType, gu.tensor.bytes, dq.kernelType, dq.tensor.bytes, a, out, m, inter, hidden, scratch)
         return result
     }
 
@@ -234,13 +239,12 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
         let a = try x.cpu("projectAttentionInputs")
         let b = try bias?.cpu("projectAttentionInputs")
         let (result, q) = try allocate([x.rows, heads * headDim])
-        let scratchBytes = hifc_project_rope_store_kv_scratch(
-            quantized.kernelType, x.rows, x.columns, qkv.rows, Int(plan.layer.kv_heads) * headDim, Int32(self.pool.threads))
-        withUnsafeTemporaryAllocation(byteCount: scratchBytes, alignment: 64) { scratch in
-            hifc_project_rope_store_kv(
-                self.pool.raw, quantized.kernelType, a, quantized.tensor.bytes, b, x.rows, x.columns, Int32(heads), plan.table, plan.slots, q,
-                plan.layer, scratch.baseAddress)
-        }
+        let scratch = try opScratch(
+            hifc_project_rope_store_kv_scratch(
+                quantized.kernelType, x.rows, x.columns, qkv.rows, Int(plan.layer.kv_heads) * headDim, Int32(self.pool.threads)))
+        hifc_project_rope_store_kv(
+            self.pool.raw, quantized.kernelType, a, quantized.tensor.bytes, b, x.rows, x.columns, Int32(heads), plan.table, plan.slots, q,
+            plan.layer, scratch)
         return result
     }
 

@@ -121,6 +121,21 @@ void hifc_gemm_f32(
 /// `c[r] += bias` for each of `m` rows of `n` (after a BLAS product).
 void hifc_add_bias(float *c, const float *bias, long m, long n);
 
+// MARK: Scratch memory
+
+/// The slots of `hifc_thread_scratch`: one per user, so that one op's scratch is never another's
+/// that is still in use.
+enum {
+    HIFC_SCRATCH_OP = 0,         ///< an op's own scratch (the Swift side's, for the calls below)
+    HIFC_SCRATCH_ATTENTION = 1,  ///< attention's work list, parts and per-thread buffers
+    HIFC_SCRATCH_ROTARY = 2,     ///< rotated key rows of the KV write
+    HIFC_SCRATCH_SLOTS = 3,
+};
+/// At least `bytes` of 64-byte aligned memory that the calling thread keeps for `slot` and reuses
+/// on its next call for the same slot (the contents are then undefined); NULL when out of memory.
+/// Freed when the thread exits.
+void *hifc_thread_scratch(int slot, size_t bytes);
+
 // MARK: Paged attention
 
 /// The element type of a KV pool (`KVDType`): f32, FP8 E4M3 with one f32 scale per token and
