@@ -8,7 +8,8 @@ Three measurements, each side by side in one run:
    with 512 tokens already in the context) against `hifc bench model --batch 1 --prompt-tokens
    512 --decode-tokens 128 --threads N` (the median of --repetitions runs, as llama-bench
    repeats its own), and hifc with a 16-token prompt against llama-bench's generation from an
-   empty context;
+   empty context, also in --pairs alternating pairs (one run of each), whose median ratio is
+   steadier on a shared host;
 2. the server's output tokens/s with CLIENTS concurrent streaming clients:
    `llama-server -np CLIENTS` (continuous batching) against `hifc serve`, each client sending
    REQUESTS greedy /v1/completions of MAX_TOKENS tokens back to back, at each thread count of
@@ -69,6 +70,23 @@ def llama_bench(args):
     figures["generation_after_prompt"] = test["avg_ts"]
     figures["generation_after_prompt_stddev"] = test["stddev_ts"]
     return figures
+
+
+def paired_short_generation(args):
+    """Generation from a short prompt measured in alternating pairs: `llama-bench -p 0 -n N -r 1`,
+    then one `hifc bench model` run with a 16-token prompt, --pairs times. On a host shared with
+    other work the two peers' figures drift together within a pair but not across the minute
+    that separates the unpaired runs, so the median of the pairs' ratios is the steadier figure."""
+    pairs = []
+    for _ in range(args.pairs):
+        out = run([os.path.join(args.llama_bin, "llama-bench"), "-m", args.gguf, "-p", "0", "-n", str(args.gen_tokens),
+                   "-t", str(args.threads), "-r", "1", "-o", "json"] + (["--repack", "0"] if args.no_repack else []))
+        llama = json.loads(out)[-1]["avg_ts"]
+        out = run([args.hifc, "bench", "model", "--model", args.hifc_model, "--batch", "1", "--prompt-tokens", "16",
+                   "--decode-tokens", str(args.gen_tokens), "--threads", str(args.threads), "--json"])
+        hifc = json.loads([l for l in out.splitlines() if l.startswith("{")][-1])["decode_tok_s"]
+        pairs.append({"llama": llama, "hifc": hifc, "ratio": hifc / llama})
+    return {"pairs": pairs, "median_ratio": statistics.median(p["ratio"] for p in pairs)}
 
 
 def hifc_bench(args, prompt_tokens):
@@ -207,6 +225,9 @@ def main():
     parser.add_argument("--gen-tokens", type=int, default=128)
     parser.add_argument("--repetitions", type=int, default=3,
                         help="llama-bench repetitions (it reports their mean) and hifc bench model runs (their median)")
+    parser.add_argument("--pairs", type=int, default=5,
+                        help="alternating llama-bench / hifc runs of short-prompt generation (0: none); their median ratio is "
+                             "ratio_generation_short_prompt_paired")
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--requests", type=int, default=2, help="requests per client")
     parser.add_argument("--max-tokens", type=int, default=128)
@@ -232,6 +253,9 @@ def main():
         # Both after a prompt of --prompt-tokens, and both from a (nearly) empty context.
         report["ratio_generation"] = h["generation"] / l["generation_after_prompt"]
         report["ratio_generation_short_prompt"] = report["hifc_bench_short_prompt"]["generation"] / l["generation"]
+        if args.pairs > 0:
+            report["short_prompt_pairs"] = paired_short_generation(args)
+            report["ratio_generation_short_prompt_paired"] = report["short_prompt_pairs"]["median_ratio"]
         # The bench part as progress on stderr; the report goes to stdout once, at the end.
         print(json.dumps(report, indent=1), file=sys.stderr, flush=True)
 
