@@ -130,6 +130,36 @@ final class CPUBackendTests: XCTestCase {
         }
     }
 
+    func testAStepThatDoesNotFitThePoolIsRejectedByEveryLayersOps() throws {
+        let backend = CPUBackend(blas: nil)
+        let (heads, kvHeads, d) = (2, 1, 4)
+        let layout = KVBlockLayout(layers: 2, kvHeads: kvHeads, headDim: d, blockTokens: 4, dtype: .float32)
+        let small = try backend.makeKVCachePool(layout: layout, blocks: 2)
+        let large = try backend.makeKVCachePool(layout: layout, blocks: 8)
+        // Block 5: inside the large pool, outside the small one.
+        let step = try backend.prepare(
+            try StepBatch.make(chunks: [(tokens: [0, 0], startPosition: 0, blockTable: [5], wantsLogits: true)], blockTokens: 4))
+        let width = (heads + 2 * kvHeads) * d
+        let qkv = try tensor(backend, values(2 * width, seed: 2), [2, width])
+        let frequencies = try tensor(backend, [1, 0.1], [2])
+        let q = try backend.attentionInputs(
+            qkv: qkv, heads: heads, headDim: d, inverseFrequencies: frequencies, layer: 0, pool: large, step: step)
+        for layer in 0..<2 {
+            XCTAssertNoThrow(try backend.pagedAttention(q: q, heads: heads, layer: layer, scale: 0.5, pool: large, step: step))
+            // Checked once per pool and step, but a step that does not fit fails every time.
+            XCTAssertThrowsError(try backend.pagedAttention(q: q, heads: heads, layer: layer, scale: 0.5, pool: small, step: step))
+            XCTAssertThrowsError(
+                try backend.attentionInputs(
+                    qkv: qkv, heads: heads, headDim: d, inverseFrequencies: frequencies, layer: layer, pool: small, step: step))
+        }
+        // A step laid out in blocks of another size is not read from this pool.
+        let otherBlocks = try backend.prepare(
+            try StepBatch.make(chunks: [(tokens: [0, 0], startPosition: 0, blockTable: [1], wantsLogits: true)], blockTokens: 2))
+        XCTAssertThrowsError(try backend.pagedAttention(q: q, heads: heads, layer: 0, scale: 0.5, pool: large, step: otherBlocks)) {
+            XCTAssertTrue("\($0)".contains("2-token blocks"), "\($0)")
+        }
+    }
+
     func testFusedGateUpAndResidualNormMatchPlainLoops() throws {
         let backend = CPUBackend(blas: nil)
         let rows = 3

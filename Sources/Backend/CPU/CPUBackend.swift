@@ -257,22 +257,20 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
     ) throws -> (table: UnsafePointer<Float>, slots: UnsafeMutablePointer<Int64>, layer: hifc_kv_layer) {
         let kvPool = try cpuPool(pool)
         let layout = kvPool.layout
-        let widths = [heads * headDim, layout.kvHeads * headDim, layout.kvHeads * headDim]
-        guard width == widths.reduce(0, +), headDim == layout.headDim else {
+        let prepared = try cpuStep(step)
+        guard width == (heads + 2 * layout.kvHeads) * headDim, headDim == layout.headDim else {
             throw BackendError.shapeMismatch(
                 op: "attentionInputs",
                 detail: "qkv [\(rows), \(width)] for \(heads) + 2 x \(layout.kvHeads) heads of \(headDim) (pool head dim \(layout.headDim))")
         }
-        guard inverseFrequencies.count == headDim / 2, headDim % 2 == 0, rows == step.batch.tokenCount, layer >= 0, layer < layout.layers
+        guard inverseFrequencies.count == headDim / 2, headDim % 2 == 0, rows == prepared.tokenCount, layer >= 0, layer < layout.layers
         else {
             throw BackendError.shapeMismatch(
                 op: "attentionInputs",
-                detail: "qkv [\(rows), \(width)], \(step.batch.tokenCount) tokens, frequencies \(inverseFrequencies.shape), layer \(layer)")
+                detail: "qkv [\(rows), \(width)], \(prepared.tokenCount) tokens, frequencies \(inverseFrequencies.shape), layer \(layer)")
         }
-        for slot in step.batch.slotMapping where slot < 0 || slot >= Int64(kvPool.blockCount * layout.blockTokens) {
-            throw BackendError.badStep("slot \(slot) outside the pool")
-        }
-        let prepared = try cpuStep(step)
+        // Every slot inside the pool, among the rest.
+        try prepared.checkFits(poolBlocks: kvPool.blockCount, blockTokens: layout.blockTokens)
         let table = try prepared.rotaryTable(frequencies: inverseFrequencies, headDim: headDim)
         return (table, prepared.slots, kvPool.kernelLayer(layer))
     }
@@ -413,17 +411,17 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
         if let window, window < 1 { throw BackendError.shapeMismatch(op: "pagedAttention", detail: "sliding window of \(window) tokens") }
         let pool = try cpuPool(pool)
         let layout = pool.layout
+        let prepared = try cpuStep(step)
         guard heads % layout.kvHeads == 0, q.columns == heads * layout.headDim,
-            q.rows == step.batch.tokenCount, layer >= 0, layer < layout.layers
+            q.rows == prepared.tokenCount, layer >= 0, layer < layout.layers
         else {
             throw BackendError.shapeMismatch(
                 op: "pagedAttention", detail: "q \(q.shape), \(heads) heads, \(layout.kvHeads) KV heads of \(layout.headDim), layer \(layer)")
         }
-        try step.batch.validate(poolBlocks: pool.blockCount)
-        let prepared = try cpuStep(step)
+        try prepared.checkFits(poolBlocks: pool.blockCount, blockTokens: layout.blockTokens)
         let (result, out) = try allocate(q.shape)
         hifc_paged_attention(
-            self.pool.raw, try q.cpu("pagedAttention"), out, Int32(heads), scale, prepared.sequences, Int32(step.batch.sequences.count),
+            self.pool.raw, try q.cpu("pagedAttention"), out, Int32(heads), scale, prepared.sequences, Int32(prepared.sequenceCount),
             Int32(window ?? 0),
             pool.kernelLayer(layer))
         return result

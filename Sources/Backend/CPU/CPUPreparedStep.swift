@@ -10,7 +10,13 @@ final class CPUPreparedStep: PreparedStep, @unchecked Sendable {
     private let blockTables: UnsafeMutablePointer<Int32>
     let positions: UnsafeMutablePointer<Int32>
     let slots: UnsafeMutablePointer<Int64>
+    /// Rows and sequences of the step, read by every layer's ops without copying `batch` (whose
+    /// arrays each copy retains and releases).
+    let tokenCount: Int
+    let sequenceCount: Int
     private let lock = NSLock()
+    /// The pool sizes (in blocks) the step was checked against (`checkFits`), under `lock`.
+    private var checkedPoolBlocks: Set<Int> = []
     /// Rotary tables by (inverse frequencies' storage, head dim); written once under `lock`.
     private var rotaryTables: [RotaryKey: UnsafeMutablePointer<Float>] = [:]
 
@@ -21,6 +27,8 @@ final class CPUPreparedStep: PreparedStep, @unchecked Sendable {
 
     init(batch: StepBatch) {
         self.batch = batch
+        tokenCount = batch.tokenCount
+        sequenceCount = batch.sequences.count
         let tableLength = batch.sequences.reduce(0) { $0 + $1.blockTable.count }
         let tables = UnsafeMutablePointer<Int32>.allocate(capacity: max(1, tableLength))
         let entries = UnsafeMutablePointer<hifc_sequence>.allocate(capacity: max(1, batch.sequences.count))
@@ -49,6 +57,20 @@ final class CPUPreparedStep: PreparedStep, @unchecked Sendable {
         positions.deallocate()
         slots.deallocate()
         for table in rotaryTables.values { table.deallocate() }
+    }
+
+    /// Checks the step against a pool of `poolBlocks` blocks of `blockTokens` tokens
+    /// (`StepBatch.validate`: rows, sequences, block tables and slots inside the pool) the first
+    /// time an op asks for that pool; every layer's ops ask again.
+    func checkFits(poolBlocks: Int, blockTokens: Int) throws(BackendError) {
+        guard batch.blockTokens == blockTokens else {
+            throw .badStep("a step of \(batch.blockTokens)-token blocks for a pool of \(blockTokens)-token blocks")
+        }
+        lock.lock()
+        defer { lock.unlock() }
+        if checkedPoolBlocks.contains(poolBlocks) { return }
+        try batch.validate(poolBlocks: poolBlocks)
+        checkedPoolBlocks.insert(poolBlocks)
     }
 
     /// `[tokens][headDim]`: each row's cosines for the `headDim/2` frequencies, then its sines.
