@@ -195,7 +195,10 @@ static void argmax_chunk(void *context, long chunk, int thread) {
 
 void hifc_argmax_rows(hifc_pool *pool, const float *x, long rows, long columns, int64_t *out) {
     argmax_job j = {.k = kernels(), .x = x, .columns = columns};
-    j.pieces = chunk_count(pool, columns, 4 * ELEMENTS_PER_CHUNK, 1);
+    // Pieces of at least 2,048 logits, one a thread: the logits were just written by every thread,
+    // and SmolLM2's 49,152 in two pieces of 32,768 or fewer took 20-22 us on 16 cores, in 16
+    // pieces 9 us (cpu-vs-llamacpp.md).
+    j.pieces = chunk_count(pool, columns, 2048, 1);
     if (j.pieces < 1) j.pieces = 1;
     j.best = malloc(sizeof(float) * (size_t)(rows * j.pieces));
     j.where = malloc(sizeof(long) * (size_t)(rows * j.pieces));

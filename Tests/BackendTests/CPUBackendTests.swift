@@ -207,6 +207,18 @@ final class CPUBackendTests: XCTestCase {
         XCTAssertThrowsError(try backend.argmaxRows(try tensor(backend, x, [12])))
     }
 
+    func testArgmaxOfAVocabularyWideRowSplitIntoPiecesFindsTheFirstMaximum() throws {
+        // 50,000 logits a row on 4 threads: four pieces, the maxima in different ones.
+        let backend = CPUBackend(blas: nil, pool: CPUThreadPool(threads: 4))
+        let width = 50_000
+        var x = (0..<(3 * width)).map { Float(($0 * 7919) % 1000) / 1000 }
+        x[10] = 5  // row 0: in the first piece
+        x[width + 49_999] = 5  // row 1: the last logit
+        x[2 * width + 30_000] = 5  // row 2: tied across pieces, the first wins
+        x[2 * width + 45_000] = 5
+        XCTAssertEqual(try backend.argmaxRows(try tensor(backend, x, [3, width])), [10, 49_999, 30_000])
+    }
+
     func testStackedWeightsKeepEveryRowInOrder() throws {
         let a: [UInt16] = [1, 2, 3, 4]
         let b: [UInt16] = [5, 6]
