@@ -14,15 +14,21 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
     /// Whether GGML-quantized weights are decoded to f32 at load instead of kept as blocks (for
     /// accuracy checks of the integer kernels).
     public let dequantizesAtLoad: Bool
+    /// Decode steps recorded once per shape and replayed (`runStep`); nil when replays are off.
+    private let stepRecords: CPUStepRecords?
 
     /// A backend using `blas` (by default whatever `BLASLibrary.load()` finds) and `pool` (by
     /// default the process's, `CPUThreadPool.shared`); the BLAS library is told to use as many
     /// threads as the pool has. Quantized weights in Q8_0, Q4_0, Q4_1, Q4_K and Q6_K stay quantized
-    /// unless `dequantizesAtLoad`.
-    public init(blas: BLASLibrary? = BLASLibrary.load(), pool: CPUThreadPool = .shared, dequantizesAtLoad: Bool = false) {
+    /// unless `dequantizesAtLoad`. Decode steps are replayed from a record of their ops unless
+    /// `stepReplay` is false (by default `HIFC_CPU_STEP_REPLAY` says, on unless `0` or `off`).
+    public init(
+        blas: BLASLibrary? = BLASLibrary.load(), pool: CPUThreadPool = .shared, dequantizesAtLoad: Bool = false, stepReplay: Bool? = nil
+    ) {
         self.blas = blas
         self.pool = pool
         self.dequantizesAtLoad = dequantizesAtLoad
+        stepRecords = (stepReplay ?? CPUStepRecords.enabled() ?? true) ? CPUStepRecords() : nil
         blas?.setThreads(pool.threads)
     }
 
@@ -48,16 +54,42 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
 
     // MARK: Memory
 
-    /// A new tensor of `shape` whose every element the caller writes.
+    /// A new tensor of `shape` whose every element the caller writes (its memory kept by the step
+    /// being recorded, if any, for the replays).
     func allocate(_ shape: [Int]) throws -> (DeviceTensor, UnsafeMutablePointer<Float>) {
-        let storage = try CPUStorage(count: shape.reduce(1, *), zeroed: false)
+        let count = shape.reduce(1, *)
+        let storage = try recording?.storage(count: count) ?? CPUStorage(count: count, zeroed: false)
         return (DeviceTensor(storage: storage, shape: shape, dtype: .float32), storage.pointer)
     }
 
+    /// The step record this thread is making on this backend, if any.
+    private var recording: CPUStepRecord? {
+        guard let record = CPUStepRecord.recording, record.backend == ObjectIdentifier(self) else { return nil }
+        return record
+    }
+
+    /// Runs an op's kernel call and, while a step is being recorded, keeps it for the step's
+    /// replays. `work` must capture only what is the same for every step of the record's shape:
+    /// the op's tensors, the weights, the pool, and pointers into the record's prepared step,
+    /// whose values change; never `self` (the records would keep the backend alive) nor a
+    /// per-step value.
+    func perform(_ work: @escaping () throws -> Void) throws {
+        try work()
+        recording?.append(work)
+    }
+
+    /// Marks the step being recorded, if any, as one that cannot be replayed: for the ops that
+    /// are references for tests and do not record themselves.
+    func refuseReplay() { recording?.refuse() }
+
+    /// Steps recorded and replayed so far (`runStep`).
+    public var stepReplayCounts: (recorded: Int, replayed: Int) { (stepRecords?.recorded ?? 0, stepRecords?.replayed ?? 0) }
+
     /// At least `bytes` of scratch for one op's C call, reused by the calling thread's next op
     /// (`hifc_thread_scratch`): a decode step runs hundreds of ops, each of which would otherwise
-    /// allocate and free it.
-    func opScratch(_ bytes: Int) throws -> UnsafeMutableRawPointer {
+    /// allocate and free it. Asked for inside the kernel call, so that a replay gets the
+    /// replaying thread's scratch as it is then.
+    static func opScratch(_ bytes: Int) throws -> UnsafeMutableRawPointer {
         guard let scratch = hifc_thread_scratch(Int32(HIFC_SCRATCH_OP), bytes) else {
             throw BackendError.outOfMemory(what: "an op's scratch", bytes: bytes)
         }
@@ -95,6 +127,7 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
     }
 
     public func download(_ tensor: DeviceTensor) throws -> [Float] {
+        refuseReplay()
         if let quantized = tensor.cpuQuantized {
             var values = [Float](repeating: 0, count: tensor.count)
             values.withUnsafeMutableBufferPointer { out in
@@ -107,12 +140,14 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
     }
 
     public func downloadRows(_ tensor: DeviceTensor) throws -> [[Float]] {
+        refuseReplay()
         guard tensor.shape.count == 2 else { throw BackendError.shapeMismatch(op: "downloadRows", detail: "shape \(tensor.shape)") }
         let p = try tensor.cpu("downloadRows")
         return (0..<tensor.rows).map { Array(UnsafeBufferPointer(start: p + $0 * tensor.columns, count: tensor.columns)) }
     }
 
     public func argmaxRows(_ tensor: DeviceTensor) throws -> [Int] {
+        refuseReplay()
         guard tensor.shape.count == 2, tensor.columns > 0 else { throw BackendError.shapeMismatch(op: "argmaxRows", detail: "shape \(tensor.shape)") }
         let p = try tensor.cpu("argmaxRows")
         var indices = [Int64](repeating: 0, count: tensor.rows)
@@ -128,23 +163,55 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
         CPUPreparedStep(batch: batch)
     }
 
+    /// A decode step of up to `CPUStepRecords.mostRows` rows replays the record of its shape
+    /// (making it on the shape's first step, or when the model or pool changed); any other step
+    /// runs `body` op by op.
+    public func runStep(
+        _ step: any PreparedStep, model: AnyObject, kv: any KVCachePool, _ body: (any PreparedStep) throws -> DeviceTensor?
+    ) throws -> DeviceTensor? {
+        let prepared = try cpuStep(step)
+        guard let records = stepRecords, let shape = CPUStepRecord.Shape.of(prepared.batch, mostRows: CPUStepRecords.mostRows) else {
+            return try body(prepared)
+        }
+        let pool = try cpuPool(kv)
+        if let record = records.take(shape, model: model, pool: pool) {
+            defer { records.put(record) }
+            guard record.replayable else { return try body(prepared) }
+            try prepared.checkFits(poolBlocks: pool.blockCount, blockTokens: pool.layout.blockTokens)
+            let logits = try record.replay(prepared)
+            records.count(replay: true)
+            return logits
+        }
+        let record = CPUStepRecord(shape: shape, backend: self, model: model, pool: pool, step: CPUPreparedStep(batch: prepared.batch))
+        let logits = try CPUStepRecord.$recording.withValue(record) { try body(record.step) }
+        record.finish(logits: logits)
+        records.put(record)
+        records.count(replay: false)
+        return logits
+    }
+
     // MARK: Ops
 
     public func embedding(_ table: DeviceTensor, step: any PreparedStep) throws -> DeviceTensor {
-        let ids = step.batch.tokenIDs
+        let prepared = try cpuStep(step)
+        // The step's own buffer, which a replay refills.
+        let ids = UnsafeBufferPointer(start: prepared.tokenIDs, count: prepared.tokenCount)
         let vocab = table.rows
         let width = table.columns
-        if let bad = ids.first(where: { $0 < 0 || Int($0) >= vocab }) {
-            throw BackendError.shapeMismatch(op: "embedding", detail: "token id \(bad) outside a vocabulary of \(vocab)")
-        }
         let (result, out) = try allocate([ids.count, width])
-        if let quantized = table.cpuQuantized {
-            for (row, id) in ids.enumerated() { quantized.dequantizeRow(Int(id), into: out + row * width) }
-            return result
-        }
-        let src = try table.cpu("embedding")
-        for (row, id) in ids.enumerated() {
-            (out + row * width).update(from: src + Int(id) * width, count: width)
+        let quantized = table.cpuQuantized
+        let src = quantized == nil ? try table.cpu("embedding") : nil
+        try perform {
+            if let bad = ids.first(where: { $0 < 0 || Int($0) >= vocab }) {
+                throw BackendError.shapeMismatch(op: "embedding", detail: "token id \(bad) outside a vocabulary of \(vocab)")
+            }
+            for (row, id) in ids.enumerated() {
+                if let quantized {
+                    quantized.dequantizeRow(Int(id), into: out + row * width)
+                } else {
+                    (out + row * width).update(from: src! + Int(id) * width, count: width)
+                }
+            }
         }
         return result
     }
@@ -155,7 +222,8 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
             throw BackendError.shapeMismatch(op: "rmsNorm", detail: "x \(x.shape), weight \(weight.shape)")
         }
         let (result, out) = try allocate(x.shape)
-        hifc_rms_norm(pool.raw, try x.cpu("rmsNorm"), try weight.cpu("rmsNorm"), out, x.rows, width, epsilon)
+        let (raw, a, w, rows) = (pool.raw, try x.cpu("rmsNorm"), try weight.cpu("rmsNorm"), x.rows)
+        try perform { hifc_rms_norm(raw, a, w, out, rows, width, epsilon) }
         return result
     }
 
@@ -172,19 +240,23 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
         let a = try x.cpu("linear")
         let bp = try bias?.cpu("linear")
         let (result, c) = try allocate([m, n])
+        let raw = pool.raw
         if let quantized = weight.cpuQuantized {
+            let (type, w) = (quantized.kernelType, quantized.tensor.bytes)
             // The quantized activations, written before they are read.
-            let scratch = try opScratch(hifc_gemm_quant_scratch(quantized.kernelType, m, k))
-            hifc_gemm_quant(pool.raw, quantized.kernelType, a, quantized.tensor.bytes, bp, c, m, n, k, scratch)
+            let scratchBytes = hifc_gemm_quant_scratch(type, m, k)
+            try perform { hifc_gemm_quant(raw, type, a, w, bp, c, m, n, k, try Self.opScratch(scratchBytes)) }
             return result
         }
         let b = try weight.cpu("linear")
         if let blas, m >= Self.smallestBLASRows {
-            pool.park()
-            blas.multiplyTransposed(a, b, c, m: m, n: n, k: k)
-            if let bp { hifc_add_bias(c, bp, m, n) }
+            try perform {
+                hifc_pool_park(raw)
+                blas.multiplyTransposed(a, b, c, m: m, n: n, k: k)
+                if let bp { hifc_add_bias(c, bp, m, n) }
+            }
         } else {
-            hifc_gemm_f32(pool.raw, a, b, bp, c, m, n, k)
+            try perform { hifc_gemm_f32(raw, a, b, bp, c, m, n, k) }
         }
         return result
     }
@@ -201,8 +273,11 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
         else { return try linear(try gatedLinear(x, gateUp: gateUp), weight: down, bias: nil) }
         let a = try x.cpu("gatedMLP")
         let (result, out) = try allocate([m, down.rows])
-        let scratch = try opScratch(hifc_gated_mlp_quant_scratch(gu.kernelType, dq.kernelType, m, inter, hidden))
-        hifc_gated_mlp_quant(pool.raw, gu.kernelType, gu.tensor.bytes, dq.kernelType, dq.tensor.bytes, a, out, m, inter, hidden, scratch)
+        let scratchBytes = hifc_gated_mlp_quant_scratch(gu.kernelType, dq.kernelType, m, inter, hidden)
+        let (raw, guType, guBytes, dType, dBytes) = (pool.raw, gu.kernelType, gu.tensor.bytes, dq.kernelType, dq.tensor.bytes)
+        try perform {
+            hifc_gated_mlp_quant(raw, guType, guBytes, dType, dBytes, a, out, m, inter, hidden, try Self.opScratch(scratchBytes))
+        }
         return result
     }
 
@@ -215,7 +290,8 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
             rows: qkv.rows, width: qkv.columns, heads: heads, headDim: headDim, inverseFrequencies: inverseFrequencies, layer: layer,
             pool: pool, step: step)
         let (result, q) = try allocate([qkv.rows, heads * headDim])
-        hifc_rope_store_kv(self.pool.raw, try qkv.cpu("attentionInputs"), qkv.rows, Int32(heads), plan.table, plan.slots, q, plan.layer)
+        let (raw, source, rows) = (self.pool.raw, try qkv.cpu("attentionInputs"), qkv.rows)
+        try perform { hifc_rope_store_kv(raw, source, rows, Int32(heads), plan.table, plan.slots, q, plan.layer) }
         return result
     }
 
@@ -239,12 +315,13 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
         let a = try x.cpu("projectAttentionInputs")
         let b = try bias?.cpu("projectAttentionInputs")
         let (result, q) = try allocate([x.rows, heads * headDim])
-        let scratch = try opScratch(
-            hifc_project_rope_store_kv_scratch(
-                quantized.kernelType, x.rows, x.columns, qkv.rows, Int(plan.layer.kv_heads) * headDim, Int32(self.pool.threads)))
-        hifc_project_rope_store_kv(
-            self.pool.raw, quantized.kernelType, a, quantized.tensor.bytes, b, x.rows, x.columns, Int32(heads), plan.table, plan.slots, q,
-            plan.layer, scratch)
+        let (raw, type, w, rows, hidden) = (self.pool.raw, quantized.kernelType, quantized.tensor.bytes, x.rows, x.columns)
+        let scratchBytes = hifc_project_rope_store_kv_scratch(
+            type, rows, hidden, qkv.rows, Int(plan.layer.kv_heads) * headDim, Int32(self.pool.threads))
+        try perform {
+            hifc_project_rope_store_kv(
+                raw, type, a, w, b, rows, hidden, Int32(heads), plan.table, plan.slots, q, plan.layer, try Self.opScratch(scratchBytes))
+        }
         return result
     }
 
@@ -283,9 +360,10 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
         }
         let (sum, s) = try allocate(x.shape)
         let (normed, n) = try allocate(x.shape)
-        hifc_add_rms_norm(
-            pool.raw, try x.cpu("addAndNormalize"), try y.cpu("addAndNormalize"), try weight.cpu("addAndNormalize"), s, n, x.rows,
-            x.columns, epsilon)
+        let (raw, a, b, w, rows, width) = (
+            pool.raw, try x.cpu("addAndNormalize"), try y.cpu("addAndNormalize"), try weight.cpu("addAndNormalize"), x.rows, x.columns
+        )
+        try perform { hifc_add_rms_norm(raw, a, b, w, s, n, rows, width, epsilon) }
         return (sum, normed)
     }
 
@@ -295,6 +373,7 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
         q: DeviceTensor, k: DeviceTensor, headDim: Int, inverseFrequencies: DeviceTensor,
         step: any PreparedStep
     ) throws -> (q: DeviceTensor, k: DeviceTensor) {
+        refuseReplay()
         let half = headDim / 2
         guard headDim % 2 == 0, inverseFrequencies.count == half,
             q.columns % headDim == 0, k.columns % headDim == 0,
@@ -341,13 +420,15 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
             throw BackendError.shapeMismatch(op: "siluAndMultiply", detail: "gate/up \(gateUp.shape) needs an even column count")
         }
         let (result, out) = try allocate([gateUp.rows, gateUp.columns / 2])
-        hifc_silu_mul(pool.raw, try gateUp.cpu("siluAndMultiply"), out, gateUp.rows, gateUp.columns / 2)
+        let (raw, source, rows, inter) = (pool.raw, try gateUp.cpu("siluAndMultiply"), gateUp.rows, gateUp.columns / 2)
+        try perform { hifc_silu_mul(raw, source, out, rows, inter) }
         return result
     }
 
     /// Splits `x` (`[tokens, Σ widths]`) into contiguous `[tokens, widths[i]]` tensors, left to
     /// right: the outputs of a fused product taken apart.
     public func splitColumns(_ x: DeviceTensor, widths: [Int]) throws -> [DeviceTensor] {
+        refuseReplay()
         guard x.shape.count == 2, widths.allSatisfy({ $0 > 0 }), widths.reduce(0, +) == x.columns else {
             throw BackendError.shapeMismatch(op: "splitColumns", detail: "\(x.shape) into widths \(widths)")
         }
@@ -368,7 +449,8 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
             throw BackendError.shapeMismatch(op: "add", detail: "\(a.shape) + \(b.shape)")
         }
         let (result, out) = try allocate(a.shape)
-        hifc_add(pool.raw, try a.cpu("add"), try b.cpu("add"), out, a.count)
+        let (raw, x, y, count) = (pool.raw, try a.cpu("add"), try b.cpu("add"), a.count)
+        try perform { hifc_add(raw, x, y, out, count) }
         return result
     }
 
@@ -387,6 +469,7 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
     public func writeKV(
         k: DeviceTensor, v: DeviceTensor, layer: Int, pool: any KVCachePool, step: any PreparedStep
     ) throws {
+        refuseReplay()
         let pool = try cpuPool(pool)
         let layout = pool.layout
         let width = layout.tokenElements
@@ -420,23 +503,24 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
         }
         try prepared.checkFits(poolBlocks: pool.blockCount, blockTokens: layout.blockTokens)
         let (result, out) = try allocate(q.shape)
-        hifc_paged_attention(
-            self.pool.raw, try q.cpu("pagedAttention"), out, Int32(heads), scale, prepared.sequences, Int32(prepared.sequenceCount),
-            Int32(window ?? 0),
-            pool.kernelLayer(layer))
+        let (raw, source, sequences, count, kvLayer) = (
+            self.pool.raw, try q.cpu("pagedAttention"), prepared.sequences, Int32(prepared.sequenceCount), pool.kernelLayer(layer)
+        )
+        try perform { hifc_paged_attention(raw, source, out, Int32(heads), scale, sequences, count, Int32(window ?? 0), kvLayer) }
         return result
     }
 
     public func gatherLogitRows(_ x: DeviceTensor, step: any PreparedStep) throws -> DeviceTensor {
+        // A recorded step's logit rows are part of its shape (every row, in order).
         let rows = step.batch.logitRows
         let width = x.columns
         let src = try x.cpu("gatherLogitRows")
+        if let bad = rows.first(where: { $0 < 0 || Int($0) >= x.rows }) {
+            throw BackendError.badStep("logit row \(bad) outside 0..<\(x.rows)")
+        }
         let (result, out) = try allocate([rows.count, width])
-        for (i, row) in rows.enumerated() {
-            guard row >= 0, Int(row) < x.rows else {
-                throw BackendError.badStep("logit row \(row) outside 0..<\(x.rows)")
-            }
-            (out + i * width).update(from: src + Int(row) * width, count: width)
+        try perform {
+            for (i, row) in rows.enumerated() { (out + i * width).update(from: src + Int(row) * width, count: width) }
         }
         return result
     }
@@ -445,7 +529,8 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
 extension CPUBackend {
     /// Sets up the process for the CPU backend once, at start-up: the kernels' instruction set
     /// (`HIFC_CPU_ISA=portable|avx2|avx512|amx` lowers it, for comparisons; the best the CPU has
-    /// otherwise) and the shared pool's threads (`threads`, nil: the physical cores). Returns the
+    /// otherwise), a word on `HIFC_CPU_STEP_REPLAY` when it turns replays off or is not understood,
+    /// and the shared pool's threads (`threads`, nil: the physical cores). Returns the
     /// pool for `init(pool:)`.
     public static func configureProcess(
         threads: Int?, environment: [String: String] = ProcessInfo.processInfo.environment, logger: Logger? = nil
@@ -460,6 +545,12 @@ extension CPUBackend {
             }
             let chosen = hifc_isa_select(isa)
             logger?.info("HIFC_CPU_ISA=\(wanted): CPU kernels for \(String(cString: hifc_isa_name(chosen)))")
+        }
+        switch CPUStepRecords.enabled(environment) {
+        case false?: logger?.info("HIFC_CPU_STEP_REPLAY=0: decode steps run op by op, not replayed")
+        case nil:
+            logger?.warning("HIFC_CPU_STEP_REPLAY=\(environment["HIFC_CPU_STEP_REPLAY"] ?? ""): expected 0, 1, on or off; decode steps are replayed")
+        default: break
         }
         let pool = CPUThreadPool.configure(threads: threads)
         logger?.info(

@@ -19,17 +19,19 @@ extension CPUBackend {
         let qw = try queryWeight.cpu("normalizeQueryKeyHeads")
         let kw = try keyWeight.cpu("normalizeQueryKeyHeads")
         let (result, out) = try allocate(qkv.shape)
-        out.update(from: src, count: qkv.count)
-        let width = qkv.columns
-        parallelRanges(qkv.rows, minimumPerTask: Self.rowsPerTask(width)) { rows in
-            for row in rows {
-                for head in 0..<(heads + kvHeads) {
-                    let x = out + row * width + head * headDim
-                    let w = head < heads ? qw : kw
-                    var sum: Float = 0
-                    for i in 0..<headDim { sum += x[i] * x[i] }
-                    let inverse = 1 / (sum / Float(headDim) + epsilon).squareRoot()
-                    for i in 0..<headDim { x[i] = x[i] * inverse * w[i] }
+        let (count, rowCount, width) = (qkv.count, qkv.rows, qkv.columns)
+        try perform {
+            out.update(from: src, count: count)
+            parallelRanges(rowCount, minimumPerTask: Self.rowsPerTask(width)) { rows in
+                for row in rows {
+                    for head in 0..<(heads + kvHeads) {
+                        let x = out + row * width + head * headDim
+                        let w = head < heads ? qw : kw
+                        var sum: Float = 0
+                        for i in 0..<headDim { sum += x[i] * x[i] }
+                        let inverse = 1 / (sum / Float(headDim) + epsilon).squareRoot()
+                        for i in 0..<headDim { x[i] = x[i] * inverse * w[i] }
+                    }
                 }
             }
         }
@@ -41,16 +43,20 @@ extension CPUBackend {
             throw BackendError.shapeMismatch(op: "geluTanhAndMultiply", detail: "gate/up \(gateUp.shape) needs an even column count")
         }
         let (result, out) = try allocate([gateUp.rows, gateUp.columns / 2])
+        let (raw, source, rows, inter) = (pool.raw, try gateUp.cpu("geluTanhAndMultiply"), gateUp.rows, gateUp.columns / 2)
         // PyTorch's `gelu(x, approximate="tanh")`, as `x · sigmoid(2u)` in the vector kernels.
-        hifc_gelu_tanh_mul(pool.raw, try gateUp.cpu("geluTanhAndMultiply"), out, gateUp.rows, gateUp.columns / 2)
+        try perform { hifc_gelu_tanh_mul(raw, source, out, rows, inter) }
         return result
     }
 
     public func scale(_ x: DeviceTensor, by factor: Float) throws -> DeviceTensor {
         let src = try x.cpu("scale")
         let (result, out) = try allocate(x.shape)
-        parallelRanges(x.count, minimumPerTask: Self.elementsPerTask) { range in
-            for i in range { out[i] = src[i] * factor }
+        let count = x.count
+        try perform {
+            parallelRanges(count, minimumPerTask: Self.elementsPerTask) { range in
+                for i in range { out[i] = src[i] * factor }
+            }
         }
         return result
     }
