@@ -431,6 +431,7 @@ public final class GPUSelfCheck: @unchecked Sendable {
             + checkPrefillAttention(headDim: 128, qHeads: 8, kvHeads: 2, blockTokens: 16, wide: false, window: 70)
             + checkPrefillAttention(headDim: 128, qHeads: 8, kvHeads: 2, blockTokens: 64, wide: true, window: 7)
             + checkPrefillAttention(headDim: 64, qHeads: 2, kvHeads: 2, blockTokens: 24, wide: nil, window: 130)
+            + checkPrefillAttention(headDim: 128, qHeads: 8, kvHeads: 2, blockTokens: 16, wide: nil, window: 70)
     }
 
     /// `dtype` is the pool's (bf16 or fp8e4m3); the reference attends over the values it stores.
@@ -582,9 +583,12 @@ public final class GPUSelfCheck: @unchecked Sendable {
 
     func checkPrefillAttention() throws -> [GPUCheckResult] {
         // Every kernel variant: ungrouped heads (four warps), grouped heads with one and with two
-        // row tiles per warp, at both head dims.
+        // row tiles per warp, at both head dims, and at head dim 128 the launcher's own choice (on
+        // Hopper the wgmma kernel) with groups of 4 and 3 and a block size that is no power of two.
         try checkPrefillAttention(headDim: 128, qHeads: 8, kvHeads: 2, blockTokens: 16, wide: false)
             + checkPrefillAttention(headDim: 128, qHeads: 8, kvHeads: 2, blockTokens: 64, wide: true)
+            + checkPrefillAttention(headDim: 128, qHeads: 8, kvHeads: 2, blockTokens: 64, wide: nil)
+            + checkPrefillAttention(headDim: 128, qHeads: 6, kvHeads: 2, blockTokens: 48, wide: nil)
             + checkPrefillAttention(headDim: 64, qHeads: 2, kvHeads: 2, blockTokens: 64, wide: nil)
             + checkPrefillAttention(headDim: 128, qHeads: 2, kvHeads: 2, blockTokens: 24, wide: nil)
             + checkPrefillAttention(headDim: 64, qHeads: 8, kvHeads: 2, blockTokens: 16, wide: false)
@@ -653,6 +657,11 @@ public final class GPUSelfCheck: @unchecked Sendable {
             tiles: tileb.address, tileCount: tiles.count / 4, output: out.address, qHeads: qHeads, layer: layer, layout: layout,
             scale: scale, window: window, wide: wide, stream: stream)
         let got = try downloadBF16(out, count: rows * qHeads * hd)
+        let usesWarpgroupMMA =
+            CUDAKernels.prefillLaunchShape(
+                headDim: hd, group: qHeads / kvHeads, wide: wide, dtype: dtype,
+                hopper: CUDAKernels.prefillRunsHopperKernel(on: kernels.library.device.info)
+            ).name == "prefill_attention_d128_hopper"
 
         let group = qHeads / kvHeads
         var ref = [Double](repeating: 0, count: rows * qHeads * hd)
@@ -685,7 +694,7 @@ public final class GPUSelfCheck: @unchecked Sendable {
                 tolerance: 0),
             GPUCheckResult(
                 name:
-                    "\(dtype == .bfloat16 ? "" : "\(dtype) pool: ")prefill attention (tensor cores)\(window.map { ", window \($0)" } ?? ""), head dim \(hd), GQA \(qHeads)/\(kvHeads)\(wide == true ? " wide" : ""), \(blockTokens)-token blocks, chunks [cached+]new \(shape) in one launch",
+                    "\(dtype == .bfloat16 ? "" : "\(dtype) pool: ")prefill attention (tensor cores)\(window.map { ", window \($0)" } ?? ""), head dim \(hd), GQA \(qHeads)/\(kvHeads)\(wide == true ? " wide" : "")\(usesWarpgroupMMA ? " (wgmma)" : ""), \(blockTokens)-token blocks, chunks [cached+]new \(shape) in one launch",
                 error: HostReference.relativeError(got, ref), tolerance: 8e-3),
         ]
     }

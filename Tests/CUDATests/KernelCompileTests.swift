@@ -19,9 +19,33 @@ final class KernelCompileTests: XCTestCase {
         }
         let sources = try KernelSources.load()
         XCTAssertFalse(sources.modules.isEmpty)
-        for (name, source) in sources.modules.sorted(by: { $0.key < $1.key }) {
-            XCTAssertNoThrow(try nvrtc.compile(source: source, name: name + ".cu", architecture: "sm_90"), name)
+        // sm_90a is what a Hopper device compiles for (CUDADeviceInfo.architecture): its wgmma
+        // kernel is only built there; sm_90 and others build its entry point as a trap.
+        for architecture in ["sm_90", "sm_90a"] {
+            for (name, source) in sources.modules.sorted(by: { $0.key < $1.key }) {
+                XCTAssertNoThrow(try nvrtc.compile(source: source, name: name + ".cu", architecture: architecture), "\(name) for \(architecture)")
+            }
         }
+    }
+
+    func testHopperAlonePicksTheWarpgroupPrefillKernelAtHeadDim128OverBF16() {
+        for dtype in CUDAKernels.kvDTypes {
+            for headDim in CUDAKernels.prefillAttentionHeadDims {
+                for wide: Bool? in [nil, false, true] {
+                    let name = CUDAKernels.prefillLaunchShape(headDim: headDim, group: 4, wide: wide, dtype: dtype, hopper: true).name
+                    let expected = headDim == 128 && dtype == .bfloat16 && wide == nil
+                    XCTAssertEqual(
+                        name == "prefill_attention_d128_hopper", expected, "\(dtype), head dim \(headDim), wide \(String(describing: wide))")
+                    XCTAssertNotEqual(
+                        CUDAKernels.prefillLaunchShape(headDim: headDim, group: 4, wide: wide, dtype: dtype).name, "prefill_attention_d128_hopper")
+                }
+            }
+        }
+        let hopper = CUDAKernels.prefillLaunchShape(headDim: 128, group: 3, dtype: .bfloat16, hopper: true)
+        // 384 threads; 128 rows a block: 42 tokens of three grouped heads, so two blocks a 64-token tile.
+        XCTAssertEqual(hopper.warps, 12)
+        XCTAssertEqual(hopper.slices, 2)
+        XCTAssertLessThanOrEqual(hopper.sharedBytes, 227 * 1024)
     }
 
     /// Kernels are launched with programmatic dependent launch, so a kernel that never waits for
@@ -48,7 +72,7 @@ final class KernelCompileTests: XCTestCase {
             "paged_attention_partial_e4g4", "paged_attention_partial_e4g8", "paged_attention_partial_e8g8", "paged_attention_combine",
             "paged_attention_decode_d64", "paged_attention_decode_d128", "paged_attention_decode_d256",
             "prefill_attention_d64_w4m1n64s2", "prefill_attention_d64_w8m2n64s2",
-            "prefill_attention_d128_w4m1n64s2", "prefill_attention_d128_w8m2n64s3",
+            "prefill_attention_d128_w4m1n64s2", "prefill_attention_d128_w8m2n64s3", "prefill_attention_d128_hopper",
             "rmsnorm_f32_to_bf16", "add_rmsnorm_f32_to_bf16", "rope_qkv_write_kv",
             "kv_write_bf16", "argmax_f32", "topk_f32", "silu_mul_f32_to_bf16", "embedding_bf16_to_f32",
             "gemv_bf16_t1r1u2p1h1", "gemv_bf16_t1r1u4p1h1", "gemv_bf16_t2r2u2p1h1",
@@ -81,9 +105,12 @@ final class KernelCompileTests: XCTestCase {
         for dtype in CUDAKernels.kvDTypes {
             for headDim in CUDAKernels.prefillAttentionHeadDims {
                 for group in 1...8 {
-                    for wide in [false, true] {
-                        let name = CUDAKernels.prefillLaunchShape(headDim: headDim, group: group, wide: wide, dtype: dtype).name
-                        XCTAssertTrue(all.contains(name), "\(dtype), head dim \(headDim), group \(group), wide \(wide): \(name)")
+                    for wide: Bool? in [nil, false, true] {
+                        for hopper in [false, true] {
+                            let name = CUDAKernels.prefillLaunchShape(headDim: headDim, group: group, wide: wide, dtype: dtype, hopper: hopper).name
+                            XCTAssertTrue(
+                                all.contains(name), "\(dtype), head dim \(headDim), group \(group), wide \(String(describing: wide)): \(name)")
+                        }
                     }
                 }
             }

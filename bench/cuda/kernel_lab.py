@@ -24,7 +24,8 @@ def _load(name, dirs):
 
 class Lab:
     def __init__(self, kernels_dir=KERNELS, modules=None, arch=None):
-        """arch: the NVRTC target (default the GPU's, e.g. sm_90; sm_90a for wgmma)."""
+        """arch: the NVRTC target; by default the GPU's, as hifc picks it (CUDADeviceInfo.architecture:
+        sm_90a on Hopper, whose wgmma kernels need it)."""
         torch.cuda.init()
         torch.zeros(1, device="cuda")  # makes the primary context current on this thread
         dirs = [os.environ.get("CUDA_HOME", "/usr/local/cuda") + "/lib64", "/usr/local/cuda/lib64"]
@@ -35,7 +36,7 @@ class Lab:
             pass
         self.nvrtc = _load("libnvrtc.so.1[23]*", dirs)
         major, minor = torch.cuda.get_device_capability()
-        self.arch = arch or f"sm_{major}{minor}"
+        self.arch = arch or f"sm_{major}{minor}" + ("a" if (major, minor) == (9, 0) else "")
         common = open(os.path.join(kernels_dir, "common.cuh")).read()
         self.functions = {}
         self._modules = []

@@ -8,13 +8,12 @@
 # Usage (GPU machine): python3 bench/cuda/lab_prefill_attention.py [kernels_dir [baseline_kernels_dir]]
 # A baseline folder (another commit's Sources/CUDA/Kernels) is timed in the same process, with
 # the variant names and launch shapes of that commit's file (BASELINE_VARIANTS).
-# LAB_WGMMA=1 (an sm_90 GPU): bench/cuda/lab_prefill_wgmma.cu is appended to prefill_attention.cu,
-# compiled for sm_90a, and its warpgroup-MMA variants (head dim 128) checked and timed beside ours.
+# On Hopper (compute capability 9.0, kernels compiled for sm_90a as hifc does) the warp-specialized
+# wgmma kernel, prefill_attention_d128_hopper, is checked and timed too (bench/results/prefill-attention-h200.md;
+# the variants that lost there are in commit fb8855a's bench/cuda/lab_prefill_wgmma.cu).
 import ctypes
 import os
-import shutil
 import sys
-import tempfile
 
 import torch
 import torch.nn.functional as F
@@ -31,10 +30,9 @@ VARIANTS = {64: [(4, 1, 64, 2), (8, 2, 64, 2)], 128: [(4, 1, 64, 2), (8, 2, 64, 
 BASELINE_VARIANTS = [(4, 1, 64, 2), (8, 1, 64, 2), (8, 2, 32, 2)]
 
 
-# lab_prefill_wgmma.cu's variants: (warps, 1, keys per tile, tiles in flight, kernel name).
-WGMMA_VARIANTS = [(8, 1, 64, 2, "prefill_attention_d128_wgmma_g2n64s2"), (8, 1, 128, 3, "prefill_attention_d128_wgmma_g2n128s3o"),
-                  (12, 1, 64, 4, "prefill_attention_d128_wgmma_ws_n64s4"), (12, 1, 64, 4, "prefill_attention_d128_wgmma_ws_n64s4or"),
-                  (12, 1, 128, 3, "prefill_attention_d128_wgmma_ws_n128s3r"), (12, 1, 128, 3, "prefill_attention_d128_wgmma_ws_n128s3rp")]
+# The Hopper kernel: (warps, 1, keys per tile, tiles in flight, kernel name); one of its three
+# warpgroups copies, two compute 64 rows each.
+HOPPER_VARIANT = (12, 1, 128, 3, "prefill_attention_d128_hopper")
 
 
 def variant_name(hd, v, baseline=False):
@@ -59,13 +57,12 @@ def tile_table(chunks):
 
 def launch_config(hd, cfg, group, n_tiles):
     warps, mt, bn, stages = cfg[:4]
-    # The warp-specialized variants: one of their three warpgroups copies, two compute 64 rows each.
-    ws = len(cfg) == 5 and "_ws_" in cfg[4]
+    ws = cfg == HOPPER_VARIANT
     bm = 128 if ws else 16 * mt * warps
     tpc = min(TILE_TOKENS, bm // group)
     slices = (TILE_TOKENS + tpc - 1) // tpc
-    # The wgmma variants align their regions to 1024 bytes inside the allocation.
-    shared = (bm + 2 * stages * bn) * hd * 2 + (1024 if len(cfg) == 5 else 0) + (16 * stages if ws else 0)
+    # The Hopper kernel aligns its regions to 1024 bytes inside the allocation, then its mbarriers.
+    shared = (bm + 2 * stages * bn) * hd * 2 + (1024 + 16 * stages if ws else 0)
     return slices * n_tiles, shared
 
 
@@ -198,17 +195,9 @@ def timing(lab, t_tokens, variants, gen, base=None):
 
 def main():
     kernels = sys.argv[1] if len(sys.argv) > 1 else KERNELS
-    wgmma = os.environ.get("LAB_WGMMA") == "1"
-    if wgmma:
-        d = tempfile.mkdtemp()
-        shutil.copy(os.path.join(kernels, "common.cuh"), d)
-        here = os.path.dirname(os.path.abspath(__file__))
-        with open(os.path.join(d, "prefill_attention.cu"), "w") as f:
-            f.write(open(os.path.join(kernels, "prefill_attention.cu")).read() + "\n" + open(os.path.join(here, "lab_prefill_wgmma.cu")).read())
-        lab = Lab(kernels_dir=d, modules=["prefill_attention"], arch="sm_90a")
-        VARIANTS[128] = VARIANTS[128] + WGMMA_VARIANTS
-    else:
-        lab = Lab(kernels_dir=kernels, modules=["prefill_attention"])
+    lab = Lab(kernels_dir=kernels, modules=["prefill_attention"])
+    if torch.cuda.get_device_capability() == (9, 0):
+        VARIANTS[128] = VARIANTS[128] + [HOPPER_VARIANT]
     base = Lab(kernels_dir=sys.argv[2], modules=["prefill_attention"]) if len(sys.argv) > 2 else None
     print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}, kernels from {os.path.abspath(kernels)}"
           + (f", baseline from {os.path.abspath(sys.argv[2])}" if base else ""))

@@ -13,8 +13,15 @@ public struct CUDADeviceInfo: Sendable, CustomStringConvertible {
     /// Shared memory a block may opt into, bytes.
     public var maxSharedMemoryPerBlock: Int
 
-    /// The NVRTC architecture flag for this device ("sm_90").
-    public var architecture: String { "sm_\(computeCapability.major)\(computeCapability.minor)" }
+    /// The NVRTC architecture flag for this device ("sm_89"; "sm_90a" on Hopper, whose
+    /// architecture-specific instructions, warpgroup MMAs and `setmaxnreg`, the prefill attention's
+    /// Hopper kernel uses: an sm_90a cubin runs on compute capability 9.0 only, this device).
+    public var architecture: String {
+        "sm_\(computeCapability.major)\(computeCapability.minor)" + (hasWarpgroupMMA ? "a" : "")
+    }
+
+    /// Whether the device has Hopper's warpgroup MMAs (`wgmma`): compute capability 9.0.
+    public var hasWarpgroupMMA: Bool { computeCapability.major == 9 && computeCapability.minor == 0 }
 
     public var description: String {
         let gib = Double(totalMemory) / Double(1 << 30)

@@ -33,6 +33,75 @@ __device__ __forceinline__ float pa_exp2(float x) {
     return y;
 }
 
+// The part of the tile table a block takes (blockIdx.y): up to BM / group tokens of one tile (a
+// "slice"), and the keys they see. False when the slice is past the tile's tokens.
+struct pa_slice {
+    int4 tile;          // {first row, tokens, table row, visible}
+    int tok0;           // the slice's first token in the tile
+    int used_rows;      // its tokens times the grouped heads
+    int first_visible;  // keys the slice's first token sees
+    int kv_end;         // keys its last token sees
+    int t_first;        // the first key tile not wholly before the first token's window
+    int window_top;     // no row masks keys from here up
+    int n_tiles;        // key tiles from t_first on
+};
+
+template <int BM, int BN>
+__device__ __forceinline__ bool pa_take_slice(const int4* __restrict__ tiles, int group, int window, pa_slice& s) {
+    const int tpc = min(PA_TILE_TOKENS, BM / group);
+    const int slices = (PA_TILE_TOKENS + tpc - 1) / tpc;
+    s.tile = tiles[blockIdx.y / slices];
+    s.tok0 = (blockIdx.y % slices) * tpc;
+    if (s.tok0 >= s.tile.y) return false;
+    const int ntok = min(tpc, s.tile.y - s.tok0);
+    s.used_rows = ntok * group;
+    s.first_visible = s.tile.w + s.tok0;
+    s.kv_end = s.first_visible + ntok - 1;
+    // With a sliding window (window > 0) token j of the slice sees keys [first_visible + j -
+    // window, first_visible + j): key tiles wholly before the first token's window are skipped.
+    s.t_first = window > 0 ? max(0, s.first_visible - window) / BN : 0;
+    s.window_top = window > 0 ? s.kv_end - window : 0;
+    s.n_tiles = (s.kv_end + BN - 1) / BN - s.t_first;
+    return true;
+}
+
+// Row m of a slice (token m / group, grouped head m % group from `first_head`), 16-byte chunk c of
+// q (rows from `first_row`, `q_stride` floats apart) times `qs`, as 8 bf16; zero past the slice's
+// rows (which are never stored).
+template <int D>
+__device__ __forceinline__ uint4 pa_q_chunk(const float* __restrict__ q, int q_stride, int first_row, int first_head, int group, int m,
+                                            int c, int used_rows, float qs) {
+    if (m >= used_rows) return make_uint4(0, 0, 0, 0);
+    const float* src = q + (long)(first_row + m / group) * q_stride + (long)(first_head + m % group) * D + c * 8;
+    const float4 a = *reinterpret_cast<const float4*>(src), b = *reinterpret_cast<const float4*>(src + 4);
+    return make_uint4(pack_bf16x2(a.x * qs, a.y * qs), pack_bf16x2(a.z * qs, a.w * qs), pack_bf16x2(b.x * qs, b.y * qs),
+                      pack_bf16x2(b.z * qs, b.w * qs));
+}
+
+// Copies rows copy_row, copy_row + COPY_ROWS, ... of a BN-key K/V tile starting at key n0 (this
+// thread's 16-byte column of each row, at `k_src` of the pool's first block) into shared memory,
+// K at kb and V at vb plus the byte offset `at(row)`; rows from kv_end on are zero-filled. One row at
+// a time: unrolled, the rows' addresses would take registers the MMAs need.
+template <int BN, int COPY_ROWS, typename T, typename Offset>
+__device__ __forceinline__ void pa_copy_kv_rows(const T* __restrict__ pool, const T* k_src, const int* __restrict__ table,
+                                                unsigned int bt_magic, int block_tokens, long block_stride, int token_elems,
+                                                long v_offset, int n0, int kv_end, int copy_row, unsigned int kb, unsigned int vb,
+                                                Offset at) {
+#pragma unroll 1
+    for (int k = 0; k < BN / COPY_ROWS; ++k) {
+        const int r = copy_row + k * COPY_ROWS, pos = n0 + r;
+        const bool valid = pos < kv_end;
+        const T* src = pool;
+        if (valid) {
+            const int blk = block_index(pos, bt_magic);
+            src = k_src + table[blk] * block_stride + (long)(pos - blk * block_tokens) * token_elems;
+        }
+        const unsigned int so = at(r);
+        cp_async16(kb + so, src, valid);
+        cp_async16(vb + so, valid ? src + v_offset : src, valid);
+    }
+}
+
 // STAGES K/V tiles are in flight: tile t + STAGES - 1 is requested right after the barrier that
 // opens iteration t, into the buffer of tile t - 1, which every warp has finished reading by then;
 // so one barrier per key tile suffices.
@@ -61,20 +130,11 @@ __device__ __forceinline__ void prefill_attention_body(
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int kvh = blockIdx.x;
     const int group = q_heads / kv_heads;
-    const int tpc = min(PA_TILE_TOKENS, BM / group);
-    const int slices = (PA_TILE_TOKENS + tpc - 1) / tpc;
-    const int4 tile = tiles[blockIdx.y / slices];      // {first row, tokens, table row, visible}
-    const int tok0 = (blockIdx.y % slices) * tpc;
-    if (tok0 >= tile.y) return;
-    const int ntok = min(tpc, tile.y - tok0);
-    const int used_rows = ntok * group;
-    const int first_visible = tile.w + tok0;           // keys the slice's first token sees
-    const int kv_end = first_visible + ntok - 1;       // keys its last token sees
-    // With a sliding window (window > 0) token j of the slice sees keys [first_visible + j -
-    // window, first_visible + j): key tiles wholly before the first token's window are skipped.
-    const int t_first = window > 0 ? max(0, first_visible - window) / BN : 0;
-    const int window_top = window > 0 ? kv_end - window : 0;   // no row masks keys from here up
-    const int n_tiles = (kv_end + BN - 1) / BN - t_first;
+    pa_slice slice;
+    if (!pa_take_slice<BM, BN>(tiles, group, window, slice)) return;
+    const int4 tile = slice.tile;
+    const int tok0 = slice.tok0, used_rows = slice.used_rows, first_visible = slice.first_visible, kv_end = slice.kv_end;
+    const int t_first = slice.t_first, window_top = slice.window_top, n_tiles = slice.n_tiles;
     const int* table = block_tables + (long)tile.z * table_stride;
     const int token_elems = kv_heads * D;
     const long v_offset = (long)block_tokens * token_elems;
@@ -118,21 +178,9 @@ __device__ __forceinline__ void prefill_attention_body(
             }
             return;
         }
-        const unsigned int kb = sK_addr + buf * TILE_BYTES, vb = sV_addr + buf * TILE_BYTES;
-        // One row at a time: unrolled, the rows' addresses would take registers the MMAs need.
-#pragma unroll 1
-        for (int k = 0; k < BN / COPY_ROWS; ++k) {
-            const int r = copy_row + k * COPY_ROWS, pos = n0 + r;
-            const bool valid = pos < kv_end;
-            const T* src = pool;
-            if (valid) {
-                const int blk = block_index(pos, bt_magic);
-                src = k_src + table[blk] * block_stride + (long)(pos - blk * block_tokens) * token_elems;
-            }
-            const unsigned int so = swz<D>(r, copy_chunk) * 2;
-            cp_async16(kb + so, src, valid);
-            cp_async16(vb + so, valid ? src + v_offset : src, valid);
-        }
+        pa_copy_kv_rows<BN, COPY_ROWS>(pool, k_src, table, bt_magic, block_tokens, block_stride, token_elems, v_offset, n0, kv_end, copy_row,
+                                       sK_addr + buf * TILE_BYTES, sV_addr + buf * TILE_BYTES,
+                                       [&](int r) { return (unsigned int)swz<D>(r, copy_chunk) * 2; });
     };
 
 #pragma unroll
@@ -148,14 +196,7 @@ __device__ __forceinline__ void prefill_attention_body(
     for (int it = 0; it < BM * CH / THREADS; ++it) {
         const int i = tid + it * THREADS;
         const int m = i / CH, c = i % CH;
-        uint4 w = make_uint4(0, 0, 0, 0);
-        if (m < used_rows) {
-            const float* src = q + (long)(tile.x + tok0 + m / group) * q_stride + (long)(kvh * group + m % group) * D + c * 8;
-            const float4 a = *reinterpret_cast<const float4*>(src), b = *reinterpret_cast<const float4*>(src + 4);
-            w = make_uint4(pack_bf16x2(a.x * qs, a.y * qs), pack_bf16x2(a.z * qs, a.w * qs),
-                           pack_bf16x2(b.x * qs, b.y * qs), pack_bf16x2(b.z * qs, b.w * qs));
-        }
-        *reinterpret_cast<uint4*>(sQ + swz<D>(m, c)) = w;
+        *reinterpret_cast<uint4*>(sQ + swz<D>(m, c)) = pa_q_chunk<D>(q, q_stride, tile.x + tok0, kvh * group, group, m, c, used_rows, qs);
     }
     __syncthreads();
 
@@ -383,4 +424,299 @@ extern "C" __global__ void __launch_bounds__(128, 1) prefill_attention_d128_w4m1
 extern "C" __global__ void __launch_bounds__(256, 1) prefill_attention_d128_w8m2n64s3_fp8(PA_PARAMS_FP8) {
     wait_for_previous_kernel();
     prefill_attention_body<128, 8, 2, 64, 3, fp8_t>(PA_ARGS, scale_offset);
+}
+
+// MARK: Hopper (compute capability 9.0, compiled for sm_90a)
+//
+// The same attention on Hopper's warpgroup MMAs (wgmma), warp-specialized as FlashAttention-3 is,
+// but with cp.async for the copies (the block table sends each key row anywhere, and a head's rows
+// in a block are strided). 384 threads: warpgroup 0 only copies 128-key K/V tiles into three
+// stages (each thread's copies arrive on the stage's "full" mbarrier when they land), warpgroups 1
+// and 2 only compute, 64 query rows each, and hand a stage back through its "empty" mbarrier: no
+// block-wide barrier a key tile, and the copies never wait behind the MMAs. S = Q·Kᵀ takes Q and the
+// K tile from shared memory (descriptors); O += P·V takes P from registers (the S accumulator's
+// layout is the A fragment's, as with mma.sync) and V from shared memory, transposed. The tiles sit
+// in the layout wgmma's 128-byte swizzle reads: each 64-element half of a 256-byte row is one
+// 128-byte line of its own region, 16-byte chunk c of line r stored at c XOR (r mod 8), regions
+// 1024-byte aligned. On an H200, 8B layer shape: 0.78x the mma.sync kernel's time at 8192 tokens,
+// 1.42-1.44x sdpa's (bench/results/prefill-attention-h200.md, where the variants that lost are too).
+// Other architectures compile the entry point only, to a trap: the launcher never picks it there.
+
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+
+// d (64 x 128 fp32, this thread's 64) (+)= A · B for one k16 step, both operands in shared memory
+// (K-major descriptors): the scores of a 128-key tile.
+__device__ __forceinline__ void wgmma_m64n128k16_ss(float d[64], unsigned long long da, unsigned long long db, int scale_d) {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31,%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,%48,%49,%50,%51,%52,%53,%54,%55,%56,%57,%58,%59,%60,%61,%62,%63}, %64, %65, p, 1, 1, 0, 0;\n}\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+        : "l"(da), "l"(db), "r"(scale_d));
+}
+
+// d (64 x 128 fp32, this thread's 64) += A · B for one k16 step: A 64 x 16 bf16 in registers (the
+// mma.sync m16n8k16 A fragment of this warp's 16 rows), B 16 (keys) x 128 bf16 MN-major in shared
+// memory (descriptor, transposed).
+__device__ __forceinline__ void wgmma_m64n128k16_rs(float d[64], unsigned int a0, unsigned int a1, unsigned int a2, unsigned int a3,
+                                                    unsigned long long db) {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31,%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,%48,%49,%50,%51,%52,%53,%54,%55,%56,%57,%58,%59,%60,%61,%62,%63}, {%64,%65,%66,%67}, %68, p, 1, 1, 1;\n}\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "l"(db), "r"(1));
+}
+
+__device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void wgmma_wait0() { asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory"); }
+// Shared-memory writes of the generic proxy (st.shared, cp.async) made visible to wgmma's reads.
+__device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
+// Pins registers that an in-flight wgmma writes: the compiler must not move or read them across
+// this point (it does not know the MMA is asynchronous).
+template <int N>
+__device__ __forceinline__ void fence_operands(float (&r)[N]) {
+#pragma unroll
+    for (int i = 0; i < N; ++i) asm volatile("" : "+f"(r[i])::"memory");
+}
+
+// A shared-memory matrix descriptor with the 128-byte swizzle: start address, leading and stride
+// byte offsets (each >> 4 in 14 bits).
+__device__ __forceinline__ unsigned long long wg_desc(unsigned int addr, unsigned int lbo, unsigned int sbo) {
+    return (unsigned long long)((addr & 0x3ffff) >> 4) | ((unsigned long long)(lbo >> 4) << 16) |
+           ((unsigned long long)(sbo >> 4) << 32) | (1ull << 62);
+}
+
+// Byte offset of 16-byte chunk c (0..15) of row r of a [R][128 bf16] tile in the swizzled layout.
+template <int R>
+__device__ __forceinline__ unsigned int wg_swz(int r, int c) { return (c >> 3) * (R * 128) + r * 128 + (((c & 7) ^ (r & 7)) << 4); }
+
+// One key tile of a warpgroup's 64 rows: masks the scores `s` (keys from n0; `masked` when some
+// row of the tile sees only part of it), updates the online softmax (running max `mx` and sum `l`
+// of this thread's two rows, O rescaled when a max rises) and writes P as bf16 A fragments `pf`.
+template <int BN>
+__device__ __forceinline__ void wg_softmax(float (&s)[BN / 2], float (&o)[64], float (&mx)[2], float (&l)[2], const int (&lim)[2],
+                                           const int (&lo)[2], int n0, bool masked, int tq, unsigned int (&pf)[BN / 16][4]) {
+    constexpr int D = 128;
+    if (masked) {
+#pragma unroll
+        for (int j = 0; j < BN / 8; ++j) {
+            const int key = n0 + j * 8 + 2 * tq;
+            if (key >= lim[0] || key < lo[0]) s[4 * j] = NEG_INF;
+            if (key + 1 >= lim[0] || key + 1 < lo[0]) s[4 * j + 1] = NEG_INF;
+            if (key >= lim[1] || key < lo[1]) s[4 * j + 2] = NEG_INF;
+            if (key + 1 >= lim[1] || key + 1 < lo[1]) s[4 * j + 3] = NEG_INF;
+        }
+    }
+    float x0 = mx[0], x1 = mx[1];
+#pragma unroll
+    for (int j = 0; j < BN / 8; ++j) {
+        x0 = fmaxf(x0, fmaxf(s[4 * j], s[4 * j + 1]));
+        x1 = fmaxf(x1, fmaxf(s[4 * j + 2], s[4 * j + 3]));
+    }
+    x0 = fmaxf(x0, __shfl_xor_sync(0xffffffffu, x0, 1));
+    x0 = fmaxf(x0, __shfl_xor_sync(0xffffffffu, x0, 2));
+    x1 = fmaxf(x1, __shfl_xor_sync(0xffffffffu, x1, 1));
+    x1 = fmaxf(x1, __shfl_xor_sync(0xffffffffu, x1, 2));
+    const float r0 = x0 == NEG_INF ? 0.0f : x0, r1 = x1 == NEG_INF ? 0.0f : x1;
+    if (__any_sync(0xffffffffu, x0 != mx[0] || x1 != mx[1])) {
+        const float c0 = pa_exp2(mx[0] - r0), c1 = pa_exp2(mx[1] - r1);
+        l[0] *= c0; l[1] *= c1;
+#pragma unroll
+        for (int j = 0; j < D / 8; ++j) { o[4 * j] *= c0; o[4 * j + 1] *= c0; o[4 * j + 2] *= c1; o[4 * j + 3] *= c1; }
+        mx[0] = x0; mx[1] = x1;
+    }
+    float l0 = l[0], l1 = l[1];
+#pragma unroll
+    for (int j = 0; j < BN / 8; ++j) {
+        const float p0 = pa_exp2(s[4 * j] - r0), p1 = pa_exp2(s[4 * j + 1] - r0);
+        const float p2 = pa_exp2(s[4 * j + 2] - r1), p3 = pa_exp2(s[4 * j + 3] - r1);
+        l0 += p0 + p1; l1 += p2 + p3;
+        pf[j >> 1][(j & 1) * 2] = pack_bf16x2(p0, p1);
+        pf[j >> 1][(j & 1) * 2 + 1] = pack_bf16x2(p2, p3);
+    }
+    l[0] = l0; l[1] = l1;
+}
+
+// O += P·V with P (this thread's fragments `pf`) and the V tile at shared address `vb`, issued
+// (not committed).
+template <int BN>
+__device__ __forceinline__ void wg_issue_pv(float (&o)[64], const unsigned int (&pf)[BN / 16][4], unsigned int vb) {
+    wgmma_fence();
+#pragma unroll
+    for (int kk = 0; kk < BN / 16; ++kk) {
+        // MN-major: the leading offset steps between the two 64-column halves of V, the stride
+        // offset between groups of 8 keys (with the two swapped every check fails).
+        wgmma_m64n128k16_rs(o, pf[kk][0], pf[kk][1], pf[kk][2], pf[kk][3], wg_desc(vb + kk * 16 * 128, BN * 128, 1024));
+    }
+}
+
+// wg_softmax, then O += P·V issued and committed (not waited for).
+template <int BN>
+__device__ __forceinline__ void wg_softmax_pv(float (&s)[BN / 2], float (&o)[64], float (&mx)[2], float (&l)[2], const int (&lim)[2],
+                                              const int (&lo)[2], int n0, bool masked, int tq, unsigned int vb) {
+    unsigned int pf[BN / 16][4];
+    wg_softmax<BN>(s, o, mx, l, lim, lo, n0, masked, tq, pf);
+    wg_issue_pv<BN>(o, pf, vb);
+    wgmma_commit();
+    fence_operands<64>(o);
+}
+
+// S = Q·Kᵀ for a warpgroup's 64 rows (Q at shared address `q`) and the 128-key tile at `kb`,
+// issued and committed (not waited for).
+__device__ __forceinline__ void wg_issue_s(float (&s)[64], unsigned int q, unsigned int kb) {
+    wgmma_fence();
+#pragma unroll
+    for (int kk = 0; kk < 8; ++kk) {
+        // k16 steps: 32 bytes along a 128-byte line, four a line, then the other half's region
+        // (64 lines of Q, 128 of K).
+        const unsigned int half = kk >> 2, along = (kk & 3) * 32;
+        wgmma_m64n128k16_ss(s, wg_desc(q + half * (64 * 128) + along, 16, 1024), wg_desc(kb + half * (128 * 128) + along, 16, 1024), kk > 0);
+    }
+    wgmma_commit();
+    fence_operands<64>(s);
+}
+
+// mbarriers in shared memory (the Hopper kernel's pipeline).
+__device__ __forceinline__ void mbar_init(unsigned int bar, int count) {
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" :: "r"(bar), "r"(count) : "memory");
+}
+__device__ __forceinline__ void mbar_arrive(unsigned int bar) {
+    asm volatile("{\n.reg .b64 state;\nmbarrier.arrive.shared::cta.b64 state, [%0];\n}\n" :: "r"(bar) : "memory");
+}
+// Arrives on `bar` when this thread's cp.async copies so far have landed (counted in the init).
+__device__ __forceinline__ void mbar_arrive_on_copies(unsigned int bar) {
+    asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" :: "r"(bar) : "memory");
+}
+__device__ __forceinline__ void mbar_wait(unsigned int bar, int parity) {
+    asm volatile(
+        "{\n.reg .pred done;\nWAIT:\nmbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n@!done bra WAIT;\n}\n"
+        :: "r"(bar), "r"(parity) : "memory");
+}
+
+// The warp-specialized body (see "Hopper" above): BN keys a tile, STAGES tiles in flight, and
+// CONSUMER_REGS registers for each computing thread once the copying warpgroup has given up its own.
+template <int BN, int STAGES, int CONSUMER_REGS>
+__device__ __forceinline__ void prefill_attention_hopper_body(
+    const float* __restrict__ q, int q_stride, const bf16_t* __restrict__ pool,
+    const int* __restrict__ block_tables, int table_stride, const int4* __restrict__ tiles,
+    bf16_t* __restrict__ out, int q_heads, int kv_heads, int layer, int block_tokens, long block_stride,
+    float scale, int window)
+{
+    constexpr int D = 128, BM = 128, CH = D / 8, THREADS = 384, PRODUCERS = 128, CONSUMERS = 256;
+    constexpr int COPY_ROWS = PRODUCERS / CH;
+    static_assert(BN == 128, "the score product (wg_issue_s) is m64n128");
+    static_assert(40 * PRODUCERS + CONSUMER_REGS * CONSUMERS <= 65536, "the registers must fit one multiprocessor");
+    constexpr unsigned int Q_BYTES = 64 * D * 2, TILE_BYTES = BN * D * 2;
+    extern __shared__ __align__(1024) unsigned char pa_smem[];
+    const unsigned int base = (smem_addr(pa_smem) + 1023) & ~1023u;
+    const unsigned int sQ = base, sK = sQ + 2 * Q_BYTES, sV = sK + STAGES * TILE_BYTES;
+    const unsigned int full = sV + STAGES * TILE_BYTES, empty = full + STAGES * 8;
+    unsigned char* gQ = pa_smem + (base - smem_addr(pa_smem));
+
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, wg = warp >> 2;
+    const int kvh = blockIdx.x;
+    const int group = q_heads / kv_heads;
+    pa_slice slice;
+    if (!pa_take_slice<BM, BN>(tiles, group, window, slice)) return;
+    const int4 tile = slice.tile;
+    const int tok0 = slice.tok0, used_rows = slice.used_rows, first_visible = slice.first_visible, kv_end = slice.kv_end;
+    const int t_first = slice.t_first, window_top = slice.window_top, n_tiles = slice.n_tiles;
+
+    if (tid == 0) {
+        for (int s = 0; s < STAGES; ++s) {
+            mbar_init(full + s * 8, PRODUCERS);
+            mbar_init(empty + s * 8, CONSUMERS);
+        }
+    }
+    const float qs = scale * PA_LOG2E;
+    for (int i = tid; i < BM * CH; i += THREADS) {
+        const int m = i / CH, c = i % CH;
+        *reinterpret_cast<uint4*>(gQ + (m >> 6) * Q_BYTES + wg_swz<64>(m & 63, c)) =
+            pa_q_chunk<D>(q, q_stride, tile.x + tok0, kvh * group, group, m, c, used_rows, qs);
+    }
+    fence_proxy_async();
+    __syncthreads();
+
+    if (wg == 0) {
+        // The copying warpgroup gives its registers to the computing ones (setmaxnreg: 40 each
+        // here, CONSUMER_REGS each there), whose scores, output and P fragments need about 200.
+        asm volatile("setmaxnreg.dec.sync.aligned.u32 40;\n" ::: "memory");
+        const int* table = block_tables + (long)tile.z * table_stride;
+        const int token_elems = kv_heads * D;
+        const long v_offset = (long)block_tokens * token_elems;
+        const int copy_chunk = tid % CH, copy_row = tid / CH;
+        const bf16_t* k_src = pool + (long)(layer * 2) * block_tokens * token_elems + (long)kvh * D + copy_chunk * 8;
+        const unsigned int bt_magic = block_index_magic(block_tokens);
+        for (int t = 0; t < n_tiles; ++t) {
+            const int s = t % STAGES;
+            if (t >= STAGES) mbar_wait(empty + s * 8, ((t / STAGES) - 1) & 1);
+            const int n0 = (t_first + t) * BN;
+            pa_copy_kv_rows<BN, COPY_ROWS>(pool, k_src, table, bt_magic, block_tokens, block_stride, token_elems, v_offset, n0, kv_end,
+                                           copy_row, sK + s * TILE_BYTES, sV + s * TILE_BYTES,
+                                           [&](int r) { return wg_swz<BN>(r, copy_chunk); });
+            mbar_arrive_on_copies(full + s * 8);
+        }
+        cp_async_wait<0>();
+        return;
+    }
+
+    // Consumers: warpgroup 1 takes rows 0-63, warpgroup 2 rows 64-127.
+    asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" :: "n"(CONSUMER_REGS) : "memory");
+    const int cwarp = warp - 4, g = lane >> 2, tq = lane & 3;
+    int lim[2], lo[2];
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+        const int row = cwarp * 16 + g + 8 * h;
+        lim[h] = row < used_rows ? first_visible + row / group : first_visible;
+        lo[h] = window > 0 ? lim[h] - window : 0;
+    }
+    float o[64];
+#pragma unroll
+    for (int j = 0; j < 64; ++j) o[j] = 0.0f;
+    float mx[2] = {NEG_INF, NEG_INF}, l[2] = {0.0f, 0.0f};
+    const unsigned int my_q = sQ + (wg - 1) * Q_BYTES;
+    for (int t = 0; t < n_tiles; ++t) {
+        const int s = t % STAGES;
+        mbar_wait(full + s * 8, (t / STAGES) & 1);
+        // The copies were written through the generic proxy; wgmma reads through the async one.
+        fence_proxy_async();
+        float sc[BN / 2];
+        wg_issue_s(sc, my_q, sK + s * TILE_BYTES);
+        wgmma_wait0();
+        fence_operands<BN / 2>(sc);
+        const int n0 = (t_first + t) * BN;
+        wg_softmax_pv<BN>(sc, o, mx, l, lim, lo, n0, n0 + BN > first_visible || n0 < window_top, tq, sV + s * TILE_BYTES);
+        wgmma_wait0();
+        fence_operands<64>(o);
+        mbar_arrive(empty + s * 8);
+    }
+
+    const long out_stride = (long)q_heads * D;
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+        float sum = l[h];
+        sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+        sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+        const float inv = 1.0f / sum;
+        const int row = cwarp * 16 + g + 8 * h;
+        if (row < used_rows) {
+            bf16_t* dst = out + (long)(tile.x + tok0 + row / group) * out_stride + (long)(kvh * group + row % group) * D + 2 * tq;
+#pragma unroll
+            for (int j = 0; j < D / 8; ++j)
+                *reinterpret_cast<unsigned int*>(dst + j * 8) = pack_bf16x2(o[4 * j + 2 * h] * inv, o[4 * j + 2 * h + 1] * inv);
+        }
+    }
+}
+
+#endif  // __CUDA_ARCH_FEAT_SM90_ALL
+
+// Grid (kv_heads, tiles * slices), 384 threads, dynamic shared memory (128 + 2 * 3 * 128) * 256 +
+// 1024 + 48 bytes: Q, three 128-key K/V stages, alignment, the stages' mbarriers.
+extern "C" __global__ void __launch_bounds__(384, 1) prefill_attention_d128_hopper(PA_PARAMS) {
+    wait_for_previous_kernel();
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+    prefill_attention_hopper_body<128, 3, 232>(PA_ARGS);
+#else
+    __trap();
+#endif
 }

@@ -66,6 +66,15 @@ extension CUDAKernels {
     public static let prefillAttentionHeadDims = [64, 128]
     /// Keys per shared-memory tile (the N of the kernel names).
     static let prefillKeyTile = 64
+    /// Dynamic shared memory of `prefill_attention_d128_hopper`: Q (128 rows), three 128-key K
+    /// and V stages of head dim 128 in bf16, 1024 bytes to align them, and the stages' mbarriers.
+    public static let prefillHopperSharedBytes = (128 + 2 * 3 * 128) * 128 * 2 + 1024 + 2 * 3 * 8
+
+    /// Whether `device` runs `prefill_attention_d128_hopper` (the `hopper` of `prefillLaunchShape`):
+    /// warpgroup MMAs and the shared memory the kernel asks for.
+    public static func prefillRunsHopperKernel(on device: CUDADeviceInfo) -> Bool {
+        device.hasWarpgroupMMA && device.maxSharedMemoryPerBlock >= prefillHopperSharedBytes
+    }
 
     /// Whether `prefillAttention` runs this shape.
     public static func prefillAttentionSupports(headDim: Int, qHeads: Int, kvHeads: Int) -> Bool {
@@ -102,13 +111,21 @@ extension CUDAKernels {
     /// is split into, and the dynamic shared memory. `wide` picks two row tiles per warp (nil:
     /// when the launch still has a block per multiprocessor with them). Over fp8 (`dtype`) the
     /// tiles in flight hold codes and scales, after one bf16 K and V tile they are decoded into.
-    static func prefillLaunchShape(
+    public static func prefillLaunchShape(
         headDim: Int, group: Int, tileCount: Int = 1, kvHeads: Int = 1, multiprocessors: Int = 132, wide: Bool? = nil,
-        dtype: KVDType = .bfloat16
+        dtype: KVDType = .bfloat16, hopper: Bool = false
     ) -> (name: String, warps: Int, rowTiles: Int, keyTile: Int, slices: Int, sharedBytes: Int) {
         func slicesFor(rows: Int) -> Int {
             let tokens = min(prefillTileTokens, rows / group)
             return (prefillTileTokens + tokens - 1) / tokens
+        }
+        // Hopper (`hopper`: a compute capability 9.0 device with the shared memory for it), head
+        // dim 128 over bf16, the choice not forced: the warp-specialized wgmma kernel, 0.78x the
+        // wide kernel's time at 8192 tokens and 0.85x at 2048 on an H200
+        // (bench/results/prefill-attention-h200.md). 12 warps: one warpgroup copies, two compute
+        // 128 rows; shared memory for Q, three 128-key K/V stages, alignment and mbarriers.
+        if hopper, headDim == 128, dtype == .bfloat16, wide == nil {
+            return ("prefill_attention_d128_hopper", 12, 1, 128, slicesFor(rows: 128), prefillHopperSharedBytes)
         }
         // A block covers at most one table tile (64 tokens). Narrow: 4 warps of one row tile,
         // two blocks per multiprocessor, the most blocks for a small launch. Wide (grouped heads
@@ -180,9 +197,11 @@ extension CUDAKernels {
     ) throws {
         try Self.validatePrefillAttention(qStride: qStride, blockStride: blockStride, tileCount: tileCount, qHeads: qHeads, layout: layout)
         if let window, window < 1 { throw PrefillAttentionError.badWindow(window) }
+        let info = library.device.info
         let shape = Self.prefillLaunchShape(
             headDim: layout.headDim, group: qHeads / layout.kvHeads, tileCount: tileCount, kvHeads: layout.kvHeads,
-            multiprocessors: library.device.info.multiprocessors, wide: wide, dtype: layout.dtype)
+            multiprocessors: info.multiprocessors, wide: wide, dtype: layout.dtype,
+            hopper: Self.prefillRunsHopperKernel(on: info))
         var a = KernelArguments()
         a.add(q)
         a.add(int: qStride)
