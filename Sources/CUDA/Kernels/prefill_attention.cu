@@ -439,7 +439,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) prefill_attention_d128_w8m2
 // in the layout wgmma's 128-byte swizzle reads: each 64-element half of a 256-byte row is one
 // 128-byte line of its own region, 16-byte chunk c of line r stored at c XOR (r mod 8), regions
 // 1024-byte aligned. On an H200, 8B layer shape: 0.78x the mma.sync kernel's time at 8192 tokens,
-// 1.42-1.44x sdpa's (bench/results/prefill-attention-h200.md, where the variants that lost are too).
+// 1.41-1.44x sdpa's (bench/results/prefill-attention-h200.md, where the variants that lost are too).
 // Other architectures compile the entry point only, to a trap: the launcher never picks it there.
 
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
