@@ -57,12 +57,12 @@ def tile_table(chunks):
 
 def launch_config(hd, cfg, group, n_tiles):
     warps, mt, bn, stages = cfg[:4]
-    ws = cfg == HOPPER_VARIANT
-    bm = 128 if ws else 16 * mt * warps
+    hopper = cfg == HOPPER_VARIANT
+    bm = 128 if hopper else 16 * mt * warps
     tpc = min(TILE_TOKENS, bm // group)
     slices = (TILE_TOKENS + tpc - 1) // tpc
     # The Hopper kernel aligns its regions to 1024 bytes inside the allocation, then its mbarriers.
-    shared = (bm + 2 * stages * bn) * hd * 2 + (1024 + 16 * stages if ws else 0)
+    shared = (bm + 2 * stages * bn) * hd * 2 + (1024 + 16 * stages if hopper else 0)
     return slices * n_tiles, shared
 
 
