@@ -102,6 +102,61 @@ __device__ __forceinline__ void pa_copy_kv_rows(const T* __restrict__ pool, cons
     }
 }
 
+// One key tile of one m16 tile's rows, on this thread's scores `s` (the m16n8 accumulator layout,
+// keys from n0; wgmma's m64nN accumulator holds a warp's 16 rows in the same order): masks them
+// when `masked` (some row of the tile sees only part of it; key k of a row is visible when lo <= k
+// < lim), updates the online softmax (running max `mx` and sum `l` of this thread's two rows,
+// fragment rows lane/4 and lane/4 + 8) and writes P as bf16 A fragments `pf`. The running max is
+// shared by the four lanes of a row (quad), the running sum stays per lane until the end. A row
+// that has seen no key yet (its max still -inf: under a sliding window, a tile wholly before the
+// row's window) takes 0 as its reference, so its P and its rescale are 0, not NaN. Once the maxima
+// settle most tiles raise none of a warp's rows, and then the rescale of O (a multiply per output
+// element) is skipped: it would multiply by exactly 1.
+template <int BN, int D>
+__device__ __forceinline__ void pa_online_softmax(float (&s)[BN / 8][4], float (&o)[D / 8][4], float (&mx)[2], float (&l)[2],
+                                                  const int (&lim)[2], const int (&lo)[2], int n0, bool masked, int tq,
+                                                  unsigned int (&pf)[BN / 16][4]) {
+    if (masked) {
+#pragma unroll
+        for (int j = 0; j < BN / 8; ++j) {
+            const int key = n0 + j * 8 + 2 * tq;
+            if (key >= lim[0] || key < lo[0]) s[j][0] = NEG_INF;
+            if (key + 1 >= lim[0] || key + 1 < lo[0]) s[j][1] = NEG_INF;
+            if (key >= lim[1] || key < lo[1]) s[j][2] = NEG_INF;
+            if (key + 1 >= lim[1] || key + 1 < lo[1]) s[j][3] = NEG_INF;
+        }
+    }
+    float x0 = mx[0], x1 = mx[1];
+#pragma unroll
+    for (int j = 0; j < BN / 8; ++j) {
+        x0 = fmaxf(x0, fmaxf(s[j][0], s[j][1]));
+        x1 = fmaxf(x1, fmaxf(s[j][2], s[j][3]));
+    }
+    x0 = fmaxf(x0, __shfl_xor_sync(0xffffffffu, x0, 1));
+    x0 = fmaxf(x0, __shfl_xor_sync(0xffffffffu, x0, 2));
+    x1 = fmaxf(x1, __shfl_xor_sync(0xffffffffu, x1, 1));
+    x1 = fmaxf(x1, __shfl_xor_sync(0xffffffffu, x1, 2));
+    const float r0 = x0 == NEG_INF ? 0.0f : x0, r1 = x1 == NEG_INF ? 0.0f : x1;
+    if (__any_sync(0xffffffffu, x0 != mx[0] || x1 != mx[1])) {
+        const float c0 = pa_exp2(mx[0] - r0), c1 = pa_exp2(mx[1] - r1);
+        l[0] *= c0; l[1] *= c1;
+#pragma unroll
+        for (int j = 0; j < D / 8; ++j) { o[j][0] *= c0; o[j][1] *= c0; o[j][2] *= c1; o[j][3] *= c1; }
+        mx[0] = x0; mx[1] = x1;
+    }
+    float l0 = l[0], l1 = l[1];
+#pragma unroll
+    for (int j = 0; j < BN / 8; ++j) {
+        const float p0 = pa_exp2(s[j][0] - r0), p1 = pa_exp2(s[j][1] - r0);
+        const float p2 = pa_exp2(s[j][2] - r1), p3 = pa_exp2(s[j][3] - r1);
+        l0 += p0 + p1; l1 += p2 + p3;
+        // S's accumulator layout is the A-operand layout of the next product.
+        pf[j >> 1][(j & 1) * 2] = pack_bf16x2(p0, p1);
+        pf[j >> 1][(j & 1) * 2 + 1] = pack_bf16x2(p2, p3);
+    }
+    l[0] = l0; l[1] = l1;
+}
+
 // STAGES K/V tiles are in flight: tile t + STAGES - 1 is requested right after the barrier that
 // opens iteration t, into the buffer of tile t - 1, which every warp has finished reading by then;
 // so one barrier per key tile suffices.
@@ -291,58 +346,10 @@ __device__ __forceinline__ void prefill_attention_body(
         }
 
         const int n0 = (t_first + t) * BN;
-        if (n0 + BN > first_visible || n0 < window_top) {
-#pragma unroll
-            for (int i = 0; i < MT; ++i)
-#pragma unroll
-                for (int j = 0; j < BN / 8; ++j) {
-                    const int key = n0 + j * 8 + 2 * tq;
-                    if (key >= lim[i][0] || key < lo[i][0]) s[i][j][0] = NEG_INF;
-                    if (key + 1 >= lim[i][0] || key + 1 < lo[i][0]) s[i][j][1] = NEG_INF;
-                    if (key >= lim[i][1] || key < lo[i][1]) s[i][j][2] = NEG_INF;
-                    if (key + 1 >= lim[i][1] || key + 1 < lo[i][1]) s[i][j][3] = NEG_INF;
-                }
-        }
-
-        // Online softmax; the running max is shared by the four lanes of a row (quad), the running
-        // sum stays per lane until the end. A row that has seen no key yet (its max still -inf:
-        // under a sliding window, a tile wholly before the row's window) takes 0 as its
-        // reference, so its P and its rescale are 0, not NaN. Once the maxima settle most tiles
-        // raise none of a warp's rows, and then the rescale (a multiply per output element) is
-        // skipped: it would multiply by exactly 1.
+        const bool masked = n0 + BN > first_visible || n0 < window_top;
         unsigned int pf[MT][BN / 16][4];
 #pragma unroll
-        for (int i = 0; i < MT; ++i) {
-            float x0 = mx[i][0], x1 = mx[i][1];
-#pragma unroll
-            for (int j = 0; j < BN / 8; ++j) {
-                x0 = fmaxf(x0, fmaxf(s[i][j][0], s[i][j][1]));
-                x1 = fmaxf(x1, fmaxf(s[i][j][2], s[i][j][3]));
-            }
-            x0 = fmaxf(x0, __shfl_xor_sync(0xffffffffu, x0, 1));
-            x0 = fmaxf(x0, __shfl_xor_sync(0xffffffffu, x0, 2));
-            x1 = fmaxf(x1, __shfl_xor_sync(0xffffffffu, x1, 1));
-            x1 = fmaxf(x1, __shfl_xor_sync(0xffffffffu, x1, 2));
-            const float r0 = x0 == NEG_INF ? 0.0f : x0, r1 = x1 == NEG_INF ? 0.0f : x1;
-            if (__any_sync(0xffffffffu, x0 != mx[i][0] || x1 != mx[i][1])) {
-                const float c0 = pa_exp2(mx[i][0] - r0), c1 = pa_exp2(mx[i][1] - r1);
-                l[i][0] *= c0; l[i][1] *= c1;
-#pragma unroll
-                for (int j = 0; j < D / 8; ++j) { o[i][j][0] *= c0; o[i][j][1] *= c0; o[i][j][2] *= c1; o[i][j][3] *= c1; }
-                mx[i][0] = x0; mx[i][1] = x1;
-            }
-            float l0 = l[i][0], l1 = l[i][1];
-#pragma unroll
-            for (int j = 0; j < BN / 8; ++j) {
-                const float p0 = pa_exp2(s[i][j][0] - r0), p1 = pa_exp2(s[i][j][1] - r0);
-                const float p2 = pa_exp2(s[i][j][2] - r1), p3 = pa_exp2(s[i][j][3] - r1);
-                l0 += p0 + p1; l1 += p2 + p3;
-                // S's accumulator layout is the A-operand layout of the next product.
-                pf[i][j >> 1][(j & 1) * 2] = pack_bf16x2(p0, p1);
-                pf[i][j >> 1][(j & 1) * 2 + 1] = pack_bf16x2(p2, p3);
-            }
-            l[i][0] = l0; l[i][1] = l1;
-        }
+        for (int i = 0; i < MT; ++i) pa_online_softmax<BN, D>(s[i], o[i], mx[i], l[i], lim[i], lo[i], n0, masked, tq, pf[i]);
 
 #pragma unroll
         for (int kk = 0; kk < BN / 16; ++kk) {
@@ -444,25 +451,26 @@ extern "C" __global__ void __launch_bounds__(256, 1) prefill_attention_d128_w8m2
 
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
 
-// d (64 x 128 fp32, this thread's 64) (+)= A · B for one k16 step, both operands in shared memory
-// (K-major descriptors): the scores of a 128-key tile.
-__device__ __forceinline__ void wgmma_m64n128k16_ss(float d[64], unsigned long long da, unsigned long long db, int scale_d) {
+// d (64 x 128 fp32, this thread's 64 in the m16n8 accumulator layout of its warp's 16 rows: element
+// [j][c] is column 8j + 2(lane mod 4) + (c mod 2), row lane/4 + 8(c/2)) (+)= A · B for one k16 step,
+// both operands in shared memory (K-major descriptors): the scores of a 128-key tile.
+__device__ __forceinline__ void wgmma_m64n128k16_ss(float (&d)[16][4], unsigned long long da, unsigned long long db, int scale_d) {
     asm volatile(
         "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
         "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31,%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,%48,%49,%50,%51,%52,%53,%54,%55,%56,%57,%58,%59,%60,%61,%62,%63}, %64, %65, p, 1, 1, 0, 0;\n}\n"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+        : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3]), "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]), "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]), "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]), "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]), "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]), "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3]), "+f"(d[8][0]), "+f"(d[8][1]), "+f"(d[8][2]), "+f"(d[8][3]), "+f"(d[9][0]), "+f"(d[9][1]), "+f"(d[9][2]), "+f"(d[9][3]), "+f"(d[10][0]), "+f"(d[10][1]), "+f"(d[10][2]), "+f"(d[10][3]), "+f"(d[11][0]), "+f"(d[11][1]), "+f"(d[11][2]), "+f"(d[11][3]), "+f"(d[12][0]), "+f"(d[12][1]), "+f"(d[12][2]), "+f"(d[12][3]), "+f"(d[13][0]), "+f"(d[13][1]), "+f"(d[13][2]), "+f"(d[13][3]), "+f"(d[14][0]), "+f"(d[14][1]), "+f"(d[14][2]), "+f"(d[14][3]), "+f"(d[15][0]), "+f"(d[15][1]), "+f"(d[15][2]), "+f"(d[15][3])
         : "l"(da), "l"(db), "r"(scale_d));
 }
 
-// d (64 x 128 fp32, this thread's 64) += A · B for one k16 step: A 64 x 16 bf16 in registers (the
-// mma.sync m16n8k16 A fragment of this warp's 16 rows), B 16 (keys) x 128 bf16 MN-major in shared
-// memory (descriptor, transposed).
-__device__ __forceinline__ void wgmma_m64n128k16_rs(float d[64], unsigned int a0, unsigned int a1, unsigned int a2, unsigned int a3,
+// d (as above) += A · B for one k16 step: A 64 x 16 bf16 in registers (the mma.sync m16n8k16 A
+// fragment of this warp's 16 rows), B 16 (keys) x 128 bf16 MN-major in shared memory (descriptor,
+// transposed).
+__device__ __forceinline__ void wgmma_m64n128k16_rs(float (&d)[16][4], unsigned int a0, unsigned int a1, unsigned int a2, unsigned int a3,
                                                     unsigned long long db) {
     asm volatile(
         "{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
         "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31,%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,%48,%49,%50,%51,%52,%53,%54,%55,%56,%57,%58,%59,%60,%61,%62,%63}, {%64,%65,%66,%67}, %68, p, 1, 1, 1;\n}\n"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+        : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3]), "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]), "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]), "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]), "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]), "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]), "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3]), "+f"(d[8][0]), "+f"(d[8][1]), "+f"(d[8][2]), "+f"(d[8][3]), "+f"(d[9][0]), "+f"(d[9][1]), "+f"(d[9][2]), "+f"(d[9][3]), "+f"(d[10][0]), "+f"(d[10][1]), "+f"(d[10][2]), "+f"(d[10][3]), "+f"(d[11][0]), "+f"(d[11][1]), "+f"(d[11][2]), "+f"(d[11][3]), "+f"(d[12][0]), "+f"(d[12][1]), "+f"(d[12][2]), "+f"(d[12][3]), "+f"(d[13][0]), "+f"(d[13][1]), "+f"(d[13][2]), "+f"(d[13][3]), "+f"(d[14][0]), "+f"(d[14][1]), "+f"(d[14][2]), "+f"(d[14][3]), "+f"(d[15][0]), "+f"(d[15][1]), "+f"(d[15][2]), "+f"(d[15][3])
         : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "l"(db), "r"(1));
 }
 
@@ -474,9 +482,11 @@ __device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.
 // Pins registers that an in-flight wgmma writes: the compiler must not move or read them across
 // this point (it does not know the MMA is asynchronous).
 template <int N>
-__device__ __forceinline__ void fence_operands(float (&r)[N]) {
+__device__ __forceinline__ void fence_operands(float (&r)[N][4]) {
 #pragma unroll
-    for (int i = 0; i < N; ++i) asm volatile("" : "+f"(r[i])::"memory");
+    for (int i = 0; i < N; ++i)
+#pragma unroll
+        for (int c = 0; c < 4; ++c) asm volatile("" : "+f"(r[i][c])::"memory");
 }
 
 // A shared-memory matrix descriptor with the 128-byte swizzle: start address, leading and stride
@@ -490,57 +500,13 @@ __device__ __forceinline__ unsigned long long wg_desc(unsigned int addr, unsigne
 template <int R>
 __device__ __forceinline__ unsigned int wg_swz(int r, int c) { return (c >> 3) * (R * 128) + r * 128 + (((c & 7) ^ (r & 7)) << 4); }
 
-// One key tile of a warpgroup's 64 rows: masks the scores `s` (keys from n0; `masked` when some
-// row of the tile sees only part of it), updates the online softmax (running max `mx` and sum `l`
-// of this thread's two rows, O rescaled when a max rises) and writes P as bf16 A fragments `pf`.
+// One key tile of a warpgroup's 64 rows: pa_online_softmax on this thread's scores `s`, then
+// O += P·V with the V tile at shared address `vb`, issued and committed (not waited for).
 template <int BN>
-__device__ __forceinline__ void wg_softmax(float (&s)[BN / 2], float (&o)[64], float (&mx)[2], float (&l)[2], const int (&lim)[2],
-                                           const int (&lo)[2], int n0, bool masked, int tq, unsigned int (&pf)[BN / 16][4]) {
-    constexpr int D = 128;
-    if (masked) {
-#pragma unroll
-        for (int j = 0; j < BN / 8; ++j) {
-            const int key = n0 + j * 8 + 2 * tq;
-            if (key >= lim[0] || key < lo[0]) s[4 * j] = NEG_INF;
-            if (key + 1 >= lim[0] || key + 1 < lo[0]) s[4 * j + 1] = NEG_INF;
-            if (key >= lim[1] || key < lo[1]) s[4 * j + 2] = NEG_INF;
-            if (key + 1 >= lim[1] || key + 1 < lo[1]) s[4 * j + 3] = NEG_INF;
-        }
-    }
-    float x0 = mx[0], x1 = mx[1];
-#pragma unroll
-    for (int j = 0; j < BN / 8; ++j) {
-        x0 = fmaxf(x0, fmaxf(s[4 * j], s[4 * j + 1]));
-        x1 = fmaxf(x1, fmaxf(s[4 * j + 2], s[4 * j + 3]));
-    }
-    x0 = fmaxf(x0, __shfl_xor_sync(0xffffffffu, x0, 1));
-    x0 = fmaxf(x0, __shfl_xor_sync(0xffffffffu, x0, 2));
-    x1 = fmaxf(x1, __shfl_xor_sync(0xffffffffu, x1, 1));
-    x1 = fmaxf(x1, __shfl_xor_sync(0xffffffffu, x1, 2));
-    const float r0 = x0 == NEG_INF ? 0.0f : x0, r1 = x1 == NEG_INF ? 0.0f : x1;
-    if (__any_sync(0xffffffffu, x0 != mx[0] || x1 != mx[1])) {
-        const float c0 = pa_exp2(mx[0] - r0), c1 = pa_exp2(mx[1] - r1);
-        l[0] *= c0; l[1] *= c1;
-#pragma unroll
-        for (int j = 0; j < D / 8; ++j) { o[4 * j] *= c0; o[4 * j + 1] *= c0; o[4 * j + 2] *= c1; o[4 * j + 3] *= c1; }
-        mx[0] = x0; mx[1] = x1;
-    }
-    float l0 = l[0], l1 = l[1];
-#pragma unroll
-    for (int j = 0; j < BN / 8; ++j) {
-        const float p0 = pa_exp2(s[4 * j] - r0), p1 = pa_exp2(s[4 * j + 1] - r0);
-        const float p2 = pa_exp2(s[4 * j + 2] - r1), p3 = pa_exp2(s[4 * j + 3] - r1);
-        l0 += p0 + p1; l1 += p2 + p3;
-        pf[j >> 1][(j & 1) * 2] = pack_bf16x2(p0, p1);
-        pf[j >> 1][(j & 1) * 2 + 1] = pack_bf16x2(p2, p3);
-    }
-    l[0] = l0; l[1] = l1;
-}
-
-// O += P·V with P (this thread's fragments `pf`) and the V tile at shared address `vb`, issued
-// (not committed).
-template <int BN>
-__device__ __forceinline__ void wg_issue_pv(float (&o)[64], const unsigned int (&pf)[BN / 16][4], unsigned int vb) {
+__device__ __forceinline__ void wg_softmax_pv(float (&s)[BN / 8][4], float (&o)[16][4], float (&mx)[2], float (&l)[2], const int (&lim)[2],
+                                              const int (&lo)[2], int n0, bool masked, int tq, unsigned int vb) {
+    unsigned int pf[BN / 16][4];
+    pa_online_softmax<BN, 128>(s, o, mx, l, lim, lo, n0, masked, tq, pf);
     wgmma_fence();
 #pragma unroll
     for (int kk = 0; kk < BN / 16; ++kk) {
@@ -548,22 +514,13 @@ __device__ __forceinline__ void wg_issue_pv(float (&o)[64], const unsigned int (
         // offset between groups of 8 keys (with the two swapped every check fails).
         wgmma_m64n128k16_rs(o, pf[kk][0], pf[kk][1], pf[kk][2], pf[kk][3], wg_desc(vb + kk * 16 * 128, BN * 128, 1024));
     }
-}
-
-// wg_softmax, then O += P·V issued and committed (not waited for).
-template <int BN>
-__device__ __forceinline__ void wg_softmax_pv(float (&s)[BN / 2], float (&o)[64], float (&mx)[2], float (&l)[2], const int (&lim)[2],
-                                              const int (&lo)[2], int n0, bool masked, int tq, unsigned int vb) {
-    unsigned int pf[BN / 16][4];
-    wg_softmax<BN>(s, o, mx, l, lim, lo, n0, masked, tq, pf);
-    wg_issue_pv<BN>(o, pf, vb);
     wgmma_commit();
-    fence_operands<64>(o);
+    fence_operands<16>(o);
 }
 
 // S = Q·Kᵀ for a warpgroup's 64 rows (Q at shared address `q`) and the 128-key tile at `kb`,
 // issued and committed (not waited for).
-__device__ __forceinline__ void wg_issue_s(float (&s)[64], unsigned int q, unsigned int kb) {
+__device__ __forceinline__ void wg_issue_s(float (&s)[16][4], unsigned int q, unsigned int kb) {
     wgmma_fence();
 #pragma unroll
     for (int kk = 0; kk < 8; ++kk) {
@@ -573,7 +530,7 @@ __device__ __forceinline__ void wg_issue_s(float (&s)[64], unsigned int q, unsig
         wgmma_m64n128k16_ss(s, wg_desc(q + half * (64 * 128) + along, 16, 1024), wg_desc(kb + half * (128 * 128) + along, 16, 1024), kk > 0);
     }
     wgmma_commit();
-    fence_operands<64>(s);
+    fence_operands<16>(s);
 }
 
 // mbarriers in shared memory (the Hopper kernel's pipeline).
@@ -670,9 +627,9 @@ __device__ __forceinline__ void prefill_attention_hopper_body(
         lim[h] = row < used_rows ? first_visible + row / group : first_visible;
         lo[h] = window > 0 ? lim[h] - window : 0;
     }
-    float o[64];
+    float o[D / 8][4];
 #pragma unroll
-    for (int j = 0; j < 64; ++j) o[j] = 0.0f;
+    for (int j = 0; j < D / 8; ++j) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.0f;
     float mx[2] = {NEG_INF, NEG_INF}, l[2] = {0.0f, 0.0f};
     const unsigned int my_q = sQ + (wg - 1) * Q_BYTES;
     for (int t = 0; t < n_tiles; ++t) {
@@ -680,14 +637,14 @@ __device__ __forceinline__ void prefill_attention_hopper_body(
         mbar_wait(full + s * 8, (t / STAGES) & 1);
         // The copies were written through the generic proxy; wgmma reads through the async one.
         fence_proxy_async();
-        float sc[BN / 2];
+        float sc[BN / 8][4];
         wg_issue_s(sc, my_q, sK + s * TILE_BYTES);
         wgmma_wait0();
-        fence_operands<BN / 2>(sc);
+        fence_operands<BN / 8>(sc);
         const int n0 = (t_first + t) * BN;
         wg_softmax_pv<BN>(sc, o, mx, l, lim, lo, n0, n0 + BN > first_visible || n0 < window_top, tq, sV + s * TILE_BYTES);
         wgmma_wait0();
-        fence_operands<64>(o);
+        fence_operands<D / 8>(o);
         mbar_arrive(empty + s * 8);
     }
 
@@ -703,7 +660,7 @@ __device__ __forceinline__ void prefill_attention_hopper_body(
             bf16_t* dst = out + (long)(tile.x + tok0 + row / group) * out_stride + (long)(kvh * group + row % group) * D + 2 * tq;
 #pragma unroll
             for (int j = 0; j < D / 8; ++j)
-                *reinterpret_cast<unsigned int*>(dst + j * 8) = pack_bf16x2(o[4 * j + 2 * h] * inv, o[4 * j + 2 * h + 1] * inv);
+                *reinterpret_cast<unsigned int*>(dst + j * 8) = pack_bf16x2(o[j][2 * h] * inv, o[j][2 * h + 1] * inv);
         }
     }
 }
