@@ -84,37 +84,57 @@ __device__ __forceinline__ float warp_max(float v) {
     return v;
 }
 
-// How an fp8 row (a K or V head of one token) is coded, as the CPU backend's
-// hifc_fp8_e4m3_code_head codes it: of the scales top / 448 · 2^(j/8), j = 0...7 (top: the row's
-// largest |x|), the one whose codes have the least squared error over the row; codes are
-// f32_to_e4m3(x · inverse). E4M3 keeps 3 mantissa bits at any scale, so the error depends on
-// where the row falls on the code grid, which the eight scales shift by eighths of an octave
-// (bench/results/fp8-kv.md). One warp searches; `load(i)` gives element i of the `n`; every lane
-// gets the same scale. Products are rounded one by one (no FMA), as on the CPU, so both pick the
-// same scale unless two scales' errors tie within the sums' rounding. An all-zero row: 0 and 0.
+// A row of up to E4M3_ROW_SLOTS · 32 elements held by a warp, element lane + 32·c in slot c of
+// every lane (0 past the row's end): loaded once, with all of a lane's loads in flight together,
+// for the scale search below and the codes after it.
+#define E4M3_ROW_SLOTS 8
+template <typename Load>
+__device__ __forceinline__ void warp_row_load(float (&x)[E4M3_ROW_SLOTS], Load load, int n, int lane) {
+#pragma unroll
+    for (int c = 0; c < E4M3_ROW_SLOTS; c++) x[c] = lane + 32 * c < n ? load(lane + 32 * c) : 0.0f;
+}
+
+// How an fp8 row (a K or V head of one token, n <= 256 elements held as warp_row_load leaves
+// them) is coded, as the CPU backend's hifc_fp8_e4m3_code_head codes it: of the scales
+// top / 448 · 2^(j/8), j = 0...7 (top: the row's largest |x|), the one whose codes have the least
+// squared error over the row; codes are f32_to_e4m3(x · inverse). E4M3 keeps 3 mantissa bits at
+// any scale, so the error depends on where the row falls on the code grid, which the eight scales
+// shift by eighths of an octave (bench/results/fp8-kv.md). Every lane gets the same scale.
+// Products are rounded one by one (no FMA), as on the CPU, so both pick the same scale unless
+// two scales' errors tie within the sums' rounding. The eight errors are independent until the
+// pick, so their sums and the warp's shuffles overlap instead of running one scale after another
+// (at the end of the fused rotary product, the search is the tail a decode layer waits for).
+// An all-zero row: 0 and 0.
 struct E4M3Scale {
     float scale, inverse;
 };
-template <typename Load>
-__device__ __forceinline__ E4M3Scale warp_e4m3_least_error_scale(Load load, int n, float top, int lane) {
+__device__ __forceinline__ E4M3Scale warp_e4m3_least_error_scale(const float (&x)[E4M3_ROW_SLOTS], int n, float top, int lane) {
     E4M3Scale best = {__fdiv_rn(top, 448.0f), top > 0.0f ? __fdiv_rn(448.0f, top) : 0.0f};
     if (!(top > 0.0f)) return best;
     const float octave_steps[8] = {1.0f, 1.0905077f, 1.1892071f, 1.2968396f, 1.4142135f, 1.5422108f, 1.6817929f, 1.8340081f};
-    float least = __int_as_float(0x7f800000);
-#pragma unroll 1
+    float scales[8], inverses[8], errors[8];
+#pragma unroll
     for (int j = 0; j < 8; j++) {
         const float stepped = __fmul_rn(top, octave_steps[j]);
-        const float scale = __fdiv_rn(stepped, 448.0f), inverse = __fdiv_rn(448.0f, stepped);
+        scales[j] = __fdiv_rn(stepped, 448.0f);
+        inverses[j] = __fdiv_rn(448.0f, stepped);
         float error = 0.0f;
-        for (int i = lane; i < n; i += 32) {
-            const float a = fabsf(load(i));
-            const float miss = __fsub_rn(__fmul_rn(e4m3_rounded(__fmul_rn(a, inverse)), scale), a);
+#pragma unroll
+        for (int c = 0; c < E4M3_ROW_SLOTS; c++) {
+            if (lane + 32 * c >= n) break;
+            const float a = fabsf(x[c]);
+            const float miss = __fsub_rn(__fmul_rn(e4m3_rounded(__fmul_rn(a, inverses[j])), scales[j]), a);
             error = __fadd_rn(error, __fmul_rn(miss, miss));
         }
-        error = warp_sum(error);  // the same in every lane: each step adds a pair both ways round
+        errors[j] = error;
+    }
+    float least = __int_as_float(0x7f800000);
+#pragma unroll
+    for (int j = 0; j < 8; j++) {
+        const float error = warp_sum(errors[j]);  // the same in every lane: each step adds a pair both ways round
         if (error < least) {
             least = error;
-            best = {scale, inverse};
+            best = {scales[j], inverses[j]};
         }
     }
     return best;

@@ -152,13 +152,19 @@ __device__ __forceinline__ void gemv_rotary_fp8_epilogue(const float (*red)[R * 
         // values, so they are read from L2).
         const int lane = threadIdx.x & 31;
         for (int tok = threadIdx.x >> 5; tok < m; tok += blockDim.x >> 5) {
-            const float* x = ro.staging + ((long)tok * kv2 + slot) * hd;
+            const float* staged = ro.staging + ((long)tok * kv2 + slot) * hd;
             const float top = __uint_as_float(__ldcg(ro.head_max + tok * kv2 + slot));
-            const E4M3Scale best = warp_e4m3_least_error_scale([&](int d) { return __ldcg(x + d); }, hd, top, lane);
+            float x[E4M3_ROW_SLOTS];
+            warp_row_load(x, [&](int d) { return __ldcg(staged + d); }, hd, lane);
+            const E4M3Scale best = warp_e4m3_least_error_scale(x, hd, top, lane);
             const long at = ro.slots[tok];
             fp8_t* dst = kv_slot_k_row(ro.pool8, at, ro.layer, ro.block_tokens, kv_elems, ro.block_stride)
                 + (long)value * ro.block_tokens * kv_elems + (long)kvh * hd;
-            for (int d = lane; d < hd; d += 32) dst[d] = f32_to_e4m3(__ldcg(x + d) * best.inverse);
+#pragma unroll
+            for (int c = 0; c < E4M3_ROW_SLOTS; c++) {
+                if (lane + 32 * c >= hd) break;
+                dst[lane + 32 * c] = f32_to_e4m3(x[c] * best.inverse);
+            }
             if (lane == 0) {
                 const int offset = (int)(at % ro.block_tokens);
                 *reinterpret_cast<float*>(ro.pool8 + (at / ro.block_tokens) * ro.block_stride

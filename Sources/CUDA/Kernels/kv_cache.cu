@@ -19,7 +19,7 @@ extern "C" __global__ void kv_write_bf16(
 }
 
 // The fp8 pool (E4M3 codes and a scale per token and KV head, common.cuh): block_stride and
-// scale_offset in bytes. One block per token, one warp per KV head (kv_heads <= 32): the warp
+// scale_offset in bytes. One block per token, one warp per KV head (kv_heads <= 32, head_dim <= 256): the warp
 // finds its head's largest |x| and least-error scale of K and of V, then codes both rows.
 extern "C" __global__ void kv_write_fp8(
     fp8_t* __restrict__ pool, const float* __restrict__ k, const float* __restrict__ v, int kv_stride,
@@ -36,16 +36,23 @@ extern "C" __global__ void kv_write_fp8(
     fp8_t* vd = kd + (long)block_tokens * token_elems;
     const float* ks = k + (long)t * kv_stride + (long)h * head_dim;
     const float* vs = v + (long)t * kv_stride + (long)h * head_dim;
+    float kx[E4M3_ROW_SLOTS], vx[E4M3_ROW_SLOTS];
+    warp_row_load(kx, [&](int i) { return ks[i]; }, head_dim, lane);
+    warp_row_load(vx, [&](int i) { return vs[i]; }, head_dim, lane);
     float kmax = 0.0f, vmax = 0.0f;
-    for (int i = lane; i < head_dim; i += 32) {
-        kmax = fmaxf(kmax, __uint_as_float(e4m3_amax_bits(ks[i])));
-        vmax = fmaxf(vmax, __uint_as_float(e4m3_amax_bits(vs[i])));
+#pragma unroll
+    for (int c = 0; c < E4M3_ROW_SLOTS; c++) {
+        kmax = fmaxf(kmax, __uint_as_float(e4m3_amax_bits(kx[c])));
+        vmax = fmaxf(vmax, __uint_as_float(e4m3_amax_bits(vx[c])));
     }
-    const E4M3Scale kscale = warp_e4m3_least_error_scale([&](int i) { return ks[i]; }, head_dim, warp_max(kmax), lane);
-    const E4M3Scale vscale = warp_e4m3_least_error_scale([&](int i) { return vs[i]; }, head_dim, warp_max(vmax), lane);
-    for (int i = lane; i < head_dim; i += 32) {
-        kd[i] = f32_to_e4m3(ks[i] * kscale.inverse);
-        vd[i] = f32_to_e4m3(vs[i] * vscale.inverse);
+    const E4M3Scale kscale = warp_e4m3_least_error_scale(kx, head_dim, warp_max(kmax), lane);
+    const E4M3Scale vscale = warp_e4m3_least_error_scale(vx, head_dim, warp_max(vmax), lane);
+#pragma unroll
+    for (int c = 0; c < E4M3_ROW_SLOTS; c++) {
+        const int i = lane + 32 * c;
+        if (i >= head_dim) break;
+        kd[i] = f32_to_e4m3(kx[c] * kscale.inverse);
+        vd[i] = f32_to_e4m3(vx[c] * vscale.inverse);
     }
     if (lane == 0) {
         fp8_t* base = pool + block * block_stride;

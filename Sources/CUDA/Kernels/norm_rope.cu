@@ -201,8 +201,10 @@ extern "C" __global__ void rope_qkv_write_kv_fp8(
     for (int l = warp; l < heads_per_block; l += blockDim.x >> 5) {
         const int head = blockIdx.y * heads_per_block + l;
         if (head < heads || head >= heads + 2 * kv_heads) continue;
-        const float* x = rows + l * head_dim;
-        const E4M3Scale best = warp_e4m3_least_error_scale([&](int e) { return x[e]; }, head_dim, __uint_as_float(head_max[l]), lane);
+        const float* row = rows + l * head_dim;
+        float x[E4M3_ROW_SLOTS];
+        warp_row_load(x, [&](int e) { return row[e]; }, head_dim, lane);
+        const E4M3Scale best = warp_e4m3_least_error_scale(x, head_dim, __uint_as_float(head_max[l]), lane);
         scales[l] = best.scale;
         inverses[l] = best.inverse;
     }

@@ -164,6 +164,10 @@ public struct CUDAKernels: Sendable {
             throw CUDAError.invalidArgument(
                 "\(op): a block stride of \(blockStride) bytes for blocks of \(layout.blockBytes) (needs at least that, a multiple of 16)")
         }
+        // A warp holds an fp8 row for its scale search, 8 elements a lane (common.cuh, warp_row_load).
+        if layout.dtype == .fp8e4m3, layout.headDim > 256 {
+            throw CUDAError.invalidArgument("\(op): an fp8 pool's head dim \(layout.headDim) is over 256, the most its kernels code")
+        }
         return layout.dtype == .fp8e4m3 ? "_fp8" : ""
     }
 
