@@ -168,6 +168,7 @@ public struct GPUBenchmarks {
                 lines.append(
                     String(format: "paged prefill attention, T=%d (one layer, 32/8 heads of 128): %.4f ms, %.1f TFLOP/s", t, ms, flops / ms / 1e9))
             }
+            let kvMap = try kernels.prefillKVMap(pool: pool.buffer.address, blocks: pool.blocks, blockStride: pool.blockStride, layout: layout)
             let tiles = CUDAKernels.prefillTiles([PrefillChunk(queryStart: 0, queryLength: t, contextLength: t, tableRow: 0)])
             let tib = try device.allocate(tiles.count * 4)
             try tib.upload(tiles)
@@ -175,7 +176,7 @@ public struct GPUBenchmarks {
                 try kernels.prefillAttention(
                     q: q.address, qStride: 32 * 128, pool: pool.buffer.address, blockStride: pool.blockStride, blockTables: tb.address,
                     tableStride: blocksPerSeq, tiles: tib.address, tileCount: tiles.count / 4, output: out.address, qHeads: 32,
-                    layer: 5, layout: layout, scale: 0.088, stream: stream)
+                    layer: 5, layout: layout, scale: 0.088, kvMap: kvMap, stream: stream)
             }
             lines.append(
                 String(format: "tensor-core prefill attention, T=%d (one layer, 32/8 heads of 128): %.4f ms, %.1f TFLOP/s", t, ms, flops / ms / 1e9))

@@ -584,13 +584,17 @@ public final class GPUSelfCheck: @unchecked Sendable {
     func checkPrefillAttention() throws -> [GPUCheckResult] {
         // Every kernel variant: ungrouped heads (four warps), grouped heads with one and with two
         // row tiles per warp, at both head dims, and at head dim 128 the launcher's own choice (on
-        // Hopper the wgmma kernel) with groups of 4 and 3 and a block size that is no power of two.
+        // Hopper the wgmma kernel) with groups of 4 and 3, block sizes that are no power of two,
+        // blocks of one bulk copy (8 tokens), and blocks of 12 tokens, which bulk copies cannot
+        // take (the launcher then keeps mma.sync).
         try checkPrefillAttention(headDim: 128, qHeads: 8, kvHeads: 2, blockTokens: 16, wide: false)
             + checkPrefillAttention(headDim: 128, qHeads: 8, kvHeads: 2, blockTokens: 64, wide: true)
             + checkPrefillAttention(headDim: 128, qHeads: 8, kvHeads: 2, blockTokens: 64, wide: nil)
             + checkPrefillAttention(headDim: 128, qHeads: 6, kvHeads: 2, blockTokens: 48, wide: nil)
             + checkPrefillAttention(headDim: 64, qHeads: 2, kvHeads: 2, blockTokens: 64, wide: nil)
             + checkPrefillAttention(headDim: 128, qHeads: 2, kvHeads: 2, blockTokens: 24, wide: nil)
+            + checkPrefillAttention(headDim: 128, qHeads: 4, kvHeads: 1, blockTokens: 8, wide: nil)
+            + checkPrefillAttention(headDim: 128, qHeads: 8, kvHeads: 2, blockTokens: 12, wide: nil)
             + checkPrefillAttention(headDim: 64, qHeads: 8, kvHeads: 2, blockTokens: 16, wide: false)
             + checkPrefillAttention(headDim: 64, qHeads: 8, kvHeads: 2, blockTokens: 64, wide: true)
     }
@@ -652,15 +656,16 @@ public final class GPUSelfCheck: @unchecked Sendable {
         let tileb = try upload(tiles)
         let out = try poisoned(rows * qHeads * hd * 2)
         let scale = 1 / Float(hd).squareRoot()
+        let kvMap = try kernels.prefillKVMap(pool: pool.address, blocks: poolBlocks, blockStride: stride, layout: layout)
         try kernels.prefillAttention(
             q: qb.address, qStride: qStride, pool: pool.address, blockStride: stride, blockTables: tableb.address, tableStride: tableStride,
             tiles: tileb.address, tileCount: tiles.count / 4, output: out.address, qHeads: qHeads, layer: layer, layout: layout,
-            scale: scale, window: window, wide: wide, stream: stream)
+            scale: scale, window: window, wide: wide, kvMap: kvMap, stream: stream)
         let got = try downloadBF16(out, count: rows * qHeads * hd)
         let usesWarpgroupMMA =
             CUDAKernels.prefillLaunchShape(
                 headDim: hd, group: qHeads / kvHeads, wide: wide, dtype: dtype,
-                hopper: CUDAKernels.prefillRunsHopperKernel(on: kernels.library.device.info)
+                hopper: kvMap != nil && CUDAKernels.prefillRunsHopperKernel(on: kernels.library.device.info)
             ).name == "prefill_attention_d128_hopper"
 
         let group = qHeads / kvHeads

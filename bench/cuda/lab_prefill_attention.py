@@ -75,6 +75,7 @@ class Pool:
         self.block_elems = layers * 2 * bt * kvh * hd
         self.stride = self.block_elems + pad
         self.data = torch.full((blocks, self.stride), float("nan"), dtype=torch.bfloat16, device="cuda")
+        self.map = None
 
     def write(self, table, layer, k, v):
         """k, v: [n, kvh, hd] for positions 0..n-1 of a sequence with block table `table`."""
@@ -87,13 +88,34 @@ class Pool:
             self.data[blocks[:, None], base[:, None] + cols[None, :]] = x.reshape(n, te).to(torch.bfloat16)
 
 
+def kv_map(lab, pool):
+    """The pool's tensor map for the Hopper kernel's bulk copies, as CUDAKernels.prefillKVMap makes
+    it: [block][layer * 2 + K|V][token][KV head][dim] in boxes of 8 tokens x 64 dims, 128-byte
+    swizzle, zeros out of bounds; 128 bytes in device memory."""
+    if getattr(pool, "map", None) is None:
+        row = pool.hd * 2
+        dims = (ctypes.c_uint64 * 5)(pool.hd, pool.kvh, pool.bt, 2 * pool.layers, pool.data.shape[0])
+        strides = (ctypes.c_uint64 * 4)(row, pool.kvh * row, pool.bt * pool.kvh * row, pool.stride * 2)
+        box = (ctypes.c_uint32 * 5)(64, 1, 8, 1, 1)
+        ones = (ctypes.c_uint32 * 5)(1, 1, 1, 1, 1)
+        host = (ctypes.c_uint8 * 128)()
+        # bf16 = 9, interleave none, 128-byte swizzle = 3, L2 promotion 256 bytes = 3, zero fill.
+        lab._check(lab.cuda.cuTensorMapEncodeTiled(host, 9, 5, ctypes.c_void_p(pool.data.data_ptr()), dims, strides, box, ones,
+                                                   0, 3, 3, 0), "cuTensorMapEncodeTiled")
+        pool.map = torch.tensor(bytearray(host), dtype=torch.uint8).cuda()
+    return pool.map
+
+
 def run_kernel(lab, cfg, q, q_stride, pool, tables, tiles, out, qh, kvh, hd, layer, scale, baseline=False):
     grid_y, shared = launch_config(hd, cfg, qh // kvh, tiles.shape[0])
+    extra = [] if baseline else [0]
+    if cfg == HOPPER_VARIANT:
+        extra.append(kv_map(lab, pool))
 
     def call():
         lab.launch(variant_name(hd, cfg, baseline), (kvh, grid_y), (32 * cfg[0],),
                    [q, q_stride, pool.data, tables, tables.shape[1], tiles, out, qh, kvh, layer, pool.bt,
-                    ctypes.c_long(pool.stride), scale] + ([] if baseline else [0]), shared=shared)
+                    ctypes.c_long(pool.stride), scale] + extra, shared=shared)
     return call
 
 

@@ -523,7 +523,7 @@ public final class CUDABackend: ComputeBackend, @unchecked Sendable {
                 q: try qf.cudaAddress("pagedAttention"), qStride: q.columns, pool: kv.pool.buffer.address, blockStride: kv.blockStride,
                 blockTables: s.address(.blockTables), tableStride: s.tableStride, tiles: s.address(.prefillTiles),
                 tileCount: s.prefillTileCount, output: p, qHeads: heads, layer: layer, layout: layout, scale: scale, window: window,
-                stream: stream)
+                kvMap: kv.prefillKVMap, stream: stream)
             return out
         }
         let rows = q.rows

@@ -17,6 +17,9 @@ public final class CUDAKVCachePool: KVCachePool, @unchecked Sendable {
     let rotaryScratch: DeviceBuffer?
     /// Pinned host buffers that staged transfers borrow.
     let staging: PinnedStagingPool
+    /// The pool as the Hopper prefill kernel's bulk copies see it (`CUDAKernels.prefillKVMap`);
+    /// nil where that kernel does not run.
+    let prefillKVMap: TensorMap?
 
     init(device: CUDADevice, layout: KVBlockLayout, blocks: Int, compute: CUDAStream, kernels: CUDAKernels) throws {
         self.device = device
@@ -24,6 +27,7 @@ public final class CUDAKVCachePool: KVCachePool, @unchecked Sendable {
         self.kernels = kernels
         pool = try DeviceBlockPool(device: device, layout: layout, blocks: blocks)
         staging = PinnedStagingPool(device: device, stride: pool.blockStride, capacityBytes: PinnedStagingPool.defaultCapacityBytes())
+        prefillKVMap = try kernels.prefillKVMap(pool: pool.buffer.address, blocks: blocks, blockStride: pool.blockStride, layout: layout)
         if layout.dtype == .fp8e4m3 {
             let bytes = CUDAKernels.rotaryFP8ScratchBytes(layout: layout)
             let scratch = try device.allocate(bytes)

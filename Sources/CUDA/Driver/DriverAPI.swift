@@ -69,6 +69,15 @@ public struct DriverAPI: @unchecked Sendable {
         )?
     /// Stream capture and graph replay (CUDA 11.4 drivers and later); nil where one is missing.
     let graphs: GraphEntryPoints?
+    /// `cuTensorMapEncodeTiled` (CUDA 12 drivers and later), for the Hopper kernels' bulk tensor
+    /// copies (`TensorMap`); nil on older drivers.
+    let cuTensorMapEncodeTiled:
+        (
+            @convention(c) (
+                UnsafeMutableRawPointer, Int32, UInt32, UnsafeMutableRawPointer?, UnsafePointer<UInt64>, UnsafePointer<UInt64>,
+                UnsafePointer<UInt32>, UnsafePointer<UInt32>, Int32, Int32, Int32, Int32
+            ) -> Status
+        )?
     let cuGetErrorString: @convention(c) (Status, UnsafeMutablePointer<UnsafePointer<CChar>?>) -> Status
     let cuGetErrorName: @convention(c) (Status, UnsafeMutablePointer<UnsafePointer<CChar>?>) -> Status
 
@@ -117,6 +126,7 @@ public struct DriverAPI: @unchecked Sendable {
         cuLaunchKernel = try l.function("cuLaunchKernel")
         cuLaunchKernelEx = l.optionalFunction("cuLaunchKernelEx")
         graphs = GraphEntryPoints(library: l)
+        cuTensorMapEncodeTiled = l.optionalFunction("cuTensorMapEncodeTiled")
         cuGetErrorString = try l.function("cuGetErrorString")
         cuGetErrorName = try l.function("cuGetErrorName")
     }

@@ -435,18 +435,19 @@ extern "C" __global__ void __launch_bounds__(256, 1) prefill_attention_d128_w8m2
 
 // MARK: Hopper (compute capability 9.0, compiled for sm_90a)
 //
-// The same attention on Hopper's warpgroup MMAs (wgmma), warp-specialized as FlashAttention-3 is,
-// but with cp.async for the copies (the block table sends each key row anywhere, and a head's rows
-// in a block are strided). 384 threads: warpgroup 0 only copies 128-key K/V tiles into three
-// stages (each thread's copies arrive on the stage's "full" mbarrier when they land), warpgroups 1
-// and 2 only compute, 64 query rows each, and hand a stage back through its "empty" mbarrier: no
-// block-wide barrier a key tile, and the copies never wait behind the MMAs. S = Q·Kᵀ takes Q and the
+// The same attention on Hopper's warpgroup MMAs (wgmma), warp-specialized as FlashAttention-3 is.
+// 384 threads: one warp of warpgroup 0 copies 128-key K/V tiles into three stages by bulk tensor
+// copies (TMA) through a tensor map of the whole pool, the block index (from the block table) a
+// coordinate, 64 copies of 8 keys x 64 dims a tile, whose bytes complete the stage's "full"
+// mbarrier; warpgroups 1 and 2 only compute, 64 query rows each, and hand a stage back through
+// its "empty" mbarrier: no block-wide barrier a key tile, and the copies never wait behind the MMAs. S = Q·Kᵀ takes Q and the
 // K tile from shared memory (descriptors); O += P·V takes P from registers (the S accumulator's
 // layout is the A fragment's, as with mma.sync) and V from shared memory, transposed. The tiles sit
 // in the layout wgmma's 128-byte swizzle reads: each 64-element half of a 256-byte row is one
 // 128-byte line of its own region, 16-byte chunk c of line r stored at c XOR (r mod 8), regions
-// 1024-byte aligned. On an H200, 8B layer shape: 0.78x the mma.sync kernel's time at 8192 tokens,
-// 1.41-1.44x sdpa's (bench/results/prefill-attention-h200.md, where the variants that lost are too).
+// 1024-byte aligned. On an H200, 8B layer shape, with 128 threads' cp.async copies instead of TMA:
+// 0.78x the mma.sync kernel's time at 8192 tokens, 1.41-1.44x sdpa's
+// (bench/results/prefill-attention-h200.md, where the variants that lost are too).
 // Other architectures compile the entry point only, to a trap: the launcher never picks it there.
 
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
@@ -540,9 +541,16 @@ __device__ __forceinline__ void mbar_init(unsigned int bar, int count) {
 __device__ __forceinline__ void mbar_arrive(unsigned int bar) {
     asm volatile("{\n.reg .b64 state;\nmbarrier.arrive.shared::cta.b64 state, [%0];\n}\n" :: "r"(bar) : "memory");
 }
-// Arrives on `bar` when this thread's cp.async copies so far have landed (counted in the init).
-__device__ __forceinline__ void mbar_arrive_on_copies(unsigned int bar) {
-    asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" :: "r"(bar) : "memory");
+// Arrives on `bar` and adds `bytes` to the transfers its phase waits for (the bulk copies below).
+__device__ __forceinline__ void mbar_expect_bytes(unsigned int bar, unsigned int bytes) {
+    asm volatile("{\n.reg .b64 state;\nmbarrier.arrive.expect_tx.shared::cta.b64 state, [%0], %1;\n}\n" :: "r"(bar), "r"(bytes) : "memory");
+}
+// A bulk tensor copy (TMA) of one box of the tensor map at `map` (global memory), at coordinates
+// c0..c4 (innermost first), into shared memory at `dst`; its bytes count on mbarrier `bar`.
+__device__ __forceinline__ void tma_load_5d(unsigned int dst, const void* map, unsigned int bar, int c0, int c1, int c2, int c3, int c4) {
+    asm volatile(
+        "cp.async.bulk.tensor.5d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4, %5, %6}], [%7];\n"
+        :: "r"(dst), "l"(map), "r"(c0), "r"(c1), "r"(c2), "r"(c3), "r"(c4), "r"(bar) : "memory");
 }
 __device__ __forceinline__ void mbar_wait(unsigned int bar, int parity) {
     asm volatile(
@@ -557,11 +565,10 @@ __device__ __forceinline__ void prefill_attention_hopper_body(
     const float* __restrict__ q, int q_stride, const bf16_t* __restrict__ pool,
     const int* __restrict__ block_tables, int table_stride, const int4* __restrict__ tiles,
     bf16_t* __restrict__ out, int q_heads, int kv_heads, int layer, int block_tokens, long block_stride,
-    float scale, int window)
+    float scale, int window, const void* __restrict__ kv_map)
 {
     constexpr int D = 128, BM = 128, CH = D / 8, THREADS = 384, PRODUCERS = 128, CONSUMERS = 256;
-    constexpr int COPY_ROWS = PRODUCERS / CH;
-    static_assert(BN == 128, "the score product (wg_issue_s) is m64n128");
+    static_assert(BN == 128, "the score product (wg_issue_s) is m64n128, and a tile is one box of 8 keys a lane and half row");
     static_assert(40 * PRODUCERS + CONSUMER_REGS * CONSUMERS <= 65536, "the registers must fit one multiprocessor");
     constexpr unsigned int Q_BYTES = 64 * D * 2, TILE_BYTES = BN * D * 2;
     extern __shared__ __align__(1024) unsigned char pa_smem[];
@@ -581,7 +588,7 @@ __device__ __forceinline__ void prefill_attention_hopper_body(
 
     if (tid == 0) {
         for (int s = 0; s < STAGES; ++s) {
-            mbar_init(full + s * 8, PRODUCERS);
+            mbar_init(full + s * 8, 1);
             mbar_init(empty + s * 8, CONSUMERS);
         }
     }
@@ -598,22 +605,33 @@ __device__ __forceinline__ void prefill_attention_hopper_body(
         // The copying warpgroup gives its registers to the computing ones (setmaxnreg: 40 each
         // here, CONSUMER_REGS each there), whose scores, output and P fragments need about 200.
         asm volatile("setmaxnreg.dec.sync.aligned.u32 40;\n" ::: "memory");
+        if (warp != 0) return;
+        // One warp copies, by bulk tensor copies through `kv_map` (CUDAKernels.prefillKVMap: the
+        // pool as [block][layer · 2 + K|V][token][KV head][dim], boxes of 8 tokens x 64 dims):
+        // lane i brings keys 8·(i mod 16) ... + 7 of the tile, dims 64·(i / 16) ... + 63, of K and of
+        // V, straight into the swizzled layout wgmma reads (the box's 8 lines of 128 bytes are one
+        // swizzle atom). A group of 8 keys from kv_end on is asked at a token past the block,
+        // which the copy fills with zeros; a group that kv_end cuts is the consumers' (below).
+        if (lane == 0) asm volatile("prefetch.tensormap [%0];\n" :: "l"(kv_map) : "memory");
         const int* table = block_tables + (long)tile.z * table_stride;
-        const int token_elems = kv_heads * D;
-        const long v_offset = (long)block_tokens * token_elems;
-        const int copy_chunk = tid % CH, copy_row = tid / CH;
-        const bf16_t* k_src = pool + (long)(layer * 2) * block_tokens * token_elems + (long)kvh * D + copy_chunk * 8;
         const unsigned int bt_magic = block_index_magic(block_tokens);
+        const int keys = 8 * (lane & 15), half = lane >> 4;
+        const unsigned int at = half * (BN * 128) + keys * 128;
         for (int t = 0; t < n_tiles; ++t) {
             const int s = t % STAGES;
             if (t >= STAGES) mbar_wait(empty + s * 8, ((t / STAGES) - 1) & 1);
-            const int n0 = (t_first + t) * BN;
-            pa_copy_kv_rows<BN, COPY_ROWS>(pool, k_src, table, bt_magic, block_tokens, block_stride, token_elems, v_offset, n0, kv_end,
-                                           copy_row, sK + s * TILE_BYTES, sV + s * TILE_BYTES,
-                                           [&](int r) { return wg_swz<BN>(r, copy_chunk); });
-            mbar_arrive_on_copies(full + s * 8);
+            const int pos = (t_first + t) * BN + keys;
+            int block = 0, token = block_tokens;
+            if (pos < kv_end) {
+                const int b = block_index(pos, bt_magic);
+                block = table[b];
+                token = pos - b * block_tokens;
+            }
+            if (lane == 0) mbar_expect_bytes(full + s * 8, 2 * TILE_BYTES);
+            __syncwarp();
+            tma_load_5d(sK + s * TILE_BYTES + at, kv_map, full + s * 8, 64 * half, kvh, token, 2 * layer, block);
+            tma_load_5d(sV + s * TILE_BYTES + at, kv_map, full + s * 8, 64 * half, kvh, token, 2 * layer + 1, block);
         }
-        cp_async_wait<0>();
         return;
     }
 
@@ -635,13 +653,24 @@ __device__ __forceinline__ void prefill_attention_hopper_body(
     for (int t = 0; t < n_tiles; ++t) {
         const int s = t % STAGES;
         mbar_wait(full + s * 8, (t / STAGES) & 1);
-        // The copies were written through the generic proxy; wgmma reads through the async one.
-        fence_proxy_async();
+        const int n0 = (t_first + t) * BN;
+        // The 8-key group that kv_end cuts came whole: its keys from kv_end on are pool slots past
+        // the sequence (anything, NaN included). Their scores are masked, but P·V multiplies their
+        // V rows by P = 0, so each warpgroup zeroes those rows of V before its P·V (both write the
+        // same zeros), then makes its writes visible to wgmma's reads (async proxy).
+        const int seen = kv_end - n0;
+        if (seen < BN && (seen & 7)) {
+            const int i = tid - 128 * wg, row = seen + i / CH;
+            if (row < ((seen + 7) & ~7))
+                asm volatile("st.shared.v4.b32 [%0], {%1, %1, %1, %1};\n" :: "r"(sV + s * TILE_BYTES + wg_swz<BN>(row, i % CH)), "r"(0)
+                             : "memory");
+            fence_proxy_async();
+            asm volatile("bar.sync %0, 128;\n" :: "r"(wg) : "memory");
+        }
         float sc[BN / 8][4];
         wg_issue_s(sc, my_q, sK + s * TILE_BYTES);
         wgmma_wait0();
         fence_operands<BN / 8>(sc);
-        const int n0 = (t_first + t) * BN;
         wg_softmax_pv<BN>(sc, o, mx, l, lim, lo, n0, n0 + BN > first_visible || n0 < window_top, tq, sV + s * TILE_BYTES);
         wgmma_wait0();
         fence_operands<D / 8>(o);
@@ -668,11 +697,12 @@ __device__ __forceinline__ void prefill_attention_hopper_body(
 #endif  // __CUDA_ARCH_FEAT_SM90_ALL
 
 // Grid (kv_heads, tiles * slices), 384 threads, dynamic shared memory (128 + 2 * 3 * 128) * 256 +
-// 1024 + 48 bytes: Q, three 128-key K/V stages, alignment, the stages' mbarriers.
-extern "C" __global__ void __launch_bounds__(384, 1) prefill_attention_d128_hopper(PA_PARAMS) {
+// 1024 + 48 bytes: Q, three 128-key K/V stages, alignment, the stages' mbarriers. kv_map: the
+// pool's tensor map in global memory (CUDAKernels.prefillKVMap; blocks of a multiple of 8 tokens).
+extern "C" __global__ void __launch_bounds__(384, 1) prefill_attention_d128_hopper(PA_PARAMS, const void* __restrict__ kv_map) {
     wait_for_previous_kernel();
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-    prefill_attention_hopper_body<128, 3, 232>(PA_ARGS);
+    prefill_attention_hopper_body<128, 3, 232>(PA_ARGS, kv_map);
 #else
     __trap();
 #endif

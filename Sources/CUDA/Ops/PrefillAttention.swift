@@ -70,10 +70,36 @@ extension CUDAKernels {
     /// and V stages of head dim 128 in bf16, 1024 bytes to align them, and the stages' mbarriers.
     public static let prefillHopperSharedBytes = (128 + 2 * 3 * 128) * 128 * 2 + 1024 + 2 * 3 * 8
 
+    /// The warp-specialized wgmma kernel's name.
+    static let prefillHopperKernel = "prefill_attention_d128_hopper"
+
     /// Whether `device` runs `prefill_attention_d128_hopper` (the `hopper` of `prefillLaunchShape`):
     /// warpgroup MMAs and the shared memory the kernel asks for.
     public static func prefillRunsHopperKernel(on device: CUDADeviceInfo) -> Bool {
         device.hasWarpgroupMMA && device.maxSharedMemoryPerBlock >= prefillHopperSharedBytes
+    }
+
+    /// Tokens of one bulk copy (box) of `prefillKVMap`: blocks must hold a multiple of them, so
+    /// that a box never spans two blocks.
+    public static let prefillMapBoxTokens = 8
+
+    /// The tensor map through which `prefill_attention_d128_hopper` copies its K/V tiles: the
+    /// pool at `pool` (`blocks` blocks `blockStride` bytes apart, bf16) as the array
+    /// [block][layer · 2 + K|V][token][KV head][dim], in boxes of 8 tokens × 64 dims of one head,
+    /// so that one thread brings 8 keys' half rows with one instruction, the block's index (read
+    /// from the block table) a coordinate. Nil where that kernel does not run: other devices, head
+    /// dims or dtypes, and blocks of a token count that is not a multiple of 8.
+    public func prefillKVMap(pool: CUdeviceptr, blocks: Int, blockStride: Int, layout: KVBlockLayout) throws -> TensorMap? {
+        let device = library.device
+        guard Self.prefillRunsHopperKernel(on: device.info), layout.headDim == 128, layout.dtype == .bfloat16,
+            layout.blockTokens % Self.prefillMapBoxTokens == 0, device.api.cuTensorMapEncodeTiled != nil
+        else { return nil }
+        let row = layout.headDim * 2
+        return try TensorMap(
+            device: device, element: .bfloat16, base: pool,
+            dims: [layout.headDim, layout.kvHeads, layout.blockTokens, 2 * layout.layers, blocks],
+            strides: [row, layout.kvHeads * row, layout.blockTokens * layout.kvHeads * row, blockStride],
+            box: [64, 1, Self.prefillMapBoxTokens, 1, 1])
     }
 
     /// Whether `prefillAttention` runs this shape.
@@ -125,7 +151,7 @@ extension CUDAKernels {
         // (bench/results/prefill-attention-h200.md). 12 warps: one warpgroup copies, two compute
         // 128 rows; shared memory for Q, three 128-key K/V stages, alignment and mbarriers.
         if hopper, headDim == 128, dtype == .bfloat16, wide == nil {
-            return ("prefill_attention_d128_hopper", 12, 1, 128, slicesFor(rows: 128), prefillHopperSharedBytes)
+            return (prefillHopperKernel, 12, 1, 128, slicesFor(rows: 128), prefillHopperSharedBytes)
         }
         // A block covers at most one table tile (64 tokens). Narrow: 4 warps of one row tile,
         // two blocks per multiprocessor, the most blocks for a small launch. Wide (grouped heads
@@ -190,10 +216,11 @@ extension CUDAKernels {
     /// - `wide`: forces (true) or forbids (false) the variant with two row tiles per warp for
     ///   grouped heads; nil chooses by the launch's size (the self check tries both).
     /// - `window`: a sliding window; a token at position p then sees only keys `p - window + 1 ... p`.
+    /// - `kvMap`: the pool's `prefillKVMap`, where it has one: the Hopper kernel needs it.
     public func prefillAttention(
         q: CUdeviceptr, qStride: Int, pool: CUdeviceptr, blockStride: Int, blockTables: CUdeviceptr, tableStride: Int,
         tiles: CUdeviceptr, tileCount: Int, output: CUdeviceptr, qHeads: Int, layer: Int, layout: KVBlockLayout,
-        scale: Float, window: Int? = nil, wide: Bool? = nil, stream: CUDAStream
+        scale: Float, window: Int? = nil, wide: Bool? = nil, kvMap: TensorMap? = nil, stream: CUDAStream
     ) throws {
         try Self.validatePrefillAttention(qStride: qStride, blockStride: blockStride, tileCount: tileCount, qHeads: qHeads, layout: layout)
         if let window, window < 1 { throw PrefillAttentionError.badWindow(window) }
@@ -201,7 +228,7 @@ extension CUDAKernels {
         let shape = Self.prefillLaunchShape(
             headDim: layout.headDim, group: qHeads / layout.kvHeads, tileCount: tileCount, kvHeads: layout.kvHeads,
             multiprocessors: info.multiprocessors, wide: wide, dtype: layout.dtype,
-            hopper: Self.prefillRunsHopperKernel(on: info))
+            hopper: kvMap != nil && Self.prefillRunsHopperKernel(on: info))
         var a = KernelArguments()
         a.add(q)
         a.add(int: qStride)
@@ -218,6 +245,7 @@ extension CUDAKernels {
         a.add(scale)
         a.add(int: window.map { min($0, Int(Int32.max)) } ?? 0)
         if layout.dtype.isScaled { a.add(Int64Arg(layout.elementBytes)) }
+        if shape.name == Self.prefillHopperKernel { a.add(kvMap?.address ?? 0) }
         try library.function(shape.name).launch(
             grid: (layout.kvHeads, tileCount * shape.slices, 1), block: (32 * shape.warps, 1, 1),
             sharedBytes: shape.sharedBytes, stream: stream, arguments: a)
