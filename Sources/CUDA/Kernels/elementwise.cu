@@ -50,14 +50,35 @@ extern "C" __global__ void silu_mul_f32_to_bf16(
     }
 }
 
+// One block copies a row of n elements, element i = load(i) to store(i, ·), eight a thread loaded
+// before any is stored, so that they are in flight together: a block a row is latency-bound, and
+// the embedding's 16 loads a thread one after another took 7.7 us at dim 4096 on an H200 (a decode
+// step's first kernel).
+template <typename Load, typename Store>
+__device__ __forceinline__ void copy_row_in_flight(int n, Load load, Store store) {
+    for (int i0 = threadIdx.x; i0 < n; i0 += 8 * blockDim.x) {
+        decltype(load(0)) v[8];
+#pragma unroll
+        for (int u = 0; u < 8; ++u) {
+            const int i = i0 + u * blockDim.x;
+            if (i < n) v[u] = load(i);
+        }
+#pragma unroll
+        for (int u = 0; u < 8; ++u) {
+            const int i = i0 + u * blockDim.x;
+            if (i < n) store(i, v[u]);
+        }
+    }
+}
+
 // out[t, :] = table[ids[t], :] as fp32; one block per token. Ids are checked by the host.
 extern "C" __global__ void embedding_bf16_to_f32(
     const bf16_t* __restrict__ table, const int* __restrict__ ids, float* __restrict__ out, int dim)
 {
     wait_for_previous_kernel();
     const long row = ids[blockIdx.x];
-    for (int i = threadIdx.x; i < dim; i += blockDim.x)
-        out[(long)blockIdx.x * dim + i] = bf16_to_f32(table[row * dim + i]);
+    copy_row_in_flight(dim, [&](int i) { return bf16_to_f32(table[row * dim + i]); },
+                       [&](int i, float v) { out[(long)blockIdx.x * dim + i] = v; });
 }
 
 // y[r, c] += bias[c] (bf16 bias, fp32 y).
@@ -71,7 +92,7 @@ extern "C" __global__ void add_bias_f32(float* __restrict__ y, const bf16_t* __r
 extern "C" __global__ void gather_rows_u32(const unsigned int* __restrict__ x, const int* __restrict__ rows, unsigned int* __restrict__ out, int cols) {
     wait_for_previous_kernel();
     const long src = rows[blockIdx.x];
-    for (int i = threadIdx.x; i < cols; i += blockDim.x) out[(long)blockIdx.x * cols + i] = x[src * cols + i];
+    copy_row_in_flight(cols, [&](int i) { return x[src * cols + i]; }, [&](int i, unsigned int v) { out[(long)blockIdx.x * cols + i] = v; });
 }
 
 // out = a + b, fp32.
