@@ -327,6 +327,108 @@ __device__ __forceinline__ void finish_decode_block(
     }
 }
 
+// What a decode block (query row blockIdx.x, KV head blockIdx.y, split blockIdx.z) attends to, and where its keys are: K
+// of token `off` of pool block b at k_layer + b * block_stride + off * token_elems, its V v_offset elements further on.
+template <typename T>
+struct decode_split {
+    int r, kvh, split;
+    int group;              // query heads per KV head
+    int token_elems;        // elements of a token's K (or V), all KV heads
+    const int* table;       // the row's block-table row
+    int len;                // the row's context length
+    int start, end;         // the split's keys
+    int n_tiles;            // stages of BN keys over them
+    const T* k_layer;
+    long v_offset;
+    unsigned int bt_magic;  // block_index's for block_tokens
+};
+
+template <int D, int BN, typename T>
+__device__ __forceinline__ decode_split<T> decode_take_split(const T* pool, const int* block_tables, int table_stride, const int* row_table,
+                                                             const int* ctx_len, int q_heads, int kv_heads, int layer, int block_tokens,
+                                                             int tokens_per_split, int window) {
+    decode_split<T> s;
+    s.r = blockIdx.x; s.kvh = blockIdx.y; s.split = blockIdx.z;
+    s.group = q_heads / kv_heads;
+    s.token_elems = kv_heads * D;
+    s.table = block_tables + (long)row_table[s.r] * table_stride;
+    s.len = ctx_len[s.r];
+    // The splits cover the keys the row sees: all of them, or with a sliding window (window > 0)
+    // the last `window`.
+    const int span = split_span(s.len, window, tokens_per_split, gridDim.z);
+    s.start = (window > 0 ? max(0, s.len - window) : 0) + s.split * span;
+    s.end = min(s.len, s.start + span);
+    s.n_tiles = s.end > s.start ? (s.end - s.start + BN - 1) / BN : 0;
+    s.k_layer = pool + (long)(layer * 2) * block_tokens * s.token_elems + (long)s.kvh * D;
+    s.v_offset = (long)block_tokens * s.token_elems;
+    s.bt_magic = block_index_magic(block_tokens);
+    return s;
+}
+
+// Queues the copies of the split's keys n0 ..< n0 + BN (zeros past its end) to a stage's K rows at shared address kb and
+// V rows at vb: one (row, 16-byte chunk) a thread and iteration, so that a warp's copy covers whole rows; chunk c of a
+// row goes to byte at(row, c) of both.
+template <int D, int BN, int THREADS, typename T, typename At>
+__device__ __forceinline__ void decode_copy_kv(const decode_split<T>& s, const T* pool, int block_tokens, long block_stride, int n0,
+                                               unsigned int kb, unsigned int vb, At at) {
+    constexpr int CE = 16 / (int)sizeof(T), CH = D / CE;   // elements a chunk, chunks a row
+#pragma unroll
+    for (int it = 0; it < BN * CH / THREADS; ++it) {
+        const int i = (int)threadIdx.x + it * THREADS;
+        const int row = i / CH, c = i % CH, pos = n0 + row;
+        const bool valid = pos < s.end;
+        const T* src = pool;
+        if (valid) {
+            const int bi = block_index(pos, s.bt_magic);
+            src = s.k_layer + (long)s.table[bi] * block_stride + (long)(pos - bi * block_tokens) * s.token_elems + c * CE;
+        }
+        const unsigned int so = at(row, c);
+        cp_async16(kb + so, src, valid);
+        cp_async16(vb + so, valid ? src + s.v_offset : src, valid);
+    }
+}
+
+// Queues stages 0 ..< S - 1 with load_kv (a commit group each, empty past the split's tiles) and waits for the previous
+// kernel: the copies go first when they read only positions that predate it (attention_decode_mma).
+template <int S, int BN, typename T, typename LoadKV>
+__device__ __forceinline__ void decode_first_stages(const decode_split<T>& s, int fresh_tokens, const LoadKV& load_kv) {
+    auto load_first_stages = [&]() {
+#pragma unroll
+        for (int t = 0; t < S - 1; ++t) {
+            if (t < s.n_tiles) load_kv(t);
+            cp_async_commit();
+        }
+    };
+    // Positions below len - fresh_tokens predate the previous kernel (fresh_tokens may exceed len).
+    const bool early = (long)min(s.end, s.start + (S - 1) * BN) + fresh_tokens <= (long)s.len;
+    if (early) load_first_stages();
+    wait_for_previous_kernel();
+    if (!early) load_first_stages();
+}
+
+// Waits for stage t and queues stage t + S - 1 with load_kv (a commit group, empty past the split's tiles).
+template <int S, typename LoadKV>
+__device__ __forceinline__ void decode_next_stage(int t, int n_tiles, const LoadKV& load_kv) {
+    cp_async_wait<S - 2>();
+    // Stage t is complete for every thread, and every warp is done with stage t - 1, which
+    // the next copy overwrites.
+    __syncthreads();
+    if (t + S - 1 < n_tiles) load_kv(t + S - 1);
+    cp_async_commit();
+}
+
+// One tile's step of a head's online softmax (log2 domain): its running maximum mx becomes x, the maximum over the tile's
+// scores too, and its sum l is rescaled to it. Returns the rescale factor of l and the output; ref is what the tile's
+// scores subtract in their exponentials.
+__device__ __forceinline__ float decode_rescale(float x, float& mx, float& l, float& ref) {
+    // A head that has seen no key yet (x = -inf) must get P = 0 and a zero rescale, not NaN.
+    ref = x == NEG_INF ? 0.0f : x;
+    const float corr = exp2f(mx - ref);
+    mx = x;
+    l *= corr;
+    return corr;
+}
+
 // Decode attention on tensor cores. On CUDA cores the 8B shape was bound by instruction issue,
 // not memory: a warp spent some 100 instructions per token (unpacking, FMAs, shuffle reductions,
 // exponentials) and, with one or two warps per scheduler, time per token did not move with the
@@ -348,13 +450,7 @@ __device__ __forceinline__ void finish_decode_block(
 // common.cuh), and the wait then hides behind them. The host passes a larger fresh_tokens than
 // any context where it cannot say (a prefill chunk).
 template <int D, int W, int KW, int S>
-__device__ __forceinline__ void attention_decode_mma(
-    const float* __restrict__ q, int q_stride, const bf16_t* __restrict__ pool,
-    const int* __restrict__ block_tables, int table_stride,
-    const int* __restrict__ row_table, const int* __restrict__ ctx_len,
-    float* __restrict__ part_m, float* __restrict__ part_l, float* __restrict__ part_acc,
-    int q_heads, int kv_heads, int head_dim, int layer, int block_tokens, long block_stride,
-    int tokens_per_split, float scale, int window, bf16_t* __restrict__ out, int fresh_tokens)
+__device__ __forceinline__ void attention_decode_mma(DECODE_PARAMS)
 {
     constexpr int CH = D / 8, BN = W * KW, THREADS = 32 * W;
     constexpr int STAGE = 2 * BN * D;          // bf16 per stage: K rows, then V rows
@@ -369,52 +465,17 @@ __device__ __forceinline__ void attention_decode_mma(
     __shared__ float sm_m[W * 8], sm_l[W * 8];
 
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-    const int r = blockIdx.x, kvh = blockIdx.y, split = blockIdx.z;
-    const int group = q_heads / kv_heads;
-    const int token_elems = kv_heads * D;
-    const int* table = block_tables + (long)row_table[r] * table_stride;
-    const int len = ctx_len[r];
-    // The splits cover the keys the row sees: all of them, or with a sliding window (window > 0)
-    // the last `window`.
-    const int span = split_span(len, window, tokens_per_split, gridDim.z);
-    const int start = (window > 0 ? max(0, len - window) : 0) + split * span;
-    const int end = min(len, start + span);
-    const int n_tiles = end > start ? (end - start + BN - 1) / BN : 0;
-    const bf16_t* k_layer = pool + (long)(layer * 2) * block_tokens * token_elems + (long)kvh * D;
-    const long v_offset = (long)block_tokens * token_elems;
+    const decode_split<bf16_t> sp = decode_take_split<D, BN>(pool, block_tables, table_stride, row_table, ctx_len, q_heads, kv_heads, layer,
+                                                             block_tokens, tokens_per_split, window);
+    const int r = sp.r, kvh = sp.kvh, group = sp.group, start = sp.start, end = sp.end, n_tiles = sp.n_tiles;
     const unsigned int sKV_addr = smem_addr(sKV), sQ_addr = smem_addr(sQ);
-    const unsigned int bt_magic = block_index_magic(block_tokens);
 
     auto load_kv = [&](int t) {
-        const int n0 = start + t * BN;
         const unsigned int kb = sKV_addr + (t % S) * STAGE * 2, vb = kb + BN * D * 2;
-#pragma unroll
-        for (int it = 0; it < BN * CH / THREADS; ++it) {
-            const int i = tid + it * THREADS;
-            const int row = i / CH, c = i % CH, pos = n0 + row;
-            const bool valid = pos < end;
-            const bf16_t* src = pool;
-            if (valid) {
-                const int bi = block_index(pos, bt_magic);
-                src = k_layer + (long)table[bi] * block_stride + (long)(pos - bi * block_tokens) * token_elems + c * 8;
-            }
-            const unsigned int so = swz<D>(row, c) * 2;
-            cp_async16(kb + so, src, valid);
-            cp_async16(vb + so, valid ? src + v_offset : src, valid);
-        }
+        decode_copy_kv<D, BN, THREADS>(sp, pool, block_tokens, block_stride, start + t * BN, kb, vb,
+                                       [](int row, int c) { return swz<D>(row, c) * 2; });
     };
-    auto load_first_stages = [&]() {
-#pragma unroll
-        for (int t = 0; t < S - 1; ++t) {
-            if (t < n_tiles) load_kv(t);
-            cp_async_commit();
-        }
-    };
-    // Positions below len - fresh_tokens predate the previous kernel (fresh_tokens may exceed len).
-    const bool early = (long)min(end, start + (S - 1) * BN) + fresh_tokens <= (long)len;
-    if (early) load_first_stages();
-    wait_for_previous_kernel();
-    if (!early) load_first_stages();
+    decode_first_stages<S, BN>(sp, fresh_tokens, load_kv);
 
     const float qs = scale * 1.4426950408889634f;
 #pragma unroll
@@ -448,12 +509,7 @@ __device__ __forceinline__ void attention_decode_mma(
     float mx = NEG_INF, l = 0.0f;
 
     for (int t = 0; t < n_tiles; ++t) {
-        cp_async_wait<S - 2>();
-        // Stage t is complete for every thread, and every warp is done with stage t - 1, which
-        // the next copy overwrites.
-        __syncthreads();
-        if (t + S - 1 < n_tiles) load_kv(t + S - 1);
-        cp_async_commit();
+        decode_next_stage<S>(t, n_tiles, load_kv);
         const unsigned int kb = sKV_addr + (t % S) * STAGE * 2, vb = kb + BN * D * 2;
         const int key0 = warp * KW;
 
@@ -488,11 +544,8 @@ __device__ __forceinline__ void attention_decode_mma(
         }
         x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 1));
         x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 2));
-        // A warp that has seen no key yet (x = -inf) must get P = 0 and a zero rescale, not NaN.
-        const float ref = x == NEG_INF ? 0.0f : x;
-        const float corr = exp2f(mx - ref);
-        mx = x;
-        l *= corr;
+        float ref;
+        const float corr = decode_rescale(x, mx, l, ref);
 #pragma unroll
         for (int j = 0; j < D / 8; ++j) { o[j][0] *= corr; o[j][1] *= corr; }
         unsigned int pf[KW / 16][4];
@@ -581,15 +634,9 @@ extern "C" __global__ void __launch_bounds__(128) paged_attention_decode_d256(DE
 // Grid (rows, kv_heads, splits), 32 * W threads, S stages of BN = W * KW keys: K codes, V codes,
 // K scales, V scales, (2 * D + 8) * BN bytes a stage (CUDAKernels.decodeAttentionLaunch). The
 // pipeline, the early copies before the wait for the previous kernel, the online softmax (log2
-// domain) and the final merge are attention_decode_mma's.
+// domain) and the final merge are attention_decode_mma's, through the same helpers.
 template <int D, int W, int KW, int S>
-__device__ __forceinline__ void attention_decode_fp8(
-    const float* __restrict__ q, int q_stride, const fp8_t* __restrict__ pool,
-    const int* __restrict__ block_tables, int table_stride,
-    const int* __restrict__ row_table, const int* __restrict__ ctx_len,
-    float* __restrict__ part_m, float* __restrict__ part_l, float* __restrict__ part_acc,
-    int q_heads, int kv_heads, int head_dim, int layer, int block_tokens, long block_stride,
-    int tokens_per_split, float scale, int window, bf16_t* __restrict__ out, int fresh_tokens, long scale_offset)
+__device__ __forceinline__ void attention_decode_fp8(DECODE_PARAMS_FP8)
 {
     constexpr int BN = W * KW, THREADS = 32 * W, KT = KW / 16;
     constexpr int C16 = D / 16;                   // 16-byte chunks of a row of codes
@@ -601,46 +648,25 @@ __device__ __forceinline__ void attention_decode_fp8(
     __shared__ float sm_m[W * 8], sm_l[W * 8];
 
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-    const int r = blockIdx.x, kvh = blockIdx.y, split = blockIdx.z;
-    const int group = q_heads / kv_heads;
-    const int token_elems = kv_heads * D;
-    const int* table = block_tables + (long)row_table[r] * table_stride;
-    const int len = ctx_len[r];
-    const int span = split_span(len, window, tokens_per_split, gridDim.z);
-    const int start = (window > 0 ? max(0, len - window) : 0) + split * span;
-    const int end = min(len, start + span);
-    const int n_tiles = end > start ? (end - start + BN - 1) / BN : 0;
-    const fp8_t* k_layer = pool + (long)(layer * 2) * block_tokens * token_elems + (long)kvh * D;
-    const long v_offset = (long)block_tokens * token_elems;
+    const decode_split<fp8_t> sp = decode_take_split<D, BN>(pool, block_tables, table_stride, row_table, ctx_len, q_heads, kv_heads, layer,
+                                                            block_tokens, tokens_per_split, window);
+    const int r = sp.r, kvh = sp.kvh, group = sp.group, start = sp.start, end = sp.end, n_tiles = sp.n_tiles;
     const unsigned int smem = smem_addr(decode_smem);
-    const unsigned int bt_magic = block_index_magic(block_tokens);
     // Byte offset of (row, byte) in a stage's K or V codes.
     auto at = [](int row, int byte) { return row * D + ((((byte >> 4) ^ (row & SWZ))) << 4) + (byte & 15); };
 
     auto load_kv = [&](int t) {
         const int n0 = start + t * BN;
         const unsigned int kb = smem + (t % S) * RAW, vb = kb + BN * D, ksb = vb + BN * D, vsb = ksb + BN * 4;
-#pragma unroll
-        for (int it = 0; it < BN * C16 / THREADS; ++it) {
-            const int i = tid + it * THREADS;
-            const int row = i / C16, c = i % C16, pos = n0 + row;
-            const bool valid = pos < end;
-            const fp8_t* src = pool;
-            if (valid) {
-                const int bi = block_index(pos, bt_magic);
-                src = k_layer + (long)table[bi] * block_stride + (long)(pos - bi * block_tokens) * token_elems + c * 16;
-            }
-            cp_async16(kb + at(row, c * 16), src, valid);
-            cp_async16(vb + at(row, c * 16), valid ? src + v_offset : src, valid);
-        }
+        decode_copy_kv<D, BN, THREADS>(sp, pool, block_tokens, block_stride, n0, kb, vb, [&](int row, int c) { return at(row, c * 16); });
         for (int row = tid; row < BN; row += THREADS) {
             const int pos = n0 + row;
             const bool valid = pos < end;
             const fp8_t* ks = pool;
             const fp8_t* vs = pool;
             if (valid) {
-                const int bi = block_index(pos, bt_magic), off = pos - bi * block_tokens;
-                const fp8_t* block = pool + (long)table[bi] * block_stride;
+                const int bi = block_index(pos, sp.bt_magic), off = pos - bi * block_tokens;
+                const fp8_t* block = pool + (long)sp.table[bi] * block_stride;
                 ks = block + kv_scale_offset(scale_offset, layer, 0, off, block_tokens, kv_heads, kvh);
                 vs = block + kv_scale_offset(scale_offset, layer, 1, off, block_tokens, kv_heads, kvh);
             }
@@ -648,17 +674,7 @@ __device__ __forceinline__ void attention_decode_fp8(
             cp_async4(vsb + row * 4, vs, valid);
         }
     };
-    auto load_first_stages = [&]() {
-#pragma unroll
-        for (int t = 0; t < S - 1; ++t) {
-            if (t < n_tiles) load_kv(t);
-            cp_async_commit();
-        }
-    };
-    const bool early = (long)min(end, start + (S - 1) * BN) + fresh_tokens <= (long)len;
-    if (early) load_first_stages();
-    wait_for_previous_kernel();
-    if (!early) load_first_stages();
+    decode_first_stages<S, BN>(sp, fresh_tokens, load_kv);
 
     const int g = lane >> 2, tq = lane & 3;
     // Q as the B operand: column g is query head g (heads past the group are zero), dims
@@ -709,12 +725,7 @@ __device__ __forceinline__ void attention_decode_fp8(
     const int key0 = warp * KW;
 
     for (int t = 0; t < n_tiles; ++t) {
-        cp_async_wait<S - 2>();
-        // Stage t is complete for every thread, and every warp is done with stage t - 1, which
-        // the next copy overwrites.
-        __syncthreads();
-        if (t + S - 1 < n_tiles) load_kv(t + S - 1);
-        cp_async_commit();
+        decode_next_stage<S>(t, n_tiles, load_kv);
         const unsigned char* kst = decode_smem + (t % S) * RAW;
         const unsigned char* vst = kst + BN * D;
         const float* ksc = reinterpret_cast<const float*>(vst + BN * D);
@@ -762,11 +773,7 @@ __device__ __forceinline__ void attention_decode_fp8(
             x[e] = fmaxf(x[e], __shfl_xor_sync(0xffffffffu, x[e], 4));
             x[e] = fmaxf(x[e], __shfl_xor_sync(0xffffffffu, x[e], 8));
             x[e] = fmaxf(x[e], __shfl_xor_sync(0xffffffffu, x[e], 16));
-            // A head that has seen no key yet (x = -inf) must get P = 0 and a zero rescale, not NaN.
-            ref[e] = x[e] == NEG_INF ? 0.0f : x[e];
-            corr[e] = exp2f(mx[e] - ref[e]);
-            mx[e] = x[e];
-            l[e] *= corr[e];
+            corr[e] = decode_rescale(x[e], mx[e], l[e], ref[e]);
         }
         // P·s as a fraction of the warp's largest V scale in the tile, vmax (keys past the end
         // have scale 0).
