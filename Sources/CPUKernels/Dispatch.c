@@ -12,6 +12,7 @@
 #endif
 
 #include "AMXLayout.h"
+#include "CPURelax.h"
 #include "KernelTable.h"
 
 // MARK: Instruction set
@@ -550,7 +551,7 @@ typedef struct {
     const float *qkv, *table;
     const int64_t *slots;
     float *q_out;
-    float *key_rows;  // one rotated key row per thread
+    float *key_rows;  // one rotated key row per thread; null: on each thread's stack
     hifc_kv_layer kv;
     long rows, chunks;
     int heads;
@@ -564,20 +565,30 @@ static void rotate(float *head, const float *cosines, const float *sines, int ha
     }
 }
 
-static void rope_chunk(void *context, long chunk, int thread) {
-    rope_job *j = context;
+/// Rotates row `r`'s q into `q_out` and its key into `key` (`kv_heads·head_dim` floats), then
+/// writes the key and value into the pool.
+static inline void rope_row(const rope_job *j, long r, float *key) {
     const int d = j->kv.head_dim, half = d / 2, kv_heads = j->kv.kv_heads;
     const long width = (long)(j->heads + 2 * kv_heads) * d, kv_width = (long)kv_heads * d;
-    for (long r = j->rows * chunk / j->chunks; r < j->rows * (chunk + 1) / j->chunks; r++) {
-        const float *row = j->qkv + r * width, *cosines = j->table + r * d, *sines = cosines + half;
-        float *q = j->q_out + r * (long)j->heads * d;
-        memcpy(q, row, sizeof(float) * (size_t)j->heads * (size_t)d);
-        for (int h = 0; h < j->heads; h++) rotate(q + (long)h * d, cosines, sines, half);
-        // The key is rotated in place in a copy of the row (the KV write may quantize it).
-        float *key = j->key_rows + (long)thread * kv_width;
-        memcpy(key, row + (long)j->heads * d, sizeof(float) * (size_t)kv_width);
-        for (int h = 0; h < kv_heads; h++) rotate(key + (long)h * d, cosines, sines, half);
-        hifc_kv_store(&j->kv, j->slots[r], key, row + (long)(j->heads + kv_heads) * d);
+    const float *row = j->qkv + r * width, *cosines = j->table + r * d, *sines = cosines + half;
+    float *q = j->q_out + r * (long)j->heads * d;
+    memcpy(q, row, sizeof(float) * (size_t)j->heads * (size_t)d);
+    for (int h = 0; h < j->heads; h++) rotate(q + (long)h * d, cosines, sines, half);
+    // The key is rotated in place in a copy of the row (the KV write may quantize it).
+    memcpy(key, row + (long)j->heads * d, sizeof(float) * (size_t)kv_width);
+    for (int h = 0; h < kv_heads; h++) rotate(key + (long)h * d, cosines, sines, half);
+    hifc_kv_store(&j->kv, j->slots[r], key, row + (long)(j->heads + kv_heads) * d);
+}
+
+static void rope_chunk(void *context, long chunk, int thread) {
+    rope_job *j = context;
+    const long kv_width = (long)j->kv.kv_heads * j->kv.head_dim;
+    const long r0 = j->rows * chunk / j->chunks, r1 = j->rows * (chunk + 1) / j->chunks;
+    if (j->key_rows) {
+        for (long r = r0; r < r1; r++) rope_row(j, r, j->key_rows + (long)thread * kv_width);
+    } else {
+        float key[kv_width];  // hifc_rope_store_kv got no scratch: see there
+        for (long r = r0; r < r1; r++) rope_row(j, r, key);
     }
 }
 
@@ -703,6 +714,10 @@ void hifc_rope_store_kv(
     hifc_kv_layer kv) {
     rope_job j = {.qkv = qkv, .table = table, .slots = slots, .q_out = q_out, .kv = kv, .rows = rows, .heads = heads};
     j.chunks = chunk_count(pool, rows, ceil_div(COSTLY_ELEMENTS_PER_CHUNK, (heads + 2 * kv.kv_heads) * kv.head_dim), 2);
+    // Without scratch (out of memory) each thread rotates its keys on its stack instead: one row
+    // of kv_heads·head_dim floats, 16 KB for 32 KV heads of 128 (the pool's threads have 1 MB).
+    // This op returns nothing its Swift caller could throw from, and the fallback gives the same
+    // values, so it runs rather than end the process.
     j.key_rows = hifc_thread_scratch(HIFC_SCRATCH_ROTARY, sizeof(float) * (size_t)hifc_pool_threads(pool) * (size_t)kv.kv_heads * (size_t)kv.head_dim);
     hifc_parallel(pool, j.chunks, rope_chunk, &j);
 }
@@ -752,6 +767,7 @@ typedef struct {
     float *scratch;
     long scratch_per_thread;
     int heads, group;
+    size_t missing_bytes;  // nonzero: the scratch of this many bytes could not be had, nothing planned
 } attention_job;
 
 static void attention_chunk(void *context, long chunk, int thread) {
@@ -786,21 +802,24 @@ static attention_job plan_attention(
     // Items before splitting keys, to see whether long contexts must be split to fill the threads.
     long unsplit = 0;
     for (int s = 0; s < sequence_count; s++) unsplit += ceil_div(sequences[s].query_length, tile_rows) * kv.kv_heads;
+    // Each sequence's splits go to the start of the scratch, which is then grown (keeping them)
+    // to what the items they make need.
+    const size_t split_bytes = cache_lines(sizeof(int) * (size_t)(sequence_count > 0 ? sequence_count : 1));
+    int *splits = hifc_thread_scratch(HIFC_SCRATCH_ATTENTION, split_bytes);
+    if (!splits) return (attention_job){.missing_bytes = split_bytes};
     long items = 0, partial_pairs = 0;
     for (int s = 0; s < sequence_count; s++) {
         long tiles = ceil_div(sequences[s].query_length, tile_rows);
-        int split = key_splits(&sequences[s], tiles, unsplit, threads, window);
-        items += tiles * kv.kv_heads * split;
-        if (split > 1) partial_pairs += (long)kv.kv_heads * split * sequences[s].query_length * group;
+        splits[s] = key_splits(&sequences[s], tiles, unsplit, threads, window);
+        items += tiles * kv.kv_heads * splits[s];
+        if (splits[s] > 1) partial_pairs += (long)kv.kv_heads * splits[s] * sequences[s].query_length * group;
     }
     const long per_thread = hifc_attention_scratch_floats(tile_rows * group, d);
-    const size_t split_bytes = cache_lines(sizeof(int) * (size_t)(sequence_count > 0 ? sequence_count : 1));
     const size_t item_bytes = cache_lines(sizeof(hifc_attention_item) * (size_t)(items > 0 ? items : 1));
     const size_t partial_bytes = cache_lines(sizeof(float) * (size_t)partial_pairs * (size_t)(d + 2));
-    int *splits = hifc_thread_scratch(
-        HIFC_SCRATCH_ATTENTION, split_bytes + item_bytes + partial_bytes + sizeof(float) * (size_t)per_thread * (size_t)threads);
-    for (int s = 0; s < sequence_count; s++)
-        splits[s] = key_splits(&sequences[s], ceil_div(sequences[s].query_length, tile_rows), unsplit, threads, window);
+    const size_t bytes = split_bytes + item_bytes + partial_bytes + sizeof(float) * (size_t)per_thread * (size_t)threads;
+    splits = hifc_thread_scratch_keeping(HIFC_SCRATCH_ATTENTION, bytes, split_bytes);
+    if (!splits) return (attention_job){.missing_bytes = bytes};
     uint8_t *at = (uint8_t *)splits + split_bytes;
     hifc_attention_item *list = (hifc_attention_item *)at;
     at += item_bytes;
@@ -866,19 +885,21 @@ static void merge_attention_parts(const attention_job *j) {
                 const float *acc = it->partial_acc + p * d;
                 for (int e = 0; e < d; e++) o[e] += weight * acc[e];
             }
-            float inverse = denominator > 0 ? 1 / denominator : 0;
+            float inverse = denominator != 0 ? 1 / denominator : 0;  // a part's NaN (a NaN key) stays NaN
             for (int e = 0; e < d; e++) o[e] *= inverse;
         }
         i += parts;
     }
 }
 
-void hifc_paged_attention(
+size_t hifc_paged_attention(
     hifc_pool *pool, const float *q, float *out, int heads, float scale, const hifc_sequence *sequences, int sequence_count,
     int window, hifc_kv_layer kv) {
     attention_job j = plan_attention(pool, q, out, heads, scale, sequences, sequence_count, window, kv);
+    if (j.missing_bytes) return j.missing_bytes;
     hifc_parallel(pool, j.item_count, attention_chunk, &j);
     merge_attention_parts(&j);
+    return 0;
 }
 
 // MARK: Names

@@ -8,15 +8,6 @@
 
 #include "CPUKernels.h"
 
-/// What a thread does in each turn of a spin wait: tells the core it is waiting.
-#if defined(__x86_64__) || defined(__i386__)
-#define CPU_RELAX() __builtin_ia32_pause()
-#elif defined(__aarch64__)
-#define CPU_RELAX() __asm__ __volatile__("yield")
-#else
-#define CPU_RELAX() ((void)0)
-#endif
-
 /// One attention work item: query rows `row0 ..< row0 + rows` of a sequence, the query heads of
 /// one KV head, keys `key0 ..< key1` (each row still sees only its causal prefix). With
 /// `partial_*` null the result is normalized into `out`; otherwise the unnormalized sums and the

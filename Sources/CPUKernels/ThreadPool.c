@@ -35,7 +35,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "KernelTable.h"  // CPU_RELAX
+#include "CPURelax.h"
 
 // The job word: generation (20 bits, wrapping) | chunks (22 bits) | next chunk (22 bits). After a
 // job's last chunk each thread adds at most once more before it waits for the next word, so the

@@ -154,6 +154,55 @@ final class CPUKernelTests: XCTestCase {
         }
     }
 
+    /// A NaN in one element of one key reaches, as in the float64 reference's softmax, every
+    /// element of every head of that KV head in every row that sees the key, and nothing else, on
+    /// every instruction set: the key alone in its row's pass (row 0, key 0), among finite keys
+    /// in a pass's vector groups or its scalar tail, in a later pass, left behind by a sliding
+    /// window, and in a decode row split by keys over the threads and merged.
+    func testAttentionPropagatesANaNKeyToTheRowsThatSeeItOnly() throws {
+        let backend = CPUBackend(blas: nil, pool: CPUThreadPool(threads: 2))
+        let (heads, kvHeads, d, tokens) = (4, 2, 40, 601)
+        let layout = KVBlockLayout(layers: 1, kvHeads: kvHeads, headDim: d, blockTokens: 16, dtype: .float32)
+        let kv = try backend.makeKVCachePool(layout: layout, blocks: 38)
+        let table = (0..<38).map { Int32($0) }
+        let written = try backend.prepare(
+            try StepBatch.make(
+                chunks: [(tokens: Array(repeating: 0, count: tokens), startPosition: 0, blockTable: table, wantsLogits: true)], blockTokens: 16))
+        // A prompt of 150 rows (passes of 128 keys and a ragged 22), and the last token's decode row.
+        let prefill = try backend.prepare(
+            try StepBatch.make(
+                chunks: [(tokens: Array(repeating: 0, count: 150), startPosition: 0, blockTable: table, wantsLogits: true)], blockTokens: 16))
+        let decode = try backend.prepare(
+            try StepBatch.make(chunks: [(tokens: [0], startPosition: tokens - 1, blockTable: table, wantsLogits: true)], blockTokens: 16))
+        let steps = [(prefill, Array(0..<150)), (decode, [tokens - 1])]  // each step's rows' positions
+        let v = try backend.uploadFloat32(values(tokens * kvHeads * d, seed: 31), shape: [tokens, kvHeads * d])
+        for key in [0, 9, 140, 148, 300] {
+            var k = values(tokens * kvHeads * d, seed: 32)
+            k[key * kvHeads * d + 3] = .nan  // KV head 0, element 3
+            try backend.writeKV(k: try backend.uploadFloat32(k, shape: [tokens, kvHeads * d]), v: v, layer: 0, pool: kv, step: written)
+            for window in [nil, 100] {
+                for (step, positions) in steps {
+                    let q = try backend.uploadFloat32(values(positions.count * heads * d, seed: 33), shape: [positions.count, heads * d])
+                    // Heads 0 and 1 read KV head 0.
+                    let expected = positions.flatMap { p in
+                        (0..<heads).map { h in h < heads / kvHeads && key <= p && key > p - (window ?? Int.max) }
+                    }
+                    for (isa, out) in try acrossInstructionSets({
+                        try backend.download(
+                            try backend.pagedAttention(q: q, heads: heads, layer: 0, scale: 0.2, window: window, pool: kv, step: step))
+                    }) {
+                        let slices = stride(from: 0, to: out.count, by: d).map { out[$0..<($0 + d)] }
+                        let wrong = slices.indices.filter { i in
+                            !(expected[i] ? slices[i].allSatisfy(\.isNaN) : slices[i].allSatisfy(\.isFinite))
+                        }
+                        // Indices row·heads + head of the heads that are not as expected.
+                        XCTAssertEqual(wrong, [], "\(isa), NaN in key \(key), window \(window ?? 0), \(positions.count) rows")
+                    }
+                }
+            }
+        }
+    }
+
     func testGELUTanhTimesUpFollowsPyTorchsFormula() throws {
         let backend = CPUBackend(blas: nil, pool: CPUThreadPool(threads: 2))
         let gates: [Float] = values(1000, seed: 7).map { $0 * 20 } + [0, -0.0, 1e-6, 88, -88]
@@ -426,6 +475,29 @@ final class CPUKernelTests: XCTestCase {
         done.wait()
         XCTAssertNotEqual(seen.value, 0)
         XCTAssertNotEqual(seen.value, Int(bitPattern: grown))
+    }
+
+    func testAThreadsScratchKeepsTheBytesItIsAskedToKeepWhenItGrows() throws {
+        let slot = Int32(HIFC_SCRATCH_ATTENTION)
+        let first = try XCTUnwrap(hifc_thread_scratch(slot, 256))
+        for i in 0..<256 { first.storeBytes(of: UInt8(i), toByteOffset: i, as: UInt8.self) }
+        XCTAssertEqual(hifc_thread_scratch_keeping(slot, 200, 100), first, "no growth, no move")
+        let grown = try XCTUnwrap(hifc_thread_scratch_keeping(slot, 1 << 20, 100))
+        XCTAssertEqual((0..<100).map { grown.load(fromByteOffset: $0, as: UInt8.self) }, (0..<100).map { UInt8($0) })
+        XCTAssertEqual(Int(bitPattern: grown) % 64, 0)
+        memset(grown, 7, 1 << 20)
+        // Asked to keep more than the buffer has: all it has (at least the megabyte of sevens).
+        let again = try XCTUnwrap(hifc_thread_scratch_keeping(slot, 4 << 20, 8 << 20))
+        XCTAssertEqual(again.load(fromByteOffset: (1 << 20) - 1, as: UInt8.self), 7)
+    }
+
+    func testAThreadsScratchIsNullForASizeNoAllocationCanHaveAndKeepsItsBuffer() throws {
+        let slot = Int32(HIFC_SCRATCH_OP)
+        let buffer = try XCTUnwrap(hifc_thread_scratch(slot, 4096))
+        XCTAssertNil(hifc_thread_scratch(slot, Int.max), "half again would wrap around")
+        XCTAssertNil(hifc_thread_scratch(slot, 1 << 60))
+        XCTAssertNil(hifc_thread_scratch_keeping(slot, 1 << 60, 4096))
+        XCTAssertEqual(hifc_thread_scratch(slot, 4096), buffer)
     }
 
     func testThreadPoolRunsEveryChunkOnceAndRunsNestedCallsInline() {

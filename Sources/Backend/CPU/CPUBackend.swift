@@ -506,7 +506,10 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
         let (raw, source, sequences, count, kvLayer) = (
             self.pool.raw, try q.cpu("pagedAttention"), prepared.sequences, Int32(prepared.sequenceCount), pool.kernelLayer(layer)
         )
-        try perform { hifc_paged_attention(raw, source, out, Int32(heads), scale, sequences, count, Int32(window ?? 0), kvLayer) }
+        try perform {
+            let missing = hifc_paged_attention(raw, source, out, Int32(heads), scale, sequences, count, Int32(window ?? 0), kvLayer)
+            if missing > 0 { throw BackendError.outOfMemory(what: "the attention's scratch", bytes: Int(missing)) }
+        }
         return result
     }
 

@@ -132,9 +132,13 @@ enum {
     HIFC_SCRATCH_SLOTS = 3,
 };
 /// At least `bytes` of 64-byte aligned memory that the calling thread keeps for `slot` and reuses
-/// on its next call for the same slot (the contents are then undefined); NULL when out of memory.
-/// Freed when the thread exits.
+/// on its next call for the same slot (the contents are then undefined); NULL when out of memory
+/// (the slot then keeps its buffer). Freed when the thread exits.
 void *hifc_thread_scratch(int slot, size_t bytes);
+/// `hifc_thread_scratch`, but the first `keep` bytes of the slot's buffer (at most as many as it
+/// had) are the same after the call, moved with the buffer if it grows: for a caller that writes
+/// the start of its scratch before it knows how much it needs in all.
+void *hifc_thread_scratch_keeping(int slot, size_t bytes, size_t keep);
 
 // MARK: Paged attention
 
@@ -196,8 +200,10 @@ void hifc_rope_store_kv(
 /// Causal attention of `q` (`[tokens, heads·headDim]`) over each sequence's K/V: query row `i`
 /// of a sequence, at position `p = context - query_length + i`, sees positions `0 ... p`, or with
 /// a sliding `window` (> 0; 0: none) only `p - window + 1 ... p`; head `h` reads KV head
-/// `h / (heads / kv_heads)`. Writes `out` (`[tokens, heads·headDim]`).
-void hifc_paged_attention(
+/// `h / (heads / kv_heads)`. Writes `out` (`[tokens, heads·headDim]`) and returns 0, or, when the
+/// calling thread's scratch could not grow (out of memory), returns the bytes it needed and writes
+/// nothing.
+size_t hifc_paged_attention(
     hifc_pool *pool, const float *q, float *out, int heads, float scale, const hifc_sequence *sequences,
     int sequence_count, int window, hifc_kv_layer kv);
 
