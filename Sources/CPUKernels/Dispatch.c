@@ -201,8 +201,23 @@ void hifc_argmax_rows(hifc_pool *pool, const float *x, long rows, long columns, 
     // pieces 9 us (cpu-vs-llamacpp.md).
     j.pieces = chunk_count(pool, columns, 2048, 1);
     if (j.pieces < 1) j.pieces = 1;
-    j.best = malloc(sizeof(float) * (size_t)(rows * j.pieces));
-    j.where = malloc(sizeof(long) * (size_t)(rows * j.pieces));
+    // A decode step's pieces fit on the stack; more are allocated, and if that fails, each row is
+    // one piece, whose maximum the pool's single chunk finds without either.
+    enum { STACK_PIECES = 512 };
+    float best[STACK_PIECES];
+    long where[STACK_PIECES];
+    j.best = best;
+    j.where = where;
+    if (rows * j.pieces > STACK_PIECES) {
+        j.best = malloc(sizeof(float) * (size_t)(rows * j.pieces));
+        j.where = malloc(sizeof(long) * (size_t)(rows * j.pieces));
+        if (!j.best || !j.where) {
+            free(j.best);
+            free(j.where);
+            for (long r = 0; r < rows; r++) out[r] = j.k->argmax(x + r * columns, columns);
+            return;
+        }
+    }
     hifc_parallel(pool, rows * j.pieces, argmax_chunk, &j);
     for (long r = 0; r < rows; r++) {
         long at = r * j.pieces;
@@ -212,8 +227,10 @@ void hifc_argmax_rows(hifc_pool *pool, const float *x, long rows, long columns, 
         }
         out[r] = j.where[at];
     }
-    free(j.best);
-    free(j.where);
+    if (j.best != best) {
+        free(j.best);
+        free(j.where);
+    }
 }
 
 // MARK: f32 GEMM
@@ -359,12 +376,19 @@ static void amx_chunk(void *context, long chunk, int thread) {
 
 /// The product of the quantized activations in `q` on AMX tiles: the activations are packed
 /// once into B tiles, then each chunk packs the 16 weight rows of each of its column groups
-/// into A tiles and runs them against its block of activation tiles.
-static void gemm_quant_amx(hifc_pool *pool, quant_job *q) {
+/// into A tiles and runs them against its block of activation tiles. Returns 0, having done
+/// nothing, when the packed tiles' memory cannot be had: the caller then runs the product on
+/// the vector kernels, which need none.
+static int gemm_quant_amx(hifc_pool *pool, quant_job *q) {
     amx_job j = {.q = q, .blocks = q->k_dim / 32, .tiles = ceil_div(q->m, 16)};
     const size_t block_bytes = sizeof(hifc_amx_block);
     j.activations = aligned_alloc(64, block_bytes * (size_t)(j.tiles * j.blocks));
     j.panels = aligned_alloc(64, block_bytes * (size_t)j.blocks * (size_t)hifc_pool_threads(pool));
+    if (!j.activations || !j.panels) {
+        free(j.activations);
+        free(j.panels);
+        return 0;
+    }
     j.chunks = chunk_count(pool, j.tiles, 1, 2);
     hifc_parallel(pool, j.chunks, amx_pack_chunk, &j);
     j.tiles_per_block = amx_tiles_per_block(j.blocks);
@@ -382,6 +406,7 @@ static void gemm_quant_amx(hifc_pool *pool, quant_job *q) {
     free(j.activations);
     free(j.panels);
     hifc_amx_count_product();
+    return 1;
 }
 
 int hifc_gemm_quant_uses_amx(int type, long m, long n, long k, int threads) {
@@ -424,10 +449,7 @@ void hifc_gemm_quant(
     hifc_pool *pool, int type, const float *a, const void *w, const float *bias, float *c, long m, long n, long k, void *scratch) {
     quant_job j = quant_job_of(type, a, w, bias, c, scratch, m, n, k);
     quantize_activations(pool, &j);
-    if (hifc_gemm_quant_uses_amx(type, m, n, k, hifc_pool_threads(pool))) {
-        gemm_quant_amx(pool, &j);
-        return;
-    }
+    if (hifc_gemm_quant_uses_amx(type, m, n, k, hifc_pool_threads(pool)) && gemm_quant_amx(pool, &j)) return;
     hifc_parallel(pool, split_product(pool, &j), quant_chunk, &j);
 }
 

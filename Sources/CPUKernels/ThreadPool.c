@@ -153,7 +153,9 @@ hifc_pool *hifc_pool_create(int threads, int spin_microseconds) {
     pthread_cond_init(&pool->wake, NULL);
     pool->workers = calloc((size_t)threads, sizeof(pthread_t));
     int started = 1;
-    for (int i = 1; i < threads; i++) {
+    // Without room for the workers' handles the pool has the caller alone, as when a worker
+    // cannot start: it runs every job inline.
+    for (int i = 1; i < threads && pool->workers; i++) {
         worker_start *start = malloc(sizeof(worker_start));
         if (!start) break;
         start->pool = pool;

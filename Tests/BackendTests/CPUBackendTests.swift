@@ -219,6 +219,17 @@ final class CPUBackendTests: XCTestCase {
         XCTAssertEqual(try backend.argmaxRows(try tensor(backend, x, [3, width])), [10, 49_999, 30_000])
     }
 
+    func testArgmaxOfMoreRowsTimesPiecesThanTheStackHoldsFindsEachRowsMaximum() throws {
+        // 200 rows of 8,192 logits on 4 threads: 4 pieces a row, 800 in all, past the 512 whose
+        // maxima stay on the stack, so the pieces' maxima are allocated.
+        let backend = CPUBackend(blas: nil, pool: CPUThreadPool(threads: 4))
+        let (rows, width) = (200, 8192)
+        var x = (0..<(rows * width)).map { Float(($0 * 7919) % 1000) / 1000 }
+        let expected = (0..<rows).map { ($0 * 4099) % width }
+        for (r, at) in expected.enumerated() { x[r * width + at] = 2 }
+        XCTAssertEqual(try backend.argmaxRows(try tensor(backend, x, [rows, width])), expected)
+    }
+
     func testStackedWeightsKeepEveryRowInOrder() throws {
         let a: [UInt16] = [1, 2, 3, 4]
         let b: [UInt16] = [5, 6]
