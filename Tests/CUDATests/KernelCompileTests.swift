@@ -1,3 +1,4 @@
+import HiFCCore
 import XCTest
 
 @testable import CUDA
@@ -46,6 +47,30 @@ final class KernelCompileTests: XCTestCase {
         XCTAssertEqual(hopper.warps, 12)
         XCTAssertEqual(hopper.slices, 2)
         XCTAssertLessThanOrEqual(hopper.sharedBytes, 227 * 1024)
+    }
+
+    func testOnlyHopperPoolsOfHeadDim128BF16AndBlocksOfWholeEightTokenCopiesGetAPrefillTensorMap() {
+        func device(_ major: Int, _ minor: Int) -> CUDADeviceInfo {
+            CUDADeviceInfo(
+                ordinal: 0, name: "test", computeCapability: (major, minor), totalMemory: 1 << 37, multiprocessors: 132,
+                maxSharedMemoryPerBlock: 227 * 1024)
+        }
+        func layout(headDim: Int = 128, blockTokens: Int = 16, dtype: KVDType = .bfloat16) -> KVBlockLayout {
+            KVBlockLayout(layers: 2, kvHeads: 8, headDim: headDim, blockTokens: blockTokens, dtype: dtype)
+        }
+        let hopper = device(9, 0)
+        for blockTokens in [8, 16, 24, 48, 64] {
+            XCTAssertTrue(CUDAKernels.prefillKVMapApplies(layout: layout(blockTokens: blockTokens), on: hopper))
+        }
+        // A box of 8 tokens would span two blocks of 12 or 4: those pools keep the mma.sync kernel.
+        for blockTokens in [4, 12, 20] { XCTAssertFalse(CUDAKernels.prefillKVMapApplies(layout: layout(blockTokens: blockTokens), on: hopper)) }
+        XCTAssertFalse(CUDAKernels.prefillKVMapApplies(layout: layout(headDim: 64), on: hopper))
+        XCTAssertFalse(CUDAKernels.prefillKVMapApplies(layout: layout(dtype: .fp8e4m3), on: hopper))
+        XCTAssertFalse(CUDAKernels.prefillKVMapApplies(layout: layout(), on: device(8, 9)))
+        XCTAssertFalse(CUDAKernels.prefillKVMapApplies(layout: layout(), on: device(10, 0)))
+        var small = hopper
+        small.maxSharedMemoryPerBlock = 100 * 1024
+        XCTAssertFalse(CUDAKernels.prefillKVMapApplies(layout: layout(), on: small))
     }
 
     /// Kernels are launched with programmatic dependent launch, so a kernel that never waits for

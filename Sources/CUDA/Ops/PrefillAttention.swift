@@ -83,6 +83,13 @@ extension CUDAKernels {
     /// that a box never spans two blocks.
     public static let prefillMapBoxTokens = 8
 
+    /// Whether a pool of `layout` on `device` gets a `prefillKVMap`: where the Hopper kernel runs
+    /// (head dim 128 over bf16) and its 8-token copies never span two blocks.
+    public static func prefillKVMapApplies(layout: KVBlockLayout, on device: CUDADeviceInfo) -> Bool {
+        prefillRunsHopperKernel(on: device) && layout.headDim == 128 && layout.dtype == .bfloat16
+            && layout.blockTokens % prefillMapBoxTokens == 0
+    }
+
     /// The tensor map through which `prefill_attention_d128_hopper` copies its K/V tiles: the
     /// pool at `pool` (`blocks` blocks `blockStride` bytes apart, bf16) as the array
     /// [block][layer · 2 + K|V][token][KV head][dim], in boxes of 8 tokens × 64 dims of one head,
@@ -91,9 +98,7 @@ extension CUDAKernels {
     /// dims or dtypes, and blocks of a token count that is not a multiple of 8.
     public func prefillKVMap(pool: CUdeviceptr, blocks: Int, blockStride: Int, layout: KVBlockLayout) throws -> TensorMap? {
         let device = library.device
-        guard Self.prefillRunsHopperKernel(on: device.info), layout.headDim == 128, layout.dtype == .bfloat16,
-            layout.blockTokens % Self.prefillMapBoxTokens == 0, device.api.cuTensorMapEncodeTiled != nil
-        else { return nil }
+        guard Self.prefillKVMapApplies(layout: layout, on: device.info), device.api.cuTensorMapEncodeTiled != nil else { return nil }
         let row = layout.headDim * 2
         return try TensorMap(
             device: device, element: .bfloat16, base: pool,
