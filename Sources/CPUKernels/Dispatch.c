@@ -824,24 +824,23 @@ static attention_job plan_attention(
     // Items before splitting keys, to see whether long contexts must be split to fill the threads.
     long unsplit = 0;
     for (int s = 0; s < sequence_count; s++) unsplit += ceil_div(sequences[s].query_length, tile_rows) * kv.kv_heads;
-    // Each sequence's splits go to the start of the scratch, which is then grown (keeping them)
-    // to what the items they make need.
-    const size_t split_bytes = cache_lines(sizeof(int) * (size_t)(sequence_count > 0 ? sequence_count : 1));
-    int *splits = hifc_thread_scratch(HIFC_SCRATCH_ATTENTION, split_bytes);
-    if (!splits) return (attention_job){.missing_bytes = split_bytes};
     long items = 0, partial_pairs = 0;
     for (int s = 0; s < sequence_count; s++) {
         long tiles = ceil_div(sequences[s].query_length, tile_rows);
-        splits[s] = key_splits(&sequences[s], tiles, unsplit, threads, window);
-        items += tiles * kv.kv_heads * splits[s];
-        if (splits[s] > 1) partial_pairs += (long)kv.kv_heads * splits[s] * sequences[s].query_length * group;
+        int split = key_splits(&sequences[s], tiles, unsplit, threads, window);
+        items += tiles * kv.kv_heads * split;
+        if (split > 1) partial_pairs += (long)kv.kv_heads * split * sequences[s].query_length * group;
     }
     const long per_thread = hifc_attention_scratch_floats(tile_rows * group, d);
+    const size_t split_bytes = cache_lines(sizeof(int) * (size_t)(sequence_count > 0 ? sequence_count : 1));
     const size_t item_bytes = cache_lines(sizeof(hifc_attention_item) * (size_t)(items > 0 ? items : 1));
     const size_t partial_bytes = cache_lines(sizeof(float) * (size_t)partial_pairs * (size_t)(d + 2));
     const size_t bytes = split_bytes + item_bytes + partial_bytes + sizeof(float) * (size_t)per_thread * (size_t)threads;
-    splits = hifc_thread_scratch_keeping(HIFC_SCRATCH_ATTENTION, bytes, split_bytes);
+    int *splits = hifc_thread_scratch(HIFC_SCRATCH_ATTENTION, bytes);
     if (!splits) return (attention_job){.missing_bytes = bytes};
+    // Counted again, now that there is room to keep them (the count above sized that room).
+    for (int s = 0; s < sequence_count; s++)
+        splits[s] = key_splits(&sequences[s], ceil_div(sequences[s].query_length, tile_rows), unsplit, threads, window);
     uint8_t *at = (uint8_t *)splits + split_bytes;
     hifc_attention_item *list = (hifc_attention_item *)at;
     at += item_bytes;

@@ -9,7 +9,6 @@
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "CPUKernels.h"
 
@@ -29,7 +28,7 @@ static void free_buffers(void *value) {
 
 static void make_key(void) { pthread_key_create(&scratch_key, free_buffers); }
 
-void *hifc_thread_scratch_keeping(int slot, size_t bytes, size_t keep) {
+void *hifc_thread_scratch(int slot, size_t bytes) {
     if (slot < 0 || slot >= HIFC_SCRATCH_SLOTS) return NULL;
     // No allocation this large can succeed, and growing it by half would wrap around.
     if (bytes > SIZE_MAX / 2) return NULL;
@@ -50,13 +49,9 @@ void *hifc_thread_scratch_keeping(int slot, size_t bytes, size_t keep) {
         grown = (grown + 63) / 64 * 64;
         void *memory = aligned_alloc(64, grown ? grown : 64);
         if (!memory) return NULL;  // the old buffer stays the slot's
-        if (keep > b->bytes) keep = b->bytes;
-        if (keep && b->memory) memcpy(memory, b->memory, keep);
         free(b->memory);
         b->memory = memory;
         b->bytes = grown;
     }
     return b->memory;
 }
-
-void *hifc_thread_scratch(int slot, size_t bytes) { return hifc_thread_scratch_keeping(slot, bytes, 0); }

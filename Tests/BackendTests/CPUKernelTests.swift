@@ -477,26 +477,11 @@ final class CPUKernelTests: XCTestCase {
         XCTAssertNotEqual(seen.value, Int(bitPattern: grown))
     }
 
-    func testAThreadsScratchKeepsTheBytesItIsAskedToKeepWhenItGrows() throws {
-        let slot = Int32(HIFC_SCRATCH_ATTENTION)
-        let first = try XCTUnwrap(hifc_thread_scratch(slot, 256))
-        for i in 0..<256 { first.storeBytes(of: UInt8(i), toByteOffset: i, as: UInt8.self) }
-        XCTAssertEqual(hifc_thread_scratch_keeping(slot, 200, 100), first, "no growth, no move")
-        let grown = try XCTUnwrap(hifc_thread_scratch_keeping(slot, 1 << 20, 100))
-        XCTAssertEqual((0..<100).map { grown.load(fromByteOffset: $0, as: UInt8.self) }, (0..<100).map { UInt8($0) })
-        XCTAssertEqual(Int(bitPattern: grown) % 64, 0)
-        memset(grown, 7, 1 << 20)
-        // Asked to keep more than the buffer has: all it has (at least the megabyte of sevens).
-        let again = try XCTUnwrap(hifc_thread_scratch_keeping(slot, 4 << 20, 8 << 20))
-        XCTAssertEqual(again.load(fromByteOffset: (1 << 20) - 1, as: UInt8.self), 7)
-    }
-
     func testAThreadsScratchIsNullForASizeNoAllocationCanHaveAndKeepsItsBuffer() throws {
         let slot = Int32(HIFC_SCRATCH_OP)
         let buffer = try XCTUnwrap(hifc_thread_scratch(slot, 4096))
         XCTAssertNil(hifc_thread_scratch(slot, Int.max), "half again would wrap around")
         XCTAssertNil(hifc_thread_scratch(slot, 1 << 60))
-        XCTAssertNil(hifc_thread_scratch_keeping(slot, 1 << 60, 4096))
         XCTAssertEqual(hifc_thread_scratch(slot, 4096), buffer)
     }
 

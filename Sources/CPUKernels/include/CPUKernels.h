@@ -135,10 +135,6 @@ enum {
 /// on its next call for the same slot (the contents are then undefined); NULL when out of memory
 /// (the slot then keeps its buffer). Freed when the thread exits.
 void *hifc_thread_scratch(int slot, size_t bytes);
-/// `hifc_thread_scratch`, but the first `keep` bytes of the slot's buffer (at most as many as it
-/// had) are the same after the call, moved with the buffer if it grows: for a caller that writes
-/// the start of its scratch before it knows how much it needs in all.
-void *hifc_thread_scratch_keeping(int slot, size_t bytes, size_t keep);
 
 // MARK: Paged attention
 
