@@ -665,8 +665,8 @@ public final class GPUSelfCheck: @unchecked Sendable {
         let usesWarpgroupMMA =
             CUDAKernels.prefillLaunchShape(
                 headDim: hd, group: qHeads / kvHeads, wide: wide, dtype: dtype,
-                hopper: kvMap != nil && CUDAKernels.prefillRunsHopperKernel(on: kernels.library.device.info)
-            ).name == "prefill_attention_d128_hopper"
+                hopper: kvMap != nil
+            ).name == CUDAKernels.prefillHopperKernel
 
         let group = qHeads / kvHeads
         var ref = [Double](repeating: 0, count: rows * qHeads * hd)

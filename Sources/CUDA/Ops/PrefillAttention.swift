@@ -71,7 +71,7 @@ extension CUDAKernels {
     public static let prefillHopperSharedBytes = (128 + 2 * 3 * 128) * 128 * 2 + 1024 + 2 * 3 * 8
 
     /// The warp-specialized wgmma kernel's name.
-    static let prefillHopperKernel = "prefill_attention_d128_hopper"
+    public static let prefillHopperKernel = "prefill_attention_d128_hopper"
 
     /// Whether `device` runs `prefill_attention_d128_hopper` (the `hopper` of `prefillLaunchShape`):
     /// warpgroup MMAs and the shared memory the kernel asks for.
@@ -221,7 +221,8 @@ extension CUDAKernels {
     /// - `wide`: forces (true) or forbids (false) the variant with two row tiles per warp for
     ///   grouped heads; nil chooses by the launch's size (the self check tries both).
     /// - `window`: a sliding window; a token at position p then sees only keys `p - window + 1 ... p`.
-    /// - `kvMap`: the pool's `prefillKVMap`, where it has one: the Hopper kernel needs it.
+    /// - `kvMap`: the pool's `prefillKVMap`, where it has one: the Hopper kernel runs with it, and
+    ///   only with it (the map exists only where that kernel does, `prefillKVMapApplies`).
     public func prefillAttention(
         q: CUdeviceptr, qStride: Int, pool: CUdeviceptr, blockStride: Int, blockTables: CUdeviceptr, tableStride: Int,
         tiles: CUdeviceptr, tileCount: Int, output: CUdeviceptr, qHeads: Int, layer: Int, layout: KVBlockLayout,
@@ -233,7 +234,7 @@ extension CUDAKernels {
         let shape = Self.prefillLaunchShape(
             headDim: layout.headDim, group: qHeads / layout.kvHeads, tileCount: tileCount, kvHeads: layout.kvHeads,
             multiprocessors: info.multiprocessors, wide: wide, dtype: layout.dtype,
-            hopper: kvMap != nil && Self.prefillRunsHopperKernel(on: info))
+            hopper: kvMap != nil)
         var a = KernelArguments()
         a.add(q)
         a.add(int: qStride)
