@@ -8,6 +8,7 @@ int hifc_quant_block_weights(int type) {
     switch (type) {
     case HIFC_QUANT_Q4_0:
     case HIFC_QUANT_Q4_1:
+    case HIFC_QUANT_Q5_0:
     case HIFC_QUANT_Q8_0: return 32;
     case HIFC_QUANT_Q4_K:
     case HIFC_QUANT_Q6_K: return 256;
@@ -19,6 +20,7 @@ int hifc_quant_block_bytes(int type) {
     switch (type) {
     case HIFC_QUANT_Q4_0: return sizeof(block_q4_0);
     case HIFC_QUANT_Q4_1: return sizeof(block_q4_1);
+    case HIFC_QUANT_Q5_0: return sizeof(block_q5_0);
     case HIFC_QUANT_Q8_0: return sizeof(block_q8_0);
     case HIFC_QUANT_Q4_K: return sizeof(block_q4_K);
     case HIFC_QUANT_Q6_K: return sizeof(block_q6_K);
@@ -54,6 +56,13 @@ void hifc_dequantize(int type, const void *blocks, float *out, long count) {
                 out[i] = d * (x->qs[i] & 0xF) + m;
                 out[i + 16] = d * (x->qs[i] >> 4) + m;
             }
+            out += 32;
+            break;
+        }
+        case HIFC_QUANT_Q5_0: {
+            const block_q5_0 *x = (const block_q5_0 *)blocks + b;
+            float d = hifc_half_to_float(x->d);
+            for (int i = 0; i < 32; i++) out[i] = d * (q5_0_value(x, i) - 16);
             out += 32;
             break;
         }
@@ -117,6 +126,13 @@ static float dot_row(int type, const uint8_t *w, const uint8_t *a, long k) {
                 const block_q4_1 *x = (const block_q4_1 *)w + b;
                 for (int i = 0; i < 16; i++) sum += (x->qs[i] & 0xF) * y[b].qs[i] + (x->qs[i] >> 4) * y[b].qs[i + 16];
                 total += hifc_half_to_float(x->d) * y[b].d * (float)sum + hifc_half_to_float(x->m) * y[b].sum;
+                break;
+            }
+            case HIFC_QUANT_Q5_0: {
+                const block_q5_0 *x = (const block_q5_0 *)w + b;
+                for (int i = 0; i < 32; i++) sum += q5_0_value(x, i) * y[b].qs[i];
+                float d = hifc_half_to_float(x->d);
+                total += d * (y[b].d * (float)sum - 16 * y[b].sum);
                 break;
             }
             }

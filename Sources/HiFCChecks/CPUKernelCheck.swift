@@ -72,7 +72,9 @@ public struct CPUKernelCheck {
         var results: [Result] = []
         let sets = [HIFC_ISA_AVX512, HIFC_ISA_AMX].filter { $0.rawValue <= hifc_isa_detected().rawValue }
         defer { hifc_isa_select(hifc_isa_detected()) }
-        let formats: [(String, hifc_quant_type)] = [("Q4_1", HIFC_QUANT_Q4_1), ("Q4_0", HIFC_QUANT_Q4_0), ("Q8_0", HIFC_QUANT_Q8_0)]
+        let formats: [(String, hifc_quant_type)] = [
+            ("Q4_1", HIFC_QUANT_Q4_1), ("Q4_0", HIFC_QUANT_Q4_0), ("Q5_0", HIFC_QUANT_Q5_0), ("Q8_0", HIFC_QUANT_Q8_0),
+        ]
         let pools = Array(Set([1, threads])).sorted().map { hifc_pool_create(Int32($0), CPUThreadPool.spinMicroseconds)! }
         defer { pools.forEach { hifc_pool_destroy($0) } }
         let widest = pools.last!

@@ -234,7 +234,7 @@ final class CPUKernelTests: XCTestCase {
 
     private let formats: [(hifc_quant_type, [(Int, Float16)])] = [
         (HIFC_QUANT_Q8_0, [(0, 0.004)]), (HIFC_QUANT_Q4_0, [(0, 0.03)]), (HIFC_QUANT_Q4_1, [(0, 0.03), (2, -0.2)]),
-        (HIFC_QUANT_Q4_K, [(0, 0.02), (2, 0.05)]), (HIFC_QUANT_Q6_K, [(208, 0.01)]),
+        (HIFC_QUANT_Q5_0, [(0, 0.02)]), (HIFC_QUANT_Q4_K, [(0, 0.02), (2, 0.05)]), (HIFC_QUANT_Q6_K, [(208, 0.01)]),
     ]
 
     func testDequantizationMatchesLlamaCppsPythonPackage() {
@@ -244,6 +244,10 @@ final class CPUKernelTests: XCTestCase {
             HIFC_QUANT_Q8_0: [(0, 0.3401374816894531), (1, 0.48819732666015625), (17, -0.21608734130859375), (31, -0.19207763671875)],
             HIFC_QUANT_Q4_0: [(0, -0.089996337890625), (1, 0.05999755859375), (17, -0.029998779296875), (31, 0)],
             HIFC_QUANT_Q4_1: [(0, 0.250030517578125), (1, -0.0799560546875), (17, 0.1600341796875), (31, 0.1600341796875)],
+            HIFC_QUANT_Q5_0: [
+                (0, 0.1800384521484375), (1, -0.040008544921875), (5, -0.280059814453125), (17, 0), (20, 0.1400299072265625),
+                (31, 0.0200042724609375),
+            ],
             HIFC_QUANT_Q4_K: [
                 (0, 4.2720794677734375), (1, -2.54937744140625), (17, -2.54937744140625), (31, 1.171417236328125),
                 (37, -1.11968994140625), (100, 0.5408935546875), (129, -0.599853515625), (255, -0.429290771484375),
@@ -341,7 +345,7 @@ final class CPUKernelTests: XCTestCase {
         let a = values(m * k, seed: 11)
         hifc_isa_select(HIFC_ISA_PORTABLE)
         defer { hifc_isa_select(hifc_isa_detected()) }
-        for (type, scales) in formats where [HIFC_QUANT_Q8_0, HIFC_QUANT_Q4_0, HIFC_QUANT_Q4_1].contains(type) {
+        for (type, scales) in formats where [HIFC_QUANT_Q8_0, HIFC_QUANT_Q4_0, HIFC_QUANT_Q4_1, HIFC_QUANT_Q5_0].contains(type) {
             let t = Int32(type.rawValue)
             let rowBytes = blockCount * Int(hifc_quant_block_bytes(t))
             let w = blocks(type, count: n * blockCount, scales: scales, salt: 7)
@@ -393,6 +397,7 @@ final class CPUKernelTests: XCTestCase {
         let pools = [CPUThreadPool(threads: 3), CPUThreadPool(threads: 1)]
         let pairs: [(hifc_quant_type, hifc_quant_type)] = [
             (HIFC_QUANT_Q4_1, HIFC_QUANT_Q4_1), (HIFC_QUANT_Q8_0, HIFC_QUANT_Q6_K), (HIFC_QUANT_Q4_K, HIFC_QUANT_Q4_0),
+            (HIFC_QUANT_Q5_0, HIFC_QUANT_Q4_K),
         ]
         for (gateUpType, downType) in pairs {
             let (g, d) = (Int32(gateUpType.rawValue), Int32(downType.rawValue))

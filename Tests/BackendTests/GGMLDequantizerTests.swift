@@ -1,3 +1,4 @@
+import CPUKernels
 import Foundation
 import XCTest
 
@@ -117,7 +118,7 @@ final class GGMLDequantizerTests: XCTestCase {
         XCTAssertNil(QuantizedTensor.stackingRows([a, try tensor(rows: 1, base: 0, name: "c").reshaped(type: .q4_0)], name: "x"))
     }
 
-    func testQ5_0WidenedToQ8_0KeepsEveryValueAndTheCPUBackendMultipliesItAsDecoded() throws {
+    func testQ5_0KeepsItsBlocksOnTheCPUAndStacksWithQ8_0RowsAsQ8_0OfTheSameValues() throws {
         // Random Q5_0 blocks (scales of either sign, every fifth bit and nibble) in 3 rows of 64.
         let bytes: [UInt8] = (0..<6).flatMap { _ in
             Array(Float16(Float.random(in: -2...2)).bitPattern.littleEndianBytes) + (0..<20).map { _ in UInt8.random(in: 0...255) }
@@ -128,13 +129,20 @@ final class GGMLDequantizerTests: XCTestCase {
         XCTAssertEqual(q8.type, .q8_0)
         XCTAssertEqual(try floats(q8.dequantized()), try floats(q5.dequantized()), "the same values, bit for bit")
         XCTAssertThrowsError(try q8.widenedQ5_0ToQ8_0(), "only Q5_0 widens")
+        // q|k|v of a Q4_K_M file: Q5_0 q and k, a Q8_0 v.
+        let mixed = try XCTUnwrap(QuantizedTensor.stackingRows([q5, q8, q5], name: "qkv"), "stacked still quantized")
+        XCTAssertEqual(mixed.type, .q8_0)
+        XCTAssertEqual(mixed.shape, [9, 64])
+        let parts = try floats(q5.dequantized())
+        XCTAssertEqual(try floats(mixed.dequantized()), parts + parts + parts)
+        XCTAssertEqual(try XCTUnwrap(QuantizedTensor.stackingRows([q5, q5], name: "qk")).type, .q5_0, "Q5_0 alone stays Q5_0")
 
         let backend = CPUBackend(blas: nil, pool: CPUThreadPool(threads: 2))
         let x = (0..<2 * 64).map { _ in Float.random(in: -1...1) }
         let input = try backend.uploadFloat32(x, shape: [2, 64])
         let kept = try backend.linear(input, weight: try backend.upload(q5), bias: nil)
         let decoded = try backend.linear(input, weight: try backend.upload(try q5.dequantized()), bias: nil)
-        XCTAssertNotNil(try backend.upload(q5).cpuQuantized, "kept as blocks, not decoded to f32")
+        XCTAssertEqual(try backend.upload(q5).cpuQuantized?.kernelType, Int32(HIFC_QUANT_Q5_0.rawValue), "kept as Q5_0 blocks")
         let (a, b) = (try backend.download(kept), try backend.download(decoded))
         // Each activation is rounded to a step of its 32-block's max / 127, so an output can move by
         // at most half a step times the weights' magnitudes over each block (random inputs: a

@@ -19,8 +19,8 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
 
     /// A backend using `blas` (by default whatever `BLASLibrary.load()` finds) and `pool` (by
     /// default the process's, `CPUThreadPool.shared`); the BLAS library is told to use as many
-    /// threads as the pool has. Quantized weights in Q8_0, Q4_0, Q4_1, Q4_K and Q6_K stay quantized
-    /// unless `dequantizesAtLoad`. Decode steps are replayed from a record of their ops unless
+    /// threads as the pool has. Quantized weights in Q8_0, Q4_0, Q4_1, Q5_0, Q4_K and Q6_K stay
+    /// quantized unless `dequantizesAtLoad`. Decode steps are replayed from a record of their ops unless
     /// `stepReplay` is false (by default `HIFC_CPU_STEP_REPLAY` says, on unless `0` or `off`).
     public init(
         blas: BLASLibrary? = BLASLibrary.load(), pool: CPUThreadPool = .shared, dequantizesAtLoad: Bool = false, stepReplay: Bool? = nil
@@ -109,10 +109,8 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
     }
 
     public func upload(_ tensor: QuantizedTensor) throws -> DeviceTensor {
-        if !dequantizesAtLoad {
-            // Q5_0 has no kernels of its own; as Q8_0 (the same values) it takes theirs.
-            let kept = tensor.type == .q5_0 && tensor.shape.count == 2 ? try tensor.widenedQ5_0ToQ8_0() : tensor
-            if let storage = CPUQuantizedStorage(kept) { return DeviceTensor(storage: storage, shape: tensor.shape, dtype: .float32) }
+        if !dequantizesAtLoad, let storage = CPUQuantizedStorage(tensor) {
+            return DeviceTensor(storage: storage, shape: tensor.shape, dtype: .float32)
         }
         return try upload(try tensor.dequantized())
     }

@@ -48,8 +48,14 @@ public struct QuantizedTensor: @unchecked Sendable {
     }
 
     /// The rows of `parts` (all of one type and row length) stacked into one tensor in new memory,
-    /// still quantized; nil when the parts differ in type or row length.
+    /// still quantized; nil when the parts differ in type or row length. Q5_0 parts stack with
+    /// Q8_0 ones as Q8_0 (the same values: llama.cpp's Q4_K_M files mix the two in q|k|v).
     public static func stackingRows(_ parts: [QuantizedTensor], name: String) -> QuantizedTensor? {
+        var parts = parts
+        if Set(parts.map(\.type)) == [.q5_0, .q8_0] {
+            guard let widened = try? parts.map({ $0.type == .q5_0 ? try $0.widenedQ5_0ToQ8_0() : $0 }) else { return nil }
+            parts = widened
+        }
         guard let first = parts.first,
             parts.allSatisfy({ $0.type == first.type && $0.columns == first.columns && $0.shape.count == first.shape.count })
         else { return nil }
@@ -66,7 +72,7 @@ public struct QuantizedTensor: @unchecked Sendable {
 
     /// A Q5_0 tensor as Q8_0, in new memory, with the same values: a Q5_0 element is
     /// `d · (q - 16)` with q in 0...31, so the same `d` and the int8 `q - 16` are a Q8_0 block.
-    /// 34 bytes a block instead of 22, but the integer kernels read Q8_0 (f32 would take 128).
+    /// 34 bytes a block instead of 22: for stacking with Q8_0 rows (f32 would take 128).
     public func widenedQ5_0ToQ8_0() throws(QuantizationError) -> QuantizedTensor {
         guard type == .q5_0 else { throw .badShape(tensor: name, detail: "\(type) is not Q5_0") }
         let blocks = count / 32
