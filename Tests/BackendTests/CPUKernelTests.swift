@@ -282,6 +282,29 @@ final class CPUKernelTests: XCTestCase {
         }
     }
 
+    func testADecodeRowsProductEqualsItsRowOfABatchBitForBit() {
+        // One row takes the decode kernels (gemv32 on AVX-512), several the tiles: the same floats,
+        // so a sequence recomputed in a batch (after a preemption) gets the KV its decode steps wrote.
+        let (m, n, k) = (6, 13, 544)
+        let a = values(m * k, seed: 5)
+        for (type, scales) in formats {
+            let t = Int32(type.rawValue)
+            guard k % Int(hifc_quant_block_weights(t)) == 0 else { continue }
+            let w = blocks(type, count: n * k / Int(hifc_quant_block_weights(t)), scales: scales, salt: 5)
+            _ = acrossInstructionSets {
+                var scratch = [UInt8](repeating: 0, count: hifc_gemm_quant_scratch(t, m, k))
+                var batch = [Float](repeating: 0, count: m * n)
+                hifc_gemm_quant(nil, t, a, w, nil, &batch, m, n, k, &scratch)
+                let isa = String(cString: hifc_isa_name(hifc_isa_active()))
+                for row in 0..<m {
+                    var single = [Float](repeating: 0, count: n)
+                    a.withUnsafeBufferPointer { hifc_gemm_quant(nil, t, $0.baseAddress! + row * k, w, nil, &single, 1, n, k, &scratch) }
+                    XCTAssertEqual(single, Array(batch[(row * n)..<((row + 1) * n)]), "type \(t), row \(row), \(isa)")
+                }
+            }
+        }
+    }
+
     /// `hifc_gemm_quant` of `m × k` activations and `n` rows of `type` against the dequantized
     /// weights (within the 8-bit activations' error) and, on every instruction set, against the
     /// portable kernels.

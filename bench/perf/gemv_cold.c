@@ -1,0 +1,62 @@
+// One-row quantized products (a decode step's) on weights that come from memory, not cache:
+// copies of an n x k weight matrix fill 768 MiB, and each call multiplies the next copy, so a
+// step's products are timed as a decode step meets them (its weights far exceed the caches).
+// Prints the mean time a call and the weight bytes read a second.
+//
+//   cd Sources/CPUKernels && clang -O3 -I include -I . -pthread *.c ../../bench/perf/gemv_cold.c -o /tmp/gemv_cold -lm
+//   /tmp/gemv_cold TYPE N K THREADS     (TYPE: GGML's number: 2 Q4_0, 3 Q4_1, 6 Q5_0, 8 Q8_0)
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "CPUKernels.h"
+
+static double seconds(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+int main(int argc, char **argv) {
+    if (argc != 5) {
+        fprintf(stderr, "usage: %s TYPE N K THREADS\n", argv[0]);
+        return 2;
+    }
+    const int type = atoi(argv[1]), threads = atoi(argv[4]);
+    const long n = atol(argv[2]), k = atol(argv[3]);
+    const long per_block = hifc_quant_block_weights(type), block_bytes = hifc_quant_block_bytes(type);
+    if (per_block != 32 || k % 32 != 0 || n < 1 || threads < 1) {
+        fprintf(stderr, "TYPE must be 2, 3, 6 or 8, K a multiple of 32, N and THREADS positive\n");
+        return 2;
+    }
+    const long bytes = n * (k / per_block) * block_bytes;
+    long copies = (768L << 20) / bytes;
+    if (copies < 2) copies = 2;
+    unsigned char *w = malloc((size_t)(copies * bytes));
+    float *a = malloc(sizeof(float) * (size_t)k), *c = malloc(sizeof(float) * (size_t)n);
+    void *scratch = malloc(hifc_gemm_quant_scratch(type, 1, k));
+    hifc_pool *pool = hifc_pool_create(threads, 200);
+    if (!w || !a || !c || !scratch || !pool) {
+        fprintf(stderr, "out of memory\n");
+        return 1;
+    }
+    // Random codes; every block's f16 scale 2^-7 (0x2000), so no block is NaN or infinite.
+    for (long i = 0; i < copies * bytes; i++) w[i] = (unsigned char)rand();
+    for (long b = 0; b < copies * bytes / block_bytes; b++) {
+        w[b * block_bytes] = 0x00;
+        w[b * block_bytes + 1] = 0x20;
+    }
+    for (long i = 0; i < k; i++) a[i] = (float)(rand() % 2001 - 1000) / 1000.0f;
+    const long calls = 3 * copies;
+    const double start = seconds();
+    for (long r = 0; r < calls; r++) hifc_gemm_quant(pool, type, a, w + (r % copies) * bytes, NULL, c, 1, n, k, scratch);
+    const double each = (seconds() - start) / (double)calls;
+    printf("type %d, %ld x %ld, %d threads: %.3f ms a call, %.1f GB/s of weights (%ld copies)\n", type, n, k, threads, 1e3 * each,
+           (double)bytes / each / 1e9, copies);
+    hifc_pool_destroy(pool);
+    free(scratch);
+    free(c);
+    free(a);
+    free(w);
+    return 0;
+}
