@@ -88,6 +88,7 @@ public final class Tokenizer: Sendable {
         } else if let texts = model["vocab"] as? [String] {
             // Tokens in id order (a GGUF file's list): canonically equivalent spellings stay apart,
             // which a Swift dictionary keyed by String would merge.
+            vocabulary.reserveCapacity(texts.count)
             for (id, text) in texts.enumerated() {
                 guard vocabulary.updateValue(Int32(id), forKey: TokenText(text)) == nil else {
                     throw .badJSON(file, reason: "the vocabulary holds '\(text)' twice")
@@ -108,7 +109,9 @@ public final class Tokenizer: Sendable {
         for (text, id) in vocabulary { tokens[Int(id)] = text.string }
 
         var merges: [BPEMerger.Pair: (rank: Int32, merged: Int32)] = [:]
-        for (rank, item) in (model["merges"] as? [Any] ?? []).enumerated() {
+        let mergeList = model["merges"] as? [Any] ?? []
+        merges.reserveCapacity(mergeList.count)
+        for (rank, item) in mergeList.enumerated() {
             let parts: [String]
             if let text = item as? String {
                 parts = text.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)

@@ -161,6 +161,33 @@ final class GGUFLoadingTests: XCTestCase {
             [["▁", "▁"], ["▁▁", "▁"], ["▁", "▁▁"], ["a", "b"], ["ba", "b"], ["b", "ab"], ["b", "a"]])
     }
 
+    func testTokenSplitsFindEveryCutIntoTwoTokensAtScalarBoundaries() {
+        // Multi-byte scalars (a cut inside one is no cut), a text held twice (the later id, as a
+        // dictionary filled in id order keeps), and random vocabularies against a plain search.
+        let fixed = ["é", "aé", "a", "🙂", "🙂a", "ab", "a", "b", "éa"]
+        let splits = TokenSplits(tokens: fixed)
+        XCTAssertTrue(splits.splits(of: 0).isEmpty)
+        XCTAssertEqual(splits.splits(of: 1).map { [$0.left, $0.right] }, [[6, 0]])
+        XCTAssertEqual(splits.splits(of: 4).map { [$0.left, $0.right] }, [[3, 6]])
+        XCTAssertEqual(splits.splits(of: 8).map { [$0.left, $0.right] }, [[0, 6]])
+        var generator = SystemRandomNumberGenerator()
+        let alphabet = ["a", "b", "▁", "é", "🙂"]
+        for _ in 0..<20 {
+            let tokens = (0..<300).map { _ in (0..<Int.random(in: 1...5, using: &generator)).map { _ in alphabet.randomElement()! }.joined() }
+            let ids = Dictionary(tokens.enumerated().map { ($1, $0) }, uniquingKeysWith: { _, later in later })
+            let splits = TokenSplits(tokens: tokens)
+            for (id, text) in tokens.enumerated() {
+                let scalars = Array(text.unicodeScalars)
+                let expected = (1..<max(scalars.count, 1)).compactMap { cut -> [Int]? in
+                    let (l, r) = (String(String.UnicodeScalarView(scalars[..<cut])), String(String.UnicodeScalarView(scalars[cut...])))
+                    guard let left = ids[l], let right = ids[r] else { return nil }
+                    return [left, right]
+                }
+                XCTAssertEqual(splits.splits(of: id).map { [$0.left, $0.right] }, expected, text)
+            }
+        }
+    }
+
     func testSentencePieceGGUFTokenizesLikeHFAndGeneratesLikeItsDirectory() throws {
         // Mistral as llama.cpp stores it: architecture llama, a SentencePiece vocabulary with
         // scores instead of merges. The reference is HF `tokenizers` on the tokenizer.json its

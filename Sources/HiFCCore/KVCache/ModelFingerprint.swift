@@ -18,12 +18,16 @@ public struct ModelFingerprint: Sendable {
 
     /// Adds a labelled piece of text (a file's contents, a tensor's header).
     public mutating func add(_ label: String, _ bytes: some Collection<UInt8>) {
+        Array(bytes).withUnsafeBytes { add(label, $0) }
+    }
+
+    /// Adds labelled bytes where they lie (a mapped file of gigabytes is hashed, not copied).
+    public mutating func add(_ label: String, _ bytes: UnsafeRawBufferPointer) {
         let labelBytes = Array(label.utf8)
         hasher.update(data: Self.length(labelBytes.count))
         hasher.update(data: labelBytes)
-        let body = Array(bytes)
-        hasher.update(data: Self.length(body.count))
-        hasher.update(data: body)
+        hasher.update(data: Self.length(bytes.count))
+        hasher.update(bufferPointer: bytes)
     }
 
     /// Adds a tensor: its name, dtype, shape, and samples of its `bytes`.

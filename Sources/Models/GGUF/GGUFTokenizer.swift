@@ -166,43 +166,18 @@ extension Tokenizer {
     /// two vocabulary tokens, the earlier token's first, and within one token the longer left
     /// piece first.
     static func mergesInTokenOrder(tokens: [String]) -> [[String]] {
-        let known = Set(tokens.map(TokenText.init))
-        var merges: [[String]] = []
-        for text in tokens {
-            let scalars = Array(text.unicodeScalars)
-            guard scalars.count > 1 else { continue }
-            for cut in stride(from: scalars.count - 1, through: 1, by: -1) {
-                var left = String.UnicodeScalarView()
-                left.append(contentsOf: scalars[..<cut])
-                var right = String.UnicodeScalarView()
-                right.append(contentsOf: scalars[cut...])
-                let l = String(left)
-                let r = String(right)
-                if known.contains(TokenText(l)), known.contains(TokenText(r)) { merges.append([l, r]) }
-            }
-        }
-        return merges
+        let splits = TokenSplits(tokens: tokens)
+        return tokens.indices.flatMap { id in splits.splits(of: id).reversed().map { [tokens[$0.left], tokens[$0.right]] } }
     }
 
     /// BPE merges equivalent to SentencePiece's score order: every split of a mergeable token into
     /// two vocabulary tokens, highest-scoring result first (then by ids, for a stable order), as
     /// HF's converter derives them from a SentencePiece model.
     static func sentencePieceMerges(tokens: [String], scores: [Float], mergeable: (Int) -> Bool) -> [[String]] {
-        var index: [TokenText: Int] = [:]
-        for (id, text) in tokens.enumerated() { index[TokenText(text)] = id }
+        let splits = TokenSplits(tokens: tokens)
         var candidates: [(score: Float, merged: Int, left: Int, right: Int)] = []
-        for (id, text) in tokens.enumerated() where mergeable(id) {
-            let scalars = Array(text.unicodeScalars)
-            guard scalars.count > 1 else { continue }
-            for cut in 1..<scalars.count {
-                var left = String.UnicodeScalarView()
-                left.append(contentsOf: scalars[..<cut])
-                var right = String.UnicodeScalarView()
-                right.append(contentsOf: scalars[cut...])
-                if let l = index[TokenText(String(left))], let r = index[TokenText(String(right))] {
-                    candidates.append((scores[id], id, l, r))
-                }
-            }
+        for id in tokens.indices where mergeable(id) {
+            for (left, right) in splits.splits(of: id) { candidates.append((scores[id], id, left, right)) }
         }
         candidates.sort { a, b in
             if a.score != b.score { return a.score > b.score }
