@@ -68,8 +68,19 @@ public final class Tokenizer: Sendable {
             extraEOS: (generation?.intList("eos_token_id") ?? []) + (model?.intList("eos_token_id") ?? []))
     }
 
-    /// A tokenizer from parsed tokenizer.json and tokenizer_config.json objects.
-    init(json: [String: Any], file: String, tokenizerConfig: [String: Any], extraEOS: [Int]) throws(ModelError) {
+    /// A BPE merge by token ids: `left` then `right` become `merged`.
+    struct MergeIDs: Equatable {
+        let left: Int
+        let right: Int
+        let merged: Int
+    }
+
+    /// A tokenizer from parsed tokenizer.json and tokenizer_config.json objects; `merges`, in rank
+    /// order, stand for the model's merge list where they were derived as ids (a GGUF
+    /// SentencePiece vocabulary: hundreds of thousands, which as strings would be looked up again).
+    init(json: [String: Any], file: String, tokenizerConfig: [String: Any], extraEOS: [Int], merges derived: [MergeIDs]? = nil)
+        throws(ModelError)
+    {
         guard let model = json["model"] as? [String: Any] else { throw .badJSON(file, reason: "has no 'model'") }
         let modelType = model["type"] as? String ?? "BPE"
         guard modelType == "BPE" else {
@@ -109,8 +120,11 @@ public final class Tokenizer: Sendable {
         for (text, id) in vocabulary { tokens[Int(id)] = text.string }
 
         var merges: [BPEMerger.Pair: (rank: Int32, merged: Int32)] = [:]
-        let mergeList = model["merges"] as? [Any] ?? []
-        merges.reserveCapacity(mergeList.count)
+        let mergeList = derived == nil ? model["merges"] as? [Any] ?? [] : []
+        merges.reserveCapacity(derived?.count ?? mergeList.count)
+        for (rank, merge) in (derived ?? []).enumerated() {
+            merges[BPEMerger.Pair(left: Int32(merge.left), right: Int32(merge.right))] = (Int32(rank), Int32(merge.merged))
+        }
         for (rank, item) in mergeList.enumerated() {
             let parts: [String]
             if let text = item as? String {

@@ -157,8 +157,11 @@ final class GGUFLoadingTests: XCTestCase {
         // one token the longer left piece first; tokens with no split into two others give none.
         let tokens = ["<bos>", "a", "b", "▁", "▁▁", "▁▁▁", "ab", "bab", "ba"]
         XCTAssertEqual(
-            Tokenizer.mergesInTokenOrder(tokens: tokens),
-            [["▁", "▁"], ["▁▁", "▁"], ["▁", "▁▁"], ["a", "b"], ["ba", "b"], ["b", "ab"], ["b", "a"]])
+            Tokenizer.mergesInTokenOrder(tokens: tokens).map { [tokens[$0.left], tokens[$0.right], tokens[$0.merged]] },
+            [
+                ["▁", "▁", "▁▁"], ["▁▁", "▁", "▁▁▁"], ["▁", "▁▁", "▁▁▁"], ["a", "b", "ab"], ["ba", "b", "bab"], ["b", "ab", "bab"],
+                ["b", "a", "ba"],
+            ])
     }
 
     func testTokenSplitsFindEveryCutIntoTwoTokensAtScalarBoundaries() {

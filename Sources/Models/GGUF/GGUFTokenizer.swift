@@ -83,6 +83,7 @@ extension Tokenizer {
         // The tokens in id order (see `TokenText`); a text held twice is refused there.
         var bpe: [String: Any] = ["type": "BPE", "vocab": tokens]
         var addsBOS: Bool
+        var derivedMerges: [MergeIDs]?  // a SentencePiece vocabulary's, found from the tokens themselves
         switch model {
         case "gpt2":
             guard let pre = try file.string("tokenizer.ggml.pre") else {
@@ -114,10 +115,10 @@ extension Tokenizer {
                 throw .badConfig(key: "tokenizer.ggml.scores", file: path, reason: "is missing or does not have one score per token")
             }
             if gemma {
-                bpe["merges"] = Self.mergesInTokenOrder(tokens: tokens)
+                derivedMerges = Self.mergesInTokenOrder(tokens: tokens)
             } else {
                 let scores = scoreValues.map { Float($0.doubleValue ?? 0) }
-                bpe["merges"] = Self.sentencePieceMerges(tokens: tokens, scores: scores, mergeable: { type($0) == .normal })
+                derivedMerges = Self.sentencePieceMerges(tokens: tokens, scores: scores, mergeable: { type($0) == .normal })
             }
             bpe["byte_fallback"] = types.contains(.byte)
             if let unknown = try token("tokenizer.ggml.unknown_token_id") ?? types.firstIndex(of: .unknown) {
@@ -158,22 +159,22 @@ extension Tokenizer {
             if let id = try token(key) { eos.append(id) }
         }
         eos += tokens.indices.filter { type($0) == .control && Self.endOfGenerationTexts.contains(tokens[$0]) }
-        try self.init(json: json, file: path, tokenizerConfig: tokenizerConfig, extraEOS: eos)
+        try self.init(json: json, file: path, tokenizerConfig: tokenizerConfig, extraEOS: eos, merges: derivedMerges)
     }
 
     /// BPE merges for Gemma's vocabulary, as transformers derives them from a GGUF file
     /// (`generate_merges` with each token's position as its score): every split of any token into
     /// two vocabulary tokens, the earlier token's first, and within one token the longer left
     /// piece first.
-    static func mergesInTokenOrder(tokens: [String]) -> [[String]] {
+    static func mergesInTokenOrder(tokens: [String]) -> [MergeIDs] {
         let splits = TokenSplits(tokens: tokens)
-        return tokens.indices.flatMap { id in splits.splits(of: id).reversed().map { [tokens[$0.left], tokens[$0.right]] } }
+        return tokens.indices.flatMap { id in splits.splits(of: id).reversed().map { MergeIDs(left: $0.left, right: $0.right, merged: id) } }
     }
 
     /// BPE merges equivalent to SentencePiece's score order: every split of a mergeable token into
     /// two vocabulary tokens, highest-scoring result first (then by ids, for a stable order), as
     /// HF's converter derives them from a SentencePiece model.
-    static func sentencePieceMerges(tokens: [String], scores: [Float], mergeable: (Int) -> Bool) -> [[String]] {
+    static func sentencePieceMerges(tokens: [String], scores: [Float], mergeable: (Int) -> Bool) -> [MergeIDs] {
         let splits = TokenSplits(tokens: tokens)
         var candidates: [(score: Float, merged: Int, left: Int, right: Int)] = []
         for id in tokens.indices where mergeable(id) {
@@ -184,6 +185,6 @@ extension Tokenizer {
             if a.merged != b.merged { return a.merged < b.merged }
             return (a.left, a.right) < (b.left, b.right)
         }
-        return candidates.map { [tokens[$0.left], tokens[$0.right]] }
+        return candidates.map { MergeIDs(left: $0.left, right: $0.right, merged: $0.merged) }
     }
 }
