@@ -294,7 +294,7 @@ static void quantize_chunk(void *context, long chunk, int thread) {
     (void)thread;
     quant_job *j = context;
     for (long r = j->m * chunk / j->chunks; r < j->m * (chunk + 1) / j->chunks; r++) {
-        if (j->type == HIFC_QUANT_Q4_K || j->type == HIFC_QUANT_Q6_K) {
+        if (quant_is_k(j->type)) {
             j->k->quantize_q8k(j->a + r * j->k_dim, (hifc_block_q8k *)(j->quantized + r * j->act_bytes), j->k_dim);
         } else {
             j->k->quantize_q8(j->a + r * j->k_dim, (hifc_block_q8 *)(j->quantized + r * j->act_bytes), j->k_dim);
@@ -483,7 +483,7 @@ static inline void two_phase_chunk(two_phase_job *j, long chunk, int thread) {
 
 // MARK: The gated MLP in one call
 
-static int activation_block(int type) { return type == HIFC_QUANT_Q4_K || type == HIFC_QUANT_Q6_K ? 256 : 32; }
+static int activation_block(int type) { return quant_is_k(type) ? 256 : 32; }
 
 /// The gated MLP's first phase: each chunk computes a range of the intermediate columns (the gate
 /// and up products), the activation, and its quantization for the down product, which is the

@@ -45,6 +45,16 @@ typedef struct {
     uint8_t qs[128];
 } block_q4_K;
 
+/// Q5_K: Q4_K's sub-blocks with 5-bit q: the low 4 bits as Q4_K's nibbles, bit 4 of weight l of
+/// sub-block j in bit j of `qh[l]`.
+typedef struct {
+    uint16_t d;
+    uint16_t dmin;
+    uint8_t scales[12];
+    uint8_t qh[32];
+    uint8_t qs[128];
+} block_q5_K;
+
 /// Q6_K: 256 weights `d·scales[e/16]·(q − 32)` with 6-bit q: low 4 bits in `ql`, high 2 in `qh`
 /// (see `hifc_dequantize` for the order).
 typedef struct {
@@ -59,7 +69,11 @@ _Static_assert(sizeof(block_q4_0) == 18, "Q4_0 block is 18 bytes");
 _Static_assert(sizeof(block_q4_1) == 20, "Q4_1 block is 20 bytes");
 _Static_assert(sizeof(block_q5_0) == 22, "Q5_0 block is 22 bytes");
 _Static_assert(sizeof(block_q4_K) == 144, "Q4_K block is 144 bytes");
+_Static_assert(sizeof(block_q5_K) == 176, "Q5_K block is 176 bytes");
 _Static_assert(sizeof(block_q6_K) == 210, "Q6_K block is 210 bytes");
+
+/// Whether `type` is a K format (256-weight blocks, activations in `hifc_block_q8k`).
+static inline int quant_is_k(int type) { return type == HIFC_QUANT_Q4_K || type == HIFC_QUANT_Q5_K || type == HIFC_QUANT_Q6_K; }
 
 /// The fifth bits of a Q5_0 block, bit j for weight j.
 static inline uint32_t q5_0_high_bits(const block_q5_0 *x) {
@@ -83,6 +97,13 @@ static inline void q4k_scale_min(int j, const uint8_t *q, uint8_t *scale, uint8_
         *scale = (uint8_t)((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
         *min = (uint8_t)((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
     }
+}
+
+/// The 5-bit value of weight `l` (0 ..< 32) of sub-block `j` of a Q5_K block, unsigned.
+static inline int q5k_value(const block_q5_K *b, int j, int l) {
+    const uint8_t *q = b->qs + 32 * (j / 2);
+    int low = j % 2 ? q[l] >> 4 : q[l] & 0xF;
+    return low | ((b->qh[l] >> j) & 1) << 4;
 }
 
 /// The 6-bit value of weight `e` (0 ..< 256) of a Q6_K block, unsigned (0 ..< 64).

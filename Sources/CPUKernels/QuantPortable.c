@@ -11,6 +11,7 @@ int hifc_quant_block_weights(int type) {
     case HIFC_QUANT_Q5_0:
     case HIFC_QUANT_Q8_0: return 32;
     case HIFC_QUANT_Q4_K:
+    case HIFC_QUANT_Q5_K:
     case HIFC_QUANT_Q6_K: return 256;
     default: return 0;
     }
@@ -23,6 +24,7 @@ int hifc_quant_block_bytes(int type) {
     case HIFC_QUANT_Q5_0: return sizeof(block_q5_0);
     case HIFC_QUANT_Q8_0: return sizeof(block_q8_0);
     case HIFC_QUANT_Q4_K: return sizeof(block_q4_K);
+    case HIFC_QUANT_Q5_K: return sizeof(block_q5_K);
     case HIFC_QUANT_Q6_K: return sizeof(block_q6_K);
     default: return 0;
     }
@@ -81,6 +83,17 @@ void hifc_dequantize(int type, const void *blocks, float *out, long count) {
             out += 256;
             break;
         }
+        case HIFC_QUANT_Q5_K: {
+            const block_q5_K *x = (const block_q5_K *)blocks + b;
+            float d = hifc_half_to_float(x->d), dmin = hifc_half_to_float(x->dmin);
+            for (int j = 0; j < 8; j++) {
+                uint8_t sc, m;
+                q4k_scale_min(j, x->scales, &sc, &m);
+                for (int l = 0; l < 32; l++) out[32 * j + l] = d * sc * q5k_value(x, j, l) - dmin * m;
+            }
+            out += 256;
+            break;
+        }
         case HIFC_QUANT_Q6_K: {
             const block_q6_K *x = (const block_q6_K *)blocks + b;
             float d = hifc_half_to_float(x->d);
@@ -93,18 +106,16 @@ void hifc_dequantize(int type, const void *blocks, float *out, long count) {
     }
 }
 
-/// Whether `type` pairs with 256-value activation blocks (the K formats) or 32-value ones.
-static int uses_q8k(int type) { return type == HIFC_QUANT_Q4_K || type == HIFC_QUANT_Q6_K; }
 
 size_t hifc_gemm_quant_scratch(int type, long m, long k) {
-    return uses_q8k(type) ? (size_t)m * (size_t)(k / 256) * sizeof(hifc_block_q8k)
+    return quant_is_k(type) ? (size_t)m * (size_t)(k / 256) * sizeof(hifc_block_q8k)
                           : (size_t)m * (size_t)(k / 32) * sizeof(hifc_block_q8);
 }
 
 /// `Σ w·a` of one weight row and one quantized activation row, in plain C.
 static float dot_row(int type, const uint8_t *w, const uint8_t *a, long k) {
     float total = 0;
-    if (!uses_q8k(type)) {
+    if (!quant_is_k(type)) {
         const hifc_block_q8 *y = (const hifc_block_q8 *)a;
         for (long b = 0; b < k / 32; b++) {
             int sum = 0;
@@ -150,6 +161,18 @@ static float dot_row(int type, const uint8_t *w, const uint8_t *a, long k) {
                 const uint8_t *q = x->qs + 32 * (j / 2);
                 int sum = 0;
                 for (int l = 0; l < 32; l++) sum += (j % 2 ? q[l] >> 4 : q[l] & 0xF) * y[b].qs[32 * j + l];
+                scaled += sc * sum;
+                mins += m * (y[b].sums[2 * j] + y[b].sums[2 * j + 1]);
+            }
+            total += y[b].d * (hifc_half_to_float(x->d) * (float)scaled - hifc_half_to_float(x->dmin) * (float)mins);
+        } else if (type == HIFC_QUANT_Q5_K) {
+            const block_q5_K *x = (const block_q5_K *)w + b;
+            int scaled = 0, mins = 0;
+            for (int j = 0; j < 8; j++) {
+                uint8_t sc, m;
+                q4k_scale_min(j, x->scales, &sc, &m);
+                int sum = 0;
+                for (int l = 0; l < 32; l++) sum += q5k_value(x, j, l) * y[b].qs[32 * j + l];
                 scaled += sc * sum;
                 mins += m * (y[b].sums[2 * j] + y[b].sums[2 * j + 1]);
             }

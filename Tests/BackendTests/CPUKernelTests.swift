@@ -234,7 +234,8 @@ final class CPUKernelTests: XCTestCase {
 
     private let formats: [(hifc_quant_type, [(Int, Float16)])] = [
         (HIFC_QUANT_Q8_0, [(0, 0.004)]), (HIFC_QUANT_Q4_0, [(0, 0.03)]), (HIFC_QUANT_Q4_1, [(0, 0.03), (2, -0.2)]),
-        (HIFC_QUANT_Q5_0, [(0, 0.02)]), (HIFC_QUANT_Q4_K, [(0, 0.02), (2, 0.05)]), (HIFC_QUANT_Q6_K, [(208, 0.01)]),
+        (HIFC_QUANT_Q5_0, [(0, 0.02)]), (HIFC_QUANT_Q4_K, [(0, 0.02), (2, 0.05)]), (HIFC_QUANT_Q5_K, [(0, 0.02), (2, 0.05)]),
+        (HIFC_QUANT_Q6_K, [(208, 0.01)]),
     ]
 
     func testDequantizationMatchesLlamaCppsPythonPackage() {
@@ -251,6 +252,10 @@ final class CPUKernelTests: XCTestCase {
             HIFC_QUANT_Q4_K: [
                 (0, 4.2720794677734375), (1, -2.54937744140625), (17, -2.54937744140625), (31, 1.171417236328125),
                 (37, -1.11968994140625), (100, 0.5408935546875), (129, -0.599853515625), (255, -0.429290771484375),
+            ],
+            HIFC_QUANT_Q5_K: [
+                (0, 14.194198608398438), (1, -2.54937744140625), (17, -2.54937744140625), (31, 1.171417236328125),
+                (37, -0.31951904296875), (100, 3.34149169921875), (129, -0.599853515625), (255, 0.770965576171875),
             ],
             HIFC_QUANT_Q6_K: [
                 (0, -14.313056945800781), (1, 16.963623046875), (17, 5.12109375), (31, -0.960205078125), (37, -2.520538330078125),
@@ -420,7 +425,7 @@ final class CPUKernelTests: XCTestCase {
         let pools = [CPUThreadPool(threads: 3), CPUThreadPool(threads: 1)]
         let pairs: [(hifc_quant_type, hifc_quant_type)] = [
             (HIFC_QUANT_Q4_1, HIFC_QUANT_Q4_1), (HIFC_QUANT_Q8_0, HIFC_QUANT_Q6_K), (HIFC_QUANT_Q4_K, HIFC_QUANT_Q4_0),
-            (HIFC_QUANT_Q5_0, HIFC_QUANT_Q4_K),
+            (HIFC_QUANT_Q5_0, HIFC_QUANT_Q4_K), (HIFC_QUANT_Q8_0, HIFC_QUANT_Q5_K),
         ]
         for (gateUpType, downType) in pairs {
             let (g, d) = (Int32(gateUpType.rawValue), Int32(downType.rawValue))

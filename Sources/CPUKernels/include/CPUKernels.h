@@ -212,6 +212,7 @@ typedef enum {
     HIFC_QUANT_Q5_0 = 6,  ///< 32 weights: f16 d, 4 bytes of fifth bits, 16 bytes of nibbles; w = d·(q − 16)
     HIFC_QUANT_Q8_0 = 8,  ///< 32 weights: f16 d, 32 int8; w = d·q
     HIFC_QUANT_Q4_K = 12, ///< 256 weights: f16 d, f16 dmin, 12 bytes of 6-bit scales/mins, 128 bytes of nibbles
+    HIFC_QUANT_Q5_K = 13, ///< Q4_K's layout with 32 bytes of fifth bits between the scales and the nibbles
     HIFC_QUANT_Q6_K = 14, ///< 256 weights: 128 bytes low 4 bits, 64 bytes high 2 bits, 16 int8 scales, f16 d
 } hifc_quant_type;
 
