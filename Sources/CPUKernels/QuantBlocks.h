@@ -5,6 +5,7 @@
 #define HIFC_QUANT_BLOCKS_H
 
 #include <stdint.h>
+#include <string.h>
 
 #include "KernelTable.h"
 
@@ -97,6 +98,20 @@ static inline void q4k_scale_min(int j, const uint8_t *q, uint8_t *scale, uint8_
         *scale = (uint8_t)((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
         *min = (uint8_t)((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
     }
+}
+
+/// All eight 6-bit scales and mins of a Q4_K or Q5_K block (`q4k_scale_min` for each j), from
+/// the 12 bytes as three 32-bit words: bytes 0-3 hold scales 0-3 and the top bits of scales 4-7,
+/// bytes 4-7 mins 0-3 and the top bits of mins 4-7, bytes 8-11 the low 4 bits of both.
+static inline void q4k_scales_mins(const uint8_t *q, uint8_t scales[8], uint8_t mins[8]) {
+    uint32_t word[3], out[4];
+    memcpy(word, q, 12);
+    out[0] = word[0] & 0x3f3f3f3fu;
+    out[1] = (word[2] & 0x0f0f0f0fu) | ((word[0] >> 6) & 0x03030303u) << 4;
+    out[2] = word[1] & 0x3f3f3f3fu;
+    out[3] = ((word[2] >> 4) & 0x0f0f0f0fu) | ((word[1] >> 6) & 0x03030303u) << 4;
+    memcpy(scales, out, 8);
+    memcpy(mins, out + 2, 8);
 }
 
 /// The 5-bit value of weight `l` (0 ..< 32) of sub-block `j` of a Q5_K block, unsigned.

@@ -4,7 +4,8 @@
 // Prints the mean time a call and the weight bytes read a second.
 //
 //   cd Sources/CPUKernels && clang -O3 -I include -I . -pthread *.c ../../bench/perf/gemv_cold.c -o /tmp/gemv_cold -lm
-//   /tmp/gemv_cold TYPE N K THREADS     (TYPE: GGML's number: 2 Q4_0, 3 Q4_1, 6 Q5_0, 8 Q8_0)
+//   /tmp/gemv_cold TYPE N K THREADS     (TYPE: GGML's number: 2 Q4_0, 3 Q4_1, 6 Q5_0, 8 Q8_0,
+//                                        12 Q4_K, 13 Q5_K, 14 Q6_K)
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -25,8 +26,8 @@ int main(int argc, char **argv) {
     const int type = atoi(argv[1]), threads = atoi(argv[4]);
     const long n = atol(argv[2]), k = atol(argv[3]);
     const long per_block = hifc_quant_block_weights(type), block_bytes = hifc_quant_block_bytes(type);
-    if (per_block != 32 || k % 32 != 0 || n < 1 || threads < 1) {
-        fprintf(stderr, "TYPE must be 2, 3, 6 or 8, K a multiple of 32, N and THREADS positive\n");
+    if (per_block == 0 || k % per_block != 0 || n < 1 || threads < 1) {
+        fprintf(stderr, "TYPE must be 2, 3, 6, 8, 12, 13 or 14, K a multiple of its block, N and THREADS positive\n");
         return 2;
     }
     const long bytes = n * (k / per_block) * block_bytes;
@@ -40,11 +41,15 @@ int main(int argc, char **argv) {
         fprintf(stderr, "out of memory\n");
         return 1;
     }
-    // Random codes; every block's f16 scale 2^-7 (0x2000), so no block is NaN or infinite.
+    // Random codes; every block's f16 scales 2^-7 (0x2000), so no block is NaN or infinite
+    // (Q6_K keeps its scale last).
+    const long scale_at = type == 14 ? 208 : 0, scales = type == 12 || type == 13 ? 2 : 1;
     for (long i = 0; i < copies * bytes; i++) w[i] = (unsigned char)rand();
     for (long b = 0; b < copies * bytes / block_bytes; b++) {
-        w[b * block_bytes] = 0x00;
-        w[b * block_bytes + 1] = 0x20;
+        for (long s = 0; s < scales; s++) {
+            w[b * block_bytes + scale_at + 2 * s] = 0x00;
+            w[b * block_bytes + scale_at + 2 * s + 1] = 0x20;
+        }
     }
     for (long i = 0; i < k; i++) a[i] = (float)(rand() % 2001 - 1000) / 1000.0f;
     const long calls = 3 * copies;
