@@ -26,6 +26,9 @@ public protocol ComputeBackend: AnyObject, Sendable {
     /// block format may keep it quantized; the default decodes it to f32 and uses
     /// `upload(_: HostTensor)`, which stores it in the backend's dtype.
     func upload(_ tensor: QuantizedTensor) throws -> DeviceTensor
+    /// Uploads the rows of GGML block tensors of different formats as one weight; the default
+    /// decodes them and stacks them as f32.
+    func upload(stackedRows parts: [QuantizedTensor], name: String) throws -> DeviceTensor
     /// A small table kept in f32 whatever the storage dtype (rotary inverse frequencies).
     func uploadFloat32(_ values: [Float], shape: [Int]) throws -> DeviceTensor
     /// Copies a tensor to the host as f32, row-major.
@@ -154,6 +157,11 @@ extension ComputeBackend {
     /// Dequantizes at load: for backends without kernels on GGML blocks.
     public func upload(_ tensor: QuantizedTensor) throws -> DeviceTensor {
         try upload(try tensor.dequantized())
+    }
+
+    /// Dequantizes at load and stacks: for backends without kernels on GGML blocks.
+    public func upload(stackedRows parts: [QuantizedTensor], name: String) throws -> DeviceTensor {
+        try upload(try HostTensor.stackingRows(try parts.map { try $0.dequantized() }, name: name))
     }
 
     /// The product, then the attention inputs: for backends with nothing to gain from fusing them.

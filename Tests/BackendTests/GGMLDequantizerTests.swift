@@ -163,6 +163,51 @@ final class GGMLDequantizerTests: XCTestCase {
         }
     }
 
+    func testRowsOfDifferentFormatsStayQuantizedAndEachPartMultipliesAsAlone() throws {
+        // q|k|v of a Q4_K_M file: Q4_K q and k, a Q6_K v (random codes, f16 scales that are sane).
+        func part(_ type: GGMLType, rows: Int, name: String) throws -> QuantizedTensor {
+            let scaleOffsets = type == .q6_K ? [208] : [0, 2]
+            let bytes: [UInt8] = (0..<rows).flatMap { _ in
+                var block = (0..<type.blockBytes).map { _ in UInt8.random(in: 0...255) }
+                for offset in scaleOffsets {
+                    let scale = Float16(Float.random(in: 0.001...0.05)).bitPattern.littleEndianBytes
+                    block[offset] = scale[0]
+                    block[offset + 1] = scale[1]
+                }
+                return block
+            }
+            let storage = Storage(bytes)
+            return try QuantizedTensor(type: type, shape: [rows, 256], bytes: storage.pointer, owner: storage, name: name)
+        }
+        let parts = [try part(.q4_K, rows: 5, name: "q"), try part(.q4_K, rows: 3, name: "k"), try part(.q6_K, rows: 3, name: "v")]
+        let stacked = try WeightTensor.stackingRows(parts.map(WeightTensor.quantized), name: "qkv")
+        guard case .stackedQuantized = stacked else { return XCTFail("\(stacked) is not kept as its quantized parts") }
+        XCTAssertEqual(stacked.shape, [11, 256])
+
+        let backend = CPUBackend(blas: nil, pool: CPUThreadPool(threads: 2))
+        let weight = try backend.upload(stacked)
+        XCTAssertEqual(weight.cpuStackedQuantized?.parts.map(\.kernelType), [12, 12, 14].map(Int32.init))
+        XCTAssertEqual(try backend.download(weight), try floats(try stacked.dense()))
+        let x = (0..<3 * 256).map { _ in Float.random(in: -1...1) }
+        let input = try backend.uploadFloat32(x, shape: [3, 256])
+        let bias = try backend.uploadFloat32((0..<11).map { Float($0) }, shape: [11])
+        let whole = try backend.download(try backend.linear(input, weight: weight, bias: bias))
+        var column = 0
+        for p in parts {
+            let alone = try backend.download(try backend.linear(input, weight: try backend.upload(p), bias: nil))
+            for row in 0..<3 {
+                for j in 0..<p.rows {
+                    XCTAssertEqual(whole[row * 11 + column + j], alone[row * p.rows + j] + Float(column + j), "\(p.name) [\(row), \(j)]")
+                }
+            }
+            column += p.rows
+        }
+        // Decoded at load instead, the same weight as f32.
+        let decoded = try CPUBackend(blas: nil, pool: CPUThreadPool(threads: 2), dequantizesAtLoad: true).upload(stacked)
+        XCTAssertNil(decoded.cpuStackedQuantized)
+        XCTAssertEqual(try backend.download(decoded), try floats(try stacked.dense()))
+    }
+
     private func floats(_ t: HostTensor) -> [Float] { (0..<t.count).map { t.float(at: $0) } }
 }
 

@@ -116,6 +116,14 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
         return try upload(try tensor.dequantized())
     }
 
+    public func upload(stackedRows parts: [QuantizedTensor], name: String) throws -> DeviceTensor {
+        let rows = parts.reduce(0) { $0 + $1.rows }
+        if !dequantizesAtLoad, let first = parts.first, let storage = CPUStackedQuantizedStorage(parts) {
+            return DeviceTensor(storage: storage, shape: [rows, first.columns], dtype: .float32)
+        }
+        return try upload(try HostTensor.stackingRows(try parts.map { try $0.dequantized() }, name: name))
+    }
+
     public func uploadFloat32(_ values: [Float], shape: [Int]) throws -> DeviceTensor {
         guard shape.reduce(1, *) == values.count else {
             throw BackendError.shapeMismatch(op: "uploadFloat32", detail: "\(values.count) values for shape \(shape)")
@@ -127,10 +135,11 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
 
     public func download(_ tensor: DeviceTensor) throws -> [Float] {
         refuseReplay()
-        if let quantized = tensor.cpuQuantized {
+        let rowDecoder = tensor.cpuQuantized.map { $0.dequantizeRow } ?? tensor.cpuStackedQuantized.map { $0.dequantizeRow }
+        if let rowDecoder {
             var values = [Float](repeating: 0, count: tensor.count)
             values.withUnsafeMutableBufferPointer { out in
-                for row in 0..<tensor.rows { quantized.dequantizeRow(row, into: out.baseAddress! + row * tensor.columns) }
+                for row in 0..<tensor.rows { rowDecoder(row, out.baseAddress! + row * tensor.columns) }
             }
             return values
         }
@@ -247,6 +256,10 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
             try perform { hifc_gemm_quant(raw, type, a, w, bp, c, m, n, k, try Self.opScratch(scratchBytes)) }
             return result
         }
+        if let stacked = weight.cpuStackedQuantized {
+            try perform { try Self.multiplyParts(of: stacked, raw, a, bp, c, m: m, n: n, k: k) }
+            return result
+        }
         let b = try weight.cpu("linear")
         if let blas, m >= Self.smallestBLASRows {
             try perform {
@@ -258,6 +271,26 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
             try perform { hifc_gemm_f32(raw, a, b, bp, c, m, n, k) }
         }
         return result
+    }
+
+    /// `c = a · wᵀ (+ bias)` for a weight in parts of different formats: each part's product
+    /// into a block of the op's scratch, then into its columns of `c`.
+    static func multiplyParts(
+        of weight: CPUStackedQuantizedStorage, _ pool: OpaquePointer?, _ a: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?,
+        _ c: UnsafeMutablePointer<Float>, m: Int, n: Int, k: Int
+    ) throws {
+        let widest = weight.parts.map(\.tensor.rows).max() ?? 0
+        let quantizing = weight.parts.map { hifc_gemm_quant_scratch($0.kernelType, m, k) }.max() ?? 0
+        let productsAt = (quantizing + 63) / 64 * 64
+        let scratch = try opScratch(productsAt + m * widest * MemoryLayout<Float>.size)
+        let products = (scratch + productsAt).bindMemory(to: Float.self, capacity: m * widest)
+        var column = 0
+        for part in weight.parts {
+            let rows = part.tensor.rows
+            hifc_gemm_quant(pool, part.kernelType, a, part.tensor.bytes, bias.map { $0 + column }, products, m, rows, k, scratch)
+            for row in 0..<m { (c + row * n + column).update(from: products + row * rows, count: rows) }
+            column += rows
+        }
     }
 
     /// One parallel call for both products where the weights are quantized and the rows few

@@ -6,12 +6,15 @@ public enum WeightTensor: Sendable {
     case dense(HostTensor)
     /// GGML blocks.
     case quantized(QuantizedTensor)
+    /// The rows of GGML block tensors of different formats, one after another (see `stackingRows`).
+    case stackedQuantized([QuantizedTensor])
 
     /// Dimensions, outermost first.
     public var shape: [Int] {
         switch self {
         case .dense(let t): return t.shape
         case .quantized(let t): return t.shape
+        case .stackedQuantized(let parts): return [parts.reduce(0) { $0 + $1.rows }, parts.first?.columns ?? 0]
         }
     }
 
@@ -20,6 +23,7 @@ public enum WeightTensor: Sendable {
         switch self {
         case .dense(let t): return t.name
         case .quantized(let t): return t.name
+        case .stackedQuantized(let parts): return parts.map(\.name).joined(separator: "|")
         }
     }
 
@@ -28,6 +32,7 @@ public enum WeightTensor: Sendable {
         switch self {
         case .dense(let t): return t
         case .quantized(let t): return try t.dequantized()
+        case .stackedQuantized(let parts): return try HostTensor.stackingRows(try parts.map { try $0.dequantized() }, name: name)
         }
     }
 
@@ -36,6 +41,7 @@ public enum WeightTensor: Sendable {
     public func permutingRows(_ order: [Int]) throws -> WeightTensor {
         switch self {
         case .quantized(let t): return .quantized(try t.permutingRows(order))
+        case .stackedQuantized: return try WeightTensor.dense(try dense()).permutingRows(order)
         case .dense(let t):
             let columns = t.shape.count == 1 ? 1 : t.shape.last ?? 1
             guard order.count * columns == t.count, Set(order) == Set(0..<order.count) else {
@@ -47,12 +53,18 @@ public enum WeightTensor: Sendable {
     }
 
     /// The rows of `parts` stacked into one `[Σ rows, columns]` tensor (1-D parts: one vector):
-    /// still quantized when every part is of one GGML type and row length, otherwise as floats
-    /// (see `HostTensor.stackingRows`).
+    /// still quantized when every part is of one GGML type and row length, kept as its parts when
+    /// quantized matrices of one row length differ in type, otherwise as floats (see
+    /// `HostTensor.stackingRows`).
     public static func stackingRows(_ parts: [WeightTensor], name: String) throws -> WeightTensor {
         let quantized = parts.compactMap { if case .quantized(let t) = $0 { t } else { nil } }
         if quantized.count == parts.count, let stacked = QuantizedTensor.stackingRows(quantized, name: name) {
             return .quantized(stacked)
+        }
+        if quantized.count == parts.count, let first = quantized.first,
+            quantized.allSatisfy({ $0.shape.count == 2 && $0.columns == first.columns })
+        {
+            return .stackedQuantized(quantized)
         }
         return .dense(try HostTensor.stackingRows(try parts.map { try $0.dense() }, name: name))
     }
@@ -64,6 +76,7 @@ extension ComputeBackend {
         switch weight {
         case .dense(let t): return try upload(t)
         case .quantized(let t): return try upload(t)
+        case .stackedQuantized(let parts): return try upload(stackedRows: parts, name: weight.name)
         }
     }
 }
