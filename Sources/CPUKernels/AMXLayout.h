@@ -11,10 +11,10 @@
 //   out[i][j] += c[j][i] · (d_w[j] · d_a[i]) + offset_w[j] · sum_a[i]
 //
 // where a weight is `d_w · code + offset_w` (Q8_0: offset 0; Q4_0: codes 0..15 and offset
-// −8·d_w; Q4_1: offset m; Q5_0: codes 0..31 and offset −16·d_w) and `sum_a = d_a · Σ codes_a`
-// (hifc_block_q8's `sum`). The Q4 and Q5 codes are valid s8, so all four formats use the s8×s8
-// `tdpbssd` with no sign tricks, and the s32 sums are exact: this is the portable kernel's
-// arithmetic, block for block.
+// −8·d_w; Q4_1: offset m; Q5_0: codes 0..31 and offset −16·d_w; Q5_1: codes 0..31, offset m) and
+// `sum_a = d_a · Σ codes_a` (hifc_block_q8's `sum`). The Q4 and Q5 codes are valid s8, so every
+// format uses the s8×s8 `tdpbssd` with no sign tricks, and the s32 sums are exact: this is the
+// portable kernel's arithmetic, block for block.
 #ifndef HIFC_AMX_LAYOUT_H
 #define HIFC_AMX_LAYOUT_H
 
@@ -27,7 +27,8 @@ typedef int32_t amx_ints __attribute__((vector_size(64), aligned(4)));
 
 /// Whether the AMX path multiplies weights of `type` (the formats with 32-weight blocks).
 static inline int amx_handles(int type) {
-    return type == HIFC_QUANT_Q8_0 || type == HIFC_QUANT_Q4_0 || type == HIFC_QUANT_Q4_1 || type == HIFC_QUANT_Q5_0;
+    return type == HIFC_QUANT_Q8_0 || type == HIFC_QUANT_Q4_0 || type == HIFC_QUANT_Q4_1 || type == HIFC_QUANT_Q5_0 ||
+           type == HIFC_QUANT_Q5_1;
 }
 
 /// Block `b` of `nr` (≤ 16) weight rows as one A tile: codes as s8, one row of 32 per weight
@@ -44,9 +45,14 @@ static inline void amx_pack_weight_block(int type, const uint8_t *w, long row_by
             out->offset[j] = 0;
         } else if (type == HIFC_QUANT_Q5_0) {
             const block_q5_0 *x = (const block_q5_0 *)row + b;
-            for (int e = 0; e < 32; e++) q[e] = (int8_t)q5_0_value(x, e);
+            for (int e = 0; e < 32; e++) q[e] = (int8_t)q5_value(x->qs, x->qh, e);
             out->scale[j] = hifc_half_to_float(x->d);
             out->offset[j] = -16 * out->scale[j];
+        } else if (type == HIFC_QUANT_Q5_1) {
+            const block_q5_1 *x = (const block_q5_1 *)row + b;
+            for (int e = 0; e < 32; e++) q[e] = (int8_t)q5_value(x->qs, x->qh, e);
+            out->scale[j] = hifc_half_to_float(x->d);
+            out->offset[j] = hifc_half_to_float(x->m);
         } else {
             // Q4_0 and Q4_1 share the nibble order: byte e holds weight e (low) and e + 16 (high).
             const uint8_t *nibbles;

@@ -36,6 +36,14 @@ typedef struct {
     uint8_t qs[16];
 } block_q5_0;
 
+/// Q5_1: 32 weights `d·q + m` with 5-bit q, the bits as Q5_0's.
+typedef struct {
+    uint16_t d;
+    uint16_t m;
+    uint8_t qh[4];
+    uint8_t qs[16];
+} block_q5_1;
+
 /// Q4_K: 256 weights in 8 sub-blocks of 32, sub-block j being `d·sc_j·q − dmin·m_j` with 6-bit
 /// `sc_j`, `m_j` packed in `scales` (see `q4k_scale_min`). Each 32 bytes of `qs` hold two
 /// sub-blocks: 2c in the low nibbles, 2c + 1 in the high.
@@ -69,6 +77,7 @@ _Static_assert(sizeof(block_q8_0) == 34, "Q8_0 block is 34 bytes");
 _Static_assert(sizeof(block_q4_0) == 18, "Q4_0 block is 18 bytes");
 _Static_assert(sizeof(block_q4_1) == 20, "Q4_1 block is 20 bytes");
 _Static_assert(sizeof(block_q5_0) == 22, "Q5_0 block is 22 bytes");
+_Static_assert(sizeof(block_q5_1) == 24, "Q5_1 block is 24 bytes");
 _Static_assert(sizeof(block_q4_K) == 144, "Q4_K block is 144 bytes");
 _Static_assert(sizeof(block_q5_K) == 176, "Q5_K block is 176 bytes");
 _Static_assert(sizeof(block_q6_K) == 210, "Q6_K block is 210 bytes");
@@ -76,15 +85,15 @@ _Static_assert(sizeof(block_q6_K) == 210, "Q6_K block is 210 bytes");
 /// Whether `type` is a K format (256-weight blocks, activations in `hifc_block_q8k`).
 static inline int quant_is_k(int type) { return type == HIFC_QUANT_Q4_K || type == HIFC_QUANT_Q5_K || type == HIFC_QUANT_Q6_K; }
 
-/// The fifth bits of a Q5_0 block, bit j for weight j.
-static inline uint32_t q5_0_high_bits(const block_q5_0 *x) {
-    return (uint32_t)x->qh[0] | (uint32_t)x->qh[1] << 8 | (uint32_t)x->qh[2] << 16 | (uint32_t)x->qh[3] << 24;
+/// The fifth bits of a Q5_0 or Q5_1 block (its `qh`), bit j for weight j.
+static inline uint32_t q5_high_bits(const uint8_t qh[4]) {
+    return (uint32_t)qh[0] | (uint32_t)qh[1] << 8 | (uint32_t)qh[2] << 16 | (uint32_t)qh[3] << 24;
 }
 
-/// The 5-bit value of weight `e` (0 ..< 32) of a Q5_0 block, unsigned (0 ..< 32).
-static inline int q5_0_value(const block_q5_0 *x, int e) {
-    int low = e < 16 ? x->qs[e] & 0xF : x->qs[e - 16] >> 4;
-    return low | (int)((q5_0_high_bits(x) >> e) & 1) << 4;
+/// The 5-bit value of weight `e` (0 ..< 32) of a Q5_0 or Q5_1 block (its `qs` and `qh`), unsigned.
+static inline int q5_value(const uint8_t qs[16], const uint8_t qh[4], int e) {
+    int low = e < 16 ? qs[e] & 0xF : qs[e - 16] >> 4;
+    return low | (int)((q5_high_bits(qh) >> e) & 1) << 4;
 }
 
 /// Sub-block `j`'s 6-bit scale and min of a Q4_K block: j < 4 in the low 6 bits of bytes j and

@@ -9,6 +9,7 @@ int hifc_quant_block_weights(int type) {
     case HIFC_QUANT_Q4_0:
     case HIFC_QUANT_Q4_1:
     case HIFC_QUANT_Q5_0:
+    case HIFC_QUANT_Q5_1:
     case HIFC_QUANT_Q8_0: return 32;
     case HIFC_QUANT_Q4_K:
     case HIFC_QUANT_Q5_K:
@@ -22,6 +23,7 @@ int hifc_quant_block_bytes(int type) {
     case HIFC_QUANT_Q4_0: return sizeof(block_q4_0);
     case HIFC_QUANT_Q4_1: return sizeof(block_q4_1);
     case HIFC_QUANT_Q5_0: return sizeof(block_q5_0);
+    case HIFC_QUANT_Q5_1: return sizeof(block_q5_1);
     case HIFC_QUANT_Q8_0: return sizeof(block_q8_0);
     case HIFC_QUANT_Q4_K: return sizeof(block_q4_K);
     case HIFC_QUANT_Q5_K: return sizeof(block_q5_K);
@@ -64,7 +66,14 @@ void hifc_dequantize(int type, const void *blocks, float *out, long count) {
         case HIFC_QUANT_Q5_0: {
             const block_q5_0 *x = (const block_q5_0 *)blocks + b;
             float d = hifc_half_to_float(x->d);
-            for (int i = 0; i < 32; i++) out[i] = d * (q5_0_value(x, i) - 16);
+            for (int i = 0; i < 32; i++) out[i] = d * (q5_value(x->qs, x->qh, i) - 16);
+            out += 32;
+            break;
+        }
+        case HIFC_QUANT_Q5_1: {
+            const block_q5_1 *x = (const block_q5_1 *)blocks + b;
+            float d = hifc_half_to_float(x->d), m = hifc_half_to_float(x->m);
+            for (int i = 0; i < 32; i++) out[i] = d * q5_value(x->qs, x->qh, i) + m;
             out += 32;
             break;
         }
@@ -141,9 +150,15 @@ static float dot_row(int type, const uint8_t *w, const uint8_t *a, long k) {
             }
             case HIFC_QUANT_Q5_0: {
                 const block_q5_0 *x = (const block_q5_0 *)w + b;
-                for (int i = 0; i < 32; i++) sum += q5_0_value(x, i) * y[b].qs[i];
+                for (int i = 0; i < 32; i++) sum += q5_value(x->qs, x->qh, i) * y[b].qs[i];
                 float d = hifc_half_to_float(x->d);
                 total += d * (y[b].d * (float)sum - 16 * y[b].sum);
+                break;
+            }
+            case HIFC_QUANT_Q5_1: {
+                const block_q5_1 *x = (const block_q5_1 *)w + b;
+                for (int i = 0; i < 32; i++) sum += q5_value(x->qs, x->qh, i) * y[b].qs[i];
+                total += hifc_half_to_float(x->d) * y[b].d * (float)sum + hifc_half_to_float(x->m) * y[b].sum;
                 break;
             }
             }

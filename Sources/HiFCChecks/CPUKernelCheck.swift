@@ -73,7 +73,8 @@ public struct CPUKernelCheck {
         let sets = [HIFC_ISA_AVX512, HIFC_ISA_AMX].filter { $0.rawValue <= hifc_isa_detected().rawValue }
         defer { hifc_isa_select(hifc_isa_detected()) }
         let formats: [(String, hifc_quant_type)] = [
-            ("Q4_1", HIFC_QUANT_Q4_1), ("Q4_0", HIFC_QUANT_Q4_0), ("Q5_0", HIFC_QUANT_Q5_0), ("Q8_0", HIFC_QUANT_Q8_0),
+            ("Q4_1", HIFC_QUANT_Q4_1), ("Q4_0", HIFC_QUANT_Q4_0), ("Q5_0", HIFC_QUANT_Q5_0), ("Q5_1", HIFC_QUANT_Q5_1),
+            ("Q8_0", HIFC_QUANT_Q8_0),
         ]
         let pools = Array(Set([1, threads])).sorted().map { hifc_pool_create(Int32($0), CPUThreadPool.spinMicroseconds)! }
         defer { pools.forEach { hifc_pool_destroy($0) } }
@@ -116,7 +117,7 @@ public struct CPUKernelCheck {
     }
 
     /// `rows` rows of `k` weights of `type` with random codes and scales as trained models have
-    /// them (d from 0.001 to 0.05, Q4_1's min from −0.2 to 0.2).
+    /// them (d from 0.001 to 0.05, Q4_1's and Q5_1's min from −0.2 to 0.2).
     static func randomWeights(type: hifc_quant_type, rows: Int, k: Int) -> [UInt8] {
         let t = Int32(type.rawValue)
         let size = Int(hifc_quant_block_bytes(t))
@@ -129,7 +130,7 @@ public struct CPUKernelCheck {
         }
         for block in 0..<count {
             put(Float.random(in: 0.001...0.05), at: block * size)
-            if type == HIFC_QUANT_Q4_1 { put(Float.random(in: -0.2...0.2), at: block * size + 2) }
+            if type == HIFC_QUANT_Q4_1 || type == HIFC_QUANT_Q5_1 { put(Float.random(in: -0.2...0.2), at: block * size + 2) }
         }
         return bytes
     }

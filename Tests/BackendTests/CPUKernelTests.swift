@@ -234,7 +234,8 @@ final class CPUKernelTests: XCTestCase {
 
     private let formats: [(hifc_quant_type, [(Int, Float16)])] = [
         (HIFC_QUANT_Q8_0, [(0, 0.004)]), (HIFC_QUANT_Q4_0, [(0, 0.03)]), (HIFC_QUANT_Q4_1, [(0, 0.03), (2, -0.2)]),
-        (HIFC_QUANT_Q5_0, [(0, 0.02)]), (HIFC_QUANT_Q4_K, [(0, 0.02), (2, 0.05)]), (HIFC_QUANT_Q5_K, [(0, 0.02), (2, 0.05)]),
+        (HIFC_QUANT_Q5_0, [(0, 0.02)]), (HIFC_QUANT_Q5_1, [(0, 0.02), (2, -0.1)]), (HIFC_QUANT_Q4_K, [(0, 0.02), (2, 0.05)]),
+        (HIFC_QUANT_Q5_K, [(0, 0.02), (2, 0.05)]),
         (HIFC_QUANT_Q6_K, [(208, 0.01)]),
     ]
 
@@ -252,6 +253,10 @@ final class CPUKernelTests: XCTestCase {
             HIFC_QUANT_Q4_K: [
                 (0, 4.2720794677734375), (1, -2.54937744140625), (17, -2.54937744140625), (31, 1.171417236328125),
                 (37, -1.11968994140625), (100, 0.5408935546875), (129, -0.599853515625), (255, -0.429290771484375),
+            ],
+            HIFC_QUANT_Q5_1: [
+                (0, 0.2801055908203125), (1, 0.380126953125), (5, 0.14007568359375), (17, 4.57763671875e-05), (20, 0.14007568359375),
+                (31, 4.57763671875e-05),
             ],
             HIFC_QUANT_Q5_K: [
                 (0, 14.194198608398438), (1, -2.54937744140625), (17, -2.54937744140625), (31, 1.171417236328125),
@@ -373,7 +378,7 @@ final class CPUKernelTests: XCTestCase {
         let a = values(m * k, seed: 11)
         hifc_isa_select(HIFC_ISA_PORTABLE)
         defer { hifc_isa_select(hifc_isa_detected()) }
-        for (type, scales) in formats where [HIFC_QUANT_Q8_0, HIFC_QUANT_Q4_0, HIFC_QUANT_Q4_1, HIFC_QUANT_Q5_0].contains(type) {
+        for (type, scales) in formats where [HIFC_QUANT_Q8_0, HIFC_QUANT_Q4_0, HIFC_QUANT_Q4_1, HIFC_QUANT_Q5_0, HIFC_QUANT_Q5_1].contains(type) {
             let t = Int32(type.rawValue)
             let rowBytes = blockCount * Int(hifc_quant_block_bytes(t))
             let w = blocks(type, count: n * blockCount, scales: scales, salt: 7)
@@ -425,7 +430,7 @@ final class CPUKernelTests: XCTestCase {
         let pools = [CPUThreadPool(threads: 3), CPUThreadPool(threads: 1)]
         let pairs: [(hifc_quant_type, hifc_quant_type)] = [
             (HIFC_QUANT_Q4_1, HIFC_QUANT_Q4_1), (HIFC_QUANT_Q8_0, HIFC_QUANT_Q6_K), (HIFC_QUANT_Q4_K, HIFC_QUANT_Q4_0),
-            (HIFC_QUANT_Q5_0, HIFC_QUANT_Q4_K), (HIFC_QUANT_Q8_0, HIFC_QUANT_Q5_K),
+            (HIFC_QUANT_Q5_0, HIFC_QUANT_Q4_K), (HIFC_QUANT_Q8_0, HIFC_QUANT_Q5_K), (HIFC_QUANT_Q5_1, HIFC_QUANT_Q5_1),
         ]
         for (gateUpType, downType) in pairs {
             let (g, d) = (Int32(gateUpType.rawValue), Int32(downType.rawValue))

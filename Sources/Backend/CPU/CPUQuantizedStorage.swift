@@ -17,13 +17,14 @@ final class CPUQuantizedStorage: TensorStorage, @unchecked Sendable {
         kernelType = type
     }
 
-    /// The formats with integer kernels: Q8_0, Q4_0, Q4_1, Q5_0, Q4_K, Q5_K and Q6_K.
+    /// The formats with integer kernels: Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K and Q6_K.
     static func kernelType(_ type: GGMLType) -> Int32? {
         switch type {
         case .q8_0: return Int32(HIFC_QUANT_Q8_0.rawValue)
         case .q4_0: return Int32(HIFC_QUANT_Q4_0.rawValue)
         case .q4_1: return Int32(HIFC_QUANT_Q4_1.rawValue)
         case .q5_0: return Int32(HIFC_QUANT_Q5_0.rawValue)
+        case .q5_1: return Int32(HIFC_QUANT_Q5_1.rawValue)
         case .q4_K: return Int32(HIFC_QUANT_Q4_K.rawValue)
         case .q5_K: return Int32(HIFC_QUANT_Q5_K.rawValue)
         case .q6_K: return Int32(HIFC_QUANT_Q6_K.rawValue)

@@ -210,6 +210,7 @@ typedef enum {
     HIFC_QUANT_Q4_0 = 2,  ///< 32 weights: f16 scale d, 16 bytes of nibbles; w = d·(q − 8)
     HIFC_QUANT_Q4_1 = 3,  ///< 32 weights: f16 d, f16 min m, 16 bytes of nibbles; w = d·q + m
     HIFC_QUANT_Q5_0 = 6,  ///< 32 weights: f16 d, 4 bytes of fifth bits, 16 bytes of nibbles; w = d·(q − 16)
+    HIFC_QUANT_Q5_1 = 7,  ///< 32 weights: f16 d, f16 min m, 4 bytes of fifth bits, 16 bytes of nibbles; w = d·q + m
     HIFC_QUANT_Q8_0 = 8,  ///< 32 weights: f16 d, 32 int8; w = d·q
     HIFC_QUANT_Q4_K = 12, ///< 256 weights: f16 d, f16 dmin, 12 bytes of 6-bit scales/mins, 128 bytes of nibbles
     HIFC_QUANT_Q5_K = 13, ///< Q4_K's layout with 32 bytes of fifth bits between the scales and the nibbles
