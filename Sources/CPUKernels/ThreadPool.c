@@ -70,7 +70,6 @@ struct hifc_pool {
     // would pull it away from every spinner (on 16 cores that doubled an empty region's cost).
     _Alignas(64) _Atomic uint64_t announced;  // the generation of the latest job
     _Atomic int stop;
-    _Atomic int parked;
     _Atomic int sleepers;
     _Alignas(64) _Atomic uint64_t job;
     _Alignas(64) _Atomic long finished;  // chunks of the current job done
@@ -122,7 +121,7 @@ static void *worker_main(void *argument) {
         // Spin for the next job, then sleep.
         long deadline = now_nanoseconds() + pool->spin_nanoseconds;
         int polls = 0;
-        while (!job_pending(pool, seen) && !atomic_load(&pool->stop) && !atomic_load(&pool->parked)) {
+        while (!job_pending(pool, seen) && !atomic_load(&pool->stop)) {
             CPU_RELAX();
             if (++polls % 64 == 0 && now_nanoseconds() > deadline) break;
         }
@@ -190,11 +189,6 @@ void hifc_pool_destroy(hifc_pool *pool) {
 
 int hifc_pool_threads(const hifc_pool *pool) { return pool ? pool->threads : 1; }
 
-void hifc_pool_park(hifc_pool *pool) {
-    if (!pool) return;
-    atomic_store(&pool->parked, 1);
-}
-
 /// Runs `chunks` (at most MOST_CHUNKS_A_JOB) chunks on the pool, or inline on the calling
 /// thread; returns whether the pool ran them.
 static int run_job(hifc_pool *pool, long chunks, hifc_chunk_fn body, void *context) {
@@ -203,8 +197,6 @@ static int run_job(hifc_pool *pool, long chunks, hifc_chunk_fn body, void *conte
         for (long c = 0; c < chunks; c++) body(context, c, 0);
         return 0;
     }
-    // Written only when set: a store each job would pull the polled line from every spinner.
-    if (atomic_load_explicit(&pool->parked, memory_order_relaxed)) atomic_store(&pool->parked, 0);
     pool->body = body;
     pool->context = context;
     atomic_store_explicit(&pool->finished, 0, memory_order_relaxed);

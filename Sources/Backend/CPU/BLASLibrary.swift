@@ -77,9 +77,10 @@ public struct BLASLibrary: @unchecked Sendable {
         environment["HIFC_BLAS"].map { ["off", "0", "no", "swift"].contains($0.lowercased()) } ?? false
     }
 
-    /// Tells the library to use `threads` threads (the CPU backend's pool size), so that the two
-    /// pools together never ask for more cores than given. A library without such a call keeps
-    /// its own setting (its environment variable, e.g. `OPENBLAS_NUM_THREADS`).
+    /// Tells the library to use `threads` threads (the CPU backend asks for one and parallelizes
+    /// its calls itself, so that no second pool of threads competes for the cores). A library
+    /// without such a call keeps its own setting (its environment variable, e.g.
+    /// `OPENBLAS_NUM_THREADS`).
     func setThreads(_ threads: Int) {
         switch threadCount {
         case .int32(let set): set(Int32(clamping: threads))
@@ -88,16 +89,16 @@ public struct BLASLibrary: @unchecked Sendable {
         }
     }
 
-    /// `c[m×n] = a[m×k] · b[n×k]ᵀ`, all row-major and contiguous.
+    /// `c[m×n] = a[m×k] · b[n×k]ᵀ`, row-major, `a` and `b` contiguous, rows of `c` `ldc` apart.
     func multiplyTransposed(
         _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
-        _ c: UnsafeMutablePointer<Float>, m: Int, n: Int, k: Int
+        _ c: UnsafeMutablePointer<Float>, m: Int, n: Int, k: Int, ldc: Int? = nil
     ) {
         // 101 = CblasRowMajor, 111 = CblasNoTrans, 112 = CblasTrans.
-        if m == 1, let sgemv {
+        if m == 1, ldc == nil, let sgemv {
             sgemv(101, 111, Int32(n), Int32(k), 1, b, Int32(k), a, 1, 0, c, 1)
             return
         }
-        sgemm(101, 111, 112, Int32(m), Int32(n), Int32(k), 1, a, Int32(k), b, Int32(k), 0, c, Int32(n))
+        sgemm(101, 111, 112, Int32(m), Int32(n), Int32(k), 1, a, Int32(k), b, Int32(k), 0, c, Int32(ldc ?? n))
     }
 }

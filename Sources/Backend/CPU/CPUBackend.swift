@@ -18,8 +18,8 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
     private let stepRecords: CPUStepRecords?
 
     /// A backend using `blas` (by default whatever `BLASLibrary.load()` finds) and `pool` (by
-    /// default the process's, `CPUThreadPool.shared`); the BLAS library is told to use as many
-    /// threads as the pool has. Quantized weights in Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K and
+    /// default the process's, `CPUThreadPool.shared`); the BLAS library is told to use one thread,
+    /// and large products call it from the pool's threads on blocks of columns. Quantized weights in Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K and
     /// Q6_K stay quantized unless `dequantizesAtLoad`. Decode steps are replayed from a record of
     /// their ops unless `stepReplay` is false (by default `HIFC_CPU_STEP_REPLAY` says, on unless
     /// `0` or `off`).
@@ -30,7 +30,7 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
         self.pool = pool
         self.dequantizesAtLoad = dequantizesAtLoad
         stepRecords = (stepReplay ?? CPUStepRecords.enabled() ?? true) ? CPUStepRecords() : nil
-        blas?.setThreads(pool.threads)
+        blas?.setThreads(1)
     }
 
     public var name: String {
@@ -41,6 +41,10 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
     /// loaded: they are bound by reading the weights once, which the C loop does as well, and it
     /// does not wake BLAS's thread pool, whose spinning workers then compete with ours.
     public static let smallestBLASRows = 16
+
+    /// Fewest result columns one BLAS call of a parallel product takes: narrower panels lose
+    /// more to the library's packing than a thread gains.
+    static let leastBLASColumns = 64
 
     /// Elementwise work below this many elements per thread stays on one thread (the ops written
     /// in Swift, `CPUFamilyOps`).
@@ -262,9 +266,14 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
         }
         let b = try weight.cpu("linear")
         if let blas, m >= Self.smallestBLASRows {
+            // One-threaded BLAS calls on blocks of the result's columns, spread over our pool: no
+            // second set of threads to spin on the cores after each call (OpenBLAS's spin for
+            // 128 ms, through the decode steps that follow a prefill).
+            let pool = self.pool
             try perform {
-                hifc_pool_park(raw)
-                blas.multiplyTransposed(a, b, c, m: m, n: n, k: k)
+                pool.parallelRanges(n, minimumPerTask: Self.leastBLASColumns) { columns in
+                    blas.multiplyTransposed(a, b + columns.lowerBound * k, c + columns.lowerBound, m: m, n: columns.count, k: k, ldc: n)
+                }
                 if let bp { hifc_add_bias(c, bp, m, n) }
             }
         } else {

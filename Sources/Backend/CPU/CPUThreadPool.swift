@@ -50,10 +50,6 @@ public final class CPUThreadPool: @unchecked Sendable {
         return pool
     }
 
-    /// Puts the workers to sleep now instead of letting them poll (before another library's
-    /// threads take the cores).
-    func park() { hifc_pool_park(raw) }
-
     /// Runs `body` over `0..<count` split into contiguous ranges of at least `minimumPerTask`,
     /// spread over the pool; `body` must only touch disjoint memory for disjoint ranges.
     public func parallelRanges(_ count: Int, minimumPerTask: Int = 1, _ body: (Range<Int>) -> Void) {

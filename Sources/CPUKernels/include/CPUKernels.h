@@ -65,9 +65,6 @@ hifc_pool *hifc_pool_create(int threads, int spin_microseconds);
 void hifc_pool_destroy(hifc_pool *pool);
 /// Threads in the pool, the caller included.
 int hifc_pool_threads(const hifc_pool *pool);
-/// Puts the idle workers to sleep at once instead of letting them spin (before handing the cores
-/// to another library's threads, such as a BLAS call).
-void hifc_pool_park(hifc_pool *pool);
 
 /// A job's body: does chunk `chunk` of `chunks`; `thread` (below the pool's thread count) names
 /// per-thread scratch memory.
