@@ -19,10 +19,10 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
 
     /// A backend using `blas` (by default whatever `BLASLibrary.load()` finds) and `pool` (by
     /// default the process's, `CPUThreadPool.shared`); the BLAS library is told to use one thread,
-    /// and large products call it from the pool's threads on blocks of columns. Quantized weights in Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K and
-    /// Q6_K stay quantized unless `dequantizesAtLoad`. Decode steps are replayed from a record of
-    /// their ops unless `stepReplay` is false (by default `HIFC_CPU_STEP_REPLAY` says, on unless
-    /// `0` or `off`).
+    /// and large products call it from the pool's threads on blocks of columns. Quantized weights
+    /// in Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K and Q6_K stay quantized unless
+    /// `dequantizesAtLoad`. Decode steps are replayed from a record of their ops unless
+    /// `stepReplay` is false (by default `HIFC_CPU_STEP_REPLAY` says, on unless `0` or `off`).
     public init(
         blas: BLASLibrary? = BLASLibrary.load(), pool: CPUThreadPool = .shared, dequantizesAtLoad: Bool = false, stepReplay: Bool? = nil
     ) {
