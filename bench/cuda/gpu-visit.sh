@@ -17,7 +17,8 @@
 # prompt tokens, and llama-bench's generation at the same threads when LLAMA_BIN is given (see cpu for the GGUF);
 # cpu: `hifc check cpu-kernels` (products and attention against the portable kernels), the CPU backend against llama.cpp on the host's cores (bench/llamacpp/compare_cpu.py and the thread scaling
 # curve), with the sdist and the GGUF carried in .device/hifc-bench (HIFC_BENCH_CACHE layout of build.sh: sdist/*.tar.gz,
-# models/*.gguf) or LLAMA_BIN=folder of an llama.cpp build; CPU_THREADS (default: the physical cores), SERVE_THREADS (the servers' thread counts; default 8 and CPU_THREADS), SCALING (1 2 4 8 16)
+# models/*.gguf) or LLAMA_BIN=folder of an llama.cpp build; CPU_GGUF (another GGUF, e.g. Gemma 3's after the gemma3 step),
+# CPU_THREADS (default: the physical cores), SERVE_THREADS (the servers' thread counts; default 8 and CPU_THREADS), SCALING (1 2 4 8 16)
 # swapmodes: WORKLOADS (qasper,govreport,narrativeqa), REQUESTS (40,20,10: one per workload), SCALE (0.25), BUDGET (4GiB),
 # ROUNDS (2), MODES, CAPACITY, DRAM, SWAP_LIMIT, SWAP_CHECK (0: no check gpu first), PREFETCH (--swap-prefetch: 0,2GiB runs the flash modes without and with the swap prefetch),
 # UNSTAGED (1: --unstaged-flash-writes, swap-outs written by cuFile from the device blocks instead of staged through host memory)
@@ -343,9 +344,13 @@ if has gemma3; then
     fi
 fi
 
-cpu_setup() {  # the GGUF (from its carried parts, else HIFC_BENCH_CACHE's models) and the thread count
+cpu_setup() {  # the GGUF (CPU_GGUF, else smollm2's carried parts, else HIFC_BENCH_CACHE's models) and the thread count
     export HIFC_BENCH_CACHE="${HIFC_BENCH_CACHE:-$PWD/.device/hifc-bench}"
-    smollm2_gguf > /dev/null 2>&1 || gguf=$(ls "$HIFC_BENCH_CACHE"/models/*.gguf 2>/dev/null | head -1)
+    if [ -n "${CPU_GGUF:-}" ]; then
+        gguf="$CPU_GGUF"  # e.g. the gemma3 step's $work/gemma-3-270m-q4_k_m.gguf, run before it in the same call
+    else
+        smollm2_gguf > /dev/null 2>&1 || gguf=$(ls "$HIFC_BENCH_CACHE"/models/*.gguf 2>/dev/null | head -1)
+    fi
     cores=$(lscpu -p=CORE,SOCKET 2>/dev/null | grep -v '^#' | sort -u | wc -l)
     threads="${CPU_THREADS:-$cores}"
 }
