@@ -347,7 +347,7 @@ fi
 cpu_setup() {  # the GGUF (CPU_GGUF, else smollm2's carried parts, else HIFC_BENCH_CACHE's models) and the thread count
     export HIFC_BENCH_CACHE="${HIFC_BENCH_CACHE:-$PWD/.device/hifc-bench}"
     if [ -n "${CPU_GGUF:-}" ]; then
-        gguf="$CPU_GGUF"  # e.g. the gemma3 step's $work/gemma-3-270m-q4_k_m.gguf, run before it in the same call
+        gguf="$CPU_GGUF"  # e.g. /var/tmp/hifc/gemma-3-270m-q4_k_m.gguf, which the gemma3 step joins from its parts first
     else
         smollm2_gguf > /dev/null 2>&1 || gguf=$(ls "$HIFC_BENCH_CACHE"/models/*.gguf 2>/dev/null | head -1)
     fi
