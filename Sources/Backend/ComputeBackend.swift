@@ -28,7 +28,7 @@ public protocol ComputeBackend: AnyObject, Sendable {
     func upload(_ tensor: QuantizedTensor) throws -> DeviceTensor
     /// Uploads the rows of GGML block tensors of different formats as one weight; the default
     /// decodes them and stacks them as f32.
-    func upload(stackedRows parts: [QuantizedTensor], name: String) throws -> DeviceTensor
+    func upload(stackedRows parts: [QuantizedTensor]) throws -> DeviceTensor
     /// A small table kept in f32 whatever the storage dtype (rotary inverse frequencies).
     func uploadFloat32(_ values: [Float], shape: [Int]) throws -> DeviceTensor
     /// Copies a tensor to the host as f32, row-major.
@@ -160,8 +160,8 @@ extension ComputeBackend {
     }
 
     /// Dequantizes at load and stacks: for backends without kernels on GGML blocks.
-    public func upload(stackedRows parts: [QuantizedTensor], name: String) throws -> DeviceTensor {
-        try upload(try HostTensor.stackingRows(try parts.map { try $0.dequantized() }, name: name))
+    public func upload(stackedRows parts: [QuantizedTensor]) throws -> DeviceTensor {
+        try upload(try WeightTensor.stackedQuantized(parts).dense())
     }
 
     /// The product, then the attention inputs: for backends with nothing to gain from fusing them.

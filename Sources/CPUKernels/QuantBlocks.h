@@ -123,11 +123,12 @@ static inline void q4k_scales_mins(const uint8_t *q, uint8_t scales[8], uint8_t 
     memcpy(mins, out + 2, 8);
 }
 
-/// The 5-bit value of weight `l` (0 ..< 32) of sub-block `j` of a Q5_K block, unsigned.
-static inline int q5k_value(const block_q5_K *b, int j, int l) {
-    const uint8_t *q = b->qs + 32 * (j / 2);
+/// The value of weight `l` (0 ..< 32) of sub-block `j` of a Q4_K block (4 bits) or a Q5_K one (5
+/// bits: `qh` non-null), unsigned; `qs` is the block's nibbles.
+static inline int q4k_value(const uint8_t *qs, const uint8_t *qh, int j, int l) {
+    const uint8_t *q = qs + 32 * (j / 2);
     int low = j % 2 ? q[l] >> 4 : q[l] & 0xF;
-    return low | ((b->qh[l] >> j) & 1) << 4;
+    return qh ? low | ((qh[l] >> j) & 1) << 4 : low;
 }
 
 /// The 6-bit value of weight `e` (0 ..< 256) of a Q6_K block, unsigned (0 ..< 64).

@@ -32,6 +32,21 @@ int hifc_quant_block_bytes(int type) {
     }
 }
 
+/// Block `b` of Q4_K or Q5_K blocks at `blocks`, as Q4_K's header (their d, dmin and scales lie
+/// alike), with its nibbles in `qs` and, for Q5_K, its fifth bits in `qh` (else null).
+static const block_q4_K *k_block_parts(int type, const void *blocks, long b, const uint8_t **qs, const uint8_t **qh) {
+    if (type == HIFC_QUANT_Q5_K) {
+        const block_q5_K *x = (const block_q5_K *)blocks + b;
+        *qs = x->qs;
+        *qh = x->qh;
+        return (const block_q4_K *)x;
+    }
+    const block_q4_K *x = (const block_q4_K *)blocks + b;
+    *qs = x->qs;
+    *qh = NULL;
+    return x;
+}
+
 void hifc_dequantize(int type, const void *blocks, float *out, long count) {
     const long n = count / hifc_quant_block_weights(type);
     for (long b = 0; b < n; b++) {
@@ -77,28 +92,15 @@ void hifc_dequantize(int type, const void *blocks, float *out, long count) {
             out += 32;
             break;
         }
-        case HIFC_QUANT_Q4_K: {
-            const block_q4_K *x = (const block_q4_K *)blocks + b;
-            float d = hifc_half_to_float(x->d), dmin = hifc_half_to_float(x->dmin);
-            for (int j = 0; j < 8; j++) {
-                uint8_t sc, m;
-                q4k_scale_min(j, x->scales, &sc, &m);
-                const uint8_t *q = x->qs + 32 * (j / 2);
-                for (int l = 0; l < 32; l++) {
-                    int v = j % 2 ? q[l] >> 4 : q[l] & 0xF;
-                    out[32 * j + l] = d * sc * v - dmin * m;
-                }
-            }
-            out += 256;
-            break;
-        }
+        case HIFC_QUANT_Q4_K:
         case HIFC_QUANT_Q5_K: {
-            const block_q5_K *x = (const block_q5_K *)blocks + b;
+            const uint8_t *qs, *qh;
+            const block_q4_K *x = k_block_parts(type, blocks, b, &qs, &qh);
             float d = hifc_half_to_float(x->d), dmin = hifc_half_to_float(x->dmin);
             for (int j = 0; j < 8; j++) {
                 uint8_t sc, m;
                 q4k_scale_min(j, x->scales, &sc, &m);
-                for (int l = 0; l < 32; l++) out[32 * j + l] = d * sc * q5k_value(x, j, l) - dmin * m;
+                for (int l = 0; l < 32; l++) out[32 * j + l] = d * sc * q4k_value(qs, qh, j, l) - dmin * m;
             }
             out += 256;
             break;
@@ -114,7 +116,6 @@ void hifc_dequantize(int type, const void *blocks, float *out, long count) {
         }
     }
 }
-
 
 size_t hifc_gemm_quant_scratch(int type, long m, long k) {
     return quant_is_k(type) ? (size_t)m * (size_t)(k / 256) * sizeof(hifc_block_q8k)
@@ -167,27 +168,15 @@ static float dot_row(int type, const uint8_t *w, const uint8_t *a, long k) {
     }
     const hifc_block_q8k *y = (const hifc_block_q8k *)a;
     for (long b = 0; b < k / 256; b++) {
-        if (type == HIFC_QUANT_Q4_K) {
-            const block_q4_K *x = (const block_q4_K *)w + b;
-            int scaled = 0, mins = 0;
-            for (int j = 0; j < 8; j++) {
-                uint8_t sc, m;
-                q4k_scale_min(j, x->scales, &sc, &m);
-                const uint8_t *q = x->qs + 32 * (j / 2);
-                int sum = 0;
-                for (int l = 0; l < 32; l++) sum += (j % 2 ? q[l] >> 4 : q[l] & 0xF) * y[b].qs[32 * j + l];
-                scaled += sc * sum;
-                mins += m * (y[b].sums[2 * j] + y[b].sums[2 * j + 1]);
-            }
-            total += y[b].d * (hifc_half_to_float(x->d) * (float)scaled - hifc_half_to_float(x->dmin) * (float)mins);
-        } else if (type == HIFC_QUANT_Q5_K) {
-            const block_q5_K *x = (const block_q5_K *)w + b;
+        if (type == HIFC_QUANT_Q4_K || type == HIFC_QUANT_Q5_K) {
+            const uint8_t *qs, *qh;
+            const block_q4_K *x = k_block_parts(type, w, b, &qs, &qh);
             int scaled = 0, mins = 0;
             for (int j = 0; j < 8; j++) {
                 uint8_t sc, m;
                 q4k_scale_min(j, x->scales, &sc, &m);
                 int sum = 0;
-                for (int l = 0; l < 32; l++) sum += q5k_value(x, j, l) * y[b].qs[32 * j + l];
+                for (int l = 0; l < 32; l++) sum += q4k_value(qs, qh, j, l) * y[b].qs[32 * j + l];
                 scaled += sc * sum;
                 mins += m * (y[b].sums[2 * j] + y[b].sums[2 * j + 1]);
             }

@@ -120,12 +120,12 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
         return try upload(try tensor.dequantized())
     }
 
-    public func upload(stackedRows parts: [QuantizedTensor], name: String) throws -> DeviceTensor {
-        let rows = parts.reduce(0) { $0 + $1.rows }
-        if !dequantizesAtLoad, let first = parts.first, let storage = CPUStackedQuantizedStorage(parts) {
-            return DeviceTensor(storage: storage, shape: [rows, first.columns], dtype: .float32)
+    public func upload(stackedRows parts: [QuantizedTensor]) throws -> DeviceTensor {
+        let weight = WeightTensor.stackedQuantized(parts)
+        if !dequantizesAtLoad, let storage = CPUStackedQuantizedStorage(parts) {
+            return DeviceTensor(storage: storage, shape: weight.shape, dtype: .float32)
         }
-        return try upload(try HostTensor.stackingRows(try parts.map { try $0.dequantized() }, name: name))
+        return try upload(try weight.dense())
     }
 
     public func uploadFloat32(_ values: [Float], shape: [Int]) throws -> DeviceTensor {

@@ -76,7 +76,7 @@ extension ComputeBackend {
         switch weight {
         case .dense(let t): return try upload(t)
         case .quantized(let t): return try upload(t)
-        case .stackedQuantized(let parts): return try upload(stackedRows: parts, name: weight.name)
+        case .stackedQuantized(let parts): return try upload(stackedRows: parts)
         }
     }
 }
