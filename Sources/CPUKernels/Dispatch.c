@@ -302,10 +302,15 @@ static void quantize_chunk(void *context, long chunk, int thread) {
     }
 }
 
+/// The tile the kernels take `type` in: activation rows, and weight rows (the interleaved types'
+/// come in eights).
+static int quant_rows_per_tile(const hifc_kernel_table *k, int type) { return quant_is_x8(type) ? k->x8_tile_rows : k->quant_tile_rows; }
+static int quant_columns_per_tile(const hifc_kernel_table *k, int type) { return quant_is_x8(type) ? 8 : k->quant_tile_columns; }
+
 static void quant_chunk(void *context, long chunk, int thread) {
     (void)thread;
     quant_job *j = context;
-    const int tr = j->k->quant_tile_rows, tc = j->k->quant_tile_columns;
+    const int tr = quant_rows_per_tile(j->k, j->type), tc = quant_columns_per_tile(j->k, j->type);
     long column_chunk = chunk % j->column_chunks, block = chunk / j->column_chunks;
     long groups = ceil_div(j->n, tc);
     long n0 = tc * (groups * column_chunk / j->column_chunks), n1 = tc * (groups * (column_chunk + 1) / j->column_chunks);
@@ -439,7 +444,7 @@ static void quantize_activations(hifc_pool *pool, quant_job *j) {
 static long split_product(hifc_pool *pool, quant_job *j) {
     j->rows_per_block = rows_per_block(j->k_dim, 1);
     const long row_blocks = ceil_div(j->m, j->rows_per_block);
-    const int tc = j->k->quant_tile_columns;
+    const int tc = quant_columns_per_tile(j->k, j->type);
     const long macs_per_group = tc * j->k_dim * (j->m < j->rows_per_block ? j->m : j->rows_per_block);
     j->column_chunks = chunk_count(pool, ceil_div(j->n, tc), ceil_div(QUANT_MACS_PER_CHUNK, macs_per_group), 4);
     return j->column_chunks * row_blocks;
@@ -499,7 +504,7 @@ static void gated_up_chunk(void *context, long chunk, int thread) {
     (void)thread;
     gated_mlp_job *j = context;
     const quant_job *u = &j->up;
-    const int tr = u->k->quant_tile_rows, tc = u->k->quant_tile_columns;
+    const int tr = quant_rows_per_tile(u->k, u->type), tc = quant_columns_per_tile(u->k, u->type);
     const long i0 = j->block * (j->groups * chunk / j->up_chunks), i1 = j->block * (j->groups * (chunk + 1) / j->up_chunks);
     for (int half = 0; half < 2; half++) {
         const long first = half * j->inter + i0, last = half * j->inter + i1;

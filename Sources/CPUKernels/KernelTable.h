@@ -74,6 +74,8 @@ typedef struct {
         long ldc);
     /// The tile `gemm_quant_tile` is fastest at: activation rows, weight rows.
     int quant_tile_rows, quant_tile_columns;
+    /// Activation rows of its tiles of the interleaved types (whose weight rows come in eights).
+    int x8_tile_rows;
     /// Non-null in the AMX table: the prefill products of the 32-weight formats on AMX tiles.
     /// `out[i·ldc + j] = Σ w_j·a_i` for `rows` activation rows (packed, 16 per tile, `blocks`
     /// blocks per tile) and the `nr` (≤ 16) weight rows packed in `w[blocks]`.

@@ -34,5 +34,6 @@ const hifc_kernel_table hifc_kernels_avx2 = {
     .gemm_quant_tile = q_gemm_tile,
     .quant_tile_rows = QT_ROWS,
     .quant_tile_columns = QT_COLUMNS,
+    .x8_tile_rows = X8_ROWS,
 };
 #endif

@@ -34,7 +34,8 @@
     .quantize_q8k = k_quantize_q8k, \
     .gemm_quant_tile = q_gemm_tile, \
     .quant_tile_rows = QT_ROWS, \
-    .quant_tile_columns = QT_COLUMNS,
+    .quant_tile_columns = QT_COLUMNS, \
+    .x8_tile_rows = X8_ROWS,
 
 const hifc_kernel_table hifc_kernels_avx512 = {
     .name = "avx512",

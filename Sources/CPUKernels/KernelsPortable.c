@@ -21,4 +21,5 @@ const hifc_kernel_table hifc_kernels_portable = {
     .gemm_quant_tile = hifc_gemm_quant_tile_portable,
     .quant_tile_rows = 1,
     .quant_tile_columns = 4,
+    .x8_tile_rows = 1,
 };

@@ -82,8 +82,48 @@ _Static_assert(sizeof(block_q4_K) == 144, "Q4_K block is 144 bytes");
 _Static_assert(sizeof(block_q5_K) == 176, "Q5_K block is 176 bytes");
 _Static_assert(sizeof(block_q6_K) == 210, "Q6_K block is 210 bytes");
 
+/// Eight rows' blocks of Q4_K (or Q5_K) interleaved: the kernels' layout of those formats
+/// (`hifc_quant_interleave`). The same bytes as the eight blocks; a 256-bit vector of `qs` holds
+/// four weights of each row (row r in lane r), so a `dpbusd` against four broadcast activations
+/// leaves each row's sum in its own lane, and a sub-block's scale is one multiply for all eight.
+/// The scales are re-packed so that eight rows' come out with a few vector operations.
+typedef struct {
+    uint16_t d[8], dmin[8];   // row r's
+    uint8_t scales_low[64];   // byte 8j + r: the low 4 bits of row r's scale j, of its min j above them
+    uint8_t scales_high[32];  // byte 8c + r: the high 2 bits of scales 2c, 2c + 1, then of mins 2c, 2c + 1
+} block_k_x8_header;
+
+/// Q4_K_X8: 32 bytes at 32·(8c + g) of `qs` hold row r's `qs[32c + 4g ..< 32c + 4g + 4]` at 4r
+/// (weights 4g ..< 4g + 4 of sub-blocks 2c, low nibbles, and 2c + 1, high nibbles).
+typedef struct {
+    block_k_x8_header h;
+    uint8_t qs[1024];
+} block_q4_K_x8;
+
+/// Q5_K_X8: Q4_K_X8 with the fifth bits: 32 bytes at 32g of `qh` hold row r's `qh[4g ..< 4g + 4]`
+/// at 4r (bit j: sub-block j).
+typedef struct {
+    block_k_x8_header h;
+    uint8_t qh[256];
+    uint8_t qs[1024];
+} block_q5_K_x8;
+
+_Static_assert(sizeof(block_q4_K_x8) == 8 * sizeof(block_q4_K), "an interleaved block is its eight blocks' bytes");
+_Static_assert(sizeof(block_q5_K_x8) == 8 * sizeof(block_q5_K), "an interleaved block is its eight blocks' bytes");
+
+/// The file format an interleaved `type` holds (Q4_K or Q5_K).
+int quant_x8_row_type(int type);
+/// Row `r`'s block (of `quant_x8_row_type(type)`) of the interleaved block `x8`, into `out`: the
+/// file's bytes again, for the plain-C products.
+void quant_x8_row_block(int type, const void *x8, int r, void *out);
+
+/// Whether `type` is one of the interleaved layouts.
+static inline int quant_is_x8(int type) { return type == HIFC_QUANT_Q4_K_X8 || type == HIFC_QUANT_Q5_K_X8; }
+
 /// Whether `type` is a K format (256-weight blocks, activations in `hifc_block_q8k`).
-static inline int quant_is_k(int type) { return type == HIFC_QUANT_Q4_K || type == HIFC_QUANT_Q5_K || type == HIFC_QUANT_Q6_K; }
+static inline int quant_is_k(int type) {
+    return type == HIFC_QUANT_Q4_K || type == HIFC_QUANT_Q5_K || type == HIFC_QUANT_Q6_K || quant_is_x8(type);
+}
 
 /// The fifth bits of a Q5_0 or Q5_1 block (its `qh`), bit j for weight j.
 static inline uint32_t q5_high_bits(const uint8_t qh[4]) {

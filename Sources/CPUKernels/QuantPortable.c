@@ -13,7 +13,9 @@ int hifc_quant_block_weights(int type) {
     case HIFC_QUANT_Q8_0: return 32;
     case HIFC_QUANT_Q4_K:
     case HIFC_QUANT_Q5_K:
-    case HIFC_QUANT_Q6_K: return 256;
+    case HIFC_QUANT_Q6_K:
+    case HIFC_QUANT_Q4_K_X8:
+    case HIFC_QUANT_Q5_K_X8: return 256;
     default: return 0;
     }
 }
@@ -25,8 +27,10 @@ int hifc_quant_block_bytes(int type) {
     case HIFC_QUANT_Q5_0: return sizeof(block_q5_0);
     case HIFC_QUANT_Q5_1: return sizeof(block_q5_1);
     case HIFC_QUANT_Q8_0: return sizeof(block_q8_0);
-    case HIFC_QUANT_Q4_K: return sizeof(block_q4_K);
-    case HIFC_QUANT_Q5_K: return sizeof(block_q5_K);
+    case HIFC_QUANT_Q4_K:
+    case HIFC_QUANT_Q4_K_X8: return sizeof(block_q4_K);
+    case HIFC_QUANT_Q5_K:
+    case HIFC_QUANT_Q5_K_X8: return sizeof(block_q5_K);
     case HIFC_QUANT_Q6_K: return sizeof(block_q6_K);
     default: return 0;
     }
@@ -122,6 +126,32 @@ size_t hifc_gemm_quant_scratch(int type, long m, long k) {
                           : (size_t)m * (size_t)(k / 32) * sizeof(hifc_block_q8);
 }
 
+/// `Σ w·a` of one block of a K format and its quantized activations, in plain C.
+static float k_block_dot(int type, const void *block, const hifc_block_q8k *y) {
+    if (type == HIFC_QUANT_Q4_K || type == HIFC_QUANT_Q5_K) {
+        const uint8_t *qs, *qh;
+        const block_q4_K *x = k_block_parts(type, block, 0, &qs, &qh);
+        int scaled = 0, mins = 0;
+        for (int j = 0; j < 8; j++) {
+            uint8_t sc, m;
+            q4k_scale_min(j, x->scales, &sc, &m);
+            int sum = 0;
+            for (int l = 0; l < 32; l++) sum += q4k_value(qs, qh, j, l) * y->qs[32 * j + l];
+            scaled += sc * sum;
+            mins += m * (y->sums[2 * j] + y->sums[2 * j + 1]);
+        }
+        return y->d * (hifc_half_to_float(x->d) * (float)scaled - hifc_half_to_float(x->dmin) * (float)mins);
+    }
+    const block_q6_K *x = block;
+    int scaled = 0;
+    for (int g = 0; g < 16; g++) {
+        int sum = 0;
+        for (int e = 16 * g; e < 16 * g + 16; e++) sum += q6k_value(x, e) * y->qs[e];
+        scaled += x->scales[g] * (sum - 32 * y->sums[g]);
+    }
+    return y->d * hifc_half_to_float(x->d) * (float)scaled;
+}
+
 /// `Σ w·a` of one weight row and one quantized activation row, in plain C.
 static float dot_row(int type, const uint8_t *w, const uint8_t *a, long k) {
     float total = 0;
@@ -167,36 +197,35 @@ static float dot_row(int type, const uint8_t *w, const uint8_t *a, long k) {
         return total;
     }
     const hifc_block_q8k *y = (const hifc_block_q8k *)a;
-    for (long b = 0; b < k / 256; b++) {
-        if (type == HIFC_QUANT_Q4_K || type == HIFC_QUANT_Q5_K) {
-            const uint8_t *qs, *qh;
-            const block_q4_K *x = k_block_parts(type, w, b, &qs, &qh);
-            int scaled = 0, mins = 0;
-            for (int j = 0; j < 8; j++) {
-                uint8_t sc, m;
-                q4k_scale_min(j, x->scales, &sc, &m);
-                int sum = 0;
-                for (int l = 0; l < 32; l++) sum += q4k_value(qs, qh, j, l) * y[b].qs[32 * j + l];
-                scaled += sc * sum;
-                mins += m * (y[b].sums[2 * j] + y[b].sums[2 * j + 1]);
+    for (long b = 0; b < k / 256; b++) total += k_block_dot(type, (const uint8_t *)w + b * hifc_quant_block_bytes(type), y + b);
+    return total;
+}
+
+/// An interleaved tile in plain C: each row's blocks taken back out of the interleaved ones and
+/// multiplied as `dot_row` multiplies the file's rows (the same floats).
+static void tile_x8(int type, const uint8_t *w, int nr, const uint8_t *a, long act_bytes, int mr, long k, float *out, long ldc) {
+    const int row_type = quant_x8_row_type(type);
+    const long x8_bytes = 8L * hifc_quant_block_bytes(type);
+    block_q5_K row_block;  // the larger of the two formats' blocks
+    for (int i = 0; i < mr; i++) {
+        const hifc_block_q8k *y = (const hifc_block_q8k *)(a + i * act_bytes);
+        for (int r = 0; r < nr; r++) {
+            float total = 0;
+            for (long b = 0; b < k / 256; b++) {
+                quant_x8_row_block(type, w + b * x8_bytes, r, &row_block);
+                total += k_block_dot(row_type, &row_block, y + b);
             }
-            total += y[b].d * (hifc_half_to_float(x->d) * (float)scaled - hifc_half_to_float(x->dmin) * (float)mins);
-        } else {
-            const block_q6_K *x = (const block_q6_K *)w + b;
-            int scaled = 0;
-            for (int g = 0; g < 16; g++) {
-                int sum = 0;
-                for (int e = 16 * g; e < 16 * g + 16; e++) sum += q6k_value(x, e) * y[b].qs[e];
-                scaled += x->scales[g] * (sum - 32 * y[b].sums[g]);
-            }
-            total += y[b].d * hifc_half_to_float(x->d) * (float)scaled;
+            out[i * ldc + r] = total;
         }
     }
-    return total;
 }
 
 void hifc_gemm_quant_tile_portable(
     int type, const uint8_t *w, long row_bytes, int nr, const uint8_t *a, long act_bytes, int mr, long k, float *out, long ldc) {
+    if (quant_is_x8(type)) {
+        tile_x8(type, w, nr, a, act_bytes, mr, k, out, ldc);
+        return;
+    }
     for (int i = 0; i < mr; i++) {
         for (int r = 0; r < nr; r++) out[i * ldc + r] = dot_row(type, w + r * row_bytes, a + i * act_bytes, k);
     }

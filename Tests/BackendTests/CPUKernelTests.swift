@@ -315,6 +315,64 @@ final class CPUKernelTests: XCTestCase {
         }
     }
 
+    func testInterleavedRowsMultiplyAsTheFileRowsOnEveryInstructionSet() {
+        // Q4_K and Q5_K are multiplied in eight-row interleaved blocks: the same products as the
+        // file's rows (the same floats in plain C, which takes the rows back out), a decode row
+        // equal to its row of a batch bit for bit, and the gated MLP in one call equal to its ops.
+        let pool = CPUThreadPool(threads: 3)
+        let (n, k, inter) = (24, 768, 256)
+        for (type, scales) in formats where hifc_quant_interleaved_type(Int32(type.rawValue)) != 0 {
+            let t = Int32(type.rawValue)
+            let x8 = hifc_quant_interleaved_type(t)
+            XCTAssertEqual(hifc_quant_block_bytes(x8), hifc_quant_block_bytes(t), "an interleaved block is its rows' bytes")
+            let w = blocks(type, count: n * k / 256, scales: scales, salt: 11)
+            var interleaved = [UInt8](repeating: 0, count: w.count)
+            hifc_quant_interleave(t, w, n, k, &interleaved)
+            XCTAssertNotEqual(interleaved, w)
+            for m in [1, 5, 8, 19] {
+                let a = values(m * k, seed: m)
+                var scratch = [UInt8](repeating: 0, count: hifc_gemm_quant_scratch(t, m, k))
+                let results = acrossInstructionSets { () -> ([Float], [Float], [Float]) in
+                    var file = [Float](repeating: 0, count: m * n)
+                    var mine = [Float](repeating: .nan, count: m * n)
+                    hifc_gemm_quant(pool.raw, t, a, w, nil, &file, m, n, k, &scratch)
+                    hifc_gemm_quant(pool.raw, x8, a, interleaved, nil, &mine, m, n, k, &scratch)
+                    var rows = [Float](repeating: .nan, count: m * n)
+                    for row in 0..<m {
+                        a.withUnsafeBufferPointer { hifc_gemm_quant(nil, x8, $0.baseAddress! + row * k, interleaved, nil, &rows[row * n], 1, n, k, &scratch) }
+                    }
+                    return (file, mine, rows)
+                }
+                XCTAssertEqual(results[0].1.0, results[0].1.1, "type \(t), \(m) rows, plain C")
+                for (isa, (file, mine, rows)) in results {
+                    assertClose(mine, file, relative: 1e-5, "type \(t), \(m) rows, \(isa)")
+                    XCTAssertEqual(rows, mine, "type \(t), \(m) rows one at a time, \(isa)")
+                }
+            }
+            // The gated MLP over interleaved gate|up and down weights.
+            let gateUp = blocks(type, count: 2 * inter * k / 256, scales: scales, salt: 3)
+            let down = blocks(type, count: k * inter / 256, scales: scales, salt: 7)
+            var gateUpX8 = [UInt8](repeating: 0, count: gateUp.count)
+            var downX8 = [UInt8](repeating: 0, count: down.count)
+            hifc_quant_interleave(t, gateUp, 2 * inter, k, &gateUpX8)
+            hifc_quant_interleave(t, down, k, inter, &downX8)
+            let x = values(3 * k, seed: 4)
+            _ = acrossInstructionSets {
+                var products = [Float](repeating: 0, count: 3 * 2 * inter)
+                var activated = [Float](repeating: 0, count: 3 * inter)
+                var expected = [Float](repeating: 0, count: 3 * k)
+                var scratch = [UInt8](repeating: 0, count: hifc_gemm_quant_scratch(x8, 3, k))
+                hifc_gemm_quant(pool.raw, x8, x, gateUpX8, nil, &products, 3, 2 * inter, k, &scratch)
+                hifc_silu_mul(pool.raw, products, &activated, 3, inter)
+                hifc_gemm_quant(pool.raw, x8, activated, downX8, nil, &expected, 3, k, inter, &scratch)
+                var fused = [Float](repeating: .nan, count: 3 * k)
+                var fusedScratch = [UInt8](repeating: 0, count: hifc_gated_mlp_quant_scratch(x8, x8, 3, inter, k))
+                hifc_gated_mlp_quant(pool.raw, x8, gateUpX8, x8, downX8, x, &fused, 3, inter, k, &fusedScratch)
+                XCTAssertEqual(fused, expected, "type \(t), gated MLP, \(String(cString: hifc_isa_name(hifc_isa_active())))")
+            }
+        }
+    }
+
     /// `hifc_gemm_quant` of `m × k` activations and `n` rows of `type` against the dequantized
     /// weights (within the 8-bit activations' error) and, on every instruction set, against the
     /// portable kernels.
@@ -465,7 +523,12 @@ final class CPUKernelTests: XCTestCase {
     }
 
     func testQuantizedWeightsStayQuantizedAndMultiplyLikeTheirDequantizedCopy() throws {
-        let (m, n, k) = (3, 9, 256)
+        // 9 rows stay in the file's layout, 16 are multiplied in an interleaved copy.
+        for n in [9, 16] { try checkQuantizedWeightUpload(rows: n) }
+    }
+
+    private func checkQuantizedWeightUpload(rows n: Int) throws {
+        let (m, k) = (3, 256)
         let bytes = blocks(HIFC_QUANT_Q4_K, count: n, scales: [(0, 0.02), (2, 0.05)], salt: 5)
         let weight = try bytes.withUnsafeBytes { raw in
             try QuantizedTensor(type: .q4_K, shape: [n, k], bytes: raw.baseAddress!, owner: nil, name: "w")
@@ -480,7 +543,9 @@ final class CPUKernelTests: XCTestCase {
             let y = try kept.download(try kept.linear(try kept.uploadFloat32(x, shape: [m, k]), weight: q, bias: nil))
             let reference = try decoded.download(try decoded.linear(try decoded.uploadFloat32(x, shape: [m, k]), weight: f, bias: nil))
             // 8-bit activations: within 1% of the largest output.
-            assertClose(y, reference, relative: 0.01, "Q4_K product")
+            assertClose(y, reference, relative: 0.01, "Q4_K product, \(n) rows")
+            let interleaved = q.cpuQuantized!.kernelType == hifc_quant_interleaved_type(Int32(HIFC_QUANT_Q4_K.rawValue))
+            XCTAssertEqual(interleaved, n % 8 == 0, "\(n) rows")
             // Embedding rows of a quantized table are its decoded rows.
             let step = try kept.prepare(
                 try StepBatch.make(chunks: [(tokens: [4, 0], startPosition: 0, blockTable: [0], wantsLogits: true)], blockTokens: 4))

@@ -254,7 +254,7 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
         let (result, c) = try allocate([m, n])
         let raw = pool.raw
         if let quantized = weight.cpuQuantized {
-            let (type, w) = (quantized.kernelType, quantized.tensor.bytes)
+            let (type, w) = (quantized.kernelType, quantized.kernelBytes)
             // The quantized activations, written before they are read.
             let scratchBytes = hifc_gemm_quant_scratch(type, m, k)
             try perform { hifc_gemm_quant(raw, type, a, w, bp, c, m, n, k, try Self.opScratch(scratchBytes)) }
@@ -296,7 +296,7 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
         var column = 0
         for part in weight.parts {
             let rows = part.tensor.rows
-            hifc_gemm_quant(pool, part.kernelType, a, part.tensor.bytes, bias.map { $0 + column }, products, m, rows, k, scratch)
+            hifc_gemm_quant(pool, part.kernelType, a, part.kernelBytes, bias.map { $0 + column }, products, m, rows, k, scratch)
             for row in 0..<m { (c + row * n + column).update(from: products + row * rows, count: rows) }
             column += rows
         }
@@ -315,7 +315,7 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
         let a = try x.cpu("gatedMLP")
         let (result, out) = try allocate([m, down.rows])
         let scratchBytes = hifc_gated_mlp_quant_scratch(gu.kernelType, dq.kernelType, m, inter, hidden)
-        let (raw, guType, guBytes, dType, dBytes) = (pool.raw, gu.kernelType, gu.tensor.bytes, dq.kernelType, dq.tensor.bytes)
+        let (raw, guType, guBytes, dType, dBytes) = (pool.raw, gu.kernelType, gu.kernelBytes, dq.kernelType, dq.kernelBytes)
         try perform {
             hifc_gated_mlp_quant(raw, guType, guBytes, dType, dBytes, a, out, m, inter, hidden, try Self.opScratch(scratchBytes))
         }
@@ -356,7 +356,7 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
         let a = try x.cpu("projectAttentionInputs")
         let b = try bias?.cpu("projectAttentionInputs")
         let (result, q) = try allocate([x.rows, heads * headDim])
-        let (raw, type, w, rows, hidden) = (self.pool.raw, quantized.kernelType, quantized.tensor.bytes, x.rows, x.columns)
+        let (raw, type, w, rows, hidden) = (self.pool.raw, quantized.kernelType, quantized.kernelBytes, x.rows, x.columns)
         let scratchBytes = hifc_project_rope_store_kv_scratch(
             type, rows, hidden, qkv.rows, Int(plan.layer.kv_heads) * headDim, Int32(self.pool.threads))
         try perform {

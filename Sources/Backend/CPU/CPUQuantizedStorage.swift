@@ -4,18 +4,44 @@ import CPUKernels
 /// with the integer kernels of `CPUKernels` (`hifc_gemm_quant`). Its `DeviceTensor` has the
 /// weight's shape and dtype `.float32`, the type the ops compute in; only `linear`, `embedding`
 /// and `download` read it.
+///
+/// Formats with an interleaved layout (Q4_K, Q5_K: eight rows a block, `hifc_quant_interleave`)
+/// are multiplied in a copy in that layout, 2.1-2.5x as fast in prefill products
+/// (bench/results/cpu-vs-llamacpp.md); the file's rows stay for the row lookups (embedding,
+/// download), which read only the rows they need.
 final class CPUQuantizedStorage: TensorStorage, @unchecked Sendable {
     /// The blocks (memory-mapped from the file, or stacked in memory of their own).
     let tensor: QuantizedTensor
-    /// The kernels' name of the block format.
+    /// The kernels' name of the file's format.
+    let fileType: Int32
+    /// The kernels' name of the format the products read: the file's, or its interleaved layout.
     let kernelType: Int32
+    /// The weights the products read: the file's blocks, or their interleaved copy.
+    let kernelBytes: UnsafeRawPointer
+    /// The interleaved copy, owned here; nil when the products read the file's blocks.
+    private let interleaved: UnsafeMutableRawPointer?
 
-    /// Keeps `tensor` as it is when the kernels read its format; nil otherwise.
+    /// Keeps `tensor` when the kernels read its format (with an interleaved copy where its format
+    /// has one and its rows come in eights); nil otherwise.
     init?(_ tensor: QuantizedTensor) {
         guard tensor.shape.count == 2, let type = Self.kernelType(tensor.type) else { return nil }
         self.tensor = tensor
-        kernelType = type
+        fileType = type
+        let interleavedType = hifc_quant_interleaved_type(type)
+        if interleavedType != 0, tensor.rows % 8 == 0 {
+            let copy = UnsafeMutableRawPointer.allocate(byteCount: tensor.byteCount, alignment: 64)
+            hifc_quant_interleave(type, tensor.bytes, tensor.rows, tensor.columns, copy)
+            interleaved = copy
+            kernelType = interleavedType
+            kernelBytes = UnsafeRawPointer(copy)
+        } else {
+            interleaved = nil
+            kernelType = type
+            kernelBytes = tensor.bytes
+        }
     }
+
+    deinit { interleaved?.deallocate() }
 
     /// The formats with integer kernels: Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K and Q6_K.
     static func kernelType(_ type: GGMLType) -> Int32? {
@@ -36,7 +62,7 @@ final class CPUQuantizedStorage: TensorStorage, @unchecked Sendable {
 
     /// Row `row` decoded into `out` (`columns` floats).
     func dequantizeRow(_ row: Int, into out: UnsafeMutablePointer<Float>) {
-        hifc_dequantize(kernelType, tensor.bytes + row * tensor.rowBytes, out, tensor.columns)
+        hifc_dequantize(fileType, tensor.bytes + row * tensor.rowBytes, out, tensor.columns)
     }
 }
 

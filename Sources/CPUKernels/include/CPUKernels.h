@@ -212,11 +212,27 @@ typedef enum {
     HIFC_QUANT_Q4_K = 12, ///< 256 weights: f16 d, f16 dmin, 12 bytes of 6-bit scales/mins, 128 bytes of nibbles
     HIFC_QUANT_Q5_K = 13, ///< Q4_K's layout with 32 bytes of fifth bits between the scales and the nibbles
     HIFC_QUANT_Q6_K = 14, ///< 256 weights: 128 bytes low 4 bits, 64 bytes high 2 bits, 16 int8 scales, f16 d
+    // hifc's own layouts (numbers GGML does not use): the file's rows interleaved for the kernels.
+    HIFC_QUANT_Q4_K_X8 = 112, ///< Q4_K, eight rows interleaved block by block (`hifc_quant_interleave`)
+    HIFC_QUANT_Q5_K_X8 = 113, ///< Q5_K, eight rows interleaved block by block
 } hifc_quant_type;
+
+/// The interleaved layout the kernels multiply `type` fastest in (HIFC_QUANT_Q4_K_X8 for Q4_K, ...),
+/// or 0 where `type` has none. An interleaved block holds one block of each of eight rows in the
+/// same bytes as those eight blocks, laid out so that each 256-bit vector holds four weights of
+/// each row and the products come out one row per lane: no sums across lanes, one scale multiply
+/// per sub-block for eight rows (bench/results/cpu-vs-llamacpp.md, 2026-12-05).
+int hifc_quant_interleaved_type(int type);
+/// Writes `rows` (a multiple of 8) rows of `k` weights in `type`'s blocks as
+/// `hifc_quant_interleaved_type(type)` blocks into `out` (the same number of bytes): rows
+/// `8g ..< 8g + 8` start where row `8g` started, so a product over rows `8g ...` still starts
+/// `8g` rows' bytes in.
+void hifc_quant_interleave(int type, const void *w, long rows, long k, void *out);
 
 /// Weights per block of `type` (32 or 256); 0 for a type not listed.
 int hifc_quant_block_weights(int type);
-/// Bytes per block of `type`; 0 for a type not listed.
+/// Bytes per block of `type` (for an interleaved type, per row: an eighth of its block); 0 for a
+/// type not listed.
 int hifc_quant_block_bytes(int type);
 /// Writes the `count` weights (a multiple of the block size) of `blocks` as f32: the reference
 /// the kernels are checked against, and the "dequantize at load" path.
@@ -224,7 +240,7 @@ void hifc_dequantize(int type, const void *blocks, float *out, long count);
 /// Bytes of scratch `hifc_gemm_quant` needs for `m` activation rows of `k` features.
 size_t hifc_gemm_quant_scratch(int type, long m, long k);
 /// `c[m×n] = a[m×k] · wᵀ` (+ `bias[n]`) for weights `w` of `n` rows of `k` (a multiple of the
-/// block size) in `type`'s blocks, row after row. The activations are first quantized to 8 bits
+/// block size) in `type`'s blocks, row after row (an interleaved type: `n` a multiple of 8). The activations are first quantized to 8 bits
 /// per block of 32 (or 256 for the K formats) into `scratch`, as llama.cpp does, so the products
 /// are integer dot products.
 void hifc_gemm_quant(

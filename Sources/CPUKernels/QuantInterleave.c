@@ -1,0 +1,81 @@
+// The interleaved layouts (block_q4_K_x8, block_q5_K_x8): rows of a GGUF weight re-laid at load
+// so that the vector kernels take eight rows in the lanes of one register.
+
+#include "QuantBlocks.h"
+
+int hifc_quant_interleaved_type(int type) {
+    switch (type) {
+    case HIFC_QUANT_Q4_K: return HIFC_QUANT_Q4_K_X8;
+    case HIFC_QUANT_Q5_K: return HIFC_QUANT_Q5_K_X8;
+    default: return 0;
+    }
+}
+
+int quant_x8_row_type(int type) { return type == HIFC_QUANT_Q5_K_X8 ? HIFC_QUANT_Q5_K : HIFC_QUANT_Q4_K; }
+
+/// Block `b` of eight rows `row_bytes` apart, interleaved into `out`.
+static void interleave_k_block(int type, const uint8_t *w, long row_bytes, long b, uint8_t *out) {
+    const int q5 = type == HIFC_QUANT_Q5_K;
+    block_k_x8_header *h = (block_k_x8_header *)out;
+    uint8_t *qh = q5 ? ((block_q5_K_x8 *)out)->qh : NULL;
+    uint8_t *qs = q5 ? ((block_q5_K_x8 *)out)->qs : ((block_q4_K_x8 *)out)->qs;
+    for (int r = 0; r < 8; r++) {
+        const uint8_t *block = w + r * row_bytes + b * (q5 ? (long)sizeof(block_q5_K) : (long)sizeof(block_q4_K));
+        const block_q4_K *x = (const block_q4_K *)block;  // Q5_K's d, dmin and scales lie alike
+        const uint8_t *nibbles = q5 ? ((const block_q5_K *)block)->qs : x->qs;
+        h->d[r] = x->d;
+        h->dmin[r] = x->dmin;
+        uint8_t sc[8], mn[8];
+        q4k_scales_mins(x->scales, sc, mn);
+        for (int j = 0; j < 8; j++) h->scales_low[8 * j + r] = (uint8_t)((sc[j] & 15) | (mn[j] & 15) << 4);
+        for (int c = 0; c < 4; c++) {
+            h->scales_high[8 * c + r] =
+                (uint8_t)(sc[2 * c] >> 4 | (sc[2 * c + 1] >> 4) << 2 | (mn[2 * c] >> 4) << 4 | (mn[2 * c + 1] >> 4) << 6);
+        }
+        for (int c = 0; c < 4; c++)
+            for (int g = 0; g < 8; g++) memcpy(qs + 32 * (8 * c + g) + 4 * r, nibbles + 32 * c + 4 * g, 4);
+        if (q5) {
+            for (int g = 0; g < 8; g++) memcpy(qh + 32 * g + 4 * r, ((const block_q5_K *)block)->qh + 4 * g, 4);
+        }
+    }
+}
+
+void hifc_quant_interleave(int type, const void *w, long rows, long k, void *out) {
+    const long blocks = k / 256, row_bytes = blocks * hifc_quant_block_bytes(type);
+    const uint8_t *in = w;
+    uint8_t *at = out;
+    for (long g = 0; g + 8 <= rows; g += 8) {
+        for (long b = 0; b < blocks; b++) {
+            interleave_k_block(type, in + g * row_bytes, row_bytes, b, at);
+            at += 8 * hifc_quant_block_bytes(type);
+        }
+    }
+}
+
+void quant_x8_row_block(int type, const void *x8, int r, void *out) {
+    const int q5 = type == HIFC_QUANT_Q5_K_X8;
+    const block_k_x8_header *h = x8;
+    const uint8_t *qh = q5 ? ((const block_q5_K_x8 *)x8)->qh : NULL;
+    const uint8_t *qs = q5 ? ((const block_q5_K_x8 *)x8)->qs : ((const block_q4_K_x8 *)x8)->qs;
+    block_q4_K *x = out;
+    uint8_t *nibbles = q5 ? ((block_q5_K *)out)->qs : x->qs;
+    x->d = h->d[r];
+    x->dmin = h->dmin[r];
+    uint8_t sc[8], mn[8];
+    for (int j = 0; j < 8; j++) {
+        const uint8_t high = h->scales_high[8 * (j / 2) + r] >> (2 * (j % 2));
+        sc[j] = (uint8_t)((h->scales_low[8 * j + r] & 15) | (high & 3) << 4);
+        mn[j] = (uint8_t)((h->scales_low[8 * j + r] >> 4) | ((high >> 4) & 3) << 4);
+    }
+    // GGML's packing of the 6-bit values (q4k_scale_min reads it back).
+    for (int j = 0; j < 4; j++) {
+        x->scales[j] = (uint8_t)(sc[j] | (sc[j + 4] >> 4) << 6);
+        x->scales[j + 4] = (uint8_t)(mn[j] | (mn[j + 4] >> 4) << 6);
+        x->scales[j + 8] = (uint8_t)((sc[j + 4] & 15) | (mn[j + 4] & 15) << 4);
+    }
+    for (int c = 0; c < 4; c++)
+        for (int g = 0; g < 8; g++) memcpy(nibbles + 32 * c + 4 * g, qs + 32 * (8 * c + g) + 4 * r, 4);
+    if (q5) {
+        for (int g = 0; g < 8; g++) memcpy(((block_q5_K *)out)->qh + 4 * g, qh + 32 * g + 4 * r, 4);
+    }
+}
