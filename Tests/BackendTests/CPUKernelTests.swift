@@ -339,7 +339,12 @@ final class CPUKernelTests: XCTestCase {
                     hifc_gemm_quant(pool.raw, x8, a, interleaved, nil, &mine, m, n, k, &scratch)
                     var rows = [Float](repeating: .nan, count: m * n)
                     for row in 0..<m {
-                        a.withUnsafeBufferPointer { hifc_gemm_quant(nil, x8, $0.baseAddress! + row * k, interleaved, nil, &rows[row * n], 1, n, k, &scratch) }
+                        a.withUnsafeBufferPointer { input in
+                            rows.withUnsafeMutableBufferPointer { out in
+                                hifc_gemm_quant(
+                                    nil, x8, input.baseAddress! + row * k, interleaved, nil, out.baseAddress! + row * n, 1, n, k, &scratch)
+                            }
+                        }
                     }
                     return (file, mine, rows)
                 }
