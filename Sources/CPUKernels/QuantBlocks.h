@@ -111,18 +111,46 @@ typedef struct {
 _Static_assert(sizeof(block_q4_K_x8) == 8 * sizeof(block_q4_K), "an interleaved block is its eight blocks' bytes");
 _Static_assert(sizeof(block_q5_K_x8) == 8 * sizeof(block_q5_K), "an interleaved block is its eight blocks' bytes");
 
-/// The file format an interleaved `type` holds (Q4_K or Q5_K).
-int quant_x8_row_type(int type);
+/// Eight rows' blocks of a nibble format (Q4_0, Q4_1, Q5_0, Q5_1) interleaved, in the same bytes:
+/// row r's f16 `d` (and `m`) at `d[r]` (`m[r]`, after the eight `d`), then for Q5_0 and Q5_1 the
+/// fifth bits as one 32-bit word per row (bit 8i + t: weight 4t + i, so that a shift and a mask
+/// put the bits of four weights of every row into place), then 32 bytes at 32g of the nibbles
+/// holding row r's `qs[4g ..< 4g + 4]` at 4r (weights 4g ..< 4g + 4 low, 16 + 4g ..< 20 + 4g high).
+/// `block32_x8_parts` finds the parts.
+
+/// The file format an interleaved `type` holds (Q4_K, Q5_K, Q4_0, Q4_1, Q5_0 or Q5_1).
+static inline int quant_x8_row_type(int type) { return type - 100; }
 /// Row `r`'s block (of `quant_x8_row_type(type)`) of the interleaved block `x8`, into `out`: the
 /// file's bytes again, for the plain-C products.
 void quant_x8_row_block(int type, const void *x8, int r, void *out);
 
+/// Whether `type` is one of the interleaved layouts of the nibble formats.
+static inline int quant_is_x8_block32(int type) {
+    return type == HIFC_QUANT_Q4_0_X8 || type == HIFC_QUANT_Q4_1_X8 || type == HIFC_QUANT_Q5_0_X8 || type == HIFC_QUANT_Q5_1_X8;
+}
+
 /// Whether `type` is one of the interleaved layouts.
-static inline int quant_is_x8(int type) { return type == HIFC_QUANT_Q4_K_X8 || type == HIFC_QUANT_Q5_K_X8; }
+static inline int quant_is_x8(int type) {
+    return type == HIFC_QUANT_Q4_K_X8 || type == HIFC_QUANT_Q5_K_X8 || quant_is_x8_block32(type);
+}
+
+/// The parts of interleaved block `x8` of a nibble format: the eight rows' `d`, their `m` (Q4_1,
+/// Q5_1; else null), fifth bits (Q5_0, Q5_1; else null) and nibbles.
+static inline void block32_x8_parts(
+    int type, const uint8_t *x8, const uint16_t **d, const uint16_t **m, const uint32_t **qh, const uint8_t **qs) {
+    const int with_min = type == HIFC_QUANT_Q4_1_X8 || type == HIFC_QUANT_Q5_1_X8;
+    const int q5 = type == HIFC_QUANT_Q5_0_X8 || type == HIFC_QUANT_Q5_1_X8;
+    *d = (const uint16_t *)x8;
+    *m = with_min ? *d + 8 : NULL;
+    const uint8_t *after = x8 + (with_min ? 32 : 16);
+    *qh = q5 ? (const uint32_t *)after : NULL;
+    *qs = q5 ? after + 32 : after;
+}
 
 /// Whether `type` is a K format (256-weight blocks, activations in `hifc_block_q8k`).
 static inline int quant_is_k(int type) {
-    return type == HIFC_QUANT_Q4_K || type == HIFC_QUANT_Q5_K || type == HIFC_QUANT_Q6_K || quant_is_x8(type);
+    return type == HIFC_QUANT_Q4_K || type == HIFC_QUANT_Q5_K || type == HIFC_QUANT_Q6_K || type == HIFC_QUANT_Q4_K_X8 ||
+           type == HIFC_QUANT_Q5_K_X8;
 }
 
 /// The fifth bits of a Q5_0 or Q5_1 block (its `qh`), bit j for weight j.

@@ -1,26 +1,30 @@
-// The interleaved layouts (block_q4_K_x8, block_q5_K_x8): rows of a GGUF weight re-laid at load
-// so that the vector kernels take eight rows in the lanes of one register.
+// The interleaved layouts (QuantBlocks.h): rows of a GGUF weight re-laid at load so that the
+// vector kernels take eight rows in the lanes of one register.
 
-#include "QuantBlocks.h"
+#include "AMXLayout.h"
+#include "KernelTable.h"
 
 int hifc_quant_interleaved_type(int type) {
+    if (amx_handles(type) && hifc_isa_active() == HIFC_ISA_AMX) return 0;
     switch (type) {
-    case HIFC_QUANT_Q4_K: return HIFC_QUANT_Q4_K_X8;
-    case HIFC_QUANT_Q5_K: return HIFC_QUANT_Q5_K_X8;
+    case HIFC_QUANT_Q4_0:
+    case HIFC_QUANT_Q4_1:
+    case HIFC_QUANT_Q5_0:
+    case HIFC_QUANT_Q5_1:
+    case HIFC_QUANT_Q4_K:
+    case HIFC_QUANT_Q5_K: return 100 + type;
     default: return 0;
     }
 }
 
-int quant_x8_row_type(int type) { return type == HIFC_QUANT_Q5_K_X8 ? HIFC_QUANT_Q5_K : HIFC_QUANT_Q4_K; }
-
-/// Block `b` of eight rows `row_bytes` apart, interleaved into `out`.
+/// Block `b` of eight Q4_K or Q5_K rows `row_bytes` apart, interleaved into `out`.
 static void interleave_k_block(int type, const uint8_t *w, long row_bytes, long b, uint8_t *out) {
     const int q5 = type == HIFC_QUANT_Q5_K;
     block_k_x8_header *h = (block_k_x8_header *)out;
     uint8_t *qh = q5 ? ((block_q5_K_x8 *)out)->qh : NULL;
     uint8_t *qs = q5 ? ((block_q5_K_x8 *)out)->qs : ((block_q4_K_x8 *)out)->qs;
     for (int r = 0; r < 8; r++) {
-        const uint8_t *block = w + r * row_bytes + b * (q5 ? (long)sizeof(block_q5_K) : (long)sizeof(block_q4_K));
+        const uint8_t *block = w + r * row_bytes + b * hifc_quant_block_bytes(type);
         const block_q4_K *x = (const block_q4_K *)block;  // Q5_K's d, dmin and scales lie alike
         const uint8_t *nibbles = q5 ? ((const block_q5_K *)block)->qs : x->qs;
         h->d[r] = x->d;
@@ -40,19 +44,56 @@ static void interleave_k_block(int type, const uint8_t *w, long row_bytes, long 
     }
 }
 
+/// The fifth bits of a Q5_0 or Q5_1 block (bit e: weight e) in the interleaved order (bit 8i + t:
+/// weight 4t + i), and back (`to_file`).
+static uint32_t reorder_fifth_bits(uint32_t bits, int to_file) {
+    uint32_t out = 0;
+    for (int t = 0; t < 8; t++)
+        for (int i = 0; i < 4; i++) {
+            const int file = 4 * t + i, mine = 8 * i + t;
+            out |= ((bits >> (to_file ? mine : file)) & 1u) << (to_file ? file : mine);
+        }
+    return out;
+}
+
+/// Block `b` of eight rows of a nibble format `row_bytes` apart, interleaved into `out`.
+static void interleave_block32(int type, const uint8_t *w, long row_bytes, long b, uint8_t *out) {
+    const uint16_t *d, *m;
+    const uint32_t *qh;
+    const uint8_t *qs;
+    block32_x8_parts(100 + type, out, &d, &m, &qh, &qs);
+    for (int r = 0; r < 8; r++) {
+        const uint8_t *block = w + r * row_bytes + b * hifc_quant_block_bytes(type);
+        memcpy((uint16_t *)d + r, block, 2);
+        if (m) memcpy((uint16_t *)m + r, block + 2, 2);
+        const uint8_t *nibbles = block + hifc_quant_block_bytes(type) - 16;  // every nibble format ends with them
+        if (qh) {
+            uint32_t bits;
+            memcpy(&bits, nibbles - 4, 4);
+            ((uint32_t *)qh)[r] = reorder_fifth_bits(bits, 0);
+        }
+        for (int g = 0; g < 4; g++) memcpy((uint8_t *)qs + 32 * g + 4 * r, nibbles + 4 * g, 4);
+    }
+}
+
 void hifc_quant_interleave(int type, const void *w, long rows, long k, void *out) {
-    const long blocks = k / 256, row_bytes = blocks * hifc_quant_block_bytes(type);
+    const long weights = hifc_quant_block_weights(type), blocks = k / weights, row_bytes = blocks * hifc_quant_block_bytes(type);
     const uint8_t *in = w;
     uint8_t *at = out;
     for (long g = 0; g + 8 <= rows; g += 8) {
         for (long b = 0; b < blocks; b++) {
-            interleave_k_block(type, in + g * row_bytes, row_bytes, b, at);
+            if (weights == 256) {
+                interleave_k_block(type, in + g * row_bytes, row_bytes, b, at);
+            } else {
+                interleave_block32(type, in + g * row_bytes, row_bytes, b, at);
+            }
             at += 8 * hifc_quant_block_bytes(type);
         }
     }
 }
 
-void quant_x8_row_block(int type, const void *x8, int r, void *out) {
+/// Row `r`'s Q4_K or Q5_K block of interleaved block `x8`, into `out`.
+static void k_row_block(int type, const void *x8, int r, void *out) {
     const int q5 = type == HIFC_QUANT_Q5_K_X8;
     const block_k_x8_header *h = x8;
     const uint8_t *qh = q5 ? ((const block_q5_K_x8 *)x8)->qh : NULL;
@@ -77,5 +118,30 @@ void quant_x8_row_block(int type, const void *x8, int r, void *out) {
         for (int g = 0; g < 8; g++) memcpy(nibbles + 32 * c + 4 * g, qs + 32 * (8 * c + g) + 4 * r, 4);
     if (q5) {
         for (int g = 0; g < 8; g++) memcpy(((block_q5_K *)out)->qh + 4 * g, qh + 32 * g + 4 * r, 4);
+    }
+}
+
+/// Row `r`'s block of a nibble format's interleaved block `x8`, into `out`.
+static void block32_row_block(int type, const uint8_t *x8, int r, uint8_t *out) {
+    const uint16_t *d, *m;
+    const uint32_t *qh;
+    const uint8_t *qs;
+    block32_x8_parts(type, x8, &d, &m, &qh, &qs);
+    const int bytes = hifc_quant_block_bytes(type);
+    memcpy(out, d + r, 2);
+    if (m) memcpy(out + 2, m + r, 2);
+    uint8_t *nibbles = out + bytes - 16;
+    if (qh) {
+        const uint32_t bits = reorder_fifth_bits(qh[r], 1);
+        memcpy(nibbles - 4, &bits, 4);
+    }
+    for (int g = 0; g < 4; g++) memcpy(nibbles + 4 * g, qs + 32 * g + 4 * r, 4);
+}
+
+void quant_x8_row_block(int type, const void *x8, int r, void *out) {
+    if (quant_is_x8_block32(type)) {
+        block32_row_block(type, x8, r, out);
+    } else {
+        k_row_block(type, x8, r, out);
     }
 }

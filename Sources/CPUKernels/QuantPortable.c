@@ -5,6 +5,7 @@
 #include "QuantBlocks.h"
 
 int hifc_quant_block_weights(int type) {
+    if (quant_is_x8(type)) type = quant_x8_row_type(type);
     switch (type) {
     case HIFC_QUANT_Q4_0:
     case HIFC_QUANT_Q4_1:
@@ -13,24 +14,21 @@ int hifc_quant_block_weights(int type) {
     case HIFC_QUANT_Q8_0: return 32;
     case HIFC_QUANT_Q4_K:
     case HIFC_QUANT_Q5_K:
-    case HIFC_QUANT_Q6_K:
-    case HIFC_QUANT_Q4_K_X8:
-    case HIFC_QUANT_Q5_K_X8: return 256;
+    case HIFC_QUANT_Q6_K: return 256;
     default: return 0;
     }
 }
 
 int hifc_quant_block_bytes(int type) {
+    if (quant_is_x8(type)) type = quant_x8_row_type(type);
     switch (type) {
     case HIFC_QUANT_Q4_0: return sizeof(block_q4_0);
     case HIFC_QUANT_Q4_1: return sizeof(block_q4_1);
     case HIFC_QUANT_Q5_0: return sizeof(block_q5_0);
     case HIFC_QUANT_Q5_1: return sizeof(block_q5_1);
     case HIFC_QUANT_Q8_0: return sizeof(block_q8_0);
-    case HIFC_QUANT_Q4_K:
-    case HIFC_QUANT_Q4_K_X8: return sizeof(block_q4_K);
-    case HIFC_QUANT_Q5_K:
-    case HIFC_QUANT_Q5_K_X8: return sizeof(block_q5_K);
+    case HIFC_QUANT_Q4_K: return sizeof(block_q4_K);
+    case HIFC_QUANT_Q5_K: return sizeof(block_q5_K);
     case HIFC_QUANT_Q6_K: return sizeof(block_q6_K);
     default: return 0;
     }
@@ -152,52 +150,53 @@ static float k_block_dot(int type, const void *block, const hifc_block_q8k *y) {
     return y->d * hifc_half_to_float(x->d) * (float)scaled;
 }
 
+/// `Σ w·a` of one block of a 32-weight format and its quantized activations, in plain C.
+static float block32_dot(int type, const uint8_t *block, const hifc_block_q8 *y) {
+    int sum = 0;
+    switch (type) {
+    case HIFC_QUANT_Q8_0: {
+        const block_q8_0 *x = (const block_q8_0 *)block;
+        for (int i = 0; i < 32; i++) sum += x->qs[i] * y->qs[i];
+        return hifc_half_to_float(x->d) * y->d * (float)sum;
+    }
+    case HIFC_QUANT_Q4_0: {
+        const block_q4_0 *x = (const block_q4_0 *)block;
+        for (int i = 0; i < 16; i++) sum += (x->qs[i] & 0xF) * y->qs[i] + (x->qs[i] >> 4) * y->qs[i + 16];
+        return hifc_half_to_float(x->d) * (y->d * (float)sum - 8 * y->sum);
+    }
+    case HIFC_QUANT_Q4_1: {
+        const block_q4_1 *x = (const block_q4_1 *)block;
+        for (int i = 0; i < 16; i++) sum += (x->qs[i] & 0xF) * y->qs[i] + (x->qs[i] >> 4) * y->qs[i + 16];
+        return hifc_half_to_float(x->d) * y->d * (float)sum + hifc_half_to_float(x->m) * y->sum;
+    }
+    case HIFC_QUANT_Q5_0: {
+        const block_q5_0 *x = (const block_q5_0 *)block;
+        for (int i = 0; i < 32; i++) sum += q5_value(x->qs, x->qh, i) * y->qs[i];
+        return hifc_half_to_float(x->d) * (y->d * (float)sum - 16 * y->sum);
+    }
+    case HIFC_QUANT_Q5_1: {
+        const block_q5_1 *x = (const block_q5_1 *)block;
+        for (int i = 0; i < 32; i++) sum += q5_value(x->qs, x->qh, i) * y->qs[i];
+        return hifc_half_to_float(x->d) * y->d * (float)sum + hifc_half_to_float(x->m) * y->sum;
+    }
+    default: return 0;
+    }
+}
+
+/// `Σ w·a` of one block of `type` and its quantized activations (`y`: a hifc_block_q8 or, for
+/// the K formats, a hifc_block_q8k), in plain C.
+static float block_dot(int type, const uint8_t *block, const uint8_t *y) {
+    return quant_is_k(type) ? k_block_dot(type, block, (const hifc_block_q8k *)y) : block32_dot(type, block, (const hifc_block_q8 *)y);
+}
+
+/// Bytes of one block's quantized activations for `type`.
+static long activation_block_bytes(int type) { return quant_is_k(type) ? (long)sizeof(hifc_block_q8k) : (long)sizeof(hifc_block_q8); }
+
 /// `Σ w·a` of one weight row and one quantized activation row, in plain C.
 static float dot_row(int type, const uint8_t *w, const uint8_t *a, long k) {
     float total = 0;
-    if (!quant_is_k(type)) {
-        const hifc_block_q8 *y = (const hifc_block_q8 *)a;
-        for (long b = 0; b < k / 32; b++) {
-            int sum = 0;
-            switch (type) {
-            case HIFC_QUANT_Q8_0: {
-                const block_q8_0 *x = (const block_q8_0 *)w + b;
-                for (int i = 0; i < 32; i++) sum += x->qs[i] * y[b].qs[i];
-                total += hifc_half_to_float(x->d) * y[b].d * (float)sum;
-                break;
-            }
-            case HIFC_QUANT_Q4_0: {
-                const block_q4_0 *x = (const block_q4_0 *)w + b;
-                for (int i = 0; i < 16; i++) sum += (x->qs[i] & 0xF) * y[b].qs[i] + (x->qs[i] >> 4) * y[b].qs[i + 16];
-                float d = hifc_half_to_float(x->d);
-                total += d * (y[b].d * (float)sum - 8 * y[b].sum);
-                break;
-            }
-            case HIFC_QUANT_Q4_1: {
-                const block_q4_1 *x = (const block_q4_1 *)w + b;
-                for (int i = 0; i < 16; i++) sum += (x->qs[i] & 0xF) * y[b].qs[i] + (x->qs[i] >> 4) * y[b].qs[i + 16];
-                total += hifc_half_to_float(x->d) * y[b].d * (float)sum + hifc_half_to_float(x->m) * y[b].sum;
-                break;
-            }
-            case HIFC_QUANT_Q5_0: {
-                const block_q5_0 *x = (const block_q5_0 *)w + b;
-                for (int i = 0; i < 32; i++) sum += q5_value(x->qs, x->qh, i) * y[b].qs[i];
-                float d = hifc_half_to_float(x->d);
-                total += d * (y[b].d * (float)sum - 16 * y[b].sum);
-                break;
-            }
-            case HIFC_QUANT_Q5_1: {
-                const block_q5_1 *x = (const block_q5_1 *)w + b;
-                for (int i = 0; i < 32; i++) sum += q5_value(x->qs, x->qh, i) * y[b].qs[i];
-                total += hifc_half_to_float(x->d) * y[b].d * (float)sum + hifc_half_to_float(x->m) * y[b].sum;
-                break;
-            }
-            }
-        }
-        return total;
-    }
-    const hifc_block_q8k *y = (const hifc_block_q8k *)a;
-    for (long b = 0; b < k / 256; b++) total += k_block_dot(type, (const uint8_t *)w + b * hifc_quant_block_bytes(type), y + b);
+    const long bytes = hifc_quant_block_bytes(type), act = activation_block_bytes(type);
+    for (long b = 0; b < k / hifc_quant_block_weights(type); b++) total += block_dot(type, w + b * bytes, a + b * act);
     return total;
 }
 
@@ -205,15 +204,14 @@ static float dot_row(int type, const uint8_t *w, const uint8_t *a, long k) {
 /// multiplied as `dot_row` multiplies the file's rows (the same floats).
 static void tile_x8(int type, const uint8_t *w, int nr, const uint8_t *a, long act_bytes, int mr, long k, float *out, long ldc) {
     const int row_type = quant_x8_row_type(type);
-    const long x8_bytes = 8L * hifc_quant_block_bytes(type);
-    block_q5_K row_block;  // the larger of the two formats' blocks
+    const long x8_bytes = 8L * hifc_quant_block_bytes(type), act = activation_block_bytes(row_type);
+    block_q5_K row_block;  // the largest of the formats' blocks
     for (int i = 0; i < mr; i++) {
-        const hifc_block_q8k *y = (const hifc_block_q8k *)(a + i * act_bytes);
         for (int r = 0; r < nr; r++) {
             float total = 0;
-            for (long b = 0; b < k / 256; b++) {
+            for (long b = 0; b < k / hifc_quant_block_weights(type); b++) {
                 quant_x8_row_block(type, w + b * x8_bytes, r, &row_block);
-                total += k_block_dot(row_type, &row_block, y + b);
+                total += block_dot(row_type, (const uint8_t *)&row_block, a + i * act_bytes + b * act);
             }
             out[i * ldc + r] = total;
         }

@@ -316,7 +316,7 @@ final class CPUKernelTests: XCTestCase {
     }
 
     func testInterleavedRowsMultiplyAsTheFileRowsOnEveryInstructionSet() {
-        // Q4_K and Q5_K are multiplied in eight-row interleaved blocks: the same products as the
+        // The nibble formats, Q4_K and Q5_K are multiplied in eight-row interleaved blocks: the same products as the
         // file's rows (the same floats in plain C, which takes the rows back out), a decode row
         // equal to its row of a batch bit for bit, and the gated MLP in one call equal to its ops.
         let pool = CPUThreadPool(threads: 3)
@@ -324,8 +324,9 @@ final class CPUKernelTests: XCTestCase {
         for (type, scales) in formats where hifc_quant_interleaved_type(Int32(type.rawValue)) != 0 {
             let t = Int32(type.rawValue)
             let x8 = hifc_quant_interleaved_type(t)
+            let perBlock = Int(hifc_quant_block_weights(t))
             XCTAssertEqual(hifc_quant_block_bytes(x8), hifc_quant_block_bytes(t), "an interleaved block is its rows' bytes")
-            let w = blocks(type, count: n * k / 256, scales: scales, salt: 11)
+            let w = blocks(type, count: n * k / perBlock, scales: scales, salt: 11)
             var interleaved = [UInt8](repeating: 0, count: w.count)
             hifc_quant_interleave(t, w, n, k, &interleaved)
             XCTAssertNotEqual(interleaved, w)
@@ -355,8 +356,8 @@ final class CPUKernelTests: XCTestCase {
                 }
             }
             // The gated MLP over interleaved gate|up and down weights.
-            let gateUp = blocks(type, count: 2 * inter * k / 256, scales: scales, salt: 3)
-            let down = blocks(type, count: k * inter / 256, scales: scales, salt: 7)
+            let gateUp = blocks(type, count: 2 * inter * k / perBlock, scales: scales, salt: 3)
+            let down = blocks(type, count: k * inter / perBlock, scales: scales, salt: 7)
             var gateUpX8 = [UInt8](repeating: 0, count: gateUp.count)
             var downX8 = [UInt8](repeating: 0, count: down.count)
             hifc_quant_interleave(t, gateUp, 2 * inter, k, &gateUpX8)

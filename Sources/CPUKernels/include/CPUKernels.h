@@ -212,13 +212,19 @@ typedef enum {
     HIFC_QUANT_Q4_K = 12, ///< 256 weights: f16 d, f16 dmin, 12 bytes of 6-bit scales/mins, 128 bytes of nibbles
     HIFC_QUANT_Q5_K = 13, ///< Q4_K's layout with 32 bytes of fifth bits between the scales and the nibbles
     HIFC_QUANT_Q6_K = 14, ///< 256 weights: 128 bytes low 4 bits, 64 bytes high 2 bits, 16 int8 scales, f16 d
-    // hifc's own layouts (numbers GGML does not use): the file's rows interleaved for the kernels.
-    HIFC_QUANT_Q4_K_X8 = 112, ///< Q4_K, eight rows interleaved block by block (`hifc_quant_interleave`)
-    HIFC_QUANT_Q5_K_X8 = 113, ///< Q5_K, eight rows interleaved block by block
+    // hifc's own layouts, numbered 100 + the file format's: its rows interleaved for the kernels
+    // eight at a time, block by block (`hifc_quant_interleave`).
+    HIFC_QUANT_Q4_0_X8 = 102,
+    HIFC_QUANT_Q4_1_X8 = 103,
+    HIFC_QUANT_Q5_0_X8 = 106,
+    HIFC_QUANT_Q5_1_X8 = 107,
+    HIFC_QUANT_Q4_K_X8 = 112,
+    HIFC_QUANT_Q5_K_X8 = 113,
 } hifc_quant_type;
 
 /// The interleaved layout the kernels multiply `type` fastest in (HIFC_QUANT_Q4_K_X8 for Q4_K, ...),
-/// or 0 where `type` has none. An interleaved block holds one block of each of eight rows in the
+/// or 0 where `type` has none, or where the active kernels multiply it faster in the file's rows
+/// (the 32-weight formats where AMX takes the prefill products). An interleaved block holds one block of each of eight rows in the
 /// same bytes as those eight blocks, laid out so that each 256-bit vector holds four weights of
 /// each row and the products come out one row per lane: no sums across lanes, one scale multiply
 /// per sub-block for eight rows (bench/results/cpu-vs-llamacpp.md, 2026-12-05).
