@@ -108,7 +108,23 @@ typedef struct {
     uint8_t qs[1024];
 } block_q5_K_x8;
 
+/// Q6_K_X8: eight Q6_K blocks. For each half h of the block and 4-byte group g, 96 bytes at
+/// 96·(8h + g) of `q`: row r's `ql[64h + 4g ..< +4]` at 4r, its `ql[64h + 32 + 4g ..< +4]` at
+/// 32 + 4r and its `qh[32h + 4g ..< +4]` at 64 + 4r (each load of the four values' bytes in
+/// order: a decode row reads the block front to back); byte 8s + r of `scales` is row r's scale s
+/// (of 16 weights).
+typedef struct {
+    uint8_t q[1536];
+    int8_t scales[128];
+    uint16_t d[8];
+} block_q6_K_x8;
+
+/// The 32 bytes of a Q6_K_X8 block holding the eight rows' `ql[64h + 32j + 4g ..< +4]` (`j` 0 or
+/// 1), or with `j` = 2 their `qh[32h + 4g ..< +4]`.
+static inline const uint8_t *q6k_x8_bytes(const block_q6_K_x8 *x, int h, int j, int g) { return x->q + 96 * (8 * h + g) + 32 * j; }
+
 _Static_assert(sizeof(block_q4_K_x8) == 8 * sizeof(block_q4_K), "an interleaved block is its eight blocks' bytes");
+_Static_assert(sizeof(block_q6_K_x8) == 8 * sizeof(block_q6_K), "an interleaved block is its eight blocks' bytes");
 _Static_assert(sizeof(block_q5_K_x8) == 8 * sizeof(block_q5_K), "an interleaved block is its eight blocks' bytes");
 
 /// Eight rows' blocks of a nibble format (Q4_0, Q4_1, Q5_0, Q5_1) interleaved, in the same bytes:
@@ -118,7 +134,7 @@ _Static_assert(sizeof(block_q5_K_x8) == 8 * sizeof(block_q5_K), "an interleaved 
 /// holding row r's `qs[4g ..< 4g + 4]` at 4r (weights 4g ..< 4g + 4 low, 16 + 4g ..< 20 + 4g high).
 /// `block32_x8_parts` finds the parts.
 
-/// The file format an interleaved `type` holds (Q4_K, Q5_K, Q4_0, Q4_1, Q5_0 or Q5_1).
+/// The file format an interleaved `type` holds (Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K or Q6_K).
 static inline int quant_x8_row_type(int type) { return type - 100; }
 /// Row `r`'s block (of `quant_x8_row_type(type)`) of the interleaved block `x8`, into `out`: the
 /// file's bytes again, for the plain-C products.
@@ -131,7 +147,7 @@ static inline int quant_is_x8_block32(int type) {
 
 /// Whether `type` is one of the interleaved layouts.
 static inline int quant_is_x8(int type) {
-    return type == HIFC_QUANT_Q4_K_X8 || type == HIFC_QUANT_Q5_K_X8 || quant_is_x8_block32(type);
+    return type == HIFC_QUANT_Q4_K_X8 || type == HIFC_QUANT_Q5_K_X8 || type == HIFC_QUANT_Q6_K_X8 || quant_is_x8_block32(type);
 }
 
 /// The parts of interleaved block `x8` of a nibble format: the eight rows' `d`, their `m` (Q4_1,
@@ -150,7 +166,7 @@ static inline void block32_x8_parts(
 /// Whether `type` is a K format (256-weight blocks, activations in `hifc_block_q8k`).
 static inline int quant_is_k(int type) {
     return type == HIFC_QUANT_Q4_K || type == HIFC_QUANT_Q5_K || type == HIFC_QUANT_Q6_K || type == HIFC_QUANT_Q4_K_X8 ||
-           type == HIFC_QUANT_Q5_K_X8;
+           type == HIFC_QUANT_Q5_K_X8 || type == HIFC_QUANT_Q6_K_X8;
 }
 
 /// The fifth bits of a Q5_0 or Q5_1 block (its `qh`), bit j for weight j.

@@ -12,7 +12,8 @@ int hifc_quant_interleaved_type(int type) {
     case HIFC_QUANT_Q5_0:
     case HIFC_QUANT_Q5_1:
     case HIFC_QUANT_Q4_K:
-    case HIFC_QUANT_Q5_K: return 100 + type;
+    case HIFC_QUANT_Q5_K:
+    case HIFC_QUANT_Q6_K: return 100 + type;
     default: return 0;
     }
 }
@@ -42,6 +43,31 @@ static void interleave_k_block(int type, const uint8_t *w, long row_bytes, long 
             for (int g = 0; g < 8; g++) memcpy(qh + 32 * g + 4 * r, ((const block_q5_K *)block)->qh + 4 * g, 4);
         }
     }
+}
+
+/// Block `b` of eight Q6_K rows `row_bytes` apart, interleaved into `out`.
+static void interleave_q6k_block(const uint8_t *w, long row_bytes, long b, block_q6_K_x8 *out) {
+    for (int r = 0; r < 8; r++) {
+        const block_q6_K *x = (const block_q6_K *)(w + r * row_bytes) + b;
+        for (int h = 0; h < 2; h++)
+            for (int g = 0; g < 8; g++) {
+                for (int j = 0; j < 2; j++) memcpy((uint8_t *)q6k_x8_bytes(out, h, j, g) + 4 * r, x->ql + 64 * h + 32 * j + 4 * g, 4);
+                memcpy((uint8_t *)q6k_x8_bytes(out, h, 2, g) + 4 * r, x->qh + 32 * h + 4 * g, 4);
+            }
+        for (int s = 0; s < 16; s++) out->scales[8 * s + r] = x->scales[s];
+        out->d[r] = x->d;
+    }
+}
+
+/// Row `r`'s Q6_K block of interleaved block `x8`, into `out`.
+static void q6k_row_block(const block_q6_K_x8 *x8, int r, block_q6_K *out) {
+    for (int h = 0; h < 2; h++)
+        for (int g = 0; g < 8; g++) {
+            for (int j = 0; j < 2; j++) memcpy(out->ql + 64 * h + 32 * j + 4 * g, q6k_x8_bytes(x8, h, j, g) + 4 * r, 4);
+            memcpy(out->qh + 32 * h + 4 * g, q6k_x8_bytes(x8, h, 2, g) + 4 * r, 4);
+        }
+    for (int s = 0; s < 16; s++) out->scales[s] = x8->scales[8 * s + r];
+    out->d = x8->d[r];
 }
 
 /// The fifth bits of a Q5_0 or Q5_1 block (bit e: weight e) in the interleaved order (bit 8i + t:
@@ -82,7 +108,9 @@ void hifc_quant_interleave(int type, const void *w, long rows, long k, void *out
     uint8_t *at = out;
     for (long g = 0; g + 8 <= rows; g += 8) {
         for (long b = 0; b < blocks; b++) {
-            if (weights == 256) {
+            if (type == HIFC_QUANT_Q6_K) {
+                interleave_q6k_block(in + g * row_bytes, row_bytes, b, (block_q6_K_x8 *)at);
+            } else if (weights == 256) {
                 interleave_k_block(type, in + g * row_bytes, row_bytes, b, at);
             } else {
                 interleave_block32(type, in + g * row_bytes, row_bytes, b, at);
@@ -141,6 +169,8 @@ static void block32_row_block(int type, const uint8_t *x8, int r, uint8_t *out) 
 void quant_x8_row_block(int type, const void *x8, int r, void *out) {
     if (quant_is_x8_block32(type)) {
         block32_row_block(type, x8, r, out);
+    } else if (type == HIFC_QUANT_Q6_K_X8) {
+        q6k_row_block(x8, r, out);
     } else {
         k_row_block(type, x8, r, out);
     }

@@ -205,7 +205,7 @@ static float dot_row(int type, const uint8_t *w, const uint8_t *a, long k) {
 static void tile_x8(int type, const uint8_t *w, int nr, const uint8_t *a, long act_bytes, int mr, long k, float *out, long ldc) {
     const int row_type = quant_x8_row_type(type);
     const long x8_bytes = 8L * hifc_quant_block_bytes(type), act = activation_block_bytes(row_type);
-    block_q5_K row_block;  // the largest of the formats' blocks
+    block_q6_K row_block;  // the largest of the formats' blocks
     for (int i = 0; i < mr; i++) {
         for (int r = 0; r < nr; r++) {
             float total = 0;

@@ -220,6 +220,7 @@ typedef enum {
     HIFC_QUANT_Q5_1_X8 = 107,
     HIFC_QUANT_Q4_K_X8 = 112,
     HIFC_QUANT_Q5_K_X8 = 113,
+    HIFC_QUANT_Q6_K_X8 = 114,
 } hifc_quant_type;
 
 /// The interleaved layout the kernels multiply `type` fastest in (HIFC_QUANT_Q4_K_X8 for Q4_K, ...),
