@@ -102,22 +102,43 @@ static void interleave_block32(int type, const uint8_t *w, long row_bytes, long 
     }
 }
 
-void hifc_quant_interleave(int type, const void *w, long rows, long k, void *out) {
-    const long weights = hifc_quant_block_weights(type), blocks = k / weights, row_bytes = blocks * hifc_quant_block_bytes(type);
-    const uint8_t *in = w;
-    uint8_t *at = out;
-    for (long g = 0; g + 8 <= rows; g += 8) {
-        for (long b = 0; b < blocks; b++) {
-            if (type == HIFC_QUANT_Q6_K) {
-                interleave_q6k_block(in + g * row_bytes, row_bytes, b, (block_q6_K_x8 *)at);
-            } else if (weights == 256) {
-                interleave_k_block(type, in + g * row_bytes, row_bytes, b, at);
+typedef struct {
+    int type;
+    const uint8_t *in;
+    uint8_t *out;
+    long groups, blocks, row_bytes, chunks;
+} interleave_job;
+
+static void interleave_chunk(void *context, long chunk, int thread) {
+    (void)thread;
+    const interleave_job *j = context;
+    const long x8_bytes = 8L * hifc_quant_block_bytes(j->type);
+    for (long g = j->groups * chunk / j->chunks; g < j->groups * (chunk + 1) / j->chunks; g++) {
+        const uint8_t *rows = j->in + 8 * g * j->row_bytes;
+        uint8_t *at = j->out + 8 * g * j->row_bytes;
+        for (long b = 0; b < j->blocks; b++, at += x8_bytes) {
+            if (j->type == HIFC_QUANT_Q6_K) {
+                interleave_q6k_block(rows, j->row_bytes, b, (block_q6_K_x8 *)at);
+            } else if (quant_is_k(j->type)) {
+                interleave_k_block(j->type, rows, j->row_bytes, b, at);
             } else {
-                interleave_block32(type, in + g * row_bytes, row_bytes, b, at);
+                interleave_block32(j->type, rows, j->row_bytes, b, at);
             }
-            at += 8 * hifc_quant_block_bytes(type);
         }
     }
+}
+
+void hifc_quant_interleave(hifc_pool *pool, int type, const void *w, long rows, long k, void *out) {
+    const long blocks = k / hifc_quant_block_weights(type);
+    interleave_job j = {
+        .type = type, .in = w, .out = out, .groups = rows / 8, .blocks = blocks, .row_bytes = blocks * hifc_quant_block_bytes(type)};
+    // Chunks of at least a few hundred KB each: a load's copy is memory-bound, and spread over the
+    // pool's threads (several chunks each) it takes a fraction of a large model's load time.
+    const long least_groups = 1 + (256L << 10) / (8 * j.row_bytes);
+    const long wanted = 4L * hifc_pool_threads(pool);
+    j.chunks = j.groups / least_groups < wanted ? j.groups / least_groups : wanted;
+    if (j.chunks < 1) j.chunks = 1;
+    hifc_parallel(pool, j.chunks, interleave_chunk, &j);
 }
 
 /// Row `r`'s Q4_K or Q5_K block of interleaved block `x8`, into `out`.

@@ -328,7 +328,7 @@ final class CPUKernelTests: XCTestCase {
             XCTAssertEqual(hifc_quant_block_bytes(x8), hifc_quant_block_bytes(t), "an interleaved block is its rows' bytes")
             let w = blocks(type, count: n * k / perBlock, scales: scales, salt: 11)
             var interleaved = [UInt8](repeating: 0, count: w.count)
-            hifc_quant_interleave(t, w, n, k, &interleaved)
+            hifc_quant_interleave(pool.raw, t, w, n, k, &interleaved)
             XCTAssertNotEqual(interleaved, w)
             for m in [1, 5, 8, 19] {
                 let a = values(m * k, seed: m)
@@ -360,8 +360,8 @@ final class CPUKernelTests: XCTestCase {
             let down = blocks(type, count: k * inter / perBlock, scales: scales, salt: 7)
             var gateUpX8 = [UInt8](repeating: 0, count: gateUp.count)
             var downX8 = [UInt8](repeating: 0, count: down.count)
-            hifc_quant_interleave(t, gateUp, 2 * inter, k, &gateUpX8)
-            hifc_quant_interleave(t, down, k, inter, &downX8)
+            hifc_quant_interleave(nil, t, gateUp, 2 * inter, k, &gateUpX8)
+            hifc_quant_interleave(pool.raw, t, down, k, inter, &downX8)
             let x = values(3 * k, seed: 4)
             _ = acrossInstructionSets {
                 var products = [Float](repeating: 0, count: 3 * 2 * inter)

@@ -65,7 +65,7 @@ int main(int argc, char **argv) {
         }
         for (long copy = 0; copy < copies; copy++) {
             memcpy(file, w + copy * bytes, (size_t)bytes);
-            hifc_quant_interleave(type, file, n, k, w + copy * bytes);
+            hifc_quant_interleave(pool, type, file, n, k, w + copy * bytes);
         }
         free(file);
     }

@@ -114,7 +114,7 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
     }
 
     public func upload(_ tensor: QuantizedTensor) throws -> DeviceTensor {
-        if !dequantizesAtLoad, let storage = CPUQuantizedStorage(tensor) {
+        if !dequantizesAtLoad, let storage = CPUQuantizedStorage(tensor, pool: pool) {
             return DeviceTensor(storage: storage, shape: tensor.shape, dtype: .float32)
         }
         return try upload(try tensor.dequantized())
@@ -122,7 +122,7 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
 
     public func upload(stackedRows parts: [QuantizedTensor]) throws -> DeviceTensor {
         let weight = WeightTensor.stackedQuantized(parts)
-        if !dequantizesAtLoad, let storage = CPUStackedQuantizedStorage(parts) {
+        if !dequantizesAtLoad, let storage = CPUStackedQuantizedStorage(parts, pool: pool) {
             return DeviceTensor(storage: storage, shape: weight.shape, dtype: .float32)
         }
         return try upload(try weight.dense())

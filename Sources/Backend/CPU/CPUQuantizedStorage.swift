@@ -22,15 +22,15 @@ final class CPUQuantizedStorage: TensorStorage, @unchecked Sendable {
     private let interleaved: UnsafeMutableRawPointer?
 
     /// Keeps `tensor` when the kernels read its format (with an interleaved copy where its format
-    /// has one and its rows come in eights); nil otherwise.
-    init?(_ tensor: QuantizedTensor) {
+    /// has one and its rows come in eights, written by `pool`'s threads); nil otherwise.
+    init?(_ tensor: QuantizedTensor, pool: CPUThreadPool) {
         guard tensor.shape.count == 2, let type = Self.kernelType(tensor.type) else { return nil }
         self.tensor = tensor
         fileType = type
         let interleavedType = hifc_quant_interleaved_type(type)
         if interleavedType != 0, tensor.rows % 8 == 0 {
             let copy = UnsafeMutableRawPointer.allocate(byteCount: tensor.byteCount, alignment: 64)
-            hifc_quant_interleave(type, tensor.bytes, tensor.rows, tensor.columns, copy)
+            hifc_quant_interleave(pool.raw, type, tensor.bytes, tensor.rows, tensor.columns, copy)
             interleaved = copy
             kernelType = interleavedType
             kernelBytes = UnsafeRawPointer(copy)

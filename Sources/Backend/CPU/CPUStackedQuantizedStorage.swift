@@ -11,10 +11,10 @@ final class CPUStackedQuantizedStorage: TensorStorage, @unchecked Sendable {
     let parts: [CPUQuantizedStorage]
 
     /// Nil when a part's format has no kernels.
-    init?(_ tensors: [QuantizedTensor]) {
+    init?(_ tensors: [QuantizedTensor], pool: CPUThreadPool) {
         var parts: [CPUQuantizedStorage] = []
         for tensor in tensors {
-            guard let part = CPUQuantizedStorage(tensor) else { return nil }
+            guard let part = CPUQuantizedStorage(tensor, pool: pool) else { return nil }
             parts.append(part)
         }
         self.parts = parts

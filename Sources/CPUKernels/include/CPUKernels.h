@@ -231,10 +231,10 @@ typedef enum {
 /// per sub-block for eight rows (bench/results/cpu-vs-llamacpp.md, 2026-12-05).
 int hifc_quant_interleaved_type(int type);
 /// Writes `rows` (a multiple of 8) rows of `k` weights in `type`'s blocks as
-/// `hifc_quant_interleaved_type(type)` blocks into `out` (the same number of bytes): rows
-/// `8g ..< 8g + 8` start where row `8g` started, so a product over rows `8g ...` still starts
-/// `8g` rows' bytes in.
-void hifc_quant_interleave(int type, const void *w, long rows, long k, void *out);
+/// `hifc_quant_interleaved_type(type)` blocks into `out` (the same number of bytes), spread over
+/// `pool` (may be null): rows `8g ..< 8g + 8` start where row `8g` started, so a product over rows
+/// `8g ...` still starts `8g` rows' bytes in.
+void hifc_quant_interleave(hifc_pool *pool, int type, const void *w, long rows, long k, void *out);
 
 /// Weights per block of `type` (32 or 256); 0 for a type not listed.
 int hifc_quant_block_weights(int type);
