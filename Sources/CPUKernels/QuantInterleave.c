@@ -11,6 +11,7 @@ int hifc_quant_interleaved_type(int type) {
     case HIFC_QUANT_Q4_1:
     case HIFC_QUANT_Q5_0:
     case HIFC_QUANT_Q5_1:
+    case HIFC_QUANT_Q8_0:
     case HIFC_QUANT_Q4_K:
     case HIFC_QUANT_Q5_K:
     case HIFC_QUANT_Q6_K: return 100 + type;
@@ -82,7 +83,7 @@ static uint32_t reorder_fifth_bits(uint32_t bits, int to_file) {
     return out;
 }
 
-/// Block `b` of eight rows of a nibble format `row_bytes` apart, interleaved into `out`.
+/// Block `b` of eight rows of a 32-weight format `row_bytes` apart, interleaved into `out`.
 static void interleave_block32(int type, const uint8_t *w, long row_bytes, long b, uint8_t *out) {
     const uint16_t *d, *m;
     const uint32_t *qh;
@@ -91,6 +92,11 @@ static void interleave_block32(int type, const uint8_t *w, long row_bytes, long 
     for (int r = 0; r < 8; r++) {
         const uint8_t *block = w + r * row_bytes + b * hifc_quant_block_bytes(type);
         memcpy((uint16_t *)d + r, block, 2);
+        if (type == HIFC_QUANT_Q8_0) {
+            const block_q8_0 *x = (const block_q8_0 *)block;
+            for (int e = 0; e < 32; e++) ((uint8_t *)qs)[32 * (e / 4) + 4 * r + e % 4] = (uint8_t)x->qs[e] ^ 0x80;
+            continue;
+        }
         if (m) memcpy((uint16_t *)m + r, block + 2, 2);
         const uint8_t *nibbles = block + hifc_quant_block_bytes(type) - 16;  // every nibble format ends with them
         if (qh) {
@@ -170,7 +176,7 @@ static void k_row_block(int type, const void *x8, int r, void *out) {
     }
 }
 
-/// Row `r`'s block of a nibble format's interleaved block `x8`, into `out`.
+/// Row `r`'s block of a 32-weight format's interleaved block `x8`, into `out`.
 static void block32_row_block(int type, const uint8_t *x8, int r, uint8_t *out) {
     const uint16_t *d, *m;
     const uint32_t *qh;
@@ -178,6 +184,11 @@ static void block32_row_block(int type, const uint8_t *x8, int r, uint8_t *out) 
     block32_x8_parts(type, x8, &d, &m, &qh, &qs);
     const int bytes = hifc_quant_block_bytes(type);
     memcpy(out, d + r, 2);
+    if (type == HIFC_QUANT_Q8_0_X8) {
+        block_q8_0 *x = (block_q8_0 *)out;
+        for (int e = 0; e < 32; e++) x->qs[e] = (int8_t)(qs[32 * (e / 4) + 4 * r + e % 4] ^ 0x80);
+        return;
+    }
     if (m) memcpy(out + 2, m + r, 2);
     uint8_t *nibbles = out + bytes - 16;
     if (qh) {
