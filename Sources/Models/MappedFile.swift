@@ -1,3 +1,4 @@
+import Backend
 import Foundation
 
 /// A whole file mapped read-only into memory; unmapped when the last reference goes away.
@@ -30,4 +31,18 @@ public final class MappedFile: @unchecked Sendable {
     }
 
     deinit { munmap(UnsafeMutableRawPointer(mutating: bytes), count) }
+}
+
+extension MappedFile: ReloadableMemory {
+    /// Drops the pages that lie wholly inside the range from this process (`MADV_DONTNEED`): the
+    /// mapping is private and never written, so the next read maps them again from the file.
+    public func releasePages(at start: UnsafeRawPointer, count: Int) {
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let begin = max(Int(bitPattern: start), Int(bitPattern: bytes))
+        let end = min(Int(bitPattern: start) + count, Int(bitPattern: bytes) + self.count)
+        let first = (begin + page - 1) / page * page
+        let last = end / page * page
+        guard last > first, let at = UnsafeMutableRawPointer(bitPattern: first) else { return }
+        madvise(at, last - first, MADV_DONTNEED)
+    }
 }

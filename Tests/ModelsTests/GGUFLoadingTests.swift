@@ -260,6 +260,21 @@ final class GGUFLoadingTests: XCTestCase {
         XCTAssertLessThan(kept.model.decodeWeightBytes, f32Bytes, file: file, line: line)
     }
 
+    func testAMappedFilesGivenBackPagesReadBackTheSameBytes() throws {
+        // The CPU backend gives back a weight's mapped pages once it holds an interleaved copy;
+        // the rows it still reads (embedding lookups) must come back from the file unchanged.
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("hifc-mapped-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let content = Data((0..<(3 * 4096 + 123)).map { UInt8(truncatingIfNeeded: $0 * 31 + 7) })
+        try content.write(to: URL(fileURLWithPath: path))
+        let file = try MappedFile(path: path)
+        let before = Data(bytes: file.bytes, count: file.count)
+        file.releasePages(at: file.bytes + 100, count: 3 * 4096)
+        file.releasePages(at: file.bytes, count: file.count + 4096)  // clamped to the mapping
+        XCTAssertEqual(Data(bytes: file.bytes, count: file.count), before)
+        XCTAssertEqual(before, content)
+    }
+
     func testUnsupportedContentIsRefusedByName() throws {
         let (_, gemma) = try write(synth(.llama), ["--arch", "gemma2"])
         assertError(try LoadedModel(directory: gemma, backend: CPUBackend()), mentions: "general.architecture", "gemma2")

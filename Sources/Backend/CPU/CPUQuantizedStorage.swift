@@ -5,10 +5,12 @@ import CPUKernels
 /// weight's shape and dtype `.float32`, the type the ops compute in; only `linear`, `embedding`
 /// and `download` read it.
 ///
-/// Formats with an interleaved layout (Q4_K, Q5_K: eight rows a block, `hifc_quant_interleave`)
-/// are multiplied in a copy in that layout, 2.1-2.5x as fast in prefill products
-/// (bench/results/cpu-vs-llamacpp.md); the file's rows stay for the row lookups (embedding,
-/// download), which read only the rows they need.
+/// Formats with an interleaved layout (every block format the kernels read: eight rows a block,
+/// `hifc_quant_interleave`; the 32-weight ones not where AMX takes their prefill) are multiplied
+/// in a copy in that layout, 2.3-3.8x as fast in prefill products and 1.3-2.1x in decode rows
+/// (bench/results/cpu-vs-llamacpp.md, 2026-12-05); the file's rows stay for the row lookups (embedding,
+/// download), which read only the rows they need: a mapped file's pages are given back
+/// (`ReloadableMemory`) and come back from the page cache as those rows are read.
 final class CPUQuantizedStorage: TensorStorage, @unchecked Sendable {
     /// The blocks (memory-mapped from the file, or stacked in memory of their own).
     let tensor: QuantizedTensor
@@ -31,6 +33,7 @@ final class CPUQuantizedStorage: TensorStorage, @unchecked Sendable {
         if interleavedType != 0, tensor.rows % 8 == 0 {
             let copy = UnsafeMutableRawPointer.allocate(byteCount: tensor.byteCount, alignment: 64)
             hifc_quant_interleave(pool.raw, type, tensor.bytes, tensor.rows, tensor.columns, copy)
+            (tensor.owner as? ReloadableMemory)?.releasePages(at: tensor.bytes, count: tensor.byteCount)
             interleaved = copy
             kernelType = interleavedType
             kernelBytes = UnsafeRawPointer(copy)
