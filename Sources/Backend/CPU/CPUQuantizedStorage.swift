@@ -1,4 +1,5 @@
 import CPUKernels
+import Foundation
 
 /// A weight the CPU backend keeps as GGML blocks, as its GGUF file stores them, and multiplies
 /// with the integer kernels of `CPUKernels` (`hifc_gemm_quant`). Its `DeviceTensor` has the
@@ -24,14 +25,15 @@ final class CPUQuantizedStorage: TensorStorage, @unchecked Sendable {
     private let interleaved: UnsafeMutableRawPointer?
 
     /// Keeps `tensor` when the kernels read its format (with an interleaved copy where its format
-    /// has one and its rows come in eights, written by `pool`'s threads); nil otherwise.
+    /// has one and its rows come in eights, written by `pool`'s threads; where the memory for the
+    /// copy cannot be had, the products read the file's rows, slower but the same); nil otherwise.
     init?(_ tensor: QuantizedTensor, pool: CPUThreadPool) {
         guard tensor.shape.count == 2, let type = Self.kernelType(tensor.type) else { return nil }
         self.tensor = tensor
         fileType = type
         let interleavedType = hifc_quant_interleaved_type(type)
-        if interleavedType != 0, tensor.rows % 8 == 0 {
-            let copy = UnsafeMutableRawPointer.allocate(byteCount: tensor.byteCount, alignment: 64)
+        var memory: UnsafeMutableRawPointer?
+        if interleavedType != 0, tensor.rows % 8 == 0, posix_memalign(&memory, 64, tensor.byteCount) == 0, let copy = memory {
             hifc_quant_interleave(pool.raw, type, tensor.bytes, tensor.rows, tensor.columns, copy)
             (tensor.owner as? ReloadableMemory)?.releasePages(at: tensor.bytes, count: tensor.byteCount)
             interleaved = copy
@@ -44,7 +46,7 @@ final class CPUQuantizedStorage: TensorStorage, @unchecked Sendable {
         }
     }
 
-    deinit { interleaved?.deallocate() }
+    deinit { free(interleaved) }
 
     /// The formats with integer kernels: Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K and Q6_K.
     static func kernelType(_ type: GGMLType) -> Int32? {
