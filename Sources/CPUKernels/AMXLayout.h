@@ -25,53 +25,68 @@
 typedef float amx_floats __attribute__((vector_size(64), aligned(4)));
 typedef int32_t amx_ints __attribute__((vector_size(64), aligned(4)));
 
-/// Whether the AMX path multiplies weights of `type` (the formats with 32-weight blocks).
+/// Whether the AMX path multiplies weights of `type` (the formats with 32-weight blocks, in the
+/// file's rows or interleaved).
 static inline int amx_handles(int type) {
+    if (quant_is_x8_block32(type)) type = quant_x8_row_type(type);
     return type == HIFC_QUANT_Q8_0 || type == HIFC_QUANT_Q4_0 || type == HIFC_QUANT_Q4_1 || type == HIFC_QUANT_Q5_0 ||
            type == HIFC_QUANT_Q5_1;
 }
 
+/// One block of one weight row (`block`, in the file's format `type`) as a row of an A tile: its
+/// 32 codes as s8, its scale and offset.
+static inline void amx_pack_weight_row(int type, const uint8_t *block, int8_t *q, float *scale, float *offset) {
+    if (type == HIFC_QUANT_Q8_0) {
+        const block_q8_0 *x = (const block_q8_0 *)block;
+        memcpy(q, x->qs, 32);
+        *scale = hifc_half_to_float(x->d);
+        *offset = 0;
+    } else if (type == HIFC_QUANT_Q5_0) {
+        const block_q5_0 *x = (const block_q5_0 *)block;
+        for (int e = 0; e < 32; e++) q[e] = (int8_t)q5_value(x->qs, x->qh, e);
+        *scale = hifc_half_to_float(x->d);
+        *offset = -16 * *scale;
+    } else if (type == HIFC_QUANT_Q5_1) {
+        const block_q5_1 *x = (const block_q5_1 *)block;
+        for (int e = 0; e < 32; e++) q[e] = (int8_t)q5_value(x->qs, x->qh, e);
+        *scale = hifc_half_to_float(x->d);
+        *offset = hifc_half_to_float(x->m);
+    } else {
+        // Q4_0 and Q4_1 share the nibble order: byte e holds weight e (low) and e + 16 (high).
+        const uint8_t *nibbles;
+        if (type == HIFC_QUANT_Q4_0) {
+            const block_q4_0 *x = (const block_q4_0 *)block;
+            nibbles = x->qs;
+            *scale = hifc_half_to_float(x->d);
+            *offset = -8 * *scale;
+        } else {
+            const block_q4_1 *x = (const block_q4_1 *)block;
+            nibbles = x->qs;
+            *scale = hifc_half_to_float(x->d);
+            *offset = hifc_half_to_float(x->m);
+        }
+        for (int e = 0; e < 16; e++) {
+            q[e] = (int8_t)(nibbles[e] & 0xF);
+            q[e + 16] = (int8_t)(nibbles[e] >> 4);
+        }
+    }
+}
+
 /// Block `b` of `nr` (≤ 16) weight rows as one A tile: codes as s8, one row of 32 per weight
 /// row, with each row's scale and offset; rows past `nr` are zero (their outputs are dropped).
+/// Interleaved rows (`nr` a multiple of 8) are taken back out of their blocks first.
 static inline void amx_pack_weight_block(int type, const uint8_t *w, long row_bytes, int nr, long b, hifc_amx_block *out) {
     memset(out, 0, sizeof *out);
+    const int interleaved = quant_is_x8_block32(type), file_type = interleaved ? quant_x8_row_type(type) : type;
+    const long block_bytes = hifc_quant_block_bytes(type);
     for (int j = 0; j < nr; j++) {
-        const uint8_t *row = w + j * row_bytes;
-        int8_t *q = out->qs + 32 * j;
-        if (type == HIFC_QUANT_Q8_0) {
-            const block_q8_0 *x = (const block_q8_0 *)row + b;
-            memcpy(q, x->qs, 32);
-            out->scale[j] = hifc_half_to_float(x->d);
-            out->offset[j] = 0;
-        } else if (type == HIFC_QUANT_Q5_0) {
-            const block_q5_0 *x = (const block_q5_0 *)row + b;
-            for (int e = 0; e < 32; e++) q[e] = (int8_t)q5_value(x->qs, x->qh, e);
-            out->scale[j] = hifc_half_to_float(x->d);
-            out->offset[j] = -16 * out->scale[j];
-        } else if (type == HIFC_QUANT_Q5_1) {
-            const block_q5_1 *x = (const block_q5_1 *)row + b;
-            for (int e = 0; e < 32; e++) q[e] = (int8_t)q5_value(x->qs, x->qh, e);
-            out->scale[j] = hifc_half_to_float(x->d);
-            out->offset[j] = hifc_half_to_float(x->m);
-        } else {
-            // Q4_0 and Q4_1 share the nibble order: byte e holds weight e (low) and e + 16 (high).
-            const uint8_t *nibbles;
-            if (type == HIFC_QUANT_Q4_0) {
-                const block_q4_0 *x = (const block_q4_0 *)row + b;
-                nibbles = x->qs;
-                out->scale[j] = hifc_half_to_float(x->d);
-                out->offset[j] = -8 * out->scale[j];
-            } else {
-                const block_q4_1 *x = (const block_q4_1 *)row + b;
-                nibbles = x->qs;
-                out->scale[j] = hifc_half_to_float(x->d);
-                out->offset[j] = hifc_half_to_float(x->m);
-            }
-            for (int e = 0; e < 16; e++) {
-                q[e] = (int8_t)(nibbles[e] & 0xF);
-                q[e + 16] = (int8_t)(nibbles[e] >> 4);
-            }
+        const uint8_t *block = w + j * row_bytes + b * block_bytes;
+        block_q8_0 row_block;  // the largest of the 32-weight formats' blocks
+        if (interleaved) {
+            quant_x8_row_block(type, w + (j / 8) * 8 * row_bytes + b * 8 * block_bytes, j % 8, &row_block);
+            block = (const uint8_t *)&row_block;
         }
+        amx_pack_weight_row(file_type, block, out->qs + 32 * j, &out->scale[j], &out->offset[j]);
     }
 }
 

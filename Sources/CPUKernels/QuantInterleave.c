@@ -1,11 +1,9 @@
 // The interleaved layouts (QuantBlocks.h): rows of a GGUF weight re-laid at load so that the
 // vector kernels take eight rows in the lanes of one register.
 
-#include "AMXLayout.h"
-#include "KernelTable.h"
+#include "QuantBlocks.h"
 
 int hifc_quant_interleaved_type(int type) {
-    if (amx_handles(type) && hifc_isa_active() == HIFC_ISA_AMX) return 0;
     switch (type) {
     case HIFC_QUANT_Q4_0:
     case HIFC_QUANT_Q4_1:

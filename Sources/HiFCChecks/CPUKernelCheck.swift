@@ -4,8 +4,9 @@ import Foundation
 
 /// `hifc check cpu-kernels`: the quantized products (`hifc_gemm_quant`) of every instruction set
 /// this CPU runs against the portable kernels, on fresh random weights and activations in the
-/// shapes of a small model's prefill, with their timings; and whether Intel AMX was found and
-/// taken. For CPUs the development machines lack (AMX): the lead runs it where they are.
+/// shapes of a small model's prefill, in the file's rows and in the interleaved layout the CPU
+/// backend multiplies them in (`hifc_quant_interleave`), with their timings; and whether Intel AMX
+/// was found and taken. For CPUs the development machines lack (AMX): the lead runs it where they are.
 public struct CPUKernelCheck {
     /// One product: its shape, the instruction set, its error against the portable kernels and
     /// its best time.
@@ -26,7 +27,7 @@ public struct CPUKernelCheck {
         public var description: String {
             let macs = Double(m) * Double(n) * Double(k)
             return String(
-                format: "%@ %@ %4dx%5dx%4d %2d threads %-8@ error %.2e  %8.3f ms  %7.1f GMAC/s%@", passed ? "ok  " : "FAIL", type, m, n, k,
+                format: "%@ %-6@ %4dx%5dx%4d %2d threads %-8@ error %.2e  %8.3f ms  %7.1f GMAC/s%@", passed ? "ok  " : "FAIL", type, m, n, k,
                 threads, isa, error, seconds * 1000, macs / seconds / 1e9, usedAMX ? "  (AMX tiles)" : "")
         }
     }
@@ -79,36 +80,44 @@ public struct CPUKernelCheck {
         let pools = Array(Set([1, threads])).sorted().map { hifc_pool_create(Int32($0), CPUThreadPool.spinMicroseconds)! }
         defer { pools.forEach { hifc_pool_destroy($0) } }
         let widest = pools.last!
-        for (name, type) in formats {
+        for (fileName, type) in formats {
             for (m, n, k) in Self.shapes {
-                let t = Int32(type.rawValue)
-                let weights = Self.randomWeights(type: type, rows: n, k: k)
+                let file = Int32(type.rawValue)
+                let fileWeights = Self.randomWeights(type: type, rows: n, k: k)
                 let a = (0..<(m * k)).map { _ in Float.random(in: -1...1) }
-                var scratch = [UInt8](repeating: 0, count: hifc_gemm_quant_scratch(t, m, k))
+                var scratch = [UInt8](repeating: 0, count: hifc_gemm_quant_scratch(file, m, k))
                 var reference = [Float](repeating: 0, count: m * n)
                 hifc_isa_select(HIFC_ISA_PORTABLE)
-                hifc_gemm_quant(widest, t, a, weights, nil, &reference, m, n, k, &scratch)
+                hifc_gemm_quant(widest, file, a, fileWeights, nil, &reference, m, n, k, &scratch)
                 let scale = Double(reference.map(abs).max() ?? 1)
-                for isa in sets {
-                    hifc_isa_select(isa)
-                    for pool in pools {
-                        var c = [Float](repeating: 0, count: m * n)
-                        let before = hifc_amx_products()
-                        hifc_gemm_quant(pool, t, a, weights, nil, &c, m, n, k, &scratch)
-                        let usedAMX = hifc_amx_products() > before
-                        let expectsAMX = hifc_gemm_quant_uses_amx(t, m, n, k, hifc_pool_threads(pool)) != 0
-                        let error = zip(c, reference).map { Double(abs($0 - $1)) }.max() ?? 0
-                        var best = Double.infinity
-                        for _ in 0..<repetitions {
-                            let start = DispatchTime.now().uptimeNanoseconds
+                var layouts = [(fileName, file, fileWeights)]
+                if n % 8 == 0 {
+                    var interleaved = [UInt8](repeating: 0, count: fileWeights.count)
+                    hifc_quant_interleave(widest, file, fileWeights, n, k, &interleaved)
+                    layouts.append((fileName + "x8", hifc_quant_interleaved_type(file), interleaved))
+                }
+                for (name, t, weights) in layouts {
+                    for isa in sets {
+                        hifc_isa_select(isa)
+                        for pool in pools {
+                            var c = [Float](repeating: 0, count: m * n)
+                            let before = hifc_amx_products()
                             hifc_gemm_quant(pool, t, a, weights, nil, &c, m, n, k, &scratch)
-                            best = min(best, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+                            let usedAMX = hifc_amx_products() > before
+                            let expectsAMX = hifc_gemm_quant_uses_amx(t, m, n, k, hifc_pool_threads(pool)) != 0
+                            let error = zip(c, reference).map { Double(abs($0 - $1)) }.max() ?? 0
+                            var best = Double.infinity
+                            for _ in 0..<repetitions {
+                                let start = DispatchTime.now().uptimeNanoseconds
+                                hifc_gemm_quant(pool, t, a, weights, nil, &c, m, n, k, &scratch)
+                                best = min(best, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+                            }
+                            let result = Result(
+                                type: name, m: m, n: n, k: k, threads: Int(hifc_pool_threads(pool)), isa: String(cString: hifc_isa_name(isa)),
+                                error: error / max(scale, 1e-30), seconds: best, usedAMX: usedAMX, expectsAMX: expectsAMX)
+                            print(result.description)
+                            results.append(result)
                         }
-                        let result = Result(
-                            type: name, m: m, n: n, k: k, threads: Int(hifc_pool_threads(pool)), isa: String(cString: hifc_isa_name(isa)),
-                            error: error / max(scale, 1e-30), seconds: best, usedAMX: usedAMX, expectsAMX: expectsAMX)
-                        print(result.description)
-                        results.append(result)
                     }
                 }
             }

@@ -467,6 +467,23 @@ final class CPUKernelTests: XCTestCase {
                 }
             }
             assertClose(c, expected, relative: 1e-5, "type \(t) through the AMX tile layout")
+            // Interleaved rows (24: a panel of 16 and one of 8) pack into the same tiles.
+            let x8 = hifc_quant_interleaved_type(t)
+            let file = blocks(type, count: 24 * blockCount, scales: scales, salt: 9)
+            var interleaved = [UInt8](repeating: 0, count: file.count)
+            hifc_quant_interleave(nil, t, file, 24, k, &interleaved)
+            for (col0, nr) in [(0, 16), (16, 8)] {
+                for b in 0..<blockCount {
+                    var fromFile = hifc_amx_block()
+                    var fromInterleaved = hifc_amx_block()
+                    file.withUnsafeBytes { hifc_amx_pack_weights(t, $0.baseAddress! + col0 * rowBytes, rowBytes, Int32(nr), b, &fromFile) }
+                    interleaved.withUnsafeBytes {
+                        hifc_amx_pack_weights(x8, $0.baseAddress! + col0 * rowBytes, rowBytes, Int32(nr), b, &fromInterleaved)
+                    }
+                    let same = withUnsafeBytes(of: &fromFile) { f in withUnsafeBytes(of: &fromInterleaved) { f.elementsEqual($0) } }
+                    XCTAssertTrue(same, "type \(t): rows \(col0) ..< \(col0 + nr), block \(b) packed from interleaved blocks")
+                }
+            }
         }
     }
 

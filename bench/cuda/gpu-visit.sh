@@ -389,9 +389,9 @@ if has cpu; then  # the CPU backend (no GPU used) against llama.cpp, same GGUF, 
         --serve-threads "$serve_threads" > "$out/cpu-compare.json" 2> "$out/cpu-compare.log"
     echo "compare_cpu rc=$?" | tee -a "$out/summary.txt"
     grep -E '"ratio|tokens_per_second|first_difference' "$out/cpu-compare.json" | tail -8 | tee -a "$out/summary.txt"
-    # With AMX the 32-weight formats keep the file's rows for the AMX prefill tiles; without it
-    # every format is multiplied in the interleaved layouts (decode rows too): which wins here?
-    stamp "compare_cpu.py --threads $threads, HIFC_CPU_ISA=avx512 (every format interleaved, no AMX)"
+    # The 32-weight formats' prefill on AMX tiles (packed from the interleaved blocks) against the
+    # interleaved AVX-512 tiles: which wins here?
+    stamp "compare_cpu.py --threads $threads, HIFC_CPU_ISA=avx512 (the interleaved AVX-512 tiles, no AMX)"
     HIFC_CPU_ISA=avx512 python3 bench/llamacpp/compare_cpu.py --llama-bin "$llama_bin" --hifc .device/hifc --gguf "$gguf" \
         --threads "$threads" --skip serve > "$out/cpu-compare-avx512.json" 2> "$out/cpu-compare-avx512.log"
     echo "compare_cpu (avx512) rc=$?" | tee -a "$out/summary.txt"

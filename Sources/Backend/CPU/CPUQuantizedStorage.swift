@@ -7,7 +7,7 @@ import Foundation
 /// and `download` read it.
 ///
 /// Formats with an interleaved layout (every block format the kernels read: eight rows a block,
-/// `hifc_quant_interleave`; the 32-weight ones not where AMX takes their prefill) are multiplied
+/// `hifc_quant_interleave`; AMX packs its prefill tiles from them too) are multiplied
 /// in a copy in that layout, 2.3-3.8x as fast in prefill products and 1.3-2.1x in decode rows
 /// (bench/results/cpu-vs-llamacpp.md, 2026-12-05); the file's rows stay for the row lookups (embedding,
 /// download), which read only the rows they need: a mapped file's pages are given back

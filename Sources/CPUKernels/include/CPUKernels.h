@@ -225,8 +225,8 @@ typedef enum {
 } hifc_quant_type;
 
 /// The interleaved layout the kernels multiply `type` fastest in (HIFC_QUANT_Q4_K_X8 for Q4_K, ...),
-/// or 0 where `type` has none, or where the active kernels multiply it faster in the file's rows
-/// (the 32-weight formats where AMX takes the prefill products). An interleaved block holds one block of each of eight rows in the
+/// or 0 where `type` has none. (The AMX path packs its tiles from the 32-weight formats'
+/// interleaved blocks as from the file's rows.) An interleaved block holds one block of each of eight rows in the
 /// same bytes as those eight blocks, laid out so that each 256-bit vector holds four weights of
 /// each row and the products come out one row per lane: no sums across lanes, one scale multiply
 /// per sub-block for eight rows (bench/results/cpu-vs-llamacpp.md, 2026-12-05).
@@ -325,7 +325,8 @@ typedef struct {
 // The AMX path's packing and epilogue, for tests on machines without AMX: the tile kernel runs
 // the same code around its `tdpbssd`.
 
-/// Block `block` of `nr` (≤ 16) weight rows of `type` (Q8_0, Q4_0 or Q4_1), `row_bytes` apart.
+/// Block `block` of `nr` (≤ 16) weight rows of `type` (a 32-weight format, or its interleaved
+/// layout with `nr` a multiple of 8), `row_bytes` apart.
 void hifc_amx_pack_weights(int type, const void *w, long row_bytes, int nr, long block, hifc_amx_block *out);
 /// Quantizes `mr` (≤ 16) rows of `k` floats as the portable kernels do and packs every block:
 /// `out[k / 32]`.
