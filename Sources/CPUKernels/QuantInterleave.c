@@ -1,5 +1,6 @@
 // The interleaved layouts (QuantBlocks.h): rows of a GGUF weight re-laid at load so that the
-// vector kernels take eight rows in the lanes of one register.
+// vector kernels take eight rows in the lanes of one register (`hifc_quant_interleave`), and each
+// row's block taken back out (`quant_x8_row_block`) for the plain-C products and AMX packing.
 
 #include "QuantBlocks.h"
 
@@ -56,17 +57,6 @@ static void interleave_q6k_block(const uint8_t *w, long row_bytes, long b, block
         for (int s = 0; s < 16; s++) out->scales[8 * s + r] = x->scales[s];
         out->d[r] = x->d;
     }
-}
-
-/// Row `r`'s Q6_K block of interleaved block `x8`, into `out`.
-static void q6k_row_block(const block_q6_K_x8 *x8, int r, block_q6_K *out) {
-    for (int h = 0; h < 2; h++)
-        for (int g = 0; g < 8; g++) {
-            for (int j = 0; j < 2; j++) memcpy(out->ql + 64 * h + 32 * j + 4 * g, q6k_x8_bytes(x8, h, j, g) + 4 * r, 4);
-            memcpy(out->qh + 32 * h + 4 * g, q6k_x8_bytes(x8, h, 2, g) + 4 * r, 4);
-        }
-    for (int s = 0; s < 16; s++) out->scales[s] = x8->scales[8 * s + r];
-    out->d = x8->d[r];
 }
 
 /// The fifth bits of a Q5_0 or Q5_1 block (bit e: weight e) in the interleaved order (bit 8i + t:
@@ -194,6 +184,17 @@ static void block32_row_block(int type, const uint8_t *x8, int r, uint8_t *out) 
         memcpy(nibbles - 4, &bits, 4);
     }
     for (int g = 0; g < 4; g++) memcpy(nibbles + 4 * g, qs + 32 * g + 4 * r, 4);
+}
+
+/// Row `r`'s Q6_K block of interleaved block `x8`, into `out`.
+static void q6k_row_block(const block_q6_K_x8 *x8, int r, block_q6_K *out) {
+    for (int h = 0; h < 2; h++)
+        for (int g = 0; g < 8; g++) {
+            for (int j = 0; j < 2; j++) memcpy(out->ql + 64 * h + 32 * j + 4 * g, q6k_x8_bytes(x8, h, j, g) + 4 * r, 4);
+            memcpy(out->qh + 32 * h + 4 * g, q6k_x8_bytes(x8, h, 2, g) + 4 * r, 4);
+        }
+    for (int s = 0; s < 16; s++) out->scales[s] = x8->scales[8 * s + r];
+    out->d = x8->d[r];
 }
 
 void quant_x8_row_block(int type, const void *x8, int r, void *out) {
