@@ -100,13 +100,22 @@ typedef struct {
     uint8_t qs[1024];
 } block_q4_K_x8;
 
-/// Q5_K_X8: Q4_K_X8 with the fifth bits: 32 bytes at 32g of `qh` hold row r's `qh[4g ..< 4g + 4]`
-/// at 4r (bit j: sub-block j).
+/// Q5_K_X8: Q4_K_X8's nibbles with the fifth bits, in four chunks of 64 weights a row (sub-blocks
+/// 2c and 2c + 1), each chunk's fifth bits before its nibbles, so that a decode row reads the block
+/// in order: byte 4r + t of `qh[32·(g / 4) ..< +32]` holds, in bits 2·(g % 4) and 2·(g % 4) + 1,
+/// the fifth bits of weight 4g + t of row r's sub-blocks 2c and 2c + 1; `qs` as Q4_K_X8's chunk c.
 typedef struct {
     block_k_x8_header h;
-    uint8_t qh[256];
-    uint8_t qs[1024];
+    struct {
+        uint8_t qh[64];
+        uint8_t qs[256];
+    } chunks[4];
 } block_q5_K_x8;
+
+/// The nibbles of chunk `c` (sub-blocks 2c and 2c + 1) of a Q4_K_X8 or Q5_K_X8 block.
+static inline const uint8_t *k_x8_nibbles(int type, const uint8_t *block, int c) {
+    return type == HIFC_QUANT_Q5_K_X8 ? ((const block_q5_K_x8 *)block)->chunks[c].qs : ((const block_q4_K_x8 *)block)->qs + 256 * c;
+}
 
 /// Q6_K_X8: eight Q6_K blocks. For each half h of the block and 4-byte group g, 96 bytes at
 /// 96·(8h + g) of `q`: row r's `ql[64h + 4g ..< +4]` at 4r, its `ql[64h + 32 + 4g ..< +4]` at

@@ -22,8 +22,7 @@ int hifc_quant_interleaved_type(int type) {
 static void interleave_k_block(int type, const uint8_t *w, long row_bytes, long b, uint8_t *out) {
     const int q5 = type == HIFC_QUANT_Q5_K;
     block_k_x8_header *h = (block_k_x8_header *)out;
-    uint8_t *qh = q5 ? ((block_q5_K_x8 *)out)->qh : NULL;
-    uint8_t *qs = q5 ? ((block_q5_K_x8 *)out)->qs : ((block_q4_K_x8 *)out)->qs;
+    if (q5) memset(out, 0, sizeof(block_q5_K_x8));  // the fifth bits are or-ed in
     for (int r = 0; r < 8; r++) {
         const uint8_t *block = w + r * row_bytes + b * hifc_quant_block_bytes(type);
         const block_q4_K *x = (const block_q4_K *)block;  // Q5_K's d, dmin and scales lie alike
@@ -37,10 +36,15 @@ static void interleave_k_block(int type, const uint8_t *w, long row_bytes, long 
             h->scales_high[8 * c + r] =
                 (uint8_t)(sc[2 * c] >> 4 | (sc[2 * c + 1] >> 4) << 2 | (mn[2 * c] >> 4) << 4 | (mn[2 * c + 1] >> 4) << 6);
         }
-        for (int c = 0; c < 4; c++)
-            for (int g = 0; g < 8; g++) memcpy(qs + 32 * (8 * c + g) + 4 * r, nibbles + 32 * c + 4 * g, 4);
-        if (q5) {
-            for (int g = 0; g < 8; g++) memcpy(qh + 32 * g + 4 * r, ((const block_q5_K *)block)->qh + 4 * g, 4);
+        for (int c = 0; c < 4; c++) {
+            uint8_t *qs = (uint8_t *)k_x8_nibbles(100 + type, out, c);
+            for (int g = 0; g < 8; g++) memcpy(qs + 32 * g + 4 * r, nibbles + 32 * c + 4 * g, 4);
+            if (!q5) continue;
+            uint8_t *qh = ((block_q5_K_x8 *)out)->chunks[c].qh;
+            for (int l = 0; l < 32; l++) {
+                const int g = l / 4, t = l % 4, bits = ((const block_q5_K *)block)->qh[l] >> (2 * c) & 3;
+                qh[32 * (g / 4) + 4 * r + t] |= (uint8_t)(bits << (2 * (g % 4)));
+            }
         }
     }
 }
@@ -139,8 +143,6 @@ void hifc_quant_interleave(hifc_pool *pool, int type, const void *w, long rows, 
 static void k_row_block(int type, const void *x8, int r, void *out) {
     const int q5 = type == HIFC_QUANT_Q5_K_X8;
     const block_k_x8_header *h = x8;
-    const uint8_t *qh = q5 ? ((const block_q5_K_x8 *)x8)->qh : NULL;
-    const uint8_t *qs = q5 ? ((const block_q5_K_x8 *)x8)->qs : ((const block_q4_K_x8 *)x8)->qs;
     block_q4_K *x = out;
     uint8_t *nibbles = q5 ? ((block_q5_K *)out)->qs : x->qs;
     x->d = h->d[r];
@@ -157,10 +159,16 @@ static void k_row_block(int type, const void *x8, int r, void *out) {
         x->scales[j + 4] = (uint8_t)(mn[j] | (mn[j + 4] >> 4) << 6);
         x->scales[j + 8] = (uint8_t)((sc[j + 4] & 15) | (mn[j + 4] & 15) << 4);
     }
-    for (int c = 0; c < 4; c++)
-        for (int g = 0; g < 8; g++) memcpy(nibbles + 32 * c + 4 * g, qs + 32 * (8 * c + g) + 4 * r, 4);
-    if (q5) {
-        for (int g = 0; g < 8; g++) memcpy(((block_q5_K *)out)->qh + 4 * g, qh + 32 * g + 4 * r, 4);
+    if (q5) memset(((block_q5_K *)out)->qh, 0, 32);  // the fifth bits are or-ed in
+    for (int c = 0; c < 4; c++) {
+        const uint8_t *qs = k_x8_nibbles(type, x8, c);
+        for (int g = 0; g < 8; g++) memcpy(nibbles + 32 * c + 4 * g, qs + 32 * g + 4 * r, 4);
+        if (!q5) continue;
+        const uint8_t *qh = ((const block_q5_K_x8 *)x8)->chunks[c].qh;
+        for (int l = 0; l < 32; l++) {
+            const int g = l / 4, t = l % 4, bits = qh[32 * (g / 4) + 4 * r + t] >> (2 * (g % 4)) & 3;
+            ((block_q5_K *)out)->qh[l] |= (uint8_t)(bits << (2 * c));
+        }
     }
 }
 
