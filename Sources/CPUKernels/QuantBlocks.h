@@ -136,14 +136,6 @@ _Static_assert(sizeof(block_q4_K_x8) == 8 * sizeof(block_q4_K), "an interleaved 
 _Static_assert(sizeof(block_q6_K_x8) == 8 * sizeof(block_q6_K), "an interleaved block is its eight blocks' bytes");
 _Static_assert(sizeof(block_q5_K_x8) == 8 * sizeof(block_q5_K), "an interleaved block is its eight blocks' bytes");
 
-/// Eight rows' blocks of a 32-weight format interleaved, in the same bytes: row r's f16 `d` (and
-/// `m`) at `d[r]` (`m[r]`, after the eight `d`), then for Q5_0 and Q5_1 the fifth bits as one
-/// 32-bit word per row (bit 8i + t: weight 4t + i, so that a shift and a mask put the bits of
-/// four weights of every row into place), then the codes: for the nibble formats 32 bytes at 32g
-/// holding row r's `qs[4g ..< 4g + 4]` at 4r (weights 4g ..< 4g + 4 low, 16 + 4g ..< 20 + 4g
-/// high); for Q8_0 32 bytes at 32t holding row r's `qs[4t ..< 4t + 4]` + 128 (unsigned bytes, as
-/// VNNI multiplies them) at 4r. `block32_x8_parts` finds the parts.
-
 /// The file format an interleaved `type` holds (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K or Q6_K).
 static inline int quant_x8_row_type(int type) { return type - 100; }
 /// Row `r`'s block (of `quant_x8_row_type(type)`) of the interleaved block `x8`, into `out`: the
@@ -161,7 +153,15 @@ static inline int quant_is_x8(int type) {
     return type == HIFC_QUANT_Q4_K_X8 || type == HIFC_QUANT_Q5_K_X8 || type == HIFC_QUANT_Q6_K_X8 || quant_is_x8_block32(type);
 }
 
-/// The parts of interleaved block `x8` of a 32-weight format: the eight rows' `d`, their `m` (Q4_1,
+/// Eight rows' blocks of a 32-weight format interleaved, in the same bytes: row r's f16 `d` (and
+/// `m`) at `d[r]` (`m[r]`, after the eight `d`), then for Q5_0 and Q5_1 the fifth bits as one
+/// 32-bit word per row (bit 8i + t: weight 4t + i, so that a shift and a mask put the bits of
+/// four weights of every row into place), then the codes: for the nibble formats 32 bytes at 32g
+/// holding row r's `qs[4g ..< 4g + 4]` at 4r (weights 4g ..< 4g + 4 low, 16 + 4g ..< 20 + 4g
+/// high); for Q8_0 32 bytes at 32t holding row r's `qs[4t ..< 4t + 4]` + 128 (unsigned bytes, as
+/// VNNI multiplies them) at 4r.
+///
+/// The parts of interleaved block `x8` of such a format: the eight rows' `d`, their `m` (Q4_1,
 /// Q5_1; else null), fifth bits (Q5_0, Q5_1; else null) and codes.
 static inline void block32_x8_parts(
     int type, const uint8_t *x8, const uint16_t **d, const uint16_t **m, const uint32_t **qh, const uint8_t **qs) {
