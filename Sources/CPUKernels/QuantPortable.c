@@ -119,9 +119,11 @@ void hifc_dequantize(int type, const void *blocks, float *out, long count) {
     }
 }
 
+/// Bytes of one block's quantized activations for `type` (a block of 256 for the K formats, 32 else).
+static long activation_block_bytes(int type) { return quant_is_k(type) ? (long)sizeof(hifc_block_q8k) : (long)sizeof(hifc_block_q8); }
+
 size_t hifc_gemm_quant_scratch(int type, long m, long k) {
-    return quant_is_k(type) ? (size_t)m * (size_t)(k / 256) * sizeof(hifc_block_q8k)
-                          : (size_t)m * (size_t)(k / 32) * sizeof(hifc_block_q8);
+    return (size_t)m * (size_t)(k / (quant_is_k(type) ? 256 : 32)) * (size_t)activation_block_bytes(type);
 }
 
 /// `Σ w·a` of one block of a K format and its quantized activations, in plain C.
@@ -188,9 +190,6 @@ static float block32_dot(int type, const uint8_t *block, const hifc_block_q8 *y)
 static float block_dot(int type, const uint8_t *block, const uint8_t *y) {
     return quant_is_k(type) ? k_block_dot(type, block, (const hifc_block_q8k *)y) : block32_dot(type, block, (const hifc_block_q8 *)y);
 }
-
-/// Bytes of one block's quantized activations for `type`.
-static long activation_block_bytes(int type) { return quant_is_k(type) ? (long)sizeof(hifc_block_q8k) : (long)sizeof(hifc_block_q8); }
 
 /// `Σ w·a` of one weight row and one quantized activation row, in plain C.
 static float dot_row(int type, const uint8_t *w, const uint8_t *a, long k) {

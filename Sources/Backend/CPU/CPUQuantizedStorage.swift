@@ -8,7 +8,7 @@ import Foundation
 ///
 /// Formats with an interleaved layout (every block format the kernels read: eight rows a block,
 /// `hifc_quant_interleave`; AMX packs its prefill tiles from them too) are multiplied
-/// in a copy in that layout, 2.3-3.8x as fast in prefill products and 1.3-2.1x in decode rows
+/// in a copy in that layout, 2.3-4.0x as fast in prefill products and 1.3-2.1x in decode rows
 /// (bench/results/cpu-vs-llamacpp.md, 2026-12-05); the file's rows stay for the row lookups (embedding,
 /// download), which read only the rows they need: a mapped file's pages are given back
 /// (`ReloadableMemory`) and come back from the page cache as those rows are read.
