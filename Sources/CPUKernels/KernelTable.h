@@ -27,13 +27,14 @@ typedef struct {
 } hifc_attention_item;
 
 /// Per-thread memory an attention item needs, in floats: a pass's row pointers, its decoded K or
-/// V rows, and per (row, head) pair its scores, sums, running max and denominator; a multiple
-/// of 64 bytes, so that each thread's part starts aligned.
+/// V rows, and per (row, head) pair its scores, sums, running max and denominator, and (tiles
+/// whose pairs are in the lanes, rounded up to whole vectors of at most 16 floats) its query by
+/// element and the keys it sees; a multiple of 64 bytes, so that each thread's part starts aligned.
 #define HIFC_ATTENTION_KEYS_PER_PASS 128
 #define HIFC_ATTENTION_POINTER_FLOATS (HIFC_ATTENTION_KEYS_PER_PASS * (long)(sizeof(void *) / sizeof(float)))
 static inline long hifc_attention_scratch_floats(int pairs, int head_dim) {
     long floats = HIFC_ATTENTION_POINTER_FLOATS + (long)HIFC_ATTENTION_KEYS_PER_PASS * head_dim +
-                  (long)pairs * (HIFC_ATTENTION_KEYS_PER_PASS + head_dim + 2);
+                  (long)(pairs + 16) * (HIFC_ATTENTION_KEYS_PER_PASS + 2L * head_dim + 4);
     return (floats + 15) / 16 * 16;
 }
 
