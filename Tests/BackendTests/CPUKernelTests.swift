@@ -102,13 +102,16 @@ final class CPUKernelTests: XCTestCase {
             try backend.writeKV(
                 k: try backend.uploadFloat32(k, shape: [751, kvHeads * d]), v: try backend.uploadFloat32(v, shape: [751, kvHeads * d]),
                 layer: 0, pool: kv, step: written)
-            // The prompt of A with the last token of B, then B's last token alone (split by keys).
+            // The prompt of A with the last token of B, then B's last token alone, then B's last five
+            // as a chunk (the last two split by keys: one tile of rows, too few items for the threads).
             typealias Chunk = (tokens: [Int32], startPosition: Int, blockTable: [Int32], wantsLogits: Bool)
             let prefillAndDecode: [Chunk] = [(Array(repeating: 0, count: 150), 0, tableA, true), ([0], 600, tableB, true)]
             let decodeAlone: [Chunk] = [([0], 600, tableB, true)]
+            let chunkAlone: [Chunk] = [(Array(repeating: 0, count: 5), 596, tableB, true)]
             // Each step's rows as (sequence, position).
             let steps: [([(sequence: Int, position: Int)], [Chunk])] = [
                 ((0..<150).map { (0, $0) } + [(1, 600)], prefillAndDecode), ([(1, 600)], decodeAlone),
+                ((596..<601).map { (1, $0) }, chunkAlone),
             ]
             let scale = 1 / Float(d).squareRoot()
             for window in [nil, 100] {
