@@ -103,7 +103,8 @@ final class CPUKernelTests: XCTestCase {
                 k: try backend.uploadFloat32(k, shape: [751, kvHeads * d]), v: try backend.uploadFloat32(v, shape: [751, kvHeads * d]),
                 layer: 0, pool: kv, step: written)
             // The prompt of A with the last token of B, then B's last token alone, then B's last five
-            // as a chunk (the last two split by keys: one tile of rows, too few items for the threads).
+            // as a chunk (both split by keys where their items are too few for the threads: the
+            // chunk with 3 KV heads, one tile of rows).
             typealias Chunk = (tokens: [Int32], startPosition: Int, blockTable: [Int32], wantsLogits: Bool)
             let prefillAndDecode: [Chunk] = [(Array(repeating: 0, count: 150), 0, tableA, true), ([0], 600, tableB, true)]
             let decodeAlone: [Chunk] = [([0], 600, tableB, true)]
