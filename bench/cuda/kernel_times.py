@@ -6,7 +6,7 @@ last `--steps` decode steps, and prints each kernel's count and time per step, a
 (the step's kernel time, without the gaps between kernels: compare it with the step time that
 bench model prints in the same run). ncu serializes kernels, so the times are each kernel alone.
 Usage (GPU machine, repository root, after `bash .device/unpack.sh`):
-  python3 bench/cuda/kernel_times.py --model /var/tmp/hifc/synth-8b --batch 16 [--prompt 2048]
+  python3 bench/cuda/kernel_times.py --model /var/tmp/hifc/synth-8b --batch 16 [--prompt 2048] [--kv-dtype fp8]
 """
 import argparse
 import collections
@@ -20,6 +20,7 @@ p.add_argument("--model", required=True)
 p.add_argument("--batch", type=int, default=1)
 p.add_argument("--prompt", type=int, default=2048)
 p.add_argument("--steps", type=int, default=2)
+p.add_argument("--kv-dtype", default="bf16", help="the KV cache's dtype (bf16 or fp8)")
 p.add_argument("--ncu", default="ncu")
 p.add_argument("--raw", help="also write ncu's CSV here")
 args = p.parse_args()
@@ -27,7 +28,7 @@ args = p.parse_args()
 decode = args.steps + 1
 cmd = [args.ncu, "--csv", "--metrics", "gpu__time_duration.sum", "--cache-control", "none", "--clock-control", "none",
        ".device/hifc", "bench", "model", "--model", args.model, "--device", "cuda", "--batch", str(args.batch),
-       "--prompt-tokens", str(args.prompt), "--decode-tokens", str(decode)]
+       "--prompt-tokens", str(args.prompt), "--decode-tokens", str(decode), "--kv-dtype", args.kv_dtype]
 print("command:", " ".join(cmd), flush=True)
 run = subprocess.run(cmd, capture_output=True, text=True)
 text = run.stdout
@@ -54,7 +55,7 @@ for step in steps:
         c[1] += us
 n = len(steps)
 total = sum(us for _, us in launches[starts[-args.steps]:]) / n
-print(f"\nbatch {args.batch}, context {args.prompt}: {sum(c for c, _ in per.values()) // n} launches a step, "
+print(f"\nbatch {args.batch}, context {args.prompt}, KV {args.kv_dtype}: {sum(c for c, _ in per.values()) // n} launches a step, "
       f"{total:.1f} us of kernel time a step (mean of {n} steps)")
 print(f"{'kernel':48s} {'launches':>8s} {'us/step':>9s} {'us each':>8s} {'share':>6s}")
 for name, (count, us) in sorted(per.items(), key=lambda kv: -kv[1][1]):

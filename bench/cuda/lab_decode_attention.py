@@ -33,11 +33,13 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 # Warps, keys per warp per stage, stages: paged_attention_decode_d* as CUDAKernels.decodeAttentionLaunch
 # launches them, then the lab-only variants.
 DECODE = {"paged_attention_decode_d64": (4, 16, 3), "paged_attention_decode_d128": (8, 16, 3), "paged_attention_decode_d256": (4, 16, 3)}
-LAB_VARIANTS = {}  # name: (warps, keys, stages), from lab_decode_variants.cu
+# name: (warps, keys, stages), from lab_decode_variants.cu; the _once kernels are also timed at hifc's split count.
+LAB_VARIANTS = {"paged_attention_decode_d128_once": (8, 16, 3)}
 DECODE_FP8 = {"paged_attention_decode_d64_fp8": (4, 16, 5), "paged_attention_decode_d128_fp8": (8, 16, 3),
               "paged_attention_decode_d256_fp8": (4, 16, 5)}
 LAB_VARIANTS_FP8 = {f"paged_attention_decode_d128_fp8_w{w}k{k}s{s}": (w, k, s)
                     for w, k, s in [(8, 16, 2), (8, 16, 5), (4, 16, 3), (8, 32, 3), (16, 16, 2)]}
+LAB_VARIANTS_FP8["paged_attention_decode_d128_fp8_once"] = (8, 16, 3)
 
 
 class Shape:
@@ -276,6 +278,9 @@ def main():
         splits = splits_for(context, batch, shape.kvh, sms)
         c = Call(lab, decode_name(shape), shape, q, pool, tables, row_table, ctx, context, 5, splits, 0.088)
         row("hifc picks: " + decode_name(shape), graph_ms(c.call), splits)
+        for kernel in [k for k in (LAB_VARIANTS_FP8 if fp8 else LAB_VARIANTS) if k.endswith("_once")]:
+            c = Call(lab, kernel, shape, q, pool, tables, row_table, ctx, context, 5, splits, 0.088)
+            row("hifc's splits: " + kernel, graph_ms(c.call), splits)
         candidates = [(baseline_name(shape), base, True)] if base and not fp8 else []
         for kernel, owner, old in candidates + [(k, lab, False) for k in [decode_name(shape)] + list(LAB_VARIANTS_FP8 if fp8 else LAB_VARIANTS)]:
             times = []

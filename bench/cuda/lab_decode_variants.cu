@@ -1,7 +1,8 @@
 // Lab-only configurations of attention.cu's tensor-core decode kernels, appended to it by
 // lab_decode_attention.py and named in its LAB_VARIANTS (bf16) and LAB_VARIANTS_FP8: head dim 128
 // with other warps per block, keys per warp per stage or stages than paged_attention_decode_d128
-// (w8 k16 s3) and paged_attention_decode_d128_fp8 (w8 k16 s3). The bf16 configurations timed
+// (w8 k16 s3) and paged_attention_decode_d128_fp8 (w8 k16 s3), and those two with one pool lookup a
+// copied row (_once, decode_copy_kv_once). The bf16 configurations timed
 // before (w4 k16 s2/s3/s4/s6, w2 k16 s4, w6 k16 s4, w8 k16 s2, w12 k16 s2, w4 k32 s2/s3, per-warp
 // copy pipelines, a compile-time block size, L2 prefetch-size hints) are in
 // bench/results/decode-attention-h100.md and -h200.md, with the commits that had them; the fp8
@@ -21,4 +22,12 @@ extern "C" __global__ void __launch_bounds__(256) paged_attention_decode_d128_fp
 }
 extern "C" __global__ void __launch_bounds__(512) paged_attention_decode_d128_fp8_w16k16s2(DECODE_PARAMS_FP8) {
     attention_decode_fp8<128, 16, 16, 2>(DECODE_ARGS, scale_offset);
+}
+// The production shapes with one pool lookup a copied row (decode_copy_kv_once), against
+// paged_attention_decode_d128 and _d128_fp8 at the same split counts.
+extern "C" __global__ void __launch_bounds__(256) paged_attention_decode_d128_once(DECODE_PARAMS) {
+    attention_decode_mma<128, 8, 16, 3, true>(DECODE_ARGS);
+}
+extern "C" __global__ void __launch_bounds__(256) paged_attention_decode_d128_fp8_once(DECODE_PARAMS_FP8) {
+    attention_decode_fp8<128, 8, 16, 3, true>(DECODE_ARGS, scale_offset);
 }

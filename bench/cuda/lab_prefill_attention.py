@@ -6,8 +6,8 @@
 # torch.nn.functional.scaled_dot_product_attention (bf16, contiguous, causal, GQA), both GPU-only
 # through CUDA graphs.
 # Usage (GPU machine): python3 bench/cuda/lab_prefill_attention.py [kernels_dir [baseline_kernels_dir]]
-# A baseline folder (another commit's Sources/CUDA/Kernels) is timed in the same process, with
-# the variant names and launch shapes of that commit's file (BASELINE_VARIANTS).
+# A baseline folder (another commit's Sources/CUDA/Kernels) is timed in the same process: the
+# variants of the same names and launch shapes that it has (BASELINE_VARIANTS).
 # On Hopper (compute capability 9.0, kernels compiled for sm_90a as hifc does) the warp-specialized
 # wgmma kernel, prefill_attention_d128_hopper, is checked and timed too (bench/results/prefill-attention-h200.md;
 # the variants that lost there are in commit fb8855a's bench/cuda/lab_prefill_wgmma.cu).
@@ -25,21 +25,24 @@ TILE_TOKENS = 64  # PA_TILE_TOKENS
 # Kernel variants (warps, m16 row tiles per warp, keys per shared tile, K/V tiles in flight) per
 # head dim.
 VARIANTS = {64: [(4, 1, 64, 2), (8, 2, 64, 2)], 128: [(4, 1, 64, 2), (8, 2, 64, 3)]}
-# The variants of commit 072bfe1 (two K/V tiles in flight, no stage count in the name), timed
-# beside ours when a baseline folder is given.
-BASELINE_VARIANTS = [(4, 1, 64, 2), (8, 1, 64, 2), (8, 2, 32, 2)]
 
 
-# The Hopper kernel: (warps, 1, keys per tile, tiles in flight, kernel name); one of its three
+# The Hopper kernels: (warps, 1, keys per tile, tiles in flight, kernel name); one of their three
 # warpgroups copies, two compute 64 rows each.
-HOPPER_VARIANT = (12, 1, 128, 3, "prefill_attention_d128_hopper")
+HOPPER_VARIANTS = [(12, 1, 128, 3, "prefill_attention_d128_hopper")]
+# Timed from the baseline folder too, when one is given.
+BASELINE_VARIANTS = [(8, 2, 64, 3), HOPPER_VARIANTS[0]]
 
 
-def variant_name(hd, v, baseline=False):
-    if len(v) == 5:
+def is_hopper(cfg):
+    return len(cfg) == 5
+
+
+def variant_name(hd, v):
+    if is_hopper(v):
         return v[4]
     w, m, n, s = v
-    return f"prefill_attention_d{hd}_w{w}m{m}n{n}" + ("" if baseline else f"s{s}")
+    return f"prefill_attention_d{hd}_w{w}m{m}n{n}s{s}"
 
 
 def tile_table(chunks):
@@ -57,7 +60,7 @@ def tile_table(chunks):
 
 def launch_config(hd, cfg, group, n_tiles):
     warps, mt, bn, stages = cfg[:4]
-    hopper = cfg == HOPPER_VARIANT
+    hopper = is_hopper(cfg)
     bm = 128 if hopper else 16 * mt * warps
     tpc = min(TILE_TOKENS, bm // group)
     slices = (TILE_TOKENS + tpc - 1) // tpc
@@ -106,14 +109,14 @@ def kv_map(lab, pool):
     return pool.map
 
 
-def run_kernel(lab, cfg, q, q_stride, pool, tables, tiles, out, qh, kvh, hd, layer, scale, baseline=False):
+def run_kernel(lab, cfg, q, q_stride, pool, tables, tiles, out, qh, kvh, hd, layer, scale):
     grid_y, shared = launch_config(hd, cfg, qh // kvh, tiles.shape[0])
-    extra = [] if baseline else [0]
-    if cfg == HOPPER_VARIANT:
+    extra = [0]
+    if is_hopper(cfg):
         extra.append(kv_map(lab, pool))
 
     def call():
-        lab.launch(variant_name(hd, cfg, baseline), (kvh, grid_y), (32 * cfg[0],),
+        lab.launch(variant_name(hd, cfg), (kvh, grid_y), (32 * cfg[0],),
                    [q, q_stride, pool.data, tables, tables.shape[1], tiles, out, qh, kvh, layer, pool.bt,
                     ctypes.c_long(pool.stride), scale] + extra, shared=shared)
     return call
@@ -200,14 +203,15 @@ def timing(lab, t_tokens, variants, gen, base=None):
         ref = reference(q, [k], [v], [(0, t_tokens, t_tokens)], qh, kvh, hd, scale)
     lines = [f"T={t_tokens:5d} {'sdpa (bf16, contiguous)':40s}: {sd_ms * 1000:8.1f} us {flops / sd_ms / 1e9:6.1f} TFLOP/s"
              + (f"  err vs f64 {rel_err(sd_out.float(), ref):.2e}" if ref is not None else "")]
-    runs = [(lab, cfg, False) for cfg in variants] + ([(base, cfg, True) for cfg in BASELINE_VARIANTS] if base else [])
+    base_variants = [cfg for cfg in BASELINE_VARIANTS if cfg in variants]
+    runs = [(lab, cfg, False) for cfg in variants] + ([(base, cfg, True) for cfg in base_variants] if base else [])
     for which, cfg, is_base in runs:
         out = torch.full((t_tokens, qh * hd), float("nan"), dtype=torch.bfloat16, device="cuda")
-        call = run_kernel(which, cfg, q, qh * hd, pool, table, tiles, out, qh, kvh, hd, layer, scale, is_base)
+        call = run_kernel(which, cfg, q, qh * hd, pool, table, tiles, out, qh, kvh, hd, layer, scale)
         ms = graph_ms(call)
         err_sd = rel_err(out.float(), sd_out.float())
         err = f"err vs f64 {rel_err(out.float(), ref):.2e}" if ref is not None else ""
-        label = ("base " if is_base else "ours ") + variant_name(hd, cfg, is_base)
+        label = ("base " if is_base else "ours ") + variant_name(hd, cfg)
         lines.append(f"T={t_tokens:5d} {label:40s}: {ms * 1000:8.1f} us {flops / ms / 1e9:6.1f} TFLOP/s"
                      f"  {ms / sd_ms:5.2f}x sdpa  {err}  diff vs sdpa {err_sd:.2e}")
     del pool
@@ -219,7 +223,7 @@ def main():
     kernels = sys.argv[1] if len(sys.argv) > 1 else KERNELS
     lab = Lab(kernels_dir=kernels, modules=["prefill_attention"])
     if torch.cuda.get_device_capability() == (9, 0):
-        VARIANTS[128] = VARIANTS[128] + [HOPPER_VARIANT]
+        VARIANTS[128] = VARIANTS[128] + HOPPER_VARIANTS
     base = Lab(kernels_dir=sys.argv[2], modules=["prefill_attention"]) if len(sys.argv) > 2 else None
     print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}, kernels from {os.path.abspath(kernels)}"
           + (f", baseline from {os.path.abspath(sys.argv[2])}" if base else ""))

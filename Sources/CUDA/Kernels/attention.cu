@@ -388,6 +388,46 @@ __device__ __forceinline__ void decode_copy_kv(const decode_split<T>& s, const T
     }
 }
 
+// decode_copy_kv with one pool lookup a row (lab variants only, bench/cuda/lab_decode_variants.cu, until timed on a
+// GPU): a warp copies the same rows in every pass, so lane j of it looks up the pool address of the j-th of them once
+// (block table, block stride, token offset) and the passes take it by shuffle. decode_copy_kv's lookup and 64-bit
+// address for each (row, chunk) pair are most of the copy loop's instructions (fp8 kernel at head dim 128: 680 SASS
+// instructions from the stage barrier to the copies' commit, against 176 here). Lane j also hands its row to
+// row_copied(row, valid, block, token), valid when its key is inside the split, block and token its place in the pool
+// then (the fp8 kernel queues the row's scales there, zeros past the split).
+template <int D, int BN, int THREADS, typename T, typename At, typename RowCopied>
+__device__ __forceinline__ void decode_copy_kv_once(const decode_split<T>& s, const T* pool, int block_tokens, long block_stride, int n0,
+                                                    unsigned int kb, unsigned int vb, At at, RowCopied row_copied) {
+    constexpr int CE = 16 / (int)sizeof(T), CH = D / CE;   // elements a chunk, chunks a row
+    constexpr int PASSES = BN * CH / THREADS, PASS_ROWS = THREADS / CH, WARP_PASS_ROWS = 32 / CH;
+    static_assert(32 % CH == 0 && PASSES * WARP_PASS_ROWS <= 32, "a warp's rows must fit its lanes");
+    const int lane = (int)threadIdx.x & 31, warp = (int)threadIdx.x >> 5;
+    // The warp's j-th row: WARP_PASS_ROWS rows a pass, passes PASS_ROWS apart.
+    auto warp_row = [&](int j) { return warp * WARP_PASS_ROWS + j % WARP_PASS_ROWS + (j / WARP_PASS_ROWS) * PASS_ROWS; };
+    const T* mine = pool;
+    if (lane < PASSES * WARP_PASS_ROWS) {
+        const int row = warp_row(lane), pos = n0 + row;
+        int block = 0, token = 0;
+        if (pos < s.end) {
+            const int bi = block_index(pos, s.bt_magic);
+            block = s.table[bi];
+            token = pos - bi * block_tokens;
+            mine = s.k_layer + (long)block * block_stride + (long)token * s.token_elems;
+        }
+        row_copied(row, pos < s.end, block, token);
+    }
+    const unsigned long long mine_bits = reinterpret_cast<unsigned long long>(mine);
+#pragma unroll
+    for (int it = 0; it < PASSES; ++it) {
+        const int j = it * WARP_PASS_ROWS + lane / CH, row = warp_row(j), c = lane % CH;
+        const bool valid = n0 + row < s.end;
+        const T* src = reinterpret_cast<const T*>(__shfl_sync(0xffffffffu, mine_bits, j)) + c * CE;
+        const unsigned int so = at(row, c);
+        cp_async16(kb + so, valid ? src : pool, valid);
+        cp_async16(vb + so, valid ? src + s.v_offset : pool, valid);
+    }
+}
+
 // Queues stages 0 ..< S - 1 with load_kv (a commit group each, empty past the split's tiles) and waits for the previous
 // kernel: the copies go first when they read only positions that predate it (attention_decode_mma).
 template <int S, int BN, typename T, typename LoadKV>
@@ -449,7 +489,7 @@ __device__ __forceinline__ float decode_rescale(float x, float& mx, float& l, fl
 // issues their copies before it waits for that kernel (programmatic dependent launch,
 // common.cuh), and the wait then hides behind them. The host passes a larger fresh_tokens than
 // any context where it cannot say (a prefill chunk).
-template <int D, int W, int KW, int S>
+template <int D, int W, int KW, int S, bool ONCE = false>
 __device__ __forceinline__ void attention_decode_mma(DECODE_PARAMS)
 {
     constexpr int CH = D / 8, BN = W * KW, THREADS = 32 * W;
@@ -472,8 +512,11 @@ __device__ __forceinline__ void attention_decode_mma(DECODE_PARAMS)
 
     auto load_kv = [&](int t) {
         const unsigned int kb = sKV_addr + (t % S) * STAGE * 2, vb = kb + BN * D * 2;
-        decode_copy_kv<D, BN, THREADS>(sp, pool, block_tokens, block_stride, start + t * BN, kb, vb,
-                                       [](int row, int c) { return swz<D>(row, c) * 2; });
+        auto at = [](int row, int c) { return swz<D>(row, c) * 2; };
+        if constexpr (ONCE)
+            decode_copy_kv_once<D, BN, THREADS>(sp, pool, block_tokens, block_stride, start + t * BN, kb, vb, at, [](int, bool, int, int) {});
+        else
+            decode_copy_kv<D, BN, THREADS>(sp, pool, block_tokens, block_stride, start + t * BN, kb, vb, at);
     };
     decode_first_stages<S, BN>(sp, fresh_tokens, load_kv);
 
@@ -635,7 +678,7 @@ extern "C" __global__ void __launch_bounds__(128) paged_attention_decode_d256(DE
 // K scales, V scales, (2 * D + 8) * BN bytes a stage (CUDAKernels.decodeAttentionLaunch). The
 // pipeline, the early copies before the wait for the previous kernel, the online softmax (log2
 // domain) and the final merge are attention_decode_mma's, through the same helpers.
-template <int D, int W, int KW, int S>
+template <int D, int W, int KW, int S, bool ONCE = false>
 __device__ __forceinline__ void attention_decode_fp8(DECODE_PARAMS_FP8)
 {
     constexpr int BN = W * KW, THREADS = 32 * W, KT = KW / 16;
@@ -658,6 +701,17 @@ __device__ __forceinline__ void attention_decode_fp8(DECODE_PARAMS_FP8)
     auto load_kv = [&](int t) {
         const int n0 = start + t * BN;
         const unsigned int kb = smem + (t % S) * RAW, vb = kb + BN * D, ksb = vb + BN * D, vsb = ksb + BN * 4;
+        if constexpr (ONCE) {
+            const long v_scales = (long)block_tokens * kv_heads * 4;   // V's scales after K's, kv_scale_offset
+            decode_copy_kv_once<D, BN, THREADS>(
+                sp, pool, block_tokens, block_stride, n0, kb, vb, [&](int row, int c) { return at(row, c * 16); },
+                [&](int row, bool valid, int block, int token) {
+                    const fp8_t* ks = pool + (long)block * block_stride + kv_scale_offset(scale_offset, layer, 0, token, block_tokens, kv_heads, kvh);
+                    cp_async4(ksb + row * 4, valid ? ks : pool, valid);
+                    cp_async4(vsb + row * 4, valid ? ks + v_scales : pool, valid);
+                });
+            return;
+        }
         decode_copy_kv<D, BN, THREADS>(sp, pool, block_tokens, block_stride, n0, kb, vb, [&](int row, int c) { return at(row, c * 16); });
         for (int row = tid; row < BN; row += THREADS) {
             const int pos = n0 + row;
