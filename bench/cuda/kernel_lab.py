@@ -72,14 +72,18 @@ class Lab:
         module = ctypes.c_void_p()
         self._check(self.cuda.cuModuleLoadData(ctypes.byref(module), image), f"cuModuleLoadData({name})")
         self._modules.append(module)
-        src_names = set()
         import re
-        for m in re.finditer(r'extern\s+"C"\s+__global__\s+void\s+(?:__launch_bounds__\([^)]*\)\s+)?(\w+)', src):
-            src_names.add(m.group(1))
-        for k in src_names:
+        # A kernel's name after its launch bounds and cluster dims, if any; the blocks of its cluster.
+        decl = r'extern\s+"C"\s+__global__\s+void\s+((?:(?:__launch_bounds__|__cluster_dims__)\([^)]*\)\s+)*)(\w+)'
+        for m in re.finditer(decl, src):
+            k = m.group(2)
             fn = ctypes.c_void_p()
             self._check(self.cuda.cuModuleGetFunction(ctypes.byref(fn), module, k.encode()), f"cuModuleGetFunction({k})")
             self.functions[k] = fn
+            dims = re.search(r"__cluster_dims__\(([^)]*)\)", m.group(1))
+            if dims and eval("*".join(dims.group(1).split(","))) > 8:
+                # CU_FUNC_ATTRIBUTE_NON_PORTABLE_CLUSTER_SIZE_ALLOWED = 14: clusters past the portable 8 blocks.
+                self._check(self.cuda.cuFuncSetAttribute(fn, 14, 1), f"cuFuncSetAttribute({k}, non-portable cluster)")
 
     def launch(self, kernel, grid, block, args, shared=0, stream=None):
         """args: torch tensors (passed as device pointers), ints (C int), floats (C float),

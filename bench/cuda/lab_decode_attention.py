@@ -40,6 +40,13 @@ DECODE_FP8 = {"paged_attention_decode_d64_fp8": (4, 16, 5), "paged_attention_dec
 LAB_VARIANTS_FP8 = {f"paged_attention_decode_d128_fp8_w{w}k{k}s{s}": (w, k, s)
                     for w, k, s in [(8, 16, 2), (8, 16, 5), (4, 16, 3), (8, 32, 3), (16, 16, 2)]}
 LAB_VARIANTS_FP8["paged_attention_decode_d128_fp8_once"] = (8, 16, 3)
+# Splits combined inside a thread block cluster, no combine launch: name: (warps, keys, stages), at as many splits
+# as the name's cluster has blocks (lab_decode_variants.cu).
+CLUSTER = {f"paged_attention_decode_d128{dt}_cluster{c}": (8, 16, 3) for dt in ("", "_fp8") for c in (2, 8, 16)}
+
+
+def cluster_blocks(kernel):
+    return int(kernel.rsplit("cluster", 1)[1]) if "_cluster" in kernel else 1
 
 
 class Shape:
@@ -103,7 +110,7 @@ class Call:
         stride = shape.block_bytes if shape.fp8 else shape.block_elems
         args = [q, shape.qh * shape.hd, pool, tables, tables.shape[1], row_table, ctx, self.part_m, self.part_l, self.part_acc,
                 shape.qh, shape.kvh, shape.hd, layer, shape.bt, ctypes.c_long(stride), tps, scale]
-        warps, keys, stages = {**DECODE, **LAB_VARIANTS, **DECODE_FP8, **LAB_VARIANTS_FP8}.get(kernel, (0, 0, 0))
+        warps, keys, stages = {**DECODE, **LAB_VARIANTS, **DECODE_FP8, **LAB_VARIANTS_FP8, **CLUSTER}.get(kernel, (0, 0, 0))
         if old:
             shared, threads, combine = 0, 128, True
         else:
@@ -111,7 +118,8 @@ class Call:
             args += [self.out, 1 << 30]  # fresh_tokens: every position counts as just written (no PDL here anyway)
             if shape.fp8:
                 args += [ctypes.c_long(shape.scale_offset)]
-            shared, threads, combine = decode_smem(shape.hd, warps, keys, stages, shape.fp8), 32 * warps, splits > 1
+            shared, threads = decode_smem(shape.hd, warps, keys, stages, shape.fp8), 32 * warps
+            combine = splits > 1 and cluster_blocks(kernel) == 1
         cargs = [self.part_m, self.part_l, self.part_acc, self.out, shape.qh, shape.hd, splits]
 
         def call():
@@ -119,6 +127,17 @@ class Call:
             if combine:
                 lab.launch("paged_attention_combine", (rows, shape.qh), (shape.hd,), cargs)
         self.call = call
+
+
+def launches(call):
+    """Whether a call launches (a cluster kernel may not fit the GPU's clusters); says why not."""
+    try:
+        call.call()
+        torch.cuda.synchronize()
+        return True
+    except RuntimeError as e:
+        print(f"cannot launch: {e}")
+        return False
 
 
 def reference(shape, q, values, tables, ctx, layer, scale):
@@ -240,9 +259,12 @@ def main():
         ref = reference(shape, q, values, tables, ctx, 1, hd ** -0.5)
         variants = LAB_VARIANTS_FP8 if fp8 else LAB_VARIANTS
         kernels = [decode_name(shape)] + [k for k in variants if hd == 128 and qh // kvh == 4]
-        for splits in (1, 3, 8, 24):
-            for kernel in kernels:
+        clusters = [k for k in CLUSTER if ("_fp8" in k) == fp8 and hd == 128 and qh // kvh == 4]
+        for splits in (1, 2, 3, 8, 16, 24):
+            for kernel in (kernels if splits in (1, 3, 8, 24) else []) + [k for k in clusters if cluster_blocks(k) == splits]:
                 c = Call(lab, kernel, shape, q, pool, tables, row_table, ctx, context, 1, splits, hd ** -0.5)
+                if not launches(c):
+                    continue
                 errs = []
                 for _ in range(2):
                     c.out.fill_(float("nan"))
@@ -281,6 +303,14 @@ def main():
         for kernel in [k for k in (LAB_VARIANTS_FP8 if fp8 else LAB_VARIANTS) if k.endswith("_once")]:
             c = Call(lab, kernel, shape, q, pool, tables, row_table, ctx, context, 5, splits, 0.088)
             row("hifc's splits: " + kernel, graph_ms(c.call), splits)
+        for kernel in [k for k in CLUSTER if ("_fp8" in k) == fp8]:
+            c = Call(lab, kernel, shape, q, pool, tables, row_table, ctx, context, 5, cluster_blocks(kernel), 0.088)
+            if not launches(c):
+                continue
+            row(kernel + " (no combine)", graph_ms(c.call), cluster_blocks(kernel))
+            if cluster_blocks(kernel) != splits:
+                c = Call(lab, decode_name(shape), shape, q, pool, tables, row_table, ctx, context, 5, cluster_blocks(kernel), 0.088)
+                row(decode_name(shape) + " (the same splits)", graph_ms(c.call), cluster_blocks(kernel))
         candidates = [(baseline_name(shape), base, True)] if base and not fp8 else []
         for kernel, owner, old in candidates + [(k, lab, False) for k in [decode_name(shape)] + list(LAB_VARIANTS_FP8 if fp8 else LAB_VARIANTS)]:
             times = []

@@ -31,3 +31,25 @@ extern "C" __global__ void __launch_bounds__(256) paged_attention_decode_d128_on
 extern "C" __global__ void __launch_bounds__(256) paged_attention_decode_d128_fp8_once(DECODE_PARAMS_FP8) {
     attention_decode_fp8<128, 8, 16, 3, true>(DECODE_ARGS, scale_offset);
 }
+// The production shapes with the splits combined inside a thread block cluster (finish_decode_block's CL), at the
+// split count of their name and no paged_attention_combine: 16 is hifc's pick at batch 1 up to 64K tokens (a
+// cluster of 16 needs the non-portable size, which the lab allows), 8 the portable limit, 2 hifc's pick at batch 16
+// over 8192 tokens.
+extern "C" __global__ void __cluster_dims__(1, 1, 16) __launch_bounds__(256) paged_attention_decode_d128_cluster16(DECODE_PARAMS) {
+    attention_decode_mma<128, 8, 16, 3, false, 16>(DECODE_ARGS);
+}
+extern "C" __global__ void __cluster_dims__(1, 1, 8) __launch_bounds__(256) paged_attention_decode_d128_cluster8(DECODE_PARAMS) {
+    attention_decode_mma<128, 8, 16, 3, false, 8>(DECODE_ARGS);
+}
+extern "C" __global__ void __cluster_dims__(1, 1, 2) __launch_bounds__(256) paged_attention_decode_d128_cluster2(DECODE_PARAMS) {
+    attention_decode_mma<128, 8, 16, 3, false, 2>(DECODE_ARGS);
+}
+extern "C" __global__ void __cluster_dims__(1, 1, 16) __launch_bounds__(256) paged_attention_decode_d128_fp8_cluster16(DECODE_PARAMS_FP8) {
+    attention_decode_fp8<128, 8, 16, 3, false, 16>(DECODE_ARGS, scale_offset);
+}
+extern "C" __global__ void __cluster_dims__(1, 1, 8) __launch_bounds__(256) paged_attention_decode_d128_fp8_cluster8(DECODE_PARAMS_FP8) {
+    attention_decode_fp8<128, 8, 16, 3, false, 8>(DECODE_ARGS, scale_offset);
+}
+extern "C" __global__ void __cluster_dims__(1, 1, 2) __launch_bounds__(256) paged_attention_decode_d128_fp8_cluster2(DECODE_PARAMS_FP8) {
+    attention_decode_fp8<128, 8, 16, 3, false, 2>(DECODE_ARGS, scale_offset);
+}

@@ -289,11 +289,41 @@ extern "C" __global__ void paged_attention_combine(
 #define DECODE_PARAMS_FP8 ATTN_PARAMS_T(fp8_t), bf16_t* __restrict__ out, int fresh_tokens, long scale_offset
 #define DECODE_ARGS ATTN_ARGS, out, fresh_tokens
 
+// Every thread of every block of the cluster arrives, then waits for all (shared-memory writes
+// before it are visible to the cluster after it).
+__device__ __forceinline__ void cluster_barrier() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("barrier.cluster.arrive.release.aligned;\nbarrier.cluster.wait.acquire.aligned;\n" ::: "memory");
+#else
+    __trap();
+#endif
+}
+
+// The float at shared address `at` of this block's layout in block `rank` of the cluster.
+__device__ __forceinline__ float cluster_load(unsigned int at, int rank) {
+    float v = 0.0f;
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    unsigned int remote;
+    asm volatile("mapa.shared::cluster.u32 %0, %1, %2;\n" : "=r"(remote) : "r"(at), "r"(rank));
+    asm volatile("ld.shared::cluster.f32 %0, [%1];\n" : "=f"(v) : "r"(remote) : "memory");
+#else
+    __trap();
+#endif
+    return v;
+}
+
 // The end of a decode block: merges its warps' online softmax states (sm_m, sm_l: [W][G];
 // sm_acc: [W][G][HD], visible to the whole block) into one per query head. With one split that
 // is the answer, written as bf16 here, and the host launches no combine; otherwise the block
 // writes its partial result for paged_attention_combine.
-template <int W, int G, int HD>
+//
+// CL > 1 (lab variants only, bench/cuda/lab_decode_variants.cu, until timed on a GPU): the splits
+// of a (row, KV head) are one thread block cluster of CL blocks (gridDim.z == CL, launched with
+// cluster dims (1, 1, CL)), and they combine among themselves through distributed shared memory:
+// each block keeps its partial result in its own shared memory, and after a cluster barrier block
+// k of the cluster combines every CL-th output element from all CL partials, so that no
+// paged_attention_combine launch and no global round trip of the partials follow.
+template <int W, int G, int HD, int CL = 1>
 __device__ __forceinline__ void finish_decode_block(
     const float* sm_m, const float* sm_l, const float* sm_acc,
     float* __restrict__ part_m, float* __restrict__ part_l, float* __restrict__ part_acc,
@@ -302,6 +332,7 @@ __device__ __forceinline__ void finish_decode_block(
     const int r = blockIdx.x, kvh = blockIdx.y, split = blockIdx.z, splits = gridDim.z;
     const int group = q_heads / kv_heads;
     const long head0 = (long)r * q_heads + kvh * group;
+    __shared__ float cl_m[CL > 1 ? G : 1], cl_l[CL > 1 ? G : 1], cl_acc[CL > 1 ? G * HD : 1];  // this block's partial (log2 domain)
     for (int i = threadIdx.x; i < group * HD; i += blockDim.x) {
         const int g = i / HD, d = i % HD;
         float mx = NEG_INF;
@@ -316,7 +347,10 @@ __device__ __forceinline__ void finish_decode_block(
             lsum += sm_l[w * G + g] * e;
             a += sm_acc[(w * G + g) * HD + d] * e;
         }
-        if (splits == 1) {
+        if constexpr (CL > 1) {
+            if (d == 0) { cl_m[g] = mx; cl_l[g] = lsum; }
+            cl_acc[i] = a;
+        } else if (splits == 1) {
             out[(head0 + g) * HD + d] = f32_to_bf16(lsum > 0.0f ? a / lsum : 0.0f);
         } else {
             // The combine weighs splits by exp(m): back from the log2 domain.
@@ -325,7 +359,29 @@ __device__ __forceinline__ void finish_decode_block(
             part_acc[p * HD + d] = a;
         }
     }
+    if constexpr (CL > 1) {
+        cluster_barrier();
+        const unsigned int m_at = smem_addr(cl_m), l_at = smem_addr(cl_l), acc_at = smem_addr(cl_acc);
+        for (int i = split + CL * (int)threadIdx.x; i < group * HD; i += CL * (int)blockDim.x) {
+            const int g = i / HD;
+            float m[CL], top = NEG_INF;
+#pragma unroll
+            for (int k = 0; k < CL; ++k) top = fmaxf(top, m[k] = cluster_load(m_at + 4 * g, k));
+            float lsum = 0.0f, a = 0.0f;
+#pragma unroll
+            for (int k = 0; k < CL; ++k) {
+                if (m[k] == NEG_INF) continue;
+                const float e = exp2f(m[k] - top);
+                lsum += cluster_load(l_at + 4 * g, k) * e;
+                a += cluster_load(acc_at + 4 * i, k) * e;
+            }
+            out[head0 * HD + i] = f32_to_bf16(lsum > 0.0f ? a / lsum : 0.0f);
+        }
+        // No block leaves while the others may still read its partial.
+        cluster_barrier();
+    }
 }
+
 
 // What a decode block (query row blockIdx.x, KV head blockIdx.y, split blockIdx.z) attends to, and where its keys are: K
 // of token `off` of pool block b at k_layer + b * block_stride + off * token_elems, its V v_offset elements further on.
@@ -489,7 +545,11 @@ __device__ __forceinline__ float decode_rescale(float x, float& mx, float& l, fl
 // issues their copies before it waits for that kernel (programmatic dependent launch,
 // common.cuh), and the wait then hides behind them. The host passes a larger fresh_tokens than
 // any context where it cannot say (a prefill chunk).
-template <int D, int W, int KW, int S, bool ONCE = false>
+//
+// ONCE and CL are off in hifc's kernels and on in lab variants (bench/cuda/lab_decode_variants.cu)
+// until timed on a GPU: ONCE copies through decode_copy_kv_once, CL > 1 combines the splits in a
+// cluster (finish_decode_block).
+template <int D, int W, int KW, int S, bool ONCE = false, int CL = 1>
 __device__ __forceinline__ void attention_decode_mma(DECODE_PARAMS)
 {
     constexpr int CH = D / 8, BN = W * KW, THREADS = 32 * W;
@@ -625,7 +685,7 @@ __device__ __forceinline__ void attention_decode_mma(DECODE_PARAMS)
         sm_acc[(warp * 8 + g) * D + j * 8 + 2 * tq + 1] = o[j][1];
     }
     __syncthreads();
-    finish_decode_block<W, 8, D>(sm_m, sm_l, sm_acc, part_m, part_l, part_acc, out, q_heads, kv_heads);
+    finish_decode_block<W, 8, D, CL>(sm_m, sm_l, sm_acc, part_m, part_l, part_acc, out, q_heads, kv_heads);
 }
 
 // Head dims 64, 128 and 256, up to 8 query heads per KV head; 16 keys per warp per stage, three
@@ -677,8 +737,9 @@ extern "C" __global__ void __launch_bounds__(128) paged_attention_decode_d256(DE
 // Grid (rows, kv_heads, splits), 32 * W threads, S stages of BN = W * KW keys: K codes, V codes,
 // K scales, V scales, (2 * D + 8) * BN bytes a stage (CUDAKernels.decodeAttentionLaunch). The
 // pipeline, the early copies before the wait for the previous kernel, the online softmax (log2
-// domain) and the final merge are attention_decode_mma's, through the same helpers.
-template <int D, int W, int KW, int S, bool ONCE = false>
+// domain) and the final merge are attention_decode_mma's, through the same helpers, and so are ONCE
+// and CL.
+template <int D, int W, int KW, int S, bool ONCE = false, int CL = 1>
 __device__ __forceinline__ void attention_decode_fp8(DECODE_PARAMS_FP8)
 {
     constexpr int BN = W * KW, THREADS = 32 * W, KT = KW / 16;
@@ -909,7 +970,7 @@ __device__ __forceinline__ void attention_decode_fp8(DECODE_PARAMS_FP8)
             for (int e = 0; e < 4; ++e)
                 sm_acc[(warp * 8 + 2 * tq + (e & 1)) * D + 32 * c + 4 * g + 2 * u + (e >> 1)] = o[c][u][e];
     __syncthreads();
-    finish_decode_block<W, 8, D>(sm_m, sm_l, sm_acc, part_m, part_l, part_acc, out, q_heads, kv_heads);
+    finish_decode_block<W, 8, D, CL>(sm_m, sm_l, sm_acc, part_m, part_l, part_acc, out, q_heads, kv_heads);
 }
 
 // The fp8 pool's: head dims 64, 128 and 256 with the bf16 kernels' warps and keys per warp. Head
