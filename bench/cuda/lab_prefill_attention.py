@@ -10,10 +10,13 @@
 # variants of the same names and launch shapes that it has (BASELINE_VARIANTS).
 # On Hopper (compute capability 9.0, kernels compiled for sm_90a as hifc does) the warp-specialized
 # wgmma kernel, prefill_attention_d128_hopper, is checked and timed too (bench/results/prefill-attention-h200.md;
-# the variants that lost there are in commit fb8855a's bench/cuda/lab_prefill_wgmma.cu).
+# the variants that lost there are in commit fb8855a's bench/cuda/lab_prefill_wgmma.cu); so are
+# the lab-only variants of bench/cuda/lab_prefill_variants.cu, appended to prefill_attention.cu.
 import ctypes
 import os
+import shutil
 import sys
+import tempfile
 
 import torch
 import torch.nn.functional as F
@@ -29,7 +32,7 @@ VARIANTS = {64: [(4, 1, 64, 2), (8, 2, 64, 2)], 128: [(4, 1, 64, 2), (8, 2, 64, 
 
 # The Hopper kernels: (warps, 1, keys per tile, tiles in flight, kernel name); one of their three
 # warpgroups copies, two compute 64 rows each.
-HOPPER_VARIANTS = [(12, 1, 128, 3, "prefill_attention_d128_hopper")]
+HOPPER_VARIANTS = [(12, 1, 128, 3, "prefill_attention_d128_hopper"), (12, 1, 128, 3, "prefill_attention_d128_hopper_split_prologue")]
 # Timed from the baseline folder too, when one is given.
 BASELINE_VARIANTS = [(8, 2, 64, 3), HOPPER_VARIANTS[0]]
 
@@ -219,9 +222,19 @@ def timing(lab, t_tokens, variants, gen, base=None):
     return lines
 
 
+def lab_dir(kernels):
+    """A copy of `kernels` whose prefill_attention.cu has lab_prefill_variants.cu appended."""
+    d = tempfile.mkdtemp()
+    shutil.copy(os.path.join(kernels, "common.cuh"), d)
+    here = os.path.dirname(os.path.abspath(__file__))
+    with open(os.path.join(d, "prefill_attention.cu"), "w") as f:
+        f.write(open(os.path.join(kernels, "prefill_attention.cu")).read() + "\n" + open(os.path.join(here, "lab_prefill_variants.cu")).read())
+    return d
+
+
 def main():
     kernels = sys.argv[1] if len(sys.argv) > 1 else KERNELS
-    lab = Lab(kernels_dir=kernels, modules=["prefill_attention"])
+    lab = Lab(kernels_dir=lab_dir(kernels), modules=["prefill_attention"])
     if torch.cuda.get_device_capability() == (9, 0):
         VARIANTS[128] = VARIANTS[128] + HOPPER_VARIANTS
     base = Lab(kernels_dir=sys.argv[2], modules=["prefill_attention"]) if len(sys.argv) > 2 else None

@@ -560,7 +560,11 @@ __device__ __forceinline__ void mbar_wait(unsigned int bar, int parity) {
 
 // The warp-specialized body (see "Hopper" above): BN keys a tile, STAGES tiles in flight, and
 // CONSUMER_REGS registers for each computing thread once the copying warpgroup has given up its own.
-template <int BN, int STAGES, int CONSUMER_REGS>
+// SPLIT_PROLOGUE (a lab variant, bench/cuda/lab_prefill_variants.cu, until timed on a GPU): the
+// copying warp starts its copies right after the barriers are set up, and the computing warpgroups
+// alone read Q, all their loads in flight together; otherwise every thread reads Q in a loop whose
+// loads wait one after another, and the copies start after it.
+template <int BN, int STAGES, int CONSUMER_REGS, bool SPLIT_PROLOGUE = false>
 __device__ __forceinline__ void prefill_attention_hopper_body(
     const float* __restrict__ q, int q_stride, const bf16_t* __restrict__ pool,
     const int* __restrict__ block_tables, int table_stride, const int4* __restrict__ tiles,
@@ -591,14 +595,18 @@ __device__ __forceinline__ void prefill_attention_hopper_body(
             mbar_init(full + s * 8, 1);
             mbar_init(empty + s * 8, CONSUMERS);
         }
+        // The initialised barriers made visible to the bulk copies' completions (async proxy).
+        if constexpr (SPLIT_PROLOGUE) asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
     }
     const float qs = scale * PA_LOG2E;
-    for (int i = tid; i < BM * CH; i += THREADS) {
-        const int m = i / CH, c = i % CH;
-        *reinterpret_cast<uint4*>(gQ + (m >> 6) * Q_BYTES + wg_swz<64>(m & 63, c)) =
-            pa_q_chunk<D>(q, q_stride, tile.x + tok0, kvh * group, group, m, c, used_rows, qs);
+    if constexpr (!SPLIT_PROLOGUE) {
+        for (int i = tid; i < BM * CH; i += THREADS) {
+            const int m = i / CH, c = i % CH;
+            *reinterpret_cast<uint4*>(gQ + (m >> 6) * Q_BYTES + wg_swz<64>(m & 63, c)) =
+                pa_q_chunk<D>(q, q_stride, tile.x + tok0, kvh * group, group, m, c, used_rows, qs);
+        }
+        fence_proxy_async();
     }
-    fence_proxy_async();
     __syncthreads();
 
     if (wg == 0) {
@@ -637,6 +645,25 @@ __device__ __forceinline__ void prefill_attention_hopper_body(
 
     // Consumers: warpgroup 1 takes rows 0-63, warpgroup 2 rows 64-127.
     asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" :: "n"(CONSUMER_REGS) : "memory");
+    if constexpr (SPLIT_PROLOGUE) {
+        // Q by the computing threads alone, every load before any store, while the copying warp
+        // has already asked for the first tiles; then a barrier of the two computing warpgroups
+        // (named barrier 3: 1 and 2 are the warpgroups' own).
+        constexpr int Q_PASSES = BM * CH / CONSUMERS;
+        uint4 qc[Q_PASSES];
+#pragma unroll
+        for (int k = 0; k < Q_PASSES; ++k) {
+            const int i = tid - PRODUCERS + k * CONSUMERS;
+            qc[k] = pa_q_chunk<D>(q, q_stride, tile.x + tok0, kvh * group, group, i / CH, i % CH, used_rows, qs);
+        }
+#pragma unroll
+        for (int k = 0; k < Q_PASSES; ++k) {
+            const int i = tid - PRODUCERS + k * CONSUMERS, m = i / CH;
+            *reinterpret_cast<uint4*>(gQ + (m >> 6) * Q_BYTES + wg_swz<64>(m & 63, i % CH)) = qc[k];
+        }
+        fence_proxy_async();
+        asm volatile("bar.sync 3, %0;\n" :: "n"(CONSUMERS) : "memory");
+    }
     const int cwarp = warp - 4, g = lane >> 2, tq = lane & 3;
     int lim[2], lo[2];
 #pragma unroll
