@@ -24,6 +24,8 @@
 # UNSTAGED (1: --unstaged-flash-writes, swap-outs written by cuFile from the device blocks instead of staged through host memory)
 # fp8 (issue 22, about 4 minutes with synth-8b already written): FP8_MODELS (tiny,1b,qwen3:tiny,gemma3:tiny,mistral:tiny),
 # FP8_PARTS (check,model,swap: which parts run; accuracy: bench kv-dtype on SmolLM2, its GGUF and .smollm2/GPL-3 carried), FP8_PROMPT (8192), FP8_BATCH (1,16), FP8_SCALE (0.5), FP8_REQUESTS (8), FP8_MODES (swap-flash), BUDGET (4GiB)
+# labs (python + torch only): the decode and prefill attention labs with the lab-only variants (lab_decode_variants.cu,
+# lab_prefill_variants.cu: issue 22's and 25's prepared kernels); LAB_QUICK=1: the decode lab's quick form (about 3 minutes in all)
 # fp8lab (about 5 minutes, python + torch only): the decode attention lab, bf16 and fp8 kernels side by side
 # (lab_decode_attention.py: correctness against float64, time and GB/s of KV against the copy roofline); LAB_QUICK=1:
 # three check shapes and the 8192-token decode step's shape only, about a minute; LAB_PROFILE=K1,K2: then Nsight Compute
@@ -76,7 +78,7 @@ fi
 
 if has labs; then
     stamp "kernel labs (python + torch, kernels from Sources/CUDA/Kernels)"
-    (cd bench/cuda && python3 lab_decode_attention.py > "$out/lab-decode.txt" 2>&1; echo "decode lab rc=$?";
+    (cd bench/cuda && python3 lab_decode_attention.py ${LAB_QUICK:+--quick} > "$out/lab-decode.txt" 2>&1; echo "decode lab rc=$?";
      python3 lab_prefill_attention.py > "$out/lab-prefill.txt" 2>&1; echo "prefill lab rc=$?") | tee -a "$out/summary.txt"
     sed -n '/^summary:/,$p' "$out/lab-decode.txt" | tee -a "$out/summary.txt"
     tail -12 "$out/lab-prefill.txt" | tee -a "$out/summary.txt"
