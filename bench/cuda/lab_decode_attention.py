@@ -43,6 +43,7 @@ LAB_VARIANTS_FP8["paged_attention_decode_d128_fp8_once"] = (8, 16, 3)
 # Splits combined inside a thread block cluster, no combine launch: name: (warps, keys, stages), at as many splits
 # as the name's cluster has blocks (lab_decode_variants.cu).
 CLUSTER = {f"paged_attention_decode_d128{dt}_cluster{c}": (8, 16, 3) for dt in ("", "_fp8") for c in (2, 8, 16)}
+CLUSTER.update({"paged_attention_decode_d128_fp8_once_cluster2": (8, 16, 3), "paged_attention_decode_d128_once_cluster16": (8, 16, 3)})
 
 
 def cluster_blocks(kernel):

@@ -53,3 +53,10 @@ extern "C" __global__ void __cluster_dims__(1, 1, 8) __launch_bounds__(256) page
 extern "C" __global__ void __cluster_dims__(1, 1, 2) __launch_bounds__(256) paged_attention_decode_d128_fp8_cluster2(DECODE_PARAMS_FP8) {
     attention_decode_fp8<128, 8, 16, 3, false, 2>(DECODE_ARGS, scale_offset);
 }
+// Both: one lookup a copied row and the splits combined in the cluster.
+extern "C" __global__ void __cluster_dims__(1, 1, 2) __launch_bounds__(256) paged_attention_decode_d128_fp8_once_cluster2(DECODE_PARAMS_FP8) {
+    attention_decode_fp8<128, 8, 16, 3, true, 2>(DECODE_ARGS, scale_offset);
+}
+extern "C" __global__ void __cluster_dims__(1, 1, 16) __launch_bounds__(256) paged_attention_decode_d128_once_cluster16(DECODE_PARAMS) {
+    attention_decode_mma<128, 8, 16, 3, true, 16>(DECODE_ARGS);
+}
