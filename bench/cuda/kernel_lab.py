@@ -8,11 +8,24 @@
 #   lab.launch("rope_f32", grid, block, [x, 128, pos, inv, 128])   # tensors, ints, floats
 import ctypes
 import glob
+import math
 import os
+import shutil
+import tempfile
 
 import torch
 
 KERNELS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "Sources", "CUDA", "Kernels")
+
+
+def with_variants(kernels, module, variants):
+    """A temporary copy of `kernels` holding common.cuh and `module`.cu with the lab-only kernels of
+    the file `variants` appended, for `Lab(kernels_dir=..., modules=[module])`."""
+    d = tempfile.mkdtemp()
+    shutil.copy(os.path.join(kernels, "common.cuh"), d)
+    with open(os.path.join(d, module + ".cu"), "w") as f:
+        f.write(open(os.path.join(kernels, module + ".cu")).read() + "\n" + open(variants).read())
+    return d
 
 
 def _load(name, dirs):
@@ -81,7 +94,7 @@ class Lab:
             self._check(self.cuda.cuModuleGetFunction(ctypes.byref(fn), module, k.encode()), f"cuModuleGetFunction({k})")
             self.functions[k] = fn
             dims = re.search(r"__cluster_dims__\(([^)]*)\)", m.group(1))
-            if dims and eval("*".join(dims.group(1).split(","))) > 8:
+            if dims and math.prod(int(x) for x in dims.group(1).split(",")) > 8:
                 # CU_FUNC_ATTRIBUTE_NON_PORTABLE_CLUSTER_SIZE_ALLOWED = 14: clusters past the portable 8 blocks.
                 self._check(self.cuda.cuFuncSetAttribute(fn, 14, 1), f"cuFuncSetAttribute({k}, non-portable cluster)")
 

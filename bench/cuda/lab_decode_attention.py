@@ -21,13 +21,11 @@ import argparse
 import ctypes
 import itertools
 import os
-import shutil
 import sys
-import tempfile
 
 import torch
 
-from kernel_lab import KERNELS, Lab, copy_bandwidth_gbs, graph_ms, rel_err
+from kernel_lab import KERNELS, Lab, copy_bandwidth_gbs, graph_ms, rel_err, with_variants
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 # Warps, keys per warp per stage, stages: paged_attention_decode_d* as CUDAKernels.decodeAttentionLaunch
@@ -208,14 +206,6 @@ def inputs(shape, batch, context, seed, equal=False, spread=False, random_codes=
     return pool, values, tables, ctx, row_table, q
 
 
-def lab_dir(kernels):
-    d = tempfile.mkdtemp()
-    shutil.copy(os.path.join(kernels, "common.cuh"), d)
-    with open(os.path.join(d, "attention.cu"), "w") as f:
-        f.write(open(os.path.join(kernels, "attention.cu")).read() + "\n" + open(os.path.join(HERE, "lab_decode_variants.cu")).read())
-    return d
-
-
 def profile(lab, kernels):
     sms = torch.cuda.get_device_properties(0).multi_processor_count
     shape = Shape(32, 8, 128, 64, 32, True)
@@ -236,7 +226,7 @@ def main():
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--profile", default=None)
     args = ap.parse_args()
-    lab = Lab(lab_dir(args.kernels), modules=["attention"])
+    lab = Lab(with_variants(args.kernels, "attention", os.path.join(HERE, "lab_decode_variants.cu")), modules=["attention"])
     if args.profile:
         profile(lab, args.profile.split(","))
         return

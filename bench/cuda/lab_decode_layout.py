@@ -5,14 +5,15 @@
 # out with one KV head (128 sequences x 1 KV head, 4 query heads each), where every piece a
 # block reads is contiguous 16 KiB; then each once more for Nsight Compute with --profile.
 # Usage (GPU machine, from bench/cuda): python3 lab_decode_layout.py [--profile]
+import os
 import sys
 
 import torch
 
-from kernel_lab import Lab, copy_bandwidth_gbs, graph_ms
-from lab_decode_attention import Call, Shape, inputs, lab_dir, KERNELS
+from kernel_lab import Lab, copy_bandwidth_gbs, graph_ms, with_variants
+from lab_decode_attention import HERE, Call, Shape, inputs, KERNELS
 
-lab = Lab(lab_dir(KERNELS), modules=["attention"])
+lab = Lab(with_variants(KERNELS, "attention", os.path.join(HERE, "lab_decode_variants.cu")), modules=["attention"])
 bw = copy_bandwidth_gbs()
 print(f"{torch.cuda.get_device_name()}: d2d copy {bw:.0f} GB/s (read+write)")
 profile = "--profile" in sys.argv

@@ -21,13 +21,12 @@ import os
 import re
 import shutil
 import sys
-import tempfile
 
 import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from kernel_lab import KERNELS, Lab, copy_bandwidth_gbs, graph_ms, rel_err  # noqa: E402
+from kernel_lab import KERNELS, Lab, copy_bandwidth_gbs, graph_ms, rel_err, with_variants  # noqa: E402
 
 SHAPES = [("qkv", 6144, 4096), ("o", 4096, 4096), ("gate_up", 28672, 4096), ("down", 4096, 14336),
           ("k or v", 1024, 4096), ("14336x4096", 14336, 4096), ("lm_head", 128256, 4096)]
@@ -111,11 +110,9 @@ def check(lab, vs):
 
 
 def lab_dir(kernels):
-    d = tempfile.mkdtemp()
-    shutil.copy(os.path.join(kernels, "common.cuh"), d)
+    """gemv.cu with the lab-only variants, and elementwise.cu as it is."""
+    d = with_variants(kernels, "gemv", os.path.join(HERE, "lab_gemv_variants.cu"))
     shutil.copy(os.path.join(kernels, "elementwise.cu"), d)
-    with open(os.path.join(d, "gemv.cu"), "w") as f:
-        f.write(open(os.path.join(kernels, "gemv.cu")).read() + "\n" + open(os.path.join(HERE, "lab_gemv_variants.cu")).read())
     return d
 
 

@@ -14,15 +14,13 @@
 # the lab-only variants of bench/cuda/lab_prefill_variants.cu, appended to prefill_attention.cu.
 import ctypes
 import os
-import shutil
 import sys
-import tempfile
 
 import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from kernel_lab import KERNELS, Lab, graph_ms, rel_err  # noqa: E402
+from kernel_lab import KERNELS, Lab, graph_ms, rel_err, with_variants  # noqa: E402
 
 TILE_TOKENS = 64  # PA_TILE_TOKENS
 # Kernel variants (warps, m16 row tiles per warp, keys per shared tile, K/V tiles in flight) per
@@ -222,19 +220,10 @@ def timing(lab, t_tokens, variants, gen, base=None):
     return lines
 
 
-def lab_dir(kernels):
-    """A copy of `kernels` whose prefill_attention.cu has lab_prefill_variants.cu appended."""
-    d = tempfile.mkdtemp()
-    shutil.copy(os.path.join(kernels, "common.cuh"), d)
-    here = os.path.dirname(os.path.abspath(__file__))
-    with open(os.path.join(d, "prefill_attention.cu"), "w") as f:
-        f.write(open(os.path.join(kernels, "prefill_attention.cu")).read() + "\n" + open(os.path.join(here, "lab_prefill_variants.cu")).read())
-    return d
-
-
 def main():
     kernels = sys.argv[1] if len(sys.argv) > 1 else KERNELS
-    lab = Lab(kernels_dir=lab_dir(kernels), modules=["prefill_attention"])
+    variants = os.path.join(os.path.dirname(os.path.abspath(__file__)), "lab_prefill_variants.cu")
+    lab = Lab(kernels_dir=with_variants(kernels, "prefill_attention", variants), modules=["prefill_attention"])
     if torch.cuda.get_device_capability() == (9, 0):
         VARIANTS[128] = VARIANTS[128] + HOPPER_VARIANTS
     base = Lab(kernels_dir=sys.argv[2], modules=["prefill_attention"]) if len(sys.argv) > 2 else None
