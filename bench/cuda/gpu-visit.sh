@@ -3,8 +3,8 @@
 # whole 8B-shaped model against PyTorch + transformers, the server under load, and an error exit
 # of the CUDA engine.
 # Run from the repository root after `bash .device/unpack.sh`; logs go to $OUT (or ./gpu-logs).
-#   bash bench/cuda/gpu-visit.sh [checks] [labs] [model] [long] [swap] [swapio] [prefix] [sanitizer] [serve] [exit] [smollm2] [gemma3] [cpuprofile] [cpu] [multi] [multi2] [swapmodes] [fp8] [fp8lab] [graphs] [overlap] [llamacuda] [servepeak] [servesweep]
-#   (default: all but swapio, smollm2, gemma3, cpuprofile, cpu, multi, multi2, swapmodes, fp8, fp8lab, graphs, overlap, llamacuda, servepeak and servesweep; smollm2, gemma3 and cpu need a GGUF carried in parts,
+#   bash bench/cuda/gpu-visit.sh [checks] [labs] [model] [long] [swap] [swapio] [prefix] [sanitizer] [serve] [exit] [smollm2] [gemma3] [cpuprofile] [cpu] [multi] [multi2] [swapmodes] [fp8] [fp8lab] [graphs] [overlap] [variants] [llamacuda] [servepeak] [servesweep]
+#   (default: all but swapio, smollm2, gemma3, cpuprofile, cpu, multi, multi2, swapmodes, fp8, fp8lab, graphs, overlap, variants, llamacuda, servepeak and servesweep; smollm2, gemma3 and cpu need a GGUF carried in parts,
 #   see the smollm2 step; multi2 needs the 2-GPU machine, nvidia-h200-x2; swapmodes fits one device call of its own, about 6 minutes)
 # env: BATCH, PROMPT, DECODE (model: decode tokens, 32; the first 15 or so steps after the prefill run at
 # power-capped clocks, model-h200.md); BASELINE=DIR first runs bench model with DIR/hifc (an earlier binary, packed
@@ -33,6 +33,11 @@
 # overlap (issue 25): bench model with decode steps launched ahead and one at a time, alternating; BATCH, PROMPT, GRAPH_DECODE
 # graphs (issue 25, decode steps replayed from CUDA graphs; about 5 minutes with synth-8b already written):
 # GRAPH_MODELS (tiny,1b,qwen3:tiny,gemma3:tiny,mistral:tiny), GRAPH_DECODE (128), BATCH, PROMPT
+# variants (issues 22 and 25, about 8 minutes with synth-8b already written): whole decode steps with lab-only switches of the
+# kernel sources turned on, against the kernels as built, alternating in one run. A variant is a copy of the carried kernels
+# with `#define`s prepended to the files that name them, read by the same binary through HIFC_KERNEL_DIR; each first passes
+# check gpu (tiny and 1b, fp8 tiny, graphs tiny). KERNEL_VARIANTS (space-separated NAME:MACRO=VALUE[,MACRO=VALUE...];
+# the macros are documented where the kernels read them), VARIANT_ROUNDS (2), VARIANT_KV (bf16; e.g. "bf16 fp8"), BATCH, PROMPT, GRAPH_DECODE
 # llamacuda (issue 25, one device call of about 8 minutes; carry .smollm2/llamacache made by bench/llamacpp/pack-sdist.sh):
 # LLAMA_SDIST_DIR (.smollm2/llamacache, then .device/hifc-bench), LLAMA_JOBS (16), LLAMA_BUILD_WAIT (360: seconds into the step after which
 # an unfinished build is left for the step's next run, which builds on and measures),
@@ -143,6 +148,41 @@ if has overlap; then  # issue 25: decode steps launched ahead (as the server lau
             --decode-tokens "${GRAPH_DECODE:-128}" --overlap-steps "$ov" --json 2>&1 \
             | tee -a "$out/overlap-model-$ov.txt" | grep -vE "^\s*$" | tee -a "$out/summary.txt"
     done
+fi
+
+if has variants; then  # issues 22 and 25: lab-only kernel switches timed over whole decode steps (see the header)
+    stamp "synth 8b"; synth8b
+    built=$(dirname "$(find .device -name common.cuh | head -1)")
+    names=()
+    for spec in ${KERNEL_VARIANTS:-pf8k:HIFC_GEMV_L2_PREFETCH=8192,HIFC_GEMV_L2_PREFETCH_CTAS=264 first:HIFC_LAUNCH_DEPENDENTS_FIRST=1 first-pf8k:HIFC_LAUNCH_DEPENDENTS_FIRST=1,HIFC_GEMV_L2_PREFETCH=8192,HIFC_GEMV_L2_PREFETCH_CTAS=264}; do
+        name=${spec%%:*}; dir="$work/kernels-$name"
+        rm -rf "$dir"; cp -r "$built" "$dir"
+        IFS=, read -ra defs <<< "${spec#*:}"
+        for def in "${defs[@]}"; do
+            macro=${def%%=*}
+            files=$(grep -l "$macro" "$dir"/*.cu "$dir"/*.cuh)
+            [ -n "$files" ] || { echo "variant $name: no kernel file names $macro" | tee -a "$out/summary.txt"; continue 2; }
+            for f in $files; do printf '#define %s %s\n' "$macro" "${def#*=}" | cat - "$f" > "$f.new" && mv "$f.new" "$f"; done
+        done
+        stamp "variant $name (${spec#*:}): check gpu"
+        HIFC_KERNEL_DIR="$dir" .device/hifc check gpu --models tiny,1b --fp8-models tiny --graph-models tiny \
+            --work-dir "$work" > "$out/variant-$name-check.txt" 2>&1
+        rc=$?; echo "variant $name check gpu rc=$rc" | tee -a "$out/summary.txt"
+        grep -E "FAIL|passed" "$out/variant-$name-check.txt" | tail -3 | tee -a "$out/summary.txt"
+        [ $rc -eq 0 ] && names+=("$name")
+    done
+    for round in $(seq "${VARIANT_ROUNDS:-2}"); do
+        for kv in ${VARIANT_KV:-bf16}; do
+            for name in built "${names[@]}"; do  # the kernels as built first, then each variant, so clock drift shows
+                stamp "variants round $round: $name, --kv-dtype $kv"
+                ( [ "$name" = built ] || export HIFC_KERNEL_DIR="$work/kernels-$name"
+                  .device/hifc bench model --model "$model" --device cuda --batch "${BATCH:-1,16}" --prompt-tokens "${PROMPT:-2048}" \
+                      --decode-tokens "${GRAPH_DECODE:-128}" --kv-dtype "$kv" --json 2>&1 ) \
+                    | tee -a "$out/variant-$name-$kv-model.txt" | grep -vE "^\s*$" | tee -a "$out/summary.txt"
+            done
+        done
+    done
+    (cd bench/cuda && python3 -c "from kernel_lab import copy_bandwidth_gbs as c; print(f'device copy {c():.0f} GB/s')") 2>&1 | tee -a "$out/summary.txt"
 fi
 
 if has long; then  # prefill of one long prompt (the paper's GovReport prompts are about 8.7K tokens)

@@ -1,8 +1,10 @@
 # Compiles every kernel module (common.cuh prepended, as KernelSources does) with NVRTC, no GPU
 # needed, and prints a hash of each module's cubin: a refactor of the kernel sources that must
-# not change the machine code is checked by running this before and after.
+# not change the machine code is checked by running this before and after. --define NAME=VALUE
+# (repeatable) compiles a variant the way gpu-visit.sh's `variants` step does; --save DIR keeps
+# the cubins (for cuobjdump / nvdisasm).
 #
-#   python3 bench/cuda/kernel_cubins.py [Sources/CUDA/Kernels] [--arch sm_90]
+#   python3 bench/cuda/kernel_cubins.py [Sources/CUDA/Kernels] [--arch sm_90] [--define NAME=VALUE] [--save DIR]
 import argparse
 import ctypes
 import glob
@@ -13,6 +15,8 @@ import site
 parser = argparse.ArgumentParser()
 parser.add_argument("kernels", nargs="?", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "Sources", "CUDA", "Kernels"))
 parser.add_argument("--arch", default="sm_90")
+parser.add_argument("--define", action="append", default=[])
+parser.add_argument("--save")
 args = parser.parse_args()
 
 dirs = site.getsitepackages() + [site.getusersitepackages()]
@@ -29,6 +33,7 @@ for path in sorted(glob.glob(os.path.join(args.kernels, "*.cu"))):
     program = ctypes.c_void_p()
     assert nvrtc.nvrtcCreateProgram(ctypes.byref(program), source.encode(), (name + ".cu").encode(), 0, None, None) == 0
     options = [f"--gpu-architecture={args.arch}".encode(), b"--std=c++17", b"-default-device"]
+    options += [f"-D{d}".encode() for d in args.define]
     size = ctypes.c_size_t()
     if nvrtc.nvrtcCompileProgram(program, len(options), (ctypes.c_char_p * len(options))(*options)) != 0:
         nvrtc.nvrtcGetProgramLogSize(program, ctypes.byref(size))
@@ -39,3 +44,6 @@ for path in sorted(glob.glob(os.path.join(args.kernels, "*.cu"))):
     cubin = ctypes.create_string_buffer(size.value)
     nvrtc.nvrtcGetCUBIN(program, cubin)
     print(f"{name:20} {args.arch} {hashlib.sha256(cubin.raw).hexdigest()[:16]}")
+    if args.save:
+        os.makedirs(args.save, exist_ok=True)
+        open(os.path.join(args.save, f"{name}.{args.arch}.cubin"), "wb").write(cubin.raw)

@@ -548,7 +548,11 @@ __device__ __forceinline__ float decode_rescale(float x, float& mx, float& l, fl
 //
 // ONCE and CL are off in hifc's kernels and on in lab variants (bench/cuda/lab_decode_variants.cu)
 // until timed on a GPU: ONCE copies through decode_copy_kv_once, CL > 1 combines the splits in a
-// cluster (finish_decode_block).
+// cluster (finish_decode_block). HIFC_DECODE_COPY_ONCE turns ONCE on for the head-dim-128 kernels
+// that hifc launches, for a whole-step comparison (bench/cuda/gpu-visit.sh's `variants` step).
+#ifndef HIFC_DECODE_COPY_ONCE
+#define HIFC_DECODE_COPY_ONCE false
+#endif
 template <int D, int W, int KW, int S, bool ONCE = false, int CL = 1>
 __device__ __forceinline__ void attention_decode_mma(DECODE_PARAMS)
 {
@@ -697,7 +701,7 @@ extern "C" __global__ void __launch_bounds__(128) paged_attention_decode_d64(DEC
     attention_decode_mma<64, 4, 16, 3>(DECODE_ARGS);
 }
 extern "C" __global__ void __launch_bounds__(256) paged_attention_decode_d128(DECODE_PARAMS) {
-    attention_decode_mma<128, 8, 16, 3>(DECODE_ARGS);
+    attention_decode_mma<128, 8, 16, 3, HIFC_DECODE_COPY_ONCE>(DECODE_ARGS);
 }
 extern "C" __global__ void __launch_bounds__(128) paged_attention_decode_d256(DECODE_PARAMS) {
     attention_decode_mma<256, 4, 16, 3>(DECODE_ARGS);
@@ -981,7 +985,7 @@ extern "C" __global__ void __launch_bounds__(128) paged_attention_decode_d64_fp8
     attention_decode_fp8<64, 4, 16, 5>(DECODE_ARGS, scale_offset);
 }
 extern "C" __global__ void __launch_bounds__(256) paged_attention_decode_d128_fp8(DECODE_PARAMS_FP8) {
-    attention_decode_fp8<128, 8, 16, 3>(DECODE_ARGS, scale_offset);
+    attention_decode_fp8<128, 8, 16, 3, HIFC_DECODE_COPY_ONCE>(DECODE_ARGS, scale_offset);
 }
 extern "C" __global__ void __launch_bounds__(128) paged_attention_decode_d256_fp8(DECODE_PARAMS_FP8) {
     attention_decode_fp8<256, 4, 16, 5>(DECODE_ARGS, scale_offset);
