@@ -65,6 +65,8 @@ public final class DataParallelService: GenerationService {
 
     public func encode(_ text: String) throws -> [Int] { try replicas[0].encode(text) }
 
+    public func decode(_ tokens: [Int]) -> String { replicas[0].decode(tokens) }
+
     public func encodeChat(_ messages: [ChatMessage]) throws -> [Int] { try replicas[0].encodeChat(messages) }
 
     /// Forgets every replica's cached prefixes, and the router's record of where prefixes went.
@@ -101,7 +103,7 @@ public final class DataParallelService: GenerationService {
             var outputLeft = asked.maxTokens
             do {
                 for try await event in upstream {
-                    if case .delta(let tokens, _) = event {
+                    if case .delta(let tokens, _, _) = event {
                         let done = prefillLeft + min(tokens.count, outputLeft)
                         outputLeft -= min(tokens.count, outputLeft)
                         prefillLeft = 0

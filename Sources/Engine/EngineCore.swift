@@ -205,6 +205,12 @@ public final class EngineCore {
         if let bad = request.promptTokens.first(where: { $0 < 0 || $0 >= loaded.config.vocabSize }) {
             throw .invalidParameter(parameter: "prompt", reason: "token id \(bad) is outside the vocabulary of \(loaded.config.vocabSize)")
         }
+        if let bad = sampling.logitBias.keys.sorted().first(where: { $0 < 0 || $0 >= loaded.config.vocabSize }) {
+            throw .invalidParameter(parameter: "logit_bias", reason: "token id \(bad) is outside the vocabulary of \(loaded.config.vocabSize)")
+        }
+        if let alternatives = sampling.logprobs, alternatives < 0 {
+            throw .invalidParameter(parameter: "logprobs", reason: "the number of alternatives must not be negative")
+        }
         let total = request.promptTokens.count + sampling.maxTokens
         // The engine's one length check: `maxSequenceTokens` is the smaller of the model's context
         // and what the whole KV budget holds, the scheduler's limit.
@@ -441,7 +447,8 @@ public final class EngineCore {
         // Advanced in place: a copy taken out of the dictionary and written back would copy the
         // request's buffers on every token.
         let (text, reason) = requests[id]!.advance(sequence, maxSequenceTokens: maxSequenceTokens)
-        var events: [(SequenceID, GenerationEvent)] = [(id, .delta(tokenIDs: [token], text: text))]
+        let logprobs = requests[id]!.lastLogprobs.map { [$0] } ?? []
+        var events: [(SequenceID, GenerationEvent)] = [(id, .delta(tokenIDs: [token], text: text, logprobs: logprobs))]
         if let reason, let progress = requests.removeValue(forKey: id) {
             events.append((id, .finished(reason, progress.usage)))
             scheduler.finish(id)

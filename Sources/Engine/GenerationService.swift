@@ -66,8 +66,9 @@ public struct TokenUsage: Sendable, Hashable {
 /// What the engine streams back for one request.
 public enum GenerationEvent: Sendable, Hashable {
     /// New tokens and the text they complete. `text` may be empty while a multi-byte character is
-    /// still incomplete, and it never contains a stop string.
-    case delta(tokenIDs: [Int], text: String)
+    /// still incomplete, and it never contains a stop string. `logprobs` has one entry per token
+    /// when the request asked for them (`SamplingParams.logprobs`), none otherwise.
+    case delta(tokenIDs: [Int], text: String, logprobs: [GeneratedLogprobs] = [])
     /// The last event of a request.
     case finished(FinishReason, TokenUsage)
 }
@@ -107,6 +108,8 @@ public protocol GenerationService: Sendable {
     func encode(_ text: String) throws -> [Int]
     /// Renders `messages` with the model's chat template, ready to generate the assistant's turn.
     func encodeChat(_ messages: [ChatMessage]) throws -> [Int]
+    /// The text of token ids, special tokens included (ids outside the vocabulary add nothing).
+    func decode(_ tokens: [Int]) -> String
     /// Starts generating; the stream ends after `.finished`, or throws a `GenerationError`.
     func generate(_ request: GenerationRequest) -> AsyncThrowingStream<GenerationEvent, Error>
     /// Forgets cached prefixes on the device and, with `flash`, on flash; returns the numbers of

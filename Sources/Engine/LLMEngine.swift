@@ -59,6 +59,8 @@ public final class LLMEngine: GenerationService {
 
     public func encode(_ text: String) throws -> [Int] { loaded.tokenizer.encode(text) }
 
+    public func decode(_ tokens: [Int]) -> String { loaded.tokenizer.decode(tokens, skipSpecialTokens: false) }
+
     public func encodeChat(_ messages: [ChatMessage]) throws -> [Int] {
         loaded.encodeChat(messages.map { ChatTurn(role: $0.role, content: $0.content) })
     }

@@ -7,6 +7,9 @@ struct RequestProgress {
     let request: GenerationRequest
     private let eos: Set<Int>
     private var sampler: Sampler
+    private let tokenizer: Tokenizer
+    /// The newest sampled token's log probabilities, when the request asked for them.
+    private(set) var lastLogprobs: GeneratedLogprobs?
     private var detokenizer: IncrementalDetokenizer
     private var stopFilter: StopStringFilter
     private(set) var usage: TokenUsage
@@ -14,17 +17,26 @@ struct RequestProgress {
     init(request: GenerationRequest, tokenizer: Tokenizer, eos: Set<Int>) {
         self.request = request
         self.eos = eos
-        self.sampler = Sampler(request.sampling)
+        let ends = (request.sampling.ignoreEOS ? [] : eos).union(request.sampling.stopTokenIDs)
+        self.sampler = Sampler(request.sampling, prompt: request.promptTokens, endTokens: ends)
+        self.tokenizer = tokenizer
         self.detokenizer = IncrementalDetokenizer(tokenizer: tokenizer)
         self.stopFilter = StopStringFilter(request.sampling.stop)
         self.usage = TokenUsage(promptTokens: request.promptTokens.count, completionTokens: 0)
     }
 
-    /// The next token from `logits`.
-    mutating func sample(_ logits: [Float]) -> Int { sampler.sample(logits) }
+    /// The next token from `logits`, and its log probabilities when the request asked for them.
+    mutating func sample(_ logits: [Float]) -> Int {
+        let token = sampler.sample(logits)
+        if let top = request.sampling.logprobs {
+            lastLogprobs = GeneratedLogprobs(TokenLogprobs(logits: logits, chosen: token, top: top), tokenizer: tokenizer)
+        }
+        return token
+    }
 
-    /// Whether the next token is always the most likely one, so the backend may pick it itself.
-    var isGreedy: Bool { sampler.isGreedy }
+    /// Whether the next token is always the most likely one and nothing but the token is asked
+    /// for, so the backend may pick it itself without handing over the logits.
+    var isGreedy: Bool { sampler.isGreedy && request.sampling.logprobs == nil }
 
     /// Takes the sequence's newest token: the text it adds, and why generation ends if it does.
     mutating func advance(_ sequence: GenerationSequence, maxSequenceTokens: Int) -> (text: String, finish: FinishReason?) {

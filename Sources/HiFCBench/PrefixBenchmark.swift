@@ -198,7 +198,7 @@ public struct PrefixBenchmark: Sendable {
         var cached = 0
         for try await event in engine.generate(GenerationRequest(id: "prefix-bench", promptTokens: prompt, sampling: sampling)) {
             switch event {
-            case .delta(let ids, _):
+            case .delta(let ids, _, _):
                 if ttft == nil { ttft = Self.seconds(since: started) }
                 tokens += ids
             case .finished(_, let usage): cached = usage.cachedTokens

@@ -123,7 +123,7 @@ public struct SwapBenchmark: Sendable {
                     var ttft: Double?
                     var tokens = 0
                     for try await event in stream {
-                        if case .delta(let ids, _) = event {
+                        if case .delta(let ids, _, _) = event {
                             if ttft == nil { ttft = BenchProgress.seconds(since: started) }
                             tokens += ids.count
                             progress.advance(by: ids.count)

@@ -51,7 +51,7 @@ public struct GreedyRun: Sendable {
             guard steps <= stepLimit else { throw Failure.noProgress(steps: stepLimit) }
             for (id, event) in try core.step() {
                 switch event {
-                case .delta(let ids, _): run.tokens[id, default: []] += ids
+                case .delta(let ids, _, _): run.tokens[id, default: []] += ids
                 case .finished(let reason, _): run.finish[id] = reason
                 }
             }

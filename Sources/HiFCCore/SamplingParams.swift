@@ -8,6 +8,8 @@ public struct SamplingParams: Hashable, Sendable {
     public var topK: Int
     /// Keep the smallest set of tokens whose probabilities sum to at least `topP` (1: all).
     public var topP: Float
+    /// Keep only tokens at least `minP` times as likely as the most likely one (0: all).
+    public var minP: Float
     /// Seed of the sampler's random numbers; nil draws one.
     public var seed: UInt64?
     /// Text that ends generation; the text itself is not returned.
@@ -16,24 +18,55 @@ public struct SamplingParams: Hashable, Sendable {
     public var stopTokenIDs: [Int]
     /// Whether the model's EOS tokens end generation.
     public var ignoreEOS: Bool
+    /// Subtracted once from the logit of every token the output holds already (OpenAI's
+    /// `presence_penalty`, -2 ... 2).
+    public var presencePenalty: Float
+    /// Subtracted from a token's logit once per time the output holds it (`frequency_penalty`).
+    public var frequencyPenalty: Float
+    /// Divides the positive logits, and multiplies the negative ones, of tokens in the prompt or
+    /// the output (vLLM's and llama.cpp's `repetition_penalty`; 1: none).
+    public var repetitionPenalty: Float
+    /// Added to the logits of these token ids (OpenAI's `logit_bias`, -100 ... 100).
+    public var logitBias: [Int: Float]
+    /// Until this many tokens are generated, EOS and `stopTokenIDs` cannot be chosen (vLLM's
+    /// `min_tokens`; stop strings still end generation).
+    public var minTokens: Int
+    /// Return each generated token's log probability and those of this many most likely
+    /// alternatives; nil returns none.
+    public var logprobs: Int?
 
     /// Parameters with OpenAI's defaults except `maxTokens`.
     public init(
-        maxTokens: Int = 16, temperature: Float = 1, topK: Int = 0, topP: Float = 1,
-        seed: UInt64? = nil, stop: [String] = [], stopTokenIDs: [Int] = [], ignoreEOS: Bool = false
+        maxTokens: Int = 16, temperature: Float = 1, topK: Int = 0, topP: Float = 1, minP: Float = 0,
+        seed: UInt64? = nil, stop: [String] = [], stopTokenIDs: [Int] = [], ignoreEOS: Bool = false,
+        presencePenalty: Float = 0, frequencyPenalty: Float = 0, repetitionPenalty: Float = 1, logitBias: [Int: Float] = [:],
+        minTokens: Int = 0, logprobs: Int? = nil
     ) {
         self.maxTokens = maxTokens
         self.temperature = temperature
         self.topK = topK
         self.topP = topP
+        self.minP = minP
         self.seed = seed
         self.stop = stop
         self.stopTokenIDs = stopTokenIDs
         self.ignoreEOS = ignoreEOS
+        self.presencePenalty = presencePenalty
+        self.frequencyPenalty = frequencyPenalty
+        self.repetitionPenalty = repetitionPenalty
+        self.logitBias = logitBias
+        self.minTokens = minTokens
+        self.logprobs = logprobs
     }
 
     /// Greedy decoding of up to `maxTokens` tokens.
     public static func greedy(maxTokens: Int) -> SamplingParams {
         SamplingParams(maxTokens: maxTokens, temperature: 0)
+    }
+
+    /// Whether the logits are changed before a token is chosen (penalties, bias, `minTokens`), so
+    /// that even at temperature 0 the choice is not the model's most likely token.
+    public var adjustsLogits: Bool {
+        presencePenalty != 0 || frequencyPenalty != 0 || repetitionPenalty != 1 || !logitBias.isEmpty || minTokens > 0
     }
 }

@@ -1,18 +1,33 @@
 import Foundation
 import HiFCCore
 
-/// Picks the next token from logits as `SamplingParams` say: greedy at temperature 0, otherwise
-/// softmax at the temperature restricted to the top-k and then the top-p nucleus, drawn from a
-/// seeded generator (the same seed and logits give the same tokens).
+/// Picks the next token from logits as `SamplingParams` say. First the logits are adjusted (bias,
+/// presence, frequency and repetition penalties, and EOS held off until `minTokens`), in the order
+/// vLLM applies them; then greedy at temperature 0, otherwise softmax at the temperature restricted
+/// to the top-k, the top-p nucleus and the min-p floor, drawn from a seeded generator (the same
+/// seed and logits give the same tokens).
+///
+/// The sampler remembers the tokens it chose, for the penalties: it must see every token of its
+/// sequence, which is why the engine lets the backend pick a token itself only where `isGreedy`.
 public struct Sampler: Sendable {
     /// The parameters in force.
     public let params: SamplingParams
     private var state: UInt64
+    /// How many times each token was chosen so far.
+    private var outputCounts: [Int: Int] = [:]
+    private var generated = 0
+    /// The prompt's tokens, for the repetition penalty (empty when there is none).
+    private let promptTokens: Set<Int>
+    /// Tokens that end generation, held off until `minTokens` are generated.
+    private let endTokens: Set<Int>
 
-    /// A sampler for `params`; with no seed, one is drawn from the system generator.
-    public init(_ params: SamplingParams) {
+    /// A sampler for `params` after `prompt`, whose generation `endTokens` (EOS, stop token ids)
+    /// would end; with no seed, one is drawn from the system generator.
+    public init(_ params: SamplingParams, prompt: [Int] = [], endTokens: Set<Int> = []) {
         self.params = params
         state = params.seed ?? UInt64.random(in: .min ... .max)
+        promptTokens = params.repetitionPenalty != 1 ? Set(prompt) : []
+        self.endTokens = params.minTokens > 0 ? endTokens.union(params.stopTokenIDs) : []
     }
 
     /// The next random number in [0, 1) (SplitMix64).
@@ -32,12 +47,40 @@ public struct Sampler: Sendable {
         return best
     }
 
-    /// Whether `sample` always returns the largest logit's index (temperature 0).
-    public var isGreedy: Bool { !(params.temperature > 0) }
+    /// Whether `sample` always returns the largest raw logit's index (temperature 0, nothing
+    /// adjusted), so a backend may pick the token itself.
+    public var isGreedy: Bool { !(params.temperature > 0) && !params.adjustsLogits }
 
-    /// Chooses a token id from `logits`.
+    /// Chooses a token id from `logits`, and remembers it.
     public mutating func sample(_ logits: [Float]) -> Int {
-        guard !isGreedy, logits.count > 1 else { return Self.argmax(logits) }
+        let token = choose(params.adjustsLogits ? adjusted(logits) : logits)
+        outputCounts[token, default: 0] += 1
+        generated += 1
+        return token
+    }
+
+    /// `logits` with the bias and penalties applied, and the end tokens out of reach before
+    /// `minTokens`.
+    private func adjusted(_ logits: [Float]) -> [Float] {
+        var out = logits
+        for (token, bias) in params.logitBias where token < out.count { out[token] += bias }
+        if params.repetitionPenalty != 1 {
+            let p = params.repetitionPenalty
+            for token in promptTokens.union(outputCounts.keys) where token < out.count {
+                out[token] = out[token] > 0 ? out[token] / p : out[token] * p
+            }
+        }
+        for (token, count) in outputCounts where token < out.count {
+            out[token] -= params.frequencyPenalty * Float(count) + params.presencePenalty
+        }
+        if generated < params.minTokens {
+            for token in endTokens where token < out.count { out[token] = -.infinity }
+        }
+        return out
+    }
+
+    private mutating func choose(_ logits: [Float]) -> Int {
+        guard params.temperature > 0, logits.count > 1 else { return Self.argmax(logits) }
         var candidates = Array(logits.indices)
         if params.topK > 0, params.topK < candidates.count {
             candidates.sort { logits[$0] > logits[$1] }
@@ -45,6 +88,12 @@ public struct Sampler: Sendable {
         }
         let maximum = candidates.map { logits[$0] }.max() ?? 0
         var weights = candidates.map { Double(exp((logits[$0] - maximum) / params.temperature)) }
+        if params.minP > 0 {
+            // The largest weight is exp(0) = 1, so the floor is minP itself.
+            let kept = weights.indices.filter { weights[$0] >= Double(params.minP) }
+            candidates = kept.map { candidates[$0] }
+            weights = kept.map { weights[$0] }
+        }
         if params.topP < 1 {
             let order = weights.indices.sorted { weights[$0] > weights[$1] }
             let total = weights.reduce(0, +)

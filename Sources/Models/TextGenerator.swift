@@ -47,10 +47,10 @@ public struct TextGenerator: Sendable {
         let blocks = (total + blockTokens - 1) / blockTokens
         let pool = try model.model.makeKVCachePool(blockTokens: blockTokens, blocks: blocks)
         let table = Array(0..<blocks)
-        var sampler = Sampler(params)
+        let endIDs = (params.ignoreEOS ? [] : model.eosTokenIDs).union(params.stopTokenIDs)
+        var sampler = Sampler(params, prompt: prompt, endTokens: endIDs)
         var detokenizer = IncrementalDetokenizer(tokenizer: model.tokenizer)
         var stops = StopStringFilter(params.stop)
-        let endIDs = (params.ignoreEOS ? [] : model.eosTokenIDs).union(params.stopTokenIDs)
 
         let prefillStart = Date()
         var logits: [Float] = []

@@ -32,6 +32,8 @@ struct CompletionPlan: Sendable {
     var stream: Bool
     /// Whether a stream ends with a chunk carrying `usage`.
     var includeUsage: Bool
+    /// With `echo`, the text of each choice's prompt, which its text starts with; else empty.
+    var echoTexts: [String]
 
     /// Default `max_tokens` of `/v1/completions` (OpenAI's); chat defaults to the rest of the context.
     static let defaultCompletionTokens = 16
@@ -57,9 +59,9 @@ struct CompletionPlan: Sendable {
     }
 
     /// Checks `options` and the tokenized `prompts` against `service` and `limits` and builds the
-    /// engine requests.
+    /// engine requests; `promptTexts` (one a prompt) are what `echo` repeats.
     init(
-        endpoint: CompletionEndpoint, options: GenerationOptions, prompts: [[Int]], promptParam: String,
+        endpoint: CompletionEndpoint, options: GenerationOptions, prompts: [[Int]], promptTexts: [String] = [], promptParam: String,
         service: any GenerationService, servedModelName: String, limits: RequestLimits
     ) throws(OpenAIError) {
         guard options.model == servedModelName else { throw .modelNotFound(options.model, served: servedModelName) }
@@ -90,8 +92,9 @@ struct CompletionPlan: Sendable {
         // An unset max_tokens means "as many as allowed": the context's room, within the limit.
         let defaultShare = max(1, limits.maxCompletionTokens / sequences)
         var choices: [GenerationRequest] = []
+        var echoTexts: [String] = []
         let id = endpoint.idPrefix + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(24)
-        for tokens in prompts {
+        for (p, tokens) in prompts.enumerated() {
             guard !tokens.isEmpty else {
                 throw .invalidRequest("The \(promptParam) is empty.", param: promptParam, code: "empty_prompt")
             }
@@ -113,10 +116,13 @@ struct CompletionPlan: Sendable {
             } else {
                 maxTokens = min(endpoint == .completions ? min(Self.defaultCompletionTokens, room) : room, defaultShare)
             }
+            var template = SamplingParams(
+                maxTokens: maxTokens, temperature: Float(temperature), topP: Float(topP), stop: options.stop, ignoreEOS: options.ignoreEOS)
+            try options.sampling.apply(to: &template, endpoint: endpoint)
             for _ in 0..<n {
                 let index = choices.count
-                var sampling = SamplingParams(
-                    maxTokens: maxTokens, temperature: Float(temperature), topP: Float(topP), stop: options.stop, ignoreEOS: options.ignoreEOS)
+                var sampling = template
+                if options.sampling.echo { echoTexts.append(p < promptTexts.count ? promptTexts[p] : "") }
                 // Choices of one seeded request differ from each other but repeat across requests.
                 sampling.seed = options.seed.map { UInt64(bitPattern: $0) &+ UInt64(index) }
                 choices.append(GenerationRequest(id: "\(id)-\(index)", promptTokens: tokens, sampling: sampling, cacheSalt: options.cacheSalt))
@@ -136,5 +142,6 @@ struct CompletionPlan: Sendable {
         self.choices = choices
         self.stream = options.stream
         self.includeUsage = options.includeUsage
+        self.echoTexts = echoTexts
     }
 }

@@ -15,6 +15,8 @@ struct CompletionResponder: Sendable {
     /// What one request produced, for the response, the metrics and the log.
     private struct Outcome {
         var texts: [String]
+        /// Each choice's tokens' log probabilities, when asked for.
+        var logprobs: [[GeneratedLogprobs]]
         var finishReasons: [FinishReason?]
         var completionTokens = 0
         /// Each choice's prompt tokens found in the prefix cache.
@@ -23,6 +25,7 @@ struct CompletionResponder: Sendable {
 
         init(choices: Int) {
             texts = Array(repeating: "", count: choices)
+            logprobs = Array(repeating: [], count: choices)
             finishReasons = Array(repeating: nil, count: choices)
             cachedTokens = Array(repeating: 0, count: choices)
         }
@@ -68,7 +71,11 @@ struct CompletionResponder: Sendable {
         let usage = outcome.usage(plan)
         let chat = plan.endpoint == .chatCompletions
         let choices = outcome.texts.indices.map { i in
-            ResponseChoice(index: i, content: chat ? .message(outcome.texts[i]) : .text(outcome.texts[i]), finishReason: outcome.finishReasons[i])
+            var offsets = LogprobsBody.TextOffsets()
+            let text = (plan.echoTexts.indices.contains(i) ? plan.echoTexts[i] : "") + outcome.texts[i]
+            return ResponseChoice(
+                index: i, content: chat ? .message(text) : .text(text), finishReason: outcome.finishReasons[i],
+                logprobs: logprobsBody(plan, outcome.logprobs[i], offsets: &offsets))
         }
         let body = Self.json(
             CompletionEnvelope(
@@ -94,20 +101,33 @@ struct CompletionResponder: Sendable {
             defer { responder.metrics.inFlight.decrement() }
             defer { streams.cancel() }
             var outcome = Outcome(choices: plan.choices.count)
+            // Log probabilities of tokens whose text is still held back (part of a character, or
+            // of what may be a stop string) go out with the chunk that carries their text.
+            var pending = Array(repeating: [GeneratedLogprobs](), count: plan.choices.count)
+            var offsets = Array(repeating: LogprobsBody.TextOffsets(), count: plan.choices.count)
             do {
                 if plan.endpoint == .chatCompletions {
                     for index in plan.choices.indices {
                         try await writer.write(responder.chunk(plan, choice: index, text: "", finish: nil, withRole: true))
                     }
                 }
+                for (index, echo) in plan.echoTexts.enumerated() where !echo.isEmpty {
+                    try await writer.write(responder.chunk(plan, choice: index, text: echo, finish: nil))
+                }
                 var next = first
                 while let (choice, event) = next {
                     responder.record(event, choice: choice, into: &outcome, start: start)
                     switch event {
-                    case .delta(_, let text):
-                        if !text.isEmpty { try await writer.write(responder.chunk(plan, choice: choice, text: text, finish: nil)) }
+                    case .delta(_, let text, let logprobs):
+                        pending[choice] += logprobs
+                        if !text.isEmpty {
+                            let body = responder.logprobsBody(plan, pending[choice], offsets: &offsets[choice])
+                            try await writer.write(responder.chunk(plan, choice: choice, text: text, finish: nil, logprobs: body))
+                            pending[choice] = []
+                        }
                     case .finished(let reason, _):
-                        try await writer.write(responder.chunk(plan, choice: choice, text: nil, finish: reason))
+                        let body = responder.logprobsBody(plan, pending[choice], offsets: &offsets[choice])
+                        try await writer.write(responder.chunk(plan, choice: choice, text: nil, finish: reason, logprobs: body))
                     }
                     do {
                         next = try await cursor.next()
@@ -139,8 +159,9 @@ struct CompletionResponder: Sendable {
 
     private func record(_ event: GenerationEvent, choice: Int, into outcome: inout Outcome, start: ContinuousClock.Instant) {
         switch event {
-        case .delta(let tokens, let text):
+        case .delta(let tokens, let text, let logprobs):
             outcome.texts[choice] += text
+            outcome.logprobs[choice] += logprobs
             if outcome.firstTokenSeconds == nil, !tokens.isEmpty { outcome.firstTokenSeconds = Self.seconds(since: start) }
         case .finished(let reason, let usage):
             outcome.finishReasons[choice] = reason
@@ -162,13 +183,23 @@ struct CompletionResponder: Sendable {
         )
     }
 
-    private func chunk(_ plan: CompletionPlan, choice: Int, text: String?, finish: FinishReason?, withRole: Bool = false) -> ByteBuffer {
+    private func chunk(
+        _ plan: CompletionPlan, choice: Int, text: String?, finish: FinishReason?, withRole: Bool = false, logprobs: LogprobsBody? = nil
+    ) -> ByteBuffer {
         let chat = plan.endpoint == .chatCompletions
         let content: ResponseChoice.Content = chat ? .delta(role: withRole ? "assistant" : nil, content: text) : .text(text ?? "")
         return ServerSentEvents.event(
             CompletionEnvelope(
                 id: plan.id, object: chat ? "chat.completion.chunk" : "text_completion", created: plan.created, model: plan.model,
-                choices: [ResponseChoice(index: choice, content: content, finishReason: finish)]))
+                choices: [ResponseChoice(index: choice, content: content, finishReason: finish, logprobs: logprobs)]))
+    }
+
+    /// `tokens`' log probabilities in `plan`'s endpoint's form, their text offsets continuing from
+    /// `offsets`; nil when there are none, or the request asked for none.
+    private func logprobsBody(_ plan: CompletionPlan, _ tokens: [GeneratedLogprobs], offsets: inout LogprobsBody.TextOffsets) -> LogprobsBody? {
+        guard !tokens.isEmpty, plan.choices.first?.sampling.logprobs != nil else { return nil }
+        guard plan.endpoint == .completions else { return .chat(tokens) }
+        return .completion(tokens, textOffsets: tokens.map { offsets.next($0.chosen.bytes) })
     }
 
     private func usageChunk(_ plan: CompletionPlan, usage: UsageBody) -> ByteBuffer {

@@ -81,8 +81,15 @@ public struct OpenAIRoutes: Sendable {
                 case .text(let text): return try Self.tokenize(param: "prompt") { try service.encode(text) }
                 }
             }
+            // `echo` repeats each prompt as sent: its text, or its token ids decoded.
+            let texts: [String] =
+                body.options.sampling.echo
+                ? zip(body.prompts, prompts).map { prompt, tokens -> String in
+                    if case .text(let text) = prompt { return text }
+                    return service.decode(tokens)
+                } : []
             let plan = try CompletionPlan(
-                endpoint: .completions, options: body.options, prompts: prompts, promptParam: "prompt",
+                endpoint: .completions, options: body.options, prompts: prompts, promptTexts: texts, promptParam: "prompt",
                 service: service, servedModelName: modelName, limits: limits)
             return try await responder.respond(to: plan, whenConnectionCloses: context.whenConnectionCloses)
         }

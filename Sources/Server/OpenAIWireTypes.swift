@@ -20,6 +20,8 @@ struct GenerationOptions: Decodable, Sendable {
     var ignoreEOS: Bool
     /// vLLM's `cache_salt`: requests see only cached prefixes written under the same salt.
     var cacheSalt: String?
+    /// Penalties, bias, log probabilities and the other sampling fields.
+    var sampling: SamplingOptions
 
     private enum CodingKeys: String, CodingKey {
         case model, temperature, seed, stop, n, stream
@@ -48,6 +50,7 @@ struct GenerationOptions: Decodable, Sendable {
         includeUsage = try c.decodeIfPresent(StreamOptions.self, forKey: .streamOptions)?.includeUsage ?? false
         ignoreEOS = try c.decodeIfPresent(Bool.self, forKey: .ignoreEOS) ?? false
         cacheSalt = try c.decodeIfPresent(String.self, forKey: .cacheSalt)
+        sampling = try SamplingOptions(from: decoder)
         if let one = try? c.decodeIfPresent(String.self, forKey: .stop) {
             stop = [one]
         } else {
@@ -238,6 +241,8 @@ struct ResponseChoice: Encodable, Sendable {
     var index: Int
     var content: Content
     var finishReason: FinishReason?
+    /// The tokens' log probabilities, when the request asked for them.
+    var logprobs: LogprobsBody? = nil
 
     private enum CodingKeys: String, CodingKey {
         case index, text, message, delta, logprobs
@@ -258,7 +263,11 @@ struct ResponseChoice: Encodable, Sendable {
             delta["content"] = text
             try c.encode(delta, forKey: .delta)
         }
-        try c.encodeNil(forKey: .logprobs)  // null, as OpenAI sends when logprobs were not asked for
+        if let logprobs {
+            try c.encode(logprobs, forKey: .logprobs)
+        } else {
+            try c.encodeNil(forKey: .logprobs)  // null, as OpenAI sends when logprobs were not asked for
+        }
         try c.encode(finishReason?.rawValue, forKey: .finishReason)
     }
 }

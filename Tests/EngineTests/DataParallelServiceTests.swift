@@ -20,6 +20,7 @@ private final class HeldReplica: GenerationService {
 
     func encode(_ text: String) throws -> [Int] { text.unicodeScalars.map { Int($0.value) } }
     func encodeChat(_ messages: [ChatMessage]) throws -> [Int] { try encode(messages.map(\.content).joined()) }
+    func decode(_ tokens: [Int]) -> String { String(String.UnicodeScalarView(tokens.compactMap { Unicode.Scalar(UInt32($0)) })) }
 
     func generate(_ request: GenerationRequest) -> AsyncThrowingStream<GenerationEvent, Error> {
         let (stream, continuation) = AsyncThrowingStream.makeStream(of: GenerationEvent.self, throwing: Error.self)

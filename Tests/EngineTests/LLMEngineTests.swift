@@ -26,12 +26,59 @@ final class LLMEngineTests: XCTestCase {
         var tokens: [Int] = []
         var last: GenerationEvent?
         for try await event in engine.generate(GenerationRequest(id: "a", promptTokens: prompt, sampling: greedy(12))) {
-            if case .delta(let ids, _) = event { tokens += ids }
+            if case .delta(let ids, _, _) = event { tokens += ids }
             last = event
         }
         XCTAssertEqual(tokens, expected.tokens[0])
         XCTAssertEqual(last, .finished(.length, TokenUsage(promptTokens: prompt.count, completionTokens: 12)))
         XCTAssertEqual(engine.stats().generatedTokens, 12)
+    }
+
+    func testLogprobsComeFromTheLogitsTheGreedyTokensWerePickedFrom() async throws {
+        let prompt = GreedyRun.distinctPrompts(1)[0]
+        let expected = try EngineFixture.run([prompt], maxTokens: 10, blocks: 100, mode: .recompute).tokens[0]
+        var sampling = greedy(10)
+        sampling.logprobs = 3
+        var tokens: [Int] = []
+        var logprobs: [GeneratedLogprobs] = []
+        let engine = try makeEngine()
+        for try await event in engine.generate(GenerationRequest(id: "lp", promptTokens: prompt, sampling: sampling)) {
+            if case .delta(let ids, _, let entries) = event {
+                tokens += ids
+                logprobs += entries
+            }
+        }
+        XCTAssertEqual(tokens, expected, "the host's pick from the logits is the backend's")
+        XCTAssertEqual(logprobs.map(\.chosen.token), tokens)
+        for entry in logprobs {
+            XCTAssertEqual(entry.top.count, 3)
+            XCTAssertEqual(entry.top.first?.token, entry.chosen.token, "greedy: the chosen token is the most likely")
+            XCTAssertEqual(entry.top.first?.logprob, entry.chosen.logprob)
+            XCTAssertEqual(entry.top.map(\.logprob), entry.top.map(\.logprob).sorted(by: >))
+            XCTAssertTrue(entry.top.allSatisfy { $0.logprob <= 0 && $0.logprob.isFinite })
+            XCTAssertEqual(entry.chosen.bytes, EngineFixture.loaded.tokenizer.bytes(of: entry.chosen.token))
+        }
+    }
+
+    func testALogitBiasForcesItsTokenAndOneOutsideTheVocabularyIsRefused() async throws {
+        let engine = try makeEngine()
+        var sampling = greedy(4)
+        sampling.logitBias = [7: 100]
+        var tokens: [Int] = []
+        for try await event in engine.generate(GenerationRequest(id: "b", promptTokens: [5, 6, 9], sampling: sampling)) {
+            if case .delta(let ids, _, _) = event { tokens += ids }
+        }
+        XCTAssertEqual(tokens, [7, 7, 7, 7])
+        let vocabulary = EngineFixture.loaded.config.vocabSize
+        sampling.logitBias = [vocabulary: 1]
+        do {
+            for try await _ in engine.generate(GenerationRequest(id: "o", promptTokens: [5, 6], sampling: sampling)) {}
+            XCTFail("a bias on a token outside the vocabulary was accepted")
+        } catch {
+            XCTAssertEqual(
+                error as? GenerationError,
+                .invalidParameter(parameter: "logit_bias", reason: "token id \(vocabulary) is outside the vocabulary of \(vocabulary)"))
+        }
     }
 
     func testASharedStepSlowdownNotAboveOneIsRefusedAtStartNamingTheSetting() throws {

@@ -27,7 +27,7 @@ final class PrefixCacheCrashTests: XCTestCase {
         try core.add(id: id, GenerationRequest(id: "c\(id)", promptTokens: prompt, sampling: greedy()))
         var tokens: [Int] = []
         while !core.isIdle {
-            for (_, event) in try core.step() { if case .delta(let ids, _) = event { tokens += ids } }
+            for (_, event) in try core.step() { if case .delta(let ids, _, _) = event { tokens += ids } }
         }
         return tokens
     }

@@ -29,7 +29,7 @@ final class PrefixCacheEngineTests: XCTestCase {
             try core.add(id: firstID + SequenceID(n), GenerationRequest(id: "t\(n)", promptTokens: prompt, sampling: greedy(maxTokens)))
             var tokens: [Int] = []
             while !core.isIdle {
-                for (_, event) in try core.step() { if case .delta(let ids, _) = event { tokens += ids } }
+                for (_, event) in try core.step() { if case .delta(let ids, _, _) = event { tokens += ids } }
             }
             outputs.append(tokens)
         }
@@ -138,7 +138,7 @@ final class PrefixCacheEngineTests: XCTestCase {
                 flashTier: FlashTier(store: store))
             var tokens: [Int] = []
             for try await event in engine.generate(GenerationRequest(id: "p", promptTokens: prompt, sampling: greedy(maxTokens))) {
-                if case .delta(let ids, _) = event { tokens += ids }
+                if case .delta(let ids, _, _) = event { tokens += ids }
             }
             return (tokens, engine)
         }

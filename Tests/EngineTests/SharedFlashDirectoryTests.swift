@@ -23,7 +23,7 @@ final class SharedFlashDirectoryTests: XCTestCase {
         try core.add(id: id, GenerationRequest(id: "s\(id)", promptTokens: prompt, sampling: sampling))
         var tokens: [Int] = []
         while !core.isIdle {
-            for (_, event) in try core.step() { if case .delta(let ids, _) = event { tokens += ids } }
+            for (_, event) in try core.step() { if case .delta(let ids, _, _) = event { tokens += ids } }
         }
         return tokens
     }

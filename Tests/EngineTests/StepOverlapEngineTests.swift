@@ -59,7 +59,7 @@ final class StepOverlapEngineTests: XCTestCase {
         while !core.isIdle {
             for (id, event) in try core.step() {
                 switch event {
-                case .delta(let ids, let text): log[id, default: ""] += "\(ids)\(text.debugDescription) "
+                case .delta(let ids, let text, _): log[id, default: ""] += "\(ids)\(text.debugDescription) "
                 case .finished(let reason, let usage): log[id, default: ""] += "end \(reason) \(usage.completionTokens)"
                 }
             }

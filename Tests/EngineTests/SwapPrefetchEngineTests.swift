@@ -64,7 +64,7 @@ final class SwapPrefetchEngineTests: XCTestCase {
             guard steps < 20_000 else { return XCTFail("no progress") }
             for (id, event) in try core.step() {
                 switch event {
-                case .delta(let ids, _): run.tokens[id, default: []] += ids
+                case .delta(let ids, _, _): run.tokens[id, default: []] += ids
                 case .finished(let reason, _): run.finish[id] = reason
                 }
             }

@@ -31,6 +31,15 @@ final class ScriptedGenerationService: GenerationService {
         try encode(messages.map { "<\($0.role)>\($0.content)" }.joined() + "<assistant>")
     }
 
+    func decode(_ tokens: [Int]) -> String { String(decoding: tokens.map(UInt8.init(truncatingIfNeeded:)), as: UTF8.self) }
+
+    /// Choice token i's log probabilities: -i/10, its alternatives `200 + j` (" a<j>") at -(j+1).
+    static func logprobs(of i: Int, top: Int) -> GeneratedLogprobs {
+        GeneratedLogprobs(
+            chosen: .init(token: 100 + i, bytes: Array(" t\(i)".utf8), logprob: -Float(i) / 10),
+            top: (0..<top).map { j in .init(token: 200 + j, bytes: Array(" a\(j)".utf8), logprob: -Float(j + 1)) })
+    }
+
     func generate(_ request: GenerationRequest) -> AsyncThrowingStream<GenerationEvent, Error> {
         log.withLock { $0.requests.append(request) }
         let prompt = String(decoding: request.promptTokens.map(UInt8.init(truncatingIfNeeded:)), as: UTF8.self)
@@ -46,7 +55,8 @@ final class ScriptedGenerationService: GenerationService {
             for i in 0..<request.sampling.maxTokens {
                 if delay > .zero { try? await Task.sleep(for: delay) }
                 if Task.isCancelled { return }
-                continuation.yield(.delta(tokenIDs: [100 + i], text: " t\(i)"))
+                let logprobs = request.sampling.logprobs.map { [Self.logprobs(of: i, top: $0)] } ?? []
+                continuation.yield(.delta(tokenIDs: [100 + i], text: " t\(i)", logprobs: logprobs))
                 if fails {
                     continuation.finish(throwing: GenerationError.invalidParameter(parameter: "prompt", reason: "scripted failure"))
                     return
