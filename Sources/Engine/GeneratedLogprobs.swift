@@ -27,9 +27,12 @@ public struct GeneratedLogprobs: Sendable, Hashable {
         self.top = top
     }
 
-    /// `logprobs` with each token's bytes from `tokenizer`.
+    /// `logprobs` with each token's bytes from `tokenizer`; a special token (EOS, a chat
+    /// template's markers) has none, as it adds nothing to the text (llama.cpp's server does the same).
     init(_ logprobs: TokenLogprobs, tokenizer: Tokenizer) {
-        func entry(_ e: TokenLogprobs.Entry) -> Entry { Entry(token: e.token, bytes: tokenizer.bytes(of: e.token), logprob: e.logprob) }
+        func entry(_ e: TokenLogprobs.Entry) -> Entry {
+            Entry(token: e.token, bytes: tokenizer.isSpecial(e.token) ? [] : tokenizer.bytes(of: e.token), logprob: e.logprob)
+        }
         self.init(chosen: entry(logprobs.chosen), top: logprobs.top.map(entry))
     }
 }
