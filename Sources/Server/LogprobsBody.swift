@@ -39,7 +39,7 @@ enum LogprobsBody: Encodable, Sendable {
 
         /// How many of the last bytes begin a character that needs more bytes than follow.
         private static func incompleteTail(_ bytes: [UInt8]) -> Int {
-            for back in 1...min(3, bytes.count) {
+            for back in stride(from: 1, through: min(3, bytes.count), by: 1) {
                 let byte = bytes[bytes.count - back]
                 guard byte & 0xC0 == 0x80 else {
                     let needed = byte >= 0xF0 ? 4 : byte >= 0xE0 ? 3 : byte >= 0xC0 ? 2 : 1

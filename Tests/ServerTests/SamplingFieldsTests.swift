@@ -146,8 +146,11 @@ final class SamplingFieldsTests: XCTestCase {
     func testTextOffsetsCountCharactersAndAPartialCharacterStartsWhereItsCharacterDoes() {
         var offsets = LogprobsBody.TextOffsets()
         // "é" is split over two tokens, "日" over three; the offsets count characters, not bytes.
-        let tokens: [[UInt8]] = [Array("a".utf8), [0xC3], [0xA9, 0x62], [0xE6], [0x97], [0xA5], Array("z".utf8)]
-        XCTAssertEqual(tokens.map { offsets.next($0) }, [0, 1, 1, 3, 3, 3, 4])
+        // A special token (EOS) has no bytes and adds nothing.
+        let tokens: [[UInt8]] = [Array("a".utf8), [0xC3], [0xA9, 0x62], [0xE6], [0x97], [0xA5], Array("z".utf8), [], []]
+        XCTAssertEqual(tokens.map { offsets.next($0) }, [0, 1, 1, 3, 3, 3, 4, 5, 5])
+        var fresh = LogprobsBody.TextOffsets()
+        XCTAssertEqual([[], [], Array("b".utf8)].map { fresh.next($0) }, [0, 0, 0])
         XCTAssertEqual(LogprobsBody.text(.init(token: 0, bytes: [0xE6, 0x97], logprob: 0)), #"bytes:\xe6\x97"#)
         XCTAssertEqual(LogprobsBody.text(.init(token: 0, bytes: Array(" é".utf8), logprob: 0)), " é")
     }
