@@ -63,18 +63,18 @@ public struct Sampler: Sendable {
     /// `minTokens`.
     private func adjusted(_ logits: [Float]) -> [Float] {
         var out = logits
-        for (token, bias) in params.logitBias where token < out.count { out[token] += bias }
+        for (token, bias) in params.logitBias where out.indices.contains(token) { out[token] += bias }
         if params.repetitionPenalty != 1 {
             let p = params.repetitionPenalty
-            for token in promptTokens.union(outputCounts.keys) where token < out.count {
+            for token in promptTokens.union(outputCounts.keys) where out.indices.contains(token) {
                 out[token] = out[token] > 0 ? out[token] / p : out[token] * p
             }
         }
-        for (token, count) in outputCounts where token < out.count {
+        for (token, count) in outputCounts where out.indices.contains(token) {
             out[token] -= params.frequencyPenalty * Float(count) + params.presencePenalty
         }
         if generated < params.minTokens {
-            for token in endTokens where token < out.count { out[token] = -.infinity }
+            for token in endTokens where out.indices.contains(token) { out[token] = -.infinity }
         }
         return out
     }

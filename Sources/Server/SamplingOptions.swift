@@ -155,7 +155,7 @@ struct SamplingOptions: Decodable, Sendable {
             sampling.logitBias[token] = Float(bias)
         }
         if let minTokens {
-            guard (0...sampling.maxTokens).contains(minTokens) else {
+            guard minTokens >= 0, minTokens <= sampling.maxTokens else {
                 throw .invalidRequest(
                     "'min_tokens' must be between 0 and max_tokens (\(sampling.maxTokens)); got \(minTokens).", param: "min_tokens",
                     code: "invalid_value")
