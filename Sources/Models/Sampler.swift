@@ -81,38 +81,56 @@ public struct Sampler: Sendable {
 
     private mutating func choose(_ logits: [Float]) -> Int {
         guard params.temperature > 0, logits.count > 1 else { return Self.argmax(logits) }
-        var candidates = Array(logits.indices)
-        if params.topK > 0, params.topK < candidates.count {
-            candidates.sort { logits[$0] > logits[$1] }
-            candidates.removeSubrange(params.topK...)
+        // The candidates are `order[..<count]`; their weights are kept by token id, so that
+        // reordering the candidates leaves them in place.
+        var order = Array(logits.indices)
+        var count = logits.count
+        if params.topK > 0, params.topK < count {
+            LargestFirst.arrange(&order, from: 0, to: params.topK, end: count, by: logits)
+            count = params.topK
         }
-        let maximum = candidates.map { logits[$0] }.max() ?? 0
-        var weights = candidates.map { Double(exp((logits[$0] - maximum) / params.temperature)) }
+        let maximum = order[..<count].lazy.map { logits[$0] }.max() ?? 0
+        var weights = [Double](repeating: 0, count: logits.count)
+        for token in order[..<count] { weights[token] = Double(exp((logits[token] - maximum) / params.temperature)) }
         if params.minP > 0 {
             // The largest weight is exp(0) = 1, so the floor is minP itself.
-            let kept = weights.indices.filter { weights[$0] >= Double(params.minP) }
-            candidates = kept.map { candidates[$0] }
-            weights = kept.map { weights[$0] }
-        }
-        if params.topP < 1 {
-            let order = weights.indices.sorted { weights[$0] > weights[$1] }
-            let total = weights.reduce(0, +)
-            var kept: [Int] = []
-            var mass = 0.0
-            for i in order {
-                kept.append(i)
-                mass += weights[i] / total
-                if mass >= Double(params.topP) { break }
+            var kept = 0
+            for i in 0..<count where weights[order[i]] >= Double(params.minP) {
+                order.swapAt(kept, i)
+                kept += 1
             }
-            candidates = kept.map { candidates[$0] }
-            weights = kept.map { weights[$0] }
+            count = kept
         }
-        let total = weights.reduce(0, +)
+        if params.topP < 1 { count = nucleus(&order, count: count, weights: weights, logits: logits) }
+        var total = 0.0
+        for token in order[..<count] { total += weights[token] }
         var target = nextUniform() * total
-        for (i, w) in weights.enumerated() {
-            target -= w
-            if target < 0 { return candidates[i] }
+        for token in order[..<count] {
+            target -= weights[token]
+            if target < 0 { return token }
         }
-        return candidates[candidates.count - 1]
+        return order[count - 1]
+    }
+
+    /// How many of the candidates `order[..<count]` the top-p nucleus keeps: the most likely
+    /// first, until their weights reach `topP` of the total. They are sorted a growing prefix at a
+    /// time (64, then 4x), since the nucleus is usually a few dozen tokens of a whole vocabulary.
+    private func nucleus(_ order: inout [Int], count: Int, weights: [Double], logits: [Float]) -> Int {
+        var total = 0.0
+        for token in order[..<count] { total += weights[token] }
+        let goal = Double(params.topP) * total
+        var mass = 0.0
+        var sorted = 0
+        var next = min(count, 64)
+        while true {
+            LargestFirst.arrange(&order, from: sorted, to: next, end: count, by: logits)
+            for i in sorted..<next {
+                mass += weights[order[i]]
+                if mass >= goal { return i + 1 }
+            }
+            if next == count { return count }
+            sorted = next
+            next = min(count, next * 4)
+        }
     }
 }

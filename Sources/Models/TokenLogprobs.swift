@@ -29,21 +29,6 @@ public struct TokenLogprobs: Sendable, Hashable {
         let logTotal = Double(maximum) + log(sum)
         func logprob(_ token: Int) -> Float { Float(Double(logits[token]) - logTotal) }
         self.chosen = Entry(token: chosen, logprob: logprob(chosen))
-        self.top = Self.largest(top, of: logits).map { Entry(token: $0, logprob: logprob($0)) }
-    }
-
-    /// The indices of the `k` largest values, largest first: one pass that keeps a sorted list
-    /// of at most `k` (k is at most 20, the vocabulary up to 256K).
-    static func largest(_ k: Int, of values: [Float]) -> [Int] {
-        guard k > 0 else { return [] }
-        var best: [Int] = []
-        best.reserveCapacity(k + 1)
-        for (i, value) in values.enumerated() {
-            if best.count == k, value <= values[best[k - 1]] { continue }
-            let at = best.firstIndex { value > values[$0] } ?? best.count
-            best.insert(i, at: at)
-            if best.count > k { best.removeLast() }
-        }
-        return best
+        self.top = LargestFirst.positions(top, of: logits).map { Entry(token: $0, logprob: logprob($0)) }
     }
 }

@@ -8,7 +8,7 @@ struct BenchCommand: AsyncParsableCommand {
         abstract: "Run a benchmark and print its figures.",
         subcommands: [
             BenchFlashCommand.self, BenchModelCommand.self, BenchPlacementCommand.self, BenchServeCommand.self, BenchSwapCommand.self,
-            BenchPrefixCommand.self, BenchKVDTypeCommand.self,
+            BenchPrefixCommand.self, BenchKVDTypeCommand.self, BenchSamplingCommand.self,
         ]
     )
 }

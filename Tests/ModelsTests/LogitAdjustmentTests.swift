@@ -70,4 +70,45 @@ final class LogitAdjustmentTests: XCTestCase {
             "ties keep the lower id first; k past the vocabulary lists it all")
         XCTAssertEqual(TokenLogprobs(logits: [1, 1, 0], chosen: 2, top: 0).top, [])
     }
+
+    func testTheLargestAreFoundInTheOrderASortGivesWhateverTheirCountTiesAndNaNs() {
+        var generator = SystemRandomNumberGenerator()
+        for (count, k) in [(1, 1), (50, 3), (1000, 64), (1000, 65), (5000, 700), (300, 300)] {
+            // Few distinct values, so ties are everywhere; some NaNs, which count as -infinity.
+            var values = (0..<count).map { _ in Float(Int.random(in: -20...20, using: &generator)) / 4 }
+            for _ in 0..<(count / 50) { values[Int.random(in: 0..<count, using: &generator)] = .nan }
+            let key = { (i: Int) -> Float in values[i].isNaN ? -.infinity : values[i] }
+            let reference = values.indices.sorted { key($0) > key($1) || (key($0) == key($1) && $0 < $1) }
+            XCTAssertEqual(LargestFirst.positions(k, of: values), Array(reference.prefix(k)), "\(count), \(k)")
+            // A second prefix after the first, as the nucleus grows.
+            var order = Array(values.indices)
+            LargestFirst.arrange(&order, from: 0, to: k / 2, end: count, by: values)
+            LargestFirst.arrange(&order, from: k / 2, to: k, end: count, by: values)
+            XCTAssertEqual(Array(order.prefix(k)), Array(reference.prefix(k)), "\(count), \(k) in two prefixes")
+            XCTAssertEqual(Set(order), Set(values.indices), "a permutation")
+        }
+    }
+
+    func testTopPSamplesOnlyTheNucleusAndTopKOnlyTheKMostLikely() {
+        var generator = SystemRandomNumberGenerator()
+        let logits = (0..<4000).map { _ in Float.random(in: -8...8, using: &generator) }
+        let temperature: Float = 0.5
+        let byLogit = logits.indices.sorted { logits[$0] > logits[$1] }
+        let weights = byLogit.map { exp(Double((logits[$0] - logits[byLogit[0]]) / temperature)) }
+        let total = weights.reduce(0, +)
+        var mass = 0.0
+        let nucleusSize =
+            weights.firstIndex {
+                mass += $0
+                return mass >= 0.9 * total
+            }! + 1
+        XCTAssertGreaterThan(nucleusSize, 64, "the nucleus needs more than the first prefix")
+        let nucleus = Set(byLogit.prefix(nucleusSize))
+        var topP = Sampler(SamplingParams(temperature: temperature, topP: 0.9, seed: 5))
+        let drawn = Set((0..<300).map { _ in topP.sample(logits) })
+        XCTAssertTrue(drawn.isSubset(of: nucleus))
+        XCTAssertGreaterThan(drawn.count, min(nucleusSize, 300) / 4)
+        var topK = Sampler(SamplingParams(temperature: 2, topK: 100, seed: 5))
+        XCTAssertTrue(Set((0..<300).map { _ in topK.sample(logits) }).isSubset(of: Set(byLogit.prefix(100))))
+    }
 }

@@ -1,0 +1,107 @@
+import Foundation
+import HiFCCore
+import Models
+
+/// The host's time to choose one token from a vocabulary's logits, for each kind of request the
+/// server takes: greedy, temperature, top-p, top-k, min-p, penalties, and log probabilities. The
+/// engine does this per sampled sequence per step on its own thread (a greedy request without
+/// log probabilities leaves the pick to the backend), so at batch B it is B times this a step.
+///
+/// The logits are normal with a standard deviation of 2.5 (seeded): over a 128K vocabulary the
+/// largest sits about 11 above the mean, as a language model's tend to.
+public struct SamplingBenchmark: Sendable {
+    /// One kind of request.
+    public struct Case: Sendable {
+        public var name: String
+        public var params: SamplingParams
+        /// Alternatives listed with each token's log probability; nil: none asked for.
+        public var logprobs: Int?
+    }
+
+    /// The kinds measured.
+    public static let cases: [Case] = [
+        Case(name: "greedy", params: SamplingParams(temperature: 0)),
+        Case(name: "temperature 1", params: SamplingParams(temperature: 1)),
+        Case(name: "temperature 0.7, top_p 0.9", params: SamplingParams(temperature: 0.7, topP: 0.9)),
+        Case(name: "temperature 0.7, top_k 40", params: SamplingParams(temperature: 0.7, topK: 40)),
+        Case(name: "temperature 0.7, min_p 0.05", params: SamplingParams(temperature: 0.7, minP: 0.05)),
+        Case(name: "greedy, presence_penalty 0.5", params: SamplingParams(temperature: 0, presencePenalty: 0.5)),
+        Case(name: "greedy, logprobs 5", params: SamplingParams(temperature: 0), logprobs: 5),
+    ]
+
+    /// The sampler's top-p and top-k before 2026-12-05, for comparison: a sort of the whole
+    /// vocabulary (by logit for top-k, by weight for top-p) on every token.
+    static func sortedChoice(_ logits: [Float], temperature: Float, topK: Int, topP: Float, uniform: Double) -> Int {
+        var candidates = Array(logits.indices)
+        if topK > 0, topK < candidates.count {
+            candidates.sort { logits[$0] > logits[$1] }
+            candidates.removeSubrange(topK...)
+        }
+        let maximum = candidates.map { logits[$0] }.max() ?? 0
+        var weights = candidates.map { Double(exp((logits[$0] - maximum) / temperature)) }
+        if topP < 1 {
+            let order = weights.indices.sorted { weights[$0] > weights[$1] }
+            let total = weights.reduce(0, +)
+            var kept: [Int] = []
+            var mass = 0.0
+            for i in order {
+                kept.append(i)
+                mass += weights[i] / total
+                if mass >= Double(topP) { break }
+            }
+            candidates = kept.map { candidates[$0] }
+            weights = kept.map { weights[$0] }
+        }
+        var target = uniform * weights.reduce(0, +)
+        for (i, w) in weights.enumerated() {
+            target -= w
+            if target < 0 { return candidates[i] }
+        }
+        return candidates[candidates.count - 1]
+    }
+
+    public let vocabulary: Int
+    public let tokens: Int
+
+    public init(vocabulary: Int, tokens: Int) {
+        self.vocabulary = vocabulary
+        self.tokens = tokens
+    }
+
+    /// Milliseconds a token for each case, in `cases`' order, after the two cases of the sampler
+    /// before (`sortedChoice`).
+    public func run() -> [(name: String, milliseconds: Double)] {
+        var state: UInt64 = 0x5EED
+        func uniform() -> Double {
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return (Double(state >> 11) + 0.5) * 0x1p-53
+        }
+        let logits = (0..<vocabulary).map { _ in Float(2.5 * sqrt(-2 * log(uniform())) * cos(2 * Double.pi * uniform())) }
+        let sorted = [("top_p 0.9 by a full sort (before)", 0, Float(0.9)), ("top_k 40 by a full sort (before)", 40, Float(1))].map {
+            name, topK, topP in
+            let start = Date()
+            var checksum = 0
+            for _ in 0..<tokens {
+                checksum &+= Self.sortedChoice(logits, temperature: 0.7, topK: topK, topP: topP, uniform: uniform())
+            }
+            precondition(checksum != Int.min)
+            return (name: name, milliseconds: Date().timeIntervalSince(start) * 1000 / Double(tokens))
+        }
+        return sorted
+            + Self.cases.map { kind in
+                var params = kind.params
+                params.seed = 1
+                var sampler = Sampler(params)
+                var checksum = 0
+                let start = Date()
+                for _ in 0..<tokens {
+                    let token = sampler.sample(logits)
+                    if let top = kind.logprobs { checksum &+= TokenLogprobs(logits: logits, chosen: token, top: top).top.count }
+                    checksum &+= token
+                }
+                let seconds = Date().timeIntervalSince(start)
+                precondition(checksum != Int.min)  // the work is used
+                return (kind.name, seconds * 1000 / Double(tokens))
+            }
+    }
+}
