@@ -40,11 +40,22 @@ public struct Conversation: Sendable {
         public var ignoreEOS: Bool
         /// Completions only: sends the prompt as token ids (needs every message's ids).
         public var tokenIDPrompts: Bool
+        /// `top_p`, `top_k` and `min_p`, sent when set (as `vllm bench serve` sends them): what a
+        /// sampling request costs the server depends on them.
+        public var topP: Double?
+        public var topK: Int?
+        public var minP: Double?
 
-        public init(temperature: Double = 0, ignoreEOS: Bool = true, tokenIDPrompts: Bool = false) {
+        public init(
+            temperature: Double = 0, ignoreEOS: Bool = true, tokenIDPrompts: Bool = false, topP: Double? = nil, topK: Int? = nil,
+            minP: Double? = nil
+        ) {
             self.temperature = temperature
             self.ignoreEOS = ignoreEOS
             self.tokenIDPrompts = tokenIDPrompts
+            self.topP = topP
+            self.topK = topK
+            self.minP = minP
         }
     }
 
@@ -55,6 +66,9 @@ public struct Conversation: Sendable {
             "stream_options": ["include_usage": true],
         ]
         if options.ignoreEOS { body["ignore_eos"] = true }
+        body["top_p"] = options.topP
+        body["top_k"] = options.topK
+        body["min_p"] = options.minP
         switch endpoint {
         case .chat:
             body["messages"] = messages.map { ["role": $0.role.rawValue, "content": $0.text] }

@@ -86,6 +86,15 @@ struct BenchServeCommand: AsyncParsableCommand {
     @Option(help: "Sampling temperature (0: greedy).")
     var temperature: Double = 0
 
+    @Option(name: .customLong("top-p"), help: "top_p sent with each request; unset: none sent (the server's default).")
+    var topP: Double?
+
+    @Option(name: .customLong("top-k"), help: "top_k sent with each request (hifc, vLLM and llama-server take it); unset: none sent.")
+    var topK: Int?
+
+    @Option(name: .customLong("min-p"), help: "min_p sent with each request (hifc, vLLM and llama-server take it); unset: none sent.")
+    var minP: Double?
+
     @Option(help: "Seconds a request may take before it counts as a timeout.")
     var timeout: Double = 600
 
@@ -243,6 +252,8 @@ struct BenchServeCommand: AsyncParsableCommand {
         guard timeout > 0, timeout.isFinite else { throw ValidationError("--timeout must be a positive number of seconds") }
         guard maxRetries >= 0 else { throw ValidationError("--max-retries must be at least 0") }
         guard temperature >= 0, temperature.isFinite else { throw ValidationError("--temperature must be at least 0") }
+        guard topP.map({ $0 > 0 && $0 <= 1 }) ?? true else { throw ValidationError("--top-p must be in (0, 1]") }
+        guard minP.map({ $0 >= 0 && $0 <= 1 }) ?? true else { throw ValidationError("--min-p must be in [0, 1]") }
         guard scale > 0 else { throw ValidationError("--scale must be positive") }
         if tokenIDs, kind != .completions { throw ValidationError("--token-ids sends completions prompts; it does not apply to --endpoint chat") }
         if tokenIDs, tokenizer == nil { throw ValidationError("--token-ids needs --tokenizer DIR (the served model's directory) to make the ids") }
@@ -271,7 +282,8 @@ struct BenchServeCommand: AsyncParsableCommand {
         }
         let settings = ServeBenchRunner.Settings(
             baseURL: base, endpoint: kind, model: model ?? "", apiKey: apiKey ?? ProcessInfo.processInfo.environment["OPENAI_API_KEY"],
-            options: .init(temperature: temperature, ignoreEOS: ignoreEOS, tokenIDPrompts: tokenIDs), maxConcurrency: maxConcurrency,
+            options: .init(temperature: temperature, ignoreEOS: ignoreEOS, tokenIDPrompts: tokenIDs, topP: topP, topK: topK, minP: minP),
+            maxConcurrency: maxConcurrency,
             timeout: .milliseconds(Int64(timeout * 1000)), maxRetries: maxRetries)
         let shape = ServeWorkload.Shape(
             requests: numPrompts, inputLengths: inputs, outputLengths: outputs, turns: turns, sharedPrefixTokens: sharedPrefix,

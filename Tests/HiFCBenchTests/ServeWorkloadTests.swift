@@ -76,6 +76,12 @@ final class ServeWorkloadTests: XCTestCase {
         XCTAssertEqual(messages.map { $0["role"] }, ["user", "assistant", "user"])
         XCTAssertEqual(messages[0]["content"], document.text + "\n\n" + first.text)
         XCTAssertNil(chat["ignore_eos"])
+        XCTAssertNil(chat["top_p"] ?? chat["top_k"] ?? chat["min_p"], "unset sampling fields are not sent")
+        let sampled = try Self.object(
+            conversation.body(endpoint: .chat, model: "m", maxTokens: 8, options: .init(temperature: 0.7, topP: 0.9, topK: 40, minP: 0.05)))
+        XCTAssertEqual(sampled["top_p"] as? Double, 0.9)
+        XCTAssertEqual(sampled["top_k"] as? Int, 40)
+        XCTAssertEqual(sampled["min_p"] as? Double, 0.05)
 
         let text = try Self.object(conversation.body(endpoint: .completions, model: "m", maxTokens: 8, options: .init()))
         XCTAssertEqual(text["prompt"] as? String, [document.text + "\n\n" + first.text, "a reply", second.text].joined(separator: "\n\n"))
