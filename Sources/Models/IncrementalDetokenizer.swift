@@ -44,7 +44,7 @@ public struct IncrementalDetokenizer: Sendable {
 
     /// Length of the longest prefix of `bytes` that does not end inside a UTF-8 sequence that
     /// could still be completed by more bytes.
-    static func completePrefixLength(_ bytes: [UInt8]) -> Int {
+    package static func completePrefixLength(_ bytes: [UInt8]) -> Int {
         let n = bytes.count
         // Look back at most 3 bytes for the lead byte of a sequence still missing continuation bytes.
         var i = n - 1

@@ -1,4 +1,5 @@
 import Engine
+import Models
 
 /// A choice's `logprobs`, in the form of its endpoint. A token's text is its bytes read as UTF-8;
 /// a token whose bytes are not UTF-8 on their own (part of a character another token completes)
@@ -31,22 +32,10 @@ enum LogprobsBody: Encodable, Sendable {
         mutating func next(_ bytes: [UInt8]) -> Int {
             let start = characters
             let all = pending + bytes
-            let complete = all.count - Self.incompleteTail(all)
+            let complete = IncrementalDetokenizer.completePrefixLength(all)
             characters += String(decoding: all[..<complete], as: UTF8.self).unicodeScalars.count
             pending = Array(all[complete...])
             return start
-        }
-
-        /// How many of the last bytes begin a character that needs more bytes than follow.
-        private static func incompleteTail(_ bytes: [UInt8]) -> Int {
-            for back in stride(from: 1, through: min(3, bytes.count), by: 1) {
-                let byte = bytes[bytes.count - back]
-                guard byte & 0xC0 == 0x80 else {
-                    let needed = byte >= 0xF0 ? 4 : byte >= 0xE0 ? 3 : byte >= 0xC0 ? 2 : 1
-                    return needed > back ? back : 0
-                }
-            }
-            return 0
         }
     }
 
