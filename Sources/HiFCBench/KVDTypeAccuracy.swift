@@ -110,11 +110,7 @@ public struct KVDTypeAccuracy: Sendable {
     }
 
     /// `log softmax(row)[index]`, in double.
-    private static func logSoftmax(_ row: [Float], at index: Int) -> Double {
-        let top = Double(row.max() ?? 0)
-        let sum = row.reduce(0.0) { $0 + exp(Double($1) - top) }
-        return Double(row[index]) - top - log(sum)
-    }
+    private static func logSoftmax(_ row: [Float], at index: Int) -> Double { Double(row[index]) - TokenLogprobs.logSumExp(row) }
 
     /// The E4M3 error of the f32 pool's first `tokens` tokens of K and V under each granularity.
     private static func granularityErrors(_ pool: any KVCachePool, tokens: Int) throws -> [GranularityError] {

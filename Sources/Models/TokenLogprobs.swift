@@ -23,12 +23,16 @@ public struct TokenLogprobs: Sendable, Hashable {
     /// The log-softmax of `logits` at `chosen` and at its `top` most likely tokens, summed in
     /// float64 (a 128K vocabulary in float32 loses the small terms).
     public init(logits: [Float], chosen: Int, top: Int) {
-        let maximum = logits.max() ?? 0
-        var sum = 0.0
-        for value in logits { sum += exp(Double(value - maximum)) }
-        let logTotal = Double(maximum) + log(sum)
+        let logTotal = Self.logSumExp(logits)
         func logprob(_ token: Int) -> Float { Float(Double(logits[token]) - logTotal) }
         self.chosen = Entry(token: chosen, logprob: logprob(chosen))
         self.top = LargestFirst.positions(top, of: logits).map { Entry(token: $0, logprob: logprob($0)) }
+    }
+
+    /// `log Σ exp(logits)`, in float64 from the largest logit: what a logit less is its log
+    /// probability.
+    public static func logSumExp(_ logits: [Float]) -> Double {
+        let top = Double(logits.max() ?? 0)
+        return top + log(logits.reduce(0.0) { $0 + exp(Double($1) - top) })
     }
 }
