@@ -71,11 +71,8 @@ public struct SamplingBenchmark: Sendable {
     /// Milliseconds a token for each case, in `cases`' order, after the two cases of the sampler
     /// before (`sortedChoice`).
     public func run() -> [(name: String, milliseconds: Double)] {
-        var state: UInt64 = 0x5EED
-        func uniform() -> Double {
-            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
-            return (Double(state >> 11) + 0.5) * 0x1p-53
-        }
+        var random = SeededGenerator(seed: 0x5EED)
+        func uniform() -> Double { Double.random(in: Double.ulpOfOne..<1, using: &random) }
         let logits = (0..<vocabulary).map { _ in Float(2.5 * sqrt(-2 * log(uniform())) * cos(2 * Double.pi * uniform())) }
         let sorted = [("top_p 0.9 by a full sort (before)", 0, Float(0.9)), ("top_k 40 by a full sort (before)", 40, Float(1))].map {
             name, topK, topP in
