@@ -102,8 +102,9 @@ struct CompletionResponder: Sendable {
             defer { streams.cancel() }
             var outcome = Outcome(choices: plan.choices.count)
             // Log probabilities of tokens whose text is still held back (part of a character, or
-            // of what may be a stop string) go out with the chunk that carries their text.
-            var pending = Array(repeating: [GeneratedLogprobs](), count: plan.choices.count)
+            // of what may be a stop string) go out with the chunk that carries their text: each
+            // choice's `outcome.logprobs` from `sent` on.
+            var sent = Array(repeating: 0, count: plan.choices.count)
             var offsets = Array(repeating: LogprobsBody.TextOffsets(), count: plan.choices.count)
             do {
                 if plan.endpoint == .chatCompletions {
@@ -118,15 +119,16 @@ struct CompletionResponder: Sendable {
                 while let (choice, event) = next {
                     responder.record(event, choice: choice, into: &outcome, start: start)
                     switch event {
-                    case .delta(_, let text, let logprobs):
-                        pending[choice] += logprobs
+                    case .delta(_, let text, _):
                         if !text.isEmpty {
-                            let body = responder.logprobsBody(plan, pending[choice], offsets: &offsets[choice])
+                            let unsent = Array(outcome.logprobs[choice][sent[choice]...])
+                            sent[choice] = outcome.logprobs[choice].count
+                            let body = responder.logprobsBody(plan, unsent, offsets: &offsets[choice])
                             try await writer.write(responder.chunk(plan, choice: choice, text: text, finish: nil, logprobs: body))
-                            pending[choice] = []
                         }
                     case .finished(let reason, _):
-                        let body = responder.logprobsBody(plan, pending[choice], offsets: &offsets[choice])
+                        let unsent = Array(outcome.logprobs[choice][sent[choice]...])
+                        let body = responder.logprobsBody(plan, unsent, offsets: &offsets[choice])
                         try await writer.write(responder.chunk(plan, choice: choice, text: nil, finish: reason, logprobs: body))
                     }
                     do {
