@@ -17,8 +17,7 @@ struct RequestProgress {
     init(request: GenerationRequest, tokenizer: Tokenizer, eos: Set<Int>) {
         self.request = request
         self.eos = eos
-        let ends = (request.sampling.ignoreEOS ? [] : eos).union(request.sampling.stopTokenIDs)
-        self.sampler = Sampler(request.sampling, prompt: request.promptTokens, endTokens: ends)
+        self.sampler = Sampler(request.sampling, prompt: request.promptTokens, endTokens: request.sampling.ignoreEOS ? [] : eos)
         self.tokenizer = tokenizer
         self.detokenizer = IncrementalDetokenizer(tokenizer: tokenizer)
         self.stopFilter = StopStringFilter(request.sampling.stop)

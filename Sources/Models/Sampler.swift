@@ -21,8 +21,9 @@ public struct Sampler: Sendable {
     /// Tokens that end generation, held off until `minTokens` are generated.
     private let endTokens: Set<Int>
 
-    /// A sampler for `params` after `prompt`, whose generation `endTokens` (EOS, stop token ids)
-    /// would end; with no seed, one is drawn from the system generator.
+    /// A sampler for `params` after `prompt`, whose generation `endTokens` (the model's EOS
+    /// tokens; the params' stop token ids are added here) would end; with no seed, one is drawn
+    /// from the system generator.
     public init(_ params: SamplingParams, prompt: [Int] = [], endTokens: Set<Int> = []) {
         self.params = params
         state = params.seed ?? UInt64.random(in: .min ... .max)
