@@ -3,7 +3,7 @@
 # whole 8B-shaped model against PyTorch + transformers, the server under load, and an error exit
 # of the CUDA engine.
 # Run from the repository root after `bash .device/unpack.sh`; logs go to $OUT (or ./gpu-logs).
-#   bash bench/cuda/gpu-visit.sh [checks] [labs] [model] [long] [swap] [swapio] [prefix] [sanitizer] [serve] [exit] [smollm2] [gemma3] [cpuprofile] [cpu] [multi] [multi2] [swapmodes] [fp8] [fp8lab] [graphs] [overlap] [variants] [llamacuda] [servepeak] [servesweep]
+#   bash bench/cuda/gpu-visit.sh [checks] [labs] [prefillncu] [model] [long] [swap] [swapio] [prefix] [sanitizer] [serve] [exit] [smollm2] [gemma3] [cpuprofile] [cpu] [multi] [multi2] [swapmodes] [fp8] [fp8lab] [graphs] [overlap] [variants] [llamacuda] [servepeak] [servesweep]
 #   (default: all but swapio, smollm2, gemma3, cpuprofile, cpu, multi, multi2, swapmodes, fp8, fp8lab, graphs, overlap, variants, llamacuda, servepeak and servesweep; smollm2, gemma3 and cpu need a GGUF carried in parts,
 #   see the smollm2 step; multi2 needs the 2-GPU machine, nvidia-h200-x2; swapmodes fits one device call of its own, about 6 minutes)
 # env: BATCH, PROMPT, DECODE (model: decode tokens, 32; the first 15 or so steps after the prefill run at
@@ -26,6 +26,9 @@
 # FP8_PARTS (check,model,swap: which parts run; accuracy: bench kv-dtype on SmolLM2, its GGUF and .smollm2/GPL-3 carried), FP8_PROMPT (8192), FP8_BATCH (1,16), FP8_SCALE (0.5), FP8_REQUESTS (8), FP8_MODES (swap-flash), BUDGET (4GiB)
 # labs (python + torch only): the decode and prefill attention labs with the lab-only variants (lab_decode_variants.cu,
 # lab_prefill_variants.cu: issue 22's and 25's prepared kernels); LAB_QUICK=1: the decode lab's quick form (about 3 minutes in all)
+# prefillncu (issue 25, about 2 minutes, python + torch + ncu): where the Hopper prefill kernel's warps wait, instruction by
+# instruction: Nsight Compute's source counters on one launch at T = 8192 (lab_prefill_attention.py --profile), the report,
+# its details and SASS page, and ncu_sass_hotspots.py's top instructions; PREFILL_KERNEL (prefill_attention_d128_hopper)
 # fp8lab (about 5 minutes, python + torch only): the decode attention lab, bf16 and fp8 kernels side by side
 # (lab_decode_attention.py: correctness against float64, time and GB/s of KV against the copy roofline); LAB_QUICK=1:
 # three check shapes and the 8192-token decode step's shape only, about a minute; LAB_PROFILE=K1,K2: then Nsight Compute
@@ -87,6 +90,18 @@ if has labs; then
      python3 lab_prefill_attention.py > "$out/lab-prefill.txt" 2>&1; echo "prefill lab rc=$?") | tee -a "$out/summary.txt"
     sed -n '/^summary:/,$p' "$out/lab-decode.txt" | tee -a "$out/summary.txt"
     tail -12 "$out/lab-prefill.txt" | tee -a "$out/summary.txt"
+fi
+
+if has prefillncu; then
+    kernel="${PREFILL_KERNEL:-prefill_attention_d128_hopper}"
+    stamp "prefillncu: ncu source counters on $kernel, T = 8192"
+    (cd bench/cuda && ncu -k "regex:^$kernel\$" --launch-skip 1 --launch-count 1 --section SpeedOfLight --section WarpStateStats \
+        --section SourceCounters -f -o "$out/prefill-ncu" python3 lab_prefill_attention.py --profile "$kernel" \
+        > "$out/prefill-ncu.log" 2>&1; echo "ncu rc=$?") | tee -a "$out/summary.txt"
+    ncu --import "$out/prefill-ncu.ncu-rep" --page details --print-details all > "$out/prefill-ncu-details.txt" 2>&1
+    ncu --import "$out/prefill-ncu.ncu-rep" --page source --csv --print-source sass > "$out/prefill-ncu-sass.csv" 2>&1
+    python3 bench/cuda/ncu_sass_hotspots.py "$out/prefill-ncu-sass.csv" --top 40 > "$out/prefill-ncu-hotspots.txt" 2>&1
+    head -45 "$out/prefill-ncu-hotspots.txt" | tee -a "$out/summary.txt"
 fi
 
 synth8b() {

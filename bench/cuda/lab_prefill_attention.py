@@ -6,6 +6,9 @@
 # torch.nn.functional.scaled_dot_product_attention (bf16, contiguous, causal, GQA), both GPU-only
 # through CUDA graphs.
 # Usage (GPU machine): python3 bench/cuda/lab_prefill_attention.py [kernels_dir [baseline_kernels_dir]]
+#   or: python3 bench/cuda/lab_prefill_attention.py --profile KERNEL [kernels_dir]: no checks or sweeps;
+#   KERNEL (a Hopper variant's name) is launched 3 times on the 8192-token timing shape, outside any
+#   graph, for a profiler (ncu -k) to pick up.
 # A baseline folder (another commit's Sources/CUDA/Kernels) is timed in the same process: the
 # variants of the same names and launch shapes that it has (BASELINE_VARIANTS).
 # On Hopper (compute capability 9.0, kernels compiled for sm_90a as hifc does) the warp-specialized
@@ -179,9 +182,12 @@ def check_mix(lab, name, hd, qh, kvh, bt, seqs, cfg, gen):
     return ok
 
 
-def timing(lab, t_tokens, variants, gen, base=None):
-    """base: the baseline's Lab, or None."""
-    layers, kvh, hd, bt, qh, layer = 32, 8, 128, 64, 32, 5
+TIMING_SHAPE = dict(layers=32, kvh=8, hd=128, bt=64, qh=32, layer=5)
+
+
+def timing_inputs(t_tokens, gen):
+    """One causal sequence of t_tokens in the 8B layer shape: (pool, table, k, v, q, tiles)."""
+    layers, kvh, hd, bt, qh, layer = TIMING_SHAPE.values()
     nb = (t_tokens + bt - 1) // bt
     pool = Pool(layers, kvh, hd, bt, nb, pad=0)
     table = torch.randperm(nb, generator=gen).to(torch.int32).cuda().view(1, nb)
@@ -189,8 +195,27 @@ def timing(lab, t_tokens, variants, gen, base=None):
     v = (torch.rand(t_tokens, kvh, hd, generator=gen) - 0.5).to(torch.bfloat16).cuda()
     pool.write(table[0], layer, k, v)
     q = (torch.rand(t_tokens, qh * hd, generator=gen) * 4 - 2).cuda()
+    return pool, table, k, v, q, tile_table([(0, t_tokens, t_tokens)])
+
+
+def profile(lab, kernel, gen, t_tokens=8192):
+    """Three plain launches of one Hopper kernel on the timing shape, for ncu."""
+    layers, kvh, hd, bt, qh, layer = TIMING_SHAPE.values()
+    cfg = next(v for v in HOPPER_VARIANTS if v[4] == kernel)
+    pool, table, _, _, q, tiles = timing_inputs(t_tokens, gen)
+    out = torch.empty((t_tokens, qh * hd), dtype=torch.bfloat16, device="cuda")
+    call = run_kernel(lab, cfg, q, qh * hd, pool, table, tiles, out, qh, kvh, hd, layer, hd ** -0.5)
+    for _ in range(3):
+        call()
+    torch.cuda.synchronize()
+    print(f"profiled {kernel} at T={t_tokens}")
+
+
+def timing(lab, t_tokens, variants, gen, base=None):
+    """base: the baseline's Lab, or None."""
+    layers, kvh, hd, bt, qh, layer = TIMING_SHAPE.values()
+    pool, table, k, v, q, tiles = timing_inputs(t_tokens, gen)
     scale = hd ** -0.5
-    tiles = tile_table([(0, t_tokens, t_tokens)])
     flops = 4.0 * qh * t_tokens * t_tokens * hd / 2
 
     qs = q.view(t_tokens, qh, hd).transpose(0, 1).unsqueeze(0).to(torch.bfloat16).contiguous()
@@ -221,9 +246,16 @@ def timing(lab, t_tokens, variants, gen, base=None):
 
 
 def main():
+    profiled = None
+    if len(sys.argv) > 2 and sys.argv[1] == "--profile":
+        profiled = sys.argv[2]
+        del sys.argv[1:3]
     kernels = sys.argv[1] if len(sys.argv) > 1 else KERNELS
     variants = os.path.join(os.path.dirname(os.path.abspath(__file__)), "lab_prefill_variants.cu")
     lab = Lab(kernels_dir=with_variants(kernels, "prefill_attention", variants), modules=["prefill_attention"])
+    if profiled:
+        profile(lab, profiled, torch.Generator().manual_seed(20261124))
+        return
     if torch.cuda.get_device_capability() == (9, 0):
         VARIANTS[128] = VARIANTS[128] + HOPPER_VARIANTS
     base = Lab(kernels_dir=sys.argv[2], modules=["prefill_attention"]) if len(sys.argv) > 2 else None
