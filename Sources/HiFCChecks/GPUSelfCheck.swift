@@ -569,6 +569,9 @@ public final class GPUSelfCheck: @unchecked Sendable {
             name: "paged decode attention, head dim \(hd), blocks of \(blockTokens), contexts \(contexts), GQA \(qHeads)/\(layout.kvHeads), 1 split",
             rowSeq: seqs, rowLen: contexts, splits: 1)
         try run(name: "paged decode attention, head dim \(hd), contexts \(contexts), 5 splits", rowSeq: seqs, rowLen: contexts, splits: 5)
+        // Two splits: at head dim 128 on compute capability 9.0 and later, one cluster of two blocks
+        // that combine between themselves.
+        try run(name: "paged decode attention, head dim \(hd), contexts \(contexts), 2 splits", rowSeq: seqs, rowLen: contexts, splits: 2)
         try run(
             name: "paged decode attention, head dim \(hd), contexts \(contexts), 5 splits, waiting before any read", rowSeq: seqs,
             rowLen: contexts, splits: 5, freshTokens: Int(Int32.max))

@@ -96,6 +96,7 @@ final class KernelCompileTests: XCTestCase {
         for name in [
             "paged_attention_partial_e4g4", "paged_attention_partial_e4g8", "paged_attention_partial_e8g8", "paged_attention_combine",
             "paged_attention_decode_d64", "paged_attention_decode_d128", "paged_attention_decode_d256",
+            "paged_attention_decode_d128_cluster2", "paged_attention_decode_d128_fp8_cluster2",
             "prefill_attention_d64_w4m1n64s2", "prefill_attention_d64_w8m2n64s2",
             "prefill_attention_d128_w4m1n64s2", "prefill_attention_d128_w8m2n64s3", "prefill_attention_d128_hopper",
             "rmsnorm_f32_to_bf16", "add_rmsnorm_f32_to_bf16", "rope_qkv_write_kv",
@@ -114,10 +115,22 @@ final class KernelCompileTests: XCTestCase {
         for dtype in CUDAKernels.kvDTypes {
             for headDim in [64, 128, 256] {
                 for group in 1...8 {
-                    let name = CUDAKernels.wideAttentionKernel(headDim: headDim, group: group, dtype: dtype)
-                    XCTAssertTrue(name.map(all.contains) ?? false, "\(dtype), head dim \(headDim), group \(group): \(name ?? "none")")
+                    for (splits, clusters) in [(1, true), (2, true), (2, false), (3, true)] {
+                        let name = CUDAKernels.wideAttentionKernel(headDim: headDim, group: group, dtype: dtype, splits: splits, clusters: clusters)
+                        XCTAssertTrue(
+                            name.map(all.contains) ?? false, "\(dtype), head dim \(headDim), group \(group), \(splits) splits: \(name ?? "none")")
+                    }
                 }
             }
+        }
+        // Two splits at head dim 128 combine in a cluster where the device has clusters, with no
+        // combine kernel after them.
+        for dtype in CUDAKernels.kvDTypes {
+            let pair = CUDAKernels.decodeAttentionLaunch(headDim: 128, group: 4, dtype: dtype, splits: 2, clusters: true)!
+            XCTAssertTrue(pair.combinesSplits && pair.kernel.hasSuffix("_cluster2"), pair.kernel)
+            XCTAssertFalse(CUDAKernels.decodeAttentionLaunch(headDim: 128, group: 4, dtype: dtype, splits: 2, clusters: false)!.combinesSplits)
+            XCTAssertFalse(CUDAKernels.decodeAttentionLaunch(headDim: 128, group: 4, dtype: dtype, splits: 3, clusters: true)!.combinesSplits)
+            XCTAssertFalse(CUDAKernels.decodeAttentionLaunch(headDim: 64, group: 4, dtype: dtype, splits: 2, clusters: true)!.combinesSplits)
         }
         // Head dims without a tensor-core decode kernel keep the general kernel.
         XCTAssertNil(CUDAKernels.wideAttentionKernel(headDim: 80, group: 4))

@@ -86,8 +86,9 @@ class Lab:
         self._check(self.cuda.cuModuleLoadData(ctypes.byref(module), image), f"cuModuleLoadData({name})")
         self._modules.append(module)
         import re
-        # A kernel's name after its launch bounds and cluster dims, if any; the blocks of its cluster.
-        decl = r'extern\s+"C"\s+__global__\s+void\s+((?:(?:__launch_bounds__|__cluster_dims__)\([^)]*\)\s+)*)(\w+)'
+        # A kernel's name after its launch bounds and cluster dims (or attention.cu's CLUSTER_OF_2), if
+        # any; the blocks of its cluster.
+        decl = r'extern\s+"C"\s+__global__\s+void\s+((?:(?:__launch_bounds__|__cluster_dims__)\([^)]*\)\s+|CLUSTER_OF_\d+\s+)*)(\w+)'
         for m in re.finditer(decl, src):
             k = m.group(2)
             fn = ctypes.c_void_p()

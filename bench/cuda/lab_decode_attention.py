@@ -31,17 +31,14 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 # Warps, keys per warp per stage, stages: paged_attention_decode_d* as CUDAKernels.decodeAttentionLaunch
 # launches them, then the lab-only variants.
 DECODE = {"paged_attention_decode_d64": (4, 16, 3), "paged_attention_decode_d128": (8, 16, 3), "paged_attention_decode_d256": (4, 16, 3)}
-# name: (warps, keys, stages), from lab_decode_variants.cu; the _once kernels are also timed at hifc's split count.
-LAB_VARIANTS = {"paged_attention_decode_d128_once": (8, 16, 3)}
+# name: (warps, keys, stages), from lab_decode_variants.cu (none at present).
+LAB_VARIANTS = {}
 DECODE_FP8 = {"paged_attention_decode_d64_fp8": (4, 16, 5), "paged_attention_decode_d128_fp8": (8, 16, 3),
               "paged_attention_decode_d256_fp8": (4, 16, 5)}
-LAB_VARIANTS_FP8 = {f"paged_attention_decode_d128_fp8_w{w}k{k}s{s}": (w, k, s)
-                    for w, k, s in [(8, 16, 2), (8, 16, 5), (4, 16, 3), (8, 32, 3), (16, 16, 2)]}
-LAB_VARIANTS_FP8["paged_attention_decode_d128_fp8_once"] = (8, 16, 3)
-# Splits combined inside a thread block cluster, no combine launch: name: (warps, keys, stages), at as many splits
-# as the name's cluster has blocks (lab_decode_variants.cu).
-CLUSTER = {f"paged_attention_decode_d128{dt}_cluster{c}": (8, 16, 3) for dt in ("", "_fp8") for c in (2, 8, 16)}
-CLUSTER.update({"paged_attention_decode_d128_fp8_once_cluster2": (8, 16, 3), "paged_attention_decode_d128_once_cluster16": (8, 16, 3)})
+LAB_VARIANTS_FP8 = {}
+# The splits of a (row, KV head) combined inside a thread block cluster, no combine launch: hifc's
+# kernels at head dim 128 and exactly 2 splits.
+CLUSTER = {"paged_attention_decode_d128_cluster2": (8, 16, 3), "paged_attention_decode_d128_fp8_cluster2": (8, 16, 3)}
 
 
 def cluster_blocks(kernel):
@@ -62,9 +59,10 @@ class Shape:
         return tokens * 2 * (self.te + 4 * self.kvh) if self.fp8 else tokens * 2 * self.te * 2
 
 
-def decode_name(shape):
-    # As CUDAKernels.decodeAttentionLaunch picks it.
-    return f"paged_attention_decode_d{shape.hd}" + ("_fp8" if shape.fp8 else "")
+def decode_name(shape, splits=1):
+    # As CUDAKernels.decodeAttentionLaunch picks it: at head dim 128 and 2 splits, the cluster form.
+    cluster = "_cluster2" if shape.hd == 128 and splits == 2 else ""
+    return f"paged_attention_decode_d{shape.hd}" + ("_fp8" if shape.fp8 else "") + cluster
 
 
 def decode_smem(hd, warps, keys, stages, fp8=False):
@@ -249,10 +247,9 @@ def main():
         pool, values, tables, ctx, row_table, q = inputs(shape, batch, context, 7 + hd + batch, spread=spread)
         ref = reference(shape, q, values, tables, ctx, 1, hd ** -0.5)
         variants = LAB_VARIANTS_FP8 if fp8 else LAB_VARIANTS
-        kernels = [decode_name(shape)] + [k for k in variants if hd == 128 and qh // kvh == 4]
-        clusters = [k for k in CLUSTER if ("_fp8" in k) == fp8 and hd == 128 and qh // kvh == 4]
+        kernels = [k for k in variants if hd == 128 and qh // kvh == 4]
         for splits in (1, 2, 3, 8, 16, 24):
-            for kernel in (kernels if splits in (1, 3, 8, 24) else []) + [k for k in clusters if cluster_blocks(k) == splits]:
+            for kernel in [decode_name(shape, splits)] + (kernels if splits in (1, 3, 8, 24) else []):
                 c = Call(lab, kernel, shape, q, pool, tables, row_table, ctx, context, 1, splits, hd ** -0.5)
                 if not launches(c):
                     continue
@@ -289,19 +286,14 @@ def main():
             c = Call(base, baseline_name(shape), shape, q, pool, tables, row_table, ctx, context, 5, splits, 0.088, old=True)
             row("main picks: " + baseline_name(shape), graph_ms(c.call), splits)
         splits = splits_for(context, batch, shape.kvh, sms)
-        c = Call(lab, decode_name(shape), shape, q, pool, tables, row_table, ctx, context, 5, splits, 0.088)
-        row("hifc picks: " + decode_name(shape), graph_ms(c.call), splits)
-        for kernel in [k for k in (LAB_VARIANTS_FP8 if fp8 else LAB_VARIANTS) if k.endswith("_once")]:
+        c = Call(lab, decode_name(shape, splits), shape, q, pool, tables, row_table, ctx, context, 5, splits, 0.088)
+        row("hifc picks: " + decode_name(shape, splits), graph_ms(c.call), splits)
+        if decode_name(shape, splits) != decode_name(shape):  # the cluster form against the plain kernel and the combine
+            c = Call(lab, decode_name(shape), shape, q, pool, tables, row_table, ctx, context, 5, splits, 0.088)
+            row(decode_name(shape) + " + combine", graph_ms(c.call), splits)
+        for kernel in (LAB_VARIANTS_FP8 if fp8 else LAB_VARIANTS):
             c = Call(lab, kernel, shape, q, pool, tables, row_table, ctx, context, 5, splits, 0.088)
             row("hifc's splits: " + kernel, graph_ms(c.call), splits)
-        for kernel in [k for k in CLUSTER if ("_fp8" in k) == fp8]:
-            c = Call(lab, kernel, shape, q, pool, tables, row_table, ctx, context, 5, cluster_blocks(kernel), 0.088)
-            if not launches(c):
-                continue
-            row(kernel + " (no combine)", graph_ms(c.call), cluster_blocks(kernel))
-            if cluster_blocks(kernel) != splits:
-                c = Call(lab, decode_name(shape), shape, q, pool, tables, row_table, ctx, context, 5, cluster_blocks(kernel), 0.088)
-                row(decode_name(shape) + " (the same splits)", graph_ms(c.call), cluster_blocks(kernel))
         candidates = [(baseline_name(shape), base, True)] if base and not fp8 else []
         for kernel, owner, old in candidates + [(k, lab, False) for k in [decode_name(shape)] + list(LAB_VARIANTS_FP8 if fp8 else LAB_VARIANTS)]:
             times = []

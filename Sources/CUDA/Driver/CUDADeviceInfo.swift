@@ -23,6 +23,10 @@ public struct CUDADeviceInfo: Sendable, CustomStringConvertible {
     /// Whether the device has Hopper's warpgroup MMAs (`wgmma`): compute capability 9.0.
     public var hasWarpgroupMMA: Bool { computeCapability.major == 9 && computeCapability.minor == 0 }
 
+    /// Whether the device runs thread block clusters (distributed shared memory): compute
+    /// capability 9.0 and later.
+    public var hasClusters: Bool { computeCapability.major >= 9 }
+
     public var description: String {
         let gib = Double(totalMemory) / Double(1 << 30)
         return "cuda:\(ordinal) \(name), compute capability \(computeCapability.major).\(computeCapability.minor), "

@@ -105,9 +105,12 @@ public final class KernelLibrary: @unchecked Sendable {
         var names: [String] = []
         for line in source.split(separator: "\n") where line.hasPrefix("extern \"C\" __global__") {
             var text = String(line)
-            // `__launch_bounds__(n)` comes before the name and has parentheses of its own.
-            if let lb = text.range(of: "__launch_bounds__("), let close = text[lb.upperBound...].firstIndex(of: ")") {
-                text.removeSubrange(lb.lowerBound...close)
+            // `__launch_bounds__(n)` and `__cluster_dims__(x, y, z)` come before the name and have
+            // parentheses of their own.
+            for attribute in ["__launch_bounds__(", "__cluster_dims__("] {
+                if let at = text.range(of: attribute), let close = text[at.upperBound...].firstIndex(of: ")") {
+                    text.removeSubrange(at.lowerBound...close)
+                }
             }
             guard let paren = text.firstIndex(of: "(") else { continue }
             let head = text[..<paren].split(separator: " ")

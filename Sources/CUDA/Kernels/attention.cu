@@ -289,6 +289,15 @@ extern "C" __global__ void paged_attention_combine(
 #define DECODE_PARAMS_FP8 ATTN_PARAMS_T(fp8_t), bf16_t* __restrict__ out, int fresh_tokens, long scale_offset
 #define DECODE_ARGS ATTN_ARGS, out, fresh_tokens
 
+// Thread block clusters exist from sm_90 on. Below it the _cluster2 kernels compile without the
+// attribute, to traps (cluster_barrier, cluster_load), and the launcher never picks them
+// (CUDAKernels.decodeAttentionLaunch).
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+#define CLUSTER_OF_2 __cluster_dims__(1, 1, 2)
+#else
+#define CLUSTER_OF_2
+#endif
+
 // Every thread of every block of the cluster arrives, then waits for all (shared-memory writes
 // before it are visible to the cluster after it).
 __device__ __forceinline__ void cluster_barrier() {
@@ -317,7 +326,7 @@ __device__ __forceinline__ float cluster_load(unsigned int at, int rank) {
 // is the answer, written as bf16 here, and the host launches no combine; otherwise the block
 // writes its partial result for paged_attention_combine.
 //
-// CL > 1 (lab variants only, bench/cuda/lab_decode_variants.cu, until timed on a GPU): the splits
+// CL > 1 (the _cluster2 kernels): the splits
 // of a (row, KV head) are one thread block cluster of CL blocks (gridDim.z == CL, launched with
 // cluster dims (1, 1, CL)), and they combine among themselves through distributed shared memory:
 // each block keeps its partial result in its own shared memory, and after a cluster barrier block
@@ -444,8 +453,7 @@ __device__ __forceinline__ void decode_copy_kv(const decode_split<T>& s, const T
     }
 }
 
-// decode_copy_kv with one pool lookup a row (lab variants only, bench/cuda/lab_decode_variants.cu, until timed on a
-// GPU): a warp copies the same rows in every pass, so lane j of it looks up the pool address of the j-th of them once
+// decode_copy_kv with one pool lookup a row (the head-dim-128 kernels): a warp copies the same rows in every pass, so lane j of it looks up the pool address of the j-th of them once
 // (block table, block stride, token offset) and the passes take it by shuffle. decode_copy_kv's lookup and 64-bit
 // address for each (row, chunk) pair are most of the copy loop's instructions (fp8 kernel at head dim 128: 680 SASS
 // instructions from the stage barrier to the copies' commit, against 176 here). Lane j also hands its row to
@@ -546,13 +554,12 @@ __device__ __forceinline__ float decode_rescale(float x, float& mx, float& l, fl
 // common.cuh), and the wait then hides behind them. The host passes a larger fresh_tokens than
 // any context where it cannot say (a prefill chunk).
 //
-// ONCE and CL are off in hifc's kernels and on in lab variants (bench/cuda/lab_decode_variants.cu)
-// until timed on a GPU: ONCE copies through decode_copy_kv_once, CL > 1 combines the splits in a
-// cluster (finish_decode_block). HIFC_DECODE_COPY_ONCE turns ONCE on for the head-dim-128 kernels
-// that hifc launches, for a whole-step comparison (bench/cuda/gpu-visit.sh's `variants` step).
-#ifndef HIFC_DECODE_COPY_ONCE
-#define HIFC_DECODE_COPY_ONCE false
-#endif
+// ONCE copies through decode_copy_kv_once; CL > 1 combines the CL splits of a (row, KV head) in a
+// thread block cluster (finish_decode_block) instead of paged_attention_combine. The head-dim-128
+// kernels take both where measured to win (bench/results/fp8-kv.md, 2026-12-05, lent H200): ONCE
+// everywhere (0.4-3.8% off a whole 8B decode step), a cluster of 2 at 2 splits (the launcher's pick
+// for batches of 8-16 up to 8K tokens: the layer's attention 8-10% faster than the same splits and
+// the combine); clusters of 8 and 16 lost.
 template <int D, int W, int KW, int S, bool ONCE = false, int CL = 1>
 __device__ __forceinline__ void attention_decode_mma(DECODE_PARAMS)
 {
@@ -701,7 +708,11 @@ extern "C" __global__ void __launch_bounds__(128) paged_attention_decode_d64(DEC
     attention_decode_mma<64, 4, 16, 3>(DECODE_ARGS);
 }
 extern "C" __global__ void __launch_bounds__(256) paged_attention_decode_d128(DECODE_PARAMS) {
-    attention_decode_mma<128, 8, 16, 3, HIFC_DECODE_COPY_ONCE>(DECODE_ARGS);
+    attention_decode_mma<128, 8, 16, 3, true>(DECODE_ARGS);
+}
+// Exactly 2 splits, combined in the cluster: no paged_attention_combine after it.
+extern "C" __global__ void CLUSTER_OF_2 __launch_bounds__(256) paged_attention_decode_d128_cluster2(DECODE_PARAMS) {
+    attention_decode_mma<128, 8, 16, 3, true, 2>(DECODE_ARGS);
 }
 extern "C" __global__ void __launch_bounds__(128) paged_attention_decode_d256(DECODE_PARAMS) {
     attention_decode_mma<256, 4, 16, 3>(DECODE_ARGS);
@@ -985,7 +996,11 @@ extern "C" __global__ void __launch_bounds__(128) paged_attention_decode_d64_fp8
     attention_decode_fp8<64, 4, 16, 5>(DECODE_ARGS, scale_offset);
 }
 extern "C" __global__ void __launch_bounds__(256) paged_attention_decode_d128_fp8(DECODE_PARAMS_FP8) {
-    attention_decode_fp8<128, 8, 16, 3, HIFC_DECODE_COPY_ONCE>(DECODE_ARGS, scale_offset);
+    attention_decode_fp8<128, 8, 16, 3, true>(DECODE_ARGS, scale_offset);
+}
+// Exactly 2 splits, combined in the cluster: no paged_attention_combine after it.
+extern "C" __global__ void CLUSTER_OF_2 __launch_bounds__(256) paged_attention_decode_d128_fp8_cluster2(DECODE_PARAMS_FP8) {
+    attention_decode_fp8<128, 8, 16, 3, true, 2>(DECODE_ARGS, scale_offset);
 }
 extern "C" __global__ void __launch_bounds__(128) paged_attention_decode_d256_fp8(DECODE_PARAMS_FP8) {
     attention_decode_fp8<256, 4, 16, 5>(DECODE_ARGS, scale_offset);

@@ -196,25 +196,13 @@ __device__ __forceinline__ void grid_dependents_launch() {
 #endif
 }
 
-// Every kernel's first statement (the skinny GEMM's comes after its first weight loads).
-//
-// HIFC_LAUNCH_DEPENDENTS_FIRST (off in hifc's kernels; on in a variant folder of
-// bench/cuda/gpu-visit.sh's `variants` step until a GPU has timed it) lets the next kernel be
-// scheduled before this one's wait rather than after it. A one-block kernel between two products
-// (add + RMSNorm) then lets the second product load its first weights while the first is still
-// draining, instead of after it has finished. What it risks: kernels two and three deep resident
-// and waiting, holding registers the running kernel's last CTAs do not need but the next might.
-#ifndef HIFC_LAUNCH_DEPENDENTS_FIRST
-#define HIFC_LAUNCH_DEPENDENTS_FIRST 0
-#endif
+// Every kernel's first statement (the skinny GEMM's comes after its first weight loads). The next
+// kernel is let in only after this one's wait: letting it in before (so that a product's first
+// loads start while the product two kernels back drains) made 8B decode steps 28-30% slower on an
+// H200 (bench/results/cuda-graphs-h200.md, 2026-12-05).
 __device__ __forceinline__ void wait_for_previous_kernel() {
-#if HIFC_LAUNCH_DEPENDENTS_FIRST
-    grid_dependents_launch();
-    grid_dependency_wait();
-#else
     grid_dependency_wait();
     grid_dependents_launch();
-#endif
 }
 
 // Tensor-core and asynchronous-copy helpers (sm_80 and later: cp.async, ldmatrix, mma.sync), used

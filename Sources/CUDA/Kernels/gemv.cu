@@ -178,33 +178,6 @@ __device__ __forceinline__ void gemv_rotary_fp8_epilogue(const float (*red)[R * 
     }
 }
 
-// HIFC_GEMV_L2_PREFETCH (off in hifc's kernels; a variant folder of bench/cuda/gpu-visit.sh's
-// `variants` step sets it until a GPU has timed it): before waiting for the previous kernel, the
-// CTA also asks L2 for up to that many bytes of each of its weight rows, past what its first loads
-// take (`from` elements), one bulk prefetch a row (sm_90). The kernels between products (add +
-// RMSNorm, the split combine) leave HBM nearly idle for a few microseconds; the register loads
-// issued before the wait (one step of each warp: 1/4 or 1/2 of a 4096-wide row) fill part of
-// that time, and this would fill more of it. Only CTAs below HIFC_GEMV_L2_PREFETCH_CTAS prefetch
-// (the first wave of a large grid: what is asked must stay in the 50 MB L2 until it is read).
-#ifndef HIFC_GEMV_L2_PREFETCH
-#define HIFC_GEMV_L2_PREFETCH 0
-#endif
-#ifndef HIFC_GEMV_L2_PREFETCH_CTAS
-#define HIFC_GEMV_L2_PREFETCH_CTAS 0x7fffffff
-#endif
-template <int R>
-__device__ __forceinline__ void gemv_prefetch_rows_l2(const bf16_t* const (&wp)[2 * R], int t, int from, int k) {
-#if HIFC_GEMV_L2_PREFETCH > 0 && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    // Lanes with t == 0 (g = 0 .. 7) of warp 0 hold every row's start: rows g and g + 8 of each tile.
-    if (threadIdx.x >= 32 || t != 0 || blockIdx.x >= HIFC_GEMV_L2_PREFETCH_CTAS) return;
-    const int bytes = min(HIFC_GEMV_L2_PREFETCH, 2 * (k - from)) & ~15;
-    if (bytes <= 0) return;
-#pragma unroll
-    for (int j = 0; j < 2 * R; j++)
-        asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(wp[j] + from), "r"(bytes) : "memory");
-#endif
-}
-
 // T: token tiles of 8 (m <= 8·T); R: 16-feature tiles per CTA; U: 32-k chunks per step;
 // P: prefetch the next step's loads before the current step's mma; H: L2 256-byte hint;
 // W: the most warps a CTA may have (sizes the shared reduction buffer); G: gated (below).
@@ -310,7 +283,6 @@ __device__ __forceinline__ void skinny_gemm(const bf16_t* __restrict__ x, const 
     // before waiting for it (programmatic dependent launch, common.cuh); x is its output.
     if (P) {
         if (s < steps) GEMV_LOAD_W(s, wa);
-        gemv_prefetch_rows_l2<R>(wp, t, warps * STEP, k);
         wait_for_previous_kernel();
         if (s < steps) GEMV_LOAD_X(s, xa);
         for (; s < steps; s += stride) {

@@ -445,9 +445,8 @@ extern "C" __global__ void __launch_bounds__(256, 1) prefill_attention_d128_w8m2
 // layout is the A fragment's, as with mma.sync) and V from shared memory, transposed. The tiles sit
 // in the layout wgmma's 128-byte swizzle reads: each 64-element half of a 256-byte row is one
 // 128-byte line of its own region, 16-byte chunk c of line r stored at c XOR (r mod 8), regions
-// 1024-byte aligned. On an H200, 8B layer shape, with 128 threads' cp.async copies instead of TMA:
-// 0.78x the mma.sync kernel's time at 8192 tokens, 1.41-1.44x sdpa's
-// (bench/results/prefill-attention-h200.md, where the variants that lost are too).
+// 1024-byte aligned. On an H200, 8B layer shape: 0.71x the mma.sync kernel's time at 8192 tokens,
+// 1.32x sdpa's (bench/results/prefill-attention-h200.md, where the variants that lost are too).
 // Other architectures compile the entry point only, to a trap: the launcher never picks it there.
 
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
@@ -560,18 +559,18 @@ __device__ __forceinline__ void mbar_wait(unsigned int bar, int parity) {
 
 // The warp-specialized body (see "Hopper" above): BN keys a tile, STAGES tiles in flight, and
 // CONSUMER_REGS registers for each computing thread once the copying warpgroup has given up its own.
-// SPLIT_PROLOGUE (a lab variant, bench/cuda/lab_prefill_variants.cu, until timed on a GPU): the
-// copying warp starts its copies right after the barriers are set up, and the computing warpgroups
-// alone read Q, all their loads in flight together; otherwise every thread reads Q in a loop whose
-// loads wait one after another, and the copies start after it.
-template <int BN, int STAGES, int CONSUMER_REGS, bool SPLIT_PROLOGUE = false>
+// The copying warp starts its copies right after the barriers are set up, and the computing
+// warpgroups alone read Q, all their loads in flight together: 3-10% faster on an H200 than every
+// thread reading Q in a loop whose loads waited one after another, with the copies after it
+// (bench/results/prefill-attention-h200.md, 2026-12-05).
+template <int BN, int STAGES, int CONSUMER_REGS>
 __device__ __forceinline__ void prefill_attention_hopper_body(
     const float* __restrict__ q, int q_stride, const bf16_t* __restrict__ pool,
     const int* __restrict__ block_tables, int table_stride, const int4* __restrict__ tiles,
     bf16_t* __restrict__ out, int q_heads, int kv_heads, int layer, int block_tokens, long block_stride,
     float scale, int window, const void* __restrict__ kv_map)
 {
-    constexpr int D = 128, BM = 128, CH = D / 8, THREADS = 384, PRODUCERS = 128, CONSUMERS = 256;
+    constexpr int D = 128, BM = 128, CH = D / 8, PRODUCERS = 128, CONSUMERS = 256;
     static_assert(BN == 128, "the score product (wg_issue_s) is m64n128, and a tile is one box of 8 keys a lane and half row");
     static_assert(40 * PRODUCERS + CONSUMER_REGS * CONSUMERS <= 65536, "the registers must fit one multiprocessor");
     constexpr unsigned int Q_BYTES = 64 * D * 2, TILE_BYTES = BN * D * 2;
@@ -596,17 +595,9 @@ __device__ __forceinline__ void prefill_attention_hopper_body(
             mbar_init(empty + s * 8, CONSUMERS);
         }
         // The initialised barriers made visible to the bulk copies' completions (async proxy).
-        if constexpr (SPLIT_PROLOGUE) asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+        asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
     }
     const float qs = scale * PA_LOG2E;
-    if constexpr (!SPLIT_PROLOGUE) {
-        for (int i = tid; i < BM * CH; i += THREADS) {
-            const int m = i / CH, c = i % CH;
-            *reinterpret_cast<uint4*>(gQ + (m >> 6) * Q_BYTES + wg_swz<64>(m & 63, c)) =
-                pa_q_chunk<D>(q, q_stride, tile.x + tok0, kvh * group, group, m, c, used_rows, qs);
-        }
-        fence_proxy_async();
-    }
     __syncthreads();
 
     if (wg == 0) {
@@ -645,25 +636,23 @@ __device__ __forceinline__ void prefill_attention_hopper_body(
 
     // Consumers: warpgroup 1 takes rows 0-63, warpgroup 2 rows 64-127.
     asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" :: "n"(CONSUMER_REGS) : "memory");
-    if constexpr (SPLIT_PROLOGUE) {
-        // Q by the computing threads alone, every load before any store, while the copying warp
-        // has already asked for the first tiles; then a barrier of the two computing warpgroups
-        // (named barrier 3: 1 and 2 are the warpgroups' own).
-        constexpr int Q_PASSES = BM * CH / CONSUMERS;
-        uint4 qc[Q_PASSES];
+    // Q by the computing threads alone, every load before any store, while the copying warp
+    // has already asked for the first tiles; then a barrier of the two computing warpgroups
+    // (named barrier 3: 1 and 2 are the warpgroups' own).
+    constexpr int Q_PASSES = BM * CH / CONSUMERS;
+    uint4 qc[Q_PASSES];
 #pragma unroll
-        for (int k = 0; k < Q_PASSES; ++k) {
-            const int i = tid - PRODUCERS + k * CONSUMERS;
-            qc[k] = pa_q_chunk<D>(q, q_stride, tile.x + tok0, kvh * group, group, i / CH, i % CH, used_rows, qs);
-        }
-#pragma unroll
-        for (int k = 0; k < Q_PASSES; ++k) {
-            const int i = tid - PRODUCERS + k * CONSUMERS, m = i / CH;
-            *reinterpret_cast<uint4*>(gQ + (m >> 6) * Q_BYTES + wg_swz<64>(m & 63, i % CH)) = qc[k];
-        }
-        fence_proxy_async();
-        asm volatile("bar.sync 3, %0;\n" :: "n"(CONSUMERS) : "memory");
+    for (int k = 0; k < Q_PASSES; ++k) {
+        const int i = tid - PRODUCERS + k * CONSUMERS;
+        qc[k] = pa_q_chunk<D>(q, q_stride, tile.x + tok0, kvh * group, group, i / CH, i % CH, used_rows, qs);
     }
+#pragma unroll
+    for (int k = 0; k < Q_PASSES; ++k) {
+        const int i = tid - PRODUCERS + k * CONSUMERS, m = i / CH;
+        *reinterpret_cast<uint4*>(gQ + (m >> 6) * Q_BYTES + wg_swz<64>(m & 63, i % CH)) = qc[k];
+    }
+    fence_proxy_async();
+    asm volatile("bar.sync 3, %0;\n" :: "n"(CONSUMERS) : "memory");
     const int cwarp = warp - 4, g = lane >> 2, tq = lane & 3;
     int lim[2], lo[2];
 #pragma unroll

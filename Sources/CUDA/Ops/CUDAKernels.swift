@@ -277,22 +277,30 @@ public struct CUDAKernels: Sendable {
 
     /// The tensor-core decode kernel for a head dim of 64, 128 or 256 and up to 8 query heads per
     /// KV head; nil where only the general kernel applies.
-    static func wideAttentionKernel(headDim: Int, group: Int, dtype: KVDType = .bfloat16) -> String? {
-        decodeAttentionLaunch(headDim: headDim, group: group, dtype: dtype)?.kernel
+    static func wideAttentionKernel(headDim: Int, group: Int, dtype: KVDType = .bfloat16, splits: Int = 1, clusters: Bool = false) -> String? {
+        decodeAttentionLaunch(headDim: headDim, group: group, dtype: dtype, splits: splits, clusters: clusters)?.kernel
     }
 
     /// The decode kernel's name, threads per block and dynamic shared memory, as attention.cu
     /// instantiates it: over bf16, Q's 16-row tile, then three stages of K and V rows, 16 keys per
     /// warp each; over fp8, stages of K and V codes and their scales (Q stays in registers): three
-    /// at head dim 128, so that two blocks share a multiprocessor, five at 64 and 256.
-    static func decodeAttentionLaunch(headDim: Int, group: Int, dtype: KVDType = .bfloat16) -> (kernel: String, threads: Int, sharedBytes: Int)? {
+    /// at head dim 128, so that two blocks share a multiprocessor, five at 64 and 256. At head dim
+    /// 128 and exactly 2 `splits`, on a device with thread block `clusters`, the kernel is the
+    /// `_cluster2` form, whose two blocks combine their splits themselves (`combinesSplits`: no
+    /// `paged_attention_combine` after it); on an H200 it took 8-10% off the layer's attention at
+    /// batch 16 and 8K tokens (fp8-kv.md).
+    static func decodeAttentionLaunch(headDim: Int, group: Int, dtype: KVDType = .bfloat16, splits: Int = 1, clusters: Bool = false)
+        -> (kernel: String, threads: Int, sharedBytes: Int, combinesSplits: Bool)?
+    {
         guard [64, 128, 256].contains(headDim), group >= 1, group <= 8 else { return nil }
         let warps = headDim == 128 ? 8 : 4
         let keysPerStage = warps * 16
+        let cluster = clusters && headDim == 128 && splits == 2
+        let name = "paged_attention_decode_d\(headDim)" + (dtype == .fp8e4m3 ? "_fp8" : "") + (cluster ? "_cluster2" : "")
         if dtype == .fp8e4m3 {
-            return ("paged_attention_decode_d\(headDim)_fp8", 32 * warps, (headDim == 128 ? 3 : 5) * (2 * headDim + 8) * keysPerStage)
+            return (name, 32 * warps, (headDim == 128 ? 3 : 5) * (2 * headDim + 8) * keysPerStage, cluster)
         }
-        return ("paged_attention_decode_d\(headDim)", 32 * warps, (16 + 2 * 3 * keysPerStage) * headDim * 2)
+        return (name, 32 * warps, (16 + 2 * 3 * keysPerStage) * headDim * 2, cluster)
     }
 
     /// Paged attention for `rows` query rows (fp32 q, rows `qStride` apart) over the bf16 or fp8
@@ -348,15 +356,17 @@ public struct CUDAKernels: Sendable {
         a.add(scale)
         a.add(int: window.map { min($0, Int(Int32.max)) } ?? 0)
         let group = qHeads / layout.kvHeads
-        if let decode = CUDAKernels.decodeAttentionLaunch(headDim: hd, group: group, dtype: layout.dtype) {
+        if let decode = CUDAKernels.decodeAttentionLaunch(
+            headDim: hd, group: group, dtype: layout.dtype, splits: splits, clusters: library.device.info.hasClusters)
+        {
             a.add(output)
             a.add(int: min(max(0, freshTokens), Int(Int32.max)))
             if layout.dtype.isScaled { a.add(Int64Arg(layout.elementBytes)) }
             try library.function(decode.kernel).launch(
                 grid: (rows, layout.kvHeads, splits), block: (decode.threads, 1, 1),
                 sharedBytes: decode.sharedBytes, stream: stream, arguments: a)
-            // One split's block wrote the output itself.
-            if splits == 1 { return }
+            // One split's block, or a cluster of the splits' blocks, wrote the output itself.
+            if splits == 1 || decode.combinesSplits { return }
         } else {
             if layout.dtype.isScaled { a.add(Int64Arg(layout.elementBytes)) }
             let general = "paged_attention_partial_" + (hd <= 128 && group <= 4 ? "e4g4" : hd <= 128 ? "e4g8" : "e8g8") + suffix
