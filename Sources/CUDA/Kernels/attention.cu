@@ -326,9 +326,8 @@ __device__ __forceinline__ float cluster_load(unsigned int at, int rank) {
 // is the answer, written as bf16 here, and the host launches no combine; otherwise the block
 // writes its partial result for paged_attention_combine.
 //
-// CL > 1 (the _cluster2 kernels): the splits
-// of a (row, KV head) are one thread block cluster of CL blocks (gridDim.z == CL, launched with
-// cluster dims (1, 1, CL)), and they combine among themselves through distributed shared memory:
+// CL > 1 (the _cluster2 kernels): the splits of a (row, KV head) are one thread block cluster of
+// CL blocks (gridDim.z == CL, launched with cluster dims (1, 1, CL)), and they combine among themselves through distributed shared memory:
 // each block keeps its partial result in its own shared memory, and after a cluster barrier block
 // k of the cluster combines every CL-th output element from all CL partials, so that no
 // paged_attention_combine launch and no global round trip of the partials follow.
@@ -453,12 +452,13 @@ __device__ __forceinline__ void decode_copy_kv(const decode_split<T>& s, const T
     }
 }
 
-// decode_copy_kv with one pool lookup a row (the head-dim-128 kernels): a warp copies the same rows in every pass, so lane j of it looks up the pool address of the j-th of them once
-// (block table, block stride, token offset) and the passes take it by shuffle. decode_copy_kv's lookup and 64-bit
-// address for each (row, chunk) pair are most of the copy loop's instructions (fp8 kernel at head dim 128: 680 SASS
-// instructions from the stage barrier to the copies' commit, against 176 here). Lane j also hands its row to
-// row_copied(row, valid, block, token), valid when its key is inside the split, block and token its place in the pool
-// then (the fp8 kernel queues the row's scales there, zeros past the split).
+// decode_copy_kv with one pool lookup a row (the head-dim-128 kernels): a warp copies the same rows in every pass,
+// so lane j of it looks up the pool address of the j-th of them once (block table, block stride, token offset) and
+// the passes take it by shuffle. decode_copy_kv's lookup and 64-bit address for each (row, chunk) pair are most of
+// the copy loop's instructions (fp8 kernel at head dim 128: 680 SASS instructions from the stage barrier to the
+// copies' commit, against 176 here). Lane j also hands its row to row_copied(row, valid, block, token), valid when
+// its key is inside the split, block and token its place in the pool then (the fp8 kernel queues the row's scales
+// there, zeros past the split).
 template <int D, int BN, int THREADS, typename T, typename At, typename RowCopied>
 __device__ __forceinline__ void decode_copy_kv_once(const decode_split<T>& s, const T* pool, int block_tokens, long block_stride, int n0,
                                                     unsigned int kb, unsigned int vb, At at, RowCopied row_copied) {
@@ -558,8 +558,8 @@ __device__ __forceinline__ float decode_rescale(float x, float& mx, float& l, fl
 // thread block cluster (finish_decode_block) instead of paged_attention_combine. The head-dim-128
 // kernels take both where measured to win (bench/results/fp8-kv.md, 2026-12-05, lent H200): ONCE
 // everywhere (0.4-3.8% off a whole 8B decode step), a cluster of 2 at 2 splits (the launcher's pick
-// for batches of 8-16 up to 8K tokens: the layer's attention 8-10% faster than the same splits and
-// the combine); clusters of 8 and 16 lost.
+// at batches of 6-8, and of any larger batch at longest contexts of 4K-8K tokens: the layer's
+// attention 8-10% faster than the same splits and the combine); clusters of 8 and 16 lost.
 template <int D, int W, int KW, int S, bool ONCE = false, int CL = 1>
 __device__ __forceinline__ void attention_decode_mma(DECODE_PARAMS)
 {
