@@ -339,13 +339,24 @@ public final class EngineCore {
             scheduler.costModel.steps.observe(tokens: plan.scheduledTokens, pairs: plan.attendedPairs, seconds: seconds)
         }
         var sampled: [SequenceID: Int] = [:]
+        var rows: [(id: SequenceID, logits: [Float])] = []
         for (id, output) in outputs {
             // A sequence aborted or finished since the launch has no request left.
             guard requests[id] != nil else { continue }
             switch output {
             case .greedyToken(let token): sampled[id] = token
-            case .logits(let row): sampled[id] = requests[id]!.sample(row)
+            case .logits(let row): rows.append((id, row))
             case .none: break
+            }
+        }
+        if !rows.isEmpty {
+            // Taken out of the table while they sample, so that no second reference makes their
+            // samplers' state copy on write.
+            var progress = rows.map { requests.removeValue(forKey: $0.id)! }
+            let tokens = BatchSampling.sample(&progress, rows.map(\.logits))
+            for (i, row) in rows.enumerated() {
+                requests[row.id] = progress[i]
+                sampled[row.id] = tokens[i]
             }
         }
         scheduler.completeStep(plan, sampled: sampled)
