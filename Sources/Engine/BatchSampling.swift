@@ -6,21 +6,21 @@ import Dispatch
 /// a batch of 64 sampled rows on the engine's thread alone would take several GPU steps' time.
 /// Rows are independent: each request's sampler has its own random state and counts, so the
 /// tokens are the same whichever thread samples which row.
-enum BatchSampling {
-    /// Samples `logits[i]` with `requests[i]` for every i, updating each request's sampler and
-    /// log probabilities, and returns the tokens in the same order.
-    static func sample(_ requests: inout [RequestProgress], _ logits: [[Float]]) -> [Int] {
-        precondition(requests.count == logits.count, "one logits row a request")
-        var tokens = [Int](repeating: 0, count: requests.count)
-        guard requests.count > 1 else {
-            for i in requests.indices { tokens[i] = requests[i].sample(logits[i]) }
+package enum BatchSampling {
+    /// Chooses a token for `logits[i]` with `rows[i]` for every i (`choose` may update the row:
+    /// its sampler's state, its log probabilities) and returns the tokens in the same order.
+    package static func sample<Row>(_ rows: inout [Row], _ logits: [[Float]], choose: @Sendable (inout Row, [Float]) -> Int) -> [Int] {
+        precondition(rows.count == logits.count, "one logits row a request")
+        var tokens = [Int](repeating: 0, count: rows.count)
+        guard rows.count > 1 else {
+            for i in rows.indices { tokens[i] = choose(&rows[i], logits[i]) }
             return tokens
         }
-        requests.withUnsafeMutableBufferPointer { progress in
-            tokens.withUnsafeMutableBufferPointer { chosen in
-                let rows = Rows(progress: progress.baseAddress!, chosen: chosen.baseAddress!)
-                DispatchQueue.concurrentPerform(iterations: progress.count) { i in
-                    rows.chosen[i] = rows.progress[i].sample(logits[i])
+        rows.withUnsafeMutableBufferPointer { rowBuffer in
+            tokens.withUnsafeMutableBufferPointer { chosenBuffer in
+                let shared = Storage(rows: rowBuffer.baseAddress!, chosen: chosenBuffer.baseAddress!)
+                DispatchQueue.concurrentPerform(iterations: rowBuffer.count) { i in
+                    shared.chosen[i] = choose(&shared.rows[i], logits[i])
                 }
             }
         }
@@ -30,8 +30,8 @@ enum BatchSampling {
     /// The two arrays' storage, shared by the iterations of one `concurrentPerform`: iteration i
     /// reads and writes element i of each and nothing else, so no two threads touch the same
     /// element, and both arrays outlive the call.
-    private struct Rows: @unchecked Sendable {
-        let progress: UnsafeMutablePointer<RequestProgress>
+    private struct Storage<Row>: @unchecked Sendable {
+        let rows: UnsafeMutablePointer<Row>
         let chosen: UnsafeMutablePointer<Int>
     }
 }

@@ -353,7 +353,7 @@ public final class EngineCore {
             // Taken out of the table while they sample, so that no second reference makes their
             // samplers' state copy on write.
             var progress = rows.map { requests.removeValue(forKey: $0.id)! }
-            let tokens = BatchSampling.sample(&progress, rows.map(\.logits))
+            let tokens = BatchSampling.sample(&progress, rows.map(\.logits)) { $0.sample($1) }
             for (i, row) in rows.enumerated() {
                 requests[row.id] = progress[i]
                 sampled[row.id] = tokens[i]

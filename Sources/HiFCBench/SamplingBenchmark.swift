@@ -1,3 +1,4 @@
+import Engine
 import Foundation
 import HiFCCore
 import Models
@@ -62,15 +63,57 @@ public struct SamplingBenchmark: Sendable {
 
     public let vocabulary: Int
     public let tokens: Int
+    /// Sequences sampled together in one step, for the batch cases (`BatchSampling` against one
+    /// row after another on the calling thread); below 2, none.
+    public let rows: Int
 
-    public init(vocabulary: Int, tokens: Int) {
+    public init(vocabulary: Int, tokens: Int, rows: Int = 0) {
         self.vocabulary = vocabulary
         self.tokens = tokens
+        self.rows = rows
     }
 
     /// Milliseconds a token for each case, in `cases`' order, after the two cases of the sampler
-    /// before (`sortedChoice`).
+    /// before (`sortedChoice`); then, with `rows` of 2 or more, milliseconds a step of `rows`
+    /// top-p sequences sampled one after another and by `BatchSampling`.
     public func run() -> [(name: String, milliseconds: Double)] {
+        single() + (rows > 1 ? batch() : [])
+    }
+
+    /// `rows` sequences' top-p choice a step, each its own sampler and logits row, for `tokens`
+    /// steps: one after another, then on several threads.
+    private func batch() -> [(name: String, milliseconds: Double)] {
+        var random = SeededGenerator(seed: 0xBA7C)
+        let logits = (0..<rows).map { _ in (0..<vocabulary).map { _ in Float(Self.normal(&random) * 2.5) } }
+        let params = SamplingParams(temperature: 0.7, topP: 0.9, seed: 1)
+        var serial = [Sampler](repeating: Sampler(params), count: rows)
+        var parallel = serial
+        var checksum = 0
+        var start = Date()
+        for _ in 0..<tokens {
+            for i in 0..<rows { checksum &+= serial[i].sample(logits[i]) }
+        }
+        let one = Date().timeIntervalSince(start)
+        start = Date()
+        for _ in 0..<tokens {
+            checksum &-= BatchSampling.sample(&parallel, logits) { $0.sample($1) }.reduce(0, &+)
+        }
+        let several = Date().timeIntervalSince(start)
+        // The same samplers on the same rows choose the same tokens either way.
+        precondition(checksum == 0, "batch sampling chose other tokens than one row at a time")
+        return [
+            ("top_p 0.9, \(rows) rows a step, one thread", one * 1000 / Double(tokens)),
+            ("top_p 0.9, \(rows) rows a step, threads", several * 1000 / Double(tokens)),
+        ]
+    }
+
+    private static func normal(_ random: inout SeededGenerator) -> Double {
+        let u = Double.random(in: Double.ulpOfOne..<1, using: &random)
+        let v = Double.random(in: 0..<1, using: &random)
+        return sqrt(-2 * log(u)) * cos(2 * Double.pi * v)
+    }
+
+    private func single() -> [(name: String, milliseconds: Double)] {
         var random = SeededGenerator(seed: 0x5EED)
         func uniform() -> Double { Double.random(in: Double.ulpOfOne..<1, using: &random) }
         let logits = (0..<vocabulary).map { _ in Float(2.5 * sqrt(-2 * log(uniform())) * cos(2 * Double.pi * uniform())) }

@@ -34,7 +34,7 @@ final class BatchSamplingTests: XCTestCase {
                     return Float(Int64(bitPattern: seed >> 11) % 2000) / 250
                 }
             }
-            let tokens = BatchSampling.sample(&batch, logits)
+            let tokens = BatchSampling.sample(&batch, logits) { $0.sample($1) }
             for i in 0..<count {
                 XCTAssertEqual(tokens[i], alone[i].sample(logits[i]), "row \(i)")
                 XCTAssertEqual(batch[i].lastLogprobs?.chosen.logprob, alone[i].lastLogprobs?.chosen.logprob, "row \(i)")
