@@ -38,9 +38,9 @@ __device__ __forceinline__ bool lab_take_slice_at(const int4* __restrict__ tiles
 // (ctas), each taking work units blockIdx.x, + gridDim.x, ... of the kv_heads · `slices` units,
 // KV head fastest (the slices come heaviest first, so each CTA's units cost about the same). The
 // copying warp runs through its units' K/V tiles without a break: the stage ring and its phases
-// continue from one unit to the next, so the next unit's first tiles are in flight while the
-// computing warpgroups finish the current one, write its output and read the next Q. Otherwise the
-// body of prefill_attention_hopper_body (split prologue, ILP softmax as a template flag).
+// continue from one unit to the next (`it`), so the next unit's first tiles are in flight while the
+// computing warpgroups finish the current one, write its output and read the next Q. Otherwise
+// prefill_attention_hopper_body, through the same pieces.
 template <bool ILP>
 __device__ __forceinline__ void lab_hopper_persistent_body(
     const float* __restrict__ q, int q_stride, const bf16_t* __restrict__ pool,
@@ -48,25 +48,13 @@ __device__ __forceinline__ void lab_hopper_persistent_body(
     bf16_t* __restrict__ out, int q_heads, int kv_heads, int layer, int block_tokens, long block_stride,
     float scale, int window, const void* __restrict__ kv_map, int slices)
 {
-    constexpr int BN = 128, STAGES = 3, CONSUMER_REGS = 232;
-    constexpr int D = 128, BM = 128, CH = D / 8, PRODUCERS = 128, CONSUMERS = 256;
-    constexpr unsigned int Q_BYTES = 64 * D * 2, TILE_BYTES = BN * D * 2;
+    constexpr int STAGES = 3, CONSUMER_REGS = 232, PRODUCERS = 128, CONSUMERS = 256;
     extern __shared__ __align__(1024) unsigned char pa_smem[];
-    const unsigned int base = (smem_addr(pa_smem) + 1023) & ~1023u;
-    const unsigned int sQ = base, sK = sQ + 2 * Q_BYTES, sV = sK + STAGES * TILE_BYTES;
-    const unsigned int full = sV + STAGES * TILE_BYTES, empty = full + STAGES * 8;
-    unsigned char* gQ = pa_smem + (base - smem_addr(pa_smem));
-
+    const hopper_smem<STAGES> sm(pa_smem);
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, wg = warp >> 2;
     const int group = q_heads / kv_heads;
     const int units = kv_heads * slices;
-    if (tid == 0) {
-        for (int s = 0; s < STAGES; ++s) {
-            mbar_init(full + s * 8, 1);
-            mbar_init(empty + s * 8, CONSUMERS);
-        }
-        asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
-    }
+    if (tid == 0) hopper_init_barriers(sm);
     const float qs = scale * PA_LOG2E;
     __syncthreads();
 
@@ -75,110 +63,33 @@ __device__ __forceinline__ void lab_hopper_persistent_body(
         if (warp != 0) return;
         if (lane == 0) asm volatile("prefetch.tensormap [%0];\n" :: "l"(kv_map) : "memory");
         const unsigned int bt_magic = block_index_magic(block_tokens);
-        const int keys = 8 * (lane & 15), half = lane >> 4;
-        const unsigned int at = half * (BN * 128) + keys * 128;
-        int it = 0;  // tiles copied so far, over all of this CTA's units: the ring's position
+        const hopper_copier copier(lane);
+        int it = 0;
         for (int u = blockIdx.x; u < units; u += gridDim.x) {
-            const int kvh = u % kv_heads;
             pa_slice slice;
             if (!lab_take_slice_at(tiles, group, window, u / kv_heads, slice)) continue;
             const int* table = block_tables + (long)slice.tile.z * table_stride;
-            for (int t = 0; t < slice.n_tiles; ++t, ++it) {
-                const int s = it % STAGES;
-                if (it >= STAGES) mbar_wait(empty + s * 8, ((it / STAGES) - 1) & 1);
-                const int pos = (slice.t_first + t) * BN + keys;
-                int block = 0, token = block_tokens;
-                if (pos < slice.kv_end) {
-                    const int b = block_index(pos, bt_magic);
-                    block = table[b];
-                    token = pos - b * block_tokens;
-                }
-                if (lane == 0) mbar_expect_bytes(full + s * 8, 2 * TILE_BYTES);
-                __syncwarp();
-                tma_load_5d(sK + s * TILE_BYTES + at, kv_map, full + s * 8, 64 * half, kvh, token, 2 * layer, block);
-                tma_load_5d(sV + s * TILE_BYTES + at, kv_map, full + s * 8, 64 * half, kvh, token, 2 * layer + 1, block);
-            }
+            for (int t = 0; t < slice.n_tiles; ++t, ++it)
+                hopper_copy_tile(sm, slice, table, bt_magic, block_tokens, u % kv_heads, layer, kv_map, t, it, copier);
         }
         return;
     }
 
     asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" :: "n"(CONSUMER_REGS) : "memory");
     const int cwarp = warp - 4, g = lane >> 2, tq = lane & 3;
-    const unsigned int my_q = sQ + (wg - 1) * Q_BYTES;
-    const long out_stride = (long)q_heads * D;
     int it = 0;
     bool first = true;
     for (int u = blockIdx.x; u < units; u += gridDim.x) {
         const int kvh = u % kv_heads;
         pa_slice slice;
         if (!lab_take_slice_at(tiles, group, window, u / kv_heads, slice)) continue;
-        const int4 tile = slice.tile;
-        const int tok0 = slice.tok0, used_rows = slice.used_rows, first_visible = slice.first_visible, kv_end = slice.kv_end;
-        const int t_first = slice.t_first, window_top = slice.window_top, n_tiles = slice.n_tiles;
         // Both computing warpgroups have read the previous unit's Q (each thread writes rows of both halves).
         if (!first) asm volatile("bar.sync 3, %0;\n" :: "n"(CONSUMERS) : "memory");
         first = false;
-        constexpr int Q_PASSES = BM * CH / CONSUMERS;
-        uint4 qc[Q_PASSES];
-#pragma unroll
-        for (int k = 0; k < Q_PASSES; ++k) {
-            const int i = tid - PRODUCERS + k * CONSUMERS;
-            qc[k] = pa_q_chunk<D>(q, q_stride, tile.x + tok0, kvh * group, group, i / CH, i % CH, used_rows, qs);
-        }
-#pragma unroll
-        for (int k = 0; k < Q_PASSES; ++k) {
-            const int i = tid - PRODUCERS + k * CONSUMERS, m = i / CH;
-            *reinterpret_cast<uint4*>(gQ + (m >> 6) * Q_BYTES + wg_swz<64>(m & 63, i % CH)) = qc[k];
-        }
-        fence_proxy_async();
-        asm volatile("bar.sync 3, %0;\n" :: "n"(CONSUMERS) : "memory");
-        int lim[2], lo[2];
-#pragma unroll
-        for (int h = 0; h < 2; ++h) {
-            const int row = cwarp * 16 + g + 8 * h;
-            lim[h] = row < used_rows ? first_visible + row / group : first_visible;
-            lo[h] = window > 0 ? lim[h] - window : 0;
-        }
-        float o[D / 8][4];
-#pragma unroll
-        for (int j = 0; j < D / 8; ++j) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.0f;
-        float mx[2] = {NEG_INF, NEG_INF}, l[2] = {0.0f, 0.0f};
-        for (int t = 0; t < n_tiles; ++t, ++it) {
-            const int s = it % STAGES;
-            mbar_wait(full + s * 8, (it / STAGES) & 1);
-            const int n0 = (t_first + t) * BN;
-            const int seen = kv_end - n0;
-            if (seen < BN && (seen & 7)) {
-                const int i = tid - 128 * wg, row = seen + i / CH;
-                if (row < ((seen + 7) & ~7))
-                    asm volatile("st.shared.v4.b32 [%0], {%1, %1, %1, %1};\n" :: "r"(sV + s * TILE_BYTES + wg_swz<BN>(row, i % CH)), "r"(0)
-                                 : "memory");
-                fence_proxy_async();
-                asm volatile("bar.sync %0, 128;\n" :: "r"(wg) : "memory");
-            }
-            float sc[BN / 8][4];
-            wg_issue_s(sc, my_q, sK + s * TILE_BYTES);
-            wgmma_wait0();
-            fence_operands<BN / 8>(sc);
-            wg_softmax_pv<BN, ILP>(sc, o, mx, l, lim, lo, n0, n0 + BN > first_visible || n0 < window_top, tq, sV + s * TILE_BYTES);
-            wgmma_wait0();
-            fence_operands<D / 8>(o);
-            mbar_arrive(empty + s * 8);
-        }
-#pragma unroll
-        for (int h = 0; h < 2; ++h) {
-            float sum = l[h];
-            sum += __shfl_xor_sync(0xffffffffu, sum, 1);
-            sum += __shfl_xor_sync(0xffffffffu, sum, 2);
-            const float inv = 1.0f / sum;
-            const int row = cwarp * 16 + g + 8 * h;
-            if (row < used_rows) {
-                bf16_t* dst = out + (long)(tile.x + tok0 + row / group) * out_stride + (long)(kvh * group + row % group) * D + 2 * tq;
-#pragma unroll
-                for (int j = 0; j < D / 8; ++j)
-                    *reinterpret_cast<unsigned int*>(dst + j * 8) = pack_bf16x2(o[j][2 * h] * inv, o[j][2 * h + 1] * inv);
-            }
-        }
+        hopper_load_q(sm, q, q_stride, slice, kvh, group, qs, tid - PRODUCERS);
+        hopper_rows r(slice, cwarp, g, group, window);
+        for (int t = 0; t < slice.n_tiles; ++t, ++it) hopper_consume_tile<STAGES, ILP>(sm, slice, r, t, it, wg, tid, tq);
+        hopper_store_rows(r, slice, out, q_heads, kvh, group, cwarp, g, tq);
     }
 }
 

@@ -586,7 +586,168 @@ __device__ __forceinline__ void mbar_wait(unsigned int bar, int parity) {
         :: "r"(bar), "r"(parity) : "memory");
 }
 
-// The warp-specialized body (see "Hopper" above): BN keys a tile, STAGES tiles in flight, and
+// The Hopper kernel's shared memory: Q's two 64-row halves, STAGES K and V tiles of 128 keys,
+// then the stages' "full" and "empty" mbarriers (8 bytes each), from the first 1024-byte boundary.
+template <int STAGES>
+struct hopper_smem {
+    static constexpr unsigned int Q_BYTES = 64 * 128 * 2, TILE_BYTES = 128 * 128 * 2;
+    unsigned int q, k, v, full, empty;
+    unsigned char* q_generic;
+    __device__ __forceinline__ explicit hopper_smem(unsigned char* raw) {
+        const unsigned int base = (smem_addr(raw) + 1023) & ~1023u;
+        q = base; k = q + 2 * Q_BYTES; v = k + STAGES * TILE_BYTES;
+        full = v + STAGES * TILE_BYTES; empty = full + STAGES * 8;
+        q_generic = raw + (base - smem_addr(raw));
+    }
+};
+
+// The copying warp's tile t of a slice into ring position `it` (stage it mod STAGES, waiting for
+// the stage's previous use to be handed back): by bulk tensor copies through `kv_map`
+// (CUDAKernels.prefillKVMap: the pool as [block][layer · 2 + K|V][token][KV head][dim], boxes of 8
+// tokens x 64 dims), lane i brings keys 8·(i mod 16) ... + 7 of the tile, dims 64·(i / 16) ... + 63,
+// of K and of V, straight into the swizzled layout wgmma reads (the box's 8 lines of 128 bytes are
+// one swizzle atom). A group of 8 keys from kv_end on is asked at a token past the block, which the
+// copy fills with zeros; a group that kv_end cuts is the consumers' (hopper_consume_tile).
+// The copying lane's part of every tile (hopper_copy_tile), worked out once.
+struct hopper_copier {
+    int lane, keys, half;
+    unsigned int at;  // the lane's byte offset in a stage's K (and V) tile
+    __device__ __forceinline__ explicit hopper_copier(int lane_) : lane(lane_), keys(8 * (lane_ & 15)), half(lane_ >> 4) {
+        at = half * (128 * 128) + keys * 128;
+    }
+};
+
+template <int STAGES>
+__device__ __forceinline__ void hopper_copy_tile(const hopper_smem<STAGES>& sm, const pa_slice& slice, const int* table, unsigned int bt_magic,
+                                                 int block_tokens, int kvh, int layer, const void* kv_map, int t, int it, const hopper_copier& c) {
+    constexpr int BN = 128;
+    constexpr unsigned int TILE_BYTES = hopper_smem<STAGES>::TILE_BYTES;
+    const int lane = c.lane, keys = c.keys, half = c.half;
+    const unsigned int at = c.at;
+    const int s = it % STAGES;
+    if (it >= STAGES) mbar_wait(sm.empty + s * 8, ((it / STAGES) - 1) & 1);
+    const int pos = (slice.t_first + t) * BN + keys;
+    int block = 0, token = block_tokens;
+    if (pos < slice.kv_end) {
+        const int b = block_index(pos, bt_magic);
+        block = table[b];
+        token = pos - b * block_tokens;
+    }
+    if (lane == 0) mbar_expect_bytes(sm.full + s * 8, 2 * TILE_BYTES);
+    __syncwarp();
+    tma_load_5d(sm.k + s * TILE_BYTES + at, kv_map, sm.full + s * 8, 64 * half, kvh, token, 2 * layer, block);
+    tma_load_5d(sm.v + s * TILE_BYTES + at, kv_map, sm.full + s * 8, 64 * half, kvh, token, 2 * layer + 1, block);
+}
+
+// Q of a slice by the two computing warpgroups alone (thread `ctid` of 256), every load before
+// any store, then a barrier of the two (named barrier 3: 1 and 2 are the warpgroups' own).
+template <int STAGES>
+__device__ __forceinline__ void hopper_load_q(const hopper_smem<STAGES>& sm, const float* __restrict__ q, int q_stride, const pa_slice& slice,
+                                              int kvh, int group, float qs, int ctid) {
+    constexpr int D = 128, BM = 128, CH = D / 8, CONSUMERS = 256, Q_PASSES = BM * CH / CONSUMERS;
+    constexpr unsigned int Q_BYTES = hopper_smem<STAGES>::Q_BYTES;
+    uint4 qc[Q_PASSES];
+#pragma unroll
+    for (int k = 0; k < Q_PASSES; ++k) {
+        const int i = ctid + k * CONSUMERS;
+        qc[k] = pa_q_chunk<D>(q, q_stride, slice.tile.x + slice.tok0, kvh * group, group, i / CH, i % CH, slice.used_rows, qs);
+    }
+#pragma unroll
+    for (int k = 0; k < Q_PASSES; ++k) {
+        const int i = ctid + k * CONSUMERS, m = i / CH;
+        *reinterpret_cast<uint4*>(sm.q_generic + (m >> 6) * Q_BYTES + wg_swz<64>(m & 63, i % CH)) = qc[k];
+    }
+    fence_proxy_async();
+    asm volatile("bar.sync 3, %0;\n" :: "n"(CONSUMERS) : "memory");
+}
+
+// A computing warpgroup's state over one slice: its rows' key limits (lim, lo), output, running
+// max and sum.
+struct hopper_rows {
+    int lim[2], lo[2];
+    float o[16][4];
+    float mx[2], l[2];
+    __device__ __forceinline__ hopper_rows(const pa_slice& slice, int cwarp, int g, int group, int window) {
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+            const int row = cwarp * 16 + g + 8 * h;
+            lim[h] = row < slice.used_rows ? slice.first_visible + row / group : slice.first_visible;
+            lo[h] = window > 0 ? lim[h] - window : 0;
+        }
+#pragma unroll
+        for (int j = 0; j < 16; ++j) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.0f;
+        mx[0] = mx[1] = NEG_INF;
+        l[0] = l[1] = 0.0f;
+    }
+};
+
+// Tile t of a slice, from ring position `it`, for warpgroup wg (1 or 2): waits for the stage, S =
+// Q·Kᵀ, the online softmax and O += P·V, then hands the stage back.
+template <int STAGES, bool ILP>
+__device__ __forceinline__ void hopper_consume_tile(const hopper_smem<STAGES>& sm, const pa_slice& slice, hopper_rows& r, int t, int it, int wg,
+                                                    int tid, int tq) {
+    constexpr int BN = 128, CH = 128 / 8;
+    constexpr unsigned int Q_BYTES = hopper_smem<STAGES>::Q_BYTES, TILE_BYTES = hopper_smem<STAGES>::TILE_BYTES;
+    const int s = it % STAGES;
+    mbar_wait(sm.full + s * 8, (it / STAGES) & 1);
+    const int n0 = (slice.t_first + t) * BN;
+    // The 8-key group that kv_end cuts came whole: its keys from kv_end on are pool slots past
+    // the sequence (anything, NaN included). Their scores are masked, but P·V multiplies their
+    // V rows by P = 0, so each warpgroup zeroes those rows of V before its P·V (both write the
+    // same zeros), then makes its writes visible to wgmma's reads (async proxy).
+    const int seen = slice.kv_end - n0;
+    if (seen < BN && (seen & 7)) {
+        const int i = tid - 128 * wg, row = seen + i / CH;
+        if (row < ((seen + 7) & ~7))
+            asm volatile("st.shared.v4.b32 [%0], {%1, %1, %1, %1};\n" :: "r"(sm.v + s * TILE_BYTES + wg_swz<BN>(row, i % CH)), "r"(0)
+                         : "memory");
+        fence_proxy_async();
+        asm volatile("bar.sync %0, 128;\n" :: "r"(wg) : "memory");
+    }
+    float sc[BN / 8][4];
+    wg_issue_s(sc, sm.q + (wg - 1) * Q_BYTES, sm.k + s * TILE_BYTES);
+    wgmma_wait0();
+    fence_operands<BN / 8>(sc);
+    wg_softmax_pv<BN, ILP>(sc, r.o, r.mx, r.l, r.lim, r.lo, n0, n0 + BN > slice.first_visible || n0 < slice.window_top, tq,
+                           sm.v + s * TILE_BYTES);
+    wgmma_wait0();
+    fence_operands<128 / 8>(r.o);
+    mbar_arrive(sm.empty + s * 8);
+}
+
+// A computing thread's two rows of the slice's output, normalized, as bf16.
+__device__ __forceinline__ void hopper_store_rows(const hopper_rows& r, const pa_slice& slice, bf16_t* __restrict__ out, int q_heads, int kvh,
+                                                  int group, int cwarp, int g, int tq) {
+    constexpr int D = 128;
+    const long out_stride = (long)q_heads * D;
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+        float sum = r.l[h];
+        sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+        sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+        const float inv = 1.0f / sum;
+        const int row = cwarp * 16 + g + 8 * h;
+        if (row < slice.used_rows) {
+            bf16_t* dst = out + (long)(slice.tile.x + slice.tok0 + row / group) * out_stride + (long)(kvh * group + row % group) * D + 2 * tq;
+#pragma unroll
+            for (int j = 0; j < D / 8; ++j)
+                *reinterpret_cast<unsigned int*>(dst + j * 8) = pack_bf16x2(r.o[j][2 * h] * inv, r.o[j][2 * h + 1] * inv);
+        }
+    }
+}
+
+// Sets up the stages' mbarriers (thread 0) and makes them visible to the bulk copies' completions
+// (async proxy); the caller's __syncthreads makes them visible to the block.
+template <int STAGES>
+__device__ __forceinline__ void hopper_init_barriers(const hopper_smem<STAGES>& sm) {
+    for (int s = 0; s < STAGES; ++s) {
+        mbar_init(sm.full + s * 8, 1);
+        mbar_init(sm.empty + s * 8, 256);
+    }
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+}
+
+// The warp-specialized body (see "Hopper" above): 128 keys a tile, STAGES tiles in flight, and
 // CONSUMER_REGS registers for each computing thread once the copying warpgroup has given up its own.
 // The copying warp starts its copies right after the barriers are set up, and the computing
 // warpgroups alone read Q, all their loads in flight together: 3-10% faster on an H200 than every
@@ -599,33 +760,19 @@ __device__ __forceinline__ void prefill_attention_hopper_body(
     bf16_t* __restrict__ out, int q_heads, int kv_heads, int layer, int block_tokens, long block_stride,
     float scale, int window, const void* __restrict__ kv_map)
 {
-    constexpr int D = 128, BM = 128, CH = D / 8, PRODUCERS = 128, CONSUMERS = 256;
+    constexpr int BM = 128, PRODUCERS = 128, CONSUMERS = 256;
     static_assert(BN == 128, "the score product (wg_issue_s) is m64n128, and a tile is one box of 8 keys a lane and half row");
     static_assert(40 * PRODUCERS + CONSUMER_REGS * CONSUMERS <= 65536, "the registers must fit one multiprocessor");
-    constexpr unsigned int Q_BYTES = 64 * D * 2, TILE_BYTES = BN * D * 2;
     extern __shared__ __align__(1024) unsigned char pa_smem[];
-    const unsigned int base = (smem_addr(pa_smem) + 1023) & ~1023u;
-    const unsigned int sQ = base, sK = sQ + 2 * Q_BYTES, sV = sK + STAGES * TILE_BYTES;
-    const unsigned int full = sV + STAGES * TILE_BYTES, empty = full + STAGES * 8;
-    unsigned char* gQ = pa_smem + (base - smem_addr(pa_smem));
+    const hopper_smem<STAGES> sm(pa_smem);
 
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, wg = warp >> 2;
     const int kvh = blockIdx.x;
     const int group = q_heads / kv_heads;
     pa_slice slice;
     if (!pa_take_slice<BM, BN>(tiles, group, window, slice)) return;
-    const int4 tile = slice.tile;
-    const int tok0 = slice.tok0, used_rows = slice.used_rows, first_visible = slice.first_visible, kv_end = slice.kv_end;
-    const int t_first = slice.t_first, window_top = slice.window_top, n_tiles = slice.n_tiles;
 
-    if (tid == 0) {
-        for (int s = 0; s < STAGES; ++s) {
-            mbar_init(full + s * 8, 1);
-            mbar_init(empty + s * 8, CONSUMERS);
-        }
-        // The initialised barriers made visible to the bulk copies' completions (async proxy).
-        asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
-    }
+    if (tid == 0) hopper_init_barriers(sm);
     const float qs = scale * PA_LOG2E;
     __syncthreads();
 
@@ -634,109 +781,23 @@ __device__ __forceinline__ void prefill_attention_hopper_body(
         // here, CONSUMER_REGS each there), whose scores, output and P fragments need about 200.
         asm volatile("setmaxnreg.dec.sync.aligned.u32 40;\n" ::: "memory");
         if (warp != 0) return;
-        // One warp copies, by bulk tensor copies through `kv_map` (CUDAKernels.prefillKVMap: the
-        // pool as [block][layer · 2 + K|V][token][KV head][dim], boxes of 8 tokens x 64 dims):
-        // lane i brings keys 8·(i mod 16) ... + 7 of the tile, dims 64·(i / 16) ... + 63, of K and of
-        // V, straight into the swizzled layout wgmma reads (the box's 8 lines of 128 bytes are one
-        // swizzle atom). A group of 8 keys from kv_end on is asked at a token past the block,
-        // which the copy fills with zeros; a group that kv_end cuts is the consumers' (below).
+        // One warp copies (hopper_copy_tile).
         if (lane == 0) asm volatile("prefetch.tensormap [%0];\n" :: "l"(kv_map) : "memory");
-        const int* table = block_tables + (long)tile.z * table_stride;
+        const int* table = block_tables + (long)slice.tile.z * table_stride;
         const unsigned int bt_magic = block_index_magic(block_tokens);
-        const int keys = 8 * (lane & 15), half = lane >> 4;
-        const unsigned int at = half * (BN * 128) + keys * 128;
-        for (int t = 0; t < n_tiles; ++t) {
-            const int s = t % STAGES;
-            if (t >= STAGES) mbar_wait(empty + s * 8, ((t / STAGES) - 1) & 1);
-            const int pos = (t_first + t) * BN + keys;
-            int block = 0, token = block_tokens;
-            if (pos < kv_end) {
-                const int b = block_index(pos, bt_magic);
-                block = table[b];
-                token = pos - b * block_tokens;
-            }
-            if (lane == 0) mbar_expect_bytes(full + s * 8, 2 * TILE_BYTES);
-            __syncwarp();
-            tma_load_5d(sK + s * TILE_BYTES + at, kv_map, full + s * 8, 64 * half, kvh, token, 2 * layer, block);
-            tma_load_5d(sV + s * TILE_BYTES + at, kv_map, full + s * 8, 64 * half, kvh, token, 2 * layer + 1, block);
-        }
+        const hopper_copier copier(lane);
+        for (int t = 0; t < slice.n_tiles; ++t) hopper_copy_tile(sm, slice, table, bt_magic, block_tokens, kvh, layer, kv_map, t, t, copier);
         return;
     }
 
-    // Consumers: warpgroup 1 takes rows 0-63, warpgroup 2 rows 64-127.
+    // Consumers: warpgroup 1 takes rows 0-63, warpgroup 2 rows 64-127. Q while the copying warp
+    // has already asked for the first tiles.
     asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" :: "n"(CONSUMER_REGS) : "memory");
-    // Q by the computing threads alone, every load before any store, while the copying warp
-    // has already asked for the first tiles; then a barrier of the two computing warpgroups
-    // (named barrier 3: 1 and 2 are the warpgroups' own).
-    constexpr int Q_PASSES = BM * CH / CONSUMERS;
-    uint4 qc[Q_PASSES];
-#pragma unroll
-    for (int k = 0; k < Q_PASSES; ++k) {
-        const int i = tid - PRODUCERS + k * CONSUMERS;
-        qc[k] = pa_q_chunk<D>(q, q_stride, tile.x + tok0, kvh * group, group, i / CH, i % CH, used_rows, qs);
-    }
-#pragma unroll
-    for (int k = 0; k < Q_PASSES; ++k) {
-        const int i = tid - PRODUCERS + k * CONSUMERS, m = i / CH;
-        *reinterpret_cast<uint4*>(gQ + (m >> 6) * Q_BYTES + wg_swz<64>(m & 63, i % CH)) = qc[k];
-    }
-    fence_proxy_async();
-    asm volatile("bar.sync 3, %0;\n" :: "n"(CONSUMERS) : "memory");
+    hopper_load_q(sm, q, q_stride, slice, kvh, group, qs, tid - PRODUCERS);
     const int cwarp = warp - 4, g = lane >> 2, tq = lane & 3;
-    int lim[2], lo[2];
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
-        const int row = cwarp * 16 + g + 8 * h;
-        lim[h] = row < used_rows ? first_visible + row / group : first_visible;
-        lo[h] = window > 0 ? lim[h] - window : 0;
-    }
-    float o[D / 8][4];
-#pragma unroll
-    for (int j = 0; j < D / 8; ++j) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.0f;
-    float mx[2] = {NEG_INF, NEG_INF}, l[2] = {0.0f, 0.0f};
-    const unsigned int my_q = sQ + (wg - 1) * Q_BYTES;
-    for (int t = 0; t < n_tiles; ++t) {
-        const int s = t % STAGES;
-        mbar_wait(full + s * 8, (t / STAGES) & 1);
-        const int n0 = (t_first + t) * BN;
-        // The 8-key group that kv_end cuts came whole: its keys from kv_end on are pool slots past
-        // the sequence (anything, NaN included). Their scores are masked, but P·V multiplies their
-        // V rows by P = 0, so each warpgroup zeroes those rows of V before its P·V (both write the
-        // same zeros), then makes its writes visible to wgmma's reads (async proxy).
-        const int seen = kv_end - n0;
-        if (seen < BN && (seen & 7)) {
-            const int i = tid - 128 * wg, row = seen + i / CH;
-            if (row < ((seen + 7) & ~7))
-                asm volatile("st.shared.v4.b32 [%0], {%1, %1, %1, %1};\n" :: "r"(sV + s * TILE_BYTES + wg_swz<BN>(row, i % CH)), "r"(0)
-                             : "memory");
-            fence_proxy_async();
-            asm volatile("bar.sync %0, 128;\n" :: "r"(wg) : "memory");
-        }
-        float sc[BN / 8][4];
-        wg_issue_s(sc, my_q, sK + s * TILE_BYTES);
-        wgmma_wait0();
-        fence_operands<BN / 8>(sc);
-        wg_softmax_pv<BN, ILP>(sc, o, mx, l, lim, lo, n0, n0 + BN > first_visible || n0 < window_top, tq, sV + s * TILE_BYTES);
-        wgmma_wait0();
-        fence_operands<D / 8>(o);
-        mbar_arrive(empty + s * 8);
-    }
-
-    const long out_stride = (long)q_heads * D;
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
-        float sum = l[h];
-        sum += __shfl_xor_sync(0xffffffffu, sum, 1);
-        sum += __shfl_xor_sync(0xffffffffu, sum, 2);
-        const float inv = 1.0f / sum;
-        const int row = cwarp * 16 + g + 8 * h;
-        if (row < used_rows) {
-            bf16_t* dst = out + (long)(tile.x + tok0 + row / group) * out_stride + (long)(kvh * group + row % group) * D + 2 * tq;
-#pragma unroll
-            for (int j = 0; j < D / 8; ++j)
-                *reinterpret_cast<unsigned int*>(dst + j * 8) = pack_bf16x2(o[j][2 * h] * inv, o[j][2 * h + 1] * inv);
-        }
-    }
+    hopper_rows r(slice, cwarp, g, group, window);
+    for (int t = 0; t < slice.n_tiles; ++t) hopper_consume_tile<STAGES, ILP>(sm, slice, r, t, t, wg, tid, tq);
+    hopper_store_rows(r, slice, out, q_heads, kvh, group, cwarp, g, tq);
 }
 
 #endif  // __CUDA_ARCH_FEAT_SM90_ALL
