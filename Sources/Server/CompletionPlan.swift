@@ -118,7 +118,7 @@ struct CompletionPlan: Sendable {
             }
             var template = SamplingParams(
                 maxTokens: maxTokens, temperature: Float(temperature), topP: Float(topP), stop: options.stop, ignoreEOS: options.ignoreEOS)
-            try options.sampling.apply(to: &template, endpoint: endpoint)
+            try options.sampling.apply(to: &template, endpoint: endpoint, choices: n)
             for _ in 0..<n {
                 let index = choices.count
                 var sampling = template

@@ -25,6 +25,9 @@ struct SamplingOptions: Decodable, Sendable {
     var logprobs: Logprobs?
     var topLogprobs: Int?
     var echo: Bool
+    /// `best_of`: accepted only equal to `n` (read where `n` is), as this server generates no
+    /// extra candidates to choose among.
+    var bestOf: Int?
     /// Fields set to something this server does not do, with why; the first one refuses the request.
     var unsupported: [(param: String, reason: String)] = []
 
@@ -42,7 +45,6 @@ struct SamplingOptions: Decodable, Sendable {
         case minTokens = "min_tokens"
         case topLogprobs = "top_logprobs"
         case bestOf = "best_of"
-        case n
         case responseFormat = "response_format"
         case promptLogprobs = "prompt_logprobs"
     }
@@ -69,9 +71,7 @@ struct SamplingOptions: Decodable, Sendable {
         }
         topLogprobs = try c.decodeIfPresent(Int.self, forKey: .topLogprobs)
         echo = try c.decodeIfPresent(Bool.self, forKey: .echo) ?? false
-        if let bestOf = try c.decodeIfPresent(Int.self, forKey: .bestOf), bestOf != (try c.decodeIfPresent(Int.self, forKey: .n) ?? 1) {
-            unsupported.append(("best_of", "choosing the best of several generations is not supported; leave it unset or equal to 'n'"))
-        }
+        bestOf = try c.decodeIfPresent(Int.self, forKey: .bestOf)
         if let suffix = try c.decodeIfPresent(String.self, forKey: .suffix), !suffix.isEmpty {
             unsupported.append(("suffix", "insertion (a text after the completion) is not supported"))
         }
@@ -121,8 +121,13 @@ struct SamplingOptions: Decodable, Sendable {
         }
     }
 
-    /// Checks the fields and sets them on `sampling` (whose `maxTokens` is already decided).
-    func apply(to sampling: inout SamplingParams, endpoint: CompletionEndpoint) throws(OpenAIError) {
+    /// Checks the fields and sets them on `sampling` (whose `maxTokens` is already decided) for a
+    /// request of `choices` generations a prompt (its `n`).
+    func apply(to sampling: inout SamplingParams, endpoint: CompletionEndpoint, choices: Int) throws(OpenAIError) {
+        var unsupported = unsupported
+        if let bestOf, bestOf != choices {
+            unsupported.insert(("best_of", "choosing the best of several generations is not supported; leave it unset or equal to 'n'"), at: 0)
+        }
         if let refused = unsupported.first {
             throw .invalidRequest(
                 "'\(refused.param)' is not supported by this server: \(refused.reason).", param: refused.param, code: "unsupported_parameter")

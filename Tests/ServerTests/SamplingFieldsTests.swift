@@ -31,6 +31,19 @@ final class SamplingFieldsTests: XCTestCase {
         XCTAssertNil(sampling.logprobs)
     }
 
+    func testBestOfEqualToNIsAcceptedWhateverFormNTakes() async throws {
+        let service = ScriptedGenerationService()
+        try await withServer(service) { client in
+            for fields in [#""n":2,"best_of":2"#, #""n":2.0,"best_of":2"#] {
+                let response = try await client.post("/v1/completions", #"{"model":"scripted","prompt":"hi","max_tokens":2,"# + fields + "}")
+                XCTAssertEqual(response.status, .ok, fields + ": " + String(buffer: response.body))
+            }
+            let refused = try await client.post("/v1/completions", #"{"model":"scripted","prompt":"hi","n":2,"best_of":3}"#)
+            XCTAssertEqual(try refused.error["param"] as? String, "best_of")
+        }
+        XCTAssertEqual(service.requests.count, 4, "two requests of two choices each")
+    }
+
     func testCompletionLogprobsListTokensAlternativesAndTextOffsets() async throws {
         try await withServer(ScriptedGenerationService()) { client in
             let response = try await client.post("/v1/completions", #"{"model":"scripted","prompt":"hi","max_tokens":3,"logprobs":2}"#)
