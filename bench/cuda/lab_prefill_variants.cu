@@ -16,24 +16,6 @@ extern "C" __global__ void __launch_bounds__(384, 1) prefill_attention_d128_hopp
 
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
 
-// pa_take_slice for work unit `index` (a slice of the tile table) instead of blockIdx.y.
-__device__ __forceinline__ bool lab_take_slice_at(const int4* __restrict__ tiles, int group, int window, unsigned int index, pa_slice& s) {
-    constexpr int BM = 128, BN = 128;
-    const int tpc = min(PA_TILE_TOKENS, BM / group);
-    const int slices = (PA_TILE_TOKENS + tpc - 1) / tpc;
-    s.tile = tiles[index / slices];
-    s.tok0 = (index % slices) * tpc;
-    if (s.tok0 >= s.tile.y) return false;
-    const int ntok = min(tpc, s.tile.y - s.tok0);
-    s.used_rows = ntok * group;
-    s.first_visible = s.tile.w + s.tok0;
-    s.kv_end = s.first_visible + ntok - 1;
-    s.t_first = window > 0 ? max(0, s.first_visible - window) / BN : 0;
-    s.window_top = window > 0 ? s.kv_end - window : 0;
-    s.n_tiles = (s.kv_end + BN - 1) / BN - s.t_first;
-    return true;
-}
-
 // Persistent CTAs (FlashAttention-3's scheduling, statically): one CTA a multiprocessor, grid
 // (ctas), each taking work units blockIdx.x, + gridDim.x, ... of the kv_heads · `slices` units,
 // KV head fastest (the slices come heaviest first, so each CTA's units cost about the same). The
@@ -67,7 +49,7 @@ __device__ __forceinline__ void lab_hopper_persistent_body(
         int it = 0;
         for (int u = blockIdx.x; u < units; u += gridDim.x) {
             pa_slice slice;
-            if (!lab_take_slice_at(tiles, group, window, u / kv_heads, slice)) continue;
+            if (!pa_take_slice<128, 128>(tiles, group, window, u / kv_heads, slice)) continue;
             const int* table = block_tables + (long)slice.tile.z * table_stride;
             for (int t = 0; t < slice.n_tiles; ++t, ++it)
                 hopper_copy_tile(sm, slice, table, bt_magic, block_tokens, u % kv_heads, layer, kv_map, t, it, copier);
@@ -82,7 +64,7 @@ __device__ __forceinline__ void lab_hopper_persistent_body(
     for (int u = blockIdx.x; u < units; u += gridDim.x) {
         const int kvh = u % kv_heads;
         pa_slice slice;
-        if (!lab_take_slice_at(tiles, group, window, u / kv_heads, slice)) continue;
+        if (!pa_take_slice<128, 128>(tiles, group, window, u / kv_heads, slice)) continue;
         // Both computing warpgroups have read the previous unit's Q (each thread writes rows of both halves).
         if (!first) asm volatile("bar.sync 3, %0;\n" :: "n"(CONSUMERS) : "memory");
         first = false;

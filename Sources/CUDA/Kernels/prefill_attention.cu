@@ -33,8 +33,9 @@ __device__ __forceinline__ float pa_exp2(float x) {
     return y;
 }
 
-// The part of the tile table a block takes (blockIdx.y): up to BM / group tokens of one tile (a
-// "slice"), and the keys they see. False when the slice is past the tile's tokens.
+// The part of the tile table that work unit `index` (a block's blockIdx.y) takes: up to BM / group
+// tokens of one tile (a "slice"), and the keys they see. False when the slice is past the tile's
+// tokens.
 struct pa_slice {
     int4 tile;          // {first row, tokens, table row, visible}
     int tok0;           // the slice's first token in the tile
@@ -47,11 +48,11 @@ struct pa_slice {
 };
 
 template <int BM, int BN>
-__device__ __forceinline__ bool pa_take_slice(const int4* __restrict__ tiles, int group, int window, pa_slice& s) {
+__device__ __forceinline__ bool pa_take_slice(const int4* __restrict__ tiles, int group, int window, unsigned int index, pa_slice& s) {
     const int tpc = min(PA_TILE_TOKENS, BM / group);
     const int slices = (PA_TILE_TOKENS + tpc - 1) / tpc;
-    s.tile = tiles[blockIdx.y / slices];
-    s.tok0 = (blockIdx.y % slices) * tpc;
+    s.tile = tiles[index / slices];
+    s.tok0 = (index % slices) * tpc;
     if (s.tok0 >= s.tile.y) return false;
     const int ntok = min(tpc, s.tile.y - s.tok0);
     s.used_rows = ntok * group;
@@ -215,7 +216,7 @@ __device__ __forceinline__ void prefill_attention_body(
     const int kvh = blockIdx.x;
     const int group = q_heads / kv_heads;
     pa_slice slice;
-    if (!pa_take_slice<BM, BN>(tiles, group, window, slice)) return;
+    if (!pa_take_slice<BM, BN>(tiles, group, window, blockIdx.y, slice)) return;
     const int4 tile = slice.tile;
     const int tok0 = slice.tok0, used_rows = slice.used_rows, first_visible = slice.first_visible, kv_end = slice.kv_end;
     const int t_first = slice.t_first, window_top = slice.window_top, n_tiles = slice.n_tiles;
@@ -601,13 +602,6 @@ struct hopper_smem {
     }
 };
 
-// The copying warp's tile t of a slice into ring position `it` (stage it mod STAGES, waiting for
-// the stage's previous use to be handed back): by bulk tensor copies through `kv_map`
-// (CUDAKernels.prefillKVMap: the pool as [block][layer · 2 + K|V][token][KV head][dim], boxes of 8
-// tokens x 64 dims), lane i brings keys 8·(i mod 16) ... + 7 of the tile, dims 64·(i / 16) ... + 63,
-// of K and of V, straight into the swizzled layout wgmma reads (the box's 8 lines of 128 bytes are
-// one swizzle atom). A group of 8 keys from kv_end on is asked at a token past the block, which the
-// copy fills with zeros; a group that kv_end cuts is the consumers' (hopper_consume_tile).
 // The copying lane's part of every tile (hopper_copy_tile), worked out once.
 struct hopper_copier {
     int lane, keys, half;
@@ -617,6 +611,13 @@ struct hopper_copier {
     }
 };
 
+// The copying warp's tile t of a slice into ring position `it` (stage it mod STAGES, waiting for
+// the stage's previous use to be handed back): by bulk tensor copies through `kv_map`
+// (CUDAKernels.prefillKVMap: the pool as [block][layer · 2 + K|V][token][KV head][dim], boxes of 8
+// tokens x 64 dims), lane i brings keys 8·(i mod 16) ... + 7 of the tile, dims 64·(i / 16) ... + 63,
+// of K and of V, straight into the swizzled layout wgmma reads (the box's 8 lines of 128 bytes are
+// one swizzle atom). A group of 8 keys from kv_end on is asked at a token past the block, which the
+// copy fills with zeros; a group that kv_end cuts is the consumers' (hopper_consume_tile).
 template <int STAGES>
 __device__ __forceinline__ void hopper_copy_tile(const hopper_smem<STAGES>& sm, const pa_slice& slice, const int* table, unsigned int bt_magic,
                                                  int block_tokens, int kvh, int layer, const void* kv_map, int t, int it, const hopper_copier& c) {
@@ -770,7 +771,7 @@ __device__ __forceinline__ void prefill_attention_hopper_body(
     const int kvh = blockIdx.x;
     const int group = q_heads / kv_heads;
     pa_slice slice;
-    if (!pa_take_slice<BM, BN>(tiles, group, window, slice)) return;
+    if (!pa_take_slice<BM, BN>(tiles, group, window, blockIdx.y, slice)) return;
 
     if (tid == 0) hopper_init_barriers(sm);
     const float qs = scale * PA_LOG2E;
