@@ -107,16 +107,17 @@ public struct SamplingBenchmark: Sendable {
         ]
     }
 
+    /// One standard normal draw (Box-Muller).
     private static func normal(_ random: inout SeededGenerator) -> Double {
         let u = Double.random(in: Double.ulpOfOne..<1, using: &random)
-        let v = Double.random(in: 0..<1, using: &random)
+        let v = Double.random(in: Double.ulpOfOne..<1, using: &random)
         return sqrt(-2 * log(u)) * cos(2 * Double.pi * v)
     }
 
     private func single() -> [(name: String, milliseconds: Double)] {
         var random = SeededGenerator(seed: 0x5EED)
         func uniform() -> Double { Double.random(in: Double.ulpOfOne..<1, using: &random) }
-        let logits = (0..<vocabulary).map { _ in Float(2.5 * sqrt(-2 * log(uniform())) * cos(2 * Double.pi * uniform())) }
+        let logits = (0..<vocabulary).map { _ in Float(Self.normal(&random) * 2.5) }
         let sorted = [("top_p 0.9 by a full sort (before)", 0, Float(0.9)), ("top_k 40 by a full sort (before)", 40, Float(1))].map {
             name, topK, topP in
             let start = Date()
