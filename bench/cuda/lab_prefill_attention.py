@@ -33,9 +33,7 @@ VARIANTS = {64: [(4, 1, 64, 2), (8, 2, 64, 2)], 128: [(4, 1, 64, 2), (8, 2, 64, 
 
 # The Hopper kernels: (warps, 1, keys per tile, tiles in flight, kernel name); one of their three
 # warpgroups copies, two compute 64 rows each.
-HOPPER_VARIANTS = [(12, 1, 128, 3, name) for name in ("prefill_attention_d128_hopper", "prefill_attention_d128_hopper_ilp",
-                                                      "prefill_attention_d128_hopper_persistent",
-                                                      "prefill_attention_d128_hopper_persistent_ilp")]
+HOPPER_VARIANTS = [(12, 1, 128, 3, name) for name in ("prefill_attention_d128_hopper",)]
 # Timed from the baseline folder too, when one is given.
 BASELINE_VARIANTS = [(8, 2, 64, 3), HOPPER_VARIANTS[0]]
 
@@ -121,10 +119,6 @@ def run_kernel(lab, cfg, q, q_stride, pool, tables, tiles, out, qh, kvh, hd, lay
     extra = [0]
     if is_hopper(cfg):
         extra.append(kv_map(lab, pool))
-    if "persistent" in variant_name(hd, cfg):
-        # One CTA a multiprocessor at most, each taking every gridDim.x-th (KV head, slice) unit.
-        extra.append(grid_y)
-        grid = (min(kvh * grid_y, torch.cuda.get_device_properties(0).multi_processor_count), 1)
 
     def call():
         lab.launch(variant_name(hd, cfg), grid, (32 * cfg[0],),

@@ -113,13 +113,7 @@ __device__ __forceinline__ void pa_copy_kv_rows(const T* __restrict__ pool, cons
 // row's window) takes 0 as its reference, so its P and its rescale are 0, not NaN. Once the maxima
 // settle most tiles raise none of a warp's rows, and then the rescale of O (a multiply per output
 // element) is skipped: it would multiply by exactly 1.
-//
-// ILP (a lab variant, bench/cuda/lab_prefill_variants.cu, until timed on a GPU): the row maxima and
-// sums run in four independent partials each, so that their dependent chains are BN / 32 + 2
-// instructions deep instead of BN / 4 (the compiler keeps the written order of float max and add).
-// Nsight Compute put a fifth of the Hopper kernel's warp samples on fixed-latency dependencies
-// (prefill-attention-h200.md); the partial sums change the sum's rounding, not what it adds.
-template <int BN, int D, bool ILP = false>
+template <int BN, int D>
 __device__ __forceinline__ void pa_online_softmax(float (&s)[BN / 8][4], float (&o)[D / 8][4], float (&mx)[2], float (&l)[2],
                                                   const int (&lim)[2], const int (&lo)[2], int n0, bool masked, int tq,
                                                   unsigned int (&pf)[BN / 16][4]) {
@@ -134,24 +128,10 @@ __device__ __forceinline__ void pa_online_softmax(float (&s)[BN / 8][4], float (
         }
     }
     float x0 = mx[0], x1 = mx[1];
-    if constexpr (ILP) {
-        static_assert(BN % 32 == 0, "four partials over the key tile's 8-key columns");
-        float a0[4], a1[4];
 #pragma unroll
-        for (int k = 0; k < 4; ++k) { a0[k] = fmaxf(s[k][0], s[k][1]); a1[k] = fmaxf(s[k][2], s[k][3]); }
-#pragma unroll
-        for (int j = 4; j < BN / 8; ++j) {
-            a0[j & 3] = fmaxf(a0[j & 3], fmaxf(s[j][0], s[j][1]));
-            a1[j & 3] = fmaxf(a1[j & 3], fmaxf(s[j][2], s[j][3]));
-        }
-        x0 = fmaxf(x0, fmaxf(fmaxf(a0[0], a0[1]), fmaxf(a0[2], a0[3])));
-        x1 = fmaxf(x1, fmaxf(fmaxf(a1[0], a1[1]), fmaxf(a1[2], a1[3])));
-    } else {
-#pragma unroll
-        for (int j = 0; j < BN / 8; ++j) {
-            x0 = fmaxf(x0, fmaxf(s[j][0], s[j][1]));
-            x1 = fmaxf(x1, fmaxf(s[j][2], s[j][3]));
-        }
+    for (int j = 0; j < BN / 8; ++j) {
+        x0 = fmaxf(x0, fmaxf(s[j][0], s[j][1]));
+        x1 = fmaxf(x1, fmaxf(s[j][2], s[j][3]));
     }
     x0 = fmaxf(x0, __shfl_xor_sync(0xffffffffu, x0, 1));
     x0 = fmaxf(x0, __shfl_xor_sync(0xffffffffu, x0, 2));
@@ -165,26 +145,17 @@ __device__ __forceinline__ void pa_online_softmax(float (&s)[BN / 8][4], float (
         for (int j = 0; j < D / 8; ++j) { o[j][0] *= c0; o[j][1] *= c0; o[j][2] *= c1; o[j][3] *= c1; }
         mx[0] = x0; mx[1] = x1;
     }
-    constexpr int PARTS = ILP ? 4 : 1;
-    float l0[PARTS], l1[PARTS];
-    l0[0] = l[0]; l1[0] = l[1];
-#pragma unroll
-    for (int k = 1; k < PARTS; ++k) l0[k] = l1[k] = 0.0f;
+    float l0 = l[0], l1 = l[1];
 #pragma unroll
     for (int j = 0; j < BN / 8; ++j) {
         const float p0 = pa_exp2(s[j][0] - r0), p1 = pa_exp2(s[j][1] - r0);
         const float p2 = pa_exp2(s[j][2] - r1), p3 = pa_exp2(s[j][3] - r1);
-        l0[j % PARTS] += p0 + p1; l1[j % PARTS] += p2 + p3;
+        l0 += p0 + p1; l1 += p2 + p3;
         // S's accumulator layout is the A-operand layout of the next product.
         pf[j >> 1][(j & 1) * 2] = pack_bf16x2(p0, p1);
         pf[j >> 1][(j & 1) * 2 + 1] = pack_bf16x2(p2, p3);
     }
-    if constexpr (ILP) {
-        l[0] = (l0[0] + l0[1]) + (l0[2] + l0[3]);
-        l[1] = (l1[0] + l1[1]) + (l1[2] + l1[3]);
-    } else {
-        l[0] = l0[0]; l[1] = l1[0];
-    }
+    l[0] = l0; l[1] = l1;
 }
 
 // STAGES K/V tiles are in flight: tile t + STAGES - 1 is requested right after the barrier that
@@ -532,11 +503,11 @@ __device__ __forceinline__ unsigned int wg_swz(int r, int c) { return (c >> 3) *
 
 // One key tile of a warpgroup's 64 rows: pa_online_softmax on this thread's scores `s`, then
 // O += P·V with the V tile at shared address `vb`, issued and committed (not waited for).
-template <int BN, bool ILP = false>
+template <int BN>
 __device__ __forceinline__ void wg_softmax_pv(float (&s)[BN / 8][4], float (&o)[16][4], float (&mx)[2], float (&l)[2], const int (&lim)[2],
                                               const int (&lo)[2], int n0, bool masked, int tq, unsigned int vb) {
     unsigned int pf[BN / 16][4];
-    pa_online_softmax<BN, 128, ILP>(s, o, mx, l, lim, lo, n0, masked, tq, pf);
+    pa_online_softmax<BN, 128>(s, o, mx, l, lim, lo, n0, masked, tq, pf);
     wgmma_fence();
 #pragma unroll
     for (int kk = 0; kk < BN / 16; ++kk) {
@@ -611,8 +582,8 @@ struct hopper_copier {
     }
 };
 
-// The copying warp's tile t of a slice into ring position `it` (stage it mod STAGES, waiting for
-// the stage's previous use to be handed back): by bulk tensor copies through `kv_map`
+// The copying warp's tile t of a slice into stage t mod STAGES (waiting for the stage's previous
+// use to be handed back): by bulk tensor copies through `kv_map`
 // (CUDAKernels.prefillKVMap: the pool as [block][layer · 2 + K|V][token][KV head][dim], boxes of 8
 // tokens x 64 dims), lane i brings keys 8·(i mod 16) ... + 7 of the tile, dims 64·(i / 16) ... + 63,
 // of K and of V, straight into the swizzled layout wgmma reads (the box's 8 lines of 128 bytes are
@@ -620,13 +591,13 @@ struct hopper_copier {
 // copy fills with zeros; a group that kv_end cuts is the consumers' (hopper_consume_tile).
 template <int STAGES>
 __device__ __forceinline__ void hopper_copy_tile(const hopper_smem<STAGES>& sm, const pa_slice& slice, const int* table, unsigned int bt_magic,
-                                                 int block_tokens, int kvh, int layer, const void* kv_map, int t, int it, const hopper_copier& c) {
+                                                 int block_tokens, int kvh, int layer, const void* kv_map, int t, const hopper_copier& c) {
     constexpr int BN = 128;
     constexpr unsigned int TILE_BYTES = hopper_smem<STAGES>::TILE_BYTES;
     const int lane = c.lane, keys = c.keys, half = c.half;
     const unsigned int at = c.at;
-    const int s = it % STAGES;
-    if (it >= STAGES) mbar_wait(sm.empty + s * 8, ((it / STAGES) - 1) & 1);
+    const int s = t % STAGES;
+    if (t >= STAGES) mbar_wait(sm.empty + s * 8, ((t / STAGES) - 1) & 1);
     const int pos = (slice.t_first + t) * BN + keys;
     int block = 0, token = block_tokens;
     if (pos < slice.kv_end) {
@@ -682,15 +653,15 @@ struct hopper_rows {
     }
 };
 
-// Tile t of a slice, from ring position `it`, for warpgroup wg (1 or 2): waits for the stage, S =
+// Tile t of a slice, from stage t mod STAGES, for warpgroup wg (1 or 2): waits for the stage, S =
 // Q·Kᵀ, the online softmax and O += P·V, then hands the stage back.
-template <int STAGES, bool ILP>
-__device__ __forceinline__ void hopper_consume_tile(const hopper_smem<STAGES>& sm, const pa_slice& slice, hopper_rows& r, int t, int it, int wg,
-                                                    int tid, int tq) {
+template <int STAGES>
+__device__ __forceinline__ void hopper_consume_tile(const hopper_smem<STAGES>& sm, const pa_slice& slice, hopper_rows& r, int t, int wg, int tid,
+                                                    int tq) {
     constexpr int BN = 128, CH = 128 / 8;
     constexpr unsigned int Q_BYTES = hopper_smem<STAGES>::Q_BYTES, TILE_BYTES = hopper_smem<STAGES>::TILE_BYTES;
-    const int s = it % STAGES;
-    mbar_wait(sm.full + s * 8, (it / STAGES) & 1);
+    const int s = t % STAGES;
+    mbar_wait(sm.full + s * 8, (t / STAGES) & 1);
     const int n0 = (slice.t_first + t) * BN;
     // The 8-key group that kv_end cuts came whole: its keys from kv_end on are pool slots past
     // the sequence (anything, NaN included). Their scores are masked, but P·V multiplies their
@@ -709,8 +680,8 @@ __device__ __forceinline__ void hopper_consume_tile(const hopper_smem<STAGES>& s
     wg_issue_s(sc, sm.q + (wg - 1) * Q_BYTES, sm.k + s * TILE_BYTES);
     wgmma_wait0();
     fence_operands<BN / 8>(sc);
-    wg_softmax_pv<BN, ILP>(sc, r.o, r.mx, r.l, r.lim, r.lo, n0, n0 + BN > slice.first_visible || n0 < slice.window_top, tq,
-                           sm.v + s * TILE_BYTES);
+    wg_softmax_pv<BN>(sc, r.o, r.mx, r.l, r.lim, r.lo, n0, n0 + BN > slice.first_visible || n0 < slice.window_top, tq,
+                      sm.v + s * TILE_BYTES);
     wgmma_wait0();
     fence_operands<128 / 8>(r.o);
     mbar_arrive(sm.empty + s * 8);
@@ -754,7 +725,7 @@ __device__ __forceinline__ void hopper_init_barriers(const hopper_smem<STAGES>& 
 // warpgroups alone read Q, all their loads in flight together: 3-10% faster on an H200 than every
 // thread reading Q in a loop whose loads waited one after another, with the copies after it
 // (bench/results/prefill-attention-h200.md, 2026-12-05).
-template <int BN, int STAGES, int CONSUMER_REGS, bool ILP = false>
+template <int BN, int STAGES, int CONSUMER_REGS>
 __device__ __forceinline__ void prefill_attention_hopper_body(
     const float* __restrict__ q, int q_stride, const bf16_t* __restrict__ pool,
     const int* __restrict__ block_tables, int table_stride, const int4* __restrict__ tiles,
@@ -787,7 +758,7 @@ __device__ __forceinline__ void prefill_attention_hopper_body(
         const int* table = block_tables + (long)slice.tile.z * table_stride;
         const unsigned int bt_magic = block_index_magic(block_tokens);
         const hopper_copier copier(lane);
-        for (int t = 0; t < slice.n_tiles; ++t) hopper_copy_tile(sm, slice, table, bt_magic, block_tokens, kvh, layer, kv_map, t, t, copier);
+        for (int t = 0; t < slice.n_tiles; ++t) hopper_copy_tile(sm, slice, table, bt_magic, block_tokens, kvh, layer, kv_map, t, copier);
         return;
     }
 
@@ -797,7 +768,7 @@ __device__ __forceinline__ void prefill_attention_hopper_body(
     hopper_load_q(sm, q, q_stride, slice, kvh, group, qs, tid - PRODUCERS);
     const int cwarp = warp - 4, g = lane >> 2, tq = lane & 3;
     hopper_rows r(slice, cwarp, g, group, window);
-    for (int t = 0; t < slice.n_tiles; ++t) hopper_consume_tile<STAGES, ILP>(sm, slice, r, t, t, wg, tid, tq);
+    for (int t = 0; t < slice.n_tiles; ++t) hopper_consume_tile<STAGES>(sm, slice, r, t, wg, tid, tq);
     hopper_store_rows(r, slice, out, q_heads, kvh, group, cwarp, g, tq);
 }
 
