@@ -1,3 +1,4 @@
+import Foundation
 import HiFCCore
 
 /// Typed launchers for the NVRTC-compiled kernels of `Sources/CUDA/Kernels/`.
@@ -12,11 +13,17 @@ public struct CUDAKernels: Sendable {
     public let library: KernelLibrary
     /// How many CTAs of each skinny-GEMM launch fit on one multiprocessor (SkinnyGEMM.swift).
     let skinnyGEMMResidency: [SkinnyGEMMLaunch: Int]
+    /// Whether 2-split decode attention combines its splits in a thread block cluster
+    /// (`decodeAttentionLaunch`): on devices with clusters, unless `HIFC_CUDA_DECODE_CLUSTERS=0`
+    /// asks for the split kernel and `paged_attention_combine`, to compare the two in one run.
+    let decodeClusters: Bool
 
     /// Launchers over `library`.
     public init(library: KernelLibrary) throws {
         self.library = library
         skinnyGEMMResidency = try CUDAKernels.skinnyGEMMResidency(library: library)
+        decodeClusters =
+            library.device.info.hasClusters && ProcessInfo.processInfo.environment["HIFC_CUDA_DECODE_CLUSTERS"] != "0"
     }
 
     private func gridFor(_ n: Int, threads: Int = 256) -> Int { max(1, min((n + threads - 1) / threads, 65535)) }
@@ -287,8 +294,9 @@ public struct CUDAKernels: Sendable {
     /// at head dim 128, so that two blocks share a multiprocessor, five at 64 and 256. At head dim
     /// 128 and exactly 2 `splits`, on a device with thread block `clusters`, the kernel is the
     /// `_cluster2` form, whose two blocks combine their splits themselves (`combinesSplits`: no
-    /// `paged_attention_combine` after it); on an H200 it took 8-10% off the layer's attention at
-    /// batch 16 and 8K tokens (fp8-kv.md).
+    /// `paged_attention_combine` after it): in the lab it took 8-10% off the layer's attention at
+    /// batch 16 and 8K tokens on an H200, and lost 1% (fp8) and 18% (bf16) on an H100 (fp8-kv.md;
+    /// its whole-step effect is not measured yet).
     static func decodeAttentionLaunch(headDim: Int, group: Int, dtype: KVDType = .bfloat16, splits: Int = 1, clusters: Bool = false)
         -> (kernel: String, threads: Int, sharedBytes: Int, combinesSplits: Bool)?
     {
@@ -357,7 +365,7 @@ public struct CUDAKernels: Sendable {
         a.add(int: window.map { min($0, Int(Int32.max)) } ?? 0)
         let group = qHeads / layout.kvHeads
         if let decode = CUDAKernels.decodeAttentionLaunch(
-            headDim: hd, group: group, dtype: layout.dtype, splits: splits, clusters: library.device.info.hasClusters)
+            headDim: hd, group: group, dtype: layout.dtype, splits: splits, clusters: decodeClusters)
         {
             a.add(output)
             a.add(int: min(max(0, freshTokens), Int(Int32.max)))
