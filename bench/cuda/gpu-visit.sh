@@ -33,7 +33,7 @@
 # (lab_decode_attention.py: correctness against float64, time and GB/s of KV against the copy roofline); LAB_QUICK=1:
 # three check shapes and the 8192-token decode step's shape only, about a minute; LAB_PROFILE=K1,K2: then Nsight Compute
 # (ncu: throughput, warp stalls, instruction mix, occupancy) on those kernels at the fp8 decode step's shape
-# clusters (issue 22, about 5 minutes with synth-8b already written): bench model with HIFC_CUDA_DECODE_CLUSTERS=1 and 0 alternating,
+# clusters (issue 22, about 7 minutes with synth-8b already written; one shape and dtype: about 2): bench model with HIFC_CUDA_DECODE_CLUSTERS=1 and 0 alternating,
 # at CLUSTER_SHAPES (BATCH:PROMPT pairs; 16:7936 8:2048) and CLUSTER_KV (fp8 bf16), where graph steps take the 2-split cluster kernel
 # overlap (issue 25): bench model with decode steps launched ahead and one at a time, alternating; BATCH, PROMPT, GRAPH_DECODE
 # graphs (issue 25, decode steps replayed from CUDA graphs; about 5 minutes with synth-8b already written):
