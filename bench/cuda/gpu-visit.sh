@@ -3,8 +3,8 @@
 # whole 8B-shaped model against PyTorch + transformers, the server under load, and an error exit
 # of the CUDA engine.
 # Run from the repository root after `bash .device/unpack.sh`; logs go to $OUT (or ./gpu-logs).
-#   bash bench/cuda/gpu-visit.sh [checks] [labs] [prefillncu] [clusters] [model] [long] [swap] [swapio] [prefix] [sanitizer] [serve] [exit] [smollm2] [gemma3] [cpuprofile] [cpu] [multi] [multi2] [swapmodes] [fp8] [fp8lab] [graphs] [overlap] [variants] [llamacuda] [servepeak] [servesweep]
-#   (default: all but clusters, swapio, smollm2, gemma3, cpuprofile, cpu, multi, multi2, swapmodes, fp8, fp8lab, graphs, overlap, variants, llamacuda, servepeak and servesweep; smollm2, gemma3 and cpu need a GGUF carried in parts,
+#   bash bench/cuda/gpu-visit.sh [checks] [labs] [prefillncu] [decodeab] [model] [long] [swap] [swapio] [prefix] [sanitizer] [serve] [exit] [smollm2] [gemma3] [cpuprofile] [cpu] [multi] [multi2] [swapmodes] [fp8] [fp8lab] [graphs] [overlap] [variants] [llamacuda] [servepeak] [servesweep]
+#   (default: all but decodeab, swapio, smollm2, gemma3, cpuprofile, cpu, multi, multi2, swapmodes, fp8, fp8lab, graphs, overlap, variants, llamacuda, servepeak and servesweep; smollm2, gemma3 and cpu need a GGUF carried in parts,
 #   see the smollm2 step; multi2 needs the 2-GPU machine, nvidia-h200-x2; swapmodes fits one device call of its own, about 6 minutes)
 # env: BATCH, PROMPT, DECODE (model: decode tokens, 32; the first 15 or so steps after the prefill run at
 # power-capped clocks, model-h200.md); BASELINE=DIR first runs bench model with DIR/hifc (an earlier binary, packed
@@ -33,8 +33,10 @@
 # (lab_decode_attention.py: correctness against float64, time and GB/s of KV against the copy roofline); LAB_QUICK=1:
 # three check shapes and the 8192-token decode step's shape only, about a minute; LAB_PROFILE=K1,K2: then Nsight Compute
 # (ncu: throughput, warp stalls, instruction mix, occupancy) on those kernels at the fp8 decode step's shape
-# clusters (issue 22, about 7 minutes with synth-8b already written; one shape and dtype: about 2): bench model with HIFC_CUDA_DECODE_CLUSTERS=1 and 0 alternating,
-# at CLUSTER_SHAPES (BATCH:PROMPT pairs; 16:7936 8:2048) and CLUSTER_KV (fp8 bf16), where graph steps take the 2-split cluster kernel
+# decodeab (issue 22, about 5 minutes with synth-8b already written): bench model with each of AB_SETTINGS (VAR=VALUE words;
+# default HIFC_CUDA_DECODE_CLUSTERS=0 and HIFC_CUDA_DECODE_SPLIT_TOKENS=8192) against the defaults, alternating, AB_ROUNDS (2) rounds,
+# at AB_SHAPES (BATCH:PROMPT; 16:7936 keeps 128 graph steps in the 8192 context class, where batch 16 takes the 2-split cluster
+# kernel; 16:8192 passes into the 16384 class, 4 splits by default) and AB_KV (fp8)
 # overlap (issue 25): bench model with decode steps launched ahead and one at a time, alternating; BATCH, PROMPT, GRAPH_DECODE
 # graphs (issue 25, decode steps replayed from CUDA graphs; about 5 minutes with synth-8b already written):
 # GRAPH_MODELS (tiny,1b,qwen3:tiny,gemma3:tiny,mistral:tiny), GRAPH_DECODE (128), BATCH, PROMPT
@@ -157,17 +159,18 @@ if has graphs; then  # issue 25: graph replay against kernel-by-kernel launch, t
     grep -E "cuda step|capturing" "$out/graphs-timing.txt" | tail -12 | tee -a "$out/summary.txt"
 fi
 
-if has clusters; then  # issue 22: decode attention's 2-block cluster against the split kernel + combine, whole steps
-    # Steps replayed from graphs take 2 splits (the cluster's case) in the 8192 context class at 16+ padded rows,
-    # and at 8 padded rows up to 8192 tokens: 7936-token prompts keep 128 steps in that class.
+if has decodeab; then  # issue 22: decode attention settings against the defaults, whole steps, alternating in one run
     stamp "synth 8b"; synth8b
-    for kv in ${CLUSTER_KV:-fp8 bf16}; do
-        for shape in ${CLUSTER_SHAPES:-16:7936 8:2048}; do
-            for c in 1 0 1 0; do  # alternating in the same run, so clock drift shows
-                stamp "clusters: HIFC_CUDA_DECODE_CLUSTERS=$c, --kv-dtype $kv, batch ${shape%%:*} x ${shape#*:}"
-                HIFC_CUDA_DECODE_CLUSTERS=$c .device/hifc bench model --model "$model" --device cuda --batch "${shape%%:*}" \
-                    --prompt-tokens "${shape#*:}" --decode-tokens 128 --kv-dtype "$kv" --json 2>&1 \
-                    | tee -a "$out/clusters-$c-$kv.txt" | grep -vE "^\s*$" | tee -a "$out/summary.txt"
+    for kv in ${AB_KV:-fp8}; do
+        for shape in ${AB_SHAPES:-16:7936 16:8192}; do
+            for round in $(seq "${AB_ROUNDS:-2}"); do
+                for setting in default ${AB_SETTINGS:-HIFC_CUDA_DECODE_CLUSTERS=0 HIFC_CUDA_DECODE_SPLIT_TOKENS=8192}; do
+                    stamp "decodeab round $round: $setting, --kv-dtype $kv, batch ${shape%%:*} x ${shape#*:}"
+                    ( [ "$setting" = default ] || export "$setting"
+                      .device/hifc bench model --model "$model" --device cuda --batch "${shape%%:*}" --prompt-tokens "${shape#*:}" \
+                          --decode-tokens 128 --kv-dtype "$kv" --json 2>&1 ) \
+                        | tee -a "$out/decodeab-${setting//[^A-Za-z0-9]/_}-$kv.txt" | grep -vE "^\s*$" | tee -a "$out/summary.txt"
+                done
             done
         done
     done

@@ -531,7 +531,7 @@ public final class CUDABackend: ComputeBackend, @unchecked Sendable {
         // context over the splits (tokens per split vary per row, the grid does not).
         let splits = CUDAKernels.attentionSplits(
             maxContext: CUDAKernels.attendedSpan(maxContext: s.maxContext, window: window), rows: rows, kvHeads: layout.kvHeads,
-            multiprocessors: device.info.multiprocessors)
+            multiprocessors: device.info.multiprocessors, splitTokens: kernels.decodeSplitTokens)
         let scratch = try memory.take(CUDAKernels.attentionScratchFloats(rows: rows, qHeads: heads, headDim: layout.headDim, splits: splits) * 4)
         defer { memory.give(scratch) }
         let (out, p) = try allocate([rows, q.columns], .bfloat16)

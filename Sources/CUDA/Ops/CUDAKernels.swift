@@ -17,13 +17,27 @@ public struct CUDAKernels: Sendable {
     /// (`decodeAttentionLaunch`): on devices with clusters, unless `HIFC_CUDA_DECODE_CLUSTERS=0`
     /// asks for the split kernel and `paged_attention_combine`, to compare the two in one run.
     let decodeClusters: Bool
+    /// The longest span of a row's context one decode attention split takes (`attentionSplits`):
+    /// `HIFC_CUDA_DECODE_SPLIT_TOKENS`, 4096 by default.
+    public let decodeSplitTokens: Int
 
     /// Launchers over `library`.
     public init(library: KernelLibrary) throws {
         self.library = library
         skinnyGEMMResidency = try CUDAKernels.skinnyGEMMResidency(library: library)
-        decodeClusters =
-            library.device.info.hasClusters && ProcessInfo.processInfo.environment["HIFC_CUDA_DECODE_CLUSTERS"] != "0"
+        let environment = ProcessInfo.processInfo.environment
+        decodeClusters = library.device.info.hasClusters && environment["HIFC_CUDA_DECODE_CLUSTERS"] != "0"
+        decodeSplitTokens = try CUDAKernels.decodeSplitTokens(environment: environment)
+    }
+
+    /// `HIFC_CUDA_DECODE_SPLIT_TOKENS` read from `environment`: a whole number of tokens, at least
+    /// 128 (the least a split takes); 4096 when it is not set.
+    static func decodeSplitTokens(environment: [String: String]) throws -> Int {
+        guard let text = environment["HIFC_CUDA_DECODE_SPLIT_TOKENS"] else { return 4096 }
+        guard let tokens = Int(text), tokens >= 128 else {
+            throw CUDAError.invalidArgument("HIFC_CUDA_DECODE_SPLIT_TOKENS=\(text): expected a whole number of tokens, at least 128")
+        }
+        return tokens
     }
 
     private func gridFor(_ n: Int, threads: Int = 256) -> Int { max(1, min((n + threads - 1) / threads, 65535)) }
@@ -257,14 +271,17 @@ public struct CUDAKernels: Sendable {
 
     /// The number of context splits for a longest context of `maxContext` tokens: about one block
     /// (query row, KV head, split) per multiprocessor, since a tensor-core decode block of head dim
-    /// 128 fills one with its shared-memory stages; at least one split per 4096 tokens, so that
-    /// one long row among short ones is still spread over many multiprocessors; at least 128
-    /// tokens per split. From timings of batches 1 to 64 and contexts 512 to 32K on an H100
-    /// (bench/results/decode-attention-h100.md): batch 16 at 2K-4K was 7-15% slower at two
-    /// splits than at one, batch 1 at 2K-32K fastest at 16 (8 KV heads).
-    public static func attentionSplits(maxContext: Int, rows: Int, kvHeads: Int, multiprocessors: Int) -> Int {
+    /// 128 fills one with its shared-memory stages; at least one split per `splitTokens` tokens
+    /// (4096 by default), so that one long row among short ones is still spread over many
+    /// multiprocessors; at least 128 tokens per split. From timings of batches 1 to 64 and
+    /// contexts 512 to 32K on an H100 (bench/results/decode-attention-h100.md): batch 16 at 2K-4K
+    /// was 7-15% slower at two splits than at one, batch 1 at 2K-32K fastest at 16 (8 KV heads).
+    /// A graph step's `maxContext` is its context class, up to twice its longest context: just
+    /// past 8192 tokens a batch of 16 takes 4 splits (fp8-kv.md).
+    public static func attentionSplits(maxContext: Int, rows: Int, kvHeads: Int, multiprocessors: Int, splitTokens: Int = 4096) -> Int {
         let work = max(1, rows * kvHeads)
-        let wanted = max(multiprocessors / work, (maxContext + 4095) / 4096)
+        let span = max(128, splitTokens)
+        let wanted = max(multiprocessors / work, (maxContext + span - 1) / span)
         return max(1, min(wanted, (maxContext + 127) / 128))
     }
 
