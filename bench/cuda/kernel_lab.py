@@ -12,6 +12,7 @@ import math
 import os
 import shutil
 import tempfile
+import time
 
 import torch
 
@@ -154,6 +155,17 @@ def copy_bandwidth_gbs():
 def rel_err(x, ref):
     x, ref = x.double(), ref.double()
     return ((x - ref).norm() / ref.norm()).item()
+
+
+def settle(fn, seconds=1.0):
+    """Runs fn() for about `seconds` before a shape's timings: after a power-hungry phase (writing
+    a pool of many GB) the GPU holds its SM clock down for a while (model-h200.md), and the first
+    timing taken after it ran 5-15% slow where the same launches timed later did not (fp8-kv.md,
+    2026-12-05)."""
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        fn()
+        torch.cuda.synchronize()
 
 
 def graph_ms(fn, reps=20, iters=10):

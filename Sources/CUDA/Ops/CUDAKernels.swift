@@ -311,9 +311,9 @@ public struct CUDAKernels: Sendable {
     /// at head dim 128, so that two blocks share a multiprocessor, five at 64 and 256. At head dim
     /// 128 and exactly 2 `splits`, on a device with thread block `clusters`, the kernel is the
     /// `_cluster2` form, whose two blocks combine their splits themselves (`combinesSplits`: no
-    /// `paged_attention_combine` after it): in the lab it took 8-10% off the layer's attention at
-    /// batch 16 and 8K tokens on an H200, and lost 1% (fp8) and 18% (bf16) on an H100 (fp8-kv.md;
-    /// its whole-step effect is not measured yet).
+    /// `paged_attention_combine` after it). Fairly timed in the lab it is level with the split
+    /// kernel and the combine on an H200 (fp8-kv.md: earlier readings of a gain, and of a loss on
+    /// an H100, compared timings taken at different clocks); its whole-step effect is not measured.
     static func decodeAttentionLaunch(headDim: Int, group: Int, dtype: KVDType = .bfloat16, splits: Int = 1, clusters: Bool = false)
         -> (kernel: String, threads: Int, sharedBytes: Int, combinesSplits: Bool)?
     {
