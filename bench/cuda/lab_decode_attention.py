@@ -285,10 +285,9 @@ def main():
         picked = Call(lab, decode_name(shape, splits), shape, q, pool, tables, row_table, ctx, context, 5, splits, 0.088)
         settle(picked.call)
         if base and not fp8:
-            splits = main_splits_for(context, batch, shape.kvh, sms)
-            c = Call(base, baseline_name(shape), shape, q, pool, tables, row_table, ctx, context, 5, splits, 0.088, old=True)
-            row("main picks: " + baseline_name(shape), graph_ms(c.call), splits)
-        splits = splits_for(context, batch, shape.kvh, sms)
+            main_splits = main_splits_for(context, batch, shape.kvh, sms)
+            c = Call(base, baseline_name(shape), shape, q, pool, tables, row_table, ctx, context, 5, main_splits, 0.088, old=True)
+            row("main picks: " + baseline_name(shape), graph_ms(c.call), main_splits)
         row("hifc picks: " + decode_name(shape, splits), graph_ms(picked.call), splits)
         if decode_name(shape, splits) != decode_name(shape):  # the cluster form against the plain kernel and the combine
             c = Call(lab, decode_name(shape), shape, q, pool, tables, row_table, ctx, context, 5, splits, 0.088)
