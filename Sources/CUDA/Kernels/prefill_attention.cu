@@ -33,9 +33,8 @@ __device__ __forceinline__ float pa_exp2(float x) {
     return y;
 }
 
-// The part of the tile table that work unit `index` (a block's blockIdx.y) takes: up to BM / group
-// tokens of one tile (a "slice"), and the keys they see. False when the slice is past the tile's
-// tokens.
+// The part of the tile table a block takes (blockIdx.y): up to BM / group tokens of one tile (a
+// "slice"), and the keys they see. False when the slice is past the tile's tokens.
 struct pa_slice {
     int4 tile;          // {first row, tokens, table row, visible}
     int tok0;           // the slice's first token in the tile
@@ -48,11 +47,11 @@ struct pa_slice {
 };
 
 template <int BM, int BN>
-__device__ __forceinline__ bool pa_take_slice(const int4* __restrict__ tiles, int group, int window, unsigned int index, pa_slice& s) {
+__device__ __forceinline__ bool pa_take_slice(const int4* __restrict__ tiles, int group, int window, pa_slice& s) {
     const int tpc = min(PA_TILE_TOKENS, BM / group);
     const int slices = (PA_TILE_TOKENS + tpc - 1) / tpc;
-    s.tile = tiles[index / slices];
-    s.tok0 = (index % slices) * tpc;
+    s.tile = tiles[blockIdx.y / slices];
+    s.tok0 = (blockIdx.y % slices) * tpc;
     if (s.tok0 >= s.tile.y) return false;
     const int ntok = min(tpc, s.tile.y - s.tok0);
     s.used_rows = ntok * group;
@@ -187,7 +186,7 @@ __device__ __forceinline__ void prefill_attention_body(
     const int kvh = blockIdx.x;
     const int group = q_heads / kv_heads;
     pa_slice slice;
-    if (!pa_take_slice<BM, BN>(tiles, group, window, blockIdx.y, slice)) return;
+    if (!pa_take_slice<BM, BN>(tiles, group, window, slice)) return;
     const int4 tile = slice.tile;
     const int tok0 = slice.tok0, used_rows = slice.used_rows, first_visible = slice.first_visible, kv_end = slice.kv_end;
     const int t_first = slice.t_first, window_top = slice.window_top, n_tiles = slice.n_tiles;
@@ -742,7 +741,7 @@ __device__ __forceinline__ void prefill_attention_hopper_body(
     const int kvh = blockIdx.x;
     const int group = q_heads / kv_heads;
     pa_slice slice;
-    if (!pa_take_slice<BM, BN>(tiles, group, window, blockIdx.y, slice)) return;
+    if (!pa_take_slice<BM, BN>(tiles, group, window, slice)) return;
 
     if (tid == 0) hopper_init_barriers(sm);
     const float qs = scale * PA_LOG2E;
