@@ -33,7 +33,7 @@
 # (lab_decode_attention.py: correctness against float64, time and GB/s of KV against the copy roofline); LAB_QUICK=1:
 # three check shapes and the 8192-token decode step's shape only, about a minute; LAB_PROFILE=K1,K2: then Nsight Compute
 # (ncu: throughput, warp stalls, instruction mix, occupancy) on those kernels at the fp8 decode step's shape
-# decodeab (issue 22, about 5 minutes with synth-8b already written): bench model with each of AB_SETTINGS (VAR=VALUE words;
+# decodeab (issue 22, about 5 minutes with synth-8b already written): bench model with each of AB_SETTINGS (VAR=VALUE[,VAR=VALUE] words;
 # default HIFC_CUDA_DECODE_CLUSTERS=0 and HIFC_CUDA_DECODE_SPLIT_TOKENS=8192) against the defaults, alternating, AB_ROUNDS (2) rounds,
 # at AB_SHAPES (BATCH:PROMPT; 16:7936 keeps 128 graph steps in the 8192 context class, where batch 16 takes the 2-split cluster
 # kernel; 16:8192 passes into the 16384 class, 4 splits by default) and AB_KV (fp8)
@@ -166,7 +166,7 @@ if has decodeab; then  # issue 22: decode attention settings against the default
             for round in $(seq "${AB_ROUNDS:-2}"); do
                 for setting in default ${AB_SETTINGS:-HIFC_CUDA_DECODE_CLUSTERS=0 HIFC_CUDA_DECODE_SPLIT_TOKENS=8192}; do
                     stamp "decodeab round $round: $setting, --kv-dtype $kv, batch ${shape%%:*} x ${shape#*:}"
-                    ( [ "$setting" = default ] || export "$setting"
+                    ( [ "$setting" = default ] || for word in ${setting//,/ }; do export "$word"; done
                       .device/hifc bench model --model "$model" --device cuda --batch "${shape%%:*}" --prompt-tokens "${shape#*:}" \
                           --decode-tokens 128 --kv-dtype "$kv" --json 2>&1 ) \
                         | tee -a "$out/decodeab-${setting//[^A-Za-z0-9]/_}-$kv.txt" | grep -vE "^\s*$" | tee -a "$out/summary.txt"
