@@ -570,8 +570,10 @@ public final class GPUSelfCheck: @unchecked Sendable {
             rowSeq: seqs, rowLen: contexts, splits: 1)
         try run(name: "paged decode attention, head dim \(hd), contexts \(contexts), 5 splits", rowSeq: seqs, rowLen: contexts, splits: 5)
         // Two splits: at head dim 128 on compute capability 9.0 and later, one cluster of two blocks
-        // that combine between themselves.
+        // that combine between themselves; four: the split kernel and the combine, as graph steps
+        // of 16 rows past 8K tokens take them.
         try run(name: "paged decode attention, head dim \(hd), contexts \(contexts), 2 splits", rowSeq: seqs, rowLen: contexts, splits: 2)
+        try run(name: "paged decode attention, head dim \(hd), contexts \(contexts), 4 splits", rowSeq: seqs, rowLen: contexts, splits: 4)
         try run(
             name: "paged decode attention, head dim \(hd), contexts \(contexts), 5 splits, waiting before any read", rowSeq: seqs,
             rowLen: contexts, splits: 5, freshTokens: Int(Int32.max))

@@ -556,10 +556,11 @@ __device__ __forceinline__ float decode_rescale(float x, float& mx, float& l, fl
 //
 // ONCE copies through decode_copy_kv_once; CL > 1 combines the CL splits of a (row, KV head) in a
 // thread block cluster (finish_decode_block) instead of paged_attention_combine. The head-dim-128
-// kernels take both where measured to win (bench/results/fp8-kv.md, 2026-12-05, lent H200): ONCE
-// everywhere (0.4-3.8% off a whole 8B decode step), a cluster of 2 at 2 splits (the launcher's pick
-// at batches of 6-8, and of any larger batch at longest contexts of 4K-8K tokens: the layer's
-// attention 8-10% faster than the same splits and the combine); clusters of 8 and 16 lost.
+// kernels take both where measured to win (bench/results/fp8-kv.md): ONCE everywhere (0.4-3.8% off
+// a whole 8B decode step, H200), a cluster of 2 at 2 splits (the launcher's pick at batches of 6-8,
+// and of any larger batch at longest contexts of 4K-8K tokens: a whole fp8 step at batch 16 x 7936
+// 1.5% faster than with the same splits and the combine, H100). Clusters of 4 at 4 splits lost
+// 5.7% of that step (H100), clusters of 8 and 16 lost in the lab.
 template <int D, int W, int KW, int S, bool ONCE = false, int CL = 1>
 __device__ __forceinline__ void attention_decode_mma(DECODE_PARAMS)
 {

@@ -311,9 +311,9 @@ public struct CUDAKernels: Sendable {
     /// at head dim 128, so that two blocks share a multiprocessor, five at 64 and 256. At head dim
     /// 128 and exactly 2 `splits`, on a device with thread block `clusters`, the kernel is the
     /// `_cluster2` form, whose two blocks combine their splits themselves (`combinesSplits`: no
-    /// `paged_attention_combine` after it). Fairly timed in the lab it is level with the split
-    /// kernel and the combine on an H200 (fp8-kv.md: earlier readings of a gain, and of a loss on
-    /// an H100, compared timings taken at different clocks); its whole-step effect is not measured.
+    /// `paged_attention_combine` after it): a whole fp8 decode step at batch 16 x 7936 took 1.5%
+    /// less with it than with the split kernel and the combine (fp8-kv.md, H100). A cluster of 4
+    /// at 4 splits made the step 5.7% slower (branch `experiment/cluster4-decode`).
     static func decodeAttentionLaunch(headDim: Int, group: Int, dtype: KVDType = .bfloat16, splits: Int = 1, clusters: Bool = false)
         -> (kernel: String, threads: Int, sharedBytes: Int, combinesSplits: Bool)?
     {
