@@ -34,9 +34,9 @@
 # three check shapes and the 8192-token decode step's shape only, about a minute; LAB_PROFILE=K1,K2: then Nsight Compute
 # (ncu: throughput, warp stalls, instruction mix, occupancy) on those kernels at the fp8 decode step's shape
 # decodeab (issue 22, about 5 minutes with synth-8b already written): bench model with each of AB_SETTINGS (VAR=VALUE[,VAR=VALUE] words;
-# default HIFC_CUDA_DECODE_CLUSTERS=0 and HIFC_CUDA_DECODE_SPLIT_TOKENS=8192) against the defaults, alternating, AB_ROUNDS (2) rounds,
+# default HIFC_CUDA_DECODE_SPLIT_TOKENS=8192) against the defaults, alternating, AB_ROUNDS (2) rounds,
 # at AB_SHAPES (BATCH:PROMPT; 16:7936 keeps 128 graph steps in the 8192 context class, where batch 16 takes the 2-split cluster
-# kernel; 16:8192 passes into the 16384 class, 4 splits by default) and AB_KV (fp8)
+# kernel; 16:8192 passes into the 16384 class, 4 splits by default, and 16:16000 is near that class's top) and AB_KV (fp8)
 # overlap (issue 25): bench model with decode steps launched ahead and one at a time, alternating; BATCH, PROMPT, GRAPH_DECODE
 # graphs (issue 25, decode steps replayed from CUDA graphs; about 5 minutes with synth-8b already written):
 # GRAPH_MODELS (tiny,1b,qwen3:tiny,gemma3:tiny,mistral:tiny), GRAPH_DECODE (128), BATCH, PROMPT
@@ -162,9 +162,9 @@ fi
 if has decodeab; then  # issue 22: decode attention settings against the defaults, whole steps, alternating in one run
     stamp "synth 8b"; synth8b
     for kv in ${AB_KV:-fp8}; do
-        for shape in ${AB_SHAPES:-16:7936 16:8192}; do
+        for shape in ${AB_SHAPES:-16:7936 16:8192 16:16000}; do
             for round in $(seq "${AB_ROUNDS:-2}"); do
-                for setting in default ${AB_SETTINGS:-HIFC_CUDA_DECODE_CLUSTERS=0 HIFC_CUDA_DECODE_SPLIT_TOKENS=8192}; do
+                for setting in default ${AB_SETTINGS:-HIFC_CUDA_DECODE_SPLIT_TOKENS=8192}; do
                     stamp "decodeab round $round: $setting, --kv-dtype $kv, batch ${shape%%:*} x ${shape#*:}"
                     ( [ "$setting" = default ] || for word in ${setting//,/ }; do export "$word"; done
                       .device/hifc bench model --model "$model" --device cuda --batch "${shape%%:*}" --prompt-tokens "${shape#*:}" \

@@ -277,7 +277,8 @@ public struct CUDAKernels: Sendable {
     /// contexts 512 to 32K on an H100 (bench/results/decode-attention-h100.md): batch 16 at 2K-4K
     /// was 7-15% slower at two splits than at one, batch 1 at 2K-32K fastest at 16 (8 KV heads).
     /// A graph step's `maxContext` is its context class, up to twice its longest context: just
-    /// past 8192 tokens a batch of 16 takes 4 splits (fp8-kv.md).
+    /// past 8192 tokens a batch of 16 takes 4 splits, a whole fp8 step 1.8% slower there than at 2
+    /// (fp8-kv.md, H100; 2 at the class's top, 16K, not measured).
     public static func attentionSplits(maxContext: Int, rows: Int, kvHeads: Int, multiprocessors: Int, splitTokens: Int = 4096) -> Int {
         let work = max(1, rows * kvHeads)
         let span = max(128, splitTokens)
