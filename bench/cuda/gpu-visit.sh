@@ -33,7 +33,7 @@
 # (lab_decode_attention.py: correctness against float64, time and GB/s of KV against the copy roofline); LAB_QUICK=1:
 # three check shapes and the 8192-token decode step's shape only, about a minute; LAB_PROFILE=K1,K2: then Nsight Compute
 # (ncu: throughput, warp stalls, instruction mix, occupancy) on those kernels at the fp8 decode step's shape
-# decodeab (issue 22, about 5 minutes with synth-8b already written): bench model with each of AB_SETTINGS (VAR=VALUE[,VAR=VALUE] words;
+# decodeab (issue 22, about 7 minutes with synth-8b already written): bench model with each of AB_SETTINGS (VAR=VALUE[,VAR=VALUE] words;
 # default HIFC_CUDA_DECODE_SPLIT_TOKENS=8192) against the defaults, alternating, AB_ROUNDS (2) rounds,
 # at AB_SHAPES (BATCH:PROMPT; 16:7936 keeps 128 graph steps in the 8192 context class, where batch 16 takes the 2-split cluster
 # kernel; 16:8192 passes into the 16384 class, 4 splits by default, and 16:16000 is near that class's top) and AB_KV (fp8)
