@@ -37,6 +37,7 @@
 # default HIFC_CUDA_DECODE_SPLIT_TOKENS=8192) against the defaults, alternating, AB_ROUNDS (2) rounds,
 # at AB_SHAPES (BATCH:PROMPT; 16:7936 keeps 128 graph steps in the 8192 context class, where batch 16 takes the 2-split cluster
 # kernel; 16:8192 passes into the 16384 class, 4 splits by default, and 16:16000 is near that class's top) and AB_KV (fp8)
+# (issue 25's batch-16 step at 2 splits with the cluster instead of 1: AB_KV=bf16 AB_SHAPES=16:2048 AB_SETTINGS=HIFC_CUDA_DECODE_SPLIT_TOKENS=2048)
 # overlap (issue 25): bench model with decode steps launched ahead and one at a time, alternating; BATCH, PROMPT, GRAPH_DECODE
 # graphs (issue 25, decode steps replayed from CUDA graphs; about 5 minutes with synth-8b already written):
 # GRAPH_MODELS (tiny,1b,qwen3:tiny,gemma3:tiny,mistral:tiny), GRAPH_DECODE (128), BATCH, PROMPT
