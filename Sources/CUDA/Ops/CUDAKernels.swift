@@ -19,7 +19,7 @@ public struct CUDAKernels: Sendable {
     let decodeClusters: Bool
     /// The longest span of a row's context one decode attention split takes (`attentionSplits`):
     /// `HIFC_CUDA_DECODE_SPLIT_TOKENS`, 4096 by default.
-    public let decodeSplitTokens: Int
+    let decodeSplitTokens: Int
 
     /// Launchers over `library`.
     public init(library: KernelLibrary) throws {
@@ -284,6 +284,14 @@ public struct CUDAKernels: Sendable {
         let span = max(128, splitTokens)
         let wanted = max(multiprocessors / work, (maxContext + span - 1) / span)
         return max(1, min(wanted, (maxContext + 127) / 128))
+    }
+
+    /// `attentionSplits` on this device with its `decodeSplitTokens` setting: what every decode
+    /// attention launch of hifc uses.
+    public func attentionSplits(maxContext: Int, rows: Int, kvHeads: Int) -> Int {
+        CUDAKernels.attentionSplits(
+            maxContext: maxContext, rows: rows, kvHeads: kvHeads, multiprocessors: library.device.info.multiprocessors,
+            splitTokens: decodeSplitTokens)
     }
 
     /// The most keys one query row attends to: the longest context, or a shorter sliding window.
