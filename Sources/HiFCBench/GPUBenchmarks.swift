@@ -120,7 +120,7 @@ public struct GPUBenchmarks {
             try kernels.fillRandom(q.address, bytes: batch * 32 * 128 * 4, seed: 15, stream: stream)
             try sanitizeF32(q.address, count: batch * 32 * 128)
             let out = try device.allocate(batch * 32 * 128 * 2)
-            let splits = kernels.attentionSplits(maxContext: context, rows: batch, kvHeads: 8)
+            let splits = kernels.attentionSplits(maxContext: context, rows: batch, layout: layout)
             let scratch = try device.allocate(CUDAKernels.attentionScratchFloats(rows: batch, qHeads: 32, headDim: 128, splits: splits) * 4)
             let ms = try time {
                 try kernels.pagedAttention(
@@ -156,7 +156,7 @@ public struct GPUBenchmarks {
                 try rows.upload([Int32](repeating: 0, count: t))
                 let lens = try device.allocate(t * 4)
                 try lens.upload((1...t).map { Int32($0) })
-                let splits = kernels.attentionSplits(maxContext: t, rows: t, kvHeads: 8)
+                let splits = kernels.attentionSplits(maxContext: t, rows: t, layout: layout)
                 let scratch = try device.allocate(CUDAKernels.attentionScratchFloats(rows: t, qHeads: 32, headDim: 128, splits: splits) * 4)
                 let ms = try time(iterations: 5) {
                     try kernels.pagedAttention(

@@ -34,10 +34,11 @@
 # three check shapes and the 8192-token decode step's shape only, about a minute; LAB_PROFILE=K1,K2: then Nsight Compute
 # (ncu: throughput, warp stalls, instruction mix, occupancy) on those kernels at the fp8 decode step's shape
 # decodeab (issue 22, about 7 minutes with synth-8b already written): bench model with each of AB_SETTINGS (VAR=VALUE[,VAR=VALUE] words;
-# default HIFC_CUDA_DECODE_SPLIT_TOKENS=8192) against the defaults, alternating, AB_ROUNDS (2) rounds,
-# at AB_SHAPES (BATCH:PROMPT; 16:7936 keeps 128 graph steps in the 8192 context class, where batch 16 takes the 2-split cluster
-# kernel; 16:8192 passes into the 16384 class, 4 splits by default, and 16:16000 is near that class's top) and AB_KV (fp8)
-# (issue 25's batch-16 step at 2 splits with the cluster instead of 1: AB_KV=bf16 AB_SHAPES=16:2048 AB_SETTINGS=HIFC_CUDA_DECODE_SPLIT_TOKENS=2048)
+# default HIFC_CUDA_DECODE_SPLIT_TOKENS=4096, the span before 2026-12-05) against the defaults, alternating, AB_ROUNDS (2) rounds,
+# at AB_SHAPES (BATCH:PROMPT; 16:7936 keeps 128 graph steps in the 8192 context class; 16:8192 and 16:12000 are in the 16384
+# class, 2 splits by default and 4 at the 4096 span; 16:16000's prefill, all 16 prompts at once, runs out of an H100's memory)
+# and AB_KV (fp8). A shorter span asks for more splits than the rule picks (at batch 16, SPLIT_TOKENS=2048 gives bf16 2 splits
+# in the 4096 class, where it takes 1); no setting asks for fewer
 # overlap (issue 25): bench model with decode steps launched ahead and one at a time, alternating; BATCH, PROMPT, GRAPH_DECODE
 # graphs (issue 25, decode steps replayed from CUDA graphs; about 5 minutes with synth-8b already written):
 # GRAPH_MODELS (tiny,1b,qwen3:tiny,gemma3:tiny,mistral:tiny), GRAPH_DECODE (128), BATCH, PROMPT
@@ -163,9 +164,9 @@ fi
 if has decodeab; then  # issue 22: decode attention settings against the defaults, whole steps, alternating in one run
     stamp "synth 8b"; synth8b
     for kv in ${AB_KV:-fp8}; do
-        for shape in ${AB_SHAPES:-16:7936 16:8192 16:16000}; do
+        for shape in ${AB_SHAPES:-16:7936 16:8192 16:12000}; do
             for round in $(seq "${AB_ROUNDS:-2}"); do
-                for setting in default ${AB_SETTINGS:-HIFC_CUDA_DECODE_SPLIT_TOKENS=8192}; do
+                for setting in default ${AB_SETTINGS:-HIFC_CUDA_DECODE_SPLIT_TOKENS=4096}; do
                     stamp "decodeab round $round: $setting, --kv-dtype $kv, batch ${shape%%:*} x ${shape#*:}"
                     ( [ "$setting" = default ] || for word in ${setting//,/ }; do export "$word"; done
                       .device/hifc bench model --model "$model" --device cuda --batch "${shape%%:*}" --prompt-tokens "${shape#*:}" \

@@ -100,6 +100,17 @@ class Lab:
                 # CU_FUNC_ATTRIBUTE_NON_PORTABLE_CLUSTER_SIZE_ALLOWED = 14: clusters past the portable 8 blocks.
                 self._check(self.cuda.cuFuncSetAttribute(fn, 14, 1), f"cuFuncSetAttribute({k}, non-portable cluster)")
 
+    def resident_blocks(self, kernel, threads, shared=0):
+        """How many blocks of `kernel` fit on one multiprocessor, from the driver (as
+        CUDAFunction.residentBlocksPerMultiprocessor asks it, shared memory opted in first)."""
+        fn = self.functions[kernel]
+        if shared > 0:
+            self._check(self.cuda.cuFuncSetAttribute(fn, 8, shared), f"cuFuncSetAttribute({kernel})")
+        n = ctypes.c_int()
+        self._check(self.cuda.cuOccupancyMaxActiveBlocksPerMultiprocessor(ctypes.byref(n), fn, threads, ctypes.c_size_t(shared)),
+                    f"cuOccupancyMaxActiveBlocksPerMultiprocessor({kernel})")
+        return n.value
+
     def launch(self, kernel, grid, block, args, shared=0, stream=None):
         """args: torch tensors (passed as device pointers), ints (C int), floats (C float),
         or ctypes values (passed as they are, e.g. ctypes.c_long for a C long)."""

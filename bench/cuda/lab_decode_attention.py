@@ -73,10 +73,18 @@ def decode_smem(hd, warps, keys, stages, fp8=False):
     return 16 * hd * 2 + stages * 2 * warps * keys * hd * 2
 
 
-def splits_for(context, rows, kvh, sms):
-    # As CUDAKernels.attentionSplits.
-    wanted = max(sms // (rows * kvh), (context + 4095) // 4096)
+def splits_for(context, rows, kvh, sms, resident=1):
+    # As CUDAKernels.attentionSplits, `resident` blocks of the decode kernel to a multiprocessor.
+    work = rows * kvh
+    wanted = max(sms // work, min(sms * max(1, resident) // work, context // 2048), (context + 8191) // 8192)
     return max(1, min(wanted, (context + 127) // 128))
+
+
+def resident_blocks(lab, shape):
+    # As CUDAKernels.decodeAttentionResidency: the split form's blocks on one multiprocessor.
+    kernel = decode_name(shape)
+    warps, keys, stages = {**DECODE, **DECODE_FP8}[kernel]
+    return lab.resident_blocks(kernel, 32 * warps, decode_smem(shape.hd, warps, keys, stages, shape.fp8))
 
 
 def main_splits_for(context, rows, kvh, sms):
@@ -208,7 +216,7 @@ def profile(lab, kernels):
     sms = torch.cuda.get_device_properties(0).multi_processor_count
     shape = Shape(32, 8, 128, 64, 32, True)
     pool, _, tables, ctx, row_table, q = inputs(shape, 16, 8192, 99, True, random_codes=True)
-    splits = splits_for(8192, 16, shape.kvh, sms)
+    splits = splits_for(8192, 16, shape.kvh, sms, resident_blocks(lab, shape))
     for kernel in kernels:
         c = Call(lab, kernel, shape, q, pool, tables, row_table, ctx, 8192, 5, splits, 0.088)
         for _ in range(3):
@@ -281,7 +289,7 @@ def main():
             print(line)
             table.append(line)
 
-        splits = splits_for(context, batch, shape.kvh, sms)
+        splits = splits_for(context, batch, shape.kvh, sms, resident_blocks(lab, shape))
         picked = Call(lab, decode_name(shape, splits), shape, q, pool, tables, row_table, ctx, context, 5, splits, 0.088)
         settle(picked.call)
         if base and not fp8:

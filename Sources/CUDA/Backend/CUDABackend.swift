@@ -530,7 +530,7 @@ public final class CUDABackend: ComputeBackend, @unchecked Sendable {
         // A graph step's maxContext is its shape's context class; each row then splits its own
         // context over the splits (tokens per split vary per row, the grid does not).
         let splits = kernels.attentionSplits(
-            maxContext: CUDAKernels.attendedSpan(maxContext: s.maxContext, window: window), rows: rows, kvHeads: layout.kvHeads)
+            maxContext: CUDAKernels.attendedSpan(maxContext: s.maxContext, window: window), rows: rows, layout: layout)
         let scratch = try memory.take(CUDAKernels.attentionScratchFloats(rows: rows, qHeads: heads, headDim: layout.headDim, splits: splits) * 4)
         defer { memory.give(scratch) }
         let (out, p) = try allocate([rows, q.columns], .bfloat16)

@@ -12,11 +12,21 @@ public struct CUDAFunction: @unchecked Sendable {
     public func residentBlocksPerMultiprocessor(threads: Int, sharedBytes: Int = 0) throws -> Int {
         let device = module.device
         try device.makeCurrent()
+        try optInToSharedMemory(sharedBytes)
         var blocks: Int32 = 0
         try device.api.check(
             device.api.cuOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, handle, Int32(threads), sharedBytes),
             "cuOccupancyMaxActiveBlocksPerMultiprocessor(\(name), \(threads) threads)")
         return Int(blocks)
+    }
+
+    /// Beyond 48 KiB of dynamic shared memory a block must opt in
+    /// (CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES), for a launch and for the driver's
+    /// occupancy figure alike (CUTLASS sets it before the occupancy query for this reason,
+    /// NVIDIA/cutlass#532).
+    private func optInToSharedMemory(_ sharedBytes: Int) throws {
+        guard sharedBytes > 48 * 1024 else { return }
+        try module.device.api.check(module.device.api.cuFuncSetAttribute(handle, 8, Int32(sharedBytes)), "cuFuncSetAttribute(\(name))")
     }
 
     /// Launches the kernel on `stream` with `grid` blocks of `block` threads.
@@ -26,10 +36,7 @@ public struct CUDAFunction: @unchecked Sendable {
     ) throws {
         let device = module.device
         try device.makeCurrent()
-        if sharedBytes > 48 * 1024 {
-            // CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES: beyond 48 KiB a block must opt in.
-            try device.api.check(device.api.cuFuncSetAttribute(handle, 8, Int32(sharedBytes)), "cuFuncSetAttribute(\(name))")
-        }
+        try optInToSharedMemory(sharedBytes)
         guard grid.0 > 0, grid.1 > 0, grid.2 > 0 else {
             throw CUDAError.invalidArgument("\(name): empty grid \(grid)")
         }

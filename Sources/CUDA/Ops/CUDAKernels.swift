@@ -18,8 +18,11 @@ public struct CUDAKernels: Sendable {
     /// asks for the split kernel and `paged_attention_combine`, to compare the two in one run.
     let decodeClusters: Bool
     /// The longest span of a row's context one decode attention split takes (`attentionSplits`):
-    /// `HIFC_CUDA_DECODE_SPLIT_TOKENS`, 4096 by default.
+    /// `HIFC_CUDA_DECODE_SPLIT_TOKENS`, 8192 by default.
     let decodeSplitTokens: Int
+    /// How many blocks of each tensor-core decode attention kernel fit on one multiprocessor, by
+    /// kernel name, from the driver (`attentionSplits` fills the device with them).
+    let decodeAttentionResidency: [String: Int]
 
     /// Launchers over `library`.
     public init(library: KernelLibrary) throws {
@@ -28,12 +31,13 @@ public struct CUDAKernels: Sendable {
         let environment = ProcessInfo.processInfo.environment
         decodeClusters = library.device.info.hasClusters && environment["HIFC_CUDA_DECODE_CLUSTERS"] != "0"
         decodeSplitTokens = try CUDAKernels.decodeSplitTokens(environment: environment)
+        decodeAttentionResidency = try CUDAKernels.decodeAttentionResidency(library: library)
     }
 
     /// `HIFC_CUDA_DECODE_SPLIT_TOKENS` read from `environment`: a whole number of tokens, at least
-    /// 128 (the least a split takes); 4096 when it is not set.
+    /// 128 (the least a split takes); 8192 when it is not set.
     static func decodeSplitTokens(environment: [String: String]) throws -> Int {
-        guard let text = environment["HIFC_CUDA_DECODE_SPLIT_TOKENS"] else { return 4096 }
+        guard let text = environment["HIFC_CUDA_DECODE_SPLIT_TOKENS"] else { return 8192 }
         guard let tokens = Int(text), tokens >= 128 else {
             throw CUDAError.invalidArgument("HIFC_CUDA_DECODE_SPLIT_TOKENS=\(text): expected a whole number of tokens, at least 128")
         }
@@ -269,29 +273,53 @@ public struct CUDAKernels: Sendable {
         rows * qHeads * splits * (2 + headDim)
     }
 
-    /// The number of context splits for a longest context of `maxContext` tokens: about one block
-    /// (query row, KV head, split) per multiprocessor, since a tensor-core decode block of head dim
-    /// 128 fills one with its shared-memory stages; at least one split per `splitTokens` tokens
-    /// (4096 by default), so that one long row among short ones is still spread over many
-    /// multiprocessors; at least 128 tokens per split. From timings of batches 1 to 64 and
-    /// contexts 512 to 32K on an H100 (bench/results/decode-attention-h100.md): batch 16 at 2K-4K
-    /// was 7-15% slower at two splits than at one, batch 1 at 2K-32K fastest at 16 (8 KV heads).
-    /// A graph step's `maxContext` is its context class, up to twice its longest context: just
-    /// past 8192 tokens a batch of 16 takes 4 splits, a whole fp8 step 1.8% slower there than at 2
-    /// (fp8-kv.md, H100; 2 at the class's top, 16K, not measured).
-    public static func attentionSplits(maxContext: Int, rows: Int, kvHeads: Int, multiprocessors: Int, splitTokens: Int = 4096) -> Int {
+    /// The number of context splits for a longest context of `maxContext` tokens, where `resident`
+    /// blocks of the decode kernel fit on one multiprocessor: at least one block (query row, KV
+    /// head, split) per multiprocessor; as many as fit on them all where each split still reads
+    /// 2048 tokens or more; at least one split per `splitTokens` tokens (8192 by default), so that
+    /// one long row among short ones is still spread over several multiprocessors; at least 128
+    /// tokens per split. A graph step's `maxContext` is its context class, up to twice its longest
+    /// context.
+    ///
+    /// From whole decode steps of the 8B shape on an H100 (fp8-kv.md, 2026-12-05): fp8 blocks of
+    /// head dim 128 fit two to a multiprocessor, and at batch 16 the second block's split won at
+    /// 2K (1.5%) and 8K (4.5%) contexts, and at batch 8 x 8K 4 splits beat 2 (0.6%); bf16 blocks
+    /// fit one, and at batch 16 one split beat two at 2K (2.9%) and 8K (1.2%). At batch 1 the
+    /// second block's 32 splits of 128-256 tokens lost 1% to 16. Past 8192 tokens at batch 16, 2
+    /// splits beat 4 by 0.7-1.9% (fp8 and bf16, up to 12K), hence the 8192-token span.
+    public static func attentionSplits(
+        maxContext: Int, rows: Int, kvHeads: Int, multiprocessors: Int, resident: Int = 1, splitTokens: Int = 8192
+    ) -> Int {
         let work = max(1, rows * kvHeads)
+        let onePerMultiprocessor = multiprocessors / work
+        let allResident = min(multiprocessors * max(1, resident) / work, maxContext / 2048)
         let span = max(128, splitTokens)
-        let wanted = max(multiprocessors / work, (maxContext + span - 1) / span)
+        let wanted = max(onePerMultiprocessor, allResident, (maxContext + span - 1) / span)
         return max(1, min(wanted, (maxContext + 127) / 128))
     }
 
-    /// `attentionSplits` on this device with its `decodeSplitTokens` setting: what every decode
-    /// attention launch of hifc uses.
-    public func attentionSplits(maxContext: Int, rows: Int, kvHeads: Int) -> Int {
-        CUDAKernels.attentionSplits(
-            maxContext: maxContext, rows: rows, kvHeads: kvHeads, multiprocessors: library.device.info.multiprocessors,
-            splitTokens: decodeSplitTokens)
+    /// `attentionSplits` on this device for a pool of `layout`, with the residency of the decode
+    /// kernel its head dim and dtype take and the `HIFC_CUDA_DECODE_SPLIT_TOKENS` setting: what
+    /// every decode attention launch of hifc uses.
+    public func attentionSplits(maxContext: Int, rows: Int, layout: KVBlockLayout) -> Int {
+        let kernel = CUDAKernels.decodeAttentionLaunch(headDim: layout.headDim, group: 1, dtype: layout.dtype)?.kernel
+        return CUDAKernels.attentionSplits(
+            maxContext: maxContext, rows: rows, kvHeads: layout.kvHeads, multiprocessors: library.device.info.multiprocessors,
+            resident: kernel.flatMap { decodeAttentionResidency[$0] } ?? 1, splitTokens: decodeSplitTokens)
+    }
+
+    /// How many blocks of each tensor-core decode kernel (the split form, whose shared memory the
+    /// cluster form shares) fit on one multiprocessor, from the driver.
+    static func decodeAttentionResidency(library: KernelLibrary) throws -> [String: Int] {
+        var resident: [String: Int] = [:]
+        for headDim in [64, 128, 256] {
+            for dtype in [KVDType.bfloat16, .fp8e4m3] {
+                guard let launch = decodeAttentionLaunch(headDim: headDim, group: 1, dtype: dtype) else { continue }
+                resident[launch.kernel] = try library.function(launch.kernel).residentBlocksPerMultiprocessor(
+                    threads: launch.threads, sharedBytes: launch.sharedBytes)
+            }
+        }
+        return resident
     }
 
     /// The most keys one query row attends to: the longest context, or a shorter sliding window.
