@@ -309,12 +309,16 @@ public struct CUDAKernels: Sendable {
     }
 
     /// How many blocks of each tensor-core decode kernel (the split form, whose shared memory the
-    /// cluster form shares) fit on one multiprocessor, from the driver.
+    /// cluster form shares) fit on one multiprocessor, from the driver. A kernel whose shared
+    /// memory is more than this device lets a block have is left out: it cannot launch here, and
+    /// asking would fail the whole backend's start for models that never use it.
     static func decodeAttentionResidency(library: KernelLibrary) throws -> [String: Int] {
         var resident: [String: Int] = [:]
         for headDim in [64, 128, 256] {
             for dtype in [KVDType.bfloat16, .fp8e4m3] {
-                guard let launch = decodeAttentionLaunch(headDim: headDim, group: 1, dtype: dtype) else { continue }
+                guard let launch = decodeAttentionLaunch(headDim: headDim, group: 1, dtype: dtype),
+                    launch.sharedBytes <= library.device.info.maxSharedMemoryPerBlock
+                else { continue }
                 resident[launch.kernel] = try library.function(launch.kernel).residentBlocksPerMultiprocessor(
                     threads: launch.threads, sharedBytes: launch.sharedBytes)
             }
