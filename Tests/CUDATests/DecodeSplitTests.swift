@@ -40,6 +40,16 @@ final class DecodeSplitTests: XCTestCase {
         XCTAssertEqual(splits(16384, rows: 1, span: 1 << 20), 16)
     }
 
+    func testTheSplitCountSettingIsUnsetByDefaultAndRefusesWhatIsNotACount() throws {
+        XCTAssertNil(try CUDAKernels.decodeSplitsOverride(environment: [:]))
+        XCTAssertEqual(try CUDAKernels.decodeSplitsOverride(environment: ["HIFC_CUDA_DECODE_SPLITS": "4"]), 4)
+        for bad in ["0", "257", "two", ""] {
+            XCTAssertThrowsError(try CUDAKernels.decodeSplitsOverride(environment: ["HIFC_CUDA_DECODE_SPLITS": bad])) { error in
+                XCTAssertTrue("\(error)".contains("HIFC_CUDA_DECODE_SPLITS=\(bad)"), "\(error)")
+            }
+        }
+    }
+
     func testTheSplitSpanSettingDefaultsTo8192AndRefusesWhatIsNotATokenCount() throws {
         XCTAssertEqual(try CUDAKernels.decodeSplitTokens(environment: [:]), 8192)
         XCTAssertEqual(try CUDAKernels.decodeSplitTokens(environment: ["HIFC_CUDA_DECODE_SPLIT_TOKENS": "4096"]), 4096)

@@ -37,8 +37,8 @@
 # default HIFC_CUDA_DECODE_SPLIT_TOKENS=4096, the span before 2026-12-05) against the defaults, alternating, AB_ROUNDS (2) rounds,
 # at AB_SHAPES (BATCH:PROMPT; 16:7936 keeps 128 graph steps in the 8192 context class; 16:8192 and 16:12000 are in the 16384
 # class, 2 splits by default and 4 at the 4096 span; 16:16000's prefill, all 16 prompts at once, runs out of an H100's memory)
-# and AB_KV (fp8). A shorter span asks for more splits than the rule picks (at batch 16, SPLIT_TOKENS=2048 gives bf16 2 splits
-# in the 4096 class, where it takes 1); no setting asks for fewer
+# and AB_KV (fp8). HIFC_CUDA_DECODE_SPLITS=N fixes every launch's split count (e.g. AB_SETTINGS="HIFC_CUDA_DECODE_SPLITS=1
+# HIFC_CUDA_DECODE_SPLITS=4": the rule's 2 at fp8 16:2048 and 16:8192 against the counts it took before 2026-12-05)
 # overlap (issue 25): bench model with decode steps launched ahead and one at a time, alternating; BATCH, PROMPT, GRAPH_DECODE
 # graphs (issue 25, decode steps replayed from CUDA graphs; about 5 minutes with synth-8b already written):
 # GRAPH_MODELS (tiny,1b,qwen3:tiny,gemma3:tiny,mistral:tiny), GRAPH_DECODE (128), BATCH, PROMPT

@@ -20,6 +20,10 @@ public struct CUDAKernels: Sendable {
     /// The longest span of a row's context one decode attention split takes (`attentionSplits`):
     /// `HIFC_CUDA_DECODE_SPLIT_TOKENS`, 8192 by default.
     let decodeSplitTokens: Int
+    /// A split count every decode attention launch takes instead of the rule's
+    /// (`HIFC_CUDA_DECODE_SPLITS`, to time counts the rule does not pick in one binary); nil when
+    /// not set.
+    let decodeSplitsOverride: Int?
     /// How many blocks of each tensor-core decode attention kernel fit on one multiprocessor, by
     /// kernel name, from the driver (`attentionSplits` fills the device with them).
     let decodeAttentionResidency: [String: Int]
@@ -31,6 +35,7 @@ public struct CUDAKernels: Sendable {
         let environment = ProcessInfo.processInfo.environment
         decodeClusters = library.device.info.hasClusters && environment["HIFC_CUDA_DECODE_CLUSTERS"] != "0"
         decodeSplitTokens = try CUDAKernels.decodeSplitTokens(environment: environment)
+        decodeSplitsOverride = try CUDAKernels.decodeSplitsOverride(environment: environment)
         decodeAttentionResidency = try CUDAKernels.decodeAttentionResidency(library: library)
     }
 
@@ -42,6 +47,16 @@ public struct CUDAKernels: Sendable {
             throw CUDAError.invalidArgument("HIFC_CUDA_DECODE_SPLIT_TOKENS=\(text): expected a whole number of tokens, at least 128")
         }
         return tokens
+    }
+
+    /// `HIFC_CUDA_DECODE_SPLITS` read from `environment`: a whole number of splits, 1 to 256; nil
+    /// when it is not set.
+    static func decodeSplitsOverride(environment: [String: String]) throws -> Int? {
+        guard let text = environment["HIFC_CUDA_DECODE_SPLITS"] else { return nil }
+        guard let splits = Int(text), (1...256).contains(splits) else {
+            throw CUDAError.invalidArgument("HIFC_CUDA_DECODE_SPLITS=\(text): expected a whole number of splits, 1 to 256")
+        }
+        return splits
     }
 
     private func gridFor(_ n: Int, threads: Int = 256) -> Int { max(1, min((n + threads - 1) / threads, 65535)) }
@@ -300,8 +315,10 @@ public struct CUDAKernels: Sendable {
 
     /// `attentionSplits` on this device for a pool of `layout`, with the residency of the decode
     /// kernel its head dim and dtype take and the `HIFC_CUDA_DECODE_SPLIT_TOKENS` setting: what
-    /// every decode attention launch of hifc uses.
+    /// every decode attention launch of hifc uses. `HIFC_CUDA_DECODE_SPLITS` replaces the count,
+    /// still at least 128 tokens a split.
     public func attentionSplits(maxContext: Int, rows: Int, layout: KVBlockLayout) -> Int {
+        if let decodeSplitsOverride { return max(1, min(decodeSplitsOverride, (maxContext + 127) / 128)) }
         let kernel = CUDAKernels.decodeAttentionLaunch(headDim: layout.headDim, group: 1, dtype: layout.dtype)?.kernel
         return CUDAKernels.attentionSplits(
             maxContext: maxContext, rows: rows, kvHeads: layout.kvHeads, multiprocessors: library.device.info.multiprocessors,
