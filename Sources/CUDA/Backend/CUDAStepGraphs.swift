@@ -46,12 +46,8 @@ final class CUDAStepGraphs: @unchecked Sendable {
     init(device: CUDADevice, environment: [String: String] = ProcessInfo.processInfo.environment) throws {
         self.device = device
         mode = device.api.graphs == nil ? .off : try CUDAStepGraphMode.fromEnvironment(environment)
-        let limit = environment["HIFC_CUDA_GRAPH_MAX_ROWS"].map { Int($0) }
-        guard let maxRows = limit ?? 64, maxRows >= 1 else {
-            throw CUDAError.invalidArgument(
-                "HIFC_CUDA_GRAPH_MAX_ROWS=\(environment["HIFC_CUDA_GRAPH_MAX_ROWS"] ?? ""): expected a positive row count")
-        }
-        self.maxRows = maxRows
+        maxRows =
+            try wholeNumberSetting("HIFC_CUDA_GRAPH_MAX_ROWS", in: environment, range: 1...Int.max, expected: "a positive row count") ?? 64
         memory = DeviceMemoryCache(device: device, trimsWhenFull: false)
         captureStream = try device.makeStream()
     }

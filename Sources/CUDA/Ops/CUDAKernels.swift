@@ -42,21 +42,14 @@ public struct CUDAKernels: Sendable {
     /// `HIFC_CUDA_DECODE_SPLIT_TOKENS` read from `environment`: a whole number of tokens, at least
     /// 128 (the least a split takes); 8192 when it is not set.
     static func decodeSplitTokens(environment: [String: String]) throws -> Int {
-        guard let text = environment["HIFC_CUDA_DECODE_SPLIT_TOKENS"] else { return 8192 }
-        guard let tokens = Int(text), tokens >= 128 else {
-            throw CUDAError.invalidArgument("HIFC_CUDA_DECODE_SPLIT_TOKENS=\(text): expected a whole number of tokens, at least 128")
-        }
-        return tokens
+        try wholeNumberSetting(
+            "HIFC_CUDA_DECODE_SPLIT_TOKENS", in: environment, range: 128...Int.max, expected: "a whole number of tokens, at least 128") ?? 8192
     }
 
     /// `HIFC_CUDA_DECODE_SPLITS` read from `environment`: a whole number of splits, 1 to 256; nil
     /// when it is not set.
     static func decodeSplitsOverride(environment: [String: String]) throws -> Int? {
-        guard let text = environment["HIFC_CUDA_DECODE_SPLITS"] else { return nil }
-        guard let splits = Int(text), (1...256).contains(splits) else {
-            throw CUDAError.invalidArgument("HIFC_CUDA_DECODE_SPLITS=\(text): expected a whole number of splits, 1 to 256")
-        }
-        return splits
+        try wholeNumberSetting("HIFC_CUDA_DECODE_SPLITS", in: environment, range: 1...256, expected: "a whole number of splits, 1 to 256")
     }
 
     private func gridFor(_ n: Int, threads: Int = 256) -> Int { max(1, min((n + threads - 1) / threads, 65535)) }
