@@ -43,7 +43,8 @@ public struct CUDAKernels: Sendable {
     /// 128 (the least a split takes); 8192 when it is not set.
     static func decodeSplitTokens(environment: [String: String]) throws -> Int {
         try wholeNumberSetting(
-            "HIFC_CUDA_DECODE_SPLIT_TOKENS", in: environment, range: 128...Int.max, expected: "a whole number of tokens, at least 128") ?? 8192
+            "HIFC_CUDA_DECODE_SPLIT_TOKENS", in: environment, range: leastSplitTokens...Int.max,
+            expected: "a whole number of tokens, at least \(leastSplitTokens)") ?? 8192
     }
 
     /// `HIFC_CUDA_DECODE_SPLITS` read from `environment`: a whole number of splits, 1 to 256; nil
@@ -301,9 +302,9 @@ public struct CUDAKernels: Sendable {
         let work = max(1, rows * kvHeads)
         let onePerMultiprocessor = multiprocessors / work
         let allResident = min(multiprocessors * max(1, resident) / work, maxContext / 2048)
-        let span = max(128, splitTokens)
+        let span = max(leastSplitTokens, splitTokens)
         let wanted = max(onePerMultiprocessor, allResident, (maxContext + span - 1) / span)
-        return max(1, min(wanted, (maxContext + 127) / 128))
+        return max(1, min(wanted, mostSplits(maxContext: maxContext)))
     }
 
     /// `attentionSplits` on this device for a pool of `layout`, with the residency of the decode
@@ -311,11 +312,21 @@ public struct CUDAKernels: Sendable {
     /// every decode attention launch of hifc uses. `HIFC_CUDA_DECODE_SPLITS` replaces the count,
     /// still at least 128 tokens a split.
     public func attentionSplits(maxContext: Int, rows: Int, layout: KVBlockLayout) -> Int {
-        if let decodeSplitsOverride { return max(1, min(decodeSplitsOverride, (maxContext + 127) / 128)) }
+        if let decodeSplitsOverride { return min(decodeSplitsOverride, CUDAKernels.mostSplits(maxContext: maxContext)) }
         let kernel = CUDAKernels.decodeAttentionLaunch(headDim: layout.headDim, group: 1, dtype: layout.dtype)?.kernel
         return CUDAKernels.attentionSplits(
             maxContext: maxContext, rows: rows, kvHeads: layout.kvHeads, multiprocessors: library.device.info.multiprocessors,
             resident: kernel.flatMap { decodeAttentionResidency[$0] } ?? 1, splitTokens: decodeSplitTokens)
+    }
+
+    /// The fewest tokens a decode attention split takes: one stage of the head-dim-128 kernel (8
+    /// warps of 16 keys), so that no split leaves its block's warps without keys.
+    static let leastSplitTokens = 128
+
+    /// The most splits a longest context of `maxContext` tokens takes: at least
+    /// `leastSplitTokens` each, and always one.
+    static func mostSplits(maxContext: Int) -> Int {
+        max(1, (maxContext + leastSplitTokens - 1) / leastSplitTokens)
     }
 
     /// How many blocks of each tensor-core decode kernel (the split form, whose shared memory the
