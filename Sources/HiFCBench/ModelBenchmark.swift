@@ -4,7 +4,8 @@ import HiFCCore
 import Models
 
 /// Prefill and decode throughput of a model on its backend, at a given batch size: `batch`
-/// sequences of `promptTokens` random tokens are prefilled together in one step, then decoded
+/// sequences of `promptTokens` random tokens are prefilled together (in one step, or in steps of
+/// at most `prefillStepTokens` tokens, as the engine's chunked prefill computes them), then decoded
 /// together for `decodeTokens` steps (greedy), as `bench/cpu_vs_torch.py` does with PyTorch.
 public struct ModelBenchmark: Sendable {
     /// One measurement.
@@ -12,6 +13,8 @@ public struct ModelBenchmark: Sendable {
         public var batch: Int
         public var promptTokens: Int
         public var decodeTokens: Int
+        /// Prefill steps the prompts took (1 unless `prefillStepTokens` cut them).
+        public var prefillSteps: Int
         /// Prompt tokens per second (all sequences).
         public var prefillTokensPerSecond: Double
         /// Generated tokens per second (all sequences).
@@ -36,10 +39,12 @@ public struct ModelBenchmark: Sendable {
         public var decodeSeconds: Double { Double(batch * decodeTokens) / decodeTokensPerSecond }
 
         public var description: String {
-            String(
-                format: "batch %2d  prompt %5d  decode %4d  prefill %9.1f tok/s  decode %8.1f tok/s  step %7.3f ms (reads %.2f GB)",
-                batch, promptTokens, decodeTokens, prefillTokensPerSecond, decodeTokensPerSecond,
-                decodeStepMilliseconds, decodeStepBytes / 1e9)
+            let steps = prefillSteps > 1 ? " in \(prefillSteps) steps" : ""
+            return String(format: "batch %2d  prompt %5d  decode %4d  prefill %9.1f tok/s", batch, promptTokens, decodeTokens, prefillTokensPerSecond)
+                + steps
+                + String(
+                    format: "  decode %8.1f tok/s  step %7.3f ms (reads %.2f GB)", decodeTokensPerSecond, decodeStepMilliseconds,
+                    decodeStepBytes / 1e9)
         }
     }
 
@@ -52,16 +57,61 @@ public struct ModelBenchmark: Sendable {
     public let launchesAhead: Bool
     /// Whether the decode steps are profiled by op (`--profile`; the CPU backend's pool only).
     public let profilesDecode: Bool
+    /// Most prompt tokens computed in one prefill step (`--max-batch-tokens`); nil: every prompt in
+    /// one step. A long batch's one-step prefill needs activations for all its tokens at once
+    /// (16 x 16000 tokens of an 8B model: 7.3 GB for the MLP alone), more than a GPU may hold
+    /// beside the KV.
+    public let prefillStepTokens: Int?
 
     public init(
         model: any CausalLanguageModel, blockTokens: Int = 64, kvDType: KVDTypeChoice = .auto, stepOverlap: StepOverlap = .auto,
-        profilesDecode: Bool = false
+        profilesDecode: Bool = false, prefillStepTokens: Int? = nil
     ) {
         self.model = model
         self.blockTokens = blockTokens
         self.kvDType = kvDType
         launchesAhead = stepOverlap.enabled(backendRunsAhead: model.backend.runsAhead)
         self.profilesDecode = profilesDecode
+        self.prefillStepTokens = prefillStepTokens
+    }
+
+    /// A piece of one sequence's prompt computed in a prefill step.
+    public struct PromptPiece: Sendable, Hashable {
+        /// Which sequence of the batch.
+        public var sequence: Int
+        /// Position of the piece's first token in the prompt.
+        public var start: Int
+        /// Tokens in the piece.
+        public var count: Int
+        /// Whether the piece ends its prompt (its step returns the sequence's first token).
+        public var endsPrompt: Bool
+    }
+
+    /// The prefill steps of `batch` prompts of `promptTokens` tokens each when a step computes at
+    /// most `stepTokens` tokens (nil: no limit): the prompts in order, each cut where a step is
+    /// full and continued in the next, so that every step but the last is full.
+    public static func prefillSteps(batch: Int, promptTokens: Int, stepTokens: Int?) -> [[PromptPiece]] {
+        let budget = stepTokens ?? batch * promptTokens
+        precondition(budget > 0, "a prefill step must compute at least one token")
+        var steps: [[PromptPiece]] = []
+        var step: [PromptPiece] = []
+        var room = budget
+        for sequence in 0..<batch {
+            var start = 0
+            while start < promptTokens {
+                let count = min(room, promptTokens - start)
+                step.append(PromptPiece(sequence: sequence, start: start, count: count, endsPrompt: start + count == promptTokens))
+                start += count
+                room -= count
+                if room == 0 {
+                    steps.append(step)
+                    step = []
+                    room = budget
+                }
+            }
+        }
+        if !step.isEmpty { steps.append(step) }
+        return steps
     }
 
     /// Runs one measurement (after a short warm-up step).
@@ -72,14 +122,11 @@ public struct ModelBenchmark: Sendable {
         var generator = SeededGenerator(seed: seed)
         let vocab = model.config.vocabSize
         let prompts = (0..<batch).map { _ in (0..<promptTokens).map { _ in Int(generator.next() % UInt64(vocab)) } }
+        let prefillSteps = Self.prefillSteps(batch: batch, promptTokens: promptTokens, stepTokens: prefillStepTokens)
         // Warm-up at the measured shapes: touches the weights once (page faults of the mapping)
         // and lets a backend size its scratch memory and pick its kernels before timing. The
         // timed prefill then writes the same KV slots again.
-        _ = try model.forward(
-            ForwardBatch(
-                (0..<batch).map {
-                    ForwardSequence(tokens: prompts[$0], startPosition: 0, blockTable: tables[$0])
-                }), kv: pool)
+        _ = try prefill(prompts, tables: tables, steps: prefillSteps, kv: pool)
         _ = try model.forward(
             ForwardBatch(
                 (0..<batch).map {
@@ -87,13 +134,8 @@ public struct ModelBenchmark: Sendable {
                 }), kv: pool)
 
         let prefillStart = Date()
-        var last = Self.tokens(
-            try model.step(
-                ForwardBatch(
-                    (0..<batch).map {
-                        ForwardSequence(tokens: prompts[$0], startPosition: 0, blockTable: tables[$0], greedy: true)
-                    }), kv: pool))
-        let prefill = Date().timeIntervalSince(prefillStart)
+        var last = try prefill(prompts, tables: tables, steps: prefillSteps, kv: pool)
+        let prefillSeconds = Date().timeIntervalSince(prefillStart)
 
         let profiledPool = profilesDecode ? (model.backend as? CPUBackend)?.pool : nil
         profiledPool?.startProfile()
@@ -131,11 +173,30 @@ public struct ModelBenchmark: Sendable {
         let weights = Double(model.decodeWeightBytes)
         let kv = Double(batch) * (Double(promptTokens) + Double(decodeTokens) / 2) * Double(pool.layout.bytesPerToken)
         return Figures(
-            batch: batch, promptTokens: promptTokens, decodeTokens: decodeTokens,
-            prefillTokensPerSecond: Double(batch * promptTokens) / prefill,
+            batch: batch, promptTokens: promptTokens, decodeTokens: decodeTokens, prefillSteps: prefillSteps.count,
+            prefillTokensPerSecond: Double(batch * promptTokens) / prefillSeconds,
             decodeTokensPerSecond: Double(batch * decodeTokens) / decode,
             decodeStepMilliseconds: stepSeconds.sorted()[stepSeconds.count / 2] * 1000,
             decodeStepBytes: weights + kv, launchedAhead: launchesAhead, lastTokens: last, decodeProfile: profile)
+    }
+
+    /// Runs the prefill steps; gives each sequence's first generated token (greedy).
+    private func prefill(_ prompts: [[Int]], tables: [[Int]], steps: [[PromptPiece]], kv pool: any KVCachePool) throws -> [Int] {
+        var first = [Int](repeating: 0, count: prompts.count)
+        for pieces in steps {
+            let outputs = try model.step(
+                ForwardBatch(
+                    pieces.map {
+                        ForwardSequence(
+                            tokens: Array(prompts[$0.sequence][$0.start..<($0.start + $0.count)]), startPosition: $0.start,
+                            blockTable: tables[$0.sequence], wantsLogits: $0.endsPrompt, greedy: $0.endsPrompt)
+                    }), kv: pool)
+            for (piece, output) in zip(pieces, outputs) where piece.endsPrompt {
+                guard case .greedyToken(let token) = output else { preconditionFailure("a greedy sequence returned \(output)") }
+                first[piece.sequence] = token
+            }
+        }
+        return first
     }
 
     /// The tokens of a step whose sequences are all greedy.

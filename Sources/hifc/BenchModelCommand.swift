@@ -31,6 +31,10 @@ struct BenchModelCommand: ParsableCommand {
         help: "Launch each decode step behind the one before it, its tokens fed on the device, as the server does: auto (on a GPU), on or off.")
     var overlapSteps: StepOverlap = .auto
     @Flag(help: "On the CPU backend, also print where the decode steps' time went, op by op.") var profile = false
+    @Option(
+        name: .customLong("max-batch-tokens"),
+        help: "Most prompt tokens computed in one prefill step, as the server's chunked prefill (default: every prompt in one step).")
+    var maxBatchTokens: Int?
 
     func run() throws {
         MallocTuning.keepFreedBlocksMapped()
@@ -40,6 +44,9 @@ struct BenchModelCommand: ParsableCommand {
         }
         guard promptTokens > 0, decodeTokens > 0 else {
             throw ValidationError("--prompt-tokens and --decode-tokens must be positive")
+        }
+        if let maxBatchTokens, maxBatchTokens <= 0 {
+            throw ValidationError("--max-batch-tokens must be positive, got \(maxBatchTokens)")
         }
         let backend = try BackendChoice.make(device, threads: threads, blas: !noBLAS, dequantize: dequantize)
         let loadStart = Date()
@@ -51,12 +58,14 @@ struct BenchModelCommand: ParsableCommand {
                     + "backend \(backend.name); KV \(kvDType.resolved(backendDefault: backend.kvDType).rawValue); loaded in \(String(format: "%.2f", loadSeconds)) s; "
                     + "\(ProcessInfo.processInfo.activeProcessorCount) logical cores")
         }
-        let bench = ModelBenchmark(model: loaded.model, blockTokens: blockSize, kvDType: kvDType, stepOverlap: overlapSteps, profilesDecode: profile)
+        let bench = ModelBenchmark(
+            model: loaded.model, blockTokens: blockSize, kvDType: kvDType, stepOverlap: overlapSteps, profilesDecode: profile,
+            prefillStepTokens: maxBatchTokens)
         for b in batches {
             let figures = try bench.run(batch: b, promptTokens: promptTokens, decodeTokens: decodeTokens)
             if json {
                 print(
-                    #"{"engine":"hifc","backend":"\#(backend.name)","batch":\#(b),"prompt_tokens":\#(promptTokens),"decode_tokens":\#(decodeTokens),"kv_dtype":"\#(kvDType.rawValue)","prefill_tok_s":\#(figures.prefillTokensPerSecond),"decode_tok_s":\#(figures.decodeTokensPerSecond),"decode_step_ms":\#(figures.decodeStepMilliseconds),"decode_step_bytes":\#(figures.decodeStepBytes),"steps_launched_ahead":\#(figures.launchedAhead)}"#
+                    #"{"engine":"hifc","backend":"\#(backend.name)","batch":\#(b),"prompt_tokens":\#(promptTokens),"decode_tokens":\#(decodeTokens),"prefill_steps":\#(figures.prefillSteps),"kv_dtype":"\#(kvDType.rawValue)","prefill_tok_s":\#(figures.prefillTokensPerSecond),"decode_tok_s":\#(figures.decodeTokensPerSecond),"decode_step_ms":\#(figures.decodeStepMilliseconds),"decode_step_bytes":\#(figures.decodeStepBytes),"steps_launched_ahead":\#(figures.launchedAhead)}"#
                 )
             } else {
                 print(figures)

@@ -57,4 +57,15 @@ final class TextGeneratorTests: XCTestCase {
         XCTAssertEqual(ahead.lastTokens, one.lastTokens)
         XCTAssertEqual(ahead.lastTokens.count, 3)
     }
+
+    func testBenchmarkChunkedPrefillPicksTheSameTokensAsOneStep() throws {
+        let fixture = try ModelFixture(.mistral)
+        defer { fixture.remove() }
+        let whole = try ModelBenchmark(model: fixture.model, blockTokens: 8, stepOverlap: .off).run(batch: 3, promptTokens: 11, decodeTokens: 4)
+        let chunked = try ModelBenchmark(model: fixture.model, blockTokens: 8, stepOverlap: .off, prefillStepTokens: 7)
+            .run(batch: 3, promptTokens: 11, decodeTokens: 4)
+        XCTAssertEqual(whole.prefillSteps, 1)
+        XCTAssertEqual(chunked.prefillSteps, 5)
+        XCTAssertEqual(chunked.lastTokens, whole.lastTokens)
+    }
 }

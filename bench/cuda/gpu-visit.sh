@@ -36,8 +36,8 @@
 # decodeab (issue 22, about 7 minutes with synth-8b already written): bench model with each of AB_SETTINGS (VAR=VALUE[,VAR=VALUE] words;
 # default HIFC_CUDA_DECODE_SPLIT_TOKENS=4096, the span before 2026-12-05) against the defaults, alternating, AB_ROUNDS (2) rounds,
 # at AB_SHAPES (BATCH:PROMPT; 16:7936 keeps 128 graph steps in the 8192 context class; 16:8192 and 16:12000 are in the 16384
-# class, 2 splits by default and 4 at the 4096 span; 16:16000's prefill, all 16 prompts at once, runs out of an H100's memory)
-# and AB_KV (fp8). HIFC_CUDA_DECODE_SPLITS=N fixes every launch's split count (e.g. AB_SETTINGS="HIFC_CUDA_DECODE_SPLITS=1
+# class, 2 splits by default and 4 at the 4096 span; 16:16000 fits now that the prefill runs in steps of AB_BATCH_TOKENS, 16384:
+# all 16 prompts in one step ran out of an H100's memory) and AB_KV (fp8). HIFC_CUDA_DECODE_SPLITS=N fixes every launch's split count (e.g. AB_SETTINGS="HIFC_CUDA_DECODE_SPLITS=1
 # HIFC_CUDA_DECODE_SPLITS=4": the rule's 2 at fp8 16:2048 and 16:8192 against the counts it took before 2026-12-05)
 # overlap (issue 25): bench model with decode steps launched ahead and one at a time, alternating; BATCH, PROMPT, GRAPH_DECODE
 # graphs (issue 25, decode steps replayed from CUDA graphs; about 5 minutes with synth-8b already written):
@@ -170,7 +170,7 @@ if has decodeab; then  # issue 22: decode attention settings against the default
                     stamp "decodeab round $round: $setting, --kv-dtype $kv, batch ${shape%%:*} x ${shape#*:}"
                     ( [ "$setting" = default ] || for word in ${setting//,/ }; do export "$word"; done
                       .device/hifc bench model --model "$model" --device cuda --batch "${shape%%:*}" --prompt-tokens "${shape#*:}" \
-                          --decode-tokens 128 --kv-dtype "$kv" --json 2>&1 ) \
+                          --decode-tokens 128 --kv-dtype "$kv" --max-batch-tokens "${AB_BATCH_TOKENS:-16384}" --json 2>&1 ) \
                         | tee -a "$out/decodeab-${setting//[^A-Za-z0-9]/_}-$kv.txt" | grep -vE "^\s*$" | tee -a "$out/summary.txt"
                 done
             done
