@@ -25,8 +25,15 @@ public struct CUDAKernels: Sendable {
     /// not set.
     let decodeSplitsOverride: Int?
     /// How many blocks of each tensor-core decode attention kernel fit on one multiprocessor, by
-    /// kernel name, from the driver (`attentionSplits` fills the device with them).
-    let decodeAttentionResidency: [String: Int]
+    /// the head dim and KV dtype that pick the kernel, from the driver (`attentionSplits` fills
+    /// the device with them).
+    let decodeAttentionResidency: [DecodeKernelKey: Int]
+
+    /// What picks a tensor-core decode attention kernel's shared memory, hence its residency.
+    struct DecodeKernelKey: Hashable {
+        var headDim: Int
+        var dtype: KVDType
+    }
 
     /// Launchers over `library`.
     public init(library: KernelLibrary) throws {
@@ -313,10 +320,10 @@ public struct CUDAKernels: Sendable {
     /// still at least 128 tokens a split.
     public func attentionSplits(maxContext: Int, rows: Int, layout: KVBlockLayout) -> Int {
         if let decodeSplitsOverride { return min(decodeSplitsOverride, CUDAKernels.mostSplits(maxContext: maxContext)) }
-        let kernel = CUDAKernels.decodeAttentionLaunch(headDim: layout.headDim, group: 1, dtype: layout.dtype)?.kernel
         return CUDAKernels.attentionSplits(
             maxContext: maxContext, rows: rows, kvHeads: layout.kvHeads, multiprocessors: library.device.info.multiprocessors,
-            resident: kernel.flatMap { decodeAttentionResidency[$0] } ?? 1, splitTokens: decodeSplitTokens)
+            resident: decodeAttentionResidency[DecodeKernelKey(headDim: layout.headDim, dtype: layout.dtype)] ?? 1,
+            splitTokens: decodeSplitTokens)
     }
 
     /// The fewest tokens a decode attention split takes: one stage of the head-dim-128 kernel (8
@@ -333,14 +340,14 @@ public struct CUDAKernels: Sendable {
     /// cluster form shares) fit on one multiprocessor, from the driver. A kernel whose shared
     /// memory is more than this device lets a block have is left out: it cannot launch here, and
     /// asking would fail the whole backend's start for models that never use it.
-    static func decodeAttentionResidency(library: KernelLibrary) throws -> [String: Int] {
-        var resident: [String: Int] = [:]
+    static func decodeAttentionResidency(library: KernelLibrary) throws -> [DecodeKernelKey: Int] {
+        var resident: [DecodeKernelKey: Int] = [:]
         for headDim in [64, 128, 256] {
             for dtype in [KVDType.bfloat16, .fp8e4m3] {
                 guard let launch = decodeAttentionLaunch(headDim: headDim, group: 1, dtype: dtype),
                     launch.sharedBytes <= library.device.info.maxSharedMemoryPerBlock
                 else { continue }
-                resident[launch.kernel] = try library.function(launch.kernel).residentBlocksPerMultiprocessor(
+                resident[DecodeKernelKey(headDim: headDim, dtype: dtype)] = try library.function(launch.kernel).residentBlocksPerMultiprocessor(
                     threads: launch.threads, sharedBytes: launch.sharedBytes)
             }
         }
