@@ -49,7 +49,7 @@ let package = Package(
         // HF model directories: config, safetensors, tokenizers, the Llama family.
         .target(
             name: "Models",
-            dependencies: ["HiFCCore", "Backend", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["HiFCCore", "Backend", "CPUKernels", .product(name: "Logging", package: "swift-log")]
         ),
         // NVIDIA GPUs through dlopen: driver API, NVRTC kernels, cuBLAS, cuFile.
         .target(

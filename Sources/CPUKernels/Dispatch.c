@@ -194,6 +194,10 @@ static void argmax_chunk(void *context, long chunk, int thread) {
     j->best[chunk] = x[at];
 }
 
+double hifc_exp_scaled(const float *x, float *out, long n, float shift, float scale) {
+    return kernels()->exp_scaled(x, out, n, shift, scale);
+}
+
 void hifc_argmax_rows(hifc_pool *pool, const float *x, long rows, long columns, int64_t *out) {
     argmax_job j = {.k = kernels(), .x = x, .columns = columns};
     // Pieces of at least 2,048 logits, one a thread: the logits were just written by every thread,

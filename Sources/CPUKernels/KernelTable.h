@@ -62,6 +62,8 @@ typedef struct {
     void (*silu_mul)(const float *gate, const float *up, float *out, long n);
     void (*gelu_tanh_mul)(const float *gate, const float *up, float *out, long n);
     long (*argmax)(const float *x, long n);
+    /// `out[i] = e^((x[i] - shift) · scale)`; returns their sum.
+    double (*exp_scaled)(const float *x, float *out, long n, float shift, float scale);
     /// Columns `n0 ..< n1` of `c[m×n] = a · bᵀ`.
     void (*gemm_columns)(const float *a, const float *b, float *c, long m, long n, long k, long n0, long n1);
     void (*attention)(const hifc_attention_item *item, const hifc_kv_layer *kv, float *scratch);

@@ -28,6 +28,7 @@
     .silu_mul = k_silu_mul, \
     .gelu_tanh_mul = k_gelu_tanh_mul, \
     .argmax = k_argmax, \
+    .exp_scaled = k_exp_scaled, \
     .gemm_columns = k_gemm_columns, \
     .attention = k_attention, \
     .quantize_q8 = k_quantize_q8, \

@@ -1,4 +1,5 @@
 import Foundation
+import HiFCBench
 import HiFCCore
 import XCTest
 
@@ -80,12 +81,6 @@ final class LogitAdjustmentTests: XCTestCase {
             let key = { (i: Int) -> Float in values[i].isNaN ? -.infinity : values[i] }
             let reference = values.indices.sorted { key($0) > key($1) || (key($0) == key($1) && $0 < $1) }
             XCTAssertEqual(LargestFirst.positions(k, of: values), Array(reference.prefix(k)), "\(count), \(k)")
-            // A second prefix after the first, as the nucleus grows.
-            var order = Array(values.indices)
-            LargestFirst.arrange(&order, from: 0, to: k / 2, end: count, by: values)
-            LargestFirst.arrange(&order, from: k / 2, to: k, end: count, by: values)
-            XCTAssertEqual(Array(order.prefix(k)), Array(reference.prefix(k)), "\(count), \(k) in two prefixes")
-            XCTAssertEqual(Set(order), Set(values.indices), "a permutation")
         }
     }
 
@@ -110,5 +105,52 @@ final class LogitAdjustmentTests: XCTestCase {
         XCTAssertGreaterThan(drawn.count, min(nucleusSize, 300) / 4)
         var topK = Sampler(SamplingParams(temperature: 2, topK: 100, seed: 5))
         XCTAssertTrue(Set((0..<300).map { _ in topK.sample(logits) }).isSubset(of: Set(byLogit.prefix(100))))
+    }
+
+    func testHistogramNucleusIsTheSortedPrefixThatReachesTopP() {
+        var generator = SeededGenerator(seed: 7)
+        for trial in 0..<60 {
+            let count = [2, 50, 3000, 20000][trial % 4]
+            let spread: Float = [0.01, 1, 4, 20][trial % 3 + (trial / 30)]
+            // Every fifth trial draws from few distinct logits, so that ties cross the boundary.
+            var logits = (0..<count).map { _ in Float.random(in: -spread...spread, using: &generator) }
+            if trial % 5 == 0 { logits = logits.map { ($0 * 2).rounded() / 2 } }
+            let maximum = logits.max()!
+            let weights = logits.map { exp($0 - maximum) }
+            let floor: Float = trial % 6 == 0 ? 0.01 : 0
+            let kept = logits.indices.filter { weights[$0] >= floor }
+            let total = kept.reduce(0.0) { $0 + Double(weights[$1]) }
+            let topP = Double([0.1, 0.5, 0.9, 0.99, 0.999][trial % 5])
+            let sorted = kept.sorted { logits[$0] > logits[$1] || (logits[$0] == logits[$1] && $0 < $1) }
+            var mass = 0.0
+            var size = sorted.count
+            for (i, token) in sorted.enumerated() {
+                mass += Double(weights[token])
+                if mass >= topP * total {
+                    size = i + 1
+                    break
+                }
+            }
+            let nucleus = Sampler.nucleus(weights: weights, logits: logits, floor: floor, goal: topP * total)
+            XCTAssertTrue(nucleus == Array(sorted.prefix(size)), "trial \(trial): \(count) logits, spread \(spread), top_p \(topP)")
+        }
+    }
+
+    func testTemperatureDrawsFollowTheSoftmaxOverTheWholeVocabulary() {
+        let logits: [Float] = [2, 1, 0, -1] + [Float](repeating: -30, count: 1000)
+        let temperature: Float = 0.8
+        let weights = logits.map { exp(Double($0 / temperature)) }
+        let total = weights.reduce(0, +)
+        var sampler = Sampler(SamplingParams(temperature: temperature, seed: 11))
+        var counts = [Int: Int]()
+        let draws = 20000
+        for _ in 0..<draws { counts[sampler.sample(logits), default: 0] += 1 }
+        for token in 0..<4 {
+            let expected = weights[token] / total
+            XCTAssertEqual(Double(counts[token, default: 0]) / Double(draws), expected, accuracy: 0.01, "token \(token)")
+        }
+        var nucleus = Sampler(SamplingParams(temperature: temperature, topP: 0.8, minP: 0.2, seed: 11))
+        // min_p 0.2 keeps tokens 0 and 1 (weights 1 and 0.29); 0.8 of their mass needs both.
+        XCTAssertEqual(Set((0..<2000).map { _ in nucleus.sample(logits) }), [0, 1])
     }
 }

@@ -110,6 +110,11 @@ void hifc_add(hifc_pool *pool, const float *a, const float *b, float *out, long 
 void hifc_silu_mul(hifc_pool *pool, const float *gate_up, float *out, long rows, long inter);
 /// `out[r][i] = gelu_tanh(gate_up[r][i]) * gate_up[r][inter + i]` (PyTorch's tanh approximation).
 void hifc_gelu_tanh_mul(hifc_pool *pool, const float *gate_up, float *out, long rows, long inter);
+/// `out[i] = e^((x[i] - shift) · scale)` for `n` values (`out` may be null), on the calling
+/// thread; returns their sum (in double, from float partials of at most 512 values). Within 2 ulp of `expf` where the
+/// exponent is at least -87.3, 0 below: the sampler's weights and the log probabilities' sum,
+/// `shift` the largest logit and `scale` 1 / temperature.
+double hifc_exp_scaled(const float *x, float *out, long n, float shift, float scale);
 /// Index of the largest value of each row (the first on ties) into `out`.
 void hifc_argmax_rows(hifc_pool *pool, const float *x, long rows, long columns, int64_t *out);
 /// `c[m×n] = a[m×k] · b[n×k]ᵀ` (+ `bias[n]` when not null), all row-major.
