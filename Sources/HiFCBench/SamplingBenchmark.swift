@@ -66,11 +66,22 @@ public struct SamplingBenchmark: Sendable {
     /// Sequences sampled together in one step, for the batch cases (`BatchSampling` against one
     /// row after another on the calling thread); below 2, none.
     public let rows: Int
+    /// A model's logits to sample from instead of the synthetic ones (every row of the batch
+    /// cases the same); nil: synthetic.
+    public let modelLogits: [Float]?
 
-    public init(vocabulary: Int, tokens: Int, rows: Int = 0) {
-        self.vocabulary = vocabulary
+    /// Synthetic logits of `vocabulary` tokens, or `modelLogits` (whose count is then the
+    /// vocabulary).
+    public init(vocabulary: Int, tokens: Int, rows: Int = 0, modelLogits: [Float]? = nil) {
+        self.vocabulary = modelLogits?.count ?? vocabulary
         self.tokens = tokens
         self.rows = rows
+        self.modelLogits = modelLogits
+    }
+
+    /// The logits of one row: the model's, or normal with a standard deviation of 2.5.
+    private func logitsRow(_ random: inout SeededGenerator) -> [Float] {
+        modelLogits ?? (0..<vocabulary).map { _ in Float(Self.normal(&random) * 2.5) }
     }
 
     /// Milliseconds a token for each case, in `cases`' order, after the two cases of the sampler
@@ -84,7 +95,7 @@ public struct SamplingBenchmark: Sendable {
     /// steps: one after another, then on several threads.
     private func batch() -> [(name: String, milliseconds: Double)] {
         var random = SeededGenerator(seed: 0xBA7C)
-        let logits = (0..<rows).map { _ in (0..<vocabulary).map { _ in Float(Self.normal(&random) * 2.5) } }
+        let logits = (0..<rows).map { _ in logitsRow(&random) }
         let params = SamplingParams(temperature: 0.7, topP: 0.9, seed: 1)
         var serial = [Sampler](repeating: Sampler(params), count: rows)
         var parallel = serial
@@ -117,7 +128,7 @@ public struct SamplingBenchmark: Sendable {
     private func single() -> [(name: String, milliseconds: Double)] {
         var random = SeededGenerator(seed: 0x5EED)
         func uniform() -> Double { Double.random(in: Double.ulpOfOne..<1, using: &random) }
-        let logits = (0..<vocabulary).map { _ in Float(Self.normal(&random) * 2.5) }
+        let logits = logitsRow(&random)
         let sorted = [("top_p 0.9 by a full sort (before)", 0, Float(0.9)), ("top_k 40 by a full sort (before)", 40, Float(1))].map {
             name, topK, topP in
             let start = Date()
