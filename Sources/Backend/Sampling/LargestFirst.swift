@@ -5,9 +5,9 @@
 ///
 /// The order is total: a larger value first, and of equal values the lower position first; a NaN
 /// counts as minus infinity. So the result does not depend on how the selection went.
-enum LargestFirst {
+package enum LargestFirst {
     /// The positions of the `k` largest of `values`, largest first.
-    static func positions(_ k: Int, of values: [Float]) -> [Int] {
+    package static func positions(_ k: Int, of values: [Float]) -> [Int] {
         let k = min(k, values.count)
         guard k > 0 else { return [] }
         func key(_ p: Int) -> Float { values[p].isNaN ? -.infinity : values[p] }
