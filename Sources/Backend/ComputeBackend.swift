@@ -1,3 +1,4 @@
+import Foundation
 import HiFCCore
 
 /// The op-level compute interface the forward passes (in Models) are written against.
@@ -42,6 +43,10 @@ public protocol ComputeBackend: AnyObject, Sendable {
     /// `argmaxRows` queued after the work so far, without waiting for it: a backend that runs
     /// ahead of the host (a GPU) returns before the indices exist.
     func argmaxRowsLater(_ tensor: DeviceTensor) throws -> any StepTokens
+    /// Each row's token, queued like `argmaxRowsLater`: `draws[row]`'s where it has one (from the
+    /// row soft-capped by `cap · tanh(x / cap)` when `softcap` is set), else the largest value's
+    /// index. A backend without a draw of its own makes them on the host (`hostPicks`).
+    func pickRowsLater(_ tensor: DeviceTensor, draws: [TokenDraw?], softcap: Float?) throws -> any StepTokens
     /// Whether ops return before their work is done (a GPU's queue), so that the host can plan
     /// and launch the next step while this one runs.
     var runsAhead: Bool { get }
@@ -137,6 +142,26 @@ extension ComputeBackend {
     /// The indices found now: for backends whose ops finish before they return.
     public func argmaxRowsLater(_ tensor: DeviceTensor) throws -> any StepTokens {
         ReadyStepTokens(try argmaxRows(tensor))
+    }
+
+    /// The picks made now, on the host (`hostPicks`).
+    public func pickRowsLater(_ tensor: DeviceTensor, draws: [TokenDraw?], softcap: Float?) throws -> any StepTokens {
+        ReadyStepTokens(try hostPicks(tensor, draws: draws, softcap: softcap))
+    }
+
+    /// `pickRowsLater`'s tokens, the draws made on the host (the rows with one come down, and
+    /// are drawn from on several threads, `BatchSampling`); the other rows take `argmaxRows`.
+    public func hostPicks(_ tensor: DeviceTensor, draws: [TokenDraw?], softcap: Float?) throws -> [Int] {
+        var picks = try argmaxRows(tensor)
+        let drawn = draws.indices.filter { draws[$0] != nil }
+        guard !drawn.isEmpty else { return picks }
+        let rows = try downloadRows(tensor)
+        var made = drawn.map { draws[$0]! }
+        let logits = drawn.map { i in softcap.map { cap in rows[i].map { cap * tanh($0 / cap) } } ?? rows[i] }
+        for (k, token) in BatchSampling.sample(&made, logits, choose: { draw, row in draw.pick(from: row) }).enumerated() {
+            picks[drawn[k]] = token
+        }
+        return picks
     }
 
     /// False: for backends whose ops finish before they return.

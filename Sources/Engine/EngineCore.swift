@@ -279,7 +279,7 @@ public final class EngineCore {
         if plan.hasCompute {
             let launched = try runner.launch(
                 plan, sequences: { scheduler.sequence($0)! }, blockTables: { scheduler.blockTable(of: $0) },
-                greedy: { requests[$0]!.isGreedy })
+                pick: { requests[$0]!.backendPick() })
             inFlight = try launchContinuation(of: launched, into: &step)
             events = try collect(launched, into: &step)
         } else if scheduler.hasTransfersInFlight {
@@ -309,18 +309,18 @@ public final class EngineCore {
     }
 
     /// Launches the step after `launched` behind it, before its tokens are back, where the
-    /// backend runs ahead of the host, every sequence of `launched` that samples decodes
-    /// greedily, and the scheduler can plan it (`Scheduler.planContinuation`).
+    /// backend runs ahead of the host, picks the token of every sequence of `launched` that
+    /// samples, and the scheduler can plan it (`Scheduler.planContinuation`).
     private func launchContinuation(of launched: LaunchedStep, into step: inout EngineStats) throws -> LaunchedStep? {
         guard overlapsSteps, launched.pending.greedyTokens != nil,
-            launched.plan.chunks.allSatisfy({ !$0.samples || requests[$0.sequence]?.isGreedy != false }),
+            launched.plan.chunks.allSatisfy({ !$0.samples || requests[$0.sequence]?.picksOnBackend != false }),
             let plan = scheduler.planContinuation(of: launched.plan)
         else { return nil }
         start(plan, into: &step)
         step.stepsLaunchedAhead += 1
         return try runner.launch(
             plan, sequences: { scheduler.sequence($0)! }, blockTables: { scheduler.blockTable(of: $0) },
-            greedy: { requests[$0]?.isGreedy ?? true }, feeding: launched)
+            pick: { requests[$0]?.backendPick() ?? .greedy }, feeding: launched)
     }
 
     /// Waits for `launched`, samples, reports it to the scheduler and returns its events.

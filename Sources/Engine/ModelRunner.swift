@@ -4,19 +4,19 @@ import Models
 
 /// Runs the compute part of a `StepPlan`: turns its chunks into the model's `ForwardBatch`, with
 /// each sequence's tokens and block table, and launches it; what the chunks that sample need
-/// (their logits, or for greedy requests the token itself, picked by the backend) comes from
-/// the returned `LaunchedStep` once the step is done.
+/// (their logits, or the token itself where the backend picks it) comes from the returned
+/// `LaunchedStep` once the step is done.
 struct ModelRunner: Sendable {
     let model: any CausalLanguageModel
     let kv: any KVCachePool
 
     /// Launches `plan`. A chunk whose one token is not among its sequence's tokens yet is the
     /// token `previous` samples for it (a plan from `Scheduler.planContinuation`): the backend
-    /// takes it from `previous`'s greedy picks where they are. `greedy` says which sequences
-    /// decode greedily.
+    /// takes it from `previous`'s picks where they are. `pick` says, once for each sampling
+    /// chunk, how the backend picks its sequence's token (nil: the host samples it).
     func launch(
         _ plan: StepPlan, sequences: (SequenceID) -> GenerationSequence, blockTables: (SequenceID) -> [Int],
-        greedy: (SequenceID) -> Bool, feeding previous: LaunchedStep? = nil
+        pick: (SequenceID) -> BackendPick?, feeding previous: LaunchedStep? = nil
     ) throws -> LaunchedStep {
         let started = ContinuousClock.now
         let previousRows = previous?.logitRows ?? [:]
@@ -24,10 +24,11 @@ struct ModelRunner: Sendable {
             try plan.chunks.map { chunk in
                 let sequence = sequences(chunk.sequence)
                 let known = sequence.tokens.count
+                let picked = chunk.samples ? pick(chunk.sequence) : nil
                 var entry = ForwardSequence(
                     tokens: Array(sequence.tokens[min(chunk.start, known)..<min(chunk.start + chunk.count, known)]),
                     startPosition: chunk.start, blockTable: blockTables(chunk.sequence), wantsLogits: chunk.samples,
-                    greedy: chunk.samples && greedy(chunk.sequence))
+                    greedy: picked == .greedy, draw: picked?.draw)
                 if chunk.start + chunk.count > known {
                     guard chunk.count == 1, chunk.start == known, let row = previousRows[chunk.sequence] else {
                         throw EngineStepError.tokensNotSampled(sequence: chunk.sequence, position: chunk.start)
@@ -73,5 +74,19 @@ enum EngineStepError: Error, CustomStringConvertible {
         case .tokensNotSampled(let sequence, let position):
             return "sequence \(sequence): position \(position) is planned before its token is sampled, with no step before it that samples it"
         }
+    }
+}
+
+/// How the backend picks a sampling sequence's token where the logits are.
+enum BackendPick: Equatable {
+    /// The largest logit.
+    case greedy
+    /// This draw's token.
+    case draw(TokenDraw)
+
+    /// The draw, where it is one.
+    var draw: TokenDraw? {
+        if case .draw(let draw) = self { return draw }
+        return nil
     }
 }

@@ -33,9 +33,17 @@ struct RequestProgress {
         return token
     }
 
-    /// Whether the next token is always the most likely one and nothing but the token is asked
-    /// for, so the backend may pick it itself without handing over the logits.
-    var isGreedy: Bool { sampler.isGreedy && request.sampling.logprobs == nil }
+    /// Whether the backend may pick the next token itself without handing over the logits: nothing
+    /// but the token is asked for, and the token is the most likely one or a draw that its
+    /// sampler's state does not change (no penalties, bias or minimum length).
+    var picksOnBackend: Bool { request.sampling.logprobs == nil && !request.sampling.adjustsLogits }
+
+    /// How the backend picks the next token, where it may (`picksOnBackend`): greedily, or by the
+    /// sampler's next draw, whose random number this takes as sampling would.
+    mutating func backendPick() -> BackendPick? {
+        guard picksOnBackend else { return nil }
+        return sampler.nextDraw().map(BackendPick.draw) ?? .greedy
+    }
 
     /// Takes the sequence's newest token: the text it adds, and why generation ends if it does.
     mutating func advance(_ sequence: GenerationSequence, maxSequenceTokens: Int) -> (text: String, finish: FinishReason?) {

@@ -1,4 +1,4 @@
-import Engine
+import Backend
 import Foundation
 import HiFCCore
 import Models

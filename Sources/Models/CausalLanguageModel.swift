@@ -34,8 +34,8 @@ extension ModelConfig {
 
 extension CausalLanguageModel {
     /// Runs one step (`launch`, then a wait) and returns, per sequence in order, what it asked
-    /// for: the logits of its last new token, or for a `greedy` sequence the index of the largest
-    /// of them, picked by the backend where the logits are.
+    /// for: the logits of its last new token, or for a sequence the backend picks for
+    /// (`picksOnBackend`) the token it picked where the logits are.
     public func step(_ batch: ForwardBatch, kv: any KVCachePool) throws -> [ForwardOutput] {
         try launch(batch, kv: kv, feeding: nil).outputs()
     }
@@ -56,10 +56,13 @@ extension CausalLanguageModel {
 
     /// Runs one step and returns, per sequence in order, the logits (`vocabSize` floats) of its
     /// last new token, or an empty array for a sequence whose `wantsLogits` is false. `greedy`
-    /// marks are ignored: every sequence that wants logits gets them. See `step`.
+    /// marks and draws are ignored: every sequence that wants logits gets them. See `step`.
     public func forward(_ batch: ForwardBatch, kv: any KVCachePool) throws -> [[Float]] {
         var all = batch
-        for i in all.sequences.indices { all.sequences[i].greedy = false }
+        for i in all.sequences.indices {
+            all.sequences[i].greedy = false
+            all.sequences[i].draw = nil
+        }
         return try step(all, kv: kv).map { output in
             if case .logits(let row) = output { return row }
             return []
@@ -109,8 +112,9 @@ extension CausalLanguageModel {
     /// One step: `hidden` runs the layers from the prepared step to the last hidden states
     /// (`[tokens, hidden]`), then the final norm and the LM head give the logits of the rows that
     /// want them; the backend runs the two as one unit it may replay (`ComputeBackend.runStep`).
-    /// Then the backend's argmax of every logit row is queued when some sequence is greedy, and
-    /// the logits come to the host, soft-capped where the config says so, when some samples.
+    /// Then the backend's pick of every logit row is queued when it picks for some sequence
+    /// (`ForwardSequence.picksOnBackend`), and the logits come to the host, soft-capped where the
+    /// config says so, when the host samples some.
     func launchStep(
         _ batch: ForwardBatch, kv: any KVCachePool, feeding previous: (any StepTokens)?, finalNorm: DeviceTensor, lmHead: DeviceTensor,
         hidden: (any PreparedStep) throws -> DeviceTensor
@@ -124,20 +128,24 @@ extension CausalLanguageModel {
             return try b.linear(try b.rmsNorm(last, weight: finalNorm, epsilon: config.rmsNormEpsilon), weight: lmHead, bias: nil)
         }
         let wanting = batch.sequences.filter(\.wantsLogits)
-        // Logit rows follow the wanting sequences' order. Greedy rows take the backend's argmax,
-        // and the logits come to the host only when some row samples from them. Soft-capping
-        // (cap · tanh(x / cap)) keeps the order of the logits, so the argmax needs none.
+        // Logit rows follow the wanting sequences' order. The backend picks for the rows that
+        // let it, and the logits come to the host only when some row samples from them there.
+        // Soft-capping (cap · tanh(x / cap)) keeps the order of the logits, so an argmax needs
+        // none; a draw does, and the backend applies it.
         var greedyTokens: (any StepTokens)?
         var rows: [[Float]] = []
+        let softcap = config.finalLogitSoftcapping.map(Float.init)
         if let logits {
-            greedyTokens = wanting.contains { $0.greedy } ? try b.argmaxRowsLater(logits) : nil
-            rows = wanting.contains { !$0.greedy } ? try b.downloadRows(logits) : []
-            if let cap = config.finalLogitSoftcapping.map(Float.init) {
-                rows = rows.map { row in row.map { cap * tanh($0 / cap) } }
+            if wanting.contains(where: \.picksOnBackend) {
+                let draws = wanting.map(\.draw)
+                greedyTokens =
+                    draws.contains { $0 != nil } ? try b.pickRowsLater(logits, draws: draws, softcap: softcap) : try b.argmaxRowsLater(logits)
             }
+            rows = wanting.contains { !$0.picksOnBackend } ? try b.downloadRows(logits) : []
+            if let softcap { rows = rows.map { row in row.map { softcap * tanh($0 / softcap) } } }
         }
         return PendingForward(
             greedyTokens: greedyTokens, wantsLogits: batch.sequences.map { $0.wantsLogits && logits != nil },
-            greedy: batch.sequences.map(\.greedy), rows: rows)
+            picksOnBackend: batch.sequences.map(\.picksOnBackend), rows: rows)
     }
 }

@@ -15,6 +15,12 @@ public struct ForwardSequence: Sendable, Hashable {
     /// may pick it where the logits are rather than bring them to the host: a batch of 16 on an
     /// 8B Llama otherwise moves 8 MB of logits a step.
     public var greedy: Bool
+    /// A draw that alone decides the next token (a temperature, top-k, top-p, min-p and its
+    /// random number), for the backend to make where the logits are, as the host sampler would
+    /// make it: the logits then stay there too. Nil: greedy, or the host samples.
+    public var draw: TokenDraw?
+    /// Whether the backend picks the next token itself: greedily, or by `draw`.
+    public var picksOnBackend: Bool { greedy || draw != nil }
     /// For a one-token entry whose token the previous step picks greedily and the host does not
     /// have yet: that step's logit row (the index among its sequences that wanted logits). The
     /// step that is given the previous one's `PendingForward.greedyTokens` takes the token from
@@ -23,13 +29,15 @@ public struct ForwardSequence: Sendable, Hashable {
 
     /// A sequence entry; see the properties.
     public init(
-        tokens: [Int], startPosition: Int, blockTable: [Int], wantsLogits: Bool = true, greedy: Bool = false, feedRow: Int? = nil
+        tokens: [Int], startPosition: Int, blockTable: [Int], wantsLogits: Bool = true, greedy: Bool = false, draw: TokenDraw? = nil,
+        feedRow: Int? = nil
     ) {
         self.tokens = tokens
         self.startPosition = startPosition
         self.blockTable = blockTable
         self.wantsLogits = wantsLogits
         self.greedy = greedy
+        self.draw = draw
         self.feedRow = feedRow
     }
 }
@@ -40,18 +48,21 @@ public enum ForwardOutput: Sendable, Hashable {
     case none
     /// The logits of the sequence's last token, vocabulary-sized.
     case logits([Float])
-    /// The index of the largest logit (the first on ties), for a sequence marked `greedy`.
+    /// The token the backend picked, for a sequence it picks for (`picksOnBackend`): the index of
+    /// the largest logit (the first on ties) for a `greedy` one, else its `draw`'s token.
     case greedyToken(Int)
 }
 
-/// A launched step's outputs: the greedy tokens possibly still being computed, and the logits of
-/// sampling sequences (brought to the host at launch). `outputs()` waits for the step.
+/// A launched step's outputs: the tokens the backend picks, possibly still being computed, and
+/// the logits of the sequences the host samples (brought to the host at launch). `outputs()`
+/// waits for the step.
 public struct PendingForward: Sendable {
-    /// The greedy pick of each logit row (every sequence that wanted logits, in order), for a
-    /// next step to take as token ids where they are; nil when no row is greedy.
+    /// The backend's pick of each logit row (every sequence that wanted logits, in order: its
+    /// draw where it has one, else the largest logit), for a next step to take as token ids where
+    /// they are; nil when the backend picks for no row.
     public let greedyTokens: (any StepTokens)?
     let wantsLogits: [Bool]
-    let greedy: [Bool]
+    let picksOnBackend: [Bool]
     /// The logits of the rows that sample, in logit-row order, empty when none does.
     let rows: [[Float]]
 
@@ -61,7 +72,7 @@ public struct PendingForward: Sendable {
         let tokens = try greedyTokens?.wait() ?? []
         var row = 0
         for (n, wants) in wantsLogits.enumerated() where wants {
-            outputs[n] = greedy[n] ? .greedyToken(tokens[row]) : .logits(rows[row])
+            outputs[n] = picksOnBackend[n] ? .greedyToken(tokens[row]) : .logits(rows[row])
             row += 1
         }
         return outputs

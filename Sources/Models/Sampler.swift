@@ -9,7 +9,8 @@ import HiFCCore
 /// seed and logits give the same tokens).
 ///
 /// The sampler remembers the tokens it chose, for the penalties: it must see every token of its
-/// sequence, which is why the engine lets the backend pick a token itself only where `isGreedy`.
+/// sequence, which is why the engine lets the backend pick a token itself (greedily, or by
+/// `nextDraw`) only where nothing adjusts the logits.
 public struct Sampler: Sendable {
     /// The parameters in force.
     public let params: SamplingParams
@@ -48,10 +49,6 @@ public struct Sampler: Sendable {
         for i in 1..<logits.count where logits[i] > logits[best] { best = i }
         return best
     }
-
-    /// Whether `sample` always returns the largest raw logit's index (temperature 0, nothing
-    /// adjusted), so a backend may pick the token itself.
-    public var isGreedy: Bool { !(params.temperature > 0) && !params.adjustsLogits }
 
     /// Chooses a token id from `logits`, and remembers it.
     public mutating func sample(_ logits: [Float]) -> Int {

@@ -61,6 +61,27 @@ final class LLMEngineTests: XCTestCase {
         }
     }
 
+    func testASampledRequestDrawnByTheBackendGetsTheHostSamplersTokens() async throws {
+        let prompt = GreedyRun.distinctPrompts(1)[0]
+        // Log probabilities keep the logits coming to the host, whose sampler draws; without them
+        // the backend makes the same draws where the logits are.
+        func run(logprobs: Int?) async throws -> [Int] {
+            var sampling = SamplingParams(maxTokens: 16, temperature: 1.3, topP: 0.95, seed: 21, logprobs: logprobs)
+            sampling.ignoreEOS = true
+            let engine = try makeEngine()
+            var tokens: [Int] = []
+            for try await event in engine.generate(GenerationRequest(id: "s", promptTokens: prompt, sampling: sampling)) {
+                if case .delta(let ids, _, _) = event { tokens += ids }
+            }
+            return tokens
+        }
+        let host = try await run(logprobs: 1)
+        let backend = try await run(logprobs: nil)
+        XCTAssertEqual(backend, host)
+        XCTAssertEqual(host.count, 16)
+        XCTAssertGreaterThan(Set(host).count, 1, "a temperature of 1.3 draws more than one token")
+    }
+
     func testALogitBiasForcesItsTokenAndOneOutsideTheVocabularyIsRefused() async throws {
         let engine = try makeEngine()
         var sampling = greedy(4)

@@ -16,8 +16,21 @@ final class LogitAdjustmentTests: XCTestCase {
         let logits: [Float] = [3, 1, 0.5]
         XCTAssertEqual(greedyRun(SamplingParams(temperature: 0, logitBias: [2: 5]), logits, steps: 3), [2, 2, 2])
         XCTAssertEqual(greedyRun(SamplingParams(temperature: 0, logitBias: [0: -100]), logits, steps: 2), [1, 1])
-        XCTAssertFalse(Sampler(SamplingParams(temperature: 0, logitBias: [2: 5])).isGreedy, "the backend must not pick the raw argmax")
-        XCTAssertTrue(Sampler(SamplingParams(temperature: 0)).isGreedy)
+    }
+
+    func testOnlyAnUnadjustedTemperatureGivesADrawForTheBackend() {
+        var plain = Sampler(SamplingParams(temperature: 0.7, topP: 0.9, seed: 4))
+        var twin = Sampler(SamplingParams(temperature: 0.7, topP: 0.9, seed: 4))
+        let logits: [Float] = [2, 1.5, 1, 0, -1]
+        for _ in 0..<20 {
+            XCTAssertEqual(plain.nextDraw()?.pick(from: logits), twin.sample(logits), "a draw takes the random number sampling would")
+        }
+        var greedy = Sampler(SamplingParams(temperature: 0))
+        XCTAssertNil(greedy.nextDraw(), "greedy: the backend's argmax")
+        var penalized = Sampler(SamplingParams(temperature: 0.7, presencePenalty: 0.5))
+        XCTAssertNil(penalized.nextDraw(), "a penalty needs the sampler to see the logits")
+        var biased = Sampler(SamplingParams(temperature: 0.7, logitBias: [2: 5]))
+        XCTAssertNil(biased.nextDraw())
     }
 
     func testFrequencyPenaltyGrowsWithEachRepeatAndPresencePenaltyDoesNot() {
