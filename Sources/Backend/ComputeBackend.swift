@@ -47,6 +47,9 @@ public protocol ComputeBackend: AnyObject, Sendable {
     /// row soft-capped by `cap · tanh(x / cap)` when `softcap` is set), else the largest value's
     /// index. A backend without a draw of its own makes them on the host (`hostPicks`).
     func pickRowsLater(_ tensor: DeviceTensor, draws: [TokenDraw?], softcap: Float?) throws -> any StepTokens
+    /// Whether `pickRowsLater` queues its draws where the logits are, like the argmax, so that a
+    /// step can be launched behind a step with draws before its tokens are back.
+    var queuesDraws: Bool { get }
     /// Whether ops return before their work is done (a GPU's queue), so that the host can plan
     /// and launch the next step while this one runs.
     var runsAhead: Bool { get }
@@ -143,6 +146,9 @@ extension ComputeBackend {
     public func argmaxRowsLater(_ tensor: DeviceTensor) throws -> any StepTokens {
         ReadyStepTokens(try argmaxRows(tensor))
     }
+
+    /// False: the draws are made on the host (`hostPicks`).
+    public var queuesDraws: Bool { false }
 
     /// The picks made now, on the host (`hostPicks`).
     public func pickRowsLater(_ tensor: DeviceTensor, draws: [TokenDraw?], softcap: Float?) throws -> any StepTokens {

@@ -310,10 +310,15 @@ public final class EngineCore {
 
     /// Launches the step after `launched` behind it, before its tokens are back, where the
     /// backend runs ahead of the host, picks the token of every sequence of `launched` that
-    /// samples, and the scheduler can plan it (`Scheduler.planContinuation`).
+    /// samples (a draw only where it queues draws like the argmax: a draw made on the host has
+    /// waited for the step), and the scheduler can plan it (`Scheduler.planContinuation`).
     private func launchContinuation(of launched: LaunchedStep, into step: inout EngineStats) throws -> LaunchedStep? {
+        let queuesDraws = runner.model.backend.queuesDraws
         guard overlapsSteps, launched.pending.greedyTokens != nil,
-            launched.plan.chunks.allSatisfy({ !$0.samples || requests[$0.sequence]?.picksOnBackend != false }),
+            launched.plan.chunks.allSatisfy({ chunk in
+                guard chunk.samples, let request = requests[chunk.sequence] else { return true }
+                return request.picksOnBackend && (queuesDraws || !request.drawsOnBackend)
+            }),
             let plan = scheduler.planContinuation(of: launched.plan)
         else { return nil }
         start(plan, into: &step)

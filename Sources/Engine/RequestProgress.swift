@@ -38,6 +38,9 @@ struct RequestProgress {
     /// sampler's state does not change (no penalties, bias or minimum length).
     var picksOnBackend: Bool { request.sampling.logprobs == nil && !request.sampling.adjustsLogits }
 
+    /// Whether the backend's pick is a draw (a temperature above 0), not the largest logit.
+    var drawsOnBackend: Bool { picksOnBackend && request.sampling.temperature > 0 }
+
     /// How the backend picks the next token, where it may (`picksOnBackend`): greedily, or by the
     /// sampler's next draw, whose random number this takes as sampling would.
     mutating func backendPick() -> BackendPick? {

@@ -62,17 +62,23 @@ public struct ModelBenchmark: Sendable {
     /// (16 x 16000 tokens of an 8B model: 7.3 GB for the MLP alone), more than a GPU may hold
     /// beside the KV.
     public let prefillStepTokens: Int?
+    /// The decode steps' draws (`--temperature`, `--top-p`), made by the backend as it makes a
+    /// sampled request's; nil: greedy.
+    public let decodeDraws: (temperature: Float, topP: Float)?
 
     public init(
         model: any CausalLanguageModel, blockTokens: Int = 64, kvDType: KVDTypeChoice = .auto, stepOverlap: StepOverlap = .auto,
-        profilesDecode: Bool = false, prefillStepTokens: Int? = nil
+        profilesDecode: Bool = false, prefillStepTokens: Int? = nil, decodeDraws: (temperature: Float, topP: Float)? = nil
     ) {
         self.model = model
         self.blockTokens = blockTokens
         self.kvDType = kvDType
-        launchesAhead = stepOverlap.enabled(backendRunsAhead: model.backend.runsAhead)
+        // As the engine: a step is launched behind draws only where the backend queues them.
+        launchesAhead =
+            stepOverlap.enabled(backendRunsAhead: model.backend.runsAhead) && (decodeDraws == nil || model.backend.queuesDraws)
         self.profilesDecode = profilesDecode
         self.prefillStepTokens = prefillStepTokens
+        self.decodeDraws = decodeDraws
     }
 
     /// A piece of one sequence's prompt computed in a prefill step.
@@ -149,12 +155,16 @@ public struct ModelBenchmark: Sendable {
             stepSeconds.append(Date().timeIntervalSince(lastDone))
             lastDone = Date()
         }
+        var random = SeededGenerator(seed: seed ^ 0xD8A3)
         for step in 0..<decodeTokens {
             let inputs = ForwardBatch(
                 (0..<batch).map {
                     ForwardSequence(
-                        tokens: [pending == nil ? last[$0] : 0], startPosition: promptTokens + step, blockTable: tables[$0], greedy: true,
-                        feedRow: pending == nil ? nil : $0)
+                        tokens: [pending == nil ? last[$0] : 0], startPosition: promptTokens + step, blockTable: tables[$0],
+                        greedy: decodeDraws == nil,
+                        draw: decodeDraws.map {
+                            TokenDraw(temperature: $0.temperature, topP: $0.topP, uniform: Double.random(in: 0..<1, using: &random))
+                        }, feedRow: pending == nil ? nil : $0)
                 })
             if launchesAhead {
                 let launched = try model.launch(inputs, kv: pool, feeding: pending?.greedyTokens)

@@ -64,6 +64,7 @@ public struct GPUModelCheck {
         var splits = 0
         var margins: [String] = []
         var devicePickMisses = 0
+        var deviceDrawMisses = 0
 
         var position = 0
         var chunk = (0..<promptLength).map { _ in Int.random(in: 0..<config.vocabSize) }
@@ -76,6 +77,12 @@ public struct GPUModelCheck {
             let devicePick = try gpuModel.model.step(
                 ForwardBatch([ForwardSequence(tokens: chunk, startPosition: position, blockTable: table, greedy: true)]), kv: gpuKV)[0]
             if devicePick != .greedyToken(Sampler.argmax(gpuLogits)) { devicePickMisses += 1 }
+            // And once more with a draw, which the backend makes where the logits are (on the GPU
+            // with HIFC_CUDA_DEVICE_SAMPLING=1): the host's draw from the downloaded logits.
+            let draw = TokenDraw(temperature: 0.9, topK: step % 2 == 0 ? 0 : 50, topP: 0.9, uniform: Double.random(in: 0..<1))
+            let deviceDraw = try gpuModel.model.step(
+                ForwardBatch([ForwardSequence(tokens: chunk, startPosition: position, blockTable: table, draw: draw)]), kv: gpuKV)[0]
+            if deviceDraw != .greedyToken(draw.pick(from: gpuLogits)) { deviceDrawMisses += 1 }
             let err = HostReference.relativeError(gpuLogits, cpuLogits.map(Double.init))
             if step == 0 {
                 first = err
@@ -122,6 +129,9 @@ public struct GPUModelCheck {
             GPUCheckResult(
                 name: "\(name): the device's greedy pick is the downloaded logits' argmax on \(steps + 1 - devicePickMisses) of \(steps + 1) steps",
                 error: Double(devicePickMisses), tolerance: 0),
+            GPUCheckResult(
+                name: "\(name): the backend's draw is the host's from the downloaded logits on \(steps + 1 - deviceDrawMisses) of \(steps + 1) steps",
+                error: Double(deviceDrawMisses), tolerance: 0),
         ]
     }
 }

@@ -33,7 +33,7 @@ public final class GPUSelfCheck: @unchecked Sendable {
             ("prefill attention (tensor cores)", checkPrefillAttention),
             ("sliding-window attention", checkSlidingWindowAttention), ("model family ops", checkFamilyOps),
             ("fp8 kv write", checkFP8KVWrite), ("fp8 skinny rotary gemm", checkFP8SkinnyRotaryGemm),
-            ("fp8 kv attention", checkFP8Attention), ("argmax/top-k", checkSampling),
+            ("fp8 kv attention", checkFP8Attention), ("argmax/top-k", checkSampling), ("draws", checkDraws),
         ]
         for (name, check) in checks {
             do { results += try check() } catch {

@@ -37,11 +37,14 @@ public struct GreedyRun: Sendable {
     }
 
     /// Runs `prompts` (each generating exactly `maxTokens`, end-of-sequence ignored) through
-    /// `core` until it is idle.
-    public static func run(_ prompts: [[Int]], maxTokens: Int, through core: EngineCore, stepLimit: Int = 20_000) throws -> GreedyRun {
-        var sampling = SamplingParams.greedy(maxTokens: maxTokens)
-        sampling.ignoreEOS = true
+    /// `core` until it is idle: greedily, or with a `temperature`, top-p 0.9 and request n's seed n.
+    public static func run(
+        _ prompts: [[Int]], maxTokens: Int, through core: EngineCore, temperature: Float = 0, stepLimit: Int = 20_000
+    ) throws -> GreedyRun {
         for (n, prompt) in prompts.enumerated() {
+            var sampling = SamplingParams.greedy(maxTokens: maxTokens)
+            if temperature > 0 { sampling = SamplingParams(maxTokens: maxTokens, temperature: temperature, topP: 0.9, seed: UInt64(n)) }
+            sampling.ignoreEOS = true
             try core.add(id: SequenceID(n), GenerationRequest(id: "r\(n)", promptTokens: prompt, sampling: sampling))
         }
         var run = GreedyRun()

@@ -35,6 +35,9 @@ struct BenchModelCommand: ParsableCommand {
         name: .customLong("max-batch-tokens"),
         help: "Most prompt tokens computed in one prefill step, as the server's chunked prefill (default: every prompt in one step).")
     var maxBatchTokens: Int?
+    @Option(help: "Draw each decode step's tokens at this temperature, as the backend draws a sampled request's (0: greedy).")
+    var temperature: Float = 0
+    @Option(name: .customLong("top-p"), help: "With --temperature, the draws' top-p nucleus.") var topP: Float = 1
 
     func run() throws {
         MallocTuning.keepFreedBlocksMapped()
@@ -44,6 +47,9 @@ struct BenchModelCommand: ParsableCommand {
         }
         guard promptTokens > 0, decodeTokens > 0 else {
             throw ValidationError("--prompt-tokens and --decode-tokens must be positive")
+        }
+        guard temperature >= 0, temperature.isFinite, topP > 0, topP <= 1 else {
+            throw ValidationError("--temperature must be 0 or more and --top-p in (0, 1], got \(temperature) and \(topP)")
         }
         if let maxBatchTokens, maxBatchTokens <= 0 {
             throw ValidationError("--max-batch-tokens must be positive, got \(maxBatchTokens)")
@@ -60,12 +66,12 @@ struct BenchModelCommand: ParsableCommand {
         }
         let bench = ModelBenchmark(
             model: loaded.model, blockTokens: blockSize, kvDType: kvDType, stepOverlap: overlapSteps, profilesDecode: profile,
-            prefillStepTokens: maxBatchTokens)
+            prefillStepTokens: maxBatchTokens, decodeDraws: temperature > 0 ? (temperature, topP) : nil)
         for b in batches {
             let figures = try bench.run(batch: b, promptTokens: promptTokens, decodeTokens: decodeTokens)
             if json {
                 print(
-                    #"{"engine":"hifc","backend":"\#(backend.name)","batch":\#(b),"prompt_tokens":\#(promptTokens),"decode_tokens":\#(decodeTokens),"prefill_steps":\#(figures.prefillSteps),"kv_dtype":"\#(kvDType.rawValue)","prefill_tok_s":\#(figures.prefillTokensPerSecond),"decode_tok_s":\#(figures.decodeTokensPerSecond),"decode_step_ms":\#(figures.decodeStepMilliseconds),"decode_step_bytes":\#(figures.decodeStepBytes),"steps_launched_ahead":\#(figures.launchedAhead)}"#
+                    #"{"engine":"hifc","backend":"\#(backend.name)","batch":\#(b),"prompt_tokens":\#(promptTokens),"decode_tokens":\#(decodeTokens),"prefill_steps":\#(figures.prefillSteps),"kv_dtype":"\#(kvDType.rawValue)","temperature":\#(temperature),"prefill_tok_s":\#(figures.prefillTokensPerSecond),"decode_tok_s":\#(figures.decodeTokensPerSecond),"decode_step_ms":\#(figures.decodeStepMilliseconds),"decode_step_bytes":\#(figures.decodeStepBytes),"steps_launched_ahead":\#(figures.launchedAhead)}"#
                 )
             } else {
                 print(figures)

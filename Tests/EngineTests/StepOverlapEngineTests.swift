@@ -10,15 +10,15 @@ import XCTest
 final class StepOverlapEngineTests: XCTestCase {
     private let prompts = GreedyRun.distinctPrompts(12)
 
-    private func run(overlap: StepOverlap, blocks: Int, mode: PreemptionMode, flash: Bool = false, prefixCaching: Bool = false) throws
-        -> GreedyRun
-    {
+    private func run(
+        overlap: StepOverlap, blocks: Int, mode: PreemptionMode, flash: Bool = false, prefixCaching: Bool = false, temperature: Float = 0
+    ) throws -> GreedyRun {
         var configuration = EngineFixture.configuration(blocks: blocks, mode: mode, prefixCaching: prefixCaching)
         configuration.stepOverlap = overlap
         let tier = flash ? FlashTier(store: try EngineFixture.flashStore()) : nil
         let core = try EngineCore(loaded: EngineFixture.loaded, configuration: configuration, flashTier: tier)
         XCTAssertEqual(core.overlapsSteps, overlap == .on)
-        return try GreedyRun.run(prompts, maxTokens: 40, through: core)
+        return try GreedyRun.run(prompts, maxTokens: 40, through: core, temperature: temperature)
     }
 
     private func assertSame(_ run: GreedyRun, as reference: GreedyRun, file: StaticString = #filePath, line: UInt = #line) {
@@ -28,6 +28,16 @@ final class StepOverlapEngineTests: XCTestCase {
                 "sequence \(id) differs from token \(run.firstDivergence(of: id, from: reference).map(String.init) ?? "-")", file: file,
                 line: line)
         }
+    }
+
+    func testDrawsMadeOnTheHostAreNotLaunchedBehindAndGiveTheSameTokens() throws {
+        // The CPU backend draws on the host (`queuesDraws` is false): a step behind one with draws
+        // would wait for it, so none is launched ahead.
+        let reference = try run(overlap: .off, blocks: 200, mode: .recompute, temperature: 0.8)
+        let overlapped = try run(overlap: .on, blocks: 200, mode: .recompute, temperature: 0.8)
+        assertSame(overlapped, as: reference)
+        XCTAssertEqual(overlapped.stats.stepsLaunchedAhead, 0)
+        XCTAssertNotEqual(reference.tokens, try run(overlap: .off, blocks: 200, mode: .recompute).tokens, "the draws are not greedy")
     }
 
     func testStepsLaunchedAheadGiveTheSameTokens() throws {

@@ -58,6 +58,16 @@ final class TextGeneratorTests: XCTestCase {
         XCTAssertEqual(ahead.lastTokens.count, 3)
     }
 
+    func testBenchmarkDrawsAreNotLaunchedAheadWhereTheBackendMakesThemOnTheHost() throws {
+        let fixture = try ModelFixture(.mistral)
+        defer { fixture.remove() }
+        let drawn = try ModelBenchmark(model: fixture.model, blockTokens: 8, stepOverlap: .on, decodeDraws: (0.8, 0.9))
+            .run(batch: 3, promptTokens: 10, decodeTokens: 5)
+        XCTAssertFalse(drawn.launchedAhead, "the CPU backend draws on the host: a step behind them would wait for them")
+        XCTAssertEqual(drawn.lastTokens.count, 3)
+        XCTAssertGreaterThan(drawn.decodeTokensPerSecond, 0)
+    }
+
     func testBenchmarkChunkedPrefillPicksTheSameTokensAsOneStep() throws {
         let fixture = try ModelFixture(.mistral)
         defer { fixture.remove() }

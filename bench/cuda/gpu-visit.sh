@@ -3,8 +3,8 @@
 # whole 8B-shaped model against PyTorch + transformers, the server under load, and an error exit
 # of the CUDA engine.
 # Run from the repository root after `bash .device/unpack.sh`; logs go to $OUT (or ./gpu-logs).
-#   bash bench/cuda/gpu-visit.sh [checks] [labs] [prefillncu] [decodeab] [model] [long] [swap] [swapio] [prefix] [sanitizer] [serve] [exit] [smollm2] [gemma3] [cpuprofile] [cpu] [multi] [multi2] [swapmodes] [fp8] [fp8lab] [graphs] [overlap] [variants] [llamacuda] [servepeak] [servesweep]
-#   (default: all but decodeab, swapio, smollm2, gemma3, cpuprofile, cpu, multi, multi2, swapmodes, fp8, fp8lab, graphs, overlap, variants, llamacuda, servepeak and servesweep; smollm2, gemma3 and cpu need a GGUF carried in parts,
+#   bash bench/cuda/gpu-visit.sh [checks] [labs] [prefillncu] [draws] [decodeab] [model] [long] [swap] [swapio] [prefix] [sanitizer] [serve] [exit] [smollm2] [gemma3] [cpuprofile] [cpu] [multi] [multi2] [swapmodes] [fp8] [fp8lab] [graphs] [overlap] [variants] [llamacuda] [servepeak] [servesweep]
+#   (default: all but draws, decodeab, swapio, smollm2, gemma3, cpuprofile, cpu, multi, multi2, swapmodes, fp8, fp8lab, graphs, overlap, variants, llamacuda, servepeak and servesweep; smollm2, gemma3 and cpu need a GGUF carried in parts,
 #   see the smollm2 step; multi2 needs the 2-GPU machine, nvidia-h200-x2; swapmodes fits one device call of its own, about 6 minutes)
 # env: BATCH, PROMPT, DECODE (model: decode tokens, 32; the first 15 or so steps after the prefill run at
 # power-capped clocks, model-h200.md); BASELINE=DIR first runs bench model with DIR/hifc (an earlier binary, packed
@@ -33,6 +33,10 @@
 # (lab_decode_attention.py: correctness against float64, time and GB/s of KV against the copy roofline); LAB_QUICK=1:
 # three check shapes and the 8192-token decode step's shape only, about a minute; LAB_PROFILE=K1,K2: then Nsight Compute
 # (ncu: throughput, warp stalls, instruction mix, occupancy) on those kernels at the fp8 decode step's shape
+# draws (about 4 minutes with synth-8b written): check gpu with the draws on the GPU (the kernel's cases and tiny Llama's and
+# Gemma 3's, soft-capped, draws against the host's from the same logits), then
+# bench model's decode steps greedy, drawn on the host (HIFC_CUDA_DEVICE_SAMPLING=0) and on the GPU (=1), temperature 0.8,
+# top-p 0.9, alternating, DRAW_ROUNDS (2) rounds; BATCH, PROMPT
 # decodeab (issue 22, about 7 minutes with synth-8b already written): bench model with each of AB_SETTINGS (VAR=VALUE[,VAR=VALUE] words;
 # default HIFC_CUDA_DECODE_SPLIT_TOKENS=4096, the span before 2026-12-05) against the defaults, alternating, AB_ROUNDS (2) rounds,
 # at AB_SHAPES (BATCH:PROMPT; 16:7936 keeps 128 graph steps in the 8192 context class; 16:8192 and 16:12000 are in the 16384
@@ -159,6 +163,23 @@ if has graphs; then  # issue 25: graph replay against kernel-by-kernel launch, t
     HIFC_CUDA_GRAPHS=1 HIFC_CUDA_STEP_TIMING=1 .device/hifc bench model --model "$model" --device cuda --batch "${BATCH:-1,16}" \
         --prompt-tokens "${PROMPT:-2048}" --decode-tokens 16 > "$out/graphs-timing.txt" 2>&1
     grep -E "cuda step|capturing" "$out/graphs-timing.txt" | tail -12 | tee -a "$out/summary.txt"
+fi
+
+if has draws; then  # sampled requests' draws on the GPU (sample_rows_f32) against the host, whole decode steps
+    stamp "synth 8b"; synth8b
+    stamp "draws: check gpu with HIFC_CUDA_DEVICE_SAMPLING=1 (the kernel's and the models' draws against the host's)"
+    HIFC_CUDA_DEVICE_SAMPLING=1 .device/hifc check gpu --models tiny,gemma3:tiny --work-dir "$work" > "$out/draws-check.txt" 2>&1
+    echo "check gpu rc=$?" | tee -a "$out/summary.txt"
+    grep -E "draws|argmax|FAIL|passed" "$out/draws-check.txt" | tee -a "$out/summary.txt"
+    for round in $(seq "${DRAW_ROUNDS:-2}"); do
+        for setting in greedy 0 1; do
+            stamp "draws round $round: HIFC_CUDA_DEVICE_SAMPLING=$setting"
+            temperature=$([ "$setting" = greedy ] && echo 0 || echo 0.8)
+            HIFC_CUDA_DEVICE_SAMPLING=$([ "$setting" = 1 ] && echo 1 || echo 0) .device/hifc bench model --model "$model" --device cuda \
+                --batch "${BATCH:-1,16}" --prompt-tokens "${PROMPT:-2048}" --decode-tokens 128 --temperature "$temperature" --top-p 0.9 \
+                --json 2>&1 | tee -a "$out/draws-$setting.txt" | grep -vE "^\s*$" | tee -a "$out/summary.txt"
+        done
+    done
 fi
 
 if has decodeab; then  # issue 22: decode attention settings against the defaults, whole steps, alternating in one run

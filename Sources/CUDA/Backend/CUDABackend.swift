@@ -43,6 +43,10 @@ public final class CUDABackend: ComputeBackend, @unchecked Sendable {
     /// With `HIFC_CUDA_STEP_TIMING=1`, one stderr line per step: how long the host took to queue
     /// it and how long it then waited for the GPU (a wait near zero means the host is the bound).
     private let stepTiming: CUDAStepTiming?
+    /// Whether sampled requests' draws are made on the GPU (`sample_rows_f32`), their logits left
+    /// there, rather than on the host (`HIFC_CUDA_DEVICE_SAMPLING=1`; off until `hifc check gpu`
+    /// has checked the kernel on a GPU: it was written without one).
+    let drawsOnDevice: Bool
 
     /// Opens GPU `ordinal`, compiles (or loads from the cache) the kernels and creates cuBLAS.
     public init(ordinal: Int = 0) throws {
@@ -57,6 +61,7 @@ public final class CUDABackend: ComputeBackend, @unchecked Sendable {
         stepStaging = staging
         tokenStaging = CUDATokenStaging(device: device)
         stepTiming = ProcessInfo.processInfo.environment["HIFC_CUDA_STEP_TIMING"] == "1" ? try CUDAStepTiming(device: device) : nil
+        drawsOnDevice = ProcessInfo.processInfo.environment["HIFC_CUDA_DEVICE_SAMPLING"] == "1"
     }
 
     public var name: String { "cuda:\(device.info.ordinal) (\(device.info.name))" }
@@ -147,6 +152,33 @@ public final class CUDABackend: ComputeBackend, @unchecked Sendable {
         guard runsAhead else { return ReadyStepTokens(try argmaxRows(tensor)) }
         let (indices, cache) = try queueArgmax(tensor)
         do {
+            return try CUDAStepTokens(indices: indices, rows: tensor.rows, memory: cache, staging: tokenStaging, stream: stream)
+        } catch {
+            cache.give(indices)
+            throw error
+        }
+    }
+
+    /// Whether draws are queued on the GPU: with `drawsOnDevice`, where steps run ahead.
+    public var queuesDraws: Bool { drawsOnDevice && runsAhead }
+
+    /// With `drawsOnDevice`, the argmax of every row and then, over the rows with a draw, the
+    /// draw, queued on the GPU: only the tokens come back, and the step after can take them where
+    /// they are. Otherwise the draws are made on the host (`hostPicks`).
+    public func pickRowsLater(_ tensor: DeviceTensor, draws: [TokenDraw?], softcap: Float?) throws -> any StepTokens {
+        guard queuesDraws, draws.count == tensor.rows else {
+            return ReadyStepTokens(try hostPicks(tensor, draws: draws, softcap: softcap))
+        }
+        let (indices, cache) = try queueArgmax(tensor)
+        do {
+            let packed = CUDAKernels.packedDraws(draws)
+            let table = try cache.take(packed.count * 4)
+            // Given back at once: only work queued after the kernel on this stream reuses it.
+            defer { cache.give(table) }
+            try uploadStepMetadata(packed, to: table.address)
+            try kernels.sampleRows(
+                logits: try float32(tensor, "pickRowsLater").cudaAddress("pickRowsLater"), rows: tensor.rows, vocab: tensor.columns,
+                draws: table.address, softcap: softcap ?? 0, output: indices.address, stream: stream)
             return try CUDAStepTokens(indices: indices, rows: tensor.rows, memory: cache, staging: tokenStaging, stream: stream)
         } catch {
             cache.give(indices)

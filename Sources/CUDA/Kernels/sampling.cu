@@ -93,3 +93,345 @@ extern "C" __global__ void topk_f32(
         __syncthreads();
     }
 }
+
+// MARK: Draws where the logits are (TokenDraw in Swift)
+
+// One row's draw; a temperature of 0 or less marks a row the kernel leaves alone (its argmax,
+// written by argmax_f32 before, stays). 24 bytes, as CUDAKernels.sampleRows packs it.
+struct RowDraw {
+    float temperature, top_p, min_p;
+    int top_k;
+    double uniform;
+};
+
+namespace draw {
+
+constexpr int THREADS = 1024;
+constexpr int WARPS = THREADS / 32;
+
+// A value's place in the order a draw walks, as an unsigned key: a larger value has a larger key;
+// NaN counts as minus infinity and -0 as +0, as the host's comparisons of floats make them.
+__device__ __forceinline__ unsigned order_key(float x) {
+    if (isnan(x)) x = NEG_INF;
+    if (x == 0.f) x = 0.f;
+    const unsigned b = __float_as_uint(x);
+    return (b & 0x80000000u) ? ~b : (b | 0x80000000u);
+}
+
+// The positions at or before a boundary in the walk's order (key descending, then index
+// ascending): every constraint of a draw (top-k, min-p, the nucleus, the draw's own point) keeps
+// such a prefix. NONE keeps nothing (no key reaches it).
+struct Boundary {
+    unsigned key;
+    int index;
+};
+constexpr Boundary ALL = {0u, 0x7fffffff};
+constexpr Boundary NONE = {0xffffffffu, -1};
+
+__device__ __forceinline__ bool within(unsigned key, int i, Boundary b) {
+    return key > b.key || (key == b.key && i <= b.index);
+}
+
+struct Shared {
+    double mass[256];
+    unsigned count[256];
+    double sums[WARPS];
+    int ints[WARPS];
+    float floats[WARPS];
+    int chosen;
+    double above;
+    int found;
+};
+
+// One row of logits and what the draw computes from each: its value (soft-capped), its key and
+// its weight e^((value - max) / T), taken as the host takes it (the top-k path divides by T, the
+// whole-vocabulary path multiplies by 1 / T).
+struct Row {
+    const float* x;
+    int n;
+    float softcap, max, temperature, inverse;
+    bool divides;
+    float floor;  // the least weight a candidate keeps (min-p); -inf: none
+    __device__ float value(int i) const { return softcap > 0.f ? softcap * tanhf(x[i] / softcap) : x[i]; }
+    __device__ float weight(float v) const { return expf(divides ? (v - max) / temperature : (v - max) * inverse); }
+};
+
+__device__ double block_sum(double v, Shared& sh) {
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    if (lane == 0) sh.sums[warp] = v;
+    __syncthreads();
+    if (warp == 0) {
+        v = lane < WARPS ? sh.sums[lane] : 0.0;
+        for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+        if (lane == 0) sh.sums[0] = v;
+    }
+    __syncthreads();
+    const double total = sh.sums[0];
+    __syncthreads();
+    return total;
+}
+
+__device__ float block_max(float v, Shared& sh) {
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    if (lane == 0) sh.floats[warp] = v;
+    __syncthreads();
+    if (warp == 0) {
+        v = lane < WARPS ? sh.floats[lane] : NEG_INF;
+        for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+        if (lane == 0) sh.floats[0] = v;
+    }
+    __syncthreads();
+    const float m = sh.floats[0];
+    __syncthreads();
+    return m;
+}
+
+// The sum of `v` over the threads before this one (thread order), for T = int or double.
+template <typename T>
+__device__ T block_exclusive_scan(T v, T* scratch) {
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    T x = v;
+    for (int o = 1; o < 32; o <<= 1) {
+        const T y = __shfl_up_sync(0xffffffffu, x, o);
+        if (lane >= o) x += y;
+    }
+    if (lane == 31) scratch[warp] = x;
+    __syncthreads();
+    if (warp == 0) {
+        T s = lane < WARPS ? scratch[lane] : T(0);
+        for (int o = 1; o < 32; o <<= 1) {
+            const T y = __shfl_up_sync(0xffffffffu, s, o);
+            if (lane >= o) s += y;
+        }
+        if (lane < WARPS) scratch[lane] = s;
+    }
+    __syncthreads();
+    const T before = (warp > 0 ? scratch[warp - 1] : T(0)) + x - v;
+    __syncthreads();
+    return before;
+}
+
+// Adds each lane's contribution `c` to bin `digit` (none where digit < 0): one atomic per distinct
+// digit of the warp, whose lanes mostly share one (most logits share an exponent).
+__device__ __forceinline__ void warp_histogram_add(int digit, double c, Shared& sh) {
+    const int lane = threadIdx.x & 31;
+    unsigned pending = __ballot_sync(0xffffffffu, digit >= 0);
+    while (pending) {
+        const int leader = __ffs(pending) - 1;
+        const int d = __shfl_sync(0xffffffffu, digit, leader);
+        const unsigned group = __ballot_sync(0xffffffffu, digit == d);
+        double s = digit == d ? c : 0.0;
+        for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+        if (lane == leader) {
+            atomicAdd(&sh.mass[d], s);
+            atomicAdd(&sh.count[d], (unsigned)__popc(group));
+        }
+        pending &= ~group;
+    }
+}
+
+// Whether position i is a candidate within `members`; its value's key in `key`, its weight in `w`.
+__device__ __forceinline__ bool candidate(const Row& r, int i, Boundary members, unsigned& key, float& w) {
+    const float v = r.value(i);
+    key = order_key(v);
+    if (!within(key, i, members)) return false;
+    w = r.weight(v);
+    return w >= r.floor;
+}
+
+// The index of the `j`-th candidate (1-based, in index order) whose key is `key`: the threads
+// take contiguous spans of the row, so that their counts in thread order are in index order.
+__device__ int nth_with_key(const Row& r, Boundary members, unsigned key, int j, Shared& sh) {
+    const int per = (r.n + THREADS - 1) / THREADS;
+    const int lo = min(r.n, (int)threadIdx.x * per), hi = min(r.n, lo + per);
+    int count = 0;
+    unsigned k;
+    float w;
+    for (int i = lo; i < hi; ++i)
+        if (candidate(r, i, members, k, w) && k == key) ++count;
+    if (threadIdx.x == 0) sh.found = -1;
+    const int before = block_exclusive_scan(count, sh.ints);
+    if (before < j && j <= before + count) {
+        int seen = before;
+        for (int i = lo; i < hi; ++i) {
+            if (candidate(r, i, members, k, w) && k == key && ++seen == j) {
+                sh.found = i;
+                break;
+            }
+        }
+    }
+    __syncthreads();
+    const int found = sh.found;
+    __syncthreads();
+    return found;
+}
+
+// The end of the shortest prefix (walk order) of the candidates within `members` whose
+// contributions (1 each, or their weights) reach `goal` (pass it, with `strict`); where none does,
+// the last candidate. Four passes of a 256-bin histogram narrow the boundary's key a byte at a
+// time, from the top; then the equal keys at the boundary, whose contributions are equal, are
+// counted off in index order.
+__device__ Boundary prefix_reaching(const Row& r, Boundary members, bool weighted, double goal, bool strict, Shared& sh) {
+    unsigned prefix = 0, mask = 0;
+    double above = 0.0;
+    for (int shift = 24; shift >= 0; shift -= 8) {
+        for (int d = threadIdx.x; d < 256; d += THREADS) {
+            sh.mass[d] = 0.0;
+            sh.count[d] = 0u;
+        }
+        __syncthreads();
+        for (int base = 0; base < r.n; base += THREADS) {
+            const int i = base + threadIdx.x;
+            int digit = -1;
+            double c = 0.0;
+            unsigned key;
+            float w;
+            if (i < r.n && candidate(r, i, members, key, w) && (key & mask) == prefix) {
+                digit = (key >> shift) & 255;
+                c = weighted ? (double)w : 1.0;
+            }
+            warp_histogram_add(digit, c, sh);
+        }
+        __syncthreads();
+        if (threadIdx.x == 0) {
+            int chosen = -1, lowest = -1;
+            double reached = above, beforeLowest = above;
+            for (int d = 255; d >= 0; --d) {
+                if (sh.count[d] == 0u) continue;
+                const double next = reached + sh.mass[d];
+                if (strict ? next > goal : next >= goal) {
+                    chosen = d;
+                    break;
+                }
+                beforeLowest = reached;
+                lowest = d;
+                reached = next;
+            }
+            if (chosen >= 0) {
+                sh.chosen = chosen;
+                sh.above = reached;
+            } else {
+                sh.chosen = lowest;  // the goal is past them all: the last candidate
+                sh.above = beforeLowest;
+            }
+        }
+        __syncthreads();
+        const int chosen = sh.chosen;
+        above = sh.above;
+        if (chosen < 0) return NONE;  // no candidate at all
+        prefix |= (unsigned)chosen << shift;
+        mask |= 255u << shift;
+        __syncthreads();
+    }
+    // The last pass's bin holds exactly the candidates whose key is `prefix`.
+    const unsigned ties = sh.count[sh.chosen];
+    const double each = sh.mass[sh.chosen] / (double)ties;
+    __syncthreads();
+    // How many of the equal keys, in index order, the goal needs; all of them where it is past
+    // their sum, or where their weights are 0 or NaN.
+    const double needed = (goal - above) / each;
+    double j = (double)ties;
+    if (isfinite(needed)) j = fmin((double)ties, fmax(1.0, strict ? floor(needed) + 1.0 : ceil(needed)));
+    return Boundary{prefix, nth_with_key(r, members, prefix, (int)j, sh)};
+}
+
+// The sum of the candidates' weights within `members`.
+__device__ double weight_sum(const Row& r, Boundary members, Shared& sh) {
+    double s = 0.0;
+    for (int i = threadIdx.x; i < r.n; i += THREADS) {
+        unsigned key;
+        float w;
+        if (candidate(r, i, members, key, w)) s += (double)w;
+    }
+    return block_sum(s, sh);
+}
+
+// The candidate at which the running sum of weights in index order first passes `target`; the
+// last candidate where it never does.
+__device__ int index_order_draw(const Row& r, double target, Shared& sh) {
+    const int per = (r.n + THREADS - 1) / THREADS;
+    const int lo = min(r.n, (int)threadIdx.x * per), hi = min(r.n, lo + per);
+    double mine = 0.0;
+    int last = -1;
+    unsigned key;
+    float w;
+    for (int i = lo; i < hi; ++i) {
+        if (candidate(r, i, ALL, key, w)) {
+            mine += (double)w;
+            last = i;
+        }
+    }
+    if (threadIdx.x == 0) sh.found = -1;
+    const double before = block_exclusive_scan(mine, sh.sums);
+    if (before <= target && target < before + mine) {
+        double running = before;
+        for (int i = lo; i < hi; ++i) {
+            if (candidate(r, i, ALL, key, w)) {
+                running += (double)w;
+                if (running > target) {
+                    sh.found = i;
+                    break;
+                }
+            }
+        }
+    }
+    // The last candidate of the row, for a target past every sum.
+    for (int o = 16; o > 0; o >>= 1) last = max(last, __shfl_xor_sync(0xffffffffu, last, o));
+    if ((threadIdx.x & 31) == 0) sh.ints[threadIdx.x >> 5] = last;
+    __syncthreads();
+    int found = sh.found;
+    if (found < 0) {
+        found = -1;
+        for (int w2 = 0; w2 < WARPS; ++w2) found = max(found, sh.ints[w2]);
+    }
+    __syncthreads();
+    return found;
+}
+
+}  // namespace draw
+
+// out[r] = the token row r's draw picks from its logits (soft-capped by `softcap` when it is above
+// 0), as TokenDraw.pick does on the host: top-k by value (the lower index first on ties), the
+// weights e^((x - max) / T), min-p's floor on them, the top-p nucleus, then the point where the
+// running sum of weights passes `uniform` of the candidates' (in the walk's order, or in index
+// order with neither top-k nor top-p). One block per row; rows without a draw are left alone.
+extern "C" __global__ void __launch_bounds__(1024) sample_rows_f32(
+    const float* __restrict__ logits, int vocab, const RowDraw* __restrict__ draws, float softcap, int* __restrict__ out)
+{
+    using namespace draw;
+    wait_for_previous_kernel();
+    __shared__ Shared sh;
+    const RowDraw d = draws[blockIdx.x];
+    if (!(d.temperature > 0.f) || vocab < 2) return;
+    Row r;
+    r.x = logits + (long)blockIdx.x * vocab;
+    r.n = vocab;
+    r.softcap = softcap;
+    r.temperature = d.temperature;
+    r.inverse = 1.f / d.temperature;
+    const bool topk = d.top_k > 0 && d.top_k < vocab;
+    r.divides = topk;
+    float m = NEG_INF;
+    for (int i = threadIdx.x; i < vocab; i += THREADS) m = fmaxf(m, r.value(i));
+    r.max = block_max(m, sh);
+    // Top-k counts candidates before any floor.
+    r.floor = NEG_INF;
+    const Boundary kept = topk ? prefix_reaching(r, ALL, false, (double)d.top_k, false, sh) : ALL;
+    r.floor = fmaxf(d.min_p, 0.f);
+    double total = weight_sum(r, kept, sh);
+    Boundary nucleus = kept;
+    if (d.top_p < 1.f) {
+        nucleus = prefix_reaching(r, kept, true, (double)d.top_p * total, false, sh);
+        total = weight_sum(r, nucleus, sh);
+    }
+    const double target = d.uniform * total;
+    int token;
+    if (topk || d.top_p < 1.f) {
+        token = prefix_reaching(r, nucleus, true, target, true, sh).index;
+    } else {
+        token = index_order_draw(r, target, sh);
+    }
+    if (threadIdx.x == 0) out[blockIdx.x] = token < 0 ? 0 : token;
+}

@@ -1,3 +1,4 @@
+import Backend
 import Foundation
 import HiFCCore
 
@@ -484,6 +485,37 @@ public struct CUDAKernels: Sendable {
         a.add(int: vocab)
         a.add(output)
         try library.function("argmax_f32").launch(grid: (rows, 1, 1), block: (1024, 1, 1), stream: stream, arguments: a)
+    }
+
+    /// Overwrites `output[r]` (Int32) with the token row r's draw picks from its logits (f32,
+    /// `vocab` apart), soft-capped by `softcap` when it is above 0, as `TokenDraw.pick` does on the
+    /// host; rows whose draw has no temperature keep what `output` held (the argmax queued
+    /// before). `draws` holds `packedDraws`' words.
+    public func sampleRows(
+        logits: CUdeviceptr, rows: Int, vocab: Int, draws: CUdeviceptr, softcap: Float, output: CUdeviceptr, stream: CUDAStream
+    ) throws {
+        var a = KernelArguments()
+        a.add(logits)
+        a.add(int: vocab)
+        a.add(draws)
+        a.add(softcap)
+        a.add(output)
+        try library.function("sample_rows_f32").launch(grid: (rows, 1, 1), block: (1024, 1, 1), stream: stream, arguments: a)
+    }
+
+    /// `draws` as sampling.cu's `RowDraw` array: per row six 32-bit words (temperature, top_p and
+    /// min_p as f32 bits, top_k, then the uniform as f64 bits, low word first); a row without a
+    /// draw has temperature 0.
+    public static func packedDraws(_ draws: [TokenDraw?]) -> [Int32] {
+        draws.flatMap { draw -> [Int32] in
+            guard let draw else { return [0, 0, 0, 0, 0, 0] }
+            let uniform = draw.uniform.bitPattern
+            return [
+                Int32(bitPattern: draw.temperature.bitPattern), Int32(bitPattern: draw.topP.bitPattern),
+                Int32(bitPattern: draw.minP.bitPattern), Int32(clamping: draw.topK),
+                Int32(bitPattern: UInt32(truncatingIfNeeded: uniform)), Int32(bitPattern: UInt32(truncatingIfNeeded: uniform >> 32)),
+            ]
+        }
     }
 
     /// `tokenIDs[r] = previous[feedRows[r]]` for each of `rows` rows whose `feedRows` entry is in
