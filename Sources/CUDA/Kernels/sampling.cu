@@ -60,40 +60,6 @@ extern "C" __global__ void feed_tokens(int* __restrict__ token_ids, const int* _
     if (source >= 0 && source < previous_rows) token_ids[r] = previous[source];
 }
 
-// The k largest logits of each row, in descending order (values and indices); one block per row,
-// k <= 64. Each round takes the largest remaining value by a block-wide argmax; k rounds over the
-// row (vocabularies are read from L2 after the first pass).
-extern "C" __global__ void topk_f32(
-    const float* __restrict__ logits, int vocab, int k, float* __restrict__ out_v, int* __restrict__ out_i)
-{
-    wait_for_previous_kernel();
-    __shared__ float best_v[32];
-    __shared__ int best_i[32];
-    __shared__ float taken_v[64];
-    __shared__ int taken_i[64];
-    const float* row = logits + (long)blockIdx.x * vocab;
-    for (int round = 0; round < k; ++round) {
-        // Candidates must come after the previous pick in (value desc, index asc) order.
-        const float pv = round > 0 ? taken_v[round - 1] : __int_as_float(0x7f800000);
-        const int pi = round > 0 ? taken_i[round - 1] : -1;
-        float v = NEG_INF;
-        int idx = 0x7fffffff;
-        for (int i = threadIdx.x; i < vocab; i += blockDim.x) {
-            const float x = row[i];
-            const bool after = x < pv || (x == pv && i > pi);
-            if (after && (x > v || (x == v && i < idx))) { v = x; idx = i; }
-        }
-        block_argmax(v, idx, best_v, best_i);
-        if (threadIdx.x == 0) {
-            taken_v[round] = v;
-            taken_i[round] = idx;
-            out_v[(long)blockIdx.x * k + round] = v;
-            out_i[(long)blockIdx.x * k + round] = idx == 0x7fffffff ? -1 : idx;
-        }
-        __syncthreads();
-    }
-}
-
 // MARK: Draws where the logits are (TokenDraw in Swift)
 
 // One row's draw; a temperature of 0 or less marks a row the kernel leaves alone (its argmax,

@@ -532,17 +532,6 @@ public struct CUDAKernels: Sendable {
         try library.function("feed_tokens").launch(grid: ((rows + 255) / 256, 1, 1), block: (256, 1, 1), stream: stream, arguments: a)
     }
 
-    /// The `k` (<= 64) largest logits of each row, descending: values (fp32) and indices (Int32).
-    public func topK(logits: CUdeviceptr, rows: Int, vocab: Int, k: Int, values: CUdeviceptr, indices: CUdeviceptr, stream: CUDAStream) throws {
-        guard k >= 1, k <= 64, k <= vocab else { throw CUDAError.invalidArgument("top-k with k=\(k), vocab \(vocab)") }
-        var a = KernelArguments()
-        a.add(logits)
-        a.add(int: vocab)
-        a.add(int: k)
-        a.add(values)
-        a.add(indices)
-        try library.function("topk_f32").launch(grid: (rows, 1, 1), block: (1024, 1, 1), stream: stream, arguments: a)
-    }
 }
 
 /// A C `long` kernel argument.
