@@ -59,7 +59,7 @@ public protocol ComputeBackend: AnyObject, Sendable {
     /// Makes the step's metadata available to the ops (a GPU uploads it once here).
     func prepare(_ batch: StepBatch) throws -> any PreparedStep
     /// `prepare`, with the token ids of `batch.feedRows`' rows taken from `previous`, the last
-    /// step's greedy tokens, where they are (on a GPU, before they reach the host).
+    /// step's picked tokens, where they are (on a GPU, before they reach the host).
     func prepare(_ batch: StepBatch, feeding previous: any StepTokens) throws -> any PreparedStep
     /// Runs `body`, a step's device work from `step` to the logits it returns, and returns them.
     /// A backend may record the work the first time a step of some launch shape comes and, for

@@ -107,7 +107,7 @@ public struct StepBatch: Sendable, Hashable {
     }
 
     /// This step with the rows of `feedRows` given their token from `tokens` (the previous step's
-    /// greedy tokens by logit row), and nothing left to feed.
+    /// picked tokens by logit row), and nothing left to feed.
     public func fed(by tokens: [Int]) throws(BackendError) -> StepBatch {
         var batch = self
         for (row, source) in feedRows.enumerated() where source >= 0 {
@@ -152,9 +152,10 @@ public protocol PreparedStep: AnyObject, Sendable {
     var batch: StepBatch { get }
 }
 
-/// The greedy tokens of a step's logit rows, one per row: on a GPU possibly still being computed
-/// when the next step is launched, which may take them as its token ids on the device
-/// (`ComputeBackend.prepare(_:feeding:)`) before the host has them.
+/// The tokens the backend picked for a step's logit rows (the argmax, or a row's draw), one per
+/// row: on a GPU possibly still being computed when the next step is launched, which may take
+/// them as its token ids on the device (`ComputeBackend.prepare(_:feeding:)`) before the host has
+/// them.
 public protocol StepTokens: AnyObject, Sendable {
     /// Waits until the tokens are known and returns them.
     func wait() throws -> [Int]

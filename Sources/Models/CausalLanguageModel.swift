@@ -16,7 +16,7 @@ public protocol CausalLanguageModel: AnyObject, Sendable {
     var decodeWeightBytes: Int { get }
     /// Launches one step, which appends every sequence's new tokens to its KV (in `kv`, through
     /// its block table); returns once the step's work is queued where the backend runs ahead of
-    /// the host (`ComputeBackend.runsAhead`). `previous`, the last step's greedy tokens, gives the
+    /// the host (`ComputeBackend.runsAhead`). `previous`, the last step's picked tokens, gives the
     /// tokens of the sequences with a `feedRow`. The outputs come from `PendingForward.outputs()`.
     func launch(_ batch: ForwardBatch, kv: any KVCachePool, feeding previous: (any StepTokens)?) throws -> PendingForward
 }

@@ -38,7 +38,7 @@ public final class CUDABackend: ComputeBackend, @unchecked Sendable {
     private var nextStepStaging = 0
     /// Pinned host memory that downloads pass through, grown to the largest download so far.
     private let downloadStaging = Mutex<PinnedBuffer?>(nil)
-    /// Pinned host memory that steps' greedy tokens come back through.
+    /// Pinned host memory that steps' picked tokens come back through.
     private let tokenStaging: CUDATokenStaging
     /// With `HIFC_CUDA_STEP_TIMING=1`, one stderr line per step: how long the host took to queue
     /// it and how long it then waited for the GPU (a wait near zero means the host is the bound).

@@ -1,7 +1,7 @@
 import Backend
 import Synchronization
 
-/// A step's greedy tokens on the GPU: the argmax of each logit row in device memory, which the
+/// A step's picked tokens on the GPU: each logit row's argmax or draw in device memory, which the
 /// next step's token ids are copied from on the device (`CUDABackend.prepare(_:feeding:)`), and
 /// their copy to pinned host memory, queued behind them; `wait()` waits for that copy only.
 final class CUDAStepTokens: StepTokens, @unchecked Sendable {

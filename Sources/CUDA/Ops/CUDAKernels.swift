@@ -519,7 +519,7 @@ public struct CUDAKernels: Sendable {
     }
 
     /// `tokenIDs[r] = previous[feedRows[r]]` for each of `rows` rows whose `feedRows` entry is in
-    /// `0..<previousRows` (Int32 arrays): a step's token ids from the step before's greedy picks.
+    /// `0..<previousRows` (Int32 arrays): a step's token ids from the step before's picks.
     public func feedTokens(
         tokenIDs: CUdeviceptr, feedRows: CUdeviceptr, rows: Int, previous: CUdeviceptr, previousRows: Int, stream: CUDAStream
     ) throws {
