@@ -156,10 +156,11 @@ extension ComputeBackend {
     }
 
     /// `pickRowsLater`'s tokens, the draws made on the host (the rows with one come down, and
-    /// are drawn from on several threads, `BatchSampling`); the other rows take `argmaxRows`.
+    /// are drawn from on several threads, `BatchSampling`); the other rows take `argmaxRows`,
+    /// which runs only where there are such rows.
     public func hostPicks(_ tensor: DeviceTensor, draws: [TokenDraw?], softcap: Float?) throws -> [Int] {
-        var picks = try argmaxRows(tensor)
         let drawn = draws.indices.filter { draws[$0] != nil }
+        var picks = drawn.count == draws.count ? [Int](repeating: 0, count: draws.count) : try argmaxRows(tensor)
         guard !drawn.isEmpty else { return picks }
         let rows = try downloadRows(tensor)
         var made = drawn.map { draws[$0]! }

@@ -37,10 +37,10 @@ extension GPUSelfCheck {
             draws += [nil, nil]
             softcaps += [0, 0]
             var picked: [Int32] = []
+            let lb = try upload(logits)
             // One launch per soft-cap: the kernel takes one for its rows, as a model has one.
             for softcap in Set(softcaps).sorted() {
                 let only = draws.indices.map { softcaps[$0] == softcap ? draws[$0] : nil }
-                let lb = try upload(logits)
                 let table = try upload(CUDAKernels.packedDraws(only))
                 let out = try poisoned(rows * 4)
                 try kernels.argmax(logits: lb.address, rows: rows, vocab: vocab, output: out.address, stream: stream)

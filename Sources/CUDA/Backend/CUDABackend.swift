@@ -169,7 +169,9 @@ public final class CUDABackend: ComputeBackend, @unchecked Sendable {
         guard queuesDraws, draws.count == tensor.rows else {
             return ReadyStepTokens(try hostPicks(tensor, draws: draws, softcap: softcap))
         }
-        let (indices, cache) = try queueArgmax(tensor)
+        // Converted once, for the argmax and the draws (an f32 tensor is itself).
+        let logits = try float32(tensor, "pickRowsLater")
+        let (indices, cache) = try queueArgmax(logits)
         do {
             let packed = CUDAKernels.packedDraws(draws)
             let table = try cache.take(packed.count * 4)
@@ -177,7 +179,7 @@ public final class CUDABackend: ComputeBackend, @unchecked Sendable {
             defer { cache.give(table) }
             try uploadStepMetadata(packed, to: table.address)
             try kernels.sampleRows(
-                logits: try float32(tensor, "pickRowsLater").cudaAddress("pickRowsLater"), rows: tensor.rows, vocab: tensor.columns,
+                logits: try logits.cudaAddress("pickRowsLater"), rows: tensor.rows, vocab: tensor.columns,
                 draws: table.address, softcap: softcap ?? 0, output: indices.address, stream: stream)
             return try CUDAStepTokens(indices: indices, rows: tensor.rows, memory: cache, staging: tokenStaging, stream: stream)
         } catch {
