@@ -35,7 +35,7 @@ public struct StepBatch: Sendable, Hashable {
     public var logitRows: [Int32]
     /// Tokens per KV block.
     public var blockTokens: Int
-    /// Rows whose token id is the previous step's greedy token of one of its logit rows, not yet
+    /// Rows whose token id is the previous step's picked token of one of its logit rows, not yet
     /// known on the host when this step was prepared: per row, that logit row, or -1 for a row
     /// whose id is in `tokenIDs`. Empty when no row is fed (`ComputeBackend.prepare(_:feeding:)`).
     public var feedRows: [Int32]
@@ -59,7 +59,7 @@ public struct StepBatch: Sendable, Hashable {
 
     /// Builds the per-row arrays from each sequence's new tokens, first position and block table.
     /// `wantsLogits[i]` asks for the last row of sequence `i` in `logitRows`. `feeding[i]`, when
-    /// given and not nil, is the previous step's logit row whose greedy token is sequence `i`'s
+    /// given and not nil, is the previous step's logit row whose picked token is sequence `i`'s
     /// one new token (its entry in `tokens` is a placeholder); see `feedRows`.
     public static func make(
         chunks: [(tokens: [Int32], startPosition: Int, blockTable: [Int32], wantsLogits: Bool)],

@@ -314,7 +314,7 @@ public final class EngineCore {
     /// waited for the step), and the scheduler can plan it (`Scheduler.planContinuation`).
     private func launchContinuation(of launched: LaunchedStep, into step: inout EngineStats) throws -> LaunchedStep? {
         let queuesDraws = runner.model.backend.queuesDraws
-        guard overlapsSteps, launched.pending.greedyTokens != nil,
+        guard overlapsSteps, launched.pending.pickedTokens != nil,
             launched.plan.chunks.allSatisfy({ chunk in
                 guard chunk.samples, let request = requests[chunk.sequence] else { return true }
                 return request.picksOnBackend && (queuesDraws || !request.drawsOnBackend)
@@ -325,7 +325,7 @@ public final class EngineCore {
         step.stepsLaunchedAhead += 1
         return try runner.launch(
             plan, sequences: { scheduler.sequence($0)! }, blockTables: { scheduler.blockTable(of: $0) },
-            pick: { requests[$0]?.backendPick() ?? .greedy }, feeding: launched)
+            pick: { requests[$0]?.backendPick() ?? .argmax }, feeding: launched)
     }
 
     /// Waits for `launched`, samples, reports it to the scheduler and returns its events.
@@ -349,7 +349,7 @@ public final class EngineCore {
             // A sequence aborted or finished since the launch has no request left.
             guard requests[id] != nil else { continue }
             switch output {
-            case .greedyToken(let token): sampled[id] = token
+            case .pickedToken(let token): sampled[id] = token
             case .logits(let row): rows.append((id, row))
             case .none: break
             }

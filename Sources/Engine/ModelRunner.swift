@@ -16,7 +16,7 @@ struct ModelRunner: Sendable {
     /// chunk, how the backend picks its sequence's token (nil: the host samples it).
     func launch(
         _ plan: StepPlan, sequences: (SequenceID) -> GenerationSequence, blockTables: (SequenceID) -> [Int],
-        pick: (SequenceID) -> BackendPick?, feeding previous: LaunchedStep? = nil
+        pick: (SequenceID) -> TokenPick?, feeding previous: LaunchedStep? = nil
     ) throws -> LaunchedStep {
         let started = ContinuousClock.now
         let previousRows = previous?.logitRows ?? [:]
@@ -24,11 +24,10 @@ struct ModelRunner: Sendable {
             try plan.chunks.map { chunk in
                 let sequence = sequences(chunk.sequence)
                 let known = sequence.tokens.count
-                let picked = chunk.samples ? pick(chunk.sequence) : nil
                 var entry = ForwardSequence(
                     tokens: Array(sequence.tokens[min(chunk.start, known)..<min(chunk.start + chunk.count, known)]),
                     startPosition: chunk.start, blockTable: blockTables(chunk.sequence), wantsLogits: chunk.samples,
-                    greedy: picked == .greedy, draw: picked?.draw)
+                    pick: chunk.samples ? pick(chunk.sequence) : nil)
                 if chunk.start + chunk.count > known {
                     guard chunk.count == 1, chunk.start == known, let row = previousRows[chunk.sequence] else {
                         throw EngineStepError.tokensNotSampled(sequence: chunk.sequence, position: chunk.start)
@@ -38,7 +37,7 @@ struct ModelRunner: Sendable {
                 }
                 return entry
             })
-        let pending = try model.launch(batch, kv: kv, feeding: previous?.pending.greedyTokens)
+        let pending = try model.launch(batch, kv: kv, feeding: previous?.pending.pickedTokens)
         return LaunchedStep(plan: plan, pending: pending, launched: started)
     }
 }
@@ -74,19 +73,5 @@ enum EngineStepError: Error, CustomStringConvertible {
         case .tokensNotSampled(let sequence, let position):
             return "sequence \(sequence): position \(position) is planned before its token is sampled, with no step before it that samples it"
         }
-    }
-}
-
-/// How the backend picks a sampling sequence's token where the logits are.
-enum BackendPick: Equatable {
-    /// The largest logit.
-    case greedy
-    /// This draw's token.
-    case draw(TokenDraw)
-
-    /// The draw, where it is one.
-    var draw: TokenDraw? {
-        if case .draw(let draw) = self { return draw }
-        return nil
     }
 }

@@ -43,9 +43,9 @@ struct RequestProgress {
 
     /// How the backend picks the next token, where it may (`picksOnBackend`): greedily, or by the
     /// sampler's next draw, whose random number this takes as sampling would.
-    mutating func backendPick() -> BackendPick? {
+    mutating func backendPick() -> TokenPick? {
         guard picksOnBackend else { return nil }
-        return sampler.nextDraw().map(BackendPick.draw) ?? .greedy
+        return sampler.nextDraw().map(TokenPick.draw) ?? .argmax
     }
 
     /// Takes the sequence's newest token: the text it adds, and why generation ends if it does.

@@ -100,8 +100,8 @@ public struct KVDTypeAccuracy: Sendable {
     private func greedy(prompt: [Int], count: Int, pool: any KVCachePool, table: [Int]) throws -> [Int] {
         func step(_ tokens: [Int], at position: Int) throws -> Int {
             let output = try model.step(
-                ForwardBatch([ForwardSequence(tokens: tokens, startPosition: position, blockTable: table, greedy: true)]), kv: pool)[0]
-            guard case .greedyToken(let token) = output else { preconditionFailure("a greedy sequence returned \(output)") }
+                ForwardBatch([ForwardSequence(tokens: tokens, startPosition: position, blockTable: table, pick: .argmax)]), kv: pool)[0]
+            guard case .pickedToken(let token) = output else { preconditionFailure("a sequence picked on the backend returned \(output)") }
             return token
         }
         var tokens = [try step(prompt, at: 0)]

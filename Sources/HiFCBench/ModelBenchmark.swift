@@ -161,13 +161,12 @@ public struct ModelBenchmark: Sendable {
                 (0..<batch).map {
                     ForwardSequence(
                         tokens: [pending == nil ? last[$0] : 0], startPosition: promptTokens + step, blockTable: tables[$0],
-                        greedy: decodeDraws == nil,
-                        draw: decodeDraws.map {
-                            TokenDraw(temperature: $0.temperature, topP: $0.topP, uniform: Double.random(in: 0..<1, using: &random))
-                        }, feedRow: pending == nil ? nil : $0)
+                        pick: decodeDraws.map {
+                            .draw(TokenDraw(temperature: $0.temperature, topP: $0.topP, uniform: Double.random(in: 0..<1, using: &random)))
+                        } ?? .argmax, feedRow: pending == nil ? nil : $0)
                 })
             if launchesAhead {
-                let launched = try model.launch(inputs, kv: pool, feeding: pending?.greedyTokens)
+                let launched = try model.launch(inputs, kv: pool, feeding: pending?.pickedTokens)
                 if let pending { try collect(pending) }
                 pending = launched
             } else {
@@ -199,10 +198,10 @@ public struct ModelBenchmark: Sendable {
                     pieces.map {
                         ForwardSequence(
                             tokens: Array(prompts[$0.sequence][$0.start..<($0.start + $0.count)]), startPosition: $0.start,
-                            blockTable: tables[$0.sequence], wantsLogits: $0.endsPrompt, greedy: $0.endsPrompt)
+                            blockTable: tables[$0.sequence], wantsLogits: $0.endsPrompt, pick: $0.endsPrompt ? .argmax : nil)
                     }), kv: pool)
             for (piece, output) in zip(pieces, outputs) where piece.endsPrompt {
-                guard case .greedyToken(let token) = output else { preconditionFailure("a greedy sequence returned \(output)") }
+                guard case .pickedToken(let token) = output else { preconditionFailure("a sequence picked on the backend returned \(output)") }
                 first[piece.sequence] = token
             }
         }
@@ -212,7 +211,7 @@ public struct ModelBenchmark: Sendable {
     /// The tokens of a step whose sequences are all greedy.
     private static func tokens(_ outputs: [ForwardOutput]) -> [Int] {
         outputs.map { output in
-            guard case .greedyToken(let token) = output else { preconditionFailure("a greedy sequence returned \(output)") }
+            guard case .pickedToken(let token) = output else { preconditionFailure("a sequence picked on the backend returned \(output)") }
             return token
         }
     }

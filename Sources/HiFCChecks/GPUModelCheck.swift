@@ -75,14 +75,14 @@ public struct GPUModelCheck {
                 ForwardBatch([ForwardSequence(tokens: chunk, startPosition: position, blockTable: table)]), kv: gpuKV)[0]
             // The same step again with the pick made on the device (it rewrites the same K/V).
             let devicePick = try gpuModel.model.step(
-                ForwardBatch([ForwardSequence(tokens: chunk, startPosition: position, blockTable: table, greedy: true)]), kv: gpuKV)[0]
-            if devicePick != .greedyToken(Sampler.argmax(gpuLogits)) { devicePickMisses += 1 }
+                ForwardBatch([ForwardSequence(tokens: chunk, startPosition: position, blockTable: table, pick: .argmax)]), kv: gpuKV)[0]
+            if devicePick != .pickedToken(Sampler.argmax(gpuLogits)) { devicePickMisses += 1 }
             // And once more with a draw, which the backend makes where the logits are (on the GPU
             // with HIFC_CUDA_DEVICE_SAMPLING=1): the host's draw from the downloaded logits.
             let draw = TokenDraw(temperature: 0.9, topK: step % 2 == 0 ? 0 : 50, topP: 0.9, uniform: Double.random(in: 0..<1))
             let deviceDraw = try gpuModel.model.step(
-                ForwardBatch([ForwardSequence(tokens: chunk, startPosition: position, blockTable: table, draw: draw)]), kv: gpuKV)[0]
-            if deviceDraw != .greedyToken(draw.pick(from: gpuLogits)) { deviceDrawMisses += 1 }
+                ForwardBatch([ForwardSequence(tokens: chunk, startPosition: position, blockTable: table, pick: .draw(draw))]), kv: gpuKV)[0]
+            if deviceDraw != .pickedToken(draw.pick(from: gpuLogits)) { deviceDrawMisses += 1 }
             let err = HostReference.relativeError(gpuLogits, cpuLogits.map(Double.init))
             if step == 0 {
                 first = err

@@ -55,13 +55,12 @@ extension CausalLanguageModel {
     }
 
     /// Runs one step and returns, per sequence in order, the logits (`vocabSize` floats) of its
-    /// last new token, or an empty array for a sequence whose `wantsLogits` is false. `greedy`
-    /// marks and draws are ignored: every sequence that wants logits gets them. See `step`.
+    /// last new token, or an empty array for a sequence whose `wantsLogits` is false. Picks are
+    /// ignored: every sequence that wants logits gets them. See `step`.
     public func forward(_ batch: ForwardBatch, kv: any KVCachePool) throws -> [[Float]] {
         var all = batch
         for i in all.sequences.indices {
-            all.sequences[i].greedy = false
-            all.sequences[i].draw = nil
+            all.sequences[i].pick = nil
         }
         return try step(all, kv: kv).map { output in
             if case .logits(let row) = output { return row }
@@ -132,20 +131,20 @@ extension CausalLanguageModel {
         // let it, and the logits come to the host only when some row samples from them there.
         // Soft-capping (cap · tanh(x / cap)) keeps the order of the logits, so an argmax needs
         // none; a draw does, and the backend applies it.
-        var greedyTokens: (any StepTokens)?
+        var pickedTokens: (any StepTokens)?
         var rows: [[Float]] = []
         let softcap = config.finalLogitSoftcapping.map(Float.init)
         if let logits {
             if wanting.contains(where: \.picksOnBackend) {
-                let draws = wanting.map(\.draw)
-                greedyTokens =
+                let draws = wanting.map { $0.pick?.draw }
+                pickedTokens =
                     draws.contains { $0 != nil } ? try b.pickRowsLater(logits, draws: draws, softcap: softcap) : try b.argmaxRowsLater(logits)
             }
             rows = wanting.contains { !$0.picksOnBackend } ? try b.downloadRows(logits) : []
             if let softcap { rows = rows.map { row in row.map { softcap * tanh($0 / softcap) } } }
         }
         return PendingForward(
-            greedyTokens: greedyTokens, wantsLogits: batch.sequences.map { $0.wantsLogits && logits != nil },
+            pickedTokens: pickedTokens, wantsLogits: batch.sequences.map { $0.wantsLogits && logits != nil },
             picksOnBackend: batch.sequences.map(\.picksOnBackend), rows: rows)
     }
 }

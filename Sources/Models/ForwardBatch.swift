@@ -11,34 +11,43 @@ public struct ForwardSequence: Sendable, Hashable {
     /// Whether the step should return logits for the last of `tokens` (false for a prefill chunk
     /// that is not the prompt's last).
     public var wantsLogits: Bool
-    /// Whether only the most likely next token is wanted (greedy decoding), so `CausalLanguageModel.step`
-    /// may pick it where the logits are rather than bring them to the host: a batch of 16 on an
-    /// 8B Llama otherwise moves 8 MB of logits a step.
-    public var greedy: Bool
-    /// A draw that alone decides the next token (a temperature, top-k, top-p, min-p and its
-    /// random number), for the backend to make where the logits are, as the host sampler would
-    /// make it: the logits then stay there too. Nil: greedy, or the host samples.
-    public var draw: TokenDraw?
-    /// Whether the backend picks the next token itself: greedily, or by `draw`.
-    public var picksOnBackend: Bool { greedy || draw != nil }
-    /// For a one-token entry whose token the previous step picks greedily and the host does not
+    /// How the backend picks the next token where the logits are, so `CausalLanguageModel.step`
+    /// need not bring them to the host (a batch of 16 on an 8B Llama otherwise moves 8 MB of
+    /// logits a step). Nil: the host samples from the logits.
+    public var pick: TokenPick?
+    /// Whether the backend picks the next token itself.
+    public var picksOnBackend: Bool { pick != nil }
+    /// For a one-token entry whose token the previous step picks on the backend and the host does not
     /// have yet: that step's logit row (the index among its sequences that wanted logits). The
-    /// step that is given the previous one's `PendingForward.greedyTokens` takes the token from
+    /// step that is given the previous one's `PendingForward.pickedTokens` takes the token from
     /// there (on a GPU, on the device); `tokens` holds a placeholder.
     public var feedRow: Int?
 
     /// A sequence entry; see the properties.
     public init(
-        tokens: [Int], startPosition: Int, blockTable: [Int], wantsLogits: Bool = true, greedy: Bool = false, draw: TokenDraw? = nil,
-        feedRow: Int? = nil
+        tokens: [Int], startPosition: Int, blockTable: [Int], wantsLogits: Bool = true, pick: TokenPick? = nil, feedRow: Int? = nil
     ) {
         self.tokens = tokens
         self.startPosition = startPosition
         self.blockTable = blockTable
         self.wantsLogits = wantsLogits
-        self.greedy = greedy
-        self.draw = draw
+        self.pick = pick
         self.feedRow = feedRow
+    }
+}
+
+/// How the backend picks a sequence's next token where the logits are.
+public enum TokenPick: Sendable, Hashable {
+    /// The largest logit (the first on ties): greedy decoding.
+    case argmax
+    /// This draw's token: a temperature, top-k, top-p and min-p with its random number, made as
+    /// the host sampler would make it.
+    case draw(TokenDraw)
+
+    /// The draw, where it is one.
+    public var draw: TokenDraw? {
+        if case .draw(let draw) = self { return draw }
+        return nil
     }
 }
 
@@ -48,9 +57,8 @@ public enum ForwardOutput: Sendable, Hashable {
     case none
     /// The logits of the sequence's last token, vocabulary-sized.
     case logits([Float])
-    /// The token the backend picked, for a sequence it picks for (`picksOnBackend`): the index of
-    /// the largest logit (the first on ties) for a `greedy` one, else its `draw`'s token.
-    case greedyToken(Int)
+    /// The token the backend picked, for a sequence it picks for (`pick`).
+    case pickedToken(Int)
 }
 
 /// A launched step's outputs: the tokens the backend picks, possibly still being computed, and
@@ -60,7 +68,7 @@ public struct PendingForward: Sendable {
     /// The backend's pick of each logit row (every sequence that wanted logits, in order: its
     /// draw where it has one, else the largest logit), for a next step to take as token ids where
     /// they are; nil when the backend picks for no row.
-    public let greedyTokens: (any StepTokens)?
+    public let pickedTokens: (any StepTokens)?
     let wantsLogits: [Bool]
     let picksOnBackend: [Bool]
     /// The logits of the rows that sample, in logit-row order, empty when none does.
@@ -69,10 +77,10 @@ public struct PendingForward: Sendable {
     /// The step's output per sequence in the batch's order, once the step has finished.
     public func outputs() throws -> [ForwardOutput] {
         var outputs = [ForwardOutput](repeating: .none, count: wantsLogits.count)
-        let tokens = try greedyTokens?.wait() ?? []
+        let tokens = try pickedTokens?.wait() ?? []
         var row = 0
         for (n, wants) in wantsLogits.enumerated() where wants {
-            outputs[n] = picksOnBackend[n] ? .greedyToken(tokens[row]) : .logits(rows[row])
+            outputs[n] = picksOnBackend[n] ? .pickedToken(tokens[row]) : .logits(rows[row])
             row += 1
         }
         return outputs

@@ -172,14 +172,14 @@ final class ForwardReferenceTests: XCTestCase {
         defer { fixture.remove() }
         let tables = (0..<4).map { ModelFixture.blockTable(index: $0) }
         let sequences = [
-            ForwardSequence(tokens: Array(prompt[0..<5]), startPosition: 0, blockTable: tables[0], greedy: true),
+            ForwardSequence(tokens: Array(prompt[0..<5]), startPosition: 0, blockTable: tables[0], pick: .argmax),
             ForwardSequence(tokens: Array(prompt[3..<9]), startPosition: 0, blockTable: tables[1]),
-            ForwardSequence(tokens: Array(prompt[0..<4]), startPosition: 0, blockTable: tables[2], wantsLogits: false, greedy: true),
-            ForwardSequence(tokens: Array(prompt[6..<20]), startPosition: 0, blockTable: tables[3], greedy: true),
+            ForwardSequence(tokens: Array(prompt[0..<4]), startPosition: 0, blockTable: tables[2], wantsLogits: false, pick: .argmax),
+            ForwardSequence(tokens: Array(prompt[6..<20]), startPosition: 0, blockTable: tables[3], pick: .argmax),
         ]
         let logits = try fixture.model.forward(ForwardBatch(sequences), kv: try fixture.pool(sequences: 4))
         let outputs = try fixture.model.step(ForwardBatch(sequences), kv: try fixture.pool(sequences: 4))
-        XCTAssertEqual(outputs, [.greedyToken(Sampler.argmax(logits[0])), .logits(logits[1]), .none, .greedyToken(Sampler.argmax(logits[3]))])
+        XCTAssertEqual(outputs, [.pickedToken(Sampler.argmax(logits[0])), .logits(logits[1]), .none, .pickedToken(Sampler.argmax(logits[3]))])
         // With every row greedy no logits are downloaded; the picks are the same.
         let greedyOnly = try fixture.model.step(ForwardBatch([sequences[0], sequences[3]]), kv: try fixture.pool(sequences: 4))
         XCTAssertEqual(greedyOnly, [outputs[0], outputs[3]])

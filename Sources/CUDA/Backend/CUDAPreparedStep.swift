@@ -4,7 +4,7 @@ import Backend
 /// positions, KV slots, block tables (one row per sequence), and per query row its sequence and
 /// visible context length (causal masking), the logit rows, the prefill attention kernel's
 /// tile table (`CUDAKernels.prefillTiles`), and per row the previous step's logit row whose
-/// greedy token it takes (`StepBatch.feedRows`; -1 for every row of a step that feeds none). A
+/// picked token it takes (`StepBatch.feedRows`; -1 for every row of a step that feeds none). A
 /// decode step that a CUDA graph replays is padded to the graph's shape and uploaded into the
 /// graph's own input buffer (`CUDAStepGraph`).
 final class CUDAPreparedStep: PreparedStep, @unchecked Sendable {
