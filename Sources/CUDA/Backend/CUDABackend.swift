@@ -44,8 +44,8 @@ public final class CUDABackend: ComputeBackend, @unchecked Sendable {
     /// it and how long it then waited for the GPU (a wait near zero means the host is the bound).
     private let stepTiming: CUDAStepTiming?
     /// Whether sampled requests' draws are made on the GPU (`sample_rows_f32`), their logits left
-    /// there, rather than on the host (`HIFC_CUDA_DEVICE_SAMPLING=1`; off until `hifc check gpu`
-    /// has checked the kernel on a GPU: it was written without one).
+    /// there, rather than on the host (`HIFC_CUDA_DEVICE_SAMPLING=1`; off until its decode steps
+    /// are timed against the host's draws: `hifc check gpu` found them equal on an H100).
     let drawsOnDevice: Bool
 
     /// Opens GPU `ordinal`, compiles (or loads from the cache) the kernels and creates cuBLAS.
