@@ -290,36 +290,13 @@ extern "C" __global__ void paged_attention_combine(
 #define DECODE_ARGS ATTN_ARGS, out, fresh_tokens
 
 // Thread block clusters exist from sm_90 on. Below it the _cluster2 kernels compile without the
-// attribute, to traps (cluster_barrier, cluster_load), and the launcher never picks them
-// (CUDAKernels.decodeAttentionLaunch).
+// attribute, to traps (cluster_barrier, cluster_load: common.cuh), and the launcher never picks
+// them (CUDAKernels.decodeAttentionLaunch).
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
 #define CLUSTER_OF_2 __cluster_dims__(1, 1, 2)
 #else
 #define CLUSTER_OF_2
 #endif
-
-// Every thread of every block of the cluster arrives, then waits for all (shared-memory writes
-// before it are visible to the cluster after it).
-__device__ __forceinline__ void cluster_barrier() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    asm volatile("barrier.cluster.arrive.release.aligned;\nbarrier.cluster.wait.acquire.aligned;\n" ::: "memory");
-#else
-    __trap();
-#endif
-}
-
-// The float at shared address `at` of this block's layout in block `rank` of the cluster.
-__device__ __forceinline__ float cluster_load(unsigned int at, int rank) {
-    float v = 0.0f;
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    unsigned int remote;
-    asm volatile("mapa.shared::cluster.u32 %0, %1, %2;\n" : "=r"(remote) : "r"(at), "r"(rank));
-    asm volatile("ld.shared::cluster.f32 %0, [%1];\n" : "=f"(v) : "r"(remote) : "memory");
-#else
-    __trap();
-#endif
-    return v;
-}
 
 // The end of a decode block: merges its warps' online softmax states (sm_m, sm_l: [W][G];
 // sm_acc: [W][G][HD], visible to the whole block) into one per query head. With one split that
@@ -374,14 +351,14 @@ __device__ __forceinline__ void finish_decode_block(
             const int g = i / HD;
             float m[CL], top = NEG_INF;
 #pragma unroll
-            for (int k = 0; k < CL; ++k) top = fmaxf(top, m[k] = cluster_load(m_at + 4 * g, k));
+            for (int k = 0; k < CL; ++k) top = fmaxf(top, m[k] = cluster_load<float>(m_at + 4 * g, k));
             float lsum = 0.0f, a = 0.0f;
 #pragma unroll
             for (int k = 0; k < CL; ++k) {
                 if (m[k] == NEG_INF) continue;
                 const float e = exp2f(m[k] - top);
-                lsum += cluster_load(l_at + 4 * g, k) * e;
-                a += cluster_load(acc_at + 4 * i, k) * e;
+                lsum += cluster_load<float>(l_at + 4 * g, k) * e;
+                a += cluster_load<float>(acc_at + 4 * i, k) * e;
             }
             out[head0 * HD + i] = f32_to_bf16(lsum > 0.0f ? a / lsum : 0.0f);
         }

@@ -325,3 +325,37 @@ __device__ __forceinline__ void cp_async4(unsigned int dst, const void* src, boo
 template <int D>
 __device__ __forceinline__ int swz(int row, int chunk) { return row * D + ((chunk ^ (row & 7)) << 3); }
 
+
+// MARK: Thread block clusters (sm_90 on; below it these trap, and no launcher picks a kernel
+// that calls them)
+
+// Every thread of every block of the cluster arrives, then waits for all (shared-memory writes
+// before it are visible to the cluster after it).
+__device__ __forceinline__ void cluster_barrier() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("barrier.cluster.arrive.release.aligned;\nbarrier.cluster.wait.acquire.aligned;\n" ::: "memory");
+#else
+    __trap();
+#endif
+}
+
+// The value at shared address `at` of this block's layout in block `rank` of the cluster
+// (T: float, double or unsigned int).
+template <typename T>
+__device__ __forceinline__ T cluster_load(unsigned int at, int rank) {
+    T v = T(0);
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    unsigned int remote;
+    asm volatile("mapa.shared::cluster.u32 %0, %1, %2;\n" : "=r"(remote) : "r"(at), "r"(rank));
+    if constexpr (sizeof(T) == 8) {
+        asm volatile("ld.shared::cluster.f64 %0, [%1];\n" : "=d"(v) : "r"(remote) : "memory");
+    } else if constexpr (sizeof(T) == 4 && T(0.5) != T(0)) {  // a float: an integer T makes 0.5 zero
+        asm volatile("ld.shared::cluster.f32 %0, [%1];\n" : "=f"(v) : "r"(remote) : "memory");
+    } else {
+        asm volatile("ld.shared::cluster.u32 %0, [%1];\n" : "=r"(v) : "r"(remote) : "memory");
+    }
+#else
+    __trap();
+#endif
+    return v;
+}
