@@ -653,11 +653,8 @@ struct hopper_rows {
 };
 
 // Tile t of a slice, from stage t mod STAGES, for warpgroup wg (1 or 2): waits for the stage, S =
-// Q·Kᵀ, the online softmax and O += P·V, then hands the stage back. PINGPONG (lab only so far):
-// the two warpgroups issue their score products in turns (named barriers 4 and 5, one a
-// warpgroup's turn; warpgroup 2 opens the first turn, 1's, before the loop), so that one's softmax
-// runs while the other's products hold the tensor cores, as FlashAttention-3 schedules them.
-template <int STAGES, bool PINGPONG = false>
+// Q·Kᵀ, the online softmax and O += P·V, then hands the stage back.
+template <int STAGES>
 __device__ __forceinline__ void hopper_consume_tile(const hopper_smem<STAGES>& sm, const pa_slice& slice, hopper_rows& r, int t, int wg, int tid,
                                                     int tq) {
     constexpr int BN = 128, CH = 128 / 8;
@@ -679,10 +676,7 @@ __device__ __forceinline__ void hopper_consume_tile(const hopper_smem<STAGES>& s
         asm volatile("bar.sync %0, 128;\n" :: "r"(wg) : "memory");
     }
     float sc[BN / 8][4];
-    if (PINGPONG) asm volatile("bar.sync %0, 256;\n" :: "r"(3 + wg) : "memory");
     wg_issue_s(sc, sm.q + (wg - 1) * Q_BYTES, sm.k + s * TILE_BYTES);
-    // The other warpgroup's turn; warpgroup 2's last turn has no turn of 1's after it to open.
-    if (PINGPONG && (wg == 1 || t + 1 < slice.n_tiles)) asm volatile("bar.arrive %0, 256;\n" :: "r"(6 - wg) : "memory");
     wgmma_wait0();
     fence_operands<BN / 8>(sc);
     wg_softmax_pv<BN>(sc, r.o, r.mx, r.l, r.lim, r.lo, n0, n0 + BN > slice.first_visible || n0 < slice.window_top, tq,
@@ -730,7 +724,7 @@ __device__ __forceinline__ void hopper_init_barriers(const hopper_smem<STAGES>& 
 // warpgroups alone read Q, all their loads in flight together: 3-10% faster on an H200 than every
 // thread reading Q in a loop whose loads waited one after another, with the copies after it
 // (bench/results/prefill-attention-h200.md, 2026-12-05).
-template <int BN, int STAGES, int CONSUMER_REGS, bool PINGPONG = false>
+template <int BN, int STAGES, int CONSUMER_REGS>
 __device__ __forceinline__ void prefill_attention_hopper_body(
     const float* __restrict__ q, int q_stride, const bf16_t* __restrict__ pool,
     const int* __restrict__ block_tables, int table_stride, const int4* __restrict__ tiles,
@@ -773,9 +767,7 @@ __device__ __forceinline__ void prefill_attention_hopper_body(
     hopper_load_q(sm, q, q_stride, slice, kvh, group, qs, tid - PRODUCERS);
     const int cwarp = warp - 4, g = lane >> 2, tq = lane & 3;
     hopper_rows r(slice, cwarp, g, group, window);
-    // Ping-pong: warpgroup 2 opens warpgroup 1's first turn.
-    if (PINGPONG && wg == 2 && slice.n_tiles > 0) asm volatile("bar.arrive 4, 256;\n" ::: "memory");
-    for (int t = 0; t < slice.n_tiles; ++t) hopper_consume_tile<STAGES, PINGPONG>(sm, slice, r, t, wg, tid, tq);
+    for (int t = 0; t < slice.n_tiles; ++t) hopper_consume_tile<STAGES>(sm, slice, r, t, wg, tid, tq);
     hopper_store_rows(r, slice, out, q_heads, kvh, group, cwarp, g, tq);
 }
 
