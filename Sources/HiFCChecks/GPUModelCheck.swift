@@ -78,7 +78,7 @@ public struct GPUModelCheck {
                 ForwardBatch([ForwardSequence(tokens: chunk, startPosition: position, blockTable: table, pick: .argmax)]), kv: gpuKV)[0]
             if devicePick != .pickedToken(Sampler.argmax(gpuLogits)) { devicePickMisses += 1 }
             // And once more with a draw, which the backend makes where the logits are (on the GPU
-            // with HIFC_CUDA_DEVICE_SAMPLING=1): the host's draw from the downloaded logits.
+            // unless HIFC_CUDA_DEVICE_SAMPLING=0): the host's draw from the downloaded logits.
             let draw = TokenDraw(temperature: 0.9, topK: step % 2 == 0 ? 0 : 50, topP: 0.9, uniform: Double.random(in: 0..<1))
             let deviceDraw = try gpuModel.model.step(
                 ForwardBatch([ForwardSequence(tokens: chunk, startPosition: position, blockTable: table, pick: .draw(draw))]), kv: gpuKV)[0]

@@ -44,8 +44,9 @@ public final class CUDABackend: ComputeBackend, @unchecked Sendable {
     /// it and how long it then waited for the GPU (a wait near zero means the host is the bound).
     private let stepTiming: CUDAStepTiming?
     /// Whether sampled requests' draws are made on the GPU (`sample_rows_f32`), their logits left
-    /// there, rather than on the host (`HIFC_CUDA_DEVICE_SAMPLING=1`; off until its decode steps
-    /// are timed against the host's draws: `hifc check gpu` found them equal on an H100).
+    /// there, rather than on the host: the same tokens (`hifc check gpu`), and a sampled decode
+    /// step 13-29% shorter on an H100 (bench/results/logprobs.md). `HIFC_CUDA_DEVICE_SAMPLING=0`
+    /// makes them on the host, to compare the two in one run.
     let drawsOnDevice: Bool
 
     /// Opens GPU `ordinal`, compiles (or loads from the cache) the kernels and creates cuBLAS.
@@ -61,7 +62,7 @@ public final class CUDABackend: ComputeBackend, @unchecked Sendable {
         stepStaging = staging
         tokenStaging = CUDATokenStaging(device: device)
         stepTiming = ProcessInfo.processInfo.environment["HIFC_CUDA_STEP_TIMING"] == "1" ? try CUDAStepTiming(device: device) : nil
-        drawsOnDevice = ProcessInfo.processInfo.environment["HIFC_CUDA_DEVICE_SAMPLING"] == "1"
+        drawsOnDevice = ProcessInfo.processInfo.environment["HIFC_CUDA_DEVICE_SAMPLING"] != "0"
     }
 
     public var name: String { "cuda:\(device.info.ordinal) (\(device.info.name))" }
