@@ -120,7 +120,7 @@ struct Shared {
 // whole-vocabulary path multiplies by 1 / T). A block walks its part [lo, hi) of the row.
 struct Row {
     const float* x;
-    int n, lo, hi, rank;
+    int lo, hi, rank;
     float softcap, max, temperature, inverse;
     bool divides;
     float floor;  // the least weight a candidate keeps (min-p); -inf: none
@@ -427,7 +427,6 @@ __device__ void sample_row(const float* __restrict__ logits, int vocab, const Ro
     if (!(d.temperature > 0.f) || vocab < 2) return;  // every block of the row returns
     Row r;
     r.x = logits + (long)row * vocab;
-    r.n = vocab;
     r.rank = blockIdx.x % C;
     const int part = (vocab + C - 1) / C;
     r.lo = min(vocab, r.rank * part);
