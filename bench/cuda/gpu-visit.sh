@@ -33,10 +33,10 @@
 # (lab_decode_attention.py: correctness against float64, time and GB/s of KV against the copy roofline); LAB_QUICK=1:
 # three check shapes and the 8192-token decode step's shape only, about a minute; LAB_PROFILE=K1,K2: then Nsight Compute
 # (ncu: throughput, warp stalls, instruction mix, occupancy) on those kernels at the fp8 decode step's shape
-# draws (about 4 minutes with synth-8b written): check gpu with the draws on the GPU (the kernel's cases and tiny Llama's and
-# Gemma 3's, soft-capped, draws against the host's from the same logits), then
-# bench model's decode steps greedy, drawn on the host (HIFC_CUDA_DEVICE_SAMPLING=0) and on the GPU (=1), temperature 0.8,
-# top-p 0.9, alternating, DRAW_ROUNDS (2) rounds; BATCH, PROMPT
+# draws (about 5 minutes with synth-8b written): check gpu (both draw kernels' cases, and tiny Llama's and
+# Gemma 3's backend draws, soft-capped, against the host's from the same logits), then
+# bench model's decode steps greedy, drawn on the host (HIFC_CUDA_DEVICE_SAMPLING=0), on the GPU by one block a row
+# (HIFC_CUDA_DRAW_CLUSTERS=0) and by a cluster of 8 (=1), temperature 0.8, top-p 0.9, alternating, DRAW_ROUNDS (2) rounds; BATCH, PROMPT
 # decodeab (issue 22, about 7 minutes with synth-8b already written): bench model with each of AB_SETTINGS (VAR=VALUE[,VAR=VALUE] words;
 # default HIFC_CUDA_DECODE_SPLIT_TOKENS=4096, the span before 2026-12-05) against the defaults, alternating, AB_ROUNDS (2) rounds,
 # at AB_SHAPES (BATCH:PROMPT; 16:7936 keeps 128 graph steps in the 8192 context class; 16:8192 and 16:12000 are in the 16384
@@ -167,15 +167,17 @@ fi
 
 if has draws; then  # sampled requests' draws on the GPU (sample_rows_f32) against the host, whole decode steps
     stamp "synth 8b"; synth8b
-    stamp "draws: check gpu with HIFC_CUDA_DEVICE_SAMPLING=1 (the kernel's and the models' draws against the host's)"
-    HIFC_CUDA_DEVICE_SAMPLING=1 .device/hifc check gpu --models tiny,gemma3:tiny --work-dir "$work" > "$out/draws-check.txt" 2>&1
+    stamp "draws: check gpu (both draw kernels' and the models' draws against the host's)"
+    .device/hifc check gpu --models tiny,gemma3:tiny --work-dir "$work" > "$out/draws-check.txt" 2>&1
     echo "check gpu rc=$?" | tee -a "$out/summary.txt"
     grep -E "draws|argmax|FAIL|passed" "$out/draws-check.txt" | tee -a "$out/summary.txt"
     for round in $(seq "${DRAW_ROUNDS:-2}"); do
-        for setting in greedy 0 1; do
-            stamp "draws round $round: HIFC_CUDA_DEVICE_SAMPLING=$setting"
+        # greedy; drawn on the host; on the GPU, one block a row; on the GPU, a cluster of 8 a row
+        for setting in greedy host gpu cluster; do
+            stamp "draws round $round: $setting"
             temperature=$([ "$setting" = greedy ] && echo 0 || echo 0.8)
-            HIFC_CUDA_DEVICE_SAMPLING=$([ "$setting" = 1 ] && echo 1 || echo 0) .device/hifc bench model --model "$model" --device cuda \
+            HIFC_CUDA_DEVICE_SAMPLING=$([ "$setting" = host ] && echo 0 || echo 1) \
+            HIFC_CUDA_DRAW_CLUSTERS=$([ "$setting" = cluster ] && echo 1 || echo 0) .device/hifc bench model --model "$model" --device cuda \
                 --batch "${BATCH:-1,16}" --prompt-tokens "${PROMPT:-2048}" --decode-tokens 128 --temperature "$temperature" --top-p 0.9 \
                 --json 2>&1 | tee -a "$out/draws-$setting.txt" | grep -vE "^\s*$" | tee -a "$out/summary.txt"
         done
