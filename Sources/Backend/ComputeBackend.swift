@@ -47,8 +47,9 @@ public protocol ComputeBackend: AnyObject, Sendable {
     /// row soft-capped by `cap · tanh(x / cap)` when `softcap` is set), else the largest value's
     /// index. A backend without a draw of its own makes them on the host (`hostPicks`).
     func pickRowsLater(_ tensor: DeviceTensor, draws: [TokenDraw?], softcap: Float?) throws -> any StepTokens
-    /// Whether `pickRowsLater` queues its draws where the logits are, like the argmax, so that a
-    /// step can be launched behind a step with draws before its tokens are back.
+    /// Whether a step can be launched behind a step with draws before its tokens are back without
+    /// waiting for it there: `pickRowsLater` queues its draws where the logits are, like the
+    /// argmax, or (a backend that does not run ahead) every op is done when it returns anyway.
     var queuesDraws: Bool { get }
     /// Whether ops return before their work is done (a GPU's queue), so that the host can plan
     /// and launch the next step while this one runs.
@@ -147,8 +148,9 @@ extension ComputeBackend {
         ReadyStepTokens(try argmaxRows(tensor))
     }
 
-    /// False: the draws are made on the host (`hostPicks`).
-    public var queuesDraws: Bool { false }
+    /// The draws are made on the host (`hostPicks`) as `pickRowsLater` is called: no step waits
+    /// for them on a backend whose ops are done when they return, every step of one that runs ahead.
+    public var queuesDraws: Bool { !runsAhead }
 
     /// The picks made now, on the host (`hostPicks`).
     public func pickRowsLater(_ tensor: DeviceTensor, draws: [TokenDraw?], softcap: Float?) throws -> any StepTokens {

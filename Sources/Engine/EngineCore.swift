@@ -317,7 +317,7 @@ public final class EngineCore {
         guard overlapsSteps, launched.pending.pickedTokens != nil,
             launched.plan.chunks.allSatisfy({ chunk in
                 guard chunk.samples, let request = requests[chunk.sequence] else { return true }
-                return request.picksOnBackend && (queuesDraws || !request.drawsOnBackend)
+                return request.mayBeLaunchedBehind(queuesDraws: queuesDraws)
             }),
             let plan = scheduler.planContinuation(of: launched.plan)
         else { return nil }

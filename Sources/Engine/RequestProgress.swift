@@ -41,6 +41,11 @@ struct RequestProgress {
     /// Whether the backend's pick is a draw (a temperature above 0), not the largest logit.
     var drawsOnBackend: Bool { picksOnBackend && request.sampling.temperature > 0 }
 
+    /// Whether a step may be launched behind this request's step before its token is back: the
+    /// backend picks it, as an argmax or as a draw it queues (`queuesDraws`), so the next step
+    /// takes it where it is; a draw made on the host would make that launch wait for the step.
+    func mayBeLaunchedBehind(queuesDraws: Bool) -> Bool { picksOnBackend && (queuesDraws || !drawsOnBackend) }
+
     /// How the backend picks the next token, where it may (`picksOnBackend`): greedily, or by the
     /// sampler's next draw, whose random number this takes as sampling would.
     mutating func backendPick() -> TokenPick? {
