@@ -339,21 +339,47 @@ __device__ __forceinline__ void cluster_barrier() {
 #endif
 }
 
-// The value at shared address `at` of this block's layout in block `rank` of the cluster
-// (T: float, double or unsigned int).
-template <typename T>
-__device__ __forceinline__ T cluster_load(unsigned int at, int rank) {
-    T v = T(0);
+// `at` of this block's shared memory layout, as an address in block `rank`'s (sm_90 on).
+__device__ __forceinline__ unsigned int cluster_address(unsigned int at, int rank) {
+    unsigned int remote = 0;
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    unsigned int remote;
     asm volatile("mapa.shared::cluster.u32 %0, %1, %2;\n" : "=r"(remote) : "r"(at), "r"(rank));
-    if constexpr (sizeof(T) == 8) {
-        asm volatile("ld.shared::cluster.f64 %0, [%1];\n" : "=d"(v) : "r"(remote) : "memory");
-    } else if constexpr (sizeof(T) == 4 && T(0.5) != T(0)) {  // a float: an integer T makes 0.5 zero
-        asm volatile("ld.shared::cluster.f32 %0, [%1];\n" : "=f"(v) : "r"(remote) : "memory");
-    } else {
-        asm volatile("ld.shared::cluster.u32 %0, [%1];\n" : "=r"(v) : "r"(remote) : "memory");
-    }
+#endif
+    return remote;
+}
+
+// The value at shared address `at` of this block's layout in block `rank` of the cluster, for
+// T = float, double or unsigned int.
+template <typename T>
+__device__ T cluster_load(unsigned int at, int rank);
+
+template <>
+__device__ __forceinline__ float cluster_load<float>(unsigned int at, int rank) {
+    float v = 0.0f;
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("ld.shared::cluster.f32 %0, [%1];\n" : "=f"(v) : "r"(cluster_address(at, rank)) : "memory");
+#else
+    __trap();
+#endif
+    return v;
+}
+
+template <>
+__device__ __forceinline__ double cluster_load<double>(unsigned int at, int rank) {
+    double v = 0.0;
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("ld.shared::cluster.f64 %0, [%1];\n" : "=d"(v) : "r"(cluster_address(at, rank)) : "memory");
+#else
+    __trap();
+#endif
+    return v;
+}
+
+template <>
+__device__ __forceinline__ unsigned int cluster_load<unsigned int>(unsigned int at, int rank) {
+    unsigned int v = 0u;
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("ld.shared::cluster.u32 %0, [%1];\n" : "=r"(v) : "r"(cluster_address(at, rank)) : "memory");
 #else
     __trap();
 #endif
