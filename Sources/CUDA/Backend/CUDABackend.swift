@@ -160,14 +160,15 @@ public final class CUDABackend: ComputeBackend, @unchecked Sendable {
         }
     }
 
-    /// Whether draws are queued on the GPU: with `drawsOnDevice`, where steps run ahead.
-    public var queuesDraws: Bool { drawsOnDevice && runsAhead }
+    /// Whether draws are queued on the GPU (`drawsOnDevice`, where steps run ahead), or every op
+    /// is done when it returns anyway (`HIFC_CUDA_STEP_TIMING`).
+    public var queuesDraws: Bool { drawsOnDevice || !runsAhead }
 
-    /// With `drawsOnDevice`, the argmax of every row and then, over the rows with a draw, the
-    /// draw, queued on the GPU: only the tokens come back, and the step after can take them where
-    /// they are. Otherwise the draws are made on the host (`hostPicks`).
+    /// With `drawsOnDevice`, where steps run ahead, the argmax of every row and then, over the
+    /// rows with a draw, the draw, queued on the GPU: only the tokens come back, and the step after
+    /// can take them where they are. Otherwise the draws are made on the host (`hostPicks`).
     public func pickRowsLater(_ tensor: DeviceTensor, draws: [TokenDraw?], softcap: Float?) throws -> any StepTokens {
-        guard queuesDraws, draws.count == tensor.rows else {
+        guard drawsOnDevice, runsAhead, draws.count == tensor.rows else {
             return ReadyStepTokens(try hostPicks(tensor, draws: draws, softcap: softcap))
         }
         // Converted once, for the argmax and the draws (an f32 tensor is itself).
