@@ -1,4 +1,3 @@
-import Foundation
 import HiFCCore
 
 /// The op-level compute interface the forward passes (in Models) are written against.
@@ -166,7 +165,7 @@ extension ComputeBackend {
         guard !drawn.isEmpty else { return picks }
         let rows = try downloadRows(tensor)
         var made = drawn.map { draws[$0]! }
-        let logits = drawn.map { i in softcap.map { cap in rows[i].map { cap * tanh($0 / cap) } } ?? rows[i] }
+        let logits = drawn.map { i in softcap.map { rows[i].softcapped(by: $0) } ?? rows[i] }
         for (k, token) in BatchSampling.sample(&made, logits, choose: { draw, row in draw.pick(from: row) }).enumerated() {
             picks[drawn[k]] = token
         }

@@ -68,7 +68,7 @@ extension GPUSelfCheck {
         var wrong: [String] = []
         for r in 0..<rows {
             var row = Array(logits[r * vocab..<(r + 1) * vocab])
-            if softcaps[r] > 0 { row = row.map { softcaps[r] * tanh($0 / softcaps[r]) } }
+            if softcaps[r] > 0 { row = row.softcapped(by: softcaps[r]) }
             let expected = draws[r]?.pick(from: row) ?? Sampler.argmax(row)
             if Int(picked[r]) != expected {
                 wrong.append("row \(r) \(draws[r].map { "\($0)" } ?? "argmax"): \(picked[r]) for \(expected)")

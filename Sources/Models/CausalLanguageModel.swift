@@ -141,7 +141,7 @@ extension CausalLanguageModel {
                     draws.contains { $0 != nil } ? try b.pickRowsLater(logits, draws: draws, softcap: softcap) : try b.argmaxRowsLater(logits)
             }
             rows = wanting.contains { !$0.picksOnBackend } ? try b.downloadRows(logits) : []
-            if let softcap { rows = rows.map { row in row.map { softcap * tanh($0 / softcap) } } }
+            if let softcap { rows = rows.map { $0.softcapped(by: softcap) } }
         }
         return PendingForward(
             pickedTokens: pickedTokens, wantsLogits: batch.sequences.map { $0.wantsLogits && logits != nil },
