@@ -124,10 +124,6 @@ public protocol ComputeBackend: AnyObject, Sendable {
         q: DeviceTensor, heads: Int, layer: Int, scale: Float, window: Int?, pool: any KVCachePool,
         step: any PreparedStep
     ) throws -> DeviceTensor
-    /// A hint, given before the ops that come ahead of the product reading `weight` (the decode
-    /// attention before the o product): the backend may start bringing `weight` toward its compute
-    /// units while they run. Backends without a use for it do nothing.
-    func prefetch(_ weight: DeviceTensor, step: any PreparedStep) throws
     /// Root-mean-square normalization of every q head and every k head of a fused q|k|v product
     /// (`[tokens, (heads + 2·kvHeads)·headDim]`), each head on its own `headDim` values, times
     /// `queryWeight` or `keyWeight` (`[headDim]`); the v columns are copied unchanged. Qwen3's and
@@ -210,9 +206,6 @@ extension ComputeBackend {
             qkv: try linear(x, weight: qkv, bias: bias), heads: heads, headDim: headDim,
             inverseFrequencies: inverseFrequencies, layer: layer, pool: pool, step: step)
     }
-
-    /// Nothing: a hint this backend has no use for.
-    public func prefetch(_ weight: DeviceTensor, step: any PreparedStep) throws {}
 
     /// Causal attention over the whole context (no sliding window).
     public func pagedAttention(

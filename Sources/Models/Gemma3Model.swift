@@ -123,7 +123,6 @@ public final class Gemma3Model: CausalLanguageModel {
                     qkv: qkv, heads: config.heads, headDim: config.headDim,
                     inverseFrequencies: config.layerTypes[i] == .sliding ? localFrequencies : globalFrequencies, layer: i,
                     pool: kv, step: prepared)
-                try b.prefetch(layer.o, step: prepared)
                 let attention = try b.pagedAttention(
                     q: q, heads: config.heads, layer: i, scale: config.attentionScale, window: window, pool: kv, step: prepared)
                 let attended = try b.rmsNorm(try b.linear(attention, weight: layer.o, bias: nil), weight: layer.postAttentionNorm, epsilon: eps)

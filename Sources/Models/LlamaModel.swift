@@ -119,7 +119,6 @@ public final class LlamaModel: CausalLanguageModel {
                         normed, qkv: layer.qkv, bias: layer.qkvBias, heads: config.heads, headDim: config.headDim,
                         inverseFrequencies: inverseFrequencies, layer: i, pool: kv, step: prepared)
                 }
-                try b.prefetch(layer.o, step: prepared)
                 let attention = try b.pagedAttention(
                     q: q, heads: config.heads, layer: i, scale: scale, window: config.window(layer: i), pool: kv, step: prepared)
                 let afterAttention = try b.addAndNormalize(

@@ -539,14 +539,6 @@ public final class CUDABackend: ComputeBackend, @unchecked Sendable {
         return (sum, normed)
     }
 
-    /// In decode steps, `weight`'s first bytes asked of L2 (`CUDAKernels.prefetchL2`,
-    /// `HIFC_CUDA_L2_PREFETCH_BYTES`) before the attention, whose KV read leaves HBM mostly idle at
-    /// small batches; a step with a prefill chunk has its attention busy with arithmetic.
-    public func prefetch(_ weight: DeviceTensor, step: any PreparedStep) throws {
-        guard kernels.l2PrefetchBytes > 0, !(try prepared(step, "prefetch")).hasMultiRowChunk else { return }
-        try kernels.prefetchL2(try weight.cudaAddress("prefetch"), bytes: weight.bytes, stream: stream)
-    }
-
     public func pagedAttention(
         q: DeviceTensor, heads: Int, layer: Int, scale: Float, window: Int?, pool: any KVCachePool, step: any PreparedStep
     ) throws -> DeviceTensor {

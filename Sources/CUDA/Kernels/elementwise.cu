@@ -12,22 +12,6 @@ extern "C" __global__ void bf16_to_f32_kernel(const bf16_t* __restrict__ in, flo
         out[i] = bf16_to_f32(in[i]);
 }
 
-// Asks L2 for `bytes` from `p` (16-byte aligned; a multiple of 16 bytes) in 16 KiB bulk prefetches
-// spread over the grid's threads, once the previous kernel is done: the weight of the product two
-// kernels on, brought in while the decode attention between them leaves HBM mostly idle. A
-// prefetch is a hint nothing waits for. Bulk prefetches exist from sm_90 on; below, a no-op.
-extern "C" __global__ void l2_prefetch(const unsigned char* __restrict__ p, long bytes) {
-    wait_for_previous_kernel();
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    constexpr long CHUNK = 16384;
-    const long stride = (long)gridDim.x * blockDim.x * CHUNK;
-    for (long off = (blockIdx.x * (long)blockDim.x + threadIdx.x) * CHUNK; off < bytes; off += stride) {
-        const unsigned int size = (unsigned int)(bytes - off < CHUNK ? bytes - off : CHUNK);
-        asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;\n" :: "l"(p + off), "r"(size) : "memory");
-    }
-#endif
-}
-
 // x += y, in fp32.
 extern "C" __global__ void residual_add_f32(float* __restrict__ x, const float* __restrict__ y, long n) {
     wait_for_previous_kernel();

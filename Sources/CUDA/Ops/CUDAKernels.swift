@@ -29,9 +29,6 @@ public struct CUDAKernels: Sendable {
     /// (`HIFC_CUDA_DECODE_SPLITS`, to time counts the rule does not pick in one binary); nil when
     /// not set.
     let decodeSplitsOverride: Int?
-    /// The most bytes of the product after a decode attention that `prefetchL2` asks L2 for while
-    /// the attention runs (`HIFC_CUDA_L2_PREFETCH_BYTES`; 0, off, by default; sm_90 on).
-    let l2PrefetchBytes: Int
     /// How many blocks of each tensor-core decode attention kernel fit on one multiprocessor, by
     /// the head dim and KV dtype that pick the kernel, from the driver (`attentionSplits` fills
     /// the device with them).
@@ -53,10 +50,6 @@ public struct CUDAKernels: Sendable {
         decodeSplitTokens = try CUDAKernels.decodeSplitTokens(environment: environment)
         decodeSplitsOverride = try CUDAKernels.decodeSplitsOverride(environment: environment)
         decodeAttentionResidency = try CUDAKernels.decodeAttentionResidency(library: library)
-        let prefetch =
-            try wholeNumberSetting(
-                "HIFC_CUDA_L2_PREFETCH_BYTES", in: environment, range: 0...Int.max, expected: "a whole number of bytes") ?? 0
-        l2PrefetchBytes = library.device.info.hasClusters ? prefetch : 0
     }
 
     /// `HIFC_CUDA_DECODE_SPLIT_TOKENS` read from `environment`: a whole number of tokens, at least
@@ -74,18 +67,6 @@ public struct CUDAKernels: Sendable {
     }
 
     private func gridFor(_ n: Int, threads: Int = 256) -> Int { max(1, min((n + threads - 1) / threads, 65535)) }
-
-    /// Asks L2 for the first `min(bytes, l2PrefetchBytes)` bytes at `address` (16-byte aligned),
-    /// after the kernels queued before; nothing when `l2PrefetchBytes` is 0.
-    public func prefetchL2(_ address: CUdeviceptr, bytes: Int, stream: CUDAStream) throws {
-        let n = min(bytes, l2PrefetchBytes) / 16 * 16
-        guard n > 0 else { return }
-        var a = KernelArguments()
-        a.add(address)
-        a.add(Int64Arg(n))
-        let threads = (n + 16383) / 16384
-        try library.function("l2_prefetch").launch(grid: ((threads + 127) / 128, 1, 1), block: (128, 1, 1), stream: stream, arguments: a)
-    }
 
     /// `out[i] = bf16(in[i])`.
     public func f32ToBF16(_ input: CUdeviceptr, _ output: CUdeviceptr, count n: Int, stream: CUDAStream) throws {
