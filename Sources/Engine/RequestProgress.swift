@@ -39,7 +39,7 @@ struct RequestProgress {
     var picksOnBackend: Bool { request.sampling.logprobs == nil && !request.sampling.adjustsLogits }
 
     /// Whether the backend's pick is a draw (a temperature above 0), not the largest logit.
-    var drawsOnBackend: Bool { picksOnBackend && request.sampling.temperature > 0 }
+    var drawsOnBackend: Bool { picksOnBackend && request.sampling.isPlainDraw }
 
     /// Whether a step may be launched behind this request's step before its token is back: the
     /// backend picks it, as an argmax or as a draw it queues (`queuesDraws`), so the next step

@@ -69,4 +69,8 @@ public struct SamplingParams: Hashable, Sendable {
     public var adjustsLogits: Bool {
         presencePenalty != 0 || frequencyPenalty != 0 || repetitionPenalty != 1 || !logitBias.isEmpty || minTokens > 0
     }
+
+    /// Whether a token is a draw that nothing but the draw decides (a temperature above 0, the
+    /// logits unadjusted), so that whoever holds the logits (a backend) can make it.
+    public var isPlainDraw: Bool { temperature > 0 && !adjustsLogits }
 }

@@ -87,7 +87,7 @@ public struct Sampler: Sendable {
     /// draw decides it (a temperature, no adjustments); nil otherwise. Takes the draw's random
     /// number, as `sample` would have.
     public mutating func nextDraw() -> TokenDraw? {
-        guard params.temperature > 0, !params.adjustsLogits else { return nil }
+        guard params.isPlainDraw else { return nil }
         return TokenDraw(params, uniform: nextUniform())
     }
 }

@@ -31,6 +31,12 @@ final class LogitAdjustmentTests: XCTestCase {
         XCTAssertNil(penalized.nextDraw(), "a penalty needs the sampler to see the logits")
         var biased = Sampler(SamplingParams(temperature: 0.7, logitBias: [2: 5]))
         XCTAssertNil(biased.nextDraw())
+        XCTAssertTrue(SamplingParams(temperature: 0.7, topP: 0.9).isPlainDraw)
+        for params in [
+            SamplingParams(temperature: 0), SamplingParams(temperature: 0.7, minTokens: 2), SamplingParams(temperature: 0.7, repetitionPenalty: 1.1),
+        ] {
+            XCTAssertFalse(params.isPlainDraw, "\(params)")
+        }
     }
 
     func testFrequencyPenaltyGrowsWithEachRepeatAndPresencePenaltyDoesNot() {
