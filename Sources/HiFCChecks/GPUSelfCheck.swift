@@ -590,9 +590,10 @@ public final class GPUSelfCheck: @unchecked Sendable {
     func checkPrefillAttention() throws -> [GPUCheckResult] {
         // Every kernel variant: ungrouped heads (four warps), grouped heads with one and with two
         // row tiles per warp, at both head dims, and at head dim 128 the launcher's own choice (on
-        // Hopper the wgmma kernel) with groups of 4 and 3, block sizes that are no power of two,
-        // blocks of one bulk copy (8 tokens), and blocks of 12 tokens, which bulk copies cannot
-        // take (the launcher then keeps mma.sync).
+        // Hopper the wgmma kernel) with groups of 4 and 3, block sizes that are no power of two
+        // (bulk copies of 16 and 8 tokens), blocks of one smallest bulk copy (8 tokens), blocks
+        // of a whole key tile (one copy of 128 tokens), and blocks of 12 tokens, which bulk copies
+        // cannot take (the launcher then keeps mma.sync).
         try checkPrefillAttention(headDim: 128, qHeads: 8, kvHeads: 2, blockTokens: 16, wide: false)
             + checkPrefillAttention(headDim: 128, qHeads: 8, kvHeads: 2, blockTokens: 64, wide: true)
             + checkPrefillAttention(headDim: 128, qHeads: 8, kvHeads: 2, blockTokens: 64, wide: nil)
@@ -600,6 +601,7 @@ public final class GPUSelfCheck: @unchecked Sendable {
             + checkPrefillAttention(headDim: 64, qHeads: 2, kvHeads: 2, blockTokens: 64, wide: nil)
             + checkPrefillAttention(headDim: 128, qHeads: 2, kvHeads: 2, blockTokens: 24, wide: nil)
             + checkPrefillAttention(headDim: 128, qHeads: 4, kvHeads: 1, blockTokens: 8, wide: nil)
+            + checkPrefillAttention(headDim: 128, qHeads: 8, kvHeads: 2, blockTokens: 128, wide: nil)
             + checkPrefillAttention(headDim: 128, qHeads: 8, kvHeads: 2, blockTokens: 12, wide: nil)
             + checkPrefillAttention(headDim: 64, qHeads: 8, kvHeads: 2, blockTokens: 16, wide: false)
             + checkPrefillAttention(headDim: 64, qHeads: 8, kvHeads: 2, blockTokens: 64, wide: true)

@@ -62,7 +62,7 @@ final class KernelCompileTests: XCTestCase {
         for blockTokens in [8, 16, 24, 48, 64] {
             XCTAssertTrue(CUDAKernels.prefillKVMapApplies(layout: layout(blockTokens: blockTokens), on: hopper))
         }
-        // A box of 8 tokens would span two blocks of 12 or 4: those pools keep the mma.sync kernel.
+        // The smallest box, 8 tokens, would span two blocks of 12 or 4: those pools keep the mma.sync kernel.
         for blockTokens in [4, 12, 20] { XCTAssertFalse(CUDAKernels.prefillKVMapApplies(layout: layout(blockTokens: blockTokens), on: hopper)) }
         XCTAssertFalse(CUDAKernels.prefillKVMapApplies(layout: layout(headDim: 64), on: hopper))
         XCTAssertFalse(CUDAKernels.prefillKVMapApplies(layout: layout(dtype: .fp8e4m3), on: hopper))
@@ -71,6 +71,11 @@ final class KernelCompileTests: XCTestCase {
         var small = hopper
         small.maxSharedMemoryPerBlock = 100 * 1024
         XCTAssertFalse(CUDAKernels.prefillKVMapApplies(layout: layout(), on: small))
+    }
+
+    func testPrefillMapBoxesAreTheLargestPowerOfTwoDividingTheBlockAndTheTile() {
+        let boxes = [8, 16, 24, 48, 64, 96, 128, 256, 1024].map { CUDAKernels.prefillMapBoxTokens(blockTokens: $0) }
+        XCTAssertEqual(boxes, [8, 16, 8, 16, 64, 32, 128, 128, 128])
     }
 
     /// Kernels are launched with programmatic dependent launch, so a kernel that never waits for

@@ -40,6 +40,7 @@ class Lab:
     def __init__(self, kernels_dir=KERNELS, modules=None, arch=None):
         """arch: the NVRTC target; by default the GPU's, as hifc picks it (CUDADeviceInfo.architecture:
         sm_90a on Hopper, whose wgmma kernels need it)."""
+        self.kernels_dir = kernels_dir
         torch.cuda.init()
         torch.zeros(1, device="cuda")  # makes the primary context current on this thread
         dirs = [os.environ.get("CUDA_HOME", "/usr/local/cuda") + "/lib64", "/usr/local/cuda/lib64"]

@@ -68,8 +68,9 @@ def launch_config(hd, cfg, group, n_tiles):
     bm = 128 if hopper else 16 * mt * warps
     tpc = min(TILE_TOKENS, bm // group)
     slices = (TILE_TOKENS + tpc - 1) // tpc
-    # The Hopper kernel aligns its regions to 1024 bytes inside the allocation, then its mbarriers.
-    shared = (bm + 2 * stages * bn) * hd * 2 + (1024 + 16 * stages if hopper else 0)
+    # The Hopper kernel aligns its regions to 1024 bytes inside the allocation, then its mbarriers
+    # (four a stage; two in kernels from before 2026-12-06).
+    shared = (bm + 2 * stages * bn) * hd * 2 + (1024 + 32 * stages if hopper else 0)
     return slices * n_tiles, shared
 
 
@@ -82,7 +83,7 @@ class Pool:
         self.block_elems = layers * 2 * bt * kvh * hd
         self.stride = self.block_elems + pad
         self.data = torch.full((blocks, self.stride), float("nan"), dtype=torch.bfloat16, device="cuda")
-        self.map = None
+        self.maps = {}  # the Hopper kernels' tensor maps by box tokens (kv_map)
 
     def write(self, table, layer, k, v):
         """k, v: [n, kvh, hd] for positions 0..n-1 of a sequence with block table `table`."""
@@ -95,22 +96,31 @@ class Pool:
             self.data[blocks[:, None], base[:, None] + cols[None, :]] = x.reshape(n, te).to(torch.bfloat16)
 
 
+def box_tokens(kernels_dir, bt):
+    """Tokens of a bulk copy of the Hopper kernel in `kernels_dir`: the largest power of two
+    dividing both the block and 128 tokens (CUDAKernels.prefillMapBoxTokens), or 8 for kernels
+    from before 2026-12-06, whose copying lanes took 8 tokens each."""
+    source = open(os.path.join(kernels_dir, "prefill_attention.cu")).read()
+    return min(128, bt & -bt) if "hopper_box_tokens" in source else 8
+
+
 def kv_map(lab, pool):
     """The pool's tensor map for the Hopper kernel's bulk copies, as CUDAKernels.prefillKVMap makes
-    it: [block][layer * 2 + K|V][token][KV head][dim] in boxes of 8 tokens x 64 dims, 128-byte
+    it: [block][layer * 2 + K|V][token][KV head][dim] in boxes of box_tokens x 64 dims, 128-byte
     swizzle, zeros out of bounds; 128 bytes in device memory."""
-    if getattr(pool, "map", None) is None:
+    tokens = box_tokens(lab.kernels_dir, pool.bt)
+    if tokens not in pool.maps:
         row = pool.hd * 2
         dims = (ctypes.c_uint64 * 5)(pool.hd, pool.kvh, pool.bt, 2 * pool.layers, pool.data.shape[0])
         strides = (ctypes.c_uint64 * 4)(row, pool.kvh * row, pool.bt * pool.kvh * row, pool.stride * 2)
-        box = (ctypes.c_uint32 * 5)(64, 1, 8, 1, 1)
+        box = (ctypes.c_uint32 * 5)(64, 1, tokens, 1, 1)
         ones = (ctypes.c_uint32 * 5)(1, 1, 1, 1, 1)
         host = (ctypes.c_uint8 * 128)()
         # bf16 = 9, interleave none, 128-byte swizzle = 3, L2 promotion 256 bytes = 3, zero fill.
         lab._check(lab.cuda.cuTensorMapEncodeTiled(host, 9, 5, ctypes.c_void_p(pool.data.data_ptr()), dims, strides, box, ones,
                                                    0, 3, 3, 0), "cuTensorMapEncodeTiled")
-        pool.map = torch.tensor(bytearray(host), dtype=torch.uint8).cuda()
-    return pool.map
+        pool.maps[tokens] = torch.tensor(bytearray(host), dtype=torch.uint8).cuda()
+    return pool.maps[tokens]
 
 
 def run_kernel(lab, cfg, q, q_stride, pool, tables, tiles, out, qh, kvh, hd, layer, scale):

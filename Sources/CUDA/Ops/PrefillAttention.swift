@@ -67,8 +67,9 @@ extension CUDAKernels {
     /// Keys per shared-memory tile (the N of the kernel names).
     static let prefillKeyTile = 64
     /// Dynamic shared memory of `prefill_attention_d128_hopper`: Q (128 rows), three 128-key K
-    /// and V stages of head dim 128 in bf16, 1024 bytes to align them, and the stages' mbarriers.
-    public static let prefillHopperSharedBytes = (128 + 2 * 3 * 128) * 128 * 2 + 1024 + 2 * 3 * 8
+    /// and V stages of head dim 128 in bf16, 1024 bytes to align them, and the stages' mbarriers
+    /// (K full and empty, V full and empty).
+    public static let prefillHopperSharedBytes = (128 + 2 * 3 * 128) * 128 * 2 + 1024 + 4 * 3 * 8
 
     /// The warp-specialized wgmma kernel's name.
     public static let prefillHopperKernel = "prefill_attention_d128_hopper"
@@ -79,23 +80,32 @@ extension CUDAKernels {
         device.hasWarpgroupMMA && device.maxSharedMemoryPerBlock >= prefillHopperSharedBytes
     }
 
-    /// Tokens of one bulk copy (box) of `prefillKVMap`: blocks must hold a multiple of them, so
-    /// that a box never spans two blocks.
-    public static let prefillMapBoxTokens = 8
+    /// Tokens of the smallest bulk copy (box) of `prefillKVMap`: blocks must hold a multiple of
+    /// them, so that a box never spans two blocks and a 128-key tile takes at most 32 boxes of
+    /// K and 32 of V, one each for a lane of the kernel's copying warp.
+    public static let prefillMapMinBoxTokens = 8
+
+    /// Tokens of one bulk copy (box) of `prefillKVMap` over blocks of `blockTokens`: the largest
+    /// power of two dividing both the block and the kernel's 128-key tile (`hopper_box_tokens`
+    /// in prefill_attention.cu reads the same rule). Fewer, larger copies: with 64-token blocks,
+    /// 8 a tile instead of 64 took 14-20% off the kernel's time at 8192 tokens on an H100
+    /// (bench/results/prefill-attention-h200.md).
+    public static func prefillMapBoxTokens(blockTokens: Int) -> Int { min(128, blockTokens & -blockTokens) }
 
     /// Whether a pool of `layout` on `device` gets a `prefillKVMap`: where the Hopper kernel runs
-    /// (head dim 128 over bf16) and its 8-token copies never span two blocks.
+    /// (head dim 128 over bf16) and its blocks hold whole boxes of at least 8 tokens.
     public static func prefillKVMapApplies(layout: KVBlockLayout, on device: CUDADeviceInfo) -> Bool {
         prefillRunsHopperKernel(on: device) && layout.headDim == 128 && layout.dtype == .bfloat16
-            && layout.blockTokens % prefillMapBoxTokens == 0
+            && layout.blockTokens % prefillMapMinBoxTokens == 0
     }
 
     /// The tensor map through which `prefill_attention_d128_hopper` copies its K/V tiles: the
     /// pool at `pool` (`blocks` blocks `blockStride` bytes apart, bf16) as the array
-    /// [block][layer · 2 + K|V][token][KV head][dim], in boxes of 8 tokens × 64 dims of one head,
-    /// so that one thread brings 8 keys' half rows with one instruction, the block's index (read
-    /// from the block table) a coordinate. Nil where that kernel does not run: other devices, head
-    /// dims or dtypes, and blocks of a token count that is not a multiple of 8.
+    /// [block][layer · 2 + K|V][token][KV head][dim], in boxes of `prefillMapBoxTokens` tokens ×
+    /// 64 dims of one head, so that one thread brings a box of keys' half rows with one
+    /// instruction, the block's index (read from the block table) a coordinate. Nil where that
+    /// kernel does not run: other devices, head dims or dtypes, and blocks of a token count that
+    /// is not a multiple of 8.
     public func prefillKVMap(pool: CUdeviceptr, blocks: Int, blockStride: Int, layout: KVBlockLayout) throws -> TensorMap? {
         let device = library.device
         guard Self.prefillKVMapApplies(layout: layout, on: device.info), device.api.cuTensorMapEncodeTiled != nil else { return nil }
@@ -104,7 +114,7 @@ extension CUDAKernels {
             device: device, element: .bfloat16, base: pool,
             dims: [layout.headDim, layout.kvHeads, layout.blockTokens, 2 * layout.layers, blocks],
             strides: [row, layout.kvHeads * row, layout.blockTokens * layout.kvHeads * row, blockStride],
-            box: [64, 1, Self.prefillMapBoxTokens, 1, 1])
+            box: [64, 1, Self.prefillMapBoxTokens(blockTokens: layout.blockTokens), 1, 1])
     }
 
     /// Whether `prefillAttention` runs this shape.
