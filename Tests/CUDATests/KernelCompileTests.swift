@@ -78,6 +78,12 @@ final class KernelCompileTests: XCTestCase {
         XCTAssertEqual(boxes, [8, 16, 8, 16, 64, 32, 128, 128, 128])
     }
 
+    func testPersistentHopperPrefillLaunchesOneBlockAMultiprocessorAtMost() {
+        XCTAssertEqual(CUDAKernels.prefillHopperBlocks(units: 128, multiprocessors: 132), 128)
+        XCTAssertEqual(CUDAKernels.prefillHopperBlocks(units: 2048, multiprocessors: 132), 132)
+        XCTAssertEqual(CUDAKernels.prefillHopperBlocks(units: 0, multiprocessors: 132), 1)
+    }
+
     /// Kernels are launched with programmatic dependent launch, so a kernel that never waits for
     /// the one before it could read its inputs before they are written (common.cuh).
     func testEveryKernelWaitsForThePreviousKernel() throws {

@@ -96,12 +96,15 @@ class Pool:
             self.data[blocks[:, None], base[:, None] + cols[None, :]] = x.reshape(n, te).to(torch.bfloat16)
 
 
+def hopper_source(kernels_dir):
+    return open(os.path.join(kernels_dir, "prefill_attention.cu")).read()
+
+
 def box_tokens(kernels_dir, bt):
     """Tokens of a bulk copy of the Hopper kernel in `kernels_dir`: the largest power of two
     dividing both the block and 128 tokens (CUDAKernels.prefillMapBoxTokens), or 8 for kernels
     from before 2026-12-06, whose copying lanes took 8 tokens each."""
-    source = open(os.path.join(kernels_dir, "prefill_attention.cu")).read()
-    return min(128, bt & -bt) if "hopper_box_tokens" in source else 8
+    return min(128, bt & -bt) if "hopper_box_tokens" in hopper_source(kernels_dir) else 8
 
 
 def kv_map(lab, pool):
@@ -129,6 +132,11 @@ def run_kernel(lab, cfg, q, q_stride, pool, tables, tiles, out, qh, kvh, hd, lay
     extra = [0]
     if is_hopper(cfg):
         extra.append(kv_map(lab, pool))
+    if is_hopper(cfg) and "hopper_unit" in hopper_source(lab.kernels_dir):
+        # Persistent (kernels from 2026-12-06 on): at most one CTA a multiprocessor over the kvh x
+        # grid_y work units, as CUDAKernels.prefillHopperBlocks launches it.
+        grid = (max(1, min(kvh * grid_y, torch.cuda.get_device_properties(0).multi_processor_count)), 1)
+        extra.append(grid_y)
 
     def call():
         lab.launch(variant_name(hd, cfg), grid, (32 * cfg[0],),

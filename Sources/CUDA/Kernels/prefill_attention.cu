@@ -33,8 +33,8 @@ __device__ __forceinline__ float pa_exp2(float x) {
     return y;
 }
 
-// The part of the tile table a block takes (blockIdx.y): up to BM / group tokens of one tile (a
-// "slice"), and the keys they see. False when the slice is past the tile's tokens.
+// The part of the tile table work unit `unit` takes (a block's blockIdx.y): up to BM / group tokens
+// of one tile (a "slice"), and the keys they see. False when the slice is past the tile's tokens.
 struct pa_slice {
     int4 tile;          // {first row, tokens, table row, visible}
     int tok0;           // the slice's first token in the tile
@@ -47,11 +47,11 @@ struct pa_slice {
 };
 
 template <int BM, int BN>
-__device__ __forceinline__ bool pa_take_slice(const int4* __restrict__ tiles, int group, int window, pa_slice& s) {
+__device__ __forceinline__ bool pa_take_slice(const int4* __restrict__ tiles, int group, int window, unsigned int unit, pa_slice& s) {
     const int tpc = min(PA_TILE_TOKENS, BM / group);
     const int slices = (PA_TILE_TOKENS + tpc - 1) / tpc;
-    s.tile = tiles[blockIdx.y / slices];
-    s.tok0 = (blockIdx.y % slices) * tpc;
+    s.tile = tiles[unit / slices];
+    s.tok0 = (unit % slices) * tpc;
     if (s.tok0 >= s.tile.y) return false;
     const int ntok = min(tpc, s.tile.y - s.tok0);
     s.used_rows = ntok * group;
@@ -200,7 +200,7 @@ __device__ __forceinline__ void prefill_attention_body(
     const int kvh = blockIdx.x;
     const int group = q_heads / kv_heads;
     pa_slice slice;
-    if (!pa_take_slice<BM, BN>(tiles, group, window, slice)) return;
+    if (!pa_take_slice<BM, BN>(tiles, group, window, blockIdx.y, slice)) return;
     const int4 tile = slice.tile;
     const int tok0 = slice.tok0, used_rows = slice.used_rows, first_visible = slice.first_visible, kv_end = slice.kv_end;
     const int t_first = slice.t_first, window_top = slice.window_top, n_tiles = slice.n_tiles;
@@ -460,12 +460,13 @@ extern "C" __global__ void __launch_bounds__(256, 1) prefill_attention_d128_w8m2
 // registers (the S accumulator's layout is the A fragment's, as with mma.sync) and V from shared
 // memory, transposed. The two warpgroups take turns at the tensor cores: a turn issues tile t's
 // scores and tile t - 1's P·V, and the warpgroup then runs tile t's softmax while its P·V and the
-// other warpgroup's turn keep the tensor cores busy. The tiles sit in the layout wgmma's 128-byte
-// swizzle reads: each 64-element half of a 256-byte row is one 128-byte line of its own region,
-// 16-byte chunk c of line r stored at c XOR (r mod 8), regions 1024-byte aligned. On an H100, 8B
-// layer shape: 1.06-1.07x sdpa's time at 8192 tokens, 1.21-1.22x at 2048, 1.16x at 1024
-// (bench/results/prefill-attention-h200.md, where the variants that lost are too). Other
-// architectures compile the entry point only, to a trap: the launcher never picks it there.
+// other warpgroup's turn keep the tensor cores busy. Persistent: one CTA a multiprocessor at most,
+// taking work units (a KV head's slice of the tile table) in turn. The tiles sit in the layout
+// wgmma's 128-byte swizzle reads: each 64-element half of a 256-byte row is one 128-byte line of
+// its own region, 16-byte chunk c of line r stored at c XOR (r mod 8), regions 1024-byte aligned.
+// On an H100, 8B layer shape: 1.05x sdpa's time at 8192 tokens, 1.16x at 2048, 1.06x at 1024,
+// 1.34x at 512 (bench/results/prefill-attention-h200.md, where the variants that lost are too).
+// Other architectures compile the entry point only, to a trap: the launcher never picks it there.
 
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
 
@@ -614,13 +615,13 @@ __device__ __forceinline__ int hopper_box_tokens(int block_tokens) { return min(
 // the sequence, which the consumers zero in V (hopper_wait_v).
 template <int STAGES>
 __device__ __forceinline__ void hopper_copy_tile(const hopper_smem<STAGES>& sm, const pa_slice& slice, const int* table, unsigned int bt_magic,
-                                                 int block_tokens, int box, int kvh, int layer, const void* kv_map, int t, int lane) {
+                                                 int block_tokens, int box, int kvh, int layer, const void* kv_map, int it, int t, int lane) {
     constexpr int BN = 128;
     constexpr unsigned int TILE_BYTES = hopper_smem<STAGES>::TILE_BYTES;
     const int per_half = BN / box, half = lane / per_half, keys = box * (lane % per_half);
     const bool copies = lane < 2 * per_half;
     const unsigned int at = half * (128 * 128) + keys * 128;
-    const int s = t % STAGES, reuse = ((t / STAGES) - 1) & 1;
+    const int ring = it + t, s = ring % STAGES, reuse = ((ring / STAGES) - 1) & 1;
     const int pos = (slice.t_first + t) * BN + keys;
     int block = 0, token = block_tokens;
     if (pos < slice.kv_end) {
@@ -628,11 +629,11 @@ __device__ __forceinline__ void hopper_copy_tile(const hopper_smem<STAGES>& sm, 
         block = table[b];
         token = pos - b * block_tokens;
     }
-    if (t >= STAGES) mbar_wait(sm.empty_k + s * 8, reuse);
+    if (ring >= STAGES) mbar_wait(sm.empty_k + s * 8, reuse);
     if (lane == 0) mbar_expect_bytes(sm.full_k + s * 8, TILE_BYTES);
     __syncwarp();
     if (copies) tma_load_5d(sm.k + s * TILE_BYTES + at, kv_map, sm.full_k + s * 8, 64 * half, kvh, token, 2 * layer, block);
-    if (t >= STAGES) mbar_wait(sm.empty_v + s * 8, reuse);
+    if (ring >= STAGES) mbar_wait(sm.empty_v + s * 8, reuse);
     if (lane == 0) mbar_expect_bytes(sm.full_v + s * 8, TILE_BYTES);
     __syncwarp();
     if (copies) tma_load_5d(sm.v + s * TILE_BYTES + at, kv_map, sm.full_v + s * 8, 64 * half, kvh, token, 2 * layer + 1, block);
@@ -719,11 +720,11 @@ __device__ __forceinline__ void hopper_pack_p(const float (&s)[16][4], unsigned 
 // their V rows by P = 0, so each warpgroup zeroes those rows before its P·V (both write the same
 // zeros), then makes its writes visible to wgmma's reads (async proxy).
 template <int STAGES>
-__device__ __forceinline__ void hopper_wait_v(const hopper_smem<STAGES>& sm, const pa_slice& slice, int t, int wg, int tid, int box) {
+__device__ __forceinline__ void hopper_wait_v(const hopper_smem<STAGES>& sm, const pa_slice& slice, int it, int t, int wg, int tid, int box) {
     constexpr int BN = 128, CH = 128 / 8;
     constexpr unsigned int TILE_BYTES = hopper_smem<STAGES>::TILE_BYTES;
-    const int s = t % STAGES;
-    mbar_wait(sm.full_v + s * 8, (t / STAGES) & 1);
+    const int s = (it + t) % STAGES;
+    mbar_wait(sm.full_v + s * 8, ((it + t) / STAGES) & 1);
     const int seen = slice.kv_end - (slice.t_first + t) * BN;
     if (seen < BN && seen % box) {
         const int end = (seen + box - 1) / box * box;
@@ -792,7 +793,7 @@ struct hopper_turns {
 // in lockstep with the other's (prefill-attention-h200.md, 2026-12-06).
 template <int STAGES>
 __device__ __forceinline__ void hopper_key_loop(const hopper_smem<STAGES>& sm, const pa_slice& slice, hopper_rows& r, int wg, int tid, int tq,
-                                                int box) {
+                                                int box, int it) {
     constexpr int BN = 128;
     constexpr unsigned int Q_BYTES = hopper_smem<STAGES>::Q_BYTES, TILE_BYTES = hopper_smem<STAGES>::TILE_BYTES;
     const int n = slice.n_tiles;
@@ -801,19 +802,20 @@ __device__ __forceinline__ void hopper_key_loop(const hopper_smem<STAGES>& sm, c
     hopper_turns turns(wg, n);
     float sc[BN / 8][4], c[2];
     unsigned int pf[BN / 16][4];
-    mbar_wait(sm.full_k, 0);
+    const int s0 = it % STAGES;
+    mbar_wait(sm.full_k + s0 * 8, (it / STAGES) & 1);
     turns.begin();
-    wg_issue_s(sc, my_q, sm.k);
+    wg_issue_s(sc, my_q, sm.k + s0 * TILE_BYTES);
     turns.end();
     wgmma_wait0();
     fence_operands<BN / 8>(sc);
-    mbar_arrive(sm.empty_k);
+    mbar_arrive(sm.empty_k + s0 * 8);
     hopper_softmax(sc, r, slice, slice.t_first * BN, tq, c);
     hopper_pack_p(sc, pf);
     for (int t = 1; t < n; ++t) {
-        const int s = t % STAGES, prev = (t - 1) % STAGES;
-        hopper_wait_v(sm, slice, t - 1, wg, tid, box);
-        mbar_wait(sm.full_k + s * 8, (t / STAGES) & 1);
+        const int s = (it + t) % STAGES, prev = (it + t - 1) % STAGES;
+        hopper_wait_v(sm, slice, it, t - 1, wg, tid, box);
+        mbar_wait(sm.full_k + s * 8, ((it + t) / STAGES) & 1);
         turns.begin();
         wg_issue_s(sc, my_q, sm.k + s * TILE_BYTES);
         wg_issue_pv(r.o, pf, sm.v + prev * TILE_BYTES);
@@ -832,27 +834,38 @@ __device__ __forceinline__ void hopper_key_loop(const hopper_smem<STAGES>& sm, c
         }
         hopper_pack_p(sc, pf);
     }
-    hopper_wait_v(sm, slice, n - 1, wg, tid, box);
+    hopper_wait_v(sm, slice, it, n - 1, wg, tid, box);
     turns.begin();
-    wg_issue_pv(r.o, pf, sm.v + ((n - 1) % STAGES) * TILE_BYTES);
+    wg_issue_pv(r.o, pf, sm.v + ((it + n - 1) % STAGES) * TILE_BYTES);
     turns.end();
     wgmma_wait0();
     fence_operands<16>(r.o);
     fence_p(pf);
+    mbar_arrive(sm.empty_v + ((it + n - 1) % STAGES) * 8);
 }
 
-// The warp-specialized body (see "Hopper" above): 128 keys a tile, STAGES tiles in flight, and
-// CONSUMER_REGS registers for each computing thread once the copying warpgroup has given up its own.
-// The copying warp starts its copies right after the barriers are set up, and the computing
-// warpgroups alone read Q, all their loads in flight together: 3-10% faster on an H200 than every
-// thread reading Q in a loop whose loads waited one after another, with the copies after it
-// (bench/results/prefill-attention-h200.md, 2026-12-05).
+// Work unit `round` of this CTA: the units (KV head fastest, then the slices of the tile table,
+// heaviest first) in a snake order over the CTAs, b, 2G - 1 - b, 2G + b, ..., so that the heavy
+// units of one round pair with the light ones of the next.
+__device__ __forceinline__ int hopper_unit(int round) {
+    const int g = gridDim.x, b = blockIdx.x;
+    return round * g + ((round & 1) ? g - 1 - b : b);
+}
+
+// The warp-specialized body (see "Hopper" above), persistent: at most one CTA a multiprocessor,
+// each taking its work units (hopper_unit) one after another. 128 keys a tile, STAGES tiles in
+// flight, and CONSUMER_REGS registers for each computing thread once the copying warpgroup has
+// given up its own. The copying warp runs through all its units' tiles without a break (the stage
+// ring goes on from unit to unit), so that a unit's first tiles arrive while the computing
+// warpgroups finish the one before, store it and read the next Q: on an H100, 0.92x the time of one
+// CTA a unit at 1024 tokens, 0.96x at 2048 (prefill-attention-h200.md, 2026-12-06). The
+// computing warpgroups alone read Q, all their loads in flight together.
 template <int BN, int STAGES, int CONSUMER_REGS>
 __device__ __forceinline__ void prefill_attention_hopper_body(
     const float* __restrict__ q, int q_stride, const bf16_t* __restrict__ pool,
     const int* __restrict__ block_tables, int table_stride, const int4* __restrict__ tiles,
     bf16_t* __restrict__ out, int q_heads, int kv_heads, int layer, int block_tokens, long block_stride,
-    float scale, int window, const void* __restrict__ kv_map)
+    float scale, int window, const void* __restrict__ kv_map, int slice_units)
 {
     constexpr int BM = 128, PRODUCERS = 128, CONSUMERS = 256;
     static_assert(BN == 128, "the score product (wg_issue_s) is m64n128, and a tile's boxes are at most 128 tokens");
@@ -861,12 +874,8 @@ __device__ __forceinline__ void prefill_attention_hopper_body(
     const hopper_smem<STAGES> sm(pa_smem);
 
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, wg = warp >> 2;
-    const int kvh = blockIdx.x;
-    const int group = q_heads / kv_heads;
+    const int group = q_heads / kv_heads, units = slice_units * kv_heads;
     const int box = hopper_box_tokens(block_tokens);
-    pa_slice slice;
-    if (!pa_take_slice<BM, BN>(tiles, group, window, slice)) return;
-
     if (tid == 0) hopper_init_barriers(sm);
     const float qs = scale * PA_LOG2E;
     __syncthreads();
@@ -876,34 +885,50 @@ __device__ __forceinline__ void prefill_attention_hopper_body(
         // here, CONSUMER_REGS each there), whose scores, output and P fragments need about 200.
         asm volatile("setmaxnreg.dec.sync.aligned.u32 40;\n" ::: "memory");
         if (warp != 0) return;
-        // One warp copies (hopper_copy_tile).
+        // One warp copies (hopper_copy_tile); `it`: the ring position of a unit's first tile.
         if (lane == 0) asm volatile("prefetch.tensormap [%0];\n" :: "l"(kv_map) : "memory");
-        const int* table = block_tables + (long)slice.tile.z * table_stride;
         const unsigned int bt_magic = block_index_magic(block_tokens);
-        for (int t = 0; t < slice.n_tiles; ++t) hopper_copy_tile(sm, slice, table, bt_magic, block_tokens, box, kvh, layer, kv_map, t, lane);
+        int it = 0;
+        for (int round = 0, u; (u = hopper_unit(round)) < units; ++round) {
+            pa_slice slice;
+            if (!pa_take_slice<BM, BN>(tiles, group, window, u / kv_heads, slice)) continue;
+            const int* table = block_tables + (long)slice.tile.z * table_stride;
+            for (int t = 0; t < slice.n_tiles; ++t)
+                hopper_copy_tile(sm, slice, table, bt_magic, block_tokens, box, u % kv_heads, layer, kv_map, it, t, lane);
+            it += slice.n_tiles;
+        }
         return;
     }
 
-    // Consumers: warpgroup 1 takes rows 0-63, warpgroup 2 rows 64-127. Q while the copying warp
-    // has already asked for the first tiles.
+    // Consumers: warpgroup 1 takes rows 0-63, warpgroup 2 rows 64-127.
     asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" :: "n"(CONSUMER_REGS) : "memory");
-    hopper_load_q(sm, q, q_stride, slice, kvh, group, qs, tid - PRODUCERS);
     const int cwarp = warp - 4, g = lane >> 2, tq = lane & 3;
-    hopper_rows r(slice, cwarp, g, group, window);
-    hopper_key_loop(sm, slice, r, wg, tid, tq, box);
-    hopper_store_rows(r, slice, out, q_heads, kvh, group, cwarp, g, tq);
+    int it = 0;
+    for (int round = 0, u; (u = hopper_unit(round)) < units; ++round) {
+        pa_slice slice;
+        if (!pa_take_slice<BM, BN>(tiles, group, window, u / kv_heads, slice)) continue;
+        // Both computing warpgroups are done with the last unit's Q before it is overwritten.
+        if (it > 0) asm volatile("bar.sync 3, %0;\n" :: "n"(CONSUMERS) : "memory");
+        const int kvh = u % kv_heads;
+        hopper_load_q(sm, q, q_stride, slice, kvh, group, qs, tid - PRODUCERS);
+        hopper_rows r(slice, cwarp, g, group, window);
+        hopper_key_loop(sm, slice, r, wg, tid, tq, box, it);
+        hopper_store_rows(r, slice, out, q_heads, kvh, group, cwarp, g, tq);
+        it += slice.n_tiles;
+    }
 }
 
 #endif  // __CUDA_ARCH_FEAT_SM90_ALL
 
-// Grid (kv_heads, tiles * slices), 384 threads, dynamic shared memory (128 + 2 * 3 * 128) * 256 +
-// 1024 + 96 bytes: Q, three 128-key K/V stages, alignment, the stages' four mbarriers each. kv_map:
-// the pool's tensor map in global memory (CUDAKernels.prefillKVMap; blocks of a multiple of 8
-// tokens, boxes of hopper_box_tokens).
-extern "C" __global__ void __launch_bounds__(384, 1) prefill_attention_d128_hopper(PA_PARAMS, const void* __restrict__ kv_map) {
+// Grid (min(kv_heads * slice_units, multiprocessors)), 384 threads, dynamic shared memory (128 + 2
+// * 3 * 128) * 256 + 1024 + 96 bytes: Q, three 128-key K/V stages, alignment, the stages' four
+// mbarriers each. slice_units: the tile table's entries times the slices of each (the other
+// kernels' grid y). kv_map: the pool's tensor map in global memory (CUDAKernels.prefillKVMap;
+// blocks of a multiple of 8 tokens, boxes of hopper_box_tokens).
+extern "C" __global__ void __launch_bounds__(384, 1) prefill_attention_d128_hopper(PA_PARAMS, const void* __restrict__ kv_map, int slice_units) {
     wait_for_previous_kernel();
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-    prefill_attention_hopper_body<128, 3, 232>(PA_ARGS, kv_map);
+    prefill_attention_hopper_body<128, 3, 232>(PA_ARGS, kv_map, slice_units);
 #else
     __trap();
 #endif

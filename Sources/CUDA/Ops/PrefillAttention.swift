@@ -74,6 +74,13 @@ extension CUDAKernels {
     /// The warp-specialized wgmma kernel's name.
     public static let prefillHopperKernel = "prefill_attention_d128_hopper"
 
+    /// Blocks of a `prefillHopperKernel` launch over `units` work units (KV heads × tile-table
+    /// entries × slices): the kernel is persistent, one block a multiprocessor at most, each
+    /// taking units in a snake order (`hopper_unit`), so that a unit's first K/V tiles are copied
+    /// while the block finishes the one before; 0.92x the time of a block a unit at 1024 tokens
+    /// and 0.96x at 2048 on an H100 (bench/results/prefill-attention-h200.md).
+    public static func prefillHopperBlocks(units: Int, multiprocessors: Int) -> Int { max(1, min(units, multiprocessors)) }
+
     /// Whether `device` runs `prefill_attention_d128_hopper` (the `hopper` of `prefillLaunchShape`):
     /// warpgroup MMAs and the shared memory the kernel asks for.
     public static func prefillRunsHopperKernel(on device: CUDADeviceInfo) -> Bool {
@@ -161,10 +168,10 @@ extension CUDAKernels {
             return (prefillTileTokens + tokens - 1) / tokens
         }
         // Hopper (`hopper`: a compute capability 9.0 device with the shared memory for it), head
-        // dim 128 over bf16, the choice not forced: the warp-specialized wgmma kernel, 0.78x the
-        // wide kernel's time at 8192 tokens and 0.85x at 2048 on an H200
-        // (bench/results/prefill-attention-h200.md). 12 warps: one warpgroup copies, two compute
-        // 128 rows; shared memory for Q, three 128-key K/V stages, alignment and mbarriers.
+        // dim 128 over bf16, the choice not forced: the warp-specialized wgmma kernel, 0.58x the
+        // wide kernel's time at 8192 tokens on an H100 (bench/results/prefill-attention-h200.md).
+        // 12 warps: one warpgroup copies, two compute 128 rows; shared memory for Q, three 128-key
+        // K/V stages, alignment and mbarriers; `slices` sizes its work units (prefillHopperBlocks).
         if hopper, headDim == 128, dtype == .bfloat16, wide == nil {
             return (prefillHopperKernel, 12, 1, 128, slicesFor(rows: 128), prefillHopperSharedBytes)
         }
@@ -261,9 +268,14 @@ extension CUDAKernels {
         a.add(scale)
         a.add(int: window.map { min($0, Int(Int32.max)) } ?? 0)
         if layout.dtype.isScaled { a.add(Int64Arg(layout.elementBytes)) }
-        if shape.name == Self.prefillHopperKernel { a.add(kvMap?.address ?? 0) }
+        var grid = (layout.kvHeads, tileCount * shape.slices, 1)
+        if shape.name == Self.prefillHopperKernel {
+            // Persistent: at most one block a multiprocessor, each taking work units in turn.
+            a.add(kvMap?.address ?? 0)
+            a.add(int: tileCount * shape.slices)
+            grid = (Self.prefillHopperBlocks(units: layout.kvHeads * tileCount * shape.slices, multiprocessors: info.multiprocessors), 1, 1)
+        }
         try library.function(shape.name).launch(
-            grid: (layout.kvHeads, tileCount * shape.slices, 1), block: (32 * shape.warps, 1, 1),
-            sharedBytes: shape.sharedBytes, stream: stream, arguments: a)
+            grid: grid, block: (32 * shape.warps, 1, 1), sharedBytes: shape.sharedBytes, stream: stream, arguments: a)
     }
 }
