@@ -607,12 +607,13 @@ struct hopper_smem {
 // blocks, 8 a tile instead of 64 took 14-20% off at 8192 tokens on an H100 (prefill-attention-h200.md).
 __device__ __forceinline__ int hopper_box_tokens(int block_tokens) { return min(128, block_tokens & -block_tokens); }
 
-// The copying warp's tile t of a slice into stage t mod STAGES, K then V, each once its stage's
-// previous tile has been handed back: lane i < 2 · 128 / box brings keys box · (i mod (128 / box))
-// ... of the tile, dims 64 · (i / (128 / box)) ..., straight into the swizzled layout wgmma reads
-// (a box's lines of 128 bytes are whole swizzle atoms). A box from kv_end on is asked at a token
-// past the block, which the copy fills with zeros; the box that kv_end cuts brings pool slots past
-// the sequence, which the consumers zero in V (hopper_wait_v).
+// The copying warp's tile t of a slice, at ring position it + t (`it`: the slice's first tile's),
+// into stage (it + t) mod STAGES, K then V, each once its stage's previous tile has been handed
+// back: lane i < 2 · 128 / box brings keys box · (i mod (128 / box)) ... of the tile, dims 64 ·
+// (i / (128 / box)) ..., straight into the swizzled layout wgmma reads (a box's lines of 128 bytes
+// are whole swizzle atoms). A box from kv_end on is asked at a token past the block, which the
+// copy fills with zeros; the box that kv_end cuts brings pool slots past the sequence, which the
+// consumers zero in V (hopper_wait_v).
 template <int STAGES>
 __device__ __forceinline__ void hopper_copy_tile(const hopper_smem<STAGES>& sm, const pa_slice& slice, const int* table, unsigned int bt_magic,
                                                  int block_tokens, int box, int kvh, int layer, const void* kv_map, int it, int t, int lane) {
@@ -715,10 +716,11 @@ __device__ __forceinline__ void hopper_pack_p(const float (&s)[16][4], unsigned 
     }
 }
 
-// Waits for tile t's V. The box that kv_end cuts came whole: its keys from kv_end on are pool
-// slots past the sequence (anything, NaN included). Their scores are masked, but P·V multiplies
-// their V rows by P = 0, so each warpgroup zeroes those rows before its P·V (both write the same
-// zeros), then makes its writes visible to wgmma's reads (async proxy).
+// Waits for tile t's V (ring position it + t, as hopper_copy_tile). The box that kv_end cuts came
+// whole: its keys from kv_end on are pool slots past the sequence (anything, NaN included). Their
+// scores are masked, but P·V multiplies their V rows by P = 0, so each warpgroup zeroes those rows
+// before its P·V (both write the same zeros), then makes its writes visible to wgmma's reads
+// (async proxy).
 template <int STAGES>
 __device__ __forceinline__ void hopper_wait_v(const hopper_smem<STAGES>& sm, const pa_slice& slice, int it, int t, int wg, int tid, int box) {
     constexpr int BN = 128, CH = 128 / 8;
@@ -789,8 +791,9 @@ struct hopper_turns {
 // first turn, then in turn t tile t's scores and tile t - 1's P·V, each its own MMA group; the
 // warpgroup waits for the scores only, runs tile t's softmax while P·V runs, then waits for P·V,
 // rescales O and packs P(t); the last turn is the last tile's P·V. K goes back once its scores are
-// read, V once its P·V is done. 3-7% faster on an H100 than each warpgroup's S -> softmax -> P·V
-// in lockstep with the other's (prefill-attention-h200.md, 2026-12-06).
+// read, V once its P·V is done (the last tile's too: the next unit of a persistent CTA reuses its
+// stage). `it`: the ring position of the slice's first tile. 3-7% faster on an H100 than each
+// warpgroup's S -> softmax -> P·V in lockstep with the other's (prefill-attention-h200.md, 2026-12-06).
 template <int STAGES>
 __device__ __forceinline__ void hopper_key_loop(const hopper_smem<STAGES>& sm, const pa_slice& slice, hopper_rows& r, int wg, int tid, int tq,
                                                 int box, int it) {
