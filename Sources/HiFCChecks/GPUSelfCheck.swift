@@ -592,8 +592,9 @@ public final class GPUSelfCheck: @unchecked Sendable {
         // row tiles per warp, at both head dims, and at head dim 128 the launcher's own choice (on
         // Hopper the wgmma kernel) with groups of 4 and 3, block sizes that are no power of two
         // (bulk copies of 16 and 8 tokens), blocks of one smallest bulk copy (8 tokens), blocks
-        // of a whole key tile (one copy of 128 tokens), and blocks of 12 tokens, which bulk copies
-        // cannot take (the launcher then keeps mma.sync).
+        // of a whole key tile (one copy of 128 tokens), 3 persistent blocks for the step's 28 work
+        // units (each block's stage ring running on across several units, as on a long prompt), and
+        // blocks of 12 tokens, which bulk copies cannot take (the launcher then keeps mma.sync).
         try checkPrefillAttention(headDim: 128, qHeads: 8, kvHeads: 2, blockTokens: 16, wide: false)
             + checkPrefillAttention(headDim: 128, qHeads: 8, kvHeads: 2, blockTokens: 64, wide: true)
             + checkPrefillAttention(headDim: 128, qHeads: 8, kvHeads: 2, blockTokens: 64, wide: nil)
@@ -602,6 +603,7 @@ public final class GPUSelfCheck: @unchecked Sendable {
             + checkPrefillAttention(headDim: 128, qHeads: 2, kvHeads: 2, blockTokens: 24, wide: nil)
             + checkPrefillAttention(headDim: 128, qHeads: 4, kvHeads: 1, blockTokens: 8, wide: nil)
             + checkPrefillAttention(headDim: 128, qHeads: 8, kvHeads: 2, blockTokens: 128, wide: nil)
+            + checkPrefillAttention(headDim: 128, qHeads: 8, kvHeads: 2, blockTokens: 64, wide: nil, persistentBlocks: 3)
             + checkPrefillAttention(headDim: 128, qHeads: 8, kvHeads: 2, blockTokens: 12, wide: nil)
             + checkPrefillAttention(headDim: 64, qHeads: 8, kvHeads: 2, blockTokens: 16, wide: false)
             + checkPrefillAttention(headDim: 64, qHeads: 8, kvHeads: 2, blockTokens: 64, wide: true)
@@ -611,7 +613,8 @@ public final class GPUSelfCheck: @unchecked Sendable {
     /// tokens already cached), decode rows and a chunk of exactly one tile, through the tile table
     /// and one launch of the tensor-core kernel.
     func checkPrefillAttention(
-        headDim hd: Int, qHeads: Int, kvHeads: Int, blockTokens: Int, wide: Bool?, window: Int? = nil, dtype: KVDType = .bfloat16
+        headDim hd: Int, qHeads: Int, kvHeads: Int, blockTokens: Int, wide: Bool?, window: Int? = nil, dtype: KVDType = .bfloat16,
+        persistentBlocks: Int? = nil
     ) throws -> [GPUCheckResult] {
         let layout = KVBlockLayout(layers: 3, kvHeads: kvHeads, headDim: hd, blockTokens: blockTokens, dtype: dtype)
         let layer = 1
@@ -668,7 +671,7 @@ public final class GPUSelfCheck: @unchecked Sendable {
         try kernels.prefillAttention(
             q: qb.address, qStride: qStride, pool: pool.address, blockStride: stride, blockTables: tableb.address, tableStride: tableStride,
             tiles: tileb.address, tileCount: tiles.count / 4, output: out.address, qHeads: qHeads, layer: layer, layout: layout,
-            scale: scale, window: window, wide: wide, kvMap: kvMap, stream: stream)
+            scale: scale, window: window, wide: wide, kvMap: kvMap, persistentBlocks: persistentBlocks, stream: stream)
         let got = try downloadBF16(out, count: rows * qHeads * hd)
         let usesWarpgroupMMA =
             CUDAKernels.prefillLaunchShape(
@@ -707,7 +710,7 @@ public final class GPUSelfCheck: @unchecked Sendable {
                 tolerance: 0),
             GPUCheckResult(
                 name:
-                    "\(dtype == .bfloat16 ? "" : "\(dtype) pool: ")prefill attention (tensor cores)\(window.map { ", window \($0)" } ?? ""), head dim \(hd), GQA \(qHeads)/\(kvHeads)\(wide == true ? " wide" : "")\(usesWarpgroupMMA ? " (wgmma)" : ""), \(blockTokens)-token blocks, chunks [cached+]new \(shape) in one launch",
+                    "\(dtype == .bfloat16 ? "" : "\(dtype) pool: ")prefill attention (tensor cores)\(window.map { ", window \($0)" } ?? ""), head dim \(hd), GQA \(qHeads)/\(kvHeads)\(wide == true ? " wide" : "")\(usesWarpgroupMMA ? " (wgmma)" : "")\(usesWarpgroupMMA ? persistentBlocks.map { ", \($0) persistent blocks" } ?? "" : ""), \(blockTokens)-token blocks, chunks [cached+]new \(shape) in one launch",
                 error: HostReference.relativeError(got, ref), tolerance: 8e-3),
         ]
     }

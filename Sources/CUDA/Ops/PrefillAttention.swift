@@ -240,10 +240,13 @@ extension CUDAKernels {
     /// - `window`: a sliding window; a token at position p then sees only keys `p - window + 1 ... p`.
     /// - `kvMap`: the pool's `prefillKVMap`, where it has one: the Hopper kernel runs with it, and
     ///   only with it (the map exists only where that kernel does, `prefillKVMapApplies`).
+    /// - `persistentBlocks`: at most this many blocks for the Hopper kernel, which is persistent
+    ///   (nil: one a multiprocessor); the self check takes a few, so that each block runs through
+    ///   several work units on a small step.
     public func prefillAttention(
         q: CUdeviceptr, qStride: Int, pool: CUdeviceptr, blockStride: Int, blockTables: CUdeviceptr, tableStride: Int,
         tiles: CUdeviceptr, tileCount: Int, output: CUdeviceptr, qHeads: Int, layer: Int, layout: KVBlockLayout,
-        scale: Float, window: Int? = nil, wide: Bool? = nil, kvMap: TensorMap? = nil, stream: CUDAStream
+        scale: Float, window: Int? = nil, wide: Bool? = nil, kvMap: TensorMap? = nil, persistentBlocks: Int? = nil, stream: CUDAStream
     ) throws {
         try Self.validatePrefillAttention(qStride: qStride, blockStride: blockStride, tileCount: tileCount, qHeads: qHeads, layout: layout)
         if let window, window < 1 { throw PrefillAttentionError.badWindow(window) }
@@ -273,7 +276,8 @@ extension CUDAKernels {
             // Persistent: at most one block a multiprocessor, each taking work units in turn.
             a.add(kvMap?.address ?? 0)
             a.add(int: tileCount * shape.slices)
-            grid = (Self.prefillHopperBlocks(units: layout.kvHeads * tileCount * shape.slices, multiprocessors: info.multiprocessors), 1, 1)
+            let units = layout.kvHeads * tileCount * shape.slices
+            grid = (Self.prefillHopperBlocks(units: units, multiprocessors: persistentBlocks ?? info.multiprocessors), 1, 1)
         }
         try library.function(shape.name).launch(
             grid: grid, block: (32 * shape.warps, 1, 1), sharedBytes: shape.sharedBytes, stream: stream, arguments: a)
