@@ -25,7 +25,9 @@
 # fp8 (issue 22, about 4 minutes with synth-8b already written): FP8_MODELS (tiny,1b,qwen3:tiny,gemma3:tiny,mistral:tiny),
 # FP8_PARTS (check,model,swap: which parts run; accuracy: bench kv-dtype on SmolLM2, its GGUF and .smollm2/GPL-3 carried), FP8_PROMPT (8192), FP8_BATCH (1,16), FP8_SCALE (0.5), FP8_REQUESTS (8), FP8_MODES (swap-flash), BUDGET (4GiB)
 # labs (python + torch only): the decode and prefill attention labs with the lab-only variants (lab_decode_variants.cu,
-# lab_prefill_variants.cu: issue 22's and 25's prepared kernels); LAB_QUICK=1: the decode lab's quick form (about 3 minutes in all)
+# lab_prefill_variants.cu: issue 22's and 25's prepared kernels); LAB_QUICK=1: the decode lab's quick form (about 3 minutes in all);
+# LAB_BASE=DIR (another commit's Sources/CUDA/Kernels, e.g. an earlier pack's .device-base/HiFC_CUDA.resources/Kernels):
+# the prefill lab times that folder's kernels beside these in the same process
 # prefillncu (issue 25, about 2 minutes, python + torch + ncu): where the Hopper prefill kernel's warps wait, instruction by
 # instruction: Nsight Compute's source counters on one launch at T = 8192 (lab_prefill_attention.py --profile), the report,
 # its details and SASS page, and ncu_sass_hotspots.py's top instructions; PREFILL_KERNEL (prefill_attention_d128_hopper)
@@ -96,10 +98,11 @@ fi
 
 if has labs; then
     stamp "kernel labs (python + torch, kernels from Sources/CUDA/Kernels)"
+    base="${LAB_BASE:+$(cd "$LAB_BASE" && pwd)}"  # absolute: the labs run in bench/cuda
     (cd bench/cuda && python3 lab_decode_attention.py ${LAB_QUICK:+--quick} > "$out/lab-decode.txt" 2>&1; echo "decode lab rc=$?";
-     python3 lab_prefill_attention.py > "$out/lab-prefill.txt" 2>&1; echo "prefill lab rc=$?") | tee -a "$out/summary.txt"
+     python3 lab_prefill_attention.py ${base:+../../Sources/CUDA/Kernels "$base"} > "$out/lab-prefill.txt" 2>&1; echo "prefill lab rc=$?") | tee -a "$out/summary.txt"
     sed -n '/^summary:/,$p' "$out/lab-decode.txt" | tee -a "$out/summary.txt"
-    tail -12 "$out/lab-prefill.txt" | tee -a "$out/summary.txt"
+    grep -E "^T=|checks" "$out/lab-prefill.txt" | grep -v "w4m1\|w8m2" | tee -a "$out/summary.txt"
 fi
 
 if has prefillncu; then
