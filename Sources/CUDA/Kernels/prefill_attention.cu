@@ -102,16 +102,14 @@ __device__ __forceinline__ void pa_copy_kv_rows(const T* __restrict__ pool, cons
     }
 }
 
-// One key tile of one m16 tile's rows, on this thread's scores `s` (the m16n8 accumulator layout,
-// keys from n0; wgmma's m64nN accumulator holds a warp's 16 rows in the same order): masks them
-// when `masked` (some row of the tile sees only part of it; key k of a row is visible when lo <= k
-// < lim), updates the online softmax (running max `mx` and sum `l` of this thread's two rows,
-// fragment rows lane/4 and lane/4 + 8) and writes P as bf16 A fragments `pf`. The running max is
-// shared by the four lanes of a row (quad), the running sum stays per lane until the end. A row
-// that has seen no key yet (its max still -inf: under a sliding window, a tile wholly before the
-// row's window) takes 0 as its reference, so its P and its rescale are 0, not NaN. Once the maxima
-// settle most tiles raise none of a warp's rows, and then the rescale of O (a multiply per output
-// element) is skipped: it would multiply by exactly 1.
+// O's two rows of this thread (the m16n8 accumulator layout: elements 0-1 row lane/4, 2-3 row
+// lane/4 + 8) times c0 and c1: the online softmax's rescale when a row's max rises.
+template <int N>
+__device__ __forceinline__ void pa_scale_rows(float (&o)[N][4], float c0, float c1) {
+#pragma unroll
+    for (int j = 0; j < N; ++j) { o[j][0] *= c0; o[j][1] *= c0; o[j][2] *= c1; o[j][3] *= c1; }
+}
+
 // A key tile's masking and new row maxima (pa_online_softmax's first half): masks `s` when
 // `masked`, writes this thread's two rows' maxima over the running max `mx` and the tile to `x`
 // (shared by the row's quad), and to `r` the reference each row's exponents subtract (0 for a row
@@ -145,6 +143,16 @@ __device__ __forceinline__ bool pa_tile_max(float (&s)[BN / 8][4], const float (
     return __any_sync(0xffffffffu, x0 != mx[0] || x1 != mx[1]);
 }
 
+// One key tile of one m16 tile's rows, on this thread's scores `s` (the m16n8 accumulator layout,
+// keys from n0; wgmma's m64nN accumulator holds a warp's 16 rows in the same order): masks them
+// when `masked` (some row of the tile sees only part of it; key k of a row is visible when lo <= k
+// < lim), updates the online softmax (running max `mx` and sum `l` of this thread's two rows,
+// fragment rows lane/4 and lane/4 + 8) and writes P as bf16 A fragments `pf`. The running max is
+// shared by the four lanes of a row (quad), the running sum stays per lane until the end. A row
+// that has seen no key yet (its max still -inf: under a sliding window, a tile wholly before the
+// row's window) takes 0 as its reference, so its P and its rescale are 0, not NaN. Once the maxima
+// settle most tiles raise none of a warp's rows, and then the rescale of O (a multiply per output
+// element) is skipped: it would multiply by exactly 1.
 template <int BN, int D>
 __device__ __forceinline__ void pa_online_softmax(float (&s)[BN / 8][4], float (&o)[D / 8][4], float (&mx)[2], float (&l)[2],
                                                   const int (&lim)[2], const int (&lo)[2], int n0, bool masked, int tq,
@@ -153,8 +161,7 @@ __device__ __forceinline__ void pa_online_softmax(float (&s)[BN / 8][4], float (
     if (pa_tile_max<BN>(s, mx, lim, lo, n0, masked, tq, x, r)) {
         const float c0 = pa_exp2(mx[0] - r[0]), c1 = pa_exp2(mx[1] - r[1]);
         l[0] *= c0; l[1] *= c1;
-#pragma unroll
-        for (int j = 0; j < D / 8; ++j) { o[j][0] *= c0; o[j][1] *= c0; o[j][2] *= c1; o[j][3] *= c1; }
+        pa_scale_rows<D / 8>(o, c0, c1);
         mx[0] = x[0]; mx[1] = x[1];
     }
     const float r0 = r[0], r1 = r[1];
@@ -831,10 +838,7 @@ __device__ __forceinline__ void hopper_key_loop(const hopper_smem<STAGES>& sm, c
         fence_operands<16>(r.o);
         fence_p(pf);
         mbar_arrive(sm.empty_v + prev * 8);
-        if (rescale) {
-#pragma unroll
-            for (int j = 0; j < 16; ++j) { r.o[j][0] *= c[0]; r.o[j][1] *= c[0]; r.o[j][2] *= c[1]; r.o[j][3] *= c[1]; }
-        }
+        if (rescale) pa_scale_rows<16>(r.o, c[0], c[1]);
         hopper_pack_p(sc, pf);
     }
     hopper_wait_v(sm, slice, it, n - 1, wg, tid, box);
