@@ -621,14 +621,29 @@ __device__ __forceinline__ int hopper_box_tokens(int block_tokens) { return min(
 // are whole swizzle atoms). A box from kv_end on is asked at a token past the block, which the
 // copy fills with zeros; the box that kv_end cuts brings pool slots past the sequence, which the
 // consumers zero in V (hopper_wait_v).
+// The copying lane's part of every tile (hopper_copy_tile) for boxes of `box` tokens, worked out
+// once: which half of the dims and which keys of a tile it brings, if any.
+struct hopper_copier {
+    int lane, half, keys;
+    bool copies;       // whether the lane has a box of each tile
+    unsigned int at;   // its box's byte offset in a stage's K (and V) tile
+    __device__ __forceinline__ hopper_copier(int lane_, int box) : lane(lane_) {
+        const int per_half = 128 / box;
+        half = lane / per_half;
+        keys = box * (lane % per_half);
+        copies = lane < 2 * per_half;
+        at = half * (128 * 128) + keys * 128;
+    }
+};
+
 template <int STAGES>
 __device__ __forceinline__ void hopper_copy_tile(const hopper_smem<STAGES>& sm, const pa_slice& slice, const int* table, unsigned int bt_magic,
-                                                 int block_tokens, int box, int kvh, int layer, const void* kv_map, int it, int t, int lane) {
+                                                 int block_tokens, int kvh, int layer, const void* kv_map, int it, int t, const hopper_copier& c) {
     constexpr int BN = 128;
     constexpr unsigned int TILE_BYTES = hopper_smem<STAGES>::TILE_BYTES;
-    const int per_half = BN / box, half = lane / per_half, keys = box * (lane % per_half);
-    const bool copies = lane < 2 * per_half;
-    const unsigned int at = half * (128 * 128) + keys * 128;
+    const int lane = c.lane, half = c.half, keys = c.keys;
+    const bool copies = c.copies;
+    const unsigned int at = c.at;
     const int ring = it + t, s = ring % STAGES, reuse = ((ring / STAGES) - 1) & 1;
     const int pos = (slice.t_first + t) * BN + keys;
     int block = 0, token = block_tokens;
@@ -895,13 +910,14 @@ __device__ __forceinline__ void prefill_attention_hopper_body(
         // One warp copies (hopper_copy_tile); `it`: the ring position of a unit's first tile.
         if (lane == 0) asm volatile("prefetch.tensormap [%0];\n" :: "l"(kv_map) : "memory");
         const unsigned int bt_magic = block_index_magic(block_tokens);
+        const hopper_copier copier(lane, box);
         int it = 0;
         for (int round = 0, u; (u = hopper_unit(round)) < units; ++round) {
             pa_slice slice;
             if (!pa_take_slice<BM, BN>(tiles, group, window, u / kv_heads, slice)) continue;
             const int* table = block_tables + (long)slice.tile.z * table_stride;
             for (int t = 0; t < slice.n_tiles; ++t)
-                hopper_copy_tile(sm, slice, table, bt_magic, block_tokens, box, u % kv_heads, layer, kv_map, it, t, lane);
+                hopper_copy_tile(sm, slice, table, bt_magic, block_tokens, u % kv_heads, layer, kv_map, it, t, copier);
             it += slice.n_tiles;
         }
         return;
