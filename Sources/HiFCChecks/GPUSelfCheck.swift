@@ -710,7 +710,7 @@ public final class GPUSelfCheck: @unchecked Sendable {
                 tolerance: 0),
             GPUCheckResult(
                 name:
-                    "\(dtype == .bfloat16 ? "" : "\(dtype) pool: ")prefill attention (tensor cores)\(window.map { ", window \($0)" } ?? ""), head dim \(hd), GQA \(qHeads)/\(kvHeads)\(wide == true ? " wide" : "")\(usesWarpgroupMMA ? " (wgmma)" : "")\(usesWarpgroupMMA ? persistentBlocks.map { ", \($0) persistent blocks" } ?? "" : ""), \(blockTokens)-token blocks, chunks [cached+]new \(shape) in one launch",
+                    "\(dtype == .bfloat16 ? "" : "\(dtype) pool: ")prefill attention (tensor cores)\(window.map { ", window \($0)" } ?? ""), head dim \(hd), GQA \(qHeads)/\(kvHeads)\(wide == true ? " wide" : "")\(usesWarpgroupMMA ? " (wgmma)" + (persistentBlocks.map { ", \($0) persistent blocks" } ?? "") : ""), \(blockTokens)-token blocks, chunks [cached+]new \(shape) in one launch",
                 error: HostReference.relativeError(got, ref), tolerance: 8e-3),
         ]
     }

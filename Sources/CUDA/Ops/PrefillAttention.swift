@@ -271,12 +271,13 @@ extension CUDAKernels {
         a.add(scale)
         a.add(int: window.map { min($0, Int(Int32.max)) } ?? 0)
         if layout.dtype.isScaled { a.add(Int64Arg(layout.elementBytes)) }
-        var grid = (layout.kvHeads, tileCount * shape.slices, 1)
+        let sliceUnits = tileCount * shape.slices
+        var grid = (layout.kvHeads, sliceUnits, 1)
         if shape.name == Self.prefillHopperKernel {
             // Persistent: at most one block a multiprocessor, each taking work units in turn.
             a.add(kvMap?.address ?? 0)
-            a.add(int: tileCount * shape.slices)
-            let units = layout.kvHeads * tileCount * shape.slices
+            a.add(int: sliceUnits)
+            let units = layout.kvHeads * sliceUnits
             grid = (Self.prefillHopperBlocks(units: units, multiprocessors: persistentBlocks ?? info.multiprocessors), 1, 1)
         }
         try library.function(shape.name).launch(
