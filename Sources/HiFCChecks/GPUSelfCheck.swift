@@ -523,7 +523,7 @@ public final class GPUSelfCheck: @unchecked Sendable {
 
         // freshTokens 1 lets decode blocks read K/V before waiting for the previous kernel (here
         // nothing is still writing the pool, so both paths must give the reference).
-        func run(name: String, rowSeq: [Int], rowLen: [Int], splits: Int, freshTokens: Int = 1, clusterLimit: Int? = nil) throws {
+        func run(name: String, rowSeq: [Int], rowLen: [Int], splits: Int, freshTokens: Int = 1) throws {
             let rows = rowSeq.count
             let q = HostReference.randomNormal(rows * qHeads * hd)
             let qb = try upload(q)
@@ -535,7 +535,7 @@ public final class GPUSelfCheck: @unchecked Sendable {
                 q: qb.address, qStride: qHeads * hd, pool: pool.address, blockStride: stride, blockTables: tableb.address, tableStride: tableStride,
                 rowTable: rowb.address, contextLengths: lenb.address, maxContext: rowLen.max()!, output: out.address,
                 rows: rows, qHeads: qHeads, layer: layer, layout: layout, scale: scale, window: window, splits: splits,
-                freshTokens: freshTokens, clusterLimit: clusterLimit,
+                freshTokens: freshTokens,
                 scratch: scratch.address, stream: stream)
             let got = try downloadBF16(out, count: rows * qHeads * hd)
             results.append(
@@ -575,13 +575,6 @@ public final class GPUSelfCheck: @unchecked Sendable {
         // of 16 rows past 8K tokens take them.
         try run(name: "paged decode attention, head dim \(hd), contexts \(contexts), 2 splits", rowSeq: seqs, rowLen: contexts, splits: 2)
         try run(name: "paged decode attention, head dim \(hd), contexts \(contexts), 4 splits", rowSeq: seqs, rowLen: contexts, splits: 4)
-        // Clusters of four and eight (head dim 128 over bf16, where HIFC_CUDA_DECODE_CLUSTERS
-        // allows them; the split kernel and the combine elsewhere).
-        for splits in [4, 8] {
-            try run(
-                name: "paged decode attention, head dim \(hd), contexts \(contexts), \(splits) splits, clusters of up to \(splits)",
-                rowSeq: seqs, rowLen: contexts, splits: splits, clusterLimit: splits)
-        }
         try run(
             name: "paged decode attention, head dim \(hd), contexts \(contexts), 5 splits, waiting before any read", rowSeq: seqs,
             rowLen: contexts, splits: 5, freshTokens: Int(Int32.max))

@@ -126,26 +126,22 @@ final class KernelCompileTests: XCTestCase {
         for dtype in CUDAKernels.kvDTypes {
             for headDim in [64, 128, 256] {
                 for group in 1...8 {
-                    for (splits, clusterLimit) in [(1, 2), (2, 2), (2, 0), (3, 8), (4, 8), (8, 8), (16, 8)] {
-                        let name = CUDAKernels.wideAttentionKernel(
-                            headDim: headDim, group: group, dtype: dtype, splits: splits, clusterLimit: clusterLimit)
+                    for (splits, clusters) in [(1, true), (2, true), (2, false), (3, true)] {
+                        let name = CUDAKernels.wideAttentionKernel(headDim: headDim, group: group, dtype: dtype, splits: splits, clusters: clusters)
                         XCTAssertTrue(
                             name.map(all.contains) ?? false, "\(dtype), head dim \(headDim), group \(group), \(splits) splits: \(name ?? "none")")
                     }
                 }
             }
         }
-        // Two splits at head dim 128 combine in a cluster where the limit allows, with no combine
-        // kernel after them; over bf16 four and eight too.
+        // Two splits at head dim 128 combine in a cluster where the device has clusters, with no
+        // combine kernel after them.
         for dtype in CUDAKernels.kvDTypes {
-            let pair = CUDAKernels.decodeAttentionLaunch(headDim: 128, group: 4, dtype: dtype, splits: 2, clusterLimit: 2)!
+            let pair = CUDAKernels.decodeAttentionLaunch(headDim: 128, group: 4, dtype: dtype, splits: 2, clusters: true)!
             XCTAssertTrue(pair.combinesSplits && pair.kernel.hasSuffix("_cluster2"), pair.kernel)
-            XCTAssertFalse(CUDAKernels.decodeAttentionLaunch(headDim: 128, group: 4, dtype: dtype, splits: 2, clusterLimit: 0)!.combinesSplits)
-            XCTAssertFalse(CUDAKernels.decodeAttentionLaunch(headDim: 128, group: 4, dtype: dtype, splits: 3, clusterLimit: 8)!.combinesSplits)
-            XCTAssertFalse(CUDAKernels.decodeAttentionLaunch(headDim: 128, group: 4, dtype: dtype, splits: 4, clusterLimit: 2)!.combinesSplits)
-            XCTAssertFalse(CUDAKernels.decodeAttentionLaunch(headDim: 64, group: 4, dtype: dtype, splits: 2, clusterLimit: 2)!.combinesSplits)
-            let eight = CUDAKernels.decodeAttentionLaunch(headDim: 128, group: 4, dtype: dtype, splits: 8, clusterLimit: 8)!
-            XCTAssertEqual(eight.combinesSplits, dtype == .bfloat16, eight.kernel)
+            XCTAssertFalse(CUDAKernels.decodeAttentionLaunch(headDim: 128, group: 4, dtype: dtype, splits: 2, clusters: false)!.combinesSplits)
+            XCTAssertFalse(CUDAKernels.decodeAttentionLaunch(headDim: 128, group: 4, dtype: dtype, splits: 3, clusters: true)!.combinesSplits)
+            XCTAssertFalse(CUDAKernels.decodeAttentionLaunch(headDim: 64, group: 4, dtype: dtype, splits: 2, clusters: true)!.combinesSplits)
         }
         // Head dims without a tensor-core decode kernel keep the general kernel.
         XCTAssertNil(CUDAKernels.wideAttentionKernel(headDim: 80, group: 4))

@@ -294,12 +294,8 @@ extern "C" __global__ void paged_attention_combine(
 // them (CUDAKernels.decodeAttentionLaunch).
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
 #define CLUSTER_OF_2 __cluster_dims__(1, 1, 2)
-#define CLUSTER_OF_4 __cluster_dims__(1, 1, 4)
-#define CLUSTER_OF_8 __cluster_dims__(1, 1, 8)
 #else
 #define CLUSTER_OF_2
-#define CLUSTER_OF_4
-#define CLUSTER_OF_8
 #endif
 
 // The end of a decode block: merges its warps' online softmax states (sm_m, sm_l: [W][G];
@@ -692,15 +688,9 @@ extern "C" __global__ void __launch_bounds__(128) paged_attention_decode_d64(DEC
 extern "C" __global__ void __launch_bounds__(256) paged_attention_decode_d128(DECODE_PARAMS) {
     attention_decode_mma<128, 8, 16, 3, true>(DECODE_ARGS);
 }
-// Exactly 2, 4 or 8 splits, combined in the cluster: no paged_attention_combine after it.
+// Exactly 2 splits, combined in the cluster: no paged_attention_combine after it.
 extern "C" __global__ void CLUSTER_OF_2 __launch_bounds__(256) paged_attention_decode_d128_cluster2(DECODE_PARAMS) {
     attention_decode_mma<128, 8, 16, 3, true, 2>(DECODE_ARGS);
-}
-extern "C" __global__ void CLUSTER_OF_4 __launch_bounds__(256) paged_attention_decode_d128_cluster4(DECODE_PARAMS) {
-    attention_decode_mma<128, 8, 16, 3, true, 4>(DECODE_ARGS);
-}
-extern "C" __global__ void CLUSTER_OF_8 __launch_bounds__(256) paged_attention_decode_d128_cluster8(DECODE_PARAMS) {
-    attention_decode_mma<128, 8, 16, 3, true, 8>(DECODE_ARGS);
 }
 extern "C" __global__ void __launch_bounds__(128) paged_attention_decode_d256(DECODE_PARAMS) {
     attention_decode_mma<256, 4, 16, 3>(DECODE_ARGS);

@@ -14,11 +14,10 @@ public struct CUDAKernels: Sendable {
     public let library: KernelLibrary
     /// How many CTAs of each skinny-GEMM launch fit on one multiprocessor (SkinnyGEMM.swift).
     let skinnyGEMMResidency: [SkinnyGEMMLaunch: Int]
-    /// The most splits decode attention combines in a thread block cluster
-    /// (`decodeAttentionLaunch`): on devices with clusters 2, or `HIFC_CUDA_DECODE_CLUSTERS` (0: the
-    /// split kernel and `paged_attention_combine` at every split count; 4 or 8: clusters of that
-    /// many too, head dim 128 over bf16), to compare them in one run; 0 without clusters.
-    let decodeClusterLimit: Int
+    /// Whether 2-split decode attention combines its splits in a thread block cluster
+    /// (`decodeAttentionLaunch`): on devices with clusters, unless `HIFC_CUDA_DECODE_CLUSTERS=0`
+    /// asks for the split kernel and `paged_attention_combine`, to compare the two in one run.
+    let decodeClusters: Bool
     /// Whether a row's draw (`sampleRows`) is made by a cluster of 8 blocks rather than one: on
     /// devices with clusters, unless `HIFC_CUDA_DRAW_CLUSTERS=0` asks for one block a row (on an
     /// H200 the cluster's sampled 8B decode step is 1.05 ms shorter at batch 1, logprobs.md).
@@ -46,7 +45,7 @@ public struct CUDAKernels: Sendable {
         self.library = library
         skinnyGEMMResidency = try CUDAKernels.skinnyGEMMResidency(library: library)
         let environment = ProcessInfo.processInfo.environment
-        decodeClusterLimit = library.device.info.hasClusters ? try CUDAKernels.decodeClusterLimit(environment: environment) : 0
+        decodeClusters = library.device.info.hasClusters && environment["HIFC_CUDA_DECODE_CLUSTERS"] != "0"
         drawClusters = library.device.info.hasClusters && environment["HIFC_CUDA_DRAW_CLUSTERS"] != "0"
         decodeSplitTokens = try CUDAKernels.decodeSplitTokens(environment: environment)
         decodeSplitsOverride = try CUDAKernels.decodeSplitsOverride(environment: environment)
@@ -59,16 +58,6 @@ public struct CUDAKernels: Sendable {
         try wholeNumberSetting(
             "HIFC_CUDA_DECODE_SPLIT_TOKENS", in: environment, range: leastSplitTokens...Int.max,
             expected: "a whole number of tokens, at least \(leastSplitTokens)") ?? 8192
-    }
-
-    /// `HIFC_CUDA_DECODE_CLUSTERS` read from `environment`: 0, 2, 4 or 8 splits at most in a
-    /// cluster; 2 when it is not set.
-    static func decodeClusterLimit(environment: [String: String]) throws -> Int {
-        let limit = try wholeNumberSetting("HIFC_CUDA_DECODE_CLUSTERS", in: environment, range: 0...8, expected: "0, 2, 4 or 8 splits") ?? 2
-        guard [0, 2, 4, 8].contains(limit) else {
-            throw CUDAError.invalidArgument("HIFC_CUDA_DECODE_CLUSTERS=\(limit): expected 0, 2, 4 or 8 splits")
-        }
-        return limit
     }
 
     /// `HIFC_CUDA_DECODE_SPLITS` read from `environment`: a whole number of splits, 1 to 256; nil
@@ -387,30 +376,27 @@ public struct CUDAKernels: Sendable {
 
     /// The tensor-core decode kernel for a head dim of 64, 128 or 256 and up to 8 query heads per
     /// KV head; nil where only the general kernel applies.
-    static func wideAttentionKernel(headDim: Int, group: Int, dtype: KVDType = .bfloat16, splits: Int = 1, clusterLimit: Int = 0) -> String? {
-        decodeAttentionLaunch(headDim: headDim, group: group, dtype: dtype, splits: splits, clusterLimit: clusterLimit)?.kernel
+    static func wideAttentionKernel(headDim: Int, group: Int, dtype: KVDType = .bfloat16, splits: Int = 1, clusters: Bool = false) -> String? {
+        decodeAttentionLaunch(headDim: headDim, group: group, dtype: dtype, splits: splits, clusters: clusters)?.kernel
     }
 
     /// The decode kernel's name, threads per block and dynamic shared memory, as attention.cu
     /// instantiates it: over bf16, Q's 16-row tile, then three stages of K and V rows, 16 keys per
     /// warp each; over fp8, stages of K and V codes and their scales (Q stays in registers): three
     /// at head dim 128, so that two blocks share a multiprocessor, five at 64 and 256. At head dim
-    /// 128 and exactly 2 `splits`, where `clusterLimit` (the most splits a thread block cluster
-    /// may take; 0 on a device without clusters) allows, the kernel is the `_cluster2` form, whose
-    /// two blocks combine their splits themselves (`combinesSplits`: no `paged_attention_combine`
-    /// after it): a whole fp8 decode step at batch 16 x 7936 took 1.5% less with it than with the
-    /// split kernel and the combine (fp8-kv.md, H100). Over bf16 a limit of 4 or 8 takes the
-    /// `_cluster4` and `_cluster8` forms at exactly that many splits too. A cluster of 4 at 4
-    /// splits made the fp8 step 5.7% slower (branch `experiment/cluster4-decode`).
-    static func decodeAttentionLaunch(headDim: Int, group: Int, dtype: KVDType = .bfloat16, splits: Int = 1, clusterLimit: Int = 0)
+    /// 128 and exactly 2 `splits`, on a device with thread block `clusters`, the kernel is the
+    /// `_cluster2` form, whose two blocks combine their splits themselves (`combinesSplits`: no
+    /// `paged_attention_combine` after it): a whole fp8 decode step at batch 16 x 7936 took 1.5%
+    /// less with it than with the split kernel and the combine (fp8-kv.md, H100). A cluster of 4
+    /// at 4 splits made the step 5.7% slower (branch `experiment/cluster4-decode`).
+    static func decodeAttentionLaunch(headDim: Int, group: Int, dtype: KVDType = .bfloat16, splits: Int = 1, clusters: Bool = false)
         -> (kernel: String, threads: Int, sharedBytes: Int, combinesSplits: Bool)?
     {
         guard [64, 128, 256].contains(headDim), group >= 1, group <= 8 else { return nil }
         let warps = headDim == 128 ? 8 : 4
         let keysPerStage = warps * 16
-        let clusterSizes = dtype == .fp8e4m3 ? [2] : [2, 4, 8]
-        let cluster = headDim == 128 && splits <= clusterLimit && clusterSizes.contains(splits)
-        let name = "paged_attention_decode_d\(headDim)" + (dtype == .fp8e4m3 ? "_fp8" : "") + (cluster ? "_cluster\(splits)" : "")
+        let cluster = clusters && headDim == 128 && splits == 2
+        let name = "paged_attention_decode_d\(headDim)" + (dtype == .fp8e4m3 ? "_fp8" : "") + (cluster ? "_cluster2" : "")
         if dtype == .fp8e4m3 {
             return (name, 32 * warps, (headDim == 128 ? 3 : 5) * (2 * headDim + 8) * keysPerStage, cluster)
         }
@@ -428,13 +414,11 @@ public struct CUDAKernels: Sendable {
     /// attends only to its last `window` tokens, and `splits` divide those: into equal spans of
     /// `maxContext`'s, or with `splitsEachRow` each row's own keys into `splits` equal spans
     /// (a CUDA graph's launch, whose `maxContext` is a bound rather than the step's longest row).
-    /// `clusterLimit` replaces `HIFC_CUDA_DECODE_CLUSTERS`'s limit on the splits a cluster
-    /// combines (no more than the device allows: 0 without clusters).
     public func pagedAttention(
         q: CUdeviceptr, qStride: Int, pool: CUdeviceptr, blockStride: Int, blockTables: CUdeviceptr, tableStride: Int,
         rowTable: CUdeviceptr, contextLengths: CUdeviceptr, maxContext: Int, output: CUdeviceptr,
         rows: Int, qHeads: Int, layer: Int, layout: KVBlockLayout, scale: Float, window: Int? = nil, splits: Int, freshTokens: Int,
-        splitsEachRow: Bool = false, clusterLimit: Int? = nil, scratch: CUdeviceptr, stream: CUDAStream
+        splitsEachRow: Bool = false, scratch: CUdeviceptr, stream: CUDAStream
     ) throws {
         let hd = layout.headDim
         guard hd > 0, hd <= 256 else { throw CUDAError.invalidArgument("attention: head dim \(hd) must be at most 256") }
@@ -473,8 +457,7 @@ public struct CUDAKernels: Sendable {
         a.add(int: window.map { min($0, Int(Int32.max)) } ?? 0)
         let group = qHeads / layout.kvHeads
         if let decode = CUDAKernels.decodeAttentionLaunch(
-            headDim: hd, group: group, dtype: layout.dtype, splits: splits,
-            clusterLimit: library.device.info.hasClusters ? clusterLimit ?? decodeClusterLimit : 0)
+            headDim: hd, group: group, dtype: layout.dtype, splits: splits, clusters: decodeClusters)
         {
             a.add(output)
             a.add(int: min(max(0, freshTokens), Int(Int32.max)))
