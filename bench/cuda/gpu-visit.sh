@@ -29,8 +29,8 @@
 # LAB_BASE=DIR (another commit's Sources/CUDA/Kernels, e.g. an earlier pack's .device-base/HiFC_CUDA.resources/Kernels):
 # the prefill lab times that folder's kernels beside these in the same process
 # prefillncu (issue 25, about 2 minutes, python + torch + ncu): where the Hopper prefill kernel's warps wait, instruction by
-# instruction: Nsight Compute's source counters on one launch at T = 8192 (lab_prefill_attention.py --profile), the report,
-# its details and SASS page, and ncu_sass_hotspots.py's top instructions; PREFILL_KERNEL (prefill_attention_d128_hopper)
+# instruction: Nsight Compute's source counters on one launch at T = PREFILL_TOKENS (lab_prefill_attention.py --profile), the report,
+# its details and SASS page, and ncu_sass_hotspots.py's top instructions; PREFILL_KERNEL (prefill_attention_d128_hopper), PREFILL_TOKENS (8192)
 # fp8lab (about 5 minutes, python + torch only): the decode attention lab, bf16 and fp8 kernels side by side
 # (lab_decode_attention.py: correctness against float64, time and GB/s of KV against the copy roofline); LAB_QUICK=1:
 # three check shapes and the 8192-token decode step's shape only, about a minute; LAB_PROFILE=K1,K2: then Nsight Compute
@@ -107,9 +107,10 @@ fi
 
 if has prefillncu; then
     kernel="${PREFILL_KERNEL:-prefill_attention_d128_hopper}"
-    stamp "prefillncu: ncu source counters on $kernel, T = 8192"
+    tokens="${PREFILL_TOKENS:-8192}"
+    stamp "prefillncu: ncu source counters on $kernel, T = $tokens"
     (cd bench/cuda && ncu -k "regex:^$kernel\$" --launch-skip 1 --launch-count 1 --section SpeedOfLight --section WarpStateStats \
-        --section SourceCounters -f -o "$out/prefill-ncu" python3 lab_prefill_attention.py --profile "$kernel" \
+        --section SourceCounters -f -o "$out/prefill-ncu" python3 lab_prefill_attention.py --profile "$kernel" --tokens "$tokens" \
         > "$out/prefill-ncu.log" 2>&1; echo "ncu rc=$?") | tee -a "$out/summary.txt"
     ncu --import "$out/prefill-ncu.ncu-rep" --page details --print-details all > "$out/prefill-ncu-details.txt" 2>&1
     ncu --import "$out/prefill-ncu.ncu-rep" --page source --csv --print-source sass > "$out/prefill-ncu-sass.csv" 2>&1

@@ -6,9 +6,9 @@
 # torch.nn.functional.scaled_dot_product_attention (bf16, contiguous, causal, GQA), both GPU-only
 # through CUDA graphs.
 # Usage (GPU machine): python3 bench/cuda/lab_prefill_attention.py [kernels_dir [baseline_kernels_dir]]
-#   or: python3 bench/cuda/lab_prefill_attention.py --profile KERNEL [kernels_dir]: no checks or sweeps;
-#   KERNEL (a Hopper variant's name) is launched 3 times on the 8192-token timing shape, outside any
-#   graph, for a profiler (ncu -k) to pick up.
+#   or: python3 bench/cuda/lab_prefill_attention.py --profile KERNEL [--tokens T] [kernels_dir]: no checks or
+#   sweeps; KERNEL (a Hopper variant's name) is launched 3 times on the timing shape of T tokens (8192),
+#   outside any graph, for a profiler (ncu -k) to pick up.
 # A baseline folder (another commit's Sources/CUDA/Kernels) is timed in the same process: the
 # variants of the same names and launch shapes that it has (BASELINE_VARIANTS).
 # On Hopper (compute capability 9.0, kernels compiled for sm_90a as hifc does) the warp-specialized
@@ -266,15 +266,18 @@ def timing(lab, t_tokens, variants, gen, base=None):
 
 
 def main():
-    profiled = None
+    profiled, profiled_tokens = None, 8192
     if len(sys.argv) > 2 and sys.argv[1] == "--profile":
         profiled = sys.argv[2]
         del sys.argv[1:3]
+        if len(sys.argv) > 2 and sys.argv[1] == "--tokens":
+            profiled_tokens = int(sys.argv[2])
+            del sys.argv[1:3]
     kernels = sys.argv[1] if len(sys.argv) > 1 else KERNELS
     variants = os.path.join(os.path.dirname(os.path.abspath(__file__)), "lab_prefill_variants.cu")
     lab = Lab(kernels_dir=with_variants(kernels, "prefill_attention", variants), modules=["prefill_attention"])
     if profiled:
-        profile(lab, profiled, torch.Generator().manual_seed(20261124))
+        profile(lab, profiled, torch.Generator().manual_seed(20261124), profiled_tokens)
         return
     if torch.cuda.get_device_capability() == (9, 0):
         VARIANTS[128] = VARIANTS[128] + HOPPER_VARIANTS
