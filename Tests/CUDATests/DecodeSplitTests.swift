@@ -9,10 +9,12 @@ final class DecodeSplitTests: XCTestCase {
         CUDAKernels.attentionSplits(maxContext: context, rows: rows, kvHeads: 8, multiprocessors: 132, resident: resident, splitTokens: span)
     }
 
-    func testSmallBatchesSplitToFillTheMultiprocessors() {
-        XCTAssertEqual(splits(2048, rows: 1), 16)
-        XCTAssertEqual(splits(2048, rows: 8), 2)
-        XCTAssertEqual(splits(2048, rows: 8, resident: 2), 2)
+    func testSmallBatchesSplitToFillHalfTheMultiprocessors() {
+        XCTAssertEqual(splits(2048, rows: 1), 8)
+        XCTAssertEqual(splits(2048, rows: 2), 4)
+        XCTAssertEqual(splits(2048, rows: 4), 2)
+        XCTAssertEqual(splits(2048, rows: 8), 1)
+        XCTAssertEqual(splits(2048, rows: 8, resident: 2), 1)
         // Never fewer than 128 tokens a split.
         XCTAssertEqual(splits(300, rows: 1), 3)
     }
@@ -25,9 +27,11 @@ final class DecodeSplitTests: XCTestCase {
         // bf16 blocks fit one: batch 16 is one split below the span.
         XCTAssertEqual(splits(4096, rows: 16), 1)
         XCTAssertEqual(splits(8192, rows: 16), 1)
-        // Batch 1 would take 33 splits of 248 tokens; it keeps one block per multiprocessor.
-        XCTAssertEqual(splits(8192, rows: 1, resident: 2), 16)
-        XCTAssertEqual(splits(4096, rows: 1, resident: 2), 16)
+        // Batch 1 would take 33 splits of 248 tokens; it keeps a block for every two
+        // multiprocessors until its splits would pass 2048 tokens.
+        XCTAssertEqual(splits(8192, rows: 1, resident: 2), 8)
+        XCTAssertEqual(splits(4096, rows: 1, resident: 2), 8)
+        XCTAssertEqual(splits(32768, rows: 1), 16)
     }
 
     func testTheSplitSpanBoundsEveryRowsSplitOnceTheBatchFillsTheGPU() {
@@ -37,7 +41,7 @@ final class DecodeSplitTests: XCTestCase {
         XCTAssertEqual(splits(16384, rows: 16, span: 4096), 4)
         XCTAssertEqual(splits(16384, rows: 16, span: 1 << 20), 1)
         // A longer span never takes splits from a batch that needs them to fill the GPU.
-        XCTAssertEqual(splits(16384, rows: 1, span: 1 << 20), 16)
+        XCTAssertEqual(splits(16384, rows: 1, span: 1 << 20), 8)
     }
 
     func testTheSplitCountSettingIsUnsetByDefaultAndRefusesWhatIsNotACount() throws {

@@ -67,15 +67,19 @@ __device__ __forceinline__ bool pa_take_slice(const int4* __restrict__ tiles, in
 
 // Row m of a slice (token m / group, grouped head m % group from `first_head`), 16-byte chunk c of
 // q (rows from `first_row`, `q_stride` floats apart) times `qs`, as 8 bf16; zero past the slice's
-// rows (which are never stored).
+// rows (which are never stored). A row past the slice reads q's first chunk and drops it, with no
+// branch: a branch a chunk kept the compiler from issuing a thread's loads of all its chunks before
+// the first conversion, so the Hopper kernel waited for its eight chunks one after another (Nsight
+// Compute at 512 tokens, prefill-attention-h200.md).
 template <int D>
 __device__ __forceinline__ uint4 pa_q_chunk(const float* __restrict__ q, int q_stride, int first_row, int first_head, int group, int m,
                                             int c, int used_rows, float qs) {
-    if (m >= used_rows) return make_uint4(0, 0, 0, 0);
-    const float* src = q + (long)(first_row + m / group) * q_stride + (long)(first_head + m % group) * D + c * 8;
+    const bool in = m < used_rows;
+    const float* src = in ? q + (long)(first_row + m / group) * q_stride + (long)(first_head + m % group) * D + c * 8 : q;
     const float4 a = *reinterpret_cast<const float4*>(src), b = *reinterpret_cast<const float4*>(src + 4);
-    return make_uint4(pack_bf16x2(a.x * qs, a.y * qs), pack_bf16x2(a.z * qs, a.w * qs), pack_bf16x2(b.x * qs, b.y * qs),
-                      pack_bf16x2(b.z * qs, b.w * qs));
+    const uint4 w = make_uint4(pack_bf16x2(a.x * qs, a.y * qs), pack_bf16x2(a.z * qs, a.w * qs), pack_bf16x2(b.x * qs, b.y * qs),
+                               pack_bf16x2(b.z * qs, b.w * qs));
+    return in ? w : make_uint4(0, 0, 0, 0);
 }
 
 // Copies rows copy_row, copy_row + COPY_ROWS, ... of a BN-key K/V tile starting at key n0 (this
