@@ -67,15 +67,18 @@ __device__ __forceinline__ bool pa_take_slice(const int4* __restrict__ tiles, in
 
 // Row m of a slice (token m / group, grouped head m % group from `first_head`), 16-byte chunk c of
 // q (rows from `first_row`, `q_stride` floats apart) times `qs`, as 8 bf16; zero past the slice's
-// rows (which are never stored). A row past the slice reads q's first chunk and drops it, with no
-// branch: a branch a chunk kept the compiler from issuing a thread's loads of all its chunks before
-// the first conversion, so the Hopper kernel waited for its eight chunks one after another (Nsight
-// Compute at 512 tokens, prefill-attention-h200.md).
+// rows (which are never stored). group_magic: block_index_magic(group), so that m / group is a
+// multiply-high rather than a division (some 60 instructions a chunk at run-time group sizes). A
+// row past the slice reads q's first chunk and drops it, with no branch: a branch a chunk kept the
+// compiler from issuing a thread's loads of all its chunks before the first conversion, so the
+// Hopper kernel waited for its eight chunks one after another (Nsight Compute at 512 tokens,
+// prefill-attention-h200.md).
 template <int D>
-__device__ __forceinline__ uint4 pa_q_chunk(const float* __restrict__ q, int q_stride, int first_row, int first_head, int group, int m,
-                                            int c, int used_rows, float qs) {
+__device__ __forceinline__ uint4 pa_q_chunk(const float* __restrict__ q, int q_stride, int first_row, int first_head, int group,
+                                            unsigned int group_magic, int m, int c, int used_rows, float qs) {
     const bool in = m < used_rows;
-    const float* src = in ? q + (long)(first_row + m / group) * q_stride + (long)(first_head + m % group) * D + c * 8 : q;
+    const int token = block_index(m, group_magic);
+    const float* src = in ? q + (long)(first_row + token) * q_stride + (long)(first_head + m - token * group) * D + c * 8 : q;
     const float4 a = *reinterpret_cast<const float4*>(src), b = *reinterpret_cast<const float4*>(src + 4);
     const uint4 w = make_uint4(pack_bf16x2(a.x * qs, a.y * qs), pack_bf16x2(a.z * qs, a.w * qs), pack_bf16x2(b.x * qs, b.y * qs),
                                pack_bf16x2(b.z * qs, b.w * qs));
@@ -272,11 +275,13 @@ __device__ __forceinline__ void prefill_attention_body(
     // Q: fp32 -> scaled bf16 in shared (rows past the slice are zero and never stored). The scale
     // carries log2(e) so the softmax can use exp2.
     const float qs = scale * PA_LOG2E;
+    const unsigned int group_magic = block_index_magic(group);
 #pragma unroll
     for (int it = 0; it < BM * CH / THREADS; ++it) {
         const int i = tid + it * THREADS;
         const int m = i / CH, c = i % CH;
-        *reinterpret_cast<uint4*>(sQ + swz<D>(m, c)) = pa_q_chunk<D>(q, q_stride, tile.x + tok0, kvh * group, group, m, c, used_rows, qs);
+        *reinterpret_cast<uint4*>(sQ + swz<D>(m, c)) =
+            pa_q_chunk<D>(q, q_stride, tile.x + tok0, kvh * group, group, group_magic, m, c, used_rows, qs);
     }
     __syncthreads();
 
@@ -674,11 +679,12 @@ __device__ __forceinline__ void hopper_load_q(const hopper_smem<STAGES>& sm, con
                                               int kvh, int group, float qs, int ctid) {
     constexpr int D = 128, BM = 128, CH = D / 8, CONSUMERS = 256, Q_PASSES = BM * CH / CONSUMERS;
     constexpr unsigned int Q_BYTES = hopper_smem<STAGES>::Q_BYTES;
+    const unsigned int group_magic = block_index_magic(group);
     uint4 qc[Q_PASSES];
 #pragma unroll
     for (int k = 0; k < Q_PASSES; ++k) {
         const int i = ctid + k * CONSUMERS;
-        qc[k] = pa_q_chunk<D>(q, q_stride, slice.tile.x + slice.tok0, kvh * group, group, i / CH, i % CH, slice.used_rows, qs);
+        qc[k] = pa_q_chunk<D>(q, q_stride, slice.tile.x + slice.tok0, kvh * group, group, group_magic, i / CH, i % CH, slice.used_rows, qs);
     }
 #pragma unroll
     for (int k = 0; k < Q_PASSES; ++k) {
