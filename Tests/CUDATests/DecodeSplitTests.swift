@@ -9,12 +9,16 @@ final class DecodeSplitTests: XCTestCase {
         CUDAKernels.attentionSplits(maxContext: context, rows: rows, kvHeads: 8, multiprocessors: 132, resident: resident, splitTokens: span)
     }
 
-    func testSmallBatchesSplitToFillHalfTheMultiprocessors() {
+    func testSmallBatchesSplitToFillHalfThePlacesForDecodeBlocks() {
+        // bf16 blocks of head dim 128 fit one to a multiprocessor: half the multiprocessors.
         XCTAssertEqual(splits(2048, rows: 1), 8)
         XCTAssertEqual(splits(2048, rows: 2), 4)
         XCTAssertEqual(splits(2048, rows: 4), 2)
         XCTAssertEqual(splits(2048, rows: 8), 1)
-        XCTAssertEqual(splits(2048, rows: 8, resident: 2), 1)
+        // fp8 blocks fit two: a block for every multiprocessor.
+        XCTAssertEqual(splits(2048, rows: 1, resident: 2), 16)
+        XCTAssertEqual(splits(2048, rows: 2, resident: 2), 8)
+        XCTAssertEqual(splits(2048, rows: 8, resident: 2), 2)
         // Never fewer than 128 tokens a split.
         XCTAssertEqual(splits(300, rows: 1), 3)
     }
@@ -27,10 +31,11 @@ final class DecodeSplitTests: XCTestCase {
         // bf16 blocks fit one: batch 16 is one split below the span.
         XCTAssertEqual(splits(4096, rows: 16), 1)
         XCTAssertEqual(splits(8192, rows: 16), 1)
-        // Batch 1 would take 33 splits of 248 tokens; it keeps a block for every two
-        // multiprocessors until its splits would pass 2048 tokens.
-        XCTAssertEqual(splits(8192, rows: 1, resident: 2), 8)
-        XCTAssertEqual(splits(4096, rows: 1, resident: 2), 8)
+        // Batch 1 would take 33 splits of 248 tokens; it keeps one block a multiprocessor.
+        XCTAssertEqual(splits(8192, rows: 1, resident: 2), 16)
+        XCTAssertEqual(splits(4096, rows: 1, resident: 2), 16)
+        // bf16 at batch 1: half the multiprocessors until its splits would pass 2048 tokens.
+        XCTAssertEqual(splits(8192, rows: 1), 8)
         XCTAssertEqual(splits(32768, rows: 1), 16)
     }
 

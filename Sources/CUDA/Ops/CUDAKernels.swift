@@ -296,9 +296,10 @@ public struct CUDAKernels: Sendable {
     }
 
     /// The number of context splits for a longest context of `maxContext` tokens, where `resident`
-    /// blocks of the decode kernel fit on one multiprocessor: at least one block (query row, KV
-    /// head, split) for every two multiprocessors; as many as fit on them all where each split still reads
-    /// 2048 tokens or more; at least one split per `splitTokens` tokens (8192 by default), so that
+    /// blocks of the decode kernel fit on one multiprocessor: at least blocks (query row, KV head,
+    /// split) for half the places the device has for them (half the multiprocessors for bf16's one
+    /// block each, as many blocks as multiprocessors for fp8's two); as many as fit on them all
+    /// where each split still reads 2048 tokens or more; at least one split per `splitTokens` tokens (8192 by default), so that
     /// one long row among short ones is still spread over several multiprocessors; at least 128
     /// tokens per split. A graph step's `maxContext` is its context class, up to twice its longest
     /// context.
@@ -308,18 +309,19 @@ public struct CUDAKernels: Sendable {
     /// 2K (1.5%) and 8K (4.5%) contexts, and at batch 8 x 8K 4 splits beat 2 (0.6%); bf16 blocks
     /// fit one, and at batch 16 one split beat two at 2K (2.9%) and 8K (1.2%). At batch 1 the
     /// second block's 32 splits of 128-256 tokens lost 1% to 16. Past 8192 tokens at batch 16, 2
-    /// splits beat 4 by 0.7-1.9% (fp8 and bf16, up to 12K), hence the 8192-token span. Blocks for
-    /// half the multiprocessors rather than all of them (2026-12-06, H100, bf16, 2K contexts): 8
-    /// splits at batch 1 took 0.45% off the step, 4 at batch 2 2.5%, 2 at batch 4 0.5%
-    /// (cuda-graphs-h200.md; 8 beat 16 at batch 1 on an H200 too, and at 8K contexts).
+    /// splits beat 4 by 0.7-1.9% (fp8 and bf16, up to 12K), hence the 8192-token span. Half the
+    /// places rather than one block a multiprocessor (2026-12-06, H100, cuda-graphs-h200.md): over
+    /// bf16 at 2K contexts 8 splits at batch 1 took 0.6% off the step, 4 at batch 2 2.5%, 2 at batch
+    /// 4 0.5% (batch 8: 1 split, a tie; 8 beat 16 at batch 1 on an H200 too), and at 8K 0.5% (batch
+    /// 1) and 0.3% (2); over fp8 half the multiprocessors lost 1.6% at batch 2 x 2K.
     public static func attentionSplits(
         maxContext: Int, rows: Int, kvHeads: Int, multiprocessors: Int, resident: Int = 1, splitTokens: Int = 8192
     ) -> Int {
         let work = max(1, rows * kvHeads)
-        let halfTheMultiprocessors = multiprocessors / (2 * work)
+        let halfThePlaces = multiprocessors * max(1, resident) / (2 * work)
         let allResident = min(multiprocessors * max(1, resident) / work, maxContext / 2048)
         let span = max(leastSplitTokens, splitTokens)
-        let wanted = max(halfTheMultiprocessors, allResident, (maxContext + span - 1) / span)
+        let wanted = max(halfThePlaces, allResident, (maxContext + span - 1) / span)
         return max(1, min(wanted, mostSplits(maxContext: maxContext)))
     }
 
