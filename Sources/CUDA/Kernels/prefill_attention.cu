@@ -770,26 +770,29 @@ __device__ __forceinline__ void hopper_wait_v(const hopper_smem<STAGES>& sm, con
     }
 }
 
-// A computing thread's two rows of the slice's output, normalized, as bf16.
-__device__ __forceinline__ void hopper_store_rows(const hopper_rows& r, const pa_slice& slice, bf16_t* __restrict__ out, int q_heads, int kvh,
-                                                  int group, int cwarp, int g, int tq) {
-    constexpr int D = 128;
-    const long out_stride = (long)q_heads * D;
+// A computing thread's two rows of the slice's output, normalized, as bf16: the body's last step of
+// a unit, a type so that the lab can time another store in its place (lab_prefill_variants.cu).
+struct hopper_store_rows {
+    __device__ __forceinline__ void operator()(const hopper_rows& r, const pa_slice& slice, bf16_t* __restrict__ out, int q_heads, int kvh,
+                                               int group, int cwarp, int g, int tq) const {
+        constexpr int D = 128;
+        const long out_stride = (long)q_heads * D;
 #pragma unroll
-    for (int h = 0; h < 2; ++h) {
-        float sum = r.l[h];
-        sum += __shfl_xor_sync(0xffffffffu, sum, 1);
-        sum += __shfl_xor_sync(0xffffffffu, sum, 2);
-        const float inv = 1.0f / sum;
-        const int row = cwarp * 16 + g + 8 * h;
-        if (row < slice.used_rows) {
-            bf16_t* dst = out + (long)(slice.tile.x + slice.tok0 + row / group) * out_stride + (long)(kvh * group + row % group) * D + 2 * tq;
+        for (int h = 0; h < 2; ++h) {
+            float sum = r.l[h];
+            sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+            sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+            const float inv = 1.0f / sum;
+            const int row = cwarp * 16 + g + 8 * h;
+            if (row < slice.used_rows) {
+                bf16_t* dst = out + (long)(slice.tile.x + slice.tok0 + row / group) * out_stride + (long)(kvh * group + row % group) * D + 2 * tq;
 #pragma unroll
-            for (int j = 0; j < D / 8; ++j)
-                *reinterpret_cast<unsigned int*>(dst + j * 8) = pack_bf16x2(r.o[j][2 * h] * inv, r.o[j][2 * h + 1] * inv);
+                for (int j = 0; j < D / 8; ++j)
+                    *reinterpret_cast<unsigned int*>(dst + j * 8) = pack_bf16x2(r.o[j][2 * h] * inv, r.o[j][2 * h + 1] * inv);
+            }
         }
     }
-}
+};
 
 // Sets up the stages' mbarriers (thread 0) and makes them visible to the bulk copies' completions
 // (async proxy); the caller's __syncthreads makes them visible to the block.
@@ -892,7 +895,7 @@ __device__ __forceinline__ int hopper_unit(int round) {
 // warpgroups finish the one before, store it and read the next Q: on an H100, 0.92x the time of one
 // CTA a unit at 1024 tokens, 0.96x at 2048 (prefill-attention-h200.md, 2026-12-06). The
 // computing warpgroups alone read Q, all their loads in flight together.
-template <int BN, int STAGES, int CONSUMER_REGS>
+template <int BN, int STAGES, int CONSUMER_REGS, typename StoreRows = hopper_store_rows>
 __device__ __forceinline__ void prefill_attention_hopper_body(
     const float* __restrict__ q, int q_stride, const bf16_t* __restrict__ pool,
     const int* __restrict__ block_tables, int table_stride, const int4* __restrict__ tiles,
@@ -946,7 +949,7 @@ __device__ __forceinline__ void prefill_attention_hopper_body(
         hopper_load_q(sm, q, q_stride, slice, kvh, group, qs, tid - PRODUCERS);
         hopper_rows r(slice, cwarp, g, group, window);
         hopper_key_loop(sm, slice, r, wg, tid, tq, box, it);
-        hopper_store_rows(r, slice, out, q_heads, kvh, group, cwarp, g, tq);
+        StoreRows()(r, slice, out, q_heads, kvh, group, cwarp, g, tq);
         it += slice.n_tiles;
     }
 }
