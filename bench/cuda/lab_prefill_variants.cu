@@ -22,10 +22,7 @@ struct hopper_store_rows_wide {
         const bool b0 = tq & 1, b1 = tq & 2;
 #pragma unroll
         for (int h = 0; h < 2; ++h) {
-            float sum = r.l[h];
-            sum += __shfl_xor_sync(0xffffffffu, sum, 1);
-            sum += __shfl_xor_sync(0xffffffffu, sum, 2);
-            const float inv = 1.0f / sum;
+            const float inv = r.inverse_sum(h);
             const int row = cwarp * 16 + g + 8 * h;
             bf16_t* dst = out + (long)(slice.tile.x + slice.tok0 + row / group) * out_stride + (long)(kvh * group + row % group) * D;
 #pragma unroll

@@ -713,6 +713,13 @@ struct hopper_rows {
         mx[0] = mx[1] = NEG_INF;
         l[0] = l[1] = 0.0f;
     }
+    // 1 / row h's sum: this thread's share of it (l) added over the four lanes of its quad.
+    __device__ __forceinline__ float inverse_sum(int h) const {
+        float sum = l[h];
+        sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+        sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+        return 1.0f / sum;
+    }
 };
 
 // Tile t's scores `s` (keys from n0) into probabilities in place, the rows' running max and sum
@@ -779,10 +786,7 @@ struct hopper_store_rows {
         const long out_stride = (long)q_heads * D;
 #pragma unroll
         for (int h = 0; h < 2; ++h) {
-            float sum = r.l[h];
-            sum += __shfl_xor_sync(0xffffffffu, sum, 1);
-            sum += __shfl_xor_sync(0xffffffffu, sum, 2);
-            const float inv = 1.0f / sum;
+            const float inv = r.inverse_sum(h);
             const int row = cwarp * 16 + g + 8 * h;
             if (row < slice.used_rows) {
                 bf16_t* dst = out + (long)(slice.tile.x + slice.tok0 + row / group) * out_stride + (long)(kvh * group + row % group) * D + 2 * tq;
