@@ -45,7 +45,7 @@ final class DecodeSplitTests: XCTestCase {
         XCTAssertEqual(splits(32768, rows: 64), 4)
         XCTAssertEqual(splits(16384, rows: 16, span: 4096), 4)
         XCTAssertEqual(splits(16384, rows: 16, span: 1 << 20), 1)
-        // A longer span never takes splits from a batch that needs them to fill the GPU.
+        // A longer span never takes splits from a batch that needs them to fill half the GPU.
         XCTAssertEqual(splits(16384, rows: 1, span: 1 << 20), 8)
     }
 
