@@ -301,8 +301,8 @@ public struct CUDAKernels: Sendable {
     /// block each, as many blocks as multiprocessors for fp8's two); as many as fit on them all
     /// where each split still reads 2048 tokens or more; at least one split per `splitTokens`
     /// tokens (8192 by default), so that one long row among short ones is still spread over
-    /// several multiprocessors; at least 128 tokens per split. A graph step's `maxContext` is its context class, up to twice its longest
-    /// context.
+    /// several multiprocessors; at least 128 tokens per split. A graph step's `maxContext` is its
+    /// context class, up to twice its longest context.
     ///
     /// From whole decode steps of the 8B shape on an H100 (fp8-kv.md, 2026-12-05): fp8 blocks of
     /// head dim 128 fit two to a multiprocessor, and at batch 16 the second block's split won at
