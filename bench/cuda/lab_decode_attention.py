@@ -74,9 +74,11 @@ def decode_smem(hd, warps, keys, stages, fp8=False):
 
 
 def splits_for(context, rows, kvh, sms, resident=1):
-    # As CUDAKernels.attentionSplits, `resident` blocks of the decode kernel to a multiprocessor.
+    # As CUDAKernels.attentionSplits, `resident` blocks of the decode kernel to a multiprocessor:
+    # blocks for half the places at least.
     work = rows * kvh
-    wanted = max(sms // work, min(sms * max(1, resident) // work, context // 2048), (context + 8191) // 8192)
+    places = sms * max(1, resident)
+    wanted = max(places // (2 * work), min(places // work, context // 2048), (context + 8191) // 8192)
     return max(1, min(wanted, (context + 127) // 128))
 
 
