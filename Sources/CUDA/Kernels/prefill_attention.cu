@@ -623,13 +623,6 @@ struct hopper_smem {
 // blocks, 8 a tile instead of 64 took 14-20% off at 8192 tokens on an H100 (prefill-attention-h200.md).
 __device__ __forceinline__ int hopper_box_tokens(int block_tokens) { return min(128, block_tokens & -block_tokens); }
 
-// The copying warp's tile t of a slice, at ring position it + t (`it`: the slice's first tile's),
-// into stage (it + t) mod STAGES, K then V, each once its stage's previous tile has been handed
-// back: lane i < 2 · 128 / box brings keys box · (i mod (128 / box)) ... of the tile, dims 64 ·
-// (i / (128 / box)) ..., straight into the swizzled layout wgmma reads (a box's lines of 128 bytes
-// are whole swizzle atoms). A box from kv_end on is asked at a token past the block, which the
-// copy fills with zeros; the box that kv_end cuts brings pool slots past the sequence, which the
-// consumers zero in V (hopper_wait_v).
 // The copying lane's part of every tile (hopper_copy_tile) for boxes of `box` tokens, worked out
 // once: which half of the dims and which keys of a tile it brings, if any.
 struct hopper_copier {
@@ -645,6 +638,13 @@ struct hopper_copier {
     }
 };
 
+// The copying warp's tile t of a slice, at ring position it + t (`it`: the slice's first tile's),
+// into stage (it + t) mod STAGES, K then V, each once its stage's previous tile has been handed
+// back: lane i < 2 · 128 / box brings keys box · (i mod (128 / box)) ... of the tile, dims 64 ·
+// (i / (128 / box)) ..., straight into the swizzled layout wgmma reads (a box's lines of 128 bytes
+// are whole swizzle atoms). A box from kv_end on is asked at a token past the block, which the
+// copy fills with zeros; the box that kv_end cuts brings pool slots past the sequence, which the
+// consumers zero in V (hopper_wait_v).
 template <int STAGES>
 __device__ __forceinline__ void hopper_copy_tile(const hopper_smem<STAGES>& sm, const pa_slice& slice, const int* table, unsigned int bt_magic,
                                                  int block_tokens, int kvh, int layer, const void* kv_map, int it, int t, const hopper_copier& c) {
