@@ -318,8 +318,9 @@ public struct CUDAKernels: Sendable {
         maxContext: Int, rows: Int, kvHeads: Int, multiprocessors: Int, resident: Int = 1, splitTokens: Int = 8192
     ) -> Int {
         let work = max(1, rows * kvHeads)
-        let halfThePlaces = multiprocessors * max(1, resident) / (2 * work)
-        let allResident = min(multiprocessors * max(1, resident) / work, maxContext / 2048)
+        let places = multiprocessors * max(1, resident)
+        let halfThePlaces = places / (2 * work)
+        let allResident = min(places / work, maxContext / 2048)
         let span = max(leastSplitTokens, splitTokens)
         let wanted = max(halfThePlaces, allResident, (maxContext + span - 1) / span)
         return max(1, min(wanted, mostSplits(maxContext: maxContext)))
