@@ -18,16 +18,6 @@
 
 #define ATTN_WARPS 4
 
-// Lab-only switch, timed by `bench/cuda/gpu-visit.sh variants` (KERNEL_VARIANTS=rowearly:HIFC_DECODE_ROW_EARLY=1),
-// prepared 2026-12-06 and not yet run on a GPU: the decode split that holds a row's newest
-// positions copies its first stages' older rows before waiting for the previous kernel, and only
-// the newest after (decode_first_stages). Off (0) in hifc's kernels.
-#ifndef HIFC_DECODE_ROW_EARLY
-#define HIFC_DECODE_ROW_EARLY 0
-#endif
-// The position bounds (lo, hi) of the decode copies that take every row.
-constexpr int DECODE_ROWS_LO = -0x7fffffff - 1, DECODE_ROWS_HI = 0x7fffffff;
-
 // Loads the `per_lane` (<= E) consecutive bf16 values a lane owns as floats, with one vector load
 // when the count is 2, 4 or 8 (rows of K and V are aligned to their head size).
 template <int E>
@@ -418,18 +408,15 @@ __device__ __forceinline__ decode_split<T> decode_take_split(const T* pool, cons
 
 // Queues the copies of the split's keys n0 ..< n0 + BN (zeros past its end) to a stage's K rows at shared address kb and
 // V rows at vb: one (row, 16-byte chunk) a thread and iteration, so that a warp's copy covers whole rows; chunk c of a
-// row goes to byte at(row, c) of both. lo, hi: with HIFC_DECODE_ROW_EARLY, only the rows of positions lo ..< hi.
+// row goes to byte at(row, c) of both.
 template <int D, int BN, int THREADS, typename T, typename At>
 __device__ __forceinline__ void decode_copy_kv(const decode_split<T>& s, const T* pool, int block_tokens, long block_stride, int n0,
-                                               unsigned int kb, unsigned int vb, At at, int lo, int hi) {
+                                               unsigned int kb, unsigned int vb, At at) {
     constexpr int CE = 16 / (int)sizeof(T), CH = D / CE;   // elements a chunk, chunks a row
 #pragma unroll
     for (int it = 0; it < BN * CH / THREADS; ++it) {
         const int i = (int)threadIdx.x + it * THREADS;
         const int row = i / CH, c = i % CH, pos = n0 + row;
-#if HIFC_DECODE_ROW_EARLY
-        if (pos < lo || pos >= hi) continue;
-#endif
         const bool valid = pos < s.end;
         const T* src = pool;
         if (valid) {
@@ -451,7 +438,7 @@ __device__ __forceinline__ void decode_copy_kv(const decode_split<T>& s, const T
 // there, zeros past the split).
 template <int D, int BN, int THREADS, typename T, typename At, typename RowCopied>
 __device__ __forceinline__ void decode_copy_kv_once(const decode_split<T>& s, const T* pool, int block_tokens, long block_stride, int n0,
-                                                    unsigned int kb, unsigned int vb, At at, RowCopied row_copied, int lo, int hi) {
+                                                    unsigned int kb, unsigned int vb, At at, RowCopied row_copied) {
     constexpr int CE = 16 / (int)sizeof(T), CH = D / CE;   // elements a chunk, chunks a row
     constexpr int PASSES = BN * CH / THREADS, PASS_ROWS = THREADS / CH, WARP_PASS_ROWS = 32 / CH;
     static_assert(32 % CH == 0 && PASSES * WARP_PASS_ROWS <= 32, "a warp's rows must fit its lanes");
@@ -468,24 +455,14 @@ __device__ __forceinline__ void decode_copy_kv_once(const decode_split<T>& s, co
             token = pos - bi * block_tokens;
             mine = s.k_layer + (long)block * block_stride + (long)token * s.token_elems;
         }
-#if HIFC_DECODE_ROW_EARLY
-        if (pos >= lo && pos < hi)
-#endif
-            row_copied(row, pos < s.end, block, token);
+        row_copied(row, pos < s.end, block, token);
     }
     const unsigned long long mine_bits = reinterpret_cast<unsigned long long>(mine);
 #pragma unroll
     for (int it = 0; it < PASSES; ++it) {
         const int j = it * WARP_PASS_ROWS + lane / CH, row = warp_row(j), c = lane % CH;
         const bool valid = n0 + row < s.end;
-#if HIFC_DECODE_ROW_EARLY
-        // After the shuffle, which every lane takes part in.
-        const bool copied = n0 + row >= lo && n0 + row < hi;
-#endif
         const T* src = reinterpret_cast<const T*>(__shfl_sync(0xffffffffu, mine_bits, j)) + c * CE;
-#if HIFC_DECODE_ROW_EARLY
-        if (!copied) continue;
-#endif
         const unsigned int so = at(row, c);
         cp_async16(kb + so, valid ? src : pool, valid);
         cp_async16(vb + so, valid ? src + s.v_offset : pool, valid);
@@ -496,30 +473,18 @@ __device__ __forceinline__ void decode_copy_kv_once(const decode_split<T>& s, co
 // kernel: the copies go first when they read only positions that predate it (attention_decode_mma).
 template <int S, int BN, typename T, typename LoadKV>
 __device__ __forceinline__ void decode_first_stages(const decode_split<T>& s, int fresh_tokens, const LoadKV& load_kv) {
-    auto load_first_stages = [&](int lo, int hi) {
+    auto load_first_stages = [&]() {
 #pragma unroll
         for (int t = 0; t < S - 1; ++t) {
-            if (t < s.n_tiles) load_kv(t, lo, hi);
+            if (t < s.n_tiles) load_kv(t);
             cp_async_commit();
         }
     };
     // Positions below len - fresh_tokens predate the previous kernel (fresh_tokens may exceed len).
     const bool early = (long)min(s.end, s.start + (S - 1) * BN) + fresh_tokens <= (long)s.len;
-    if (early) load_first_stages(DECODE_ROWS_LO, DECODE_ROWS_HI);
-#if HIFC_DECODE_ROW_EARLY
-    // The older rows before the wait, uncommitted: the first commit after it takes them along.
-    const long fresh_from = max((long)s.start, (long)s.len - fresh_tokens);
-    if (!early && fresh_from > s.start) {
-#pragma unroll
-        for (int t = 0; t < S - 1; ++t)
-            if (t < s.n_tiles) load_kv(t, DECODE_ROWS_LO, (int)fresh_from);
-        wait_for_previous_kernel();
-        load_first_stages((int)fresh_from, DECODE_ROWS_HI);
-        return;
-    }
-#endif
+    if (early) load_first_stages();
     wait_for_previous_kernel();
-    if (!early) load_first_stages(DECODE_ROWS_LO, DECODE_ROWS_HI);
+    if (!early) load_first_stages();
 }
 
 // Waits for stage t and queues stage t + S - 1 with load_kv (a commit group, empty past the split's tiles).
@@ -529,7 +494,7 @@ __device__ __forceinline__ void decode_next_stage(int t, int n_tiles, const Load
     // Stage t is complete for every thread, and every warp is done with stage t - 1, which
     // the next copy overwrites.
     __syncthreads();
-    if (t + S - 1 < n_tiles) load_kv(t + S - 1, DECODE_ROWS_LO, DECODE_ROWS_HI);
+    if (t + S - 1 < n_tiles) load_kv(t + S - 1);
     cp_async_commit();
 }
 
@@ -594,14 +559,13 @@ __device__ __forceinline__ void attention_decode_mma(DECODE_PARAMS)
     const int r = sp.r, kvh = sp.kvh, group = sp.group, start = sp.start, end = sp.end, n_tiles = sp.n_tiles;
     const unsigned int sKV_addr = smem_addr(sKV), sQ_addr = smem_addr(sQ);
 
-    auto load_kv = [&](int t, int lo, int hi) {
+    auto load_kv = [&](int t) {
         const unsigned int kb = sKV_addr + (t % S) * STAGE * 2, vb = kb + BN * D * 2;
         auto at = [](int row, int c) { return swz<D>(row, c) * 2; };
         if constexpr (ONCE)
-            decode_copy_kv_once<D, BN, THREADS>(sp, pool, block_tokens, block_stride, start + t * BN, kb, vb, at, [](int, bool, int, int) {},
-                                                lo, hi);
+            decode_copy_kv_once<D, BN, THREADS>(sp, pool, block_tokens, block_stride, start + t * BN, kb, vb, at, [](int, bool, int, int) {});
         else
-            decode_copy_kv<D, BN, THREADS>(sp, pool, block_tokens, block_stride, start + t * BN, kb, vb, at, lo, hi);
+            decode_copy_kv<D, BN, THREADS>(sp, pool, block_tokens, block_stride, start + t * BN, kb, vb, at);
     };
     decode_first_stages<S, BN>(sp, fresh_tokens, load_kv);
 
@@ -788,7 +752,7 @@ __device__ __forceinline__ void attention_decode_fp8(DECODE_PARAMS_FP8)
     // Byte offset of (row, byte) in a stage's K or V codes.
     auto at = [](int row, int byte) { return row * D + ((((byte >> 4) ^ (row & SWZ))) << 4) + (byte & 15); };
 
-    auto load_kv = [&](int t, int lo, int hi) {
+    auto load_kv = [&](int t) {
         const int n0 = start + t * BN;
         const unsigned int kb = smem + (t % S) * RAW, vb = kb + BN * D, ksb = vb + BN * D, vsb = ksb + BN * 4;
         if constexpr (ONCE) {
@@ -799,16 +763,12 @@ __device__ __forceinline__ void attention_decode_fp8(DECODE_PARAMS_FP8)
                     const fp8_t* ks = pool + (long)block * block_stride + kv_scale_offset(scale_offset, layer, 0, token, block_tokens, kv_heads, kvh);
                     cp_async4(ksb + row * 4, valid ? ks : pool, valid);
                     cp_async4(vsb + row * 4, valid ? ks + v_scales : pool, valid);
-                },
-                lo, hi);
+                });
             return;
         }
-        decode_copy_kv<D, BN, THREADS>(sp, pool, block_tokens, block_stride, n0, kb, vb, [&](int row, int c) { return at(row, c * 16); }, lo, hi);
+        decode_copy_kv<D, BN, THREADS>(sp, pool, block_tokens, block_stride, n0, kb, vb, [&](int row, int c) { return at(row, c * 16); });
         for (int row = tid; row < BN; row += THREADS) {
             const int pos = n0 + row;
-#if HIFC_DECODE_ROW_EARLY
-            if (pos < lo || pos >= hi) continue;
-#endif
             const bool valid = pos < end;
             const fp8_t* ks = pool;
             const fp8_t* vs = pool;
