@@ -33,7 +33,7 @@ VARIANTS = {64: [(4, 1, 64, 2), (8, 2, 64, 2)], 128: [(4, 1, 64, 2), (8, 2, 64, 
 
 # The Hopper kernels: (warps, 1, keys per tile, tiles in flight, kernel name); one of their three
 # warpgroups copies, two compute 64 rows each.
-HOPPER_VARIANTS = [(12, 1, 128, 3, "prefill_attention_d128_hopper"), (12, 1, 128, 3, "prefill_attention_d128_hopper_wide")]
+HOPPER_VARIANTS = [(12, 1, 128, 3, "prefill_attention_d128_hopper")]
 # Timed from the baseline folder too, when one is given.
 BASELINE_VARIANTS = [(8, 2, 64, 3), HOPPER_VARIANTS[0]]
 

@@ -480,8 +480,8 @@ extern "C" __global__ void __launch_bounds__(256, 1) prefill_attention_d128_w8m2
 // taking work units (a KV head's slice of the tile table) in turn. The tiles sit in the layout
 // wgmma's 128-byte swizzle reads: each 64-element half of a 256-byte row is one 128-byte line of
 // its own region, 16-byte chunk c of line r stored at c XOR (r mod 8), regions 1024-byte aligned.
-// On an H100, 8B layer shape: 1.01x sdpa's time at 8192 and 2048 tokens, 0.93x at 1024,
-// 1.18x at 512 (bench/results/prefill-attention-h200.md, where the variants that lost are too).
+// On an H100, 8B layer shape: 0.98x sdpa's time at 8192 tokens, 0.92x at 2048, 0.80x at 1024,
+// 1.02x at 512 (bench/results/prefill-attention-h200.md, where the variants that lost are too).
 // Other architectures compile the entry point only, to a trap: the launcher never picks it there.
 
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
@@ -777,26 +777,46 @@ __device__ __forceinline__ void hopper_wait_v(const hopper_smem<STAGES>& sm, con
     }
 }
 
-// A computing thread's two rows of the slice's output, normalized, as bf16: the body's last step of
-// a unit, a type so that the lab can time another store in its place (lab_prefill_variants.cu).
-struct hopper_store_rows {
-    __device__ __forceinline__ void operator()(const hopper_rows& r, const pa_slice& slice, bf16_t* __restrict__ out, int q_heads, int kvh,
-                                               int group, int cwarp, int g, int tq) const {
-        constexpr int D = 128;
-        const long out_stride = (long)q_heads * D;
+// A computing thread's two rows of the slice's output, normalized, as bf16 in 16-byte stores: the
+// four lanes of a quad hold 2 columns each of every 8, so they swap their words in a 4 x 4
+// transpose (two rounds of shuffles, 2 and 1 apart) until a lane holds 8 consecutive columns,
+// and a warp's store covers 8 rows x 64 bytes. Storing the 4-byte pieces as they come (8 rows x
+// 16 bytes a warp's store, half of each sector) left warps draining stores at exit: 5% of their
+// samples at 512 tokens, and 14.5 against 12.6 us for the kernel on an H100 (1.17x against
+// 1.02x sdpa; prefill-attention-h200.md, 2026-12-06).
+__device__ __forceinline__ void hopper_store_rows(const hopper_rows& r, const pa_slice& slice, bf16_t* __restrict__ out, int q_heads, int kvh,
+                                                  int group, int cwarp, int g, int tq) {
+    constexpr int D = 128;
+    const long out_stride = (long)q_heads * D;
+    const bool b0 = tq & 1, b1 = tq & 2;
 #pragma unroll
-        for (int h = 0; h < 2; ++h) {
-            const float inv = r.inverse_sum(h);
-            const int row = cwarp * 16 + g + 8 * h;
-            if (row < slice.used_rows) {
-                bf16_t* dst = out + (long)(slice.tile.x + slice.tok0 + row / group) * out_stride + (long)(kvh * group + row % group) * D + 2 * tq;
+    for (int h = 0; h < 2; ++h) {
+        const float inv = r.inverse_sum(h);
+        const int row = cwarp * 16 + g + 8 * h;
+        bf16_t* dst = out + (long)(slice.tile.x + slice.tok0 + row / group) * out_stride + (long)(kvh * group + row % group) * D;
 #pragma unroll
-                for (int j = 0; j < D / 8; ++j)
-                    *reinterpret_cast<unsigned int*>(dst + j * 8) = pack_bf16x2(r.o[j][2 * h] * inv, r.o[j][2 * h + 1] * inv);
+        for (int k = 0; k < D / 32; ++k) {
+            // w[u]: this lane's columns 8 (4k + u) + 2 tq, + 1. After the transpose w[t] holds lane
+            // t's columns of 8 (4k + tq) + 2t, + 1.
+            unsigned int w[4];
+#pragma unroll
+            for (int u = 0; u < 4; ++u) w[u] = pack_bf16x2(r.o[4 * k + u][2 * h] * inv, r.o[4 * k + u][2 * h + 1] * inv);
+            // The off-diagonal 2 x 2 blocks (lanes 2 apart, words 2 apart), then within each block;
+            // every lane shuffles, whether its row is stored or not.
+#pragma unroll
+            for (int s = 0; s < 2; ++s) {
+                const unsigned int got = __shfl_xor_sync(0xffffffffu, b1 ? w[s] : w[2 + s], 2);
+                if (b1) w[s] = got; else w[2 + s] = got;
             }
+#pragma unroll
+            for (int t = 0; t < 2; ++t) {
+                const unsigned int got = __shfl_xor_sync(0xffffffffu, b0 ? w[2 * t] : w[2 * t + 1], 1);
+                if (b0) w[2 * t] = got; else w[2 * t + 1] = got;
+            }
+            if (row < slice.used_rows) *reinterpret_cast<uint4*>(dst + (4 * k + tq) * 8) = make_uint4(w[0], w[1], w[2], w[3]);
         }
     }
-};
+}
 
 // Sets up the stages' mbarriers (thread 0) and makes them visible to the bulk copies' completions
 // (async proxy); the caller's __syncthreads makes them visible to the block.
@@ -899,7 +919,7 @@ __device__ __forceinline__ int hopper_unit(int round) {
 // warpgroups finish the one before, store it and read the next Q: on an H100, 0.92x the time of one
 // CTA a unit at 1024 tokens, 0.96x at 2048 (prefill-attention-h200.md, 2026-12-06). The
 // computing warpgroups alone read Q, all their loads in flight together.
-template <int BN, int STAGES, int CONSUMER_REGS, typename StoreRows = hopper_store_rows>
+template <int BN, int STAGES, int CONSUMER_REGS>
 __device__ __forceinline__ void prefill_attention_hopper_body(
     const float* __restrict__ q, int q_stride, const bf16_t* __restrict__ pool,
     const int* __restrict__ block_tables, int table_stride, const int4* __restrict__ tiles,
@@ -953,7 +973,7 @@ __device__ __forceinline__ void prefill_attention_hopper_body(
         hopper_load_q(sm, q, q_stride, slice, kvh, group, qs, tid - PRODUCERS);
         hopper_rows r(slice, cwarp, g, group, window);
         hopper_key_loop(sm, slice, r, wg, tid, tq, box, it);
-        StoreRows()(r, slice, out, q_heads, kvh, group, cwarp, g, tq);
+        hopper_store_rows(r, slice, out, q_heads, kvh, group, cwarp, g, tq);
         it += slice.n_tiles;
     }
 }
