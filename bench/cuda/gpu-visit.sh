@@ -3,8 +3,8 @@
 # whole 8B-shaped model against PyTorch + transformers, the server under load, and an error exit
 # of the CUDA engine.
 # Run from the repository root after `bash .device/unpack.sh`; logs go to $OUT (or ./gpu-logs).
-#   bash bench/cuda/gpu-visit.sh [checks] [labs] [prefillncu] [draws] [decodeab] [model] [long] [swap] [swapio] [prefix] [sanitizer] [serve] [exit] [smollm2] [gemma3] [cpuprofile] [cpu] [multi] [multi2] [swapmodes] [fp8] [fp8lab] [graphs] [overlap] [variants] [llamacuda] [servepeak] [servesweep]
-#   (default: all but draws, decodeab, swapio, smollm2, gemma3, cpuprofile, cpu, multi, multi2, swapmodes, fp8, fp8lab, graphs, overlap, variants, llamacuda, servepeak and servesweep; smollm2, gemma3 and cpu need a GGUF carried in parts,
+#   bash bench/cuda/gpu-visit.sh [checks] [labs] [prefillncu] [draws] [decodeab] [model] [long] [swap] [swapio] [prefix] [sanitizer] [serve] [exit] [smollm2] [gemma3] [cpuprofile] [cpu] [multi] [multi2] [swapmodes] [fp8] [fp8lab] [graphs] [overlap] [trace] [variants] [llamacuda] [servepeak] [servesweep]
+#   (default: all but draws, decodeab, swapio, smollm2, gemma3, cpuprofile, cpu, multi, multi2, swapmodes, fp8, fp8lab, graphs, overlap, trace, variants, llamacuda, servepeak and servesweep; smollm2, gemma3 and cpu need a GGUF carried in parts,
 #   see the smollm2 step; multi2 needs the 2-GPU machine, nvidia-h200-x2; swapmodes fits one device call of its own, about 6 minutes)
 # env: BATCH, PROMPT, DECODE (model: decode tokens, 32; the first 15 or so steps after the prefill run at
 # power-capped clocks, model-h200.md); BASELINE=DIR first runs bench model with DIR/hifc (an earlier binary, packed
@@ -48,6 +48,9 @@
 # overlap (issue 25): bench model with decode steps launched ahead and one at a time, alternating; BATCH, PROMPT, GRAPH_DECODE
 # graphs (issue 25, decode steps replayed from CUDA graphs; about 5 minutes with synth-8b already written):
 # GRAPH_MODELS (tiny,1b,qwen3:tiny,gemma3:tiny,mistral:tiny), GRAPH_DECODE (128), BATCH, PROMPT
+# trace (issue 25, about 1 minute with synth-8b already written; needs .device/cupti from bench/cuda/build-kernel-trace.sh):
+# bench model's graph-replayed decode steps traced kernel by kernel (kernel_trace.c), then kernel_timeline.py's shares of the
+# step (trace-timeline.txt); BATCH, PROMPT, GRAPH_DECODE, TRACE_LAYER (40: the first of the 18 nodes listed one by one)
 # variants (issues 22 and 25, about 8 minutes with synth-8b already written): whole decode steps with lab-only switches of the
 # kernel sources turned on, against the kernels as built, alternating in one run. A variant is a copy of the carried kernels
 # with `#define`s prepended to the files that name them, read by the same binary through HIFC_KERNEL_DIR; each first passes
@@ -213,6 +216,17 @@ if has overlap; then  # issue 25: decode steps launched ahead (as the server lau
             --decode-tokens "${GRAPH_DECODE:-128}" --overlap-steps "$ov" --json 2>&1 \
             | tee -a "$out/overlap-model-$ov.txt" | grep -vE "^\s*$" | tee -a "$out/summary.txt"
     done
+fi
+
+if has trace; then  # issue 25: where a graph-replayed decode step's time goes, kernel by kernel (see the header)
+    stamp "synth 8b"; synth8b
+    stamp "trace: bench model under kernel_trace.so"
+    CUDA_INJECTION64_PATH="$PWD/.device/cupti/kernel_trace.so" LD_LIBRARY_PATH="$PWD/.device/cupti" HIFC_KERNEL_TRACE="$out/trace.txt" \
+        .device/hifc bench model --model "$model" --device cuda --batch "${BATCH:-1,16}" --prompt-tokens "${PROMPT:-2048}" \
+        --decode-tokens "${GRAPH_DECODE:-128}" --max-batch-tokens 16384 --json 2>&1 | tee "$out/trace-model.txt" | tee -a "$out/summary.txt"
+    python3 bench/cuda/kernel_timeline.py "$out/trace.txt" --layer-from "${TRACE_LAYER:-40}" --layer-nodes 18 2>&1 \
+        | tee "$out/trace-timeline.txt" | tee -a "$out/summary.txt"
+    xz -T4 "$out/trace.txt"
 fi
 
 if has variants; then  # issues 22 and 25: lab-only kernel switches timed over whole decode steps (see the header)
