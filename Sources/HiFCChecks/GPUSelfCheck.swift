@@ -33,7 +33,7 @@ public final class GPUSelfCheck: @unchecked Sendable {
             ("skinny rotary gemm", checkSkinnyRotaryGemm), ("kv write + paged attention", checkAttention),
             ("prefill attention (tensor cores)", checkPrefillAttention),
             ("sliding-window attention", checkSlidingWindowAttention), ("model family ops", checkFamilyOps),
-            ("fp8 kv write", checkFP8KVWrite), ("fp8 skinny rotary gemm", checkFP8SkinnyRotaryGemm),
+            ("fp8 kv write", checkFP8KVWrite),
             ("fp8 kv attention", checkFP8Attention), ("argmax", checkSampling), ("draws", checkDraws),
         ]
         for (name, check) in checks {

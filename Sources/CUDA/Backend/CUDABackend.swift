@@ -450,7 +450,8 @@ public final class CUDABackend: ComputeBackend, @unchecked Sendable {
         let m = x.rows
         let n = qkv.rows
         let k = x.columns
-        guard bias == nil, layout.dtype == .bfloat16 || kv.rotaryScratch != nil, qkv.shape.count == 2, qkv.columns == k, headDim == layout.headDim,
+        guard bias == nil, layout.dtype == .bfloat16, qkv.shape.count == 2, qkv.columns == k,
+            headDim == layout.headDim,
             headDim % 16 == 0,
             n == (heads + 2 * layout.kvHeads) * headDim, m == s.batch.tokenCount, inverseFrequencies.count == headDim / 2,
             inverseFrequencies.dtype == .float32, layer >= 0, layer < layout.layers,
@@ -467,7 +468,7 @@ public final class CUDABackend: ComputeBackend, @unchecked Sendable {
                 x: xAddress, w: wAddress, m: m, n: n, k: k, heads: heads, positions: s.address(.positions),
                 inverseFrequencies: try inverseFrequencies.cudaAddress("projectAttentionInputs"), slots: s.address(.slots), qOutput: p,
                 pool: kv.pool.buffer.address, blockStride: kv.blockStride, layer: layer, layout: layout,
-                rotaryScratch: kv.rotaryScratch?.address ?? 0, stream: stream)
+                stream: stream)
         }
         return q
     }

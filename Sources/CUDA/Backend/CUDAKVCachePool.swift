@@ -12,9 +12,6 @@ public final class CUDAKVCachePool: KVCachePool, @unchecked Sendable {
     /// The stream the model's ops run on: copies of a block wait for the work queued there.
     public let compute: CUDAStream
     let kernels: CUDAKernels
-    /// An fp8 pool's scratch for the skinny GEMM's rotary form (`CUDAKernels.rotaryFP8ScratchBytes`,
-    /// zeroed here; the model's launches on `compute` use it one at a time); nil over bf16.
-    let rotaryScratch: DeviceBuffer?
     /// Pinned host buffers that staged transfers borrow.
     let staging: PinnedStagingPool
     /// The pool as the Hopper prefill kernel's bulk copies see it (`CUDAKernels.prefillKVMap`);
@@ -28,14 +25,6 @@ public final class CUDAKVCachePool: KVCachePool, @unchecked Sendable {
         pool = try DeviceBlockPool(device: device, layout: layout, blocks: blocks)
         staging = PinnedStagingPool(device: device, stride: pool.blockStride, capacityBytes: PinnedStagingPool.defaultCapacityBytes())
         prefillKVMap = try kernels.prefillKVMap(pool: pool.buffer.address, blocks: blocks, blockStride: pool.blockStride, layout: layout)
-        if layout.dtype == .fp8e4m3 {
-            let bytes = CUDAKernels.rotaryFP8ScratchBytes(layout: layout)
-            let scratch = try device.allocate(bytes)
-            try scratch.upload([UInt8](repeating: 0, count: bytes))
-            rotaryScratch = scratch
-        } else {
-            rotaryScratch = nil
-        }
     }
 
     public var layout: KVBlockLayout { pool.layout }

@@ -523,7 +523,7 @@ __device__ __forceinline__ float decode_rescale(float x, float& mx, float& l, fl
 // Grid (rows, kv_heads, splits), 32 * W threads, (16 + 2 * S * BN) * D * 2 bytes of dynamic shared
 // memory (CUDAKernels.decodeAttentionLaunch).
 //
-// The kernel before this one (rope_qkv_write_kv, or the skinny GEMM's rotary form, gemv.cu)
+// The kernel before this one (rope_qkv_write_kv or _fp8, or the skinny GEMM's rotary form, gemv.cu)
 // writes q and the newest `fresh_tokens` positions of each row's context; everything older was
 // in the pool before it started, and so were the block tables and lengths (copied from the host
 // before the step's first kernel). So a block whose first S - 1 stages hold only older positions

@@ -103,7 +103,7 @@ __device__ __forceinline__ void warp_row_load(float (&x)[E4M3_ROW_SLOTS], Load l
 // Products are rounded one by one (no FMA), as on the CPU, so both pick the same scale unless
 // two scales' errors tie within the sums' rounding. The eight errors are independent until the
 // pick, so their sums and the warp's shuffles overlap instead of running one scale after another
-// (at the end of the fused rotary product, the search is the tail a decode layer waits for).
+// (in a decode step, rope_qkv_write_kv_fp8's search is on the path to the attention).
 // An all-zero row: 0 and 0.
 struct E4M3Scale {
     float scale, inverse;

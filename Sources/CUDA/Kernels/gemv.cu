@@ -44,8 +44,10 @@ __device__ __forceinline__ uint4 gemv_load_x(const bf16_t* p) {
 // silu(g)·u, as silu_mul_f32_to_bf16 computes it.
 __device__ __forceinline__ float gemv_silu_times(float g, float u) { return g / (1.0f + expf(-g)) * u; }
 
-// Where the rotary forms (G = 2, 3) put their results: as rope_qkv_write_kv (norm_rope.cu) takes
-// them; the fp8 form (G = 3) writes `pool8` (block_stride in bytes) and needs the scratch below.
+// Where the rotary form (G = 2) puts its results: as rope_qkv_write_kv (norm_rope.cu) takes them.
+// An fp8 pool takes the plain product, then rope_qkv_write_kv_fp8: the rotary form's own fp8
+// epilogue (each CTA staging its rotated K/V, the one completing a head coding it) made 8B decode
+// steps 0.4-1.1% slower on an H100 (bench/results/cuda-graphs-h200.md, 2026-12-06).
 struct GemvRotaryOut {
     const int* positions;
     const float* inv_freq;
@@ -54,11 +56,6 @@ struct GemvRotaryOut {
     bf16_t* pool;
     int heads, kv_heads, head_dim, layer, block_tokens;
     long block_stride;
-    fp8_t* pool8;
-    long scale_offset;
-    float* staging;           // [m][2 · kv_heads][head_dim]: rotated K, then V, rows
-    unsigned int* head_max;   // [m][2 · kv_heads]: the rows' largest |x| (bits), zero between launches
-    unsigned int* arrivals;   // [2 · kv_heads]: tiles of each K/V head summed so far, zero between launches
 };
 
 // Item i of a paired epilogue (gated, rotary): tile r's rows g and g + 8 for one token, whose
@@ -76,106 +73,6 @@ __device__ __forceinline__ void gemv_paired_item(const float (*red)[R * T * 4][3
     lo = 0.0f;
     hi = 0.0f;
     for (int q = 0; q < warps; q++) { lo += red[q][a][l]; hi += red[q][a + 2][l]; }
-}
-
-// The rotary form's end over the fp8 pool (G = 3): q as G = 2 writes it; a K or V head is coded
-// with its least-error scale (rope_qkv_write_kv_fp8's codes and scales, common.cuh), but its
-// tiles_per_head tiles are summed by as many CTAs (or fewer). So each CTA leaves its rotated K/V
-// values in ro.staging and their largest |x| per token in ro.head_max (atomicMax), fences, and
-// counts its tiles into ro.arrivals; the CTA that completes a head searches each token's scale,
-// codes all of it, and sets the head's counters back to zero for the next launch (they start at
-// zero: CUDAKVCachePool clears them). The values stay in L2 (16 tokens x 16 K/V heads x 128 dims is
-// 128 KiB); what this saves is rope_qkv_write_kv_fp8's launch and its read of the fp32 q|k|v.
-template <int R, int T>
-__device__ __forceinline__ void gemv_rotary_fp8_epilogue(const float (*red)[R * T * 4][32], int warps, int m, int n, int tiles_per_head,
-                                                         const GemvRotaryOut& ro) {
-    __shared__ int last[R];
-    const int hd = ro.head_dim, rhalf = hd / 2, kv2 = 2 * ro.kv_heads, kv_elems = ro.kv_heads * hd;
-    // Items as in G = 2; a warp's 32 lanes share a tile (so a head) and the loop's trip count.
-    for (int i = threadIdx.x; i < R * T * 2 * 32; i += blockDim.x) {
-        int r, tok, row;
-        float a, b;
-        gemv_paired_item<R, T>(red, warps, i, r, tok, row, a, b);
-        const int tile = blockIdx.x * R + r;
-        if (tile >= n / 16) continue;
-        const int head = tile / tiles_per_head, d = 8 * (tile % tiles_per_head) + row;
-        const bool on = tok < m;
-        float lo = a, hi = b;
-        if (head < ro.heads + ro.kv_heads && on) {
-            float sn, cs;
-            sincosf((float)ro.positions[tok] * ro.inv_freq[d], &sn, &cs);
-            lo = a * cs - b * sn;
-            hi = b * cs + a * sn;
-        }
-        if (head < ro.heads) {
-            if (on) {
-                float* qh = ro.q_out + (long)tok * ro.heads * hd + head * hd;
-                qh[d] = lo;
-                qh[d + rhalf] = hi;
-            }
-            continue;
-        }
-        const int slot = head - ro.heads;  // K heads, then V heads
-        unsigned int bits = 0u;
-        if (on) {
-            float* st = ro.staging + ((long)tok * kv2 + slot) * hd;
-            st[d] = lo;
-            st[d + rhalf] = hi;
-            bits = max(e4m3_amax_bits(lo), e4m3_amax_bits(hi));
-        }
-        // A token's 8 tile rows are the lanes 4, 8 and 16 apart.
-        bits = max(bits, __shfl_xor_sync(0xffffffffu, bits, 4));
-        bits = max(bits, __shfl_xor_sync(0xffffffffu, bits, 8));
-        bits = max(bits, __shfl_xor_sync(0xffffffffu, bits, 16));
-        if (on && row == 0) atomicMax(ro.head_max + tok * kv2 + slot, bits);
-    }
-    __threadfence();
-    __syncthreads();
-    if (threadIdx.x == 0) {
-        for (int r = 0; r < R; r++) {
-            last[r] = -1;
-            const int tile = blockIdx.x * R + r, head = tile / tiles_per_head;
-            // Once per K/V head of this CTA, at its first tile here, with all of its tiles here.
-            if (tile >= n / 16 || head < ro.heads || (r > 0 && (tile - 1) / tiles_per_head == head)) continue;
-            int mine = 0;
-            for (int q = r; q < R && blockIdx.x * R + q < n / 16 && (blockIdx.x * R + q) / tiles_per_head == head; q++) mine++;
-            if (atomicAdd(ro.arrivals + head - ro.heads, (unsigned int)mine) + mine == (unsigned int)tiles_per_head) last[r] = head - ro.heads;
-        }
-    }
-    __syncthreads();
-    for (int r = 0; r < R; r++) {
-        const int slot = last[r];
-        if (slot < 0) continue;
-        __threadfence();
-        const int value = slot < ro.kv_heads ? 0 : 1, kvh = slot - value * ro.kv_heads;
-        // A warp a token: its least-error scale, then its codes (other CTAs wrote the staged
-        // values, so they are read from L2).
-        const int lane = threadIdx.x & 31;
-        for (int tok = threadIdx.x >> 5; tok < m; tok += blockDim.x >> 5) {
-            const float* staged = ro.staging + ((long)tok * kv2 + slot) * hd;
-            const float top = __uint_as_float(__ldcg(ro.head_max + tok * kv2 + slot));
-            float x[E4M3_ROW_SLOTS];
-            warp_row_load(x, [&](int d) { return __ldcg(staged + d); }, hd, lane);
-            const E4M3Scale best = warp_e4m3_least_error_scale(x, hd, top, lane);
-            const long at = ro.slots[tok];
-            fp8_t* dst = kv_slot_k_row(ro.pool8, at, ro.layer, ro.block_tokens, kv_elems, ro.block_stride)
-                + (long)value * ro.block_tokens * kv_elems + (long)kvh * hd;
-#pragma unroll
-            for (int c = 0; c < E4M3_ROW_SLOTS; c++) {
-                if (lane + 32 * c >= hd) break;
-                dst[lane + 32 * c] = f32_to_e4m3(x[c] * best.inverse);
-            }
-            if (lane == 0) {
-                const int offset = (int)(at % ro.block_tokens);
-                *reinterpret_cast<float*>(ro.pool8 + (at / ro.block_tokens) * ro.block_stride
-                                          + kv_scale_offset(ro.scale_offset, ro.layer, value, offset, ro.block_tokens, ro.kv_heads, kvh)) =
-                    best.scale;
-            }
-        }
-        __syncthreads();
-        for (int tok = threadIdx.x; tok < m; tok += blockDim.x) ro.head_max[tok * kv2 + slot] = 0u;
-        if (threadIdx.x == 0) ro.arrivals[slot] = 0u;
-    }
 }
 
 // T: token tiles of 8 (m <= 8·T); R: 16-feature tiles per CTA; U: 32-k chunks per step;
@@ -207,14 +104,14 @@ __device__ __forceinline__ void skinny_gemm(const bf16_t* __restrict__ x, const 
 
     // Rows past n (past n / 2 gated) read the last row (valid memory) and are not stored.
     const bf16_t* wp[2 * R];
-    const int tiles_per_head = G >= 2 ? ro.head_dim / 16 : 1;
+    const int tiles_per_head = G == 2 ? ro.head_dim / 16 : 1;
 #pragma unroll
     for (int r = 0; r < R; r++) {
         if (G == 1) {
             const int f = min(row0 + 8 * r + g, half - 1);
             wp[2 * r] = w + (size_t)f * k + 8 * t;
             wp[2 * r + 1] = w + (size_t)(half + f) * k + 8 * t;
-        } else if (G >= 2) {
+        } else if (G == 2) {
             const int tile = min(blockIdx.x * R + r, n / 16 - 1);
             const int f = (tile / tiles_per_head) * ro.head_dim + 8 * (tile % tiles_per_head) + g;
             wp[2 * r] = w + (size_t)f * k + 8 * t;
@@ -352,10 +249,6 @@ __device__ __forceinline__ void skinny_gemm(const bf16_t* __restrict__ x, const 
         }
         return;
     }
-    if (G == 3) {
-        gemv_rotary_fp8_epilogue<R, T>(red, warps, m, n, tiles_per_head, ro);
-        return;
-    }
     if (G == 1) {
         // Each item: a feature's gate and up sums.
         for (int i = threadIdx.x; i < R * T * 2 * 32; i += blockDim.x) {
@@ -407,16 +300,3 @@ extern "C" __global__ void __launch_bounds__(512) gemv_bf16_t1r1u2p1h1_rope(GEMV
 extern "C" __global__ void __launch_bounds__(512) gemv_bf16_t1r1u4p1h1_rope(GEMV_ROPE_ARGS) { skinny_gemm<1, 1, 4, 1, 1, 16, 2>(x, w, y, m, n, k, GEMV_ROPE); }
 extern "C" __global__ void __launch_bounds__(512) gemv_bf16_t2r2u2p1h1_rope(GEMV_ROPE_ARGS) { skinny_gemm<2, 2, 2, 1, 1, 16, 2>(x, w, y, m, n, k, GEMV_ROPE); }
 extern "C" __global__ void __launch_bounds__(256) gemv_bf16_t2r4u1p1h1_b8_rope(GEMV_ROPE_ARGS) { skinny_gemm<2, 4, 1, 1, 1, 8, 2>(x, w, y, m, n, k, GEMV_ROPE); }
-
-// _rope_fp8: the rotary form into the fp8 pool (G = 3): block_stride in bytes, then the scales'
-// offset in a block and the scratch of gemv_rotary_fp8_epilogue.
-#define GEMV_ROPE_FP8_ARGS GEMV_ARGS, const int* __restrict__ positions, const float* __restrict__ inv_freq, \
-    const int* __restrict__ slots, float* __restrict__ q_out, fp8_t* __restrict__ pool, int heads, int kv_heads, \
-    int head_dim, int layer, int block_tokens, long block_stride, long scale_offset, float* __restrict__ staging, \
-    unsigned int* __restrict__ head_max, unsigned int* __restrict__ arrivals
-#define GEMV_ROPE_FP8 GemvRotaryOut{positions, inv_freq, slots, q_out, nullptr, heads, kv_heads, head_dim, layer, block_tokens, \
-    block_stride, pool, scale_offset, staging, head_max, arrivals}
-extern "C" __global__ void __launch_bounds__(512) gemv_bf16_t1r1u2p1h1_rope_fp8(GEMV_ROPE_FP8_ARGS) { skinny_gemm<1, 1, 2, 1, 1, 16, 3>(x, w, y, m, n, k, GEMV_ROPE_FP8); }
-extern "C" __global__ void __launch_bounds__(512) gemv_bf16_t1r1u4p1h1_rope_fp8(GEMV_ROPE_FP8_ARGS) { skinny_gemm<1, 1, 4, 1, 1, 16, 3>(x, w, y, m, n, k, GEMV_ROPE_FP8); }
-extern "C" __global__ void __launch_bounds__(512) gemv_bf16_t2r2u2p1h1_rope_fp8(GEMV_ROPE_FP8_ARGS) { skinny_gemm<2, 2, 2, 1, 1, 16, 3>(x, w, y, m, n, k, GEMV_ROPE_FP8); }
-extern "C" __global__ void __launch_bounds__(256) gemv_bf16_t2r4u1p1h1_b8_rope_fp8(GEMV_ROPE_FP8_ARGS) { skinny_gemm<2, 4, 1, 1, 1, 8, 3>(x, w, y, m, n, k, GEMV_ROPE_FP8); }

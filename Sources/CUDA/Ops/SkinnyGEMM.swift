@@ -39,8 +39,6 @@ struct SkinnyGEMMLaunch: Hashable, Sendable {
     var gated: SkinnyGEMMLaunch { SkinnyGEMMLaunch(kernel: kernel + "_silu", features: features / 2, warps: warps) }
     /// The rotary form (`_rope`): the same CTAs over a permutation of the same rows.
     var rotary: SkinnyGEMMLaunch { SkinnyGEMMLaunch(kernel: kernel + "_rope", features: features, warps: warps) }
-    /// The rotary form into the fp8 pool (`_rope_fp8`), same CTAs.
-    var rotaryFP8: SkinnyGEMMLaunch { SkinnyGEMMLaunch(kernel: kernel + "_rope_fp8", features: features, warps: warps) }
 }
 
 /// What a skinny GEMM does with its sums (gemv.cu's forms).
@@ -49,17 +47,15 @@ enum SkinnyGEMMForm {
     case plain
     /// silu(gate)·up of a fused gate|up product (bf16 `[m, n/2]`).
     case gated
-    /// Rotates and stores a fused q|k|v product, as `ropeAndWriteKV` would.
+    /// Rotates and stores a fused q|k|v product into a bf16 pool, as `ropeAndWriteKV` would.
     case rotary
-    /// The same into the fp8 pool, the heads coded by the CTA that completes them.
-    case rotaryFP8
 
     /// The launcher's name in messages.
     var launcher: String {
         switch self {
         case .plain: "skinny linear"
         case .gated: "skinny gated linear"
-        case .rotary, .rotaryFP8: "skinny rotary linear"
+        case .rotary: "skinny rotary linear"
         }
     }
 }
@@ -141,40 +137,28 @@ extension CUDAKernels {
         try launchSkinnyGEMM(x: x, w: w, y: out, m: m, n: n, k: k, form: .gated, stream: stream)
     }
 
-    /// Bytes of device scratch the fp8 rotary form needs for a pool of `layout` (gemv.cu's
-    /// gemv_rotary_fp8_epilogue): the staged K/V values, which each launch overwrites, then the
-    /// counters (the rows' largest |x|, the heads' arrivals), which must be zero before the first
-    /// launch and which every launch leaves at zero.
-    public static func rotaryFP8ScratchBytes(layout: KVBlockLayout) -> Int {
-        rotaryFP8ScratchCounterOffset(layout: layout) + skinnyGEMMMaxRows * 2 * layout.kvHeads * 4 + 2 * layout.kvHeads * 4
-    }
-
-    /// Where the counters start in the fp8 rotary form's scratch: after the staged values.
-    public static func rotaryFP8ScratchCounterOffset(layout: KVBlockLayout) -> Int {
-        skinnyGEMMMaxRows * 2 * layout.kvHeads * layout.headDim * 4
-    }
-
     /// `ropeAndWriteKV` of `x[m, k] · w[n, k]ᵀ` for 1 ≤ m ≤ 16, w the fused q|k|v weight (n =
     /// (heads + 2·kvHeads)·headDim rows, head dim a multiple of 16): q rotated into `qOutput`
-    /// (fp32 `[m, heads·headDim]`), k rotated and v into `layer` of the bf16 or fp8 pool at
-    /// `slots`. The product is never written: each pair of dims to rotate is summed in one thread.
-    /// An fp8 pool needs `rotaryScratch` (`rotaryFP8ScratchBytes`, zeroed), used by one launch
-    /// at a time.
+    /// (fp32 `[m, heads·headDim]`), k rotated and v into `layer` of the bf16 pool at `slots`. The
+    /// product is never written: each pair of dims to rotate is summed in one thread. An fp8 pool
+    /// takes `skinnyLinear`, then `ropeAndWriteKV`: the rotary form's own fp8 coding (each CTA
+    /// staging its rotated K/V, the one completing a head coding it) made 8B decode steps
+    /// 0.4-1.1% slower on an H100 (bench/results/cuda-graphs-h200.md, 2026-12-06).
     public func skinnyRotaryLinear(
         x: CUdeviceptr, w: CUdeviceptr, m: Int, n: Int, k: Int, heads: Int, positions: CUdeviceptr,
         inverseFrequencies: CUdeviceptr, slots: CUdeviceptr, qOutput: CUdeviceptr, pool: CUdeviceptr,
-        blockStride: Int, layer: Int, layout: KVBlockLayout, rotaryScratch: CUdeviceptr = 0, stream: CUDAStream
+        blockStride: Int, layer: Int, layout: KVBlockLayout, stream: CUDAStream
     ) throws {
-        let fp8 = try Self.kvKernelSuffix(layout, blockStride: blockStride, op: "skinny rotary linear") == "_fp8"
-        guard !fp8 || rotaryScratch != 0 else {
-            throw CUDAError.invalidArgument("skinny rotary linear: an fp8 pool needs its rotary scratch (rotaryFP8ScratchBytes)")
+        guard try Self.kvKernelSuffix(layout, blockStride: blockStride, op: "skinny rotary linear").isEmpty else {
+            throw CUDAError.invalidArgument(
+                "skinny rotary linear: a \(layout.dtype) pool; the rotary form writes bf16 K/V (an fp8 pool takes skinnyLinear, then ropeAndWriteKV)")
         }
         guard layout.headDim % 16 == 0, n == (heads + 2 * layout.kvHeads) * layout.headDim else {
             throw CUDAError.invalidArgument(
                 "skinny rotary linear: \(n) q|k|v rows for \(heads) + 2 x \(layout.kvHeads) heads of \(layout.headDim) (needs that many rows and a head dim that is a multiple of 16)"
             )
         }
-        try launchSkinnyGEMM(x: x, w: w, y: 0, m: m, n: n, k: k, form: fp8 ? .rotaryFP8 : .rotary, stream: stream) { a in
+        try launchSkinnyGEMM(x: x, w: w, y: 0, m: m, n: n, k: k, form: .rotary, stream: stream) { a in
             a.add(positions)
             a.add(inverseFrequencies)
             a.add(slots)
@@ -186,13 +170,6 @@ extension CUDAKernels {
             a.add(int: layer)
             a.add(int: layout.blockTokens)
             a.add(Int64Arg(blockStride / layout.dtype.size))
-            if fp8 {
-                let counters = UInt64(CUDAKernels.rotaryFP8ScratchCounterOffset(layout: layout))
-                a.add(Int64Arg(layout.elementBytes))
-                a.add(rotaryScratch)
-                a.add(rotaryScratch + counters)
-                a.add(rotaryScratch + counters + UInt64(CUDAKernels.skinnyGEMMMaxRows * 2 * layout.kvHeads * 4))
-            }
         }
     }
 
@@ -220,7 +197,6 @@ extension CUDAKernels {
             case .plain: (plain, n)
             case .gated: (plain.gated, n / 2)
             case .rotary: (plain.rotary, n)
-            case .rotaryFP8: (plain.rotaryFP8, n)
             }
         var a = KernelArguments()
         a.add(x)
