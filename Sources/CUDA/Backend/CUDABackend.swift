@@ -450,8 +450,7 @@ public final class CUDABackend: ComputeBackend, @unchecked Sendable {
         let m = x.rows
         let n = qkv.rows
         let k = x.columns
-        guard bias == nil, layout.dtype == .bfloat16, qkv.shape.count == 2, qkv.columns == k,
-            headDim == layout.headDim,
+        guard bias == nil, layout.dtype == .bfloat16, qkv.shape.count == 2, qkv.columns == k, headDim == layout.headDim,
             headDim % 16 == 0,
             n == (heads + 2 * layout.kvHeads) * headDim, m == s.batch.tokenCount, inverseFrequencies.count == headDim / 2,
             inverseFrequencies.dtype == .float32, layer >= 0, layer < layout.layers,

@@ -480,8 +480,8 @@ extern "C" __global__ void __launch_bounds__(256, 1) prefill_attention_d128_w8m2
 // taking work units (a KV head's slice of the tile table) in turn. The tiles sit in the layout
 // wgmma's 128-byte swizzle reads: each 64-element half of a 256-byte row is one 128-byte line of
 // its own region, 16-byte chunk c of line r stored at c XOR (r mod 8), regions 1024-byte aligned.
-// On an H100, 8B layer shape: 0.98x sdpa's time at 8192 tokens, 0.92x at 2048, 0.80x at 1024,
-// 1.02x at 512 (bench/results/prefill-attention-h200.md, where the variants that lost are too).
+// On an H100, 8B layer shape: 1.00x sdpa's time at 8192 tokens, 0.94x at 2048, 0.80x at 1024,
+// 1.03x at 512 (bench/results/prefill-attention-h200.md, where the variants that lost are too).
 // Other architectures compile the entry point only, to a trap: the launcher never picks it there.
 
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
