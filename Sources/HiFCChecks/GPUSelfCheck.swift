@@ -125,7 +125,7 @@ public final class GPUSelfCheck: @unchecked Sendable {
 
     func checkRMSNorm() throws -> [GPUCheckResult] {
         var results: [GPUCheckResult] = []
-        for (rows, dim) in [(17, 4096), (3, 576)] {
+        for (rows, dim) in [(17, 4096), (3, 576), (1, 4096)] {  // one row: the `_next_first` twins
             let x = HostReference.randomNormal(rows * dim, scale: 2)
             let (w, wv) = try uploadBF16(HostReference.randomNormal(dim, scale: 0.5).map { $0 + 1 })
             let xb = try upload(x)

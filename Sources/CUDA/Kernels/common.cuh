@@ -197,12 +197,24 @@ __device__ __forceinline__ void grid_dependents_launch() {
 }
 
 // Every kernel's first statement (the skinny GEMM's comes after its first weight loads). The next
-// kernel is let in only after this one's wait: letting it in before (so that a product's first
-// loads start while the product two kernels back drains) made 8B decode steps 28-30% slower on an
-// H200 (bench/results/cuda-graphs-h200.md, 2026-12-05).
+// kernel is let in only after this one's wait (the one-row norms below excepted): letting every
+// kernel's successor in before (so that a product's first loads start while the product two kernels
+// back drains) made 8B decode steps 28-30% slower on an H200 (bench/results/cuda-graphs-h200.md,
+// 2026-12-05).
 __device__ __forceinline__ void wait_for_previous_kernel() {
     grid_dependency_wait();
     grid_dependents_launch();
+}
+
+// A one-row norm's twin (norm_rope.cu, `_next_first`) lets the next kernel in before its own wait:
+// the product after it is then scheduled while the product before the norm drains and issues its
+// first weight loads then, instead of after that product has finished. Whole 8B decode steps at
+// batch 1 took 1.6% less on an H100 (1B: 1.0-1.2%); at batches 8 and 16 the products after it ran
+// a third slower and the steps 18% (bench/results/cuda-graphs-h200.md, 2026-12-06), so CUDAKernels
+// takes it for a single row only. The split combine doing the same made batch-1 steps 13% slower.
+__device__ __forceinline__ void let_next_kernel_in_then_wait() {
+    grid_dependents_launch();
+    grid_dependency_wait();
 }
 
 // Tensor-core and asynchronous-copy helpers (sm_80 and later: cp.async, ldmatrix, mma.sync), used

@@ -53,12 +53,22 @@ __device__ __forceinline__ void load_norm_weight(const bf16_t* __restrict__ w, i
     }
 }
 
+// Waits for the previous kernel; NextFirst: lets the next in first (common.cuh, the `_next_first` twins).
+template <bool NextFirst>
+__device__ __forceinline__ void norm_wait() {
+    if (NextFirst) {
+        let_next_kernel_in_then_wait();
+    } else {
+        wait_for_previous_kernel();
+    }
+}
+
 // out = x / sqrt(mean(x^2) + eps) * w, one block per row, fp32 in.
-template <typename Out>
+template <typename Out, bool NextFirst>
 __device__ __forceinline__ void rmsnorm_row(const float* __restrict__ x, const bf16_t* __restrict__ w, Out* __restrict__ out, int dim, float eps) {
     float4 wv[NORM_CHUNKS], v[NORM_CHUNKS];
     load_norm_weight(w, dim, wv);
-    wait_for_previous_kernel();
+    norm_wait<NextFirst>();
     const float4* row = reinterpret_cast<const float4*>(x + (long)blockIdx.x * dim);
 #pragma unroll
     for (int j = 0; j < NORM_CHUNKS; ++j) {
@@ -70,22 +80,24 @@ __device__ __forceinline__ void rmsnorm_row(const float* __restrict__ x, const b
 
 // bf16 out: the input of a matrix product.
 extern "C" __global__ void __launch_bounds__(1024) rmsnorm_f32_to_bf16(const float* __restrict__ x, const bf16_t* __restrict__ w, bf16_t* __restrict__ out, int dim, float eps) {
-    rmsnorm_row(x, w, out, dim, eps);
+    rmsnorm_row<bf16_t, false>(x, w, out, dim, eps);
+}
+extern "C" __global__ void __launch_bounds__(1024) rmsnorm_f32_to_bf16_next_first(const float* __restrict__ x, const bf16_t* __restrict__ w, bf16_t* __restrict__ out, int dim, float eps) {
+    rmsnorm_row<bf16_t, true>(x, w, out, dim, eps);
 }
 
 extern "C" __global__ void __launch_bounds__(1024) rmsnorm_f32(const float* __restrict__ x, const bf16_t* __restrict__ w, float* __restrict__ out, int dim, float eps) {
-    rmsnorm_row(x, w, out, dim, eps);
+    rmsnorm_row<float, false>(x, w, out, dim, eps);
 }
 
 // out = rmsnorm(x + y) * w (bf16) and sum = x + y (fp32): the residual add that ends a block and
 // the norm that begins the next in one pass over the row. One block per row.
-extern "C" __global__ void __launch_bounds__(1024) add_rmsnorm_f32_to_bf16(
-    const float* __restrict__ x, const float* __restrict__ y, float* __restrict__ sum,
-    const bf16_t* __restrict__ w, bf16_t* __restrict__ out, int dim, float eps)
-{
+template <bool NextFirst>
+__device__ __forceinline__ void add_rmsnorm_rows(const float* __restrict__ x, const float* __restrict__ y, float* __restrict__ sum,
+                                                 const bf16_t* __restrict__ w, bf16_t* __restrict__ out, int dim, float eps) {
     float4 wv[NORM_CHUNKS], v[NORM_CHUNKS];
     load_norm_weight(w, dim, wv);
-    wait_for_previous_kernel();
+    norm_wait<NextFirst>();
     const long base = (long)blockIdx.x * dim;
     const float4* xr = reinterpret_cast<const float4*>(x + base);
     const float4* yr = reinterpret_cast<const float4*>(y + base);
@@ -101,6 +113,17 @@ extern "C" __global__ void __launch_bounds__(1024) add_rmsnorm_f32_to_bf16(
         }
     }
     normalize_chunks(v, wv, out, dim, eps);
+}
+
+extern "C" __global__ void __launch_bounds__(1024) add_rmsnorm_f32_to_bf16(
+    const float* __restrict__ x, const float* __restrict__ y, float* __restrict__ sum,
+    const bf16_t* __restrict__ w, bf16_t* __restrict__ out, int dim, float eps) {
+    add_rmsnorm_rows<false>(x, y, sum, w, out, dim, eps);
+}
+extern "C" __global__ void __launch_bounds__(1024) add_rmsnorm_f32_to_bf16_next_first(
+    const float* __restrict__ x, const float* __restrict__ y, float* __restrict__ sum,
+    const bf16_t* __restrict__ w, bf16_t* __restrict__ out, int dim, float eps) {
+    add_rmsnorm_rows<true>(x, y, sum, w, out, dim, eps);
 }
 
 // A layer's attention inputs from its fused q|k|v product (fp32 rows of (heads + 2*kv_heads) *
