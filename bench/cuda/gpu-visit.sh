@@ -3,8 +3,8 @@
 # whole 8B-shaped model against PyTorch + transformers, the server under load, and an error exit
 # of the CUDA engine.
 # Run from the repository root after `bash .device/unpack.sh`; logs go to $OUT (or ./gpu-logs).
-#   bash bench/cuda/gpu-visit.sh [checks] [labs] [prefillncu] [draws] [decodeab] [model] [long] [swap] [swapio] [prefix] [sanitizer] [serve] [exit] [smollm2] [gemma3] [cpuprofile] [cpu] [multi] [multi2] [swapmodes] [fp8] [fp8lab] [graphs] [overlap] [trace] [variants] [llamacuda] [servepeak] [servesweep]
-#   (default: all but draws, decodeab, swapio, smollm2, gemma3, cpuprofile, cpu, multi, multi2, swapmodes, fp8, fp8lab, graphs, overlap, trace, variants, llamacuda, servepeak and servesweep; smollm2, gemma3 and cpu need a GGUF carried in parts,
+#   bash bench/cuda/gpu-visit.sh [checks] [labs] [prefillncu] [draws] [decodeab] [model] [long] [swap] [swapio] [prefix] [sanitizer] [serve] [exit] [smollm2] [gemma3] [cpuprofile] [cpu] [multi] [multi2] [swapmodes] [fp8] [fp8lab] [graphs] [overlap] [trace] [placement] [variants] [llamacuda] [servepeak] [servesweep]
+#   (default: all but draws, decodeab, swapio, smollm2, gemma3, cpuprofile, cpu, multi, multi2, swapmodes, fp8, fp8lab, graphs, overlap, trace, placement, variants, llamacuda, servepeak and servesweep; smollm2, gemma3 and cpu need a GGUF carried in parts,
 #   see the smollm2 step; multi2 needs the 2-GPU machine, nvidia-h200-x2; swapmodes fits one device call of its own, about 6 minutes)
 # env: BATCH, PROMPT, DECODE (model: decode tokens, 32; the first 15 or so steps after the prefill run at
 # power-capped clocks, model-h200.md); BASELINE=DIR first runs bench model with DIR/hifc (an earlier binary, packed
@@ -48,6 +48,8 @@
 # overlap (issue 25): bench model with decode steps launched ahead and one at a time, alternating; BATCH, PROMPT, GRAPH_DECODE
 # graphs (issue 25, decode steps replayed from CUDA graphs; about 5 minutes with synth-8b already written):
 # GRAPH_MODELS (tiny,1b,qwen3:tiny,gemma3:tiny,mistral:tiny), GRAPH_DECODE (128), BATCH, PROMPT
+# placement (issue 25, python + torch only, about a minute): lab_placement.py, the multiprocessors a product's CTAs land on
+# when the kernel before lets it in early, against when it starts after; PLACEMENT_MS (1,8,16)
 # trace (issue 25, about 1 minute with synth-8b already written; needs .device/cupti from bench/cuda/build-kernel-trace.sh):
 # bench model's graph-replayed decode steps traced kernel by kernel (kernel_trace.c), then kernel_timeline.py's shares of the
 # step (trace-timeline.txt); BATCH, PROMPT, GRAPH_DECODE, TRACE_LAYER (40: the first of the 18 nodes listed one by one)
@@ -227,6 +229,11 @@ if has trace; then  # issue 25: where a graph-replayed decode step's time goes, 
     python3 bench/cuda/kernel_timeline.py "$out/trace.txt" --layer-from "${TRACE_LAYER:-40}" --layer-nodes 18 2>&1 \
         | tee "$out/trace-timeline.txt" | tee -a "$out/summary.txt"
     xz -T4 "$out/trace.txt"
+fi
+
+if has placement; then  # issue 25: where a product let in early lands (see the header)
+    stamp "placement: lab_placement.py"
+    (cd bench/cuda && python3 lab_placement.py --ms "${PLACEMENT_MS:-1,8,16}") 2>&1 | tee "$out/placement.txt" | tee -a "$out/summary.txt"
 fi
 
 if has variants; then  # issues 22 and 25: lab-only kernel switches timed over whole decode steps (see the header)

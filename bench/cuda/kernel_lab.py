@@ -112,9 +112,11 @@ class Lab:
                     f"cuOccupancyMaxActiveBlocksPerMultiprocessor({kernel})")
         return n.value
 
-    def launch(self, kernel, grid, block, args, shared=0, stream=None):
+    def launch(self, kernel, grid, block, args, shared=0, stream=None, pdl=False):
         """args: torch tensors (passed as device pointers), ints (C int), floats (C float),
-        or ctypes values (passed as they are, e.g. ctypes.c_long for a C long)."""
+        or ctypes values (passed as they are, e.g. ctypes.c_long for a C long). pdl: launched
+        as hifc launches every kernel (CUDAFunction.swift), with programmatic stream serialization,
+        so it may start once the kernel before it lets it in (griddepcontrol.launch_dependents)."""
         holders = []
         for a in args:
             if isinstance(a, torch.Tensor):
@@ -136,7 +138,34 @@ class Lab:
         if shared > 0:  # the static shared memory counts against the 48 KiB default too
             # CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES = 8
             self._check(self.cuda.cuFuncSetAttribute(fn, 8, shared), f"cuFuncSetAttribute({kernel})")
-        self._check(self.cuda.cuLaunchKernel(fn, *g, *b, shared, ctypes.c_void_p(s), params, None), f"launch {kernel}")
+        if not pdl:
+            self._check(self.cuda.cuLaunchKernel(fn, *g, *b, shared, ctypes.c_void_p(s), params, None), f"launch {kernel}")
+            return
+        # CUlaunchAttribute: a 32-bit id padded to 8, a 64-byte value; id 6 is
+        # CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION, value 1 allows it.
+        attribute = (ctypes.c_uint8 * 72)()
+        ctypes.c_int32.from_buffer(attribute, 0).value = 6
+        ctypes.c_int32.from_buffer(attribute, 8).value = 1
+        # CUlaunchConfig: grid and block sizes, shared bytes, the stream at 32, attributes at 40, their count at 48.
+        config = (ctypes.c_uint8 * 56)()
+        for i, v in enumerate(g + b + (shared,)):
+            ctypes.c_uint32.from_buffer(config, 4 * i).value = v
+        ctypes.c_uint64.from_buffer(config, 32).value = s
+        ctypes.c_uint64.from_buffer(config, 40).value = ctypes.addressof(attribute)
+        ctypes.c_uint32.from_buffer(config, 48).value = 1
+        self._check(self.cuda.cuLaunchKernelEx(ctypes.byref(config), fn, params, None), f"launch {kernel} (PDL)")
+
+    def global_array(self, name, ctype, count):
+        """The first `count` elements of the __device__ array `name` (of C type `ctype`) of the module
+        that defines it, copied to the host after the work queued so far."""
+        torch.cuda.synchronize()
+        for module in self._modules:
+            address, size = ctypes.c_uint64(), ctypes.c_size_t()
+            if self.cuda.cuModuleGetGlobal_v2(ctypes.byref(address), ctypes.byref(size), module, name.encode()) == 0:
+                out = (ctype * count)()
+                self._check(self.cuda.cuMemcpyDtoH_v2(out, address, ctypes.sizeof(out)), f"copy of {name}")
+                return list(out)
+        raise KeyError(f"no module defines {name}")
 
 
 def median_ms(fn, iters=20, warmup=3):

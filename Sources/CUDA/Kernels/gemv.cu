@@ -75,6 +75,13 @@ __device__ __forceinline__ void gemv_paired_item(const float (*red)[R * T * 4][3
     for (int q = 0; q < warps; q++) { lo += red[q][a][l]; hi += red[q][a + 2][l]; }
 }
 
+#ifdef HIFC_GEMV_PLACEMENT_PROBE
+// Lab only (bench/cuda/lab_placement.py): the multiprocessor each CTA of the skinny GEMM ran on and
+// when it started (%globaltimer, ns), by block index; a later launch overwrites an earlier one's.
+__device__ unsigned int gemv_probe_sm[1 << 16];
+__device__ unsigned long long gemv_probe_start[1 << 16];
+#endif
+
 // T: token tiles of 8 (m <= 8·T); R: 16-feature tiles per CTA; U: 32-k chunks per step;
 // P: prefetch the next step's loads before the current step's mma; H: L2 256-byte hint;
 // W: the most warps a CTA may have (sizes the shared reduction buffer); G: gated (below).
@@ -96,6 +103,16 @@ template <int T, int R, int U, int P, int H, int W, int G>
 __device__ __forceinline__ void skinny_gemm(const bf16_t* __restrict__ x, const bf16_t* __restrict__ w,
                                             void* __restrict__ y, int m, int n, int k, const GemvRotaryOut ro) {
     __shared__ float red[W][R * T * 4][32];
+#ifdef HIFC_GEMV_PLACEMENT_PROBE
+    if (threadIdx.x == 0) {
+        unsigned int sm;
+        unsigned long long now;
+        asm volatile("mov.u32 %0, %%smid;" : "=r"(sm));
+        asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(now));
+        gemv_probe_sm[blockIdx.x] = sm;
+        gemv_probe_start[blockIdx.x] = now;
+    }
+#endif
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
     const int g = lane >> 2, t = lane & 3;
     // Output features per CTA: 16 a tile, or 8 gated (each tile row pairs with its up row).
