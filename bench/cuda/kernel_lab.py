@@ -163,7 +163,7 @@ class Lab:
             address, size = ctypes.c_uint64(), ctypes.c_size_t()
             if self.cuda.cuModuleGetGlobal_v2(ctypes.byref(address), ctypes.byref(size), module, name.encode()) == 0:
                 out = (ctype * count)()
-                self._check(self.cuda.cuMemcpyDtoH_v2(out, address, ctypes.sizeof(out)), f"copy of {name}")
+                self._check(self.cuda.cuMemcpyDtoH_v2(out, address, ctypes.c_size_t(ctypes.sizeof(out))), f"copy of {name}")
                 return list(out)
         raise KeyError(f"no module defines {name}")
 
