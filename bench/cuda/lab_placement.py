@@ -14,7 +14,8 @@
 #   pdl:   both launched as hifc launches them, the second let in at the first's wait;
 #   norm:  a one-block-a-row add + RMSNorm between them, all three as hifc launches them (its decode step).
 # Prints, for the second product: how many multiprocessors its CTAs ran on, the most CTAs on one, the
-# spread of their start times, and the chain's GPU time (a CUDA graph of 20 chains).
+# spread of their start times, its span (first start to last end) and the longest any one
+# multiprocessor was busy with it, and the chain's GPU time (a CUDA graph of 20 chains).
 import argparse
 import collections
 import ctypes
@@ -49,8 +50,8 @@ def main():
     lab = Lab(kernels_dir=probed_kernels(args.kernels), modules=["gemv", "norm_rope"])
     sms = torch.cuda.get_device_properties(0).multi_processor_count
     print(f"{torch.cuda.get_device_name(0)}, {sms} multiprocessors")
-    print("| m | pair | chain | second's CTAs | multiprocessors used | most CTAs on one | start spread | chain time |")
-    print("| ---: | --- | --- | ---: | ---: | ---: | ---: | ---: |")
+    print("| m | pair | chain | second's CTAs | multiprocessors used | most CTAs on one | start spread | span | busiest | chain time |")
+    print("| ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for m in [int(v) for v in args.ms.split(",")]:
         for first, n1, k1, second, n2, gated in PAIRS:
             name1, features1, warps1 = launcher_choice(lab, m, n1, sms)
@@ -80,10 +81,16 @@ def main():
                     chain(mode)
                 sm = lab.global_array("gemv_probe_sm", ctypes.c_uint32, grid2)
                 start = lab.global_array("gemv_probe_start", ctypes.c_uint64, grid2)
+                end = lab.global_array("gemv_probe_end", ctypes.c_uint64, grid2)
                 per_sm = collections.Counter(sm)
+                busy = collections.defaultdict(lambda: [2**64, 0])
+                for s_, b_, e_ in zip(sm, start, end):
+                    busy[s_] = [min(busy[s_][0], b_), max(busy[s_][1], e_)]
+                busiest = max(e_ - b_ for b_, e_ in busy.values())
                 ms = graph_ms(lambda: chain(mode))
                 print(f"| {m} | {first} ({grid1} CTAs of {name1}) then {second} ({name2}) | {mode} | {grid2} | {len(per_sm)} of {sms} "
-                      f"| {max(per_sm.values())} | {(max(start) - min(start)) / 1000:.1f} us | {ms * 1000:.1f} us |")
+                      f"| {max(per_sm.values())} | {(max(start) - min(start)) / 1000:.1f} us | {(max(end) - min(start)) / 1000:.1f} us "
+                      f"| {busiest / 1000:.1f} us | {ms * 1000:.1f} us |")
 
 
 if __name__ == "__main__":

@@ -76,10 +76,23 @@ __device__ __forceinline__ void gemv_paired_item(const float (*red)[R * T * 4][3
 }
 
 #ifdef HIFC_GEMV_PLACEMENT_PROBE
-// Lab only (bench/cuda/lab_placement.py): the multiprocessor each CTA of the skinny GEMM ran on and
-// when it started (%globaltimer, ns), by block index; a later launch overwrites an earlier one's.
+// Lab only (bench/cuda/lab_placement.py): the multiprocessor each CTA of the skinny GEMM ran on,
+// when it started and when its thread 0 left (%globaltimer, ns), by block index; a later launch
+// overwrites an earlier one's.
 __device__ unsigned int gemv_probe_sm[1 << 16];
 __device__ unsigned long long gemv_probe_start[1 << 16];
+__device__ unsigned long long gemv_probe_end[1 << 16];
+__device__ __forceinline__ unsigned long long gemv_probe_now() {
+    unsigned long long now;
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(now));
+    return now;
+}
+// Records the end time on every way out of the kernel.
+struct GemvProbeEnd {
+    __device__ ~GemvProbeEnd() {
+        if (threadIdx.x == 0) gemv_probe_end[blockIdx.x] = gemv_probe_now();
+    }
+};
 #endif
 
 // T: token tiles of 8 (m <= 8·T); R: 16-feature tiles per CTA; U: 32-k chunks per step;
@@ -104,13 +117,12 @@ __device__ __forceinline__ void skinny_gemm(const bf16_t* __restrict__ x, const 
                                             void* __restrict__ y, int m, int n, int k, const GemvRotaryOut ro) {
     __shared__ float red[W][R * T * 4][32];
 #ifdef HIFC_GEMV_PLACEMENT_PROBE
+    const GemvProbeEnd probe_end;
     if (threadIdx.x == 0) {
         unsigned int sm;
-        unsigned long long now;
         asm volatile("mov.u32 %0, %%smid;" : "=r"(sm));
-        asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(now));
         gemv_probe_sm[blockIdx.x] = sm;
-        gemv_probe_start[blockIdx.x] = now;
+        gemv_probe_start[blockIdx.x] = gemv_probe_now();
     }
 #endif
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
