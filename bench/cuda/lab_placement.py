@@ -68,11 +68,12 @@ def main():
             w2 = (torch.randn(n2, HIDDEN, device="cuda") * 0.05).bfloat16()
             y2 = torch.empty(m, n2 // 2 if gated else n2, device="cuda", dtype=torch.bfloat16 if gated else torch.float32)
             norm = "add_rmsnorm_f32_to_bf16" + ("_next_first" if m == 1 else "")
+            norm_threads = min(1024, ((HIDDEN // 4 + 3) // 4 + 31) // 32 * 32)  # CUDAKernels.normBlock's rule
 
             def chain(mode):
                 lab.launch(name1, (grid1,), (32 * warps1,), [x1, w1, y1, m, n1, k1], pdl=True)
                 if mode == "norm":
-                    lab.launch(norm, (m,), (256,), [residual, y1, total, norm_w, x2, HIDDEN, 1e-5], pdl=True)
+                    lab.launch(norm, (m,), (norm_threads,), [residual, y1, total, norm_w, x2, HIDDEN, 1e-5], pdl=True)
                 lab.launch(name2 + ("_silu" if gated else ""), (grid2,), (32 * warps2,), [x2, w2, y2, m, n2, HIDDEN],
                            pdl=mode != "after")
 
