@@ -13,9 +13,10 @@
 #   after: the second product launched plainly: it starts once the first has finished;
 #   pdl:   both launched as hifc launches them, the second let in at the first's wait;
 #   norm:  a one-block-a-row add + RMSNorm between them, all three as hifc launches them (its decode step).
-# Prints, for the second product: how many multiprocessors its CTAs ran on, the most CTAs on one, the
-# spread of their start times, its span (first start to last end) and the longest any one
-# multiprocessor was busy with it, and the chain's GPU time (a CUDA graph of 20 chains).
+# Prints, for the second product of the last chain of a CUDA graph of 20 (every launch queued ahead,
+# as in hifc's graphs): how many multiprocessors its CTAs ran on, the most CTAs on one, the spread of
+# their start times, its span (first start to last end) and the longest any one multiprocessor was
+# busy with it; and the chain's GPU time (that graph's replays).
 import argparse
 import collections
 import ctypes
@@ -78,8 +79,10 @@ def main():
                            pdl=mode != "after")
 
             for mode in ("after", "pdl", "norm"):
-                for _ in range(3):
-                    chain(mode)
+                # The probe is read after the graph's replays: launched one by one from Python, the
+                # second product is queued only after the first has ended (a launch takes longer than
+                # a batch-16 product), so it could never be placed early.
+                ms = graph_ms(lambda: chain(mode))
                 sm = lab.global_array("gemv_probe_sm", ctypes.c_uint32, grid2)
                 start = lab.global_array("gemv_probe_start", ctypes.c_uint64, grid2)
                 end = lab.global_array("gemv_probe_end", ctypes.c_uint64, grid2)
@@ -88,7 +91,6 @@ def main():
                 for s_, b_, e_ in zip(sm, start, end):
                     busy[s_] = [min(busy[s_][0], b_), max(busy[s_][1], e_)]
                 busiest = max(e_ - b_ for b_, e_ in busy.values())
-                ms = graph_ms(lambda: chain(mode))
                 print(f"| {m} | {first} ({grid1} CTAs of {name1}) then {second} ({name2}) | {mode} | {grid2} | {len(per_sm)} of {sms} "
                       f"| {max(per_sm.values())} | {(max(start) - min(start)) / 1000:.1f} us | {(max(end) - min(start)) / 1000:.1f} us "
                       f"| {busiest / 1000:.1f} us | {ms * 1000:.1f} us |")
