@@ -338,6 +338,38 @@ template <int D>
 __device__ __forceinline__ int swz(int row, int chunk) { return row * D + ((chunk ^ (row & 7)) << 3); }
 
 
+// MARK: mbarriers and bulk tensor copies (sm_90 on: the Hopper prefill kernel's pipeline)
+
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+// mbarriers in shared memory.
+__device__ __forceinline__ void mbar_init(unsigned int bar, int count) {
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" :: "r"(bar), "r"(count) : "memory");
+}
+__device__ __forceinline__ void mbar_arrive(unsigned int bar) {
+    asm volatile("{\n.reg .b64 state;\nmbarrier.arrive.shared::cta.b64 state, [%0];\n}\n" :: "r"(bar) : "memory");
+}
+// Arrives on `bar` and adds `bytes` to the transfers its phase waits for (the bulk copies below).
+__device__ __forceinline__ void mbar_expect_bytes(unsigned int bar, unsigned int bytes) {
+    asm volatile("{\n.reg .b64 state;\nmbarrier.arrive.expect_tx.shared::cta.b64 state, [%0], %1;\n}\n" :: "r"(bar), "r"(bytes) : "memory");
+}
+// A bulk tensor copy (TMA) of one box of the tensor map at `map` (global memory), at coordinates
+// c0..c4 (innermost first), into shared memory at `dst`; its bytes count on mbarrier `bar`.
+__device__ __forceinline__ void tma_load_5d(unsigned int dst, const void* map, unsigned int bar, int c0, int c1, int c2, int c3, int c4) {
+    asm volatile(
+        "cp.async.bulk.tensor.5d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4, %5, %6}], [%7];\n"
+        :: "r"(dst), "l"(map), "r"(c0), "r"(c1), "r"(c2), "r"(c3), "r"(c4), "r"(bar) : "memory");
+}
+__device__ __forceinline__ void mbar_wait(unsigned int bar, int parity) {
+    asm volatile(
+        "{\n.reg .pred done;\nWAIT:\nmbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n@!done bra WAIT;\n}\n"
+        :: "r"(bar), "r"(parity) : "memory");
+}
+
+// Shared-memory writes of the generic proxy (st.shared, cp.async) made visible to the async
+// proxy's accesses (wgmma's reads, bulk copies' writes).
+__device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
+#endif
+
 // MARK: Thread block clusters (sm_90 on; below it these trap, and no launcher picks a kernel
 // that calls them)
 

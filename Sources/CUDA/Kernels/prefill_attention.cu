@@ -514,8 +514,6 @@ __device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_grou
 __device__ __forceinline__ void wgmma_wait0() { asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory"); }
 // Waits until at most one committed group (the newest) is still in flight.
 __device__ __forceinline__ void wgmma_wait1() { asm volatile("wgmma.wait_group.sync.aligned 1;\n" ::: "memory"); }
-// Shared-memory writes of the generic proxy (st.shared, cp.async) made visible to wgmma's reads.
-__device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
 // Pins registers that an in-flight wgmma writes: the compiler must not move or read them across
 // this point (it does not know the MMA is asynchronous).
 template <int N>
@@ -573,30 +571,6 @@ __device__ __forceinline__ void wg_issue_s(float (&s)[16][4], unsigned int q, un
     }
     wgmma_commit();
     fence_operands<16>(s);
-}
-
-// mbarriers in shared memory (the Hopper kernel's pipeline).
-__device__ __forceinline__ void mbar_init(unsigned int bar, int count) {
-    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" :: "r"(bar), "r"(count) : "memory");
-}
-__device__ __forceinline__ void mbar_arrive(unsigned int bar) {
-    asm volatile("{\n.reg .b64 state;\nmbarrier.arrive.shared::cta.b64 state, [%0];\n}\n" :: "r"(bar) : "memory");
-}
-// Arrives on `bar` and adds `bytes` to the transfers its phase waits for (the bulk copies below).
-__device__ __forceinline__ void mbar_expect_bytes(unsigned int bar, unsigned int bytes) {
-    asm volatile("{\n.reg .b64 state;\nmbarrier.arrive.expect_tx.shared::cta.b64 state, [%0], %1;\n}\n" :: "r"(bar), "r"(bytes) : "memory");
-}
-// A bulk tensor copy (TMA) of one box of the tensor map at `map` (global memory), at coordinates
-// c0..c4 (innermost first), into shared memory at `dst`; its bytes count on mbarrier `bar`.
-__device__ __forceinline__ void tma_load_5d(unsigned int dst, const void* map, unsigned int bar, int c0, int c1, int c2, int c3, int c4) {
-    asm volatile(
-        "cp.async.bulk.tensor.5d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4, %5, %6}], [%7];\n"
-        :: "r"(dst), "l"(map), "r"(c0), "r"(c1), "r"(c2), "r"(c3), "r"(c4), "r"(bar) : "memory");
-}
-__device__ __forceinline__ void mbar_wait(unsigned int bar, int parity) {
-    asm volatile(
-        "{\n.reg .pred done;\nWAIT:\nmbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n@!done bra WAIT;\n}\n"
-        :: "r"(bar), "r"(parity) : "memory");
 }
 
 // The Hopper kernel's shared memory: Q's two 64-row halves, STAGES K and V tiles of 128 keys,
