@@ -4,9 +4,9 @@
 # and contexts, each kernel variant at several context splits, the whole attention timed (the
 # partial kernel and, where one runs, the combine kernel).
 # Usage (GPU machine, from bench/cuda):
-#   python3 lab_decode_attention.py [--kernels DIR] [--baseline DIR] [--quick]
+#   python3 lab_decode_attention.py [--kernels DIR] [--baseline DIR] [--quick] [--bf16]
 # --quick: the checks at three shapes and the timing of the decode step's shape only (8B layer,
-# batch 16 and 1, 8192-token contexts), about a minute.
+# batch 16 and 1, 8192-token contexts), about a minute. --bf16: the bf16 pool only.
 # --profile K1,K2: no checks or sweeps; each named kernel is launched 3 times on the fp8 decode
 # step's shape (batch 16, 8192 tokens, the hifc split count), for a profiler (ncu -k) to pick up.
 # --baseline names another Kernels directory holding the earlier paged_attention_wide_* kernels
@@ -31,8 +31,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 # Warps, keys per warp per stage, stages: paged_attention_decode_d* as CUDAKernels.decodeAttentionLaunch
 # launches them, then the lab-only variants.
 DECODE = {"paged_attention_decode_d64": (4, 16, 3), "paged_attention_decode_d128": (8, 16, 3), "paged_attention_decode_d256": (4, 16, 3)}
-# name: (warps, keys, stages), from lab_decode_variants.cu (none at present).
-LAB_VARIANTS = {}
+# name: (warps, keys, stages), from lab_decode_variants.cu; a name ending in _tma takes the pool's
+# tensor map (decode_kv_map) as its last argument.
+LAB_VARIANTS = {"paged_attention_decode_d128_tma": (8, 16, 3)}
 DECODE_FP8 = {"paged_attention_decode_d64_fp8": (4, 16, 5), "paged_attention_decode_d128_fp8": (8, 16, 3),
               "paged_attention_decode_d256_fp8": (4, 16, 5)}
 LAB_VARIANTS_FP8 = {}
@@ -65,12 +66,30 @@ def decode_name(shape, splits=1):
     return f"paged_attention_decode_d{shape.hd}" + ("_fp8" if shape.fp8 else "") + cluster
 
 
-def decode_smem(hd, warps, keys, stages, fp8=False):
+def decode_smem(hd, warps, keys, stages, fp8=False, tma=False):
     # As CUDAKernels.decodeAttentionLaunch: bf16, Q's m16 tile then the K/V stages; fp8, stages of
-    # K and V codes and their scales.
+    # K and V codes and their scales. The _tma variant aligns its stages to 1024 bytes and keeps an
+    # mbarrier a stage after them.
     if fp8:
         return stages * (2 * hd + 8) * warps * keys
-    return 16 * hd * 2 + stages * 2 * warps * keys * hd * 2
+    return 16 * hd * 2 + stages * 2 * warps * keys * hd * 2 + (1023 + 8 * stages if tma else 0)
+
+
+def decode_kv_map(lab, shape, pool):
+    """The pool's tensor map for the _tma variant, as lab_prefill_attention.kv_map makes it for the
+    Hopper prefill kernel: [block][layer * 2 + K|V][token][KV head][dim] in boxes of the largest
+    power of two dividing the block and 128 tokens, x 64 dims, 128-byte swizzle, zeros out of
+    bounds; 128 bytes in device memory."""
+    row = shape.hd * 2
+    dims = (ctypes.c_uint64 * 5)(shape.hd, shape.kvh, shape.bt, 2 * shape.layers, pool.shape[0])
+    strides = (ctypes.c_uint64 * 4)(row, shape.kvh * row, shape.bt * shape.kvh * row, shape.block_elems * 2)
+    box = (ctypes.c_uint32 * 5)(64, 1, min(128, shape.bt & -shape.bt), 1, 1)
+    ones = (ctypes.c_uint32 * 5)(1, 1, 1, 1, 1)
+    host = (ctypes.c_uint8 * 128)()
+    # bf16 = 9, interleave none, 128-byte swizzle = 3, L2 promotion 256 bytes = 3, zero fill.
+    lab._check(lab.cuda.cuTensorMapEncodeTiled(host, 9, 5, ctypes.c_void_p(pool.data_ptr()), dims, strides, box, ones, 0, 3, 3, 0),
+               "cuTensorMapEncodeTiled")
+    return torch.tensor(bytearray(host), dtype=torch.uint8).cuda()
 
 
 def splits_for(context, rows, kvh, sms, resident=1):
@@ -125,7 +144,11 @@ class Call:
             args += [self.out, 1 << 30]  # fresh_tokens: every position counts as just written (no PDL here anyway)
             if shape.fp8:
                 args += [ctypes.c_long(shape.scale_offset)]
-            shared, threads = decode_smem(shape.hd, warps, keys, stages, shape.fp8), 32 * warps
+            tma = kernel.endswith("_tma")
+            if tma:
+                self.kv_map = decode_kv_map(lab, shape, pool)
+                args += [self.kv_map]
+            shared, threads = decode_smem(shape.hd, warps, keys, stages, shape.fp8, tma), 32 * warps
             combine = splits > 1 and cluster_blocks(kernel) == 1
         cargs = [self.part_m, self.part_l, self.part_acc, self.out, shape.qh, shape.hd, splits]
 
@@ -233,6 +256,7 @@ def main():
     ap.add_argument("--baseline", default=None)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--profile", default=None)
+    ap.add_argument("--bf16", action="store_true", help="the bf16 pool only (checks and timings)")
     args = ap.parse_args()
     lab = Lab(with_variants(args.kernels, "attention", os.path.join(HERE, "lab_decode_variants.cu")), modules=["attention"])
     if args.profile:
@@ -252,12 +276,13 @@ def main():
     if args.quick:
         shapes = [shapes[0], shapes[2], shapes[3]]
     # Each over bf16, over fp8, and over fp8 with rows whose scales span four decades.
-    for (hd, qh, kvh, bt, batch, context), (fp8, spread) in itertools.product(shapes, [(False, False), (True, False), (True, True)]):
+    pools = [(False, False)] if args.bf16 else [(False, False), (True, False), (True, True)]
+    for (hd, qh, kvh, bt, batch, context), (fp8, spread) in itertools.product(shapes, pools):
         shape = Shape(3, kvh, hd, bt, qh, fp8)
         pool, values, tables, ctx, row_table, q = inputs(shape, batch, context, 7 + hd + batch, spread=spread)
         ref = reference(shape, q, values, tables, ctx, 1, hd ** -0.5)
         variants = LAB_VARIANTS_FP8 if fp8 else LAB_VARIANTS
-        kernels = [k for k in variants if hd == 128 and qh // kvh == 4]
+        kernels = [k for k in variants if hd == 128 and qh // kvh <= 8]
         for splits in (1, 2, 3, 8, 16, 24):
             for kernel in [decode_name(shape, splits)] + (kernels if splits in (1, 3, 8, 24) else []):
                 c = Call(lab, kernel, shape, q, pool, tables, row_table, ctx, context, 1, splits, hd ** -0.5)
@@ -279,7 +304,7 @@ def main():
     # Each over bf16, then over fp8; (16, 8192=) and (1, 8192=) are the decode step of fp8-kv.md.
     for batch, context, equal, fp8 in [(b, c, e, f) for b, c, e in [(1, 2048, False), (16, 2048, False), (16, 4096, False), (16, 8192, True),
                                                                    (1, 8192, True), (1, 32768, False), (64, 1024, False)]
-                                       if not args.quick or c == 8192 for f in (False, True)]:
+                                       if not args.quick or c == 8192 for f in ((False,) if args.bf16 else (False, True))]:
         shape = Shape(32, 8, 128, 64, 32, fp8)
         pool, _, tables, ctx, row_table, q = inputs(shape, batch, context, 99, equal, random_codes=True)
         kv_bytes = shape.kv_bytes(int(ctx.sum()))
