@@ -206,11 +206,12 @@ def pack_fp8(shape, codes, scales):
 
 def inputs(shape, batch, context, seed, equal=False, spread=False, random_codes=False):
     # Rows of different lengths (context - 37 i), or with `equal` all of `context`, as in a decode
-    # step of `hifc bench model`. Answers the pool (bf16 elements or fp8 bytes), what its values
-    # stand for (for the reference; None with `random_codes`), the tables, lengths, row table and
-    # q. `spread`: each K/V row's values times 10^u, u uniform in [-3, 1], so that the rows' scales
-    # span four decades. `random_codes` (fp8, for timing): random codes and scales, not coded from
-    # values, which is quicker for pools of many GB.
+    # step of `hifc bench model`. Answers the pool (bf16 elements or fp8 bytes; over bf16 NaN in
+    # the slots past each row's end), what its values stand for (for the reference; None with
+    # `random_codes`), the tables, lengths, row table and q. `spread`: each K/V row's values times
+    # 10^u, u uniform in [-3, 1], so that the rows' scales span four decades. `random_codes` (fp8,
+    # for timing): random codes and scales, not coded from values, which is quicker for pools of
+    # many GB.
     torch.manual_seed(seed)
     nb = (context + shape.bt - 1) // shape.bt
     dims = (batch * nb, shape.layers, 2, shape.bt, shape.kvh, shape.hd)
@@ -232,6 +233,13 @@ def inputs(shape, batch, context, seed, equal=False, spread=False, random_codes=
     tables = torch.randperm(batch * nb, device="cuda", dtype=torch.int32).view(batch, nb).contiguous()
     lens = [context if equal else max(1, context - 37 * i) for i in range(batch)]
     ctx = torch.tensor(lens, dtype=torch.int32, device="cuda")
+    if not shape.fp8:
+        # The slots past each row's end in its last block hold NaN, as a pool's unwritten slots
+        # may: no kernel may let them reach the output (their P is 0, but 0 · NaN is NaN).
+        blocks, table_rows = pool.view(dims), tables.tolist()
+        for r, n in enumerate(lens):
+            for p in range(n, (n + shape.bt - 1) // shape.bt * shape.bt):
+                blocks[table_rows[r][p // shape.bt], :, :, p % shape.bt] = float("nan")
     row_table = torch.arange(batch, dtype=torch.int32, device="cuda")
     q = torch.rand(batch, shape.qh * shape.hd, device="cuda") - 0.5
     return pool, values, tables, ctx, row_table, q
