@@ -29,6 +29,23 @@ def with_variants(kernels, module, variants):
     return d
 
 
+def pool_tensor_map(lab, data_ptr, hd, kvh, bt, layers, blocks, block_bytes, box_tokens):
+    """The tensor map of a block-major bf16 pool at `data_ptr` for the Hopper attention kernels' bulk
+    copies, as CUDAKernels.prefillKVMap makes it: [block][layer * 2 + K|V][token][KV head][dim]
+    (blocks `block_bytes` apart) in boxes of `box_tokens` x 64 dims, 128-byte swizzle, zeros out of
+    bounds; 128 bytes in device memory."""
+    row = hd * 2
+    dims = (ctypes.c_uint64 * 5)(hd, kvh, bt, 2 * layers, blocks)
+    strides = (ctypes.c_uint64 * 4)(row, kvh * row, bt * kvh * row, block_bytes)
+    box = (ctypes.c_uint32 * 5)(64, 1, box_tokens, 1, 1)
+    ones = (ctypes.c_uint32 * 5)(1, 1, 1, 1, 1)
+    host = (ctypes.c_uint8 * 128)()
+    # bf16 = 9, interleave none, 128-byte swizzle = 3, L2 promotion 256 bytes = 3, zero fill.
+    lab._check(lab.cuda.cuTensorMapEncodeTiled(host, 9, 5, ctypes.c_void_p(data_ptr), dims, strides, box, ones, 0, 3, 3, 0),
+               "cuTensorMapEncodeTiled")
+    return torch.tensor(bytearray(host), dtype=torch.uint8).cuda()
+
+
 def _load(name, dirs):
     for d in dirs:
         for p in sorted(glob.glob(os.path.join(d, name))):

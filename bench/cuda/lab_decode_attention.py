@@ -25,7 +25,7 @@ import sys
 
 import torch
 
-from kernel_lab import KERNELS, Lab, copy_bandwidth_gbs, graph_ms, rel_err, settle, with_variants
+from kernel_lab import KERNELS, Lab, copy_bandwidth_gbs, graph_ms, pool_tensor_map, rel_err, settle, with_variants
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 # Warps, keys per warp per stage, stages: paged_attention_decode_d* as CUDAKernels.decodeAttentionLaunch
@@ -76,20 +76,10 @@ def decode_smem(hd, warps, keys, stages, fp8=False, tma=False):
 
 
 def decode_kv_map(lab, shape, pool):
-    """The pool's tensor map for the _tma variant, as lab_prefill_attention.kv_map makes it for the
-    Hopper prefill kernel: [block][layer * 2 + K|V][token][KV head][dim] in boxes of the largest
-    power of two dividing the block and 128 tokens, x 64 dims, 128-byte swizzle, zeros out of
-    bounds; 128 bytes in device memory."""
-    row = shape.hd * 2
-    dims = (ctypes.c_uint64 * 5)(shape.hd, shape.kvh, shape.bt, 2 * shape.layers, pool.shape[0])
-    strides = (ctypes.c_uint64 * 4)(row, shape.kvh * row, shape.bt * shape.kvh * row, shape.block_elems * 2)
-    box = (ctypes.c_uint32 * 5)(64, 1, min(128, shape.bt & -shape.bt), 1, 1)
-    ones = (ctypes.c_uint32 * 5)(1, 1, 1, 1, 1)
-    host = (ctypes.c_uint8 * 128)()
-    # bf16 = 9, interleave none, 128-byte swizzle = 3, L2 promotion 256 bytes = 3, zero fill.
-    lab._check(lab.cuda.cuTensorMapEncodeTiled(host, 9, 5, ctypes.c_void_p(pool.data_ptr()), dims, strides, box, ones, 0, 3, 3, 0),
-               "cuTensorMapEncodeTiled")
-    return torch.tensor(bytearray(host), dtype=torch.uint8).cuda()
+    """The pool's tensor map for the _tma variant (kernel_lab.pool_tensor_map), in boxes of the
+    largest power of two dividing the block and 128 tokens (hopper_box_tokens)."""
+    return pool_tensor_map(lab, pool.data_ptr(), shape.hd, shape.kvh, shape.bt, shape.layers, pool.shape[0], shape.block_elems * 2,
+                           min(128, shape.bt & -shape.bt))
 
 
 def splits_for(context, rows, kvh, sms, resident=1):

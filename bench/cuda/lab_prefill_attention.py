@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from kernel_lab import KERNELS, Lab, graph_ms, rel_err, settle, with_variants  # noqa: E402
+from kernel_lab import KERNELS, Lab, graph_ms, pool_tensor_map, rel_err, settle, with_variants  # noqa: E402
 
 TILE_TOKENS = 64  # PA_TILE_TOKENS
 # Kernel variants (warps, m16 row tiles per warp, keys per shared tile, K/V tiles in flight) per
@@ -108,21 +108,12 @@ def box_tokens(kernels_dir, bt):
 
 
 def kv_map(lab, pool):
-    """The pool's tensor map for the Hopper kernel's bulk copies, as CUDAKernels.prefillKVMap makes
-    it: [block][layer * 2 + K|V][token][KV head][dim] in boxes of box_tokens x 64 dims, 128-byte
-    swizzle, zeros out of bounds; 128 bytes in device memory."""
+    """The pool's tensor map for the Hopper kernel's bulk copies (kernel_lab.pool_tensor_map), in
+    boxes of box_tokens, made once a box size."""
     tokens = box_tokens(lab.kernels_dir, pool.bt)
     if tokens not in pool.maps:
-        row = pool.hd * 2
-        dims = (ctypes.c_uint64 * 5)(pool.hd, pool.kvh, pool.bt, 2 * pool.layers, pool.data.shape[0])
-        strides = (ctypes.c_uint64 * 4)(row, pool.kvh * row, pool.bt * pool.kvh * row, pool.stride * 2)
-        box = (ctypes.c_uint32 * 5)(64, 1, tokens, 1, 1)
-        ones = (ctypes.c_uint32 * 5)(1, 1, 1, 1, 1)
-        host = (ctypes.c_uint8 * 128)()
-        # bf16 = 9, interleave none, 128-byte swizzle = 3, L2 promotion 256 bytes = 3, zero fill.
-        lab._check(lab.cuda.cuTensorMapEncodeTiled(host, 9, 5, ctypes.c_void_p(pool.data.data_ptr()), dims, strides, box, ones,
-                                                   0, 3, 3, 0), "cuTensorMapEncodeTiled")
-        pool.maps[tokens] = torch.tensor(bytearray(host), dtype=torch.uint8).cuda()
+        pool.maps[tokens] = pool_tensor_map(lab, pool.data.data_ptr(), pool.hd, pool.kvh, pool.bt, pool.layers, pool.data.shape[0],
+                                            pool.stride * 2, tokens)
     return pool.maps[tokens]
 
 
