@@ -18,9 +18,10 @@ public struct CUDAKernels: Sendable {
     /// (`decodeAttentionLaunch`): on devices with clusters, unless `HIFC_CUDA_DECODE_CLUSTERS=0`
     /// asks for the split kernel and `paged_attention_combine`, to compare the two in one run.
     let decodeClusters: Bool
-    /// Whether a row's draw (`sampleRows`) is made by a cluster of 8 blocks rather than one: on
-    /// devices with clusters, unless `HIFC_CUDA_DRAW_CLUSTERS=0` asks for one block a row (on an
-    /// H200 the cluster's sampled 8B decode step is 1.05 ms shorter at batch 1, logprobs.md).
+    /// Whether a row's draw (`sampleRows`) and argmax (`argmax`) are made by a cluster of 8
+    /// blocks rather than one: on devices with clusters, unless `HIFC_CUDA_DRAW_CLUSTERS=0` asks
+    /// for one block a row (on an H200 the cluster's sampled 8B decode step is 1.05 ms shorter at
+    /// batch 1, logprobs.md).
     let drawClusters: Bool
     /// The longest span of a row's context one decode attention split takes (`attentionSplits`):
     /// `HIFC_CUDA_DECODE_SPLIT_TOKENS`, 8192 by default.
@@ -499,13 +500,27 @@ public struct CUDAKernels: Sendable {
         try library.function("paged_attention_combine").launch(grid: (rows, qHeads, 1), block: (hd, 1, 1), stream: stream, arguments: c)
     }
 
-    /// `out[r]` = index of the largest of row r's `vocab` fp32 logits (Int32).
-    public func argmax(logits: CUdeviceptr, rows: Int, vocab: Int, output: CUdeviceptr, stream: CUDAStream) throws {
+    /// `out[r]` = index of the largest of row r's `vocab` fp32 logits (Int32), the smallest such
+    /// index on ties. `clustered` (by default `drawClusters`; only on a device with clusters) has
+    /// eight blocks share each row: one block alone took 10 us of every 8B decode step for a
+    /// 128K-logit row (H200).
+    public func argmax(logits: CUdeviceptr, rows: Int, vocab: Int, output: CUdeviceptr, stream: CUDAStream, clustered: Bool? = nil) throws {
         var a = KernelArguments()
         a.add(logits)
         a.add(int: vocab)
         a.add(output)
-        try library.function("argmax_f32").launch(grid: (rows, 1, 1), block: (1024, 1, 1), stream: stream, arguments: a)
+        let (kernel, blocksPerRow) = try clusterForm(clustered, "argmax_f32")
+        try library.function(kernel).launch(grid: (rows * blocksPerRow, 1, 1), block: (1024, 1, 1), stream: stream, arguments: a)
+    }
+
+    /// The kernel `name` or its cluster-of-8 form `name_cluster8` as `clustered` asks (by default
+    /// `drawClusters`), with the blocks it takes a row; the cluster form only where the device has
+    /// clusters.
+    private func clusterForm(_ clustered: Bool?, _ name: String) throws -> (kernel: String, blocksPerRow: Int) {
+        guard clustered != true || library.device.info.hasClusters else {
+            throw CUDAError.invalidArgument("\(name)_cluster8 needs thread block clusters (compute capability 9.0 or later)")
+        }
+        return clustered ?? drawClusters ? ("\(name)_cluster8", 8) : (name, 1)
     }
 
     /// Overwrites `output[r]` (Int32) with the token row r's draw picks from its logits (f32,
@@ -524,10 +539,7 @@ public struct CUDAKernels: Sendable {
         a.add(draws)
         a.add(softcap)
         a.add(output)
-        guard clustered != true || library.device.info.hasClusters else {
-            throw CUDAError.invalidArgument("sample_rows_f32_cluster8 needs thread block clusters (compute capability 9.0 or later)")
-        }
-        let (kernel, blocksPerRow) = clustered ?? drawClusters ? ("sample_rows_f32_cluster8", 8) : ("sample_rows_f32", 1)
+        let (kernel, blocksPerRow) = try clusterForm(clustered, "sample_rows_f32")
         try library.function(kernel).launch(grid: (rows * blocksPerRow, 1, 1), block: (1024, 1, 1), stream: stream, arguments: a)
     }
 
