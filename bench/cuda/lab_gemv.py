@@ -212,7 +212,8 @@ def main():
                 it[0] += 1
                 return ws[it[0] % copies]
             tms = graph_ms(lambda: F.linear(x, nxt()))
-            results.append(dict(shape=sname, n=n, k=k, m=m, what="torch", ms=tms))
+            torch_row = dict(shape=sname, n=n, k=k, m=m, what="torch", ms=tms)
+            results.append(torch_row)
             configs = []
             if args.quick:
                 name, _, warps = launcher_choice(lab, m, n, sms)
@@ -227,6 +228,10 @@ def main():
             for (v, warps) in configs:
                 ms = graph_ms(lambda: run(lab, v, x, nxt(), y, warps))
                 results.append(dict(shape=sname, n=n, k=k, m=m, what=f"{v['name']} w{warps}", ms=ms))
+            # torch again after ours, its faster kept: the first launch timed after the weights
+            # were written could run up to 17% slow (cuda-graphs-h200.md, 2026-12-06), which would
+            # flatter ours against it.
+            tms = torch_row["ms"] = min(tms, graph_ms(lambda: F.linear(x, nxt())))
             best = min((r for r in results if r["shape"] == sname and r["m"] == m and r["what"] != "torch"), key=lambda r: r["ms"])
             print(f"  {sname} m={m}: torch {tms:.4f} ms, best {best['ms']:.4f} ms ({best['what']}), roofline {wbytes / bw / 1e6:.4f} ms", flush=True)
         del ws
