@@ -18,11 +18,11 @@ public struct CUDAKernels: Sendable {
     /// (`decodeAttentionLaunch`): on devices with clusters, unless `HIFC_CUDA_DECODE_CLUSTERS=0`
     /// asks for the split kernel and `paged_attention_combine`, to compare the two in one run.
     let decodeClusters: Bool
-    /// Whether a row's draw (`sampleRows`) and argmax (`argmax`) are made by a cluster of 8
-    /// blocks rather than one: on devices with clusters, unless `HIFC_CUDA_DRAW_CLUSTERS=0` asks
-    /// for one block a row (on an H200 the cluster's sampled 8B decode step is 1.05 ms shorter at
-    /// batch 1, logprobs.md).
-    let drawClusters: Bool
+    /// Whether a row's pick, its draw (`sampleRows`) or its argmax (`argmax`), is made by a
+    /// cluster of 8 blocks rather than one: on devices with clusters, unless
+    /// `HIFC_CUDA_DRAW_CLUSTERS=0` asks for one block a row (on an H200 the cluster's sampled 8B
+    /// decode step is 1.05 ms shorter at batch 1, logprobs.md).
+    let pickClusters: Bool
     /// The longest span of a row's context one decode attention split takes (`attentionSplits`):
     /// `HIFC_CUDA_DECODE_SPLIT_TOKENS`, 8192 by default.
     let decodeSplitTokens: Int
@@ -47,7 +47,7 @@ public struct CUDAKernels: Sendable {
         skinnyGEMMResidency = try CUDAKernels.skinnyGEMMResidency(library: library)
         let environment = ProcessInfo.processInfo.environment
         decodeClusters = library.device.info.hasClusters && environment["HIFC_CUDA_DECODE_CLUSTERS"] != "0"
-        drawClusters = library.device.info.hasClusters && environment["HIFC_CUDA_DRAW_CLUSTERS"] != "0"
+        pickClusters = library.device.info.hasClusters && environment["HIFC_CUDA_DRAW_CLUSTERS"] != "0"
         decodeSplitTokens = try CUDAKernels.decodeSplitTokens(environment: environment)
         decodeSplitsOverride = try CUDAKernels.decodeSplitsOverride(environment: environment)
         decodeAttentionResidency = try CUDAKernels.decodeAttentionResidency(library: library)
@@ -501,7 +501,7 @@ public struct CUDAKernels: Sendable {
     }
 
     /// `out[r]` = index of the largest of row r's `vocab` fp32 logits (Int32), the smallest such
-    /// index on ties. `clustered` (by default `drawClusters`; only on a device with clusters) has
+    /// index on ties. `clustered` (by default `pickClusters`; only on a device with clusters) has
     /// eight blocks share each row: one block alone took 10 us of every 8B decode step for a
     /// 128K-logit row (H200).
     public func argmax(logits: CUdeviceptr, rows: Int, vocab: Int, output: CUdeviceptr, stream: CUDAStream, clustered: Bool? = nil) throws {
@@ -514,19 +514,19 @@ public struct CUDAKernels: Sendable {
     }
 
     /// The kernel `name` or its cluster-of-8 form `name_cluster8` as `clustered` asks (by default
-    /// `drawClusters`), with the blocks it takes a row; the cluster form only where the device has
+    /// `pickClusters`), with the blocks it takes a row; the cluster form only where the device has
     /// clusters.
     private func clusterForm(_ clustered: Bool?, _ name: String) throws -> (kernel: String, blocksPerRow: Int) {
         guard clustered != true || library.device.info.hasClusters else {
             throw CUDAError.invalidArgument("\(name)_cluster8 needs thread block clusters (compute capability 9.0 or later)")
         }
-        return clustered ?? drawClusters ? ("\(name)_cluster8", 8) : (name, 1)
+        return clustered ?? pickClusters ? ("\(name)_cluster8", 8) : (name, 1)
     }
 
     /// Overwrites `output[r]` (Int32) with the token row r's draw picks from its logits (f32,
     /// `vocab` apart), soft-capped by `softcap` when it is above 0, as `TokenDraw.pick` does on the
     /// host; rows whose draw has no temperature keep what `output` held (the argmax queued
-    /// before). `draws` holds `packedDraws`' words. `clustered` (by default `drawClusters`; only
+    /// before). `draws` holds `packedDraws`' words. `clustered` (by default `pickClusters`; only
     /// on a device with clusters) has eight blocks share each row: one block alone walked a
     /// 128K-logit row for 1.2 ms (H100, top-p).
     public func sampleRows(
