@@ -724,33 +724,21 @@ public final class GPUSelfCheck: @unchecked Sendable {
     /// vocabulary, one with its largest value twice in different eighths of the row (the cluster's
     /// blocks 1 and 6), and a vocabulary not divisible by 4 (the kernel's scalar path) with a tie.
     private func checkArgmax(clustered: Bool) throws -> [GPUCheckResult] {
-        let rows = 4
-        let vocab = 128_256
-        var logits = HostReference.randomNormal(rows * vocab, scale: 4)
-        logits[2 * vocab + 20_000] = 100
-        logits[2 * vocab + 100_000] = 100
-        let lb = try upload(logits)
-        let out = try poisoned(rows * 4)
-        try kernels.argmax(logits: lb.address, rows: rows, vocab: vocab, output: out.address, stream: stream, clustered: clustered)
-        try stream.synchronize()
-        let got = try out.download(Int32.self, count: rows)
-        let wrong = (0..<rows).filter { Int(got[$0]) != Sampler.argmax(Array(logits[$0 * vocab..<($0 + 1) * vocab])) }.count
-        // A vocabulary not divisible by 4 takes the kernel's scalar path; ties must go to the first.
-        let oddRows = 3
-        let oddVocab = 1001
-        var odd = HostReference.randomNormal(oddRows * oddVocab, scale: 4)
-        odd[oddVocab + 7] = 100
-        odd[oddVocab + 900] = 100
-        let ob = try upload(odd)
-        let oo = try poisoned(oddRows * 4)
-        try kernels.argmax(logits: ob.address, rows: oddRows, vocab: oddVocab, output: oo.address, stream: stream, clustered: clustered)
-        try stream.synchronize()
-        let oddGot = try oo.download(Int32.self, count: oddRows)
-        let oddWrong = (0..<oddRows).filter { Int(oddGot[$0]) != Sampler.argmax(Array(odd[$0 * oddVocab..<($0 + 1) * oddVocab])) }.count
         let form = clustered ? ", 8 blocks a row" : ""
-        return [
-            GPUCheckResult(name: "argmax \(rows)x\(vocab), a tie in row 2\(form) (wrong rows)", error: Double(wrong), tolerance: 0),
-            GPUCheckResult(name: "argmax \(oddRows)x\(oddVocab), a tie in row 1\(form) (wrong rows)", error: Double(oddWrong), tolerance: 0),
-        ]
+        // One set of rows with `ties` set to 100 (a tie across them within a row): the rows whose
+        // device argmax is not the host's.
+        func check(rows: Int, vocab: Int, ties: [Int], row tied: Int) throws -> GPUCheckResult {
+            var logits = HostReference.randomNormal(rows * vocab, scale: 4)
+            for i in ties { logits[tied * vocab + i] = 100 }
+            let lb = try upload(logits)
+            let out = try poisoned(rows * 4)
+            try kernels.argmax(logits: lb.address, rows: rows, vocab: vocab, output: out.address, stream: stream, clustered: clustered)
+            try stream.synchronize()
+            let got = try out.download(Int32.self, count: rows)
+            let wrong = (0..<rows).filter { Int(got[$0]) != Sampler.argmax(Array(logits[$0 * vocab..<($0 + 1) * vocab])) }.count
+            return GPUCheckResult(name: "argmax \(rows)x\(vocab), a tie in row \(tied)\(form) (wrong rows)", error: Double(wrong), tolerance: 0)
+        }
+        // A vocabulary not divisible by 4 takes the kernel's scalar path.
+        return [try check(rows: 4, vocab: 128_256, ties: [20_000, 100_000], row: 2), try check(rows: 3, vocab: 1001, ties: [7, 900], row: 1)]
     }
 }
