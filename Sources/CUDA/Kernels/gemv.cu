@@ -112,9 +112,14 @@ struct GemvProbeEnd {
 // so a thread holds both halves of each "rotate half" pair and does what rope_qkv_write_kv
 // would: rotates q and k by the token's position, writes q (fp32) to q_out and k, v (bf16) to
 // the token's slot in the pool. No y is written.
-template <int T, int R, int U, int P, int H, int W, int G>
+//
+// cta: which CTA's share of the features this is (blockIdx.x in the kernels below); wait(): what
+// comes between the first weight loads and the first read of x (the kernels: the wait for the
+// previous kernel; a lab's persistent kernel: its grid barrier).
+template <int T, int R, int U, int P, int H, int W, int G, typename Wait>
 __device__ __forceinline__ void skinny_gemm(const bf16_t* __restrict__ x, const bf16_t* __restrict__ w,
-                                            void* __restrict__ y, int m, int n, int k, const GemvRotaryOut ro) {
+                                            void* __restrict__ y, int m, int n, int k, const GemvRotaryOut ro,
+                                            const unsigned int cta, const Wait& wait) {
     __shared__ float red[W][R * T * 4][32];
 #ifdef HIFC_GEMV_PLACEMENT_PROBE
     const GemvProbeEnd probe_end;
@@ -129,7 +134,7 @@ __device__ __forceinline__ void skinny_gemm(const bf16_t* __restrict__ x, const 
     const int g = lane >> 2, t = lane & 3;
     // Output features per CTA: 16 a tile, or 8 gated (each tile row pairs with its up row).
     const int half = n / 2;
-    const int row0 = blockIdx.x * ((G ? 8 : 16) * R);
+    const int row0 = cta * ((G ? 8 : 16) * R);
 
     // Rows past n (past n / 2 gated) read the last row (valid memory) and are not stored.
     const bf16_t* wp[2 * R];
@@ -141,7 +146,7 @@ __device__ __forceinline__ void skinny_gemm(const bf16_t* __restrict__ x, const 
             wp[2 * r] = w + (size_t)f * k + 8 * t;
             wp[2 * r + 1] = w + (size_t)(half + f) * k + 8 * t;
         } else if (G == 2) {
-            const int tile = min(blockIdx.x * R + r, n / 16 - 1);
+            const int tile = min(cta * R + r, n / 16 - 1);
             const int f = (tile / tiles_per_head) * ro.head_dim + 8 * (tile % tiles_per_head) + g;
             wp[2 * r] = w + (size_t)f * k + 8 * t;
             wp[2 * r + 1] = w + (size_t)(f + ro.head_dim / 2) * k + 8 * t;
@@ -209,7 +214,7 @@ __device__ __forceinline__ void skinny_gemm(const bf16_t* __restrict__ x, const 
     // before waiting for it (programmatic dependent launch, common.cuh); x is its output.
     if (P) {
         if (s < steps) GEMV_LOAD_W(s, wa);
-        wait_for_previous_kernel();
+        wait();
         if (s < steps) GEMV_LOAD_X(s, xa);
         for (; s < steps; s += stride) {
             uint4 wn[U][2 * R], xn[U][T];
@@ -225,7 +230,7 @@ __device__ __forceinline__ void skinny_gemm(const bf16_t* __restrict__ x, const 
             }
         }
     } else {
-        wait_for_previous_kernel();
+        wait();
         for (; s < steps; s += stride) {
             GEMV_LOAD(s, wa, xa);
             GEMV_COMPUTE(wa, xa);
@@ -252,7 +257,7 @@ __device__ __forceinline__ void skinny_gemm(const bf16_t* __restrict__ x, const 
             int r, tok, row;
             float a, b;
             gemv_paired_item<R, T>(red, warps, i, r, tok, row, a, b);
-            const int tile = blockIdx.x * R + r;
+            const int tile = cta * R + r;
             if (tile >= n / 16 || tok >= m) continue;
             const int head = tile / tiles_per_head, d = 8 * (tile % tiles_per_head) + row;
             if (head >= ro.heads + ro.kv_heads) {
@@ -311,21 +316,22 @@ __device__ __forceinline__ void skinny_gemm(const bf16_t* __restrict__ x, const 
 // large (gate_up, the LM head; bench/results/gemv-h200.md).
 #define GEMV_ARGS const bf16_t* __restrict__ x, const bf16_t* __restrict__ w, void* __restrict__ y, int m, int n, int k
 #define GEMV_PLAIN GemvRotaryOut{}
-extern "C" __global__ void __launch_bounds__(512) gemv_bf16_t1r1u2p1h1(GEMV_ARGS) { skinny_gemm<1, 1, 2, 1, 1, 16, 0>(x, w, y, m, n, k, GEMV_PLAIN); }
-extern "C" __global__ void __launch_bounds__(512) gemv_bf16_t1r1u4p1h1(GEMV_ARGS) { skinny_gemm<1, 1, 4, 1, 1, 16, 0>(x, w, y, m, n, k, GEMV_PLAIN); }
-extern "C" __global__ void __launch_bounds__(512) gemv_bf16_t2r2u2p1h1(GEMV_ARGS) { skinny_gemm<2, 2, 2, 1, 1, 16, 0>(x, w, y, m, n, k, GEMV_PLAIN); }
-extern "C" __global__ void __launch_bounds__(256) gemv_bf16_t2r4u1p1h1_b8(GEMV_ARGS) { skinny_gemm<2, 4, 1, 1, 1, 8, 0>(x, w, y, m, n, k, GEMV_PLAIN); }
-extern "C" __global__ void __launch_bounds__(512) gemv_bf16_t1r1u2p1h1_silu(GEMV_ARGS) { skinny_gemm<1, 1, 2, 1, 1, 16, 1>(x, w, y, m, n, k, GEMV_PLAIN); }
-extern "C" __global__ void __launch_bounds__(512) gemv_bf16_t1r1u4p1h1_silu(GEMV_ARGS) { skinny_gemm<1, 1, 4, 1, 1, 16, 1>(x, w, y, m, n, k, GEMV_PLAIN); }
-extern "C" __global__ void __launch_bounds__(512) gemv_bf16_t2r2u2p1h1_silu(GEMV_ARGS) { skinny_gemm<2, 2, 2, 1, 1, 16, 1>(x, w, y, m, n, k, GEMV_PLAIN); }
-extern "C" __global__ void __launch_bounds__(256) gemv_bf16_t2r4u1p1h1_b8_silu(GEMV_ARGS) { skinny_gemm<2, 4, 1, 1, 1, 8, 1>(x, w, y, m, n, k, GEMV_PLAIN); }
+#define GEMV_WAIT [] { wait_for_previous_kernel(); }
+extern "C" __global__ void __launch_bounds__(512) gemv_bf16_t1r1u2p1h1(GEMV_ARGS) { skinny_gemm<1, 1, 2, 1, 1, 16, 0>(x, w, y, m, n, k, GEMV_PLAIN, blockIdx.x, GEMV_WAIT); }
+extern "C" __global__ void __launch_bounds__(512) gemv_bf16_t1r1u4p1h1(GEMV_ARGS) { skinny_gemm<1, 1, 4, 1, 1, 16, 0>(x, w, y, m, n, k, GEMV_PLAIN, blockIdx.x, GEMV_WAIT); }
+extern "C" __global__ void __launch_bounds__(512) gemv_bf16_t2r2u2p1h1(GEMV_ARGS) { skinny_gemm<2, 2, 2, 1, 1, 16, 0>(x, w, y, m, n, k, GEMV_PLAIN, blockIdx.x, GEMV_WAIT); }
+extern "C" __global__ void __launch_bounds__(256) gemv_bf16_t2r4u1p1h1_b8(GEMV_ARGS) { skinny_gemm<2, 4, 1, 1, 1, 8, 0>(x, w, y, m, n, k, GEMV_PLAIN, blockIdx.x, GEMV_WAIT); }
+extern "C" __global__ void __launch_bounds__(512) gemv_bf16_t1r1u2p1h1_silu(GEMV_ARGS) { skinny_gemm<1, 1, 2, 1, 1, 16, 1>(x, w, y, m, n, k, GEMV_PLAIN, blockIdx.x, GEMV_WAIT); }
+extern "C" __global__ void __launch_bounds__(512) gemv_bf16_t1r1u4p1h1_silu(GEMV_ARGS) { skinny_gemm<1, 1, 4, 1, 1, 16, 1>(x, w, y, m, n, k, GEMV_PLAIN, blockIdx.x, GEMV_WAIT); }
+extern "C" __global__ void __launch_bounds__(512) gemv_bf16_t2r2u2p1h1_silu(GEMV_ARGS) { skinny_gemm<2, 2, 2, 1, 1, 16, 1>(x, w, y, m, n, k, GEMV_PLAIN, blockIdx.x, GEMV_WAIT); }
+extern "C" __global__ void __launch_bounds__(256) gemv_bf16_t2r4u1p1h1_b8_silu(GEMV_ARGS) { skinny_gemm<2, 4, 1, 1, 1, 8, 1>(x, w, y, m, n, k, GEMV_PLAIN, blockIdx.x, GEMV_WAIT); }
 
 // _rope: the rotary form; y is unused (pass 0), the rest is rope_qkv_write_kv's.
 #define GEMV_ROPE_ARGS GEMV_ARGS, const int* __restrict__ positions, const float* __restrict__ inv_freq, \
     const int* __restrict__ slots, float* __restrict__ q_out, bf16_t* __restrict__ pool, int heads, int kv_heads, \
     int head_dim, int layer, int block_tokens, long block_stride
 #define GEMV_ROPE GemvRotaryOut{positions, inv_freq, slots, q_out, pool, heads, kv_heads, head_dim, layer, block_tokens, block_stride}
-extern "C" __global__ void __launch_bounds__(512) gemv_bf16_t1r1u2p1h1_rope(GEMV_ROPE_ARGS) { skinny_gemm<1, 1, 2, 1, 1, 16, 2>(x, w, y, m, n, k, GEMV_ROPE); }
-extern "C" __global__ void __launch_bounds__(512) gemv_bf16_t1r1u4p1h1_rope(GEMV_ROPE_ARGS) { skinny_gemm<1, 1, 4, 1, 1, 16, 2>(x, w, y, m, n, k, GEMV_ROPE); }
-extern "C" __global__ void __launch_bounds__(512) gemv_bf16_t2r2u2p1h1_rope(GEMV_ROPE_ARGS) { skinny_gemm<2, 2, 2, 1, 1, 16, 2>(x, w, y, m, n, k, GEMV_ROPE); }
-extern "C" __global__ void __launch_bounds__(256) gemv_bf16_t2r4u1p1h1_b8_rope(GEMV_ROPE_ARGS) { skinny_gemm<2, 4, 1, 1, 1, 8, 2>(x, w, y, m, n, k, GEMV_ROPE); }
+extern "C" __global__ void __launch_bounds__(512) gemv_bf16_t1r1u2p1h1_rope(GEMV_ROPE_ARGS) { skinny_gemm<1, 1, 2, 1, 1, 16, 2>(x, w, y, m, n, k, GEMV_ROPE, blockIdx.x, GEMV_WAIT); }
+extern "C" __global__ void __launch_bounds__(512) gemv_bf16_t1r1u4p1h1_rope(GEMV_ROPE_ARGS) { skinny_gemm<1, 1, 4, 1, 1, 16, 2>(x, w, y, m, n, k, GEMV_ROPE, blockIdx.x, GEMV_WAIT); }
+extern "C" __global__ void __launch_bounds__(512) gemv_bf16_t2r2u2p1h1_rope(GEMV_ROPE_ARGS) { skinny_gemm<2, 2, 2, 1, 1, 16, 2>(x, w, y, m, n, k, GEMV_ROPE, blockIdx.x, GEMV_WAIT); }
+extern "C" __global__ void __launch_bounds__(256) gemv_bf16_t2r4u1p1h1_b8_rope(GEMV_ROPE_ARGS) { skinny_gemm<2, 4, 1, 1, 1, 8, 2>(x, w, y, m, n, k, GEMV_ROPE, blockIdx.x, GEMV_WAIT); }
