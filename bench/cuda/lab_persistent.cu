@@ -76,6 +76,10 @@ __device__ __forceinline__ void lab_add_rmsnorm_row(const float* x, const float*
 // xs: [layers + 1][m][n] bf16 (x_0 given), sums: [layers + 1][m][n] fp32 (sum_0 given), y: [m][n].
 // Without norms the products follow one another with a barrier between them (x_{l+1} is then
 // whatever xs holds): the lab's twin of a step with no norm kernels.
+// Timing only where x is concerned: skinny_gemm reads x through the non-coherent path, which is not
+// promised to see what another CTA wrote during the same kernel (a persistent layer kernel would
+// read it through L2, ld.global.cg, which cost 0.4-1.2% of a step in cuda-graphs-h200.md); the
+// values here are the same in every replay, so the lab's comparison cannot tell either way.
 template <int T, int R, int U>
 __device__ __forceinline__ void lab_o_chain(const bf16_t* w, bf16_t* xs, float* sums, float* y, const bf16_t* norm_w, int layers,
                                             int m, int n, float eps, int norms, LabGridBarrier* bar) {
