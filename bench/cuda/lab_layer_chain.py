@@ -1,0 +1,99 @@
+# The products of `--layers` 8B decode layers launched as hifc's step launches them (each let in at
+# the one before's wait, CUDA graph), with and without the add + RMSNorm kernels between them: does
+# the lab reproduce what whole steps showed (cuda-graphs-h200.md, "Dropping the decode norms"), a
+# batch-16 step 15% slower without its norm kernels, where pairs of products (lab_placement.py) and
+# chains of one product (lab_persistent.py) ran as fast or faster without them?
+#
+# A layer here: add + RMSNorm, q|k|v (the plain product: hifc's is the rotary form, same launch),
+# o (on a fixed bf16 input standing in for the attention's output; the attention is not run),
+# add + RMSNorm, gate|up with SiLU, down; each product in the launch hifc's launcher picks, every
+# layer its own weights (8 layers: 3.5 GB, far more than L2). Chains: with both norms, with
+# neither, with only the one before q|k|v, with only the one before gate|up; and the sum of each
+# kernel timed alone. Times a layer, beside the four products' copy roofline.
+#
+# Usage (GPU machine): python3 bench/cuda/lab_layer_chain.py [--ms 1,8,16] [--layers 8]
+import argparse
+
+import torch
+
+from kernel_lab import KERNELS, Lab, copy_bandwidth_gbs, graph_ms
+from lab_gemv import launcher_choice
+
+HIDDEN, QKV, INTER = 4096, 6144, 14336
+EPS = 1e-5
+CHAINS = {"both norms": (True, True), "no norms": (False, False), "only the norm before q|k|v": (True, False),
+          "only the norm before gate|up": (False, True)}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--ms", default="1,8,16")
+    ap.add_argument("--layers", type=int, default=8)
+    args = ap.parse_args()
+    lab = Lab(kernels_dir=KERNELS, modules=["gemv", "norm_rope"])
+    sms = torch.cuda.get_device_properties(0).multi_processor_count
+    bw = copy_bandwidth_gbs()
+    layers = args.layers
+    weight_bytes = 2 * HIDDEN * (QKV + HIDDEN + 2 * INTER + INTER)
+    roof_us = weight_bytes / bw / 1e3
+    print(f"{torch.cuda.get_device_name(0)}, {sms} multiprocessors, d2d copy {bw:.0f} GB/s: a layer's four products' "
+          f"roofline {roof_us:.1f} us; {layers} layers a chain")
+    torch.manual_seed(3)
+
+    def weights(n, k):
+        return (torch.randn(layers, n, k, device="cuda") * 0.02).bfloat16()
+
+    wqkv, wo, wgu, wdown = weights(QKV, HIDDEN), weights(HIDDEN, HIDDEN), weights(2 * INTER, HIDDEN), weights(HIDDEN, INTER)
+    norm_w = (1 + 0.1 * torch.randn(HIDDEN, device="cuda")).bfloat16()
+    print("| m | chain | us a layer | x roofline | against both norms |")
+    print("| ---: | --- | ---: | ---: | ---: |")
+    for m in [int(v) for v in args.ms.split(",")]:
+        picks = {n: launcher_choice(lab, m, n, sms) for n in (QKV, HIDDEN, 2 * INTER)}
+        norm = "add_rmsnorm_f32_to_bf16" + ("_next_first" if m == 1 else "")
+        norm_threads = min(1024, ((HIDDEN // 4 + 3) // 4 + 31) // 32 * 32)  # CUDAKernels.normBlock's rule
+        total = torch.randn(m, HIDDEN, device="cuda")
+        normed = torch.randn(m, HIDDEN, device="cuda").bfloat16()
+        attention = torch.randn(m, HIDDEN, device="cuda").bfloat16()
+        gated = torch.randn(m, INTER, device="cuda").bfloat16()
+        y_qkv = torch.empty(m, QKV, device="cuda")
+        y = torch.empty(m, HIDDEN, device="cuda")
+
+        def product(n, k, x, w, out, silu=False, pdl=True):
+            name, features, warps = picks[n]
+            lab.launch(name + ("_silu" if silu else ""), ((n + features - 1) // features,), (32 * warps,), [x, w, out, m, n, k],
+                       pdl=pdl)
+
+        def add_norm(pdl=True):
+            lab.launch(norm, (m,), (norm_threads,), [total, y, total, norm_w, normed, HIDDEN, EPS], pdl=pdl)
+
+        def layer_launches(l, before_qkv, before_gate_up, pdl=True):
+            """One layer's launches in the step's order (the norms where asked)."""
+            return ([lambda: add_norm(pdl)] if before_qkv else []) + [
+                lambda: product(QKV, HIDDEN, normed, wqkv[l], y_qkv, pdl=pdl),
+                lambda: product(HIDDEN, HIDDEN, attention, wo[l], y, pdl=pdl)] + (
+                [lambda: add_norm(pdl)] if before_gate_up else []) + [
+                lambda: product(2 * INTER, HIDDEN, normed, wgu[l], gated, silu=True, pdl=pdl),
+                lambda: product(HIDDEN, INTER, gated, wdown[l], y, pdl=pdl)]
+
+        def chain(norms):
+            for l in range(layers):
+                for launch in layer_launches(l, *norms):
+                    launch()
+
+        times = {label: graph_ms(lambda: chain(norms)) * 1000 / layers for label, norms in CHAINS.items()}
+
+        def alone(i):
+            """Launch i of a layer (both norms) timed by itself, each call on the next layer's weights, no early start."""
+            calls = iter(range(10**9))
+            return graph_ms(lambda: layer_launches(next(calls) % layers, True, True, pdl=False)[i]()) * 1000
+
+        alone_sum = sum(alone(i) for i in range(6))
+        base = times["both norms"]
+        for label, t in times.items():
+            print(f"| {m} | {label} | {t:.1f} | {t / roof_us:.3f}x | {t / base:.3f} |")
+        print(f"| {m} | each kernel alone, summed (four products, two norms) | {alone_sum:.1f} | {alone_sum / roof_us:.3f}x | {alone_sum / base:.3f} |")
+        print(f"| {m} | launches: " + ", ".join(f"{n} rows {name} x {warps} warps" for n, (name, _, warps) in picks.items()) + " | | | |")
+
+
+if __name__ == "__main__":
+    main()
