@@ -11,7 +11,10 @@
 # neither, with only the one before q|k|v, with only the one before gate|up; and the sum of each
 # kernel timed alone. Times a layer, beside the four products' copy roofline.
 #
-# Usage (GPU machine): python3 bench/cuda/lab_layer_chain.py [--ms 1,8,16] [--layers 8]
+# --uniform: every product in one launch form (t1r1u4 x 8 warps up to 8 rows, t2r2u2 x 16 warps at
+# 16), so that no product's CTAs share a multiprocessor in a different number than the one before's.
+#
+# Usage (GPU machine): python3 bench/cuda/lab_layer_chain.py [--ms 1,8,16] [--layers 8] [--uniform]
 import argparse
 
 import torch
@@ -29,6 +32,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--ms", default="1,8,16")
     ap.add_argument("--layers", type=int, default=8)
+    ap.add_argument("--uniform", action="store_true")
     args = ap.parse_args()
     lab = Lab(kernels_dir=KERNELS, modules=["gemv", "norm_rope"])
     sms = torch.cuda.get_device_properties(0).multi_processor_count
@@ -48,7 +52,8 @@ def main():
     print("| m | chain | us a layer | x roofline | against both norms |")
     print("| ---: | --- | ---: | ---: | ---: |")
     for m in [int(v) for v in args.ms.split(",")]:
-        picks = {n: launcher_choice(lab, m, n, sms) for n in (QKV, HIDDEN, 2 * INTER)}
+        uniform = ("gemv_bf16_t1r1u4p1h1", 16, 8) if m <= 8 else ("gemv_bf16_t2r2u2p1h1", 32, 16)
+        picks = {n: uniform if args.uniform else launcher_choice(lab, m, n, sms) for n in (QKV, HIDDEN, 2 * INTER)}
         norm = "add_rmsnorm_f32_to_bf16" + ("_next_first" if m == 1 else "")
         norm_threads = min(1024, ((HIDDEN // 4 + 3) // 4 + 31) // 32 * 32)  # CUDAKernels.normBlock's rule
         total = torch.randn(m, HIDDEN, device="cuda")
