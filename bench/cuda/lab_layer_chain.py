@@ -11,21 +11,55 @@
 # neither, with only the one before q|k|v, with only the one before gate|up; and the sum of each
 # kernel timed alone. Times a layer, beside the four products' copy roofline.
 #
+# --attention: the decode attention too, between q|k|v and o, as the step launches it (2048-token
+# contexts, hifc's split count and kernel; its split combine after it where it has one).
 # --uniform: every product in one launch form (t1r1u4 x 8 warps up to 8 rows, t2r2u2 x 16 warps at
 # 16), so that no product's CTAs share a multiprocessor in a different number than the one before's.
 #
-# Usage (GPU machine): python3 bench/cuda/lab_layer_chain.py [--ms 1,8,16] [--layers 8] [--uniform]
+# Usage (GPU machine): python3 bench/cuda/lab_layer_chain.py [--ms 1,8,16] [--layers 8] [--uniform] [--attention]
 import argparse
+
+import ctypes
 
 import torch
 
 from kernel_lab import KERNELS, Lab, copy_bandwidth_gbs, graph_ms
+from lab_decode_attention import DECODE, Shape, cluster_blocks, decode_name, decode_smem, inputs, resident_blocks, splits_for
 from lab_gemv import launcher_choice
 
 HIDDEN, QKV, INTER = 4096, 6144, 14336
+CONTEXT = 2048
 EPS = 1e-5
 CHAINS = {"both norms": (True, True), "no norms": (False, False), "only the norm before q|k|v": (True, False),
           "only the norm before gate|up": (False, True)}
+
+
+def attention_launch(lab, m, sms, layers, out):
+    """launch(layer, pdl): the decode attention of m rows of CONTEXT positions over a bf16 pool of
+    `layers` layers, writing `out` (bf16 [m, 32 * 128]), as CUDAKernels.pagedAttention launches it
+    (split count by its rule, the split combine after it where the kernel leaves one)."""
+    shape = Shape(layers, 8, 128, 64, 32)
+    pool, _, tables, ctx, row_table, q = inputs(shape, m, CONTEXT, 11, equal=True)
+    splits = splits_for(CONTEXT, m, shape.kvh, sms, resident_blocks(lab, shape))
+    kernel = decode_name(shape, splits)
+    warps, keys, stages = DECODE.get(kernel, DECODE[decode_name(shape)])
+    parts = m * shape.qh * splits
+    part_m, part_l = torch.empty(parts, device="cuda"), torch.empty(parts, device="cuda")
+    part_acc = torch.empty(parts * shape.hd, device="cuda")
+    tps = (CONTEXT + splits - 1) // splits
+    combine = splits > 1 and cluster_blocks(kernel) == 1
+
+    def launch(layer, pdl):
+        # fresh_tokens 1: as in a decode step, the older positions' copies may go before the wait.
+        lab.launch(kernel, (m, shape.kvh, splits), (32 * warps,),
+                   [q, shape.qh * shape.hd, pool, tables, tables.shape[1], row_table, ctx, part_m, part_l, part_acc, shape.qh,
+                    shape.kvh, shape.hd, layer, shape.bt, ctypes.c_long(shape.block_elems), tps, 0.088, 0, out, 1],
+                   shared=decode_smem(shape.hd, warps, keys, stages), pdl=pdl)
+        if combine:
+            lab.launch("paged_attention_combine", (m, shape.qh), (shape.hd,),
+                       [part_m, part_l, part_acc, out, shape.qh, shape.hd, splits], pdl=pdl)
+    print(f"| {m} | attention: {kernel}, {splits} splits{', then the combine' if combine else ''} | | | |")
+    return launch
 
 
 def main():
@@ -33,8 +67,9 @@ def main():
     ap.add_argument("--ms", default="1,8,16")
     ap.add_argument("--layers", type=int, default=8)
     ap.add_argument("--uniform", action="store_true")
+    ap.add_argument("--attention", action="store_true")
     args = ap.parse_args()
-    lab = Lab(kernels_dir=KERNELS, modules=["gemv", "norm_rope"])
+    lab = Lab(kernels_dir=KERNELS, modules=["gemv", "norm_rope"] + (["attention"] if args.attention else []))
     sms = torch.cuda.get_device_properties(0).multi_processor_count
     bw = copy_bandwidth_gbs()
     layers = args.layers
@@ -71,10 +106,13 @@ def main():
         def add_norm(pdl=True):
             lab.launch(norm, (m,), (norm_threads,), [total, y, total, norm_w, normed, HIDDEN, EPS], pdl=pdl)
 
+        attend = attention_launch(lab, m, sms, layers, attention) if args.attention else None
+
         def layer_launches(l, before_qkv, before_gate_up, pdl=True):
             """One layer's launches in the step's order (the norms where asked)."""
             return ([lambda: add_norm(pdl)] if before_qkv else []) + [
-                lambda: product(QKV, HIDDEN, normed, wqkv[l], y_qkv, pdl=pdl),
+                lambda: product(QKV, HIDDEN, normed, wqkv[l], y_qkv, pdl=pdl)] + (
+                [lambda: attend(l, pdl)] if attend else []) + [
                 lambda: product(HIDDEN, HIDDEN, attention, wo[l], y, pdl=pdl)] + (
                 [lambda: add_norm(pdl)] if before_gate_up else []) + [
                 lambda: product(2 * INTER, HIDDEN, normed, wgu[l], gated, silu=True, pdl=pdl),
@@ -92,11 +130,11 @@ def main():
             calls = iter(range(10**9))
             return graph_ms(lambda: layer_launches(next(calls) % layers, True, True, pdl=False)[i]()) * 1000
 
-        alone_sum = sum(alone(i) for i in range(6))
+        alone_sum = sum(alone(i) for i in range(6 + (attend is not None)))
         base = times["both norms"]
         for label, t in times.items():
             print(f"| {m} | {label} | {t:.1f} | {t / roof_us:.3f}x | {t / base:.3f} |")
-        print(f"| {m} | each kernel alone, summed (four products, two norms) | {alone_sum:.1f} | {alone_sum / roof_us:.3f}x | {alone_sum / base:.3f} |")
+        print(f"| {m} | each kernel alone, summed (four products, two norms{', the attention' if attend else ''}) | {alone_sum:.1f} | {alone_sum / roof_us:.3f}x | {alone_sum / base:.3f} |")
         print(f"| {m} | launches: " + ", ".join(f"{n} rows {name} x {warps} warps" for n, (name, _, warps) in picks.items()) + " | | | |")
 
 
