@@ -13,20 +13,26 @@
 #
 # --attention: the decode attention too, between q|k|v and o, as the step launches it (2048-token
 # contexts, hifc's split count and kernel; its split combine after it where it has one).
+# --qkv-late: q|k|v in its _late twin (lab_chain_variants.cu), which lets the attention in only at
+# its exit; --copies-after-wait: the attention queues no K/V copies before its wait (fresh_tokens
+# past any context, as a prefill chunk has it).
 # --uniform: every product in one launch form (t1r1u4 x 8 warps up to 8 rows, t2r2u2 x 16 warps at
 # 16), so that no product's CTAs share a multiprocessor in a different number than the one before's.
 #
-# Usage (GPU machine): python3 bench/cuda/lab_layer_chain.py [--ms 1,8,16] [--layers 8] [--uniform] [--attention]
+# Usage (GPU machine): python3 bench/cuda/lab_layer_chain.py [--ms 1,8,16] [--layers 8] [--uniform] [--attention] [--qkv-late] [--copies-after-wait]
 import argparse
 
 import ctypes
+import os
+import shutil
 
 import torch
 
-from kernel_lab import KERNELS, Lab, copy_bandwidth_gbs, graph_ms
+from kernel_lab import KERNELS, Lab, copy_bandwidth_gbs, graph_ms, with_variants
 from lab_decode_attention import DECODE, Shape, cluster_blocks, decode_name, decode_smem, inputs, resident_blocks, splits_for
 from lab_gemv import launcher_choice
 
+HERE = os.path.dirname(os.path.abspath(__file__))
 HIDDEN, QKV, INTER = 4096, 6144, 14336
 CONTEXT = 2048
 EPS = 1e-5
@@ -34,7 +40,7 @@ CHAINS = {"both norms": (True, True), "no norms": (False, False), "only the norm
           "only the norm before gate|up": (False, True)}
 
 
-def attention_launch(lab, m, sms, layers, out):
+def attention_launch(lab, m, sms, layers, out, copies_after_wait):
     """launch(layer, pdl): the decode attention of m rows of CONTEXT positions over a bf16 pool of
     `layers` layers, writing `out` (bf16 [m, 32 * 128]), as CUDAKernels.pagedAttention launches it
     (split count by its rule, the split combine after it where the kernel leaves one)."""
@@ -51,14 +57,16 @@ def attention_launch(lab, m, sms, layers, out):
 
     def launch(layer, pdl):
         # fresh_tokens 1: as in a decode step, the older positions' copies may go before the wait.
+        fresh = 1 << 30 if copies_after_wait else 1
         lab.launch(kernel, (m, shape.kvh, splits), (32 * warps,),
                    [q, shape.qh * shape.hd, pool, tables, tables.shape[1], row_table, ctx, part_m, part_l, part_acc, shape.qh,
-                    shape.kvh, shape.hd, layer, shape.bt, ctypes.c_long(shape.block_elems), tps, 0.088, 0, out, 1],
+                    shape.kvh, shape.hd, layer, shape.bt, ctypes.c_long(shape.block_elems), tps, 0.088, 0, out, fresh],
                    shared=decode_smem(shape.hd, warps, keys, stages), pdl=pdl)
         if combine:
             lab.launch("paged_attention_combine", (m, shape.qh), (shape.hd,),
                        [part_m, part_l, part_acc, out, shape.qh, shape.hd, splits], pdl=pdl)
-    print(f"| {m} | attention: {kernel}, {splits} splits{', then the combine' if combine else ''} | | | |")
+    print(f"| {m} | attention: {kernel}, {splits} splits{', then the combine' if combine else ''}"
+          f"{', copies after its wait' if copies_after_wait else ''} | | | |")
     return launch
 
 
@@ -68,8 +76,13 @@ def main():
     ap.add_argument("--layers", type=int, default=8)
     ap.add_argument("--uniform", action="store_true")
     ap.add_argument("--attention", action="store_true")
+    ap.add_argument("--qkv-late", action="store_true")
+    ap.add_argument("--copies-after-wait", action="store_true")
     args = ap.parse_args()
-    lab = Lab(kernels_dir=KERNELS, modules=["gemv", "norm_rope"] + (["attention"] if args.attention else []))
+    kernels = with_variants(KERNELS, "gemv", os.path.join(HERE, "lab_chain_variants.cu"))
+    for f in ("norm_rope.cu", "attention.cu"):
+        shutil.copy(os.path.join(KERNELS, f), kernels)
+    lab = Lab(kernels_dir=kernels, modules=["gemv", "norm_rope"] + (["attention"] if args.attention else []))
     sms = torch.cuda.get_device_properties(0).multi_processor_count
     bw = copy_bandwidth_gbs()
     layers = args.layers
@@ -100,13 +113,14 @@ def main():
 
         def product(n, k, x, w, out, silu=False, pdl=True):
             name, features, warps = picks[n]
-            lab.launch(name + ("_silu" if silu else ""), ((n + features - 1) // features,), (32 * warps,), [x, w, out, m, n, k],
+            late = args.qkv_late and n == QKV
+            lab.launch(name + ("_silu" if silu else "") + ("_late" if late else ""), ((n + features - 1) // features,), (32 * warps,), [x, w, out, m, n, k],
                        pdl=pdl)
 
         def add_norm(pdl=True):
             lab.launch(norm, (m,), (norm_threads,), [total, y, total, norm_w, normed, HIDDEN, EPS], pdl=pdl)
 
-        attend = attention_launch(lab, m, sms, layers, attention) if args.attention else None
+        attend = attention_launch(lab, m, sms, layers, attention, args.copies_after_wait) if args.attention else None
 
         def layer_launches(l, before_qkv, before_gate_up, pdl=True):
             """One layer's launches in the step's order (the norms where asked)."""
