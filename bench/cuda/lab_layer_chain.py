@@ -19,7 +19,10 @@
 # --uniform: every product in one launch form (t1r1u4 x 8 warps up to 8 rows, t2r2u2 x 16 warps at
 # 16), so that no product's CTAs share a multiprocessor in a different number than the one before's.
 #
-# Usage (GPU machine): python3 bench/cuda/lab_layer_chain.py [--ms 1,8,16] [--layers 8] [--uniform] [--attention] [--qkv-late] [--copies-after-wait]
+# --only KEYS: those chains only (both, none, qkv, gate), and no kernel timed alone (for a trace
+# under kernel_trace.c: each chain is one CUDA graph).
+#
+# Usage (GPU machine): python3 bench/cuda/lab_layer_chain.py [--only both,qkv] [--ms 1,8,16] [--layers 8] [--uniform] [--attention] [--qkv-late] [--copies-after-wait]
 import argparse
 
 import ctypes
@@ -38,6 +41,7 @@ CONTEXT = 2048
 EPS = 1e-5
 CHAINS = {"both norms": (True, True), "no norms": (False, False), "only the norm before q|k|v": (True, False),
           "only the norm before gate|up": (False, True)}
+CHAIN_KEYS = {"both": "both norms", "none": "no norms", "qkv": "only the norm before q|k|v", "gate": "only the norm before gate|up"}
 
 
 def attention_launch(lab, m, sms, layers, out, copies_after_wait):
@@ -77,6 +81,7 @@ def main():
     ap.add_argument("--uniform", action="store_true")
     ap.add_argument("--attention", action="store_true")
     ap.add_argument("--qkv-late", action="store_true")
+    ap.add_argument("--only")
     ap.add_argument("--copies-after-wait", action="store_true")
     args = ap.parse_args()
     kernels = with_variants(KERNELS, "gemv", os.path.join(HERE, "lab_chain_variants.cu"))
@@ -97,7 +102,7 @@ def main():
 
     wqkv, wo, wgu, wdown = weights(QKV, HIDDEN), weights(HIDDEN, HIDDEN), weights(2 * INTER, HIDDEN), weights(HIDDEN, INTER)
     norm_w = (1 + 0.1 * torch.randn(HIDDEN, device="cuda")).bfloat16()
-    print("| m | chain | us a layer | x roofline | against both norms |")
+    print("| m | chain | us a layer | x roofline | against the first |")
     print("| ---: | --- | ---: | ---: | ---: |")
     for m in [int(v) for v in args.ms.split(",")]:
         uniform = ("gemv_bf16_t1r1u4p1h1", 16, 8) if m <= 8 else ("gemv_bf16_t2r2u2p1h1", 32, 16)
@@ -137,17 +142,20 @@ def main():
                 for launch in layer_launches(l, *norms):
                     launch()
 
-        times = {label: graph_ms(lambda: chain(norms)) * 1000 / layers for label, norms in CHAINS.items()}
+        labels = [CHAIN_KEYS[key] for key in args.only.split(",")] if args.only else list(CHAINS)
+        times = {label: graph_ms(lambda: chain(CHAINS[label])) * 1000 / layers for label in labels}
 
         def alone(i):
             """Launch i of a layer (both norms) timed by itself, each call on the next layer's weights, no early start."""
             calls = iter(range(10**9))
             return graph_ms(lambda: layer_launches(next(calls) % layers, True, True, pdl=False)[i]()) * 1000
 
-        alone_sum = sum(alone(i) for i in range(6 + (attend is not None)))
-        base = times["both norms"]
+        base = times[labels[0]]
         for label, t in times.items():
             print(f"| {m} | {label} | {t:.1f} | {t / roof_us:.3f}x | {t / base:.3f} |")
+        if args.only:
+            continue
+        alone_sum = sum(alone(i) for i in range(6 + (attend is not None)))
         print(f"| {m} | each kernel alone, summed (four products, two norms{', the attention' if attend else ''}) | {alone_sum:.1f} | {alone_sum / roof_us:.3f}x | {alone_sum / base:.3f} |")
         print(f"| {m} | launches: " + ", ".join(f"{n} rows {name} x {warps} warps" for n, (name, _, warps) in picks.items()) + " | | | |")
 
