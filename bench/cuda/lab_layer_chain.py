@@ -19,6 +19,9 @@
 # --uniform: every product in one launch form (t1r1u4 x 8 warps up to 8 rows, t2r2u2 x 16 warps at
 # 16), so that no product's CTAs share a multiprocessor in a different number than the one before's.
 #
+# --carveout PERCENT: every product's and norm's preferred shared memory carveout (the attention
+# asks for the most shared memory a multiprocessor has, so that multiprocessors switch their
+# L1/shared split between it and the products unless these prefer the same).
 # --only KEYS: those chains only (both, none, qkv, gate), and no kernel timed alone (for a trace
 # under kernel_trace.c: each chain is one CUDA graph).
 #
@@ -82,6 +85,7 @@ def main():
     ap.add_argument("--attention", action="store_true")
     ap.add_argument("--qkv-late", action="store_true")
     ap.add_argument("--only")
+    ap.add_argument("--carveout", type=int)
     ap.add_argument("--copies-after-wait", action="store_true")
     args = ap.parse_args()
     kernels = with_variants(KERNELS, "gemv", os.path.join(HERE, "lab_chain_variants.cu"))
@@ -89,6 +93,12 @@ def main():
         shutil.copy(os.path.join(KERNELS, f), kernels)
     lab = Lab(kernels_dir=kernels, modules=["gemv", "norm_rope"] + (["attention"] if args.attention else []))
     sms = torch.cuda.get_device_properties(0).multi_processor_count
+    if args.carveout is not None:
+        for name, fn in lab.functions.items():
+            if name.startswith(("gemv_", "add_rmsnorm", "paged_attention_combine")):
+                # CU_FUNC_ATTRIBUTE_PREFERRED_SHARED_MEMORY_CARVEOUT = 9
+                lab._check(lab.cuda.cuFuncSetAttribute(fn, 9, args.carveout), f"carveout of {name}")
+        print(f"preferred carveout {args.carveout}% for the products, norms and the combine")
     bw = copy_bandwidth_gbs()
     layers = args.layers
     weight_bytes = 2 * HIDDEN * (QKV + HIDDEN + 2 * INTER + INTER)
