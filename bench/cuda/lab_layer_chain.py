@@ -13,8 +13,9 @@
 #
 # --attention: the decode attention too, between q|k|v and o, as the step launches it (2048-token
 # contexts, hifc's split count and kernel; its split combine after it where it has one).
-# --qkv-late: q|k|v in its _late twin (lab_chain_variants.cu), which lets the attention in only at
-# its exit; --copies-after-wait: the attention queues no K/V copies before its wait (fresh_tokens
+# --late qkv,o: those products in their _late twins (lab_chain_variants.cu), which let the kernel
+# after them in only at their exit; --gate-kernel: where a chain leaves a norm out, a one-block
+# kernel that only waits and lets the next in (a boundary without the norm's work); --copies-after-wait: the attention queues no K/V copies before its wait (fresh_tokens
 # past any context, as a prefill chunk has it).
 # --uniform: every product in one launch form (t1r1u4 x 8 warps up to 8 rows, t2r2u2 x 16 warps at
 # 16), so that no product's CTAs share a multiprocessor in a different number than the one before's.
@@ -25,12 +26,13 @@
 # --only KEYS: those chains only (both, none, qkv, gate), and no kernel timed alone (for a trace
 # under kernel_trace.c: each chain is one CUDA graph).
 #
-# Usage (GPU machine): python3 bench/cuda/lab_layer_chain.py [--only both,qkv] [--ms 1,8,16] [--layers 8] [--uniform] [--attention] [--qkv-late] [--copies-after-wait]
+# Usage (GPU machine): python3 bench/cuda/lab_layer_chain.py [--only both,qkv] [--ms 1,8,16] [--layers 8] [--uniform] [--attention] [--late qkv,o] [--gate-kernel] [--copies-after-wait]
 import argparse
 
 import ctypes
 import os
 import shutil
+import sys
 
 import torch
 
@@ -83,7 +85,8 @@ def main():
     ap.add_argument("--layers", type=int, default=8)
     ap.add_argument("--uniform", action="store_true")
     ap.add_argument("--attention", action="store_true")
-    ap.add_argument("--qkv-late", action="store_true")
+    ap.add_argument("--late", default="")
+    ap.add_argument("--gate-kernel", action="store_true")
     ap.add_argument("--only")
     ap.add_argument("--carveout", type=int)
     ap.add_argument("--copies-after-wait", action="store_true")
@@ -103,6 +106,7 @@ def main():
     layers = args.layers
     weight_bytes = 2 * HIDDEN * (QKV + HIDDEN + 2 * INTER + INTER)
     roof_us = weight_bytes / bw / 1e3
+    print("lab_layer_chain.py " + " ".join(sys.argv[1:]))
     print(f"{torch.cuda.get_device_name(0)}, {sms} multiprocessors, d2d copy {bw:.0f} GB/s: a layer's four products' "
           f"roofline {roof_us:.1f} us; {layers} layers a chain")
     torch.manual_seed(3)
@@ -128,7 +132,7 @@ def main():
 
         def product(n, k, x, w, out, silu=False, pdl=True):
             name, features, warps = picks[n]
-            late = args.qkv_late and n == QKV
+            late = n in [{"qkv": QKV, "o": HIDDEN}[p] for p in args.late.split(",") if p] and not silu and k == HIDDEN
             lab.launch(name + ("_silu" if silu else "") + ("_late" if late else ""), ((n + features - 1) // features,), (32 * warps,), [x, w, out, m, n, k],
                        pdl=pdl)
 
@@ -139,11 +143,12 @@ def main():
 
         def layer_launches(l, before_qkv, before_gate_up, pdl=True):
             """One layer's launches in the step's order (the norms where asked)."""
-            return ([lambda: add_norm(pdl)] if before_qkv else []) + [
+            gate = [lambda: lab.launch("lab_gate_kernel", (1,), (32,), [], pdl=pdl)] if args.gate_kernel else []
+            return ([lambda: add_norm(pdl)] if before_qkv else gate) + [
                 lambda: product(QKV, HIDDEN, normed, wqkv[l], y_qkv, pdl=pdl)] + (
                 [lambda: attend(l, pdl)] if attend else []) + [
                 lambda: product(HIDDEN, HIDDEN, attention, wo[l], y, pdl=pdl)] + (
-                [lambda: add_norm(pdl)] if before_gate_up else []) + [
+                [lambda: add_norm(pdl)] if before_gate_up else gate) + [
                 lambda: product(2 * INTER, HIDDEN, normed, wgu[l], gated, silu=True, pdl=pdl),
                 lambda: product(HIDDEN, INTER, gated, wdown[l], y, pdl=pdl)]
 
