@@ -101,7 +101,7 @@ struct GemvProbeEnd {
 //
 // Gated (G = 1), for an MLP's fused gate|up weight (n rows: gate rows 0 .. n/2 - 1, then up):
 // tile r takes gate rows f .. f + 7 as its A rows 0-7 and the up rows of the same features as
-// rows 8-15 (f = 8·(R·blockIdx.x + r)), so one thread ends up holding a feature's gate and up
+// rows 8-15 (f = 8·(R·cta + r), cta below), so one thread ends up holding a feature's gate and up
 // sums for the same tokens and writes silu(gate)·up as bf16 ([m, n/2]). The sums are the ones
 // the plain kernel would write, so the result is bit for bit that of the product followed by
 // silu_mul_f32_to_bf16, without the fp32 [m, n] round trip and the extra launch.
