@@ -28,7 +28,6 @@
 #
 # Usage (GPU machine): python3 bench/cuda/lab_layer_chain.py [--only both,qkv] [--ms 1,8,16] [--layers 8] [--uniform] [--attention] [--late qkv,o] [--gate-kernel] [--copies-after-wait]
 import argparse
-
 import ctypes
 import os
 import shutil
@@ -133,8 +132,8 @@ def main():
         def product(n, k, x, w, out, silu=False, pdl=True):
             name, features, warps = picks[n]
             late = n in [{"qkv": QKV, "o": HIDDEN}[p] for p in args.late.split(",") if p] and not silu and k == HIDDEN
-            lab.launch(name + ("_silu" if silu else "") + ("_late" if late else ""), ((n + features - 1) // features,), (32 * warps,), [x, w, out, m, n, k],
-                       pdl=pdl)
+            lab.launch(name + ("_silu" if silu else "") + ("_late" if late else ""), ((n + features - 1) // features,),
+                       (32 * warps,), [x, w, out, m, n, k], pdl=pdl)
 
         def add_norm(pdl=True):
             lab.launch(norm, (m,), (norm_threads,), [total, y, total, norm_w, normed, HIDDEN, EPS], pdl=pdl)

@@ -17,10 +17,11 @@
 # Usage (GPU machine): python3 bench/cuda/lab_persistent.py [--ms 1,8,16] [--layers 8]
 import argparse
 import os
+import shutil
 
 import torch
 
-from kernel_lab import KERNELS, Lab, copy_bandwidth_gbs, graph_ms, rel_err
+from kernel_lab import KERNELS, Lab, copy_bandwidth_gbs, graph_ms, rel_err, with_variants
 from lab_gemv import launcher_choice
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -30,14 +31,8 @@ EPS = 1e-5
 
 def kernels_dir():
     """gemv.cu with the lab's kernels appended, and norm_rope.cu for the chain of kernels."""
-    import shutil
-    import tempfile
-
-    d = tempfile.mkdtemp()
-    for f in ("common.cuh", "norm_rope.cu"):
-        shutil.copy(os.path.join(KERNELS, f), d)
-    with open(os.path.join(d, "gemv.cu"), "w") as out:
-        out.write(open(os.path.join(KERNELS, "gemv.cu")).read() + "\n" + open(os.path.join(HERE, "lab_persistent.cu")).read())
+    d = with_variants(KERNELS, "gemv", os.path.join(HERE, "lab_persistent.cu"))
+    shutil.copy(os.path.join(KERNELS, "norm_rope.cu"), d)
     return d
 
 
