@@ -1,32 +1,36 @@
-# The products of `--layers` 8B decode layers launched as hifc's step launches them (each let in at
-# the one before's wait, CUDA graph), with and without the add + RMSNorm kernels between them: does
-# the lab reproduce what whole steps showed (cuda-graphs-h200.md, "Dropping the decode norms"), a
+# The launches of `--layers` 8B decode layers as hifc's step makes them (each let in at the one
+# before's wait, CUDA graph), with and without the add + RMSNorm kernels between the products: the
+# lab that reproduces what whole steps showed (cuda-graphs-h200.md, "Dropping the decode norms"), a
 # batch-16 step 15% slower without its norm kernels, where pairs of products (lab_placement.py) and
-# chains of one product (lab_persistent.py) ran as fast or faster without them?
+# chains of one product (lab_persistent.py) ran as fast or faster without them. With --attention it
+# does: the o product let straight into gate|up after the attention (cuda-graphs-h200.md, "With the
+# attention in the chain").
 #
-# A layer here: add + RMSNorm, q|k|v (the plain product: hifc's is the rotary form, same launch),
-# o (on a fixed bf16 input standing in for the attention's output; the attention is not run),
-# add + RMSNorm, gate|up with SiLU, down; each product in the launch hifc's launcher picks, every
-# layer its own weights (8 layers: 3.5 GB, far more than L2). Chains: with both norms, with
-# neither, with only the one before q|k|v, with only the one before gate|up; and the sum of each
-# kernel timed alone. Times a layer, beside the four products' copy roofline.
+# A layer: add + RMSNorm, q|k|v (the plain product: hifc's is the rotary form, same launch),
+# [the decode attention], o, add + RMSNorm, gate|up with SiLU, down; each product in the launch
+# hifc's launcher picks, every layer its own weights (8 layers: 3.5 GB, far more than L2). Chains:
+# with both norms, neither, only the one before q|k|v, only the one before gate|up; and the sum of
+# each kernel timed alone. Times a layer, beside the four products' copy roofline.
 #
-# --attention: the decode attention too, between q|k|v and o, as the step launches it (2048-token
-# contexts, hifc's split count and kernel; its split combine after it where it has one).
+# --attention: the decode attention between q|k|v and o, as the step launches it (2048-token
+#   contexts, hifc's split rule and kernel, its split combine after it where it has one); without
+#   it o reads a fixed input.
 # --late qkv,o: those products in their _late twins (lab_chain_variants.cu), which let the kernel
-# after them in only at their exit; --gate-kernel: where a chain leaves a norm out, a one-block
-# kernel that only waits and lets the next in (a boundary without the norm's work); --copies-after-wait: the attention queues no K/V copies before its wait (fresh_tokens
-# past any context, as a prefill chunk has it).
+#   after them in only at their exit.
+# --gate-kernel: where a chain leaves a norm out, a one-block kernel that only waits and lets the
+#   next in (a boundary without the norm's work).
+# --copies-after-wait: the attention queues no K/V copies before its wait (fresh_tokens past any
+#   context, as a prefill chunk has it).
 # --uniform: every product in one launch form (t1r1u4 x 8 warps up to 8 rows, t2r2u2 x 16 warps at
-# 16), so that no product's CTAs share a multiprocessor in a different number than the one before's.
-#
-# --carveout PERCENT: every product's and norm's preferred shared memory carveout (the attention
-# asks for the most shared memory a multiprocessor has, so that multiprocessors switch their
-# L1/shared split between it and the products unless these prefer the same).
+#   16), so that no product's CTAs share a multiprocessor in a different number than the one before's.
+# --carveout PERCENT: every product's, norm's and the combine's preferred shared memory carveout (the
+#   attention asks for the most shared memory a multiprocessor has, so multiprocessors switch their
+#   L1/shared split between it and the products unless these prefer the same).
 # --only KEYS: those chains only (both, none, qkv, gate), and no kernel timed alone (for a trace
-# under kernel_trace.c: each chain is one CUDA graph).
+#   under kernel_trace.c: each chain is one CUDA graph).
 #
-# Usage (GPU machine): python3 bench/cuda/lab_layer_chain.py [--only both,qkv] [--ms 1,8,16] [--layers 8] [--uniform] [--attention] [--late qkv,o] [--gate-kernel] [--copies-after-wait]
+# Usage (GPU machine): python3 bench/cuda/lab_layer_chain.py [--ms 1,8,16] [--layers 8] [--attention]
+#   [--uniform] [--late qkv,o] [--gate-kernel] [--copies-after-wait] [--carveout N] [--only both,qkv]
 import argparse
 import ctypes
 import os
