@@ -185,6 +185,13 @@ class Lab:
         raise KeyError(f"no module defines {name}")
 
 
+def add_norm_launch(rows, dim):
+    """(kernel, threads) of the add + RMSNorm hifc launches for `rows` decode rows of `dim`:
+    CUDAKernels.normKernel's one-row twin that lets the next kernel in first at one row, and
+    CUDAKernels.normBlock's block (keep the two in step)."""
+    return "add_rmsnorm_f32_to_bf16" + ("_next_first" if rows == 1 else ""), min(1024, ((dim // 4 + 3) // 4 + 31) // 32 * 32)
+
+
 def median_ms(fn, iters=20, warmup=3):
     """Median milliseconds of fn() over iters runs, timed with CUDA events."""
     for _ in range(warmup):

@@ -39,7 +39,7 @@ import sys
 
 import torch
 
-from kernel_lab import KERNELS, Lab, copy_bandwidth_gbs, graph_ms, with_variants
+from kernel_lab import KERNELS, Lab, add_norm_launch, copy_bandwidth_gbs, graph_ms, with_variants
 from lab_decode_attention import DECODE, Shape, cluster_blocks, decode_name, decode_smem, inputs, resident_blocks, splits_for
 from lab_gemv import launcher_choice
 
@@ -124,8 +124,7 @@ def main():
     for m in [int(v) for v in args.ms.split(",")]:
         uniform = ("gemv_bf16_t1r1u4p1h1", 16, 8) if m <= 8 else ("gemv_bf16_t2r2u2p1h1", 32, 16)
         picks = {n: uniform if args.uniform else launcher_choice(lab, m, n, sms) for n in (QKV, HIDDEN, 2 * INTER)}
-        norm = "add_rmsnorm_f32_to_bf16" + ("_next_first" if m == 1 else "")
-        norm_threads = min(1024, ((HIDDEN // 4 + 3) // 4 + 31) // 32 * 32)  # CUDAKernels.normBlock's rule
+        norm, norm_threads = add_norm_launch(m, HIDDEN)
         total = torch.randn(m, HIDDEN, device="cuda")
         normed = torch.randn(m, HIDDEN, device="cuda").bfloat16()
         attention = torch.randn(m, HIDDEN, device="cuda").bfloat16()

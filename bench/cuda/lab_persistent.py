@@ -21,7 +21,7 @@ import shutil
 
 import torch
 
-from kernel_lab import KERNELS, Lab, copy_bandwidth_gbs, graph_ms, rel_err, with_variants
+from kernel_lab import KERNELS, Lab, add_norm_launch, copy_bandwidth_gbs, graph_ms, rel_err, with_variants
 from lab_gemv import launcher_choice
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -58,8 +58,7 @@ def main():
     for m in [int(v) for v in args.ms.split(",")]:
         name, features, warps = launcher_choice(lab, m, N, sms)
         grid = N // features
-        norm = "add_rmsnorm_f32_to_bf16" + ("_next_first" if m == 1 else "")
-        norm_threads = min(1024, ((N // 4 + 3) // 4 + 31) // 32 * 32)  # CUDAKernels.normBlock's rule
+        norm, norm_threads = add_norm_launch(m, N)
         persistent, threads = ("lab_persistent_chain_t1", 256) if m <= 8 else ("lab_persistent_chain_t2", 512)
         ctas = lab.resident_blocks(persistent, threads) * sms
         x0 = torch.randn(m, N, device="cuda").bfloat16()

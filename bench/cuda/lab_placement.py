@@ -26,7 +26,7 @@ import tempfile
 
 import torch
 
-from kernel_lab import KERNELS, Lab, graph_ms
+from kernel_lab import KERNELS, Lab, add_norm_launch, graph_ms
 from lab_gemv import launcher_choice
 
 PAIRS = [("o", 4096, 4096, "gate|up", 28672, True), ("down", 4096, 14336, "q|k|v", 6144, False)]
@@ -68,8 +68,7 @@ def main():
             x2 = torch.randn(m, HIDDEN, device="cuda").bfloat16()
             w2 = (torch.randn(n2, HIDDEN, device="cuda") * 0.05).bfloat16()
             y2 = torch.empty(m, n2 // 2 if gated else n2, device="cuda", dtype=torch.bfloat16 if gated else torch.float32)
-            norm = "add_rmsnorm_f32_to_bf16" + ("_next_first" if m == 1 else "")
-            norm_threads = min(1024, ((HIDDEN // 4 + 3) // 4 + 31) // 32 * 32)  # CUDAKernels.normBlock's rule
+            norm, norm_threads = add_norm_launch(m, HIDDEN)
 
             def chain(mode):
                 lab.launch(name1, (grid1,), (32 * warps1,), [x1, w1, y1, m, n1, k1], pdl=True)
