@@ -33,6 +33,7 @@
 #   [--uniform] [--late qkv,o] [--gate-kernel] [--copies-after-wait] [--carveout N] [--only both,qkv]
 import argparse
 import ctypes
+import itertools
 import os
 import shutil
 import sys
@@ -107,6 +108,8 @@ def main():
         print(f"preferred carveout {args.carveout}% for the products, norms and the combine")
     bw = copy_bandwidth_gbs()
     layers = args.layers
+    # (n, k) of the products asked to let their successor in at their exit (--late).
+    late_products = {{"qkv": (QKV, HIDDEN), "o": (HIDDEN, HIDDEN)}[p] for p in args.late.split(",") if p}
     weight_bytes = 2 * HIDDEN * (QKV + HIDDEN + 2 * INTER + INTER)
     roof_us = weight_bytes / bw / 1e3
     print("lab_layer_chain.py " + " ".join(sys.argv[1:]))
@@ -134,7 +137,7 @@ def main():
 
         def product(n, k, x, w, out, silu=False, pdl=True):
             name, features, warps = picks[n]
-            late = n in [{"qkv": QKV, "o": HIDDEN}[p] for p in args.late.split(",") if p] and not silu and k == HIDDEN
+            late = (n, k) in late_products
             lab.launch(name + ("_silu" if silu else "") + ("_late" if late else ""), ((n + features - 1) // features,),
                        (32 * warps,), [x, w, out, m, n, k], pdl=pdl)
 
@@ -164,7 +167,7 @@ def main():
 
         def alone(i):
             """Launch i of a layer (both norms) timed by itself, each call on the next layer's weights, no early start."""
-            calls = iter(range(10**9))
+            calls = itertools.count()
             return graph_ms(lambda: layer_launches(next(calls) % layers, True, True, pdl=False)[i]()) * 1000
 
         base = times[labels[0]]
