@@ -6,7 +6,7 @@
 # does: the o product let straight into gate|up after the attention (cuda-graphs-h200.md, "With the
 # attention in the chain").
 #
-# A layer: add + RMSNorm, q|k|v (the plain product: hifc's is the rotary form, same launch),
+# A layer: add + RMSNorm, q|k|v (the plain product unless --rope),
 # [the decode attention], o, add + RMSNorm, gate|up with SiLU, down; each product in the launch
 # hifc's launcher picks, every layer its own weights (8 layers: 3.5 GB, far more than L2). Chains:
 # with both norms, neither, only the one before q|k|v, only the one before gate|up; and the sum of
@@ -15,6 +15,9 @@
 # --attention: the decode attention between q|k|v and o, as the step launches it (2048-token
 #   contexts, hifc's split rule and kernel, its split combine after it where it has one); without
 #   it o reads a fixed input.
+# --rope: q|k|v in the rotary form, as the step launches it: q rotated into the attention's input,
+#   k and v into each row's current slot of the attention's pool (needs --attention). In whole steps
+#   the norm left out before q|k|v is the one that costs (cuda-graphs-h200.md, 2026-12-07).
 # --late qkv,o: those products in their _late twins (lab_chain_variants.cu), which let the kernel
 #   after them in only at their exit.
 # --gate-kernel: where a chain leaves a norm out, a one-block kernel that only waits and lets the
@@ -30,7 +33,7 @@
 #   under kernel_trace.c: each chain is one CUDA graph).
 #
 # Usage (GPU machine): python3 bench/cuda/lab_layer_chain.py [--ms 1,8,16] [--layers 8] [--attention]
-#   [--uniform] [--late qkv,o] [--gate-kernel] [--copies-after-wait] [--carveout N] [--only both,qkv]
+#   [--rope] [--uniform] [--late qkv,o] [--gate-kernel] [--copies-after-wait] [--carveout N] [--only both,qkv]
 import argparse
 import ctypes
 import itertools
@@ -54,9 +57,11 @@ CHAIN_KEYS = {"both": "both norms", "none": "no norms", "qkv": "only the norm be
 
 
 def attention_launch(lab, m, sms, layers, out, copies_after_wait):
-    """launch(layer, pdl): the decode attention of m rows of CONTEXT positions over a bf16 pool of
-    `layers` layers, writing `out` (bf16 [m, 32 * 128]), as CUDAKernels.pagedAttention launches it
-    (split count by its rule, the split combine after it where the kernel leaves one)."""
+    """(launch(layer, pdl), rotary_args(layer)): the decode attention of m rows of CONTEXT positions
+    over a bf16 pool of `layers` layers, writing `out` (bf16 [m, 32 * 128]), as
+    CUDAKernels.pagedAttention launches it (split count by its rule, the split combine after it
+    where the kernel leaves one); and the arguments after (x, w, y, m, n, k) with which the rotary
+    q|k|v product writes that attention's q and each row's current K/V (CUDAKernels.skinnyRotaryLinear's)."""
     shape = Shape(layers, 8, 128, 64, 32)
     pool, _, tables, ctx, row_table, q = inputs(shape, m, CONTEXT, 11, equal=True)
     splits = splits_for(CONTEXT, m, shape.kvh, sms, resident_blocks(lab, shape))
@@ -80,7 +85,14 @@ def attention_launch(lab, m, sms, layers, out, copies_after_wait):
                        [part_m, part_l, part_acc, out, shape.qh, shape.hd, splits], pdl=pdl)
     print(f"| {m} | attention: {kernel}, {splits} splits{', then the combine' if combine else ''}"
           f"{', copies after its wait' if copies_after_wait else ''} | | | |")
-    return launch
+    # Each row's token is its context's last position, in that row's last block.
+    positions = ctx - 1
+    slots = (tables.gather(1, (positions // shape.bt).long().unsqueeze(1)).squeeze(1) * shape.bt + positions % shape.bt).int()
+    inv_freq = 1.0 / (500000.0 ** (torch.arange(0, shape.hd, 2, device="cuda").float() / shape.hd))
+
+    def rotary_args(layer):
+        return [positions, inv_freq, slots, q, pool, shape.qh, shape.kvh, shape.hd, layer, shape.bt, ctypes.c_long(shape.block_elems)]
+    return launch, rotary_args
 
 
 def main():
@@ -89,12 +101,17 @@ def main():
     ap.add_argument("--layers", type=int, default=8)
     ap.add_argument("--uniform", action="store_true")
     ap.add_argument("--attention", action="store_true")
+    ap.add_argument("--rope", action="store_true")
     ap.add_argument("--late", default="")
     ap.add_argument("--gate-kernel", action="store_true")
     ap.add_argument("--only")
     ap.add_argument("--carveout", type=int)
     ap.add_argument("--copies-after-wait", action="store_true")
     args = ap.parse_args()
+    if args.rope and not args.attention:
+        ap.error("--rope writes K/V into the attention's pool: it needs --attention")
+    if args.rope and "qkv" in args.late.split(","):
+        ap.error("--late qkv has no rotary twin: take --rope or --late qkv, not both")
     kernels = with_variants(KERNELS, "gemv", os.path.join(HERE, "lab_chain_variants.cu"))
     for f in ("norm_rope.cu", "attention.cu"):
         shutil.copy(os.path.join(KERNELS, f), kernels)
@@ -135,22 +152,30 @@ def main():
         y_qkv = torch.empty(m, QKV, device="cuda")
         y = torch.empty(m, HIDDEN, device="cuda")
 
-        def product(n, k, x, w, out, silu=False, pdl=True):
+        def product(n, k, x, w, out, silu=False, rotary=None, pdl=True):
+            """rotary: the rotary form's arguments (its y is unused: out None)."""
             name, features, warps = picks[n]
             late = (n, k) in late_products
-            lab.launch(name + ("_silu" if silu else "") + ("_late" if late else ""), ((n + features - 1) // features,),
-                       (32 * warps,), [x, w, out, m, n, k], pdl=pdl)
+            suffix = "_silu" if silu else "_rope" if rotary else "_late" if late else ""
+            y_arg = ctypes.c_uint64(0) if out is None else out
+            lab.launch(name + suffix, ((n + features - 1) // features,), (32 * warps,), [x, w, y_arg, m, n, k] + (rotary or []), pdl=pdl)
 
         def add_norm(pdl=True):
             lab.launch(norm, (m,), (norm_threads,), [total, y, total, norm_w, normed, HIDDEN, EPS], pdl=pdl)
 
-        attend = attention_launch(lab, m, sms, layers, attention, args.copies_after_wait) if args.attention else None
+        attend, rotary_args = attention_launch(lab, m, sms, layers, attention, args.copies_after_wait) if args.attention else (None, None)
+
+        def qkv(l, pdl):
+            if args.rope:
+                product(QKV, HIDDEN, normed, wqkv[l], None, rotary=rotary_args(l), pdl=pdl)
+            else:
+                product(QKV, HIDDEN, normed, wqkv[l], y_qkv, pdl=pdl)
 
         def layer_launches(l, before_qkv, before_gate_up, pdl=True):
             """One layer's launches in the step's order (the norms where asked)."""
             gate = [lambda: lab.launch("lab_gate_kernel", (1,), (32,), [], pdl=pdl)] if args.gate_kernel else []
             return ([lambda: add_norm(pdl)] if before_qkv else gate) + [
-                lambda: product(QKV, HIDDEN, normed, wqkv[l], y_qkv, pdl=pdl)] + (
+                lambda: qkv(l, pdl)] + (
                 [lambda: attend(l, pdl)] if attend else []) + [
                 lambda: product(HIDDEN, HIDDEN, attention, wo[l], y, pdl=pdl)] + (
                 [lambda: add_norm(pdl)] if before_gate_up else gate) + [
