@@ -64,6 +64,10 @@ final class StepWakeTests: XCTestCase {
             returned.signal()
         }.start()
         XCTAssertEqual(staged.wait(timeout: .now() + 30), .success, "the save's blocks were staged")
+        // The staged event is sent just before the transfer's task enters the tier's write, so
+        // the step can return first (CI once saw no write started yet at this point).
+        let deadline = Date().addingTimeInterval(30)
+        while tier.writesStarted.load(ordering: .sequentiallyConsistent) == 0, Date() < deadline { usleep(1000) }
         XCTAssertEqual(tier.writesStarted.load(ordering: .sequentiallyConsistent), 1, "a prefix save started")
         core.waker.wake()
         guard returned.wait(timeout: .now() + 30) == .success else {
