@@ -19,11 +19,13 @@ import torch
 KERNELS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "Sources", "CUDA", "Kernels")
 
 
-def with_variants(kernels, module, variants):
+def with_variants(kernels, module, variants, also=()):
     """A temporary copy of `kernels` holding common.cuh and `module`.cu with the lab-only kernels of
-    the file `variants` appended, for `Lab(kernels_dir=..., modules=[module])`."""
+    the file `variants` appended, and the modules named in `also` as they are, for
+    `Lab(kernels_dir=..., modules=[module, *also])`."""
     d = tempfile.mkdtemp()
-    shutil.copy(os.path.join(kernels, "common.cuh"), d)
+    for f in ("common.cuh",) + tuple(m + ".cu" for m in also):
+        shutil.copy(os.path.join(kernels, f), d)
     with open(os.path.join(d, module + ".cu"), "w") as f:
         f.write(open(os.path.join(kernels, module + ".cu")).read() + "\n" + open(variants).read())
     return d

@@ -38,7 +38,6 @@ import argparse
 import ctypes
 import itertools
 import os
-import shutil
 import sys
 
 import torch
@@ -74,7 +73,8 @@ def attention_launch(lab, m, sms, layers, out, copies_after_wait):
     combine = splits > 1 and cluster_blocks(kernel) == 1
 
     def launch(layer, pdl):
-        # fresh_tokens 1: as in a decode step, the older positions' copies may go before the wait.
+        # fresh_tokens 1: as in a decode step, the older positions' copies may go before the wait;
+        # past any context (--copies-after-wait), none may.
         fresh = 1 << 30 if copies_after_wait else 1
         lab.launch(kernel, (m, shape.kvh, splits), (32 * warps,),
                    [q, shape.qh * shape.hd, pool, tables, tables.shape[1], row_table, ctx, part_m, part_l, part_acc, shape.qh,
@@ -112,9 +112,7 @@ def main():
         ap.error("--rope writes K/V into the attention's pool: it needs --attention")
     if args.rope and "qkv" in args.late.split(","):
         ap.error("--late qkv has no rotary twin: take --rope or --late qkv, not both")
-    kernels = with_variants(KERNELS, "gemv", os.path.join(HERE, "lab_chain_variants.cu"))
-    for f in ("norm_rope.cu", "attention.cu"):
-        shutil.copy(os.path.join(KERNELS, f), kernels)
+    kernels = with_variants(KERNELS, "gemv", os.path.join(HERE, "lab_chain_variants.cu"), also=("norm_rope", "attention"))
     lab = Lab(kernels_dir=kernels, modules=["gemv", "norm_rope"] + (["attention"] if args.attention else []))
     sms = torch.cuda.get_device_properties(0).multi_processor_count
     if args.carveout is not None:

@@ -17,7 +17,6 @@
 # Usage (GPU machine): python3 bench/cuda/lab_persistent.py [--ms 1,8,16] [--layers 8]
 import argparse
 import os
-import shutil
 
 import torch
 
@@ -31,9 +30,7 @@ EPS = 1e-5
 
 def kernels_dir():
     """gemv.cu with the lab's kernels appended, and norm_rope.cu for the chain of kernels."""
-    d = with_variants(KERNELS, "gemv", os.path.join(HERE, "lab_persistent.cu"))
-    shutil.copy(os.path.join(KERNELS, "norm_rope.cu"), d)
-    return d
+    return with_variants(KERNELS, "gemv", os.path.join(HERE, "lab_persistent.cu"), also=("norm_rope",))
 
 
 def main():
