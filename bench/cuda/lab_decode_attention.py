@@ -31,8 +31,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 # Warps, keys per warp per stage, stages: paged_attention_decode_d* as CUDAKernels.decodeAttentionLaunch
 # launches them, then the lab-only variants.
 DECODE = {"paged_attention_decode_d64": (4, 16, 3), "paged_attention_decode_d128": (8, 16, 3), "paged_attention_decode_d256": (4, 16, 3)}
-# name: (warps, keys, stages), from lab_decode_variants.cu (none at present).
-LAB_VARIANTS = {}
+# name: (warps, keys, stages), from lab_decode_variants.cu.
+LAB_VARIANTS = {"lab_decode_d128_w4k16s3": (4, 16, 3)}
 DECODE_FP8 = {"paged_attention_decode_d64_fp8": (4, 16, 5), "paged_attention_decode_d128_fp8": (8, 16, 3),
               "paged_attention_decode_d256_fp8": (4, 16, 5)}
 LAB_VARIANTS_FP8 = {}

@@ -29,11 +29,17 @@
 # --carveout PERCENT: every product's, norm's and the combine's preferred shared memory carveout (the
 #   attention asks for the most shared memory a multiprocessor has, so multiprocessors switch their
 #   L1/shared split between it and the products unless these prefer the same).
+# --carveout-attention: the attention's preferred carveout is --carveout's too.
+# --attention-kernel NAME: a lab variant of the head-dim-128 decode kernel (lab_decode_variants.cu,
+#   LAB_VARIANTS) in place of hifc's, split by hifc's rule at its own residency, the combine after it
+#   where it splits. lab_decode_d128_w4k16s3 (100 KiB) with --carveout 57 --carveout-attention: every
+#   kernel of the layer on the same 132 KiB shared / 124 KiB L1 split, which no kernel then changes.
 # --only KEYS: those chains only (both, none, qkv, gate), and no kernel timed alone (for a trace
 #   under kernel_trace.c: each chain is one CUDA graph).
 #
 # Usage (GPU machine): python3 bench/cuda/lab_layer_chain.py [--ms 1,8,16] [--layers 8] [--attention]
-#   [--rope] [--uniform] [--late qkv,o] [--gate-kernel] [--copies-after-wait] [--carveout N] [--only both,qkv]
+#   [--rope] [--uniform] [--late qkv,o] [--gate-kernel] [--copies-after-wait] [--carveout N] [--carveout-attention]
+#   [--attention-kernel NAME] [--only both,qkv]
 import argparse
 import ctypes
 import itertools
@@ -43,7 +49,7 @@ import sys
 import torch
 
 from kernel_lab import KERNELS, Lab, add_norm_launch, copy_bandwidth_gbs, graph_ms, with_variants
-from lab_decode_attention import DECODE, Shape, cluster_blocks, decode_name, decode_smem, inputs, resident_blocks, splits_for
+from lab_decode_attention import DECODE, LAB_VARIANTS, Shape, cluster_blocks, decode_name, decode_smem, inputs, resident_blocks, splits_for
 from lab_gemv import launcher_choice
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -55,17 +61,24 @@ CHAINS = {"both norms": (True, True), "no norms": (False, False), "only the norm
 CHAIN_KEYS = {"both": "both norms", "none": "no norms", "qkv": "only the norm before q|k|v", "gate": "only the norm before gate|up"}
 
 
-def attention_launch(lab, m, sms, layers, out, copies_after_wait):
+def attention_launch(lab, m, sms, layers, out, copies_after_wait, variant=None):
     """(launch(layer, pdl), rotary_args(layer)): the decode attention of m rows of CONTEXT positions
     over a bf16 pool of `layers` layers, writing `out` (bf16 [m, 32 * 128]), as
     CUDAKernels.pagedAttention launches it (split count by its rule, the split combine after it
-    where the kernel leaves one); and the arguments after (x, w, y, m, n, k) with which the rotary
-    q|k|v product writes that attention's q and each row's current K/V (CUDAKernels.skinnyRotaryLinear's)."""
+    where the kernel leaves one), or with the lab kernel `variant` in its place; and the arguments
+    after (x, w, y, m, n, k) with which the rotary q|k|v product writes that attention's q and each
+    row's current K/V (CUDAKernels.skinnyRotaryLinear's)."""
     shape = Shape(layers, 8, 128, 64, 32)
     pool, _, tables, ctx, row_table, q = inputs(shape, m, CONTEXT, 11, equal=True)
-    splits = splits_for(CONTEXT, m, shape.kvh, sms, resident_blocks(lab, shape))
-    kernel = decode_name(shape, splits)
-    warps, keys, stages = DECODE.get(kernel, DECODE[decode_name(shape)])
+    if variant:
+        kernel = variant
+        warps, keys, stages = LAB_VARIANTS[variant]
+        resident = lab.resident_blocks(kernel, 32 * warps, decode_smem(shape.hd, warps, keys, stages))
+        splits = splits_for(CONTEXT, m, shape.kvh, sms, resident)
+    else:
+        splits = splits_for(CONTEXT, m, shape.kvh, sms, resident_blocks(lab, shape))
+        kernel = decode_name(shape, splits)
+        warps, keys, stages = DECODE.get(kernel, DECODE[decode_name(shape)])
     parts = m * shape.qh * splits
     part_m, part_l = torch.empty(parts, device="cuda"), torch.empty(parts, device="cuda")
     part_acc = torch.empty(parts * shape.hd, device="cuda")
@@ -106,21 +119,30 @@ def main():
     ap.add_argument("--gate-kernel", action="store_true")
     ap.add_argument("--only")
     ap.add_argument("--carveout", type=int)
+    ap.add_argument("--carveout-attention", action="store_true")
+    ap.add_argument("--attention-kernel", choices=sorted(LAB_VARIANTS))
     ap.add_argument("--copies-after-wait", action="store_true")
     args = ap.parse_args()
     if args.rope and not args.attention:
         ap.error("--rope writes K/V into the attention's pool: it needs --attention")
     if args.rope and "qkv" in args.late.split(","):
         ap.error("--late qkv has no rotary twin: take --rope or --late qkv, not both")
+    if args.carveout_attention and (args.carveout is None or not args.attention):
+        ap.error("--carveout-attention needs --carveout and --attention")
+    if args.attention_kernel and not args.attention:
+        ap.error("--attention-kernel needs --attention")
     kernels = with_variants(KERNELS, "gemv", os.path.join(HERE, "lab_chain_variants.cu"), also=("norm_rope", "attention"))
+    if args.attention_kernel:
+        kernels = with_variants(kernels, "attention", os.path.join(HERE, "lab_decode_variants.cu"), also=("gemv", "norm_rope"))
     lab = Lab(kernels_dir=kernels, modules=["gemv", "norm_rope"] + (["attention"] if args.attention else []))
     sms = torch.cuda.get_device_properties(0).multi_processor_count
     if args.carveout is not None:
         for name, fn in lab.functions.items():
-            if name.startswith(("gemv_", "add_rmsnorm", "paged_attention_combine")):
+            attention = name.startswith(("paged_attention_decode", "lab_decode"))
+            if name.startswith(("gemv_", "add_rmsnorm", "paged_attention_combine")) or (attention and args.carveout_attention):
                 # CU_FUNC_ATTRIBUTE_PREFERRED_SHARED_MEMORY_CARVEOUT = 9
                 lab._check(lab.cuda.cuFuncSetAttribute(fn, 9, args.carveout), f"carveout of {name}")
-        print(f"preferred carveout {args.carveout}% for the products, norms and the combine")
+        print(f"preferred carveout {args.carveout}% for the products, norms{', the attention' if args.carveout_attention else ''} and the combine")
     bw = copy_bandwidth_gbs()
     layers = args.layers
     # (n, k) of the products asked to let their successor in at their exit (--late).
@@ -161,7 +183,7 @@ def main():
         def add_norm(pdl=True):
             lab.launch(norm, (m,), (norm_threads,), [total, y, total, norm_w, normed, HIDDEN, EPS], pdl=pdl)
 
-        attend, rotary_args = attention_launch(lab, m, sms, layers, attention, args.copies_after_wait) if args.attention else (None, None)
+        attend, rotary_args = attention_launch(lab, m, sms, layers, attention, args.copies_after_wait, args.attention_kernel) if args.attention else (None, None)
 
         def qkv(l, pdl):
             if args.rope:
