@@ -15,6 +15,10 @@ public final class CUDADevice: @unchecked Sendable {
     /// wait for their inputs themselves, see common.cuh). `HIFC_CUDA_PDL=0` turns it off, for
     /// comparing the two in one run.
     public let overlapsDependentLaunches: Bool
+    /// The share of each multiprocessor's L1/shared memory (percent) that every kernel taking at
+    /// most 48 KiB of shared memory prefers for shared memory, nil for the driver's own choice
+    /// (`sharedMemoryCarveout`).
+    public let preferredCarveout: Int?
     let context: CUcontext
 
     /// Number of CUDA devices, or an error when the driver cannot be loaded.
@@ -61,11 +65,35 @@ public final class CUDADevice: @unchecked Sendable {
         overlapsDependentLaunches =
             major >= 9 && api.cuLaunchKernelEx != nil
             && ProcessInfo.processInfo.environment["HIFC_CUDA_PDL"] != "0"
+        preferredCarveout = try CUDADevice.sharedMemoryCarveout(
+            computeCapability: (major, minor), environment: ProcessInfo.processInfo.environment)
         var ctx: CUcontext?
         try api.check(api.cuDevicePrimaryCtxRetain(&ctx, dev), "cuDevicePrimaryCtxRetain(\(ordinal))")
         guard let ctx else { throw CUDAError.driver(call: "cuDevicePrimaryCtxRetain", code: 0, message: "null context") }
         context = ctx
         try makeCurrent()
+    }
+
+    /// The carveout the kernels prefer on a device of `computeCapability`: 44% on Hopper (100 KiB
+    /// of the 228, which the driver rounds up to its 132 KiB shared / 124 KiB L1 configuration),
+    /// nil elsewhere (not measured). `HIFC_CUDA_CARVEOUT` = 0-100 sets it, `default` leaves it to the driver.
+    ///
+    /// Why: left to itself the driver sizes each kernel's split by its own needs, so a decode
+    /// layer's kernels want different splits (one product 64 KiB, the next 132, a norm almost
+    /// none), and a multiprocessor can switch only once it is empty. A kernel let in early
+    /// (programmatic dependent launch) then finds few multiprocessors it may start on. One split
+    /// for all: 8B decode steps 1.7% shorter at batches 4 and 8 on an H100, batches 1, 2, 16 and 32
+    /// within 0.2%; and without the norm kernels between products the batch-16 step is 4.1% shorter
+    /// instead of 15% longer (bench/results/cuda-graphs-h200.md, 2026-12-07). At 32% (rounded to
+    /// 100 KiB) the batch-16 gate|up product's four 33 KiB CTAs no longer fit a multiprocessor: 8% slower.
+    static func sharedMemoryCarveout(computeCapability: (major: Int, minor: Int), environment: [String: String]) throws -> Int? {
+        if environment["HIFC_CUDA_CARVEOUT"]?.lowercased() == "default" { return nil }
+        if let percent = try wholeNumberSetting(
+            "HIFC_CUDA_CARVEOUT", in: environment, range: 0...100, expected: "a percentage, 0 to 100, or default")
+        {
+            return percent
+        }
+        return computeCapability.major == 9 ? 44 : nil
     }
 
     /// Makes this device's context current on the calling thread.

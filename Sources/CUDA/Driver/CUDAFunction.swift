@@ -20,13 +20,21 @@ public struct CUDAFunction: @unchecked Sendable {
         return Int(blocks)
     }
 
+    /// CU_FUNC_ATTRIBUTE_PREFERRED_SHARED_MEMORY_CARVEOUT.
+    static let preferredCarveoutAttribute: Int32 = 9
+
     /// Beyond 48 KiB of dynamic shared memory a block must opt in
     /// (CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES), for a launch and for the driver's
     /// occupancy figure alike (CUTLASS sets it before the occupancy query for this reason,
-    /// NVIDIA/cutlass#532).
+    /// NVIDIA/cutlass#532). Such a kernel (the attention kernels) goes back to the driver's own
+    /// carveout (-1): the device's preferred one could leave room for fewer of its blocks.
     private func optInToSharedMemory(_ sharedBytes: Int) throws {
         guard sharedBytes > 48 * 1024 else { return }
-        try module.device.api.check(module.device.api.cuFuncSetAttribute(handle, 8, Int32(sharedBytes)), "cuFuncSetAttribute(\(name))")
+        let api = module.device.api
+        try api.check(api.cuFuncSetAttribute(handle, 8, Int32(sharedBytes)), "cuFuncSetAttribute(\(name))")
+        if module.device.preferredCarveout != nil {
+            try api.check(api.cuFuncSetAttribute(handle, Self.preferredCarveoutAttribute, -1), "cuFuncSetAttribute(\(name), carveout)")
+        }
     }
 
     /// Launches the kernel on `stream` with `grid` blocks of `block` threads.

@@ -22,6 +22,10 @@ public final class CUDAModule: @unchecked Sendable {
         // CUDA_ERROR_NOT_FOUND (500)
         if status == 500 { throw CUDAError.missingKernel(name: name) }
         try device.api.check(status, "cuModuleGetFunction(\(name))")
+        if let carveout = device.preferredCarveout {
+            try device.api.check(
+                device.api.cuFuncSetAttribute(f, CUDAFunction.preferredCarveoutAttribute, Int32(carveout)), "cuFuncSetAttribute(\(name), carveout)")
+        }
         return CUDAFunction(module: self, name: name, handle: f!)
     }
 }
