@@ -6,13 +6,13 @@ import XCTest
 /// so it is tested here with the figures of an H100/H200 (132 multiprocessors; 2, 4, 1, 2, 4
 /// and 2 resident CTAs of the six launches, from the kernels' register counts).
 final class SkinnyGEMMLaunchTests: XCTestCase {
-    private let hopper: [SkinnyGEMMLaunch: Int] = [
+    static let hopper: [SkinnyGEMMLaunch: Int] = [
         .oneTileFourChunks: 2, .oneTileTwoChunks: 4, .twoTilesSixteenWarps: 1, .twoTilesEightWarps: 2,
         .fourTilesFourWarps: 4, .fourTilesEightWarps: 2,
     ]
 
     private func launch(m: Int, n: Int) -> SkinnyGEMMLaunch {
-        CUDAKernels.skinnyGEMMLaunch(m: m, n: n, multiprocessors: 132, resident: hopper)
+        CUDAKernels.skinnyGEMMLaunch(m: m, n: n, multiprocessors: 132, resident: Self.hopper)
     }
 
     func testDecodeProductsJustOverOneWaveTakeTheLeanerLaunch() {

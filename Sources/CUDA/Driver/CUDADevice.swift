@@ -78,11 +78,11 @@ public final class CUDADevice: @unchecked Sendable {
     /// of the 228, which the driver rounds up to its 132 KiB shared / 124 KiB L1 configuration),
     /// nil elsewhere (not measured). `HIFC_CUDA_CARVEOUT` = 0-100 sets it, `default` leaves it to the driver.
     ///
-    /// Why: left to itself the driver sizes each kernel's split by its own needs, so a decode
-    /// layer's kernels want different splits (one product 64 KiB, the next 132, a norm almost
-    /// none), and a multiprocessor can switch only once it is empty. A kernel let in early
-    /// (programmatic dependent launch) then finds few multiprocessors it may start on. One split
-    /// for all: 8B decode steps 1.7% shorter at batches 4 and 8 on an H100, batches 1, 2, 16 and 32
+    /// Why (our reading of the timings, not observed directly): left to itself the driver sizes
+    /// each kernel's split by that kernel's needs, so a decode layer's kernels (products of one to
+    /// four 33 KiB CTAs a multiprocessor, norms of almost none) get different splits, and a
+    /// multiprocessor can switch only once it is empty; a kernel let in early (programmatic
+    /// dependent launch) then finds few multiprocessors it may start on. One split for all: 8B decode steps 1.7% shorter at batches 4 and 8 on an H100, batches 1, 2, 16 and 32
     /// within 0.2%; and without the norm kernels between products the batch-16 step is 4.1% shorter
     /// instead of 15% longer (bench/results/cuda-graphs-h200.md, 2026-12-07). At 32% (rounded to
     /// 100 KiB) the batch-16 gate|up product's four 33 KiB CTAs no longer fit a multiprocessor: 8% slower.
