@@ -10,6 +10,8 @@
 // The head-dim-128 kernel with 4 warps (three stages of 64 keys, 100 KiB of shared memory with Q's tile: two blocks a
 // multiprocessor) for lab_layer_chain.py --attention-kernel: with the products, norms and combine asked for the same
 // carveout (--carveout 57 --carveout-attention), no multiprocessor switches its L1/shared split in a decode layer.
+// Timed 2026-12-07 (cuda-graphs-h200.md): no faster than the 8-warp kernel under the same carveout, in the lab or in
+// whole steps (hifc's twin was on experiment/uniform-carveout).
 extern "C" __global__ void __launch_bounds__(128) lab_decode_d128_w4k16s3(DECODE_PARAMS) {
     attention_decode_mma<128, 4, 16, 3, true>(DECODE_ARGS);
 }
