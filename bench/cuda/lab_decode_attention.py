@@ -82,10 +82,11 @@ def splits_for(context, rows, kvh, sms, resident=1):
     return max(1, min(wanted, (context + 127) // 128))
 
 
-def resident_blocks(lab, shape):
-    # As CUDAKernels.decodeAttentionResidency: the split form's blocks on one multiprocessor.
-    kernel = decode_name(shape)
-    warps, keys, stages = {**DECODE, **DECODE_FP8}[kernel]
+def resident_blocks(lab, shape, kernel=None):
+    # As CUDAKernels.decodeAttentionResidency: the split form's blocks on one multiprocessor (of
+    # hifc's kernel for the shape, or of the lab variant `kernel`).
+    kernel = kernel or decode_name(shape)
+    warps, keys, stages = {**DECODE, **DECODE_FP8, **LAB_VARIANTS, **LAB_VARIANTS_FP8}[kernel]
     return lab.resident_blocks(kernel, 32 * warps, decode_smem(shape.hd, warps, keys, stages, shape.fp8))
 
 

@@ -70,15 +70,9 @@ def attention_launch(lab, m, sms, layers, out, copies_after_wait, variant=None):
     row's current K/V (CUDAKernels.skinnyRotaryLinear's)."""
     shape = Shape(layers, 8, 128, 64, 32)
     pool, _, tables, ctx, row_table, q = inputs(shape, m, CONTEXT, 11, equal=True)
-    if variant:
-        kernel = variant
-        warps, keys, stages = LAB_VARIANTS[variant]
-        resident = lab.resident_blocks(kernel, 32 * warps, decode_smem(shape.hd, warps, keys, stages))
-        splits = splits_for(CONTEXT, m, shape.kvh, sms, resident)
-    else:
-        splits = splits_for(CONTEXT, m, shape.kvh, sms, resident_blocks(lab, shape))
-        kernel = decode_name(shape, splits)
-        warps, keys, stages = DECODE.get(kernel, DECODE[decode_name(shape)])
+    splits = splits_for(CONTEXT, m, shape.kvh, sms, resident_blocks(lab, shape, variant))
+    kernel = variant or decode_name(shape, splits)
+    warps, keys, stages = {**DECODE, **LAB_VARIANTS}.get(kernel, DECODE[decode_name(shape)])
     parts = m * shape.qh * splits
     part_m, part_l = torch.empty(parts, device="cuda"), torch.empty(parts, device="cuda")
     part_acc = torch.empty(parts * shape.hd, device="cuda")

@@ -82,10 +82,12 @@ public final class CUDADevice: @unchecked Sendable {
     /// each kernel's split by that kernel's needs, so a decode layer's kernels (products of one to
     /// four 33 KiB CTAs a multiprocessor, norms of almost none) get different splits, and a
     /// multiprocessor can switch only once it is empty; a kernel let in early (programmatic
-    /// dependent launch) then finds few multiprocessors it may start on. One split for all: 8B decode steps 1.7% shorter at batches 4 and 8 on an H100, batches 1, 2, 16 and 32
-    /// within 0.2%; and without the norm kernels between products the batch-16 step is 4.1% shorter
+    /// dependent launch) then finds few multiprocessors it may start on. One split for all: 8B
+    /// decode steps 1.7% shorter at batches 4 and 8 on an H100, batches 1, 2, 16 and 32 within
+    /// 0.2%; and without the norm kernels between products the batch-16 step is 4.1% shorter
     /// instead of 15% longer (bench/results/cuda-graphs-h200.md, 2026-12-07). At 32% (rounded to
-    /// 100 KiB) the batch-16 gate|up product's four 33 KiB CTAs no longer fit a multiprocessor: 8% slower.
+    /// 100 KiB) the batch-16 gate|up product's four 33 KiB CTAs no longer fit a multiprocessor:
+    /// 8% slower.
     static func sharedMemoryCarveout(computeCapability: (major: Int, minor: Int), environment: [String: String]) throws -> Int? {
         if environment["HIFC_CUDA_CARVEOUT"]?.lowercased() == "default" { return nil }
         if let percent = try wholeNumberSetting(
