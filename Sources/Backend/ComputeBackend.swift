@@ -114,6 +114,18 @@ public protocol ComputeBackend: AnyObject, Sendable {
     func addAndNormalize(
         _ x: DeviceTensor, _ y: DeviceTensor, weight: DeviceTensor, epsilon: Float
     ) throws -> (sum: DeviceTensor, normed: DeviceTensor)
+    /// The product that ends a block, its residual add and the norm that begins the next:
+    /// `addAndNormalize(residual, linear(x, weight: weight, bias: nil), weight: norm, epsilon:
+    /// epsilon)`. One op, so that a GPU can do the add and most of the norm as the product's sums
+    /// come out; its `normed` may then be a form that only its own ops read.
+    func linearAddAndNormalize(
+        _ x: DeviceTensor, weight: DeviceTensor, residual: DeviceTensor, norm: DeviceTensor, epsilon: Float
+    ) throws -> (sum: DeviceTensor, normed: DeviceTensor)
+    /// The same after a SiLU-gated MLP: `addAndNormalize(residual, gatedMLP(x, gateUp: gateUp,
+    /// down: down), weight: norm, epsilon: epsilon)`.
+    func gatedMLPAddAndNormalize(
+        _ x: DeviceTensor, gateUp: DeviceTensor, down: DeviceTensor, residual: DeviceTensor, norm: DeviceTensor, epsilon: Float
+    ) throws -> (sum: DeviceTensor, normed: DeviceTensor)
     /// Causal attention of `q` (`[tokens, heads*headDim]`) over each sequence's cached K/V in
     /// `layer` of the pool (which `attentionInputs` has already extended by this step's rows): query row `i`
     /// of a sequence, at position `p = contextLength - queryLength + i`, sees positions `0 ... p`, or
@@ -222,5 +234,19 @@ extension ComputeBackend {
     /// The gated half, then the down product: for backends with nothing to gain from fusing them.
     public func gatedMLP(_ x: DeviceTensor, gateUp: DeviceTensor, down: DeviceTensor) throws -> DeviceTensor {
         try linear(try gatedLinear(x, gateUp: gateUp), weight: down, bias: nil)
+    }
+
+    /// The product, then the add and norm: for backends with nothing to gain from fusing them.
+    public func linearAddAndNormalize(
+        _ x: DeviceTensor, weight: DeviceTensor, residual: DeviceTensor, norm: DeviceTensor, epsilon: Float
+    ) throws -> (sum: DeviceTensor, normed: DeviceTensor) {
+        try addAndNormalize(residual, try linear(x, weight: weight, bias: nil), weight: norm, epsilon: epsilon)
+    }
+
+    /// The MLP, then the add and norm: for backends with nothing to gain from fusing them.
+    public func gatedMLPAddAndNormalize(
+        _ x: DeviceTensor, gateUp: DeviceTensor, down: DeviceTensor, residual: DeviceTensor, norm: DeviceTensor, epsilon: Float
+    ) throws -> (sum: DeviceTensor, normed: DeviceTensor) {
+        try addAndNormalize(residual, try gatedMLP(x, gateUp: gateUp, down: down), weight: norm, epsilon: epsilon)
     }
 }

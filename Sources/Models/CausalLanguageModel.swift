@@ -79,6 +79,18 @@ extension CausalLanguageModel {
         }
     }
 
+    /// `mlp`, its residual add and the norm after it, as one backend op where the activation allows.
+    func mlpAddAndNormalize(
+        _ x: DeviceTensor, gateUp: DeviceTensor, down: DeviceTensor, residual: DeviceTensor, norm: DeviceTensor, epsilon: Float
+    ) throws -> (sum: DeviceTensor, normed: DeviceTensor) {
+        switch config.hiddenActivation {
+        case .silu:
+            return try backend.gatedMLPAddAndNormalize(x, gateUp: gateUp, down: down, residual: residual, norm: norm, epsilon: epsilon)
+        case .geluTanh:
+            return try backend.addAndNormalize(residual, try mlp(x, gateUp: gateUp, down: down), weight: norm, epsilon: epsilon)
+        }
+    }
+
     /// Checks `batch` against the pool and the vocabulary, and describes it to the backend.
     func prepareStep(
         _ batch: ForwardBatch, kv: any KVCachePool, feeding previous: (any StepTokens)?

@@ -121,14 +121,14 @@ public final class LlamaModel: CausalLanguageModel {
                 }
                 let attention = try b.pagedAttention(
                     q: q, heads: config.heads, layer: i, scale: scale, window: config.window(layer: i), pool: kv, step: prepared)
-                let afterAttention = try b.addAndNormalize(
-                    x, try b.linear(attention, weight: layer.o, bias: nil),
-                    weight: layer.postAttentionNorm, epsilon: config.rmsNormEpsilon)
-                let mlp = try self.mlp(afterAttention.normed, gateUp: layer.gateUp, down: layer.down)
+                let afterAttention = try b.linearAddAndNormalize(
+                    attention, weight: layer.o, residual: x, norm: layer.postAttentionNorm, epsilon: config.rmsNormEpsilon)
                 if i + 1 < layers.count {
-                    (x, normed) = try b.addAndNormalize(afterAttention.sum, mlp, weight: layers[i + 1].inputNorm, epsilon: config.rmsNormEpsilon)
+                    (x, normed) = try mlpAddAndNormalize(
+                        afterAttention.normed, gateUp: layer.gateUp, down: layer.down, residual: afterAttention.sum,
+                        norm: layers[i + 1].inputNorm, epsilon: config.rmsNormEpsilon)
                 } else {
-                    x = try b.add(afterAttention.sum, mlp)
+                    x = try b.add(afterAttention.sum, try mlp(afterAttention.normed, gateUp: layer.gateUp, down: layer.down))
                 }
             }
             return x

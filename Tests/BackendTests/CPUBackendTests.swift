@@ -192,6 +192,28 @@ final class CPUBackendTests: XCTestCase {
         }
     }
 
+    func testTheProductAddAndNormAreTheOpsTheyStandFor() throws {
+        let backend = CPUBackend(blas: nil)
+        let (rows, k, n, inter) = (3, 8, 4, 6)
+        let x = try tensor(backend, values(rows * k, seed: 12), [rows, k])
+        let weight = try tensor(backend, values(n * k, seed: 13), [n, k])
+        let residual = try tensor(backend, values(rows * n, seed: 14), [rows, n])
+        let norm = try tensor(backend, values(n, seed: 15), [n])
+        let fused = try backend.linearAddAndNormalize(x, weight: weight, residual: residual, norm: norm, epsilon: 1e-5)
+        let apart = try backend.addAndNormalize(residual, try backend.linear(x, weight: weight, bias: nil), weight: norm, epsilon: 1e-5)
+        XCTAssertEqual(try backend.download(fused.sum), try backend.download(apart.sum))
+        XCTAssertEqual(try backend.download(fused.normed), try backend.download(apart.normed))
+
+        let hidden = try tensor(backend, values(rows * n, seed: 16), [rows, n])
+        let gateUp = try tensor(backend, values(2 * inter * n, seed: 17), [2 * inter, n])
+        let down = try tensor(backend, values(n * inter, seed: 18), [n, inter])
+        let mlp = try backend.gatedMLPAddAndNormalize(hidden, gateUp: gateUp, down: down, residual: residual, norm: norm, epsilon: 1e-5)
+        let mlpApart = try backend.addAndNormalize(
+            residual, try backend.gatedMLP(hidden, gateUp: gateUp, down: down), weight: norm, epsilon: 1e-5)
+        XCTAssertEqual(try backend.download(mlp.sum), try backend.download(mlpApart.sum))
+        XCTAssertEqual(try backend.download(mlp.normed), try backend.download(mlpApart.normed))
+    }
+
     func testDownloadRowsGivesEachRowItsOwnArray() throws {
         let backend = CPUBackend(blas: nil)
         let x = values(12, seed: 11)

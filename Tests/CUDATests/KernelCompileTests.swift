@@ -113,7 +113,7 @@ final class KernelCompileTests: XCTestCase {
             "rmsnorm_f32_to_bf16", "add_rmsnorm_f32_to_bf16", "rmsnorm_f32_to_bf16_next_first", "add_rmsnorm_f32_to_bf16_next_first",
             "rope_qkv_write_kv",
             "kv_write_bf16", "argmax_f32", "sample_rows_f32", "sample_rows_f32_cluster8", "silu_mul_f32_to_bf16", "embedding_bf16_to_f32",
-            "gemv_bf16_t1r1u2p1h1", "gemv_bf16_t1r1u4p1h1", "gemv_bf16_t2r2u2p1h1",
+            "gemv_bf16_t1r1u2p1h1", "gemv_bf16_t1r1u4p1h1", "gemv_bf16_t2r2u2p1h1", "apply_row_scale_bf16",
             "kv_write_fp8", "rope_qkv_write_kv_fp8", "paged_attention_partial_e4g4_fp8", "paged_attention_partial_e4g8_fp8",
             "paged_attention_partial_e8g8_fp8",
         ] {

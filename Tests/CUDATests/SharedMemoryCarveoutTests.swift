@@ -44,7 +44,10 @@ final class SharedSplitResidencyTests: XCTestCase {
         var checked = 0
         for launch in SkinnyGEMMLaunch.all {
             let resident = try XCTUnwrap(SkinnyGEMMLaunchTests.hopper[launch])
-            for kernel in [launch.kernel, launch.gated.kernel, launch.rotary.kernel] {
+            for kernel in [
+                launch.kernel, launch.gated.kernel, launch.rotary.kernel, launch.residual.kernel, launch.rowScaled.kernel,
+                launch.gated.rowScaled.kernel, launch.rotary.rowScaled.kernel,
+            ] {
                 guard let bytes = shared[kernel] else { continue }
                 XCTAssertLessThanOrEqual(resident * bytes, 132 * 1024, "\(kernel): \(resident) CTAs of \(bytes) bytes")
                 checked += 1

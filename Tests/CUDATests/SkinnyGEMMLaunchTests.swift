@@ -63,7 +63,24 @@ final class SkinnyGEMMLaunchTests: XCTestCase {
             XCTAssertTrue(all.contains(l.kernel), l.kernel)
             XCTAssertTrue(all.contains(l.gated.kernel), l.gated.kernel)
             XCTAssertTrue(all.contains(l.rotary.kernel), l.rotary.kernel)
+            // Every form but the residual one reads a residual form's rows with their row scale.
+            for twin in [l.residual, l.rowScaled, l.gated.rowScaled, l.rotary.rowScaled] {
+                XCTAssertTrue(all.contains(twin.kernel), twin.kernel)
+            }
         }
+    }
+
+    func testTheResidualAndRowScaledFormsKeepThePlainLaunchsCTAs() {
+        for l in SkinnyGEMMLaunch.all {
+            for twin in [l.residual, l.rowScaled] {
+                XCTAssertEqual(twin.blocks(n: 4096), l.blocks(n: 4096), twin.kernel)
+                XCTAssertEqual(twin.warps, l.warps, twin.kernel)
+            }
+        }
+    }
+
+    func testTheSumsOfSquaresHoldSixteenRowsForEveryCTA() {
+        XCTAssertEqual(SkinnyRowScale.squaresBytes(parts: 256), 256 * 16 * 4)
     }
 
     func testAMissingResidencyFigureCountsAsOneCTA() {

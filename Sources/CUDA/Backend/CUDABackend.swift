@@ -48,6 +48,10 @@ public final class CUDABackend: ComputeBackend, @unchecked Sendable {
     /// step 13-29% shorter on an H100 (bench/results/logprobs.md). `HIFC_CUDA_DEVICE_SAMPLING=0`
     /// makes them on the host, to compare the two in one run.
     let drawsOnDevice: Bool
+    /// Whether decode batches end their blocks in the skinny GEMM's residual form
+    /// (`linearAddAndNormalize`); `HIFC_CUDA_RESIDUAL_FORM=0` launches the product and the add +
+    /// RMSNorm kernel instead, to compare the two in one run.
+    let residualForm: Bool
 
     /// Opens GPU `ordinal`, compiles (or loads from the cache) the kernels and creates cuBLAS.
     public init(ordinal: Int = 0) throws {
@@ -63,6 +67,7 @@ public final class CUDABackend: ComputeBackend, @unchecked Sendable {
         tokenStaging = CUDATokenStaging(device: device)
         stepTiming = ProcessInfo.processInfo.environment["HIFC_CUDA_STEP_TIMING"] == "1" ? try CUDAStepTiming(device: device) : nil
         drawsOnDevice = ProcessInfo.processInfo.environment["HIFC_CUDA_DEVICE_SAMPLING"] != "0"
+        residualForm = ProcessInfo.processInfo.environment["HIFC_CUDA_RESIDUAL_FORM"] != "0"
     }
 
     public var name: String { "cuda:\(device.info.ordinal) (\(device.info.name))" }
@@ -315,6 +320,7 @@ public final class CUDABackend: ComputeBackend, @unchecked Sendable {
 
     /// `t` in `dtype` (fp32 or bf16), converted on the GPU when it is the other one.
     private func converted(_ t: DeviceTensor, to dtype: TensorDType, _ op: String) throws -> DeviceTensor {
+        if t.storage is CUDARowScaledStorage { return try converted(try whole(t, op), to: dtype, op) }
         if t.dtype == dtype { return t }
         guard [.float32, .bfloat16].contains(t.dtype), [.float32, .bfloat16].contains(dtype) else {
             throw BackendError.shapeMismatch(op: op, detail: "dtype \(t.dtype)")
@@ -373,14 +379,14 @@ public final class CUDABackend: ComputeBackend, @unchecked Sendable {
         guard weight.shape.count == 2, weight.columns == x.columns else {
             throw BackendError.shapeMismatch(op: "linear", detail: "x \(x.shape), weight \(weight.shape)")
         }
-        let xb = try bfloat16(x, "linear")
         let w = try bfloat16(weight, "linear")
-        let (out, p) = try allocate([x.rows, weight.rows], .float32)
-        let xAddress = try xb.cudaAddress("linear")
         let wAddress = try w.cudaAddress("linear")
         let m = x.rows
         let n = weight.rows
         let k = x.columns
+        let (xb, rowScale) = try skinnyInput(x, n: n, weight: wAddress, "linear")
+        let (out, p) = try allocate([x.rows, weight.rows], .float32)
+        let xAddress = try xb.cudaAddress("linear")
         // Decode batches go to the skinny kernel: on the H100 (bench/results/gemv-h100.md, CUDA
         // graphs, weights larger than L2) it reads an 8B layer's weights (qkv, o, gate_up, down;
         // roofline 0.147 ms) in 0.153 ms at m = 1 against cuBLAS's 0.162 ms, 0.155 / 0.164 ms at
@@ -389,7 +395,7 @@ public final class CUDABackend: ComputeBackend, @unchecked Sendable {
         // layer still wins 3.5%). The kernel has no variant past 16 rows; larger batches (not
         // measured against it) stay on cuBLAS.
         if CUDAKernels.skinnyGEMMAccepts(m: m, n: n, k: k, x: xAddress, w: wAddress) {
-            try kernels.skinnyLinear(x: xAddress, w: wAddress, y: p, m: m, n: n, k: k, stream: stream)
+            try kernels.skinnyLinear(x: xAddress, w: wAddress, y: p, m: m, n: n, k: k, rowScale: rowScale, stream: stream)
         } else {
             try blas.linear(x: xAddress, w: wAddress, y: p, yType: .float32, m: m, n: n, k: k, stream: stream)
         }
@@ -443,13 +449,13 @@ public final class CUDABackend: ComputeBackend, @unchecked Sendable {
         let s = try prepared(step, "projectAttentionInputs")
         let kv = try cudaPool(pool, "projectAttentionInputs")
         let layout = kv.layout
-        let xb = try bfloat16(x, "projectAttentionInputs")
         let w = try bfloat16(qkv, "projectAttentionInputs")
-        let xAddress = try xb.cudaAddress("projectAttentionInputs")
         let wAddress = try w.cudaAddress("projectAttentionInputs")
         let m = x.rows
         let n = qkv.rows
         let k = x.columns
+        let (xb, rowScale) = try skinnyInput(x, n: n, weight: wAddress, "projectAttentionInputs")
+        let xAddress = try xb.cudaAddress("projectAttentionInputs")
         guard bias == nil, layout.dtype == .bfloat16, qkv.shape.count == 2, qkv.columns == k, headDim == layout.headDim,
             headDim % 16 == 0,
             n == (heads + 2 * layout.kvHeads) * headDim, m == s.batch.tokenCount, inverseFrequencies.count == headDim / 2,
@@ -457,7 +463,7 @@ public final class CUDABackend: ComputeBackend, @unchecked Sendable {
             CUDAKernels.skinnyGEMMAccepts(m: m, n: n, k: k, x: xAddress, w: wAddress)
         else {
             return try attentionInputs(
-                qkv: try linear(xb, weight: w, bias: bias), heads: heads, headDim: headDim,
+                qkv: try linear(x, weight: w, bias: bias), heads: heads, headDim: headDim,
                 inverseFrequencies: inverseFrequencies, layer: layer, pool: pool, step: step)
         }
         let (q, p) = try allocate([m, heads * headDim], .float32)
@@ -467,7 +473,7 @@ public final class CUDABackend: ComputeBackend, @unchecked Sendable {
                 x: xAddress, w: wAddress, m: m, n: n, k: k, heads: heads, positions: s.address(.positions),
                 inverseFrequencies: try inverseFrequencies.cudaAddress("projectAttentionInputs"), slots: s.address(.slots), qOutput: p,
                 pool: kv.pool.buffer.address, blockStride: kv.blockStride, layer: layer, layout: layout,
-                stream: stream)
+                rowScale: rowScale, stream: stream)
         }
         return q
     }
@@ -494,20 +500,20 @@ public final class CUDABackend: ComputeBackend, @unchecked Sendable {
         guard gateUp.shape.count == 2, gateUp.columns == x.columns, gateUp.rows % 2 == 0 else {
             throw BackendError.shapeMismatch(op: "gatedLinear", detail: "x \(x.shape), gate/up weight \(gateUp.shape) (needs an even row count)")
         }
-        let xb = try bfloat16(x, "gatedLinear")
         let w = try bfloat16(gateUp, "gatedLinear")
-        let xAddress = try xb.cudaAddress("gatedLinear")
         let wAddress = try w.cudaAddress("gatedLinear")
         let m = x.rows
         let n = gateUp.rows
         let k = x.columns
+        let (xb, rowScale) = try skinnyInput(x, n: n, weight: wAddress, "gatedLinear")
+        let xAddress = try xb.cudaAddress("gatedLinear")
         guard CUDAKernels.skinnyGEMMAccepts(m: m, n: n, k: k, x: xAddress, w: wAddress) else {
             return try siluAndMultiply(try linear(xb, weight: w, bias: nil))
         }
         let (out, p) = try allocate([m, n / 2], .bfloat16)
         // Held through the launch: released earlier, a converted x could hand its memory to `out`.
         try withExtendedLifetime((xb, w)) {
-            try kernels.skinnySiluGatedLinear(x: xAddress, w: wAddress, out: p, m: m, n: n, k: k, stream: stream)
+            try kernels.skinnySiluGatedLinear(x: xAddress, w: wAddress, out: p, m: m, n: n, k: k, rowScale: rowScale, stream: stream)
         }
         return out
     }

@@ -58,6 +58,30 @@ struct GemvRotaryOut {
     long block_stride;
 };
 
+// The residual form (G = 3), for the product that ends a block (o, down): adds the block's input
+// (`residual`, fp32 [m, n]) to the sums, writes that (`sum`, the next block's input), then
+// bf16(sum · norm_w) (`normed`, [m, n]) and each token's sum of squares over this CTA's features
+// (`squares[cta · 16 + token]`). `normed` is the next norm's output before its 1/rms factor, which
+// needs every CTA's features: the product after it finds the factor from `squares` (GemvRowScale)
+// and scales its own sums by it. So the add + RMSNorm kernel between the two products is gone.
+struct GemvResidualOut {
+    const float* residual;
+    float* sum;
+    const bf16_t* norm_w;
+    bf16_t* normed;
+    float* squares;
+};
+
+// A product whose x rows are still to be scaled each by 1 / sqrt(mean square + eps) (S = 1): x is
+// a residual form's `normed`, `squares` its [parts][16] sums of squares, k the norm's width. The
+// factor of a token does not depend on k's order, so it scales the product's sums (which is not
+// the same rounding as scaling x, but as close to the unrounded norm).
+struct GemvRowScale {
+    const float* squares;
+    int parts;
+    float eps;
+};
+
 // Item i of a paired epilogue (gated, rotary): tile r's rows g and g + 8 for one token, whose
 // sums over the CTA's warps are accumulators c and c + 2 (c < 2) of lane l = i mod 32 in
 // `red`. Gives r, the token, the tile row g = l / 4 and both sums, in the warps' order.
@@ -95,9 +119,36 @@ struct GemvProbeEnd {
 };
 #endif
 
+// Brings a residual form's sums of squares into L1 while the product runs: they were just
+// written (by the kernel before, so only after the wait) and are read after the main loop.
+__device__ __forceinline__ void gemv_prefetch_squares(const GemvRowScale& rs) {
+    for (int i = 32 * threadIdx.x; i < 16 * rs.parts; i += 32 * blockDim.x)
+        asm volatile("prefetch.global.L1 [%0];" ::"l"(rs.squares + i));
+}
+
+// Each token's factor 1 / sqrt(mean square + eps) into flat[W·16 + token], from rs's [parts][16]
+// sums of squares, each token's summed in the same order in every CTA: thread i takes entries i,
+// i + blockDim.x, ... (all of token i mod 16), lanes l and l + 16 meet, then the warps in order.
+// flat (the reduction buffer) holds at least W·16 + 16 floats. Returns after a barrier.
+template <int W>
+__device__ __forceinline__ void gemv_row_factors(const GemvRowScale& rs, int k, float* flat, int warp, int lane, int warps) {
+    float part = 0.0f;
+    for (int i = threadIdx.x; i < 16 * rs.parts; i += blockDim.x) part += rs.squares[i];
+    part += __shfl_xor_sync(0xffffffffu, part, 16);
+    if (lane < 16) flat[warp * 16 + lane] = part;
+    __syncthreads();
+    if (threadIdx.x < 16) {
+        float total = 0.0f;
+        for (int q = 0; q < warps; q++) total += flat[q * 16 + threadIdx.x];
+        flat[W * 16 + threadIdx.x] = rsqrtf(total / k + rs.eps);
+    }
+    __syncthreads();
+}
+
 // T: token tiles of 8 (m <= 8·T); R: 16-feature tiles per CTA; U: 32-k chunks per step;
 // P: prefetch the next step's loads before the current step's mma; H: L2 256-byte hint;
-// W: the most warps a CTA may have (sizes the shared reduction buffer); G: gated (below).
+// W: the most warps a CTA may have (sizes the shared reduction buffer); G: gated, rotary (below)
+// or residual (GemvResidualOut).
 //
 // Gated (G = 1), for an MLP's fused gate|up weight (n rows: gate rows 0 .. n/2 - 1, then up):
 // tile r takes gate rows f .. f + 7 as its A rows 0-7 and the up rows of the same features as
@@ -116,10 +167,12 @@ struct GemvProbeEnd {
 // cta: which CTA's share of the features this is (blockIdx.x in the kernels below); wait(): what
 // comes between the first weight loads and the first read of x (the kernels: the wait for the
 // previous kernel; a lab's persistent kernel: its grid barrier).
-template <int T, int R, int U, int P, int H, int W, int G, typename Wait>
+// S: x rows still to be scaled (GemvRowScale rs); res: the residual form's (G = 3) outputs.
+template <int T, int R, int U, int P, int H, int W, int G, int S = 0, typename Wait>
 __device__ __forceinline__ void skinny_gemm(const bf16_t* __restrict__ x, const bf16_t* __restrict__ w,
                                             void* __restrict__ y, int m, int n, int k, const GemvRotaryOut ro,
-                                            const unsigned int cta, const Wait& wait) {
+                                            const unsigned int cta, const Wait& wait,
+                                            const GemvRowScale rs = GemvRowScale{}, const GemvResidualOut res = GemvResidualOut{}) {
     __shared__ float red[W][R * T * 4][32];
 #ifdef HIFC_GEMV_PLACEMENT_PROBE
     const GemvProbeEnd probe_end;
@@ -215,6 +268,7 @@ __device__ __forceinline__ void skinny_gemm(const bf16_t* __restrict__ x, const 
     if (P) {
         if (s < steps) GEMV_LOAD_W(s, wa);
         wait();
+        if (S) gemv_prefetch_squares(rs);
         if (s < steps) GEMV_LOAD_X(s, xa);
         for (; s < steps; s += stride) {
             uint4 wn[U][2 * R], xn[U][T];
@@ -231,6 +285,7 @@ __device__ __forceinline__ void skinny_gemm(const bf16_t* __restrict__ x, const 
         }
     } else {
         wait();
+        if (S) gemv_prefetch_squares(rs);
         for (; s < steps; s += stride) {
             GEMV_LOAD(s, wa, xa);
             GEMV_COMPUTE(wa, xa);
@@ -243,6 +298,22 @@ __device__ __forceinline__ void skinny_gemm(const bf16_t* __restrict__ x, const 
 
     // Accumulator c of tile (r, tt) holds feature row0 + 16r + g (+8 for c >= 2), token
     // 8tt + 2t + (c & 1).
+    if (S) {
+        float* flat = &red[0][0][0];
+        gemv_row_factors<W>(rs, k, flat, warp, lane, warps);
+#pragma unroll
+        for (int tt = 0; tt < T; tt++)
+#pragma unroll
+            for (int c = 0; c < 2; c++) {
+                const float f = flat[W * 16 + 8 * tt + 2 * t + c];
+#pragma unroll
+                for (int r = 0; r < R; r++) {
+                    acc[r][tt][c] *= f;
+                    acc[r][tt][c + 2] *= f;
+                }
+            }
+        __syncthreads();  // every factor read before red takes the sums
+    }
 #pragma unroll
     for (int r = 0; r < R; r++)
 #pragma unroll
@@ -301,7 +372,38 @@ __device__ __forceinline__ void skinny_gemm(const bf16_t* __restrict__ x, const 
         const int c = j & 3, tt = (j >> 2) % T, r = (j >> 2) / T;
         const int row = row0 + 16 * r + (l >> 2) + (c >= 2 ? 8 : 0);
         const int tok = 8 * tt + 2 * (l & 3) + (c & 1);
-        if (row < n && tok < m) static_cast<float*>(y)[(size_t)tok * n + row] = v;
+        if (G == 3) {
+            float square = 0.0f;
+            if (row < n && tok < m) {
+                const size_t o = (size_t)tok * n + row;
+                const float sum = res.residual[o] + v;
+                res.sum[o] = sum;
+                res.normed[o] = f32_to_bf16(sum * bf16_to_f32(res.norm_w[row]));
+                square = sum * sum;
+            }
+            // Slot (j, l) of every warp's plane is read by this item alone, just above.
+            red[0][j][l] = square;
+        } else if (row < n && tok < m) {
+            static_cast<float*>(y)[(size_t)tok * n + row] = v;
+        }
+    }
+    if (G == 3) {
+        // Each token's sum of squares over this CTA's features, in a fixed order (so a step
+        // gives the same bits every time): its slots are those of tile r, c = 2h + (tok & 1),
+        // lane 4g + (tok & 7) / 2, for every r, h and g.
+        __syncthreads();
+        const int tok = threadIdx.x;
+        if (tok < m) {
+            const int tt = tok >> 3, t2 = (tok & 7) >> 1, c0 = tok & 1;
+            float total = 0.0f;
+#pragma unroll
+            for (int r = 0; r < R; r++)
+#pragma unroll
+                for (int h = 0; h < 2; h++)
+#pragma unroll
+                    for (int g2 = 0; g2 < 8; g2++) total += red[0][(r * T + tt) * 4 + 2 * h + c0][4 * g2 + t2];
+            res.squares[cta * 16 + tok] = total;
+        }
     }
 }
 
@@ -335,3 +437,29 @@ extern "C" __global__ void __launch_bounds__(512) gemv_bf16_t1r1u2p1h1_rope(GEMV
 extern "C" __global__ void __launch_bounds__(512) gemv_bf16_t1r1u4p1h1_rope(GEMV_ROPE_ARGS) { skinny_gemm<1, 1, 4, 1, 1, 16, 2>(x, w, y, m, n, k, GEMV_ROPE, blockIdx.x, GEMV_WAIT); }
 extern "C" __global__ void __launch_bounds__(512) gemv_bf16_t2r2u2p1h1_rope(GEMV_ROPE_ARGS) { skinny_gemm<2, 2, 2, 1, 1, 16, 2>(x, w, y, m, n, k, GEMV_ROPE, blockIdx.x, GEMV_WAIT); }
 extern "C" __global__ void __launch_bounds__(256) gemv_bf16_t2r4u1p1h1_b8_rope(GEMV_ROPE_ARGS) { skinny_gemm<2, 4, 1, 1, 1, 8, 2>(x, w, y, m, n, k, GEMV_ROPE, blockIdx.x, GEMV_WAIT); }
+
+// _res: the residual form (GemvResidualOut), y unused (pass 0). _rs: x rows still to be scaled
+// (GemvRowScale), for the products after a residual form: plain, gated and rotary.
+#define GEMV_RES_ARGS GEMV_ARGS, const float* __restrict__ residual, float* __restrict__ sum, \
+    const bf16_t* __restrict__ norm_w, bf16_t* __restrict__ normed, float* __restrict__ squares
+#define GEMV_RES GemvRowScale{}, GemvResidualOut{residual, sum, norm_w, normed, squares}
+#define GEMV_RS_ARGS const float* __restrict__ squares, int parts, float eps
+#define GEMV_RS GemvRowScale{squares, parts, eps}
+// t1r1u2's _rope_rs is held to 64 registers, as its _rope twin: left alone NVRTC gave it 78, and a
+// multiprocessor then holds three of the 8-warp CTAs that q|k|v launches instead of four.
+extern "C" __global__ void __launch_bounds__(512) gemv_bf16_t1r1u2p1h1_res(GEMV_RES_ARGS) { skinny_gemm<1, 1, 2, 1, 1, 16, 3>(x, w, y, m, n, k, GEMV_PLAIN, blockIdx.x, GEMV_WAIT, GEMV_RES); }
+extern "C" __global__ void __launch_bounds__(512) gemv_bf16_t1r1u4p1h1_res(GEMV_RES_ARGS) { skinny_gemm<1, 1, 4, 1, 1, 16, 3>(x, w, y, m, n, k, GEMV_PLAIN, blockIdx.x, GEMV_WAIT, GEMV_RES); }
+extern "C" __global__ void __launch_bounds__(512) gemv_bf16_t2r2u2p1h1_res(GEMV_RES_ARGS) { skinny_gemm<2, 2, 2, 1, 1, 16, 3>(x, w, y, m, n, k, GEMV_PLAIN, blockIdx.x, GEMV_WAIT, GEMV_RES); }
+extern "C" __global__ void __launch_bounds__(256) gemv_bf16_t2r4u1p1h1_b8_res(GEMV_RES_ARGS) { skinny_gemm<2, 4, 1, 1, 1, 8, 3>(x, w, y, m, n, k, GEMV_PLAIN, blockIdx.x, GEMV_WAIT, GEMV_RES); }
+extern "C" __global__ void __launch_bounds__(512) gemv_bf16_t1r1u2p1h1_rs(GEMV_ARGS, GEMV_RS_ARGS) { skinny_gemm<1, 1, 2, 1, 1, 16, 0, 1>(x, w, y, m, n, k, GEMV_PLAIN, blockIdx.x, GEMV_WAIT, GEMV_RS); }
+extern "C" __global__ void __launch_bounds__(512) gemv_bf16_t1r1u4p1h1_rs(GEMV_ARGS, GEMV_RS_ARGS) { skinny_gemm<1, 1, 4, 1, 1, 16, 0, 1>(x, w, y, m, n, k, GEMV_PLAIN, blockIdx.x, GEMV_WAIT, GEMV_RS); }
+extern "C" __global__ void __launch_bounds__(512) gemv_bf16_t2r2u2p1h1_rs(GEMV_ARGS, GEMV_RS_ARGS) { skinny_gemm<2, 2, 2, 1, 1, 16, 0, 1>(x, w, y, m, n, k, GEMV_PLAIN, blockIdx.x, GEMV_WAIT, GEMV_RS); }
+extern "C" __global__ void __launch_bounds__(256) gemv_bf16_t2r4u1p1h1_b8_rs(GEMV_ARGS, GEMV_RS_ARGS) { skinny_gemm<2, 4, 1, 1, 1, 8, 0, 1>(x, w, y, m, n, k, GEMV_PLAIN, blockIdx.x, GEMV_WAIT, GEMV_RS); }
+extern "C" __global__ void __launch_bounds__(512) gemv_bf16_t1r1u2p1h1_silu_rs(GEMV_ARGS, GEMV_RS_ARGS) { skinny_gemm<1, 1, 2, 1, 1, 16, 1, 1>(x, w, y, m, n, k, GEMV_PLAIN, blockIdx.x, GEMV_WAIT, GEMV_RS); }
+extern "C" __global__ void __launch_bounds__(512) gemv_bf16_t1r1u4p1h1_silu_rs(GEMV_ARGS, GEMV_RS_ARGS) { skinny_gemm<1, 1, 4, 1, 1, 16, 1, 1>(x, w, y, m, n, k, GEMV_PLAIN, blockIdx.x, GEMV_WAIT, GEMV_RS); }
+extern "C" __global__ void __launch_bounds__(512) gemv_bf16_t2r2u2p1h1_silu_rs(GEMV_ARGS, GEMV_RS_ARGS) { skinny_gemm<2, 2, 2, 1, 1, 16, 1, 1>(x, w, y, m, n, k, GEMV_PLAIN, blockIdx.x, GEMV_WAIT, GEMV_RS); }
+extern "C" __global__ void __launch_bounds__(256) gemv_bf16_t2r4u1p1h1_b8_silu_rs(GEMV_ARGS, GEMV_RS_ARGS) { skinny_gemm<2, 4, 1, 1, 1, 8, 1, 1>(x, w, y, m, n, k, GEMV_PLAIN, blockIdx.x, GEMV_WAIT, GEMV_RS); }
+extern "C" __global__ void __launch_bounds__(512, 2) gemv_bf16_t1r1u2p1h1_rope_rs(GEMV_ROPE_ARGS, GEMV_RS_ARGS) { skinny_gemm<1, 1, 2, 1, 1, 16, 2, 1>(x, w, y, m, n, k, GEMV_ROPE, blockIdx.x, GEMV_WAIT, GEMV_RS); }
+extern "C" __global__ void __launch_bounds__(512) gemv_bf16_t1r1u4p1h1_rope_rs(GEMV_ROPE_ARGS, GEMV_RS_ARGS) { skinny_gemm<1, 1, 4, 1, 1, 16, 2, 1>(x, w, y, m, n, k, GEMV_ROPE, blockIdx.x, GEMV_WAIT, GEMV_RS); }
+extern "C" __global__ void __launch_bounds__(512) gemv_bf16_t2r2u2p1h1_rope_rs(GEMV_ROPE_ARGS, GEMV_RS_ARGS) { skinny_gemm<2, 2, 2, 1, 1, 16, 2, 1>(x, w, y, m, n, k, GEMV_ROPE, blockIdx.x, GEMV_WAIT, GEMV_RS); }
+extern "C" __global__ void __launch_bounds__(256) gemv_bf16_t2r4u1p1h1_b8_rope_rs(GEMV_ROPE_ARGS, GEMV_RS_ARGS) { skinny_gemm<2, 4, 1, 1, 1, 8, 2, 1>(x, w, y, m, n, k, GEMV_ROPE, blockIdx.x, GEMV_WAIT, GEMV_RS); }

@@ -189,6 +189,23 @@ public struct CUDAKernels: Sendable {
         try library.function(name).launch(grid: (rows, 1, 1), block: (block, 1, 1), stream: stream, arguments: a)
     }
 
+    /// `out = bf16(values · factor)` for a residual form's `normed` rows (`skinnyResidualLinear`),
+    /// each row's factor from `rowScale`: the rows made whole for an op that does not take a row
+    /// scale.
+    public func applyRowScale(values: CUdeviceptr, rowScale: SkinnyRowScale, output: CUdeviceptr, rows: Int, dim: Int, stream: CUDAStream) throws {
+        guard rows >= 1, rows <= Self.skinnyGEMMMaxRows, dim >= 1 else {
+            throw CUDAError.invalidArgument("apply row scale: \(rows) rows of \(dim); a residual form has 1...\(Self.skinnyGEMMMaxRows) rows")
+        }
+        var a = KernelArguments()
+        a.add(values)
+        a.add(rowScale.squares)
+        a.add(int: rowScale.parts)
+        a.add(rowScale.epsilon)
+        a.add(output)
+        a.add(int: dim)
+        try library.function("apply_row_scale_bf16").launch(grid: (rows, 1, 1), block: (256, 1, 1), stream: stream, arguments: a)
+    }
+
     /// The bf16-output norm kernel for `rows` rows: a single row takes the twin that lets the next
     /// kernel (the product reading the row) in before its own wait, so the product's first weight
     /// loads overlap the drain of the product before the norm. Whole 8B decode steps on an H100

@@ -39,6 +39,25 @@ struct SkinnyGEMMLaunch: Hashable, Sendable {
     var gated: SkinnyGEMMLaunch { SkinnyGEMMLaunch(kernel: kernel + "_silu", features: features / 2, warps: warps) }
     /// The rotary form (`_rope`): the same CTAs over a permutation of the same rows.
     var rotary: SkinnyGEMMLaunch { SkinnyGEMMLaunch(kernel: kernel + "_rope", features: features, warps: warps) }
+    /// The residual form (`_res`): the same CTAs, adding the residual and writing the next norm's input.
+    var residual: SkinnyGEMMLaunch { SkinnyGEMMLaunch(kernel: kernel + "_res", features: features, warps: warps) }
+    /// This launch over x rows still to be scaled (`_rs`, after a residual form).
+    var rowScaled: SkinnyGEMMLaunch { SkinnyGEMMLaunch(kernel: kernel + "_rs", features: features, warps: warps) }
+}
+
+/// x rows of a skinny GEMM still to be scaled, each by `1 / sqrt(mean square + epsilon)`: the
+/// `normed` rows of a residual form (`CUDAKernels.skinnyResidualLinear`), whose CTAs left each
+/// row's sums of squares at `squares` (fp32 `[parts][16]`, 16 rows a CTA whatever the batch).
+public struct SkinnyRowScale: Sendable, Equatable {
+    /// The sums of squares, fp32 `[parts][16]`.
+    public let squares: CUdeviceptr
+    /// CTAs of the residual form that wrote them.
+    public let parts: Int
+    /// The norm's epsilon.
+    public let epsilon: Float
+
+    /// Bytes of the sums of squares for a residual form of `parts` CTAs.
+    public static func squaresBytes(parts: Int) -> Int { parts * CUDAKernels.skinnyGEMMMaxRows * 4 }
 }
 
 /// What a skinny GEMM does with its sums (gemv.cu's forms).
@@ -49,6 +68,8 @@ enum SkinnyGEMMForm {
     case gated
     /// Rotates and stores a fused q|k|v product into a bf16 pool, as `ropeAndWriteKV` would.
     case rotary
+    /// Adds the residual and writes the sum and the next norm's input before its 1/rms factor.
+    case residual
 
     /// The launcher's name in messages.
     var launcher: String {
@@ -56,6 +77,7 @@ enum SkinnyGEMMForm {
         case .plain: "skinny linear"
         case .gated: "skinny gated linear"
         case .rotary: "skinny rotary linear"
+        case .residual: "skinny residual linear"
         }
     }
 }
@@ -125,16 +147,54 @@ extension CUDAKernels {
     /// `y[m, n] = x[m, k] · w[n, k]ᵀ` for 1 ≤ m ≤ 16: x and w bf16 (row-major, dense, 16-byte
     /// aligned), y fp32, fp32 accumulation; every element of y is written. `k` must be a multiple
     /// of 8 (the kernel reads 8 elements at a time); `n` is free.
-    public func skinnyLinear(x: CUdeviceptr, w: CUdeviceptr, y: CUdeviceptr, m: Int, n: Int, k: Int, stream: CUDAStream) throws {
-        try launchSkinnyGEMM(x: x, w: w, y: y, m: m, n: n, k: k, form: .plain, stream: stream)
+    /// With `rowScale`, x's rows are a residual form's `normed` and y gets their product once
+    /// each row is scaled.
+    public func skinnyLinear(
+        x: CUdeviceptr, w: CUdeviceptr, y: CUdeviceptr, m: Int, n: Int, k: Int, rowScale: SkinnyRowScale? = nil, stream: CUDAStream
+    ) throws {
+        try launchSkinnyGEMM(x: x, w: w, y: y, m: m, n: n, k: k, form: .plain, rowScale: rowScale, stream: stream)
+    }
+
+    /// The product that ends a block, its residual add and the next norm but for the norm's 1/rms
+    /// factor, for 1 ≤ m ≤ 16: `sum = residual + x · wᵀ` (fp32 `[m, n]`), `normed = bf16(sum ·
+    /// normWeight)` (`[m, n]`) and each CTA's sums of squares of `sum` by row into `squares`
+    /// (`SkinnyRowScale.squaresBytes(parts:)` bytes). Returns the row scale that the next product
+    /// takes with `normed` as its x (`skinnyLinear`, `skinnySiluGatedLinear`,
+    /// `skinnyRotaryLinear`), so that no add + RMSNorm kernel runs between the two products.
+    public func skinnyResidualLinear(
+        x: CUdeviceptr, w: CUdeviceptr, m: Int, n: Int, k: Int, residual: CUdeviceptr, sum: CUdeviceptr, normWeight: CUdeviceptr,
+        normed: CUdeviceptr, squares: CUdeviceptr, epsilon: Float, stream: CUDAStream
+    ) throws -> SkinnyRowScale {
+        guard n % 8 == 0, [residual, sum, normWeight, normed, squares].allSatisfy({ $0 % 16 == 0 }) else {
+            throw CUDAError.invalidArgument(
+                "skinny residual linear: n=\(n) features (the next product's k; must be a multiple of 8) and every tensor 16-byte aligned")
+        }
+        let parts = skinnyGEMMParts(m: m, n: n)
+        try launchSkinnyGEMM(x: x, w: w, y: 0, m: m, n: n, k: k, form: .residual, stream: stream) { a in
+            a.add(residual)
+            a.add(sum)
+            a.add(normWeight)
+            a.add(normed)
+            a.add(squares)
+        }
+        return SkinnyRowScale(squares: squares, parts: parts, epsilon: epsilon)
+    }
+
+    /// CTAs of the plain launch of an m-row, n-feature product: the residual form's `parts`.
+    public func skinnyGEMMParts(m: Int, n: Int) -> Int {
+        CUDAKernels.skinnyGEMMLaunch(m: m, n: n, multiprocessors: library.device.info.multiprocessors, resident: skinnyGEMMResidency)
+            .blocks(n: n)
     }
 
     /// `out[m, n/2] = silu(g) · u` (bf16) for `[g | u] = x[m, k] · w[n, k]ᵀ`, w the fused gate|up
     /// weight (gate rows first, n even), 1 ≤ m ≤ 16: the sums `skinnyLinear` would write, put
     /// through `siluMul` without leaving the kernel, so the result is the same to the bit.
-    public func skinnySiluGatedLinear(x: CUdeviceptr, w: CUdeviceptr, out: CUdeviceptr, m: Int, n: Int, k: Int, stream: CUDAStream) throws {
+    /// `rowScale` as for `skinnyLinear`.
+    public func skinnySiluGatedLinear(
+        x: CUdeviceptr, w: CUdeviceptr, out: CUdeviceptr, m: Int, n: Int, k: Int, rowScale: SkinnyRowScale? = nil, stream: CUDAStream
+    ) throws {
         guard n % 2 == 0 else { throw CUDAError.invalidArgument("skinny gated linear: n=\(n) gate|up rows; it must be even") }
-        try launchSkinnyGEMM(x: x, w: w, y: out, m: m, n: n, k: k, form: .gated, stream: stream)
+        try launchSkinnyGEMM(x: x, w: w, y: out, m: m, n: n, k: k, form: .gated, rowScale: rowScale, stream: stream)
     }
 
     /// `ropeAndWriteKV` of `x[m, k] · w[n, k]ᵀ` for 1 ≤ m ≤ 16, w the fused q|k|v weight (n =
@@ -147,7 +207,7 @@ extension CUDAKernels {
     public func skinnyRotaryLinear(
         x: CUdeviceptr, w: CUdeviceptr, m: Int, n: Int, k: Int, heads: Int, positions: CUdeviceptr,
         inverseFrequencies: CUdeviceptr, slots: CUdeviceptr, qOutput: CUdeviceptr, pool: CUdeviceptr,
-        blockStride: Int, layer: Int, layout: KVBlockLayout, stream: CUDAStream
+        blockStride: Int, layer: Int, layout: KVBlockLayout, rowScale: SkinnyRowScale? = nil, stream: CUDAStream
     ) throws {
         guard try Self.kvKernelSuffix(layout, blockStride: blockStride, op: "skinny rotary linear").isEmpty else {
             throw CUDAError.invalidArgument(
@@ -158,7 +218,7 @@ extension CUDAKernels {
                 "skinny rotary linear: \(n) q|k|v rows for \(heads) + 2 x \(layout.kvHeads) heads of \(layout.headDim) (needs that many rows and a head dim that is a multiple of 16)"
             )
         }
-        try launchSkinnyGEMM(x: x, w: w, y: 0, m: m, n: n, k: k, form: .rotary, stream: stream) { a in
+        try launchSkinnyGEMM(x: x, w: w, y: 0, m: m, n: n, k: k, form: .rotary, rowScale: rowScale, stream: stream) { a in
             a.add(positions)
             a.add(inverseFrequencies)
             a.add(slots)
@@ -174,10 +234,11 @@ extension CUDAKernels {
     }
 
     /// Checks the shape and alignment, then launches `form` with the arguments every form starts
-    /// with (x, w, y, m, n, k) followed by the ones `formArguments` adds.
+    /// with (x, w, y, m, n, k) followed by the ones `formArguments` adds and, with `rowScale`
+    /// (the `_rs` kernels), the row scale's.
     private func launchSkinnyGEMM(
         x: CUdeviceptr, w: CUdeviceptr, y: CUdeviceptr, m: Int, n: Int, k: Int, form: SkinnyGEMMForm,
-        stream: CUDAStream, formArguments: (inout KernelArguments) -> Void = { _ in }
+        rowScale: SkinnyRowScale? = nil, stream: CUDAStream, formArguments: (inout KernelArguments) -> Void = { _ in }
     ) throws {
         let what = form.launcher
         guard m >= 1, m <= CUDAKernels.skinnyGEMMMaxRows else {
@@ -192,12 +253,19 @@ extension CUDAKernels {
         // The other forms have the plain launch's CTAs over the same rows, so the plain rule and
         // residency decide for them.
         let plain = CUDAKernels.skinnyGEMMLaunch(m: m, n: n, multiprocessors: library.device.info.multiprocessors, resident: skinnyGEMMResidency)
-        let (c, outputs) =
+        let (formLaunch, outputs) =
             switch form {
             case .plain: (plain, n)
             case .gated: (plain.gated, n / 2)
             case .rotary: (plain.rotary, n)
+            case .residual: (plain.residual, n)
             }
+        if let rowScale, form == .residual || rowScale.squares % 16 != 0 || rowScale.parts < 1 {
+            throw CUDAError.invalidArgument(
+                "\(what): a row scale of \(rowScale.parts) parts at 0x\(String(rowScale.squares, radix: 16)) (needs a product other than the residual form, 1 part or more, 16-byte aligned)"
+            )
+        }
+        let c = rowScale == nil ? formLaunch : formLaunch.rowScaled
         var a = KernelArguments()
         a.add(x)
         a.add(w)
@@ -206,6 +274,11 @@ extension CUDAKernels {
         a.add(int: n)
         a.add(int: k)
         formArguments(&a)
+        if let rowScale {
+            a.add(rowScale.squares)
+            a.add(int: rowScale.parts)
+            a.add(rowScale.epsilon)
+        }
         try library.function(c.kernel).launch(grid: (c.blocks(n: outputs), 1, 1), block: (32 * c.warps, 1, 1), stream: stream, arguments: a)
     }
 }
