@@ -52,10 +52,15 @@ extension GPUSelfCheck {
                 }
             }
             return [
-                GPUCheckResult(name: name + ": residual + product, f32", error: HostReference.relativeError(try downloadF32(sum, count: m * n), sumRef), tolerance: 1e-5),
-                GPUCheckResult(name: name + ": normed rows made whole, bf16", error: HostReference.relativeError(try downloadBF16(whole, count: m * n), normedRef), tolerance: 8e-3),
                 GPUCheckResult(
-                    name: name + ", then a \(next)-feature product of its rows", error: HostReference.relativeError(try downloadF32(y, count: m * next), yRef),
+                    name: name + ": residual + product, f32", error: HostReference.relativeError(try downloadF32(sum, count: m * n), sumRef),
+                    tolerance: 1e-5),
+                GPUCheckResult(
+                    name: name + ": normed rows made whole, bf16",
+                    error: HostReference.relativeError(try downloadBF16(whole, count: m * n), normedRef), tolerance: 8e-3),
+                GPUCheckResult(
+                    name: name + ", then a \(next)-feature product of its rows",
+                    error: HostReference.relativeError(try downloadF32(y, count: m * next), yRef),
                     tolerance: 1e-2),
                 GPUCheckResult(
                     name: name + ", then a gated \(next)-row product of its rows",
