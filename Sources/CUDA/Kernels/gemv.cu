@@ -187,7 +187,7 @@ __device__ __forceinline__ void skinny_gemm(const bf16_t* __restrict__ x, const 
     const int g = lane >> 2, t = lane & 3;
     // Output features per CTA: 16 a tile, or 8 gated (each tile row pairs with its up row).
     const int half = n / 2;
-    const int row0 = cta * ((G ? 8 : 16) * R);
+    const int row0 = cta * ((G == 1 ? 8 : 16) * R);
 
     // Rows past n (past n / 2 gated) read the last row (valid memory) and are not stored.
     const bf16_t* wp[2 * R];
