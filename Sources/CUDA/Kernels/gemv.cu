@@ -61,7 +61,7 @@ struct GemvRotaryOut {
 // The residual form (G = 3), for the product that ends a block (o, down): adds the block's input
 // (`residual`, fp32 [m, n]) to the sums, writes that (`sum`, the next block's input), then
 // bf16(sum · norm_w) (`normed`, [m, n]) and each token's sum of squares over this CTA's features
-// (`squares[cta · 16 + token]`). `normed` is the next norm's output before its 1/rms factor, which
+// (`squares[token · CTAs + cta]`). `normed` is the next norm's output before its 1/rms factor, which
 // needs every CTA's features: the product after it finds the factor from `squares` (GemvRowScale)
 // and scales its own sums by it. So the add + RMSNorm kernel between the two products is gone.
 struct GemvResidualOut {
@@ -73,7 +73,8 @@ struct GemvResidualOut {
 };
 
 // A product whose x rows are still to be scaled each by 1 / sqrt(mean square + eps) (S = 1): x is
-// a residual form's `normed`, `squares` its [parts][16] sums of squares, k the norm's width. The
+// a residual form's `normed`, `squares` its [16][parts] sums of squares (parts: its CTAs, rows
+// past m unwritten), k the norm's width. The
 // factor of a token does not depend on k's order, so it scales the product's sums (which is not
 // the same rounding as scaling x, but as close to the unrounded norm).
 struct GemvRowScale {
@@ -119,28 +120,39 @@ struct GemvProbeEnd {
 };
 #endif
 
-// Brings a residual form's sums of squares into L1 while the product runs: they were just
-// written (by the kernel before, so only after the wait) and are read after the main loop.
-__device__ __forceinline__ void gemv_prefetch_squares(const GemvRowScale& rs) {
-    for (int i = 32 * threadIdx.x; i < 16 * rs.parts; i += 32 * blockDim.x)
+// Brings a residual form's sums of squares of the m rows into L1 while the product runs: they
+// were just written (by the kernel before, so only after the wait) and are read after the main loop.
+__device__ __forceinline__ void gemv_prefetch_squares(const GemvRowScale& rs, int m) {
+    for (int i = 32 * threadIdx.x; i < m * rs.parts; i += 32 * blockDim.x)
         asm volatile("prefetch.global.L1 [%0];" ::"l"(rs.squares + i));
 }
 
-// Each token's factor 1 / sqrt(mean square + eps) into flat[W·16 + token], from rs's [parts][16]
-// sums of squares, each token's summed in the same order in every CTA: thread i takes entries i,
-// i + blockDim.x, ... (all of token i mod 16), lanes l and l + 16 meet, then the warps in order.
-// flat (the reduction buffer) holds at least W·16 + 16 floats. Returns after a barrier.
+// Brings what the residual form's epilogue reads into L1 while the product runs: the residual
+// rows of this CTA's features (written two kernels back, by now likely out of L2) and their norm
+// weights. A thread a row, 32 features a prefetch.
+template <int R>
+__device__ __forceinline__ void gemv_prefetch_residual(const GemvResidualOut& res, int m, int n, int row0) {
+    const int row = threadIdx.x;
+    for (int f = 0; f < 16 * R; f += 32) {
+        if (row < m && row0 + f < n) asm volatile("prefetch.global.L1 [%0];" ::"l"(res.residual + (size_t)row * n + row0 + f));
+        if (row == m && row0 + f < n) asm volatile("prefetch.global.L1 [%0];" ::"l"(res.norm_w + row0 + f));
+    }
+}
+
+// Each row's factor 1 / sqrt(mean square + eps) into flat[W·16 + row], from rs's [16][parts] sums
+// of squares: warp w sums rows w, w + warps, ..., its lanes every 32nd part and then a butterfly,
+// so every CTA sums a row in the same order. flat (the reduction buffer) holds at least W·16 + 16
+// floats. Returns after a barrier.
 template <int W>
-__device__ __forceinline__ void gemv_row_factors(const GemvRowScale& rs, int k, float* flat, int warp, int lane, int warps) {
-    float part = 0.0f;
-    for (int i = threadIdx.x; i < 16 * rs.parts; i += blockDim.x) part += rs.squares[i];
-    part += __shfl_xor_sync(0xffffffffu, part, 16);
-    if (lane < 16) flat[warp * 16 + lane] = part;
-    __syncthreads();
-    if (threadIdx.x < 16) {
+__device__ __forceinline__ void gemv_row_factors(const GemvRowScale& rs, int m, int k, float* flat, int warp, int lane, int warps) {
+    for (int row = warp; row < m; row += warps) {
+        const float* squares = rs.squares + row * rs.parts;
         float total = 0.0f;
-        for (int q = 0; q < warps; q++) total += flat[q * 16 + threadIdx.x];
-        flat[W * 16 + threadIdx.x] = rsqrtf(total / k + rs.eps);
+#pragma unroll 8
+        for (int p = lane; p < rs.parts; p += 32) total += squares[p];
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) total += __shfl_xor_sync(0xffffffffu, total, o);
+        if (lane == 0) flat[W * 16 + row] = rsqrtf(total / k + rs.eps);
     }
     __syncthreads();
 }
@@ -268,7 +280,8 @@ __device__ __forceinline__ void skinny_gemm(const bf16_t* __restrict__ x, const 
     if (P) {
         if (s < steps) GEMV_LOAD_W(s, wa);
         wait();
-        if (S) gemv_prefetch_squares(rs);
+        if (S) gemv_prefetch_squares(rs, m);
+        if (G == 3) gemv_prefetch_residual<R>(res, m, n, row0);
         if (s < steps) GEMV_LOAD_X(s, xa);
         for (; s < steps; s += stride) {
             uint4 wn[U][2 * R], xn[U][T];
@@ -285,7 +298,8 @@ __device__ __forceinline__ void skinny_gemm(const bf16_t* __restrict__ x, const 
         }
     } else {
         wait();
-        if (S) gemv_prefetch_squares(rs);
+        if (S) gemv_prefetch_squares(rs, m);
+        if (G == 3) gemv_prefetch_residual<R>(res, m, n, row0);
         for (; s < steps; s += stride) {
             GEMV_LOAD(s, wa, xa);
             GEMV_COMPUTE(wa, xa);
@@ -300,7 +314,7 @@ __device__ __forceinline__ void skinny_gemm(const bf16_t* __restrict__ x, const 
     // 8tt + 2t + (c & 1).
     if (S) {
         float* flat = &red[0][0][0];
-        gemv_row_factors<W>(rs, k, flat, warp, lane, warps);
+        gemv_row_factors<W>(rs, m, k, flat, warp, lane, warps);
 #pragma unroll
         for (int tt = 0; tt < T; tt++)
 #pragma unroll
@@ -402,7 +416,7 @@ __device__ __forceinline__ void skinny_gemm(const bf16_t* __restrict__ x, const 
                 for (int h = 0; h < 2; h++)
 #pragma unroll
                     for (int g2 = 0; g2 < 8; g2++) total += red[0][(r * T + tt) * 4 + 2 * h + c0][4 * g2 + t2];
-            res.squares[cta * 16 + tok] = total;
+            res.squares[tok * gridDim.x + cta] = total;
         }
     }
 }

@@ -128,13 +128,13 @@ extern "C" __global__ void __launch_bounds__(1024) add_rmsnorm_f32_to_bf16_next_
 
 // A skinny GEMM residual form's `normed` rows made whole, for an op other than the skinny products
 // (which scale their sums instead, gemv.cu): out = bf16(values · 1 / sqrt(mean square + eps)),
-// the mean square from the form's [parts][16] sums of squares. One block per row.
+// the mean square from the form's [16][parts] sums of squares. One block per row.
 extern "C" __global__ void apply_row_scale_bf16(const bf16_t* __restrict__ values, const float* __restrict__ squares, int parts,
                                                 float eps, bf16_t* __restrict__ out, int dim) {
     wait_for_previous_kernel();
     const int r = blockIdx.x;
     float total = 0.0f;
-    for (int p = 0; p < parts; ++p) total += squares[p * 16 + r];
+    for (int p = 0; p < parts; ++p) total += squares[r * parts + p];
     const float factor = rsqrtf(total / dim + eps);
     for (int c = threadIdx.x; c < dim; c += blockDim.x)
         out[(long)r * dim + c] = f32_to_bf16(bf16_to_f32(values[(long)r * dim + c]) * factor);

@@ -47,9 +47,9 @@ struct SkinnyGEMMLaunch: Hashable, Sendable {
 
 /// x rows of a skinny GEMM still to be scaled, each by `1 / sqrt(mean square + epsilon)`: the
 /// `normed` rows of a residual form (`CUDAKernels.skinnyResidualLinear`), whose CTAs left each
-/// row's sums of squares at `squares` (fp32 `[parts][16]`, 16 rows a CTA whatever the batch).
+/// row's sums of squares at `squares` (fp32 `[16][parts]`: room for 16 rows whatever the batch).
 public struct SkinnyRowScale: Sendable, Equatable {
-    /// The sums of squares, fp32 `[parts][16]`.
+    /// The sums of squares, fp32 `[16][parts]` (row-major; rows past the batch unwritten).
     public let squares: CUdeviceptr
     /// CTAs of the residual form that wrote them.
     public let parts: Int
