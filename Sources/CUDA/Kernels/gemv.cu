@@ -73,10 +73,9 @@ struct GemvResidualOut {
 };
 
 // A product whose x rows are still to be scaled each by 1 / sqrt(mean square + eps) (S = 1): x is
-// a residual form's `normed`, `squares` its [16][parts] sums of squares (parts: its CTAs, rows
-// past m unwritten), k the norm's width. The
-// factor of a token does not depend on k's order, so it scales the product's sums (which is not
-// the same rounding as scaling x, but as close to the unrounded norm).
+// a residual form's `normed`, `squares` its [16][parts] sums of squares (parts: its CTAs; rows past
+// m unwritten), k the norm's width. A row's factor does not depend on k, so it scales the product's
+// sums (not the same rounding as scaling x first, but as close to the unrounded norm).
 struct GemvRowScale {
     const float* squares;
     int parts;
@@ -128,8 +127,8 @@ __device__ __forceinline__ void gemv_prefetch_squares(const GemvRowScale& rs, in
 }
 
 // Brings what the residual form's epilogue reads into L1 while the product runs: the residual
-// rows of this CTA's features (written two kernels back, by now likely out of L2) and their norm
-// weights. A thread a row, 32 features a prefetch.
+// rows of this CTA's features (written several kernels back, by now likely out of L2) and their
+// norm weights. A thread a row, 32 features a prefetch.
 template <int R>
 __device__ __forceinline__ void gemv_prefetch_residual(const GemvResidualOut& res, int m, int n, int row0) {
     const int row = threadIdx.x;
