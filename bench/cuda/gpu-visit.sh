@@ -57,7 +57,7 @@
 # kernel sources turned on, against the kernels as built, alternating in one run. A variant is a copy of the carried kernels
 # with `#define`s prepended to the files that name them, read by the same binary through HIFC_KERNEL_DIR; each first passes
 # check gpu (tiny, fp8 tiny, graphs tiny; the summary is written as it goes, so a call cut at its limit keeps what ran). KERNEL_VARIANTS (space-separated NAME:MACRO=VALUE[,MACRO=VALUE...];
-# the macros are documented where the kernels read them; none is defined at present; those timed lost or won, cuda-graphs-h200.md: three on 2026-12-05, HIFC_DECODE_ROW_EARLY, HIFC_NORM_LETS_NEXT_FIRST and HIFC_COMBINE_LETS_NEXT_FIRST on 2026-12-06; the norm one lives on as the one-row `_next_first` twins), VARIANT_ROUNDS (2), VARIANT_KV (bf16; e.g. "bf16 fp8"), BATCH, PROMPT, GRAPH_DECODE
+# the macros are documented where the kernels read them; one is defined at present, HIFC_GEMV_SQUARES_IN_SHARED (gemv.cu: the residual form's sums of squares staged in shared memory by cp.async; prepared 2026-12-07, not yet timed); those timed lost or won, cuda-graphs-h200.md: three on 2026-12-05, HIFC_DECODE_ROW_EARLY, HIFC_NORM_LETS_NEXT_FIRST and HIFC_COMBINE_LETS_NEXT_FIRST on 2026-12-06; the norm one lives on as the one-row `_next_first` twins), VARIANT_ROUNDS (2), VARIANT_KV (bf16; e.g. "bf16 fp8"), BATCH, PROMPT, GRAPH_DECODE
 # llamacuda (issue 25, one device call of about 8 minutes; carry .smollm2/llamacache made by bench/llamacpp/pack-sdist.sh):
 # LLAMA_SDIST_DIR (.smollm2/llamacache, then .device/hifc-bench), LLAMA_JOBS (16), LLAMA_BUILD_WAIT (360: seconds into the step after which
 # an unfinished build is left for the step's next run, which builds on and measures),

@@ -121,7 +121,17 @@ struct GemvProbeEnd {
 
 // Brings a residual form's sums of squares of the m rows into L1 while the product runs: they
 // were just written (by the kernel before, so only after the wait) and are read after the main loop.
-__device__ __forceinline__ void gemv_prefetch_squares(const GemvRowScale& rs, int m) {
+// Lab only (HIFC_GEMV_SQUARES_IN_SHARED, gpu-visit.sh variants; not yet timed): copies them into
+// the reduction buffer `flat` (`capacity` floats, unused until after the main loop) by cp.async
+// instead, where they fit with room for the factors, so that no global load follows the loop.
+__device__ __forceinline__ void gemv_prefetch_squares(const GemvRowScale& rs, int m, float* flat, int capacity) {
+#ifdef HIFC_GEMV_SQUARES_IN_SHARED
+    if (m * rs.parts + 48 <= capacity) {
+        for (int i = threadIdx.x; i < m * rs.parts; i += blockDim.x) cp_async4(smem_addr(flat + i), rs.squares + i, true);
+        cp_async_commit();
+        return;
+    }
+#endif
     for (int i = 32 * threadIdx.x; i < m * rs.parts; i += 32 * blockDim.x)
         asm volatile("prefetch.global.L1 [%0];" ::"l"(rs.squares + i));
 }
@@ -138,22 +148,34 @@ __device__ __forceinline__ void gemv_prefetch_residual(const GemvResidualOut& re
     }
 }
 
-// Each row's factor 1 / sqrt(mean square + eps) into flat[W·16 + row], from rs's [16][parts] sums
+// Each row's factor 1 / sqrt(mean square + eps) into flat[at + row], from rs's [16][parts] sums
 // of squares: warp w sums rows w, w + warps, ..., its lanes every 32nd part and then a butterfly,
-// so every CTA sums a row in the same order. flat (the reduction buffer) holds at least W·16 + 16
-// floats. Returns after a barrier.
+// so every CTA sums a row in the same order. flat (the reduction buffer) holds `capacity` floats;
+// returns `at` (W·16, or past the staged sums with HIFC_GEMV_SQUARES_IN_SHARED) after a barrier.
 template <int W>
-__device__ __forceinline__ void gemv_row_factors(const GemvRowScale& rs, int m, int k, float* flat, int warp, int lane, int warps) {
+__device__ __forceinline__ int gemv_row_factors(const GemvRowScale& rs, int m, int k, float* flat, int capacity, int warp, int lane,
+                                                int warps) {
+    const float* source = rs.squares;
+    int at = W * 16;
+#ifdef HIFC_GEMV_SQUARES_IN_SHARED
+    if (m * rs.parts + 48 <= capacity) {
+        cp_async_wait<0>();
+        __syncthreads();
+        source = flat;
+        at = (m * rs.parts + 31) / 32 * 32;
+    }
+#endif
     for (int row = warp; row < m; row += warps) {
-        const float* squares = rs.squares + row * rs.parts;
+        const float* squares = source + row * rs.parts;
         float total = 0.0f;
 #pragma unroll 8
         for (int p = lane; p < rs.parts; p += 32) total += squares[p];
 #pragma unroll
         for (int o = 16; o > 0; o >>= 1) total += __shfl_xor_sync(0xffffffffu, total, o);
-        if (lane == 0) flat[W * 16 + row] = rsqrtf(total / k + rs.eps);
+        if (lane == 0) flat[at + row] = rsqrtf(total / k + rs.eps);
     }
     __syncthreads();
+    return at;
 }
 
 // T: token tiles of 8 (m <= 8·T); R: 16-feature tiles per CTA; U: 32-k chunks per step;
@@ -279,7 +301,7 @@ __device__ __forceinline__ void skinny_gemm(const bf16_t* __restrict__ x, const 
     if (P) {
         if (s < steps) GEMV_LOAD_W(s, wa);
         wait();
-        if (S) gemv_prefetch_squares(rs, m);
+        if (S) gemv_prefetch_squares(rs, m, &red[0][0][0], W * R * T * 4 * 32);
         if (G == 3) gemv_prefetch_residual<R>(res, m, n, row0);
         if (s < steps) GEMV_LOAD_X(s, xa);
         for (; s < steps; s += stride) {
@@ -297,7 +319,7 @@ __device__ __forceinline__ void skinny_gemm(const bf16_t* __restrict__ x, const 
         }
     } else {
         wait();
-        if (S) gemv_prefetch_squares(rs, m);
+        if (S) gemv_prefetch_squares(rs, m, &red[0][0][0], W * R * T * 4 * 32);
         if (G == 3) gemv_prefetch_residual<R>(res, m, n, row0);
         for (; s < steps; s += stride) {
             GEMV_LOAD(s, wa, xa);
@@ -313,12 +335,12 @@ __device__ __forceinline__ void skinny_gemm(const bf16_t* __restrict__ x, const 
     // 8tt + 2t + (c & 1).
     if (S) {
         float* flat = &red[0][0][0];
-        gemv_row_factors<W>(rs, m, k, flat, warp, lane, warps);
+        const int at = gemv_row_factors<W>(rs, m, k, flat, W * R * T * 4 * 32, warp, lane, warps);
 #pragma unroll
         for (int tt = 0; tt < T; tt++)
 #pragma unroll
             for (int c = 0; c < 2; c++) {
-                const float f = flat[W * 16 + 8 * tt + 2 * t + c];
+                const float f = flat[at + 8 * tt + 2 * t + c];
 #pragma unroll
                 for (int r = 0; r < R; r++) {
                     acc[r][tt][c] *= f;
