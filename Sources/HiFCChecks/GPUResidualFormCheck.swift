@@ -44,13 +44,7 @@ extension GPUSelfCheck {
             let gated = try poisoned(m * inter * 2)
             try kernels.skinnySiluGatedLinear(
                 x: normed.address, w: w2.address, out: gated.address, m: m, n: next, k: n, rowScale: rowScale, stream: stream)
-            var gatedRef: [Double] = []
-            for r in 0..<m {
-                for i in 0..<inter {
-                    let g = yRef[r * next + i]
-                    gatedRef.append(g / (1 + exp(-g)) * yRef[r * next + inter + i])
-                }
-            }
+            let gatedRef = HostReference.siluGated(yRef, rows: m, n: next)
             return [
                 GPUCheckResult(
                     name: name + ": residual + product, f32", error: HostReference.relativeError(try downloadF32(sum, count: m * n), sumRef),

@@ -245,14 +245,7 @@ public final class GPUSelfCheck: @unchecked Sendable {
             let out = try poisoned(rows * inter * 2)
             try kernels.siluMul(
                 gate: b.address, up: b.address + UInt64(inter * 4), stride: 2 * inter, output: out.address, inter: inter, rows: rows, stream: stream)
-            var ref: [Double] = []
-            for r in 0..<rows {
-                for i in 0..<inter {
-                    let g = Double(gu[r * 2 * inter + i])
-                    let u = Double(gu[r * 2 * inter + inter + i])
-                    ref.append(g / (1 + exp(-g)) * u)
-                }
-            }
+            let ref = HostReference.siluGated(gu.map(Double.init), rows: rows, n: 2 * inter)
             return GPUCheckResult(
                 name: "silu*mul \(rows)x\(inter) fused gate|up", error: HostReference.relativeError(try downloadBF16(out, count: rows * inter), ref),
                 tolerance: 8e-3)
@@ -328,14 +321,7 @@ public final class GPUSelfCheck: @unchecked Sendable {
             let (x, xv) = try uploadBF16(HostReference.randomNormal(m * k))
             let (w, wv) = try uploadBF16(HostReference.randomNormal(n * k, scale: 0.05))
             let sums = HostReference.linear(xv, wv, m: m, n: n, k: k)
-            var ref: [Double] = []
-            for r in 0..<m {
-                for i in 0..<inter {
-                    let g = sums[r * n + i]
-                    let u = sums[r * n + inter + i]
-                    ref.append(g / (1 + exp(-g)) * u)
-                }
-            }
+            let ref = HostReference.siluGated(sums, rows: m, n: n)
             let out = try poisoned(m * inter * 2)
             let y = try poisoned(m * n * 4)
             let unfused = try poisoned(m * inter * 2)

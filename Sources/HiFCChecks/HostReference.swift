@@ -57,6 +57,21 @@ public enum HostReference {
         }
     }
 
+    /// silu(gate)·up in float64 for `rows` fused gate|up rows of `n` (gate in the first n/2
+    /// columns, up in the rest): `[rows, n/2]`.
+    public static func siluGated(_ gateUp: [Double], rows: Int, n: Int) -> [Double] {
+        let inter = n / 2
+        var out: [Double] = []
+        out.reserveCapacity(rows * inter)
+        for r in 0..<rows {
+            for i in 0..<inter {
+                let g = gateUp[r * n + i]
+                out.append(g / (1 + exp(-g)) * gateUp[r * n + inter + i])
+            }
+        }
+        return out
+    }
+
     /// `x · wᵀ` in float64: `x` is `[m, k]`, `w` is `[n, k]`, the result `[m, n]`.
     public static func linear(_ x: [Float], _ w: [Float], m: Int, n: Int, k: Int) -> [Double] {
         var out = [Double](repeating: 0, count: m * n)

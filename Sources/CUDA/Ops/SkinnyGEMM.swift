@@ -188,9 +188,11 @@ extension CUDAKernels {
     }
 
     /// CTAs of the plain launch of an m-row, n-feature product: the residual form's `parts`.
-    public func skinnyGEMMParts(m: Int, n: Int) -> Int {
+    public func skinnyGEMMParts(m: Int, n: Int) -> Int { plainSkinnyGEMMLaunch(m: m, n: n).blocks(n: n) }
+
+    /// The plain launch of an m-row, n-feature product on this device, whose CTAs every form shares.
+    private func plainSkinnyGEMMLaunch(m: Int, n: Int) -> SkinnyGEMMLaunch {
         CUDAKernels.skinnyGEMMLaunch(m: m, n: n, multiprocessors: library.device.info.multiprocessors, resident: skinnyGEMMResidency)
-            .blocks(n: n)
     }
 
     /// `out[m, n/2] = silu(g) · u` (bf16) for `[g | u] = x[m, k] · w[n, k]ᵀ`, w the fused gate|up
@@ -259,7 +261,7 @@ extension CUDAKernels {
         }
         // The other forms have the plain launch's CTAs over the same rows, so the plain rule and
         // residency decide for them.
-        let plain = CUDAKernels.skinnyGEMMLaunch(m: m, n: n, multiprocessors: library.device.info.multiprocessors, resident: skinnyGEMMResidency)
+        let plain = plainSkinnyGEMMLaunch(m: m, n: n)
         let (formLaunch, outputs) =
             switch form {
             case .plain: (plain, n)
