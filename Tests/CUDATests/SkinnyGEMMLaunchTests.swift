@@ -79,12 +79,6 @@ final class SkinnyGEMMLaunchTests: XCTestCase {
         }
     }
 
-    func testOneRowKeepsTheNormKernelAndTwoToSixteenTakeTheResidualForm() {
-        XCTAssertFalse(CUDAKernels.skinnyResidualFormTakes(rows: 1))
-        for m in 2...16 { XCTAssertTrue(CUDAKernels.skinnyResidualFormTakes(rows: m), "\(m) rows") }
-        XCTAssertFalse(CUDAKernels.skinnyResidualFormTakes(rows: 17))
-    }
-
     func testTheSumsOfSquaresHoldSixteenRowsForEveryCTA() {
         XCTAssertEqual(SkinnyRowScale.squaresBytes(parts: 256), 256 * 16 * 4)
     }

@@ -21,7 +21,7 @@ extension CUDABackend {
         let xAddress = try xb.cudaAddress(op)
         let wAddress = try w.cudaAddress(op)
         // n is the next product's k, which the skinny kernel reads 8 at a time.
-        guard residualForm, CUDAKernels.skinnyResidualFormTakes(rows: m), n % 8 == 0,
+        guard residualForm, n % 8 == 0,
             CUDAKernels.skinnyGEMMAccepts(m: m, n: n, k: k, x: xAddress, w: wAddress)
         else {
             return try addAndNormalize(residual, try linear(xb, weight: w, bias: nil), weight: norm, epsilon: epsilon)

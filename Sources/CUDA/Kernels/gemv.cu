@@ -119,19 +119,23 @@ struct GemvProbeEnd {
 };
 #endif
 
-// Brings a residual form's sums of squares of the m rows into L1 while the product runs: they
-// were just written (by the kernel before, so only after the wait) and are read after the main loop.
-// Lab only (HIFC_GEMV_SQUARES_IN_SHARED, gpu-visit.sh variants; not yet timed): copies them into
-// the reduction buffer `flat` (`capacity` floats, unused until after the main loop) by cp.async
-// instead, where they fit with room for the factors, so that no global load follows the loop.
+// Whether a residual form's sums of squares of the m rows fit in the reduction buffer of
+// `capacity` floats with the 16 rows' factors after them (an 8B-shaped model's decode: up to 7
+// rows at one token tile, whose buffer holds 2048 floats against 256 parts a row, and every
+// batch of 9-16 rows).
+__device__ __forceinline__ bool gemv_squares_fit(const GemvRowScale& rs, int m, int capacity) { return m * rs.parts + 16 <= capacity; }
+
+// Stages a residual form's sums of squares of the m rows in the reduction buffer `flat` (unused
+// until after the main loop) by cp.async while the product runs, so that only shared-memory reads
+// follow the loop: an 8B decode step 1.2% shorter at batch 16 than with the sums prefetched into
+// L1 and loaded after the loop (H100, bench/results/cuda-graphs-h200.md, 2026-12-07). They were
+// just written, by the kernel before, so only after the wait. Sums that do not fit go to L1.
 __device__ __forceinline__ void gemv_prefetch_squares(const GemvRowScale& rs, int m, float* flat, int capacity) {
-#ifdef HIFC_GEMV_SQUARES_IN_SHARED
-    if (m * rs.parts + 48 <= capacity) {
+    if (gemv_squares_fit(rs, m, capacity)) {
         for (int i = threadIdx.x; i < m * rs.parts; i += blockDim.x) cp_async4(smem_addr(flat + i), rs.squares + i, true);
         cp_async_commit();
         return;
     }
-#endif
     for (int i = 32 * threadIdx.x; i < m * rs.parts; i += 32 * blockDim.x)
         asm volatile("prefetch.global.L1 [%0];" ::"l"(rs.squares + i));
 }
@@ -148,23 +152,20 @@ __device__ __forceinline__ void gemv_prefetch_residual(const GemvResidualOut& re
     }
 }
 
-// Each row's factor 1 / sqrt(mean square + eps) into flat[at + row], from rs's [16][parts] sums
-// of squares: warp w sums rows w, w + warps, ..., its lanes every 32nd part and then a butterfly,
-// so every CTA sums a row in the same order. flat (the reduction buffer) holds `capacity` floats;
-// returns `at` (W·16, or past the staged sums with HIFC_GEMV_SQUARES_IN_SHARED) after a barrier.
-template <int W>
+// Each row's factor 1 / sqrt(mean square + eps), from rs's [16][parts] sums of squares (staged
+// in `flat`, the reduction buffer of `capacity` floats, when they fit): warp w sums rows w,
+// w + warps, ..., its lanes every 32nd part and then a butterfly, so every CTA sums a row in the
+// same order. Returns where in `flat` the factors are (by row), after a barrier.
 __device__ __forceinline__ int gemv_row_factors(const GemvRowScale& rs, int m, int k, float* flat, int capacity, int warp, int lane,
                                                 int warps) {
     const float* source = rs.squares;
-    int at = W * 16;
-#ifdef HIFC_GEMV_SQUARES_IN_SHARED
-    if (m * rs.parts + 48 <= capacity) {
+    int at = 0;
+    if (gemv_squares_fit(rs, m, capacity)) {
         cp_async_wait<0>();
         __syncthreads();
         source = flat;
-        at = (m * rs.parts + 31) / 32 * 32;
+        at = m * rs.parts;
     }
-#endif
     for (int row = warp; row < m; row += warps) {
         const float* squares = source + row * rs.parts;
         float total = 0.0f;
@@ -335,7 +336,7 @@ __device__ __forceinline__ void skinny_gemm(const bf16_t* __restrict__ x, const 
     // 8tt + 2t + (c & 1).
     if (S) {
         float* flat = &red[0][0][0];
-        const int at = gemv_row_factors<W>(rs, m, k, flat, W * R * T * 4 * 32, warp, lane, warps);
+        const int at = gemv_row_factors(rs, m, k, flat, W * R * T * 4 * 32, warp, lane, warps);
 #pragma unroll
         for (int tt = 0; tt < T; tt++)
 #pragma unroll

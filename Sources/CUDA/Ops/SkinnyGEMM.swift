@@ -100,13 +100,6 @@ extension CUDAKernels {
             && k <= Int(Int32.max) && x % 16 == 0 && w % 16 == 0
     }
 
-    /// Whether a block of an m-row batch ends in the residual form (`skinnyResidualLinear`) rather
-    /// than the product and the add + RMSNorm kernel. One row keeps the kernel, whose one-row twin
-    /// lets the next product in before its own wait and so hides most of it: there the residual
-    /// form made an 8B decode step 0.25% longer on an H100, and 1.3% and 1.6% shorter at 8 and 16
-    /// rows (within 0.1% at 4; bench/results/cuda-graphs-h200.md, 2026-12-07).
-    public static func skinnyResidualFormTakes(rows m: Int) -> Bool { m >= 2 && m <= skinnyGEMMMaxRows }
-
     /// How many CTAs of each skinny-GEMM launch fit on one multiprocessor, from the driver.
     static func skinnyGEMMResidency(library: KernelLibrary) throws -> [SkinnyGEMMLaunch: Int] {
         var resident: [SkinnyGEMMLaunch: Int] = [:]
