@@ -5,12 +5,15 @@ import Foundation
 /// with their row scale, against float64 host references: the sum, the normed rows made whole
 /// (`applyRowScale`), and a plain and a gated product over them. Launches of one, two and four
 /// tiles; widths that leave a CTA's last rows empty; sums of squares staged in the products'
-/// shared memory and, at 8 rows of 4096 (256 parts a row, too many for a one-tile buffer), read
-/// through L1.
+/// shared memory (8 rows of 256 parts fill a one-tile buffer) and, at 5 rows of 8192 (512 parts a
+/// row, too many for it), read through L1.
 extension GPUSelfCheck {
     func checkResidualForm() throws -> [GPUCheckResult] {
         // (m, n, k, features of the product after): n is the norm's width.
-        let shapes = [(1, 4096, 512, 1000), (3, 200, 576, 336), (8, 4096, 256, 1000), (9, 576, 64, 1000), (16, 256, 128, 28672), (16, 64, 96, 40)]
+        let shapes = [
+            (1, 4096, 512, 1000), (3, 200, 576, 336), (5, 8192, 128, 1000), (8, 4096, 256, 1000), (9, 576, 64, 1000), (16, 256, 128, 28672),
+            (16, 64, 96, 40),
+        ]
         return try shapes.flatMap {
             (m, n, k, next) in
             let eps: Float = 1e-5

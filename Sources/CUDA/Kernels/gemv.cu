@@ -120,10 +120,9 @@ struct GemvProbeEnd {
 #endif
 
 // Whether a residual form's sums of squares of the m rows fit in the reduction buffer of
-// `capacity` floats with the 16 rows' factors after them (an 8B-shaped model's decode: up to 7
-// rows at one token tile, whose buffer holds 2048 floats against 256 parts a row, and every
-// batch of 9-16 rows).
-__device__ __forceinline__ bool gemv_squares_fit(const GemvRowScale& rs, int m, int capacity) { return m * rs.parts + 16 <= capacity; }
+// `capacity` floats (an 8B-shaped model's decode: every batch; a one-tile buffer holds 8 rows of
+// 256 parts).
+__device__ __forceinline__ bool gemv_squares_fit(const GemvRowScale& rs, int m, int capacity) { return m * rs.parts <= capacity; }
 
 // Stages a residual form's sums of squares of the m rows in the reduction buffer `flat` (unused
 // until after the main loop) by cp.async while the product runs, so that only shared-memory reads
@@ -155,16 +154,18 @@ __device__ __forceinline__ void gemv_prefetch_residual(const GemvResidualOut& re
 // Each row's factor 1 / sqrt(mean square + eps), from rs's [16][parts] sums of squares (staged
 // in `flat`, the reduction buffer of `capacity` floats, when they fit): warp w sums rows w,
 // w + warps, ..., its lanes every 32nd part and then a butterfly, so every CTA sums a row in the
-// same order. Returns where in `flat` the factors are (by row), after a barrier.
+// same order. Row r's factor goes to flat[r · stride]: over the row's first staged sum, which only
+// this warp reads and has read by the end of its butterfly, or (not staged) at r. Returns the
+// stride, after a barrier.
 __device__ __forceinline__ int gemv_row_factors(const GemvRowScale& rs, int m, int k, float* flat, int capacity, int warp, int lane,
                                                 int warps) {
     const float* source = rs.squares;
-    int at = 0;
+    int stride = 1;
     if (gemv_squares_fit(rs, m, capacity)) {
         cp_async_wait<0>();
         __syncthreads();
         source = flat;
-        at = m * rs.parts;
+        stride = rs.parts;
     }
     for (int row = warp; row < m; row += warps) {
         const float* squares = source + row * rs.parts;
@@ -173,10 +174,10 @@ __device__ __forceinline__ int gemv_row_factors(const GemvRowScale& rs, int m, i
         for (int p = lane; p < rs.parts; p += 32) total += squares[p];
 #pragma unroll
         for (int o = 16; o > 0; o >>= 1) total += __shfl_xor_sync(0xffffffffu, total, o);
-        if (lane == 0) flat[at + row] = rsqrtf(total / k + rs.eps);
+        if (lane == 0) flat[row * stride] = rsqrtf(total / k + rs.eps);
     }
     __syncthreads();
-    return at;
+    return stride;
 }
 
 // T: token tiles of 8 (m <= 8·T); R: 16-feature tiles per CTA; U: 32-k chunks per step;
@@ -336,12 +337,13 @@ __device__ __forceinline__ void skinny_gemm(const bf16_t* __restrict__ x, const 
     // 8tt + 2t + (c & 1).
     if (S) {
         float* flat = &red[0][0][0];
-        const int at = gemv_row_factors(rs, m, k, flat, W * R * T * 4 * 32, warp, lane, warps);
+        const int stride = gemv_row_factors(rs, m, k, flat, W * R * T * 4 * 32, warp, lane, warps);
 #pragma unroll
         for (int tt = 0; tt < T; tt++)
 #pragma unroll
             for (int c = 0; c < 2; c++) {
-                const float f = flat[at + 8 * tt + 2 * t + c];
+                // Tokens past m have no factor (and their sums are not stored): read row m - 1's.
+                const float f = flat[min(8 * tt + 2 * t + c, m - 1) * stride];
 #pragma unroll
                 for (int r = 0; r < R; r++) {
                     acc[r][tt][c] *= f;
