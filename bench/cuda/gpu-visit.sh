@@ -3,8 +3,8 @@
 # whole 8B-shaped model against PyTorch + transformers, the server under load, and an error exit
 # of the CUDA engine.
 # Run from the repository root after `bash .device/unpack.sh`; logs go to $OUT (or ./gpu-logs).
-#   bash bench/cuda/gpu-visit.sh [checks] [labs] [prefillncu] [draws] [decodeab] [model] [long] [swap] [swapio] [prefix] [sanitizer] [serve] [exit] [smollm2] [gemma3] [cpuprofile] [cpu] [multi] [multi2] [swapmodes] [fp8] [fp8lab] [graphs] [overlap] [trace] [placement] [variants] [llamacuda] [servepeak] [servesweep]
-#   (default: all but draws, decodeab, swapio, smollm2, gemma3, cpuprofile, cpu, multi, multi2, swapmodes, fp8, fp8lab, graphs, overlap, trace, placement, variants, llamacuda, servepeak and servesweep; smollm2, gemma3 and cpu need a GGUF carried in parts,
+#   bash bench/cuda/gpu-visit.sh [checks] [labs] [prefillncu] [draws] [decodeab] [model] [long] [swap] [swapio] [prefix] [sanitizer] [serve] [exit] [smollm2] [gemma3] [cpuprofile] [cpu] [multi] [multi2] [swapmodes] [fp8] [fp8lab] [graphs] [overlap] [trace] [placement] [variants] [goal] [llamacuda] [servepeak] [servesweep]
+#   (default: all but draws, decodeab, swapio, smollm2, gemma3, cpuprofile, cpu, multi, multi2, swapmodes, fp8, fp8lab, graphs, overlap, trace, placement, variants, goal, llamacuda, servepeak and servesweep; smollm2, gemma3 and cpu need a GGUF carried in parts,
 #   see the smollm2 step; multi2 needs the 2-GPU machine, nvidia-h200-x2; swapmodes fits one device call of its own, about 6 minutes)
 # env: BATCH, PROMPT, DECODE (model: decode tokens, 32; the first 15 or so steps after the prefill run at
 # power-capped clocks, model-h200.md); BASELINE=DIR first runs bench model with DIR/hifc (an earlier binary, packed
@@ -58,6 +58,10 @@
 # with `#define`s prepended to the files that name them, read by the same binary through HIFC_KERNEL_DIR; each first passes
 # check gpu (tiny, fp8 tiny, graphs tiny; the summary is written as it goes, so a call cut at its limit keeps what ran). KERNEL_VARIANTS (space-separated NAME:MACRO=VALUE[,MACRO=VALUE...];
 # the macros are documented where the kernels read them; none is defined at present; those timed lost or won, cuda-graphs-h200.md: three on 2026-12-05, HIFC_DECODE_ROW_EARLY, HIFC_NORM_LETS_NEXT_FIRST and HIFC_COMBINE_LETS_NEXT_FIRST on 2026-12-06, HIFC_GEMV_SQUARES_IN_SHARED on 2026-12-07; the norm one lives on as the one-row `_next_first` twins, the last as the residual form's staged sums of squares), VARIANT_ROUNDS (2), VARIANT_KV (bf16; e.g. "bf16 fp8"), BATCH, PROMPT, GRAPH_DECODE
+# goal (issue 25, about 2 minutes with synth-8b already written): the decode goal, the 8B step within 1.10x its copy roofline at
+# batches 1 and 16 on the H200: bench model at BATCH (1,16), 2K, 128 steps, twice, alternating with main's add + RMSNorm path
+# (HIFC_CUDA_RESIDUAL_FORM=0), the device copy (the roofline's denominator) before and after; then `trace` if named too.
+# ONLY_H200=1 (any steps): on any other GPU the visit ends at once, having run nothing (a cheap probe while leases come as H100s)
 # llamacuda (issue 25, one device call of about 8 minutes; carry .smollm2/llamacache made by bench/llamacpp/pack-sdist.sh):
 # LLAMA_SDIST_DIR (.smollm2/llamacache, then .device/hifc-bench), LLAMA_JOBS (16), LLAMA_BUILD_WAIT (360: seconds into the step after which
 # an unfinished build is left for the step's next run, which builds on and measures),
@@ -75,6 +79,13 @@ export HIFC_KERNEL_CACHE=/tmp/hifc-kc
 steps="${*:-checks labs model long swap sanitizer serve exit}"
 has() { [[ " $steps " == *" $1 "* ]]; }
 stamp() { echo "== $(date -u +%H:%M:%S) $*" | tee -a "$out/summary.txt"; }
+device_copy() { (cd bench/cuda && python3 -c "from kernel_lab import copy_bandwidth_gbs as c; print(f'device copy {c():.0f} GB/s')") 2>&1 | tail -1 | tee -a "$out/summary.txt"; }
+
+gpu_name=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)
+if [ "${ONLY_H200:-0}" = 1 ] && [[ "$gpu_name" != *H200* ]]; then
+    echo "ONLY_H200=1 and this GPU is '$gpu_name': nothing run" | tee -a "$out/summary.txt"
+    exit 0
+fi
 
 disk_dd() {  # O_DIRECT, 8 MiB requests, one at a time: the disk's figure to compare against
     dd if=/dev/urandom of="$work/dd.src" bs=8M count=128 status=none
@@ -220,6 +231,21 @@ if has overlap; then  # issue 25: decode steps launched ahead (as the server lau
     done
 fi
 
+if has goal; then  # issue 25: the decode goal on the H200 (see the header)
+    stamp "synth 8b"; synth8b
+    stamp "goal: $gpu_name"; device_copy
+    for round in 1 2; do
+        for form in 0 1; do
+            stamp "goal round $round: HIFC_CUDA_RESIDUAL_FORM=$form"
+            HIFC_CUDA_RESIDUAL_FORM=$form .device/hifc bench model --model "$model" --device cuda --batch "${BATCH:-1,16}" \
+                --prompt-tokens 2048 --decode-tokens 128 --max-batch-tokens 16384 --json 2>&1 | tee -a "$out/goal-model.txt" \
+                | grep -o '"batch":[0-9]*\|"decode_step_ms":[0-9.]*' | tr '\n' ' ' | tee -a "$out/summary.txt"
+            echo | tee -a "$out/summary.txt"
+        done
+    done
+    device_copy
+fi
+
 if has trace; then  # issue 25: where a graph-replayed decode step's time goes, kernel by kernel (see the header)
     stamp "synth 8b"; synth8b
     stamp "trace: bench model under kernel_trace.so"
@@ -269,7 +295,7 @@ if has variants; then  # issues 22 and 25: lab-only kernel switches timed over w
             done
         done
     done
-    (cd bench/cuda && python3 -c "from kernel_lab import copy_bandwidth_gbs as c; print(f'device copy {c():.0f} GB/s')") 2>&1 | tee -a "$out/summary.txt"
+    device_copy
 fi
 
 if has long; then  # prefill of one long prompt (the paper's GovReport prompts are about 8.7K tokens)
