@@ -267,6 +267,35 @@ extern "C" __global__ void paged_attention_combine(
     const int r = blockIdx.x, h = blockIdx.y, d = threadIdx.x;
     if (d >= head_dim) return;
     const long base = ((long)r * q_heads + h) * splits;
+#ifdef HIFC_COMBINE_LOADS_FIRST
+    // Lab only (gpu-visit.sh variants; prepared 2026-12-07, not yet timed): at 8 splits or fewer
+    // (the 8B decode at batch 1 and 2K contexts) every partial is loaded before any is used, so
+    // the combine waits for one L2 round trip; below, NVRTC spreads the second loop's loads
+    // between its exponentials (cuobjdump), several round trips. The same sums in the same
+    // order; the splits past `splits` add zeros.
+    if (splits <= 8) {
+        float ms[8], ls[8], accs[8];
+#pragma unroll
+        for (int s = 0; s < 8; ++s) {
+            const bool on = s < splits;
+            ms[s] = on ? part_m[base + s] : NEG_INF;
+            ls[s] = on ? part_l[base + s] : 0.0f;
+            accs[s] = on ? part_acc[(base + s) * head_dim + d] : 0.0f;
+        }
+        float mx = NEG_INF;
+#pragma unroll
+        for (int s = 0; s < 8; ++s) mx = fmaxf(mx, ms[s]);
+        float num = 0.0f, den = 0.0f;
+#pragma unroll
+        for (int s = 0; s < 8; ++s) {
+            const float w = ms[s] == NEG_INF ? 0.0f : expf(ms[s] - mx);
+            den += w * ls[s];
+            num += w * accs[s];
+        }
+        out[((long)r * q_heads + h) * head_dim + d] = f32_to_bf16(den > 0.0f ? num / den : 0.0f);
+        return;
+    }
+#endif
     // The partials were just written and come from L2. Unrolled loops with unconditional loads
     // keep eight splits' loads in flight at once; a branch per split had made each split one
     // more L2 round trip (6 us for 16 splits at batch 1 on an H200). An empty split (m = -inf,
