@@ -298,13 +298,23 @@ __device__ __forceinline__ void skinny_gemm(const bf16_t* __restrict__ x, const 
                 }                                                                                               \
     }
 
+    // The reduction buffer as floats: unused until after the main loop, so it can stage a residual
+    // form's sums of squares meanwhile.
+    float* const flat = &red[0][0][0];
+    constexpr int capacity = W * R * T * 4 * 32;
+    // What the kernel before wrote is read only after this: the wait, then the prefetches of the
+    // residual form's inputs.
+    const auto wait_then_prefetch = [&] {
+        wait();
+        if (S) gemv_prefetch_squares(rs, m, flat, capacity);
+        if (G == 3) gemv_prefetch_residual<R>(res, m, n, row0);
+    };
+
     // The weights do not depend on the kernel before this one, so their first loads are issued
     // before waiting for it (programmatic dependent launch, common.cuh); x is its output.
     if (P) {
         if (s < steps) GEMV_LOAD_W(s, wa);
-        wait();
-        if (S) gemv_prefetch_squares(rs, m, &red[0][0][0], W * R * T * 4 * 32);
-        if (G == 3) gemv_prefetch_residual<R>(res, m, n, row0);
+        wait_then_prefetch();
         if (s < steps) GEMV_LOAD_X(s, xa);
         for (; s < steps; s += stride) {
             uint4 wn[U][2 * R], xn[U][T];
@@ -320,9 +330,7 @@ __device__ __forceinline__ void skinny_gemm(const bf16_t* __restrict__ x, const 
             }
         }
     } else {
-        wait();
-        if (S) gemv_prefetch_squares(rs, m, &red[0][0][0], W * R * T * 4 * 32);
-        if (G == 3) gemv_prefetch_residual<R>(res, m, n, row0);
+        wait_then_prefetch();
         for (; s < steps; s += stride) {
             GEMV_LOAD(s, wa, xa);
             GEMV_COMPUTE(wa, xa);
@@ -336,14 +344,13 @@ __device__ __forceinline__ void skinny_gemm(const bf16_t* __restrict__ x, const 
     // Accumulator c of tile (r, tt) holds feature row0 + 16r + g (+8 for c >= 2), token
     // 8tt + 2t + (c & 1).
     if (S) {
-        float* flat = &red[0][0][0];
-        const int stride = gemv_row_factors(rs, m, k, flat, W * R * T * 4 * 32, warp, lane, warps);
+        const int factor_stride = gemv_row_factors(rs, m, k, flat, capacity, warp, lane, warps);
 #pragma unroll
         for (int tt = 0; tt < T; tt++)
 #pragma unroll
             for (int c = 0; c < 2; c++) {
                 // Tokens past m have no factor (and their sums are not stored): read row m - 1's.
-                const float f = flat[min(8 * tt + 2 * t + c, m - 1) * stride];
+                const float f = flat[min(8 * tt + 2 * t + c, m - 1) * factor_stride];
 #pragma unroll
                 for (int r = 0; r < R; r++) {
                     acc[r][tt][c] *= f;
