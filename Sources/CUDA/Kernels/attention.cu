@@ -267,12 +267,13 @@ extern "C" __global__ void paged_attention_combine(
     const int r = blockIdx.x, h = blockIdx.y, d = threadIdx.x;
     if (d >= head_dim) return;
     const long base = ((long)r * q_heads + h) * splits;
-#ifdef HIFC_COMBINE_LOADS_FIRST
-    // Lab only (gpu-visit.sh variants; prepared 2026-12-07, not yet timed): at 8 splits or fewer
-    // (the 8B decode at batch 1 and 2K contexts) every partial is loaded before any is used, so
-    // the combine waits for one L2 round trip; below, NVRTC spreads the second loop's loads
-    // between its exponentials (cuobjdump), several round trips. The same sums in the same
-    // order; the splits past `splits` add zeros.
+    // The partials were just written and come from L2, so the combine's time is L2 round trips.
+    // At 8 splits or fewer (the 8B decode at batch 1 and 2K contexts) every partial is loaded
+    // before any is used: one round trip. In the loop form below NVRTC spreads the second loop's
+    // loads between its exponentials (cuobjdump), several round trips; loading first took 0.04 ms
+    // (0.75%) off the 8B step at batch 1 on an H100 and left batch 16 as it was
+    // (cuda-graphs-h200.md, 2026-12-07). The same sums in the same order; the splits past
+    // `splits` add zeros.
     if (splits <= 8) {
         float ms[8], ls[8], accs[8];
 #pragma unroll
@@ -295,11 +296,10 @@ extern "C" __global__ void paged_attention_combine(
         out[((long)r * q_heads + h) * head_dim + d] = f32_to_bf16(den > 0.0f ? num / den : 0.0f);
         return;
     }
-#endif
-    // The partials were just written and come from L2. Unrolled loops with unconditional loads
-    // keep eight splits' loads in flight at once; a branch per split had made each split one
-    // more L2 round trip (6 us for 16 splits at batch 1 on an H200). An empty split (m = -inf,
-    // l = 0, acc = 0) is dropped by a select, so no load depends on a comparison.
+    // Past 8 splits: unrolled loops with unconditional loads keep eight splits' loads in flight
+    // at once; a branch per split had made each split one more L2 round trip (6 us for 16 splits
+    // at batch 1 on an H200). An empty split (m = -inf, l = 0, acc = 0) is dropped by a select,
+    // so no load depends on a comparison.
     float mx = NEG_INF;
 #pragma unroll 8
     for (int s = 0; s < splits; ++s) mx = fmaxf(mx, part_m[base + s]);
