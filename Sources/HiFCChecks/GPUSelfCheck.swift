@@ -559,9 +559,11 @@ public final class GPUSelfCheck: @unchecked Sendable {
         try run(name: "paged decode attention, head dim \(hd), contexts \(contexts), 5 splits", rowSeq: seqs, rowLen: contexts, splits: 5)
         // Two splits: at head dim 128 on compute capability 9.0 and later, one cluster of two blocks
         // that combine between themselves; four: the split kernel and the combine, as graph steps
-        // of 16 rows past 8K tokens take them.
+        // of 16 rows past 8K tokens take them; twelve: the combine's form past 8 splits (long
+        // contexts at batch 1), most of the short rows' splits empty.
         try run(name: "paged decode attention, head dim \(hd), contexts \(contexts), 2 splits", rowSeq: seqs, rowLen: contexts, splits: 2)
         try run(name: "paged decode attention, head dim \(hd), contexts \(contexts), 4 splits", rowSeq: seqs, rowLen: contexts, splits: 4)
+        try run(name: "paged decode attention, head dim \(hd), contexts \(contexts), 12 splits", rowSeq: seqs, rowLen: contexts, splits: 12)
         try run(
             name: "paged decode attention, head dim \(hd), contexts \(contexts), 5 splits, waiting before any read", rowSeq: seqs,
             rowLen: contexts, splits: 5, freshTokens: Int(Int32.max))

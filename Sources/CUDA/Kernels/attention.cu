@@ -258,6 +258,13 @@ extern "C" __global__ void __launch_bounds__(32 * ATTN_WARPS) paged_attention_pa
     attention_partial<8, 8, 2>(ATTN_ARGS, scale_offset);
 }
 
+// The most splits the combine loads all at once (below). Lab only, gpu-visit.sh variants: 16,
+// with HIFC_CUDA_DECODE_SPLITS=16, times twice the blocks at batch 1 against the rule's 8 when
+// their combine costs what 8 splits' does (prepared 2026-12-07, not yet timed).
+#ifndef HIFC_COMBINE_LOADED_SPLITS
+#define HIFC_COMBINE_LOADED_SPLITS 8
+#endif
+
 // Grid (rows, q_heads); block head_dim threads (<= 256). out is [rows, q_heads * head_dim], bf16.
 extern "C" __global__ void paged_attention_combine(
     const float* __restrict__ part_m, const float* __restrict__ part_l, const float* __restrict__ part_acc,
@@ -274,10 +281,11 @@ extern "C" __global__ void paged_attention_combine(
     // (0.75%) off the 8B step at batch 1 on an H100 and left batch 16 as it was
     // (cuda-graphs-h200.md, 2026-12-07). The same sums in the same order; the splits past
     // `splits` add zeros.
-    if (splits <= 8) {
-        float ms[8], ls[8], accs[8];
+    constexpr int L = HIFC_COMBINE_LOADED_SPLITS;
+    if (splits <= L) {
+        float ms[L], ls[L], accs[L];
 #pragma unroll
-        for (int s = 0; s < 8; ++s) {
+        for (int s = 0; s < L; ++s) {
             const bool on = s < splits;
             ms[s] = on ? part_m[base + s] : NEG_INF;
             ls[s] = on ? part_l[base + s] : 0.0f;
@@ -285,10 +293,10 @@ extern "C" __global__ void paged_attention_combine(
         }
         float mx = NEG_INF;
 #pragma unroll
-        for (int s = 0; s < 8; ++s) mx = fmaxf(mx, ms[s]);
+        for (int s = 0; s < L; ++s) mx = fmaxf(mx, ms[s]);
         float num = 0.0f, den = 0.0f;
 #pragma unroll
-        for (int s = 0; s < 8; ++s) {
+        for (int s = 0; s < L; ++s) {
             const float w = ms[s] == NEG_INF ? 0.0f : expf(ms[s] - mx);
             den += w * ls[s];
             num += w * accs[s];
@@ -296,7 +304,7 @@ extern "C" __global__ void paged_attention_combine(
         out[((long)r * q_heads + h) * head_dim + d] = f32_to_bf16(den > 0.0f ? num / den : 0.0f);
         return;
     }
-    // Past 8 splits: unrolled loops with unconditional loads keep eight splits' loads in flight
+    // Past those: unrolled loops with unconditional loads keep eight splits' loads in flight
     // at once; a branch per split had made each split one more L2 round trip (6 us for 16 splits
     // at batch 1 on an H200). An empty split (m = -inf, l = 0, acc = 0) is dropped by a select,
     // so no load depends on a comparison.
