@@ -265,6 +265,15 @@ extern "C" __global__ void __launch_bounds__(32 * ATTN_WARPS) paged_attention_pa
 #define HIFC_COMBINE_LOADED_SPLITS 8
 #endif
 
+// One split's partial added to the combine's sums: weighted by its maximum's distance from the
+// largest, an empty split (m = -inf, l = 0, acc = 0) by a select to nothing, so no load waits
+// on a comparison.
+__device__ __forceinline__ void combine_add(float m, float l, float acc, float mx, float& num, float& den) {
+    const float w = m == NEG_INF ? 0.0f : expf(m - mx);
+    den += w * l;
+    num += w * acc;
+}
+
 // Grid (rows, q_heads); block head_dim threads (<= 256). out is [rows, q_heads * head_dim], bf16.
 extern "C" __global__ void paged_attention_combine(
     const float* __restrict__ part_m, const float* __restrict__ part_l, const float* __restrict__ part_acc,
@@ -274,6 +283,7 @@ extern "C" __global__ void paged_attention_combine(
     const int r = blockIdx.x, h = blockIdx.y, d = threadIdx.x;
     if (d >= head_dim) return;
     const long base = ((long)r * q_heads + h) * splits;
+    float num = 0.0f, den = 0.0f;
     // The partials were just written and come from L2, so the combine's time is L2 round trips.
     // At 8 splits or fewer (the 8B decode at batch 1 and 2K contexts) every partial is loaded
     // before any is used: one round trip. In the loop form below NVRTC spreads the second loop's
@@ -294,31 +304,20 @@ extern "C" __global__ void paged_attention_combine(
         float mx = NEG_INF;
 #pragma unroll
         for (int s = 0; s < L; ++s) mx = fmaxf(mx, ms[s]);
-        float num = 0.0f, den = 0.0f;
 #pragma unroll
-        for (int s = 0; s < L; ++s) {
-            const float w = ms[s] == NEG_INF ? 0.0f : expf(ms[s] - mx);
-            den += w * ls[s];
-            num += w * accs[s];
-        }
+        for (int s = 0; s < L; ++s) combine_add(ms[s], ls[s], accs[s], mx, num, den);
         out[((long)r * q_heads + h) * head_dim + d] = f32_to_bf16(den > 0.0f ? num / den : 0.0f);
         return;
     }
-    // Past those: unrolled loops with unconditional loads keep eight splits' loads in flight
-    // at once; a branch per split had made each split one more L2 round trip (6 us for 16 splits
-    // at batch 1 on an H200). An empty split (m = -inf, l = 0, acc = 0) is dropped by a select,
-    // so no load depends on a comparison.
+    // Past those: unrolled loops with unconditional loads keep eight splits' loads in flight at
+    // once; a branch per split had made each split one more L2 round trip (6 us for 16 splits at
+    // batch 1 on an H200).
     float mx = NEG_INF;
 #pragma unroll 8
     for (int s = 0; s < splits; ++s) mx = fmaxf(mx, part_m[base + s]);
-    float num = 0.0f, den = 0.0f;
 #pragma unroll 8
-    for (int s = 0; s < splits; ++s) {
-        const float ms = part_m[base + s], l = part_l[base + s], acc = part_acc[(base + s) * head_dim + d];
-        const float w = ms == NEG_INF ? 0.0f : expf(ms - mx);
-        den += w * l;
-        num += w * acc;
-    }
+    for (int s = 0; s < splits; ++s)
+        combine_add(part_m[base + s], part_l[base + s], part_acc[(base + s) * head_dim + d], mx, num, den);
     out[((long)r * q_heads + h) * head_dim + d] = f32_to_bf16(den > 0.0f ? num / den : 0.0f);
 }
 
