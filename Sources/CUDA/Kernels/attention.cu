@@ -258,13 +258,6 @@ extern "C" __global__ void __launch_bounds__(32 * ATTN_WARPS) paged_attention_pa
     attention_partial<8, 8, 2>(ATTN_ARGS, scale_offset);
 }
 
-// The most splits the combine loads all at once (below). Lab only, gpu-visit.sh variants: 16,
-// with HIFC_CUDA_DECODE_SPLITS=16, times twice the blocks at batch 1 against the rule's 8 when
-// their combine costs what 8 splits' does (prepared 2026-12-07, not yet timed).
-#ifndef HIFC_COMBINE_LOADED_SPLITS
-#define HIFC_COMBINE_LOADED_SPLITS 8
-#endif
-
 // One split's partial added to the combine's sums: weighted by its maximum's distance from the
 // largest, an empty split (m = -inf, l = 0, acc = 0) by a select to nothing, so no load waits
 // on a comparison.
@@ -290,8 +283,9 @@ extern "C" __global__ void paged_attention_combine(
     // loads between its exponentials (cuobjdump), several round trips; loading first took 0.04 ms
     // (0.75%) off the 8B step at batch 1 on an H100 and left batch 16 as it was
     // (cuda-graphs-h200.md, 2026-12-07). The same sums in the same order; the splits past
-    // `splits` add zeros.
-    constexpr int L = HIFC_COMBINE_LOADED_SPLITS;
+    // `splits` add zeros. Sixteen loaded at once, timed with 16 splits at batch 1, was no faster
+    // than 16 in the loop form, and both lost to the rule's 8 (H100, 2026-12-07).
+    constexpr int L = 8;
     if (splits <= L) {
         float ms[L], ls[L], accs[L];
 #pragma unroll
