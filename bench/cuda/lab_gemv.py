@@ -9,6 +9,8 @@
 #   --kernels: directory with common.cuh and gemv.cu (default Sources/CUDA/Kernels)
 #   --quick:   only the kernel configuration the Swift launcher uses, no sweep
 #   --ms:      the row counts to time (default 1,2,4,8,16)
+#   --only:    time only the configurations whose name matches this regular expression (and the
+#              launcher's choice); the correctness check still runs every one
 #   --profile: launch each m = 16 configuration once on gate_up's shape, for Nsight Compute, and stop
 #   --gated:   the gated (_silu) launch the Swift launcher picks against the plain one followed by
 #              silu_mul_f32_to_bf16, on gate_up's shape: equal to the bit, and the time of each
@@ -34,6 +36,7 @@ LAYER = ["qkv", "o", "gate_up", "down"]
 MS = [1, 2, 4, 8, 16]
 HERE = os.path.dirname(os.path.abspath(__file__))
 NAME = re.compile(r"gemv_bf16_t(\d)r(\d)u(\d)p(\d)h(\d)(_b8)?$")
+BULK = re.compile(r"gemv_bulk_t(\d)r(\d)k(\d+)s(\d)$")
 
 
 def variants(lab):
@@ -43,6 +46,10 @@ def variants(lab):
         if mt:
             t, r, u, p, h = map(int, mt.groups()[:5])
             out.append(dict(name=name, t=t, r=r, u=u, p=p, h=h, maxw=8 if mt.group(6) else 16))
+        mt = BULK.match(name)
+        if mt:
+            t, r, kc, s = map(int, mt.groups())
+            out.append(dict(name=name, t=t, r=r, kc=kc, s=s, maxw=16))
     return sorted(out, key=lambda v: v["name"])
 
 
@@ -72,7 +79,17 @@ def run(lab, v, x, w, y, warps):
     m, k = x.shape
     n = w.shape[0]
     rows = 16 * v["r"]
-    lab.launch(v["name"], ((n + rows - 1) // rows,), (32 * warps,), [x, w, y, m, n, k])
+    lab.launch(v["name"], ((n + rows - 1) // rows,), (32 * warps,), [x, w, y, m, n, k], shared=bulk_shared(v, warps))
+
+
+def bulk_shared(v, warps):
+    """A bulk variant's dynamic shared memory (lab_gemv_variants.cu's GemvBulkStage): its ring of
+    stages, which must also hold the reduction after the loop; 0 for the register-load kernels."""
+    if "kc" not in v:
+        return 0
+    ring = v["s"] * (16 * v["r"] + 8 * v["t"]) * (v["kc"] + 32) * 2
+    assert ring >= warps * v["r"] * v["t"] * 512, v["name"]
+    return ring
 
 
 def check(lab, vs):
@@ -181,6 +198,7 @@ def main():
     ap.add_argument("--profile", action="store_true")
     ap.add_argument("--gated", action="store_true")
     ap.add_argument("--ms", default=",".join(map(str, MS)))
+    ap.add_argument("--only", default=None)
     args = ap.parse_args()
     ms_list = [int(m) for m in args.ms.split(",")]
     lab = Lab(kernels_dir=lab_dir(args.kernels), modules=["gemv", "elementwise"])
@@ -219,11 +237,13 @@ def main():
                 name, _, warps = launcher_choice(lab, m, n, sms)
                 configs.append((byname[name], warps))
             else:
+                choice = launcher_choice(lab, m, n, sms)
                 for v in vs:
                     if m > 8 * v["t"] or (m <= 8 and v["t"] == 2):
                         continue
-                    for warps in ((8, 16) if v["t"] == 1 else (4, 8, 16)):
-                        if warps <= v["maxw"]:
+                    for warps in ((8, 16) if v["t"] == 1 and "kc" not in v else (4, 8, 16)):
+                        chosen = (v["name"], warps) == (choice[0], choice[2])
+                        if warps <= v["maxw"] and (chosen or not args.only or re.search(args.only, v["name"])):
                             configs.append((v, warps))
             for (v, warps) in configs:
                 ms = graph_ms(lambda: run(lab, v, x, nxt(), y, warps))
