@@ -36,7 +36,6 @@ LAYER = ["qkv", "o", "gate_up", "down"]
 MS = [1, 2, 4, 8, 16]
 HERE = os.path.dirname(os.path.abspath(__file__))
 NAME = re.compile(r"gemv_bf16_t(\d)r(\d)u(\d)p(\d)h(\d)(_b8)?$")
-BULK = re.compile(r"gemv_bulk_t(\d)r(\d)k(\d+)s(\d)$")
 
 
 def variants(lab):
@@ -46,10 +45,6 @@ def variants(lab):
         if mt:
             t, r, u, p, h = map(int, mt.groups()[:5])
             out.append(dict(name=name, t=t, r=r, u=u, p=p, h=h, maxw=8 if mt.group(6) else 16))
-        mt = BULK.match(name)
-        if mt:
-            t, r, kc, s = map(int, mt.groups())
-            out.append(dict(name=name, t=t, r=r, kc=kc, s=s, maxw=16))
     return sorted(out, key=lambda v: v["name"])
 
 
@@ -79,17 +74,7 @@ def run(lab, v, x, w, y, warps):
     m, k = x.shape
     n = w.shape[0]
     rows = 16 * v["r"]
-    lab.launch(v["name"], ((n + rows - 1) // rows,), (32 * warps,), [x, w, y, m, n, k], shared=bulk_shared(v, warps))
-
-
-def bulk_shared(v, warps):
-    """A bulk variant's dynamic shared memory (lab_gemv_variants.cu's GemvBulkStage): its ring of
-    stages, which must also hold the reduction after the loop; 0 for the register-load kernels."""
-    if "kc" not in v:
-        return 0
-    ring = v["s"] * (16 * v["r"] + 8 * v["t"]) * (v["kc"] + 32) * 2
-    assert ring >= warps * v["r"] * v["t"] * 512, v["name"]
-    return ring
+    lab.launch(v["name"], ((n + rows - 1) // rows,), (32 * warps,), [x, w, y, m, n, k])
 
 
 def check(lab, vs):
@@ -241,7 +226,7 @@ def main():
                 for v in vs:
                     if m > 8 * v["t"] or (m <= 8 and v["t"] == 2):
                         continue
-                    for warps in ((8, 16) if v["t"] == 1 and "kc" not in v else (4, 8, 16)):
+                    for warps in ((8, 16) if v["t"] == 1 else (4, 8, 16)):
                         chosen = (v["name"], warps) == (choice[0], choice[2])
                         if warps <= v["maxw"] and (chosen or not args.only or re.search(args.only, v["name"])):
                             configs.append((v, warps))
