@@ -21,7 +21,7 @@ extension CUDABackend {
         let xAddress = try xb.cudaAddress(op)
         let wAddress = try w.cudaAddress(op)
         // n is the next product's k, which the skinny kernel reads 8 at a time.
-        guard residualForm, n % 8 == 0,
+        guard residualForm, Self.takesResidualForm(rows: m, memoryBandwidth: device.info.memoryBandwidth), n % 8 == 0,
             CUDAKernels.skinnyGEMMAccepts(m: m, n: n, k: k, x: xAddress, w: wAddress)
         else {
             return try addAndNormalize(residual, try linear(xb, weight: w, bias: nil), weight: norm, epsilon: epsilon)
@@ -41,6 +41,17 @@ extension CUDABackend {
         let normed = DeviceTensor(
             storage: CUDARowScaledStorage(values: values, squares: squares, rowScale: rowScale), shape: [m, n], dtype: .bfloat16)
         return (sum, normed)
+    }
+
+    /// Whether an m-row decode product that ends a block takes the residual form on a device of
+    /// `memoryBandwidth` bytes per second (peak). From batch 2 up it does on every GPU measured; at
+    /// one row it did on the H100s (3.35e12: whole 8B steps 0.13-0.35% shorter at 2K of context,
+    /// 0.8% at 8K) and not on the H200s (4.9e12: 0.9% longer at 2K, 0.5-0.6% at 8K, where the add +
+    /// RMSNorm kernel between the products lets the next one in before its wait;
+    /// bench/results/cuda-graphs-h200.md, 2026-12-07). The line at 4e12 lies between the two
+    /// devices measured; none between them was.
+    static func takesResidualForm(rows: Int, memoryBandwidth: Double) -> Bool {
+        rows > 1 || memoryBandwidth < 4e12
     }
 
     public func gatedMLPAddAndNormalize(

@@ -59,9 +59,12 @@ public final class CUDADevice: @unchecked Sendable {
         let minor = try attribute(76, "COMPUTE_CAPABILITY_MINOR")
         let sms = try attribute(16, "MULTIPROCESSOR_COUNT")
         let smem = try attribute(97, "MAX_SHARED_MEMORY_PER_BLOCK_OPTIN")
+        let memoryKHz = try attribute(36, "MEMORY_CLOCK_RATE")
+        let busBits = try attribute(37, "GLOBAL_MEMORY_BUS_WIDTH")
         info = CUDADeviceInfo(
             ordinal: ordinal, name: String(nulTerminated: nameBuf), computeCapability: (major, minor),
-            totalMemory: total, multiprocessors: sms, maxSharedMemoryPerBlock: smem)
+            totalMemory: total, multiprocessors: sms, maxSharedMemoryPerBlock: smem,
+            memoryBandwidth: CUDADeviceInfo.peakBandwidth(memoryClockKHz: memoryKHz, busBits: busBits))
         overlapsDependentLaunches =
             major >= 9 && api.cuLaunchKernelEx != nil
             && ProcessInfo.processInfo.environment["HIFC_CUDA_PDL"] != "0"

@@ -12,6 +12,15 @@ public struct CUDADeviceInfo: Sendable, CustomStringConvertible {
     public var multiprocessors: Int
     /// Shared memory a block may opt into, bytes.
     public var maxSharedMemoryPerBlock: Int
+    /// Peak memory bandwidth, bytes per second: the memory clock's two transfers a cycle over the
+    /// bus width (H100 SXM 3.35e12, H200 4.9e12); 0 where the driver does not say.
+    public var memoryBandwidth: Double = 0
+
+    /// Peak memory bandwidth, bytes per second, of memory clocked at `memoryClockKHz` (as the driver
+    /// reports it) on a bus of `busBits`: two transfers a cycle.
+    public static func peakBandwidth(memoryClockKHz: Int, busBits: Int) -> Double {
+        2 * Double(memoryClockKHz) * 1000 * Double(busBits) / 8
+    }
 
     /// The NVRTC architecture flag for this device ("sm_89"; "sm_90a" on Hopper, whose
     /// architecture-specific instructions, warpgroup MMAs and `setmaxnreg`, the prefill attention's
@@ -30,6 +39,6 @@ public struct CUDADeviceInfo: Sendable, CustomStringConvertible {
     public var description: String {
         let gib = Double(totalMemory) / Double(1 << 30)
         return "cuda:\(ordinal) \(name), compute capability \(computeCapability.major).\(computeCapability.minor), "
-            + "\(String(format: "%.1f", gib)) GiB, \(multiprocessors) SMs"
+            + "\(String(format: "%.1f", gib)) GiB, \(multiprocessors) SMs, \(String(format: "%.2f", memoryBandwidth / 1e12)) TB/s peak memory bandwidth"
     }
 }
