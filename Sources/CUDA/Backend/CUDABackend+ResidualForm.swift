@@ -46,8 +46,7 @@ extension CUDABackend {
     /// Whether an m-row decode product that ends a block takes the residual form on a device of
     /// `memoryBandwidth` bytes per second (peak). From batch 2 up it does on every GPU measured; at
     /// one row it did on the H100s (3.35e12: whole 8B steps 0.13-0.35% shorter at 2K of context,
-    /// 0.8% at 8K) and not on the H200s (4.9e12: 0.9% longer at 2K, 0.5-0.6% at 8K, where the add +
-    /// RMSNorm kernel between the products lets the next one in before its wait;
+    /// 0.8% at 8K) and not on the H200s (4.9e12: 0.9% longer at 2K, 0.5-0.6% at 8K;
     /// bench/results/cuda-graphs-h200.md, 2026-12-07). The line at 4e12 lies between the two
     /// devices measured; none between them was.
     static func takesResidualForm(rows: Int, memoryBandwidth: Double) -> Bool {
