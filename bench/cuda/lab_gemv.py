@@ -110,6 +110,7 @@ def tma_map(lab, t, box_rows):
 
 
 def prepare_maps(lab, v, x, ws):
+    """For a TMA variant, the maps of x and of every weight copy `ws`, before a timing captures them."""
     if "kc" in v:
         tma_map(lab, x, 8 * v["t"])
         for w in ws:
