@@ -10,7 +10,8 @@ extern "C" __global__ void __launch_bounds__(512) gemv_bf16_t2r2u1p1h1(GEMV_ARGS
 extern "C" __global__ void __launch_bounds__(512) gemv_bf16_t2r2u4p0h1(GEMV_ARGS) { GEMV_LAB(2, 2, 4, 0, 16); }
 
 // Weights and x by 2D bulk tensor copies (TMA boxes), prepared after the 1D bulk-copy form lost
-// (gemv-h200.md, 2026-12-07: one copy a 256-1024-byte row segment, bound by the count of copies).
+// (gemv-h200.md, 2026-12-07: one copy a 256-1024-byte row segment, slower the more and shorter
+// its copies).
 // A box here is 64 k (128 bytes, the span of the 128-byte swizzle) by all 16·R weight rows of the
 // CTA, or by 8·T x rows: a stage of KC k is KC/64 weight boxes and KC/64 x boxes, a few KiB each,
 // so a CTA issues 2·KC/64 copies a stage where the 1D form issued 16·R + m. Out-of-range rows (past
