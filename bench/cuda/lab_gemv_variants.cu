@@ -82,12 +82,7 @@ __device__ __forceinline__ void skinny_gemm_tma(const void* xmap, const void* wm
         for (int c = 0; c < first; c++) xs(c);
 
     float acc[R][T][4];
-#pragma unroll
-    for (int r = 0; r < R; r++)
-#pragma unroll
-        for (int tt = 0; tt < T; tt++)
-#pragma unroll
-            for (int c = 0; c < 4; c++) acc[r][tt][c] = 0.0f;
+    gemv_zero<R, T>(acc);
     for (int c = 0; c < chunks; c++) {
         mbar_wait_or_trap(bar0 + 8 * (c % ST), (c / ST) & 1);
         const unsigned int stage = stage_of(c);
@@ -103,13 +98,7 @@ __device__ __forceinline__ void skinny_gemm_tma(const void* xmap, const void* wm
             }
 #pragma unroll
             for (int tt = 0; tt < T; tt++) b[tt] = shared_load16(xbox + (8 * tt + g) * 128 + swizzled);
-#pragma unroll
-            for (int r = 0; r < R; r++)
-#pragma unroll
-                for (int tt = 0; tt < T; tt++) {
-                    mma_bf16(acc[r][tt], a[2 * r].x, a[2 * r + 1].x, a[2 * r].y, a[2 * r + 1].y, b[tt].x, b[tt].y);
-                    mma_bf16(acc[r][tt], a[2 * r].z, a[2 * r + 1].z, a[2 * r].w, a[2 * r + 1].w, b[tt].z, b[tt].w);
-                }
+            gemv_mma_chunk<R, T>(acc, a, b);
         }
         __syncthreads();  // every warp is done with this stage: refill it
         if (threadIdx.x == 0 && c + ST < chunks) {
@@ -119,12 +108,7 @@ __device__ __forceinline__ void skinny_gemm_tma(const void* xmap, const void* wm
     }
     // Every copy has landed, so the ring holds the reduction (skinny_gemm's, plain form).
     float(*red)[R * T * 4][32] = reinterpret_cast<float(*)[R * T * 4][32]>(ring_ptr);
-#pragma unroll
-    for (int r = 0; r < R; r++)
-#pragma unroll
-        for (int tt = 0; tt < T; tt++)
-#pragma unroll
-            for (int c = 0; c < 4; c++) red[warp][(r * T + tt) * 4 + c][lane] = acc[r][tt][c];
+    gemv_stage_sums<R, T>(red, acc, warp, lane);
     __syncthreads();
     for (int i = threadIdx.x; i < R * T * 4 * 32; i += blockDim.x) {
         const int j = i >> 5, l = i & 31;

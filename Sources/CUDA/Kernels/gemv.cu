@@ -44,6 +44,30 @@ __device__ __forceinline__ uint4 gemv_load_x(const bf16_t* p) {
 // silu(g)·u, as silu_mul_f32_to_bf16 computes it.
 __device__ __forceinline__ float gemv_silu_times(float g, float u) { return g / (1.0f + expf(-g)) * u; }
 
+// acc = 0 for every tile.
+template <int R, int T>
+__device__ __forceinline__ void gemv_zero(float (&acc)[R][T][4]) {
+#pragma unroll
+    for (int r = 0; r < R; r++)
+#pragma unroll
+        for (int tt = 0; tt < T; tt++)
+#pragma unroll
+            for (int c = 0; c < 4; c++) acc[r][tt][c] = 0.0f;
+}
+
+// One 32-k chunk of a thread's share: w[2r], w[2r + 1] its 8 k of tile r's rows g and g + 8, x[tt]
+// the same 8 k of token row 8tt + g; .x/.y feed one mma, .z/.w the next (the k permutation above).
+template <int R, int T>
+__device__ __forceinline__ void gemv_mma_chunk(float (&acc)[R][T][4], const uint4 (&w)[2 * R], const uint4 (&x)[T]) {
+#pragma unroll
+    for (int r = 0; r < R; r++)
+#pragma unroll
+        for (int tt = 0; tt < T; tt++) {
+            mma_bf16(acc[r][tt], w[2 * r].x, w[2 * r + 1].x, w[2 * r].y, w[2 * r + 1].y, x[tt].x, x[tt].y);
+            mma_bf16(acc[r][tt], w[2 * r].z, w[2 * r + 1].z, w[2 * r].w, w[2 * r + 1].w, x[tt].z, x[tt].w);
+        }
+}
+
 // Where the rotary form (G = 2) puts its results: as rope_qkv_write_kv (norm_rope.cu) takes them.
 // An fp8 pool takes the plain product, then rope_qkv_write_kv_fp8: the rotary form's own fp8
 // epilogue (each CTA staging its rotated K/V, the one completing a head coding it) made 8B decode
@@ -81,6 +105,18 @@ struct GemvRowScale {
     int parts;
     float eps;
 };
+
+// A warp's sums into its plane of the reduction buffer `red`, accumulator c of tile (r, tt) of
+// lane l at [(r·T + tt)·4 + c][l].
+template <int R, int T>
+__device__ __forceinline__ void gemv_stage_sums(float (*red)[R * T * 4][32], const float (&acc)[R][T][4], int warp, int lane) {
+#pragma unroll
+    for (int r = 0; r < R; r++)
+#pragma unroll
+        for (int tt = 0; tt < T; tt++)
+#pragma unroll
+            for (int c = 0; c < 4; c++) red[warp][(r * T + tt) * 4 + c][lane] = acc[r][tt][c];
+}
 
 // Item i of a paired epilogue (gated, rotary): tile r's rows g and g + 8 for one token, whose
 // sums over the CTA's warps are accumulators c and c + 2 (c < 2) of lane l = i mod 32 in
@@ -252,12 +288,7 @@ __device__ __forceinline__ void skinny_gemm(const bf16_t* __restrict__ x, const 
     }
 
     float acc[R][T][4];
-#pragma unroll
-    for (int r = 0; r < R; r++)
-#pragma unroll
-        for (int tt = 0; tt < T; tt++)
-#pragma unroll
-            for (int c = 0; c < 4; c++) acc[r][tt][c] = 0.0f;
+    gemv_zero<R, T>(acc);
 
     const int STEP = 32 * U;
     const int steps = (k + STEP - 1) / STEP;
@@ -286,17 +317,8 @@ __device__ __forceinline__ void skinny_gemm(const bf16_t* __restrict__ x, const 
         }                                                                                 \
     }
 #define GEMV_LOAD(S, WR, XR) { GEMV_LOAD_W(S, WR); GEMV_LOAD_X(S, XR); }
-#define GEMV_COMPUTE(WR, XR)                                                                                    \
-    {                                                                                                           \
-        _Pragma("unroll") for (int u = 0; u < U; u++)                                                           \
-            _Pragma("unroll") for (int r = 0; r < R; r++)                                                       \
-                _Pragma("unroll") for (int tt = 0; tt < T; tt++) {                                              \
-                    mma_bf16(acc[r][tt], WR[u][2 * r].x, WR[u][2 * r + 1].x, WR[u][2 * r].y, WR[u][2 * r + 1].y, \
-                             XR[u][tt].x, XR[u][tt].y);                                                         \
-                    mma_bf16(acc[r][tt], WR[u][2 * r].z, WR[u][2 * r + 1].z, WR[u][2 * r].w, WR[u][2 * r + 1].w, \
-                             XR[u][tt].z, XR[u][tt].w);                                                         \
-                }                                                                                               \
-    }
+#define GEMV_COMPUTE(WR, XR) \
+    { _Pragma("unroll") for (int u = 0; u < U; u++) gemv_mma_chunk<R, T>(acc, WR[u], XR[u]); }
 
     // The reduction buffer as floats: unused until after the main loop, so it can stage a residual
     // form's sums of squares meanwhile.
@@ -359,12 +381,7 @@ __device__ __forceinline__ void skinny_gemm(const bf16_t* __restrict__ x, const 
             }
         __syncthreads();  // every factor read before red takes the sums
     }
-#pragma unroll
-    for (int r = 0; r < R; r++)
-#pragma unroll
-        for (int tt = 0; tt < T; tt++)
-#pragma unroll
-            for (int c = 0; c < 4; c++) red[warp][(r * T + tt) * 4 + c][lane] = acc[r][tt][c];
+    gemv_stage_sums<R, T>(red, acc, warp, lane);
     __syncthreads();
     if (G == 2) {
         // Each item: a rotation pair's first half (dim d) and second (d + head_dim/2).
