@@ -224,6 +224,29 @@ def gated(lab, ms_list, sms):
     return failures
 
 
+def fixed_cost_table(results, ms_list):
+    """Each configuration's time split into a fixed cost and a streaming rate, from the two shapes
+    that launch the same CTAs and differ only in k (o: 4096x4096, down: 4096x14336): rate = the
+    extra bytes over the extra time, fixed = o's time less its bytes at that rate. The fixed cost
+    is what a launch adds whatever its size (ramp, drain, the reduction and epilogue, the
+    boundary of the graph's launches); the rate is how fast its weights stream once under way."""
+    print("\nfixed cost and streaming rate per configuration (from o 4096x4096 and down 4096x14336):")
+    small, large = ("o", 4096, 4096), ("down", 4096, 14336)
+    extra = (large[1] * large[2] - small[1] * small[2]) * 2
+    for m in ms_list:
+        times = {}
+        for r in results:
+            if r["m"] == m and r["shape"] in (small[0], large[0]):
+                times.setdefault(r["what"], {})[r["shape"]] = r["ms"]
+        rows = []
+        for what, t in times.items():
+            if len(t) == 2 and t[large[0]] > t[small[0]]:
+                rate = extra / ((t[large[0]] - t[small[0]]) * 1e-3)
+                rows.append((t[small[0]] - small[1] * small[2] * 2 / rate * 1e3, rate, what))
+        for fixed, rate, what in sorted(rows):
+            print(f"  m={m:2d} {what:32s} fixed {fixed * 1000:5.1f} us, streaming {rate / 1e9:5.0f} GB/s")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--kernels", default=KERNELS)
@@ -307,6 +330,9 @@ def main():
                     tot.setdefault(r["what"], []).append(r["ms"])
             full = sorted((sum(v), w) for w, v in tot.items() if len(v) == 4)
             print(f"  m={m:2d}: " + ", ".join(f"{w} {t:.4f}" for t, w in full[:6]))
+
+    if not args.quick:
+        fixed_cost_table(results, ms_list)
 
     print(f"\nfinal table (roofline = weight bytes / {bw:.0f} GB/s; ours = launcher's choice, best = best swept config)")
     hdr = f"{'shape':>11} {'n x k':>12} {'m':>2} | {'torch ms':>8} {'GB/s':>5} {'x roof':>6} | {'ours ms':>8} {'GB/s':>5} {'x roof':>6} {'vs torch':>8}"

@@ -36,10 +36,16 @@
 #   kernel of the layer on the same 132 KiB shared / 124 KiB L1 split, which no kernel then changes.
 # --only KEYS: those chains only (both, none, qkv, gate), and no kernel timed alone (for a trace
 #   under kernel_trace.c: each chain is one CUDA graph).
+# --tma NAME:WARPS[,NAME:WARPS]: each chain again with every product in that TMA lab variant
+#   (lab_gemv_variants.cu, gemv_tma_*; the first for m <= 8, the second for m = 16), beside the
+#   register-load launches, both with every product in its plain form (gate|up writing its fp32
+#   sums, no SiLU) since the TMA variants have no other: whether their weights copied before the wait
+#   (a ring of stages, where a register kernel holds a few loads) shorten the chain where the lab
+#   alone (lab_gemv.py, no early start) cannot show it.
 #
 # Usage (GPU machine): python3 bench/cuda/lab_layer_chain.py [--ms 1,8,16] [--layers 8] [--attention]
 #   [--rope] [--uniform] [--late qkv,o] [--gate-kernel] [--copies-after-wait] [--carveout N] [--carveout-attention]
-#   [--attention-kernel NAME] [--only both,qkv]
+#   [--attention-kernel NAME] [--only both,qkv] [--tma NAME:WARPS[,NAME:WARPS]]
 import argparse
 import ctypes
 import itertools
@@ -50,7 +56,7 @@ import torch
 
 from kernel_lab import KERNELS, Lab, add_norm_launch, copy_bandwidth_gbs, graph_ms, with_variants
 from lab_decode_attention import DECODE, LAB_VARIANTS, Shape, cluster_blocks, decode_name, decode_smem, inputs, resident_blocks, splits_for
-from lab_gemv import launcher_choice
+from lab_gemv import TMA, launcher_choice, tma_map, tma_shared
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 HIDDEN, QKV, INTER = 4096, 6144, 14336
@@ -102,6 +108,16 @@ def attention_launch(lab, m, sms, layers, out, copies_after_wait, variant=None):
     return launch, rotary_args
 
 
+def tma_pick(word):
+    """NAME:WARPS of a TMA lab variant: (name, its parse as lab_gemv reads it, warps)."""
+    name, _, warps = word.partition(":")
+    parsed = TMA.match(name)
+    if not parsed or not warps.isdigit():
+        raise SystemExit(f"--tma: {word!r} is not NAME:WARPS of a gemv_tma_t<T>r<R>k<KC>s<ST> variant")
+    t, r, kc, st = map(int, parsed.groups())
+    return name, dict(name=name, t=t, r=r, kc=kc, s=st), int(warps)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--ms", default="1,8,16")
@@ -116,7 +132,11 @@ def main():
     ap.add_argument("--carveout-attention", action="store_true")
     ap.add_argument("--attention-kernel", choices=sorted(LAB_VARIANTS))
     ap.add_argument("--copies-after-wait", action="store_true")
+    ap.add_argument("--tma")
     args = ap.parse_args()
+    tma_picks = [tma_pick(word) for word in args.tma.split(",")] if args.tma else []
+    if tma_picks and (args.rope or args.late):
+        ap.error("--tma times plain products: not with --rope or --late")
     if args.rope and not args.attention:
         ap.error("--rope writes K/V into the attention's pool: it needs --attention")
     if args.rope and "qkv" in args.late.split(","):
@@ -128,6 +148,8 @@ def main():
     kernels = with_variants(KERNELS, "gemv", os.path.join(HERE, "lab_chain_variants.cu"), also=("norm_rope", "attention"))
     if args.attention_kernel:
         kernels = with_variants(kernels, "attention", os.path.join(HERE, "lab_decode_variants.cu"), also=("gemv", "norm_rope"))
+    if tma_picks:
+        kernels = with_variants(kernels, "gemv", os.path.join(HERE, "lab_gemv_variants.cu"), also=("norm_rope", "attention"))
     lab = Lab(kernels_dir=kernels, modules=["gemv", "norm_rope"] + (["attention"] if args.attention else []))
     sms = torch.cuda.get_device_properties(0).multi_processor_count
     if args.carveout is not None:
@@ -165,9 +187,32 @@ def main():
         gated = torch.randn(m, INTER, device="cuda").bfloat16()
         y_qkv = torch.empty(m, QKV, device="cuda")
         y = torch.empty(m, HIDDEN, device="cuda")
+        y_gate_up = torch.empty(m, 2 * INTER, device="cuda")
+        # With --tma, every product plain; `tma` holds the variant (name, its parse, warps) while the
+        # chains are timed with it, None while they are timed with the register-load launches.
+        tma = tma_picks[0 if m <= 8 else -1] if tma_picks else None
+        if tma and m > 8 * tma[1]["t"]:
+            raise SystemExit(f"--tma: {tma[0]} takes at most {8 * tma[1]['t']} rows; m = {m}")
+        if tma:
+            for x in (normed, attention, gated):
+                tma_map(lab, x, 8 * tma[1]["t"])
+            for w in (wqkv, wo, wgu, wdown):
+                for l in range(layers):
+                    tma_map(lab, w[l], 16 * tma[1]["r"])
+            torch.cuda.synchronize()
+        use_tma = [False]
 
         def product(n, k, x, w, out, silu=False, rotary=None, pdl=True):
             """rotary: the rotary form's arguments (its y is unused: out None)."""
+            if tma:
+                name, v, warps = tma
+                out = y_gate_up if silu else out
+                if use_tma[0]:
+                    rows = 16 * v["r"]
+                    lab.launch(name, ((n + rows - 1) // rows,), (32 * warps,),
+                               [tma_map(lab, x, 8 * v["t"]), tma_map(lab, w, rows), out, m, n, k], shared=tma_shared(v, warps), pdl=pdl)
+                    return
+                silu = False
             name, features, warps = picks[n]
             late = (n, k) in late_products
             suffix = "_silu" if silu else "_rope" if rotary else "_late" if late else ""
@@ -203,6 +248,10 @@ def main():
 
         labels = [CHAIN_KEYS[key] for key in args.only.split(",")] if args.only else list(CHAINS)
         times = {label: graph_ms(lambda: chain(CHAINS[label])) * 1000 / layers for label in labels}
+        if tma:
+            use_tma[0] = True
+            times.update({f"{label}, {tma[0]} x {tma[2]} warps": graph_ms(lambda: chain(CHAINS[label])) * 1000 / layers for label in labels})
+            use_tma[0] = False
 
         def alone(i):
             """Launch i of a layer (both norms) timed by itself, each call on the next layer's weights, no early start."""
@@ -212,6 +261,8 @@ def main():
         base = times[labels[0]]
         for label, t in times.items():
             print(f"| {m} | {label} | {t:.1f} | {t / roof_us:.3f}x | {t / base:.3f} |")
+        if tma:
+            print(f"| {m} | (every product plain: gate|up without SiLU) | | | |")
         if args.only:
             continue
         alone_sum = sum(alone(i) for i in range(6 + (attend is not None)))
