@@ -14,6 +14,8 @@
 #   --profile: launch each m = 16 configuration once on gate_up's shape, for Nsight Compute, and stop
 #   --gated:   the gated (_silu) launch the Swift launcher picks against the plain one followed by
 #              silu_mul_f32_to_bf16, on gate_up's shape: equal to the bit, and the time of each
+#   --two-tiles-at-8: time the two-token-tile configurations (m <= 16) at m <= 8 too, so that the fixed
+#              cost of one kernel is seen with 16 rows and with 8 (is the m = 16 cost the rows' or the kernel's?)
 # bench/cuda/lab_gemv_variants.cu is appended to gemv.cu for lab-only configurations.
 import argparse
 import ctypes
@@ -256,6 +258,7 @@ def main():
     ap.add_argument("--gated", action="store_true")
     ap.add_argument("--ms", default=",".join(map(str, MS)))
     ap.add_argument("--only", default=None)
+    ap.add_argument("--two-tiles-at-8", action="store_true")
     args = ap.parse_args()
     ms_list = [int(m) for m in args.ms.split(",")]
     lab = Lab(kernels_dir=lab_dir(args.kernels), modules=["gemv", "elementwise"])
@@ -296,7 +299,7 @@ def main():
             else:
                 choice = launcher_choice(lab, m, n, sms)
                 for v in vs:
-                    if m > 8 * v["t"] or (m <= 8 and v["t"] == 2):
+                    if m > 8 * v["t"] or (m <= 8 and v["t"] == 2 and not args.two_tiles_at_8):
                         continue
                     for warps in ((8, 16) if v["t"] == 1 else (4, 8, 16)):
                         chosen = (v["name"], warps) == (choice[0], choice[2])
