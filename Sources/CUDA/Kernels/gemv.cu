@@ -153,6 +153,16 @@ struct GemvProbeEnd {
         if (threadIdx.x == 0) gemv_probe_end[blockIdx.x] = gemv_probe_now();
     }
 };
+// Lab only (bench/cuda/lab_gemv_phases.py): when thread 0 was past the wait for the previous kernel,
+// past its first chunk's arithmetic (its first weights and x in), and past the barrier after which
+// every warp's sums are staged (the main loop over for the whole CTA).
+__device__ unsigned long long gemv_probe_waited[1 << 16];
+__device__ unsigned long long gemv_probe_first[1 << 16];
+__device__ unsigned long long gemv_probe_staged[1 << 16];
+#define GEMV_PROBE(at) \
+    if (threadIdx.x == 0) at[blockIdx.x] = gemv_probe_now()
+#else
+#define GEMV_PROBE(at)
 #endif
 
 // Whether a residual form's sums of squares of the m rows fit in the reduction buffer of
@@ -328,6 +338,7 @@ __device__ __forceinline__ void skinny_gemm(const bf16_t* __restrict__ x, const 
     // residual form's inputs.
     const auto wait_then_prefetch = [&] {
         wait();
+        GEMV_PROBE(gemv_probe_waited);
         if (S) gemv_prefetch_squares(rs, m, flat, capacity);
         if (G == 3) gemv_prefetch_residual<R>(res, m, n, row0);
     };
@@ -343,6 +354,7 @@ __device__ __forceinline__ void skinny_gemm(const bf16_t* __restrict__ x, const 
             const int sn = s + stride;
             if (sn < steps) GEMV_LOAD(sn, wn, xn);
             GEMV_COMPUTE(wa, xa);
+            if (s == warp) { GEMV_PROBE(gemv_probe_first); }
 #pragma unroll
             for (int u = 0; u < U; u++) {
 #pragma unroll
@@ -383,6 +395,7 @@ __device__ __forceinline__ void skinny_gemm(const bf16_t* __restrict__ x, const 
     }
     gemv_stage_sums<R, T>(red, acc, warp, lane);
     __syncthreads();
+    GEMV_PROBE(gemv_probe_staged);
     if (G == 2) {
         // Each item: a rotation pair's first half (dim d) and second (d + head_dim/2).
         const int hd = ro.head_dim, rhalf = hd / 2, kv_elems = ro.kv_heads * hd;
