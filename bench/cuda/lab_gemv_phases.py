@@ -12,7 +12,11 @@
 #           in; median and worst over the CTAs);
 #   loop:   first chunk done to every warp's sums staged (median, worst);
 #   tail:   sums staged to the CTA's exit (the reduction and the stores; median, worst);
-#   span:   the first start to the last exit.
+#   span:   the first start to the last exit;
+#   idle:   how long a multiprocessor sits idle at the end, its last CTA's exit to the last exit of
+#           all (mean and worst over the multiprocessors): the tail a grid of more CTAs than places
+#           leaves (gate|up's 1792 CTAs at one row: 6.8 rounds of the 264 places).
+# q|k|v and gate|up are timed too, for their tails (they launch other CTA counts than o and down).
 # Usage (GPU machine, from bench/cuda): python3 lab_gemv_phases.py [--ms 1,8,16] [--configs NAME:WARPS,...]
 #   --configs: these launches too, at every m they take (t2 kernels at m <= 16, t1 at m <= 8); kernels
 #              that load ahead (p1) only, the ones the probe's first-chunk time is taken in.
@@ -30,13 +34,15 @@ from kernel_lab import KERNELS, Lab, graph_ms  # noqa: E402
 from lab_gemv import NAME, launcher_choice  # noqa: E402
 from lab_placement import probed_kernels  # noqa: E402
 
-SHAPES = [("o", 4096, 4096), ("down", 4096, 14336)]
+SHAPES = [("o", 4096, 4096), ("down", 4096, 14336), ("qkv", 6144, 4096), ("gate_up", 28672, 4096)]
 PHASES = ("start", "waited", "first", "staged", "end")
 
 
 def phases(lab, grid):
     """Each CTA's probe times (ns) of the last launch, as a dict of lists by phase."""
-    return {p: lab.global_array(f"gemv_probe_{p}", ctypes.c_uint64, grid) for p in PHASES}
+    times = {p: lab.global_array(f"gemv_probe_{p}", ctypes.c_uint64, grid) for p in PHASES}
+    times["sm"] = lab.global_array("gemv_probe_sm", ctypes.c_uint32, grid)
+    return times
 
 
 def us(ns):
@@ -60,8 +66,8 @@ def main():
             raise SystemExit(f"--configs: {word!r} is not NAME:WARPS of a gemv_bf16_t<T>r<R>u<U>p1h<H> kernel")
         extra.append((name, 16 * int(parsed.group(2)), int(warps), int(parsed.group(1))))
     print(f"{torch.cuda.get_device_name(0)}, {sms} multiprocessors; times in us")
-    print("| m | shape | launch | CTAs | call | gap | spread | first (median / worst) | loop (median / worst) | tail (median / worst) | span |")
-    print("| ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| m | shape | launch | CTAs | call | gap | spread | first (median / worst) | loop (median / worst) | tail (median / worst) | span | idle (mean / worst) |")
+    print("| ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     torch.manual_seed(5)
     for sname, n, k in SHAPES:
         copies = max(2, math.ceil(3 * l2 / (n * k * 2)))
@@ -85,10 +91,14 @@ def main():
                 first = [f - s for f, s in zip(p["first"], p["start"])]
                 loop = [st - f for st, f in zip(p["staged"], p["first"])]
                 tail = [e - st for e, st in zip(p["end"], p["staged"])]
+                last = {}
+                for sm, e in zip(p["sm"], p["end"]):
+                    last[sm] = max(last.get(sm, 0), e)
+                idle = [max(p["end"]) - e for e in last.values()] + [span] * (sms - len(last))
                 print(f"| {m} | {sname} | {name} x {warps} | {grid} | {ms * 1000:.1f} | {ms * 1000 - us(span):.1f} "
                       f"| {us(max(p['start']) - start0):.1f} | {us(statistics.median(first)):.1f} / {us(max(first)):.1f} "
                       f"| {us(statistics.median(loop)):.1f} / {us(max(loop)):.1f} | {us(statistics.median(tail)):.2f} / {us(max(tail)):.2f} "
-                      f"| {us(span):.1f} |", flush=True)
+                      f"| {us(span):.1f} | {us(statistics.mean(idle)):.1f} / {us(max(idle)):.1f} |", flush=True)
         ws.clear()
         torch.cuda.empty_cache()
 
