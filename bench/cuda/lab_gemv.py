@@ -9,8 +9,8 @@
 #   --kernels: directory with common.cuh and gemv.cu (default Sources/CUDA/Kernels)
 #   --quick:   only the kernel configuration the Swift launcher uses, no sweep
 #   --ms:      the row counts to time (default 1,2,4,8,16)
-#   --only:    time only the configurations whose name matches this regular expression (and the
-#              launcher's choice); the correctness check still runs every one
+#   --only:    check and time only the configurations whose name matches this regular expression
+#              (and the launcher's kernels), so that a lab variant that hangs or traps stops only its own runs
 #   --profile: launch each m = 16 configuration once on gate_up's shape, for Nsight Compute, and stop
 #   --gated:   the gated (_silu) launch the Swift launcher picks against the plain one followed by
 #              silu_mul_f32_to_bf16, on gate_up's shape: equal to the bit, and the time of each
@@ -39,6 +39,7 @@ MS = [1, 2, 4, 8, 16]
 HERE = os.path.dirname(os.path.abspath(__file__))
 NAME = re.compile(r"gemv_bf16_t(\d)r(\d)u(\d)p(\d)h(\d)(_b8)?$")
 TMA = re.compile(r"gemv_tma_t(\d)r(\d)k(\d+)s(\d)$")
+BALANCED = re.compile(r"gemv_bal_t(\d)r(\d)u(\d)$")
 
 
 def variants(lab):
@@ -52,6 +53,10 @@ def variants(lab):
         if mt:
             t, r, kc, s = map(int, mt.groups())
             out.append(dict(name=name, t=t, r=r, kc=kc, s=s, maxw=16))
+        mt = BALANCED.match(name)
+        if mt:  # built for exactly 8 warps (lab_gemv_variants.cu)
+            t, r, u = map(int, mt.groups())
+            out.append(dict(name=name, t=t, r=r, u=u, balanced=True, maxw=8, warps=(8,)))
     return sorted(out, key=lambda v: v["name"])
 
 
@@ -85,10 +90,26 @@ def run(lab, v, x, w, y, warps):
         args = [tma_map(lab, x, 8 * v["t"]), tma_map(lab, w, rows), y, m, n, k]
         lab.launch(v["name"], ((n + rows - 1) // rows,), (32 * warps,), args, shared=tma_shared(v, warps))
         return
+    if v.get("balanced"):  # a balanced variant: a grid of the places the device has, its partials and flags
+        grid, partials, flags = balanced_grid(lab, v, warps)
+        lab.launch(v["name"], (grid,), (32 * warps,), [x, w, y, m, n, k, partials, flags])
+        return
     lab.launch(v["name"], ((n + rows - 1) // rows,), (32 * warps,), [x, w, y, m, n, k])
 
 
 MAPS = {}
+GRIDS = {}
+
+
+def balanced_grid(lab, v, warps):
+    """A balanced variant's grid (the CTAs a multiprocessor holds times the multiprocessors), its
+    partial sums (a slot of 16·R x 8·T floats a CTA) and its flags (zero: each launch leaves them so)."""
+    key = (v["name"], warps)
+    if key not in GRIDS:
+        grid = lab.resident_blocks(v["name"], 32 * warps) * torch.cuda.get_device_properties(0).multi_processor_count
+        GRIDS[key] = (grid, torch.empty(grid * 16 * v["r"] * 8 * v["t"], device="cuda"),
+                      torch.zeros(grid, dtype=torch.int32, device="cuda"))
+    return GRIDS[key]
 
 
 def tma_map(lab, t, box_rows):
@@ -140,7 +161,7 @@ def check(lab, vs):
         for v in vs:
             if m > 8 * v["t"]:
                 continue
-            for warps in (1, 4, 8, 16):
+            for warps in v.get("warps", (1, 4, 8, 16)):
                 if warps > v["maxw"]:
                     continue
                 y = torch.full((m, n), float("nan"), device="cuda")
@@ -179,7 +200,7 @@ def profile(lab, vs):
         y = torch.empty(16, n, device="cuda")
         for v in vs:
             if v["t"] == 2:
-                for warps in (4, 8, 16):
+                for warps in v.get("warps", (4, 8, 16)):
                     if warps <= v["maxw"]:
                         run(lab, v, x, w, y, warps)
         x8 = x[:8].contiguous()
@@ -273,7 +294,8 @@ def main():
     bw = copy_bandwidth_gbs()
     print(f"{torch.cuda.get_device_name()} ({sms} SMs, L2 {l2 >> 20} MiB): d2d copy {bw:.0f} GB/s (read+write); torch {torch.__version__}")
     torch.manual_seed(1234)
-    failures = check(lab, vs)
+    launched = {launcher_choice(lab, m, n, sms)[0] for (_, n, _) in SHAPES for m in ms_list}
+    failures = check(lab, [v for v in vs if not args.only or v["name"] in launched or re.search(args.only, v["name"])])
 
     byname = {v["name"]: v for v in vs}
     results = []  # dicts: shape, m, what, ms
@@ -301,7 +323,7 @@ def main():
                 for v in vs:
                     if m > 8 * v["t"] or (m <= 8 and v["t"] == 2 and not args.two_tiles_at_8):
                         continue
-                    for warps in ((8, 16) if v["t"] == 1 else (4, 8, 16)):
+                    for warps in v.get("warps", (8, 16) if v["t"] == 1 else (4, 8, 16)):
                         chosen = (v["name"], warps) == (choice[0], choice[2])
                         if warps <= v["maxw"] and (chosen or not args.only or re.search(args.only, v["name"])):
                             configs.append((v, warps))

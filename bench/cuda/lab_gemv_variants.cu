@@ -134,3 +134,122 @@ extern "C" __global__ void __launch_bounds__(512, 1) gemv_tma_t1r4k256s4(GEMV_TM
 extern "C" __global__ void __launch_bounds__(512, 1) gemv_tma_t2r2k256s4(GEMV_TMA_ARGS) { GEMV_TMA(2, 2, 256, 4); }
 extern "C" __global__ void __launch_bounds__(512, 1) gemv_tma_t2r4k256s3(GEMV_TMA_ARGS) { GEMV_TMA(2, 4, 256, 3); }
 extern "C" __global__ void __launch_bounds__(512, 1) gemv_tma_t2r2k512s3(GEMV_TMA_ARGS) { GEMV_TMA(2, 2, 512, 3); }
+
+// Balanced: exactly `gridDim.x` CTAs (the places the device has for them) share the product's
+// work units (a 16·R-row tile by a 32·U-k step) evenly, each a contiguous run of units that may
+// start and end inside a tile, so that no multiprocessor idles at the end while others finish a last
+// round of CTAs (gate|up's 1792 one-row CTAs are 6.8 rounds of 264 places). A tile's first part
+// belongs to the CTA whose run holds the tile's first unit (the owner, which reaches it last, at its
+// run's end); any later part is the first segment of a later CTA's run, which it does first: that
+// CTA leaves its sums in `partials` (its slot, 16·R rows x 8·T tokens) and raises its flag, and the
+// owner adds the later parts in CTA order (so the sums do not depend on timing), lowers the flags
+// for the next launch, and stores the tile. Every CTA is resident at once (the grid is the places),
+// and an owner waits only for CTAs after it, so the waits end. Plain form only.
+template <int T, int R, int U, int W>
+__device__ __forceinline__ void skinny_gemm_balanced(const bf16_t* __restrict__ x, const bf16_t* __restrict__ w, float* __restrict__ y,
+                                                     int m, int n, int k, float* __restrict__ partials, int* __restrict__ flags) {
+    __shared__ float red[W][R * T * 4][32];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int g = lane >> 2, t = lane & 3;
+    constexpr int STEP = 32 * U, SLOT = 16 * R * 8 * T;
+    const long steps = (k + STEP - 1) / STEP, tiles = (n + 16 * R - 1) / (16 * R), total = steps * tiles;
+    const long G = gridDim.x, c = blockIdx.x;
+    const auto run_start = [&](long cta) { return cta * total / G; };
+    const long u0 = run_start(c), u1 = run_start(c + 1);
+    bool xon[T];
+#pragma unroll
+    for (int tt = 0; tt < T; tt++) xon[tt] = 8 * tt + g < m;
+    const uint4 zero = make_uint4(0u, 0u, 0u, 0u);
+    // Unit u: tile u / steps, step u % steps.
+    const auto load = [&](long u, uint4 (&wr)[U][2 * R], uint4 (&xr)[U][T], bool with_w, bool with_x) {
+        const int tile = (int)(u / steps), kb = (int)(u % steps) * STEP;
+#pragma unroll
+        for (int uu = 0; uu < U; uu++) {
+            const int kk = kb + 32 * uu + 8 * t;
+            const bool in = kk < k;
+#pragma unroll
+            for (int r = 0; r < R && with_w; r++) {
+                const int row = tile * 16 * R + 16 * r + g;
+                wr[uu][2 * r] = in ? gemv_load_weight<1>(w + (size_t)min(row, n - 1) * k + kk) : zero;
+                wr[uu][2 * r + 1] = in ? gemv_load_weight<1>(w + (size_t)min(row + 8, n - 1) * k + kk) : zero;
+            }
+            if (with_x) {
+#pragma unroll
+                for (int tt = 0; tt < T; tt++) xr[uu][tt] = in && xon[tt] ? gemv_load_x(x + (size_t)(8 * tt + g) * k + kk) : zero;
+            }
+        }
+    };
+    long u = u0 + warp;
+    uint4 wa[U][2 * R], xa[U][T];
+    if (u < u1) load(u, wa, xa, true, false);
+    wait_for_previous_kernel();
+    if (u < u1) load(u, wa, xa, false, true);
+    for (long tile = u0 / steps; tile * steps < u1; tile++) {
+        const long tb = max(u0, tile * steps), te = min(u1, (tile + 1) * steps);
+        float acc[R][T][4];
+        gemv_zero<R, T>(acc);
+        for (; u < te; u += W) {
+            uint4 wn[U][2 * R], xn[U][T];
+            if (u + W < u1) load(u + W, wn, xn, true, true);
+#pragma unroll
+            for (int uu = 0; uu < U; uu++) gemv_mma_chunk<R, T>(acc, wa[uu], xa[uu]);
+#pragma unroll
+            for (int uu = 0; uu < U; uu++) {
+#pragma unroll
+                for (int j = 0; j < 2 * R; j++) wa[uu][j] = wn[uu][j];
+#pragma unroll
+                for (int tt = 0; tt < T; tt++) xa[uu][tt] = xn[uu][tt];
+            }
+        }
+        gemv_stage_sums<R, T>(red, acc, warp, lane);
+        __syncthreads();
+        const bool owner = tb == tile * steps;
+        long last = c;  // the last CTA with a part of this tile
+        while (last + 1 < G && run_start(last + 1) < (tile + 1) * steps) last++;
+        if (owner && last > c && threadIdx.x == 0) {
+            const long long start = clock64();
+            for (long o = c + 1; o <= last; o++) {
+                while (true) {
+                    int f;
+                    asm volatile("ld.acquire.gpu.global.b32 %0, [%1];" : "=r"(f) : "l"(flags + o) : "memory");
+                    if (f) break;
+                    if (clock64() - start > 2000000000ll) __trap();  // about a second: a lab bug fails at once
+                }
+            }
+        }
+        __syncthreads();
+        for (int i = threadIdx.x; i < R * T * 4 * 32; i += blockDim.x) {
+            const int j = i >> 5, l = i & 31;
+            float v = 0.0f;
+            for (int q = 0; q < W; q++) v += red[q][j][l];
+            const int cc = j & 3, tt = (j >> 2) % T, r = (j >> 2) / T;
+            const int lr = 16 * r + (l >> 2) + (cc >= 2 ? 8 : 0), tok = 8 * tt + 2 * (l & 3) + (cc & 1);
+            if (!owner) {
+                partials[c * SLOT + lr * 8 * T + tok] = v;
+                continue;
+            }
+            for (long o = c + 1; o <= last; o++) v += __ldcg(partials + o * SLOT + lr * 8 * T + tok);
+            const long row = tile * 16 * R + lr;
+            if (row < n && tok < m) y[(size_t)tok * n + row] = v;
+        }
+        __syncthreads();
+        if (threadIdx.x == 0) {
+            if (!owner) {
+                __threadfence();
+                asm volatile("st.release.gpu.global.b32 [%0], %1;" :: "l"(flags + c), "r"(1) : "memory");
+            } else {
+                for (long o = c + 1; o <= last; o++) flags[o] = 0;
+            }
+        }
+    }
+}
+
+// gemv_bal_t<T>r<R>u<U>: grid = the CTAs a multiprocessor holds x the multiprocessors (no more),
+// block 32·W (W = 8 here); partials: grid x 16·R x 8·T floats; flags: grid ints, zero before the
+// first launch (each launch leaves them zero).
+#define GEMV_BAL_ARGS const bf16_t* __restrict__ x, const bf16_t* __restrict__ w, float* __restrict__ y, int m, int n, int k, \
+    float* __restrict__ partials, int* __restrict__ flags
+extern "C" __global__ void __launch_bounds__(256) gemv_bal_t1r1u4(GEMV_BAL_ARGS) { skinny_gemm_balanced<1, 1, 4, 8>(x, w, y, m, n, k, partials, flags); }
+extern "C" __global__ void __launch_bounds__(256) gemv_bal_t1r1u2(GEMV_BAL_ARGS) { skinny_gemm_balanced<1, 1, 2, 8>(x, w, y, m, n, k, partials, flags); }
+extern "C" __global__ void __launch_bounds__(256, 2) gemv_bal_t2r2u2(GEMV_BAL_ARGS) { skinny_gemm_balanced<2, 2, 2, 8>(x, w, y, m, n, k, partials, flags); }
+extern "C" __global__ void __launch_bounds__(256, 2) gemv_bal_t2r2u1(GEMV_BAL_ARGS) { skinny_gemm_balanced<2, 2, 1, 8>(x, w, y, m, n, k, partials, flags); }
