@@ -38,8 +38,6 @@ LAYER = ["qkv", "o", "gate_up", "down"]
 MS = [1, 2, 4, 8, 16]
 HERE = os.path.dirname(os.path.abspath(__file__))
 NAME = re.compile(r"gemv_bf16_t(\d)r(\d)u(\d)p(\d)h(\d)(_b8)?$")
-TMA = re.compile(r"gemv_tma_t(\d)r(\d)k(\d+)s(\d)$")
-BALANCED = re.compile(r"gemv_bal_t(\d)r(\d)u(\d)$")
 
 
 def variants(lab):
@@ -49,14 +47,6 @@ def variants(lab):
         if mt:
             t, r, u, p, h = map(int, mt.groups()[:5])
             out.append(dict(name=name, t=t, r=r, u=u, p=p, h=h, maxw=8 if mt.group(6) else 16))
-        mt = TMA.match(name)
-        if mt:
-            t, r, kc, s = map(int, mt.groups())
-            out.append(dict(name=name, t=t, r=r, kc=kc, s=s, maxw=16))
-        mt = BALANCED.match(name)
-        if mt:  # built for exactly 8 warps (lab_gemv_variants.cu)
-            t, r, u = map(int, mt.groups())
-            out.append(dict(name=name, t=t, r=r, u=u, balanced=True, maxw=8, warps=(8,)))
     return sorted(out, key=lambda v: v["name"])
 
 
@@ -86,67 +76,7 @@ def run(lab, v, x, w, y, warps):
     m, k = x.shape
     n = w.shape[0]
     rows = 16 * v["r"]
-    if "kc" in v:  # a TMA variant (lab_gemv_variants.cu): tensor maps of x and w, and its ring
-        args = [tma_map(lab, x, 8 * v["t"]), tma_map(lab, w, rows), y, m, n, k]
-        lab.launch(v["name"], ((n + rows - 1) // rows,), (32 * warps,), args, shared=tma_shared(v, warps))
-        return
-    if v.get("balanced"):  # a balanced variant: a grid of the places the device has, its partials and flags
-        grid, partials, flags = balanced_grid(lab, v, warps)
-        lab.launch(v["name"], (grid,), (32 * warps,), [x, w, y, m, n, k, partials, flags])
-        return
     lab.launch(v["name"], ((n + rows - 1) // rows,), (32 * warps,), [x, w, y, m, n, k])
-
-
-MAPS = {}
-GRIDS = {}
-
-
-def balanced_grid(lab, v, warps):
-    """A balanced variant's grid (the CTAs a multiprocessor holds times the multiprocessors), its
-    partial sums (a slot of 16·R x 8·T floats a CTA) and its flags (zero: each launch leaves them so)."""
-    key = (v["name"], warps)
-    if key not in GRIDS:
-        grid = lab.resident_blocks(v["name"], 32 * warps) * torch.cuda.get_device_properties(0).multi_processor_count
-        GRIDS[key] = (grid, torch.empty(grid * 16 * v["r"] * 8 * v["t"], device="cuda"),
-                      torch.zeros(grid, dtype=torch.int32, device="cuda"))
-    return GRIDS[key]
-
-
-def tma_map(lab, t, box_rows):
-    """The 2D tensor map (in device memory) of bf16 [rows, k] `t` in boxes of 64 k x `box_rows`,
-    128-byte swizzle, zeros out of range, as the TMA variants read it; made once per address and
-    shape (a map made inside a graph capture would be a copy in the graph), so a timing makes the
-    maps of all its tensors first (prepare_maps)."""
-    rows, k = t.shape
-    key = (t.data_ptr(), rows, k, box_rows)
-    if key not in MAPS:
-        dims = (ctypes.c_uint64 * 2)(k, rows)
-        strides = (ctypes.c_uint64 * 1)(k * 2)
-        box = (ctypes.c_uint32 * 2)(64, box_rows)
-        ones = (ctypes.c_uint32 * 2)(1, 1)
-        host = (ctypes.c_uint8 * 128)()
-        # bf16 = 9, interleave none, 128-byte swizzle = 3, L2 promotion 256 bytes = 3, zero fill.
-        lab._check(lab.cuda.cuTensorMapEncodeTiled(host, 9, 2, ctypes.c_void_p(t.data_ptr()), dims, strides, box, ones, 0, 3, 3, 0),
-                   "cuTensorMapEncodeTiled")
-        MAPS[key] = torch.tensor(bytearray(host), dtype=torch.uint8).cuda()
-    return MAPS[key]
-
-
-def prepare_maps(lab, v, x, ws):
-    """For a TMA variant, the maps of x and of every weight copy `ws`, before a timing captures them."""
-    if "kc" in v:
-        tma_map(lab, x, 8 * v["t"])
-        for w in ws:
-            tma_map(lab, w, 16 * v["r"])
-        torch.cuda.synchronize()
-
-
-def tma_shared(v, warps):
-    """A TMA variant's dynamic shared memory: its ring (KC/64 boxes of weight rows and of x rows a
-    stage, 128 bytes a box line) and 1024 bytes to align it; the ring also holds the reduction."""
-    ring = v["s"] * (v["kc"] // 64) * (16 * v["r"] + 8 * v["t"]) * 128
-    assert ring >= warps * v["r"] * v["t"] * 512, v["name"]
-    return ring + 1024
 
 
 def check(lab, vs):
@@ -161,7 +91,7 @@ def check(lab, vs):
         for v in vs:
             if m > 8 * v["t"]:
                 continue
-            for warps in v.get("warps", (1, 4, 8, 16)):
+            for warps in (1, 4, 8, 16):
                 if warps > v["maxw"]:
                     continue
                 y = torch.full((m, n), float("nan"), device="cuda")
@@ -200,7 +130,7 @@ def profile(lab, vs):
         y = torch.empty(16, n, device="cuda")
         for v in vs:
             if v["t"] == 2:
-                for warps in v.get("warps", (4, 8, 16)):
+                for warps in (4, 8, 16):
                     if warps <= v["maxw"]:
                         run(lab, v, x, w, y, warps)
         x8 = x[:8].contiguous()
@@ -323,12 +253,11 @@ def main():
                 for v in vs:
                     if m > 8 * v["t"] or (m <= 8 and v["t"] == 2 and not args.two_tiles_at_8):
                         continue
-                    for warps in v.get("warps", (8, 16) if v["t"] == 1 else (4, 8, 16)):
+                    for warps in ((8, 16) if v["t"] == 1 else (4, 8, 16)):
                         chosen = (v["name"], warps) == (choice[0], choice[2])
                         if warps <= v["maxw"] and (chosen or not args.only or re.search(args.only, v["name"])):
                             configs.append((v, warps))
             for (v, warps) in configs:
-                prepare_maps(lab, v, x, ws)
                 ms = graph_ms(lambda: run(lab, v, x, nxt(), y, warps))
                 results.append(dict(shape=sname, n=n, k=k, m=m, what=f"{v['name']} w{warps}", ms=ms))
             # torch again after ours, its faster kept: the first launch timed after the weights

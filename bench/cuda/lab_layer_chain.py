@@ -36,17 +36,10 @@
 #   kernel of the layer on the same 132 KiB shared / 124 KiB L1 split, which no kernel then changes.
 # --only KEYS: those chains only (both, none, qkv, gate), and no kernel timed alone (for a trace
 #   under kernel_trace.c: each chain is one CUDA graph).
-# --variant NAME:WARPS[,NAME:WARPS]: each chain again with every product in that lab variant of
-#   lab_gemv_variants.cu (the first for m <= 8, the second for m = 16), beside the register-load
-#   launches, both with every product in its plain form (gate|up writing its fp32 sums, no SiLU) since
-#   the variants have no other: a TMA one (gemv_tma_*: do its weights copied before the wait, a ring of
-#   stages where a register kernel holds a few loads, shorten the chain?) or a balanced one
-#   (gemv_bal_*: does a grid of exactly the device's places, no tail, shorten it?), where the lab
-#   alone (lab_gemv.py, no early start) cannot show it.
 #
 # Usage (GPU machine): python3 bench/cuda/lab_layer_chain.py [--ms 1,8,16] [--layers 8] [--attention]
 #   [--rope] [--uniform] [--late qkv,o] [--gate-kernel] [--copies-after-wait] [--carveout N] [--carveout-attention]
-#   [--attention-kernel NAME] [--only both,qkv] [--variant NAME:WARPS[,NAME:WARPS]]
+#   [--attention-kernel NAME] [--only both,qkv]
 import argparse
 import ctypes
 import itertools
@@ -57,7 +50,7 @@ import torch
 
 from kernel_lab import KERNELS, Lab, add_norm_launch, copy_bandwidth_gbs, graph_ms, with_variants
 from lab_decode_attention import DECODE, LAB_VARIANTS, Shape, cluster_blocks, decode_name, decode_smem, inputs, resident_blocks, splits_for
-from lab_gemv import BALANCED, TMA, balanced_grid, launcher_choice, tma_map, tma_shared
+from lab_gemv import launcher_choice
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 HIDDEN, QKV, INTER = 4096, 6144, 14336
@@ -109,19 +102,6 @@ def attention_launch(lab, m, sms, layers, out, copies_after_wait, variant=None):
     return launch, rotary_args
 
 
-def variant_pick(word):
-    """NAME:WARPS of a TMA or balanced lab variant: (name, its parse as lab_gemv reads it, warps)."""
-    name, _, warps = word.partition(":")
-    tma, balanced = TMA.match(name), BALANCED.match(name)
-    if not (tma or balanced) or not warps.isdigit() or (balanced and warps != "8"):
-        raise SystemExit(f"--variant: {word!r} is not NAME:WARPS of a gemv_tma_t<T>r<R>k<KC>s<ST> variant or gemv_bal_t<T>r<R>u<U>:8")
-    if tma:
-        t, r, kc, st = map(int, tma.groups())
-        return name, dict(name=name, t=t, r=r, kc=kc, s=st), int(warps)
-    t, r, u = map(int, balanced.groups())
-    return name, dict(name=name, t=t, r=r, u=u, balanced=True), int(warps)
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--ms", default="1,8,16")
@@ -136,11 +116,7 @@ def main():
     ap.add_argument("--carveout-attention", action="store_true")
     ap.add_argument("--attention-kernel", choices=sorted(LAB_VARIANTS))
     ap.add_argument("--copies-after-wait", action="store_true")
-    ap.add_argument("--variant")
     args = ap.parse_args()
-    picks_variant = [variant_pick(word) for word in args.variant.split(",")] if args.variant else []
-    if picks_variant and (args.rope or args.late):
-        ap.error("--variant times plain products: not with --rope or --late")
     if args.rope and not args.attention:
         ap.error("--rope writes K/V into the attention's pool: it needs --attention")
     if args.rope and "qkv" in args.late.split(","):
@@ -152,8 +128,6 @@ def main():
     kernels = with_variants(KERNELS, "gemv", os.path.join(HERE, "lab_chain_variants.cu"), also=("norm_rope", "attention"))
     if args.attention_kernel:
         kernels = with_variants(kernels, "attention", os.path.join(HERE, "lab_decode_variants.cu"), also=("gemv", "norm_rope"))
-    if picks_variant:
-        kernels = with_variants(kernels, "gemv", os.path.join(HERE, "lab_gemv_variants.cu"), also=("norm_rope", "attention"))
     lab = Lab(kernels_dir=kernels, modules=["gemv", "norm_rope"] + (["attention"] if args.attention else []))
     sms = torch.cuda.get_device_properties(0).multi_processor_count
     if args.carveout is not None:
@@ -191,38 +165,9 @@ def main():
         gated = torch.randn(m, INTER, device="cuda").bfloat16()
         y_qkv = torch.empty(m, QKV, device="cuda")
         y = torch.empty(m, HIDDEN, device="cuda")
-        y_gate_up = torch.empty(m, 2 * INTER, device="cuda")
-        # With --variant, every product plain; `variant` holds the lab variant (name, its parse, warps)
-        # and use_variant[0] says whether the chains are being timed with it or with the register-load launches.
-        variant = picks_variant[0 if m <= 8 else -1] if picks_variant else None
-        if variant and m > 8 * variant[1]["t"]:
-            raise SystemExit(f"--variant: {variant[0]} takes at most {8 * variant[1]['t']} rows; m = {m}")
-        if variant and variant[1].get("balanced"):
-            balanced_grid(lab, variant[1], variant[2])  # its partials and flags, before any capture
-        elif variant:
-            for x in (normed, attention, gated):
-                tma_map(lab, x, 8 * variant[1]["t"])
-            for w in (wqkv, wo, wgu, wdown):
-                for l in range(layers):
-                    tma_map(lab, w[l], 16 * variant[1]["r"])
-        torch.cuda.synchronize()
-        use_variant = [False]
 
         def product(n, k, x, w, out, silu=False, rotary=None, pdl=True):
             """rotary: the rotary form's arguments (its y is unused: out None)."""
-            if variant:
-                name, v, warps = variant
-                out = y_gate_up if silu else out
-                if use_variant[0] and v.get("balanced"):
-                    grid, partials, flags = balanced_grid(lab, v, warps)
-                    lab.launch(name, (grid,), (32 * warps,), [x, w, out, m, n, k, partials, flags], pdl=pdl)
-                    return
-                if use_variant[0]:
-                    rows = 16 * v["r"]
-                    lab.launch(name, ((n + rows - 1) // rows,), (32 * warps,),
-                               [tma_map(lab, x, 8 * v["t"]), tma_map(lab, w, rows), out, m, n, k], shared=tma_shared(v, warps), pdl=pdl)
-                    return
-                silu = False
             name, features, warps = picks[n]
             late = (n, k) in late_products
             suffix = "_silu" if silu else "_rope" if rotary else "_late" if late else ""
@@ -258,11 +203,6 @@ def main():
 
         labels = [CHAIN_KEYS[key] for key in args.only.split(",")] if args.only else list(CHAINS)
         times = {label: graph_ms(lambda: chain(CHAINS[label])) * 1000 / layers for label in labels}
-        if variant:
-            use_variant[0] = True
-            times.update({f"{label}, {variant[0]} x {variant[2]} warps": graph_ms(lambda: chain(CHAINS[label])) * 1000 / layers
-                          for label in labels})
-            use_variant[0] = False
 
         def alone(i):
             """Launch i of a layer (both norms) timed by itself, each call on the next layer's weights, no early start."""
@@ -272,8 +212,6 @@ def main():
         base = times[labels[0]]
         for label, t in times.items():
             print(f"| {m} | {label} | {t:.1f} | {t / roof_us:.3f}x | {t / base:.3f} |")
-        if variant:
-            print(f"| {m} | (every product plain: gate|up without SiLU) | | | |")
         if args.only:
             continue
         alone_sum = sum(alone(i) for i in range(6 + (attend is not None)))
