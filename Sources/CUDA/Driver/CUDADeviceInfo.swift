@@ -38,7 +38,9 @@ public struct CUDADeviceInfo: Sendable, CustomStringConvertible {
 
     public var description: String {
         let gib = Double(totalMemory) / Double(1 << 30)
+        // A driver that reports no memory clock leaves the bandwidth at 0: say so rather than "0.00 TB/s".
+        let bandwidth = memoryBandwidth > 0 ? "\(String(format: "%.2f", memoryBandwidth / 1e12)) TB/s" : "unreported"
         return "cuda:\(ordinal) \(name), compute capability \(computeCapability.major).\(computeCapability.minor), "
-            + "\(String(format: "%.1f", gib)) GiB, \(multiprocessors) SMs, \(String(format: "%.2f", memoryBandwidth / 1e12)) TB/s peak memory bandwidth"
+            + "\(String(format: "%.1f", gib)) GiB, \(multiprocessors) SMs, \(bandwidth) peak memory bandwidth"
     }
 }

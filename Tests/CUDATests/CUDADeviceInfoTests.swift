@@ -1,0 +1,15 @@
+import XCTest
+
+@testable import CUDA
+
+/// The line `hifc doctor` and the server's log print for a GPU.
+final class CUDADeviceInfoTests: XCTestCase {
+    func testADeviceWithoutAReportedBandwidthSaysSo() {
+        var info = CUDADeviceInfo(
+            ordinal: 0, name: "GPU", computeCapability: (9, 0), totalMemory: 1 << 30, multiprocessors: 132,
+            maxSharedMemoryPerBlock: 227 << 10)
+        XCTAssertTrue(info.description.hasSuffix("132 SMs, unreported peak memory bandwidth"), info.description)
+        info.memoryBandwidth = CUDADeviceInfo.peakBandwidth(memoryClockKHz: 3_201_000, busBits: 6144)
+        XCTAssertTrue(info.description.hasSuffix("132 SMs, 4.92 TB/s peak memory bandwidth"), info.description)
+    }
+}
