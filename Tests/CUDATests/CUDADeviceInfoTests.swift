@@ -2,7 +2,7 @@ import XCTest
 
 @testable import CUDA
 
-/// The line `hifc doctor` and the server's log print for a GPU.
+/// The line `hifc doctor` and `hifc check` print for each GPU (CUDAProbe).
 final class CUDADeviceInfoTests: XCTestCase {
     func testADeviceWithoutAReportedBandwidthSaysSo() {
         var info = CUDADeviceInfo(
