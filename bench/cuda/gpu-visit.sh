@@ -61,6 +61,8 @@
 # goal (issue 25, about 2 minutes with synth-8b already written): the decode goal, the 8B step within 1.10x its copy roofline at
 # batches 1 and 16 on the H200: bench model at BATCH (1,16), 2K, 128 steps, twice, alternating with main's add + RMSNorm path
 # (HIFC_CUDA_RESIDUAL_FORM=0), the device copy (the roofline's denominator) before and after; then `trace` if named too.
+# GOAL_FORMS (default "0 1"): the HIFC_CUDA_RESIDUAL_FORM values each round runs (e.g. "1 attention mlp": the default against
+# o's or down's product alone in the residual form, the batch-1 case on the H200, where the rule gives both the norm kernel)
 # ONLY_H200=1 (any steps): on any other GPU the visit ends at once, having run nothing (a cheap probe while leases come as H100s)
 # llamacuda (issue 25, one device call of about 8 minutes; carry .smollm2/llamacache made by bench/llamacpp/pack-sdist.sh):
 # LLAMA_SDIST_DIR (.smollm2/llamacache, then .device/hifc-bench), LLAMA_JOBS (16), LLAMA_BUILD_WAIT (360: seconds into the step after which
@@ -235,7 +237,7 @@ if has goal; then  # issue 25: the decode goal on the H200 (see the header)
     stamp "synth 8b"; synth8b
     stamp "goal: $gpu_name"; device_copy
     for round in 1 2; do
-        for form in 0 1; do
+        for form in ${GOAL_FORMS:-0 1}; do
             stamp "goal round $round: HIFC_CUDA_RESIDUAL_FORM=$form"
             HIFC_CUDA_RESIDUAL_FORM=$form .device/hifc bench model --model "$model" --device cuda --batch "${BATCH:-1,16}" \
                 --prompt-tokens 2048 --decode-tokens 128 --max-batch-tokens 16384 --json 2>&1 | tee -a "$out/goal-model.txt" \

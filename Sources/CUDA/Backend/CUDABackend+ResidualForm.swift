@@ -9,6 +9,14 @@ extension CUDABackend {
     public func linearAddAndNormalize(
         _ x: DeviceTensor, weight: DeviceTensor, residual: DeviceTensor, norm: DeviceTensor, epsilon: Float
     ) throws -> (sum: DeviceTensor, normed: DeviceTensor) {
+        try productAddAndNormalize(x, weight: weight, residual: residual, norm: norm, epsilon: epsilon, ending: .attention)
+    }
+
+    /// `linearAddAndNormalize` for the product that ends `block`: in the residual form where
+    /// `residualForm` takes it for this batch, else the product and the add + RMSNorm kernel.
+    private func productAddAndNormalize(
+        _ x: DeviceTensor, weight: DeviceTensor, residual: DeviceTensor, norm: DeviceTensor, epsilon: Float, ending block: BlockEnd
+    ) throws -> (sum: DeviceTensor, normed: DeviceTensor) {
         let op = "linearAddAndNormalize"
         let m = x.rows
         let n = weight.rows
@@ -21,7 +29,7 @@ extension CUDABackend {
         let xAddress = try xb.cudaAddress(op)
         let wAddress = try w.cudaAddress(op)
         // n is the next product's k, which the skinny kernel reads 8 at a time.
-        guard residualForm, Self.takesResidualForm(rows: m, memoryBandwidth: device.info.memoryBandwidth), n % 8 == 0,
+        guard residualForm.takes(block, rows: m, memoryBandwidth: device.info.memoryBandwidth), n % 8 == 0,
             CUDAKernels.skinnyGEMMAccepts(m: m, n: n, k: k, x: xAddress, w: wAddress)
         else {
             return try addAndNormalize(residual, try linear(xb, weight: w, bias: nil), weight: norm, epsilon: epsilon)
@@ -43,20 +51,11 @@ extension CUDABackend {
         return (sum, normed)
     }
 
-    /// Whether an m-row decode product that ends a block takes the residual form on a device of
-    /// `memoryBandwidth` bytes per second (peak). From batch 2 up it does on every GPU measured; at
-    /// one row it did on the H100s (3.35e12: whole 8B steps 0.13-0.35% shorter at 2K of context,
-    /// 0.8% at 8K) and not on the H200s (4.9e12: 0.9% longer at 2K, 0.5-0.6% at 8K;
-    /// bench/results/cuda-graphs-h200.md, 2026-12-07). The line at 4e12 lies between the two
-    /// devices measured; none between them was.
-    static func takesResidualForm(rows: Int, memoryBandwidth: Double) -> Bool {
-        rows > 1 || memoryBandwidth < 4e12
-    }
-
     public func gatedMLPAddAndNormalize(
         _ x: DeviceTensor, gateUp: DeviceTensor, down: DeviceTensor, residual: DeviceTensor, norm: DeviceTensor, epsilon: Float
     ) throws -> (sum: DeviceTensor, normed: DeviceTensor) {
-        try linearAddAndNormalize(try gatedLinear(x, gateUp: gateUp), weight: down, residual: residual, norm: norm, epsilon: epsilon)
+        try productAddAndNormalize(
+            try gatedLinear(x, gateUp: gateUp), weight: down, residual: residual, norm: norm, epsilon: epsilon, ending: .mlp)
     }
 
     /// `t` with its rows scaled, when it is a residual form's `normed` (any other tensor as it is):

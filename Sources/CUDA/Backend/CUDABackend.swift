@@ -48,10 +48,10 @@ public final class CUDABackend: ComputeBackend, @unchecked Sendable {
     /// step 13-29% shorter on an H100 (bench/results/logprobs.md). `HIFC_CUDA_DEVICE_SAMPLING=0`
     /// makes them on the host, to compare the two in one run.
     let drawsOnDevice: Bool
-    /// Whether decode batches end their blocks in the skinny GEMM's residual form
-    /// (`linearAddAndNormalize`); `HIFC_CUDA_RESIDUAL_FORM=0` launches the product and the add +
-    /// RMSNorm kernel instead, to compare the two in one run.
-    let residualForm: Bool
+    /// Which decode products end their blocks in the skinny GEMM's residual form
+    /// (`linearAddAndNormalize`): by the rule, or as `HIFC_CUDA_RESIDUAL_FORM` sets it, to compare
+    /// the forms in one run.
+    let residualForm: ResidualFormSetting
 
     /// Opens GPU `ordinal`, compiles (or loads from the cache) the kernels and creates cuBLAS.
     public init(ordinal: Int = 0) throws {
@@ -67,7 +67,7 @@ public final class CUDABackend: ComputeBackend, @unchecked Sendable {
         tokenStaging = CUDATokenStaging(device: device)
         stepTiming = ProcessInfo.processInfo.environment["HIFC_CUDA_STEP_TIMING"] == "1" ? try CUDAStepTiming(device: device) : nil
         drawsOnDevice = ProcessInfo.processInfo.environment["HIFC_CUDA_DEVICE_SAMPLING"] != "0"
-        residualForm = ProcessInfo.processInfo.environment["HIFC_CUDA_RESIDUAL_FORM"] != "0"
+        residualForm = try ResidualFormSetting.fromEnvironment()
     }
 
     public var name: String { "cuda:\(device.info.ordinal) (\(device.info.name))" }
