@@ -6,6 +6,8 @@ import HiFCCore
 /// factor, and the product after it (q|k|v, gate|up) scales its own sums by that factor. So no
 /// add + RMSNorm kernel runs between two products (`gemv.cu`, `GemvResidualOut`).
 extension CUDABackend {
+    /// Taken as the attention block's end (o), where the models call it; the MLP block's end is
+    /// `gatedMLPAddAndNormalize`. The two may differ in form (`ResidualFormSetting`).
     public func linearAddAndNormalize(
         _ x: DeviceTensor, weight: DeviceTensor, residual: DeviceTensor, norm: DeviceTensor, epsilon: Float
     ) throws -> (sum: DeviceTensor, normed: DeviceTensor) {
