@@ -3,7 +3,7 @@
 # whole 8B-shaped model against PyTorch + transformers, the server under load, and an error exit
 # of the CUDA engine.
 # Run from the repository root after `bash .device/unpack.sh`; logs go to $OUT (or ./gpu-logs).
-#   bash bench/cuda/gpu-visit.sh [checks] [labs] [prefillncu] [draws] [decodeab] [model] [long] [swap] [swapio] [prefix] [sanitizer] [serve] [exit] [smollm2] [gemma3] [cpuprofile] [cpu] [multi] [multi2] [swapmodes] [fp8] [fp8lab] [graphs] [overlap] [trace] [placement] [variants] [goal] [llamacuda] [servepeak] [servesweep]
+#   bash bench/cuda/gpu-visit.sh [checks] [gemvphases] [labs] [prefillncu] [draws] [decodeab] [model] [long] [swap] [swapio] [prefix] [sanitizer] [serve] [exit] [smollm2] [gemma3] [cpuprofile] [cpu] [multi] [multi2] [swapmodes] [fp8] [fp8lab] [graphs] [overlap] [trace] [placement] [variants] [goal] [llamacuda] [servepeak] [servesweep]
 #   (default: all but draws, decodeab, swapio, smollm2, gemma3, cpuprofile, cpu, multi, multi2, swapmodes, fp8, fp8lab, graphs, overlap, trace, placement, variants, goal, llamacuda, servepeak and servesweep; smollm2, gemma3 and cpu need a GGUF carried in parts,
 #   see the smollm2 step; multi2 needs the 2-GPU machine, nvidia-h200-x2; swapmodes fits one device call of its own, about 6 minutes)
 # env: BATCH, PROMPT, DECODE (model: decode tokens, 32; the first 15 or so steps after the prefill run at
@@ -24,7 +24,10 @@
 # UNSTAGED (1: --unstaged-flash-writes, swap-outs written by cuFile from the device blocks instead of staged through host memory)
 # fp8 (issue 22, about 4 minutes with synth-8b already written): FP8_MODELS (tiny,1b,qwen3:tiny,gemma3:tiny,mistral:tiny),
 # FP8_PARTS (check,model,swap: which parts run; accuracy: bench kv-dtype on SmolLM2, its GGUF and .smollm2/GPL-3 carried), FP8_PROMPT (8192), FP8_BATCH (1,16), FP8_SCALE (0.5), FP8_REQUESTS (8), FP8_MODES (swap-flash), BUDGET (4GiB)
-# labs (python + torch only): the decode and prefill attention labs with the lab-only variants (lab_decode_variants.cu,
+# gemvphases (issue 25, python + torch only, about 2 minutes): where the skinny products' fixed cost goes, each CTA's phases
+# (lab_gemv_phases.py at PHASE_MS, 1,8,16, with PHASE_CONFIGS, gemv_bf16_t2r2u2p1h1:16: the 16-warp kernel at 16 rows), then
+# lab_gemv.py's 16-row kernels (TWO_TILE_KERNELS, "t2r2u2|t2r4u1") at 1, 8 and 16 rows, two tiles at 8 rows too
+# labs (python + torch only): LABS (decode prefill: which of the two run), the decode and prefill attention labs with the lab-only variants (lab_decode_variants.cu,
 # lab_prefill_variants.cu: issue 22's and 25's prepared kernels); LAB_QUICK=1: the decode lab's quick form (about 3 minutes in all);
 # LAB_BASE=DIR (another commit's Sources/CUDA/Kernels, e.g. an earlier pack's .device-base/HiFC_CUDA.resources/Kernels):
 # the prefill lab times that folder's kernels beside these in the same process
@@ -64,6 +67,9 @@
 # GOAL_FORMS (default "0 1"): the HIFC_CUDA_RESIDUAL_FORM values each round runs (e.g. "1 attention mlp": the default against
 # o's or down's product alone in the residual form, the batch-1 case on the H200, where the rule gives both the norm kernel)
 # ONLY_H200=1 (any steps): on any other GPU the visit ends at once, having run nothing (a cheap probe while leases come as H100s)
+# DEADLINE=S (any steps): a step due to start S seconds or more into the visit is skipped and named in the summary, so a
+# call's limit does not cut a step half-way and the logs are still bundled (e.g. DEADLINE=450 under a 575-second limit)
+# TRACE_BATCH (trace: the batches traced; default BATCH)
 # llamacuda (issue 25, one device call of about 8 minutes; carry .smollm2/llamacache made by bench/llamacpp/pack-sdist.sh):
 # LLAMA_SDIST_DIR (.smollm2/llamacache, then .device/hifc-bench), LLAMA_JOBS (16), LLAMA_BUILD_WAIT (360: seconds into the step after which
 # an unfinished build is left for the step's next run, which builds on and measures),
@@ -79,7 +85,13 @@ out="${OUT:-gpu-logs}"; mkdir -p "$out"
 work=/var/tmp/hifc; mkdir -p "$work"
 export HIFC_KERNEL_CACHE=/tmp/hifc-kc
 steps="${*:-checks labs model long swap sanitizer serve exit}"
-has() { [[ " $steps " == *" $1 "* ]]; }
+has() {
+    [[ " $steps " == *" $1 "* ]] || return 1
+    if [ -n "${DEADLINE:-}" ] && [ "$SECONDS" -ge "$DEADLINE" ]; then
+        echo "== skipped $1: $SECONDS s into the visit, DEADLINE=$DEADLINE" | tee -a "$out/summary.txt"
+        return 1
+    fi
+}
 stamp() { echo "== $(date -u +%H:%M:%S) $*" | tee -a "$out/summary.txt"; }
 device_copy() { (cd bench/cuda && python3 -c "from kernel_lab import copy_bandwidth_gbs as c; print(f'device copy {c():.0f} GB/s')") 2>&1 | tail -1 | tee -a "$out/summary.txt"; }
 
@@ -114,13 +126,27 @@ if has checks; then
     stamp "dd after"; disk_dd
 fi
 
+if has gemvphases; then  # issue 25: the skinny products' fixed cost, phase by phase (see the header)
+    stamp "gemvphases: lab_gemv_phases.py, then the 16-row kernels at 1, 8 and 16 rows"
+    (cd bench/cuda && python3 lab_gemv_phases.py --ms "${PHASE_MS:-1,8,16}" --configs "${PHASE_CONFIGS:-gemv_bf16_t2r2u2p1h1:16}") 2>&1 \
+        | tee "$out/gemv-phases.txt" | tee -a "$out/summary.txt"
+    (cd bench/cuda && python3 lab_gemv.py --ms 1,8,16 --two-tiles-at-8 --only "${TWO_TILE_KERNELS:-t2r2u2|t2r4u1}") 2>&1 \
+        | tee "$out/gemv-two-tiles.txt" | tail -40 | tee -a "$out/summary.txt"
+fi
+
 if has labs; then
     stamp "kernel labs (python + torch, kernels from Sources/CUDA/Kernels)"
     base="${LAB_BASE:+$(cd "$LAB_BASE" && pwd)}"  # absolute: the labs run in bench/cuda
-    (cd bench/cuda && python3 lab_decode_attention.py ${LAB_QUICK:+--quick} > "$out/lab-decode.txt" 2>&1; echo "decode lab rc=$?";
-     python3 lab_prefill_attention.py ${base:+../../Sources/CUDA/Kernels "$base"} > "$out/lab-prefill.txt" 2>&1; echo "prefill lab rc=$?") | tee -a "$out/summary.txt"
-    sed -n '/^summary:/,$p' "$out/lab-decode.txt" | tee -a "$out/summary.txt"
-    grep -E "^T=|checks" "$out/lab-prefill.txt" | grep -v "w4m1\|w8m2" | tee -a "$out/summary.txt"
+    labs="${LABS:-decode prefill}"
+    if [[ " $labs " == *" decode "* ]]; then
+        (cd bench/cuda && python3 lab_decode_attention.py ${LAB_QUICK:+--quick} > "$out/lab-decode.txt" 2>&1; echo "decode lab rc=$?") | tee -a "$out/summary.txt"
+        sed -n '/^summary:/,$p' "$out/lab-decode.txt" | tee -a "$out/summary.txt"
+    fi
+    if [[ " $labs " == *" prefill "* ]]; then
+        (cd bench/cuda && python3 lab_prefill_attention.py ${base:+../../Sources/CUDA/Kernels "$base"} > "$out/lab-prefill.txt" 2>&1
+         echo "prefill lab rc=$?") | tee -a "$out/summary.txt"
+        grep -E "^T=|checks" "$out/lab-prefill.txt" | grep -v "w4m1\|w8m2" | tee -a "$out/summary.txt"
+    fi
 fi
 
 if has prefillncu; then
@@ -252,7 +278,7 @@ if has trace; then  # issue 25: where a graph-replayed decode step's time goes, 
     stamp "synth 8b"; synth8b
     stamp "trace: bench model under kernel_trace.so"
     CUDA_INJECTION64_PATH="$PWD/.device/cupti/kernel_trace.so" LD_LIBRARY_PATH="$PWD/.device/cupti" HIFC_KERNEL_TRACE="$out/trace.txt" \
-        .device/hifc bench model --model "$model" --device cuda --batch "${BATCH:-1,16}" --prompt-tokens "${PROMPT:-2048}" \
+        .device/hifc bench model --model "$model" --device cuda --batch "${TRACE_BATCH:-${BATCH:-1,16}}" --prompt-tokens "${PROMPT:-2048}" \
         --decode-tokens "${GRAPH_DECODE:-128}" --max-batch-tokens 16384 --json 2>&1 | tee "$out/trace-model.txt" | tee -a "$out/summary.txt"
     python3 bench/cuda/kernel_timeline.py "$out/trace.txt" --layer-from "${TRACE_LAYER:-40}" --layer-nodes 18 2>&1 \
         | tee "$out/trace-timeline.txt" | tee -a "$out/summary.txt"
