@@ -3,7 +3,7 @@
 # whole 8B-shaped model against PyTorch + transformers, the server under load, and an error exit
 # of the CUDA engine.
 # Run from the repository root after `bash .device/unpack.sh`; logs go to $OUT (or ./gpu-logs).
-#   bash bench/cuda/gpu-visit.sh [checks] [gemvphases] [labs] [prefillncu] [draws] [decodeab] [model] [long] [swap] [swapio] [prefix] [sanitizer] [serve] [exit] [smollm2] [gemma3] [cpuprofile] [cpu] [multi] [multi2] [swapmodes] [fp8] [fp8lab] [graphs] [overlap] [trace] [placement] [variants] [goal] [llamacuda] [servepeak] [servesweep]
+#   bash bench/cuda/gpu-visit.sh [checks] [labs] [gemvphases] [prefillncu] [draws] [decodeab] [model] [long] [swap] [swapio] [prefix] [sanitizer] [serve] [exit] [smollm2] [gemma3] [cpuprofile] [cpu] [multi] [multi2] [swapmodes] [fp8] [fp8lab] [graphs] [overlap] [trace] [placement] [variants] [goal] [llamacuda] [servepeak] [servesweep]
 #   (default: all but draws, decodeab, swapio, smollm2, gemma3, cpuprofile, cpu, multi, multi2, swapmodes, fp8, fp8lab, graphs, overlap, trace, placement, variants, goal, llamacuda, servepeak and servesweep; smollm2, gemma3 and cpu need a GGUF carried in parts,
 #   see the smollm2 step; multi2 needs the 2-GPU machine, nvidia-h200-x2; swapmodes fits one device call of its own, about 6 minutes)
 # env: BATCH, PROMPT, DECODE (model: decode tokens, 32; the first 15 or so steps after the prefill run at
@@ -66,6 +66,8 @@
 # (HIFC_CUDA_RESIDUAL_FORM=0), the device copy (the roofline's denominator) before and after; then `trace` if named too.
 # GOAL_FORMS (default "0 1"): the HIFC_CUDA_RESIDUAL_FORM values each round runs (e.g. "1 attention mlp": the default against
 # o's or down's product alone in the residual form, the batch-1 case on the H200, where the rule gives both the norm kernel)
+# GOAL_CHECK_FORMS (e.g. "attention mlp"): after the rounds, `check gpu --models tiny --graph-models tiny` with each of these
+# HIFC_CUDA_RESIDUAL_FORM values, the tokens of a form checked in the same call that times it
 # ONLY_H200=1 (any steps): on any other GPU the visit ends at once, having run nothing (a cheap probe while leases come as H100s)
 # DEADLINE=S (any steps): a step due to start S seconds or more into the visit is skipped and named in the summary, so a
 # call's limit does not cut a step half-way and the logs are still bundled (e.g. DEADLINE=450 under a 575-second limit)
@@ -126,14 +128,6 @@ if has checks; then
     stamp "dd after"; disk_dd
 fi
 
-if has gemvphases; then  # issue 25: the skinny products' fixed cost, phase by phase (see the header)
-    stamp "gemvphases: lab_gemv_phases.py, then the 16-row kernels at 1, 8 and 16 rows"
-    (cd bench/cuda && python3 lab_gemv_phases.py --ms "${PHASE_MS:-1,8,16}" --configs "${PHASE_CONFIGS:-gemv_bf16_t2r2u2p1h1:16}") 2>&1 \
-        | tee "$out/gemv-phases.txt" | tee -a "$out/summary.txt"
-    (cd bench/cuda && python3 lab_gemv.py --ms 1,8,16 --two-tiles-at-8 --only "${TWO_TILE_KERNELS:-t2r2u2|t2r4u1}") 2>&1 \
-        | tee "$out/gemv-two-tiles.txt" | tail -40 | tee -a "$out/summary.txt"
-fi
-
 if has labs; then
     stamp "kernel labs (python + torch, kernels from Sources/CUDA/Kernels)"
     base="${LAB_BASE:+$(cd "$LAB_BASE" && pwd)}"  # absolute: the labs run in bench/cuda
@@ -147,6 +141,14 @@ if has labs; then
          echo "prefill lab rc=$?") | tee -a "$out/summary.txt"
         grep -E "^T=|checks" "$out/lab-prefill.txt" | grep -v "w4m1\|w8m2" | tee -a "$out/summary.txt"
     fi
+fi
+
+if has gemvphases; then  # issue 25: the skinny products' fixed cost, phase by phase (see the header)
+    stamp "gemvphases: lab_gemv_phases.py, then the 16-row kernels at 1, 8 and 16 rows"
+    (cd bench/cuda && python3 lab_gemv_phases.py --ms "${PHASE_MS:-1,8,16}" --configs "${PHASE_CONFIGS:-gemv_bf16_t2r2u2p1h1:16}") 2>&1 \
+        | tee "$out/gemv-phases.txt" | tee -a "$out/summary.txt"
+    (cd bench/cuda && python3 lab_gemv.py --ms 1,8,16 --two-tiles-at-8 --only "${TWO_TILE_KERNELS:-t2r2u2|t2r4u1}") 2>&1 \
+        | tee "$out/gemv-two-tiles.txt" | tail -40 | tee -a "$out/summary.txt"
 fi
 
 if has prefillncu; then
@@ -272,6 +274,13 @@ if has goal; then  # issue 25: the decode goal on the H200 (see the header)
         done
     done
     device_copy
+    for form in ${GOAL_CHECK_FORMS:-}; do  # a form's tokens checked: tiny models' logits and graph-replayed steps
+        stamp "goal: check gpu with HIFC_CUDA_RESIDUAL_FORM=$form"
+        HIFC_CUDA_RESIDUAL_FORM=$form .device/hifc check gpu --models tiny --fp8-models "" --graph-models tiny --work-dir "$work" \
+            > "$out/goal-check-$form.txt" 2>&1
+        echo "check gpu (HIFC_CUDA_RESIDUAL_FORM=$form) rc=$?" | tee -a "$out/summary.txt"
+        grep -E "FAIL|passed" "$out/goal-check-$form.txt" | tail -3 | tee -a "$out/summary.txt"
+    done
 fi
 
 if has trace; then  # issue 25: where a graph-replayed decode step's time goes, kernel by kernel (see the header)
