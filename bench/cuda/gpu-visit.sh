@@ -63,7 +63,8 @@
 # the macros are documented where the kernels read them; none is defined at present (a variant that is to run only at a fixed split count is made with VARIANT_ROUNDS=0 and timed through decodeab's AB_SETTINGS, HIFC_CUDA_DECODE_SPLITS=N,HIFC_KERNEL_DIR=$work/kernels-NAME); those timed lost or won, cuda-graphs-h200.md: three on 2026-12-05, HIFC_DECODE_ROW_EARLY, HIFC_NORM_LETS_NEXT_FIRST and HIFC_COMBINE_LETS_NEXT_FIRST on 2026-12-06, HIFC_GEMV_SQUARES_IN_SHARED, HIFC_COMBINE_LOADS_FIRST and HIFC_COMBINE_LOADED_SPLITS (16, lost) on 2026-12-07; the norm one lives on as the one-row `_next_first` twins, HIFC_GEMV_SQUARES_IN_SHARED as the residual form's staged sums of squares, HIFC_COMBINE_LOADS_FIRST as the split combine's form at 8 splits or fewer), VARIANT_ROUNDS (2), VARIANT_KV (bf16; e.g. "bf16 fp8"), BATCH, PROMPT, GRAPH_DECODE
 # goal (issue 25, about 2 minutes with synth-8b already written): the decode goal, the 8B step within 1.10x its copy roofline at
 # batches 1 and 16 on the H200: bench model at BATCH (1,16), 2K, 128 steps, twice, alternating with main's add + RMSNorm path
-# (HIFC_CUDA_RESIDUAL_FORM=0), the device copy (the roofline's denominator) before and after; then `trace` if named too.
+# (HIFC_CUDA_RESIDUAL_FORM=0), the device copy (the roofline's denominator) before and after, then goal_verdict.py's ratios and
+# verdicts (each form's worst round against 1.10x, and which forms beat the default in every round); then `trace` if named too.
 # GOAL_FORMS (default "0 1"): the HIFC_CUDA_RESIDUAL_FORM values each round runs (e.g. "1 attention mlp": the default against
 # o's or down's product alone in the residual form, the batch-1 case on the H200, where the rule gives both the norm kernel)
 # GOAL_CHECK_FORMS (e.g. "attention mlp"): after the rounds, `check gpu --models tiny --graph-models tiny` with each of these
@@ -263,17 +264,19 @@ fi
 
 if has goal; then  # issue 25: the decode goal on the H200 (see the header)
     stamp "synth 8b"; synth8b
-    stamp "goal: $gpu_name"; device_copy
+    stamp "goal: $gpu_name"; device_copy | tee -a "$out/goal-model.txt"
     for round in 1 2; do
         for form in ${GOAL_FORMS:-0 1}; do
             stamp "goal round $round: HIFC_CUDA_RESIDUAL_FORM=$form"
+            echo "== goal round $round form $form" >> "$out/goal-model.txt"  # goal_verdict.py's markers
             HIFC_CUDA_RESIDUAL_FORM=$form .device/hifc bench model --model "$model" --device cuda --batch "${BATCH:-1,16}" \
                 --prompt-tokens 2048 --decode-tokens 128 --max-batch-tokens 16384 --json 2>&1 | tee -a "$out/goal-model.txt" \
                 | grep -o '"batch":[0-9]*\|"decode_step_ms":[0-9.]*' | tr '\n' ' ' | tee -a "$out/summary.txt"
             echo | tee -a "$out/summary.txt"
         done
     done
-    device_copy
+    device_copy | tee -a "$out/goal-model.txt"
+    python3 bench/cuda/goal_verdict.py "$out/goal-model.txt" 2>&1 | tee -a "$out/summary.txt"
     for form in ${GOAL_CHECK_FORMS:-}; do  # a form's tokens checked: tiny models' logits and graph-replayed steps
         stamp "goal: check gpu with HIFC_CUDA_RESIDUAL_FORM=$form"
         HIFC_CUDA_RESIDUAL_FORM=$form .device/hifc check gpu --models tiny --fp8-models "" --graph-models tiny --work-dir "$work" \
