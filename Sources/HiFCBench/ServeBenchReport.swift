@@ -4,7 +4,10 @@ public struct ServeBenchReport: Codable, Sendable {
     public var model: String
     public var endpoint: String
     public var num_prompts: Int
-    /// Lengths of each new message and of each output, as asked (`128` or `64-256`).
+    /// The dataset the requests come from (ShareGPT), nil for random words.
+    public var dataset_path: String?
+    /// Lengths of each new message and of each output, as asked (`128` or `64-256`); with a
+    /// dataset, the range its sampled turns span.
     public var input_len: String
     public var output_len: String
     public var turns: Int
@@ -19,6 +22,7 @@ public struct ServeBenchReport: Codable, Sendable {
         model = settings.model
         endpoint = settings.endpoint.rawValue
         num_prompts = shape.requests
+        dataset_path = shape.dataset
         input_len = shape.inputLengths.description
         output_len = shape.outputLengths.description
         turns = shape.turns

@@ -23,6 +23,9 @@ public struct ServeWorkload: Sendable {
         public var sharedPrefixTokens: Int
         /// Distinct shared documents; session `i` opens with document `i % prefixGroups`.
         public var prefixGroups: Int
+        /// The dataset file the messages and output lengths come from (ShareGPT), nil for random
+        /// words; with one, `inputLengths` and `outputLengths` give the range the sampled turns span.
+        public var dataset: String?
 
         public init(
             requests: Int, inputLengths: LengthDistribution, outputLengths: LengthDistribution, turns: Int = 1, sharedPrefixTokens: Int = 0,
@@ -61,6 +64,22 @@ public struct ServeWorkload: Sendable {
 
     public var shape: Shape
     public var sessions: [Session]
+
+    /// The workload of `sessions` drawn from the dataset file `dataset` (`ShareGPTDataset.sessions`),
+    /// each of up to `turns` turns.
+    public init(dataset: String, sessions: [Session], turns: Int) {
+        let turnsSent = sessions.flatMap(\.turns)
+        func range(_ lengths: [Int]) -> LengthDistribution {
+            let low = lengths.min() ?? 0
+            let high = lengths.max() ?? 0
+            return low == high ? .fixed(low) : .uniform(low...high)
+        }
+        shape = Shape(
+            requests: turnsSent.count, inputLengths: range(turnsSent.map(\.message.tokens)), outputLengths: range(turnsSent.map(\.outputTokens)),
+            turns: turns)
+        shape.dataset = dataset
+        self.sessions = sessions
+    }
 
     /// The workload of `shape` from `seed`, prompts made by `prompts`.
     public init(shape: Shape, seed: UInt64, prompts: SyntheticPrompt) {

@@ -22,7 +22,9 @@ struct BenchServeCommand: AsyncParsableCommand {
             time to first token (TTFT), time per output token (TPOT), inter-token latency (ITL) \
             and end-to-end latency (E2EL), request and token throughput, goodput under --goodput \
             objectives, and errors by kind. Times are taken on a monotonic clock when each chunk's \
-            bytes are read.
+            bytes are read. --dataset-name sharegpt --dataset-path FILE sends the recorded \
+            conversations of a ShareGPT file instead, as vllm bench serve does: each turn's message \
+            as the prompt and its recorded reply's length as the output's (or --output-len N).
             """
     )
 
@@ -41,11 +43,26 @@ struct BenchServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("num-prompts"), help: "Requests per run.")
     var numPrompts = 100
 
-    @Option(name: .customLong("input-len"), help: "Tokens of each prompt (of each new message in a session): N or MIN-MAX (uniform).")
-    var inputLength = "256"
+    @Option(
+        name: .customLong("input-len"), help: "Tokens of each prompt (of each new message in a session): N or MIN-MAX (uniform). (default: 256)")
+    var inputLength: String?
 
-    @Option(name: .customLong("output-len"), help: "Tokens to generate per request: N or MIN-MAX (uniform).")
-    var outputLength = "128"
+    @Option(
+        name: .customLong("output-len"),
+        help: "Tokens to generate per request: N or MIN-MAX (uniform). (default: 128; with a dataset, each recorded reply's length)")
+    var outputLength: String?
+
+    @Option(
+        name: .customLong("dataset-name"),
+        help: "random (words) or sharegpt (needs --dataset-path). (default: sharegpt with --dataset-path, else random)")
+    var datasetName: String?
+
+    @Option(
+        name: .customLong("dataset-path"),
+        help:
+            "A ShareGPT JSON file (such as ShareGPT_V3_unfiltered_cleaned_split.json): sessions from its conversations in an order shuffled by --seed, turns of a 4-1024 token prompt and a reply of 4 or more, 2048 tokens a request at most (or the server's context); lengths counted with --tokenizer, else estimated at 4 bytes a token."
+    )
+    var datasetPath: String?
 
     @Option(help: "qasper, govreport, narrativeqa or IN:OUT: the paper's workloads' lengths (times --scale) instead of --input-len and --output-len.")
     var workload: String?
@@ -74,7 +91,7 @@ struct BenchServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("api-key"), help: "Sent as a bearer token (default: $OPENAI_API_KEY if set).")
     var apiKey: String?
 
-    @Option(help: "The served model's directory: prompt lengths are counted with its tokenizer.")
+    @Option(help: "The served model's directory or GGUF file: prompt lengths are counted with its tokenizer.")
     var tokenizer: String?
 
     @Flag(name: .customLong("token-ids"), help: "Send completions prompts as token ids (needs --tokenizer; hifc and vLLM take them).")
@@ -113,24 +130,31 @@ struct BenchServeCommand: AsyncParsableCommand {
     @Option(help: "The plot's heading (default: the model, server and lengths).")
     var label: String?
 
+    /// Where the requests come from: random words of `shape`, or a dataset's conversations.
+    private enum RequestSource {
+        case words(ServeWorkload.Shape)
+        /// `outputTokens`: every request's output length, nil for each recorded reply's.
+        case shareGPT(ShareGPTDataset, path: String, outputTokens: Int?)
+    }
+
     func run() async throws {
-        let (settings, shape, rates, objectives, prompts) = try validated()
+        let (settings, source, rates, objectives, prompts) = try validated()
         let client = StreamingHTTPClient()
-        let measured: (settings: ServeBenchRunner.Settings, summaries: [ServeRunSummary])
+        let measured: (settings: ServeBenchRunner.Settings, shape: ServeWorkload.Shape, summaries: [ServeRunSummary])
         do {
-            measured = try await measure(settings, shape: shape, rates: rates, objectives: objectives, prompts: prompts, client: client)
+            measured = try await measure(settings, source: source, rates: rates, objectives: objectives, prompts: prompts, client: client)
         } catch {
             try? await client.shutdown()
             throw error
         }
         try await client.shutdown()
-        try report(measured.summaries, settings: measured.settings, shape: shape)
+        try report(measured.summaries, settings: measured.settings, shape: measured.shape)
     }
 
     private func measure(
-        _ settings: ServeBenchRunner.Settings, shape: ServeWorkload.Shape, rates: [RequestRate], objectives: ServiceLevelObjectives,
+        _ settings: ServeBenchRunner.Settings, source: RequestSource, rates: [RequestRate], objectives: ServiceLevelObjectives,
         prompts: SyntheticPrompt, client: StreamingHTTPClient
-    ) async throws -> (settings: ServeBenchRunner.Settings, summaries: [ServeRunSummary]) {
+    ) async throws -> (settings: ServeBenchRunner.Settings, shape: ServeWorkload.Shape, summaries: [ServeRunSummary]) {
         var settings = settings
         let served: ServedModels
         do { served = try await ServedModels.fetch(from: settings.baseURL, client: client, apiKey: settings.apiKey) } catch {
@@ -140,16 +164,30 @@ struct BenchServeCommand: AsyncParsableCommand {
             guard let first = served.models.first else { throw ValidationError("\(settings.baseURL) lists no model; pass --model") }
             settings.model = first.id
         }
-        if let context = served.models.first(where: { $0.id == settings.model })?.maxModelLength,
-            shape.longestPromptTokens + shape.outputLengths.maximum > context
-        {
-            throw ValidationError(
-                "the longest request (\(shape.longestPromptTokens) prompt + \(shape.outputLengths.maximum) output tokens) exceeds the model's context of \(context) tokens; shorten --input-len, --output-len, --turns or --shared-prefix"
-            )
-        }
-        let workload = ServeWorkload(shape: shape, seed: seed, prompts: prompts)
+        let context = served.models.first(where: { $0.id == settings.model })?.maxModelLength
         let runner = ServeBenchRunner(settings: settings, client: client, prompts: prompts)
-        try await checkFirstRequest(runner, workload: workload)
+        let overhead = try await checkFirstRequest(runner)
+        let workload: ServeWorkload
+        switch source {
+        case .words(let shape):
+            if let context, shape.longestPromptTokens + shape.outputLengths.maximum > context {
+                throw ValidationError(
+                    "the longest request (\(shape.longestPromptTokens) prompt + \(shape.outputLengths.maximum) output tokens) exceeds the model's context of \(context) tokens; shorten --input-len, --output-len, --turns or --shared-prefix"
+                )
+            }
+            workload = ServeWorkload(shape: shape, seed: seed, prompts: prompts)
+        case .shareGPT(let dataset, let path, let outputTokens):
+            // vLLM's 2048-token bound on a request, or the server's context where it is shorter;
+            // each message may add as many tokens as the first request's did (its template).
+            let sessions: [ServeWorkload.Session]
+            do {
+                sessions = try dataset.sessions(
+                    requests: numPrompts, turns: turns, outputTokens: outputTokens, maxRequestTokens: min(2048, context ?? 2048),
+                    tokensAddedPerMessage: overhead, seed: seed, prompts: prompts, path: path)
+            } catch { throw ValidationError(error.description) }
+            workload = ServeWorkload(dataset: path, sessions: sessions, turns: turns)
+        }
+        let shape = workload.shape
         if !json {
             FileHandle.standardError.write(Data((heading(settings, shape: shape) + "\n").utf8))
         }
@@ -164,27 +202,29 @@ struct BenchServeCommand: AsyncParsableCommand {
             progress.finish()
             summaries.append(ServeRunSummary(run, maxConcurrency: maxConcurrency, objectives: objectives))
         }
-        return (settings, summaries)
+        return (settings, shape, summaries)
     }
 
     /// One short request before the measured runs, so that a wrong model name, endpoint or key is
-    /// one clear error rather than every request of the run failing.
-    private func checkFirstRequest(_ runner: ServeBenchRunner, workload: ServeWorkload) async throws {
+    /// one clear error rather than every request of the run failing. Returns the prompt tokens the
+    /// server counted beyond the message's own (its chat template, a BOS), 0 if it reports none.
+    private func checkFirstRequest(_ runner: ServeBenchRunner) async throws -> Int {
         var probe = ServeWorkload(
             shape: .init(requests: 1, inputLengths: .fixed(8), outputLengths: .fixed(2)), seed: seed &+ 1, prompts: runner.prompts)
         probe.sessions[0].sharedPrefix = nil
         let run = await runner.run(probe, rate: .infinite, seed: seed) { _ in }
-        if let failure = run.outcomes.first?.failure {
+        guard let outcome = run.outcomes.first else { return 0 }
+        if let failure = outcome.failure {
             throw ValidationError(
                 "a first test request to \(runner.settings.baseURL) failed (\(failure)); check --base-url, --model, --endpoint and --api-key")
         }
+        return max(0, outcome.promptTokens - probe.sessions[0].turns[0].message.tokens)
     }
 
     private func heading(_ settings: ServeBenchRunner.Settings, shape: ServeWorkload.Shape) -> String {
-        var parts = [
-            "bench serve: \(settings.model) at \(settings.baseURL) (\(settings.endpoint.rawValue))", "\(shape.requests) requests",
-            "input \(shape.inputLengths) tokens", "output \(shape.outputLengths) tokens",
-        ]
+        var parts = ["bench serve: \(settings.model) at \(settings.baseURL) (\(settings.endpoint.rawValue))", "\(shape.requests) requests"]
+        if let dataset = shape.dataset { parts.append("ShareGPT \(dataset)") }
+        parts += ["input \(shape.inputLengths) tokens", "output \(shape.outputLengths) tokens"]
         if shape.turns > 1 { parts.append("\(shape.turns) turns per session") }
         if shape.sharedPrefixTokens > 0 { parts.append("shared prefix \(shape.sharedPrefixTokens) tokens x \(shape.prefixGroups) groups") }
         parts.append("max concurrency \(settings.maxConcurrency.map(String.init) ?? "unlimited")")
@@ -241,9 +281,9 @@ struct BenchServeCommand: AsyncParsableCommand {
         if s.retries > 0 { print("retried after 429: \(s.retries)") }
     }
 
-    /// The flags checked and turned into the runner's settings, the workload's shape, the rates,
-    /// the objectives and the prompt maker.
-    private func validated() throws -> (ServeBenchRunner.Settings, ServeWorkload.Shape, [RequestRate], ServiceLevelObjectives, SyntheticPrompt) {
+    /// The flags checked and turned into the runner's settings, where the requests come from, the
+    /// rates, the objectives and the prompt maker.
+    private func validated() throws -> (ServeBenchRunner.Settings, RequestSource, [RequestRate], ServiceLevelObjectives, SyntheticPrompt) {
         guard let kind = ServeEndpoint(rawValue: endpoint) else { throw ValidationError("unknown --endpoint '\(endpoint)'; use completions or chat") }
         guard numPrompts > 0 else { throw ValidationError("--num-prompts must be positive; got \(numPrompts)") }
         guard turns > 0 else { throw ValidationError("--turns must be positive; got \(turns)") }
@@ -266,8 +306,8 @@ struct BenchServeCommand: AsyncParsableCommand {
             base = try BaseURL(parsing: baseURL)
             rates = try RequestRate.list(parsing: requestRate)
             objectives = try ServiceLevelObjectives(parsing: goodput)
-            inputs = try LengthDistribution(parsing: inputLength)
-            outputs = try LengthDistribution(parsing: outputLength)
+            inputs = try LengthDistribution(parsing: inputLength ?? "256")
+            outputs = try LengthDistribution(parsing: outputLength ?? "128")
             if let workload {
                 let named = try BenchWorkload(parsing: workload)
                 inputs = named.promptLengths(scale: scale)
@@ -278,17 +318,48 @@ struct BenchServeCommand: AsyncParsableCommand {
         }
         var loaded: Tokenizer?
         if let tokenizer {
-            do { loaded = try Tokenizer(directory: tokenizer) } catch { throw ValidationError("--tokenizer \(tokenizer): \(error)") }
+            do {
+                loaded = GGUFFile.isGGUF(path: tokenizer) ? try Tokenizer(gguf: GGUFFile(path: tokenizer)) : try Tokenizer(directory: tokenizer)
+            } catch { throw ValidationError("--tokenizer \(tokenizer): \(error)") }
         }
         let settings = ServeBenchRunner.Settings(
             baseURL: base, endpoint: kind, model: model ?? "", apiKey: apiKey ?? ProcessInfo.processInfo.environment["OPENAI_API_KEY"],
             options: .init(temperature: temperature, ignoreEOS: ignoreEOS, tokenIDPrompts: tokenIDs, topP: topP, topK: topK, minP: minP),
             maxConcurrency: maxConcurrency,
             timeout: .milliseconds(Int64(timeout * 1000)), maxRetries: maxRetries)
-        let shape = ServeWorkload.Shape(
-            requests: numPrompts, inputLengths: inputs, outputLengths: outputs, turns: turns, sharedPrefixTokens: sharedPrefix,
-            prefixGroups: prefixGroups)
-        return (settings, shape, rates, objectives, SyntheticPrompt(tokenizer: loaded))
+        let source: RequestSource
+        switch datasetName ?? (datasetPath == nil ? "random" : "sharegpt") {
+        case "random":
+            if datasetPath != nil { throw ValidationError("--dataset-path needs --dataset-name sharegpt (random makes its prompts of words)") }
+            source = .words(
+                ServeWorkload.Shape(
+                    requests: numPrompts, inputLengths: inputs, outputLengths: outputs, turns: turns, sharedPrefixTokens: sharedPrefix,
+                    prefixGroups: prefixGroups))
+        case "sharegpt":
+            guard let datasetPath else { throw ValidationError("--dataset-name sharegpt needs --dataset-path FILE (a ShareGPT JSON file)") }
+            let ignored = [
+                ("--input-len", inputLength != nil), ("--workload", workload != nil), ("--shared-prefix", sharedPrefix != 0),
+                ("--prefix-groups", prefixGroups != 1),
+            ].filter(\.1).map(\.0)
+            if !ignored.isEmpty {
+                throw ValidationError(
+                    "\(ignored.joined(separator: ", ")) \(ignored.count > 1 ? "do" : "does") not apply to a dataset: its conversations give the prompts"
+                )
+            }
+            var fixedOutput: Int?
+            if let outputLength {
+                guard case .fixed(let count) = outputs else {
+                    throw ValidationError("--output-len with a dataset is one count for every request (got \(outputLength))")
+                }
+                fixedOutput = count
+            }
+            do { source = .shareGPT(try ShareGPTDataset(contentsOf: datasetPath), path: datasetPath, outputTokens: fixedOutput) } catch {
+                throw ValidationError(error.description)
+            }
+        case let other:
+            throw ValidationError("unknown --dataset-name '\(other)'; use random or sharegpt")
+        }
+        return (settings, source, rates, objectives, SyntheticPrompt(tokenizer: loaded))
     }
 }
 

@@ -10,7 +10,10 @@
 # CONTEXT (8192 tokens of KV in all: llama-server's -c, hifc's --kv-budget in 16-token blocks),
 # RATES (0.5,1,2,4,inf), NUM_PROMPTS (32), INPUT_LEN (128), OUTPUT_LEN (64), GOODPUT
 # (ttft:2000 tpot:100), ROUNDS (1), PORT (8150), LLAMA_ARGS (more llama-server flags, e.g. --poll 0),
-# SERVERS (hifc llama: which run, in this order each round).
+# SERVERS (hifc llama: which run, in this order each round), DATASET (a ShareGPT JSON file: its
+# conversations instead of INPUT_LEN words, counted with the GGUF's tokenizer; OUTPUT_LEN then fixes
+# every output, unset: each recorded reply's length; give each slot 2048 tokens of CONTEXT, the
+# bound on a dataset request, since llama-server does not report its slots' context).
 # Writes OUT/{hifc,llama}-ROUND.{json,csv,svg,log} and OUT/load.txt; prints a line per rate.
 set -uo pipefail
 hifc=$(realpath "${HIFC:?HIFC=hifc binary}")
@@ -25,10 +28,18 @@ trap 'rm -rf "$run_dir"' EXIT
 
 load() { echo "$(date -u +%H:%M:%S) $1: load average $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$out/load.txt"; }
 
+if [ -n "${DATASET:-}" ]; then
+    requests=(--dataset-path "$(realpath "$DATASET")" --tokenizer "$gguf" ${OUTPUT_LEN:+--output-len "$OUTPUT_LEN"})
+    lengths="completions, ShareGPT $(basename "$DATASET")${OUTPUT_LEN:+, output $OUTPUT_LEN}"
+else
+    requests=(--input-len "${INPUT_LEN:-128}" --output-len "${OUTPUT_LEN:-64}")
+    lengths="completions, input ${INPUT_LEN:-128}, output ${OUTPUT_LEN:-64}"
+fi
+
 sweep() {  # server name, label; the server listens on $port
     local name=$1 label=$2 rc
     "$hifc" bench serve --base-url "http://127.0.0.1:$port" --num-prompts "${NUM_PROMPTS:-32}" \
-        --input-len "${INPUT_LEN:-128}" --output-len "${OUTPUT_LEN:-64}" --request-rate "${RATES:-0.5,1,2,4,inf}" \
+        "${requests[@]}" --request-rate "${RATES:-0.5,1,2,4,inf}" \
         --goodput "${goodput[@]}" --json --csv "$out/$name.csv" --plot "$out/$name.svg" --label "$label" \
         > "$out/$name.json" 2> "$out/$name.log"
     rc=$?
@@ -53,7 +64,6 @@ wait_up() {  # pid
     return 1
 }
 
-lengths="completions, input ${INPUT_LEN:-128}, output ${OUTPUT_LEN:-64}"
 llama_name="llama.cpp $(basename "$(dirname "$llama_bin")")"
 
 start_server() {  # hifc or llama, round; sets pid and label
