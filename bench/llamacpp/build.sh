@@ -65,5 +65,6 @@ if [ "$missing" = 1 ]; then
     -DBUILD_SHARED_LIBS=OFF "${cmake_flags[@]}" >&2
   "$cmake_bin" --build "$build" -j "${JOBS:-$(nproc)}" --target "${targets[@]}" >&2
 fi
-echo "llama.cpp $version ($flavor): $("$build/bin/llama-bench" --version 2>&1 | head -1 || true)" >&2
+# Any built target prints the version (LLAMA_TARGETS may leave llama-bench out).
+echo "llama.cpp $version ($flavor): $("$build/bin/${targets[0]}" --version 2>&1 | head -1 || true)" >&2
 echo "$build/bin"
