@@ -31,6 +31,15 @@ public enum LengthDistribution: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
+    /// A fixed length N spread uniformly over N·(1 - ratio) to N·(1 + ratio), rounded (at least
+    /// 1), as `vllm bench serve --random-range-ratio` spreads its random lengths; a range is kept.
+    public func spread(by ratio: Double) -> LengthDistribution {
+        guard case .fixed(let count) = self, ratio > 0 else { return self }
+        let low = max(1, Int((Double(count) * (1 - ratio)).rounded()))
+        let high = max(low, Int((Double(count) * (1 + ratio)).rounded()))
+        return low == high ? .fixed(low) : .uniform(low...high)
+    }
+
     /// The mean length.
     public var mean: Double {
         switch self {

@@ -34,7 +34,7 @@ struct BenchServeCommand: AsyncParsableCommand {
     @Option(help: "The model name to request (default: the first the server lists at /v1/models).")
     var model: String?
 
-    @Option(help: "completions or chat.")
+    @Option(help: "completions or chat (or the path, /v1/completions or /v1/chat/completions).")
     var endpoint = "completions"
 
     @Option(name: .customLong("request-rate"), help: "Requests (sessions) per second, Poisson arrivals, or inf; a comma-separated list sweeps.")
@@ -44,13 +44,19 @@ struct BenchServeCommand: AsyncParsableCommand {
     var numPrompts = 100
 
     @Option(
-        name: .customLong("input-len"), help: "Tokens of each prompt (of each new message in a session): N or MIN-MAX (uniform). (default: 256)")
+        name: [.customLong("input-len"), .customLong("random-input-len")],
+        help: "Tokens of each prompt (of each new message in a session): N or MIN-MAX (uniform). (default: 256)")
     var inputLength: String?
 
     @Option(
-        name: .customLong("output-len"),
+        name: [.customLong("output-len"), .customLong("random-output-len")],
         help: "Tokens to generate per request: N or MIN-MAX (uniform). (default: 128; with a dataset, each recorded reply's length)")
     var outputLength: String?
+
+    @Option(
+        name: .customLong("random-range-ratio"),
+        help: "Spreads a fixed --input-len and --output-len N uniformly over N(1 - R) to N(1 + R), as vllm bench serve does (0: none).")
+    var randomRangeRatio: Double = 0
 
     @Option(
         name: .customLong("dataset-name"),
@@ -284,7 +290,10 @@ struct BenchServeCommand: AsyncParsableCommand {
     /// The flags checked and turned into the runner's settings, where the requests come from, the
     /// rates, the objectives and the prompt maker.
     private func validated() throws -> (ServeBenchRunner.Settings, RequestSource, [RequestRate], ServiceLevelObjectives, SyntheticPrompt) {
-        guard let kind = ServeEndpoint(rawValue: endpoint) else { throw ValidationError("unknown --endpoint '\(endpoint)'; use completions or chat") }
+        guard let kind = ServeEndpoint(naming: endpoint) else {
+            throw ValidationError("unknown --endpoint '\(endpoint)'; use completions or chat (or /v1/completions, /v1/chat/completions)")
+        }
+        guard randomRangeRatio >= 0, randomRangeRatio < 1 else { throw ValidationError("--random-range-ratio must be at least 0 and under 1") }
         guard numPrompts > 0 else { throw ValidationError("--num-prompts must be positive; got \(numPrompts)") }
         guard turns > 0 else { throw ValidationError("--turns must be positive; got \(turns)") }
         guard sharedPrefix >= 0, prefixGroups > 0 else { throw ValidationError("--shared-prefix must be at least 0 and --prefix-groups positive") }
@@ -306,8 +315,8 @@ struct BenchServeCommand: AsyncParsableCommand {
             base = try BaseURL(parsing: baseURL)
             rates = try RequestRate.list(parsing: requestRate)
             objectives = try ServiceLevelObjectives(parsing: goodput)
-            inputs = try LengthDistribution(parsing: inputLength ?? "256")
-            outputs = try LengthDistribution(parsing: outputLength ?? "128")
+            inputs = try LengthDistribution(parsing: inputLength ?? "256").spread(by: randomRangeRatio)
+            outputs = try LengthDistribution(parsing: outputLength ?? "128").spread(by: randomRangeRatio)
             if let workload {
                 let named = try BenchWorkload(parsing: workload)
                 inputs = named.promptLengths(scale: scale)
@@ -339,7 +348,7 @@ struct BenchServeCommand: AsyncParsableCommand {
             guard let datasetPath else { throw ValidationError("--dataset-name sharegpt needs --dataset-path FILE (a ShareGPT JSON file)") }
             let ignored = [
                 ("--input-len", inputLength != nil), ("--workload", workload != nil), ("--shared-prefix", sharedPrefix != 0),
-                ("--prefix-groups", prefixGroups != 1),
+                ("--prefix-groups", prefixGroups != 1), ("--random-range-ratio", randomRangeRatio != 0),
             ].filter(\.1).map(\.0)
             if !ignored.isEmpty {
                 throw ValidationError(

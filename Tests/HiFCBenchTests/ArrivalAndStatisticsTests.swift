@@ -62,6 +62,21 @@ final class ArrivalAndStatisticsTests: XCTestCase {
         XCTAssertEqual(govreport.outputLengths(scale: 0.1), .fixed(102))
     }
 
+    func testRangeRatioSpreadsAFixedLengthAsVLLMDoes() {
+        XCTAssertEqual(LengthDistribution.fixed(128).spread(by: 0.25), .uniform(96...160))
+        XCTAssertEqual(LengthDistribution.fixed(3).spread(by: 0.9), .uniform(1...6), "never below one token")
+        XCTAssertEqual(LengthDistribution.fixed(128).spread(by: 0), .fixed(128))
+        XCTAssertEqual(LengthDistribution.uniform(64...256).spread(by: 0.5), .uniform(64...256), "a range is kept as given")
+    }
+
+    func testEndpointsAreNamedOrGivenAsVLLMsPaths() {
+        XCTAssertEqual(ServeEndpoint(naming: "completions"), .completions)
+        XCTAssertEqual(ServeEndpoint(naming: "/v1/completions"), .completions)
+        XCTAssertEqual(ServeEndpoint(naming: "chat"), .chat)
+        XCTAssertEqual(ServeEndpoint(naming: "/v1/chat/completions"), .chat)
+        XCTAssertNil(ServeEndpoint(naming: "/v1/embeddings"))
+    }
+
     func testSummaryCountsThroughputGoodputAndErrors() {
         func answered(_ session: Int, ttft: Double, latency: Double, tokens: Int) -> RequestOutcome {
             RequestOutcome(
