@@ -14,8 +14,8 @@ struct BenchServeCommand: AsyncParsableCommand {
             Sends --num-prompts streaming requests to --base-url, arriving as a Poisson process of \
             --request-rate requests/s (inf: all at once; a comma-separated list sweeps the rates, \
             one run each, with the same requests), at most --max-concurrency in flight. Prompts are \
-            random common words, one word about one token (exact with --tokenizer DIR, the served \
-            model's directory); outputs are asked to run to their length (ignore_eos, which hifc, \
+            random common words, one word about one token (exact with --tokenizer, the served \
+            model's directory or GGUF); outputs are asked to run to their length (ignore_eos, which hifc, \
             vLLM and llama-server honour). --turns N makes sessions of N requests, each resending \
             the conversation so far with a new message; --shared-prefix T --prefix-groups K opens \
             each session with one of K documents of T tokens. Reports mean, p50, p90 and p99 of \
